@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Starts, stops and checks a single-node Apache Kafka (KRaft, combined broker+controller) on
+# 127.0.0.1, from the jars scripts/setup.sh fetched. State lives in .run/kafka-<port>/.
+#   scripts/kafka.sh start [--fresh]   start (and wait until ready); --fresh wipes old data
+#   scripts/kafka.sh stop              stop what `start` started, by pid
+#   scripts/kafka.sh status            exit 0 if running and ready
+# Environment: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
+#              KAFKA_HEAP (default 512m), KAFKA_READY_TIMEOUT seconds (default 90).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PORT=${KAFKA_PORT:-9092}
+CPORT=${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
+HEAP=${KAFKA_HEAP:-512m}
+READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
+RUN="$ROOT/.run/kafka-$PORT"
+LIBS="$ROOT/.deps/kafka/libs"
+PIDFILE="$RUN/kafka.pid"
+
+log() { printf '[kafka] %s\n' "$*" >&2; }
+
+is_running() {
+  [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+}
+
+is_ready() {
+  is_running && grep -q "Kafka Server started" "$RUN/logs/server.log" 2>/dev/null \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+}
+
+write_config() {
+  mkdir -p "$RUN/data" "$RUN/logs"
+  cat > "$RUN/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CPORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$RUN/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=104857600
+CONF
+  cat > "$RUN/log4j2.properties" <<CONF
+appender.file.type=File
+appender.file.name=FILE
+appender.file.fileName=$RUN/logs/server.log
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.file.ref=FILE
+logger.kafka.name=kafka
+logger.kafka.level=INFO
+logger.apache.name=org.apache.kafka
+logger.apache.level=WARN
+CONF
+}
+
+java_run() {
+  java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$RUN/log4j2.properties" \
+    -cp "$LIBS/*" "$@"
+}
+
+start() {
+  local fresh=0
+  [ "${1:-}" = "--fresh" ] && fresh=1
+  [ -f "$ROOT/.deps/kafka/.complete" ] || { log "Kafka jars missing: run scripts/setup.sh"; exit 1; }
+  if is_running; then
+    if [ $fresh -eq 0 ]; then log "already running (pid $(cat "$PIDFILE"))"; wait_ready; return; fi
+    stop
+  fi
+  [ $fresh -eq 1 ] && rm -rf "$RUN"
+  write_config
+  if [ ! -f "$RUN/data/meta.properties" ]; then
+    local cluster_id
+    cluster_id=$(java_run kafka.tools.StorageTool random-uuid)
+    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$RUN/server.properties" \
+      > "$RUN/logs/format.log" 2>&1 || { log "format failed:"; cat "$RUN/logs/format.log" >&2; exit 1; }
+  fi
+  : > "$RUN/logs/server.log"
+  # setsid: the broker is not in our process group, so Ctrl-C on `make` does not half-kill it;
+  # `stop` ends it by pid.
+  setsid bash -c 'exec "$@"' _ java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$RUN/log4j2.properties" \
+    -cp "$LIBS/*" kafka.Kafka "$RUN/server.properties" \
+    > "$RUN/logs/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$PIDFILE"
+  log "started pid $(cat "$PIDFILE") on 127.0.0.1:$PORT"
+  wait_ready
+}
+
+wait_ready() {
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until is_ready; do
+    if ! is_running; then
+      log "broker exited during start-up; last lines of its logs:"
+      tail -n 30 "$RUN/logs/stdout.log" "$RUN/logs/server.log" >&2 || true
+      rm -f "$PIDFILE"; exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "not ready after ${READY_TIMEOUT}s; stopping it"; stop; exit 1
+    fi
+    sleep 0.5
+  done
+  log "ready on 127.0.0.1:$PORT"
+}
+
+stop() {
+  if ! [ -f "$PIDFILE" ]; then log "not running"; return 0; fi
+  local pid; pid=$(cat "$PIDFILE")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored SIGTERM; SIGKILL"; kill -KILL "$pid" || true; fi
+  fi
+  rm -f "$PIDFILE"
+  log "stopped (pid $pid)"
+}
+
+case "${1:-}" in
+  start) shift; start "$@" ;;
+  stop) stop ;;
+  status) if is_ready; then echo "running pid $(cat "$PIDFILE") port $PORT"; else echo "not running"; exit 1; fi ;;
+  *) echo "usage: $0 start [--fresh] | stop | status" >&2; exit 2 ;;
+esac

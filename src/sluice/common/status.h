@@ -1,0 +1,39 @@
+// Error helpers over arrow::Status: formatted constructors and error classification.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+
+namespace sluice {
+
+// Whether retrying the same work later may succeed (broker away, commit race) or not.
+enum class Retryable { kNo, kYes };
+
+// Attached to a Status to say it may succeed when retried.
+class RetryableDetail : public arrow::StatusDetail {
+ public:
+  const char* type_id() const override { return "sluice::retryable"; }
+  std::string ToString() const override { return "retryable"; }
+};
+
+bool is_retryable(const arrow::Status& status);
+arrow::Status mark_retryable(arrow::Status status);
+
+template <typename... Args>
+arrow::Status invalid(fmt::format_string<Args...> f, Args&&... args) {
+  return arrow::Status::Invalid(fmt::format(f, std::forward<Args>(args)...));
+}
+
+template <typename... Args>
+arrow::Status io_error(fmt::format_string<Args...> f, Args&&... args) {
+  return arrow::Status::IOError(fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Adds context in front of an error's message, keeping its code and detail.
+arrow::Status with_context(const arrow::Status& status, const std::string& context);
+
+}  // namespace sluice

@@ -1,0 +1,103 @@
+// Delta log actions (PROTOCOL.md "Actions") as plain structs, and their JSON form: one action
+// per line of a commit file.
+#pragma once
+
+#include <arrow/result.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace sluice::delta {
+
+struct Protocol {
+  int32_t min_reader_version = 1;
+  int32_t min_writer_version = 2;
+  std::optional<std::vector<std::string>> reader_features;
+  std::optional<std::vector<std::string>> writer_features;
+  bool operator==(const Protocol&) const = default;
+};
+
+struct Format {
+  std::string provider = "parquet";
+  std::map<std::string, std::string> options;
+  bool operator==(const Format&) const = default;
+};
+
+struct Metadata {
+  std::string id;
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+  Format format;
+  std::string schema_string;  // Delta schema JSON (Spark StructType JSON)
+  std::vector<std::string> partition_columns;
+  std::map<std::string, std::string> configuration;
+  std::optional<int64_t> created_time;
+  bool operator==(const Metadata&) const = default;
+};
+
+// A partition value as the protocol serializes it: a string, or null.
+using PartitionValues = std::map<std::string, std::optional<std::string>>;
+
+struct Add {
+  std::string path;  // relative to the table root, URI-encoded
+  PartitionValues partition_values;
+  int64_t size = 0;
+  int64_t modification_time = 0;
+  bool data_change = true;
+  std::optional<std::string> stats;  // JSON text, see stats.h
+  std::optional<std::map<std::string, std::string>> tags;
+  bool operator==(const Add&) const = default;
+};
+
+struct Remove {
+  std::string path;
+  std::optional<int64_t> deletion_timestamp;
+  bool data_change = true;
+  std::optional<bool> extended_file_metadata;
+  std::optional<PartitionValues> partition_values;
+  std::optional<int64_t> size;
+  bool operator==(const Remove&) const = default;
+};
+
+// Application transaction progress: the idempotency key of exactly-once writes.
+struct Txn {
+  std::string app_id;
+  int64_t version = 0;
+  std::optional<int64_t> last_updated;
+  bool operator==(const Txn&) const = default;
+};
+
+// Free-form provenance; kept as JSON since writers put arbitrary fields in it.
+struct CommitInfo {
+  nlohmann::json value = nlohmann::json::object();
+  bool operator==(const CommitInfo&) const = default;
+};
+
+// An action this engine does not model (cdc, domainMetadata, sidecar, ...), kept verbatim.
+struct OtherAction {
+  std::string kind;
+  nlohmann::json value;
+  bool operator==(const OtherAction&) const = default;
+};
+
+using Action = std::variant<Protocol, Metadata, Add, Remove, Txn, CommitInfo, OtherAction>;
+
+nlohmann::json to_json(const Action& action);
+arrow::Result<Action> action_from_json(const nlohmann::json& j);
+
+// One commit file's text: each action on its own line, newline-terminated.
+std::string serialize_commit(const std::vector<Action>& actions);
+// Parses a commit file; `source` names it in errors (e.g. the file path).
+arrow::Result<std::vector<Action>> parse_commit(std::string_view text, const std::string& source);
+
+// Percent-encoding of paths in add/remove actions (RFC 3986 unreserved set kept, '/' kept).
+std::string uri_encode_path(std::string_view path);
+arrow::Result<std::string> uri_decode_path(std::string_view path);
+
+}  // namespace sluice::delta

@@ -1,0 +1,61 @@
+// Writes Arrow record batches into one Parquet data file of a Delta table and describes it
+// as an `add` action (size, stats) once closed.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/io/type_fwd.h>
+#include <arrow/type_fwd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "sluice/delta/actions.h"
+#include "sluice/delta/stats.h"
+
+namespace parquet::arrow {
+class FileWriter;
+}
+
+namespace sluice::delta {
+
+enum class Compression { kZstd, kSnappy, kUncompressed };
+
+struct DataFileOptions {
+  Compression compression = Compression::kZstd;
+  int64_t row_group_rows = 1 << 20;
+  int64_t target_file_bytes = 128ll << 20;
+};
+
+class DataFileWriter {
+ public:
+  // Opens a new file under `table_root` (in `relative_dir`, "" for the root).
+  static arrow::Result<std::unique_ptr<DataFileWriter>> make(
+      const std::filesystem::path& table_root, const std::string& relative_dir,
+      std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options);
+  ~DataFileWriter();
+
+  arrow::Status write(const arrow::RecordBatch& batch);
+  int64_t num_rows() const { return stats_.num_records(); }
+  // Bytes of Parquet written so far (row groups still buffered are not counted).
+  int64_t bytes_written() const;
+  bool reached_target() const { return bytes_written() >= options_.target_file_bytes; }
+
+  // Finishes and fsyncs the file; returns its add action (path relative, URI-encoded).
+  arrow::Result<Add> close();
+  // Deletes the file; for errors before commit.
+  void abort();
+
+ private:
+  DataFileWriter() = default;
+  std::filesystem::path full_path_;
+  std::string relative_path_;
+  std::shared_ptr<arrow::Schema> schema_;
+  DataFileOptions options_;
+  std::shared_ptr<arrow::io::OutputStream> sink_;
+  std::unique_ptr<parquet::arrow::FileWriter> writer_;
+  StatsCollector stats_{nullptr};
+  bool closed_ = false;
+};
+
+}  // namespace sluice::delta

@@ -1,0 +1,131 @@
+// Local-filesystem _delta_log store.
+#include "sluice/delta/log_store.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+
+namespace sluice::delta {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Parses "%020d.json" into a version; nullopt for any other name.
+std::optional<DeltaVersion> commit_version_of(const std::string& name) {
+  if (name.size() != 25 || name.compare(20, 5, ".json") != 0) return std::nullopt;
+  int64_t v = 0;
+  for (int i = 0; i < 20; ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    v = v * 10 + (name[i] - '0');
+  }
+  return DeltaVersion(v);
+}
+
+}  // namespace
+
+LogStore::LogStore(fs::path table_root) : root_(std::move(table_root)) {}
+
+fs::path LogStore::commit_path(DeltaVersion v) const {
+  return log_dir() / fmt::format("{:020d}.json", v.value());
+}
+
+arrow::Result<std::vector<DeltaVersion>> LogStore::list_commits() const {
+  std::vector<DeltaVersion> out;
+  std::error_code ec;
+  if (!fs::exists(log_dir(), ec)) return out;
+  for (fs::directory_iterator it(log_dir(), ec), end; !ec && it != end; it.increment(ec)) {
+    if (auto v = commit_version_of(it->path().filename().string())) out.push_back(*v);
+  }
+  if (ec) return io_error("cannot list {}: {}", log_dir().string(), ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+arrow::Result<std::optional<DeltaVersion>> LogStore::latest_version() const {
+  ARROW_ASSIGN_OR_RAISE(auto versions, list_commits());
+  if (versions.empty()) return std::optional<DeltaVersion>{};
+  return std::optional<DeltaVersion>{versions.back()};
+}
+
+arrow::Result<std::string> LogStore::read_commit(DeltaVersion v) const {
+  auto path = commit_path(v);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return io_error("cannot read Delta commit {}: {}", path.string(), errno_text());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+arrow::Status fsync_directory(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open directory {}: {}", dir.string(), errno_text());
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) return io_error("fsync {}: {}", dir.string(), std::strerror(saved));
+  return arrow::Status::OK();
+}
+
+arrow::Status write_file_durably(const fs::path& path, const std::string& content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error("cannot create {}: {}", path.string(), errno_text());
+  size_t written = 0;
+  while (written < content.size()) {
+    ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      ::close(fd);
+      ::unlink(path.c_str());
+      return io_error("cannot write {}: {}", path.string(), std::strerror(saved));
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int saved = errno;
+    ::unlink(path.c_str());
+    return io_error("cannot flush {}: {}", path.string(), std::strerror(saved));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<PutResult> LogStore::put_commit_if_absent(DeltaVersion v,
+                                                        const std::string& content) const {
+  std::error_code ec;
+  fs::create_directories(log_dir(), ec);
+  if (ec) return io_error("cannot create {}: {}", log_dir().string(), ec.message());
+  const fs::path target = commit_path(v);
+  const fs::path tmp = log_dir() / fmt::format(".{:020d}.json.{}.tmp", v.value(), random_uuid());
+  ARROW_RETURN_NOT_OK(write_file_durably(tmp, content));
+
+  int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    // Filesystem without RENAME_NOREPLACE: link() also refuses to replace.
+    rc = ::link(tmp.c_str(), target.c_str());
+    int saved = errno;
+    ::unlink(tmp.c_str());
+    errno = saved;
+  }
+  if (rc != 0) {
+    int saved = errno;
+    ::unlink(tmp.c_str());
+    if (saved == EEXIST) return PutResult::kAlreadyExists;
+    return io_error("cannot publish Delta commit {}: {}", target.string(), std::strerror(saved));
+  }
+  ARROW_RETURN_NOT_OK(fsync_directory(log_dir()));
+  return PutResult::kWritten;
+}
+
+}  // namespace sluice::delta

@@ -1,0 +1,23 @@
+// Arrow schema <-> Delta schema JSON (Spark StructType JSON, PROTOCOL.md "Schema
+// Serialization Format").
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <memory>
+#include <string>
+
+namespace sluice::delta {
+
+// Serializes an Arrow schema to Delta's schemaString. Timestamps must be microsecond
+// (with a time zone: `timestamp`; without: `timestamp_ntz`).
+arrow::Result<std::string> to_delta_schema_string(const arrow::Schema& schema);
+
+// Parses a schemaString into an Arrow schema (timestamps as microsecond UTC).
+arrow::Result<std::shared_ptr<arrow::Schema>> from_delta_schema_string(const std::string& text);
+
+// Whether any field (at any depth) needs the timestampNtz table feature.
+bool uses_timestamp_ntz(const arrow::Schema& schema);
+
+}  // namespace sluice::delta

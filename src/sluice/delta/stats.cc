@@ -1,0 +1,218 @@
+// Per-file column statistics.
+#include "sluice/delta/stats.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "sluice/common/status.h"
+
+namespace sluice::delta {
+
+using nlohmann::json;
+
+namespace {
+
+bool has_min_max(const arrow::DataType& type) {
+  switch (type.id()) {
+    case arrow::Type::INT8:
+    case arrow::Type::INT16:
+    case arrow::Type::INT32:
+    case arrow::Type::INT64:
+    case arrow::Type::FLOAT:
+    case arrow::Type::DOUBLE:
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::DATE32:
+    case arrow::Type::TIMESTAMP:
+    case arrow::Type::DECIMAL128:
+      return true;
+    default:
+      return false;  // binary, boolean, nested: Delta writers keep only nullCount
+  }
+}
+
+// Number of bytes in the first `max_chars` UTF-8 code points of `s`.
+size_t utf8_prefix_bytes(std::string_view s, size_t max_chars) {
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (chars == max_chars) return i;
+      ++chars;
+    }
+  }
+  return s.size();
+}
+
+enum class Bound { kMin, kMax };
+
+// JSON value of a min or max scalar, or null JSON when the value must be omitted.
+json scalar_json(const arrow::Scalar& s, Bound bound) {
+  if (!s.is_valid) return nullptr;
+  switch (s.type->id()) {
+    case arrow::Type::INT8: return static_cast<const arrow::Int8Scalar&>(s).value;
+    case arrow::Type::INT16: return static_cast<const arrow::Int16Scalar&>(s).value;
+    case arrow::Type::INT32: return static_cast<const arrow::Int32Scalar&>(s).value;
+    case arrow::Type::INT64: return static_cast<const arrow::Int64Scalar&>(s).value;
+    case arrow::Type::FLOAT: {
+      float v = static_cast<const arrow::FloatScalar&>(s).value;
+      return std::isfinite(v) ? json(v) : json(nullptr);
+    }
+    case arrow::Type::DOUBLE: {
+      double v = static_cast<const arrow::DoubleScalar&>(s).value;
+      return std::isfinite(v) ? json(v) : json(nullptr);
+    }
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING: {
+      auto view = static_cast<const arrow::BaseBinaryScalar&>(s).view();
+      size_t n = utf8_prefix_bytes(view, kStatsStringPrefixChars);
+      if (n < view.size() && bound == Bound::kMax) return nullptr;
+      return std::string(view.substr(0, n));
+    }
+    case arrow::Type::DATE32:
+      return format_date32(static_cast<const arrow::Date32Scalar&>(s).value);
+    case arrow::Type::TIMESTAMP: {
+      const auto& ts = static_cast<const arrow::TimestampScalar&>(s);
+      const auto& type = static_cast<const arrow::TimestampType&>(*s.type);
+      return format_timestamp_micros(ts.value, !type.timezone().empty(), bound == Bound::kMax);
+    }
+    case arrow::Type::DECIMAL128: {
+      // Spark writes decimal stats as JSON numbers.
+      auto parsed = json::parse(s.ToString(), nullptr, false);
+      return parsed.is_discarded() ? json(nullptr) : parsed;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+// Accumulates one column; struct columns hold one child accumulator per field.
+struct StatsCollector::Column {
+  std::shared_ptr<arrow::Field> field;
+  int64_t null_count = 0;
+  arrow::ScalarVector mins, maxs;  // per-batch bounds, merged in finish()
+  std::vector<std::unique_ptr<Column>> children;
+
+  explicit Column(std::shared_ptr<arrow::Field> f) : field(std::move(f)) {
+    if (field->type()->id() == arrow::Type::STRUCT) {
+      for (const auto& child : field->type()->fields()) {
+        children.push_back(std::make_unique<Column>(child));
+      }
+    }
+  }
+
+  arrow::Status update(const std::shared_ptr<arrow::Array>& array) {
+    null_count += array->null_count();
+    if (!children.empty()) {
+      const auto& st = static_cast<const arrow::StructArray&>(*array);
+      for (size_t i = 0; i < children.size(); ++i) {
+        // Flattened: a child is null where its parent is null, as readers see it.
+        ARROW_ASSIGN_OR_RAISE(auto child, st.GetFlattenedField(static_cast<int>(i)));
+        ARROW_RETURN_NOT_OK(children[i]->update(child));
+      }
+      return arrow::Status::OK();
+    }
+    if (!has_min_max(*field->type()) || array->null_count() == array->length()) {
+      return arrow::Status::OK();
+    }
+    ARROW_ASSIGN_OR_RAISE(auto datum, arrow::compute::MinMax(array));
+    const auto& pair = datum.scalar_as<arrow::StructScalar>();
+    mins.push_back(pair.value[0]);
+    maxs.push_back(pair.value[1]);
+    return arrow::Status::OK();
+  }
+
+  static arrow::Result<std::shared_ptr<arrow::Scalar>> reduce(const arrow::ScalarVector& values,
+                                                              Bound bound) {
+    if (values.size() == 1) return values[0];
+    std::unique_ptr<arrow::ArrayBuilder> builder;
+    ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), values[0]->type, &builder));
+    ARROW_RETURN_NOT_OK(builder->AppendScalars(values));
+    ARROW_ASSIGN_OR_RAISE(auto array, builder->Finish());
+    ARROW_ASSIGN_OR_RAISE(auto datum, arrow::compute::MinMax(array));
+    return datum.scalar_as<arrow::StructScalar>().value[bound == Bound::kMin ? 0 : 1];
+  }
+
+  // Writes this column's entries into the three stats objects; empty objects are left out.
+  arrow::Status emit(json& min_out, json& max_out, json& null_out) const {
+    const std::string& name = field->name();
+    if (!children.empty()) {
+      json cmin = json::object(), cmax = json::object(), cnull = json::object();
+      for (const auto& c : children) ARROW_RETURN_NOT_OK(c->emit(cmin, cmax, cnull));
+      if (!cmin.empty()) min_out[name] = std::move(cmin);
+      if (!cmax.empty()) max_out[name] = std::move(cmax);
+      null_out[name] = std::move(cnull);
+      return arrow::Status::OK();
+    }
+    null_out[name] = null_count;
+    if (mins.empty()) return arrow::Status::OK();
+    ARROW_ASSIGN_OR_RAISE(auto lo, reduce(mins, Bound::kMin));
+    ARROW_ASSIGN_OR_RAISE(auto hi, reduce(maxs, Bound::kMax));
+    if (auto j = scalar_json(*lo, Bound::kMin); !j.is_null()) min_out[name] = std::move(j);
+    if (auto j = scalar_json(*hi, Bound::kMax); !j.is_null()) max_out[name] = std::move(j);
+    return arrow::Status::OK();
+  }
+};
+
+StatsCollector::StatsCollector(std::shared_ptr<arrow::Schema> schema) : schema_(std::move(schema)) {
+  for (const auto& f : schema_->fields()) columns_.push_back(std::make_unique<Column>(f));
+}
+StatsCollector::~StatsCollector() = default;
+StatsCollector::StatsCollector(StatsCollector&&) noexcept = default;
+StatsCollector& StatsCollector::operator=(StatsCollector&&) noexcept = default;
+
+arrow::Status StatsCollector::update(const arrow::RecordBatch& batch) {
+  if (batch.num_columns() != static_cast<int>(columns_.size())) {
+    return invalid("stats: batch has {} columns, schema has {}", batch.num_columns(),
+                   columns_.size());
+  }
+  num_records_ += batch.num_rows();
+  for (int i = 0; i < batch.num_columns(); ++i) {
+    ARROW_RETURN_NOT_OK(columns_[i]->update(batch.column(i)));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::string> StatsCollector::finish() const {
+  json min_values = json::object(), max_values = json::object(), null_count = json::object();
+  for (const auto& c : columns_) ARROW_RETURN_NOT_OK(c->emit(min_values, max_values, null_count));
+  json stats = {{"numRecords", num_records_},
+                {"minValues", min_values},
+                {"maxValues", max_values},
+                {"nullCount", null_count}};
+  return stats.dump();
+}
+
+std::string format_date32(int32_t days) {
+  using namespace std::chrono;
+  year_month_day ymd{sys_days{std::chrono::days{days}}};
+  return fmt::format("{:04d}-{:02d}-{:02d}", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+}
+
+std::string format_timestamp_micros(int64_t micros, bool utc, bool round_up) {
+  using namespace std::chrono;
+  int64_t millis = micros / 1000;
+  int64_t rem = micros % 1000;
+  if (rem < 0) {  // floor division for times before 1970
+    millis -= 1;
+    rem += 1000;
+  }
+  if (round_up && rem != 0) millis += 1;
+  sys_time<milliseconds> tp{milliseconds{millis}};
+  auto day = floor<std::chrono::days>(tp);
+  year_month_day ymd{day};
+  hh_mm_ss hms{tp - day};
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}{}",
+                     static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()), hms.hours().count(),
+                     hms.minutes().count(), hms.seconds().count(), hms.subseconds().count(),
+                     utc ? "Z" : "");
+}
+
+}  // namespace sluice::delta

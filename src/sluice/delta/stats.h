@@ -1,0 +1,43 @@
+// Per-file column statistics (PROTOCOL.md "Per-file Statistics"): numRecords, and for every
+// leaf column minValues, maxValues and nullCount, gathered batch by batch as a file is written.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::delta {
+
+// Longest string prefix kept in min/max stats; a longer max is omitted (a prefix is no
+// upper bound).
+inline constexpr size_t kStatsStringPrefixChars = 32;
+
+class StatsCollector {
+ public:
+  explicit StatsCollector(std::shared_ptr<arrow::Schema> schema);
+  ~StatsCollector();
+  StatsCollector(StatsCollector&&) noexcept;
+  StatsCollector& operator=(StatsCollector&&) noexcept;
+
+  arrow::Status update(const arrow::RecordBatch& batch);
+  int64_t num_records() const { return num_records_; }
+  // The stats JSON text for an `add` action.
+  arrow::Result<std::string> finish() const;
+
+  struct Column;  // per-leaf accumulator, defined in stats.cc
+
+ private:
+  std::shared_ptr<arrow::Schema> schema_;
+  std::vector<std::unique_ptr<Column>> columns_;  // one per top-level field
+  int64_t num_records_ = 0;
+};
+
+// Formats for stats and partition values, shared with the partition-value serializer.
+std::string format_date32(int32_t days);
+// ISO-8601 with milliseconds; `round_up` rounds sub-millisecond parts up (for max values).
+std::string format_timestamp_micros(int64_t micros, bool utc, bool round_up);
+
+}  // namespace sluice::delta

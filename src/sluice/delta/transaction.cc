@@ -1,0 +1,101 @@
+// Optimistic Delta commits.
+#include "sluice/delta/transaction.h"
+
+#include <set>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+
+namespace sluice::delta {
+
+Transaction::Transaction(std::shared_ptr<LogStore> store,
+                         std::shared_ptr<const Snapshot> read_snapshot)
+    : store_(std::move(store)), read_snapshot_(std::move(read_snapshot)), txn_id_(random_uuid()) {}
+
+void Transaction::set_txn(std::string app_id, int64_t version) {
+  txns_.push_back(Txn{std::move(app_id), version, now_millis()});
+}
+
+std::vector<Action> Transaction::actions_for_commit(const CommitOptions& options,
+                                                    int64_t read_version) const {
+  std::vector<Action> actions;
+  nlohmann::json info = {
+      {"timestamp", now_millis()},
+      {"operation", options.operation},
+      {"operationParameters", options.operation_parameters},
+      {"isolationLevel", "Serializable"},
+      {"isBlindAppend", removes_.empty() && !metadata_ && read_snapshot_ != nullptr},
+      {"operationMetrics", options.operation_metrics},
+      {"engineInfo", "sluice/" SLUICE_VERSION},
+      {"txnId", txn_id_},
+  };
+  if (read_version >= 0) info["readVersion"] = read_version;
+  // commitInfo first, as Spark writes it, so tools that peek at line 1 find it.
+  actions.emplace_back(CommitInfo{std::move(info)});
+  if (protocol_) actions.emplace_back(*protocol_);
+  if (metadata_) actions.emplace_back(*metadata_);
+  for (const auto& t : txns_) actions.emplace_back(t);
+  for (const auto& r : removes_) actions.emplace_back(r);
+  for (const auto& a : adds_) actions.emplace_back(a);
+  return actions;
+}
+
+arrow::Status Transaction::check_conflicts(const std::vector<Action>& winning,
+                                           DeltaVersion v) const {
+  const std::string table = store_->table_root().string();
+  if (!read_snapshot_) {
+    return invalid("conflict: table {} was created concurrently (version {} exists)", table,
+                   v.value());
+  }
+  std::set<std::string> my_apps;
+  for (const auto& t : txns_) my_apps.insert(t.app_id);
+  std::set<std::string> my_removes;
+  for (const auto& r : removes_) my_removes.insert(r.path);
+  for (const auto& action : winning) {
+    if (std::holds_alternative<Metadata>(action) || std::holds_alternative<Protocol>(action)) {
+      return invalid(
+          "conflict: a concurrent commit (version {}) changed the metadata or protocol of {}; "
+          "re-read the table and try again",
+          v.value(), table);
+    }
+    if (const auto* t = std::get_if<Txn>(&action); t && my_apps.count(t->app_id)) {
+      return invalid(
+          "conflict: a concurrent commit (version {}) to {} recorded progress for '{}' "
+          "(another writer is processing the same source)",
+          v.value(), table, t->app_id);
+    }
+    if (const auto* r = std::get_if<Remove>(&action); r && my_removes.count(r->path)) {
+      return invalid("conflict: file {} of {} was removed concurrently (version {})", r->path,
+                     table, v.value());
+    }
+  }
+  if (metadata_ || protocol_) {
+    return invalid("conflict: {} changed (version {}) while this commit changed its metadata",
+                   table, v.value());
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
+  if (!read_snapshot_ && (!protocol_ || !metadata_)) {
+    return invalid("creating table {} needs protocol and metadata",
+                   store_->table_root().string());
+  }
+  const int64_t read_version = read_snapshot_ ? read_snapshot_->version().value() : -1;
+  DeltaVersion attempt_version(read_version + 1);
+  for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
+    const std::string content = serialize_commit(actions_for_commit(options, read_version));
+    ARROW_ASSIGN_OR_RAISE(auto put, store_->put_commit_if_absent(attempt_version, content));
+    if (put == PutResult::kWritten) return CommitResult{attempt_version, attempt};
+    // Lost the race: check what won, then try the next version.
+    ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
+    ARROW_ASSIGN_OR_RAISE(auto winning,
+                          parse_commit(text, store_->commit_path(attempt_version).string()));
+    ARROW_RETURN_NOT_OK(check_conflicts(winning, attempt_version));
+    attempt_version = attempt_version.next();
+  }
+  return mark_retryable(invalid("gave up committing to {} after {} lost races",
+                                store_->table_root().string(), options.max_attempts));
+}
+
+}  // namespace sluice::delta

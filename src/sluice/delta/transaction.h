@@ -1,0 +1,64 @@
+// A transaction: the actions one commit adds to a table, committed optimistically with
+// put-if-absent, conflict detection against the commits that won a race, and retry.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/common/strong_types.h"
+#include "sluice/delta/actions.h"
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/snapshot.h"
+
+namespace sluice::delta {
+
+struct CommitOptions {
+  std::string operation = "WRITE";  // commitInfo.operation, e.g. "STREAMING UPDATE"
+  nlohmann::json operation_parameters = nlohmann::json::object();
+  nlohmann::json operation_metrics = nlohmann::json::object();
+  int max_attempts = 100;
+};
+
+struct CommitResult {
+  DeltaVersion version;
+  int attempts = 1;  // 1 when no race was lost
+};
+
+class Transaction {
+ public:
+  // `read_snapshot` is the state the transaction's decisions were based on; null when the
+  // transaction creates the table (it must then set protocol and metadata).
+  Transaction(std::shared_ptr<LogStore> store, std::shared_ptr<const Snapshot> read_snapshot);
+
+  void set_protocol(Protocol protocol) { protocol_ = std::move(protocol); }
+  void set_metadata(Metadata metadata) { metadata_ = std::move(metadata); }
+  void add_file(Add add) { adds_.push_back(std::move(add)); }
+  void remove_file(Remove remove) { removes_.push_back(std::move(remove)); }
+  // Records application progress; a concurrent commit of the same appId is a conflict.
+  void set_txn(std::string app_id, int64_t version);
+
+  const std::vector<Add>& adds() const { return adds_; }
+
+  // Commits at the next free version. Error codes: AlreadyExists-class conflicts come back as
+  // Status::Invalid with "conflict" in the message and are not retryable.
+  arrow::Result<CommitResult> commit(const CommitOptions& options);
+
+ private:
+  arrow::Status check_conflicts(const std::vector<Action>& winning, DeltaVersion v) const;
+  std::vector<Action> actions_for_commit(const CommitOptions& options, int64_t read_version) const;
+
+  std::shared_ptr<LogStore> store_;
+  std::shared_ptr<const Snapshot> read_snapshot_;
+  std::optional<Protocol> protocol_;
+  std::optional<Metadata> metadata_;
+  std::vector<Add> adds_;
+  std::vector<Remove> removes_;
+  std::vector<Txn> txns_;
+  std::string txn_id_;
+};
+
+}  // namespace sluice::delta

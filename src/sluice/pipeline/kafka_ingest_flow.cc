@@ -1,0 +1,252 @@
+// The bronze flow: Kafka topic -> Delta table, exactly once.
+#include "sluice/pipeline/kafka_ingest_flow.h"
+
+#include <arrow/record_batch.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <map>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+#include "sluice/delta/data_file_writer.h"
+#include "sluice/delta/table.h"
+#include "sluice/delta/transaction.h"
+#include "sluice/kafka/consumer.h"
+#include "sluice/kafka/source_schema.h"
+
+namespace sluice::pipeline {
+
+namespace {
+
+struct PartitionProgress {
+  KafkaOffset next;  // next offset to read (= txn version)
+  KafkaOffset end;   // high-water mark at start: the run stops there
+  bool done() const { return next >= end; }
+};
+
+class IngestRun {
+ public:
+  IngestRun(const PipelineConfig& config, const BronzeTableConfig& table,
+            const IngestOptions& options)
+      : config_(config),
+        table_(table),
+        options_(options),
+        store_(std::make_shared<delta::LogStore>(config.table_path(table.table))),
+        query_id_(random_uuid()) {
+    report_.table = table.table;
+    report_.topic = table.topic;
+  }
+
+  arrow::Result<IngestReport> run() {
+    ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
+    if (snapshot_ && !snapshot_->schema()->Equals(*kafka::kafka_source_schema(), false)) {
+      return invalid(
+          "table {} at {} exists with a schema other than the Kafka source schema; use "
+          "another table name or remove it",
+          table_.table, store_->table_root().string());
+    }
+    ARROW_ASSIGN_OR_RAISE(consumer_, kafka::Consumer::make(table_.cluster,
+                                                           config_.kafka.at(table_.cluster),
+                                                           "sluice-" + config_.name));
+    ARROW_RETURN_NOT_OK(plan_offsets());
+    ARROW_RETURN_NOT_OK(consume_and_commit());
+    report_.table_version = snapshot_ ? snapshot_->version().value() : -1;
+    return report_;
+  }
+
+ private:
+  std::string where() const {
+    return fmt::format("pipeline '{}', table '{}'", config_.name, table_.table);
+  }
+
+  // Decides, per partition, where this run starts (the committed txn, else starting_offsets)
+  // and ends (the high-water mark now).
+  arrow::Status plan_offsets() {
+    ARROW_ASSIGN_OR_RAISE(auto partitions,
+                          consumer_->partitions(table_.topic, options_.metadata_timeout));
+    for (auto p : partitions) {
+      ARROW_ASSIGN_OR_RAISE(auto marks,
+                            consumer_->watermarks(table_.topic, p, options_.metadata_timeout));
+      const auto app_id = kafka_txn_app_id(config_.name, table_.table, table_.topic, p);
+      std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
+      KafkaOffset start = committed ? KafkaOffset(*committed)
+                          : table_.starting_offsets == StartingOffsets::kEarliest ? marks.low
+                                                                                  : marks.high;
+      if (start < marks.low) {
+        return invalid(
+            "{}: Kafka {}[{}] lost data: the table has read up to offset {} but the topic now "
+            "starts at offset {} (records expired by retention or the topic was recreated); "
+            "run a full refresh of the table to start over",
+            where(), table_.topic, p.value(), start.value(), marks.low.value());
+      }
+      if (start > marks.high) {
+        return invalid(
+            "{}: Kafka {}[{}] ends at offset {} but the table has already read up to {} (was the "
+            "topic deleted and recreated?); run a full refresh of the table to start over",
+            where(), table_.topic, p.value(), marks.high.value(), start.value());
+      }
+      progress_[p] = PartitionProgress{start, marks.high};
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status consume_and_commit() {
+    std::vector<kafka::PartitionStart> assignment;
+    for (const auto& [p, prog] : progress_) {
+      if (!prog.done()) assignment.push_back({table_.topic, p, prog.next});
+    }
+    if (assignment.empty()) {
+      // Nothing new. A new table is still created, so readers can open it.
+      if (!snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
+      return arrow::Status::OK();
+    }
+    ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
+
+    kafka::KafkaRecordBatchBuilder builder;
+    std::unique_ptr<delta::DataFileWriter> file;
+    int64_t uncommitted_rows = 0, uncommitted_bytes = 0;
+    auto last_progress = std::chrono::steady_clock::now();
+
+    auto flush_batch = [&]() -> arrow::Status {
+      if (builder.num_rows() == 0) return arrow::Status::OK();
+      ARROW_ASSIGN_OR_RAISE(auto batch, builder.finish());
+      if (!file) {
+        ARROW_ASSIGN_OR_RAISE(file, delta::DataFileWriter::make(store_->table_root(), "",
+                                                                kafka::kafka_source_schema(), {}));
+      }
+      return file->write(*batch);
+    };
+    auto all_done = [&] {
+      for (const auto& [p, prog] : progress_) {
+        if (!prog.done()) return false;
+      }
+      return true;
+    };
+
+    while (!all_done()) {
+      auto msg = consumer_->poll(std::chrono::milliseconds(500));
+      auto now = std::chrono::steady_clock::now();
+      if (!msg) {
+        if (now - last_progress > options_.stall_timeout) {
+          return io_error(
+              "{}: no records from Kafka topic '{}' for {} s although partitions are behind "
+              "their end offsets ({})",
+              where(), table_.topic, options_.stall_timeout.count() / 1000,
+              consumer_->recent_errors());
+        }
+        continue;
+      }
+      const auto err = msg->err();
+      if (err == RdKafka::ERR__PARTITION_EOF) {
+        auto& prog = progress_[KafkaPartition(msg->partition())];
+        // EOF carries the next offset; gaps (compaction, transaction markers) end here too.
+        prog.next = std::max(prog.next, std::min(KafkaOffset(msg->offset()), prog.end));
+        last_progress = now;
+        continue;
+      }
+      if (err != RdKafka::ERR_NO_ERROR) {
+        if (err == RdKafka::ERR__TRANSPORT || err == RdKafka::ERR__ALL_BROKERS_DOWN) {
+          continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
+        }
+        return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(), table_.topic,
+                        msg->partition(), msg->offset(), msg->errstr());
+      }
+      auto it = progress_.find(KafkaPartition(msg->partition()));
+      if (it == progress_.end() || it->second.done() || msg->offset() < it->second.next.value()) {
+        continue;  // beyond this run's end, or a redelivery
+      }
+      last_progress = now;
+      ARROW_RETURN_NOT_OK(builder.append(*msg));
+      it->second.next = KafkaOffset(msg->offset() + 1);
+      ++uncommitted_rows;
+      uncommitted_bytes += static_cast<int64_t>(msg->len() + msg->key_len());
+      if (builder.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
+      if (uncommitted_rows >= options_.commit_rows || uncommitted_bytes >= options_.commit_bytes ||
+          (file && file->reached_target())) {
+        ARROW_RETURN_NOT_OK(flush_batch());
+        ARROW_RETURN_NOT_OK(commit(std::move(file)));
+        uncommitted_rows = uncommitted_bytes = 0;
+      }
+    }
+    ARROW_RETURN_NOT_OK(flush_batch());
+    return commit(std::move(file));
+  }
+
+  // One Delta commit: the data file (if any) and every partition's next offset.
+  arrow::Status commit(std::unique_ptr<delta::DataFileWriter> file) {
+    delta::Transaction txn(store_, snapshot_);
+    if (!snapshot_) {
+      txn.set_protocol(delta::protocol_for_schema(*kafka::kafka_source_schema()));
+      ARROW_ASSIGN_OR_RAISE(auto metadata,
+                            delta::new_table_metadata(*kafka::kafka_source_schema(), table_.table,
+                                                      table_.comment.empty()
+                                                          ? std::optional<std::string>{}
+                                                          : table_.comment));
+      txn.set_metadata(std::move(metadata));
+    }
+    int64_t rows = 0;
+    if (file) {
+      rows = file->num_rows();
+      auto add = file->close();
+      if (!add.ok()) {
+        file->abort();
+        return with_context(add.status(), where());
+      }
+      txn.add_file(std::move(*add));
+    }
+    for (const auto& [p, prog] : progress_) {
+      const auto app_id = kafka_txn_app_id(config_.name, table_.table, table_.topic, p);
+      auto committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
+      if (committed && *committed == prog.next.value()) continue;  // unchanged
+      txn.set_txn(app_id, prog.next.value());
+    }
+    delta::CommitOptions options;
+    options.operation = "STREAMING UPDATE";
+    options.operation_parameters = {{"outputMode", "Append"},
+                                    {"queryId", query_id_},
+                                    {"epochId", std::to_string(epoch_++)}};
+    int64_t bytes = txn.adds().empty() ? 0 : txn.adds().front().size;
+    options.operation_metrics = {{"numAddedFiles", std::to_string(txn.adds().size())},
+                                 {"numOutputRows", std::to_string(rows)},
+                                 {"numOutputBytes", std::to_string(bytes)},
+                                 {"numRemovedFiles", "0"}};
+    auto result = txn.commit(options);
+    if (!result.ok()) return with_context(result.status(), where());
+    ARROW_ASSIGN_OR_RAISE(snapshot_, delta::Snapshot::load(*store_, result->version));
+    report_.rows_written += rows;
+    report_.commits += 1;
+
+    // Consumer-group offsets follow the Delta commit; they only feed lag monitoring.
+    std::vector<kafka::PartitionStart> offsets;
+    for (const auto& [p, prog] : progress_) offsets.push_back({table_.topic, p, prog.next});
+    (void)consumer_->commit_offsets(offsets);
+    return arrow::Status::OK();
+  }
+
+  const PipelineConfig& config_;
+  const BronzeTableConfig& table_;
+  IngestOptions options_;
+  std::shared_ptr<delta::LogStore> store_;
+  std::shared_ptr<const delta::Snapshot> snapshot_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::map<KafkaPartition, PartitionProgress> progress_;
+  std::string query_id_;
+  int64_t epoch_ = 0;
+  IngestReport report_;
+};
+
+}  // namespace
+
+std::string kafka_txn_app_id(const std::string& pipeline, const std::string& flow,
+                             const std::string& topic, KafkaPartition partition) {
+  return fmt::format("{}/{}/{}/{}", pipeline, flow, topic, partition.value());
+}
+
+arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
+                                                  const BronzeTableConfig& table,
+                                                  const IngestOptions& options) {
+  IngestRun run(config, table, options);
+  return run.run();
+}
+
+}  // namespace sluice::pipeline

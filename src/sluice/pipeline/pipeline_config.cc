@@ -1,0 +1,240 @@
+// pipeline.yaml parsing and validation.
+#include "sluice/pipeline/pipeline_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <regex>
+#include <set>
+
+#include "sluice/common/status.h"
+
+namespace sluice::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Reports errors as "<file>:<line>:<col>: <message>" from a node's position.
+class YamlContext {
+ public:
+  explicit YamlContext(std::string file) : file_(std::move(file)) {}
+
+  template <typename... Args>
+  arrow::Status error(const YAML::Node& at, fmt::format_string<Args...> f, Args&&... args) const {
+    const auto mark = at.Mark();
+    const std::string where = mark.is_null()
+                                  ? file_
+                                  : fmt::format("{}:{}:{}", file_, mark.line + 1, mark.column + 1);
+    return arrow::Status::Invalid(where + ": " + fmt::format(f, std::forward<Args>(args)...));
+  }
+
+  // Every key of `map` must be one of `allowed`; else an error with a suggestion.
+  arrow::Status check_keys(const YAML::Node& map, const std::string& path,
+                           const std::vector<std::string>& allowed) const {
+    for (const auto& kv : map) {
+      const auto key = kv.first.as<std::string>();
+      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+      std::string best;
+      size_t best_d = 3;
+      for (const auto& a : allowed) {
+        size_t d = edit_distance(key, a);
+        if (d < best_d) best_d = d, best = a;
+      }
+      std::string known;
+      for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
+      return error(kv.first, "unknown key '{}{}'{}; allowed here: {}", path.empty() ? "" : path + ".",
+                   key, best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best), known);
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::string> scalar(const YAML::Node& node, const std::string& what) const {
+    if (!node.IsScalar()) return error(node, "'{}' must be a single value", what);
+    return node.as<std::string>();
+  }
+
+ private:
+  std::string file_;
+};
+
+const std::regex kIdentifier("[A-Za-z_][A-Za-z0-9_]*");
+const std::regex kTopicName("[A-Za-z0-9._-]{1,249}");
+
+arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
+                                    const YamlContext& ctx) {
+  if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
+  ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
+                                     {"name", "storage", "mode", "trigger_interval", "kafka",
+                                      "configuration", "libraries", "bronze"}));
+  PipelineConfig cfg;
+  cfg.dir = fs::absolute(dir);
+  if (!root["name"]) return ctx.error(root, "missing required key 'name'");
+  ARROW_ASSIGN_OR_RAISE(cfg.name, ctx.scalar(root["name"], "name"));
+  if (!std::regex_match(cfg.name, std::regex("[A-Za-z0-9_.-]+"))) {
+    return ctx.error(root["name"], "pipeline name '{}' may only use letters, digits, '_', '-', '.'",
+                     cfg.name);
+  }
+  std::string storage = "./data";
+  if (root["storage"]) {
+    ARROW_ASSIGN_OR_RAISE(storage, ctx.scalar(root["storage"], "storage"));
+  }
+  if (storage.rfind("s3://", 0) == 0 || storage.find("://") != std::string::npos) {
+    return ctx.error(root["storage"], "storage '{}': only local paths are supported so far",
+                     storage);
+  }
+  cfg.storage = fs::weakly_canonical(fs::path(storage).is_absolute() ? fs::path(storage)
+                                                                      : cfg.dir / storage);
+  if (root["mode"]) {
+    ARROW_ASSIGN_OR_RAISE(auto mode, ctx.scalar(root["mode"], "mode"));
+    if (mode == "triggered") {
+      cfg.mode = Mode::kTriggered;
+    } else if (mode == "continuous") {
+      cfg.mode = Mode::kContinuous;
+    } else {
+      return ctx.error(root["mode"], "mode must be 'triggered' or 'continuous', not '{}'", mode);
+    }
+  }
+  if (root["trigger_interval"]) {
+    ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(root["trigger_interval"], "trigger_interval"));
+    auto d = parse_duration(text);
+    if (!d.ok()) return ctx.error(root["trigger_interval"], "{}", d.status().message());
+    cfg.trigger_interval = *d;
+  }
+  if (const auto kafka = root["kafka"]) {
+    if (!kafka.IsMap()) return ctx.error(kafka, "'kafka' must map cluster names to properties");
+    for (const auto& cluster : kafka) {
+      const auto name = cluster.first.as<std::string>();
+      if (!cluster.second.IsMap()) {
+        return ctx.error(cluster.second, "kafka.{} must be a mapping of librdkafka properties",
+                         name);
+      }
+      kafka::KafkaProperties props;
+      for (const auto& kv : cluster.second) {
+        const auto key = kv.first.as<std::string>();
+        ARROW_ASSIGN_OR_RAISE(props[key], ctx.scalar(kv.second, "kafka." + name + "." + key));
+      }
+      if (!props.count("bootstrap.servers")) {
+        return ctx.error(cluster.second, "kafka.{} needs 'bootstrap.servers'", name);
+      }
+      cfg.kafka[name] = std::move(props);
+    }
+  }
+  if (const auto conf = root["configuration"]) {
+    if (!conf.IsMap()) return ctx.error(conf, "'configuration' must be a mapping");
+    for (const auto& kv : conf) {
+      const auto key = kv.first.as<std::string>();
+      ARROW_ASSIGN_OR_RAISE(cfg.configuration[key], ctx.scalar(kv.second, "configuration." + key));
+    }
+  }
+  if (const auto bronze = root["bronze"]) {
+    if (!bronze.IsSequence()) {
+      return ctx.error(bronze, "'bronze' must be a list of {{table, topic}} entries");
+    }
+    std::set<std::string> seen;
+    for (const auto& entry : bronze) {
+      if (!entry.IsMap()) return ctx.error(entry, "each bronze entry must be a mapping");
+      ARROW_RETURN_NOT_OK(ctx.check_keys(entry, "bronze[]",
+                                         {"table", "topic", "cluster", "starting_offsets",
+                                          "comment"}));
+      BronzeTableConfig t;
+      if (!entry["topic"]) return ctx.error(entry, "bronze entry needs 'topic'");
+      ARROW_ASSIGN_OR_RAISE(t.topic, ctx.scalar(entry["topic"], "topic"));
+      if (!std::regex_match(t.topic, kTopicName)) {
+        return ctx.error(entry["topic"], "'{}' is not a valid Kafka topic name", t.topic);
+      }
+      if (entry["table"]) {
+        ARROW_ASSIGN_OR_RAISE(t.table, ctx.scalar(entry["table"], "table"));
+      } else {
+        t.table = std::regex_replace(t.topic, std::regex("[^A-Za-z0-9_]"), "_") + "_bronze";
+      }
+      if (!std::regex_match(t.table, kIdentifier)) {
+        return ctx.error(entry["table"], "table name '{}' must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                         t.table);
+      }
+      if (!seen.insert(t.table).second) {
+        return ctx.error(entry, "table '{}' is defined twice", t.table);
+      }
+      if (entry["cluster"]) {
+        ARROW_ASSIGN_OR_RAISE(t.cluster, ctx.scalar(entry["cluster"], "cluster"));
+      }
+      if (!cfg.kafka.count(t.cluster)) {
+        return ctx.error(entry["cluster"] ? entry["cluster"] : entry,
+                         "table '{}' reads Kafka cluster '{}', which is not under 'kafka:'", t.table,
+                         t.cluster);
+      }
+      if (entry["starting_offsets"]) {
+        ARROW_ASSIGN_OR_RAISE(auto so, ctx.scalar(entry["starting_offsets"], "starting_offsets"));
+        if (so == "earliest") {
+          t.starting_offsets = StartingOffsets::kEarliest;
+        } else if (so == "latest") {
+          t.starting_offsets = StartingOffsets::kLatest;
+        } else {
+          return ctx.error(entry["starting_offsets"],
+                           "starting_offsets must be 'earliest' or 'latest', not '{}'", so);
+        }
+      }
+      if (entry["comment"]) {
+        ARROW_ASSIGN_OR_RAISE(t.comment, ctx.scalar(entry["comment"], "comment"));
+      }
+      cfg.bronze.push_back(std::move(t));
+    }
+  }
+  if (cfg.bronze.empty()) {
+    return ctx.error(root, "pipeline '{}' defines no tables (add a 'bronze:' list)", cfg.name);
+  }
+  return cfg;
+}
+
+}  // namespace
+
+arrow::Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  static const std::regex kDuration(
+      R"(\s*(\d+)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\s*)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kDuration)) {
+    return invalid("'{}' is not a duration (e.g. 500ms, 1s, 10 minutes, 1 hour)", text);
+  }
+  int64_t n = std::stoll(m[1]);
+  const std::string unit = m[2];
+  if (unit == "ms" || unit.rfind("milli", 0) == 0) return std::chrono::milliseconds(n);
+  if (unit[0] == 's') return std::chrono::milliseconds(n * 1000);
+  if (unit[0] == 'm') return std::chrono::milliseconds(n * 60'000);
+  return std::chrono::milliseconds(n * 3'600'000);
+}
+
+arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
+  const fs::path file = dir / "pipeline.yaml";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return invalid("{} is not a pipeline folder", dir.string());
+  if (!fs::exists(file, ec)) {
+    return invalid("{}: no pipeline.yaml in the pipeline folder", dir.string());
+  }
+  YamlContext ctx(file.string());
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    return invalid("{}:{}:{}: malformed YAML: {}", file.string(), e.mark.line + 1,
+                   e.mark.column + 1, e.msg);
+  }
+  try {
+    return parse(root, dir, ctx);
+  } catch (const YAML::Exception& e) {
+    return invalid("{}:{}:{}: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,51 @@
+// pipeline.yaml: the pipeline's name, storage root, mode, Kafka clusters and (until the SQL
+// front end exists) the bronze tables fed from Kafka topics.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sluice/kafka/consumer.h"
+
+namespace sluice::pipeline {
+
+enum class Mode { kTriggered, kContinuous };
+
+enum class StartingOffsets { kEarliest, kLatest };
+
+// A streaming table that copies one Kafka topic, in the Kafka source schema.
+struct BronzeTableConfig {
+  std::string table;
+  std::string topic;
+  std::string cluster = "default";
+  StartingOffsets starting_offsets = StartingOffsets::kEarliest;
+  std::string comment;
+};
+
+struct PipelineConfig {
+  std::string name;
+  std::filesystem::path dir;      // the pipeline folder
+  std::filesystem::path storage;  // absolute; tables live under storage/tables/<name>
+  Mode mode = Mode::kTriggered;
+  std::chrono::milliseconds trigger_interval{1000};
+  std::map<std::string, kafka::KafkaProperties> kafka;  // cluster name -> properties
+  std::map<std::string, std::string> configuration;
+  std::vector<BronzeTableConfig> bronze;
+
+  std::filesystem::path table_path(const std::string& table) const {
+    return storage / "tables" / table;
+  }
+};
+
+// Reads <dir>/pipeline.yaml. Errors point at pipeline.yaml:line:col.
+arrow::Result<PipelineConfig> load_pipeline_config(const std::filesystem::path& dir);
+
+// Parses "500ms", "1s", "2 minutes", "1 hour" into milliseconds.
+arrow::Result<std::chrono::milliseconds> parse_duration(const std::string& text);
+
+}  // namespace sluice::pipeline

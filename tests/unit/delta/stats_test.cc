@@ -1,0 +1,94 @@
+// Per-file statistics: values, nulls, nested fields, truncation, timestamp rounding.
+#include "sluice/delta/stats.h"
+
+#include <arrow/api.h>
+#include <arrow/json/from_string.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace sluice::delta {
+namespace {
+
+std::shared_ptr<arrow::RecordBatch> batch_from_json(const std::shared_ptr<arrow::Schema>& schema,
+                                                    const std::vector<std::string>& columns) {
+  std::vector<std::shared_ptr<arrow::Array>> arrays;
+  for (int i = 0; i < schema->num_fields(); ++i) {
+    arrays.push_back(
+        arrow::json::ArrayFromJSONString(schema->field(i)->type(), columns[i]).ValueOrDie());
+  }
+  return arrow::RecordBatch::Make(schema, arrays[0]->length(), arrays);
+}
+
+TEST(StatsTest, MergesBoundsAndNullCountsAcrossBatches) {
+  auto schema = arrow::schema({arrow::field("n", arrow::int64()), arrow::field("s", arrow::utf8()),
+                               arrow::field("b", arrow::binary())});
+  StatsCollector stats(schema);
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {"[5, null, 7]", R"(["m", "z", null])",
+                                                     R"(["aa", null, "bb"])"}))
+                  .ok());
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {"[-3, 100]", R"(["a", null])", R"([null, "c"])"}))
+                  .ok());
+  auto text = stats.finish();
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(nlohmann::json::parse(*text), nlohmann::json::parse(R"({
+    "numRecords": 5,
+    "minValues": {"n": -3, "s": "a"},
+    "maxValues": {"n": 100, "s": "z"},
+    "nullCount": {"n": 1, "s": 2, "b": 2}})"));
+}
+
+TEST(StatsTest, AllNullColumnHasOnlyNullCount) {
+  auto schema = arrow::schema({arrow::field("n", arrow::int32())});
+  StatsCollector stats(schema);
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {"[null, null]"})).ok());
+  EXPECT_EQ(nlohmann::json::parse(*stats.finish()),
+            nlohmann::json::parse(
+                R"({"numRecords":2,"minValues":{},"maxValues":{},"nullCount":{"n":2}})"));
+}
+
+TEST(StatsTest, NestedStructStatsAreNestedAndCountParentNulls) {
+  auto inner = arrow::struct_({arrow::field("x", arrow::int32())});
+  auto schema = arrow::schema({arrow::field("st", inner)});
+  StatsCollector stats(schema);
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {R"([{"x": 4}, null, {"x": null}, {"x": 9}])"}))
+                  .ok());
+  EXPECT_EQ(nlohmann::json::parse(*stats.finish()), nlohmann::json::parse(R"({
+    "numRecords": 4, "minValues": {"st": {"x": 4}}, "maxValues": {"st": {"x": 9}},
+    "nullCount": {"st": {"x": 2}}})"));
+}
+
+TEST(StatsTest, LongStringsKeepPrefixMinAndOmitMax) {
+  auto schema = arrow::schema({arrow::field("s", arrow::utf8())});
+  StatsCollector stats(schema);
+  const std::string long_a(40, 'a'), long_b(40, 'b');
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {"[\"" + long_a + "\", \"" + long_b + "\"]"}))
+                  .ok());
+  auto j = nlohmann::json::parse(*stats.finish());
+  EXPECT_EQ(j["minValues"]["s"], std::string(kStatsStringPrefixChars, 'a'));
+  EXPECT_FALSE(j["maxValues"].contains("s"));
+}
+
+TEST(StatsTest, TimestampMaxRoundsUpToNextMillisecond) {
+  auto schema =
+      arrow::schema({arrow::field("t", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                     arrow::field("d", arrow::date32())});
+  StatsCollector stats(schema);
+  // 2024-01-01T00:00:00.000001Z and 2024-01-01T00:00:00.123456Z; 19723 = 2024-01-01
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {"[1704067200000001, 1704067200123456]",
+                                                     "[19723, 19724]"}))
+                  .ok());
+  auto j = nlohmann::json::parse(*stats.finish());
+  EXPECT_EQ(j["minValues"]["t"], "2024-01-01T00:00:00.000Z");
+  EXPECT_EQ(j["maxValues"]["t"], "2024-01-01T00:00:00.124Z");
+  EXPECT_EQ(j["minValues"]["d"], "2024-01-01");
+  EXPECT_EQ(j["maxValues"]["d"], "2024-01-02");
+}
+
+TEST(StatsTest, FormatsTimesBeforeEpoch) {
+  EXPECT_EQ(format_timestamp_micros(-1, true, false), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_timestamp_micros(-1, false, true), "1970-01-01T00:00:00.000");
+  EXPECT_EQ(format_date32(-1), "1969-12-31");
+}
+
+}  // namespace
+}  // namespace sluice::delta

@@ -1,0 +1,151 @@
+// Commits, snapshots, txn (offset) bookkeeping and conflict detection on a local table.
+#include "sluice/delta/transaction.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "../temp_dir.h"
+#include "sluice/delta/table.h"
+
+namespace sluice::delta {
+namespace {
+
+class TransactionTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<arrow::Schema> schema_ = arrow::schema({arrow::field("v", arrow::int64())});
+  sluice::testing::TempDir dir_;
+  std::shared_ptr<LogStore> store_ = std::make_shared<LogStore>(dir_.path() / "t");
+
+  DeltaVersion create_table() {
+    Transaction txn(store_, nullptr);
+    txn.set_protocol(protocol_for_schema(*schema_));
+    txn.set_metadata(*new_table_metadata(*schema_, "t", std::nullopt));
+    auto result = txn.commit({});
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return result->version;
+  }
+
+  std::shared_ptr<const Snapshot> latest() {
+    auto snap = Snapshot::load(*store_);
+    EXPECT_TRUE(snap.ok()) << snap.status().ToString();
+    return *snap;
+  }
+
+  static Add file(const std::string& path) {
+    Add add;
+    add.path = path;
+    add.size = 1;
+    add.stats = R"({"numRecords":10})";
+    return add;
+  }
+};
+
+TEST_F(TransactionTest, CreatesTableAtVersionZeroWithProtocol12) {
+  EXPECT_EQ(create_table(), DeltaVersion(0));
+  auto snap = latest();
+  EXPECT_EQ(snap->protocol(), (Protocol{1, 2, std::nullopt, std::nullopt}));
+  EXPECT_TRUE(snap->schema()->Equals(*schema_));
+}
+
+TEST_F(TransactionTest, TxnVersionsAreReplayedPerAppId) {
+  create_table();
+  for (int64_t offset : {100, 250}) {
+    Transaction txn(store_, latest());
+    txn.add_file(file("f" + std::to_string(offset)));
+    txn.set_txn("pipe/flow/topic/0", offset);
+    ASSERT_TRUE(txn.commit({}).ok());
+  }
+  Transaction other(store_, latest());
+  other.set_txn("pipe/flow/topic/1", 7);
+  ASSERT_TRUE(other.commit({}).ok());
+  auto snap = latest();
+  EXPECT_EQ(snap->version(), DeltaVersion(3));
+  EXPECT_EQ(snap->txn_version("pipe/flow/topic/0"), 250);
+  EXPECT_EQ(snap->txn_version("pipe/flow/topic/1"), 7);
+  EXPECT_EQ(snap->txn_version("pipe/flow/topic/2"), std::nullopt);
+  EXPECT_EQ(snap->files().size(), 2u);
+  EXPECT_EQ(snap->num_records(), 20);
+  // Time travel: the txn as of version 1.
+  auto v1 = Snapshot::load(*store_, DeltaVersion(1));
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ((*v1)->txn_version("pipe/flow/topic/0"), 100);
+}
+
+TEST_F(TransactionTest, BlindAppendsRetryPastALostRace) {
+  create_table();
+  auto base = latest();
+  Transaction first(store_, base), second(store_, base);
+  first.add_file(file("a"));
+  second.add_file(file("b"));
+  ASSERT_EQ(first.commit({})->version, DeltaVersion(1));
+  auto result = second.commit({});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->version, DeltaVersion(2));
+  EXPECT_EQ(result->attempts, 2);
+  EXPECT_EQ(latest()->files().size(), 2u);
+}
+
+TEST_F(TransactionTest, SameAppIdCommittedConcurrentlyIsAConflict) {
+  create_table();
+  auto base = latest();
+  Transaction first(store_, base), second(store_, base);
+  first.set_txn("pipe/flow/topic/0", 10);
+  second.set_txn("pipe/flow/topic/0", 10);
+  second.add_file(file("dup"));
+  ASSERT_TRUE(first.commit({}).ok());
+  auto result = second.commit({});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("conflict: a concurrent commit (version 1)"),
+            std::string::npos)
+      << result.status().message();
+  EXPECT_NE(result.status().message().find("'pipe/flow/topic/0'"), std::string::npos);
+  EXPECT_EQ(latest()->version(), DeltaVersion(1));  // nothing half-committed
+}
+
+TEST_F(TransactionTest, MetadataChangeRacingAnAppendIsAConflict) {
+  create_table();
+  auto base = latest();
+  Transaction meta(store_, base), append(store_, base);
+  auto m = base->metadata();
+  m.configuration["delta.appendOnly"] = "true";
+  meta.set_metadata(m);
+  append.add_file(file("a"));
+  ASSERT_TRUE(meta.commit({}).ok());
+  auto result = append.commit({});
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("changed the metadata or protocol"), std::string::npos);
+}
+
+TEST_F(TransactionTest, CorruptCommitGivesAnErrorNotACrash) {
+  create_table();
+  {
+    std::ofstream out(store_->commit_path(DeltaVersion(1)));
+    out << "{\"add\":{\"path\":";
+  }
+  auto snap = Snapshot::load(*store_);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_NE(snap.status().message().find("00000000000000000001.json:1: not valid JSON"),
+            std::string::npos);
+}
+
+TEST_F(TransactionTest, NoTableIsAClearError) {
+  auto snap = Snapshot::load(*store_);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_NE(snap.status().message().find("is not a Delta table (no _delta_log commits)"),
+            std::string::npos);
+}
+
+TEST_F(TransactionTest, PutIfAbsentRefusesAnExistingVersion) {
+  ASSERT_EQ(*store_->put_commit_if_absent(DeltaVersion(0), "{}\n"), PutResult::kWritten);
+  ASSERT_EQ(*store_->put_commit_if_absent(DeltaVersion(0), "{\"x\":1}\n"), PutResult::kAlreadyExists);
+  EXPECT_EQ(*store_->read_commit(DeltaVersion(0)), "{}\n");
+  // No temp files left behind.
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(store_->log_dir())) ++entries;
+  EXPECT_EQ(entries, 1);
+}
+
+}  // namespace
+}  // namespace sluice::delta

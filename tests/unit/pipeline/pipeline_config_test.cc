@@ -1,0 +1,102 @@
+// pipeline.yaml parsing: settings, defaults, and errors that point at line:col.
+#include "sluice/pipeline/pipeline_config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "../temp_dir.h"
+#include "sluice/pipeline/kafka_ingest_flow.h"
+
+namespace sluice::pipeline {
+namespace {
+
+class PipelineConfigTest : public ::testing::Test {
+ protected:
+  sluice::testing::TempDir dir_;
+  arrow::Result<PipelineConfig> load(const std::string& yaml) {
+    std::ofstream(dir_.path() / "pipeline.yaml") << yaml;
+    return load_pipeline_config(dir_.path());
+  }
+  std::string file() const { return (dir_.path() / "pipeline.yaml").string(); }
+};
+
+TEST_F(PipelineConfigTest, ParsesSettingsAndDefaults) {
+  auto cfg = load(R"(name: retail
+storage: ./out
+mode: continuous
+trigger_interval: 500ms
+kafka:
+  default:
+    bootstrap.servers: 127.0.0.1:9092
+    security.protocol: plaintext
+bronze:
+  - topic: user-events
+  - table: orders_raw
+    topic: orders
+    starting_offsets: latest
+)");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->name, "retail");
+  EXPECT_EQ(cfg->storage, std::filesystem::weakly_canonical(dir_.path() / "out"));
+  EXPECT_EQ(cfg->mode, Mode::kContinuous);
+  EXPECT_EQ(cfg->trigger_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(cfg->kafka.at("default").at("security.protocol"), "plaintext");
+  ASSERT_EQ(cfg->bronze.size(), 2u);
+  EXPECT_EQ(cfg->bronze[0].table, "user_events_bronze");
+  EXPECT_EQ(cfg->bronze[0].starting_offsets, StartingOffsets::kEarliest);
+  EXPECT_EQ(cfg->bronze[1].table, "orders_raw");
+  EXPECT_EQ(cfg->bronze[1].starting_offsets, StartingOffsets::kLatest);
+  EXPECT_EQ(cfg->table_path("orders_raw"), cfg->storage / "tables" / "orders_raw");
+}
+
+TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
+  auto cfg = load("name: p\nkafak:\n  default: {bootstrap.servers: x}\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":2:1: unknown key 'kafak' (did you mean 'kafka'?); allowed here: name, "
+                     "storage, mode, trigger_interval, kafka, configuration, libraries, bronze");
+}
+
+TEST_F(PipelineConfigTest, MalformedYamlGivesLineAndColumn) {
+  auto cfg = load("name: p\nbronze: [ {topic: a\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message().rfind(file() + ":", 0), 0u) << cfg.status().message();
+  EXPECT_NE(cfg.status().message().find("malformed YAML"), std::string::npos);
+}
+
+TEST_F(PipelineConfigTest, TableOnUnknownClusterIsAnError) {
+  auto cfg = load(R"(name: p
+kafka:
+  default: {bootstrap.servers: "127.0.0.1:9092"}
+bronze:
+  - topic: t
+    cluster: other
+)");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":6:14: table 't_bronze' reads Kafka cluster 'other', which is not under 'kafka:'");
+}
+
+TEST_F(PipelineConfigTest, BadModeAndDurationAreErrors) {
+  auto cfg = load("name: p\nmode: sometimes\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":2:7: mode must be 'triggered' or 'continuous', not 'sometimes'");
+  EXPECT_FALSE(parse_duration("soon").ok());
+  EXPECT_EQ(*parse_duration("10 minutes"), std::chrono::minutes(10));
+}
+
+TEST_F(PipelineConfigTest, MissingFileIsAnError) {
+  auto cfg = load_pipeline_config(dir_.path() / "nope");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("is not a pipeline folder"), std::string::npos);
+}
+
+TEST(KafkaTxnAppIdTest, NamesPipelineFlowTopicAndPartition) {
+  EXPECT_EQ(kafka_txn_app_id("retail", "events_bronze", "events", KafkaPartition(2)),
+            "retail/events_bronze/events/2");
+}
+
+}  // namespace
+}  // namespace sluice::pipeline
