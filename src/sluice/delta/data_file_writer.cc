@@ -50,10 +50,7 @@ arrow::Status fsync_file(const fs::path& path) {
 arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
     const fs::path& table_root, const std::string& relative_dir,
     std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options) {
-  std::unique_ptr<DataFileWriter> w(new DataFileWriter());
-  w->schema_ = schema;
-  w->options_ = options;
-  w->stats_ = StatsCollector(schema);
+  std::unique_ptr<DataFileWriter> w(new DataFileWriter(schema, options));
   const std::string name = fmt::format("part-00000-{}-c000{}.parquet", random_uuid(),
                                        suffix(options.compression));
   w->relative_path_ = relative_dir.empty() ? name : relative_dir + "/" + name;
@@ -78,6 +75,10 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
                                                          w->sink_, props, arrow_props));
   return w;
 }
+
+DataFileWriter::DataFileWriter(std::shared_ptr<arrow::Schema> schema,
+                               const DataFileOptions& options)
+    : schema_(schema), options_(options), stats_(std::move(schema)) {}
 
 DataFileWriter::~DataFileWriter() {
   if (!closed_) abort();

@@ -47,14 +47,14 @@ class DataFileWriter {
   void abort();
 
  private:
-  DataFileWriter() = default;
+  DataFileWriter(std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options);
   std::filesystem::path full_path_;
   std::string relative_path_;
   std::shared_ptr<arrow::Schema> schema_;
   DataFileOptions options_;
   std::shared_ptr<arrow::io::OutputStream> sink_;
   std::unique_ptr<parquet::arrow::FileWriter> writer_;
-  StatsCollector stats_{nullptr};
+  StatsCollector stats_;
   bool closed_ = false;
 };
 

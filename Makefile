@@ -1,0 +1,32 @@
+# sluice: `make run` (demo) and `make test` (everything) set up what is missing first.
+SHELL := /bin/bash
+BUILD_TYPE ?= Release
+BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
+
+.PHONY: all setup build unit integration test run bench clean distclean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@[ -f $(BUILD_DIR)/build.ninja ] || cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	@cmake --build $(BUILD_DIR)
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j2
+
+integration: build
+	SLUICE_BIN=$(CURDIR)/$(BUILD_DIR)/sluice scripts/integration-tests.sh
+
+test: unit integration
+
+run: build
+	scripts/demo.sh
+
+clean:
+	rm -rf build build-debug
+
+distclean: clean
+	rm -rf .venv .deps .run examples/*/data

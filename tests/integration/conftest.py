@@ -1,0 +1,73 @@
+"""Fixtures for integration tests: the real Kafka broker, the sluice binary, and the
+independent Delta readers (deltalake, DuckDB's delta extension)."""
+import os
+import pathlib
+import subprocess
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
+
+
+@pytest.fixture(scope="session")
+def bootstrap():
+    """bootstrap.servers of the broker `make test` started; else start one for this session."""
+    servers = os.environ.get("SLUICE_TEST_BOOTSTRAP")
+    if servers:
+        yield servers
+        return
+    port = os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092")
+    env = dict(os.environ, KAFKA_PORT=port)
+    subprocess.run([ROOT / "scripts" / "kafka.sh", "start", "--fresh"], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ROOT / "scripts" / "kafka.sh", "stop"], env=env, check=False)
+
+
+@pytest.fixture
+def new_topic(bootstrap):
+    """Creates a uniquely named topic: new_topic(partitions) -> name."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    created = []
+
+    def make(partitions=3):
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        for f in admin.delete_topics(created).values():
+            try:
+                f.result(timeout=30)
+            except Exception:  # best effort: the broker is wiped between `make test` runs
+                pass
+
+
+def run_sluice(*args, timeout=300):
+    """Runs the sluice binary; returns CompletedProcess (never raises on exit code)."""
+    return subprocess.run([str(SLUICE), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def write_pipeline(folder: pathlib.Path, text: str) -> pathlib.Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pipeline.yaml").write_text(text)
+    return folder
+
+
+def duckdb_connection():
+    """DuckDB with the delta extension from the duckdb-ext-delta wheel (no network)."""
+    import duckdb
+    import duckdb_ext
+
+    ext_dir = pathlib.Path(list(duckdb_ext.__path__)[0]) / "extensions"
+    con = duckdb.connect(config={"extension_directory": str(ext_dir)})
+    con.sql("LOAD delta")
+    return con

@@ -1,0 +1,186 @@
+"""Walking skeleton: Kafka topic -> bronze Delta table, exactly once across runs, checked
+with deltalake and DuckDB against what was produced."""
+import json
+import random
+
+import pytest
+from confluent_kafka import Producer
+from deltalake import DeltaTable
+
+from conftest import duckdb_connection, run_sluice, write_pipeline
+
+
+def produce(bootstrap, topic, count, seed, partitions=3):
+    """Produces `count` records (binary values incl. empty and NUL bytes, ~1/5 null keys,
+    headers on some); returns {(partition, offset): (key, value, headers)} as delivered."""
+    rng = random.Random(seed)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                         "batch.num.messages": 10000, "queue.buffering.max.messages": 200000})
+    delivered = {}
+    errors = []
+
+    def on_delivery(err, msg, record):
+        if err is not None:
+            errors.append(err)
+        else:
+            delivered[(msg.partition(), msg.offset())] = record
+
+    for i in range(count):
+        key = None if rng.random() < 0.2 else rng.randbytes(rng.randint(0, 12))
+        value = rng.randbytes(rng.randint(0, 64)) + b"\x00\xff"
+        if i % 7 == 0:
+            value = b""
+        headers = None
+        if i % 3 == 0:
+            headers = [("trace", rng.randbytes(8)), ("empty", None), ("trace", b"\x00dup")]
+        elif i % 3 == 1:
+            headers = [("source", f"gen-{i}".encode())]
+        record = (key, value, headers)
+        producer.produce(topic, key=key, value=value, headers=headers, partition=i % partitions,
+                         on_delivery=lambda err, msg, r=record: on_delivery(err, msg, r))
+        if i % 10000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    assert not errors, errors[:3]
+    assert len(delivered) == count
+    return delivered
+
+
+def normalise_headers(headers):
+    if not headers:
+        return None
+    return [(h["key"], h["value"]) for h in headers]
+
+
+def assert_table_matches(rows, expected, topic):
+    """rows: iterable of dicts with the Kafka source columns."""
+    seen = set()
+    for r in rows:
+        pos = (r["partition"], r["offset"])
+        assert r["topic"] == topic
+        assert pos not in seen, f"duplicate row at partition/offset {pos}"
+        seen.add(pos)
+        assert pos in expected, f"row at {pos} was never produced"
+        key, value, headers = expected[pos]
+        assert r["key"] == key, pos
+        assert r["value"] == value, pos
+        assert normalise_headers(r["headers"]) == (headers or None), pos
+        assert r["timestampType"] == 0 and r["timestamp"] is not None
+    assert seen == set(expected), f"missing rows: {len(set(expected) - seen)}"
+
+
+def bronze_pipeline(tmp_path, bootstrap, topic):
+    return write_pipeline(tmp_path / "pipe", f"""
+name: skeleton
+storage: ./data
+kafka:
+  default:
+    bootstrap.servers: {bootstrap}
+bronze:
+  - table: events_bronze
+    topic: {topic}
+""")
+
+
+def test_two_runs_write_every_record_exactly_once(tmp_path, bootstrap, new_topic):
+    topic = new_topic(3)
+    pipe = bronze_pipeline(tmp_path, bootstrap, topic)
+    table = pipe / "data" / "tables" / "events_bronze"
+
+    expected = produce(bootstrap, topic, 100_000, seed=1)
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    assert "events_bronze <- kafka topic" in first.stdout and "100000 rows" in first.stdout
+
+    expected.update(produce(bootstrap, topic, 20_000, seed=2))
+    second = run_sluice("run", pipe, "--once")
+    assert second.returncode == 0, second.stderr
+    assert "20000 rows" in second.stdout
+
+    # deltalake (delta-rs)
+    dt = DeltaTable(str(table))
+    assert dt.protocol().min_reader_version == 1 and dt.protocol().min_writer_version == 2
+    arrow_table = dt.to_pyarrow_table()
+    assert arrow_table.num_rows == 120_000
+    assert_table_matches(arrow_table.to_pylist(), expected, topic)
+
+    # Progress is in txn actions equal to the end of each partition.
+    ends = {}
+    for (p, o) in expected:
+        ends[p] = max(ends.get(p, -1), o + 1)
+    txns = {}
+    for path in sorted((table / "_delta_log").glob("*.json")):
+        for line in path.read_text().splitlines():
+            action = json.loads(line)
+            if "txn" in action:
+                txns[action["txn"]["appId"]] = action["txn"]["version"]
+            if "add" in action:
+                stats = json.loads(action["add"]["stats"])
+                assert stats["numRecords"] > 0 and "offset" in stats["minValues"]
+    assert txns == {f"skeleton/events_bronze/{topic}/{p}": ends[p] for p in range(3)}
+
+    # DuckDB's delta extension
+    con = duckdb_connection()
+    count, distinct = con.sql(
+        f"SELECT count(*), count(DISTINCT (topic, partition, \"offset\")) "
+        f"FROM delta_scan('{table}')").fetchone()
+    assert (count, distinct) == (120_000, 120_000)
+    duck_rows = con.sql(f"SELECT * FROM delta_scan('{table}')").arrow().read_all().to_pylist()
+    assert_table_matches(duck_rows, expected, topic)
+
+    # A third run with nothing new commits nothing.
+    version = dt.version()
+    third = run_sluice("run", pipe, "--once")
+    assert third.returncode == 0, third.stderr
+    assert DeltaTable(str(table)).version() == version
+
+
+def test_missing_topic_fails_before_any_table_changes(tmp_path, bootstrap, new_topic):
+    good = new_topic(1)
+    produce(bootstrap, good, 10, seed=3, partitions=1)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: missing
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+bronze:
+  - topic: {good}
+    table: good_bronze
+  - topic: no-such-topic
+    table: bad_bronze
+""")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode != 0
+    assert "Kafka topic 'no-such-topic' does not exist on cluster 'default'" in result.stderr
+    assert "table 'bad_bronze'" in result.stderr
+    assert not (pipe / "data" / "tables").exists(), "a table was written although a source was bad"
+
+
+def test_unreachable_broker_is_a_clear_error(tmp_path):
+    pipe = write_pipeline(tmp_path / "pipe", """
+name: nobroker
+storage: ./data
+kafka:
+  default:
+    bootstrap.servers: 127.0.0.1:1
+bronze:
+  - topic: events
+""")
+    result = run_sluice("run", pipe, "--once", timeout=60)
+    assert result.returncode != 0
+    assert "cannot reach Kafka cluster 'default' at 127.0.0.1:1" in result.stderr, result.stderr
+    assert not (pipe / "data" / "tables").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: p\nbronze: [ {topic: a\n", "malformed YAML"),
+    ("name: p\nkafka:\n  default: {bootstrap.servers: x}\nbronze:\n  - topic: a\n    tabel: b\n",
+     "pipeline.yaml:6:5: unknown key 'bronze[].tabel' (did you mean 'table'?)"),
+    ("storage: ./data\n", "pipeline.yaml:1:1: missing required key 'name'"),
+])
+def test_malformed_pipeline_yaml_is_a_clear_error(tmp_path, text, message):
+    pipe = write_pipeline(tmp_path / "pipe", text)
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not (pipe / "data").exists()
