@@ -128,6 +128,12 @@ def test_two_runs_write_every_record_exactly_once(tmp_path, bootstrap, new_topic
     duck_rows = con.sql(f"SELECT * FROM delta_scan('{table}')").arrow().read_all().to_pylist()
     assert_table_matches(duck_rows, expected, topic)
 
+    # Polars (through its own delta reader)
+    import polars as pl
+    frame = pl.read_delta(str(table))
+    assert frame.height == 120_000
+    assert frame.select(pl.struct("partition", "offset").n_unique()).item() == 120_000
+
     # A third run with nothing new commits nothing.
     version = dt.version()
     third = run_sluice("run", pipe, "--once")
