@@ -80,6 +80,12 @@ start() {
     if [ $fresh -eq 0 ]; then log "already running (pid $(cat "$PIDFILE"))"; wait_ready; return; fi
     stop
   fi
+  for p in "$PORT" "$CPORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      log "port $p on 127.0.0.1 is already in use by another process; choose another KAFKA_PORT"
+      exit 1
+    fi
+  done
   [ $fresh -eq 1 ] && rm -rf "$RUN"
   write_config
   if [ ! -f "$RUN/data/meta.properties" ]; then
