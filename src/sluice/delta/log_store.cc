@@ -68,6 +68,15 @@ arrow::Result<std::string> LogStore::read_commit(DeltaVersion v) const {
   return ss.str();
 }
 
+arrow::Result<int64_t> LogStore::commit_timestamp(DeltaVersion v) const {
+  struct stat st;
+  auto path = commit_path(v);
+  if (::stat(path.c_str(), &st) != 0) {
+    return io_error("cannot stat Delta commit {}: {}", path.string(), errno_text());
+  }
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+}
+
 arrow::Status fsync_directory(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return io_error("cannot open directory {}: {}", dir.string(), errno_text());

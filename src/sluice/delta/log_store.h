@@ -28,6 +28,9 @@ class LogStore {
   arrow::Result<std::vector<DeltaVersion>> list_commits() const;
   arrow::Result<std::optional<DeltaVersion>> latest_version() const;
   arrow::Result<std::string> read_commit(DeltaVersion v) const;
+  // When commit `v` was made: its file's modification time, in epoch milliseconds (the
+  // protocol's commit timestamp without in-commit timestamps).
+  arrow::Result<int64_t> commit_timestamp(DeltaVersion v) const;
 
   // Writes the commit file for `v` only if no file has that name, atomically and durably:
   // temp file + fsync, then a no-replace rename (or link), then fsync of the directory.

@@ -1,0 +1,45 @@
+// Classic Parquet checkpoints (PROTOCOL.md "Checkpoints"): writing `N.checkpoint.parquet` and
+// `_last_checkpoint`, finding the checkpoint to start a replay from, and reading its actions.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <optional>
+#include <vector>
+
+#include "sluice/common/strong_types.h"
+#include "sluice/delta/actions.h"
+#include "sluice/delta/log_store.h"
+
+namespace sluice::delta {
+
+class Snapshot;
+
+// The Parquet schema readers expect of a classic checkpoint: one struct column per action
+// kind (txn, add, remove, metaData, protocol); each row sets exactly one.
+const std::shared_ptr<arrow::Schema>& checkpoint_schema();
+
+// Writes the checkpoint of `snapshot` (its live files, unexpired tombstones, every txn,
+// protocol and metadata), then `_last_checkpoint`, each atomically.
+arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot);
+
+struct CheckpointRef {
+  DeltaVersion version;
+  std::vector<std::filesystem::path> parts;  // one file, or the parts of a multi-part one
+};
+
+// The newest complete checkpoint at or below `at` (any if unset), found by listing; the hint
+// in `_last_checkpoint` is checked against the listing.
+arrow::Result<std::optional<CheckpointRef>> find_checkpoint(const LogStore& store,
+                                                            std::optional<DeltaVersion> at);
+
+// The actions a checkpoint holds.
+arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoint);
+
+// Converts between the JSON form of an action body and Arrow struct cells; shared by the
+// checkpoint writer and reader.
+arrow::Status append_json(arrow::ArrayBuilder& builder, const nlohmann::json& value);
+nlohmann::json cell_to_json(const arrow::Array& array, int64_t row);
+
+}  // namespace sluice::delta
