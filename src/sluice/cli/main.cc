@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "sluice/cli/table_commands.h"
 #include "sluice/common/status.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/runner.h"
@@ -84,8 +85,11 @@ int main(int argc, char** argv) {
     std::cout << "sluice " SLUICE_VERSION "\n";
   });
 
-  CLI11_PARSE(app, argc, argv);
+  int exit_code = 0;
+  sluice::cli::add_table_commands(app, &exit_code);
+
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
+  CLI11_PARSE(app, argc, argv);
   if (run->parsed()) return run_command(dir, once, bootstrap);
-  return 0;
+  return exit_code;
 }

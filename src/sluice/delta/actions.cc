@@ -211,7 +211,8 @@ std::string uri_encode_path(std::string_view path) {
   std::string out;
   out.reserve(path.size());
   for (unsigned char c : path) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/' ||
+        c == '=') {
       out += static_cast<char>(c);
     } else {
       out += '%';

@@ -334,9 +334,9 @@ arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoi
     if (!input.ok()) return context(input.status());
     auto reader = parquet::arrow::OpenFile(*input, arrow::default_memory_pool());
     if (!reader.ok()) return context(reader.status());
-    std::shared_ptr<arrow::Table> table;
-    if (auto st = (*reader)->ReadTable(&table); !st.ok()) return context(st);
-    auto combined = table->CombineChunksToBatch();
+    auto table = (*reader)->ReadTable();
+    if (!table.ok()) return context(table.status());
+    auto combined = (*table)->CombineChunksToBatch();
     if (!combined.ok()) return context(combined.status());
     const auto& batch = **combined;
     std::vector<std::pair<std::string, std::shared_ptr<arrow::Array>>> columns;

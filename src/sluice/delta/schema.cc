@@ -171,6 +171,30 @@ arrow::Result<std::shared_ptr<arrow::Schema>> from_delta_schema_string(const std
   }
 }
 
+std::string delta_type_name(const arrow::DataType& type) {
+  switch (type.id()) {
+    case arrow::Type::STRUCT: {
+      std::string out = "struct<";
+      for (int i = 0; i < type.num_fields(); ++i) {
+        if (i) out += ",";
+        out += type.field(i)->name() + ":" + delta_type_name(*type.field(i)->type());
+      }
+      return out + ">";
+    }
+    case arrow::Type::LIST:
+    case arrow::Type::LARGE_LIST:
+      return "array<" + delta_type_name(*type.field(0)->type()) + ">";
+    case arrow::Type::MAP: {
+      const auto& m = static_cast<const arrow::MapType&>(type);
+      return "map<" + delta_type_name(*m.key_type()) + "," + delta_type_name(*m.item_type()) + ">";
+    }
+    default: {
+      auto j = type_to_json(type);
+      return j.ok() && j->is_string() ? j->get<std::string>() : type.ToString();
+    }
+  }
+}
+
 bool uses_timestamp_ntz(const arrow::Schema& schema) {
   for (const auto& f : schema.fields()) {
     if (type_uses_ntz(*f->type())) return true;

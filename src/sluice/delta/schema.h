@@ -17,6 +17,9 @@ arrow::Result<std::string> to_delta_schema_string(const arrow::Schema& schema);
 // Parses a schemaString into an Arrow schema (timestamps as microsecond UTC).
 arrow::Result<std::shared_ptr<arrow::Schema>> from_delta_schema_string(const std::string& text);
 
+// The Delta name of an Arrow type for messages: "long", "string", "struct<a:integer>", ...
+std::string delta_type_name(const arrow::DataType& type);
+
 // Whether any field (at any depth) needs the timestampNtz table feature.
 bool uses_timestamp_ntz(const arrow::Schema& schema);
 

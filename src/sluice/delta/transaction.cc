@@ -4,6 +4,7 @@
 #include <set>
 
 #include "sluice/common/ids.h"
+#include "sluice/delta/checkpoint.h"
 #include "sluice/common/status.h"
 
 namespace sluice::delta {
@@ -76,6 +77,32 @@ arrow::Status Transaction::check_conflicts(const std::vector<Action>& winning,
   return arrow::Status::OK();
 }
 
+int64_t checkpoint_interval(const Metadata& metadata) {
+  auto it = metadata.configuration.find("delta.checkpointInterval");
+  if (it != metadata.configuration.end()) {
+    try {
+      int64_t n = std::stoll(it->second);
+      if (n > 0) return n;
+    } catch (const std::exception&) {
+    }
+  }
+  return 10;
+}
+
+arrow::Result<CommitResult> Transaction::finish_commit(DeltaVersion version, int attempts) {
+  CommitResult result{version, attempts, nullptr, arrow::Status::OK()};
+  if (read_snapshot_) {
+    ARROW_ASSIGN_OR_RAISE(result.snapshot, read_snapshot_->advance(*store_, version));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(result.snapshot, Snapshot::load(*store_, version));
+  }
+  const auto& metadata = result.snapshot->metadata();
+  if (version.value() > 0 && version.value() % checkpoint_interval(metadata) == 0) {
+    result.checkpoint_status = write_checkpoint(*store_, *result.snapshot);
+  }
+  return result;
+}
+
 arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   if (!read_snapshot_ && (!protocol_ || !metadata_)) {
     return invalid("creating table {} needs protocol and metadata",
@@ -86,7 +113,7 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
     const std::string content = serialize_commit(actions_for_commit(options, read_version));
     ARROW_ASSIGN_OR_RAISE(auto put, store_->put_commit_if_absent(attempt_version, content));
-    if (put == PutResult::kWritten) return CommitResult{attempt_version, attempt};
+    if (put == PutResult::kWritten) return finish_commit(attempt_version, attempt);
     // Lost the race: check what won, then try the next version.
     ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
     ARROW_ASSIGN_OR_RAISE(auto winning,

@@ -26,7 +26,15 @@ struct CommitOptions {
 struct CommitResult {
   DeltaVersion version;
   int attempts = 1;  // 1 when no race was lost
+  // The table right after this commit (replayed from the read snapshot forward).
+  std::shared_ptr<const Snapshot> snapshot;
+  // Set when the commit landed but writing the checkpoint due at its version failed; the
+  // table stays valid (readers replay JSON) and a later commit checkpoints again.
+  arrow::Status checkpoint_status;
 };
+
+// delta.checkpointInterval of a table (default 10).
+int64_t checkpoint_interval(const Metadata& metadata);
 
 class Transaction {
  public:
@@ -48,6 +56,7 @@ class Transaction {
   arrow::Result<CommitResult> commit(const CommitOptions& options);
 
  private:
+  arrow::Result<CommitResult> finish_commit(DeltaVersion version, int attempts);
   arrow::Status check_conflicts(const std::vector<Action>& winning, DeltaVersion v) const;
   std::vector<Action> actions_for_commit(const CommitOptions& options, int64_t read_version) const;
 

@@ -212,7 +212,7 @@ class IngestRun {
                                  {"numRemovedFiles", "0"}};
     auto result = txn.commit(options);
     if (!result.ok()) return with_context(result.status(), where());
-    ARROW_ASSIGN_OR_RAISE(snapshot_, delta::Snapshot::load(*store_, result->version));
+    snapshot_ = result->snapshot;
     report_.rows_written += rows;
     report_.commits += 1;
 

@@ -86,7 +86,7 @@ TEST(ActionsTest, MissingRequiredFieldIsAnError) {
 }
 
 TEST(ActionsTest, PathsArePercentEncodedAndDecoded) {
-  EXPECT_EQ(uri_encode_path("p=a b/part-1.parquet"), "p%3Da%20b/part-1.parquet");
+  EXPECT_EQ(uri_encode_path("p=a b%3A/part-1.parquet"), "p=a%20b%253A/part-1.parquet");
   EXPECT_EQ(*uri_decode_path("p%3Da%20b/part-1.parquet"), "p=a b/part-1.parquet");
   EXPECT_FALSE(uri_decode_path("bad%2").ok());
 }

@@ -1,0 +1,14 @@
+// `sluice table ...`: look at any Delta table (describe, history, files, show), and write one
+// from Parquet/Arrow files (append) or copy it out (export).
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace sluice::cli {
+
+// Registers the `table` sub-command tree on `app`; the callbacks set the exit code.
+void add_table_commands(CLI::App& app, int* exit_code);
+
+}  // namespace sluice::cli

@@ -1,0 +1,291 @@
+// Table scans and incremental reads.
+#include "sluice/delta/scan.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <arrow/io/file.h>
+#include <nlohmann/json.hpp>
+#include <parquet/arrow/reader.h>
+
+#include "sluice/common/status.h"
+#include "sluice/delta/partitioning.h"
+#include "sluice/delta/schema_evolution.h"
+
+namespace sluice::delta {
+
+namespace cp = arrow::compute;
+
+namespace {
+
+// Three-valued comparison of two scalars of the same type: <0, 0, >0, or nullopt if not
+// comparable.
+std::optional<int> compare(const arrow::Scalar& a, const arrow::Scalar& b) {
+  if (!a.is_valid || !b.is_valid) return std::nullopt;
+  auto lt = cp::CallFunction("less", {arrow::Datum(a.GetSharedPtr()), arrow::Datum(b.GetSharedPtr())});
+  auto eq = cp::CallFunction("equal", {arrow::Datum(a.GetSharedPtr()), arrow::Datum(b.GetSharedPtr())});
+  if (!lt.ok() || !eq.ok()) return std::nullopt;
+  const auto& l = lt->scalar_as<arrow::BooleanScalar>();
+  const auto& e = eq->scalar_as<arrow::BooleanScalar>();
+  if (!l.is_valid || !e.is_valid) return std::nullopt;
+  return l.value ? -1 : (e.value ? 0 : 1);
+}
+
+arrow::Result<std::shared_ptr<arrow::Scalar>> cast_to(const std::shared_ptr<arrow::Scalar>& v,
+                                                      const std::shared_ptr<arrow::DataType>& t) {
+  if (v->type->Equals(*t)) return v;
+  return v->CastTo(t);
+}
+
+// A value from the stats JSON as a scalar of the column's type, or null if absent.
+std::shared_ptr<arrow::Scalar> stat_scalar(const nlohmann::json& stats, const char* kind,
+                                           const std::string& column,
+                                           const std::shared_ptr<arrow::DataType>& type) {
+  auto group = stats.find(kind);
+  if (group == stats.end() || !group->is_object()) return nullptr;
+  auto v = group->find(column);
+  if (v == group->end() || v->is_null() || v->is_object()) return nullptr;
+  std::string text = v->is_string() ? v->get<std::string>() : v->dump();
+  if (type->id() == arrow::Type::TIMESTAMP) {
+    auto parsed = parse_partition_value(text, type);
+    return parsed.ok() ? *parsed : nullptr;
+  }
+  auto parsed = arrow::Scalar::Parse(type, text);
+  return parsed.ok() ? *parsed : nullptr;
+}
+
+// Whether a file may contain rows matching `p`, judged from a known exact value (partition).
+bool value_may_match(const std::shared_ptr<arrow::Scalar>& value, const ColumnPredicate& p) {
+  if (p.op == CompareOp::kIsNull) return !value->is_valid;
+  if (p.op == CompareOp::kIsNotNull) return value->is_valid;
+  auto c = compare(*value, *p.value);
+  if (!c) return false;  // null never satisfies a comparison
+  switch (p.op) {
+    case CompareOp::kEq: return *c == 0;
+    case CompareOp::kLt: return *c < 0;
+    case CompareOp::kLe: return *c <= 0;
+    case CompareOp::kGt: return *c > 0;
+    case CompareOp::kGe: return *c >= 0;
+    default: return true;
+  }
+}
+
+bool stats_may_match(const nlohmann::json& stats, const ColumnPredicate& p,
+                     const std::shared_ptr<arrow::DataType>& type) {
+  int64_t num_records = stats.value("numRecords", int64_t{-1});
+  auto nulls_it = stats.find("nullCount");
+  std::optional<int64_t> nulls;
+  if (nulls_it != stats.end() && nulls_it->contains(p.column) &&
+      (*nulls_it)[p.column].is_number_integer()) {
+    nulls = (*nulls_it)[p.column].get<int64_t>();
+  }
+  if (p.op == CompareOp::kIsNull) return !nulls || *nulls > 0;
+  if (p.op == CompareOp::kIsNotNull) return !nulls || num_records < 0 || *nulls < num_records;
+  if (nulls && num_records >= 0 && *nulls == num_records) return false;  // all null
+  auto lo = stat_scalar(stats, "minValues", p.column, type);
+  auto hi = stat_scalar(stats, "maxValues", p.column, type);
+  // kUnknown: no usable bound, so the bound cannot exclude the file.
+  constexpr int kUnknown = 2;
+  const int clo = lo ? compare(*lo, *p.value).value_or(kUnknown) : kUnknown;
+  const int chi = hi ? compare(*hi, *p.value).value_or(kUnknown) : kUnknown;
+  const bool lo_known = clo != kUnknown, hi_known = chi != kUnknown;
+  switch (p.op) {
+    case CompareOp::kEq: return !(lo_known && clo > 0) && !(hi_known && chi < 0);
+    case CompareOp::kLt: return !(lo_known && clo >= 0);
+    case CompareOp::kLe: return !(lo_known && clo > 0);
+    case CompareOp::kGt: return !(hi_known && chi <= 0);
+    case CompareOp::kGe: return !(hi_known && chi < 0);
+    default: return true;
+  }
+}
+
+arrow::Result<arrow::Datum> row_filter(const arrow::Table& table,
+                                       const std::vector<ColumnPredicate>& predicates) {
+  arrow::Datum mask;
+  for (const auto& p : predicates) {
+    auto column = table.GetColumnByName(p.column);
+    arrow::Datum m;
+    switch (p.op) {
+      case CompareOp::kIsNull: {
+        ARROW_ASSIGN_OR_RAISE(m, cp::IsNull(column));
+        break;
+      }
+      case CompareOp::kIsNotNull: {
+        ARROW_ASSIGN_OR_RAISE(m, cp::IsValid(column));
+        break;
+      }
+      default: {
+        static const char* kNames[] = {"equal", "less", "less_equal", "greater", "greater_equal"};
+        ARROW_ASSIGN_OR_RAISE(auto value, cast_to(p.value, column->type()));
+        ARROW_ASSIGN_OR_RAISE(m, cp::CallFunction(kNames[static_cast<int>(p.op)],
+                                                  {column, arrow::Datum(value)}));
+      }
+    }
+    if (mask.is_value()) {
+      ARROW_ASSIGN_OR_RAISE(mask, cp::And(mask, m));
+    } else {
+      mask = m;
+    }
+  }
+  return mask;
+}
+
+}  // namespace
+
+arrow::Result<std::vector<Add>> select_files(const Snapshot& snapshot,
+                                             const std::vector<ColumnPredicate>& predicates) {
+  const auto& schema = snapshot.schema();
+  const auto& partitions = snapshot.metadata().partition_columns;
+  struct Bound {
+    ColumnPredicate p;
+    std::shared_ptr<arrow::DataType> type;
+    bool partition;
+  };
+  std::vector<Bound> bound;
+  for (const auto& p : predicates) {
+    auto field = schema->GetFieldByName(p.column);
+    if (!field) {
+      return invalid("no column '{}' in table {}", p.column, snapshot.metadata().name.value_or(""));
+    }
+    ColumnPredicate q = p;
+    if (q.value) {
+      auto cast = cast_to(q.value, field->type());
+      if (!cast.ok()) {
+        return invalid("cannot compare column '{}' ({}) with {}", p.column,
+                       field->type()->ToString(), q.value->ToString());
+      }
+      q.value = *cast;
+    }
+    bool is_partition = std::find(partitions.begin(), partitions.end(), p.column) != partitions.end();
+    bound.push_back({q, field->type(), is_partition});
+  }
+  std::vector<Add> out;
+  for (auto& file : snapshot.files()) {
+    bool keep = true;
+    nlohmann::json stats;
+    bool stats_parsed = false;
+    for (const auto& b : bound) {
+      if (b.partition) {
+        auto it = file.partition_values.find(b.p.column);
+        std::optional<std::string> text = it == file.partition_values.end() ? std::nullopt : it->second;
+        ARROW_ASSIGN_OR_RAISE(auto value, parse_partition_value(text, b.type));
+        keep = value_may_match(value, b.p);
+      } else if (file.stats) {
+        if (!stats_parsed) {
+          stats = nlohmann::json::parse(*file.stats, nullptr, false);
+          stats_parsed = true;
+        }
+        if (!stats.is_discarded()) keep = stats_may_match(stats, b.p, b.type);
+      }
+      if (!keep) break;
+    }
+    if (keep) out.push_back(file);
+  }
+  return out;
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,
+                                                            const Snapshot& snapshot,
+                                                            const Add& file) {
+  ARROW_ASSIGN_OR_RAISE(auto relative, uri_decode_path(file.path));
+  const auto path = relative.find("://") != std::string::npos || relative.rfind('/', 0) == 0
+                        ? std::filesystem::path(relative.substr(relative.find("://") == std::string::npos
+                                                                    ? 0
+                                                                    : relative.find("://") + 3))
+                        : store.table_root() / relative;
+  auto context = [&](const arrow::Status& st) {
+    return with_context(st, fmt::format("data file {}", path.string()));
+  };
+  auto input = arrow::io::ReadableFile::Open(path.string());
+  if (!input.ok()) return context(input.status());
+  auto reader = parquet::arrow::OpenFile(*input, arrow::default_memory_pool());
+  if (!reader.ok()) return context(reader.status());
+  auto table = (*reader)->ReadTable();
+  if (!table.ok()) return context(table.status());
+  const auto& schema = snapshot.schema();
+  const auto& partitions = snapshot.metadata().partition_columns;
+  const int64_t rows = (*table)->num_rows();
+  arrow::ChunkedArrayVector columns;
+  for (const auto& field : schema->fields()) {
+    if (std::find(partitions.begin(), partitions.end(), field->name()) != partitions.end()) {
+      auto it = file.partition_values.find(field->name());
+      std::optional<std::string> text = it == file.partition_values.end() ? std::nullopt : it->second;
+      ARROW_ASSIGN_OR_RAISE(auto value, parse_partition_value(text, field->type()));
+      ARROW_ASSIGN_OR_RAISE(auto array, arrow::MakeArrayFromScalar(*value, rows));
+      columns.push_back(std::make_shared<arrow::ChunkedArray>(array));
+      continue;
+    }
+    auto column = (*table)->GetColumnByName(field->name());
+    if (!column) {
+      ARROW_ASSIGN_OR_RAISE(auto nulls, arrow::MakeArrayOfNull(field->type(), rows));
+      columns.push_back(std::make_shared<arrow::ChunkedArray>(nulls));
+      continue;
+    }
+    arrow::ArrayVector chunks;
+    for (const auto& chunk : column->chunks()) {
+      auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field(field->name(), chunk->type())}),
+                                            chunk->length(), {chunk});
+      auto conformed = conform_batch(*batch, arrow::schema({field->WithNullable(true)}));
+      if (!conformed.ok()) return context(conformed.status());
+      chunks.push_back((*conformed)->column(0));
+    }
+    columns.push_back(std::make_shared<arrow::ChunkedArray>(chunks, field->type()));
+  }
+  return arrow::Table::Make(schema, columns, rows);
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> scan_table(const LogStore& store,
+                                                        const Snapshot& snapshot,
+                                                        const ScanOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto files, select_files(snapshot, options.predicates));
+  std::vector<std::shared_ptr<arrow::Table>> parts;
+  int64_t rows = 0;
+  for (const auto& f : files) {
+    if (options.limit && rows >= *options.limit) break;
+    ARROW_ASSIGN_OR_RAISE(auto part, read_data_file(store, snapshot, f));
+    if (!options.predicates.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto mask, row_filter(*part, options.predicates));
+      ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(part, mask));
+      part = filtered.table();
+    }
+    rows += part->num_rows();
+    parts.push_back(std::move(part));
+  }
+  if (parts.empty()) return arrow::Table::MakeEmpty(snapshot.schema());
+  ARROW_ASSIGN_OR_RAISE(auto table, arrow::ConcatenateTables(parts));
+  if (options.limit && table->num_rows() > *options.limit) table = table->Slice(0, *options.limit);
+  return table;
+}
+
+arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
+                                                          DeltaVersion after, DeltaVersion upto,
+                                                          ChangePolicy policy) {
+  std::vector<AddedFile> out;
+  for (int64_t v = after.value() + 1; v <= upto.value(); ++v) {
+    ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
+    ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.commit_path(DeltaVersion(v)).string()));
+    bool removes_data = false, adds_data = false;
+    for (const auto& a : actions) {
+      if (const auto* r = std::get_if<Remove>(&a); r && r->data_change) removes_data = true;
+      if (const auto* ad = std::get_if<Add>(&a); ad && ad->data_change) adds_data = true;
+    }
+    if (removes_data) {
+      if (policy == ChangePolicy::kFail ||
+          (policy == ChangePolicy::kIgnoreDeletes && adds_data)) {
+        return invalid(
+            "{}: version {} removed data (delete, update, merge or overwrite); a streaming "
+            "read of an append-only table cannot follow it. Use ignoreDeletes (deletes only) or "
+            "ignoreChanges, or a full refresh of the reader",
+            store.table_root().string(), v);
+      }
+      if (policy == ChangePolicy::kIgnoreDeletes) continue;
+    }
+    for (auto& a : actions) {
+      if (auto* ad = std::get_if<Add>(&a); ad && ad->data_change) {
+        out.push_back({DeltaVersion(v), std::move(*ad)});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sluice::delta

@@ -1,0 +1,69 @@
+// Reading a table: file selection with partition pruning and stats-based skipping for simple
+// predicates, scanning the selected files into Arrow batches with the table's schema, and
+// the incremental (streaming) read of the files added between two versions.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/common/strong_types.h"
+#include "sluice/delta/actions.h"
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/snapshot.h"
+
+namespace sluice::delta {
+
+enum class CompareOp { kEq, kLt, kLe, kGt, kGe, kIsNull, kIsNotNull };
+
+// `column <op> value` on a top-level column; value is unused for IS [NOT] NULL.
+struct ColumnPredicate {
+  std::string column;
+  CompareOp op;
+  std::shared_ptr<arrow::Scalar> value;
+};
+
+// Files that may hold rows satisfying every predicate (a conjunction): partition values are
+// checked exactly, stats (min/max/nullCount) conservatively; files without stats are kept.
+arrow::Result<std::vector<Add>> select_files(const Snapshot& snapshot,
+                                             const std::vector<ColumnPredicate>& predicates);
+
+struct ScanOptions {
+  std::vector<ColumnPredicate> predicates;  // also applied to rows
+  std::optional<int64_t> limit;
+};
+
+// Reads the table into one Arrow table with the snapshot's schema: partition columns filled
+// from partitionValues, columns a file lacks (older schema) as nulls.
+arrow::Result<std::shared_ptr<arrow::Table>> scan_table(const LogStore& store,
+                                                        const Snapshot& snapshot,
+                                                        const ScanOptions& options = {});
+
+// Reads one data file of the table as batches with the snapshot's schema.
+arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,
+                                                            const Snapshot& snapshot,
+                                                            const Add& file);
+
+// What a streaming reader does when a commit removed data (not a pure append).
+enum class ChangePolicy {
+  kFail,           // error: the reader would miss the deletion
+  kIgnoreDeletes,  // skip commits that only remove files
+  kIgnoreChanges,  // also accept rewrites (re-added rows may be read again)
+};
+
+struct AddedFile {
+  DeltaVersion version;
+  Add add;
+};
+
+// The data files added by versions (after, upto], in commit order; commits with
+// dataChange=false (compaction) are skipped.
+arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
+                                                          DeltaVersion after, DeltaVersion upto,
+                                                          ChangePolicy policy);
+
+}  // namespace sluice::delta

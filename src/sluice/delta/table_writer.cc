@@ -1,0 +1,196 @@
+// Partitioned, schema-checked writes into Delta tables.
+#include "sluice/delta/table_writer.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <arrow/compute/row/grouper.h>
+#include <arrow/compute/exec.h>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+#include "sluice/delta/partitioning.h"
+#include "sluice/delta/schema.h"
+#include "sluice/delta/table.h"
+
+namespace sluice::delta {
+
+arrow::Result<std::unique_ptr<TableWriter>> TableWriter::make(
+    std::shared_ptr<LogStore> store, std::shared_ptr<const Snapshot> snapshot,
+    const arrow::Schema& data_schema, WriteOptions options) {
+  std::unique_ptr<TableWriter> w(new TableWriter());
+  const std::string table = store->table_root().string();
+  w->store_ = std::move(store);
+  w->snapshot_ = std::move(snapshot);
+  w->options_ = std::move(options);
+  if (w->snapshot_) {
+    const auto& current = *w->snapshot_->schema();
+    const bool overwrite_schema = w->options_.mode == WriteMode::kOverwrite &&
+                                  w->options_.schema_mode == SchemaMode::kMerge;
+    if (overwrite_schema) {
+      w->table_schema_ = normalize_schema(data_schema);
+    } else {
+      auto reconciled = reconcile_schema(current, data_schema, w->options_.schema_mode);
+      if (!reconciled.ok()) return with_context(reconciled.status(), "writing to " + table);
+      w->table_schema_ = *reconciled;
+    }
+    w->schema_changed_ = !w->table_schema_->Equals(current, /*check_metadata=*/false);
+    w->partition_columns_ = w->snapshot_->metadata().partition_columns;
+  } else {
+    w->table_schema_ = normalize_schema(data_schema);
+    w->partition_columns_ = w->options_.partition_columns;
+    w->schema_changed_ = true;
+  }
+  // Partition columns: present, partitionable, and left out of the data files.
+  std::vector<bool> is_partition(w->table_schema_->num_fields(), false);
+  for (const auto& name : w->partition_columns_) {
+    int i = w->table_schema_->GetFieldIndex(name);
+    if (i < 0) {
+      return invalid("partition column '{}' is not a column of {}", name, table);
+    }
+    if (!is_partitionable(*w->table_schema_->field(i)->type())) {
+      return invalid("column '{}' ({}) cannot partition {}: use a string, number, boolean, date "
+                     "or timestamp column",
+                     name, delta_type_name(*w->table_schema_->field(i)->type()), table);
+    }
+    w->partition_indices_.push_back(i);
+    is_partition[i] = true;
+  }
+  arrow::FieldVector file_fields;
+  for (int i = 0; i < w->table_schema_->num_fields(); ++i) {
+    if (is_partition[i]) continue;
+    w->data_indices_.push_back(i);
+    file_fields.push_back(w->table_schema_->field(i));
+  }
+  w->file_schema_ = arrow::schema(file_fields);
+  // Validate that the schema has a Delta form before any data is written.
+  ARROW_RETURN_NOT_OK(to_delta_schema_string(*w->table_schema_).status());
+  return w;
+}
+
+TableWriter::~TableWriter() { abort(); }
+
+int64_t TableWriter::bytes_written() const {
+  int64_t total = closed_bytes_;
+  for (const auto& [dir, f] : open_) total += f.writer->bytes_written();
+  return total;
+}
+
+arrow::Status TableWriter::close_file(OpenFile& file) {
+  ARROW_ASSIGN_OR_RAISE(auto add, file.writer->close());
+  add.partition_values = file.values;
+  closed_bytes_ += add.size;
+  done_.push_back(std::move(add));
+  file.writer.reset();
+  return arrow::Status::OK();
+}
+
+arrow::Status TableWriter::write_partition(const std::string& dir, const PartitionValues& values,
+                                           const arrow::RecordBatch& data) {
+  auto it = open_.find(dir);
+  if (it == open_.end()) {
+    ARROW_ASSIGN_OR_RAISE(auto writer, DataFileWriter::make(store_->table_root(), dir,
+                                                            file_schema_, options_.file));
+    it = open_.emplace(dir, OpenFile{values, std::move(writer)}).first;
+  }
+  ARROW_RETURN_NOT_OK(it->second.writer->write(data));
+  if (it->second.writer->reached_target()) {
+    ARROW_RETURN_NOT_OK(close_file(it->second));
+    open_.erase(it);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status TableWriter::write(const arrow::RecordBatch& input) {
+  if (input.num_rows() == 0) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto batch, conform_batch(input, table_schema_));
+  rows_ += batch->num_rows();
+  ARROW_ASSIGN_OR_RAISE(auto data, batch->SelectColumns(data_indices_));
+  if (partition_indices_.empty()) return write_partition("", {}, *data);
+
+  // Group rows by their partition values (vectorised hash grouping), then write each group.
+  std::vector<arrow::TypeHolder> key_types;
+  std::vector<arrow::Datum> keys;
+  for (int i : partition_indices_) {
+    key_types.emplace_back(table_schema_->field(i)->type());
+    keys.emplace_back(batch->column(i));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto grouper, arrow::compute::Grouper::Make(key_types));
+  arrow::compute::ExecBatch key_batch(keys, batch->num_rows());
+  ARROW_ASSIGN_OR_RAISE(auto ids_datum, grouper->Consume(arrow::compute::ExecSpan(key_batch)));
+  auto ids = std::static_pointer_cast<arrow::UInt32Array>(ids_datum.make_array());
+  ARROW_ASSIGN_OR_RAISE(auto uniques, grouper->GetUniques());
+  ARROW_ASSIGN_OR_RAISE(auto groupings,
+                        arrow::compute::Grouper::MakeGroupings(*ids, grouper->num_groups()));
+  for (uint32_t g = 0; g < grouper->num_groups(); ++g) {
+    PartitionValues values;
+    std::string dir;
+    for (size_t k = 0; k < partition_indices_.size(); ++k) {
+      const auto& name = partition_columns_[k];
+      ARROW_ASSIGN_OR_RAISE(auto scalar, uniques.values[k].make_array()->GetScalar(g));
+      ARROW_ASSIGN_OR_RAISE(auto text, serialize_partition_value(*scalar));
+      values[name] = text;
+      if (!dir.empty()) dir += "/";
+      dir += name + "=" + (text ? escape_partition_path(*text) : kHiveDefaultPartition);
+    }
+    auto indices = groupings->value_slice(g);
+    ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(data, indices));
+    ARROW_RETURN_NOT_OK(write_partition(dir, values, *taken.record_batch()));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<Transaction> TableWriter::finish() {
+  for (auto& [dir, file] : open_) ARROW_RETURN_NOT_OK(close_file(file));
+  open_.clear();
+  Transaction txn(store_, snapshot_);
+  if (!snapshot_) {
+    txn.set_protocol(protocol_for_schema(*table_schema_));
+    ARROW_ASSIGN_OR_RAISE(auto metadata,
+                          new_table_metadata(*table_schema_, options_.table_name,
+                                             options_.description, partition_columns_));
+    metadata.configuration = options_.configuration;
+    if (options_.table_name.empty()) metadata.name.reset();
+    txn.set_metadata(std::move(metadata));
+  } else if (schema_changed_) {
+    Metadata metadata = snapshot_->metadata();
+    ARROW_ASSIGN_OR_RAISE(metadata.schema_string, to_delta_schema_string(*table_schema_));
+    txn.set_metadata(std::move(metadata));
+    // A new timestamp_ntz column needs the table feature.
+    Protocol needed = protocol_for_schema(*table_schema_);
+    if (needed.min_reader_version > snapshot_->protocol().min_reader_version) {
+      txn.set_protocol(needed);
+    }
+  }
+  if (snapshot_ && options_.mode == WriteMode::kOverwrite) {
+    const int64_t now = now_millis();
+    for (const auto& f : snapshot_->files()) {
+      Remove r;
+      r.path = f.path;
+      r.deletion_timestamp = now;
+      r.data_change = true;
+      r.extended_file_metadata = true;
+      r.partition_values = f.partition_values;
+      r.size = f.size;
+      txn.remove_file(std::move(r));
+    }
+  }
+  for (auto& add : done_) txn.add_file(std::move(add));
+  done_.clear();
+  return txn;
+}
+
+void TableWriter::abort() {
+  for (auto& [dir, file] : open_) {
+    if (file.writer) file.writer->abort();
+  }
+  open_.clear();
+  // Files closed but never committed: nothing refers to them, so they go too.
+  for (const auto& add : done_) {
+    auto path = uri_decode_path(add.path);
+    std::error_code ec;
+    if (path.ok()) std::filesystem::remove(store_->table_root() / *path, ec);
+  }
+  done_.clear();
+}
+
+}  // namespace sluice::delta

@@ -1,0 +1,81 @@
+// Writes record batches into a Delta table: conforms them to the table schema (evolving it
+// when allowed), splits them by partition values into Hive-style directories, rolls Parquet
+// files at the target size, and hands back a Transaction holding the result.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/delta/data_file_writer.h"
+#include "sluice/delta/schema_evolution.h"
+#include "sluice/delta/snapshot.h"
+#include "sluice/delta/transaction.h"
+
+namespace sluice::delta {
+
+enum class WriteMode { kAppend, kOverwrite };
+
+struct WriteOptions {
+  DataFileOptions file;
+  SchemaMode schema_mode = SchemaMode::kStrict;
+  WriteMode mode = WriteMode::kAppend;
+  // Used when the write creates the table.
+  std::vector<std::string> partition_columns;
+  std::string table_name;
+  std::optional<std::string> description;
+  std::map<std::string, std::string> configuration;
+};
+
+class TableWriter {
+ public:
+  // `snapshot` is the table's current state, or null to create the table.
+  static arrow::Result<std::unique_ptr<TableWriter>> make(std::shared_ptr<LogStore> store,
+                                                          std::shared_ptr<const Snapshot> snapshot,
+                                                          const arrow::Schema& data_schema,
+                                                          WriteOptions options);
+  ~TableWriter();
+
+  // The table's schema after this write (evolved if new columns came).
+  const std::shared_ptr<arrow::Schema>& table_schema() const { return table_schema_; }
+  arrow::Status write(const arrow::RecordBatch& batch);
+  int64_t rows_written() const { return rows_; }
+  int64_t bytes_written() const;
+
+  // Closes every file and returns the transaction to commit: the adds, plus metadata and
+  // protocol for a new or evolved table, plus removes of every live file for an overwrite.
+  arrow::Result<Transaction> finish();
+  // Deletes the files written so far.
+  void abort();
+
+ private:
+  TableWriter() = default;
+  struct OpenFile {
+    PartitionValues values;
+    std::unique_ptr<DataFileWriter> writer;
+  };
+  arrow::Status write_partition(const std::string& dir, const PartitionValues& values,
+                                const arrow::RecordBatch& data);
+  arrow::Status close_file(OpenFile& file);
+
+  std::shared_ptr<LogStore> store_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  WriteOptions options_;
+  std::shared_ptr<arrow::Schema> table_schema_;
+  std::shared_ptr<arrow::Schema> file_schema_;  // table schema without partition columns
+  std::vector<std::string> partition_columns_;
+  std::vector<int> partition_indices_;  // in table_schema_
+  std::vector<int> data_indices_;       // in table_schema_
+  bool schema_changed_ = false;
+  std::map<std::string, OpenFile> open_;  // by partition directory
+  std::vector<Add> done_;
+  int64_t rows_ = 0;
+  int64_t closed_bytes_ = 0;
+};
+
+}  // namespace sluice::delta
