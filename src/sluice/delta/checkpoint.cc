@@ -83,7 +83,7 @@ arrow::Status append_json(arrow::ArrayBuilder& builder, const json& value) {
       auto& b = static_cast<arrow::StructBuilder&>(builder);
       ARROW_RETURN_NOT_OK(b.Append());
       for (int i = 0; i < b.num_fields(); ++i) {
-        const auto& name = b.type()->field(i)->name();
+        const std::string name = b.type()->field(i)->name();  // type() is a temporary
         auto it = value.find(name);
         ARROW_RETURN_NOT_OK(append_json(*b.field_builder(i), it == value.end() ? json() : *it));
       }
