@@ -4,13 +4,13 @@
 #include <arrow/record_batch.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <cstdio>
 #include <map>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
-#include "sluice/delta/data_file_writer.h"
 #include "sluice/delta/table.h"
-#include "sluice/delta/transaction.h"
+#include "sluice/delta/table_writer.h"
 #include "sluice/kafka/consumer.h"
 #include "sluice/kafka/source_schema.h"
 
@@ -103,18 +103,17 @@ class IngestRun {
     ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
 
     kafka::KafkaRecordBatchBuilder builder;
-    std::unique_ptr<delta::DataFileWriter> file;
+    std::unique_ptr<delta::TableWriter> writer;
     int64_t uncommitted_rows = 0, uncommitted_bytes = 0;
     auto last_progress = std::chrono::steady_clock::now();
 
     auto flush_batch = [&]() -> arrow::Status {
       if (builder.num_rows() == 0) return arrow::Status::OK();
       ARROW_ASSIGN_OR_RAISE(auto batch, builder.finish());
-      if (!file) {
-        ARROW_ASSIGN_OR_RAISE(file, delta::DataFileWriter::make(store_->table_root(), "",
-                                                                kafka::kafka_source_schema(), {}));
+      if (!writer) {
+        ARROW_ASSIGN_OR_RAISE(writer, make_writer());
       }
-      return file->write(*batch);
+      return writer->write(*batch);
     };
     auto all_done = [&] {
       for (const auto& [p, prog] : progress_) {
@@ -161,57 +160,58 @@ class IngestRun {
       ++uncommitted_rows;
       uncommitted_bytes += static_cast<int64_t>(msg->len() + msg->key_len());
       if (builder.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
-      if (uncommitted_rows >= options_.commit_rows || uncommitted_bytes >= options_.commit_bytes ||
-          (file && file->reached_target())) {
+      if (uncommitted_rows >= options_.commit_rows || uncommitted_bytes >= options_.commit_bytes) {
         ARROW_RETURN_NOT_OK(flush_batch());
-        ARROW_RETURN_NOT_OK(commit(std::move(file)));
+        ARROW_RETURN_NOT_OK(commit(std::move(writer)));
         uncommitted_rows = uncommitted_bytes = 0;
       }
     }
     ARROW_RETURN_NOT_OK(flush_batch());
-    return commit(std::move(file));
+    return commit(std::move(writer));
   }
 
-  // One Delta commit: the data file (if any) and every partition's next offset.
-  arrow::Status commit(std::unique_ptr<delta::DataFileWriter> file) {
-    delta::Transaction txn(store_, snapshot_);
-    if (!snapshot_) {
-      txn.set_protocol(delta::protocol_for_schema(*kafka::kafka_source_schema()));
-      ARROW_ASSIGN_OR_RAISE(auto metadata,
-                            delta::new_table_metadata(*kafka::kafka_source_schema(), table_.table,
-                                                      table_.comment.empty()
-                                                          ? std::optional<std::string>{}
-                                                          : table_.comment));
-      txn.set_metadata(std::move(metadata));
+  arrow::Result<std::unique_ptr<delta::TableWriter>> make_writer() const {
+    delta::WriteOptions options;
+    options.table_name = table_.table;
+    if (!table_.comment.empty()) options.description = table_.comment;
+    return delta::TableWriter::make(store_, snapshot_, *kafka::kafka_source_schema(), options);
+  }
+
+  // One Delta commit: the data written so far (if any) and every partition's next offset.
+  arrow::Status commit(std::unique_ptr<delta::TableWriter> writer) {
+    if (!writer) {
+      ARROW_ASSIGN_OR_RAISE(writer, make_writer());
     }
-    int64_t rows = 0;
-    if (file) {
-      rows = file->num_rows();
-      auto add = file->close();
-      if (!add.ok()) {
-        file->abort();
-        return with_context(add.status(), where());
-      }
-      txn.add_file(std::move(*add));
+    const int64_t rows = writer->rows_written();
+    auto txn = writer->finish();
+    if (!txn.ok()) {
+      writer->abort();
+      return with_context(txn.status(), where());
     }
     for (const auto& [p, prog] : progress_) {
       const auto app_id = kafka_txn_app_id(config_.name, table_.table, table_.topic, p);
       auto committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
       if (committed && *committed == prog.next.value()) continue;  // unchanged
-      txn.set_txn(app_id, prog.next.value());
+      txn->set_txn(app_id, prog.next.value());
     }
     delta::CommitOptions options;
     options.operation = "STREAMING UPDATE";
     options.operation_parameters = {{"outputMode", "Append"},
                                     {"queryId", query_id_},
                                     {"epochId", std::to_string(epoch_++)}};
-    int64_t bytes = txn.adds().empty() ? 0 : txn.adds().front().size;
-    options.operation_metrics = {{"numAddedFiles", std::to_string(txn.adds().size())},
+    options.operation_metrics = {{"numAddedFiles", std::to_string(txn->adds().size())},
                                  {"numOutputRows", std::to_string(rows)},
-                                 {"numOutputBytes", std::to_string(bytes)},
+                                 {"numOutputBytes", std::to_string(writer->bytes_written())},
                                  {"numRemovedFiles", "0"}};
-    auto result = txn.commit(options);
-    if (!result.ok()) return with_context(result.status(), where());
+    auto result = txn->commit(options);
+    if (!result.ok()) {
+      writer->abort();
+      return with_context(result.status(), where());
+    }
+    if (!result->checkpoint_status.ok()) {
+      std::fprintf(stderr, "sluice: warning: %s: checkpoint failed: %s\n", where().c_str(),
+                   result->checkpoint_status.message().c_str());
+    }
     snapshot_ = result->snapshot;
     report_.rows_written += rows;
     report_.commits += 1;
