@@ -25,6 +25,9 @@ test: unit integration
 run: build
 	scripts/demo.sh
 
+bench: build
+	.venv/bin/python bench/delta_append_bench.py
+
 clean:
 	rm -rf build build-debug
 

@@ -259,11 +259,26 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> open_input(const std::s
     return out;
   }
   if (path.ends_with(".arrow") || path.ends_with(".feather") || path.ends_with(".ipc")) {
-    auto reader = arrow::ipc::RecordBatchFileReader::Open(*file);
+    // Memory-mapped: batches are read zero-copy, a page at a time, however large the file.
+    auto mapped = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
+    if (!mapped.ok()) return context(mapped.status());
+    auto reader = arrow::ipc::RecordBatchFileReader::Open(*mapped);
     if (!reader.ok()) return context(reader.status());
-    auto table = (*reader)->ToTable();
-    if (!table.ok()) return context(table.status());
-    return std::make_shared<arrow::TableBatchReader>(*table);
+    struct IpcBatches : arrow::RecordBatchReader {
+      std::shared_ptr<arrow::ipc::RecordBatchFileReader> file;
+      int next = 0;
+      std::shared_ptr<arrow::Schema> schema() const override { return file->schema(); }
+      arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+        if (next >= file->num_record_batches()) {
+          batch->reset();
+          return arrow::Status::OK();
+        }
+        return file->ReadRecordBatch(next++).Value(batch);
+      }
+    };
+    auto out = std::make_shared<IpcBatches>();
+    out->file = *reader;
+    return out;
   }
   return invalid("input {}: use a .parquet or .arrow (Arrow IPC file) input", path);
 }

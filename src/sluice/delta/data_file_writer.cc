@@ -69,6 +69,7 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
   auto arrow_props = parquet::ArrowWriterProperties::Builder()
                          .coerce_timestamps(arrow::TimeUnit::MICRO)
                          ->store_schema()
+                         ->set_use_threads(true)  // encode a row group's columns in parallel
                          ->build();
   ARROW_ASSIGN_OR_RAISE(w->writer_,
                         parquet::arrow::FileWriter::Open(*schema, arrow::default_memory_pool(),
