@@ -294,6 +294,7 @@ struct AppendArgs {
   int64_t target_file_size = 128ll << 20;
   int64_t row_group_rows = 1 << 20;
   std::optional<int64_t> checkpoint_interval;
+  int parallel_files = 0;
 };
 
 arrow::Status append(const AppendArgs& args) {
@@ -309,6 +310,7 @@ arrow::Status append(const AppendArgs& args) {
                                                           : delta::Compression::kZstd;
   options.file.target_file_bytes = args.target_file_size;
   options.file.row_group_rows = args.row_group_rows;
+  options.file.parallel_files = args.parallel_files;
   if (args.checkpoint_interval) {
     options.configuration["delta.checkpointInterval"] = std::to_string(*args.checkpoint_interval);
   }
@@ -407,6 +409,8 @@ void add_table_commands(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"zstd", "snappy", "none"}));
   a->add_option("--target-file-size", append_args.target_file_size, "Bytes per data file");
   a->add_option("--row-group-rows", append_args.row_group_rows, "Rows per Parquet row group");
+  a->add_option("--parallel-files", append_args.parallel_files,
+                "Data files written at once (0: one per core)");
   a->add_option("--checkpoint-interval", append_args.checkpoint_interval,
                 "delta.checkpointInterval (new table)");
   a->callback([exit_code] { *exit_code = report(append(append_args)); });

@@ -3,6 +3,7 @@
 
 #include <arrow/io/file.h>
 #include <arrow/record_batch.h>
+#include <arrow/type.h>
 #include <fcntl.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
@@ -60,16 +61,23 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
   if (ec) return io_error("cannot create {}: {}", w->full_path_.parent_path().string(), ec.message());
   ARROW_ASSIGN_OR_RAISE(w->sink_, arrow::io::FileOutputStream::Open(w->full_path_.string()));
 
-  auto props = parquet::WriterProperties::Builder()
-                   .compression(to_arrow(options.compression))
-                   ->max_row_group_length(options.row_group_rows)
-                   ->created_by("sluice " SLUICE_VERSION)
-                   ->build();
+  parquet::WriterProperties::Builder builder;
+  builder.compression(to_arrow(options.compression))
+      ->max_row_group_length(options.row_group_rows)
+      ->created_by("sluice " SLUICE_VERSION)
+      ->write_batch_size(64 * 1024);
+  // Floating-point columns rarely repeat values: hashing them for a dictionary that is
+  // abandoned after 1 MiB costs time and gains nothing.
+  for (const auto& field : schema->fields()) {
+    auto id = field->type()->id();
+    if (id == arrow::Type::FLOAT || id == arrow::Type::DOUBLE) builder.disable_dictionary(field->name());
+  }
+  auto props = builder.build();
   // Microsecond timestamps, never INT96 or nanoseconds: what Delta readers expect.
   auto arrow_props = parquet::ArrowWriterProperties::Builder()
                          .coerce_timestamps(arrow::TimeUnit::MICRO)
                          ->store_schema()
-                         ->set_use_threads(true)  // encode a row group's columns in parallel
+                         ->set_use_threads(options.parallel_columns)
                          ->build();
   ARROW_ASSIGN_OR_RAISE(w->writer_,
                         parquet::arrow::FileWriter::Open(*schema, arrow::default_memory_pool(),

@@ -25,6 +25,12 @@ struct DataFileOptions {
   Compression compression = Compression::kZstd;
   int64_t row_group_rows = 1 << 20;
   int64_t target_file_bytes = 128ll << 20;
+  // Files written at once by an unpartitioned write (0: one per core), and the rows a write
+  // must reach before it spreads over more than one file.
+  int parallel_files = 0;
+  int64_t spread_after_rows = 1'000'000;
+  // Encode a row group's columns on Arrow's CPU pool.
+  bool parallel_columns = true;
 };
 
 class DataFileWriter {

@@ -6,6 +6,8 @@
 #include <arrow/compute/row/grouper.h>
 #include <arrow/compute/exec.h>
 
+#include <thread>
+
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/partitioning.h"
@@ -70,7 +72,7 @@ arrow::Result<std::unique_ptr<TableWriter>> TableWriter::make(
 TableWriter::~TableWriter() { abort(); }
 
 int64_t TableWriter::bytes_written() const {
-  int64_t total = closed_bytes_;
+  int64_t total = closed_bytes_ + (unpartitioned_ ? unpartitioned_->bytes_written() : 0);
   for (const auto& [dir, f] : open_) total += f.writer->bytes_written();
   return total;
 }
@@ -105,7 +107,17 @@ arrow::Status TableWriter::write(const arrow::RecordBatch& input) {
   ARROW_ASSIGN_OR_RAISE(auto batch, conform_batch(input, table_schema_));
   rows_ += batch->num_rows();
   ARROW_ASSIGN_OR_RAISE(auto data, batch->SelectColumns(data_indices_));
-  if (partition_indices_.empty()) return write_partition("", {}, *data);
+  if (partition_indices_.empty()) {
+    if (!unpartitioned_) {
+      int lanes = options_.file.parallel_files;
+      if (lanes <= 0) lanes = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      DataFileOptions file = options_.file;
+      file.parallel_columns = lanes == 1 && file.parallel_columns;
+      unpartitioned_ = std::make_unique<ParallelFileWriter>(
+          store_->table_root(), "", file_schema_, file, lanes, file.spread_after_rows);
+    }
+    return unpartitioned_->write(data);
+  }
 
   // Group rows by their partition values (vectorised hash grouping), then write each group.
   std::vector<arrow::TypeHolder> key_types;
@@ -142,6 +154,14 @@ arrow::Status TableWriter::write(const arrow::RecordBatch& input) {
 arrow::Result<Transaction> TableWriter::finish() {
   for (auto& [dir, file] : open_) ARROW_RETURN_NOT_OK(close_file(file));
   open_.clear();
+  if (unpartitioned_) {
+    ARROW_ASSIGN_OR_RAISE(auto adds, unpartitioned_->finish());
+    unpartitioned_.reset();
+    for (auto& a : adds) {
+      closed_bytes_ += a.size;
+      done_.push_back(std::move(a));
+    }
+  }
   Transaction txn(store_, snapshot_);
   if (!snapshot_) {
     txn.set_protocol(protocol_for_schema(*table_schema_));
@@ -180,6 +200,10 @@ arrow::Result<Transaction> TableWriter::finish() {
 }
 
 void TableWriter::abort() {
+  if (unpartitioned_) {
+    unpartitioned_->abort();
+    unpartitioned_.reset();
+  }
   for (auto& [dir, file] : open_) {
     if (file.writer) file.writer->abort();
   }

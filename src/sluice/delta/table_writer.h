@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/delta/data_file_writer.h"
+#include "sluice/delta/parallel_file_writer.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/snapshot.h"
 #include "sluice/delta/transaction.h"
@@ -73,6 +74,7 @@ class TableWriter {
   std::vector<int> data_indices_;       // in table_schema_
   bool schema_changed_ = false;
   std::map<std::string, OpenFile> open_;  // by partition directory
+  std::unique_ptr<ParallelFileWriter> unpartitioned_;
   std::vector<Add> done_;
   int64_t rows_ = 0;
   int64_t closed_bytes_ = 0;
