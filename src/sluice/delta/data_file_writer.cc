@@ -130,4 +130,12 @@ void DataFileWriter::abort() {
   fs::remove(full_path_, ec);
 }
 
+void remove_data_files(const fs::path& table_root, const std::vector<Add>& adds) {
+  for (const auto& a : adds) {
+    auto path = uri_decode_path(a.path);
+    std::error_code ec;
+    if (path.ok()) fs::remove(table_root / *path, ec);
+  }
+}
+
 }  // namespace sluice::delta

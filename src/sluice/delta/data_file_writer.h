@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sluice/delta/actions.h"
 #include "sluice/delta/stats.h"
@@ -63,5 +64,8 @@ class DataFileWriter {
   StatsCollector stats_;
   bool closed_ = false;
 };
+
+// Deletes the data files of `adds` (written but never committed); best effort.
+void remove_data_files(const std::filesystem::path& table_root, const std::vector<Add>& adds);
 
 }  // namespace sluice::delta

@@ -155,11 +155,7 @@ arrow::Result<std::vector<Add>> ParallelFileWriter::finish() {
   }
   lanes_.clear();
   if (!first_error.ok()) {
-    for (const auto& a : adds) {
-      auto path = uri_decode_path(a.path);
-      std::error_code ec;
-      if (path.ok()) std::filesystem::remove(table_root_ / *path, ec);
-    }
+    remove_data_files(table_root_, adds);
     return first_error;
   }
   return adds;
@@ -175,11 +171,7 @@ void ParallelFileWriter::abort() {
   stop_lanes();
   for (auto& lane : lanes_) {
     if (lane->writer) lane->writer->abort();
-    for (const auto& a : lane->done) {
-      auto path = uri_decode_path(a.path);
-      std::error_code ec;
-      if (path.ok()) std::filesystem::remove(table_root_ / *path, ec);
-    }
+    remove_data_files(table_root_, lane->done);
   }
   lanes_.clear();
 }

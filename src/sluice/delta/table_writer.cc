@@ -209,11 +209,7 @@ void TableWriter::abort() {
   }
   open_.clear();
   // Files closed but never committed: nothing refers to them, so they go too.
-  for (const auto& add : done_) {
-    auto path = uri_decode_path(add.path);
-    std::error_code ec;
-    if (path.ok()) std::filesystem::remove(store_->table_root() / *path, ec);
-  }
+  remove_data_files(store_->table_root(), done_);
   done_.clear();
 }
 
