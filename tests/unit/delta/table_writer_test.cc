@@ -239,5 +239,41 @@ TEST_F(TableWriterTest, NullsInNotNullColumnAreRefused) {
       << r.status().message();
 }
 
+TEST_F(TableWriterTest, LargeWritesSpreadOverParallelFilesAndKeepEveryRow) {
+  WriteOptions options;
+  options.file.parallel_files = 2;
+  options.file.spread_after_rows = 1;
+  auto snap = load_latest_if_exists(*store_).ValueOrDie();
+  auto writer = TableWriter::make(store_, snap, *schema_, options).ValueOrDie();
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(writer->write(*batch(schema_, "[{\"id\":" + std::to_string(i) + "}]")).ok());
+  }
+  auto txn = writer->finish();
+  ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+  EXPECT_EQ(txn->adds().size(), 2u);
+  ASSERT_TRUE(txn->commit({}).ok());
+  EXPECT_EQ(ids(*read()), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST_F(TableWriterTest, AbortedWriteLeavesNoDataFiles) {
+  WriteOptions options;
+  options.file.parallel_files = 2;
+  options.file.spread_after_rows = 1;
+  {
+    auto writer = TableWriter::make(store_, nullptr, *schema_, options).ValueOrDie();
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE(writer->write(*batch(schema_, "[{\"id\":" + std::to_string(i) + "}]")).ok());
+    }
+    writer->abort();
+  }
+  int parquet_files = 0;
+  if (std::filesystem::exists(store_->table_root())) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(store_->table_root())) {
+      parquet_files += e.path().extension() == ".parquet";
+    }
+  }
+  EXPECT_EQ(parquet_files, 0);
+}
+
 }  // namespace
 }  // namespace sluice::delta
