@@ -54,4 +54,16 @@ if [ "$(cat .deps/kafka/.complete 2>/dev/null)" != "$POM_HASH" ]; then
 else
   log "Kafka jars present"
 fi
+# Delta Lake jars for Spark from Maven Central (pyspark ships Spark, Scala and Hadoop).
+SPARK_JARS=.deps/spark/jars
+SPARK_POM_HASH=$(sha256sum tools/spark/pom.xml | cut -c1-16)
+if [ "$(cat .deps/spark/.complete 2>/dev/null)" != "$SPARK_POM_HASH" ]; then
+  log "fetching Delta Lake jars for Spark (Maven)"
+  rm -rf "$SPARK_JARS"; mkdir -p "$SPARK_JARS"
+  mvn -q -B -f tools/spark/pom.xml dependency:copy-dependencies \
+      -DoutputDirectory="$ROOT/$SPARK_JARS" -DexcludeTransitive=true
+  echo "$SPARK_POM_HASH" > .deps/spark/.complete
+else
+  log "Spark Delta jars present"
+fi
 log "done"
