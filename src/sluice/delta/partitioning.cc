@@ -59,9 +59,13 @@ arrow::Result<std::optional<std::string>> serialize_partition_value(const arrow:
     case arrow::Type::BOOL:
       return std::optional<std::string>(static_cast<const arrow::BooleanScalar&>(s).value ? "true"
                                                                                           : "false");
-    case arrow::Type::STRING:
-      return std::optional<std::string>(
-          std::string(static_cast<const arrow::StringScalar&>(s).view()));
+    case arrow::Type::STRING: {
+      // An empty string partitions as null, as in Spark and Hive: a directory name cannot
+      // tell "" from missing, and other readers read "" back as null.
+      auto view = static_cast<const arrow::StringScalar&>(s).view();
+      if (view.empty()) return std::optional<std::string>{};
+      return std::optional<std::string>(std::string(view));
+    }
     case arrow::Type::DATE32:
       return std::optional<std::string>(format_date32(static_cast<const arrow::Date32Scalar&>(s).value));
     case arrow::Type::TIMESTAMP:
@@ -82,9 +86,7 @@ arrow::Result<std::optional<std::string>> serialize_partition_value(const arrow:
 
 arrow::Result<std::shared_ptr<arrow::Scalar>> parse_partition_value(
     const std::optional<std::string>& value, const std::shared_ptr<arrow::DataType>& type) {
-  if (!value || (value->empty() && type->id() != arrow::Type::STRING)) {
-    return arrow::MakeNullScalar(type);
-  }
+  if (!value || value->empty()) return arrow::MakeNullScalar(type);
   if (type->id() == arrow::Type::STRING) return arrow::MakeScalar(*value);
   if (type->id() == arrow::Type::TIMESTAMP) {
     // "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC) or ISO-8601 with 'T' and 'Z'.

@@ -13,7 +13,7 @@ namespace sluice::delta {
 // Directory name of a null partition value.
 inline constexpr const char* kHiveDefaultPartition = "__HIVE_DEFAULT_PARTITION__";
 
-// The protocol's string form of a partition value (nullopt for null).
+// The protocol's string form of a partition value (nullopt for null, and for "" as in Spark).
 arrow::Result<std::optional<std::string>> serialize_partition_value(const arrow::Scalar& value);
 
 // Parses a partitionValues entry into a scalar of `type` (a null scalar for nullopt).

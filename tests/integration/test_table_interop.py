@@ -1,0 +1,174 @@
+"""Interoperability matrix: tables sluice writes (every type, partitioned with nulls and
+special characters, checkpointed, schema-evolved, overwritten) read the same in deltalake,
+Polars, DuckDB and sluice's own reader. (Spark: test_spark_interop.py.)"""
+import datetime as dt
+import decimal
+import json
+import random
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from readers import read_all, read_deltalake, read_sluice, sluice, sluice_append, normalise, sorted_by
+
+SPECIAL = ["plain", "with space", "a/b", "k=v", "50%", "c:d", "ünï", "", "#[x]"]
+
+
+def every_type(start, n, seed=1):
+    rng = random.Random(seed + start)
+    ids = range(start, start + n)
+
+    def maybe(v, p=0.15):
+        return None if rng.random() < p else v
+
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "flag": pa.array([maybe(rng.random() < 0.5) for _ in ids], pa.bool_()),
+        "i8": pa.array([maybe(rng.randint(-128, 127)) for _ in ids], pa.int8()),
+        "i16": pa.array([maybe(rng.randint(-32768, 32767)) for _ in ids], pa.int16()),
+        "i32": pa.array([maybe(rng.randint(-2**31, 2**31 - 1)) for _ in ids], pa.int32()),
+        "i64": pa.array([maybe(rng.randint(-2**63, 2**63 - 1)) for _ in ids], pa.int64()),
+        "f32": pa.array([maybe(rng.uniform(-1e6, 1e6)) for _ in ids], pa.float32()),
+        "f64": pa.array([maybe(rng.uniform(-1e12, 1e12)) for _ in ids], pa.float64()),
+        "s": pa.array([maybe(rng.choice(["", "a", "ünïcödé ✓", "x" * rng.randint(30, 80)])) for _ in ids]),
+        "bin": pa.array([maybe(rng.randbytes(rng.randint(0, 16))) for _ in ids], pa.binary()),
+        "d": pa.array([maybe(dt.date(1969, 12, 25) + dt.timedelta(days=rng.randint(0, 30000))) for _ in ids]),
+        "ts": pa.array([maybe(rng.randint(-10**15, 4 * 10**15)) for _ in ids], pa.timestamp("us", tz="UTC")),
+        "ntz": pa.array([maybe(rng.randint(0, 4 * 10**15)) for _ in ids], pa.timestamp("us")),
+        "dec": pa.array([maybe(decimal.Decimal(rng.randint(-10**9, 10**9)) / 1000) for _ in ids],
+                        pa.decimal128(18, 3)),
+        "st": pa.array([maybe({"a": maybe(rng.randint(0, 9)), "inner": maybe({"z": maybe("q")})}) for _ in ids],
+                       pa.struct([("a", pa.int32()), ("inner", pa.struct([("z", pa.string())]))])),
+        "arr": pa.array([maybe([maybe(str(i)) for i in range(rng.randint(0, 3))]) for _ in ids],
+                        pa.list_(pa.string())),
+        "arr_st": pa.array([maybe([{"k": "x", "v": maybe(1.5)}]) for _ in ids],
+                           pa.list_(pa.struct([("k", pa.string()), ("v", pa.float64())]))),
+        "m": pa.array([maybe([("a", rng.randint(0, 5)), ("b", None)]) for _ in ids],
+                      pa.map_(pa.string(), pa.int64())),
+    })
+
+
+def assert_all_readers_agree(table_dir, expected, skip=()):
+    """Every reader returns exactly `expected` (sorted by id)."""
+    expected = sorted_by(expected)
+    for name, got in read_all(table_dir, expected.schema, skip=skip).items():
+        for column in got.column_names:
+            assert got.column(column).equals(expected.column(column)), (
+                f"{name} differs in column {column}: "
+                f"{got.column(column).to_pylist()[:5]} vs {expected.column(column).to_pylist()[:5]}")
+
+
+def test_every_type_unpartitioned(tmp_path):
+    table_dir = tmp_path / "t"
+    data = every_type(0, 3000)
+    sluice_append(table_dir, data)
+    protocol = DeltaTable(str(table_dir)).protocol()
+    # The timestamp_ntz column needs the timestampNtz table feature, and nothing else.
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (3, 7)
+    assert protocol.reader_features == ["timestampNtz"]
+    # Polars has no map type (reads maps as list<struct>): compared without it.
+    assert_all_readers_agree(table_dir, data, skip={"polars": {"m"}})
+
+
+def test_without_ntz_the_protocol_is_1_2(tmp_path):
+    table_dir = tmp_path / "t"
+    sluice_append(table_dir, every_type(0, 100).drop_columns(["ntz"]))
+    protocol = DeltaTable(str(table_dir)).protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+
+
+@pytest.mark.parametrize("partition_by", [["p_str"], ["p_date"], ["p_int"], ["p_str", "p_int"]])
+def test_partitioned_with_nulls_and_special_characters(tmp_path, partition_by):
+    rng = random.Random(3)
+    n = 600
+    data = pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "p_str": pa.array([None if i % 10 == 0 else rng.choice(SPECIAL) for i in range(n)]),
+        "p_date": pa.array([None if i % 7 == 0 else dt.date(2024, 2, 27) + dt.timedelta(days=i % 4)
+                            for i in range(n)]),
+        "p_int": pa.array([None if i % 9 == 0 else i % 3 - 1 for i in range(n)], pa.int32()),
+        "v": pa.array([float(i) for i in range(n)]),
+    })
+    table_dir = tmp_path / "t"
+    sluice_append(table_dir, data, "--partition-by", ",".join(partition_by))
+    if "p_str" in partition_by:
+        # An empty string partition value is null, as Spark writes it (Hive semantics).
+        data = data.set_column(1, "p_str", pa.array([v or None for v in data.column("p_str").to_pylist()]))
+    log = [json.loads(line) for line in (table_dir / "_delta_log" / "00000000000000000000.json").read_text().splitlines()]
+    adds = [a["add"] for a in log if "add" in a]
+    assert all(set(a["partitionValues"]) == set(partition_by) for a in adds)
+    assert any(None in a["partitionValues"].values() for a in adds)
+    assert all(part.split("=")[0] in partition_by for a in adds for part in a["path"].split("/")[:-1])
+    assert_all_readers_agree(table_dir, data)
+
+
+def test_checkpointed_table_and_time_travel(tmp_path):
+    table_dir = tmp_path / "t"
+    parts = [every_type(k * 40, 40, seed=k).drop_columns(["m"]) for k in range(26)]
+    for part in parts:
+        sluice_append(table_dir, part, "--checkpoint-interval", "10")
+    log = table_dir / "_delta_log"
+    assert (log / "00000000000000000010.checkpoint.parquet").exists()
+    assert (log / "00000000000000000020.checkpoint.parquet").exists()
+    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 20
+    assert_all_readers_agree(table_dir, pa.concat_tables(parts))
+    schema = parts[0].schema
+    for version in (5, 15):
+        expected = sorted_by(pa.concat_tables(parts[: version + 1]))
+        assert sorted_by(normalise(read_deltalake(table_dir, version), schema)).equals(expected)
+        assert sorted_by(normalise(read_sluice(table_dir, "--version", version), schema)).equals(expected)
+
+
+def test_schema_evolution_top_level_and_nested(tmp_path):
+    table_dir = tmp_path / "t"
+    first = pa.table({"id": pa.array([1, 2], pa.int64()),
+                      "st": pa.array([{"a": 1}, None], pa.struct([("a", pa.int64())]))})
+    sluice_append(table_dir, first)
+    second = pa.table({"id": pa.array([3], pa.int64()),
+                       "st": pa.array([{"a": 3, "b": "new"}], pa.struct([("a", pa.int64()), ("b", pa.string())])),
+                       "note": pa.array(["hello"])})
+    refused = sluice_append(table_dir, second, check=False)
+    assert refused.returncode != 0
+    assert "column 'st.b' (string) is not in the table; allow schema evolution" in refused.stderr
+    sluice_append(table_dir, second, "--merge-schema")
+    expected = pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "st": pa.array([{"a": 1, "b": None}, None, {"a": 3, "b": "new"}],
+                       pa.struct([("a", pa.int64()), ("b", pa.string())])),
+        "note": pa.array([None, None, "hello"]),
+    })
+    assert_all_readers_agree(table_dir, expected)
+
+
+@pytest.mark.parametrize("column, data_type, message", [
+    ("v", pa.string(), "column 'v' has type long in the table but string in the data; the types are incompatible"),
+    ("v", pa.int16(), None),  # widening into long: accepted
+    ("w", pa.int64(), "column 'w' has type integer in the table but long in the data; narrowing a column is not allowed"),
+])
+def test_incompatible_changes_are_refused(tmp_path, column, data_type, message):
+    table_dir = tmp_path / "t"
+    sluice_append(table_dir, pa.table({"id": pa.array([1], pa.int64()), "v": pa.array([1], pa.int64()),
+                                       "w": pa.array([1], pa.int32())}))
+    values = ["x"] if pa.types.is_string(data_type) else [2]
+    result = sluice_append(table_dir, pa.table({"id": pa.array([2], pa.int64()),
+                                                column: pa.array(values, data_type)}), check=False)
+    version = DeltaTable(str(table_dir)).version()
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        assert version == 1
+    else:
+        assert result.returncode != 0
+        assert message in result.stderr, result.stderr
+        assert version == 0
+
+
+def test_overwrite_replaces_contents(tmp_path):
+    table_dir = tmp_path / "t"
+    sluice_append(table_dir, every_type(0, 50).drop_columns(["m"]))
+    replacement = every_type(1000, 30).drop_columns(["m"])
+    sluice_append(table_dir, replacement, "--mode", "overwrite")
+    assert_all_readers_agree(table_dir, replacement)
+    history = sluice("table", "history", table_dir, "--format", "json")
+    ops = [json.loads(line)["operationParameters"]["mode"] for line in history.stdout.splitlines()]
+    assert ops == ["Overwrite", "Append"]
