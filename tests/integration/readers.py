@@ -50,14 +50,33 @@ def read_duckdb(table_dir):
     return con.sql(f"SELECT * FROM delta_scan('{table_dir}')").arrow().read_all()
 
 
+def canonical_type(t):
+    """The logical type behind equivalent physical Arrow types: Polars returns large_string,
+    large_binary and large_list; DuckDB names the UTC zone 'Etc/UTC'. Anything else a reader
+    returns differently is a real type difference."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_timestamp(t) and t.tz in ("UTC", "Etc/UTC", "+00:00", "Z"):
+        return pa.timestamp(t.unit, tz="UTC")
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.list_(canonical_type(t.value_type))
+    if pa.types.is_map(t):
+        return pa.map_(canonical_type(t.key_type), canonical_type(t.item_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, canonical_type(f.type)) for f in t])
+    return t
+
+
 def normalise(table, schema):
-    """Casts a reader's table to `schema` (column order and physical types), so that only
-    values are compared. The casts are between equivalent representations only:
-    large_string/string_view -> string, large_binary -> binary, large_list -> list, and the
-    time zone name of UTC timestamps (DuckDB and Polars report 'UTC' or '+00:00' forms)."""
+    """`table` with the column order and physical types of `schema`, after checking that
+    each column's type is the same logical type (see canonical_type)."""
     columns = []
     for field in schema:
         column = table.column(field.name)
+        assert canonical_type(column.type).equals(canonical_type(field.type)), (
+            f"column {field.name}: reader type {column.type}, expected {field.type}")
         if not column.type.equals(field.type):
             column = column.cast(field.type)
         columns.append(column)

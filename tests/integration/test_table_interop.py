@@ -67,8 +67,7 @@ def test_every_type_unpartitioned(tmp_path):
     # The timestamp_ntz column needs the timestampNtz table feature, and nothing else.
     assert (protocol.min_reader_version, protocol.min_writer_version) == (3, 7)
     assert protocol.reader_features == ["timestampNtz"]
-    # Polars has no map type (reads maps as list<struct>): compared without it.
-    assert_all_readers_agree(table_dir, data, skip={"polars": {"m"}})
+    assert_all_readers_agree(table_dir, data)
 
 
 def test_without_ntz_the_protocol_is_1_2(tmp_path):
