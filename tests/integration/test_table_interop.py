@@ -171,3 +171,20 @@ def test_overwrite_replaces_contents(tmp_path):
     history = sluice("table", "history", table_dir, "--format", "json")
     ops = [json.loads(line)["operationParameters"]["mode"] for line in history.stdout.splitlines()]
     assert ops == ["Overwrite", "Append"]
+
+
+def test_time_travel_by_timestamp(tmp_path):
+    import time
+    table_dir = tmp_path / "t"
+    sluice_append(table_dir, pa.table({"id": pa.array([1], pa.int64())}))
+    time.sleep(0.05)
+    between = int(time.time() * 1000)
+    time.sleep(0.05)
+    sluice_append(table_dir, pa.table({"id": pa.array([2], pa.int64())}))
+    at = read_sluice(table_dir, "--timestamp", str(between))
+    assert at.column("id").to_pylist() == [1]
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(between / 1000 + 1)) + "Z"
+    assert sorted(read_sluice(table_dir, "--timestamp", iso).column("id").to_pylist()) == [1, 2]
+    before = sluice("table", "describe", table_dir, "--timestamp", "2000-01-01T00:00:00Z")
+    assert before.returncode == 1
+    assert "has no version committed at or before the given time" in before.stderr
