@@ -1,0 +1,189 @@
+// The syntax tree of the DLT SQL dialect: expressions, queries and pipeline statements.
+// Nodes own their children (unique_ptr) and carry the location they start at.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/sql/source.h"
+
+namespace sluice::sql {
+
+struct Query;
+
+enum class ExprKind {
+  kColumn,     // parts: a, t.a, s.field
+  kStar,       // *, t.*, with optional EXCEPT (parts = qualifier, except = columns)
+  kLiteral,    // literal_type: null|true|false|integer|decimal|string|date|timestamp|interval
+  kUnary,      // op: - + NOT ~
+  kBinary,     // op: OR AND = <> < <= > >= <=> + - * / % || & | ^
+  kFunction,   // name(args...), distinct, named args as kNamedArg
+  kNamedArg,   // name => arg (read_kafka(topic => 'x'))
+  kCast,       // CAST(x AS type), TRY_CAST, x::type  (name = CAST or TRY_CAST)
+  kCase,       // args: [operand?] when, then, ..., [else]; has_operand, has_else
+  kIn,         // args[0] IN (args[1..]); negated
+  kBetween,    // args: x, low, high; negated
+  kIsNull,     // negated: IS NOT NULL
+  kIsBool,     // x IS [NOT] TRUE/FALSE: name = TRUE|FALSE
+  kLike,       // op: LIKE ILIKE RLIKE; args: x, pattern; negated
+  kSubscript,  // args: x, index   (a[0], m['k'])
+  kField,      // args: x; name  ((expr).field)
+  kJsonPath,   // args: x; name = path  (value:a.b[0])
+  kSubquery,   // (SELECT ...) as a value or in IN/EXISTS: query
+  kExists,     // EXISTS (SELECT ...): query; negated
+};
+
+struct Expr {
+  ExprKind kind;
+  Location loc;
+  std::vector<std::string> parts;  // kColumn, kStar qualifier
+  std::vector<std::string> except; // kStar EXCEPT (...)
+  std::string name;                // function/cast/field/json path/named arg/op name
+  std::string op;                  // operator for unary/binary/like
+  std::string literal_type;        // kLiteral
+  std::string value;               // literal text; interval: "10 minutes" normalised
+  std::string type_name;           // kCast target type, as written (normalised spacing)
+  std::vector<std::unique_ptr<Expr>> args;
+  std::shared_ptr<Query> query;    // kSubquery, kExists, kIn with subquery
+  bool distinct = false;
+  bool negated = false;
+  bool has_operand = false;  // kCase
+  bool has_else = false;     // kCase
+  bool parenthesized = false;  // written in parentheses: (st).field is a field access
+};
+
+using ExprPtr = std::unique_ptr<Expr>;
+
+struct Watermark {
+  ExprPtr column;
+  ExprPtr delay;  // an interval literal
+  Location loc;
+};
+
+enum class TableRefKind { kTable, kFunction, kSubquery, kJoin };
+
+struct TableRef {
+  TableRefKind kind = TableRefKind::kTable;
+  Location loc;
+  std::vector<std::string> name;  // kTable / kFunction: qualified name (LIVE.x -> {LIVE, x})
+  bool stream = false;            // STREAM(t), STREAM t, STREAM read_kafka(...)
+  std::vector<ExprPtr> args;      // kFunction
+  std::shared_ptr<Query> query;   // kSubquery
+  std::string alias;
+  std::optional<Watermark> watermark;
+  // kJoin
+  std::string join_type;  // INNER LEFT RIGHT FULL CROSS LEFT_SEMI LEFT_ANTI
+  std::unique_ptr<TableRef> left, right;
+  ExprPtr on;
+  std::vector<std::string> using_columns;
+};
+
+struct SelectItem {
+  ExprPtr expr;
+  std::string alias;
+};
+
+struct OrderItem {
+  ExprPtr expr;
+  bool ascending = true;
+  std::optional<bool> nulls_first;
+};
+
+struct Select {
+  Location loc;
+  bool distinct = false;
+  std::vector<SelectItem> items;
+  std::unique_ptr<TableRef> from;  // null: SELECT without FROM
+  ExprPtr where;
+  std::vector<ExprPtr> group_by;
+  ExprPtr having;
+};
+
+struct Cte {
+  std::string name;
+  Location loc;
+  std::shared_ptr<Query> query;
+};
+
+// WITH ctes  select [UNION ALL select ...] [ORDER BY ...] [LIMIT n]
+struct Query {
+  Location loc;
+  std::vector<Cte> ctes;
+  std::vector<Select> selects;       // more than one: UNION [ALL]
+  std::vector<bool> union_all;       // selects.size() - 1 flags (false: UNION DISTINCT)
+  std::vector<OrderItem> order_by;
+  ExprPtr limit;
+};
+
+enum class ViolationAction { kWarn, kDropRow, kFailUpdate };
+
+struct Constraint {
+  std::string name;
+  ExprPtr expr;
+  ViolationAction action = ViolationAction::kWarn;
+  Location loc;
+};
+
+struct ColumnDef {
+  std::string name;
+  std::string type_name;
+  bool not_null = false;
+  std::optional<std::string> comment;
+  Location loc;
+};
+
+enum class DatasetKind { kStreamingTable, kMaterializedView, kView, kTemporaryView };
+
+struct CreateDataset {
+  DatasetKind kind;
+  bool or_refresh = false;
+  std::string name;
+  Location loc;
+  Location name_loc;
+  std::vector<ColumnDef> columns;
+  std::vector<Constraint> constraints;
+  std::optional<std::string> comment;
+  std::vector<std::string> partitioned_by;
+  std::vector<std::string> cluster_by;
+  std::map<std::string, std::string> properties;
+  std::shared_ptr<Query> query;  // absent: a streaming table fed only by flows
+};
+
+struct CreateFlow {
+  std::string name;
+  Location loc;
+  std::string target;
+  Location target_loc;
+  bool by_name = false;
+  std::shared_ptr<Query> query;
+};
+
+struct ApplyChanges {
+  Location loc;
+  std::string target;
+  Location target_loc;
+  std::unique_ptr<TableRef> source;  // STREAM(x)
+  std::vector<std::string> keys;
+  ExprPtr delete_when;
+  ExprPtr truncate_when;
+  ExprPtr sequence_by;
+  std::vector<std::string> columns;         // COLUMNS a, b   (empty: all)
+  std::vector<std::string> except_columns;  // COLUMNS * EXCEPT (a, b)
+  int scd_type = 1;
+};
+
+struct Statement {
+  std::unique_ptr<CreateDataset> dataset;
+  std::unique_ptr<CreateFlow> flow;
+  std::unique_ptr<ApplyChanges> apply_changes;
+};
+
+// A canonical, parenthesised rendering for golden tests and debugging.
+std::string to_string(const Expr& expr);
+std::string to_string(const Query& query);
+std::string to_string(const Statement& statement);
+
+}  // namespace sluice::sql

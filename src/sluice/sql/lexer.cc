@@ -1,0 +1,212 @@
+// SQL lexer.
+#include "sluice/sql/lexer.h"
+
+#include <cctype>
+#include <cstring>
+
+#include "sluice/common/status.h"
+
+namespace sluice::sql {
+
+bool Token::is_keyword(const char* keyword) const {
+  if (kind != TokenKind::kIdentifier) return false;
+  size_t n = std::strlen(keyword);
+  if (text.size() != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::toupper(static_cast<unsigned char>(text[i])) != keyword[i]) return false;
+  }
+  return true;
+}
+
+std::string Token::describe() const {
+  switch (kind) {
+    case TokenKind::kEnd: return "end of input";
+    case TokenKind::kString: return "string '" + text + "'";
+    case TokenKind::kQuotedIdentifier: return "`" + text + "`";
+    default: return "'" + text + "'";
+  }
+}
+
+namespace {
+
+class Lexer {
+ public:
+  explicit Lexer(const SourceFile& file) : file_(file), s_(file.text) {}
+
+  arrow::Result<std::vector<Token>> run() {
+    std::vector<Token> out;
+    while (true) {
+      ARROW_RETURN_NOT_OK(skip_space_and_comments());
+      Token t;
+      t.loc = here();
+      if (pos_ >= s_.size()) {
+        t.kind = TokenKind::kEnd;
+        t.end_offset = pos_;
+        out.push_back(t);
+        return out;
+      }
+      char c = s_[pos_];
+      if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' || static_cast<unsigned char>(c) >= 0x80) {
+        size_t start = pos_;
+        while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_' ||
+                                    static_cast<unsigned char>(s_[pos_]) >= 0x80)) {
+          advance();
+        }
+        t.kind = TokenKind::kIdentifier;
+        t.text = s_.substr(start, pos_ - start);
+      } else if (c == '`') {
+        ARROW_ASSIGN_OR_RAISE(t.text, quoted('`', "quoted identifier"));
+        t.kind = TokenKind::kQuotedIdentifier;
+      } else if (c == '\'' || c == '"') {
+        ARROW_ASSIGN_OR_RAISE(t.text, quoted(c, "string"));
+        t.kind = TokenKind::kString;
+      } else if (std::isdigit(static_cast<unsigned char>(c)) ||
+                 (c == '.' && pos_ + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_ + 1])))) {
+        number(t);
+      } else if (c == '$' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '{') {
+        size_t close = s_.find('}', pos_);
+        if (close == std::string::npos) return error(t.loc, "unterminated ${...} parameter");
+        t.kind = TokenKind::kParameter;
+        t.text = s_.substr(pos_ + 2, close - pos_ - 2);
+        while (pos_ <= close) advance();
+      } else {
+        static const char* kOps[] = {"=>", "<=>", "<>", "!=", "<=", ">=", "||", "::", "(", ")", ",",
+                                     ".",  ";",   "*",  "+",  "-",  "/",  "%",  "=",  "<", ">", "[",
+                                     "]",  ":",   "&",  "|",  "^",  "~",  "!"};
+        const char* match = nullptr;
+        for (const char* op : kOps) {
+          if (s_.compare(pos_, std::strlen(op), op) == 0) {
+            match = op;
+            break;
+          }
+        }
+        if (!match) {
+          return error(t.loc, fmt::format("unexpected character '{}'", std::string(1, c)));
+        }
+        t.kind = TokenKind::kOperator;
+        t.text = match;
+        for (size_t i = 0; i < std::strlen(match); ++i) advance();
+      }
+      t.end_offset = pos_;
+      out.push_back(std::move(t));
+    }
+  }
+
+ private:
+  Location here() const { return Location{line_, col_, pos_}; }
+
+  void advance() {
+    if (s_[pos_] == '\n') {
+      ++line_;
+      col_ = 1;
+    } else {
+      ++col_;
+    }
+    ++pos_;
+  }
+
+  arrow::Status error(Location at, const std::string& message) const {
+    return arrow::Status::Invalid(format_error(file_, at, message));
+  }
+
+  arrow::Status skip_space_and_comments() {
+    while (pos_ < s_.size()) {
+      char c = s_[pos_];
+      if (std::isspace(static_cast<unsigned char>(c))) {
+        advance();
+      } else if (c == '-' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '-') {
+        while (pos_ < s_.size() && s_[pos_] != '\n') advance();
+      } else if (c == '/' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '*') {
+        Location start = here();
+        advance();
+        advance();
+        while (pos_ + 1 < s_.size() && !(s_[pos_] == '*' && s_[pos_ + 1] == '/')) advance();
+        if (pos_ + 1 >= s_.size()) return error(start, "unterminated /* comment");
+        advance();
+        advance();
+      } else {
+        break;
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  // A quoted token; the quote doubled or backslash-escaped stands for itself.
+  arrow::Result<std::string> quoted(char quote, const char* what) {
+    Location start = here();
+    advance();
+    std::string out;
+    while (pos_ < s_.size()) {
+      char c = s_[pos_];
+      if (c == quote) {
+        if (pos_ + 1 < s_.size() && s_[pos_ + 1] == quote) {
+          out += quote;
+          advance();
+          advance();
+          continue;
+        }
+        advance();
+        return out;
+      }
+      if (c == '\\' && quote != '`' && pos_ + 1 < s_.size()) {
+        advance();
+        char e = s_[pos_];
+        switch (e) {
+          case 'n': out += '\n'; break;
+          case 't': out += '\t'; break;
+          case 'r': out += '\r'; break;
+          case '0': out += '\0'; break;
+          default: out += e;  // \\ \' \" \% \_ as Spark
+        }
+        advance();
+        continue;
+      }
+      out += c;
+      advance();
+    }
+    return error(start, fmt::format("unterminated {}", what));
+  }
+
+  void number(Token& t) {
+    size_t start = pos_;
+    bool is_decimal = false;
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) advance();
+    if (pos_ < s_.size() && s_[pos_] == '.') {
+      is_decimal = true;
+      advance();
+      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) advance();
+    }
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      size_t save = pos_;
+      int save_col = col_;
+      advance();
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) advance();
+      if (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+        is_decimal = true;
+        while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) advance();
+      } else {
+        pos_ = save;
+        col_ = save_col;
+      }
+    }
+    t.kind = is_decimal ? TokenKind::kDecimal : TokenKind::kInteger;
+    t.text = s_.substr(start, pos_ - start);
+    // Spark's typed suffixes: 10L, 1.5D, 2BD are accepted as plain numbers.
+    if (pos_ < s_.size() && std::strchr("LlDdFfSsYy", s_[pos_]) &&
+        !(pos_ + 1 < s_.size() && std::isalnum(static_cast<unsigned char>(s_[pos_ + 1])))) {
+      advance();
+    }
+  }
+
+  const SourceFile& file_;
+  const std::string& s_;
+  size_t pos_ = 0;
+  int line_ = 1;
+  int col_ = 1;
+};
+
+}  // namespace
+
+arrow::Result<std::vector<Token>> tokenize(const SourceFile& file) { return Lexer(file).run(); }
+
+}  // namespace sluice::sql
