@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
 
-.PHONY: all setup build unit integration test run bench clean distclean
+.PHONY: all setup build unit integration test run bench fuzz clean distclean
 
 all: build
 
@@ -25,11 +25,14 @@ test: unit integration
 run: build
 	scripts/demo.sh
 
+fuzz:
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)
+
 bench: build
 	.venv/bin/python bench/delta_append_bench.py
 
 clean:
-	rm -rf build build-debug
+	rm -rf build build-debug build-fuzz
 
 distclean: clean
 	rm -rf .venv .deps .run examples/*/data
