@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   sluice::cli::add_table_commands(app, &exit_code);
+  sluice::cli::add_eval_command(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
   CLI11_PARSE(app, argc, argv);

@@ -11,4 +11,7 @@ namespace sluice::cli {
 // Registers the `table` sub-command tree on `app`; the callbacks set the exit code.
 void add_table_commands(CLI::App& app, int* exit_code);
 
+// Registers `eval` (SQL expressions over an Arrow IPC file).
+void add_eval_command(CLI::App& app, int* exit_code);
+
 }  // namespace sluice::cli

@@ -1,0 +1,672 @@
+// SQL AST -> bound Arrow compute expressions.
+#include "sluice/exec/expression_binder.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+
+#include <cctype>
+#include <regex>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+#include "sluice/sql/types.h"
+
+namespace sluice::exec {
+
+namespace cp = arrow::compute;
+using sql::Expr;
+using sql::ExprKind;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool numeric_type(const arrow::DataType& t) {
+  return arrow::is_integer(t.id()) || arrow::is_floating(t.id()) || t.id() == arrow::Type::DECIMAL128;
+}
+
+bool string_type(const arrow::DataType& t) {
+  return t.id() == arrow::Type::STRING || t.id() == arrow::Type::LARGE_STRING;
+}
+
+cp::Expression lit(std::shared_ptr<arrow::Scalar> s) { return cp::literal(arrow::Datum(std::move(s))); }
+
+// Microseconds of an interval literal such as "1 hours 30 minutes"; months and years have no
+// fixed length, so they are refused.
+arrow::Result<int64_t> interval_micros(const std::string& text) {
+  static const std::regex kPart(R"(\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*)");
+  int64_t total = 0;
+  auto begin = std::sregex_iterator(text.begin(), text.end(), kPart);
+  size_t consumed = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    double n = std::stod((*it)[1]);
+    std::string unit = lower((*it)[2]);
+    if (unit.back() == 's' && unit != "s" && unit != "ms" && unit != "us") unit.pop_back();
+    double micros;
+    if (unit == "microsecond" || unit == "us") micros = 1;
+    else if (unit == "millisecond" || unit == "ms") micros = 1e3;
+    else if (unit == "second" || unit == "sec" || unit == "s") micros = 1e6;
+    else if (unit == "minute" || unit == "min") micros = 60e6;
+    else if (unit == "hour" || unit == "h") micros = 3600e6;
+    else if (unit == "day" || unit == "d") micros = 86400e6;
+    else if (unit == "week") micros = 7 * 86400e6;
+    else return invalid("interval unit '{}' has no fixed length (use days, hours, minutes, ...)", unit);
+    total += static_cast<int64_t>(n * micros);
+    consumed += it->length();
+  }
+  if (consumed != text.size() || consumed == 0) return invalid("'{}' is not an interval", text);
+  return total;
+}
+
+}  // namespace
+
+ExpressionBinder::ExpressionBinder(const sql::SourceFile& file, std::shared_ptr<arrow::Schema> input,
+                                   std::set<std::string> qualifiers)
+    : file_(file), input_(std::move(input)), qualifiers_(std::move(qualifiers)) {}
+
+arrow::Status ExpressionBinder::error(const Expr& at, const std::string& message) const {
+  return arrow::Status::Invalid(sql::format_error(file_, at.loc, message));
+}
+
+arrow::Result<BoundExpression> ExpressionBinder::bind(const Expr& expr) const {
+  return bind_node(expr);
+}
+
+arrow::Result<BoundExpression> ExpressionBinder::make_call(
+    const Expr& at, const std::string& function, std::vector<cp::Expression> args,
+    std::shared_ptr<cp::FunctionOptions> options) const {
+  auto call = cp::call(function, std::move(args), std::move(options));
+  auto bound = call.Bind(*input_);
+  if (!bound.ok()) {
+    std::string types;
+    for (const auto& a : call.call()->arguments) {
+      auto b = a.Bind(*input_);
+      types += (types.empty() ? "" : ", ") +
+               (b.ok() && b->type() ? sql::sql_type_name(*b->type()) : std::string("?"));
+    }
+    std::string what = at.kind == ExprKind::kBinary || at.kind == ExprKind::kUnary ? "'" + at.op + "'"
+                       : at.kind == ExprKind::kFunction                           ? at.name
+                                                                                  : function;
+    return error(at, fmt::format("cannot apply {} to ({})", what, types));
+  }
+  return BoundExpression{*bound, bound->type()->GetSharedPtr(), ""};
+}
+
+arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const {
+  switch (e.kind) {
+    case ExprKind::kColumn: {
+      // Resolve the longest prefix that names a column; the rest are struct fields.
+      std::vector<std::string> parts = e.parts;
+      if (parts.size() > 1 && qualifiers_.count(parts[0]) && !input_->GetFieldByName(parts[0])) {
+        parts.erase(parts.begin());
+      }
+      int index = input_->GetFieldIndex(parts[0]);
+      if (index < 0) {
+        for (int i = 0; i < input_->num_fields(); ++i) {
+          if (lower(input_->field(i)->name()) == lower(parts[0])) {
+            if (index >= 0) return error(e, fmt::format("column name '{}' is ambiguous", parts[0]));
+            index = i;
+          }
+        }
+      }
+      if (index < 0) {
+        std::string names;
+        for (const auto& f : input_->fields()) names += (names.empty() ? "" : ", ") + f->name();
+        return error(e, fmt::format("unknown column '{}'; the input has: {}", parts[0], names));
+      }
+      std::vector<arrow::FieldRef> path{arrow::FieldRef(input_->field(index)->name())};
+      auto type = input_->field(index)->type();
+      for (size_t i = 1; i < parts.size(); ++i) {
+        if (type->id() != arrow::Type::STRUCT) {
+          return error(e, fmt::format("'{}' is {}, not a struct, so it has no field '{}'", parts[i - 1],
+                                      sql::sql_type_name(*type), parts[i]));
+        }
+        auto field = static_cast<const arrow::StructType&>(*type).GetFieldByName(parts[i]);
+        if (!field) return error(e, fmt::format("struct '{}' has no field '{}'", parts[i - 1], parts[i]));
+        path.emplace_back(parts[i]);
+        type = field->type();
+      }
+      auto ref = path.size() == 1 ? cp::field_ref(path[0]) : cp::field_ref(arrow::FieldRef(std::move(path)));
+      ARROW_ASSIGN_OR_RAISE(auto bound, ref.Bind(*input_));
+      return BoundExpression{bound, type, parts.back()};
+    }
+    case ExprKind::kLiteral: {
+      std::shared_ptr<arrow::Scalar> value;
+      const auto& t = e.literal_type;
+      if (t == "null") {
+        value = arrow::MakeNullScalar(arrow::null());
+      } else if (t == "boolean") {
+        value = arrow::MakeScalar(e.value == "true");
+      } else if (t == "integer") {
+        try {
+          long long v = std::stoll(e.value);
+          value = (v >= INT32_MIN && v <= INT32_MAX) ? arrow::MakeScalar(static_cast<int32_t>(v))
+                                                     : arrow::MakeScalar(static_cast<int64_t>(v));
+        } catch (const std::exception&) {
+          return error(e, fmt::format("integer literal {} is out of range for BIGINT", e.value));
+        }
+      } else if (t == "decimal") {
+        value = arrow::MakeScalar(std::stod(e.value));
+      } else if (t == "string") {
+        value = arrow::MakeScalar(e.value);
+      } else if (t == "date" || t == "timestamp" || t == "timestamp_ntz") {
+        auto type = t == "date" ? arrow::date32()
+                    : t == "timestamp" ? arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")
+                                       : arrow::timestamp(arrow::TimeUnit::MICRO);
+        std::string text = e.value;
+        for (auto& c : text) c = c == ' ' ? 'T' : c;
+        if (!text.empty() && text.back() == 'Z') text.pop_back();
+        auto parsed = arrow::Scalar::Parse(t == "date" ? type : arrow::timestamp(arrow::TimeUnit::MICRO), text);
+        if (!parsed.ok()) return error(e, fmt::format("'{}' is not a valid {} literal", e.value, t));
+        value = t == "timestamp"
+                    ? std::make_shared<arrow::TimestampScalar>(
+                          static_cast<const arrow::TimestampScalar&>(**parsed).value, type)
+                    : *parsed;
+      } else if (t == "interval") {
+        auto micros = interval_micros(e.value);
+        if (!micros.ok()) return error(e, micros.status().message());
+        value = std::make_shared<arrow::DurationScalar>(*micros, arrow::TimeUnit::MICRO);
+      } else {
+        return error(e, "unsupported literal");
+      }
+      return BoundExpression{lit(value), value->type, e.value};
+    }
+    case ExprKind::kUnary: {
+      ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
+      if (e.op == "NOT") {
+        if (arg.type->id() != arrow::Type::BOOL && arg.type->id() != arrow::Type::NA) {
+          return error(e, fmt::format("NOT needs a BOOLEAN, not {}", sql::sql_type_name(*arg.type)));
+        }
+        return make_call(e, "invert", {arg.expr});
+      }
+      if (e.op == "-") return make_call(e, "negate_checked", {arg.expr});
+      if (e.op == "~") return make_call(e, "bit_wise_not", {arg.expr});
+      return error(e, "unsupported operator " + e.op);
+    }
+    case ExprKind::kBinary: {
+      ARROW_ASSIGN_OR_RAISE(auto l, bind_node(*e.args[0]));
+      ARROW_ASSIGN_OR_RAISE(auto r, bind_node(*e.args[1]));
+      const std::string& op = e.op;
+      if (op == "AND" || op == "OR") {
+        for (const auto* side : {&l, &r}) {
+          if (side->type->id() != arrow::Type::BOOL && side->type->id() != arrow::Type::NA) {
+            return error(e, fmt::format("{} needs BOOLEAN operands, not {}", op, sql::sql_type_name(*side->type)));
+          }
+        }
+        return make_call(e, op == "AND" ? "and_kleene" : "or_kleene", {l.expr, r.expr});
+      }
+      static const std::map<std::string, std::string> kCompare = {
+          {"=", "equal"}, {"<>", "not_equal"}, {"<", "less"}, {"<=", "less_equal"},
+          {">", "greater"}, {">=", "greater_equal"}};
+      if (auto it = kCompare.find(op); it != kCompare.end()) return make_call(e, it->second, {l.expr, r.expr});
+      if (op == "<=>") {
+        // Null-safe equality: both null -> true, one null -> false.
+        ARROW_ASSIGN_OR_RAISE(auto eq, make_call(e, "equal", {l.expr, r.expr}));
+        ARROW_ASSIGN_OR_RAISE(auto both_null, make_call(e, "and", {cp::call("is_null", {l.expr}),
+                                                                      cp::call("is_null", {r.expr})}));
+        return make_call(e, "coalesce", {eq.expr, both_null.expr});
+      }
+      if (op == "||") {
+        return make_call(e, "binary_join_element_wise",
+                         {cp::call("cast", {l.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::utf8()))),
+                          cp::call("cast", {r.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::utf8()))),
+                          lit(arrow::MakeScalar(""))});
+      }
+      if (op == "+" || op == "-") {
+        const bool l_time = l.type->id() == arrow::Type::TIMESTAMP || l.type->id() == arrow::Type::DATE32;
+        if (l_time && r.type->id() == arrow::Type::DURATION) {
+          auto left = l.expr;
+          if (l.type->id() == arrow::Type::DATE32) {
+            left = cp::call("cast", {l.expr}, std::make_shared<cp::CastOptions>(
+                                                  cp::CastOptions::Safe(arrow::timestamp(arrow::TimeUnit::MICRO))));
+          }
+          return make_call(e, op == "+" ? "add_checked" : "subtract_checked", {left, r.expr});
+        }
+      }
+      if (op == "+" || op == "-" || op == "*") {
+        if (!numeric_type(*l.type) && l.type->id() != arrow::Type::NA && l.type->id() != arrow::Type::TIMESTAMP) {
+          return error(e, fmt::format("'{}' needs numbers, not {} and {}", op, sql::sql_type_name(*l.type),
+                                      sql::sql_type_name(*r.type)));
+        }
+        static const std::map<std::string, std::string> kArith = {
+            {"+", "add_checked"}, {"-", "subtract_checked"}, {"*", "multiply_checked"}};
+        return make_call(e, kArith.at(op), {l.expr, r.expr});
+      }
+      if (op == "/" || op == "%" || op == "DIV") {
+        if (!numeric_type(*l.type) || !numeric_type(*r.type)) {
+          if (l.type->id() != arrow::Type::NA && r.type->id() != arrow::Type::NA) {
+            return error(e, fmt::format("'{}' needs numbers, not {} and {}", op, sql::sql_type_name(*l.type),
+                                        sql::sql_type_name(*r.type)));
+          }
+        }
+        // Division by zero is NULL (Spark without ANSI, DuckDB): divide only where r != 0.
+        auto zero = cp::call("equal", {r.expr, lit(arrow::MakeScalar(int32_t{0}))});
+        auto nonzero_r = cp::call("if_else", {zero, lit(arrow::MakeNullScalar(r.type->id() == arrow::Type::NA ? arrow::int32() : r.type)), r.expr});
+        if (op == "/") {
+          auto as_double = [](const cp::Expression& x) {
+            return cp::call("cast", {x}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::float64())));
+          };
+          return make_call(e, "divide", {as_double(l.expr), as_double(nonzero_r)});
+        }
+        if (!arrow::is_integer(l.type->id()) || !arrow::is_integer(r.type->id())) {
+          if (op == "DIV") return error(e, "DIV needs integers");
+          // Floating modulo: a - trunc(a / b) * b
+          auto q = cp::call("trunc", {cp::call("divide", {l.expr, nonzero_r})});
+          return make_call(e, "subtract", {l.expr, cp::call("multiply", {q, nonzero_r})});
+        }
+        auto quotient = cp::call("divide_checked", {l.expr, nonzero_r});  // truncates toward 0
+        if (op == "DIV") {
+          return make_call(e, "cast", {quotient}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
+        }
+        return make_call(e, "subtract_checked", {l.expr, cp::call("multiply_checked", {quotient, nonzero_r})});
+      }
+      if (op == "&" || op == "|" || op == "^") {
+        static const std::map<std::string, std::string> kBit = {
+            {"&", "bit_wise_and"}, {"|", "bit_wise_or"}, {"^", "bit_wise_xor"}};
+        return make_call(e, kBit.at(op), {l.expr, r.expr});
+      }
+      return error(e, "unsupported operator " + op);
+    }
+    case ExprKind::kIsNull: {
+      ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
+      return make_call(e, e.negated ? "is_valid" : "is_null", {arg.expr});
+    }
+    case ExprKind::kIsBool: {
+      ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
+      const bool want = e.name == "TRUE";
+      // x IS TRUE: never null; x IS NOT TRUE = NOT (x IS TRUE)
+      auto cmp = cp::call("coalesce", {cp::call("equal", {arg.expr, lit(arrow::MakeScalar(want))}),
+                                      lit(arrow::MakeScalar(false))});
+      return make_call(e, e.negated ? "invert" : "and", e.negated ? std::vector<cp::Expression>{cmp}
+                                                                : std::vector<cp::Expression>{cmp, lit(arrow::MakeScalar(true))});
+    }
+    case ExprKind::kIn: {
+      if (e.query) return error(e, "IN (subquery) is not supported yet");
+      ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
+      // OR of equalities: exactly SQL's three-valued IN.
+      std::optional<cp::Expression> acc;
+      for (size_t i = 1; i < e.args.size(); ++i) {
+        ARROW_ASSIGN_OR_RAISE(auto v, bind_node(*e.args[i]));
+        ARROW_ASSIGN_OR_RAISE(auto eq, make_call(*e.args[i], "equal", {x.expr, v.expr}));
+        acc = acc ? cp::call("or_kleene", {*acc, eq.expr}) : eq.expr;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto in, make_call(e, "or_kleene", {*acc, lit(arrow::MakeScalar(false))}));
+      if (e.negated) return make_call(e, "invert", {in.expr});
+      return in;
+    }
+    case ExprKind::kBetween: {
+      ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
+      ARROW_ASSIGN_OR_RAISE(auto lo, bind_node(*e.args[1]));
+      ARROW_ASSIGN_OR_RAISE(auto hi, bind_node(*e.args[2]));
+      ARROW_ASSIGN_OR_RAISE(auto ge, make_call(e, "greater_equal", {x.expr, lo.expr}));
+      ARROW_ASSIGN_OR_RAISE(auto le, make_call(e, "less_equal", {x.expr, hi.expr}));
+      ARROW_ASSIGN_OR_RAISE(auto both, make_call(e, "and_kleene", {ge.expr, le.expr}));
+      if (e.negated) return make_call(e, "invert", {both.expr});
+      return both;
+    }
+    case ExprKind::kLike: {
+      ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
+      const Expr& pattern = *e.args[1];
+      if (pattern.kind != ExprKind::kLiteral || pattern.literal_type != "string") {
+        return error(pattern, fmt::format("{} needs a string literal pattern", e.op));
+      }
+      std::string function = e.op == "RLIKE" ? "match_substring_regex" : "match_like";
+      auto options = std::make_shared<cp::MatchSubstringOptions>(pattern.value, e.op == "ILIKE");
+      ARROW_ASSIGN_OR_RAISE(auto m, make_call(e, function, {x.expr}, options));
+      if (e.negated) return make_call(e, "invert", {m.expr});
+      return m;
+    }
+    case ExprKind::kCase: {
+      std::vector<cp::Expression> conds, values;
+      size_t i = 0;
+      std::optional<BoundExpression> operand;
+      if (e.has_operand) {
+        ARROW_ASSIGN_OR_RAISE(operand, bind_node(*e.args[i++]));
+      }
+      const size_t end = e.args.size() - (e.has_else ? 1 : 0);
+      for (; i + 1 < end + 1 && i < end; i += 2) {
+        ARROW_ASSIGN_OR_RAISE(auto c, bind_node(*e.args[i]));
+        if (operand) {
+          ARROW_ASSIGN_OR_RAISE(c, make_call(*e.args[i], "equal", {operand->expr, c.expr}));
+        } else if (c.type->id() != arrow::Type::BOOL && c.type->id() != arrow::Type::NA) {
+          return error(*e.args[i], fmt::format("WHEN needs a BOOLEAN condition, not {}", sql::sql_type_name(*c.type)));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto v, bind_node(*e.args[i + 1]));
+        conds.push_back(c.expr);
+        values.push_back(v.expr);
+      }
+      if (e.has_else) {
+        ARROW_ASSIGN_OR_RAISE(auto v, bind_node(*e.args.back()));
+        values.push_back(v.expr);
+      }
+      std::vector<std::string> names;
+      for (size_t k = 0; k < conds.size(); ++k) names.push_back("c" + std::to_string(k));
+      auto cond_struct = cp::call("make_struct", conds, std::make_shared<cp::MakeStructOptions>(names));
+      std::vector<cp::Expression> args{cond_struct};
+      args.insert(args.end(), values.begin(), values.end());
+      return make_call(e, "case_when", args);
+    }
+    case ExprKind::kCast: {
+      ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
+      auto target = sql::parse_type(e.type_name);
+      if (!target.ok()) return error(e, target.status().message());
+      if (e.name == "TRY_CAST") return error(e, "TRY_CAST is not supported yet; use CAST");
+      // Spark truncates fractions (DOUBLE -> INT) and sub-day time (TIMESTAMP -> DATE); an
+      // out-of-range value is still an error.
+      auto options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(*target));
+      options->allow_float_truncate = true;
+      options->allow_time_truncate = true;
+      return make_call(e, "cast", {arg.expr}, options);
+    }
+    case ExprKind::kFunction:
+      return bind_function(e);
+    case ExprKind::kSubscript: {
+      ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
+      const Expr& index = *e.args[1];
+      if (x.type->id() == arrow::Type::MAP) {
+        ARROW_ASSIGN_OR_RAISE(auto key, bind_node(index));
+        if (index.kind != ExprKind::kLiteral) return error(index, "a map key must be a literal");
+        auto key_scalar = key.expr.literal()->scalar();
+        return make_call(e, "map_lookup", {x.expr},
+                         std::make_shared<cp::MapLookupOptions>(key_scalar, cp::MapLookupOptions::FIRST));
+      }
+      if (x.type->id() != arrow::Type::LIST) {
+        return error(e, fmt::format("cannot index into {}", sql::sql_type_name(*x.type)));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto i, bind_node(index));
+      return make_call(e, "list_element", {x.expr, i.expr});
+    }
+    case ExprKind::kField: {
+      ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
+      if (x.type->id() != arrow::Type::STRUCT) {
+        return error(e, fmt::format("{} has no field '{}'", sql::sql_type_name(*x.type), e.name));
+      }
+      int index = static_cast<const arrow::StructType&>(*x.type).GetFieldIndex(e.name);
+      if (index < 0) return error(e, fmt::format("struct has no field '{}'", e.name));
+      return make_call(e, "struct_field", {x.expr}, std::make_shared<cp::StructFieldOptions>(std::vector<int>{index}));
+    }
+    default:
+      return error(e, "this kind of expression is not supported here yet");
+  }
+}
+
+arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) const {
+  const std::string name = lower(e.name);
+  std::vector<BoundExpression> args;
+  for (const auto& a : e.args) {
+    if (a->kind == ExprKind::kStar) return error(*a, fmt::format("{}(*) is only valid for count", name));
+    ARROW_ASSIGN_OR_RAISE(auto b, bind_node(*a));
+    args.push_back(std::move(b));
+  }
+  auto want = [&](size_t lo, size_t hi) -> arrow::Status {
+    if (args.size() < lo || args.size() > hi) {
+      return error(e, lo == hi ? fmt::format("{} takes {} argument(s), got {}", name, lo, args.size())
+                               : fmt::format("{} takes {} to {} arguments, got {}", name, lo, hi, args.size()));
+    }
+    return arrow::Status::OK();
+  };
+  auto literal_string = [&](size_t i) -> arrow::Result<std::string> {
+    const Expr& a = *e.args[i];
+    if (a.kind != ExprKind::kLiteral || a.literal_type != "string") {
+      return error(a, fmt::format("argument {} of {} must be a string literal", i + 1, name));
+    }
+    return a.value;
+  };
+  auto literal_int = [&](size_t i) -> arrow::Result<int64_t> {
+    const Expr& a = *e.args[i];
+    if (a.kind != ExprKind::kLiteral || a.literal_type != "integer") {
+      return error(a, fmt::format("argument {} of {} must be an integer literal", i + 1, name));
+    }
+    return std::stoll(a.value);
+  };
+  auto exprs = [&](size_t from = 0) {
+    std::vector<cp::Expression> out;
+    for (size_t i = from; i < args.size(); ++i) out.push_back(args[i].expr);
+    return out;
+  };
+  auto cast_to = [](const cp::Expression& x, std::shared_ptr<arrow::DataType> t) {
+    return cp::call("cast", {x}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(std::move(t))));
+  };
+
+  static const std::map<std::string, std::string> kUnaryString = {
+      {"lower", "utf8_lower"}, {"lcase", "utf8_lower"}, {"upper", "utf8_upper"}, {"ucase", "utf8_upper"},
+      {"trim", "utf8_trim_whitespace"}, {"ltrim", "utf8_ltrim_whitespace"}, {"rtrim", "utf8_rtrim_whitespace"},
+      {"reverse", "utf8_reverse"}, {"initcap", "utf8_title"}};
+  if (auto it = kUnaryString.find(name); it != kUnaryString.end()) {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    return make_call(e, it->second, exprs());
+  }
+  static const std::map<std::string, std::string> kUnaryMath = {
+      {"abs", "abs_checked"}, {"sqrt", "sqrt"}, {"ln", "ln"}, {"log10", "log10"}, {"log2", "log2"},
+      {"exp", "exp"}, {"sign", "sign"}, {"signum", "sign"}, {"sin", "sin"}, {"cos", "cos"},
+      {"tan", "tan"}, {"floor", "floor"}, {"ceil", "ceil"}, {"ceiling", "ceil"}};
+  if (auto it = kUnaryMath.find(name); it != kUnaryMath.end()) {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    auto x = args[0].expr;
+    if (name == "sqrt" || name == "ln" || name == "log10" || name == "log2" || name == "exp" ||
+        name == "sin" || name == "cos" || name == "tan" || name == "sign" || name == "signum") {
+      x = cast_to(x, arrow::float64());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto r, make_call(e, it->second, {x}));
+    if (name == "floor" || name == "ceil" || name == "ceiling") {
+      if (arrow::is_floating(args[0].type->id())) return make_call(e, "cast", {r.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
+    }
+    return r;
+  }
+  static const std::map<std::string, std::string> kTemporal = {
+      {"year", "year"}, {"month", "month"}, {"day", "day"}, {"dayofmonth", "day"},
+      {"hour", "hour"}, {"minute", "minute"}, {"second", "second"}, {"quarter", "quarter"},
+      {"dayofyear", "day_of_year"}};
+  if (auto it = kTemporal.find(name); it != kTemporal.end()) {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    ARROW_ASSIGN_OR_RAISE(auto r, make_call(e, it->second, exprs()));
+    return make_call(e, "cast", {r.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int32())));
+  }
+  if (name == "coalesce") {
+    ARROW_RETURN_NOT_OK(want(1, 1000));
+    return make_call(e, "coalesce", exprs());
+  }
+  if (name == "nullif") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    ARROW_ASSIGN_OR_RAISE(auto eq, make_call(e, "equal", exprs()));
+    auto null_of = lit(arrow::MakeNullScalar(args[0].type));
+    return make_call(e, "if_else", {cp::call("coalesce", {eq.expr, lit(arrow::MakeScalar(false))}), null_of, args[0].expr});
+  }
+  if (name == "if" || name == "iff") {
+    ARROW_RETURN_NOT_OK(want(3, 3));
+    auto cond = cp::call("coalesce", {args[0].expr, lit(arrow::MakeScalar(false))});
+    return make_call(e, "if_else", {cond, args[1].expr, args[2].expr});
+  }
+  if (name == "ifnull" || name == "nvl") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    return make_call(e, "coalesce", exprs());
+  }
+  if (name == "greatest" || name == "least") {
+    ARROW_RETURN_NOT_OK(want(2, 1000));
+    auto options = std::make_shared<cp::ElementWiseAggregateOptions>(/*skip_nulls=*/true);
+    return make_call(e, name == "greatest" ? "max_element_wise" : "min_element_wise", exprs(), options);
+  }
+  if (name == "length" || name == "char_length" || name == "character_length") {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    return make_call(e, "utf8_length", exprs());
+  }
+  if (name == "concat") {
+    ARROW_RETURN_NOT_OK(want(1, 1000));
+    std::vector<cp::Expression> parts;
+    for (const auto& a : args) parts.push_back(cast_to(a.expr, arrow::utf8()));
+    parts.push_back(lit(arrow::MakeScalar("")));
+    return make_call(e, "binary_join_element_wise", parts);
+  }
+  if (name == "concat_ws") {
+    // Arrow 26's binary_join_element_wise with null_handling=SKIP drops rows whose values are
+    // all null (it returns fewer rows than it was given), so it cannot implement concat_ws;
+    // refuse rather than give wrong rows until sluice has its own kernel.
+    return error(e, "concat_ws is not supported yet");
+  }
+  if (name == "substring" || name == "substr") {
+    ARROW_RETURN_NOT_OK(want(2, 3));
+    ARROW_ASSIGN_OR_RAISE(int64_t pos, literal_int(1));
+    int64_t start = pos > 0 ? pos - 1 : pos;  // 1-based; negative counts from the end
+    int64_t stop = std::numeric_limits<int64_t>::max();
+    if (args.size() == 3) {
+      ARROW_ASSIGN_OR_RAISE(int64_t len, literal_int(2));
+      if (len < 0) len = 0;
+      stop = pos < 0 ? (start + len >= 0 ? std::numeric_limits<int64_t>::max() : start + len) : start + len;
+    }
+    return make_call(e, "utf8_slice_codeunits", {args[0].expr},
+                     std::make_shared<cp::SliceOptions>(start, stop));
+  }
+  if (name == "replace") {
+    ARROW_RETURN_NOT_OK(want(2, 3));
+    ARROW_ASSIGN_OR_RAISE(auto search, literal_string(1));
+    std::string replacement;
+    if (args.size() == 3) {
+      ARROW_ASSIGN_OR_RAISE(replacement, literal_string(2));
+    }
+    return make_call(e, "replace_substring", {args[0].expr},
+                     std::make_shared<cp::ReplaceSubstringOptions>(search, replacement));
+  }
+  if (name == "regexp_replace") {
+    ARROW_RETURN_NOT_OK(want(3, 3));
+    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
+    ARROW_ASSIGN_OR_RAISE(auto replacement, literal_string(2));
+    // Spark uses $1 for groups; RE2 uses \1.
+    replacement = std::regex_replace(replacement, std::regex(R"(\$(\d))"), "\\$1");
+    return make_call(e, "replace_substring_regex", {args[0].expr},
+                     std::make_shared<cp::ReplaceSubstringOptions>(pattern, replacement));
+  }
+  if (name == "split") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
+    return make_call(e, "split_pattern_regex", {args[0].expr}, std::make_shared<cp::SplitPatternOptions>(pattern));
+  }
+  if (name == "lpad" || name == "rpad") {
+    ARROW_RETURN_NOT_OK(want(2, 3));
+    ARROW_ASSIGN_OR_RAISE(int64_t width, literal_int(1));
+    std::string pad = " ";
+    if (args.size() == 3) {
+      ARROW_ASSIGN_OR_RAISE(pad, literal_string(2));
+    }
+    // Spark truncates a longer string to the width.
+    auto padded = cp::call(name == "lpad" ? "utf8_lpad" : "utf8_rpad", {args[0].expr},
+                           std::make_shared<cp::PadOptions>(width, pad));
+    return make_call(e, "utf8_slice_codeunits", {padded}, std::make_shared<cp::SliceOptions>(0, std::max<int64_t>(width, 0)));
+  }
+  if (name == "startswith" || name == "endswith" || name == "contains" || name == "starts_with" ||
+      name == "ends_with") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
+    std::string f = name.rfind("starts", 0) == 0 ? "starts_with"
+                    : name.rfind("ends", 0) == 0 ? "ends_with"
+                                                 : "match_substring";
+    return make_call(e, f, {args[0].expr}, std::make_shared<cp::MatchSubstringOptions>(pattern));
+  }
+  if (name == "size" || name == "cardinality" || name == "array_size") {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    return make_call(e, "list_value_length", exprs());
+  }
+  if (name == "date_trunc") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    ARROW_ASSIGN_OR_RAISE(auto unit_text, literal_string(0));
+    static const std::map<std::string, cp::CalendarUnit> kUnits = {
+        {"year", cp::CalendarUnit::YEAR}, {"yyyy", cp::CalendarUnit::YEAR}, {"quarter", cp::CalendarUnit::QUARTER},
+        {"month", cp::CalendarUnit::MONTH}, {"mm", cp::CalendarUnit::MONTH}, {"week", cp::CalendarUnit::WEEK},
+        {"day", cp::CalendarUnit::DAY}, {"dd", cp::CalendarUnit::DAY}, {"hour", cp::CalendarUnit::HOUR},
+        {"minute", cp::CalendarUnit::MINUTE}, {"second", cp::CalendarUnit::SECOND},
+        {"millisecond", cp::CalendarUnit::MILLISECOND}};
+    auto it = kUnits.find(lower(unit_text));
+    if (it == kUnits.end()) return error(*e.args[0], fmt::format("unknown date_trunc unit '{}'", unit_text));
+    auto ts = args[1].type->id() == arrow::Type::DATE32 ? cast_to(args[1].expr, arrow::timestamp(arrow::TimeUnit::MICRO))
+                                                        : args[1].expr;
+    auto options = std::make_shared<cp::RoundTemporalOptions>(1, it->second, /*week_starts_monday=*/true);
+    return make_call(e, "floor_temporal", {ts}, options);
+  }
+  if (name == "to_date") {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    if (string_type(*args[0].type)) {
+      auto ts = cp::call("strptime", {args[0].expr}, std::make_shared<cp::StrptimeOptions>("%Y-%m-%d", arrow::TimeUnit::SECOND, /*error_is_null=*/true));
+      return make_call(e, "cast", {ts}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
+    }
+    return make_call(e, "cast", exprs(), std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
+  }
+  if (name == "to_timestamp") {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    return make_call(e, "cast", exprs(), std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))));
+  }
+  if (name == "datediff") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    ARROW_ASSIGN_OR_RAISE(auto d, make_call(e, "days_between", {args[1].expr, args[0].expr}));
+    return make_call(e, "cast", {d.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int32())));
+  }
+  if (name == "date_add" || name == "date_sub") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    auto days = cast_to(cast_to(args[0].expr, arrow::date32()), arrow::int32());
+    auto n = cast_to(args[1].expr, arrow::int32());
+    ARROW_ASSIGN_OR_RAISE(auto sum, make_call(e, name == "date_add" ? "add_checked" : "subtract_checked", {days, n}));
+    return make_call(e, "cast", {sum.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
+  }
+  if (name == "unix_timestamp") {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    auto micros = cast_to(cast_to(args[0].expr, arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")), arrow::int64());
+    // Whole seconds, floored (also before 1970), as BIGINT.
+    auto seconds = cp::call("floor", {cp::call("divide", {cast_to(micros, arrow::float64()), lit(arrow::MakeScalar(1e6))})});
+    return make_call(e, "cast", {seconds}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
+  }
+  if (name == "from_unixtime") {
+    ARROW_RETURN_NOT_OK(want(1, 1));
+    auto ts = cast_to(cast_to(args[0].expr, arrow::int64()), arrow::timestamp(arrow::TimeUnit::SECOND, "UTC"));
+    return make_call(e, "strftime", {ts}, std::make_shared<cp::StrftimeOptions>("%Y-%m-%d %H:%M:%S"));
+  }
+  if (name == "current_timestamp" || name == "now") {
+    ARROW_RETURN_NOT_OK(want(0, 0));
+    auto now = std::make_shared<arrow::TimestampScalar>(now_millis() * 1000,
+                                                        arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"));
+    return BoundExpression{lit(now), now->type, name};
+  }
+  if (name == "round") {  // Spark rounds half away from zero
+    ARROW_RETURN_NOT_OK(want(1, 2));
+    int64_t digits = 0;
+    if (args.size() == 2) {
+      ARROW_ASSIGN_OR_RAISE(digits, literal_int(1));
+    }
+    return make_call(e, "round", {args[0].expr},
+                     std::make_shared<cp::RoundOptions>(digits, cp::RoundMode::HALF_TOWARDS_INFINITY));
+  }
+  if (name == "pow" || name == "power") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    return make_call(e, "power", {cast_to(args[0].expr, arrow::float64()), cast_to(args[1].expr, arrow::float64())});
+  }
+  if (name == "struct" || name == "named_struct") {
+    std::vector<std::string> names;
+    std::vector<cp::Expression> values;
+    if (name == "struct") {
+      for (size_t i = 0; i < args.size(); ++i) {
+        names.push_back(args[i].name.empty() ? "col" + std::to_string(i + 1) : args[i].name);
+        values.push_back(args[i].expr);
+      }
+    } else {
+      if (args.size() % 2) return error(e, "named_struct takes name, value pairs");
+      for (size_t i = 0; i < args.size(); i += 2) {
+        ARROW_ASSIGN_OR_RAISE(auto n, literal_string(i));
+        names.push_back(n);
+        values.push_back(args[i + 1].expr);
+      }
+    }
+    return make_call(e, "make_struct", values, std::make_shared<cp::MakeStructOptions>(names));
+  }
+  return error(e, fmt::format("unknown function {}", e.name));
+}
+
+arrow::Result<std::shared_ptr<arrow::Array>> evaluate(const BoundExpression& expr,
+                                                      const arrow::RecordBatch& batch) {
+  cp::ExecBatch input(batch);
+  ARROW_ASSIGN_OR_RAISE(auto datum, cp::ExecuteScalarExpression(expr.expr, input));
+  if (datum.is_scalar()) return arrow::MakeArrayFromScalar(*datum.scalar(), batch.num_rows());
+  return datum.make_array();
+}
+
+}  // namespace sluice::exec

@@ -1,0 +1,52 @@
+// Compiles SQL expressions (the AST) against an input schema into bound, vectorised Arrow
+// compute expressions, type-checking them before any data moves. Semantics follow Spark:
+// three-valued logic, '/' on numbers gives DOUBLE, division by zero gives NULL, integer
+// overflow is an error (ANSI), names resolve case-insensitively.
+#pragma once
+
+#include <arrow/compute/expression.h>
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "sluice/sql/ast.h"
+#include "sluice/sql/source.h"
+
+namespace sluice::exec {
+
+struct BoundExpression {
+  arrow::compute::Expression expr;  // bound to the input schema
+  std::shared_ptr<arrow::DataType> type;
+  std::string name;  // the column name Spark would give it (a, count(1), ...)
+};
+
+class ExpressionBinder {
+ public:
+  // `qualifiers` are table names/aliases a column may be prefixed with (t.a).
+  ExpressionBinder(const sql::SourceFile& file, std::shared_ptr<arrow::Schema> input,
+                   std::set<std::string> qualifiers = {});
+
+  // Errors are "file:line:col: error: ..." pointing at the offending part.
+  arrow::Result<BoundExpression> bind(const sql::Expr& expr) const;
+
+ private:
+  arrow::Result<BoundExpression> bind_node(const sql::Expr& expr) const;
+  arrow::Result<BoundExpression> bind_function(const sql::Expr& expr) const;
+  arrow::Result<BoundExpression> make_call(const sql::Expr& at, const std::string& function,
+                                           std::vector<arrow::compute::Expression> args,
+                                           std::shared_ptr<arrow::compute::FunctionOptions> options = nullptr) const;
+  arrow::Status error(const sql::Expr& at, const std::string& message) const;
+
+  const sql::SourceFile& file_;
+  std::shared_ptr<arrow::Schema> input_;
+  std::set<std::string> qualifiers_;
+};
+
+// Evaluates a bound expression over a batch; the result has the batch's length.
+arrow::Result<std::shared_ptr<arrow::Array>> evaluate(const BoundExpression& expr,
+                                                      const arrow::RecordBatch& batch);
+
+}  // namespace sluice::exec
