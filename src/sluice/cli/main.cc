@@ -12,6 +12,7 @@
 #include "sluice/common/status.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/runner.h"
+#include "sluice/pipeline/sql_sources.h"
 
 namespace {
 
@@ -35,6 +36,17 @@ void print_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
 int run_command(const std::string& dir, bool once, const std::string& bootstrap_override) {
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
+  auto sql = sluice::pipeline::load_sql_sources(*config);
+  if (!sql.ok()) return fail(sql.status());
+  if (!sql->empty()) {
+    return fail(arrow::Status::NotImplemented(
+        "this pipeline has SQL datasets; running them is not implemented yet (check them with "
+        "`sluice validate`); only `bronze:` tables in pipeline.yaml run so far"));
+  }
+  if (config->bronze.empty()) {
+    return fail(arrow::Status::Invalid(fmt::format(
+        "pipeline '{}' defines no tables: add .sql files or a 'bronze:' list", config->name)));
+  }
   if (!bootstrap_override.empty()) {
     for (auto& [name, props] : config->kafka) props["bootstrap.servers"] = bootstrap_override;
   }
@@ -88,6 +100,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   sluice::cli::add_table_commands(app, &exit_code);
   sluice::cli::add_eval_command(app, &exit_code);
+  sluice::cli::add_graph_commands(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
   CLI11_PARSE(app, argc, argv);

@@ -192,8 +192,18 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
       cfg.bronze.push_back(std::move(t));
     }
   }
-  if (cfg.bronze.empty()) {
-    return ctx.error(root, "pipeline '{}' defines no tables (add a 'bronze:' list)", cfg.name);
+  if (const auto libraries = root["libraries"]) {
+    if (!libraries.IsSequence()) {
+      return ctx.error(libraries, "'libraries' must be a list of {{glob: {{include: \"*.sql\"}}}} entries");
+    }
+    for (const auto& lib : libraries) {
+      const auto glob = lib.IsMap() ? lib["glob"] : YAML::Node();
+      const auto include = glob && glob.IsMap() ? glob["include"] : YAML::Node();
+      if (!include || !include.IsScalar()) {
+        return ctx.error(lib, "each library must be {{glob: {{include: \"pattern\"}}}}");
+      }
+      cfg.library_globs.push_back(include.as<std::string>());
+    }
   }
   return cfg;
 }

@@ -36,6 +36,7 @@ struct PipelineConfig {
   std::map<std::string, kafka::KafkaProperties> kafka;  // cluster name -> properties
   std::map<std::string, std::string> configuration;
   std::vector<BronzeTableConfig> bronze;
+  std::vector<std::string> library_globs;  // `libraries: - glob: {include: "*.sql"}`
 
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;

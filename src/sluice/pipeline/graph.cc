@@ -1,0 +1,349 @@
+// Graph resolution for SQL pipelines.
+#include "sluice/pipeline/graph.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <set>
+
+#include "sluice/common/status.h"
+#include "sluice/sql/parser.h"
+
+namespace sluice::pipeline {
+
+namespace {
+
+using sql::DatasetKind;
+
+const char* kind_name(DatasetKind k) {
+  switch (k) {
+    case DatasetKind::kStreamingTable: return "streaming table";
+    case DatasetKind::kMaterializedView: return "materialized view";
+    case DatasetKind::kView: return "view";
+    case DatasetKind::kTemporaryView: return "temporary view";
+  }
+  return "?";
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string join_name(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ".") + p;
+  return out;
+}
+
+// Collects the table references of a query (not CTE names), recursing into subqueries.
+void collect_inputs(const sql::Query& q, std::set<std::string> ctes, std::vector<FlowInput>& out);
+
+void collect_from_expr(const sql::Expr& e, const std::set<std::string>& ctes, std::vector<FlowInput>& out) {
+  if (e.query) collect_inputs(*e.query, ctes, out);
+  for (const auto& a : e.args) collect_from_expr(*a, ctes, out);
+}
+
+void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes, std::vector<FlowInput>& out) {
+  switch (t.kind) {
+    case sql::TableRefKind::kTable: {
+      std::string name = join_name(t.name);
+      if (ctes.count(name)) return;
+      out.push_back({FlowInput::Kind::kDataset, name, t.stream, &t, t.loc});
+      return;
+    }
+    case sql::TableRefKind::kFunction: {
+      std::string name = join_name(t.name);
+      if (name == "read_kafka") {
+        std::string topic;
+        for (const auto& a : t.args) {
+          if (a->kind == sql::ExprKind::kNamedArg && (a->name == "topic" || a->name == "subscribe") &&
+              a->args[0]->kind == sql::ExprKind::kLiteral) {
+            topic = a->args[0]->value;
+          }
+        }
+        out.push_back({FlowInput::Kind::kKafka, topic, t.stream, &t, t.loc});
+      } else {
+        out.push_back({FlowInput::Kind::kDataset, name + "()", t.stream, &t, t.loc});
+      }
+      return;
+    }
+    case sql::TableRefKind::kSubquery: collect_inputs(*t.query, ctes, out); return;
+    case sql::TableRefKind::kJoin:
+      collect_from_ref(*t.left, ctes, out);
+      collect_from_ref(*t.right, ctes, out);
+      if (t.on) collect_from_expr(*t.on, ctes, out);
+      return;
+  }
+}
+
+void collect_inputs(const sql::Query& q, std::set<std::string> ctes, std::vector<FlowInput>& out) {
+  for (const auto& cte : q.ctes) {
+    collect_inputs(*cte.query, ctes, out);
+    ctes.insert(cte.name);
+  }
+  for (const auto& s : q.selects) {
+    if (s.from) collect_from_ref(*s.from, ctes, out);
+    for (const auto& item : s.items) collect_from_expr(*item.expr, ctes, out);
+    if (s.where) collect_from_expr(*s.where, ctes, out);
+    if (s.having) collect_from_expr(*s.having, ctes, out);
+  }
+}
+
+class Resolver {
+ public:
+  explicit Resolver(Graph& g) : g_(g) {}
+
+  void error(size_t file, sql::Location at, const std::string& message) {
+    errors_.push_back(sql::format_error(g_.files[file], at, message));
+  }
+
+  arrow::Status run() {
+    define();
+    link();
+    order();
+    if (errors_.empty()) return arrow::Status::OK();
+    std::string all;
+    for (const auto& e : errors_) all += (all.empty() ? "" : "\n") + e;
+    return arrow::Status::Invalid(fmt::format("{} error(s) in the pipeline:\n{}", errors_.size(), all));
+  }
+
+ private:
+  void define() {
+    for (size_t f = 0; f < g_.statements.size(); ++f) {
+      for (const auto& st : g_.statements[f]) {
+        if (st.dataset) {
+          const auto& d = *st.dataset;
+          if (auto it = g_.datasets.find(d.name); it != g_.datasets.end()) {
+            const auto& first = it->second;
+            error(f, d.name_loc, fmt::format("'{}' is defined twice; first as a {} at {}:{}:{}", d.name,
+                                             kind_name(first.kind), g_.files[first.file].name,
+                                             first.loc.line, first.loc.col));
+            continue;
+          }
+          Dataset ds{d.name, d.kind, f, d.name_loc, &d, {}};
+          if (d.query) {
+            // The defining query is the dataset's own flow, named after it (as in DLT).
+            Flow flow{d.name, d.name, f, d.loc, d.query, nullptr, {}};
+            collect_inputs(*d.query, {}, flow.inputs);
+            g_.flows[d.name] = std::move(flow);
+            ds.flows.push_back(d.name);
+          }
+          g_.datasets[d.name] = std::move(ds);
+        }
+      }
+    }
+    for (size_t f = 0; f < g_.statements.size(); ++f) {
+      for (const auto& st : g_.statements[f]) {
+        if (st.flow) {
+          const auto& fl = *st.flow;
+          if (g_.flows.count(fl.name)) {
+            error(f, fl.loc, fmt::format("flow '{}' is defined twice", fl.name));
+            continue;
+          }
+          Flow flow{fl.name, fl.target, f, fl.target_loc, fl.query, nullptr, {}};
+          collect_inputs(*fl.query, {}, flow.inputs);
+          g_.flows[fl.name] = std::move(flow);
+        } else if (st.apply_changes) {
+          const auto& ac = *st.apply_changes;
+          std::string name = "apply_changes_into_" + ac.target;
+          Flow flow{name, ac.target, f, ac.target_loc, nullptr, &ac, {}};
+          collect_from_ref(*ac.source, {}, flow.inputs);
+          if (!ac.source->stream) {
+            error(f, ac.source->loc, "APPLY CHANGES reads a stream: write FROM STREAM(source)");
+          }
+          g_.flows[name] = std::move(flow);
+        }
+      }
+    }
+  }
+
+  std::string suggestion(const std::string& name) const {
+    std::string best;
+    size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
+    for (const auto& [n, d] : g_.datasets) {
+      size_t dist = edit_distance(name, n);
+      if (dist < best_d) best_d = dist, best = n;
+    }
+    return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+  }
+
+  void link() {
+    for (auto& [name, flow] : g_.flows) {
+      // Targets: explicit flows and APPLY CHANGES need a streaming table defined for them.
+      auto target = g_.datasets.find(flow.target);
+      if (target == g_.datasets.end()) {
+        error(flow.file, flow.loc, fmt::format("flow '{}' writes to '{}', which is not defined; add "
+                                               "CREATE OR REFRESH STREAMING TABLE {}{}",
+                                               name, flow.target, flow.target, suggestion(flow.target)));
+      } else if (flow.name != flow.target) {
+        if (target->second.kind != DatasetKind::kStreamingTable) {
+          error(flow.file, flow.loc, fmt::format("flow '{}' writes to '{}', a {}; only streaming tables take "
+                                                 "extra flows", name, flow.target, kind_name(target->second.kind)));
+        } else {
+          target->second.flows.push_back(name);
+        }
+      }
+      for (const auto& in : flow.inputs) {
+        if (in.kind == FlowInput::Kind::kKafka) {
+          if (in.name.empty()) {
+            error(flow.file, in.loc, "read_kafka needs topic => 'name'");
+          }
+          continue;
+        }
+        auto it = g_.datasets.find(in.name);
+        if (it == g_.datasets.end()) {
+          error(flow.file, in.loc, fmt::format("unknown table '{}'{}", in.name, suggestion(in.name)));
+          continue;
+        }
+        if (in.streaming && it->second.kind == DatasetKind::kMaterializedView) {
+          error(flow.file, in.loc, fmt::format("cannot read materialized view '{}' as a stream: it is "
+                                               "recomputed, not appended to; read it without STREAM()",
+                                               in.name));
+        }
+      }
+    }
+  }
+
+  // Topological order of datasets; a cycle is an error naming its members.
+  void order() {
+    std::map<std::string, int> state;  // 0 new, 1 on stack, 2 done
+    std::vector<std::string> stack;
+    std::function<void(const std::string&)> visit = [&](const std::string& name) {
+      if (state[name] == 2) return;
+      if (state[name] == 1) {
+        auto start = std::find(stack.begin(), stack.end(), name);
+        std::string cycle;
+        for (auto it = start; it != stack.end(); ++it) cycle += *it + " -> ";
+        const auto& d = g_.datasets.at(name);
+        error(d.file, d.loc, fmt::format("the pipeline has a cycle: {}{}", cycle, name));
+        return;
+      }
+      state[name] = 1;
+      stack.push_back(name);
+      for (const auto& up : g_.upstream_of(name)) visit(up);
+      stack.pop_back();
+      state[name] = 2;
+      g_.order.push_back(name);
+    };
+    for (const auto& [name, d] : g_.datasets) {
+      visit(name);
+    }
+  }
+
+  Graph& g_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace
+
+std::vector<std::string> Graph::upstream_of(const std::string& dataset) const {
+  std::set<std::string> out;
+  auto d = datasets.find(dataset);
+  if (d == datasets.end()) return {};
+  for (const auto& f : d->second.flows) {
+    for (const auto& in : flows.at(f).inputs) {
+      if (in.kind == FlowInput::Kind::kDataset && datasets.count(in.name)) out.insert(in.name);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+arrow::Result<Graph> build_graph(std::vector<sql::SourceFile> files) {
+  Graph g;
+  g.files = std::move(files);
+  std::vector<std::string> parse_errors;
+  for (const auto& f : g.files) {
+    auto st = sql::parse_statements(f);
+    if (!st.ok()) {
+      parse_errors.push_back(st.status().message());
+      g.statements.emplace_back();
+    } else {
+      g.statements.push_back(std::move(*st));
+    }
+  }
+  if (!parse_errors.empty()) {
+    std::string all;
+    for (const auto& e : parse_errors) all += (all.empty() ? "" : "\n") + e;
+    return arrow::Status::Invalid(fmt::format("{} error(s) in the pipeline:\n{}", parse_errors.size(), all));
+  }
+  ARROW_RETURN_NOT_OK(Resolver(g).run());
+  return g;
+}
+
+std::string graph_to_dot(const Graph& g) {
+  std::string out = "digraph pipeline {\n  rankdir=LR;\n";
+  std::set<std::string> topics;
+  for (const auto& [name, d] : g.datasets) {
+    const char* shape = d.kind == DatasetKind::kStreamingTable ? "box" : d.kind == DatasetKind::kMaterializedView ? "box3d" : "ellipse";
+    out += fmt::format("  \"{}\" [shape={}, label=\"{}\\n({})\"];\n", name, shape, name, kind_name(d.kind));
+  }
+  for (const auto& [fname, f] : g.flows) {
+    for (const auto& in : f.inputs) {
+      std::string from = in.kind == FlowInput::Kind::kKafka ? "kafka:" + in.name : in.name;
+      if (in.kind == FlowInput::Kind::kKafka && topics.insert(from).second) {
+        out += fmt::format("  \"{}\" [shape=cds];\n", from);
+      }
+      out += fmt::format("  \"{}\" -> \"{}\" [label=\"{}{}\"];\n", from, f.target, fname, in.streaming ? " (stream)" : "");
+    }
+  }
+  return out + "}\n";
+}
+
+std::string graph_to_mermaid(const Graph& g) {
+  std::string out = "flowchart LR\n";
+  auto id = [](std::string s) {
+    for (auto& c : s) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    return s;
+  };
+  for (const auto& [name, d] : g.datasets) {
+    out += d.kind == DatasetKind::kMaterializedView ? fmt::format("  {}[({})]\n", id(name), name)
+                                                    : fmt::format("  {}[{}]\n", id(name), name);
+  }
+  for (const auto& [fname, f] : g.flows) {
+    for (const auto& in : f.inputs) {
+      std::string from = in.kind == FlowInput::Kind::kKafka ? "kafka_" + id(in.name) : id(in.name);
+      if (in.kind == FlowInput::Kind::kKafka) out += fmt::format("  {}>{}]\n", from, "kafka: " + in.name);
+      out += fmt::format("  {} -->{} {}\n", from, in.streaming ? "|stream|" : "", id(f.target));
+    }
+  }
+  return out;
+}
+
+std::string graph_to_json(const Graph& g) {
+  nlohmann::json datasets = nlohmann::json::array();
+  for (const auto& name : g.order) {
+    const auto& d = g.datasets.at(name);
+    datasets.push_back({{"name", name},
+                        {"kind", kind_name(d.kind)},
+                        {"file", g.files[d.file].name},
+                        {"line", d.loc.line},
+                        {"flows", d.flows},
+                        {"upstream", g.upstream_of(name)}});
+  }
+  nlohmann::json flows = nlohmann::json::array();
+  for (const auto& [name, f] : g.flows) {
+    nlohmann::json inputs = nlohmann::json::array();
+    for (const auto& in : f.inputs) {
+      inputs.push_back({{"kind", in.kind == FlowInput::Kind::kKafka ? "kafka" : "dataset"},
+                        {"name", in.name},
+                        {"streaming", in.streaming}});
+    }
+    flows.push_back({{"name", name}, {"target", f.target}, {"inputs", inputs},
+                     {"apply_changes", f.apply_changes != nullptr}});
+  }
+  return nlohmann::json{{"datasets", datasets}, {"flows", flows}, {"order", g.order}}.dump(2) + "\n";
+}
+
+}  // namespace sluice::pipeline

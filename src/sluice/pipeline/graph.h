@@ -1,0 +1,68 @@
+// The dataflow graph of a SQL pipeline: datasets (streaming tables, materialized views,
+// views), the flows that fill them, and their inputs, resolved across every SQL file
+// regardless of order and checked for unknown names, cycles, duplicate definitions and
+// streaming reads of materialized views.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/sql/ast.h"
+#include "sluice/sql/source.h"
+
+namespace sluice::pipeline {
+
+// Where a flow reads from.
+struct FlowInput {
+  enum class Kind { kDataset, kKafka };
+  Kind kind = Kind::kDataset;
+  std::string name;       // dataset name, or the Kafka topic(s) for kKafka
+  bool streaming = false;  // STREAM(x) / STREAM read_kafka(...)
+  const sql::TableRef* ref = nullptr;
+  sql::Location loc;
+};
+
+struct Flow {
+  std::string name;
+  std::string target;
+  size_t file = 0;  // index into Graph::files
+  sql::Location loc;
+  std::shared_ptr<sql::Query> query;            // null for APPLY CHANGES
+  const sql::ApplyChanges* apply_changes = nullptr;
+  std::vector<FlowInput> inputs;
+};
+
+struct Dataset {
+  std::string name;
+  sql::DatasetKind kind;
+  size_t file = 0;
+  sql::Location loc;
+  const sql::CreateDataset* definition = nullptr;
+  std::vector<std::string> flows;  // names of the flows writing it (none for views)
+};
+
+struct Graph {
+  std::vector<sql::SourceFile> files;
+  std::vector<std::vector<sql::Statement>> statements;  // per file
+  std::map<std::string, Dataset> datasets;
+  std::map<std::string, Flow> flows;
+  std::vector<std::string> order;  // datasets, upstream first
+
+  // Datasets a dataset reads (through its flows), for lineage.
+  std::vector<std::string> upstream_of(const std::string& dataset) const;
+};
+
+// Parses every file and resolves the graph. All errors found are reported together, one per
+// line block, each with file:line:col and a caret.
+arrow::Result<Graph> build_graph(std::vector<sql::SourceFile> files);
+
+// Renderings of the graph for `sluice graph`.
+std::string graph_to_dot(const Graph& graph);
+std::string graph_to_mermaid(const Graph& graph);
+std::string graph_to_json(const Graph& graph);
+
+}  // namespace sluice::pipeline

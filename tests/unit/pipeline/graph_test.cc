@@ -1,0 +1,91 @@
+// Resolving SQL pipelines into a graph: order across files, and every graph error with its
+// exact message.
+#include "sluice/pipeline/graph.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::pipeline {
+namespace {
+
+arrow::Result<Graph> build(std::vector<std::pair<std::string, std::string>> files) {
+  std::vector<sql::SourceFile> sources;
+  for (auto& [name, text] : files) sources.push_back({name, text});
+  return build_graph(std::move(sources));
+}
+
+TEST(GraphTest, ResolvesAcrossFilesInAnyOrder) {
+  auto g = build({{"gold.sql", "CREATE MATERIALIZED VIEW gold AS SELECT count(*) FROM silver;"},
+                  {"silver.sql", "CREATE STREAMING TABLE silver AS SELECT * FROM STREAM(bronze);\n"
+                                 "CREATE FLOW backfill AS INSERT INTO silver BY NAME SELECT * FROM STREAM(old);"},
+                  {"bronze.sql", "CREATE STREAMING TABLE bronze AS SELECT * FROM STREAM read_kafka(topic => 'e');\n"
+                                 "CREATE STREAMING TABLE old AS SELECT * FROM STREAM read_kafka(topic => 'legacy');"}});
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto pos = [&](const std::string& n) { return std::find(g->order.begin(), g->order.end(), n) - g->order.begin(); };
+  EXPECT_LT(pos("bronze"), pos("silver"));
+  EXPECT_LT(pos("old"), pos("silver"));
+  EXPECT_LT(pos("silver"), pos("gold"));
+  EXPECT_EQ(g->datasets.at("silver").flows, (std::vector<std::string>{"silver", "backfill"}));
+  EXPECT_EQ(g->upstream_of("silver"), (std::vector<std::string>{"bronze", "old"}));
+  const auto& kafka = g->flows.at("bronze").inputs.at(0);
+  EXPECT_EQ(kafka.kind, FlowInput::Kind::kKafka);
+  EXPECT_EQ(kafka.name, "e");
+  EXPECT_TRUE(kafka.streaming);
+}
+
+TEST(GraphTest, CtesAreNotTables) {
+  auto g = build({{"a.sql", "CREATE STREAMING TABLE s AS SELECT 1 FROM STREAM read_kafka(topic => 't');\n"
+                            "CREATE MATERIALIZED VIEW m AS WITH x AS (SELECT * FROM s) SELECT * FROM x;"}});
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->upstream_of("m"), (std::vector<std::string>{"s"}));
+}
+
+struct GraphErrorCase {
+  std::string sql;
+  std::string message;
+};
+
+class GraphErrorTest : public ::testing::TestWithParam<GraphErrorCase> {};
+
+TEST_P(GraphErrorTest, ReportsExactly) {
+  auto g = build({{"p.sql", GetParam().sql}});
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().message(), GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, GraphErrorTest,
+    ::testing::Values(
+        GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT * FROM order_silver;\n"
+                       "CREATE STREAMING TABLE orders_silver AS SELECT * FROM STREAM read_kafka(topic => 'o');",
+                       "1 error(s) in the pipeline:\np.sql:1:45: error: unknown table 'order_silver' (did you mean "
+                       "'orders_silver'?)\n  CREATE MATERIALIZED VIEW m AS SELECT * FROM order_silver;\n"
+                       "                                              ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW a AS SELECT * FROM b;\nCREATE MATERIALIZED VIEW b AS SELECT * FROM a;",
+                       "1 error(s) in the pipeline:\np.sql:1:26: error: the pipeline has a cycle: a -> b -> a\n"
+                       "  CREATE MATERIALIZED VIEW a AS SELECT * FROM b;\n                           ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT 1;\nCREATE STREAMING TABLE s AS SELECT * FROM STREAM(m);",
+                       "1 error(s) in the pipeline:\np.sql:2:43: error: cannot read materialized view 'm' as a "
+                       "stream: it is recomputed, not appended to; read it without STREAM()\n"
+                       "  CREATE STREAMING TABLE s AS SELECT * FROM STREAM(m);\n"
+                       "                                            ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT 1;\nCREATE VIEW m AS SELECT 2;",
+                       "1 error(s) in the pipeline:\np.sql:2:13: error: 'm' is defined twice; first as a "
+                       "materialized view at p.sql:1:26\n  CREATE VIEW m AS SELECT 2;\n              ^"},
+        GraphErrorCase{"CREATE FLOW f AS INSERT INTO nowhere BY NAME SELECT 1;",
+                       "1 error(s) in the pipeline:\np.sql:1:30: error: flow 'f' writes to 'nowhere', which is "
+                       "not defined; add CREATE OR REFRESH STREAMING TABLE nowhere\n"
+                       "  CREATE FLOW f AS INSERT INTO nowhere BY NAME SELECT 1;\n"
+                       "                               ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT 1;\nCREATE FLOW f AS INSERT INTO m BY NAME SELECT 2;",
+                       "1 error(s) in the pipeline:\np.sql:2:30: error: flow 'f' writes to 'm', a materialized "
+                       "view; only streaming tables take extra flows\n"
+                       "  CREATE FLOW f AS INSERT INTO m BY NAME SELECT 2;\n"
+                       "                               ^"},
+        GraphErrorCase{"CREATE STREAMING TABLE d;\nAPPLY CHANGES INTO d FROM cdc KEYS (id) SEQUENCE BY ts;\n"
+                       "CREATE STREAMING TABLE cdc AS SELECT * FROM STREAM read_kafka(topic => 'c');",
+                       "1 error(s) in the pipeline:\np.sql:2:27: error: APPLY CHANGES reads a stream: write FROM "
+                       "STREAM(source)\n  APPLY CHANGES INTO d FROM cdc KEYS (id) SEQUENCE BY ts;\n"
+                       "                            ^"}));
+
+}  // namespace
+}  // namespace sluice::pipeline
