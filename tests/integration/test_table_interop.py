@@ -181,9 +181,11 @@ def test_time_travel_by_timestamp(tmp_path):
     between = int(time.time() * 1000)
     time.sleep(0.05)
     sluice_append(table_dir, pa.table({"id": pa.array([2], pa.int64())}))
+    after = time.time()
     at = read_sluice(table_dir, "--timestamp", str(between))
     assert at.column("id").to_pylist() == [1]
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(between / 1000 + 1)) + "Z"
+    # ISO form, whole seconds: the first whole second after both commits.
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(after) + 1)) + "Z"
     assert sorted(read_sluice(table_dir, "--timestamp", iso).column("id").to_pylist()) == [1, 2]
     before = sluice("table", "describe", table_dir, "--timestamp", "2000-01-01T00:00:00Z")
     assert before.returncode == 1
