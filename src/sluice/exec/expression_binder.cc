@@ -10,6 +10,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/exec/json_functions.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::exec {
@@ -639,6 +640,17 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
   if (name == "pow" || name == "power") {
     ARROW_RETURN_NOT_OK(want(2, 2));
     return make_call(e, "power", {cast_to(args[0].expr, arrow::float64()), cast_to(args[1].expr, arrow::float64())});
+  }
+  if (name == "from_json") {
+    ARROW_RETURN_NOT_OK(want(2, 3));
+    ARROW_ASSIGN_OR_RAISE(auto ddl, literal_string(1));
+    auto schema = sql::parse_ddl_schema(ddl);
+    if (!schema.ok()) return error(*e.args[1], schema.status().message());
+    if (!string_type(*args[0].type) && args[0].type->id() != arrow::Type::BINARY) {
+      return error(*e.args[0], fmt::format("from_json needs STRING input, not {}", sql::sql_type_name(*args[0].type)));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto function, from_json_function(arrow::struct_((*schema)->fields())));
+    return make_call(e, function, {args[0].expr});
   }
   if (name == "struct" || name == "named_struct") {
     std::vector<std::string> names;
