@@ -1,0 +1,433 @@
+// Planning and running SELECT queries over Arrow data.
+#include "sluice/exec/select_plan.h"
+
+#include <arrow/acero/exec_plan.h>
+#include <arrow/acero/options.h>
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+
+#include "sluice/common/status.h"
+#include "sluice/kafka/source_schema.h"
+#include "sluice/sql/types.h"
+
+namespace sluice::exec {
+
+namespace cp = arrow::compute;
+using sql::Expr;
+using sql::ExprKind;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_aggregate_call(const Expr& e) {
+  if (e.kind != ExprKind::kFunction) return false;
+  static const std::set<std::string> kAggs = {"count", "sum", "avg", "mean", "min", "max", "first",
+                                              "last", "stddev", "stddev_samp", "approx_count_distinct"};
+  return kAggs.count(lower(e.name)) > 0;
+}
+
+bool contains_aggregate(const Expr& e) {
+  if (is_aggregate_call(e)) return true;
+  for (const auto& a : e.args) {
+    if (contains_aggregate(*a)) return true;
+  }
+  return false;
+}
+
+sql::ExprPtr clone(const Expr& e) {
+  auto c = std::make_unique<Expr>();
+  c->kind = e.kind;
+  c->loc = e.loc;
+  c->parts = e.parts;
+  c->except = e.except;
+  c->name = e.name;
+  c->op = e.op;
+  c->literal_type = e.literal_type;
+  c->value = e.value;
+  c->type_name = e.type_name;
+  c->query = e.query;
+  c->distinct = e.distinct;
+  c->negated = e.negated;
+  c->has_operand = e.has_operand;
+  c->has_else = e.has_else;
+  c->parenthesized = e.parenthesized;
+  for (const auto& a : e.args) c->args.push_back(clone(*a));
+  return c;
+}
+
+sql::ExprPtr column(const std::string& name, sql::Location loc) {
+  auto c = std::make_unique<Expr>();
+  c->kind = ExprKind::kColumn;
+  c->loc = loc;
+  c->parts = {name};
+  return c;
+}
+
+// The Spark-like name of an unaliased select item.
+std::string item_name(const sql::SelectItem& item, const BoundExpression& bound) {
+  if (!item.alias.empty()) return item.alias;
+  if (item.expr->kind == ExprKind::kColumn || item.expr->kind == ExprKind::kField) return bound.name;
+  return sql::to_string(*item.expr);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch) {
+  if (stage.where) {
+    ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*stage.where, *batch));
+    ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
+    batch = filtered.record_batch();
+  }
+  arrow::ArrayVector columns;
+  for (const auto& p : stage.projections) {
+    ARROW_ASSIGN_OR_RAISE(auto column, evaluate(p, *batch));
+    columns.push_back(std::move(column));
+  }
+  return arrow::RecordBatch::Make(stage.output, batch->num_rows(), std::move(columns));
+}
+
+}  // namespace
+
+arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
+                                           const SchemaLookup& schema_of) {
+  auto fail = [&](sql::Location at, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, at, message));
+  };
+  if (!query.ctes.empty()) return fail(query.ctes[0].loc, "WITH is not supported in pipeline queries yet");
+  if (query.selects.size() > 1) return fail(query.loc, "UNION is not supported in pipeline queries yet");
+  const sql::Select& s = query.selects[0];
+  if (!s.from) return fail(s.loc, "a dataset's query needs FROM");
+
+  SelectPlan plan;
+  std::shared_ptr<arrow::Schema> schema;
+  std::set<std::string> qualifiers;
+  const sql::TableRef& from = *s.from;
+  if (!from.alias.empty()) qualifiers.insert(from.alias);
+  switch (from.kind) {
+    case sql::TableRefKind::kTable: {
+      std::string name;
+      for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
+      auto found = schema_of(name);
+      if (!found.ok()) return fail(from.loc, found.status().message());
+      schema = *found;
+      plan.source_ = {PlanSource::Kind::kDataset, name, from.stream, {}, schema, from.loc};
+      qualifiers.insert(name);
+      break;
+    }
+    case sql::TableRefKind::kFunction: {
+      std::string name;
+      for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
+      if (lower(name) != "read_kafka") return fail(from.loc, fmt::format("unknown table function {}", name));
+      PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
+      for (const auto& a : from.args) {
+        if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
+          return fail(a->loc, "read_kafka takes named arguments with literal values (topic => 'name')");
+        }
+        src.options[a->name] = a->args[0]->value;
+      }
+      if (!src.options.count("topic")) return fail(from.loc, "read_kafka needs topic => 'name'");
+      src.name = src.options.at("topic");
+      schema = src.schema;
+      plan.source_ = std::move(src);
+      break;
+    }
+    case sql::TableRefKind::kSubquery: {
+      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of));
+      if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
+        return fail(from.loc, "a subquery in FROM may not aggregate, order or limit yet");
+      }
+      plan.source_ = inner.source_;
+      plan.stages_ = inner.stages_;
+      schema = inner.output_schema();
+      break;
+    }
+    case sql::TableRefKind::kJoin:
+      return fail(from.loc, "joins are not supported in pipeline queries yet");
+  }
+  if (from.watermark) return fail(from.watermark->loc, "WATERMARK is executed with event-time processing (not yet)");
+
+  ExpressionBinder binder(file, schema, qualifiers);
+  Stage stage;
+  if (s.where) {
+    ARROW_ASSIGN_OR_RAISE(auto where, binder.bind(*s.where));
+    if (where.type->id() != arrow::Type::BOOL) {
+      return fail(s.where->loc, fmt::format("WHERE needs a BOOLEAN, not {}", sql::sql_type_name(*where.type)));
+    }
+    stage.where = where;
+  }
+  bool aggregate = !s.group_by.empty() || (s.having != nullptr);
+  for (const auto& item : s.items) aggregate = aggregate || contains_aggregate(*item.expr);
+
+  auto identity = [&](Stage& st) -> arrow::Status {
+    for (const auto& f : schema->fields()) {
+      ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*column(f->name(), s.loc)));
+      st.projections.push_back(b);
+    }
+    st.output = schema;
+    return arrow::Status::OK();
+  };
+
+  if (!aggregate) {
+    arrow::FieldVector fields;
+    for (const auto& item : s.items) {
+      if (item.expr->kind == ExprKind::kStar) {
+        for (const auto& f : schema->fields()) {
+          const auto& ex = item.expr->except;
+          if (std::find(ex.begin(), ex.end(), f->name()) != ex.end()) continue;
+          ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*column(f->name(), item.expr->loc)));
+          stage.projections.push_back(b);
+          fields.push_back(arrow::field(f->name(), b.type));
+        }
+        for (const auto& name : item.expr->except) {
+          if (!schema->GetFieldByName(name)) {
+            return fail(item.expr->loc, fmt::format("EXCEPT names '{}', which is not a column", name));
+          }
+        }
+        continue;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*item.expr));
+      fields.push_back(arrow::field(item_name(item, b), b.type));
+      stage.projections.push_back(std::move(b));
+    }
+    stage.output = arrow::schema(fields);
+    plan.stages_.push_back(std::move(stage));
+  } else {
+    ARROW_RETURN_NOT_OK(identity(stage));
+    plan.stages_.push_back(std::move(stage));
+    AggregateSpec agg;
+    std::vector<std::string> key_texts;
+    arrow::FieldVector grouped;
+    for (size_t k = 0; k < s.group_by.size(); ++k) {
+      const Expr* key = s.group_by[k].get();
+      if (key->kind == ExprKind::kLiteral && key->literal_type == "integer") {
+        size_t ordinal = std::stoul(key->value);
+        if (ordinal < 1 || ordinal > s.items.size()) return fail(key->loc, "GROUP BY position is out of range");
+        key = s.items[ordinal - 1].expr.get();
+      }
+      if (contains_aggregate(*key)) return fail(key->loc, "GROUP BY cannot use an aggregate");
+      ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*key));
+      key_texts.push_back(sql::to_string(*key));
+      grouped.push_back(arrow::field(fmt::format("__k{}", k), b.type));
+      agg.key_inputs.push_back(std::move(b));
+    }
+    // Replace aggregate calls and group keys by columns of the grouped relation.
+    std::vector<std::pair<std::string, std::shared_ptr<arrow::Field>>> agg_fields;
+    std::function<arrow::Result<sql::ExprPtr>(const Expr&)> rewrite = [&](const Expr& e) -> arrow::Result<sql::ExprPtr> {
+      std::string text = sql::to_string(e);
+      for (size_t k = 0; k < key_texts.size(); ++k) {
+        if (key_texts[k] == text) return column(fmt::format("__k{}", k), e.loc);
+      }
+      if (is_aggregate_call(e)) {
+        const std::string fname = lower(e.name);
+        std::string function;
+        std::shared_ptr<arrow::DataType> type;
+        BoundExpression input;
+        bool star = e.args.size() == 1 && e.args[0]->kind == ExprKind::kStar;
+        if (fname == "count" && (star || e.args.empty())) {
+          function = "hash_count_all";
+          type = arrow::int64();
+        } else {
+          if (e.args.size() != 1) return fail(e.loc, fmt::format("{} takes one argument", e.name));
+          if (contains_aggregate(*e.args[0])) return fail(e.args[0]->loc, "aggregates cannot be nested");
+          ARROW_ASSIGN_OR_RAISE(input, binder.bind(*e.args[0]));
+          const auto& t = input.type;
+          if (fname == "count") {
+            function = e.distinct ? "hash_count_distinct" : "hash_count";
+            type = arrow::int64();
+          } else if (fname == "approx_count_distinct") {
+            function = "hash_count_distinct";  // exact: within any approximation's error bound
+            type = arrow::int64();
+          } else if (fname == "sum") {
+            if (!arrow::is_integer(t->id()) && !arrow::is_floating(t->id()) && t->id() != arrow::Type::DECIMAL128) {
+              return fail(e.loc, fmt::format("sum needs numbers, not {}", sql::sql_type_name(*t)));
+            }
+            function = "hash_sum";
+            type = arrow::is_integer(t->id()) ? arrow::int64() : arrow::is_floating(t->id()) ? arrow::float64() : t;
+          } else if (fname == "avg" || fname == "mean") {
+            function = "hash_mean";
+            type = t->id() == arrow::Type::DECIMAL128 ? t : arrow::float64();
+          } else if (fname == "stddev" || fname == "stddev_samp") {
+            function = "hash_stddev";
+            type = arrow::float64();
+          } else {
+            function = "hash_" + (fname == "first" || fname == "last" ? fname : fname);
+            type = t;
+          }
+          if (e.distinct && fname != "count") return fail(e.loc, fmt::format("{}(DISTINCT ...) is not supported yet", e.name));
+        }
+        const std::string name = fmt::format("__a{}", agg.functions.size());
+        agg.functions.push_back(function);
+        if (function == "hash_count_all") {
+          ARROW_ASSIGN_OR_RAISE(input, binder.bind(*column(schema->field(0)->name(), e.loc)));
+        }
+        agg.aggregate_inputs.push_back(input);
+        agg_fields.emplace_back(name, arrow::field(name, type));
+        return column(name, e.loc);
+      }
+      if (e.kind == ExprKind::kColumn) {
+        return fail(e.loc, fmt::format("'{}' must be in GROUP BY or inside an aggregate", text));
+      }
+      auto copy = clone(e);
+      copy->args.clear();
+      for (const auto& a : e.args) {
+        ARROW_ASSIGN_OR_RAISE(auto r, rewrite(*a));
+        copy->args.push_back(std::move(r));
+      }
+      return copy;
+    };
+    std::vector<std::pair<sql::ExprPtr, std::string>> outputs;
+    for (const auto& item : s.items) {
+      if (item.expr->kind == ExprKind::kStar) return fail(item.expr->loc, "SELECT * cannot be used with GROUP BY");
+      ARROW_ASSIGN_OR_RAISE(auto r, rewrite(*item.expr));
+      outputs.emplace_back(std::move(r), item.alias.empty() ? (item.expr->kind == ExprKind::kColumn ? item.expr->parts.back() : sql::to_string(*item.expr)) : item.alias);
+    }
+    sql::ExprPtr having;
+    if (s.having) {
+      ARROW_ASSIGN_OR_RAISE(having, rewrite(*s.having));
+    }
+    for (const auto& [n, f] : agg_fields) grouped.push_back(f);
+    agg.grouped_schema = arrow::schema(grouped);
+    ExpressionBinder post(file, agg.grouped_schema);
+    arrow::FieldVector out_fields;
+    for (const auto& [expr, name] : outputs) {
+      ARROW_ASSIGN_OR_RAISE(auto b, post.bind(*expr));
+      out_fields.push_back(arrow::field(name, b.type));
+      agg.outputs.push_back(std::move(b));
+    }
+    if (having) {
+      ARROW_ASSIGN_OR_RAISE(agg.having, post.bind(*having));
+    }
+    Stage out;
+    out.output = arrow::schema(out_fields);
+    plan.aggregate_ = std::move(agg);
+    plan.stages_.push_back(std::move(out));  // placeholder holding the output schema
+  }
+  // ORDER BY over the output columns (names or positions), LIMIT.
+  const auto& out_schema = plan.output_schema();
+  ExpressionBinder out_binder(file, out_schema);
+  for (const auto& o : query.order_by) {
+    const Expr* e = o.expr.get();
+    sql::ExprPtr ref;
+    if (e->kind == ExprKind::kLiteral && e->literal_type == "integer") {
+      size_t ordinal = std::stoul(e->value);
+      if (ordinal < 1 || ordinal > static_cast<size_t>(out_schema->num_fields())) {
+        return fail(e->loc, "ORDER BY position is out of range");
+      }
+      ref = column(out_schema->field(static_cast<int>(ordinal - 1))->name(), e->loc);
+      e = ref.get();
+    }
+    ARROW_ASSIGN_OR_RAISE(auto b, out_binder.bind(*e));
+    plan.order_by_.emplace_back(std::move(b), o.ascending);
+  }
+  if (query.limit) {
+    if (query.limit->kind != ExprKind::kLiteral || query.limit->literal_type != "integer") {
+      return fail(query.limit->loc, "LIMIT needs an integer");
+    }
+    plan.limit_ = std::stoll(query.limit->value);
+  }
+  return plan;
+}
+
+const std::shared_ptr<arrow::Schema>& SelectPlan::output_schema() const { return stages_.back().output; }
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> SelectPlan::apply_row_stages(const arrow::RecordBatch& input) const {
+  size_t n = stages_.size() - (aggregate_ ? 1 : 0);
+  std::shared_ptr<arrow::RecordBatch> current = arrow::RecordBatch::Make(input.schema(), input.num_rows(), input.columns());
+  for (size_t i = 0; i < n; ++i) {
+    ARROW_ASSIGN_OR_RAISE(current, run_stage(stages_[i], current));
+  }
+  return current;
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const arrow::Table& input) const {
+  ARROW_ASSIGN_OR_RAISE(auto combined, input.CombineChunksToBatch());
+  ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
+  std::shared_ptr<arrow::RecordBatch> result = rows;
+  if (aggregate_) {
+    const auto& agg = *aggregate_;
+    arrow::FieldVector fields;
+    arrow::ArrayVector columns;
+    std::vector<arrow::FieldRef> keys;
+    std::vector<cp::Aggregate> aggregates;
+    for (size_t k = 0; k < agg.key_inputs.size(); ++k) {
+      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(agg.key_inputs[k], *rows));
+      fields.push_back(arrow::field(fmt::format("__k{}", k), c->type()));
+      columns.push_back(c);
+      keys.emplace_back(fmt::format("__k{}", k));
+    }
+    for (size_t a = 0; a < agg.functions.size(); ++a) {
+      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(agg.aggregate_inputs[a], *rows));
+      fields.push_back(arrow::field(fmt::format("__in{}", a), c->type()));
+      columns.push_back(c);
+      std::string function = keys.empty() ? agg.functions[a].substr(5) : agg.functions[a];  // "count", ...
+      std::shared_ptr<cp::FunctionOptions> options;
+      if (function.find("count") != std::string::npos && function.find("all") == std::string::npos) {
+        options = std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID);
+      }
+      if (function.find("stddev") != std::string::npos) options = std::make_shared<cp::VarianceOptions>(1);
+      if (function.find("sum") != std::string::npos || function.find("mean") != std::string::npos ||
+          function.find("min") != std::string::npos || function.find("max") != std::string::npos) {
+        options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
+      }
+      if (function == "count_all" || function == "hash_count_all") {
+        aggregates.emplace_back(function, std::move(options), std::vector<arrow::FieldRef>{}, fmt::format("__a{}", a));
+      } else {
+        aggregates.emplace_back(function, std::move(options), arrow::FieldRef(fmt::format("__in{}", a)), fmt::format("__a{}", a));
+      }
+    }
+    auto pre = arrow::Table::Make(arrow::schema(fields), columns, rows->num_rows());
+    arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
+        {"table_source", arrow::acero::TableSourceNodeOptions(pre)},
+        {"aggregate", arrow::acero::AggregateNodeOptions(aggregates, keys)},
+    });
+    ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
+    ARROW_ASSIGN_OR_RAISE(auto grouped_batch, grouped_table->CombineChunksToBatch());
+    arrow::ArrayVector ordered;
+    for (const auto& f : agg.grouped_schema->fields()) {
+      auto c = grouped_batch->GetColumnByName(f->name());
+      if (!c) return arrow::Status::Invalid("aggregation lost column ", f->name());
+      if (!c->type()->Equals(*f->type())) {
+        ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*c, f->type()));
+        c = cast;
+      }
+      ordered.push_back(c);
+    }
+    auto grouped = arrow::RecordBatch::Make(agg.grouped_schema, grouped_batch->num_rows(), ordered);
+    if (agg.having) {
+      ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*agg.having, *grouped));
+      ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(grouped, mask));
+      grouped = filtered.record_batch();
+    }
+    arrow::ArrayVector outs;
+    for (const auto& o : agg.outputs) {
+      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(o, *grouped));
+      outs.push_back(c);
+    }
+    result = arrow::RecordBatch::Make(output_schema(), grouped->num_rows(), outs);
+  }
+  if (!order_by_.empty()) {
+    arrow::FieldVector fields;
+    arrow::ArrayVector columns;
+    std::vector<cp::SortKey> sort_keys;
+    for (size_t i = 0; i < order_by_.size(); ++i) {
+      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(order_by_[i].first, *result));
+      fields.push_back(arrow::field(fmt::format("o{}", i), c->type()));
+      columns.push_back(c);
+      // Spark: ascending puts nulls first, descending puts them last.
+      const bool asc = order_by_[i].second;
+      sort_keys.emplace_back(fmt::format("o{}", i), asc ? cp::SortOrder::Ascending : cp::SortOrder::Descending,
+                             asc ? cp::NullPlacement::AtStart : cp::NullPlacement::AtEnd);
+    }
+    auto keys = arrow::RecordBatch::Make(arrow::schema(fields), result->num_rows(), columns);
+    ARROW_ASSIGN_OR_RAISE(auto indices, cp::SortIndices(arrow::Datum(keys), cp::SortOptions(sort_keys)));
+    ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(result, indices));
+    result = taken.record_batch();
+  }
+  if (limit_ && result->num_rows() > *limit_) result = result->Slice(0, *limit_);
+  return arrow::Table::FromRecordBatches(output_schema(), {result});
+}
+
+}  // namespace sluice::exec

@@ -1,0 +1,71 @@
+// A SELECT bound against its input schema: a chain of stages (FROM-subqueries innermost
+// first), each an optional WHERE filter and a projection, then optionally a GROUP BY
+// aggregation with HAVING, ORDER BY and LIMIT. Every expression is bound (and so type-checked)
+// when the plan is made, before any data moves. Streaming flows run the stages batch by batch;
+// materialized views run the whole plan over their inputs' snapshots.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/exec/expression_binder.h"
+#include "sluice/sql/ast.h"
+
+namespace sluice::exec {
+
+// The relation a plan reads: a Kafka topic (read_kafka) or a dataset (STREAM(x) or x).
+struct PlanSource {
+  enum class Kind { kKafka, kDataset };
+  Kind kind = Kind::kDataset;
+  std::string name;  // topic or dataset name
+  bool streaming = false;
+  std::map<std::string, std::string> options;  // read_kafka named arguments
+  std::shared_ptr<arrow::Schema> schema;
+  sql::Location loc;
+};
+
+struct Stage {
+  std::optional<BoundExpression> where;
+  std::vector<BoundExpression> projections;
+  std::shared_ptr<arrow::Schema> output;
+};
+
+struct AggregateSpec {
+  std::vector<BoundExpression> key_inputs;      // evaluated on the last stage's output
+  std::vector<std::string> functions;           // Arrow hash_* function per aggregate
+  std::vector<BoundExpression> aggregate_inputs;
+  std::vector<BoundExpression> outputs;         // SELECT items over (keys..., aggregates...)
+  std::optional<BoundExpression> having;
+  std::shared_ptr<arrow::Schema> grouped_schema;  // keys..., aggregates...
+};
+
+class SelectPlan {
+ public:
+  // `schema_of` gives the schema of a dataset the query reads (already planned upstream).
+  using SchemaLookup = std::function<arrow::Result<std::shared_ptr<arrow::Schema>>(const std::string&)>;
+  static arrow::Result<SelectPlan> make(const sql::Query& query, const sql::SourceFile& file,
+                                        const SchemaLookup& schema_of);
+
+  const PlanSource& source() const { return source_; }
+  const std::shared_ptr<arrow::Schema>& output_schema() const;
+  bool aggregates() const { return aggregate_.has_value(); }
+
+  // Filters and projects one batch of source rows (no aggregation, ordering or limit).
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply_row_stages(const arrow::RecordBatch& input) const;
+  // The whole query over all of its input (materialized views).
+  arrow::Result<std::shared_ptr<arrow::Table>> run(const arrow::Table& input) const;
+
+ private:
+  PlanSource source_;
+  std::vector<Stage> stages_;
+  std::optional<AggregateSpec> aggregate_;
+  std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending
+  std::optional<int64_t> limit_;
+};
+
+}  // namespace sluice::exec
