@@ -12,6 +12,7 @@
 #include "sluice/common/status.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/runner.h"
+#include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
 
 namespace {
@@ -39,9 +40,27 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   auto sql = sluice::pipeline::load_sql_sources(*config);
   if (!sql.ok()) return fail(sql.status());
   if (!sql->empty()) {
-    return fail(arrow::Status::NotImplemented(
-        "this pipeline has SQL datasets; running them is not implemented yet (check them with "
-        "`sluice validate`); only `bronze:` tables in pipeline.yaml run so far"));
+    if (!once && config->mode == sluice::pipeline::Mode::kContinuous) {
+      return fail(arrow::Status::NotImplemented("continuous mode for SQL pipelines comes with the streaming "
+                                                "runtime; use --once"));
+    }
+    auto graph = sluice::pipeline::build_graph(std::move(*sql));
+    if (!graph.ok()) return fail(graph.status());
+    if (!config->bronze.empty()) {
+      auto reports = sluice::pipeline::run_pipeline_once(*config);
+      if (!reports.ok()) return fail(reports.status());
+      print_reports(*reports);
+    }
+    auto reports = sluice::pipeline::run_sql_pipeline_once(*config, *graph);
+    if (!reports.ok()) return fail(reports.status());
+    for (const auto& r : *reports) {
+      std::string expectations;
+      for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
+      std::cout << fmt::format("{} ({}): {} rows read, {} written, {} dropped, table version {}{}\n", r.dataset,
+                               r.kind, r.rows_read, r.rows_written, r.rows_dropped, r.version,
+                               expectations.empty() ? "" : ";" + expectations);
+    }
+    return 0;
   }
   if (config->bronze.empty()) {
     return fail(arrow::Status::Invalid(fmt::format(

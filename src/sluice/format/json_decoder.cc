@@ -1,8 +1,11 @@
-// JSON -> Arrow with simdjson.
+// JSON -> Arrow with RapidJSON (see docs/decisions.md for why not simdjson).
 #include "sluice/format/json_decoder.h"
 
 #include <arrow/api.h>
-#include <simdjson.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <cmath>
@@ -15,8 +18,7 @@ namespace sluice::format {
 
 namespace {
 
-using simdjson::dom::element;
-using simdjson::dom::element_type;
+using element = const rapidjson::Value&;
 
 // Parses "YYYY-MM-DD[( |T)HH:MM:SS[.ffffff]][Z|+HH:MM]" into microseconds since the epoch (UTC).
 bool parse_timestamp(std::string_view s, int64_t* micros, bool date_only_ok) {
@@ -84,17 +86,16 @@ class Decoder {
 
   // Appends `value` to `builder` (of `type`); a value that does not fit appends null.
   arrow::Status append(arrow::ArrayBuilder& builder, const arrow::DataType& type, element value) {
-    if (value.is_null()) return builder.AppendNull();
+    if (value.IsNull()) return builder.AppendNull();
     switch (type.id()) {
       case arrow::Type::STRUCT: {
-        if (!value.is_object()) return mismatch(builder);
+        if (!value.IsObject()) return mismatch(builder);
         auto& b = static_cast<arrow::StructBuilder&>(builder);
         const int n = type.num_fields();
-        std::vector<std::optional<element>> found(n);
-        simdjson::dom::object object = value.get_object().value_unsafe();
-        for (auto [key, v] : object) {
-          int i = field_index(type, key);
-          if (i >= 0 && !found[i]) found[i] = v;
+        std::vector<const rapidjson::Value*> found(n, nullptr);
+        for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) {
+          int i = field_index(type, std::string_view(it->name.GetString(), it->name.GetStringLength()));
+          if (i >= 0 && !found[i]) found[i] = &it->value;
         }
         ARROW_RETURN_NOT_OK(b.Append());
         for (int i = 0; i < n; ++i) {
@@ -107,40 +108,38 @@ class Decoder {
         return arrow::Status::OK();
       }
       case arrow::Type::LIST: {
-        if (!value.is_array()) return mismatch(builder);
+        if (!value.IsArray()) return mismatch(builder);
         auto& b = static_cast<arrow::ListBuilder&>(builder);
         ARROW_RETURN_NOT_OK(b.Append());
-        simdjson::dom::array array = value.get_array().value_unsafe();
-        for (element v : array) {
+        for (const auto& v : value.GetArray()) {
           ARROW_RETURN_NOT_OK(append(*b.value_builder(), *type.field(0)->type(), v));
         }
         return arrow::Status::OK();
       }
       case arrow::Type::MAP: {
-        if (!value.is_object()) return mismatch(builder);
+        if (!value.IsObject()) return mismatch(builder);
         auto& b = static_cast<arrow::MapBuilder&>(builder);
         const auto& m = static_cast<const arrow::MapType&>(type);
         ARROW_RETURN_NOT_OK(b.Append());
-        simdjson::dom::object object = value.get_object().value_unsafe();
-        for (auto [key, v] : object) {
-          ARROW_RETURN_NOT_OK(static_cast<arrow::StringBuilder&>(*b.key_builder()).Append(key.data(), key.size()));
-          ARROW_RETURN_NOT_OK(append(*b.item_builder(), *m.item_type(), v));
+        for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) {
+          ARROW_RETURN_NOT_OK(static_cast<arrow::StringBuilder&>(*b.key_builder())
+                                  .Append(it->name.GetString(), static_cast<int32_t>(it->name.GetStringLength())));
+          ARROW_RETURN_NOT_OK(append(*b.item_builder(), *m.item_type(), it->value));
         }
         return arrow::Status::OK();
       }
       case arrow::Type::STRING: {
         auto& b = static_cast<arrow::StringBuilder&>(builder);
-        if (value.is_string()) {
-          std::string_view sv = value.get_string().value_unsafe();
-          return b.Append(sv.data(), static_cast<int32_t>(sv.size()));
-        }
+        if (value.IsString()) return b.Append(value.GetString(), static_cast<int32_t>(value.GetStringLength()));
         // Spark keeps the JSON text of a non-string value in a string field.
-        std::string text = simdjson::minify(value);
-        return b.Append(text);
+        rapidjson::StringBuffer text;
+        rapidjson::Writer<rapidjson::StringBuffer> writer(text);
+        value.Accept(writer);
+        return b.Append(text.GetString(), static_cast<int32_t>(text.GetSize()));
       }
       case arrow::Type::BOOL:
-        if (!value.is_bool()) return mismatch(builder);
-        return static_cast<arrow::BooleanBuilder&>(builder).Append(value.get_bool().value_unsafe());
+        if (!value.IsBool()) return mismatch(builder);
+        return static_cast<arrow::BooleanBuilder&>(builder).Append(value.GetBool());
       case arrow::Type::INT8: return append_int<arrow::Int8Builder>(builder, value, INT8_MIN, INT8_MAX);
       case arrow::Type::INT16: return append_int<arrow::Int16Builder>(builder, value, INT16_MIN, INT16_MAX);
       case arrow::Type::INT32: return append_int<arrow::Int32Builder>(builder, value, INT32_MIN, INT32_MAX);
@@ -148,15 +147,8 @@ class Decoder {
       case arrow::Type::FLOAT:
       case arrow::Type::DOUBLE: {
         double v;
-        if (value.is_double()) {
-          v = value.get_double().value_unsafe();
-        } else if (value.is_int64()) {
-          v = static_cast<double>(value.get_int64().value_unsafe());
-        } else if (value.is_uint64()) {
-          v = static_cast<double>(value.get_uint64().value_unsafe());
-        } else {
-          return mismatch(builder);
-        }
+        if (!value.IsNumber()) return mismatch(builder);
+        v = value.GetDouble();
         if (type.id() == arrow::Type::FLOAT) {
           return static_cast<arrow::FloatBuilder&>(builder).Append(static_cast<float>(v));
         }
@@ -164,10 +156,12 @@ class Decoder {
       }
       case arrow::Type::TIMESTAMP: {
         int64_t micros;
-        if (value.is_string()) {
-          if (!parse_timestamp(value.get_string().value_unsafe(), &micros, true)) return mismatch(builder);
-        } else if (value.is_int64()) {
-          micros = value.get_int64().value_unsafe() * 1'000'000;  // seconds, as Spark reads numbers
+        if (value.IsString()) {
+          if (!parse_timestamp(std::string_view(value.GetString(), value.GetStringLength()), &micros, true)) {
+            return mismatch(builder);
+          }
+        } else if (value.IsInt64()) {
+          micros = value.GetInt64() * 1'000'000;  // seconds, as Spark reads numbers
         } else {
           return mismatch(builder);
         }
@@ -175,8 +169,8 @@ class Decoder {
       }
       case arrow::Type::DATE32: {
         int64_t micros;
-        if (!value.is_string()) return mismatch(builder);
-        std::string_view sv = value.get_string().value_unsafe();
+        if (!value.IsString()) return mismatch(builder);
+        std::string_view sv(value.GetString(), value.GetStringLength());
         if (sv.size() != 10 || !parse_timestamp(sv, &micros, true)) return mismatch(builder);
         return static_cast<arrow::Date32Builder&>(builder).Append(static_cast<int32_t>(micros / 86'400'000'000LL));
       }
@@ -189,11 +183,8 @@ class Decoder {
   template <typename Builder>
   arrow::Status append_int(arrow::ArrayBuilder& builder, element value, int64_t lo, int64_t hi) {
     int64_t v;
-    if (value.is_int64()) {
-      v = value.get_int64().value_unsafe();
-    } else {
-      return mismatch(builder);
-    }
+    if (!value.IsInt64()) return mismatch(builder);
+    v = value.GetInt64();
     if (v < lo || v > hi) return mismatch(builder);
     return static_cast<Builder&>(builder).Append(static_cast<typename Builder::value_type>(v));
   }
@@ -233,20 +224,17 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_json(const arrow::Array& str
   std::unique_ptr<arrow::ArrayBuilder> builder;
   ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), type, &builder));
   ARROW_RETURN_NOT_OK(builder->Reserve(input.length()));
-  simdjson::dom::parser parser;
   Decoder decoder(stats);
-  std::string padded;
+  rapidjson::Document doc;
   for (int64_t i = 0; i < input.length(); ++i) {
     if (input.IsNull(i)) {
       ARROW_RETURN_NOT_OK(builder->AppendNull());
       continue;
     }
     std::string_view text = input.GetView(i);
-    padded.assign(text.data(), text.size());
-    padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    element doc;
-    auto error = parser.parse(padded.data(), text.size(), false).get(doc);
-    bool malformed = error || (type->id() == arrow::Type::STRUCT && !doc.is_object());
+    // Parse the whole record first, so a malformed one never leaves half-appended values.
+    doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+    bool malformed = doc.HasParseError() || (type->id() == arrow::Type::STRUCT && !doc.IsObject());
     if (malformed) {
       if (stats) ++stats->malformed_records;
       if (type->id() == arrow::Type::STRUCT) {

@@ -1,4 +1,4 @@
-// Decodes JSON text into Arrow columns of a declared type (simdjson, one parse per record,
+// Decodes JSON text into Arrow columns of a declared type (RapidJSON, one parse per record,
 // values appended straight into Arrow builders). Semantics follow Spark's from_json in
 // PERMISSIVE mode: a null input is a null struct; text that is not valid JSON becomes a struct
 // whose fields are all null; a field whose JSON value does not fit its type is null.

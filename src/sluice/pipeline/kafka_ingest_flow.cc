@@ -26,8 +26,7 @@ struct PartitionProgress {
 
 class IngestRun {
  public:
-  IngestRun(const PipelineConfig& config, const BronzeTableConfig& table,
-            const IngestOptions& options)
+  IngestRun(const PipelineConfig& config, const KafkaFlowSpec& table, const IngestOptions& options)
       : config_(config),
         table_(table),
         options_(options),
@@ -39,12 +38,6 @@ class IngestRun {
 
   arrow::Result<IngestReport> run() {
     ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
-    if (snapshot_ && !snapshot_->schema()->Equals(*kafka::kafka_source_schema(), false)) {
-      return invalid(
-          "table {} at {} exists with a schema other than the Kafka source schema; use "
-          "another table name or remove it",
-          table_.table, store_->table_root().string());
-    }
     ARROW_ASSIGN_OR_RAISE(consumer_, kafka::Consumer::make(table_.cluster,
                                                            config_.kafka.at(table_.cluster),
                                                            "sluice-" + config_.name));
@@ -67,7 +60,7 @@ class IngestRun {
     for (auto p : partitions) {
       ARROW_ASSIGN_OR_RAISE(auto marks,
                             consumer_->watermarks(table_.topic, p, options_.metadata_timeout));
-      const auto app_id = kafka_txn_app_id(config_.name, table_.table, table_.topic, p);
+      const auto app_id = kafka_txn_app_id(config_.name, table_.flow, table_.topic, p);
       std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
       KafkaOffset start = committed ? KafkaOffset(*committed)
                           : table_.starting_offsets == StartingOffsets::kEarliest ? marks.low
@@ -109,7 +102,11 @@ class IngestRun {
 
     auto flush_batch = [&]() -> arrow::Status {
       if (builder.num_rows() == 0) return arrow::Status::OK();
-      ARROW_ASSIGN_OR_RAISE(auto batch, builder.finish());
+      ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, builder.finish());
+      report_.rows_read += batch->num_rows();
+      if (table_.transform) {
+        ARROW_ASSIGN_OR_RAISE(batch, table_.transform(*batch));
+      }
       if (!writer) {
         ARROW_ASSIGN_OR_RAISE(writer, make_writer());
       }
@@ -173,8 +170,10 @@ class IngestRun {
   arrow::Result<std::unique_ptr<delta::TableWriter>> make_writer() const {
     delta::WriteOptions options;
     options.table_name = table_.table;
+    options.partition_columns = table_.partition_columns;
     if (!table_.comment.empty()) options.description = table_.comment;
-    return delta::TableWriter::make(store_, snapshot_, *kafka::kafka_source_schema(), options);
+    const auto& schema = table_.output_schema ? table_.output_schema : kafka::kafka_source_schema();
+    return delta::TableWriter::make(store_, snapshot_, *schema, options);
   }
 
   // One Delta commit: the data written so far (if any) and every partition's next offset.
@@ -189,7 +188,7 @@ class IngestRun {
       return with_context(txn.status(), where());
     }
     for (const auto& [p, prog] : progress_) {
-      const auto app_id = kafka_txn_app_id(config_.name, table_.table, table_.topic, p);
+      const auto app_id = kafka_txn_app_id(config_.name, table_.flow, table_.topic, p);
       auto committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
       if (committed && *committed == prog.next.value()) continue;  // unchanged
       txn->set_txn(app_id, prog.next.value());
@@ -224,7 +223,7 @@ class IngestRun {
   }
 
   const PipelineConfig& config_;
-  const BronzeTableConfig& table_;
+  const KafkaFlowSpec& table_;
   IngestOptions options_;
   std::shared_ptr<delta::LogStore> store_;
   std::shared_ptr<const delta::Snapshot> snapshot_;
@@ -242,11 +241,23 @@ std::string kafka_txn_app_id(const std::string& pipeline, const std::string& flo
   return fmt::format("{}/{}/{}/{}", pipeline, flow, topic, partition.value());
 }
 
+arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,
+                                                const IngestOptions& options) {
+  IngestRun run(config, spec, options);
+  return run.run();
+}
+
 arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
                                                   const BronzeTableConfig& table,
                                                   const IngestOptions& options) {
-  IngestRun run(config, table, options);
-  return run.run();
+  KafkaFlowSpec spec;
+  spec.table = table.table;
+  spec.flow = table.table;
+  spec.topic = table.topic;
+  spec.cluster = table.cluster;
+  spec.starting_offsets = table.starting_offsets;
+  spec.comment = table.comment;
+  return run_kafka_flow_once(config, spec, options);
 }
 
 }  // namespace sluice::pipeline

@@ -7,7 +7,12 @@
 #include <arrow/result.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include <arrow/record_batch.h>
 
 #include "sluice/common/strong_types.h"
 #include "sluice/pipeline/pipeline_config.h"
@@ -25,9 +30,28 @@ struct IngestOptions {
   std::chrono::milliseconds stall_timeout{60'000};
 };
 
+// Turns a batch of Kafka source rows into the rows to write (projection, filters,
+// expectations); may return fewer rows.
+using BatchTransform =
+    std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(const arrow::RecordBatch&)>;
+
+// A flow from one Kafka topic into a streaming table.
+struct KafkaFlowSpec {
+  std::string table;  // target dataset
+  std::string flow;   // flow name: part of the txn appId
+  std::string topic;
+  std::string cluster = "default";
+  StartingOffsets starting_offsets = StartingOffsets::kEarliest;
+  std::string comment;
+  std::shared_ptr<arrow::Schema> output_schema;  // schema of what transform returns
+  BatchTransform transform;                      // empty: write the Kafka rows as they are
+  std::vector<std::string> partition_columns;
+};
+
 struct IngestReport {
   std::string table;
   std::string topic;
+  int64_t rows_read = 0;
   int64_t rows_written = 0;
   int commits = 0;
   int64_t table_version = -1;  // latest version after the run
@@ -37,7 +61,11 @@ struct IngestReport {
 std::string kafka_txn_app_id(const std::string& pipeline, const std::string& flow,
                              const std::string& topic, KafkaPartition partition);
 
-// Triggered run: reads everything up to the high-water marks seen at start, then returns.
+// Triggered run of a Kafka flow: everything up to the high-water marks seen at start.
+arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,
+                                                const IngestOptions& options = {});
+
+// The skeleton's bronze table: the Kafka rows unchanged.
 arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
                                                   const BronzeTableConfig& table,
                                                   const IngestOptions& options = {});

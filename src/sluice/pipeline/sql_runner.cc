@@ -1,0 +1,266 @@
+// Triggered execution of SQL pipelines.
+#include "sluice/pipeline/sql_runner.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "sluice/common/status.h"
+#include "sluice/delta/scan.h"
+#include "sluice/delta/table.h"
+#include "sluice/delta/table_writer.h"
+#include "sluice/exec/select_plan.h"
+#include "sluice/kafka/source_schema.h"
+
+namespace sluice::pipeline {
+
+namespace cp = arrow::compute;
+
+namespace {
+
+// Expectations of a dataset bound to the rows it writes. Thread-compatible: one per flow run.
+class Expectations {
+ public:
+  static arrow::Result<Expectations> make(const Graph& graph, const Dataset& dataset,
+                                          const std::shared_ptr<arrow::Schema>& schema) {
+    Expectations out;
+    out.dataset_ = dataset.name;
+    for (const auto& c : dataset.definition->constraints) {
+      exec::ExpressionBinder binder(graph.files[dataset.file], schema);
+      ARROW_ASSIGN_OR_RAISE(auto bound, binder.bind(*c.expr));
+      if (bound.type->id() != arrow::Type::BOOL) {
+        return arrow::Status::Invalid(sql::format_error(graph.files[dataset.file], c.expr->loc,
+                                                        "an expectation must be a BOOLEAN condition"));
+      }
+      out.checks_.push_back({c.name, c.action, std::move(bound)});
+    }
+    return out;
+  }
+
+  // Counts violations (a NULL result counts as one) and applies DROP ROW / FAIL UPDATE.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply(std::shared_ptr<arrow::RecordBatch> batch,
+                                                          DatasetReport& report) const {
+    arrow::Datum keep(true);
+    for (const auto& check : checks_) {
+      ARROW_ASSIGN_OR_RAISE(auto result, exec::evaluate(check.expr, *batch));
+      ARROW_ASSIGN_OR_RAISE(auto passed, cp::CallFunction("coalesce", {result, arrow::Datum(false)}));
+      ARROW_ASSIGN_OR_RAISE(auto failed_count, cp::Sum(passed));  // of passes
+      int64_t passes = failed_count.scalar()->is_valid
+                           ? static_cast<const arrow::UInt64Scalar&>(*failed_count.scalar()).value
+                           : 0;
+      int64_t failures = batch->num_rows() - passes;
+      report.expectation_failures[check.name] += failures;
+      if (failures == 0) continue;
+      if (check.action == sql::ViolationAction::kFailUpdate) {
+        ARROW_ASSIGN_OR_RAISE(auto inverted, cp::Invert(passed));
+        ARROW_ASSIGN_OR_RAISE(auto bad, cp::Filter(batch, inverted));
+        auto sample = bad.record_batch()->Slice(0, 1)->ToString();
+        return invalid("expectation '{}' of table '{}' failed for {} row(s) (ON VIOLATION FAIL UPDATE); "
+                       "nothing was committed. First failing row:\n{}",
+                       check.name, dataset_, failures, sample);
+      }
+      if (check.action == sql::ViolationAction::kDropRow) {
+        ARROW_ASSIGN_OR_RAISE(keep, cp::And(keep, passed));
+      }
+    }
+    if (keep.is_scalar()) return batch;
+    ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, keep));
+    report.rows_dropped += batch->num_rows() - filtered.record_batch()->num_rows();
+    return filtered.record_batch();
+  }
+
+ private:
+  struct Check {
+    std::string name;
+    sql::ViolationAction action;
+    exec::BoundExpression expr;
+  };
+  std::string dataset_;
+  std::vector<Check> checks_;
+};
+
+const char* kind_text(sql::DatasetKind k) {
+  return k == sql::DatasetKind::kStreamingTable ? "streaming table"
+         : k == sql::DatasetKind::kMaterializedView ? "materialized view"
+                                                    : "view";
+}
+
+class SqlRun {
+ public:
+  SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options)
+      : config_(config), graph_(graph), options_(options) {}
+
+  arrow::Result<std::vector<DatasetReport>> run() {
+    // Plan everything first: every query is type-checked before any data moves.
+    for (const auto& name : graph_.order) {
+      const auto& d = graph_.datasets.at(name);
+      if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
+                                             "views are not executed yet; make it a materialized view"));
+      }
+      if (d.flows.size() != 1 || graph_.flows.at(d.flows[0]).query == nullptr) {
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
+                                             "extra flows and APPLY CHANGES are not executed yet"));
+      }
+      const auto& flow = graph_.flows.at(d.flows[0]);
+      auto lookup = [&](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
+        auto it = plans_.find(n);
+        if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
+        return it->second.output_schema();
+      };
+      ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file], lookup));
+      if (d.kind == sql::DatasetKind::kStreamingTable) {
+        if (!plan.source().streaming) {
+          return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
+              "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
+        }
+        if (plan.aggregates()) {
+          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+              "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
+        }
+      }
+      plans_.emplace(name, std::move(plan));
+      ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, plans_.at(name).output_schema()));
+      expectations_.emplace(name, std::move(ex));
+    }
+    std::vector<DatasetReport> reports;
+    for (const auto& name : graph_.order) {
+      const auto& d = graph_.datasets.at(name);
+      DatasetReport report;
+      report.dataset = name;
+      report.kind = kind_text(d.kind);
+      auto st = d.kind == sql::DatasetKind::kStreamingTable ? run_streaming(d, report) : run_materialized(d, report);
+      if (!st.ok()) return with_context(st, fmt::format("pipeline '{}', table '{}'", config_.name, name));
+      reports.push_back(std::move(report));
+    }
+    return reports;
+  }
+
+ private:
+  arrow::Status run_streaming(const Dataset& d, DatasetReport& report) {
+    const auto& plan = plans_.at(d.name);
+    const auto& ex = expectations_.at(d.name);
+    const auto& src = plan.source();
+    if (src.kind == exec::PlanSource::Kind::kKafka) {
+      KafkaFlowSpec spec;
+      spec.table = d.name;
+      spec.flow = d.flows[0];
+      spec.topic = src.name;
+      if (auto it = src.options.find("cluster"); it != src.options.end()) spec.cluster = it->second;
+      if (!config_.kafka.count(spec.cluster)) {
+        return invalid("read_kafka uses Kafka cluster '{}', which pipeline.yaml does not define under 'kafka:'",
+                       spec.cluster);
+      }
+      if (auto it = src.options.find("starting_offsets"); it != src.options.end() && it->second == "latest") {
+        spec.starting_offsets = StartingOffsets::kLatest;
+      }
+      spec.partition_columns = d.definition->partitioned_by;
+      spec.output_schema = plan.output_schema();
+      spec.transform = [&](const arrow::RecordBatch& batch) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+        ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(batch));
+        return ex.apply(rows, report);
+      };
+      ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(config_, spec, options_));
+      report.rows_read = r.rows_read;
+      report.rows_written = r.rows_written;
+      report.version = r.table_version;
+      return arrow::Status::OK();
+    }
+    // Delta source: the files the upstream table added since the version recorded in our txn.
+    delta::LogStore upstream(config_.table_path(src.name));
+    ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
+    auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
+    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+    const std::string app_id = fmt::format("{}/{}/{}", config_.name, d.flows[0], up_snapshot->metadata().id);
+    std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
+    const int64_t latest = up_snapshot->version().value();
+    if (done && *done >= latest) {
+      report.version = snapshot->version().value();
+      return arrow::Status::OK();
+    }
+    std::vector<delta::Add> files;
+    if (!done) {
+      files = up_snapshot->files();
+    } else {
+      ARROW_ASSIGN_OR_RAISE(auto added, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
+                                                                   delta::ChangePolicy::kFail));
+      for (auto& a : added) files.push_back(std::move(a.add));
+    }
+    delta::WriteOptions wo;
+    wo.table_name = d.name;
+    wo.partition_columns = d.definition->partitioned_by;
+    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *plan.output_schema(), wo));
+    for (const auto& f : files) {
+      ARROW_ASSIGN_OR_RAISE(auto table, delta::read_data_file(upstream, *up_snapshot, f));
+      arrow::TableBatchReader reader(*table);
+      std::shared_ptr<arrow::RecordBatch> batch;
+      while (true) {
+        ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+        if (!batch) break;
+        report.rows_read += batch->num_rows();
+        ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(*batch));
+        ARROW_ASSIGN_OR_RAISE(rows, ex.apply(rows, report));
+        ARROW_RETURN_NOT_OK(writer->write(*rows));
+      }
+    }
+    report.rows_written = writer->rows_written();
+    ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+    txn.set_txn(app_id, latest);
+    delta::CommitOptions co;
+    co.operation = "STREAMING UPDATE";
+    co.operation_parameters = {{"outputMode", "Append"}};
+    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+    report.version = result.version.value();
+    return arrow::Status::OK();
+  }
+
+  arrow::Status run_materialized(const Dataset& d, DatasetReport& report) {
+    const auto& plan = plans_.at(d.name);
+    const auto& src = plan.source();
+    if (src.kind == exec::PlanSource::Kind::kKafka) {
+      return invalid("a materialized view cannot read Kafka directly; read a streaming table");
+    }
+    delta::LogStore upstream(config_.table_path(src.name));
+    ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
+    ARROW_ASSIGN_OR_RAISE(auto input, delta::scan_table(upstream, *up_snapshot));
+    report.rows_read = input->num_rows();
+    ARROW_ASSIGN_OR_RAISE(auto output, plan.run(*input));
+    ARROW_ASSIGN_OR_RAISE(auto combined, output->CombineChunksToBatch());
+    ARROW_ASSIGN_OR_RAISE(combined, expectations_.at(d.name).apply(combined, report));
+    auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
+    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+    delta::WriteOptions wo;
+    wo.table_name = d.name;
+    wo.mode = delta::WriteMode::kOverwrite;
+    wo.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
+    wo.partition_columns = d.definition->partitioned_by;
+    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *plan.output_schema(), wo));
+    ARROW_RETURN_NOT_OK(writer->write(*combined));
+    report.rows_written = writer->rows_written();
+    ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+    delta::CommitOptions co;
+    co.operation = "CREATE OR REPLACE TABLE AS SELECT";
+    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+    report.version = result.version.value();
+    return arrow::Status::OK();
+  }
+
+  const PipelineConfig& config_;
+  const Graph& graph_;
+  IngestOptions options_;
+  std::map<std::string, exec::SelectPlan> plans_;
+  std::map<std::string, Expectations> expectations_;
+};
+
+}  // namespace
+
+arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
+                                                                const Graph& graph,
+                                                                const IngestOptions& options) {
+  SqlRun run(config, graph, options);
+  return run.run();
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,32 @@
+// Runs a SQL pipeline once (triggered): every dataset in dependency order. Streaming tables
+// read Kafka (read_kafka) or the rows their upstream Delta tables added since the last run,
+// exactly once (txn progress in the same commit); materialized views are recomputed and
+// replaced in one commit. Expectations are checked on every batch.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <string>
+#include <vector>
+
+#include "sluice/pipeline/graph.h"
+#include "sluice/pipeline/kafka_ingest_flow.h"
+#include "sluice/pipeline/pipeline_config.h"
+
+namespace sluice::pipeline {
+
+struct DatasetReport {
+  std::string dataset;
+  std::string kind;
+  int64_t rows_read = 0;
+  int64_t rows_written = 0;
+  int64_t version = -1;
+  std::map<std::string, int64_t> expectation_failures;  // per constraint
+  int64_t rows_dropped = 0;
+};
+
+arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
+                                                                const Graph& graph,
+                                                                const IngestOptions& options = {});
+
+}  // namespace sluice::pipeline

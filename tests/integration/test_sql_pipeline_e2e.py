@@ -1,0 +1,172 @@
+"""End to end: a three-level SQL pipeline (Kafka -> bronze -> silver with from_json and
+expectations -> gold materialized view) over a real topic gives the gold rows DuckDB computes
+from the produced events; a second run after more events picks up exactly the new ones."""
+import json
+import random
+
+import duckdb
+import pyarrow as pa
+from confluent_kafka import Producer
+from deltalake import DeltaTable
+
+from conftest import run_sluice, write_pipeline
+
+SILVER = """
+CREATE OR REFRESH STREAMING TABLE events_silver (
+  CONSTRAINT has_user EXPECT (user_id IS NOT NULL) ON VIOLATION DROP ROW,
+  CONSTRAINT known_type EXPECT (event_type IN ('view', 'click', 'purchase'))
+) AS SELECT e.user_id, e.event_type, e.event_time, e.amount, CAST(e.event_time AS DATE) AS event_date
+FROM (SELECT from_json(CAST(value AS STRING),
+        'user_id STRING, event_type STRING, event_time TIMESTAMP, amount DOUBLE') AS e
+      FROM STREAM(LIVE.events_bronze));
+"""
+
+GOLD = """
+CREATE OR REFRESH MATERIALIZED VIEW revenue_by_type
+COMMENT 'per event type'
+AS SELECT event_type, count(*) AS n, sum(amount) AS revenue, count(DISTINCT user_id) AS users,
+          max(event_time) AS last_seen
+FROM events_silver
+WHERE amount IS NOT NULL OR event_type = 'view'
+GROUP BY event_type
+HAVING count(*) > ${min_count}
+ORDER BY event_type;
+"""
+
+
+def produce_events(bootstrap, topic, n, seed):
+    """JSON events, some malformed or without user_id or with an unknown type; returns the
+    raw payloads produced."""
+    rng = random.Random(seed)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    payloads = []
+    for i in range(n):
+        r = rng.random()
+        if r < 0.03:
+            payload = b'{"user_id": "u1", broken'
+        else:
+            event = {
+                "user_id": None if r < 0.08 else f"u{rng.randint(1, 300)}",
+                "event_type": rng.choice(["view", "click", "purchase", "refund"]),
+                "event_time": f"2024-03-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",
+                "amount": None if rng.random() < 0.2 else round(rng.uniform(1, 500), 2),
+            }
+            payload = json.dumps(event).encode()
+        payloads.append(payload)
+        producer.produce(topic, value=payload, partition=i % 3)
+    producer.flush(30)
+    return payloads
+
+
+def oracle(payloads, min_count):
+    """The gold rows computed by DuckDB from the raw payloads."""
+    rows = []
+    for p in payloads:
+        try:
+            e = json.loads(p)
+        except ValueError:
+            continue
+        rows.append(e)
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("user_id", pa.string()), ("event_type", pa.string()), ("event_time", pa.string()),
+        ("amount", pa.float64())]))
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    con.register("events", table)
+    return con.sql(f"""
+        SELECT event_type, count(*) AS n, sum(amount) AS revenue, count(DISTINCT user_id) AS users,
+               max(CAST(event_time AS TIMESTAMPTZ)) AS last_seen
+        FROM events
+        WHERE user_id IS NOT NULL AND (amount IS NOT NULL OR event_type = 'view')
+        GROUP BY event_type HAVING count(*) > {min_count} ORDER BY event_type""").arrow().read_all()
+
+
+def assert_gold_matches(table_dir, expected):
+    got = DeltaTable(str(table_dir)).to_pyarrow_table().sort_by("event_type")
+    assert got.column_names == ["event_type", "n", "revenue", "users", "last_seen"]
+    got_rows, want_rows = got.to_pylist(), expected.to_pylist()
+    assert [r["event_type"] for r in got_rows] == [r["event_type"] for r in want_rows]
+    for g, w in zip(got_rows, want_rows):
+        assert g["n"] == w["n"] and g["users"] == w["users"], (g, w)
+        assert abs(g["revenue"] - w["revenue"]) < 1e-6 * max(1.0, abs(w["revenue"])), (g, w)
+        assert g["last_seen"] == w["last_seen"], (g, w)
+
+
+def test_three_level_sql_pipeline_matches_duckdb(tmp_path, bootstrap, new_topic):
+    topic = new_topic(3)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: shop
+storage: ./data
+kafka:
+  default:
+    bootstrap.servers: {bootstrap}
+configuration:
+  min_count: "5"
+""")
+    (pipe / "bronze.sql").write_text(
+        f"CREATE OR REFRESH STREAMING TABLE events_bronze\n"
+        f"AS SELECT * FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
+    (pipe / "silver.sql").write_text(SILVER)
+    (pipe / "gold.sql").write_text(GOLD)
+
+    validate = run_sluice("validate", pipe)
+    assert validate.returncode == 0, validate.stderr
+    assert "revenue_by_type (materialized view) <- events_silver" in validate.stdout
+
+    payloads = produce_events(bootstrap, topic, 4000, seed=1)
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    tables = pipe / "data" / "tables"
+    assert DeltaTable(str(tables / "events_bronze")).to_pyarrow_table().num_rows == 4000
+    silver = DeltaTable(str(tables / "events_silver")).to_pyarrow_table()
+    parsed = [json.loads(p) for p in payloads if not p.endswith(b"broken")]
+    assert silver.num_rows == sum(1 for e in parsed if e["user_id"] is not None)
+    # Expectations are counted over every input row, a NULL result as a failure: the warn-only
+    # one failed for unknown types and for malformed records (NULL), and kept those rows.
+    malformed = len(payloads) - len(parsed)
+    unknown = sum(1 for e in parsed if e["event_type"] == "refund") + malformed
+    no_user = sum(1 for e in parsed if e["user_id"] is None) + malformed
+    assert f"has_user:{no_user} failed known_type:{unknown} failed" in first.stdout, first.stdout
+    assert f"{no_user} dropped" in first.stdout
+    assert "refund" in silver.column("event_type").to_pylist()
+    assert_gold_matches(tables / "revenue_by_type", oracle(payloads, 5))
+
+    payloads += produce_events(bootstrap, topic, 1500, seed=2)
+    second = run_sluice("run", pipe, "--once")
+    assert second.returncode == 0, second.stderr
+    assert DeltaTable(str(tables / "events_bronze")).to_pyarrow_table().num_rows == 5500
+    silver = DeltaTable(str(tables / "events_silver")).to_pyarrow_table()
+    parsed = [json.loads(p) for p in payloads if not p.endswith(b"broken")]
+    assert silver.num_rows == sum(1 for e in parsed if e["user_id"] is not None)
+    assert_gold_matches(tables / "revenue_by_type", oracle(payloads, 5))
+
+    # A run with nothing new changes neither streaming table.
+    versions = {t: DeltaTable(str(tables / t)).version() for t in ("events_bronze", "events_silver")}
+    third = run_sluice("run", pipe, "--once")
+    assert third.returncode == 0, third.stderr
+    assert {t: DeltaTable(str(tables / t)).version() for t in versions} == versions
+
+
+def test_fail_update_expectation_stops_before_commit(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for v in [b'{"n": 1}', b'{"n": -5}']:
+        producer.produce(topic, value=v)
+    producer.flush(30)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: strict
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
+CREATE OR REFRESH STREAMING TABLE checked (
+  CONSTRAINT positive EXPECT (n > 0) ON VIOLATION FAIL UPDATE
+) AS SELECT j.n FROM (SELECT from_json(CAST(value AS STRING), 'n INT') AS j FROM STREAM(raw));
+""")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 1
+    assert "expectation 'positive' of table 'checked' failed for 1 row(s)" in result.stderr
+    assert "table 'checked'" in result.stderr and "-5" in result.stderr
+    assert not (pipe / "data" / "tables" / "checked" / "_delta_log").exists()
