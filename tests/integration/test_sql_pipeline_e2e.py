@@ -170,3 +170,21 @@ CREATE OR REFRESH STREAMING TABLE checked (
     assert "expectation 'positive' of table 'checked' failed for 1 row(s)" in result.stderr
     assert "table 'checked'" in result.stderr and "-5" in result.stderr
     assert not (pipe / "data" / "tables" / "checked" / "_delta_log").exists()
+
+
+def test_validate_type_checks_every_query_before_running(tmp_path):
+    pipe = write_pipeline(tmp_path / "pipe", "name: typed\nstorage: ./data\nkafka:\n  default: {bootstrap.servers: '127.0.0.1:1'}\n")
+    (pipe / "p.sql").write_text(
+        "CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => 't');\n"
+        "CREATE STREAMING TABLE parsed AS SELECT j.id, j.nope\n"
+        "  FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT') AS j FROM STREAM(raw));\n"
+        "CREATE MATERIALIZED VIEW totals AS SELECT topic, sum(value) AS s FROM raw GROUP BY topic;\n"
+        "CREATE MATERIALIZED VIEW downstream AS SELECT * FROM parsed;\n")
+    result = run_sluice("validate", pipe)
+    assert result.returncode == 1
+    assert "2 error(s) in the pipeline" in result.stderr, result.stderr
+    assert "p.sql:2:47: error: struct 'j' has no field 'nope'" in result.stderr, result.stderr
+    assert "p.sql:4:50: error: sum needs numbers, not BINARY" in result.stderr, result.stderr
+    # Nothing ran: no table was created.
+    run = run_sluice("run", pipe, "--once")
+    assert run.returncode == 1 and not (pipe / "data").exists()

@@ -1,6 +1,7 @@
 // `sluice validate <dir>` (resolve the SQL graph and report every error at once) and
 // `sluice graph <dir> --format dot|mermaid|json` (lineage).
 #include <CLI/CLI.hpp>
+#include <arrow/type.h>
 #include <fmt/format.h>
 
 #include <iostream>
@@ -8,14 +9,18 @@
 #include "sluice/cli/table_commands.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
+#include "sluice/sql/types.h"
 
 namespace sluice::cli {
 
 namespace {
 
-arrow::Result<pipeline::Graph> load_graph(const std::string& dir) {
+arrow::Result<pipeline::Graph> load_graph(const std::string& dir,
+                                          pipeline::PipelineConfig* config_out = nullptr) {
   ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
+  if (config_out) *config_out = config;
   ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
   return pipeline::build_graph(std::move(files));
 }
@@ -31,9 +36,15 @@ const char* kind_name(sql::DatasetKind k) {
 }
 
 int validate(const std::string& dir) {
-  auto graph = load_graph(dir);
+  pipeline::PipelineConfig config;
+  auto graph = load_graph(dir, &config);
   if (!graph.ok()) {
     std::cerr << "sluice: " << graph.status().message() << "\n";
+    return 1;
+  }
+  auto schemas = pipeline::check_sql_pipeline(config, *graph);
+  if (!schemas.ok()) {
+    std::cerr << "sluice: " << schemas.status().message() << "\n";
     return 1;
   }
   std::cout << fmt::format("{} datasets, {} flows, in dependency order:\n", graph->datasets.size(),
@@ -49,6 +60,9 @@ int validate(const std::string& dir) {
     }
     std::cout << fmt::format("  {} ({}){}{}\n", name, kind_name(d.kind), inputs.empty() ? "" : " <- ",
                              fmt::join(inputs, ", "));
+    std::vector<std::string> columns;
+    for (const auto& f : schemas->at(name)->fields()) columns.push_back(f->name() + " " + sql::sql_type_name(*f->type()));
+    std::cout << fmt::format("      {}\n", fmt::join(columns, ", "));
   }
   std::cout << "OK\n";
   return 0;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <mutex>
+#include <set>
 
 #include "sluice/common/status.h"
 #include "sluice/delta/scan.h"
@@ -92,39 +93,74 @@ class SqlRun {
   SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options)
       : config_(config), graph_(graph), options_(options) {}
 
-  arrow::Result<std::vector<DatasetReport>> run() {
-    // Plan everything first: every query is type-checked before any data moves.
+  // Plans every dataset: every query is bound and type-checked before any data moves. All
+  // errors are collected; a dataset whose input failed is skipped without a second error.
+  arrow::Status plan_all() {
+    std::vector<std::string> errors;
+    std::set<std::string> failed;
     for (const auto& name : graph_.order) {
       const auto& d = graph_.datasets.at(name);
-      if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
-        return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
-                                             "views are not executed yet; make it a materialized view"));
+      bool upstream_failed = false;
+      for (const auto& up : graph_.upstream_of(name)) upstream_failed |= failed.count(up) > 0;
+      if (upstream_failed) {
+        failed.insert(name);
+        continue;
       }
-      if (d.flows.size() != 1 || graph_.flows.at(d.flows[0]).query == nullptr) {
-        return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
-                                             "extra flows and APPLY CHANGES are not executed yet"));
+      auto st = plan_dataset(d);
+      if (!st.ok()) {
+        errors.push_back(st.message());
+        failed.insert(name);
       }
-      const auto& flow = graph_.flows.at(d.flows[0]);
-      auto lookup = [&](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
-        auto it = plans_.find(n);
-        if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
-        return it->second.output_schema();
-      };
-      ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file], lookup));
-      if (d.kind == sql::DatasetKind::kStreamingTable) {
-        if (!plan.source().streaming) {
-          return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
-              "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
-        }
-        if (plan.aggregates()) {
-          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
-              "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
-        }
-      }
-      plans_.emplace(name, std::move(plan));
-      ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, plans_.at(name).output_schema()));
-      expectations_.emplace(name, std::move(ex));
     }
+    if (errors.empty()) return arrow::Status::OK();
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+    return arrow::Status::Invalid(fmt::format("{} error(s) in the pipeline:\n{}", errors.size(), all));
+  }
+
+  const std::map<std::string, exec::SelectPlan>& plans() const { return plans_; }
+
+  arrow::Status plan_dataset(const Dataset& d) {
+    const std::string& name = d.name;
+    if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
+      return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
+                                           "views are not executed yet; make it a materialized view"));
+    }
+    if (d.flows.size() != 1 || graph_.flows.at(d.flows[0]).query == nullptr) {
+      return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
+                                           "extra flows and APPLY CHANGES are not executed yet"));
+    }
+    const auto& flow = graph_.flows.at(d.flows[0]);
+    auto lookup = [&](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
+      auto it = plans_.find(n);
+      if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
+      return it->second.output_schema();
+    };
+    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file], lookup));
+    if (d.kind == sql::DatasetKind::kStreamingTable) {
+      if (!plan.source().streaming) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
+            "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
+      }
+      if (plan.aggregates()) {
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+            "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
+      }
+    }
+    for (const auto& column : d.definition->partitioned_by) {
+      if (!plan.output_schema()->GetFieldByName(column)) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
+            fmt::format("PARTITIONED BY names '{}', which the query does not produce", column)));
+      }
+    }
+    ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, plan.output_schema()));
+    plans_.emplace(name, std::move(plan));
+    expectations_.emplace(name, std::move(ex));
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::vector<DatasetReport>> run() {
+    ARROW_RETURN_NOT_OK(plan_all());
     std::vector<DatasetReport> reports;
     for (const auto& name : graph_.order) {
       const auto& d = graph_.datasets.at(name);
@@ -261,6 +297,15 @@ arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineCo
                                                                 const IngestOptions& options) {
   SqlRun run(config, graph, options);
   return run.run();
+}
+
+arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
+    const PipelineConfig& config, const Graph& graph) {
+  SqlRun run(config, graph, {});
+  ARROW_RETURN_NOT_OK(run.plan_all());
+  std::map<std::string, std::shared_ptr<arrow::Schema>> out;
+  for (const auto& [name, plan] : run.plans()) out[name] = plan.output_schema();
+  return out;
 }
 
 }  // namespace sluice::pipeline

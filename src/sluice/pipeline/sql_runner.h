@@ -6,6 +6,10 @@
 
 #include <arrow/result.h>
 
+#include <arrow/type_fwd.h>
+
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,5 +32,10 @@ struct DatasetReport {
 arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
                                                                 const Graph& graph,
                                                                 const IngestOptions& options = {});
+
+// Plans (binds and type-checks) every dataset without running anything; the output schema of
+// each dataset, or every error found.
+arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
+    const PipelineConfig& config, const Graph& graph);
 
 }  // namespace sluice::pipeline
