@@ -188,3 +188,36 @@ def test_validate_type_checks_every_query_before_running(tmp_path):
     # Nothing ran: no table was created.
     run = run_sluice("run", pipe, "--once")
     assert run.returncode == 1 and not (pipe / "data").exists()
+
+
+def test_views_and_ctes_are_inlined(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(20):
+        producer.produce(topic, value=json.dumps({"k": i % 4, "v": i}).encode())
+    producer.flush(30)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: inline
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
+CREATE TEMPORARY VIEW parsed AS
+  SELECT j.k, j.v FROM (SELECT from_json(CAST(value AS STRING), 'k INT, v INT') AS j FROM STREAM(raw));
+CREATE STREAMING TABLE evens AS SELECT k, v FROM STREAM(parsed) WHERE v % 2 = 0;
+CREATE MATERIALIZED VIEW per_key AS
+  WITH big AS (SELECT * FROM evens WHERE v >= 4)
+  SELECT k, count(*) AS n, sum(v) AS total FROM big GROUP BY k ORDER BY k;
+""")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    assert not (pipe / "data" / "tables" / "parsed").exists(), "a view must not be stored"
+    rows = DeltaTable(str(pipe / "data" / "tables" / "per_key")).to_pyarrow_table().to_pylist()
+    expected = {}
+    for i in range(20):
+        if i % 2 == 0 and i >= 4:
+            n, t = expected.get(i % 4, (0, 0))
+            expected[i % 4] = (n + 1, t + i)
+    assert {r["k"]: (r["n"], r["total"]) for r in rows} == expected

@@ -92,11 +92,21 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage,
 }  // namespace
 
 arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
-                                           const SchemaLookup& schema_of) {
+                                           const SchemaLookup& schema_of, const InlineLookup& inline_of) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
-  if (!query.ctes.empty()) return fail(query.ctes[0].loc, "WITH is not supported in pipeline queries yet");
+  // CTEs are inlined where they are read; each may read the ones before it.
+  InlineLookup lookup = inline_of;
+  for (const auto& cte : query.ctes) {
+    const sql::Query* q = cte.query.get();
+    const std::string name = cte.name;
+    InlineLookup outer = lookup;
+    lookup = [q, name, outer, &file](const std::string& n) -> std::optional<InlineQuery> {
+      if (n == name) return InlineQuery{q, &file};
+      return outer ? outer(n) : std::nullopt;
+    };
+  }
   if (query.selects.size() > 1) return fail(query.loc, "UNION is not supported in pipeline queries yet");
   const sql::Select& s = query.selects[0];
   if (!s.from) return fail(s.loc, "a dataset's query needs FROM");
@@ -110,6 +120,17 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     case sql::TableRefKind::kTable: {
       std::string name;
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
+      if (auto inlined = lookup ? lookup(name) : std::nullopt) {
+        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, lookup));
+        if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
+          return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
+        }
+        plan.source_ = inner.source_;
+        plan.stages_ = inner.stages_;
+        schema = inner.output_schema();
+        qualifiers.insert(name);
+        break;
+      }
       auto found = schema_of(name);
       if (!found.ok()) return fail(from.loc, found.status().message());
       schema = *found;
@@ -135,7 +156,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
       break;
     }
     case sql::TableRefKind::kSubquery: {
-      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of));
+      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup));
       if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, order or limit yet");
       }

@@ -8,6 +8,8 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,8 +50,15 @@ class SelectPlan {
  public:
   // `schema_of` gives the schema of a dataset the query reads (already planned upstream).
   using SchemaLookup = std::function<arrow::Result<std::shared_ptr<arrow::Schema>>(const std::string&)>;
+  // A query to inline where its name is read (views; CTEs are found in the query itself).
+  struct InlineQuery {
+    const sql::Query* query;
+    const sql::SourceFile* file;
+  };
+  using InlineLookup = std::function<std::optional<InlineQuery>(const std::string&)>;
   static arrow::Result<SelectPlan> make(const sql::Query& query, const sql::SourceFile& file,
-                                        const SchemaLookup& schema_of);
+                                        const SchemaLookup& schema_of,
+                                        const InlineLookup& inline_of = {});
 
   const PlanSource& source() const { return source_; }
   const std::shared_ptr<arrow::Schema>& output_schema() const;
