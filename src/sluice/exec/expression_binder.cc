@@ -10,6 +10,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/exec/json_functions.h"
 #include "sluice/sql/types.h"
 
@@ -21,10 +22,6 @@ using sql::ExprKind;
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool numeric_type(const arrow::DataType& t) {
   return arrow::is_integer(t.id()) || arrow::is_floating(t.id()) || t.id() == arrow::Type::DECIMAL128;
@@ -45,7 +42,7 @@ arrow::Result<int64_t> interval_micros(const std::string& text) {
   size_t consumed = 0;
   for (auto it = begin; it != std::sregex_iterator(); ++it) {
     double n = std::stod((*it)[1]);
-    std::string unit = lower((*it)[2]);
+    std::string unit = to_lower((*it)[2]);
     if (unit.back() == 's' && unit != "s" && unit != "ms" && unit != "us") unit.pop_back();
     double micros;
     if (unit == "microsecond" || unit == "us") micros = 1;
@@ -108,7 +105,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       int index = input_->GetFieldIndex(parts[0]);
       if (index < 0) {
         for (int i = 0; i < input_->num_fields(); ++i) {
-          if (lower(input_->field(i)->name()) == lower(parts[0])) {
+          if (to_lower(input_->field(i)->name()) == to_lower(parts[0])) {
             if (index >= 0) return error(e, fmt::format("column name '{}' is ambiguous", parts[0]));
             index = i;
           }
@@ -396,7 +393,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
 }
 
 arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) const {
-  const std::string name = lower(e.name);
+  const std::string name = to_lower(e.name);
   std::vector<BoundExpression> args;
   for (const auto& a : e.args) {
     if (a->kind == ExprKind::kStar) return error(*a, fmt::format("{}(*) is only valid for count", name));
@@ -579,7 +576,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
         {"day", cp::CalendarUnit::DAY}, {"dd", cp::CalendarUnit::DAY}, {"hour", cp::CalendarUnit::HOUR},
         {"minute", cp::CalendarUnit::MINUTE}, {"second", cp::CalendarUnit::SECOND},
         {"millisecond", cp::CalendarUnit::MILLISECOND}};
-    auto it = kUnits.find(lower(unit_text));
+    auto it = kUnits.find(to_lower(unit_text));
     if (it == kUnits.end()) return error(*e.args[0], fmt::format("unknown date_trunc unit '{}'", unit_text));
     auto ts = args[1].type->id() == arrow::Type::DATE32 ? cast_to(args[1].expr, arrow::timestamp(arrow::TimeUnit::MICRO))
                                                         : args[1].expr;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/sql/types.h"
 
@@ -19,16 +20,12 @@ using sql::ExprKind;
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool is_aggregate_call(const Expr& e) {
   if (e.kind != ExprKind::kFunction) return false;
   static const std::set<std::string> kAggs = {"count", "sum", "avg", "mean", "min", "max", "first",
                                               "last", "stddev", "stddev_samp", "approx_count_distinct"};
-  return kAggs.count(lower(e.name)) > 0;
+  return kAggs.count(to_lower(e.name)) > 0;
 }
 
 bool contains_aggregate(const Expr& e) {
@@ -141,7 +138,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     case sql::TableRefKind::kFunction: {
       std::string name;
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
-      if (lower(name) != "read_kafka") return fail(from.loc, fmt::format("unknown table function {}", name));
+      if (to_lower(name) != "read_kafka") return fail(from.loc, fmt::format("unknown table function {}", name));
       PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
       for (const auto& a : from.args) {
         if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
@@ -242,7 +239,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
         if (key_texts[k] == text) return column(fmt::format("__k{}", k), e.loc);
       }
       if (is_aggregate_call(e)) {
-        const std::string fname = lower(e.name);
+        const std::string fname = to_lower(e.name);
         std::string function;
         std::shared_ptr<arrow::DataType> type;
         BoundExpression input;

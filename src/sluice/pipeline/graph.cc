@@ -8,6 +8,7 @@
 #include <set>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/sql/parser.h"
 
 namespace sluice::pipeline {
@@ -26,18 +27,6 @@ const char* kind_name(DatasetKind k) {
   return "?";
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 std::string join_name(const std::vector<std::string>& parts) {
   std::string out;
@@ -168,12 +157,9 @@ class Resolver {
   }
 
   std::string suggestion(const std::string& name) const {
-    std::string best;
-    size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
-    for (const auto& [n, d] : g_.datasets) {
-      size_t dist = edit_distance(name, n);
-      if (dist < best_d) best_d = dist, best = n;
-    }
+    std::vector<std::string> names;
+    for (const auto& [n, d] : g_.datasets) names.push_back(n);
+    std::string best = closest_match(name, names);
     return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
   }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::pipeline {
 
@@ -14,18 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 // Reports errors as "<file>:<line>:<col>: <message>" from a node's position.
 class YamlContext {

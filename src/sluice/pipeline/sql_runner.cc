@@ -121,6 +121,15 @@ class SqlRun {
   const std::map<std::string, exec::SelectPlan>& plans() const { return plans_; }
   const std::map<std::string, exec::SelectPlan>& views() const { return views_; }
 
+  // Schemas of the stored datasets planned so far (upstream of the one being planned).
+  exec::SelectPlan::SchemaLookup schema_lookup() const {
+    return [this](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
+      auto it = plans_.find(n);
+      if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
+      return it->second.output_schema();
+    };
+  }
+
   arrow::Status plan_dataset(const Dataset& d) {
     const std::string& name = d.name;
     auto inline_views = [this](const std::string& n) -> std::optional<exec::SelectPlan::InlineQuery> {
@@ -133,12 +142,8 @@ class SqlRun {
     if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
       // Not stored: checked here, inlined into the queries that read it.
       const auto& flow = graph_.flows.at(d.flows[0]);
-      auto lookup = [&](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
-        auto it = plans_.find(n);
-        if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
-        return it->second.output_schema();
-      };
-      ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file], lookup, inline_views));
+      ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
+                                                              schema_lookup(), inline_views));
       views_.emplace(d.name, std::move(plan));
       return arrow::Status::OK();
     }
@@ -147,12 +152,8 @@ class SqlRun {
                                            "extra flows and APPLY CHANGES are not executed yet"));
     }
     const auto& flow = graph_.flows.at(d.flows[0]);
-    auto lookup = [&](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
-      auto it = plans_.find(n);
-      if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
-      return it->second.output_schema();
-    };
-    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file], lookup, inline_views));
+    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
+                                                            schema_lookup(), inline_views));
     if (d.kind == sql::DatasetKind::kStreamingTable) {
       if (!plan.source().streaming) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
