@@ -10,10 +10,12 @@
 
 #include "sluice/common/status.h"
 #include "sluice/delta/scan.h"
+#include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/kafka/source_schema.h"
+#include "sluice/sql/types.h"
 
 namespace sluice::pipeline {
 
@@ -118,15 +120,15 @@ class SqlRun {
     return arrow::Status::Invalid(fmt::format("{} error(s) in the pipeline:\n{}", errors.size(), all));
   }
 
-  const std::map<std::string, exec::SelectPlan>& plans() const { return plans_; }
+  const std::map<std::string, std::shared_ptr<arrow::Schema>>& schemas() const { return schemas_; }
   const std::map<std::string, exec::SelectPlan>& views() const { return views_; }
 
   // Schemas of the stored datasets planned so far (upstream of the one being planned).
   exec::SelectPlan::SchemaLookup schema_lookup() const {
     return [this](const std::string& n) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
-      auto it = plans_.find(n);
-      if (it == plans_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
-      return it->second.output_schema();
+      auto it = schemas_.find(n);
+      if (it == schemas_.end()) return arrow::Status::Invalid("unknown table '", n, "'");
+      return it->second;
     };
   }
 
@@ -147,31 +149,63 @@ class SqlRun {
       views_.emplace(d.name, std::move(plan));
       return arrow::Status::OK();
     }
-    if (d.flows.size() != 1 || graph_.flows.at(d.flows[0]).query == nullptr) {
-      return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], d.loc,
-                                           "extra flows and APPLY CHANGES are not executed yet"));
-    }
-    const auto& flow = graph_.flows.at(d.flows[0]);
-    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
-                                                            schema_lookup(), inline_views));
-    if (d.kind == sql::DatasetKind::kStreamingTable) {
-      if (!plan.source().streaming) {
-        return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
-            "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
-      }
-      if (plan.aggregates()) {
+    // Every flow into the dataset; the first one (its own query) defines the schema unless
+    // the dataset declares its columns.
+    std::shared_ptr<arrow::Schema> schema;
+    for (const auto& fname : d.flows) {
+      const auto& flow = graph_.flows.at(fname);
+      if (!flow.query) {
         return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
-            "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
+                                             "APPLY CHANGES is parsed and checked but not executed yet"));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
+                                                              schema_lookup(), inline_views));
+      if (d.kind == sql::DatasetKind::kStreamingTable) {
+        if (!plan.source().streaming) {
+          return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
+              "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
+        }
+        if (plan.aggregates()) {
+          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+              "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
+        }
+      }
+      if (!schema) schema = plan.output_schema();
+      flow_plans_.emplace(fname, std::move(plan));
+    }
+    if (!d.definition->columns.empty()) {
+      arrow::FieldVector fields;
+      for (const auto& c : d.definition->columns) {
+        auto type = sql::parse_type(c.type_name);
+        if (!type.ok()) {
+          return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], c.loc, type.status().message()));
+        }
+        fields.push_back(arrow::field(c.name, *type, !c.not_null));
+      }
+      schema = arrow::schema(fields);
+    }
+    if (!schema) {
+      return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
+          fmt::format("streaming table '{}' has no flow: add AS SELECT ... or CREATE FLOW ... INSERT INTO {}",
+                      d.name, d.name)));
+    }
+    // Each flow's rows must fit the dataset's schema (BY NAME; missing nullable columns are null).
+    for (const auto& fname : d.flows) {
+      const auto& flow = graph_.flows.at(fname);
+      auto fits = delta::reconcile_schema(*schema, *flow_plans_.at(fname).output_schema(), delta::SchemaMode::kStrict);
+      if (!fits.ok()) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], flow.loc,
+            fmt::format("flow '{}' does not fit table '{}': {}", fname, d.name, fits.status().message())));
       }
     }
     for (const auto& column : d.definition->partitioned_by) {
-      if (!plan.output_schema()->GetFieldByName(column)) {
+      if (!schema->GetFieldByName(column)) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
             fmt::format("PARTITIONED BY names '{}', which the query does not produce", column)));
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, plan.output_schema()));
-    plans_.emplace(name, std::move(plan));
+    ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
+    schemas_.emplace(name, schema);
     expectations_.emplace(name, std::move(ex));
     return arrow::Status::OK();
   }
@@ -194,13 +228,25 @@ class SqlRun {
 
  private:
   arrow::Status run_streaming(const Dataset& d, DatasetReport& report) {
-    const auto& plan = plans_.at(d.name);
+    for (const auto& fname : d.flows) ARROW_RETURN_NOT_OK(run_flow(d, fname, report));
+    return arrow::Status::OK();
+  }
+
+  // One flow into a streaming table; its progress is its own txn appId.
+  arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
+    const auto& plan = flow_plans_.at(flow_name);
     const auto& ex = expectations_.at(d.name);
+    const auto& schema = schemas_.at(d.name);
+    auto to_table_rows = [&](const arrow::RecordBatch& input) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+      ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(input));
+      ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
+      return ex.apply(rows, report);
+    };
     const auto& src = plan.source();
     if (src.kind == exec::PlanSource::Kind::kKafka) {
       KafkaFlowSpec spec;
       spec.table = d.name;
-      spec.flow = d.flows[0];
+      spec.flow = flow_name;
       spec.topic = src.name;
       if (auto it = src.options.find("cluster"); it != src.options.end()) spec.cluster = it->second;
       if (!config_.kafka.count(spec.cluster)) {
@@ -211,14 +257,11 @@ class SqlRun {
         spec.starting_offsets = StartingOffsets::kLatest;
       }
       spec.partition_columns = d.definition->partitioned_by;
-      spec.output_schema = plan.output_schema();
-      spec.transform = [&](const arrow::RecordBatch& batch) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-        ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(batch));
-        return ex.apply(rows, report);
-      };
+      spec.output_schema = schema;
+      spec.transform = to_table_rows;
       ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(config_, spec, options_));
-      report.rows_read = r.rows_read;
-      report.rows_written = r.rows_written;
+      report.rows_read += r.rows_read;
+      report.rows_written += r.rows_written;
       report.version = r.table_version;
       return arrow::Status::OK();
     }
@@ -227,7 +270,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
     auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
-    const std::string app_id = fmt::format("{}/{}/{}", config_.name, d.flows[0], up_snapshot->metadata().id);
+    const std::string app_id = fmt::format("{}/{}/{}", config_.name, flow_name, up_snapshot->metadata().id);
     std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
     const int64_t latest = up_snapshot->version().value();
     if (done && *done >= latest) {
@@ -245,7 +288,7 @@ class SqlRun {
     delta::WriteOptions wo;
     wo.table_name = d.name;
     wo.partition_columns = d.definition->partitioned_by;
-    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *plan.output_schema(), wo));
+    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
     for (const auto& f : files) {
       ARROW_ASSIGN_OR_RAISE(auto table, delta::read_data_file(upstream, *up_snapshot, f));
       arrow::TableBatchReader reader(*table);
@@ -254,12 +297,11 @@ class SqlRun {
         ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
         if (!batch) break;
         report.rows_read += batch->num_rows();
-        ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(*batch));
-        ARROW_ASSIGN_OR_RAISE(rows, ex.apply(rows, report));
+        ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch));
         ARROW_RETURN_NOT_OK(writer->write(*rows));
       }
     }
-    report.rows_written = writer->rows_written();
+    report.rows_written += writer->rows_written();
     ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
     txn.set_txn(app_id, latest);
     delta::CommitOptions co;
@@ -271,7 +313,7 @@ class SqlRun {
   }
 
   arrow::Status run_materialized(const Dataset& d, DatasetReport& report) {
-    const auto& plan = plans_.at(d.name);
+    const auto& plan = flow_plans_.at(d.flows[0]);
     const auto& src = plan.source();
     if (src.kind == exec::PlanSource::Kind::kKafka) {
       return invalid("a materialized view cannot read Kafka directly; read a streaming table");
@@ -282,6 +324,7 @@ class SqlRun {
     report.rows_read = input->num_rows();
     ARROW_ASSIGN_OR_RAISE(auto output, plan.run(*input));
     ARROW_ASSIGN_OR_RAISE(auto combined, output->CombineChunksToBatch());
+    ARROW_ASSIGN_OR_RAISE(combined, delta::conform_batch(*combined, schemas_.at(d.name)));
     ARROW_ASSIGN_OR_RAISE(combined, expectations_.at(d.name).apply(combined, report));
     auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
@@ -290,7 +333,7 @@ class SqlRun {
     wo.mode = delta::WriteMode::kOverwrite;
     wo.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
     wo.partition_columns = d.definition->partitioned_by;
-    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *plan.output_schema(), wo));
+    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schemas_.at(d.name), wo));
     ARROW_RETURN_NOT_OK(writer->write(*combined));
     report.rows_written = writer->rows_written();
     ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
@@ -304,7 +347,8 @@ class SqlRun {
   const PipelineConfig& config_;
   const Graph& graph_;
   IngestOptions options_;
-  std::map<std::string, exec::SelectPlan> plans_;
+  std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name
+  std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
 };
@@ -323,7 +367,7 @@ arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_p
   SqlRun run(config, graph, {});
   ARROW_RETURN_NOT_OK(run.plan_all());
   std::map<std::string, std::shared_ptr<arrow::Schema>> out;
-  for (const auto& [name, plan] : run.plans()) out[name] = plan.output_schema();
+  for (const auto& [name, schema] : run.schemas()) out[name] = schema;
   for (const auto& [name, plan] : run.views()) out[name] = plan.output_schema();
   return out;
 }
