@@ -266,3 +266,51 @@ CREATE MATERIALIZED VIEW by_region AS SELECT region, count(*) AS n FROM orders G
     assert gold == {"eu": 30, "us": 20}
     again = run_sluice("run", pipe, "--once")
     assert again.returncode == 0 and DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().num_rows == 50
+
+
+def test_materialized_view_joins_match_duckdb(tmp_path, bootstrap, new_topic):
+    orders_topic, users_topic = new_topic(2), new_topic(1)
+    rng = random.Random(7)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    orders = [{"order_id": i, "user_id": rng.randint(1, 40), "amount": round(rng.uniform(1, 100), 2)}
+              for i in range(300)]
+    users = [{"user_id": u, "country": rng.choice(["nl", "pt", "de"])} for u in range(1, 31)]  # 31..40 unknown
+    for o in orders:
+        producer.produce(orders_topic, value=json.dumps(o).encode(), partition=o["order_id"] % 2)
+    for u in users:
+        producer.produce(users_topic, value=json.dumps(u).encode())
+    producer.flush(30)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: joins
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE orders AS
+  SELECT o.* FROM (SELECT from_json(CAST(value AS STRING), 'order_id BIGINT, user_id INT, amount DOUBLE') AS o
+                   FROM STREAM read_kafka(topic => '{orders_topic}'));
+CREATE STREAMING TABLE users AS
+  SELECT u.* FROM (SELECT from_json(CAST(value AS STRING), 'user_id INT, country STRING') AS u
+                   FROM STREAM read_kafka(topic => '{users_topic}'));
+CREATE MATERIALIZED VIEW revenue_by_country AS
+  SELECT coalesce(u.country, 'unknown') AS country, count(*) AS orders, round(sum(o.amount), 2) AS revenue
+  FROM orders o LEFT JOIN users u ON o.user_id = u.user_id
+  GROUP BY coalesce(u.country, 'unknown') ORDER BY country;
+CREATE MATERIALIZED VIEW big_spenders AS
+  SELECT o.order_id, u.country, o.amount FROM orders AS o JOIN users AS u USING (user_id)
+  WHERE o.amount > 90;
+""")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    con = duckdb.connect()
+    con.register("o", pa.Table.from_pylist(orders))
+    con.register("u", pa.Table.from_pylist(users))
+    expected = con.sql("""SELECT coalesce(u.country, 'unknown') AS country, count(*) AS orders,
+                                 round(sum(o.amount), 2) AS revenue
+                          FROM o LEFT JOIN u ON o.user_id = u.user_id GROUP BY 1 ORDER BY 1""").fetchall()
+    got = DeltaTable(str(pipe / "data" / "tables" / "revenue_by_country")).to_pyarrow_table().to_pylist()
+    assert [(r["country"], r["orders"], r["revenue"]) for r in got] == [tuple(r) for r in expected]
+    big = con.sql("SELECT o.order_id, u.country, o.amount FROM o JOIN u USING (user_id) WHERE o.amount > 90").fetchall()
+    got_big = DeltaTable(str(pipe / "data" / "tables" / "big_spenders")).to_pyarrow_table().to_pylist()
+    assert sorted((r["order_id"], r["country"], r["amount"]) for r in got_big) == sorted(big)

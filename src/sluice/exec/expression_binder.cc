@@ -97,16 +97,33 @@ arrow::Result<BoundExpression> ExpressionBinder::make_call(
 arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const {
   switch (e.kind) {
     case ExprKind::kColumn: {
-      // Resolve the longest prefix that names a column; the rest are struct fields.
+      // Resolve the longest prefix that names a column; the rest are struct fields. A joined
+      // relation names its columns "alias.column", so a dotted prefix is tried first.
       std::vector<std::string> parts = e.parts;
-      if (parts.size() > 1 && qualifiers_.count(parts[0]) && !input_->GetFieldByName(parts[0])) {
+      int index = -1;
+      for (size_t k = parts.size(); k >= 2 && index < 0; --k) {
+        std::string dotted = parts[0];
+        for (size_t i = 1; i < k; ++i) dotted += "." + parts[i];
+        if ((index = input_->GetFieldIndex(dotted)) >= 0) {
+          parts.erase(parts.begin(), parts.begin() + static_cast<long>(k) - 1);
+          parts[0] = dotted;
+        }
+      }
+      if (index < 0 && parts.size() > 1 && qualifiers_.count(parts[0]) && !input_->GetFieldByName(parts[0])) {
         parts.erase(parts.begin());
       }
-      int index = input_->GetFieldIndex(parts[0]);
+      if (index < 0) index = input_->GetFieldIndex(parts[0]);
       if (index < 0) {
+        // Case-insensitive, and an unqualified name of a joined column ("user_id" for "u.user_id").
+        const std::string want = to_lower(parts[0]);
         for (int i = 0; i < input_->num_fields(); ++i) {
-          if (to_lower(input_->field(i)->name()) == to_lower(parts[0])) {
-            if (index >= 0) return error(e, fmt::format("column name '{}' is ambiguous", parts[0]));
+          const std::string have = to_lower(input_->field(i)->name());
+          const bool suffix = have.size() > want.size() && have.compare(have.size() - want.size(), want.size(), want) == 0 &&
+                              have[have.size() - want.size() - 1] == '.';
+          if (have == want || suffix) {
+            if (index >= 0) {
+              return error(e, fmt::format("column name '{}' is ambiguous (qualify it with its table)", parts[0]));
+            }
             index = i;
           }
         }
@@ -130,7 +147,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       }
       auto ref = path.size() == 1 ? cp::field_ref(path[0]) : cp::field_ref(arrow::FieldRef(std::move(path)));
       ARROW_ASSIGN_OR_RAISE(auto bound, ref.Bind(*input_));
-      return BoundExpression{bound, type, parts.back()};
+      std::string name = parts.back();
+      if (auto dot = name.rfind('.'); parts.size() == 1 && dot != std::string::npos) name = name.substr(dot + 1);
+      return BoundExpression{bound, type, name};
     }
     case ExprKind::kLiteral: {
       std::shared_ptr<arrow::Scalar> value;

@@ -88,6 +88,182 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage,
 
 }  // namespace
 
+struct JoinSpec {
+  arrow::acero::JoinType type;
+  std::shared_ptr<SelectPlan> left, right;
+  std::vector<arrow::FieldRef> left_keys, right_keys;
+  cp::Expression filter = cp::literal(true);
+};
+
+std::vector<PlanSource> SelectPlan::sources() const {
+  if (!join_) return {source_};
+  auto out = join_->left->sources();
+  auto right = join_->right->sources();
+  out.insert(out.end(), right.begin(), right.end());
+  return out;
+}
+
+arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
+                                                   const SchemaLookup& schema_of, const InlineLookup& inline_of) {
+  auto fail = [&](sql::Location at, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, at, message));
+  };
+  if (ref.kind == sql::TableRefKind::kJoin) {
+    static const std::map<std::string, arrow::acero::JoinType> kTypes = {
+        {"INNER", arrow::acero::JoinType::INNER}, {"LEFT", arrow::acero::JoinType::LEFT_OUTER},
+        {"RIGHT", arrow::acero::JoinType::RIGHT_OUTER}, {"FULL", arrow::acero::JoinType::FULL_OUTER},
+        {"LEFT_SEMI", arrow::acero::JoinType::LEFT_SEMI}, {"LEFT_ANTI", arrow::acero::JoinType::LEFT_ANTI}};
+    auto type = kTypes.find(ref.join_type);
+    if (type == kTypes.end()) return fail(ref.loc, fmt::format("{} JOIN is not supported yet", ref.join_type));
+    auto spec = std::make_shared<JoinSpec>();
+    spec->type = type->second;
+    ARROW_ASSIGN_OR_RAISE(auto left, make_relation(*ref.left, file, schema_of, inline_of));
+    ARROW_ASSIGN_OR_RAISE(auto right, make_relation(*ref.right, file, schema_of, inline_of));
+    const auto& ls = left.output_schema();
+    const auto& rs = right.output_schema();
+    const bool semi = ref.join_type == "LEFT_SEMI" || ref.join_type == "LEFT_ANTI";
+    arrow::FieldVector fields = ls->fields();
+    const bool nullable_right = ref.join_type == "LEFT" || ref.join_type == "FULL";
+    const bool nullable_left = ref.join_type == "RIGHT" || ref.join_type == "FULL";
+    if (nullable_left) {
+      for (auto& f : fields) f = f->WithNullable(true);
+    }
+    if (!semi) {
+      for (const auto& f : rs->fields()) fields.push_back(nullable_right ? f->WithNullable(true) : f);
+    }
+    auto both = arrow::schema([&] {
+      auto all = ls->fields();
+      for (const auto& f : rs->fields()) all.push_back(f);
+      return all;
+    }());
+    // ON: equalities between a left and a right column become hash keys; the rest filters.
+    std::vector<const Expr*> conjuncts;
+    std::vector<std::string> using_keys = ref.using_columns;
+    std::function<void(const Expr&)> split = [&](const Expr& e) {
+      if (e.kind == ExprKind::kBinary && e.op == "AND") {
+        split(*e.args[0]);
+        split(*e.args[1]);
+      } else {
+        conjuncts.push_back(&e);
+      }
+    };
+    if (ref.on) split(*ref.on);
+    ExpressionBinder left_binder(file, ls), right_binder(file, rs), both_binder(file, both);
+    std::vector<const Expr*> residual;
+    for (const Expr* c : conjuncts) {
+      bool keyed = false;
+      if (c->kind == ExprKind::kBinary && c->op == "=" && c->args[0]->kind == ExprKind::kColumn &&
+          c->args[1]->kind == ExprKind::kColumn) {
+        for (int flip = 0; flip < 2 && !keyed; ++flip) {
+          auto l = left_binder.bind(*c->args[flip]);
+          auto r = right_binder.bind(*c->args[1 - flip]);
+          if (l.ok() && r.ok() && l->expr.field_ref() && r->expr.field_ref()) {
+            spec->left_keys.push_back(*l->expr.field_ref());
+            spec->right_keys.push_back(*r->expr.field_ref());
+            keyed = true;
+          }
+        }
+      }
+      if (!keyed) residual.push_back(c);
+    }
+    for (const auto& column : using_keys) {
+      auto find = [&](const arrow::Schema& schema) -> std::optional<arrow::FieldRef> {
+        for (const auto& f : schema.fields()) {
+          const auto& n = f->name();
+          if (n == column || (n.size() > column.size() && n.compare(n.size() - column.size(), column.size(), column) == 0 &&
+                              n[n.size() - column.size() - 1] == '.')) {
+            return arrow::FieldRef(n);
+          }
+        }
+        return std::nullopt;
+      };
+      auto l = find(*ls);
+      auto r = find(*rs);
+      if (!l || !r) return fail(ref.loc, fmt::format("USING column '{}' is not on both sides of the join", column));
+      spec->left_keys.push_back(*l);
+      spec->right_keys.push_back(*r);
+    }
+    if (spec->left_keys.empty()) {
+      return fail(ref.loc, "a join needs at least one equality between the two sides (ON a.x = b.y)");
+    }
+    if (!residual.empty()) {
+      cp::Expression filter = cp::literal(true);
+      for (const Expr* c : residual) {
+        ARROW_ASSIGN_OR_RAISE(auto b, both_binder.bind(*c));
+        filter = cp::and_(filter, b.expr);
+      }
+      spec->filter = filter;
+    }
+    spec->left = std::make_shared<SelectPlan>(std::move(left));
+    spec->right = std::make_shared<SelectPlan>(std::move(right));
+    SelectPlan plan;
+    plan.join_ = std::move(spec);
+    plan.source_ = plan.join_->left->source_;
+    Stage identity;
+    auto joined = arrow::schema(fields);
+    ExpressionBinder binder(file, joined);
+    for (const auto& f : fields) {
+      auto c = std::make_unique<Expr>();
+      c->kind = ExprKind::kColumn;
+      c->loc = ref.loc;
+      c->parts = {f->name()};
+      ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*c));
+      identity.projections.push_back(std::move(b));
+    }
+    identity.output = joined;
+    plan.stages_.push_back(std::move(identity));
+    return plan;
+  }
+  // A single relation: plan "SELECT * FROM ref", then name its columns qualifier.column.
+  std::string qualifier = ref.alias;
+  if (qualifier.empty() && !ref.name.empty()) qualifier = ref.name.back();
+  if (qualifier.empty()) return fail(ref.loc, "a subquery in a join needs an alias");
+  sql::Query q;
+  q.loc = ref.loc;
+  sql::Select sel;
+  sel.loc = ref.loc;
+  auto star = std::make_unique<Expr>();
+  star->kind = ExprKind::kStar;
+  star->loc = ref.loc;
+  sel.items.push_back({std::move(star), ""});
+  auto copy = std::make_unique<sql::TableRef>();
+  copy->kind = ref.kind;
+  copy->loc = ref.loc;
+  copy->name = ref.name;
+  copy->stream = ref.stream;
+  for (const auto& a : ref.args) copy->args.push_back(clone(*a));
+  copy->query = ref.query;
+  copy->alias = ref.alias;
+  sel.from = std::move(copy);
+  q.selects.push_back(std::move(sel));
+  ARROW_ASSIGN_OR_RAISE(auto plan, make(q, file, schema_of, inline_of));
+  auto& last = plan.stages_.back();
+  arrow::FieldVector renamed;
+  for (const auto& f : last.output->fields()) renamed.push_back(f->WithName(qualifier + "." + f->name()));
+  last.output = arrow::schema(renamed);
+  return plan;
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reader& read) const {
+  ARROW_ASSIGN_OR_RAISE(auto left, join_->left->run(read));
+  ARROW_ASSIGN_OR_RAISE(auto right, join_->right->run(read));
+  arrow::acero::HashJoinNodeOptions options(join_->type, join_->left_keys, join_->right_keys, join_->filter);
+  arrow::acero::Declaration join{"hashjoin",
+                                 {arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(left)},
+                                  arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(right)}},
+                                 std::move(options)};
+  ARROW_ASSIGN_OR_RAISE(auto joined, arrow::acero::DeclarationToTable(std::move(join), /*use_threads=*/false));
+  // Acero may mark fields differently (nullability): give it the plan's joined schema.
+  const auto& schema = stages_.front().output;
+  arrow::ChunkedArrayVector columns;
+  for (const auto& f : schema->fields()) {
+    auto c = joined->GetColumnByName(f->name());
+    if (!c) return arrow::Status::Invalid("join lost column ", f->name());
+    columns.push_back(c);
+  }
+  return arrow::Table::Make(schema, columns, joined->num_rows());
+}
+
 arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
                                            const SchemaLookup& schema_of, const InlineLookup& inline_of) {
   auto fail = [&](sql::Location at, const std::string& message) {
@@ -123,6 +299,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
           return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
         }
         plan.source_ = inner.source_;
+        plan.join_ = inner.join_;
         plan.stages_ = inner.stages_;
         schema = inner.output_schema();
         qualifiers.insert(name);
@@ -158,12 +335,19 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
         return fail(from.loc, "a subquery in FROM may not aggregate, order or limit yet");
       }
       plan.source_ = inner.source_;
+      plan.join_ = inner.join_;
       plan.stages_ = inner.stages_;
       schema = inner.output_schema();
       break;
     }
-    case sql::TableRefKind::kJoin:
-      return fail(from.loc, "joins are not supported in pipeline queries yet");
+    case sql::TableRefKind::kJoin: {
+      ARROW_ASSIGN_OR_RAISE(auto joined, make_relation(from, file, schema_of, lookup));
+      plan.join_ = joined.join_;
+      plan.source_ = joined.source_;
+      plan.stages_ = joined.stages_;
+      schema = joined.output_schema();
+      break;
+    }
   }
   if (from.watermark) return fail(from.watermark->loc, "WATERMARK is executed with event-time processing (not yet)");
 
@@ -192,12 +376,37 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     arrow::FieldVector fields;
     for (const auto& item : s.items) {
       if (item.expr->kind == ExprKind::kStar) {
+        const auto& ex = item.expr->except;
+        std::string qualifier;
+        for (const auto& p : item.expr->parts) qualifier += (qualifier.empty() ? "" : ".") + p;
+        auto struct_column = qualifier.empty() ? nullptr : schema->GetFieldByName(qualifier);
+        if (struct_column && struct_column->type()->id() == arrow::Type::STRUCT) {
+          // s.* expands a struct column into its fields.
+          for (const auto& child : struct_column->type()->fields()) {
+            if (std::find(ex.begin(), ex.end(), child->name()) != ex.end()) continue;
+            auto ref = column(qualifier, item.expr->loc);
+            auto field = std::make_unique<Expr>();
+            field->kind = ExprKind::kField;
+            field->loc = item.expr->loc;
+            field->name = child->name();
+            field->args.push_back(std::move(ref));
+            ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*field));
+            stage.projections.push_back(b);
+            fields.push_back(arrow::field(child->name(), b.type));
+          }
+          continue;
+        }
         for (const auto& f : schema->fields()) {
-          const auto& ex = item.expr->except;
-          if (std::find(ex.begin(), ex.end(), f->name()) != ex.end()) continue;
+          // t.* of a join keeps t's columns; columns lose their "t." prefix in the output.
+          std::string name = f->name();
+          if (auto dot = name.find('.'); dot != std::string::npos) {
+            if (!qualifier.empty() && name.substr(0, dot) != qualifier) continue;
+            name = name.substr(dot + 1);
+          }
+          if (std::find(ex.begin(), ex.end(), name) != ex.end()) continue;
           ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*column(f->name(), item.expr->loc)));
           stage.projections.push_back(b);
-          fields.push_back(arrow::field(f->name(), b.type));
+          fields.push_back(arrow::field(name, b.type));
         }
         for (const auto& name : item.expr->except) {
           if (!schema->GetFieldByName(name)) {
@@ -360,8 +569,14 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> SelectPlan::apply_row_stages(
   return current;
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const arrow::Table& input) const {
-  ARROW_ASSIGN_OR_RAISE(auto combined, input.CombineChunksToBatch());
+arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read) const {
+  std::shared_ptr<arrow::Table> input;
+  if (join_) {
+    ARROW_ASSIGN_OR_RAISE(input, join_inputs(read));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(input, read(source_));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto combined, input->CombineChunksToBatch());
   ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
   std::shared_ptr<arrow::RecordBatch> result = rows;
   if (aggregate_) {

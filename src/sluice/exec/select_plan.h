@@ -46,6 +46,8 @@ struct AggregateSpec {
   std::shared_ptr<arrow::Schema> grouped_schema;  // keys..., aggregates...
 };
 
+struct JoinSpec;
+
 class SelectPlan {
  public:
   // `schema_of` gives the schema of a dataset the query reads (already planned upstream).
@@ -61,16 +63,26 @@ class SelectPlan {
                                         const InlineLookup& inline_of = {});
 
   const PlanSource& source() const { return source_; }
+  // FROM a JOIN b: the plan reads several sources (materialized views only, for now).
+  bool joins() const { return join_ != nullptr; }
+  std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
   bool aggregates() const { return aggregate_.has_value(); }
 
   // Filters and projects one batch of source rows (no aggregation, ordering or limit).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply_row_stages(const arrow::RecordBatch& input) const;
-  // The whole query over all of its input (materialized views).
-  arrow::Result<std::shared_ptr<arrow::Table>> run(const arrow::Table& input) const;
+  // The whole query (materialized views); `read` supplies each source's rows.
+  using Reader = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(const PlanSource&)>;
+  arrow::Result<std::shared_ptr<arrow::Table>> run(const Reader& read) const;
 
  private:
+  // One FROM item whose columns are named "qualifier.column" (a side of a join).
+  static arrow::Result<SelectPlan> make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
+                                                 const SchemaLookup& schema_of, const InlineLookup& inline_of);
+  arrow::Result<std::shared_ptr<arrow::Table>> join_inputs(const Reader& read) const;
+
   PlanSource source_;
+  std::shared_ptr<JoinSpec> join_;
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending
