@@ -297,6 +297,11 @@ CREATE MATERIALIZED VIEW revenue_by_country AS
   SELECT coalesce(u.country, 'unknown') AS country, count(*) AS orders, round(sum(o.amount), 2) AS revenue
   FROM orders o LEFT JOIN users u ON o.user_id = u.user_id
   GROUP BY coalesce(u.country, 'unknown') ORDER BY country;
+CREATE MATERIALIZED VIEW extremes AS
+  SELECT 'max' AS kind, max(amount) AS amount FROM orders
+  UNION ALL SELECT 'min', min(amount) FROM orders
+  UNION ALL SELECT 'count', count(*) FROM orders
+  ORDER BY kind;
 CREATE MATERIALIZED VIEW big_spenders AS
   SELECT o.order_id, u.country, o.amount FROM orders AS o JOIN users AS u USING (user_id)
   WHERE o.amount > 90;
@@ -311,6 +316,9 @@ CREATE MATERIALIZED VIEW big_spenders AS
                           FROM o LEFT JOIN u ON o.user_id = u.user_id GROUP BY 1 ORDER BY 1""").fetchall()
     got = DeltaTable(str(pipe / "data" / "tables" / "revenue_by_country")).to_pyarrow_table().to_pylist()
     assert [(r["country"], r["orders"], r["revenue"]) for r in got] == [tuple(r) for r in expected]
+    ext = DeltaTable(str(pipe / "data" / "tables" / "extremes")).to_pyarrow_table().to_pylist()
+    amounts = [o["amount"] for o in orders]
+    assert [(r["kind"], r["amount"]) for r in ext] == [("count", 300.0), ("max", max(amounts)), ("min", min(amounts))]
     big = con.sql("SELECT o.order_id, u.country, o.amount FROM o JOIN u USING (user_id) WHERE o.amount > 90").fetchall()
     got_big = DeltaTable(str(pipe / "data" / "tables" / "big_spenders")).to_pyarrow_table().to_pylist()
     assert sorted((r["order_id"], r["country"], r["amount"]) for r in got_big) == sorted(big)

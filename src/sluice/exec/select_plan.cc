@@ -96,6 +96,14 @@ struct JoinSpec {
 };
 
 std::vector<PlanSource> SelectPlan::sources() const {
+  if (!union_.empty()) {
+    std::vector<PlanSource> out;
+    for (const auto& b : union_) {
+      auto more = b.sources();
+      out.insert(out.end(), more.begin(), more.end());
+    }
+    return out;
+  }
   if (!join_) return {source_};
   auto out = join_->left->sources();
   auto right = join_->right->sources();
@@ -264,24 +272,11 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reade
   return arrow::Table::Make(schema, columns, joined->num_rows());
 }
 
-arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
-                                           const SchemaLookup& schema_of, const InlineLookup& inline_of) {
+arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
+                                                  const SchemaLookup& schema_of, const InlineLookup& lookup) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
-  // CTEs are inlined where they are read; each may read the ones before it.
-  InlineLookup lookup = inline_of;
-  for (const auto& cte : query.ctes) {
-    const sql::Query* q = cte.query.get();
-    const std::string name = cte.name;
-    InlineLookup outer = lookup;
-    lookup = [q, name, outer, &file](const std::string& n) -> std::optional<InlineQuery> {
-      if (n == name) return InlineQuery{q, &file};
-      return outer ? outer(n) : std::nullopt;
-    };
-  }
-  if (query.selects.size() > 1) return fail(query.loc, "UNION is not supported in pipeline queries yet");
-  const sql::Select& s = query.selects[0];
   if (!s.from) return fail(s.loc, "a dataset's query needs FROM");
 
   SelectPlan plan;
@@ -532,6 +527,57 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     plan.aggregate_ = std::move(agg);
     plan.stages_.push_back(std::move(out));  // placeholder holding the output schema
   }
+  return plan;
+}
+
+arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
+                                           const SchemaLookup& schema_of, const InlineLookup& inline_of) {
+  auto fail = [&](sql::Location at, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, at, message));
+  };
+  // CTEs are inlined where they are read; each may read the ones before it.
+  InlineLookup lookup = inline_of;
+  for (const auto& cte : query.ctes) {
+    const sql::Query* q = cte.query.get();
+    const std::string name = cte.name;
+    InlineLookup outer = lookup;
+    lookup = [q, name, outer, &file](const std::string& n) -> std::optional<InlineQuery> {
+      if (n == name) return InlineQuery{q, &file};
+      return outer ? outer(n) : std::nullopt;
+    };
+  }
+  SelectPlan plan;
+  if (query.selects.size() == 1) {
+    ARROW_ASSIGN_OR_RAISE(plan, make_select(query.selects[0], file, schema_of, lookup));
+  } else {
+    // UNION ALL: branches by position, named and typed by the first one (as Spark does).
+    for (size_t i = 0; i < query.selects.size(); ++i) {
+      if (i > 0 && !query.union_all[i - 1]) {
+        return fail(query.selects[i].loc, "UNION (DISTINCT) is not supported yet; use UNION ALL");
+      }
+      ARROW_ASSIGN_OR_RAISE(auto branch, make_select(query.selects[i], file, schema_of, lookup));
+      if (i > 0) {
+        const auto& first = plan.union_.front().output_schema();
+        const auto& mine = branch.output_schema();
+        if (mine->num_fields() != first->num_fields()) {
+          return fail(query.selects[i].loc, fmt::format("UNION ALL branches differ: {} columns here, {} in the first",
+                                                        mine->num_fields(), first->num_fields()));
+        }
+        for (int c = 0; c < first->num_fields(); ++c) {
+          if (!cp::CanCast(*mine->field(c)->type(), *first->field(c)->type())) {
+            return fail(query.selects[i].loc, fmt::format("UNION ALL column {} is {} here but {} in the first branch",
+                                                          c + 1, sql::sql_type_name(*mine->field(c)->type()),
+                                                          sql::sql_type_name(*first->field(c)->type())));
+          }
+        }
+      }
+      plan.union_.push_back(std::move(branch));
+    }
+    plan.source_ = plan.union_.front().source_;
+    Stage output;
+    output.output = plan.union_.front().output_schema();
+    plan.stages_.push_back(std::move(output));
+  }
   // ORDER BY over the output columns (names or positions), LIMIT.
   const auto& out_schema = plan.output_schema();
   ExpressionBinder out_binder(file, out_schema);
@@ -570,6 +616,25 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> SelectPlan::apply_row_stages(
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read) const {
+  if (!union_.empty()) {
+    const auto& schema = output_schema();
+    arrow::RecordBatchVector batches;
+    for (const auto& branch : union_) {
+      ARROW_ASSIGN_OR_RAISE(auto part, branch.run(read));
+      ARROW_ASSIGN_OR_RAISE(auto batch, part->CombineChunksToBatch());
+      arrow::ArrayVector columns;
+      for (int c = 0; c < schema->num_fields(); ++c) {
+        auto column = batch->column(c);
+        if (!column->type()->Equals(*schema->field(c)->type())) {
+          ARROW_ASSIGN_OR_RAISE(column, cp::Cast(*column, schema->field(c)->type()));
+        }
+        columns.push_back(column);
+      }
+      batches.push_back(arrow::RecordBatch::Make(schema, batch->num_rows(), columns));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto all, arrow::Table::FromRecordBatches(schema, batches));
+    return order_and_limit(all);
+  }
   std::shared_ptr<arrow::Table> input;
   if (join_) {
     ARROW_ASSIGN_OR_RAISE(input, join_inputs(read));
@@ -641,6 +706,13 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
     }
     result = arrow::RecordBatch::Make(output_schema(), grouped->num_rows(), outs);
   }
+  ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(output_schema(), {result}));
+  return order_and_limit(std::move(table));
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::order_and_limit(std::shared_ptr<arrow::Table> table) const {
+  if (order_by_.empty() && !limit_) return table;
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> result, table->CombineChunksToBatch());
   if (!order_by_.empty()) {
     arrow::FieldVector fields;
     arrow::ArrayVector columns;

@@ -65,6 +65,7 @@ class SelectPlan {
   const PlanSource& source() const { return source_; }
   // FROM a JOIN b: the plan reads several sources (materialized views only, for now).
   bool joins() const { return join_ != nullptr; }
+  bool unions() const { return !union_.empty(); }
   std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
   bool aggregates() const { return aggregate_.has_value(); }
@@ -76,13 +77,17 @@ class SelectPlan {
   arrow::Result<std::shared_ptr<arrow::Table>> run(const Reader& read) const;
 
  private:
+  static arrow::Result<SelectPlan> make_select(const sql::Select& select, const sql::SourceFile& file,
+                                               const SchemaLookup& schema_of, const InlineLookup& inline_of);
   // One FROM item whose columns are named "qualifier.column" (a side of a join).
   static arrow::Result<SelectPlan> make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
                                                  const SchemaLookup& schema_of, const InlineLookup& inline_of);
   arrow::Result<std::shared_ptr<arrow::Table>> join_inputs(const Reader& read) const;
+  arrow::Result<std::shared_ptr<arrow::Table>> order_and_limit(std::shared_ptr<arrow::Table> table) const;
 
   PlanSource source_;
   std::shared_ptr<JoinSpec> join_;
+  std::vector<SelectPlan> union_;  // UNION ALL branches (this plan then only orders and limits)
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending

@@ -169,6 +169,10 @@ class SqlRun {
           return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
               "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
         }
+        if (plan.unions()) {
+          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+              "UNION ALL in a streaming table: write one CREATE FLOW ... INSERT INTO per source instead"));
+        }
         if (plan.joins()) {
           return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
               "joins in streaming tables come with stream-static and stream-stream joins (not yet); "
