@@ -124,3 +124,31 @@ bronze:
     assert table.num_rows == 2000
     got = {(r["partition"], r["offset"]): (r["key"], r["value"]) for r in table.to_pylist()}
     assert got == {pos: (rec[0], rec[1]) for pos, rec in produced.items()}
+
+
+def test_hash_functions_match_spark(tmp_path):
+    """xxhash64, md5 and sha2 give Spark's values (used to pseudonymise personal data, so a
+    sluice table and a Spark job must agree)."""
+    data = pa.table({
+        "s": pa.array(["Spark", "", None, "név"]),
+        "i": pa.array([1, None, -7, 2**31 - 1], pa.int32()),
+        "l": pa.array([2, 3, None, -(2**62)], pa.int64()),
+        "d": pa.array([1.5, -0.0, None, 3.25], pa.float64()),
+        "b": pa.array([True, False, None, True]),
+    })
+    source = tmp_path / "in.arrow"
+    with ipc.new_file(source, data.schema) as w:
+        w.write_table(data)
+    exprs = ["xxhash64(s)", "xxhash64(i)", "xxhash64(l)", "xxhash64(d)", "xxhash64(b)",
+             "xxhash64(s, i, l, d, b)", "md5(s)", "sha2(s, 256)", "sha2(s, 512)"]
+    out = tmp_path / "out.arrow"
+    result = subprocess.run([str(SLUICE), "eval", "--input", str(source), "--output", str(out)] +
+                            [arg for e in exprs for arg in ("--expr", e)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ours = ipc.open_file(out).read_all()
+    spark = spark_session()
+    frame = spark.createDataFrame(data.to_pylist(),
+                                  "s string, i int, l long, d double, b boolean")
+    theirs = frame.selectExpr(*[f"{e} AS e{k}" for k, e in enumerate(exprs)]).collect()
+    for k, e in enumerate(exprs):
+        assert ours.column(f"e{k}").to_pylist() == [row[f"e{k}"] for row in theirs], e

@@ -12,6 +12,7 @@
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/exec/json_functions.h"
+#include "sluice/exec/string_functions.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::exec {
@@ -519,10 +520,62 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     return make_call(e, "binary_join_element_wise", parts);
   }
   if (name == "concat_ws") {
-    // Arrow 26's binary_join_element_wise with null_handling=SKIP drops rows whose values are
-    // all null (it returns fewer rows than it was given), so it cannot implement concat_ws;
-    // refuse rather than give wrong rows until sluice has its own kernel.
-    return error(e, "concat_ws is not supported yet");
+    // Own kernel: Arrow 26's binary_join_element_wise with SKIP drops all-null rows.
+    ARROW_RETURN_NOT_OK(want(2, 1000));
+    ARROW_ASSIGN_OR_RAISE(auto separator, literal_string(0));
+    std::vector<cp::Expression> parts;
+    for (size_t i = 1; i < args.size(); ++i) parts.push_back(cast_to(args[i].expr, arrow::utf8()));
+    ARROW_ASSIGN_OR_RAISE(auto function, concat_ws_function(separator));
+    return make_call(e, function, parts);
+  }
+  if (name == "md5" || name == "sha2" || name == "sha256") {
+    ARROW_RETURN_NOT_OK(want(1, name == "sha2" ? 2 : 1));
+    int64_t bits = 256;
+    if (args.size() == 2) {
+      ARROW_ASSIGN_OR_RAISE(bits, literal_int(1));
+    }
+    auto function = digest_function(name == "md5" ? "md5" : "sha2", static_cast<int>(bits));
+    if (!function.ok()) return error(e, function.status().message());
+    auto input = args[0].type->id() == arrow::Type::BINARY ? args[0].expr : cast_to(args[0].expr, arrow::utf8());
+    return make_call(e, *function, {input});
+  }
+  if (name == "xxhash64") {
+    ARROW_RETURN_NOT_OK(want(1, 1000));
+    ARROW_ASSIGN_OR_RAISE(auto function, xxhash64_function());
+    return make_call(e, function, exprs());
+  }
+  if (name == "regexp_extract") {
+    ARROW_RETURN_NOT_OK(want(2, 3));
+    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
+    int64_t group = 1;
+    if (args.size() == 3) {
+      ARROW_ASSIGN_OR_RAISE(group, literal_int(2));
+    }
+    // Arrow extracts named groups only: name the pattern's capturing groups g1, g2, ... and
+    // the whole match g0.
+    std::string named = "(?P<g0>";
+    int count = 0;
+    for (size_t i = 0; i < pattern.size(); ++i) {
+      if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+        named += pattern.substr(i, 2);
+        ++i;
+      } else if (pattern[i] == '(' && (i + 1 >= pattern.size() || pattern[i + 1] != '?')) {
+        named += "(?P<g" + std::to_string(++count) + ">";
+      } else {
+        named += pattern[i];
+      }
+    }
+    named += ")";
+    if (group < 0 || group > count) {
+      return error(*e.args[2], fmt::format("regexp_extract group {} does not exist; the pattern has {}", group, count));
+    }
+    auto extracted = cp::call("extract_regex", {args[0].expr}, std::make_shared<cp::ExtractRegexOptions>(named));
+    auto field = cp::call("struct_field", {extracted},
+                          std::make_shared<cp::StructFieldOptions>(std::vector<int>{static_cast<int>(group)}));
+    // Spark gives "" when the pattern does not match (NULL only for NULL input).
+    auto empty = cp::call("if_else", {cp::call("is_null", {args[0].expr}), lit(arrow::MakeNullScalar(arrow::utf8())),
+                                     lit(arrow::MakeScalar(""))});
+    return make_call(e, "coalesce", {field, empty});
   }
   if (name == "substring" || name == "substr") {
     ARROW_RETURN_NOT_OK(want(2, 3));
