@@ -4,6 +4,7 @@ Arrow) and by DuckDB over the same random data with nulls give identical results
 Where Spark (which sluice follows) and DuckDB spell or define a function differently, the
 case gives DuckDB's equivalent spelling and the reason; see INTENDED_DIFFERENCES."""
 import datetime as dt
+import json
 import math
 import random
 import subprocess
@@ -40,6 +41,11 @@ INTENDED_DIFFERENCES = [
      "Spark's DIV; DuckDB's // floors instead of truncating"),
     ("CAST(d AS INT)", "CAST(trunc(d) AS INT)", "Spark truncates toward zero; DuckDB rounds"),
     ("sha2(s, 256)", "sha256(s)", "DuckDB names it sha256"),
+    ("get_json_object(js, '$.a')", "json_extract_string(js, '$.a')", "DuckDB's name for it"),
+    ("get_json_object(js, '$.b[1]')", "json_extract_string(js, '$.b[1]')", "as above"),
+    ("get_json_object(js, '$.c')", "json_extract_string(js, '$.c')", "as above"),
+    ("js:c.d", "json_extract_string(js, '$.c.d')", "Databricks' ':' path syntax"),
+    ("CAST(js:b[0] AS INT) + 1", "CAST(json_extract_string(js, '$.b[0]') AS INT) + 1", "as above"),
     ("concat_ws('-', s, t)", "CASE WHEN s IS NULL AND t IS NULL THEN '' ELSE concat_ws('-', s, t) END",
      "Spark's concat_ws of only NULLs is ''; DuckDB's is NULL"),
     ("split(s, '[ o]')", "regexp_split_to_array(s, '[ o]')", "Spark's split takes a regex"),
@@ -135,6 +141,9 @@ def make_data(seed=42):
                         for _ in range(ROWS)], pa.date32()),
         "ts": pa.array([maybe(1_704_067_200_000_000 + rng.randint(0, 90 * 86_400_000_000))
                         for _ in range(ROWS)], pa.timestamp("us", tz="UTC")),
+        "js": pa.array([maybe(json.dumps({"a": rng.choice(["x", "y", None]), "b": [rng.randint(0, 9), rng.random() < 0.5],
+                                          "c": {"d": rng.randint(-5, 5)}}, separators=(",", ":")))
+                        for _ in range(ROWS)], pa.string()),
     })
 
 

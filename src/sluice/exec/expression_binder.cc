@@ -407,6 +407,16 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       if (index < 0) return error(e, fmt::format("struct has no field '{}'", e.name));
       return make_call(e, "struct_field", {x.expr}, std::make_shared<cp::StructFieldOptions>(std::vector<int>{index}));
     }
+    case ExprKind::kJsonPath: {
+      // value:a.b[0] (Databricks) = get_json_object(value, '$.a.b[0]') as STRING.
+      ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
+      if (!string_type(*x.type) && x.type->id() != arrow::Type::BINARY) {
+        return error(e, fmt::format("':' extracts from JSON text, not from {}", sql::sql_type_name(*x.type)));
+      }
+      auto function = json_path_function("$." + e.name);
+      if (!function.ok()) return error(e, function.status().message());
+      return make_call(e, *function, {x.expr});
+    }
     default:
       return error(e, "this kind of expression is not supported here yet");
   }
@@ -720,6 +730,14 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     }
     ARROW_ASSIGN_OR_RAISE(auto function, from_json_function(arrow::struct_((*schema)->fields())));
     return make_call(e, function, {args[0].expr});
+  }
+  if (name == "get_json_object" || name == "json_extract_path_text") {
+    ARROW_RETURN_NOT_OK(want(2, 2));
+    ARROW_ASSIGN_OR_RAISE(auto path, literal_string(1));
+    auto function = json_path_function(path);
+    if (!function.ok()) return error(*e.args[1], function.status().message());
+    auto input = args[0].type->id() == arrow::Type::BINARY ? args[0].expr : cast_to(args[0].expr, arrow::utf8());
+    return make_call(e, *function, {input});
   }
   if (name == "struct" || name == "named_struct") {
     std::vector<std::string> names;

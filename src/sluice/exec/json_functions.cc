@@ -9,6 +9,13 @@
 #include <functional>
 #include <mutex>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <variant>
+
+#include "sluice/common/status.h"
 #include "sluice/format/json_decoder.h"
 
 namespace sluice::exec {
@@ -34,7 +41,114 @@ arrow::Status from_json_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, 
   return arrow::Status::OK();
 }
 
+using PathStep = std::variant<std::string, int64_t>;  // field name or array index
+
+struct JsonPathState : cp::KernelState {
+  std::vector<PathStep> steps;
+};
+
+arrow::Result<std::vector<PathStep>> parse_path(const std::string& path) {
+  if (path.empty() || path[0] != '$') return invalid("JSON path '{}' must start with '$'", path);
+  std::vector<PathStep> steps;
+  size_t i = 1;
+  while (i < path.size()) {
+    if (path[i] == '.') {
+      size_t end = path.find_first_of(".[", i + 1);
+      if (end == std::string::npos) end = path.size();
+      if (end == i + 1) return invalid("JSON path '{}': empty field name at {}", path, i + 1);
+      steps.emplace_back(path.substr(i + 1, end - i - 1));
+      i = end;
+    } else if (path[i] == '[') {
+      size_t close = path.find(']', i);
+      if (close == std::string::npos) return invalid("JSON path '{}': unclosed '['", path);
+      std::string inner = path.substr(i + 1, close - i - 1);
+      if (inner.size() >= 2 && (inner[0] == '\'' || inner[0] == '"') && inner.back() == inner[0]) {
+        steps.emplace_back(inner.substr(1, inner.size() - 2));
+      } else if (!inner.empty() && std::all_of(inner.begin(), inner.end(), ::isdigit)) {
+        steps.emplace_back(static_cast<int64_t>(std::stoll(inner)));
+      } else {
+        return invalid("JSON path '{}': '[{}]' is not an index or a quoted name", path, inner);
+      }
+      i = close + 1;
+    } else {
+      return invalid("JSON path '{}': unexpected '{}' at {}", path, std::string(1, path[i]), i);
+    }
+  }
+  return steps;
+}
+
+arrow::Status json_path_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
+  const auto& steps = static_cast<const JsonPathState*>(ctx->kernel()->data.get())->steps;
+  std::shared_ptr<arrow::Array> input;
+  if (batch[0].is_array()) {
+    input = batch[0].array.ToArray();
+  } else {
+    ARROW_ASSIGN_OR_RAISE(input, arrow::MakeArrayFromScalar(*batch[0].scalar, batch.length));
+  }
+  const auto& in = static_cast<const arrow::BinaryArray&>(*input);
+  arrow::StringBuilder builder;
+  ARROW_RETURN_NOT_OK(builder.Reserve(in.length()));
+  rapidjson::Document doc;
+  for (int64_t r = 0; r < in.length(); ++r) {
+    if (in.IsNull(r)) {
+      ARROW_RETURN_NOT_OK(builder.AppendNull());
+      continue;
+    }
+    auto text = in.GetView(r);
+    doc.Parse(text.data(), text.size());
+    const rapidjson::Value* v = doc.HasParseError() ? nullptr : &doc;
+    for (const auto& step : steps) {
+      if (!v) break;
+      if (const auto* name = std::get_if<std::string>(&step)) {
+        if (!v->IsObject()) {
+          v = nullptr;
+          break;
+        }
+        auto it = v->FindMember(rapidjson::StringRef(name->data(), name->size()));
+        v = it == v->MemberEnd() ? nullptr : &it->value;
+      } else {
+        int64_t index = std::get<int64_t>(step);
+        v = v->IsArray() && index < static_cast<int64_t>(v->Size()) ? &(*v)[static_cast<rapidjson::SizeType>(index)] : nullptr;
+      }
+    }
+    if (!v || v->IsNull()) {
+      ARROW_RETURN_NOT_OK(builder.AppendNull());
+    } else if (v->IsString()) {
+      ARROW_RETURN_NOT_OK(builder.Append(v->GetString(), static_cast<int32_t>(v->GetStringLength())));
+    } else {
+      rapidjson::StringBuffer buffer;
+      rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+      v->Accept(writer);
+      ARROW_RETURN_NOT_OK(builder.Append(buffer.GetString(), static_cast<int32_t>(buffer.GetSize())));
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
+  out->value = result->data();
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+arrow::Result<std::string> json_path_function(const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(auto steps, parse_path(path));
+  static std::mutex mutex;  // guards registration
+  const std::string name = "sluice_json_path_" + std::to_string(std::hash<std::string>{}(path));
+  std::lock_guard lock(mutex);
+  auto* registry = cp::GetFunctionRegistry();
+  if (registry->GetFunction(name).ok()) return name;
+  auto function = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
+  auto state = std::make_shared<JsonPathState>();
+  state->steps = std::move(steps);
+  for (const auto& in : {arrow::utf8(), arrow::binary()}) {
+    cp::ScalarKernel kernel({cp::InputType(in)}, cp::OutputType(arrow::utf8()), json_path_exec);
+    kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
+    kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
+    kernel.data = state;
+    ARROW_RETURN_NOT_OK(function->AddKernel(std::move(kernel)));
+  }
+  ARROW_RETURN_NOT_OK(registry->AddFunction(function, /*allow_overwrite=*/false));
+  return name;
+}
 
 arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type) {
   static std::mutex mutex;  // guards registration

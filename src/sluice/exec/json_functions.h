@@ -13,4 +13,9 @@ namespace sluice::exec {
 // registered on first use, one function per distinct type.
 arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type);
 
+// The name of a registered function extracting a JSON path ("$.a.b[0]", as Spark's
+// get_json_object) from JSON text, as STRING: strings unquoted, other values as JSON text, NULL
+// when the path is missing or the text is not JSON. Errors on a malformed path.
+arrow::Result<std::string> json_path_function(const std::string& path);
+
 }  // namespace sluice::exec
