@@ -731,6 +731,44 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     ARROW_ASSIGN_OR_RAISE(auto function, from_json_function(arrow::struct_((*schema)->fields())));
     return make_call(e, function, {args[0].expr});
   }
+  if (name == "window" || name == "session_window") {
+    // window(ts, '5 minutes'[, '1 minute']) and session_window(ts, '10 minutes') give
+    // struct<start, end>. Tumbling windows are computed here; sliding and session windows
+    // need the event-time runtime, so they type-check now and refuse to run.
+    ARROW_RETURN_NOT_OK(want(2, name == "window" ? 4 : 2));
+    if (args[0].type->id() != arrow::Type::TIMESTAMP) {
+      return error(*e.args[0], fmt::format("{} needs a TIMESTAMP, not {}", name, sql::sql_type_name(*args[0].type)));
+    }
+    std::vector<int64_t> durations;
+    for (size_t i = 1; i < args.size(); ++i) {
+      ARROW_ASSIGN_OR_RAISE(auto text, literal_string(i));
+      auto micros = interval_micros(text);
+      if (!micros.ok() || *micros <= 0) {
+        return error(*e.args[i], fmt::format("'{}' is not a positive duration such as '5 minutes'", text));
+      }
+      durations.push_back(*micros);
+    }
+    auto ts_type = args[0].type;
+    auto type = arrow::struct_({arrow::field("start", ts_type), arrow::field("end", ts_type)});
+    const bool tumbling = name == "window" && (durations.size() == 1 || (durations.size() >= 2 && durations[1] == durations[0]));
+    if (!tumbling) {
+      ARROW_ASSIGN_OR_RAISE(auto function, not_yet_function(type, name + " with a slide or a gap runs with event-time "
+                                                                   "processing, which is not executed yet"));
+      return make_call(e, function, {args[0].expr});
+    }
+    const int64_t size = durations[0];
+    const int64_t offset = durations.size() == 3 ? durations[2] : 0;
+    auto micros = cast_to(cast_to(args[0].expr, arrow::timestamp(arrow::TimeUnit::MICRO)), arrow::int64());
+    // start = floor((t - offset) / size) * size + offset  (exact below 2^53 microseconds)
+    auto shifted = cp::call("subtract", {micros, lit(arrow::MakeScalar(offset))});
+    auto buckets = cp::call("floor", {cp::call("divide", {cast_to(shifted, arrow::float64()), lit(arrow::MakeScalar(static_cast<double>(size)))})});
+    auto start = cp::call("add", {cp::call("multiply", {cast_to(buckets, arrow::int64()), lit(arrow::MakeScalar(size))}),
+                                 lit(arrow::MakeScalar(offset))});
+    auto end = cp::call("add", {start, lit(arrow::MakeScalar(size))});
+    auto as_ts = [&](cp::Expression x) { return cast_to(cast_to(x, arrow::timestamp(arrow::TimeUnit::MICRO)), ts_type); };
+    return make_call(e, "make_struct", {as_ts(start), as_ts(end)},
+                     std::make_shared<cp::MakeStructOptions>(std::vector<std::string>{"start", "end"}));
+  }
   if (name == "get_json_object" || name == "json_extract_path_text") {
     ARROW_RETURN_NOT_OK(want(2, 2));
     ARROW_ASSIGN_OR_RAISE(auto path, literal_string(1));

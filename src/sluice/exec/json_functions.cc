@@ -150,6 +150,32 @@ arrow::Result<std::string> json_path_function(const std::string& path) {
   return name;
 }
 
+namespace {
+struct MessageState : cp::KernelState {
+  std::string message;
+};
+arrow::Status not_yet_exec(cp::KernelContext* ctx, const cp::ExecSpan&, cp::ExecResult*) {
+  return arrow::Status::NotImplemented(static_cast<const MessageState*>(ctx->kernel()->data.get())->message);
+}
+}  // namespace
+
+arrow::Result<std::string> not_yet_function(const std::shared_ptr<arrow::DataType>& type,
+                                            const std::string& message) {
+  static std::mutex mutex;  // guards registration
+  const std::string name = "sluice_not_yet_" + std::to_string(std::hash<std::string>{}(type->ToString() + message));
+  std::lock_guard lock(mutex);
+  auto* registry = cp::GetFunctionRegistry();
+  if (registry->GetFunction(name).ok()) return name;
+  auto function = std::make_shared<cp::ScalarFunction>(name, cp::Arity::VarArgs(1), cp::FunctionDoc::Empty());
+  auto state = std::make_shared<MessageState>();
+  state->message = message;
+  cp::ScalarKernel kernel(cp::KernelSignature::Make({cp::InputType::Any()}, cp::OutputType(type), true), not_yet_exec);
+  kernel.data = state;
+  ARROW_RETURN_NOT_OK(function->AddKernel(std::move(kernel)));
+  ARROW_RETURN_NOT_OK(registry->AddFunction(function, false));
+  return name;
+}
+
 arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type) {
   static std::mutex mutex;  // guards registration
   const std::string name = "sluice_from_json_" + std::to_string(std::hash<std::string>{}(type->ToString()));

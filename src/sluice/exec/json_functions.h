@@ -18,4 +18,9 @@ arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataT
 // when the path is missing or the text is not JSON. Errors on a malformed path.
 arrow::Result<std::string> json_path_function(const std::string& path);
 
+// A registered function of `type` that fails when executed with `message`: for expressions
+// that are type-checked now but run only in a later runtime (sliding and session windows).
+arrow::Result<std::string> not_yet_function(const std::shared_ptr<arrow::DataType>& type,
+                                            const std::string& message);
+
 }  // namespace sluice::exec

@@ -332,6 +332,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       plan.source_ = inner.source_;
       plan.join_ = inner.join_;
       plan.stages_ = inner.stages_;
+      plan.watermark_ = inner.watermark_;
       schema = inner.output_schema();
       break;
     }
@@ -344,9 +345,20 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
   }
-  if (from.watermark) return fail(from.watermark->loc, "WATERMARK is executed with event-time processing (not yet)");
-
   ExpressionBinder binder(file, schema, qualifiers);
+  if (from.watermark) {
+    // Type-checked now; the event-time runtime executes it.
+    const auto& w = *from.watermark;
+    ARROW_ASSIGN_OR_RAISE(auto column, binder.bind(*w.column));
+    if (column.type->id() != arrow::Type::TIMESTAMP) {
+      return fail(w.column->loc, fmt::format("WATERMARK needs a TIMESTAMP column, not {}", sql::sql_type_name(*column.type)));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto delay, binder.bind(*w.delay));
+    if (delay.type->id() != arrow::Type::DURATION) return fail(w.delay->loc, "WATERMARK DELAY OF needs an INTERVAL");
+    plan.watermark_ = WatermarkSpec{column.name,
+                                    static_cast<const arrow::DurationScalar&>(*delay.expr.literal()->scalar()).value,
+                                    w.loc};
+  }
   Stage stage;
   if (s.where) {
     ARROW_ASSIGN_OR_RAISE(auto where, binder.bind(*s.where));

@@ -31,6 +31,13 @@ struct PlanSource {
   sql::Location loc;
 };
 
+// WATERMARK col DELAY OF INTERVAL ... on a source, checked; executed with event time.
+struct WatermarkSpec {
+  std::string column;
+  int64_t delay_micros = 0;
+  sql::Location loc;
+};
+
 struct Stage {
   std::optional<BoundExpression> where;
   std::vector<BoundExpression> projections;
@@ -66,6 +73,7 @@ class SelectPlan {
   // FROM a JOIN b: the plan reads several sources (materialized views only, for now).
   bool joins() const { return join_ != nullptr; }
   bool unions() const { return !union_.empty(); }
+  const std::optional<WatermarkSpec>& watermark() const { return watermark_; }
   std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
   bool aggregates() const { return aggregate_.has_value(); }
@@ -88,6 +96,7 @@ class SelectPlan {
   PlanSource source_;
   std::shared_ptr<JoinSpec> join_;
   std::vector<SelectPlan> union_;  // UNION ALL branches (this plan then only orders and limits)
+  std::optional<WatermarkSpec> watermark_;
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending
