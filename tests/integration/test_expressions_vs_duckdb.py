@@ -41,6 +41,7 @@ INTENDED_DIFFERENCES = [
      "Spark's DIV; DuckDB's // floors instead of truncating"),
     ("CAST(d AS INT)", "CAST(trunc(d) AS INT)", "Spark truncates toward zero; DuckDB rounds"),
     ("sha2(s, 256)", "sha256(s)", "DuckDB names it sha256"),
+    ("TRY_CAST(d AS TINYINT)", "TRY_CAST(trunc(d) AS TINYINT)", "Spark truncates toward zero; DuckDB rounds"),
     ("window(ts, '5 minutes').start", "time_bucket(INTERVAL '5 minutes', ts)", "Spark's tumbling window start"),
     ("window(ts, '1 hour').end", "time_bucket(INTERVAL '1 hour', ts) + INTERVAL '1 hour'", "window end"),
     ("window(ts, '1 day').start", "time_bucket(INTERVAL '1 day', ts)", "daily windows from the epoch"),
@@ -93,7 +94,8 @@ SAME = [
     "CAST(a AS BIGINT)", "CAST(a AS DOUBLE)", "CAST(a AS STRING)", "CAST(k AS BOOLEAN)",
 "CAST(dt AS STRING)", "CAST(ns AS INT)", "CAST(ns AS DOUBLE)",
     "CAST(c AS INT)", "CAST(a AS DECIMAL(12, 2))", "CAST(k AS SMALLINT)",
-    "CAST(ts AS DATE)",
+    "CAST(ts AS DATE)", "TRY_CAST(ds AS DATE)", "TRY_CAST(s AS INT)", "TRY_CAST(ns AS INT)",
+    "TRY_CAST(b AS SMALLINT)",
     # strings
     "upper(s)", "lower(s)", "trim(p)", "ltrim(p)", "rtrim(p)", "length(t)",
     "substring(s, 2, 3)", "substring(s, 1, 1)", "substring(s, 3)", "substr(t, 2, 2)",

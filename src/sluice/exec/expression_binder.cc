@@ -372,7 +372,13 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
       auto target = sql::parse_type(e.type_name);
       if (!target.ok()) return error(e, target.status().message());
-      if (e.name == "TRY_CAST") return error(e, "TRY_CAST is not supported yet; use CAST");
+      if (e.name == "TRY_CAST") {
+        if (!arrow::compute::CanCast(*arg.type, **target)) {
+          return error(e, fmt::format("cannot cast {} to {}", sql::sql_type_name(*arg.type), sql::sql_type_name(**target)));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto function, try_cast_function(*target));
+        return make_call(e, function, {arg.expr});
+      }
       // Spark truncates fractions (DOUBLE -> INT) and sub-day time (TIMESTAMP -> DATE); an
       // out-of-range value is still an error.
       auto options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(*target));

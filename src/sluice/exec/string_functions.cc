@@ -169,7 +169,55 @@ arrow::Status xxhash64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::E
   return arrow::Status::OK();
 }
 
+struct TypeState : cp::KernelState {
+  std::shared_ptr<arrow::DataType> type;
+};
+
+// Casts the whole array when it can; otherwise value by value, NULL where one fails (the slow
+// path runs only for batches that hold a bad value).
+arrow::Status try_cast_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
+  const auto& type = static_cast<const TypeState*>(ctx->kernel()->data.get())->type;
+  ARROW_ASSIGN_OR_RAISE(auto in, input_array(batch, 0));
+  auto options = cp::CastOptions::Safe(type);
+  options.allow_float_truncate = true;
+  options.allow_time_truncate = true;
+  auto whole = cp::Cast(*in, type, options);
+  if (whole.ok()) {
+    out->value = (*whole)->data();
+    return arrow::Status::OK();
+  }
+  std::unique_ptr<arrow::ArrayBuilder> builder;
+  ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), type, &builder));
+  for (int64_t r = 0; r < in->length(); ++r) {
+    ARROW_ASSIGN_OR_RAISE(auto scalar, in->GetScalar(r));
+    auto cast = scalar->is_valid ? cp::Cast(arrow::Datum(scalar), type, options) : arrow::Result<arrow::Datum>();
+    if (scalar->is_valid && cast.ok()) {
+      ARROW_RETURN_NOT_OK(builder->AppendScalar(*cast->scalar()));
+    } else {
+      ARROW_RETURN_NOT_OK(builder->AppendNull());
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto result, builder->Finish());
+  out->value = result->data();
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+arrow::Result<std::string> try_cast_function(const std::shared_ptr<arrow::DataType>& type) {
+  const std::string name = "sluice_try_cast_" + std::to_string(std::hash<std::string>{}(type->ToString()));
+  return register_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+    auto f = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
+    auto state = std::make_shared<TypeState>();
+    state->type = type;
+    cp::ScalarKernel kernel({cp::InputType::Any()}, cp::OutputType(type), try_cast_exec);
+    kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
+    kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
+    kernel.data = state;
+    ARROW_RETURN_NOT_OK(f->AddKernel(std::move(kernel)));
+    return f;
+  });
+}
 
 arrow::Result<std::string> concat_ws_function(const std::string& separator) {
   const std::string name = "sluice_concat_ws_" + std::to_string(std::hash<std::string>{}(separator));

@@ -4,6 +4,9 @@
 
 #include <arrow/result.h>
 
+#include <arrow/type_fwd.h>
+
+#include <memory>
 #include <string>
 
 namespace sluice::exec {
@@ -14,5 +17,8 @@ arrow::Result<std::string> concat_ws_function(const std::string& separator);
 arrow::Result<std::string> digest_function(const std::string& algorithm, int bits);
 // Variadic 64-bit xxHash of the arguments, as Spark's xxhash64 (seed 42, nulls skipped).
 arrow::Result<std::string> xxhash64_function();
+
+// TRY_CAST to `type`: a value that cannot be cast becomes NULL instead of failing the batch.
+arrow::Result<std::string> try_cast_function(const std::shared_ptr<arrow::DataType>& type);
 
 }  // namespace sluice::exec
