@@ -322,3 +322,26 @@ CREATE MATERIALIZED VIEW big_spenders AS
     big = con.sql("SELECT o.order_id, u.country, o.amount FROM o JOIN u USING (user_id) WHERE o.amount > 90").fetchall()
     got_big = DeltaTable(str(pipe / "data" / "tables" / "big_spenders")).to_pyarrow_table().to_pylist()
     assert sorted((r["order_id"], r["country"], r["amount"]) for r in got_big) == sorted(big)
+
+
+def test_graph_json_has_column_lineage(tmp_path):
+    pipe = write_pipeline(tmp_path / "pipe", "name: lineage\nstorage: ./data\nkafka:\n  default: {bootstrap.servers: '127.0.0.1:1'}\n")
+    (pipe / "p.sql").write_text("""
+CREATE STREAMING TABLE orders AS
+  SELECT o.* FROM (SELECT from_json(CAST(value AS STRING), 'order_id BIGINT, user_id INT, amount DOUBLE') AS o
+                   FROM STREAM read_kafka(topic => 'orders'));
+CREATE STREAMING TABLE users AS
+  SELECT u.user_id, upper(u.country) AS country
+  FROM (SELECT from_json(CAST(value AS STRING), 'user_id INT, country STRING') AS u FROM STREAM read_kafka(topic => 'users'));
+CREATE MATERIALIZED VIEW revenue AS
+  SELECT u.country, count(*) AS n, sum(o.amount * 2) AS doubled
+  FROM orders o JOIN users u ON o.user_id = u.user_id GROUP BY u.country;
+""")
+    result = run_sluice("graph", pipe, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    graph = json.loads(result.stdout)
+    columns = {d["name"]: {c["name"]: c["from"] for c in d["columns"]} for d in graph["datasets"]}
+    assert columns["orders"]["amount"] == ["kafka:orders.value"]
+    assert columns["users"]["country"] == ["kafka:users.value"]
+    assert columns["revenue"] == {"country": ["users.country"], "n": [], "doubled": ["orders.amount"]}
+    assert graph["order"].index("revenue") > graph["order"].index("orders")

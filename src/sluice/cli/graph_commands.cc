@@ -81,7 +81,8 @@ void add_graph_commands(CLI::App& app, int* exit_code) {
   g->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();
   g->add_option("--format", format, "dot, mermaid or json")->check(CLI::IsMember({"dot", "mermaid", "json"}));
   g->callback([exit_code] {
-    auto graph = load_graph(dir);
+    pipeline::PipelineConfig config;
+    auto graph = load_graph(dir, &config);
     if (!graph.ok()) {
       std::cerr << "sluice: " << graph.status().message() << "\n";
       *exit_code = 1;
@@ -89,7 +90,15 @@ void add_graph_commands(CLI::App& app, int* exit_code) {
     }
     std::cout << (format == "dot" ? pipeline::graph_to_dot(*graph)
                   : format == "mermaid" ? pipeline::graph_to_mermaid(*graph)
-                                        : pipeline::graph_to_json(*graph));
+                                        : pipeline::graph_to_json(*graph, [&] {
+                      // Column lineage needs every query planned; without it the graph still prints.
+                      auto lineage = pipeline::sql_pipeline_lineage(config, *graph);
+                      if (!lineage.ok()) {
+                        std::cerr << "sluice: warning: no column lineage: " << lineage.status().message() << "\n";
+                        return decltype(lineage)::ValueType{};
+                      }
+                      return *lineage;
+                    }()));
   });
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,9 @@ class SelectPlan {
   bool joins() const { return join_ != nullptr; }
   bool unions() const { return !union_.empty(); }
   const std::optional<WatermarkSpec>& watermark() const { return watermark_; }
+  // Column lineage: for each output column, the source columns it is computed from, as
+  // "<dataset or kafka:topic>.<column>".
+  std::vector<std::set<std::string>> lineage() const;
   std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
   bool aggregates() const { return aggregate_.has_value(); }

@@ -307,7 +307,9 @@ std::string graph_to_mermaid(const Graph& g) {
   return out;
 }
 
-std::string graph_to_json(const Graph& g) {
+std::string graph_to_json(
+    const Graph& g,
+    const std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>& columns) {
   nlohmann::json datasets = nlohmann::json::array();
   for (const auto& name : g.order) {
     const auto& d = g.datasets.at(name);
@@ -317,6 +319,13 @@ std::string graph_to_json(const Graph& g) {
                         {"line", d.loc.line},
                         {"flows", d.flows},
                         {"upstream", g.upstream_of(name)}});
+    if (auto it = columns.find(name); it != columns.end()) {
+      nlohmann::json cols = nlohmann::json::array();
+      for (const auto& [column, sources] : it->second) {
+        cols.push_back({{"name", column}, {"from", std::vector<std::string>(sources.begin(), sources.end())}});
+      }
+      datasets.back()["columns"] = cols;
+    }
   }
   nlohmann::json flows = nlohmann::json::array();
   for (const auto& [name, f] : g.flows) {

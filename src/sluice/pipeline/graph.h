@@ -7,6 +7,7 @@
 #include <arrow/result.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,9 @@ arrow::Result<Graph> build_graph(std::vector<sql::SourceFile> files);
 // Renderings of the graph for `sluice graph`.
 std::string graph_to_dot(const Graph& graph);
 std::string graph_to_mermaid(const Graph& graph);
-std::string graph_to_json(const Graph& graph);
+// `columns`: optional column lineage per dataset (output column -> source columns).
+std::string graph_to_json(
+    const Graph& graph,
+    const std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>& columns = {});
 
 }  // namespace sluice::pipeline

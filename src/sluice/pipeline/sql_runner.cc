@@ -122,6 +122,7 @@ class SqlRun {
 
   const std::map<std::string, std::shared_ptr<arrow::Schema>>& schemas() const { return schemas_; }
   const std::map<std::string, exec::SelectPlan>& views() const { return views_; }
+  const std::map<std::string, exec::SelectPlan>& flow_plans() const { return flow_plans_; }
 
   // Schemas of the stored datasets planned so far (upstream of the one being planned).
   exec::SelectPlan::SchemaLookup schema_lookup() const {
@@ -391,6 +392,40 @@ arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_p
   std::map<std::string, std::shared_ptr<arrow::Schema>> out;
   for (const auto& [name, schema] : run.schemas()) out[name] = schema;
   for (const auto& [name, plan] : run.views()) out[name] = plan.output_schema();
+  return out;
+}
+
+}  // namespace sluice::pipeline
+
+namespace sluice::pipeline {
+
+arrow::Result<std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>>
+sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
+  SqlRun run(config, graph, {});
+  ARROW_RETURN_NOT_OK(run.plan_all());
+  std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>> out;
+  auto add = [&](const std::string& dataset, const exec::SelectPlan& plan) {
+    auto lineage = plan.lineage();
+    auto& columns = out[dataset];
+    const auto& schema = plan.output_schema();
+    for (int i = 0; i < schema->num_fields(); ++i) {
+      auto it = std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == schema->field(i)->name(); });
+      if (it == columns.end()) {
+        columns.emplace_back(schema->field(i)->name(), lineage[i]);
+      } else {
+        it->second.insert(lineage[i].begin(), lineage[i].end());  // several flows into one table
+      }
+    }
+  };
+  for (const auto& [name, d] : graph.datasets) {
+    if (run.views().count(name)) {
+      add(name, run.views().at(name));
+      continue;
+    }
+    for (const auto& f : d.flows) {
+      if (run.flow_plans().count(f)) add(name, run.flow_plans().at(f));
+    }
+  }
   return out;
 }
 

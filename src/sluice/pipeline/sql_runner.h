@@ -9,6 +9,7 @@
 #include <arrow/type_fwd.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,5 +38,10 @@ arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineCo
 // each dataset, or every error found.
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
     const PipelineConfig& config, const Graph& graph);
+
+// Column lineage of every planned dataset: output column -> source columns
+// ("<dataset or kafka:topic>.<column>"), through views, subqueries, joins and aggregates.
+arrow::Result<std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>>
+sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph);
 
 }  // namespace sluice::pipeline
