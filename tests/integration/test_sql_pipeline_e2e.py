@@ -236,12 +236,15 @@ name: flows
 storage: ./data
 kafka:
   default: {{bootstrap.servers: "{bootstrap}"}}
+tables:
+  orders:
+    properties: {{delta.checkpointInterval: "3", owner: "yaml"}}
 """)
     (pipe / "p.sql").write_text(f"""
 CREATE OR REFRESH STREAMING TABLE orders (
   id BIGINT NOT NULL, amount DOUBLE, region STRING,
   CONSTRAINT has_amount EXPECT (amount IS NOT NULL)
-);
+) TBLPROPERTIES ('owner' = 'sql', 'quality' = 'silver');
 CREATE FLOW orders_eu AS INSERT INTO orders BY NAME
   SELECT o.id, o.amount, 'eu' AS region
   FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS o FROM STREAM read_kafka(topic => '{eu}'));
@@ -262,6 +265,8 @@ CREATE MATERIALIZED VIEW by_region AS SELECT region, count(*) AS n FROM orders G
     txns = [json.loads(line)["txn"]["appId"] for f in sorted((pipe / "data" / "tables" / "orders" / "_delta_log").glob("*.json"))
             for line in f.read_text().splitlines() if '"txn"' in line]
     assert sorted(set(txns)) == sorted([f"flows/orders_eu/{eu}/0", f"flows/orders_us/{us}/0", f"flows/orders_us/{us}/1"])
+    # TBLPROPERTIES become the table's configuration; pipeline.yaml overrides win.
+    assert table.metadata().configuration == {"delta.checkpointInterval": "3", "owner": "yaml", "quality": "silver"}
     gold = {r["region"]: r["n"] for r in DeltaTable(str(pipe / "data" / "tables" / "by_region")).to_pyarrow_table().to_pylist()}
     assert gold == {"eu": 30, "us": 20}
     again = run_sluice("run", pipe, "--once")
@@ -345,3 +350,12 @@ CREATE MATERIALIZED VIEW revenue AS
     assert columns["users"]["country"] == ["kafka:users.value"]
     assert columns["revenue"] == {"country": ["users.country"], "n": [], "doubled": ["orders.amount"]}
     assert graph["order"].index("revenue") > graph["order"].index("orders")
+
+
+def test_table_override_for_unknown_table_is_an_error(tmp_path):
+    pipe = write_pipeline(tmp_path / "pipe", "name: o\nkafka:\n  default: {bootstrap.servers: '127.0.0.1:1'}\n"
+                                             "tables:\n  event_silver:\n    properties: {a: b}\n")
+    (pipe / "p.sql").write_text("CREATE STREAMING TABLE events_silver AS SELECT * FROM STREAM read_kafka(topic => 't');\n")
+    result = run_sluice("validate", pipe)
+    assert result.returncode == 1
+    assert "pipeline.yaml: tables.event_silver names no dataset of the pipeline (did you mean 'events_silver'?)" in result.stderr

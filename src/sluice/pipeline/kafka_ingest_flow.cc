@@ -170,6 +170,7 @@ class IngestRun {
   arrow::Result<std::unique_ptr<delta::TableWriter>> make_writer() const {
     delta::WriteOptions options;
     options.table_name = table_.table;
+    options.configuration = table_.properties;
     options.partition_columns = table_.partition_columns;
     if (!table_.comment.empty()) options.description = table_.comment;
     const auto& schema = table_.output_schema ? table_.output_schema : kafka::kafka_source_schema();

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct KafkaFlowSpec {
   std::shared_ptr<arrow::Schema> output_schema;  // schema of what transform returns
   BatchTransform transform;                      // empty: write the Kafka rows as they are
   std::vector<std::string> partition_columns;
+  std::map<std::string, std::string> properties;  // table properties for a new table
 };
 
 struct IngestReport {

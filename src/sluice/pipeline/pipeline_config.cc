@@ -67,7 +67,7 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
   ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
                                      {"name", "storage", "mode", "trigger_interval", "kafka",
-                                      "configuration", "libraries", "bronze"}));
+                                      "configuration", "libraries", "bronze", "tables"}));
   PipelineConfig cfg;
   cfg.dir = fs::absolute(dir);
   if (!root["name"]) return ctx.error(root, "missing required key 'name'");
@@ -179,6 +179,22 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
         ARROW_ASSIGN_OR_RAISE(t.comment, ctx.scalar(entry["comment"], "comment"));
       }
       cfg.bronze.push_back(std::move(t));
+    }
+  }
+  if (const auto tables = root["tables"]) {
+    if (!tables.IsMap()) return ctx.error(tables, "'tables' must map table names to settings");
+    for (const auto& t : tables) {
+      const auto name = t.first.as<std::string>();
+      if (!t.second.IsMap()) return ctx.error(t.second, "tables.{} must be a mapping", name);
+      ARROW_RETURN_NOT_OK(ctx.check_keys(t.second, "tables." + name, {"properties"}));
+      auto& props = cfg.table_properties[name];
+      if (const auto p = t.second["properties"]) {
+        if (!p.IsMap()) return ctx.error(p, "tables.{}.properties must be a mapping", name);
+        for (const auto& kv : p) {
+          const auto key = kv.first.as<std::string>();
+          ARROW_ASSIGN_OR_RAISE(props[key], ctx.scalar(kv.second, "tables." + name + ".properties." + key));
+        }
+      }
     }
   }
   if (const auto libraries = root["libraries"]) {

@@ -37,6 +37,8 @@ struct PipelineConfig {
   std::map<std::string, std::string> configuration;
   std::vector<BronzeTableConfig> bronze;
   std::vector<std::string> library_globs;  // `libraries: - glob: {include: "*.sql"}`
+  // Per-table overrides: `tables: {name: {properties: {k: v}}}`, merged over TBLPROPERTIES.
+  std::map<std::string, std::map<std::string, std::string>> table_properties;
 
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
@@ -112,6 +113,15 @@ class SqlRun {
       if (!st.ok()) {
         errors.push_back(st.message());
         failed.insert(name);
+      }
+    }
+    for (const auto& [table, props] : config_.table_properties) {
+      if (!graph_.datasets.count(table)) {
+        std::vector<std::string> names;
+        for (const auto& [n, ds] : graph_.datasets) names.push_back(n);
+        std::string best = closest_match(table, names);
+        errors.push_back(fmt::format("pipeline.yaml: tables.{} names no dataset of the pipeline{}", table,
+                                     best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best)));
       }
     }
     if (errors.empty()) return arrow::Status::OK();
@@ -242,6 +252,16 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
+  // TBLPROPERTIES with pipeline.yaml `tables.<name>.properties` over them; they become the Delta
+  // table's configuration when it is created.
+  std::map<std::string, std::string> properties(const Dataset& d) const {
+    auto out = d.definition->properties;
+    if (auto it = config_.table_properties.find(d.name); it != config_.table_properties.end()) {
+      for (const auto& [k, v] : it->second) out[k] = v;
+    }
+    return out;
+  }
+
   // WATERMARK is type-checked by validate; running it needs the event-time runtime.
   static arrow::Status refuse_event_time(const exec::SelectPlan& plan) {
     if (plan.watermark()) {
@@ -277,6 +297,7 @@ class SqlRun {
         spec.starting_offsets = StartingOffsets::kLatest;
       }
       spec.partition_columns = d.definition->partitioned_by;
+      spec.properties = properties(d);
       spec.output_schema = schema;
       spec.transform = to_table_rows;
       ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(config_, spec, options_));
@@ -307,6 +328,7 @@ class SqlRun {
     }
     delta::WriteOptions wo;
     wo.table_name = d.name;
+    wo.configuration = properties(d);
     wo.partition_columns = d.definition->partitioned_by;
     ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
     for (const auto& f : files) {
@@ -353,6 +375,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
     delta::WriteOptions wo;
     wo.table_name = d.name;
+    wo.configuration = properties(d);
     wo.mode = delta::WriteMode::kOverwrite;
     wo.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
     wo.partition_columns = d.definition->partitioned_by;
