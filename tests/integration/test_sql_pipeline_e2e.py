@@ -359,3 +359,61 @@ def test_table_override_for_unknown_table_is_an_error(tmp_path):
     result = run_sluice("validate", pipe)
     assert result.returncode == 1
     assert "pipeline.yaml: tables.event_silver names no dataset of the pipeline (did you mean 'events_silver'?)" in result.stderr
+
+
+def test_apply_changes_is_type_checked(tmp_path):
+    pipe = write_pipeline(tmp_path / "pipe", "name: cdc\nkafka:\n  default: {bootstrap.servers: '127.0.0.1:1'}\n")
+    (pipe / "p.sql").write_text("""
+CREATE STREAMING TABLE cdc_raw AS SELECT c.* FROM (SELECT from_json(CAST(value AS STRING),
+  'id BIGINT, name STRING, op STRING, ts TIMESTAMP') AS c FROM STREAM read_kafka(topic => 'cdc'));
+CREATE STREAMING TABLE customers;
+APPLY CHANGES INTO customers FROM STREAM(cdc_raw) KEYS (id) APPLY AS DELETE WHEN op = 'd'
+  SEQUENCE BY ts COLUMNS * EXCEPT (op) STORED AS SCD TYPE 2;
+""")
+    ok = run_sluice("validate", pipe)
+    assert ok.returncode == 0, ok.stderr
+    assert "id BIGINT, name STRING, ts TIMESTAMP, __START_AT TIMESTAMP, __END_AT TIMESTAMP" in ok.stdout
+    (pipe / "p.sql").write_text((pipe / "p.sql").read_text().replace("op = 'd'", "op + 1"))
+    bad = run_sluice("validate", pipe)
+    assert bad.returncode == 1
+    assert "'+' needs numbers, not STRING and INT" in bad.stderr, bad.stderr
+
+
+def test_every_aggregate_in_a_materialized_view(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    rng = random.Random(3)
+    rows = [{"k": rng.randint(0, 2), "x": None if rng.random() < 0.1 else round(rng.uniform(-10, 10), 3),
+             "s": None if rng.random() < 0.1 else f"s{rng.randint(0, 8)}"} for _ in range(200)]
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for r in rows:
+        producer.produce(topic, value=json.dumps(r).encode())
+    producer.flush(30)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: aggs
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE src AS SELECT r.* FROM (SELECT from_json(CAST(value AS STRING), 'k INT, x DOUBLE, s STRING') AS r
+                                              FROM STREAM read_kafka(topic => '{topic}'));
+CREATE MATERIALIZED VIEW stats AS
+  SELECT k, count(*) AS n, count(x) AS nx, count(DISTINCT s) AS ds, sum(x) AS sx, avg(x) AS ax,
+         min(s) AS mins, max(x) AS maxx, stddev(x) AS sd, approx_count_distinct(s) AS acd
+  FROM src GROUP BY k ORDER BY k;
+""")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    got = DeltaTable(str(pipe / "data" / "tables" / "stats")).to_pyarrow_table().to_pylist()
+    con = duckdb.connect()
+    con.register("src", pa.Table.from_pylist(rows, schema=pa.schema([("k", pa.int32()), ("x", pa.float64()), ("s", pa.string())])))
+    want = con.sql("""SELECT k, count(*) AS n, count(x) AS nx, count(DISTINCT s) AS ds, sum(x) AS sx, avg(x) AS ax,
+                             min(s) AS mins, max(x) AS maxx, stddev_samp(x) AS sd, count(DISTINCT s) AS acd
+                      FROM src GROUP BY k ORDER BY k""").arrow().read_all().to_pylist()
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        for key in w:
+            if isinstance(w[key], float):
+                assert abs(g[key] - w[key]) < 1e-9 * max(1.0, abs(w[key])), (key, g, w)
+            else:
+                assert g[key] == w[key], (key, g, w)

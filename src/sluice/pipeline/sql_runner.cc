@@ -166,8 +166,10 @@ class SqlRun {
     for (const auto& fname : d.flows) {
       const auto& flow = graph_.flows.at(fname);
       if (!flow.query) {
-        return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
-                                             "APPLY CHANGES is parsed and checked but not executed yet"));
+        ARROW_ASSIGN_OR_RAISE(auto target, check_apply_changes(flow, inline_views));
+        if (!schema) schema = target;
+        apply_changes_.insert(fname);
+        continue;
       }
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
                                                               schema_lookup(), inline_views));
@@ -212,6 +214,7 @@ class SqlRun {
     // Each flow's rows must fit the dataset's schema (BY NAME; missing nullable columns are null).
     for (const auto& fname : d.flows) {
       const auto& flow = graph_.flows.at(fname);
+      if (apply_changes_.count(fname)) continue;
       auto fits = delta::reconcile_schema(*schema, *flow_plans_.at(fname).output_schema(), delta::SchemaMode::kStrict);
       if (!fits.ok()) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], flow.loc,
@@ -248,8 +251,79 @@ class SqlRun {
 
  private:
   arrow::Status run_streaming(const Dataset& d, DatasetReport& report) {
-    for (const auto& fname : d.flows) ARROW_RETURN_NOT_OK(run_flow(d, fname, report));
+    for (const auto& fname : d.flows) {
+      if (apply_changes_.count(fname)) {
+        return arrow::Status::NotImplemented(
+            "APPLY CHANGES is parsed and type-checked (sluice validate) but not executed yet");
+      }
+      ARROW_RETURN_NOT_OK(run_flow(d, fname, report));
+    }
     return arrow::Status::OK();
+  }
+
+  // APPLY CHANGES: the source is read as a stream; keys, SEQUENCE BY, APPLY AS DELETE/TRUNCATE
+  // and COLUMNS are bound against it. Returns the target's schema (SCD type 2 adds __START_AT
+  // and __END_AT of the SEQUENCE BY type, as DLT does).
+  arrow::Result<std::shared_ptr<arrow::Schema>> check_apply_changes(
+      const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views) {
+    const auto& ac = *flow.apply_changes;
+    const auto& file = graph_.files[flow.file];
+    sql::Query q;
+    q.loc = ac.loc;
+    sql::Select sel;
+    sel.loc = ac.loc;
+    auto star = std::make_unique<sql::Expr>();
+    star->kind = sql::ExprKind::kStar;
+    star->loc = ac.loc;
+    sel.items.push_back({std::move(star), ""});
+    auto source = std::make_unique<sql::TableRef>();
+    source->kind = ac.source->kind;
+    source->loc = ac.source->loc;
+    source->name = ac.source->name;
+    source->stream = ac.source->stream;
+    source->query = ac.source->query;
+    sel.from = std::move(source);
+    q.selects.push_back(std::move(sel));
+    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(q, file, schema_lookup(), inline_views));
+    const auto& in = plan.output_schema();
+    exec::ExpressionBinder binder(file, in);
+    auto require_column = [&](const std::string& name, sql::Location at) -> arrow::Status {
+      if (!in->GetFieldByName(name)) {
+        std::vector<std::string> names;
+        for (const auto& f : in->fields()) names.push_back(f->name());
+        std::string best = closest_match(name, names);
+        return arrow::Status::Invalid(sql::format_error(file, at, fmt::format(
+            "APPLY CHANGES: '{}' is not a column of the source{}", name,
+            best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best))));
+      }
+      return arrow::Status::OK();
+    };
+    for (const auto& k : ac.keys) ARROW_RETURN_NOT_OK(require_column(k, ac.loc));
+    ARROW_ASSIGN_OR_RAISE(auto sequence, binder.bind(*ac.sequence_by));
+    for (const auto* cond : {ac.delete_when.get(), ac.truncate_when.get()}) {
+      if (!cond) continue;
+      ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*cond));
+      if (b.type->id() != arrow::Type::BOOL) {
+        return arrow::Status::Invalid(sql::format_error(file, cond->loc, "APPLY AS ... WHEN needs a BOOLEAN condition"));
+      }
+    }
+    for (const auto& c : ac.columns) ARROW_RETURN_NOT_OK(require_column(c, ac.loc));
+    for (const auto& c : ac.except_columns) ARROW_RETURN_NOT_OK(require_column(c, ac.loc));
+    arrow::FieldVector fields;
+    for (const auto& f : in->fields()) {
+      const auto& n = f->name();
+      if (!ac.columns.empty() && std::find(ac.columns.begin(), ac.columns.end(), n) == ac.columns.end() &&
+          std::find(ac.keys.begin(), ac.keys.end(), n) == ac.keys.end()) {
+        continue;
+      }
+      if (std::find(ac.except_columns.begin(), ac.except_columns.end(), n) != ac.except_columns.end()) continue;
+      fields.push_back(f);
+    }
+    if (ac.scd_type == 2) {
+      fields.push_back(arrow::field("__START_AT", sequence.type));
+      fields.push_back(arrow::field("__END_AT", sequence.type));
+    }
+    return arrow::schema(fields);
   }
 
   // TBLPROPERTIES with pipeline.yaml `tables.<name>.properties` over them; they become the Delta
@@ -397,6 +471,7 @@ class SqlRun {
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
+  std::set<std::string> apply_changes_;            // flows checked but not executed yet
 };
 
 }  // namespace
