@@ -250,7 +250,9 @@ CREATE FLOW orders_eu AS INSERT INTO orders BY NAME
   FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS o FROM STREAM read_kafka(topic => '{eu}'));
 CREATE FLOW orders_us AS INSERT INTO orders BY NAME
   SELECT o.id, 'us' AS region
-  FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT') AS o FROM STREAM read_kafka(topic => '{us}'));
+  FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT') AS o
+        FROM STREAM read_kafka(bootstrapServers => '{bootstrap}', subscribe => '{us}', startingOffsets => 'earliest',
+                               `kafka.client.id` => 'us-flow'));
 CREATE MATERIALIZED VIEW by_region AS SELECT region, count(*) AS n FROM orders GROUP BY region;
 """)
     first = run_sluice("run", pipe, "--once")

@@ -403,9 +403,24 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
           return fail(a->loc, "read_kafka takes named arguments with literal values (topic => 'name')");
         }
-        src.options[a->name] = a->args[0]->value;
+        // Databricks' read_kafka spells them camelCase (subscribe, startingOffsets,
+        // bootstrapServers); DESIGN.md's examples snake_case (topic, starting_offsets).
+        static const std::map<std::string, std::string> kAliases = {
+            {"subscribe", "topic"}, {"startingoffsets", "starting_offsets"},
+            {"bootstrapservers", "bootstrap_servers"}, {"startingOffsets", "starting_offsets"},
+            {"bootstrapServers", "bootstrap_servers"}};
+        std::string key = a->name;
+        if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
+        if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
+        static const std::set<std::string> kKnown = {"topic", "starting_offsets", "bootstrap_servers", "cluster"};
+        if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
+          return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
+                                          "starting_offsets/startingOffsets, bootstrapServers, cluster, kafka.*)",
+                                          a->name));
+        }
+        src.options[key] = a->args[0]->value;
       }
-      if (!src.options.count("topic")) return fail(from.loc, "read_kafka needs topic => 'name'");
+      if (!src.options.count("topic")) return fail(from.loc, "read_kafka needs topic => 'name' (or subscribe => 'name')");
       src.name = src.options.at("topic");
       schema = src.schema;
       plan.source_ = std::move(src);

@@ -363,6 +363,18 @@ class SqlRun {
       spec.flow = flow_name;
       spec.topic = src.name;
       if (auto it = src.options.find("cluster"); it != src.options.end()) spec.cluster = it->second;
+      // bootstrapServers / kafka.* arguments make (or extend) a cluster of their own.
+      bool custom = src.options.count("bootstrap_servers") > 0;
+      for (const auto& [k, v] : src.options) custom = custom || k.rfind("kafka.", 0) == 0;
+      if (custom) {
+        auto props = config_.kafka.count(spec.cluster) ? config_.kafka.at(spec.cluster) : kafka::KafkaProperties{};
+        if (auto it = src.options.find("bootstrap_servers"); it != src.options.end()) props["bootstrap.servers"] = it->second;
+        for (const auto& [k, v] : src.options) {
+          if (k.rfind("kafka.", 0) == 0) props[k.substr(6)] = v;
+        }
+        spec.cluster = "read_kafka:" + flow_name;
+        config_.kafka[spec.cluster] = std::move(props);
+      }
       if (!config_.kafka.count(spec.cluster)) {
         return invalid("read_kafka uses Kafka cluster '{}', which pipeline.yaml does not define under 'kafka:'",
                        spec.cluster);
@@ -464,7 +476,7 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
-  const PipelineConfig& config_;
+  PipelineConfig config_;  // a copy: read_kafka arguments may add clusters
   const Graph& graph_;
   IngestOptions options_;
   std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name
