@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "sluice/common/status.h"
+#include "sluice/exec/kernel_registry.h"
 #include "sluice/format/json_decoder.h"
 
 namespace sluice::exec {
@@ -30,12 +31,7 @@ struct FromJsonState : cp::KernelState {
 
 arrow::Status from_json_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
   const auto* state = static_cast<const FromJsonState*>(ctx->kernel()->data.get());
-  std::shared_ptr<arrow::Array> input;
-  if (batch[0].is_array()) {
-    input = batch[0].array.ToArray();
-  } else {
-    ARROW_ASSIGN_OR_RAISE(input, arrow::MakeArrayFromScalar(*batch[0].scalar, batch.length));
-  }
+  ARROW_ASSIGN_OR_RAISE(auto input, argument_array(batch, 0));
   ARROW_ASSIGN_OR_RAISE(auto result, format::decode_json(*input, state->type));
   out->value = result->data();
   return arrow::Status::OK();
@@ -79,12 +75,7 @@ arrow::Result<std::vector<PathStep>> parse_path(const std::string& path) {
 
 arrow::Status json_path_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
   const auto& steps = static_cast<const JsonPathState*>(ctx->kernel()->data.get())->steps;
-  std::shared_ptr<arrow::Array> input;
-  if (batch[0].is_array()) {
-    input = batch[0].array.ToArray();
-  } else {
-    ARROW_ASSIGN_OR_RAISE(input, arrow::MakeArrayFromScalar(*batch[0].scalar, batch.length));
-  }
+  ARROW_ASSIGN_OR_RAISE(auto input, argument_array(batch, 0));
   const auto& in = static_cast<const arrow::BinaryArray&>(*input);
   arrow::StringBuilder builder;
   ARROW_RETURN_NOT_OK(builder.Reserve(in.length()));
@@ -131,23 +122,14 @@ arrow::Status json_path_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, 
 
 arrow::Result<std::string> json_path_function(const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(auto steps, parse_path(path));
-  static std::mutex mutex;  // guards registration
   const std::string name = "sluice_json_path_" + std::to_string(std::hash<std::string>{}(path));
-  std::lock_guard lock(mutex);
-  auto* registry = cp::GetFunctionRegistry();
-  if (registry->GetFunction(name).ok()) return name;
-  auto function = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
-  auto state = std::make_shared<JsonPathState>();
-  state->steps = std::move(steps);
-  for (const auto& in : {arrow::utf8(), arrow::binary()}) {
-    cp::ScalarKernel kernel({cp::InputType(in)}, cp::OutputType(arrow::utf8()), json_path_exec);
-    kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
-    kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
-    kernel.data = state;
-    ARROW_RETURN_NOT_OK(function->AddKernel(std::move(kernel)));
-  }
-  ARROW_RETURN_NOT_OK(registry->AddFunction(function, /*allow_overwrite=*/false));
-  return name;
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+    auto function = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
+    auto state = std::make_shared<JsonPathState>();
+    state->steps = steps;
+    ARROW_RETURN_NOT_OK(add_text_kernels(*function, cp::OutputType(arrow::utf8()), json_path_exec, state));
+    return function;
+  });
 }
 
 namespace {
@@ -161,40 +143,28 @@ arrow::Status not_yet_exec(cp::KernelContext* ctx, const cp::ExecSpan&, cp::Exec
 
 arrow::Result<std::string> not_yet_function(const std::shared_ptr<arrow::DataType>& type,
                                             const std::string& message) {
-  static std::mutex mutex;  // guards registration
   const std::string name = "sluice_not_yet_" + std::to_string(std::hash<std::string>{}(type->ToString() + message));
-  std::lock_guard lock(mutex);
-  auto* registry = cp::GetFunctionRegistry();
-  if (registry->GetFunction(name).ok()) return name;
-  auto function = std::make_shared<cp::ScalarFunction>(name, cp::Arity::VarArgs(1), cp::FunctionDoc::Empty());
-  auto state = std::make_shared<MessageState>();
-  state->message = message;
-  cp::ScalarKernel kernel(cp::KernelSignature::Make({cp::InputType::Any()}, cp::OutputType(type), true), not_yet_exec);
-  kernel.data = state;
-  ARROW_RETURN_NOT_OK(function->AddKernel(std::move(kernel)));
-  ARROW_RETURN_NOT_OK(registry->AddFunction(function, false));
-  return name;
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+    auto function = std::make_shared<cp::ScalarFunction>(name, cp::Arity::VarArgs(1), cp::FunctionDoc::Empty());
+    auto state = std::make_shared<MessageState>();
+    state->message = message;
+    cp::ScalarKernel kernel(cp::KernelSignature::Make({cp::InputType::Any()}, cp::OutputType(type), true), not_yet_exec);
+    kernel.data = state;
+    ARROW_RETURN_NOT_OK(function->AddKernel(std::move(kernel)));
+    return function;
+  });
 }
 
 arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type) {
-  static std::mutex mutex;  // guards registration
   const std::string name = "sluice_from_json_" + std::to_string(std::hash<std::string>{}(type->ToString()));
-  std::lock_guard lock(mutex);
-  auto* registry = cp::GetFunctionRegistry();
-  if (registry->GetFunction(name).ok()) return name;
-  auto function = std::make_shared<cp::ScalarFunction>(
-      name, cp::Arity::Unary(), cp::FunctionDoc("Decode JSON text into " + type->ToString(), "", {"json"}));
-  auto state = std::make_shared<FromJsonState>();
-  state->type = type;
-  for (const auto& in : {arrow::utf8(), arrow::binary()}) {
-    cp::ScalarKernel kernel({cp::InputType(in)}, cp::OutputType(type), from_json_exec);
-    kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
-    kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
-    kernel.data = state;
-    ARROW_RETURN_NOT_OK(function->AddKernel(std::move(kernel)));
-  }
-  ARROW_RETURN_NOT_OK(registry->AddFunction(function, /*allow_overwrite=*/false));
-  return name;
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+    auto function = std::make_shared<cp::ScalarFunction>(
+        name, cp::Arity::Unary(), cp::FunctionDoc("Decode JSON text into " + type->ToString(), "", {"json"}));
+    auto state = std::make_shared<FromJsonState>();
+    state->type = type;
+    ARROW_RETURN_NOT_OK(add_text_kernels(*function, cp::OutputType(type), from_json_exec, state));
+    return function;
+  });
 }
 
 }  // namespace sluice::exec

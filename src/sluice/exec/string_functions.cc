@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "sluice/common/status.h"
+#include "sluice/exec/kernel_registry.h"
 
 namespace sluice::exec {
 
@@ -27,32 +28,12 @@ struct TextState : cp::KernelState {
   int bits = 0;
 };
 
-arrow::Result<std::shared_ptr<arrow::Array>> input_array(const cp::ExecSpan& batch, int i) {
-  if (batch[i].is_array()) return batch[i].array.ToArray();
-  return arrow::MakeArrayFromScalar(*batch[i].scalar, batch.length);
-}
-
-std::mutex& registry_mutex() {
-  static std::mutex m;  // guards registration of sluice functions
-  return m;
-}
-
-// Registers `name` once, built by `make`.
-arrow::Result<std::string> register_once(const std::string& name,
-                                         const std::function<arrow::Result<std::shared_ptr<cp::Function>>()>& make) {
-  std::lock_guard lock(registry_mutex());
-  auto* registry = cp::GetFunctionRegistry();
-  if (registry->GetFunction(name).ok()) return name;
-  ARROW_ASSIGN_OR_RAISE(auto function, make());
-  ARROW_RETURN_NOT_OK(registry->AddFunction(function, /*allow_overwrite=*/false));
-  return name;
-}
 
 arrow::Status concat_ws_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
   const auto& sep = static_cast<const TextState*>(ctx->kernel()->data.get())->text;
   std::vector<std::shared_ptr<arrow::StringArray>> inputs;
   for (int i = 0; i < batch.num_values(); ++i) {
-    ARROW_ASSIGN_OR_RAISE(auto a, input_array(batch, i));
+    ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, i));
     inputs.push_back(std::static_pointer_cast<arrow::StringArray>(a));
   }
   arrow::StringBuilder builder;
@@ -81,7 +62,7 @@ arrow::Status digest_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp:
                      : state->bits == 384 ? EVP_sha384()
                      : state->bits == 512 ? EVP_sha512()
                                           : EVP_sha256();
-  ARROW_ASSIGN_OR_RAISE(auto a, input_array(batch, 0));
+  ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, 0));
   const auto& in = static_cast<const arrow::BinaryArray&>(*a);
   arrow::StringBuilder builder;
   ARROW_RETURN_NOT_OK(builder.Reserve(batch.length));
@@ -117,7 +98,7 @@ arrow::Status digest_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp:
 arrow::Status xxhash64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
   std::vector<std::shared_ptr<arrow::Array>> inputs;
   for (int i = 0; i < batch.num_values(); ++i) {
-    ARROW_ASSIGN_OR_RAISE(auto a, input_array(batch, i));
+    ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, i));
     inputs.push_back(a);
   }
   arrow::Int64Builder builder;
@@ -177,7 +158,7 @@ struct TypeState : cp::KernelState {
 // path runs only for batches that hold a bad value).
 arrow::Status try_cast_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
   const auto& type = static_cast<const TypeState*>(ctx->kernel()->data.get())->type;
-  ARROW_ASSIGN_OR_RAISE(auto in, input_array(batch, 0));
+  ARROW_ASSIGN_OR_RAISE(auto in, argument_array(batch, 0));
   auto options = cp::CastOptions::Safe(type);
   options.allow_float_truncate = true;
   options.allow_time_truncate = true;
@@ -206,7 +187,7 @@ arrow::Status try_cast_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, c
 
 arrow::Result<std::string> try_cast_function(const std::shared_ptr<arrow::DataType>& type) {
   const std::string name = "sluice_try_cast_" + std::to_string(std::hash<std::string>{}(type->ToString()));
-  return register_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
     auto f = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
     auto state = std::make_shared<TypeState>();
     state->type = type;
@@ -221,7 +202,7 @@ arrow::Result<std::string> try_cast_function(const std::shared_ptr<arrow::DataTy
 
 arrow::Result<std::string> concat_ws_function(const std::string& separator) {
   const std::string name = "sluice_concat_ws_" + std::to_string(std::hash<std::string>{}(separator));
-  return register_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
     auto f = std::make_shared<cp::ScalarFunction>(name, cp::Arity::VarArgs(1), cp::FunctionDoc::Empty());
     auto state = std::make_shared<TextState>();
     state->text = separator;
@@ -241,25 +222,19 @@ arrow::Result<std::string> digest_function(const std::string& algorithm, int bit
     return invalid("sha2 takes 224, 256, 384 or 512 bits, not {}", bits);
   }
   const std::string name = "sluice_" + algorithm + (algorithm == "sha2" ? "_" + std::to_string(bits == 0 ? 256 : bits) : "");
-  return register_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
     auto f = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
     auto state = std::make_shared<TextState>();
     state->text = algorithm;
     state->bits = bits == 0 ? 256 : bits;
-    for (const auto& in : {arrow::utf8(), arrow::binary()}) {
-      cp::ScalarKernel kernel({cp::InputType(in)}, cp::OutputType(arrow::utf8()), digest_exec);
-      kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
-      kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
-      kernel.data = state;
-      ARROW_RETURN_NOT_OK(f->AddKernel(std::move(kernel)));
-    }
+    ARROW_RETURN_NOT_OK(add_text_kernels(*f, cp::OutputType(arrow::utf8()), digest_exec, state));
     return f;
   });
 }
 
 arrow::Result<std::string> xxhash64_function() {
   const std::string name = "sluice_xxhash64";
-  return register_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
     auto f = std::make_shared<cp::ScalarFunction>(name, cp::Arity::VarArgs(1), cp::FunctionDoc::Empty());
     cp::ScalarKernel kernel(cp::KernelSignature::Make({cp::InputType::Any()}, cp::OutputType(arrow::int64()), true),
                             xxhash64_exec);
