@@ -419,3 +419,49 @@ CREATE MATERIALIZED VIEW stats AS
                 assert abs(g[key] - w[key]) < 1e-9 * max(1.0, abs(w[key])), (key, g, w)
             else:
                 assert g[key] == w[key], (key, g, w)
+
+
+def test_event_log_counts_match_an_independent_count(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    rng = random.Random(11)
+    values = [rng.choice([None, -3, 0, 5, 8]) for _ in range(120)]
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for v in values:
+        producer.produce(topic, value=json.dumps({"v": v}).encode())
+    producer.flush(30)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: quality
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
+CREATE STREAMING TABLE checked (
+  CONSTRAINT present EXPECT (v IS NOT NULL) ON VIOLATION DROP ROW,
+  CONSTRAINT positive EXPECT (v > 0)
+) AS SELECT j.v FROM (SELECT from_json(CAST(value AS STRING), 'v INT') AS j FROM STREAM(raw));
+""")
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    events = run_sluice("events", pipe, "--type", "flow_progress", "--format", "json")
+    assert events.returncode == 0, events.stderr
+    progress = {e["dataset"]: e["details"]["flow_progress"] for e in map(json.loads, events.stdout.splitlines())}
+    checked = progress["checked"]
+    assert checked["metrics"] == {"num_input_rows": 120, "num_output_rows": sum(v is not None for v in values),
+                                  "num_dropped_rows": sum(v is None for v in values)}
+    quality = {x["name"]: (x["passed_records"], x["failed_records"]) for x in checked["data_quality"]["expectations"]}
+    assert quality["present"] == (sum(v is not None for v in values), sum(v is None for v in values))
+    assert quality["positive"] == (sum(v is not None and v > 0 for v in values), sum(v is None or v <= 0 for v in values))
+    # The log is a Delta table other readers open.
+    log = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table()
+    assert set(log.column("event_type").to_pylist()) == {"create_update", "flow_definition", "flow_progress", "update_progress"}
+    # A failed update is logged too.
+    (pipe / "p.sql").write_text((pipe / "p.sql").read_text().replace("EXPECT (v > 0)", "EXPECT (v > 0) ON VIOLATION FAIL UPDATE"))
+    assert run_sluice("run", pipe, "--once").returncode == 0  # nothing new: no row to fail on
+    producer.produce(topic, value=b'{"v": -1}')
+    producer.flush(30)
+    assert run_sluice("run", pipe, "--once").returncode == 1
+    failed = run_sluice("events", pipe, "--type", "update_progress", "--limit", "1", "--format", "json")
+    last = json.loads(failed.stdout.splitlines()[-1])
+    assert last["level"] == "ERROR" and last["details"]["update_progress"]["state"] == "FAILED"
+    assert "expectation 'positive'" in last["details"]["error"]

@@ -1,12 +1,17 @@
 // `sluice validate <dir>` (resolve the SQL graph and report every error at once) and
 // `sluice graph <dir> --format dot|mermaid|json` (lineage).
 #include <CLI/CLI.hpp>
-#include <arrow/type.h>
+#include <arrow/api.h>
 #include <fmt/format.h>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "sluice/cli/table_commands.h"
+#include "sluice/delta/scan.h"
+#include "sluice/delta/stats.h"
+#include "sluice/delta/table.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/sql_runner.h"
@@ -70,12 +75,89 @@ int validate(const std::string& dir) {
 
 }  // namespace
 
+int show_events(const std::string& dir, const std::string& type, const std::string& since, int64_t limit,
+                const std::string& format) {
+  auto config = pipeline::load_pipeline_config(dir);
+  if (!config.ok()) {
+    std::cerr << "sluice: error: " << config.status().message() << "\n";
+    return 1;
+  }
+  delta::LogStore store(config->storage / "system" / "event_log");
+  auto snapshot = delta::load_latest_if_exists(store);
+  if (!snapshot.ok() || !*snapshot) {
+    std::cerr << "sluice: error: no event log yet at " << store.table_root().string() << " (run the pipeline first)\n";
+    return 1;
+  }
+  auto table = delta::scan_table(store, **snapshot);
+  if (!table.ok()) {
+    std::cerr << "sluice: error: " << table.status().message() << "\n";
+    return 1;
+  }
+  auto rows = (*table)->CombineChunksToBatch().ValueOr(nullptr);
+  if (!rows) return 1;
+  std::optional<int64_t> since_micros;
+  if (!since.empty()) {
+    std::string t = since;
+    for (auto& c : t) c = c == ' ' ? 'T' : c;
+    if (!t.empty() && t.back() == 'Z') t.pop_back();
+    auto parsed = arrow::Scalar::Parse(arrow::timestamp(arrow::TimeUnit::MICRO), t);
+    if (!parsed.ok()) {
+      std::cerr << "sluice: error: --since '" << since << "' is not a time (2026-01-01T12:00:00Z)\n";
+      return 1;
+    }
+    since_micros = static_cast<const arrow::TimestampScalar&>(**parsed).value;
+  }
+  const auto& ts = static_cast<const arrow::TimestampArray&>(*rows->GetColumnByName("timestamp"));
+  const auto& types = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("event_type"));
+  const auto& levels = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("level"));
+  const auto& messages = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("message"));
+  const auto& details = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("details"));
+  const auto& origin = static_cast<const arrow::StructArray&>(*rows->GetColumnByName("origin"));
+  const auto& datasets = static_cast<const arrow::StringArray&>(*origin.GetFieldByName("dataset_name"));
+  const auto& sequence = static_cast<const arrow::StructArray&>(*rows->GetColumnByName("sequence"));
+  const auto& seq = static_cast<const arrow::Int64Array&>(*sequence.GetFieldByName("seq"));
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < rows->num_rows(); ++i) {
+    if (!type.empty() && types.GetString(i) != type) continue;
+    if (since_micros && ts.Value(i) < *since_micros) continue;
+    order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return std::make_pair(ts.Value(a), seq.Value(a)) < std::make_pair(ts.Value(b), seq.Value(b));
+  });
+  if (limit > 0 && static_cast<int64_t>(order.size()) > limit) order.erase(order.begin(), order.end() - limit);
+  for (int64_t i : order) {
+    std::string when = delta::format_timestamp_micros(ts.Value(i), true, false);
+    if (format == "json") {
+      nlohmann::json j = {{"timestamp", when}, {"level", levels.GetString(i)}, {"event_type", types.GetString(i)},
+                          {"dataset", datasets.IsNull(i) ? nlohmann::json() : nlohmann::json(datasets.GetString(i))},
+                          {"message", messages.GetString(i)},
+                          {"details", nlohmann::json::parse(details.GetString(i), nullptr, false)}};
+      std::cout << j.dump() << "\n";
+    } else {
+      std::cout << fmt::format("{} {:<5} {:<16} {:<24} {}\n", when, levels.GetString(i), types.GetString(i),
+                               datasets.IsNull(i) ? "" : datasets.GetString(i), messages.GetString(i));
+    }
+  }
+  return 0;
+}
+
 void add_graph_commands(CLI::App& app, int* exit_code) {
   static std::string dir;
   static std::string format = "dot";
   auto* v = app.add_subcommand("validate", "Check a pipeline's SQL and print its resolved graph");
   v->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();
   v->callback([exit_code] { *exit_code = validate(dir); });
+
+  static std::string event_type, since, events_format = "text";
+  static int64_t limit = 0;
+  auto* ev = app.add_subcommand("events", "Read a pipeline's event log");
+  ev->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml")->required();
+  ev->add_option("--type", event_type, "Only events of this type (flow_progress, update_progress, ...)");
+  ev->add_option("--since", since, "Only events at or after this time");
+  ev->add_option("--limit", limit, "Only the last N events");
+  ev->add_option("--format", events_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  ev->callback([exit_code] { *exit_code = show_events(dir, event_type, since, limit, events_format); });
 
   auto* g = app.add_subcommand("graph", "Print a pipeline's lineage graph");
   g->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();

@@ -5,6 +5,8 @@
 #include <arrow/compute/api.h>
 #include <fmt/format.h>
 
+#include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <set>
 
@@ -14,7 +16,9 @@
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/common/ids.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/event_log.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/sql/types.h"
 
@@ -56,6 +60,7 @@ class Expectations {
                            : 0;
       int64_t failures = batch->num_rows() - passes;
       report.expectation_failures[check.name] += failures;
+      report.expectation_rows[check.name] += batch->num_rows();
       if (failures == 0) continue;
       if (check.action == sql::ViolationAction::kFailUpdate) {
         ARROW_ASSIGN_OR_RAISE(auto inverted, cp::Invert(passed));
@@ -234,7 +239,43 @@ class SqlRun {
   }
 
   arrow::Result<std::vector<DatasetReport>> run() {
+    EventLog events(config_.storage, config_.name, random_uuid());
+    events.add({"create_update", "INFO", fmt::format("Update {} started", events.update_id()), "", "",
+                {{"mode", "triggered"}}, 0});
+    auto result = run_logged(events);
+    if (result.ok()) {
+      events.add({"update_progress", "INFO", fmt::format("Update {} is COMPLETED.", events.update_id()), "", "",
+                  {{"update_progress", {{"state", "COMPLETED"}}}}, 0});
+    } else {
+      events.add({"update_progress", "ERROR", fmt::format("Update {} is FAILED.", events.update_id()), "", "",
+                  {{"update_progress", {{"state", "FAILED"}}}, {"error", result.status().message()}}, 0});
+    }
+    // The event log is written even for a failed update; its own failure never hides the
+    // update's result, only adds to it.
+    auto logged = events.flush();
+    if (!logged.ok()) {
+      std::fprintf(stderr, "sluice: warning: could not write the event log: %s\n", logged.message().c_str());
+    }
+    return result;
+  }
+
+  arrow::Result<std::vector<DatasetReport>> run_logged(EventLog& events) {
     ARROW_RETURN_NOT_OK(plan_all());
+    for (const auto& [fname, flow] : graph_.flows) {
+      nlohmann::json inputs = nlohmann::json::array();
+      for (const auto& in : flow.inputs) {
+        inputs.push_back(in.kind == FlowInput::Kind::kKafka ? "kafka:" + in.name : in.name);
+      }
+      const auto& d = graph_.datasets.at(flow.target);
+      events.add({"flow_definition", "INFO", fmt::format("Flow '{}' is defined as {}.", fname, kind_text(d.kind)),
+                  fname, flow.target,
+                  {{"flow_definition", {{"output_dataset", flow.target},
+                                        {"input_datasets", inputs},
+                                        {"flow_type", flow.apply_changes ? "apply_changes"
+                                                      : d.kind == sql::DatasetKind::kMaterializedView ? "materialized_view"
+                                                                                                       : "append"}}}},
+                  0});
+    }
     std::vector<DatasetReport> reports;
     for (const auto& name : graph_.order) {
       const auto& d = graph_.datasets.at(name);
@@ -242,7 +283,28 @@ class SqlRun {
       DatasetReport report;
       report.dataset = name;
       report.kind = kind_text(d.kind);
+      const auto started = std::chrono::steady_clock::now();
       auto st = d.kind == sql::DatasetKind::kStreamingTable ? run_streaming(d, report) : run_materialized(d, report);
+      report.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - started).count();
+      nlohmann::json expectations = nlohmann::json::array();
+      for (const auto& [constraint, failed] : report.expectation_failures) {
+        expectations.push_back({{"name", constraint}, {"dataset", name},
+                                {"passed_records", report.expectation_rows[constraint] - failed},
+                                {"failed_records", failed}});
+      }
+      events.add({"flow_progress", st.ok() ? "INFO" : "ERROR",
+                  st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
+                          : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
+                  d.flows.empty() ? name : d.flows[0], name,
+                  {{"flow_progress", {{"status", st.ok() ? "COMPLETED" : "FAILED"},
+                                      {"metrics", {{"num_input_rows", report.rows_read},
+                                                   {"num_output_rows", report.rows_written},
+                                                   {"num_dropped_rows", report.rows_dropped}}},
+                                      {"data_quality", {{"expectations", expectations}}},
+                                      {"table_version", report.version},
+                                      {"duration_ms", report.duration_ms}}}},
+                  0});
       if (!st.ok()) return with_context(st, fmt::format("pipeline '{}', table '{}'", config_.name, name));
       reports.push_back(std::move(report));
     }

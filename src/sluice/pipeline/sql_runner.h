@@ -27,6 +27,8 @@ struct DatasetReport {
   int64_t rows_written = 0;
   int64_t version = -1;
   std::map<std::string, int64_t> expectation_failures;  // per constraint
+  std::map<std::string, int64_t> expectation_rows;      // rows each constraint was checked on
+  int64_t duration_ms = 0;
   int64_t rows_dropped = 0;
 };
 

@@ -1,0 +1,44 @@
+// The pipeline event log: a Delta table at <storage>/system/event_log with DLT's shape (id,
+// sequence, origin, timestamp, level, event_type, message, details as JSON text). An update
+// collects its events and commits them in one append when it ends, whether it succeeded or not.
+#pragma once
+
+#include <arrow/result.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sluice::pipeline {
+
+struct Event {
+  std::string event_type;  // create_update, flow_definition, flow_progress, update_progress
+  std::string level = "INFO";
+  std::string message;
+  std::string flow;
+  std::string dataset;
+  nlohmann::json details = nlohmann::json::object();
+  int64_t timestamp_micros = 0;
+};
+
+class EventLog {
+ public:
+  EventLog(std::filesystem::path storage, std::string pipeline, std::string update_id);
+
+  void add(Event event);
+  // Appends the collected events to the event-log table (one commit) and clears them.
+  arrow::Status flush();
+
+  const std::string& update_id() const { return update_id_; }
+  std::filesystem::path table_path() const { return storage_ / "system" / "event_log"; }
+
+ private:
+  std::filesystem::path storage_;
+  std::string pipeline_;
+  std::string update_id_;
+  std::vector<Event> events_;
+  int64_t sequence_ = 0;
+};
+
+}  // namespace sluice::pipeline
