@@ -465,3 +465,61 @@ CREATE STREAMING TABLE checked (
     last = json.loads(failed.stdout.splitlines()[-1])
     assert last["level"] == "ERROR" and last["details"]["update_progress"]["state"] == "FAILED"
     assert "expectation 'positive'" in last["details"]["error"]
+
+
+def wait_for(predicate, timeout=60.0, interval=0.2):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_continuous_mode_follows_the_topic_and_stops_cleanly_on_sigterm(tmp_path, bootstrap, new_topic):
+    import signal
+    import subprocess
+    import time
+    from conftest import SLUICE
+    topic = new_topic(2)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: live
+storage: ./data
+mode: continuous
+trigger_interval: 200ms
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
+CREATE STREAMING TABLE parsed AS SELECT j.n FROM (SELECT from_json(CAST(value AS STRING), 'n INT') AS j FROM STREAM(raw));
+""")
+    producer = Producer({"bootstrap.servers": bootstrap})
+
+    def produce_range(lo, hi):
+        for n in range(lo, hi):
+            producer.produce(topic, value=json.dumps({"n": n}).encode(), partition=n % 2)
+        producer.flush(30)
+
+    def parsed_rows():
+        path = pipe / "data" / "tables" / "parsed"
+        if not (path / "_delta_log").exists():
+            return []
+        return DeltaTable(str(path)).to_pyarrow_table().column("n").to_pylist()
+
+    produce_range(0, 500)
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(parsed_rows()) >= 500), "first records never arrived"
+        produce_range(500, 800)
+        assert wait_for(lambda: len(parsed_rows()) >= 800), "the pipeline did not follow the topic"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sorted(parsed_rows()) == list(range(800))

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "sluice/cli/table_commands.h"
@@ -37,60 +38,60 @@ void print_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
 int run_command(const std::string& dir, bool once, const std::string& bootstrap_override) {
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
-  auto sql = sluice::pipeline::load_sql_sources(*config);
-  if (!sql.ok()) return fail(sql.status());
-  if (!sql->empty()) {
-    if (!once && config->mode == sluice::pipeline::Mode::kContinuous) {
-      return fail(arrow::Status::NotImplemented("continuous mode for SQL pipelines comes with the streaming "
-                                                "runtime; use --once"));
-    }
-    auto graph = sluice::pipeline::build_graph(std::move(*sql));
-    if (!graph.ok()) return fail(graph.status());
-    if (!config->bronze.empty()) {
-      auto reports = sluice::pipeline::run_pipeline_once(*config);
-      if (!reports.ok()) return fail(reports.status());
-      print_reports(*reports);
-    }
-    auto reports = sluice::pipeline::run_sql_pipeline_once(*config, *graph);
-    if (!reports.ok()) return fail(reports.status());
-    for (const auto& r : *reports) {
-      std::string expectations;
-      for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
-      std::cout << fmt::format("{} ({}): {} rows read, {} written, {} dropped, table version {}{}\n", r.dataset,
-                               r.kind, r.rows_read, r.rows_written, r.rows_dropped, r.version,
-                               expectations.empty() ? "" : ";" + expectations);
-    }
-    return 0;
-  }
-  if (config->bronze.empty()) {
-    return fail(arrow::Status::Invalid(fmt::format(
-        "pipeline '{}' defines no tables: add .sql files or a 'bronze:' list", config->name)));
-  }
   if (!bootstrap_override.empty()) {
     for (auto& [name, props] : config->kafka) props["bootstrap.servers"] = bootstrap_override;
   }
-  const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
-  if (!continuous) {
-    auto reports = sluice::pipeline::run_pipeline_once(*config);
-    if (!reports.ok()) return fail(reports.status());
-    print_reports(*reports);
-    return 0;
+  auto sql = sluice::pipeline::load_sql_sources(*config);
+  if (!sql.ok()) return fail(sql.status());
+  std::optional<sluice::pipeline::Graph> graph;
+  if (!sql->empty()) {
+    auto built = sluice::pipeline::build_graph(std::move(*sql));
+    if (!built.ok()) return fail(built.status());
+    graph = std::move(*built);
+  } else if (config->bronze.empty()) {
+    return fail(arrow::Status::Invalid(fmt::format(
+        "pipeline '{}' defines no tables: add .sql files or a 'bronze:' list", config->name)));
   }
-  // Continuous: one update per trigger interval until SIGINT/SIGTERM; an update in progress
-  // finishes and commits before the process exits.
+  sluice::pipeline::IngestOptions options;
+  options.stop = &g_stop;
+  // One update: the skeleton's bronze tables, then the SQL datasets in dependency order.
+  auto update = [&]() -> arrow::Status {
+    if (!config->bronze.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto reports, sluice::pipeline::run_pipeline_once(*config, options));
+      print_reports(reports);
+    }
+    if (graph) {
+      ARROW_ASSIGN_OR_RAISE(auto reports, sluice::pipeline::run_sql_pipeline_once(*config, *graph, options));
+      for (const auto& r : reports) {
+        std::string expectations;
+        for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
+        std::cout << fmt::format("{} ({}): {} rows read, {} written, {} dropped, table version {}{}\n", r.dataset,
+                                 r.kind, r.rows_read, r.rows_written, r.rows_dropped, r.version,
+                                 expectations.empty() ? "" : ";" + expectations);
+      }
+      std::cout.flush();
+    }
+    return arrow::Status::OK();
+  };
+  // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
+  if (!continuous) {
+    auto st = update();
+    return st.ok() ? 0 : fail(st);
+  }
+  // Continuous: one update per trigger interval until a signal; retryable errors (broker away)
+  // are reported and retried, others stop the pipeline.
   while (!g_stop) {
     auto started = std::chrono::steady_clock::now();
-    auto reports = sluice::pipeline::run_pipeline_once(*config);
-    if (!reports.ok()) {
-      if (!sluice::is_retryable(reports.status())) return fail(reports.status());
-      std::cerr << "sluice: warning: " << reports.status().message() << " (retrying)\n";
-    } else {
-      print_reports(*reports);
+    auto st = update();
+    if (!st.ok()) {
+      if (!sluice::is_retryable(st)) return fail(st);
+      std::cerr << "sluice: warning: " << st.message() << " (retrying)\n";
     }
     while (!g_stop && std::chrono::steady_clock::now() - started < config->trigger_interval) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   std::cout << "sluice: stopped\n";

@@ -119,7 +119,7 @@ class IngestRun {
       return true;
     };
 
-    while (!all_done()) {
+    while (!all_done() && !options_.stopping()) {
       auto msg = consumer_->poll(std::chrono::milliseconds(500));
       auto now = std::chrono::steady_clock::now();
       if (!msg) {

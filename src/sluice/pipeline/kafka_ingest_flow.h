@@ -7,6 +7,7 @@
 #include <arrow/result.h>
 
 #include <chrono>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,11 @@ struct IngestOptions {
   int64_t batch_rows = 65'536;
   // Fail when no record arrives for this long although the partition is not at its end.
   std::chrono::milliseconds stall_timeout{60'000};
+  // Set (by a signal handler) to end the update early: the records consumed so far are
+  // committed with their offsets, and the rest is left for the next update.
+  const std::atomic<bool>* stop = nullptr;
+
+  bool stopping() const { return stop != nullptr && stop->load(); }
 };
 
 // Turns a batch of Kafka source rows into the rows to write (projection, filters,

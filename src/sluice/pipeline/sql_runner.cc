@@ -280,6 +280,7 @@ class SqlRun {
     for (const auto& name : graph_.order) {
       const auto& d = graph_.datasets.at(name);
       if (views_.count(name)) continue;
+      if (options_.stopping()) break;  // the rest waits for the next update; progress is per table
       DatasetReport report;
       report.dataset = name;
       report.kind = kind_text(d.kind);
