@@ -185,9 +185,10 @@ def test_validate_type_checks_every_query_before_running(tmp_path):
     assert "2 error(s) in the pipeline" in result.stderr, result.stderr
     assert "p.sql:2:47: error: struct 'j' has no field 'nope'" in result.stderr, result.stderr
     assert "p.sql:4:50: error: sum needs numbers, not BINARY" in result.stderr, result.stderr
-    # Nothing ran: no table was created.
+    # Nothing ran: no table was created; only the event log records the failed update.
     run = run_sluice("run", pipe, "--once")
-    assert run.returncode == 1 and not (pipe / "data").exists()
+    assert run.returncode == 1 and not (pipe / "data" / "tables").exists()
+    assert (pipe / "data" / "system" / "event_log" / "_delta_log").exists()
 
 
 def test_views_and_ctes_are_inlined(tmp_path, bootstrap, new_topic):
