@@ -524,3 +524,37 @@ CREATE STREAMING TABLE parsed AS SELECT j.n FROM (SELECT from_json(CAST(value AS
         if proc.poll() is None:
             proc.kill()
     assert sorted(parsed_rows()) == list(range(800))
+
+
+def test_read_kafka_offset_options(tmp_path, bootstrap, new_topic):
+    topic = new_topic(2)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(200):
+        producer.produce(topic, value=str(i).encode(), partition=i % 2)
+    producer.flush(30)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: offsets
+storage: ./data
+kafka:
+  default: {{bootstrap.servers: "{bootstrap}"}}
+""")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE raw AS SELECT partition, offset FROM STREAM read_kafka(
+  topic => '{topic}',
+  startingOffsets => '{{"{topic}": {{"0": 10, "1": -2}}}}',
+  endingOffsets => '{{"{topic}": {{"0": 60, "1": 80}}}}',
+  maxOffsetsPerTrigger => 40);
+""")
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    table = pipe / "data" / "tables" / "raw"
+    assert 30 <= DeltaTable(str(table)).to_pyarrow_table().num_rows <= 40
+    for _ in range(10):
+        assert run_sluice("run", pipe, "--once").returncode == 0
+    rows = DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+    got = sorted((r["partition"], r["offset"]) for r in rows)
+    assert got == sorted([(0, o) for o in range(10, 60)] + [(1, o) for o in range(0, 80)])
+    bad = pipe / "p.sql"
+    bad.write_text(bad.read_text().replace("maxOffsetsPerTrigger => 40", "maxOffsetsPerTrigger => 'many'"))
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 1 and "max_offsets_per_trigger must be a number, not 'many'" in result.stderr

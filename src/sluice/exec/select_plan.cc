@@ -408,11 +408,14 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         static const std::map<std::string, std::string> kAliases = {
             {"subscribe", "topic"}, {"startingoffsets", "starting_offsets"},
             {"bootstrapservers", "bootstrap_servers"}, {"startingOffsets", "starting_offsets"},
-            {"bootstrapServers", "bootstrap_servers"}};
+            {"bootstrapServers", "bootstrap_servers"}, {"endingOffsets", "ending_offsets"},
+            {"maxOffsetsPerTrigger", "max_offsets_per_trigger"}, {"failOnDataLoss", "fail_on_data_loss"}};
         std::string key = a->name;
         if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
         if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
-        static const std::set<std::string> kKnown = {"topic", "starting_offsets", "bootstrap_servers", "cluster"};
+        static const std::set<std::string> kKnown = {"topic", "starting_offsets", "ending_offsets",
+                                                     "max_offsets_per_trigger", "fail_on_data_loss",
+                                                     "bootstrap_servers", "cluster"};
         if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
           return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
                                           "starting_offsets/startingOffsets, bootstrapServers, cluster, kafka.*)",

@@ -65,6 +65,18 @@ class IngestRun {
       KafkaOffset start = committed ? KafkaOffset(*committed)
                           : table_.starting_offsets == StartingOffsets::kEarliest ? marks.low
                                                                                   : marks.high;
+      if (!committed) {
+        if (auto it = table_.starting_partition_offsets.find(p.value()); it != table_.starting_partition_offsets.end()) {
+          start = it->second == -2 ? marks.low : it->second == -1 ? marks.high : KafkaOffset(it->second);
+        }
+      }
+      if (start < marks.low && !table_.fail_on_data_loss) {
+        std::fprintf(stderr, "sluice: warning: %s: Kafka %s[%d] offsets %lld..%lld expired; continuing at %lld "
+                     "(fail_on_data_loss => false)\n", where().c_str(), table_.topic.c_str(), p.value(),
+                     static_cast<long long>(start.value()), static_cast<long long>(marks.low.value() - 1),
+                     static_cast<long long>(marks.low.value()));
+        start = marks.low;
+      }
       if (start < marks.low) {
         return invalid(
             "{}: Kafka {}[{}] lost data: the table has read up to offset {} but the topic now "
@@ -78,7 +90,25 @@ class IngestRun {
             "topic deleted and recreated?); run a full refresh of the table to start over",
             where(), table_.topic, p.value(), marks.high.value(), start.value());
       }
-      progress_[p] = PartitionProgress{start, marks.high};
+      KafkaOffset end = marks.high;
+      if (auto it = table_.ending_partition_offsets.find(p.value()); it != table_.ending_partition_offsets.end() &&
+                                                                      it->second >= 0) {
+        end = std::max(start, std::min(end, KafkaOffset(it->second)));
+      }
+      progress_[p] = PartitionProgress{start, end};
+    }
+    // max_offsets_per_trigger: share the budget among partitions by their lag (as Spark does).
+    if (table_.max_offsets_per_trigger) {
+      int64_t total_lag = 0;
+      for (const auto& [p, prog] : progress_) total_lag += prog.end.value() - prog.next.value();
+      const int64_t budget = *table_.max_offsets_per_trigger;
+      if (total_lag > budget) {
+        for (auto& [p, prog] : progress_) {
+          int64_t lag = prog.end.value() - prog.next.value();
+          int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
+          prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));
+        }
+      }
     }
     return arrow::Status::OK();
   }

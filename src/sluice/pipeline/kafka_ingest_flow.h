@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,13 @@ struct KafkaFlowSpec {
   BatchTransform transform;                      // empty: write the Kafka rows as they are
   std::vector<std::string> partition_columns;
   std::map<std::string, std::string> properties;  // table properties for a new table
+  // Per-partition starting offsets for partitions with no recorded progress (-2 earliest,
+  // -1 latest), and per-partition offsets to stop before (Spark's startingOffsets /
+  // endingOffsets JSON for this topic).
+  std::map<int32_t, int64_t> starting_partition_offsets;
+  std::map<int32_t, int64_t> ending_partition_offsets;
+  std::optional<int64_t> max_offsets_per_trigger;  // records per update, spread by lag
+  bool fail_on_data_loss = true;                   // else skip expired offsets with a warning
 };
 
 struct IngestReport {
