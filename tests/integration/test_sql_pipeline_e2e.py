@@ -34,6 +34,21 @@ ORDER BY event_type;
 """
 
 
+def kafka_pipeline(tmp_path, name, bootstrap, extra=""):
+    """A pipeline folder whose default Kafka cluster is the test broker."""
+    return write_pipeline(tmp_path / "pipe", f"name: {name}\nstorage: ./data\n"
+                                             f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n{extra}")
+
+
+def produce_values(bootstrap, topic, values, partitions=1):
+    """Produces each value (dict -> JSON, bytes as they are) round-robin over partitions."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i, v in enumerate(values):
+        payload = v if isinstance(v, bytes) else json.dumps(v).encode()
+        producer.produce(topic, value=payload, partition=i % partitions)
+    producer.flush(30)
+
+
 def produce_events(bootstrap, topic, n, seed):
     """JSON events, some malformed or without user_id or with an unknown type; returns the
     raw payloads produced."""
@@ -149,16 +164,8 @@ configuration:
 
 def test_fail_update_expectation_stops_before_commit(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for v in [b'{"n": 1}', b'{"n": -5}']:
-        producer.produce(topic, value=v)
-    producer.flush(30)
-    pipe = write_pipeline(tmp_path / "pipe", f"""
-name: strict
-storage: ./data
-kafka:
-  default: {{bootstrap.servers: "{bootstrap}"}}
-""")
+    produce_values(bootstrap, topic, [b'{"n": 1}', b'{"n": -5}'])
+    pipe = kafka_pipeline(tmp_path, "strict", bootstrap)
     (pipe / "p.sql").write_text(f"""
 CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
 CREATE OR REFRESH STREAMING TABLE checked (
@@ -193,16 +200,8 @@ def test_validate_type_checks_every_query_before_running(tmp_path):
 
 def test_views_and_ctes_are_inlined(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for i in range(20):
-        producer.produce(topic, value=json.dumps({"k": i % 4, "v": i}).encode())
-    producer.flush(30)
-    pipe = write_pipeline(tmp_path / "pipe", f"""
-name: inline
-storage: ./data
-kafka:
-  default: {{bootstrap.servers: "{bootstrap}"}}
-""")
+    produce_values(bootstrap, topic, [{"k": i % 4, "v": i} for i in range(20)])
+    pipe = kafka_pipeline(tmp_path, "inline", bootstrap)
     (pipe / "p.sql").write_text(f"""
 CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
 CREATE TEMPORARY VIEW parsed AS
@@ -288,12 +287,7 @@ def test_materialized_view_joins_match_duckdb(tmp_path, bootstrap, new_topic):
     for u in users:
         producer.produce(users_topic, value=json.dumps(u).encode())
     producer.flush(30)
-    pipe = write_pipeline(tmp_path / "pipe", f"""
-name: joins
-storage: ./data
-kafka:
-  default: {{bootstrap.servers: "{bootstrap}"}}
-""")
+    pipe = kafka_pipeline(tmp_path, "joins", bootstrap)
     (pipe / "p.sql").write_text(f"""
 CREATE STREAMING TABLE orders AS
   SELECT o.* FROM (SELECT from_json(CAST(value AS STRING), 'order_id BIGINT, user_id INT, amount DOUBLE') AS o
@@ -387,16 +381,8 @@ def test_every_aggregate_in_a_materialized_view(tmp_path, bootstrap, new_topic):
     rng = random.Random(3)
     rows = [{"k": rng.randint(0, 2), "x": None if rng.random() < 0.1 else round(rng.uniform(-10, 10), 3),
              "s": None if rng.random() < 0.1 else f"s{rng.randint(0, 8)}"} for _ in range(200)]
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for r in rows:
-        producer.produce(topic, value=json.dumps(r).encode())
-    producer.flush(30)
-    pipe = write_pipeline(tmp_path / "pipe", f"""
-name: aggs
-storage: ./data
-kafka:
-  default: {{bootstrap.servers: "{bootstrap}"}}
-""")
+    produce_values(bootstrap, topic, rows)
+    pipe = kafka_pipeline(tmp_path, "aggs", bootstrap)
     (pipe / "p.sql").write_text(f"""
 CREATE STREAMING TABLE src AS SELECT r.* FROM (SELECT from_json(CAST(value AS STRING), 'k INT, x DOUBLE, s STRING') AS r
                                               FROM STREAM read_kafka(topic => '{topic}'));
@@ -430,12 +416,7 @@ def test_event_log_counts_match_an_independent_count(tmp_path, bootstrap, new_to
     for v in values:
         producer.produce(topic, value=json.dumps({"v": v}).encode())
     producer.flush(30)
-    pipe = write_pipeline(tmp_path / "pipe", f"""
-name: quality
-storage: ./data
-kafka:
-  default: {{bootstrap.servers: "{bootstrap}"}}
-""")
+    pipe = kafka_pipeline(tmp_path, "quality", bootstrap)
     (pipe / "p.sql").write_text(f"""
 CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
 CREATE STREAMING TABLE checked (
@@ -528,16 +509,8 @@ CREATE STREAMING TABLE parsed AS SELECT j.n FROM (SELECT from_json(CAST(value AS
 
 def test_read_kafka_offset_options(tmp_path, bootstrap, new_topic):
     topic = new_topic(2)
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for i in range(200):
-        producer.produce(topic, value=str(i).encode(), partition=i % 2)
-    producer.flush(30)
-    pipe = write_pipeline(tmp_path / "pipe", f"""
-name: offsets
-storage: ./data
-kafka:
-  default: {{bootstrap.servers: "{bootstrap}"}}
-""")
+    produce_values(bootstrap, topic, [str(i).encode() for i in range(200)], partitions=2)
+    pipe = kafka_pipeline(tmp_path, "offsets", bootstrap)
     (pipe / "p.sql").write_text(f"""
 CREATE STREAMING TABLE raw AS SELECT partition, offset FROM STREAM read_kafka(
   topic => '{topic}',
