@@ -14,7 +14,7 @@ CPORT=${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
 HEAP=${KAFKA_HEAP:-512m}
 READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
 RUN="$ROOT/.run/kafka-$PORT"
-LIBS="$ROOT/.deps/kafka/libs"
+LIBS="$ROOT/.deps/kafka/jars"
 PIDFILE="$RUN/kafka.pid"
 
 log() { printf '[kafka] %s\n' "$*" >&2; }

@@ -42,28 +42,22 @@ else
   log ".venv up to date"
 fi
 
-# Kafka jars from Maven Central.
-KAFKA_LIBS=.deps/kafka/libs
-POM_HASH=$(sha256sum tools/kafka/pom.xml | cut -c1-16)
-if [ "$(cat .deps/kafka/.complete 2>/dev/null)" != "$POM_HASH" ]; then
-  log "fetching Apache Kafka jars (Maven)"
-  rm -rf "$KAFKA_LIBS"; mkdir -p "$KAFKA_LIBS"
-  mvn -q -B -f tools/kafka/pom.xml dependency:copy-dependencies \
-      -DoutputDirectory="$ROOT/$KAFKA_LIBS" -DincludeScope=runtime
-  echo "$POM_HASH" > .deps/kafka/.complete
-else
-  log "Kafka jars present"
-fi
-# Delta Lake jars for Spark from Maven Central (pyspark ships Spark, Scala and Hadoop).
-SPARK_JARS=.deps/spark/jars
-SPARK_POM_HASH=$(sha256sum tools/spark/pom.xml | cut -c1-16)
-if [ "$(cat .deps/spark/.complete 2>/dev/null)" != "$SPARK_POM_HASH" ]; then
-  log "fetching Delta Lake jars for Spark (Maven)"
-  rm -rf "$SPARK_JARS"; mkdir -p "$SPARK_JARS"
-  mvn -q -B -f tools/spark/pom.xml dependency:copy-dependencies \
-      -DoutputDirectory="$ROOT/$SPARK_JARS" -DexcludeTransitive=true
-  echo "$SPARK_POM_HASH" > .deps/spark/.complete
-else
-  log "Spark Delta jars present"
-fi
+# Jars from Maven Central, refetched only when their pom changes (the stamp holds its hash).
+fetch_jars() {  # fetch_jars <pom> <folder under .deps> <what> [extra mvn arguments...]
+  local pom=$1 dir=.deps/$2 what=$3
+  shift 3
+  local hash
+  hash=$(sha256sum "$pom" | cut -c1-16)
+  if [ ! -d "$dir/jars" ] || [ "$(cat "$dir/.complete" 2>/dev/null)" != "$hash" ]; then
+    log "fetching $what (Maven)"
+    rm -rf "$dir/jars"; mkdir -p "$dir/jars"
+    mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$ROOT/$dir/jars" "$@"
+    echo "$hash" > "$dir/.complete"
+  else
+    log "$what present"
+  fi
+}
+fetch_jars tools/kafka/pom.xml kafka "Apache Kafka jars" -DincludeScope=runtime
+# pyspark ships Spark, Scala and Hadoop: only Delta's own jars are needed.
+fetch_jars tools/spark/pom.xml spark "Delta Lake jars for Spark" -DexcludeTransitive=true
 log "done"
