@@ -531,3 +531,38 @@ CREATE STREAMING TABLE raw AS SELECT partition, offset FROM STREAM read_kafka(
     bad.write_text(bad.read_text().replace("maxOffsetsPerTrigger => 40", "maxOffsetsPerTrigger => 'many'"))
     result = run_sluice("run", pipe, "--once")
     assert result.returncode == 1 and "max_offsets_per_trigger must be a number, not 'many'" in result.stderr
+
+
+def test_full_refresh_reprocesses_from_bronze_and_protects_kafka_tables(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [{"n": i} for i in range(50)])
+    pipe = kafka_pipeline(tmp_path, "refresh", bootstrap)
+    sql = f"""
+CREATE STREAMING TABLE bronze AS SELECT * FROM STREAM read_kafka(topic => '{topic}');
+CREATE STREAMING TABLE silver AS SELECT j.n FROM (SELECT from_json(CAST(value AS STRING), 'n INT') AS j FROM STREAM(bronze));
+"""
+    (pipe / "p.sql").write_text(sql)
+    tables = pipe / "data" / "tables"
+    assert run_sluice("run", pipe, "--once").returncode == 0
+
+    def ns(table):
+        return sorted(DeltaTable(str(tables / table)).to_pyarrow_table().column(
+            "n" if table == "silver" else "offset").to_pylist())
+
+    assert ns("silver") == list(range(50))
+    before = DeltaTable(str(tables / "silver")).version()
+    result = run_sluice("run", pipe, "--once", "--full-refresh", "silver")
+    assert result.returncode == 0, result.stderr
+    assert ns("silver") == list(range(50)), "rebuilt from bronze, not doubled"
+    assert DeltaTable(str(tables / "silver")).version() == before + 2  # reset, then reprocess
+    refused = run_sluice("run", pipe, "--once", "--full-refresh", "bronze")
+    assert refused.returncode == 1
+    assert "table 'bronze' reads Kafka directly and keeps its history" in refused.stderr
+    everything = run_sluice("run", pipe, "--once", "--full-refresh")
+    assert everything.returncode == 0, everything.stderr
+    assert ns("bronze") == list(range(50)) and ns("silver") == list(range(50))
+    (pipe / "p.sql").write_text(sql.replace("CREATE STREAMING TABLE bronze AS",
+                                            "CREATE STREAMING TABLE bronze TBLPROPERTIES ('pipelines.reset.allowed' = 'true') AS"))
+    allowed = run_sluice("run", pipe, "--once", "--full-refresh", "bronze")
+    assert allowed.returncode == 0, allowed.stderr
+    assert ns("bronze") == list(range(50)), "re-read from Kafka once, not doubled"

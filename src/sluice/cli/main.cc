@@ -35,7 +35,8 @@ void print_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
   std::cout.flush();
 }
 
-int run_command(const std::string& dir, bool once, const std::string& bootstrap_override) {
+int run_command(const std::string& dir, bool once, const std::string& bootstrap_override,
+                std::vector<std::string> full_refresh) {
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
   if (!bootstrap_override.empty()) {
@@ -54,6 +55,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   }
   sluice::pipeline::IngestOptions options;
   options.stop = &g_stop;
+  options.full_refresh = full_refresh;
   // One update: the skeleton's bronze tables, then the SQL datasets in dependency order.
   auto update = [&]() -> arrow::Status {
     if (!config->bronze.empty()) {
@@ -71,6 +73,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
       }
       std::cout.flush();
     }
+    options.full_refresh.clear();  // only the first update resets
     return arrow::Status::OK();
   };
   // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read.
@@ -110,6 +113,11 @@ int main(int argc, char** argv) {
   std::string bootstrap;
   run->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml")->required();
   run->add_flag("--once", once, "Triggered run: process what is available now, then exit");
+  std::vector<std::string> full_refresh;
+  run->add_option("--full-refresh", full_refresh,
+                  "Reset these streaming tables and reprocess them from their sources (no name: all)")
+      ->expected(0, -1)
+      ->default_str("*");
   run->add_option("--bootstrap-servers", bootstrap,
                   "Override bootstrap.servers of every Kafka cluster in pipeline.yaml");
 
@@ -124,6 +132,9 @@ int main(int argc, char** argv) {
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
   CLI11_PARSE(app, argc, argv);
-  if (run->parsed()) return run_command(dir, once, bootstrap);
+  if (run->parsed()) {
+    if (run->count("--full-refresh") && full_refresh.empty()) full_refresh = {"*"};
+    return run_command(dir, once, bootstrap, full_refresh);
+  }
   return exit_code;
 }

@@ -62,6 +62,7 @@ class IngestRun {
                             consumer_->watermarks(table_.topic, p, options_.metadata_timeout));
       const auto app_id = kafka_txn_app_id(config_.name, table_.flow, table_.topic, p);
       std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
+      if (committed && *committed < 0) committed.reset();  // reset by a full refresh
       KafkaOffset start = committed ? KafkaOffset(*committed)
                           : table_.starting_offsets == StartingOffsets::kEarliest ? marks.low
                                                                                   : marks.high;

@@ -34,6 +34,8 @@ struct IngestOptions {
   // Set (by a signal handler) to end the update early: the records consumed so far are
   // committed with their offsets, and the rest is left for the next update.
   const std::atomic<bool>* stop = nullptr;
+  // Streaming tables to reset and reprocess in this update ("*": all of them).
+  std::vector<std::string> full_refresh;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };

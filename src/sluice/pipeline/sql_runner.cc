@@ -261,6 +261,7 @@ class SqlRun {
 
   arrow::Result<std::vector<DatasetReport>> run_logged(EventLog& events) {
     ARROW_RETURN_NOT_OK(plan_all());
+    ARROW_RETURN_NOT_OK(full_refresh(events));
     for (const auto& [fname, flow] : graph_.flows) {
       nlohmann::json inputs = nlohmann::json::array();
       for (const auto& in : flow.inputs) {
@@ -389,6 +390,74 @@ class SqlRun {
     return arrow::schema(fields);
   }
 
+  // --full-refresh: the named streaming tables (all, for "*") lose their rows and their
+  // progress in one commit (every txn of the table set to -1, "nothing read"), so this update
+  // reprocesses them from their sources. A table read straight from Kafka keeps its history
+  // unless its `pipelines.reset.allowed` property is true: Kafka retention may have dropped
+  // what it holds.
+  arrow::Status full_refresh(EventLog& events) {
+    if (options_.full_refresh.empty()) return arrow::Status::OK();
+    std::vector<std::string> names = options_.full_refresh;
+    if (names.size() == 1 && names[0] == "*") {
+      names.clear();
+      for (const auto& [n, d] : graph_.datasets) {
+        if (d.kind == sql::DatasetKind::kStreamingTable) names.push_back(n);
+      }
+    }
+    const size_t requested = names.size();
+    // A reset table removes rows its downstream streaming tables already read, so they are
+    // reset too (transitively); otherwise their streaming reads would have to fail.
+    for (size_t i = 0; i < names.size(); ++i) {
+      for (const auto& [n, d] : graph_.datasets) {
+        // Views are followed through (they are inlined); materialized views recompute anyway.
+        if (d.kind == sql::DatasetKind::kMaterializedView || std::find(names.begin(), names.end(), n) != names.end()) continue;
+        auto upstream = graph_.upstream_of(n);
+        if (std::find(upstream.begin(), upstream.end(), names[i]) != upstream.end()) names.push_back(n);
+      }
+    }
+    for (size_t index = 0; index < names.size(); ++index) {
+      const auto& name = names[index];
+      auto it = graph_.datasets.find(name);
+      if (it == graph_.datasets.end()) {
+        std::vector<std::string> all;
+        for (const auto& [n, d] : graph_.datasets) all.push_back(n);
+        std::string best = closest_match(name, all);
+        return invalid("--full-refresh names '{}', which is not a table of the pipeline{}", name,
+                       best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best));
+      }
+      const auto& d = it->second;
+      if (d.kind != sql::DatasetKind::kStreamingTable) continue;  // recomputed every update anyway
+      bool reads_kafka = false;
+      for (const auto& f : d.flows) {
+        if (flow_plans_.count(f) && flow_plans_.at(f).source().kind == exec::PlanSource::Kind::kKafka) reads_kafka = true;
+      }
+      auto props = properties(d);
+      if (reads_kafka && (props.count("pipelines.reset.allowed") ? to_lower(props["pipelines.reset.allowed"]) != "true" : true)) {
+        if (index < requested && options_.full_refresh[0] != "*") {
+          return invalid("table '{}' reads Kafka directly and keeps its history across full refreshes; set "
+                         "TBLPROPERTIES ('pipelines.reset.allowed' = 'true') to allow resetting it", name);
+        }
+        continue;  // "*": silently keep bronze, as DLT does
+      }
+      auto store = std::make_shared<delta::LogStore>(config_.table_path(name));
+      ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+      if (!snapshot) continue;
+      delta::WriteOptions wo;
+      wo.mode = delta::WriteMode::kOverwrite;
+      wo.schema_mode = delta::SchemaMode::kMerge;
+      ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schemas_.at(name), wo));
+      ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+      for (const auto& [app, t] : snapshot->txns()) txn.set_txn(app, -1);
+      delta::CommitOptions co;
+      co.operation = "FULL REFRESH";
+      ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+      events.add({"flow_progress", "INFO", fmt::format("Table '{}' was reset for a full refresh.", name),
+                  d.flows.empty() ? name : d.flows[0], name,
+                  {{"full_refresh", {{"table_version", result.version.value()}}}}, 0});
+    }
+    return arrow::Status::OK();
+  }
+
   // read_kafka's offset options: starting_offsets earliest|latest|JSON, ending_offsets
   // latest|JSON ({"topic": {"0": 42}}), max_offsets_per_trigger, fail_on_data_loss.
   static arrow::Status apply_kafka_options(const std::map<std::string, std::string>& options, KafkaFlowSpec& spec) {
@@ -500,6 +569,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
     const std::string app_id = fmt::format("{}/{}/{}", config_.name, flow_name, up_snapshot->metadata().id);
     std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
+    if (done && *done < 0) done.reset();  // reset by a full refresh
     const int64_t latest = up_snapshot->version().value();
     if (done && *done >= latest) {
       report.version = snapshot->version().value();
