@@ -155,11 +155,12 @@ class IngestRun {
       auto now = std::chrono::steady_clock::now();
       if (!msg) {
         if (now - last_progress > options_.stall_timeout) {
-          return io_error(
+          // Retryable: a broker that went away may come back; what was committed stays.
+          return mark_retryable(io_error(
               "{}: no records from Kafka topic '{}' for {} s although partitions are behind "
               "their end offsets ({})",
               where(), table_.topic, options_.stall_timeout.count() / 1000,
-              consumer_->recent_errors());
+              consumer_->recent_errors()));
         }
         continue;
       }
