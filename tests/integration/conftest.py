@@ -50,10 +50,11 @@ def new_topic(bootstrap):
                 pass
 
 
-def run_sluice(*args, timeout=300):
+def run_sluice(*args, timeout=300, env_extra=None):
     """Runs the sluice binary; returns CompletedProcess (never raises on exit code)."""
+    env = dict(os.environ, **env_extra) if env_extra else None
     return subprocess.run([str(SLUICE), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def write_pipeline(folder: pathlib.Path, text: str) -> pathlib.Path:

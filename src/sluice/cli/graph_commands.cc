@@ -4,7 +4,11 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <iostream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -75,49 +79,21 @@ int validate(const std::string& dir) {
 
 }  // namespace
 
-int show_events(const std::string& dir, const std::string& type, const std::string& since, int64_t limit,
-                const std::string& format) {
-  auto config = pipeline::load_pipeline_config(dir);
-  if (!config.ok()) {
-    std::cerr << "sluice: error: " << config.status().message() << "\n";
-    return 1;
-  }
-  delta::LogStore store(config->storage / "system" / "event_log");
-  auto snapshot = delta::load_latest_if_exists(store);
-  if (!snapshot.ok() || !*snapshot) {
-    std::cerr << "sluice: error: no event log yet at " << store.table_root().string() << " (run the pipeline first)\n";
-    return 1;
-  }
-  auto table = delta::scan_table(store, **snapshot);
-  if (!table.ok()) {
-    std::cerr << "sluice: error: " << table.status().message() << "\n";
-    return 1;
-  }
-  auto rows = (*table)->CombineChunksToBatch().ValueOr(nullptr);
-  if (!rows) return 1;
-  std::optional<int64_t> since_micros;
-  if (!since.empty()) {
-    std::string t = since;
-    for (auto& c : t) c = c == ' ' ? 'T' : c;
-    if (!t.empty() && t.back() == 'Z') t.pop_back();
-    auto parsed = arrow::Scalar::Parse(arrow::timestamp(arrow::TimeUnit::MICRO), t);
-    if (!parsed.ok()) {
-      std::cerr << "sluice: error: --since '" << since << "' is not a time (2026-01-01T12:00:00Z)\n";
-      return 1;
-    }
-    since_micros = static_cast<const arrow::TimestampScalar&>(**parsed).value;
-  }
-  const auto& ts = static_cast<const arrow::TimestampArray&>(*rows->GetColumnByName("timestamp"));
-  const auto& types = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("event_type"));
-  const auto& levels = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("level"));
-  const auto& messages = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("message"));
-  const auto& details = static_cast<const arrow::StringArray&>(*rows->GetColumnByName("details"));
-  const auto& origin = static_cast<const arrow::StructArray&>(*rows->GetColumnByName("origin"));
+// Prints the events among `rows` that pass the filters, oldest first (the last `limit` of
+// them when limit > 0).
+void print_events(const arrow::RecordBatch& rows, const std::string& type, std::optional<int64_t> since_micros,
+                  int64_t limit, const std::string& format) {
+  const auto& ts = static_cast<const arrow::TimestampArray&>(*rows.GetColumnByName("timestamp"));
+  const auto& types = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("event_type"));
+  const auto& levels = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("level"));
+  const auto& messages = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("message"));
+  const auto& details = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("details"));
+  const auto& origin = static_cast<const arrow::StructArray&>(*rows.GetColumnByName("origin"));
   const auto& datasets = static_cast<const arrow::StringArray&>(*origin.GetFieldByName("dataset_name"));
-  const auto& sequence = static_cast<const arrow::StructArray&>(*rows->GetColumnByName("sequence"));
+  const auto& sequence = static_cast<const arrow::StructArray&>(*rows.GetColumnByName("sequence"));
   const auto& seq = static_cast<const arrow::Int64Array&>(*sequence.GetFieldByName("seq"));
   std::vector<int64_t> order;
-  for (int64_t i = 0; i < rows->num_rows(); ++i) {
+  for (int64_t i = 0; i < rows.num_rows(); ++i) {
     if (!type.empty() && types.GetString(i) != type) continue;
     if (since_micros && ts.Value(i) < *since_micros) continue;
     order.push_back(i);
@@ -139,6 +115,74 @@ int show_events(const std::string& dir, const std::string& type, const std::stri
                                datasets.IsNull(i) ? "" : datasets.GetString(i), messages.GetString(i));
     }
   }
+  std::cout.flush();
+}
+
+std::atomic<bool> g_follow_stop{false};
+
+int show_events(const std::string& dir, const std::string& type, const std::string& since, int64_t limit,
+                const std::string& format, bool follow) {
+  auto config = pipeline::load_pipeline_config(dir);
+  if (!config.ok()) {
+    std::cerr << "sluice: error: " << config.status().message() << "\n";
+    return 1;
+  }
+  std::optional<int64_t> since_micros;
+  if (!since.empty()) {
+    std::string t = since;
+    for (auto& c : t) c = c == ' ' ? 'T' : c;
+    if (!t.empty() && t.back() == 'Z') t.pop_back();
+    auto parsed = arrow::Scalar::Parse(arrow::timestamp(arrow::TimeUnit::MICRO), t);
+    if (!parsed.ok()) {
+      std::cerr << "sluice: error: --since '" << since << "' is not a time (2026-01-01T12:00:00Z)\n";
+      return 1;
+    }
+    since_micros = static_cast<const arrow::TimestampScalar&>(**parsed).value;
+  }
+  auto fail = [](const arrow::Status& st) {
+    std::cerr << "sluice: error: " << st.message() << "\n";
+    return 1;
+  };
+  delta::LogStore store(config->storage / "system" / "event_log");
+  std::signal(SIGINT, [](int) { g_follow_stop = true; });
+  std::signal(SIGTERM, [](int) { g_follow_stop = true; });
+  auto snapshot = delta::load_latest_if_exists(store);
+  if (!snapshot.ok()) return fail(snapshot.status());
+  // --follow waits for the log to appear; without it, no log is an error.
+  while (follow && !*snapshot && !g_follow_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    snapshot = delta::load_latest_if_exists(store);
+    if (!snapshot.ok()) return fail(snapshot.status());
+  }
+  if (!*snapshot) {
+    if (follow) return 0;
+    std::cerr << "sluice: error: no event log yet at " << store.table_root().string() << " (run the pipeline first)\n";
+    return 1;
+  }
+  auto table = delta::scan_table(store, **snapshot);
+  if (!table.ok()) return fail(table.status());
+  auto rows = (*table)->CombineChunksToBatch();
+  if (!rows.ok()) return fail(rows.status());
+  print_events(**rows, type, since_micros, limit, format);
+  if (!follow) return 0;
+  // Follow: every commit appended since is read from the files it added, in commit order.
+  int64_t seen = (*snapshot)->version().value();
+  while (!g_follow_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto latest = delta::load_latest_if_exists(store);
+    if (!latest.ok()) return fail(latest.status());
+    if (!*latest || (*latest)->version().value() <= seen) continue;
+    auto added = delta::added_files_between(store, DeltaVersion(seen), (*latest)->version(), delta::ChangePolicy::kFail);
+    if (!added.ok()) return fail(added.status());
+    for (const auto& f : *added) {
+      auto file = delta::read_data_file(store, **latest, f.add);
+      if (!file.ok()) return fail(file.status());
+      auto batch = (*file)->CombineChunksToBatch();
+      if (!batch.ok()) return fail(batch.status());
+      print_events(**batch, type, since_micros, 0, format);
+    }
+    seen = (*latest)->version().value();
+  }
   return 0;
 }
 
@@ -157,7 +201,9 @@ void add_graph_commands(CLI::App& app, int* exit_code) {
   ev->add_option("--since", since, "Only events at or after this time");
   ev->add_option("--limit", limit, "Only the last N events");
   ev->add_option("--format", events_format, "text or json")->check(CLI::IsMember({"text", "json"}));
-  ev->callback([exit_code] { *exit_code = show_events(dir, event_type, since, limit, events_format); });
+  static bool follow = false;
+  ev->add_flag("--follow,-f", follow, "Keep printing new events as updates commit them (until Ctrl-C)");
+  ev->callback([exit_code] { *exit_code = show_events(dir, event_type, since, limit, events_format, follow); });
 
   auto* g = app.add_subcommand("graph", "Print a pipeline's lineage graph");
   g->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();

@@ -72,11 +72,16 @@ std::string item_name(const sql::SelectItem& item, const BoundExpression& bound)
   return sql::to_string(*item.expr);
 }
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch) {
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
+                                                             std::shared_ptr<arrow::Array>* row_ids = nullptr) {
   if (stage.where) {
     ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*stage.where, *batch));
     ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
     batch = filtered.record_batch();
+    if (row_ids) {
+      ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(*row_ids, mask));
+      *row_ids = kept.make_array();
+    }
   }
   arrow::ArrayVector columns;
   for (const auto& p : stage.projections) {
@@ -723,11 +728,18 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
 
 const std::shared_ptr<arrow::Schema>& SelectPlan::output_schema() const { return stages_.back().output; }
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> SelectPlan::apply_row_stages(const arrow::RecordBatch& input) const {
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> SelectPlan::apply_row_stages(
+    const arrow::RecordBatch& input, std::shared_ptr<arrow::Array>* input_rows) const {
   size_t n = stages_.size() - (aggregate_ ? 1 : 0);
   std::shared_ptr<arrow::RecordBatch> current = arrow::RecordBatch::Make(input.schema(), input.num_rows(), input.columns());
+  if (input_rows) {
+    arrow::Int64Builder ids;
+    ARROW_RETURN_NOT_OK(ids.Reserve(input.num_rows()));
+    for (int64_t i = 0; i < input.num_rows(); ++i) ids.UnsafeAppend(i);
+    ARROW_ASSIGN_OR_RAISE(*input_rows, ids.Finish());
+  }
   for (size_t i = 0; i < n; ++i) {
-    ARROW_ASSIGN_OR_RAISE(current, run_stage(stages_[i], current));
+    ARROW_ASSIGN_OR_RAISE(current, run_stage(stages_[i], current, input_rows));
   }
   return current;
 }

@@ -83,7 +83,10 @@ class SelectPlan {
   bool aggregates() const { return aggregate_.has_value(); }
 
   // Filters and projects one batch of source rows (no aggregation, ordering or limit).
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply_row_stages(const arrow::RecordBatch& input) const;
+  // With `input_rows`, also the index into `input` of every output row (WHERE drops rows), so
+  // callers can tell each output row's source position.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply_row_stages(
+      const arrow::RecordBatch& input, std::shared_ptr<arrow::Array>* input_rows = nullptr) const;
   // The whole query (materialized views); `read` supplies each source's rows.
   using Reader = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(const PlanSource&)>;
   arrow::Result<std::shared_ptr<arrow::Table>> run(const Reader& read) const;

@@ -36,10 +36,12 @@ EventLog::EventLog(std::filesystem::path storage, std::string pipeline, std::str
 
 void EventLog::add(Event event) {
   if (event.timestamp_micros == 0) event.timestamp_micros = now_millis() * 1000;
+  std::lock_guard lock(mutex_);
   events_.push_back(std::move(event));
 }
 
 arrow::Status EventLog::flush() {
+  std::lock_guard lock(mutex_);
   if (events_.empty()) return arrow::Status::OK();
   const auto schema = event_schema();
   arrow::StringBuilder id, level, type, message, details;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct Event {
   int64_t timestamp_micros = 0;
 };
 
+// Thread-safe: flows running on the scheduler's threads add events concurrently.
 class EventLog {
  public:
   EventLog(std::filesystem::path storage, std::string pipeline, std::string update_id);
@@ -37,6 +39,7 @@ class EventLog {
   std::filesystem::path storage_;
   std::string pipeline_;
   std::string update_id_;
+  std::mutex mutex_;  // guards events_ and sequence_
   std::vector<Event> events_;
   int64_t sequence_ = 0;
 };

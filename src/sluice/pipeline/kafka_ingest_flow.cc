@@ -21,6 +21,7 @@ namespace {
 struct PartitionProgress {
   KafkaOffset next;  // next offset to read (= txn version)
   KafkaOffset end;   // high-water mark at start: the run stops there
+  KafkaOffset high;  // high-water mark at start (end may be lower: ending offsets, rate limit)
   bool done() const { return next >= end; }
 };
 
@@ -44,6 +45,7 @@ class IngestRun {
     ARROW_RETURN_NOT_OK(plan_offsets());
     ARROW_RETURN_NOT_OK(consume_and_commit());
     report_.table_version = snapshot_ ? snapshot_->version().value() : -1;
+    for (const auto& [p, prog] : progress_) report_.backlog += std::max<int64_t>(0, prog.high.value() - prog.next.value());
     return report_;
   }
 
@@ -96,7 +98,7 @@ class IngestRun {
                                                                       it->second >= 0) {
         end = std::max(start, std::min(end, KafkaOffset(it->second)));
       }
-      progress_[p] = PartitionProgress{start, end};
+      progress_[p] = PartitionProgress{start, end, marks.high};
     }
     // max_offsets_per_trigger: share the budget among partitions by their lag (as Spark does).
     if (table_.max_offsets_per_trigger) {
@@ -220,11 +222,20 @@ class IngestRun {
       writer->abort();
       return with_context(txn.status(), where());
     }
+    std::map<std::string, int64_t> progress;
     for (const auto& [p, prog] : progress_) {
       const auto app_id = kafka_txn_app_id(config_.name, table_.flow, table_.topic, p);
+      progress[app_id] = prog.next.value();
       auto committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
       if (committed && *committed == prog.next.value()) continue;  // unchanged
       txn->set_txn(app_id, prog.next.value());
+    }
+    if (table_.pre_commit) {
+      auto st = table_.pre_commit(progress);
+      if (!st.ok()) {
+        writer->abort();
+        return with_context(st, where());
+      }
     }
     delta::CommitOptions options;
     options.operation = "STREAMING UPDATE";

@@ -64,6 +64,10 @@ struct KafkaFlowSpec {
   std::map<int32_t, int64_t> ending_partition_offsets;
   std::optional<int64_t> max_offsets_per_trigger;  // records per update, spread by lag
   bool fail_on_data_loss = true;                   // else skip expired offsets with a warning
+  // Called before each commit of the target with the progress (txn appId -> next offset) that
+  // commit records: side tables (quarantine, dead letters) commit their rows with the same
+  // progress first. An error aborts the target's commit.
+  std::function<arrow::Status(const std::map<std::string, int64_t>&)> pre_commit;
 };
 
 struct IngestReport {
@@ -73,6 +77,7 @@ struct IngestReport {
   int64_t rows_written = 0;
   int commits = 0;
   int64_t table_version = -1;  // latest version after the run
+  int64_t backlog = 0;         // records behind the high-water marks seen at start (Kafka lag)
 };
 
 // Transaction app id of one topic partition's progress for a flow.

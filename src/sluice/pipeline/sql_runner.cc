@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <optional>
+#include <thread>
 #include <cstdio>
 #include <mutex>
 #include <set>
@@ -19,6 +22,7 @@
 #include "sluice/common/ids.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/pipeline/event_log.h"
+#include "sluice/pipeline/side_table.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/sql/types.h"
 
@@ -47,20 +51,33 @@ class Expectations {
     return out;
   }
 
-  // Counts violations (a NULL result counts as one) and applies DROP ROW / FAIL UPDATE.
+  // Rows DROP ROW removed, kept for a quarantine table: the rows, their index in the batch
+  // given to apply(), and the names of every expectation each of them broke.
+  struct Dropped {
+    std::shared_ptr<arrow::RecordBatch> rows;
+    std::shared_ptr<arrow::Array> indices;             // int64, into apply()'s batch
+    std::shared_ptr<arrow::Array> failed_expectations;  // list<utf8>
+  };
+
+  bool empty() const { return checks_.empty(); }
+
+  // Counts violations (a NULL result counts as one) and applies DROP ROW / FAIL UPDATE. With
+  // `dropped`, the rows DROP ROW removed are handed back instead of discarded.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply(std::shared_ptr<arrow::RecordBatch> batch,
-                                                          DatasetReport& report) const {
+                                                          DatasetReport& report, Dropped* dropped = nullptr) const {
     arrow::Datum keep(true);
+    std::vector<arrow::Datum> passes;  // per check
     for (const auto& check : checks_) {
       ARROW_ASSIGN_OR_RAISE(auto result, exec::evaluate(check.expr, *batch));
       ARROW_ASSIGN_OR_RAISE(auto passed, cp::CallFunction("coalesce", {result, arrow::Datum(false)}));
-      ARROW_ASSIGN_OR_RAISE(auto failed_count, cp::Sum(passed));  // of passes
-      int64_t passes = failed_count.scalar()->is_valid
-                           ? static_cast<const arrow::UInt64Scalar&>(*failed_count.scalar()).value
-                           : 0;
-      int64_t failures = batch->num_rows() - passes;
+      ARROW_ASSIGN_OR_RAISE(auto pass_count, cp::Sum(passed));
+      int64_t n_passed = pass_count.scalar()->is_valid
+                             ? static_cast<int64_t>(static_cast<const arrow::UInt64Scalar&>(*pass_count.scalar()).value)
+                             : 0;
+      int64_t failures = batch->num_rows() - n_passed;
       report.expectation_failures[check.name] += failures;
       report.expectation_rows[check.name] += batch->num_rows();
+      passes.push_back(passed);
       if (failures == 0) continue;
       if (check.action == sql::ViolationAction::kFailUpdate) {
         ARROW_ASSIGN_OR_RAISE(auto inverted, cp::Invert(passed));
@@ -77,6 +94,30 @@ class Expectations {
     if (keep.is_scalar()) return batch;
     ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, keep));
     report.rows_dropped += batch->num_rows() - filtered.record_batch()->num_rows();
+    if (dropped && filtered.record_batch()->num_rows() < batch->num_rows()) {
+      ARROW_ASSIGN_OR_RAISE(auto drop, cp::Invert(keep));
+      ARROW_ASSIGN_OR_RAISE(auto rows, cp::Filter(batch, drop));
+      dropped->rows = rows.record_batch();
+      arrow::Int64Builder all;
+      ARROW_RETURN_NOT_OK(all.Reserve(batch->num_rows()));
+      for (int64_t i = 0; i < batch->num_rows(); ++i) all.UnsafeAppend(i);
+      ARROW_ASSIGN_OR_RAISE(auto all_indices, all.Finish());
+      ARROW_ASSIGN_OR_RAISE(auto indices, cp::Filter(all_indices, drop));
+      dropped->indices = indices.make_array();
+      // Only the dropped rows (few, normally) are walked one by one.
+      std::vector<std::shared_ptr<arrow::BooleanArray>> pass_arrays;
+      for (auto& p : passes) pass_arrays.push_back(std::static_pointer_cast<arrow::BooleanArray>(p.make_array()));
+      arrow::ListBuilder names(arrow::default_memory_pool(), std::make_shared<arrow::StringBuilder>());
+      auto& name_values = static_cast<arrow::StringBuilder&>(*names.value_builder());
+      const auto& idx = static_cast<const arrow::Int64Array&>(*dropped->indices);
+      for (int64_t r = 0; r < idx.length(); ++r) {
+        ARROW_RETURN_NOT_OK(names.Append());
+        for (size_t c = 0; c < checks_.size(); ++c) {
+          if (!pass_arrays[c]->Value(idx.Value(r))) ARROW_RETURN_NOT_OK(name_values.Append(checks_[c].name));
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(dropped->failed_expectations, names.Finish());
+    }
     return filtered.record_batch();
   }
 
@@ -232,6 +273,18 @@ class SqlRun {
             fmt::format("PARTITIONED BY names '{}', which the query does not produce", column)));
       }
     }
+    if (quarantines(d)) {
+      const auto qname = d.name + "_quarantine";
+      if (d.kind != sql::DatasetKind::kStreamingTable) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
+            fmt::format("'sluice.quarantine' applies to streaming tables; '{}' is a {}", d.name, kind_text(d.kind))));
+      }
+      if (graph_.datasets.count(qname)) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
+            fmt::format("'sluice.quarantine' writes the rows '{}' drops to table '{}', but the pipeline defines a "
+                        "dataset of that name; rename one of them", d.name, qname)));
+      }
+    }
     ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
     schemas_.emplace(name, schema);
     expectations_.emplace(name, std::move(ex));
@@ -277,40 +330,164 @@ class SqlRun {
                                                                                                        : "append"}}}},
                   0});
     }
-    std::vector<DatasetReport> reports;
+    return run_graph(events);
+  }
+
+  // Runs the stored datasets on a pool of threads: a dataset starts once every stored dataset
+  // it reads has finished, so independent branches of the graph run side by side. A failed
+  // dataset fails (skips) its downstream, never its siblings; the event log says why.
+  arrow::Result<std::vector<DatasetReport>> run_graph(EventLog& events) {
+    enum class State { kPending, kRunning, kDone, kFailed, kSkipped };
+    std::vector<std::string> stored;
     for (const auto& name : graph_.order) {
-      const auto& d = graph_.datasets.at(name);
-      if (views_.count(name)) continue;
-      if (options_.stopping()) break;  // the rest waits for the next update; progress is per table
-      DatasetReport report;
-      report.dataset = name;
-      report.kind = kind_text(d.kind);
-      const auto started = std::chrono::steady_clock::now();
-      auto st = d.kind == sql::DatasetKind::kStreamingTable ? run_streaming(d, report) : run_materialized(d, report);
-      report.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now() - started).count();
-      nlohmann::json expectations = nlohmann::json::array();
-      for (const auto& [constraint, failed] : report.expectation_failures) {
-        expectations.push_back({{"name", constraint}, {"dataset", name},
-                                {"passed_records", report.expectation_rows[constraint] - failed},
-                                {"failed_records", failed}});
-      }
-      events.add({"flow_progress", st.ok() ? "INFO" : "ERROR",
-                  st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
-                          : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
-                  d.flows.empty() ? name : d.flows[0], name,
-                  {{"flow_progress", {{"status", st.ok() ? "COMPLETED" : "FAILED"},
-                                      {"metrics", {{"num_input_rows", report.rows_read},
-                                                   {"num_output_rows", report.rows_written},
-                                                   {"num_dropped_rows", report.rows_dropped}}},
-                                      {"data_quality", {{"expectations", expectations}}},
-                                      {"table_version", report.version},
-                                      {"duration_ms", report.duration_ms}}}},
-                  0});
-      if (!st.ok()) return with_context(st, fmt::format("pipeline '{}', table '{}'", config_.name, name));
-      reports.push_back(std::move(report));
+      if (!views_.count(name)) stored.push_back(name);
     }
-    return reports;
+    std::map<std::string, std::set<std::string>> needs;
+    for (const auto& name : stored) needs[name] = stored_upstream(name);
+
+    std::mutex mutex;  // guards state, reports, failures, running
+    std::condition_variable changed;
+    std::map<std::string, State> state;
+    for (const auto& name : stored) state[name] = State::kPending;
+    std::map<std::string, DatasetReport> reports;
+    std::vector<std::pair<std::string, arrow::Status>> failures;  // in the order they happened
+    int running = 0;
+
+    // Under the lock: the next dataset whose inputs are all done; skips (transitively) those
+    // whose inputs failed.
+    auto next_ready = [&]() -> std::optional<std::string> {
+      for (bool skipped_one = true; skipped_one;) {  // a skip may make its downstream skippable
+        skipped_one = false;
+        for (const auto& name : stored) {
+          if (state[name] != State::kPending) continue;
+          std::string failed_input;
+          bool waiting = false;
+          for (const auto& up : needs[name]) {
+            if (state[up] == State::kFailed || state[up] == State::kSkipped) failed_input = up;
+            if (state[up] == State::kPending || state[up] == State::kRunning) waiting = true;
+          }
+          if (!failed_input.empty()) {
+            state[name] = State::kSkipped;
+            skipped_one = true;
+            const auto& d = graph_.datasets.at(name);
+            auto why = fmt::format("skipped because its input '{}' failed", failed_input);
+            events.add({"flow_progress", "ERROR", fmt::format("Flow '{}' has been SKIPPED: {}.", name, why),
+                        d.flows.empty() ? name : d.flows[0], name,
+                        {{"flow_progress", {{"status", "SKIPPED"}, {"reason", why}, {"upstream", failed_input}}}}, 0});
+            failures.emplace_back(name, arrow::Status::Invalid(why));
+            continue;
+          }
+          if (!waiting) return name;
+        }
+      }
+      return std::nullopt;
+    };
+    auto worker = [&] {
+      std::unique_lock lock(mutex);
+      while (true) {
+        std::optional<std::string> name;
+        if (!options_.stopping()) name = next_ready();  // stopping: the rest waits for the next update
+        if (!name) {
+          bool pending = false;
+          for (const auto& [n, st] : state) pending |= st == State::kPending;
+          if (running == 0 || !pending) {  // nothing left, or nothing can become ready
+            changed.notify_all();
+            return;
+          }
+          changed.wait(lock);
+          continue;
+        }
+        state[*name] = State::kRunning;
+        ++running;
+        lock.unlock();
+        DatasetReport report;
+        auto st = run_dataset(graph_.datasets.at(*name), report, events);
+        lock.lock();
+        --running;
+        state[*name] = st.ok() ? State::kDone : State::kFailed;
+        if (st.ok()) {
+          reports[*name] = std::move(report);
+        } else {
+          failures.emplace_back(*name, with_context(st, fmt::format("pipeline '{}', table '{}'", config_.name, *name)));
+        }
+        changed.notify_all();
+      }
+    };
+    const size_t threads = std::max<size_t>(1, std::min<size_t>(std::thread::hardware_concurrency(), stored.size()));
+    std::vector<std::thread> pool;
+    for (size_t i = 1; i < threads; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+
+    if (!failures.empty()) {
+      // The first real failure decides the code (and whether a retry may help); every
+      // failure and skip is listed.
+      arrow::Status first = failures.front().second;
+      for (const auto& [n, st] : failures) {
+        if (st.message().find("skipped because") == std::string::npos) {
+          first = st;
+          break;
+        }
+      }
+      if (failures.size() == 1) return first;
+      std::string all;
+      for (const auto& [n, st] : failures) all += fmt::format("\n  {}: {}", n, st.message());
+      return with_context(first, fmt::format("{} dataset(s) failed or were skipped:{}\nfirst failure",
+                                             failures.size(), all));
+    }
+    std::vector<DatasetReport> out;
+    for (const auto& name : stored) {
+      if (reports.count(name)) out.push_back(std::move(reports[name]));
+    }
+    return out;
+  }
+
+  // The stored datasets a dataset reads, through views (which are inlined, never stored).
+  std::set<std::string> stored_upstream(const std::string& name) const {
+    std::set<std::string> out;
+    for (const auto& up : graph_.upstream_of(name)) {
+      if (views_.count(up)) {
+        auto through = stored_upstream(up);
+        out.insert(through.begin(), through.end());
+      } else {
+        out.insert(up);
+      }
+    }
+    return out;
+  }
+
+  // One dataset of the update, with its flow_progress event.
+  arrow::Status run_dataset(const Dataset& d, DatasetReport& report, EventLog& events) {
+    const auto& name = d.name;
+    report.dataset = name;
+    report.kind = kind_text(d.kind);
+    const auto started = std::chrono::steady_clock::now();
+    auto st = d.kind == sql::DatasetKind::kStreamingTable ? run_streaming(d, report) : run_materialized(d, report);
+    report.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - started).count();
+    nlohmann::json expectations = nlohmann::json::array();
+    for (const auto& [constraint, failed] : report.expectation_failures) {
+      expectations.push_back({{"name", constraint}, {"dataset", name},
+                              {"passed_records", report.expectation_rows[constraint] - failed},
+                              {"failed_records", failed}});
+    }
+    nlohmann::json progress = {{"status", st.ok() ? "COMPLETED" : "FAILED"},
+                               {"metrics", {{"num_input_rows", report.rows_read},
+                                            {"num_output_rows", report.rows_written},
+                                            {"num_dropped_rows", report.rows_dropped}}},
+                               {"data_quality", {{"expectations", expectations}}},
+                               {"table_version", report.version},
+                               {"duration_ms", report.duration_ms}};
+    if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
+    if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
+    if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
+    if (!st.ok()) progress["error"] = {{"message", st.message()}, {"code", st.CodeAsString()},
+                                       {"retryable", is_retryable(st)}};
+    events.add({"flow_progress", st.ok() ? "INFO" : "ERROR",
+                st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
+                        : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
+                d.flows.empty() ? name : d.flows[0], name, {{"flow_progress", progress}}, 0});
+    return st;
   }
 
  private:
@@ -517,19 +694,95 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
+  // TBLPROPERTIES ('sluice.quarantine' = 'true'): the rows DROP ROW expectations remove go to
+  // `<table>_quarantine` instead of away, with the expectations they broke and their source
+  // position.
+  bool quarantines(const Dataset& d) const {
+    auto props = properties(d);
+    auto it = props.find("sluice.quarantine");
+    return it != props.end() && to_lower(it->second) == "true";
+  }
+
+  static std::shared_ptr<arrow::Schema> quarantine_schema(const arrow::Schema& table) {
+    arrow::FieldVector fields;
+    for (const auto& f : table.fields()) fields.push_back(f->WithNullable(true));
+    fields.push_back(arrow::field("_failed_expectations", arrow::list(arrow::utf8())));
+    fields.push_back(arrow::field("_source_name", arrow::utf8()));        // topic or upstream table
+    fields.push_back(arrow::field("_source_partition", arrow::int32()));  // Kafka partition
+    fields.push_back(arrow::field("_source_offset", arrow::int64()));     // Kafka offset or upstream version
+    fields.push_back(arrow::field("_quarantined_at", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")));
+    return arrow::schema(fields);
+  }
+
+  // The quarantine rows for `dropped`; `name`, `partition` and `offset` are aligned with the
+  // dropped rows. `already_there(i)` says a row the quarantine table holds from before a crash.
+  static arrow::Result<std::shared_ptr<arrow::RecordBatch>> quarantine_batch(
+      const arrow::Schema& qschema, const Expectations::Dropped& dropped, std::shared_ptr<arrow::Array> name,
+      std::shared_ptr<arrow::Array> partition, std::shared_ptr<arrow::Array> offset,
+      const std::function<bool(int64_t)>& already_there) {
+    const int64_t n = dropped.rows->num_rows();
+    arrow::ArrayVector columns = dropped.rows->columns();
+    columns.push_back(dropped.failed_expectations);
+    columns.push_back(name);
+    columns.push_back(partition);
+    columns.push_back(offset);
+    arrow::TimestampBuilder at(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool());
+    ARROW_RETURN_NOT_OK(at.AppendValues(std::vector<int64_t>(n, now_millis() * 1000)));
+    ARROW_ASSIGN_OR_RAISE(auto at_array, at.Finish());
+    columns.push_back(at_array);
+    auto batch = arrow::RecordBatch::Make(std::make_shared<arrow::Schema>(qschema.fields()), n, columns);
+    arrow::BooleanBuilder keep;
+    bool all = true;
+    for (int64_t i = 0; i < n; ++i) {
+      bool k = !already_there(i);
+      all = all && k;
+      ARROW_RETURN_NOT_OK(keep.Append(k));
+    }
+    if (all) return batch;
+    ARROW_ASSIGN_OR_RAISE(auto mask, keep.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(batch, mask));
+    return kept.record_batch();
+  }
+
+  arrow::Result<std::unique_ptr<SideTable>> open_quarantine(const Dataset& d) const {
+    const auto qname = d.name + "_quarantine";
+    return SideTable::make(config_.table_path(qname), qname, quarantine_schema(*schemas_.at(d.name)),
+                           fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
+  }
+
   // One flow into a streaming table; its progress is its own txn appId.
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
     const auto& plan = flow_plans_.at(flow_name);
     ARROW_RETURN_NOT_OK(refuse_event_time(plan));
     const auto& ex = expectations_.at(d.name);
     const auto& schema = schemas_.at(d.name);
-    auto to_table_rows = [&](const arrow::RecordBatch& input) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-      ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(input));
+    std::unique_ptr<SideTable> quarantine;
+    if (quarantines(d)) {
+      ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d));
+    }
+    // Rows of the table; with a quarantine, `positions` (given the indices of dropped rows in
+    // `input`) says where each dropped row came from and whether it is already quarantined.
+    using Positions = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(
+        const Expectations::Dropped&, const std::shared_ptr<arrow::Array>& input_rows)>;
+    auto to_table_rows = [&](const arrow::RecordBatch& input,
+                             const Positions& quarantine_rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+      std::shared_ptr<arrow::Array> input_rows;
+      ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(input, quarantine ? &input_rows : nullptr));
       ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
-      return ex.apply(rows, report);
+      if (!quarantine) return ex.apply(rows, report);
+      Expectations::Dropped dropped;
+      ARROW_ASSIGN_OR_RAISE(auto kept, ex.apply(rows, report, &dropped));
+      if (dropped.rows) {
+        ARROW_ASSIGN_OR_RAISE(auto source_rows, cp::Take(input_rows, dropped.indices));
+        ARROW_ASSIGN_OR_RAISE(auto qrows, quarantine_rows(dropped, source_rows.make_array()));
+        report.rows_quarantined += qrows->num_rows();
+        ARROW_RETURN_NOT_OK(quarantine->write(*qrows));
+      }
+      return kept;
     };
     const auto& src = plan.source();
     if (src.kind == exec::PlanSource::Kind::kKafka) {
+      PipelineConfig flow_config = config_;  // read_kafka arguments may add a cluster of their own
       KafkaFlowSpec spec;
       spec.table = d.name;
       spec.flow = flow_name;
@@ -539,15 +792,15 @@ class SqlRun {
       bool custom = src.options.count("bootstrap_servers") > 0;
       for (const auto& [k, v] : src.options) custom = custom || k.rfind("kafka.", 0) == 0;
       if (custom) {
-        auto props = config_.kafka.count(spec.cluster) ? config_.kafka.at(spec.cluster) : kafka::KafkaProperties{};
+        auto props = flow_config.kafka.count(spec.cluster) ? flow_config.kafka.at(spec.cluster) : kafka::KafkaProperties{};
         if (auto it = src.options.find("bootstrap_servers"); it != src.options.end()) props["bootstrap.servers"] = it->second;
         for (const auto& [k, v] : src.options) {
           if (k.rfind("kafka.", 0) == 0) props[k.substr(6)] = v;
         }
         spec.cluster = "read_kafka:" + flow_name;
-        config_.kafka[spec.cluster] = std::move(props);
+        flow_config.kafka[spec.cluster] = std::move(props);
       }
-      if (!config_.kafka.count(spec.cluster)) {
+      if (!flow_config.kafka.count(spec.cluster)) {
         return invalid("read_kafka uses Kafka cluster '{}', which pipeline.yaml does not define under 'kafka:'",
                        spec.cluster);
       }
@@ -555,11 +808,32 @@ class SqlRun {
       spec.partition_columns = d.definition->partitioned_by;
       spec.properties = properties(d);
       spec.output_schema = schema;
-      spec.transform = to_table_rows;
-      ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(config_, spec, options_));
+      // Kafka rows carry their position: topic, partition, offset.
+      const std::string pipeline = config_.name;
+      auto kafka_positions = [&](const arrow::RecordBatch& input) -> Positions {
+        return [&, input_ptr = &input](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>& rows)
+                   -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+          ARROW_ASSIGN_OR_RAISE(auto topic, cp::Take(input_ptr->GetColumnByName("topic"), rows));
+          ARROW_ASSIGN_OR_RAISE(auto partition, cp::Take(input_ptr->GetColumnByName("partition"), rows));
+          ARROW_ASSIGN_OR_RAISE(auto offset, cp::Take(input_ptr->GetColumnByName("offset"), rows));
+          auto t = std::static_pointer_cast<arrow::StringArray>(topic.make_array());
+          auto p = std::static_pointer_cast<arrow::Int32Array>(partition.make_array());
+          auto o = std::static_pointer_cast<arrow::Int64Array>(offset.make_array());
+          return quarantine_batch(*quarantine->schema(), dropped, t, p, o, [&](int64_t i) {
+            auto app = kafka_txn_app_id(pipeline, flow_name, t->GetString(i), KafkaPartition(p->Value(i)));
+            return o->Value(i) < quarantine->committed(app);
+          });
+        };
+      };
+      spec.transform = [&](const arrow::RecordBatch& input) { return to_table_rows(input, kafka_positions(input)); };
+      if (quarantine) {
+        spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) { return quarantine->commit(progress); };
+      }
+      ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(flow_config, spec, options_));
       report.rows_read += r.rows_read;
       report.rows_written += r.rows_written;
       report.version = r.table_version;
+      report.backlog = report.backlog.value_or(0) + r.backlog;
       return arrow::Status::OK();
     }
     // Delta source: the files the upstream table added since the version recorded in our txn.
@@ -575,13 +849,13 @@ class SqlRun {
       report.version = snapshot->version().value();
       return arrow::Status::OK();
     }
-    std::vector<delta::Add> files;
+    std::vector<delta::AddedFile> files;
     if (!done) {
-      files = up_snapshot->files();
+      // The whole snapshot: its files are taken as of the latest version.
+      for (const auto& f : up_snapshot->files()) files.push_back({DeltaVersion(latest), f});
     } else {
-      ARROW_ASSIGN_OR_RAISE(auto added, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
-                                                                   delta::ChangePolicy::kFail));
-      for (auto& a : added) files.push_back(std::move(a.add));
+      ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
+                                                              delta::ChangePolicy::kFail));
     }
     delta::WriteOptions wo;
     wo.table_name = d.name;
@@ -589,18 +863,36 @@ class SqlRun {
     wo.partition_columns = d.definition->partitioned_by;
     ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
     for (const auto& f : files) {
-      ARROW_ASSIGN_OR_RAISE(auto table, delta::read_data_file(upstream, *up_snapshot, f));
+      ARROW_ASSIGN_OR_RAISE(auto table, delta::read_data_file(upstream, *up_snapshot, f.add));
+      // A Delta row's position is its upstream table and the version that added it.
+      const int64_t version = f.version.value();
+      Positions delta_positions = [&](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>&)
+          -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+        const int64_t n = dropped.rows->num_rows();
+        ARROW_ASSIGN_OR_RAISE(auto name, arrow::MakeArrayFromScalar(arrow::StringScalar(src.name), n));
+        ARROW_ASSIGN_OR_RAISE(auto partition, arrow::MakeArrayOfNull(arrow::int32(), n));
+        ARROW_ASSIGN_OR_RAISE(auto offset, arrow::MakeArrayFromScalar(arrow::Int64Scalar(version), n));
+        const bool there = version <= quarantine->committed(app_id);
+        return quarantine_batch(*quarantine->schema(), dropped, name, partition, offset, [&](int64_t) { return there; });
+      };
       arrow::TableBatchReader reader(*table);
       std::shared_ptr<arrow::RecordBatch> batch;
       while (true) {
         ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
         if (!batch) break;
         report.rows_read += batch->num_rows();
-        ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch));
+        ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch, delta_positions));
         ARROW_RETURN_NOT_OK(writer->write(*rows));
       }
     }
     report.rows_written += writer->rows_written();
+    if (quarantine) {
+      auto st = quarantine->commit({{app_id, latest}});
+      if (!st.ok()) {
+        writer->abort();
+        return st;
+      }
+    }
     ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
     txn.set_txn(app_id, latest);
     delta::CommitOptions co;
@@ -647,7 +939,7 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
-  PipelineConfig config_;  // a copy: read_kafka arguments may add clusters
+  const PipelineConfig config_;  // read-only while flows run on several threads
   const Graph& graph_;
   IngestOptions options_;
   std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name

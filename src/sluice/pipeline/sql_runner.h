@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct DatasetReport {
   std::map<std::string, int64_t> expectation_rows;      // rows each constraint was checked on
   int64_t duration_ms = 0;
   int64_t rows_dropped = 0;
+  int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
+  int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
+  std::optional<int64_t> backlog;  // Kafka records behind the end offsets after the update
 };
 
 arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,

@@ -1,0 +1,20 @@
+// Crash points for tests (see failpoint.h).
+#include "sluice/common/failpoint.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace sluice {
+
+void fail_point(const char* name) {
+  static const char* armed = std::getenv("SLUICE_FAILPOINT");
+  if (armed != nullptr && std::strcmp(armed, name) == 0) {
+    std::fprintf(stderr, "sluice: fail point '%s' reached: exiting\n", name);
+    _exit(137);
+  }
+}
+
+}  // namespace sluice

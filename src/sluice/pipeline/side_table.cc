@@ -1,0 +1,78 @@
+// Quarantine and dead-letter tables, committed exactly once beside their flow's target.
+#include "sluice/pipeline/side_table.h"
+
+#include <arrow/api.h>
+
+#include "sluice/common/failpoint.h"
+#include "sluice/common/status.h"
+#include "sluice/delta/table.h"
+
+namespace sluice::pipeline {
+
+arrow::Result<std::unique_ptr<SideTable>> SideTable::make(std::filesystem::path path, std::string name,
+                                                          std::shared_ptr<arrow::Schema> schema,
+                                                          std::string description) {
+  std::unique_ptr<SideTable> t(new SideTable());
+  t->store_ = std::make_shared<delta::LogStore>(std::move(path));
+  t->name_ = std::move(name);
+  t->description_ = std::move(description);
+  t->schema_ = std::move(schema);
+  ARROW_ASSIGN_OR_RAISE(t->snapshot_, delta::load_latest_if_exists(*t->store_));
+  if (t->snapshot_) {
+    for (const auto& [app, txn] : t->snapshot_->txns()) t->committed_at_start_[app] = txn.version;
+  }
+  return t;
+}
+
+int64_t SideTable::committed(const std::string& app_id) const {
+  auto it = committed_at_start_.find(app_id);
+  return it == committed_at_start_.end() || it->second < 0 ? -1 : it->second;
+}
+
+arrow::Status SideTable::write(const arrow::RecordBatch& rows) {
+  if (rows.num_rows() == 0) return arrow::Status::OK();
+  if (!writer_) {
+    delta::WriteOptions options;
+    options.table_name = name_;
+    options.description = description_;
+    options.schema_mode = delta::SchemaMode::kMerge;  // the target's schema may evolve
+    ARROW_ASSIGN_OR_RAISE(writer_, delta::TableWriter::make(store_, snapshot_, *schema_, options));
+  }
+  return writer_->write(rows);
+}
+
+arrow::Status SideTable::commit(const TxnVersions& txns) {
+  if (!writer_ && snapshot_) return arrow::Status::OK();
+  if (!writer_) {
+    delta::WriteOptions options;
+    options.table_name = name_;
+    options.description = description_;
+    ARROW_ASSIGN_OR_RAISE(writer_, delta::TableWriter::make(store_, snapshot_, *schema_, options));
+  }
+  const int64_t rows = writer_->rows_written();
+  auto writer = std::move(writer_);
+  auto txn = writer->finish();
+  if (!txn.ok()) {
+    writer->abort();
+    return with_context(txn.status(), fmt::format("table '{}'", name_));
+  }
+  for (const auto& [app, version] : txns) {
+    auto done = snapshot_ ? snapshot_->txn_version(app) : std::nullopt;
+    if (!done || *done < version) txn->set_txn(app, version);
+  }
+  delta::CommitOptions options;
+  options.operation = "STREAMING UPDATE";
+  options.operation_parameters = {{"outputMode", "Append"}};
+  options.operation_metrics = {{"numOutputRows", std::to_string(rows)}};
+  auto result = txn->commit(options);
+  if (!result.ok()) {
+    writer->abort();
+    return with_context(result.status(), fmt::format("table '{}'", name_));
+  }
+  snapshot_ = result->snapshot;
+  rows_committed_ += rows;
+  fail_point("after_side_table_commit");
+  return arrow::Status::OK();
+}
+
+}  // namespace sluice::pipeline
