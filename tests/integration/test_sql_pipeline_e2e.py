@@ -42,11 +42,16 @@ def kafka_pipeline(tmp_path, name, bootstrap, extra=""):
 
 def produce_values(bootstrap, topic, values, partitions=1):
     """Produces each value (dict -> JSON, bytes as they are) round-robin over partitions."""
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for i, v in enumerate(values):
         payload = v if isinstance(v, bytes) else json.dumps(v).encode()
-        producer.produce(topic, value=payload, partition=i % partitions)
-    producer.flush(30)
+        while True:
+            try:
+                producer.produce(topic, value=payload, partition=i % partitions)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                producer.poll(0.1)
+    assert producer.flush(60) == 0
 
 
 def produce_events(bootstrap, topic, n, seed):

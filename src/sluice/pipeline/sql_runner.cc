@@ -462,6 +462,7 @@ class SqlRun {
     report.dataset = name;
     report.kind = kind_text(d.kind);
     const auto started = std::chrono::steady_clock::now();
+    const int64_t started_ms = now_millis();
     auto st = d.kind == sql::DatasetKind::kStreamingTable ? run_streaming(d, report) : run_materialized(d, report);
     report.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - started).count();
@@ -477,7 +478,9 @@ class SqlRun {
                                             {"num_dropped_rows", report.rows_dropped}}},
                                {"data_quality", {{"expectations", expectations}}},
                                {"table_version", report.version},
-                               {"duration_ms", report.duration_ms}};
+                               {"duration_ms", report.duration_ms},
+                               {"start_time_ms", started_ms},
+                               {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
