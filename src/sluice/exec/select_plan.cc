@@ -100,6 +100,32 @@ struct JoinSpec {
   cp::Expression filter = cp::literal(true);
 };
 
+arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, std::string>& options) {
+  format::ValueFormat out;
+  auto get = [&](const char* key) {
+    auto it = options.find(key);
+    return it == options.end() ? std::string() : it->second;
+  };
+  const auto kind = to_lower(get("value_format"));
+  if (kind.empty()) return out;
+  if (kind == "json") {
+    out.kind = format::ValueFormat::Kind::kJson;
+    if (get("value_schema").empty()) {
+      return arrow::Status::Invalid("value_format => 'json' needs value_schema => 'a INT, b STRING, ...'");
+    }
+    ARROW_ASSIGN_OR_RAISE(out.json_schema, sql::parse_ddl_schema(get("value_schema")));
+  } else if (kind == "avro") {
+    out.kind = format::ValueFormat::Kind::kAvro;
+    out.avro_schema = get("value_schema");
+    out.registry_url = get("schema_registry_url");
+    out.subject = get("schema_registry_subject");
+  } else {
+    return arrow::Status::Invalid(fmt::format("value_format must be 'json' or 'avro', not '{}'", get("value_format")));
+  }
+  if (auto r = get("rescued_data_column"); !r.empty()) out.rescued_data_column = to_lower(r) != "false";
+  return out;
+}
+
 std::vector<PlanSource> SelectPlan::sources() const {
   if (!union_.empty()) {
     std::vector<PlanSource> out;
@@ -420,7 +446,9 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
         static const std::set<std::string> kKnown = {"topic", "starting_offsets", "ending_offsets",
                                                      "max_offsets_per_trigger", "fail_on_data_loss",
-                                                     "bootstrap_servers", "cluster"};
+                                                     "bootstrap_servers", "cluster", "value_format", "value_schema",
+                                                     "schema_registry_url", "schema_registry_subject",
+                                                     "rescued_data_column"};
         if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
           return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
                                           "starting_offsets/startingOffsets, bootstrapServers, cluster, kafka.*)",
@@ -430,6 +458,15 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       }
       if (!src.options.count("topic")) return fail(from.loc, "read_kafka needs topic => 'name' (or subscribe => 'name')");
       src.name = src.options.at("topic");
+      if (src.options.count("value_format")) {
+        // Decoded at the source: value becomes a struct of the payload's fields.
+        auto format = value_format_of(src.options);
+        if (!format.ok()) return fail(from.loc, format.status().message());
+        auto decoder = format::make_value_decoder(&*format);
+        if (!decoder.ok()) return fail(from.loc, fmt::format("read_kafka: {}", decoder.status().message()));
+        if (format->kind == format::ValueFormat::Kind::kAvro) src.options["value_schema"] = format->avro_schema;
+        src.schema = format::decoded_source_schema(*src.schema, *(*decoder)->schema());
+      }
       schema = src.schema;
       plan.source_ = std::move(src);
       break;

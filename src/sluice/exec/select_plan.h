@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sluice/exec/expression_binder.h"
+#include "sluice/format/kafka_values.h"
 #include "sluice/sql/ast.h"
 
 namespace sluice::exec {
@@ -31,6 +32,10 @@ struct PlanSource {
   std::shared_ptr<arrow::Schema> schema;
   sql::Location loc;
 };
+
+// read_kafka's value_format, value_schema, schema_registry_url, schema_registry_subject and
+// rescued_data_column arguments (kind kNone when there is no value_format).
+arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, std::string>& read_kafka_options);
 
 // WATERMARK col DELAY OF INTERVAL ... on a source, checked; executed with event time.
 struct WatermarkSpec {

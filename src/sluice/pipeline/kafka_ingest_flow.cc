@@ -132,6 +132,7 @@ class IngestRun {
     std::unique_ptr<delta::TableWriter> writer;
     int64_t uncommitted_rows = 0, uncommitted_bytes = 0;
     auto last_progress = std::chrono::steady_clock::now();
+    auto last_commit = last_progress;
 
     auto flush_batch = [&]() -> arrow::Status {
       if (builder.num_rows() == 0) return arrow::Status::OK();
@@ -191,10 +192,12 @@ class IngestRun {
       ++uncommitted_rows;
       uncommitted_bytes += static_cast<int64_t>(msg->len() + msg->key_len());
       if (builder.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
-      if (uncommitted_rows >= options_.commit_rows || uncommitted_bytes >= options_.commit_bytes) {
+      if (uncommitted_rows >= options_.commit_rows || uncommitted_bytes >= options_.commit_bytes ||
+          (options_.commit_interval.count() > 0 && now - last_commit >= options_.commit_interval)) {
         ARROW_RETURN_NOT_OK(flush_batch());
         ARROW_RETURN_NOT_OK(commit(std::move(writer)));
         uncommitted_rows = uncommitted_bytes = 0;
+        last_commit = now;
       }
     }
     ARROW_RETURN_NOT_OK(flush_batch());

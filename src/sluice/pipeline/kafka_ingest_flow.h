@@ -28,6 +28,8 @@ struct IngestOptions {
   // which bounds memory and the work a crash can lose.
   int64_t commit_rows = 2'000'000;
   int64_t commit_bytes = 256ll << 20;
+  // ... and at least every `commit_interval` while records flow (0: no time bound).
+  std::chrono::milliseconds commit_interval{0};
   int64_t batch_rows = 65'536;
   // Fail when no record arrives for this long although the partition is not at its end.
   std::chrono::milliseconds stall_timeout{60'000};

@@ -66,7 +66,7 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
                                     const YamlContext& ctx) {
   if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
   ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
-                                     {"name", "storage", "mode", "trigger_interval", "kafka",
+                                     {"name", "storage", "mode", "trigger_interval", "commit", "kafka",
                                       "configuration", "libraries", "bronze", "tables"}));
   PipelineConfig cfg;
   cfg.dir = fs::absolute(dir);
@@ -101,6 +101,32 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
     auto d = parse_duration(text);
     if (!d.ok()) return ctx.error(root["trigger_interval"], "{}", d.status().message());
     cfg.trigger_interval = *d;
+  }
+  // commit: {max_rows: N, max_bytes: N, interval: 5s}: how often a long-running flow commits
+  // within an update (bounds memory, the work a crash can lose, and end-to-end latency).
+  if (const auto commit = root["commit"]) {
+    if (!commit.IsMap()) return ctx.error(commit, "'commit' must be a mapping (max_rows, max_bytes, interval)");
+    ARROW_RETURN_NOT_OK(ctx.check_keys(commit, "commit", {"max_rows", "max_bytes", "interval"}));
+    for (const char* key : {"max_rows", "max_bytes"}) {
+      if (!commit[key]) continue;
+      ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(commit[key], std::string("commit.") + key));
+      int64_t n = 0;
+      try {
+        size_t used = 0;
+        n = std::stoll(text, &used);
+        if (used != text.size()) n = 0;
+      } catch (const std::exception&) {
+        n = 0;
+      }
+      if (n <= 0) return ctx.error(commit[key], "commit.{} must be a positive whole number, not '{}'", key, text);
+      (std::string(key) == "max_rows" ? cfg.commit_max_rows : cfg.commit_max_bytes) = n;
+    }
+    if (commit["interval"]) {
+      ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(commit["interval"], "commit.interval"));
+      auto d = parse_duration(text);
+      if (!d.ok()) return ctx.error(commit["interval"], "{}", d.status().message());
+      cfg.commit_interval = *d;
+    }
   }
   if (const auto kafka = root["kafka"]) {
     if (!kafka.IsMap()) return ctx.error(kafka, "'kafka' must map cluster names to properties");

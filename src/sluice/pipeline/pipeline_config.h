@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct PipelineConfig {
   std::filesystem::path storage;  // absolute; tables live under storage/tables/<name>
   Mode mode = Mode::kTriggered;
   std::chrono::milliseconds trigger_interval{1000};
+  // `commit:` settings (unset: IngestOptions' defaults).
+  std::optional<int64_t> commit_max_rows;
+  std::optional<int64_t> commit_max_bytes;
+  std::optional<std::chrono::milliseconds> commit_interval;
   std::map<std::string, kafka::KafkaProperties> kafka;  // cluster name -> properties
   std::map<std::string, std::string> configuration;
   std::vector<BronzeTableConfig> bronze;

@@ -21,6 +21,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/common/ids.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/format/kafka_values.h"
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/kafka/source_schema.h"
@@ -283,6 +284,15 @@ class SqlRun {
         return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
             fmt::format("'sluice.quarantine' writes the rows '{}' drops to table '{}', but the pipeline defines a "
                         "dataset of that name; rename one of them", d.name, qname)));
+      }
+    }
+    for (const auto& fname : d.flows) {
+      auto plan = flow_plans_.find(fname);
+      if (plan == flow_plans_.end() || !plan->second.source().options.count("value_format")) continue;
+      if (graph_.datasets.count(d.name + "_dead_letter")) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
+            fmt::format("records '{}' cannot decode go to table '{}_dead_letter', but the pipeline defines a "
+                        "dataset of that name; rename one of them", d.name, d.name)));
       }
     }
     ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
@@ -619,23 +629,35 @@ class SqlRun {
         }
         continue;  // "*": silently keep bronze, as DLT does
       }
-      auto store = std::make_shared<delta::LogStore>(config_.table_path(name));
-      ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
-      if (!snapshot) continue;
-      delta::WriteOptions wo;
-      wo.mode = delta::WriteMode::kOverwrite;
-      wo.schema_mode = delta::SchemaMode::kMerge;
-      ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schemas_.at(name), wo));
-      ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
-      for (const auto& [app, t] : snapshot->txns()) txn.set_txn(app, -1);
-      delta::CommitOptions co;
-      co.operation = "FULL REFRESH";
-      ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
-      events.add({"flow_progress", "INFO", fmt::format("Table '{}' was reset for a full refresh.", name),
-                  d.flows.empty() ? name : d.flows[0], name,
-                  {{"full_refresh", {{"table_version", result.version.value()}}}}, 0});
+      // Its quarantine and dead letters go with it: they hold rows of the same progress.
+      for (const auto& table : {name + "_quarantine", name + "_dead_letter", name}) {
+        ARROW_ASSIGN_OR_RAISE(auto version, reset_table(table));
+        if (!version) continue;
+        events.add({"flow_progress", "INFO", fmt::format("Table '{}' was reset for a full refresh.", table),
+                    d.flows.empty() ? name : d.flows[0], table,
+                    {{"full_refresh", {{"table_version", *version}}}}, 0});
+      }
     }
     return arrow::Status::OK();
+  }
+
+  // Empties a table and its progress (every txn set to -1, "nothing read") in one commit; the
+  // new version, or none when the table does not exist.
+  arrow::Result<std::optional<int64_t>> reset_table(const std::string& table) const {
+    auto store = std::make_shared<delta::LogStore>(config_.table_path(table));
+    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+    if (!snapshot) return std::nullopt;
+    delta::WriteOptions wo;
+    wo.mode = delta::WriteMode::kOverwrite;
+    wo.schema_mode = delta::SchemaMode::kMerge;
+    auto schema = schemas_.count(table) ? schemas_.at(table) : snapshot->schema();
+    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
+    ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+    for (const auto& [app, t] : snapshot->txns()) txn.set_txn(app, -1);
+    delta::CommitOptions co;
+    co.operation = "FULL REFRESH";
+    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+    return result.version.value();
   }
 
   // read_kafka's offset options: starting_offsets earliest|latest|JSON, ending_offsets
@@ -828,9 +850,43 @@ class SqlRun {
           });
         };
       };
-      spec.transform = [&](const arrow::RecordBatch& input) { return to_table_rows(input, kafka_positions(input)); };
-      if (quarantine) {
-        spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) { return quarantine->commit(progress); };
+      // value_format: records are decoded at the source; those that cannot be go to
+      // `<table>_dead_letter` with their position, the error and the raw bytes.
+      std::unique_ptr<format::PayloadDecoder> decoder;
+      std::unique_ptr<SideTable> dead_letters;
+      if (src.options.count("value_format")) {
+        ARROW_ASSIGN_OR_RAISE(auto value_format, exec::value_format_of(src.options));
+        ARROW_ASSIGN_OR_RAISE(decoder, format::make_value_decoder(&value_format));
+        const auto dname = d.name + "_dead_letter";
+        ARROW_ASSIGN_OR_RAISE(dead_letters, SideTable::make(config_.table_path(dname), dname, format::dead_letter_schema(),
+                                                            fmt::format("Kafka records '{}' could not decode", d.name)));
+      }
+      spec.transform = [&](const arrow::RecordBatch& input) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+        if (!decoder) return to_table_rows(input, kafka_positions(input));
+        ARROW_ASSIGN_OR_RAISE(auto decoded, format::decode_values(input, *decoder, src.schema));
+        if (decoded.dead_letters) {
+          const auto& dl = *decoded.dead_letters;
+          const auto& topic = static_cast<const arrow::StringArray&>(*dl.GetColumnByName("topic"));
+          const auto& partition = static_cast<const arrow::Int32Array&>(*dl.GetColumnByName("partition"));
+          const auto& offset = static_cast<const arrow::Int64Array&>(*dl.GetColumnByName("offset"));
+          arrow::BooleanBuilder fresh;  // not already in the table from before a crash
+          for (int64_t i = 0; i < dl.num_rows(); ++i) {
+            auto app = kafka_txn_app_id(pipeline, flow_name, topic.GetString(i), KafkaPartition(partition.Value(i)));
+            ARROW_RETURN_NOT_OK(fresh.Append(offset.Value(i) >= dead_letters->committed(app)));
+          }
+          ARROW_ASSIGN_OR_RAISE(auto mask, fresh.Finish());
+          ARROW_ASSIGN_OR_RAISE(auto rows, cp::Filter(decoded.dead_letters, mask));
+          report.rows_dead_lettered += rows.record_batch()->num_rows();
+          ARROW_RETURN_NOT_OK(dead_letters->write(*rows.record_batch()));
+        }
+        return to_table_rows(*decoded.rows, kafka_positions(*decoded.rows));
+      };
+      if (quarantine || dead_letters) {
+        spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) -> arrow::Status {
+          if (quarantine) ARROW_RETURN_NOT_OK(quarantine->commit(progress));
+          if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->commit(progress));
+          return arrow::Status::OK();
+        };
       }
       ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(flow_config, spec, options_));
       report.rows_read += r.rows_read;

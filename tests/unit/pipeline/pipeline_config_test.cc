@@ -87,6 +87,27 @@ TEST_F(PipelineConfigTest, BadModeAndDurationAreErrors) {
   EXPECT_EQ(*parse_duration("10 minutes"), std::chrono::minutes(10));
 }
 
+TEST_F(PipelineConfigTest, CommitCadenceSettings) {
+  auto cfg = load("name: p\ncommit: {max_rows: 5000, max_bytes: 1048576, interval: 2s}\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->commit_max_rows, 5000);
+  EXPECT_EQ(cfg->commit_max_bytes, 1048576);
+  EXPECT_EQ(cfg->commit_interval, std::chrono::milliseconds(2000));
+  auto defaults = load("name: p\n");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->commit_max_rows.has_value());
+  EXPECT_FALSE(defaults->commit_interval.has_value());
+}
+
+TEST_F(PipelineConfigTest, BadCommitSettingsPointAtTheValue) {
+  auto cfg = load("name: p\ncommit:\n  max_rows: lots\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(), file() + ":3:13: commit.max_rows must be a positive whole number, not 'lots'");
+  cfg = load("name: p\ncommit: {every: 3}\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("unknown key 'commit.every'"), std::string::npos) << cfg.status().message();
+}
+
 TEST_F(PipelineConfigTest, MissingFileIsAnError) {
   auto cfg = load_pipeline_config(dir_.path() / "nope");
   ASSERT_FALSE(cfg.ok());
