@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   sluice::cli::add_table_commands(app, &exit_code);
   sluice::cli::add_eval_command(app, &exit_code);
+  sluice::cli::add_decode_command(app, &exit_code);
   sluice::cli::add_graph_commands(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);

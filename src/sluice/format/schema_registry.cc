@@ -1,0 +1,131 @@
+// Schema registry client over cpp-httplib (plain HTTP) and nlohmann-json.
+#include "sluice/format/schema_registry.h"
+
+#include <httplib.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "sluice/common/status.h"
+
+namespace sluice::format {
+
+namespace {
+
+constexpr int kTimeoutSeconds = 10;
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+arrow::Result<RegisteredSchema> parse_schema_response(const std::string& body, const std::string& what,
+                                                      int32_t id_if_absent) {
+  try {
+    auto j = nlohmann::json::parse(body);
+    RegisteredSchema out;
+    out.id = j.contains("id") ? j.at("id").get<int32_t>() : id_if_absent;
+    out.schema = j.at("schema").get<std::string>();
+    if (j.contains("schemaType") && j.at("schemaType").is_string() && j.at("schemaType") != "AVRO") {
+      return invalid("{}: the schema is {}, not AVRO", what, j.at("schemaType").get<std::string>());
+    }
+    return out;
+  } catch (const nlohmann::json::exception& e) {
+    return invalid("{}: unexpected response from the registry ({}): {}", what, e.what(), body.substr(0, 200));
+  }
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
+    const std::string& url, const std::map<std::string, std::string>& properties) {
+  std::shared_ptr<SchemaRegistryClient> client(new SchemaRegistryClient());
+  client->url_ = url;
+  if (!url.empty()) {
+    if (url.rfind("http://", 0) != 0) {
+      return invalid("schema registry URL '{}' must start with http:// (https is not supported yet)", url);
+    }
+    size_t path = url.find('/', 7);
+    client->host_url_ = url.substr(0, path);
+    client->path_prefix_ = path == std::string::npos ? "" : url.substr(path);
+    while (!client->path_prefix_.empty() && client->path_prefix_.back() == '/') client->path_prefix_.pop_back();
+    if (client->host_url_.size() <= 7) return invalid("schema registry URL '{}' has no host", url);
+  }
+  for (const auto& [key, value] : properties) {
+    if (key == "basic.auth.user.info") {
+      size_t colon = value.find(':');
+      if (colon == std::string::npos) return invalid("basic.auth.user.info must be 'user:password'");
+      client->user_ = value.substr(0, colon);
+      client->password_ = value.substr(colon + 1);
+    } else if (key != "basic.auth.credentials.source") {
+      return invalid("unknown schema registry property '{}' (known: basic.auth.user.info)", key);
+    }
+  }
+  return client;
+}
+
+arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, const std::string& what) {
+  if (url_.empty()) return arrow::Status::KeyError(fmt::format("{}: not found (offline registry client)", what));
+  const std::string full = url_ + path;
+  try {
+    httplib::Client http(host_url_);
+    http.set_connection_timeout(kTimeoutSeconds);
+    http.set_read_timeout(kTimeoutSeconds);
+    if (!user_.empty()) http.set_basic_auth(user_, password_);
+    httplib::Headers headers = {{"Accept", "application/vnd.schemaregistry.v1+json, application/json"}};
+    auto res = http.Get(path_prefix_ + path, headers);
+    if (!res) {
+      return mark_retryable(io_error("{}: cannot reach schema registry at {}: {}", what, full,
+                                     httplib::to_string(res.error())));
+    }
+    if (res->status == 404) {
+      return arrow::Status::KeyError(fmt::format("{}: not found in schema registry (GET {} -> HTTP 404: {})", what,
+                                                 full, res->body.substr(0, 200)));
+    }
+    if (res->status != 200) {
+      auto st = io_error("{}: schema registry GET {} -> HTTP {}: {}", what, full, res->status, res->body.substr(0, 200));
+      // A registry that is overloaded or restarting may answer later; a refusal will not.
+      return res->status >= 500 || res->status == 429 ? mark_retryable(st) : st;
+    }
+    return res->body;
+  } catch (const std::exception& e) {
+    return io_error("{}: schema registry GET {} failed: {}", what, full, e.what());
+  }
+}
+
+arrow::Result<RegisteredSchema> SchemaRegistryClient::schema_by_id(int32_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = by_id_.find(id); it != by_id_.end()) return it->second;
+  }
+  const std::string what = fmt::format("schema id {}", id);
+  ARROW_ASSIGN_OR_RAISE(auto body, get(fmt::format("/schemas/ids/{}", id), what));
+  ARROW_ASSIGN_OR_RAISE(auto schema, parse_schema_response(body, what, id));
+  schema.id = id;
+  std::lock_guard<std::mutex> lock(mutex_);
+  by_id_.emplace(id, schema);
+  return schema;
+}
+
+arrow::Result<RegisteredSchema> SchemaRegistryClient::latest(const std::string& subject) {
+  const std::string what = fmt::format("latest version of subject '{}'", subject);
+  ARROW_ASSIGN_OR_RAISE(auto body, get(fmt::format("/subjects/{}/versions/latest", url_encode(subject)), what));
+  ARROW_ASSIGN_OR_RAISE(auto schema, parse_schema_response(body, what, -1));
+  if (schema.id < 0) return invalid("{}: the registry's answer has no schema id", what);
+  std::lock_guard<std::mutex> lock(mutex_);
+  by_id_.emplace(schema.id, schema);
+  return schema;
+}
+
+void SchemaRegistryClient::add_schema(int32_t id, std::string schema) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  by_id_[id] = RegisteredSchema{id, std::move(schema)};
+}
+
+}  // namespace sluice::format

@@ -1,0 +1,53 @@
+// A client of a Confluent-compatible schema registry (Confluent, Apicurio's ccompat API,
+// Karapace): schemas by id and a subject's latest version, cached by id.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace sluice::format {
+
+struct RegisteredSchema {
+  int32_t id = 0;
+  std::string schema;  // the schema text (Avro JSON)
+};
+
+// Thread-safe: any thread may call any method. `mutex_` guards `by_id_`; HTTP requests run
+// outside the lock, each on its own connection.
+class SchemaRegistryClient {
+ public:
+  // `url` is the API root, e.g. http://127.0.0.1:8081 or http://host/apis/ccompat/v7; an empty
+  // url makes an offline client that knows only the schemas given to add_schema (for tests and
+  // embedding). Properties: `basic.auth.user.info` = "user:password".
+  static arrow::Result<std::shared_ptr<SchemaRegistryClient>> make(
+      const std::string& url, const std::map<std::string, std::string>& properties = {});
+
+  // GET /schemas/ids/{id}, cached. A schema the registry does not have is KeyError; a
+  // registry that cannot be reached is an IOError marked retryable.
+  arrow::Result<RegisteredSchema> schema_by_id(int32_t id);
+  // GET /subjects/{subject}/versions/latest (not cached: the latest version changes).
+  arrow::Result<RegisteredSchema> latest(const std::string& subject);
+  // Puts a schema in the cache as if the registry had returned it.
+  void add_schema(int32_t id, std::string schema);
+
+  const std::string& url() const { return url_; }
+
+ private:
+  SchemaRegistryClient() = default;
+  arrow::Result<std::string> get(const std::string& path, const std::string& what);
+
+  std::string url_;          // as given, for messages
+  std::string host_url_;     // scheme://host:port
+  std::string path_prefix_;  // e.g. /apis/ccompat/v7
+  std::string user_, password_;
+  std::mutex mutex_;
+  std::unordered_map<int32_t, RegisteredSchema> by_id_;  // guarded by mutex_
+};
+
+}  // namespace sluice::format
