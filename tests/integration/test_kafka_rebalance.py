@@ -99,7 +99,9 @@ FROM STREAM read_kafka(topic => '{topic}', group_mode => 'subscribe');
     a = Worker(pipe)
     b = None
     try:
-        assert wait_for(lambda: table_rows(table) > 0), "".join(a.err)
+        # (the event log too: two first updates would race to create it)
+        event_log = pipe / "data" / "system" / "event_log" / "_delta_log"
+        assert wait_for(lambda: table_rows(table) > 0 and event_log.exists()), "".join(a.err)
         # B joins while records keep arriving: the group hands it some of A's partitions.
         b = Worker(pipe)
         producer = threading.Thread(target=produce, args=(bootstrap, topic, 60_000, 140_000))
