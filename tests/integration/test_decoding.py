@@ -80,7 +80,9 @@ def test_json_values_rescued_data_and_dead_letters_exactly_once(tmp_path, bootst
     r = run_sluice("events", pipe, "--type", "flow_progress", "--format", "json")
     counted = sum(json.loads(line)["details"]["flow_progress"]["metrics"].get("num_dead_letter_rows", 0)
                   for line in r.stdout.splitlines())
-    assert counted == len([i for i in range(400) if i % 10 == 3])
+    # The crashed update's events died with it; its dead letters were committed and are not
+    # counted again by the update that finished its work.
+    assert counted == len([i for i in range(200) if i % 10 == 3])
 
 
 def test_bad_value_format_arguments_are_clear_errors(tmp_path):

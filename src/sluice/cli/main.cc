@@ -88,7 +88,10 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     return st.ok() ? 0 : fail(st);
   }
   // Continuous: one update per trigger interval until a signal; retryable errors (broker away)
-  // are reported and retried, others stop the pipeline.
+  // are reported and retried, others stop the pipeline. Flows with group_mode => 'subscribe'
+  // stay in their consumer groups between updates; leaving them at the end hands their
+  // partitions to the other members.
+  options.group_members = sluice::pipeline::make_kafka_group_members();
   while (!g_stop) {
     auto started = std::chrono::steady_clock::now();
     auto st = update();
@@ -100,6 +103,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
+  options.group_members.reset();
   std::cout << "sluice: stopped\n";
   return 0;
 }

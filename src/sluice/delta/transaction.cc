@@ -9,6 +9,21 @@
 
 namespace sluice::delta {
 
+namespace {
+
+class CommitConflictDetail : public arrow::StatusDetail {
+ public:
+  const char* type_id() const override { return "sluice::delta::commit_conflict"; }
+  std::string ToString() const override { return "commit conflict"; }
+};
+
+}  // namespace
+
+bool is_commit_conflict(const arrow::Status& status) {
+  return status.detail() != nullptr &&
+         std::string_view(status.detail()->type_id()) == "sluice::delta::commit_conflict";
+}
+
 Transaction::Transaction(std::shared_ptr<LogStore> store,
                          std::shared_ptr<const Snapshot> read_snapshot)
     : store_(std::move(store)), read_snapshot_(std::move(read_snapshot)), txn_id_(random_uuid()) {}
@@ -118,7 +133,9 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
     ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
     ARROW_ASSIGN_OR_RAISE(auto winning,
                           parse_commit(text, store_->commit_path(attempt_version).string()));
-    ARROW_RETURN_NOT_OK(check_conflicts(winning, attempt_version));
+    if (auto conflict = check_conflicts(winning, attempt_version); !conflict.ok()) {
+      return conflict.WithDetail(std::make_shared<CommitConflictDetail>());
+    }
     attempt_version = attempt_version.next();
   }
   return mark_retryable(invalid("gave up committing to {} after {} lost races",

@@ -33,6 +33,10 @@ struct CommitResult {
   arrow::Status checkpoint_status;
 };
 
+// Whether `status` says a concurrent commit conflicts with a transaction (e.g. it recorded
+// progress for one of the same txn appIds): re-read the table, then redo the work.
+bool is_commit_conflict(const arrow::Status& status);
+
 // delta.checkpointInterval of a table (default 10).
 int64_t checkpoint_interval(const Metadata& metadata);
 

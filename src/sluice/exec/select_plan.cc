@@ -440,24 +440,40 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
             {"subscribe", "topic"}, {"startingoffsets", "starting_offsets"},
             {"bootstrapservers", "bootstrap_servers"}, {"startingOffsets", "starting_offsets"},
             {"bootstrapServers", "bootstrap_servers"}, {"endingOffsets", "ending_offsets"},
-            {"maxOffsetsPerTrigger", "max_offsets_per_trigger"}, {"failOnDataLoss", "fail_on_data_loss"}};
+            {"maxOffsetsPerTrigger", "max_offsets_per_trigger"}, {"failOnDataLoss", "fail_on_data_loss"},
+            {"subscribePattern", "topic_pattern"}, {"startingTimestamp", "starting_timestamp"},
+            {"startingOffsetsByTimestamp", "starting_offsets_by_timestamp"},
+            {"endingTimestamp", "ending_timestamp"},
+            {"endingOffsetsByTimestamp", "ending_offsets_by_timestamp"},
+            {"includeHeaders", "include_headers"}, {"groupIdPrefix", "group_id_prefix"},
+            {"groupId", "group_id"}, {"groupMode", "group_mode"}};
         std::string key = a->name;
         if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
         if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
-        static const std::set<std::string> kKnown = {"topic", "starting_offsets", "ending_offsets",
-                                                     "max_offsets_per_trigger", "fail_on_data_loss",
-                                                     "bootstrap_servers", "cluster", "value_format", "value_schema",
-                                                     "schema_registry_url", "schema_registry_subject",
-                                                     "rescued_data_column"};
+        static const std::set<std::string> kKnown = {
+            "topic", "topic_pattern", "starting_offsets", "ending_offsets", "starting_timestamp",
+            "starting_offsets_by_timestamp", "ending_timestamp", "ending_offsets_by_timestamp",
+            "max_offsets_per_trigger", "fail_on_data_loss", "include_headers", "group_mode",
+            "group_id", "group_id_prefix", "bootstrap_servers", "cluster", "value_format", "value_schema",
+            "schema_registry_url", "schema_registry_subject", "rescued_data_column"};
         if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
           return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
-                                          "starting_offsets/startingOffsets, bootstrapServers, cluster, kafka.*)",
+                                          "topic_pattern/subscribePattern, starting_offsets/startingOffsets, "
+                                          "startingTimestamp, startingOffsetsByTimestamp, ending_offsets, "
+                                          "include_headers, group_mode, groupIdPrefix, bootstrapServers, "
+                                          "cluster, value_format, value_schema, schema_registry_url, "
+                                          "schema_registry_subject, rescued_data_column, kafka.*)",
                                           a->name));
         }
         src.options[key] = a->args[0]->value;
       }
-      if (!src.options.count("topic")) return fail(from.loc, "read_kafka needs topic => 'name' (or subscribe => 'name')");
-      src.name = src.options.at("topic");
+      if (!src.options.count("topic") && !src.options.count("topic_pattern")) {
+        return fail(from.loc, "read_kafka needs topic => 'name' (or subscribe => 'a,b', subscribePattern => 'regex')");
+      }
+      src.name = src.options.count("topic") ? src.options.at("topic") : src.options.at("topic_pattern");
+      if (auto h = src.options.find("include_headers"); h != src.options.end() && to_lower(h->second) == "false") {
+        src.schema = kafka::kafka_source_schema(kafka::HeadersColumn::kDrop);
+      }
       if (src.options.count("value_format")) {
         // Decoded at the source: value becomes a struct of the payload's fields.
         auto format = value_format_of(src.options);

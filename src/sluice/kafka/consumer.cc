@@ -3,6 +3,9 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <deque>
 
 #include "sluice/common/status.h"
@@ -20,8 +23,11 @@ class EventLog : public RdKafka::EventCb {
     if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() > RdKafka::Event::EVENT_SEVERITY_WARNING) {
       return;
     }
+    note(event.str());
+  }
+  void note(std::string line) {
     std::lock_guard lock(mutex_);
-    recent_.push_back(event.str());
+    recent_.push_back(std::move(line));
     if (recent_.size() > 5) recent_.pop_front();
   }
   std::string recent() const {
@@ -37,6 +43,66 @@ class EventLog : public RdKafka::EventCb {
  private:
   mutable std::mutex mutex_;  // guards recent_
   std::deque<std::string> recent_;
+};
+
+// Turns librdkafka's rebalance callback into RebalanceListener calls and applies the
+// (incremental, for cooperative protocols) assignment change librdkafka expects.
+class RebalanceAdapter : public RdKafka::RebalanceCb {
+ public:
+  explicit RebalanceAdapter(EventLog* events) : events_(events) {}
+  void set_listener(RebalanceListener* listener) { listener_ = listener; }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    std::vector<TopicPartitionId> ids;
+    for (const auto* p : partitions) ids.push_back({p->topic(), KafkaPartition(p->partition())});
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      std::vector<PartitionStart> starts;
+      if (listener_ != nullptr) starts = listener_->on_assigned(ids);
+      std::vector<RdKafka::TopicPartition*> list;
+      for (const auto& s : starts) {
+        list.push_back(
+            RdKafka::TopicPartition::create(s.topic, s.partition.value(), s.offset.value()));
+      }
+      if (cooperative) {
+        check(consumer->incremental_assign(list), "incremental assign");
+      } else {
+        check_code(consumer->assign(list), "assign");
+      }
+      RdKafka::TopicPartition::destroy(list);
+      return;
+    }
+    if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      if (listener_ != nullptr) {
+        listener_->on_revoked(ids,
+                              consumer->assignment_lost() ? RevokeKind::kLost : RevokeKind::kRevoked);
+      }
+      if (cooperative) {
+        check(consumer->incremental_unassign(partitions), "incremental unassign");
+      } else {
+        check_code(consumer->unassign(), "unassign");
+      }
+      return;
+    }
+    events_->note("rebalance failed: " + RdKafka::err2str(err));
+    if (listener_ != nullptr) listener_->on_revoked(ids, RevokeKind::kLost);
+    check_code(consumer->unassign(), "unassign");
+  }
+
+ private:
+  void check(RdKafka::Error* raw, const char* what) {
+    std::unique_ptr<RdKafka::Error> error(raw);  // librdkafka hands over ownership
+    if (error) events_->note(std::string(what) + " failed: " + error->str());
+  }
+  void check_code(RdKafka::ErrorCode code, const char* what) {
+    if (code != RdKafka::ERR_NO_ERROR) {
+      events_->note(std::string(what) + " failed: " + RdKafka::err2str(code));
+    }
+  }
+
+  EventLog* events_;
+  RebalanceListener* listener_ = nullptr;  // only touched on the polling thread
 };
 
 namespace {
@@ -61,10 +127,36 @@ bool is_unreachable(RdKafka::ErrorCode code) {
 arrow::Result<std::unique_ptr<Consumer>> Consumer::make(const std::string& cluster_name,
                                                         const KafkaProperties& properties,
                                                         const std::string& group_id) {
+  return make_impl(cluster_name, properties, group_id, nullptr);
+}
+
+arrow::Result<std::unique_ptr<Consumer>> Consumer::make_group_member(
+    const std::string& cluster_name, const KafkaProperties& properties,
+    const std::string& group_id, RebalanceListener* listener) {
+  KafkaProperties props = properties;
+  props.emplace("partition.assignment.strategy", "cooperative-sticky");
+  // Regex subscriptions see new topics at the next metadata refresh (default: 5 minutes).
+  props.emplace("topic.metadata.refresh.interval.ms", "5000");
+  return make_impl(cluster_name, props, group_id, listener);
+}
+
+arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& cluster_name,
+                                                             const KafkaProperties& properties,
+                                                             const std::string& group_id,
+                                                             RebalanceListener* listener) {
   std::unique_ptr<Consumer> c(new Consumer());
   c->cluster_name_ = cluster_name;
   c->events_ = std::make_unique<EventLog>();
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  if (listener != nullptr) {
+    c->rebalance_ = std::make_unique<RebalanceAdapter>(c->events_.get());
+    c->rebalance_->set_listener(listener);
+    std::string err;
+    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(c->rebalance_.get()), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return invalid("Kafka cluster '{}': {}", cluster_name, err);
+    }
+  }
   // Our defaults first, so the user's properties override them.
   const KafkaProperties defaults = {
       {"group.id", group_id},
@@ -98,6 +190,111 @@ Consumer::~Consumer() {
 }
 
 std::string Consumer::recent_errors() const { return events_->recent(); }
+
+arrow::Status Consumer::subscribe(const std::vector<std::string>& topics) {
+  RdKafka::ErrorCode code = consumer_->subscribe(topics);
+  if (code != RdKafka::ERR_NO_ERROR) {
+    return invalid("Kafka cluster '{}': cannot subscribe to {}: {}", cluster_name_,
+                   fmt::join(topics, ", "), RdKafka::err2str(code));
+  }
+  return arrow::Status::OK();
+}
+
+void Consumer::set_listener(RebalanceListener* listener) {
+  if (rebalance_) rebalance_->set_listener(listener);
+}
+
+arrow::Result<std::vector<TopicPartitionId>> Consumer::assignment() {
+  std::vector<RdKafka::TopicPartition*> list;
+  RdKafka::ErrorCode code = consumer_->assignment(list);
+  std::vector<TopicPartitionId> out;
+  for (const auto* p : list) out.push_back({p->topic(), KafkaPartition(p->partition())});
+  RdKafka::TopicPartition::destroy(list);
+  if (code != RdKafka::ERR_NO_ERROR) {
+    return io_error("Kafka cluster '{}': cannot read the assignment: {}", cluster_name_,
+                    RdKafka::err2str(code));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+arrow::Status Consumer::add_partitions(const std::vector<PartitionStart>& starts) {
+  std::vector<RdKafka::TopicPartition*> list;
+  for (const auto& s : starts) {
+    list.push_back(RdKafka::TopicPartition::create(s.topic, s.partition.value(), s.offset.value()));
+  }
+  std::unique_ptr<RdKafka::Error> error(consumer_->incremental_assign(list));
+  RdKafka::TopicPartition::destroy(list);
+  if (error) {
+    return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_, error->str());
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Consumer::seek(const PartitionStart& start, std::chrono::milliseconds timeout) {
+  std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(
+      start.topic, start.partition.value(), start.offset.value()));
+  RdKafka::ErrorCode code = consumer_->seek(*tp, static_cast<int>(timeout.count()));
+  if (code != RdKafka::ERR_NO_ERROR) {
+    return mark_retryable(io_error("Kafka cluster '{}': cannot move {}[{}] to offset {}: {}",
+                                   cluster_name_, start.topic, start.partition.value(),
+                                   start.offset.value(), RdKafka::err2str(code)));
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::vector<std::string>> Consumer::topics(std::chrono::milliseconds timeout) {
+  RdKafka::Metadata* raw = nullptr;
+  RdKafka::ErrorCode code =
+      consumer_->metadata(/*all_topics=*/true, nullptr, &raw, static_cast<int>(timeout.count()));
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (code != RdKafka::ERR_NO_ERROR) {
+    auto status = io_error(
+        "cannot reach Kafka cluster '{}' at {} within {} ms ({}{}{}); check bootstrap.servers "
+        "and that the broker is running",
+        cluster_name_, bootstrap_, timeout.count(), RdKafka::err2str(code),
+        recent_errors().empty() ? "" : ": ", recent_errors());
+    return is_unreachable(code) ? mark_retryable(status) : status;
+  }
+  std::vector<std::string> names;
+  for (const auto* t : *metadata->topics()) {
+    if (t->topic().rfind("__", 0) == 0) continue;  // internal topics
+    names.push_back(t->topic());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+arrow::Result<std::map<KafkaPartition, KafkaOffset>> Consumer::offsets_for_times(
+    const std::string& topic, const std::map<KafkaPartition, int64_t>& timestamps_ms,
+    std::chrono::milliseconds timeout) {
+  std::vector<RdKafka::TopicPartition*> list;
+  for (const auto& [p, ts] : timestamps_ms) {
+    list.push_back(RdKafka::TopicPartition::create(topic, p.value(), ts));
+  }
+  RdKafka::ErrorCode code = consumer_->offsetsForTimes(list, static_cast<int>(timeout.count()));
+  std::map<KafkaPartition, KafkaOffset> out;
+  std::vector<KafkaPartition> past_end;
+  for (const auto* tp : list) {
+    if (code == RdKafka::ERR_NO_ERROR && tp->err() != RdKafka::ERR_NO_ERROR) code = tp->err();
+    if (tp->offset() < 0) {
+      past_end.emplace_back(tp->partition());  // no record that new
+    } else {
+      out[KafkaPartition(tp->partition())] = KafkaOffset(tp->offset());
+    }
+  }
+  RdKafka::TopicPartition::destroy(list);
+  if (code != RdKafka::ERR_NO_ERROR) {
+    auto status = io_error("cannot look up offsets by timestamp of Kafka topic '{}' on cluster '{}': {}",
+                           topic, cluster_name_, RdKafka::err2str(code));
+    return is_unreachable(code) ? mark_retryable(status) : status;
+  }
+  for (auto p : past_end) {
+    ARROW_ASSIGN_OR_RAISE(auto marks, watermarks(topic, p, timeout));
+    out[p] = marks.high;
+  }
+  return out;
+}
 
 arrow::Result<std::vector<KafkaPartition>> Consumer::partitions(const std::string& topic,
                                                                 std::chrono::milliseconds timeout) {

@@ -1,5 +1,6 @@
-// RAII wrapper over librdkafka's KafkaConsumer for assigned (not subscribed) reads: topic
-// metadata, watermarks, explicit assignment, message polling, offset commits.
+// RAII wrapper over librdkafka's KafkaConsumer: topic metadata, watermarks, offsets by
+// timestamp, explicit assignment or consumer-group membership (cooperative rebalancing),
+// message polling, seeks, offset commits.
 #pragma once
 
 #include <arrow/result.h>
@@ -34,7 +35,30 @@ struct PartitionStart {
   KafkaOffset offset;
 };
 
+// One partition of one topic.
+struct TopicPartitionId {
+  std::string topic;
+  KafkaPartition partition;
+  auto operator<=>(const TopicPartitionId&) const = default;
+};
+
+enum class RevokeKind { kRevoked, kLost };
+
+// Told by a group member's consumer when the group moves partitions. Called on the thread
+// that calls Consumer::poll (or the destructor), from inside librdkafka's rebalance callback.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  // Partitions this member now owns; returns where to start each of them (a partition left
+  // out is assigned later by the caller with Consumer::add_partitions).
+  virtual std::vector<PartitionStart> on_assigned(const std::vector<TopicPartitionId>& added) = 0;
+  // Partitions taken away (kRevoked: cleanly, the listener may still commit their work;
+  // kLost: another member may already own them). They are released when this returns.
+  virtual void on_revoked(const std::vector<TopicPartitionId>& removed, RevokeKind kind) = 0;
+};
+
 class EventLog;  // collects librdkafka's log/error events (defined in consumer.cc)
+class RebalanceAdapter;  // librdkafka's rebalance callback -> RebalanceListener
 
 class Consumer {
  public:
@@ -42,7 +66,32 @@ class Consumer {
   static arrow::Result<std::unique_ptr<Consumer>> make(const std::string& cluster_name,
                                                        const KafkaProperties& properties,
                                                        const std::string& group_id);
+  // A consumer-group member using cooperative-sticky assignment (unless the properties
+  // choose another partition.assignment.strategy); `listener` must outlive the consumer or be
+  // replaced with set_listener(nullptr) first.
+  static arrow::Result<std::unique_ptr<Consumer>> make_group_member(
+      const std::string& cluster_name, const KafkaProperties& properties,
+      const std::string& group_id, RebalanceListener* listener);
   ~Consumer();
+
+  // Joins the group for these topics; a name starting with '^' is a regular expression.
+  arrow::Status subscribe(const std::vector<std::string>& topics);
+  void set_listener(RebalanceListener* listener);
+  // Partitions this consumer reads now.
+  arrow::Result<std::vector<TopicPartitionId>> assignment();
+  // Adds partitions to the current assignment (outside a rebalance, e.g. ones the listener
+  // could not start when they were assigned).
+  arrow::Status add_partitions(const std::vector<PartitionStart>& starts);
+  // Moves the read position of an assigned partition.
+  arrow::Status seek(const PartitionStart& start, std::chrono::milliseconds timeout);
+
+  // Names of the cluster's topics (without internal ones such as __consumer_offsets).
+  arrow::Result<std::vector<std::string>> topics(std::chrono::milliseconds timeout);
+  // Per partition, the first offset whose record timestamp is >= the given time (ms since
+  // the epoch); the high-water mark when no record is that new.
+  arrow::Result<std::map<KafkaPartition, KafkaOffset>> offsets_for_times(
+      const std::string& topic, const std::map<KafkaPartition, int64_t>& timestamps_ms,
+      std::chrono::milliseconds timeout);
 
   // The partitions of `topic`. Errors name the topic or the unreachable brokers.
   arrow::Result<std::vector<KafkaPartition>> partitions(const std::string& topic,
@@ -60,9 +109,14 @@ class Consumer {
 
  private:
   Consumer() = default;
+  static arrow::Result<std::unique_ptr<Consumer>> make_impl(const std::string& cluster_name,
+                                                            const KafkaProperties& properties,
+                                                            const std::string& group_id,
+                                                            RebalanceListener* listener);
   std::string cluster_name_;
   std::string bootstrap_;
   std::unique_ptr<EventLog> events_;
+  std::unique_ptr<RebalanceAdapter> rebalance_;  // declared before consumer_: outlives it
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
 };
 

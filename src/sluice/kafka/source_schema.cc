@@ -32,14 +32,20 @@ const std::shared_ptr<arrow::Schema>& kafka_source_schema() {
   return schema;
 }
 
-KafkaRecordBatchBuilder::KafkaRecordBatchBuilder()
+const std::shared_ptr<arrow::Schema>& kafka_source_schema(HeadersColumn headers) {
+  static const auto without = *kafka_source_schema()->RemoveField(7);
+  return headers == HeadersColumn::kInclude ? kafka_source_schema() : without;
+}
+
+KafkaRecordBatchBuilder::KafkaRecordBatchBuilder(HeadersColumn headers)
     : timestamp_(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool()),
       header_key_(std::make_shared<arrow::StringBuilder>()),
       header_value_(std::make_shared<arrow::BinaryBuilder>()),
       header_(std::make_shared<arrow::StructBuilder>(
           header_type(), arrow::default_memory_pool(),
           std::vector<std::shared_ptr<arrow::ArrayBuilder>>{header_key_, header_value_})),
-      headers_(arrow::default_memory_pool(), header_, headers_type()) {}
+      headers_(arrow::default_memory_pool(), header_, headers_type()),
+      include_headers_(headers == HeadersColumn::kInclude) {}
 
 arrow::Status KafkaRecordBatchBuilder::append(const RdKafka::Message& m) {
   if (m.key_pointer() != nullptr) {
@@ -72,8 +78,11 @@ arrow::Status KafkaRecordBatchBuilder::append(const RdKafka::Message& m) {
       ARROW_RETURN_NOT_OK(timestamp_type_.Append(-1));
   }
   // Headers: null when the record has none, as Spark's source gives them.
-  RdKafka::Headers* headers = const_cast<RdKafka::Message&>(m).headers();
-  if (headers == nullptr || headers->size() == 0) {
+  RdKafka::Headers* headers =
+      include_headers_ ? const_cast<RdKafka::Message&>(m).headers() : nullptr;
+  if (!include_headers_) {
+    // includeHeaders => false: no headers column at all
+  } else if (headers == nullptr || headers->size() == 0) {
     ARROW_RETURN_NOT_OK(headers_.AppendNull());
   } else {
     ARROW_RETURN_NOT_OK(headers_.Append());
@@ -94,7 +103,7 @@ arrow::Status KafkaRecordBatchBuilder::append(const RdKafka::Message& m) {
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> KafkaRecordBatchBuilder::finish() {
-  std::vector<std::shared_ptr<arrow::Array>> columns(8);
+  std::vector<std::shared_ptr<arrow::Array>> columns(include_headers_ ? 8 : 7);
   ARROW_RETURN_NOT_OK(key_.Finish(&columns[0]));
   ARROW_RETURN_NOT_OK(value_.Finish(&columns[1]));
   ARROW_RETURN_NOT_OK(topic_.Finish(&columns[2]));
@@ -102,8 +111,10 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> KafkaRecordBatchBuilder::fini
   ARROW_RETURN_NOT_OK(offset_.Finish(&columns[4]));
   ARROW_RETURN_NOT_OK(timestamp_.Finish(&columns[5]));
   ARROW_RETURN_NOT_OK(timestamp_type_.Finish(&columns[6]));
-  ARROW_RETURN_NOT_OK(headers_.Finish(&columns[7]));
-  auto batch = arrow::RecordBatch::Make(kafka_source_schema(), num_rows_, std::move(columns));
+  if (include_headers_) ARROW_RETURN_NOT_OK(headers_.Finish(&columns[7]));
+  auto batch = arrow::RecordBatch::Make(
+      kafka_source_schema(include_headers_ ? HeadersColumn::kInclude : HeadersColumn::kDrop),
+      num_rows_, std::move(columns));
   num_rows_ = 0;
   payload_bytes_ = 0;
   return batch;

@@ -18,9 +18,13 @@ namespace sluice::kafka {
 // timestampType int, headers array<struct<key string, value binary>>.
 const std::shared_ptr<arrow::Schema>& kafka_source_schema();
 
+// Whether Kafka rows carry the headers column (Spark's includeHeaders).
+enum class HeadersColumn { kInclude, kDrop };
+const std::shared_ptr<arrow::Schema>& kafka_source_schema(HeadersColumn headers);
+
 class KafkaRecordBatchBuilder {
  public:
-  KafkaRecordBatchBuilder();
+  explicit KafkaRecordBatchBuilder(HeadersColumn headers = HeadersColumn::kInclude);
 
   // Appends one consumed message (must carry no error).
   arrow::Status append(const RdKafka::Message& message);
@@ -40,6 +44,7 @@ class KafkaRecordBatchBuilder {
   std::shared_ptr<arrow::BinaryBuilder> header_value_;
   std::shared_ptr<arrow::StructBuilder> header_;
   arrow::ListBuilder headers_;
+  bool include_headers_;
   int64_t num_rows_ = 0;
   int64_t payload_bytes_ = 0;
 };

@@ -55,7 +55,9 @@ void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes,
       if (name == "read_kafka") {
         std::string topic;
         for (const auto& a : t.args) {
-          if (a->kind == sql::ExprKind::kNamedArg && (a->name == "topic" || a->name == "subscribe") &&
+          if (a->kind == sql::ExprKind::kNamedArg &&
+              (a->name == "topic" || a->name == "subscribe" || a->name == "topic_pattern" ||
+               a->name == "subscribePattern") &&
               a->args[0]->kind == sql::ExprKind::kLiteral) {
             topic = a->args[0]->value;
           }

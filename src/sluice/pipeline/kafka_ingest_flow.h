@@ -18,9 +18,17 @@
 #include <arrow/record_batch.h>
 
 #include "sluice/common/strong_types.h"
+#include "sluice/kafka/source_schema.h"
+#include "sluice/kafka/topic_selection.h"
 #include "sluice/pipeline/pipeline_config.h"
 
 namespace sluice::pipeline {
+
+// Consumer-group members kept alive across the updates of a continuous run (a member that
+// left the group after every update would make the group rebalance all the time). Owned by
+// the caller of the updates; destroying it leaves the groups. Used by one thread at a time.
+class KafkaGroupMembers;
+std::shared_ptr<KafkaGroupMembers> make_kafka_group_members();
 
 struct IngestOptions {
   std::chrono::milliseconds metadata_timeout{10'000};
@@ -38,6 +46,9 @@ struct IngestOptions {
   const std::atomic<bool>* stop = nullptr;
   // Streaming tables to reset and reprocess in this update ("*": all of them).
   std::vector<std::string> full_refresh;
+  // Set by continuous runs: flows with group_mode subscribe join their consumer group and keep
+  // their membership here. Null (triggered runs, --once): every flow assigns all partitions.
+  std::shared_ptr<KafkaGroupMembers> group_members;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };
@@ -47,11 +58,21 @@ struct IngestOptions {
 using BatchTransform =
     std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(const arrow::RecordBatch&)>;
 
-// A flow from one Kafka topic into a streaming table.
+// How a flow's Kafka partitions are spread over sluice processes.
+enum class GroupMode {
+  kAssign,     // this process reads every partition (the default; --once always does)
+  kSubscribe,  // continuous runs join a consumer group; partitions move between members
+};
+
+// Per topic, per partition id: an offset (-2 earliest, -1 latest) or a timestamp (ms).
+using PartitionValues = std::map<std::string, std::map<int32_t, int64_t>>;
+
+// A flow from Kafka topics into a streaming table.
 struct KafkaFlowSpec {
   std::string table;  // target dataset
   std::string flow;   // flow name: part of the txn appId
-  std::string topic;
+  std::string topic;  // one topic; ignored when `topics` is set
+  kafka::TopicSelection topics;  // a list of topics or a pattern (read_kafka topic/subscribe...)
   std::string cluster = "default";
   StartingOffsets starting_offsets = StartingOffsets::kEarliest;
   std::string comment;
@@ -59,25 +80,58 @@ struct KafkaFlowSpec {
   BatchTransform transform;                      // empty: write the Kafka rows as they are
   std::vector<std::string> partition_columns;
   std::map<std::string, std::string> properties;  // table properties for a new table
-  // Per-partition starting offsets for partitions with no recorded progress (-2 earliest,
-  // -1 latest), and per-partition offsets to stop before (Spark's startingOffsets /
-  // endingOffsets JSON for this topic).
-  std::map<int32_t, int64_t> starting_partition_offsets;
-  std::map<int32_t, int64_t> ending_partition_offsets;
+  // For partitions with no recorded progress, where to start, by precedence: a timestamp of
+  // the partition (startingOffsetsByTimestamp), a timestamp for all (startingTimestamp), an
+  // offset of the partition (startingOffsets JSON, -2 earliest, -1 latest), starting_offsets.
+  PartitionValues starting_partition_timestamps;
+  std::optional<int64_t> starting_timestamp;  // ms since the epoch
+  PartitionValues starting_partition_offsets;
+  // Where to stop (exclusive): the first offset at or after a timestamp, or an offset
+  // (endingOffsetsByTimestamp, endingTimestamp, endingOffsets JSON); else the high-water mark.
+  PartitionValues ending_partition_timestamps;
+  std::optional<int64_t> ending_timestamp;
+  PartitionValues ending_partition_offsets;
   std::optional<int64_t> max_offsets_per_trigger;  // records per update, spread by lag
   bool fail_on_data_loss = true;                   // else skip expired offsets with a warning
+  kafka::HeadersColumn headers = kafka::HeadersColumn::kInclude;  // include_headers
+  GroupMode group_mode = GroupMode::kAssign;
+  std::string group_id;  // empty: <group_id_prefix>-<pipeline> (assign), ...-<flow> (subscribe)
+  std::string group_id_prefix = "sluice";
+
+  // The topics as given: `topics` if set, else `topic`.
+  kafka::TopicSelection selection() const;
+  // The consumer group id for this flow in `pipeline`.
+  std::string consumer_group(const std::string& pipeline) const;
   // Called before each commit of the target with the progress (txn appId -> next offset) that
   // commit records: side tables (quarantine, dead letters) commit their rows with the same
   // progress first. An error aborts the target's commit.
   std::function<arrow::Status(const std::map<std::string, int64_t>&)> pre_commit;
 };
 
+// Where a partition without recorded progress starts, by the spec's precedence.
+struct StartRule {
+  enum class Kind { kEarliest, kLatest, kOffset, kTimestamp };
+  Kind kind;
+  int64_t value = 0;  // the offset or timestamp
+  auto operator<=>(const StartRule&) const = default;
+};
+StartRule start_rule(const KafkaFlowSpec& spec, const std::string& topic, KafkaPartition partition);
+// Where a partition's read stops (exclusive): an offset, a timestamp, or the high-water mark.
+struct EndRule {
+  enum class Kind { kHighWaterMark, kOffset, kTimestamp };
+  Kind kind;
+  int64_t value = 0;
+  auto operator<=>(const EndRule&) const = default;
+};
+EndRule end_rule(const KafkaFlowSpec& spec, const std::string& topic, KafkaPartition partition);
+
 struct IngestReport {
   std::string table;
-  std::string topic;
+  std::string topic;  // the topics read, comma-separated
   int64_t rows_read = 0;
   int64_t rows_written = 0;
   int commits = 0;
+  int conflicts = 0;  // group mode: commits dropped because another member won a partition
   int64_t table_version = -1;  // latest version after the run
   int64_t backlog = 0;         // records behind the high-water marks seen at start (Kafka lag)
 };

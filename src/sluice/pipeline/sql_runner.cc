@@ -25,6 +25,7 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/kafka/source_schema.h"
+#include "sluice/pipeline/kafka_options.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::pipeline {
@@ -660,44 +661,9 @@ class SqlRun {
     return result.version.value();
   }
 
-  // read_kafka's offset options: starting_offsets earliest|latest|JSON, ending_offsets
-  // latest|JSON ({"topic": {"0": 42}}), max_offsets_per_trigger, fail_on_data_loss.
+  // read_kafka's topic, offset, timestamp, header and consumer-group options (kafka_options.h).
   static arrow::Status apply_kafka_options(const std::map<std::string, std::string>& options, KafkaFlowSpec& spec) {
-    auto per_partition = [&](const std::string& key, const std::string& text,
-                             std::map<int32_t, int64_t>& out) -> arrow::Status {
-      auto j = nlohmann::json::parse(text, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains(spec.topic) || !j[spec.topic].is_object()) {
-        return invalid("read_kafka {} must be earliest, latest or JSON like {{\"{}\": {{\"0\": 42}}}}, not '{}'",
-                       key, spec.topic, text);
-      }
-      for (const auto& [partition, offset] : j[spec.topic].items()) {
-        if (!offset.is_number_integer()) return invalid("read_kafka {}: offset of partition {} must be a number", key, partition);
-        out[std::stoi(partition)] = offset.get<int64_t>();
-      }
-      return arrow::Status::OK();
-    };
-    if (auto it = options.find("starting_offsets"); it != options.end()) {
-      if (it->second == "latest") {
-        spec.starting_offsets = StartingOffsets::kLatest;
-      } else if (it->second != "earliest") {
-        ARROW_RETURN_NOT_OK(per_partition("starting_offsets", it->second, spec.starting_partition_offsets));
-      }
-    }
-    if (auto it = options.find("ending_offsets"); it != options.end() && it->second != "latest") {
-      ARROW_RETURN_NOT_OK(per_partition("ending_offsets", it->second, spec.ending_partition_offsets));
-    }
-    if (auto it = options.find("max_offsets_per_trigger"); it != options.end()) {
-      try {
-        spec.max_offsets_per_trigger = std::stoll(it->second);
-      } catch (const std::exception&) {
-        return invalid("read_kafka max_offsets_per_trigger must be a number, not '{}'", it->second);
-      }
-      if (*spec.max_offsets_per_trigger <= 0) return invalid("read_kafka max_offsets_per_trigger must be positive");
-    }
-    if (auto it = options.find("fail_on_data_loss"); it != options.end()) {
-      spec.fail_on_data_loss = to_lower(it->second) != "false";
-    }
-    return arrow::Status::OK();
+    return apply_read_kafka_options(options, spec);
   }
 
   // TBLPROPERTIES with pipeline.yaml `tables.<name>.properties` over them; they become the Delta

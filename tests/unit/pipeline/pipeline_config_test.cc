@@ -55,7 +55,7 @@ TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
   ASSERT_FALSE(cfg.ok());
   EXPECT_EQ(cfg.status().message(),
             file() + ":2:1: unknown key 'kafak' (did you mean 'kafka'?); allowed here: name, "
-                     "storage, mode, trigger_interval, kafka, configuration, libraries, bronze, tables");
+                     "storage, mode, trigger_interval, commit, kafka, configuration, libraries, bronze, tables");
 }
 
 TEST_F(PipelineConfigTest, MalformedYamlGivesLineAndColumn) {
