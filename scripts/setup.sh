@@ -60,4 +60,16 @@ fetch_jars() {  # fetch_jars <pom> <folder under .deps> <what> [extra mvn argume
 fetch_jars tools/kafka/pom.xml kafka "Apache Kafka jars" -DincludeScope=runtime
 # pyspark ships Spark, Scala and Hadoop: only Delta's own jars are needed.
 fetch_jars tools/spark/pom.xml spark "Delta Lake jars for Spark" -DexcludeTransitive=true
+# Apicurio Registry (Confluent-compatible schema registry API) for the Avro tests: Apicurio
+# publishes its ready-to-run server on Maven Central as apicurio-registry-app:<v>:tar.gz:all.
+APICURIO_HASH=$(sha256sum tools/apicurio/pom.xml | cut -c1-16)
+if [ "$(cat .deps/apicurio/.complete 2>/dev/null)" != "$APICURIO_HASH" ]; then
+  log "fetching Apicurio Registry (Maven)"
+  rm -rf .deps/apicurio; mkdir -p .deps/apicurio
+  mvn -q -B -f tools/apicurio/pom.xml package -Dapicurio.dir="$ROOT/.deps/apicurio/registry"
+  rm -rf tools/apicurio/target
+  echo "$APICURIO_HASH" > .deps/apicurio/.complete
+else
+  log "Apicurio Registry present"
+fi
 log "done"

@@ -1,4 +1,5 @@
-"""`sluice decode --format avro` against a registry process started by scripts/registry.sh: two
+"""Avro in the Confluent wire format against a real schema registry (Apicurio Registry from
+Maven Central, started by scripts/registry.sh): `sluice decode --format avro` with two
 registered versions of a schema, Confluent-framed records of both, a garbage record and one
 with an unknown schema id; and `--format json` with rescue and errors."""
 import json
@@ -7,6 +8,7 @@ import socket
 import struct
 import subprocess
 import urllib.request
+import uuid
 
 import pyarrow as pa
 import pyarrow.ipc
@@ -36,13 +38,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def registry():
+    """Apicurio's Confluent-compatible API root."""
     port = free_port()
     env = dict(os.environ, REGISTRY_PORT=str(port))
     subprocess.run([ROOT / "scripts" / "registry.sh", "start"], env=env, check=True)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}/apis/ccompat/v7"
     finally:
         subprocess.run([ROOT / "scripts" / "registry.sh", "stop"], env=env, check=False)
 
@@ -86,8 +89,9 @@ def read_output(path):
 
 
 def test_avro_records_of_two_writer_versions_resolve_to_the_latest(registry, tmp_path):
-    id1 = register(registry, "orders-value", V1)
-    id2 = register(registry, "orders-value", V2)
+    subject = f"orders-{uuid.uuid4().hex[:8]}-value"
+    id1 = register(registry, subject, V1)
+    id2 = register(registry, subject, V2)
     assert id1 != id2
     records = [
         framed(id1, zigzag(7) + string("pen") + struct.pack("<f", 1.5) + string("SAVE10")),
@@ -101,7 +105,7 @@ def test_avro_records_of_two_writer_versions_resolve_to_the_latest(registry, tmp
     inp, out = tmp_path / "in.arrow", tmp_path / "out.arrow"
     write_input(inp, records)
     r = run_sluice("decode", "--format", "avro", "--input", inp, "--output", out,
-                   "--registry", registry, "--subject", "orders-value")
+                   "--registry", registry, "--subject", subject)
     assert r.returncode == 0, r.stderr
     assert "6 rows decoded, 3 errors" in r.stdout
     rows = read_output(out)
@@ -122,7 +126,7 @@ def test_avro_records_of_two_writer_versions_resolve_to_the_latest(registry, tmp
 
 
 def test_reader_schema_from_a_file(registry, tmp_path):
-    id1 = register(registry, "orders-value", V1)
+    id1 = register(registry, f"orders-{uuid.uuid4().hex[:8]}-value", V1)
     avsc = tmp_path / "reader.avsc"
     avsc.write_text(json.dumps({"type": "record", "name": "Order", "namespace": "shop", "fields": [
         {"name": "item", "type": "string"}, {"name": "price", "type": "double"}]}))
@@ -159,3 +163,49 @@ def test_json_decode_rescues_and_reports_errors(tmp_path):
         {"a": None, "b": None, "_rescued_data": None,
          "_error": "invalid JSON at byte 7: Missing a comma or '}' after an object member."},
     ]
+
+
+def test_kafka_pipeline_decodes_avro_with_the_registry(registry, tmp_path, bootstrap, new_topic):
+    """read_kafka(value_format => 'avro'): records of two writer versions land typed in the
+    table, what the reader lacks in _rescued_data, undecodable records in the dead-letter table."""
+    from deltalake import DeltaTable
+    from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+    subject = f"orders-{uuid.uuid4().hex[:8]}-value"
+    id1 = register(registry, subject, V1)
+    id2 = register(registry, subject, V2)
+    topic = new_topic(1)
+    values = []
+    for i in range(300):
+        if i % 50 == 7:
+            values.append(b"not avro")
+        elif i % 2:
+            values.append(framed(id1, zigzag(i) + string(f"item{i}") + struct.pack("<f", 0.5) + string(f"c{i}")))
+        else:
+            values.append(framed(id2, zigzag(i) + string(f"item{i}") + struct.pack("<d", i / 4) + zigzag(i % 5)
+                                 + zigzag(1704164645500 + i) + zigzag(0)))
+    produce_values(bootstrap, topic, values)
+    pipe = kafka_pipeline(tmp_path, "avro", bootstrap)
+    (pipe / "orders.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE orders
+AS SELECT value.*, _rescued_data, offset AS src_offset
+FROM STREAM read_kafka(topic => '{topic}', value_format => 'avro',
+                       schema_registry_url => '{registry}', schema_registry_subject => '{subject}');
+""")
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    rows = {r["src_offset"]: r for r in
+            DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().to_pylist()}
+    dead = DeltaTable(str(pipe / "data" / "tables" / "orders_dead_letter")).to_pyarrow_table().to_pylist()
+    bad = {i for i in range(300) if i % 50 == 7}
+    assert {d["offset"] for d in dead} == bad and len(dead) == len(bad)
+    assert all(d["value"] == b"not avro" and "magic byte" in d["error"] for d in dead)
+    assert set(rows) == set(range(300)) - bad
+    for i, row in rows.items():
+        assert row["id"] == i and row["item"] == f"item{i}"
+        if i % 2:  # v1 writer: float price promoted, coupon rescued, qty from the reader's default
+            assert row["price"] == 0.5 and row["qty"] == 1 and row["placed"] is None
+            assert json.loads(row["_rescued_data"]) == {"coupon": f"c{i}"}
+        else:
+            assert row["price"] == i / 4 and row["qty"] == i % 5 and row["note"] is None
+            assert row["_rescued_data"] is None
