@@ -93,5 +93,36 @@ def test_bad_value_format_arguments_are_clear_errors(tmp_path):
     assert r.returncode == 1 and "value_format must be 'json' or 'avro', not 'xml'" in r.stderr, r.stderr
     (pipe / "t.sql").write_text(
         "CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM read_kafka(topic => 'x', value_format => 'json');")
+    # No value_schema: one is inferred from the topic, so an unreachable broker is the error.
     r = run_sluice("validate", pipe)
-    assert r.returncode == 1 and "needs value_schema" in r.stderr, r.stderr
+    assert r.returncode == 1 and "cannot reach Kafka cluster 'default' at 127.0.0.1:1" in r.stderr, r.stderr
+
+
+def test_json_schema_is_inferred_from_a_sample_then_fixed(tmp_path, bootstrap, new_topic):
+    topic = new_topic(2)
+    pipe = kafka_pipeline(tmp_path, "infer", bootstrap)
+    (pipe / "t.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE events
+AS SELECT value.*, _rescued_data FROM STREAM read_kafka(topic => '{topic}', value_format => 'json');
+""")
+    first = [{"id": i, "score": 1.5 if i % 2 else 2, "user": {"name": f"u{i}", "vip": i % 3 == 0},
+              "tags": ["a"] if i % 4 else []} for i in range(50)]
+    produce_values(bootstrap, topic, first, partitions=2)
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    table = DeltaTable(str(pipe / "data" / "tables" / "events")).to_pyarrow_table()
+    assert str(table.schema.field("id").type) == "int64"
+    assert str(table.schema.field("score").type) == "double"
+    assert str(table.schema.field("user").type) == "struct<name: string, vip: bool>"
+    assert str(table.schema.field("tags").type) == "list<element: string>"
+    assert sorted(table.column("id").to_pylist()) == list(range(50))
+    assert (pipe / "data" / "system" / "inferred_schemas").is_dir()
+
+    # The schema is fixed now: a new field is rescued, not added.
+    produce_values(bootstrap, topic, [{"id": 100, "score": 3.0, "coupon": "X"}])
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    rows = DeltaTable(str(pipe / "data" / "tables" / "events")).to_pyarrow_table().to_pylist()
+    new = [row for row in rows if row["id"] == 100]
+    assert len(new) == 1 and json.loads(new[0]["_rescued_data"]) == {"coupon": "X"}
+    assert "coupon" not in rows[0]

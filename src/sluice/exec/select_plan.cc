@@ -143,7 +143,8 @@ std::vector<PlanSource> SelectPlan::sources() const {
 }
 
 arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
-                                                   const SchemaLookup& schema_of, const InlineLookup& inline_of) {
+                                                   const SchemaLookup& schema_of, const InlineLookup& inline_of,
+                                           const ValueSchemaInference& infer) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
@@ -156,8 +157,8 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
     if (type == kTypes.end()) return fail(ref.loc, fmt::format("{} JOIN is not supported yet", ref.join_type));
     auto spec = std::make_shared<JoinSpec>();
     spec->type = type->second;
-    ARROW_ASSIGN_OR_RAISE(auto left, make_relation(*ref.left, file, schema_of, inline_of));
-    ARROW_ASSIGN_OR_RAISE(auto right, make_relation(*ref.right, file, schema_of, inline_of));
+    ARROW_ASSIGN_OR_RAISE(auto left, make_relation(*ref.left, file, schema_of, inline_of, infer));
+    ARROW_ASSIGN_OR_RAISE(auto right, make_relation(*ref.right, file, schema_of, inline_of, infer));
     const auto& ls = left.output_schema();
     const auto& rs = right.output_schema();
     const bool semi = ref.join_type == "LEFT_SEMI" || ref.join_type == "LEFT_ANTI";
@@ -275,7 +276,7 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   copy->alias = ref.alias;
   sel.from = std::move(copy);
   q.selects.push_back(std::move(sel));
-  ARROW_ASSIGN_OR_RAISE(auto plan, make(q, file, schema_of, inline_of));
+  ARROW_ASSIGN_OR_RAISE(auto plan, make(q, file, schema_of, inline_of, infer));
   auto& last = plan.stages_.back();
   arrow::FieldVector renamed;
   for (const auto& f : last.output->fields()) renamed.push_back(f->WithName(qualifier + "." + f->name()));
@@ -391,7 +392,8 @@ std::vector<std::set<std::string>> SelectPlan::lineage() const {
 }
 
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
-                                                  const SchemaLookup& schema_of, const InlineLookup& lookup) {
+                                                  const SchemaLookup& schema_of, const InlineLookup& lookup,
+                                                  const ValueSchemaInference& infer) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
@@ -407,7 +409,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       std::string name;
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
       if (auto inlined = lookup ? lookup(name) : std::nullopt) {
-        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, lookup));
+        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, lookup, infer));
         if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
           return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
         }
@@ -455,7 +457,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
             "starting_offsets_by_timestamp", "ending_timestamp", "ending_offsets_by_timestamp",
             "max_offsets_per_trigger", "fail_on_data_loss", "include_headers", "group_mode",
             "group_id", "group_id_prefix", "bootstrap_servers", "cluster", "value_format", "value_schema",
-            "schema_registry_url", "schema_registry_subject", "rescued_data_column"};
+            "schema_registry_url", "schema_registry_subject", "rescued_data_column", "schema_sample_records"};
         if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
           return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
                                           "topic_pattern/subscribePattern, starting_offsets/startingOffsets, "
@@ -474,6 +476,14 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       if (auto h = src.options.find("include_headers"); h != src.options.end() && to_lower(h->second) == "false") {
         src.schema = kafka::kafka_source_schema(kafka::HeadersColumn::kDrop);
       }
+      if (src.options.count("value_format") && to_lower(src.options.at("value_format")) == "json" &&
+          !src.options.count("value_schema")) {
+        // No declared schema: one inferred from a sample of the topic, then fixed.
+        if (!infer) return fail(from.loc, "value_format => 'json' needs value_schema => 'a INT, b STRING, ...'");
+        auto inferred = infer(src);
+        if (!inferred.ok()) return fail(from.loc, fmt::format("read_kafka: {}", inferred.status().message()));
+        src.options["value_schema"] = *inferred;
+      }
       if (src.options.count("value_format")) {
         // Decoded at the source: value becomes a struct of the payload's fields.
         auto format = value_format_of(src.options);
@@ -488,7 +498,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
     case sql::TableRefKind::kSubquery: {
-      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup));
+      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, infer));
       if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, order or limit yet");
       }
@@ -500,7 +510,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
     case sql::TableRefKind::kJoin: {
-      ARROW_ASSIGN_OR_RAISE(auto joined, make_relation(from, file, schema_of, lookup));
+      ARROW_ASSIGN_OR_RAISE(auto joined, make_relation(from, file, schema_of, lookup, infer));
       plan.join_ = joined.join_;
       plan.source_ = joined.source_;
       plan.stages_ = joined.stages_;
@@ -706,7 +716,8 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
 }
 
 arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
-                                           const SchemaLookup& schema_of, const InlineLookup& inline_of) {
+                                           const SchemaLookup& schema_of, const InlineLookup& inline_of,
+                                           const ValueSchemaInference& infer) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
@@ -723,14 +734,14 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
   }
   SelectPlan plan;
   if (query.selects.size() == 1) {
-    ARROW_ASSIGN_OR_RAISE(plan, make_select(query.selects[0], file, schema_of, lookup));
+    ARROW_ASSIGN_OR_RAISE(plan, make_select(query.selects[0], file, schema_of, lookup, infer));
   } else {
     // UNION ALL: branches by position, named and typed by the first one (as Spark does).
     for (size_t i = 0; i < query.selects.size(); ++i) {
       if (i > 0 && !query.union_all[i - 1]) {
         return fail(query.selects[i].loc, "UNION (DISTINCT) is not supported yet; use UNION ALL");
       }
-      ARROW_ASSIGN_OR_RAISE(auto branch, make_select(query.selects[i], file, schema_of, lookup));
+      ARROW_ASSIGN_OR_RAISE(auto branch, make_select(query.selects[i], file, schema_of, lookup, infer));
       if (i > 0) {
         const auto& first = plan.union_.front().output_schema();
         const auto& mine = branch.output_schema();

@@ -71,9 +71,13 @@ class SelectPlan {
     const sql::SourceFile* file;
   };
   using InlineLookup = std::function<std::optional<InlineQuery>(const std::string&)>;
+  // read_kafka(value_format => 'json') without value_schema: the schema to decode with (a DDL
+  // string), inferred from a sample of the topic and then kept fixed.
+  using ValueSchemaInference = std::function<arrow::Result<std::string>(const PlanSource&)>;
   static arrow::Result<SelectPlan> make(const sql::Query& query, const sql::SourceFile& file,
                                         const SchemaLookup& schema_of,
-                                        const InlineLookup& inline_of = {});
+                                        const InlineLookup& inline_of = {},
+                                        const ValueSchemaInference& infer = {});
 
   const PlanSource& source() const { return source_; }
   // FROM a JOIN b: the plan reads several sources (materialized views only, for now).
@@ -98,10 +102,12 @@ class SelectPlan {
 
  private:
   static arrow::Result<SelectPlan> make_select(const sql::Select& select, const sql::SourceFile& file,
-                                               const SchemaLookup& schema_of, const InlineLookup& inline_of);
+                                               const SchemaLookup& schema_of, const InlineLookup& inline_of,
+                                               const ValueSchemaInference& infer);
   // One FROM item whose columns are named "qualifier.column" (a side of a join).
   static arrow::Result<SelectPlan> make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
-                                                 const SchemaLookup& schema_of, const InlineLookup& inline_of);
+                                                 const SchemaLookup& schema_of, const InlineLookup& inline_of,
+                                               const ValueSchemaInference& infer);
   arrow::Result<std::shared_ptr<arrow::Table>> join_inputs(const Reader& read) const;
   arrow::Result<std::shared_ptr<arrow::Table>> order_and_limit(std::shared_ptr<arrow::Table> table) const;
 

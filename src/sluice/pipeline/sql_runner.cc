@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <librdkafka/rdkafkacpp.h>
 #include <condition_variable>
 #include <optional>
 #include <thread>
@@ -21,7 +24,9 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/common/ids.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/format/json_schema_inference.h"
 #include "sluice/format/kafka_values.h"
+#include "sluice/kafka/consumer.h"
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/kafka/source_schema.h"
@@ -219,8 +224,9 @@ class SqlRun {
         apply_changes_.insert(fname);
         continue;
       }
+      auto infer = [this, &fname](const exec::PlanSource& src) { return infer_value_schema(fname, src); };
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
-                                                              schema_lookup(), inline_views));
+                                                              schema_lookup(), inline_views, infer));
       if (d.kind == sql::DatasetKind::kStreamingTable) {
         if (!plan.source().streaming) {
           return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
@@ -741,6 +747,92 @@ class SqlRun {
                            fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
   }
 
+  // The Kafka cluster a read_kafka reads: `cluster` of pipeline.yaml (default "default"),
+  // extended by bootstrapServers / kafka.* arguments into a cluster of the flow's own.
+  arrow::Result<std::pair<std::string, kafka::KafkaProperties>> kafka_cluster_of(const exec::PlanSource& src,
+                                                                                  const std::string& flow_name) const {
+    std::string name = "default";
+    if (auto it = src.options.find("cluster"); it != src.options.end()) name = it->second;
+    bool custom = src.options.count("bootstrap_servers") > 0;
+    for (const auto& [k, v] : src.options) custom = custom || k.rfind("kafka.", 0) == 0;
+    if (!custom && !config_.kafka.count(name)) {
+      return invalid("read_kafka uses Kafka cluster '{}', which pipeline.yaml does not define under 'kafka:'", name);
+    }
+    auto props = config_.kafka.count(name) ? config_.kafka.at(name) : kafka::KafkaProperties{};
+    if (!custom) return std::make_pair(name, props);
+    if (auto it = src.options.find("bootstrap_servers"); it != src.options.end()) props["bootstrap.servers"] = it->second;
+    for (const auto& [k, v] : src.options) {
+      if (k.rfind("kafka.", 0) == 0) props[k.substr(6)] = v;
+    }
+    return std::make_pair("read_kafka:" + flow_name, props);
+  }
+
+  // read_kafka(value_format => 'json') without value_schema: a schema inferred from the first
+  // records of the topic, stored at <storage>/system/inferred_schemas/<flow>.ddl the first time
+  // and read from there afterwards, so the table's schema stays fixed (delete the file, or
+  // declare value_schema, to change it).
+  arrow::Result<std::string> infer_value_schema(const std::string& flow_name, const exec::PlanSource& src) {
+    const auto path = inferred_schema_path(flow_name);
+    if (std::filesystem::exists(path)) {
+      std::ifstream in(path);
+      std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!ddl.empty()) return ddl;
+    }
+    if (src.options.count("topic_pattern") || src.name.find(',') != std::string::npos) {
+      return invalid("value_format => 'json' reading several topics needs value_schema => 'a INT, ...' "
+                     "(a schema is inferred only for one topic)");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto cluster, kafka_cluster_of(src, flow_name));
+    ARROW_ASSIGN_OR_RAISE(auto consumer, kafka::Consumer::make(cluster.first, cluster.second, "sluice-" + config_.name));
+    ARROW_ASSIGN_OR_RAISE(auto partitions, consumer->partitions(src.name, options_.metadata_timeout));
+    std::vector<kafka::PartitionStart> starts;
+    int64_t available = 0;
+    for (auto p : partitions) {
+      ARROW_ASSIGN_OR_RAISE(auto marks, consumer->watermarks(src.name, p, options_.metadata_timeout));
+      if (marks.high > marks.low) starts.push_back({src.name, p, marks.low});
+      available += marks.high.value() - marks.low.value();
+    }
+    int64_t wanted = 1000;
+    if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) wanted = std::stoll(it->second);
+    wanted = std::min(wanted, available);
+    std::vector<std::string> samples;
+    if (!starts.empty()) {
+      ARROW_RETURN_NOT_OK(consumer->assign(starts));
+      size_t at_end = 0;
+      const auto deadline = std::chrono::steady_clock::now() + options_.metadata_timeout;
+      while (static_cast<int64_t>(samples.size()) < wanted && at_end < starts.size() &&
+             std::chrono::steady_clock::now() < deadline) {
+        auto msg = consumer->poll(std::chrono::milliseconds(200));
+        if (!msg) continue;
+        if (msg->err() == RdKafka::ERR__PARTITION_EOF) {
+          ++at_end;
+        } else if (msg->err() == RdKafka::ERR_NO_ERROR && msg->payload() != nullptr) {
+          samples.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
+        }
+      }
+    }
+    std::vector<std::string_view> views(samples.begin(), samples.end());
+    auto schema = format::infer_json_schema(views);
+    if (!schema.ok()) return with_context(schema.status(), fmt::format("topic '{}'", src.name));
+    std::string ddl;
+    for (const auto& f : (*schema)->fields()) {
+      ddl += fmt::format("{}`{}` {}", ddl.empty() ? "" : ", ", f->name(), sql::sql_type_name(*f->type()));
+    }
+    std::filesystem::create_directories(path.parent_path());
+    const auto tmp = path.string() + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << ddl;
+      if (!out) return io_error("cannot write {}", tmp);
+    }
+    std::filesystem::rename(tmp, path);
+    return ddl;
+  }
+
+  std::filesystem::path inferred_schema_path(const std::string& flow_name) const {
+    return config_.storage / "system" / "inferred_schemas" / (flow_name + ".ddl");
+  }
+
   // One flow into a streaming table; its progress is its own txn appId.
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
     const auto& plan = flow_plans_.at(flow_name);
@@ -778,23 +870,9 @@ class SqlRun {
       spec.table = d.name;
       spec.flow = flow_name;
       spec.topic = src.name;
-      if (auto it = src.options.find("cluster"); it != src.options.end()) spec.cluster = it->second;
-      // bootstrapServers / kafka.* arguments make (or extend) a cluster of their own.
-      bool custom = src.options.count("bootstrap_servers") > 0;
-      for (const auto& [k, v] : src.options) custom = custom || k.rfind("kafka.", 0) == 0;
-      if (custom) {
-        auto props = flow_config.kafka.count(spec.cluster) ? flow_config.kafka.at(spec.cluster) : kafka::KafkaProperties{};
-        if (auto it = src.options.find("bootstrap_servers"); it != src.options.end()) props["bootstrap.servers"] = it->second;
-        for (const auto& [k, v] : src.options) {
-          if (k.rfind("kafka.", 0) == 0) props[k.substr(6)] = v;
-        }
-        spec.cluster = "read_kafka:" + flow_name;
-        flow_config.kafka[spec.cluster] = std::move(props);
-      }
-      if (!flow_config.kafka.count(spec.cluster)) {
-        return invalid("read_kafka uses Kafka cluster '{}', which pipeline.yaml does not define under 'kafka:'",
-                       spec.cluster);
-      }
+      ARROW_ASSIGN_OR_RAISE(auto cluster, kafka_cluster_of(src, flow_name));
+      spec.cluster = cluster.first;
+      flow_config.kafka[spec.cluster] = std::move(cluster.second);
       ARROW_RETURN_NOT_OK(apply_kafka_options(src.options, spec));
       spec.partition_columns = d.definition->partitioned_by;
       spec.properties = properties(d);
