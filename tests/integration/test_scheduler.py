@@ -44,6 +44,8 @@ def test_failing_branch_skips_its_downstream_not_its_sibling(tmp_path, bootstrap
     assert status["good_gold"]["status"] == "COMPLETED"
     assert status["bad_silver"]["status"] == "FAILED"
     assert "small" in status["bad_silver"]["error"]["message"]
+    stack = status["bad_silver"]["error"]["exceptions"][0]["stack"]
+    assert stack[:3] == ["pipeline 'sched'", "dataset 'bad_silver' (streaming table)", "flow 'bad_silver'"]
     assert status["bad_gold"]["status"] == "SKIPPED"
     assert status["bad_gold"]["upstream"] == "bad_silver"
 

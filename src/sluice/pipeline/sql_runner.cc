@@ -501,8 +501,17 @@ class SqlRun {
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
-    if (!st.ok()) progress["error"] = {{"message", st.message()}, {"code", st.CodeAsString()},
-                                       {"retryable", is_retryable(st)}};
+    if (!st.ok()) {
+      // DLT's shape: the error and where it happened, outermost first (pipeline, dataset, flows,
+      // then each context the error gathered on its way up, e.g. table, topic/partition/offset).
+      nlohmann::json stack = nlohmann::json::array({fmt::format("pipeline '{}'", config_.name),
+                                                    fmt::format("dataset '{}' ({})", name, kind_text(d.kind))});
+      for (const auto& f : d.flows) stack.push_back(fmt::format("flow '{}'", f));
+      progress["error"] = {{"message", st.message()}, {"code", st.CodeAsString()}, {"retryable", is_retryable(st)},
+                           {"exceptions", {{{"class_name", "sluice::" + st.CodeAsString()},
+                                            {"message", st.message()},
+                                            {"stack", stack}}}}};
+    }
     events.add({"flow_progress", st.ok() ? "INFO" : "ERROR",
                 st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
                         : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
