@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -92,6 +93,23 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   // stay in their consumer groups between updates; leaving them at the end hands their
   // partitions to the other members.
   options.group_members = sluice::pipeline::make_kafka_group_members();
+  if (graph && config->bronze.empty()) {
+    // SQL pipelines: every dataset in its own loop, downstream woken by upstream commits.
+    std::mutex print_mutex;
+    sluice::pipeline::ContinuousOptions continuous;
+    continuous.trigger_interval = config->trigger_interval;
+    continuous.on_report = [&](const sluice::pipeline::DatasetReport& r) {
+      std::lock_guard lock(print_mutex);
+      std::cout << fmt::format("{} ({}): {} rows read, {} written, {} dropped, table version {}\n", r.dataset, r.kind,
+                               r.rows_read, r.rows_written, r.rows_dropped, r.version);
+      std::cout.flush();
+    };
+    auto st = sluice::pipeline::run_sql_pipeline_continuous(*config, *graph, options, continuous);
+    options.group_members.reset();
+    if (!st.ok()) return fail(st);
+    std::cout << "sluice: stopped\n";
+    return 0;
+  }
   while (!g_stop) {
     auto started = std::chrono::steady_clock::now();
     auto st = update();

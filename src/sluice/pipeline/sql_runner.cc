@@ -308,10 +308,12 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
-  arrow::Result<std::vector<DatasetReport>> run() {
+  // Triggered (`continuous` unset): every dataset once. Continuous: see run_continuous().
+  arrow::Result<std::vector<DatasetReport>> run(const ContinuousOptions* continuous = nullptr) {
     EventLog events(config_.storage, config_.name, random_uuid());
     events.add({"create_update", "INFO", fmt::format("Update {} started", events.update_id()), "", "",
-                {{"mode", "triggered"}}, 0});
+                {{"mode", continuous ? "continuous" : "triggered"}}, 0});
+    continuous_ = continuous;
     auto result = run_logged(events);
     if (result.ok()) {
       events.add({"update_progress", "INFO", fmt::format("Update {} is COMPLETED.", events.update_id()), "", "",
@@ -347,7 +349,127 @@ class SqlRun {
                                                                                                        : "append"}}}},
                   0});
     }
+    if (continuous_) return run_continuous(events);
     return run_graph(events);
+  }
+
+  // Continuous mode: every stored dataset runs in its own loop until the stop flag. A dataset
+  // that reads Kafka runs again at once while records keep coming, else after the trigger
+  // interval; a dataset that reads other datasets wakes as soon as one of them commits in this
+  // process (in-process notification) or, for writers in other processes, when polling their
+  // logs every trigger interval finds a new version. Retryable errors (broker away, commit
+  // race) are logged and retried after the trigger interval; any other error stops the
+  // pipeline. The event log is appended every few seconds.
+  arrow::Result<std::vector<DatasetReport>> run_continuous(EventLog& events) {
+    events.add({"update_progress", "INFO", fmt::format("Update {} is RUNNING.", events.update_id()), "", "",
+                {{"update_progress", {{"state", "RUNNING"}}}}, 0});
+    std::vector<std::string> stored;
+    for (const auto& name : graph_.order) {
+      if (!views_.count(name)) stored.push_back(name);
+    }
+    std::mutex mutex;  // guards generation, fatal
+    std::condition_variable changed;
+    std::map<std::string, int64_t> generation;  // commits made in this process, per dataset
+    arrow::Status fatal;
+    auto stopping = [&] {
+      std::lock_guard lock(mutex);
+      return options_.stopping() || !fatal.ok();
+    };
+    const auto interval = continuous_->trigger_interval;
+
+    auto loop = [&](const std::string& name) {
+      const auto& d = graph_.datasets.at(name);
+      const auto needs = stored_upstream(name);
+      bool reads_kafka = false;
+      for (const auto& f : d.flows) {
+        if (flow_plans_.count(f) && flow_plans_.at(f).source().kind == exec::PlanSource::Kind::kKafka) reads_kafka = true;
+      }
+      std::map<std::string, int64_t> seen_generation;
+      std::map<std::string, int64_t> seen_version;  // upstream table versions at the last run
+      bool first = true;
+      while (!stopping()) {
+        if (!first && !needs.empty()) {
+          // Wait for an upstream commit here, or poll the upstream logs (other processes).
+          wait_or_stop(mutex, changed, interval, [&] {
+            if (!fatal.ok()) return true;
+            for (const auto& up : needs) {
+              if (generation[up] != seen_generation[up]) return true;
+            }
+            return false;
+          });
+          if (stopping()) break;
+        }
+        bool upstream_moved = first || needs.empty();
+        {
+          std::lock_guard lock(mutex);
+          for (const auto& up : needs) {
+            if (generation[up] != seen_generation[up]) upstream_moved = true;
+            seen_generation[up] = generation[up];
+          }
+        }
+        bool upstream_missing = false;  // not created yet: its own first run is under way
+        for (const auto& up : needs) {
+          delta::LogStore store(config_.table_path(up));
+          auto v = store.latest_version();
+          int64_t version = v.ok() && *v ? (*v)->value() : -1;
+          if (seen_version[up] != version || first) upstream_moved = true;
+          upstream_missing |= version < 0;
+          seen_version[up] = version;
+        }
+        first = false;
+        if (!upstream_moved || upstream_missing) continue;
+        DatasetReport report;
+        auto st = run_dataset(d, report, events);
+        if (st.ok()) {
+          if (report.rows_written > 0 || report.rows_read > 0) {
+            if (continuous_->on_report) continuous_->on_report(report);
+            std::lock_guard lock(mutex);
+            ++generation[name];
+          }
+          changed.notify_all();
+          // Kafka: keep going while records flow; otherwise wait for the trigger interval.
+          if (reads_kafka && report.rows_read == 0) wait_or_stop(mutex, changed, interval);
+          continue;
+        }
+        if (is_retryable(st)) {
+          std::fprintf(stderr, "sluice: warning: pipeline '%s', table '%s': %s (retrying)\n", config_.name.c_str(),
+                       name.c_str(), st.message().c_str());
+          wait_or_stop(mutex, changed, interval);
+          continue;
+        }
+        std::lock_guard lock(mutex);
+        if (fatal.ok()) fatal = with_context(st, fmt::format("pipeline '{}', table '{}'", config_.name, name));
+        changed.notify_all();
+        return;
+      }
+    };
+    std::vector<std::thread> threads;
+    for (const auto& name : stored) threads.emplace_back(loop, name);
+    // The event log is appended every few seconds while the flows run.
+    while (!stopping()) {
+      wait_or_stop(mutex, changed, std::max(interval, std::chrono::milliseconds(2000)));
+      auto logged = events.flush();
+      if (!logged.ok()) std::fprintf(stderr, "sluice: warning: could not write the event log: %s\n", logged.message().c_str());
+    }
+    {
+      std::lock_guard lock(mutex);
+      changed.notify_all();
+    }
+    for (auto& t : threads) t.join();
+    if (!fatal.ok()) return fatal;
+    return std::vector<DatasetReport>{};
+  }
+
+  // Sleeps up to `how_long`, less if the stop flag is set or `done` (checked under `mutex`)
+  // becomes true meanwhile.
+  void wait_or_stop(std::mutex& mutex, std::condition_variable& changed, std::chrono::milliseconds how_long,
+                    const std::function<bool()>& done = {}) {
+    const auto until = std::chrono::steady_clock::now() + how_long;
+    std::unique_lock lock(mutex);
+    while (!options_.stopping() && !(done && done()) && std::chrono::steady_clock::now() < until) {
+      // The stop flag is set by a signal handler, which cannot notify: wake up now and then.
+      changed.wait_for(lock, std::chrono::milliseconds(50));
+    }
   }
 
   // Runs the stored datasets on a pool of threads: a dataset starts once every stored dataset
@@ -1054,6 +1176,7 @@ class SqlRun {
   const PipelineConfig config_;  // read-only while flows run on several threads
   const Graph& graph_;
   IngestOptions options_;
+  const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
   std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
@@ -1068,6 +1191,12 @@ arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineCo
                                                                 const IngestOptions& options) {
   SqlRun run(config, graph, options);
   return run.run();
+}
+
+arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Graph& graph,
+                                          const IngestOptions& options, const ContinuousOptions& continuous) {
+  SqlRun run(config, graph, options);
+  return run.run(&continuous).status();
 }
 
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(

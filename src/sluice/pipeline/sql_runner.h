@@ -8,6 +8,8 @@
 
 #include <arrow/type_fwd.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <memory>
@@ -39,6 +41,17 @@ struct DatasetReport {
 arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
                                                                 const Graph& graph,
                                                                 const IngestOptions& options = {});
+
+struct ContinuousOptions {
+  std::chrono::milliseconds trigger_interval{1000};
+  // Called (from the flows' threads, one at a time per dataset) after each run that moved rows.
+  std::function<void(const DatasetReport&)> on_report;
+};
+
+// Continuous mode: every dataset in its own loop until `options.stop` is set (then each commits
+// what it read and the call returns OK), or until an error that a retry cannot fix.
+arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Graph& graph,
+                                          const IngestOptions& options, const ContinuousOptions& continuous);
 
 // Plans (binds and type-checks) every dataset without running anything; the output schema of
 // each dataset, or every error found.
