@@ -358,6 +358,7 @@ class IngestRun : public kafka::RebalanceListener {
   // Group mode: re-reads the table and makes every owned partition read from its offset
   // there. Needs nothing pending. Starts partitions assigned while no update ran.
   arrow::Status rebase() {
+    if (table_.on_rebase) ARROW_RETURN_NOT_OK(table_.on_rebase());
     ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
     ARROW_ASSIGN_OR_RAISE(auto owned, consumer_->assignment());
     std::map<TopicPartitionId, PartitionProgress> planned;

@@ -106,6 +106,9 @@ struct KafkaFlowSpec {
   // commit records: side tables (quarantine, dead letters) commit their rows with the same
   // progress first. An error aborts the target's commit.
   std::function<arrow::Status(const std::map<std::string, int64_t>&)> pre_commit;
+  // Group mode: called when the flow drops what it read and re-reads its progress from the
+  // table (lost partitions, a commit that lost a race), so side tables do the same.
+  std::function<arrow::Status()> on_rebase;
 };
 
 // Where a partition without recorded progress starts, by the spec's precedence.

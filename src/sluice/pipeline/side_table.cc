@@ -17,11 +17,21 @@ arrow::Result<std::unique_ptr<SideTable>> SideTable::make(std::filesystem::path 
   t->name_ = std::move(name);
   t->description_ = std::move(description);
   t->schema_ = std::move(schema);
-  ARROW_ASSIGN_OR_RAISE(t->snapshot_, delta::load_latest_if_exists(*t->store_));
-  if (t->snapshot_) {
-    for (const auto& [app, txn] : t->snapshot_->txns()) t->committed_at_start_[app] = txn.version;
-  }
+  ARROW_RETURN_NOT_OK(t->reload());
   return t;
+}
+
+arrow::Status SideTable::reload() {
+  if (writer_) {
+    writer_->abort();
+    writer_.reset();
+  }
+  ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
+  committed_at_start_.clear();
+  if (snapshot_) {
+    for (const auto& [app, txn] : snapshot_->txns()) committed_at_start_[app] = txn.version;
+  }
+  return arrow::Status::OK();
 }
 
 int64_t SideTable::committed(const std::string& app_id) const {

@@ -38,6 +38,10 @@ class SideTable {
   int64_t pending_rows() const { return writer_ ? writer_->rows_written() : 0; }
   int64_t rows_committed() const { return rows_committed_; }
 
+  // Drops what was written and not committed, and re-reads the table's progress (after the
+  // flow re-read its own from the log, e.g. when partitions moved between workers).
+  arrow::Status reload();
+
   // Commits what was written with `txns` (only those that advance). Creates the table on the
   // first call even when empty, so readers can open it; otherwise an empty batch commits
   // nothing (replay produces the same rows, so skipping is safe).

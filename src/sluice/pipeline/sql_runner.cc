@@ -1062,6 +1062,11 @@ class SqlRun {
           if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->commit(progress));
           return arrow::Status::OK();
         };
+        spec.on_rebase = [&]() -> arrow::Status {
+          if (quarantine) ARROW_RETURN_NOT_OK(quarantine->reload());
+          if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->reload());
+          return arrow::Status::OK();
+        };
       }
       ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(flow_config, spec, options_));
       report.rows_read += r.rows_read;
