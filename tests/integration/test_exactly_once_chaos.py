@@ -72,6 +72,17 @@ def high_watermarks(bootstrap, topic, partitions):
         consumer.close()
 
 
+def group_offsets(bootstrap, group, topic, partitions):
+    """Offsets the consumer group committed (sluice commits them after each Delta commit)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return [tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 30)]
+    finally:
+        consumer.close()
+
+
 def make_pipeline(tmp_path, name, bootstrap, topic, max_per_trigger, checkpoint_interval=5):
     pipe = write_pipeline(tmp_path / "pipe", f"""
 name: {name}
@@ -367,7 +378,44 @@ def test_broker_outage_continuous_pipeline_catches_up(tmp_path, outage_broker):
     assert sum(marks) == 3 * batch
     wait_for(lambda: tables.done(marks), 150, "sluice to catch up after the outage", proc, poll=0.25)
     print(f"caught up {time.monotonic() - t_back:.1f}s after the broker came back")
+    # Lag monitoring works again too: the group offsets follow the Delta commits.
+    wait_for(lambda: group_offsets(bootstrap, "sluice-outage", topic, partitions) == marks, 30,
+             "consumer-group offsets at the high-water marks", proc, poll=0.5)
     stderr_text = read_stderr(proc)
     assert stop_sluice(proc) == 0, stderr_text
     print("sluice stderr during the outage:\n" + "\n".join(stderr_text.splitlines()[-10:]))
     assert_exactly_once(tables, marks, range(3 * batch))
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_during_broker_outage_commits_what_was_read_and_exits_promptly(tmp_path, outage_broker):
+    """A broker dies while sluice reads a big backlog; SIGTERM then commits what was read and
+    exits within seconds (the consumer-group offset commit, for lag monitoring only, used to
+    hold the exit for session.timeout.ms = 45 s); a later run reads the rest exactly once."""
+    bootstrap = outage_broker.bootstrap
+    partitions, total = 3, 300_000
+    topic = create_topic(bootstrap, partitions)
+    produce(bootstrap, topic, 0, total, partitions)
+    marks = high_watermarks(bootstrap, topic, partitions)
+    pipe = make_pipeline(tmp_path, "term", bootstrap, topic, max_per_trigger=10 * total)
+    tables = Tables(pipe, "term", topic, partitions)
+    proc = start_sluice(pipe, "run")
+    wait_for(lambda: tables.data_file_count() > 0, 60, "sluice to write a data file", proc, poll=0.005)
+    outage_broker.kill()
+    assert tables.bronze_offsets() == [0] * partitions, "the backlog was committed before the broker died"
+    proc.send_signal(signal.SIGTERM)
+    t_term = time.monotonic()
+    code = proc.wait(60)
+    took = time.monotonic() - t_term
+    print(f"\nSIGTERM without a broker: exit {code} after {took:.1f}s; bronze committed "
+          f"{sum(tables.bronze_offsets())} of {total} offsets")
+    assert code == 0, read_stderr(proc)
+    assert took < 15, f"sluice took {took:.1f}s to stop while the broker was away"
+    consistent, rows, offsets = tables.bronze_rows_match_offsets()
+    assert consistent and 0 < offsets < total, (rows, offsets)
+
+    outage_broker.start()
+    proc = start_sluice(pipe, "rest")
+    wait_for(lambda: tables.done(marks), 120, "the rest of the backlog", proc, poll=0.25)
+    assert stop_sluice(proc) == 0
+    assert_exactly_once(tables, marks, range(total))
