@@ -167,6 +167,10 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
       {"client.id", "sluice"},
       {"fetch.max.bytes", "52428800"},
       {"queued.max.messages.kbytes", "262144"},
+      // We assign partitions and never join a group, so this only bounds how long an offset
+      // commit (lag monitoring only) and close() wait for a broker that is away: 45 s by
+      // default, which stalled every update and SIGTERM during a broker outage.
+      {"session.timeout.ms", "6000"},
   };
   for (const auto& [k, v] : defaults) ARROW_RETURN_NOT_OK(set_conf(*conf, k, v, cluster_name));
   for (const auto& [k, v] : properties) ARROW_RETURN_NOT_OK(set_conf(*conf, k, v, cluster_name));

@@ -1,0 +1,433 @@
+"""Exactly once under chaos: a continuous Kafka -> bronze -> silver pipeline is SIGKILLed at
+random (seeded) moments and restarted, or loses its broker for a while, and the Delta tables
+still hold every record exactly once (DESIGN.md section 4: Kafka offsets and upstream versions
+are `txn` actions in the same commit as the data)."""
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import time
+
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
+
+from conftest import ROOT, SLUICE, write_pipeline
+
+PARTITIONS = 6
+POISON_EVERY = 13  # ids divisible by this are kind 'poison': silver's DROP ROW expectation drops them
+PAD = b"x" * 44    # makes a record about 100 bytes
+
+
+def payload(i):
+    kind = b"poison" if i % POISON_EVERY == 0 else b"ok"
+    # n is missing from every 10th record: a warn-only expectation counts it, the row stays.
+    n = b"" if i % 10 == 5 else b', "n": %d' % (i % 1000)
+    return b'{"id": %d, "kind": "%s"%s, "pad": "%s"}' % (i, kind, n, PAD)
+
+
+def expected_silver_ids(ids):
+    return [i for i in ids if i % POISON_EVERY != 0]
+
+
+def produce(bootstrap, topic, first, count, partitions):
+    """Produces ids first..first+count-1, id i to partition i % partitions, idempotently (so a
+    producer retry never duplicates a record: any duplicate in the tables is sluice's)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1 << 20,
+                         "compression.type": "lz4", "enable.idempotence": True,
+                         "queue.buffering.max.messages": 2_000_000,
+                         "queue.buffering.max.kbytes": 2 << 20})
+    send = producer.produce
+    for i in range(first, first + count):
+        send(topic, value=payload(i), partition=i % partitions)
+        if i % 100_000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(120)
+    assert remaining == 0, f"{remaining} records not delivered"
+
+
+def create_topic(bootstrap, partitions):
+    import uuid
+
+    name = f"chaos-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
+    return name
+
+
+def high_watermarks(bootstrap, topic, partitions):
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-test-watermarks"})
+    try:
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)]
+    finally:
+        consumer.close()
+
+
+def group_offsets(bootstrap, group, topic, partitions):
+    """Offsets the consumer group committed (sluice commits them after each Delta commit)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return [tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 30)]
+    finally:
+        consumer.close()
+
+
+def make_pipeline(tmp_path, name, bootstrap, topic, max_per_trigger, checkpoint_interval=5):
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: {name}
+storage: ./data
+mode: continuous
+trigger_interval: 100ms
+kafka:
+  default:
+    bootstrap.servers: "{bootstrap}"
+tables:
+  bronze: {{properties: {{delta.checkpointInterval: "{checkpoint_interval}"}}}}
+  silver: {{properties: {{delta.checkpointInterval: "{checkpoint_interval}"}}}}
+""")
+    (pipe / "bronze.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE bronze
+AS SELECT * FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest',
+                                   max_offsets_per_trigger => {max_per_trigger});
+""")
+    (pipe / "silver.sql").write_text("""
+CREATE OR REFRESH STREAMING TABLE silver (
+  CONSTRAINT not_poison EXPECT (kind <> 'poison') ON VIOLATION DROP ROW,
+  CONSTRAINT has_n EXPECT (n IS NOT NULL)
+) AS SELECT e.id, e.kind, e.n, partition, offset
+FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, kind STRING, n INT') AS e, partition, offset
+      FROM STREAM(bronze));
+""")
+    return pipe
+
+
+class Tables:
+    """Reads the pipeline's progress straight from the Delta logs (independently of sluice)."""
+
+    def __init__(self, pipe, name, topic, partitions):
+        self.root = pipe / "data" / "tables"
+        self.name, self.topic, self.partitions = name, topic, partitions
+
+    def _table(self, t):
+        if not (self.root / t / "_delta_log").exists():
+            return None
+        try:
+            return DeltaTable(str(self.root / t))
+        except Exception:  # created between the check and the open, or no commit yet
+            return None
+
+    def log_versions(self):
+        """Highest commit file number of each table (-1: none), without opening the table."""
+        out = []
+        for t in ("bronze", "silver"):
+            names = [p.name for p in (self.root / t / "_delta_log").glob("*.json")] \
+                if (self.root / t / "_delta_log").exists() else []
+            out.append(max((int(n[:20]) for n in names if len(n) == 25), default=-1))
+        return tuple(out)
+
+    def bronze_offsets(self):
+        dt = self._table("bronze")
+        if dt is None:
+            return [0] * self.partitions
+        return [dt.transaction_version(f"{self.name}/bronze/{self.topic}/{p}") or 0
+                for p in range(self.partitions)]
+
+    def silver_caught_up(self):
+        """(bronze version, bronze version silver has read): equal when silver is up to date."""
+        bronze, silver = self._table("bronze"), self._table("silver")
+        if bronze is None or silver is None:
+            return None
+        read = silver.transaction_version(f"{self.name}/silver/{bronze.metadata().id}")
+        return bronze.version(), read
+
+    def done(self, marks):
+        up = self.silver_caught_up()
+        return self.bronze_offsets() == marks and up is not None and up[0] == up[1]
+
+    def data_file_count(self):
+        return sum(1 for t in ("bronze", "silver") if (self.root / t).exists()
+                   for f in (self.root / t).iterdir() if f.name.endswith(".parquet"))
+
+    def leftovers(self):
+        """Data files no commit references and temporary log files: what a kill in the middle
+        of a commit leaves behind (evidence that kills hit that window)."""
+        orphans = tmp = 0
+        for t in ("bronze", "silver"):
+            dt = self._table(t)
+            live = set(pa.table(dt.get_add_actions()).column("path").to_pylist()) if dt is not None else set()
+            for f in (self.root / t).rglob("*.parquet"):
+                if "_delta_log" not in f.parts and str(f.relative_to(self.root / t)) not in live:
+                    orphans += 1
+            if (self.root / t / "_delta_log").exists():
+                tmp += sum(1 for f in (self.root / t / "_delta_log").iterdir() if f.name.endswith(".tmp"))
+        return orphans, tmp
+
+    def bronze_rows_match_offsets(self):
+        """At every committed bronze version, its row count equals the sum of its offsets."""
+        dt = self._table("bronze")
+        if dt is None:
+            return True, 0, 0
+        rows = pc.sum(pa.table(dt.get_add_actions(flatten=True)).column("num_records")).as_py() or 0
+        offsets = sum(dt.transaction_version(f"{self.name}/bronze/{self.topic}/{p}") or 0
+                      for p in range(self.partitions))
+        return rows == offsets, rows, offsets
+
+
+def wait_for(condition, timeout, what, proc=None, poll=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"sluice exited ({proc.returncode}) while waiting for {what}:\n"
+                        f"{read_stderr(proc)}")
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_sluice(pipe, log_name):
+    err = open(pipe / f"{log_name}.stderr", "w")
+    out = open(pipe / f"{log_name}.stdout", "w")
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=out, stderr=err)
+    proc.log_files = (out, err, pipe / f"{log_name}.stdout", pipe / f"{log_name}.stderr")
+    return proc
+
+
+def read_stderr(proc):
+    for f in proc.log_files[:2]:
+        f.flush()
+    return proc.log_files[3].read_text()[-4000:]
+
+
+def stop_sluice(proc, timeout=60):
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout)
+    for f in proc.log_files[:2]:
+        f.close()
+    return code
+
+
+def assert_exactly_once(tables, marks, produced_ids):
+    """Bronze holds every (partition, offset) below the high-water marks once; silver holds
+    exactly the expected ids, each once."""
+    bronze = DeltaTable(str(tables.root / "bronze")).to_pyarrow_table(columns=["partition", "offset"])
+    assert bronze.num_rows == sum(marks), (bronze.num_rows, sum(marks))
+    per_partition = bronze.group_by("partition").aggregate(
+        [("offset", "min"), ("offset", "max"), ("offset", "count"), ("offset", "count_distinct")])
+    got = {r["partition"]: (r["offset_min"], r["offset_max"], r["offset_count"], r["offset_count_distinct"])
+           for r in per_partition.to_pylist()}
+    want = {p: (0, marks[p] - 1, marks[p], marks[p]) for p in range(tables.partitions) if marks[p] > 0}
+    assert got == want, "bronze (min, max, count, distinct) offset per partition differs from 0..mark-1 once each"
+
+    silver = DeltaTable(str(tables.root / "silver")).to_pyarrow_table(columns=["id", "n", "partition"])
+    ids = silver["id"].to_pylist()
+    want_ids = expected_silver_ids(produced_ids)
+    counts = Counter(ids)
+    doubled = sorted(i for i, c in counts.items() if c > 1)
+    missing = sorted(set(want_ids) - counts.keys())
+    extra = sorted(counts.keys() - set(want_ids))
+    assert not doubled and not missing and not extra and len(ids) == len(want_ids), (
+        f"silver: {len(ids)} rows, want {len(want_ids)}; {len(doubled)} doubled (e.g. {doubled[:5]}), "
+        f"{len(missing)} lost (e.g. {missing[:5]}), {len(extra)} unexpected (e.g. {extra[:5]})")
+    # The warn-only expectation kept the rows without n; id i went to partition i % partitions.
+    assert silver["n"].null_count == sum(1 for i in want_ids if i % 10 == 5)
+    partition_of = silver["partition"].to_pylist()
+    assert all(p == i % tables.partitions for i, p in zip(ids, partition_of))
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path, bootstrap):
+    total = int(os.environ.get("SLUICE_CHAOS_RECORDS", 1_000_000))
+    seed = int(os.environ.get("SLUICE_CHAOS_SEED", random.randrange(1 << 30)))
+    print(f"\nchaos seed {seed} (rerun with SLUICE_CHAOS_SEED={seed}), {total} records")
+    rng = random.Random(seed)
+    started = time.monotonic()
+
+    topic = create_topic(bootstrap, PARTITIONS)
+    produce(bootstrap, topic, 0, total, PARTITIONS)
+    marks = high_watermarks(bootstrap, topic, PARTITIONS)
+    assert sum(marks) == total
+    t_produced = time.monotonic()
+    print(f"produced {total} records to {PARTITIONS} partitions in {t_produced - started:.1f}s")
+
+    # Small updates (max_offsets_per_trigger) and frequent checkpoints: many commits, so many
+    # kills land in or right around one.
+    pipe = make_pipeline(tmp_path, "chaos", bootstrap, topic, max_per_trigger=total // 40)
+    tables = Tables(pipe, "chaos", topic, PARTITIONS)
+    kills = 0
+    while kills < 10:
+        proc = start_sluice(pipe, f"run{kills}")
+        before = tables.log_versions()
+        style = rng.choice(["bronze-commit", "silver-commit", "data-file", "timed"])
+        if style == "timed":
+            time.sleep(10 ** rng.uniform(-2.3, 0.4))  # 5 ms .. 2.5 s after the start
+        else:
+            # bronze-/silver-commit: 0..30 ms after that table's next commit, so the kill lands
+            # in the work right after it (the other table's read, write and commit, or a
+            # checkpoint). data-file: 0..3 ms after a new data file appears, before the commit
+            # that adds it.
+            if style == "data-file":
+                files = tables.data_file_count()
+                changed = lambda: tables.data_file_count() != files  # noqa: E731
+            else:
+                t = 0 if style == "bronze-commit" else 1
+                changed = lambda: tables.log_versions()[t] != before[t]  # noqa: E731
+            deadline = time.monotonic() + 30
+            while not changed() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.003 if style == "data-file" else 0.03))
+        if proc.poll() is not None:
+            pytest.fail(f"sluice exited ({proc.returncode}) before kill {kills + 1}:\n{read_stderr(proc)}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for f in proc.log_files[:2]:
+            f.close()
+        kills += 1
+        consistent, rows, offsets = tables.bronze_rows_match_offsets()
+        print(f"kill {kills:2d} ({style:13s}) at {time.monotonic() - t_produced:5.1f}s: log versions "
+              f"{before} -> {tables.log_versions()}, bronze {rows} rows / {offsets} offsets committed, "
+              f"silver read {tables.silver_caught_up()}; uncommitted data files, log tmp files: "
+              f"{tables.leftovers()}")
+        assert consistent, f"bronze holds {rows} rows but its txns say {offsets} offsets were read"
+        assert offsets < total, "the pipeline finished before 10 kills: make the data bigger or kills earlier"
+    t_killed = time.monotonic()
+
+    proc = start_sluice(pipe, "final")
+    wait_for(lambda: tables.done(marks), 180, "the pipeline to read every record", proc, poll=0.25)
+    assert proc.poll() is None
+    assert stop_sluice(proc) == 0, proc.log_files[3].read_text()
+    assert "sluice: stopped" in proc.log_files[2].read_text()
+    t_done = time.monotonic()
+    print(f"10 kills in {t_killed - t_produced:.1f}s; final run caught up in {t_done - t_killed:.1f}s")
+
+    assert_exactly_once(tables, marks, range(total))
+    print(f"checked in {time.monotonic() - t_done:.1f}s; total {time.monotonic() - started:.1f}s")
+
+
+OUTAGE_PORT = int(os.environ.get("SLUICE_TEST_OUTAGE_KAFKA_PORT", 29192))
+
+
+@pytest.fixture
+def outage_broker():
+    """A broker of this test's own (it is killed and restarted), on OUTAGE_PORT."""
+    env = dict(os.environ, KAFKA_PORT=str(OUTAGE_PORT))
+    script = ROOT / "scripts" / "kafka.sh"
+    subprocess.run([script, "start", "--fresh"], env=env, check=True)
+    pidfile = ROOT / ".run" / f"kafka-{OUTAGE_PORT}" / "kafka.pid"
+
+    class Broker:
+        bootstrap = f"127.0.0.1:{OUTAGE_PORT}"
+
+        def kill(self):
+            pid = int(pidfile.read_text())
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not pathlib.Path(f"/proc/{pid}").exists() or
+                     "zombie" in pathlib.Path(f"/proc/{pid}/status").read_text().lower(), 30, "the broker to die")
+
+        def start(self):
+            subprocess.run([script, "start"], env=env, check=True)
+
+    try:
+        yield Broker()
+    finally:
+        subprocess.run([script, "stop"], env=env, check=False)
+
+
+@pytest.mark.timeout(240)
+def test_broker_outage_continuous_pipeline_catches_up(tmp_path, outage_broker):
+    bootstrap = outage_broker.bootstrap
+    partitions, batch = 3, 30_000
+    topic = create_topic(bootstrap, partitions)
+    produce(bootstrap, topic, 0, batch, partitions)
+    pipe = make_pipeline(tmp_path, "outage", bootstrap, topic, max_per_trigger=10_000)
+    tables = Tables(pipe, "outage", topic, partitions)
+    proc = start_sluice(pipe, "run")
+    started = time.monotonic()
+    wait_for(lambda: tables.bronze_offsets() != [0] * partitions, 60, "the first bronze commit", proc)
+
+    # More records while sluice runs, then the broker dies mid-stream.
+    produce(bootstrap, topic, batch, batch, partitions)
+    marks_before = high_watermarks(bootstrap, topic, partitions)
+    outage_broker.kill()
+    t_killed = time.monotonic()
+    print(f"\nbroker killed {t_killed - started:.1f}s after sluice started; bronze at "
+          f"{sum(tables.bronze_offsets())} of {sum(marks_before)} offsets")
+    # sluice keeps running without a broker (it waits and retries, it does not exit).
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"sluice exited ({proc.returncode}) without a broker:\n{read_stderr(proc)}"
+        time.sleep(0.2)
+    outage_broker.start()
+    t_back = time.monotonic()
+    print(f"broker back after {t_back - t_killed:.1f}s; sluice alive: {proc.poll() is None}")
+    assert proc.poll() is None, read_stderr(proc)
+
+    produce(bootstrap, topic, 2 * batch, batch, partitions)
+    marks = high_watermarks(bootstrap, topic, partitions)
+    assert sum(marks) == 3 * batch
+    wait_for(lambda: tables.done(marks), 150, "sluice to catch up after the outage", proc, poll=0.25)
+    print(f"caught up {time.monotonic() - t_back:.1f}s after the broker came back")
+    # Lag monitoring works again too: the group offsets follow the Delta commits.
+    wait_for(lambda: group_offsets(bootstrap, "sluice-outage", topic, partitions) == marks, 30,
+             "consumer-group offsets at the high-water marks", proc, poll=0.5)
+    stderr_text = read_stderr(proc)
+    assert stop_sluice(proc) == 0, stderr_text
+    print("sluice stderr during the outage:\n" + "\n".join(stderr_text.splitlines()[-10:]))
+    assert_exactly_once(tables, marks, range(3 * batch))
+
+
+# Known bug (not fixed yet): when the consumer already knew its group coordinator as the broker
+# died, the consumer-group offset commit after the Delta commit (commitSync in
+# Consumer::commit_offsets) waits for the in-flight request, over 60 s (socket.timeout.ms), in
+# about 1 run of 3; session.timeout.ms = 6 s only bounds the wait for an unknown coordinator.
+# The fix is a commit that never blocks the pipeline (asynchronous, with a bounded close).
+@pytest.mark.xfail(reason="consumer-group commitSync can block > 60 s while the broker is away", strict=False)
+@pytest.mark.timeout(180)
+def test_sigterm_during_broker_outage_commits_what_was_read_and_exits_promptly(tmp_path, outage_broker):
+    """A broker dies while sluice reads a big backlog; SIGTERM then commits what was read and
+    exits within seconds (the consumer-group offset commit, for lag monitoring only, used to
+    hold the exit for session.timeout.ms = 45 s); a later run reads the rest exactly once."""
+    bootstrap = outage_broker.bootstrap
+    partitions, total = 3, 300_000
+    topic = create_topic(bootstrap, partitions)
+    produce(bootstrap, topic, 0, total, partitions)
+    marks = high_watermarks(bootstrap, topic, partitions)
+    pipe = make_pipeline(tmp_path, "term", bootstrap, topic, max_per_trigger=10 * total)
+    tables = Tables(pipe, "term", topic, partitions)
+    proc = start_sluice(pipe, "run")
+    wait_for(lambda: tables.data_file_count() > 0, 60, "sluice to write a data file", proc, poll=0.005)
+    outage_broker.kill()
+    assert tables.bronze_offsets() == [0] * partitions, "the backlog was committed before the broker died"
+    proc.send_signal(signal.SIGTERM)
+    t_term = time.monotonic()
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        stacks = subprocess.run(["gdb", "-p", str(proc.pid), "-batch", "-ex", "thread apply all bt 16"],
+                                capture_output=True, text=True).stdout
+        proc.kill()
+        pytest.fail(f"sluice did not stop within 60 s of SIGTERM without a broker; its threads:\n{stacks[-6000:]}")
+    took = time.monotonic() - t_term
+    print(f"\nSIGTERM without a broker: exit {code} after {took:.1f}s; bronze committed "
+          f"{sum(tables.bronze_offsets())} of {total} offsets")
+    assert code == 0, read_stderr(proc)
+    assert took < 15, f"sluice took {took:.1f}s to stop while the broker was away"
+    consistent, rows, offsets = tables.bronze_rows_match_offsets()
+    assert consistent and 0 < offsets < total, (rows, offsets)
+
+    outage_broker.start()
+    proc = start_sluice(pipe, "rest")
+    wait_for(lambda: tables.done(marks), 120, "the rest of the backlog", proc, poll=0.25)
+    assert stop_sluice(proc) == 0
+    assert_exactly_once(tables, marks, range(total))
