@@ -3,6 +3,11 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <thread>
+
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -190,7 +195,32 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
 }
 
 Consumer::~Consumer() {
-  if (consumer_) consumer_->close();
+  if (!consumer_) return;
+  // close() leaves the group and waits for in-flight offset commits, which a broker that went
+  // away can hold for minutes. It runs on a thread of its own that owns the handle (and the
+  // callbacks it calls); after kCloseWait the pipeline goes on (or exits) without it.
+  constexpr auto kCloseWait = std::chrono::seconds(10);
+  struct Closing {
+    std::unique_ptr<EventLog> events;
+    std::unique_ptr<RebalanceAdapter> rebalance;
+    std::unique_ptr<RdKafka::KafkaConsumer> consumer;
+    std::promise<void> closed;
+  };
+  auto closing = std::make_unique<Closing>();
+  closing->events = std::move(events_);
+  closing->rebalance = std::move(rebalance_);
+  closing->consumer = std::move(consumer_);
+  auto closed = closing->closed.get_future();
+  std::thread([c = std::move(closing)]() mutable {
+    c->consumer->close();
+    c->consumer.reset();
+    c->closed.set_value();
+  }).detach();
+  if (closed.wait_for(kCloseWait) == std::future_status::timeout) {
+    std::fprintf(stderr, "sluice: warning: Kafka cluster '%s' did not close its consumer within %llds (broker "
+                 "away?); going on without waiting\n", cluster_name_.c_str(),
+                 static_cast<long long>(kCloseWait.count()));
+  }
 }
 
 std::string Consumer::recent_errors() const { return events_->recent(); }
@@ -375,7 +405,9 @@ arrow::Status Consumer::commit_offsets(const std::vector<PartitionStart>& next_o
   for (const auto& s : next_offsets) {
     list.push_back(RdKafka::TopicPartition::create(s.topic, s.partition.value(), s.offset.value()));
   }
-  RdKafka::ErrorCode code = consumer_->commitSync(list);
+  // Asynchronous: these offsets only feed lag monitoring (progress lives in the Delta log), so
+  // a broker that is away must never hold the pipeline here.
+  RdKafka::ErrorCode code = consumer_->commitAsync(list);
   RdKafka::TopicPartition::destroy(list);
   if (code != RdKafka::ERR_NO_ERROR) {
     return mark_retryable(io_error("Kafka cluster '{}': offset commit failed: {}", cluster_name_,
