@@ -17,26 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "sluice/pipeline/dataset_report.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/kafka_ingest_flow.h"
 #include "sluice/pipeline/pipeline_config.h"
 
 namespace sluice::pipeline {
 
-struct DatasetReport {
-  std::string dataset;
-  std::string kind;
-  int64_t rows_read = 0;
-  int64_t rows_written = 0;
-  int64_t version = -1;
-  std::map<std::string, int64_t> expectation_failures;  // per constraint
-  std::map<std::string, int64_t> expectation_rows;      // rows each constraint was checked on
-  int64_t duration_ms = 0;
-  int64_t rows_dropped = 0;
-  int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
-  int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
-  std::optional<int64_t> backlog;  // Kafka records behind the end offsets after the update
-};
 
 arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
                                                                 const Graph& graph,

@@ -1,0 +1,27 @@
+// What one run of a dataset did: rows in and out, expectation counts, side-table rows, the
+// table version it left, Kafka backlog. Reported to the CLI and the event log.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace sluice::pipeline {
+
+struct DatasetReport {
+  std::string dataset;
+  std::string kind;
+  int64_t rows_read = 0;
+  int64_t rows_written = 0;
+  int64_t version = -1;
+  std::map<std::string, int64_t> expectation_failures;  // per constraint
+  std::map<std::string, int64_t> expectation_rows;      // rows each constraint was checked on
+  int64_t duration_ms = 0;
+  int64_t rows_dropped = 0;
+  int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
+  int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
+  std::optional<int64_t> backlog;  // Kafka records behind the end offsets after the update
+};
+
+}  // namespace sluice::pipeline
