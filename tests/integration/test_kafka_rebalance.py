@@ -11,18 +11,14 @@ from confluent_kafka import Producer
 from deltalake import DeltaTable
 
 from conftest import SLUICE, write_pipeline
+from test_sql_pipeline_e2e import wait_for as e2e_wait_for
 
 PARTITIONS = 6
 TOTAL = 200_000
 
 
 def wait_for(predicate, timeout=120.0, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+    return e2e_wait_for(predicate, timeout=timeout, interval=interval)
 
 
 def produce(bootstrap, topic, lo, hi):

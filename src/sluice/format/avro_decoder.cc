@@ -353,6 +353,15 @@ class Planner {
       s.op = op;
       return add(std::move(s));
     };
+    // A reader decimal (bytes or fixed) reads a writer decimal of the same scale.
+    auto decimal = [&]() -> arrow::Result<int> {
+      if (wn.logical != AvroLogical::kDecimal || wn.scale != rn.scale) return fail(w, r);
+      s.precision = rn.precision;
+      if (wk == AvroKind::kBytes) return with(Op::kDecimalBytes);
+      if (wk != AvroKind::kFixed) return fail(w, r);
+      s.size = wn.fixed_size;
+      return with(Op::kDecimalFixed);
+    };
     switch (rk) {
       case AvroKind::kNull: return fail(w, r);
       case AvroKind::kBoolean: return wk == AvroKind::kBoolean ? with(Op::kBool) : fail(w, r);
@@ -386,27 +395,13 @@ class Planner {
         return wk == AvroKind::kDouble ? with(Op::kDoubleToDouble) : fail(w, r);
       case AvroKind::kBytes:
       case AvroKind::kString:
-        if (rn.logical == AvroLogical::kDecimal) {
-          if (wn.logical != AvroLogical::kDecimal || wn.scale != rn.scale) return fail(w, r);
-          s.precision = rn.precision;
-          if (wk == AvroKind::kBytes) return with(Op::kDecimalBytes);
-          if (wk != AvroKind::kFixed) return fail(w, r);
-          s.size = wn.fixed_size;
-          return with(Op::kDecimalFixed);
-        }
+        if (rn.logical == AvroLogical::kDecimal) return decimal();
         if (rk == AvroKind::kString && wk == AvroKind::kEnum) return with(Op::kEnum);
         return (wk == AvroKind::kBytes || wk == AvroKind::kString) ? with(Op::kBytes) : fail(w, r);
       case AvroKind::kEnum:
         return wk == AvroKind::kEnum ? with(Op::kEnum) : wk == AvroKind::kString ? with(Op::kBytes) : fail(w, r);
       case AvroKind::kFixed:
-        if (rn.logical == AvroLogical::kDecimal) {
-          if (wn.logical != AvroLogical::kDecimal || wn.scale != rn.scale) return fail(w, r);
-          s.precision = rn.precision;
-          if (wk == AvroKind::kBytes) return with(Op::kDecimalBytes);
-          if (wk != AvroKind::kFixed) return fail(w, r);
-          s.size = wn.fixed_size;
-          return with(Op::kDecimalFixed);
-        }
+        if (rn.logical == AvroLogical::kDecimal) return decimal();
         if (wk != AvroKind::kFixed || wn.fixed_size != rn.fixed_size) return fail(w, r);
         s.size = wn.fixed_size;
         return with(Op::kFixed);

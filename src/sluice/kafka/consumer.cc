@@ -277,7 +277,7 @@ arrow::Status Consumer::seek(const PartitionStart& start, std::chrono::milliseco
   return arrow::Status::OK();
 }
 
-arrow::Result<std::vector<std::string>> Consumer::topics(std::chrono::milliseconds timeout) {
+arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(std::chrono::milliseconds timeout) {
   RdKafka::Metadata* raw = nullptr;
   RdKafka::ErrorCode code =
       consumer_->metadata(/*all_topics=*/true, nullptr, &raw, static_cast<int>(timeout.count()));
@@ -290,6 +290,11 @@ arrow::Result<std::vector<std::string>> Consumer::topics(std::chrono::millisecon
         recent_errors().empty() ? "" : ": ", recent_errors());
     return is_unreachable(code) ? mark_retryable(status) : status;
   }
+  return metadata;
+}
+
+arrow::Result<std::vector<std::string>> Consumer::topics(std::chrono::milliseconds timeout) {
+  ARROW_ASSIGN_OR_RAISE(auto metadata, all_topics_metadata(timeout));
   std::vector<std::string> names;
   for (const auto* t : *metadata->topics()) {
     if (t->topic().rfind("__", 0) == 0) continue;  // internal topics
@@ -332,18 +337,7 @@ arrow::Result<std::map<KafkaPartition, KafkaOffset>> Consumer::offsets_for_times
 
 arrow::Result<std::vector<KafkaPartition>> Consumer::partitions(const std::string& topic,
                                                                 std::chrono::milliseconds timeout) {
-  RdKafka::Metadata* raw = nullptr;
-  RdKafka::ErrorCode code =
-      consumer_->metadata(/*all_topics=*/true, nullptr, &raw, static_cast<int>(timeout.count()));
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  if (code != RdKafka::ERR_NO_ERROR) {
-    auto status = io_error(
-        "cannot reach Kafka cluster '{}' at {} within {} ms ({}{}{}); check bootstrap.servers "
-        "and that the broker is running",
-        cluster_name_, bootstrap_, timeout.count(), RdKafka::err2str(code),
-        recent_errors().empty() ? "" : ": ", recent_errors());
-    return is_unreachable(code) ? mark_retryable(status) : status;
-  }
+  ARROW_ASSIGN_OR_RAISE(auto metadata, all_topics_metadata(timeout));
   std::vector<std::string> names;
   for (const auto* t : *metadata->topics()) {
     if (t->topic() != topic) {

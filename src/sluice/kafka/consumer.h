@@ -16,6 +16,7 @@
 
 namespace RdKafka {
 class KafkaConsumer;
+class Metadata;
 class Message;
 }  // namespace RdKafka
 
@@ -109,6 +110,8 @@ class Consumer {
 
  private:
   Consumer() = default;
+  // Metadata of every topic; an unreachable cluster is a retryable IOError naming it.
+  arrow::Result<std::unique_ptr<RdKafka::Metadata>> all_topics_metadata(std::chrono::milliseconds timeout);
   static arrow::Result<std::unique_ptr<Consumer>> make_impl(const std::string& cluster_name,
                                                             const KafkaProperties& properties,
                                                             const std::string& group_id,
