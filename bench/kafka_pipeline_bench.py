@@ -191,13 +191,14 @@ def flow_durations(storage):
 
 def run_once(pipe):
     """Runs `sluice run pipe --once`; returns (wall seconds, peak RSS MiB, stdout)."""
+    out_path, err_path = pipe / "sluice.out", pipe / "sluice.err"
     start = time.perf_counter()
-    proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    # wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix in the JVMs we ran).
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
+        proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=out_f, stderr=err_f)
+        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix in the JVMs we ran).
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
+    out, err = out_path.read_text(), err_path.read_text()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"sluice run failed ({proc.returncode}):\n{out}\n{err}")
@@ -317,11 +318,13 @@ def commit_latencies(table_dir, column, since_us=None):
             us = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64())
             if since_us is not None:
                 us = pc.filter(us, pc.greater_equal(us, pa.scalar(since_us, pa.int64())))
-            chunks.append(pc.divide(pc.subtract(pa.scalar(visible_us, pa.int64()), us), 1000.0))
+            lat = pc.divide(pc.subtract(pa.scalar(visible_us, pa.int64()), us), 1000.0)
+            if len(lat):
+                chunks.append(lat.combine_chunks() if isinstance(lat, pa.ChunkedArray) else lat)
             commits += 1
     if not chunks:
         return None, 0
-    return pa.chunked_array(chunks), commits
+    return pa.chunked_array(chunks, type=pa.float64()), commits
 
 
 def percentiles(latencies):
@@ -337,13 +340,14 @@ def latency(args, broker, work, payload_file):
                           trigger_interval=args.trigger_interval)
     storage = pipe / "data"
     total = args.rate * args.seconds
-    sluice = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    # Its output goes to files: a pipe nobody reads fills up and blocks the pipeline.
+    sluice_log = open(work / "latency-sluice.log", "w")
+    sluice = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=sluice_log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while not (storage / "tables" / "events_silver" / "_delta_log").exists():
             if sluice.poll() is not None or time.time() > deadline:
-                sys.exit(f"sluice did not start:\n{sluice.stderr.read()}")
+                sys.exit(f"sluice did not start:\n{(work / 'latency-sluice.log').read_text()}")
             time.sleep(0.1)
         log(f"continuous pipeline up (trigger_interval {args.trigger_interval}); producing {total:,} events "
             f"at {args.rate:,}/s for {args.seconds} s")
