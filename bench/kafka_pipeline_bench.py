@@ -122,6 +122,20 @@ class Broker:
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
+        # Wait until every partition has a leader and answers an offsets query.
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+        probe = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "bench-probe"})
+        deadline = time.time() + 30
+        for p in range(partitions):
+            while True:
+                try:
+                    probe.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+                    break
+                except KafkaException:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.2)
+        probe.close()
 
     def producer_perf(self, topic, payload_file, num, rate, wait=True):
         """Kafka's ProducerPerformance: num records picked from payload_file, at `rate` per s

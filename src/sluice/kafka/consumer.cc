@@ -51,9 +51,12 @@ arrow::Status set_conf(RdKafka::Conf& conf, const std::string& key, const std::s
   return arrow::Status::OK();
 }
 
+// Errors that pass by themselves (continuous mode retries them): the broker is away, or a
+// partition has no leader yet (a topic created a moment ago, a leader election).
 bool is_unreachable(RdKafka::ErrorCode code) {
   return code == RdKafka::ERR__TRANSPORT || code == RdKafka::ERR__TIMED_OUT ||
-         code == RdKafka::ERR__ALL_BROKERS_DOWN || code == RdKafka::ERR__RESOLVE;
+         code == RdKafka::ERR__ALL_BROKERS_DOWN || code == RdKafka::ERR__RESOLVE ||
+         code == RdKafka::ERR_NOT_LEADER_FOR_PARTITION || code == RdKafka::ERR_LEADER_NOT_AVAILABLE;
 }
 
 }  // namespace
