@@ -28,8 +28,12 @@ run: build
 fuzz:
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)
 
+# Delta append vs deltalake, then Kafka -> bronze -> silver throughput and continuous latency
+# (starts its own broker on BENCH_KAFKA_PORT). Results go to BENCHMARKS.md by hand.
+BENCH_KAFKA_PORT ?= 49092
 bench: build
 	.venv/bin/python bench/delta_append_bench.py
+	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
 
 clean:
 	rm -rf build build-debug build-fuzz

@@ -122,9 +122,12 @@ arrow::Status set_conf(RdKafka::Conf& conf, const std::string& key, const std::s
   return arrow::Status::OK();
 }
 
+// Errors that pass by themselves (continuous mode retries them): the broker is away, or a
+// partition has no leader yet (a topic created a moment ago, a leader election).
 bool is_unreachable(RdKafka::ErrorCode code) {
   return code == RdKafka::ERR__TRANSPORT || code == RdKafka::ERR__TIMED_OUT ||
-         code == RdKafka::ERR__ALL_BROKERS_DOWN || code == RdKafka::ERR__RESOLVE;
+         code == RdKafka::ERR__ALL_BROKERS_DOWN || code == RdKafka::ERR__RESOLVE ||
+         code == RdKafka::ERR_NOT_LEADER_FOR_PARTITION || code == RdKafka::ERR_LEADER_NOT_AVAILABLE;
 }
 
 }  // namespace
@@ -171,13 +174,26 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
       {"allow.auto.create.topics", "false"},
       {"client.id", "sluice"},
       {"fetch.max.bytes", "52428800"},
+      // Prefetch bounded by bytes (256 MiB for the whole consumer), not by message count:
+      // librdkafka before 2.2 stops fetching a partition whose queue holds
+      // queued.min.messages (default 100,000 = 20 MB of 200-byte events) and looks again
+      // only after a fixed 1 s, so a consumer faster than 100k messages/s per partition sat
+      // idle most of the time (bronze read 5M events in 24 s; 4-7 s with this; BENCHMARKS.md).
       {"queued.max.messages.kbytes", "262144"},
       // We assign partitions and never join a group, so this only bounds how long an offset
       // commit (lag monitoring only) and close() wait for a broker that is away: 45 s by
       // default, which stalled every update and SIGTERM during a broker outage.
       {"session.timeout.ms", "6000"},
+      {"queued.min.messages", "1000000"},
+      // 4 MiB per partition per fetch (default 1 MiB): fewer fetch round trips.
+      {"max.partition.fetch.bytes", "4194304"},
   };
   for (const auto& [k, v] : defaults) ARROW_RETURN_NOT_OK(set_conf(*conf, k, v, cluster_name));
+  // librdkafka >= 2.2 makes that 1 s wait configurable; older ones do not know the property.
+  {
+    std::string ignored;
+    (void)conf->set("fetch.queue.backoff.ms", "10", ignored);
+  }
   for (const auto& [k, v] : properties) ARROW_RETURN_NOT_OK(set_conf(*conf, k, v, cluster_name));
   auto it = properties.find("bootstrap.servers");
   if (it == properties.end()) {

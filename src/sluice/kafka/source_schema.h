@@ -8,9 +8,12 @@
 
 #include <memory>
 
+#include <string>
+
 namespace RdKafka {
 class Message;
 }
+struct rd_kafka_topic_s;
 
 namespace sluice::kafka {
 
@@ -47,6 +50,8 @@ class KafkaRecordBatchBuilder {
   bool include_headers_;
   int64_t num_rows_ = 0;
   int64_t payload_bytes_ = 0;
+  const rd_kafka_topic_s* topic_handle_ = nullptr;  // topic of the last message, and its name
+  std::string topic_name_;
 };
 
 }  // namespace sluice::kafka
