@@ -36,3 +36,20 @@ def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
     metrics = [e["details"]["flow_progress"]["metrics"] for e in seen]
     assert [m["num_output_rows"] for m in metrics] == [100, 100, 50]
     assert [m["backlog_records"] for m in metrics] == [150, 50, 0]
+
+
+def test_commit_cadence_setting_splits_a_long_read_into_commits(tmp_path, bootstrap, new_topic):
+    """pipeline.yaml `commit: {max_rows: N}`: a flow commits at least every N records, each
+    commit with its progress, so a crash loses at most N records of work."""
+    from deltalake import DeltaTable
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "cadence", bootstrap, extra="commit: {max_rows: 100}\n")
+    (pipe / "t.sql").write_text(
+        f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT offset FROM STREAM read_kafka(topic => '{topic}');")
+    produce_values(bootstrap, topic, [b"x"] * 350)
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    table = DeltaTable(str(pipe / "data" / "tables" / "raw"))
+    appends = [h for h in table.history() if h["operation"] == "STREAMING UPDATE"]
+    rows = sorted(int(h["operationMetrics"]["numOutputRows"]) for h in appends)
+    assert rows == [50, 100, 100, 100]
+    assert sorted(table.to_pyarrow_table().column("offset").to_pylist()) == list(range(350))
