@@ -95,6 +95,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage,
 
 struct JoinSpec {
   arrow::acero::JoinType type;
+  std::string sql_type;  // as written: INNER, LEFT, ...
   std::shared_ptr<SelectPlan> left, right;
   std::vector<arrow::FieldRef> left_keys, right_keys;
   cp::Expression filter = cp::literal(true);
@@ -124,6 +125,16 @@ arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, s
   }
   if (auto r = get("rescued_data_column"); !r.empty()) out.rescued_data_column = to_lower(r) != "false";
   return out;
+}
+
+std::string SelectPlan::join_type() const { return join_ ? join_->sql_type : std::string(); }
+
+bool SelectPlan::streams_on_left_only() const {
+  if (!join_) return true;
+  for (const auto& s : join_->right->sources()) {
+    if (s.streaming) return false;
+  }
+  return join_->left->streams_on_left_only();
 }
 
 std::vector<PlanSource> SelectPlan::sources() const {
@@ -157,6 +168,7 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
     if (type == kTypes.end()) return fail(ref.loc, fmt::format("{} JOIN is not supported yet", ref.join_type));
     auto spec = std::make_shared<JoinSpec>();
     spec->type = type->second;
+    spec->sql_type = ref.join_type;
     ARROW_ASSIGN_OR_RAISE(auto left, make_relation(*ref.left, file, schema_of, inline_of, infer));
     ARROW_ASSIGN_OR_RAISE(auto right, make_relation(*ref.right, file, schema_of, inline_of, infer));
     const auto& ls = left.output_schema();
@@ -198,6 +210,12 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
           auto l = left_binder.bind(*c->args[flip]);
           auto r = right_binder.bind(*c->args[1 - flip]);
           if (l.ok() && r.ok() && l->expr.field_ref() && r->expr.field_ref()) {
+            auto nested = [](const arrow::FieldRef& ref) { return ref.IsNested(); };
+            if (nested(*l->expr.field_ref()) || nested(*r->expr.field_ref())) {
+              // Acero joins on top-level columns only.
+              return fail(c->loc, "a join key must be a column of its side, not a struct field: select it "
+                                  "as a column in a subquery first (SELECT o.customer_id AS customer_id ...)");
+            }
             spec->left_keys.push_back(*l->expr.field_ref());
             spec->right_keys.push_back(*r->expr.field_ref());
             keyed = true;
@@ -284,9 +302,43 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   return plan;
 }
 
+namespace {
+
+// Acero's hash join carries flat columns only: each nested one (struct, list, map) is swapped
+// for the row's number before the join and taken back by that number after it.
+struct NestedColumns {
+  std::string row_id;  // name of the row-number column, empty when nothing was swapped
+  std::vector<std::pair<std::string, std::shared_ptr<arrow::ChunkedArray>>> columns;
+};
+
+arrow::Result<std::shared_ptr<arrow::Table>> swap_out_nested(std::shared_ptr<arrow::Table> table,
+                                                             const std::string& row_id, NestedColumns* out) {
+  std::vector<int> nested;
+  for (int i = 0; i < table->num_columns(); ++i) {
+    if (arrow::is_nested(table->field(i)->type()->id())) nested.push_back(i);
+  }
+  if (nested.empty()) return table;
+  out->row_id = row_id;
+  for (auto it = nested.rbegin(); it != nested.rend(); ++it) {
+    out->columns.emplace_back(table->field(*it)->name(), table->column(*it));
+    ARROW_ASSIGN_OR_RAISE(table, table->RemoveColumn(*it));
+  }
+  arrow::Int64Builder ids;
+  ARROW_RETURN_NOT_OK(ids.Reserve(table->num_rows()));
+  for (int64_t r = 0; r < table->num_rows(); ++r) ids.UnsafeAppend(r);
+  ARROW_ASSIGN_OR_RAISE(auto id_array, ids.Finish());
+  return table->AddColumn(table->num_columns(), arrow::field(row_id, arrow::int64()),
+                          std::make_shared<arrow::ChunkedArray>(id_array));
+}
+
+}  // namespace
+
 arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reader& read) const {
   ARROW_ASSIGN_OR_RAISE(auto left, join_->left->run(read));
   ARROW_ASSIGN_OR_RAISE(auto right, join_->right->run(read));
+  NestedColumns left_nested, right_nested;
+  ARROW_ASSIGN_OR_RAISE(left, swap_out_nested(left, "__sluice_left_row", &left_nested));
+  ARROW_ASSIGN_OR_RAISE(right, swap_out_nested(right, "__sluice_right_row", &right_nested));
   arrow::acero::HashJoinNodeOptions options(join_->type, join_->left_keys, join_->right_keys, join_->filter);
   arrow::acero::Declaration join{"hashjoin",
                                  {arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(left)},
@@ -295,9 +347,19 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reade
   ARROW_ASSIGN_OR_RAISE(auto joined, arrow::acero::DeclarationToTable(std::move(join), /*use_threads=*/false));
   // Acero may mark fields differently (nullability): give it the plan's joined schema.
   const auto& schema = stages_.front().output;
+  std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> taken_back;
+  for (const auto* side : {&left_nested, &right_nested}) {
+    if (side->row_id.empty()) continue;
+    auto ids = joined->GetColumnByName(side->row_id);
+    if (!ids) continue;  // a semi/anti join drops the right side
+    for (const auto& [name, column] : side->columns) {
+      ARROW_ASSIGN_OR_RAISE(auto back, cp::Take(column, ids));
+      taken_back[name] = back.chunked_array();
+    }
+  }
   arrow::ChunkedArrayVector columns;
   for (const auto& f : schema->fields()) {
-    auto c = joined->GetColumnByName(f->name());
+    auto c = taken_back.count(f->name()) ? taken_back.at(f->name()) : joined->GetColumnByName(f->name());
     if (!c) return arrow::Status::Invalid("join lost column ", f->name());
     columns.push_back(c);
   }

@@ -82,6 +82,11 @@ class SelectPlan {
   const PlanSource& source() const { return source_; }
   // FROM a JOIN b: the plan reads several sources (materialized views only, for now).
   bool joins() const { return join_ != nullptr; }
+  // The join of the FROM clause as written (INNER, LEFT, RIGHT, FULL, LEFT_SEMI, LEFT_ANTI);
+  // empty without a join.
+  std::string join_type() const;
+  // Whether every streaming source of a join is on its left side (a stream-static join).
+  bool streams_on_left_only() const;
   bool unions() const { return !union_.empty(); }
   const std::optional<WatermarkSpec>& watermark() const { return watermark_; }
   // Column lineage: for each output column, the source columns it is computed from, as

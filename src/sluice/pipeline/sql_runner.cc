@@ -131,7 +131,7 @@ class SqlRun {
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
                                                               schema_lookup(), inline_views, infer));
       if (d.kind == sql::DatasetKind::kStreamingTable) {
-        if (!plan.source().streaming) {
+        if (!streaming_source(plan).streaming) {
           return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
               "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
         }
@@ -144,9 +144,26 @@ class SqlRun {
               "UNION ALL in a streaming table: write one CREATE FLOW ... INSERT INTO per source instead"));
         }
         if (plan.joins()) {
-          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
-              "joins in streaming tables come with stream-static and stream-stream joins (not yet); "
-              "use a materialized view"));
+          // Stream-static joins: one stream, on the left, joined batch by batch with the
+          // current snapshot of the other tables. Stream-stream joins need event time.
+          int streams = 0;
+          for (const auto& src : plan.sources()) streams += src.streaming;
+          const auto type = plan.join_type();
+          if (streams != 1) {
+            return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+                "a streaming table joins one stream with static tables (read them without STREAM); "
+                "stream-stream joins come with event time (not yet)"));
+          }
+          if (!plan.streams_on_left_only() || (type != "INNER" && type != "LEFT" && type != "LEFT_SEMI" &&
+                                               type != "LEFT_ANTI")) {
+            return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], flow.loc,
+                fmt::format("a stream-static join keeps the stream on the left and is INNER, LEFT, SEMI or ANTI "
+                            "(a {} join would have to re-emit rows when the static side changes)", type)));
+          }
+          if (quarantines(d)) {
+            return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+                "'sluice.quarantine' on a table fed by a join is not supported yet"));
+          }
         }
       }
       if (!schema) schema = plan.output_schema();
@@ -826,6 +843,31 @@ class SqlRun {
     return config_.storage / "system" / "inferred_schemas" / (flow_name + ".ddl");
   }
 
+  // The stream a streaming table's flow reads (with a stream-static join, its streaming side).
+  static exec::PlanSource streaming_source(const exec::SelectPlan& plan) {
+    for (const auto& s : plan.sources()) {
+      if (s.streaming) return s;
+    }
+    return plan.source();
+  }
+
+  // The current snapshot of a dataset read statically (the static side of a stream-static
+  // join), read again only when the table has a new version.
+  arrow::Result<std::shared_ptr<arrow::Table>> static_table(const std::string& name) {
+    delta::LogStore store(config_.table_path(name));
+    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::Snapshot::load(store));
+    const int64_t version = snapshot->version().value();
+    {
+      std::lock_guard lock(static_mutex_);
+      auto it = static_tables_.find(name);
+      if (it != static_tables_.end() && it->second.first == version) return it->second.second;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto table, delta::scan_table(store, *snapshot));
+    std::lock_guard lock(static_mutex_);
+    static_tables_[name] = {version, table};
+    return table;
+  }
+
   // One flow into a streaming table; its progress is its own txn appId.
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
     const auto& plan = flow_plans_.at(flow_name);
@@ -843,7 +885,17 @@ class SqlRun {
     auto to_table_rows = [&](const arrow::RecordBatch& input,
                              const Positions& quarantine_rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
       std::shared_ptr<arrow::Array> input_rows;
-      ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(input, quarantine ? &input_rows : nullptr));
+      std::shared_ptr<arrow::RecordBatch> rows;
+      if (plan.joins()) {
+        // Stream-static join: this batch of the stream against the static tables' snapshots.
+        ARROW_ASSIGN_OR_RAISE(auto joined, plan.run([&](const exec::PlanSource& s) -> arrow::Result<std::shared_ptr<arrow::Table>> {
+          if (s.streaming) return arrow::Table::FromRecordBatches(input.schema(), {arrow::RecordBatch::Make(input.schema(), input.num_rows(), input.columns())});
+          return static_table(s.name);
+        }));
+        ARROW_ASSIGN_OR_RAISE(rows, joined->CombineChunksToBatch());
+      } else {
+        ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, quarantine ? &input_rows : nullptr));
+      }
       ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
       if (!quarantine) return ex.apply(rows, report);
       Expectations::Dropped dropped;
@@ -856,7 +908,7 @@ class SqlRun {
       }
       return kept;
     };
-    const auto& src = plan.source();
+    const auto src = streaming_source(plan);
     if (src.kind == exec::PlanSource::Kind::kKafka) {
       PipelineConfig flow_config = config_;  // read_kafka arguments may add a cluster of their own
       KafkaFlowSpec spec;
@@ -1044,6 +1096,8 @@ class SqlRun {
   const Graph& graph_;
   IngestOptions options_;
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
+  std::mutex static_mutex_;  // guards static_tables_ (flows run on several threads)
+  std::map<std::string, std::pair<int64_t, std::shared_ptr<arrow::Table>>> static_tables_;  // name -> (version, rows)
   std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
