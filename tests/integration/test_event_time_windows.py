@@ -241,3 +241,32 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
     want, want_late = oracle(events, 180, 600, 300)
     assert window_result(pipe, "chaos") == want
     assert late_offsets(pipe, "chaos") == want_late
+
+
+def test_windows_over_an_upstream_streaming_table(tmp_path, bootstrap, new_topic):
+    """STREAM(bronze) as the source: rows arrive in the upstream's commit order; the late table
+    records the upstream version that added each late row."""
+    topic = new_topic(1)
+    events = make_events(500, seed=9)
+    pipe = kafka_pipeline(tmp_path, "win", bootstrap)
+    (pipe / "bronze.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE parsed
+AS SELECT value.k AS k, value.ts AS ts, value.v AS v, offset
+FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest', value_format => 'json',
+                       value_schema => '{SCHEMA}');
+""")
+    (pipe / "gold.sql").write_text("""
+CREATE OR REFRESH STREAMING TABLE gold TBLPROPERTIES ('sluice.late_rows' = 'table')
+AS SELECT k, window.start AS ws, count(*) AS n, sum(v) AS s
+FROM STREAM(parsed) WATERMARK ts DELAY OF INTERVAL 3 MINUTES
+GROUP BY k, window(ts, '10 minutes', '5 minutes');
+""")
+    for lo, hi in ((0, 250), (250, len(events))):
+        produce_values(bootstrap, topic, [as_json(e) for e in events[lo:hi]])
+        r = run_sluice("run", pipe, "--once")
+        assert r.returncode == 0, r.stderr
+    want, want_late = oracle(events, 180, 600, 300)
+    assert window_result(pipe, "gold") == want
+    late = table_rows(pipe, "gold_late")
+    assert sorted(r["offset"] for r in late) == want_late  # the upstream row's own Kafka offset column
+    assert {r["_source_name"] for r in late} == {"parsed"}
