@@ -53,16 +53,36 @@ arrow::Result<std::unique_ptr<WindowAggregate>> WindowAggregate::make(const Sele
   op->watermark_column_ = plan.watermark()->column;
   const auto& w = *op->agg_.window;
   op->window_type_ = op->agg_.grouped_schema->field(static_cast<int>(w.key_index))->type();
-  arrow::FieldVector fields = {arrow::field("__ws", arrow::int64(), false)};
+  arrow::FieldVector raw = {arrow::field("__ws", arrow::int64(), false)};
   for (size_t k = 0; k < op->agg_.key_inputs.size(); ++k) {
     if (k == w.key_index) continue;
-    fields.push_back(arrow::field(fmt::format("__k{}", k), op->agg_.key_inputs[k].type));
+    raw.push_back(arrow::field(fmt::format("__k{}", k), op->agg_.key_inputs[k].type));
   }
+  arrow::FieldVector partial = raw;
+  op->partial_ = true;
   for (size_t a = 0; a < op->agg_.functions.size(); ++a) {
-    if (op->agg_.functions[a] == "hash_count_all") continue;
-    fields.push_back(arrow::field(fmt::format("__in{}", a), op->agg_.aggregate_inputs[a].type));
+    const auto& f = op->agg_.functions[a];
+    const auto& in_type = op->agg_.aggregate_inputs[a].type;
+    if (f != "hash_count_all") raw.push_back(arrow::field(fmt::format("__in{}", a), in_type));
+    const bool decimal = in_type->id() == arrow::Type::DECIMAL128;
+    if (f == "hash_count" || f == "hash_count_all") {
+      partial.push_back(arrow::field(fmt::format("__p{}", a), arrow::int64()));
+    } else if ((f == "hash_sum" || f == "hash_mean") && !decimal) {
+      auto sum_type = arrow::is_integer(in_type->id()) ? arrow::int64() : arrow::float64();
+      if (f == "hash_sum") {
+        partial.push_back(arrow::field(fmt::format("__p{}", a), sum_type));
+      } else {
+        partial.push_back(arrow::field(fmt::format("__s{}", a), sum_type));
+        partial.push_back(arrow::field(fmt::format("__c{}", a), arrow::int64()));
+      }
+    } else if (f == "hash_min" || f == "hash_max" || f == "hash_first" || f == "hash_last") {
+      partial.push_back(arrow::field(fmt::format("__p{}", a), in_type));
+    } else {
+      op->partial_ = false;  // count DISTINCT, stddev, decimal sums: keep the rows
+    }
   }
-  op->buffer_schema_ = arrow::schema(fields);
+  op->raw_schema_ = arrow::schema(raw);
+  op->buffer_schema_ = op->partial_ ? arrow::schema(partial) : op->raw_schema_;
   return op;
 }
 
@@ -179,9 +199,17 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
       ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(*c, *take_indices));
       columns.push_back(taken);
     }
-    pending_.push_back(arrow::RecordBatch::Make(buffer_schema_, take_indices->length(), std::move(columns)));
+    auto assigned = arrow::RecordBatch::Make(raw_schema_, take_indices->length(), std::move(columns));
+    if (partial_) {
+      ARROW_ASSIGN_OR_RAISE(assigned, pre_aggregate(assigned));
+    }
+    pending_rows_ += assigned->num_rows();
+    pending_.push_back(std::move(assigned));
   }
   ARROW_ASSIGN_OR_RAISE(result.output, emit_closed());
+  // Partials of many batches fold into one row per (window, keys) now and then.
+  const int64_t open = state_.open_rows ? state_.open_rows->num_rows() : 0;
+  if (partial_ && pending_rows_ > std::max(compaction_rows_, open)) ARROW_RETURN_NOT_OK(compact());
   return result;
 }
 
@@ -191,38 +219,55 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
   const bool any_closed = watermark != WindowState::kNoWatermark && min_open_start_ != INT64_MAX &&
                           min_open_start_ <= watermark - w.size_micros;
   if (!any_closed) return arrow::RecordBatch::MakeEmpty(output_schema_);
-  // Compact the buffer, then split it into closed and open windows.
-  std::vector<std::shared_ptr<arrow::Table>> parts;
-  if (state_.open_rows) parts.push_back(state_.open_rows);
-  if (!pending_.empty()) {
-    ARROW_ASSIGN_OR_RAISE(auto t, arrow::Table::FromRecordBatches(buffer_schema_, pending_));
-    parts.push_back(t);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto all, arrow::ConcatenateTables(parts));
-  ARROW_ASSIGN_OR_RAISE(auto buffered, all->CombineChunksToBatch());
-  pending_.clear();
+  // Split the buffer into closed and open windows.
+  ARROW_ASSIGN_OR_RAISE(auto buffered, take_buffer());
   ARROW_ASSIGN_OR_RAISE(auto closed_mask,
                         cp::CallFunction("less_equal", {buffered->GetColumnByName("__ws"),
                                                         arrow::Datum(watermark - w.size_micros)}));
   ARROW_ASSIGN_OR_RAISE(auto open_mask, cp::Invert(closed_mask));
   ARROW_ASSIGN_OR_RAISE(auto closed_d, cp::Filter(buffered, closed_mask));
   ARROW_ASSIGN_OR_RAISE(auto open_d, cp::Filter(buffered, open_mask));
-  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {open_d.record_batch()}));
+  auto open = open_d.record_batch();
+  if (partial_) {
+    ARROW_ASSIGN_OR_RAISE(open, merge(open));
+  }
+  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {open}));
   min_open_start_ = min_window_start(*state_.open_rows);
   auto closed = closed_d.record_batch();
 
-  // Aggregate the closed windows' rows (arrival order kept: first/last).
-  std::vector<arrow::FieldRef> keys = {arrow::FieldRef("__ws")};
-  for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
-    if (k != w.key_index) keys.emplace_back(fmt::format("__k{}", k));
+  // Aggregate the closed windows (arrival order kept: first/last).
+  std::shared_ptr<arrow::RecordBatch> g;
+  if (partial_) {
+    ARROW_ASSIGN_OR_RAISE(g, merge(closed));
+    // Final values: avg = sum / count (null when no value counted).
+    arrow::FieldVector fields = g->schema()->fields();
+    arrow::ArrayVector columns = g->columns();
+    for (size_t a = 0; a < agg_.functions.size(); ++a) {
+      if (agg_.functions[a] != "hash_mean") {
+        fields.push_back(arrow::field(fmt::format("__a{}", a), g->GetColumnByName(fmt::format("__p{}", a))->type()));
+        columns.push_back(g->GetColumnByName(fmt::format("__p{}", a)));
+        continue;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto sum, cp::Cast(*g->GetColumnByName(fmt::format("__s{}", a)), arrow::float64()));
+      ARROW_ASSIGN_OR_RAISE(auto count, cp::Cast(*g->GetColumnByName(fmt::format("__c{}", a)), arrow::float64()));
+      ARROW_ASSIGN_OR_RAISE(auto mean, cp::CallFunction("divide", {sum, count}));
+      fields.push_back(arrow::field(fmt::format("__a{}", a), arrow::float64()));
+      columns.push_back(mean.make_array());
+    }
+    g = arrow::RecordBatch::Make(arrow::schema(fields), g->num_rows(), columns);
+  } else {
+    std::vector<arrow::FieldRef> keys = {arrow::FieldRef("__ws")};
+    for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
+      if (k != w.key_index) keys.emplace_back(fmt::format("__k{}", k));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto closed_table, arrow::Table::FromRecordBatches(buffer_schema_, {closed}));
+    arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
+        {"table_source", arrow::acero::TableSourceNodeOptions(closed_table)},
+        {"aggregate", arrow::acero::AggregateNodeOptions(acero_aggregates(agg_, true), keys)},
+    });
+    ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
+    ARROW_ASSIGN_OR_RAISE(g, grouped_table->CombineChunksToBatch());
   }
-  ARROW_ASSIGN_OR_RAISE(auto closed_table, arrow::Table::FromRecordBatches(buffer_schema_, {closed}));
-  arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
-      {"table_source", arrow::acero::TableSourceNodeOptions(closed_table)},
-      {"aggregate", arrow::acero::AggregateNodeOptions(acero_aggregates(agg_, true), keys)},
-  });
-  ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
-  ARROW_ASSIGN_OR_RAISE(auto g, grouped_table->CombineChunksToBatch());
   if (!g) return arrow::RecordBatch::MakeEmpty(output_schema_);
 
   arrow::ArrayVector ordered;
@@ -265,6 +310,112 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
   return arrow::RecordBatch::Make(output_schema_, grouped->num_rows(), outs);
 }
 
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::take_buffer() {
+  std::vector<std::shared_ptr<arrow::Table>> parts;
+  if (state_.open_rows) parts.push_back(state_.open_rows);
+  if (!pending_.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto t, arrow::Table::FromRecordBatches(buffer_schema_, pending_));
+    parts.push_back(t);
+  }
+  pending_.clear();
+  pending_rows_ = 0;
+  if (parts.empty()) return arrow::RecordBatch::MakeEmpty(buffer_schema_);
+  ARROW_ASSIGN_OR_RAISE(auto all, arrow::ConcatenateTables(parts));
+  ARROW_ASSIGN_OR_RAISE(auto batch, all->CombineChunksToBatch());
+  if (!batch) return arrow::RecordBatch::MakeEmpty(buffer_schema_);
+  return batch;
+}
+
+namespace {
+
+// Groups `input` by __ws and the keys with Acero (one thread: arrival order is kept, which
+// first/last need), then lays the result out as `schema`.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> group(const std::shared_ptr<arrow::RecordBatch>& input,
+                                                         const std::vector<cp::Aggregate>& aggregates,
+                                                         const std::shared_ptr<arrow::Schema>& schema, size_t keys) {
+  if (input->num_rows() == 0) return arrow::RecordBatch::MakeEmpty(schema);
+  std::vector<arrow::FieldRef> key_refs;
+  for (size_t k = 0; k < keys; ++k) key_refs.emplace_back(schema->field(static_cast<int>(k))->name());
+  ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(input->schema(), {input}));
+  arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
+      {"table_source", arrow::acero::TableSourceNodeOptions(table)},
+      {"aggregate", arrow::acero::AggregateNodeOptions(aggregates, key_refs)},
+  });
+  ARROW_ASSIGN_OR_RAISE(auto grouped, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
+  ARROW_ASSIGN_OR_RAISE(auto batch, grouped->CombineChunksToBatch());
+  if (!batch) return arrow::RecordBatch::MakeEmpty(schema);
+  arrow::ArrayVector columns;
+  for (const auto& f : schema->fields()) {
+    auto c = batch->GetColumnByName(f->name());
+    if (!c) return invalid("window aggregation lost column {}", f->name());
+    if (!c->type()->Equals(*f->type())) {
+      ARROW_ASSIGN_OR_RAISE(c, cp::Cast(*c, f->type()));
+    }
+    columns.push_back(std::move(c));
+  }
+  return arrow::RecordBatch::Make(schema, batch->num_rows(), columns);
+}
+
+std::shared_ptr<cp::FunctionOptions> skip_nulls() {
+  return std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::pre_aggregate(
+    const std::shared_ptr<arrow::RecordBatch>& raw) const {
+  std::vector<cp::Aggregate> aggregates;
+  for (size_t a = 0; a < agg_.functions.size(); ++a) {
+    const auto& f = agg_.functions[a];
+    const auto in = fmt::format("__in{}", a);
+    const auto out = fmt::format("__p{}", a);
+    if (f == "hash_count_all") {
+      aggregates.emplace_back("hash_count_all", nullptr, std::vector<arrow::FieldRef>{}, out);
+    } else if (f == "hash_count") {
+      aggregates.emplace_back("hash_count", std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID),
+                              arrow::FieldRef(in), out);
+    } else if (f == "hash_mean") {
+      aggregates.emplace_back("hash_sum", skip_nulls(), arrow::FieldRef(in), fmt::format("__s{}", a));
+      aggregates.emplace_back("hash_count", std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID),
+                              arrow::FieldRef(in), fmt::format("__c{}", a));
+    } else if (f == "hash_first" || f == "hash_last") {
+      aggregates.emplace_back(f, nullptr, arrow::FieldRef(in), out);
+    } else {
+      aggregates.emplace_back(f, skip_nulls(), arrow::FieldRef(in), out);  // sum, min, max
+    }
+  }
+  return group(raw, aggregates, buffer_schema_, agg_.key_inputs.size());
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::merge(
+    const std::shared_ptr<arrow::RecordBatch>& partials) const {
+  std::vector<cp::Aggregate> aggregates;
+  for (size_t a = 0; a < agg_.functions.size(); ++a) {
+    const auto& f = agg_.functions[a];
+    const auto p = fmt::format("__p{}", a);
+    if (f == "hash_count_all" || f == "hash_count") {
+      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(p), p);
+    } else if (f == "hash_mean") {
+      aggregates.emplace_back("hash_sum", skip_nulls(), arrow::FieldRef(fmt::format("__s{}", a)), fmt::format("__s{}", a));
+      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(fmt::format("__c{}", a)), fmt::format("__c{}", a));
+    } else if (f == "hash_first" || f == "hash_last") {
+      aggregates.emplace_back(f, nullptr, arrow::FieldRef(p), p);
+    } else {
+      aggregates.emplace_back(f, skip_nulls(), arrow::FieldRef(p), p);
+    }
+  }
+  return group(partials, aggregates, buffer_schema_, agg_.key_inputs.size());
+}
+
+arrow::Status WindowAggregate::compact() {
+  ARROW_ASSIGN_OR_RAISE(auto all, take_buffer());
+  if (partial_) {
+    ARROW_ASSIGN_OR_RAISE(all, merge(all));
+  }
+  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {all}));
+  return arrow::Status::OK();
+}
+
 arrow::Result<WindowState> WindowAggregate::state() const {
   WindowState out = state_;
   std::vector<std::shared_ptr<arrow::Table>> parts;
@@ -289,6 +440,7 @@ arrow::Status WindowAggregate::restore(WindowState state) {
   }
   state_ = std::move(state);
   pending_.clear();
+  pending_rows_ = 0;
   min_open_start_ = state_.open_rows && state_.open_rows->num_rows() ? min_window_start(*state_.open_rows) : INT64_MAX;
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, max] : state_.input_max_event_time) last_seen_[id] = now;

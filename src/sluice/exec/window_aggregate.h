@@ -61,13 +61,25 @@ class WindowAggregate {
   int64_t state_rows() const;
   int64_t state_bytes() const;
   // Internal columns of the buffered rows, in arrival order (first/last depend on it): __ws
-  // (window start, int64 µs), __k<i> per non-window key, __in<a> per aggregate input that
-  // reads one.
+  // (window start, int64 µs), __k<i> per non-window key, then per aggregate either its partial
+  // aggregate (__p<a>, or __s<a> and __c<a> for avg) when every aggregate merges (count, sum,
+  // min, max, first, last, avg), or else its input rows (__in<a>: count DISTINCT, stddev).
+  bool merges_partials() const { return partial_; }
+  // Partial mode folds pending partials into the state once they exceed this many rows (and
+  // the state's size); tests lower it.
+  void set_compaction_rows(int64_t rows) { compaction_rows_ = rows; }
   const std::shared_ptr<arrow::Schema>& buffer_schema() const { return buffer_schema_; }
 
  private:
   WindowAggregate() = default;
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> emit_closed();
+  // The buffer (state + pending) as one batch, pending cleared.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> take_buffer();
+  // Partial mode: one row per (window, keys), merging partial aggregates.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> merge(const std::shared_ptr<arrow::RecordBatch>& partials) const;
+  // Partial mode: the partial aggregates of a batch of raw (window, keys, inputs) rows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> pre_aggregate(const std::shared_ptr<arrow::RecordBatch>& raw) const;
+  arrow::Status compact();
 
   AggregateSpec agg_;
   std::string watermark_column_;
@@ -75,6 +87,10 @@ class WindowAggregate {
   std::shared_ptr<arrow::DataType> window_type_;  // struct<start, end> of the window key
   WatermarkPolicy policy_;
   std::shared_ptr<arrow::Schema> buffer_schema_;
+  std::shared_ptr<arrow::Schema> raw_schema_;  // __ws, __k<i>, __in<a>
+  bool partial_ = false;
+  int64_t pending_rows_ = 0;
+  int64_t compaction_rows_ = 65'536;
   WindowState state_;
   std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // buffered since the last compaction
   int64_t min_open_start_ = INT64_MAX;  // earliest buffered window start
