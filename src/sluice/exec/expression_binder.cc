@@ -34,8 +34,8 @@ bool string_type(const arrow::DataType& t) {
 
 cp::Expression lit(std::shared_ptr<arrow::Scalar> s) { return cp::literal(arrow::Datum(std::move(s))); }
 
-// Microseconds of an interval literal such as "1 hours 30 minutes"; months and years have no
-// fixed length, so they are refused.
+}  // namespace
+
 arrow::Result<int64_t> interval_micros(const std::string& text) {
   static const std::regex kPart(R"(\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*)");
   int64_t total = 0;
@@ -61,7 +61,6 @@ arrow::Result<int64_t> interval_micros(const std::string& text) {
   return total;
 }
 
-}  // namespace
 
 ExpressionBinder::ExpressionBinder(const sql::SourceFile& file, std::shared_ptr<arrow::Schema> input,
                                    std::set<std::string> qualifiers)

@@ -45,6 +45,10 @@ class ExpressionBinder {
   std::set<std::string> qualifiers_;
 };
 
+// Microseconds of an interval literal such as "1 hours 30 minutes"; months and years have no
+// fixed length, so they are refused.
+arrow::Result<int64_t> interval_micros(const std::string& text);
+
 // Evaluates a bound expression over a batch; the result has the batch's length.
 arrow::Result<std::shared_ptr<arrow::Array>> evaluate(const BoundExpression& expr,
                                                       const arrow::RecordBatch& batch);

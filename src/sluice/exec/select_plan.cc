@@ -101,6 +101,28 @@ struct JoinSpec {
   cp::Expression filter = cp::literal(true);
 };
 
+std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool grouped) {
+  std::vector<cp::Aggregate> aggregates;
+  for (size_t a = 0; a < agg.functions.size(); ++a) {
+    std::string function = grouped ? agg.functions[a] : agg.functions[a].substr(5);  // "count", ...
+    std::shared_ptr<cp::FunctionOptions> options;
+    if (function.find("count") != std::string::npos && function.find("all") == std::string::npos) {
+      options = std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID);
+    }
+    if (function.find("stddev") != std::string::npos) options = std::make_shared<cp::VarianceOptions>(1);
+    if (function.find("sum") != std::string::npos || function.find("mean") != std::string::npos ||
+        function.find("min") != std::string::npos || function.find("max") != std::string::npos) {
+      options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
+    }
+    if (function == "count_all" || function == "hash_count_all") {
+      aggregates.emplace_back(function, std::move(options), std::vector<arrow::FieldRef>{}, fmt::format("__a{}", a));
+    } else {
+      aggregates.emplace_back(function, std::move(options), arrow::FieldRef(fmt::format("__in{}", a)), fmt::format("__a{}", a));
+    }
+  }
+  return aggregates;
+}
+
 arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, std::string>& options) {
   format::ValueFormat out;
   auto get = [&](const char* key) {
@@ -679,6 +701,23 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       if (contains_aggregate(*key)) return fail(key->loc, "GROUP BY cannot use an aggregate");
       ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*key));
       key_texts.push_back(sql::to_string(*key));
+      if (key->kind == ExprKind::kFunction && to_lower(key->name) == "window" && !agg.window &&
+          (key->args.size() == 2 || key->args.size() == 3)) {
+        // Event-time window key: streaming tables assign rows to windows themselves.
+        WindowKeySpec w;
+        w.key_index = k;
+        w.loc = key->loc;
+        ARROW_ASSIGN_OR_RAISE(w.time, binder.bind(*key->args[0]));
+        ARROW_ASSIGN_OR_RAISE(w.size_micros, interval_micros(key->args[1]->value));
+        w.slide_micros = w.size_micros;
+        if (key->args.size() == 3) {
+          ARROW_ASSIGN_OR_RAISE(w.slide_micros, interval_micros(key->args[2]->value));
+          if (w.slide_micros > w.size_micros) {
+            return fail(key->args[2]->loc, "a window's slide may not be longer than its duration");
+          }
+        }
+        agg.window = std::move(w);
+      }
       grouped.push_back(arrow::field(fmt::format("__k{}", k), b.type));
       agg.key_inputs.push_back(std::move(b));
     }
@@ -735,6 +774,15 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         agg.aggregate_inputs.push_back(input);
         agg_fields.emplace_back(name, arrow::field(name, type));
         return column(name, e.loc);
+      }
+      if (agg.window && e.kind == ExprKind::kColumn && e.parts.size() == 2 && to_lower(e.parts[0]) == "window") {
+        // window.start / window.end of the GROUP BY window.
+        auto field = std::make_unique<Expr>();
+        field->kind = ExprKind::kField;
+        field->loc = e.loc;
+        field->name = to_lower(e.parts[1]);
+        field->args.push_back(column(fmt::format("__k{}", agg.window->key_index), e.loc));
+        return field;
       }
       if (e.kind == ExprKind::kColumn) {
         return fail(e.loc, fmt::format("'{}' must be in GROUP BY or inside an aggregate", text));
@@ -904,7 +952,6 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
     arrow::FieldVector fields;
     arrow::ArrayVector columns;
     std::vector<arrow::FieldRef> keys;
-    std::vector<cp::Aggregate> aggregates;
     for (size_t k = 0; k < agg.key_inputs.size(); ++k) {
       ARROW_ASSIGN_OR_RAISE(auto c, evaluate(agg.key_inputs[k], *rows));
       fields.push_back(arrow::field(fmt::format("__k{}", k), c->type()));
@@ -915,22 +962,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
       ARROW_ASSIGN_OR_RAISE(auto c, evaluate(agg.aggregate_inputs[a], *rows));
       fields.push_back(arrow::field(fmt::format("__in{}", a), c->type()));
       columns.push_back(c);
-      std::string function = keys.empty() ? agg.functions[a].substr(5) : agg.functions[a];  // "count", ...
-      std::shared_ptr<cp::FunctionOptions> options;
-      if (function.find("count") != std::string::npos && function.find("all") == std::string::npos) {
-        options = std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID);
-      }
-      if (function.find("stddev") != std::string::npos) options = std::make_shared<cp::VarianceOptions>(1);
-      if (function.find("sum") != std::string::npos || function.find("mean") != std::string::npos ||
-          function.find("min") != std::string::npos || function.find("max") != std::string::npos) {
-        options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
-      }
-      if (function == "count_all" || function == "hash_count_all") {
-        aggregates.emplace_back(function, std::move(options), std::vector<arrow::FieldRef>{}, fmt::format("__a{}", a));
-      } else {
-        aggregates.emplace_back(function, std::move(options), arrow::FieldRef(fmt::format("__in{}", a)), fmt::format("__a{}", a));
-      }
     }
+    auto aggregates = acero_aggregates(agg, !keys.empty());
     auto pre = arrow::Table::Make(arrow::schema(fields), columns, rows->num_rows());
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
         {"table_source", arrow::acero::TableSourceNodeOptions(pre)},

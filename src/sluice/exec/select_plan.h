@@ -6,6 +6,7 @@
 #pragma once
 
 #include <arrow/result.h>
+#include <arrow/compute/api_aggregate.h>
 #include <arrow/type_fwd.h>
 
 #include <functional>
@@ -50,6 +51,16 @@ struct Stage {
   std::shared_ptr<arrow::Schema> output;
 };
 
+// GROUP BY window(ts, size[, slide]): the group key that is an event-time window. Streaming
+// tables assign each row to its windows in WindowAggregate instead of evaluating the key.
+struct WindowKeySpec {
+  size_t key_index = 0;   // which of AggregateSpec::key_inputs
+  BoundExpression time;   // ts, over the last row stage's output
+  int64_t size_micros = 0;
+  int64_t slide_micros = 0;  // == size_micros for tumbling windows
+  sql::Location loc;
+};
+
 struct AggregateSpec {
   std::vector<BoundExpression> key_inputs;      // evaluated on the last stage's output
   std::vector<std::string> functions;           // Arrow hash_* function per aggregate
@@ -57,7 +68,12 @@ struct AggregateSpec {
   std::vector<BoundExpression> outputs;         // SELECT items over (keys..., aggregates...)
   std::optional<BoundExpression> having;
   std::shared_ptr<arrow::Schema> grouped_schema;  // keys..., aggregates...
+  std::optional<WindowKeySpec> window;
 };
+
+// The Acero aggregates (named __a<i>, reading columns __in<i>) computing `spec`'s functions;
+// `grouped` is false for an aggregation without keys.
+std::vector<arrow::compute::Aggregate> acero_aggregates(const AggregateSpec& spec, bool grouped);
 
 struct JoinSpec;
 
@@ -94,7 +110,12 @@ class SelectPlan {
   std::vector<std::set<std::string>> lineage() const;
   std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
+  // What apply_row_stages returns (before any aggregation).
+  const std::shared_ptr<arrow::Schema>& row_stage_schema() const {
+    return stages_[stages_.size() - (aggregate_ ? 2 : 1)].output;
+  }
   bool aggregates() const { return aggregate_.has_value(); }
+  const std::optional<AggregateSpec>& aggregate_spec() const { return aggregate_; }
 
   // Filters and projects one batch of source rows (no aggregation, ordering or limit).
   // With `input_rows`, also the index into `input` of every output row (WHERE drops rows), so

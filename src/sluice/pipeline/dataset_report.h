@@ -21,7 +21,12 @@ struct DatasetReport {
   int64_t rows_dropped = 0;
   int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
   int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
-  std::optional<int64_t> backlog;  // Kafka records behind the end offsets after the update
+  std::optional<int64_t> backlog;
+  // Windowed flows: rows behind the watermark, the open windows' state and the watermark.
+  int64_t rows_late = 0;
+  std::optional<int64_t> state_rows;
+  std::optional<int64_t> state_bytes;
+  std::optional<int64_t> watermark;  // µs since the epoch  // Kafka records behind the end offsets after the update
 };
 
 }  // namespace sluice::pipeline

@@ -30,6 +30,7 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/sql/types.h"
@@ -136,12 +137,16 @@ class SqlRun {
               "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
         }
         if (plan.aggregates()) {
-          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
-              "aggregations in streaming tables need event-time windows (not yet); use a materialized view"));
+          ARROW_RETURN_NOT_OK(check_windowed(plan, graph_.files[flow.file], flow.loc));
         }
         if (plan.unions()) {
           return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
               "UNION ALL in a streaming table: write one CREATE FLOW ... INSERT INTO per source instead"));
+        }
+        if (plan.joins() && (plan.aggregates() || plan.watermark())) {
+          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+              "windowed aggregation over a join in one streaming table is not supported yet: join into a "
+              "streaming table first, then aggregate that one"));
         }
         if (plan.joins()) {
           // Stream-static joins: one stream, on the left, joined batch by batch with the
@@ -543,6 +548,14 @@ class SqlRun {
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
+    if (report.state_rows) {  // windowed flows
+      progress["metrics"]["num_late_rows"] = report.rows_late;
+      progress["metrics"]["state_rows"] = *report.state_rows;
+      progress["metrics"]["state_bytes"] = report.state_bytes.value_or(0);
+      if (report.watermark && *report.watermark != exec::WindowState::kNoWatermark) {
+        progress["metrics"]["watermark_micros"] = *report.watermark;
+      }
+    }
     if (!st.ok()) {
       // DLT's shape: the error and where it happened, outermost first (pipeline, dataset, flows,
       // then each context the error gathered on its way up, e.g. table, topic/partition/offset).
@@ -734,10 +747,59 @@ class SqlRun {
   }
 
   // WATERMARK is type-checked by validate; running it needs the event-time runtime.
+  // Aggregations in streaming tables are event-time windows: GROUP BY window(ts, ...) over a
+  // stream with a WATERMARK, emitted once when the watermark passes the window.
+  static arrow::Status check_windowed(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc) {
+    const auto& agg = *plan.aggregate_spec();
+    if (!agg.window) {
+      return arrow::Status::Invalid(sql::format_error(file, loc,
+          "aggregations in streaming tables need an event-time window: GROUP BY ..., window(ts, '5 minutes') "
+          "(tumbling) or window(ts, '10 minutes', '5 minutes') (sliding), with WATERMARK ts DELAY OF INTERVAL ... "
+          "on the stream; or use a materialized view"));
+    }
+    if (!plan.watermark()) {
+      return arrow::Status::Invalid(sql::format_error(file, agg.window->loc,
+          "a window in a streaming table needs a watermark to know when it is complete: add WATERMARK <ts> DELAY "
+          "OF INTERVAL <n> MINUTES after the STREAM(...) source"));
+    }
+    return arrow::Status::OK();
+  }
+
+  // Options of a windowed flow from the table's properties.
+  arrow::Result<WindowedFlowOptions> windowed_options(const Dataset& d, const std::string& flow_name,
+                                                      const exec::SelectPlan& plan) const {
+    WindowedFlowOptions o;
+    o.table_path = config_.table_path(d.name);
+    o.late_table_path = config_.table_path(d.name + "_late");
+    o.table = d.name;
+    o.flow = flow_name;
+    o.pipeline = config_.name;
+    o.policy.delay_micros = plan.watermark()->delay_micros;
+    auto props = properties(d);
+    if (auto it = props.find("sluice.late_rows"); it != props.end()) {
+      const auto v = to_lower(it->second);
+      if (v != "table" && v != "count") {
+        return invalid("table '{}': 'sluice.late_rows' is 'table' (write late rows to '{}_late') or 'count' (the "
+                       "default: count them in the event log), not '{}'", d.name, d.name, it->second);
+      }
+      o.write_late_rows = v == "table";
+    }
+    if (auto it = props.find("sluice.watermark.idle_timeout"); it != props.end()) {
+      auto micros = exec::interval_micros(it->second);
+      if (!micros.ok() || *micros < 0) {
+        return invalid("table '{}': 'sluice.watermark.idle_timeout' needs a duration such as '30 seconds', not '{}'",
+                       d.name, it->second);
+      }
+      o.policy.idle_timeout = std::chrono::milliseconds(*micros / 1000);
+    }
+    return o;
+  }
+
   static arrow::Status refuse_event_time(const exec::SelectPlan& plan) {
-    if (plan.watermark()) {
+    if (plan.watermark() && !plan.aggregates()) {
       return arrow::Status::NotImplemented(
-          "WATERMARK (event time) is checked but not executed yet; remove it to run this query");
+          "WATERMARK runs with windowed aggregations (GROUP BY window(ts, ...)) in streaming tables; elsewhere "
+          "(plain streaming tables, materialized views) it is not executed yet: remove it to run this query");
     }
     return arrow::Status::OK();
   }
@@ -878,6 +940,30 @@ class SqlRun {
     if (quarantines(d)) {
       ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d));
     }
+    // GROUP BY window(...): the windows the watermark closed are the table's rows.
+    std::unique_ptr<WindowedFlow> windowed;
+    if (plan.aggregates()) {
+      ARROW_ASSIGN_OR_RAISE(auto wo, windowed_options(d, flow_name, plan));
+      ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo)));
+      auto target = std::make_shared<delta::LogStore>(config_.table_path(d.name));
+      ARROW_ASSIGN_OR_RAISE(auto committed, delta::load_latest_if_exists(*target));
+      ARROW_RETURN_NOT_OK(windowed->load(committed.get()));
+    }
+    struct WindowReport {  // event log: late rows and state size of the windowed flow
+      WindowedFlow* flow;
+      DatasetReport& report;
+      ~WindowReport() {
+        if (!flow) return;
+        report.rows_late += flow->late_rows();
+        report.state_rows = flow->state_rows();
+        report.state_bytes = flow->state_bytes();
+        report.watermark = flow->watermark();
+      }
+    } window_report{windowed.get(), report};
+    // Where the rows of the current input batch came from (windowed flows only).
+    std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(const arrow::RecordBatch& input,
+                                                                     const arrow::RecordBatch& rows,
+                                                                     const arrow::Array& input_rows)> window_consume;
     // Rows of the table; with a quarantine, `positions` (given the indices of dropped rows in
     // `input`) says where each dropped row came from and whether it is already quarantined.
     using Positions = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(
@@ -894,7 +980,13 @@ class SqlRun {
         }));
         ARROW_ASSIGN_OR_RAISE(rows, joined->CombineChunksToBatch());
       } else {
-        ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, quarantine ? &input_rows : nullptr));
+        ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, quarantine || windowed ? &input_rows : nullptr));
+      }
+      if (windowed) {
+        ARROW_ASSIGN_OR_RAISE(rows, window_consume(input, *rows, *input_rows));
+        input_rows.reset();  // window rows have no single source row
+        ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
+        return ex.apply(rows, report);
       }
       ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
       if (!quarantine) return ex.apply(rows, report);
@@ -919,6 +1011,11 @@ class SqlRun {
       spec.cluster = cluster.first;
       flow_config.kafka[spec.cluster] = std::move(cluster.second);
       ARROW_RETURN_NOT_OK(apply_kafka_options(src.options, spec));
+      if (windowed) {
+        window_consume = [&](const arrow::RecordBatch& input, const arrow::RecordBatch& rows, const arrow::Array& input_rows) {
+          return windowed->consume_kafka(input, rows, input_rows);
+        };
+      }
       spec.partition_columns = d.definition->partitioned_by;
       spec.properties = properties(d);
       spec.output_schema = schema;
@@ -970,15 +1067,17 @@ class SqlRun {
         }
         return to_table_rows(*decoded.rows, kafka_positions(*decoded.rows));
       };
-      if (quarantine || dead_letters) {
+      if (quarantine || dead_letters || windowed) {
         spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) -> arrow::Status {
           if (quarantine) ARROW_RETURN_NOT_OK(quarantine->commit(progress));
           if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->commit(progress));
+          if (windowed) ARROW_RETURN_NOT_OK(windowed->pre_commit(progress));  // last: the state
           return arrow::Status::OK();
         };
         spec.on_rebase = [&]() -> arrow::Status {
           if (quarantine) ARROW_RETURN_NOT_OK(quarantine->reload());
           if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->reload());
+          if (windowed) ARROW_RETURN_NOT_OK(windowed->reload());
           return arrow::Status::OK();
         };
       }
@@ -1028,6 +1127,11 @@ class SqlRun {
         const bool there = version <= quarantine->committed(app_id);
         return quarantine_batch(*quarantine->schema(), dropped, name, partition, offset, [&](int64_t) { return there; });
       };
+      if (windowed) {
+        window_consume = [&, version](const arrow::RecordBatch&, const arrow::RecordBatch& rows, const arrow::Array&) {
+          return windowed->consume_delta(rows, src.name, app_id, version);
+        };
+      }
       arrow::TableBatchReader reader(*table);
       std::shared_ptr<arrow::RecordBatch> batch;
       while (true) {
@@ -1041,6 +1145,13 @@ class SqlRun {
     report.rows_written += writer->rows_written();
     if (quarantine) {
       auto st = quarantine->commit({{app_id, latest}});
+      if (!st.ok()) {
+        writer->abort();
+        return st;
+      }
+    }
+    if (windowed) {
+      auto st = windowed->pre_commit({{app_id, latest}});
       if (!st.ok()) {
         writer->abort();
         return st;

@@ -1,0 +1,149 @@
+// Operator state snapshots as Arrow IPC files keyed by the commit progress they belong to.
+#include "sluice/pipeline/state_store.h"
+
+#include <arrow/api.h>
+#include <arrow/io/file.h>
+#include <arrow/ipc/api.h>
+#include <arrow/util/key_value_metadata.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <system_error>
+#include <vector>
+
+#include "sluice/common/status.h"
+
+namespace sluice::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kProgressKey = "sluice.state.progress";
+constexpr const char* kWatermarkKey = "sluice.state.watermark";
+constexpr const char* kInputsKey = "sluice.state.input_max_event_time";
+
+// Snapshots in the folder by sequence number (file name <seq>.arrow).
+std::vector<std::pair<int64_t, fs::path>> snapshots(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto& p = entry.path();
+    if (p.extension() != ".arrow") continue;
+    try {
+      out.emplace_back(std::stoll(p.stem().string()), p);
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct Loaded {
+  TxnVersions progress;
+  exec::WindowState state;
+};
+
+arrow::Result<Loaded> read_snapshot(const fs::path& path) {
+  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
+  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
+  Loaded out;
+  auto meta = reader->schema()->metadata();
+  if (!meta) return invalid("{}: not a sluice state snapshot (no metadata)", path.string());
+  try {
+    ARROW_ASSIGN_OR_RAISE(auto progress, meta->Get(kProgressKey));
+    ARROW_ASSIGN_OR_RAISE(auto watermark, meta->Get(kWatermarkKey));
+    ARROW_ASSIGN_OR_RAISE(auto inputs, meta->Get(kInputsKey));
+    out.progress = nlohmann::json::parse(progress).get<TxnVersions>();
+    out.state.watermark = std::stoll(watermark);
+    out.state.input_max_event_time = nlohmann::json::parse(inputs).get<std::map<std::string, int64_t>>();
+  } catch (const std::exception& e) {
+    return invalid("{}: damaged state snapshot metadata: {}", path.string(), e.what());
+  }
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  for (int i = 0; i < reader->num_record_batches(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto b, reader->ReadRecordBatch(i));
+    batches.push_back(std::move(b));
+  }
+  auto schema = reader->schema()->WithMetadata(nullptr);
+  std::vector<std::shared_ptr<arrow::RecordBatch>> plain;
+  for (const auto& b : batches) plain.push_back(arrow::RecordBatch::Make(schema, b->num_rows(), b->columns()));
+  ARROW_ASSIGN_OR_RAISE(out.state.open_rows, arrow::Table::FromRecordBatches(schema, plain));
+  return out;
+}
+
+}  // namespace
+
+arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersions& committed) {
+  auto files = snapshots(dir_);
+  bool has_progress = false;
+  for (const auto& [app, v] : committed) has_progress |= v >= 0;
+  std::error_code ec;
+  if (!has_progress) {
+    // A new flow or one reset by a full refresh: no state; older snapshots are stale.
+    for (const auto& [seq, path] : files) fs::remove(path, ec);
+    last_seq_ = files.empty() ? -1 : files.back().first;
+    return std::nullopt;
+  }
+  for (auto it = files.rbegin(); it != files.rend(); ++it) {
+    auto loaded = read_snapshot(it->second);
+    if (!loaded.ok()) continue;  // a torn write of a commit that never landed
+    bool matches = !loaded->progress.empty();
+    for (const auto& [app, v] : loaded->progress) {
+      auto c = committed.find(app);
+      matches = matches && c != committed.end() && c->second == v;
+    }
+    if (!matches) continue;
+    // Everything else is an orphan (newer) or superseded (older).
+    for (const auto& [seq, path] : files) {
+      if (seq != it->first) fs::remove(path, ec);
+    }
+    last_seq_ = files.back().first;
+    return std::move(loaded->state);
+  }
+  return invalid("the window state of the table's last commit is missing from {} (the table has progress but no "
+                 "state snapshot matches it; was the folder deleted, or the table written by a sluice without "
+                 "event time?); run a full refresh of the table (--full-refresh <table>)",
+                 dir_.string());
+}
+
+arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec::WindowState& state) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return io_error("cannot create state folder {}: {}", dir_.string(), ec.message());
+  auto files = snapshots(dir_);
+  const int64_t seq = std::max(last_seq_, files.empty() ? int64_t{-1} : files.back().first) + 1;
+  // The commit of the snapshot before the last one has landed (else this run had stopped).
+  for (const auto& [s, path] : files) {
+    if (s < seq - 1) fs::remove(path, ec);
+  }
+  auto meta = arrow::key_value_metadata(
+      {kProgressKey, kWatermarkKey, kInputsKey},
+      {nlohmann::json(progress).dump(), std::to_string(state.watermark),
+       nlohmann::json(state.input_max_event_time).dump()});
+  auto schema = state.open_rows->schema()->WithMetadata(meta);
+  const auto final_path = dir_ / fmt::format("{:020}.arrow", seq);
+  const auto temp_path = dir_ / fmt::format("{:020}.arrow.tmp", seq);
+  {
+    ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(temp_path.string()));
+    ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(out, schema));
+    arrow::TableBatchReader reader(*state.open_rows);
+    std::shared_ptr<arrow::RecordBatch> batch;
+    while (true) {
+      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+      if (!batch) break;
+      ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*arrow::RecordBatch::Make(schema, batch->num_rows(), batch->columns())));
+    }
+    ARROW_RETURN_NOT_OK(writer->Close());
+    ARROW_RETURN_NOT_OK(out->Close());
+  }
+  const auto size = static_cast<int64_t>(fs::file_size(temp_path, ec));
+  fs::rename(temp_path, final_path, ec);
+  if (ec) return io_error("cannot write state snapshot {}: {}", final_path.string(), ec.message());
+  last_seq_ = seq;
+  return size;
+}
+
+}  // namespace sluice::pipeline

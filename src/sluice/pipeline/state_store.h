@@ -1,0 +1,39 @@
+// Snapshots of a flow's operator state, each tied to the Delta commit it belongs to (DESIGN.md
+// §4): written before the commit under <table>/_sluice_state/<flow>/, named by a sequence
+// number and labelled with the progress (txn appId -> version) that commit records. At start
+// the snapshot whose progress equals the table's committed txns is the state to continue
+// from; a snapshot of a commit that never landed (a crash between the two) is an orphan and
+// is deleted, as are snapshots older than the one loaded.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "sluice/exec/window_aggregate.h"
+#include "sluice/pipeline/side_table.h"
+
+namespace sluice::pipeline {
+
+// Thread-compatible: owned by one flow run.
+class StateStore {
+ public:
+  explicit StateStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+  // The state of the last landed commit. `committed`: the table's txn versions of this flow.
+  // None when the flow has no progress yet (or it was reset: versions < 0). An error when the
+  // flow has progress but its state is missing.
+  arrow::Result<std::optional<exec::WindowState>> load(const TxnVersions& committed);
+  // Saves `state` for the commit about to record `progress` (atomically: temp file + rename).
+  // Returns the file's size in bytes.
+  arrow::Result<int64_t> save(const TxnVersions& progress, const exec::WindowState& state);
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  int64_t last_seq_ = -1;  // sequence number of the newest snapshot (saved or loaded)
+};
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,85 @@
+// A streaming-table flow with event-time windows: the window operator, its state snapshots
+// (tied to the target's commits) and the late rows it sets aside (counted, and written to
+// `<table>_late` when the table's 'sluice.late_rows' property is 'table').
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "sluice/exec/window_aggregate.h"
+#include "sluice/pipeline/side_table.h"
+#include "sluice/pipeline/state_store.h"
+
+namespace sluice::delta {
+class Snapshot;
+}
+
+namespace sluice::pipeline {
+
+struct WindowedFlowOptions {
+  std::filesystem::path table_path;      // the target table
+  std::filesystem::path late_table_path;  // <table>_late, used when write_late_rows
+  std::string table;
+  std::string flow;
+  std::string pipeline;
+  bool write_late_rows = false;
+  exec::WatermarkPolicy policy;
+};
+
+// Thread-compatible: owned by one flow run.
+class WindowedFlow {
+ public:
+  static arrow::Result<std::unique_ptr<WindowedFlow>> make(const exec::SelectPlan& plan, WindowedFlowOptions options);
+
+  // Continues from the state of the target's last commit (`snapshot`: null for a new table).
+  arrow::Status load(const delta::Snapshot* snapshot);
+
+  // `rows`: the plan's row stages over Kafka source rows `input` (row i of `rows` is row
+  // `input_rows[i]` of `input`). Returns the finalized windows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> consume_kafka(const arrow::RecordBatch& input,
+                                                                  const arrow::RecordBatch& rows,
+                                                                  const arrow::Array& input_rows);
+  // `rows` from a Delta upstream's commit `version` (progress appId `app_id`).
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> consume_delta(const arrow::RecordBatch& rows,
+                                                                  const std::string& upstream,
+                                                                  const std::string& app_id, int64_t version);
+
+  // Before the target's commit that records `progress`: the late table commits, then the
+  // state is saved under that progress.
+  arrow::Status pre_commit(const TxnVersions& progress);
+  // Drops what was not committed and reloads the committed state (group-mode rebase).
+  arrow::Status reload();
+
+  int64_t late_rows() const { return late_rows_; }
+  int64_t state_rows() const { return op_->state_rows(); }
+  int64_t state_bytes() const { return op_->state_bytes(); }
+  int64_t state_file_bytes() const { return state_file_bytes_; }
+  int64_t watermark() const { return op_->watermark(); }
+
+ private:
+  WindowedFlow() = default;
+  arrow::Status write_late(const arrow::RecordBatch& rows, const exec::WindowAggregate::Result& r,
+                           const std::shared_ptr<arrow::Array>& source_name,
+                           const std::shared_ptr<arrow::Array>& source_partition,
+                           const std::shared_ptr<arrow::Array>& source_offset,
+                           const std::function<bool(int64_t)>& already_written);
+
+  WindowedFlowOptions options_;
+  std::unique_ptr<exec::WindowAggregate> op_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<SideTable> late_;
+  std::shared_ptr<arrow::Schema> late_schema_;
+  int64_t late_rows_ = 0;
+  int64_t state_file_bytes_ = 0;
+};
+
+// The <table>_late schema: the query's input columns, then _watermark (what the row met),
+// _source_name, _source_partition, _source_offset (Kafka offset or upstream version).
+std::shared_ptr<arrow::Schema> late_rows_schema(const arrow::Schema& rows);
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,274 @@
+// Windowed aggregation: window assignment, watermark, late rows, HAVING, state round trips.
+#include "sluice/exec/window_aggregate.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "sluice/pipeline/state_store.h"
+#include "sluice/sql/parser.h"
+
+namespace sluice::exec {
+namespace {
+
+constexpr int64_t kMinute = 60'000'000;
+
+struct Event {
+  std::string key;
+  int64_t minute;  // event time in minutes
+  int64_t value;
+};
+
+class WindowAggregateTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<arrow::Schema> source_ = arrow::schema({arrow::field("k", arrow::utf8()),
+                                                          arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                                                          arrow::field("v", arrow::int64())});
+  sql::SourceFile file_;
+  std::vector<sql::Statement> statements_;
+
+  SelectPlan plan(const std::string& select) {
+    file_ = sql::SourceFile{"t.sql", "CREATE OR REFRESH STREAMING TABLE t AS " + select + ";"};
+    statements_ = sql::parse_statements(file_).ValueOrDie();
+    auto lookup = [this](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return source_; };
+    auto p = SelectPlan::make(*statements_[0].dataset->query, file_, lookup);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.MoveValueUnsafe();
+  }
+
+  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) {
+    arrow::StringBuilder k;
+    arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool());
+    arrow::Int64Builder v;
+    for (const auto& e : events) {
+      EXPECT_TRUE(k.Append(e.key).ok());
+      EXPECT_TRUE(ts.Append(e.minute * kMinute).ok());
+      EXPECT_TRUE(v.Append(e.value).ok());
+    }
+    return arrow::RecordBatch::Make(source_, static_cast<int64_t>(events.size()),
+                                    {k.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), v.Finish().ValueOrDie()});
+  }
+
+  // Feeds `events` as one batch from one input; returns the emitted rows as sorted text.
+  std::vector<std::string> feed(WindowAggregate& op, const std::vector<Event>& events, std::vector<int64_t>* late = nullptr) {
+    auto b = batch(events);
+    auto r = op.consume(*b, {"topic/0"}, std::vector<int32_t>(events.size(), 0));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (late) {
+      const auto& l = static_cast<const arrow::Int64Array&>(*r->late_rows);
+      for (int64_t i = 0; i < l.length(); ++i) late->push_back(l.Value(i));
+    }
+    return rows_of(*r->output);
+  }
+
+  static std::vector<std::string> rows_of(const arrow::RecordBatch& out) {
+    std::vector<std::string> rows;
+    for (int64_t i = 0; i < out.num_rows(); ++i) {
+      std::string row;
+      for (int c = 0; c < out.num_columns(); ++c) {
+        row += (c ? "," : "") + out.column(c)->GetScalar(i).ValueOrDie()->ToString();
+      }
+      rows.push_back(row);
+    }
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  }
+
+  static std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    std::sort(a.begin(), a.end());
+    return a;
+  }
+
+  std::unique_ptr<WindowAggregate> make_op(const SelectPlan& p, int64_t delay_minutes = 1) {
+    WatermarkPolicy policy;
+    policy.delay_micros = delay_minutes * kMinute;
+    auto op = WindowAggregate::make(p, policy);
+    EXPECT_TRUE(op.ok()) << op.status().ToString();
+    return op.MoveValueUnsafe();
+  }
+
+  const std::string tumbling_ =
+      "SELECT k, window.start AS ws, count(*) AS n, sum(v) AS s FROM STREAM(src) "
+      "WATERMARK ts DELAY OF INTERVAL 1 MINUTE GROUP BY k, window(ts, '5 minutes')";
+};
+
+TEST_F(WindowAggregateTest, TumblingWindowIsEmittedOnceTheWatermarkPassesItsEnd) {
+  auto p = plan(tumbling_);
+  auto op = make_op(p);
+  EXPECT_TRUE(feed(*op, {{"a", 0, 1}, {"a", 3, 2}, {"b", 4, 5}, {"a", 5, 7}}).empty());  // wm 4
+  EXPECT_EQ(op->watermark(), 4 * kMinute);
+  // ts 6 -> watermark 5 = end of [0, 5): that window is final.
+  EXPECT_EQ(feed(*op, {{"a", 6, 1}}),
+            (std::vector<std::string>{"a,1970-01-01 00:00:00.000000Z,2,3", "b,1970-01-01 00:00:00.000000Z,1,5"}));
+  EXPECT_TRUE(op->merges_partials());
+  EXPECT_EQ(op->state_rows(), 1);  // [5, 10) of 'a': one partial row for its two rows
+  EXPECT_TRUE(feed(*op, {{"a", 9, 1}}).empty());
+  EXPECT_EQ(feed(*op, {{"c", 11, 1}}), (std::vector<std::string>{"a,1970-01-01 00:05:00.000000Z,3,9"}));
+}
+
+TEST_F(WindowAggregateTest, SlidingWindowsCountARowInEveryWindowThatHoldsIt) {
+  auto p = plan("SELECT window.start AS ws, window.end AS we, count(*) AS n FROM STREAM(src) "
+                "WATERMARK ts DELAY OF INTERVAL 0 MINUTES GROUP BY window(ts, '10 minutes', '5 minutes')");
+  auto op = make_op(p, 0);
+  EXPECT_TRUE(feed(*op, {{"a", 7, 1}}).empty());  // windows [0,10) and [5,15)
+  EXPECT_EQ(feed(*op, {{"a", 12, 1}}),  // wm 12 closes [0,10)
+            (std::vector<std::string>{"1970-01-01 00:00:00.000000Z,1970-01-01 00:10:00.000000Z,1"}));
+  EXPECT_EQ(feed(*op, {{"a", 20, 1}}),  // closes [5,15) and [10,20)
+            (std::vector<std::string>{"1970-01-01 00:05:00.000000Z,1970-01-01 00:15:00.000000Z,2",
+                                      "1970-01-01 00:10:00.000000Z,1970-01-01 00:20:00.000000Z,1"}));
+}
+
+TEST_F(WindowAggregateTest, RowsBehindTheWatermarkAreLateRowByRow) {
+  auto p = plan(tumbling_);
+  auto op = make_op(p, 2);
+  std::vector<int64_t> late;
+  // Within the batch: 10 sets the watermark to 8, so 7 (index 1) is late, 8 and 9 are not.
+  feed(*op, {{"a", 10, 1}, {"a", 7, 1}, {"a", 8, 1}, {"a", 9, 1}}, &late);
+  EXPECT_EQ(late, (std::vector<int64_t>{1}));
+  late.clear();
+  feed(*op, {{"a", 2, 1}, {"a", 11, 1}}, &late);
+  EXPECT_EQ(late, (std::vector<int64_t>{0}));
+}
+
+TEST_F(WindowAggregateTest, NullEventTimesAreLateNotDropped) {
+  auto p = plan(tumbling_);
+  auto op = make_op(p);
+  auto b = batch({{"a", 1, 1}, {"a", 2, 1}});
+  auto ts = arrow::MakeArrayOfNull(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), 2).ValueOrDie();
+  auto with_null = arrow::RecordBatch::Make(source_, 2, {b->column(0), ts, b->column(2)});
+  auto r = op->consume(*with_null, {"topic/0"}, {0, 0});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->late_rows->length(), 2);
+}
+
+TEST_F(WindowAggregateTest, HavingFiltersFinalizedWindows) {
+  auto p = plan("SELECT k, count(*) AS n FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 0 MINUTES "
+                "GROUP BY k, window(ts, '5 minutes') HAVING count(*) > 1");
+  auto op = make_op(p, 0);
+  EXPECT_EQ(feed(*op, {{"a", 0, 1}, {"a", 1, 1}, {"b", 2, 1}, {"c", 6, 1}}), (std::vector<std::string>{"a,2"}));
+}
+
+TEST_F(WindowAggregateTest, EveryAggregateOfTheMaterializedViewsWorksOnWindows) {
+  auto p = plan("SELECT k, count(DISTINCT v) AS d, avg(v) AS a, min(v) AS lo, max(v) AS hi, first(v) AS f, last(v) AS l, "
+                "approx_count_distinct(v) AS ad FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 0 MINUTES "
+                "GROUP BY k, window(ts, '5 minutes')");
+  auto op = make_op(p, 0);
+  EXPECT_EQ(feed(*op, {{"a", 0, 4}, {"a", 1, 2}, {"a", 2, 4}, {"z", 7, 0}}),
+            (std::vector<std::string>{"a,2,3.3333333333333335,2,4,4,4,2"}));
+}
+
+TEST_F(WindowAggregateTest, PartialAggregatesAgreeWithAggregatingTheRows) {
+  const std::string aggs = "k, count(*) AS n, count(v) AS c, sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi, "
+                           "first(v) AS f, last(v) AS l";
+  auto merged = plan("SELECT " + aggs + " FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 2 MINUTES "
+                     "GROUP BY k, window(ts, '10 minutes', '5 minutes')");
+  auto rows = plan("SELECT " + aggs + ", count(DISTINCT v) AS d FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 2 "
+                   "MINUTES GROUP BY k, window(ts, '10 minutes', '5 minutes')");
+  auto a = make_op(merged, 2);
+  auto b = make_op(rows, 2);
+  auto compacting = make_op(merged, 2);
+  compacting->set_compaction_rows(1);
+  EXPECT_TRUE(a->merges_partials());
+  EXPECT_FALSE(b->merges_partials());
+  std::vector<std::string> got_a, got_b, got_c;
+  for (int round = 0; round < 12; ++round) {
+    std::vector<Event> events;
+    for (int i = 0; i < 7; ++i) {
+      const int64_t minute = round * 4 + (i * 5) % 6;
+      events.push_back({std::string(1, static_cast<char>('a' + (i + round) % 3)), minute, (i * 31 + round * 7) % 17});
+    }
+    got_a = concat(got_a, feed(*a, events));
+    got_c = concat(got_c, feed(*compacting, events));
+    for (auto row : feed(*b, events)) got_b.push_back(row.substr(0, row.rfind(',')));  // without d
+    std::sort(got_b.begin(), got_b.end());
+  }
+  EXPECT_FALSE(got_a.empty());
+  EXPECT_EQ(got_a, got_b);
+  EXPECT_EQ(got_c, got_a);
+}
+
+TEST_F(WindowAggregateTest, WatermarkIsTheMinimumOverInputsThatHaveData) {
+  auto p = plan(tumbling_);
+  auto op = make_op(p, 0);
+  auto b = batch({{"a", 10, 1}, {"a", 3, 1}});
+  auto r = op->consume(*b, {"t/0", "t/1"}, {0, 1});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(op->watermark(), 10 * kMinute);  // 3 on t/1 is late, but t/1 now has data (max 3)
+  auto r2 = op->consume(*batch({{"a", 12, 1}, {"a", 11, 1}}), {"t/0", "t/1"}, {0, 1});
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(op->watermark(), 11 * kMinute);  // 12 on t/0 is held back by t/1 (3); then min(12, 11)
+}
+
+TEST_F(WindowAggregateTest, IdleInputStopsHoldingTheWatermarkBack) {
+  auto p = plan(tumbling_);
+  WatermarkPolicy policy;
+  policy.idle_timeout = std::chrono::seconds(30);
+  auto op = WindowAggregate::make(p, policy).ValueOrDie();
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(op->consume(*batch({{"a", 1, 1}, {"a", 2, 1}}), {"t/0", "t/1"}, {0, 1}, t0).ok());
+  ASSERT_TRUE(op->consume(*batch({{"a", 20, 1}}), {"t/1"}, {0}, t0 + std::chrono::seconds(5)).ok());
+  EXPECT_EQ(op->watermark(), 1 * kMinute);  // t/0 (at 1) holds it back
+  ASSERT_TRUE(op->consume(*batch({{"a", 21, 1}}), {"t/1"}, {0}, t0 + std::chrono::seconds(40)).ok());
+  EXPECT_EQ(op->watermark(), 21 * kMinute);  // t/0 idle for 40 s
+}
+
+TEST_F(WindowAggregateTest, BatchBoundariesDoNotChangeTheOutput) {
+  const std::vector<Event> events = {{"a", 0, 1}, {"b", 3, 2}, {"a", 9, 3}, {"a", 2, 4}, {"b", 8, 5},
+                                     {"a", 14, 6}, {"a", 7, 7}, {"b", 13, 8}, {"a", 21, 9}, {"b", 30, 1}};
+  auto p = plan(tumbling_);
+  auto whole = make_op(p, 3);
+  auto expected = feed(*whole, events);
+  for (size_t cut = 1; cut < events.size(); ++cut) {
+    auto op = make_op(p, 3);
+    auto first = feed(*op, {events.begin(), events.begin() + cut});
+    auto got = concat(first, feed(*op, {events.begin() + cut, events.end()}));
+    EXPECT_EQ(got, expected) << "cut at " << cut;
+  }
+}
+
+TEST_F(WindowAggregateTest, StateSnapshotRoundTripContinuesExactly) {
+  const std::vector<Event> events = {{"a", 0, 1}, {"b", 3, 2}, {"a", 9, 3}, {"a", 2, 4}, {"b", 8, 5},
+                                     {"a", 14, 6}, {"a", 7, 7}, {"b", 13, 8}, {"a", 21, 9}, {"b", 30, 1}};
+  auto p = plan(tumbling_);
+  auto whole = make_op(p, 3);
+  auto expected = feed(*whole, events);
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice_state_test_" + std::to_string(::getpid()));
+  for (size_t cut = 1; cut < events.size(); ++cut) {
+    std::filesystem::remove_all(dir);
+    auto before = make_op(p, 3);
+    auto first = feed(*before, {events.begin(), events.begin() + cut});
+    pipeline::StateStore store(dir);
+    const pipeline::TxnVersions progress = {{"p/f/topic/0", static_cast<int64_t>(cut)}};
+    ASSERT_TRUE(store.save(progress, before->state().ValueOrDie()).ok());
+    // An orphan snapshot of a commit that never landed must be ignored.
+    ASSERT_TRUE(store.save({{"p/f/topic/0", 999}}, before->state().ValueOrDie()).ok());
+    pipeline::StateStore reopened(dir);
+    auto loaded = reopened.load(progress);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    ASSERT_TRUE(loaded->has_value());
+    auto after = make_op(p, 3);
+    ASSERT_TRUE(after->restore(std::move(**loaded)).ok());
+    EXPECT_EQ(after->watermark(), before->watermark());
+    auto got = concat(first, feed(*after, {events.begin() + cut, events.end()}));
+    EXPECT_EQ(got, expected) << "cut at " << cut;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(WindowAggregateTest, MissingStateForCommittedProgressIsAnError) {
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice_state_missing_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  pipeline::StateStore store(dir);
+  auto none = store.load({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto missing = store.load({{"p/f/topic/0", 10}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("--full-refresh"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::exec
