@@ -176,11 +176,18 @@ CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic =
 CREATE OR REFRESH STREAMING TABLE checked (
   CONSTRAINT positive EXPECT (n > 0) ON VIOLATION FAIL UPDATE
 ) AS SELECT j.n FROM (SELECT from_json(CAST(value AS STRING), 'n INT') AS j FROM STREAM(raw));
+CREATE OR REFRESH STREAMING TABLE checked_at_source (
+  CONSTRAINT positive EXPECT (n > 0) ON VIOLATION FAIL UPDATE
+) AS SELECT value.n FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema => 'n INT')
+  WHERE value.n < 100;
 """)
     result = run_sluice("run", pipe, "--once")
     assert result.returncode == 1
     assert "expectation 'positive' of table 'checked' failed for 1 row(s)" in result.stderr
     assert "table 'checked'" in result.stderr and "-5" in result.stderr
+    # The failing record's source position: the upstream commit, or the Kafka offset.
+    assert "It came from table 'raw' (the commit of version 0)." in result.stderr, result.stderr
+    assert f"It came from Kafka topic '{topic}' partition 0 offset 1." in result.stderr, result.stderr
     assert not (pipe / "data" / "tables" / "checked" / "_delta_log").exists()
 
 

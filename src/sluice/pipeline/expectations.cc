@@ -30,7 +30,8 @@ arrow::Result<Expectations> Expectations::make(const Graph& graph, const Dataset
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> Expectations::apply(std::shared_ptr<arrow::RecordBatch> batch,
-                                                                    DatasetReport& report, Dropped* dropped) const {
+                                                                    DatasetReport& report, Dropped* dropped,
+                                                                    const std::function<std::string(int64_t)>& source_of) const {
   arrow::Datum keep(true);
   std::vector<arrow::Datum> passes;  // per check
   for (const auto& check : checks_) {
@@ -49,9 +50,19 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Expectations::apply(std::shar
       ARROW_ASSIGN_OR_RAISE(auto inverted, cp::Invert(passed));
       ARROW_ASSIGN_OR_RAISE(auto bad, cp::Filter(batch, inverted));
       auto sample = bad.record_batch()->Slice(0, 1)->ToString();
+      std::string source;
+      if (source_of) {
+        const auto& pass = static_cast<const arrow::BooleanArray&>(*passed.make_array());
+        for (int64_t r = 0; r < pass.length(); ++r) {
+          if (!pass.Value(r)) {
+            source = fmt::format("\nIt came from {}.", source_of(r));
+            break;
+          }
+        }
+      }
       return invalid("expectation '{}' of table '{}' failed for {} row(s) (ON VIOLATION FAIL UPDATE); "
-                     "nothing was committed. First failing row:\n{}",
-                     check.name, dataset_, failures, sample);
+                     "nothing was committed. First failing row:\n{}{}",
+                     check.name, dataset_, failures, sample, source);
     }
     if (check.action == sql::ViolationAction::kDropRow) {
       ARROW_ASSIGN_OR_RAISE(keep, cp::And(keep, passed));

@@ -33,8 +33,11 @@ class Expectations {
 
   // Counts violations (a NULL result counts as one) and applies DROP ROW / FAIL UPDATE. With
   // `dropped`, the rows DROP ROW removed are handed back instead of discarded.
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply(std::shared_ptr<arrow::RecordBatch> batch,
-                                                          DatasetReport& report, Dropped* dropped = nullptr) const;
+  // `source_of(row)` names where a row of `batch` came from (topic/partition/offset), for the
+  // FAIL UPDATE error.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> apply(
+      std::shared_ptr<arrow::RecordBatch> batch, DatasetReport& report, Dropped* dropped = nullptr,
+      const std::function<std::string(int64_t)>& source_of = {}) const;
 
  private:
   struct Check {

@@ -968,8 +968,10 @@ class SqlRun {
     // `input`) says where each dropped row came from and whether it is already quarantined.
     using Positions = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(
         const Expectations::Dropped&, const std::shared_ptr<arrow::Array>& input_rows)>;
-    auto to_table_rows = [&](const arrow::RecordBatch& input,
-                             const Positions& quarantine_rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+    // `source_of(i)` names the source position of row i of `input`.
+    using SourceOf = std::function<std::string(int64_t)>;
+    auto to_table_rows = [&](const arrow::RecordBatch& input, const Positions& quarantine_rows,
+                             const SourceOf& source_of) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
       std::shared_ptr<arrow::Array> input_rows;
       std::shared_ptr<arrow::RecordBatch> rows;
       if (plan.joins()) {
@@ -980,7 +982,7 @@ class SqlRun {
         }));
         ARROW_ASSIGN_OR_RAISE(rows, joined->CombineChunksToBatch());
       } else {
-        ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, quarantine || windowed ? &input_rows : nullptr));
+        ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, &input_rows));
       }
       if (windowed) {
         ARROW_ASSIGN_OR_RAISE(rows, window_consume(input, *rows, *input_rows));
@@ -989,9 +991,15 @@ class SqlRun {
         return ex.apply(rows, report);
       }
       ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
-      if (!quarantine) return ex.apply(rows, report);
+      SourceOf row_source;
+      if (input_rows) {
+        row_source = [&](int64_t r) {
+          return source_of(static_cast<const arrow::Int64Array&>(*input_rows).Value(r));
+        };
+      }
+      if (!quarantine) return ex.apply(rows, report, nullptr, row_source);
       Expectations::Dropped dropped;
-      ARROW_ASSIGN_OR_RAISE(auto kept, ex.apply(rows, report, &dropped));
+      ARROW_ASSIGN_OR_RAISE(auto kept, ex.apply(rows, report, &dropped, row_source));
       if (dropped.rows) {
         ARROW_ASSIGN_OR_RAISE(auto source_rows, cp::Take(input_rows, dropped.indices));
         ARROW_ASSIGN_OR_RAISE(auto qrows, quarantine_rows(dropped, source_rows.make_array()));
@@ -1047,8 +1055,17 @@ class SqlRun {
         ARROW_ASSIGN_OR_RAISE(dead_letters, SideTable::make(config_.table_path(dname), dname, format::dead_letter_schema(),
                                                             fmt::format("Kafka records '{}' could not decode", d.name)));
       }
+      auto kafka_source_of = [](const arrow::RecordBatch& input) -> SourceOf {
+        return [&input](int64_t i) {
+          const auto& topic = static_cast<const arrow::StringArray&>(*input.GetColumnByName("topic"));
+          const auto& partition = static_cast<const arrow::Int32Array&>(*input.GetColumnByName("partition"));
+          const auto& offset = static_cast<const arrow::Int64Array&>(*input.GetColumnByName("offset"));
+          return fmt::format("Kafka topic '{}' partition {} offset {}", topic.GetString(i), partition.Value(i),
+                             offset.Value(i));
+        };
+      };
       spec.transform = [&](const arrow::RecordBatch& input) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-        if (!decoder) return to_table_rows(input, kafka_positions(input));
+        if (!decoder) return to_table_rows(input, kafka_positions(input), kafka_source_of(input));
         ARROW_ASSIGN_OR_RAISE(auto decoded, format::decode_values(input, *decoder, src.schema));
         if (decoded.dead_letters) {
           const auto& dl = *decoded.dead_letters;
@@ -1065,7 +1082,7 @@ class SqlRun {
           report.rows_dead_lettered += rows.record_batch()->num_rows();
           ARROW_RETURN_NOT_OK(dead_letters->write(*rows.record_batch()));
         }
-        return to_table_rows(*decoded.rows, kafka_positions(*decoded.rows));
+        return to_table_rows(*decoded.rows, kafka_positions(*decoded.rows), kafka_source_of(*decoded.rows));
       };
       if (quarantine || dead_letters || windowed) {
         spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) -> arrow::Status {
@@ -1138,7 +1155,9 @@ class SqlRun {
         ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
         if (!batch) break;
         report.rows_read += batch->num_rows();
-        ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch, delta_positions));
+        ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch, delta_positions, [&](int64_t) {
+          return fmt::format("table '{}' (the commit of version {})", src.name, version);
+        }));
         ARROW_RETURN_NOT_OK(writer->write(*rows));
       }
     }
