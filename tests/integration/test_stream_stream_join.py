@@ -1,0 +1,162 @@
+"""Stream-stream joins with an event-time bound: out-of-order and late events on both sides,
+Kafka -> bronze streaming tables -> join table, equal to an oracle computed here in plain
+Python with the same rules (per-side watermark = max event time so far - delay; rows below it
+on arrival are late and dropped; pairs with b.ts in [a.ts, a.ts + 10 min]; LEFT OUTER emits
+an unmatched left row once the right watermark passes a.ts + 10 min), also across crashes."""
+import datetime
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+
+from deltalake import DeltaTable
+
+from conftest import SLUICE, run_sluice
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+BASE = 1767225600  # 2026-01-01 00:00:00 UTC
+DELAY = 120
+UPPER = 600
+
+
+def make_events(n, seed, serial_base):
+    """Event i near BASE + 20 s * i, up to 150 s back (the delay is 120 s: some are late), every
+    29th 15 minutes back (late); ids 0..7 so rows find partners."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        t = BASE + i * 20 + rnd.randint(-150, 20)
+        if i % 29 == 0:
+            t -= 900
+        out.append({"id": rnd.randint(0, 7), "ts": t, "s": serial_base + i})
+    return out
+
+
+def as_json(e, column):
+    ts = datetime.datetime.fromtimestamp(e["ts"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return {"id": e["id"], "ts": ts, column: e["s"]}
+
+
+def on_time(events):
+    """The rows that are not late, in arrival order."""
+    highest = None
+    kept = []
+    for e in events:
+        if e["ts"] is not None and (highest is None or e["ts"] >= highest - DELAY):
+            kept.append(e)
+            highest = e["ts"] if highest is None else max(highest, e["ts"])
+    return kept, highest
+
+
+def oracle(left, right, outer=False):
+    lk, _ = on_time(left)
+    rk, right_max = on_time(right)
+    pairs = Counter()
+    for a in lk:
+        found = False
+        for b in rk:
+            if a["id"] == b["id"] and a["ts"] <= b["ts"] <= a["ts"] + UPPER:
+                pairs[(a["s"], b["s"])] += 1
+                found = True
+        if outer and not found and right_max is not None and a["ts"] + UPPER < right_max - DELAY:
+            pairs[(a["s"], None)] += 1
+    return pairs
+
+
+def bronze_sql(table, topic, column):
+    return f"""
+CREATE OR REFRESH STREAMING TABLE {table}
+AS SELECT value.id AS id, value.ts AS ts, value.{column} AS {column}
+FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest', value_format => 'json',
+                       value_schema => 'id BIGINT, ts TIMESTAMP, {column} BIGINT');
+"""
+
+
+def join_sql(table, kind="JOIN"):
+    return f"""
+CREATE OR REFRESH STREAMING TABLE {table} AS
+SELECT a.id, a.ts AS a_ts, b.ts AS b_ts, a.x, b.y
+FROM STREAM(left_events) WATERMARK ts DELAY OF INTERVAL 2 MINUTES a
+{kind} STREAM(right_events) WATERMARK ts DELAY OF INTERVAL 2 MINUTES b
+  ON a.id = b.id AND b.ts BETWEEN a.ts AND a.ts + INTERVAL 10 MINUTES;
+"""
+
+
+def joined(pipe, table):
+    rows = DeltaTable(str(pipe / "data" / "tables" / table)).to_pyarrow_table().to_pylist()
+    for r in rows:  # the time columns came through
+        assert r["a_ts"] is not None
+        if r["y"] is not None:
+            assert r["a_ts"] <= r["b_ts"] <= r["a_ts"] + datetime.timedelta(seconds=UPPER)
+    return Counter((r["x"], r["y"]) for r in rows)
+
+
+def setup(tmp_path, bootstrap, new_topic, extra=""):
+    lt, rt = new_topic(1), new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "sj", bootstrap, extra)
+    (pipe / "bronze.sql").write_text(bronze_sql("left_events", lt, "x") + bronze_sql("right_events", rt, "y"))
+    (pipe / "join.sql").write_text(join_sql("matched") + join_sql("matched_left", "LEFT JOIN"))
+    return pipe, lt, rt
+
+
+def test_inner_and_left_outer_joins_equal_the_oracle(tmp_path, bootstrap, new_topic):
+    pipe, lt, rt = setup(tmp_path, bootstrap, new_topic)
+    left = make_events(400, seed=1, serial_base=0)
+    right = make_events(400, seed=2, serial_base=10000)
+    # Three updates with the sides advancing unevenly: state and watermarks carry over.
+    cuts = [(0, 150, 0, 60), (150, 260, 60, 330), (260, 400, 330, 400)]
+    for l0, l1, r0, r1 in cuts:
+        produce_values(bootstrap, lt, [as_json(e, "x") for e in left[l0:l1]])
+        produce_values(bootstrap, rt, [as_json(e, "y") for e in right[r0:r1]])
+        r = run_sluice("run", pipe, "--once")
+        assert r.returncode == 0, r.stderr
+    want = oracle(left, right)
+    assert sum(want.values()) > 200
+    got = joined(pipe, "matched")
+    assert got == want
+    want_outer = oracle(left, right, outer=True)
+    assert any(y is None for _, y in want_outer)
+    assert joined(pipe, "matched_left") == want_outer
+
+
+def test_crash_after_the_state_save_gives_the_same_result(tmp_path, bootstrap, new_topic):
+    pipe, lt, rt = setup(tmp_path, bootstrap, new_topic)
+    left = make_events(300, seed=3, serial_base=0)
+    right = make_events(300, seed=4, serial_base=10000)
+    produce_values(bootstrap, lt, [as_json(e, "x") for e in left[:150]])
+    produce_values(bootstrap, rt, [as_json(e, "y") for e in right[:100]])
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    produce_values(bootstrap, lt, [as_json(e, "x") for e in left[150:]])
+    produce_values(bootstrap, rt, [as_json(e, "y") for e in right[100:]])
+    crashed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "after_state_save"})
+    assert crashed.returncode == 137, (crashed.returncode, crashed.stderr)
+    ok = run_sluice("run", pipe, "--once")
+    assert ok.returncode == 0, ok.stderr
+    assert joined(pipe, "matched") == oracle(left, right)
+    assert joined(pipe, "matched_left") == oracle(left, right, outer=True)
+
+
+def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
+    pipe, lt, rt = setup(tmp_path, bootstrap, new_topic, "mode: continuous\ntrigger_interval: 50ms\n")
+    left = make_events(3000, seed=5, serial_base=0)
+    right = make_events(3000, seed=6, serial_base=100000)
+    rnd = random.Random(11)
+    for lo in range(0, 3000, 500):  # produced while sluice runs and is killed
+        produce_values(bootstrap, lt, [as_json(e, "x") for e in left[lo:lo + 500]])
+        produce_values(bootstrap, rt, [as_json(e, "y") for e in right[lo:lo + 500]])
+        err = open(pipe / f"run{lo}.stderr", "w")
+        proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
+        time.sleep(rnd.uniform(0.3, 1.5))
+        if proc.poll() is not None:
+            err.close()
+            raise AssertionError((pipe / f"run{lo}.stderr").read_text())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        err.close()
+    # Finish: triggered runs until every table has read everything.
+    for _ in range(3):
+        r = run_sluice("run", pipe, "--once")
+        assert r.returncode == 0, r.stderr
+    assert joined(pipe, "matched") == oracle(left, right)
+    assert joined(pipe, "matched_left") == oracle(left, right, outer=True)
