@@ -3,6 +3,7 @@ Kafka -> bronze streaming tables -> join table, equal to an oracle computed here
 Python with the same rules (per-side watermark = max event time so far - delay; rows below it
 on arrival are late and dropped; pairs with b.ts in [a.ts, a.ts + 10 min]; LEFT OUTER emits
 an unmatched left row once the right watermark passes a.ts + 10 min), also across crashes."""
+import bisect
 import datetime
 import random
 import signal
@@ -52,23 +53,28 @@ def on_time(events):
 def oracle(left, right, outer=False):
     lk, _ = on_time(left)
     rk, right_max = on_time(right)
+    by_id = {}
+    for b in sorted(rk, key=lambda b: b["ts"]):
+        by_id.setdefault(b["id"], ([], []))
+        by_id[b["id"]][0].append(b["ts"])
+        by_id[b["id"]][1].append(b)
     pairs = Counter()
     for a in lk:
-        found = False
-        for b in rk:
-            if a["id"] == b["id"] and a["ts"] <= b["ts"] <= a["ts"] + UPPER:
-                pairs[(a["s"], b["s"])] += 1
-                found = True
+        times, rows = by_id.get(a["id"], ([], []))
+        lo, hi = bisect.bisect_left(times, a["ts"]), bisect.bisect_right(times, a["ts"] + UPPER)
+        for b in rows[lo:hi]:
+            pairs[(a["s"], b["s"])] += 1
+        found = hi > lo
         if outer and not found and right_max is not None and a["ts"] + UPPER < right_max - DELAY:
             pairs[(a["s"], None)] += 1
     return pairs
 
 
-def bronze_sql(table, topic, column):
+def bronze_sql(table, topic, column, limit=""):
     return f"""
 CREATE OR REFRESH STREAMING TABLE {table}
 AS SELECT value.id AS id, value.ts AS ts, value.{column} AS {column}
-FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest', value_format => 'json',
+FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest', value_format => 'json',{limit}
                        value_schema => 'id BIGINT, ts TIMESTAMP, {column} BIGINT');
 """
 
@@ -92,10 +98,10 @@ def joined(pipe, table):
     return Counter((r["x"], r["y"]) for r in rows)
 
 
-def setup(tmp_path, bootstrap, new_topic, extra=""):
+def setup(tmp_path, bootstrap, new_topic, extra="", limit=""):
     lt, rt = new_topic(1), new_topic(1)
     pipe = kafka_pipeline(tmp_path, "sj", bootstrap, extra)
-    (pipe / "bronze.sql").write_text(bronze_sql("left_events", lt, "x") + bronze_sql("right_events", rt, "y"))
+    (pipe / "bronze.sql").write_text(bronze_sql("left_events", lt, "x", limit) + bronze_sql("right_events", rt, "y", limit))
     (pipe / "join.sql").write_text(join_sql("matched") + join_sql("matched_left", "LEFT JOIN"))
     return pipe, lt, rt
 
@@ -138,13 +144,27 @@ def test_crash_after_the_state_save_gives_the_same_result(tmp_path, bootstrap, n
 
 
 def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
-    pipe, lt, rt = setup(tmp_path, bootstrap, new_topic, "mode: continuous\ntrigger_interval: 50ms\n")
-    left = make_events(3000, seed=5, serial_base=0)
-    right = make_events(3000, seed=6, serial_base=100000)
+    pipe, lt, rt = setup(tmp_path, bootstrap, new_topic, "mode: continuous\ntrigger_interval: 50ms\n",
+                         limit=" max_offsets_per_trigger => 13,")
+    left = make_events(4000, seed=5, serial_base=0)
+    right = make_events(4000, seed=6, serial_base=100000)
     rnd = random.Random(11)
-    for lo in range(0, 3000, 500):  # produced while sluice runs and is killed
-        produce_values(bootstrap, lt, [as_json(e, "x") for e in left[lo:lo + 500]])
-        produce_values(bootstrap, rt, [as_json(e, "y") for e in right[lo:lo + 500]])
+    table = pipe / "data" / "tables" / "matched"
+
+    def versions():  # the join's progress: upstream versions consumed
+        if not (table / "_delta_log").exists():
+            return ()
+        try:
+            dt = DeltaTable(str(table))
+            ids = [DeltaTable(str(pipe / "data" / "tables" / t)).metadata().id for t in ("left_events", "right_events")]
+            return tuple(dt.transaction_version(f"sj/matched/{i}") for i in ids)
+        except Exception:
+            return ()
+
+    produce_values(bootstrap, lt, [as_json(e, "x") for e in left])
+    produce_values(bootstrap, rt, [as_json(e, "y") for e in right])
+    kills_at = []
+    for lo in range(6):
         err = open(pipe / f"run{lo}.stderr", "w")
         proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
         time.sleep(rnd.uniform(0.3, 1.5))
@@ -154,9 +174,54 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         err.close()
-    # Finish: triggered runs until every table has read everything.
-    for _ in range(3):
-        r = run_sluice("run", pipe, "--once")
-        assert r.returncode == 0, r.stderr
+        kills_at.append(versions())
+    assert len(set(kills_at)) > 3, f"the runs between kills made no progress: {kills_at}"
+    # Finish: a run left alone until both joins have read everything the bronze tables hold.
+    def done():
+        try:
+            tables = pipe / "data" / "tables"
+            bronze = [DeltaTable(str(tables / t)) for t in ("left_events", "right_events")]
+            if any(b.to_pyarrow_table().num_rows < 4000 for b in bronze):
+                return False
+            for j in ("matched", "matched_left"):
+                dt = DeltaTable(str(tables / j))
+                if any(dt.transaction_version(f"sj/{j}/{b.metadata().id}") != b.version() for b in bronze):
+                    return False
+            return True
+        except Exception:
+            return False
+
+    err = open(pipe / "final.stderr", "w")
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 180
+    while not done() and time.monotonic() < deadline:
+        assert proc.poll() is None, (pipe / "final.stderr").read_text()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, (pipe / "final.stderr").read_text()
+    err.close()
+    assert done()
+    assert versions() != kills_at[-1], f"the last kill interrupted nothing: {kills_at}"
     assert joined(pipe, "matched") == oracle(left, right)
     assert joined(pipe, "matched_left") == oracle(left, right, outer=True)
+
+
+def test_stream_stream_joins_that_cannot_run_are_refused(tmp_path):
+    pipe = kafka_pipeline(tmp_path, "sj2", "127.0.0.1:1")
+    (pipe / "p.sql").write_text("""
+CREATE OR REFRESH STREAMING TABLE l AS SELECT value.id AS id, value.ts AS ts
+FROM STREAM read_kafka(topic => 'x', value_format => 'json', value_schema => 'id INT, ts TIMESTAMP');
+CREATE OR REFRESH STREAMING TABLE unbounded AS SELECT a.id
+FROM STREAM(l) WATERMARK ts DELAY OF INTERVAL 1 MINUTE a JOIN STREAM(l) WATERMARK ts DELAY OF INTERVAL 1 MINUTE b
+  ON a.id = b.id;
+CREATE OR REFRESH STREAMING TABLE direct AS SELECT a.offset
+FROM STREAM read_kafka(topic => 'x') a JOIN STREAM read_kafka(topic => 'y') b ON a.offset = b.offset;
+CREATE OR REFRESH STREAMING TABLE full_outer AS SELECT a.id
+FROM STREAM(l) WATERMARK ts DELAY OF INTERVAL 1 MINUTE a FULL JOIN STREAM(l) WATERMARK ts DELAY OF INTERVAL 1 MINUTE b
+  ON a.id = b.id AND b.ts BETWEEN a.ts AND a.ts + INTERVAL 1 MINUTE;
+""")
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 1
+    assert "p.sql:4:" in r.stderr and "b.ts BETWEEN a.ts AND a.ts + INTERVAL 10 MINUTES" in r.stderr, r.stderr
+    assert "not read_kafka directly: ingest each topic into a streaming table first" in r.stderr, r.stderr
+    assert "a stream-stream join is INNER or LEFT" in r.stderr, r.stderr
