@@ -14,6 +14,7 @@ from collections import Counter
 from deltalake import DeltaTable
 
 from conftest import SLUICE, run_sluice
+from test_event_time_windows import flow_metrics
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
 BASE = 1767225600  # 2026-01-01 00:00:00 UTC
@@ -124,6 +125,12 @@ def test_inner_and_left_outer_joins_equal_the_oracle(tmp_path, bootstrap, new_to
     want_outer = oracle(left, right, outer=True)
     assert any(y is None for _, y in want_outer)
     assert joined(pipe, "matched_left") == want_outer
+    # Late rows of both sides are counted; the state is reported.
+    late = len(left) - len(on_time(left)[0]) + len(right) - len(on_time(right)[0])
+    assert late > 20
+    metrics = flow_metrics(pipe, "matched")
+    assert sum(m.get("num_late_rows", 0) for m in metrics) == late
+    assert all(m["state_rows"] > 0 and m["state_bytes"] > 0 and "watermark_micros" in m for m in metrics)
 
 
 def test_crash_after_the_state_save_gives_the_same_result(tmp_path, bootstrap, new_topic):
