@@ -99,6 +99,7 @@ struct JoinSpec {
   std::shared_ptr<SelectPlan> left, right;
   std::vector<arrow::FieldRef> left_keys, right_keys;
   cp::Expression filter = cp::literal(true);
+  std::optional<JoinTimeBound> time_bound;
 };
 
 std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool grouped) {
@@ -174,6 +175,74 @@ std::vector<PlanSource> SelectPlan::sources() const {
   out.insert(out.end(), right.begin(), right.end());
   return out;
 }
+
+namespace {
+
+// The qualified name ("a.ts") of a side's WATERMARK column in the side's output.
+std::string qualified_time_column(const arrow::Schema& side, const std::string& column) {
+  for (const auto& f : side.fields()) {
+    const auto& n = f->name();
+    if (n.size() > column.size() + 1 && n.compare(n.size() - column.size(), column.size(), column) == 0 &&
+        n[n.size() - column.size() - 1] == '.') {
+      return n;
+    }
+  }
+  return {};
+}
+
+// From ON's non-equality conjuncts, the bound on right_time - left_time: each of
+// `x BETWEEN y AND z`, `x >= y`, `x > y`, `x <= y`, `x < y` over terms `time [+|- INTERVAL]`
+// narrows it (strict comparisons count as non-strict: the bound only decides when state can
+// go, so a looser bound stays correct). None unless both ends are bounded.
+arrow::Result<std::optional<JoinTimeBound>> join_time_bound_from(const std::vector<const Expr*>& conjuncts,
+                                                                 const std::string& left_time,
+                                                                 const std::string& right_time,
+                                                                 const ExpressionBinder& binder) {
+  struct Term {
+    std::string column;
+    int64_t offset = 0;
+  };
+  std::function<std::optional<Term>(const Expr&)> term = [&](const Expr& e) -> std::optional<Term> {
+    if (e.kind == ExprKind::kColumn) {
+      auto b = binder.bind(e);
+      if (!b.ok() || !b->expr.field_ref() || !b->expr.field_ref()->name()) return std::nullopt;
+      return Term{*b->expr.field_ref()->name(), 0};
+    }
+    if (e.kind == ExprKind::kBinary && (e.op == "+" || e.op == "-")) {
+      auto t = term(*e.args[0]);
+      auto d = binder.bind(*e.args[1]);
+      if (!t || !d.ok() || d->type->id() != arrow::Type::DURATION || !d->expr.literal()) return std::nullopt;
+      const int64_t v = static_cast<const arrow::DurationScalar&>(*d->expr.literal()->scalar()).value;
+      t->offset += e.op == "+" ? v : -v;
+      return t;
+    }
+    return std::nullopt;
+  };
+  std::optional<int64_t> lower, upper;
+  auto at_least = [&](const Expr& x, const Expr& y) {  // x >= y
+    auto a = term(x), b = term(y);
+    if (!a || !b) return;
+    if (a->column == right_time && b->column == left_time) {  // R - L >= b.offset - a.offset
+      lower = std::max(lower.value_or(INT64_MIN), b->offset - a->offset);
+    } else if (a->column == left_time && b->column == right_time) {  // R - L <= a.offset - b.offset
+      upper = std::min(upper.value_or(INT64_MAX), a->offset - b->offset);
+    }
+  };
+  for (const Expr* c : conjuncts) {
+    if (c->kind == ExprKind::kBetween && !c->negated) {
+      at_least(*c->args[0], *c->args[1]);
+      at_least(*c->args[2], *c->args[0]);
+    } else if (c->kind == ExprKind::kBinary && (c->op == ">=" || c->op == ">")) {
+      at_least(*c->args[0], *c->args[1]);
+    } else if (c->kind == ExprKind::kBinary && (c->op == "<=" || c->op == "<")) {
+      at_least(*c->args[1], *c->args[0]);
+    }
+  }
+  if (!lower || !upper) return std::nullopt;
+  return JoinTimeBound{left_time, right_time, *lower, *upper};
+}
+
+}  // namespace
 
 arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
                                                    const SchemaLookup& schema_of, const InlineLookup& inline_of,
@@ -274,6 +343,13 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
       }
       spec->filter = filter;
     }
+    if (left.watermark_ && right.watermark_) {
+      const auto lt = qualified_time_column(*ls, left.watermark_->column);
+      const auto rt = qualified_time_column(*rs, right.watermark_->column);
+      if (!lt.empty() && !rt.empty()) {
+        ARROW_ASSIGN_OR_RAISE(spec->time_bound, join_time_bound_from(residual, lt, rt, both_binder));
+      }
+    }
     spec->left = std::make_shared<SelectPlan>(std::move(left));
     spec->right = std::make_shared<SelectPlan>(std::move(right));
     SelectPlan plan;
@@ -314,6 +390,9 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   for (const auto& a : ref.args) copy->args.push_back(clone(*a));
   copy->query = ref.query;
   copy->alias = ref.alias;
+  if (ref.watermark) {  // a side's own WATERMARK (stream-stream joins)
+    copy->watermark = sql::Watermark{clone(*ref.watermark->column), clone(*ref.watermark->delay), ref.watermark->loc};
+  }
   sel.from = std::move(copy);
   q.selects.push_back(std::move(sel));
   ARROW_ASSIGN_OR_RAISE(auto plan, make(q, file, schema_of, inline_of, infer));
@@ -358,17 +437,31 @@ arrow::Result<std::shared_ptr<arrow::Table>> swap_out_nested(std::shared_ptr<arr
 arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reader& read) const {
   ARROW_ASSIGN_OR_RAISE(auto left, join_->left->run(read));
   ARROW_ASSIGN_OR_RAISE(auto right, join_->right->run(read));
+  return join_tables(std::move(left), std::move(right), JoinAs::kWritten);
+}
+
+const SelectPlan* SelectPlan::join_left() const { return join_ ? join_->left.get() : nullptr; }
+const SelectPlan* SelectPlan::join_right() const { return join_ ? join_->right.get() : nullptr; }
+const std::optional<JoinTimeBound>& SelectPlan::join_time_bound() const {
+  static const std::optional<JoinTimeBound> kNone;
+  return join_ ? join_->time_bound : kNone;
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_tables(std::shared_ptr<arrow::Table> left,
+                                                                     std::shared_ptr<arrow::Table> right, JoinAs as,
+                                                                     const std::vector<std::string>& extra) const {
   NestedColumns left_nested, right_nested;
   ARROW_ASSIGN_OR_RAISE(left, swap_out_nested(left, "__sluice_left_row", &left_nested));
   ARROW_ASSIGN_OR_RAISE(right, swap_out_nested(right, "__sluice_right_row", &right_nested));
-  arrow::acero::HashJoinNodeOptions options(join_->type, join_->left_keys, join_->right_keys, join_->filter);
+  arrow::acero::HashJoinNodeOptions options(as == JoinAs::kInner ? arrow::acero::JoinType::INNER : join_->type,
+                                            join_->left_keys, join_->right_keys, join_->filter);
   arrow::acero::Declaration join{"hashjoin",
                                  {arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(left)},
                                   arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(right)}},
                                  std::move(options)};
   ARROW_ASSIGN_OR_RAISE(auto joined, arrow::acero::DeclarationToTable(std::move(join), /*use_threads=*/false));
   // Acero may mark fields differently (nullability): give it the plan's joined schema.
-  const auto& schema = stages_.front().output;
+  auto fields = stages_.front().output->fields();
   std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> taken_back;
   for (const auto* side : {&left_nested, &right_nested}) {
     if (side->row_id.empty()) continue;
@@ -379,13 +472,18 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reade
       taken_back[name] = back.chunked_array();
     }
   }
+  for (const auto& name : extra) {
+    auto f = joined->schema()->GetFieldByName(name);
+    if (!f) return arrow::Status::Invalid("join lost column ", name);
+    fields.push_back(f);
+  }
   arrow::ChunkedArrayVector columns;
-  for (const auto& f : schema->fields()) {
+  for (const auto& f : fields) {
     auto c = taken_back.count(f->name()) ? taken_back.at(f->name()) : joined->GetColumnByName(f->name());
     if (!c) return arrow::Status::Invalid("join lost column ", f->name());
     columns.push_back(c);
   }
-  return arrow::Table::Make(schema, columns, joined->num_rows());
+  return arrow::Table::Make(arrow::schema(fields), columns, joined->num_rows());
 }
 
 namespace {

@@ -77,6 +77,14 @@ std::vector<arrow::compute::Aggregate> acero_aggregates(const AggregateSpec& spe
 
 struct JoinSpec;
 
+// The event-time bound of a stream-stream join, from its ON clause: a right row can match a
+// left row only when right_time - left_time lies in [lower_micros, upper_micros]. The time
+// columns are the sides' WATERMARK columns, qualified ("a.ts").
+struct JoinTimeBound {
+  std::string left_time, right_time;
+  int64_t lower_micros = 0, upper_micros = 0;
+};
+
 class SelectPlan {
  public:
   // `schema_of` gives the schema of a dataset the query reads (already planned upstream).
@@ -104,6 +112,19 @@ class SelectPlan {
   // Whether every streaming source of a join is on its left side (a stream-static join).
   bool streams_on_left_only() const;
   bool unions() const { return !union_.empty(); }
+  // The two sides of a join (null without one), its event-time bound when both sides have a
+  // WATERMARK and ON bounds one time by the other, and the Acero hash join of two side tables
+  // (each side's row-stage output; INNER even for an outer join when `inner` is set), with
+  // the columns of the joined schema followed by `extra` columns of the inputs by name.
+  const SelectPlan* join_left() const;
+  const SelectPlan* join_right() const;
+  const std::optional<JoinTimeBound>& join_time_bound() const;
+  enum class JoinAs { kWritten, kInner };
+  arrow::Result<std::shared_ptr<arrow::Table>> join_tables(std::shared_ptr<arrow::Table> left,
+                                                           std::shared_ptr<arrow::Table> right, JoinAs as,
+                                                           const std::vector<std::string>& extra = {}) const;
+  // The schema of the join's output before the query's own stages (left, then right columns).
+  const std::shared_ptr<arrow::Schema>& joined_schema() const { return stages_.front().output; }
   const std::optional<WatermarkSpec>& watermark() const { return watermark_; }
   // Column lineage: for each output column, the source columns it is computed from, as
   // "<dataset or kafka:topic>.<column>".

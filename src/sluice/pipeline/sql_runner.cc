@@ -30,6 +30,8 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/exec/stream_join.h"
+#include "sluice/pipeline/stream_join_flow.h"
 #include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/kafka_options.h"
@@ -154,10 +156,20 @@ class SqlRun {
           int streams = 0;
           for (const auto& src : plan.sources()) streams += src.streaming;
           const auto type = plan.join_type();
+          if (streams == 2) {
+            ARROW_RETURN_NOT_OK(check_stream_join(plan, graph_.files[flow.file], flow.loc));
+            if (quarantines(d)) {
+              return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+                  "'sluice.quarantine' on a table fed by a join is not supported yet"));
+            }
+            if (!schema) schema = plan.output_schema();
+            flow_plans_.emplace(fname, std::move(plan));
+            continue;
+          }
           if (streams != 1) {
             return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
-                "a streaming table joins one stream with static tables (read them without STREAM); "
-                "stream-stream joins come with event time (not yet)"));
+                "a streaming table joins one stream with static tables (read them without STREAM), or two "
+                "streams with watermarks and a time bound (stream-stream join)"));
           }
           if (!plan.streams_on_left_only() || (type != "INNER" && type != "LEFT" && type != "LEFT_SEMI" &&
                                                type != "LEFT_ANTI")) {
@@ -930,9 +942,53 @@ class SqlRun {
     return table;
   }
 
+  // Stream-stream joins (exec/stream_join.h): two Delta streams, each with a WATERMARK.
+  static arrow::Status check_stream_join(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc) {
+    for (const auto& src : plan.sources()) {
+      if (src.kind == exec::PlanSource::Kind::kKafka) {
+        return arrow::Status::NotImplemented(sql::format_error(file, src.loc,
+            "a stream-stream join reads streaming tables, not read_kafka directly: ingest each topic into a "
+            "streaming table first (a bronze table), then join those"));
+      }
+    }
+    auto made = exec::StreamJoin::make(plan);
+    if (!made.ok()) return made.status().WithMessage(sql::format_error(file, loc, made.status().message()));
+    return arrow::Status::OK();
+  }
+
+  arrow::Status run_stream_join(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
+    const auto& plan = flow_plans_.at(flow_name);
+    const auto& ex = expectations_.at(d.name);
+    const auto& schema = schemas_.at(d.name);
+    StreamJoinFlowSpec spec;
+    spec.pipeline = config_.name;
+    spec.table = d.name;
+    spec.flow = flow_name;
+    spec.table_path = config_.table_path(d.name);
+    spec.left_path = config_.table_path(plan.join_left()->source().name);
+    spec.right_path = config_.table_path(plan.join_right()->source().name);
+    spec.configuration = properties(d);
+    spec.partition_columns = d.definition->partitioned_by;
+    spec.schema = schema;
+    spec.to_table_rows = [&](const arrow::RecordBatch& rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+      ARROW_ASSIGN_OR_RAISE(auto conformed, delta::conform_batch(rows, schema));
+      return ex.apply(conformed, report);
+    };
+    ARROW_ASSIGN_OR_RAISE(auto r, run_stream_join_flow(plan, spec));
+    report.rows_read += r.rows_read;
+    report.rows_written += r.rows_written;
+    report.rows_late += r.rows_late;
+    report.state_rows = r.state_rows;
+    report.state_bytes = r.state_bytes;
+    report.watermark = r.watermark;
+    report.version = r.version;
+    return arrow::Status::OK();
+  }
+
   // One flow into a streaming table; its progress is its own txn appId.
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
     const auto& plan = flow_plans_.at(flow_name);
+    if (plan.joins() && !plan.streams_on_left_only()) return run_stream_join(d, flow_name, report);
     ARROW_RETURN_NOT_OK(refuse_event_time(plan));
     const auto& ex = expectations_.at(d.name);
     const auto& schema = schemas_.at(d.name);

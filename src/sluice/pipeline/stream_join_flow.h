@@ -1,0 +1,46 @@
+// A streaming-table flow that joins two streams (exec::StreamJoin): reads the rows each
+// upstream Delta table added since the target's last commit (one txn appId per side), joins
+// them, saves the join state under the commit's progress, then commits rows and progress.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/exec/select_plan.h"
+
+namespace sluice::pipeline {
+
+struct StreamJoinFlowSpec {
+  std::string pipeline;
+  std::string table;
+  std::string flow;
+  std::filesystem::path table_path;
+  std::filesystem::path left_path, right_path;  // the upstream tables of the two sides
+  std::map<std::string, std::string> configuration;
+  std::vector<std::string> partition_columns;
+  std::shared_ptr<arrow::Schema> schema;
+  // The plan's output rows -> the table's rows (conform to the schema, expectations).
+  std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(const arrow::RecordBatch&)> to_table_rows;
+};
+
+struct StreamJoinFlowResult {
+  int64_t rows_read = 0;
+  int64_t rows_written = 0;
+  int64_t rows_late = 0;
+  int64_t version = -1;  // the target's version after the run
+  int64_t state_rows = 0;
+  int64_t state_bytes = 0;
+  int64_t watermark = INT64_MIN;  // the lower of the two sides' watermarks
+};
+
+// One run (triggered, or one iteration of continuous mode).
+arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan& plan, const StreamJoinFlowSpec& spec);
+
+}  // namespace sluice::pipeline
