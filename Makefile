@@ -34,6 +34,7 @@ BENCH_KAFKA_PORT ?= 49092
 bench: build
 	.venv/bin/python bench/delta_append_bench.py
 	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
+	.venv/bin/python bench/window_bench.py --port $(BENCH_KAFKA_PORT)
 
 clean:
 	rm -rf build build-debug build-fuzz

@@ -146,6 +146,9 @@ class SelectPlan {
   // The whole query (materialized views); `read` supplies each source's rows.
   using Reader = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(const PlanSource&)>;
   arrow::Result<std::shared_ptr<arrow::Table>> run(const Reader& read) const;
+  // ORDER BY and LIMIT over rows of the output schema (the last step of run(); incremental
+  // views apply it after merging partial aggregates).
+  arrow::Result<std::shared_ptr<arrow::Table>> order_and_limit(std::shared_ptr<arrow::Table> table) const;
 
  private:
   static arrow::Result<SelectPlan> make_select(const sql::Select& select, const sql::SourceFile& file,
@@ -156,7 +159,6 @@ class SelectPlan {
                                                  const SchemaLookup& schema_of, const InlineLookup& inline_of,
                                                const ValueSchemaInference& infer);
   arrow::Result<std::shared_ptr<arrow::Table>> join_inputs(const Reader& read) const;
-  arrow::Result<std::shared_ptr<arrow::Table>> order_and_limit(std::shared_ptr<arrow::Table> table) const;
 
   PlanSource source_;
   std::shared_ptr<JoinSpec> join_;

@@ -26,6 +26,9 @@ struct DatasetReport {
   int64_t rows_late = 0;
   std::optional<int64_t> state_rows;
   std::optional<int64_t> state_bytes;
+  // Materialized views: "incremental" or "full", and why.
+  std::optional<std::string> refresh_mode;
+  std::string refresh_reason;
   std::optional<int64_t> watermark;  // µs since the epoch  // Kafka records behind the end offsets after the update
 };
 

@@ -29,6 +29,7 @@
 #include "sluice/kafka/consumer.h"
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/expectations.h"
+#include "sluice/pipeline/incremental_view.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/exec/stream_join.h"
 #include "sluice/pipeline/stream_join_flow.h"
@@ -560,7 +561,10 @@ class SqlRun {
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
-    if (report.state_rows) {  // windowed flows
+    if (report.refresh_mode) {  // materialized views
+      progress["refresh"] = {{"mode", *report.refresh_mode}, {"reason", report.refresh_reason}};
+      if (report.state_rows) progress["metrics"]["state_rows"] = *report.state_rows;
+    } else if (report.state_rows) {  // windowed flows
       progress["metrics"]["num_late_rows"] = report.rows_late;
       progress["metrics"]["state_rows"] = *report.state_rows;
       progress["metrics"]["state_bytes"] = report.state_bytes.value_or(0);
@@ -1255,12 +1259,32 @@ class SqlRun {
       report.rows_read += input->num_rows();
       return input;
     };
-    ARROW_ASSIGN_OR_RAISE(auto output, plan.run(read));
-    ARROW_ASSIGN_OR_RAISE(auto combined, output->CombineChunksToBatch());
-    ARROW_ASSIGN_OR_RAISE(combined, delta::conform_batch(*combined, schemas_.at(d.name)));
-    ARROW_ASSIGN_OR_RAISE(combined, expectations_.at(d.name).apply(combined, report));
     auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+    std::shared_ptr<arrow::Table> output;
+    TxnVersions progress;
+    auto blocker = incremental_blocker(plan);
+    if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {
+      ViewRefreshOptions ro{config_.name, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
+                            fingerprint(d.name + "\n" + graph_.files.at(d.file).text)};
+      ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot.get(), ro));
+      output = refresh.rows;
+      progress = refresh.progress;
+      report.rows_read += refresh.rows_read;
+      report.refresh_mode = refresh_mode_name(refresh.mode);
+      report.refresh_reason = refresh.reason;
+      report.state_rows = refresh.state_rows;
+    } else {
+      ARROW_ASSIGN_OR_RAISE(output, plan.run(read));
+      report.refresh_mode = refresh_mode_name(RefreshMode::kFull);
+      report.refresh_reason = blocker.value_or("the query reads Kafka");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto combined, output->CombineChunksToBatch());
+    if (!combined) {
+      ARROW_ASSIGN_OR_RAISE(combined, arrow::RecordBatch::MakeEmpty(output->schema()));
+    }
+    ARROW_ASSIGN_OR_RAISE(combined, delta::conform_batch(*combined, schemas_.at(d.name)));
+    ARROW_ASSIGN_OR_RAISE(combined, expectations_.at(d.name).apply(combined, report));
     delta::WriteOptions wo;
     wo.table_name = d.name;
     wo.configuration = properties(d);
@@ -1271,6 +1295,7 @@ class SqlRun {
     ARROW_RETURN_NOT_OK(writer->write(*combined));
     report.rows_written = writer->rows_written();
     ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+    for (const auto& [app, version] : progress) txn.set_txn(app, version);
     delta::CommitOptions co;
     co.operation = "CREATE OR REPLACE TABLE AS SELECT";
     ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
