@@ -35,6 +35,7 @@ bench: build
 	.venv/bin/python bench/delta_append_bench.py
 	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/window_bench.py --port $(BENCH_KAFKA_PORT)
+	.venv/bin/python bench/stream_join_bench.py --port $(BENCH_KAFKA_PORT)
 
 clean:
 	rm -rf build build-debug build-fuzz
