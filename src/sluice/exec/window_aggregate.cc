@@ -1,6 +1,8 @@
 // Event-time windowed aggregation: window assignment, watermark, late rows, emission.
 #include "sluice/exec/window_aggregate.h"
 
+#include "sluice/exec/group_by.h"
+
 #include <arrow/acero/exec_plan.h>
 #include <arrow/acero/options.h>
 #include <arrow/api.h>
@@ -328,32 +330,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::take_buffer(
 
 namespace {
 
-// Groups `input` by __ws and the keys with Acero (one thread: arrival order is kept, which
-// first/last need), then lays the result out as `schema`.
+// Groups `input` by __ws and the keys (group_by.h), keeping arrival order.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> group(const std::shared_ptr<arrow::RecordBatch>& input,
                                                          const std::vector<cp::Aggregate>& aggregates,
                                                          const std::shared_ptr<arrow::Schema>& schema, size_t keys) {
-  if (input->num_rows() == 0) return arrow::RecordBatch::MakeEmpty(schema);
-  std::vector<arrow::FieldRef> key_refs;
-  for (size_t k = 0; k < keys; ++k) key_refs.emplace_back(schema->field(static_cast<int>(k))->name());
   ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(input->schema(), {input}));
-  arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
-      {"table_source", arrow::acero::TableSourceNodeOptions(table)},
-      {"aggregate", arrow::acero::AggregateNodeOptions(aggregates, key_refs)},
-  });
-  ARROW_ASSIGN_OR_RAISE(auto grouped, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
-  ARROW_ASSIGN_OR_RAISE(auto batch, grouped->CombineChunksToBatch());
-  if (!batch) return arrow::RecordBatch::MakeEmpty(schema);
-  arrow::ArrayVector columns;
-  for (const auto& f : schema->fields()) {
-    auto c = batch->GetColumnByName(f->name());
-    if (!c) return invalid("window aggregation lost column {}", f->name());
-    if (!c->type()->Equals(*f->type())) {
-      ARROW_ASSIGN_OR_RAISE(c, cp::Cast(*c, f->type()));
-    }
-    columns.push_back(std::move(c));
-  }
-  return arrow::RecordBatch::Make(schema, batch->num_rows(), columns);
+  return group_by(table, aggregates, schema, keys);
 }
 
 std::shared_ptr<cp::FunctionOptions> skip_nulls() {

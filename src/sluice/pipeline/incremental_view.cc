@@ -10,6 +10,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/delta/scan.h"
+#include "sluice/exec/group_by.h"
 #include "sluice/delta/table.h"
 #include "sluice/pipeline/state_store.h"
 
@@ -27,32 +28,6 @@ std::shared_ptr<cp::FunctionOptions> skip_nulls() {
 
 std::shared_ptr<cp::FunctionOptions> only_valid() {
   return std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID);
-}
-
-// Groups `input` by its first `keys` columns with Acero and lays the result out as `schema`.
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> group(const std::shared_ptr<arrow::Table>& input,
-                                                         const std::vector<cp::Aggregate>& aggregates,
-                                                         const std::shared_ptr<arrow::Schema>& schema, size_t keys) {
-  if (input->num_rows() == 0) return arrow::RecordBatch::MakeEmpty(schema);
-  std::vector<arrow::FieldRef> key_refs;
-  for (size_t k = 0; k < keys; ++k) key_refs.emplace_back(schema->field(static_cast<int>(k))->name());
-  arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
-      {"table_source", arrow::acero::TableSourceNodeOptions(input)},
-      {"aggregate", arrow::acero::AggregateNodeOptions(aggregates, key_refs)},
-  });
-  ARROW_ASSIGN_OR_RAISE(auto grouped, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
-  ARROW_ASSIGN_OR_RAISE(auto batch, grouped->CombineChunksToBatch());
-  if (!batch) return arrow::RecordBatch::MakeEmpty(schema);
-  arrow::ArrayVector columns;
-  for (const auto& f : schema->fields()) {
-    auto c = batch->GetColumnByName(f->name());
-    if (!c) return invalid("incremental view: aggregation lost column {}", f->name());
-    if (!c->type()->Equals(*f->type())) {
-      ARROW_ASSIGN_OR_RAISE(c, cp::Cast(*c, f->type()));
-    }
-    columns.push_back(std::move(c));
-  }
-  return arrow::RecordBatch::Make(schema, batch->num_rows(), columns);
 }
 
 }  // namespace
@@ -153,7 +128,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> MergeableAggregate::partials_
     }
   }
   auto input = arrow::Table::Make(arrow::schema(fields), columns, rows->num_rows());
-  return group(input, aggregates, partial_schema_, agg.key_inputs.size());
+  return exec::group_by(input, aggregates, partial_schema_, agg.key_inputs.size());
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> MergeableAggregate::merge(
@@ -179,7 +154,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> MergeableAggregate::merge(
   if (nonempty.empty()) return arrow::RecordBatch::MakeEmpty(partial_schema_);
   if (nonempty.size() == 1) return nonempty[0];  // already one row per group
   ARROW_ASSIGN_OR_RAISE(auto input, arrow::Table::FromRecordBatches(partial_schema_, nonempty));
-  return group(input, aggregates, partial_schema_, agg.key_inputs.size());
+  return exec::group_by(input, aggregates, partial_schema_, agg.key_inputs.size());
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> MergeableAggregate::finish(const arrow::RecordBatch& merged) const {
