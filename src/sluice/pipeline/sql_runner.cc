@@ -139,6 +139,7 @@ class SqlRun {
         if (plan.aggregates()) {
           ARROW_RETURN_NOT_OK(check_windowed(plan, graph_.files[flow.file], flow.loc));
         }
+        if (plan.distinct()) ARROW_RETURN_NOT_OK(check_dedup(plan, graph_.files[flow.file], flow.loc));
         if (plan.unions()) {
           return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
               "UNION ALL in a streaming table: write one CREATE FLOW ... INSERT INTO per source instead"));
@@ -550,6 +551,7 @@ class SqlRun {
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
     if (report.state_rows) {  // windowed flows
       progress["metrics"]["num_late_rows"] = report.rows_late;
+      if (report.rows_duplicate) progress["metrics"]["num_duplicate_rows"] = report.rows_duplicate;
       progress["metrics"]["state_rows"] = *report.state_rows;
       progress["metrics"]["state_bytes"] = report.state_bytes.value_or(0);
       if (report.watermark && *report.watermark != exec::WindowState::kNoWatermark) {
@@ -765,6 +767,25 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
+  // SELECT DISTINCT in a streaming table: dedup within the watermark horizon (StreamDedup).
+  static arrow::Status check_dedup(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc) {
+    if (plan.aggregates()) {
+      return arrow::Status::NotImplemented(sql::format_error(file, loc,
+          "SELECT DISTINCT with GROUP BY in a streaming table: the windows are distinct already; drop DISTINCT"));
+    }
+    if (!plan.watermark()) {
+      return arrow::Status::Invalid(sql::format_error(file, loc,
+          "SELECT DISTINCT in a streaming table needs a watermark to bound what it remembers: add WATERMARK <ts> "
+          "DELAY OF INTERVAL <n> MINUTES after the STREAM(...) source and select <ts>"));
+    }
+    if (plan.output_schema()->GetFieldIndex(plan.watermark()->column) < 0) {
+      return arrow::Status::Invalid(sql::format_error(file, plan.watermark()->loc, fmt::format(
+          "SELECT DISTINCT in a streaming table drops a duplicate only while its event time is not behind the "
+          "watermark: select the WATERMARK column '{}'", plan.watermark()->column)));
+    }
+    return arrow::Status::OK();
+  }
+
   // Options of a windowed flow from the table's properties.
   arrow::Result<WindowedFlowOptions> windowed_options(const Dataset& d, const std::string& flow_name,
                                                       const exec::SelectPlan& plan) const {
@@ -796,7 +817,7 @@ class SqlRun {
   }
 
   static arrow::Status refuse_event_time(const exec::SelectPlan& plan) {
-    if (plan.watermark() && !plan.aggregates()) {
+    if (plan.watermark() && !plan.aggregates() && !plan.distinct()) {
       return arrow::Status::NotImplemented(
           "WATERMARK runs with windowed aggregations (GROUP BY window(ts, ...)) in streaming tables; elsewhere "
           "(plain streaming tables, materialized views) it is not executed yet: remove it to run this query");
@@ -942,7 +963,7 @@ class SqlRun {
     }
     // GROUP BY window(...): the windows the watermark closed are the table's rows.
     std::unique_ptr<WindowedFlow> windowed;
-    if (plan.aggregates()) {
+    if (plan.aggregates() || plan.distinct()) {  // windows, or SELECT DISTINCT (dedup)
       ARROW_ASSIGN_OR_RAISE(auto wo, windowed_options(d, flow_name, plan));
       ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo)));
       auto target = std::make_shared<delta::LogStore>(config_.table_path(d.name));
@@ -958,6 +979,7 @@ class SqlRun {
         report.state_rows = flow->state_rows();
         report.state_bytes = flow->state_bytes();
         report.watermark = flow->watermark();
+        report.rows_duplicate += flow->duplicates_dropped();
       }
     } window_report{windowed.get(), report};
     // Where the rows of the current input batch came from (windowed flows only).

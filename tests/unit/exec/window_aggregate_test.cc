@@ -258,6 +258,39 @@ TEST_F(WindowAggregateTest, StateSnapshotRoundTripContinuesExactly) {
   std::filesystem::remove_all(dir);
 }
 
+TEST_F(WindowAggregateTest, SessionsMergeEventsWithinTheGapAndCloseWhenTheWatermarkPassesTheirEnd) {
+  auto p = plan("SELECT k, session_window.start AS ss, session_window.end AS se, count(*) AS n, sum(v) AS s "
+                "FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 3 MINUTES GROUP BY k, session_window(ts, '4 minutes')");
+  auto op = make_op(p, 3);
+  EXPECT_FALSE(op->merges_partials());
+  // a: 0, 2 -> [0, 6); 7 starts another (7 - 2 >= 4) -> [7, 11); b: [1, 5). Watermark 4.
+  EXPECT_TRUE(feed(*op, {{"a", 0, 1}, {"b", 1, 5}, {"a", 2, 2}, {"a", 7, 10}}).empty());
+  // 5 arrives out of order and bridges a's two sessions into [0, 11); watermark 9 - 3 = 6
+  // closes b's [1, 5) only.
+  EXPECT_EQ(feed(*op, {{"a", 5, 100}, {"c", 9, 1}}),
+            (std::vector<std::string>{"b,1970-01-01 00:01:00.000000Z,1970-01-01 00:05:00.000000Z,1,5"}));
+  EXPECT_EQ(feed(*op, {{"c", 20, 1}}),  // watermark 17 closes a's [0, 11) and c's [9, 13)
+            (std::vector<std::string>{"a,1970-01-01 00:00:00.000000Z,1970-01-01 00:11:00.000000Z,4,113",
+                                      "c,1970-01-01 00:09:00.000000Z,1970-01-01 00:13:00.000000Z,1,1"}));
+  EXPECT_EQ(op->state_rows(), 1);
+}
+
+TEST_F(WindowAggregateTest, SessionStateRoundTripContinuesExactly) {
+  auto p = plan("SELECT k, session_window.start AS ss, session_window.end AS se, count(*) AS n "
+                "FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 2 MINUTES GROUP BY k, session_window(ts, '2 minutes')");
+  std::vector<Event> events;
+  for (int i = 0; i < 400; ++i) events.push_back({std::string(1, static_cast<char>('a' + i % 3)), i / 3 + (i * 7) % 5, i});
+  auto whole = make_op(p, 2);
+  auto expected = feed(*whole, events);
+  for (size_t cut : {50u, 201u, 399u}) {
+    auto before = make_op(p, 2);
+    auto first = feed(*before, {events.begin(), events.begin() + cut});
+    auto after = make_op(p, 2);
+    ASSERT_TRUE(after->restore(before->state().ValueOrDie()).ok());
+    EXPECT_EQ(concat(first, feed(*after, {events.begin() + cut, events.end()})), expected) << "cut at " << cut;
+  }
+}
+
 TEST_F(WindowAggregateTest, MissingStateForCommittedProgressIsAnError) {
   const auto dir = std::filesystem::temp_directory_path() / ("sluice_state_missing_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
