@@ -63,11 +63,35 @@ def oracle(events, delay):
     return rows, late, dups
 
 
-def dedup_sql(topic, table, delay_minutes=3, limit=""):
+def oracle_within_watermark(events, delay):
+    """DISTINCT ON (k, v): Spark's dropDuplicatesWithinWatermark. A row that is not late is
+    dropped when the first row written with its keys has an event time plus the delay not below
+    the watermark the row meets; otherwise it is written and becomes the one remembered."""
+    watermark = highest = None
+    first = {}
+    rows, late = [], []
+    for offset, e in enumerate(events):
+        t = e["ts"]
+        before = watermark
+        if highest is None or t > highest:
+            highest = t
+            watermark = highest - delay if watermark is None else max(watermark, highest - delay)
+        if before is not None and t < before:
+            late.append(offset)
+            continue
+        key = (e["k"], e["v"])
+        if key in first and (before is None or first[key] + delay >= before):
+            continue
+        first[key] = t
+        rows.append((e["k"], t, e["v"]))
+    return rows, late
+
+
+def dedup_sql(topic, table, delay_minutes=3, limit="", distinct="DISTINCT"):
     return f"""
 CREATE OR REFRESH STREAMING TABLE {table}
 TBLPROPERTIES ('sluice.late_rows' = 'table')
-AS SELECT DISTINCT k, ts, v
+AS SELECT {distinct} k, ts, v
 FROM (SELECT value.k AS k, value.ts AS ts, value.v AS v
       FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest',{limit}
                              value_format => 'json', value_schema => '{SCHEMA}'))
@@ -101,6 +125,22 @@ def test_dedup_equals_the_oracle(tmp_path, bootstrap, new_topic):
     assert sum(m.get("num_late_rows", 0) for m in metrics) == len(want_late)
     # Seen rows behind the watermark are evicted: the state holds a few minutes of rows, not all.
     assert 0 < metrics[-1]["state_rows"] < len(want) / 4
+
+
+def test_distinct_on_drops_duplicates_within_the_watermark(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    events = make_events(800, seed=12)
+    pipe = kafka_pipeline(tmp_path, "dd", bootstrap)
+    (pipe / "t.sql").write_text(dedup_sql(topic, "firsts", distinct="DISTINCT ON (k, v)"))
+    half = len(events) // 2
+    for lo, hi in ((0, half), (half, len(events))):
+        produce_values(bootstrap, topic, [as_json(e) for e in events[lo:hi]])
+        r = run_sluice("run", pipe, "--once")
+        assert r.returncode == 0, r.stderr
+    want, want_late = oracle_within_watermark(events, 180)
+    assert 50 < len(want) < len(events) / 3
+    assert sorted((r["k"], int(r["ts"].timestamp()), r["v"]) for r in table_rows(pipe, "firsts")) == sorted(want)
+    assert late_offsets(pipe, "firsts") == want_late
 
 
 def test_distinct_without_watermark_is_refused(tmp_path, bootstrap, new_topic):

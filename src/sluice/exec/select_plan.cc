@@ -584,7 +584,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     }
     case sql::TableRefKind::kSubquery: {
       ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, infer));
-      if (inner.aggregates() || inner.distinct_ || !inner.order_by_.empty() || inner.limit_) {
+      if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, deduplicate (DISTINCT), order or limit yet");
       }
       plan.source_ = inner.source_;
@@ -833,6 +833,21 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     plan.aggregate_ = std::move(agg);
     plan.stages_.push_back(std::move(out));  // placeholder holding the output schema
   }
+  for (const auto& on : s.distinct_on) {
+    // DISTINCT ON (c, ...): selected columns, by their output names.
+    const auto& out = plan.output_schema();
+    int found = -1;
+    if (on->kind == ExprKind::kColumn) {
+      for (int f = 0; f < out->num_fields(); ++f) {
+        if (to_lower(out->field(f)->name()) == to_lower(on->parts.back())) found = f;
+      }
+    }
+    if (found < 0) {
+      return fail(on->loc, fmt::format("DISTINCT ON takes columns of the select list; '{}' is not one of them",
+                                       sql::to_string(*on)));
+    }
+    plan.distinct_on_.push_back(out->field(found)->name());
+  }
   return plan;
 }
 
@@ -1006,6 +1021,11 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
     result = arrow::RecordBatch::Make(output_schema(), grouped->num_rows(), outs);
   }
   ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(output_schema(), {result}));
+  if (!distinct_on_.empty()) {
+    return arrow::Status::NotImplemented(
+        "SELECT DISTINCT ON runs in streaming tables (dedup within the watermark); in a materialized view use "
+        "GROUP BY with first()");
+  }
   if (distinct_ && table->num_columns() > 0) {
     // SELECT DISTINCT over a snapshot: group by every column, no aggregates.
     std::vector<arrow::FieldRef> keys;

@@ -119,6 +119,8 @@ class SelectPlan {
   bool aggregates() const { return aggregate_.has_value(); }
   // SELECT DISTINCT: in streaming tables, dedup within the watermark (StreamDedup).
   bool distinct() const { return distinct_; }
+  // SELECT DISTINCT ON (c, ...): the output columns that are the dedup key (empty: all).
+  const std::vector<std::string>& distinct_on() const { return distinct_on_; }
   const std::optional<AggregateSpec>& aggregate_spec() const { return aggregate_; }
 
   // Filters and projects one batch of source rows (no aggregation, ordering or limit).
@@ -146,6 +148,7 @@ class SelectPlan {
   std::vector<SelectPlan> union_;  // UNION ALL branches (this plan then only orders and limits)
   std::optional<WatermarkSpec> watermark_;
   bool distinct_ = false;
+  std::vector<std::string> distinct_on_;
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending

@@ -72,9 +72,9 @@ bool rows_equal(const std::vector<const arrow::Array*>& a, int64_t i, const std:
   return true;
 }
 
-std::vector<const arrow::Array*> column_pointers(const arrow::RecordBatch& batch) {
+std::vector<const arrow::Array*> column_pointers(const arrow::RecordBatch& batch, const std::vector<int>& columns) {
   std::vector<const arrow::Array*> out;
-  for (int c = 0; c < batch.num_columns(); ++c) out.push_back(batch.column(c).get());
+  for (int c : columns) out.push_back(batch.column(c).get());
   return out;
 }
 
@@ -169,7 +169,15 @@ arrow::Result<std::unique_ptr<StreamDedup>> StreamDedup::make(const SelectPlan& 
     return invalid("SELECT DISTINCT over a stream drops a row as a duplicate only while its event time is not behind "
                    "the watermark: select the WATERMARK column '{}'", plan.watermark()->column);
   }
-  for (const auto& f : op->schema_->fields()) {
+  for (const auto& name : plan.distinct_on()) op->key_columns_.push_back(op->schema_->GetFieldIndex(name));
+  if (op->key_columns_.empty()) {
+    for (int c = 0; c < op->schema_->num_fields(); ++c) op->key_columns_.push_back(c);
+  } else {
+    op->horizon_micros_ = policy.delay_micros;  // Spark's dropDuplicatesWithinWatermark
+  }
+  for (int c : op->key_columns_) {
+    if (c < 0) return invalid("DISTINCT ON column is not among the query's columns");
+    const auto& f = op->schema_->field(c);
     if (!hashable(*f->type())) {
       return arrow::Status::NotImplemented(fmt::format(
           "SELECT DISTINCT over a stream cannot compare column '{}' of type {} yet (lists and maps): select "
@@ -179,14 +187,14 @@ arrow::Result<std::unique_ptr<StreamDedup>> StreamDedup::make(const SelectPlan& 
   return op;
 }
 
-int64_t StreamDedup::Chunk::behind(int64_t watermark) const {
+int64_t StreamDedup::Chunk::behind(int64_t watermark, int64_t horizon) const {
   if (watermark == WindowState::kNoWatermark) return 0;
-  return std::lower_bound(event_times.begin(), event_times.end(), watermark) - event_times.begin();
+  return std::lower_bound(event_times.begin(), event_times.end(), watermark - horizon) - event_times.begin();
 }
 
 int64_t StreamDedup::rows_behind() const {
   int64_t rows = 0;
-  for (const auto& c : chunks_) rows += c.behind(state_.watermark);
+  for (const auto& c : chunks_) rows += c.behind(state_.watermark, horizon_micros_);
   return rows;
 }
 
@@ -197,7 +205,7 @@ arrow::Status StreamDedup::add_chunk(const std::shared_ptr<arrow::RecordBatch>& 
   ARROW_ASSIGN_OR_RAISE(auto sorted, cp::Take(arrow::Datum(rows), arrow::Datum(order_d)));
   Chunk chunk;
   chunk.rows = sorted.record_batch();
-  chunk.columns = column_pointers(*chunk.rows);
+  chunk.columns = column_pointers(*chunk.rows, key_columns_);
   ARROW_ASSIGN_OR_RAISE(auto ts, event_time_micros(chunk.rows->column(event_time_index_)));
   chunk.event_times.assign(ts->raw_values(), ts->raw_values() + ts->length());
   const auto id = static_cast<uint32_t>(chunks_.size());
@@ -231,8 +239,8 @@ arrow::Result<StreamDedup::Result> StreamDedup::consume(const arrow::RecordBatch
   }
   ARROW_ASSIGN_OR_RAISE(auto event_time, event_time_micros(rows.column(event_time_index_)));
   std::vector<uint64_t> hashes(static_cast<size_t>(n), 0);
-  for (int c = 0; c < rows.num_columns(); ++c) ARROW_RETURN_NOT_OK(hash_rows(*rows.column(c), hashes));
-  const auto current = column_pointers(rows);
+  for (int c : key_columns_) ARROW_RETURN_NOT_OK(hash_rows(*rows.column(c), hashes));
+  const auto current = column_pointers(rows, key_columns_);
   constexpr uint32_t kCurrent = KeyIndex::kEmpty - 1;  // a row of this batch
   index_.reserve(static_cast<size_t>(n));
 
@@ -252,8 +260,11 @@ arrow::Result<StreamDedup::Result> StreamDedup::consume(const arrow::RecordBatch
       continue;
     }
     const uint64_t h = hashes[i];
+    // A seen row counts while it is not behind the horizon (evicted lazily, so check).
+    const int64_t live_from = watermark == WindowState::kNoWatermark ? INT64_MIN : watermark - horizon_micros_;
     const int64_t seen = index_.find(h, [&](uint32_t chunk, uint32_t row) {
-      return chunk == kCurrent ? rows_equal(current, i, current, row) : rows_equal(current, i, chunks_[chunk].columns, row);
+      if (chunk == kCurrent) return event_time->Value(row) >= live_from && rows_equal(current, i, current, row);
+      return chunks_[chunk].event_times[row] >= live_from && rows_equal(current, i, chunks_[chunk].columns, row);
     });
     if (seen >= 0) {
       ++duplicates_;
@@ -287,7 +298,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> StreamDedup::live_rows(std::v
   arrow::RecordBatchVector batches;
   int64_t base = 0;
   for (const auto& c : chunks_) {
-    for (int64_t i = c.behind(state_.watermark); i < c.rows->num_rows(); ++i) {
+    for (int64_t i = c.behind(state_.watermark, horizon_micros_); i < c.rows->num_rows(); ++i) {
       ARROW_RETURN_NOT_OK(keep.Append(base + i));
       if (hashes) hashes->push_back(c.hashes[static_cast<size_t>(i)]);
     }
@@ -334,7 +345,7 @@ arrow::Status StreamDedup::restore(WindowState state) {
   if (!rows || rows->num_rows() == 0) return arrow::Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto batch, rows->CombineChunksToBatch());
   std::vector<uint64_t> hashes(static_cast<size_t>(batch->num_rows()), 0);
-  for (int c = 0; c < batch->num_columns(); ++c) ARROW_RETURN_NOT_OK(hash_rows(*batch->column(c), hashes));
+  for (int c : key_columns_) ARROW_RETURN_NOT_OK(hash_rows(*batch->column(c), hashes));
   return add_chunk(batch, hashes, nullptr);
 }
 

@@ -1,6 +1,8 @@
-// Streaming dedup (SELECT DISTINCT over a stream with a WATERMARK): the first occurrence of a
-// row is emitted at once (append mode), later equal rows are dropped while their event time is
-// not behind the watermark; seen rows are evicted once the watermark passes their event time.
+// Streaming dedup over a stream with a WATERMARK (append mode: a first occurrence is emitted at
+// once). SELECT DISTINCT: later equal rows are dropped; a seen row is evicted once the watermark
+// passes its event time. SELECT DISTINCT ON (keys): Spark's dropDuplicatesWithinWatermark, a
+// later row with the same keys is dropped while the first one's event time plus the delay is not
+// behind the watermark.
 #pragma once
 
 #include <arrow/result.h>
@@ -59,9 +61,9 @@ class KeyIndex {
 // Thread-compatible: used by one flow run at a time.
 class StreamDedup final : public EventTimeOperator {
  public:
-  // `plan`: SELECT DISTINCT without aggregation, with a WATERMARK on a column it selects. The
-  // key is every selected column (the event time among them, so two equal rows have the same
-  // event time and a row behind the watermark can never equal a live one).
+  // `plan`: SELECT DISTINCT [ON (keys)] without aggregation, with a WATERMARK on a column it
+  // selects. Without ON the key is every selected column (the event time among them, so two
+  // equal rows have the same event time and a row behind the watermark never equals a live one).
   static arrow::Result<std::unique_ptr<StreamDedup>> make(const SelectPlan& plan, WatermarkPolicy policy);
 
   arrow::Result<Result> consume(const arrow::RecordBatch& rows, const std::vector<std::string>& input_ids,
@@ -79,10 +81,10 @@ class StreamDedup final : public EventTimeOperator {
  private:
   struct Chunk {
     std::shared_ptr<arrow::RecordBatch> rows;  // seen rows, first occurrences, by event time
-    std::vector<const arrow::Array*> columns;  // rows' columns, for comparisons
+    std::vector<const arrow::Array*> columns;  // rows' key columns, for comparisons
     std::vector<uint64_t> hashes;              // per row
     std::vector<int64_t> event_times;          // per row, ascending: rows behind the watermark are a prefix
-    int64_t behind(int64_t watermark) const;
+    int64_t behind(int64_t watermark, int64_t horizon) const;
   };
   StreamDedup() = default;
   // Stores `rows` (hashing to `hashes`) as a chunk sorted by event time and points the index at
@@ -98,6 +100,8 @@ class StreamDedup final : public EventTimeOperator {
 
   std::shared_ptr<arrow::Schema> schema_;
   int event_time_index_ = -1;
+  std::vector<int> key_columns_;
+  int64_t horizon_micros_ = 0;  // a seen row lives while event time + horizon >= watermark
   WatermarkPolicy policy_;
   WindowState state_;  // open_rows unused: the chunks hold the seen rows
   std::vector<Chunk> chunks_;

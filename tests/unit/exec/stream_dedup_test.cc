@@ -148,6 +148,17 @@ TEST_F(StreamDedupTest, TheWatermarkColumnMustBeSelected) {
   EXPECT_NE(op.status().message().find("select the WATERMARK column 'ts'"), std::string::npos);
 }
 
+TEST_F(StreamDedupTest, DistinctOnDropsLaterRowsWithTheSameKeysWhileTheFirstIsWithinTheDelay) {
+  auto op = make_op("SELECT DISTINCT ON (k) k, ts, v FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 2 MINUTES");
+  // a@10 is first; a@11 (other time, other value) is a duplicate of it.
+  EXPECT_EQ(feed(*op, {{"a", 10, 1}, {"a", 11, 2}, {"b", 11, 1}}).size(), 2u);
+  // Watermark 13 - 2 = 11: a@10 + 2 minutes = 12 >= 11, still remembered.
+  EXPECT_EQ(feed(*op, {{"c", 13, 1}, {"a", 12, 3}}), (std::vector<std::string>{"c,1970-01-01 00:13:00.000000Z,1"}));
+  // Watermark 15 - 2 = 13 > 12: a@10 is forgotten, a@14 is a first occurrence again.
+  EXPECT_EQ(feed(*op, {{"c", 15, 1}, {"a", 14, 4}}), (std::vector<std::string>{"a,1970-01-01 00:14:00.000000Z,4"}));
+  EXPECT_EQ(op->duplicates_dropped(), 3);
+}
+
 // A plain reference: the same watermark rules, row by row, with a set of seen rows.
 std::vector<std::string> reference(const std::vector<Event>& events, int64_t delay_minutes, int64_t* late_count) {
   std::set<std::tuple<std::string, int64_t, int64_t>> seen;
