@@ -6,6 +6,7 @@ from collections import defaultdict
 from conftest import run_sluice
 from test_event_time_windows import SCHEMA, as_json, flow_metrics, late_offsets, make_events, table_rows
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+from test_streaming_dedup import run_with_sigkills
 
 
 def oracle(events, delay, gap):
@@ -40,13 +41,13 @@ def oracle(events, delay, gap):
     return out, late
 
 
-def session_sql(topic, table, gap_minutes=2, delay_minutes=3):
+def session_sql(topic, table, gap_minutes=2, delay_minutes=3, limit=""):
     return f"""
 CREATE OR REFRESH STREAMING TABLE {table}
 TBLPROPERTIES ('sluice.late_rows' = 'table')
 AS SELECT k, session_window.start AS ss, session_window.end AS se, count(*) AS n, sum(v) AS s
 FROM (SELECT value.k AS k, value.ts AS ts, value.v AS v
-      FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest',
+      FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest',{limit}
                              value_format => 'json', value_schema => '{SCHEMA}'))
 WATERMARK ts DELAY OF INTERVAL {delay_minutes} MINUTES
 GROUP BY k, session_window(ts, '{gap_minutes} minutes');
@@ -104,3 +105,15 @@ def test_sessions_survive_a_crash_between_state_save_and_commit(tmp_path, bootst
     want, want_late = oracle(events, 180, 120)
     assert session_result(pipe, "crashy") == want
     assert late_offsets(pipe, "crashy") == want_late
+
+
+def test_sessions_after_sigkills_equal_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    events = sparse_events(15000, seed=21)
+    produce_values(bootstrap, topic, [as_json(e) for e in events])
+    pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
+    (pipe / "t.sql").write_text(session_sql(topic, "chaos", limit=" max_offsets_per_trigger => 97,"))
+    run_with_sigkills(pipe, "chaos", "chaos", topic, len(events), rounds=4, seed=3)
+    want, want_late = oracle(events, 180, 120)
+    assert session_result(pipe, "chaos") == want
+    assert late_offsets(pipe, "chaos") == want_late
