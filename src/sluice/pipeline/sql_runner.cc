@@ -756,7 +756,8 @@ class SqlRun {
     if (!agg.window) {
       return arrow::Status::Invalid(sql::format_error(file, loc,
           "aggregations in streaming tables need an event-time window: GROUP BY ..., window(ts, '5 minutes') "
-          "(tumbling) or window(ts, '10 minutes', '5 minutes') (sliding), with WATERMARK ts DELAY OF INTERVAL ... "
+          "(tumbling), window(ts, '10 minutes', '5 minutes') (sliding) or session_window(ts, '10 minutes'), with "
+          "WATERMARK ts DELAY OF INTERVAL ... "
           "on the stream; or use a materialized view"));
     }
     if (!plan.watermark()) {
