@@ -224,3 +224,21 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
     want, want_late, _ = oracle(events, 180)
     assert dedup_result(pipe, "chaos") == sorted(want)
     assert late_offsets(pipe, "chaos") == want_late
+
+
+def test_select_distinct_in_a_materialized_view_is_a_plain_distinct(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    events = make_events(300, seed=2)
+    pipe = kafka_pipeline(tmp_path, "dd", bootstrap)
+    (pipe / "t.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE raw
+AS SELECT value.k AS k, value.v AS v
+FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest', value_format => 'json',
+                       value_schema => '{SCHEMA}');
+CREATE OR REFRESH MATERIALIZED VIEW pairs AS SELECT DISTINCT k, v FROM raw;
+""")
+    produce_values(bootstrap, topic, [as_json(e) for e in events])
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    got = [(r["k"], r["v"]) for r in table_rows(pipe, "pairs")]
+    assert sorted(got) == sorted({(e["k"], e["v"]) for e in events})
