@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -226,6 +228,33 @@ TEST_F(StreamDedupTest, AgreesWithAReferenceAndSurvivesSnapshotsAtAnyBatch) {
     EXPECT_EQ(got[i].back(), expected[i].back()) << i;
   }
   EXPECT_GT(op->duplicates_dropped(), 0);
+}
+
+// Not a check, a measurement: ./sluice_unit_tests --gtest_also_run_disabled_tests
+// --gtest_filter='*DISABLED_Throughput*' (1M rows, half of them duplicates, in 10k-row batches).
+TEST_F(StreamDedupTest, DISABLED_Throughput) {
+  for (const int64_t delay_minutes : {2, 1000}) {  // a small state, then every row kept
+    auto op = make_op(kAll, delay_minutes);
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    for (int b = 0; b < 100; ++b) {
+      std::vector<Event> events;
+      for (int i = 0; i < 10'000; ++i) {
+        const int64_t n = b * 10'000 + i;
+        events.push_back({"user-" + std::to_string(n / 2 % 100'000), n / 2 / 1000, n / 2});
+      }
+      batches.push_back(plan_->apply_row_stages(*batch(events)).ValueOrDie());
+    }
+    const auto start = std::chrono::steady_clock::now();
+    int64_t out = 0;
+    for (const auto& b : batches) {
+      out += op->consume(*b, {"topic/0"}, std::vector<int32_t>(static_cast<size_t>(b->num_rows()), 0))
+                 .ValueOrDie().output->num_rows();
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(out, 500'000);
+    std::printf("dedup, delay %lld min: %.0f rows/s, state rows %lld\n", static_cast<long long>(delay_minutes), 1e6 / s,
+                static_cast<long long>(op->state_rows()));
+  }
 }
 
 }  // namespace
