@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "sluice/pipeline/state_store.h"
@@ -288,6 +290,37 @@ TEST_F(WindowAggregateTest, SessionStateRoundTripContinuesExactly) {
     auto after = make_op(p, 2);
     ASSERT_TRUE(after->restore(before->state().ValueOrDie()).ok());
     EXPECT_EQ(concat(first, feed(*after, {events.begin() + cut, events.end()})), expected) << "cut at " << cut;
+  }
+}
+
+// Not a check, a measurement: --gtest_also_run_disabled_tests --gtest_filter='*DISABLED_SessionThroughput*'
+// 1M rows in 10k-row batches, 2000 rows a minute, a 2-minute gap and delay. 10k keys: a key's
+// events are 5 minutes apart, every event is a session. 1k keys: 30 s apart, sessions never end,
+// the worst case (the open rows are re-sorted whenever the watermark passes the earliest end the
+// last sort saw, although the session was extended since).
+TEST_F(WindowAggregateTest, DISABLED_SessionThroughput) {
+  auto p = plan("SELECT k, session_window.start AS ss, count(*) AS n, sum(v) AS s FROM STREAM(src) "
+                "WATERMARK ts DELAY OF INTERVAL 2 MINUTES GROUP BY k, session_window(ts, '2 minutes')");
+  for (const int64_t keys : {10'000, 1'000}) {
+    auto op = make_op(p, 2);
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+    for (int b = 0; b < 100; ++b) {
+      std::vector<Event> events;
+      for (int i = 0; i < 10'000; ++i) {
+        const int64_t n = b * 10'000 + i;
+        events.push_back({"user-" + std::to_string(n * 7919 % keys), n / 2000, n});
+      }
+      batches.push_back(p.apply_row_stages(*batch(events)).ValueOrDie());
+    }
+    const auto start = std::chrono::steady_clock::now();
+    int64_t out = 0;
+    for (const auto& b : batches) {
+      out += op->consume(*b, {"topic/0"}, std::vector<int32_t>(static_cast<size_t>(b->num_rows()), 0))
+                 .ValueOrDie().output->num_rows();
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("sessions, %lld keys: %.0f rows/s, %lld sessions out, state rows %lld\n", static_cast<long long>(keys),
+                1e6 / s, static_cast<long long>(out), static_cast<long long>(op->state_rows()));
   }
 }
 
