@@ -40,7 +40,91 @@ int64_t min_window_start(const arrow::Table& table) {
   return out;
 }
 
+// Marks in `new_key` (size n) the rows of `sorted` whose `keys` differ from the row before.
+arrow::Status mark_key_changes(const arrow::RecordBatch& sorted, const std::vector<std::string>& keys,
+                               std::vector<uint8_t>& new_key) {
+  const int64_t n = sorted.num_rows();
+  new_key.assign(static_cast<size_t>(n), 0);
+  if (n > 0) new_key[0] = 1;
+  for (const auto& name : keys) {
+    auto column = sorted.GetColumnByName(name);
+    auto next = column->Slice(1), prev = column->Slice(0, n - 1);
+    ARROW_ASSIGN_OR_RAISE(auto ne_d, cp::CallFunction("not_equal", {next, prev}));
+    const auto& ne = static_cast<const arrow::BooleanArray&>(*ne_d.make_array());
+    for (int64_t r = 0; r + 1 < n; ++r) {
+      const bool differ = ne.IsValid(r) ? ne.Value(r) : next->IsNull(r) != prev->IsNull(r);
+      new_key[static_cast<size_t>(r + 1)] |= differ;
+    }
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+// Open sessions as intervals (keys, __ss first event, __sl last event) merged into one row per
+// session: sorted by keys and start, an interval joins the session before it when it has the
+// same keys and starts less than `gap` after that session's last event.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::merge_sessions(
+    const std::shared_ptr<arrow::RecordBatch>& intervals) const {
+  const int64_t n = intervals->num_rows();
+  if (n == 0) return intervals;
+  std::vector<cp::SortKey> sort_keys;
+  for (const auto& k : session_keys_) sort_keys.emplace_back(k);
+  sort_keys.emplace_back("__ss");
+  ARROW_ASSIGN_OR_RAISE(auto order, cp::SortIndices(arrow::Datum(intervals), cp::SortOptions(sort_keys)));
+  ARROW_ASSIGN_OR_RAISE(auto sorted_d, cp::Take(arrow::Datum(intervals), arrow::Datum(order)));
+  auto sorted = sorted_d.record_batch();
+  std::vector<uint8_t> new_key;
+  ARROW_RETURN_NOT_OK(mark_key_changes(*sorted, session_keys_, new_key));
+  const auto& ss = static_cast<const arrow::Int64Array&>(*sorted->GetColumnByName("__ss"));
+  const auto& sl = static_cast<const arrow::Int64Array&>(*sorted->GetColumnByName("__sl"));
+  arrow::Int64Builder firsts, starts, lasts;
+  const int64_t gap = agg_.window->gap_micros;
+  for (int64_t r = 0; r < n;) {
+    int64_t last = sl.Value(r);
+    int64_t e = r + 1;
+    while (e < n && !new_key[static_cast<size_t>(e)] && ss.Value(e) - last < gap) last = std::max(last, sl.Value(e++));
+    ARROW_RETURN_NOT_OK(firsts.Append(r));
+    ARROW_RETURN_NOT_OK(starts.Append(ss.Value(r)));
+    ARROW_RETURN_NOT_OK(lasts.Append(last));
+    r = e;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto first_rows, firsts.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(arrow::Datum(sorted), arrow::Datum(first_rows)));
+  auto columns = taken.record_batch()->columns();
+  ARROW_ASSIGN_OR_RAISE(columns[columns.size() - 2], starts.Finish());
+  ARROW_ASSIGN_OR_RAISE(columns[columns.size() - 1], lasts.Finish());
+  return arrow::RecordBatch::Make(intervals->schema(), first_rows->length(), columns);
+}
+
+// Sessions: `rows` (buffer rows, __ws the event time) as one-event intervals.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::session_intervals(const arrow::RecordBatch& rows) const {
+  arrow::FieldVector fields;
+  arrow::ArrayVector columns;
+  for (const auto& k : session_keys_) {
+    fields.push_back(rows.schema()->GetFieldByName(k));
+    columns.push_back(rows.GetColumnByName(k));
+  }
+  fields.push_back(arrow::field("__ss", arrow::int64(), false));
+  fields.push_back(arrow::field("__sl", arrow::int64(), false));
+  columns.push_back(rows.GetColumnByName("__ws"));
+  columns.push_back(rows.GetColumnByName("__ws"));
+  return arrow::RecordBatch::Make(arrow::schema(fields), rows.num_rows(), columns);
+}
+
+// Sessions: merges `rows` into the open sessions; min_open_end_ becomes their earliest end.
+arrow::Status WindowAggregate::add_to_sessions(const arrow::RecordBatch& rows) {
+  ARROW_ASSIGN_OR_RAISE(auto intervals, session_intervals(rows));
+  if (open_sessions_ && open_sessions_->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto both, arrow::Table::FromRecordBatches(intervals->schema(), {open_sessions_, intervals}));
+    ARROW_ASSIGN_OR_RAISE(intervals, both->CombineChunksToBatch());
+  }
+  ARROW_ASSIGN_OR_RAISE(open_sessions_, merge_sessions(intervals));
+  min_open_end_ = INT64_MAX;
+  const auto& sl = static_cast<const arrow::Int64Array&>(*open_sessions_->GetColumnByName("__sl"));
+  for (int64_t i = 0; i < sl.length(); ++i) min_open_end_ = std::min(min_open_end_, sl.Value(i) + agg_.window->gap_micros);
+  return arrow::Status::OK();
+}
 
 arrow::Result<std::unique_ptr<WindowAggregate>> WindowAggregate::make(const SelectPlan& plan, WatermarkPolicy policy) {
   if (!plan.aggregate_spec() || !plan.aggregate_spec()->window) {
@@ -61,6 +145,9 @@ arrow::Result<std::unique_ptr<WindowAggregate>> WindowAggregate::make(const Sele
   }
   arrow::FieldVector partial = raw;
   op->partial_ = w.gap_micros == 0;  // sessions merge: keep the rows, group them when they close
+  for (size_t k = 0; k < op->agg_.key_inputs.size(); ++k) {
+    if (k != w.key_index) op->session_keys_.push_back(fmt::format("__k{}", k));
+  }
   for (size_t a = 0; a < op->agg_.functions.size(); ++a) {
     const auto& f = op->agg_.functions[a];
     const auto& in_type = op->agg_.aggregate_inputs[a].type;
@@ -128,7 +215,6 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
     if (session) {  // the row's own time; sessions are formed when something may close
       take.UnsafeAppend(i);
       starts.UnsafeAppend(t);
-      min_open_end_ = std::min(min_open_end_, t + w.gap_micros);
       continue;
     }
     for (int64_t start = floor_div(t, w.slide_micros) * w.slide_micros; start + w.size_micros > t;
@@ -167,6 +253,7 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
     if (partial_) {
       ARROW_ASSIGN_OR_RAISE(assigned, pre_aggregate(assigned));
     }
+    if (session) ARROW_RETURN_NOT_OK(add_to_sessions(*assigned));
     pending_rows_ += assigned->num_rows();
     pending_.push_back(std::move(assigned));
   }
@@ -303,25 +390,14 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::close_sessio
   // Sessions from all buffered rows: sorted by keys and time, a new one where the keys change
   // or the time is `gap` or more past the session's last event.
   std::vector<cp::SortKey> sort_keys;
-  for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
-    if (k != agg_.window->key_index) sort_keys.emplace_back(fmt::format("__k{}", k));
-  }
+  for (const auto& k : session_keys_) sort_keys.emplace_back(k);
   sort_keys.emplace_back("__ws");
   ARROW_ASSIGN_OR_RAISE(auto order_d, cp::SortIndices(arrow::Datum(buffered), cp::SortOptions(sort_keys)));
   auto order = std::static_pointer_cast<arrow::UInt64Array>(order_d);
   ARROW_ASSIGN_OR_RAISE(auto sorted_d, cp::Take(arrow::Datum(buffered), arrow::Datum(order)));
   auto sorted = sorted_d.record_batch();
-  std::vector<uint8_t> new_key(static_cast<size_t>(n), 0);  // row r's keys differ from row r - 1's
-  for (size_t s = 0; s + 1 < sort_keys.size(); ++s) {
-    auto column = sorted->GetColumnByName(*sort_keys[s].target.name());
-    auto next = column->Slice(1), prev = column->Slice(0, n - 1);
-    ARROW_ASSIGN_OR_RAISE(auto ne_d, cp::CallFunction("not_equal", {next, prev}));
-    const auto& ne = static_cast<const arrow::BooleanArray&>(*ne_d.make_array());
-    for (int64_t r = 0; r + 1 < n; ++r) {
-      const bool differ = ne.IsValid(r) ? ne.Value(r) : next->IsNull(r) != prev->IsNull(r);
-      new_key[static_cast<size_t>(r + 1)] |= differ;
-    }
-  }
+  std::vector<uint8_t> new_key;  // row r's keys differ from row r - 1's
+  ARROW_RETURN_NOT_OK(mark_key_changes(*sorted, session_keys_, new_key));
   const auto& ts = static_cast<const arrow::Int64Array&>(*sorted->GetColumnByName("__ws"));
   arrow::Int64Builder start_b, end_b;
   ARROW_RETURN_NOT_OK(start_b.AppendEmptyValues(n));
@@ -347,6 +423,15 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::close_sessio
     const bool closed = ends[i] <= watermark;
     closed_b.UnsafeAppend(closed);
     if (!closed) min_open_end_ = std::min(min_open_end_, ends[i]);
+  }
+  if (open_sessions_) {  // the summaries of the sessions that stay open
+    const auto& sl = static_cast<const arrow::Int64Array&>(*open_sessions_->GetColumnByName("__sl"));
+    arrow::BooleanBuilder open_b;
+    ARROW_RETURN_NOT_OK(open_b.Reserve(sl.length()));
+    for (int64_t i = 0; i < sl.length(); ++i) open_b.UnsafeAppend(sl.Value(i) + gap > watermark);
+    ARROW_ASSIGN_OR_RAISE(auto open_sessions_mask, open_b.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(open_sessions_, open_sessions_mask));
+    open_sessions_ = kept.record_batch();
   }
   ARROW_ASSIGN_OR_RAISE(auto closed_mask, closed_b.Finish());
   ARROW_ASSIGN_OR_RAISE(auto open_mask, cp::Invert(closed_mask));
@@ -496,8 +581,12 @@ arrow::Status WindowAggregate::restore(WindowState state) {
   pending_.clear();
   pending_rows_ = 0;
   min_open_start_ = state_.open_rows && state_.open_rows->num_rows() ? min_window_start(*state_.open_rows) : INT64_MAX;
-  // Sessions: a lower bound of the earliest end (the earliest event time plus the gap).
-  min_open_end_ = min_open_start_ == INT64_MAX ? INT64_MAX : min_open_start_ + agg_.window->gap_micros;
+  open_sessions_.reset();
+  min_open_end_ = INT64_MAX;
+  if (agg_.window->gap_micros > 0 && state_.open_rows && state_.open_rows->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, state_.open_rows->CombineChunksToBatch());
+    ARROW_RETURN_NOT_OK(add_to_sessions(*rows));
+  }
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, max] : state_.input_max_event_time) last_seen_[id] = now;
   return arrow::Status::OK();

@@ -52,6 +52,9 @@ class WindowAggregate final : public EventTimeOperator {
   // Session windows: forms the sessions of the buffered rows, keeps the open ones' rows and
   // returns the closed ones' (null when none closed).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> close_sessions();
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> merge_sessions(const std::shared_ptr<arrow::RecordBatch>& intervals) const;
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> session_intervals(const arrow::RecordBatch& rows) const;
+  arrow::Status add_to_sessions(const arrow::RecordBatch& rows);
   // The buffer (state + pending) as one batch, pending cleared.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> take_buffer();
   // Partial mode: one row per (window, keys), merging partial aggregates.
@@ -73,7 +76,11 @@ class WindowAggregate final : public EventTimeOperator {
   WindowState state_;
   std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // buffered since the last compaction
   int64_t min_open_start_ = INT64_MAX;  // earliest buffered window start
-  int64_t min_open_end_ = INT64_MAX;    // sessions: a lower bound of the earliest open session's end
+  int64_t min_open_end_ = INT64_MAX;    // sessions: the earliest open session's end
+  // Sessions: one row per open session (__k<i> keys, __ss first and __sl last event time), kept
+  // up to date batch by batch so that the rows are only sorted when a session does close.
+  std::shared_ptr<arrow::RecordBatch> open_sessions_;
+  std::vector<std::string> session_keys_;  // the __k<i> that are not the session window
   std::map<std::string, std::chrono::steady_clock::time_point> last_seen_;
 };
 
