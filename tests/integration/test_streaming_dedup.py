@@ -154,6 +154,15 @@ AS SELECT DISTINCT value.k AS k FROM STREAM read_kafka(topic => '{topic}', value
     r = run_sluice("validate", pipe)
     assert r.returncode != 0
     assert "needs a watermark" in r.stderr + r.stdout and "t.sql:" in r.stderr + r.stdout
+    (pipe / "t.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE nots
+AS SELECT DISTINCT k FROM (SELECT value.k AS k, value.ts AS ts FROM STREAM read_kafka(topic => '{topic}',
+      value_format => 'json', value_schema => '{SCHEMA}'))
+WATERMARK ts DELAY OF INTERVAL 1 MINUTE;
+""")
+    r = run_sluice("validate", pipe)
+    assert r.returncode != 0
+    assert "select the WATERMARK column 'ts'" in r.stderr + r.stdout and "t.sql:5:" in r.stderr + r.stdout
 
 
 def test_crash_points_between_late_table_state_and_commit(tmp_path, bootstrap, new_topic):
