@@ -1193,6 +1193,11 @@ class SqlRun {
   arrow::Status run_materialized(const Dataset& d, DatasetReport& report) {
     const auto& plan = flow_plans_.at(d.flows[0]);
     ARROW_RETURN_NOT_OK(refuse_event_time(plan));
+    if (plan.watermark() && plan.distinct() && !plan.aggregates()) {  // dedup within a watermark: streams only
+      return arrow::Status::NotImplemented(
+          "WATERMARK with SELECT DISTINCT deduplicates a stream in a streaming table; a materialized view recomputes "
+          "from its inputs' snapshots: remove the WATERMARK for a plain DISTINCT");
+    }
     auto read = [&](const exec::PlanSource& src) -> arrow::Result<std::shared_ptr<arrow::Table>> {
       if (src.kind == exec::PlanSource::Kind::kKafka) {
         return invalid("a materialized view cannot read Kafka directly; read a streaming table");
