@@ -582,6 +582,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   if (!s.from) return fail(s.loc, "a dataset's query needs FROM");
 
   SelectPlan plan;
+  plan.distinct_ = s.distinct;
   std::shared_ptr<arrow::Schema> schema;
   std::set<std::string> qualifiers;
   const sql::TableRef& from = *s.from;
@@ -681,8 +682,8 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     }
     case sql::TableRefKind::kSubquery: {
       ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, infer));
-      if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
-        return fail(from.loc, "a subquery in FROM may not aggregate, order or limit yet");
+      if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() || inner.limit_) {
+        return fail(from.loc, "a subquery in FROM may not aggregate, deduplicate (DISTINCT), order or limit yet");
       }
       plan.source_ = inner.source_;
       plan.join_ = inner.join_;
@@ -815,6 +816,15 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
           }
         }
         agg.window = std::move(w);
+      } else if (key->kind == ExprKind::kFunction && to_lower(key->name) == "session_window" && !agg.window &&
+                 key->args.size() == 2) {
+        // Session windows: events of a key less than `gap` apart, merged as they arrive.
+        WindowKeySpec w;
+        w.key_index = k;
+        w.loc = key->loc;
+        ARROW_ASSIGN_OR_RAISE(w.time, binder.bind(*key->args[0]));
+        ARROW_ASSIGN_OR_RAISE(w.gap_micros, interval_micros(key->args[1]->value));
+        agg.window = std::move(w);
       }
       grouped.push_back(arrow::field(fmt::format("__k{}", k), b.type));
       agg.key_inputs.push_back(std::move(b));
@@ -873,8 +883,9 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         agg_fields.emplace_back(name, arrow::field(name, type));
         return column(name, e.loc);
       }
-      if (agg.window && e.kind == ExprKind::kColumn && e.parts.size() == 2 && to_lower(e.parts[0]) == "window") {
-        // window.start / window.end of the GROUP BY window.
+      if (agg.window && e.kind == ExprKind::kColumn && e.parts.size() == 2 &&
+          to_lower(e.parts[0]) == (agg.window->gap_micros > 0 ? "session_window" : "window")) {
+        // window.start / window.end of the GROUP BY window (session_window.start / .end).
         auto field = std::make_unique<Expr>();
         field->kind = ExprKind::kField;
         field->loc = e.loc;
@@ -919,6 +930,21 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     out.output = arrow::schema(out_fields);
     plan.aggregate_ = std::move(agg);
     plan.stages_.push_back(std::move(out));  // placeholder holding the output schema
+  }
+  for (const auto& on : s.distinct_on) {
+    // DISTINCT ON (c, ...): selected columns, by their output names.
+    const auto& out = plan.output_schema();
+    int found = -1;
+    if (on->kind == ExprKind::kColumn) {
+      for (int f = 0; f < out->num_fields(); ++f) {
+        if (to_lower(out->field(f)->name()) == to_lower(on->parts.back())) found = f;
+      }
+    }
+    if (found < 0) {
+      return fail(on->loc, fmt::format("DISTINCT ON takes columns of the select list; '{}' is not one of them",
+                                       sql::to_string(*on)));
+    }
+    plan.distinct_on_.push_back(out->field(found)->name());
   }
   return plan;
 }
@@ -1093,6 +1119,24 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
     result = arrow::RecordBatch::Make(output_schema(), grouped->num_rows(), outs);
   }
   ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(output_schema(), {result}));
+  if (!distinct_on_.empty()) {
+    return arrow::Status::NotImplemented(
+        "SELECT DISTINCT ON runs in streaming tables (dedup within the watermark); in a materialized view use "
+        "GROUP BY with first()");
+  }
+  if (distinct_ && table->num_columns() > 0) {
+    // SELECT DISTINCT over a snapshot: group by every column, no aggregates.
+    std::vector<arrow::FieldRef> keys;
+    for (const auto& f : table->schema()->fields()) keys.emplace_back(f->name());
+    arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
+        {"table_source", arrow::acero::TableSourceNodeOptions(table)},
+        {"aggregate", arrow::acero::AggregateNodeOptions({}, keys)},
+    });
+    ARROW_ASSIGN_OR_RAISE(auto distinct, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
+    ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(output_schema(), {}));
+    ARROW_ASSIGN_OR_RAISE(auto batch, distinct->CombineChunksToBatch());
+    if (batch) table = arrow::Table::Make(output_schema(), batch->columns(), batch->num_rows());
+  }
   return order_and_limit(std::move(table));
 }
 

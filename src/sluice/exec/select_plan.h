@@ -51,13 +51,15 @@ struct Stage {
   std::shared_ptr<arrow::Schema> output;
 };
 
-// GROUP BY window(ts, size[, slide]): the group key that is an event-time window. Streaming
+// GROUP BY window(ts, size[, slide]) or session_window(ts, gap): the group key that is an
+// event-time window (window.start/.end, session_window.start/.end). Streaming
 // tables assign each row to its windows in WindowAggregate instead of evaluating the key.
 struct WindowKeySpec {
   size_t key_index = 0;   // which of AggregateSpec::key_inputs
   BoundExpression time;   // ts, over the last row stage's output
   int64_t size_micros = 0;
   int64_t slide_micros = 0;  // == size_micros for tumbling windows
+  int64_t gap_micros = 0;    // session_window(ts, gap): > 0, and size/slide unused
   sql::Location loc;
 };
 
@@ -136,6 +138,10 @@ class SelectPlan {
     return stages_[stages_.size() - (aggregate_ ? 2 : 1)].output;
   }
   bool aggregates() const { return aggregate_.has_value(); }
+  // SELECT DISTINCT: in streaming tables, dedup within the watermark (StreamDedup).
+  bool distinct() const { return distinct_; }
+  // SELECT DISTINCT ON (c, ...): the output columns that are the dedup key (empty: all).
+  const std::vector<std::string>& distinct_on() const { return distinct_on_; }
   const std::optional<AggregateSpec>& aggregate_spec() const { return aggregate_; }
 
   // Filters and projects one batch of source rows (no aggregation, ordering or limit).
@@ -164,6 +170,8 @@ class SelectPlan {
   std::shared_ptr<JoinSpec> join_;
   std::vector<SelectPlan> union_;  // UNION ALL branches (this plan then only orders and limits)
   std::optional<WatermarkSpec> watermark_;
+  bool distinct_ = false;
+  std::vector<std::string> distinct_on_;
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending

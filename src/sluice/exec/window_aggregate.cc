@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "sluice/common/status.h"
+#include "sluice/exec/watermark.h"
 
 namespace sluice::exec {
 
@@ -41,7 +42,91 @@ int64_t min_window_start(const arrow::Table& table) {
   return out;
 }
 
+// Marks in `new_key` (size n) the rows of `sorted` whose `keys` differ from the row before.
+arrow::Status mark_key_changes(const arrow::RecordBatch& sorted, const std::vector<std::string>& keys,
+                               std::vector<uint8_t>& new_key) {
+  const int64_t n = sorted.num_rows();
+  new_key.assign(static_cast<size_t>(n), 0);
+  if (n > 0) new_key[0] = 1;
+  for (const auto& name : keys) {
+    auto column = sorted.GetColumnByName(name);
+    auto next = column->Slice(1), prev = column->Slice(0, n - 1);
+    ARROW_ASSIGN_OR_RAISE(auto ne_d, cp::CallFunction("not_equal", {next, prev}));
+    const auto& ne = static_cast<const arrow::BooleanArray&>(*ne_d.make_array());
+    for (int64_t r = 0; r + 1 < n; ++r) {
+      const bool differ = ne.IsValid(r) ? ne.Value(r) : next->IsNull(r) != prev->IsNull(r);
+      new_key[static_cast<size_t>(r + 1)] |= differ;
+    }
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+// Open sessions as intervals (keys, __ss first event, __sl last event) merged into one row per
+// session: sorted by keys and start, an interval joins the session before it when it has the
+// same keys and starts less than `gap` after that session's last event.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::merge_sessions(
+    const std::shared_ptr<arrow::RecordBatch>& intervals) const {
+  const int64_t n = intervals->num_rows();
+  if (n == 0) return intervals;
+  std::vector<cp::SortKey> sort_keys;
+  for (const auto& k : session_keys_) sort_keys.emplace_back(k);
+  sort_keys.emplace_back("__ss");
+  ARROW_ASSIGN_OR_RAISE(auto order, cp::SortIndices(arrow::Datum(intervals), cp::SortOptions(sort_keys)));
+  ARROW_ASSIGN_OR_RAISE(auto sorted_d, cp::Take(arrow::Datum(intervals), arrow::Datum(order)));
+  auto sorted = sorted_d.record_batch();
+  std::vector<uint8_t> new_key;
+  ARROW_RETURN_NOT_OK(mark_key_changes(*sorted, session_keys_, new_key));
+  const auto& ss = static_cast<const arrow::Int64Array&>(*sorted->GetColumnByName("__ss"));
+  const auto& sl = static_cast<const arrow::Int64Array&>(*sorted->GetColumnByName("__sl"));
+  arrow::Int64Builder firsts, starts, lasts;
+  const int64_t gap = agg_.window->gap_micros;
+  for (int64_t r = 0; r < n;) {
+    int64_t last = sl.Value(r);
+    int64_t e = r + 1;
+    while (e < n && !new_key[static_cast<size_t>(e)] && ss.Value(e) - last < gap) last = std::max(last, sl.Value(e++));
+    ARROW_RETURN_NOT_OK(firsts.Append(r));
+    ARROW_RETURN_NOT_OK(starts.Append(ss.Value(r)));
+    ARROW_RETURN_NOT_OK(lasts.Append(last));
+    r = e;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto first_rows, firsts.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(arrow::Datum(sorted), arrow::Datum(first_rows)));
+  auto columns = taken.record_batch()->columns();
+  ARROW_ASSIGN_OR_RAISE(columns[columns.size() - 2], starts.Finish());
+  ARROW_ASSIGN_OR_RAISE(columns[columns.size() - 1], lasts.Finish());
+  return arrow::RecordBatch::Make(intervals->schema(), first_rows->length(), columns);
+}
+
+// Sessions: `rows` (buffer rows, __ws the event time) as one-event intervals.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::session_intervals(const arrow::RecordBatch& rows) const {
+  arrow::FieldVector fields;
+  arrow::ArrayVector columns;
+  for (const auto& k : session_keys_) {
+    fields.push_back(rows.schema()->GetFieldByName(k));
+    columns.push_back(rows.GetColumnByName(k));
+  }
+  fields.push_back(arrow::field("__ss", arrow::int64(), false));
+  fields.push_back(arrow::field("__sl", arrow::int64(), false));
+  columns.push_back(rows.GetColumnByName("__ws"));
+  columns.push_back(rows.GetColumnByName("__ws"));
+  return arrow::RecordBatch::Make(arrow::schema(fields), rows.num_rows(), columns);
+}
+
+// Sessions: merges `rows` into the open sessions; min_open_end_ becomes their earliest end.
+arrow::Status WindowAggregate::add_to_sessions(const arrow::RecordBatch& rows) {
+  ARROW_ASSIGN_OR_RAISE(auto intervals, session_intervals(rows));
+  if (open_sessions_ && open_sessions_->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto both, arrow::Table::FromRecordBatches(intervals->schema(), {open_sessions_, intervals}));
+    ARROW_ASSIGN_OR_RAISE(intervals, both->CombineChunksToBatch());
+  }
+  ARROW_ASSIGN_OR_RAISE(open_sessions_, merge_sessions(intervals));
+  min_open_end_ = INT64_MAX;
+  const auto& sl = static_cast<const arrow::Int64Array&>(*open_sessions_->GetColumnByName("__sl"));
+  for (int64_t i = 0; i < sl.length(); ++i) min_open_end_ = std::min(min_open_end_, sl.Value(i) + agg_.window->gap_micros);
+  return arrow::Status::OK();
+}
 
 arrow::Result<std::unique_ptr<WindowAggregate>> WindowAggregate::make(const SelectPlan& plan, WatermarkPolicy policy) {
   if (!plan.aggregate_spec() || !plan.aggregate_spec()->window) {
@@ -61,7 +146,10 @@ arrow::Result<std::unique_ptr<WindowAggregate>> WindowAggregate::make(const Sele
     raw.push_back(arrow::field(fmt::format("__k{}", k), op->agg_.key_inputs[k].type));
   }
   arrow::FieldVector partial = raw;
-  op->partial_ = true;
+  op->partial_ = w.gap_micros == 0;  // sessions merge: keep the rows, group them when they close
+  for (size_t k = 0; k < op->agg_.key_inputs.size(); ++k) {
+    if (k != w.key_index) op->session_keys_.push_back(fmt::format("__k{}", k));
+  }
   for (size_t a = 0; a < op->agg_.functions.size(); ++a) {
     const auto& f = op->agg_.functions[a];
     const auto& in_type = op->agg_.aggregate_inputs[a].type;
@@ -104,51 +192,16 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
   ARROW_ASSIGN_OR_RAISE(auto window_time_column, evaluate(w.time, rows));
   ARROW_ASSIGN_OR_RAISE(auto window_time, as_micros(window_time_column));
 
-  // Inputs by dense index: their max event time and whether they hold the watermark back.
-  std::vector<std::string> ids;
-  std::vector<int64_t> maxes;
-  std::vector<char> active;
-  for (const auto& [id, max] : state_.input_max_event_time) {
-    ids.push_back(id);
-    maxes.push_back(max);
-    auto seen = last_seen_.find(id);
-    const bool idle = policy_.idle_timeout.count() > 0 && seen != last_seen_.end() &&
-                      now - seen->second > policy_.idle_timeout;
-    active.push_back(!idle);
-  }
-  std::vector<int32_t> dense(input_ids.size(), -1);
-  for (size_t j = 0; j < input_ids.size(); ++j) {
-    auto it = std::find(ids.begin(), ids.end(), input_ids[j]);
-    if (it == ids.end()) {
-      ids.push_back(input_ids[j]);
-      maxes.push_back(INT64_MIN);
-      active.push_back(0);  // holds nothing back until it has data
-      it = ids.end() - 1;
-    }
-    dense[j] = static_cast<int32_t>(it - ids.begin());
-  }
-  auto candidate = [&]() -> int64_t {
-    int64_t lowest = INT64_MAX, highest = INT64_MIN;
-    bool any_active = false;
-    for (size_t j = 0; j < ids.size(); ++j) {
-      if (maxes[j] == INT64_MIN) continue;
-      highest = std::max(highest, maxes[j]);
-      if (active[j]) {
-        lowest = std::min(lowest, maxes[j]);
-        any_active = true;
-      }
-    }
-    if (highest == INT64_MIN) return WindowState::kNoWatermark;
-    return (any_active ? lowest : highest) - policy_.delay_micros;
-  };
+  WatermarkAdvance advance(state_, last_seen_, policy_, input_ids, now);
 
   // One pass in arrival order: lateness, watermark, window assignment.
   arrow::Int64Builder late, late_wm, take, starts;
-  const int64_t per_row = (w.size_micros + w.slide_micros - 1) / w.slide_micros;
+  const bool session = w.gap_micros > 0;
+  const int64_t per_row = session ? 1 : (w.size_micros + w.slide_micros - 1) / w.slide_micros;
   ARROW_RETURN_NOT_OK(take.Reserve(n * per_row));
   ARROW_RETURN_NOT_OK(starts.Reserve(n * per_row));
-  int64_t& watermark = state_.watermark;
   for (int64_t i = 0; i < n; ++i) {
+    const int64_t watermark = advance.watermark();
     const bool valid = event_time->IsValid(i) && window_time->IsValid(i);
     const int64_t ts = valid ? event_time->Value(i) : 0;
     const bool is_late = !valid || (watermark != WindowState::kNoWatermark && ts < watermark);
@@ -158,14 +211,14 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
       if (!valid) continue;
     }
     // A late row still tells that its input has data (it then holds the watermark back).
-    const int32_t in = dense[input_of_row[i]];
-    active[in] = 1;
-    if (ts > maxes[in]) {
-      maxes[in] = ts;
-      watermark = std::max(watermark, candidate());
-    }
+    advance.observe(input_of_row[i], ts);
     if (is_late) continue;
     const int64_t t = window_time->Value(i);
+    if (session) {  // the row's own time; sessions are formed when something may close
+      take.UnsafeAppend(i);
+      starts.UnsafeAppend(t);
+      continue;
+    }
     for (int64_t start = floor_div(t, w.slide_micros) * w.slide_micros; start + w.size_micros > t;
          start -= w.slide_micros) {
       if (take.length() == take.capacity()) {
@@ -177,10 +230,7 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
       min_open_start_ = std::min(min_open_start_, start);
     }
   }
-  for (size_t j = 0; j < ids.size(); ++j) {
-    if (maxes[j] != INT64_MIN) state_.input_max_event_time[ids[j]] = maxes[j];
-  }
-  for (size_t j = 0; j < input_ids.size(); ++j) last_seen_[input_ids[j]] = now;
+  advance.finish();
   ARROW_ASSIGN_OR_RAISE(result.late_rows, late.Finish());
   ARROW_ASSIGN_OR_RAISE(result.late_watermarks, late_wm.Finish());
 
@@ -205,6 +255,7 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
     if (partial_) {
       ARROW_ASSIGN_OR_RAISE(assigned, pre_aggregate(assigned));
     }
+    if (session) ARROW_RETURN_NOT_OK(add_to_sessions(*assigned));
     pending_rows_ += assigned->num_rows();
     pending_.push_back(std::move(assigned));
   }
@@ -217,6 +268,11 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed() {
   const auto& w = *agg_.window;
+  if (w.gap_micros > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto closed, close_sessions());
+    if (!closed) return arrow::RecordBatch::MakeEmpty(output_schema_);
+    return finalize(closed);
+  }
   const int64_t watermark = state_.watermark;
   const bool any_closed = watermark != WindowState::kNoWatermark && min_open_start_ != INT64_MAX &&
                           min_open_start_ <= watermark - w.size_micros;
@@ -235,8 +291,13 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
   }
   ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {open}));
   min_open_start_ = min_window_start(*state_.open_rows);
-  auto closed = closed_d.record_batch();
+  return finalize(closed_d.record_batch());
+}
 
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::finalize(
+    const std::shared_ptr<arrow::RecordBatch>& closed) {
+  const auto& w = *agg_.window;
+  const bool session = w.gap_micros > 0;
   // Aggregate the closed windows (arrival order kept: first/last).
   std::shared_ptr<arrow::RecordBatch> g;
   if (partial_) {
@@ -259,10 +320,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
     g = arrow::RecordBatch::Make(arrow::schema(fields), g->num_rows(), columns);
   } else {
     std::vector<arrow::FieldRef> keys = {arrow::FieldRef("__ws")};
+    if (session) keys.emplace_back("__we");  // one end per session start and keys
     for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
       if (k != w.key_index) keys.emplace_back(fmt::format("__k{}", k));
     }
-    ARROW_ASSIGN_OR_RAISE(auto closed_table, arrow::Table::FromRecordBatches(buffer_schema_, {closed}));
+    ARROW_ASSIGN_OR_RAISE(auto closed_table, arrow::Table::FromRecordBatches(closed->schema(), {closed}));
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
         {"table_source", arrow::acero::TableSourceNodeOptions(closed_table)},
         {"aggregate", arrow::acero::AggregateNodeOptions(acero_aggregates(agg_, true), keys)},
@@ -278,7 +340,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
     std::shared_ptr<arrow::Array> c;
     if (f == static_cast<int>(w.key_index)) {
       auto ws = g->GetColumnByName("__ws");
-      ARROW_ASSIGN_OR_RAISE(auto we, cp::CallFunction("add", {ws, arrow::Datum(w.size_micros)}));
+      arrow::Datum we = session ? arrow::Datum(g->GetColumnByName("__we"))
+                                : arrow::Datum();
+      if (!session) {
+        ARROW_ASSIGN_OR_RAISE(we, cp::CallFunction("add", {ws, arrow::Datum(w.size_micros)}));
+      }
       const auto& struct_type = static_cast<const arrow::StructType&>(*window_type_);
       auto ts_type = struct_type.field(0)->type();
       auto to_ts = [&](const std::shared_ptr<arrow::Array>& micros) -> arrow::Result<std::shared_ptr<arrow::Array>> {
@@ -310,6 +376,79 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
     outs.push_back(c);
   }
   return arrow::RecordBatch::Make(output_schema_, grouped->num_rows(), outs);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::close_sessions() {
+  const int64_t gap = agg_.window->gap_micros;
+  const int64_t watermark = state_.watermark;
+  if (watermark == WindowState::kNoWatermark || min_open_end_ == INT64_MAX || min_open_end_ > watermark) return nullptr;
+  ARROW_ASSIGN_OR_RAISE(auto buffered, take_buffer());
+  const int64_t n = buffered->num_rows();
+  min_open_end_ = INT64_MAX;
+  if (n == 0) {
+    ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {buffered}));
+    return nullptr;
+  }
+  // Sessions from all buffered rows: sorted by keys and time, a new one where the keys change
+  // or the time is `gap` or more past the session's last event.
+  std::vector<cp::SortKey> sort_keys;
+  for (const auto& k : session_keys_) sort_keys.emplace_back(k);
+  sort_keys.emplace_back("__ws");
+  ARROW_ASSIGN_OR_RAISE(auto order_d, cp::SortIndices(arrow::Datum(buffered), cp::SortOptions(sort_keys)));
+  auto order = std::static_pointer_cast<arrow::UInt64Array>(order_d);
+  ARROW_ASSIGN_OR_RAISE(auto sorted_d, cp::Take(arrow::Datum(buffered), arrow::Datum(order)));
+  auto sorted = sorted_d.record_batch();
+  std::vector<uint8_t> new_key;  // row r's keys differ from row r - 1's
+  ARROW_RETURN_NOT_OK(mark_key_changes(*sorted, session_keys_, new_key));
+  const auto& ts = static_cast<const arrow::Int64Array&>(*sorted->GetColumnByName("__ws"));
+  arrow::Int64Builder start_b, end_b;
+  ARROW_RETURN_NOT_OK(start_b.AppendEmptyValues(n));
+  ARROW_RETURN_NOT_OK(end_b.AppendEmptyValues(n));
+  ARROW_ASSIGN_OR_RAISE(auto start_a, start_b.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto end_a, end_b.Finish());
+  auto* starts = start_a->data()->GetMutableValues<int64_t>(1);
+  auto* ends = end_a->data()->GetMutableValues<int64_t>(1);
+  for (int64_t r = 0; r < n;) {  // one session per iteration
+    int64_t last = ts.Value(r);
+    int64_t e = r + 1;
+    while (e < n && !new_key[static_cast<size_t>(e)] && ts.Value(e) - last < gap) last = ts.Value(e++);
+    for (int64_t x = r; x < e; ++x) {
+      const auto row = static_cast<int64_t>(order->Value(x));
+      starts[row] = ts.Value(r);
+      ends[row] = last + gap;
+    }
+    r = e;
+  }
+  arrow::BooleanBuilder closed_b;
+  ARROW_RETURN_NOT_OK(closed_b.Reserve(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const bool closed = ends[i] <= watermark;
+    closed_b.UnsafeAppend(closed);
+    if (!closed) min_open_end_ = std::min(min_open_end_, ends[i]);
+  }
+  if (open_sessions_) {  // the summaries of the sessions that stay open
+    const auto& sl = static_cast<const arrow::Int64Array&>(*open_sessions_->GetColumnByName("__sl"));
+    arrow::BooleanBuilder open_b;
+    ARROW_RETURN_NOT_OK(open_b.Reserve(sl.length()));
+    for (int64_t i = 0; i < sl.length(); ++i) open_b.UnsafeAppend(sl.Value(i) + gap > watermark);
+    ARROW_ASSIGN_OR_RAISE(auto open_sessions_mask, open_b.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(open_sessions_, open_sessions_mask));
+    open_sessions_ = kept.record_batch();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto closed_mask, closed_b.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto open_mask, cp::Invert(closed_mask));
+  ARROW_ASSIGN_OR_RAISE(auto open_d, cp::Filter(buffered, open_mask));
+  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {open_d.record_batch()}));
+  // The closed rows, in arrival order, with __ws the session's start and __we its end.
+  auto fields = buffered->schema()->fields();
+  auto columns = buffered->columns();
+  columns[0] = start_a;
+  fields.push_back(arrow::field("__we", arrow::int64(), false));
+  columns.push_back(end_a);
+  auto with_sessions = arrow::RecordBatch::Make(arrow::schema(fields), n, columns);
+  ARROW_ASSIGN_OR_RAISE(auto closed_d, cp::Filter(with_sessions, closed_mask));
+  if (closed_d.record_batch()->num_rows() == 0) return nullptr;
+  return closed_d.record_batch();
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::take_buffer() {
@@ -424,6 +563,12 @@ arrow::Status WindowAggregate::restore(WindowState state) {
   pending_.clear();
   pending_rows_ = 0;
   min_open_start_ = state_.open_rows && state_.open_rows->num_rows() ? min_window_start(*state_.open_rows) : INT64_MAX;
+  open_sessions_.reset();
+  min_open_end_ = INT64_MAX;
+  if (agg_.window->gap_micros > 0 && state_.open_rows && state_.open_rows->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, state_.open_rows->CombineChunksToBatch());
+    ARROW_RETURN_NOT_OK(add_to_sessions(*rows));
+  }
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, max] : state_.input_max_event_time) last_seen_[id] = now;
   return arrow::Status::OK();

@@ -1,6 +1,6 @@
-// Event-time windowed aggregation for streaming tables (append mode): assigns rows to tumbling
-// or sliding windows, tracks the watermark, sets aside late rows, and emits each window's
-// aggregate row once, when the watermark passes the window's end.
+// Event-time windowed aggregation for streaming tables (append mode): assigns rows to tumbling,
+// sliding or session windows, tracks the watermark, sets aside late rows, and emits each
+// window's aggregate row once, when the watermark passes the window's end.
 #pragma once
 
 #include <arrow/result.h>
@@ -13,53 +13,27 @@
 #include <string>
 #include <vector>
 
+#include "sluice/exec/event_time_operator.h"
 #include "sluice/exec/select_plan.h"
 
 namespace sluice::exec {
 
-// The watermark is tracked per input (a Kafka topic partition, or a Delta source) and advanced
-// row by row in arrival order: max event time seen on the input minus the delay, then the
-// minimum over the inputs that have data and were not idle for `idle_timeout` (all of them if
-// every one is idle), never moving back. Per row rather than per batch, so which rows are late
-// does not depend on how the source cut its batches (replay after a crash cuts them anew).
-struct WatermarkPolicy {
-  int64_t delay_micros = 0;
-  std::chrono::milliseconds idle_timeout{0};  // 0: an input never counts as idle
-};
-
-// Everything a WindowAggregate needs to continue exactly where it was: the rows of windows not
-// yet emitted, the watermark and the max event time per input.
-struct WindowState {
-  static constexpr int64_t kNoWatermark = INT64_MIN;
-  int64_t watermark = kNoWatermark;
-  std::map<std::string, int64_t> input_max_event_time;  // by input id ("topic/partition")
-  std::shared_ptr<arrow::Table> open_rows;             // WindowAggregate::buffer_schema()
-};
-
 // Thread-compatible: used by one flow run at a time.
-class WindowAggregate {
+class WindowAggregate final : public EventTimeOperator {
  public:
   // `plan` must aggregate with a window key (AggregateSpec::window) and have a watermark.
   static arrow::Result<std::unique_ptr<WindowAggregate>> make(const SelectPlan& plan, WatermarkPolicy policy);
 
-  struct Result {
-    std::shared_ptr<arrow::RecordBatch> output;  // finalized windows (plan's output schema)
-    std::shared_ptr<arrow::Array> late_rows;     // int64 indices into `rows` of late rows
-    std::shared_ptr<arrow::Array> late_watermarks;  // the watermark each late row met (int64 µs)
-  };
-  // Consumes one batch of row-stage output (`rows`: SelectPlan::apply_row_stages), whose row i
-  // arrived on input `input_ids[input_of_row[i]]`, in arrival order. `now` is the wall clock
-  // used for idleness.
   arrow::Result<Result> consume(const arrow::RecordBatch& rows, const std::vector<std::string>& input_ids,
                                 const std::vector<int32_t>& input_of_row,
-                                std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+                                std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) override;
 
-  int64_t watermark() const { return state_.watermark; }
+  int64_t watermark() const override { return state_.watermark; }
   // A copy of the state (shares the buffered arrays), for snapshots.
-  arrow::Result<WindowState> state() const;
-  arrow::Status restore(WindowState state);
-  int64_t state_rows() const;
-  int64_t state_bytes() const;
+  arrow::Result<WindowState> state() const override;
+  arrow::Status restore(WindowState state) override;
+  int64_t state_rows() const override;
+  int64_t state_bytes() const override;
   // Internal columns of the buffered rows, in arrival order (first/last depend on it): __ws
   // (window start, int64 µs), __k<i> per non-window key, then per aggregate either its partial
   // aggregate (__p<a>, or __s<a> and __c<a> for avg) when every aggregate merges (count, sum,
@@ -73,6 +47,14 @@ class WindowAggregate {
  private:
   WindowAggregate() = default;
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> emit_closed();
+  // Groups closed windows' rows (__ws, [__we,] keys, inputs or partials) into output rows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> finalize(const std::shared_ptr<arrow::RecordBatch>& closed);
+  // Session windows: forms the sessions of the buffered rows, keeps the open ones' rows and
+  // returns the closed ones' (null when none closed).
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> close_sessions();
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> merge_sessions(const std::shared_ptr<arrow::RecordBatch>& intervals) const;
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> session_intervals(const arrow::RecordBatch& rows) const;
+  arrow::Status add_to_sessions(const arrow::RecordBatch& rows);
   // The buffer (state + pending) as one batch, pending cleared.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> take_buffer();
   // Partial mode: one row per (window, keys), merging partial aggregates.
@@ -94,6 +76,11 @@ class WindowAggregate {
   WindowState state_;
   std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // buffered since the last compaction
   int64_t min_open_start_ = INT64_MAX;  // earliest buffered window start
+  int64_t min_open_end_ = INT64_MAX;    // sessions: the earliest open session's end
+  // Sessions: one row per open session (__k<i> keys, __ss first and __sl last event time), kept
+  // up to date batch by batch so that the rows are only sorted when a session does close.
+  std::shared_ptr<arrow::RecordBatch> open_sessions_;
+  std::vector<std::string> session_keys_;  // the __k<i> that are not the session window
   std::map<std::string, std::chrono::steady_clock::time_point> last_seen_;
 };
 

@@ -24,6 +24,7 @@ struct DatasetReport {
   std::optional<int64_t> backlog;
   // Windowed flows: rows behind the watermark, the open windows' state and the watermark.
   int64_t rows_late = 0;
+  int64_t rows_duplicate = 0;  // SELECT DISTINCT: rows dropped as duplicates
   std::optional<int64_t> state_rows;
   std::optional<int64_t> state_bytes;
   // Materialized views: "incremental" or "full", and why.

@@ -142,6 +142,7 @@ class SqlRun {
         if (plan.aggregates()) {
           ARROW_RETURN_NOT_OK(check_windowed(plan, graph_.files[flow.file], flow.loc));
         }
+        if (plan.distinct()) ARROW_RETURN_NOT_OK(check_dedup(plan, graph_.files[flow.file], flow.loc));
         if (plan.unions()) {
           return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
               "UNION ALL in a streaming table: write one CREATE FLOW ... INSERT INTO per source instead"));
@@ -566,6 +567,7 @@ class SqlRun {
       if (report.state_rows) progress["metrics"]["state_rows"] = *report.state_rows;
     } else if (report.state_rows) {  // windowed flows
       progress["metrics"]["num_late_rows"] = report.rows_late;
+      if (report.rows_duplicate) progress["metrics"]["num_duplicate_rows"] = report.rows_duplicate;
       progress["metrics"]["state_rows"] = *report.state_rows;
       progress["metrics"]["state_bytes"] = report.state_bytes.value_or(0);
       if (report.watermark && *report.watermark != exec::WindowState::kNoWatermark) {
@@ -770,13 +772,33 @@ class SqlRun {
     if (!agg.window) {
       return arrow::Status::Invalid(sql::format_error(file, loc,
           "aggregations in streaming tables need an event-time window: GROUP BY ..., window(ts, '5 minutes') "
-          "(tumbling) or window(ts, '10 minutes', '5 minutes') (sliding), with WATERMARK ts DELAY OF INTERVAL ... "
+          "(tumbling), window(ts, '10 minutes', '5 minutes') (sliding) or session_window(ts, '10 minutes'), with "
+          "WATERMARK ts DELAY OF INTERVAL ... "
           "on the stream; or use a materialized view"));
     }
     if (!plan.watermark()) {
       return arrow::Status::Invalid(sql::format_error(file, agg.window->loc,
           "a window in a streaming table needs a watermark to know when it is complete: add WATERMARK <ts> DELAY "
           "OF INTERVAL <n> MINUTES after the STREAM(...) source"));
+    }
+    return arrow::Status::OK();
+  }
+
+  // SELECT DISTINCT in a streaming table: dedup within the watermark horizon (StreamDedup).
+  static arrow::Status check_dedup(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc) {
+    if (plan.aggregates()) {
+      return arrow::Status::NotImplemented(sql::format_error(file, loc,
+          "SELECT DISTINCT with GROUP BY in a streaming table: the windows are distinct already; drop DISTINCT"));
+    }
+    if (!plan.watermark()) {
+      return arrow::Status::Invalid(sql::format_error(file, loc,
+          "SELECT DISTINCT in a streaming table needs a watermark to bound what it remembers: add WATERMARK <ts> "
+          "DELAY OF INTERVAL <n> MINUTES after the STREAM(...) source and select <ts>"));
+    }
+    if (plan.output_schema()->GetFieldIndex(plan.watermark()->column) < 0) {
+      return arrow::Status::Invalid(sql::format_error(file, plan.watermark()->loc, fmt::format(
+          "SELECT DISTINCT in a streaming table drops a duplicate only while its event time is not behind the "
+          "watermark: select the WATERMARK column '{}'", plan.watermark()->column)));
     }
     return arrow::Status::OK();
   }
@@ -812,7 +834,7 @@ class SqlRun {
   }
 
   static arrow::Status refuse_event_time(const exec::SelectPlan& plan) {
-    if (plan.watermark() && !plan.aggregates()) {
+    if (plan.watermark() && !plan.aggregates() && !plan.distinct()) {
       return arrow::Status::NotImplemented(
           "WATERMARK runs with windowed aggregations (GROUP BY window(ts, ...)) in streaming tables; elsewhere "
           "(plain streaming tables, materialized views) it is not executed yet: remove it to run this query");
@@ -1002,7 +1024,7 @@ class SqlRun {
     }
     // GROUP BY window(...): the windows the watermark closed are the table's rows.
     std::unique_ptr<WindowedFlow> windowed;
-    if (plan.aggregates()) {
+    if (plan.aggregates() || plan.distinct()) {  // windows, or SELECT DISTINCT (dedup)
       ARROW_ASSIGN_OR_RAISE(auto wo, windowed_options(d, flow_name, plan));
       ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo)));
       auto target = std::make_shared<delta::LogStore>(config_.table_path(d.name));
@@ -1018,6 +1040,7 @@ class SqlRun {
         report.state_rows = flow->state_rows();
         report.state_bytes = flow->state_bytes();
         report.watermark = flow->watermark();
+        report.rows_duplicate += flow->duplicates_dropped();
       }
     } window_report{windowed.get(), report};
     // Where the rows of the current input batch came from (windowed flows only).
@@ -1249,6 +1272,11 @@ class SqlRun {
   arrow::Status run_materialized(const Dataset& d, DatasetReport& report) {
     const auto& plan = flow_plans_.at(d.flows[0]);
     ARROW_RETURN_NOT_OK(refuse_event_time(plan));
+    if (plan.watermark() && plan.distinct() && !plan.aggregates()) {  // dedup within a watermark: streams only
+      return arrow::Status::NotImplemented(
+          "WATERMARK with SELECT DISTINCT deduplicates a stream in a streaming table; a materialized view recomputes "
+          "from its inputs' snapshots: remove the WATERMARK for a plain DISTINCT");
+    }
     auto read = [&](const exec::PlanSource& src) -> arrow::Result<std::shared_ptr<arrow::Table>> {
       if (src.kind == exec::PlanSource::Kind::kKafka) {
         return invalid("a materialized view cannot read Kafka directly; read a streaming table");

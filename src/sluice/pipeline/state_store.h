@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "sluice/exec/window_aggregate.h"
+#include "sluice/exec/event_time_operator.h"
 #include "sluice/pipeline/side_table.h"
 
 namespace sluice::pipeline {

@@ -11,6 +11,8 @@
 #include "sluice/common/status.h"
 #include "sluice/delta/snapshot.h"
 #include "sluice/delta/table.h"
+#include "sluice/exec/stream_dedup.h"
+#include "sluice/exec/window_aggregate.h"
 #include "sluice/pipeline/kafka_ingest_flow.h"
 
 namespace sluice::pipeline {
@@ -28,7 +30,11 @@ std::shared_ptr<arrow::Schema> late_rows_schema(const arrow::Schema& rows) {
 
 arrow::Result<std::unique_ptr<WindowedFlow>> WindowedFlow::make(const exec::SelectPlan& plan, WindowedFlowOptions options) {
   std::unique_ptr<WindowedFlow> flow(new WindowedFlow());
-  ARROW_ASSIGN_OR_RAISE(flow->op_, exec::WindowAggregate::make(plan, options.policy));
+  if (plan.distinct() && !plan.aggregates()) {
+    ARROW_ASSIGN_OR_RAISE(flow->op_, exec::StreamDedup::make(plan, options.policy));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(flow->op_, exec::WindowAggregate::make(plan, options.policy));
+  }
   flow->store_ = std::make_unique<StateStore>(options.table_path / "_sluice_state" / options.flow);
   flow->late_schema_ = late_rows_schema(*plan.row_stage_schema());
   if (options.write_late_rows) {
@@ -54,7 +60,7 @@ arrow::Status WindowedFlow::load(const delta::Snapshot* snapshot) {
   return op_->restore(std::move(empty));
 }
 
-arrow::Status WindowedFlow::write_late(const arrow::RecordBatch& rows, const exec::WindowAggregate::Result& r,
+arrow::Status WindowedFlow::write_late(const arrow::RecordBatch& rows, const exec::EventTimeOperator::Result& r,
                                        const std::shared_ptr<arrow::Array>& source_name,
                                        const std::shared_ptr<arrow::Array>& source_partition,
                                        const std::shared_ptr<arrow::Array>& source_offset,

@@ -1,6 +1,7 @@
-// A streaming-table flow with event-time windows: the window operator, its state snapshots
-// (tied to the target's commits) and the late rows it sets aside (counted, and written to
-// `<table>_late` when the table's 'sluice.late_rows' property is 'table').
+// A streaming-table flow with an event-time operator (windowed aggregation, or dedup for
+// SELECT DISTINCT): the operator, its state snapshots (tied to the target's commits) and the
+// late rows it sets aside (counted, and written to `<table>_late` when the table's
+// 'sluice.late_rows' property is 'table').
 #pragma once
 
 #include <arrow/result.h>
@@ -9,9 +10,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <functional>
 #include <string>
 
-#include "sluice/exec/window_aggregate.h"
+#include "sluice/exec/event_time_operator.h"
+#include "sluice/exec/select_plan.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/state_store.h"
 
@@ -60,17 +63,18 @@ class WindowedFlow {
   int64_t state_bytes() const { return op_->state_bytes(); }
   int64_t state_file_bytes() const { return state_file_bytes_; }
   int64_t watermark() const { return op_->watermark(); }
+  int64_t duplicates_dropped() const { return op_->duplicates_dropped(); }
 
  private:
   WindowedFlow() = default;
-  arrow::Status write_late(const arrow::RecordBatch& rows, const exec::WindowAggregate::Result& r,
+  arrow::Status write_late(const arrow::RecordBatch& rows, const exec::EventTimeOperator::Result& r,
                            const std::shared_ptr<arrow::Array>& source_name,
                            const std::shared_ptr<arrow::Array>& source_partition,
                            const std::shared_ptr<arrow::Array>& source_offset,
                            const std::function<bool(int64_t)>& already_written);
 
   WindowedFlowOptions options_;
-  std::unique_ptr<exec::WindowAggregate> op_;
+  std::unique_ptr<exec::EventTimeOperator> op_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<SideTable> late_;
   std::shared_ptr<arrow::Schema> late_schema_;

@@ -119,6 +119,11 @@ std::string table_ref(const TableRef& t) {
 
 std::string select_text(const Select& s) {
   std::string out = s.distinct ? "(select distinct" : "(select";
+  if (!s.distinct_on.empty()) {
+    out += " (on";
+    for (const auto& e : s.distinct_on) out += " " + to_string(*e);
+    out += ")";
+  }
   for (const auto& item : s.items) {
     out += " " + to_string(*item.expr);
     if (!item.alias.empty()) out += " (as " + item.alias + ")";

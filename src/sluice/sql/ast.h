@@ -95,6 +95,7 @@ struct OrderItem {
 struct Select {
   Location loc;
   bool distinct = false;
+  std::vector<ExprPtr> distinct_on;  // SELECT DISTINCT ON (a, b) ...
   std::vector<SelectItem> items;
   std::unique_ptr<TableRef> from;  // null: SELECT without FROM
   ExprPtr where;

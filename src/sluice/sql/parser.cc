@@ -523,6 +523,14 @@ class Parser {
     ARROW_RETURN_NOT_OK(expect_keyword("SELECT"));
     if (accept_keyword("DISTINCT")) {
       s.distinct = true;
+      if (accept_keyword("ON")) {
+        ARROW_RETURN_NOT_OK(expect_op("("));
+        do {
+          ARROW_ASSIGN_OR_RAISE(auto on, expression());
+          s.distinct_on.push_back(std::move(on));
+        } while (accept_op(","));
+        ARROW_RETURN_NOT_OK(expect_op(")"));
+      }
     } else {
       accept_keyword("ALL");
     }

@@ -1,0 +1,64 @@
+// The contract between a streaming-table flow and its event-time operator (window
+// aggregation, dedup): batches in arrival order in, finalized rows and late rows out, a
+// watermark, and state that can be snapshotted and restored (DESIGN.md §4).
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::exec {
+
+// The watermark is tracked per input (a Kafka topic partition, or a Delta source) and advanced
+// row by row in arrival order: max event time seen on the input minus the delay, then the
+// minimum over the inputs that have data and were not idle for `idle_timeout` (all of them if
+// every one is idle), never moving back. Per row rather than per batch, so which rows are late
+// does not depend on how the source cut its batches (replay after a crash cuts them anew).
+struct WatermarkPolicy {
+  int64_t delay_micros = 0;
+  std::chrono::milliseconds idle_timeout{0};  // 0: an input never counts as idle
+};
+
+// Everything an event-time operator needs to continue exactly where it was: its buffered rows
+// (windows not yet emitted, keys seen), the watermark and the max event time per input.
+struct WindowState {
+  static constexpr int64_t kNoWatermark = INT64_MIN;
+  int64_t watermark = kNoWatermark;
+  std::map<std::string, int64_t> input_max_event_time;  // by input id ("topic/partition")
+  std::shared_ptr<arrow::Table> open_rows;             // the operator's buffer_schema()
+};
+
+// Thread-compatible: used by one flow run at a time. Virtual per batch, never per row.
+class EventTimeOperator {
+ public:
+  virtual ~EventTimeOperator() = default;
+
+  struct Result {
+    std::shared_ptr<arrow::RecordBatch> output;     // rows for the table (plan's output schema)
+    std::shared_ptr<arrow::Array> late_rows;        // int64 indices into `rows` of late rows
+    std::shared_ptr<arrow::Array> late_watermarks;  // the watermark each late row met (int64 µs)
+  };
+  // Consumes one batch of row-stage output (`rows`: SelectPlan::apply_row_stages), whose row i
+  // arrived on input `input_ids[input_of_row[i]]`, in arrival order. `now` is the wall clock
+  // used for idleness.
+  virtual arrow::Result<Result> consume(const arrow::RecordBatch& rows, const std::vector<std::string>& input_ids,
+                                        const std::vector<int32_t>& input_of_row,
+                                        std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) = 0;
+
+  virtual int64_t watermark() const = 0;
+  // A copy of the state (shares the buffered arrays), for snapshots.
+  virtual arrow::Result<WindowState> state() const = 0;
+  virtual arrow::Status restore(WindowState state) = 0;
+  virtual int64_t state_rows() const = 0;
+  virtual int64_t state_bytes() const = 0;
+  // Rows dropped as duplicates since the operator was made (dedup only).
+  virtual int64_t duplicates_dropped() const { return 0; }
+};
+
+}  // namespace sluice::exec
