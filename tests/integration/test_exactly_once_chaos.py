@@ -232,6 +232,12 @@ def history(tables):
             info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
             out.append(f"{t} {f.stem}: {info.get('operation')} adds={adds} "
                        f"rows={info.get('operationMetrics', {}).get('numOutputRows')} txns={txns}")
+    events = tables.root.parent / "system" / "event_log"
+    if (events / "_delta_log").exists():  # rows each silver run read, wrote and dropped
+        for row in DeltaTable(str(events)).to_pyarrow_table().to_pylist():
+            if row["event_type"] == "flow_progress" and row["origin"]["dataset_name"] == "silver":
+                m = json.loads(row["details"]).get("flow_progress", {}).get("metrics", {})
+                out.append(f"silver run: {m}")
     return "\n".join(out)
 
 
