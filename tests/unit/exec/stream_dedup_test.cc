@@ -16,35 +16,20 @@
 
 #include "sluice/pipeline/state_store.h"
 #include "sluice/sql/parser.h"
+#include "event_rows.h"
 
 namespace sluice::exec {
 namespace {
 
-constexpr int64_t kMinute = 60'000'000;
-
-struct Event {
-  std::string key;
-  int64_t minute;  // event time in minutes
-  int64_t value;
-};
+using testing::Event;
+using testing::kMinute;
 
 class StreamDedupTest : public ::testing::Test {
  protected:
-  std::shared_ptr<arrow::Schema> source_ = arrow::schema({arrow::field("k", arrow::utf8()),
-                                                          arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
-                                                          arrow::field("v", arrow::int64())});
-  sql::SourceFile file_;
-  std::vector<sql::Statement> statements_;
+  testing::EventSource events_;
   std::optional<SelectPlan> plan_;  // of the last make_op
 
-  SelectPlan plan(const std::string& select) {
-    file_ = sql::SourceFile{"t.sql", "CREATE OR REFRESH STREAMING TABLE t AS " + select + ";"};
-    statements_ = sql::parse_statements(file_).ValueOrDie();
-    auto lookup = [this](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return source_; };
-    auto p = SelectPlan::make(*statements_[0].dataset->query, file_, lookup);
-    EXPECT_TRUE(p.ok()) << p.status().ToString();
-    return p.MoveValueUnsafe();
-  }
+  SelectPlan plan(const std::string& select) { return events_.plan(select); }
 
   std::unique_ptr<StreamDedup> make_op(const std::string& select = kAll, int64_t delay_minutes = 2) {
     plan_ = plan(select);
@@ -53,18 +38,7 @@ class StreamDedupTest : public ::testing::Test {
     return op.MoveValueUnsafe();
   }
 
-  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) {
-    arrow::StringBuilder k;
-    arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool());
-    arrow::Int64Builder v;
-    for (const auto& e : events) {
-      EXPECT_TRUE(k.Append(e.key).ok());
-      EXPECT_TRUE(ts.Append(e.minute * kMinute).ok());
-      EXPECT_TRUE(v.Append(e.value).ok());
-    }
-    return arrow::RecordBatch::Make(source_, static_cast<int64_t>(events.size()),
-                                    {k.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), v.Finish().ValueOrDie()});
-  }
+  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) { return events_.batch(events); }
 
   // Feeds `events` as one batch from one input; returns the emitted rows, in order, as text.
   std::vector<std::string> feed(StreamDedup& op, const std::vector<Event>& events, std::vector<int64_t>* late = nullptr) {

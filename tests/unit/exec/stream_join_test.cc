@@ -10,17 +10,13 @@
 
 #include "sluice/pipeline/state_store.h"
 #include "sluice/sql/parser.h"
+#include "event_rows.h"
 
 namespace sluice::exec {
 namespace {
 
-constexpr int64_t kMinute = 60'000'000;
-
-struct Event {
-  std::string key;
-  int64_t minute;  // event time in minutes
-  int64_t value;
-};
+using testing::Event;
+using testing::kMinute;
 
 constexpr const char* kInner =
     "SELECT a.k, a.v AS lv, b.v AS rv "
@@ -30,9 +26,7 @@ constexpr const char* kInner =
 
 class StreamJoinTest : public ::testing::Test {
  protected:
-  std::shared_ptr<arrow::Schema> source_ = arrow::schema({arrow::field("k", arrow::utf8()),
-                                                          arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
-                                                          arrow::field("v", arrow::int64())});
+  testing::EventSource events_;
   sql::SourceFile file_;
   std::vector<sql::Statement> statements_;
   std::unique_ptr<SelectPlan> plan_;
@@ -40,7 +34,7 @@ class StreamJoinTest : public ::testing::Test {
   arrow::Result<std::unique_ptr<StreamJoin>> make(const std::string& select) {
     file_ = sql::SourceFile{"t.sql", "CREATE OR REFRESH STREAMING TABLE t AS " + select + ";"};
     statements_ = sql::parse_statements(file_).ValueOrDie();
-    auto lookup = [this](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return source_; };
+    auto lookup = [this](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return events_.schema(); };
     ARROW_ASSIGN_OR_RAISE(auto p, SelectPlan::make(*statements_[0].dataset->query, file_, lookup));
     plan_ = std::make_unique<SelectPlan>(std::move(p));
     return StreamJoin::make(*plan_);
@@ -52,18 +46,7 @@ class StreamJoinTest : public ::testing::Test {
     return j.MoveValueUnsafe();
   }
 
-  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) {
-    arrow::StringBuilder k;
-    arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool());
-    arrow::Int64Builder v;
-    for (const auto& e : events) {
-      EXPECT_TRUE(k.Append(e.key).ok());
-      EXPECT_TRUE(ts.Append(e.minute * kMinute).ok());
-      EXPECT_TRUE(v.Append(e.value).ok());
-    }
-    return arrow::RecordBatch::Make(source_, static_cast<int64_t>(events.size()),
-                                    {k.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), v.Finish().ValueOrDie()});
-  }
+  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) { return events_.batch(events); }
 
   std::vector<std::string> feed(StreamJoin& j, JoinSide side, const std::vector<Event>& events, int64_t* late = nullptr) {
     auto r = j.consume(side, *batch(events));

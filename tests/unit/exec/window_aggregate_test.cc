@@ -11,47 +11,21 @@
 
 #include "sluice/pipeline/state_store.h"
 #include "sluice/sql/parser.h"
+#include "event_rows.h"
 
 namespace sluice::exec {
 namespace {
 
-constexpr int64_t kMinute = 60'000'000;
-
-struct Event {
-  std::string key;
-  int64_t minute;  // event time in minutes
-  int64_t value;
-};
+using testing::Event;
+using testing::kMinute;
 
 class WindowAggregateTest : public ::testing::Test {
  protected:
-  std::shared_ptr<arrow::Schema> source_ = arrow::schema({arrow::field("k", arrow::utf8()),
-                                                          arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
-                                                          arrow::field("v", arrow::int64())});
-  sql::SourceFile file_;
-  std::vector<sql::Statement> statements_;
+  testing::EventSource events_;
 
-  SelectPlan plan(const std::string& select) {
-    file_ = sql::SourceFile{"t.sql", "CREATE OR REFRESH STREAMING TABLE t AS " + select + ";"};
-    statements_ = sql::parse_statements(file_).ValueOrDie();
-    auto lookup = [this](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return source_; };
-    auto p = SelectPlan::make(*statements_[0].dataset->query, file_, lookup);
-    EXPECT_TRUE(p.ok()) << p.status().ToString();
-    return p.MoveValueUnsafe();
-  }
+  SelectPlan plan(const std::string& select) { return events_.plan(select); }
 
-  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) {
-    arrow::StringBuilder k;
-    arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool());
-    arrow::Int64Builder v;
-    for (const auto& e : events) {
-      EXPECT_TRUE(k.Append(e.key).ok());
-      EXPECT_TRUE(ts.Append(e.minute * kMinute).ok());
-      EXPECT_TRUE(v.Append(e.value).ok());
-    }
-    return arrow::RecordBatch::Make(source_, static_cast<int64_t>(events.size()),
-                                    {k.Finish().ValueOrDie(), ts.Finish().ValueOrDie(), v.Finish().ValueOrDie()});
-  }
+  std::shared_ptr<arrow::RecordBatch> batch(const std::vector<Event>& events) { return events_.batch(events); }
 
   // Feeds `events` as one batch from one input; returns the emitted rows as sorted text.
   std::vector<std::string> feed(WindowAggregate& op, const std::vector<Event>& events, std::vector<int64_t>* late = nullptr) {
@@ -140,7 +114,7 @@ TEST_F(WindowAggregateTest, NullEventTimesAreLateNotDropped) {
   auto op = make_op(p);
   auto b = batch({{"a", 1, 1}, {"a", 2, 1}});
   auto ts = arrow::MakeArrayOfNull(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), 2).ValueOrDie();
-  auto with_null = arrow::RecordBatch::Make(source_, 2, {b->column(0), ts, b->column(2)});
+  auto with_null = arrow::RecordBatch::Make(events_.schema(), 2, {b->column(0), ts, b->column(2)});
   auto r = op->consume(*with_null, {"topic/0"}, {0, 0});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->late_rows->length(), 2);
