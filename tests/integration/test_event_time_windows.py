@@ -65,6 +65,47 @@ def oracle(events, delay, size, slide, min_count=0):
     return done, late
 
 
+def upstream_batches(pipe, table, column):
+    """The values of `column` in each data file of an upstream table, in commit order: the
+    batches an event-time operator reading that table sees (its watermark moves per batch)."""
+    import pyarrow.parquet as pq
+    root = pipe / "data" / "tables" / table
+    out = []
+    for f in sorted((root / "_delta_log").glob("*.json")):
+        for line in f.read_text().splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "add" in action:
+                out.append(pq.read_table(root / action["add"]["path"], columns=[column]).column(column).to_pylist())
+    return out
+
+
+def oracle_batched(events, batches, delay, size, slide, min_count=0):
+    """As oracle(), for a Delta source: `batches` are lists of indices into `events` in the order
+    the operator reads them; a row is late when below the watermark as it stood before its batch,
+    and the watermark moves once after each batch (as Spark's does)."""
+    watermark = highest = None
+    late = []
+    windows = defaultdict(list)
+    for batch in batches:
+        before = watermark
+        for offset in batch:
+            e = events[offset]
+            t = e["ts"]
+            if before is not None and t < before:
+                late.append(offset)
+                continue
+            highest = t if highest is None else max(highest, t)
+            start = (t // slide) * slide
+            while start + size > t:
+                windows[(e["k"], start)].append(e["v"])
+                start -= slide
+        if highest is not None:
+            watermark = highest - delay if watermark is None else max(watermark, highest - delay)
+    done = {key: (len(vs), sum(vs)) for key, vs in windows.items()
+            if key[1] + size <= watermark and len(vs) > min_count}
+    return done, sorted(late)
+
+
 def table_rows(pipe, table):
     rows = DeltaTable(str(pipe / "data" / "tables" / table)).to_pyarrow_table().to_pylist()
     return rows
@@ -265,7 +306,9 @@ GROUP BY k, window(ts, '10 minutes', '5 minutes');
         produce_values(bootstrap, topic, [as_json(e) for e in events[lo:hi]])
         r = run_sluice("run", pipe, "--once")
         assert r.returncode == 0, r.stderr
-    want, want_late = oracle(events, 180, 600, 300)
+    # A Delta source: the watermark moves per batch (each file of `parsed`, in commit order).
+    want, want_late = oracle_batched(events, upstream_batches(pipe, "parsed", "offset"), 180, 600, 300)
+    assert want_late, "the events must include late ones"
     assert window_result(pipe, "gold") == want
     late = table_rows(pipe, "gold_late")
     assert sorted(r["offset"] for r in late) == want_late  # the upstream row's own Kafka offset column

@@ -15,14 +15,22 @@
 
 namespace sluice::exec {
 
-// The watermark is tracked per input (a Kafka topic partition, or a Delta source) and advanced
-// row by row in arrival order: max event time seen on the input minus the delay, then the
-// minimum over the inputs that have data and were not idle for `idle_timeout` (all of them if
-// every one is idle), never moving back. Per row rather than per batch, so which rows are late
-// does not depend on how the source cut its batches (replay after a crash cuts them anew).
+// The watermark is tracked per input (a Kafka topic partition, or a Delta source): max event
+// time seen on the input minus the delay, then the minimum over the inputs that have data and
+// were not idle for `idle_timeout` (all of them if every one is idle), never moving back;
+// row by row or once per batch (WatermarkStep).
+// When a batch moves the watermark. Per row for Kafka partitions: a partition's order is fixed,
+// so replay after a crash judges each row the same whatever the batches. Per batch, as Spark
+// does, for a Delta source: an upstream table interleaves its Kafka partitions, so rows out of
+// order by more than the delay are normal within a batch; the rows of a batch are judged
+// against the watermark as it stood before the batch, which moves once, after it. Batches of a
+// Delta source are chunks of the upstream's files read in commit order: cut the same on replay.
+enum class WatermarkStep { kPerRow, kPerBatch };
+
 struct WatermarkPolicy {
   int64_t delay_micros = 0;
   std::chrono::milliseconds idle_timeout{0};  // 0: an input never counts as idle
+  WatermarkStep step = WatermarkStep::kPerRow;
 };
 
 // Everything an event-time operator needs to continue exactly where it was: its buffered rows

@@ -156,14 +156,17 @@ arrow::Result<StreamJoin::Result> StreamJoin::consume(JoinSide side, const arrow
   ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(rows->schema(), {rows}));
   const auto& time_column = is_left ? bound_.left_time : bound_.right_time;
   auto times = event_times(*table->GetColumnByName(time_column));
-  // Late rows: below the side's watermark as it stood when they arrived.
+  // Late rows: below the side's watermark as it stood before this batch (WatermarkStep::
+  // kPerBatch: the sides are Delta tables, whose rows interleave their Kafka partitions).
   int64_t& max = is_left ? state_.left_max_time : state_.right_max_time;
   const int64_t delay = is_left ? left_delay_ : right_delay_;
+  const int64_t max_before = max;
   std::vector<uint8_t> keep(times.size());
   Result result;
   for (size_t i = 0; i < times.size(); ++i) {
     const int64_t t = times[i];
-    const bool late = t == StreamJoinState::kNoTime || (max != StreamJoinState::kNoTime && t < max - delay);
+    const bool late =
+        t == StreamJoinState::kNoTime || (max_before != StreamJoinState::kNoTime && t < max_before - delay);
     keep[i] = !late;
     result.late_rows += late;
     if (!late && t > max) max = t;

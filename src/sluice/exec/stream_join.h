@@ -24,9 +24,9 @@ struct StreamJoinState {
   std::shared_ptr<arrow::Table> right_rows;  // right side's columns
 };
 
-// Each side's watermark is its own highest event time minus its own delay, advanced row by row
-// in arrival order; a row below its side's watermark when it arrives (or with a null time) is
-// late and dropped (counted). Per side, so which rows are late does not depend on how the two
+// Each side's watermark is its own highest event time minus its own delay, moved once per batch
+// of that side; a row below its side's watermark as it stood before its batch (or with a null
+// time) is late and dropped (counted). Per side, so which rows are late does not depend on how the two
 // sides' arrivals interleave. A pair of non-late rows is emitted exactly once, when the later
 // of the two is consumed. A left row leaves the buffer when time + upper bound < right
 // watermark (for LEFT OUTER, emitted with nulls then if it never matched); a right row when

@@ -49,6 +49,10 @@ int64_t WatermarkAdvance::candidate() const {
 }
 
 void WatermarkAdvance::finish() {
+  if (policy_.step == WatermarkStep::kPerBatch) {
+    const int64_t c = candidate();
+    if (c > state_.watermark) state_.watermark = c;
+  }
   for (size_t j = 0; j < ids_.size(); ++j) {
     if (maxes_[j] != INT64_MIN) state_.input_max_event_time[ids_[j]] = maxes_[j];
   }

@@ -1,5 +1,5 @@
-// Advancing the watermark of an event-time operator row by row over one batch (the policy of
-// WatermarkPolicy), shared by window aggregation and dedup.
+// Advancing the watermark of an event-time operator over one batch (row by row or once per
+// batch, as WatermarkPolicy says), shared by window aggregation and dedup.
 #pragma once
 
 #include <arrow/result.h>
@@ -28,16 +28,18 @@ class WatermarkAdvance {
   int64_t watermark() const { return state_.watermark; }
   // A row (late or not) with event time `ts` arrived on batch input `input`: it has data now
   // (and holds the watermark back); the watermark moves if `ts` raises its input's maximum.
+  // Per batch (WatermarkStep::kPerBatch), the watermark moves in finish() only.
   void observe(int32_t input, int64_t ts) {
     const int32_t in = dense_[input];
     active_[in] = 1;
     if (ts > maxes_[in]) {
       maxes_[in] = ts;
+      if (policy_.step == WatermarkStep::kPerBatch) return;
       const int64_t c = candidate();
       if (c > state_.watermark) state_.watermark = c;
     }
   }
-  // Writes the inputs' maxima back into the state.
+  // Writes the inputs' maxima back into the state (and, per batch, moves the watermark).
   void finish();
 
  private:

@@ -813,6 +813,8 @@ class SqlRun {
     o.flow = flow_name;
     o.pipeline = config_.name;
     o.policy.delay_micros = plan.watermark()->delay_micros;
+    o.policy.step = streaming_source(plan).kind == exec::PlanSource::Kind::kKafka ? exec::WatermarkStep::kPerRow
+                                                                                 : exec::WatermarkStep::kPerBatch;
     auto props = properties(d);
     if (auto it = props.find("sluice.late_rows"); it != props.end()) {
       const auto v = to_lower(it->second);

@@ -109,10 +109,13 @@ TEST_F(StreamJoinTest, EvictsRowsTheOtherWatermarkPassed) {
 TEST_F(StreamJoinTest, LateRowsAreDroppedAndCounted) {
   auto j = join();
   int64_t late = 0;
-  feed(*j, JoinSide::kRight, {{"x", 30, 100}, {"x", 28, 101}, {"x", 31, 102}}, &late);  // 28 < 30 - 1: late
+  // Per batch, as Spark does: rows are judged against the watermark before their batch.
+  feed(*j, JoinSide::kRight, {{"x", 30, 100}, {"x", 28, 101}, {"x", 31, 102}}, &late);  // none late yet
+  EXPECT_EQ(late, 0);
+  EXPECT_EQ(j->watermark(JoinSide::kRight), 30 * kMinute);  // 31 - 1
+  feed(*j, JoinSide::kRight, {{"x", 29, 103}, {"x", 33, 104}}, &late);  // 29 < 30: late
   EXPECT_EQ(late, 1);
-  EXPECT_EQ(j->watermark(JoinSide::kRight), 30 * kMinute);
-  EXPECT_EQ(feed(*j, JoinSide::kLeft, {{"x", 25, 1}}, &late), (Rows{"x,1,100", "x,1,102"}));
+  EXPECT_EQ(feed(*j, JoinSide::kLeft, {{"x", 25, 1}}, &late), (Rows{"x,1,100", "x,1,101", "x,1,102", "x,1,104"}));
 }
 
 TEST_F(StreamJoinTest, LeftOuterEmitsUnmatchedRowsOnceTheWatermarkPasses) {
