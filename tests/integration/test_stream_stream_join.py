@@ -41,7 +41,7 @@ def as_json(e, column):
 
 
 def on_time(events, batches):
-    """The rows that are not late: `batches` are the serials of each upstream data file in the
+    """The rows that are not late: `batches` are the serials of each upstream commit in the
     order the join reads them; a row is late when below its side's watermark as it stood before
     its batch (the watermark moves per batch, as Spark's does)."""
     by_serial = {e["s"]: e for e in events}
@@ -219,7 +219,8 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
     assert proc.wait(60) == 0, (pipe / "final.stderr").read_text()
     err.close()
     assert done()
-    assert versions() != kills_at[-1], f"the last kill interrupted nothing: {kills_at}"
+    final = versions()  # most kills must land before the end (a fast machine may finish early)
+    assert sum(k != final for k in kills_at) >= 3, f"the kills interrupted nothing: {kills_at}"
     assert joined(pipe, "matched") == oracle(left, right, side_batches(pipe))
     assert joined(pipe, "matched_left") == oracle(left, right, side_batches(pipe), outer=True)
 

@@ -209,7 +209,8 @@ def run_with_sigkills(pipe, pipeline, table, topic, n_events, rounds=5, seed=7):
         proc.wait(30)
         err.close()
         kills_at.append(offset())
-    assert kills_at[-1] < n_events, f"the kills came too late to interrupt anything: {kills_at}"
+    # Most kills must land mid-stream (a fast machine may finish before the last ones).
+    assert sum(k < n_events for k in kills_at) >= 3, f"the kills came too late to interrupt anything: {kills_at}"
     assert len(set(kills_at)) > 2, f"the runs between kills made no progress: {kills_at}"
     err = open(pipe / "final.stderr", "w")
     proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
@@ -228,7 +229,7 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
     events = make_events(20000, seed=42)
     produce_values(bootstrap, topic, [as_json(e) for e in events])
     pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
-    (pipe / "t.sql").write_text(dedup_sql(topic, "chaos", limit=" max_offsets_per_trigger => 97,"))
+    (pipe / "t.sql").write_text(dedup_sql(topic, "chaos", limit=" max_offsets_per_trigger => 53,"))
     run_with_sigkills(pipe, "chaos", "chaos", topic, len(events))
     want, want_late, _ = oracle(events, 180)
     assert dedup_result(pipe, "chaos") == sorted(want)

@@ -1204,10 +1204,18 @@ class SqlRun {
       return arrow::Status::OK();
     }
     std::vector<delta::AddedFile> files;
-    if (!done) {
+    if (!done && windowed) {
+      // Event time reads the upstream commit by commit from its first version (the watermark
+      // moves once per commit, so the batches must be the same on replay); a log whose history
+      // was cleaned up or rewritten falls back to the snapshot, as one batch.
+      auto history = delta::added_files_between(upstream, DeltaVersion(-1), DeltaVersion(latest),
+                                                delta::ChangePolicy::kFail);
+      if (history.ok()) files = std::move(*history);
+    }
+    if (!done && files.empty()) {
       // The whole snapshot: its files are taken as of the latest version.
       for (const auto& f : up_snapshot->files()) files.push_back({DeltaVersion(latest), f});
-    } else {
+    } else if (done) {
       ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
                                                               delta::ChangePolicy::kFail));
     }
@@ -1216,8 +1224,30 @@ class SqlRun {
     wo.configuration = properties(d);
     wo.partition_columns = d.definition->partitioned_by;
     ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
-    for (const auto& f : files) {
-      ARROW_ASSIGN_OR_RAISE(auto table, delta::read_data_file(upstream, *up_snapshot, f.add));
+    for (size_t first = 0; first < files.size();) {
+      const auto& f = files[first];
+      // With event time, one batch per upstream commit: its watermark moves once per batch, as
+      // Spark's moves once per trigger, and a commit's rows interleave the Kafka partitions.
+      size_t end = first + 1;
+      while (windowed && end < files.size() && files[end].version == f.version) ++end;
+      std::shared_ptr<arrow::Table> table;
+      {
+        std::vector<std::shared_ptr<arrow::Table>> parts;
+        for (size_t k = first; k < end; ++k) {
+          ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(upstream, *up_snapshot, files[k].add));
+          parts.push_back(std::move(part));
+        }
+        if (parts.size() == 1) {
+          table = parts[0];
+        } else {
+          ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(parts, arrow::ConcatenateTablesOptions::Defaults()));
+        }
+        if (windowed) {
+          ARROW_ASSIGN_OR_RAISE(auto whole, table->CombineChunksToBatch());
+          ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(whole->schema(), {whole}));
+        }
+      }
+      first = end;
       // A Delta row's position is its upstream table and the version that added it.
       const int64_t version = f.version.value();
       Positions delta_positions = [&](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>&)

@@ -104,8 +104,21 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   wo.partition_columns = spec.partition_columns;
   ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target, snapshot, *spec.schema, wo));
   for (int i = 0; i < 2; ++i) {
-    for (const auto& f : files[i]) {
-      ARROW_ASSIGN_OR_RAISE(auto table, delta::read_data_file(*sides[i].store, *sides[i].snapshot, f.add));
+    // One batch per upstream commit: a side's watermark moves once per batch (as Spark's moves
+    // once per trigger), and a commit's rows interleave the upstream's Kafka partitions.
+    const auto& side_files = files[i];
+    for (size_t first = 0; first < side_files.size();) {
+      size_t end = first + 1;
+      while (end < side_files.size() && side_files[end].version == side_files[first].version) ++end;
+      std::vector<std::shared_ptr<arrow::Table>> parts;
+      for (size_t k = first; k < end; ++k) {
+        ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(*sides[i].store, *sides[i].snapshot, side_files[k].add));
+        parts.push_back(std::move(part));
+      }
+      first = end;
+      ARROW_ASSIGN_OR_RAISE(auto table, arrow::ConcatenateTables(parts));
+      ARROW_ASSIGN_OR_RAISE(auto whole, table->CombineChunksToBatch());
+      ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(whole->schema(), {whole}));
       arrow::TableBatchReader reader(*table);
       std::shared_ptr<arrow::RecordBatch> batch;
       while (true) {
