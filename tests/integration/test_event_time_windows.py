@@ -240,26 +240,22 @@ def test_crash_points_between_late_table_state_and_commit(tmp_path, bootstrap, n
     assert late_offsets(pipe, "crashy") == want_late
 
 
-def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
-    topic = new_topic(1)
-    events = make_events(30000, seed=42)
-    produce_values(bootstrap, topic, [as_json(e) for e in events])
-    pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
-    (pipe / "t.sql").write_text(windowed_sql(topic, "chaos", "window(ts, '10 minutes', '5 minutes')",
-                                             limit=" max_offsets_per_trigger => 97,"))
-    rnd = random.Random(7)
-    table = pipe / "data" / "tables" / "chaos"
+def run_with_sigkills(pipe, pipeline, table, topic, n_events, rounds=5, seed=7, min_progress=2):
+    """Runs the continuous pipeline `rounds` times, each SIGKILLed at a random moment, then once
+    more until the table's progress reaches `n_events`, stopped with SIGTERM."""
+    rnd = random.Random(seed)
+    path = pipe / "data" / "tables" / table
 
     def offset():
-        if not (table / "_delta_log").exists():
+        if not (path / "_delta_log").exists():
             return 0
         try:
-            return DeltaTable(str(table)).transaction_version(f"chaos/chaos/{topic}/0") or 0
+            return DeltaTable(str(path)).transaction_version(f"{pipeline}/{table}/{topic}/0") or 0
         except Exception:
             return 0
 
     kills_at = []
-    for round_ in range(6):
+    for round_ in range(rounds):
         err = open(pipe / f"run{round_}.stderr", "w")
         proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
         time.sleep(rnd.uniform(0.3, 1.2))
@@ -271,18 +267,28 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
         err.close()
         kills_at.append(offset())
     # Most kills must land mid-stream (a fast machine may finish before the last ones).
-    assert sum(k < len(events) for k in kills_at) >= 3, f"the kills came too late to interrupt anything: {kills_at}"
-    assert len(set(kills_at)) > 3, f"the runs between kills made no progress: {kills_at}"
+    assert sum(k < n_events for k in kills_at) >= 3, f"the kills came too late to interrupt anything: {kills_at}"
+    assert len(set(kills_at)) > min_progress, f"the runs between kills made no progress: {kills_at}"
     err = open(pipe / "final.stderr", "w")
     proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 120
-    while offset() < len(events) and time.monotonic() < deadline:
+    while offset() < n_events and time.monotonic() < deadline:
         assert proc.poll() is None, (pipe / "final.stderr").read_text()
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, (pipe / "final.stderr").read_text()
     err.close()
-    assert offset() == len(events)
+    assert offset() == n_events
+
+
+def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    events = make_events(30000, seed=42)
+    produce_values(bootstrap, topic, [as_json(e) for e in events])
+    pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
+    (pipe / "t.sql").write_text(windowed_sql(topic, "chaos", "window(ts, '10 minutes', '5 minutes')",
+                                             limit=" max_offsets_per_trigger => 97,"))
+    run_with_sigkills(pipe, "chaos", "chaos", topic, len(events), rounds=6, seed=7, min_progress=3)
     want, want_late = oracle(events, 180, 600, 300)
     assert window_result(pipe, "chaos") == want
     assert late_offsets(pipe, "chaos") == want_late

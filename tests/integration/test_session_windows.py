@@ -4,9 +4,8 @@ watermark rules, across updates and a crash between the state save and the commi
 from collections import defaultdict
 
 from conftest import run_sluice
-from test_event_time_windows import SCHEMA, as_json, flow_metrics, late_offsets, make_events, table_rows
+from test_event_time_windows import SCHEMA, as_json, flow_metrics, late_offsets, make_events, run_with_sigkills, table_rows
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
-from test_streaming_dedup import run_with_sigkills
 
 
 def oracle(events, delay, gap):

@@ -2,15 +2,10 @@
 duplicate events through Kafka equal an oracle computed here in plain Python with the same
 watermark rules (including which rows were late), also across crashes and SIGKILLs."""
 import random
-import signal
-import subprocess
-import time
 from collections import Counter
 
-from deltalake import DeltaTable
-
-from conftest import SLUICE, run_sluice
-from test_event_time_windows import BASE, SCHEMA, as_json, flow_metrics, late_offsets, table_rows
+from conftest import run_sluice
+from test_event_time_windows import BASE, SCHEMA, as_json, flow_metrics, late_offsets, run_with_sigkills, table_rows
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
 
@@ -181,47 +176,6 @@ def test_crash_points_between_late_table_state_and_commit(tmp_path, bootstrap, n
     want, want_late, _ = oracle(events, 180)
     assert dedup_result(pipe, "crashy") == sorted(want)
     assert late_offsets(pipe, "crashy") == want_late
-
-
-def run_with_sigkills(pipe, pipeline, table, topic, n_events, rounds=5, seed=7):
-    """Runs the continuous pipeline `rounds` times, each SIGKILLed at a random moment, then once
-    more until the table's progress reaches `n_events`, stopped with SIGTERM."""
-    rnd = random.Random(seed)
-    path = pipe / "data" / "tables" / table
-
-    def offset():
-        if not (path / "_delta_log").exists():
-            return 0
-        try:
-            return DeltaTable(str(path)).transaction_version(f"{pipeline}/{table}/{topic}/0") or 0
-        except Exception:
-            return 0
-
-    kills_at = []
-    for round_ in range(rounds):
-        err = open(pipe / f"run{round_}.stderr", "w")
-        proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
-        time.sleep(rnd.uniform(0.3, 1.2))
-        if proc.poll() is not None:
-            err.close()
-            raise AssertionError((pipe / f"run{round_}.stderr").read_text())
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        err.close()
-        kills_at.append(offset())
-    # Most kills must land mid-stream (a fast machine may finish before the last ones).
-    assert sum(k < n_events for k in kills_at) >= 3, f"the kills came too late to interrupt anything: {kills_at}"
-    assert len(set(kills_at)) > 2, f"the runs between kills made no progress: {kills_at}"
-    err = open(pipe / "final.stderr", "w")
-    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 120
-    while offset() < n_events and time.monotonic() < deadline:
-        assert proc.poll() is None, (pipe / "final.stderr").read_text()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0, (pipe / "final.stderr").read_text()
-    err.close()
-    assert offset() == n_events
 
 
 def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):

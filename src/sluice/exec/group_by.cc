@@ -6,6 +6,8 @@
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 
+#include <fmt/format.h>
+
 #include "sluice/common/status.h"
 
 namespace sluice::exec {
@@ -35,6 +37,26 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> group_by(const std::shared_pt
     columns.push_back(std::move(c));
   }
   return arrow::RecordBatch::Make(schema, batch->num_rows(), columns);
+}
+
+std::vector<cp::Aggregate> partial_merge_aggregates(const std::vector<std::string>& functions) {
+  auto skip_nulls = [] { return std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1); };
+  std::vector<cp::Aggregate> aggregates;
+  for (size_t a = 0; a < functions.size(); ++a) {
+    const auto& f = functions[a];
+    const auto p = fmt::format("__p{}", a);
+    if (f == "hash_count_all" || f == "hash_count") {
+      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(p), p);
+    } else if (f == "hash_mean") {
+      aggregates.emplace_back("hash_sum", skip_nulls(), arrow::FieldRef(fmt::format("__s{}", a)), fmt::format("__s{}", a));
+      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(fmt::format("__c{}", a)), fmt::format("__c{}", a));
+    } else if (f == "hash_first" || f == "hash_last") {
+      aggregates.emplace_back(f, nullptr, arrow::FieldRef(p), p);
+    } else {  // sum, min, max: the same function over the partials
+      aggregates.emplace_back(f, skip_nulls(), arrow::FieldRef(p), p);
+    }
+  }
+  return aggregates;
 }
 
 }  // namespace sluice::exec

@@ -8,6 +8,7 @@
 #include <arrow/type_fwd.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace sluice::exec {
@@ -17,5 +18,10 @@ namespace sluice::exec {
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> group_by(const std::shared_ptr<arrow::Table>& input,
                                                             const std::vector<arrow::compute::Aggregate>& aggregates,
                                                             const std::shared_ptr<arrow::Schema>& schema, size_t keys);
+
+// The aggregates that merge partial aggregates (columns __p<i>, and __s<i>/__c<i> for mean) of
+// the hash_* `functions` into one partial per group: counts add up, means keep sum and count,
+// first/last/sum/min/max apply again.
+std::vector<arrow::compute::Aggregate> partial_merge_aggregates(const std::vector<std::string>& functions);
 
 }  // namespace sluice::exec

@@ -510,21 +510,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::pre_aggregat
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::merge(
     const std::shared_ptr<arrow::RecordBatch>& partials) const {
-  std::vector<cp::Aggregate> aggregates;
-  for (size_t a = 0; a < agg_.functions.size(); ++a) {
-    const auto& f = agg_.functions[a];
-    const auto p = fmt::format("__p{}", a);
-    if (f == "hash_count_all" || f == "hash_count") {
-      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(p), p);
-    } else if (f == "hash_mean") {
-      aggregates.emplace_back("hash_sum", skip_nulls(), arrow::FieldRef(fmt::format("__s{}", a)), fmt::format("__s{}", a));
-      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(fmt::format("__c{}", a)), fmt::format("__c{}", a));
-    } else if (f == "hash_first" || f == "hash_last") {
-      aggregates.emplace_back(f, nullptr, arrow::FieldRef(p), p);
-    } else {
-      aggregates.emplace_back(f, skip_nulls(), arrow::FieldRef(p), p);
-    }
-  }
+  std::vector<cp::Aggregate> aggregates = partial_merge_aggregates(agg_.functions);
   return group(partials, aggregates, buffer_schema_, agg_.key_inputs.size());
 }
 

@@ -134,19 +134,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> MergeableAggregate::partials_
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> MergeableAggregate::merge(
     const std::vector<std::shared_ptr<arrow::RecordBatch>>& partials) const {
   const auto& agg = *plan_->aggregate_spec();
-  std::vector<cp::Aggregate> aggregates;
-  for (size_t a = 0; a < agg.functions.size(); ++a) {
-    const auto& f = agg.functions[a];
-    const auto p = fmt::format("__p{}", a);
-    if (f == "hash_count_all" || f == "hash_count") {
-      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(p), p);
-    } else if (f == "hash_mean") {
-      aggregates.emplace_back("hash_sum", skip_nulls(), arrow::FieldRef(fmt::format("__s{}", a)), fmt::format("__s{}", a));
-      aggregates.emplace_back("hash_sum", nullptr, arrow::FieldRef(fmt::format("__c{}", a)), fmt::format("__c{}", a));
-    } else {  // sum, min, max: the same function over the partials
-      aggregates.emplace_back(f, skip_nulls(), arrow::FieldRef(p), p);
-    }
-  }
+  std::vector<cp::Aggregate> aggregates = exec::partial_merge_aggregates(agg.functions);
   std::vector<std::shared_ptr<arrow::RecordBatch>> nonempty;
   for (const auto& b : partials) {
     if (b && b->num_rows() > 0) nonempty.push_back(b);
