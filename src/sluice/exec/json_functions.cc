@@ -9,7 +9,7 @@
 #include <functional>
 #include <mutex>
 
-#include <rapidjson/document.h>
+#include "sluice/format/json_record.h"
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -79,14 +79,14 @@ arrow::Status json_path_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, 
   const auto& in = static_cast<const arrow::BinaryArray&>(*input);
   arrow::StringBuilder builder;
   ARROW_RETURN_NOT_OK(builder.Reserve(in.length()));
-  rapidjson::Document doc;
+  format::JsonRecordParser parser;
   for (int64_t r = 0; r < in.length(); ++r) {
     if (in.IsNull(r)) {
       ARROW_RETURN_NOT_OK(builder.AppendNull());
       continue;
     }
     auto text = in.GetView(r);
-    doc.Parse(text.data(), text.size());
+    auto& doc = parser.parse<rapidjson::kParseDefaultFlags>(text);
     const rapidjson::Value* v = doc.HasParseError() ? nullptr : &doc;
     for (const auto& step : steps) {
       if (!v) break;

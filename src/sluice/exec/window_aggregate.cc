@@ -1,7 +1,7 @@
 // Event-time windowed aggregation: window assignment, watermark, late rows, emission.
 #include "sluice/exec/window_aggregate.h"
 
-#include "sluice/exec/group_by.h"
+#include "sluice/exec/partial_groups.h"
 
 #include <arrow/acero/exec_plan.h>
 #include <arrow/acero/options.h>
@@ -13,6 +13,12 @@
 
 #include "sluice/common/status.h"
 #include "sluice/exec/watermark.h"
+
+// GCC 12 reports a false maybe-uninitialized in arrow::FieldRef's std::variant when SortKeys
+// are built here (inlining-dependent, like GCC bug 105329).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace sluice::exec {
 
@@ -154,21 +160,16 @@ arrow::Result<std::unique_ptr<WindowAggregate>> WindowAggregate::make(const Sele
     const auto& f = op->agg_.functions[a];
     const auto& in_type = op->agg_.aggregate_inputs[a].type;
     if (f != "hash_count_all") raw.push_back(arrow::field(fmt::format("__in{}", a), in_type));
-    const bool decimal = in_type->id() == arrow::Type::DECIMAL128;
-    if (f == "hash_count" || f == "hash_count_all") {
-      partial.push_back(arrow::field(fmt::format("__p{}", a), arrow::int64()));
-    } else if ((f == "hash_sum" || f == "hash_mean") && !decimal) {
-      auto sum_type = arrow::is_integer(in_type->id()) ? arrow::int64() : arrow::float64();
-      if (f == "hash_sum") {
-        partial.push_back(arrow::field(fmt::format("__p{}", a), sum_type));
-      } else {
-        partial.push_back(arrow::field(fmt::format("__s{}", a), sum_type));
-        partial.push_back(arrow::field(fmt::format("__c{}", a), arrow::int64()));
-      }
-    } else if (f == "hash_min" || f == "hash_max" || f == "hash_first" || f == "hash_last") {
-      partial.push_back(arrow::field(fmt::format("__p{}", a), in_type));
+    if (!PartialGroups::supports(f, in_type)) {
+      op->partial_ = false;  // count DISTINCT, stddev, decimals: keep the rows
+      continue;
+    }
+    auto type = PartialGroups::partial_type(f, in_type);
+    if (f == "hash_mean") {
+      partial.push_back(arrow::field(fmt::format("__s{}", a), type));
+      partial.push_back(arrow::field(fmt::format("__c{}", a), arrow::int64()));
     } else {
-      op->partial_ = false;  // count DISTINCT, stddev, decimal sums: keep the rows
+      partial.push_back(arrow::field(fmt::format("__p{}", a), type));
     }
   }
   op->raw_schema_ = arrow::schema(raw);
@@ -234,10 +235,13 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
   ARROW_ASSIGN_OR_RAISE(result.late_rows, late.Finish());
   ARROW_ASSIGN_OR_RAISE(result.late_watermarks, late_wm.Finish());
 
-  // The assigned (row, window) pairs, as buffer columns.
+  // The assigned (row, window) pairs: into each window's hash table, or buffered as rows.
   ARROW_ASSIGN_OR_RAISE(auto take_indices, take.Finish());
   ARROW_ASSIGN_OR_RAISE(auto window_starts, starts.Finish());
-  if (take_indices->length() > 0) {
+  if (partial_) {
+    ARROW_RETURN_NOT_OK(add_partials(rows, static_cast<const arrow::Int64Array&>(*take_indices),
+                                     static_cast<const arrow::Int64Array&>(*window_starts)));
+  } else if (take_indices->length() > 0) {
     arrow::ArrayVector columns = {window_starts};
     for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
       if (k == w.key_index) continue;
@@ -252,17 +256,10 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
       columns.push_back(taken);
     }
     auto assigned = arrow::RecordBatch::Make(raw_schema_, take_indices->length(), std::move(columns));
-    if (partial_) {
-      ARROW_ASSIGN_OR_RAISE(assigned, pre_aggregate(assigned));
-    }
     if (session) ARROW_RETURN_NOT_OK(add_to_sessions(*assigned));
-    pending_rows_ += assigned->num_rows();
     pending_.push_back(std::move(assigned));
   }
   ARROW_ASSIGN_OR_RAISE(result.output, emit_closed());
-  // Partials of many batches fold into one row per (window, keys) now and then.
-  const int64_t open = state_.open_rows ? state_.open_rows->num_rows() : 0;
-  if (partial_ && pending_rows_ > std::max(compaction_rows_, open)) ARROW_RETURN_NOT_OK(compact());
   return result;
 }
 
@@ -277,6 +274,18 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
   const bool any_closed = watermark != WindowState::kNoWatermark && min_open_start_ != INT64_MAX &&
                           min_open_start_ <= watermark - w.size_micros;
   if (!any_closed) return arrow::RecordBatch::MakeEmpty(output_schema_);
+  if (partial_) {  // closed windows leave with their hash tables, one row per (window, keys)
+    std::vector<std::shared_ptr<arrow::RecordBatch>> closed;
+    while (!windows_.empty() && windows_.begin()->first <= watermark - w.size_micros) {
+      ARROW_ASSIGN_OR_RAISE(auto batch, window_rows(windows_.begin()->first, *windows_.begin()->second));
+      closed.push_back(std::move(batch));
+      windows_.erase(windows_.begin());
+    }
+    min_open_start_ = windows_.empty() ? INT64_MAX : windows_.begin()->first;
+    ARROW_ASSIGN_OR_RAISE(auto all, arrow::Table::FromRecordBatches(buffer_schema_, closed));
+    ARROW_ASSIGN_OR_RAISE(auto batch, all->CombineChunksToBatch());
+    return finalize(batch);
+  }
   // Split the buffer into closed and open windows.
   ARROW_ASSIGN_OR_RAISE(auto buffered, take_buffer());
   ARROW_ASSIGN_OR_RAISE(auto closed_mask,
@@ -285,11 +294,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::emit_closed(
   ARROW_ASSIGN_OR_RAISE(auto open_mask, cp::Invert(closed_mask));
   ARROW_ASSIGN_OR_RAISE(auto closed_d, cp::Filter(buffered, closed_mask));
   ARROW_ASSIGN_OR_RAISE(auto open_d, cp::Filter(buffered, open_mask));
-  auto open = open_d.record_batch();
-  if (partial_) {
-    ARROW_ASSIGN_OR_RAISE(open, merge(open));
-  }
-  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {open}));
+  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {open_d.record_batch()}));
   min_open_start_ = min_window_start(*state_.open_rows);
   return finalize(closed_d.record_batch());
 }
@@ -300,8 +305,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::finalize(
   const bool session = w.gap_micros > 0;
   // Aggregate the closed windows (arrival order kept: first/last).
   std::shared_ptr<arrow::RecordBatch> g;
-  if (partial_) {
-    ARROW_ASSIGN_OR_RAISE(g, merge(closed));
+  if (partial_) {  // one row of partials per (window, keys) already
+    g = closed;
     // Final values: avg = sum / count (null when no value counted).
     arrow::FieldVector fields = g->schema()->fields();
     arrow::ArrayVector columns = g->columns();
@@ -459,7 +464,6 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::take_buffer(
     parts.push_back(t);
   }
   pending_.clear();
-  pending_rows_ = 0;
   if (parts.empty()) return arrow::RecordBatch::MakeEmpty(buffer_schema_);
   ARROW_ASSIGN_OR_RAISE(auto all, arrow::ConcatenateTables(parts));
   ARROW_ASSIGN_OR_RAISE(auto batch, all->CombineChunksToBatch());
@@ -469,63 +473,130 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::take_buffer(
 
 namespace {
 
-// Groups `input` by __ws and the keys (group_by.h), keeping arrival order.
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> group(const std::shared_ptr<arrow::RecordBatch>& input,
-                                                         const std::vector<cp::Aggregate>& aggregates,
-                                                         const std::shared_ptr<arrow::Schema>& schema, size_t keys) {
-  ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(input->schema(), {input}));
-  return group_by(table, aggregates, schema, keys);
+// The (row, window start) pairs of a batch split by window, in arrival order within each; rows
+// are null when the pairs are the rows 0..n-1 of a single window (nothing to take).
+struct WindowRows {
+  int64_t start;
+  std::shared_ptr<arrow::Int64Array> rows;
+};
+
+arrow::Result<std::vector<WindowRows>> split_by_window(const arrow::Int64Array& rows, const arrow::Int64Array& starts,
+                                                       int64_t batch_rows) {
+  const int64_t m = rows.length();
+  std::vector<WindowRows> out;
+  if (m == 0) return out;
+  const int64_t* r = rows.raw_values();
+  const int64_t* ws = starts.raw_values();
+  bool one_window = true;
+  for (int64_t i = 1; i < m && one_window; ++i) one_window = ws[i] == ws[0];
+  if (one_window) {
+    const bool all_rows = m == batch_rows;  // pairs come in row order, one per row
+    out.push_back({ws[0], all_rows ? nullptr : std::make_shared<arrow::Int64Array>(rows.data())});
+    return out;
+  }
+  // A batch spans few windows: find each pair's by a linear search from the last one hit.
+  std::vector<std::vector<int64_t>> per_window;
+  size_t hit = 0;
+  std::vector<int64_t> window_starts;
+  for (int64_t i = 0; i < m; ++i) {
+    if (window_starts.empty() || window_starts[hit] != ws[i]) {
+      hit = static_cast<size_t>(std::find(window_starts.begin(), window_starts.end(), ws[i]) - window_starts.begin());
+      if (hit == window_starts.size()) {
+        window_starts.push_back(ws[i]);
+        per_window.emplace_back();
+      }
+    }
+    per_window[hit].push_back(r[i]);
+  }
+  for (size_t w = 0; w < window_starts.size(); ++w) {
+    arrow::Int64Builder b;
+    ARROW_RETURN_NOT_OK(b.AppendValues(per_window[w]));
+    ARROW_ASSIGN_OR_RAISE(auto indices, b.Finish());
+    out.push_back({window_starts[w], std::static_pointer_cast<arrow::Int64Array>(indices)});
+  }
+  return out;
 }
 
-std::shared_ptr<cp::FunctionOptions> skip_nulls() {
-  return std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
+arrow::Result<arrow::ArrayVector> take_all(const arrow::ArrayVector& columns, const std::shared_ptr<arrow::Int64Array>& rows) {
+  if (!rows) return columns;
+  arrow::ArrayVector out;
+  for (const auto& c : columns) {
+    if (!c) {
+      out.push_back(nullptr);
+      continue;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(*c, *rows));
+    out.push_back(std::move(taken));
+  }
+  return out;
 }
 
 }  // namespace
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::pre_aggregate(
-    const std::shared_ptr<arrow::RecordBatch>& raw) const {
-  std::vector<cp::Aggregate> aggregates;
+arrow::Result<PartialGroups*> WindowAggregate::window_groups(int64_t start) {
+  auto it = windows_.find(start);
+  if (it != windows_.end()) return it->second.get();
+  std::vector<std::shared_ptr<arrow::DataType>> key_types, input_types;
+  for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
+    if (k != agg_.window->key_index) key_types.push_back(agg_.key_inputs[k].type);
+  }
+  for (const auto& in : agg_.aggregate_inputs) input_types.push_back(in.type);
+  ARROW_ASSIGN_OR_RAISE(auto groups, PartialGroups::make(key_types, agg_.functions, input_types));
+  return windows_.emplace(start, std::move(groups)).first->second.get();
+}
+
+arrow::Status WindowAggregate::add_partials(const arrow::RecordBatch& rows, const arrow::Int64Array& take,
+                                            const arrow::Int64Array& starts) {
+  if (take.length() == 0) return arrow::Status::OK();
+  // Keys and inputs are evaluated once per batch, then taken per window.
+  auto evaluated = [&](const BoundExpression& e) -> arrow::Result<std::shared_ptr<arrow::Array>> {
+    ARROW_ASSIGN_OR_RAISE(auto c, evaluate(e, rows));
+    if (c->type()->Equals(*e.type)) return c;
+    return cp::Cast(*c, e.type);
+  };
+  arrow::ArrayVector keys, inputs;
+  for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
+    if (k == agg_.window->key_index) continue;
+    ARROW_ASSIGN_OR_RAISE(auto c, evaluated(agg_.key_inputs[k]));
+    keys.push_back(std::move(c));
+  }
   for (size_t a = 0; a < agg_.functions.size(); ++a) {
-    const auto& f = agg_.functions[a];
-    const auto in = fmt::format("__in{}", a);
-    const auto out = fmt::format("__p{}", a);
-    if (f == "hash_count_all") {
-      aggregates.emplace_back("hash_count_all", nullptr, std::vector<arrow::FieldRef>{}, out);
-    } else if (f == "hash_count") {
-      aggregates.emplace_back("hash_count", std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID),
-                              arrow::FieldRef(in), out);
-    } else if (f == "hash_mean") {
-      aggregates.emplace_back("hash_sum", skip_nulls(), arrow::FieldRef(in), fmt::format("__s{}", a));
-      aggregates.emplace_back("hash_count", std::make_shared<cp::CountOptions>(cp::CountOptions::ONLY_VALID),
-                              arrow::FieldRef(in), fmt::format("__c{}", a));
-    } else if (f == "hash_first" || f == "hash_last") {
-      aggregates.emplace_back(f, nullptr, arrow::FieldRef(in), out);
-    } else {
-      aggregates.emplace_back(f, skip_nulls(), arrow::FieldRef(in), out);  // sum, min, max
+    if (agg_.functions[a] == "hash_count_all") {
+      inputs.push_back(nullptr);
+      continue;
     }
+    ARROW_ASSIGN_OR_RAISE(auto c, evaluated(agg_.aggregate_inputs[a]));
+    inputs.push_back(std::move(c));
   }
-  return group(raw, aggregates, buffer_schema_, agg_.key_inputs.size());
-}
-
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::merge(
-    const std::shared_ptr<arrow::RecordBatch>& partials) const {
-  std::vector<cp::Aggregate> aggregates = partial_merge_aggregates(agg_.functions);
-  return group(partials, aggregates, buffer_schema_, agg_.key_inputs.size());
-}
-
-arrow::Status WindowAggregate::compact() {
-  ARROW_ASSIGN_OR_RAISE(auto all, take_buffer());
-  if (partial_) {
-    ARROW_ASSIGN_OR_RAISE(all, merge(all));
+  ARROW_ASSIGN_OR_RAISE(auto split, split_by_window(take, starts, rows.num_rows()));
+  for (const auto& part : split) {
+    ARROW_ASSIGN_OR_RAISE(auto* groups, window_groups(part.start));
+    ARROW_ASSIGN_OR_RAISE(auto part_keys, take_all(keys, part.rows));
+    ARROW_ASSIGN_OR_RAISE(auto part_inputs, take_all(inputs, part.rows));
+    ARROW_RETURN_NOT_OK(groups->consume(part_keys, part_inputs, part.rows ? part.rows->length() : rows.num_rows()));
   }
-  ARROW_ASSIGN_OR_RAISE(state_.open_rows, arrow::Table::FromRecordBatches(buffer_schema_, {all}));
   return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::window_rows(int64_t start,
+                                                                                const PartialGroups& groups) const {
+  ARROW_ASSIGN_OR_RAISE(auto columns, groups.finish());
+  const int64_t n = groups.num_groups();
+  ARROW_ASSIGN_OR_RAISE(auto ws, arrow::MakeArrayFromScalar(arrow::Int64Scalar(start), n));
+  columns.insert(columns.begin(), ws);
+  return arrow::RecordBatch::Make(buffer_schema_, n, std::move(columns));
 }
 
 arrow::Result<WindowState> WindowAggregate::state() const {
   WindowState out = state_;
   std::vector<std::shared_ptr<arrow::Table>> parts;
+  if (partial_) {
+    for (const auto& [start, groups] : windows_) {
+      ARROW_ASSIGN_OR_RAISE(auto batch, window_rows(start, *groups));
+      ARROW_ASSIGN_OR_RAISE(auto t, arrow::Table::FromRecordBatches(buffer_schema_, {batch}));
+      parts.push_back(std::move(t));
+    }
+  }
   if (state_.open_rows) parts.push_back(state_.open_rows);
   if (!pending_.empty()) {
     ARROW_ASSIGN_OR_RAISE(auto t, arrow::Table::FromRecordBatches(buffer_schema_, pending_));
@@ -547,8 +618,30 @@ arrow::Status WindowAggregate::restore(WindowState state) {
   }
   state_ = std::move(state);
   pending_.clear();
-  pending_rows_ = 0;
+  windows_.clear();
   min_open_start_ = state_.open_rows && state_.open_rows->num_rows() ? min_window_start(*state_.open_rows) : INT64_MAX;
+  if (partial_ && state_.open_rows) {  // partials back into each window's hash table
+    ARROW_ASSIGN_OR_RAISE(auto saved, state_.open_rows->CombineChunksToBatch());
+    state_.open_rows.reset();
+    const auto keys = static_cast<int64_t>(agg_.key_inputs.size()) - 1;  // all but the window
+    if (saved && saved->num_rows() > 0) {
+      const auto& ws = static_cast<const arrow::Int64Array&>(*saved->column(0));
+      arrow::Int64Builder all;
+      ARROW_RETURN_NOT_OK(all.Reserve(saved->num_rows()));
+      for (int64_t i = 0; i < saved->num_rows(); ++i) all.UnsafeAppend(i);
+      ARROW_ASSIGN_OR_RAISE(auto rows, all.Finish());
+      ARROW_ASSIGN_OR_RAISE(auto split, split_by_window(static_cast<const arrow::Int64Array&>(*rows), ws, saved->num_rows()));
+      const auto& columns = saved->columns();
+      const arrow::ArrayVector key_columns(columns.begin() + 1, columns.begin() + 1 + keys);
+      const arrow::ArrayVector partial_columns(columns.begin() + 1 + keys, columns.end());
+      for (const auto& part : split) {
+        ARROW_ASSIGN_OR_RAISE(auto* groups, window_groups(part.start));
+        ARROW_ASSIGN_OR_RAISE(auto part_keys, take_all(key_columns, part.rows));
+        ARROW_ASSIGN_OR_RAISE(auto part_partials, take_all(partial_columns, part.rows));
+        ARROW_RETURN_NOT_OK(groups->merge(part_keys, part_partials, part.rows ? part.rows->length() : saved->num_rows()));
+      }
+    }
+  }
   open_sessions_.reset();
   min_open_end_ = INT64_MAX;
   if (agg_.window->gap_micros > 0 && state_.open_rows && state_.open_rows->num_rows() > 0) {
@@ -562,12 +655,14 @@ arrow::Status WindowAggregate::restore(WindowState state) {
 
 int64_t WindowAggregate::state_rows() const {
   int64_t rows = state_.open_rows ? state_.open_rows->num_rows() : 0;
+  for (const auto& [start, groups] : windows_) rows += groups->num_groups();
   for (const auto& b : pending_) rows += b->num_rows();
   return rows;
 }
 
 int64_t WindowAggregate::state_bytes() const {
   int64_t bytes = 0;
+  for (const auto& [start, groups] : windows_) bytes += groups->bytes();
   auto add = [&](const arrow::ArrayData& d) {
     for (const auto& buffer : d.buffers) {
       if (buffer) bytes += buffer->size();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sluice/exec/event_time_operator.h"
+#include "sluice/exec/partial_groups.h"
 #include "sluice/exec/select_plan.h"
 
 namespace sluice::exec {
@@ -34,14 +35,12 @@ class WindowAggregate final : public EventTimeOperator {
   arrow::Status restore(WindowState state) override;
   int64_t state_rows() const override;
   int64_t state_bytes() const override;
-  // Internal columns of the buffered rows, in arrival order (first/last depend on it): __ws
-  // (window start, int64 µs), __k<i> per non-window key, then per aggregate either its partial
+  // Internal columns of the state, in arrival order (first/last depend on it): __ws (window
+  // start, int64 µs), __k<i> per non-window key, then per aggregate either its partial
   // aggregate (__p<a>, or __s<a> and __c<a> for avg) when every aggregate merges (count, sum,
-  // min, max, first, last, avg), or else its input rows (__in<a>: count DISTINCT, stddev).
+  // avg of numbers; min, max, first, last of numbers, times, strings), kept in a hash table
+  // per open window (PartialGroups), or else its input rows (__in<a>: count DISTINCT, stddev).
   bool merges_partials() const { return partial_; }
-  // Partial mode folds pending partials into the state once they exceed this many rows (and
-  // the state's size); tests lower it.
-  void set_compaction_rows(int64_t rows) { compaction_rows_ = rows; }
   const std::shared_ptr<arrow::Schema>& buffer_schema() const { return buffer_schema_; }
 
  private:
@@ -57,11 +56,12 @@ class WindowAggregate final : public EventTimeOperator {
   arrow::Status add_to_sessions(const arrow::RecordBatch& rows);
   // The buffer (state + pending) as one batch, pending cleared.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> take_buffer();
-  // Partial mode: one row per (window, keys), merging partial aggregates.
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> merge(const std::shared_ptr<arrow::RecordBatch>& partials) const;
-  // Partial mode: the partial aggregates of a batch of raw (window, keys, inputs) rows.
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> pre_aggregate(const std::shared_ptr<arrow::RecordBatch>& raw) const;
-  arrow::Status compact();
+  // Partial mode: the hash table of the window starting at `start` (made when missing).
+  arrow::Result<PartialGroups*> window_groups(int64_t start);
+  // Partial mode: the (row, window) pairs `take`/`starts` of `rows` into their windows' tables.
+  arrow::Status add_partials(const arrow::RecordBatch& rows, const arrow::Int64Array& take, const arrow::Int64Array& starts);
+  // Partial mode: a window's groups as rows of the buffer schema.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> window_rows(int64_t start, const PartialGroups& groups) const;
 
   AggregateSpec agg_;
   std::string watermark_column_;
@@ -71,10 +71,9 @@ class WindowAggregate final : public EventTimeOperator {
   std::shared_ptr<arrow::Schema> buffer_schema_;
   std::shared_ptr<arrow::Schema> raw_schema_;  // __ws, __k<i>, __in<a>
   bool partial_ = false;
-  int64_t pending_rows_ = 0;
-  int64_t compaction_rows_ = 65'536;
-  WindowState state_;
-  std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // buffered since the last compaction
+  WindowState state_;  // partial mode: open_rows unused (the windows' tables hold the state)
+  std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;  // rows mode: buffered since the last emission
+  std::map<int64_t, std::unique_ptr<PartialGroups>> windows_;  // partial mode: by window start
   int64_t min_open_start_ = INT64_MAX;  // earliest buffered window start
   int64_t min_open_end_ = INT64_MAX;    // sessions: the earliest open session's end
   // Sessions: one row per open session (__k<i> keys, __ss first and __sl last event time), kept

@@ -6,6 +6,7 @@
 #include <arrow/util/decimal.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include "sluice/format/json_record.h"
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 

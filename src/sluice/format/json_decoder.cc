@@ -2,7 +2,7 @@
 #include "sluice/format/json_decoder.h"
 
 #include <arrow/api.h>
-#include <rapidjson/document.h>
+#include "sluice/format/json_record.h"
 
 #include <string>
 
@@ -22,7 +22,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_json(const arrow::Array& str
   ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), type, &builder));
   ARROW_RETURN_NOT_OK(builder->Reserve(input.length()));
   internal::JsonValueAppender appender(internal::KeyMatch::kCaseInsensitive);
-  rapidjson::Document doc;
+  JsonRecordParser parser;
   for (int64_t i = 0; i < input.length(); ++i) {
     if (input.IsNull(i)) {
       ARROW_RETURN_NOT_OK(builder->AppendNull());
@@ -30,7 +30,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_json(const arrow::Array& str
     }
     std::string_view text = input.GetView(i);
     // Parse the whole record first, so a malformed one never leaves half-appended values.
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+    auto& doc = parser.parse(text);
     bool malformed = doc.HasParseError() || (type->id() == arrow::Type::STRUCT && !doc.IsObject());
     if (malformed) {
       if (stats) ++stats->malformed_records;

@@ -3,7 +3,7 @@
 
 #include <arrow/api.h>
 #include <fmt/format.h>
-#include <rapidjson/document.h>
+#include "sluice/format/json_record.h"
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -73,15 +73,15 @@ class JsonPayloadDecoder final : public PayloadDecoder {
       }
       std::string_view text = input.GetView(row);
       // Parse the whole record first, so a malformed one never leaves half-appended values.
-      doc_.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-      if (doc_.HasParseError()) {
-        out.errors.push_back({row, fmt::format("invalid JSON at byte {}: {}", doc_.GetErrorOffset(),
-                                               rapidjson::GetParseError_En(doc_.GetParseError()))});
+      auto& doc = parser_.parse(text);
+      if (doc.HasParseError()) {
+        out.errors.push_back({row, fmt::format("invalid JSON at byte {}: {}", doc.GetErrorOffset(),
+                                               rapidjson::GetParseError_En(doc.GetParseError()))});
         ARROW_RETURN_NOT_OK(append_null_row());
         continue;
       }
-      if (!doc_.IsObject()) {
-        out.errors.push_back({row, fmt::format("JSON record is {}, not an object", json_type_name(doc_))});
+      if (!doc.IsObject()) {
+        out.errors.push_back({row, fmt::format("JSON record is {}, not an object", json_type_name(doc))});
         ARROW_RETURN_NOT_OK(append_null_row());
         continue;
       }
@@ -95,7 +95,7 @@ class JsonPayloadDecoder final : public PayloadDecoder {
         rescue_writer.Key(key.GetString(), key.GetStringLength());
         value.Accept(rescue_writer);
       };
-      for (auto it = doc_.MemberBegin(); it != doc_.MemberEnd(); ++it) {
+      for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
         std::string_view key(it->name.GetString(), it->name.GetStringLength());
         int i = internal::find_field(*row_type_, key, internal::KeyMatch::kExact);
         if (i < 0 || found[i]) {
@@ -113,7 +113,7 @@ class JsonPayloadDecoder final : public PayloadDecoder {
         ARROW_RETURN_NOT_OK(appender.append(*builders[i], *columns_->field(i)->type(), *found[i]));
         if (appender.mismatches() + appender.unknown_keys() != mismatches) {
           // Something inside did not fit: keep the whole original value, under its column name.
-          rescue(doc_.FindMember(columns_->field(i)->name().c_str())->name, *found[i]);
+          rescue(doc.FindMember(columns_->field(i)->name().c_str())->name, *found[i]);
         }
       }
       if (options_.rescued_data_column) {
@@ -142,7 +142,7 @@ class JsonPayloadDecoder final : public PayloadDecoder {
   std::shared_ptr<arrow::DataType> row_type_;
   std::shared_ptr<arrow::Schema> out_schema_;
   DecoderOptions options_;
-  rapidjson::Document doc_;  // reused: its allocator keeps its memory between records
+  JsonRecordParser parser_;
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 #include "sluice/format/json_schema_inference.h"
 
 #include <arrow/api.h>
-#include <rapidjson/document.h>
+#include "sluice/format/json_record.h"
 
 #include <map>
 #include <memory>

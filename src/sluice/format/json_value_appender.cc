@@ -2,6 +2,7 @@
 #include "sluice/format/json_value_appender.h"
 
 #include <arrow/api.h>
+#include "sluice/format/json_record.h"
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 

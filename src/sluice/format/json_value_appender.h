@@ -4,7 +4,7 @@
 
 #include <arrow/status.h>
 #include <arrow/type_fwd.h>
-#include <rapidjson/document.h>
+#include "sluice/format/json_record.h"
 
 #include <cstdint>
 #include <string_view>
