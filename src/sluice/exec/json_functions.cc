@@ -87,7 +87,7 @@ arrow::Status json_path_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, 
     }
     auto text = in.GetView(r);
     auto& doc = parser.parse<rapidjson::kParseDefaultFlags>(text);
-    const rapidjson::Value* v = doc.HasParseError() ? nullptr : &doc;
+    const rapidjson::Value* v = parser.failed() ? nullptr : &doc;
     for (const auto& step : steps) {
       if (!v) break;
       if (const auto* name = std::get_if<std::string>(&step)) {

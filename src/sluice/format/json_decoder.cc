@@ -31,7 +31,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_json(const arrow::Array& str
     std::string_view text = input.GetView(i);
     // Parse the whole record first, so a malformed one never leaves half-appended values.
     auto& doc = parser.parse(text);
-    bool malformed = doc.HasParseError() || (type->id() == arrow::Type::STRUCT && !doc.IsObject());
+    bool malformed = parser.failed() || (type->id() == arrow::Type::STRUCT && !doc.IsObject());
     if (malformed) {
       if (stats) ++stats->malformed_records;
       if (type->id() == arrow::Type::STRUCT) {

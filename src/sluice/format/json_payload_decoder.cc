@@ -74,9 +74,8 @@ class JsonPayloadDecoder final : public PayloadDecoder {
       std::string_view text = input.GetView(row);
       // Parse the whole record first, so a malformed one never leaves half-appended values.
       auto& doc = parser_.parse(text);
-      if (doc.HasParseError()) {
-        out.errors.push_back({row, fmt::format("invalid JSON at byte {}: {}", doc.GetErrorOffset(),
-                                               rapidjson::GetParseError_En(doc.GetParseError()))});
+      if (parser_.failed()) {
+        out.errors.push_back({row, parser_.error()});
         ARROW_RETURN_NOT_OK(append_null_row());
         continue;
       }

@@ -8,7 +8,9 @@
 #define RAPIDJSON_SSE2
 #endif
 #include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -24,20 +26,26 @@ class JsonRecordParser {
   JsonRecordParser(const JsonRecordParser&) = delete;  // doc_ points at pool_
   JsonRecordParser& operator=(const JsonRecordParser&) = delete;
 
-  // Parses `text` into doc() (check doc().HasParseError()); the document is valid until the
-  // next parse.
+  // Parses `text` into doc(); check failed() (not doc().HasParseError(): RapidJSON takes a NUL
+  // byte for the end of the text, so `{"a":1}<NUL>...` would parse). The document is valid
+  // until the next parse.
   template <unsigned kFlags = rapidjson::kParseFullPrecisionFlag>
   rapidjson::Document& parse(std::string_view text) {
     doc_.SetNull();  // nothing may point into the pool when it restarts (a failed parse keeps the old value)
     pool_.Clear();
-    if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
-      // In place, a NUL would end the text early: parse the bytes as they are (an error).
-      doc_.Parse<kFlags>(text.data(), text.size());
-      return doc_;
-    }
+    const void* nul = std::memchr(text.data(), '\0', text.size());
+    nul_offset_ = nul ? static_cast<const char*>(nul) - text.data() : -1;
+    if (nul) return doc_;
     scratch_.assign(text);  // keeps its capacity, and std::string ends in a NUL
     doc_.ParseInsitu<kFlags>(scratch_.data());
     return doc_;
+  }
+  bool failed() const { return nul_offset_ >= 0 || doc_.HasParseError(); }
+  // What failed, with its byte offset ("invalid JSON at byte 7: ...").
+  std::string error() const {
+    if (nul_offset_ >= 0) return "invalid JSON at byte " + std::to_string(nul_offset_) + ": a NUL byte";
+    return "invalid JSON at byte " + std::to_string(doc_.GetErrorOffset()) + ": " +
+           rapidjson::GetParseError_En(doc_.GetParseError());
   }
   rapidjson::Document& doc() { return doc_; }
 
@@ -46,6 +54,7 @@ class JsonRecordParser {
   alignas(16) char pool_buffer_[kPoolBytes];
   rapidjson::MemoryPoolAllocator<> pool_{pool_buffer_, kPoolBytes};
   std::string scratch_;
+  std::ptrdiff_t nul_offset_ = -1;  // of a NUL byte in the text, or -1
   rapidjson::Document doc_{&pool_};
 };
 

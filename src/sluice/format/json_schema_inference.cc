@@ -95,10 +95,10 @@ arrow::Result<std::shared_ptr<arrow::Schema>> infer_json_schema(const std::vecto
   Node root;
   root.kind = Node::Kind::kObject;
   JsonInferenceStats counted;
-  rapidjson::Document doc;
+  JsonRecordParser parser;
   for (const auto& text : samples) {
-    doc.Parse(text.data(), text.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
+    auto& doc = parser.parse<rapidjson::kParseDefaultFlags>(text);
+    if (parser.failed() || !doc.IsObject()) {
       ++counted.malformed;
       continue;
     }
