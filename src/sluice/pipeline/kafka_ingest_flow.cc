@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <map>
 
+#include "sluice/common/background_stage.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/table.h"
@@ -394,13 +395,19 @@ class IngestRun : public kafka::RebalanceListener {
     if (builder_.num_rows() == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, builder_.finish());
     report_.rows_read += batch->num_rows();
-    if (table_.transform) {
-      ARROW_ASSIGN_OR_RAISE(batch, table_.transform(*batch));
-    }
     if (!writer_) {
       ARROW_ASSIGN_OR_RAISE(writer_, make_writer());
     }
-    return writer_->write(*batch);
+    // Decoding, the query and writing run on the stage's thread while this one reads on; every
+    // commit and discard drains the stage first, so the transform's state (decoders, window
+    // state, side tables) is only ever touched by one thread at a time.
+    return stage_.submit([this, batch = std::move(batch), writer = writer_.get()]() -> arrow::Status {
+      std::shared_ptr<arrow::RecordBatch> rows = batch;
+      if (table_.transform) {
+        ARROW_ASSIGN_OR_RAISE(rows, table_.transform(*batch));
+      }
+      return writer->write(*rows);
+    });
   }
 
   // Reads until every partition reaches its end (or a stop); commits every commit_rows.
@@ -480,6 +487,7 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Status commit_pending() {
     if (!has_pending()) return arrow::Status::OK();
     ARROW_RETURN_NOT_OK(flush_batch());
+    ARROW_RETURN_NOT_OK(stage_.drain());
     uncommitted_rows_ = uncommitted_bytes_ = 0;
     last_commit_ = std::chrono::steady_clock::now();
     return commit(std::move(writer_));
@@ -497,6 +505,7 @@ class IngestRun : public kafka::RebalanceListener {
   }
 
   void discard_pending() {
+    (void)stage_.drain();  // a failure stays with the stage and ends the update later
     if (builder_.num_rows() > 0) (void)builder_.finish();
     if (writer_) {
       writer_->abort();
@@ -600,6 +609,7 @@ class IngestRun : public kafka::RebalanceListener {
   int64_t epoch_ = 0;
   kafka::KafkaRecordBatchBuilder builder_;
   std::unique_ptr<delta::TableWriter> writer_;
+  BackgroundStage stage_;  // after writer_: destroyed first, its last job may still write
   int64_t uncommitted_rows_ = 0, uncommitted_bytes_ = 0;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   arrow::Status callback_status_;  // first error inside a rebalance callback
