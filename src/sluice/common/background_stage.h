@@ -9,7 +9,10 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#include <pthread.h>
 
 namespace sluice {
 
@@ -17,7 +20,8 @@ namespace sluice {
 // mu_ guards job_, running_, stop_ and status_.
 class BackgroundStage {
  public:
-  BackgroundStage() = default;
+  // `name` names the thread (top, perf, gdb; at most 15 characters).
+  explicit BackgroundStage(std::string name) : name_(std::move(name)) {}
   BackgroundStage(const BackgroundStage&) = delete;
   BackgroundStage& operator=(const BackgroundStage&) = delete;
   ~BackgroundStage() {
@@ -50,6 +54,7 @@ class BackgroundStage {
 
  private:
   void run() {
+    pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
     std::unique_lock lock(mu_);
     for (;;) {
       wake_.wait(lock, [&] { return job_ || stop_; });
@@ -68,6 +73,7 @@ class BackgroundStage {
     }
   }
 
+  const std::string name_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
   std::function<arrow::Status()> job_;

@@ -609,7 +609,7 @@ class IngestRun : public kafka::RebalanceListener {
   int64_t epoch_ = 0;
   kafka::KafkaRecordBatchBuilder builder_;
   std::unique_ptr<delta::TableWriter> writer_;
-  BackgroundStage stage_;  // after writer_: destroyed first, its last job may still write
+  BackgroundStage stage_{"sluice-stage"};  // after writer_: destroyed first, its last job may still write
   int64_t uncommitted_rows_ = 0, uncommitted_bytes_ = 0;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   arrow::Status callback_status_;  // first error inside a rebalance callback
