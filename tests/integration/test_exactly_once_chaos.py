@@ -138,24 +138,35 @@ class Tables:
             out.append(max((int(n[:20]) for n in names if len(n) == 25), default=-1))
         return tuple(out)
 
-    def bronze_offsets(self):
-        dt = self._table("bronze")
+    def bronze_offsets(self, bronze=None):
+        """Bronze's next offset per partition, at `bronze` (an open snapshot) or its latest version."""
+        dt = self._table("bronze") if bronze is None else bronze
         if dt is None:
             return [0] * self.partitions
         return [dt.transaction_version(f"{self.name}/bronze/{self.topic}/{p}") or 0
                 for p in range(self.partitions)]
 
-    def silver_caught_up(self):
-        """(bronze version, bronze version silver has read): equal when silver is up to date."""
-        bronze, silver = self._table("bronze"), self._table("silver")
-        if bronze is None or silver is None:
+    def silver_caught_up(self, bronze=None):
+        """(bronze version, bronze version silver has read): equal when silver is up to date.
+        Silver is opened after bronze, so a bronze commit in between shows as silver behind."""
+        bronze = self._table("bronze") if bronze is None else bronze
+        silver = self._table("silver") if bronze is not None else None
+        if silver is None:
             return None
         read = silver.transaction_version(f"{self.name}/silver/{bronze.metadata().id}")
         return bronze.version(), read
 
     def done(self, marks):
-        up = self.silver_caught_up()
-        return self.bronze_offsets() == marks and up is not None and up[0] == up[1]
+        """Bronze holds every offset below the marks and silver has read all of that bronze.
+        One bronze snapshot answers both bronze questions, and it is taken before silver's txn
+        is read: a bronze commit between two separate bronze reads (offsets from the new version,
+        the version silver is compared with from the old one) passed for "caught up" and stopped
+        the run before silver had read bronze's last commit."""
+        bronze = self._table("bronze")
+        if bronze is None or self.bronze_offsets(bronze) != marks:
+            return False
+        up = self.silver_caught_up(bronze)
+        return up is not None and up[1] is not None and up[1] >= up[0]
 
     def data_file_count(self):
         return sum(1 for t in ("bronze", "silver") if (self.root / t).exists()
@@ -264,6 +275,62 @@ def assert_exactly_once(tables, marks, produced_ids):
         f"silver: {len(ids)} rows, want {len(want_ids)}; {len(doubled)} doubled (e.g. {doubled[:5]}), "
         f"{len(missing)} lost (e.g. {missing[:5]}), {len(extra)} unexpected (e.g. {extra[:5]})\n"
         + history(tables))
+
+
+def write_log_commit(table, version, actions):
+    """One Delta commit written by hand (no data files: only the txns matter to Tables)."""
+    log = table / "_delta_log"
+    log.mkdir(parents=True, exist_ok=True)
+    (log / f"{version:020d}.json").write_text("".join(json.dumps(a) + "\n" for a in actions))
+
+
+def new_table_actions(table_id):
+    schema = {"type": "struct", "fields": [{"name": "id", "type": "long", "nullable": True, "metadata": {}}]}
+    return [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
+            {"metaData": {"id": table_id, "format": {"provider": "parquet", "options": {}},
+                          "schemaString": json.dumps(schema), "partitionColumns": [], "configuration": {},
+                          "createdTime": 0}}]
+
+
+def txn(app_id, version):
+    return {"txn": {"appId": app_id, "version": version}}
+
+
+@pytest.mark.parametrize("bronze_commits_after_open", [1, 2])
+def test_done_does_not_take_a_bronze_commit_between_its_reads_for_caught_up(tmp_path, monkeypatch,
+                                                                             bronze_commits_after_open):
+    """Tables.done() stops the test's last run. Bronze is at version 0 with part of the backlog and
+    silver has read version 0; bronze then commits the rest (version 1) while done() reads the
+    logs. done() must not answer True before silver has read version 1 (it once did: it took
+    silver's position and bronze's version from one bronze snapshot and the offsets from a later
+    one, so the test stopped sluice early and found silver short by bronze's second commit)."""
+    pipe, name, topic, marks = tmp_path, "term", "t", [100, 100]
+    tables = Tables(pipe, name, topic, len(marks))
+    bronze_dir, silver_dir = tables.root / "bronze", tables.root / "silver"
+    bronze_id = "00000000-0000-4000-8000-00000000b001"
+    write_log_commit(bronze_dir, 0, new_table_actions(bronze_id)
+                     + [txn(f"{name}/bronze/{topic}/0", 100), txn(f"{name}/bronze/{topic}/1", 40)])
+    write_log_commit(silver_dir, 0, new_table_actions("00000000-0000-4000-8000-00000000c001")
+                     + [txn(f"{name}/silver/{bronze_id}", 0)])
+    assert not tables.done(marks), "bronze is behind its marks"
+
+    # Bronze's second commit lands in the middle of one done() call.
+    opened, table = [], Tables._table
+    def open_then_commit(self, t):
+        dt = table(self, t)
+        opened.append(t)
+        if len(opened) == bronze_commits_after_open:
+            write_log_commit(bronze_dir, 1, [txn(f"{name}/bronze/{topic}/1", 100)])
+        return dt
+    monkeypatch.setattr(Tables, "_table", open_then_commit)
+    assert not tables.done(marks), f"silver has not read bronze's version 1 (tables opened: {opened})"
+    monkeypatch.undo()
+    if len(opened) < bronze_commits_after_open:  # done() said no before opening that many tables
+        write_log_commit(bronze_dir, 1, [txn(f"{name}/bronze/{topic}/1", 100)])
+    assert tables.bronze_offsets() == marks
+    assert not tables.done(marks), "silver has not read bronze's version 1"
+    write_log_commit(silver_dir, 1, [txn(f"{name}/silver/{bronze_id}", 1)])
+    assert tables.done(marks)
 
 
 @pytest.mark.timeout(240)
