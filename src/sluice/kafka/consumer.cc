@@ -211,6 +211,7 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
 }
 
 Consumer::~Consumer() {
+  if (queue_) rd_kafka_queue_destroy(queue_);
   if (!consumer_) return;
   // close() leaves the group and waits for in-flight offset commits, which a broker that went
   // away can hold for minutes. It runs on a thread of its own that owns the handle (and the
@@ -402,6 +403,19 @@ arrow::Status Consumer::assign(const std::vector<PartitionStart>& starts) {
     return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_, RdKafka::err2str(code));
   }
   return arrow::Status::OK();
+}
+
+void PolledMessages::clear() {
+  for (auto* m : messages_) rd_kafka_message_destroy(m);
+  messages_.clear();
+}
+
+void Consumer::poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out) {
+  out.clear();
+  if (!queue_) queue_ = rd_kafka_queue_get_consumer(consumer_->c_ptr());
+  out.messages_.resize(max);
+  const ssize_t n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(timeout.count()), out.messages_.data(), max);
+  out.messages_.resize(n > 0 ? static_cast<size_t>(n) : 0);
 }
 
 std::unique_ptr<RdKafka::Message> Consumer::poll(std::chrono::milliseconds timeout) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <arrow/result.h>
+#include <librdkafka/rdkafka.h>
 
 #include <chrono>
 #include <map>
@@ -58,6 +59,22 @@ class RebalanceListener {
   virtual void on_revoked(const std::vector<TopicPartitionId>& removed, RevokeKind kind) = 0;
 };
 
+// Messages and events (EOF, errors: `err` set) taken from a consumer at once, destroyed with
+// the batch (which must not outlive its consumer).
+class PolledMessages {
+ public:
+  PolledMessages() = default;
+  PolledMessages(const PolledMessages&) = delete;
+  PolledMessages& operator=(const PolledMessages&) = delete;
+  ~PolledMessages() { clear(); }
+  void clear();
+  const std::vector<rd_kafka_message_t*>& messages() const { return messages_; }
+
+ private:
+  friend class Consumer;
+  std::vector<rd_kafka_message_t*> messages_;
+};
+
 class EventLog;  // collects librdkafka's log/error events (defined in consumer.cc)
 class RebalanceAdapter;  // librdkafka's rebalance callback -> RebalanceListener
 
@@ -102,6 +119,10 @@ class Consumer {
   arrow::Status assign(const std::vector<PartitionStart>& starts);
   // The next message or event (EOF, error), or null on timeout.
   std::unique_ptr<RdKafka::Message> poll(std::chrono::milliseconds timeout);
+  // Up to `max` messages or events into `out` (cleared first), waiting at most `timeout` for
+  // the first: one queue pop for many messages, where poll() takes a lock, reads the clock
+  // and wraps each message. Rebalance callbacks run inside, as in poll().
+  void poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out);
   // Commits consumer-group offsets (for lag monitoring; not the source of truth).
   arrow::Status commit_offsets(const std::vector<PartitionStart>& next_offsets);
 
@@ -121,6 +142,7 @@ class Consumer {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<RebalanceAdapter> rebalance_;  // declared before consumer_: outlives it
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  rd_kafka_queue_t* queue_ = nullptr;  // consumer_'s message queue, for poll_batch
 };
 
 }  // namespace sluice::kafka

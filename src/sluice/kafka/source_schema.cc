@@ -52,7 +52,11 @@ KafkaRecordBatchBuilder::KafkaRecordBatchBuilder(HeadersColumn headers)
 // std::string per call and headers() copies them into a vector, per-row allocations on the
 // hot path.
 arrow::Status KafkaRecordBatchBuilder::append(const RdKafka::Message& message) {
-  const rd_kafka_message_t* m = const_cast<RdKafka::Message&>(message).c_ptr();
+  return append(*const_cast<RdKafka::Message&>(message).c_ptr());
+}
+
+arrow::Status KafkaRecordBatchBuilder::append(const rd_kafka_message_t& message) {
+  const rd_kafka_message_t* m = &message;
   if (m->key != nullptr) {
     ARROW_RETURN_NOT_OK(key_.Append(static_cast<const uint8_t*>(m->key), static_cast<int32_t>(m->key_len)));
   } else {

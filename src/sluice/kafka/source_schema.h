@@ -5,15 +5,14 @@
 #include <arrow/builder.h>
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
+#include <librdkafka/rdkafka.h>
 
 #include <memory>
-
 #include <string>
 
 namespace RdKafka {
 class Message;
 }
-struct rd_kafka_topic_s;
 
 namespace sluice::kafka {
 
@@ -31,6 +30,7 @@ class KafkaRecordBatchBuilder {
 
   // Appends one consumed message (must carry no error).
   arrow::Status append(const RdKafka::Message& message);
+  arrow::Status append(const rd_kafka_message_t& message);
   int64_t num_rows() const { return num_rows_; }
   int64_t payload_bytes() const { return payload_bytes_; }
   // The batch so far; the builder is empty afterwards.

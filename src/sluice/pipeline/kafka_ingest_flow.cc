@@ -38,6 +38,9 @@ std::string topic_partition(const TopicPartitionId& tp) {
 
 }  // namespace
 
+// Messages taken from librdkafka's queue at once by the flow's read loop.
+constexpr size_t kPollBatch = 4096;
+
 // One consumer-group member per flow; see kafka_ingest_flow.h.
 class KafkaGroupMembers {
  public:
@@ -415,12 +418,13 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Status consume() {
     auto last_progress = std::chrono::steady_clock::now();
     bool polled = false;
+    kafka::PolledMessages polled_messages;
     while ((!polled || !all_done()) && !options_.stopping()) {
       polled = true;
-      auto msg = consumer_->poll(std::chrono::milliseconds(500));
+      consumer_->poll_batch(std::chrono::milliseconds(500), kPollBatch, polled_messages);
       ARROW_RETURN_NOT_OK(callback_status_);
       auto now = std::chrono::steady_clock::now();
-      if (!msg) {
+      if (polled_messages.messages().empty()) {
         if (!all_done() && now - last_progress > options_.stall_timeout) {
           // Retryable: a broker that went away may come back; what was committed stays.
           return mark_retryable(io_error(
@@ -431,39 +435,54 @@ class IngestRun : public kafka::RebalanceListener {
         }
         continue;
       }
-      const auto err = msg->err();
-      auto it = progress_.find(TopicPartitionId{msg->topic_name(), KafkaPartition(msg->partition())});
-      if (err == RdKafka::ERR__PARTITION_EOF) {
-        if (it == progress_.end()) continue;
-        auto& prog = it->second;
-        // EOF carries the next offset; gaps (compaction, transaction markers) end here too.
-        const KafkaOffset eof(msg->offset());
-        prog.next = std::max(prog.next, group_mode_ ? eof : std::min(eof, prog.end));
-        last_progress = now;
-        continue;
-      }
-      if (err != RdKafka::ERR_NO_ERROR) {
-        if (err == RdKafka::ERR__TRANSPORT || err == RdKafka::ERR__ALL_BROKERS_DOWN) {
-          continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
+      // The partition of the last message (a batch comes in runs of one partition's records);
+      // forgotten after a commit, which may re-read the table and change progress_.
+      const rd_kafka_topic_t* last_topic = nullptr;
+      int32_t last_partition = -1;
+      auto it = progress_.end();
+      for (const rd_kafka_message_t* msg : polled_messages.messages()) {
+        if (msg->rkt != last_topic || msg->partition != last_partition) {
+          last_topic = msg->rkt;
+          last_partition = msg->partition;
+          it = msg->rkt ? progress_.find(TopicPartitionId{rd_kafka_topic_name(msg->rkt), KafkaPartition(msg->partition)})
+                        : progress_.end();
         }
-        return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(), msg->topic_name(),
-                        msg->partition(), msg->offset(), msg->errstr());
-      }
-      // Not ours (any more), or a redelivery. Assign mode also skips what lies beyond this
-      // update's end; a group member keeps its consumer, so it takes everything it gets.
-      if (it == progress_.end() || msg->offset() < it->second.next.value() ||
-          (!group_mode_ && it->second.done())) {
-        continue;
-      }
-      last_progress = now;
-      ARROW_RETURN_NOT_OK(builder_.append(*msg));
-      it->second.next = KafkaOffset(msg->offset() + 1);
-      ++uncommitted_rows_;
-      uncommitted_bytes_ += static_cast<int64_t>(msg->len() + msg->key_len());
-      if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
-      if (uncommitted_rows_ >= options_.commit_rows || uncommitted_bytes_ >= options_.commit_bytes ||
-          (options_.commit_interval.count() > 0 && now - last_commit_ >= options_.commit_interval)) {
-        ARROW_RETURN_NOT_OK(group_mode_ ? commit_pending_or_rebase() : commit_pending());
+        const auto err = msg->err;
+        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          if (it == progress_.end()) continue;
+          auto& prog = it->second;
+          // EOF carries the next offset; gaps (compaction, transaction markers) end here too.
+          const KafkaOffset eof(msg->offset);
+          prog.next = std::max(prog.next, group_mode_ ? eof : std::min(eof, prog.end));
+          last_progress = now;
+          continue;
+        }
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+              err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+            continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
+          }
+          return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(),
+                          msg->rkt ? rd_kafka_topic_name(msg->rkt) : "?", msg->partition, msg->offset,
+                          rd_kafka_message_errstr(msg));
+        }
+        // Not ours (any more), or a redelivery. Assign mode also skips what lies beyond this
+        // update's end; a group member keeps its consumer, so it takes everything it gets.
+        if (it == progress_.end() || msg->offset < it->second.next.value() || (!group_mode_ && it->second.done())) {
+          continue;
+        }
+        last_progress = now;
+        ARROW_RETURN_NOT_OK(builder_.append(*msg));
+        it->second.next = KafkaOffset(msg->offset + 1);
+        ++uncommitted_rows_;
+        uncommitted_bytes_ += static_cast<int64_t>(msg->len + msg->key_len);
+        if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
+        if (uncommitted_rows_ >= options_.commit_rows || uncommitted_bytes_ >= options_.commit_bytes ||
+            (options_.commit_interval.count() > 0 && now - last_commit_ >= options_.commit_interval)) {
+          ARROW_RETURN_NOT_OK(group_mode_ ? commit_pending_or_rebase() : commit_pending());
+          last_topic = nullptr;
+          it = progress_.end();
+        }
       }
     }
     return arrow::Status::OK();
