@@ -37,15 +37,6 @@ const char* suffix(Compression c) {
   return "";
 }
 
-arrow::Status fsync_file(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("cannot open {} to fsync", path.string());
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return io_error("fsync {} failed", path.string());
-  return arrow::Status::OK();
-}
-
 }  // namespace
 
 arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(

@@ -77,6 +77,16 @@ arrow::Result<int64_t> LogStore::commit_timestamp(DeltaVersion v) const {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
 }
 
+arrow::Status fsync_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open {} to fsync: {}", path.string(), errno_text());
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) return io_error("fsync {}: {}", path.string(), std::strerror(saved));
+  return arrow::Status::OK();
+}
+
 arrow::Status fsync_directory(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return io_error("cannot open directory {}: {}", dir.string(), errno_text());

@@ -43,6 +43,8 @@ class LogStore {
 
 // Durably writes `content` to a new file at `path` (fails if it exists).
 arrow::Status write_file_durably(const std::filesystem::path& path, const std::string& content);
+// fsync of a written file's data (before it is renamed into place or committed).
+arrow::Status fsync_file(const std::filesystem::path& path);
 // fsync of a directory, so a new entry in it survives a crash.
 arrow::Status fsync_directory(const std::filesystem::path& dir);
 

@@ -414,8 +414,15 @@ void Consumer::poll_batch(std::chrono::milliseconds timeout, size_t max, PolledM
   out.clear();
   if (!queue_) queue_ = rd_kafka_queue_get_consumer(consumer_->c_ptr());
   out.messages_.resize(max);
-  const ssize_t n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(timeout.count()), out.messages_.data(), max);
-  out.messages_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  // A batch pop waits for `max` messages until its timeout, so take only what is there and,
+  // when nothing is, wait for the first message alone.
+  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, out.messages_.data(), max);
+  if (n <= 0) {
+    rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, static_cast<int>(timeout.count()));
+    n = first ? 1 : 0;
+    if (first) out.messages_[0] = first;
+  }
+  out.messages_.resize(static_cast<size_t>(n));
 }
 
 std::unique_ptr<RdKafka::Message> Consumer::poll(std::chrono::milliseconds timeout) {

@@ -12,6 +12,8 @@
 #include <system_error>
 #include <vector>
 
+#include "sluice/delta/log_store.h"
+
 #include "sluice/common/status.h"
 
 namespace sluice::pipeline {
@@ -139,9 +141,13 @@ arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec:
     ARROW_RETURN_NOT_OK(writer->Close());
     ARROW_RETURN_NOT_OK(out->Close());
   }
+  // On disk before the commit it belongs to: after a power loss a commit whose state is
+  // missing would need a full refresh.
+  ARROW_RETURN_NOT_OK(delta::fsync_file(temp_path));
   const auto size = static_cast<int64_t>(fs::file_size(temp_path, ec));
   fs::rename(temp_path, final_path, ec);
   if (ec) return io_error("cannot write state snapshot {}: {}", final_path.string(), ec.message());
+  ARROW_RETURN_NOT_OK(delta::fsync_directory(dir_));
   last_seq_ = seq;
   return size;
 }
