@@ -119,3 +119,23 @@ def test_quarantine_table_name_must_be_free(tmp_path):
     r = run_sluice("validate", pipe)
     assert r.returncode == 1
     assert "t_quarantine" in r.stderr and "quarantine" in r.stderr
+
+
+def test_quarantine_on_a_windowed_or_dedup_table_is_refused_not_ignored(tmp_path):
+    """A window or dedup row stands for many input rows: sluice refuses the property, at its
+    place in the SQL, instead of dropping what the expectations remove as if there were none."""
+    for name, query in [
+        ("w", "SELECT k, count(*) AS n FROM (SELECT CAST(key AS STRING) AS k, timestamp AS ts "
+              "FROM STREAM read_kafka(topic => 'x')) WATERMARK ts DELAY OF INTERVAL 1 MINUTE "
+              "GROUP BY k, window(ts, '1 minute')"),
+        ("d", "SELECT DISTINCT k, ts FROM (SELECT CAST(key AS STRING) AS k, timestamp AS ts "
+              "FROM STREAM read_kafka(topic => 'x')) WATERMARK ts DELAY OF INTERVAL 1 MINUTE"),
+    ]:
+        pipe = kafka_pipeline(tmp_path / name, "q3", "127.0.0.1:1")
+        (pipe / "a.sql").write_text(
+            "CREATE OR REFRESH STREAMING TABLE t (CONSTRAINT c EXPECT (k IS NOT NULL) ON VIOLATION DROP ROW)\n"
+            f"TBLPROPERTIES ('sluice.quarantine' = 'true') AS {query};\n")
+        r = run_sluice("validate", pipe)
+        assert r.returncode == 1, (name, r.stdout)
+        assert "a.sql:1:1" in r.stderr and "'sluice.quarantine' on a windowed or deduplicating" in r.stderr, r.stderr
+        assert not (pipe / "data" / "tables" / "t").exists()

@@ -143,6 +143,13 @@ class SqlRun {
           ARROW_RETURN_NOT_OK(check_windowed(plan, graph_.files[flow.file], flow.loc));
         }
         if (plan.distinct()) ARROW_RETURN_NOT_OK(check_dedup(plan, graph_.files[flow.file], flow.loc));
+        if ((plan.aggregates() || plan.distinct()) && quarantines(d)) {
+          // Refused rather than ignored: the rows would otherwise just be dropped.
+          return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
+              "'sluice.quarantine' on a windowed or deduplicating streaming table is not supported yet: its rows "
+              "stand for many input rows, with no one source position. Set it on the table it reads instead (the "
+              "rows this table's DROP ROW expectations remove are counted per expectation in the event log)"));
+        }
         if (plan.unions()) {
           return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc,
               "UNION ALL in a streaming table: write one CREATE FLOW ... INSERT INTO per source instead"));
