@@ -159,6 +159,13 @@ configuration:
     parsed = [json.loads(p) for p in payloads if not p.endswith(b"broken")]
     assert silver.num_rows == sum(1 for e in parsed if e["user_id"] is not None)
     assert_gold_matches(tables / "revenue_by_type", oracle(payloads, 5))
+    # Each streaming commit says what it added, as Spark's do (readers show it in DESCRIBE HISTORY).
+    for t, rows in (("events_bronze", 5500), ("events_silver", silver.num_rows)):
+        appends = [h for h in DeltaTable(str(tables / t)).history() if h["operation"] == "STREAMING UPDATE"]
+        assert sum(int(h["operationMetrics"]["numOutputRows"]) for h in appends) == rows, (t, appends)
+        assert all(int(h["operationMetrics"]["numAddedFiles"]) >= 1 for h in appends
+                   if int(h["operationMetrics"]["numOutputRows"]) > 0), (t, appends)
+        assert all(h["operationParameters"]["outputMode"] == "Append" for h in appends), (t, appends)
 
     # A run with nothing new changes neither streaming table.
     versions = {t: DeltaTable(str(tables / t)).version() for t in ("events_bronze", "events_silver")}

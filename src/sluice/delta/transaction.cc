@@ -118,6 +118,17 @@ arrow::Result<CommitResult> Transaction::finish_commit(DeltaVersion version, int
   return result;
 }
 
+CommitOptions Transaction::streaming_update(int64_t rows, int64_t bytes) const {
+  CommitOptions options;
+  options.operation = "STREAMING UPDATE";
+  options.operation_parameters = {{"outputMode", "Append"}};
+  options.operation_metrics = {{"numAddedFiles", std::to_string(adds_.size())},
+                               {"numOutputRows", std::to_string(rows)},
+                               {"numOutputBytes", std::to_string(bytes)},
+                               {"numRemovedFiles", std::to_string(removes_.size())}};
+  return options;
+}
+
 arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   if (!read_snapshot_ && (!protocol_ || !metadata_)) {
     return invalid("creating table {} needs protocol and metadata",

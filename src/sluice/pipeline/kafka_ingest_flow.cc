@@ -569,15 +569,9 @@ class IngestRun : public kafka::RebalanceListener {
         return with_context(st, where());
       }
     }
-    delta::CommitOptions options;
-    options.operation = "STREAMING UPDATE";
-    options.operation_parameters = {{"outputMode", "Append"},
-                                    {"queryId", query_id_},
-                                    {"epochId", std::to_string(epoch_++)}};
-    options.operation_metrics = {{"numAddedFiles", std::to_string(txn->adds().size())},
-                                 {"numOutputRows", std::to_string(rows)},
-                                 {"numOutputBytes", std::to_string(writer->bytes_written())},
-                                 {"numRemovedFiles", "0"}};
+    auto options = txn->streaming_update(rows, writer->bytes_written());
+    options.operation_parameters["queryId"] = query_id_;
+    options.operation_parameters["epochId"] = std::to_string(epoch_++);
     auto result = txn->commit(options);
     if (!result.ok()) {
       writer->abort();

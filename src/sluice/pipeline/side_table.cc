@@ -70,11 +70,7 @@ arrow::Status SideTable::commit(const TxnVersions& txns) {
     auto done = snapshot_ ? snapshot_->txn_version(app) : std::nullopt;
     if (!done || *done < version) txn->set_txn(app, version);
   }
-  delta::CommitOptions options;
-  options.operation = "STREAMING UPDATE";
-  options.operation_parameters = {{"outputMode", "Append"}};
-  options.operation_metrics = {{"numOutputRows", std::to_string(rows)}};
-  auto result = txn->commit(options);
+  auto result = txn->commit(txn->streaming_update(rows, writer->bytes_written()));
   if (!result.ok()) {
     writer->abort();
     return with_context(result.status(), fmt::format("table '{}'", name_));

@@ -1283,7 +1283,8 @@ class SqlRun {
         ARROW_RETURN_NOT_OK(writer->write(*rows));
       }
     }
-    report.rows_written += writer->rows_written();
+    const int64_t rows = writer->rows_written(), bytes = writer->bytes_written();
+    report.rows_written += rows;
     if (quarantine) {
       auto st = quarantine->commit({{app_id, latest}});
       if (!st.ok()) {
@@ -1300,10 +1301,7 @@ class SqlRun {
     }
     ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
     txn.set_txn(app_id, latest);
-    delta::CommitOptions co;
-    co.operation = "STREAMING UPDATE";
-    co.operation_parameters = {{"outputMode", "Append"}};
-    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(txn.streaming_update(rows, bytes)));
     report.version = result.version.value();
     return arrow::Status::OK();
   }
