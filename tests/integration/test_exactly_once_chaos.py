@@ -85,7 +85,7 @@ def group_offsets(bootstrap, group, topic, partitions):
         consumer.close()
 
 
-def make_pipeline(tmp_path, name, bootstrap, topic, max_per_trigger, checkpoint_interval=5):
+def make_pipeline(tmp_path, name, bootstrap, topic, max_per_trigger, checkpoint_interval=5, kafka_properties=""):
     pipe = write_pipeline(tmp_path / "pipe", f"""
 name: {name}
 storage: ./data
@@ -94,6 +94,7 @@ trigger_interval: 100ms
 kafka:
   default:
     bootstrap.servers: "{bootstrap}"
+{kafka_properties}
 tables:
   bronze: {{properties: {{delta.checkpointInterval: "{checkpoint_interval}"}}}}
   silver: {{properties: {{delta.checkpointInterval: "{checkpoint_interval}"}}}}
@@ -487,7 +488,10 @@ def test_sigterm_during_broker_outage_commits_what_was_read_and_exits_promptly(t
     topic = create_topic(bootstrap, partitions)
     produce(bootstrap, topic, 0, total, partitions)
     marks = high_watermarks(bootstrap, topic, partitions)
-    pipe = make_pipeline(tmp_path, "term", bootstrap, topic, max_per_trigger=10 * total)
+    # Small fetches keep sluice reading the backlog for a while (unthrottled it reads 300k
+    # records in a quarter of a second, before the broker can be killed mid-read).
+    pipe = make_pipeline(tmp_path, "term", bootstrap, topic, max_per_trigger=10 * total,
+                         kafka_properties='    fetch.max.bytes: "1048576"\n    message.max.bytes: "1048576"\n    max.partition.fetch.bytes: "16384"\n')
     tables = Tables(pipe, "term", topic, partitions)
     proc = start_sluice(pipe, "run")
     wait_for(lambda: tables.data_file_count() > 0, 60, "sluice to write a data file", proc, poll=0.005)

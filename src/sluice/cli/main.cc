@@ -133,10 +133,11 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
 int main(int argc, char** argv) {
   // librdkafka takes its fetch buffers (tens of MB a second) from glibc malloc, which by
   // default hands large blocks back to the kernel on free and faults fresh zeroed pages in on
-  // the next fetch: keep up to 512 MiB of freed heap instead (BENCHMARKS.md, window bench).
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  mallopt(M_TOP_PAD, 64 << 20);
+  // the next fetch: blocks up to 32 MiB come from the heap, and up to 128 MiB of freed heap
+  // per arena stays (BENCHMARKS.md, window bench).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   CLI::App app{"sluice: declarative streaming pipelines from Kafka into Delta Lake tables"};
   app.require_subcommand(1);
 

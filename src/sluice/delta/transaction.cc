@@ -118,7 +118,9 @@ arrow::Result<CommitResult> Transaction::finish_commit(DeltaVersion version, int
   return result;
 }
 
-CommitOptions Transaction::streaming_update(int64_t rows, int64_t bytes) const {
+CommitOptions Transaction::streaming_update(int64_t rows) const {
+  int64_t bytes = 0;
+  for (const auto& add : adds_) bytes += add.size;
   CommitOptions options;
   options.operation = "STREAMING UPDATE";
   options.operation_parameters = {{"outputMode", "Append"}};

@@ -55,10 +55,10 @@ class Transaction {
 
   const std::vector<Add>& adds() const { return adds_; }
 
-  // The commitInfo of a streaming append of `rows` rows in `bytes` bytes (this transaction's
-  // files), as Spark's streaming writes record it: operation STREAMING UPDATE, outputMode
-  // Append, numAddedFiles/numOutputRows/numOutputBytes/numRemovedFiles.
-  CommitOptions streaming_update(int64_t rows, int64_t bytes) const;
+  // The commitInfo of a streaming append of `rows` rows (in this transaction's files), as
+  // Spark's streaming writes record it: operation STREAMING UPDATE, outputMode Append,
+  // numAddedFiles/numOutputRows/numOutputBytes (the files' sizes)/numRemovedFiles.
+  CommitOptions streaming_update(int64_t rows) const;
 
   // Commits at the next free version. Error codes: AlreadyExists-class conflicts come back as
   // Status::Invalid with "conflict" in the message and are not retryable.

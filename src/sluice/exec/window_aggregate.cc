@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "sluice/common/status.h"
 #include "sluice/exec/watermark.h"
@@ -494,17 +495,20 @@ arrow::Result<std::vector<WindowRows>> split_by_window(const arrow::Int64Array& 
     out.push_back({ws[0], all_rows ? nullptr : std::make_shared<arrow::Int64Array>(rows.data())});
     return out;
   }
-  // A batch spans few windows: find each pair's by a linear search from the last one hit.
+  // Consecutive pairs mostly share a window (tumbling) or cycle through a few (sliding): the
+  // last one hit first, else a hash look-up, so many windows per row stay linear.
   std::vector<std::vector<int64_t>> per_window;
-  size_t hit = 0;
   std::vector<int64_t> window_starts;
+  std::unordered_map<int64_t, size_t> index_of;
+  size_t hit = 0;
   for (int64_t i = 0; i < m; ++i) {
     if (window_starts.empty() || window_starts[hit] != ws[i]) {
-      hit = static_cast<size_t>(std::find(window_starts.begin(), window_starts.end(), ws[i]) - window_starts.begin());
-      if (hit == window_starts.size()) {
+      auto [it, added] = index_of.try_emplace(ws[i], window_starts.size());
+      if (added) {
         window_starts.push_back(ws[i]);
         per_window.emplace_back();
       }
+      hit = it->second;
     }
     per_window[hit].push_back(r[i]);
   }

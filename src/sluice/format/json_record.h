@@ -27,13 +27,14 @@ class JsonRecordParser {
   JsonRecordParser& operator=(const JsonRecordParser&) = delete;
 
   // Parses `text` into doc(); check failed() (not doc().HasParseError(): RapidJSON takes a NUL
-  // byte for the end of the text, so `{"a":1}<NUL>...` would parse). The document is valid
-  // until the next parse.
+  // byte for the end of the text, so `{"a":1}<NUL>...` would parse). NULs that only trail the
+  // text are dropped. The document is valid until the next parse.
   template <unsigned kFlags = rapidjson::kParseFullPrecisionFlag>
   rapidjson::Document& parse(std::string_view text) {
     doc_.SetNull();  // nothing may point into the pool when it restarts (a failed parse keeps the old value)
     pool_.Clear();
-    const void* nul = std::memchr(text.data(), '\0', text.size());
+    while (!text.empty() && text.back() == '\0') text.remove_suffix(1);  // C strings sent with their NUL
+    const void* nul = text.empty() ? nullptr : std::memchr(text.data(), '\0', text.size());
     nul_offset_ = nul ? static_cast<const char*>(nul) - text.data() : -1;
     if (nul) return doc_;
     scratch_.assign(text);  // keeps its capacity, and std::string ends in a NUL

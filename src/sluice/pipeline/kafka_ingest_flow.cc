@@ -421,7 +421,10 @@ class IngestRun : public kafka::RebalanceListener {
     kafka::PolledMessages polled_messages;
     while ((!polled || !all_done()) && !options_.stopping()) {
       polled = true;
-      consumer_->poll_batch(std::chrono::milliseconds(500), kPollBatch, polled_messages);
+      // A group member takes one message at a time: a rebase (a commit conflict, a rebalance
+      // inside the poll) seeks partitions back, and messages taken before it would then be read
+      // past the new position; librdkafka drops such stale messages only while they are queued.
+      consumer_->poll_batch(std::chrono::milliseconds(500), group_mode_ ? 1 : kPollBatch, polled_messages);
       ARROW_RETURN_NOT_OK(callback_status_);
       auto now = std::chrono::steady_clock::now();
       if (polled_messages.messages().empty()) {
@@ -569,7 +572,7 @@ class IngestRun : public kafka::RebalanceListener {
         return with_context(st, where());
       }
     }
-    auto options = txn->streaming_update(rows, writer->bytes_written());
+    auto options = txn->streaming_update(rows);
     options.operation_parameters["queryId"] = query_id_;
     options.operation_parameters["epochId"] = std::to_string(epoch_++);
     auto result = txn->commit(options);

@@ -70,7 +70,7 @@ arrow::Status SideTable::commit(const TxnVersions& txns) {
     auto done = snapshot_ ? snapshot_->txn_version(app) : std::nullopt;
     if (!done || *done < version) txn->set_txn(app, version);
   }
-  auto result = txn->commit(txn->streaming_update(rows, writer->bytes_written()));
+  auto result = txn->commit(txn->streaming_update(rows));
   if (!result.ok()) {
     writer->abort();
     return with_context(result.status(), fmt::format("table '{}'", name_));

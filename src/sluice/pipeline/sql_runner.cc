@@ -1283,7 +1283,7 @@ class SqlRun {
         ARROW_RETURN_NOT_OK(writer->write(*rows));
       }
     }
-    const int64_t rows = writer->rows_written(), bytes = writer->bytes_written();
+    const int64_t rows = writer->rows_written();
     report.rows_written += rows;
     if (quarantine) {
       auto st = quarantine->commit({{app_id, latest}});
@@ -1301,7 +1301,7 @@ class SqlRun {
     }
     ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
     txn.set_txn(app_id, latest);
-    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(txn.streaming_update(rows, bytes)));
+    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(txn.streaming_update(rows)));
     report.version = result.version.value();
     return arrow::Status::OK();
   }

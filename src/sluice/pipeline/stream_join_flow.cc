@@ -151,7 +151,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   fail_point("after_state_save");  // tests: the state of a commit that never lands
   ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
   for (const auto& [app, v] : progress) txn.set_txn(app, v);
-  ARROW_ASSIGN_OR_RAISE(auto committed_result, txn.commit(txn.streaming_update(result.rows_written, writer->bytes_written())));
+  ARROW_ASSIGN_OR_RAISE(auto committed_result, txn.commit(txn.streaming_update(result.rows_written)));
   result.version = committed_result.version.value();
   return result;
 }

@@ -47,5 +47,16 @@ TEST(JsonRecordParserTest, AnEmbeddedNulIsAnErrorNotAnEarlyEnd) {
   EXPECT_EQ(parser.error().rfind("invalid JSON at byte 5: ", 0), 0u) << parser.error();
 }
 
+TEST(JsonRecordParserTest, NulsThatOnlyTrailTheTextAreDropped) {
+  JsonRecordParser parser;  // C producers send strlen + 1 bytes
+  auto& doc = parser.parse(std::string("{\"a\":1}\0\0", 9));
+  ASSERT_FALSE(parser.failed()) << parser.error();
+  EXPECT_EQ(doc["a"].GetInt(), 1);
+  parser.parse(std::string_view());  // an empty value (no data pointer) is an error, not a crash
+  EXPECT_TRUE(parser.failed());
+  parser.parse(std::string(1, '\0'));
+  EXPECT_TRUE(parser.failed());
+}
+
 }  // namespace
 }  // namespace sluice::format
