@@ -77,9 +77,12 @@ arrow::Result<int64_t> LogStore::commit_timestamp(DeltaVersion v) const {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
 }
 
-arrow::Status fsync_file(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("cannot open {} to fsync: {}", path.string(), errno_text());
+namespace {
+
+// Opens `path` with `flags` (O_DIRECTORY for a folder) and fsyncs it; `what` names it in errors.
+arrow::Status fsync_path(const fs::path& path, int flags, const char* what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
+  if (fd < 0) return io_error("cannot open {} {} to fsync: {}", what, path.string(), errno_text());
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
@@ -87,15 +90,11 @@ arrow::Status fsync_file(const fs::path& path) {
   return arrow::Status::OK();
 }
 
-arrow::Status fsync_directory(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return io_error("cannot open directory {}: {}", dir.string(), errno_text());
-  int rc = ::fsync(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0) return io_error("fsync {}: {}", dir.string(), std::strerror(saved));
-  return arrow::Status::OK();
-}
+}  // namespace
+
+arrow::Status fsync_file(const fs::path& path) { return fsync_path(path, 0, "file"); }
+
+arrow::Status fsync_directory(const fs::path& dir) { return fsync_path(dir, O_DIRECTORY, "directory"); }
 
 arrow::Status write_file_durably(const fs::path& path, const std::string& content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
