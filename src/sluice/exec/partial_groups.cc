@@ -234,8 +234,48 @@ class ValueAccumulator final : public PartialAccumulator {
   std::vector<uint8_t> seen_;
 };
 
-// min/max/first/last of strings and binaries. A value is copied only when it becomes the
-// group's (first: once per group; last: once per group and batch, found walking backwards).
+// min/max/first/last of booleans (false < true), one byte per group.
+class BoolAccumulator final : public PartialAccumulator {
+ public:
+  explicit BoolAccumulator(Kind kind) : kind_(kind) {}
+  void resize(int64_t groups) override {
+    values_.resize(static_cast<size_t>(groups), 0);
+    seen_.resize(static_cast<size_t>(groups), 0);
+  }
+  arrow::Status consume(const std::shared_ptr<arrow::Array>& values, int64_t length, const uint32_t* groups) override {
+    const auto& a = static_cast<const arrow::BooleanArray&>(*values);
+    for (int64_t i = 0; i < length; ++i) {
+      if (a.IsNull(i)) continue;
+      const uint32_t g = groups[i];
+      const uint8_t v = a.Value(i);
+      if (!seen_[g] || kind_ == Kind::kLast || (kind_ == Kind::kMin && v < values_[g]) ||
+          (kind_ == Kind::kMax && v > values_[g])) {
+        values_[g] = v;
+        seen_[g] = 1;
+      }
+    }
+    return arrow::Status::OK();
+  }
+  arrow::Status merge(const arrow::ArrayVector& partials, const uint32_t* groups) override {
+    return consume(partials[0], partials[0]->length(), groups);
+  }
+  arrow::Result<arrow::ArrayVector> finish() const override {
+    arrow::BooleanBuilder b;
+    ARROW_RETURN_NOT_OK(b.AppendValues(values_.data(), static_cast<int64_t>(values_.size()), seen_.data()));
+    ARROW_ASSIGN_OR_RAISE(auto out, b.Finish());
+    return arrow::ArrayVector{out};
+  }
+  int64_t bytes() const override { return static_cast<int64_t>(values_.size() * 2); }
+
+ private:
+  Kind kind_;
+  std::vector<uint8_t> values_, seen_;
+};
+
+// min/max/first/last of strings and binaries (ArrayT: BinaryArray, or LargeBinaryArray for the
+// large types; their string arrays derive from them). A value is copied only when it becomes
+// the group's (first: once per group; last: once per group and batch, found walking backwards).
+template <typename ArrayT, typename BuilderT>
 class BinaryAccumulator final : public PartialAccumulator {
  public:
   BinaryAccumulator(Kind kind, std::shared_ptr<arrow::DataType> type) : kind_(kind), type_(std::move(type)) {}
@@ -245,7 +285,7 @@ class BinaryAccumulator final : public PartialAccumulator {
     stamp_.resize(static_cast<size_t>(groups), 0);
   }
   arrow::Status consume(const std::shared_ptr<arrow::Array>& values, int64_t length, const uint32_t* groups) override {
-    const auto& a = static_cast<const arrow::BinaryArray&>(*values);
+    const auto& a = static_cast<const ArrayT&>(*values);
     if (kind_ == Kind::kLast) {
       ++batch_;
       for (int64_t i = length - 1; i >= 0; --i) {
@@ -275,7 +315,7 @@ class BinaryAccumulator final : public PartialAccumulator {
   arrow::Result<arrow::ArrayVector> finish() const override {
     std::unique_ptr<arrow::ArrayBuilder> builder;
     ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), type_, &builder));
-    auto& b = static_cast<arrow::BinaryBuilder&>(*builder);
+    auto& b = static_cast<BuilderT&>(*builder);
     ARROW_RETURN_NOT_OK(b.Reserve(static_cast<int64_t>(values_.size())));
     for (size_t g = 0; g < values_.size(); ++g) {
       ARROW_RETURN_NOT_OK(seen_[g] ? b.Append(values_[g]) : b.AppendNull());
@@ -329,7 +369,13 @@ arrow::Result<std::unique_ptr<PartialAccumulator>> make_accumulator(const std::s
       if (arrow::is_integer(input->id())) return std::make_unique<SumAccumulator<int64_t>>(kind == Kind::kMean);
       return std::make_unique<SumAccumulator<double>>(kind == Kind::kMean);
     default:
-      if (!fixed_width_number(*input)) return std::make_unique<BinaryAccumulator>(kind, input);
+      if (input->id() == arrow::Type::BOOL) return std::make_unique<BoolAccumulator>(kind);
+      if (input->id() == arrow::Type::STRING || input->id() == arrow::Type::BINARY) {
+        return std::make_unique<BinaryAccumulator<arrow::BinaryArray, arrow::BinaryBuilder>>(kind, input);
+      }
+      if (input->id() == arrow::Type::LARGE_STRING || input->id() == arrow::Type::LARGE_BINARY) {
+        return std::make_unique<BinaryAccumulator<arrow::LargeBinaryArray, arrow::LargeBinaryBuilder>>(kind, input);
+      }
       return with_physical(*input, [&](auto p) -> std::unique_ptr<PartialAccumulator> {
         return std::make_unique<ValueAccumulator<decltype(p)>>(kind, input);
       });
@@ -349,7 +395,9 @@ bool PartialGroups::supports(const std::string& function, const std::shared_ptr<
     case Kind::kMean:
       return input && summable(*input);
     default:
-      return input && (fixed_width_number(*input) || input->id() == arrow::Type::STRING ||
+      return input && (fixed_width_number(*input) || input->id() == arrow::Type::BOOL ||
+                       input->id() == arrow::Type::STRING || input->id() == arrow::Type::LARGE_STRING ||
+                       input->id() == arrow::Type::LARGE_BINARY ||
                        input->id() == arrow::Type::BINARY);
   }
 }

@@ -35,8 +35,8 @@ class PartialGroups {
  public:
   // Whether `function` (hash_count_all, hash_count, hash_sum, hash_mean, hash_min, hash_max,
   // hash_first, hash_last) over `input` keeps a partial here: counts of anything; sums and
-  // means of integers and floating point; min/max/first/last of fixed-width numbers, dates,
-  // times, timestamps, strings and binaries.
+  // means of integers and floating point; min/max/first/last of fixed-width numbers, booleans,
+  // dates, times, timestamps, strings and binaries (also large ones).
   static bool supports(const std::string& function, const std::shared_ptr<arrow::DataType>& input);
   // The type of the partial column(s) a function makes (mean: the sum's; its count is int64).
   static std::shared_ptr<arrow::DataType> partial_type(const std::string& function,

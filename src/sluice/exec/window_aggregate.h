@@ -38,8 +38,9 @@ class WindowAggregate final : public EventTimeOperator {
   // Internal columns of the state, in arrival order (first/last depend on it): __ws (window
   // start, int64 µs), __k<i> per non-window key, then per aggregate either its partial
   // aggregate (__p<a>, or __s<a> and __c<a> for avg) when every aggregate merges (count, sum,
-  // avg of numbers; min, max, first, last of numbers, times, strings), kept in a hash table
-  // per open window (PartialGroups), or else its input rows (__in<a>: count DISTINCT, stddev).
+  // avg of numbers; min, max, first, last of numbers, booleans, times, strings), kept in a hash
+  // table per open window (PartialGroups), or else its input rows (__in<a>: count DISTINCT,
+  // stddev, decimals).
   bool merges_partials() const { return partial_; }
   const std::shared_ptr<arrow::Schema>& buffer_schema() const { return buffer_schema_; }
 

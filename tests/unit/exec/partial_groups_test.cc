@@ -24,7 +24,7 @@ struct Case {
 };
 
 // Rows: k1 string (with nulls), k2 int32, then inputs: i64 (nulls), f64 (nulls, NaN), s (strings,
-// nulls), ts (timestamps).
+// nulls), ts (timestamps), b (booleans, nulls), ls (large strings, nulls).
 std::shared_ptr<arrow::RecordBatch> random_rows(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   arrow::StringBuilder k1, s;
@@ -32,6 +32,8 @@ std::shared_ptr<arrow::RecordBatch> random_rows(int64_t n, uint32_t seed) {
   arrow::Int64Builder i64;
   arrow::DoubleBuilder f64;
   arrow::TimestampBuilder ts(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool());
+  arrow::BooleanBuilder b;
+  arrow::LargeStringBuilder ls;
   for (int64_t r = 0; r < n; ++r) {
     const uint32_t x = rng();
     EXPECT_TRUE((x % 11 == 0 ? k1.AppendNull() : k1.Append("key" + std::to_string(x % 7))).ok());
@@ -41,21 +43,26 @@ std::shared_ptr<arrow::RecordBatch> random_rows(int64_t n, uint32_t seed) {
     EXPECT_TRUE((x % 7 == 0 ? f64.AppendNull() : f64.Append(d)).ok());
     EXPECT_TRUE((x % 9 == 0 ? s.AppendNull() : s.Append(std::string((x >> 5) % 4, 'x') + std::to_string(x % 97))).ok());
     EXPECT_TRUE(ts.Append(static_cast<int64_t>(x % 100000)).ok());
+    EXPECT_TRUE(((x >> 6) % 6 == 0 ? b.AppendNull() : b.Append((x >> 9) % 5 == 0)).ok());
+    EXPECT_TRUE(((x >> 7) % 8 == 0 ? ls.AppendNull() : ls.Append("L" + std::to_string((x >> 11) % 53))).ok());
   }
   auto schema = arrow::schema({arrow::field("k1", arrow::utf8()), arrow::field("k2", arrow::int32()),
                                arrow::field("i64", arrow::int64()), arrow::field("f64", arrow::float64()),
                                arrow::field("s", arrow::utf8()),
-                               arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))});
+                               arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                               arrow::field("b", arrow::boolean()), arrow::field("ls", arrow::large_utf8())});
   return arrow::RecordBatch::Make(schema, n,
                                   {k1.Finish().ValueOrDie(), k2.Finish().ValueOrDie(), i64.Finish().ValueOrDie(),
-                                   f64.Finish().ValueOrDie(), s.Finish().ValueOrDie(), ts.Finish().ValueOrDie()});
+                                   f64.Finish().ValueOrDie(), s.Finish().ValueOrDie(), ts.Finish().ValueOrDie(),
+                                   b.Finish().ValueOrDie(), ls.Finish().ValueOrDie()});
 }
 
 const std::vector<Case> kCases = {
     {"hash_count_all", 0}, {"hash_count", 1}, {"hash_count", 2}, {"hash_sum", 0},   {"hash_sum", 1},
     {"hash_mean", 0},      {"hash_mean", 1},  {"hash_min", 0},   {"hash_max", 1},   {"hash_min", 1},
     {"hash_min", 2},       {"hash_max", 2},   {"hash_first", 2}, {"hash_last", 2},  {"hash_first", 1},
-    {"hash_last", 3},      {"hash_max", 3},
+    {"hash_last", 3},      {"hash_max", 3},   {"hash_min", 4},   {"hash_max", 4},   {"hash_first", 4},
+    {"hash_last", 4},      {"hash_min", 5},   {"hash_max", 5},   {"hash_last", 5},
 };
 
 // Each row of `columns` (one value per group) as text, sorted: groups come in any order.
@@ -168,9 +175,9 @@ TEST_P(PartialGroupsTest, MergingThePartialsOfTwoHalvesEqualsOneTable) {
 
 INSTANTIATE_TEST_SUITE_P(Keys, PartialGroupsTest, ::testing::Values(size_t{0}, size_t{1}, size_t{2}));
 
-TEST(PartialGroupsSupport, DecimalsBooleansAndNestedTypesKeepNoPartial) {
+TEST(PartialGroupsSupport, DecimalsFixedSizeBinariesAndNestedTypesKeepNoPartial) {
   EXPECT_FALSE(PartialGroups::supports("hash_sum", arrow::decimal128(10, 2)));
-  EXPECT_FALSE(PartialGroups::supports("hash_min", arrow::boolean()));
+  EXPECT_FALSE(PartialGroups::supports("hash_min", arrow::fixed_size_binary(4)));
   EXPECT_FALSE(PartialGroups::supports("hash_first", arrow::list(arrow::int32())));
   EXPECT_FALSE(PartialGroups::supports("hash_sum", arrow::utf8()));
   EXPECT_FALSE(PartialGroups::supports("hash_count_distinct", arrow::int64()));
