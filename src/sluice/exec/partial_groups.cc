@@ -29,31 +29,6 @@ arrow::Result<Kind> kind_of(const std::string& function) {
   return invalid("{} keeps no partial aggregate", function);
 }
 
-// Calls f(const CType* values) with the physical values of a fixed-width numeric array.
-template <typename F>
-arrow::Status with_values(const arrow::Array& a, F&& f) {
-  const auto& d = *a.data();
-  switch (a.type_id()) {
-    case arrow::Type::INT8: return f(d.GetValues<int8_t>(1));
-    case arrow::Type::INT16: return f(d.GetValues<int16_t>(1));
-    case arrow::Type::INT32:
-    case arrow::Type::DATE32:
-    case arrow::Type::TIME32: return f(d.GetValues<int32_t>(1));
-    case arrow::Type::INT64:
-    case arrow::Type::DATE64:
-    case arrow::Type::TIME64:
-    case arrow::Type::TIMESTAMP:
-    case arrow::Type::DURATION: return f(d.GetValues<int64_t>(1));
-    case arrow::Type::UINT8: return f(d.GetValues<uint8_t>(1));
-    case arrow::Type::UINT16: return f(d.GetValues<uint16_t>(1));
-    case arrow::Type::UINT32: return f(d.GetValues<uint32_t>(1));
-    case arrow::Type::UINT64: return f(d.GetValues<uint64_t>(1));
-    case arrow::Type::FLOAT: return f(d.GetValues<float>(1));
-    case arrow::Type::DOUBLE: return f(d.GetValues<double>(1));
-    default: return arrow::Status::NotImplemented("partial aggregate over ", a.type()->ToString());
-  }
-}
-
 bool fixed_width_number(const arrow::DataType& t) {
   switch (t.id()) {
     case arrow::Type::INT8: case arrow::Type::INT16: case arrow::Type::INT32: case arrow::Type::INT64:
@@ -64,6 +39,30 @@ bool fixed_width_number(const arrow::DataType& t) {
     default:
       return false;
   }
+}
+
+// Calls f with a value of the C type that holds a fixed_width_number type's values.
+template <typename F>
+auto with_physical(const arrow::DataType& t, F&& f) {
+  switch (t.id()) {
+    case arrow::Type::INT8: return f(int8_t{});
+    case arrow::Type::INT16: return f(int16_t{});
+    case arrow::Type::INT32: case arrow::Type::DATE32: case arrow::Type::TIME32: return f(int32_t{});
+    case arrow::Type::UINT8: return f(uint8_t{});
+    case arrow::Type::UINT16: return f(uint16_t{});
+    case arrow::Type::UINT32: return f(uint32_t{});
+    case arrow::Type::UINT64: return f(uint64_t{});
+    case arrow::Type::FLOAT: return f(float{});
+    case arrow::Type::DOUBLE: return f(double{});
+    default: return f(int64_t{});  // INT64, DATE64, TIME64, TIMESTAMP, DURATION
+  }
+}
+
+// Calls f(const CType* values) with the physical values of a fixed-width numeric array.
+template <typename F>
+arrow::Status with_values(const arrow::Array& a, F&& f) {
+  if (!fixed_width_number(*a.type())) return arrow::Status::NotImplemented("partial aggregate over ", a.type()->ToString());
+  return with_physical(*a.type(), [&](auto p) { return f(a.data()->GetValues<decltype(p)>(1)); });
 }
 
 bool summable(const arrow::DataType& t) { return arrow::is_integer(t.id()) || t.id() == arrow::Type::FLOAT || t.id() == arrow::Type::DOUBLE; }
@@ -337,22 +336,6 @@ class BinaryAccumulator final : public PartialAccumulator {
   std::vector<uint32_t> stamp_;  // last: the batch that already set the group's value
   uint32_t batch_ = 0;
 };
-
-template <typename F>
-auto with_physical(const arrow::DataType& t, F&& f) {
-  switch (t.id()) {
-    case arrow::Type::INT8: return f(int8_t{});
-    case arrow::Type::INT16: return f(int16_t{});
-    case arrow::Type::INT32: case arrow::Type::DATE32: case arrow::Type::TIME32: return f(int32_t{});
-    case arrow::Type::UINT8: return f(uint8_t{});
-    case arrow::Type::UINT16: return f(uint16_t{});
-    case arrow::Type::UINT32: return f(uint32_t{});
-    case arrow::Type::UINT64: return f(uint64_t{});
-    case arrow::Type::FLOAT: return f(float{});
-    case arrow::Type::DOUBLE: return f(double{});
-    default: return f(int64_t{});  // INT64, DATE64, TIME64, TIMESTAMP, DURATION
-  }
-}
 
 arrow::Result<std::unique_ptr<PartialAccumulator>> make_accumulator(const std::string& function,
                                                                     const std::shared_ptr<arrow::DataType>& input) {

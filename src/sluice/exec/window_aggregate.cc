@@ -513,10 +513,8 @@ arrow::Result<std::vector<WindowRows>> split_by_window(const arrow::Int64Array& 
     per_window[hit].push_back(r[i]);
   }
   for (size_t w = 0; w < window_starts.size(); ++w) {
-    arrow::Int64Builder b;
-    ARROW_RETURN_NOT_OK(b.AppendValues(per_window[w]));
-    ARROW_ASSIGN_OR_RAISE(auto indices, b.Finish());
-    out.push_back({window_starts[w], std::static_pointer_cast<arrow::Int64Array>(indices)});
+    const auto n = static_cast<int64_t>(per_window[w].size());
+    out.push_back({window_starts[w], std::make_shared<arrow::Int64Array>(n, arrow::Buffer::FromVector(std::move(per_window[w])))});
   }
   return out;
 }

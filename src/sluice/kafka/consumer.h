@@ -120,8 +120,8 @@ class Consumer {
   // The next message or event (EOF, error), or null on timeout.
   std::unique_ptr<RdKafka::Message> poll(std::chrono::milliseconds timeout);
   // Up to `max` messages or events into `out` (cleared first): what is queued, else the first
-  // one to arrive within `timeout`. One queue pop for many messages, where poll() takes a lock, reads the clock
-  // and wraps each message. Rebalance callbacks run inside, as in poll().
+  // one to arrive within `timeout`. One queue pop for many messages, where poll() takes a
+  // lock, reads the clock and wraps each message. Rebalance callbacks run inside, as in poll().
   void poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out);
   // Commits consumer-group offsets (for lag monitoring; not the source of truth).
   arrow::Status commit_offsets(const std::vector<PartitionStart>& next_offsets);

@@ -51,10 +51,6 @@ KafkaRecordBatchBuilder::KafkaRecordBatchBuilder(HeadersColumn headers)
 // Reads the C message under the C++ wrapper: RdKafka::Message::topic_name() returns a new
 // std::string per call and headers() copies them into a vector, per-row allocations on the
 // hot path.
-arrow::Status KafkaRecordBatchBuilder::append(const RdKafka::Message& message) {
-  return append(*const_cast<RdKafka::Message&>(message).c_ptr());
-}
-
 arrow::Status KafkaRecordBatchBuilder::append(const rd_kafka_message_t& message) {
   const rd_kafka_message_t* m = &message;
   if (m->key != nullptr) {

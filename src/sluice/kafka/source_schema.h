@@ -10,9 +10,6 @@
 #include <memory>
 #include <string>
 
-namespace RdKafka {
-class Message;
-}
 
 namespace sluice::kafka {
 
@@ -29,7 +26,6 @@ class KafkaRecordBatchBuilder {
   explicit KafkaRecordBatchBuilder(HeadersColumn headers = HeadersColumn::kInclude);
 
   // Appends one consumed message (must carry no error).
-  arrow::Status append(const RdKafka::Message& message);
   arrow::Status append(const rd_kafka_message_t& message);
   int64_t num_rows() const { return num_rows_; }
   int64_t payload_bytes() const { return payload_bytes_; }
