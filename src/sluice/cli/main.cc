@@ -15,6 +15,8 @@
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/status.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/pipeline_identity.h"
+#include "sluice/pipeline/run_lock.h"
 #include "sluice/pipeline/runner.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
@@ -38,8 +40,26 @@ void print_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
   std::cout.flush();
 }
 
+// One line per dataset and update: rows in and out, and where the rows that did not reach the
+// table went (dropped, quarantined, dead-lettered, late, duplicate), with expectation failures.
+std::string summary_line(const sluice::pipeline::DatasetReport& r) {
+  std::string line = fmt::format("{} ({}): {} rows read, {} written, {} dropped", r.dataset, r.kind, r.rows_read,
+                                 r.rows_written, r.rows_dropped);
+  if (r.rows_quarantined) line += fmt::format(", {} quarantined into {}_quarantine", r.rows_quarantined, r.dataset);
+  if (r.rows_dead_lettered) {
+    line += fmt::format(", {} dead-lettered into {}_dead_letter", r.rows_dead_lettered, r.dataset);
+  }
+  if (r.rows_late) line += fmt::format(", {} late", r.rows_late);
+  if (r.rows_duplicate) line += fmt::format(", {} duplicate", r.rows_duplicate);
+  line += fmt::format(", table version {}", r.version);
+  std::string expectations;
+  for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
+  if (!expectations.empty()) line += ";" + expectations;
+  return line + "\n";
+}
+
 int run_command(const std::string& dir, bool once, const std::string& bootstrap_override,
-                std::vector<std::string> full_refresh) {
+                std::vector<std::string> full_refresh, const std::string& command) {
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
   if (!bootstrap_override.empty()) {
@@ -56,6 +76,13 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     return fail(arrow::Status::Invalid(fmt::format(
         "pipeline '{}' defines no tables: add .sql files or a 'bronze:' list", config->name)));
   }
+  const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
+  // Before anything touches the storage: one run at a time (or a scale-out), then the
+  // pipeline's stable id, which every progress id is built from.
+  auto lock = sluice::pipeline::RunLock::acquire(
+      *config, sluice::pipeline::run_lock_mode(graph ? &*graph : nullptr, continuous), command);
+  if (!lock.ok()) return fail(lock.status());
+  if (auto st = sluice::pipeline::open_pipeline_storage(*config); !st.ok()) return fail(st);
   sluice::pipeline::IngestOptions options;
   options.stop = &g_stop;
   options.full_refresh = full_refresh;
@@ -70,13 +97,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     }
     if (graph) {
       ARROW_ASSIGN_OR_RAISE(auto reports, sluice::pipeline::run_sql_pipeline_once(*config, *graph, options));
-      for (const auto& r : reports) {
-        std::string expectations;
-        for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
-        std::cout << fmt::format("{} ({}): {} rows read, {} written, {} dropped, table version {}{}\n", r.dataset,
-                                 r.kind, r.rows_read, r.rows_written, r.rows_dropped, r.version,
-                                 expectations.empty() ? "" : ";" + expectations);
-      }
+      for (const auto& r : reports) std::cout << summary_line(r);
       std::cout.flush();
     }
     options.full_refresh.clear();  // only the first update resets
@@ -85,7 +106,6 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
   if (!continuous) {
     auto st = update();
     return st.ok() ? 0 : fail(st);
@@ -102,10 +122,10 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     continuous.trigger_interval = config->trigger_interval;
     continuous.on_report = [&](const sluice::pipeline::DatasetReport& r) {
       std::lock_guard lock(print_mutex);
-      std::cout << fmt::format("{} ({}): {} rows read, {} written, {} dropped, table version {}\n", r.dataset, r.kind,
-                               r.rows_read, r.rows_written, r.rows_dropped, r.version);
+      std::cout << summary_line(r);
       std::cout.flush();
     };
+    continuous.leads = [&lock] { return (*lock)->leads(); };
     auto st = sluice::pipeline::run_sql_pipeline_continuous(*config, *graph, options, continuous);
     options.group_members.reset();
     if (!st.ok()) return fail(st);
@@ -169,7 +189,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) {
     if (run->count("--full-refresh") && full_refresh.empty()) full_refresh = {"*"};
-    return run_command(dir, once, bootstrap, full_refresh);
+    std::string command;
+    for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+    return run_command(dir, once, bootstrap, full_refresh, command);
   }
   return exit_code;
 }

@@ -191,7 +191,7 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
   delta::LogStore input(options.input_path);
   ARROW_ASSIGN_OR_RAISE(auto input_snapshot, delta::Snapshot::load(input));
   const auto& input_name = plan.source().name;
-  const std::string app_id = fmt::format("{}/{}/{}", options.pipeline, options.flow, input_snapshot->metadata().id);
+  const std::string app_id = delta_progress_id(options.pipeline, options.flow, input_snapshot->metadata().id);
   const int64_t latest = input_snapshot->version().value();
   std::optional<int64_t> done = view ? view->txn_version(app_id) : std::nullopt;
   if (done && *done < 0) done.reset();

@@ -17,6 +17,7 @@
 
 #include "sluice/delta/snapshot.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
 
 namespace sluice::pipeline {
@@ -51,7 +52,7 @@ enum class RefreshMode { kIncremental, kFull };
 const char* refresh_mode_name(RefreshMode mode);
 
 struct ViewRefreshOptions {
-  std::string pipeline;
+  PipelineId pipeline;
   std::string flow;
   std::filesystem::path view_path;   // the view's table folder (state under _sluice_state/<flow>)
   std::filesystem::path input_path;  // the one input table's folder

@@ -228,7 +228,7 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Result<PartitionProgress> plan_partition(const TopicPartitionId& tp) {
     ARROW_ASSIGN_OR_RAISE(auto marks,
                           consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
-    const auto app_id = kafka_txn_app_id(config_.name, table_.flow, tp.topic, tp.partition);
+    const auto app_id = kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
     std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
     if (committed && *committed < 0) committed.reset();  // reset by a full refresh
     KafkaOffset start = marks.low;
@@ -493,7 +493,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   std::optional<int64_t> committed_offset(const TopicPartitionId& tp) const {
     if (!snapshot_) return std::nullopt;
-    return snapshot_->txn_version(kafka_txn_app_id(config_.name, table_.flow, tp.topic, tp.partition));
+    return snapshot_->txn_version(kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
   }
 
   // Whether a commit now would record anything: rows, or offsets that moved.
@@ -560,7 +560,7 @@ class IngestRun : public kafka::RebalanceListener {
     }
     std::map<std::string, int64_t> progress;  // what this commit records, for side tables
     for (const auto& [tp, prog] : progress_) {
-      const auto app_id = kafka_txn_app_id(config_.name, table_.flow, tp.topic, tp.partition);
+      const auto app_id = kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
       progress[app_id] = prog.next.value();
       if (committed_offset(tp) == prog.next.value()) continue;  // unchanged
       txn->set_txn(app_id, prog.next.value());
@@ -633,11 +633,6 @@ class IngestRun : public kafka::RebalanceListener {
 };
 
 }  // namespace
-
-std::string kafka_txn_app_id(const std::string& pipeline, const std::string& flow,
-                             const std::string& topic, KafkaPartition partition) {
-  return fmt::format("{}/{}/{}/{}", pipeline, flow, topic, partition.value());
-}
 
 arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,
                                                 const IngestOptions& options) {

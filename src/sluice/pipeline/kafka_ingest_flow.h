@@ -1,6 +1,6 @@
 // The bronze flow: copies a Kafka topic into a Delta table in the Kafka source schema,
 // exactly once. Progress per partition is a `txn` action (appId
-// <pipeline>/<table>/<topic>/<partition>, version = next offset) in the same commit as the
+// <pipeline id>/<flow>/<topic>/<partition>, version = next offset) in the same commit as the
 // data, so a rerun after any crash resumes exactly where the last commit ended.
 #pragma once
 
@@ -138,10 +138,6 @@ struct IngestReport {
   int64_t table_version = -1;  // latest version after the run
   int64_t backlog = 0;         // records behind the high-water marks seen at start (Kafka lag)
 };
-
-// Transaction app id of one topic partition's progress for a flow.
-std::string kafka_txn_app_id(const std::string& pipeline, const std::string& flow,
-                             const std::string& topic, KafkaPartition partition);
 
 // Triggered run of a Kafka flow: everything up to the high-water marks seen at start.
 arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,

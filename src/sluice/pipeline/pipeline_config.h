@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/kafka/consumer.h"
+#include "sluice/pipeline/progress_id.h"
 
 namespace sluice::pipeline {
 
@@ -29,7 +30,9 @@ struct BronzeTableConfig {
 };
 
 struct PipelineConfig {
-  std::string name;
+  std::string name;  // display name: may change; progress is keyed by `id`
+  // The stable id kept in the storage; set by open_pipeline_identity() before anything runs.
+  PipelineId id;
   std::filesystem::path dir;      // the pipeline folder
   std::filesystem::path storage;  // absolute; tables live under storage/tables/<name>
   Mode mode = Mode::kTriggered;

@@ -333,7 +333,14 @@ class SqlRun {
       std::map<std::string, int64_t> seen_generation;
       std::map<std::string, int64_t> seen_version;  // upstream table versions at the last run
       bool first = true;
+      const bool everywhere = runs_in_every_process(d);
       while (!stopping()) {
+        if (!everywhere && continuous_->leads && !continuous_->leads()) {
+          // A scale-out run: another process leads and runs this dataset; this one takes over
+          // when that one ends.
+          wait_or_stop(mutex, changed, interval);
+          continue;
+        }
         if (!first && !needs.empty()) {
           // Wait for an upstream commit here, or poll the upstream logs (other processes).
           wait_or_stop(mutex, changed, interval, [&] {
@@ -404,6 +411,28 @@ class SqlRun {
     for (auto& t : threads) t.join();
     if (!fatal.ok()) return fatal;
     return std::vector<DatasetReport>{};
+  }
+
+  // Whether several processes may run the dataset at once (scale-out): a streaming table whose
+  // every flow reads Kafka as a consumer-group member and keeps no event-time state, so the
+  // group splits the partitions and the txns keep each record once. Anything else reads the
+  // same input in every process, or keeps state per process.
+  bool runs_in_every_process(const Dataset& d) const {
+    if (d.kind != sql::DatasetKind::kStreamingTable || d.flows.empty()) return false;
+    for (const auto& f : d.flows) {
+      auto it = flow_plans_.find(f);
+      if (it == flow_plans_.end()) return false;
+      const auto& plan = it->second;
+      if (plan.source().kind != exec::PlanSource::Kind::kKafka || plan.joins() || plan.aggregates() ||
+          plan.distinct()) {
+        return false;
+      }
+      KafkaFlowSpec spec;
+      if (!apply_kafka_options(plan.source().options, spec).ok() || spec.group_mode != GroupMode::kSubscribe) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // Sleeps up to `how_long`, less if the stop flag is set or `done` (checked under `mutex`)
@@ -818,7 +847,7 @@ class SqlRun {
     o.late_table_path = config_.table_path(d.name + "_late");
     o.table = d.name;
     o.flow = flow_name;
-    o.pipeline = config_.name;
+    o.pipeline = config_.id;
     o.policy.delay_micros = plan.watermark()->delay_micros;
     o.policy.step = streaming_source(plan).kind == exec::PlanSource::Kind::kKafka ? exec::WatermarkStep::kPerRow
                                                                                  : exec::WatermarkStep::kPerBatch;
@@ -996,7 +1025,7 @@ class SqlRun {
     const auto& ex = expectations_.at(d.name);
     const auto& schema = schemas_.at(d.name);
     StreamJoinFlowSpec spec;
-    spec.pipeline = config_.name;
+    spec.pipeline = config_.id;
     spec.table = d.name;
     spec.flow = flow_name;
     spec.table_path = config_.table_path(d.name);
@@ -1120,7 +1149,7 @@ class SqlRun {
       spec.properties = properties(d);
       spec.output_schema = schema;
       // Kafka rows carry their position: topic, partition, offset.
-      const std::string pipeline = config_.name;
+      const PipelineId pipeline = config_.id;
       auto kafka_positions = [&](const arrow::RecordBatch& input) -> Positions {
         return [&, input_ptr = &input](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>& rows)
                    -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
@@ -1131,7 +1160,7 @@ class SqlRun {
           auto p = std::static_pointer_cast<arrow::Int32Array>(partition.make_array());
           auto o = std::static_pointer_cast<arrow::Int64Array>(offset.make_array());
           return quarantine_batch(*quarantine->schema(), dropped, t, p, o, [&](int64_t i) {
-            auto app = kafka_txn_app_id(pipeline, flow_name, t->GetString(i), KafkaPartition(p->Value(i)));
+            auto app = kafka_progress_id(pipeline, flow_name, t->GetString(i), KafkaPartition(p->Value(i)));
             return o->Value(i) < quarantine->committed(app);
           });
         };
@@ -1166,7 +1195,7 @@ class SqlRun {
           const auto& offset = static_cast<const arrow::Int64Array&>(*dl.GetColumnByName("offset"));
           arrow::BooleanBuilder fresh;  // not already in the table from before a crash
           for (int64_t i = 0; i < dl.num_rows(); ++i) {
-            auto app = kafka_txn_app_id(pipeline, flow_name, topic.GetString(i), KafkaPartition(partition.Value(i)));
+            auto app = kafka_progress_id(pipeline, flow_name, topic.GetString(i), KafkaPartition(partition.Value(i)));
             ARROW_RETURN_NOT_OK(fresh.Append(offset.Value(i) >= dead_letters->committed(app)));
           }
           ARROW_ASSIGN_OR_RAISE(auto mask, fresh.Finish());
@@ -1202,7 +1231,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
     auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
-    const std::string app_id = fmt::format("{}/{}/{}", config_.name, flow_name, up_snapshot->metadata().id);
+    const std::string app_id = delta_progress_id(config_.id, flow_name, up_snapshot->metadata().id);
     std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
     if (done && *done < 0) done.reset();  // reset by a full refresh
     const int64_t latest = up_snapshot->version().value();
@@ -1330,7 +1359,7 @@ class SqlRun {
     TxnVersions progress;
     auto blocker = incremental_blocker(plan);
     if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {
-      ViewRefreshOptions ro{config_.name, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
+      ViewRefreshOptions ro{config_.id, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
                             fingerprint(d.name + "\n" + graph_.files.at(d.file).text)};
       ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot.get(), ro));
       output = refresh.rows;

@@ -33,6 +33,9 @@ struct ContinuousOptions {
   std::chrono::milliseconds trigger_interval{1000};
   // Called (from the flows' threads, one at a time per dataset) after each run that moved rows.
   std::function<void(const DatasetReport&)> on_report;
+  // Scale-out runs (RunLock::leads): whether this process runs the datasets that cannot run in
+  // several processes at once; asked before each of their runs. Unset: it does.
+  std::function<bool()> leads;
 };
 
 // Continuous mode: every dataset in its own loop until `options.stop` is set (then each commits

@@ -55,8 +55,10 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
     auto& s = sides[i];
     s.store = std::make_unique<delta::LogStore>(i == 0 ? spec.left_path : spec.right_path);
     ARROW_ASSIGN_OR_RAISE(s.snapshot, delta::Snapshot::load(*s.store));
-    s.app_id = fmt::format("{}/{}/{}", spec.pipeline, spec.flow, s.snapshot->metadata().id);
-    if (i == 1 && s.app_id == sides[0].app_id) s.app_id += "/right";  // a self-join
+    s.app_id = delta_progress_id(spec.pipeline, spec.flow, s.snapshot->metadata().id);
+    if (i == 1 && s.app_id == sides[0].app_id) {  // a self-join: two positions in one table
+      s.app_id = delta_progress_id(spec.pipeline, spec.flow, s.snapshot->metadata().id, DeltaReader::kSelfJoinRight);
+    }
     s.done = snapshot ? snapshot->txn_version(s.app_id) : std::nullopt;
     if (s.done && *s.done < 0) s.done.reset();  // reset by a full refresh
     s.latest = s.snapshot->version().value();

@@ -14,11 +14,12 @@
 #include <vector>
 
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/progress_id.h"
 
 namespace sluice::pipeline {
 
 struct StreamJoinFlowSpec {
-  std::string pipeline;
+  PipelineId pipeline;
   std::string table;
   std::string flow;
   std::filesystem::path table_path;

@@ -48,9 +48,8 @@ arrow::Result<std::unique_ptr<WindowedFlow>> WindowedFlow::make(const exec::Sele
 arrow::Status WindowedFlow::load(const delta::Snapshot* snapshot) {
   TxnVersions committed;
   if (snapshot) {
-    const std::string prefix = options_.pipeline + "/" + options_.flow + "/";
     for (const auto& [app, txn] : snapshot->txns()) {
-      if (app.rfind(prefix, 0) == 0) committed[app] = snapshot->txn_version(app).value_or(-1);
+      if (is_flow_progress(app, options_.pipeline, options_.flow)) committed[app] = snapshot->txn_version(app).value_or(-1);
     }
   }
   auto state = store_->load(committed);
@@ -122,7 +121,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowedFlow::consume_kafka(c
     const auto& late_partition = static_cast<const arrow::Int32Array&>(*p);
     const auto& late_offset = static_cast<const arrow::Int64Array&>(*o);
     ARROW_RETURN_NOT_OK(write_late(rows, r, t, p, o, [&](int64_t i) {
-      auto app = kafka_txn_app_id(options_.pipeline, options_.flow, late_topic.GetString(i),
+      auto app = kafka_progress_id(options_.pipeline, options_.flow, late_topic.GetString(i),
                                   KafkaPartition(late_partition.Value(i)));
       return late_offset.Value(i) < late_->committed(app);
     }));

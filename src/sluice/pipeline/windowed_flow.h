@@ -15,6 +15,7 @@
 
 #include "sluice/exec/event_time_operator.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/state_store.h"
 
@@ -29,7 +30,7 @@ struct WindowedFlowOptions {
   std::filesystem::path late_table_path;  // <table>_late, used when write_late_rows
   std::string table;
   std::string flow;
-  std::string pipeline;
+  PipelineId pipeline;
   bool write_late_rows = false;
   exec::WatermarkPolicy policy;
 };

@@ -115,7 +115,7 @@ TEST_F(PipelineConfigTest, MissingFileIsAnError) {
 }
 
 TEST(KafkaTxnAppIdTest, NamesPipelineFlowTopicAndPartition) {
-  EXPECT_EQ(kafka_txn_app_id("retail", "events_bronze", "events", KafkaPartition(2)),
+  EXPECT_EQ(kafka_progress_id(PipelineId("retail"), "events_bronze", "events", KafkaPartition(2)),
             "retail/events_bronze/events/2");
 }
 

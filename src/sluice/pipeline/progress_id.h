@@ -1,0 +1,48 @@
+// Progress identities: the appIds of the Delta `txn` actions that record how far each flow has
+// read its sources. Built here and nowhere else, from the pipeline's stable id (kept in its
+// storage, see pipeline_identity.h), never from its display name, so a rename keeps progress.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "sluice/common/strong_types.h"
+
+namespace sluice::pipeline {
+
+// The stable id of a pipeline's storage (<storage>/system/pipeline.json). Unset until the
+// storage is opened; building a progress id from an unset one is a programming error.
+class PipelineId {
+ public:
+  PipelineId() = default;
+  explicit PipelineId(std::string value) : value_(std::move(value)) {}
+  const std::string& value() const { return value_; }
+  bool empty() const { return value_.empty(); }
+  auto operator<=>(const PipelineId&) const = default;
+
+ private:
+  std::string value_;
+};
+
+// Which reader of an upstream Delta table the progress belongs to: a self-join reads one
+// table twice and keeps two positions in it.
+enum class DeltaReader { kOnly, kSelfJoinRight };
+
+// `<pipeline id>/<flow>/<topic>/<partition>`, version = the next offset to read.
+std::string kafka_progress_id(const PipelineId& pipeline, const std::string& flow, const std::string& topic,
+                              KafkaPartition partition);
+
+// `<pipeline id>/<flow>/<upstream table id>` (`.../right` for a self-join's right side),
+// version = the upstream version consumed.
+std::string delta_progress_id(const PipelineId& pipeline, const std::string& flow,
+                              const std::string& upstream_table_id, DeltaReader reader = DeltaReader::kOnly);
+
+// Whether `app_id` is progress of `flow` of this pipeline (any source).
+bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow);
+
+// The pipeline id a progress id was built from (its first segment); none for appIds that are
+// not of this shape (written by other tools).
+std::optional<PipelineId> pipeline_of_progress(const std::string& app_id);
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,215 @@
+// The run lock of a pipeline's storage.
+#include "sluice/pipeline/run_lock.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+
+namespace sluice::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* mode_name(RunLockMode mode) { return mode == RunLockMode::kShared ? "scale-out" : "exclusive"; }
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+std::string utc_time(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", tm);
+}
+
+// Whether read_kafka's named argument `name` is the string literal `value` (case-insensitive).
+bool named_arg_is(const sql::TableRef& ref, const std::string& name, const std::string& value) {
+  for (const auto& a : ref.args) {
+    if (a->kind != sql::ExprKind::kNamedArg || a->args.empty() || a->args[0]->kind != sql::ExprKind::kLiteral) continue;
+    std::string n = a->name, v = a->args[0]->value;
+    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (n == name) return v == value;
+  }
+  return false;
+}
+
+// A holder record is live while its owner keeps it locked.
+bool record_is_live(int fd) {
+  if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd, LOCK_UN);
+    return false;
+  }
+  return errno == EWOULDBLOCK;
+}
+
+// Deletes records (and half-written temporary ones older than a minute) of processes that died.
+void remove_stale_records(const fs::path& runs) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(runs, ec)) {
+    const auto name = entry.path().filename().string();
+    const bool temp = name.starts_with(".");
+    if (temp) {
+      struct stat st {};
+      if (::stat(entry.path().c_str(), &st) != 0 || std::time(nullptr) - st.st_mtime < 60) continue;
+    }
+    int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(entry.path().c_str());
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+RunLockMode run_lock_mode(const Graph* graph, bool continuous) {
+  if (!graph || !continuous) return RunLockMode::kExclusive;
+  bool reads_kafka = false;
+  for (const auto& [name, flow] : graph->flows) {
+    for (const auto& in : flow.inputs) {
+      if (in.kind != FlowInput::Kind::kKafka) continue;
+      reads_kafka = true;
+      if (!in.ref || !named_arg_is(*in.ref, "group_mode", "subscribe")) return RunLockMode::kExclusive;
+    }
+  }
+  return reads_kafka ? RunLockMode::kShared : RunLockMode::kExclusive;
+}
+
+std::string RunHolder::describe() const {
+  return fmt::format("pid {} on host {}, started {}, {} run: {}", pid, host, utc_time(started_ms),
+                     mode_name(mode), command);
+}
+
+std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
+  std::vector<RunHolder> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(storage / "system" / "runs", ec)) {
+    if (entry.path().filename().string().starts_with(".")) continue;
+    int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    const bool live = record_is_live(fd);
+    std::string text;
+    if (live) {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) text.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    if (!live) continue;
+    RunHolder h;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object()) {
+      h.pid = j.value("pid", int64_t{0});
+      h.host = j.value("host", std::string("?"));
+      h.started_ms = j.value("started_ms", int64_t{0});
+      h.command = j.value("command", std::string("?"));
+      h.mode = j.value("mode", std::string()) == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
+    }
+    out.push_back(std::move(h));
+  }
+  std::sort(out.begin(), out.end(), [](const RunHolder& a, const RunHolder& b) { return a.started_ms < b.started_ms; });
+  return out;
+}
+
+arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& config, RunLockMode mode,
+                                                         const std::string& command) {
+  std::unique_ptr<RunLock> lock(new RunLock());
+  lock->system_ = config.storage / "system";
+  lock->mode_ = mode;
+  const auto runs = lock->system_ / "runs";
+  std::error_code ec;
+  fs::create_directories(runs, ec);
+  if (ec) return io_error("pipeline '{}': cannot create {}: {}", config.name, runs.string(), ec.message());
+  const auto lock_path = lock->system_ / "run.lock";
+  lock->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock->lock_fd_ < 0) {
+    return io_error("pipeline '{}': cannot open {}: {}", config.name, lock_path.string(), std::strerror(errno));
+  }
+  if (::flock(lock->lock_fd_, (mode == RunLockMode::kShared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      return io_error("pipeline '{}': cannot lock {}: {}", config.name, lock_path.string(), std::strerror(errno));
+    }
+    const auto held_by = holders(config.storage);
+    std::string who;
+    for (const auto& h : held_by) who += "\n  " + h.describe();
+    if (who.empty()) who = "\n  a process that has not written its record yet (it is starting up)";
+    return invalid(
+        "pipeline '{}': another sluice run is using storage '{}' (lock {}), held by:{}\n"
+        "Two runs of one pipeline would both fail on commit conflicts: wait for that run to end or stop it "
+        "(SIGTERM ends it cleanly). Several processes share a pipeline only as a scale-out: continuous runs "
+        "(mode: continuous, no --once) in which every read_kafka has group_mode => 'subscribe'; this is {} {} run",
+        config.name, config.storage.string(), lock_path.string(), who,
+        mode == RunLockMode::kShared ? "a" : "an", mode_name(mode));
+  }
+  remove_stale_records(runs);
+  // This run's record, locked before it is published under its final name.
+  const auto host = host_name();
+  const auto base = fmt::format("{}.{}.{}.json", host, ::getpid(), random_uuid().substr(0, 8));
+  const auto tmp = runs / ("." + base + ".tmp");
+  lock->record_fd_ = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (lock->record_fd_ < 0 || ::flock(lock->record_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return io_error("pipeline '{}': cannot create {}: {}", config.name, tmp.string(), std::strerror(errno));
+  }
+  const auto text = nlohmann::json{{"pid", static_cast<int64_t>(::getpid())},
+                                   {"host", host},
+                                   {"started_ms", now_millis()},
+                                   {"command", command},
+                                   {"mode", mode_name(mode)},
+                                   {"pipeline", config.name}}.dump() + "\n";
+  if (::write(lock->record_fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return io_error("pipeline '{}': cannot write {}: {}", config.name, tmp.string(), std::strerror(err));
+  }
+  lock->record_path_ = runs / base;
+  if (::rename(tmp.c_str(), lock->record_path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return io_error("pipeline '{}': cannot create {}: {}", config.name, lock->record_path_.string(), std::strerror(err));
+  }
+  return lock;
+}
+
+RunLock::~RunLock() {
+  if (!record_path_.empty()) ::unlink(record_path_.c_str());
+  for (int fd : {record_fd_, leader_fd_, lock_fd_}) {
+    if (fd >= 0) ::close(fd);  // closing releases the flocks
+  }
+}
+
+bool RunLock::leads() {
+  if (mode_ == RunLockMode::kExclusive) return true;
+  std::lock_guard guard(mutex_);
+  if (leader_fd_ >= 0) return true;
+  const auto path = system_ / "leader.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  leader_fd_ = fd;
+  std::fprintf(stderr, "sluice: this process now runs the datasets that do not scale out (tables read from other "
+                       "tables, materialized views, event-time state)\n");
+  return true;
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,72 @@
+// The lock a `sluice run` holds on its pipeline's storage for as long as it runs, so that a
+// second run is refused at once (naming the one that holds it) instead of both failing on
+// commit conflicts. flock(2) on <storage>/system/run.lock: the kernel releases it when the
+// process dies, so a killed run never blocks the next one. Each holder also keeps a record of
+// itself (pid, host, start time, command) under <storage>/system/runs/, locked while it lives.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sluice/pipeline/graph.h"
+#include "sluice/pipeline/pipeline_config.h"
+
+namespace sluice::pipeline {
+
+enum class RunLockMode {
+  kExclusive,  // every other run of the pipeline is refused
+  kShared,     // scale-out: several continuous runs whose Kafka reads all join consumer groups
+};
+
+// Shared for continuous runs of SQL pipelines in which every read_kafka says
+// group_mode => 'subscribe' (README, scale-out); exclusive for everything else.
+RunLockMode run_lock_mode(const Graph* graph, bool continuous);
+
+struct RunHolder {
+  int64_t pid = 0;
+  std::string host;
+  int64_t started_ms = 0;
+  std::string command;
+  RunLockMode mode = RunLockMode::kExclusive;
+  std::string describe() const;
+};
+
+// Thread-safe (leads() is called from every dataset's loop).
+class RunLock {
+ public:
+  // Takes the lock without waiting; refused (with the holders named) when another run holds it
+  // in a mode that excludes this one.
+  static arrow::Result<std::unique_ptr<RunLock>> acquire(const PipelineConfig& config, RunLockMode mode,
+                                                         const std::string& command);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+  // Shared runs: whether this process runs the datasets that cannot run in several processes
+  // at once (those reading Delta tables, materialized views, event-time state). One process
+  // leads at a time (a second flock, taken without waiting); when it exits or dies the next
+  // to ask takes over. Exclusive runs always lead.
+  bool leads();
+
+  // The live holders of the lock on `storage` (records of dead processes are skipped).
+  static std::vector<RunHolder> holders(const std::filesystem::path& storage);
+
+ private:
+  RunLock() = default;
+
+  std::filesystem::path system_;
+  RunLockMode mode_ = RunLockMode::kExclusive;
+  int lock_fd_ = -1;
+  int record_fd_ = -1;
+  std::filesystem::path record_path_;
+  std::mutex mutex_;  // guards leader_fd_
+  int leader_fd_ = -1;
+};
+
+}  // namespace sluice::pipeline
