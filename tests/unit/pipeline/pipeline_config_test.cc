@@ -114,10 +114,5 @@ TEST_F(PipelineConfigTest, MissingFileIsAnError) {
   EXPECT_NE(cfg.status().message().find("is not a pipeline folder"), std::string::npos);
 }
 
-TEST(KafkaTxnAppIdTest, NamesPipelineFlowTopicAndPartition) {
-  EXPECT_EQ(kafka_progress_id(PipelineId("retail"), "events_bronze", "events", KafkaPartition(2)),
-            "retail/events_bronze/events/2");
-}
-
 }  // namespace
 }  // namespace sluice::pipeline

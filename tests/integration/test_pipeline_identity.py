@@ -1,0 +1,196 @@
+"""A pipeline's identity and its storage: progress is keyed by a stable pipeline id kept in
+<storage>/system/pipeline.json, so renaming the pipeline (`name:`) continues exactly once in
+every table (bronze, its dead letters, silver, its quarantine, a deduplicating table with
+state, a materialized view); a second folder on the same storage is refused naming both; a
+second run of a pipeline is refused at once naming the run that holds the storage, which a
+SIGKILL releases; and the run summary counts what went to the side tables."""
+import json
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+
+from deltalake import DeltaTable
+
+from conftest import SLUICE, run_sluice, write_pipeline
+from test_sql_pipeline_e2e import produce_values, wait_for
+
+SQL = """
+CREATE OR REFRESH STREAMING TABLE bronze
+AS SELECT value.*, partition, offset FROM STREAM read_kafka(topic => '{topic}', value_format => 'json',
+                                                           value_schema => 'id BIGINT, kind STRING, ts TIMESTAMP');
+
+CREATE OR REFRESH STREAMING TABLE silver (
+  CONSTRAINT has_id EXPECT (id IS NOT NULL) ON VIOLATION DROP ROW
+) TBLPROPERTIES ('sluice.quarantine' = 'true')
+AS SELECT id, kind, ts FROM STREAM(bronze);
+
+CREATE OR REFRESH STREAMING TABLE unique_ids
+AS SELECT DISTINCT id, ts FROM STREAM(silver) WATERMARK ts DELAY OF INTERVAL 1000 DAYS;
+
+CREATE OR REFRESH MATERIALIZED VIEW by_kind AS SELECT kind, count(*) AS n FROM silver GROUP BY kind;
+"""
+
+
+def records(lo, hi):
+    """Valid events, every 7th without id (quarantined), every 11th not JSON (dead letter)."""
+    out = []
+    for i in range(lo, hi):
+        if i % 11 == 0:
+            out.append(f'{{"id": {i}, broken'.encode())
+        else:
+            out.append({"id": None if i % 7 == 0 else i, "kind": "ab"[i % 2], "ts": f"2026-01-01T00:00:{i % 60:02d}Z"})
+    return out
+
+
+def pipeline_yaml(name, bootstrap, storage="./data", mode="triggered"):
+    return (f"name: {name}\nstorage: {storage}\nmode: {mode}\ntrigger_interval: 200ms\n"
+            f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
+
+
+def table(pipe, name):
+    return DeltaTable(str(pipe / "data" / "tables" / name)).to_pyarrow_table().to_pylist()
+
+
+def summary(stdout, dataset):
+    """The numbers of a dataset's summary lines, summed: read, written, dropped, quarantined,
+    dead-lettered."""
+    totals = Counter()
+    for line in stdout.splitlines():
+        if not line.startswith(f"{dataset} ("):
+            continue
+        m = re.search(r": (\d+) rows read, (\d+) written, (\d+) dropped", line)
+        assert m, line
+        totals["read"] += int(m[1])
+        totals["written"] += int(m[2])
+        totals["dropped"] += int(m[3])
+        if q := re.search(r", (\d+) quarantined into (\w+)", line):
+            assert q[2] == f"{dataset}_quarantine", line
+            totals["quarantined"] += int(q[1])
+        if d := re.search(r", (\d+) dead-lettered into (\w+)", line):
+            assert d[2] == f"{dataset}_dead_letter", line
+            totals["dead_lettered"] += int(d[1])
+    return totals
+
+
+def check_exactly_once(pipe, produced):
+    valid = [r for r in produced if isinstance(r, dict)]
+    broken = [r for r in produced if isinstance(r, bytes)]
+    with_id = sorted(r["id"] for r in valid if r["id"] is not None)
+
+    bronze = table(pipe, "bronze")
+    positions = [(r["partition"], r["offset"]) for r in bronze]
+    assert len(positions) == len(set(positions)), "bronze: a Kafka record was written twice"
+    assert len(bronze) == len(valid)
+    dead = table(pipe, "bronze_dead_letter")
+    assert sorted(r["value"] for r in dead) == sorted(broken), "bronze_dead_letter: not each broken record once"
+
+    assert sorted(r["id"] for r in table(pipe, "silver")) == with_id, "silver: not each valid id once"
+    quarantined = table(pipe, "silver_quarantine")
+    assert len(quarantined) == sum(1 for r in valid if r["id"] is None), "silver_quarantine: not each row once"
+    assert sorted(r["id"] for r in table(pipe, "unique_ids")) == with_id, "unique_ids: not each id once"
+    want_kinds = Counter(r["kind"] for r in valid if r["id"] is not None)
+    assert {r["kind"]: r["n"] for r in table(pipe, "by_kind")} == dict(want_kinds)
+
+
+def test_rename_continues_every_table_exactly_once(tmp_path, bootstrap, new_topic):
+    topic = new_topic(2)
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("shop", bootstrap))
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    first = records(0, 60)
+    produce_values(bootstrap, topic, first, partitions=2)
+    run1 = run_sluice("run", pipe, "--once")
+    assert run1.returncode == 0, run1.stderr
+    check_exactly_once(pipe, first)
+
+    (pipe / "pipeline.yaml").write_text(pipeline_yaml("shop_v2", bootstrap))
+    second = records(60, 130)
+    produce_values(bootstrap, topic, second, partitions=2)
+    run2 = run_sluice("run", pipe, "--once")
+    assert run2.returncode == 0, run2.stderr
+    check_exactly_once(pipe, first + second)
+    assert "Pipeline 'shop' was renamed to 'shop_v2'; its progress continues (pipeline id 'shop')" in run2.stderr
+
+    # The rename is in the event log, and recorded: the next run is no rename.
+    events = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
+    renamed = [e for e in events if e["event_type"] == "pipeline_renamed"]
+    assert len(renamed) == 1
+    assert json.loads(renamed[0]["details"])["pipeline_renamed"] == {"from": "shop", "to": "shop_v2",
+                                                                     "pipeline_id": "shop"}
+    record = json.loads((pipe / "data" / "system" / "pipeline.json").read_text())
+    assert (record["pipeline_id"], record["name"]) == ("shop", "shop_v2")
+    run3 = run_sluice("run", pipe, "--once")
+    assert run3.returncode == 0 and "renamed" not in run3.stderr, run3.stderr
+    check_exactly_once(pipe, first + second)
+
+
+def test_run_summary_counts_dead_letters_and_quarantine_as_the_tables_hold_them(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("counts", bootstrap))
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    outputs = []
+    for lo, hi in ((0, 40), (40, 100)):
+        produce_values(bootstrap, topic, records(lo, hi))
+        run = run_sluice("run", pipe, "--once")
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout)
+    stdout = "".join(outputs)
+    bronze, silver = summary(stdout, "bronze"), summary(stdout, "silver")
+    broken = sum(isinstance(r, bytes) for r in records(0, 100))
+    assert bronze["dead_lettered"] == len(table(pipe, "bronze_dead_letter")) == broken, stdout
+    assert bronze["written"] == len(table(pipe, "bronze")), stdout
+    assert silver["quarantined"] == len(table(pipe, "silver_quarantine")) > 0, stdout
+    assert silver["written"] == len(table(pipe, "silver")), stdout
+    assert silver["dropped"] == silver["quarantined"], stdout
+
+
+def test_second_folder_on_the_same_storage_is_refused_naming_both(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    storage = tmp_path / "shared"
+    a = write_pipeline(tmp_path / "a", pipeline_yaml("a", bootstrap, storage=storage))
+    b = write_pipeline(tmp_path / "b", pipeline_yaml("b", bootstrap, storage=storage))
+    for pipe in (a, b):
+        (pipe / "p.sql").write_text(f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');")
+    produce_values(bootstrap, topic, [{"i": i} for i in range(5)])
+    assert run_sluice("run", a, "--once").returncode == 0
+    refused = run_sluice("run", b, "--once")
+    assert refused.returncode == 1
+    assert f"folder {b}" in refused.stderr and f"folder {a}" in refused.stderr, refused.stderr
+    assert "must not share one storage" in refused.stderr
+    assert len(DeltaTable(str(storage / "tables" / "raw")).to_pyarrow_table()) == 5
+    # Moving a's folder is no second pipeline: b (the moved a) continues a's progress.
+    (a / "pipeline.yaml").unlink()
+    moved = run_sluice("run", b, "--once")
+    assert moved.returncode == 0, moved.stderr
+    assert "renamed to 'b'" in moved.stderr and "now runs from folder" in moved.stderr
+    assert len(DeltaTable(str(storage / "tables" / "raw")).to_pyarrow_table()) == 5
+
+
+def test_second_run_is_refused_at_once_naming_the_holder_until_it_is_killed(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("locked", bootstrap, mode="continuous"))
+    (pipe / "p.sql").write_text(f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');")
+    produce_values(bootstrap, topic, [{"i": i} for i in range(10)])
+    runs = pipe / "data" / "system" / "runs"
+    holder = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: runs.exists() and any(p.suffix == ".json" and not p.name.startswith(".")
+                                                      for p in runs.iterdir())), "the first run never took the lock"
+        started = time.monotonic()
+        refused = run_sluice("run", pipe, "--once")
+        assert time.monotonic() - started < 10, "the second run waited instead of being refused"
+        assert refused.returncode == 1
+        err = refused.stderr
+        assert "another sluice run is using storage" in err, err
+        assert f"pid {holder.pid} on host " in err and f"exclusive run: {SLUICE} run {pipe}" in err, err
+        assert "started 20" in err, err  # its start time
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    # The kernel released the dead run's lock: the next run proceeds and continues its progress.
+    produce_values(bootstrap, topic, [{"i": i} for i in range(10, 15)])
+    after = run_sluice("run", pipe, "--once")
+    assert after.returncode == 0, after.stderr
+    offsets = [r["offset"] for r in table(pipe, "raw")]
+    assert sorted(offsets) == list(range(15))
