@@ -194,3 +194,45 @@ def test_second_run_is_refused_at_once_naming_the_holder_until_it_is_killed(tmp_
     assert after.returncode == 0, after.stderr
     offsets = [r["offset"] for r in table(pipe, "raw")]
     assert sorted(offsets) == list(range(15))
+
+
+def test_scale_out_runs_share_the_storage_and_one_of_them_runs_downstream_tables(tmp_path, bootstrap, new_topic):
+    from test_kafka_rebalance import PARTITIONS, Worker, produce, table_rows
+
+    topic = new_topic(PARTITIONS)  # produce() spreads records over that many
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("scale", bootstrap, mode="continuous").replace(
+        '"}\n', '", session.timeout.ms: "6000"}\n'))
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE raw AS SELECT partition, offset, CAST(value AS STRING) AS v
+FROM STREAM read_kafka(topic => '{topic}', group_mode => 'subscribe');
+CREATE STREAMING TABLE copy AS SELECT partition, offset, v FROM STREAM(raw);
+""")
+    tables = pipe / "data" / "tables"
+    produce(bootstrap, topic, 0, 1000)
+    a = Worker(pipe)
+    b = None
+    try:
+        assert wait_for(lambda: table_rows(tables / "copy") >= 1000, 60), "".join(a.err)
+        b = Worker(pipe)  # shares the lock: not refused
+        produce(bootstrap, topic, 1000, 2000)
+        assert wait_for(lambda: table_rows(tables / "copy") >= 2000, 60), "".join(a.err + b.err)
+        assert b.proc.poll() is None, "".join(b.err)
+        assert not any(line.startswith("copy (") for line in b.out), "both processes ran the downstream table"
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(30)
+        # The leader died: B takes the downstream table over (and, after the session timeout,
+        # A's partitions).
+        produce(bootstrap, topic, 2000, 3000)
+        assert wait_for(lambda: table_rows(tables / "copy") >= 3000, 90), "".join(b.err)
+        assert any(line.startswith("copy (") for line in b.out)
+        assert "now runs the datasets that do not scale out" in "".join(b.err)
+        assert b.stop() == 0, "".join(b.err)
+    finally:
+        a.kill()
+        if b:
+            b.kill()
+    for name in ("raw", "copy"):
+        rows = DeltaTable(str(tables / name)).to_pyarrow_table().to_pylist()
+        keys = [(r["partition"], r["offset"]) for r in rows]
+        assert len(keys) == len(set(keys)) == 3000, f"{name}: {len(keys)} rows, {len(set(keys))} distinct"
+        assert sorted(json.loads(r["v"])["i"] for r in rows) == list(range(3000))
