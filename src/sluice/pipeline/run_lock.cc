@@ -155,9 +155,9 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
         "pipeline '{}': another sluice run is using storage '{}' (lock {}), held by:{}\n"
         "Two runs of one pipeline would both fail on commit conflicts: wait for that run to end or stop it "
         "(SIGTERM ends it cleanly). Several processes share a pipeline only as a scale-out: continuous runs "
-        "(mode: continuous, no --once) in which every read_kafka has group_mode => 'subscribe'; this is {} {} run",
+        "(mode: continuous, no --once) in which every read_kafka has group_mode => 'subscribe'; this run is {}",
         config.name, config.storage.string(), lock_path.string(), who,
-        mode == RunLockMode::kShared ? "a" : "an", mode_name(mode));
+        mode == RunLockMode::kShared ? "one" : "exclusive");
   }
   remove_stale_records(runs);
   // This run's record, locked before it is published under its final name.
@@ -183,7 +183,8 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
   if (::rename(tmp.c_str(), lock->record_path_.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    return io_error("pipeline '{}': cannot create {}: {}", config.name, lock->record_path_.string(), std::strerror(err));
+    return io_error("pipeline '{}': cannot create {}: {}", config.name, lock->record_path_.string(),
+                    std::strerror(err));
   }
   return lock;
 }
