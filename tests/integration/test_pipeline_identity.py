@@ -125,6 +125,27 @@ def test_rename_continues_every_table_exactly_once(tmp_path, bootstrap, new_topi
     check_exactly_once(pipe, first + second)
 
 
+def test_storage_without_identity_record_adopts_the_id_its_progress_was_recorded_under(tmp_path, bootstrap, new_topic):
+    """Storage written before pipeline.json existed (or whose record was deleted), renamed in
+    the same step: the id comes from the tables' progress, nothing is read twice."""
+    topic = new_topic(2)
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("legacy", bootstrap))
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    first = records(0, 50)
+    produce_values(bootstrap, topic, first, partitions=2)
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    (pipe / "data" / "system" / "pipeline.json").unlink()
+    (pipe / "pipeline.yaml").write_text(pipeline_yaml("modern", bootstrap))
+    second = records(50, 90)
+    produce_values(bootstrap, topic, second, partitions=2)
+    run = run_sluice("run", pipe, "--once")
+    assert run.returncode == 0, run.stderr
+    assert "Pipeline 'legacy' was renamed to 'modern'" in run.stderr, run.stderr
+    check_exactly_once(pipe, first + second)
+    record = json.loads((pipe / "data" / "system" / "pipeline.json").read_text())
+    assert (record["pipeline_id"], record["name"]) == ("legacy", "modern")
+
+
 def test_run_summary_counts_dead_letters_and_quarantine_as_the_tables_hold_them(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
     pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("counts", bootstrap))
