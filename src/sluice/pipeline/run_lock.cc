@@ -145,7 +145,9 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
   }
   if (::flock(lock->lock_fd_, (mode == RunLockMode::kShared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) {
-      return io_error("pipeline '{}': cannot lock {}: {}", config.name, lock_path.string(), std::strerror(errno));
+      return io_error("pipeline '{}': cannot lock {}: {} (sluice keeps two runs of a pipeline apart with flock(2); "
+                      "put the storage on a local file system that supports it)",
+                      config.name, lock_path.string(), std::strerror(errno));
     }
     const auto held_by = holders(config.storage);
     std::string who;
