@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "sluice/common/status.h"
@@ -35,7 +37,7 @@ std::string join_name(const std::vector<std::string>& parts) {
 }
 
 // Collects the table references of a query (not CTE names), recursing into subqueries.
-void collect_inputs(const sql::Query& q, std::set<std::string> ctes, std::vector<FlowInput>& out);
+void collect_inputs(const sql::Query& q, const std::set<std::string>& outer_ctes, std::vector<FlowInput>& out);
 
 void collect_from_expr(const sql::Expr& e, const std::set<std::string>& ctes, std::vector<FlowInput>& out) {
   if (e.query) collect_inputs(*e.query, ctes, out);
@@ -77,11 +79,14 @@ void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes,
   }
 }
 
-void collect_inputs(const sql::Query& q, std::set<std::string> ctes, std::vector<FlowInput>& out) {
+void collect_inputs(const sql::Query& q, const std::set<std::string>& outer_ctes, std::vector<FlowInput>& out) {
+  std::optional<std::set<std::string>> with;  // copied only when the query has a WITH
+  if (!q.ctes.empty()) with = outer_ctes;
   for (const auto& cte : q.ctes) {
-    collect_inputs(*cte.query, ctes, out);
-    ctes.insert(cte.name);
+    collect_inputs(*cte.query, *with, out);
+    with->insert(cte.name);
   }
+  const std::set<std::string>& ctes = with ? *with : outer_ctes;
   for (const auto& s : q.selects) {
     if (s.from) collect_from_ref(*s.from, ctes, out);
     for (const auto& item : s.items) collect_from_expr(*item.expr, ctes, out);
@@ -202,29 +207,41 @@ class Resolver {
     }
   }
 
-  // Topological order of datasets; a cycle is an error naming its members.
+  // Topological order of datasets; a cycle is an error naming its members. Depth-first with
+  // an explicit stack: a chain of thousands of datasets must not recurse that deep.
   void order() {
-    std::map<std::string, int> state;  // 0 new, 1 on stack, 2 done
-    std::vector<std::string> stack;
-    std::function<void(const std::string&)> visit = [&](const std::string& name) {
-      if (state[name] == 2) return;
-      if (state[name] == 1) {
-        auto start = std::find(stack.begin(), stack.end(), name);
-        std::string cycle;
-        for (auto it = start; it != stack.end(); ++it) cycle += *it + " -> ";
-        const auto& d = g_.datasets.at(name);
-        error(d.file, d.loc, fmt::format("the pipeline has a cycle: {}{}", cycle, name));
-        return;
-      }
-      state[name] = 1;
-      stack.push_back(name);
-      for (const auto& up : g_.upstream_of(name)) visit(up);
-      stack.pop_back();
-      state[name] = 2;
-      g_.order.push_back(name);
+    std::map<std::string, int> state;  // 0 new, 1 on the path, 2 done
+    struct Frame {
+      std::string name;
+      std::vector<std::string> upstream;
+      size_t next = 0;
     };
-    for (const auto& [name, d] : g_.datasets) {
-      visit(name);
+    for (const auto& [root, root_dataset] : g_.datasets) {
+      if (state[root] != 0) continue;
+      std::vector<Frame> path;
+      path.push_back({root, g_.upstream_of(root)});
+      state[root] = 1;
+      while (!path.empty()) {
+        Frame& top = path.back();
+        if (top.next == top.upstream.size()) {
+          state[top.name] = 2;
+          g_.order.push_back(top.name);
+          path.pop_back();
+          continue;
+        }
+        const std::string up = top.upstream[top.next++];
+        if (state[up] == 2) continue;
+        if (state[up] == 1) {
+          std::string cycle;
+          auto start = std::find_if(path.begin(), path.end(), [&](const Frame& f) { return f.name == up; });
+          for (auto it = start; it != path.end(); ++it) cycle += it->name + " -> ";
+          const auto& d = g_.datasets.at(up);
+          error(d.file, d.loc, fmt::format("the pipeline has a cycle: {}{}", cycle, up));
+          continue;
+        }
+        state[up] = 1;
+        path.push_back({up, g_.upstream_of(up)});
+      }
     }
   }
 

@@ -103,15 +103,20 @@ class SqlRun {
     };
   }
 
-  arrow::Status plan_dataset(const Dataset& d) {
-    const std::string& name = d.name;
-    auto inline_views = [this](const std::string& n) -> std::optional<exec::SelectPlan::InlineQuery> {
+  // The pipeline's views, inlined where they are read (each may read the others in turn).
+  exec::SelectPlan::InlineLookup view_lookup() const {
+    return [this](const std::string& n) -> std::optional<exec::SelectPlan::InlineQuery> {
       auto it = graph_.datasets.find(n);
       if (it == graph_.datasets.end()) return std::nullopt;
       const auto& v = it->second;
       if (v.kind != sql::DatasetKind::kView && v.kind != sql::DatasetKind::kTemporaryView) return std::nullopt;
-      return exec::SelectPlan::InlineQuery{v.definition->query.get(), &graph_.files[v.file]};
+      return exec::SelectPlan::InlineQuery{v.definition->query.get(), &graph_.files[v.file], view_lookup()};
     };
+  }
+
+  arrow::Status plan_dataset(const Dataset& d) {
+    const std::string& name = d.name;
+    auto inline_views = view_lookup();
     if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
       // Not stored: checked here, inlined into the queries that read it.
       const auto& flow = graph_.flows.at(d.flows[0]);
