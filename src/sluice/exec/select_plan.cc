@@ -648,7 +648,11 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     case sql::TableRefKind::kFunction: {
       std::string name;
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
-      if (to_lower(name) != "read_kafka") return fail(from.loc, fmt::format("unknown table function {}", name));
+      if (to_lower(name) != "read_kafka") {
+        return fail(from.loc, fmt::format("table function {} is not supported (only read_kafka is): read a Kafka "
+                                          "topic with read_kafka(topic => '...') or a dataset of the pipeline by "
+                                          "its name", name));
+      }
       PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
       for (const auto& a : from.args) {
         if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {

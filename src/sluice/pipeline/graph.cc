@@ -54,7 +54,7 @@ void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes,
     }
     case sql::TableRefKind::kFunction: {
       std::string name = join_name(t.name);
-      if (name == "read_kafka") {
+      if (to_lower(name) == "read_kafka") {
         std::string topic;
         for (const auto& a : t.args) {
           if (a->kind == sql::ExprKind::kNamedArg &&
@@ -193,6 +193,10 @@ class Resolver {
           }
           continue;
         }
+        if (in.ref && in.ref->kind == sql::TableRefKind::kFunction) {
+          error(flow.file, in.loc, unsupported_table_function(join_name(in.ref->name)));
+          continue;
+        }
         auto it = g_.datasets.find(in.name);
         if (it == g_.datasets.end()) {
           error(flow.file, in.loc, fmt::format("unknown table '{}'{}", in.name, suggestion(in.name)));
@@ -250,6 +254,12 @@ class Resolver {
 };
 
 }  // namespace
+
+std::string unsupported_table_function(const std::string& name) {
+  return fmt::format("table function {} is not supported (only read_kafka is): read a Kafka topic with "
+                     "read_kafka(topic => '...') or a dataset of the pipeline by its name",
+                     name);
+}
 
 std::vector<std::string> Graph::upstream_of(const std::string& dataset) const {
   std::set<std::string> out;

@@ -31,7 +31,9 @@
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/incremental_view.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/exec/stream_dedup.h"
 #include "sluice/exec/stream_join.h"
+#include "sluice/exec/window_aggregate.h"
 #include "sluice/pipeline/stream_join_flow.h"
 #include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
@@ -132,9 +134,13 @@ class SqlRun {
       const auto& flow = graph_.flows.at(fname);
       if (!flow.query) {
         ARROW_ASSIGN_OR_RAISE(auto target, check_apply_changes(flow, inline_views));
-        if (!schema) schema = target;
-        apply_changes_.insert(fname);
-        continue;
+        // Type-checked above; refused here (not when it would run), so that validate says so.
+        std::vector<std::string> columns;
+        for (const auto& f : target->fields()) columns.push_back(f->name() + " " + sql::sql_type_name(*f->type()));
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc, fmt::format(
+            "APPLY CHANGES INTO {} is parsed and type-checked (its target would have the columns {}) but not "
+            "executed yet: remove it from the pipeline to run the pipeline",
+            flow.target, fmt::join(columns, ", "))));
       }
       auto infer = [this, &fname](const exec::PlanSource& src) { return infer_value_schema(fname, src); };
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
@@ -197,6 +203,7 @@ class SqlRun {
           }
         }
       }
+      ARROW_RETURN_NOT_OK(check_runnable(d, flow, plan));
       if (!schema) schema = plan.output_schema();
       flow_plans_.emplace(fname, std::move(plan));
     }
@@ -219,7 +226,6 @@ class SqlRun {
     // Each flow's rows must fit the dataset's schema (BY NAME; missing nullable columns are null).
     for (const auto& fname : d.flows) {
       const auto& flow = graph_.flows.at(fname);
-      if (apply_changes_.count(fname)) continue;
       auto fits = delta::reconcile_schema(*schema, *flow_plans_.at(fname).output_schema(), delta::SchemaMode::kStrict);
       if (!fits.ok()) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], flow.loc,
@@ -256,6 +262,60 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
     schemas_.emplace(name, schema);
     expectations_.emplace(name, std::move(ex));
+    return arrow::Status::OK();
+  }
+
+  // What running a flow needs beyond a valid plan. Everything `run` would refuse once data
+  // moves is refused here, while planning, which `validate` does too: so validate refuses
+  // exactly what run refuses (stream-stream joins are checked by check_stream_join).
+  arrow::Status check_runnable(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const {
+    const auto& file = graph_.files[flow.file];
+    auto at = [&](sql::Location loc, const arrow::Status& st) {
+      return st.WithMessage(sql::format_error(file, loc, st.message()));
+    };
+    if (d.kind == sql::DatasetKind::kMaterializedView) {
+      for (const auto& src : plan.sources()) {
+        if (src.kind == exec::PlanSource::Kind::kKafka) {
+          return arrow::Status::Invalid(sql::format_error(file, src.loc,
+              "a materialized view cannot read Kafka directly (it is recomputed from its inputs' snapshots, and a "
+              "topic has none): ingest the topic into a streaming table (CREATE STREAMING TABLE bronze AS SELECT * "
+              "FROM STREAM read_kafka(...)) and read that"));
+        }
+      }
+      if (plan.watermark() && plan.distinct() && !plan.aggregates()) {  // dedup within a watermark: streams only
+        return arrow::Status::NotImplemented(sql::format_error(file, plan.watermark()->loc,
+            "WATERMARK with SELECT DISTINCT deduplicates a stream in a streaming table; a materialized view "
+            "recomputes from its inputs' snapshots: remove the WATERMARK for a plain DISTINCT"));
+      }
+      if (auto st = refuse_event_time(plan); !st.ok()) return at(plan.watermark()->loc, st);
+      if (!plan.distinct_on().empty()) {
+        return arrow::Status::NotImplemented(sql::format_error(file, flow.loc,
+            "SELECT DISTINCT ON runs in streaming tables (dedup within the watermark); in a materialized view use "
+            "GROUP BY with first()"));
+      }
+      return arrow::Status::OK();
+    }
+    if (d.kind != sql::DatasetKind::kStreamingTable) return arrow::Status::OK();
+    if (plan.joins() && !plan.streams_on_left_only()) return arrow::Status::OK();
+    if (auto st = refuse_event_time(plan); !st.ok()) return at(plan.watermark()->loc, st);
+    if (plan.aggregates() || plan.distinct()) {  // what run_flow builds: the window or dedup operator
+      auto options = windowed_options(d, flow.name, plan);
+      if (!options.ok()) return at(d.loc, options.status());
+      auto op = plan.distinct() && !plan.aggregates()
+                    ? exec::StreamDedup::make(plan, options->policy).status()
+                    : exec::WindowAggregate::make(plan, options->policy).status();
+      if (!op.ok()) return at(flow.loc, op);
+    }
+    const auto src = streaming_source(plan);
+    if (src.kind == exec::PlanSource::Kind::kKafka) {  // read_kafka's options, as run_flow applies them
+      KafkaFlowSpec spec;
+      spec.table = d.name;
+      spec.flow = flow.name;
+      spec.topic = src.name;
+      auto cluster = kafka_cluster_of(src, flow.name);
+      if (!cluster.ok()) return at(src.loc, cluster.status());
+      if (auto st = apply_kafka_options(src.options, spec); !st.ok()) return at(src.loc, st);
+    }
     return arrow::Status::OK();
   }
 
@@ -607,10 +667,6 @@ class SqlRun {
  private:
   arrow::Status run_streaming(const Dataset& d, DatasetReport& report) {
     for (const auto& fname : d.flows) {
-      if (apply_changes_.count(fname)) {
-        return arrow::Status::NotImplemented(
-            "APPLY CHANGES is parsed and type-checked (sluice validate) but not executed yet");
-      }
       ARROW_RETURN_NOT_OK(run_flow(d, fname, report));
     }
     return arrow::Status::OK();
@@ -1383,7 +1439,6 @@ class SqlRun {
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
-  std::set<std::string> apply_changes_;            // flows checked but not executed yet
 };
 
 }  // namespace

@@ -22,7 +22,18 @@ namespace {
 
 // Smaller than any stack sluice plans on: the main thread (8 MiB by default) and std::thread
 // (glibc: RLIMIT_STACK, or 2 MiB when that is unlimited).
+// Sanitizers make frames several times larger.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kStackBytes = 4 << 20;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr size_t kStackBytes = 4 << 20;
+#else
 constexpr size_t kStackBytes = 1 << 20;
+#endif
+#else
+constexpr size_t kStackBytes = 1 << 20;
+#endif
 
 // Runs `fn` on a thread with a stack of `bytes`.
 void on_small_stack(const std::function<void()>& fn, size_t bytes = kStackBytes) {
@@ -53,6 +64,7 @@ std::string validate(const std::string& sql) {
     PipelineConfig config;
     config.name = "limits";
     config.storage = storage.path();
+    config.kafka["default"] = {{"bootstrap.servers", "127.0.0.1:1"}};
     auto graph = build_graph({{"p.sql", sql}});
     if (!graph.ok()) {
       message = graph.status().message();
