@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "sluice/common/names.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/sql/parser.h"
@@ -114,11 +115,23 @@ class Resolver {
   }
 
  private:
+  // A dataset or flow name becomes a file name under the storage folder, and Delta and Spark
+  // compare names case-insensitively: `what` names it in the error.
+  bool check_name(size_t file, sql::Location at, const std::string& what, const std::string& name) {
+    if (auto problem = path_name_problem(name); !problem.empty()) {
+      error(file, at, fmt::format("{} name '{}' cannot be used: {}; use letters, digits and _", what, name, problem));
+      return false;
+    }
+    return true;
+  }
+
   void define() {
+    std::map<std::string, std::string> folded;  // lower-case name -> the dataset defining it
     for (size_t f = 0; f < g_.statements.size(); ++f) {
       for (const auto& st : g_.statements[f]) {
         if (st.dataset) {
           const auto& d = *st.dataset;
+          if (!check_name(f, d.name_loc, "dataset", d.name)) continue;
           if (auto it = g_.datasets.find(d.name); it != g_.datasets.end()) {
             const auto& first = it->second;
             error(f, d.name_loc, fmt::format("'{}' is defined twice; first as a {} at {}:{}:{}", d.name,
@@ -126,6 +139,16 @@ class Resolver {
                                              first.loc.line, first.loc.col));
             continue;
           }
+          if (auto it = folded.find(to_lower(d.name)); it != folded.end()) {
+            const auto& first = g_.datasets.at(it->second);
+            error(f, d.name_loc, fmt::format("'{}' differs only in case from '{}', defined at {}:{}:{}; table names "
+                                             "are case-insensitive (Delta, Spark, and the storage folder on some "
+                                             "file systems): rename one of them",
+                                             d.name, first.name, g_.files[first.file].name, first.loc.line,
+                                             first.loc.col));
+            continue;
+          }
+          folded[to_lower(d.name)] = d.name;
           Dataset ds{d.name, d.kind, f, d.name_loc, &d, {}};
           if (d.query) {
             // The defining query is the dataset's own flow, named after it (as in DLT).
@@ -138,14 +161,23 @@ class Resolver {
         }
       }
     }
+    std::map<std::string, std::string> folded_flows;  // lower-case flow name -> flow
+    for (const auto& [name, flow] : g_.flows) folded_flows[to_lower(name)] = name;
     for (size_t f = 0; f < g_.statements.size(); ++f) {
       for (const auto& st : g_.statements[f]) {
         if (st.flow) {
           const auto& fl = *st.flow;
+          if (!check_name(f, fl.name_loc, "flow", fl.name)) continue;
           if (g_.flows.count(fl.name)) {
             error(f, fl.loc, fmt::format("flow '{}' is defined twice", fl.name));
             continue;
           }
+          if (auto it = folded_flows.find(to_lower(fl.name)); it != folded_flows.end()) {
+            error(f, fl.name_loc, fmt::format("flow '{}' differs only in case from flow '{}' (a flow's state is kept in "
+                                         "a folder named after it): rename one of them", fl.name, it->second));
+            continue;
+          }
+          folded_flows[to_lower(fl.name)] = fl.name;
           Flow flow{fl.name, fl.target, f, fl.target_loc, fl.query, nullptr, {}};
           collect_inputs(*fl.query, {}, flow.inputs);
           g_.flows[fl.name] = std::move(flow);

@@ -329,6 +329,7 @@ class Parser {
   arrow::Result<std::unique_ptr<CreateFlow>> create_flow(Location loc) {
     auto f = std::make_unique<CreateFlow>();
     f->loc = loc;
+    f->name_loc = peek().loc;
     ARROW_ASSIGN_OR_RAISE(f->name, identifier("a flow name"));
     if (accept_keyword("COMMENT")) {
       ARROW_RETURN_NOT_OK(string_literal("a comment string").status());
