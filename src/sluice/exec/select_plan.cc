@@ -796,6 +796,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
             ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*field));
             stage.projections.push_back(b);
             fields.push_back(arrow::field(child->name(), b.type));
+            plan.output_locations_.push_back(item.expr->loc);
           }
           continue;
         }
@@ -810,6 +811,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
           ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*column(f->name(), item.expr->loc)));
           stage.projections.push_back(b);
           fields.push_back(arrow::field(name, b.type));
+          plan.output_locations_.push_back(item.expr->loc);
         }
         for (const auto& name : item.expr->except) {
           if (!schema->GetFieldByName(name)) {
@@ -821,6 +823,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*item.expr));
       fields.push_back(arrow::field(item_name(item, b), b.type));
       stage.projections.push_back(std::move(b));
+      plan.output_locations_.push_back(item.expr->loc);
     }
     stage.output = arrow::schema(fields);
     plan.stages_.push_back(std::move(stage));
@@ -958,6 +961,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     agg.grouped_schema = arrow::schema(grouped);
     ExpressionBinder post(file, agg.grouped_schema);
     arrow::FieldVector out_fields;
+    for (const auto& item : s.items) plan.output_locations_.push_back(item.expr->loc);
     for (const auto& [expr, name] : outputs) {
       ARROW_ASSIGN_OR_RAISE(auto b, post.bind(*expr));
       out_fields.push_back(arrow::field(name, b.type));
@@ -1032,6 +1036,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
       plan.union_.push_back(std::move(branch));
     }
     plan.source_ = plan.union_.front().source_;
+    plan.output_locations_ = plan.union_.front().output_locations_;
     Stage output;
     output.output = plan.union_.front().output_schema();
     plan.stages_.push_back(std::move(output));

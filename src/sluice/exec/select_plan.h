@@ -141,6 +141,8 @@ class SelectPlan {
   std::vector<std::set<std::string>> lineage() const;
   std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
+  // Where each output column is written in the SQL (the select item; `*` for all it expands to).
+  const std::vector<sql::Location>& output_locations() const { return output_locations_; }
   // What apply_row_stages returns (before any aggregation).
   const std::shared_ptr<arrow::Schema>& row_stage_schema() const {
     return stages_[stages_.size() - (aggregate_ ? 2 : 1)].output;
@@ -184,6 +186,7 @@ class SelectPlan {
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending
   std::optional<int64_t> limit_;
+  std::vector<sql::Location> output_locations_;
 };
 
 }  // namespace sluice::exec

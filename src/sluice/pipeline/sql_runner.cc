@@ -124,6 +124,7 @@ class SqlRun {
       const auto& flow = graph_.flows.at(d.flows[0]);
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
                                                               schema_lookup(), inline_views));
+      ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
       views_.emplace(d.name, std::move(plan));
       return arrow::Status::OK();
     }
@@ -203,13 +204,20 @@ class SqlRun {
           }
         }
       }
+      ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
       ARROW_RETURN_NOT_OK(check_runnable(d, flow, plan));
       if (!schema) schema = plan.output_schema();
       flow_plans_.emplace(fname, std::move(plan));
     }
     if (!d.definition->columns.empty()) {
       arrow::FieldVector fields;
+      std::map<std::string, const sql::ColumnDef*> seen;  // lower-case name -> first declaration
       for (const auto& c : d.definition->columns) {
+        if (auto [it, fresh] = seen.emplace(to_lower(c.name), &c); !fresh) {
+          return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], c.loc, fmt::format(
+              "column '{}' is declared twice (first as '{}' at line {}; Delta column names are case-insensitive): "
+              "remove or rename one", c.name, it->second->name, it->second->loc.line)));
+        }
         auto type = sql::parse_type(c.type_name);
         if (!type.ok()) {
           return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], c.loc, type.status().message()));
@@ -262,6 +270,25 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
     schemas_.emplace(name, schema);
     expectations_.emplace(name, std::move(ex));
+    return arrow::Status::OK();
+  }
+
+  // Delta refuses a table with two columns of the same name, ignoring case (deltalake and
+  // Spark will not read it): refused where the second one is written.
+  arrow::Status check_unique_columns(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const {
+    const auto& schema = *plan.output_schema();
+    const auto& locations = plan.output_locations();
+    std::map<std::string, int> seen;  // lower-case name -> first column
+    for (int i = 0; i < schema.num_fields(); ++i) {
+      auto [it, fresh] = seen.emplace(to_lower(schema.field(i)->name()), i);
+      if (fresh) continue;
+      const auto at = static_cast<size_t>(i) < locations.size() ? locations[i] : flow.loc;
+      return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], at, fmt::format(
+          "{} '{}' would have two columns named '{}' (columns {} '{}' and {} '{}'; Delta column names are "
+          "case-insensitive): name one of them differently with AS, or list the columns instead of *",
+          kind_text(d.kind), d.name, schema.field(i)->name(), it->second + 1, schema.field(it->second)->name(), i + 1,
+          schema.field(i)->name())));
+    }
     return arrow::Status::OK();
   }
 

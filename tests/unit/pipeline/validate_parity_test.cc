@@ -94,5 +94,43 @@ INSTANTIATE_TEST_SUITE_P(
                    "p.sql:1:43: error: read_kafka uses Kafka cluster 'eu', which pipeline.yaml does not define"}),
     [](const ::testing::TestParamInfo<ParityCase>& info) { return info.param.name; });
 
+// Delta refuses two columns whose names differ at most in case; so does validate (and run),
+// for every kind of dataset and every way a column gets its name.
+INSTANTIATE_TEST_SUITE_P(
+    DuplicateColumns, ValidateParityTest,
+    ::testing::Values(
+        ParityCase{"SameColumnTwice",
+                   "CREATE STREAMING TABLE b AS SELECT offset, offset FROM STREAM read_kafka(topic => 't');",
+                   "p.sql:1:44: error: streaming table 'b' would have two columns named 'offset' (columns 1 'offset' "
+                   "and 2 'offset'; Delta column names are case-insensitive): name one of them differently with AS, "
+                   "or list the columns instead of *"},
+        ParityCase{"AliasesDifferingInCase",
+                   "CREATE STREAMING TABLE b AS SELECT offset AS x, partition AS X FROM STREAM read_kafka(topic => "
+                   "'t');",
+                   "p.sql:1:49: error: streaming table 'b' would have two columns named 'X' (columns 1 'x' and 2 'X'"},
+        ParityCase{"DeclaredColumns",
+                   "CREATE STREAMING TABLE b (id BIGINT, ID STRING) AS SELECT offset AS id FROM STREAM "
+                   "read_kafka(topic => 't');",
+                   "p.sql:1:38: error: column 'ID' is declared twice (first as 'id' at line 1; Delta column names "
+                   "are case-insensitive): remove or rename one"},
+        ParityCase{"StructExpansion",
+                   kBronze + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT ev.*, offset AS ID FROM (SELECT "
+                                       "struct(id, ts) AS ev, 1 AS offset FROM ev);",
+                   "p.sql:3:44: error: materialized view 'm' would have two columns named 'ID' (columns 1 'id' and "
+                   "3 'ID'"},
+        ParityCase{"JoinStar",
+                   kBronze + "CREATE MATERIALIZED VIEW m AS SELECT * FROM bronze a JOIN bronze b ON a.offset = "
+                             "b.offset;",
+                   "p.sql:2:38: error: materialized view 'm' would have two columns named 'key' (columns 1 'key' and "
+                   "9 'key'"},
+        ParityCase{"View",
+                   kBronze + "CREATE VIEW v AS SELECT topic, TOPIC FROM bronze;",
+                   "p.sql:2:32: error: view 'v' would have two columns named 'TOPIC'"},
+        ParityCase{"UnionAll",
+                   kBronze + "CREATE MATERIALIZED VIEW m AS SELECT topic AS a, offset AS A FROM bronze UNION ALL "
+                             "SELECT topic, offset FROM bronze;",
+                   "p.sql:2:50: error: materialized view 'm' would have two columns named 'A'"}),
+    [](const ::testing::TestParamInfo<ParityCase>& info) { return info.param.name; });
+
 }  // namespace
 }  // namespace sluice::pipeline
