@@ -1057,6 +1057,8 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     }
     ARROW_ASSIGN_OR_RAISE(auto b, out_binder.bind(*e));
     plan.order_by_.emplace_back(std::move(b), o.ascending);
+    // Spark's default: ascending puts nulls first, descending puts them last.
+    plan.nulls_first_.push_back(o.nulls_first.value_or(o.ascending));
   }
   if (query.limit) {
     if (query.limit->kind != ExprKind::kLiteral || query.limit->literal_type != "integer") {
@@ -1194,10 +1196,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::order_and_limit(std::sh
       ARROW_ASSIGN_OR_RAISE(auto c, evaluate(order_by_[i].first, *result));
       fields.push_back(arrow::field(fmt::format("o{}", i), c->type()));
       columns.push_back(c);
-      // Spark: ascending puts nulls first, descending puts them last.
       const bool asc = order_by_[i].second;
       sort_keys.emplace_back(fmt::format("o{}", i), asc ? cp::SortOrder::Ascending : cp::SortOrder::Descending,
-                             asc ? cp::NullPlacement::AtStart : cp::NullPlacement::AtEnd);
+                             nulls_first_[i] ? cp::NullPlacement::AtStart : cp::NullPlacement::AtEnd);
     }
     auto keys = arrow::RecordBatch::Make(arrow::schema(fields), result->num_rows(), columns);
     ARROW_ASSIGN_OR_RAISE(auto indices, cp::SortIndices(arrow::Datum(keys), cp::SortOptions(sort_keys)));

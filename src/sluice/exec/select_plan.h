@@ -185,6 +185,7 @@ class SelectPlan {
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending
+  std::vector<bool> nulls_first_;                           // per ORDER BY item
   std::optional<int64_t> limit_;
   std::vector<sql::Location> output_locations_;
 };

@@ -222,7 +222,9 @@ class SqlRun {
         if (!type.ok()) {
           return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], c.loc, type.status().message()));
         }
-        fields.push_back(arrow::field(c.name, *type, !c.not_null));
+        auto field = arrow::field(c.name, *type, !c.not_null);
+        if (c.comment) field = field->WithMetadata(arrow::key_value_metadata({"comment"}, {*c.comment}));
+        fields.push_back(std::move(field));
       }
       schema = arrow::schema(fields);
     }
@@ -1091,6 +1093,7 @@ class SqlRun {
     spec.left_path = config_.table_path(plan.join_left()->source().name);
     spec.right_path = config_.table_path(plan.join_right()->source().name);
     spec.configuration = properties(d);
+    spec.description = d.definition->comment;
     spec.partition_columns = d.definition->partitioned_by;
     spec.schema = schema;
     spec.to_table_rows = [&](const arrow::RecordBatch& rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
@@ -1206,6 +1209,7 @@ class SqlRun {
       }
       spec.partition_columns = d.definition->partitioned_by;
       spec.properties = properties(d);
+      spec.comment = d.definition->comment.value_or("");
       spec.output_schema = schema;
       // Kafka rows carry their position: topic, partition, offset.
       const std::string pipeline = config_.name;
@@ -1317,6 +1321,7 @@ class SqlRun {
     delta::WriteOptions wo;
     wo.table_name = d.name;
     wo.configuration = properties(d);
+    wo.description = d.definition->comment;
     wo.partition_columns = d.definition->partitioned_by;
     ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
     for (size_t first = 0; first < files.size();) {
@@ -1441,6 +1446,7 @@ class SqlRun {
     delta::WriteOptions wo;
     wo.table_name = d.name;
     wo.configuration = properties(d);
+    wo.description = d.definition->comment;
     wo.mode = delta::WriteMode::kOverwrite;
     wo.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
     wo.partition_columns = d.definition->partitioned_by;

@@ -282,9 +282,12 @@ class Parser {
       } else if (accept_keyword("PARTITIONED")) {
         ARROW_RETURN_NOT_OK(expect_keyword("BY"));
         ARROW_ASSIGN_OR_RAISE(d->partitioned_by, identifier_list("a column name"));
-      } else if (accept_keyword("CLUSTER")) {
-        ARROW_RETURN_NOT_OK(expect_keyword("BY"));
-        ARROW_ASSIGN_OR_RAISE(d->cluster_by, identifier_list("a column name"));
+      } else if (peek().is_keyword("CLUSTER")) {
+        // Liquid clustering needs the clustering table feature and OPTIMIZE: refused, not
+        // accepted and dropped.
+        return arrow::Status::NotImplemented(format_error(
+            file_, peek().loc,
+            "CLUSTER BY (liquid clustering) is not supported yet: remove it, or use PARTITIONED BY (...)"));
       } else if (accept_keyword("TBLPROPERTIES")) {
         ARROW_RETURN_NOT_OK(expect_op("("));
         do {
