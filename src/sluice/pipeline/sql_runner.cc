@@ -55,8 +55,12 @@ const char* kind_text(sql::DatasetKind k) {
 
 class SqlRun {
  public:
-  SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options)
-      : config_(config), graph_(graph), options_(options) {}
+  SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options,
+         SchemaInference inference = SchemaInference::kSampleAndFreeze)
+      : config_(config), graph_(graph), options_(options), inference_(inference) {}
+
+  const std::map<std::string, std::string>& not_checked() const { return not_checked_; }
+  const std::map<std::string, std::string>& schema_notes() const { return schema_notes_; }
 
   // Plans every dataset: every query is bound and type-checked before any data moves. All
   // errors are collected; a dataset whose input failed is skipped without a second error.
@@ -66,12 +70,25 @@ class SqlRun {
     for (const auto& name : graph_.order) {
       const auto& d = graph_.datasets.at(name);
       bool upstream_failed = false;
-      for (const auto& up : graph_.upstream_of(name)) upstream_failed |= failed.count(up) > 0;
+      std::string waits_for;
+      for (const auto& up : graph_.upstream_of(name)) {
+        upstream_failed |= failed.count(up) > 0;
+        if (not_checked_.count(up)) waits_for = up;
+      }
       if (upstream_failed) {
         failed.insert(name);
         continue;
       }
+      if (!waits_for.empty()) {
+        not_checked_[name] = fmt::format("it reads '{}', whose columns are not known yet", waits_for);
+        continue;
+      }
       auto st = plan_dataset(d);
+      if (!st.ok() && unknown_inferred_) {
+        not_checked_[name] = *unknown_inferred_;
+        unknown_inferred_.reset();
+        continue;
+      }
       if (!st.ok()) {
         errors.push_back(st.message());
         failed.insert(name);
@@ -372,6 +389,7 @@ class SqlRun {
   }
 
   arrow::Result<std::vector<DatasetReport>> run_logged(EventLog& events) {
+    ARROW_RETURN_NOT_OK(forget_inferred_schemas());
     ARROW_RETURN_NOT_OK(plan_all());
     ARROW_RETURN_NOT_OK(full_refresh(events));
     for (const auto& [fname, flow] : graph_.flows) {
@@ -827,6 +845,33 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
+  // A full refresh re-infers the value schemas of the tables it resets: their frozen schema
+  // files are deleted before planning, which samples the topics again and freezes what it finds.
+  // A table reading Kafka that keeps its history (no 'pipelines.reset.allowed') keeps its schema.
+  arrow::Status forget_inferred_schemas() const {
+    if (options_.full_refresh.empty()) return arrow::Status::OK();
+    const auto& names = options_.full_refresh;
+    const bool all = names.size() == 1 && names[0] == "*";
+    for (const auto& [name, d] : graph_.datasets) {
+      if (d.kind != sql::DatasetKind::kStreamingTable) continue;
+      if (!all && std::find(names.begin(), names.end(), name) == names.end()) continue;
+      bool reads_kafka = false;
+      for (const auto& f : d.flows) {
+        for (const auto& in : graph_.flows.at(f).inputs) reads_kafka |= in.kind == FlowInput::Kind::kKafka;
+      }
+      auto props = properties(d);
+      const bool reset_allowed =
+          props.count("pipelines.reset.allowed") && to_lower(props["pipelines.reset.allowed"]) == "true";
+      if (reads_kafka && !reset_allowed) continue;
+      for (const auto& f : d.flows) {
+        std::error_code ec;
+        std::filesystem::remove(inferred_schema_path(f), ec);
+        if (ec) return io_error("cannot delete {} for the full refresh of '{}': {}", inferred_schema_path(f).string(), name, ec.message());
+      }
+    }
+    return arrow::Status::OK();
+  }
+
   // Empties a table and its progress (every txn set to -1, "nothing read") in one commit; the
   // new version, or none when the table does not exist.
   arrow::Result<std::optional<int64_t>> reset_table(const std::string& table) const {
@@ -982,10 +1027,22 @@ class SqlRun {
   // declare value_schema, to change it).
   arrow::Result<std::string> infer_value_schema(const std::string& flow_name, const exec::PlanSource& src) {
     const auto path = inferred_schema_path(flow_name);
+    const auto& target = graph_.flows.at(flow_name).target;
     if (std::filesystem::exists(path)) {
       std::ifstream in(path);
       std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!ddl.empty()) return ddl;
+      if (!ddl.empty()) {
+        schema_notes_[target] = fmt::format("value columns inferred from topic '{}', frozen in {}", src.name,
+                                            path.string());
+        return ddl;
+      }
+    }
+    if (inference_ == SchemaInference::kFrozenOnly) {
+      // Planning stops here for this dataset (plan_all reads unknown_inferred_): not an error.
+      unknown_inferred_ = fmt::format(
+          "its value columns are inferred from topic '{}' at the first run and not known yet (sluice validate "
+          "--infer-schemas samples the topic now)", src.name);
+      return invalid("the value schema of topic '{}' is not known yet", src.name);
     }
     if (src.options.count("topic_pattern") || src.name.find(',') != std::string::npos) {
       return invalid("value_format => 'json' reading several topics needs value_schema => 'a INT, ...' "
@@ -1026,6 +1083,11 @@ class SqlRun {
     std::string ddl;
     for (const auto& f : (*schema)->fields()) {
       ddl += fmt::format("{}`{}` {}", ddl.empty() ? "" : ", ", f->name(), sql::sql_type_name(*f->type()));
+    }
+    if (inference_ == SchemaInference::kSampleNoFreeze) {
+      schema_notes_[target] = fmt::format("value columns sampled from topic '{}' now (not frozen: the first run "
+                                          "samples again and freezes them in {})", src.name, path.string());
+      return ddl;
     }
     std::filesystem::create_directories(path.parent_path());
     const auto tmp = path.string() + ".tmp";
@@ -1465,6 +1527,10 @@ class SqlRun {
   const PipelineConfig config_;  // read-only while flows run on several threads
   const Graph& graph_;
   IngestOptions options_;
+  SchemaInference inference_;
+  std::optional<std::string> unknown_inferred_;      // set by infer_value_schema with kFrozenOnly
+  std::map<std::string, std::string> not_checked_;   // dataset -> why it was not planned
+  std::map<std::string, std::string> schema_notes_;  // dataset -> where its inferred schema came from
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
   std::mutex static_mutex_;  // guards static_tables_ (flows run on several threads)
   std::map<std::string, std::pair<int64_t, std::shared_ptr<arrow::Table>>> static_tables_;  // name -> (version, rows)
@@ -1489,14 +1555,22 @@ arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Gr
   return run.run(&continuous).status();
 }
 
+arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config, const Graph& graph,
+                                                    SchemaInference inference) {
+  SqlRun run(config, graph, {}, inference);
+  ARROW_RETURN_NOT_OK(run.plan_all());
+  ValidateReport out;
+  for (const auto& [name, schema] : run.schemas()) out.schemas[name] = schema;
+  for (const auto& [name, plan] : run.views()) out.schemas[name] = plan.output_schema();
+  out.not_checked = run.not_checked();
+  out.notes = run.schema_notes();
+  return out;
+}
+
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
     const PipelineConfig& config, const Graph& graph) {
-  SqlRun run(config, graph, {});
-  ARROW_RETURN_NOT_OK(run.plan_all());
-  std::map<std::string, std::shared_ptr<arrow::Schema>> out;
-  for (const auto& [name, schema] : run.schemas()) out[name] = schema;
-  for (const auto& [name, plan] : run.views()) out[name] = plan.output_schema();
-  return out;
+  ARROW_ASSIGN_OR_RAISE(auto report, validate_sql_pipeline(config, graph, SchemaInference::kFrozenOnly));
+  return report.schemas;
 }
 
 }  // namespace sluice::pipeline
@@ -1505,7 +1579,7 @@ namespace sluice::pipeline {
 
 arrow::Result<std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>>
 sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
-  SqlRun run(config, graph, {});
+  SqlRun run(config, graph, {}, SchemaInference::kFrozenOnly);  // never contacts a broker
   ARROW_RETURN_NOT_OK(run.plan_all());
   std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>> out;
   auto add = [&](const std::string& dataset, const exec::SelectPlan& plan) {
