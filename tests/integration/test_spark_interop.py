@@ -152,3 +152,33 @@ def test_hash_functions_match_spark(tmp_path):
     theirs = frame.selectExpr(*[f"{e} AS e{k}" for k, e in enumerate(exprs)]).collect()
     for k, e in enumerate(exprs):
         assert ours.column(f"e{k}").to_pylist() == [row[f"e{k}"] for row in theirs], e
+
+
+def test_comments_reach_delta_as_spark_writes_them(tmp_path, bootstrap, new_topic):
+    """COMMENT on a table is its Delta metaData.description and a column COMMENT the field's
+    "comment" metadata: Spark's DESCRIBE shows both, deltalake reads both."""
+    topic = new_topic(1)
+    produce(bootstrap, topic, 5, seed=7, partitions=1)
+    pipe = write_pipeline(tmp_path / "pipe", f"name: comments\nstorage: ./data\n"
+                                             f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
+    (pipe / "p.sql").write_text(f"""
+CREATE STREAMING TABLE bronze (offset BIGINT NOT NULL COMMENT 'Kafka offset', value BINARY)
+COMMENT 'raw events'
+AS SELECT offset, value FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');
+CREATE MATERIALIZED VIEW counts (n BIGINT COMMENT 'how many') COMMENT 'one row'
+AS SELECT count(*) AS n FROM bronze;
+""")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    for table, description, column, comment in [("bronze", "raw events", "offset", "Kafka offset"),
+                                                 ("counts", "one row", "n", "how many")]:
+        path = str(pipe / "data" / "tables" / table)
+        dt = DeltaTable(path)
+        assert dt.metadata().description == description
+        field = next(f for f in dt.schema().fields if f.name == column)
+        assert field.metadata == {"comment": comment}
+        spark = spark_session()
+        rows = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE delta.`{path}`").collect()}
+        assert rows[column] == comment
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").collect()[0]
+        assert detail["description"] == description

@@ -2,6 +2,7 @@
 #include "sluice/delta/schema.h"
 
 #include <arrow/type.h>
+#include <arrow/util/key_value_metadata.h>
 #include <nlohmann/json.hpp>
 
 #include <regex>
@@ -17,10 +18,15 @@ arrow::Result<json> type_to_json(const arrow::DataType& type);
 
 arrow::Result<json> field_to_json(const arrow::Field& field) {
   ARROW_ASSIGN_OR_RAISE(auto type, type_to_json(*field.type()));
+  json metadata = json::object();
+  // A column's COMMENT, where Spark keeps it.
+  if (field.metadata()) {
+    if (auto comment = field.metadata()->Get("comment"); comment.ok()) metadata["comment"] = *comment;
+  }
   return json{{"name", field.name()},
               {"type", type},
               {"nullable", field.nullable()},
-              {"metadata", json::object()}};
+              {"metadata", metadata}};
 }
 
 arrow::Result<json> type_to_json(const arrow::DataType& type) {
@@ -88,7 +94,12 @@ arrow::Result<std::shared_ptr<arrow::Field>> field_from_json(const json& j) {
     return invalid("schema field must be an object with 'name' and 'type': {}", j.dump());
   }
   ARROW_ASSIGN_OR_RAISE(auto type, type_from_json(j["type"]));
-  return arrow::field(j["name"].get<std::string>(), type, j.value("nullable", true));
+  auto field = arrow::field(j["name"].get<std::string>(), type, j.value("nullable", true));
+  if (j.contains("metadata") && j["metadata"].is_object() && j["metadata"].contains("comment") &&
+      j["metadata"]["comment"].is_string()) {
+    field = field->WithMetadata(arrow::key_value_metadata({"comment"}, {j["metadata"]["comment"].get<std::string>()}));
+  }
+  return field;
 }
 
 arrow::Result<std::shared_ptr<arrow::DataType>> type_from_json(const json& j) {

@@ -180,7 +180,8 @@ std::shared_ptr<arrow::DataType> normalize_type(const std::shared_ptr<arrow::Dat
 std::shared_ptr<arrow::Schema> normalize_schema(const arrow::Schema& schema) {
   arrow::FieldVector fields;
   for (const auto& f : schema.fields()) {
-    fields.push_back(arrow::field(f->name(), normalize_type(f->type()), f->nullable()));
+    // Top-level metadata (a column COMMENT) stays: it becomes the Delta field's metadata.
+    fields.push_back(arrow::field(f->name(), normalize_type(f->type()), f->nullable(), f->metadata()));
   }
   return arrow::schema(fields);
 }

@@ -304,14 +304,22 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
     case ExprKind::kIn: {
       if (e.query) return error(e, "IN (subquery) is not supported yet");
       ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
-      // OR of equalities: exactly SQL's three-valued IN.
-      std::optional<cp::Expression> acc;
+      // OR of equalities: exactly SQL's three-valued IN. OR is associative, so the equalities
+      // are combined pairwise into a balanced tree: a 20,000-item list is 15 levels deep (Arrow
+      // binds and evaluates expressions recursively) and is bound once, at the root.
+      std::vector<cp::Expression> terms;
       for (size_t i = 1; i < e.args.size(); ++i) {
         ARROW_ASSIGN_OR_RAISE(auto v, bind_node(*e.args[i]));
         ARROW_ASSIGN_OR_RAISE(auto eq, make_call(*e.args[i], "equal", {x.expr, v.expr}));
-        acc = acc ? cp::call("or_kleene", {*acc, eq.expr}) : eq.expr;
+        terms.push_back(std::move(eq.expr));
       }
-      ARROW_ASSIGN_OR_RAISE(auto in, make_call(e, "or_kleene", {*acc, lit(arrow::MakeScalar(false))}));
+      while (terms.size() > 1) {
+        std::vector<cp::Expression> pairs;
+        for (size_t i = 0; i + 1 < terms.size(); i += 2) pairs.push_back(cp::call("or_kleene", {terms[i], terms[i + 1]}));
+        if (terms.size() % 2 == 1) pairs.push_back(std::move(terms.back()));
+        terms = std::move(pairs);
+      }
+      ARROW_ASSIGN_OR_RAISE(auto in, make_call(e, "or_kleene", {terms.at(0), lit(arrow::MakeScalar(false))}));
       if (e.negated) return make_call(e, "invert", {in.expr});
       return in;
     }

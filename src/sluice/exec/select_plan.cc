@@ -20,6 +20,40 @@ using sql::ExprKind;
 
 namespace {
 
+// How many SelectPlan::make calls are under way on this thread: views, CTEs, FROM-subqueries
+// and join sides are planned by recursion, and kMaxInlineDepth bounds it.
+thread_local int t_plan_depth = 0;
+
+struct PlanDepth {
+  PlanDepth() { ++t_plan_depth; }
+  ~PlanDepth() { --t_plan_depth; }
+  PlanDepth(const PlanDepth&) = delete;
+  PlanDepth& operator=(const PlanDepth&) = delete;
+};
+
+// `name` (a view or CTE), planned where it is read.
+arrow::Status too_deep(const sql::SourceFile& file, sql::Location at, const std::string& what) {
+  return arrow::Status::Invalid(sql::format_error(
+      file, at,
+      fmt::format("{} nests more than {} views, CTEs and subqueries inside each other, which sluice does not "
+                  "plan (the limit keeps planning within a bounded stack): store an intermediate result as a "
+                  "streaming table or materialized view, or flatten the query",
+                  what, SelectPlan::kMaxInlineDepth)));
+}
+
+// The CTEs of one WITH, each seeing only the ones before it (and the outer names): the first
+// `visible` of `ctes`. Flat, so that thousands of CTEs need no deeper call chain than one.
+SelectPlan::InlineLookup cte_lookup(std::shared_ptr<const std::vector<const sql::Cte*>> ctes, size_t visible,
+                                    const sql::SourceFile* file, SelectPlan::InlineLookup outer) {
+  if (visible == 0) return outer;
+  return [ctes, visible, file, outer](const std::string& n) -> std::optional<SelectPlan::InlineQuery> {
+    for (size_t i = visible; i-- > 0;) {
+      const sql::Cte& cte = *(*ctes)[i];
+      if (cte.name == n) return SelectPlan::InlineQuery{cte.query.get(), file, cte_lookup(ctes, i, file, outer)};
+    }
+    return outer ? outer(n) : std::nullopt;
+  };
+}
 
 bool is_aggregate_call(const Expr& e) {
   if (e.kind != ExprKind::kFunction) return false;
@@ -592,7 +626,8 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       std::string name;
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
       if (auto inlined = lookup ? lookup(name) : std::nullopt) {
-        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, lookup, infer));
+        if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, fmt::format("reading '{}'", name));
+        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, inlined->scope, infer));
         if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
           return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
         }
@@ -613,7 +648,11 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     case sql::TableRefKind::kFunction: {
       std::string name;
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
-      if (to_lower(name) != "read_kafka") return fail(from.loc, fmt::format("unknown table function {}", name));
+      if (to_lower(name) != "read_kafka") {
+        return fail(from.loc, fmt::format("table function {} is not supported (only read_kafka is): read a Kafka "
+                                          "topic with read_kafka(topic => '...') or a dataset of the pipeline by "
+                                          "its name", name));
+      }
       PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
       for (const auto& a : from.args) {
         if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
@@ -681,6 +720,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
     case sql::TableRefKind::kSubquery: {
+      if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, "this subquery");
       ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, infer));
       if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, deduplicate (DISTINCT), order or limit yet");
@@ -756,6 +796,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
             ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*field));
             stage.projections.push_back(b);
             fields.push_back(arrow::field(child->name(), b.type));
+            plan.output_locations_.push_back(item.expr->loc);
           }
           continue;
         }
@@ -770,6 +811,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
           ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*column(f->name(), item.expr->loc)));
           stage.projections.push_back(b);
           fields.push_back(arrow::field(name, b.type));
+          plan.output_locations_.push_back(item.expr->loc);
         }
         for (const auto& name : item.expr->except) {
           if (!schema->GetFieldByName(name)) {
@@ -781,6 +823,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*item.expr));
       fields.push_back(arrow::field(item_name(item, b), b.type));
       stage.projections.push_back(std::move(b));
+      plan.output_locations_.push_back(item.expr->loc);
     }
     stage.output = arrow::schema(fields);
     plan.stages_.push_back(std::move(stage));
@@ -918,6 +961,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     agg.grouped_schema = arrow::schema(grouped);
     ExpressionBinder post(file, agg.grouped_schema);
     arrow::FieldVector out_fields;
+    for (const auto& item : s.items) plan.output_locations_.push_back(item.expr->loc);
     for (const auto& [expr, name] : outputs) {
       ARROW_ASSIGN_OR_RAISE(auto b, post.bind(*expr));
       out_fields.push_back(arrow::field(name, b.type));
@@ -955,16 +999,14 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
+  PlanDepth depth;
+  if (t_plan_depth > kMaxInlineDepth) return too_deep(file, query.loc, "this query");
   // CTEs are inlined where they are read; each may read the ones before it.
   InlineLookup lookup = inline_of;
-  for (const auto& cte : query.ctes) {
-    const sql::Query* q = cte.query.get();
-    const std::string name = cte.name;
-    InlineLookup outer = lookup;
-    lookup = [q, name, outer, &file](const std::string& n) -> std::optional<InlineQuery> {
-      if (n == name) return InlineQuery{q, &file};
-      return outer ? outer(n) : std::nullopt;
-    };
+  if (!query.ctes.empty()) {
+    auto ctes = std::make_shared<std::vector<const sql::Cte*>>();
+    for (const auto& cte : query.ctes) ctes->push_back(&cte);
+    lookup = cte_lookup(std::move(ctes), query.ctes.size(), &file, inline_of);
   }
   SelectPlan plan;
   if (query.selects.size() == 1) {
@@ -994,6 +1036,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
       plan.union_.push_back(std::move(branch));
     }
     plan.source_ = plan.union_.front().source_;
+    plan.output_locations_ = plan.union_.front().output_locations_;
     Stage output;
     output.output = plan.union_.front().output_schema();
     plan.stages_.push_back(std::move(output));
@@ -1014,6 +1057,8 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     }
     ARROW_ASSIGN_OR_RAISE(auto b, out_binder.bind(*e));
     plan.order_by_.emplace_back(std::move(b), o.ascending);
+    // Spark's default: ascending puts nulls first, descending puts them last.
+    plan.nulls_first_.push_back(o.nulls_first.value_or(o.ascending));
   }
   if (query.limit) {
     if (query.limit->kind != ExprKind::kLiteral || query.limit->literal_type != "integer") {
@@ -1151,10 +1196,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::order_and_limit(std::sh
       ARROW_ASSIGN_OR_RAISE(auto c, evaluate(order_by_[i].first, *result));
       fields.push_back(arrow::field(fmt::format("o{}", i), c->type()));
       columns.push_back(c);
-      // Spark: ascending puts nulls first, descending puts them last.
       const bool asc = order_by_[i].second;
       sort_keys.emplace_back(fmt::format("o{}", i), asc ? cp::SortOrder::Ascending : cp::SortOrder::Descending,
-                             asc ? cp::NullPlacement::AtStart : cp::NullPlacement::AtEnd);
+                             nulls_first_[i] ? cp::NullPlacement::AtStart : cp::NullPlacement::AtEnd);
     }
     auto keys = arrow::RecordBatch::Make(arrow::schema(fields), result->num_rows(), columns);
     ARROW_ASSIGN_OR_RAISE(auto indices, cp::SortIndices(arrow::Datum(keys), cp::SortOptions(sort_keys)));

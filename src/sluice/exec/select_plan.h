@@ -91,12 +91,20 @@ class SelectPlan {
  public:
   // `schema_of` gives the schema of a dataset the query reads (already planned upstream).
   using SchemaLookup = std::function<arrow::Result<std::shared_ptr<arrow::Schema>>(const std::string&)>;
-  // A query to inline where its name is read (views; CTEs are found in the query itself).
+  // A query to inline where its name is read (views; CTEs are found in the query itself),
+  // with the names it may read in turn (a CTE: the CTEs before it; a view: the other views),
+  // not those of the query that reads it.
+  struct InlineQuery;
+  using InlineLookup = std::function<std::optional<InlineQuery>(const std::string&)>;
   struct InlineQuery {
     const sql::Query* query;
     const sql::SourceFile* file;
+    InlineLookup scope;
   };
-  using InlineLookup = std::function<std::optional<InlineQuery>(const std::string&)>;
+  // Views, CTEs and FROM-subqueries are planned by recursion into what they read; more than
+  // this many nested in each other is refused (a chain of 5,000 views would overflow the
+  // stack), naming the view or CTE where the limit was reached.
+  static constexpr int kMaxInlineDepth = 128;
   // read_kafka(value_format => 'json') without value_schema: the schema to decode with (a DDL
   // string), inferred from a sample of the topic and then kept fixed.
   using ValueSchemaInference = std::function<arrow::Result<std::string>(const PlanSource&)>;
@@ -133,6 +141,8 @@ class SelectPlan {
   std::vector<std::set<std::string>> lineage() const;
   std::vector<PlanSource> sources() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
+  // Where each output column is written in the SQL (the select item; `*` for all it expands to).
+  const std::vector<sql::Location>& output_locations() const { return output_locations_; }
   // What apply_row_stages returns (before any aggregation).
   const std::shared_ptr<arrow::Schema>& row_stage_schema() const {
     return stages_[stages_.size() - (aggregate_ ? 2 : 1)].output;
@@ -175,7 +185,9 @@ class SelectPlan {
   std::vector<Stage> stages_;
   std::optional<AggregateSpec> aggregate_;
   std::vector<std::pair<BoundExpression, bool>> order_by_;  // expression over the output, ascending
+  std::vector<bool> nulls_first_;                           // per ORDER BY item
   std::optional<int64_t> limit_;
+  std::vector<sql::Location> output_locations_;
 };
 
 }  // namespace sluice::exec

@@ -4,9 +4,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <functional>
+#include <optional>
 #include <set>
 
+#include "sluice/common/names.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/sql/parser.h"
@@ -35,7 +38,7 @@ std::string join_name(const std::vector<std::string>& parts) {
 }
 
 // Collects the table references of a query (not CTE names), recursing into subqueries.
-void collect_inputs(const sql::Query& q, std::set<std::string> ctes, std::vector<FlowInput>& out);
+void collect_inputs(const sql::Query& q, const std::set<std::string>& outer_ctes, std::vector<FlowInput>& out);
 
 void collect_from_expr(const sql::Expr& e, const std::set<std::string>& ctes, std::vector<FlowInput>& out) {
   if (e.query) collect_inputs(*e.query, ctes, out);
@@ -52,7 +55,7 @@ void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes,
     }
     case sql::TableRefKind::kFunction: {
       std::string name = join_name(t.name);
-      if (name == "read_kafka") {
+      if (to_lower(name) == "read_kafka") {
         std::string topic;
         for (const auto& a : t.args) {
           if (a->kind == sql::ExprKind::kNamedArg &&
@@ -77,11 +80,14 @@ void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes,
   }
 }
 
-void collect_inputs(const sql::Query& q, std::set<std::string> ctes, std::vector<FlowInput>& out) {
+void collect_inputs(const sql::Query& q, const std::set<std::string>& outer_ctes, std::vector<FlowInput>& out) {
+  std::optional<std::set<std::string>> with;  // copied only when the query has a WITH
+  if (!q.ctes.empty()) with = outer_ctes;
   for (const auto& cte : q.ctes) {
-    collect_inputs(*cte.query, ctes, out);
-    ctes.insert(cte.name);
+    collect_inputs(*cte.query, *with, out);
+    with->insert(cte.name);
   }
+  const std::set<std::string>& ctes = with ? *with : outer_ctes;
   for (const auto& s : q.selects) {
     if (s.from) collect_from_ref(*s.from, ctes, out);
     for (const auto& item : s.items) collect_from_expr(*item.expr, ctes, out);
@@ -109,11 +115,23 @@ class Resolver {
   }
 
  private:
+  // A dataset or flow name becomes a file name under the storage folder, and Delta and Spark
+  // compare names case-insensitively: `what` names it in the error.
+  bool check_name(size_t file, sql::Location at, const std::string& what, const std::string& name) {
+    if (auto problem = path_name_problem(name); !problem.empty()) {
+      error(file, at, fmt::format("{} name '{}' cannot be used: {}; use letters, digits and _", what, name, problem));
+      return false;
+    }
+    return true;
+  }
+
   void define() {
+    std::map<std::string, std::string> folded;  // lower-case name -> the dataset defining it
     for (size_t f = 0; f < g_.statements.size(); ++f) {
       for (const auto& st : g_.statements[f]) {
         if (st.dataset) {
           const auto& d = *st.dataset;
+          if (!check_name(f, d.name_loc, "dataset", d.name)) continue;
           if (auto it = g_.datasets.find(d.name); it != g_.datasets.end()) {
             const auto& first = it->second;
             error(f, d.name_loc, fmt::format("'{}' is defined twice; first as a {} at {}:{}:{}", d.name,
@@ -121,6 +139,16 @@ class Resolver {
                                              first.loc.line, first.loc.col));
             continue;
           }
+          if (auto it = folded.find(to_lower(d.name)); it != folded.end()) {
+            const auto& first = g_.datasets.at(it->second);
+            error(f, d.name_loc, fmt::format("'{}' differs only in case from '{}', defined at {}:{}:{}; table names "
+                                             "are case-insensitive (Delta, Spark, and the storage folder on some "
+                                             "file systems): rename one of them",
+                                             d.name, first.name, g_.files[first.file].name, first.loc.line,
+                                             first.loc.col));
+            continue;
+          }
+          folded[to_lower(d.name)] = d.name;
           Dataset ds{d.name, d.kind, f, d.name_loc, &d, {}};
           if (d.query) {
             // The defining query is the dataset's own flow, named after it (as in DLT).
@@ -133,14 +161,23 @@ class Resolver {
         }
       }
     }
+    std::map<std::string, std::string> folded_flows;  // lower-case flow name -> flow
+    for (const auto& [name, flow] : g_.flows) folded_flows[to_lower(name)] = name;
     for (size_t f = 0; f < g_.statements.size(); ++f) {
       for (const auto& st : g_.statements[f]) {
         if (st.flow) {
           const auto& fl = *st.flow;
+          if (!check_name(f, fl.name_loc, "flow", fl.name)) continue;
           if (g_.flows.count(fl.name)) {
             error(f, fl.loc, fmt::format("flow '{}' is defined twice", fl.name));
             continue;
           }
+          if (auto it = folded_flows.find(to_lower(fl.name)); it != folded_flows.end()) {
+            error(f, fl.name_loc, fmt::format("flow '{}' differs only in case from flow '{}' (a flow's state is kept in "
+                                         "a folder named after it): rename one of them", fl.name, it->second));
+            continue;
+          }
+          folded_flows[to_lower(fl.name)] = fl.name;
           Flow flow{fl.name, fl.target, f, fl.target_loc, fl.query, nullptr, {}};
           collect_inputs(*fl.query, {}, flow.inputs);
           g_.flows[fl.name] = std::move(flow);
@@ -188,6 +225,10 @@ class Resolver {
           }
           continue;
         }
+        if (in.ref && in.ref->kind == sql::TableRefKind::kFunction) {
+          error(flow.file, in.loc, unsupported_table_function(join_name(in.ref->name)));
+          continue;
+        }
         auto it = g_.datasets.find(in.name);
         if (it == g_.datasets.end()) {
           error(flow.file, in.loc, fmt::format("unknown table '{}'{}", in.name, suggestion(in.name)));
@@ -202,29 +243,41 @@ class Resolver {
     }
   }
 
-  // Topological order of datasets; a cycle is an error naming its members.
+  // Topological order of datasets; a cycle is an error naming its members. Depth-first with
+  // an explicit stack: a chain of thousands of datasets must not recurse that deep.
   void order() {
-    std::map<std::string, int> state;  // 0 new, 1 on stack, 2 done
-    std::vector<std::string> stack;
-    std::function<void(const std::string&)> visit = [&](const std::string& name) {
-      if (state[name] == 2) return;
-      if (state[name] == 1) {
-        auto start = std::find(stack.begin(), stack.end(), name);
-        std::string cycle;
-        for (auto it = start; it != stack.end(); ++it) cycle += *it + " -> ";
-        const auto& d = g_.datasets.at(name);
-        error(d.file, d.loc, fmt::format("the pipeline has a cycle: {}{}", cycle, name));
-        return;
-      }
-      state[name] = 1;
-      stack.push_back(name);
-      for (const auto& up : g_.upstream_of(name)) visit(up);
-      stack.pop_back();
-      state[name] = 2;
-      g_.order.push_back(name);
+    std::map<std::string, int> state;  // 0 new, 1 on the path, 2 done
+    struct Frame {
+      std::string name;
+      std::vector<std::string> upstream;
+      size_t next = 0;
     };
-    for (const auto& [name, d] : g_.datasets) {
-      visit(name);
+    for (const auto& [root, root_dataset] : g_.datasets) {
+      if (state[root] != 0) continue;
+      std::vector<Frame> path;
+      path.push_back({root, g_.upstream_of(root)});
+      state[root] = 1;
+      while (!path.empty()) {
+        Frame& top = path.back();
+        if (top.next == top.upstream.size()) {
+          state[top.name] = 2;
+          g_.order.push_back(top.name);
+          path.pop_back();
+          continue;
+        }
+        const std::string up = top.upstream[top.next++];
+        if (state[up] == 2) continue;
+        if (state[up] == 1) {
+          std::string cycle;
+          auto start = std::find_if(path.begin(), path.end(), [&](const Frame& f) { return f.name == up; });
+          for (auto it = start; it != path.end(); ++it) cycle += it->name + " -> ";
+          const auto& d = g_.datasets.at(up);
+          error(d.file, d.loc, fmt::format("the pipeline has a cycle: {}{}", cycle, up));
+          continue;
+        }
+        state[up] = 1;
+        path.push_back({up, g_.upstream_of(up)});
+      }
     }
   }
 
@@ -233,6 +286,12 @@ class Resolver {
 };
 
 }  // namespace
+
+std::string unsupported_table_function(const std::string& name) {
+  return fmt::format("table function {} is not supported (only read_kafka is): read a Kafka topic with "
+                     "read_kafka(topic => '...') or a dataset of the pipeline by its name",
+                     name);
+}
 
 std::vector<std::string> Graph::upstream_of(const std::string& dataset) const {
   std::set<std::string> out;

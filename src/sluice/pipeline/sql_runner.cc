@@ -31,7 +31,9 @@
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/incremental_view.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/exec/stream_dedup.h"
 #include "sluice/exec/stream_join.h"
+#include "sluice/exec/window_aggregate.h"
 #include "sluice/pipeline/stream_join_flow.h"
 #include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
@@ -53,8 +55,12 @@ const char* kind_text(sql::DatasetKind k) {
 
 class SqlRun {
  public:
-  SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options)
-      : config_(config), graph_(graph), options_(options) {}
+  SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options,
+         SchemaInference inference = SchemaInference::kSampleAndFreeze)
+      : config_(config), graph_(graph), options_(options), inference_(inference) {}
+
+  const std::map<std::string, std::string>& not_checked() const { return not_checked_; }
+  const std::map<std::string, std::string>& schema_notes() const { return schema_notes_; }
 
   // Plans every dataset: every query is bound and type-checked before any data moves. All
   // errors are collected; a dataset whose input failed is skipped without a second error.
@@ -64,12 +70,25 @@ class SqlRun {
     for (const auto& name : graph_.order) {
       const auto& d = graph_.datasets.at(name);
       bool upstream_failed = false;
-      for (const auto& up : graph_.upstream_of(name)) upstream_failed |= failed.count(up) > 0;
+      std::string waits_for;
+      for (const auto& up : graph_.upstream_of(name)) {
+        upstream_failed |= failed.count(up) > 0;
+        if (not_checked_.count(up)) waits_for = up;
+      }
       if (upstream_failed) {
         failed.insert(name);
         continue;
       }
+      if (!waits_for.empty()) {
+        not_checked_[name] = fmt::format("it reads '{}', whose columns are not known yet", waits_for);
+        continue;
+      }
       auto st = plan_dataset(d);
+      if (!st.ok() && unknown_inferred_) {
+        not_checked_[name] = *unknown_inferred_;
+        unknown_inferred_.reset();
+        continue;
+      }
       if (!st.ok()) {
         errors.push_back(st.message());
         failed.insert(name);
@@ -103,20 +122,26 @@ class SqlRun {
     };
   }
 
-  arrow::Status plan_dataset(const Dataset& d) {
-    const std::string& name = d.name;
-    auto inline_views = [this](const std::string& n) -> std::optional<exec::SelectPlan::InlineQuery> {
+  // The pipeline's views, inlined where they are read (each may read the others in turn).
+  exec::SelectPlan::InlineLookup view_lookup() const {
+    return [this](const std::string& n) -> std::optional<exec::SelectPlan::InlineQuery> {
       auto it = graph_.datasets.find(n);
       if (it == graph_.datasets.end()) return std::nullopt;
       const auto& v = it->second;
       if (v.kind != sql::DatasetKind::kView && v.kind != sql::DatasetKind::kTemporaryView) return std::nullopt;
-      return exec::SelectPlan::InlineQuery{v.definition->query.get(), &graph_.files[v.file]};
+      return exec::SelectPlan::InlineQuery{v.definition->query.get(), &graph_.files[v.file], view_lookup()};
     };
+  }
+
+  arrow::Status plan_dataset(const Dataset& d) {
+    const std::string& name = d.name;
+    auto inline_views = view_lookup();
     if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
       // Not stored: checked here, inlined into the queries that read it.
       const auto& flow = graph_.flows.at(d.flows[0]);
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
                                                               schema_lookup(), inline_views));
+      ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
       views_.emplace(d.name, std::move(plan));
       return arrow::Status::OK();
     }
@@ -127,9 +152,13 @@ class SqlRun {
       const auto& flow = graph_.flows.at(fname);
       if (!flow.query) {
         ARROW_ASSIGN_OR_RAISE(auto target, check_apply_changes(flow, inline_views));
-        if (!schema) schema = target;
-        apply_changes_.insert(fname);
-        continue;
+        // Type-checked above; refused here (not when it would run), so that validate says so.
+        std::vector<std::string> columns;
+        for (const auto& f : target->fields()) columns.push_back(f->name() + " " + sql::sql_type_name(*f->type()));
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc, fmt::format(
+            "APPLY CHANGES INTO {} is parsed and type-checked (its target would have the columns {}) but not "
+            "executed yet: remove it from the pipeline to run the pipeline",
+            flow.target, fmt::join(columns, ", "))));
       }
       auto infer = [this, &fname](const exec::PlanSource& src) { return infer_value_schema(fname, src); };
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
@@ -192,17 +221,27 @@ class SqlRun {
           }
         }
       }
+      ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
+      ARROW_RETURN_NOT_OK(check_runnable(d, flow, plan));
       if (!schema) schema = plan.output_schema();
       flow_plans_.emplace(fname, std::move(plan));
     }
     if (!d.definition->columns.empty()) {
       arrow::FieldVector fields;
+      std::map<std::string, const sql::ColumnDef*> seen;  // lower-case name -> first declaration
       for (const auto& c : d.definition->columns) {
+        if (auto [it, fresh] = seen.emplace(to_lower(c.name), &c); !fresh) {
+          return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], c.loc, fmt::format(
+              "column '{}' is declared twice (first as '{}' at line {}; Delta column names are case-insensitive): "
+              "remove or rename one", c.name, it->second->name, it->second->loc.line)));
+        }
         auto type = sql::parse_type(c.type_name);
         if (!type.ok()) {
           return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], c.loc, type.status().message()));
         }
-        fields.push_back(arrow::field(c.name, *type, !c.not_null));
+        auto field = arrow::field(c.name, *type, !c.not_null);
+        if (c.comment) field = field->WithMetadata(arrow::key_value_metadata({"comment"}, {*c.comment}));
+        fields.push_back(std::move(field));
       }
       schema = arrow::schema(fields);
     }
@@ -214,7 +253,6 @@ class SqlRun {
     // Each flow's rows must fit the dataset's schema (BY NAME; missing nullable columns are null).
     for (const auto& fname : d.flows) {
       const auto& flow = graph_.flows.at(fname);
-      if (apply_changes_.count(fname)) continue;
       auto fits = delta::reconcile_schema(*schema, *flow_plans_.at(fname).output_schema(), delta::SchemaMode::kStrict);
       if (!fits.ok()) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], flow.loc,
@@ -254,6 +292,79 @@ class SqlRun {
     return arrow::Status::OK();
   }
 
+  // Delta refuses a table with two columns of the same name, ignoring case (deltalake and
+  // Spark will not read it): refused where the second one is written.
+  arrow::Status check_unique_columns(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const {
+    const auto& schema = *plan.output_schema();
+    const auto& locations = plan.output_locations();
+    std::map<std::string, int> seen;  // lower-case name -> first column
+    for (int i = 0; i < schema.num_fields(); ++i) {
+      auto [it, fresh] = seen.emplace(to_lower(schema.field(i)->name()), i);
+      if (fresh) continue;
+      const auto at = static_cast<size_t>(i) < locations.size() ? locations[i] : flow.loc;
+      return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], at, fmt::format(
+          "{} '{}' would have two columns named '{}' (columns {} '{}' and {} '{}'; Delta column names are "
+          "case-insensitive): name one of them differently with AS, or list the columns instead of *",
+          kind_text(d.kind), d.name, schema.field(i)->name(), it->second + 1, schema.field(it->second)->name(), i + 1,
+          schema.field(i)->name())));
+    }
+    return arrow::Status::OK();
+  }
+
+  // What running a flow needs beyond a valid plan. Everything `run` would refuse once data
+  // moves is refused here, while planning, which `validate` does too: so validate refuses
+  // exactly what run refuses (stream-stream joins are checked by check_stream_join).
+  arrow::Status check_runnable(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const {
+    const auto& file = graph_.files[flow.file];
+    auto at = [&](sql::Location loc, const arrow::Status& st) {
+      return st.WithMessage(sql::format_error(file, loc, st.message()));
+    };
+    if (d.kind == sql::DatasetKind::kMaterializedView) {
+      for (const auto& src : plan.sources()) {
+        if (src.kind == exec::PlanSource::Kind::kKafka) {
+          return arrow::Status::Invalid(sql::format_error(file, src.loc,
+              "a materialized view cannot read Kafka directly (it is recomputed from its inputs' snapshots, and a "
+              "topic has none): ingest the topic into a streaming table (CREATE STREAMING TABLE bronze AS SELECT * "
+              "FROM STREAM read_kafka(...)) and read that"));
+        }
+      }
+      if (plan.watermark() && plan.distinct() && !plan.aggregates()) {  // dedup within a watermark: streams only
+        return arrow::Status::NotImplemented(sql::format_error(file, plan.watermark()->loc,
+            "WATERMARK with SELECT DISTINCT deduplicates a stream in a streaming table; a materialized view "
+            "recomputes from its inputs' snapshots: remove the WATERMARK for a plain DISTINCT"));
+      }
+      if (auto st = refuse_event_time(plan); !st.ok()) return at(plan.watermark()->loc, st);
+      if (!plan.distinct_on().empty()) {
+        return arrow::Status::NotImplemented(sql::format_error(file, flow.loc,
+            "SELECT DISTINCT ON runs in streaming tables (dedup within the watermark); in a materialized view use "
+            "GROUP BY with first()"));
+      }
+      return arrow::Status::OK();
+    }
+    if (d.kind != sql::DatasetKind::kStreamingTable) return arrow::Status::OK();
+    if (plan.joins() && !plan.streams_on_left_only()) return arrow::Status::OK();
+    if (auto st = refuse_event_time(plan); !st.ok()) return at(plan.watermark()->loc, st);
+    if (plan.aggregates() || plan.distinct()) {  // what run_flow builds: the window or dedup operator
+      auto options = windowed_options(d, flow.name, plan);
+      if (!options.ok()) return at(d.loc, options.status());
+      auto op = plan.distinct() && !plan.aggregates()
+                    ? exec::StreamDedup::make(plan, options->policy).status()
+                    : exec::WindowAggregate::make(plan, options->policy).status();
+      if (!op.ok()) return at(flow.loc, op);
+    }
+    const auto src = streaming_source(plan);
+    if (src.kind == exec::PlanSource::Kind::kKafka) {  // read_kafka's options, as run_flow applies them
+      KafkaFlowSpec spec;
+      spec.table = d.name;
+      spec.flow = flow.name;
+      spec.topic = src.name;
+      auto cluster = kafka_cluster_of(src, flow.name);
+      if (!cluster.ok()) return at(src.loc, cluster.status());
+      if (auto st = apply_kafka_options(src.options, spec); !st.ok()) return at(src.loc, st);
+    }
+    return arrow::Status::OK();
+  }
+
   // Triggered (`continuous` unset): every dataset once. Continuous: see run_continuous().
   arrow::Result<std::vector<DatasetReport>> run(const ContinuousOptions* continuous = nullptr) {
     EventLog events(config_.storage, config_.name, random_uuid());
@@ -278,6 +389,7 @@ class SqlRun {
   }
 
   arrow::Result<std::vector<DatasetReport>> run_logged(EventLog& events) {
+    ARROW_RETURN_NOT_OK(forget_inferred_schemas());
     ARROW_RETURN_NOT_OK(plan_all());
     ARROW_RETURN_NOT_OK(full_refresh(events));
     for (const auto& [fname, flow] : graph_.flows) {
@@ -631,10 +743,6 @@ class SqlRun {
  private:
   arrow::Status run_streaming(const Dataset& d, DatasetReport& report) {
     for (const auto& fname : d.flows) {
-      if (apply_changes_.count(fname)) {
-        return arrow::Status::NotImplemented(
-            "APPLY CHANGES is parsed and type-checked (sluice validate) but not executed yet");
-      }
       ARROW_RETURN_NOT_OK(run_flow(d, fname, report));
     }
     return arrow::Status::OK();
@@ -761,6 +869,33 @@ class SqlRun {
         events.add({"flow_progress", "INFO", fmt::format("Table '{}' was reset for a full refresh.", table),
                     d.flows.empty() ? name : d.flows[0], table,
                     {{"full_refresh", {{"table_version", *version}}}}, 0});
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  // A full refresh re-infers the value schemas of the tables it resets: their frozen schema
+  // files are deleted before planning, which samples the topics again and freezes what it finds.
+  // A table reading Kafka that keeps its history (no 'pipelines.reset.allowed') keeps its schema.
+  arrow::Status forget_inferred_schemas() const {
+    if (options_.full_refresh.empty()) return arrow::Status::OK();
+    const auto& names = options_.full_refresh;
+    const bool all = names.size() == 1 && names[0] == "*";
+    for (const auto& [name, d] : graph_.datasets) {
+      if (d.kind != sql::DatasetKind::kStreamingTable) continue;
+      if (!all && std::find(names.begin(), names.end(), name) == names.end()) continue;
+      bool reads_kafka = false;
+      for (const auto& f : d.flows) {
+        for (const auto& in : graph_.flows.at(f).inputs) reads_kafka |= in.kind == FlowInput::Kind::kKafka;
+      }
+      auto props = properties(d);
+      const bool reset_allowed =
+          props.count("pipelines.reset.allowed") && to_lower(props["pipelines.reset.allowed"]) == "true";
+      if (reads_kafka && !reset_allowed) continue;
+      for (const auto& f : d.flows) {
+        std::error_code ec;
+        std::filesystem::remove(inferred_schema_path(f), ec);
+        if (ec) return io_error("cannot delete {} for the full refresh of '{}': {}", inferred_schema_path(f).string(), name, ec.message());
       }
     }
     return arrow::Status::OK();
@@ -921,10 +1056,22 @@ class SqlRun {
   // declare value_schema, to change it).
   arrow::Result<std::string> infer_value_schema(const std::string& flow_name, const exec::PlanSource& src) {
     const auto path = inferred_schema_path(flow_name);
+    const auto& target = graph_.flows.at(flow_name).target;
     if (std::filesystem::exists(path)) {
       std::ifstream in(path);
       std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!ddl.empty()) return ddl;
+      if (!ddl.empty()) {
+        schema_notes_[target] = fmt::format("value columns inferred from topic '{}', frozen in {}", src.name,
+                                            path.string());
+        return ddl;
+      }
+    }
+    if (inference_ == SchemaInference::kFrozenOnly) {
+      // Planning stops here for this dataset (plan_all reads unknown_inferred_): not an error.
+      unknown_inferred_ = fmt::format(
+          "its value columns are inferred from topic '{}' at the first run and not known yet (sluice validate "
+          "--infer-schemas samples the topic now)", src.name);
+      return invalid("the value schema of topic '{}' is not known yet", src.name);
     }
     if (src.options.count("topic_pattern") || src.name.find(',') != std::string::npos) {
       return invalid("value_format => 'json' reading several topics needs value_schema => 'a INT, ...' "
@@ -965,6 +1112,11 @@ class SqlRun {
     std::string ddl;
     for (const auto& f : (*schema)->fields()) {
       ddl += fmt::format("{}`{}` {}", ddl.empty() ? "" : ", ", f->name(), sql::sql_type_name(*f->type()));
+    }
+    if (inference_ == SchemaInference::kSampleNoFreeze) {
+      schema_notes_[target] = fmt::format("value columns sampled from topic '{}' now (not frozen: the first run "
+                                          "samples again and freezes them in {})", src.name, path.string());
+      return ddl;
     }
     std::filesystem::create_directories(path.parent_path());
     const auto tmp = path.string() + ".tmp";
@@ -1032,6 +1184,7 @@ class SqlRun {
     spec.left_path = config_.table_path(plan.join_left()->source().name);
     spec.right_path = config_.table_path(plan.join_right()->source().name);
     spec.configuration = properties(d);
+    spec.description = d.definition->comment;
     spec.partition_columns = d.definition->partitioned_by;
     spec.schema = schema;
     spec.to_table_rows = [&](const arrow::RecordBatch& rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
@@ -1147,6 +1300,7 @@ class SqlRun {
       }
       spec.partition_columns = d.definition->partitioned_by;
       spec.properties = properties(d);
+      spec.comment = d.definition->comment.value_or("");
       spec.output_schema = schema;
       // Kafka rows carry their position: topic, partition, offset.
       const PipelineId pipeline = config_.id;
@@ -1258,6 +1412,7 @@ class SqlRun {
     delta::WriteOptions wo;
     wo.table_name = d.name;
     wo.configuration = properties(d);
+    wo.description = d.definition->comment;
     wo.partition_columns = d.definition->partitioned_by;
     ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
     for (size_t first = 0; first < files.size();) {
@@ -1382,6 +1537,7 @@ class SqlRun {
     delta::WriteOptions wo;
     wo.table_name = d.name;
     wo.configuration = properties(d);
+    wo.description = d.definition->comment;
     wo.mode = delta::WriteMode::kOverwrite;
     wo.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
     wo.partition_columns = d.definition->partitioned_by;
@@ -1400,6 +1556,10 @@ class SqlRun {
   const PipelineConfig config_;  // read-only while flows run on several threads
   const Graph& graph_;
   IngestOptions options_;
+  SchemaInference inference_;
+  std::optional<std::string> unknown_inferred_;      // set by infer_value_schema with kFrozenOnly
+  std::map<std::string, std::string> not_checked_;   // dataset -> why it was not planned
+  std::map<std::string, std::string> schema_notes_;  // dataset -> where its inferred schema came from
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
   std::mutex static_mutex_;  // guards static_tables_ (flows run on several threads)
   std::map<std::string, std::pair<int64_t, std::shared_ptr<arrow::Table>>> static_tables_;  // name -> (version, rows)
@@ -1407,7 +1567,6 @@ class SqlRun {
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
-  std::set<std::string> apply_changes_;            // flows checked but not executed yet
 };
 
 }  // namespace
@@ -1425,14 +1584,22 @@ arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Gr
   return run.run(&continuous).status();
 }
 
+arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config, const Graph& graph,
+                                                    SchemaInference inference) {
+  SqlRun run(config, graph, {}, inference);
+  ARROW_RETURN_NOT_OK(run.plan_all());
+  ValidateReport out;
+  for (const auto& [name, schema] : run.schemas()) out.schemas[name] = schema;
+  for (const auto& [name, plan] : run.views()) out.schemas[name] = plan.output_schema();
+  out.not_checked = run.not_checked();
+  out.notes = run.schema_notes();
+  return out;
+}
+
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
     const PipelineConfig& config, const Graph& graph) {
-  SqlRun run(config, graph, {});
-  ARROW_RETURN_NOT_OK(run.plan_all());
-  std::map<std::string, std::shared_ptr<arrow::Schema>> out;
-  for (const auto& [name, schema] : run.schemas()) out[name] = schema;
-  for (const auto& [name, plan] : run.views()) out[name] = plan.output_schema();
-  return out;
+  ARROW_ASSIGN_OR_RAISE(auto report, validate_sql_pipeline(config, graph, SchemaInference::kFrozenOnly));
+  return report.schemas;
 }
 
 }  // namespace sluice::pipeline
@@ -1441,7 +1608,7 @@ namespace sluice::pipeline {
 
 arrow::Result<std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>>
 sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
-  SqlRun run(config, graph, {});
+  SqlRun run(config, graph, {}, SchemaInference::kFrozenOnly);  // never contacts a broker
   ARROW_RETURN_NOT_OK(run.plan_all());
   std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>> out;
   auto add = [&](const std::string& dataset, const exec::SelectPlan& plan) {

@@ -43,8 +43,30 @@ struct ContinuousOptions {
 arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Graph& graph,
                                           const IngestOptions& options, const ContinuousOptions& continuous);
 
-// Plans (binds and type-checks) every dataset without running anything; the output schema of
-// each dataset, or every error found.
+// read_kafka(value_format => 'json') without value_schema decodes with a schema inferred from
+// a sample of the topic. Where that schema comes from while planning:
+enum class SchemaInference {
+  kFrozenOnly,        // the frozen file (<storage>/system/inferred_schemas/<flow>.ddl) or nothing:
+                      // no broker is contacted (validate, graph)
+  kSampleNoFreeze,    // the frozen file, else a sample taken now and not written (validate --infer-schemas)
+  kSampleAndFreeze,   // the frozen file, else a sample, written as the frozen file (run)
+};
+
+struct ValidateReport {
+  std::map<std::string, std::shared_ptr<arrow::Schema>> schemas;  // every dataset planned
+  // Datasets not planned because a schema they need is inferred at the first run and not known
+  // yet (kFrozenOnly), and why; downstream datasets say which input they wait for.
+  std::map<std::string, std::string> not_checked;
+  // Where an inferred schema a dataset uses came from (frozen file, or sampled now).
+  std::map<std::string, std::string> notes;
+};
+
+// Plans (binds and type-checks) every dataset without running anything, refusing what run
+// would refuse; or every error found.
+arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config, const Graph& graph,
+                                                    SchemaInference inference);
+
+// validate_sql_pipeline with kFrozenOnly: the output schema of each dataset planned.
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
     const PipelineConfig& config, const Graph& graph);
 

@@ -103,6 +103,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   delta::WriteOptions wo;
   wo.table_name = spec.table;
   wo.configuration = spec.configuration;
+  wo.description = spec.description;
   wo.partition_columns = spec.partition_columns;
   ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target, snapshot, *spec.schema, wo));
   for (int i = 0; i < 2; ++i) {

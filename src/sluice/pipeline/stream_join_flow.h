@@ -25,6 +25,7 @@ struct StreamJoinFlowSpec {
   std::filesystem::path table_path;
   std::filesystem::path left_path, right_path;  // the upstream tables of the two sides
   std::map<std::string, std::string> configuration;
+  std::optional<std::string> description;  // COMMENT
   std::vector<std::string> partition_columns;
   std::shared_ptr<arrow::Schema> schema;
   // The plan's output rows -> the table's rows (conform to the schema, expectations).

@@ -156,6 +156,7 @@ struct CreateDataset {
 struct CreateFlow {
   std::string name;
   Location loc;
+  Location name_loc;
   std::string target;
   Location target_loc;
   bool by_name = false;

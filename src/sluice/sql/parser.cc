@@ -84,6 +84,35 @@ class Parser {
     return arrow::Status::Invalid(
         format_error(file_, at.loc, fmt::format("{} but found {}", expected, found)));
   }
+  // One bound on every recursive path (parentheses, subqueries, CASE, function calls, types,
+  // NOT and unary prefixes, and each further term of a left-deep chain such as a + b + c), so
+  // the parser, and every later pass that recurses over the tree it builds, has a bounded
+  // depth. Entered by a Nesting guard; checked with check_depth().
+  class Nesting {
+   public:
+    explicit Nesting(Parser& p, int levels = 1) : p_(p), levels_(levels) { p_.depth_ += levels_; }
+    ~Nesting() { p_.depth_ -= levels_; }
+    void add() {
+      ++levels_;
+      ++p_.depth_;
+    }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Parser& p_;
+    int levels_;
+  };
+  arrow::Status check_depth(const Token& at) const {
+    if (depth_ <= kMaxNestingDepth) return arrow::Status::OK();
+    return arrow::Status::Invalid(format_error(
+        file_, at.loc,
+        fmt::format("the SQL nests deeper than {} levels here (parentheses, subqueries, CASE, function "
+                    "calls, NOT and each term of a chain of +, -, *, =, ... count; AND/OR, || chains and "
+                    "IN lists do not): split it up, e.g. into views or CTEs",
+                    kMaxNestingDepth)));
+  }
+
   arrow::Status expect_keyword(const char* k) {
     if (accept_keyword(k)) return arrow::Status::OK();
     return error(peek(), fmt::format("expected {}", k));
@@ -253,9 +282,12 @@ class Parser {
       } else if (accept_keyword("PARTITIONED")) {
         ARROW_RETURN_NOT_OK(expect_keyword("BY"));
         ARROW_ASSIGN_OR_RAISE(d->partitioned_by, identifier_list("a column name"));
-      } else if (accept_keyword("CLUSTER")) {
-        ARROW_RETURN_NOT_OK(expect_keyword("BY"));
-        ARROW_ASSIGN_OR_RAISE(d->cluster_by, identifier_list("a column name"));
+      } else if (peek().is_keyword("CLUSTER")) {
+        // Liquid clustering needs the clustering table feature and OPTIMIZE: refused, not
+        // accepted and dropped.
+        return arrow::Status::NotImplemented(format_error(
+            file_, peek().loc,
+            "CLUSTER BY (liquid clustering) is not supported yet: remove it, or use PARTITIONED BY (...)"));
       } else if (accept_keyword("TBLPROPERTIES")) {
         ARROW_RETURN_NOT_OK(expect_op("("));
         do {
@@ -300,6 +332,7 @@ class Parser {
   arrow::Result<std::unique_ptr<CreateFlow>> create_flow(Location loc) {
     auto f = std::make_unique<CreateFlow>();
     f->loc = loc;
+    f->name_loc = peek().loc;
     ARROW_ASSIGN_OR_RAISE(f->name, identifier("a flow name"));
     if (accept_keyword("COMMENT")) {
       ARROW_RETURN_NOT_OK(string_literal("a comment string").status());
@@ -388,6 +421,8 @@ class Parser {
   // ---- types -----------------------------------------------------------------------------
   // A type as written, normalised: DECIMAL(10,2), ARRAY<STRING>, STRUCT<a: INT, b: STRING>.
   arrow::Result<std::string> type_name() {
+    Nesting nesting(*this);
+    ARROW_RETURN_NOT_OK(check_depth(peek()));
     const Token& t = peek();
     if (t.kind != TokenKind::kIdentifier) return error(t, "expected a type name");
     std::string name = upper(next().text);
@@ -457,6 +492,8 @@ class Parser {
 
   // ---- queries ---------------------------------------------------------------------------
   arrow::Result<std::shared_ptr<Query>> query() {
+    Nesting nesting(*this);
+    ARROW_RETURN_NOT_OK(check_depth(peek()));
     auto q = std::make_shared<Query>();
     q->loc = peek().loc;
     if (accept_keyword("WITH")) {
@@ -509,6 +546,8 @@ class Parser {
 
   arrow::Result<Select> select_or_parenthesised() {
     if (peek().is_op("(") && (peek(1).is_keyword("SELECT") || peek(1).is_op("("))) {
+      Nesting nesting(*this);
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       next();
       ARROW_ASSIGN_OR_RAISE(auto s, select_or_parenthesised());
       ARROW_RETURN_NOT_OK(expect_op(")"));
@@ -565,6 +604,7 @@ class Parser {
 
   arrow::Result<std::unique_ptr<TableRef>> table_expression() {
     ARROW_ASSIGN_OR_RAISE(auto left, table_primary());
+    Nesting chain(*this, 0);
     while (true) {
       Location loc = peek().loc;
       std::string type;
@@ -589,6 +629,8 @@ class Parser {
         if (type == "LEFT" || type == "RIGHT" || type == "FULL") accept_keyword("OUTER");
         if (!tokens_[pos_ - 1].is_keyword("JOIN")) ARROW_RETURN_NOT_OK(expect_keyword("JOIN"));
       }
+      chain.add();
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       auto join = std::make_unique<TableRef>();
       join->kind = TableRefKind::kJoin;
       join->loc = loc;
@@ -689,38 +731,78 @@ class Parser {
   }
 
   arrow::Result<ExprPtr> expression() {
-    if (++depth_ > 200) return error(peek(), "expression nested too deeply; expected a simpler expression");
-    auto result = or_expr();
-    --depth_;
-    return result;
+    Nesting nesting(*this);
+    ARROW_RETURN_NOT_OK(check_depth(peek()));
+    return or_expr();
   }
 
-  arrow::Result<ExprPtr> or_expr() {
-    ARROW_ASSIGN_OR_RAISE(auto left, and_expr());
-    while (peek().is_keyword("OR")) {
-      Location loc = next().loc;
-      ARROW_ASSIGN_OR_RAISE(auto right, and_expr());
-      left = binary("OR", std::move(left), std::move(right), loc);
+  // Operands joined by an associative operator (AND, OR, ||): left-deep runs of up to
+  // kChainRun operands, as written (short chains keep their usual shape, and so the names of
+  // unaliased columns), combined pairwise into a balanced tree, so a 10,000-term OR is about
+  // 20 levels deep, not 10,000. `op_locs[i]` is where the operator before operands[i + 1] is.
+  static constexpr size_t kChainRun = 8;
+  static ExprPtr associative_chain(const std::string& op, std::vector<ExprPtr> operands,
+                                   const std::vector<Location>& op_locs) {
+    struct Part {
+      ExprPtr expr;
+      size_t first;  // index of its first operand
+    };
+    std::vector<Part> parts;
+    for (size_t i = 0; i < operands.size(); i += kChainRun) {
+      ExprPtr left = std::move(operands[i]);
+      for (size_t k = i + 1; k < std::min(i + kChainRun, operands.size()); ++k) {
+        left = binary(op, std::move(left), std::move(operands[k]), op_locs[k - 1]);
+      }
+      parts.push_back({std::move(left), i});
     }
-    return left;
+    while (parts.size() > 1) {
+      std::vector<Part> combined;
+      for (size_t i = 0; i < parts.size(); i += 2) {
+        if (i + 1 == parts.size()) {
+          combined.push_back(std::move(parts[i]));
+          break;
+        }
+        combined.push_back({binary(op, std::move(parts[i].expr), std::move(parts[i + 1].expr),
+                                   op_locs[parts[i + 1].first - 1]),
+                            parts[i].first});
+      }
+      parts = std::move(combined);
+    }
+    return std::move(parts[0].expr);
   }
 
-  arrow::Result<ExprPtr> and_expr() {
-    ARROW_ASSIGN_OR_RAISE(auto left, not_expr());
-    while (peek().is_keyword("AND")) {
-      Location loc = next().loc;
-      ARROW_ASSIGN_OR_RAISE(auto right, not_expr());
-      left = binary("AND", std::move(left), std::move(right), loc);
+  // a OR b OR ... / a AND b AND ...: the first kChainRun operands nest left-deep (and count
+  // toward the depth), the rest go into the balanced part.
+  using OperandParser = arrow::Result<ExprPtr> (Parser::*)();
+  arrow::Result<ExprPtr> chain_of(const char* keyword, OperandParser operand) {
+    ARROW_ASSIGN_OR_RAISE(auto first, (this->*operand)());
+    if (!peek().is_keyword(keyword)) return first;
+    std::vector<ExprPtr> operands;
+    std::vector<Location> op_locs;
+    operands.push_back(std::move(first));
+    Nesting chain(*this, 0);
+    while (peek().is_keyword(keyword)) {
+      op_locs.push_back(next().loc);
+      if (operands.size() < kChainRun) {
+        chain.add();
+        ARROW_RETURN_NOT_OK(check_depth(peek()));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto right, (this->*operand)());
+      operands.push_back(std::move(right));
     }
-    return left;
+    return associative_chain(upper(keyword), std::move(operands), op_locs);
   }
+
+  arrow::Result<ExprPtr> or_expr() { return chain_of("OR", &Parser::and_expr); }
+
+  arrow::Result<ExprPtr> and_expr() { return chain_of("AND", &Parser::not_expr); }
 
   arrow::Result<ExprPtr> not_expr() {
     if (peek().is_keyword("NOT") || peek().is_op("!")) {
       Location loc = next().loc;
-      if (++depth_ > 200) return error(peek(), "expression nested too deeply; expected a simpler expression");
+      Nesting nesting(*this);
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       ARROW_ASSIGN_OR_RAISE(auto inner, not_expr());
-      --depth_;
       auto e = make(ExprKind::kUnary, loc);
       e->op = "NOT";
       e->args.push_back(std::move(inner));
@@ -731,12 +813,18 @@ class Parser {
 
   arrow::Result<ExprPtr> predicate() {
     ARROW_ASSIGN_OR_RAISE(auto left, bitwise_or());
+    Nesting chain(*this, 0);  // a = b = c, x IS NULL IS NULL, ...: each nests the left side
     while (true) {
       const Token& t = peek();
       Location loc = t.loc;
       static const char* kCompare[] = {"=", "==", "<>", "!=", "<", "<=", ">", ">=", "<=>"};
       bool is_cmp = false;
       for (const char* op : kCompare) is_cmp |= t.is_op(op);
+      if (is_cmp || t.is_keyword("IS") || t.is_keyword("IN") || t.is_keyword("BETWEEN") || t.is_keyword("LIKE") ||
+          t.is_keyword("ILIKE") || t.is_keyword("RLIKE") || t.is_keyword("REGEXP") || t.is_keyword("NOT")) {
+        chain.add();
+        ARROW_RETURN_NOT_OK(check_depth(t));
+      }
       if (is_cmp) {
         std::string op = next().text;
         if (op == "==") op = "=";
@@ -831,7 +919,10 @@ class Parser {
 
   arrow::Result<ExprPtr> bitwise_or() {
     ARROW_ASSIGN_OR_RAISE(auto left, bitwise_and());
+    Nesting chain(*this, 0);
     while (peek().is_op("|") || peek().is_op("^")) {
+      chain.add();
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       Location loc = peek().loc;
       std::string op = next().text;
       ARROW_ASSIGN_OR_RAISE(auto right, bitwise_and());
@@ -842,7 +933,10 @@ class Parser {
 
   arrow::Result<ExprPtr> bitwise_and() {
     ARROW_ASSIGN_OR_RAISE(auto left, additive());
+    Nesting chain(*this, 0);
     while (peek().is_op("&")) {
+      chain.add();
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       Location loc = next().loc;
       ARROW_ASSIGN_OR_RAISE(auto right, additive());
       left = binary("&", std::move(left), std::move(right), loc);
@@ -850,20 +944,52 @@ class Parser {
     return left;
   }
 
+  // a + b - c || d: left-deep, except that runs of || (associative) are balanced like AND/OR.
   arrow::Result<ExprPtr> additive() {
     ARROW_ASSIGN_OR_RAISE(auto left, multiplicative());
+    std::vector<ExprPtr> operands;
+    std::vector<std::string> ops;
+    std::vector<Location> op_locs;
+    operands.push_back(std::move(left));
+    Nesting chain(*this, 0);
+    size_t concat_run = 0;
     while (peek().is_op("+") || peek().is_op("-") || peek().is_op("||")) {
-      Location loc = peek().loc;
-      std::string op = next().text;
+      op_locs.push_back(peek().loc);
+      ops.push_back(next().text);
+      concat_run = ops.back() == "||" ? concat_run + 1 : 0;
+      if (concat_run == 0 || concat_run <= kChainRun) {
+        chain.add();
+        ARROW_RETURN_NOT_OK(check_depth(peek()));
+      }
       ARROW_ASSIGN_OR_RAISE(auto right, multiplicative());
-      left = binary(op, std::move(left), std::move(right), loc);
+      operands.push_back(std::move(right));
+    }
+    left = std::move(operands[0]);
+    for (size_t i = 0; i < ops.size();) {
+      if (ops[i] != "||") {
+        left = binary(ops[i], std::move(left), std::move(operands[i + 1]), op_locs[i]);
+        ++i;
+        continue;
+      }
+      size_t end = i;
+      while (end < ops.size() && ops[end] == "||") ++end;
+      std::vector<ExprPtr> run;
+      run.push_back(std::move(left));
+      for (size_t k = i; k < end; ++k) run.push_back(std::move(operands[k + 1]));
+      left = associative_chain("||", std::move(run),
+                               std::vector<Location>(op_locs.begin() + static_cast<long>(i),
+                                                     op_locs.begin() + static_cast<long>(end)));
+      i = end;
     }
     return left;
   }
 
   arrow::Result<ExprPtr> multiplicative() {
     ARROW_ASSIGN_OR_RAISE(auto left, unary());
+    Nesting chain(*this, 0);
     while (peek().is_op("*") || peek().is_op("/") || peek().is_op("%") || peek().is_keyword("DIV")) {
+      chain.add();
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       Location loc = peek().loc;
       std::string op = upper(next().text);
       ARROW_ASSIGN_OR_RAISE(auto right, unary());
@@ -876,9 +1002,9 @@ class Parser {
     if (peek().is_op("-") || peek().is_op("+") || peek().is_op("~")) {
       Location loc = peek().loc;
       std::string op = next().text;
-      if (++depth_ > 200) return error(peek(), "expression nested too deeply; expected a simpler expression");
+      Nesting nesting(*this);
+      ARROW_RETURN_NOT_OK(check_depth(peek()));
       ARROW_ASSIGN_OR_RAISE(auto inner, unary());
-      --depth_;
       // Fold -<number> into a literal so that the minimum integers parse.
       if (op == "-" && inner->kind == ExprKind::kLiteral &&
           (inner->literal_type == "integer" || inner->literal_type == "decimal") &&
@@ -898,8 +1024,13 @@ class Parser {
 
   arrow::Result<ExprPtr> postfix() {
     ARROW_ASSIGN_OR_RAISE(auto e, primary());
+    Nesting chain(*this, 0);  // a[0][1]..., x::INT::STRING...: each nests the left side
     while (true) {
       Location loc = peek().loc;
+      if (peek().is_op("[") || peek().is_op(".") || peek().is_op("::") || peek().is_op(":")) {
+        chain.add();
+        ARROW_RETURN_NOT_OK(check_depth(peek()));
+      }
       if (accept_op("[")) {
         auto s = make(ExprKind::kSubscript, loc);
         s->args.push_back(std::move(e));

@@ -2,6 +2,7 @@
 #include "sluice/delta/schema.h"
 
 #include <arrow/api.h>
+#include <arrow/util/key_value_metadata.h>
 #include <gtest/gtest.h>
 
 #include "sluice/kafka/source_schema.h"
@@ -62,6 +63,28 @@ TEST(SchemaTest, UnknownDeltaTypeIsAnError) {
       R"({"type":"struct","fields":[{"name":"v","type":"variant","nullable":true}]})");
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.status().message(), "unknown Delta type 'variant'");
+}
+
+}  // namespace
+}  // namespace sluice::delta
+
+namespace sluice::delta {
+namespace {
+
+// A column COMMENT is the field's "comment" metadata, as Spark writes it, and survives a read.
+TEST(SchemaTest, ColumnCommentIsFieldMetadata) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64(), false,
+                                            arrow::key_value_metadata({"comment"}, {"the \"id\""})),
+                               arrow::field("n", arrow::int32())});
+  auto text = to_delta_schema_string(*schema);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(*text, R"({"fields":[{"metadata":{"comment":"the \"id\""},"name":"id","nullable":false,"type":"long"},)"
+                   R"({"metadata":{},"name":"n","nullable":true,"type":"integer"}],"type":"struct"})");
+  auto back = from_delta_schema_string(*text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_NE((*back)->field(0)->metadata(), nullptr);
+  EXPECT_EQ(*(*back)->field(0)->metadata()->Get("comment"), "the \"id\"");
+  EXPECT_EQ((*back)->field(1)->metadata(), nullptr);
 }
 
 }  // namespace

@@ -85,7 +85,50 @@ INSTANTIATE_TEST_SUITE_P(
                        "CREATE STREAMING TABLE cdc AS SELECT * FROM STREAM read_kafka(topic => 'c');",
                        "1 error(s) in the pipeline:\np.sql:2:27: error: APPLY CHANGES reads a stream: write FROM "
                        "STREAM(source)\n  APPLY CHANGES INTO d FROM cdc KEYS (id) SEQUENCE BY ts;\n"
-                       "                            ^"}));
+                       "                            ^"},
+        // Names that become file names: one check for datasets and flows.
+        GraphErrorCase{"CREATE STREAMING TABLE `../escape` AS SELECT * FROM STREAM read_kafka(topic => 'c');",
+                       "1 error(s) in the pipeline:\np.sql:1:24: error: dataset name '../escape' cannot be used: it "
+                       "contains a path separator ('/' or '\\'), so it would name a file outside its folder; use "
+                       "letters, digits and _\n"
+                       "  CREATE STREAMING TABLE `../escape` AS SELECT * FROM STREAM read_kafka(topic => 'c');\n"
+                       "                         ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW `/tmp/abs` AS SELECT 1;",
+                       "1 error(s) in the pipeline:\np.sql:1:26: error: dataset name '/tmp/abs' cannot be used: it "
+                       "contains a path separator ('/' or '\\'), so it would name a file outside its folder; use "
+                       "letters, digits and _\n"
+                       "  CREATE MATERIALIZED VIEW `/tmp/abs` AS SELECT 1;\n"
+                       "                           ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW `..` AS SELECT 1;",
+                       "1 error(s) in the pipeline:\np.sql:1:26: error: dataset name '..' cannot be used: '..' names "
+                       "a folder, not a table; use letters, digits and _\n"
+                       "  CREATE MATERIALIZED VIEW `..` AS SELECT 1;\n"
+                       "                           ^"},
+        GraphErrorCase{"CREATE STREAMING TABLE t;\nCREATE FLOW `a\\b` AS INSERT INTO t BY NAME SELECT * FROM "
+                       "STREAM read_kafka(topic => 'c');",
+                       "1 error(s) in the pipeline:\np.sql:2:13: error: flow name 'a\\b' cannot be used: it contains "
+                       "a path separator ('/' or '\\'), so it would name a file outside its folder; use letters, "
+                       "digits and _\n"
+                       "  CREATE FLOW `a\\b` AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => 'c');\n"
+                       "              ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW Orders AS SELECT 1;\nCREATE MATERIALIZED VIEW orders AS SELECT 2;",
+                       "1 error(s) in the pipeline:\np.sql:2:26: error: 'orders' differs only in case from 'Orders', "
+                       "defined at p.sql:1:26; table names are case-insensitive (Delta, Spark, and the storage "
+                       "folder on some file systems): rename one of them\n"
+                       "  CREATE MATERIALIZED VIEW orders AS SELECT 2;\n"
+                       "                           ^"},
+        GraphErrorCase{"CREATE STREAMING TABLE t AS SELECT * FROM STREAM read_kafka(topic => 'a');\n"
+                       "CREATE FLOW T AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => 'b');",
+                       "1 error(s) in the pipeline:\np.sql:2:13: error: flow 'T' differs only in case from flow 't' "
+                       "(a flow's state is kept in a folder named after it): rename one of them\n"
+                       "  CREATE FLOW T AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => 'b');\n"
+                       "              ^"},
+        GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('/data/x.json');",
+                       "1 error(s) in the pipeline:\np.sql:1:45: error: table function read_files is not supported "
+                       "(only read_kafka is): read a Kafka topic with read_kafka(topic => '...') or a dataset of "
+                       "the pipeline by its name\n"
+                       "  CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('/data/x.json');\n"
+                       "                                              ^"}));
 
 }  // namespace
 }  // namespace sluice::pipeline

@@ -1,6 +1,5 @@
 CREATE OR REFRESH MATERIALIZED VIEW gold
 COMMENT 'joins, unions, ctes'
-CLUSTER BY (region)
 TBLPROPERTIES ('delta.appendOnly' = 'true', pipelines.reset.allowed = false, 'x' 1)
 AS WITH recent AS (SELECT * EXCEPT (raw, _rescued_data) FROM LIVE.orders WHERE ts > current_timestamp() - INTERVAL 1 DAY),
      users AS (SELECT id, region FROM live.users)
