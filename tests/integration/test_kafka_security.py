@@ -156,7 +156,7 @@ def test_unknown_kafka_option_in_sql_is_refused_by_validate(tmp_path, bootstrap,
     (pipe / "raw.sql").write_text(
         "CREATE STREAMING TABLE raw AS SELECT value\n"
         f"FROM STREAM read_kafka(topic => '{topic}',\n"
-        f"                       kafka.sasl.pasword => '{SECRET}');\n")
+        f"                       `kafka.sasl.pasword` => '{SECRET}');\n")
     validated = run_sluice("validate", pipe)
     result = run_sluice("run", pipe, "--once")
     for r in (validated, result):
@@ -165,3 +165,15 @@ def test_unknown_kafka_option_in_sql_is_refused_by_validate(tmp_path, bootstrap,
         assert ("read_kafka kafka.sasl.pasword: librdkafka has no property 'sasl.pasword' "
                 "(did you mean 'sasl.password'?)") in r.stderr, r.stderr
     assert_secret_nowhere(pipe, validated, result)
+
+
+def test_flow_error_names_pipeline_and_table_once(tmp_path, bootstrap):
+    # The Kafka flow and the scheduler both add "pipeline 'p', table 'b'"; it was shown twice.
+    pipe = write_pipeline(tmp_path / "pipe", f"name: p\nkafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
+    (pipe / "b.sql").write_text(
+        "CREATE STREAMING TABLE b AS SELECT value FROM STREAM read_kafka(topic => 'no-such-topic-kconf');\n")
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "sluice: error: pipeline 'p', table 'b': Kafka topic 'no-such-topic-kconf' does not exist"), result.stderr
+    assert result.stderr.count("pipeline 'p'") == 1, result.stderr

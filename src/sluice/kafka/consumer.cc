@@ -29,12 +29,19 @@ class EventLog : public RdKafka::EventCb {
     if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() > RdKafka::Event::EVENT_SEVERITY_WARNING) {
       return;
     }
-    if (event.type() == RdKafka::Event::EVENT_ERROR) {
+    {
       // A refused login or certificate makes later requests time out like a broker that is
-      // away; remembered so the error says what really happened.
+      // away; remembered so the error says what really happened. librdkafka 2.0 reports both
+      // as log lines and transport errors, so the text decides.
+      const auto text = event.str();
       std::lock_guard lock(mutex_);
-      if (event.err() == RdKafka::ERR__AUTHENTICATION) auth_failure_ = event.str();
-      if (event.err() == RdKafka::ERR__SSL) tls_failure_ = event.str();
+      if (event.err() == RdKafka::ERR__AUTHENTICATION ||
+          event.err() == RdKafka::ERR_SASL_AUTHENTICATION_FAILED ||
+          text.find("SASL authentication error") != std::string::npos) {
+        auth_failure_ = text;
+      } else if (event.err() == RdKafka::ERR__SSL || text.find("SSL handshake failed") != std::string::npos) {
+        tls_failure_ = text;
+      }
     }
     note(event.str());
   }

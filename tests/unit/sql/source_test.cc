@@ -12,12 +12,12 @@ TEST(FormatError, ShowsTheLineWithACaret) {
 }
 
 TEST(FormatError, HidesValuesOfSecretLookingArgumentsAndKeepsTheCaretInPlace) {
-  SourceFile file{"p.sql", "read_kafka(kafka.sasl.password => 's3cr3t', kafka.client.id => 'c', x => 1)\n"};
+  SourceFile file{"p.sql", "read_kafka(`kafka.sasl.password` => 's3cr3t', kafka.client.id => 'c', x => 1)\n"};
   // The caret points at `x`, after the hidden value.
   const auto x = file.text.find("x =>");
   EXPECT_EQ(format_error(file, {1, static_cast<int>(x) + 1, x}, "bad"),
             "p.sql:1:" + std::to_string(x + 1) +
-                ": error: bad\n  read_kafka(kafka.sasl.password => '<redacted>', kafka.client.id => 'c', x => 1)\n"
+                ": error: bad\n  read_kafka(`kafka.sasl.password` => '<redacted>', kafka.client.id => 'c', x => 1)\n"
                 "  " + std::string(x + 4, ' ') + "^");
 }
 
