@@ -39,4 +39,17 @@ std::string shown_value(std::string_view key, std::string_view value, KeyKnown k
   return "'" + std::string(value) + "'";
 }
 
+std::string url_without_password(std::string_view url) {
+  std::string out(url);
+  const auto scheme = out.find("://");
+  if (scheme == std::string::npos) return out;
+  const auto authority = scheme + 3;
+  const auto authority_end = out.find_first_of("/?#", authority);
+  const auto at = out.rfind('@', authority_end == std::string::npos ? out.size() : authority_end);
+  if (at == std::string::npos || at < authority) return out;
+  const auto colon = out.find(':', authority);
+  if (colon == std::string::npos || colon > at) return out;
+  return out.replace(colon + 1, at - colon - 1, "<redacted>");
+}
+
 }  // namespace sluice

@@ -20,4 +20,8 @@ enum class KeyKnown { kKnown, kUnknown };
 std::string shown_value(std::string_view key, std::string_view value,
                         KeyKnown known = KeyKnown::kKnown);
 
+// `url` with the password of its user info (`scheme://user:password@host`) replaced by
+// "<redacted>", for errors that show a URL.
+std::string url_without_password(std::string_view url);
+
 }  // namespace sluice

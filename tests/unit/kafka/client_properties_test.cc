@@ -35,6 +35,13 @@ TEST(SecretKeys, ShownValueHidesSecretAndUnknownKeys) {
   EXPECT_EQ(shown_value("client.idd", kSecret, KeyKnown::kUnknown), "<redacted>");
 }
 
+TEST(SecretKeys, UrlPasswordIsRedacted) {
+  EXPECT_EQ(url_without_password("http://u:s3cr3t@registry:8081/apis"), "http://u:<redacted>@registry:8081/apis");
+  EXPECT_EQ(url_without_password("http://registry:8081/a@b"), "http://registry:8081/a@b");
+  EXPECT_EQ(url_without_password("http://u@registry:8081"), "http://u@registry:8081");
+  EXPECT_EQ(url_without_password("registry:8081"), "registry:8081");
+}
+
 TEST(CheckProperty, AcceptsKnownProperties) {
   EXPECT_TRUE(check_property("security.protocol", "SASL_SSL").ok());
   EXPECT_TRUE(check_property("sasl.password", kSecret).ok());
