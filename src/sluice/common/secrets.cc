@@ -27,7 +27,9 @@ bool looks_secret(std::string_view key) {
     if (end == std::string::npos) end = lower.size();
     const std::string word = lower.substr(begin, end - begin);
     for (const auto& marker : kWords) {
-      if (word.size() >= 4 && edit_distance(word, std::string(marker.text)) <= marker.max_edits) return true;
+      if (word.size() >= 4 && edit_distance(word, std::string(marker.text)) <= marker.max_edits) {
+        return true;
+      }
     }
     begin = end + 1;
   }

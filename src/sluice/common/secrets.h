@@ -9,8 +9,8 @@ namespace sluice {
 
 // True when `key` names something that may hold a secret: a name containing password, passwd,
 // pwd, pass, secret, key, token, jaas, credential or auth (case-insensitive), or a word within
-// two edits of password or one of secret or token (`sasl.pasword`). Callers never echo values of keys
-// they do not know either (see shown_value).
+// two edits of password or one of secret or token (`sasl.pasword`). Callers never echo values
+// of keys they do not know either (see shown_value).
 bool looks_secret(std::string_view key);
 
 enum class KeyKnown { kKnown, kUnknown };

@@ -654,7 +654,9 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         if (key.rfind("kafka.", 0) == 0) {
           // librdkafka properties are checked offline, so `validate` refuses what `run` would.
           auto checked = kafka::check_property(key.substr(6), a->args[0]->value);
-          if (!checked.ok()) return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
+          if (!checked.ok()) {
+            return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
+          }
         }
         src.options[key] = a->args[0]->value;
       }

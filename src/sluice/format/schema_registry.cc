@@ -57,7 +57,9 @@ arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
     client->host_url_ = url.substr(0, path);
     client->path_prefix_ = path == std::string::npos ? "" : url.substr(path);
     while (!client->path_prefix_.empty() && client->path_prefix_.back() == '/') client->path_prefix_.pop_back();
-    if (client->host_url_.size() <= 7) return invalid("schema registry URL '{}' has no host", url_without_password(url));
+    if (client->host_url_.size() <= 7) {
+      return invalid("schema registry URL '{}' has no host", url_without_password(url));
+    }
   }
   for (const auto& [key, value] : properties) {
     if (key == "basic.auth.user.info") {

@@ -39,7 +39,8 @@ class EventLog : public RdKafka::EventCb {
           event.err() == RdKafka::ERR_SASL_AUTHENTICATION_FAILED ||
           text.find("SASL authentication error") != std::string::npos) {
         auth_failure_ = text;
-      } else if (event.err() == RdKafka::ERR__SSL || text.find("SSL handshake failed") != std::string::npos) {
+      } else if (event.err() == RdKafka::ERR__SSL ||
+                 text.find("SSL handshake failed") != std::string::npos) {
         tls_failure_ = text;
       }
     }

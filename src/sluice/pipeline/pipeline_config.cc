@@ -320,7 +320,8 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
       if (!include || !include.IsScalar()) {
         return ctx.error(lib, "each library must be {{glob: {{include: \"pattern\"}}}}");
       }
-      cfg.library_globs.push_back(include.as<std::string>());
+      ARROW_ASSIGN_OR_RAISE(auto pattern, ctx.scalar(include, "libraries[].glob.include"));
+      cfg.library_globs.push_back(std::move(pattern));
     }
   }
   return cfg;

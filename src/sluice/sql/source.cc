@@ -12,7 +12,8 @@ namespace sluice::sql {
 namespace {
 
 // The line as shown under an error: the value of a named argument whose name looks secret
-// (`kafka.sasl.password => '...'`, also with the name in backquotes) is replaced, and `column` (0-based) moved to match.
+// (`kafka.sasl.password => '...'`, also with the name in backquotes) is replaced, and `column`
+// (0-based) moved to match.
 std::string without_secrets(const std::string& line, size_t& column) {
   static const std::regex kNamedLiteral(R"(`?([A-Za-z_][A-Za-z0-9_.]*)`?\s*=>\s*'((?:[^']|'')*)')");
   std::string out;
