@@ -89,6 +89,20 @@ security.protocol: SSL
     assert "is the broker running" not in result.stderr and "broker is running" not in result.stderr
 
 
+def test_tls_without_ca_location_uses_the_system_store(tmp_path, bootstrap, secure, new_topic):
+    # The common set-up: no ssl.ca.location, the broker's CA in the system store. OpenSSL's
+    # default store honours SSL_CERT_FILE, which stands in for /etc/ssl/certs here.
+    topic = new_topic(1)
+    produce(bootstrap, topic, 3)
+    pipe = pipeline(tmp_path, f"""
+bootstrap.servers: "{secure['ssl']}"
+security.protocol: SSL
+""", topic)
+    result = run_sluice("run", pipe, "--once", env_extra={"SSL_CERT_FILE": secure["ca"]})
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert values(pipe) == ["v0", "v1", "v2"]
+
+
 def test_sasl_plain_over_tls_with_password_from_env_and_file(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     produce(bootstrap, topic, 5)
