@@ -5,7 +5,11 @@
 #   scripts/kafka.sh stop              stop what `start` started, by pid
 #   scripts/kafka.sh status            exit 0 if running and ready
 # Environment: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
-#              KAFKA_HEAP (default 512m), KAFKA_READY_TIMEOUT seconds (default 90).
+#              KAFKA_HEAP (default 512m), KAFKA_READY_TIMEOUT seconds (default 90),
+#              KAFKA_SECURE=1: also listen with TLS on KAFKA_PORT+2, SASL/PLAIN on KAFKA_PORT+3
+#              and SASL/PLAIN over TLS on KAFKA_PORT+4. The broker's certificate is signed by a
+#              self-signed CA made at start: .run/kafka-<port>/tls/ca.crt. SASL users:
+#              sluice / sluice-secret (and admin / admin-secret).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,6 +20,12 @@ READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
 RUN="$ROOT/.run/kafka-$PORT"
 LIBS="$ROOT/.deps/kafka/jars"
 PIDFILE="$RUN/kafka.pid"
+SECURE=${KAFKA_SECURE:-0}
+SSL_PORT=$((PORT + 2))
+SASL_PORT=$((PORT + 3))
+SASL_SSL_PORT=$((PORT + 4))
+TLS="$RUN/tls"
+TLS_PASS=sluice-test-keystore
 
 log() { printf '[kafka] %s\n' "$*" >&2; }
 
@@ -28,17 +38,38 @@ is_ready() {
     && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
 }
 
+# A CA of its own and a broker certificate it signs (for 127.0.0.1 and localhost), as PKCS12.
+make_tls() {
+  mkdir -p "$TLS"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sluice test CA" \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$TLS/broker.key" -out "$TLS/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$TLS/san.ext"
+  openssl x509 -req -in "$TLS/broker.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" \
+    -CAcreateserial -days 30 -extfile "$TLS/san.ext" -out "$TLS/broker.crt" 2>/dev/null
+  openssl pkcs12 -export -in "$TLS/broker.crt" -inkey "$TLS/broker.key" -name broker \
+    -passout "pass:$TLS_PASS" -out "$TLS/broker.p12"
+}
+
 write_config() {
   mkdir -p "$RUN/data" "$RUN/logs"
+  local listeners="PLAINTEXT://127.0.0.1:$PORT"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [ "$SECURE" = 1 ]; then
+    listeners="$listeners,SSL://127.0.0.1:$SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+    listeners="$listeners,SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
+    protocols="$protocols,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+  fi
   cat > "$RUN/server.properties" <<CONF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$RUN/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -51,6 +82,20 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.segment.bytes=104857600
 CONF
+  if [ "$SECURE" = 1 ]; then
+    [ -f "$TLS/broker.p12" ] || make_tls
+    local jaas='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_sluice="sluice-secret";'
+    cat >> "$RUN/server.properties" <<CONF
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/broker.p12
+ssl.keystore.password=$TLS_PASS
+ssl.key.password=$TLS_PASS
+ssl.client.auth=none
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas
+listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas
+CONF
+  fi
   cat > "$RUN/log4j2.properties" <<CONF
 appender.file.type=File
 appender.file.name=FILE
@@ -80,7 +125,9 @@ start() {
     if [ $fresh -eq 0 ]; then log "already running (pid $(cat "$PIDFILE"))"; wait_ready; return; fi
     stop
   fi
-  for p in "$PORT" "$CPORT"; do
+  local ports="$PORT $CPORT"
+  [ "$SECURE" = 1 ] && ports="$ports $SSL_PORT $SASL_PORT $SASL_SSL_PORT"
+  for p in $ports; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       log "port $p on 127.0.0.1 is already in use by another process; choose another KAFKA_PORT"
       exit 1

@@ -20,7 +20,7 @@ def bootstrap():
         yield servers
         return
     port = os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092")
-    env = dict(os.environ, KAFKA_PORT=port)
+    env = dict(os.environ, KAFKA_PORT=port, KAFKA_SECURE="1")  # TLS/SASL listeners too
     subprocess.run([ROOT / "scripts" / "kafka.sh", "start", "--fresh"], env=env, check=True)
     try:
         yield f"127.0.0.1:{port}"

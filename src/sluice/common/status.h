@@ -33,7 +33,11 @@ arrow::Status io_error(fmt::format_string<Args...> f, Args&&... args) {
   return arrow::Status::IOError(fmt::format(f, std::forward<Args>(args)...));
 }
 
-// Adds context in front of an error's message, keeping its code and detail.
+// Adds context in front of an error's message, keeping its code and detail. Each layer that
+// knows where it is may add its context: a message that already starts with the same context
+// (added by a lower layer that knew it too) gets it once, not twice.
 arrow::Status with_context(const arrow::Status& status, const std::string& context);
+// The same for a message: "<context>: <message>" unless the message already starts so.
+std::string in_context(const std::string& context, const std::string& message);
 
 }  // namespace sluice

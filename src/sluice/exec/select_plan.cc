@@ -9,6 +9,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/kafka/client_properties.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/sql/types.h"
 
@@ -688,6 +689,13 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
                                           "cluster, value_format, value_schema, schema_registry_url, "
                                           "schema_registry_subject, rescued_data_column, kafka.*)",
                                           a->name));
+        }
+        if (key.rfind("kafka.", 0) == 0) {
+          // librdkafka properties are checked offline, so `validate` refuses what `run` would.
+          auto checked = kafka::check_property(key.substr(6), a->args[0]->value);
+          if (!checked.ok()) {
+            return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
+          }
         }
         src.options[key] = a->args[0]->value;
       }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
 
 namespace sluice::format {
@@ -49,13 +50,16 @@ arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
   client->url_ = url;
   if (!url.empty()) {
     if (url.rfind("http://", 0) != 0) {
-      return invalid("schema registry URL '{}' must start with http:// (https is not supported yet)", url);
+      return invalid("schema registry URL '{}' must start with http:// (https is not supported yet)",
+                     url_without_password(url));
     }
     size_t path = url.find('/', 7);
     client->host_url_ = url.substr(0, path);
     client->path_prefix_ = path == std::string::npos ? "" : url.substr(path);
     while (!client->path_prefix_.empty() && client->path_prefix_.back() == '/') client->path_prefix_.pop_back();
-    if (client->host_url_.size() <= 7) return invalid("schema registry URL '{}' has no host", url);
+    if (client->host_url_.size() <= 7) {
+      return invalid("schema registry URL '{}' has no host", url_without_password(url));
+    }
   }
   for (const auto& [key, value] : properties) {
     if (key == "basic.auth.user.info") {
@@ -72,7 +76,7 @@ arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
 
 arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, const std::string& what) {
   if (url_.empty()) return arrow::Status::KeyError(fmt::format("{}: not found (offline registry client)", what));
-  const std::string full = url_ + path;
+  const std::string full = url_without_password(url_ + path);  // shown in errors
   try {
     httplib::Client http(host_url_);
     http.set_connection_timeout(kTimeoutSeconds);

@@ -14,6 +14,7 @@
 #include <deque>
 
 #include "sluice/common/status.h"
+#include "sluice/kafka/client_properties.h"
 
 namespace sluice::kafka {
 
@@ -28,7 +29,35 @@ class EventLog : public RdKafka::EventCb {
     if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() > RdKafka::Event::EVENT_SEVERITY_WARNING) {
       return;
     }
+    {
+      // A refused login or certificate makes later requests time out like a broker that is
+      // away; remembered so the error says what really happened. librdkafka 2.0 reports both
+      // as log lines and transport errors, so the text decides.
+      const auto text = event.str();
+      std::lock_guard lock(mutex_);
+      if (event.err() == RdKafka::ERR__AUTHENTICATION ||
+          event.err() == RdKafka::ERR_SASL_AUTHENTICATION_FAILED ||
+          text.find("SASL authentication error") != std::string::npos) {
+        auth_failure_ = text;
+      } else if (event.err() == RdKafka::ERR__SSL ||
+                 text.find("SSL handshake failed") != std::string::npos) {
+        tls_failure_ = text;
+      }
+    }
     note(event.str());
+  }
+  std::string auth_failure() const {
+    std::lock_guard lock(mutex_);
+    return auth_failure_;
+  }
+  std::string tls_failure() const {
+    std::lock_guard lock(mutex_);
+    return tls_failure_;
+  }
+  void clear_failures() {
+    std::lock_guard lock(mutex_);
+    auth_failure_.clear();
+    tls_failure_.clear();
   }
   void note(std::string line) {
     std::lock_guard lock(mutex_);
@@ -46,8 +75,10 @@ class EventLog : public RdKafka::EventCb {
   }
 
  private:
-  mutable std::mutex mutex_;  // guards recent_
+  mutable std::mutex mutex_;  // guards recent_, auth_failure_, tls_failure_
   std::deque<std::string> recent_;
+  std::string auth_failure_;  // the last SASL authentication error, if any
+  std::string tls_failure_;   // the last TLS (handshake, certificate) error, if any
 };
 
 // Turns librdkafka's rebalance callback into RebalanceListener calls and applies the
@@ -115,11 +146,10 @@ namespace {
 arrow::Status set_conf(RdKafka::Conf& conf, const std::string& key, const std::string& value,
                        const std::string& cluster) {
   std::string err;
-  if (conf.set(key, value, err) != RdKafka::Conf::CONF_OK) {
-    return invalid("Kafka cluster '{}': property '{}' = '{}' rejected: {}", cluster, key, value,
-                   err);
-  }
-  return arrow::Status::OK();
+  const auto res = conf.set(key, value, err);
+  if (res == RdKafka::Conf::CONF_OK) return arrow::Status::OK();
+  return with_context(property_rejected(key, value, res == RdKafka::Conf::CONF_UNKNOWN, err),
+                      fmt::format("Kafka cluster '{}'", cluster));
 }
 
 // Errors that pass by themselves (continuous mode retries them): the broker is away, or a
@@ -299,15 +329,35 @@ arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(
   RdKafka::ErrorCode code =
       consumer_->metadata(/*all_topics=*/true, nullptr, &raw, static_cast<int>(timeout.count()));
   std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  if (code != RdKafka::ERR_NO_ERROR) {
-    auto status = io_error(
-        "cannot reach Kafka cluster '{}' at {} within {} ms ({}{}{}); check bootstrap.servers "
-        "and that the broker is running",
-        cluster_name_, bootstrap_, timeout.count(), RdKafka::err2str(code),
-        recent_errors().empty() ? "" : ": ", recent_errors());
-    return is_unreachable(code) ? mark_retryable(status) : status;
-  }
+  if (code != RdKafka::ERR_NO_ERROR) return connection_error(code, timeout);
+  events_->clear_failures();  // connected: an old refusal no longer explains later errors
   return metadata;
+}
+
+arrow::Status Consumer::connection_error(int raw_code, std::chrono::milliseconds timeout) const {
+  const auto code = static_cast<RdKafka::ErrorCode>(raw_code);
+  // A broker that answers but refuses the login or the certificate is not "away": retrying
+  // cannot help, the configuration must change.
+  if (auto auth = events_->auth_failure(); !auth.empty()) {
+    return invalid(
+        "Kafka cluster '{}' at {}: authentication failed ({}); check sasl.username, "
+        "sasl.password and sasl.mechanisms of this cluster",
+        cluster_name_, bootstrap_, auth);
+  }
+  if (auto tls = events_->tls_failure(); !tls.empty()) {
+    auto status = invalid(
+        "Kafka cluster '{}' at {}: TLS connection failed ({}); if the broker's certificate is "
+        "signed by a private CA, set ssl.ca.location to that CA's PEM file",
+        cluster_name_, bootstrap_, tls);
+    // Only a certificate that fails verification stays wrong on retry.
+    return tls.find("verif") != std::string::npos ? status : mark_retryable(status);
+  }
+  auto status = io_error(
+      "cannot reach Kafka cluster '{}' at {} within {} ms ({}{}{}); check bootstrap.servers "
+      "and that the broker is running",
+      cluster_name_, bootstrap_, timeout.count(), RdKafka::err2str(code),
+      recent_errors().empty() ? "" : ": ", recent_errors());
+  return is_unreachable(code) ? mark_retryable(status) : status;
 }
 
 arrow::Result<std::vector<std::string>> Consumer::topics(std::chrono::milliseconds timeout) {

@@ -133,6 +133,9 @@ class Consumer {
   Consumer() = default;
   // Metadata of every topic; an unreachable cluster is a retryable IOError naming it.
   arrow::Result<std::unique_ptr<RdKafka::Metadata>> all_topics_metadata(std::chrono::milliseconds timeout);
+  // Why a request failed with librdkafka error `code`: a refused login or certificate
+  // (fatal), else the cluster unreachable (retryable when the code says it may pass).
+  arrow::Status connection_error(int code, std::chrono::milliseconds timeout) const;
   static arrow::Result<std::unique_ptr<Consumer>> make_impl(const std::string& cluster_name,
                                                             const KafkaProperties& properties,
                                                             const std::string& group_id,

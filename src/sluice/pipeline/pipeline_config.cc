@@ -3,11 +3,15 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <regex>
 #include <set>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/kafka/client_properties.h"
 
 namespace sluice::pipeline {
 
@@ -15,19 +19,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A ${file:...} reference reads at most this much: a secret, not a data file.
+constexpr std::uintmax_t kMaxReferencedFileBytes = 1 << 20;
 
 // Reports errors as "<file>:<line>:<col>: <message>" from a node's position.
 class YamlContext {
  public:
-  explicit YamlContext(std::string file) : file_(std::move(file)) {}
+  YamlContext(std::string file, fs::path dir) : file_(std::move(file)), dir_(std::move(dir)) {}
+
+  std::string where(const YAML::Mark& mark) const {
+    return mark.is_null() ? file_ : fmt::format("{}:{}:{}", file_, mark.line + 1, mark.column + 1);
+  }
 
   template <typename... Args>
   arrow::Status error(const YAML::Node& at, fmt::format_string<Args...> f, Args&&... args) const {
-    const auto mark = at.Mark();
-    const std::string where = mark.is_null()
-                                  ? file_
-                                  : fmt::format("{}:{}:{}", file_, mark.line + 1, mark.column + 1);
-    return arrow::Status::Invalid(where + ": " + fmt::format(f, std::forward<Args>(args)...));
+    return arrow::Status::Invalid(where(at.Mark()) + ": " +
+                                  fmt::format(f, std::forward<Args>(args)...));
   }
 
   // Every key of `map` must be one of `allowed`; else an error with a suggestion.
@@ -50,14 +57,91 @@ class YamlContext {
     return arrow::Status::OK();
   }
 
+  // A scalar value with its ${env:NAME} and ${file:path} references replaced, so secrets need
+  // not be written into pipeline.yaml. Errors name the variable or path, never a value.
   arrow::Result<std::string> scalar(const YAML::Node& node, const std::string& what) const {
     if (!node.IsScalar()) return error(node, "'{}' must be a single value", what);
-    return node.as<std::string>();
+    const auto text = node.as<std::string>();
+    static const std::regex kReference(R"(\$\{([A-Za-z_][A-Za-z0-9_]*):([^}]*)\})");
+    std::string out;
+    size_t done = 0;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), kReference);
+         it != std::sregex_iterator(); ++it) {
+      const auto& m = *it;
+      out.append(text, done, static_cast<size_t>(m.position(0)) - done);
+      done = static_cast<size_t>(m.position(0) + m.length(0));
+      ARROW_ASSIGN_OR_RAISE(auto value, resolve(node, what, m[1].str(), m[2].str()));
+      out += value;
+    }
+    out.append(text, done);
+    return out;
   }
 
  private:
+  arrow::Result<std::string> resolve(const YAML::Node& at, const std::string& what,
+                                     const std::string& kind, const std::string& ref) const {
+    if (kind == "env") {
+      const char* value = std::getenv(ref.c_str());
+      if (value == nullptr) {
+        return error(at, "{}: environment variable '{}' (${{env:{}}}) is not set; set it in the "
+                         "environment of sluice",
+                     what, ref, ref);
+      }
+      return std::string(value);
+    }
+    if (kind == "file") {
+      fs::path path(ref);
+      if (path.is_relative()) path = dir_ / path;
+      std::error_code ec;
+      const auto size = fs::file_size(path, ec);
+      if (ec) {
+        return error(at, "{}: cannot read '{}' (${{file:{}}}): {}; the path is relative to the "
+                         "pipeline folder unless absolute",
+                     what, path.string(), ref, ec.message());
+      }
+      if (size > kMaxReferencedFileBytes) {
+        return error(at, "{}: '{}' (${{file:{}}}) holds {} bytes, more than the {} a referenced "
+                         "secret may have",
+                     what, path.string(), ref, size, kMaxReferencedFileBytes);
+      }
+      std::ifstream in(path, std::ios::binary);
+      std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.good() && !in.eof()) {
+        return error(at, "{}: cannot read '{}' (${{file:{}}}): {}", what, path.string(), ref,
+                     std::strerror(errno));
+      }
+      // A file written by `echo` or an editor ends in a newline that is not part of the secret.
+      if (!value.empty() && value.back() == '\n') value.pop_back();
+      if (!value.empty() && value.back() == '\r') value.pop_back();
+      return value;
+    }
+    return error(at, "{}: unknown reference '${{{}:...}}'; use ${{env:NAME}} or ${{file:path}}",
+                 what, kind);
+  }
+
   std::string file_;
+  fs::path dir_;  // the pipeline folder: ${file:} paths are relative to it
 };
+
+// yaml-cpp keeps both entries of a key written twice and `node[key]` returns the first, so the
+// second would be ignored silently: refuse it, at any depth, naming both places.
+arrow::Status check_duplicate_keys(const YAML::Node& node, const YamlContext& ctx) {
+  if (node.IsSequence()) {
+    for (const auto& item : node) ARROW_RETURN_NOT_OK(check_duplicate_keys(item, ctx));
+  }
+  if (!node.IsMap()) return arrow::Status::OK();
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : node) {
+    const auto key = kv.first.IsScalar() ? kv.first.Scalar() : YAML::Dump(kv.first);
+    auto [first, inserted] = seen.emplace(key, kv.first.Mark());
+    if (!inserted) {
+      return ctx.error(kv.first, "key '{}' is written twice (first at {}); remove one of them",
+                       key, ctx.where(first->second));
+    }
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(kv.second, ctx));
+  }
+  return arrow::Status::OK();
+}
 
 const std::regex kIdentifier("[A-Za-z_][A-Za-z0-9_]*");
 const std::regex kTopicName("[A-Za-z0-9._-]{1,249}");
@@ -140,6 +224,9 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
       for (const auto& kv : cluster.second) {
         const auto key = kv.first.as<std::string>();
         ARROW_ASSIGN_OR_RAISE(props[key], ctx.scalar(kv.second, "kafka." + name + "." + key));
+        // Checked here, offline, so `validate` refuses what `run` would.
+        auto checked = kafka::check_property(key, props[key]);
+        if (!checked.ok()) return ctx.error(kv.first, "kafka.{}: {}", name, checked.message());
       }
       if (!props.count("bootstrap.servers")) {
         return ctx.error(cluster.second, "kafka.{} needs 'bootstrap.servers'", name);
@@ -233,7 +320,8 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
       if (!include || !include.IsScalar()) {
         return ctx.error(lib, "each library must be {{glob: {{include: \"pattern\"}}}}");
       }
-      cfg.library_globs.push_back(include.as<std::string>());
+      ARROW_ASSIGN_OR_RAISE(auto pattern, ctx.scalar(include, "libraries[].glob.include"));
+      cfg.library_globs.push_back(std::move(pattern));
     }
   }
   return cfg;
@@ -263,7 +351,7 @@ arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
   if (!fs::exists(file, ec)) {
     return invalid("{}: no pipeline.yaml in the pipeline folder", dir.string());
   }
-  YamlContext ctx(file.string());
+  YamlContext ctx(file.string(), fs::absolute(dir));
   YAML::Node root;
   try {
     root = YAML::LoadFile(file.string());
@@ -272,6 +360,7 @@ arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
                    e.mark.column + 1, e.msg);
   }
   try {
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(root, ctx));
     return parse(root, dir, ctx);
   } catch (const YAML::Exception& e) {
     return invalid("{}:{}:{}: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg);

@@ -497,8 +497,9 @@ class SqlRun {
           continue;
         }
         if (is_retryable(st)) {
-          std::fprintf(stderr, "sluice: warning: pipeline '%s', table '%s': %s (retrying)\n", config_.name.c_str(),
-                       name.c_str(), st.message().c_str());
+          const auto message =
+              in_context(fmt::format("pipeline '{}', table '{}'", config_.name, name), st.message());
+          std::fprintf(stderr, "sluice: warning: %s (retrying)\n", message.c_str());
           wait_or_stop(mutex, changed, interval);
           continue;
         }

@@ -1,0 +1,57 @@
+// Secret-looking configuration keys and their redaction.
+#include "sluice/common/secrets.h"
+
+#include <array>
+
+#include "sluice/common/text.h"
+
+namespace sluice {
+
+bool looks_secret(std::string_view key) {
+  static constexpr std::array<std::string_view, 10> kMarkers = {
+      "password", "passwd", "pwd", "pass", "secret", "key", "token", "jaas", "credential", "auth"};
+  const std::string lower = to_lower(std::string(key));
+  for (auto marker : kMarkers) {
+    if (lower.find(marker) != std::string::npos) return true;
+  }
+  // Misspelt markers too (`sasl.pasword`, `sasl.passwrod`): a word of the key within two edits
+  // of "password", or one of "secret" / "token" (two would take in "socket").
+  struct Word {
+    std::string_view text;
+    size_t max_edits;
+  };
+  static constexpr std::array<Word, 3> kWords = {{{"password", 2}, {"secret", 1}, {"token", 1}}};
+  size_t begin = 0;
+  while (begin <= lower.size()) {
+    size_t end = lower.find_first_of("._-", begin);
+    if (end == std::string::npos) end = lower.size();
+    const std::string word = lower.substr(begin, end - begin);
+    for (const auto& marker : kWords) {
+      if (word.size() >= 4 && edit_distance(word, std::string(marker.text)) <= marker.max_edits) {
+        return true;
+      }
+    }
+    begin = end + 1;
+  }
+  return false;
+}
+
+std::string shown_value(std::string_view key, std::string_view value, KeyKnown known) {
+  if (known == KeyKnown::kUnknown || looks_secret(key)) return "<redacted>";
+  return "'" + std::string(value) + "'";
+}
+
+std::string url_without_password(std::string_view url) {
+  std::string out(url);
+  const auto scheme = out.find("://");
+  if (scheme == std::string::npos) return out;
+  const auto authority = scheme + 3;
+  const auto authority_end = out.find_first_of("/?#", authority);
+  const auto at = out.rfind('@', authority_end == std::string::npos ? out.size() : authority_end);
+  if (at == std::string::npos || at < authority) return out;
+  const auto colon = out.find(':', authority);
+  if (colon == std::string::npos || colon > at) return out;
+  return out.replace(colon + 1, at - colon - 1, "<redacted>");
+}
+
+}  // namespace sluice

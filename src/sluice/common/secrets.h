@@ -1,0 +1,27 @@
+// Which configuration values must never be shown (passwords, keys, tokens), and the one way to
+// show a value that may be one.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sluice {
+
+// True when `key` names something that may hold a secret: a name containing password, passwd,
+// pwd, pass, secret, key, token, jaas, credential or auth (case-insensitive), or a word within
+// two edits of password or one of secret or token (`sasl.pasword`). Callers never echo values
+// of keys they do not know either (see shown_value).
+bool looks_secret(std::string_view key);
+
+enum class KeyKnown { kKnown, kUnknown };
+
+// What an error or log line may print for `value` of `key`: the value in quotes for a known,
+// non-secret key; "<redacted>" otherwise (an unknown key may be a mistyped secret one).
+std::string shown_value(std::string_view key, std::string_view value,
+                        KeyKnown known = KeyKnown::kKnown);
+
+// `url` with the password of its user info (`scheme://user:password@host`) replaced by
+// "<redacted>", for errors that show a URL.
+std::string url_without_password(std::string_view url);
+
+}  // namespace sluice

@@ -1,0 +1,109 @@
+// librdkafka properties: offline checks, redaction of secret values, and a TLS client that
+// starts without ssl.ca.location (it crashed in rd_kafka_new while libparquet's bundled
+// libcrypto interposed the system one).
+#include "sluice/kafka/client_properties.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sluice/common/secrets.h"
+#include "sluice/kafka/consumer.h"
+
+namespace sluice::kafka {
+namespace {
+
+constexpr const char* kSecret = "s3cr3t-Zq81";
+
+TEST(SecretKeys, LookSecretByName) {
+  for (const char* key : {"sasl.password", "sasl.pasword", "sasl.passwrod", "sasl.secrat", "ssl.key.password", "ssl.keystore.password",
+                          "sasl.oauthbearer.client.secret", "sasl.jaas.config", "api_token", "PWD",
+                          "ssl.key.pem", "basic.auth.user.info"}) {
+    EXPECT_TRUE(looks_secret(key)) << key;
+  }
+  for (const char* key : {"bootstrap.servers", "security.protocol", "session.timeout.ms",
+                          "ssl.ca.location", "client.id", "sasl.mechanisms", "topic.metadata.refresh.interval.ms",
+                          "socket.timeout.ms", "reconnect.backoff.ms"}) {
+    EXPECT_FALSE(looks_secret(key)) << key;
+  }
+}
+
+TEST(SecretKeys, ShownValueHidesSecretAndUnknownKeys) {
+  EXPECT_EQ(shown_value("client.id", "sluice"), "'sluice'");
+  EXPECT_EQ(shown_value("sasl.password", kSecret), "<redacted>");
+  EXPECT_EQ(shown_value("client.idd", kSecret, KeyKnown::kUnknown), "<redacted>");
+}
+
+TEST(SecretKeys, UrlPasswordIsRedacted) {
+  EXPECT_EQ(url_without_password("http://u:s3cr3t@registry:8081/apis"), "http://u:<redacted>@registry:8081/apis");
+  EXPECT_EQ(url_without_password("http://registry:8081/a@b"), "http://registry:8081/a@b");
+  EXPECT_EQ(url_without_password("http://u@registry:8081"), "http://u@registry:8081");
+  EXPECT_EQ(url_without_password("registry:8081"), "registry:8081");
+}
+
+TEST(CheckProperty, AcceptsKnownProperties) {
+  EXPECT_TRUE(check_property("security.protocol", "SASL_SSL").ok());
+  EXPECT_TRUE(check_property("sasl.password", kSecret).ok());
+  EXPECT_TRUE(check_property("auto.offset.reset", "earliest").ok());  // a topic-level property
+}
+
+TEST(CheckProperty, UnknownPropertySuggestsAndNeverShowsTheValue) {
+  auto st = check_property("sasl.pasword", kSecret);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(),
+            "librdkafka has no property 'sasl.pasword' (did you mean 'sasl.password'?); see "
+            "librdkafka's CONFIGURATION.md for the property names");
+}
+
+TEST(CheckProperty, BadValueOfSecretLookingKeyIsRedacted) {
+  auto st = check_property("enable.sasl.oauthbearer.unsecure.jwt", kSecret);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message().find(kSecret), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("<redacted>"), std::string::npos) << st.message();
+}
+
+TEST(CheckProperty, BadValueOfPlainKeyIsShown) {
+  auto st = check_property("security.protocol", "tls");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message().rfind("librdkafka refuses 'tls' for property 'security.protocol': ", 0), 0u)
+      << st.message();
+}
+
+TEST(ConsumerProperties, RejectedSecretPropertyIsNotEchoed) {
+  auto consumer = Consumer::make("c", {{"bootstrap.servers", "127.0.0.1:1"}, {"sasl.pasword", kSecret}}, "g");
+  ASSERT_FALSE(consumer.ok());
+  EXPECT_EQ(consumer.status().message(),
+            "Kafka cluster 'c': librdkafka has no property 'sasl.pasword' (did you mean "
+            "'sasl.password'?); see librdkafka's CONFIGURATION.md for the property names");
+}
+
+// The process's libcrypto symbols must come from the system libcrypto that libssl and
+// librdkafka were built against, not from a copy another library bundles and exports.
+TEST(KafkaTls, LibcryptoSymbolsResolveToTheSystemLibrary) {
+  for (const char* symbol : {"X509_STORE_set_default_paths_ex", "OSSL_STORE_open_ex", "EVP_MD_fetch"}) {
+    void* address = dlsym(RTLD_DEFAULT, symbol);
+    ASSERT_NE(address, nullptr) << symbol;
+    Dl_info info{};
+    ASSERT_NE(dladdr(address, &info), 0) << symbol;
+    EXPECT_NE(std::string(info.dli_fname).find("libcrypto"), std::string::npos)
+        << symbol << " resolves to " << info.dli_fname;
+  }
+}
+
+TEST(KafkaTls, ClientWithoutCaLocationUsesTheSystemStore) {
+  // No broker is needed: rd_kafka_new loads the default CA store while creating the client.
+  for (const char* protocol : {"SSL", "SASL_SSL"}) {
+    KafkaProperties props = {{"bootstrap.servers", "127.0.0.1:1"}, {"security.protocol", protocol}};
+    if (std::string(protocol) == "SASL_SSL") {
+      props["sasl.mechanisms"] = "PLAIN";
+      props["sasl.username"] = "u";
+      props["sasl.password"] = kSecret;
+    }
+    auto consumer = Consumer::make("tls", props, "g");
+    EXPECT_TRUE(consumer.ok()) << protocol << ": " << consumer.status().ToString();
+  }
+}
+
+}  // namespace
+}  // namespace sluice::kafka

@@ -1,0 +1,148 @@
+// pipeline.yaml: duplicate keys, ${env:}/${file:} references, librdkafka properties checked
+// offline, and errors that never show a secret.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+
+#include "../temp_dir.h"
+#include "sluice/pipeline/pipeline_config.h"
+
+namespace sluice::pipeline {
+namespace {
+
+constexpr const char* kSecret = "s3cr3t-Zq81";
+
+class PipelineConfigSecretsTest : public ::testing::Test {
+ protected:
+  sluice::testing::TempDir dir_;
+  arrow::Result<PipelineConfig> load(const std::string& yaml) {
+    std::ofstream(dir_.path() / "pipeline.yaml") << yaml;
+    return load_pipeline_config(dir_.path());
+  }
+  std::string file() const { return (dir_.path() / "pipeline.yaml").string(); }
+};
+
+struct DuplicateCase {
+  const char* name;
+  const char* yaml;
+  const char* message;  // after "<file>:"
+};
+
+class DuplicateKeyTest : public PipelineConfigSecretsTest,
+                         public ::testing::WithParamInterface<DuplicateCase> {};
+
+TEST_P(DuplicateKeyTest, RefusedWithBothPlaces) {
+  auto cfg = load(GetParam().yaml);
+  ASSERT_FALSE(cfg.ok());
+  std::string expected = GetParam().message;
+  for (size_t at = expected.find("@F"); at != std::string::npos; at = expected.find("@F")) {
+    expected.replace(at, 2, file());
+  }
+  EXPECT_EQ(cfg.status().message(), file() + ":" + expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AnyDepth, DuplicateKeyTest,
+    ::testing::Values(
+        DuplicateCase{"TopLevel", "name: a\nstorage: x\nname: b\n",
+                      "3:1: key 'name' is written twice (first at @F:1:1); remove one of them"},
+        DuplicateCase{"KafkaProperty",
+                      "name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                      "    sasl.password: a\n    sasl.password: b\n",
+                      "6:5: key 'sasl.password' is written twice (first at @F:5:5); remove one of "
+                      "them"},
+        DuplicateCase{"FlowMapping", "name: p\ntables:\n  t: {properties: {a: '1', a: '2'}}\n",
+                      "3:28: key 'a' is written twice (first at @F:3:20); remove one of them"},
+        DuplicateCase{"InsideSequence",
+                      "name: p\nkafka: {default: {bootstrap.servers: h}}\nbronze:\n"
+                      "  - topic: a\n    topic: b\n",
+                      "5:5: key 'topic' is written twice (first at @F:4:5); remove one of them"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(PipelineConfigSecretsTest, EnvReferenceIsReplaced) {
+  ::setenv("SLUICE_TEST_KAFKA_PASSWORD", kSecret, 1);
+  auto cfg = load(
+      "name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+      "    sasl.password: ${env:SLUICE_TEST_KAFKA_PASSWORD}\n"
+      "    sasl.username: user-${env:SLUICE_TEST_KAFKA_PASSWORD}-x\n");
+  ::unsetenv("SLUICE_TEST_KAFKA_PASSWORD");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->kafka.at("default").at("sasl.password"), kSecret);
+  EXPECT_EQ(cfg->kafka.at("default").at("sasl.username"), std::string("user-") + kSecret + "-x");
+}
+
+TEST_F(PipelineConfigSecretsTest, FileReferenceIsRelativeToThePipelineAndDropsTheLastNewline) {
+  std::ofstream(dir_.path() / "kafka.pass") << kSecret << "\n";
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    sasl.password: ${file:kafka.pass}\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->kafka.at("default").at("sasl.password"), kSecret);
+}
+
+TEST_F(PipelineConfigSecretsTest, MissingEnvVariableNamesItAndTheLine) {
+  ::unsetenv("SLUICE_TEST_NOT_SET");
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    sasl.password: ${env:SLUICE_TEST_NOT_SET}\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":5:20: kafka.default.sasl.password: environment variable "
+                     "'SLUICE_TEST_NOT_SET' (${env:SLUICE_TEST_NOT_SET}) is not set; set it in the "
+                     "environment of sluice");
+}
+
+TEST_F(PipelineConfigSecretsTest, UnreadableFileNamesThePath) {
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    sasl.password: ${file:/nonexistent/kafka.pass}\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":5:20: kafka.default.sasl.password: cannot read '/nonexistent/kafka.pass' "
+                     "(${file:/nonexistent/kafka.pass}): No such file or directory; the path is "
+                     "relative to the pipeline folder unless absolute");
+}
+
+TEST_F(PipelineConfigSecretsTest, UnknownReferenceKindIsRefused) {
+  auto cfg = load("name: p\nstorage: ${vault:data}\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":2:10: storage: unknown reference '${vault:...}'; use ${env:NAME} or "
+                     "${file:path}");
+}
+
+TEST_F(PipelineConfigSecretsTest, MistypedSecretPropertyIsRefusedWithoutItsValue) {
+  auto cfg = load(std::string("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                              "    sasl.pasword: ") + kSecret + "\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":5:5: kafka.default: librdkafka has no property 'sasl.pasword' (did you mean "
+                     "'sasl.password'?); see librdkafka's CONFIGURATION.md for the property names");
+}
+
+TEST_F(PipelineConfigSecretsTest, BadValueOfAPlainPropertyIsShown) {
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    session.timeout.ms: soon\n");
+  ASSERT_FALSE(cfg.ok());
+  const auto message = cfg.status().message();
+  EXPECT_EQ(message.rfind(file() + ":5:5: kafka.default: librdkafka refuses 'soon' for property "
+                                   "'session.timeout.ms': ",
+                          0),
+            0u)
+      << message;
+}
+
+TEST_F(PipelineConfigSecretsTest, BadValueOfASecretLookingPropertyIsNotShown) {
+  // A boolean property whose name looks secret ("auth"): librdkafka's own text quotes the value.
+  auto cfg = load(std::string("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                              "    enable.sasl.oauthbearer.unsecure.jwt: ") + kSecret + "\n");
+  ASSERT_FALSE(cfg.ok());
+  const auto message = cfg.status().message();
+  EXPECT_EQ(message.find(kSecret), std::string::npos) << message;
+  EXPECT_EQ(message.rfind(file() + ":5:5: kafka.default: librdkafka refuses <redacted> for property "
+                                   "'enable.sasl.oauthbearer.unsecure.jwt': ",
+                          0),
+            0u)
+      << message;
+}
+
+}  // namespace
+}  // namespace sluice::pipeline
