@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "sluice/common/nesting.h"
 #include "sluice/common/status.h"
 
 namespace sluice::format {
@@ -42,6 +43,19 @@ class SchemaParser {
  private:
   // `where` names the place in the schema for messages, e.g. "record 'a.B' field 'c'".
   arrow::Result<int> parse_node(const json& j, const std::string& ns, const std::string& where) {
+    // Bounds the recursion (a schema comes from a registry anyone may write to); the nesting
+    // of the Arrow columns a reader schema makes is checked against kMaxNestingDepth later.
+    if (depth_ >= kMaxSchemaDepth) {
+      return invalid("{}: the schema nests deeper than {} levels; sluice reads at most {} levels of nesting "
+                     "(flatten the schema)", where, kMaxSchemaDepth, kMaxNestingDepth);
+    }
+    ++depth_;
+    auto node = parse_node_at_depth(j, ns, where);
+    --depth_;
+    return node;
+  }
+
+  arrow::Result<int> parse_node_at_depth(const json& j, const std::string& ns, const std::string& where) {
     if (j.is_string()) return resolve_name(j.get<std::string>(), ns, where);
     if (j.is_array()) {
       AvroNode node;
@@ -230,6 +244,8 @@ class SchemaParser {
 
   AvroSchema* schema_ = nullptr;
   std::unordered_map<std::string, int> defined_;  // full name -> node
+  static constexpr int kMaxSchemaDepth = 4 * kMaxNestingDepth;  // unions and type wrappers add levels
+  int depth_ = 0;
   std::set<std::string> in_progress_;             // records being parsed, to refuse recursion
 };
 
