@@ -1,5 +1,5 @@
 """Hostile input against a real broker: records a producer can send to break a reader (invalid
-UTF-8 in value, key and header keys, 10,000-deep JSON, 100-deep arrays, a record of several MB,
+UTF-8 in value and key, 10,000-deep JSON, 100-deep arrays, a record of several MB,
 empty records, NUL bytes, text that is not JSON, tombstones; Avro with a wrong magic byte, an
 unknown schema id, truncated bytes or invalid UTF-8). A continuous run stays alive while they
 arrive; every good record is in silver, every bad one in the dead-letter table with its offset
@@ -38,7 +38,9 @@ def hostile_records():
     return good + [
         (b'{"id": 100, "s": "a\xffb\xed\xa0\x80c"}', None, None, ("silver", {"id": 100, "s": f"a{R}b{R}c"})),
         (record(101), b"k\xfe", None, ("silver", {"id": 101, "s": "s101"})),
-        (record(102), b"k", [(b"h\xff", b"v")], ("silver", {"id": 102})),
+        # confluent_kafka sends header keys as text (bytes become "b'...'"), so invalid UTF-8 in a
+        # header key cannot be produced from here; KafkaRecordBatchBuilder replaces it all the same.
+        (record(102), b"k", [("h\u00ff", b"\xff")], ("silver", {"id": 102})),
         (b'{"id": 103, "x": ' + deep_array(10_000).encode() + b"}", None, None,
          ("dead", f"JSON nested deeper than {DEPTH_LIMIT} levels of objects/arrays at byte")),
         (b'{"id": 104, "deep": ' + deep_array(100).encode() + b"}", None, None,
@@ -161,7 +163,7 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema 
     assert bronze[5]["text"] == f'{{"id": 100, "s": "a{R}b{R}c"}}'
     assert bronze[5]["s_path"] == f"a{R}b{R}c" and bronze[5]["s_json"] == f"a{R}b{R}c"
     assert bronze[6]["key_text"] == f"k{R}"
-    assert bronze[7]["headers"] == [{"key": f"h{R}", "value": b"v"}]
+    assert bronze[7]["headers"] == [{"key": "h\u00ff", "value": b"\xff"}]
     assert len(bronze[11]["text"]) > HUGE_BYTES
     assert bronze[len(hostile_records()) - 1]["text"] is None  # the tombstone
     assert silver[11]["_rescued_data"] is not None and json.loads(silver[11]["_rescued_data"])["pad"]
