@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
@@ -37,6 +38,7 @@ class SchemaParser {
     auto schema = std::make_shared<AvroSchema>();
     schema_ = schema.get();
     ARROW_ASSIGN_OR_RAISE(schema->root, parse_node(doc, "", "schema"));
+    ARROW_RETURN_NOT_OK(check_expanded_size(*schema));
     return schema;
   }
 
@@ -235,6 +237,37 @@ class SchemaParser {
       if (auto it = defined_.find(c); it != defined_.end()) return it->second;
     }
     return invalid("{}: unknown type '{}'", where, name);
+  }
+
+  // A named type used twice is one node, so a small schema can stand for an exponentially large
+  // tree (T1 = {a: T0, b: T0}, T2 = {a: T1, b: T1}, ...) or a deep one (a chain of names), and
+  // everything that walks the expanded tree would hang or overflow the stack: the Arrow type,
+  // the decoder over values of zero bytes. Children are added before their parent (names must
+  // be defined before use), so one pass in index order measures both without recursion.
+  static arrow::Status check_expanded_size(const AvroSchema& schema) {
+    constexpr int64_t kMaxExpandedTypes = 100'000;
+    const size_t n = schema.nodes.size();
+    std::vector<int64_t> depth(n, 1), size(n, 1);
+    for (size_t i = 0; i < n; ++i) {
+      const AvroNode& node = schema.nodes[i];
+      auto take = [&](int child) {
+        const auto c = static_cast<size_t>(child);
+        depth[i] = std::max(depth[i], depth[c] + 1);
+        size[i] = std::min(size[i] + size[c], kMaxExpandedTypes + 1);
+      };
+      for (int child : node.children) take(child);
+      for (const auto& f : node.fields) take(f.node);
+    }
+    const auto root = static_cast<size_t>(schema.root);
+    if (depth[root] > kMaxSchemaDepth) {
+      return invalid("the schema nests {} levels deep (named types expanded); sluice reads at most {} levels of "
+                     "nesting (flatten the schema)", depth[root], kMaxNestingDepth);
+    }
+    if (size[root] > kMaxExpandedTypes) {
+      return invalid("the schema expands to more than {} types (named types used many times over): sluice reads a "
+                     "schema as the tree of columns it makes; simplify the schema", kMaxExpandedTypes);
+    }
+    return arrow::Status::OK();
   }
 
   arrow::Result<int> add(AvroNode node) {

@@ -390,5 +390,21 @@ TEST(AvroHostileTest, ReaderSchemasDeeperThanTheLimitAreRefused) {
       << deeper.status().message().substr(0, 300);
 }
 
+TEST(AvroHostileTest, SchemasThatExpandExponentiallyOrChainNamesDeeplyAreRefused) {
+  // T0 = {n: null}, Tk = {a: Tk-1, b: Tk-1}: 60 small records standing for 2^60 columns, whose
+  // values take zero bytes: converting or decoding the expanded tree would never end.
+  std::string doubling = R"({"type":"record","name":"T60","fields":[)";
+  std::string inner = R"({"type":"record","name":"T0","fields":[{"name":"n","type":"null"}]})";
+  for (int k = 1; k < 60; ++k) {
+    inner = R"({"type":"record","name":"T)" + std::to_string(k) + R"(","fields":[{"name":"a","type":)" + inner +
+            R"(},{"name":"b","type":"T)" + std::to_string(k - 1) + R"("}]})";
+  }
+  doubling += R"({"name":"a","type":)" + inner + R"(},{"name":"b","type":"T59"}]})";
+  auto refused = parse_avro_schema(doubling);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("the schema expands to more than 100000 types"), std::string::npos)
+      << refused.status().message();
+}
+
 }  // namespace
 }  // namespace sluice::format
