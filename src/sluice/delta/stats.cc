@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "sluice/common/status.h"
+#include "sluice/common/utf8.h"
 
 namespace sluice::delta {
 
@@ -68,6 +69,9 @@ json scalar_json(const arrow::Scalar& s, Bound bound) {
     case arrow::Type::STRING:
     case arrow::Type::LARGE_STRING: {
       auto view = static_cast<const arrow::BaseBinaryScalar&>(s).view();
+      // A bound that is not valid UTF-8 cannot be written as JSON text without changing it,
+      // and a changed bound could make readers skip the file wrongly: leave it out.
+      if (!is_valid_utf8(view)) return nullptr;
       size_t n = utf8_prefix_bytes(view, kStatsStringPrefixChars);
       if (n < view.size() && bound == Bound::kMax) return nullptr;
       return std::string(view.substr(0, n));
@@ -179,13 +183,22 @@ arrow::Status StatsCollector::update(const arrow::RecordBatch& batch) {
 }
 
 arrow::Result<std::string> StatsCollector::finish() const {
-  json min_values = json::object(), max_values = json::object(), null_count = json::object();
-  for (const auto& c : columns_) ARROW_RETURN_NOT_OK(c->emit(min_values, max_values, null_count));
-  json stats = {{"numRecords", num_records_},
-                {"minValues", min_values},
-                {"maxValues", max_values},
-                {"nullCount", null_count}};
-  return stats.dump();
+  // nlohmann::json throws (on invalid UTF-8 in a string or a name, say); no exception leaves
+  // this module.
+  try {
+    json min_values = json::object(), max_values = json::object(), null_count = json::object();
+    for (const auto& c : columns_) ARROW_RETURN_NOT_OK(c->emit(min_values, max_values, null_count));
+    json stats = {{"numRecords", num_records_},
+                  {"minValues", min_values},
+                  {"maxValues", max_values},
+                  {"nullCount", null_count}};
+    // String columns hold valid UTF-8 (every decoder and cast makes it so); should a
+    // malformed one still arrive, its bound is written with U+FFFD rather than failing the
+    // commit, as the value itself is written unchanged.
+    return stats.dump(-1, ' ', false, json::error_handler_t::replace);
+  } catch (const std::exception& e) {
+    return arrow::Status::Invalid("cannot write the Delta statistics of a data file: ", e.what());
+  }
 }
 
 std::string format_date32(int32_t days) {

@@ -34,6 +34,28 @@ bool string_type(const arrow::DataType& t) {
 
 cp::Expression lit(std::shared_ptr<arrow::Scalar> s) { return cp::literal(arrow::Datum(std::move(s))); }
 
+bool binary_type(const arrow::DataType& t) {
+  return t.id() == arrow::Type::BINARY || t.id() == arrow::Type::LARGE_BINARY;
+}
+
+// CAST(x AS `target`) for every cast the binder writes. Bytes become text through
+// sluice_utf8_from_binary (invalid UTF-8 replaced by U+FFFD, as Spark shows it) instead of
+// Arrow's cast, which fails the whole batch on one invalid value; so no record can stop a flow
+// by being cast to STRING.
+arrow::Result<cp::Expression> cast_expr(const cp::Expression& x, const arrow::DataType& from,
+                                        std::shared_ptr<arrow::DataType> target,
+                                        std::shared_ptr<cp::CastOptions> options = nullptr) {
+  if (binary_type(from) && (target->id() == arrow::Type::STRING || target->id() == arrow::Type::LARGE_STRING)) {
+    ARROW_ASSIGN_OR_RAISE(auto function, utf8_from_binary_function());
+    auto text = cp::call(function, {x});
+    const bool large = from.id() == arrow::Type::LARGE_BINARY;
+    if (large == (target->id() == arrow::Type::LARGE_STRING)) return text;
+    return cp::call("cast", {text}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(std::move(target))));
+  }
+  if (!options) options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(target));
+  return cp::call("cast", {x}, std::move(options));
+}
+
 }  // namespace
 
 arrow::Result<int64_t> interval_micros(const std::string& text) {
@@ -228,10 +250,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
         return make_call(e, "coalesce", {eq.expr, both_null.expr});
       }
       if (op == "||") {
-        return make_call(e, "binary_join_element_wise",
-                         {cp::call("cast", {l.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::utf8()))),
-                          cp::call("cast", {r.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::utf8()))),
-                          lit(arrow::MakeScalar(""))});
+        ARROW_ASSIGN_OR_RAISE(auto left, cast_expr(l.expr, *l.type, arrow::utf8()));
+        ARROW_ASSIGN_OR_RAISE(auto right, cast_expr(r.expr, *r.type, arrow::utf8()));
+        return make_call(e, "binary_join_element_wise", {left, right, lit(arrow::MakeScalar(""))});
       }
       if (op == "+" || op == "-") {
         const bool l_time = l.type->id() == arrow::Type::TIMESTAMP || l.type->id() == arrow::Type::DATE32;
@@ -379,7 +400,8 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
       auto target = sql::parse_type(e.type_name);
       if (!target.ok()) return error(e, target.status().message());
-      if (e.name == "TRY_CAST") {
+      const bool text_of_bytes = binary_type(*arg.type) && string_type(**target);
+      if (e.name == "TRY_CAST" && !text_of_bytes) {  // bytes -> text never fails
         if (!arrow::compute::CanCast(*arg.type, **target)) {
           return error(e, fmt::format("cannot cast {} to {}", sql::sql_type_name(*arg.type), sql::sql_type_name(**target)));
         }
@@ -391,7 +413,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       auto options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(*target));
       options->allow_float_truncate = true;
       options->allow_time_truncate = true;
-      return make_call(e, "cast", {arg.expr}, options);
+      ARROW_ASSIGN_OR_RAISE(auto cast, cast_expr(arg.expr, *arg.type, *target, options));
+      const auto* call = cast.call();
+      return make_call(e, call->function_name, call->arguments, call->options);
     }
     case ExprKind::kFunction:
       return bind_function(e);
@@ -538,7 +562,10 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
   if (name == "concat") {
     ARROW_RETURN_NOT_OK(want(1, 1000));
     std::vector<cp::Expression> parts;
-    for (const auto& a : args) parts.push_back(cast_to(a.expr, arrow::utf8()));
+    for (const auto& a : args) {
+      ARROW_ASSIGN_OR_RAISE(auto part, cast_expr(a.expr, *a.type, arrow::utf8()));
+      parts.push_back(std::move(part));
+    }
     parts.push_back(lit(arrow::MakeScalar("")));
     return make_call(e, "binary_join_element_wise", parts);
   }
@@ -547,7 +574,10 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     ARROW_RETURN_NOT_OK(want(2, 1000));
     ARROW_ASSIGN_OR_RAISE(auto separator, literal_string(0));
     std::vector<cp::Expression> parts;
-    for (size_t i = 1; i < args.size(); ++i) parts.push_back(cast_to(args[i].expr, arrow::utf8()));
+    for (size_t i = 1; i < args.size(); ++i) {
+      ARROW_ASSIGN_OR_RAISE(auto part, cast_expr(args[i].expr, *args[i].type, arrow::utf8()));
+      parts.push_back(std::move(part));
+    }
     ARROW_ASSIGN_OR_RAISE(auto function, concat_ws_function(separator));
     return make_call(e, function, parts);
   }

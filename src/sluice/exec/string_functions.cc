@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "sluice/common/status.h"
+#include "sluice/common/utf8.h"
 #include "sluice/exec/kernel_registry.h"
 
 namespace sluice::exec {
@@ -183,7 +184,29 @@ arrow::Status try_cast_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, c
   return arrow::Status::OK();
 }
 
+arrow::Status utf8_from_binary_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
+  ARROW_ASSIGN_OR_RAISE(auto in, argument_array(batch, 0));
+  ARROW_ASSIGN_OR_RAISE(auto result, to_valid_utf8(in));
+  out->value = result->data();
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+arrow::Result<std::string> utf8_from_binary_function() {
+  const std::string name = "sluice_utf8_from_binary";
+  return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
+    auto f = std::make_shared<cp::ScalarFunction>(name, cp::Arity::Unary(), cp::FunctionDoc::Empty());
+    for (const auto& [in, out] : {std::pair{arrow::binary(), arrow::utf8()},
+                                  std::pair{arrow::large_binary(), arrow::large_utf8()}}) {
+      cp::ScalarKernel kernel({cp::InputType(in)}, cp::OutputType(out), utf8_from_binary_exec);
+      kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
+      kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
+      ARROW_RETURN_NOT_OK(f->AddKernel(std::move(kernel)));
+    }
+    return f;
+  });
+}
 
 arrow::Result<std::string> try_cast_function(const std::shared_ptr<arrow::DataType>& type) {
   const std::string name = "sluice_try_cast_" + std::to_string(std::hash<std::string>{}(type->ToString()));

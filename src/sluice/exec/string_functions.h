@@ -18,6 +18,9 @@ arrow::Result<std::string> digest_function(const std::string& algorithm, int bit
 // Variadic 64-bit xxHash of the arguments, as Spark's xxhash64 (seed 42, nulls skipped).
 arrow::Result<std::string> xxhash64_function();
 
+// BINARY -> STRING (and LARGE_BINARY -> LARGE_STRING) with each maximal invalid UTF-8 subpart
+// replaced by U+FFFD, where Arrow's cast would fail the whole batch on one bad value.
+arrow::Result<std::string> utf8_from_binary_function();
 // TRY_CAST to `type`: a value that cannot be cast becomes NULL instead of failing the batch.
 arrow::Result<std::string> try_cast_function(const std::shared_ptr<arrow::DataType>& type);
 

@@ -14,7 +14,9 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "sluice/common/nesting.h"
 #include "sluice/common/status.h"
+#include "sluice/common/utf8.h"
 #include "sluice/format/avro_schema.h"
 
 namespace sluice::format {
@@ -104,7 +106,8 @@ enum class Op : uint8_t {
   kFloatToFloat,
   kFloatToDouble,
   kDoubleToDouble,
-  kBytes,         // string or bytes into a string or binary builder
+  kBytes,         // string or bytes into a binary builder
+  kString,        // string or bytes into a string builder, invalid UTF-8 replaced by U+FFFD
   kEnum,          // symbol index -> the writer's symbol
   kFixed,
   kDecimalBytes,
@@ -398,9 +401,10 @@ class Planner {
       case AvroKind::kString:
         if (rn.logical == AvroLogical::kDecimal) return decimal();
         if (rk == AvroKind::kString && wk == AvroKind::kEnum) return with(Op::kEnum);
-        return (wk == AvroKind::kBytes || wk == AvroKind::kString) ? with(Op::kBytes) : fail(w, r);
+        if (wk != AvroKind::kBytes && wk != AvroKind::kString) return fail(w, r);
+        return with(rk == AvroKind::kString ? Op::kString : Op::kBytes);
       case AvroKind::kEnum:
-        return wk == AvroKind::kEnum ? with(Op::kEnum) : wk == AvroKind::kString ? with(Op::kBytes) : fail(w, r);
+        return wk == AvroKind::kEnum ? with(Op::kEnum) : wk == AvroKind::kString ? with(Op::kString) : fail(w, r);
       case AvroKind::kFixed:
         if (rn.logical == AvroLogical::kDecimal) return decimal();
         if (wk != AvroKind::kFixed || wn.fixed_size != rn.fixed_size) return fail(w, r);
@@ -563,7 +567,13 @@ void write_json(const AvroSchema& s, int node, Cursor& c, rapidjson::Writer<rapi
       if (std::isfinite(d)) out.Double(d); else out.Null();
       return;
     }
-    case AvroKind::kString: c.read_bytes(&sv); out.String(sv.data(), static_cast<rapidjson::SizeType>(sv.size())); return;
+    case AvroKind::kString: {
+      c.read_bytes(&sv);
+      std::string scratch;
+      sv = valid_utf8(sv, &scratch);
+      out.String(sv.data(), static_cast<rapidjson::SizeType>(sv.size()));
+      return;
+    }
     case AvroKind::kBytes:
     case AvroKind::kFixed: {
       if (n.kind == AvroKind::kBytes) c.read_bytes(&sv); else c.read_fixed(n.fixed_size, &sv);
@@ -596,6 +606,8 @@ void write_json(const AvroSchema& s, int node, Cursor& c, rapidjson::Writer<rapi
         for (int64_t i = 0; i < count; ++i) {
           if (n.kind == AvroKind::kMap) {
             c.read_bytes(&sv);
+            std::string scratch;
+            sv = valid_utf8(sv, &scratch);
             out.Key(sv.data(), static_cast<rapidjson::SizeType>(sv.size()));
           }
           write_json(s, n.children[0], c, out);
@@ -837,8 +849,11 @@ class AvroPayloadDecoder final : public PayloadDecoder {
       }
       case Op::kBytes:
         if (!c.read_bytes(&sv)) return truncated("bad length or truncated string/bytes");
-        // StringBuilder is a BinaryBuilder: one cast serves both reader types.
         if constexpr (kAppend) return static_cast<arrow::BinaryBuilder*>(b)->Append(sv);
+        return arrow::Status::OK();
+      case Op::kString:
+        if (!c.read_bytes(&sv)) return truncated("bad length or truncated string/bytes");
+        if constexpr (kAppend) return static_cast<arrow::StringBuilder*>(b)->Append(valid_utf8(sv, &utf8_scratch_));
         return arrow::Status::OK();
       case Op::kEnum: {
         const auto& symbols = w.node(s.writer_node).symbols;
@@ -911,7 +926,7 @@ class AvroPayloadDecoder final : public PayloadDecoder {
           for (int64_t k = 0; k < count; ++k) {
             if (s.op == Op::kMap) {
               if (!c.read_bytes(&sv)) return truncated("truncated map key");
-              if constexpr (kAppend) ARROW_RETURN_NOT_OK(keys->Append(sv));
+              if constexpr (kAppend) ARROW_RETURN_NOT_OK(keys->Append(valid_utf8(sv, &utf8_scratch_)));
             }
             ARROW_RETURN_NOT_OK(run<kAppend>(plan, s.child, c, items));
           }
@@ -944,6 +959,7 @@ class AvroPayloadDecoder final : public PayloadDecoder {
   std::shared_ptr<arrow::DataType> row_type_;
   std::shared_ptr<arrow::Schema> out_schema_;
   DecoderOptions options_;
+  std::string utf8_scratch_;  // a string value whose invalid UTF-8 was replaced
   std::unordered_map<int32_t, std::unique_ptr<WriterPlan>> plans_;  // by writer schema id
   rapidjson::StringBuffer text_;                                    // reused for `_rescued_data`
   rapidjson::Writer<rapidjson::StringBuffer> json_;
@@ -962,6 +978,11 @@ arrow::Result<std::unique_ptr<PayloadDecoder>> make_avro_decoder(std::shared_ptr
     return invalid("reader schema must be a record, not {}", kind_name(*reader, reader->root));
   }
   ARROW_ASSIGN_OR_RAISE(auto row_type, avro_to_arrow(*reader));
+  if (int depth = nesting_depth(*row_type); depth > kMaxNestingDepth) {
+    return invalid("reader schema: its records, arrays and maps nest {} levels deep (the record itself included); "
+                   "sluice reads at most {} (deeper columns are not readable by every Delta reader): flatten the "
+                   "schema", depth, kMaxNestingDepth);
+  }
   auto out = arrow::schema(row_type->fields());
   if (out->GetFieldIndex(kRescuedDataColumn) >= 0) {
     return invalid("the reader schema already has a field named {}: rename it", kRescuedDataColumn);

@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
+#include "sluice/common/nesting.h"
 #include "sluice/common/status.h"
 
 namespace sluice::format {
@@ -36,12 +38,26 @@ class SchemaParser {
     auto schema = std::make_shared<AvroSchema>();
     schema_ = schema.get();
     ARROW_ASSIGN_OR_RAISE(schema->root, parse_node(doc, "", "schema"));
+    ARROW_RETURN_NOT_OK(check_expanded_size(*schema));
     return schema;
   }
 
  private:
   // `where` names the place in the schema for messages, e.g. "record 'a.B' field 'c'".
   arrow::Result<int> parse_node(const json& j, const std::string& ns, const std::string& where) {
+    // Bounds the recursion (a schema comes from a registry anyone may write to); the nesting
+    // of the Arrow columns a reader schema makes is checked against kMaxNestingDepth later.
+    if (depth_ >= kMaxSchemaDepth) {
+      return invalid("{}: the schema nests deeper than {} levels; sluice reads at most {} levels of nesting "
+                     "(flatten the schema)", where, kMaxSchemaDepth, kMaxNestingDepth);
+    }
+    ++depth_;
+    auto node = parse_node_at_depth(j, ns, where);
+    --depth_;
+    return node;
+  }
+
+  arrow::Result<int> parse_node_at_depth(const json& j, const std::string& ns, const std::string& where) {
     if (j.is_string()) return resolve_name(j.get<std::string>(), ns, where);
     if (j.is_array()) {
       AvroNode node;
@@ -223,6 +239,37 @@ class SchemaParser {
     return invalid("{}: unknown type '{}'", where, name);
   }
 
+  // A named type used twice is one node, so a small schema can stand for an exponentially large
+  // tree (T1 = {a: T0, b: T0}, T2 = {a: T1, b: T1}, ...) or a deep one (a chain of names), and
+  // everything that walks the expanded tree would hang or overflow the stack: the Arrow type,
+  // the decoder over values of zero bytes. Children are added before their parent (names must
+  // be defined before use), so one pass in index order measures both without recursion.
+  static arrow::Status check_expanded_size(const AvroSchema& schema) {
+    constexpr int64_t kMaxExpandedTypes = 100'000;
+    const size_t n = schema.nodes.size();
+    std::vector<int64_t> depth(n, 1), size(n, 1);
+    for (size_t i = 0; i < n; ++i) {
+      const AvroNode& node = schema.nodes[i];
+      auto take = [&](int child) {
+        const auto c = static_cast<size_t>(child);
+        depth[i] = std::max(depth[i], depth[c] + 1);
+        size[i] = std::min(size[i] + size[c], kMaxExpandedTypes + 1);
+      };
+      for (int child : node.children) take(child);
+      for (const auto& f : node.fields) take(f.node);
+    }
+    const auto root = static_cast<size_t>(schema.root);
+    if (depth[root] > kMaxSchemaDepth) {
+      return invalid("the schema nests {} levels deep (named types expanded); sluice reads at most {} levels of "
+                     "nesting (flatten the schema)", depth[root], kMaxNestingDepth);
+    }
+    if (size[root] > kMaxExpandedTypes) {
+      return invalid("the schema expands to more than {} types (named types used many times over): sluice reads a "
+                     "schema as the tree of columns it makes; simplify the schema", kMaxExpandedTypes);
+    }
+    return arrow::Status::OK();
+  }
+
   arrow::Result<int> add(AvroNode node) {
     schema_->nodes.push_back(std::move(node));
     return static_cast<int>(schema_->nodes.size() - 1);
@@ -230,6 +277,8 @@ class SchemaParser {
 
   AvroSchema* schema_ = nullptr;
   std::unordered_map<std::string, int> defined_;  // full name -> node
+  static constexpr int kMaxSchemaDepth = 4 * kMaxNestingDepth;  // unions and type wrappers add levels
+  int depth_ = 0;
   std::set<std::string> in_progress_;             // records being parsed, to refuse recursion
 };
 

@@ -15,6 +15,9 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/common/nesting.h"
+#include "sluice/common/utf8.h"
+
 namespace sluice::format {
 
 // Thread-compatible; keeps its buffers between records. RapidJSON's pool allocator never frees
@@ -28,34 +31,104 @@ class JsonRecordParser {
 
   // Parses `text` into doc(); check failed() (not doc().HasParseError(): RapidJSON takes a NUL
   // byte for the end of the text, so `{"a":1}<NUL>...` would parse). NULs that only trail the
-  // text are dropped. The document is valid until the next parse.
+  // text are dropped. Invalid UTF-8 is replaced by U+FFFD per maximal invalid subpart, and
+  // `\u` escapes of unpaired surrogates by `\uFFFD`, before parsing (as Spark's JSON reader
+  // decodes its input), so every string of the document is valid UTF-8. Text nested deeper
+  // than kMaxNestingDepth objects/arrays fails before RapidJSON (which recurses per level)
+  // sees it. The document is valid until the next parse.
   template <unsigned kFlags = rapidjson::kParseFullPrecisionFlag>
   rapidjson::Document& parse(std::string_view text) {
     doc_.SetNull();  // nothing may point into the pool when it restarts (a failed parse keeps the old value)
     pool_.Clear();
+    too_deep_offset_ = -1;
     while (!text.empty() && text.back() == '\0') text.remove_suffix(1);  // C strings sent with their NUL
     const void* nul = text.empty() ? nullptr : std::memchr(text.data(), '\0', text.size());
     nul_offset_ = nul ? static_cast<const char*>(nul) - text.data() : -1;
     if (nul) return doc_;
-    scratch_.assign(text);  // keeps its capacity, and std::string ends in a NUL
+    // scratch_ keeps its capacity, and std::string ends in a NUL
+    if (is_valid_utf8(text)) {
+      scratch_.assign(text);
+    } else {
+      scratch_.clear();
+      append_valid_utf8(text, &scratch_);
+    }
+    too_deep_offset_ = prepare_in_place(scratch_);
+    if (too_deep_offset_ >= 0) return doc_;
     doc_.ParseInsitu<kFlags>(scratch_.data());
     return doc_;
   }
-  bool failed() const { return nul_offset_ >= 0 || doc_.HasParseError(); }
+  bool failed() const { return nul_offset_ >= 0 || too_deep_offset_ >= 0 || doc_.HasParseError(); }
   // What failed, with its byte offset ("invalid JSON at byte 7: ...").
   std::string error() const {
     if (nul_offset_ >= 0) return "invalid JSON at byte " + std::to_string(nul_offset_) + ": a NUL byte";
+    if (too_deep_offset_ >= 0) {
+      return "JSON nested deeper than " + std::to_string(kMaxNestingDepth) + " levels of objects/arrays at byte " +
+             std::to_string(too_deep_offset_) + " (sluice's limit: deeper columns are not readable by every Delta " +
+             "reader); flatten the record, or send the deep part as a JSON string";
+    }
     return "invalid JSON at byte " + std::to_string(doc_.GetErrorOffset()) + ": " +
            rapidjson::GetParseError_En(doc_.GetParseError());
   }
   rapidjson::Document& doc() { return doc_; }
+
+  // One pass over the text outside RapidJSON: the byte offset of the first '{' or '[' nested
+  // deeper than kMaxNestingDepth (or -1), and unpaired surrogate escapes rewritten to \uFFFD
+  // (RapidJSON 1.1 refuses a lone high surrogate and encodes a lone low one as invalid UTF-8).
+  // Bytes after the end of the JSON value are left for RapidJSON to refuse.
+  static std::ptrdiff_t prepare_in_place(std::string& text) {
+    char* s = text.data();
+    const size_t n = text.size();
+    int depth = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const char c = s[i];
+      if (c == '"') {
+        for (++i; i < n && s[i] != '"'; ++i) {
+          if (s[i] != '\\') continue;
+          if (i + 5 < n && s[i + 1] == 'u') {
+            const int cp = hex4(s + i + 2);
+            if (cp >= 0xD800 && cp <= 0xDBFF && i + 11 < n && s[i + 6] == '\\' && s[i + 7] == 'u') {
+              const int low = hex4(s + i + 8);
+              if (low >= 0xDC00 && low <= 0xDFFF) {
+                i += 11;  // a valid pair
+                continue;
+              }
+            }
+            if (cp >= 0xD800 && cp <= 0xDFFF) std::memcpy(s + i + 2, "FFFD", 4);
+            i += 5;
+          } else {
+            ++i;  // the escaped character (a quote or backslash must not end or start anything)
+          }
+        }
+      } else if (c == '{' || c == '[') {
+        if (++depth > kMaxNestingDepth) return static_cast<std::ptrdiff_t>(i);
+      } else if (c == '}' || c == ']') {
+        --depth;
+      }
+    }
+    return -1;
+  }
 
  private:
   static constexpr size_t kPoolBytes = 16 * 1024;  // a record's values; larger ones take chunks
   alignas(16) char pool_buffer_[kPoolBytes];
   rapidjson::MemoryPoolAllocator<> pool_{pool_buffer_, kPoolBytes};
   std::string scratch_;
+  static int hex4(const char* p) {
+    int v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char h = p[k];
+      int d;
+      if (h >= '0' && h <= '9') d = h - '0';
+      else if (h >= 'a' && h <= 'f') d = h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F') d = h - 'A' + 10;
+      else return -1;
+      v = v * 16 + d;
+    }
+    return v;
+  }
+
   std::ptrdiff_t nul_offset_ = -1;  // of a NUL byte in the text, or -1
+  std::ptrdiff_t too_deep_offset_ = -1;  // of the first container nested too deep, or -1
   rapidjson::Document doc_{&pool_};
 };
 

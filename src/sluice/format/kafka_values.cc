@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "sluice/common/status.h"
+#include "sluice/common/utf8.h"
 #include "sluice/format/avro_decoder.h"
 #include "sluice/format/json_payload_decoder.h"
 #include "sluice/format/schema_registry.h"
@@ -114,10 +115,12 @@ arrow::Result<DecodedValues> decode_values(const arrow::RecordBatch& kafka_rows,
   auto* bits = keep.data()->GetMutableValues<uint8_t>(1);
   arrow::Int64Builder bad_rows;
   arrow::StringBuilder messages;
+  std::string scratch;
   for (const auto& e : decoded.errors) {
     arrow::bit_util::ClearBit(bits, e.row);
     ARROW_RETURN_NOT_OK(bad_rows.Append(e.row));
-    ARROW_RETURN_NOT_OK(messages.Append(e.message));
+    // A message may quote what a registry or a schema said: keep the column valid UTF-8.
+    ARROW_RETURN_NOT_OK(messages.Append(valid_utf8(e.message, &scratch)));
   }
   ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(rows, keep_array));
   out.rows = kept.record_batch();

@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include "sluice/common/utf8.h"
+
 namespace sluice::kafka {
 
 namespace {
@@ -100,7 +102,8 @@ arrow::Status KafkaRecordBatchBuilder::append(const rd_kafka_message_t& message)
     for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
          ++i) {
       ARROW_RETURN_NOT_OK(header_->Append());
-      ARROW_RETURN_NOT_OK(header_key_->Append(name));
+      // Header keys are a STRING column, as in Spark, but any producer can send any bytes.
+      ARROW_RETURN_NOT_OK(header_key_->Append(valid_utf8(name, &header_key_scratch_)));
       if (value != nullptr) {
         ARROW_RETURN_NOT_OK(header_value_->Append(static_cast<const uint8_t*>(value), static_cast<int32_t>(size)));
       } else {

@@ -48,6 +48,7 @@ class KafkaRecordBatchBuilder {
   int64_t payload_bytes_ = 0;
   const rd_kafka_topic_s* topic_handle_ = nullptr;  // topic of the last message, and its name
   std::string topic_name_;
+  std::string header_key_scratch_;  // a header key whose invalid UTF-8 was replaced
 };
 
 }  // namespace sluice::kafka

@@ -4,6 +4,7 @@
 #include <arrow/type.h>
 #include <fmt/format.h>
 
+#include "sluice/common/nesting.h"
 #include "sluice/common/status.h"
 #include "sluice/sql/lexer.h"
 
@@ -72,7 +73,9 @@ class TypeParser {
     return true;
   }
   arrow::Status fail(const std::string& what) const {
-    return invalid("invalid type '{}': {}", file_.text, what);
+    constexpr size_t kShown = 120;  // a huge type string is not echoed whole
+    const std::string shown = file_.text.size() <= kShown ? file_.text : file_.text.substr(0, kShown) + "...";
+    return invalid("invalid type '{}': {}", shown, what);
   }
 
  private:
@@ -83,6 +86,27 @@ class TypeParser {
   }
 
   arrow::Result<std::shared_ptr<arrow::DataType>> type() {
+    // A column type nests at most kMaxNestingDepth - 1 levels (its row is the first level); the
+    // check also bounds this parser's recursion.
+    if (depth_ >= kMaxNestingDepth - 1 && is_nested_name(peek())) {
+      return fail(fmt::format("the {} at character {} nests deeper than {} levels of ARRAY/MAP/STRUCT, sluice's "
+                              "limit for a column (deeper columns are not readable by every Delta reader): "
+                              "flatten the type, or keep the deep part as a JSON STRING",
+                              peek().text, peek().loc.offset + 1, kMaxNestingDepth - 1));
+    }
+    ++depth_;
+    auto t = nested_or_primitive_type();
+    --depth_;
+    return t;
+  }
+
+  static bool is_nested_name(const Token& t) {
+    if (t.kind != TokenKind::kIdentifier) return false;
+    const std::string n = upper(t.text);
+    return n == "ARRAY" || n == "MAP" || n == "STRUCT";
+  }
+
+  arrow::Result<std::shared_ptr<arrow::DataType>> nested_or_primitive_type() {
     const Token& t = next();
     if (t.kind != TokenKind::kIdentifier) return fail("expected a type name, found " + t.describe());
     const std::string n = upper(t.text);
@@ -145,6 +169,7 @@ class TypeParser {
   SourceFile file_;
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  int depth_ = 0;  // ARRAY/MAP/STRUCT levels around the type being parsed
 };
 
 }  // namespace

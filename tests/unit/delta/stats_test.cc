@@ -90,5 +90,24 @@ TEST(StatsTest, FormatsTimesBeforeEpoch) {
   EXPECT_EQ(format_date32(-1), "1969-12-31");
 }
 
+TEST(StatsTest, InvalidUtf8StringNeverThrowsAndItsBoundsAreLeftOut) {
+  // Before: nlohmann::json::dump threw type_error 316 out of finish() and aborted the run.
+  auto schema = arrow::schema({arrow::field("s", arrow::utf8()), arrow::field("\xff", arrow::utf8())});
+  arrow::StringBuilder s, t;
+  ASSERT_TRUE(s.Append(std::string("a\xff")).ok());
+  ASSERT_TRUE(s.Append(std::string("b")).ok());
+  ASSERT_TRUE(t.Append(std::string("x")).ok());
+  ASSERT_TRUE(t.Append(std::string("y")).ok());
+  auto batch = arrow::RecordBatch::Make(schema, 2, {s.Finish().ValueOrDie(), t.Finish().ValueOrDie()});
+  StatsCollector stats(schema);
+  ASSERT_TRUE(stats.update(*batch).ok());
+  auto text = stats.finish();
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  auto j = nlohmann::json::parse(*text);
+  EXPECT_FALSE(j["minValues"].contains("s"));  // "a\xff" is the min: left out, not altered
+  EXPECT_EQ(j["maxValues"]["s"], "b");
+  EXPECT_EQ(j["maxValues"]["\xEF\xBF\xBD"], "y");  // a name that is not UTF-8 is written with U+FFFD
+}
+
 }  // namespace
 }  // namespace sluice::delta

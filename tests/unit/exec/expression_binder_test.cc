@@ -71,6 +71,40 @@ TEST_F(BinderTest, IntegerOverflowIsAnError) {
   EXPECT_FALSE(evaluate(*bound, *batch).ok());
 }
 
+TEST(BinaryToStringTest, InvalidUtf8BecomesReplacementCharactersInsteadOfFailingTheBatch) {
+  // Before: Arrow's cast failed the whole batch ("Invalid UTF8 payload"), so one record
+  // stopped the flow on every restart.
+  auto schema = arrow::schema({arrow::field("bin", arrow::binary())});
+  arrow::BinaryBuilder b;
+  ASSERT_TRUE(b.Append(std::string("{\"a\":\"\xff\"}")).ok());
+  ASSERT_TRUE(b.Append(std::string("ok")).ok());
+  ASSERT_TRUE(b.AppendNull().ok());
+  auto batch = arrow::RecordBatch::Make(schema, 3, {b.Finish().ValueOrDie()});
+  const std::string r = "\xEF\xBF\xBD";
+  for (const auto& [text, expected] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"CAST(bin AS STRING)", {"{\"a\":\"" + r + "\"}", "ok"}},
+           {"TRY_CAST(bin AS STRING)", {"{\"a\":\"" + r + "\"}", "ok"}},
+           {"concat(bin, '!')", {"{\"a\":\"" + r + "\"}!", "ok!"}},
+           {"bin || '!'", {"{\"a\":\"" + r + "\"}!", "ok!"}},
+           {"get_json_object(CAST(bin AS STRING), '$.a')", {r, "<null>"}},
+           {"from_json(bin, 'a STRING').a", {r, "<null>"}}}) {
+    sql::SourceFile file{"t.sql", text};
+    auto ast = sql::parse_expression(file).ValueOrDie();
+    auto bound = ExpressionBinder(file, schema).bind(*ast);
+    ASSERT_TRUE(bound.ok()) << text << ": " << bound.status().ToString();
+    auto result = evaluate(*bound, *batch);
+    ASSERT_TRUE(result.ok()) << text << ": " << result.status().ToString();
+    auto array = *result;
+    ASSERT_TRUE(array->ValidateFull().ok()) << text;
+    ASSERT_EQ(array->type_id(), arrow::Type::STRING) << text;
+    const auto& strings = static_cast<const arrow::StringArray&>(*array);
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(strings.IsNull(i) ? "<null>" : strings.GetString(i), expected[i]) << text << " row " << i;
+    }
+    EXPECT_TRUE(strings.IsNull(2)) << text;
+  }
+}
+
 struct ErrorCase {
   std::string expr;
   std::string message;

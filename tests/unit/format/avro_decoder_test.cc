@@ -347,5 +347,64 @@ TEST(AvroDecoderTest, RefusesANonRecordReaderSchema) {
   EXPECT_EQ(make_avro_decoder(registry, R"("int")", {}).status().message(), "reader schema must be a record, not int");
 }
 
+// ---- hostile input -------------------------------------------------------------------------
+
+TEST(AvroHostileTest, InvalidUtf8InStringsAndMapKeysBecomesReplacementCharacters) {
+  const std::string schema = R"({"type":"record","name":"R","fields":[{"name":"s","type":"string"},
+    {"name":"b","type":"bytes"},{"name":"m","type":{"type":"map","values":"string"}}]})";
+  auto registry = SchemaRegistryClient::make("").ValueOrDie();
+  registry->add_schema(1, schema);
+  auto decoder = make_avro_decoder(registry, schema, {}).ValueOrDie();
+  Bytes rec;
+  rec.header(1).str("a\xff").str("\xff").lng(1).str("k\xed\xa0\x80").str("v\xc0").lng(0);
+  auto out = decoder->decode(*binaries({rec.data})).ValueOrDie();
+  ASSERT_TRUE(out.errors.empty()) << out.errors[0].message;
+  ASSERT_TRUE(out.rows->ValidateFull().ok());  // checks UTF-8 of every string column
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*out.rows->GetColumnByName("s")).GetString(0), "a" + r);
+  EXPECT_EQ(static_cast<const arrow::BinaryArray&>(*out.rows->GetColumnByName("b")).GetString(0), "\xff");  // bytes stay
+  const auto& m = static_cast<const arrow::MapArray&>(*out.rows->GetColumnByName("m"));
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*m.keys()).GetString(0), "k" + r);
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*m.items()).GetString(0), "v" + r);
+}
+
+TEST(AvroHostileTest, ReaderSchemasDeeperThanTheLimitAreRefused) {
+  auto nested_records = [](int levels) {
+    std::string s = R"({"type":"record","name":"D0","fields":[{"name":"a","type":"int"}]})";
+    for (int i = 1; i < levels; ++i) {
+      s = R"({"type":"record","name":"D)" + std::to_string(i) + R"(","fields":[{"name":"a","type":)" + s + "}]}";
+    }
+    return s;
+  };
+  auto registry = SchemaRegistryClient::make("").ValueOrDie();
+  EXPECT_TRUE(make_avro_decoder(registry, nested_records(16), {}).ok());
+  auto deep = make_avro_decoder(registry, nested_records(17), {});
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("nest 17 levels deep (the record itself included); sluice reads at most 16"),
+            std::string::npos)
+      << deep.status().message();
+  // Far deeper: refused by the parser before anything recurses that deep.
+  auto deeper = parse_avro_schema(nested_records(1000));
+  ASSERT_FALSE(deeper.ok());
+  EXPECT_NE(deeper.status().message().find("the schema nests deeper than 64 levels"), std::string::npos)
+      << deeper.status().message().substr(0, 300);
+}
+
+TEST(AvroHostileTest, SchemasThatExpandExponentiallyOrChainNamesDeeplyAreRefused) {
+  // T0 = {n: null}, Tk = {a: Tk-1, b: Tk-1}: 60 small records standing for 2^60 columns, whose
+  // values take zero bytes: converting or decoding the expanded tree would never end.
+  std::string doubling = R"({"type":"record","name":"T60","fields":[)";
+  std::string inner = R"({"type":"record","name":"T0","fields":[{"name":"n","type":"null"}]})";
+  for (int k = 1; k < 60; ++k) {
+    inner = R"({"type":"record","name":"T)" + std::to_string(k) + R"(","fields":[{"name":"a","type":)" + inner +
+            R"(},{"name":"b","type":"T)" + std::to_string(k - 1) + R"("}]})";
+  }
+  doubling += R"({"name":"a","type":)" + inner + R"(},{"name":"b","type":"T59"}]})";
+  auto refused = parse_avro_schema(doubling);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("the schema expands to more than 100000 types"), std::string::npos)
+      << refused.status().message();
+}
+
 }  // namespace
 }  // namespace sluice::format

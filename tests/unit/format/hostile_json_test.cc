@@ -1,0 +1,130 @@
+// JSON records a producer can send to break a reader: invalid UTF-8, unpaired surrogate escapes,
+// nesting far beyond what Delta readers accept. Each decodes to valid UTF-8 or fails as one
+// record with its reason; none crashes or stops the batch.
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sluice/common/nesting.h"
+#include "sluice/format/json_decoder.h"
+#include "sluice/format/json_payload_decoder.h"
+#include "sluice/format/json_record.h"
+#include "sluice/format/json_schema_inference.h"
+#include "sluice/sql/types.h"
+
+namespace sluice::format {
+namespace {
+
+const std::string R = "\xEF\xBF\xBD";  // U+FFFD
+
+std::string nested(int depth, char open = '[', char close = ']') {
+  return std::string(static_cast<size_t>(depth), open) + std::string(static_cast<size_t>(depth), close);
+}
+
+// {"a": <depth-1 levels of arrays>} has `depth` levels.
+std::string record_of_depth(int depth) { return "{\"a\":" + nested(depth - 1) + "}"; }
+
+std::shared_ptr<arrow::Array> binaries(const std::vector<std::string>& values) {
+  arrow::BinaryBuilder b;
+  for (const auto& v : values) EXPECT_TRUE(b.Append(v).ok());
+  return b.Finish().ValueOrDie();
+}
+
+TEST(HostileJsonTest, InvalidUtf8InStringsAndKeysBecomesReplacementCharacters) {
+  JsonRecordParser parser;
+  auto& doc = parser.parse(std::string("{\"k\xff\":\"a\xed\xa0\x80z\"}"));
+  ASSERT_FALSE(parser.failed()) << parser.error();
+  const auto& m = *doc.MemberBegin();
+  EXPECT_EQ(std::string(m.name.GetString(), m.name.GetStringLength()), "k" + R);
+  EXPECT_EQ(std::string(m.value.GetString(), m.value.GetStringLength()), "a" + R + "z");
+}
+
+TEST(HostileJsonTest, UnpairedSurrogateEscapesBecomeReplacementCharacters) {
+  JsonRecordParser parser;
+  // A lone high surrogate (RapidJSON refuses it), a lone low one (RapidJSON would encode it as
+  // invalid UTF-8), and a valid pair, which stays.
+  auto& doc = parser.parse(std::string(R"({"a":"x\ud800y","b":"\udc00","c":"\ud83d\ude00","d":"\\ud800"})"));
+  ASSERT_FALSE(parser.failed()) << parser.error();
+  EXPECT_EQ(std::string(doc["a"].GetString()), "x" + R + "y");
+  EXPECT_EQ(std::string(doc["b"].GetString()), R);
+  EXPECT_EQ(std::string(doc["c"].GetString()), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(std::string(doc["d"].GetString()), "\\ud800");  // an escaped backslash, not an escape
+}
+
+TEST(HostileJsonTest, NestingBeyondTheLimitIsAnErrorWithItsOffset) {
+  JsonRecordParser parser;
+  parser.parse(record_of_depth(kMaxNestingDepth));
+  EXPECT_FALSE(parser.failed()) << parser.error();
+  parser.parse(record_of_depth(kMaxNestingDepth + 1));
+  ASSERT_TRUE(parser.failed());
+  EXPECT_EQ(parser.error(), "JSON nested deeper than 16 levels of objects/arrays at byte 20 (sluice's limit: "
+                            "deeper columns are not readable by every Delta reader); flatten the record, or send "
+                            "the deep part as a JSON string");
+  // Brackets inside strings are not nesting.
+  parser.parse("{\"a\":\"" + nested(10000) + "\"}");
+  EXPECT_FALSE(parser.failed()) << parser.error();
+  parser.parse(nested(100000, '{', '}'));  // far too deep: refused before RapidJSON recurses
+  EXPECT_TRUE(parser.failed());
+}
+
+TEST(HostileJsonTest, PayloadDecoderSendsDeepRecordsToErrorsAndKeepsTheRest) {
+  auto d = make_json_decoder(sql::parse_ddl_schema("a STRING, s STRING").ValueOrDie(), {}).ValueOrDie();
+  auto out = d->decode(*binaries({record_of_depth(10000), "{\"s\":\"ok\xc3\"}", record_of_depth(3)})).ValueOrDie();
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_EQ(out.errors[0].row, 0);
+  EXPECT_NE(out.errors[0].message.find("JSON nested deeper than 16 levels"), std::string::npos);
+  ASSERT_TRUE(out.rows->ValidateFull().ok());  // includes UTF-8 validation of string columns
+  const auto& s = static_cast<const arrow::StringArray&>(*out.rows->GetColumnByName("s"));
+  EXPECT_EQ(s.GetString(1), "ok" + R);
+  const auto& a = static_cast<const arrow::StringArray&>(*out.rows->GetColumnByName("a"));
+  EXPECT_EQ(a.GetString(2), "[[]]");
+}
+
+TEST(HostileJsonTest, RescuedDataOfInvalidUtf8IsValidJsonText) {
+  auto d = make_json_decoder(sql::parse_ddl_schema("a INT").ValueOrDie(), {}).ValueOrDie();
+  auto out = d->decode(*binaries({"{\"a\":1,\"x\xfe\":\"\xc0\"}"})).ValueOrDie();
+  ASSERT_TRUE(out.errors.empty());
+  ASSERT_TRUE(out.rows->ValidateFull().ok());
+  const auto& r = static_cast<const arrow::StringArray&>(*out.rows->GetColumnByName("_rescued_data"));
+  EXPECT_EQ(r.GetString(0), "{\"x" + R + "\":\"" + R + "\"}");
+}
+
+TEST(HostileJsonTest, FromJsonGivesNullsForDeepTextAndValidUtf8ForInvalidBytes) {
+  auto type = arrow::struct_({arrow::field("s", arrow::utf8())});
+  JsonDecodeStats stats;
+  auto out = decode_json(*binaries({"{\"s\":" + nested(5000) + "}", "{\"s\":\"\xff\"}"}), type, &stats).ValueOrDie();
+  ASSERT_TRUE(out->ValidateFull().ok());
+  EXPECT_EQ(stats.malformed_records, 1);
+  const auto& s = static_cast<const arrow::StringArray&>(*static_cast<const arrow::StructArray&>(*out).field(0));
+  EXPECT_TRUE(s.IsNull(0));
+  EXPECT_EQ(s.GetString(1), R);
+}
+
+TEST(HostileJsonTest, InferenceSkipsTooDeepSamplesAndNamesFieldsInValidUtf8) {
+  std::vector<std::string> texts = {record_of_depth(10000), "{\"n\xff\":1}"};
+  std::vector<std::string_view> samples(texts.begin(), texts.end());
+  JsonInferenceStats stats;
+  auto schema = infer_json_schema(samples, &stats);
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+  EXPECT_EQ(stats.malformed, 1);
+  EXPECT_EQ((*schema)->ToString(), "n" + R + ": int64");
+}
+
+TEST(HostileJsonTest, DeclaredTypesDeeperThanTheLimitAreRefused) {
+  std::string ok = "a ", deep = "a ";
+  for (int i = 0; i < kMaxNestingDepth - 1; ++i) ok += "ARRAY<";
+  ok += "INT" + std::string(kMaxNestingDepth - 1, '>');
+  EXPECT_TRUE(sql::parse_ddl_schema(ok).ok()) << sql::parse_ddl_schema(ok).status().ToString();
+  for (int i = 0; i < 10000; ++i) deep += "STRUCT<x: ";
+  auto refused = sql::parse_ddl_schema(deep);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("the STRUCT at character 153 nests deeper than 15 levels"),
+            std::string::npos)
+      << refused.status().message().substr(0, 400);
+  EXPECT_LT(refused.status().message().size(), 600u);  // the type is not echoed whole
+}
+
+}  // namespace
+}  // namespace sluice::format
