@@ -17,6 +17,7 @@
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::cli {
 
@@ -301,6 +302,7 @@ arrow::Status append(const AppendArgs& args) {
   auto store = std::make_shared<delta::LogStore>(args.path);
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   delta::WriteOptions options;
+  options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   options.mode = args.mode == "overwrite" ? delta::WriteMode::kOverwrite : delta::WriteMode::kAppend;
   options.schema_mode = args.merge_schema ? delta::SchemaMode::kMerge : delta::SchemaMode::kStrict;
   options.partition_columns = args.partition_by;

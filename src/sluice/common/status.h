@@ -36,4 +36,15 @@ arrow::Status io_error(fmt::format_string<Args...> f, Args&&... args) {
 // Adds context in front of an error's message, keeping its code and detail.
 arrow::Status with_context(const arrow::Status& status, const std::string& context);
 
+// An errno value as text with its name: "No space left on device (ENOSPC)".
+std::string errno_text(int err);
+
+// A failed file operation named by `what` ("cannot write data file") and `path`: the errno
+// the status carries (Arrow's I/O errors carry one) by name, and for a full disk or quota
+// what to do; statuses without an errno keep their message after the path.
+arrow::Status io_failure(const arrow::Status& status, const std::string& what,
+                         const std::string& path);
+// The same for a failed system call that set `err`.
+arrow::Status io_failure(int err, const std::string& what, const std::string& path);
+
 }  // namespace sluice

@@ -8,6 +8,7 @@
 #include <parquet/arrow/reader.h>
 
 #include "sluice/common/status.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema_evolution.h"
 
@@ -275,6 +276,11 @@ arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
                                                           DeltaVersion after, DeltaVersion upto,
                                                           ChangePolicy policy) {
   std::vector<AddedFile> out;
+  if (upto > after) {
+    // A streaming read must not step over a missing version (it would skip its rows).
+    ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
+    ARROW_RETURN_NOT_OK(check_commits_present(listing, store.table_root().string(), after, upto));
+  }
   for (int64_t v = after.value() + 1; v <= upto.value(); ++v) {
     ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
     ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.commit_path(DeltaVersion(v)).string()));

@@ -5,6 +5,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/delta/checkpoint.h"
+#include "sluice/delta/table_features.h"
 #include "sluice/common/status.h"
 
 namespace sluice::delta {
@@ -131,11 +132,33 @@ CommitOptions Transaction::streaming_update(int64_t rows) const {
   return options;
 }
 
+arrow::Status Transaction::check_writable() const {
+  const std::string table = store_->table_root().string();
+  // The table as this commit leaves it must be one sluice can write: every commit path
+  // (data, txn-only progress, full refresh) passes here.
+  const Protocol& protocol = protocol_ ? *protocol_ : read_snapshot_->protocol();
+  const Metadata& metadata = metadata_ ? *metadata_ : read_snapshot_->metadata();
+  ARROW_RETURN_NOT_OK(check_write_supported(protocol, metadata, table));
+  if (read_snapshot_ && is_append_only(read_snapshot_->metadata())) {
+    size_t removing = 0;
+    for (const auto& r : removes_) removing += r.data_change;
+    if (removing > 0) {
+      return invalid(
+          "table {} only allows appends (delta.appendOnly = true), but this commit would remove "
+          "{} data file(s) (an overwrite or full refresh); nothing was committed. To permit it, "
+          "ALTER TABLE ... SET TBLPROPERTIES ('delta.appendOnly' = 'false')",
+          table, removing);
+    }
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   if (!read_snapshot_ && (!protocol_ || !metadata_)) {
     return invalid("creating table {} needs protocol and metadata",
                    store_->table_root().string());
   }
+  ARROW_RETURN_NOT_OK(check_writable());
   const int64_t read_version = read_snapshot_ ? read_snapshot_->version().value() : -1;
   DeltaVersion attempt_version(read_version + 1);
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {

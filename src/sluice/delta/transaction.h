@@ -65,6 +65,7 @@ class Transaction {
   arrow::Result<CommitResult> commit(const CommitOptions& options);
 
  private:
+  arrow::Status check_writable() const;
   arrow::Result<CommitResult> finish_commit(DeltaVersion version, int attempts);
   arrow::Status check_conflicts(const std::vector<Action>& winning, DeltaVersion v) const;
   std::vector<Action> actions_for_commit(const CommitOptions& options, int64_t read_version) const;

@@ -37,6 +37,7 @@
 #include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/sql/types.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::pipeline {
 
@@ -744,6 +745,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
     if (!snapshot) return std::nullopt;
     delta::WriteOptions wo;
+    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     wo.mode = delta::WriteMode::kOverwrite;
     wo.schema_mode = delta::SchemaMode::kMerge;
     auto schema = schemas_.count(table) ? schemas_.at(table) : snapshot->schema();
@@ -1227,6 +1229,7 @@ class SqlRun {
                                                               delta::ChangePolicy::kFail));
     }
     delta::WriteOptions wo;
+    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     wo.table_name = d.name;
     wo.configuration = properties(d);
     wo.partition_columns = d.definition->partitioned_by;
@@ -1351,6 +1354,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(combined, delta::conform_batch(*combined, schemas_.at(d.name)));
     ARROW_ASSIGN_OR_RAISE(combined, expectations_.at(d.name).apply(combined, report));
     delta::WriteOptions wo;
+    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     wo.table_name = d.name;
     wo.configuration = properties(d);
     wo.mode = delta::WriteMode::kOverwrite;
