@@ -134,19 +134,103 @@ def test_full_disk_during_a_commit_file_write_names_it(tmp_path, small_tmpfs):
     table_dir = mount / "t"
     sluice_append(table_dir, pa.table({"id": pa.array([0], pa.int64())}))
     filler = mount / "filler"
-    # Fill the disk up to a few bytes, so the data file (~500 B) may fit but not both.
-    with open(filler, "wb") as f:
-        try:
+    # Fill the disk to the last byte.
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 16, 4096, 1):
             while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
-            pass
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+        # Give back one page: the data file (~500 B) fits in it, the commit then does not.
+        os.ftruncate(fd, os.fstat(fd).st_size - 4096)
+    finally:
+        os.close(fd)
     failed = sluice_append(table_dir, pa.table({"id": pa.array([1], pa.int64())}), check=False)
     assert failed.returncode != 0
     assert "No space left on device (ENOSPC): the disk is full" in failed.stderr, failed.stderr
-    assert str(table_dir) in failed.stderr, failed.stderr
+    assert f"cannot write {table_dir}/_delta_log/.00000000000000000001.json." in failed.stderr, \
+        failed.stderr
+    assert [p.name for p in table_dir.iterdir() if p.suffix == ".parquet"].__len__() == 1, \
+        "the failed write left its data file behind"
     filler.unlink()
     assert read_sluice(table_dir).num_rows == 1
     sluice_append(table_dir, pa.table({"id": pa.array([1], pa.int64())}))
     assert sorted(read_deltalake(table_dir).column("id").to_pylist()) == [0, 1]
+
+
+# --- constraints on pipeline writes -----------------------------------------------------------
+
+def test_check_constraint_from_tblproperties_fails_streaming_and_view_writes(tmp_path, bootstrap,
+                                                                            new_topic):
+    """A CHECK constraint declared in TBLPROPERTIES holds for the streaming flow's commits and
+    the materialized view's refresh: a violating record fails the update and nothing of it is
+    committed (a rerun after it stays exactly where the good data left the tables)."""
+    topic = new_topic(1)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: checks
+storage: ./data
+kafka:
+  default:
+    bootstrap.servers: {bootstrap}
+""")
+    (pipe / "bronze.sql").write_text(
+        "CREATE OR REFRESH STREAMING TABLE amounts "
+        "TBLPROPERTIES ('delta.constraints.amount_positive' = 'amount > 0') AS "
+        "SELECT CAST(get_json_object(CAST(value AS STRING), '$.amount') AS BIGINT) AS amount "
+        f"FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
+    (pipe / "gold.sql").write_text(
+        "CREATE OR REFRESH MATERIALIZED VIEW total "
+        "TBLPROPERTIES ('delta.constraints.small' = 'total < 100') AS "
+        "SELECT sum(amount) AS total FROM amounts;\n")
+    tables = pipe / "data" / "tables"
+    produce_values(bootstrap, topic, [{"amount": a} for a in (5, 7)])
+    ok = run_sluice("run", pipe, "--once")
+    assert ok.returncode == 0, ok.stderr
+    assert read_deltalake(tables / "total").column("total").to_pylist() == [12]
+
+    # The streaming commit is fine, the view's refresh would break its constraint.
+    produce_values(bootstrap, topic, [{"amount": 200}])
+    view_bad = run_sluice("run", pipe, "--once")
+    assert view_bad.returncode != 0
+    assert "CHECK constraint small (total < 100) violated by row with values:\n - total : 212" \
+        in view_bad.stderr, view_bad.stderr
+    assert sorted(read_deltalake(tables / "amounts").column("amount").to_pylist()) == [5, 7, 200]
+    assert read_deltalake(tables / "total").column("total").to_pylist() == [12]
+
+    produce_values(bootstrap, topic, [{"amount": 3}, {"amount": -4}])
+    bad = run_sluice("run", pipe, "--once")
+    assert bad.returncode != 0
+    assert "CHECK constraint amount_positive (amount > 0) violated by row with values:\n - amount : -4" \
+        in bad.stderr, bad.stderr
+    assert sorted(read_deltalake(tables / "amounts").column("amount").to_pylist()) == [5, 7, 200]
+
+
+def test_pipeline_on_a_full_disk_fails_cleanly_and_a_rerun_ingests_exactly_once(
+        tmp_path, small_tmpfs, bootstrap, new_topic):
+    mount, resize = small_tmpfs
+    topic = new_topic(2)
+    pipe = write_pipeline(tmp_path / "pipe", f"""
+name: full
+storage: {mount}/data
+kafka:
+  default:
+    bootstrap.servers: {bootstrap}
+""")
+    (pipe / "bronze.sql").write_text(
+        "CREATE OR REFRESH STREAMING TABLE bronze AS SELECT value, partition, offset "
+        f"FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
+    rng = __import__("random").Random(3)
+    produce_values(bootstrap, topic, [rng.randbytes(300) for _ in range(20_000)], partitions=2)
+    failed = run_sluice("run", pipe, "--once")
+    assert failed.returncode != 0
+    assert "No space left on device (ENOSPC): the disk is full; free space and run again" \
+        in failed.stderr, failed.stderr
+    assert f"{mount}/data" in failed.stderr, failed.stderr
+    resize(128)
+    again = run_sluice("run", pipe, "--once")
+    assert again.returncode == 0, again.stderr
+    rows = read_deltalake(mount / "data" / "tables" / "bronze")
+    keys = list(zip(rows.column("partition").to_pylist(), rows.column("offset").to_pylist()))
+    assert len(keys) == 20_000 and len(set(keys)) == 20_000

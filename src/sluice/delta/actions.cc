@@ -6,6 +6,13 @@
 namespace sluice::delta {
 namespace {
 
+// Nesting deeper than any action line has: copying and printing JSON recurses, so a hostile
+// line of 100,000 '[' must be refused before it is parsed.
+constexpr int kMaxActionDepth = 64;
+// Stats and schemas nest as deep as the table's structs; far deeper is hostile.
+constexpr int kMaxEmbeddedDepth = 256;
+
+
 using nlohmann::json;
 
 template <typename T>
@@ -116,6 +123,10 @@ Action parse_one(const json& j) {
       }
     }
     m.schema_string = get_required<std::string>(body, "schemaString", "metaData");
+    if (json_nests_deeper_than(m.schema_string, kMaxEmbeddedDepth)) {
+      throw std::runtime_error(fmt::format("'metaData' schemaString nests deeper than {} levels",
+                                           kMaxEmbeddedDepth));
+    }
     m.partition_columns =
         get_optional<std::vector<std::string>>(body, "partitionColumns")
                               .value_or(std::vector<std::string>{});
@@ -137,6 +148,10 @@ Action parse_one(const json& j) {
     a.modification_time = get_optional<int64_t>(body, "modificationTime").value_or(0);
     a.data_change = get_optional<bool>(body, "dataChange").value_or(true);
     a.stats = get_optional<std::string>(body, "stats");
+    if (a.stats && json_nests_deeper_than(*a.stats, kMaxEmbeddedDepth)) {
+      throw std::runtime_error(fmt::format("'add' stats nest deeper than {} levels",
+                                           kMaxEmbeddedDepth));
+    }
     a.tags = get_optional<std::map<std::string, std::string>>(body, "tags");
     return a;
   }
@@ -179,12 +194,12 @@ Action parse_one(const json& j) {
       kind.size() > 64 ? kind.substr(0, 64) + "..." : kind));
 }
 
-// Nesting deeper than any action has: copying and printing JSON recurses, so a hostile line
-// of 100,000 '[' must be refused before it is parsed.
-constexpr int kMaxActionDepth = 64;
+constexpr const char* kCorruptCommitAdvice =
+    "Restore the file from a backup; sluice does not read past a commit it cannot read";
 
-// Whether the JSON text nests brackets deeper than `limit` (strings skipped).
-bool nests_deeper_than(std::string_view text, int limit) {
+}  // namespace
+
+bool json_nests_deeper_than(std::string_view text, int limit) {
   int depth = 0;
   bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -202,11 +217,6 @@ bool nests_deeper_than(std::string_view text, int limit) {
   }
   return false;
 }
-
-constexpr const char* kCorruptCommitAdvice =
-    "Restore the file from a backup; sluice does not read past a commit it cannot read";
-
-}  // namespace
 
 nlohmann::json to_json(const Action& action) { return std::visit(ToJson{}, action); }
 
@@ -238,7 +248,7 @@ arrow::Result<std::vector<Action>> parse_commit(std::string_view text, const std
     pos = end + 1;
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    if (nests_deeper_than(line, kMaxActionDepth)) {
+    if (json_nests_deeper_than(line, kMaxActionDepth)) {
       return invalid("{}:{}: JSON nested deeper than {} levels, which no Delta action is. {}",
                      source, line_no, kMaxActionDepth, kCorruptCommitAdvice);
     }

@@ -72,10 +72,13 @@ bool value_may_match(const std::shared_ptr<arrow::Scalar>& value, const ColumnPr
 
 bool stats_may_match(const nlohmann::json& stats, const ColumnPredicate& p,
                      const std::shared_ptr<arrow::DataType>& type) {
-  int64_t num_records = stats.value("numRecords", int64_t{-1});
+  if (!stats.is_object()) return true;  // stats we cannot read exclude nothing
+  auto records_it = stats.find("numRecords");
+  const int64_t num_records =
+      records_it != stats.end() && records_it->is_number_integer() ? records_it->get<int64_t>() : -1;
   auto nulls_it = stats.find("nullCount");
   std::optional<int64_t> nulls;
-  if (nulls_it != stats.end() && nulls_it->contains(p.column) &&
+  if (nulls_it != stats.end() && nulls_it->is_object() && nulls_it->contains(p.column) &&
       (*nulls_it)[p.column].is_number_integer()) {
     nulls = (*nulls_it)[p.column].get<int64_t>();
   }

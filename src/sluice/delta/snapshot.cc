@@ -118,7 +118,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::advance(
     target = *version;
   } else {
     ARROW_ASSIGN_OR_RAISE(auto latest, store.latest_version());
-    if (latest && *latest > target) target = *latest;
+    target = latest.value_or(version_);
   }
   if (target < version_) return load(store, target);
   std::shared_ptr<Snapshot> snap(new Snapshot(*this));
@@ -189,8 +189,10 @@ int64_t Snapshot::num_records() const {
     const auto& stats = entry.second.stats;
     if (!stats) return -1;
     auto j = nlohmann::json::parse(*stats, nullptr, false);
-    if (j.is_discarded() || !j.contains("numRecords")) return -1;
-    total += j["numRecords"].get<int64_t>();
+    if (!j.is_object()) return -1;
+    auto n = j.find("numRecords");
+    if (n == j.end() || !n->is_number_integer()) return -1;
+    total += n->get<int64_t>();
   }
   return total;
 }

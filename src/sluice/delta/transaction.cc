@@ -5,6 +5,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/delta/checkpoint.h"
+#include "sluice/delta/data_file_writer.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/common/status.h"
 
@@ -153,7 +154,29 @@ arrow::Status Transaction::check_writable() const {
   return arrow::Status::OK();
 }
 
+arrow::Status Transaction::discard_after_failed_put(const arrow::Status& error, DeltaVersion v,
+                                                    const std::string& content) {
+  // Did the commit land anyway (published, then the directory fsync failed)? Then its files
+  // are the table's and stay. Otherwise nothing refers to them: delete them, so a full disk
+  // gets its space back and no orphan is left, and refuse to commit this transaction again.
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(store_->commit_path(v), ec);
+  if (exists || ec) {
+    auto landed = store_->read_commit(v);
+    if (!landed.ok() || *landed == content) return error;  // landed, or cannot tell
+  }
+  remove_data_files(store_->table_root(), adds_);
+  discarded_ = true;
+  return with_context(error, fmt::format("nothing was committed to {} (its {} new data file(s) "
+                                         "were removed)",
+                                         store_->table_root().string(), adds_.size()));
+}
+
 arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
+  if (discarded_) {
+    return invalid("this transaction on {} failed and its files were removed; write again",
+                   store_->table_root().string());
+  }
   if (!read_snapshot_ && (!protocol_ || !metadata_)) {
     return invalid("creating table {} needs protocol and metadata",
                    store_->table_root().string());
@@ -163,8 +186,9 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   DeltaVersion attempt_version(read_version + 1);
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
     const std::string content = serialize_commit(actions_for_commit(options, read_version));
-    ARROW_ASSIGN_OR_RAISE(auto put, store_->put_commit_if_absent(attempt_version, content));
-    if (put == PutResult::kWritten) return finish_commit(attempt_version, attempt);
+    auto put = store_->put_commit_if_absent(attempt_version, content);
+    if (!put.ok()) return discard_after_failed_put(put.status(), attempt_version, content);
+    if (*put == PutResult::kWritten) return finish_commit(attempt_version, attempt);
     // Lost the race: check what won, then try the next version.
     ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
     ARROW_ASSIGN_OR_RAISE(auto winning,
