@@ -225,7 +225,7 @@ kafka:
     produce_values(bootstrap, topic, [rng.randbytes(300) for _ in range(20_000)], partitions=2)
     failed = run_sluice("run", pipe, "--once")
     assert failed.returncode != 0
-    assert "No space left on device (ENOSPC): the disk is full; free space and run again" \
+    assert "No space left on device (ENOSPC): the disk is full (or the quota is used up); free space" \
         in failed.stderr, failed.stderr
     assert f"{mount}/data" in failed.stderr, failed.stderr
     resize(128)
