@@ -76,6 +76,28 @@ def test_commit_line_that_is_json_but_no_action_is_refused_with_file_and_line(tm
     assert f"{last}:{lines}: malformed Delta action: 'removeEverything' is not a Delta action" in err, err
 
 
+def test_commit_info_and_stats_of_unexpected_types_do_not_crash_the_table_commands(tmp_path):
+    """commitInfo is free-form and stats are a JSON string: a writer may put anything there.
+    (Before: describe and history aborted on an uncaught JSON type_error.)"""
+    table_dir = tmp_path / "t"
+    sluice_append(table_dir, pa.table({"id": pa.array([1, 2], pa.int64())}))
+    first = table_dir / "_delta_log" / "00000000000000000000.json"
+    lines = []
+    for line in first.read_text().splitlines():
+        action = json.loads(line)
+        if "commitInfo" in action:
+            action["commitInfo"].update({"timestamp": "yesterday", "operation": 7})
+        if "add" in action:
+            action["add"]["stats"] = json.dumps({"numRecords": "many", "nullCount": [1],
+                                                 "minValues": "?"})
+        lines.append(json.dumps(action))
+    first.write_text("\n".join(lines) + "\n")
+    for command in ("describe", "history", "files", "show"):
+        result = sluice("table", command, table_dir)
+        assert result.returncode == 0, (command, result.returncode, result.stderr)
+    assert read_sluice(table_dir).num_rows == 2
+
+
 # --- a full disk ------------------------------------------------------------------------------
 
 @pytest.fixture
