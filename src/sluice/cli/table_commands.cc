@@ -17,6 +17,7 @@
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::cli {
 
@@ -149,16 +150,22 @@ arrow::Status history(const TableArgs& args) {
     for (const auto& a : actions) {
       if (const auto* c = std::get_if<delta::CommitInfo>(&a)) info = c->value;
     }
-    int64_t ts = info.value("timestamp", int64_t{0});
+    // commitInfo is free-form: a field of an unexpected type is shown as absent.
+    auto field = [&info](const char* key, json fallback) {
+      auto it = info.find(key);
+      return it != info.end() && it->type() == fallback.type() ? *it : fallback;
+    };
+    auto ts_field = info.find("timestamp");
+    int64_t ts = ts_field != info.end() && ts_field->is_number_integer() ? ts_field->get<int64_t>() : 0;
     if (ts == 0) {
       ARROW_ASSIGN_OR_RAISE(ts, store.commit_timestamp(*it));
     }
     json row = {{"version", it->value()},
                 {"timestamp", delta::format_timestamp_micros(ts * 1000, true, false)},
-                {"operation", info.value("operation", "")},
-                {"operationParameters", info.value("operationParameters", json::object())},
-                {"operationMetrics", info.value("operationMetrics", json::object())},
-                {"engineInfo", info.value("engineInfo", "")}};
+                {"operation", field("operation", "")},
+                {"operationParameters", field("operationParameters", json::object())},
+                {"operationMetrics", field("operationMetrics", json::object())},
+                {"engineInfo", field("engineInfo", "")}};
     if (args.format == "json") {
       std::cout << row.dump() << "\n";
     } else {
@@ -301,6 +308,7 @@ arrow::Status append(const AppendArgs& args) {
   auto store = std::make_shared<delta::LogStore>(args.path);
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   delta::WriteOptions options;
+  options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   options.mode = args.mode == "overwrite" ? delta::WriteMode::kOverwrite : delta::WriteMode::kAppend;
   options.schema_mode = args.merge_schema ? delta::SchemaMode::kMerge : delta::SchemaMode::kStrict;
   options.partition_columns = args.partition_by;

@@ -1,6 +1,12 @@
 // Error helpers over arrow::Status.
 #include "sluice/common/status.h"
 
+#include <arrow/util/io_util.h>
+
+#include <cerrno>
+#include <cstring>
+#include <regex>
+
 namespace sluice {
 
 bool is_retryable(const arrow::Status& status) {
@@ -20,6 +26,58 @@ std::string in_context(const std::string& context, const std::string& message) {
 arrow::Status with_context(const arrow::Status& status, const std::string& context) {
   if (status.ok()) return status;
   return arrow::Status(status.code(), in_context(context, status.message()), status.detail());
+}
+
+std::string errno_text(int err) {
+  const char* name = strerrorname_np(err);
+  return fmt::format("{} ({})", std::strerror(err), name ? name : std::to_string(err));
+}
+
+namespace {
+
+int errno_of(const arrow::Status& status) {
+  if (int err = arrow::internal::ErrnoFromStatus(status); err > 0) return err;
+  // Parquet's writer re-throws I/O errors as exceptions and may lose the detail; Arrow's
+  // message still says "[errno N]".
+  static const std::regex kErrno(R"(\[errno (\d+)\])");
+  std::smatch m;
+  const std::string& message = status.message();
+  if (std::regex_search(message, m, kErrno)) return std::stoi(m[1]);
+  return 0;
+}
+
+std::string what_to_do(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+      return ": the disk is full (or the quota is used up); free space and run again";
+    case EFBIG:
+      return ": the file grew past the file-size limit (ulimit -f); raise it and run again";
+    case EROFS:
+      return ": the filesystem is read-only";
+    case EACCES:
+    case EPERM:
+      return ": permission denied to this user";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+arrow::Status io_failure(const arrow::Status& status, const std::string& what,
+                         const std::string& path) {
+  if (status.ok()) return status;
+  const int err = errno_of(status);
+  if (err == 0) return with_context(status, fmt::format("{} {}", what, path));
+  return arrow::Status(status.code(),
+                       fmt::format("{} {}: {}{}", what, path, errno_text(err), what_to_do(err)),
+                       status.detail());
+}
+
+arrow::Status io_failure(int err, const std::string& what, const std::string& path) {
+  return arrow::Status::IOError(
+      fmt::format("{} {}: {}{}", what, path, errno_text(err), what_to_do(err)));
 }
 
 }  // namespace sluice

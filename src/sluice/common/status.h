@@ -40,4 +40,15 @@ arrow::Status with_context(const arrow::Status& status, const std::string& conte
 // The same for a message: "<context>: <message>" unless the message already starts so.
 std::string in_context(const std::string& context, const std::string& message);
 
+// An errno value as text with its name: "No space left on device (ENOSPC)".
+std::string errno_text(int err);
+
+// A failed file operation named by `what` ("cannot write data file") and `path`: the errno
+// the status carries (Arrow's I/O errors carry one) by name, and for a full disk or quota
+// what to do; statuses without an errno keep their message after the path.
+arrow::Status io_failure(const arrow::Status& status, const std::string& what,
+                         const std::string& path);
+// The same for a failed system call that set `err`.
+arrow::Status io_failure(int err, const std::string& what, const std::string& path);
+
 }  // namespace sluice

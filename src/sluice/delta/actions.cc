@@ -6,6 +6,13 @@
 namespace sluice::delta {
 namespace {
 
+// Nesting deeper than any action line has: copying and printing JSON recurses, so a hostile
+// line of 100,000 '[' must be refused before it is parsed.
+constexpr int kMaxActionDepth = 64;
+// Stats and schemas nest as deep as the table's structs; far deeper is hostile.
+constexpr int kMaxEmbeddedDepth = 256;
+
+
 using nlohmann::json;
 
 template <typename T>
@@ -116,6 +123,10 @@ Action parse_one(const json& j) {
       }
     }
     m.schema_string = get_required<std::string>(body, "schemaString", "metaData");
+    if (json_nests_deeper_than(m.schema_string, kMaxEmbeddedDepth)) {
+      throw std::runtime_error(fmt::format("'metaData' schemaString nests deeper than {} levels",
+                                           kMaxEmbeddedDepth));
+    }
     m.partition_columns =
         get_optional<std::vector<std::string>>(body, "partitionColumns")
                               .value_or(std::vector<std::string>{});
@@ -137,6 +148,10 @@ Action parse_one(const json& j) {
     a.modification_time = get_optional<int64_t>(body, "modificationTime").value_or(0);
     a.data_change = get_optional<bool>(body, "dataChange").value_or(true);
     a.stats = get_optional<std::string>(body, "stats");
+    if (a.stats && json_nests_deeper_than(*a.stats, kMaxEmbeddedDepth)) {
+      throw std::runtime_error(fmt::format("'add' stats nest deeper than {} levels",
+                                           kMaxEmbeddedDepth));
+    }
     a.tags = get_optional<std::map<std::string, std::string>>(body, "tags");
     return a;
   }
@@ -159,11 +174,49 @@ Action parse_one(const json& j) {
     t.last_updated = get_optional<int64_t>(body, "lastUpdated");
     return t;
   }
-  if (kind == "commitInfo") return CommitInfo{body};
-  return OtherAction{kind, body};
+  if (kind == "commitInfo") {
+    if (!body.is_object()) throw std::runtime_error("'commitInfo' action is not a JSON object");
+    return CommitInfo{body};
+  }
+  // Actions of the protocol this engine replays without modelling; a table that needs them
+  // understood also names a table feature, which check_read_supported refuses.
+  static const char* const kKnownOther[] = {"cdc", "domainMetadata", "checkpointMetadata",
+                                            "sidecar"};
+  for (const char* known : kKnownOther) {
+    if (kind == known) {
+      if (!body.is_object()) throw std::runtime_error(fmt::format("'{}' action is not a JSON object", kind));
+      return OtherAction{kind, body};
+    }
+  }
+  throw std::runtime_error(fmt::format(
+      "'{}' is not a Delta action (expected one of add, remove, metaData, protocol, txn, "
+      "commitInfo, cdc, domainMetadata, checkpointMetadata, sidecar)",
+      kind.size() > 64 ? kind.substr(0, 64) + "..." : kind));
 }
 
+constexpr const char* kCorruptCommitAdvice =
+    "Restore the file from a backup; sluice does not read past a commit it cannot read";
+
 }  // namespace
+
+bool json_nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > limit) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
 
 nlohmann::json to_json(const Action& action) { return std::visit(ToJson{}, action); }
 
@@ -195,13 +248,28 @@ arrow::Result<std::vector<Action>> parse_commit(std::string_view text, const std
     pos = end + 1;
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    if (json_nests_deeper_than(line, kMaxActionDepth)) {
+      return invalid("{}:{}: JSON nested deeper than {} levels, which no Delta action is. {}",
+                     source, line_no, kMaxActionDepth, kCorruptCommitAdvice);
+    }
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
-      return invalid("{}:{}: not valid JSON (truncated or corrupt commit file?)", source, line_no);
+      return invalid("{}:{}: not valid JSON (truncated or corrupt commit file?). {}", source,
+                     line_no, kCorruptCommitAdvice);
     }
     auto action = action_from_json(j);
-    if (!action.ok()) return with_context(action.status(), fmt::format("{}:{}", source, line_no));
+    if (!action.ok()) {
+      return invalid("{}:{}: {}. {}", source, line_no, action.status().message(),
+                     kCorruptCommitAdvice);
+    }
     actions.push_back(std::move(*action));
+  }
+  // Every commit holds at least one action (a writer with nothing to say writes no commit): an
+  // empty file is one whose content was lost, and replaying it as "no change" would drop
+  // what it recorded (files, progress) without a word.
+  if (actions.empty()) {
+    return invalid("{}: {} commit file (no actions): the commit is lost or corrupt. {}", source,
+                   text.empty() ? "empty (0-byte)" : "blank", kCorruptCommitAdvice);
   }
   return actions;
 }

@@ -96,6 +96,10 @@ std::string serialize_commit(const std::vector<Action>& actions);
 // Parses a commit file; `source` names it in errors (e.g. the file path).
 arrow::Result<std::vector<Action>> parse_commit(std::string_view text, const std::string& source);
 
+// Whether JSON text nests objects/arrays deeper than `limit` (brackets in strings skipped);
+// checked before parsing text whose later handling recurses per level.
+bool json_nests_deeper_than(std::string_view text, int limit);
+
 // Percent-encoding of paths in add/remove actions (RFC 3986 unreserved set kept, '/' kept).
 std::string uri_encode_path(std::string_view path);
 arrow::Result<std::string> uri_decode_path(std::string_view path);

@@ -3,6 +3,7 @@
 
 #include <arrow/api.h>
 #include <arrow/io/file.h>
+#include <arrow/io/memory.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
@@ -134,7 +135,9 @@ json cell_to_json(const arrow::Array& array, int64_t row) {
       json out = json::object();
       const int64_t begin = a.value_offset(row), end = begin + a.value_length(row);
       for (int64_t i = begin; i < end; ++i) {
-        out[cell_to_json(*a.keys(), i).get<std::string>()] = cell_to_json(*a.items(), i);
+        json key = cell_to_json(*a.keys(), i);
+        if (!key.is_string()) throw std::runtime_error("a map key is not a string");
+        out[key.get<std::string>()] = cell_to_json(*a.items(), i);
       }
       return out;
     }
@@ -180,7 +183,13 @@ int64_t tombstone_retention_millis(const Metadata& metadata) {
   std::smatch m;
   static const std::regex kInterval(R"(interval\s+(\d+)\s+(\w+?)s?)", std::regex::icase);
   if (!std::regex_match(it->second, m, kInterval)) return week;
-  int64_t n = std::stoll(m[1]);
+  int64_t n = 0;
+  try {
+    n = std::stoll(m[1]);
+  } catch (const std::exception&) {
+    return week;  // more digits than any retention needs
+  }
+  if (n > 10'000'000) n = 10'000'000;  // keeps n * week within int64
   std::string unit = m[2];
   if (unit == "week") return n * week;
   if (unit == "day") return n * 24 * 3600 * 1000;
@@ -190,19 +199,19 @@ int64_t tombstone_retention_millis(const Metadata& metadata) {
   return week;
 }
 
-std::optional<std::pair<DeltaVersion, std::pair<int, int>>> parse_checkpoint_name(
-    const std::string& name) {
-  static const std::regex kSingle(R"((\d{20})\.checkpoint\.parquet)");
-  static const std::regex kMulti(R"((\d{20})\.checkpoint\.(\d{10})\.(\d{10})\.parquet)");
-  std::smatch m;
-  if (std::regex_match(name, m, kSingle)) {
-    return std::make_pair(DeltaVersion(std::stoll(m[1])), std::make_pair(1, 1));
-  }
-  if (std::regex_match(name, m, kMulti)) {
-    return std::make_pair(DeltaVersion(std::stoll(m[1])),
-                          std::make_pair(std::stoi(m[2]), std::stoi(m[3])));
-  }
-  return std::nullopt;
+// Writes `table` as Parquet to `path` and fsyncs it (data on disk before it is renamed into
+// place); its size in bytes.
+arrow::Result<int64_t> write_parquet_durably(const arrow::Table& table, const fs::path& path) {
+  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::FileOutputStream::Open(path.string()));
+  auto props = parquet::WriterProperties::Builder().compression(arrow::Compression::SNAPPY)->build();
+  ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(table, arrow::default_memory_pool(), sink,
+                                                 1 << 20, props));
+  ARROW_RETURN_NOT_OK(sink->Close());
+  ARROW_RETURN_NOT_OK(fsync_file(path));
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) return io_error("cannot stat {}: {}", path.string(), ec.message());
+  return static_cast<int64_t>(size);
 }
 
 }  // namespace
@@ -255,28 +264,17 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
   const std::string version_name = fmt::format("{:020d}", snapshot.version().value());
   const fs::path final_path = store.log_dir() / (version_name + ".checkpoint.parquet");
   const fs::path tmp = store.log_dir() / ("." + version_name + ".checkpoint." + random_uuid() + ".tmp");
-  {
-    ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::FileOutputStream::Open(tmp.string()));
-    auto props = parquet::WriterProperties::Builder().compression(arrow::Compression::SNAPPY)->build();
-    ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), sink,
-                                                   1 << 20, props));
-    ARROW_RETURN_NOT_OK(sink->Close());
+  auto written = write_parquet_durably(*table, tmp);
+  if (!written.ok()) {
+    ::unlink(tmp.c_str());
+    return io_failure(written.status(), "cannot write checkpoint", final_path.string());
   }
-  std::ifstream size_probe(tmp, std::ios::binary | std::ios::ate);
-  const int64_t size_bytes = static_cast<int64_t>(size_probe.tellg());
-  {
-    // fsync the data before it becomes visible under its final name.
-    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-  }
+  const int64_t size_bytes = *written;
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
     int saved = errno;
     ::unlink(tmp.c_str());
     if (saved != EEXIST) {
-      return io_error("cannot publish checkpoint {}: {}", final_path.string(), std::strerror(saved));
+      return io_failure(saved, "cannot publish checkpoint", final_path.string());
     }
     // Another writer checkpointed this version already: same content by construction.
   }
@@ -291,38 +289,52 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
   if (::rename(last_tmp.c_str(), (store.log_dir() / "_last_checkpoint").c_str()) != 0) {
     int saved = errno;
     ::unlink(last_tmp.c_str());
-    return io_error("cannot update _last_checkpoint of {}: {}", store.table_root().string(),
-                    std::strerror(saved));
+    return io_failure(saved, "cannot update", (store.log_dir() / "_last_checkpoint").string());
   }
   return fsync_directory(store.log_dir());
 }
 
-arrow::Result<std::optional<CheckpointRef>> find_checkpoint(const LogStore& store,
-                                                            std::optional<DeltaVersion> at) {
-  std::map<int64_t, std::map<std::pair<int, int>, fs::path>> found;  // version -> parts
-  std::error_code ec;
-  if (!fs::exists(store.log_dir(), ec)) return std::optional<CheckpointRef>{};
-  for (fs::directory_iterator it(store.log_dir(), ec), end; !ec && it != end; it.increment(ec)) {
-    auto parsed = parse_checkpoint_name(it->path().filename().string());
-    if (!parsed) continue;
-    if (at && parsed->first > *at) continue;
-    found[parsed->first.value()][parsed->second] = it->path();
+namespace {
+
+// The actions of one checkpoint file's table; errors say what is wrong, the caller says where.
+arrow::Result<std::vector<Action>> checkpoint_actions(const arrow::Table& table) {
+  ARROW_ASSIGN_OR_RAISE(auto combined, table.CombineChunksToBatch());
+  const auto& batch = *combined;
+  std::vector<std::pair<std::string, std::shared_ptr<arrow::Array>>> columns;
+  for (const char* name : kActionColumns) {
+    if (auto col = batch.GetColumnByName(name)) columns.emplace_back(name, col);
   }
-  if (ec) return io_error("cannot list {}: {}", store.log_dir().string(), ec.message());
-  for (auto v = found.rbegin(); v != found.rend(); ++v) {
-    const auto& parts = v->second;
-    // Complete: a single file, or parts 1..n of one n-part checkpoint.
-    if (parts.count({1, 1})) return CheckpointRef{DeltaVersion(v->first), {parts.at({1, 1})}};
-    std::map<int, std::vector<fs::path>> by_total;
-    for (const auto& [key, path] : parts) by_total[key.second].push_back(path);
-    for (const auto& [total, paths] : by_total) {
-      if (static_cast<int>(paths.size()) == total) {
-        return CheckpointRef{DeltaVersion(v->first), paths};
+  if (columns.empty()) {
+    return invalid("not a Delta checkpoint: it has none of the columns txn, add, remove, "
+                   "metaData, protocol");
+  }
+  std::vector<Action> actions;
+  for (int64_t row = 0; row < batch.num_rows(); ++row) {
+    for (const auto& [name, column] : columns) {
+      if (column->IsNull(row)) continue;
+      json cell;
+      try {
+        cell = cell_to_json(*column, row);
+      } catch (const std::exception& e) {
+        return invalid("row {}: column '{}' cannot be read as an action: {}", row, name, e.what());
       }
+      auto action = action_from_json(json{{name, std::move(cell)}});
+      if (!action.ok()) return with_context(action.status(), fmt::format("row {}", row));
+      actions.push_back(std::move(*action));
     }
   }
-  return std::optional<CheckpointRef>{};
+  return actions;
 }
+
+arrow::Result<std::vector<Action>> read_checkpoint_file(
+    std::shared_ptr<arrow::io::RandomAccessFile> input) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
+  ARROW_ASSIGN_OR_RAISE(auto table, reader->ReadTable());
+  ARROW_RETURN_NOT_OK(table->Validate());
+  return checkpoint_actions(*table);
+}
+
+}  // namespace
 
 arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoint) {
   std::vector<Action> actions;
@@ -332,26 +344,17 @@ arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoi
     };
     auto input = arrow::io::ReadableFile::Open(part.string());
     if (!input.ok()) return context(input.status());
-    auto reader = parquet::arrow::OpenFile(*input, arrow::default_memory_pool());
-    if (!reader.ok()) return context(reader.status());
-    auto table = (*reader)->ReadTable();
-    if (!table.ok()) return context(table.status());
-    auto combined = (*table)->CombineChunksToBatch();
-    if (!combined.ok()) return context(combined.status());
-    const auto& batch = **combined;
-    std::vector<std::pair<std::string, std::shared_ptr<arrow::Array>>> columns;
-    for (const char* name : kActionColumns) {
-      if (auto col = batch.GetColumnByName(name)) columns.emplace_back(name, col);
-    }
-    for (int64_t row = 0; row < batch.num_rows(); ++row) {
-      for (const auto& [name, column] : columns) {
-        if (column->IsNull(row)) continue;
-        auto action = action_from_json(json{{name, cell_to_json(*column, row)}});
-        if (!action.ok()) return context(action.status());
-        actions.push_back(std::move(*action));
-      }
-    }
+    auto part_actions = read_checkpoint_file(*input);
+    if (!part_actions.ok()) return context(part_actions.status());
+    for (auto& a : *part_actions) actions.push_back(std::move(a));
   }
+  return actions;
+}
+
+arrow::Result<std::vector<Action>> read_checkpoint_bytes(std::shared_ptr<arrow::Buffer> bytes,
+                                                         const std::string& source) {
+  auto actions = read_checkpoint_file(std::make_shared<arrow::io::BufferReader>(std::move(bytes)));
+  if (!actions.ok()) return with_context(actions.status(), fmt::format("checkpoint {}", source));
   return actions;
 }
 

@@ -10,6 +10,7 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/actions.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/log_store.h"
 
 namespace sluice::delta {
@@ -24,18 +25,13 @@ const std::shared_ptr<arrow::Schema>& checkpoint_schema();
 // protocol and metadata), then `_last_checkpoint`, each atomically.
 arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot);
 
-struct CheckpointRef {
-  DeltaVersion version;
-  std::vector<std::filesystem::path> parts;  // one file, or the parts of a multi-part one
-};
-
-// The newest complete checkpoint at or below `at` (any if unset), found by listing; the hint
-// in `_last_checkpoint` is checked against the listing.
-arrow::Result<std::optional<CheckpointRef>> find_checkpoint(const LogStore& store,
-                                                            std::optional<DeltaVersion> at);
-
-// The actions a checkpoint holds.
+// The actions a checkpoint holds. Errors name the file; a file that is not a checkpoint
+// (unreadable Parquet, an action column of the wrong shape, a malformed action) is an error,
+// never fewer actions.
 arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoint);
+// The same for one checkpoint file already in memory (`source` names it in errors).
+arrow::Result<std::vector<Action>> read_checkpoint_bytes(std::shared_ptr<arrow::Buffer> bytes,
+                                                         const std::string& source);
 
 // Converts between the JSON form of an action body and Arrow struct cells; shared by the
 // checkpoint writer and reader.

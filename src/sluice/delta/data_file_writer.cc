@@ -50,7 +50,9 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
   std::error_code ec;
   fs::create_directories(w->full_path_.parent_path(), ec);
   if (ec) return io_error("cannot create {}: {}", w->full_path_.parent_path().string(), ec.message());
-  ARROW_ASSIGN_OR_RAISE(w->sink_, arrow::io::FileOutputStream::Open(w->full_path_.string()));
+  auto sink = arrow::io::FileOutputStream::Open(w->full_path_.string());
+  if (!sink.ok()) return io_failure(sink.status(), "cannot create data file", w->full_path_.string());
+  w->sink_ = *sink;
 
   parquet::WriterProperties::Builder builder;
   builder.compression(to_arrow(options.compression))
@@ -87,7 +89,7 @@ DataFileWriter::~DataFileWriter() {
 arrow::Status DataFileWriter::write(const arrow::RecordBatch& batch) {
   if (batch.num_rows() == 0) return arrow::Status::OK();
   ARROW_RETURN_NOT_OK(stats_.update(batch));
-  return writer_->WriteRecordBatch(batch);
+  return io_failure(writer_->WriteRecordBatch(batch), "cannot write data file", full_path_.string());
 }
 
 int64_t DataFileWriter::bytes_written() const {
@@ -96,8 +98,8 @@ int64_t DataFileWriter::bytes_written() const {
 }
 
 arrow::Result<Add> DataFileWriter::close() {
-  ARROW_RETURN_NOT_OK(writer_->Close());
-  ARROW_RETURN_NOT_OK(sink_->Close());
+  ARROW_RETURN_NOT_OK(io_failure(writer_->Close(), "cannot write data file", full_path_.string()));
+  ARROW_RETURN_NOT_OK(io_failure(sink_->Close(), "cannot write data file", full_path_.string()));
   closed_ = true;
   ARROW_RETURN_NOT_OK(fsync_file(full_path_));
   ARROW_RETURN_NOT_OK(fsync_directory(full_path_.parent_path()));

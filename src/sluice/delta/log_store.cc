@@ -20,8 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
-
 // Parses "%020d.json" into a version; nullopt for any other name.
 std::optional<DeltaVersion> commit_version_of(const std::string& name) {
   if (name.size() != 25 || name.compare(20, 5, ".json") != 0) return std::nullopt;
@@ -62,7 +60,7 @@ arrow::Result<std::optional<DeltaVersion>> LogStore::latest_version() const {
 arrow::Result<std::string> LogStore::read_commit(DeltaVersion v) const {
   auto path = commit_path(v);
   std::ifstream in(path, std::ios::binary);
-  if (!in) return io_error("cannot read Delta commit {}: {}", path.string(), errno_text());
+  if (!in) return io_failure(errno, "cannot read Delta commit", path.string());
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -72,7 +70,7 @@ arrow::Result<int64_t> LogStore::commit_timestamp(DeltaVersion v) const {
   struct stat st;
   auto path = commit_path(v);
   if (::stat(path.c_str(), &st) != 0) {
-    return io_error("cannot stat Delta commit {}: {}", path.string(), errno_text());
+    return io_failure(errno, "cannot stat Delta commit", path.string());
   }
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
 }
@@ -82,11 +80,11 @@ namespace {
 // Opens `path` with `flags` (O_DIRECTORY for a folder) and fsyncs it; `what` names it in errors.
 arrow::Status fsync_path(const fs::path& path, int flags, const char* what) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
-  if (fd < 0) return io_error("cannot open {} {} to fsync: {}", what, path.string(), errno_text());
+  if (fd < 0) return io_failure(errno, fmt::format("cannot open {} to fsync", what), path.string());
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
-  if (rc != 0) return io_error("fsync {}: {}", path.string(), std::strerror(saved));
+  if (rc != 0) return io_failure(saved, fmt::format("cannot fsync {}", what), path.string());
   return arrow::Status::OK();
 }
 
@@ -98,7 +96,7 @@ arrow::Status fsync_directory(const fs::path& dir) { return fsync_path(dir, O_DI
 
 arrow::Status write_file_durably(const fs::path& path, const std::string& content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("cannot create {}: {}", path.string(), errno_text());
+  if (fd < 0) return io_failure(errno, "cannot create", path.string());
   size_t written = 0;
   while (written < content.size()) {
     ssize_t n = ::write(fd, content.data() + written, content.size() - written);
@@ -107,14 +105,17 @@ arrow::Status write_file_durably(const fs::path& path, const std::string& conten
       int saved = errno;
       ::close(fd);
       ::unlink(path.c_str());
-      return io_error("cannot write {}: {}", path.string(), std::strerror(saved));
+      return io_failure(saved, "cannot write", path.string());
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int saved = errno;
+  const bool synced = ::fsync(fd) == 0;
+  int saved = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!synced || !closed) {
+    if (synced) saved = errno;
     ::unlink(path.c_str());
-    return io_error("cannot flush {}: {}", path.string(), std::strerror(saved));
+    return io_failure(saved, "cannot flush", path.string());
   }
   return arrow::Status::OK();
 }
@@ -140,7 +141,7 @@ arrow::Result<PutResult> LogStore::put_commit_if_absent(DeltaVersion v,
     int saved = errno;
     ::unlink(tmp.c_str());
     if (saved == EEXIST) return PutResult::kAlreadyExists;
-    return io_error("cannot publish Delta commit {}: {}", target.string(), std::strerror(saved));
+    return io_failure(saved, "cannot publish Delta commit", target.string());
   }
   ARROW_RETURN_NOT_OK(fsync_directory(log_dir()));
   return PutResult::kWritten;

@@ -8,6 +8,7 @@
 #include <parquet/arrow/reader.h>
 
 #include "sluice/common/status.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema_evolution.h"
 
@@ -71,10 +72,13 @@ bool value_may_match(const std::shared_ptr<arrow::Scalar>& value, const ColumnPr
 
 bool stats_may_match(const nlohmann::json& stats, const ColumnPredicate& p,
                      const std::shared_ptr<arrow::DataType>& type) {
-  int64_t num_records = stats.value("numRecords", int64_t{-1});
+  if (!stats.is_object()) return true;  // stats we cannot read exclude nothing
+  auto records_it = stats.find("numRecords");
+  const int64_t num_records =
+      records_it != stats.end() && records_it->is_number_integer() ? records_it->get<int64_t>() : -1;
   auto nulls_it = stats.find("nullCount");
   std::optional<int64_t> nulls;
-  if (nulls_it != stats.end() && nulls_it->contains(p.column) &&
+  if (nulls_it != stats.end() && nulls_it->is_object() && nulls_it->contains(p.column) &&
       (*nulls_it)[p.column].is_number_integer()) {
     nulls = (*nulls_it)[p.column].get<int64_t>();
   }
@@ -275,6 +279,11 @@ arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
                                                           DeltaVersion after, DeltaVersion upto,
                                                           ChangePolicy policy) {
   std::vector<AddedFile> out;
+  if (upto > after) {
+    // A streaming read must not step over a missing version (it would skip its rows).
+    ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
+    ARROW_RETURN_NOT_OK(check_commits_present(listing, store.table_root().string(), after, upto));
+  }
   for (int64_t v = after.value() + 1; v <= upto.value(); ++v) {
     ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
     ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.commit_path(DeltaVersion(v)).string()));

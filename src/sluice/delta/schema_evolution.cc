@@ -134,7 +134,57 @@ arrow::Result<std::shared_ptr<arrow::Array>> conform_array(
   return cast;
 }
 
+// Spark's message for the violation (DELTA_NOT_NULL_CONSTRAINT_VIOLATED), with counts and
+// what to do.
+arrow::Status not_null_violation(const std::string& column, int64_t nulls, int64_t rows) {
+  return invalid(
+      "NOT NULL constraint violated for column: {}. {} of {} row(s) in this write have no value "
+      "for it; nothing was written. Give the column a value (e.g. coalesce), or drop the "
+      "constraint (ALTER TABLE ... ALTER COLUMN {} DROP NOT NULL)",
+      column, nulls, rows, column);
+}
+
+// Rows where a struct is valid but its NOT NULL field `child` is null (a null struct has no
+// fields to check, as in Spark).
+int64_t nulls_under_valid_parent(const arrow::Array& parent, const arrow::Array& child) {
+  if (child.null_count() == 0) return 0;
+  if (parent.null_count() == 0) return child.null_count();
+  int64_t n = 0;
+  for (int64_t i = 0; i < child.length(); ++i) n += parent.IsValid(i) && child.IsNull(i);
+  return n;
+}
+
+arrow::Status check_struct_not_null(const arrow::Array& array, const std::string& path,
+                                    int64_t rows) {
+  if (array.type_id() != arrow::Type::STRUCT) return arrow::Status::OK();
+  const auto& st = static_cast<const arrow::StructArray&>(array);
+  for (int i = 0; i < st.num_fields(); ++i) {
+    const auto& field = st.struct_type()->field(i);
+    const std::string child_path = path + "." + field->name();
+    if (!field->nullable()) {
+      auto raw = st.field(i);
+      if (int64_t n = nulls_under_valid_parent(st, *raw); n > 0) {
+        return not_null_violation(child_path, n, rows);
+      }
+    }
+    ARROW_RETURN_NOT_OK(check_struct_not_null(*st.field(i), child_path, rows));
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
+
+arrow::Status check_not_null(const arrow::RecordBatch& batch) {
+  for (int c = 0; c < batch.num_columns(); ++c) {
+    const auto& field = batch.schema()->field(c);
+    const auto& column = *batch.column(c);
+    if (!field->nullable() && column.null_count() > 0) {
+      return not_null_violation(field->name(), column.null_count(), batch.num_rows());
+    }
+    ARROW_RETURN_NOT_OK(check_struct_not_null(column, field->name(), batch.num_rows()));
+  }
+  return arrow::Status::OK();
+}
 
 std::shared_ptr<arrow::DataType> normalize_type(const std::shared_ptr<arrow::DataType>& type) {
   switch (type->id()) {
@@ -208,8 +258,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> conform_batch(
       column = *cast;
     }
     if (!tf->nullable() && column->null_count() > 0) {
-      return invalid("column '{}' is NOT NULL but the data has {} null value(s)", tf->name(),
-                     column->null_count());
+      return not_null_violation(tf->name(), column->null_count(), batch.num_rows());
     }
     columns.push_back(std::move(column));
   }

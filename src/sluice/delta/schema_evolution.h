@@ -27,6 +27,11 @@ arrow::Result<std::shared_ptr<arrow::Schema>> reconcile_schema(const arrow::Sche
                                                                const arrow::Schema& data,
                                                                SchemaMode mode);
 
+// Every NOT NULL column of the batch's schema has a value in every row, also NOT NULL fields
+// of structs (where the struct itself is not null); the error is Spark's "NOT NULL constraint
+// violated for column: a.b." with the count of rows.
+arrow::Status check_not_null(const arrow::RecordBatch& batch);
+
 // Casts, reorders and null-fills a batch so its schema is exactly `target` (one produced by
 // reconcile_schema for the batch's schema). Rows with nulls in NOT NULL columns are refused.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> conform_batch(

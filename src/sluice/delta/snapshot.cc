@@ -9,33 +9,11 @@
 #include "sluice/common/status.h"
 #include "sluice/delta/checkpoint.h"
 #include "sluice/delta/schema.h"
+#include "sluice/delta/table_features.h"
 
 namespace sluice::delta {
 
 namespace fs = std::filesystem;
-
-arrow::Status check_protocol_supported(const Protocol& protocol, const std::string& table) {
-  static const std::vector<std::string> kReaderFeatures = {"timestampNtz"};
-  if (protocol.min_reader_version > 3) {
-    return arrow::Status::NotImplemented(fmt::format(
-        "table {} needs Delta reader version {}; sluice reads versions 1 to 3", table,
-        protocol.min_reader_version));
-  }
-  if (protocol.min_reader_version == 2) {
-    return arrow::Status::NotImplemented(fmt::format(
-        "table {} needs Delta reader version 2 (column mapping), which sluice does not read yet",
-        table));
-  }
-  if (protocol.min_reader_version == 3 && protocol.reader_features) {
-    for (const auto& f : *protocol.reader_features) {
-      if (std::find(kReaderFeatures.begin(), kReaderFeatures.end(), f) == kReaderFeatures.end()) {
-        return arrow::Status::NotImplemented(fmt::format(
-            "table {} uses Delta reader feature '{}', which sluice does not support", table, f));
-      }
-    }
-  }
-  return arrow::Status::OK();
-}
 
 void Snapshot::apply(Action&& action, bool* saw_protocol, bool* saw_metadata) {
   if (auto* p = std::get_if<Protocol>(&action)) {
@@ -58,93 +36,108 @@ void Snapshot::apply(Action&& action, bool* saw_protocol, bool* saw_metadata) {
 }
 
 arrow::Status Snapshot::finish(const std::string& table) {
-  ARROW_RETURN_NOT_OK(check_protocol_supported(protocol_, table));
+  ARROW_RETURN_NOT_OK(check_read_supported(protocol_, table));
   auto schema = from_delta_schema_string(metadata_.schema_string);
   if (!schema.ok()) return with_context(schema.status(), table);
   schema_ = *schema;
   return arrow::Status::OK();
 }
 
-namespace {
-
-// The version `_last_checkpoint` names, if the file is there and readable.
-std::optional<int64_t> last_checkpoint_hint(const LogStore& store) {
-  std::ifstream in(store.log_dir() / "_last_checkpoint");
-  if (!in) return std::nullopt;
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.contains("version") || !j["version"].is_number_integer()) {
-    return std::nullopt;
-  }
-  return j["version"].get<int64_t>();
-}
-
-}  // namespace
-
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::load(const LogStore& store,
                                                               std::optional<DeltaVersion> version) {
   const std::string table = store.table_root().string();
-  ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
-  ARROW_ASSIGN_OR_RAISE(auto checkpoint, find_checkpoint(store, version));
-  if (versions.empty() && !checkpoint) {
-    return invalid("{} is not a Delta table (no _delta_log commits)", table);
-  }
-  DeltaVersion latest = versions.empty() ? checkpoint->version : versions.back();
-  if (checkpoint && checkpoint->version > latest) latest = checkpoint->version;
-  DeltaVersion target = version.value_or(latest);
-  if (target > latest) {
-    return invalid("{} has no version {} (latest is {})", table, target.value(), latest.value());
-  }
+  ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
+  ARROW_ASSIGN_OR_RAISE(auto segment, build_log_segment(listing, table, version));
+  return replay(store, listing, segment);
+}
 
+arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::replay(const LogStore& store,
+                                                                const LogListing& listing,
+                                                                const LogSegment& segment) {
+  const std::string table = store.table_root().string();
   std::shared_ptr<Snapshot> snap(new Snapshot());
-  snap->version_ = target;
+  snap->version_ = segment.version;
   bool saw_protocol = false, saw_metadata = false;
-  int64_t first_commit = 0;
-  if (checkpoint) {
-    ARROW_ASSIGN_OR_RAISE(auto actions, read_checkpoint(*checkpoint));
-    for (auto& a : actions) snap->apply(std::move(a), &saw_protocol, &saw_metadata);
-    snap->checkpoint_version_ = checkpoint->version;
-    first_commit = checkpoint->version.value() + 1;
-  }
-  // Commits first_commit..target must all be there.
-  auto it = std::lower_bound(versions.begin(), versions.end(), DeltaVersion(first_commit));
-  for (int64_t v = first_commit; v <= target.value(); ++v, ++it) {
-    if (it == versions.end() || *it != DeltaVersion(v)) {
-      std::string hint;
-      auto named = last_checkpoint_hint(store);
-      if (named && (!checkpoint || checkpoint->version.value() < *named)) {
-        hint = fmt::format("; _last_checkpoint names checkpoint {} but its file is missing", *named);
-      }
-      return invalid("{}: cannot reconstruct version {}: commit {} is missing from _delta_log{}",
-                     table, target.value(), v, hint);
+  if (segment.checkpoint) {
+    const auto& checkpoint = *segment.checkpoint;
+    auto actions = read_checkpoint(checkpoint);
+    if (actions.ok() && actions->empty()) {
+      actions = invalid("checkpoint {} holds no actions", checkpoint.parts.front().string());
     }
-    ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
-    ARROW_ASSIGN_OR_RAISE(auto actions,
-                          parse_commit(text, store.commit_path(DeltaVersion(v)).string()));
-    for (auto& a : actions) snap->apply(std::move(a), &saw_protocol, &saw_metadata);
+    if (actions.ok()) {
+      for (auto& a : *actions) snap->apply(std::move(a), &saw_protocol, &saw_metadata);
+      if (!saw_protocol || !saw_metadata) {
+        actions = invalid("checkpoint {} has no {} action", checkpoint.parts.front().string(),
+                          saw_protocol ? "metaData" : "protocol");
+      }
+    }
+    if (!actions.ok()) {
+      // Say whether replay could do without it: only when every commit before it is there.
+      const bool commits_cover = check_commits_present(listing, table, DeltaVersion(-1),
+                                                       checkpoint.version)
+                                     .ok();
+      std::string files;
+      for (const auto& p : checkpoint.parts) files += (files.empty() ? "" : ", ") + p.filename().string();
+      return with_context(
+          invalid("{}. The checkpoint of version {} is corrupt: {}", actions.status().message(),
+                  checkpoint.version.value(),
+                  commits_cover
+                      ? fmt::format("delete {} from _delta_log and sluice replays the JSON "
+                                    "commits, which are all there",
+                                    files)
+                      : std::string("restore it from a backup (the JSON commits before it are "
+                                    "gone, so the table cannot be read without it)")),
+          table);
+    }
+    snap->checkpoint_version_ = checkpoint.version;
+  }
+  for (DeltaVersion v : segment.commits) {
+    ARROW_RETURN_NOT_OK(snap->apply_commit(store, v, &saw_protocol, &saw_metadata));
   }
   if (!saw_protocol || !saw_metadata) {
     return invalid("{}: log has no {} action up to version {}", table,
-                   saw_protocol ? "metaData" : "protocol", target.value());
+                   saw_protocol ? "metaData" : "protocol", segment.version.value());
   }
   ARROW_RETURN_NOT_OK(snap->finish(table));
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }
 
+arrow::Status Snapshot::apply_commit(const LogStore& store, DeltaVersion v, bool* saw_protocol,
+                                     bool* saw_metadata) {
+  ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(v));
+  ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.commit_path(v).string()));
+  for (auto& a : actions) apply(std::move(a), saw_protocol, saw_metadata);
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::advance(
     const LogStore& store, std::optional<DeltaVersion> version) const {
-  ARROW_ASSIGN_OR_RAISE(auto latest, store.latest_version());
-  DeltaVersion target = version.value_or(latest.value_or(version_));
+  const std::string table = store.table_root().string();
+  DeltaVersion target = version_;
+  if (version) {
+    target = *version;
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto latest, store.latest_version());
+    target = latest.value_or(version_);
+  }
   if (target < version_) return load(store, target);
   std::shared_ptr<Snapshot> snap(new Snapshot(*this));
   snap->version_ = target;
   bool saw_protocol = true, saw_metadata = true;
   for (int64_t v = version_.value() + 1; v <= target.value(); ++v) {
-    ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
-    ARROW_ASSIGN_OR_RAISE(auto actions,
-                          parse_commit(text, store.commit_path(DeltaVersion(v)).string()));
-    for (auto& a : actions) snap->apply(std::move(a), &saw_protocol, &saw_metadata);
+    auto applied = snap->apply_commit(store, DeltaVersion(v), &saw_protocol, &saw_metadata);
+    if (!applied.ok()) {
+      // A commit that is not there gets the listing's message (which one, what to do);
+      // listing only then keeps the commit path free of a directory scan.
+      std::error_code ec;
+      if (!std::filesystem::exists(store.commit_path(DeltaVersion(v)), ec)) {
+        ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
+        ARROW_RETURN_NOT_OK(check_commits_present(listing, table, version_, target));
+      }
+      return applied;
+    }
   }
-  ARROW_RETURN_NOT_OK(snap->finish(store.table_root().string()));
+  ARROW_RETURN_NOT_OK(snap->finish(table));
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }
 
@@ -196,8 +189,10 @@ int64_t Snapshot::num_records() const {
     const auto& stats = entry.second.stats;
     if (!stats) return -1;
     auto j = nlohmann::json::parse(*stats, nullptr, false);
-    if (j.is_discarded() || !j.contains("numRecords")) return -1;
-    total += j["numRecords"].get<int64_t>();
+    if (!j.is_object()) return -1;
+    auto n = j.find("numRecords");
+    if (n == j.end() || !n->is_number_integer()) return -1;
+    total += n->get<int64_t>();
   }
   return total;
 }

@@ -14,7 +14,9 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/actions.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/log_store.h"
+#include "sluice/delta/table_features.h"
 
 namespace sluice::delta {
 
@@ -24,6 +26,10 @@ class Snapshot {
   // whose message says so (use load_latest_if_exists() in table.h to tell).
   static arrow::Result<std::shared_ptr<const Snapshot>> load(
       const LogStore& store, std::optional<DeltaVersion> version = std::nullopt);
+  // The snapshot a validated log segment describes (the replay step of load()).
+  static arrow::Result<std::shared_ptr<const Snapshot>> replay(const LogStore& store,
+                                                               const LogListing& listing,
+                                                               const LogSegment& segment);
   // The latest version committed at or before `timestamp_millis` (time travel by time).
   static arrow::Result<std::shared_ptr<const Snapshot>> load_at_timestamp(const LogStore& store,
                                                                           int64_t timestamp_millis);
@@ -51,6 +57,8 @@ class Snapshot {
  private:
   Snapshot() = default;
   void apply(Action&& action, bool* saw_protocol, bool* saw_metadata);
+  arrow::Status apply_commit(const LogStore& store, DeltaVersion v, bool* saw_protocol,
+                             bool* saw_metadata);
   arrow::Status finish(const std::string& table);
 
   DeltaVersion version_{0};
@@ -65,7 +73,5 @@ class Snapshot {
   std::optional<DeltaVersion> checkpoint_version_;
 };
 
-// Reader features this engine understands; a table needing others is refused.
-arrow::Status check_protocol_supported(const Protocol& protocol, const std::string& table);
 
 }  // namespace sluice::delta

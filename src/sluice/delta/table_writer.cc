@@ -13,6 +13,9 @@
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
+#include "sluice/delta/table_features.h"
+
+#include <fmt/ranges.h>
 
 namespace sluice::delta {
 
@@ -25,6 +28,15 @@ arrow::Result<std::unique_ptr<TableWriter>> TableWriter::make(
   w->snapshot_ = std::move(snapshot);
   w->options_ = std::move(options);
   if (w->snapshot_) {
+    ARROW_RETURN_NOT_OK(check_write_supported(w->snapshot_->protocol(), w->snapshot_->metadata(), table));
+    if (w->options_.mode == WriteMode::kOverwrite && is_append_only(w->snapshot_->metadata()) &&
+        w->snapshot_->num_files() > 0) {
+      return invalid(
+          "table {} only allows appends (delta.appendOnly = true); an overwrite would remove its "
+          "{} data file(s), so nothing was written. To permit it, ALTER TABLE ... SET "
+          "TBLPROPERTIES ('delta.appendOnly' = 'false')",
+          table, w->snapshot_->num_files());
+    }
     const auto& current = *w->snapshot_->schema();
     const bool overwrite_schema = w->options_.mode == WriteMode::kOverwrite &&
                                   w->options_.schema_mode == SchemaMode::kMerge;
@@ -66,6 +78,22 @@ arrow::Result<std::unique_ptr<TableWriter>> TableWriter::make(
   w->file_schema_ = arrow::schema(file_fields);
   // Validate that the schema has a Delta form before any data is written.
   ARROW_RETURN_NOT_OK(to_delta_schema_string(*w->table_schema_).status());
+  Metadata constrained;
+  constrained.configuration =
+      w->snapshot_ ? w->snapshot_->metadata().configuration : w->options_.configuration;
+  auto constraints = check_constraints_of(constrained);
+  if (!constraints.empty()) {
+    if (!w->options_.constraints) {
+      std::vector<std::string> names;
+      for (const auto& c : constraints) names.push_back(c.name);
+      return arrow::Status::NotImplemented(fmt::format(
+          "table {} has CHECK constraint(s) {} that this writer cannot evaluate; nothing was "
+          "written (write through sluice run or sluice table append, which enforce them)",
+          table, fmt::join(names, ", ")));
+    }
+    ARROW_ASSIGN_OR_RAISE(w->checker_,
+                          w->options_.constraints->compile(constraints, w->table_schema_, table));
+  }
   return w;
 }
 
@@ -104,7 +132,12 @@ arrow::Status TableWriter::write_partition(const std::string& dir, const Partiti
 
 arrow::Status TableWriter::write(const arrow::RecordBatch& input) {
   if (input.num_rows() == 0) return arrow::Status::OK();
-  ARROW_ASSIGN_OR_RAISE(auto batch, conform_batch(input, table_schema_));
+  const std::string table = store_->table_root().string();
+  auto conformed = conform_batch(input, table_schema_);
+  if (!conformed.ok()) return with_context(conformed.status(), "writing to " + table);
+  const auto& batch = *conformed;
+  if (auto st = check_not_null(*batch); !st.ok()) return with_context(st, "writing to " + table);
+  if (checker_) ARROW_RETURN_NOT_OK(checker_->check(*batch));
   rows_ += batch->num_rows();
   ARROW_ASSIGN_OR_RAISE(auto data, batch->SelectColumns(data_indices_));
   if (partition_indices_.empty()) {

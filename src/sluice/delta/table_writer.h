@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/delta/constraints.h"
 #include "sluice/delta/data_file_writer.h"
 #include "sluice/delta/parallel_file_writer.h"
 #include "sluice/delta/schema_evolution.h"
@@ -31,6 +32,9 @@ struct WriteOptions {
   std::string table_name;
   std::optional<std::string> description;
   std::map<std::string, std::string> configuration;
+  // Evaluates the table's CHECK constraints (delta.constraints.*) on every batch. A table
+  // with constraints is refused when this is null: sluice never writes past a constraint.
+  std::shared_ptr<const ConstraintCompiler> constraints;
 };
 
 class TableWriter {
@@ -44,6 +48,9 @@ class TableWriter {
 
   // The table's schema after this write (evolved if new columns came).
   const std::shared_ptr<arrow::Schema>& table_schema() const { return table_schema_; }
+  // Conforms the batch to the table schema, checks NOT NULL columns and CHECK constraints
+  // (a violation writes nothing of the batch; abort() removes what earlier batches wrote),
+  // then writes it.
   arrow::Status write(const arrow::RecordBatch& batch);
   int64_t rows_written() const { return rows_; }
   int64_t bytes_written() const;
@@ -69,6 +76,7 @@ class TableWriter {
   WriteOptions options_;
   std::shared_ptr<arrow::Schema> table_schema_;
   std::shared_ptr<arrow::Schema> file_schema_;  // table schema without partition columns
+  std::unique_ptr<ConstraintChecker> checker_;  // null when the table has no constraints
   std::vector<std::string> partition_columns_;
   std::vector<int> partition_indices_;  // in table_schema_
   std::vector<int> data_indices_;       // in table_schema_

@@ -5,6 +5,8 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/delta/checkpoint.h"
+#include "sluice/delta/data_file_writer.h"
+#include "sluice/delta/table_features.h"
 #include "sluice/common/status.h"
 
 namespace sluice::delta {
@@ -131,17 +133,62 @@ CommitOptions Transaction::streaming_update(int64_t rows) const {
   return options;
 }
 
+arrow::Status Transaction::check_writable() const {
+  const std::string table = store_->table_root().string();
+  // The table as this commit leaves it must be one sluice can write: every commit path
+  // (data, txn-only progress, full refresh) passes here.
+  const Protocol& protocol = protocol_ ? *protocol_ : read_snapshot_->protocol();
+  const Metadata& metadata = metadata_ ? *metadata_ : read_snapshot_->metadata();
+  ARROW_RETURN_NOT_OK(check_write_supported(protocol, metadata, table));
+  if (read_snapshot_ && is_append_only(read_snapshot_->metadata())) {
+    size_t removing = 0;
+    for (const auto& r : removes_) removing += r.data_change;
+    if (removing > 0) {
+      return invalid(
+          "table {} only allows appends (delta.appendOnly = true), but this commit would remove "
+          "{} data file(s) (an overwrite or full refresh); nothing was committed. To permit it, "
+          "ALTER TABLE ... SET TBLPROPERTIES ('delta.appendOnly' = 'false')",
+          table, removing);
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Transaction::discard_after_failed_put(const arrow::Status& error, DeltaVersion v,
+                                                    const std::string& content) {
+  // Did the commit land anyway (published, then the directory fsync failed)? Then its files
+  // are the table's and stay. Otherwise nothing refers to them: delete them, so a full disk
+  // gets its space back and no orphan is left, and refuse to commit this transaction again.
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(store_->commit_path(v), ec);
+  if (exists || ec) {
+    auto landed = store_->read_commit(v);
+    if (!landed.ok() || *landed == content) return error;  // landed, or cannot tell
+  }
+  remove_data_files(store_->table_root(), adds_);
+  discarded_ = true;
+  return with_context(error, fmt::format("nothing was committed to {} (its {} new data file(s) "
+                                         "were removed)",
+                                         store_->table_root().string(), adds_.size()));
+}
+
 arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
+  if (discarded_) {
+    return invalid("this transaction on {} failed and its files were removed; write again",
+                   store_->table_root().string());
+  }
   if (!read_snapshot_ && (!protocol_ || !metadata_)) {
     return invalid("creating table {} needs protocol and metadata",
                    store_->table_root().string());
   }
+  ARROW_RETURN_NOT_OK(check_writable());
   const int64_t read_version = read_snapshot_ ? read_snapshot_->version().value() : -1;
   DeltaVersion attempt_version(read_version + 1);
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
     const std::string content = serialize_commit(actions_for_commit(options, read_version));
-    ARROW_ASSIGN_OR_RAISE(auto put, store_->put_commit_if_absent(attempt_version, content));
-    if (put == PutResult::kWritten) return finish_commit(attempt_version, attempt);
+    auto put = store_->put_commit_if_absent(attempt_version, content);
+    if (!put.ok()) return discard_after_failed_put(put.status(), attempt_version, content);
+    if (*put == PutResult::kWritten) return finish_commit(attempt_version, attempt);
     // Lost the race: check what won, then try the next version.
     ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
     ARROW_ASSIGN_OR_RAISE(auto winning,

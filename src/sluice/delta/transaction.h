@@ -65,6 +65,9 @@ class Transaction {
   arrow::Result<CommitResult> commit(const CommitOptions& options);
 
  private:
+  arrow::Status check_writable() const;
+  arrow::Status discard_after_failed_put(const arrow::Status& error, DeltaVersion v,
+                                         const std::string& content);
   arrow::Result<CommitResult> finish_commit(DeltaVersion version, int attempts);
   arrow::Status check_conflicts(const std::vector<Action>& winning, DeltaVersion v) const;
   std::vector<Action> actions_for_commit(const CommitOptions& options, int64_t read_version) const;
@@ -77,6 +80,7 @@ class Transaction {
   std::vector<Remove> removes_;
   std::vector<Txn> txns_;
   std::string txn_id_;
+  bool discarded_ = false;  // a failed commit deleted the data files
 };
 
 }  // namespace sluice::delta

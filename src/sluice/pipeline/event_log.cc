@@ -6,6 +6,7 @@
 #include "sluice/common/ids.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::pipeline {
 
@@ -83,6 +84,7 @@ arrow::Status EventLog::flush() {
   auto store = std::make_shared<delta::LogStore>(table_path());
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   delta::WriteOptions options;
+  options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   options.table_name = "event_log";
   options.description = "sluice pipeline event log";
   ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, options));

@@ -18,6 +18,7 @@
 #include "sluice/delta/transaction.h"
 #include "sluice/kafka/consumer.h"
 #include "sluice/kafka/source_schema.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::pipeline {
 
@@ -538,6 +539,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   arrow::Result<std::unique_ptr<delta::TableWriter>> make_writer() const {
     delta::WriteOptions options;
+    options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     options.table_name = table_.table;
     options.configuration = table_.properties;
     options.partition_columns = table_.partition_columns;

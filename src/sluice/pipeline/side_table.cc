@@ -6,6 +6,7 @@
 #include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/table.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::pipeline {
 
@@ -43,6 +44,7 @@ arrow::Status SideTable::write(const arrow::RecordBatch& rows) {
   if (rows.num_rows() == 0) return arrow::Status::OK();
   if (!writer_) {
     delta::WriteOptions options;
+    options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     options.table_name = name_;
     options.description = description_;
     options.schema_mode = delta::SchemaMode::kMerge;  // the target's schema may evolve
@@ -55,6 +57,7 @@ arrow::Status SideTable::commit(const TxnVersions& txns) {
   if (!writer_ && snapshot_) return arrow::Status::OK();
   if (!writer_) {
     delta::WriteOptions options;
+    options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     options.table_name = name_;
     options.description = description_;
     ARROW_ASSIGN_OR_RAISE(writer_, delta::TableWriter::make(store_, snapshot_, *schema_, options));

@@ -39,6 +39,7 @@
 #include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/sql/types.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::pipeline {
 
@@ -909,6 +910,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
     if (!snapshot) return std::nullopt;
     delta::WriteOptions wo;
+    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     wo.mode = delta::WriteMode::kOverwrite;
     wo.schema_mode = delta::SchemaMode::kMerge;
     auto schema = schemas_.count(table) ? schemas_.at(table) : snapshot->schema();
@@ -1411,6 +1413,7 @@ class SqlRun {
                                                               delta::ChangePolicy::kFail));
     }
     delta::WriteOptions wo;
+    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     wo.table_name = d.name;
     wo.configuration = properties(d);
     wo.description = d.definition->comment;
@@ -1536,6 +1539,7 @@ class SqlRun {
     ARROW_ASSIGN_OR_RAISE(combined, delta::conform_batch(*combined, schemas_.at(d.name)));
     ARROW_ASSIGN_OR_RAISE(combined, expectations_.at(d.name).apply(combined, report));
     delta::WriteOptions wo;
+    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
     wo.table_name = d.name;
     wo.configuration = properties(d);
     wo.description = d.definition->comment;

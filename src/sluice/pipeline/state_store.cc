@@ -76,6 +76,26 @@ arrow::Result<Loaded> read_snapshot(const fs::path& path) {
   return out;
 }
 
+// The open rows as an Arrow IPC file at `path`, fsynced.
+arrow::Status write_snapshot_file(const fs::path& path, const std::shared_ptr<arrow::Schema>& schema,
+                                  const arrow::Table& rows) {
+  ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(path.string()));
+  ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(out, schema));
+  arrow::TableBatchReader reader(rows);
+  std::shared_ptr<arrow::RecordBatch> batch;
+  while (true) {
+    ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+    if (!batch) break;
+    ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(
+        *arrow::RecordBatch::Make(schema, batch->num_rows(), batch->columns())));
+  }
+  ARROW_RETURN_NOT_OK(writer->Close());
+  ARROW_RETURN_NOT_OK(out->Close());
+  // On disk before the commit it belongs to: after a power loss a commit whose state is
+  // missing would need a full refresh.
+  return delta::fsync_file(path);
+}
+
 }  // namespace
 
 arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersions& committed) {
@@ -128,25 +148,15 @@ arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec:
   auto schema = state.open_rows->schema()->WithMetadata(meta);
   const auto final_path = dir_ / fmt::format("{:020}.arrow", seq);
   const auto temp_path = dir_ / fmt::format("{:020}.arrow.tmp", seq);
-  {
-    ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(temp_path.string()));
-    ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(out, schema));
-    arrow::TableBatchReader reader(*state.open_rows);
-    std::shared_ptr<arrow::RecordBatch> batch;
-    while (true) {
-      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
-      if (!batch) break;
-      ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*arrow::RecordBatch::Make(schema, batch->num_rows(), batch->columns())));
-    }
-    ARROW_RETURN_NOT_OK(writer->Close());
-    ARROW_RETURN_NOT_OK(out->Close());
+  // A failed write (a full disk) leaves no partial file behind: only renamed files count.
+  auto written = write_snapshot_file(temp_path, schema, *state.open_rows);
+  if (!written.ok()) {
+    fs::remove(temp_path, ec);
+    return io_failure(written, "cannot write state snapshot", final_path.string());
   }
-  // On disk before the commit it belongs to: after a power loss a commit whose state is
-  // missing would need a full refresh.
-  ARROW_RETURN_NOT_OK(delta::fsync_file(temp_path));
   const auto size = static_cast<int64_t>(fs::file_size(temp_path, ec));
   fs::rename(temp_path, final_path, ec);
-  if (ec) return io_error("cannot write state snapshot {}: {}", final_path.string(), ec.message());
+  if (ec) return io_failure(ec.value(), "cannot write state snapshot", final_path.string());
   ARROW_RETURN_NOT_OK(delta::fsync_directory(dir_));
   last_seq_ = seq;
   return size;

@@ -14,6 +14,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/exec/stream_join.h"
 #include "sluice/pipeline/state_store.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::pipeline {
 
@@ -101,6 +102,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
     return result;  // nothing new
   }
   delta::WriteOptions wo;
+  wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   wo.table_name = spec.table;
   wo.configuration = spec.configuration;
   wo.description = spec.description;

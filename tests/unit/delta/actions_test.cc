@@ -75,14 +75,58 @@ TEST(ActionsTest, TruncatedLineIsAnErrorNamingFileAndLine) {
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().message(),
             "_delta_log/00000000000000000003.json:2: not valid JSON (truncated or corrupt commit "
-            "file?)");
+            "file?). Restore the file from a backup; sluice does not read past a commit it cannot "
+            "read");
 }
 
 TEST(ActionsTest, MissingRequiredFieldIsAnError) {
   auto parsed = parse_commit(R"({"txn":{"appId":"a"}})", "c.json");
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().message(),
-            "c.json:1: malformed Delta action: 'txn' action lacks required field 'version'");
+            "c.json:1: malformed Delta action: 'txn' action lacks required field 'version'. "
+            "Restore the file from a backup; sluice does not read past a commit it cannot read");
+}
+
+// Lines that parse as JSON but are no action, and commits with no action at all, are
+// corruption: each is refused with the file and line, never replayed as "no change".
+TEST(ActionsTest, CommitsThatAreNotActionsAreRefusedWithFileAndLine) {
+  struct Case {
+    std::string text;
+    std::string message_start;
+  };
+  const std::vector<Case> cases = {
+      {"", "v.json: empty (0-byte) commit file (no actions): the commit is lost or corrupt."},
+      {"\n\n  \n", "v.json: blank commit file (no actions): the commit is lost or corrupt."},
+      {"42\n", "v.json:1: malformed Delta action: an action must be a JSON object with exactly one key."},
+      {"{}\n", "v.json:1: malformed Delta action: an action must be a JSON object with exactly one key."},
+      {"[{\"add\":{}}]\n", "v.json:1: malformed Delta action: an action must be a JSON object"},
+      {"{\"commitInfo\":{}}\n{\"frobnicate\":{}}\n",
+       "v.json:2: malformed Delta action: 'frobnicate' is not a Delta action"},
+      {"{\"commitInfo\":7}\n", "v.json:1: malformed Delta action: 'commitInfo' action is not a JSON object"},
+      {"{\"add\":{\"path\":\"f\",\"size\":\"big\"}}\n", "v.json:1: malformed Delta action: "},
+      {"{\"add\":{\"path\":\"f\",\"size\":1,\"partitionValues\":{\"p\":3}}}\n",
+       "v.json:1: malformed Delta action: "},
+  };
+  for (const auto& c : cases) {
+    auto parsed = parse_commit(c.text, "v.json");
+    ASSERT_FALSE(parsed.ok()) << c.text;
+    EXPECT_EQ(parsed.status().message().substr(0, c.message_start.size()), c.message_start)
+        << parsed.status().message();
+    EXPECT_NE(parsed.status().message().find("Restore the file from a backup"), std::string::npos);
+  }
+}
+
+TEST(ActionsTest, DeeplyNestedLineIsRefusedBeforeParsing) {
+  const std::string text = "{\"commitInfo\":" + std::string(200000, '[') + "\n";
+  auto parsed = parse_commit(text, "v.json");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message().rfind(
+                "v.json:1: JSON nested deeper than 64 levels, which no Delta action is.", 0),
+            0u)
+      << parsed.status().message();
+  // Brackets inside strings do not count.
+  auto fine = parse_commit("{\"commitInfo\":{\"s\":\"" + std::string(1000, '[') + "\"}}\n", "v.json");
+  EXPECT_TRUE(fine.ok()) << fine.status().ToString();
 }
 
 TEST(ActionsTest, PathsArePercentEncodedAndDecoded) {

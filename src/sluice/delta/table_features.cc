@@ -1,0 +1,161 @@
+// Protocol support checks for reading and writing, and the table properties writers honour.
+#include "sluice/delta/table_features.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "sluice/common/status.h"
+
+namespace sluice::delta {
+
+namespace {
+
+constexpr const char* kConstraintPrefix = "delta.constraints.";
+
+// Reader features sluice implements (vacuumProtocolCheck only asks VACUUM to check the
+// protocol; sluice does not vacuum).
+const std::set<std::string>& supported_reader_features() {
+  static const std::set<std::string> kFeatures = {"timestampNtz", "vacuumProtocolCheck"};
+  return kFeatures;
+}
+
+// Writer features sluice honours on every write: appendOnly (no removes when
+// delta.appendOnly=true), invariants (only while no column declares one), checkConstraints
+// (evaluated on every batch, see constraint_checker.h), changeDataFeed (sluice only appends
+// and overwrites whole files, whose change data readers derive from add/remove), timestampNtz.
+const std::set<std::string>& supported_writer_features() {
+  static const std::set<std::string> kFeatures = {"appendOnly",     "invariants",
+                                                  "checkConstraints", "changeDataFeed",
+                                                  "timestampNtz",   "vacuumProtocolCheck"};
+  return kFeatures;
+}
+
+// Field-metadata keys a writer must act on, with the feature they belong to.
+constexpr std::pair<const char*, const char*> kFieldMetadataFeatures[] = {
+    {"delta.generationExpression", "generatedColumns"},
+    {"delta.identity.start", "identityColumns"},
+    {"delta.invariants", "invariants"},
+    {"delta.columnMapping.id", "columnMapping"},
+};
+
+// Features whose field metadata a column of `type` (a schema JSON type) uses, with the
+// dotted column name.
+void features_in_use(const nlohmann::json& type, const std::string& prefix,
+                     std::vector<std::pair<std::string, std::string>>* out) {
+  if (!type.is_object()) return;
+  if (auto fields = type.find("fields"); fields != type.end() && fields->is_array()) {
+    for (const auto& f : *fields) {
+      if (!f.is_object()) continue;
+      const std::string name =
+          prefix + (f.contains("name") && f["name"].is_string() ? f["name"].get<std::string>() : "?");
+      if (auto md = f.find("metadata"); md != f.end() && md->is_object()) {
+        for (const auto& [key, feature] : kFieldMetadataFeatures) {
+          if (md->contains(key)) out->emplace_back(feature, name);
+        }
+      }
+      if (auto t = f.find("type"); t != f.end()) features_in_use(*t, name + ".", out);
+    }
+  }
+  for (const char* nested : {"elementType", "keyType", "valueType"}) {
+    if (auto t = type.find(nested); t != type.end()) features_in_use(*t, prefix, out);
+  }
+}
+
+}  // namespace
+
+arrow::Status check_read_supported(const Protocol& protocol, const std::string& table) {
+  if (protocol.min_reader_version > 3 || protocol.min_reader_version < 1) {
+    return arrow::Status::NotImplemented(fmt::format(
+        "table {} needs Delta reader version {}; sluice reads versions 1 to 3", table,
+        protocol.min_reader_version));
+  }
+  if (protocol.min_reader_version == 2) {
+    return arrow::Status::NotImplemented(fmt::format(
+        "table {} needs Delta reader version 2 (column mapping), which sluice does not read yet",
+        table));
+  }
+  if (protocol.min_reader_version == 3 && protocol.reader_features) {
+    std::vector<std::string> unsupported;
+    for (const auto& f : *protocol.reader_features) {
+      if (!supported_reader_features().count(f)) unsupported.push_back(f);
+    }
+    if (unsupported.size() == 1) {
+      return arrow::Status::NotImplemented(fmt::format(
+          "table {} uses Delta reader feature '{}', which sluice does not support", table,
+          unsupported[0]));
+    }
+    if (!unsupported.empty()) {
+      return arrow::Status::NotImplemented(fmt::format(
+          "table {} uses Delta reader features '{}', which sluice does not support", table,
+          fmt::join(unsupported, "', '")));
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status check_write_supported(const Protocol& protocol, const Metadata& metadata,
+                                    const std::string& table) {
+  if (protocol.min_writer_version > 7 || protocol.min_writer_version < 1) {
+    return arrow::Status::NotImplemented(fmt::format(
+        "table {} needs Delta writer version {}; sluice writes versions 1 to 7", table,
+        protocol.min_writer_version));
+  }
+  // Declared features (writer version 7), then features a legacy version allows and the
+  // schema or properties actually use.
+  std::vector<std::string> unsupported;
+  if (protocol.min_writer_version == 7 && protocol.writer_features) {
+    for (const auto& f : *protocol.writer_features) {
+      if (!supported_writer_features().count(f)) unsupported.push_back(f);
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> in_use;  // (feature, column)
+  auto schema = nlohmann::json::parse(metadata.schema_string, nullptr, false);
+  if (!schema.is_discarded()) features_in_use(schema, "", &in_use);
+  auto mode = metadata.configuration.find("delta.columnMapping.mode");
+  if (mode != metadata.configuration.end() && mode->second != "none") {
+    in_use.emplace_back("columnMapping", "(delta.columnMapping.mode = " + mode->second + ")");
+  }
+  std::vector<std::string> used_columns;
+  for (const auto& [feature, column] : in_use) {
+    // invariants: a declared-but-unused feature is fine (Spark lists it on every v7 table);
+    // an invariant on a column is not evaluated by sluice, so refuse it.
+    if (feature != "invariants" && supported_writer_features().count(feature)) continue;
+    if (std::find(unsupported.begin(), unsupported.end(), feature) == unsupported.end()) {
+      unsupported.push_back(feature);
+    }
+    used_columns.push_back(fmt::format("{} uses {}", column, feature));
+  }
+  if (unsupported.empty()) return arrow::Status::OK();
+  return arrow::Status::NotImplemented(fmt::format(
+      "table {} requires Delta writer table feature(s) that sluice does not implement: {}{}; "
+      "sluice refuses to write it, since a write that ignores them would break what they "
+      "promise other readers. Write this table with an engine that supports them (Spark, "
+      "delta-rs), or write to another table",
+      table, fmt::join(unsupported, ", "),
+      used_columns.empty() ? "" : fmt::format(" ({})", fmt::join(used_columns, "; "))));
+}
+
+bool is_append_only(const Metadata& metadata) {
+  auto it = metadata.configuration.find("delta.appendOnly");
+  if (it == metadata.configuration.end()) return false;
+  std::string v = it->second;
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  return v == "true";
+}
+
+std::vector<CheckConstraint> check_constraints_of(const Metadata& metadata) {
+  std::vector<CheckConstraint> out;
+  const std::string prefix = kConstraintPrefix;
+  for (auto it = metadata.configuration.lower_bound(prefix);
+       it != metadata.configuration.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+       ++it) {
+    out.push_back({it->first.substr(prefix.size()), it->second});
+  }
+  return out;
+}
+
+}  // namespace sluice::delta

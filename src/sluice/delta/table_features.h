@@ -1,0 +1,43 @@
+// What sluice can read and write of the Delta protocol: reader and writer versions, table
+// features (PROTOCOL.md "Table Features", and the features legacy versions imply), and the
+// table properties a writer must honour (delta.appendOnly, delta.constraints.*).
+#pragma once
+
+#include <arrow/status.h>
+
+#include <string>
+#include <vector>
+
+#include "sluice/delta/actions.h"
+
+namespace sluice::delta {
+
+// Refuses a table whose reader version or reader features sluice does not implement, naming
+// the feature(s).
+arrow::Status check_read_supported(const Protocol& protocol, const std::string& table);
+// Kept for callers of the old name.
+inline arrow::Status check_protocol_supported(const Protocol& protocol, const std::string& table) {
+  return check_read_supported(protocol, table);
+}
+
+// Refuses to write a table whose writer version or writer features (declared, or implied by a
+// legacy writer version and in use: generated columns, identity columns, column invariants,
+// column mapping) sluice does not implement: a writer that ignores them writes a table other
+// engines read wrongly or refuse.
+arrow::Status check_write_supported(const Protocol& protocol, const Metadata& metadata,
+                                    const std::string& table);
+
+// delta.appendOnly=true forbids removing data (overwrite, full refresh).
+bool is_append_only(const Metadata& metadata);
+
+// A CHECK constraint: table property `delta.constraints.<name>` = a Spark SQL boolean
+// expression over the table's columns.
+struct CheckConstraint {
+  std::string name;
+  std::string expression;
+  bool operator==(const CheckConstraint&) const = default;
+};
+
+std::vector<CheckConstraint> check_constraints_of(const Metadata& metadata);
+
+}  // namespace sluice::delta

@@ -1,0 +1,114 @@
+"""Tables Spark and delta-rs made with CHECK constraints, NOT NULL columns, append-only and
+table features sluice does not implement: sluice enforces what it can on every write, refuses
+the rest by name, and a refused write leaves the table exactly as the other engine reads it."""
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from readers import read_deltalake, sluice, sluice_append
+from spark_support import read_delta_with_spark, spark_session
+
+
+def ids_by_spark(path):
+    return sorted(read_delta_with_spark(path).column("id").to_pylist())
+
+
+def test_spark_check_and_not_null_constraints_are_enforced_on_append(tmp_path):
+    spark = spark_session()
+    path = tmp_path / "c"
+    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT NOT NULL, name STRING) USING delta")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1, 'a')")
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT id_positive CHECK (id > 0)")
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT name_short CHECK (length(name) < 5)")
+    version = DeltaTable(str(path)).version()
+
+    sluice_append(path, pa.table({"id": pa.array([2], pa.int64()), "name": ["b"]}))
+    bad_check = sluice_append(path, pa.table({"id": pa.array([3, -4], pa.int64()),
+                                              "name": ["c", "d"]}), check=False)
+    assert bad_check.returncode != 0
+    assert "CHECK constraint id_positive (id > 0) violated by row with values:\n - id : -4" \
+        in bad_check.stderr, bad_check.stderr
+    # NULL is a violation, as Spark has it (its own insert of a NULL name fails the same way).
+    null_check = sluice_append(path, pa.table({"id": pa.array([5], pa.int64()),
+                                               "name": pa.array([None], pa.string())}), check=False)
+    # (the expression as Spark stored it: "length ( name ) < 5")
+    assert "CHECK constraint name_short (length" in null_check.stderr, null_check.stderr
+    assert "violated by row with values:\n - name : null" in null_check.stderr, null_check.stderr
+    not_null = sluice_append(path, pa.table({"id": pa.array([None, 6], pa.int64()),
+                                             "name": ["e", "f"]}), check=False)
+    assert "NOT NULL constraint violated for column: id. 1 of 2 row(s)" in not_null.stderr, \
+        not_null.stderr
+    # Only the good append landed; Spark and delta-rs agree.
+    assert DeltaTable(str(path)).version() == version + 1
+    assert ids_by_spark(path) == [1, 2]
+    assert sorted(read_deltalake(path).column("id").to_pylist()) == [1, 2]
+
+
+def test_spark_table_with_a_writer_feature_sluice_lacks_is_read_but_not_written(tmp_path):
+    spark = spark_session()
+    path = tmp_path / "rt"
+    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT) USING delta "
+              "TBLPROPERTIES ('delta.enableRowTracking' = 'true')")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1)")
+    describe = sluice("table", "describe", path)
+    assert describe.returncode == 0, describe.stderr
+    refused = sluice_append(path, pa.table({"id": pa.array([2], pa.int64())}), check=False)
+    assert refused.returncode != 0
+    assert "requires Delta writer table feature(s) that sluice does not implement: " in refused.stderr
+    assert "rowTracking" in refused.stderr, refused.stderr
+    assert ids_by_spark(path) == [1]
+
+
+def test_spark_generated_column_is_refused_by_name(tmp_path):
+    spark = spark_session()
+    path = tmp_path / "gen"
+    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT, twice BIGINT GENERATED ALWAYS AS (id * 2)) "
+              "USING delta")
+    spark.sql(f"INSERT INTO delta.`{path}` (id) VALUES (1)")
+    refused = sluice_append(path, pa.table({"id": pa.array([2], pa.int64()),
+                                            "twice": pa.array([5], pa.int64())}), check=False)
+    assert refused.returncode != 0
+    assert "generatedColumns (twice uses generatedColumns)" in refused.stderr, refused.stderr
+    assert ids_by_spark(path) == [1]
+
+
+def test_spark_deletion_vectors_table_is_refused_on_read_by_name(tmp_path):
+    spark = spark_session()
+    path = tmp_path / "dv"
+    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT) USING delta "
+              "TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1), (2)")
+    for args in (("table", "describe", path),):
+        result = sluice(*args)
+        assert result.returncode != 0
+        assert "uses Delta reader feature 'deletionVectors', which sluice does not support" \
+            in result.stderr, result.stderr
+    refused = sluice_append(path, pa.table({"id": pa.array([3], pa.int64())}), check=False)
+    assert "deletionVectors" in refused.stderr, refused.stderr
+    assert ids_by_spark(path) == [1, 2]
+
+
+def test_spark_append_only_table_takes_appends_and_refuses_overwrite(tmp_path):
+    spark = spark_session()
+    path = tmp_path / "ao"
+    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT) USING delta "
+              "TBLPROPERTIES ('delta.appendOnly' = 'true')")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1)")
+    sluice_append(path, pa.table({"id": pa.array([2], pa.int64())}))
+    refused = sluice_append(path, pa.table({"id": pa.array([3], pa.int64())}), "--mode",
+                            "overwrite", check=False)
+    assert refused.returncode != 0
+    assert "only allows appends (delta.appendOnly = true)" in refused.stderr, refused.stderr
+    assert ids_by_spark(path) == [1, 2]
+
+
+def test_deltalake_check_constraint_is_enforced(tmp_path):
+    path = tmp_path / "dl"
+    write_deltalake(str(path), pa.table({"id": pa.array([1], pa.int64()), "v": [1.5]}))
+    DeltaTable(str(path)).alter.add_constraint({"v_small": "v < 10"})
+    sluice_append(path, pa.table({"id": pa.array([2], pa.int64()), "v": [2.5]}))
+    refused = sluice_append(path, pa.table({"id": pa.array([3], pa.int64()), "v": [99.0]}),
+                            check=False)
+    assert refused.returncode != 0
+    assert "CHECK constraint v_small (v < 10) violated by row with values:\n - v : 99" \
+        in refused.stderr, refused.stderr
+    assert sorted(read_deltalake(path).column("id").to_pylist()) == [1, 2]
