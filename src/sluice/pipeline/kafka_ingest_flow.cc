@@ -17,6 +17,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 #include "sluice/kafka/consumer.h"
+#include "sluice/kafka/record_fingerprint.h"
 #include "sluice/kafka/source_schema.h"
 
 namespace sluice::pipeline {
@@ -29,6 +30,12 @@ struct PartitionProgress {
   KafkaOffset next;  // next offset to read (= txn version)
   KafkaOffset end;   // high-water mark at start: the run stops there
   KafkaOffset high;  // high-water mark at start (end may be lower: ending offsets, rate limit)
+  KafkaOffset low;   // low-water mark at start
+  // The last record read (committed, or read in this update), to detect a re-created topic.
+  std::optional<kafka::RecordFingerprint> last_record;
+  // The last record read from the current poll batch, fingerprinted (into last_record) when the
+  // batch ends or a commit comes, so only one record per partition and batch is hashed.
+  const rd_kafka_message_t* unsealed = nullptr;
   bool done() const { return next >= end; }
 };
 
@@ -52,6 +59,8 @@ class KafkaGroupMembers {
     kafka::RebalanceListener* run = nullptr;
     std::map<TopicPartitionId, KafkaOffset> positions;
     std::vector<TopicPartitionId> unstarted;  // owned but not assigned locally yet
+    // Reads the records that check for re-created topics: a member cannot assign at will.
+    std::unique_ptr<kafka::Consumer> probe;
 
     ~Member() override {
       if (consumer) consumer->set_listener(nullptr);
@@ -170,17 +179,24 @@ class IngestRun : public kafka::RebalanceListener {
     std::vector<kafka::PartitionStart> starts;
     auto st = commit_pending_or_rebase();
     if (st.ok()) st = rebase();
+    std::map<TopicPartitionId, PartitionProgress> planned;
+    for (const auto& tp : added) {
+      if (!st.ok()) break;
+      auto prog = plan_partition(tp);
+      if (prog.ok()) planned[tp] = *prog;
+      st = prog.status();
+    }
+    if (st.ok()) {
+      auto probe = probe_consumer();
+      st = probe.ok() ? check_last_records(planned, **probe) : probe.status();
+    }
     for (const auto& tp : added) {
       if (st.ok()) {
-        auto prog = plan_partition(tp);
-        if (prog.ok()) {
-          progress_[tp] = *prog;
-          starts.push_back({tp.topic, tp.partition, prog->next});
-          continue;
-        }
-        st = prog.status();
+        progress_[tp] = planned.at(tp);
+        starts.push_back({tp.topic, tp.partition, planned.at(tp).next});
+      } else {
+        member_->unstarted.push_back(tp);  // the next update starts it
       }
-      member_->unstarted.push_back(tp);  // the next update starts it
     }
     note_callback_status(st);
     return starts;
@@ -232,8 +248,10 @@ class IngestRun : public kafka::RebalanceListener {
     std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
     if (committed && *committed < 0) committed.reset();  // reset by a full refresh
     KafkaOffset start = marks.low;
+    std::optional<kafka::RecordFingerprint> last_record;
     if (committed) {
       start = KafkaOffset(*committed);
+      last_record = committed_fingerprint(tp, start);
     } else {
       const auto rule = start_rule(table_, tp.topic, tp.partition);
       switch (rule.kind) {
@@ -247,25 +265,25 @@ class IngestRun : public kafka::RebalanceListener {
         }
       }
     }
-    if (start < marks.low && !table_.fail_on_data_loss) {
-      std::fprintf(stderr, "sluice: warning: %s: Kafka %s offsets %lld..%lld expired; continuing at %lld "
-                   "(fail_on_data_loss => false)\n", where().c_str(), topic_partition(tp).c_str(),
-                   static_cast<long long>(start.value()), static_cast<long long>(marks.low.value() - 1),
-                   static_cast<long long>(marks.low.value()));
+    if (start < marks.low) {
+      ARROW_RETURN_NOT_OK(lose_data(
+          {"", tp.topic, tp.partition.value(), start.value(), marks.low.value(), marks.low.value(), "expired"},
+          fmt::format("{}: Kafka {} lost data: the table has read up to offset {} but the topic now "
+                      "starts at offset {} (records expired by retention or the topic was recreated); "
+                      "run a full refresh of the table to start over, or set fail_on_data_loss => false "
+                      "to go on at offset {}",
+                      where(), topic_partition(tp), start.value(), marks.low.value(), marks.low.value())));
       start = marks.low;
     }
-    if (start < marks.low) {
-      return invalid(
-          "{}: Kafka {} lost data: the table has read up to offset {} but the topic now "
-          "starts at offset {} (records expired by retention or the topic was recreated); "
-          "run a full refresh of the table to start over",
-          where(), topic_partition(tp), start.value(), marks.low.value());
-    }
     if (start > marks.high) {
-      return invalid(
-          "{}: Kafka {} ends at offset {} but the table has already read up to {} (was the "
-          "topic deleted and recreated?); run a full refresh of the table to start over",
-          where(), topic_partition(tp), marks.high.value(), start.value());
+      ARROW_RETURN_NOT_OK(lose_data(
+          {"", tp.topic, tp.partition.value(), start.value(), std::nullopt, marks.low.value(), "topic re-created"},
+          fmt::format("{}: Kafka {} ends at offset {} but the table has already read up to {} (was the "
+                      "topic deleted and recreated?); run a full refresh of the table to start over, or "
+                      "set fail_on_data_loss => false to read the new topic from its start (offset {})",
+                      where(), topic_partition(tp), marks.high.value(), start.value(), marks.low.value())));
+      start = marks.low;
+      last_record.reset();
     }
     KafkaOffset end = marks.high;
     const auto rule = end_rule(table_, tp.topic, tp.partition);
@@ -275,7 +293,75 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(auto at, offset_at(tp, rule.value));
       end = std::max(start, std::min(end, at));
     }
-    return PartitionProgress{start, end, marks.high};
+    return PartitionProgress{start, end, marks.high, marks.low, last_record};
+  }
+
+  // The consumer that reads the records check_last_records compares: in assign mode the flow's
+  // own (before it assigns what it reads), in group mode one beside the member's.
+  arrow::Result<kafka::Consumer*> probe_consumer() {
+    if (!member_) return consumer_;
+    if (!member_->probe) {
+      ARROW_ASSIGN_OR_RAISE(member_->probe, kafka::Consumer::make(table_.cluster, config_.kafka.at(table_.cluster),
+                                                                  table_.consumer_group(config_.name)));
+    }
+    return member_->probe.get();
+  }
+
+  // The fingerprint this table committed for a partition, read at `next`.
+  std::optional<kafka::RecordFingerprint> committed_fingerprint(const TopicPartitionId& tp, KafkaOffset next) const {
+    if (!snapshot_) return std::nullopt;
+    auto version = snapshot_->txn_version(kafka_fingerprint_app_id(config_.name, table_.flow, tp.topic, tp.partition));
+    if (!version) return std::nullopt;
+    return kafka::decode_fingerprint(*version, next);
+  }
+
+  // Records the table will never hold. An error unless fail_on_data_loss => false; then a
+  // warning, and the range goes to the event log.
+  arrow::Status lose_data(KafkaDataLoss loss, const std::string& error) {
+    if (table_.fail_on_data_loss) return arrow::Status::Invalid(error);
+    auto same = [&](const KafkaDataLoss& l) {  // a group member re-plans on every rebase
+      return l.topic == loss.topic && l.partition == loss.partition && l.from == loss.from && l.until == loss.until;
+    };
+    if (std::any_of(report_.data_loss.begin(), report_.data_loss.end(), same)) return arrow::Status::OK();
+    std::fprintf(stderr, "sluice: warning: %s: Kafka %s[%d] %s: offsets from %lld%s were not read; going on at "
+                 "offset %lld (fail_on_data_loss => false)\n", where().c_str(), loss.topic.c_str(), loss.partition,
+                 loss.reason.c_str(), static_cast<long long>(loss.from),
+                 loss.until ? fmt::format(" to {}", *loss.until - 1).c_str() : " on",
+                 static_cast<long long>(loss.resumed_at));
+    report_.data_loss.push_back(std::move(loss));
+    return arrow::Status::OK();
+  }
+
+  // A topic deleted and re-created starts its offsets again, so a recorded offset may lie
+  // within the new topic. The record at the offset the table read last must still be the one
+  // it read there; another one means the topic was re-created (data loss: the old topic's
+  // unread records are gone). No record there any more (compaction, retention) proves nothing.
+  arrow::Status check_last_records(std::map<TopicPartitionId, PartitionProgress>& planned, kafka::Consumer& probe) {
+    std::vector<kafka::PartitionStart> at;
+    for (const auto& [tp, prog] : planned) {
+      if (prog.last_record && prog.last_record->offset >= prog.low && prog.last_record->offset < prog.high) {
+        at.push_back({tp.topic, tp.partition, prog.last_record->offset});
+      }
+    }
+    if (at.empty()) return arrow::Status::OK();
+    auto found = probe.fingerprints_at(at, options_.metadata_timeout);
+    if (!found.ok()) return with_context(found.status(), where());
+    for (const auto& [tp, record] : *found) {
+      auto& prog = planned.at(tp);
+      if (!record || record->hash == prog.last_record->hash) continue;
+      ARROW_RETURN_NOT_OK(lose_data(
+          {"", tp.topic, tp.partition.value(), prog.next.value(), std::nullopt, prog.low.value(), "topic re-created"},
+          fmt::format("{}: Kafka {} was deleted and re-created: the record at offset {} is not the one the "
+                      "table read there (the table has read up to offset {}; the topic now holds offsets "
+                      "{} to {}), so what the old topic held after that is lost; run a full refresh of the "
+                      "table to start over, or set fail_on_data_loss => false to read the new topic from "
+                      "its start (offset {})",
+                      where(), topic_partition(tp), record->offset.value(), prog.next.value() - 1,
+                      prog.low.value(), prog.high.value() - 1, prog.low.value())));
+      prog.next = prog.low;
+      prog.last_record.reset();
+    }
+    return arrow::Status::OK();
   }
 
   // Assign mode: every partition of every selected topic.
@@ -288,35 +374,51 @@ class IngestRun : public kafka::RebalanceListener {
         ARROW_ASSIGN_OR_RAISE(progress_[tp], plan_partition(tp));
       }
     }
-    // max_offsets_per_trigger: share the budget among partitions by their lag (as Spark does).
-    if (table_.max_offsets_per_trigger) {
-      int64_t total_lag = 0;
-      for (const auto& [p, prog] : progress_) total_lag += prog.end.value() - prog.next.value();
-      const int64_t budget = *table_.max_offsets_per_trigger;
-      if (total_lag > budget) {
-        for (auto& [p, prog] : progress_) {
-          int64_t lag = prog.end.value() - prog.next.value();
-          int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
-          prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));
-        }
-      }
-    }
-    return arrow::Status::OK();
+    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
+    return check_last_records(progress_, *probe);
   }
 
+  // max_offsets_per_trigger: the end of the next trigger, the budget shared among partitions
+  // by their lag towards `targets` (as Spark does).
+  void limit_trigger(const std::map<TopicPartitionId, KafkaOffset>& targets) {
+    int64_t total_lag = 0;
+    for (auto& [tp, prog] : progress_) {
+      prog.end = targets.at(tp);
+      total_lag += std::max<int64_t>(0, prog.end.value() - prog.next.value());
+    }
+    if (!table_.max_offsets_per_trigger || total_lag <= *table_.max_offsets_per_trigger) return;
+    const int64_t budget = *table_.max_offsets_per_trigger;
+    for (auto& [tp, prog] : progress_) {
+      int64_t lag = std::max<int64_t>(0, prog.end.value() - prog.next.value());
+      int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
+      prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));
+    }
+  }
+
+  // Assign mode: reads up to the ends planned at start, one commit per trigger.
   arrow::Status consume_and_commit() {
-    std::vector<kafka::PartitionStart> assignment;
-    for (const auto& [tp, prog] : progress_) {
-      if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
-    }
-    if (assignment.empty()) {
-      // Nothing new. A new table is still created, so readers can open it.
-      if (!snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
-      return arrow::Status::OK();
-    }
-    ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
-    ARROW_RETURN_NOT_OK(consume());
-    return commit_pending();
+    std::map<TopicPartitionId, KafkaOffset> targets;
+    for (const auto& [tp, prog] : progress_) targets[tp] = prog.end;
+    bool first = true;
+    do {
+      limit_trigger(targets);
+      std::vector<kafka::PartitionStart> assignment;
+      for (const auto& [tp, prog] : progress_) {
+        if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
+      }
+      if (assignment.empty()) {
+        // Nothing new. A new table is still created, so readers can open it.
+        if (first && !snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
+        break;
+      }
+      first = false;
+      // A new assignment per trigger: the last one's consumer skipped (and dropped) what it
+      // fetched beyond that trigger's ends.
+      ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
+      ARROW_RETURN_NOT_OK(consume());
+      ARROW_RETURN_NOT_OK(commit_pending());
+    } while (options_.trigger_limit == TriggerLimit::kAllAvailable && !options_.stopping());
+    return arrow::Status::OK();
   }
 
   // Group mode: this flow's member of the consumer group, kept across updates.
@@ -346,7 +448,7 @@ class IngestRun : public kafka::RebalanceListener {
       }
     } attach{this};
     member_->run = this;
-    for (const auto& [tp, next] : member_->positions) progress_[tp] = {next, next, next};
+    for (const auto& [tp, next] : member_->positions) progress_[tp] = {next, next, next, KafkaOffset(0), std::nullopt};
     ARROW_RETURN_NOT_OK(rebase());
     ARROW_RETURN_NOT_OK(consume());
     ARROW_RETURN_NOT_OK(commit_pending_or_rebase());
@@ -367,20 +469,24 @@ class IngestRun : public kafka::RebalanceListener {
     ARROW_ASSIGN_OR_RAISE(auto owned, consumer_->assignment());
     std::map<TopicPartitionId, PartitionProgress> planned;
     for (const auto& tp : owned) {
-      ARROW_ASSIGN_OR_RAISE(auto prog, plan_partition(tp));
-      auto known = progress_.find(tp);
-      if (known == progress_.end() || known->second.next != prog.next) {
-        ARROW_RETURN_NOT_OK(consumer_->seek({tp.topic, tp.partition, prog.next}, options_.metadata_timeout));
-      }
-      planned[tp] = prog;
+      ARROW_ASSIGN_OR_RAISE(planned[tp], plan_partition(tp));
     }
-    std::vector<kafka::PartitionStart> starts;
+    std::vector<TopicPartitionId> unstarted;
     for (const auto& tp : member_->unstarted) {
       if (planned.count(tp)) continue;
-      ARROW_ASSIGN_OR_RAISE(auto prog, plan_partition(tp));
-      planned[tp] = prog;
-      starts.push_back({tp.topic, tp.partition, prog.next});
+      ARROW_ASSIGN_OR_RAISE(planned[tp], plan_partition(tp));
+      unstarted.push_back(tp);
     }
+    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
+    ARROW_RETURN_NOT_OK(check_last_records(planned, *probe));
+    for (const auto& tp : owned) {
+      auto known = progress_.find(tp);
+      if (known == progress_.end() || known->second.next != planned.at(tp).next) {
+        ARROW_RETURN_NOT_OK(consumer_->seek({tp.topic, tp.partition, planned.at(tp).next}, options_.metadata_timeout));
+      }
+    }
+    std::vector<kafka::PartitionStart> starts;
+    for (const auto& tp : unstarted) starts.push_back({tp.topic, tp.partition, planned.at(tp).next});
     if (!starts.empty()) ARROW_RETURN_NOT_OK(consumer_->add_partitions(starts));
     member_->unstarted.clear();
     progress_ = std::move(planned);
@@ -477,6 +583,7 @@ class IngestRun : public kafka::RebalanceListener {
         last_progress = now;
         ARROW_RETURN_NOT_OK(builder_.append(*msg));
         it->second.next = KafkaOffset(msg->offset + 1);
+        it->second.unsealed = msg;
         ++uncommitted_rows_;
         uncommitted_bytes_ += static_cast<int64_t>(msg->len + msg->key_len);
         if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
@@ -487,8 +594,17 @@ class IngestRun : public kafka::RebalanceListener {
           it = progress_.end();
         }
       }
+      seal_fingerprints();  // before the next poll destroys the batch's messages
     }
     return arrow::Status::OK();
+  }
+
+  void seal_fingerprints() {
+    for (auto& [tp, prog] : progress_) {
+      if (prog.unsealed == nullptr) continue;
+      prog.last_record = kafka::fingerprint_of(*prog.unsealed);
+      prog.unsealed = nullptr;
+    }
   }
 
   std::optional<int64_t> committed_offset(const TopicPartitionId& tp) const {
@@ -549,6 +665,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   // One Delta commit: the data written so far (if any) and every partition's next offset.
   arrow::Status commit(std::unique_ptr<delta::TableWriter> writer) {
+    seal_fingerprints();
     if (!writer) {
       ARROW_ASSIGN_OR_RAISE(writer, make_writer());
     }
@@ -562,6 +679,11 @@ class IngestRun : public kafka::RebalanceListener {
     for (const auto& [tp, prog] : progress_) {
       const auto app_id = kafka_txn_app_id(config_.name, table_.flow, tp.topic, tp.partition);
       progress[app_id] = prog.next.value();
+      // The fingerprint is stored relative to `next`: rewritten whenever either moves.
+      const auto fp_app_id = kafka_fingerprint_app_id(config_.name, table_.flow, tp.topic, tp.partition);
+      const int64_t fp = prog.last_record ? kafka::encode_fingerprint(*prog.last_record, prog.next).value_or(-1) : -1;
+      const auto committed_fp = snapshot_ ? snapshot_->txn_version(fp_app_id) : std::nullopt;
+      if (committed_fp ? *committed_fp != fp : fp >= 0) txn->set_txn(fp_app_id, fp);
       if (committed_offset(tp) == prog.next.value()) continue;  // unchanged
       txn->set_txn(app_id, prog.next.value());
     }
@@ -637,6 +759,11 @@ class IngestRun : public kafka::RebalanceListener {
 std::string kafka_txn_app_id(const std::string& pipeline, const std::string& flow,
                              const std::string& topic, KafkaPartition partition) {
   return fmt::format("{}/{}/{}/{}", pipeline, flow, topic, partition.value());
+}
+
+std::string kafka_fingerprint_app_id(const std::string& pipeline, const std::string& flow,
+                                     const std::string& topic, KafkaPartition partition) {
+  return "sluice:last_record:" + kafka_txn_app_id(pipeline, flow, topic, partition);
 }
 
 arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,

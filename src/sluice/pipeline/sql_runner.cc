@@ -592,6 +592,23 @@ class SqlRun {
                                             {"message", st.message()},
                                             {"stack", stack}}}}};
     }
+    for (const auto& loss : report.data_loss) {
+      // Own event type: `sluice events --type data_loss` lists every range ever skipped.
+      events.add({"data_loss", "WARN",
+                  fmt::format("Kafka {}[{}]: offsets from {}{} were lost ({}); the flow went on at offset {} "
+                              "(fail_on_data_loss => false).",
+                              loss.topic, loss.partition, loss.from,
+                              loss.until ? fmt::format(" to {}", *loss.until - 1) : std::string(" on"), loss.reason,
+                              loss.resumed_at),
+                  loss.flow, name,
+                  {{"data_loss", {{"topic", loss.topic},
+                                  {"partition", loss.partition},
+                                  {"from_offset", loss.from},
+                                  {"until_offset", loss.until ? nlohmann::json(*loss.until) : nlohmann::json()},
+                                  {"resumed_at_offset", loss.resumed_at},
+                                  {"reason", loss.reason}}}},
+                  0});
+    }
     events.add({"flow_progress", st.ok() ? "INFO" : "ERROR",
                 st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
                         : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
@@ -1195,6 +1212,10 @@ class SqlRun {
       report.rows_written += r.rows_written;
       report.version = r.table_version;
       report.backlog = report.backlog.value_or(0) + r.backlog;
+      for (auto& loss : r.data_loss) {
+        loss.flow = flow_name;
+        report.data_loss.push_back(std::move(loss));
+      }
       return arrow::Status::OK();
     }
     // Delta source: the files the upstream table added since the version recorded in our txn.
