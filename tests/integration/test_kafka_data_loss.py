@@ -159,3 +159,33 @@ def test_once_with_max_offsets_per_trigger_reads_everything_in_triggers(tmp_path
     progress = run_sluice("events", pipe, "--type", "flow_progress", "--format", "json")
     metrics = json.loads(progress.stdout.splitlines()[-1])["details"]["flow_progress"]["metrics"]
     assert metrics["num_output_rows"] == 1000 and metrics["backlog_records"] == 0
+
+
+def test_starting_offsets_outside_the_topic_are_named(tmp_path, bootstrap, new_topic):
+    """An explicit starting offset past the end is a configuration error; one whose records
+    expired is data loss (an error, or with fail_on_data_loss => false a start at the first
+    offset left and a data_loss event), not a "table has read up to" message about progress
+    the table never had."""
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"a-{i}".encode() for i in range(20)])
+    pipe = kafka_pipeline(tmp_path, "starting", bootstrap)
+    write_sql(pipe, topic, f", startingOffsets => '{{\"{topic}\": {{\"0\": 25}}}}'")
+    past = run_sluice("run", pipe, "--once")
+    assert past.returncode == 1
+    assert f"the starting offset 25 of Kafka {topic}[0] is past its end (offset 20)" in past.stderr, past.stderr
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.delete_records([TopicPartition(topic, 0, 10)]).values():
+        f.result(timeout=30)
+    write_sql(pipe, topic, f", startingOffsets => '{{\"{topic}\": {{\"0\": 5}}}}'")
+    expired = run_sluice("run", pipe, "--once")
+    assert expired.returncode == 1
+    assert f"the starting offset 5 of Kafka {topic}[0] is no longer in the topic, which now starts at " \
+           f"offset 10" in expired.stderr, expired.stderr
+    write_sql(pipe, topic, f", startingOffsets => '{{\"{topic}\": {{\"0\": 5}}}}', fail_on_data_loss => false")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    assert [r[1] for r in table_rows(pipe)] == list(range(10, 20))
+    assert data_loss_events(pipe) == [("WARN", "raw", {
+        "topic": topic, "partition": 0, "from_offset": 5, "until_offset": 10, "resumed_at_offset": 10,
+        "reason": "expired"})]

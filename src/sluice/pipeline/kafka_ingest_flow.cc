@@ -268,12 +268,22 @@ class IngestRun : public kafka::RebalanceListener {
     if (start < marks.low) {
       ARROW_RETURN_NOT_OK(lose_data(
           {"", tp.topic, tp.partition.value(), start.value(), marks.low.value(), marks.low.value(), "expired"},
-          fmt::format("{}: Kafka {} lost data: the table has read up to offset {} but the topic now "
-                      "starts at offset {} (records expired by retention or the topic was recreated); "
-                      "run a full refresh of the table to start over, or set fail_on_data_loss => false "
-                      "to go on at offset {}",
-                      where(), topic_partition(tp), start.value(), marks.low.value(), marks.low.value())));
+          committed
+              ? fmt::format("{}: Kafka {} lost data: the table has read up to offset {} but the topic now "
+                            "starts at offset {} (records expired by retention or the topic was recreated); "
+                            "run a full refresh of the table to start over, or set fail_on_data_loss => false "
+                            "to go on at offset {}",
+                            where(), topic_partition(tp), start.value(), marks.low.value(), marks.low.value())
+              : fmt::format("{}: the starting offset {} of Kafka {} is no longer in the topic, which now "
+                            "starts at offset {} (records expired by retention); give a later offset in "
+                            "startingOffsets, or set fail_on_data_loss => false to start at offset {}",
+                            where(), start.value(), topic_partition(tp), marks.low.value(), marks.low.value())));
       start = marks.low;
+    }
+    if (start > marks.high && !committed) {
+      return invalid("{}: the starting offset {} of Kafka {} is past its end (offset {}); give an offset "
+                     "up to the end, or -1 for the end, in startingOffsets",
+                     where(), start.value(), topic_partition(tp), marks.high.value());
     }
     if (start > marks.high) {
       ARROW_RETURN_NOT_OK(lose_data(
@@ -296,15 +306,16 @@ class IngestRun : public kafka::RebalanceListener {
     return PartitionProgress{start, end, marks.high, marks.low, last_record};
   }
 
-  // The consumer that reads the records check_last_records compares: in assign mode the flow's
-  // own (before it assigns what it reads), in group mode one beside the member's.
+  // The consumer that reads the records check_last_records compares: one beside the flow's (a
+  // group member cannot assign at will; in assign mode, the flow's own consumer would wait for
+  // the fetch it left open at the end of a partition and refetch what it read ahead).
   arrow::Result<kafka::Consumer*> probe_consumer() {
-    if (!member_) return consumer_;
-    if (!member_->probe) {
-      ARROW_ASSIGN_OR_RAISE(member_->probe, kafka::Consumer::make(table_.cluster, config_.kafka.at(table_.cluster),
-                                                                  table_.consumer_group(config_.name)));
+    auto& probe = member_ ? member_->probe : probe_;
+    if (!probe) {
+      ARROW_ASSIGN_OR_RAISE(probe, kafka::Consumer::make_record_reader(table_.cluster, config_.kafka.at(table_.cluster),
+                                                                       table_.consumer_group(config_.name)));
     }
-    return member_->probe.get();
+    return probe.get();
   }
 
   // The fingerprint this table committed for a partition, read at `next`.
@@ -322,13 +333,13 @@ class IngestRun : public kafka::RebalanceListener {
     auto same = [&](const KafkaDataLoss& l) {  // a group member re-plans on every rebase
       return l.topic == loss.topic && l.partition == loss.partition && l.from == loss.from && l.until == loss.until;
     };
-    if (std::any_of(report_.data_loss.begin(), report_.data_loss.end(), same)) return arrow::Status::OK();
+    if (std::any_of(unlogged_losses_.begin(), unlogged_losses_.end(), same)) return arrow::Status::OK();
     std::fprintf(stderr, "sluice: warning: %s: Kafka %s[%d] %s: offsets from %lld%s were not read; going on at "
                  "offset %lld (fail_on_data_loss => false)\n", where().c_str(), loss.topic.c_str(), loss.partition,
                  loss.reason.c_str(), static_cast<long long>(loss.from),
                  loss.until ? fmt::format(" to {}", *loss.until - 1).c_str() : " on",
                  static_cast<long long>(loss.resumed_at));
-    report_.data_loss.push_back(std::move(loss));
+    unlogged_losses_.push_back(std::move(loss));  // reported once a commit goes past it
     return arrow::Status::OK();
   }
 
@@ -378,47 +389,42 @@ class IngestRun : public kafka::RebalanceListener {
     return check_last_records(progress_, *probe);
   }
 
-  // max_offsets_per_trigger: the end of the next trigger, the budget shared among partitions
-  // by their lag towards `targets` (as Spark does).
-  void limit_trigger(const std::map<TopicPartitionId, KafkaOffset>& targets) {
+  // max_offsets_per_trigger, one trigger (continuous runs): the budget shared among partitions
+  // by their lag (as Spark does).
+  void limit_trigger() {
     int64_t total_lag = 0;
-    for (auto& [tp, prog] : progress_) {
-      prog.end = targets.at(tp);
-      total_lag += std::max<int64_t>(0, prog.end.value() - prog.next.value());
-    }
-    if (!table_.max_offsets_per_trigger || total_lag <= *table_.max_offsets_per_trigger) return;
+    for (const auto& [tp, prog] : progress_) total_lag += prog.end.value() - prog.next.value();
     const int64_t budget = *table_.max_offsets_per_trigger;
+    if (total_lag <= budget) return;
     for (auto& [tp, prog] : progress_) {
-      int64_t lag = std::max<int64_t>(0, prog.end.value() - prog.next.value());
+      int64_t lag = prog.end.value() - prog.next.value();
       int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
       prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));
     }
   }
 
-  // Assign mode: reads up to the ends planned at start, one commit per trigger.
   arrow::Status consume_and_commit() {
-    std::map<TopicPartitionId, KafkaOffset> targets;
-    for (const auto& [tp, prog] : progress_) targets[tp] = prog.end;
-    bool first = true;
-    do {
-      limit_trigger(targets);
-      std::vector<kafka::PartitionStart> assignment;
-      for (const auto& [tp, prog] : progress_) {
-        if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
+    if (table_.max_offsets_per_trigger) {
+      if (options_.trigger_limit == TriggerLimit::kOneTrigger) {
+        limit_trigger();
+      } else {
+        // Everything available, a trigger's worth of records per commit. Read in one go: a
+        // consumer assigned anew per trigger would first wait for the fetch it left open.
+        commit_rows_ = std::min(commit_rows_, *table_.max_offsets_per_trigger);
       }
-      if (assignment.empty()) {
-        // Nothing new. A new table is still created, so readers can open it.
-        if (first && !snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
-        break;
-      }
-      first = false;
-      // A new assignment per trigger: the last one's consumer skipped (and dropped) what it
-      // fetched beyond that trigger's ends.
-      ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
-      ARROW_RETURN_NOT_OK(consume());
-      ARROW_RETURN_NOT_OK(commit_pending());
-    } while (options_.trigger_limit == TriggerLimit::kAllAvailable && !options_.stopping());
-    return arrow::Status::OK();
+    }
+    std::vector<kafka::PartitionStart> assignment;
+    for (const auto& [tp, prog] : progress_) {
+      if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
+    }
+    if (assignment.empty()) {
+      // Nothing new. A new table is still created, so readers can open it.
+      if (!snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
+      return arrow::Status::OK();
+    }
+    ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
+    ARROW_RETURN_NOT_OK(consume());
+    return commit_pending();
   }
 
   // Group mode: this flow's member of the consumer group, kept across updates.
@@ -587,7 +593,7 @@ class IngestRun : public kafka::RebalanceListener {
         ++uncommitted_rows_;
         uncommitted_bytes_ += static_cast<int64_t>(msg->len + msg->key_len);
         if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
-        if (uncommitted_rows_ >= options_.commit_rows || uncommitted_bytes_ >= options_.commit_bytes ||
+        if (uncommitted_rows_ >= commit_rows_ || uncommitted_bytes_ >= options_.commit_bytes ||
             (options_.commit_interval.count() > 0 && now - last_commit_ >= options_.commit_interval)) {
           ARROW_RETURN_NOT_OK(group_mode_ ? commit_pending_or_rebase() : commit_pending());
           last_topic = nullptr;
@@ -707,6 +713,12 @@ class IngestRun : public kafka::RebalanceListener {
                    result->checkpoint_status.message().c_str());
     }
     snapshot_ = result->snapshot;
+    // The skipped ranges are lost for good now that the progress past them is committed.
+    for (auto& loss : unlogged_losses_) {
+      if (table_.on_data_loss) table_.on_data_loss(loss);
+      report_.data_loss.push_back(std::move(loss));
+    }
+    unlogged_losses_.clear();
     report_.rows_written += rows;
     report_.commits += 1;
 
@@ -740,6 +752,7 @@ class IngestRun : public kafka::RebalanceListener {
   std::shared_ptr<const delta::Snapshot> snapshot_;
   std::unique_ptr<kafka::Consumer> owned_consumer_;  // assign mode: this update's consumer
   kafka::Consumer* consumer_ = nullptr;              // owned_consumer_ or the group member's
+  std::unique_ptr<kafka::Consumer> probe_;           // assign mode: reads the records to check
   KafkaGroupMembers::Member* member_ = nullptr;      // group mode
   bool group_mode_ = false;
   std::map<TopicPartitionId, PartitionProgress> progress_;
@@ -749,8 +762,10 @@ class IngestRun : public kafka::RebalanceListener {
   std::unique_ptr<delta::TableWriter> writer_;
   BackgroundStage stage_{"sluice-stage"};  // after writer_: destroyed first, its last job may still write
   int64_t uncommitted_rows_ = 0, uncommitted_bytes_ = 0;
+  int64_t commit_rows_ = options_.commit_rows;  // records per commit (at most)
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   arrow::Status callback_status_;  // first error inside a rebalance callback
+  std::vector<KafkaDataLoss> unlogged_losses_;  // skipped ranges no commit has recorded yet
   IngestReport report_;
 };
 

@@ -117,6 +117,9 @@ struct KafkaFlowSpec {
   // Group mode: called when the flow drops what it read and re-reads its progress from the
   // table (lost partitions, a commit that lost a race), so side tables do the same.
   std::function<arrow::Status()> on_rebase;
+  // Called after the commit that first records progress past records the flow skipped for
+  // good (fail_on_data_loss => false): even when the update fails later, the range is logged.
+  std::function<void(const KafkaDataLoss&)> on_data_loss;
 };
 
 // Where a partition without recorded progress starts, by the spec's precedence.

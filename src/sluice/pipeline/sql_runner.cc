@@ -1207,15 +1207,15 @@ class SqlRun {
           return arrow::Status::OK();
         };
       }
+      spec.on_data_loss = [&report, &flow_name](const KafkaDataLoss& loss) {
+        report.data_loss.push_back(loss);
+        report.data_loss.back().flow = flow_name;
+      };
       ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(flow_config, spec, options_));
       report.rows_read += r.rows_read;
       report.rows_written += r.rows_written;
       report.version = r.table_version;
       report.backlog = report.backlog.value_or(0) + r.backlog;
-      for (auto& loss : r.data_loss) {
-        loss.flow = flow_name;
-        report.data_loss.push_back(std::move(loss));
-      }
       return arrow::Status::OK();
     }
     // Delta source: the files the upstream table added since the version recorded in our txn.
