@@ -10,6 +10,23 @@ from deltalake import DeltaTable
 from conftest import duckdb_connection, run_sluice, write_pipeline
 
 
+def record_hash(timestamp_ms, key, value):
+    """The record fingerprint's hash, written from its definition (FNV-1a 64 over the
+    little-endian timestamp, then per field a presence byte, length and bytes; folded to 40 bits)."""
+    def fnv(h, data):
+        for byte in data:
+            h = ((h ^ byte) * 1099511628211) & (2**64 - 1)
+        return h
+
+    def le(n):
+        return (n & (2**64 - 1)).to_bytes(8, "little")
+
+    def field(h, data):
+        return fnv(fnv(h, b"\x00"), le(0)) if data is None else fnv(fnv(fnv(h, b"\x01"), le(len(data))), data)
+
+    h = field(field(fnv(14695981039346656037, le(timestamp_ms)), key), value)
+    return (h ^ (h >> 40)) & ((1 << 40) - 1)
+
 def produce(bootstrap, topic, count, seed, partitions=3):
     """Produces `count` records (binary values incl. empty and NUL bytes, ~1/5 null keys,
     headers on some); returns {(partition, offset): (key, value, headers)} as delivered."""
@@ -117,7 +134,19 @@ def test_two_runs_write_every_record_exactly_once(tmp_path, bootstrap, new_topic
             if "add" in action:
                 stats = json.loads(action["add"]["stats"])
                 assert stats["numRecords"] > 0 and "offset" in stats["minValues"]
-    assert txns == {f"skeleton/events_bronze/{topic}/{p}": ends[p] for p in range(3)}
+    assert {k: v for k, v in txns.items() if not k.startswith("sluice:")} == \
+        {f"skeleton/events_bronze/{topic}/{p}": ends[p] for p in range(3)}
+    # Beside each, the fingerprint of the last record read (docs/decisions.md): distance 0 below
+    # the progress, and the hash of that record's timestamp, key and value as the table holds it.
+    unit = {"s": 1, "ms": 1000, "us": 10**6, "ns": 10**9}[arrow_table.schema.field("timestamp").type.unit]
+    epoch = arrow_table.column("timestamp").cast("int64").to_pylist()
+    rows = {(r["partition"], r["offset"]): (r, t) for r, t in zip(arrow_table.to_pylist(), epoch)}
+    for p in range(3):
+        fingerprint = txns[f"sluice:last_record:skeleton/events_bronze/{topic}/{p}"]
+        last, stamp = rows[(p, ends[p] - 1)]
+        millis = stamp * 1000 // unit
+        assert fingerprint >> 40 == 0
+        assert fingerprint & ((1 << 40) - 1) == record_hash(millis, last["key"], last["value"])
 
     # DuckDB's delta extension
     con = duckdb_connection()

@@ -1,5 +1,6 @@
 """`sluice events --follow` prints the events of updates that commit while it runs, and ends
-cleanly on SIGTERM; flow_progress reports the Kafka backlog left after a rate-limited update."""
+cleanly on SIGTERM; flow_progress reports the Kafka backlog left after an update, none after a
+--once update even when max_offsets_per_trigger splits it into triggers."""
 import json
 import signal
 import subprocess
@@ -20,7 +21,8 @@ def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
                                  "--type", "flow_progress"], stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)  # the follower waits for the log to appear; nothing to wait on from here
-        for _ in range(3):
+        for more in (0, 100, 50):
+            produce_values(bootstrap, topic, [b"y"] * more, partitions=2)
             assert run_sluice("run", pipe, "--once").returncode == 0
         deadline = time.monotonic() + 30
         seen = []
@@ -34,8 +36,8 @@ def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
         if follower.poll() is None:
             follower.kill()
     metrics = [e["details"]["flow_progress"]["metrics"] for e in seen]
-    assert [m["num_output_rows"] for m in metrics] == [100, 100, 50]
-    assert [m["backlog_records"] for m in metrics] == [150, 50, 0]
+    assert [m["num_output_rows"] for m in metrics] == [250, 100, 50]
+    assert [m["backlog_records"] for m in metrics] == [0, 0, 0]
 
 
 def test_commit_cadence_setting_splits_a_long_read_into_commits(tmp_path, bootstrap, new_topic):

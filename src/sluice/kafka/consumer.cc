@@ -168,6 +168,18 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make(const std::string& clust
   return make_impl(cluster_name, properties, group_id, nullptr);
 }
 
+arrow::Result<std::unique_ptr<Consumer>> Consumer::make_record_reader(const std::string& cluster_name,
+                                                                      const KafkaProperties& properties,
+                                                                      const std::string& group_id) {
+  KafkaProperties props = properties;  // the user's security settings, our fetch sizes
+  props["fetch.wait.max.ms"] = "10";
+  props["max.partition.fetch.bytes"] = "1";  // still one whole record batch (KIP-74)
+  props["fetch.max.bytes"] = "1048576";
+  props["queued.min.messages"] = "1";
+  props["queued.max.messages.kbytes"] = "1024";
+  return make_impl(cluster_name, props, group_id, nullptr);
+}
+
 arrow::Result<std::unique_ptr<Consumer>> Consumer::make_group_member(
     const std::string& cluster_name, const KafkaProperties& properties,
     const std::string& group_id, RebalanceListener* listener) {
@@ -453,6 +465,65 @@ arrow::Status Consumer::assign(const std::vector<PartitionStart>& starts) {
     return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_, RdKafka::err2str(code));
   }
   return arrow::Status::OK();
+}
+
+arrow::Result<std::map<TopicPartitionId, std::optional<RecordFingerprint>>> Consumer::fingerprints_at(
+    const std::vector<PartitionStart>& offsets, std::chrono::milliseconds timeout) {
+  std::map<TopicPartitionId, std::optional<RecordFingerprint>> found;
+  std::map<TopicPartitionId, KafkaOffset> waiting;
+  for (const auto& o : offsets) waiting[{o.topic, o.partition}] = o.offset;
+  if (waiting.empty()) return found;
+  ARROW_RETURN_NOT_OK(assign(offsets));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  PolledMessages batch;
+  arrow::Status failed;
+  while (!waiting.empty() && failed.ok()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    poll_batch(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
+                        std::chrono::milliseconds(500)),
+               1024, batch);
+    for (const rd_kafka_message_t* msg : batch.messages()) {
+      if (msg->rkt == nullptr) continue;
+      const TopicPartitionId tp{rd_kafka_topic_name(msg->rkt), KafkaPartition(msg->partition)};
+      auto it = waiting.find(tp);
+      if (it == waiting.end()) continue;
+      const auto err = msg->err;
+      if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+          err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        continue;  // librdkafka reconnects by itself; the deadline bounds the wait
+      }
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->offset < it->second.value()) continue;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->offset == it->second.value()) {
+        found[tp] = fingerprint_of(*msg);
+      } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+                 err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                 err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+        found[tp] = std::nullopt;  // the partition goes on past that offset, or ends before it
+      } else {
+        failed = io_error("cannot read Kafka {}[{}] at offset {} on cluster '{}': {}", tp.topic,
+                          tp.partition.value(), it->second.value(), cluster_name_,
+                          rd_kafka_message_errstr(msg));
+        break;
+      }
+      waiting.erase(it);
+    }
+  }
+  batch.clear();
+  (void)consumer_->unassign();
+  ARROW_RETURN_NOT_OK(failed);
+  if (!waiting.empty()) {
+    std::vector<std::string> names;
+    for (const auto& [tp, offset] : waiting) {
+      names.push_back(fmt::format("{}[{}] offset {}", tp.topic, tp.partition.value(), offset.value()));
+    }
+    return mark_retryable(io_error(
+        "cannot read the records at {} on Kafka cluster '{}' within {} ms (needed to check the "
+        "topic was not deleted and re-created){}{}",
+        fmt::join(names, ", "), cluster_name_, timeout.count(), recent_errors().empty() ? "" : ": ",
+        recent_errors()));
+  }
+  return found;
 }
 
 void PolledMessages::clear() {

@@ -10,10 +10,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sluice/common/strong_types.h"
+#include "sluice/kafka/record_fingerprint.h"
 
 namespace RdKafka {
 class KafkaConsumer;
@@ -90,6 +92,12 @@ class Consumer {
   static arrow::Result<std::unique_ptr<Consumer>> make_group_member(
       const std::string& cluster_name, const KafkaProperties& properties,
       const std::string& group_id, RebalanceListener* listener);
+  // A consumer that reads single records (fingerprints_at): it fetches one record batch per
+  // partition and does not hold a fetch open at the end of a partition, so reading one record
+  // neither pulls megabytes nor delays the next read by librdkafka's 500 ms fetch wait.
+  static arrow::Result<std::unique_ptr<Consumer>> make_record_reader(const std::string& cluster_name,
+                                                                     const KafkaProperties& properties,
+                                                                     const std::string& group_id);
   ~Consumer();
 
   // Joins the group for these topics; a name starting with '^' is a regular expression.
@@ -117,6 +125,12 @@ class Consumer {
   arrow::Result<Watermarks> watermarks(const std::string& topic, KafkaPartition partition,
                                        std::chrono::milliseconds timeout);
   arrow::Status assign(const std::vector<PartitionStart>& starts);
+  // The fingerprint of the record at exactly each of these offsets; empty for a partition
+  // with no record there (compacted away, expired, a transaction marker, past the end).
+  // Assigns these partitions and leaves the consumer with no assignment: for a record reader.
+  // Waits up to `timeout` for the answers (then a retryable IOError naming the partitions).
+  arrow::Result<std::map<TopicPartitionId, std::optional<RecordFingerprint>>> fingerprints_at(
+      const std::vector<PartitionStart>& offsets, std::chrono::milliseconds timeout);
   // The next message or event (EOF, error), or null on timeout.
   std::unique_ptr<RdKafka::Message> poll(std::chrono::milliseconds timeout);
   // Up to `max` messages or events into `out` (cleared first): what is queued, else the first

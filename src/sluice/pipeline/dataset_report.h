@@ -6,8 +6,22 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sluice::pipeline {
+
+// Kafka records a flow skipped for good (fail_on_data_loss => false): offsets [from, until) of
+// a partition, until unknown when the topic was deleted and re-created (what the old topic
+// held after `from` cannot be asked any more). Reading went on at `resumed_at`.
+struct KafkaDataLoss {
+  std::string flow;  // set by the SQL runner
+  std::string topic;
+  int32_t partition = 0;
+  int64_t from = 0;
+  std::optional<int64_t> until;
+  int64_t resumed_at = 0;
+  std::string reason;  // "expired" or "topic re-created"
+};
 
 struct DatasetReport {
   std::string dataset;
@@ -22,6 +36,7 @@ struct DatasetReport {
   int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
   int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
   std::optional<int64_t> backlog;
+  std::vector<KafkaDataLoss> data_loss;  // each range as its own data_loss event
   // Windowed flows: rows behind the watermark, the open windows' state and the watermark.
   int64_t rows_late = 0;
   int64_t rows_duplicate = 0;  // SELECT DISTINCT: rows dropped as duplicates

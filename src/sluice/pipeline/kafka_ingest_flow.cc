@@ -17,6 +17,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 #include "sluice/kafka/consumer.h"
+#include "sluice/kafka/record_fingerprint.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/exec/constraint_checker.h"
 
@@ -30,6 +31,12 @@ struct PartitionProgress {
   KafkaOffset next;  // next offset to read (= txn version)
   KafkaOffset end;   // high-water mark at start: the run stops there
   KafkaOffset high;  // high-water mark at start (end may be lower: ending offsets, rate limit)
+  KafkaOffset low;   // low-water mark at start
+  // The last record read (committed, or read in this update), to detect a re-created topic.
+  std::optional<kafka::RecordFingerprint> last_record;
+  // The last record read from the current poll batch, fingerprinted (into last_record) when the
+  // batch ends or a commit comes, so only one record per partition and batch is hashed.
+  const rd_kafka_message_t* unsealed = nullptr;
   bool done() const { return next >= end; }
 };
 
@@ -53,6 +60,8 @@ class KafkaGroupMembers {
     kafka::RebalanceListener* run = nullptr;
     std::map<TopicPartitionId, KafkaOffset> positions;
     std::vector<TopicPartitionId> unstarted;  // owned but not assigned locally yet
+    // Reads the records that check for re-created topics: a member cannot assign at will.
+    std::unique_ptr<kafka::Consumer> probe;
 
     ~Member() override {
       if (consumer) consumer->set_listener(nullptr);
@@ -171,17 +180,24 @@ class IngestRun : public kafka::RebalanceListener {
     std::vector<kafka::PartitionStart> starts;
     auto st = commit_pending_or_rebase();
     if (st.ok()) st = rebase();
+    std::map<TopicPartitionId, PartitionProgress> planned;
+    for (const auto& tp : added) {
+      if (!st.ok()) break;
+      auto prog = plan_partition(tp);
+      if (prog.ok()) planned[tp] = *prog;
+      st = prog.status();
+    }
+    if (st.ok()) {
+      auto probe = probe_consumer();
+      st = probe.ok() ? check_last_records(planned, **probe) : probe.status();
+    }
     for (const auto& tp : added) {
       if (st.ok()) {
-        auto prog = plan_partition(tp);
-        if (prog.ok()) {
-          progress_[tp] = *prog;
-          starts.push_back({tp.topic, tp.partition, prog->next});
-          continue;
-        }
-        st = prog.status();
+        progress_[tp] = planned.at(tp);
+        starts.push_back({tp.topic, tp.partition, planned.at(tp).next});
+      } else {
+        member_->unstarted.push_back(tp);  // the next update starts it
       }
-      member_->unstarted.push_back(tp);  // the next update starts it
     }
     note_callback_status(st);
     return starts;
@@ -233,8 +249,10 @@ class IngestRun : public kafka::RebalanceListener {
     std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
     if (committed && *committed < 0) committed.reset();  // reset by a full refresh
     KafkaOffset start = marks.low;
+    std::optional<kafka::RecordFingerprint> last_record;
     if (committed) {
       start = KafkaOffset(*committed);
+      last_record = committed_fingerprint(tp, start);
     } else {
       const auto rule = start_rule(table_, tp.topic, tp.partition);
       switch (rule.kind) {
@@ -248,25 +266,35 @@ class IngestRun : public kafka::RebalanceListener {
         }
       }
     }
-    if (start < marks.low && !table_.fail_on_data_loss) {
-      std::fprintf(stderr, "sluice: warning: %s: Kafka %s offsets %lld..%lld expired; continuing at %lld "
-                   "(fail_on_data_loss => false)\n", where().c_str(), topic_partition(tp).c_str(),
-                   static_cast<long long>(start.value()), static_cast<long long>(marks.low.value() - 1),
-                   static_cast<long long>(marks.low.value()));
+    if (start < marks.low) {
+      ARROW_RETURN_NOT_OK(lose_data(
+          {"", tp.topic, tp.partition.value(), start.value(), marks.low.value(), marks.low.value(), "expired"},
+          committed
+              ? fmt::format("{}: Kafka {} lost data: the table has read up to offset {} but the topic now "
+                            "starts at offset {} (records expired by retention or the topic was recreated); "
+                            "run a full refresh of the table to start over, or set fail_on_data_loss => false "
+                            "to go on at offset {}",
+                            where(), topic_partition(tp), start.value(), marks.low.value(), marks.low.value())
+              : fmt::format("{}: the starting offset {} of Kafka {} is no longer in the topic, which now "
+                            "starts at offset {} (records expired by retention); give a later offset in "
+                            "startingOffsets, or set fail_on_data_loss => false to start at offset {}",
+                            where(), start.value(), topic_partition(tp), marks.low.value(), marks.low.value())));
       start = marks.low;
     }
-    if (start < marks.low) {
-      return invalid(
-          "{}: Kafka {} lost data: the table has read up to offset {} but the topic now "
-          "starts at offset {} (records expired by retention or the topic was recreated); "
-          "run a full refresh of the table to start over",
-          where(), topic_partition(tp), start.value(), marks.low.value());
+    if (start > marks.high && !committed) {
+      return invalid("{}: the starting offset {} of Kafka {} is past its end (offset {}); give an offset "
+                     "up to the end, or -1 for the end, in startingOffsets",
+                     where(), start.value(), topic_partition(tp), marks.high.value());
     }
     if (start > marks.high) {
-      return invalid(
-          "{}: Kafka {} ends at offset {} but the table has already read up to {} (was the "
-          "topic deleted and recreated?); run a full refresh of the table to start over",
-          where(), topic_partition(tp), marks.high.value(), start.value());
+      ARROW_RETURN_NOT_OK(lose_data(
+          {"", tp.topic, tp.partition.value(), start.value(), std::nullopt, marks.low.value(), "topic re-created"},
+          fmt::format("{}: Kafka {} ends at offset {} but the table has already read up to {} (was the "
+                      "topic deleted and recreated?); run a full refresh of the table to start over, or "
+                      "set fail_on_data_loss => false to read the new topic from its start (offset {})",
+                      where(), topic_partition(tp), marks.high.value(), start.value(), marks.low.value())));
+      start = marks.low;
+      last_record.reset();
     }
     KafkaOffset end = marks.high;
     const auto rule = end_rule(table_, tp.topic, tp.partition);
@@ -276,7 +304,76 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(auto at, offset_at(tp, rule.value));
       end = std::max(start, std::min(end, at));
     }
-    return PartitionProgress{start, end, marks.high};
+    return PartitionProgress{start, end, marks.high, marks.low, last_record};
+  }
+
+  // The consumer that reads the records check_last_records compares: one beside the flow's (a
+  // group member cannot assign at will; in assign mode, the flow's own consumer would wait for
+  // the fetch it left open at the end of a partition and refetch what it read ahead).
+  arrow::Result<kafka::Consumer*> probe_consumer() {
+    auto& probe = member_ ? member_->probe : probe_;
+    if (!probe) {
+      ARROW_ASSIGN_OR_RAISE(probe, kafka::Consumer::make_record_reader(table_.cluster, config_.kafka.at(table_.cluster),
+                                                                       table_.consumer_group(config_.name)));
+    }
+    return probe.get();
+  }
+
+  // The fingerprint this table committed for a partition, read at `next`.
+  std::optional<kafka::RecordFingerprint> committed_fingerprint(const TopicPartitionId& tp, KafkaOffset next) const {
+    if (!snapshot_) return std::nullopt;
+    auto version = snapshot_->txn_version(kafka_fingerprint_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
+    if (!version) return std::nullopt;
+    return kafka::decode_fingerprint(*version, next);
+  }
+
+  // Records the table will never hold. An error unless fail_on_data_loss => false; then a
+  // warning, and the range goes to the event log.
+  arrow::Status lose_data(KafkaDataLoss loss, const std::string& error) {
+    if (table_.fail_on_data_loss) return arrow::Status::Invalid(error);
+    auto same = [&](const KafkaDataLoss& l) {  // a group member re-plans on every rebase
+      return l.topic == loss.topic && l.partition == loss.partition && l.from == loss.from && l.until == loss.until;
+    };
+    if (std::any_of(unlogged_losses_.begin(), unlogged_losses_.end(), same)) return arrow::Status::OK();
+    std::fprintf(stderr, "sluice: warning: %s: Kafka %s[%d] %s: offsets from %lld%s were not read; going on at "
+                 "offset %lld (fail_on_data_loss => false)\n", where().c_str(), loss.topic.c_str(), loss.partition,
+                 loss.reason.c_str(), static_cast<long long>(loss.from),
+                 loss.until ? fmt::format(" to {}", *loss.until - 1).c_str() : " on",
+                 static_cast<long long>(loss.resumed_at));
+    unlogged_losses_.push_back(std::move(loss));  // reported once a commit goes past it
+    return arrow::Status::OK();
+  }
+
+  // A topic deleted and re-created starts its offsets again, so a recorded offset may lie
+  // within the new topic. The record at the offset the table read last must still be the one
+  // it read there; another one means the topic was re-created (data loss: the old topic's
+  // unread records are gone). No record there any more (compaction, retention) proves nothing.
+  arrow::Status check_last_records(std::map<TopicPartitionId, PartitionProgress>& planned, kafka::Consumer& probe) {
+    std::vector<kafka::PartitionStart> at;
+    for (const auto& [tp, prog] : planned) {
+      if (prog.last_record && prog.last_record->offset >= prog.low && prog.last_record->offset < prog.high) {
+        at.push_back({tp.topic, tp.partition, prog.last_record->offset});
+      }
+    }
+    if (at.empty()) return arrow::Status::OK();
+    auto found = probe.fingerprints_at(at, options_.metadata_timeout);
+    if (!found.ok()) return with_context(found.status(), where());
+    for (const auto& [tp, record] : *found) {
+      auto& prog = planned.at(tp);
+      if (!record || record->hash == prog.last_record->hash) continue;
+      ARROW_RETURN_NOT_OK(lose_data(
+          {"", tp.topic, tp.partition.value(), prog.next.value(), std::nullopt, prog.low.value(), "topic re-created"},
+          fmt::format("{}: Kafka {} was deleted and re-created: the record at offset {} is not the one the "
+                      "table read there (the table has read up to offset {}; the topic now holds offsets "
+                      "{} to {}), so what the old topic held after that is lost; run a full refresh of the "
+                      "table to start over, or set fail_on_data_loss => false to read the new topic from "
+                      "its start (offset {})",
+                      where(), topic_partition(tp), record->offset.value(), prog.next.value() - 1,
+                      prog.low.value(), prog.high.value() - 1, prog.low.value())));
+      prog.next = prog.low;
+      prog.last_record.reset();
+    }
+    return arrow::Status::OK();
   }
 
   // Assign mode: every partition of every selected topic.
@@ -289,23 +386,34 @@ class IngestRun : public kafka::RebalanceListener {
         ARROW_ASSIGN_OR_RAISE(progress_[tp], plan_partition(tp));
       }
     }
-    // max_offsets_per_trigger: share the budget among partitions by their lag (as Spark does).
-    if (table_.max_offsets_per_trigger) {
-      int64_t total_lag = 0;
-      for (const auto& [p, prog] : progress_) total_lag += prog.end.value() - prog.next.value();
-      const int64_t budget = *table_.max_offsets_per_trigger;
-      if (total_lag > budget) {
-        for (auto& [p, prog] : progress_) {
-          int64_t lag = prog.end.value() - prog.next.value();
-          int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
-          prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));
-        }
-      }
+    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
+    return check_last_records(progress_, *probe);
+  }
+
+  // max_offsets_per_trigger, one trigger (continuous runs): the budget shared among partitions
+  // by their lag (as Spark does).
+  void limit_trigger() {
+    int64_t total_lag = 0;
+    for (const auto& [tp, prog] : progress_) total_lag += prog.end.value() - prog.next.value();
+    const int64_t budget = *table_.max_offsets_per_trigger;
+    if (total_lag <= budget) return;
+    for (auto& [tp, prog] : progress_) {
+      int64_t lag = prog.end.value() - prog.next.value();
+      int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
+      prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));
     }
-    return arrow::Status::OK();
   }
 
   arrow::Status consume_and_commit() {
+    if (table_.max_offsets_per_trigger) {
+      if (options_.trigger_limit == TriggerLimit::kOneTrigger) {
+        limit_trigger();
+      } else {
+        // Everything available, a trigger's worth of records per commit. Read in one go: a
+        // consumer assigned anew per trigger would first wait for the fetch it left open.
+        commit_rows_ = std::min(commit_rows_, *table_.max_offsets_per_trigger);
+      }
+    }
     std::vector<kafka::PartitionStart> assignment;
     for (const auto& [tp, prog] : progress_) {
       if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
@@ -347,7 +455,7 @@ class IngestRun : public kafka::RebalanceListener {
       }
     } attach{this};
     member_->run = this;
-    for (const auto& [tp, next] : member_->positions) progress_[tp] = {next, next, next};
+    for (const auto& [tp, next] : member_->positions) progress_[tp] = {next, next, next, KafkaOffset(0), std::nullopt};
     ARROW_RETURN_NOT_OK(rebase());
     ARROW_RETURN_NOT_OK(consume());
     ARROW_RETURN_NOT_OK(commit_pending_or_rebase());
@@ -368,20 +476,24 @@ class IngestRun : public kafka::RebalanceListener {
     ARROW_ASSIGN_OR_RAISE(auto owned, consumer_->assignment());
     std::map<TopicPartitionId, PartitionProgress> planned;
     for (const auto& tp : owned) {
-      ARROW_ASSIGN_OR_RAISE(auto prog, plan_partition(tp));
-      auto known = progress_.find(tp);
-      if (known == progress_.end() || known->second.next != prog.next) {
-        ARROW_RETURN_NOT_OK(consumer_->seek({tp.topic, tp.partition, prog.next}, options_.metadata_timeout));
-      }
-      planned[tp] = prog;
+      ARROW_ASSIGN_OR_RAISE(planned[tp], plan_partition(tp));
     }
-    std::vector<kafka::PartitionStart> starts;
+    std::vector<TopicPartitionId> unstarted;
     for (const auto& tp : member_->unstarted) {
       if (planned.count(tp)) continue;
-      ARROW_ASSIGN_OR_RAISE(auto prog, plan_partition(tp));
-      planned[tp] = prog;
-      starts.push_back({tp.topic, tp.partition, prog.next});
+      ARROW_ASSIGN_OR_RAISE(planned[tp], plan_partition(tp));
+      unstarted.push_back(tp);
     }
+    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
+    ARROW_RETURN_NOT_OK(check_last_records(planned, *probe));
+    for (const auto& tp : owned) {
+      auto known = progress_.find(tp);
+      if (known == progress_.end() || known->second.next != planned.at(tp).next) {
+        ARROW_RETURN_NOT_OK(consumer_->seek({tp.topic, tp.partition, planned.at(tp).next}, options_.metadata_timeout));
+      }
+    }
+    std::vector<kafka::PartitionStart> starts;
+    for (const auto& tp : unstarted) starts.push_back({tp.topic, tp.partition, planned.at(tp).next});
     if (!starts.empty()) ARROW_RETURN_NOT_OK(consumer_->add_partitions(starts));
     member_->unstarted.clear();
     progress_ = std::move(planned);
@@ -478,18 +590,28 @@ class IngestRun : public kafka::RebalanceListener {
         last_progress = now;
         ARROW_RETURN_NOT_OK(builder_.append(*msg));
         it->second.next = KafkaOffset(msg->offset + 1);
+        it->second.unsealed = msg;
         ++uncommitted_rows_;
         uncommitted_bytes_ += static_cast<int64_t>(msg->len + msg->key_len);
         if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
-        if (uncommitted_rows_ >= options_.commit_rows || uncommitted_bytes_ >= options_.commit_bytes ||
+        if (uncommitted_rows_ >= commit_rows_ || uncommitted_bytes_ >= options_.commit_bytes ||
             (options_.commit_interval.count() > 0 && now - last_commit_ >= options_.commit_interval)) {
           ARROW_RETURN_NOT_OK(group_mode_ ? commit_pending_or_rebase() : commit_pending());
           last_topic = nullptr;
           it = progress_.end();
         }
       }
+      seal_fingerprints();  // before the next poll destroys the batch's messages
     }
     return arrow::Status::OK();
+  }
+
+  void seal_fingerprints() {
+    for (auto& [tp, prog] : progress_) {
+      if (prog.unsealed == nullptr) continue;
+      prog.last_record = kafka::fingerprint_of(*prog.unsealed);
+      prog.unsealed = nullptr;
+    }
   }
 
   std::optional<int64_t> committed_offset(const TopicPartitionId& tp) const {
@@ -551,6 +673,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   // One Delta commit: the data written so far (if any) and every partition's next offset.
   arrow::Status commit(std::unique_ptr<delta::TableWriter> writer) {
+    seal_fingerprints();
     if (!writer) {
       ARROW_ASSIGN_OR_RAISE(writer, make_writer());
     }
@@ -564,6 +687,11 @@ class IngestRun : public kafka::RebalanceListener {
     for (const auto& [tp, prog] : progress_) {
       const auto app_id = kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
       progress[app_id] = prog.next.value();
+      // The fingerprint is stored relative to `next`: rewritten whenever either moves.
+      const auto fp_app_id = kafka_fingerprint_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
+      const int64_t fp = prog.last_record ? kafka::encode_fingerprint(*prog.last_record, prog.next).value_or(-1) : -1;
+      const auto committed_fp = snapshot_ ? snapshot_->txn_version(fp_app_id) : std::nullopt;
+      if (committed_fp ? *committed_fp != fp : fp >= 0) txn->set_txn(fp_app_id, fp);
       if (committed_offset(tp) == prog.next.value()) continue;  // unchanged
       txn->set_txn(app_id, prog.next.value());
     }
@@ -587,6 +715,12 @@ class IngestRun : public kafka::RebalanceListener {
                    result->checkpoint_status.message().c_str());
     }
     snapshot_ = result->snapshot;
+    // The skipped ranges are lost for good now that the progress past them is committed.
+    for (auto& loss : unlogged_losses_) {
+      if (table_.on_data_loss) table_.on_data_loss(loss);
+      report_.data_loss.push_back(std::move(loss));
+    }
+    unlogged_losses_.clear();
     report_.rows_written += rows;
     report_.commits += 1;
 
@@ -620,6 +754,7 @@ class IngestRun : public kafka::RebalanceListener {
   std::shared_ptr<const delta::Snapshot> snapshot_;
   std::unique_ptr<kafka::Consumer> owned_consumer_;  // assign mode: this update's consumer
   kafka::Consumer* consumer_ = nullptr;              // owned_consumer_ or the group member's
+  std::unique_ptr<kafka::Consumer> probe_;           // assign mode: reads the records to check
   KafkaGroupMembers::Member* member_ = nullptr;      // group mode
   bool group_mode_ = false;
   std::map<TopicPartitionId, PartitionProgress> progress_;
@@ -629,8 +764,10 @@ class IngestRun : public kafka::RebalanceListener {
   std::unique_ptr<delta::TableWriter> writer_;
   BackgroundStage stage_{"sluice-stage"};  // after writer_: destroyed first, its last job may still write
   int64_t uncommitted_rows_ = 0, uncommitted_bytes_ = 0;
+  int64_t commit_rows_ = options_.commit_rows;  // records per commit (at most)
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   arrow::Status callback_status_;  // first error inside a rebalance callback
+  std::vector<KafkaDataLoss> unlogged_losses_;  // skipped ranges no commit has recorded yet
   IngestReport report_;
 };
 

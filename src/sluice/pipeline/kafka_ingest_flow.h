@@ -20,6 +20,7 @@
 #include "sluice/common/strong_types.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/kafka/topic_selection.h"
+#include "sluice/pipeline/dataset_report.h"
 #include "sluice/pipeline/pipeline_config.h"
 
 namespace sluice::pipeline {
@@ -29,6 +30,12 @@ namespace sluice::pipeline {
 // the caller of the updates; destroying it leaves the groups. Used by one thread at a time.
 class KafkaGroupMembers;
 std::shared_ptr<KafkaGroupMembers> make_kafka_group_members();
+
+// How much one update reads when max_offsets_per_trigger limits a trigger: everything
+// available at its start, in as many triggers (one commit each) as that takes (triggered
+// runs, --once; Spark's Trigger.AvailableNow), or one trigger (continuous runs, which start the
+// next update at once while records keep coming).
+enum class TriggerLimit { kAllAvailable, kOneTrigger };
 
 struct IngestOptions {
   std::chrono::milliseconds metadata_timeout{10'000};
@@ -49,6 +56,7 @@ struct IngestOptions {
   // Set by continuous runs: flows with group_mode subscribe join their consumer group and keep
   // their membership here. Null (triggered runs, --once): every flow assigns all partitions.
   std::shared_ptr<KafkaGroupMembers> group_members;
+  TriggerLimit trigger_limit = TriggerLimit::kAllAvailable;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };
@@ -109,6 +117,9 @@ struct KafkaFlowSpec {
   // Group mode: called when the flow drops what it read and re-reads its progress from the
   // table (lost partitions, a commit that lost a race), so side tables do the same.
   std::function<arrow::Status()> on_rebase;
+  // Called after the commit that first records progress past records the flow skipped for
+  // good (fail_on_data_loss => false): even when the update fails later, the range is logged.
+  std::function<void(const KafkaDataLoss&)> on_data_loss;
 };
 
 // Where a partition without recorded progress starts, by the spec's precedence.
@@ -137,6 +148,7 @@ struct IngestReport {
   int conflicts = 0;  // group mode: commits dropped because another member won a partition
   int64_t table_version = -1;  // latest version after the run
   int64_t backlog = 0;         // records behind the high-water marks seen at start (Kafka lag)
+  std::vector<KafkaDataLoss> data_loss;  // ranges skipped with fail_on_data_loss => false
 };
 
 // Triggered run of a Kafka flow: everything up to the high-water marks seen at start.

@@ -33,6 +33,11 @@ std::string delta_progress_id(const PipelineId& pipeline, const std::string& flo
   return id;
 }
 
+std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std::string& flow,
+                                          const std::string& topic, KafkaPartition partition) {
+  return "sluice:last_record:" + kafka_progress_id(pipeline, flow, topic, partition);
+}
+
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow) {
   const auto prefix = fmt::format("{}/{}/", checked(pipeline), flow);
   return app_id.rfind(prefix, 0) == 0;
@@ -40,6 +45,8 @@ bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, con
 
 std::optional<PipelineId> pipeline_of_progress(const std::string& app_id) {
   // Pipeline names (and so ids) have no '/'; a sluice progress id has at least three segments.
+  // Other sluice txns (`sluice:last_record:...`) are not progress.
+  if (app_id.rfind("sluice:", 0) == 0) return std::nullopt;
   const auto first = app_id.find('/');
   if (first == std::string::npos || first == 0) return std::nullopt;
   const auto second = app_id.find('/', first + 1);

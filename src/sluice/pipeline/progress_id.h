@@ -38,6 +38,12 @@ std::string kafka_progress_id(const PipelineId& pipeline, const std::string& flo
 std::string delta_progress_id(const PipelineId& pipeline, const std::string& flow,
                               const std::string& upstream_table_id, DeltaReader reader = DeltaReader::kOnly);
 
+// `sluice:last_record:<kafka progress id>`: the fingerprint of the last record a flow read
+// from a partition (kafka/record_fingerprint.h), committed with its progress so a re-created
+// topic is recognised. Outside the `<pipeline>/<flow>/` prefix of progress ids (ids have no ':').
+std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std::string& flow,
+                                          const std::string& topic, KafkaPartition partition);
+
 // Whether `app_id` is progress of `flow` of this pipeline (any source).
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow);
 

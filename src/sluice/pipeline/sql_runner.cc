@@ -735,6 +735,23 @@ class SqlRun {
                                             {"message", st.message()},
                                             {"stack", stack}}}}};
     }
+    for (const auto& loss : report.data_loss) {
+      // Own event type: `sluice events --type data_loss` lists every range ever skipped.
+      events.add({"data_loss", "WARN",
+                  fmt::format("Kafka {}[{}]: offsets from {}{} were lost ({}); the flow went on at offset {} "
+                              "(fail_on_data_loss => false).",
+                              loss.topic, loss.partition, loss.from,
+                              loss.until ? fmt::format(" to {}", *loss.until - 1) : std::string(" on"), loss.reason,
+                              loss.resumed_at),
+                  loss.flow, name,
+                  {{"data_loss", {{"topic", loss.topic},
+                                  {"partition", loss.partition},
+                                  {"from_offset", loss.from},
+                                  {"until_offset", loss.until ? nlohmann::json(*loss.until) : nlohmann::json()},
+                                  {"resumed_at_offset", loss.resumed_at},
+                                  {"reason", loss.reason}}}},
+                  0});
+    }
     events.add({"flow_progress", st.ok() ? "INFO" : "ERROR",
                 st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
                         : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
@@ -1376,6 +1393,10 @@ class SqlRun {
           return arrow::Status::OK();
         };
       }
+      spec.on_data_loss = [&report, &flow_name](const KafkaDataLoss& loss) {
+        report.data_loss.push_back(loss);
+        report.data_loss.back().flow = flow_name;
+      };
       ARROW_ASSIGN_OR_RAISE(auto r, run_kafka_flow_once(flow_config, spec, options_));
       report.rows_read += r.rows_read;
       report.rows_written += r.rows_written;

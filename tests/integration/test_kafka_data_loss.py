@@ -1,0 +1,191 @@
+"""Kafka data loss against the real broker: a topic deleted and re-created (with more, as many or
+fewer records than the table read) and records expired under the table's position are errors by
+default; with fail_on_data_loss => false the flow goes on (a re-created topic from its start, as
+Spark does) and every lost range is a data_loss event in the event-log table. Also: --once with
+max_offsets_per_trigger reads everything available, one commit per trigger."""
+import json
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
+
+from conftest import run_sluice
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+
+def recreate_topic(bootstrap, topic, partitions):
+    """Deletes the topic and creates it again (retried while the broker still finishes the
+    deletion: the condition is the broker accepting the creation, bounded by a deadline)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=30)
+            return
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def write_sql(pipe, topic, options=""):
+    (pipe / "t.sql").write_text(
+        f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT CAST(value AS STRING) AS v, partition, offset "
+        f"FROM STREAM read_kafka(topic => '{topic}'{options});")
+
+
+def table_rows(pipe):
+    rows = DeltaTable(str(pipe / "data" / "tables" / "raw")).to_pyarrow_table().to_pylist()
+    return sorted((r["partition"], r["offset"], r["v"]) for r in rows)
+
+
+def data_loss_events(pipe):
+    """The data_loss events, read from the event-log Delta table with deltalake."""
+    log = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
+    out = [(e["level"], e["origin"]["dataset_name"], json.loads(e["details"])["data_loss"])
+           for e in log if e["event_type"] == "data_loss"]
+    return sorted(out, key=lambda e: (e[2]["partition"], e[2]["from_offset"]))
+
+
+@pytest.mark.parametrize("new_per_partition", [15, 5], ids=["more_records", "as_many_records"])
+def test_recreated_topic_is_data_loss(tmp_path, bootstrap, new_topic, new_per_partition):
+    topic = new_topic(2)
+    produce_values(bootstrap, topic, [f"old-{i}".encode() for i in range(10)], partitions=2)
+    pipe = kafka_pipeline(tmp_path, "recreated", bootstrap)
+    write_sql(pipe, topic)
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    old = table_rows(pipe)
+    assert len(old) == 10
+
+    recreate_topic(bootstrap, topic, 2)
+    new_values = [f"new-{i}".encode() for i in range(2 * new_per_partition)]
+    produce_values(bootstrap, topic, new_values, partitions=2)
+    # Offsets 0..4 were read from the old topic; the new one holds 0..new_per_partition-1.
+    failed = run_sluice("run", pipe, "--once")
+    assert failed.returncode == 1, failed.stdout
+    assert f"Kafka {topic}[0] was deleted and re-created: the record at offset 4 is not the one the table " \
+           f"read there (the table has read up to offset 4; the topic now holds offsets 0 to " \
+           f"{new_per_partition - 1})" in failed.stderr, failed.stderr
+    assert "run a full refresh of the table to start over, or set fail_on_data_loss => false" in failed.stderr
+    assert table_rows(pipe) == old  # nothing committed
+
+    write_sql(pipe, topic, ", fail_on_data_loss => false")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    new_rows = [(i % 2, i // 2, v.decode()) for i, v in enumerate(new_values)]
+    assert table_rows(pipe) == sorted(old + new_rows)  # the new topic from its start
+    loss = [{"topic": topic, "partition": p, "from_offset": 5, "until_offset": None, "resumed_at_offset": 0,
+             "reason": "topic re-created"} for p in (0, 1)]
+    assert data_loss_events(pipe) == [("WARN", "raw", l) for l in loss]
+
+    # The progress now belongs to the new topic: a rerun neither reports nor re-reads anything.
+    again = run_sluice("run", pipe, "--once")
+    assert again.returncode == 0, again.stderr
+    assert table_rows(pipe) == sorted(old + new_rows)
+    assert len(data_loss_events(pipe)) == 2
+
+
+def test_recreated_topic_with_fewer_records_is_data_loss(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"old-{i}".encode() for i in range(20)])
+    pipe = kafka_pipeline(tmp_path, "fewer", bootstrap)
+    write_sql(pipe, topic)
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    recreate_topic(bootstrap, topic, 1)
+    produce_values(bootstrap, topic, [f"new-{i}".encode() for i in range(5)])
+    failed = run_sluice("run", pipe, "--once")
+    assert failed.returncode == 1
+    assert f"Kafka {topic}[0] ends at offset 5 but the table has already read up to 20" in failed.stderr
+
+    write_sql(pipe, topic, ", fail_on_data_loss => false")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(pipe)
+    assert rows == sorted([(0, i, f"old-{i}") for i in range(20)] + [(0, i, f"new-{i}") for i in range(5)])
+    assert data_loss_events(pipe) == [("WARN", "raw", {
+        "topic": topic, "partition": 0, "from_offset": 20, "until_offset": None, "resumed_at_offset": 0,
+        "reason": "topic re-created"})]
+
+
+def test_expired_records_are_a_lost_range_in_the_event_log(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"a-{i}".encode() for i in range(20)])
+    pipe = kafka_pipeline(tmp_path, "expired", bootstrap)
+    write_sql(pipe, topic)
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    produce_values(bootstrap, topic, [f"b-{i}".encode() for i in range(20)])  # offsets 20..39
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.delete_records([TopicPartition(topic, 0, 30)]).values():
+        f.result(timeout=30)  # the log now starts at 30: 20..29 were never read
+
+    failed = run_sluice("run", pipe, "--once")
+    assert failed.returncode == 1
+    assert f"Kafka {topic}[0] lost data: the table has read up to offset 20 but the topic now starts at " \
+           f"offset 30" in failed.stderr
+
+    write_sql(pipe, topic, ", fail_on_data_loss => false")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    assert [r[1] for r in table_rows(pipe)] == list(range(20)) + list(range(30, 40))
+    assert data_loss_events(pipe) == [("WARN", "raw", {
+        "topic": topic, "partition": 0, "from_offset": 20, "until_offset": 30, "resumed_at_offset": 30,
+        "reason": "expired"})]
+    shown = run_sluice("events", pipe, "--type", "data_loss", "--format", "json")
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 1
+
+
+def test_once_with_max_offsets_per_trigger_reads_everything_in_triggers(tmp_path, bootstrap, new_topic):
+    topic = new_topic(3)
+    produce_values(bootstrap, topic, [str(i).encode() for i in range(1000)], partitions=3)
+    pipe = kafka_pipeline(tmp_path, "triggers", bootstrap)
+    write_sql(pipe, topic, ", max_offsets_per_trigger => 150")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    path = str(pipe / "data" / "tables" / "raw")
+    table = DeltaTable(path)
+    rows = table_rows(pipe)
+    assert [(p, o) for p, o, _ in rows] == sorted((i % 3, i // 3) for i in range(1000))
+    assert sorted(int(v) for _, _, v in rows) == list(range(1000))
+    # Each trigger is its own commit of at most 150 records (row counts per version, read back
+    # from the table's versions, not from the commit's own metrics).
+    counts = [DeltaTable(path, version=v).to_pyarrow_table().num_rows for v in range(table.version() + 1)]
+    per_commit = [b - a for a, b in zip([0] + counts, counts) if b != a]
+    assert sum(per_commit) == 1000 and max(per_commit) <= 150, per_commit
+    assert len(per_commit) >= 7, per_commit
+    progress = run_sluice("events", pipe, "--type", "flow_progress", "--format", "json")
+    metrics = json.loads(progress.stdout.splitlines()[-1])["details"]["flow_progress"]["metrics"]
+    assert metrics["num_output_rows"] == 1000 and metrics["backlog_records"] == 0
+
+
+def test_starting_offsets_outside_the_topic_are_named(tmp_path, bootstrap, new_topic):
+    """An explicit starting offset past the end is a configuration error; one whose records
+    expired is data loss (an error, or with fail_on_data_loss => false a start at the first
+    offset left and a data_loss event), not a "table has read up to" message about progress
+    the table never had."""
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"a-{i}".encode() for i in range(20)])
+    pipe = kafka_pipeline(tmp_path, "starting", bootstrap)
+    write_sql(pipe, topic, f", startingOffsets => '{{\"{topic}\": {{\"0\": 25}}}}'")
+    past = run_sluice("run", pipe, "--once")
+    assert past.returncode == 1
+    assert f"the starting offset 25 of Kafka {topic}[0] is past its end (offset 20)" in past.stderr, past.stderr
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.delete_records([TopicPartition(topic, 0, 10)]).values():
+        f.result(timeout=30)
+    write_sql(pipe, topic, f", startingOffsets => '{{\"{topic}\": {{\"0\": 5}}}}'")
+    expired = run_sluice("run", pipe, "--once")
+    assert expired.returncode == 1
+    assert f"the starting offset 5 of Kafka {topic}[0] is no longer in the topic, which now starts at " \
+           f"offset 10" in expired.stderr, expired.stderr
+    write_sql(pipe, topic, f", startingOffsets => '{{\"{topic}\": {{\"0\": 5}}}}', fail_on_data_loss => false")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    assert [r[1] for r in table_rows(pipe)] == list(range(10, 20))
+    assert data_loss_events(pipe) == [("WARN", "raw", {
+        "topic": topic, "partition": 0, "from_offset": 5, "until_offset": 10, "resumed_at_offset": 10,
+        "reason": "expired"})]
