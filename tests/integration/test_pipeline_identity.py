@@ -294,7 +294,7 @@ def test_bronze_list_with_subscribing_sql_runs_alone(tmp_path, bootstrap, new_to
     try:
         assert wait_for(lambda: runs.exists() and any(p.suffix == ".json" and not p.name.startswith(".")
                                                       for p in runs.iterdir())), "the first run never took the lock"
-        refused = run_sluice("run", pipe)
+        refused = run_sluice("run", pipe, timeout=60)
         assert refused.returncode == 1, refused.stderr
         assert f"pid {holder.pid} on host " in refused.stderr and "exclusive run of pipeline 'mixed'" in refused.stderr
     finally:
