@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <algorithm>
+#include <latch>
 #include <thread>
 #include <type_traits>
 
@@ -268,21 +270,33 @@ TEST_F(PipelineIdentityTest, MovedFolderContinuesUnderTheSameId) {
 }
 
 TEST_F(PipelineIdentityTest, ProcessesStartingTogetherAgreeOnOneId) {
-  // Runs under different names racing for a fresh storage: exactly one record wins, and every
-  // run continues with its id (a check-then-write would let several create their own).
-  std::vector<PipelineConfig> configs;
-  for (int i = 0; i < 8; ++i) configs.push_back(pipeline("pipe", fmt::format("shop{}", i), storage()));
-  std::vector<std::string> ids(configs.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    threads.emplace_back([&, i] {
-      auto opened = open_pipeline_identity(configs[i], {});
-      ids[i] = opened.ok() ? opened->identity.id.value() : opened.status().ToString();
-    });
+  // Runs under different names racing for a fresh storage, released together: exactly one
+  // record wins and every run continues with its id (a check-then-write would let several
+  // create their own, an in-place write would let some read half a record). Rounds over fresh
+  // storages widen the chance of hitting a window.
+  constexpr int kRounds = 40;
+  constexpr size_t kRuns = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    const auto store = dir_.path() / fmt::format("storage{}", round);
+    std::vector<PipelineConfig> configs;
+    for (size_t i = 0; i < kRuns; ++i) configs.push_back(pipeline("pipe", fmt::format("shop{}", i), store));
+    std::vector<std::string> ids(kRuns);
+    std::vector<int> created(kRuns, 0);
+    std::latch start(kRuns);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < kRuns; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        auto opened = open_pipeline_identity(configs[i], {});
+        ids[i] = opened.ok() ? opened->identity.id.value() : opened.status().ToString();
+        created[i] = opened.ok() && opened->created;
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& id : ids) ASSERT_EQ(id, ids[0]) << "round " << round;
+    EXPECT_TRUE(ids[0].starts_with("shop")) << ids[0];
+    EXPECT_EQ(std::count(created.begin(), created.end(), 1), 1) << "round " << round;
   }
-  for (auto& t : threads) t.join();
-  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
-  EXPECT_TRUE(ids[0].starts_with("shop")) << ids[0];
 }
 
 TEST_F(PipelineIdentityTest, UnreadableRecordIsRefusedSayingWhatToDo) {
