@@ -16,6 +16,7 @@
 #include "../temp_dir.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/transaction.h"
+#include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
 
 namespace sluice::pipeline {
@@ -297,6 +298,21 @@ TEST_F(PipelineIdentityTest, ProcessesStartingTogetherAgreeOnOneId) {
     EXPECT_TRUE(ids[0].starts_with("shop")) << ids[0];
     EXPECT_EQ(std::count(created.begin(), created.end(), 1), 1) << "round " << round;
   }
+}
+
+TEST_F(PipelineIdentityTest, RunnersRefuseAConfigWhoseStorageWasNotOpened) {
+  // No id, no progress: refused with an error (not an abort), before anything is read or written.
+  auto config = pipeline("pipe", "shop", storage(), kOrdersSql);
+  auto sql = load_sql_sources(config);
+  ASSERT_TRUE(sql.ok()) << sql.status().ToString();
+  auto graph = build_graph(std::move(*sql));
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  auto run = run_sql_pipeline_once(config, *graph);
+  ASSERT_FALSE(run.ok());
+  EXPECT_NE(run.status().message().find("before its storage"), std::string::npos) << run.status().message();
+  EXPECT_FALSE(fs::exists(storage() / "tables" / "orders"));
+  ASSERT_TRUE(open_pipeline_storage(config, layout(config)).ok());
+  EXPECT_TRUE(check_storage_opened(config).ok());
 }
 
 TEST_F(PipelineIdentityTest, UnreadableRecordIsRefusedSayingWhatToDo) {
