@@ -254,15 +254,30 @@ arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& conf
                    "continuing from folder %s\n",
                    recorded.name.c_str(), recorded.folder.c_str(), other.status().message().c_str(), folder.c_str());
     } else if (*other && (*other)->name != config.name && (*other)->layout.tables != layout.tables) {
+      // This pipeline's tables already in the storage (older versions let pipelines share one):
+      // moved with their logs, they keep their progress, so nothing is read twice.
+      std::string own;
+      for (const auto& base : layout.tables) {
+        std::vector<std::string> names{base};
+        for (const char* suffix : kSideTableSuffixes) names.push_back(base + suffix);
+        for (const auto& name : names) {
+          std::error_code tec;
+          if (fs::is_directory(config.table_path(name) / "_delta_log", tec)) own += (own.empty() ? "" : ", ") + name;
+        }
+      }
+      const auto move = own.empty()
+          ? std::string(" (it has no tables there yet)")
+          : fmt::format(", after moving its tables ({}) from {} into the new storage's tables/ folder (they keep "
+                        "their progress: nothing is read twice)",
+                        own, (config.storage / "tables").string());
       return invalid(
           "pipeline '{}' (folder {}) uses storage '{}', which belongs to pipeline '{}' (folder {}); their names and "
-          "tables differ, so they are two pipelines, and two pipelines must not share one storage. If '{}' is a "
-          "new pipeline, give it its own 'storage:' in {} (the tables in '{}' stay with '{}'). If it is a new "
-          "version of '{}' (renamed and with other tables), make {} point elsewhere or delete it, then run again: "
-          "the tables and their progress stay",
+          "tables differ, so they are two pipelines, and two pipelines must not share one storage. Give '{}' its "
+          "own 'storage:' in {}{}. If '{}' is instead a new version of '{}' (renamed and with other tables), make "
+          "{} point elsewhere or delete it, then run again: the tables and their progress stay",
           config.name, folder.string(), config.storage.string(), (*other)->name, recorded.folder.string(),
-          config.name, (config.dir / "pipeline.yaml").string(), config.storage.string(), (*other)->name,
-          (*other)->name, (recorded.folder / "pipeline.yaml").string());
+          config.name, (config.dir / "pipeline.yaml").string(), move, config.name, (*other)->name,
+          (recorded.folder / "pipeline.yaml").string());
     }
     if (other.ok() && *other) {
       // Both folders still run this pipeline: note it, keep the recorded folder.

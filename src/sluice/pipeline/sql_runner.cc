@@ -339,7 +339,9 @@ class SqlRun {
           auto leads = continuous_->leads();
           if (!leads.ok()) {
             std::lock_guard lock(mutex);
-            if (fatal.ok()) fatal = with_context(leads.status(), fmt::format("pipeline '{}', table '{}'", config_.name, name));
+            if (fatal.ok()) {
+              fatal = with_context(leads.status(), fmt::format("pipeline '{}', table '{}'", config_.name, name));
+            }
             changed.notify_all();
             return;
           }

@@ -236,7 +236,31 @@ TEST_F(PipelineIdentityTest, SecondFolderOfAnotherPipelineOnTheSameStorageIsRefu
   EXPECT_NE(m.find((dir_.path() / "first").string()), std::string::npos) << m;
   EXPECT_NE(m.find((dir_.path() / "second").string()), std::string::npos) << m;
   EXPECT_NE(m.find("must not share one storage"), std::string::npos) << m;
-  EXPECT_NE(m.find("give it its own 'storage:'"), std::string::npos) << m;
+  EXPECT_NE(m.find("Give 'other' its own 'storage:'"), std::string::npos) << m;
+  EXPECT_NE(m.find("it has no tables there yet"), std::string::npos) << m;
+}
+
+TEST_F(PipelineIdentityTest, SecondLegacyPipelineOnASharedStorageIsToldToMoveItsTablesNotToStartOver) {
+  // Older versions let 'orders' and 'clicks' share a storage; 'clicks' ran first with this one.
+  table_with_progress(storage(), "orders", "orders/orders/orders/0");
+  auto clicks = pipeline("clicks", "clicks", storage(), kClicksSql);
+  ASSERT_TRUE(open_pipeline_identity(clicks, layout(clicks)).ok());
+  auto orders = pipeline("orders", "orders", storage(), kOrdersSql);
+  auto opened = open_pipeline_identity(orders, layout(orders));
+  ASSERT_FALSE(opened.ok());
+  const auto& m = opened.status().message();
+  EXPECT_NE(m.find("after moving its tables (orders) from " + (storage() / "tables").string()), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("nothing is read twice"), std::string::npos) << m;
+  // Doing so continues its progress.
+  const auto own = dir_.path() / "orders-storage";
+  fs::create_directories(own / "tables");
+  fs::rename(storage() / "tables" / "orders", own / "tables" / "orders");
+  auto moved = pipeline("orders", "orders", own, kOrdersSql);
+  auto continued = open_pipeline_identity(moved, layout(moved));
+  ASSERT_TRUE(continued.ok()) << continued.status().ToString();
+  EXPECT_EQ(continued->identity.id.value(), "orders");
+  EXPECT_EQ(kafka_progress_id(continued->identity.id, "orders", "orders", KafkaPartition(0)), "orders/orders/orders/0");
 }
 
 TEST_F(PipelineIdentityTest, ReleaseDirectoriesAndCopiesOfOneFolderAreOnePipeline) {
