@@ -288,12 +288,13 @@ def test_bronze_list_with_subscribing_sql_runs_alone(tmp_path, bootstrap, new_to
     pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("mixed", bootstrap, mode="continuous")
                           + f"bronze:\n  - topic: {bronze_topic}\n")
     (pipe / "p.sql").write_text(
-        f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}', groupMode => 'subscribe');")
+        f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}', group_mode => 'subscribe');")
     runs = pipe / "data" / "system" / "runs"
     holder = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: runs.exists() and any(p.suffix == ".json" and not p.name.startswith(".")
-                                                      for p in runs.iterdir())), "the first run never took the lock"
+        assert wait_for(lambda: holder.poll() is not None or (runs.exists() and any(
+            p.suffix == ".json" and not p.name.startswith(".") for p in runs.iterdir()))), "no lock taken"
+        assert holder.poll() is None, holder.communicate()
         refused = run_sluice("run", pipe, timeout=60)
         assert refused.returncode == 1, refused.stderr
         assert f"pid {holder.pid} on host " in refused.stderr and "exclusive run of pipeline 'mixed'" in refused.stderr
