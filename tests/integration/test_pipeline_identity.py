@@ -171,17 +171,26 @@ def test_second_folder_on_the_same_storage_is_refused_naming_both(tmp_path, boot
     storage = tmp_path / "shared"
     a = write_pipeline(tmp_path / "a", pipeline_yaml("a", bootstrap, storage=storage))
     b = write_pipeline(tmp_path / "b", pipeline_yaml("b", bootstrap, storage=storage))
-    for pipe in (a, b):
-        (pipe / "p.sql").write_text(f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');")
+    (a / "p.sql").write_text(f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');")
+    (b / "p.sql").write_text(f"CREATE STREAMING TABLE other AS SELECT * FROM STREAM read_kafka(topic => '{topic}');")
     produce_values(bootstrap, topic, [{"i": i} for i in range(5)])
     assert run_sluice("run", a, "--once").returncode == 0
     refused = run_sluice("run", b, "--once")
     assert refused.returncode == 1
     assert f"folder {b}" in refused.stderr and f"folder {a}" in refused.stderr, refused.stderr
     assert "must not share one storage" in refused.stderr
-    assert len(DeltaTable(str(storage / "tables" / "raw")).to_pyarrow_table()) == 5
+    assert not (storage / "tables" / "other").exists()
+    # A release directory of a (same name, another table added; a's folder kept): one pipeline.
+    release = write_pipeline(tmp_path / "releases" / "v2", pipeline_yaml("a", bootstrap, storage=storage))
+    (release / "p.sql").write_text((a / "p.sql").read_text() + "\n" + (b / "p.sql").read_text())
+    (tmp_path / "current").symlink_to(release)
+    deployed = run_sluice("run", tmp_path / "current", "--once")
+    assert deployed.returncode == 0, deployed.stderr
+    assert len(DeltaTable(str(storage / "tables" / "raw")).to_pyarrow_table()) == 5  # continued, not re-read
     # Moving a's folder is no second pipeline: b (the moved a) continues a's progress.
     (a / "pipeline.yaml").unlink()
+    (release / "pipeline.yaml").unlink()
+    (b / "p.sql").write_text((a / "p.sql").read_text())
     moved = run_sluice("run", b, "--once")
     assert moved.returncode == 0, moved.stderr
     assert "renamed to 'b'" in moved.stderr and "now runs from folder" in moved.stderr
@@ -194,7 +203,9 @@ def test_second_run_is_refused_at_once_naming_the_holder_until_it_is_killed(tmp_
     (pipe / "p.sql").write_text(f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}');")
     produce_values(bootstrap, topic, [{"i": i} for i in range(10)])
     runs = pipe / "data" / "system" / "runs"
-    holder = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A flag value stands for a secret here: the holder record and the refusal name only the flag.
+    holder = subprocess.Popen([str(SLUICE), "run", str(pipe), "--bootstrap-servers", bootstrap],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: runs.exists() and any(p.suffix == ".json" and not p.name.startswith(".")
                                                       for p in runs.iterdir())), "the first run never took the lock"
@@ -204,7 +215,11 @@ def test_second_run_is_refused_at_once_naming_the_holder_until_it_is_killed(tmp_
         assert refused.returncode == 1
         err = refused.stderr
         assert "another sluice run is using storage" in err, err
-        assert f"pid {holder.pid} on host " in err and f"exclusive run: {SLUICE} run {pipe}" in err, err
+        assert f"pid {holder.pid} on host " in err, err
+        assert f"exclusive run of pipeline 'locked': {SLUICE} run {pipe} --bootstrap-servers" in err, err
+        assert bootstrap not in err, err
+        records = [p for p in runs.iterdir() if p.suffix == ".json"]
+        assert records and all(bootstrap not in p.read_text() for p in records)
         assert "started 20" in err, err  # its start time
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -231,29 +246,75 @@ CREATE STREAMING TABLE copy AS SELECT partition, offset, v FROM STREAM(raw);
     tables = pipe / "data" / "tables"
     produce(bootstrap, topic, 0, 1000)
     a = Worker(pipe)
-    b = None
+    b = c = None
     try:
         assert wait_for(lambda: table_rows(tables / "copy") >= 1000, 60), "".join(a.err)
         b = Worker(pipe)  # shares the lock: not refused
         produce(bootstrap, topic, 1000, 2000)
         assert wait_for(lambda: table_rows(tables / "copy") >= 2000, 60), "".join(a.err + b.err)
         assert b.proc.poll() is None, "".join(b.err)
+        # --full-refresh would reset tables the running processes write: it needs the storage alone.
+        refresh = run_sluice("run", pipe, "--full-refresh", timeout=60)
+        assert refresh.returncode == 1 and "another sluice run is using storage" in refresh.stderr, refresh.stderr
+        assert "this run is exclusive" in refresh.stderr, refresh.stderr
+        # B's whole output (it ended, its readers are done): it never ran the downstream table.
+        assert b.stop() == 0, "".join(b.err)
         assert not any(line.startswith("copy (") for line in b.out), "both processes ran the downstream table"
+        c = Worker(pipe)
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(30)
-        # The leader died: B takes the downstream table over (and, after the session timeout,
+        # The leader died: C takes the downstream table over (and, after the session timeout,
         # A's partitions).
         produce(bootstrap, topic, 2000, 3000)
-        assert wait_for(lambda: table_rows(tables / "copy") >= 3000, 90), "".join(b.err)
-        assert any(line.startswith("copy (") for line in b.out)
-        assert "now runs the datasets that do not scale out" in "".join(b.err)
-        assert b.stop() == 0, "".join(b.err)
+        assert wait_for(lambda: table_rows(tables / "copy") >= 3000, 90), "".join(c.err)
+        assert c.stop() == 0, "".join(c.err)
+        assert any(line.startswith("copy (") for line in c.out)
+        assert "now runs the datasets that do not scale out" in "".join(c.err)
     finally:
-        a.kill()
-        if b:
-            b.kill()
+        for w in (a, b, c):
+            if w:
+                w.kill()
     for name in ("raw", "copy"):
         rows = DeltaTable(str(tables / name)).to_pyarrow_table().to_pylist()
         keys = [(r["partition"], r["offset"]) for r in rows]
         assert len(keys) == len(set(keys)) == 3000, f"{name}: {len(keys)} rows, {len(set(keys))} distinct"
         assert sorted(json.loads(r["v"])["i"] for r in rows) == list(range(3000))
+
+
+def test_bronze_list_with_subscribing_sql_runs_alone(tmp_path, bootstrap, new_topic):
+    """A `bronze:` list reads every partition in every process: such a pipeline never scales out,
+    even when its SQL reads subscribe."""
+    topic, bronze_topic = new_topic(1), new_topic(1)
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("mixed", bootstrap, mode="continuous")
+                          + f"bronze:\n  - topic: {bronze_topic}\n")
+    (pipe / "p.sql").write_text(
+        f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(topic => '{topic}', group_mode => 'subscribe');")
+    runs = pipe / "data" / "system" / "runs"
+    holder = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: holder.poll() is not None or (runs.exists() and any(
+            p.suffix == ".json" and not p.name.startswith(".") for p in runs.iterdir()))), "no lock taken"
+        assert holder.poll() is None, holder.communicate()
+        refused = run_sluice("run", pipe, timeout=60)
+        assert refused.returncode == 1, refused.stderr
+        assert f"pid {holder.pid} on host " in refused.stderr and "exclusive run of pipeline 'mixed'" in refused.stderr
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+
+
+def test_camel_case_group_mode_scales_out(tmp_path, bootstrap, new_topic):
+    topic = new_topic(2)
+    pipe = write_pipeline(tmp_path / "pipe", pipeline_yaml("camel", bootstrap, mode="continuous"))
+    (pipe / "p.sql").write_text(
+        f"CREATE STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka(subscribe => '{topic}', groupMode => 'subscribe');")
+    runs = pipe / "data" / "system" / "runs"
+    holder = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: runs.exists() and any(p.suffix == ".json" and not p.name.startswith(".")
+                                                      for p in runs.iterdir())), "the first run never took the lock"
+        records = [json.loads(p.read_text()) for p in runs.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
+        assert [r["mode"] for r in records] == ["scale-out"], records
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.wait(timeout=30)

@@ -59,7 +59,7 @@ std::string summary_line(const sluice::pipeline::DatasetReport& r) {
 }
 
 int run_command(const std::string& dir, bool once, const std::string& bootstrap_override,
-                std::vector<std::string> full_refresh, const std::string& command) {
+                std::vector<std::string> full_refresh, const sluice::pipeline::RunCommand& command) {
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
   if (!bootstrap_override.empty()) {
@@ -79,10 +79,18 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
   // Before anything touches the storage: one run at a time (or a scale-out), then the
   // pipeline's stable id, which every progress id is built from.
-  auto lock = sluice::pipeline::RunLock::acquire(
-      *config, sluice::pipeline::run_lock_mode(graph ? &*graph : nullptr, continuous), command);
+  sluice::pipeline::RunShape shape;
+  shape.continuous = continuous;
+  shape.bronze_list = !config->bronze.empty();
+  shape.full_refresh = !full_refresh.empty();
+  shape.sql_reads_scale_out = graph && sluice::pipeline::every_kafka_read_joins_a_group(*graph);
+  auto lock = sluice::pipeline::RunLock::acquire(*config, sluice::pipeline::run_lock_mode(shape), command);
   if (!lock.ok()) return fail(lock.status());
-  if (auto st = sluice::pipeline::open_pipeline_storage(*config); !st.ok()) return fail(st);
+  if (auto st = sluice::pipeline::open_pipeline_storage(
+          *config, sluice::pipeline::pipeline_layout(*config, graph ? &*graph : nullptr));
+      !st.ok()) {
+    return fail(st);
+  }
   sluice::pipeline::IngestOptions options;
   options.stop = &g_stop;
   options.full_refresh = full_refresh;
@@ -190,8 +198,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) {
     if (run->count("--full-refresh") && full_refresh.empty()) full_refresh = {"*"};
-    std::string command;
-    for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+    // The run lock's holder record names the flags given, never their values.
+    sluice::pipeline::RunCommand command{argv[0], {}};
+    for (const auto* option : run->get_options()) {
+      if (option->get_name() != "pipeline-dir" && option->count() > 0 && !option->get_lnames().empty()) {
+        command.flags.push_back("--" + option->get_lnames().front());
+      }
+    }
     return run_command(dir, once, bootstrap, full_refresh, command);
   }
   return exit_code;

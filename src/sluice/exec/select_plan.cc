@@ -608,6 +608,59 @@ std::vector<std::set<std::string>> SelectPlan::lineage() const {
   return out;
 }
 
+// read_kafka's named arguments with their aliases resolved to the snake_case names the
+// planner and the Kafka flow read (camelCase as in Databricks, lower case, snake_case).
+arrow::Result<std::map<std::string, std::string>> read_kafka_options(const sql::TableRef& from,
+                                                                      const sql::SourceFile& file) {
+  auto fail = [&](sql::Location at, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, at, message));
+  };
+  std::map<std::string, std::string> options;
+  for (const auto& a : from.args) {
+    if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
+      return fail(a->loc, "read_kafka takes named arguments with literal values (topic => 'name')");
+    }
+    // Databricks' read_kafka spells them camelCase (subscribe, startingOffsets,
+    // bootstrapServers); DESIGN.md's examples snake_case (topic, starting_offsets).
+    static const std::map<std::string, std::string> kAliases = {
+        {"subscribe", "topic"}, {"startingoffsets", "starting_offsets"},
+        {"bootstrapservers", "bootstrap_servers"}, {"startingOffsets", "starting_offsets"},
+        {"bootstrapServers", "bootstrap_servers"}, {"endingOffsets", "ending_offsets"},
+        {"maxOffsetsPerTrigger", "max_offsets_per_trigger"}, {"failOnDataLoss", "fail_on_data_loss"},
+        {"subscribePattern", "topic_pattern"}, {"startingTimestamp", "starting_timestamp"},
+        {"startingOffsetsByTimestamp", "starting_offsets_by_timestamp"},
+        {"endingTimestamp", "ending_timestamp"},
+        {"endingOffsetsByTimestamp", "ending_offsets_by_timestamp"},
+        {"includeHeaders", "include_headers"}, {"groupIdPrefix", "group_id_prefix"},
+        {"groupId", "group_id"}, {"groupMode", "group_mode"}};
+    std::string key = a->name;
+    if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
+    if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
+    static const std::set<std::string> kKnown = {
+        "topic", "topic_pattern", "starting_offsets", "ending_offsets", "starting_timestamp",
+        "starting_offsets_by_timestamp", "ending_timestamp", "ending_offsets_by_timestamp",
+        "max_offsets_per_trigger", "fail_on_data_loss", "include_headers", "group_mode",
+        "group_id", "group_id_prefix", "bootstrap_servers", "cluster", "value_format", "value_schema",
+        "schema_registry_url", "schema_registry_subject", "rescued_data_column", "schema_sample_records"};
+    if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
+      return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
+                                      "topic_pattern/subscribePattern, starting_offsets/startingOffsets, "
+                                      "startingTimestamp, startingOffsetsByTimestamp, ending_offsets, "
+                                      "include_headers, group_mode, groupIdPrefix, bootstrapServers, "
+                                      "cluster, value_format, value_schema, schema_registry_url, "
+                                      "schema_registry_subject, rescued_data_column, kafka.*)",
+                                      a->name));
+    }
+    if (key.rfind("kafka.", 0) == 0) {
+      // librdkafka properties are checked offline, so `validate` refuses what `run` would.
+      auto checked = kafka::check_property(key.substr(6), a->args[0]->value);
+      if (!checked.ok()) return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
+    }
+    options[key] = a->args[0]->value;
+  }
+  return options;
+}
+
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
                                                   const SchemaLookup& schema_of, const InlineLookup& lookup,
                                                   const ValueSchemaInference& infer) {
@@ -655,50 +708,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
                                           "its name", name));
       }
       PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
-      for (const auto& a : from.args) {
-        if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
-          return fail(a->loc, "read_kafka takes named arguments with literal values (topic => 'name')");
-        }
-        // Databricks' read_kafka spells them camelCase (subscribe, startingOffsets,
-        // bootstrapServers); DESIGN.md's examples snake_case (topic, starting_offsets).
-        static const std::map<std::string, std::string> kAliases = {
-            {"subscribe", "topic"}, {"startingoffsets", "starting_offsets"},
-            {"bootstrapservers", "bootstrap_servers"}, {"startingOffsets", "starting_offsets"},
-            {"bootstrapServers", "bootstrap_servers"}, {"endingOffsets", "ending_offsets"},
-            {"maxOffsetsPerTrigger", "max_offsets_per_trigger"}, {"failOnDataLoss", "fail_on_data_loss"},
-            {"subscribePattern", "topic_pattern"}, {"startingTimestamp", "starting_timestamp"},
-            {"startingOffsetsByTimestamp", "starting_offsets_by_timestamp"},
-            {"endingTimestamp", "ending_timestamp"},
-            {"endingOffsetsByTimestamp", "ending_offsets_by_timestamp"},
-            {"includeHeaders", "include_headers"}, {"groupIdPrefix", "group_id_prefix"},
-            {"groupId", "group_id"}, {"groupMode", "group_mode"}};
-        std::string key = a->name;
-        if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
-        if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
-        static const std::set<std::string> kKnown = {
-            "topic", "topic_pattern", "starting_offsets", "ending_offsets", "starting_timestamp",
-            "starting_offsets_by_timestamp", "ending_timestamp", "ending_offsets_by_timestamp",
-            "max_offsets_per_trigger", "fail_on_data_loss", "include_headers", "group_mode",
-            "group_id", "group_id_prefix", "bootstrap_servers", "cluster", "value_format", "value_schema",
-            "schema_registry_url", "schema_registry_subject", "rescued_data_column", "schema_sample_records"};
-        if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
-          return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
-                                          "topic_pattern/subscribePattern, starting_offsets/startingOffsets, "
-                                          "startingTimestamp, startingOffsetsByTimestamp, ending_offsets, "
-                                          "include_headers, group_mode, groupIdPrefix, bootstrapServers, "
-                                          "cluster, value_format, value_schema, schema_registry_url, "
-                                          "schema_registry_subject, rescued_data_column, kafka.*)",
-                                          a->name));
-        }
-        if (key.rfind("kafka.", 0) == 0) {
-          // librdkafka properties are checked offline, so `validate` refuses what `run` would.
-          auto checked = kafka::check_property(key.substr(6), a->args[0]->value);
-          if (!checked.ok()) {
-            return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
-          }
-        }
-        src.options[key] = a->args[0]->value;
-      }
+      ARROW_ASSIGN_OR_RAISE(src.options, read_kafka_options(from, file));
       if (!src.options.count("topic") && !src.options.count("topic_pattern")) {
         return fail(from.loc, "read_kafka needs topic => 'name' (or subscribe => 'a,b', subscribePattern => 'regex')");
       }

@@ -36,6 +36,11 @@ struct PlanSource {
 
 // read_kafka's value_format, value_schema, schema_registry_url, schema_registry_subject and
 // rescued_data_column arguments (kind kNone when there is no value_format).
+// read_kafka(...)'s named arguments, aliases (camelCase, lower case) resolved to the snake_case
+// names the plan's source options use: the one normalisation of them (the planner's and the
+// run lock's).
+arrow::Result<std::map<std::string, std::string>> read_kafka_options(const sql::TableRef& from,
+                                                                      const sql::SourceFile& file);
 arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, std::string>& read_kafka_options);
 
 // WATERMARK col DELAY OF INTERVAL ... on a source, checked; executed with event time.

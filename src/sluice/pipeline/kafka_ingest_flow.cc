@@ -775,6 +775,7 @@ class IngestRun : public kafka::RebalanceListener {
 
 arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,
                                                 const IngestOptions& options) {
+  ARROW_RETURN_NOT_OK(check_storage_opened(config));
   IngestRun run(config, spec, options);
   return run.run();
 }

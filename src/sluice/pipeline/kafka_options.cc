@@ -157,4 +157,9 @@ arrow::Status apply_read_kafka_options(const std::map<std::string, std::string>&
   return arrow::Status::OK();
 }
 
+bool reads_kafka_as_group_member(const std::map<std::string, std::string>& options) {
+  KafkaFlowSpec spec;
+  return apply_read_kafka_options(options, spec).ok() && spec.group_mode == GroupMode::kSubscribe;
+}
+
 }  // namespace sluice::pipeline

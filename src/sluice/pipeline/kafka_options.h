@@ -18,4 +18,10 @@ namespace sluice::pipeline {
 arrow::Status apply_read_kafka_options(const std::map<std::string, std::string>& options,
                                        KafkaFlowSpec& spec);
 
+// Whether a read_kafka with these (normalised, exec::read_kafka_options) options reads as a
+// consumer-group member (group_mode => 'subscribe', any spelling), so that several processes
+// split its partitions: the one test of it, for the run lock and the continuous runner.
+// Options that do not apply (the run reports them) count as not.
+bool reads_kafka_as_group_member(const std::map<std::string, std::string>& options);
+
 }  // namespace sluice::pipeline

@@ -344,6 +344,14 @@ arrow::Result<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::chrono::milliseconds(n * 3'600'000);
 }
 
+arrow::Status check_storage_opened(const PipelineConfig& config) {
+  if (!config.id.empty()) return arrow::Status::OK();
+  return arrow::Status::Invalid(fmt::format(
+      "internal error: pipeline '{}' was run before its storage '{}' was opened (no pipeline id to key its "
+      "progress by); nothing was written. Please report this as a sluice bug",
+      config.name, config.storage.string()));
+}
+
 arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
   const fs::path file = dir / "pipeline.yaml";
   std::error_code ec;

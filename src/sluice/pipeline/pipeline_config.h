@@ -31,7 +31,8 @@ struct BronzeTableConfig {
 
 struct PipelineConfig {
   std::string name;  // display name: may change; progress is keyed by `id`
-  // The stable id kept in the storage; set by open_pipeline_identity() before anything runs.
+  // The stable id kept in the storage; set by open_pipeline_storage() before anything runs
+  // (the runners refuse a config without one: check_storage_opened).
   PipelineId id;
   std::filesystem::path dir;      // the pipeline folder
   std::filesystem::path storage;  // absolute; tables live under storage/tables/<name>
@@ -52,6 +53,10 @@ struct PipelineConfig {
     return storage / "tables" / table;
   }
 };
+
+// OK once open_pipeline_storage() has set `config.id`; an error (a programming error: progress
+// keyed by an empty id would restart every source) otherwise.
+arrow::Status check_storage_opened(const PipelineConfig& config);
 
 // Reads <dir>/pipeline.yaml. Errors point at pipeline.yaml:line:col.
 arrow::Result<PipelineConfig> load_pipeline_config(const std::filesystem::path& dir);

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -18,12 +20,21 @@
 #include "sluice/common/status.h"
 #include "sluice/delta/table.h"
 #include "sluice/pipeline/event_log.h"
+#include "sluice/pipeline/sql_sources.h"
 
 namespace sluice::pipeline {
 
 namespace fs = std::filesystem;
 
+// The one maker of PipelineIds (progress_id.h): from pipeline.json, or adopted from progress.
+struct PipelineIdentityRecord {
+  static PipelineId id(std::string value) { return PipelineId(std::move(value)); }
+};
+
 namespace {
+
+// The side tables a table's rows may go to; they record the table's flows' progress.
+constexpr const char* kSideTableSuffixes[] = {"_quarantine", "_dead_letter", "_late"};
 
 fs::path canonical_or_self(const fs::path& p) {
   std::error_code ec;
@@ -41,7 +52,11 @@ std::string to_json(const PipelineIdentity& identity) {
 
 arrow::Result<PipelineIdentity> parse_identity(const fs::path& path) {
   std::ifstream in(path);
-  if (!in) return io_error("cannot open {}: {}", path.string(), std::strerror(errno));
+  if (!in) {
+    return io_error("cannot open {}: {} (it records the id the pipeline's progress is keyed by: let the user "
+                    "running sluice read and write {})",
+                    path.string(), std::strerror(errno), path.parent_path().string());
+  }
   std::stringstream text;
   text << in.rdbuf();
   const auto what_to_do = fmt::format(
@@ -50,7 +65,7 @@ arrow::Result<PipelineIdentity> parse_identity(const fs::path& path) {
   try {
     auto j = nlohmann::json::parse(text.str());
     PipelineIdentity identity;
-    identity.id = PipelineId(j.at("pipeline_id").get<std::string>());
+    identity.id = PipelineIdentityRecord::id(j.at("pipeline_id").get<std::string>());
     identity.name = j.at("name").get<std::string>();
     identity.folder = j.at("folder").get<std::string>();
     identity.created_ms = j.value("created_ms", int64_t{0});
@@ -111,78 +126,114 @@ arrow::Status replace(const fs::path& path, const PipelineIdentity& identity) {
   return arrow::Status::OK();
 }
 
-// The pipeline ids the progress in the storage's tables was recorded under (storage written
-// before pipeline.json existed keyed it by the pipeline's name).
-arrow::Result<std::set<std::string>> recorded_pipeline_ids(const fs::path& storage) {
-  std::set<std::string> ids;
-  std::error_code ec;
-  const auto tables = storage / "tables";
-  if (!fs::is_directory(tables, ec)) return ids;
-  for (const auto& entry : fs::directory_iterator(tables, ec)) {
-    if (!fs::is_directory(entry.path() / "_delta_log", ec)) continue;
-    delta::LogStore store(entry.path());
-    auto snapshot = delta::load_latest_if_exists(store);
-    if (!snapshot.ok()) {
-      return with_context(snapshot.status(),
-                          fmt::format("reading the progress recorded in table '{}' to adopt its pipeline id",
-                                      entry.path().filename().string()));
-    }
-    if (!*snapshot) continue;
-    for (const auto& [app, txn] : (*snapshot)->txns()) {
-      if (auto id = pipeline_of_progress(app)) ids.insert(id->value());
+// The pipeline ids this pipeline's tables (and their side tables) recorded its flows' progress
+// under, with the tables each was found in (storage written before pipeline.json existed keyed
+// progress by the pipeline's name). Tables of other pipelines and progress of other flows are
+// not looked at; a table that cannot be read is skipped with a warning.
+std::map<std::string, std::set<std::string>> recorded_pipeline_ids(const fs::path& storage,
+                                                                   const PipelineLayout& layout) {
+  std::map<std::string, std::set<std::string>> ids;  // id -> tables
+  for (const auto& base : layout.tables) {
+    std::vector<std::string> names{base};
+    for (const char* suffix : kSideTableSuffixes) names.push_back(base + suffix);
+    for (const auto& name : names) {
+      const auto path = storage / "tables" / name;
+      std::error_code ec;
+      if (!fs::is_directory(path / "_delta_log", ec)) continue;
+      delta::LogStore store(path);
+      auto snapshot = delta::load_latest_if_exists(store);
+      if (!snapshot.ok()) {
+        std::fprintf(stderr,
+                     "sluice: warning: table '%s' (%s) cannot be read to find the pipeline id its progress was "
+                     "recorded under, skipped: %s\n",
+                     name.c_str(), path.c_str(), snapshot.status().message().c_str());
+        continue;
+      }
+      if (!*snapshot) continue;
+      for (const auto& [app, txn] : (*snapshot)->txns()) {
+        auto owner = owner_of_progress(app);
+        if (owner && layout.flows.count(owner->flow)) ids[owner->pipeline].insert(name);
+      }
     }
   }
-  if (ec) return io_error("cannot list {}: {}", tables.string(), ec.message());
   return ids;
 }
 
 // The id for storage without pipeline.json.
-arrow::Result<IdentityOpening> first_identity(const PipelineConfig& config) {
+arrow::Result<IdentityOpening> first_identity(const PipelineConfig& config, const PipelineLayout& layout) {
   IdentityOpening out;
   out.created = true;
   out.identity.name = config.name;
   out.identity.folder = canonical_or_self(config.dir);
   out.identity.created_ms = now_millis();
-  ARROW_ASSIGN_OR_RAISE(auto recorded, recorded_pipeline_ids(config.storage));
+  const auto recorded = recorded_pipeline_ids(config.storage, layout);
   if (recorded.empty() || recorded.count(config.name)) {
-    out.identity.id = PipelineId(config.name);
+    out.identity.id = PipelineIdentityRecord::id(config.name);
     return out;
   }
   if (recorded.size() == 1) {  // written under another name, then renamed before this version
-    out.identity.id = PipelineId(*recorded.begin());
-    out.renamed_from = *recorded.begin();
+    out.identity.id = PipelineIdentityRecord::id(recorded.begin()->first);
+    out.renamed_from = recorded.begin()->first;
     return out;
   }
-  std::string names;
-  for (const auto& n : recorded) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", n);
+  std::string found;
+  for (const auto& [id, tables] : recorded) {
+    for (const auto& t : tables) found += fmt::format("\n  table '{}' -> progress of pipeline '{}'", t, id);
+  }
   return invalid(
-      "pipeline '{}': storage '{}' holds progress recorded under the pipeline names {} and no record of which one "
-      "this pipeline continues ({} is missing): set 'name:' in {} to the name the pipeline ran under, run once, "
-      "then rename it back if you like",
-      config.name, config.storage.string(), names, identity_path(config).string(),
+      "pipeline '{}': the tables in storage '{}' hold progress recorded under several pipeline names and there is "
+      "no record of which one this pipeline continues ({} is missing):{}\nSet 'name:' in {} to the name this "
+      "pipeline ran under, run once (that records it), then rename it back if you like",
+      config.name, config.storage.string(), identity_path(config).string(), found,
       (config.dir / "pipeline.yaml").string());
 }
 
-// Whether the pipeline folder `other` still points its storage at `storage`.
-arrow::Result<bool> folder_uses_storage(const fs::path& other, const fs::path& storage) {
+// The pipeline in folder `other` if its pipeline.yaml still points its storage at `storage`.
+struct OtherFolder {
+  std::string name;
+  PipelineLayout layout;
+};
+arrow::Result<std::optional<OtherFolder>> other_folder_on(const fs::path& other, const fs::path& storage) {
   std::error_code ec;
-  if (!fs::exists(other / "pipeline.yaml", ec)) return false;
-  auto config = load_pipeline_config(other);
-  if (!config.ok()) return config.status();
-  return canonical_or_self(config->storage) == canonical_or_self(storage);
+  if (!fs::exists(other / "pipeline.yaml", ec)) return std::nullopt;
+  ARROW_ASSIGN_OR_RAISE(auto config, load_pipeline_config(other));
+  if (canonical_or_self(config.storage) != canonical_or_self(storage)) return std::nullopt;
+  ARROW_ASSIGN_OR_RAISE(auto sql, load_sql_sources(config));
+  std::optional<Graph> graph;
+  if (!sql.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto built, build_graph(std::move(sql)));
+    graph = std::move(built);
+  }
+  return OtherFolder{config.name, pipeline_layout(config, graph ? &*graph : nullptr)};
 }
 
 }  // namespace
 
 fs::path identity_path(const PipelineConfig& config) { return config.storage / "system" / "pipeline.json"; }
 
-arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& config) {
+PipelineLayout pipeline_layout(const PipelineConfig& config, const Graph* graph) {
+  PipelineLayout out;
+  for (const auto& t : config.bronze) {
+    out.tables.insert(t.table);
+    out.flows.insert(t.table);  // a bronze list table's one flow is named after it
+  }
+  if (graph) {
+    for (const auto& [name, d] : graph->datasets) {
+      if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) continue;
+      out.tables.insert(name);
+    }
+    for (const auto& [name, flow] : graph->flows) out.flows.insert(name);
+  }
+  return out;
+}
+
+arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& config, const PipelineLayout& layout) {
   const auto path = identity_path(config);
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   if (ec) return io_error("cannot create {}: {}", path.parent_path().string(), ec.message());
   if (!fs::exists(path, ec)) {
-    ARROW_ASSIGN_OR_RAISE(auto opening, first_identity(config));
+    ARROW_ASSIGN_OR_RAISE(auto opening, first_identity(config, layout));
     ARROW_ASSIGN_OR_RAISE(bool created, create_if_absent(path, opening.identity));
     if (created) return opening;
     // Another process created it first: continue with what it recorded.
@@ -192,18 +243,50 @@ arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& conf
   out.identity = recorded;
   const auto folder = canonical_or_self(config.dir);
   if (canonical_or_self(recorded.folder) != folder) {
-    auto shared = folder_uses_storage(recorded.folder, config.storage);
-    if (!shared.ok() || *shared) {
+    // The run lock keeps runs apart; what must not happen is two different pipelines mixing
+    // their tables in one storage. A folder of the same pipeline (same name or same tables: a
+    // release directory next to the previous release, a copy for another scale-out worker, a
+    // rename) is fine.
+    auto other = other_folder_on(recorded.folder, config.storage);
+    if (!other.ok()) {
+      std::fprintf(stderr,
+                   "sluice: warning: pipeline '%s' last ran from folder %s, whose pipeline.yaml cannot be read (%s); "
+                   "continuing from folder %s\n",
+                   recorded.name.c_str(), recorded.folder.c_str(), other.status().message().c_str(), folder.c_str());
+    } else if (*other && (*other)->name != config.name && (*other)->layout.tables != layout.tables) {
+      // This pipeline's tables already in the storage (older versions let pipelines share one):
+      // moved with their logs, they keep their progress, so nothing is read twice.
+      std::string own;
+      for (const auto& base : layout.tables) {
+        std::vector<std::string> names{base};
+        for (const char* suffix : kSideTableSuffixes) names.push_back(base + suffix);
+        for (const auto& name : names) {
+          std::error_code tec;
+          if (fs::is_directory(config.table_path(name) / "_delta_log", tec)) own += (own.empty() ? "" : ", ") + name;
+        }
+      }
+      const auto move = own.empty()
+          ? std::string(" (it has no tables there yet)")
+          : fmt::format(", after moving its tables ({}) from {} into the new storage's tables/ folder (they keep "
+                        "their progress: nothing is read twice)",
+                        own, (config.storage / "tables").string());
       return invalid(
-          "pipeline '{}' (folder {}) uses storage '{}', which belongs to pipeline '{}' (folder {}){}. Two pipeline "
-          "folders must not share one storage: give one of them its own 'storage:' in pipeline.yaml; or, if {} "
-          "replaces {} (moved or copied), delete {} and run again",
-          config.name, folder.string(), config.storage.string(), recorded.name, recorded.folder.string(),
-          shared.ok() ? "" : fmt::format(" (its pipeline.yaml cannot be read: {})", shared.status().message()),
-          folder.string(), recorded.folder.string(), (recorded.folder / "pipeline.yaml").string());
+          "pipeline '{}' (folder {}) uses storage '{}', which belongs to pipeline '{}' (folder {}); their names and "
+          "tables differ, so they are two pipelines, and two pipelines must not share one storage. Give '{}' its "
+          "own 'storage:' in {}{}. If '{}' is instead a new version of '{}' (renamed and with other tables), make "
+          "{} point elsewhere or delete it, then run again: the tables and their progress stay",
+          config.name, folder.string(), config.storage.string(), (*other)->name, recorded.folder.string(),
+          config.name, (config.dir / "pipeline.yaml").string(), move, config.name, (*other)->name,
+          (recorded.folder / "pipeline.yaml").string());
     }
-    out.moved_from = recorded.folder;
-    out.identity.folder = folder;
+    if (other.ok() && *other) {
+      // Both folders still run this pipeline: note it, keep the recorded folder.
+      std::fprintf(stderr, "sluice: note: pipeline '%s' runs from folder %s; folder %s points at storage '%s' too\n",
+                   config.name.c_str(), folder.c_str(), recorded.folder.c_str(), config.storage.c_str());
+    } else {
+      out.moved_from = recorded.folder;
+      out.identity.folder = folder;
+    }
   }
   if (recorded.name != config.name) {
     out.renamed_from = recorded.name;
@@ -213,8 +296,8 @@ arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& conf
   return out;
 }
 
-arrow::Status open_pipeline_storage(PipelineConfig& config) {
-  ARROW_ASSIGN_OR_RAISE(auto opening, open_pipeline_identity(config));
+arrow::Status open_pipeline_storage(PipelineConfig& config, const PipelineLayout& layout) {
+  ARROW_ASSIGN_OR_RAISE(auto opening, open_pipeline_identity(config, layout));
   config.id = opening.identity.id;
   if (!opening.renamed_from && !opening.moved_from) return arrow::Status::OK();
   EventLog events(config.storage, config.name, random_uuid());

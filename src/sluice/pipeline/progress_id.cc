@@ -3,32 +3,16 @@
 
 #include <fmt/format.h>
 
-#include <cstdio>
-#include <cstdlib>
-
 namespace sluice::pipeline {
-
-namespace {
-
-const std::string& checked(const PipelineId& pipeline) {
-  if (pipeline.empty()) {
-    // Progress keyed by an empty id would silently restart every source: never write it.
-    std::fprintf(stderr, "sluice: internal error: progress id built before the pipeline's storage was opened\n");
-    std::abort();
-  }
-  return pipeline.value();
-}
-
-}  // namespace
 
 std::string kafka_progress_id(const PipelineId& pipeline, const std::string& flow, const std::string& topic,
                               KafkaPartition partition) {
-  return fmt::format("{}/{}/{}/{}", checked(pipeline), flow, topic, partition.value());
+  return fmt::format("{}/{}/{}/{}", pipeline.value(), flow, topic, partition.value());
 }
 
 std::string delta_progress_id(const PipelineId& pipeline, const std::string& flow,
                               const std::string& upstream_table_id, DeltaReader reader) {
-  auto id = fmt::format("{}/{}/{}", checked(pipeline), flow, upstream_table_id);
+  auto id = fmt::format("{}/{}/{}", pipeline.value(), flow, upstream_table_id);
   if (reader == DeltaReader::kSelfJoinRight) id += "/right";
   return id;
 }
@@ -39,11 +23,11 @@ std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std:
 }
 
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow) {
-  const auto prefix = fmt::format("{}/{}/", checked(pipeline), flow);
+  const auto prefix = fmt::format("{}/{}/", pipeline.value(), flow);
   return app_id.rfind(prefix, 0) == 0;
 }
 
-std::optional<PipelineId> pipeline_of_progress(const std::string& app_id) {
+std::optional<ProgressOwner> owner_of_progress(const std::string& app_id) {
   // Pipeline names (and so ids) have no '/'; a sluice progress id has at least three segments.
   // Other sluice txns (`sluice:last_record:...`) are not progress.
   if (app_id.rfind("sluice:", 0) == 0) return std::nullopt;
@@ -51,7 +35,7 @@ std::optional<PipelineId> pipeline_of_progress(const std::string& app_id) {
   if (first == std::string::npos || first == 0) return std::nullopt;
   const auto second = app_id.find('/', first + 1);
   if (second == std::string::npos || second == first + 1 || second + 1 == app_id.size()) return std::nullopt;
-  return PipelineId(app_id.substr(0, first));
+  return ProgressOwner{app_id.substr(0, first), app_id.substr(first + 1, second - first - 1)};
 }
 
 }  // namespace sluice::pipeline

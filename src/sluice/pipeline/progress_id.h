@@ -11,17 +11,23 @@
 
 namespace sluice::pipeline {
 
-// The stable id of a pipeline's storage (<storage>/system/pipeline.json). Unset until the
-// storage is opened; building a progress id from an unset one is a programming error.
+struct PipelineIdentityRecord;  // pipeline_identity.cc: the only maker of PipelineIds
+
+// The stable id of a pipeline's storage (<storage>/system/pipeline.json). Only the identity
+// record makes one (read from pipeline.json, or adopted from the progress in the tables): no
+// string, and so no display name (`PipelineConfig::name`), converts into it, and the progress
+// id builders below take nothing else. Default-constructed: empty, "storage not opened yet";
+// the runners refuse a config whose id is empty.
 class PipelineId {
  public:
   PipelineId() = default;
-  explicit PipelineId(std::string value) : value_(std::move(value)) {}
   const std::string& value() const { return value_; }
   bool empty() const { return value_.empty(); }
   auto operator<=>(const PipelineId&) const = default;
 
  private:
+  friend struct PipelineIdentityRecord;
+  explicit PipelineId(std::string value) : value_(std::move(value)) {}
   std::string value_;
 };
 
@@ -47,8 +53,12 @@ std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std:
 // Whether `app_id` is progress of `flow` of this pipeline (any source).
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow);
 
-// The pipeline id a progress id was built from (its first segment); none for appIds that are
-// not of this shape (written by other tools).
-std::optional<PipelineId> pipeline_of_progress(const std::string& app_id);
+// A progress id's pipeline and flow segments (its first two); none for appIds that are not of
+// this shape (written by other tools).
+struct ProgressOwner {
+  std::string pipeline;
+  std::string flow;
+};
+std::optional<ProgressOwner> owner_of_progress(const std::string& app_id);
 
 }  // namespace sluice::pipeline

@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -39,18 +38,6 @@ std::string utc_time(int64_t ms) {
   std::tm tm{};
   ::gmtime_r(&t, &tm);
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", tm);
-}
-
-// Whether read_kafka's named argument `name` is the string literal `value` (case-insensitive).
-bool named_arg_is(const sql::TableRef& ref, const std::string& name, const std::string& value) {
-  for (const auto& a : ref.args) {
-    if (a->kind != sql::ExprKind::kNamedArg || a->args.empty() || a->args[0]->kind != sql::ExprKind::kLiteral) continue;
-    std::string n = a->name, v = a->args[0]->value;
-    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
-    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (n == name) return v == value;
-  }
-  return false;
 }
 
 // A holder record is live while its owner keeps it locked.
@@ -81,22 +68,16 @@ void remove_stale_records(const fs::path& runs) {
 
 }  // namespace
 
-RunLockMode run_lock_mode(const Graph* graph, bool continuous) {
-  if (!graph || !continuous) return RunLockMode::kExclusive;
-  bool reads_kafka = false;
-  for (const auto& [name, flow] : graph->flows) {
-    for (const auto& in : flow.inputs) {
-      if (in.kind != FlowInput::Kind::kKafka) continue;
-      reads_kafka = true;
-      if (!in.ref || !named_arg_is(*in.ref, "group_mode", "subscribe")) return RunLockMode::kExclusive;
-    }
+RunLockMode run_lock_mode(const RunShape& shape) {
+  if (!shape.continuous || shape.bronze_list || shape.full_refresh || !shape.sql_reads_scale_out) {
+    return RunLockMode::kExclusive;
   }
-  return reads_kafka ? RunLockMode::kShared : RunLockMode::kExclusive;
+  return RunLockMode::kShared;
 }
 
 std::string RunHolder::describe() const {
-  return fmt::format("pid {} on host {}, started {}, {} run: {}", pid, host, utc_time(started_ms),
-                     mode_name(mode), command);
+  return fmt::format("pid {} on host {}, started {}, {} run of pipeline '{}': {}", pid, host, utc_time(started_ms),
+                     mode_name(mode), pipeline, command);
 }
 
 std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
@@ -121,6 +102,7 @@ std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
       h.host = j.value("host", std::string("?"));
       h.started_ms = j.value("started_ms", int64_t{0});
       h.command = j.value("command", std::string("?"));
+      h.pipeline = j.value("pipeline", std::string("?"));
       h.mode = j.value("mode", std::string()) == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
     }
     out.push_back(std::move(h));
@@ -130,8 +112,8 @@ std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
 }
 
 arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& config, RunLockMode mode,
-                                                         const std::string& command) {
-  std::unique_ptr<RunLock> lock(new RunLock());
+                                                         const RunCommand& command) {
+  auto lock = std::make_unique<RunLock>(Key{});
   lock->system_ = config.storage / "system";
   lock->mode_ = mode;
   const auto runs = lock->system_ / "runs";
@@ -153,16 +135,24 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
     std::string who;
     for (const auto& h : held_by) who += "\n  " + h.describe();
     if (who.empty()) who = "\n  a process that has not written its record yet (it is starting up)";
+    bool same_pipeline = !held_by.empty();
+    for (const auto& h : held_by) same_pipeline &= h.pipeline == config.name;
     return invalid(
         "pipeline '{}': another sluice run is using storage '{}' (lock {}), held by:{}\n"
-        "Two runs of one pipeline would both fail on commit conflicts: wait for that run to end or stop it "
-        "(SIGTERM ends it cleanly). Several processes share a pipeline only as a scale-out: continuous runs "
-        "(mode: continuous, no --once) in which every read_kafka has group_mode => 'subscribe'; this run is {}",
+        "{}: wait for that run to end or stop it (SIGTERM ends it cleanly){}. Several processes share a pipeline "
+        "only as a scale-out: continuous runs (mode: continuous, no --once, no --full-refresh, no 'bronze:' list) "
+        "in which every read_kafka has group_mode => 'subscribe'; this run is {}",
         config.name, config.storage.string(), lock_path.string(), who,
+        same_pipeline ? "Two runs of one pipeline would both fail on commit conflicts"
+                      : "Runs on one storage would fail on each other's commits",
+        same_pipeline ? "" : "; if it is another pipeline, give one of them its own 'storage:' in pipeline.yaml",
         mode == RunLockMode::kShared ? "one" : "exclusive");
   }
   remove_stale_records(runs);
-  // This run's record, locked before it is published under its final name.
+  // This run's record, locked before it is published under its final name. The command is the
+  // program, folder and flag names only (RunCommand): never a value.
+  std::string command_line = fmt::format("{} run {}", command.program, config.dir.string());
+  for (const auto& flag : command.flags) command_line += " " + flag;
   const auto host = host_name();
   const auto base = fmt::format("{}.{}.{}.json", host, ::getpid(), random_uuid().substr(0, 8));
   const auto tmp = runs / ("." + base + ".tmp");
@@ -173,7 +163,7 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
   const auto text = nlohmann::json{{"pid", static_cast<int64_t>(::getpid())},
                                    {"host", host},
                                    {"started_ms", now_millis()},
-                                   {"command", command},
+                                   {"command", command_line},
                                    {"mode", mode_name(mode)},
                                    {"pipeline", config.name}}.dump() + "\n";
   if (::write(lock->record_fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
@@ -198,16 +188,25 @@ RunLock::~RunLock() {
   }
 }
 
-bool RunLock::leads() {
+arrow::Result<bool> RunLock::leads() {
   if (mode_ == RunLockMode::kExclusive) return true;
   std::lock_guard guard(mutex_);
   if (leader_fd_ >= 0) return true;
   const auto path = system_ / "leader.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    return io_error("cannot open {}: {}; a scale-out run takes it to decide which process runs the datasets that "
+                    "do not scale out (tables read from other tables, materialized views, event-time state): let "
+                    "the user running sluice read and write {}",
+                    path.string(), std::strerror(errno), system_.string());
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
     ::close(fd);
-    return false;
+    if (err == EWOULDBLOCK) return false;  // another process leads
+    return io_error("cannot lock {}: {} (sluice picks the process that runs the datasets that do not scale out "
+                    "with flock(2); put the storage on a local file system that supports it)",
+                    path.string(), std::strerror(err));
   }
   leader_fd_ = fd;
   std::fprintf(stderr, "sluice: this process now runs the datasets that do not scale out (tables read from other "

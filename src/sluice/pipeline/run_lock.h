@@ -2,7 +2,8 @@
 // second run is refused at once (naming the one that holds it) instead of both failing on
 // commit conflicts. flock(2) on <storage>/system/run.lock: the kernel releases it when the
 // process dies, so a killed run never blocks the next one. Each holder also keeps a record of
-// itself (pid, host, start time, command) under <storage>/system/runs/, locked while it lives.
+// itself (pid, host, start time, program, pipeline folder and the names of the flags given,
+// never their values) under <storage>/system/runs/, locked while it lives.
 #pragma once
 
 #include <arrow/result.h>
@@ -14,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
 
 namespace sluice::pipeline {
@@ -24,15 +24,33 @@ enum class RunLockMode {
   kShared,     // scale-out: several continuous runs whose Kafka reads all join consumer groups
 };
 
-// Shared for continuous runs of SQL pipelines in which every read_kafka says
-// group_mode => 'subscribe' (README, scale-out); exclusive for everything else.
-RunLockMode run_lock_mode(const Graph* graph, bool continuous);
+// What decides the lock mode of a run.
+struct RunShape {
+  bool continuous = false;       // mode: continuous and no --once
+  bool bronze_list = false;      // pipeline.yaml has a `bronze:` list (read in assign mode)
+  bool full_refresh = false;     // --full-refresh resets tables other processes would be writing
+  bool sql_reads_scale_out = false;  // every_kafka_read_joins_a_group() of the SQL graph
+};
+
+// Shared only for continuous runs of SQL pipelines without a `bronze:` list and without
+// --full-refresh, in which every read_kafka joins a consumer group (README, scale-out);
+// exclusive for everything else.
+RunLockMode run_lock_mode(const RunShape& shape);
+
+// How the holder record names the command: program (argv[0]), the pipeline folder, the names
+// of the flags given. Never flag values: no future flag can leak a secret into the record
+// (a 0644 file) or a refusal.
+struct RunCommand {
+  std::string program;
+  std::vector<std::string> flags;
+};
 
 struct RunHolder {
   int64_t pid = 0;
   std::string host;
   int64_t started_ms = 0;
-  std::string command;
+  std::string command;  // "<program> run <folder> <flag names>"
+  std::string pipeline;  // its display name
   RunLockMode mode = RunLockMode::kExclusive;
   std::string describe() const;
 };
@@ -43,7 +61,13 @@ class RunLock {
   // Takes the lock without waiting; refused (with the holders named) when another run holds it
   // in a mode that excludes this one.
   static arrow::Result<std::unique_ptr<RunLock>> acquire(const PipelineConfig& config, RunLockMode mode,
-                                                         const std::string& command);
+                                                         const RunCommand& command);
+
+ private:
+  struct Key {};  // only acquire() makes one
+
+ public:
+  explicit RunLock(Key) {}
   ~RunLock();
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;
@@ -51,15 +75,15 @@ class RunLock {
   // Shared runs: whether this process runs the datasets that cannot run in several processes
   // at once (those reading Delta tables, materialized views, event-time state). One process
   // leads at a time (a second flock, taken without waiting); when it exits or dies the next
-  // to ask takes over. Exclusive runs always lead.
-  bool leads();
+  // to ask takes over. Exclusive runs always lead. An error (the leader lock cannot be opened
+  // or locked) is returned, not taken for "another process leads": that would stall those
+  // datasets in every process without a word.
+  arrow::Result<bool> leads();
 
   // The live holders of the lock on `storage` (records of dead processes are skipped).
   static std::vector<RunHolder> holders(const std::filesystem::path& storage);
 
  private:
-  RunLock() = default;
-
   std::filesystem::path system_;
   RunLockMode mode_ = RunLockMode::kExclusive;
   int lock_fd_ = -1;

@@ -448,11 +448,22 @@ class SqlRun {
       bool first = true;
       const bool everywhere = runs_in_every_process(d);
       while (!stopping()) {
-        if (!everywhere && continuous_->leads && !continuous_->leads()) {
-          // A scale-out run: another process leads and runs this dataset; this one takes over
-          // when that one ends.
-          wait_or_stop(mutex, changed, interval);
-          continue;
+        if (!everywhere && continuous_->leads) {
+          auto leads = continuous_->leads();
+          if (!leads.ok()) {
+            std::lock_guard lock(mutex);
+            if (fatal.ok()) {
+              fatal = with_context(leads.status(), fmt::format("pipeline '{}', table '{}'", config_.name, name));
+            }
+            changed.notify_all();
+            return;
+          }
+          if (!*leads) {
+            // A scale-out run: another process leads and runs this dataset; this one takes over
+            // when that one ends.
+            wait_or_stop(mutex, changed, interval);
+            continue;
+          }
         }
         if (!first && !needs.empty()) {
           // Wait for an upstream commit here, or poll the upstream logs (other processes).
@@ -541,10 +552,7 @@ class SqlRun {
           plan.distinct()) {
         return false;
       }
-      KafkaFlowSpec spec;
-      if (!apply_kafka_options(plan.source().options, spec).ok() || spec.group_mode != GroupMode::kSubscribe) {
-        return false;
-      }
+      if (!reads_kafka_as_group_member(plan.source().options)) return false;
     }
     return true;
   }
@@ -1600,12 +1608,14 @@ class SqlRun {
 arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
                                                                 const Graph& graph,
                                                                 const IngestOptions& options) {
+  ARROW_RETURN_NOT_OK(check_storage_opened(config));
   SqlRun run(config, graph, options);
   return run.run();
 }
 
 arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Graph& graph,
                                           const IngestOptions& options, const ContinuousOptions& continuous) {
+  ARROW_RETURN_NOT_OK(check_storage_opened(config));
   SqlRun run(config, graph, options);
   return run.run(&continuous).status();
 }
@@ -1620,6 +1630,19 @@ arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config
   out.not_checked = run.not_checked();
   out.notes = run.schema_notes();
   return out;
+
+bool every_kafka_read_joins_a_group(const Graph& graph) {
+  bool reads_kafka = false;
+  for (const auto& [name, flow] : graph.flows) {
+    for (const auto& in : flow.inputs) {
+      if (in.kind != FlowInput::Kind::kKafka) continue;
+      reads_kafka = true;
+      if (!in.ref) return false;
+      auto options = exec::read_kafka_options(*in.ref, graph.files.at(flow.file));
+      if (!options.ok() || !reads_kafka_as_group_member(*options)) return false;
+    }
+  }
+  return reads_kafka;
 }
 
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(

@@ -34,8 +34,9 @@ struct ContinuousOptions {
   // Called (from the flows' threads, one at a time per dataset) after each run that moved rows.
   std::function<void(const DatasetReport&)> on_report;
   // Scale-out runs (RunLock::leads): whether this process runs the datasets that cannot run in
-  // several processes at once; asked before each of their runs. Unset: it does.
-  std::function<bool()> leads;
+  // several processes at once; asked before each of their runs. Unset: it does. An error stops
+  // the run (a process that could never lead would leave those datasets stalled unseen).
+  std::function<arrow::Result<bool>()> leads;
 };
 
 // Continuous mode: every dataset in its own loop until `options.stop` is set (then each commits
@@ -65,6 +66,11 @@ struct ValidateReport {
 // would refuse; or every error found.
 arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config, const Graph& graph,
                                                     SchemaInference inference);
+
+// Whether the pipeline reads Kafka and every read_kafka joins a consumer group
+// (reads_kafka_as_group_member on the options the planner reads): the SQL half of whether a
+// continuous run may scale out over several processes (run_lock.h).
+bool every_kafka_read_joins_a_group(const Graph& graph);
 
 // validate_sql_pipeline with kFrozenOnly: the output schema of each dataset planned.
 arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_pipeline(
