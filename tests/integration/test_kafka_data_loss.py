@@ -189,3 +189,42 @@ def test_starting_offsets_outside_the_topic_are_named(tmp_path, bootstrap, new_t
     assert data_loss_events(pipe) == [("WARN", "raw", {
         "topic": topic, "partition": 0, "from_offset": 5, "until_offset": 10, "resumed_at_offset": 10,
         "reason": "expired"})]
+
+
+def test_group_member_detects_a_recreated_topic(tmp_path, bootstrap, new_topic):
+    """group_mode => 'subscribe' (continuous): partitions the group assigns are checked too."""
+    import signal
+    import subprocess
+
+    from conftest import SLUICE
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"old-{i}".encode() for i in range(10)])
+    pipe = kafka_pipeline(tmp_path, "member", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
+    write_sql(pipe, topic, ", group_mode => 'subscribe'")
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    old = table_rows(pipe)
+    recreate_topic(bootstrap, topic, 1)
+    produce_values(bootstrap, topic, [f"new-{i}".encode() for i in range(15)])
+
+    failed = run_sluice("run", pipe, timeout=120)  # continuous: stops by itself on the error
+    assert failed.returncode == 1
+    assert f"Kafka {topic}[0] was deleted and re-created: the record at offset 9 is not the one" in failed.stderr
+    assert table_rows(pipe) == old
+
+    write_sql(pipe, topic, ", group_mode => 'subscribe', fail_on_data_loss => false")
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(table_rows(pipe)) < 25 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert table_rows(pipe) == sorted(old + [(0, i, f"new-{i}") for i in range(15)])
+    assert data_loss_events(pipe) == [("WARN", "raw", {
+        "topic": topic, "partition": 0, "from_offset": 10, "until_offset": None, "resumed_at_offset": 0,
+        "reason": "topic re-created"})]

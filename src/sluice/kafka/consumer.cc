@@ -141,12 +141,9 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make(const std::string& clust
 arrow::Result<std::unique_ptr<Consumer>> Consumer::make_record_reader(const std::string& cluster_name,
                                                                       const KafkaProperties& properties,
                                                                       const std::string& group_id) {
-  KafkaProperties props = properties;  // the user's security settings, our fetch sizes
+  KafkaProperties props = properties;
+  // No fetch held open at the end of a partition: the next check would wait for it first.
   props["fetch.wait.max.ms"] = "10";
-  props["max.partition.fetch.bytes"] = "1";  // still one whole record batch (KIP-74)
-  props["fetch.max.bytes"] = "1048576";
-  props["queued.min.messages"] = "1";
-  props["queued.max.messages.kbytes"] = "1024";
   return make_impl(cluster_name, props, group_id, nullptr);
 }
 

@@ -92,9 +92,8 @@ class Consumer {
   static arrow::Result<std::unique_ptr<Consumer>> make_group_member(
       const std::string& cluster_name, const KafkaProperties& properties,
       const std::string& group_id, RebalanceListener* listener);
-  // A consumer that reads single records (fingerprints_at): it fetches one record batch per
-  // partition and does not hold a fetch open at the end of a partition, so reading one record
-  // neither pulls megabytes nor delays the next read by librdkafka's 500 ms fetch wait.
+  // A consumer that reads single records (fingerprints_at): it does not hold a fetch open at the
+  // end of a partition, which would delay its next read by librdkafka's 500 ms fetch wait.
   static arrow::Result<std::unique_ptr<Consumer>> make_record_reader(const std::string& cluster_name,
                                                                      const KafkaProperties& properties,
                                                                      const std::string& group_id);
