@@ -228,3 +228,61 @@ def test_group_member_detects_a_recreated_topic(tmp_path, bootstrap, new_topic):
     assert data_loss_events(pipe) == [("WARN", "raw", {
         "topic": topic, "partition": 0, "from_offset": 10, "until_offset": None, "resumed_at_offset": 0,
         "reason": "topic re-created"})]
+
+
+@pytest.mark.parametrize("fail_on_data_loss", [True, False])
+def test_records_expiring_while_the_flow_reads_them_are_data_loss(tmp_path, bootstrap, new_topic, fail_on_data_loss):
+    """Retention deleting what the flow reads next (here: SIGSTOP after its first commit, delete
+    everything, SIGCONT) used to make librdkafka jump to the end silently."""
+    import os
+    import signal
+    import subprocess
+
+    from conftest import SLUICE, write_pipeline
+    topic = new_topic(1)
+    total = 100_000
+    produce_values(bootstrap, topic, [b"x" * 500] * total)  # 50 MB: far more than the prefetch below
+    pipe = write_pipeline(tmp_path / "pipe", f"""name: racing
+storage: ./data
+commit: {{max_rows: 1000}}
+kafka:
+  default:
+    bootstrap.servers: "{bootstrap}"
+    queued.max.messages.kbytes: "256"
+    max.partition.fetch.bytes: "65536"
+    fetch.max.bytes: "65536"
+    message.max.bytes: "65536"
+""")
+    write_sql(pipe, topic, "" if fail_on_data_loss else ", fail_on_data_loss => false")
+    log = pipe / "data" / "tables" / "raw" / "_delta_log"
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log / f"{1:020d}.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGSTOP)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for f in admin.delete_records([TopicPartition(topic, 0, total)]).values():
+            f.result(timeout=30)
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    read = DeltaTable(str(pipe / "data" / "tables" / "raw")).transaction_version(f"racing/raw/{topic}/0")
+    if fail_on_data_loss:
+        assert read is not None and 1000 <= read < total, read  # stopped well before the end
+        assert proc.returncode == 1, out
+        assert f"Kafka {topic}[0] lost data while the table read it: its next offset " in err, err
+        assert f"is no longer in the topic, which now holds offsets {total} to {total - 1}" in err, err
+        return
+    assert proc.returncode == 0, err
+    assert read == total  # went on after the lost range
+    events = data_loss_events(pipe)
+    assert len(events) == 1
+    loss = events[0][2]
+    assert 1000 <= loss["from_offset"] < total
+    assert loss["until_offset"] == total and loss["resumed_at_offset"] == total and loss["reason"] == "expired"
+    # The table holds exactly the offsets before the lost range.
+    assert [r[1] for r in table_rows(pipe)] == list(range(loss["from_offset"]))

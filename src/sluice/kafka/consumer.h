@@ -107,6 +107,9 @@ class Consumer {
   // Adds partitions to the current assignment (outside a rebalance, e.g. ones the listener
   // could not start when they were assigned).
   arrow::Status add_partitions(const std::vector<PartitionStart>& starts);
+  // Assigns an assigned partition anew at `start`: where seek() fails, after librdkafka stopped
+  // the partition on an error (an offset out of range).
+  arrow::Status reassign(const PartitionStart& start);
   // Moves the read position of an assigned partition.
   arrow::Status seek(const PartitionStart& start, std::chrono::milliseconds timeout);
 

@@ -577,6 +577,12 @@ class IngestRun : public kafka::RebalanceListener {
               err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
             continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
           }
+          if ((err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
+              it != progress_.end()) {
+            ARROW_RETURN_NOT_OK(skip_lost_records(it->first, it->second));
+            last_progress = now;
+            continue;
+          }
           return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(),
                           msg->rkt ? rd_kafka_topic_name(msg->rkt) : "?", msg->partition, msg->offset,
                           rd_kafka_message_errstr(msg));
@@ -603,6 +609,33 @@ class IngestRun : public kafka::RebalanceListener {
       seal_fingerprints();  // before the next poll destroys the batch's messages
     }
     return arrow::Status::OK();
+  }
+
+  // The read position left the partition while reading (retention deleted what was next, or the
+  // topic was re-created with fewer records). librdkafka would silently jump to the end
+  // (auto.offset.reset, which sluice sets to `error`); this is data loss like any other.
+  arrow::Status skip_lost_records(const TopicPartitionId& tp, PartitionProgress& prog) {
+    ARROW_ASSIGN_OR_RAISE(auto marks, consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
+    if (prog.next >= marks.low && prog.next <= marks.high) {
+      return mark_retryable(io_error("{}: Kafka {} could not be read at offset {} (out of range) although the "
+                                     "topic holds offsets {} to {} now; retrying",
+                                     where(), topic_partition(tp), prog.next.value(), marks.low.value(),
+                                     marks.high.value() - 1));
+    }
+    const bool expired = prog.next < marks.low;
+    ARROW_RETURN_NOT_OK(lose_data(
+        {"", tp.topic, tp.partition.value(), prog.next.value(),
+         expired ? std::optional<int64_t>(marks.low.value()) : std::nullopt, marks.low.value(),
+         expired ? "expired" : "topic re-created"},
+        fmt::format("{}: Kafka {} lost data while the table read it: its next offset {} is no longer in the "
+                    "topic, which now holds offsets {} to {} ({}); run a full refresh of the table to start "
+                    "over, or set fail_on_data_loss => false to go on at offset {}",
+                    where(), topic_partition(tp), prog.next.value(), marks.low.value(), marks.high.value() - 1,
+                    expired ? "records expired by retention" : "was the topic deleted and recreated?",
+                    marks.low.value())));
+    prog.next = marks.low;
+    if (!expired) prog.last_record.reset();
+    return consumer_->reassign({tp.topic, tp.partition, prog.next});
   }
 
   void seal_fingerprints() {
