@@ -186,10 +186,7 @@ class IngestRun : public kafka::RebalanceListener {
       if (prog.ok()) planned[tp] = *prog;
       st = prog.status();
     }
-    if (st.ok()) {
-      auto probe = probe_consumer();
-      st = probe.ok() ? check_last_records(planned, **probe) : probe.status();
-    }
+    if (st.ok()) st = check_last_records(planned);
     for (const auto& tp : added) {
       if (st.ok()) {
         progress_[tp] = planned.at(tp);
@@ -347,7 +344,7 @@ class IngestRun : public kafka::RebalanceListener {
   // within the new topic. The record at the offset the table read last must still be the one
   // it read there; another one means the topic was re-created (data loss: the old topic's
   // unread records are gone). No record there any more (compaction, retention) proves nothing.
-  arrow::Status check_last_records(std::map<TopicPartitionId, PartitionProgress>& planned, kafka::Consumer& probe) {
+  arrow::Status check_last_records(std::map<TopicPartitionId, PartitionProgress>& planned) {
     std::vector<kafka::PartitionStart> at;
     for (const auto& [tp, prog] : planned) {
       if (prog.last_record && prog.last_record->offset >= prog.low && prog.last_record->offset < prog.high) {
@@ -355,7 +352,8 @@ class IngestRun : public kafka::RebalanceListener {
       }
     }
     if (at.empty()) return arrow::Status::OK();
-    auto found = probe.fingerprints_at(at, options_.metadata_timeout);
+    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
+    auto found = probe->fingerprints_at(at, options_.metadata_timeout);
     if (!found.ok()) return with_context(found.status(), where());
     for (const auto& [tp, record] : *found) {
       auto& prog = planned.at(tp);
@@ -385,8 +383,7 @@ class IngestRun : public kafka::RebalanceListener {
         ARROW_ASSIGN_OR_RAISE(progress_[tp], plan_partition(tp));
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
-    return check_last_records(progress_, *probe);
+    return check_last_records(progress_);
   }
 
   // max_offsets_per_trigger, one trigger (continuous runs): the budget shared among partitions
@@ -483,8 +480,7 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(planned[tp], plan_partition(tp));
       unstarted.push_back(tp);
     }
-    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
-    ARROW_RETURN_NOT_OK(check_last_records(planned, *probe));
+    ARROW_RETURN_NOT_OK(check_last_records(planned));
     for (const auto& tp : owned) {
       auto known = progress_.find(tp);
       if (known == progress_.end() || known->second.next != planned.at(tp).next) {
