@@ -189,3 +189,100 @@ def test_starting_offsets_outside_the_topic_are_named(tmp_path, bootstrap, new_t
     assert data_loss_events(pipe) == [("WARN", "raw", {
         "topic": topic, "partition": 0, "from_offset": 5, "until_offset": 10, "resumed_at_offset": 10,
         "reason": "expired"})]
+
+
+def test_group_member_detects_a_recreated_topic(tmp_path, bootstrap, new_topic):
+    """group_mode => 'subscribe' (continuous): partitions the group assigns are checked too."""
+    import signal
+    import subprocess
+
+    from conftest import SLUICE
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"old-{i}".encode() for i in range(10)])
+    pipe = kafka_pipeline(tmp_path, "member", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
+    write_sql(pipe, topic, ", group_mode => 'subscribe'")
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    old = table_rows(pipe)
+    recreate_topic(bootstrap, topic, 1)
+    produce_values(bootstrap, topic, [f"new-{i}".encode() for i in range(15)])
+
+    failed = run_sluice("run", pipe, timeout=120)  # continuous: stops by itself on the error
+    assert failed.returncode == 1
+    assert f"Kafka {topic}[0] was deleted and re-created: the record at offset 9 is not the one" in failed.stderr
+    assert table_rows(pipe) == old
+
+    write_sql(pipe, topic, ", group_mode => 'subscribe', fail_on_data_loss => false")
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(table_rows(pipe)) < 25 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert table_rows(pipe) == sorted(old + [(0, i, f"new-{i}") for i in range(15)])
+    assert data_loss_events(pipe) == [("WARN", "raw", {
+        "topic": topic, "partition": 0, "from_offset": 10, "until_offset": None, "resumed_at_offset": 0,
+        "reason": "topic re-created"})]
+
+
+@pytest.mark.parametrize("fail_on_data_loss", [True, False])
+def test_records_expiring_while_the_flow_reads_them_are_data_loss(tmp_path, bootstrap, new_topic, fail_on_data_loss):
+    """Retention deleting what the flow reads next (here: SIGSTOP after its first commit, delete
+    everything, SIGCONT) used to make librdkafka jump to the end silently."""
+    import os
+    import signal
+    import subprocess
+
+    from conftest import SLUICE, write_pipeline
+    topic = new_topic(1)
+    total = 100_000
+    produce_values(bootstrap, topic, [b"x" * 500] * total)  # 50 MB: far more than the prefetch below
+    pipe = write_pipeline(tmp_path / "pipe", f"""name: racing
+storage: ./data
+commit: {{max_rows: 1000}}
+kafka:
+  default:
+    bootstrap.servers: "{bootstrap}"
+    queued.max.messages.kbytes: "256"
+    max.partition.fetch.bytes: "65536"
+    fetch.max.bytes: "65536"
+    message.max.bytes: "65536"
+""")
+    write_sql(pipe, topic, "" if fail_on_data_loss else ", fail_on_data_loss => false")
+    log = pipe / "data" / "tables" / "raw" / "_delta_log"
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log / f"{1:020d}.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGSTOP)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for f in admin.delete_records([TopicPartition(topic, 0, total)]).values():
+            f.result(timeout=30)
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    read = DeltaTable(str(pipe / "data" / "tables" / "raw")).transaction_version(f"racing/raw/{topic}/0")
+    if fail_on_data_loss:
+        assert read is not None and 1000 <= read < total, read  # stopped well before the end
+        assert proc.returncode == 1, out
+        assert f"Kafka {topic}[0] lost data while the table read it: its next offset " in err, err
+        assert f"is no longer in the topic, which now holds offsets {total} to {total - 1}" in err, err
+        return
+    assert proc.returncode == 0, err
+    assert read == total  # went on after the lost range
+    events = data_loss_events(pipe)
+    assert len(events) == 1
+    loss = events[0][2]
+    assert 1000 <= loss["from_offset"] < total
+    assert loss["until_offset"] == total and loss["resumed_at_offset"] == total and loss["reason"] == "expired"
+    # The table holds exactly the offsets before the lost range.
+    assert [r[1] for r in table_rows(pipe)] == list(range(loss["from_offset"]))

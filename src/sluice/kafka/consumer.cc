@@ -171,12 +171,9 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make(const std::string& clust
 arrow::Result<std::unique_ptr<Consumer>> Consumer::make_record_reader(const std::string& cluster_name,
                                                                       const KafkaProperties& properties,
                                                                       const std::string& group_id) {
-  KafkaProperties props = properties;  // the user's security settings, our fetch sizes
+  KafkaProperties props = properties;
+  // No fetch held open at the end of a partition: the next check would wait for it first.
   props["fetch.wait.max.ms"] = "10";
-  props["max.partition.fetch.bytes"] = "1";  // still one whole record batch (KIP-74)
-  props["fetch.max.bytes"] = "1048576";
-  props["queued.min.messages"] = "1";
-  props["queued.max.messages.kbytes"] = "1024";
   return make_impl(cluster_name, props, group_id, nullptr);
 }
 
@@ -214,6 +211,9 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
       {"enable.auto.offset.store", "false"},
       {"enable.partition.eof", "true"},
       {"allow.auto.create.topics", "false"},
+      // A read position that left the log (retention, a re-created topic) is an error the flow
+      // handles as data loss; librdkafka's default jumps to the end and skips records silently.
+      {"auto.offset.reset", "error"},
       {"client.id", "sluice"},
       {"fetch.max.bytes", "52428800"},
       // Prefetch bounded by bytes (256 MiB for the whole consumer), not by message count:
@@ -320,6 +320,19 @@ arrow::Status Consumer::add_partitions(const std::vector<PartitionStart>& starts
   RdKafka::TopicPartition::destroy(list);
   if (error) {
     return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_, error->str());
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Consumer::reassign(const PartitionStart& start) {
+  std::vector<RdKafka::TopicPartition*> list{
+      RdKafka::TopicPartition::create(start.topic, start.partition.value(), start.offset.value())};
+  std::unique_ptr<RdKafka::Error> error(consumer_->incremental_unassign(list));
+  if (!error) error.reset(consumer_->incremental_assign(list));
+  RdKafka::TopicPartition::destroy(list);
+  if (error) {
+    return io_error("Kafka cluster '{}': cannot restart {}[{}] at offset {}: {}", cluster_name_, start.topic,
+                    start.partition.value(), start.offset.value(), error->str());
   }
   return arrow::Status::OK();
 }

@@ -92,9 +92,8 @@ class Consumer {
   static arrow::Result<std::unique_ptr<Consumer>> make_group_member(
       const std::string& cluster_name, const KafkaProperties& properties,
       const std::string& group_id, RebalanceListener* listener);
-  // A consumer that reads single records (fingerprints_at): it fetches one record batch per
-  // partition and does not hold a fetch open at the end of a partition, so reading one record
-  // neither pulls megabytes nor delays the next read by librdkafka's 500 ms fetch wait.
+  // A consumer that reads single records (fingerprints_at): it does not hold a fetch open at the
+  // end of a partition, which would delay its next read by librdkafka's 500 ms fetch wait.
   static arrow::Result<std::unique_ptr<Consumer>> make_record_reader(const std::string& cluster_name,
                                                                      const KafkaProperties& properties,
                                                                      const std::string& group_id);
@@ -108,6 +107,9 @@ class Consumer {
   // Adds partitions to the current assignment (outside a rebalance, e.g. ones the listener
   // could not start when they were assigned).
   arrow::Status add_partitions(const std::vector<PartitionStart>& starts);
+  // Assigns an assigned partition anew at `start`: where seek() fails, after librdkafka stopped
+  // the partition on an error (an offset out of range).
+  arrow::Status reassign(const PartitionStart& start);
   // Moves the read position of an assigned partition.
   arrow::Status seek(const PartitionStart& start, std::chrono::milliseconds timeout);
 

@@ -187,10 +187,7 @@ class IngestRun : public kafka::RebalanceListener {
       if (prog.ok()) planned[tp] = *prog;
       st = prog.status();
     }
-    if (st.ok()) {
-      auto probe = probe_consumer();
-      st = probe.ok() ? check_last_records(planned, **probe) : probe.status();
-    }
+    if (st.ok()) st = check_last_records(planned);
     for (const auto& tp : added) {
       if (st.ok()) {
         progress_[tp] = planned.at(tp);
@@ -348,7 +345,7 @@ class IngestRun : public kafka::RebalanceListener {
   // within the new topic. The record at the offset the table read last must still be the one
   // it read there; another one means the topic was re-created (data loss: the old topic's
   // unread records are gone). No record there any more (compaction, retention) proves nothing.
-  arrow::Status check_last_records(std::map<TopicPartitionId, PartitionProgress>& planned, kafka::Consumer& probe) {
+  arrow::Status check_last_records(std::map<TopicPartitionId, PartitionProgress>& planned) {
     std::vector<kafka::PartitionStart> at;
     for (const auto& [tp, prog] : planned) {
       if (prog.last_record && prog.last_record->offset >= prog.low && prog.last_record->offset < prog.high) {
@@ -356,7 +353,8 @@ class IngestRun : public kafka::RebalanceListener {
       }
     }
     if (at.empty()) return arrow::Status::OK();
-    auto found = probe.fingerprints_at(at, options_.metadata_timeout);
+    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
+    auto found = probe->fingerprints_at(at, options_.metadata_timeout);
     if (!found.ok()) return with_context(found.status(), where());
     for (const auto& [tp, record] : *found) {
       auto& prog = planned.at(tp);
@@ -386,8 +384,7 @@ class IngestRun : public kafka::RebalanceListener {
         ARROW_ASSIGN_OR_RAISE(progress_[tp], plan_partition(tp));
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
-    return check_last_records(progress_, *probe);
+    return check_last_records(progress_);
   }
 
   // max_offsets_per_trigger, one trigger (continuous runs): the budget shared among partitions
@@ -484,8 +481,7 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(planned[tp], plan_partition(tp));
       unstarted.push_back(tp);
     }
-    ARROW_ASSIGN_OR_RAISE(auto* probe, probe_consumer());
-    ARROW_RETURN_NOT_OK(check_last_records(planned, *probe));
+    ARROW_RETURN_NOT_OK(check_last_records(planned));
     for (const auto& tp : owned) {
       auto known = progress_.find(tp);
       if (known == progress_.end() || known->second.next != planned.at(tp).next) {
@@ -578,6 +574,12 @@ class IngestRun : public kafka::RebalanceListener {
               err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
             continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
           }
+          if ((err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
+              it != progress_.end()) {
+            ARROW_RETURN_NOT_OK(skip_lost_records(it->first, it->second));
+            last_progress = now;
+            continue;
+          }
           return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(),
                           msg->rkt ? rd_kafka_topic_name(msg->rkt) : "?", msg->partition, msg->offset,
                           rd_kafka_message_errstr(msg));
@@ -604,6 +606,33 @@ class IngestRun : public kafka::RebalanceListener {
       seal_fingerprints();  // before the next poll destroys the batch's messages
     }
     return arrow::Status::OK();
+  }
+
+  // The read position left the partition while reading (retention deleted what was next, or the
+  // topic was re-created with fewer records). librdkafka would silently jump to the end
+  // (auto.offset.reset, which sluice sets to `error`); this is data loss like any other.
+  arrow::Status skip_lost_records(const TopicPartitionId& tp, PartitionProgress& prog) {
+    ARROW_ASSIGN_OR_RAISE(auto marks, consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
+    if (prog.next >= marks.low && prog.next <= marks.high) {
+      return mark_retryable(io_error("{}: Kafka {} could not be read at offset {} (out of range) although the "
+                                     "topic holds offsets {} to {} now; retrying",
+                                     where(), topic_partition(tp), prog.next.value(), marks.low.value(),
+                                     marks.high.value() - 1));
+    }
+    const bool expired = prog.next < marks.low;
+    ARROW_RETURN_NOT_OK(lose_data(
+        {"", tp.topic, tp.partition.value(), prog.next.value(),
+         expired ? std::optional<int64_t>(marks.low.value()) : std::nullopt, marks.low.value(),
+         expired ? "expired" : "topic re-created"},
+        fmt::format("{}: Kafka {} lost data while the table read it: its next offset {} is no longer in the "
+                    "topic, which now holds offsets {} to {} ({}); run a full refresh of the table to start "
+                    "over, or set fail_on_data_loss => false to go on at offset {}",
+                    where(), topic_partition(tp), prog.next.value(), marks.low.value(), marks.high.value() - 1,
+                    expired ? "records expired by retention" : "was the topic deleted and recreated?",
+                    marks.low.value())));
+    prog.next = marks.low;
+    if (!expired) prog.last_record.reset();
+    return consumer_->reassign({tp.topic, tp.partition, prog.next});
   }
 
   void seal_fingerprints() {
