@@ -1630,6 +1630,7 @@ arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config
   out.not_checked = run.not_checked();
   out.notes = run.schema_notes();
   return out;
+}
 
 bool every_kafka_read_joins_a_group(const Graph& graph) {
   bool reads_kafka = false;
