@@ -168,7 +168,9 @@ namespace {
 // The JSON body and column of an action, or nullopt for kinds checkpoints do not keep.
 std::optional<std::pair<std::string, json>> checkpoint_entry(const Action& action) {
   json j = to_json(action);
-  const auto& [kind, body] = *j.items().begin();
+  // Not a structured binding over items(): its key() refers into a temporary proxy.
+  const std::string kind = j.begin().key();
+  const nlohmann::json& body = j.begin().value();
   for (const char* column : kActionColumns) {
     if (kind == column) return std::make_pair(std::string(kind), body);
   }
