@@ -366,11 +366,14 @@ arrow::Status export_table(const TableArgs& args, const std::string& out) {
   delta::LogStore store(args.path);
   ARROW_ASSIGN_OR_RAISE(auto snap, open_snapshot(args, store));
   ARROW_ASSIGN_OR_RAISE(auto table, delta::scan_table(store, *snap));
-  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::FileOutputStream::Open(out));
-  ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(sink, table->schema()));
-  ARROW_RETURN_NOT_OK(writer->WriteTable(*table));
-  ARROW_RETURN_NOT_OK(writer->Close());
-  return sink->Close();
+  auto written = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::FileOutputStream::Open(out));
+    ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(sink, table->schema()));
+    ARROW_RETURN_NOT_OK(writer->WriteTable(*table));
+    ARROW_RETURN_NOT_OK(writer->Close());
+    return sink->Close();
+  }();
+  return io_failure(written, "cannot write", out);
 }
 
 }  // namespace

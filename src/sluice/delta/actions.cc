@@ -102,7 +102,9 @@ Action parse_one(const json& j) {
   if (!j.is_object() || j.size() != 1) {
     throw std::runtime_error("an action must be a JSON object with exactly one key");
   }
-  const auto& [kind, body] = *j.items().begin();
+  // Not a structured binding over items(): its key() refers into a temporary proxy.
+  const std::string kind = j.begin().key();
+  const nlohmann::json& body = j.begin().value();
   if (kind == "protocol") {
     Protocol p;
     p.min_reader_version = get_required<int32_t>(body, "minReaderVersion", "protocol");

@@ -18,6 +18,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
@@ -1148,12 +1149,12 @@ class SqlRun {
     }
     std::filesystem::create_directories(path.parent_path());
     const auto tmp = path.string() + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << ddl;
-      if (!out) return io_error("cannot write {}", tmp);
-    }
-    std::filesystem::rename(tmp, path);
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);  // left by a crash
+    // Durably and whole, or not at all: a full disk must not leave a truncated schema.
+    ARROW_RETURN_NOT_OK(delta::write_file_durably(tmp, ddl));
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) return io_failure(ec.value(), "cannot write inferred schema", path.string());
     return ddl;
   }
 
