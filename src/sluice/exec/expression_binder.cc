@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cmath>
 #include <regex>
 
 #include "sluice/common/ids.h"
@@ -42,7 +43,9 @@ arrow::Result<int64_t> interval_micros(const std::string& text) {
   auto begin = std::sregex_iterator(text.begin(), text.end(), kPart);
   size_t consumed = 0;
   for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    double n = std::stod((*it)[1]);
+    auto parsed = parse_double((*it)[1].str());
+    if (!parsed || std::abs(*parsed) > 1e12) return invalid("'{}' is not an interval sluice can hold", text);
+    double n = *parsed;
     std::string unit = to_lower((*it)[2]);
     if (unit.back() == 's' && unit != "s" && unit != "ms" && unit != "us") unit.pop_back();
     double micros;
@@ -167,7 +170,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
           return error(e, fmt::format("integer literal {} is out of range for BIGINT", e.value));
         }
       } else if (t == "decimal") {
-        value = arrow::MakeScalar(std::stod(e.value));
+        auto d = parse_double(e.value);
+        if (!d) return error(e, fmt::format("number {} is out of range for DOUBLE", e.value));
+        value = arrow::MakeScalar(*d);
       } else if (t == "string") {
         value = arrow::MakeScalar(e.value);
       } else if (t == "date" || t == "timestamp" || t == "timestamp_ntz") {
@@ -462,7 +467,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     if (a.kind != ExprKind::kLiteral || a.literal_type != "integer") {
       return error(a, fmt::format("argument {} of {} must be an integer literal", i + 1, name));
     }
-    return std::stoll(a.value);
+    auto n = parse_int64(a.value);
+    if (!n) return error(a, fmt::format("argument {} of {} is out of range", i + 1, name));
+    return *n;
   };
   auto exprs = [&](size_t from = 0) {
     std::vector<cp::Expression> out;

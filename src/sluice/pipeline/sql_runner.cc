@@ -361,6 +361,12 @@ class SqlRun {
       auto cluster = kafka_cluster_of(src, flow.name);
       if (!cluster.ok()) return at(src.loc, cluster.status());
       if (auto st = apply_kafka_options(src.options, spec); !st.ok()) return at(src.loc, st);
+      if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
+        auto n = parse_int64(it->second);
+        if (!n || *n <= 0) {
+          return at(src.loc, invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second));
+        }
+      }
     }
     return arrow::Status::OK();
   }
@@ -1059,7 +1065,11 @@ class SqlRun {
       available += marks.high.value() - marks.low.value();
     }
     int64_t wanted = 1000;
-    if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) wanted = std::stoll(it->second);
+    if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
+      auto n = parse_int64(it->second);
+      if (!n || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
+      wanted = *n;
+    }
     wanted = std::min(wanted, available);
     std::vector<std::string> samples;
     if (!starts.empty()) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/sql/lexer.h"
 
 namespace sluice::sql {
@@ -79,7 +80,9 @@ class TypeParser {
   arrow::Result<int> number() {
     const Token& t = next();
     if (t.kind != TokenKind::kInteger) return fail("expected a number, found " + t.describe());
-    return std::stoi(t.text);
+    auto n = parse_int64(t.text);
+    if (!n || *n > 1000) return fail("number " + t.text + " is out of range");
+    return static_cast<int>(*n);
   }
 
   arrow::Result<std::shared_ptr<arrow::DataType>> type() {
