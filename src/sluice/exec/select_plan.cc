@@ -31,7 +31,7 @@ struct PlanDepth {
   PlanDepth& operator=(const PlanDepth&) = delete;
 };
 
-// `name` (a view or CTE), planned where it is read.
+// The limit error at `at`; `what` says what was being inlined there ("reading 'v'").
 arrow::Status too_deep(const sql::SourceFile& file, sql::Location at, const std::string& what) {
   return arrow::Status::Invalid(sql::format_error(
       file, at,
