@@ -3,6 +3,7 @@ typed columns in `value`, what does not fit goes to `_rescued_data`, and records
 be decoded at all go to `<table>_dead_letter` with topic, partition, offset, error and raw
 bytes — exactly once, also after a crash between the dead-letter and the target commits."""
 import json
+import time
 
 from deltalake import DeltaTable
 
@@ -93,8 +94,16 @@ def test_bad_value_format_arguments_are_clear_errors(tmp_path):
     assert r.returncode == 1 and "value_format must be 'json' or 'avro', not 'xml'" in r.stderr, r.stderr
     (pipe / "t.sql").write_text(
         "CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM read_kafka(topic => 'x', value_format => 'json');")
-    # No value_schema: one is inferred from the topic, so an unreachable broker is the error.
+    # No value_schema: one is inferred from the topic at the first run. validate contacts no
+    # broker (it returns at once) and says the columns are not known yet; run needs the broker.
+    started = time.monotonic()
     r = run_sluice("validate", pipe)
+    assert time.monotonic() - started < 5
+    assert r.returncode == 0, r.stderr
+    assert ("not checked: its value columns are inferred from topic 'x' at the first run and not known yet "
+            "(sluice validate --infer-schemas samples the topic now)") in r.stdout, r.stdout
+    assert not (pipe / "data").exists()
+    r = run_sluice("run", pipe, "--once")
     assert r.returncode == 1 and "cannot reach Kafka cluster 'default' at 127.0.0.1:1" in r.stderr, r.stderr
 
 
@@ -102,12 +111,21 @@ def test_json_schema_is_inferred_from_a_sample_then_fixed(tmp_path, bootstrap, n
     topic = new_topic(2)
     pipe = kafka_pipeline(tmp_path, "infer", bootstrap)
     (pipe / "t.sql").write_text(f"""
-CREATE OR REFRESH STREAMING TABLE events
+CREATE OR REFRESH STREAMING TABLE events TBLPROPERTIES ('pipelines.reset.allowed' = 'true')
 AS SELECT value.*, _rescued_data FROM STREAM read_kafka(topic => '{topic}', value_format => 'json');
 """)
     first = [{"id": i, "score": 1.5 if i % 2 else 2, "user": {"name": f"u{i}", "vip": i % 3 == 0},
               "tags": ["a"] if i % 4 else []} for i in range(50)]
     produce_values(bootstrap, topic, first, partitions=2)
+    frozen = pipe / "data" / "system" / "inferred_schemas" / "events.ddl"
+    # validate samples only when asked, and never freezes what it sampled.
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 0 and "not checked: its value columns are inferred" in r.stdout, r.stdout
+    r = run_sluice("validate", pipe, "--infer-schemas")
+    assert r.returncode == 0, r.stderr
+    assert "id BIGINT, score DOUBLE, user STRUCT<name: STRING, vip: BOOLEAN>, tags ARRAY<STRING>" in r.stdout, r.stdout
+    assert f"value columns sampled from topic '{topic}' now (not frozen" in r.stdout, r.stdout
+    assert not frozen.exists()
     r = run_sluice("run", pipe, "--once")
     assert r.returncode == 0, r.stderr
     table = DeltaTable(str(pipe / "data" / "tables" / "events")).to_pyarrow_table()
@@ -126,3 +144,12 @@ AS SELECT value.*, _rescued_data FROM STREAM read_kafka(topic => '{topic}', valu
     new = [row for row in rows if row["id"] == 100]
     assert len(new) == 1 and json.loads(new[0]["_rescued_data"]) == {"coupon": "X"}
     assert "coupon" not in rows[0]
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 0 and f"value columns inferred from topic '{topic}', frozen in {frozen}" in r.stdout, r.stdout
+
+    # A full refresh of the table infers the schema again: coupon is a column now.
+    r = run_sluice("run", pipe, "--once", "--full-refresh", "events")
+    assert r.returncode == 0, r.stderr
+    assert "`coupon` STRING" in frozen.read_text()
+    rows = DeltaTable(str(pipe / "data" / "tables" / "events")).to_pyarrow_table().to_pylist()
+    assert [row["coupon"] for row in rows if row["id"] == 100] == ["X"]

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cmath>
 #include <regex>
 
 #include "sluice/common/ids.h"
@@ -64,7 +65,9 @@ arrow::Result<int64_t> interval_micros(const std::string& text) {
   auto begin = std::sregex_iterator(text.begin(), text.end(), kPart);
   size_t consumed = 0;
   for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    double n = std::stod((*it)[1]);
+    auto parsed = parse_double((*it)[1].str());
+    if (!parsed || std::abs(*parsed) > 1e12) return invalid("'{}' is not an interval sluice can hold", text);
+    double n = *parsed;
     std::string unit = to_lower((*it)[2]);
     if (unit.back() == 's' && unit != "s" && unit != "ms" && unit != "us") unit.pop_back();
     double micros;
@@ -189,7 +192,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
           return error(e, fmt::format("integer literal {} is out of range for BIGINT", e.value));
         }
       } else if (t == "decimal") {
-        value = arrow::MakeScalar(std::stod(e.value));
+        auto d = parse_double(e.value);
+        if (!d) return error(e, fmt::format("number {} is out of range for DOUBLE", e.value));
+        value = arrow::MakeScalar(*d);
       } else if (t == "string") {
         value = arrow::MakeScalar(e.value);
       } else if (t == "date" || t == "timestamp" || t == "timestamp_ntz") {
@@ -227,6 +232,40 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       return error(e, "unsupported operator " + e.op);
     }
     case ExprKind::kBinary: {
+      if (e.op == "AND" || e.op == "OR") {
+        // The whole chain of this operator at once (associative; the parser keeps long chains
+        // balanced): each operand bound and checked, the calls bound once at the root, so a
+        // 10,000-term OR costs O(n), not O(n log n) re-binding of subtrees.
+        using Operand = std::pair<const Expr*, const Expr*>;  // (operand, the node it is under)
+        std::vector<Operand> operands;                        // left to right
+        std::vector<Operand> pending{{e.args[1].get(), &e}, {e.args[0].get(), &e}};
+        while (!pending.empty()) {
+          const Operand next = pending.back();
+          pending.pop_back();
+          if (next.first->kind == ExprKind::kBinary && next.first->op == e.op) {
+            pending.emplace_back(next.first->args[1].get(), next.first);
+            pending.emplace_back(next.first->args[0].get(), next.first);
+          } else {
+            operands.push_back(next);
+          }
+        }
+        std::vector<cp::Expression> terms;
+        for (auto it = operands.begin(); it != operands.end(); ++it) {
+          ARROW_ASSIGN_OR_RAISE(auto b, bind_node(*it->first));
+          if (b.type->id() != arrow::Type::BOOL && b.type->id() != arrow::Type::NA) {
+            return error(*it->second, fmt::format("{} needs BOOLEAN operands, not {}", e.op, sql::sql_type_name(*b.type)));
+          }
+          terms.push_back(std::move(b.expr));
+        }
+        const char* function = e.op == "AND" ? "and_kleene" : "or_kleene";
+        while (terms.size() > 2) {
+          std::vector<cp::Expression> pairs;
+          for (size_t i = 0; i + 1 < terms.size(); i += 2) pairs.push_back(cp::call(function, {terms[i], terms[i + 1]}));
+          if (terms.size() % 2 == 1) pairs.push_back(std::move(terms.back()));
+          terms = std::move(pairs);
+        }
+        return make_call(e, function, std::move(terms));
+      }
       ARROW_ASSIGN_OR_RAISE(auto l, bind_node(*e.args[0]));
       ARROW_ASSIGN_OR_RAISE(auto r, bind_node(*e.args[1]));
       const std::string& op = e.op;
@@ -486,7 +525,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     if (a.kind != ExprKind::kLiteral || a.literal_type != "integer") {
       return error(a, fmt::format("argument {} of {} must be an integer literal", i + 1, name));
     }
-    return std::stoll(a.value);
+    auto n = parse_int64(a.value);
+    if (!n) return error(a, fmt::format("argument {} of {} is out of range", i + 1, name));
+    return *n;
   };
   auto exprs = [&](size_t from = 0) {
     std::vector<cp::Expression> out;

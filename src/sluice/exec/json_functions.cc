@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/exec/kernel_registry.h"
 #include "sluice/format/json_decoder.h"
 
@@ -61,7 +62,9 @@ arrow::Result<std::vector<PathStep>> parse_path(const std::string& path) {
       if (inner.size() >= 2 && (inner[0] == '\'' || inner[0] == '"') && inner.back() == inner[0]) {
         steps.emplace_back(inner.substr(1, inner.size() - 2));
       } else if (!inner.empty() && std::all_of(inner.begin(), inner.end(), ::isdigit)) {
-        steps.emplace_back(static_cast<int64_t>(std::stoll(inner)));
+        auto index = parse_int64(inner);
+        if (!index) return invalid("JSON path '{}': index [{}] is out of range", path, inner);
+        steps.emplace_back(*index);
       } else {
         return invalid("JSON path '{}': '[{}]' is not an index or a quoted name", path, inner);
       }

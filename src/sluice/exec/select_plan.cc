@@ -32,7 +32,7 @@ struct PlanDepth {
   PlanDepth& operator=(const PlanDepth&) = delete;
 };
 
-// `name` (a view or CTE), planned where it is read.
+// The limit error at `at`; `what` says what was being inlined there ("reading 'v'").
 arrow::Status too_deep(const sql::SourceFile& file, sql::Location at, const std::string& what) {
   return arrow::Status::Invalid(sql::format_error(
       file, at,
@@ -854,8 +854,10 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     for (size_t k = 0; k < s.group_by.size(); ++k) {
       const Expr* key = s.group_by[k].get();
       if (key->kind == ExprKind::kLiteral && key->literal_type == "integer") {
-        size_t ordinal = std::stoul(key->value);
-        if (ordinal < 1 || ordinal > s.items.size()) return fail(key->loc, "GROUP BY position is out of range");
+        const auto ordinal = parse_int64(key->value).value_or(0);
+        if (ordinal < 1 || static_cast<size_t>(ordinal) > s.items.size()) {
+          return fail(key->loc, "GROUP BY position is out of range");
+        }
         key = s.items[ordinal - 1].expr.get();
       }
       if (contains_aggregate(*key)) return fail(key->loc, "GROUP BY cannot use an aggregate");
@@ -1066,8 +1068,8 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     const Expr* e = o.expr.get();
     sql::ExprPtr ref;
     if (e->kind == ExprKind::kLiteral && e->literal_type == "integer") {
-      size_t ordinal = std::stoul(e->value);
-      if (ordinal < 1 || ordinal > static_cast<size_t>(out_schema->num_fields())) {
+      const auto ordinal = parse_int64(e->value).value_or(0);
+      if (ordinal < 1 || ordinal > out_schema->num_fields()) {
         return fail(e->loc, "ORDER BY position is out of range");
       }
       ref = column(out_schema->field(static_cast<int>(ordinal - 1))->name(), e->loc);
@@ -1082,7 +1084,10 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     if (query.limit->kind != ExprKind::kLiteral || query.limit->literal_type != "integer") {
       return fail(query.limit->loc, "LIMIT needs an integer");
     }
-    plan.limit_ = std::stoll(query.limit->value);
+    plan.limit_ = parse_int64(query.limit->value);
+    if (!plan.limit_ || *plan.limit_ < 0) {
+      return fail(query.limit->loc, fmt::format("LIMIT {} is not a number of rows", query.limit->value));
+    }
   }
   return plan;
 }

@@ -273,7 +273,7 @@ class SqlRun {
         return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
             fmt::format("'sluice.quarantine' applies to streaming tables; '{}' is a {}", d.name, kind_text(d.kind))));
       }
-      if (graph_.datasets.count(qname)) {
+      if (defines(qname)) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
             fmt::format("'sluice.quarantine' writes the rows '{}' drops to table '{}', but the pipeline defines a "
                         "dataset of that name; rename one of them", d.name, qname)));
@@ -282,7 +282,7 @@ class SqlRun {
     for (const auto& fname : d.flows) {
       auto plan = flow_plans_.find(fname);
       if (plan == flow_plans_.end() || !plan->second.source().options.count("value_format")) continue;
-      if (graph_.datasets.count(d.name + "_dead_letter")) {
+      if (defines(d.name + "_dead_letter")) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
             fmt::format("records '{}' cannot decode go to table '{}_dead_letter', but the pipeline defines a "
                         "dataset of that name; rename one of them", d.name, d.name)));
@@ -292,6 +292,16 @@ class SqlRun {
     schemas_.emplace(name, schema);
     expectations_.emplace(name, std::move(ex));
     return arrow::Status::OK();
+  }
+
+  // Whether the pipeline defines a dataset of this name, ignoring case (a side table of that
+  // name would be the same folder, and the same table for Delta and Spark).
+  bool defines(const std::string& name) const {
+    const auto folded = to_lower(name);
+    for (const auto& [n, ds] : graph_.datasets) {
+      if (to_lower(n) == folded) return true;
+    }
+    return false;
   }
 
   // Delta refuses a table with two columns of the same name, ignoring case (deltalake and
@@ -349,6 +359,11 @@ class SqlRun {
     if (plan.aggregates() || plan.distinct()) {  // what run_flow builds: the window or dedup operator
       auto options = windowed_options(d, flow.name, plan);
       if (!options.ok()) return at(d.loc, options.status());
+      if (options->write_late_rows && defines(d.name + "_late")) {
+        return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc, fmt::format(
+            "'sluice.late_rows' = 'table' writes the late rows of '{}' to table '{}_late', but the pipeline defines a "
+            "dataset of that name; rename one of them", d.name, d.name)));
+      }
       auto op = plan.distinct() && !plan.aggregates()
                     ? exec::StreamDedup::make(plan, options->policy).status()
                     : exec::WindowAggregate::make(plan, options->policy).status();
@@ -363,6 +378,12 @@ class SqlRun {
       auto cluster = kafka_cluster_of(src, flow.name);
       if (!cluster.ok()) return at(src.loc, cluster.status());
       if (auto st = apply_kafka_options(src.options, spec); !st.ok()) return at(src.loc, st);
+      if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
+        auto n = parse_int64(it->second);
+        if (!n || *n <= 0) {
+          return at(src.loc, invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second));
+        }
+      }
     }
     return arrow::Status::OK();
   }
@@ -1117,7 +1138,11 @@ class SqlRun {
       available += marks.high.value() - marks.low.value();
     }
     int64_t wanted = 1000;
-    if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) wanted = std::stoll(it->second);
+    if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
+      auto n = parse_int64(it->second);
+      if (!n || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
+      wanted = *n;
+    }
     wanted = std::min(wanted, available);
     std::vector<std::string> samples;
     if (!starts.empty()) {

@@ -1,6 +1,8 @@
 // SQL lexer.
 #include "sluice/sql/lexer.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cstring>
 
@@ -207,6 +209,69 @@ class Lexer {
 
 }  // namespace
 
-arrow::Result<std::vector<Token>> tokenize(const SourceFile& file) { return Lexer(file).run(); }
+namespace {
+
+// Offset of the first byte that is not part of well-formed UTF-8 (no overlongs, surrogates or
+// code points above U+10FFFF), or npos.
+size_t invalid_utf8_at(const std::string& text, size_t from = 0) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = from; i < n;) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > n || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k) {
+      if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
+    }
+    i += len;
+  }
+  return std::string::npos;
+}
+
+}  // namespace
+
+// SQL text is UTF-8 (as Spark reads it): names and strings from it end up in Delta's JSON log,
+// the event log and `sluice graph --format json`, which need valid UTF-8.
+arrow::Result<std::vector<Token>> tokenize(const SourceFile& file) {
+  if (const size_t bad = invalid_utf8_at(file.text); bad != std::string::npos) {
+    Location at;
+    for (size_t i = 0; i < bad; ++i) {
+      if (file.text[i] == '\n') {
+        ++at.line;
+        at.col = 1;
+      } else {
+        ++at.col;
+      }
+    }
+    at.offset = bad;
+    // The message quotes the line: with '?' for every invalid byte, so that the message itself
+    // is valid UTF-8 (it reaches the event log's JSON).
+    SourceFile shown{file.name, file.text};
+    for (size_t i = bad; i != std::string::npos; i = invalid_utf8_at(shown.text, i + 1)) shown.text[i] = '?';
+    return arrow::Status::Invalid(format_error(
+        shown, at,
+        fmt::format("byte 0x{:02X} is not valid UTF-8: save the file as UTF-8",
+                    static_cast<unsigned char>(file.text[bad]))));
+  }
+  return Lexer(file).run();
+}
 
 }  // namespace sluice::sql

@@ -6,6 +6,7 @@
 
 #include "sluice/common/nesting.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/sql/lexer.h"
 
 namespace sluice::sql {
@@ -82,7 +83,9 @@ class TypeParser {
   arrow::Result<int> number() {
     const Token& t = next();
     if (t.kind != TokenKind::kInteger) return fail("expected a number, found " + t.describe());
-    return std::stoi(t.text);
+    auto n = parse_int64(t.text);
+    if (!n || *n > 1000) return fail("number " + t.text + " is out of range");
+    return static_cast<int>(*n);
   }
 
   arrow::Result<std::shared_ptr<arrow::DataType>> type() {

@@ -132,3 +132,24 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace sluice::pipeline
+
+namespace sluice::pipeline {
+namespace {
+
+// Found by fuzz/sql_frontend_fuzzer.cc: a byte that is not UTF-8 in a topic name made
+// `sluice graph --format json` (and the event log) throw. SQL files must be UTF-8; the error
+// quotes the line with '?' for the bad bytes, so the message itself is valid UTF-8.
+TEST(GraphTest, SqlThatIsNotUtf8IsRefusedWhereItStops) {
+  auto g = build({{"p.sql", "CREATE STREAMING TABLE t\nAS SELECT * FROM STREAM read_kafka(topic => '\xBBx\xC3');"}});
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().message(),
+            "1 error(s) in the pipeline:\np.sql:2:46: error: byte 0xBB is not valid UTF-8: save the file as UTF-8\n"
+            "  AS SELECT * FROM STREAM read_kafka(topic => '?x?');\n"
+            "                                               ^");
+  EXPECT_TRUE(build({{"p.sql", "CREATE MATERIALIZED VIEW m AS SELECT 'h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80' AS s "
+                               "FROM read_kafka(topic => 't');"}})
+                  .ok());
+}
+
+}  // namespace
+}  // namespace sluice::pipeline

@@ -158,6 +158,24 @@ TEST(SqlLimitsTest, ConcatChainOf10000TermsWorks) {
   }
 }
 
+TEST(SqlLimitsTest, ExpressionsAtTheLimitEvaluate) {
+  // The deepest expressions the parser accepts, bound and run by Arrow on the small stack.
+  auto rows = numbers(10);
+  std::string calls = "x";
+  for (int i = 0; i < 250; ++i) calls = "abs(" + calls + ")";
+  std::string cases = "x";
+  for (int i = 0; i < 250; ++i) cases = "CASE WHEN x >= 0 THEN " + cases + " ELSE 0 END";
+  std::string negations = "x";
+  for (int i = 0; i < 250; ++i) negations = "-(" + negations + ")";  // two levels each: 125 pairs
+  for (const auto& expr : {calls, cases}) {
+    auto result = evaluate_over(expr, rows);
+    ASSERT_NE(result, nullptr);
+    EXPECT_TRUE(result->Equals(*rows->column(0))) << expr.substr(0, 80);
+  }
+  sql::SourceFile file{"e.sql", negations};
+  EXPECT_FALSE(sql::parse_expression(file).ok());  // -( ... ) is two levels: beyond the limit
+}
+
 TEST(SqlLimitsTest, ShortChainsKeepTheirShape) {
   // The names of unaliased columns come from the tree: chains of up to 8 terms stay left-deep.
   sql::SourceFile file{"e.sql", "a OR b OR c OR d"};

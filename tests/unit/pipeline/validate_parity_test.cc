@@ -89,6 +89,13 @@ INSTANTIATE_TEST_SUITE_P(
                    "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', "
                    "starting_offsets => 'soon');",
                    "p.sql:1:43: error: read_kafka starting_offsets must be"},
+        ParityCase{"LateTableNameTaken",
+                   kBronze + kEvents + "CREATE STREAMING TABLE w TBLPROPERTIES ('sluice.late_rows' = 'table') AS "
+                                       "SELECT count(*) AS n FROM STREAM(ev) WATERMARK ts DELAY OF INTERVAL 1 MINUTE "
+                                       "GROUP BY window(ts, '1 minute');\n"
+                                       "CREATE MATERIALIZED VIEW W_Late AS SELECT 1 AS x FROM ev;",
+                   "p.sql:3:24: error: 'sluice.late_rows' = 'table' writes the late rows of 'w' to table 'w_late', but "
+                   "the pipeline defines a dataset of that name; rename one of them"},
         ParityCase{"UnknownCluster",
                    "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', cluster => 'eu');",
                    "p.sql:1:43: error: read_kafka uses Kafka cluster 'eu', which pipeline.yaml does not define"}),
