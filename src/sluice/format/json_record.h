@@ -55,6 +55,9 @@ class JsonRecordParser {
     }
     too_deep_offset_ = needs_preparing(scratch_) ? prepare_in_place(scratch_) : -1;
     if (too_deep_offset_ >= 0) return doc_;
+    // RapidJSON's SSE2 scanning loads aligned 16-byte blocks, up to 15 bytes past the text's
+    // terminating NUL: keep them inside the buffer (found by the json_decoder fuzzer under ASan).
+    scratch_.append(kSimdPadding, '\0');
     doc_.ParseInsitu<kFlags>(scratch_.data());
     return doc_;
   }
@@ -140,6 +143,7 @@ class JsonRecordParser {
   }
 
  private:
+  static constexpr size_t kSimdPadding = 16;
   static constexpr size_t kPoolBytes = 16 * 1024;  // a record's values; larger ones take chunks
   alignas(16) char pool_buffer_[kPoolBytes];
   rapidjson::MemoryPoolAllocator<> pool_{pool_buffer_, kPoolBytes};
