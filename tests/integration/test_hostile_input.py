@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import SLUICE, run_sluice, write_pipeline
-from readers import read_deltalake, read_duckdb
+from readers import read_deltalake, read_duckdb, read_polars
 from test_avro_registry import register, registry  # noqa: F401 (registry: the Apicurio fixture)
 
 R = "\ufffd"
@@ -87,16 +87,17 @@ def wait_for(predicate, timeout, what, proc):
 
 
 def rows_of(table_dir):
-    if not (table_dir / "_delta_log").exists():
-        return []
+    if not (table_dir / "_delta_log" / "00000000000000000000.json").exists():
+        return []  # not created yet (the folder may exist before its first commit)
     return read_deltalake(table_dir).to_pylist()
 
 
 def check_every_reader(table_dir):
-    """deltalake and DuckDB read the same rows (DuckDB refuses invalid UTF-8 in strings)."""
+    """deltalake, Polars and DuckDB read the same rows (DuckDB refuses invalid UTF-8 in strings)."""
     by_deltalake = read_deltalake(table_dir)
-    by_duckdb = read_duckdb(table_dir)
-    assert by_duckdb.num_rows == by_deltalake.num_rows, table_dir
+    for other in (read_duckdb(table_dir), read_polars(table_dir)):
+        assert other.num_rows == by_deltalake.num_rows, table_dir
+        assert sorted(other.column_names) == sorted(by_deltalake.column_names), table_dir
     return by_deltalake.to_pylist()
 
 
@@ -135,7 +136,8 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema 
         after = [(record(i), None, None, ("silver", {"id": i, "s": f"s{i}"})) for i in range(200, 210)]
         produce(bootstrap, topic, after)
         records += after
-        wait_for(lambda: len(rows_of(tables / "silver")) == silver_n + len(after), 120,
+        wait_for(lambda: len(rows_of(tables / "silver")) == silver_n + len(after)
+                 and len(rows_of(tables / "bronze")) == n + len(after), 120,
                  "good records produced after the hostile ones", proc)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
@@ -167,6 +169,21 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema 
     assert len(bronze[11]["text"]) > HUGE_BYTES
     assert bronze[len(hostile_records()) - 1]["text"] is None  # the tombstone
     assert silver[11]["_rescued_data"] is not None and json.loads(silver[11]["_rescued_data"])["pad"]
+
+
+def test_declared_types_deeper_than_the_limit_are_refused_at_their_position(tmp_path):
+    pipe = write_pipeline(tmp_path / "pipe", "name: deep\nstorage: ./data\n"
+                                             "kafka:\n  default: {bootstrap.servers: \"127.0.0.1:1\"}\n")
+    deep = "ARRAY<" * 10_000 + "INT" + ">" * 10_000
+    (pipe / "t.sql").write_text(
+        "CREATE STREAMING TABLE t AS SELECT * FROM STREAM read_kafka(\n"
+        f"  topic => 'x', value_format => 'json', value_schema => 'a {deep}');\n")
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 1
+    assert "t.sql:1:43: error: invalid type 'a ARRAY<ARRAY<" in r.stderr, r.stderr[:500]  # the read_kafka call
+    assert (f"the ARRAY at character {2 + 6 * (DEPTH_LIMIT - 1) + 1} nests deeper than {DEPTH_LIMIT - 1} levels "
+            "of ARRAY/MAP/STRUCT") in r.stderr, r.stderr[:500]
+    assert len(r.stderr) < 1000 + 2 * len(deep)  # the type is echoed once, in the source line
 
 
 # --- Avro (Apicurio registry, started by scripts/registry.sh) ---------------------------------

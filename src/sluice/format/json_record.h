@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -52,8 +53,11 @@ class JsonRecordParser {
       scratch_.clear();
       append_valid_utf8(text, &scratch_);
     }
-    too_deep_offset_ = prepare_in_place(scratch_);
+    too_deep_offset_ = needs_preparing(scratch_) ? prepare_in_place(scratch_) : -1;
     if (too_deep_offset_ >= 0) return doc_;
+    // RapidJSON's SSE2 scanning loads aligned 16-byte blocks, up to 15 bytes past the text's
+    // terminating NUL: keep them inside the buffer (found by the json_decoder fuzzer under ASan).
+    scratch_.append(kSimdPadding, '\0');
     doc_.ParseInsitu<kFlags>(scratch_.data());
     return doc_;
   }
@@ -71,6 +75,25 @@ class JsonRecordParser {
   }
   rapidjson::Document& doc() { return doc_; }
 
+  // Whether prepare_in_place can change anything: not when the text has no backslash and too
+  // few brackets to nest too deep, as most records (one branch-free pass the compiler
+  // vectorises, where the exact scan costs as much as RapidJSON's own).
+  static bool needs_preparing(std::string_view text) {
+    if (std::memchr(text.data(), '\\', text.size()) != nullptr) return true;
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    size_t brackets = 0;
+    for (size_t i = 0; i < text.size();) {
+      // Blocks of at most 255 bytes keep the count in a byte, so the loop vectorises;
+      // (c | 0x20) == '{' holds for '{' and '[' only.
+      const size_t end = i + std::min<size_t>(text.size() - i, 255);
+      unsigned char in_block = 0;
+      for (; i < end; ++i) in_block += static_cast<unsigned char>((p[i] | 0x20) == '{');
+      brackets += in_block;
+      if (brackets > static_cast<size_t>(kMaxNestingDepth)) return true;
+    }
+    return false;
+  }
+
   // One pass over the text outside RapidJSON: the byte offset of the first '{' or '[' nested
   // deeper than kMaxNestingDepth (or -1), and unpaired surrogate escapes rewritten to \uFFFD
   // (RapidJSON 1.1 refuses a lone high surrogate and encodes a lone low one as invalid UTF-8).
@@ -82,22 +105,33 @@ class JsonRecordParser {
     for (size_t i = 0; i < n; ++i) {
       const char c = s[i];
       if (c == '"') {
-        for (++i; i < n && s[i] != '"'; ++i) {
-          if (s[i] != '\\') continue;
+        // To the closing quote with memchr (most bytes of a record are inside strings),
+        // stopping only at backslashes before it.
+        ++i;
+        for (;;) {
+          const char* quote = static_cast<const char*>(std::memchr(s + i, '"', n - i));
+          const size_t q = quote ? static_cast<size_t>(quote - s) : n;
+          const char* slash = static_cast<const char*>(std::memchr(s + i, '\\', q - i));
+          if (!slash) {
+            i = q;  // the closing quote (or the end of an unterminated string)
+            break;
+          }
+          i = static_cast<size_t>(slash - s);
           if (i + 5 < n && s[i + 1] == 'u') {
             const int cp = hex4(s + i + 2);
             if (cp >= 0xD800 && cp <= 0xDBFF && i + 11 < n && s[i + 6] == '\\' && s[i + 7] == 'u') {
               const int low = hex4(s + i + 8);
               if (low >= 0xDC00 && low <= 0xDFFF) {
-                i += 11;  // a valid pair
+                i += 12;  // a valid pair
                 continue;
               }
             }
             if (cp >= 0xD800 && cp <= 0xDFFF) std::memcpy(s + i + 2, "FFFD", 4);
-            i += 5;
+            i += 6;
           } else {
-            ++i;  // the escaped character (a quote or backslash must not end or start anything)
+            i += 2;  // the escaped character (a quote or backslash must not end or start anything)
           }
+          if (i >= n) break;
         }
       } else if (c == '{' || c == '[') {
         if (++depth > kMaxNestingDepth) return static_cast<std::ptrdiff_t>(i);
@@ -109,6 +143,7 @@ class JsonRecordParser {
   }
 
  private:
+  static constexpr size_t kSimdPadding = 16;
   static constexpr size_t kPoolBytes = 16 * 1024;  // a record's values; larger ones take chunks
   alignas(16) char pool_buffer_[kPoolBytes];
   rapidjson::MemoryPoolAllocator<> pool_{pool_buffer_, kPoolBytes};
