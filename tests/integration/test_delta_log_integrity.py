@@ -70,10 +70,22 @@ def test_commit_line_that_is_json_but_no_action_is_refused_with_file_and_line(tm
     for i in range(3):
         sluice_append(table_dir, pa.table({"id": pa.array([i], pa.int64())}))
     last = latest_commit(table_dir)
-    last.write_text(last.read_text() + '{"removeEverything": {"path": "*"}}\n')
+    last.write_text(last.read_text() + '{"removeEverything": "*"}\n')
     lines = last.read_text().count("\n")
     err = sluice("table", "describe", table_dir).stderr
-    assert f"{last}:{lines}: malformed Delta action: 'removeEverything' is not a Delta action" in err, err
+    assert f"{last}:{lines}: malformed Delta action: 'removeEverything' action is not a JSON object" in err, err
+
+
+def test_action_kind_of_a_later_protocol_is_skipped_as_spark_skips_it(tmp_path):
+    """Spark and delta-kernel-rs skip actions they do not read; one that must be understood is
+    announced by a table feature (refused by name). Refusing the line made healthy tables
+    unreadable."""
+    table_dir = tmp_path / "t"
+    for i in range(3):
+        sluice_append(table_dir, pa.table({"id": pa.array([i], pa.int64())}))
+    last = latest_commit(table_dir)
+    last.write_text(last.read_text() + '{"someFutureAction": {"path": "x"}}\n')
+    assert sorted(read_sluice(table_dir).column("id").to_pylist()) == [0, 1, 2]
 
 
 def test_commit_info_and_stats_of_unexpected_types_do_not_crash_the_table_commands(tmp_path):
