@@ -1,6 +1,7 @@
 // Secret-looking configuration keys and their redaction.
 #include "sluice/common/secrets.h"
 
+#include <algorithm>
 #include <array>
 
 #include "sluice/common/text.h"
@@ -39,6 +40,47 @@ bool looks_secret(std::string_view key) {
 std::string shown_value(std::string_view key, std::string_view value, KeyKnown known) {
   if (known == KeyKnown::kUnknown || looks_secret(key)) return "<redacted>";
   return "'" + std::string(value) + "'";
+}
+
+std::string redact_values(std::string_view text, const std::vector<std::string>& secrets) {
+  std::vector<std::string_view> needles;
+  for (const auto& secret : secrets) {
+    std::string_view value(secret);
+    const auto first = value.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) continue;  // blanks only: nothing to hide
+    value = value.substr(first, value.find_last_not_of(" \t\r\n") - first + 1);
+    needles.push_back(value);
+  }
+  if (needles.empty()) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    // The longest run starting at i that is a whole (trimmed) secret or a fragment of at least
+    // kMinSecretFragment characters of one.
+    size_t longest = 0;
+    for (auto needle : needles) {
+      const size_t min_run = std::min(needle.size(), kMinSecretFragment);
+      if (text.size() - i < min_run) continue;
+      for (size_t from = needle.find(text.substr(i, min_run)); from != std::string_view::npos;
+           from = needle.find(text.substr(i, min_run), from + 1)) {
+        size_t run = min_run;
+        while (i + run < text.size() && from + run < needle.size() &&
+               text[i + run] == needle[from + run]) {
+          ++run;
+        }
+        longest = std::max(longest, run);
+      }
+    }
+    if (longest == 0) {
+      out.push_back(text[i]);
+      ++i;
+    } else {
+      out += "<redacted>";
+      i += longest;
+    }
+  }
+  return out;
 }
 
 std::string url_without_password(std::string_view url) {

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice {
 
@@ -19,6 +20,15 @@ enum class KeyKnown { kKnown, kUnknown };
 // non-secret key; "<redacted>" otherwise (an unknown key may be a mistyped secret one).
 std::string shown_value(std::string_view key, std::string_view value,
                         KeyKnown known = KeyKnown::kKnown);
+
+// `text` with every occurrence of each of `secrets` replaced by "<redacted>", in one pass over
+// `text` (an inserted "<redacted>" is never searched again). Besides each whole value it hides
+// its form without surrounding blanks and any run of at least kMinSecretFragment characters
+// that occurs in it (librdkafka trims values, quotes them from where parsing failed, and cuts
+// messages at its error buffer's size); a value shorter than that is hidden wherever it occurs
+// in full. For free text that may quote a secret: librdkafka errors and logs, SQL error lines.
+inline constexpr size_t kMinSecretFragment = 6;
+std::string redact_values(std::string_view text, const std::vector<std::string>& secrets);
 
 // `url` with the password of its user info (`scheme://user:password@host`) replaced by
 // "<redacted>", for errors that show a URL.

@@ -50,12 +50,7 @@ arrow::Status property_rejected(const std::string& key, const std::string& value
                    "property names",
                    key, suggestion.empty() ? "" : fmt::format(" (did you mean '{}'?)", suggestion));
   }
-  std::string why = reason;
-  if (looks_secret(key) && !value.empty()) {
-    for (size_t at = why.find(value); at != std::string::npos; at = why.find(value, at)) {
-      why.replace(at, value.size(), "<redacted>");
-    }
-  }
+  const std::string why = looks_secret(key) ? redact_values(reason, {value}) : reason;
   return invalid("librdkafka refuses {} for property '{}': {}", shown_value(key, value), key, why);
 }
 

@@ -56,11 +56,40 @@ TEST(CheckProperty, UnknownPropertySuggestsAndNeverShowsTheValue) {
             "librdkafka's CONFIGURATION.md for the property names");
 }
 
+// No secret-looking property of this librdkafka build quotes a refused value, so these feed
+// property_rejected the reason librdkafka gives for enum properties (`Invalid value "…" for
+// configuration property "…"`), trimmed of blanks and cut at its 512-byte error buffer.
 TEST(CheckProperty, BadValueOfSecretLookingKeyIsRedacted) {
-  auto st = check_property("enable.sasl.oauthbearer.unsecure.jwt", kSecret);
+  const std::string long_value = std::string(600, 'Q') + "-tail";
+  for (const std::string& value : {std::string(kSecret), "  " + std::string(kSecret) + " ", long_value}) {
+    const auto trimmed = value.substr(value.find_first_not_of(' '));
+    const auto reason = ("Invalid value \"" + trimmed.substr(0, trimmed.find_last_not_of(' ') + 1) +
+                         "\" for configuration property \"sasl.password\"").substr(0, 511);
+    auto st = property_rejected("sasl.password", value, false, reason);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.message().find(std::string(kSecret).substr(0, kMinSecretFragment)), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().find("QQQQQQ"), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().rfind("librdkafka refuses <redacted> for property 'sasl.password': Invalid value \"<redacted>", 0), 0u) << st.message();
+  }
+}
+
+TEST(CheckProperty, SecretValueThatOccursInTheRedactionMarkTerminates) {
+  // "e" occurs in "<redacted>": redaction must not search the text it inserted.
+  auto st = property_rejected("sasl.oauthbearer.method", "e", false, "Invalid value \"e\" here");
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.message().find(kSecret), std::string::npos) << st.message();
-  EXPECT_NE(st.message().find("<redacted>"), std::string::npos) << st.message();
+  EXPECT_EQ(st.message(), "librdkafka refuses <redacted> for property 'sasl.oauthbearer.method': "
+                          "Invalid valu<redacted> \"<redacted>\" h<redacted>r<redacted>");
+}
+
+TEST(SecretKeys, RedactValuesHidesWholeTrimmedAndFragments) {
+  EXPECT_EQ(redact_values("a e b", {"e"}), "a <redacted> b");
+  EXPECT_EQ(redact_values("x abc y", {"  abc\n"}), "x <redacted> y");
+  EXPECT_EQ(redact_values("beginning at: Extension_apikey=S3CRET", {"principal=svc Extension_apikey=S3CRET"}),
+            "beginning at:<redacted>");  // the blank is part of the value
+  EXPECT_EQ(redact_values("cut at s3cr3t", {"s3cr3t-Zq81"}), "cut at <redacted>");
+  EXPECT_EQ(redact_values("s3cr", {"s3cr3t-Zq81"}), "s3cr");  // shorter than a fragment
+  EXPECT_EQ(redact_values("pw=<redacted>", {"<redacted>", "red"}), "pw=<redacted>");
+  EXPECT_EQ(redact_values("nothing", {"", "  "}), "nothing");
 }
 
 TEST(CheckProperty, BadValueOfPlainKeyIsShown) {
