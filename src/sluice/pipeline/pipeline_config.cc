@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <tuple>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -124,21 +125,37 @@ class YamlContext {
 };
 
 // yaml-cpp keeps both entries of a key written twice and `node[key]` returns the first, so the
-// second would be ignored silently: refuse it, at any depth, naming both places.
-arrow::Status check_duplicate_keys(const YAML::Node& node, const YamlContext& ctx) {
-  if (node.IsSequence()) {
-    for (const auto& item : node) ARROW_RETURN_NOT_OK(check_duplicate_keys(item, ctx));
+// second would be ignored silently: refuse it, at any depth, naming both places. An alias
+// (`*a`) is the very node its anchor names, so a node may be reached many times (`[*a, *a]`
+// nested ten deep is 10^9 paths) or inside itself (`&a [*a]`): each mapping and sequence is
+// checked once, recognised by where it is written. Keys must be plain values (no pipeline.yaml
+// key is a list or mapping, and printing one that contains itself would never end).
+using NodePlace = std::tuple<int, int, int, int>;  // position, line, column, node type
+
+arrow::Status check_duplicate_keys(const YAML::Node& node, const YamlContext& ctx,
+                                   std::set<NodePlace>& checked) {
+  if (!node.IsSequence() && !node.IsMap()) return arrow::Status::OK();
+  const auto mark = node.Mark();
+  if (!checked.emplace(mark.pos, mark.line, mark.column, static_cast<int>(node.Type())).second) {
+    return arrow::Status::OK();
   }
-  if (!node.IsMap()) return arrow::Status::OK();
+  if (node.IsSequence()) {
+    for (const auto& item : node) ARROW_RETURN_NOT_OK(check_duplicate_keys(item, ctx, checked));
+    return arrow::Status::OK();
+  }
   std::map<std::string, YAML::Mark> seen;
   for (const auto& kv : node) {
-    const auto key = kv.first.IsScalar() ? kv.first.Scalar() : YAML::Dump(kv.first);
+    if (kv.first.IsSequence() || kv.first.IsMap()) {
+      return ctx.error(kv.first, "a key must be a name, not a {}; write `name: value`",
+                       kv.first.IsMap() ? "mapping" : "list");
+    }
+    const auto key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
     auto [first, inserted] = seen.emplace(key, kv.first.Mark());
     if (!inserted) {
       return ctx.error(kv.first, "key '{}' is written twice (first at {}); remove one of them",
                        key, ctx.where(first->second));
     }
-    ARROW_RETURN_NOT_OK(check_duplicate_keys(kv.second, ctx));
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(kv.second, ctx, checked));
   }
   return arrow::Status::OK();
 }
@@ -360,7 +377,8 @@ arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
                    e.mark.column + 1, e.msg);
   }
   try {
-    ARROW_RETURN_NOT_OK(check_duplicate_keys(root, ctx));
+    std::set<NodePlace> checked;
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(root, ctx, checked));
     return parse(root, dir, ctx);
   } catch (const YAML::Exception& e) {
     return invalid("{}:{}:{}: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg);

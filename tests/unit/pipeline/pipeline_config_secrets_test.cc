@@ -1,8 +1,10 @@
 // pipeline.yaml: duplicate keys, ${env:}/${file:} references, librdkafka properties checked
 // offline, and errors that never show a secret.
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "../temp_dir.h"
@@ -59,6 +61,41 @@ INSTANTIATE_TEST_SUITE_P(
                       "  - topic: a\n    topic: b\n",
                       "5:5: key 'topic' is written twice (first at @F:4:5); remove one of them"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Aliases make a node reachable many times or from inside itself; the duplicate-key check
+// visits each node once (before: stack overflow, and 10^9 visits). The error that follows is
+// the first refusal of the parsed config, not of the check.
+TEST_F(PipelineConfigSecretsTest, SelfContainingAliasIsCheckedOnce) {
+  auto cfg = load("name: p\nx: &a [*a]\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message().find("written twice"), std::string::npos) << cfg.status().message();
+}
+
+TEST_F(PipelineConfigSecretsTest, AliasesOfAliasesAreCheckedOnce) {
+  std::string yaml = "name: p\na0: &a0 {k: v, k2: v}\n";
+  for (int i = 1; i < 10; ++i) {
+    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) yaml += (j ? ", *a" : "*a") + std::to_string(i - 1);
+    yaml += "]\n";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto cfg = load(yaml);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_FALSE(cfg.ok());
+}
+
+TEST_F(PipelineConfigSecretsTest, DuplicateKeyBehindAnAliasIsFoundOnce) {
+  auto cfg = load("name: p\nx: &a {k: 1, k: 2}\ny: [*a, *a]\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":2:14: key 'k' is written twice (first at " + file() + ":2:8); remove one of them");
+}
+
+TEST_F(PipelineConfigSecretsTest, ListAsKeyIsRefused) {
+  auto cfg = load("name: p\n? &k [*k]\n: 1\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(), file() + ":2:3: a key must be a name, not a list; write `name: value`");
+}
 
 TEST_F(PipelineConfigSecretsTest, EnvReferenceIsReplaced) {
   ::setenv("SLUICE_TEST_KAFKA_PASSWORD", kSecret, 1);
