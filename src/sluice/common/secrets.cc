@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <mutex>
 
 #include "sluice/common/text.h"
 
@@ -37,8 +38,30 @@ bool looks_secret(std::string_view key) {
   return false;
 }
 
+namespace {
+std::mutex remembered_mutex;
+std::vector<std::string>& remembered() {
+  static std::vector<std::string> values;  // guarded by remembered_mutex
+  return values;
+}
+}  // namespace
+
+void remember_secret(std::string_view value) {
+  std::lock_guard lock(remembered_mutex);
+  auto& values = remembered();
+  if (std::find(values.begin(), values.end(), value) == values.end()) values.emplace_back(value);
+}
+
+std::vector<std::string> remembered_secrets() {
+  std::lock_guard lock(remembered_mutex);
+  return remembered();
+}
+
 std::string shown_value(std::string_view key, std::string_view value, KeyKnown known) {
-  if (known == KeyKnown::kUnknown || looks_secret(key)) return "<redacted>";
+  if (known == KeyKnown::kUnknown || looks_secret(key) ||
+      redact_values(value, remembered_secrets()) != value) {
+    return "<redacted>";
+  }
   return "'" + std::string(value) + "'";
 }
 

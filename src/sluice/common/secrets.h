@@ -30,6 +30,13 @@ std::string shown_value(std::string_view key, std::string_view value,
 inline constexpr size_t kMinSecretFragment = 6;
 std::string redact_values(std::string_view text, const std::vector<std::string>& secrets);
 
+// Values read from ${env:NAME} / ${file:path} references of the configuration are secret
+// whatever key holds them (`sasl.mechanisms: ${file:pw}` would otherwise be quoted by
+// "Unsupported SASL mechanism: ..."). remember_secret records one for this process;
+// shown_value, property_rejected and the Kafka consumer hide every remembered value.
+void remember_secret(std::string_view value);
+std::vector<std::string> remembered_secrets();
+
 // `url` with the password of its user info (`scheme://user:password@host`) replaced by
 // "<redacted>", for errors that show a URL.
 std::string url_without_password(std::string_view url);

@@ -50,7 +50,9 @@ arrow::Status property_rejected(const std::string& key, const std::string& value
                    "property names",
                    key, suggestion.empty() ? "" : fmt::format(" (did you mean '{}'?)", suggestion));
   }
-  const std::string why = looks_secret(key) ? redact_values(reason, {value}) : reason;
+  auto secrets = remembered_secrets();
+  if (looks_secret(key)) secrets.push_back(value);
+  const std::string why = redact_values(reason, secrets);
   return invalid("librdkafka refuses {} for property '{}': {}", shown_value(key, value), key, why);
 }
 

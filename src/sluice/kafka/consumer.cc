@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <deque>
 
+#include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
 #include "sluice/kafka/client_properties.h"
 
@@ -20,8 +21,14 @@ namespace sluice::kafka {
 
 // Receives librdkafka events on its internal threads; keeps the last few error/log lines so
 // our errors can say what the client saw (instead of librdkafka printing to stderr).
+// Every text librdkafka produces may quote a configuration value (`Unrecognized
+// sasl.oauthbearer.config beginning at: ...`), so each is scrubbed of the client's secrets
+// (values of secret-looking keys and of ${env:}/${file:} references) before it is kept.
 class EventLog : public RdKafka::EventCb {
  public:
+  explicit EventLog(std::vector<std::string> secrets) : secrets_(std::move(secrets)) {}
+  std::string scrub(std::string_view text) const { return redact_values(text, secrets_); }
+
   void event_cb(RdKafka::Event& event) override {
     if (event.type() != RdKafka::Event::EVENT_ERROR && event.type() != RdKafka::Event::EVENT_LOG) {
       return;
@@ -33,7 +40,7 @@ class EventLog : public RdKafka::EventCb {
       // A refused login or certificate makes later requests time out like a broker that is
       // away; remembered so the error says what really happened. librdkafka 2.0 reports both
       // as log lines and transport errors, so the text decides.
-      const auto text = event.str();
+      const auto text = scrub(event.str());
       std::lock_guard lock(mutex_);
       if (event.err() == RdKafka::ERR__AUTHENTICATION ||
           event.err() == RdKafka::ERR_SASL_AUTHENTICATION_FAILED ||
@@ -59,9 +66,10 @@ class EventLog : public RdKafka::EventCb {
     auth_failure_.clear();
     tls_failure_.clear();
   }
-  void note(std::string line) {
+  void note(std::string_view line) {
+    auto scrubbed = scrub(line);
     std::lock_guard lock(mutex_);
-    recent_.push_back(std::move(line));
+    recent_.push_back(std::move(scrubbed));
     if (recent_.size() > 5) recent_.pop_front();
   }
   std::string recent() const {
@@ -75,6 +83,7 @@ class EventLog : public RdKafka::EventCb {
   }
 
  private:
+  const std::vector<std::string> secrets_;
   mutable std::mutex mutex_;  // guards recent_, auth_failure_, tls_failure_
   std::deque<std::string> recent_;
   std::string auth_failure_;  // the last SASL authentication error, if any
@@ -184,7 +193,11 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
                                                              RebalanceListener* listener) {
   std::unique_ptr<Consumer> c(new Consumer());
   c->cluster_name_ = cluster_name;
-  c->events_ = std::make_unique<EventLog>();
+  auto secrets = remembered_secrets();
+  for (const auto& [k, v] : properties) {
+    if (looks_secret(k)) secrets.push_back(v);
+  }
+  c->events_ = std::make_unique<EventLog>(std::move(secrets));
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (listener != nullptr) {
     c->rebalance_ = std::make_unique<RebalanceAdapter>(c->events_.get());
@@ -236,7 +249,10 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
     return invalid("Kafka cluster '{}': {}", cluster_name, err);
   }
   c->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!c->consumer_) return invalid("Kafka cluster '{}': cannot create consumer: {}", cluster_name, err);
+  if (!c->consumer_) {
+    return invalid("Kafka cluster '{}': cannot create consumer: {}", cluster_name,
+                   c->events_->scrub(err));
+  }
   return c;
 }
 
@@ -307,7 +323,8 @@ arrow::Status Consumer::add_partitions(const std::vector<PartitionStart>& starts
   std::unique_ptr<RdKafka::Error> error(consumer_->incremental_assign(list));
   RdKafka::TopicPartition::destroy(list);
   if (error) {
-    return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_, error->str());
+    return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_,
+                    events_->scrub(error->str()));
   }
   return arrow::Status::OK();
 }

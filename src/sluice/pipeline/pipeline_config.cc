@@ -10,6 +10,7 @@
 #include <set>
 #include <tuple>
 
+#include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/kafka/client_properties.h"
@@ -72,6 +73,7 @@ class YamlContext {
       out.append(text, done, static_cast<size_t>(m.position(0)) - done);
       done = static_cast<size_t>(m.position(0) + m.length(0));
       ARROW_ASSIGN_OR_RAISE(auto value, resolve(node, what, m[1].str(), m[2].str()));
+      remember_secret(value);  // secret whatever key holds it
       out += value;
     }
     out.append(text, done);

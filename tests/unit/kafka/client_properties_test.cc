@@ -9,6 +9,8 @@
 #include <string>
 
 #include "sluice/common/secrets.h"
+#include <librdkafka/rdkafkacpp.h>
+
 #include "sluice/kafka/consumer.h"
 
 namespace sluice::kafka {
@@ -105,6 +107,25 @@ TEST(ConsumerProperties, RejectedSecretPropertyIsNotEchoed) {
   EXPECT_EQ(consumer.status().message(),
             "Kafka cluster 'c': librdkafka has no property 'sasl.pasword' (did you mean "
             "'sasl.password'?); see librdkafka's CONFIGURATION.md for the property names");
+}
+
+// librdkafka's own texts quote configuration values; the consumer scrubs its secrets from them.
+TEST(ConsumerProperties, LibrdkafkaErrorTextIsScrubbedOfSecrets) {
+  auto consumer = Consumer::make("c", {{"bootstrap.servers", "127.0.0.1:1"},
+                                       {"security.protocol", "SASL_PLAINTEXT"},
+                                       {"sasl.mechanisms", "OAUTHBEARER"},
+                                       {"enable.sasl.oauthbearer.unsecure.jwt", "true"},
+                                       {"sasl.oauthbearer.config", "principal=svc Extension_apikey=S3CRET-k9"}},
+                                 "g");
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  // The unsecured-JWT token builder refuses the config on the client's thread and reports it
+  // as an error event, which the failed metadata request then quotes.
+  (void)(*consumer)->poll(std::chrono::milliseconds(200));  // serves the queued events
+  auto topics = (*consumer)->topics(std::chrono::milliseconds(500));
+  ASSERT_FALSE(topics.ok());
+  const auto& message = topics.status().message();
+  EXPECT_EQ(message.find("S3CRET"), std::string::npos) << message;
+  EXPECT_NE(message.find("sasl.oauthbearer.config beginning at:<redacted>"), std::string::npos) << message;
 }
 
 // The process's libcrypto symbols must come from the system libcrypto that libssl and

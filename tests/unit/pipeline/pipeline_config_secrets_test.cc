@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "../temp_dir.h"
+#include "sluice/kafka/consumer.h"
 #include "sluice/pipeline/pipeline_config.h"
 
 namespace sluice::pipeline {
@@ -179,6 +180,35 @@ TEST_F(PipelineConfigSecretsTest, BadValueOfASecretLookingPropertyIsNotShown) {
                           0),
             0u)
       << message;
+}
+
+// A value read from a reference is secret whatever key holds it: neither the offline check of
+// pipeline.yaml nor the consumer's librdkafka texts may show it.
+TEST_F(PipelineConfigSecretsTest, ReferencedValueOfAPlainPropertyIsNotShown) {
+  ::setenv("SLUICE_TEST_KAFKA_PROTOCOL", "Pr0to-S3cret", 1);
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    security.protocol: ${env:SLUICE_TEST_KAFKA_PROTOCOL}\n");
+  ::unsetenv("SLUICE_TEST_KAFKA_PROTOCOL");
+  ASSERT_FALSE(cfg.ok());
+  const auto message = cfg.status().message();
+  EXPECT_EQ(message.find("S3cret"), std::string::npos) << message;
+  EXPECT_EQ(message.rfind(file() + ":5:5: kafka.default: librdkafka refuses <redacted> for property "
+                                   "'security.protocol': Invalid value \"<redacted>\"",
+                          0),
+            0u)
+      << message;
+}
+
+TEST_F(PipelineConfigSecretsTest, ReferencedValueIsScrubbedFromLibrdkafkaTexts) {
+  std::ofstream(dir_.path() / "mechanism") << "Mech-S3cret-77\n";
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: 127.0.0.1:1\n"
+                  "    security.protocol: SASL_PLAINTEXT\n    sasl.mechanisms: ${file:mechanism}\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  auto consumer = kafka::Consumer::make("default", cfg->kafka.at("default"), "g");
+  ASSERT_FALSE(consumer.ok());
+  const auto message = consumer.status().message();
+  EXPECT_EQ(message.find("S3cret"), std::string::npos) << message;
+  EXPECT_EQ(message, "Kafka cluster 'default': cannot create consumer: Unsupported SASL mechanism: <redacted>");
 }
 
 }  // namespace
