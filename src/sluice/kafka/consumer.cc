@@ -19,6 +19,40 @@
 
 namespace sluice::kafka {
 
+bool is_login_refusal(int code, std::string_view text) {
+  if (code == RdKafka::ERR_SASL_AUTHENTICATION_FAILED) return true;
+  if (code != RdKafka::ERR__AUTHENTICATION &&
+      text.find("SASL authentication error") == std::string_view::npos) {
+    return false;
+  }
+  // librdkafka words its own failures "Local: ..." (transport failure, timed out) and reports
+  // a connection closed during the exchange as "Disconnected"; the broker's refusal is neither.
+  for (std::string_view transient : {"Local:", "Disconnected", "disconnected", "timed out"}) {
+    if (text.find(transient) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+std::string login_advice(const KafkaProperties& properties) {
+  auto it = properties.find("sasl.mechanisms");
+  if (it == properties.end()) it = properties.find("sasl.mechanism");
+  const std::string mechanism = it == properties.end() ? "GSSAPI" : it->second;  // librdkafka's default
+  if (mechanism == "PLAIN" || mechanism.rfind("SCRAM-", 0) == 0) {
+    return fmt::format("check sasl.username and sasl.password of this cluster (mechanism {})",
+                       mechanism);
+  }
+  if (mechanism == "OAUTHBEARER") {
+    return "check the sasl.oauthbearer.* settings of this cluster (token endpoint, client id "
+           "and secret, or sasl.oauthbearer.config for unsecured tokens)";
+  }
+  if (mechanism == "GSSAPI") {
+    return "check sasl.kerberos.principal, sasl.kerberos.keytab and sasl.kerberos.service.name "
+           "of this cluster (mechanism GSSAPI, librdkafka's default when sasl.mechanisms is unset)";
+  }
+  return fmt::format("check the SASL settings of this cluster (sasl.mechanisms is {})",
+                     shown_value("sasl.mechanisms", mechanism));
+}
+
 // Receives librdkafka events on its internal threads; keeps the last few error/log lines so
 // our errors can say what the client saw (instead of librdkafka printing to stderr).
 // Every text librdkafka produces may quote a configuration value (`Unrecognized
@@ -42,9 +76,7 @@ class EventLog : public RdKafka::EventCb {
       // as log lines and transport errors, so the text decides.
       const auto text = scrub(event.str());
       std::lock_guard lock(mutex_);
-      if (event.err() == RdKafka::ERR__AUTHENTICATION ||
-          event.err() == RdKafka::ERR_SASL_AUTHENTICATION_FAILED ||
-          text.find("SASL authentication error") != std::string::npos) {
+      if (is_login_refusal(event.err(), text)) {
         auth_failure_ = text;
       } else if (event.err() == RdKafka::ERR__SSL ||
                  text.find("SSL handshake failed") != std::string::npos) {
@@ -243,6 +275,7 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
     return invalid("Kafka cluster '{}' has no bootstrap.servers", cluster_name);
   }
   c->bootstrap_ = it->second;
+  c->login_advice_ = login_advice(properties);
   std::string err;
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(c->events_.get()), err) !=
       RdKafka::Conf::CONF_OK) {
@@ -356,10 +389,8 @@ arrow::Status Consumer::connection_error(int raw_code, std::chrono::milliseconds
   // A broker that answers but refuses the login or the certificate is not "away": retrying
   // cannot help, the configuration must change.
   if (auto auth = events_->auth_failure(); !auth.empty()) {
-    return invalid(
-        "Kafka cluster '{}' at {}: authentication failed ({}); check sasl.username, "
-        "sasl.password and sasl.mechanisms of this cluster",
-        cluster_name_, bootstrap_, auth);
+    return invalid("Kafka cluster '{}' at {}: authentication failed ({}); {}", cluster_name_,
+                   bootstrap_, auth, login_advice_);
   }
   if (auto tls = events_->tls_failure(); !tls.empty()) {
     auto status = invalid(

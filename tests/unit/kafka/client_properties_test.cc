@@ -126,6 +126,39 @@ TEST(ConsumerProperties, LibrdkafkaErrorTextIsScrubbedOfSecrets) {
   const auto& message = topics.status().message();
   EXPECT_EQ(message.find("S3CRET"), std::string::npos) << message;
   EXPECT_NE(message.find("sasl.oauthbearer.config beginning at:<redacted>"), std::string::npos) << message;
+  // The advice fits the mechanism: an OAUTHBEARER login has no username or password.
+  EXPECT_NE(message.find("); check the sasl.oauthbearer.* settings of this cluster"), std::string::npos) << message;
+}
+
+// librdkafka 2.0's texts for a SASL exchange: the broker's refusal is final, a broker that went
+// away during the exchange is not (a restart during login must not stop a pipeline for good).
+TEST(LoginRefusal, OnlyTheBrokersRefusalIsFinal) {
+  const int kAuth = RdKafka::ERR__AUTHENTICATION;
+  const int kTransport = RdKafka::ERR__TRANSPORT;
+  EXPECT_TRUE(is_login_refusal(kAuth, "SASL authentication error: Authentication failed: Invalid "
+                                      "username or password (after 3ms in state AUTH_REQ)"));
+  EXPECT_TRUE(is_login_refusal(kTransport, "sasl_plaintext://127.0.0.1:9094/bootstrap: SASL "
+                                           "authentication error: Authentication failed during "
+                                           "authentication due to invalid credentials with SASL "
+                                           "mechanism SCRAM-SHA-256 (after 2ms in state AUTH_REQ)"));
+  EXPECT_TRUE(is_login_refusal(RdKafka::ERR_SASL_AUTHENTICATION_FAILED, "anything"));
+  EXPECT_FALSE(is_login_refusal(kTransport, "sasl_plaintext://h:9094/1: SASL authentication error: "
+                                            "SaslAuthenticateRequest failed: Local: Broker transport "
+                                            "failure (after 4ms in state AUTH_REQ)"));
+  EXPECT_FALSE(is_login_refusal(kAuth, "SASL authentication error: SaslAuthenticateRequest failed: "
+                                       "Local: Timed out (after 10001ms in state AUTH_REQ)"));
+  EXPECT_FALSE(is_login_refusal(kTransport, "sasl_plaintext://h:9094/1: Disconnected (after 3ms in "
+                                            "state AUTH_REQ)"));
+  EXPECT_FALSE(is_login_refusal(kTransport, "Connect to ipv4#127.0.0.1:1 failed: Connection refused"));
+}
+
+TEST(LoginRefusal, AdviceFitsTheMechanism) {
+  EXPECT_EQ(login_advice({{"sasl.mechanisms", "PLAIN"}}),
+            "check sasl.username and sasl.password of this cluster (mechanism PLAIN)");
+  EXPECT_EQ(login_advice({{"sasl.mechanism", "SCRAM-SHA-512"}}),
+            "check sasl.username and sasl.password of this cluster (mechanism SCRAM-SHA-512)");
+  EXPECT_EQ(login_advice({{"sasl.mechanisms", "OAUTHBEARER"}}).rfind("check the sasl.oauthbearer.* settings", 0), 0u);
+  EXPECT_EQ(login_advice({}).rfind("check sasl.kerberos.principal, sasl.kerberos.keytab", 0), 0u);
 }
 
 // The process's libcrypto symbols must come from the system libcrypto that libssl and
