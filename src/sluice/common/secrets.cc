@@ -110,13 +110,13 @@ std::string url_without_password(std::string_view url) {
   std::string out(url);
   const auto scheme = out.find("://");
   if (scheme == std::string::npos) return out;
+  // The user info may hold anything a user typed, '/', '?' and '#' included (`u:p/w@reg`), and
+  // a user name alone may be a key (`APIKEY@reg`): everything from "://" to the last '@' is
+  // hidden. A path with an '@' is hidden too — more than needed, never less.
   const auto authority = scheme + 3;
-  const auto authority_end = out.find_first_of("/?#", authority);
-  const auto at = out.rfind('@', authority_end == std::string::npos ? out.size() : authority_end);
+  const auto at = out.rfind('@');
   if (at == std::string::npos || at < authority) return out;
-  const auto colon = out.find(':', authority);
-  if (colon == std::string::npos || colon > at) return out;
-  return out.replace(colon + 1, at - colon - 1, "<redacted>");
+  return out.replace(authority, at - authority, "<redacted>");
 }
 
 }  // namespace sluice

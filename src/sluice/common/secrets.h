@@ -37,8 +37,8 @@ std::string redact_values(std::string_view text, const std::vector<std::string>&
 void remember_secret(std::string_view value);
 std::vector<std::string> remembered_secrets();
 
-// `url` with the password of its user info (`scheme://user:password@host`) replaced by
-// "<redacted>", for errors that show a URL.
+// `url` with its whole user info (`scheme://user:password@host`, `scheme://APIKEY@host`: all
+// from "://" to the last '@') replaced by "<redacted>", for errors that show a URL.
 std::string url_without_password(std::string_view url);
 
 }  // namespace sluice

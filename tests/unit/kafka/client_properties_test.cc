@@ -38,9 +38,14 @@ TEST(SecretKeys, ShownValueHidesSecretAndUnknownKeys) {
 }
 
 TEST(SecretKeys, UrlPasswordIsRedacted) {
-  EXPECT_EQ(url_without_password("http://u:s3cr3t@registry:8081/apis"), "http://u:<redacted>@registry:8081/apis");
-  EXPECT_EQ(url_without_password("http://registry:8081/a@b"), "http://registry:8081/a@b");
-  EXPECT_EQ(url_without_password("http://u@registry:8081"), "http://u@registry:8081");
+  EXPECT_EQ(url_without_password("http://u:s3cr3t@registry:8081/apis"), "http://<redacted>@registry:8081/apis");
+  EXPECT_EQ(url_without_password("http://u:p/w@reg"), "http://<redacted>@reg");
+  EXPECT_EQ(url_without_password("http://u:p?w#x@reg/a"), "http://<redacted>@reg/a");
+  EXPECT_EQ(url_without_password("http://APIKEY@reg:8081"), "http://<redacted>@reg:8081");
+  EXPECT_EQ(url_without_password("http://u:a@b@reg"), "http://<redacted>@reg");
+  // An '@' in the path may close a user info with a '/': hidden, more than needed, never less.
+  EXPECT_EQ(url_without_password("http://registry:8081/a@b"), "http://<redacted>@b");
+  EXPECT_EQ(url_without_password("http://registry:8081/apis"), "http://registry:8081/apis");
   EXPECT_EQ(url_without_password("registry:8081"), "registry:8081");
 }
 
