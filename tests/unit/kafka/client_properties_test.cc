@@ -4,9 +4,11 @@
 #include "sluice/kafka/client_properties.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "sluice/common/secrets.h"
 #include <librdkafka/rdkafkacpp.h>
@@ -177,6 +179,28 @@ TEST(KafkaTls, LibcryptoSymbolsResolveToTheSystemLibrary) {
     EXPECT_NE(std::string(info.dli_fname).find("libcrypto"), std::string::npos)
         << symbol << " resolves to " << info.dli_fname;
   }
+}
+
+// The libraries in the order the dynamic loader searches them: libssl and libcrypto must come
+// before libparquet, which exports a bundled copy of libcrypto's symbols.
+TEST(KafkaTls, OpenSslIsLoadedBeforeLibparquet) {
+  std::vector<std::string> order;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(info->dlpi_name);
+        return 0;
+      },
+      &order);
+  auto position = [&](const char* name) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i].find(name) != std::string::npos) return i;
+    }
+    return order.size();
+  };
+  const auto parquet = position("libparquet.so");
+  ASSERT_LT(parquet, order.size());
+  EXPECT_LT(position("libssl.so"), parquet);
+  EXPECT_LT(position("libcrypto.so"), parquet);
 }
 
 TEST(KafkaTls, ClientWithoutCaLocationUsesTheSystemStore) {
