@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -64,19 +65,37 @@ class YamlContext {
   arrow::Result<std::string> scalar(const YAML::Node& node, const std::string& what) const {
     if (!node.IsScalar()) return error(node, "'{}' must be a single value", what);
     const auto text = node.as<std::string>();
-    static const std::regex kReference(R"(\$\{([A-Za-z_][A-Za-z0-9_]*):([^}]*)\})");
+    // `${kind:ref}` is a reference, `$${` a literal `${`; a reference without its `}` is an
+    // error rather than text that silently keeps the unresolved reference.
+    static const std::regex kStart(R"(^\$\{([A-Za-z_][A-Za-z0-9_]*):)");
     std::string out;
-    size_t done = 0;
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), kReference);
-         it != std::sregex_iterator(); ++it) {
-      const auto& m = *it;
-      out.append(text, done, static_cast<size_t>(m.position(0)) - done);
-      done = static_cast<size_t>(m.position(0) + m.length(0));
-      ARROW_ASSIGN_OR_RAISE(auto value, resolve(node, what, m[1].str(), m[2].str()));
-      remember_secret(value);  // secret whatever key holds it
-      out += value;
+    size_t i = 0;
+    while (i < text.size()) {
+      if (text.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+        continue;
+      }
+      std::smatch m;
+      const std::string rest = text.substr(i, std::min<size_t>(text.size() - i, 80));
+      if (text.compare(i, 2, "${") == 0 && std::regex_search(rest, m, kStart)) {
+        const size_t ref_at = i + static_cast<size_t>(m.length(0));
+        const size_t close = text.find('}', ref_at);
+        if (close == std::string::npos) {
+          return error(node, "{}: reference '${{{}:...' has no closing '}}'; write ${{{}:...}} (or "
+                             "$${{ for a literal ${{)",
+                       what, m[1].str(), m[1].str());
+        }
+        ARROW_ASSIGN_OR_RAISE(auto value,
+                              resolve(node, what, m[1].str(), text.substr(ref_at, close - ref_at)));
+        remember_secret(value);  // secret whatever key holds it
+        out += value;
+        i = close + 1;
+        continue;
+      }
+      out += text[i];
+      ++i;
     }
-    out.append(text, done);
     return out;
   }
 
@@ -107,11 +126,19 @@ class YamlContext {
                          "secret may have",
                      what, path.string(), ref, size, kMaxReferencedFileBytes);
       }
+      // At most one byte past the limit: a file may report a size it does not have (/proc).
       std::ifstream in(path, std::ios::binary);
-      std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!in.good() && !in.eof()) {
+      std::string value(kMaxReferencedFileBytes + 1, '\0');
+      in.read(value.data(), static_cast<std::streamsize>(value.size()));
+      if (in.bad() || (!in && !in.eof())) {
         return error(at, "{}: cannot read '{}' (${{file:{}}}): {}", what, path.string(), ref,
                      std::strerror(errno));
+      }
+      value.resize(static_cast<size_t>(in.gcount()));
+      if (value.size() > kMaxReferencedFileBytes) {
+        return error(at, "{}: '{}' (${{file:{}}}) holds more than the {} bytes a referenced "
+                         "secret may have",
+                     what, path.string(), ref, kMaxReferencedFileBytes);
       }
       // A file written by `echo` or an editor ends in a newline that is not part of the secret.
       if (!value.empty() && value.back() == '\n') value.pop_back();

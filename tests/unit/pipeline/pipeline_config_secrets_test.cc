@@ -211,5 +211,21 @@ TEST_F(PipelineConfigSecretsTest, ReferencedValueIsScrubbedFromLibrdkafkaTexts) 
   EXPECT_EQ(message, "Kafka cluster 'default': cannot create consumer: Unsupported SASL mechanism: <redacted>");
 }
 
+TEST_F(PipelineConfigSecretsTest, UnterminatedReferenceIsAnError) {
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    sasl.password: ${env:SLUICE_TEST_KAFKA_PASSWORD\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":5:20: kafka.default.sasl.password: reference '${env:...' has no closing '}'; "
+                     "write ${env:...} (or $${ for a literal ${)");
+}
+
+TEST_F(PipelineConfigSecretsTest, DoubledDollarIsALiteralReference) {
+  auto cfg = load("name: p\nkafka:\n  default:\n    bootstrap.servers: h:1\n"
+                  "    client.id: a-$${env:X}-b\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->kafka.at("default").at("client.id"), "a-${env:X}-b");
+}
+
 }  // namespace
 }  // namespace sluice::pipeline
