@@ -65,6 +65,15 @@ TEST(CheckProperty, UnknownPropertySuggestsAndNeverShowsTheValue) {
             "librdkafka's CONFIGURATION.md for the property names");
 }
 
+TEST(CheckProperty, SuggestsPropertiesWithoutADefault) {
+  auto st = check_property("ssl.ca.locaton", "/x");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("(did you mean 'ssl.ca.location'?)"), std::string::npos) << st.message();
+  st = check_property("sasl.kerberos.keytb", "/x");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("(did you mean 'sasl.kerberos.keytab'?)"), std::string::npos) << st.message();
+}
+
 // No secret-looking property of this librdkafka build quotes a refused value, so these feed
 // property_rejected the reason librdkafka gives for enum properties (`Invalid value "…" for
 // configuration property "…"`), trimmed of blanks and cut at its 512-byte error buffer.
