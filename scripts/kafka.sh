@@ -41,14 +41,21 @@ is_ready() {
 # A CA of its own and a broker certificate it signs (for 127.0.0.1 and localhost), as PKCS12.
 make_tls() {
   mkdir -p "$TLS"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sluice test CA" \
-    -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$TLS/broker.key" -out "$TLS/broker.csr" 2>/dev/null
+  : > "$TLS/openssl.log"
+  # openssl's chatter goes to a log that is shown when a step fails.
+  ossl() {
+    openssl "$@" 2>>"$TLS/openssl.log" || {
+      echo "[kafka] openssl $1 failed:" >&2; cat "$TLS/openssl.log" >&2; exit 1
+    }
+  }
+  ossl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sluice test CA" \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.crt"
+  ossl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$TLS/broker.key" -out "$TLS/broker.csr"
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$TLS/san.ext"
-  openssl x509 -req -in "$TLS/broker.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" \
-    -CAcreateserial -days 30 -extfile "$TLS/san.ext" -out "$TLS/broker.crt" 2>/dev/null
-  openssl pkcs12 -export -in "$TLS/broker.crt" -inkey "$TLS/broker.key" -name broker \
+  ossl x509 -req -in "$TLS/broker.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" \
+    -CAcreateserial -days 30 -extfile "$TLS/san.ext" -out "$TLS/broker.crt"
+  ossl pkcs12 -export -in "$TLS/broker.crt" -inkey "$TLS/broker.key" -name broker \
     -passout "pass:$TLS_PASS" -out "$TLS/broker.p12"
 }
 

@@ -141,7 +141,7 @@ sasl.password: ${{env:SLUICE_TEST_SASL_PASSWORD}}
     assert result.stderr.count("pipeline 'sec', table 'raw'") == 1, result.stderr
     assert ("pipeline 'sec', table 'raw': Kafka cluster 'default' at " + secure["sasl"]
             + ": authentication failed (") in result.stderr, result.stderr
-    assert "check sasl.username, sasl.password and sasl.mechanisms" in result.stderr
+    assert "check sasl.username and sasl.password of this cluster (mechanism PLAIN)" in result.stderr
     assert "broker is running" not in result.stderr
     events = event_log_text(pipe)
     assert "authentication failed" in events

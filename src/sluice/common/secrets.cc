@@ -1,7 +1,9 @@
 // Secret-looking configuration keys and their redaction.
 #include "sluice/common/secrets.h"
 
+#include <algorithm>
 #include <array>
+#include <mutex>
 
 #include "sluice/common/text.h"
 
@@ -36,22 +38,85 @@ bool looks_secret(std::string_view key) {
   return false;
 }
 
+namespace {
+std::mutex remembered_mutex;
+std::vector<std::string>& remembered() {
+  static std::vector<std::string> values;  // guarded by remembered_mutex
+  return values;
+}
+}  // namespace
+
+void remember_secret(std::string_view value) {
+  std::lock_guard lock(remembered_mutex);
+  auto& values = remembered();
+  if (std::find(values.begin(), values.end(), value) == values.end()) values.emplace_back(value);
+}
+
+std::vector<std::string> remembered_secrets() {
+  std::lock_guard lock(remembered_mutex);
+  return remembered();
+}
+
 std::string shown_value(std::string_view key, std::string_view value, KeyKnown known) {
-  if (known == KeyKnown::kUnknown || looks_secret(key)) return "<redacted>";
+  if (known == KeyKnown::kUnknown || looks_secret(key) ||
+      redact_values(value, remembered_secrets()) != value) {
+    return "<redacted>";
+  }
   return "'" + std::string(value) + "'";
+}
+
+std::string redact_values(std::string_view text, const std::vector<std::string>& secrets) {
+  std::vector<std::string_view> needles;
+  for (const auto& secret : secrets) {
+    std::string_view value(secret);
+    const auto first = value.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) continue;  // blanks only: nothing to hide
+    value = value.substr(first, value.find_last_not_of(" \t\r\n") - first + 1);
+    needles.push_back(value);
+  }
+  if (needles.empty()) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    // The longest run starting at i that is a whole (trimmed) secret or a fragment of at least
+    // kMinSecretFragment characters of one.
+    size_t longest = 0;
+    for (auto needle : needles) {
+      const size_t min_run = std::min(needle.size(), kMinSecretFragment);
+      if (text.size() - i < min_run) continue;
+      for (size_t from = needle.find(text.substr(i, min_run)); from != std::string_view::npos;
+           from = needle.find(text.substr(i, min_run), from + 1)) {
+        size_t run = min_run;
+        while (i + run < text.size() && from + run < needle.size() &&
+               text[i + run] == needle[from + run]) {
+          ++run;
+        }
+        longest = std::max(longest, run);
+      }
+    }
+    if (longest == 0) {
+      out.push_back(text[i]);
+      ++i;
+    } else {
+      out += "<redacted>";
+      i += longest;
+    }
+  }
+  return out;
 }
 
 std::string url_without_password(std::string_view url) {
   std::string out(url);
   const auto scheme = out.find("://");
   if (scheme == std::string::npos) return out;
+  // The user info may hold anything a user typed, '/', '?' and '#' included (`u:p/w@reg`), and
+  // a user name alone may be a key (`APIKEY@reg`): everything from "://" to the last '@' is
+  // hidden. A path with an '@' is hidden too — more than needed, never less.
   const auto authority = scheme + 3;
-  const auto authority_end = out.find_first_of("/?#", authority);
-  const auto at = out.rfind('@', authority_end == std::string::npos ? out.size() : authority_end);
+  const auto at = out.rfind('@');
   if (at == std::string::npos || at < authority) return out;
-  const auto colon = out.find(':', authority);
-  if (colon == std::string::npos || colon > at) return out;
-  return out.replace(colon + 1, at - colon - 1, "<redacted>");
+  return out.replace(authority, at - authority, "<redacted>");
 }
 
 }  // namespace sluice

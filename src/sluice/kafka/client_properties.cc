@@ -3,7 +3,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "sluice/common/secrets.h"
@@ -14,27 +17,31 @@ namespace sluice::kafka {
 
 namespace {
 
-// Every property name librdkafka knows (global and topic-level), for "did you mean".
+// Every property name librdkafka knows (global and topic-level), for "did you mean": the
+// property table librdkafka prints (rd_kafka_conf_dump leaves out properties without a default,
+// ssl.ca.location and sasl.password among them).
 const std::vector<std::string>& known_property_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
-    std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(),
-                                                                         &rd_kafka_conf_destroy);
-    std::unique_ptr<rd_kafka_topic_conf_t, decltype(&rd_kafka_topic_conf_destroy)> topic(
-        rd_kafka_topic_conf_new(), &rd_kafka_topic_conf_destroy);
-    size_t n = 0;
-    const char** pairs = rd_kafka_conf_dump(conf.get(), &n);
-    for (size_t i = 0; i < n; i += 2) out.emplace_back(pairs[i]);
-    rd_kafka_conf_dump_free(pairs, n);
-    pairs = rd_kafka_topic_conf_dump(topic.get(), &n);
-    for (size_t i = 0; i < n; i += 2) out.emplace_back(pairs[i]);
-    rd_kafka_conf_dump_free(pairs, n);
-    // Secret properties have no default, so the dump leaves them out.
-    for (const char* secret : {"sasl.password", "sasl.username", "ssl.key.password",
-                               "ssl.keystore.password", "sasl.oauthbearer.client.secret",
-                               "ssl.key.pem", "ssl.certificate.pem", "ssl.ca.pem"}) {
-      out.emplace_back(secret);
+    char* buffer = nullptr;
+    size_t size = 0;
+    if (FILE* table = ::open_memstream(&buffer, &size)) {
+      rd_kafka_conf_properties_show(table);
+      std::fclose(table);
     }
+    std::string_view text(buffer == nullptr ? "" : buffer, size);
+    // Rows read "name   | C/P | Range | Default | Importance | Description".
+    for (size_t at = 0; at < text.size();) {
+      const size_t end = std::min(text.find('\n', at), text.size());
+      const auto line = text.substr(at, end - at);
+      at = end + 1;
+      const auto bar = line.find(" |");
+      if (bar == std::string_view::npos || line.empty() || line[0] == '-' || line[0] == ' ') continue;
+      const auto name = line.substr(0, line.find(' '));
+      if (name == "Property" || name.find('.') == std::string_view::npos) continue;
+      out.emplace_back(name);
+    }
+    std::free(buffer);
     return out;
   }();
   return names;
@@ -50,12 +57,9 @@ arrow::Status property_rejected(const std::string& key, const std::string& value
                    "property names",
                    key, suggestion.empty() ? "" : fmt::format(" (did you mean '{}'?)", suggestion));
   }
-  std::string why = reason;
-  if (looks_secret(key) && !value.empty()) {
-    for (size_t at = why.find(value); at != std::string::npos; at = why.find(value, at)) {
-      why.replace(at, value.size(), "<redacted>");
-    }
-  }
+  auto secrets = remembered_secrets();
+  if (looks_secret(key)) secrets.push_back(value);
+  const std::string why = redact_values(reason, secrets);
   return invalid("librdkafka refuses {} for property '{}': {}", shown_value(key, value), key, why);
 }
 

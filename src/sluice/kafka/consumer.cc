@@ -13,15 +13,56 @@
 #include <algorithm>
 #include <deque>
 
+#include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
 #include "sluice/kafka/client_properties.h"
 
 namespace sluice::kafka {
 
+bool is_login_refusal(int code, std::string_view text) {
+  if (code == RdKafka::ERR_SASL_AUTHENTICATION_FAILED) return true;
+  if (code != RdKafka::ERR__AUTHENTICATION &&
+      text.find("SASL authentication error") == std::string_view::npos) {
+    return false;
+  }
+  // librdkafka words its own failures "Local: ..." (transport failure, timed out) and reports
+  // a connection closed during the exchange as "Disconnected"; the broker's refusal is neither.
+  for (std::string_view transient : {"Local:", "Disconnected", "disconnected", "timed out"}) {
+    if (text.find(transient) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+std::string login_advice(const KafkaProperties& properties) {
+  auto it = properties.find("sasl.mechanisms");
+  if (it == properties.end()) it = properties.find("sasl.mechanism");
+  const std::string mechanism = it == properties.end() ? "GSSAPI" : it->second;  // librdkafka's default
+  if (mechanism == "PLAIN" || mechanism.rfind("SCRAM-", 0) == 0) {
+    return fmt::format("check sasl.username and sasl.password of this cluster (mechanism {})",
+                       mechanism);
+  }
+  if (mechanism == "OAUTHBEARER") {
+    return "check the sasl.oauthbearer.* settings of this cluster (token endpoint, client id "
+           "and secret, or sasl.oauthbearer.config for unsecured tokens)";
+  }
+  if (mechanism == "GSSAPI") {
+    return "check sasl.kerberos.principal, sasl.kerberos.keytab and sasl.kerberos.service.name "
+           "of this cluster (mechanism GSSAPI, librdkafka's default when sasl.mechanisms is unset)";
+  }
+  return fmt::format("check the SASL settings of this cluster (sasl.mechanisms is {})",
+                     shown_value("sasl.mechanisms", mechanism));
+}
+
 // Receives librdkafka events on its internal threads; keeps the last few error/log lines so
 // our errors can say what the client saw (instead of librdkafka printing to stderr).
+// Every text librdkafka produces may quote a configuration value (`Unrecognized
+// sasl.oauthbearer.config beginning at: ...`), so each is scrubbed of the client's secrets
+// (values of secret-looking keys and of ${env:}/${file:} references) before it is kept.
 class EventLog : public RdKafka::EventCb {
  public:
+  explicit EventLog(std::vector<std::string> secrets) : secrets_(std::move(secrets)) {}
+  std::string scrub(std::string_view text) const { return redact_values(text, secrets_); }
+
   void event_cb(RdKafka::Event& event) override {
     if (event.type() != RdKafka::Event::EVENT_ERROR && event.type() != RdKafka::Event::EVENT_LOG) {
       return;
@@ -33,11 +74,9 @@ class EventLog : public RdKafka::EventCb {
       // A refused login or certificate makes later requests time out like a broker that is
       // away; remembered so the error says what really happened. librdkafka 2.0 reports both
       // as log lines and transport errors, so the text decides.
-      const auto text = event.str();
+      const auto text = scrub(event.str());
       std::lock_guard lock(mutex_);
-      if (event.err() == RdKafka::ERR__AUTHENTICATION ||
-          event.err() == RdKafka::ERR_SASL_AUTHENTICATION_FAILED ||
-          text.find("SASL authentication error") != std::string::npos) {
+      if (is_login_refusal(event.err(), text)) {
         auth_failure_ = text;
       } else if (event.err() == RdKafka::ERR__SSL ||
                  text.find("SSL handshake failed") != std::string::npos) {
@@ -59,9 +98,10 @@ class EventLog : public RdKafka::EventCb {
     auth_failure_.clear();
     tls_failure_.clear();
   }
-  void note(std::string line) {
+  void note(std::string_view line) {
+    auto scrubbed = scrub(line);
     std::lock_guard lock(mutex_);
-    recent_.push_back(std::move(line));
+    recent_.push_back(std::move(scrubbed));
     if (recent_.size() > 5) recent_.pop_front();
   }
   std::string recent() const {
@@ -75,6 +115,7 @@ class EventLog : public RdKafka::EventCb {
   }
 
  private:
+  const std::vector<std::string> secrets_;
   mutable std::mutex mutex_;  // guards recent_, auth_failure_, tls_failure_
   std::deque<std::string> recent_;
   std::string auth_failure_;  // the last SASL authentication error, if any
@@ -193,7 +234,11 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
                                                              RebalanceListener* listener) {
   std::unique_ptr<Consumer> c(new Consumer());
   c->cluster_name_ = cluster_name;
-  c->events_ = std::make_unique<EventLog>();
+  auto secrets = remembered_secrets();
+  for (const auto& [k, v] : properties) {
+    if (looks_secret(k)) secrets.push_back(v);
+  }
+  c->events_ = std::make_unique<EventLog>(std::move(secrets));
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (listener != nullptr) {
     c->rebalance_ = std::make_unique<RebalanceAdapter>(c->events_.get());
@@ -242,13 +287,17 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
     return invalid("Kafka cluster '{}' has no bootstrap.servers", cluster_name);
   }
   c->bootstrap_ = it->second;
+  c->login_advice_ = login_advice(properties);
   std::string err;
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(c->events_.get()), err) !=
       RdKafka::Conf::CONF_OK) {
     return invalid("Kafka cluster '{}': {}", cluster_name, err);
   }
   c->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!c->consumer_) return invalid("Kafka cluster '{}': cannot create consumer: {}", cluster_name, err);
+  if (!c->consumer_) {
+    return invalid("Kafka cluster '{}': cannot create consumer: {}", cluster_name,
+                   c->events_->scrub(err));
+  }
   return c;
 }
 
@@ -319,7 +368,8 @@ arrow::Status Consumer::add_partitions(const std::vector<PartitionStart>& starts
   std::unique_ptr<RdKafka::Error> error(consumer_->incremental_assign(list));
   RdKafka::TopicPartition::destroy(list);
   if (error) {
-    return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_, error->str());
+    return io_error("Kafka cluster '{}': assign failed: {}", cluster_name_,
+                    events_->scrub(error->str()));
   }
   return arrow::Status::OK();
 }
@@ -364,10 +414,8 @@ arrow::Status Consumer::connection_error(int raw_code, std::chrono::milliseconds
   // A broker that answers but refuses the login or the certificate is not "away": retrying
   // cannot help, the configuration must change.
   if (auto auth = events_->auth_failure(); !auth.empty()) {
-    return invalid(
-        "Kafka cluster '{}' at {}: authentication failed ({}); check sasl.username, "
-        "sasl.password and sasl.mechanisms of this cluster",
-        cluster_name_, bootstrap_, auth);
+    return invalid("Kafka cluster '{}' at {}: authentication failed ({}); {}", cluster_name_,
+                   bootstrap_, auth, login_advice_);
   }
   if (auto tls = events_->tls_failure(); !tls.empty()) {
     auto status = invalid(

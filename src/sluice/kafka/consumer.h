@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/common/strong_types.h"
@@ -76,6 +77,14 @@ class PolledMessages {
   friend class Consumer;
   std::vector<rd_kafka_message_t*> messages_;
 };
+
+// True when a librdkafka error event (code `code`, text `text`) is the broker refusing the
+// login, which no retry can change. A SASL exchange that failed locally ("SaslAuthenticateRequest
+// failed: Local: Broker transport failure", timed out, disconnected) is a broker that went away.
+bool is_login_refusal(int code, std::string_view text);
+
+// What to check when a login with these properties is refused, by sasl.mechanism(s).
+std::string login_advice(const KafkaProperties& properties);
 
 class EventLog;  // collects librdkafka's log/error events (defined in consumer.cc)
 class RebalanceAdapter;  // librdkafka's rebalance callback -> RebalanceListener
@@ -158,6 +167,7 @@ class Consumer {
                                                             RebalanceListener* listener);
   std::string cluster_name_;
   std::string bootstrap_;
+  std::string login_advice_;  // what to check when the broker refuses the login (by mechanism)
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<RebalanceAdapter> rebalance_;  // declared before consumer_: outlives it
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;

@@ -3,12 +3,15 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <tuple>
 
+#include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/kafka/client_properties.h"
@@ -62,18 +65,37 @@ class YamlContext {
   arrow::Result<std::string> scalar(const YAML::Node& node, const std::string& what) const {
     if (!node.IsScalar()) return error(node, "'{}' must be a single value", what);
     const auto text = node.as<std::string>();
-    static const std::regex kReference(R"(\$\{([A-Za-z_][A-Za-z0-9_]*):([^}]*)\})");
+    // `${kind:ref}` is a reference, `$${` a literal `${`; a reference without its `}` is an
+    // error rather than text that silently keeps the unresolved reference.
+    static const std::regex kStart(R"(^\$\{([A-Za-z_][A-Za-z0-9_]*):)");
     std::string out;
-    size_t done = 0;
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), kReference);
-         it != std::sregex_iterator(); ++it) {
-      const auto& m = *it;
-      out.append(text, done, static_cast<size_t>(m.position(0)) - done);
-      done = static_cast<size_t>(m.position(0) + m.length(0));
-      ARROW_ASSIGN_OR_RAISE(auto value, resolve(node, what, m[1].str(), m[2].str()));
-      out += value;
+    size_t i = 0;
+    while (i < text.size()) {
+      if (text.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+        continue;
+      }
+      std::smatch m;
+      const std::string rest = text.substr(i, std::min<size_t>(text.size() - i, 80));
+      if (text.compare(i, 2, "${") == 0 && std::regex_search(rest, m, kStart)) {
+        const size_t ref_at = i + static_cast<size_t>(m.length(0));
+        const size_t close = text.find('}', ref_at);
+        if (close == std::string::npos) {
+          return error(node, "{}: reference '${{{}:...' has no closing '}}'; write ${{{}:...}} (or "
+                             "$${{ for a literal ${{)",
+                       what, m[1].str(), m[1].str());
+        }
+        ARROW_ASSIGN_OR_RAISE(auto value,
+                              resolve(node, what, m[1].str(), text.substr(ref_at, close - ref_at)));
+        remember_secret(value);  // secret whatever key holds it
+        out += value;
+        i = close + 1;
+        continue;
+      }
+      out += text[i];
+      ++i;
     }
-    out.append(text, done);
     return out;
   }
 
@@ -104,11 +126,19 @@ class YamlContext {
                          "secret may have",
                      what, path.string(), ref, size, kMaxReferencedFileBytes);
       }
+      // At most one byte past the limit: a file may report a size it does not have (/proc).
       std::ifstream in(path, std::ios::binary);
-      std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!in.good() && !in.eof()) {
+      std::string value(kMaxReferencedFileBytes + 1, '\0');
+      in.read(value.data(), static_cast<std::streamsize>(value.size()));
+      if (in.bad() || (!in && !in.eof())) {
         return error(at, "{}: cannot read '{}' (${{file:{}}}): {}", what, path.string(), ref,
                      std::strerror(errno));
+      }
+      value.resize(static_cast<size_t>(in.gcount()));
+      if (value.size() > kMaxReferencedFileBytes) {
+        return error(at, "{}: '{}' (${{file:{}}}) holds more than the {} bytes a referenced "
+                         "secret may have",
+                     what, path.string(), ref, kMaxReferencedFileBytes);
       }
       // A file written by `echo` or an editor ends in a newline that is not part of the secret.
       if (!value.empty() && value.back() == '\n') value.pop_back();
@@ -124,21 +154,37 @@ class YamlContext {
 };
 
 // yaml-cpp keeps both entries of a key written twice and `node[key]` returns the first, so the
-// second would be ignored silently: refuse it, at any depth, naming both places.
-arrow::Status check_duplicate_keys(const YAML::Node& node, const YamlContext& ctx) {
-  if (node.IsSequence()) {
-    for (const auto& item : node) ARROW_RETURN_NOT_OK(check_duplicate_keys(item, ctx));
+// second would be ignored silently: refuse it, at any depth, naming both places. An alias
+// (`*a`) is the very node its anchor names, so a node may be reached many times (`[*a, *a]`
+// nested ten deep is 10^9 paths) or inside itself (`&a [*a]`): each mapping and sequence is
+// checked once, recognised by where it is written. Keys must be plain values (no pipeline.yaml
+// key is a list or mapping, and printing one that contains itself would never end).
+using NodePlace = std::tuple<int, int, int, int>;  // position, line, column, node type
+
+arrow::Status check_duplicate_keys(const YAML::Node& node, const YamlContext& ctx,
+                                   std::set<NodePlace>& checked) {
+  if (!node.IsSequence() && !node.IsMap()) return arrow::Status::OK();
+  const auto mark = node.Mark();
+  if (!checked.emplace(mark.pos, mark.line, mark.column, static_cast<int>(node.Type())).second) {
+    return arrow::Status::OK();
   }
-  if (!node.IsMap()) return arrow::Status::OK();
+  if (node.IsSequence()) {
+    for (const auto& item : node) ARROW_RETURN_NOT_OK(check_duplicate_keys(item, ctx, checked));
+    return arrow::Status::OK();
+  }
   std::map<std::string, YAML::Mark> seen;
   for (const auto& kv : node) {
-    const auto key = kv.first.IsScalar() ? kv.first.Scalar() : YAML::Dump(kv.first);
+    if (kv.first.IsSequence() || kv.first.IsMap()) {
+      return ctx.error(kv.first, "a key must be a name, not a {}; write `name: value`",
+                       kv.first.IsMap() ? "mapping" : "list");
+    }
+    const auto key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
     auto [first, inserted] = seen.emplace(key, kv.first.Mark());
     if (!inserted) {
       return ctx.error(kv.first, "key '{}' is written twice (first at {}); remove one of them",
                        key, ctx.where(first->second));
     }
-    ARROW_RETURN_NOT_OK(check_duplicate_keys(kv.second, ctx));
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(kv.second, ctx, checked));
   }
   return arrow::Status::OK();
 }
@@ -368,7 +414,8 @@ arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
                    e.mark.column + 1, e.msg);
   }
   try {
-    ARROW_RETURN_NOT_OK(check_duplicate_keys(root, ctx));
+    std::set<NodePlace> checked;
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(root, ctx, checked));
     return parse(root, dir, ctx);
   } catch (const YAML::Exception& e) {
     return invalid("{}:{}:{}: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg);

@@ -14,6 +14,8 @@ namespace sluice::pipeline {
 arrow::Result<std::vector<sql::SourceFile>> load_sql_sources(const PipelineConfig& config);
 
 // Replaces ${name} with configuration values; unknown names are left for the parser to report.
+// Inside a string literal the value is escaped for it (quotes and backslashes doubled), so the
+// literal reads exactly the value; comments are copied as written.
 std::string substitute_variables(const std::string& text,
                                  const std::map<std::string, std::string>& configuration);
 

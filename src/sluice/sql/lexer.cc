@@ -23,7 +23,8 @@ bool Token::is_keyword(const char* keyword) const {
 std::string Token::describe() const {
   switch (kind) {
     case TokenKind::kEnd: return "end of input";
-    case TokenKind::kString: return "string '" + text + "'";
+    // Never the contents: a string literal may be a secret (see format_error).
+    case TokenKind::kString: return "a string literal";
     case TokenKind::kQuotedIdentifier: return "`" + text + "`";
     default: return "'" + text + "'";
   }

@@ -3,32 +3,75 @@
 
 #include <fmt/format.h>
 
-#include <regex>
-
-#include "sluice/common/secrets.h"
+#include <algorithm>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sluice::sql {
 
 namespace {
 
-// The line as shown under an error: the value of a named argument whose name looks secret
-// (`kafka.sasl.password => '...'`, also with the name in backquotes) is replaced, and `column`
-// (0-based) moved to match.
-std::string without_secrets(const std::string& line, size_t& column) {
-  static const std::regex kNamedLiteral(R"(`?([A-Za-z_][A-Za-z0-9_.]*)`?\s*=>\s*'((?:[^']|'')*)')");
+// Contents of string literals (`'...'`, `"..."`, with '' doubling and backslash escapes as the
+// lexer reads them, unterminated ones up to the end of the text) of text[begin, end), as
+// [from, to) offsets; `text` is scanned from its start so a literal opened on an earlier line
+// and comments are known.
+std::vector<std::pair<size_t, size_t>> string_contents(const std::string& text, size_t begin,
+                                                       size_t end) {
+  std::vector<std::pair<size_t, size_t>> runs;
+  size_t i = 0;
+  while (i < end) {
+    const char c = text[i];
+    if (c == '-' && i + 1 < text.size() && text[i + 1] == '-') {
+      i = std::min(text.find('\n', i), text.size());
+    } else if (c == '/' && i + 1 < text.size() && text[i + 1] == '*') {
+      const auto close = text.find("*/", i + 2);
+      i = close == std::string::npos ? text.size() : close + 2;
+    } else if (c == '`') {
+      const auto close = text.find('`', i + 1);
+      i = close == std::string::npos ? text.size() : close + 1;
+    } else if (c == '\'' || c == '"') {
+      size_t k = i + 1;
+      while (k < text.size()) {
+        if (text[k] == '\\' && k + 1 < text.size()) {
+          k += 2;
+        } else if (text[k] == c && k + 1 < text.size() && text[k + 1] == c) {
+          k += 2;
+        } else if (text[k] == c) {
+          break;
+        } else {
+          ++k;
+        }
+      }
+      const size_t from = std::max(i + 1, begin), to = std::min(k, end);
+      if (from < to) runs.emplace_back(from - begin, to - begin);
+      i = k + 1;
+    } else {
+      ++i;
+    }
+  }
+  return runs;
+}
+
+// The line text[begin, end) as shown under an error: the contents of every string literal on it
+// are replaced by "<redacted>" and `column` (0-based) moved to match. A literal may hold a
+// secret however it is written (a `kafka.sasl.password =>` value, on the next line, after `=`,
+// a URL with a password): the message itself names what is wrong.
+std::string without_literals(const std::string& text, size_t begin, size_t end, size_t& column) {
+  constexpr std::string_view kRedacted = "<redacted>";
+  const std::string line = text.substr(begin, end - begin);
   std::string out;
   size_t done = 0;
   const size_t original_column = column;
-  for (auto it = std::sregex_iterator(line.begin(), line.end(), kNamedLiteral);
-       it != std::sregex_iterator(); ++it) {
-    if (!looks_secret((*it)[1].str())) continue;
-    const auto value_at = static_cast<size_t>(it->position(2));
-    const auto value_size = static_cast<size_t>(it->length(2));
-    out.append(line, done, value_at - done);
-    constexpr std::string_view kRedacted = "<redacted>";
+  for (const auto& [from, to] : string_contents(text, begin, end)) {
+    out.append(line, done, from - done);
     out += kRedacted;
-    done = value_at + value_size;
-    if (original_column >= done) column = column + kRedacted.size() - value_size;
+    done = to;
+    if (original_column >= to) {
+      column = column + kRedacted.size() - (to - from);
+    } else if (original_column >= from) {
+      column = out.size() - kRedacted.size();
+    }
   }
   out.append(line, done);
   return out;
@@ -42,7 +85,7 @@ std::string format_error(const SourceFile& file, Location at, const std::string&
   size_t end = file.text.find('\n', begin);
   if (end == std::string::npos) end = file.text.size();
   size_t column = static_cast<size_t>(std::max(0, at.col - 1));
-  std::string line = without_secrets(file.text.substr(begin, end - begin), column);
+  std::string line = without_literals(file.text, begin, end, column);
   std::string caret(column, ' ');
   // Keep tabs so the caret lines up under tab-indented text.
   for (size_t i = 0; i < caret.size() && i < line.size(); ++i) {
