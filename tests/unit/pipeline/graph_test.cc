@@ -91,7 +91,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "1 error(s) in the pipeline:\np.sql:1:24: error: dataset name '../escape' cannot be used: it "
                        "contains a path separator ('/' or '\\'), so it would name a file outside its folder; use "
                        "letters, digits and _\n"
-                       "  CREATE STREAMING TABLE `../escape` AS SELECT * FROM STREAM read_kafka(topic => 'c');\n"
+                       "  CREATE STREAMING TABLE `../escape` AS SELECT * FROM STREAM read_kafka(topic => '<redacted>');\n"
                        "                         ^"},
         GraphErrorCase{"CREATE MATERIALIZED VIEW `/tmp/abs` AS SELECT 1;",
                        "1 error(s) in the pipeline:\np.sql:1:26: error: dataset name '/tmp/abs' cannot be used: it "
@@ -109,7 +109,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "1 error(s) in the pipeline:\np.sql:2:13: error: flow name 'a\\b' cannot be used: it contains "
                        "a path separator ('/' or '\\'), so it would name a file outside its folder; use letters, "
                        "digits and _\n"
-                       "  CREATE FLOW `a\\b` AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => 'c');\n"
+                       "  CREATE FLOW `a\\b` AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => '<redacted>');\n"
                        "              ^"},
         GraphErrorCase{"CREATE MATERIALIZED VIEW Orders AS SELECT 1;\nCREATE MATERIALIZED VIEW orders AS SELECT 2;",
                        "1 error(s) in the pipeline:\np.sql:2:26: error: 'orders' differs only in case from 'Orders', "
@@ -121,13 +121,13 @@ INSTANTIATE_TEST_SUITE_P(
                        "CREATE FLOW T AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => 'b');",
                        "1 error(s) in the pipeline:\np.sql:2:13: error: flow 'T' differs only in case from flow 't' "
                        "(a flow's state is kept in a folder named after it): rename one of them\n"
-                       "  CREATE FLOW T AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => 'b');\n"
+                       "  CREATE FLOW T AS INSERT INTO t BY NAME SELECT * FROM STREAM read_kafka(topic => '<redacted>');\n"
                        "              ^"},
         GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('/data/x.json');",
                        "1 error(s) in the pipeline:\np.sql:1:45: error: table function read_files is not supported "
                        "(only read_kafka is): read a Kafka topic with read_kafka(topic => '...') or a dataset of "
                        "the pipeline by its name\n"
-                       "  CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('/data/x.json');\n"
+                       "  CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('<redacted>');\n"
                        "                                              ^"}));
 
 }  // namespace
@@ -138,14 +138,22 @@ namespace {
 
 // Found by fuzz/sql_frontend_fuzzer.cc: a byte that is not UTF-8 in a topic name made
 // `sluice graph --format json` (and the event log) throw. SQL files must be UTF-8; the error
-// quotes the line with '?' for the bad bytes, so the message itself is valid UTF-8.
+// quotes the line (string literals hidden, as on every error line: they may hold secrets),
+// so the message itself is valid UTF-8.
 TEST(GraphTest, SqlThatIsNotUtf8IsRefusedWhereItStops) {
   auto g = build({{"p.sql", "CREATE STREAMING TABLE t\nAS SELECT * FROM STREAM read_kafka(topic => '\xBBx\xC3');"}});
   ASSERT_FALSE(g.ok());
   EXPECT_EQ(g.status().message(),
             "1 error(s) in the pipeline:\np.sql:2:46: error: byte 0xBB is not valid UTF-8: save the file as UTF-8\n"
-            "  AS SELECT * FROM STREAM read_kafka(topic => '?x?');\n"
+            "  AS SELECT * FROM STREAM read_kafka(topic => '<redacted>');\n"
             "                                               ^");
+  // Outside a literal the bad bytes show as '?'.
+  auto in_name = build({{"p.sql", "CREATE MATERIALIZED VIEW m\xBB AS SELECT 1;"}});
+  ASSERT_FALSE(in_name.ok());
+  EXPECT_EQ(in_name.status().message(),
+            "1 error(s) in the pipeline:\np.sql:1:27: error: byte 0xBB is not valid UTF-8: save the file as UTF-8\n"
+            "  CREATE MATERIALIZED VIEW m? AS SELECT 1;\n"
+            "                            ^");
   EXPECT_TRUE(build({{"p.sql", "CREATE MATERIALIZED VIEW m AS SELECT 'h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80' AS s "
                                "FROM read_kafka(topic => 't');"}})
                   .ok());
