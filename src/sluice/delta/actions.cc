@@ -95,7 +95,10 @@ Action parse_one(const json& j) {
   if (!j.is_object() || j.size() != 1) {
     throw std::runtime_error("an action must be a JSON object with exactly one key");
   }
-  const auto& [kind, body] = *j.items().begin();
+  // Not `*j.items().begin()`: its operator* returns a reference to the temporary iterator,
+  // so bindings to it dangle (caught by ASan).
+  const std::string& kind = j.begin().key();
+  const json& body = j.begin().value();
   if (kind == "protocol") {
     Protocol p;
     p.min_reader_version = get_required<int32_t>(body, "minReaderVersion", "protocol");

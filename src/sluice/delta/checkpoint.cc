@@ -165,7 +165,8 @@ namespace {
 // The JSON body and column of an action, or nullopt for kinds checkpoints do not keep.
 std::optional<std::pair<std::string, json>> checkpoint_entry(const Action& action) {
   json j = to_json(action);
-  const auto& [kind, body] = *j.items().begin();
+  const std::string& kind = j.begin().key();  // not *j.items().begin(): it dangles
+  const json& body = j.begin().value();
   for (const char* column : kActionColumns) {
     if (kind == column) return std::make_pair(std::string(kind), body);
   }
