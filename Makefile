@@ -1,9 +1,10 @@
 # sluice: `make run` (demo) and `make test` (everything) set up what is missing first.
+# `make test` = unit + integration (gcc Release build) + test-asan + fuzz-ci (clang build-fuzz/).
 SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
 
-.PHONY: all setup build unit integration test run bench fuzz clean distclean
+.PHONY: all setup build unit integration test test-asan run bench fuzz fuzz-ci clean distclean
 
 all: build
 
@@ -20,13 +21,21 @@ unit: build
 integration: build
 	SLUICE_BIN=$(CURDIR)/$(BUILD_DIR)/sluice scripts/integration-tests.sh
 
-test: unit integration
+# Unit tests, fuzz corpora and the fast integration tests (not marked slow) with ASan + UBSan.
+test-asan:
+	scripts/asan-tests.sh
+
+test: unit integration test-asan fuzz-ci
 
 run: build
 	scripts/demo.sh
 
+# Every fuzz target FUZZ_SECONDS (default 600) s; fuzz-ci: 60 s each, as CI runs them.
 fuzz:
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)
+
+fuzz-ci:
+	scripts/fuzz.sh 60
 
 # Delta append vs deltalake, then Kafka -> bronze -> silver throughput and continuous latency
 # (starts its own broker on BENCH_KAFKA_PORT). Results go to BENCHMARKS.md by hand.

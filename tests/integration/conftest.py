@@ -12,6 +12,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: long chaos, Spark or volume run; `make test-asan` leaves it out "
+        "(it runs under `make integration`)")
+
+
 @pytest.fixture(scope="session")
 def bootstrap():
     """bootstrap.servers of the broker `make test` started; else start one for this session."""

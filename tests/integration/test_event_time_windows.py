@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections import defaultdict
 
+import pytest
 from deltalake import DeltaTable
 
 from conftest import SLUICE, run_sluice
@@ -281,6 +282,7 @@ def run_with_sigkills(pipe, pipeline, table, topic, n_events, rounds=5, seed=7, 
     assert offset() == n_events
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
     events = make_events(30000, seed=42)

@@ -22,6 +22,8 @@ from deltalake import DeltaTable
 
 from conftest import ROOT, SLUICE, write_pipeline
 
+pytestmark = pytest.mark.slow  # minutes of SIGKILL rounds and broker outages
+
 PARTITIONS = 6
 POISON_EVERY = 13  # ids divisible by this are kind 'poison': silver's DROP ROW expectation drops them
 PAD = b"x" * 44    # makes a record about 100 bytes

@@ -8,11 +8,14 @@ import subprocess
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+import pytest
 from deltalake import DeltaTable
 
 from conftest import SLUICE, run_sluice, write_pipeline
 from spark_support import read_delta_with_spark, spark_session
 from test_bronze_ingest import produce
+
+pytestmark = pytest.mark.slow  # a JVM per session, Spark jobs
 
 
 def sluice_append(table_dir, table, *flags, tmp):

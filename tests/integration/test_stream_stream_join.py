@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
 from deltalake import DeltaTable
 
 from conftest import SLUICE, run_sluice
@@ -161,6 +162,7 @@ def test_crash_after_the_state_save_gives_the_same_result(tmp_path, bootstrap, n
     assert joined(pipe, "matched_left") == oracle(left, right, side_batches(pipe), outer=True)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
     pipe, lt, rt = setup(tmp_path, bootstrap, new_topic, "mode: continuous\ntrigger_interval: 50ms\n",
                          limit=" max_offsets_per_trigger => 13,")

@@ -59,7 +59,8 @@ arrow::Status mark_key_changes(const arrow::RecordBatch& sorted, const std::vect
     auto column = sorted.GetColumnByName(name);
     auto next = column->Slice(1), prev = column->Slice(0, n - 1);
     ARROW_ASSIGN_OR_RAISE(auto ne_d, cp::CallFunction("not_equal", {next, prev}));
-    const auto& ne = static_cast<const arrow::BooleanArray&>(*ne_d.make_array());
+    const auto ne_array = ne_d.make_array();  // owns the array `ne` refers to
+    const auto& ne = static_cast<const arrow::BooleanArray&>(*ne_array);
     for (int64_t r = 0; r + 1 < n; ++r) {
       const bool differ = ne.IsValid(r) ? ne.Value(r) : next->IsNull(r) != prev->IsNull(r);
       new_key[static_cast<size_t>(r + 1)] |= differ;

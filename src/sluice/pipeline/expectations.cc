@@ -52,7 +52,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Expectations::apply(std::shar
       auto sample = bad.record_batch()->Slice(0, 1)->ToString();
       std::string source;
       if (source_of) {
-        const auto& pass = static_cast<const arrow::BooleanArray&>(*passed.make_array());
+        const auto pass_array = passed.make_array();  // owns the array `pass` refers to
+        const auto& pass = static_cast<const arrow::BooleanArray&>(*pass_array);
         for (int64_t r = 0; r < pass.length(); ++r) {
           if (!pass.Value(r)) {
             source = fmt::format("\nIt came from {}.", source_of(r));

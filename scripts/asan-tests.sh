@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make test-asan`: the unit tests, the fuzz corpora and the fast integration tests against the
+# AddressSanitizer + UBSan build (build-fuzz/, scripts/sanitizer-build.sh). Every sanitizer
+# report goes to a file in .run/asan/ (tests capture sluice's stderr, and a test expecting an
+# error exit would not notice a report there); any such file fails the run and is printed.
+#   scripts/asan-tests.sh [pytest arguments ...]   (default: the selection in ASAN_PYTEST)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+# Integration tests under ASan: everything but the long chaos runs and Spark (its JVM start
+# dominates and it exercises the same sluice code paths as the deltalake/DuckDB readers).
+ASAN_PYTEST=(-m "not slow")
+[ $# -gt 0 ] && ASAN_PYTEST=("$@")
+
+bash scripts/sanitizer-build.sh
+
+REPORTS=$ROOT/.run/asan
+rm -rf "$REPORTS"; mkdir -p "$REPORTS"
+# halt_on_error/abort: the first report ends the process with a non-zero status.
+# handle_abort: std::terminate (an uncaught exception) and abort() leave a report and a trace.
+# ARROW_DEFAULT_MEMORY_POOL=system: Arrow buffers come from malloc, so ASan sees their bounds
+# (with jemalloc/mimalloc, overruns into neighbouring buffers would go unnoticed).
+export ASAN_OPTIONS="log_path=$REPORTS/asan:halt_on_error=1:handle_abort=1:detect_leaks=1:check_initialization_order=1"
+export UBSAN_OPTIONS="log_path=$REPORTS/ubsan:halt_on_error=1:print_stacktrace=1"
+export ARROW_DEFAULT_MEMORY_POOL=system
+export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer  # file:line in reports
+
+status=0
+echo "[asan] unit tests and fuzz corpora (ctest in build-fuzz)"
+(cd build-fuzz && ctest --output-on-failure -j"$(nproc)") || status=1
+echo "[asan] integration tests: ${ASAN_PYTEST[*]}"
+SLUICE_BIN=$ROOT/build-fuzz/sluice \
+  scripts/integration-tests.sh "${ASAN_PYTEST[@]}" || status=1
+
+reports=("$REPORTS"/*)
+if [ -e "${reports[0]}" ]; then
+  for r in "${reports[@]}"; do echo "=== $r"; cat "$r"; done
+  echo "[asan] FAILED: ${#reports[@]} sanitizer report(s) above (files in .run/asan/)"
+  exit 1
+fi
+[ $status -eq 0 ] && echo "[asan] passed, no sanitizer report" || echo "[asan] FAILED (see above)"
+exit $status
