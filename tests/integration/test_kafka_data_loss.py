@@ -286,3 +286,52 @@ kafka:
     assert loss["until_offset"] == total and loss["resumed_at_offset"] == total and loss["reason"] == "expired"
     # The table holds exactly the offsets before the lost range.
     assert [r[1] for r in table_rows(pipe)] == list(range(loss["from_offset"]))
+
+
+SIDE_SQL = """
+CREATE OR REFRESH STREAMING TABLE orders (
+  CONSTRAINT positive EXPECT (amount > 0) ON VIOLATION DROP ROW
+) TBLPROPERTIES ('sluice.quarantine' = 'true')
+AS SELECT value.*, partition AS src_partition, offset AS src_offset
+FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema => 'id BIGINT, amount DOUBLE'{options});
+"""
+
+
+def side_records(tag, n):
+    """Record i: not JSON when i % 4 == 1 (dead letter), amount <= 0 when i % 4 == 2 (quarantine)."""
+    out = []
+    for i in range(n):
+        if i % 4 == 1:
+            out.append(f'{tag}-{i} not json'.encode())
+        else:
+            out.append(json.dumps({"id": i, "amount": -1.0 if i % 4 == 2 else 1.0 + i}).encode())
+    return out
+
+
+def test_recreated_topic_side_rows_are_written_exactly_once(tmp_path, bootstrap, new_topic):
+    """Progress goes back to the new topic's start, and so does the dead-letter and quarantine
+    tables': the new topic's bad records at offsets the old topic had read are not skipped."""
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, side_records("old", 12))
+    pipe = kafka_pipeline(tmp_path, "side", bootstrap)
+    (pipe / "t.sql").write_text(SIDE_SQL.format(topic=topic, options=""))
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+
+    recreate_topic(bootstrap, topic, 1)
+    produce_values(bootstrap, topic, side_records("new", 8))  # offsets 0..7 < 12: read before
+    (pipe / "t.sql").write_text(SIDE_SQL.format(topic=topic, options=", fail_on_data_loss => false"))
+    for _ in range(2):  # the rerun adds nothing
+        done = run_sluice("run", pipe, "--once")
+        assert done.returncode == 0, done.stderr
+        tables = pipe / "data" / "tables"
+        dead = DeltaTable(str(tables / "orders_dead_letter")).to_pyarrow_table().to_pylist()
+        assert sorted((r["offset"], r["value"]) for r in dead) == sorted(
+            [(i, f"old-{i} not json".encode()) for i in range(12) if i % 4 == 1]
+            + [(i, f"new-{i} not json".encode()) for i in range(8) if i % 4 == 1])
+        quarantined = DeltaTable(str(tables / "orders_quarantine")).to_pyarrow_table().to_pylist()
+        assert sorted(r["src_offset"] for r in quarantined) == sorted(
+            [i for i in range(12) if i % 4 == 2] + [i for i in range(8) if i % 4 == 2])
+        good = DeltaTable(str(tables / "orders")).to_pyarrow_table().to_pylist()
+        assert sorted(r["src_offset"] for r in good) == sorted(
+            [i for i in range(12) if i % 4 in (0, 3)] + [i for i in range(8) if i % 4 in (0, 3)])

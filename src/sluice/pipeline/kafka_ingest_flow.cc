@@ -292,6 +292,7 @@ class IngestRun : public kafka::RebalanceListener {
                       where(), topic_partition(tp), marks.high.value(), start.value(), marks.low.value())));
       start = marks.low;
       last_record.reset();
+      reset_side_tables(tp);
     }
     KafkaOffset end = marks.high;
     const auto rule = end_rule(table_, tp.topic, tp.partition);
@@ -326,6 +327,11 @@ class IngestRun : public kafka::RebalanceListener {
 
   // Records the table will never hold. An error unless fail_on_data_loss => false; then a
   // warning, and the range goes to the event log.
+  // Progress of `tp` went back to the start of a re-created topic: so must the side tables'.
+  void reset_side_tables(const TopicPartitionId& tp) const {
+    if (table_.on_reset) table_.on_reset(kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
+  }
+
   arrow::Status lose_data(KafkaDataLoss loss, const std::string& error) {
     if (table_.fail_on_data_loss) return arrow::Status::Invalid(error);
     auto same = [&](const KafkaDataLoss& l) {  // a group member re-plans on every rebase
@@ -370,6 +376,7 @@ class IngestRun : public kafka::RebalanceListener {
                       prog.low.value(), prog.high.value() - 1, prog.low.value())));
       prog.next = prog.low;
       prog.last_record.reset();
+      reset_side_tables(tp);
     }
     return arrow::Status::OK();
   }
@@ -631,7 +638,10 @@ class IngestRun : public kafka::RebalanceListener {
                     expired ? "records expired by retention" : "was the topic deleted and recreated?",
                     marks.low.value())));
     prog.next = marks.low;
-    if (!expired) prog.last_record.reset();
+    if (!expired) {
+      prog.last_record.reset();
+      reset_side_tables(tp);
+    }
     return consumer_->reassign({tp.topic, tp.partition, prog.next});
   }
 
