@@ -335,3 +335,19 @@ def test_recreated_topic_side_rows_are_written_exactly_once(tmp_path, bootstrap,
         good = DeltaTable(str(tables / "orders")).to_pyarrow_table().to_pylist()
         assert sorted(r["src_offset"] for r in good) == sorted(
             [i for i in range(12) if i % 4 in (0, 3)] + [i for i in range(8) if i % 4 in (0, 3)])
+
+
+def test_recreated_topic_is_read_up_to_the_ending_offsets(tmp_path, bootstrap, new_topic):
+    """The end of a partition is planned from where it starts: after the reset to the new topic's
+    start, endingOffsets below the old position still bound the read."""
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [f"old-{i}".encode() for i in range(20)])
+    pipe = kafka_pipeline(tmp_path, "ending", bootstrap)
+    write_sql(pipe, topic)
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    recreate_topic(bootstrap, topic, 1)
+    produce_values(bootstrap, topic, [f"new-{i}".encode() for i in range(30)])
+    write_sql(pipe, topic, f", fail_on_data_loss => false, endingOffsets => '{{\"{topic}\": {{\"0\": 10}}}}'")
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    assert table_rows(pipe) == sorted([(0, i, f"old-{i}") for i in range(20)] + [(0, i, f"new-{i}") for i in range(10)])

@@ -294,7 +294,13 @@ class IngestRun : public kafka::RebalanceListener {
       last_record.reset();
       reset_side_tables(tp);
     }
-    KafkaOffset end = marks.high;
+    ARROW_ASSIGN_OR_RAISE(auto end, end_of(tp, start, marks.high));
+    return PartitionProgress{start, end, marks.high, marks.low, last_record};
+  }
+
+  // Where reading `tp` from `start` stops: its high-water mark, or its endingOffsets before that.
+  arrow::Result<KafkaOffset> end_of(const TopicPartitionId& tp, KafkaOffset start, KafkaOffset high) {
+    KafkaOffset end = high;
     const auto rule = end_rule(table_, tp.topic, tp.partition);
     if (rule.kind == EndRule::Kind::kOffset) {
       end = std::max(start, std::min(end, KafkaOffset(rule.value)));
@@ -302,7 +308,7 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(auto at, offset_at(tp, rule.value));
       end = std::max(start, std::min(end, at));
     }
-    return PartitionProgress{start, end, marks.high, marks.low, last_record};
+    return end;
   }
 
   // The consumer that reads the records check_last_records compares: one beside the flow's (a
@@ -375,6 +381,7 @@ class IngestRun : public kafka::RebalanceListener {
                       where(), topic_partition(tp), record->offset.value(), prog.next.value() - 1,
                       prog.low.value(), prog.high.value() - 1, prog.low.value())));
       prog.next = prog.low;
+      ARROW_ASSIGN_OR_RAISE(prog.end, end_of(tp, prog.next, prog.high));  // planned from the old start
       prog.last_record.reset();
       reset_side_tables(tp);
     }
