@@ -27,6 +27,9 @@ namespace {
 
 using kafka::TopicPartitionId;
 
+// data_loss reason for a position past a partition's end: truncation and re-creation look alike.
+constexpr const char* kPastTheEnd = "log truncated or topic re-created";
+
 struct PartitionProgress {
   KafkaOffset next;  // next offset to read (= txn version)
   KafkaOffset end;   // high-water mark at start: the run stops there
@@ -284,13 +287,17 @@ class IngestRun : public kafka::RebalanceListener {
                      where(), start.value(), topic_partition(tp), marks.high.value());
     }
     if (start > marks.high) {
+      // Truncated (unclean leader election) or re-created with fewer records: no way to tell, so
+      // go on at the end, as Spark does: re-reading from the first offset would duplicate a
+      // truncated log's records; this skips a re-created topic's (logged).
       ARROW_RETURN_NOT_OK(lose_data(
-          {"", tp.topic, tp.partition.value(), start.value(), std::nullopt, marks.low.value(), "topic re-created"},
-          fmt::format("{}: Kafka {} ends at offset {} but the table has already read up to {} (was the "
-                      "topic deleted and recreated?); run a full refresh of the table to start over, or "
-                      "set fail_on_data_loss => false to read the new topic from its start (offset {})",
-                      where(), topic_partition(tp), marks.high.value(), start.value(), marks.low.value())));
-      start = marks.low;
+          {"", tp.topic, tp.partition.value(), start.value(), std::nullopt, marks.high.value(), kPastTheEnd},
+          fmt::format("{}: Kafka {} ends at offset {} but the table has already read up to {} (the log was "
+                      "truncated, e.g. by an unclean leader election, or the topic was deleted and "
+                      "recreated); run a full refresh of the table to start over, or set "
+                      "fail_on_data_loss => false to go on at its end (offset {})",
+                      where(), topic_partition(tp), marks.high.value(), start.value(), marks.high.value())));
+      start = marks.high;
       last_record.reset();
       reset_side_tables(tp);
     }
@@ -430,9 +437,10 @@ class IngestRun : public kafka::RebalanceListener {
       if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
     }
     if (assignment.empty()) {
-      // Nothing new. A new table is still created, so readers can open it.
-      if (!snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
-      return arrow::Status::OK();
+      // Nothing new. A new table is still created, so readers can open it; progress that moved
+      // without records (data loss: resumed at the end) is recorded, and the loss logged.
+      if (!snapshot_) return commit(nullptr);
+      return commit_pending();
     }
     ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
     ARROW_RETURN_NOT_OK(consume());
@@ -634,17 +642,20 @@ class IngestRun : public kafka::RebalanceListener {
                                      marks.high.value() - 1));
     }
     const bool expired = prog.next < marks.low;
+    const KafkaOffset resume = expired ? marks.low : marks.high;  // past the end: as in plan_partition
     ARROW_RETURN_NOT_OK(lose_data(
         {"", tp.topic, tp.partition.value(), prog.next.value(),
-         expired ? std::optional<int64_t>(marks.low.value()) : std::nullopt, marks.low.value(),
-         expired ? "expired" : "topic re-created"},
+         expired ? std::optional<int64_t>(marks.low.value()) : std::nullopt, resume.value(),
+         expired ? "expired" : kPastTheEnd},
         fmt::format("{}: Kafka {} lost data while the table read it: its next offset {} is no longer in the "
                     "topic, which now holds offsets {} to {} ({}); run a full refresh of the table to start "
                     "over, or set fail_on_data_loss => false to go on at offset {}",
                     where(), topic_partition(tp), prog.next.value(), marks.low.value(), marks.high.value() - 1,
-                    expired ? "records expired by retention" : "was the topic deleted and recreated?",
-                    marks.low.value())));
-    prog.next = marks.low;
+                    expired ? "records expired by retention"
+                            : "the log was truncated, e.g. by an unclean leader election, or the topic was "
+                              "deleted and recreated",
+                    resume.value())));
+    prog.next = resume;
     if (!expired) {
       prog.last_record.reset();
       reset_side_tables(tp);
