@@ -27,6 +27,9 @@ namespace {
 
 using kafka::TopicPartitionId;
 
+// data_loss reason for a position past a partition's end: truncation and re-creation look alike.
+constexpr const char* kPastTheEnd = "log truncated or topic re-created";
+
 struct PartitionProgress {
   KafkaOffset next;  // next offset to read (= txn version)
   KafkaOffset end;   // high-water mark at start: the run stops there
@@ -284,16 +287,27 @@ class IngestRun : public kafka::RebalanceListener {
                      where(), start.value(), topic_partition(tp), marks.high.value());
     }
     if (start > marks.high) {
+      // Truncated (unclean leader election) or re-created with fewer records: no way to tell, so
+      // go on at the end, as Spark does: re-reading from the first offset would duplicate a
+      // truncated log's records; this skips a re-created topic's (logged).
       ARROW_RETURN_NOT_OK(lose_data(
-          {"", tp.topic, tp.partition.value(), start.value(), std::nullopt, marks.low.value(), "topic re-created"},
-          fmt::format("{}: Kafka {} ends at offset {} but the table has already read up to {} (was the "
-                      "topic deleted and recreated?); run a full refresh of the table to start over, or "
-                      "set fail_on_data_loss => false to read the new topic from its start (offset {})",
-                      where(), topic_partition(tp), marks.high.value(), start.value(), marks.low.value())));
-      start = marks.low;
+          {"", tp.topic, tp.partition.value(), start.value(), std::nullopt, marks.high.value(), kPastTheEnd},
+          fmt::format("{}: Kafka {} ends at offset {} but the table has already read up to {} (the log was "
+                      "truncated, e.g. by an unclean leader election, or the topic was deleted and "
+                      "recreated); run a full refresh of the table to start over, or set "
+                      "fail_on_data_loss => false to go on at its end (offset {})",
+                      where(), topic_partition(tp), marks.high.value(), start.value(), marks.high.value())));
+      start = marks.high;
       last_record.reset();
+      reset_side_tables(tp);
     }
-    KafkaOffset end = marks.high;
+    ARROW_ASSIGN_OR_RAISE(auto end, end_of(tp, start, marks.high));
+    return PartitionProgress{start, end, marks.high, marks.low, last_record};
+  }
+
+  // Where reading `tp` from `start` stops: its high-water mark, or its endingOffsets before that.
+  arrow::Result<KafkaOffset> end_of(const TopicPartitionId& tp, KafkaOffset start, KafkaOffset high) {
+    KafkaOffset end = high;
     const auto rule = end_rule(table_, tp.topic, tp.partition);
     if (rule.kind == EndRule::Kind::kOffset) {
       end = std::max(start, std::min(end, KafkaOffset(rule.value)));
@@ -301,7 +315,7 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(auto at, offset_at(tp, rule.value));
       end = std::max(start, std::min(end, at));
     }
-    return PartitionProgress{start, end, marks.high, marks.low, last_record};
+    return end;
   }
 
   // The consumer that reads the records check_last_records compares: one beside the flow's (a
@@ -326,6 +340,11 @@ class IngestRun : public kafka::RebalanceListener {
 
   // Records the table will never hold. An error unless fail_on_data_loss => false; then a
   // warning, and the range goes to the event log.
+  // Progress of `tp` went back to the start of a re-created topic: so must the side tables'.
+  void reset_side_tables(const TopicPartitionId& tp) const {
+    if (table_.on_reset) table_.on_reset(kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
+  }
+
   arrow::Status lose_data(KafkaDataLoss loss, const std::string& error) {
     if (table_.fail_on_data_loss) return arrow::Status::Invalid(error);
     auto same = [&](const KafkaDataLoss& l) {  // a group member re-plans on every rebase
@@ -369,7 +388,9 @@ class IngestRun : public kafka::RebalanceListener {
                       where(), topic_partition(tp), record->offset.value(), prog.next.value() - 1,
                       prog.low.value(), prog.high.value() - 1, prog.low.value())));
       prog.next = prog.low;
+      ARROW_ASSIGN_OR_RAISE(prog.end, end_of(tp, prog.next, prog.high));  // planned from the old start
       prog.last_record.reset();
+      reset_side_tables(tp);
     }
     return arrow::Status::OK();
   }
@@ -416,9 +437,10 @@ class IngestRun : public kafka::RebalanceListener {
       if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
     }
     if (assignment.empty()) {
-      // Nothing new. A new table is still created, so readers can open it.
-      if (!snapshot_) ARROW_RETURN_NOT_OK(commit(nullptr));
-      return arrow::Status::OK();
+      // Nothing new. A new table is still created, so readers can open it; progress that moved
+      // without records (data loss: resumed at the end) is recorded, and the loss logged.
+      if (!snapshot_) return commit(nullptr);
+      return commit_pending();
     }
     ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
     ARROW_RETURN_NOT_OK(consume());
@@ -620,18 +642,24 @@ class IngestRun : public kafka::RebalanceListener {
                                      marks.high.value() - 1));
     }
     const bool expired = prog.next < marks.low;
+    const KafkaOffset resume = expired ? marks.low : marks.high;  // past the end: as in plan_partition
     ARROW_RETURN_NOT_OK(lose_data(
         {"", tp.topic, tp.partition.value(), prog.next.value(),
-         expired ? std::optional<int64_t>(marks.low.value()) : std::nullopt, marks.low.value(),
-         expired ? "expired" : "topic re-created"},
+         expired ? std::optional<int64_t>(marks.low.value()) : std::nullopt, resume.value(),
+         expired ? "expired" : kPastTheEnd},
         fmt::format("{}: Kafka {} lost data while the table read it: its next offset {} is no longer in the "
                     "topic, which now holds offsets {} to {} ({}); run a full refresh of the table to start "
                     "over, or set fail_on_data_loss => false to go on at offset {}",
                     where(), topic_partition(tp), prog.next.value(), marks.low.value(), marks.high.value() - 1,
-                    expired ? "records expired by retention" : "was the topic deleted and recreated?",
-                    marks.low.value())));
-    prog.next = marks.low;
-    if (!expired) prog.last_record.reset();
+                    expired ? "records expired by retention"
+                            : "the log was truncated, e.g. by an unclean leader election, or the topic was "
+                              "deleted and recreated",
+                    resume.value())));
+    prog.next = resume;
+    if (!expired) {
+      prog.last_record.reset();
+      reset_side_tables(tp);
+    }
     return consumer_->reassign({tp.topic, tp.partition, prog.next});
   }
 

@@ -117,6 +117,10 @@ struct KafkaFlowSpec {
   // Group mode: called when the flow drops what it read and re-reads its progress from the
   // table (lost partitions, a commit that lost a race), so side tables do the same.
   std::function<arrow::Status()> on_rebase;
+  // Called when the flow moves a partition's progress (txn appId) back to the start of a
+  // re-created topic (fail_on_data_loss => false), before it reads any of the new records:
+  // side tables forget what they hold for it and record the lower progress at their next commit.
+  std::function<void(const std::string&)> on_reset;
   // Called after the commit that first records progress past records the flow skipped for
   // good (fail_on_data_loss => false): even when the update fails later, the range is logged.
   std::function<void(const KafkaDataLoss&)> on_data_loss;

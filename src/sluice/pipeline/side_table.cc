@@ -29,6 +29,7 @@ arrow::Status SideTable::reload() {
   }
   ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
   committed_at_start_.clear();
+  reset_.clear();
   if (snapshot_) {
     for (const auto& [app, txn] : snapshot_->txns()) committed_at_start_[app] = txn.version;
   }
@@ -38,6 +39,11 @@ arrow::Status SideTable::reload() {
 int64_t SideTable::committed(const std::string& app_id) const {
   auto it = committed_at_start_.find(app_id);
   return it == committed_at_start_.end() || it->second < 0 ? -1 : it->second;
+}
+
+void SideTable::reset(const std::string& app_id) {
+  committed_at_start_[app_id] = -1;
+  reset_.insert(app_id);
 }
 
 arrow::Status SideTable::write(const arrow::RecordBatch& rows) {
@@ -54,7 +60,7 @@ arrow::Status SideTable::write(const arrow::RecordBatch& rows) {
 }
 
 arrow::Status SideTable::commit(const TxnVersions& txns) {
-  if (!writer_ && snapshot_) return arrow::Status::OK();
+  if (!writer_ && snapshot_ && reset_.empty()) return arrow::Status::OK();
   if (!writer_) {
     delta::WriteOptions options;
     options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
@@ -71,7 +77,7 @@ arrow::Status SideTable::commit(const TxnVersions& txns) {
   }
   for (const auto& [app, version] : txns) {
     auto done = snapshot_ ? snapshot_->txn_version(app) : std::nullopt;
-    if (!done || *done < version) txn->set_txn(app, version);
+    if (!done || *done < version || (reset_.count(app) && *done != version)) txn->set_txn(app, version);
   }
   auto result = txn->commit(txn->streaming_update(rows));
   if (!result.ok()) {
@@ -80,6 +86,7 @@ arrow::Status SideTable::commit(const TxnVersions& txns) {
   }
   snapshot_ = result->snapshot;
   rows_committed_ += rows;
+  reset_.clear();
   fail_point("after_side_table_commit");
   return arrow::Status::OK();
 }

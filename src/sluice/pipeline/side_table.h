@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "sluice/delta/snapshot.h"
@@ -42,7 +43,11 @@ class SideTable {
   // flow re-read its own from the log, e.g. when partitions moved between workers).
   arrow::Status reload();
 
-  // Commits what was written with `txns` (only those that advance). Creates the table on the
+  // The flow moved `app_id`'s progress back to the start of a re-created topic: nothing of the
+  // new records is here yet, and the next commit records the lower progress (even without rows).
+  void reset(const std::string& app_id);
+
+  // Commits what was written with `txns` (only those that advance, or that were reset). Creates the table on the
   // first call even when empty, so readers can open it; otherwise an empty batch commits
   // nothing (replay produces the same rows, so skipping is safe).
   arrow::Status commit(const TxnVersions& txns);
@@ -55,6 +60,7 @@ class SideTable {
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<const delta::Snapshot> snapshot_;
   TxnVersions committed_at_start_;
+  std::set<std::string> reset_;  // appIds whose progress went back (reset) since the last commit
   std::unique_ptr<delta::TableWriter> writer_;
   int64_t rows_committed_ = 0;
 };

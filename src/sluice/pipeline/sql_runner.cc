@@ -1426,6 +1426,11 @@ class SqlRun {
           if (windowed) ARROW_RETURN_NOT_OK(windowed->reload());
           return arrow::Status::OK();
         };
+        spec.on_reset = [&](const std::string& app_id) {
+          if (quarantine) quarantine->reset(app_id);
+          if (dead_letters) dead_letters->reset(app_id);
+          if (windowed) windowed->reset(app_id);
+        };
       }
       spec.on_data_loss = [&report, &flow_name](const KafkaDataLoss& loss) {
         report.data_loss.push_back(loss);

@@ -153,6 +153,10 @@ arrow::Status WindowedFlow::pre_commit(const TxnVersions& progress) {
   return arrow::Status::OK();
 }
 
+void WindowedFlow::reset(const std::string& app_id) {
+  if (late_) late_->reset(app_id);
+}
+
 arrow::Status WindowedFlow::reload() {
   if (late_) ARROW_RETURN_NOT_OK(late_->reload());
   delta::LogStore store(options_.table_path);

@@ -58,6 +58,8 @@ class WindowedFlow {
   arrow::Status pre_commit(const TxnVersions& progress);
   // Drops what was not committed and reloads the committed state (group-mode rebase).
   arrow::Status reload();
+  // The flow moved progress `app_id` back to the start of a re-created topic (late table too).
+  void reset(const std::string& app_id);
 
   int64_t late_rows() const { return late_rows_; }
   int64_t state_rows() const { return op_->state_rows(); }
