@@ -1,6 +1,9 @@
 // JSON (de)serialization of Delta log actions.
 #include "sluice/delta/actions.h"
 
+#include <limits>
+#include <type_traits>
+
 #include "sluice/common/status.h"
 
 namespace sluice::delta {
@@ -72,12 +75,47 @@ struct ToJson {
   json operator()(const OtherAction& o) const { return {{o.kind, o.value}}; }
 };
 
+// A field's value as T. Integers are range-checked first: nlohmann converts a float or an
+// unsigned number out of T's range by a cast, which is undefined behaviour (UBSan, found by
+// fuzz/delta_log_fuzzer.cc); a whole-number float in range is taken, as Jackson takes it.
+template <typename T>
+T field_value(const json& v, const char* key) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const auto out_of_range = [&] {
+      return std::runtime_error(fmt::format("field '{}' is not an integer that fits {} bits", key,
+                                            8 * sizeof(T)));
+    };
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (!(d >= static_cast<double>(std::numeric_limits<T>::min()) &&
+            d < -2.0 * static_cast<double>(std::numeric_limits<T>::min())) ||
+          d != static_cast<double>(static_cast<int64_t>(d))) {
+        throw out_of_range();
+      }
+      return static_cast<T>(d);
+    }
+    if (v.is_number_unsigned()) {
+      if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw out_of_range();
+      return static_cast<T>(v.get<uint64_t>());
+    }
+    if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          i > static_cast<int64_t>(std::numeric_limits<T>::max())) {
+        throw out_of_range();
+      }
+      return static_cast<T>(i);
+    }
+  }
+  return v.get<T>();
+}
+
 // Reading is lenient about absent optional fields and strict about the required ones.
 template <typename T>
 std::optional<T> get_optional(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
-  return it->get<T>();
+  return field_value<T>(*it, key);
 }
 
 template <typename T>
@@ -86,7 +124,7 @@ T get_required(const json& j, const char* key, const char* action) {
   if (it == j.end() || it->is_null()) {
     throw std::runtime_error(fmt::format("'{}' action lacks required field '{}'", action, key));
   }
-  return it->get<T>();
+  return field_value<T>(*it, key);
 }
 
 PartitionValues partition_values_from(const json& j) {

@@ -104,6 +104,13 @@ TEST(ActionsTest, CommitsThatAreNotActionsAreRefusedWithFileAndLine) {
        "v.json:2: malformed Delta action: 'frobnicate' action is not a JSON object"},
       {"{\"commitInfo\":7}\n", "v.json:1: malformed Delta action: 'commitInfo' action is not a JSON object"},
       {"{\"add\":{\"path\":\"f\",\"size\":\"big\"}}\n", "v.json:1: malformed Delta action: "},
+      // Numbers out of the field's range were converted by a cast: undefined behaviour.
+      {"{\"add\":{\"path\":\"f\",\"size\":1e300}}\n",
+       "v.json:1: malformed Delta action: field 'size' is not an integer that fits 64 bits"},
+      {"{\"txn\":{\"appId\":\"a\",\"version\":18446744073709551615}}\n",
+       "v.json:1: malformed Delta action: field 'version' is not an integer that fits 64 bits"},
+      {"{\"protocol\":{\"minReaderVersion\":4294967297,\"minWriterVersion\":2}}\n",
+       "v.json:1: malformed Delta action: field 'minReaderVersion' is not an integer that fits 32 bits"},
       {"{\"add\":{\"path\":\"f\",\"size\":1,\"partitionValues\":{\"p\":3}}}\n",
        "v.json:1: malformed Delta action: "},
   };
