@@ -21,37 +21,19 @@
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/kafka_ingest_flow.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/scheduler.h"     // ContinuousOptions
+#include "sluice/pipeline/sql_planner.h"   // SchemaInference
 
 namespace sluice::pipeline {
-
 
 arrow::Result<std::vector<DatasetReport>> run_sql_pipeline_once(const PipelineConfig& config,
                                                                 const Graph& graph,
                                                                 const IngestOptions& options = {});
 
-struct ContinuousOptions {
-  std::chrono::milliseconds trigger_interval{1000};
-  // Called (from the flows' threads, one at a time per dataset) after each run that moved rows.
-  std::function<void(const DatasetReport&)> on_report;
-  // Scale-out runs (RunLock::leads): whether this process runs the datasets that cannot run in
-  // several processes at once; asked before each of their runs. Unset: it does. An error stops
-  // the run (a process that could never lead would leave those datasets stalled unseen).
-  std::function<arrow::Result<bool>()> leads;
-};
-
 // Continuous mode: every dataset in its own loop until `options.stop` is set (then each commits
 // what it read and the call returns OK), or until an error that a retry cannot fix.
 arrow::Status run_sql_pipeline_continuous(const PipelineConfig& config, const Graph& graph,
                                           const IngestOptions& options, const ContinuousOptions& continuous);
-
-// read_kafka(value_format => 'json') without value_schema decodes with a schema inferred from
-// a sample of the topic. Where that schema comes from while planning:
-enum class SchemaInference {
-  kFrozenOnly,        // the frozen file (<storage>/system/inferred_schemas/<flow>.ddl) or nothing:
-                      // no broker is contacted (validate, graph)
-  kSampleNoFreeze,    // the frozen file, else a sample taken now and not written (validate --infer-schemas)
-  kSampleAndFreeze,   // the frozen file, else a sample, written as the frozen file (run)
-};
 
 struct ValidateReport {
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas;  // every dataset planned

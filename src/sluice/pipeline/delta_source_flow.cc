@@ -1,0 +1,137 @@
+// Streaming-table flows that read another streaming table (STREAM(t)): the files its commits
+// added since the version recorded in this flow's txn, in one commit with the new version.
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/scan.h"
+#include "sluice/delta/schema_evolution.h"
+#include "sluice/delta/table.h"
+#include "sluice/delta/table_writer.h"
+#include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/flow_runner.h"
+
+namespace sluice::pipeline {
+
+arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSource& src) {
+  auto& d = f.d;
+  const auto& flow_name = f.flow_name;
+  auto& report = f.report;
+  const auto& schema = f.schema;
+  auto& quarantine = f.quarantine;
+  auto& windowed = f.windowed;
+  auto& window_consume = f.window_consume;
+  auto to_table_rows = [&](const arrow::RecordBatch& input, const Positions& quarantine_rows,
+                           const SourceOf& source_of) { return table_rows(f, input, quarantine_rows, source_of); };
+  // Delta source: the files the upstream table added since the version recorded in our txn.
+  delta::LogStore upstream(config_.table_path(src.name));
+  ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
+  auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+  const std::string app_id = delta_progress_id(config_.id, flow_name, up_snapshot->metadata().id);
+  std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
+  if (done && *done < 0) done.reset();  // reset by a full refresh
+  const int64_t latest = up_snapshot->version().value();
+  if (done && *done >= latest) {
+    report.version = snapshot->version().value();
+    return arrow::Status::OK();
+  }
+  std::vector<delta::AddedFile> files;
+  if (!done && windowed) {
+    // Event time reads the upstream commit by commit from its first version (the watermark
+    // moves once per commit, so the batches must be the same on replay); a log whose history
+    // was cleaned up or rewritten falls back to the snapshot, as one batch.
+    auto history = delta::added_files_between(upstream, DeltaVersion(-1), DeltaVersion(latest),
+                                              delta::ChangePolicy::kFail);
+    if (history.ok()) files = std::move(*history);
+  }
+  if (!done && files.empty()) {
+    // The whole snapshot: its files are taken as of the latest version.
+    for (const auto& f : up_snapshot->files()) files.push_back({DeltaVersion(latest), f});
+  } else if (done) {
+    ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
+                                                            delta::ChangePolicy::kFail));
+  }
+  delta::WriteOptions wo;
+  wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
+  wo.table_name = d.name;
+  wo.configuration = planner_.properties(d);
+  wo.description = d.definition->comment;
+  wo.partition_columns = d.definition->partitioned_by;
+  ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
+  for (size_t first = 0; first < files.size();) {
+    const auto& f = files[first];
+    // With event time, one batch per upstream commit: its watermark moves once per batch, as
+    // Spark's moves once per trigger, and a commit's rows interleave the Kafka partitions.
+    size_t end = first + 1;
+    while (windowed && end < files.size() && files[end].version == f.version) ++end;
+    std::shared_ptr<arrow::Table> table;
+    {
+      std::vector<std::shared_ptr<arrow::Table>> parts;
+      for (size_t k = first; k < end; ++k) {
+        ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(upstream, *up_snapshot, files[k].add));
+        parts.push_back(std::move(part));
+      }
+      if (parts.size() == 1) {
+        table = parts[0];
+      } else {
+        ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(parts, arrow::ConcatenateTablesOptions::Defaults()));
+      }
+      if (windowed) {
+        ARROW_ASSIGN_OR_RAISE(auto whole, table->CombineChunksToBatch());
+        ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(whole->schema(), {whole}));
+      }
+    }
+    first = end;
+    // A Delta row's position is its upstream table and the version that added it.
+    const int64_t version = f.version.value();
+    Positions delta_positions = [&](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>&)
+        -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+      const int64_t n = dropped.rows->num_rows();
+      ARROW_ASSIGN_OR_RAISE(auto name, arrow::MakeArrayFromScalar(arrow::StringScalar(src.name), n));
+      ARROW_ASSIGN_OR_RAISE(auto partition, arrow::MakeArrayOfNull(arrow::int32(), n));
+      ARROW_ASSIGN_OR_RAISE(auto offset, arrow::MakeArrayFromScalar(arrow::Int64Scalar(version), n));
+      const bool there = version <= quarantine->committed(app_id);
+      return quarantine_batch(*quarantine->schema(), dropped, name, partition, offset, [&](int64_t) { return there; });
+    };
+    if (windowed) {
+      window_consume = [&, version](const arrow::RecordBatch&, const arrow::RecordBatch& rows, const arrow::Array&) {
+        return windowed->consume_delta(rows, src.name, app_id, version);
+      };
+    }
+    arrow::TableBatchReader reader(*table);
+    std::shared_ptr<arrow::RecordBatch> batch;
+    while (true) {
+      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+      if (!batch) break;
+      report.rows_read += batch->num_rows();
+      ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch, delta_positions, [&](int64_t) {
+        return fmt::format("table '{}' (the commit of version {})", src.name, version);
+      }));
+      ARROW_RETURN_NOT_OK(writer->write(*rows));
+    }
+  }
+  const int64_t rows = writer->rows_written();
+  report.rows_written += rows;
+  if (quarantine) {
+    auto st = quarantine->commit({{app_id, latest}});
+    if (!st.ok()) {
+      writer->abort();
+      return st;
+    }
+  }
+  if (windowed) {
+    auto st = windowed->pre_commit({{app_id, latest}});
+    if (!st.ok()) {
+      writer->abort();
+      return st;
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+  txn.set_txn(app_id, latest);
+  ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(txn.streaming_update(rows)));
+  report.version = result.version.value();
+  return arrow::Status::OK();
+}
+
+}  // namespace sluice::pipeline

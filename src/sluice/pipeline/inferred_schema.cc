@@ -1,0 +1,107 @@
+// Kafka value schemas inferred from a sample of the topic while planning, frozen in
+// <storage>/system/inferred_schemas/<flow>.ddl (SqlPlanner, sql_planner.h).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <librdkafka/rdkafkacpp.h>
+
+#include "sluice/common/status.h"
+#include "sluice/common/text.h"
+#include "sluice/delta/log_store.h"
+#include "sluice/format/json_schema_inference.h"
+#include "sluice/kafka/consumer.h"
+#include "sluice/pipeline/sql_planner.h"
+#include "sluice/sql/types.h"
+
+namespace sluice::pipeline {
+
+// read_kafka(value_format => 'json') without value_schema: a schema inferred from the first
+// records of the topic, stored at <storage>/system/inferred_schemas/<flow>.ddl the first time
+// and read from there afterwards, so the table's schema stays fixed (delete the file, or
+// declare value_schema, to change it).
+arrow::Result<std::string> SqlPlanner::infer_value_schema(const std::string& flow_name, const exec::PlanSource& src) {
+  const auto path = inferred_schema_path(flow_name);
+  const auto& target = graph_.flows.at(flow_name).target;
+  if (std::filesystem::exists(path)) {
+    std::ifstream in(path);
+    std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!ddl.empty()) {
+      schema_notes_[target] = fmt::format("value columns inferred from topic '{}', frozen in {}", src.name,
+                                          path.string());
+      return ddl;
+    }
+  }
+  if (inference_ == SchemaInference::kFrozenOnly) {
+    // Planning stops here for this dataset (plan_all reads unknown_inferred_): not an error.
+    unknown_inferred_ = fmt::format(
+        "its value columns are inferred from topic '{}' at the first run and not known yet (sluice validate "
+        "--infer-schemas samples the topic now)", src.name);
+    return invalid("the value schema of topic '{}' is not known yet", src.name);
+  }
+  if (src.options.count("topic_pattern") || src.name.find(',') != std::string::npos) {
+    return invalid("value_format => 'json' reading several topics needs value_schema => 'a INT, ...' "
+                   "(a schema is inferred only for one topic)");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto cluster, kafka_cluster_of(src, flow_name));
+  ARROW_ASSIGN_OR_RAISE(auto consumer, kafka::Consumer::make(cluster.first, cluster.second, "sluice-" + config_.name));
+  ARROW_ASSIGN_OR_RAISE(auto partitions, consumer->partitions(src.name, options_.metadata_timeout));
+  std::vector<kafka::PartitionStart> starts;
+  int64_t available = 0;
+  for (auto p : partitions) {
+    ARROW_ASSIGN_OR_RAISE(auto marks, consumer->watermarks(src.name, p, options_.metadata_timeout));
+    if (marks.high > marks.low) starts.push_back({src.name, p, marks.low});
+    available += marks.high.value() - marks.low.value();
+  }
+  int64_t wanted = 1000;
+  if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
+    auto n = parse_int64(it->second);
+    if (!n || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
+    wanted = *n;
+  }
+  wanted = std::min(wanted, available);
+  std::vector<std::string> samples;
+  if (!starts.empty()) {
+    ARROW_RETURN_NOT_OK(consumer->assign(starts));
+    size_t at_end = 0;
+    const auto deadline = std::chrono::steady_clock::now() + options_.metadata_timeout;
+    while (static_cast<int64_t>(samples.size()) < wanted && at_end < starts.size() &&
+           std::chrono::steady_clock::now() < deadline) {
+      auto msg = consumer->poll(std::chrono::milliseconds(200));
+      if (!msg) continue;
+      if (msg->err() == RdKafka::ERR__PARTITION_EOF) {
+        ++at_end;
+      } else if (msg->err() == RdKafka::ERR_NO_ERROR && msg->payload() != nullptr) {
+        samples.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
+      }
+    }
+  }
+  std::vector<std::string_view> views(samples.begin(), samples.end());
+  auto schema = format::infer_json_schema(views);
+  if (!schema.ok()) return with_context(schema.status(), fmt::format("topic '{}'", src.name));
+  std::string ddl;
+  for (const auto& f : (*schema)->fields()) {
+    ddl += fmt::format("{}`{}` {}", ddl.empty() ? "" : ", ", f->name(), sql::sql_type_name(*f->type()));
+  }
+  if (inference_ == SchemaInference::kSampleNoFreeze) {
+    schema_notes_[target] = fmt::format("value columns sampled from topic '{}' now (not frozen: the first run "
+                                        "samples again and freezes them in {})", src.name, path.string());
+    return ddl;
+  }
+  std::filesystem::create_directories(path.parent_path());
+  const auto tmp = path.string() + ".tmp";
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);  // left by a crash
+  // Durably and whole, or not at all: a full disk must not leave a truncated schema.
+  ARROW_RETURN_NOT_OK(delta::write_file_durably(tmp, ddl));
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return io_failure(ec.value(), "cannot write inferred schema", path.string());
+  return ddl;
+}
+
+std::filesystem::path SqlPlanner::inferred_schema_path(const std::string& flow_name) const {
+  return config_.storage / "system" / "inferred_schemas" / (flow_name + ".ddl");
+}
+
+}  // namespace sluice::pipeline
