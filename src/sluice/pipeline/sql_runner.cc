@@ -36,6 +36,7 @@
 #include "sluice/exec/stream_join.h"
 #include "sluice/exec/window_aggregate.h"
 #include "sluice/pipeline/stream_join_flow.h"
+#include "sluice/pipeline/streaming_commit.h"
 #include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/kafka_options.h"
@@ -1074,10 +1075,10 @@ class SqlRun {
     return it != props.end() && to_lower(it->second) == "true";
   }
 
-  arrow::Result<std::unique_ptr<SideTable>> open_quarantine(const Dataset& d) const {
+  arrow::Result<SideTable*> open_quarantine(const Dataset& d, StreamingCommit& commit) const {
     const auto qname = d.name + "_quarantine";
-    return SideTable::make(config_.table_path(qname), qname, quarantine_schema(*schemas_.at(d.name)),
-                           fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
+    return commit.open_side_table(config_.table_path(qname), qname, quarantine_schema(*schemas_.at(d.name)),
+                                  fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
   }
 
   // The Kafka cluster a read_kafka reads: `cluster` of pipeline.yaml (default "default"),
@@ -1263,18 +1264,24 @@ class SqlRun {
     ARROW_RETURN_NOT_OK(refuse_event_time(plan));
     const auto& ex = expectations_.at(d.name);
     const auto& schema = schemas_.at(d.name);
-    std::unique_ptr<SideTable> quarantine;
+    const auto src = streaming_source(plan);
+    // Target, side tables, state and progress commit through one protocol (streaming_commit.h).
+    StreamingCommitOptions co{config_.id, flow_name, d.name, config_.table_path(d.name), schema, {}, {}};
+    co.write.configuration = properties(d);
+    co.write.partition_columns = d.definition->partitioned_by;
+    co.write.description = d.definition->comment;
+    if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
+    ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
+    SideTable* quarantine = nullptr;
     if (quarantines(d)) {
-      ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d));
+      ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d, *commit));
     }
     // GROUP BY window(...): the windows the watermark closed are the table's rows.
     std::unique_ptr<WindowedFlow> windowed;
     if (plan.aggregates() || plan.distinct()) {  // windows, or SELECT DISTINCT (dedup)
       ARROW_ASSIGN_OR_RAISE(auto wo, windowed_options(d, flow_name, plan));
-      ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo)));
-      auto target = std::make_shared<delta::LogStore>(config_.table_path(d.name));
-      ARROW_ASSIGN_OR_RAISE(auto committed, delta::load_latest_if_exists(*target));
-      ARROW_RETURN_NOT_OK(windowed->load(committed.get()));
+      ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo), *commit));
+      ARROW_RETURN_NOT_OK(windowed->load());
     }
     struct WindowReport {  // event log: late rows and state size of the windowed flow
       WindowedFlow* flow;
@@ -1336,7 +1343,6 @@ class SqlRun {
       }
       return kept;
     };
-    const auto src = streaming_source(plan);
     if (src.kind == exec::PlanSource::Kind::kKafka) {
       PipelineConfig flow_config = config_;  // read_kafka arguments may add a cluster of their own
       KafkaFlowSpec spec;
@@ -1357,7 +1363,7 @@ class SqlRun {
       spec.comment = d.definition->comment.value_or("");
       spec.output_schema = schema;
       // Kafka rows carry their position: topic, partition, offset.
-      const PipelineId pipeline = config_.id;
+      const ProgressIds& ids = commit->ids();
       auto kafka_positions = [&](const arrow::RecordBatch& input) -> Positions {
         return [&, input_ptr = &input](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>& rows)
                    -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
@@ -1368,21 +1374,20 @@ class SqlRun {
           auto p = std::static_pointer_cast<arrow::Int32Array>(partition.make_array());
           auto o = std::static_pointer_cast<arrow::Int64Array>(offset.make_array());
           return quarantine_batch(*quarantine->schema(), dropped, t, p, o, [&](int64_t i) {
-            auto app = kafka_progress_id(pipeline, flow_name, t->GetString(i), KafkaPartition(p->Value(i)));
-            return o->Value(i) < quarantine->committed(app);
+            return o->Value(i) < quarantine->committed(ids.kafka(t->GetString(i), KafkaPartition(p->Value(i))));
           });
         };
       };
       // value_format: records are decoded at the source; those that cannot be go to
       // `<table>_dead_letter` with their position, the error and the raw bytes.
       std::unique_ptr<format::PayloadDecoder> decoder;
-      std::unique_ptr<SideTable> dead_letters;
+      SideTable* dead_letters = nullptr;
       if (src.options.count("value_format")) {
         ARROW_ASSIGN_OR_RAISE(auto value_format, exec::value_format_of(src.options));
         ARROW_ASSIGN_OR_RAISE(decoder, format::make_value_decoder(&value_format));
         const auto dname = d.name + "_dead_letter";
-        ARROW_ASSIGN_OR_RAISE(dead_letters, SideTable::make(config_.table_path(dname), dname, format::dead_letter_schema(),
-                                                            fmt::format("Kafka records '{}' could not decode", d.name)));
+        ARROW_ASSIGN_OR_RAISE(dead_letters, commit->open_side_table(config_.table_path(dname), dname, format::dead_letter_schema(),
+                                                                    fmt::format("Kafka records '{}' could not decode", d.name)));
       }
       auto kafka_source_of = [](const arrow::RecordBatch& input) -> SourceOf {
         return [&input](int64_t i) {
@@ -1403,7 +1408,7 @@ class SqlRun {
           const auto& offset = static_cast<const arrow::Int64Array&>(*dl.GetColumnByName("offset"));
           arrow::BooleanBuilder fresh;  // not already in the table from before a crash
           for (int64_t i = 0; i < dl.num_rows(); ++i) {
-            auto app = kafka_progress_id(pipeline, flow_name, topic.GetString(i), KafkaPartition(partition.Value(i)));
+            auto app = ids.kafka(topic.GetString(i), KafkaPartition(partition.Value(i)));
             ARROW_RETURN_NOT_OK(fresh.Append(offset.Value(i) >= dead_letters->committed(app)));
           }
           ARROW_ASSIGN_OR_RAISE(auto mask, fresh.Finish());
@@ -1413,25 +1418,7 @@ class SqlRun {
         }
         return to_table_rows(*decoded.rows, kafka_positions(*decoded.rows), kafka_source_of(*decoded.rows));
       };
-      if (quarantine || dead_letters || windowed) {
-        spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) -> arrow::Status {
-          if (quarantine) ARROW_RETURN_NOT_OK(quarantine->commit(progress));
-          if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->commit(progress));
-          if (windowed) ARROW_RETURN_NOT_OK(windowed->pre_commit(progress));  // last: the state
-          return arrow::Status::OK();
-        };
-        spec.on_rebase = [&]() -> arrow::Status {
-          if (quarantine) ARROW_RETURN_NOT_OK(quarantine->reload());
-          if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->reload());
-          if (windowed) ARROW_RETURN_NOT_OK(windowed->reload());
-          return arrow::Status::OK();
-        };
-        spec.on_reset = [&](const std::string& app_id) {
-          if (quarantine) quarantine->reset(app_id);
-          if (dead_letters) dead_letters->reset(app_id);
-          if (windowed) windowed->reset(app_id);
-        };
-      }
+      spec.commit = commit.get();  // side tables and state commit before the target
       spec.on_data_loss = [&report, &flow_name](const KafkaDataLoss& loss) {
         report.data_loss.push_back(loss);
         report.data_loss.back().flow = flow_name;
@@ -1446,14 +1433,12 @@ class SqlRun {
     // Delta source: the files the upstream table added since the version recorded in our txn.
     delta::LogStore upstream(config_.table_path(src.name));
     ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
-    auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
-    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
-    const std::string app_id = delta_progress_id(config_.id, flow_name, up_snapshot->metadata().id);
-    std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
+    const std::string app_id = commit->ids().delta(up_snapshot->metadata().id);
+    std::optional<int64_t> done = commit->recorded(app_id);
     if (done && *done < 0) done.reset();  // reset by a full refresh
     const int64_t latest = up_snapshot->version().value();
     if (done && *done >= latest) {
-      report.version = snapshot->version().value();
+      report.version = commit->snapshot()->version().value();
       return arrow::Status::OK();
     }
     std::vector<delta::AddedFile> files;
@@ -1472,13 +1457,7 @@ class SqlRun {
       ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
                                                               delta::ChangePolicy::kFail));
     }
-    delta::WriteOptions wo;
-    wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
-    wo.table_name = d.name;
-    wo.configuration = properties(d);
-    wo.description = d.definition->comment;
-    wo.partition_columns = d.definition->partitioned_by;
-    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
+    ARROW_ASSIGN_OR_RAISE(auto* writer, commit->writer());
     for (size_t first = 0; first < files.size();) {
       const auto& f = files[first];
       // With event time, one batch per upstream commit: its watermark moves once per batch, as
@@ -1531,25 +1510,10 @@ class SqlRun {
         ARROW_RETURN_NOT_OK(writer->write(*rows));
       }
     }
-    const int64_t rows = writer->rows_written();
-    report.rows_written += rows;
-    if (quarantine) {
-      auto st = quarantine->commit({{app_id, latest}});
-      if (!st.ok()) {
-        writer->abort();
-        return st;
-      }
-    }
-    if (windowed) {
-      auto st = windowed->pre_commit({{app_id, latest}});
-      if (!st.ok()) {
-        writer->abort();
-        return st;
-      }
-    }
-    ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
-    txn.set_txn(app_id, latest);
-    ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(txn.streaming_update(rows)));
+    report.rows_written += writer->rows_written();
+    auto progress = commit->progress();
+    progress.delta(up_snapshot->metadata().id, DeltaReader::kOnly, DeltaVersion(latest));
+    ARROW_ASSIGN_OR_RAISE(auto result, commit->commit(progress));
     report.version = result.version.value();
     return arrow::Status::OK();
   }
