@@ -164,7 +164,9 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
   } else {
     options.operation = options_.operation;
   }
-  for (const auto& [key, value] : operation_parameters.items()) options.operation_parameters[key] = value;
+  for (auto it = operation_parameters.begin(); it != operation_parameters.end(); ++it) {
+    options.operation_parameters[it.key()] = it.value();
+  }
   auto result = txn->commit(options);
   if (!result.ok()) {
     writer->abort();

@@ -15,18 +15,14 @@
 
 #include "sluice/exec/event_time_operator.h"
 #include "sluice/exec/select_plan.h"
-#include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
 struct WindowedFlowOptions {
-  std::filesystem::path table_path;      // the target table
   std::filesystem::path late_table_path;  // <table>_late, used when write_late_rows
   std::string table;
-  std::string flow;
-  PipelineId pipeline;
   bool write_late_rows = false;
   exec::WatermarkPolicy policy;
 };
