@@ -221,6 +221,26 @@ TEST_F(StreamingCommitTest, ACrashBeforeTheTargetCommitResumesFromTheTargetsProg
   EXPECT_EQ(q->committed(app), 6);
 }
 
+TEST_F(StreamingCommitTest, AResetProgressGoesBackInSideTablesAndTargetAlike) {
+  const std::string app = "shop/orders_flow/events/0";
+  {
+    auto c = open();
+    auto* q = open_side(*c);
+    ASSERT_TRUE(q->write(*rows({100})).ok());
+    ASSERT_TRUE(c->commit(kafka_at(*c, 6)).ok());
+  }
+  // The topic was re-created: the flow reads it from offset 0 again, and the side table must
+  // neither skip the new records below 6 nor keep recording 6.
+  auto c = open();
+  auto* q = open_side(*c);
+  c->reset(app);
+  EXPECT_EQ(q->committed(app), -1);
+  ASSERT_TRUE(c->commit(kafka_at(*c, 2)).ok());  // no side rows: the side table still records 2
+  EXPECT_EQ(c->recorded(app), 2);
+  delta::LogStore side_store(side());
+  EXPECT_EQ(delta::Snapshot::load(side_store).ValueOrDie()->txn_version(app), 2);
+}
+
 TEST_F(StreamingCommitTest, StateIsSavedWithTheProgressAndRestoredOnResume) {
   {
     auto c = open();
