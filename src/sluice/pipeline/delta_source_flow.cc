@@ -26,14 +26,13 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSou
   // Delta source: the files the upstream table added since the version recorded in our txn.
   delta::LogStore upstream(config_.table_path(src.name));
   ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
-  auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
-  const std::string app_id = delta_progress_id(config_.id, flow_name, up_snapshot->metadata().id);
-  std::optional<int64_t> done = snapshot ? snapshot->txn_version(app_id) : std::nullopt;
+  auto& commit = f.commit;
+  const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
+  std::optional<int64_t> done = commit.recorded(app_id);
   if (done && *done < 0) done.reset();  // reset by a full refresh
   const int64_t latest = up_snapshot->version().value();
   if (done && *done >= latest) {
-    report.version = snapshot->version().value();
+    report.version = commit.snapshot()->version().value();
     return arrow::Status::OK();
   }
   std::vector<delta::AddedFile> files;
@@ -52,13 +51,7 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSou
     ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
                                                             delta::ChangePolicy::kFail));
   }
-  delta::WriteOptions wo;
-  wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
-  wo.table_name = d.name;
-  wo.configuration = planner_.properties(d);
-  wo.description = d.definition->comment;
-  wo.partition_columns = d.definition->partitioned_by;
-  ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, wo));
+  ARROW_ASSIGN_OR_RAISE(auto* writer, commit.writer());
   for (size_t first = 0; first < files.size();) {
     const auto& f = files[first];
     // With event time, one batch per upstream commit: its watermark moves once per batch, as
@@ -111,25 +104,10 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSou
       ARROW_RETURN_NOT_OK(writer->write(*rows));
     }
   }
-  const int64_t rows = writer->rows_written();
-  report.rows_written += rows;
-  if (quarantine) {
-    auto st = quarantine->commit({{app_id, latest}});
-    if (!st.ok()) {
-      writer->abort();
-      return st;
-    }
-  }
-  if (windowed) {
-    auto st = windowed->pre_commit({{app_id, latest}});
-    if (!st.ok()) {
-      writer->abort();
-      return st;
-    }
-  }
-  ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
-  txn.set_txn(app_id, latest);
-  ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(txn.streaming_update(rows)));
+  report.rows_written += writer->rows_written();
+  auto progress = commit.progress();
+  progress.delta(up_snapshot->metadata().id, DeltaReader::kOnly, DeltaVersion(latest));
+  ARROW_ASSIGN_OR_RAISE(auto result, commit.commit(progress));
   report.version = result.version.value();
   return arrow::Status::OK();
 }

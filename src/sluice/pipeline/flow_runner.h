@@ -18,6 +18,7 @@
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/sql_planner.h"
+#include "sluice/pipeline/streaming_commit.h"
 #include "sluice/pipeline/windowed_flow.h"
 
 namespace sluice::pipeline {
@@ -52,7 +53,8 @@ class FlowRunner {
     const exec::SelectPlan& plan;
     const Expectations& ex;
     const std::shared_ptr<arrow::Schema>& schema;
-    std::unique_ptr<SideTable> quarantine;
+    StreamingCommit& commit;  // target, side tables, state and progress (streaming_commit.h)
+    SideTable* quarantine;    // owned by `commit`
     std::unique_ptr<WindowedFlow> windowed;  // GROUP BY window(...) or SELECT DISTINCT
     WindowConsume window_consume;            // set by the source while windowed
   };
@@ -67,7 +69,7 @@ class FlowRunner {
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> table_rows(StreamingFlow& f, const arrow::RecordBatch& input,
                                                                 const Positions& quarantine_rows,
                                                                 const SourceOf& source_of);
-  arrow::Result<std::unique_ptr<SideTable>> open_quarantine(const Dataset& d) const;
+  arrow::Result<SideTable*> open_quarantine(const Dataset& d, StreamingCommit& commit) const;
   // The current snapshot of a dataset read statically (the static side of a stream-static
   // join), read again only when the table has a new version.
   arrow::Result<std::shared_ptr<arrow::Table>> static_table(const std::string& name);

@@ -13,6 +13,7 @@
 #include "sluice/exec/group_by.h"
 #include "sluice/delta/table.h"
 #include "sluice/pipeline/state_store.h"
+#include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
@@ -191,7 +192,7 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
   delta::LogStore input(options.input_path);
   ARROW_ASSIGN_OR_RAISE(auto input_snapshot, delta::Snapshot::load(input));
   const auto& input_name = plan.source().name;
-  const std::string app_id = delta_progress_id(options.pipeline, options.flow, input_snapshot->metadata().id);
+  const std::string app_id = ProgressIds(options.pipeline, options.flow).delta(input_snapshot->metadata().id);
   const int64_t latest = input_snapshot->version().value();
   std::optional<int64_t> done = view ? view->txn_version(app_id) : std::nullopt;
   if (done && *done < 0) done.reset();
@@ -199,6 +200,8 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
 
   ViewRefresh out;
   out.progress = {{app_id, latest}};
+  out.input_table_id = input_snapshot->metadata().id;
+  out.input_version = DeltaVersion(latest);
   StateStore store(options.view_path / "_sluice_state" / options.flow);
   // The stored partials, when they belong to the view's last commit and to this query.
   std::shared_ptr<arrow::RecordBatch> stored;

@@ -63,7 +63,9 @@ struct ViewRefresh {
   RefreshMode mode = RefreshMode::kFull;
   std::string reason;
   std::shared_ptr<arrow::Table> rows;  // the view's new contents (plan's output schema)
-  TxnVersions progress;                // the txn to record in the view's commit
+  TxnVersions progress;                // the txn to record in the view's commit (the state's label)
+  std::string input_table_id;          // ... as a typed position: the input's table id
+  DeltaVersion input_version{-1};      // and the version the refresh read
   int64_t rows_read = 0;               // input rows read (only the new ones when incremental)
   int64_t state_rows = 0;              // groups held as partials
 };

@@ -19,7 +19,7 @@
 #include "sluice/kafka/consumer.h"
 #include "sluice/kafka/record_fingerprint.h"
 #include "sluice/kafka/source_schema.h"
-#include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
@@ -153,7 +153,6 @@ class IngestRun : public kafka::RebalanceListener {
         table_(table),
         options_(options),
         selection_(table.selection()),
-        store_(std::make_shared<delta::LogStore>(config.table_path(table.table))),
         query_id_(random_uuid()),
         builder_(table.headers) {
     report_.table = table.table;
@@ -161,7 +160,11 @@ class IngestRun : public kafka::RebalanceListener {
   }
 
   arrow::Result<IngestReport> run() {
-    ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
+    commit_ = table_.commit;
+    if (!commit_) {
+      ARROW_ASSIGN_OR_RAISE(owned_commit_, StreamingCommit::make(commit_options()));
+      commit_ = owned_commit_.get();
+    }
     if (table_.group_mode == GroupMode::kSubscribe && options_.group_members) {
       ARROW_RETURN_NOT_OK(run_as_group_member());
     } else {
@@ -172,7 +175,7 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_RETURN_NOT_OK(plan_offsets());
       ARROW_RETURN_NOT_OK(consume_and_commit());
     }
-    report_.table_version = snapshot_ ? snapshot_->version().value() : -1;
+    report_.table_version = snapshot() ? snapshot()->version().value() : -1;
     for (const auto& [p, prog] : progress_) report_.backlog += std::max<int64_t>(0, prog.high.value() - prog.next.value());
     return report_;
   }
@@ -245,8 +248,7 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Result<PartitionProgress> plan_partition(const TopicPartitionId& tp) {
     ARROW_ASSIGN_OR_RAISE(auto marks,
                           consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
-    const auto app_id = kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
-    std::optional<int64_t> committed = snapshot_ ? snapshot_->txn_version(app_id) : std::nullopt;
+    std::optional<int64_t> committed = commit_->recorded(commit_->ids().kafka(tp.topic, tp.partition));
     if (committed && *committed < 0) committed.reset();  // reset by a full refresh
     KafkaOffset start = marks.low;
     std::optional<kafka::RecordFingerprint> last_record;
@@ -332,8 +334,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   // The fingerprint this table committed for a partition, read at `next`.
   std::optional<kafka::RecordFingerprint> committed_fingerprint(const TopicPartitionId& tp, KafkaOffset next) const {
-    if (!snapshot_) return std::nullopt;
-    auto version = snapshot_->txn_version(kafka_fingerprint_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
+    auto version = commit_->recorded(commit_->ids().kafka_last_record(tp.topic, tp.partition));
     if (!version) return std::nullopt;
     return kafka::decode_fingerprint(*version, next);
   }
@@ -342,7 +343,7 @@ class IngestRun : public kafka::RebalanceListener {
   // warning, and the range goes to the event log.
   // Progress of `tp` went back to the start of a re-created topic: so must the side tables'.
   void reset_side_tables(const TopicPartitionId& tp) const {
-    if (table_.on_reset) table_.on_reset(kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
+    commit_->reset(commit_->ids().kafka(tp.topic, tp.partition));
   }
 
   arrow::Status lose_data(KafkaDataLoss loss, const std::string& error) {
@@ -439,7 +440,7 @@ class IngestRun : public kafka::RebalanceListener {
     if (assignment.empty()) {
       // Nothing new. A new table is still created, so readers can open it; progress that moved
       // without records (data loss: resumed at the end) is recorded, and the loss logged.
-      if (!snapshot_) return commit(nullptr);
+      if (!snapshot()) return commit();
       return commit_pending();
     }
     ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
@@ -478,9 +479,9 @@ class IngestRun : public kafka::RebalanceListener {
     ARROW_RETURN_NOT_OK(rebase());
     ARROW_RETURN_NOT_OK(consume());
     ARROW_RETURN_NOT_OK(commit_pending_or_rebase());
-    if (!snapshot_) {
+    if (!snapshot()) {
       // A new table is still created, so readers can open it (racing members: one wins).
-      auto st = commit(nullptr);
+      auto st = commit();
       if (!st.ok() && !delta::is_commit_conflict(st)) return st;
       if (!st.ok()) ARROW_RETURN_NOT_OK(rebase());
     }
@@ -490,8 +491,7 @@ class IngestRun : public kafka::RebalanceListener {
   // Group mode: re-reads the table and makes every owned partition read from its offset
   // there. Needs nothing pending. Starts partitions assigned while no update ran.
   arrow::Status rebase() {
-    if (table_.on_rebase) ARROW_RETURN_NOT_OK(table_.on_rebase());
-    ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
+    ARROW_RETURN_NOT_OK(commit_->reload());  // the table, its side tables and state
     ARROW_ASSIGN_OR_RAISE(auto owned, consumer_->assignment());
     std::map<TopicPartitionId, PartitionProgress> planned;
     for (const auto& tp : owned) {
@@ -529,13 +529,11 @@ class IngestRun : public kafka::RebalanceListener {
     if (builder_.num_rows() == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, builder_.finish());
     report_.rows_read += batch->num_rows();
-    if (!writer_) {
-      ARROW_ASSIGN_OR_RAISE(writer_, make_writer());
-    }
+    ARROW_ASSIGN_OR_RAISE(auto* writer, commit_->writer());
     // Decoding, the query and writing run on the stage's thread while this one reads on; every
     // commit and discard drains the stage first, so the transform's state (decoders, window
     // state, side tables) is only ever touched by one thread at a time.
-    return stage_.submit([this, batch = std::move(batch), writer = writer_.get()]() -> arrow::Status {
+    return stage_.submit([this, batch = std::move(batch), writer]() -> arrow::Status {
       std::shared_ptr<arrow::RecordBatch> rows = batch;
       if (table_.transform) {
         ARROW_ASSIGN_OR_RAISE(rows, table_.transform(*batch));
@@ -672,13 +670,12 @@ class IngestRun : public kafka::RebalanceListener {
   }
 
   std::optional<int64_t> committed_offset(const TopicPartitionId& tp) const {
-    if (!snapshot_) return std::nullopt;
-    return snapshot_->txn_version(kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition));
+    return commit_->recorded(commit_->ids().kafka(tp.topic, tp.partition));
   }
 
   // Whether a commit now would record anything: rows, or offsets that moved.
   bool has_pending() const {
-    if (builder_.num_rows() > 0 || writer_) return true;
+    if (builder_.num_rows() > 0 || commit_->has_writer()) return true;
     for (const auto& [tp, prog] : progress_) {
       if (committed_offset(tp) != prog.next.value()) return true;
     }
@@ -692,7 +689,7 @@ class IngestRun : public kafka::RebalanceListener {
     ARROW_RETURN_NOT_OK(stage_.drain());
     uncommitted_rows_ = uncommitted_bytes_ = 0;
     last_commit_ = std::chrono::steady_clock::now();
-    return commit(std::move(writer_));
+    return commit();
   }
 
   // Group mode: a commit that lost to another member's progress on one of the same
@@ -709,69 +706,48 @@ class IngestRun : public kafka::RebalanceListener {
   void discard_pending() {
     (void)stage_.drain();  // a failure stays with the stage and ends the update later
     if (builder_.num_rows() > 0) (void)builder_.finish();
-    if (writer_) {
-      writer_->abort();
-      writer_.reset();
-    }
+    commit_->abort();
     uncommitted_rows_ = uncommitted_bytes_ = 0;
   }
 
-  arrow::Result<std::unique_ptr<delta::TableWriter>> make_writer() const {
-    delta::WriteOptions options;
-    options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
-    options.table_name = table_.table;
-    options.configuration = table_.properties;
-    options.partition_columns = table_.partition_columns;
-    if (!table_.comment.empty()) options.description = table_.comment;
-    const auto& schema =
-        table_.output_schema ? table_.output_schema : kafka::kafka_source_schema(table_.headers);
-    return delta::TableWriter::make(store_, snapshot_, *schema, options);
+  // The protocol of a flow whose caller gave none: the target only.
+  StreamingCommitOptions commit_options() const {
+    StreamingCommitOptions o;
+    o.pipeline = config_.id;
+    o.flow = table_.flow;
+    o.table = table_.table;
+    o.table_path = config_.table_path(table_.table);
+    o.schema = table_.output_schema ? table_.output_schema : kafka::kafka_source_schema(table_.headers);
+    o.write.configuration = table_.properties;
+    o.write.partition_columns = table_.partition_columns;
+    if (!table_.comment.empty()) o.write.description = table_.comment;
+    return o;
   }
 
-  // One Delta commit: the data written so far (if any) and every partition's next offset.
-  arrow::Status commit(std::unique_ptr<delta::TableWriter> writer) {
+  const delta::Snapshot* snapshot() const { return commit_->snapshot().get(); }
+
+  // One Delta commit through the protocol: the data written so far (if any), every
+  // partition's next offset and the fingerprint of the last record read from it.
+  arrow::Status commit() {
     seal_fingerprints();
-    if (!writer) {
-      ARROW_ASSIGN_OR_RAISE(writer, make_writer());
-    }
-    const int64_t rows = writer->rows_written();
-    auto txn = writer->finish();
-    if (!txn.ok()) {
-      writer->abort();
-      return with_context(txn.status(), where());
-    }
-    std::map<std::string, int64_t> progress;  // what this commit records, for side tables
+    auto progress = commit_->progress();
     for (const auto& [tp, prog] : progress_) {
-      const auto app_id = kafka_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
-      progress[app_id] = prog.next.value();
+      progress.kafka(tp.topic, tp.partition, prog.next);
       // The fingerprint is stored relative to `next`: rewritten whenever either moves.
-      const auto fp_app_id = kafka_fingerprint_progress_id(config_.id, table_.flow, tp.topic, tp.partition);
-      const int64_t fp = prog.last_record ? kafka::encode_fingerprint(*prog.last_record, prog.next).value_or(-1) : -1;
-      const auto committed_fp = snapshot_ ? snapshot_->txn_version(fp_app_id) : std::nullopt;
-      if (committed_fp ? *committed_fp != fp : fp >= 0) txn->set_txn(fp_app_id, fp);
-      if (committed_offset(tp) == prog.next.value()) continue;  // unchanged
-      txn->set_txn(app_id, prog.next.value());
+      progress.kafka_last_record(
+          tp.topic, tp.partition,
+          prog.last_record ? kafka::encode_fingerprint(*prog.last_record, prog.next).value_or(-1) : -1);
     }
-    if (table_.pre_commit) {
-      auto st = table_.pre_commit(progress);
-      if (!st.ok()) {
-        writer->abort();
-        return with_context(st, where());
-      }
-    }
-    auto options = txn->streaming_update(rows);
-    options.operation_parameters["queryId"] = query_id_;
-    options.operation_parameters["epochId"] = std::to_string(epoch_++);
-    auto result = txn->commit(options);
-    if (!result.ok()) {
-      writer->abort();
-      return with_context(result.status(), where());
-    }
+    const int64_t rows = commit_->pending_rows();
+    nlohmann::json parameters = nlohmann::json::object();
+    parameters["queryId"] = query_id_;
+    parameters["epochId"] = std::to_string(epoch_++);
+    auto result = commit_->commit(progress, parameters);
+    if (!result.ok()) return with_context(result.status(), where());
     if (!result->checkpoint_status.ok()) {
       std::fprintf(stderr, "sluice: warning: %s: checkpoint failed: %s\n", where().c_str(),
                    result->checkpoint_status.message().c_str());
     }
-    snapshot_ = result->snapshot;
     // The skipped ranges are lost for good now that the progress past them is committed.
     for (auto& loss : unlogged_losses_) {
       if (table_.on_data_loss) table_.on_data_loss(loss);
@@ -807,8 +783,6 @@ class IngestRun : public kafka::RebalanceListener {
   const KafkaFlowSpec& table_;
   IngestOptions options_;
   kafka::TopicSelection selection_;
-  std::shared_ptr<delta::LogStore> store_;
-  std::shared_ptr<const delta::Snapshot> snapshot_;
   std::unique_ptr<kafka::Consumer> owned_consumer_;  // assign mode: this update's consumer
   kafka::Consumer* consumer_ = nullptr;              // owned_consumer_ or the group member's
   std::unique_ptr<kafka::Consumer> probe_;           // assign mode: reads the records to check
@@ -818,8 +792,10 @@ class IngestRun : public kafka::RebalanceListener {
   std::string query_id_;
   int64_t epoch_ = 0;
   kafka::KafkaRecordBatchBuilder builder_;
-  std::unique_ptr<delta::TableWriter> writer_;
-  BackgroundStage stage_{"sluice-stage"};  // after writer_: destroyed first, its last job may still write
+  std::unique_ptr<StreamingCommit> owned_commit_;  // when the spec gives none
+  StreamingCommit* commit_ = nullptr;              // the spec's or owned_commit_; holds the writer
+  // After the commit (and its writer): destroyed first, its last job may still write.
+  BackgroundStage stage_{"sluice-stage"};
   int64_t uncommitted_rows_ = 0, uncommitted_bytes_ = 0;
   int64_t commit_rows_ = options_.commit_rows;  // records per commit (at most)
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();

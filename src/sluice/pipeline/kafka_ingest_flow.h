@@ -25,6 +25,8 @@
 
 namespace sluice::pipeline {
 
+class StreamingCommit;
+
 // Consumer-group members kept alive across the updates of a continuous run (a member that
 // left the group after every update would make the group rebalance all the time). Owned by
 // the caller of the updates; destroying it leaves the groups. Used by one thread at a time.
@@ -110,17 +112,12 @@ struct KafkaFlowSpec {
   kafka::TopicSelection selection() const;
   // The consumer group id for this flow in `pipeline`.
   std::string consumer_group(const std::string& pipeline) const;
-  // Called before each commit of the target with the progress (txn appId -> next offset) that
-  // commit records: side tables (quarantine, dead letters) commit their rows with the same
-  // progress first. An error aborts the target's commit.
-  std::function<arrow::Status(const std::map<std::string, int64_t>&)> pre_commit;
-  // Group mode: called when the flow drops what it read and re-reads its progress from the
-  // table (lost partitions, a commit that lost a race), so side tables do the same.
-  std::function<arrow::Status()> on_rebase;
-  // Called when the flow moves a partition's progress (txn appId) back to the start of a
-  // re-created topic (fail_on_data_loss => false), before it reads any of the new records:
-  // side tables forget what they hold for it and record the lower progress at their next commit.
-  std::function<void(const std::string&)> on_reset;
+  // The protocol the flow commits the target through (streaming_commit.h), with the side
+  // tables (quarantine, dead letters, late rows) and operator state the caller opened in it;
+  // it re-reads them when the flow re-reads the table (group mode) and resets their progress
+  // with the flow's (a re-created topic). Not owned. Null: the flow makes its own from this
+  // spec (no side tables, no state).
+  StreamingCommit* commit = nullptr;
   // Called after the commit that first records progress past records the flow skipped for
   // good (fail_on_data_loss => false): even when the update fails later, the range is logged.
   std::function<void(const KafkaDataLoss&)> on_data_loss;

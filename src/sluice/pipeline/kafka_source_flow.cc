@@ -42,7 +42,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
   spec.comment = d.definition->comment.value_or("");
   spec.output_schema = schema;
   // Kafka rows carry their position: topic, partition, offset.
-  const PipelineId pipeline = config_.id;
+  const ProgressIds& ids = f.commit.ids();
   auto kafka_positions = [&](const arrow::RecordBatch& input) -> Positions {
     return [&, input_ptr = &input](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>& rows)
                -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
@@ -53,21 +53,20 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
       auto p = std::static_pointer_cast<arrow::Int32Array>(partition.make_array());
       auto o = std::static_pointer_cast<arrow::Int64Array>(offset.make_array());
       return quarantine_batch(*quarantine->schema(), dropped, t, p, o, [&](int64_t i) {
-        auto app = kafka_progress_id(pipeline, flow_name, t->GetString(i), KafkaPartition(p->Value(i)));
-        return o->Value(i) < quarantine->committed(app);
+        return o->Value(i) < quarantine->committed(ids.kafka(t->GetString(i), KafkaPartition(p->Value(i))));
       });
     };
   };
   // value_format: records are decoded at the source; those that cannot be go to
   // `<table>_dead_letter` with their position, the error and the raw bytes.
   std::unique_ptr<format::PayloadDecoder> decoder;
-  std::unique_ptr<SideTable> dead_letters;
+  SideTable* dead_letters = nullptr;
   if (src.options.count("value_format")) {
     ARROW_ASSIGN_OR_RAISE(auto value_format, exec::value_format_of(src.options));
     ARROW_ASSIGN_OR_RAISE(decoder, format::make_value_decoder(&value_format));
     const auto dname = d.name + "_dead_letter";
-    ARROW_ASSIGN_OR_RAISE(dead_letters, SideTable::make(config_.table_path(dname), dname, format::dead_letter_schema(),
-                                                        fmt::format("Kafka records '{}' could not decode", d.name)));
+    ARROW_ASSIGN_OR_RAISE(dead_letters, f.commit.open_side_table(config_.table_path(dname), dname, format::dead_letter_schema(),
+                                                                 fmt::format("Kafka records '{}' could not decode", d.name)));
   }
   auto kafka_source_of = [](const arrow::RecordBatch& input) -> SourceOf {
     return [&input](int64_t i) {
@@ -88,7 +87,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
       const auto& offset = static_cast<const arrow::Int64Array&>(*dl.GetColumnByName("offset"));
       arrow::BooleanBuilder fresh;  // not already in the table from before a crash
       for (int64_t i = 0; i < dl.num_rows(); ++i) {
-        auto app = kafka_progress_id(pipeline, flow_name, topic.GetString(i), KafkaPartition(partition.Value(i)));
+        auto app = ids.kafka(topic.GetString(i), KafkaPartition(partition.Value(i)));
         ARROW_RETURN_NOT_OK(fresh.Append(offset.Value(i) >= dead_letters->committed(app)));
       }
       ARROW_ASSIGN_OR_RAISE(auto mask, fresh.Finish());
@@ -98,25 +97,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
     }
     return to_table_rows(*decoded.rows, kafka_positions(*decoded.rows), kafka_source_of(*decoded.rows));
   };
-  if (quarantine || dead_letters || windowed) {
-    spec.pre_commit = [&](const std::map<std::string, int64_t>& progress) -> arrow::Status {
-      if (quarantine) ARROW_RETURN_NOT_OK(quarantine->commit(progress));
-      if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->commit(progress));
-      if (windowed) ARROW_RETURN_NOT_OK(windowed->pre_commit(progress));  // last: the state
-      return arrow::Status::OK();
-    };
-    spec.on_rebase = [&]() -> arrow::Status {
-      if (quarantine) ARROW_RETURN_NOT_OK(quarantine->reload());
-      if (dead_letters) ARROW_RETURN_NOT_OK(dead_letters->reload());
-      if (windowed) ARROW_RETURN_NOT_OK(windowed->reload());
-      return arrow::Status::OK();
-    };
-    spec.on_reset = [&](const std::string& app_id) {
-      if (quarantine) quarantine->reset(app_id);
-      if (dead_letters) dead_letters->reset(app_id);
-      if (windowed) windowed->reset(app_id);
-    };
-  }
+  spec.commit = &f.commit;  // side tables and state commit before the target
   spec.on_data_loss = [&report, &flow_name](const KafkaDataLoss& loss) {
     report.data_loss.push_back(loss);
     report.data_loss.back().flow = flow_name;

@@ -34,17 +34,25 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
     report.rows_read += input->num_rows();
     return input;
   };
-  auto store = std::make_shared<delta::LogStore>(config_.table_path(d.name));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+  // The refresh replaces the view's rows; its progress (incremental views) commits with them.
+  StreamingCommitOptions co{config_.id, d.flows[0], d.name, config_.table_path(d.name), planner_.schemas().at(d.name),
+                            {}, "CREATE OR REPLACE TABLE AS SELECT"};
+  co.write.configuration = planner_.properties(d);
+  co.write.description = d.definition->comment;
+  co.write.mode = delta::WriteMode::kOverwrite;
+  co.write.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
+  co.write.partition_columns = d.definition->partitioned_by;
+  ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
+  const auto* snapshot = commit->snapshot().get();
   std::shared_ptr<arrow::Table> output;
-  TxnVersions progress;
+  auto progress = commit->progress();
   auto blocker = incremental_blocker(plan);
   if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {
     ViewRefreshOptions ro{config_.id, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
                           fingerprint(d.name + "\n" + planner_.graph().files.at(d.file).text)};
-    ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot.get(), ro));
+    ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot, ro));
     output = refresh.rows;
-    progress = refresh.progress;
+    progress.delta(refresh.input_table_id, DeltaReader::kOnly, refresh.input_version);
     report.rows_read += refresh.rows_read;
     report.refresh_mode = refresh_mode_name(refresh.mode);
     report.refresh_reason = refresh.reason;
@@ -60,22 +68,10 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   }
   ARROW_ASSIGN_OR_RAISE(combined, delta::conform_batch(*combined, planner_.schemas().at(d.name)));
   ARROW_ASSIGN_OR_RAISE(combined, planner_.expectations().at(d.name).apply(combined, report));
-  delta::WriteOptions wo;
-  wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
-  wo.table_name = d.name;
-  wo.configuration = planner_.properties(d);
-  wo.description = d.definition->comment;
-  wo.mode = delta::WriteMode::kOverwrite;
-  wo.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
-  wo.partition_columns = d.definition->partitioned_by;
-  ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *planner_.schemas().at(d.name), wo));
+  ARROW_ASSIGN_OR_RAISE(auto* writer, commit->writer());
   ARROW_RETURN_NOT_OK(writer->write(*combined));
   report.rows_written = writer->rows_written();
-  ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
-  for (const auto& [app, version] : progress) txn.set_txn(app, version);
-  delta::CommitOptions co;
-  co.operation = "CREATE OR REPLACE TABLE AS SELECT";
-  ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+  ARROW_ASSIGN_OR_RAISE(auto result, commit->commit(progress));
   report.version = result.version.value();
   return arrow::Status::OK();
 }

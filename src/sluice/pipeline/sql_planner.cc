@@ -502,11 +502,8 @@ arrow::Status SqlPlanner::check_dedup(const exec::SelectPlan& plan, const sql::S
 arrow::Result<WindowedFlowOptions> SqlPlanner::windowed_options(const Dataset& d, const std::string& flow_name,
                                                     const exec::SelectPlan& plan) const {
   WindowedFlowOptions o;
-  o.table_path = config_.table_path(d.name);
   o.late_table_path = config_.table_path(d.name + "_late");
   o.table = d.name;
-  o.flow = flow_name;
-  o.pipeline = config_.id;
   o.policy.delay_micros = plan.watermark()->delay_micros;
   o.policy.step = streaming_source(plan).kind == exec::PlanSource::Kind::kKafka ? exec::WatermarkStep::kPerRow
                                                                                : exec::WatermarkStep::kPerBatch;

@@ -6,15 +6,12 @@
 
 #include <algorithm>
 
-#include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/snapshot.h"
 #include "sluice/delta/table.h"
-#include "sluice/delta/table_writer.h"
 #include "sluice/exec/stream_join.h"
-#include "sluice/pipeline/state_store.h"
-#include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
@@ -24,6 +21,7 @@ struct Side {
   exec::JoinSide side;
   std::unique_ptr<delta::LogStore> store;
   std::shared_ptr<const delta::Snapshot> snapshot;
+  DeltaReader reader = DeltaReader::kOnly;
   std::string app_id;
   std::optional<int64_t> done;  // upstream version consumed by the target's last commit
   int64_t latest = -1;
@@ -42,51 +40,72 @@ arrow::Result<std::vector<delta::AddedFile>> new_files(const Side& s) {
   return all;
 }
 
+// The join's state as the commit protocol saves it: one part per side.
+class JoinState : public CommittedState {
+ public:
+  explicit JoinState(exec::StreamJoin& join) : join_(join) {}
+  arrow::Result<std::vector<exec::WindowState>> snapshot_state() override {
+    const auto& st = join_.state();
+    std::vector<exec::WindowState> parts(2);
+    parts[0] = {st.left_max_time, {}, st.left_rows};
+    parts[1] = {st.right_max_time, {}, st.right_rows};
+    return parts;
+  }
+  arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) override {
+    if (!parts) return arrow::Status::OK();
+    exec::StreamJoinState state;
+    state.left_max_time = (*parts)[0].watermark;
+    state.right_max_time = (*parts)[1].watermark;
+    state.left_rows = (*parts)[0].open_rows;
+    state.right_rows = (*parts)[1].open_rows;
+    return join_.restore(std::move(state));
+  }
+
+ private:
+  exec::StreamJoin& join_;
+};
+
 }  // namespace
 
 arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan& plan, const StreamJoinFlowSpec& spec) {
   ARROW_ASSIGN_OR_RAISE(auto join, exec::StreamJoin::make(plan));
-  auto target = std::make_shared<delta::LogStore>(spec.table_path);
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*target));
+  StreamingCommitOptions co;
+  co.pipeline = spec.pipeline;
+  co.flow = spec.flow;
+  co.table = spec.table;
+  co.table_path = spec.table_path;
+  co.schema = spec.schema;
+  co.write.configuration = spec.configuration;
+  co.write.description = spec.description;
+  co.write.partition_columns = spec.partition_columns;
+  ARROW_ASSIGN_OR_RAISE(auto target, StreamingCommit::make(std::move(co)));
+  JoinState join_state(*join);
+  target->set_state(&join_state, {"left", "right"});
   Side sides[2];
   sides[0].side = exec::JoinSide::kLeft;
   sides[1].side = exec::JoinSide::kRight;
-  TxnVersions committed, progress;
+  TxnVersions committed;
+  auto progress = target->progress();
   for (int i = 0; i < 2; ++i) {
     auto& s = sides[i];
     s.store = std::make_unique<delta::LogStore>(i == 0 ? spec.left_path : spec.right_path);
     ARROW_ASSIGN_OR_RAISE(s.snapshot, delta::Snapshot::load(*s.store));
-    s.app_id = delta_progress_id(spec.pipeline, spec.flow, s.snapshot->metadata().id);
+    s.reader = DeltaReader::kOnly;
+    s.app_id = target->ids().delta(s.snapshot->metadata().id);
     if (i == 1 && s.app_id == sides[0].app_id) {  // a self-join: two positions in one table
-      s.app_id = delta_progress_id(spec.pipeline, spec.flow, s.snapshot->metadata().id, DeltaReader::kSelfJoinRight);
+      s.reader = DeltaReader::kSelfJoinRight;
+      s.app_id = target->ids().delta(s.snapshot->metadata().id, s.reader);
     }
-    s.done = snapshot ? snapshot->txn_version(s.app_id) : std::nullopt;
+    s.done = target->recorded(s.app_id);
     if (s.done && *s.done < 0) s.done.reset();  // reset by a full refresh
     s.latest = s.snapshot->version().value();
     committed[s.app_id] = s.done.value_or(-1);
-    progress[s.app_id] = s.latest;
+    progress.delta(s.snapshot->metadata().id, s.reader, DeltaVersion(s.latest));
   }
   StreamJoinFlowResult result;
-  result.version = snapshot ? snapshot->version().value() : -1;
+  result.version = target->snapshot() ? target->snapshot()->version().value() : -1;
   // The state of the last commit: one snapshot per side, both labelled with that commit's progress.
-  StateStore left_store(spec.table_path / "_sluice_state" / spec.flow / "left");
-  StateStore right_store(spec.table_path / "_sluice_state" / spec.flow / "right");
-  {
-    ARROW_ASSIGN_OR_RAISE(auto left, left_store.load(committed));
-    ARROW_ASSIGN_OR_RAISE(auto right, right_store.load(committed));
-    if (left.has_value() != right.has_value()) {
-      return invalid("the join state of table '{}' has one side only under {}; run a full refresh of the table",
-                     spec.table, (spec.table_path / "_sluice_state" / spec.flow).string());
-    }
-    if (left) {
-      exec::StreamJoinState state;
-      state.left_max_time = left->watermark;
-      state.right_max_time = right->watermark;
-      state.left_rows = left->open_rows;
-      state.right_rows = right->open_rows;
-      ARROW_RETURN_NOT_OK(join->restore(std::move(state)));
-    }
-  }
+  ARROW_RETURN_NOT_OK(target->load_state(committed));
   auto report_state = [&] {
     result.state_rows = join->state_rows();
     result.state_bytes = join->state_bytes();
@@ -101,13 +120,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
     report_state();
     return result;  // nothing new
   }
-  delta::WriteOptions wo;
-  wo.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
-  wo.table_name = spec.table;
-  wo.configuration = spec.configuration;
-  wo.description = spec.description;
-  wo.partition_columns = spec.partition_columns;
-  ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target, snapshot, *spec.schema, wo));
+  ARROW_ASSIGN_OR_RAISE(auto* writer, target->writer());
   for (int i = 0; i < 2; ++i) {
     // One batch per upstream commit: a side's watermark moves once per batch (as Spark's moves
     // once per trigger), and a commit's rows interleave the upstream's Kafka partitions.
@@ -140,23 +153,8 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   }
   result.rows_written = writer->rows_written();
   report_state();
-  // The state first, labelled with the progress of the commit that follows.
-  auto save = [&]() -> arrow::Status {
-    const auto& st = join->state();
-    exec::WindowState left{st.left_max_time, {}, st.left_rows};
-    exec::WindowState right{st.right_max_time, {}, st.right_rows};
-    ARROW_RETURN_NOT_OK(left_store.save(progress, left).status());
-    ARROW_RETURN_NOT_OK(right_store.save(progress, right).status());
-    return arrow::Status::OK();
-  };
-  if (auto st = save(); !st.ok()) {
-    writer->abort();
-    return st;
-  }
-  fail_point("after_state_save");  // tests: the state of a commit that never lands
-  ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
-  for (const auto& [app, v] : progress) txn.set_txn(app, v);
-  ARROW_ASSIGN_OR_RAISE(auto committed_result, txn.commit(txn.streaming_update(result.rows_written)));
+  // The state first, labelled with the progress of the commit that follows (streaming_commit.h).
+  ARROW_ASSIGN_OR_RAISE(auto committed_result, target->commit(progress));
   result.version = committed_result.version.value();
   return result;
 }

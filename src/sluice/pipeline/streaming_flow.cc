@@ -29,21 +29,27 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   ARROW_RETURN_NOT_OK(SqlPlanner::refuse_event_time(plan));
   const auto& ex = planner_.expectations().at(d.name);
   const auto& schema = planner_.schemas().at(d.name);
-  std::unique_ptr<SideTable> quarantine;
+  const auto src = SqlPlanner::streaming_source(plan);
+  // Target, side tables, state and progress commit through one protocol (streaming_commit.h).
+  StreamingCommitOptions co{config_.id, flow_name, d.name, config_.table_path(d.name), schema, {}, {}};
+  co.write.configuration = planner_.properties(d);
+  co.write.partition_columns = d.definition->partitioned_by;
+  co.write.description = d.definition->comment;
+  if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
+  ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
+  SideTable* quarantine = nullptr;
   if (planner_.quarantines(d)) {
-    ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d));
+    ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d, *commit));
   }
   // GROUP BY window(...): the windows the watermark closed are the table's rows.
   std::unique_ptr<WindowedFlow> windowed;
   if (plan.aggregates() || plan.distinct()) {  // windows, or SELECT DISTINCT (dedup)
     ARROW_ASSIGN_OR_RAISE(auto wo, planner_.windowed_options(d, flow_name, plan));
-    ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo)));
-    auto target = std::make_shared<delta::LogStore>(config_.table_path(d.name));
-    ARROW_ASSIGN_OR_RAISE(auto committed, delta::load_latest_if_exists(*target));
-    ARROW_RETURN_NOT_OK(windowed->load(committed.get()));
+    ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo), *commit));
+    ARROW_RETURN_NOT_OK(windowed->load());
   }
   // Declared before window_report, which reads the windowed flow when it goes.
-  StreamingFlow flow{d, flow_name, report, plan, ex, schema, std::move(quarantine), std::move(windowed), {}};
+  StreamingFlow flow{d, flow_name, report, plan, ex, schema, *commit, quarantine, std::move(windowed), {}};
   struct WindowReport {  // event log: late rows and state size of the windowed flow
     WindowedFlow* flow;
     DatasetReport& report;
@@ -56,7 +62,6 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
       report.rows_duplicate += flow->duplicates_dropped();
     }
   } window_report{flow.windowed.get(), report};
-  const auto src = SqlPlanner::streaming_source(plan);
   if (src.kind == exec::PlanSource::Kind::kKafka) return run_kafka_source(flow, src);
   return run_delta_source(flow, src);
 }
@@ -109,10 +114,10 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> FlowRunner::table_rows(Stream
   return kept;
 }
 
-arrow::Result<std::unique_ptr<SideTable>> FlowRunner::open_quarantine(const Dataset& d) const {
+arrow::Result<SideTable*> FlowRunner::open_quarantine(const Dataset& d, StreamingCommit& commit) const {
   const auto qname = d.name + "_quarantine";
-  return SideTable::make(config_.table_path(qname), qname, quarantine_schema(*planner_.schemas().at(d.name)),
-                         fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
+  return commit.open_side_table(config_.table_path(qname), qname, quarantine_schema(*planner_.schemas().at(d.name)),
+                                fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
 }
 
 // The current snapshot of a dataset read statically (the static side of a stream-static

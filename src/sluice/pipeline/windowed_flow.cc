@@ -7,10 +7,7 @@
 
 #include <string_view>
 
-#include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
-#include "sluice/delta/snapshot.h"
-#include "sluice/delta/table.h"
 #include "sluice/exec/stream_dedup.h"
 #include "sluice/exec/window_aggregate.h"
 #include "sluice/pipeline/kafka_ingest_flow.h"
@@ -28,33 +25,38 @@ std::shared_ptr<arrow::Schema> late_rows_schema(const arrow::Schema& rows) {
   return arrow::schema(fields);
 }
 
-arrow::Result<std::unique_ptr<WindowedFlow>> WindowedFlow::make(const exec::SelectPlan& plan, WindowedFlowOptions options) {
+arrow::Result<std::unique_ptr<WindowedFlow>> WindowedFlow::make(const exec::SelectPlan& plan, WindowedFlowOptions options,
+                                                                StreamingCommit& commit) {
   std::unique_ptr<WindowedFlow> flow(new WindowedFlow());
   if (plan.distinct() && !plan.aggregates()) {
     ARROW_ASSIGN_OR_RAISE(flow->op_, exec::StreamDedup::make(plan, options.policy));
   } else {
     ARROW_ASSIGN_OR_RAISE(flow->op_, exec::WindowAggregate::make(plan, options.policy));
   }
-  flow->store_ = std::make_unique<StateStore>(options.table_path / "_sluice_state" / options.flow);
+  flow->commit_ = &commit;
   flow->late_schema_ = late_rows_schema(*plan.row_stage_schema());
   if (options.write_late_rows) {
-    ARROW_ASSIGN_OR_RAISE(flow->late_, SideTable::make(options.late_table_path, options.table + "_late", flow->late_schema_,
-                                                       fmt::format("rows of '{}' that arrived behind the watermark", options.table)));
+    ARROW_ASSIGN_OR_RAISE(flow->late_, commit.open_side_table(options.late_table_path, options.table + "_late", flow->late_schema_,
+                                                              fmt::format("rows of '{}' that arrived behind the watermark", options.table)));
   }
   flow->options_ = std::move(options);
+  commit.set_state(flow.get());
   return flow;
 }
 
-arrow::Status WindowedFlow::load(const delta::Snapshot* snapshot) {
-  TxnVersions committed;
-  if (snapshot) {
-    for (const auto& [app, txn] : snapshot->txns()) {
-      if (is_flow_progress(app, options_.pipeline, options_.flow)) committed[app] = snapshot->txn_version(app).value_or(-1);
-    }
-  }
-  auto state = store_->load(committed);
-  if (!state.ok()) return with_context(state.status(), fmt::format("table '{}', flow '{}'", options_.table, options_.flow));
-  if (*state) return op_->restore(std::move(**state));
+arrow::Status WindowedFlow::load() {
+  return commit_->load_state(commit_->ids().recorded_in(commit_->snapshot().get()));
+}
+
+arrow::Result<std::vector<exec::WindowState>> WindowedFlow::snapshot_state() {
+  ARROW_ASSIGN_OR_RAISE(auto state, op_->state());
+  std::vector<exec::WindowState> parts;
+  parts.push_back(std::move(state));
+  return parts;
+}
+
+arrow::Status WindowedFlow::restore_state(std::optional<std::vector<exec::WindowState>> parts) {
+  if (parts) return op_->restore(std::move(parts->front()));
   exec::WindowState empty;
   return op_->restore(std::move(empty));
 }
@@ -121,8 +123,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowedFlow::consume_kafka(c
     const auto& late_partition = static_cast<const arrow::Int32Array&>(*p);
     const auto& late_offset = static_cast<const arrow::Int64Array&>(*o);
     ARROW_RETURN_NOT_OK(write_late(rows, r, t, p, o, [&](int64_t i) {
-      auto app = kafka_progress_id(options_.pipeline, options_.flow, late_topic.GetString(i),
-                                  KafkaPartition(late_partition.Value(i)));
+      auto app = commit_->ids().kafka(late_topic.GetString(i), KafkaPartition(late_partition.Value(i)));
       return late_offset.Value(i) < late_->committed(app);
     }));
   }
@@ -143,25 +144,6 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowedFlow::consume_delta(c
     ARROW_RETURN_NOT_OK(write_late(rows, r, name, partition, offset, [&](int64_t) { return there; }));
   }
   return r.output;
-}
-
-arrow::Status WindowedFlow::pre_commit(const TxnVersions& progress) {
-  if (late_) ARROW_RETURN_NOT_OK(late_->commit(progress));
-  ARROW_ASSIGN_OR_RAISE(auto state, op_->state());
-  ARROW_ASSIGN_OR_RAISE(state_file_bytes_, store_->save(progress, state));
-  fail_point("after_state_save");  // tests: the state of a commit that never lands
-  return arrow::Status::OK();
-}
-
-void WindowedFlow::reset(const std::string& app_id) {
-  if (late_) late_->reset(app_id);
-}
-
-arrow::Status WindowedFlow::reload() {
-  if (late_) ARROW_RETURN_NOT_OK(late_->reload());
-  delta::LogStore store(options_.table_path);
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(store));
-  return load(snapshot.get());
 }
 
 }  // namespace sluice::pipeline

@@ -15,33 +15,28 @@
 
 #include "sluice/exec/event_time_operator.h"
 #include "sluice/exec/select_plan.h"
-#include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
-#include "sluice/pipeline/state_store.h"
-
-namespace sluice::delta {
-class Snapshot;
-}
+#include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
 struct WindowedFlowOptions {
-  std::filesystem::path table_path;      // the target table
   std::filesystem::path late_table_path;  // <table>_late, used when write_late_rows
   std::string table;
-  std::string flow;
-  PipelineId pipeline;
   bool write_late_rows = false;
   exec::WatermarkPolicy policy;
 };
 
-// Thread-compatible: owned by one flow run.
-class WindowedFlow {
+// Thread-compatible: owned by one flow run. Its state and late table commit through the
+// flow's StreamingCommit (`commit`, which must outlive it): the late table is one of its side
+// tables, the operator its state.
+class WindowedFlow : public CommittedState {
  public:
-  static arrow::Result<std::unique_ptr<WindowedFlow>> make(const exec::SelectPlan& plan, WindowedFlowOptions options);
+  static arrow::Result<std::unique_ptr<WindowedFlow>> make(const exec::SelectPlan& plan, WindowedFlowOptions options,
+                                                          StreamingCommit& commit);
 
-  // Continues from the state of the target's last commit (`snapshot`: null for a new table).
-  arrow::Status load(const delta::Snapshot* snapshot);
+  // Continues from the state of the target's last commit (none for a new table).
+  arrow::Status load();
 
   // `rows`: the plan's row stages over Kafka source rows `input` (row i of `rows` is row
   // `input_rows[i]` of `input`). Returns the finalized windows.
@@ -53,18 +48,14 @@ class WindowedFlow {
                                                                   const std::string& upstream,
                                                                   const std::string& app_id, int64_t version);
 
-  // Before the target's commit that records `progress`: the late table commits, then the
-  // state is saved under that progress.
-  arrow::Status pre_commit(const TxnVersions& progress);
-  // Drops what was not committed and reloads the committed state (group-mode rebase).
-  arrow::Status reload();
-  // The flow moved progress `app_id` back to the start of a re-created topic (late table too).
-  void reset(const std::string& app_id);
+  // CommittedState: the operator's state, one part.
+  arrow::Result<std::vector<exec::WindowState>> snapshot_state() override;
+  arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) override;
 
   int64_t late_rows() const { return late_rows_; }
   int64_t state_rows() const { return op_->state_rows(); }
   int64_t state_bytes() const { return op_->state_bytes(); }
-  int64_t state_file_bytes() const { return state_file_bytes_; }
+  int64_t state_file_bytes() const { return commit_->state_file_bytes(); }
   int64_t watermark() const { return op_->watermark(); }
   int64_t duplicates_dropped() const { return op_->duplicates_dropped(); }
 
@@ -78,11 +69,10 @@ class WindowedFlow {
 
   WindowedFlowOptions options_;
   std::unique_ptr<exec::EventTimeOperator> op_;
-  std::unique_ptr<StateStore> store_;
-  std::unique_ptr<SideTable> late_;
+  StreamingCommit* commit_ = nullptr;
+  SideTable* late_ = nullptr;  // owned by commit_
   std::shared_ptr<arrow::Schema> late_schema_;
   int64_t late_rows_ = 0;
-  int64_t state_file_bytes_ = 0;
 };
 
 // The <table>_late schema: the query's input columns, then _watermark (what the row met),
