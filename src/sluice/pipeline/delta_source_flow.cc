@@ -14,10 +14,7 @@
 namespace sluice::pipeline {
 
 arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSource& src) {
-  auto& d = f.d;
-  const auto& flow_name = f.flow_name;
   auto& report = f.report;
-  const auto& schema = f.schema;
   auto& quarantine = f.quarantine;
   auto& windowed = f.windowed;
   auto& window_consume = f.window_consume;
