@@ -35,6 +35,7 @@
 #include "sluice/exec/stream_dedup.h"
 #include "sluice/exec/stream_join.h"
 #include "sluice/exec/window_aggregate.h"
+#include "sluice/pipeline/static_tables.h"
 #include "sluice/pipeline/stream_join_flow.h"
 #include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
@@ -1195,21 +1196,15 @@ class SqlRun {
     return plan.source();
   }
 
-  // The current snapshot of a dataset read statically (the static side of a stream-static
-  // join), read again only when the table has a new version.
-  arrow::Result<std::shared_ptr<arrow::Table>> static_table(const std::string& name) {
-    delta::LogStore store(config_.table_path(name));
-    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::Snapshot::load(store));
-    const int64_t version = snapshot->version().value();
-    {
-      std::lock_guard lock(static_mutex_);
-      auto it = static_tables_.find(name);
-      if (it != static_tables_.end() && it->second.first == version) return it->second.second;
-    }
-    ARROW_ASSIGN_OR_RAISE(auto table, delta::scan_table(store, *snapshot));
+  // A flow's stream-static join (exec/stream_static_join.h), kept for the whole run so its hash
+  // tables are built again only when a static table gets a new version.
+  arrow::Result<exec::StreamStaticJoin*> stream_static_join(const std::string& flow_name, const exec::SelectPlan& plan) {
     std::lock_guard lock(static_mutex_);
-    static_tables_[name] = {version, table};
-    return table;
+    auto& join = static_joins_[flow_name];
+    if (!join) {
+      ARROW_ASSIGN_OR_RAISE(join, exec::StreamStaticJoin::make(plan, &static_tables_));
+    }
+    return join.get();
   }
 
   // Stream-stream joins (exec/stream_join.h): two Delta streams, each with a WATERMARK.
@@ -1304,10 +1299,8 @@ class SqlRun {
       std::shared_ptr<arrow::RecordBatch> rows;
       if (plan.joins()) {
         // Stream-static join: this batch of the stream against the static tables' snapshots.
-        ARROW_ASSIGN_OR_RAISE(auto joined, plan.run([&](const exec::PlanSource& s) -> arrow::Result<std::shared_ptr<arrow::Table>> {
-          if (s.streaming) return arrow::Table::FromRecordBatches(input.schema(), {arrow::RecordBatch::Make(input.schema(), input.num_rows(), input.columns())});
-          return static_table(s.name);
-        }));
+        ARROW_ASSIGN_OR_RAISE(auto* join, stream_static_join(flow_name, plan));
+        ARROW_ASSIGN_OR_RAISE(auto joined, join->run(input));
         ARROW_ASSIGN_OR_RAISE(rows, joined->CombineChunksToBatch());
       } else {
         ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, &input_rows));
@@ -1626,8 +1619,9 @@ class SqlRun {
   std::map<std::string, std::string> not_checked_;   // dataset -> why it was not planned
   std::map<std::string, std::string> schema_notes_;  // dataset -> where its inferred schema came from
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
-  std::mutex static_mutex_;  // guards static_tables_ (flows run on several threads)
-  std::map<std::string, std::pair<int64_t, std::shared_ptr<arrow::Table>>> static_tables_;  // name -> (version, rows)
+  DeltaStaticTables static_tables_{config_.storage / "tables"};  // thread-safe
+  std::mutex static_mutex_;  // guards static_joins_ (flows run on several threads)
+  std::map<std::string, std::unique_ptr<exec::StreamStaticJoin>> static_joins_;  // by flow name
   std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
