@@ -56,7 +56,8 @@ arrow::Result<ProbeJoinType> probe_join_type(const std::string& sql_type) {
 
 JoinHashTable::~JoinHashTable() = default;
 
-arrow::Result<std::unique_ptr<JoinHashTable>> JoinHashTable::make(Spec spec, const std::shared_ptr<arrow::Table>& build) {
+arrow::Result<std::unique_ptr<JoinHashTable>> JoinHashTable::make(Spec spec,
+                                                                  const std::shared_ptr<arrow::Table>& build) {
   if (spec.left_keys.size() != spec.right_keys.size() || spec.left_keys.empty()) {
     return arrow::Status::Invalid("a hash join needs as many left keys as right keys, at least one");
   }

@@ -33,8 +33,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> StreamStaticJoin::run_plan(const Se
       if (!s.streaming) {
         return arrow::Status::Invalid(fmt::format("'{}' is read statically on the stream's side of a join", s.name));
       }
-      return arrow::Table::FromRecordBatches(
-          stream_rows.schema(), {arrow::RecordBatch::Make(stream_rows.schema(), stream_rows.num_rows(), stream_rows.columns())});
+      auto batch = arrow::RecordBatch::Make(stream_rows.schema(), stream_rows.num_rows(), stream_rows.columns());
+      return arrow::Table::FromRecordBatches(stream_rows.schema(), {batch});
     });
   }
   ARROW_ASSIGN_OR_RAISE(auto left, run_plan(*p.join_left(), stream_rows));
@@ -58,7 +58,9 @@ arrow::Result<JoinHashTable*> StreamStaticJoin::build_of(const SelectPlan& join)
   // The versions actually read (a table may get a new commit between listing and reading).
   Build build;
   ARROW_ASSIGN_OR_RAISE(auto rows, right.run([&](const PlanSource& s) -> arrow::Result<std::shared_ptr<arrow::Table>> {
-    if (s.streaming) return arrow::Status::Invalid(fmt::format("'{}' is a stream on the static side of a join", s.name));
+    if (s.streaming) {
+      return arrow::Status::Invalid(fmt::format("'{}' is a stream on the static side of a join", s.name));
+    }
     ARROW_ASSIGN_OR_RAISE(auto table, statics_->read(s.name));
     build.versions.emplace_back(s.name, table.version);
     return table.rows;

@@ -28,7 +28,9 @@ std::vector<std::string> rows_of(const arrow::Table& table) {
   std::vector<std::string> rows;
   for (int64_t i = 0; i < b->num_rows(); ++i) {
     std::string row;
-    for (int c = 0; c < b->num_columns(); ++c) row += (c ? "," : "") + b->column(c)->GetScalar(i).ValueOrDie()->ToString();
+    for (int c = 0; c < b->num_columns(); ++c) {
+      row += (c ? "," : "") + b->column(c)->GetScalar(i).ValueOrDie()->ToString();
+    }
     rows.push_back(row);
   }
   std::sort(rows.begin(), rows.end());
