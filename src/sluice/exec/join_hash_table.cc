@@ -41,6 +41,15 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> take(const std::shared_ptr<ar
   return taken.record_batch();
 }
 
+bool is_identity(const arrow::Array& rows, int64_t n) {
+  if (rows.length() != n || rows.null_count() > 0) return false;
+  const int64_t* v = static_cast<const arrow::Int64Array&>(rows).raw_values();
+  for (int64_t i = 0; i < n; ++i) {
+    if (v[i] != i) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 arrow::Result<ProbeJoinType> probe_join_type(const std::string& sql_type) {
@@ -216,7 +225,11 @@ arrow::Result<std::shared_ptr<arrow::Table>> JoinHashTable::probe(const arrow::T
     ARROW_ASSIGN_OR_RAISE(left_take, l.Finish());
     ARROW_ASSIGN_OR_RAISE(right_take, r.Finish());
   }
-  ARROW_ASSIGN_OR_RAISE(auto l, take(left, left_take));
+  // Each left row once, in order (a LEFT join on a unique static key): no copy of the left side.
+  std::shared_ptr<arrow::RecordBatch> l = left;
+  if (!is_identity(*left_take, left->num_rows())) {
+    ARROW_ASSIGN_OR_RAISE(l, take(left, left_take));
+  }
   arrow::ArrayVector columns = l->columns();
   if (!semi) {
     ARROW_ASSIGN_OR_RAISE(auto r, take(build_, right_take));

@@ -70,7 +70,7 @@ arrow::Result<JoinHashTable*> StreamStaticJoin::build_of(const SelectPlan& join)
   spec.left_keys = join.join_left_keys();
   spec.right_keys = join.join_right_keys();
   spec.filter = join.join_filter();
-  if (it != builds_by_join_.end()) it->second.table.reset();  // the old build goes before the new one is made
+  if (it != builds_by_join_.end()) builds_by_join_.erase(it);  // the old build goes before the new one is made
   ARROW_ASSIGN_OR_RAISE(build.table, JoinHashTable::make(std::move(spec), rows));
   ++builds_;
   auto& kept = builds_by_join_[&join] = std::move(build);
