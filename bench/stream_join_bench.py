@@ -15,6 +15,14 @@ flow's own events/s (both sides' rows over its duration in the event log), end-t
 computed from what was produced.
 
   bench/stream_join_bench.py [--events N] [--repeat R] [--port P | --bootstrap host:port]
+
+--static: the stream-static join instead (issue 12): N orders (~200-byte JSON, read_kafka in the
+join flow itself) LEFT JOIN a streaming table of --dim customers read statically; customer ids
+are uniform over 1.5 x dim, so two thirds match. Reported per binary (--sluice, repeatable; the
+runs alternate between binaries so they share the machine's load): CPU-seconds per order event
+of the whole process, the join flow's time, peak RSS; rows and matches checked against the oracle.
+
+  bench/stream_join_bench.py --static [--events N] [--dim D] [--sluice BIN ...] [--repeat R]
 """
 import argparse
 import datetime
@@ -41,6 +49,17 @@ SELECT i.id, i.ts AS shown_at, c.ts AS clicked_at
 FROM STREAM(impressions) WATERMARK ts DELAY OF INTERVAL 1 MINUTE i
 JOIN STREAM(clicks) WATERMARK ts DELAY OF INTERVAL 1 MINUTE c
   ON i.id = c.id AND c.ts BETWEEN i.ts AND i.ts + INTERVAL 10 MINUTES;
+"""
+
+
+STATIC_SQL = """
+CREATE OR REFRESH STREAMING TABLE customers AS SELECT value.* FROM STREAM read_kafka(
+  topic => '{customers}', value_format => 'json', value_schema => 'id BIGINT, name STRING, tier STRING');
+CREATE OR REFRESH STREAMING TABLE orders_enriched AS
+SELECT o.order_id, o.customer_id, o.amount, c.name, c.tier
+FROM (SELECT value.* FROM STREAM read_kafka(topic => '{orders}', value_format => 'json',
+        value_schema => 'order_id BIGINT, customer_id BIGINT, amount DOUBLE, pad STRING')) o
+LEFT JOIN customers c ON o.customer_id = c.id;
 """
 
 
@@ -84,8 +103,66 @@ def produce(bootstrap, topic, per_partition):
     assert p.flush(120) == 0
 
 
+def static_join(args, broker, work):
+    """The stream-static join, run by each binary in turn; True when every run matched the oracle."""
+    import kafka_pipeline_bench
+    from deltalake import DeltaTable
+    import pyarrow.compute as pc
+    rng = random.Random(11)
+    pad = "x" * 140
+    customers = [[f'{{"id":{i},"name":"customer-{i}","tier":"{("gold", "silver", "basic")[i % 3]}"}}'.encode()
+                  for i in range(p, args.dim, args.partitions)] for p in range(args.partitions)]
+    ids = [rng.randrange(args.dim * 3 // 2) for _ in range(args.events)]
+    matches = sum(i < args.dim for i in ids)
+    orders = [[(0, f'{{"order_id":{n},"customer_id":{ids[n]},"amount":{n % 1000 / 10},"pad":"{pad}"}}'.encode())
+               for n in range(p, args.events, args.partitions)] for p in range(args.partitions)]
+    stamp = int(time.time())
+    topics = {"customers": f"bench-cust-{stamp}", "orders": f"bench-ord-{stamp}"}
+    t = time.perf_counter()
+    broker.create_topic(topics["customers"], partitions=args.partitions)
+    produce(broker.bootstrap, topics["customers"], [[(0, c) for c in part] for part in customers])
+    broker.create_topic(topics["orders"], partitions=args.partitions)
+    produce(broker.bootstrap, topics["orders"], orders)
+    log(f"pre-loaded {args.dim:,} customers and {args.events:,} orders in {time.perf_counter() - t:.1f} s")
+    bins = [pathlib.Path(b).resolve() for b in (args.sluice or [str(SLUICE)])]
+    runs = {b: [] for b in bins}
+    ok = True
+    for i in range(args.repeat):
+        for b in bins:
+            pipe = work / f"run{i}-{len(runs[b])}-{bins.index(b)}"
+            pipe.mkdir()
+            (pipe / "pipeline.yaml").write_text(
+                f"name: sjbench\nstorage: ./data\nkafka:\n  default: {{bootstrap.servers: \"{broker.bootstrap}\"}}\n")
+            (pipe / "join.sql").write_text(STATIC_SQL.format(**topics))
+            kafka_pipeline_bench.SLUICE = b
+            wall, rss, cpu, _ = run_once(pipe)
+            join_in, join_out, join_ms = flow_durations(pipe / "data")["orders_enriched"]
+            table = DeltaTable(str(pipe / "data" / "tables" / "orders_enriched")).to_pyarrow_table(columns=["name"])
+            matched = table.num_rows - table.column("name").null_count
+            rows_ok = join_in == args.events and table.num_rows == args.events and matched == matches
+            ok &= rows_ok
+            runs[b].append((wall, rss, cpu, join_ms))
+            log(f"{b}: wall {wall:.2f}s cpu {cpu:.1f}s ({cpu / args.events * 1e6:.2f} us/event) rss {rss:.0f}MiB "
+                f"join flow {join_ms} ms; rows {table.num_rows:,} matched {matched:,}: {'OK' if rows_ok else 'WRONG'}")
+            if not args.keep:
+                shutil.rmtree(pipe, ignore_errors=True)
+    print(f"stream-static LEFT JOIN: orders={args.events:,} customers={args.dim:,} partitions={args.partitions} "
+          f"cores={os.cpu_count()} load1={os.getloadavg()[0]:.2f} median of {args.repeat}, runs alternating")
+    for b, r in runs.items():
+        med = lambda k: sorted(x[k] for x in r)[len(r) // 2]  # noqa: E731
+        print(f"  {b}")
+        print(f"    cpu {med(2):6.1f} s = {med(2) / args.events * 1e6:.2f} us/event   join flow {med(3) / 1000:6.2f} s   "
+              f"wall {med(0):6.2f} s   peak RSS {med(1):.0f} MiB   (runs: cpu " +
+              ", ".join(f"{x[2]:.1f}" for x in r) + ")")
+    print(f"  output: {args.events:,} rows, {matches:,} matched (oracle): {'OK' if ok else 'WRONG'}")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--static", action="store_true", help="the stream-static join benchmark (see above)")
+    ap.add_argument("--dim", type=int, default=500_000, help="--static: customers in the static table")
+    ap.add_argument("--sluice", action="append", help="--static: a sluice binary to run (repeatable)")
     ap.add_argument("--events", type=int, default=1_000_000, help="impressions (clicks: about half as many)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=6,
@@ -101,6 +178,8 @@ def main():
     ok = True
     try:
         with Broker(args.port, args.bootstrap) as broker:
+            if args.static:
+                sys.exit(0 if static_join(args, broker, work) else 1)
             impressions, clicks, matches = make_events(args.events, args.partitions)
             n_clicks = sum(len(p) for p in clicks)
             stamp = int(time.time())

@@ -94,3 +94,77 @@ CREATE OR REFRESH STREAMING TABLE e AS SELECT s.value.id FROM STREAM(a) s JOIN d
     assert "stream-static join keeps the stream on the left" in r.stderr, r.stderr
     assert "each side of a stream-stream join needs a watermark" in r.stderr, r.stderr
     assert "a join key must be a column of its side, not a struct field" in r.stderr, r.stderr
+
+
+def test_continuous_join_sees_a_new_static_version_mid_stream(tmp_path, bootstrap, new_topic):
+    """One continuous run: the join keeps its hash table between batches and builds it again when
+    the static table gets a new version; orders produced after that join the new customers."""
+    import signal
+    import subprocess
+    from conftest import SLUICE
+    from test_sql_pipeline_e2e import wait_for
+    customers, orders = new_topic(1), new_topic(2)
+    pipe = kafka_pipeline(tmp_path, "joinlive", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
+    (pipe / "p.sql").write_text(SQL.format(customers=customers, orders=orders))
+
+    def count(table):
+        try:
+            return DeltaTable(str(pipe / "data" / "tables" / table)).to_pyarrow_table().num_rows
+        except Exception:  # not created yet (or its first commit is being written)
+            return 0
+
+    phases = [
+        ([{"id": i, "name": f"c{i}", "tier": "gold" if i % 2 else "basic"} for i in range(10)],
+         [{"order_id": i, "customer_id": i % 15, "amount": i * 1.0} for i in range(100)]),
+        ([{"id": i, "name": f"n{i}", "tier": "new"} for i in range(10, 15)],
+         [{"order_id": 100 + i, "customer_id": (3 * i) % 16, "amount": 2.0} for i in range(60)]),
+    ]
+    err = open(tmp_path / "stderr.txt", "w")
+    proc = None
+    try:
+        known, ordered, matched = 0, 0, 0
+        ids = set()
+        for new_customers, new_orders in phases:
+            # The static table has its new version before the orders that should see it arrive.
+            produce_values(bootstrap, customers, new_customers)
+            if proc is None:  # the broker lists both topics before the run starts
+                from confluent_kafka.admin import AdminClient
+                admin = AdminClient({"bootstrap.servers": bootstrap})
+                assert wait_for(lambda: {customers, orders} <= set(admin.list_topics(timeout=10).topics))
+                proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
+            known += len(new_customers)
+            ids |= {c["id"] for c in new_customers}
+            assert wait_for(lambda: count("customers") == known, timeout=120), "customers never refreshed"
+            produce_values(bootstrap, orders, new_orders, partitions=2)
+            ordered += len(new_orders)
+            matched += sum(o["customer_id"] in ids for o in new_orders)
+            # Both joins are done with these orders before the customers change again.
+            assert wait_for(lambda: count("orders_enriched") == ordered and count("orders_known") == matched,
+                            timeout=120), "orders never joined"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    # Oracle: DuckDB joins each phase's orders with the customers known by then.
+    con = duckdb.connect()
+    parts = []
+    for p, (_, new_orders) in enumerate(phases):
+        known = [c for cs, _ in phases[:p + 1] for c in cs]
+        con.execute(f"CREATE TABLE c{p} AS SELECT * FROM (VALUES " +
+                    ",".join(f"({c['id']}, '{c['name']}', '{c['tier']}')" for c in known) + ") t(id, name, tier)")
+        con.execute(f"CREATE TABLE o{p} AS SELECT * FROM (VALUES " +
+                    ",".join(f"({o['order_id']}, {o['customer_id']}, {o['amount']})" for o in new_orders) +
+                    ") t(order_id, customer_id, amount)")
+        parts.append(f"SELECT o.order_id, o.customer_id, o.amount, c.name, c.tier FROM o{p} o "
+                     f"LEFT JOIN c{p} c ON o.customer_id = c.id")
+    expected = con.execute(" UNION ALL ".join(parts) + " ORDER BY 1").fetchall()
+    got = sorted((r["order_id"], r["customer_id"], r["amount"], r["name"], r["tier"])
+                 for r in rows(pipe, "orders_enriched"))
+    assert got == expected
+    assert any(r[3] is not None and r[3].startswith("n") for r in got)  # joined against the new version
+    expected_known = con.execute(" UNION ALL ".join(
+        f"SELECT o.order_id FROM o{p} o JOIN c{p} c ON o.customer_id = c.id" for p in range(len(phases))) +
+        " ORDER BY 1").fetchall()
+    assert sorted(r["order_id"] for r in rows(pipe, "orders_known")) == [r[0] for r in expected_known]

@@ -477,6 +477,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reade
 
 const SelectPlan* SelectPlan::join_left() const { return join_ ? join_->left.get() : nullptr; }
 const SelectPlan* SelectPlan::join_right() const { return join_ ? join_->right.get() : nullptr; }
+const std::vector<arrow::FieldRef>& SelectPlan::join_left_keys() const { return join_->left_keys; }
+const std::vector<arrow::FieldRef>& SelectPlan::join_right_keys() const { return join_->right_keys; }
+const cp::Expression& SelectPlan::join_filter() const { return join_->filter; }
 const std::optional<JoinTimeBound>& SelectPlan::join_time_bound() const {
   static const std::optional<JoinTimeBound> kNone;
   return join_ ? join_->time_bound : kNone;
@@ -1136,6 +1139,10 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
   } else {
     ARROW_ASSIGN_OR_RAISE(input, read(source_));
   }
+  return run_on(input);
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::shared_ptr<arrow::Table>& input) const {
   ARROW_ASSIGN_OR_RAISE(auto combined, input->CombineChunksToBatch());
   ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
   std::shared_ptr<arrow::RecordBatch> result = rows;

@@ -138,6 +138,11 @@ class SelectPlan {
   arrow::Result<std::shared_ptr<arrow::Table>> join_tables(std::shared_ptr<arrow::Table> left,
                                                            std::shared_ptr<arrow::Table> right, JoinAs as,
                                                            const std::vector<std::string>& extra = {}) const;
+  // The join's equality keys (pairwise: a left side's column equals a right side's) and the
+  // rest of ON as a filter over the left then the right side's columns (literal true if none).
+  const std::vector<arrow::FieldRef>& join_left_keys() const;
+  const std::vector<arrow::FieldRef>& join_right_keys() const;
+  const arrow::compute::Expression& join_filter() const;
   // The schema of the join's output before the query's own stages (left, then right columns).
   const std::shared_ptr<arrow::Schema>& joined_schema() const { return stages_.front().output; }
   const std::optional<WatermarkSpec>& watermark() const { return watermark_; }
@@ -167,6 +172,9 @@ class SelectPlan {
   // The whole query (materialized views); `read` supplies each source's rows.
   using Reader = std::function<arrow::Result<std::shared_ptr<arrow::Table>>(const PlanSource&)>;
   arrow::Result<std::shared_ptr<arrow::Table>> run(const Reader& read) const;
+  // run() from its input on: `input` is the source's rows, or for a join the joined rows
+  // (joined_schema()), which a caller may join itself (a stream-static join's kept hash table).
+  arrow::Result<std::shared_ptr<arrow::Table>> run_on(const std::shared_ptr<arrow::Table>& input) const;
   // ORDER BY and LIMIT over rows of the output schema (the last step of run(); incremental
   // views apply it after merging partial aggregates).
   arrow::Result<std::shared_ptr<arrow::Table>> order_and_limit(std::shared_ptr<arrow::Table> table) const;

@@ -17,7 +17,9 @@
 #include "sluice/pipeline/dataset_report.h"
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/exec/stream_static_join.h"
 #include "sluice/pipeline/sql_planner.h"
+#include "sluice/pipeline/static_tables.h"
 #include "sluice/pipeline/streaming_commit.h"
 #include "sluice/pipeline/windowed_flow.h"
 
@@ -70,15 +72,16 @@ class FlowRunner {
                                                                 const Positions& quarantine_rows,
                                                                 const SourceOf& source_of);
   arrow::Result<SideTable*> open_quarantine(const Dataset& d, StreamingCommit& commit) const;
-  // The current snapshot of a dataset read statically (the static side of a stream-static
-  // join), read again only when the table has a new version.
-  arrow::Result<std::shared_ptr<arrow::Table>> static_table(const std::string& name);
+  // A flow's stream-static join (exec/stream_static_join.h), kept for the whole run so its hash
+  // tables are built again only when a static table gets a new version.
+  arrow::Result<exec::StreamStaticJoin*> stream_static_join(const std::string& flow_name, const exec::SelectPlan& plan);
 
   const SqlPlanner& planner_;
   const PipelineConfig& config_;
   const IngestOptions& options_;
-  std::mutex static_mutex_;  // guards static_tables_ (flows run on several threads)
-  std::map<std::string, std::pair<int64_t, std::shared_ptr<arrow::Table>>> static_tables_;  // name -> (version, rows)
+  DeltaStaticTables static_tables_{config_.storage / "tables"};  // thread-safe
+  std::mutex static_mutex_;  // guards static_joins_ (flows run on several threads)
+  std::map<std::string, std::unique_ptr<exec::StreamStaticJoin>> static_joins_;  // by flow name
 };
 
 }  // namespace sluice::pipeline

@@ -176,7 +176,7 @@ arrow::Status run_continuous(const std::vector<ScheduledDataset>& datasets, Data
           continue;
         }
       }
-      if (!first && !needs.empty()) {
+      if (!first && !needs.empty() && !reads_kafka) {
         // Wait for an upstream commit here, or poll the upstream logs (other processes).
         wait_or_stop(options, mutex, changed, interval, [&] {
           if (!fatal.ok()) return true;
@@ -203,7 +203,10 @@ arrow::Status run_continuous(const std::vector<ScheduledDataset>& datasets, Data
         seen_version[up] = version;
       }
       first = false;
-      if (!upstream_moved || upstream_missing) continue;
+      // A Kafka flow with a stored upstream (a stream-static join) runs for its topic's new
+      // records whether or not the upstream moved.
+      if (upstream_missing && reads_kafka) wait_or_stop(options, mutex, changed, interval);
+      if ((!upstream_moved && !reads_kafka) || upstream_missing) continue;
       DatasetReport report;
       auto st = runner.run(name, report);
       if (st.ok()) {

@@ -81,10 +81,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> FlowRunner::table_rows(Stream
   std::shared_ptr<arrow::RecordBatch> rows;
   if (plan.joins()) {
     // Stream-static join: this batch of the stream against the static tables' snapshots.
-    ARROW_ASSIGN_OR_RAISE(auto joined, plan.run([&](const exec::PlanSource& s) -> arrow::Result<std::shared_ptr<arrow::Table>> {
-      if (s.streaming) return arrow::Table::FromRecordBatches(input.schema(), {arrow::RecordBatch::Make(input.schema(), input.num_rows(), input.columns())});
-      return static_table(s.name);
-    }));
+    ARROW_ASSIGN_OR_RAISE(auto* join, stream_static_join(f.flow_name, plan));
+    ARROW_ASSIGN_OR_RAISE(auto joined, join->run(input));
     ARROW_ASSIGN_OR_RAISE(rows, joined->CombineChunksToBatch());
   } else {
     ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, &input_rows));
@@ -120,21 +118,16 @@ arrow::Result<SideTable*> FlowRunner::open_quarantine(const Dataset& d, Streamin
                                 fmt::format("rows of '{}' that its DROP ROW expectations removed", d.name));
 }
 
-// The current snapshot of a dataset read statically (the static side of a stream-static
-// join), read again only when the table has a new version.
-arrow::Result<std::shared_ptr<arrow::Table>> FlowRunner::static_table(const std::string& name) {
-  delta::LogStore store(config_.table_path(name));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::Snapshot::load(store));
-  const int64_t version = snapshot->version().value();
-  {
-    std::lock_guard lock(static_mutex_);
-    auto it = static_tables_.find(name);
-    if (it != static_tables_.end() && it->second.first == version) return it->second.second;
-  }
-  ARROW_ASSIGN_OR_RAISE(auto table, delta::scan_table(store, *snapshot));
+// A flow's stream-static join (exec/stream_static_join.h), kept for the whole run so its hash
+// tables are built again only when a static table gets a new version.
+arrow::Result<exec::StreamStaticJoin*> FlowRunner::stream_static_join(const std::string& flow_name,
+                                                                      const exec::SelectPlan& plan) {
   std::lock_guard lock(static_mutex_);
-  static_tables_[name] = {version, table};
-  return table;
+  auto& join = static_joins_[flow_name];
+  if (!join) {
+    ARROW_ASSIGN_OR_RAISE(join, exec::StreamStaticJoin::make(plan, &static_tables_));
+  }
+  return join.get();
 }
 
 arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
