@@ -274,5 +274,27 @@ TEST(SchedulerTest, ContinuousRunsOnlyWhatThisProcessLeads) {
   EXPECT_EQ(runner.runs("windows"), 0);
 }
 
+TEST(SchedulerTest, ContinuousKeepsRunningAKafkaFlowThatJoinsAStoredTableThatDoesNotMove) {
+  // read_kafka JOIN a stored table: new records arrive on the topic, not through the upstream,
+  // so the flow runs again while the static table stays at one version (it never ran past its
+  // first run before this was fixed).
+  std::vector<ScheduledDataset> graph = {{"customers", {}}, {"orders", {"customers"}, /*reads_kafka=*/true}};
+  FakeDataset customers;
+  customers.rows_per_run = 5;
+  customers.runs_with_rows = 1;  // one version, then it never moves
+  customers.commits = true;
+  FakeDataset orders;
+  orders.rows_per_run = 10;
+  FakeRunner runner({{"customers", customers}, {"orders", orders}});
+  ContinuousOptions continuous;
+  continuous.trigger_interval = 10ms;
+  auto st = run_continuous(graph, runner, continuous_until([&] { return runner.runs("orders") >= 4; }), continuous);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_GE(runner.runs("orders"), 4);
+  for (const auto& seen : runner.versions_seen_by("orders")) {
+    EXPECT_TRUE(seen.count("customers")) << "orders ran before customers had a version";
+  }
+}
+
 }  // namespace
 }  // namespace sluice::pipeline
