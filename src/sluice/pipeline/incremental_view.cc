@@ -186,6 +186,16 @@ arrow::Result<std::shared_ptr<arrow::Table>> MergeableAggregate::finish(const ar
   return plan_->order_and_limit(std::move(table));
 }
 
+arrow::Result<std::vector<exec::WindowState>> ViewPartials::snapshot_state() {
+  std::vector<exec::WindowState> parts;
+  if (to_save) parts.push_back(*to_save);
+  return parts;
+}
+
+arrow::Status ViewPartials::restore_state(std::optional<std::vector<exec::WindowState>>) {
+  return arrow::Status::OK();  // refresh_view reads the stored partials itself
+}
+
 arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delta::Snapshot* view,
                                         const ViewRefreshOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto aggregate, MergeableAggregate::make(plan));
@@ -199,7 +209,6 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
   const int64_t done_version = done.value_or(-1);  // -1: nothing consumed yet
 
   ViewRefresh out;
-  out.progress = {{app_id, latest}};
   out.input_table_id = input_snapshot->metadata().id;
   out.input_version = DeltaVersion(latest);
   StateStore store(options.view_path / "_sluice_state" / options.flow);
@@ -271,7 +280,7 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
     exec::WindowState state;
     state.input_max_event_time[kFingerprintKey] = static_cast<int64_t>(options.query_fingerprint);
     ARROW_ASSIGN_OR_RAISE(state.open_rows, arrow::Table::FromRecordBatches(aggregate.partial_schema(), {merged}));
-    ARROW_RETURN_NOT_OK(store.save(out.progress, state).status());
+    out.partials = std::move(state);
   }
   return out;
 }

@@ -19,6 +19,7 @@
 #include "sluice/exec/select_plan.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
@@ -63,9 +64,11 @@ struct ViewRefresh {
   RefreshMode mode = RefreshMode::kFull;
   std::string reason;
   std::shared_ptr<arrow::Table> rows;  // the view's new contents (plan's output schema)
-  TxnVersions progress;                // the txn to record in the view's commit (the state's label)
-  std::string input_table_id;          // ... as a typed position: the input's table id
-  DeltaVersion input_version{-1};      // and the version the refresh read
+  // The progress the view's commit records: the input's table id and the version read.
+  std::string input_table_id;
+  DeltaVersion input_version{-1};
+  // The partials to save with the view's commit; none when the stored ones still hold.
+  std::optional<exec::WindowState> partials;
   int64_t rows_read = 0;               // input rows read (only the new ones when incremental)
   int64_t state_rows = 0;              // groups held as partials
 };
@@ -73,9 +76,19 @@ struct ViewRefresh {
 // Refreshes a view whose plan has no incremental_blocker: incrementally when the view's last
 // commit (`view`, null for a new view) has progress on the input, the state of that commit is
 // there and the input only appended since; else from the input's whole snapshot. Either way the
-// new partials are saved, labelled with `progress`, before returning (the caller then commits).
+// new partials come back, to be saved with the view's commit (ViewPartials).
 arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delta::Snapshot* view,
                                         const ViewRefreshOptions& options);
+
+// The partials of a refresh as the view's StreamingCommit saves them, labelled with its
+// progress, before the view's commit. Save-only: refresh_view decides whether stored partials
+// can be reused.
+class ViewPartials : public CommittedState {
+ public:
+  std::optional<exec::WindowState> to_save;  // none: nothing new, the stored partials still hold
+  arrow::Result<std::vector<exec::WindowState>> snapshot_state() override;
+  arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) override;
+};
 
 // FNV-1a of a text (stable across builds, unlike std::hash).
 uint64_t fingerprint(const std::string& text);

@@ -46,6 +46,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   const auto* snapshot = commit->snapshot().get();
   std::shared_ptr<arrow::Table> output;
   auto progress = commit->progress();
+  ViewPartials partials;  // incremental views: saved with the commit, labelled with its progress
   auto blocker = incremental_blocker(plan);
   if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {
     ViewRefreshOptions ro{config_.id, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
@@ -53,6 +54,8 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
     ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot, ro));
     output = refresh.rows;
     progress.delta(refresh.input_table_id, DeltaReader::kOnly, refresh.input_version);
+    partials.to_save = std::move(refresh.partials);
+    commit->set_state(&partials);
     report.rows_read += refresh.rows_read;
     report.refresh_mode = refresh_mode_name(refresh.mode);
     report.refresh_reason = refresh.reason;

@@ -140,6 +140,7 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
     // 3. The state, labelled with that progress.
     if (state_) {
       ARROW_ASSIGN_OR_RAISE(auto parts, state_->snapshot_state());
+      if (parts.empty()) return arrow::Status::OK();  // unchanged: the last snapshot still holds
       if (parts.size() != state_stores_.size()) {
         return arrow::Status::Invalid("internal: ", parts.size(), " state parts for ", state_stores_.size(), " stores");
       }

@@ -103,7 +103,8 @@ class SourceProgress {
 class CommittedState {
  public:
   virtual ~CommittedState() = default;
-  // The state to save with the commit about to land.
+  // The state to save with the commit about to land, one per part; none (empty) when it did not
+  // change since the last landed commit, whose snapshot then still holds (its progress too).
   virtual arrow::Result<std::vector<exec::WindowState>> snapshot_state() = 0;
   // Continues from the last landed commit's state; none: the flow starts without state.
   virtual arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) = 0;
