@@ -8,7 +8,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <librdkafka/rdkafkacpp.h>
 #include <condition_variable>
 #include <optional>
 #include <thread>
@@ -28,6 +27,7 @@
 #include "sluice/format/json_schema_inference.h"
 #include "sluice/format/kafka_values.h"
 #include "sluice/kafka/consumer.h"
+#include "sluice/kafka/schema_sampler.h"
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/expectations.h"
 #include "sluice/pipeline/incremental_view.h"
@@ -39,6 +39,7 @@
 #include "sluice/pipeline/windowed_flow.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/kafka_options.h"
+#include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/sql/types.h"
 #include "sluice/exec/constraint_checker.h"
 
@@ -142,7 +143,7 @@ class SqlRun {
       // Not stored: checked here, inlined into the queries that read it.
       const auto& flow = graph_.flows.at(d.flows[0]);
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
-                                                              schema_lookup(), inline_views));
+                                                              schema_lookup(), inline_views, read_kafka_binder()));
       ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
       views_.emplace(d.name, std::move(plan));
       return arrow::Status::OK();
@@ -164,7 +165,7 @@ class SqlRun {
       }
       auto infer = [this, &fname](const exec::PlanSource& src) { return infer_value_schema(fname, src); };
       ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
-                                                              schema_lookup(), inline_views, infer));
+                                                              schema_lookup(), inline_views, read_kafka_binder(infer)));
       if (d.kind == sql::DatasetKind::kStreamingTable) {
         if (!streaming_source(plan).streaming) {
           return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
@@ -820,7 +821,7 @@ class SqlRun {
     source->query = ac.source->query;
     sel.from = std::move(source);
     q.selects.push_back(std::move(sel));
-    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(q, file, schema_lookup(), inline_views));
+    ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(q, file, schema_lookup(), inline_views, read_kafka_binder()));
     const auto& in = plan.output_schema();
     exec::ExpressionBinder binder(file, in);
     auto require_column = [&](const std::string& name, sql::Location at) -> arrow::Status {
@@ -1128,38 +1129,14 @@ class SqlRun {
                      "(a schema is inferred only for one topic)");
     }
     ARROW_ASSIGN_OR_RAISE(auto cluster, kafka_cluster_of(src, flow_name));
-    ARROW_ASSIGN_OR_RAISE(auto consumer, kafka::Consumer::make(cluster.first, cluster.second, "sluice-" + config_.name));
-    ARROW_ASSIGN_OR_RAISE(auto partitions, consumer->partitions(src.name, options_.metadata_timeout));
-    std::vector<kafka::PartitionStart> starts;
-    int64_t available = 0;
-    for (auto p : partitions) {
-      ARROW_ASSIGN_OR_RAISE(auto marks, consumer->watermarks(src.name, p, options_.metadata_timeout));
-      if (marks.high > marks.low) starts.push_back({src.name, p, marks.low});
-      available += marks.high.value() - marks.low.value();
-    }
     int64_t wanted = 1000;
     if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
       auto n = parse_int64(it->second);
       if (!n || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
       wanted = *n;
     }
-    wanted = std::min(wanted, available);
-    std::vector<std::string> samples;
-    if (!starts.empty()) {
-      ARROW_RETURN_NOT_OK(consumer->assign(starts));
-      size_t at_end = 0;
-      const auto deadline = std::chrono::steady_clock::now() + options_.metadata_timeout;
-      while (static_cast<int64_t>(samples.size()) < wanted && at_end < starts.size() &&
-             std::chrono::steady_clock::now() < deadline) {
-        auto msg = consumer->poll(std::chrono::milliseconds(200));
-        if (!msg) continue;
-        if (msg->err() == RdKafka::ERR__PARTITION_EOF) {
-          ++at_end;
-        } else if (msg->err() == RdKafka::ERR_NO_ERROR && msg->payload() != nullptr) {
-          samples.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
-        }
-      }
-    }
+    ARROW_ASSIGN_OR_RAISE(auto samples, kafka::sample_values(cluster.first, cluster.second, "sluice-" + config_.name,
+                                                             src.name, wanted, options_.metadata_timeout));
     std::vector<std::string_view> views(samples.begin(), samples.end());
     auto schema = format::infer_json_schema(views);
     if (!schema.ok()) return with_context(schema.status(), fmt::format("topic '{}'", src.name));
@@ -1378,7 +1355,7 @@ class SqlRun {
       std::unique_ptr<format::PayloadDecoder> decoder;
       std::unique_ptr<SideTable> dead_letters;
       if (src.options.count("value_format")) {
-        ARROW_ASSIGN_OR_RAISE(auto value_format, exec::value_format_of(src.options));
+        ARROW_ASSIGN_OR_RAISE(auto value_format, value_format_of(src.options));
         ARROW_ASSIGN_OR_RAISE(decoder, format::make_value_decoder(&value_format));
         const auto dname = d.name + "_dead_letter";
         ARROW_ASSIGN_OR_RAISE(dead_letters, SideTable::make(config_.table_path(dname), dname, format::dead_letter_schema(),
@@ -1670,7 +1647,7 @@ bool every_kafka_read_joins_a_group(const Graph& graph) {
       if (in.kind != FlowInput::Kind::kKafka) continue;
       reads_kafka = true;
       if (!in.ref) return false;
-      auto options = exec::read_kafka_options(*in.ref, graph.files.at(flow.file));
+      auto options = read_kafka_options(*in.ref, graph.files.at(flow.file));
       if (!options.ok() || !reads_kafka_as_group_member(*options)) return false;
     }
   }
