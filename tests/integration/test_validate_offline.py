@@ -69,7 +69,8 @@ def test_validate_contacts_no_broker(tmp_path):
     r = run_sluice("validate", pipe)
     assert r.returncode == 0, r.stderr
     assert "raw (streaming table) <- kafka:events (stream)" in r.stdout, r.stdout
-    assert "orders (streaming table) <- parsed (stream)" in r.stdout, r.stdout
+    assert "parsed (temporary view) <- kafka:orders (stream)" in r.stdout, r.stdout
+    assert "orders (streaming table) <- parsed\n" in r.stdout, r.stdout
     assert "id BIGINT, doubled DOUBLE" in r.stdout, r.stdout
     assert "n BIGINT, total DOUBLE" in r.stdout, r.stdout
     assert r.stdout.rstrip().endswith("OK"), r.stdout
