@@ -9,8 +9,6 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
-#include "sluice/kafka/client_properties.h"
-#include "sluice/kafka/source_schema.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::exec {
@@ -159,32 +157,6 @@ std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool group
   return aggregates;
 }
 
-arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, std::string>& options) {
-  format::ValueFormat out;
-  auto get = [&](const char* key) {
-    auto it = options.find(key);
-    return it == options.end() ? std::string() : it->second;
-  };
-  const auto kind = to_lower(get("value_format"));
-  if (kind.empty()) return out;
-  if (kind == "json") {
-    out.kind = format::ValueFormat::Kind::kJson;
-    if (get("value_schema").empty()) {
-      return arrow::Status::Invalid("value_format => 'json' needs value_schema => 'a INT, b STRING, ...'");
-    }
-    ARROW_ASSIGN_OR_RAISE(out.json_schema, sql::parse_ddl_schema(get("value_schema")));
-  } else if (kind == "avro") {
-    out.kind = format::ValueFormat::Kind::kAvro;
-    out.avro_schema = get("value_schema");
-    out.registry_url = get("schema_registry_url");
-    out.subject = get("schema_registry_subject");
-  } else {
-    return arrow::Status::Invalid(fmt::format("value_format must be 'json' or 'avro', not '{}'", get("value_format")));
-  }
-  if (auto r = get("rescued_data_column"); !r.empty()) out.rescued_data_column = to_lower(r) != "false";
-  return out;
-}
-
 std::string SelectPlan::join_type() const { return join_ ? join_->sql_type : std::string(); }
 
 bool SelectPlan::streams_on_left_only() const {
@@ -281,7 +253,7 @@ arrow::Result<std::optional<JoinTimeBound>> join_time_bound_from(const std::vect
 
 arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
                                                    const SchemaLookup& schema_of, const InlineLookup& inline_of,
-                                           const ValueSchemaInference& infer) {
+                                           const TableFunctionBinder& bind_function) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
@@ -295,8 +267,8 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
     auto spec = std::make_shared<JoinSpec>();
     spec->type = type->second;
     spec->sql_type = ref.join_type;
-    ARROW_ASSIGN_OR_RAISE(auto left, make_relation(*ref.left, file, schema_of, inline_of, infer));
-    ARROW_ASSIGN_OR_RAISE(auto right, make_relation(*ref.right, file, schema_of, inline_of, infer));
+    ARROW_ASSIGN_OR_RAISE(auto left, make_relation(*ref.left, file, schema_of, inline_of, bind_function));
+    ARROW_ASSIGN_OR_RAISE(auto right, make_relation(*ref.right, file, schema_of, inline_of, bind_function));
     const auto& ls = left.output_schema();
     const auto& rs = right.output_schema();
     const bool semi = ref.join_type == "LEFT_SEMI" || ref.join_type == "LEFT_ANTI";
@@ -430,7 +402,7 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   }
   sel.from = std::move(copy);
   q.selects.push_back(std::move(sel));
-  ARROW_ASSIGN_OR_RAISE(auto plan, make(q, file, schema_of, inline_of, infer));
+  ARROW_ASSIGN_OR_RAISE(auto plan, make(q, file, schema_of, inline_of, bind_function));
   auto& last = plan.stages_.back();
   arrow::FieldVector renamed;
   for (const auto& f : last.output->fields()) renamed.push_back(f->WithName(qualifier + "." + f->name()));
@@ -611,62 +583,9 @@ std::vector<std::set<std::string>> SelectPlan::lineage() const {
   return out;
 }
 
-// read_kafka's named arguments with their aliases resolved to the snake_case names the
-// planner and the Kafka flow read (camelCase as in Databricks, lower case, snake_case).
-arrow::Result<std::map<std::string, std::string>> read_kafka_options(const sql::TableRef& from,
-                                                                      const sql::SourceFile& file) {
-  auto fail = [&](sql::Location at, const std::string& message) {
-    return arrow::Status::Invalid(sql::format_error(file, at, message));
-  };
-  std::map<std::string, std::string> options;
-  for (const auto& a : from.args) {
-    if (a->kind != ExprKind::kNamedArg || a->args[0]->kind != ExprKind::kLiteral) {
-      return fail(a->loc, "read_kafka takes named arguments with literal values (topic => 'name')");
-    }
-    // Databricks' read_kafka spells them camelCase (subscribe, startingOffsets,
-    // bootstrapServers); DESIGN.md's examples snake_case (topic, starting_offsets).
-    static const std::map<std::string, std::string> kAliases = {
-        {"subscribe", "topic"}, {"startingoffsets", "starting_offsets"},
-        {"bootstrapservers", "bootstrap_servers"}, {"startingOffsets", "starting_offsets"},
-        {"bootstrapServers", "bootstrap_servers"}, {"endingOffsets", "ending_offsets"},
-        {"maxOffsetsPerTrigger", "max_offsets_per_trigger"}, {"failOnDataLoss", "fail_on_data_loss"},
-        {"subscribePattern", "topic_pattern"}, {"startingTimestamp", "starting_timestamp"},
-        {"startingOffsetsByTimestamp", "starting_offsets_by_timestamp"},
-        {"endingTimestamp", "ending_timestamp"},
-        {"endingOffsetsByTimestamp", "ending_offsets_by_timestamp"},
-        {"includeHeaders", "include_headers"}, {"groupIdPrefix", "group_id_prefix"},
-        {"groupId", "group_id"}, {"groupMode", "group_mode"}};
-    std::string key = a->name;
-    if (auto alias = kAliases.find(key); alias != kAliases.end()) key = alias->second;
-    if (auto alias = kAliases.find(to_lower(key)); alias != kAliases.end()) key = alias->second;
-    static const std::set<std::string> kKnown = {
-        "topic", "topic_pattern", "starting_offsets", "ending_offsets", "starting_timestamp",
-        "starting_offsets_by_timestamp", "ending_timestamp", "ending_offsets_by_timestamp",
-        "max_offsets_per_trigger", "fail_on_data_loss", "include_headers", "group_mode",
-        "group_id", "group_id_prefix", "bootstrap_servers", "cluster", "value_format", "value_schema",
-        "schema_registry_url", "schema_registry_subject", "rescued_data_column", "schema_sample_records"};
-    if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
-      return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
-                                      "topic_pattern/subscribePattern, starting_offsets/startingOffsets, "
-                                      "startingTimestamp, startingOffsetsByTimestamp, ending_offsets, "
-                                      "include_headers, group_mode, groupIdPrefix, bootstrapServers, "
-                                      "cluster, value_format, value_schema, schema_registry_url, "
-                                      "schema_registry_subject, rescued_data_column, kafka.*)",
-                                      a->name));
-    }
-    if (key.rfind("kafka.", 0) == 0) {
-      // librdkafka properties are checked offline, so `validate` refuses what `run` would.
-      auto checked = kafka::check_property(key.substr(6), a->args[0]->value);
-      if (!checked.ok()) return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
-    }
-    options[key] = a->args[0]->value;
-  }
-  return options;
-}
-
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
                                                   const SchemaLookup& schema_of, const InlineLookup& lookup,
-                                                  const ValueSchemaInference& infer) {
+                                                  const TableFunctionBinder& bind_function) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
@@ -684,7 +603,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
       if (auto inlined = lookup ? lookup(name) : std::nullopt) {
         if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, fmt::format("reading '{}'", name));
-        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, inlined->scope, infer));
+        ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, inlined->scope, bind_function));
         if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
           return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
         }
@@ -703,46 +622,22 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
     case sql::TableRefKind::kFunction: {
-      std::string name;
-      for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
-      if (to_lower(name) != "read_kafka") {
-        return fail(from.loc, fmt::format("table function {} is not supported (only read_kafka is): read a Kafka "
-                                          "topic with read_kafka(topic => '...') or a dataset of the pipeline by "
-                                          "its name", name));
+      // Bound by the caller (read_kafka: pipeline/read_kafka_binding), so that planning knows
+      // no source system and contacts none.
+      if (!bind_function) {
+        std::string name;
+        for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
+        return fail(from.loc, fmt::format("table function {} is not supported here: read a dataset of the "
+                                          "pipeline by its name", name));
       }
-      PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
-      ARROW_ASSIGN_OR_RAISE(src.options, read_kafka_options(from, file));
-      if (!src.options.count("topic") && !src.options.count("topic_pattern")) {
-        return fail(from.loc, "read_kafka needs topic => 'name' (or subscribe => 'a,b', subscribePattern => 'regex')");
-      }
-      src.name = src.options.count("topic") ? src.options.at("topic") : src.options.at("topic_pattern");
-      if (auto h = src.options.find("include_headers"); h != src.options.end() && to_lower(h->second) == "false") {
-        src.schema = kafka::kafka_source_schema(kafka::HeadersColumn::kDrop);
-      }
-      if (src.options.count("value_format") && to_lower(src.options.at("value_format")) == "json" &&
-          !src.options.count("value_schema")) {
-        // No declared schema: one inferred from a sample of the topic, then fixed.
-        if (!infer) return fail(from.loc, "value_format => 'json' needs value_schema => 'a INT, b STRING, ...'");
-        auto inferred = infer(src);
-        if (!inferred.ok()) return fail(from.loc, fmt::format("read_kafka: {}", inferred.status().message()));
-        src.options["value_schema"] = *inferred;
-      }
-      if (src.options.count("value_format")) {
-        // Decoded at the source: value becomes a struct of the payload's fields.
-        auto format = value_format_of(src.options);
-        if (!format.ok()) return fail(from.loc, format.status().message());
-        auto decoder = format::make_value_decoder(&*format);
-        if (!decoder.ok()) return fail(from.loc, fmt::format("read_kafka: {}", decoder.status().message()));
-        if (format->kind == format::ValueFormat::Kind::kAvro) src.options["value_schema"] = format->avro_schema;
-        src.schema = format::decoded_source_schema(*src.schema, *(*decoder)->schema());
-      }
+      ARROW_ASSIGN_OR_RAISE(auto src, bind_function(from, file));
       schema = src.schema;
       plan.source_ = std::move(src);
       break;
     }
     case sql::TableRefKind::kSubquery: {
       if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, "this subquery");
-      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, infer));
+      ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, bind_function));
       if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, deduplicate (DISTINCT), order or limit yet");
       }
@@ -754,7 +649,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
     case sql::TableRefKind::kJoin: {
-      ARROW_ASSIGN_OR_RAISE(auto joined, make_relation(from, file, schema_of, lookup, infer));
+      ARROW_ASSIGN_OR_RAISE(auto joined, make_relation(from, file, schema_of, lookup, bind_function));
       plan.join_ = joined.join_;
       plan.source_ = joined.source_;
       plan.stages_ = joined.stages_;
@@ -1018,7 +913,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
 
 arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::SourceFile& file,
                                            const SchemaLookup& schema_of, const InlineLookup& inline_of,
-                                           const ValueSchemaInference& infer) {
+                                           const TableFunctionBinder& bind_function) {
   auto fail = [&](sql::Location at, const std::string& message) {
     return arrow::Status::Invalid(sql::format_error(file, at, message));
   };
@@ -1033,14 +928,14 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
   }
   SelectPlan plan;
   if (query.selects.size() == 1) {
-    ARROW_ASSIGN_OR_RAISE(plan, make_select(query.selects[0], file, schema_of, lookup, infer));
+    ARROW_ASSIGN_OR_RAISE(plan, make_select(query.selects[0], file, schema_of, lookup, bind_function));
   } else {
     // UNION ALL: branches by position, named and typed by the first one (as Spark does).
     for (size_t i = 0; i < query.selects.size(); ++i) {
       if (i > 0 && !query.union_all[i - 1]) {
         return fail(query.selects[i].loc, "UNION (DISTINCT) is not supported yet; use UNION ALL");
       }
-      ARROW_ASSIGN_OR_RAISE(auto branch, make_select(query.selects[i], file, schema_of, lookup, infer));
+      ARROW_ASSIGN_OR_RAISE(auto branch, make_select(query.selects[i], file, schema_of, lookup, bind_function));
       if (i > 0) {
         const auto& first = plan.union_.front().output_schema();
         const auto& mine = branch.output_schema();

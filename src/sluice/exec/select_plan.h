@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "sluice/exec/expression_binder.h"
-#include "sluice/format/kafka_values.h"
 #include "sluice/sql/ast.h"
 
 namespace sluice::exec {
@@ -29,19 +28,10 @@ struct PlanSource {
   Kind kind = Kind::kDataset;
   std::string name;  // topic or dataset name
   bool streaming = false;
-  std::map<std::string, std::string> options;  // read_kafka named arguments
+  std::map<std::string, std::string> options;  // read_kafka named arguments, normalised
   std::shared_ptr<arrow::Schema> schema;
   sql::Location loc;
 };
-
-// read_kafka's value_format, value_schema, schema_registry_url, schema_registry_subject and
-// rescued_data_column arguments (kind kNone when there is no value_format).
-// read_kafka(...)'s named arguments, aliases (camelCase, lower case) resolved to the snake_case
-// names the plan's source options use: the one normalisation of them (the planner's and the
-// run lock's).
-arrow::Result<std::map<std::string, std::string>> read_kafka_options(const sql::TableRef& from,
-                                                                      const sql::SourceFile& file);
-arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, std::string>& read_kafka_options);
 
 // WATERMARK col DELAY OF INTERVAL ... on a source, checked; executed with event time.
 struct WatermarkSpec {
@@ -110,13 +100,15 @@ class SelectPlan {
   // this many nested in each other is refused (a chain of 5,000 views would overflow the
   // stack), naming the view or CTE where the limit was reached.
   static constexpr int kMaxInlineDepth = 128;
-  // read_kafka(value_format => 'json') without value_schema: the schema to decode with (a DDL
-  // string), inferred from a sample of the topic and then kept fixed.
-  using ValueSchemaInference = std::function<arrow::Result<std::string>(const PlanSource&)>;
+  // A table function in FROM (read_kafka) bound to the source it reads: name, options and
+  // schema. The caller knows the source systems (pipeline/read_kafka_binding); without a
+  // binder a table function is refused.
+  using TableFunctionBinder =
+      std::function<arrow::Result<PlanSource>(const sql::TableRef& from, const sql::SourceFile& file)>;
   static arrow::Result<SelectPlan> make(const sql::Query& query, const sql::SourceFile& file,
                                         const SchemaLookup& schema_of,
                                         const InlineLookup& inline_of = {},
-                                        const ValueSchemaInference& infer = {});
+                                        const TableFunctionBinder& bind_function = {});
 
   const PlanSource& source() const { return source_; }
   // FROM a JOIN b: the plan reads several sources (materialized views only, for now).
@@ -182,11 +174,11 @@ class SelectPlan {
  private:
   static arrow::Result<SelectPlan> make_select(const sql::Select& select, const sql::SourceFile& file,
                                                const SchemaLookup& schema_of, const InlineLookup& inline_of,
-                                               const ValueSchemaInference& infer);
+                                               const TableFunctionBinder& bind_function);
   // One FROM item whose columns are named "qualifier.column" (a side of a join).
   static arrow::Result<SelectPlan> make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
                                                  const SchemaLookup& schema_of, const InlineLookup& inline_of,
-                                               const ValueSchemaInference& infer);
+                                               const TableFunctionBinder& bind_function);
   arrow::Result<std::shared_ptr<arrow::Table>> join_inputs(const Reader& read) const;
 
   PlanSource source_;

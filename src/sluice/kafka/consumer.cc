@@ -1,6 +1,7 @@
 // librdkafka consumer wrapper.
 #include "sluice/kafka/consumer.h"
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
@@ -544,27 +545,22 @@ arrow::Result<std::map<TopicPartitionId, std::optional<RecordFingerprint>>> Cons
     poll_batch(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
                         std::chrono::milliseconds(500)),
                1024, batch);
-    for (const rd_kafka_message_t* msg : batch.messages()) {
-      if (msg->rkt == nullptr) continue;
-      const TopicPartitionId tp{rd_kafka_topic_name(msg->rkt), KafkaPartition(msg->partition)};
+    for (const RecordView& rec : batch.records()) {
+      if (rec.topic.empty()) continue;
+      const TopicPartitionId tp{std::string(rec.topic), rec.partition};
       auto it = waiting.find(tp);
       if (it == waiting.end()) continue;
-      const auto err = msg->err;
-      if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-          err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      if (rec.kind == RecordKind::kTransientError) {
         continue;  // librdkafka reconnects by itself; the deadline bounds the wait
       }
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->offset < it->second.value()) continue;
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->offset == it->second.value()) {
-        found[tp] = fingerprint_of(*msg);
-      } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-                 err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-                 err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+      if (rec.kind == RecordKind::kRecord && rec.offset < it->second) continue;
+      if (rec.kind == RecordKind::kRecord && rec.offset == it->second) {
+        found[tp] = fingerprint_of(rec);
+      } else if (rec.kind != RecordKind::kError) {
         found[tp] = std::nullopt;  // the partition goes on past that offset, or ends before it
       } else {
         failed = io_error("cannot read Kafka {}[{}] at offset {} on cluster '{}': {}", tp.topic,
-                          tp.partition.value(), it->second.value(), cluster_name_,
-                          rd_kafka_message_errstr(msg));
+                          tp.partition.value(), it->second.value(), cluster_name_, rec.error_text());
         break;
       }
       waiting.erase(it);
@@ -590,6 +586,7 @@ arrow::Result<std::map<TopicPartitionId, std::optional<RecordFingerprint>>> Cons
 void PolledMessages::clear() {
   for (auto* m : messages_) rd_kafka_message_destroy(m);
   messages_.clear();
+  records_.clear();
 }
 
 void Consumer::poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out) {
@@ -605,6 +602,18 @@ void Consumer::poll_batch(std::chrono::milliseconds timeout, size_t max, PolledM
     if (first) out.messages_[0] = first;
   }
   out.messages_.resize(static_cast<size_t>(n));
+  // Views filled here, once per message; a topic's name looked up once per run of its messages.
+  out.records_.resize(out.messages_.size());
+  const rd_kafka_topic_t* last_topic = nullptr;
+  std::string_view topic_name;
+  for (size_t i = 0; i < out.messages_.size(); ++i) {
+    const rd_kafka_message_t* m = out.messages_[i];
+    if (m->rkt != last_topic) {
+      last_topic = m->rkt;
+      topic_name = m->rkt != nullptr ? std::string_view(rd_kafka_topic_name(m->rkt)) : std::string_view();
+    }
+    out.records_[i] = RecordView::of(*m, topic_name);
+  }
 }
 
 std::unique_ptr<RdKafka::Message> Consumer::poll(std::chrono::milliseconds timeout) {

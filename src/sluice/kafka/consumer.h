@@ -4,7 +4,6 @@
 #pragma once
 
 #include <arrow/result.h>
-#include <librdkafka/rdkafka.h>
 
 #include <chrono>
 #include <map>
@@ -17,6 +16,10 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/kafka/record_fingerprint.h"
+#include "sluice/kafka/record_view.h"
+
+struct rd_kafka_message_s;
+struct rd_kafka_queue_s;
 
 namespace RdKafka {
 class KafkaConsumer;
@@ -62,8 +65,8 @@ class RebalanceListener {
   virtual void on_revoked(const std::vector<TopicPartitionId>& removed, RevokeKind kind) = 0;
 };
 
-// Messages and events (EOF, errors: `err` set) taken from a consumer at once, destroyed with
-// the batch (which must not outlive its consumer).
+// Messages and events (EOF, errors: RecordView::kind) taken from a consumer at once, destroyed
+// with the batch (which must not outlive its consumer); their views are valid until then.
 class PolledMessages {
  public:
   PolledMessages() = default;
@@ -71,11 +74,12 @@ class PolledMessages {
   PolledMessages& operator=(const PolledMessages&) = delete;
   ~PolledMessages() { clear(); }
   void clear();
-  const std::vector<rd_kafka_message_t*>& messages() const { return messages_; }
+  const std::vector<RecordView>& records() const { return records_; }
 
  private:
   friend class Consumer;
-  std::vector<rd_kafka_message_t*> messages_;
+  std::vector<rd_kafka_message_s*> messages_;
+  std::vector<RecordView> records_;  // one per message
 };
 
 // True when a librdkafka error event (code `code`, text `text`) is the broker refusing the
@@ -171,7 +175,7 @@ class Consumer {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<RebalanceAdapter> rebalance_;  // declared before consumer_: outlives it
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
-  rd_kafka_queue_t* queue_ = nullptr;  // consumer_'s message queue, for poll_batch
+  rd_kafka_queue_s* queue_ = nullptr;  // consumer_'s message queue, for poll_batch
 };
 
 }  // namespace sluice::kafka

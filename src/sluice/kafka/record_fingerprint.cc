@@ -47,11 +47,12 @@ uint64_t fingerprint_hash(int64_t timestamp_ms, const void* key, size_t key_len,
   return (h ^ (h >> kHashBits)) & kHashMask;
 }
 
-RecordFingerprint fingerprint_of(const rd_kafka_message_t& message) {
-  rd_kafka_timestamp_type_t type;
-  const int64_t ts = rd_kafka_message_timestamp(&message, &type);
-  return {KafkaOffset(message.offset),
-          fingerprint_hash(ts, message.key, message.key_len, message.payload, message.len)};
+RecordFingerprint fingerprint_of(const RecordView& record) {
+  const auto data = [](const std::optional<std::string_view>& bytes) -> const void* {
+    return bytes ? bytes->data() : nullptr;
+  };
+  return {record.offset, fingerprint_hash(record.timestamp_ms, data(record.key), record.key ? record.key->size() : 0,
+                                          data(record.value), record.value ? record.value->size() : 0)};
 }
 
 std::optional<int64_t> encode_fingerprint(const RecordFingerprint& fingerprint, KafkaOffset next) {

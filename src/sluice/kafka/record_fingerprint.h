@@ -4,12 +4,11 @@
 // librdkafka 2.0 exposes no topic ids to tell them apart (docs/decisions.md).
 #pragma once
 
-#include <librdkafka/rdkafka.h>
-
 #include <cstdint>
 #include <optional>
 
 #include "sluice/common/strong_types.h"
+#include "sluice/kafka/record_view.h"
 
 namespace sluice::kafka {
 
@@ -21,8 +20,8 @@ struct RecordFingerprint {
   auto operator<=>(const RecordFingerprint&) const = default;
 };
 
-// The fingerprint of a consumed message (err must be RD_KAFKA_RESP_ERR_NO_ERROR).
-RecordFingerprint fingerprint_of(const rd_kafka_message_t& message);
+// The fingerprint of a consumed record (kind RecordKind::kRecord).
+RecordFingerprint fingerprint_of(const RecordView& record);
 // The hash alone; exposed for tests. FNV-1a 64 folded to 40 bits: stable across builds and
 // platforms, because fingerprints are stored in tables.
 uint64_t fingerprint_hash(int64_t timestamp_ms, const void* key, size_t key_len, const void* value,

@@ -2,8 +2,6 @@
 #include "sluice/kafka/source_schema.h"
 
 #include <arrow/api.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafkacpp.h>
 
 #include "sluice/common/utf8.h"
 
@@ -50,69 +48,51 @@ KafkaRecordBatchBuilder::KafkaRecordBatchBuilder(HeadersColumn headers)
       headers_(arrow::default_memory_pool(), header_, headers_type()),
       include_headers_(headers == HeadersColumn::kInclude) {}
 
-// Reads the C message under the C++ wrapper: RdKafka::Message::topic_name() returns a new
-// std::string per call and headers() copies them into a vector, per-row allocations on the
-// hot path.
-arrow::Status KafkaRecordBatchBuilder::append(const rd_kafka_message_t& message) {
-  const rd_kafka_message_t* m = &message;
-  if (m->key != nullptr) {
-    ARROW_RETURN_NOT_OK(key_.Append(static_cast<const uint8_t*>(m->key), static_cast<int32_t>(m->key_len)));
-  } else {
-    ARROW_RETURN_NOT_OK(key_.AppendNull());
-  }
-  if (m->payload != nullptr) {
-    ARROW_RETURN_NOT_OK(value_.Append(static_cast<const uint8_t*>(m->payload), static_cast<int32_t>(m->len)));
-  } else {
-    ARROW_RETURN_NOT_OK(value_.AppendNull());
-  }
-  if (m->rkt != topic_handle_) {
-    topic_handle_ = m->rkt;
-    topic_name_ = m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "";
+// The record's fields were read from librdkafka's C message once, when it was polled
+// (RecordView): no per-row std::string or header vector as RdKafka::Message would make.
+arrow::Status KafkaRecordBatchBuilder::append(const RecordView& record) {
+  const auto append_bytes = [](arrow::BinaryBuilder& builder, const std::optional<std::string_view>& bytes) {
+    return bytes ? builder.Append(reinterpret_cast<const uint8_t*>(bytes->data()), static_cast<int32_t>(bytes->size()))
+                 : builder.AppendNull();
+  };
+  ARROW_RETURN_NOT_OK(append_bytes(key_, record.key));
+  ARROW_RETURN_NOT_OK(append_bytes(value_, record.value));
+  if (record.topic.data() != topic_handle_ || record.topic.size() != topic_name_.size()) {
+    topic_handle_ = record.topic.data();
+    topic_name_ = record.topic;
   }
   ARROW_RETURN_NOT_OK(topic_.Append(topic_name_));
-  ARROW_RETURN_NOT_OK(partition_.Append(m->partition));
-  ARROW_RETURN_NOT_OK(offset_.Append(m->offset));
-  rd_kafka_timestamp_type_t ts_type;
-  const int64_t ts = rd_kafka_message_timestamp(m, &ts_type);
-  switch (ts_type) {
-    case RD_KAFKA_TIMESTAMP_CREATE_TIME:
-      ARROW_RETURN_NOT_OK(timestamp_.Append(ts * 1000));
-      ARROW_RETURN_NOT_OK(timestamp_type_.Append(0));
-      break;
-    case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME:
-      ARROW_RETURN_NOT_OK(timestamp_.Append(ts * 1000));
-      ARROW_RETURN_NOT_OK(timestamp_type_.Append(1));
-      break;
-    default:  // no timestamp: Spark's NO_TIMESTAMP_TYPE id
-      ARROW_RETURN_NOT_OK(timestamp_.AppendNull());
-      ARROW_RETURN_NOT_OK(timestamp_type_.Append(-1));
+  ARROW_RETURN_NOT_OK(partition_.Append(record.partition.value()));
+  ARROW_RETURN_NOT_OK(offset_.Append(record.offset.value()));
+  if (record.timestamp_type == TimestampType::kNone) {  // no timestamp: Spark's NO_TIMESTAMP_TYPE id
+    ARROW_RETURN_NOT_OK(timestamp_.AppendNull());
+  } else {
+    ARROW_RETURN_NOT_OK(timestamp_.Append(record.timestamp_ms * 1000));
   }
+  ARROW_RETURN_NOT_OK(timestamp_type_.Append(static_cast<int32_t>(record.timestamp_type)));
   // Headers: null when the record has none, as Spark's source gives them.
-  rd_kafka_headers_t* headers = nullptr;
+  const size_t header_count = include_headers_ ? record.header_count() : 0;
   if (!include_headers_) {
     // includeHeaders => false: no headers column at all
-  } else if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr ||
-             rd_kafka_header_cnt(headers) == 0) {
+  } else if (header_count == 0) {
     ARROW_RETURN_NOT_OK(headers_.AppendNull());
   } else {
     ARROW_RETURN_NOT_OK(headers_.Append());
-    const char* name;
-    const void* value;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-         ++i) {
+    for (size_t i = 0; i < header_count; ++i) {
+      const RecordHeader header = record.header(i);
       ARROW_RETURN_NOT_OK(header_->Append());
       // Header keys are a STRING column, as in Spark, but any producer can send any bytes.
-      ARROW_RETURN_NOT_OK(header_key_->Append(valid_utf8(name, &header_key_scratch_)));
-      if (value != nullptr) {
-        ARROW_RETURN_NOT_OK(header_value_->Append(static_cast<const uint8_t*>(value), static_cast<int32_t>(size)));
+      ARROW_RETURN_NOT_OK(header_key_->Append(valid_utf8(header.key, &header_key_scratch_)));
+      if (header.value) {
+        ARROW_RETURN_NOT_OK(header_value_->Append(reinterpret_cast<const uint8_t*>(header.value->data()),
+                                                  static_cast<int32_t>(header.value->size())));
       } else {
         ARROW_RETURN_NOT_OK(header_value_->AppendNull());
       }
     }
   }
   ++num_rows_;
-  payload_bytes_ += static_cast<int64_t>(m->len + m->key_len);
+  payload_bytes_ += static_cast<int64_t>((record.value ? record.value->size() : 0) + (record.key ? record.key->size() : 0));
   return arrow::Status::OK();
 }
 

@@ -5,11 +5,11 @@
 #include <arrow/builder.h>
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
-#include <librdkafka/rdkafka.h>
 
 #include <memory>
 #include <string>
 
+#include "sluice/kafka/record_view.h"
 
 namespace sluice::kafka {
 
@@ -25,8 +25,8 @@ class KafkaRecordBatchBuilder {
  public:
   explicit KafkaRecordBatchBuilder(HeadersColumn headers = HeadersColumn::kInclude);
 
-  // Appends one consumed message (must carry no error).
-  arrow::Status append(const rd_kafka_message_t& message);
+  // Appends one consumed record (kind RecordKind::kRecord).
+  arrow::Status append(const RecordView& record);
   int64_t num_rows() const { return num_rows_; }
   int64_t payload_bytes() const { return payload_bytes_; }
   // The batch so far; the builder is empty afterwards.
@@ -46,7 +46,9 @@ class KafkaRecordBatchBuilder {
   bool include_headers_;
   int64_t num_rows_ = 0;
   int64_t payload_bytes_ = 0;
-  const rd_kafka_topic_s* topic_handle_ = nullptr;  // topic of the last message, and its name
+  // The topic of the last record: its name's address in the consumer (the same for every
+  // record of a topic) and a copy of the name.
+  const char* topic_handle_ = nullptr;
   std::string topic_name_;
   std::string header_key_scratch_;  // a header key whose invalid UTF-8 was replaced
 };

@@ -5,13 +5,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <librdkafka/rdkafkacpp.h>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/format/json_schema_inference.h"
-#include "sluice/kafka/consumer.h"
+#include "sluice/kafka/schema_sampler.h"
 #include "sluice/pipeline/sql_planner.h"
 #include "sluice/sql/types.h"
 
@@ -45,38 +44,14 @@ arrow::Result<std::string> SqlPlanner::infer_value_schema(const std::string& flo
                    "(a schema is inferred only for one topic)");
   }
   ARROW_ASSIGN_OR_RAISE(auto cluster, kafka_cluster_of(src, flow_name));
-  ARROW_ASSIGN_OR_RAISE(auto consumer, kafka::Consumer::make(cluster.first, cluster.second, "sluice-" + config_.name));
-  ARROW_ASSIGN_OR_RAISE(auto partitions, consumer->partitions(src.name, options_.metadata_timeout));
-  std::vector<kafka::PartitionStart> starts;
-  int64_t available = 0;
-  for (auto p : partitions) {
-    ARROW_ASSIGN_OR_RAISE(auto marks, consumer->watermarks(src.name, p, options_.metadata_timeout));
-    if (marks.high > marks.low) starts.push_back({src.name, p, marks.low});
-    available += marks.high.value() - marks.low.value();
-  }
   int64_t wanted = 1000;
   if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
     auto n = parse_int64(it->second);
     if (!n || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
     wanted = *n;
   }
-  wanted = std::min(wanted, available);
-  std::vector<std::string> samples;
-  if (!starts.empty()) {
-    ARROW_RETURN_NOT_OK(consumer->assign(starts));
-    size_t at_end = 0;
-    const auto deadline = std::chrono::steady_clock::now() + options_.metadata_timeout;
-    while (static_cast<int64_t>(samples.size()) < wanted && at_end < starts.size() &&
-           std::chrono::steady_clock::now() < deadline) {
-      auto msg = consumer->poll(std::chrono::milliseconds(200));
-      if (!msg) continue;
-      if (msg->err() == RdKafka::ERR__PARTITION_EOF) {
-        ++at_end;
-      } else if (msg->err() == RdKafka::ERR_NO_ERROR && msg->payload() != nullptr) {
-        samples.emplace_back(static_cast<const char*>(msg->payload()), msg->len());
-      }
-    }
-  }
+  ARROW_ASSIGN_OR_RAISE(auto samples, kafka::sample_values(cluster.first, cluster.second, "sluice-" + config_.name,
+                                                           src.name, wanted, options_.metadata_timeout));
   std::vector<std::string_view> views(samples.begin(), samples.end());
   auto schema = format::infer_json_schema(views);
   if (!schema.ok()) return with_context(schema.status(), fmt::format("topic '{}'", src.name));

@@ -2,7 +2,6 @@
 #include "sluice/pipeline/kafka_ingest_flow.h"
 
 #include <arrow/record_batch.h>
-#include <librdkafka/rdkafkacpp.h>
 
 #include <fmt/ranges.h>
 
@@ -39,7 +38,7 @@ struct PartitionProgress {
   std::optional<kafka::RecordFingerprint> last_record;
   // The last record read from the current poll batch, fingerprinted (into last_record) when the
   // batch ends or a commit comes, so only one record per partition and batch is hashed.
-  const rd_kafka_message_t* unsealed = nullptr;
+  const kafka::RecordView* unsealed = nullptr;
   bool done() const { return next >= end; }
 };
 
@@ -556,7 +555,7 @@ class IngestRun : public kafka::RebalanceListener {
       consumer_->poll_batch(std::chrono::milliseconds(500), group_mode_ ? 1 : kPollBatch, polled_messages);
       ARROW_RETURN_NOT_OK(callback_status_);
       auto now = std::chrono::steady_clock::now();
-      if (polled_messages.messages().empty()) {
+      if (polled_messages.records().empty()) {
         if (!all_done() && now - last_progress > options_.stall_timeout) {
           // Retryable: a broker that went away may come back; what was committed stays.
           return mark_retryable(io_error(
@@ -569,52 +568,49 @@ class IngestRun : public kafka::RebalanceListener {
       }
       // The partition of the last message (a batch comes in runs of one partition's records);
       // forgotten after a commit, which may re-read the table and change progress_.
-      const rd_kafka_topic_t* last_topic = nullptr;
-      int32_t last_partition = -1;
+      const char* last_topic = nullptr;  // the topic name's address, the same for all its records
+      KafkaPartition last_partition(-1);
       auto it = progress_.end();
-      for (const rd_kafka_message_t* msg : polled_messages.messages()) {
-        if (msg->rkt != last_topic || msg->partition != last_partition) {
-          last_topic = msg->rkt;
-          last_partition = msg->partition;
-          it = msg->rkt ? progress_.find(TopicPartitionId{rd_kafka_topic_name(msg->rkt), KafkaPartition(msg->partition)})
-                        : progress_.end();
+      for (const kafka::RecordView& rec : polled_messages.records()) {
+        if (rec.topic.data() != last_topic || rec.partition != last_partition) {
+          last_topic = rec.topic.data();
+          last_partition = rec.partition;
+          it = !rec.topic.empty() ? progress_.find(TopicPartitionId{std::string(rec.topic), rec.partition})
+                                  : progress_.end();
         }
-        const auto err = msg->err;
-        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (rec.kind == kafka::RecordKind::kPartitionEnd) {
           if (it == progress_.end()) continue;
           auto& prog = it->second;
           // EOF carries the next offset; gaps (compaction, transaction markers) end here too.
-          const KafkaOffset eof(msg->offset);
+          const KafkaOffset eof = rec.offset;
           prog.next = std::max(prog.next, group_mode_ ? eof : std::min(eof, prog.end));
           last_progress = now;
           continue;
         }
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-              err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        if (rec.kind != kafka::RecordKind::kRecord) {
+          if (rec.kind == kafka::RecordKind::kTransientError) {
             continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
           }
-          if ((err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
-              it != progress_.end()) {
+          if (rec.kind == kafka::RecordKind::kOffsetOutOfRange && it != progress_.end()) {
             ARROW_RETURN_NOT_OK(skip_lost_records(it->first, it->second));
             last_progress = now;
             continue;
           }
           return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(),
-                          msg->rkt ? rd_kafka_topic_name(msg->rkt) : "?", msg->partition, msg->offset,
-                          rd_kafka_message_errstr(msg));
+                          !rec.topic.empty() ? rec.topic : std::string_view("?"), rec.partition.value(),
+                          rec.offset.value(), rec.error_text());
         }
         // Not ours (any more), or a redelivery. Assign mode also skips what lies beyond this
         // update's end; a group member keeps its consumer, so it takes everything it gets.
-        if (it == progress_.end() || msg->offset < it->second.next.value() || (!group_mode_ && it->second.done())) {
+        if (it == progress_.end() || rec.offset < it->second.next || (!group_mode_ && it->second.done())) {
           continue;
         }
         last_progress = now;
-        ARROW_RETURN_NOT_OK(builder_.append(*msg));
-        it->second.next = KafkaOffset(msg->offset + 1);
-        it->second.unsealed = msg;
+        ARROW_RETURN_NOT_OK(builder_.append(rec));
+        it->second.next = rec.offset.next();
+        it->second.unsealed = &rec;
         ++uncommitted_rows_;
-        uncommitted_bytes_ += static_cast<int64_t>(msg->len + msg->key_len);
+        uncommitted_bytes_ += static_cast<int64_t>((rec.value ? rec.value->size() : 0) + (rec.key ? rec.key->size() : 0));
         if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
         if (uncommitted_rows_ >= commit_rows_ || uncommitted_bytes_ >= options_.commit_bytes ||
             (options_.commit_interval.count() > 0 && now - last_commit_ >= options_.commit_interval)) {

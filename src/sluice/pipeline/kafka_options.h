@@ -1,4 +1,4 @@
-// read_kafka's named arguments (DESIGN.md's snake_case names; select_plan maps Databricks' and
+// read_kafka's named arguments (DESIGN.md's snake_case names; read_kafka_binding maps Databricks' and
 // Spark's camelCase spellings onto them) -> KafkaFlowSpec.
 #pragma once
 
@@ -18,7 +18,7 @@ namespace sluice::pipeline {
 arrow::Status apply_read_kafka_options(const std::map<std::string, std::string>& options,
                                        KafkaFlowSpec& spec);
 
-// Whether a read_kafka with these (normalised, exec::read_kafka_options) options reads as a
+// Whether a read_kafka with these (normalised, read_kafka_options) options reads as a
 // consumer-group member (group_mode => 'subscribe', any spelling), so that several processes
 // split its partitions: the one test of it, for the run lock and the continuous runner.
 // Options that do not apply (the run reports them) count as not.

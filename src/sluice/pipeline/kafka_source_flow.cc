@@ -8,6 +8,7 @@
 #include "sluice/format/kafka_values.h"
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/kafka_ingest_flow.h"
+#include "sluice/pipeline/read_kafka_binding.h"
 
 namespace sluice::pipeline {
 
@@ -62,7 +63,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
   std::unique_ptr<format::PayloadDecoder> decoder;
   SideTable* dead_letters = nullptr;
   if (src.options.count("value_format")) {
-    ARROW_ASSIGN_OR_RAISE(auto value_format, exec::value_format_of(src.options));
+    ARROW_ASSIGN_OR_RAISE(auto value_format, value_format_of(src.options));
     ARROW_ASSIGN_OR_RAISE(decoder, format::make_value_decoder(&value_format));
     const auto dname = d.name + "_dead_letter";
     ARROW_ASSIGN_OR_RAISE(dead_letters, f.commit.open_side_table(config_.table_path(dname), dname, format::dead_letter_schema(),

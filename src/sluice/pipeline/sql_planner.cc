@@ -16,6 +16,7 @@
 #include "sluice/exec/stream_join.h"
 #include "sluice/exec/window_aggregate.h"
 #include "sluice/pipeline/kafka_options.h"
+#include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::pipeline {
@@ -100,7 +101,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
     // Not stored: checked here, inlined into the queries that read it.
     const auto& flow = graph_.flows.at(d.flows[0]);
     ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
-                                                            schema_lookup(), inline_views));
+                                                            schema_lookup(), inline_views, read_kafka_binder()));
     ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
     views_.emplace(d.name, std::move(plan));
     return arrow::Status::OK();
@@ -122,7 +123,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
     }
     auto infer = [this, &fname](const exec::PlanSource& src) { return infer_value_schema(fname, src); };
     ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
-                                                            schema_lookup(), inline_views, infer));
+                                                            schema_lookup(), inline_views, read_kafka_binder(infer)));
     if (d.kind == sql::DatasetKind::kStreamingTable) {
       if (!streaming_source(plan).streaming) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
@@ -369,7 +370,7 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SqlPlanner::check_apply_changes(
   source->query = ac.source->query;
   sel.from = std::move(source);
   q.selects.push_back(std::move(sel));
-  ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(q, file, schema_lookup(), inline_views));
+  ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(q, file, schema_lookup(), inline_views, read_kafka_binder()));
   const auto& in = plan.output_schema();
   exec::ExpressionBinder binder(file, in);
   auto require_column = [&](const std::string& name, sql::Location at) -> arrow::Status {

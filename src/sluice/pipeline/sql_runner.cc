@@ -18,6 +18,7 @@
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/full_refresh.h"
 #include "sluice/pipeline/kafka_options.h"
+#include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/pipeline/scheduler.h"
 #include "sluice/pipeline/sql_planner.h"
 
@@ -258,7 +259,7 @@ bool every_kafka_read_joins_a_group(const Graph& graph) {
       if (in.kind != FlowInput::Kind::kKafka) continue;
       reads_kafka = true;
       if (!in.ref) return false;
-      auto options = exec::read_kafka_options(*in.ref, graph.files.at(flow.file));
+      auto options = read_kafka_options(*in.ref, graph.files.at(flow.file));
       if (!options.ok() || !reads_kafka_as_group_member(*options)) return false;
     }
   }
