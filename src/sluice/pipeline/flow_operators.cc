@@ -99,11 +99,12 @@ arrow::Result<exec::OperatorBatch> ExpectationsOperator::push(exec::OperatorBatc
     ARROW_ASSIGN_OR_RAISE(batch.rows, expectations_.apply(batch.rows, report_));
     return batch;
   }
+  if (!positions_) return arrow::Status::Invalid("expectations over source rows need their positions");
   const auto* source_rows = batch.lineage == Lineage::kSourceRows
                                 ? static_cast<const arrow::Int64Array*>(batch.source_rows.get())
                                 : nullptr;
   auto row_source = [&](int64_t r) {
-    return positions_.describe(batch, source_rows ? source_rows->Value(r) : r);
+    return positions_->describe(batch, source_rows ? source_rows->Value(r) : r);
   };
   if (!quarantine_) {
     ARROW_ASSIGN_OR_RAISE(batch.rows, expectations_.apply(batch.rows, report_, nullptr, row_source));
@@ -117,7 +118,7 @@ arrow::Result<exec::OperatorBatch> ExpectationsOperator::push(exec::OperatorBatc
       ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(batch.source_rows, dropped.indices));
       rows = taken.make_array();
     }
-    ARROW_ASSIGN_OR_RAISE(auto qrows, positions_.quarantine_rows(batch, dropped, rows, *quarantine_));
+    ARROW_ASSIGN_OR_RAISE(auto qrows, positions_->quarantine_rows(batch, dropped, rows, *quarantine_));
     report_.rows_quarantined += qrows->num_rows();
     ARROW_RETURN_NOT_OK(quarantine_->write(*qrows));
   }
@@ -141,7 +142,7 @@ arrow::Result<std::unique_ptr<exec::OperatorChain>> plan_flow_operators(FlowOper
   }
   if (spec.windowed) chain->add(std::make_unique<WindowOperator>(*spec.windowed, spec.upstream, spec.app_id));
   chain->add(std::make_unique<ConformOperator>(spec.schema));
-  chain->add(std::make_unique<ExpectationsOperator>(*spec.expectations, *spec.report, *spec.positions,
+  chain->add(std::make_unique<ExpectationsOperator>(*spec.expectations, *spec.report, spec.positions,
                                                     spec.windowed ? nullptr : spec.quarantine));
   return chain;
 }

@@ -122,7 +122,8 @@ class ConformOperator : public exec::BatchOperator {
 // rows DROP ROW removes go there with their source position.
 class ExpectationsOperator : public exec::BatchOperator {
  public:
-  ExpectationsOperator(const Expectations& expectations, DatasetReport& report, const SourcePositions& positions,
+  // `positions` null: the rows never have a source row (Lineage::kNone; stream-stream joins).
+  ExpectationsOperator(const Expectations& expectations, DatasetReport& report, const SourcePositions* positions,
                        SideTable* quarantine)
       : expectations_(expectations), report_(report), positions_(positions), quarantine_(quarantine) {}
   std::string name() const override { return "expectations"; }
@@ -131,7 +132,7 @@ class ExpectationsOperator : public exec::BatchOperator {
  private:
   const Expectations& expectations_;
   DatasetReport& report_;
-  const SourcePositions& positions_;
+  const SourcePositions* positions_;
   SideTable* quarantine_;  // null: DROP ROW drops
 };
 

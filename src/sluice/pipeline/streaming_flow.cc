@@ -111,10 +111,10 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;
   spec.schema = schema;
-  spec.to_table_rows = [&](const arrow::RecordBatch& rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-    ARROW_ASSIGN_OR_RAISE(auto conformed, delta::conform_batch(rows, schema));
-    return ex.apply(conformed, report);
-  };
+  exec::OperatorChain operators;
+  operators.add(std::make_unique<ConformOperator>(schema));
+  operators.add(std::make_unique<ExpectationsOperator>(ex, report, nullptr, nullptr));
+  spec.operators = &operators;
   ARROW_ASSIGN_OR_RAISE(auto r, run_stream_join_flow(plan, spec));
   report.rows_read += r.rows_read;
   report.rows_written += r.rows_written;
