@@ -1,5 +1,6 @@
 // Streaming-table flows that read another streaming table (STREAM(t)): the files its commits
-// added since the version recorded in this flow's txn, in one commit with the new version.
+// added since the version recorded in this flow's txn, pushed through the flow's operators
+// (flow_operators.h), in one commit with the new version.
 #include <arrow/api.h>
 #include <fmt/format.h>
 
@@ -9,21 +10,18 @@
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/flow_runner.h"
 
 namespace sluice::pipeline {
 
-arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSource& src) {
-  auto& report = f.report;
-  auto& quarantine = f.quarantine;
-  auto& windowed = f.windowed;
-  auto& window_consume = f.window_consume;
-  auto to_table_rows = [&](const arrow::RecordBatch& input, const Positions& quarantine_rows,
-                           const SourceOf& source_of) { return table_rows(f, input, quarantine_rows, source_of); };
+arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSource& src) {
+  auto& report = sf.report;
+  auto& windowed = sf.windowed;
   // Delta source: the files the upstream table added since the version recorded in our txn.
   delta::LogStore upstream(config_.table_path(src.name));
   ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
-  auto& commit = f.commit;
+  auto& commit = sf.commit;
   const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
   std::optional<int64_t> done = commit.recorded(app_id);
   if (done && *done < 0) done.reset();  // reset by a full refresh
@@ -49,6 +47,12 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSou
                                                             delta::ChangePolicy::kFail));
   }
   ARROW_ASSIGN_OR_RAISE(auto* writer, commit.writer());
+  // A Delta row's position is its upstream table and the version that added it.
+  const DeltaPositions positions(src.name, app_id);
+  ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, positions));
+  ops.upstream = src.name;
+  ops.app_id = app_id;
+  ARROW_ASSIGN_OR_RAISE(auto operators, plan_flow_operators(std::move(ops)));
   for (size_t first = 0; first < files.size();) {
     const auto& f = files[first];
     // With event time, one batch per upstream commit: its watermark moves once per batch, as
@@ -73,31 +77,14 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& f, const exec::PlanSou
       }
     }
     first = end;
-    // A Delta row's position is its upstream table and the version that added it.
     const int64_t version = f.version.value();
-    Positions delta_positions = [&](const Expectations::Dropped& dropped, const std::shared_ptr<arrow::Array>&)
-        -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-      const int64_t n = dropped.rows->num_rows();
-      ARROW_ASSIGN_OR_RAISE(auto name, arrow::MakeArrayFromScalar(arrow::StringScalar(src.name), n));
-      ARROW_ASSIGN_OR_RAISE(auto partition, arrow::MakeArrayOfNull(arrow::int32(), n));
-      ARROW_ASSIGN_OR_RAISE(auto offset, arrow::MakeArrayFromScalar(arrow::Int64Scalar(version), n));
-      const bool there = version <= quarantine->committed(app_id);
-      return quarantine_batch(*quarantine->schema(), dropped, name, partition, offset, [&](int64_t) { return there; });
-    };
-    if (windowed) {
-      window_consume = [&, version](const arrow::RecordBatch&, const arrow::RecordBatch& rows, const arrow::Array&) {
-        return windowed->consume_delta(rows, src.name, app_id, version);
-      };
-    }
     arrow::TableBatchReader reader(*table);
     std::shared_ptr<arrow::RecordBatch> batch;
     while (true) {
       ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
       if (!batch) break;
       report.rows_read += batch->num_rows();
-      ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch, delta_positions, [&](int64_t) {
-        return fmt::format("table '{}' (the commit of version {})", src.name, version);
-      }));
+      ARROW_ASSIGN_OR_RAISE(auto rows, operators->push_rows(batch, version));
       ARROW_RETURN_NOT_OK(writer->write(*rows));
     }
   }

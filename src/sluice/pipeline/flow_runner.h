@@ -7,7 +7,6 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,7 +14,9 @@
 #include <utility>
 
 #include "sluice/pipeline/dataset_report.h"
+#include "sluice/exec/row_operators.h"
 #include "sluice/pipeline/expectations.h"
+#include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/exec/stream_static_join.h"
 #include "sluice/pipeline/sql_planner.h"
@@ -37,16 +38,6 @@ class FlowRunner {
   arrow::Status run_materialized(const Dataset& d, DatasetReport& report);
 
  private:
-  // Rows of the table; with a quarantine, `positions` (given the indices of dropped rows in
-  // `input`) says where each dropped row came from and whether it is already quarantined.
-  using Positions = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(
-      const Expectations::Dropped&, const std::shared_ptr<arrow::Array>& input_rows)>;
-  // `source_of(i)` names the source position of row i of `input`.
-  using SourceOf = std::function<std::string(int64_t)>;
-  // Where the rows of the current input batch came from (windowed flows only).
-  using WindowConsume = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(
-      const arrow::RecordBatch& input, const arrow::RecordBatch& rows, const arrow::Array& input_rows)>;
-
   // One flow into a streaming table as run_flow builds it, for the source that feeds it.
   struct StreamingFlow {
     const Dataset& d;
@@ -58,7 +49,6 @@ class FlowRunner {
     StreamingCommit& commit;  // target, side tables, state and progress (streaming_commit.h)
     SideTable* quarantine;    // owned by `commit`
     std::unique_ptr<WindowedFlow> windowed;  // GROUP BY window(...) or SELECT DISTINCT
-    WindowConsume window_consume;            // set by the source while windowed
   };
 
   // One flow into a streaming table; its progress is its own txn appId.
@@ -66,11 +56,8 @@ class FlowRunner {
   arrow::Status run_kafka_source(StreamingFlow& f, const exec::PlanSource& src);
   arrow::Status run_delta_source(StreamingFlow& f, const exec::PlanSource& src);
   arrow::Status run_stream_join(const Dataset& d, const std::string& flow_name, DatasetReport& report);
-  // A batch of the flow's source as rows of the table: row stages or stream-static join, the
-  // event-time operator, the table's schema, expectations (dropped rows to the quarantine).
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> table_rows(StreamingFlow& f, const arrow::RecordBatch& input,
-                                                                const Positions& quarantine_rows,
-                                                                const SourceOf& source_of);
+  // The operators' inputs that do not depend on the source kind.
+  arrow::Result<FlowOperatorsSpec> operators_spec(StreamingFlow& f, const SourcePositions& positions);
   arrow::Result<SideTable*> open_quarantine(const Dataset& d, StreamingCommit& commit) const;
   // A flow's stream-static join (exec/stream_static_join.h), kept for the whole run so its hash
   // tables are built again only when a static table gets a new version.

@@ -530,12 +530,13 @@ class IngestRun : public kafka::RebalanceListener {
     report_.rows_read += batch->num_rows();
     ARROW_ASSIGN_OR_RAISE(auto* writer, commit_->writer());
     // Decoding, the query and writing run on the stage's thread while this one reads on; every
-    // commit and discard drains the stage first, so the transform's state (decoders, window
+    // commit and discard drains the stage first, so the operators' state (decoders, window
     // state, side tables) is only ever touched by one thread at a time.
     return stage_.submit([this, batch = std::move(batch), writer]() -> arrow::Status {
       std::shared_ptr<arrow::RecordBatch> rows = batch;
-      if (table_.transform) {
-        ARROW_ASSIGN_OR_RAISE(rows, table_.transform(*batch));
+      if (table_.operators) {
+        ARROW_ASSIGN_OR_RAISE(auto out, table_.operators->push(exec::OperatorBatch::from_source(batch)));
+        rows = std::move(out.rows);
       }
       return writer->write(*rows);
     });

@@ -18,6 +18,7 @@
 #include <arrow/record_batch.h>
 
 #include "sluice/common/strong_types.h"
+#include "sluice/exec/operator.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/kafka/topic_selection.h"
 #include "sluice/pipeline/dataset_report.h"
@@ -63,11 +64,6 @@ struct IngestOptions {
   bool stopping() const { return stop != nullptr && stop->load(); }
 };
 
-// Turns a batch of Kafka source rows into the rows to write (projection, filters,
-// expectations); may return fewer rows.
-using BatchTransform =
-    std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(const arrow::RecordBatch&)>;
-
 // How a flow's Kafka partitions are spread over sluice processes.
 enum class GroupMode {
   kAssign,     // this process reads every partition (the default; --once always does)
@@ -86,8 +82,10 @@ struct KafkaFlowSpec {
   std::string cluster = "default";
   StartingOffsets starting_offsets = StartingOffsets::kEarliest;
   std::string comment;
-  std::shared_ptr<arrow::Schema> output_schema;  // schema of what transform returns
-  BatchTransform transform;                      // empty: write the Kafka rows as they are
+  std::shared_ptr<arrow::Schema> output_schema;  // schema of what `operators` return
+  // The flow's operators (decode, query, expectations; flow_operators.h) each batch of Kafka
+  // source rows goes through. Not owned. Null: write the Kafka rows as they are.
+  exec::BatchOperator* operators = nullptr;
   std::vector<std::string> partition_columns;
   std::map<std::string, std::string> properties;  // table properties for a new table
   // For partitions with no recorded progress, where to start, by precedence: a timestamp of

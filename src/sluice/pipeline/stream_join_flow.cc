@@ -146,8 +146,11 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
         ARROW_ASSIGN_OR_RAISE(auto r, join->consume(sides[i].side, *batch));
         result.rows_late += r.late_rows;
         if (r.output->num_rows() == 0) continue;
-        ARROW_ASSIGN_OR_RAISE(auto rows, spec.to_table_rows(*r.output));
-        ARROW_RETURN_NOT_OK(writer->write(*rows));
+        exec::OperatorBatch joined;  // joined rows have no single source row
+        joined.rows = r.output;
+        joined.lineage = exec::OperatorBatch::Lineage::kNone;
+        ARROW_ASSIGN_OR_RAISE(auto rows, spec.operators->push(std::move(joined)));
+        ARROW_RETURN_NOT_OK(writer->write(*rows.rows));
       }
     }
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/exec/operator.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/pipeline/progress_id.h"
 
@@ -28,8 +29,9 @@ struct StreamJoinFlowSpec {
   std::optional<std::string> description;  // COMMENT
   std::vector<std::string> partition_columns;
   std::shared_ptr<arrow::Schema> schema;
-  // The plan's output rows -> the table's rows (conform to the schema, expectations).
-  std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(const arrow::RecordBatch&)> to_table_rows;
+  // The plan's output rows -> the table's rows (conform to the schema, expectations;
+  // flow_operators.h). Not owned.
+  exec::BatchOperator* operators = nullptr;
 };
 
 struct StreamJoinFlowResult {

@@ -1,19 +1,18 @@
-// The parts of a streaming-table flow both source kinds share (flow_runner.h), and
-// stream-stream joins.
+// What the streaming-table flows of both source kinds share (flow_runner.h): the side tables
+// and windowed flow they open, the operators they are given (flow_operators.h), the static
+// side of stream-static joins; and stream-stream joins.
 #include <arrow/api.h>
-#include <arrow/compute/api.h>
 #include <fmt/format.h>
 
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
+#include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/stream_join_flow.h"
 
 namespace sluice::pipeline {
-
-namespace cp = arrow::compute;
 
 arrow::Status FlowRunner::run_streaming(const Dataset& d, DatasetReport& report) {
   for (const auto& fname : d.flows) {
@@ -49,7 +48,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
     ARROW_RETURN_NOT_OK(windowed->load());
   }
   // Declared before window_report, which reads the windowed flow when it goes.
-  StreamingFlow flow{d, flow_name, report, plan, ex, schema, *commit, quarantine, std::move(windowed), {}};
+  StreamingFlow flow{d, flow_name, report, plan, ex, schema, *commit, quarantine, std::move(windowed)};
   struct WindowReport {  // event log: late rows and state size of the windowed flow
     WindowedFlow* flow;
     DatasetReport& report;
@@ -66,50 +65,19 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   return run_delta_source(flow, src);
 }
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> FlowRunner::table_rows(StreamingFlow& f,
-                                                                          const arrow::RecordBatch& input,
-                                                                          const Positions& quarantine_rows,
-                                                                          const SourceOf& source_of) {
-  const auto& plan = f.plan;
-  const auto& ex = f.ex;
-  const auto& schema = f.schema;
-  auto& report = f.report;
-  auto& quarantine = f.quarantine;
-  auto& windowed = f.windowed;
-  auto& window_consume = f.window_consume;
-  std::shared_ptr<arrow::Array> input_rows;
-  std::shared_ptr<arrow::RecordBatch> rows;
-  if (plan.joins()) {
-    // Stream-static join: this batch of the stream against the static tables' snapshots.
-    ARROW_ASSIGN_OR_RAISE(auto* join, stream_static_join(f.flow_name, plan));
-    ARROW_ASSIGN_OR_RAISE(auto joined, join->run(input));
-    ARROW_ASSIGN_OR_RAISE(rows, joined->CombineChunksToBatch());
-  } else {
-    ARROW_ASSIGN_OR_RAISE(rows, plan.apply_row_stages(input, &input_rows));
+arrow::Result<FlowOperatorsSpec> FlowRunner::operators_spec(StreamingFlow& f, const SourcePositions& positions) {
+  FlowOperatorsSpec ops;
+  ops.plan = &f.plan;
+  ops.expectations = &f.ex;
+  ops.schema = f.schema;
+  ops.report = &f.report;
+  ops.positions = &positions;
+  ops.quarantine = f.quarantine;
+  ops.windowed = f.windowed.get();
+  if (f.plan.joins()) {
+    ARROW_ASSIGN_OR_RAISE(ops.static_join, stream_static_join(f.flow_name, f.plan));
   }
-  if (windowed) {
-    ARROW_ASSIGN_OR_RAISE(rows, window_consume(input, *rows, *input_rows));
-    input_rows.reset();  // window rows have no single source row
-    ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
-    return ex.apply(rows, report);
-  }
-  ARROW_ASSIGN_OR_RAISE(rows, delta::conform_batch(*rows, schema));
-  SourceOf row_source;
-  if (input_rows) {
-    row_source = [&](int64_t r) {
-      return source_of(static_cast<const arrow::Int64Array&>(*input_rows).Value(r));
-    };
-  }
-  if (!quarantine) return ex.apply(rows, report, nullptr, row_source);
-  Expectations::Dropped dropped;
-  ARROW_ASSIGN_OR_RAISE(auto kept, ex.apply(rows, report, &dropped, row_source));
-  if (dropped.rows) {
-    ARROW_ASSIGN_OR_RAISE(auto source_rows, cp::Take(input_rows, dropped.indices));
-    ARROW_ASSIGN_OR_RAISE(auto qrows, quarantine_rows(dropped, source_rows.make_array()));
-    report.rows_quarantined += qrows->num_rows();
-    ARROW_RETURN_NOT_OK(quarantine->write(*qrows));
-  }
-  return kept;
+  return ops;
 }
 
 arrow::Result<SideTable*> FlowRunner::open_quarantine(const Dataset& d, StreamingCommit& commit) const {
@@ -145,10 +113,10 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;
   spec.schema = schema;
-  spec.to_table_rows = [&](const arrow::RecordBatch& rows) -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-    ARROW_ASSIGN_OR_RAISE(auto conformed, delta::conform_batch(rows, schema));
-    return ex.apply(conformed, report);
-  };
+  exec::OperatorChain operators;
+  operators.add(std::make_unique<ConformOperator>(schema));
+  operators.add(std::make_unique<ExpectationsOperator>(ex, report, nullptr, nullptr));
+  spec.operators = &operators;
   ARROW_ASSIGN_OR_RAISE(auto r, run_stream_join_flow(plan, spec));
   report.rows_read += r.rows_read;
   report.rows_written += r.rows_written;

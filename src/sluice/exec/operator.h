@@ -1,0 +1,103 @@
+// The batch operator interface every step of a flow implements, and the chain that runs them
+// one after the other. Shaped after Velox's Operator (addInput / getOutput / noMoreInput) and
+// DuckDB's PhysicalOperator (Execute / Sink / Finalize), plus what both lack and sluice's
+// event-time operators need: state that can be snapshotted and restored (DESIGN.md §4).
+#pragma once
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/exec/event_time_operator.h"
+
+namespace sluice::exec {
+
+// A batch moving through a flow's operators: the rows, and where they came from.
+struct OperatorBatch {
+  std::shared_ptr<arrow::RecordBatch> rows;
+  // The source rows `rows` derive from (Kafka rows with topic/partition/offset, or a chunk of
+  // an upstream table's commit) and how each row of `rows` maps to them (`lineage`).
+  std::shared_ptr<arrow::RecordBatch> source;
+  std::shared_ptr<arrow::Array> source_rows;  // int64, with kSourceRows
+  enum class Lineage {
+    kSameRows,    // row i is row i of `source`
+    kSourceRows,  // row i is row source_rows[i] of `source` (a filter dropped some)
+    kNone,        // no single source row per row (window aggregates, joins)
+  };
+  Lineage lineage = Lineage::kSameRows;
+  // For a source whose rows do not carry their position (an upstream Delta table): the
+  // upstream version whose commit added them; -1 otherwise.
+  int64_t source_version = -1;
+
+  // A batch straight from a source: every row is its own source row.
+  static OperatorBatch from_source(std::shared_ptr<arrow::RecordBatch> rows, int64_t source_version = -1);
+};
+
+// Rows and batches an operator took and gave, for metrics.
+struct OperatorMetrics {
+  int64_t batches_in = 0;
+  int64_t rows_in = 0;
+  int64_t rows_out = 0;
+};
+
+// Thread-compatible: one flow run pushes into it from one thread at a time. Virtual per batch,
+// never per row.
+class BatchOperator {
+ public:
+  virtual ~BatchOperator() = default;
+
+  // For metrics and messages ("project/filter", "expectations", ...).
+  virtual std::string name() const = 0;
+  // Consumes one batch; returns the rows it gives now (a stateful operator may hold rows back
+  // and give none: zero rows). Every batch is pushed, even one of zero rows: an event-time
+  // operator's watermark and idleness move with the batches.
+  virtual arrow::Result<OperatorBatch> push(OperatorBatch batch) = 0;
+  // The end of this run's input: rows still held that the end releases. Streaming operators
+  // keep their rows in state across runs and give none.
+  virtual arrow::Result<std::vector<OperatorBatch>> finish() { return std::vector<OperatorBatch>{}; }
+
+  // Stateful operators (event time): whether the operator holds state across batches, a copy
+  // of it (sharing the buffered arrays) to save with a commit, and the restore of a saved one.
+  virtual bool stateful() const { return false; }
+  virtual arrow::Result<WindowState> snapshot() const;
+  virtual arrow::Status restore(WindowState state);
+
+  const OperatorMetrics& metrics() const { return metrics_; }
+
+ protected:
+  friend class OperatorChain;
+  OperatorMetrics metrics_;
+};
+
+// Operators run in order, each one's output the next one's input; itself an operator (a
+// flow's whole transformation, as its source and sink see it).
+class OperatorChain : public BatchOperator {
+ public:
+  void add(std::unique_ptr<BatchOperator> op) { ops_.push_back(std::move(op)); }
+  const std::vector<std::unique_ptr<BatchOperator>>& operators() const { return ops_; }
+
+  std::string name() const override;
+  arrow::Result<OperatorBatch> push(OperatorBatch batch) override;
+  // Each operator's finish() output goes through the operators after it.
+  arrow::Result<std::vector<OperatorBatch>> finish() override;
+  // The chain is stateful if one of its operators is; snapshot/restore need exactly one such.
+  bool stateful() const override;
+  arrow::Result<WindowState> snapshot() const override;
+  arrow::Status restore(WindowState state) override;
+
+  // push() for a batch straight from a source, returning only the rows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> push_rows(std::shared_ptr<arrow::RecordBatch> rows,
+                                                               int64_t source_version = -1);
+
+ private:
+  arrow::Result<OperatorBatch> push_from(size_t first, OperatorBatch batch);
+  const BatchOperator* the_stateful_operator() const;
+
+  std::vector<std::unique_ptr<BatchOperator>> ops_;
+};
+
+}  // namespace sluice::exec
