@@ -62,19 +62,33 @@ def write_pipeline(folder, query, bootstrap, topic):
     return folder
 
 
+# Runs argv[2:] with its stdout in the file argv[1]; prints "wall_s cpu_s maxrss_kib exit" of
+# that child (wait4).
+_RUSAGE = """import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+print(time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_once(pipe):
-    """`sluice run pipe --once` under GNU time: (wall s, peak RSS MiB, CPU s). Not wait4 from
-    here: a child forked from this process (which holds the oracle's tables) inherits its
-    high-water RSS mark, so ru_maxrss would report this process's size, not sluice's."""
-    stats = pipe / "time.txt"
-    with open(pipe / "sluice.out", "w") as out, open(pipe / "sluice.err", "w") as err:
-        rc = subprocess.call(["/usr/bin/time", "-o", str(stats), "-f", "%e %U %S %M",
-                              str(SLUICE), "run", str(pipe), "--once"], stdout=out, stderr=err)
-    if rc != 0:
-        sys.exit(f"sluice run {pipe} --once failed ({rc}):\n{(pipe / 'sluice.out').read_text()}"
-                 f"{(pipe / 'sluice.err').read_text()}")
-    wall, user, system, rss_kb = stats.read_text().split()[-4:]
-    return float(wall), int(rss_kb) / 1024, float(user) + float(system)
+    """`sluice run pipe --once`: (wall s, peak RSS MiB, CPU s). Measured by a small interpreter
+    started between this process and sluice: a child forked straight from this process (which
+    holds the oracle's tables) would inherit its high-water RSS mark, so its ru_maxrss would
+    show this process's size rather than sluice's."""
+    with open(pipe / "sluice.err", "w") as err:
+        meas = subprocess.run([sys.executable, "-S", "-c", _RUSAGE, str(pipe / "sluice.out"),
+                               str(SLUICE), "run", str(pipe), "--once"],
+                              stdout=subprocess.PIPE, stderr=err, text=True)
+    fields = meas.stdout.split()
+    if meas.returncode != 0 or len(fields) != 4 or int(fields[3]) != 0:
+        sys.exit(f"sluice run {pipe} --once failed ({meas.stdout.strip()}):\n{(pipe / 'sluice.err').read_text()}")
+    wall, cpu, rss_kib, _ = fields
+    return float(wall), int(rss_kib) / 1024, float(cpu)
 
 
 def read_result(storage, query):
