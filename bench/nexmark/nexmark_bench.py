@@ -7,7 +7,8 @@ generated JSON lines), and timed by CPU: events/s per core = events in the topic
 of the sluice process (user + system, wait4), beside Flink's published per-core figure
 (github.com/nexmark/nexmark README, "Benchmark Results": Flink 1.13, 8 workers x 8 cores,
 100M events, datagen source, blackhole sink). Optionally (--spark) the stateless queries in
-PySpark Structured Streaming (Trigger.AvailableNow, Kafka -> Delta) on the same topic.
+PySpark Structured Streaming (Trigger.AvailableNow, Kafka -> Delta) on the same topic
+(q0-q2 by default; q3 too with --spark-queries).
 
 The topic has one partition by default: with several, sluice's Kafka watermark (the minimum over
 the partitions that have delivered rows so far) can run ahead of a partition whose first fetch
@@ -104,8 +105,8 @@ def main():
     ap.add_argument("--queries", default=",".join(QUERIES))
     ap.add_argument("--repeat", type=int, default=1, help="rounds over the queries (best CPU reported)")
     ap.add_argument("--partitions", type=int, default=1)
-    ap.add_argument("--spark", action="store_true", help="also run q0-q2 in PySpark Structured Streaming")
-    ap.add_argument("--spark-queries", default="q0,q1,q2")
+    ap.add_argument("--spark", action="store_true", help="also run --spark-queries in PySpark Structured Streaming")
+    ap.add_argument("--spark-queries", default="q0,q1,q2", help="of q0, q1, q2, q3")
     ap.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "49092")))
     ap.add_argument("--bootstrap", help="use this running broker instead of starting one")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")

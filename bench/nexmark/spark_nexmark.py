@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The stateless Nexmark queries (q0, q1, q2) in PySpark Structured Streaming + delta-spark, as
+"""Nexmark q0, q1, q2 (stateless) and q3 (an unbounded stream-stream join) in PySpark Structured Streaming + delta-spark, as
 sluice runs them: the Nexmark topic (JSON, bench/nexmark/generate.py) -> from_json with the same
 schema -> the query -> a Delta table, with Trigger.AvailableNow (= `sluice run --once`), local[2].
 
@@ -35,11 +35,14 @@ SCHEMA = ("event_type INT, "
           "dateTime: TIMESTAMP, expires: TIMESTAMP, seller: BIGINT, category: BIGINT, extra: STRING>, "
           "bid STRUCT<auction: BIGINT, bidder: BIGINT, price: BIGINT, channel: STRING, url: STRING, "
           "dateTime: TIMESTAMP, extra: STRING>")
-# The queries over the view `bid` (bench/nexmark/queries/q0.sql .. q2.sql, column for column).
+# The queries over the views `bid`, `person`, `auction` (bench/nexmark/queries/, column for
+# column; q3 as Flink runs it: an inner stream-stream join with no watermark, all state kept).
 QUERIES = {
     "q0": "SELECT auction, bidder, price, channel, url, dateTime, extra FROM bid",
     "q1": "SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bid",
     "q2": "SELECT auction, price FROM bid WHERE auction % 123 = 0",
+    "q3": """SELECT P.name, P.city, P.state, A.id FROM auction A JOIN person P ON A.seller = P.id
+             WHERE A.category = 10 AND P.state IN ('OR', 'ID', 'CA')""",
 }
 
 
@@ -74,7 +77,8 @@ def job(args):
            .option("subscribe", args.topic).option("startingOffsets", "earliest").load())
     raw.selectExpr(f"from_json(CAST(value AS STRING), '{SCHEMA}') AS e").selectExpr("e.*") \
         .createOrReplaceTempView("nexmark")
-    spark.sql("SELECT bid.* FROM nexmark WHERE event_type = 2").createOrReplaceTempView("bid")
+    for view, event_type in (("person", 0), ("auction", 1), ("bid", 2)):
+        spark.sql(f"SELECT {view}.* FROM nexmark WHERE event_type = {event_type}").createOrReplaceTempView(view)
     query = (spark.sql(QUERIES[args.query]).writeStream.format("delta")
              .option("checkpointLocation", str(args.out / "_checkpoint"))
              .trigger(availableNow=True).start(str(args.out / "table")))

@@ -1,7 +1,7 @@
 -- Nexmark q7, highest bid: the bids with the highest price of their 10-second window. The
 -- maximum per window is a streaming window over the bids; the bids that match it are a
 -- stream-stream join bounded to the window (Flink's BETWEEN window_end - 10 s AND window_end).
-CREATE OR REFRESH STREAMING TABLE q7_bids AS SELECT * FROM STREAM(bid);
+CREATE OR REFRESH STREAMING TABLE q7_bids AS SELECT auction, bidder, price, dateTime, extra FROM STREAM(bid);
 
 CREATE OR REFRESH STREAMING TABLE q7_max_price AS
 SELECT max(price) AS maxprice, window.end AS window_end
