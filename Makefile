@@ -5,7 +5,7 @@ SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
 
-.PHONY: all setup build unit integration test test-asan run bench fuzz fuzz-ci clean distclean
+.PHONY: all setup build unit integration test test-asan run bench bench-nexmark fuzz fuzz-ci clean distclean
 
 all: build
 
@@ -46,6 +46,13 @@ bench: build
 	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/window_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/stream_join_bench.py --port $(BENCH_KAFKA_PORT)
+	$(MAKE) bench-nexmark
+
+# Nexmark q0-q5, q7, q8 in sluice SQL, each checked against a DuckDB oracle, CPU per event beside
+# Flink's published per-core figures; NEXMARK_SPARK=1 adds q0-q2 in Spark Structured Streaming.
+NEXMARK_EVENTS ?= 1000000
+bench-nexmark: build
+	.venv/bin/python bench/nexmark/nexmark_bench.py --port $(BENCH_KAFKA_PORT) --events $(NEXMARK_EVENTS) $(if $(NEXMARK_SPARK),--spark)
 
 clean:
 	rm -rf build build-debug build-fuzz
