@@ -6,8 +6,8 @@ Delta table, parses the JSON and applies the expectations (the two DROP ROW ones
 all three counted with Dataset.observe, as DLT reports expectation metrics).
 
 Run by bench/spark_side_by_side.py inside bench/proctree.py, which measures the whole process
-tree (this driver and its JVM). Writes a JSON summary (query durations, rows, observed metrics)
-to --summary. Usage:
+tree (this driver and its JVM). Writes a JSON summary (query durations, rows, observed metrics,
+CPU seconds of driver + JVM for start-up, bronze and silver from /proc) to --summary. Usage:
   spark_pipeline_job.py --bootstrap HOST:PORT --topic T --work DIR --summary FILE
                         [--cores 2] [--driver-memory 1g] [--include-headers]
 """
@@ -51,6 +51,16 @@ def session(args):
     return spark
 
 
+def process_cpu(pids):
+    """User + system CPU seconds so far of the given live processes (/proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_query(query):
     """Waits for an AvailableNow query; returns (seconds, input rows, observed metrics)."""
     t = time.perf_counter()
@@ -81,6 +91,9 @@ def main():
     t0 = time.perf_counter()
     spark = session(args)
     startup = time.perf_counter() - t0
+    # This driver and the JVM it started (spark-class execs java in the Popen'd process).
+    pids = [os.getpid(), spark.sparkContext._gateway.proc.pid]
+    cpu_startup = process_cpu(pids)
     from pyspark.sql import functions as F
 
     bronze_path, silver_path = str(args.work / "tables" / "events_bronze"), str(args.work / "tables" / "events_silver")
@@ -96,6 +109,7 @@ def main():
               .option("checkpointLocation", str(checkpoints / "events_bronze"))
               .trigger(availableNow=True).start(bronze_path))
     bronze_s, bronze_rows, _ = run_query(bronze)
+    cpu_bronze = process_cpu(pids)
 
     parsed = (spark.readStream.format("delta").load(bronze_path)
               .select(F.from_json(F.col("value").cast("string"), EVENT_SCHEMA).alias("e"),
@@ -118,9 +132,12 @@ def main():
               .option("checkpointLocation", str(checkpoints / "events_silver"))
               .trigger(availableNow=True).start(silver_path))
     silver_s, silver_rows, observed = run_query(silver)
+    cpu_silver = process_cpu(pids)
 
     summary = dict(startup_s=startup, bronze_s=bronze_s, bronze_input_rows=bronze_rows,
-                   silver_s=silver_s, silver_input_rows=silver_rows, observed=observed)
+                   silver_s=silver_s, silver_input_rows=silver_rows, observed=observed,
+                   cpu_startup_s=cpu_startup, cpu_bronze_s=cpu_bronze - cpu_startup,
+                   cpu_silver_s=cpu_silver - cpu_bronze)
     args.summary.write_text(json.dumps(summary))
     spark.stop()
 
