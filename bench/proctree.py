@@ -7,7 +7,9 @@ This process makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so e
 descendant that outlives its parent (e.g. the JVM a PySpark driver starts) is re-parented here
 and reaped here: getrusage(RUSAGE_CHILDREN) then holds the exact user + system CPU of every
 process of the tree, however short-lived. Peak RSS is sampled every 50 ms as the sum of the
-resident set of every live descendant (/proc/<pid>/task/<tid>/children, /proc/<pid>/statm);
+resident set of every live descendant (/proc/<pid>/task/<tid>/children, /proc/<pid>/statm;
+a child still sharing its parent's address space, as a spawned process before its exec, is
+counted once);
 the largest single process's ru_maxrss is reported too. The measurement ends when the last
 descendant has exited. Writes {"wall_s", "cpu_user_s", "cpu_sys_s", "cpu_s", "peak_tree_rss_mib",
 "max_process_rss_mib", "samples", "returncode"} to OUT; exits with CMD's exit code.
@@ -38,20 +40,34 @@ def children(pid):
     return out
 
 
+def statm(pid):
+    """(size, resident) in pages, or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            fields = f.read().split()
+        return int(fields[0]), int(fields[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
 def tree_rss(root):
-    """Sum of the RSS (bytes) of root's live descendants (root itself excluded)."""
-    total, stack, seen = 0, children(root), set()
+    """Sum of the RSS (bytes) of root's live descendants (root itself excluded). A child whose
+    (size, resident) equals its parent's shares the parent's pages (a posix_spawn/vfork child
+    before its exec, e.g. the `chmod` Hadoop starts from the JVM; or a fork not yet written
+    to) and is not counted again."""
+    total, seen = 0, set()
+    stack = [(pid, None) for pid in children(root)]
     while stack:
-        pid = stack.pop()
+        pid, parent_mem = stack.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
-        except (FileNotFoundError, ProcessLookupError):
+        mem = statm(pid)
+        if mem is None:
             continue
-        stack.extend(children(pid))
+        if mem != parent_mem:
+            total += mem[1] * PAGE
+        stack.extend((c, mem) for c in children(pid))
     return total
 
 

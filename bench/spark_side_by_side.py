@@ -174,7 +174,7 @@ def compare(args, broker, work, payload_file):
 
 def raw(r):
     text = (f"wall {r['wall_s']:.1f}s cpu {r['cpu_s']:.1f}s (user {r['cpu_user_s']:.1f} sys {r['cpu_sys_s']:.1f}) "
-            f"rss {r['peak_tree_rss_mib']:.0f}MiB bronze {r['bronze_s']:.1f}s silver {r['silver_s']:.1f}s")
+            f"rss {r['peak_tree_rss_mib']:.0f}MiB (largest process {r['max_process_rss_mib']:.0f}MiB) bronze {r['bronze_s']:.1f}s silver {r['silver_s']:.1f}s")
     if "cpu_queries_s" in r:
         text += f" startup-cpu {r['cpu_startup_s']:.1f}s query-cpu {r['cpu_queries_s']:.1f}s"
     return text + ("" if r["ok"] else " MISMATCH")
@@ -201,6 +201,7 @@ def report(args, runs, expected, reference, loads):
           f"{least['spark'] / least['sluice']:12.1f}x")
     print(f"  {'CPU per event':18} {a['cpu_s'] / n * 1e6:10.2f}us {b['cpu_s'] / n * 1e6:10.2f}us")
     line("peak RSS (tree)", "peak_tree_rss_mib", "Mi", "{:10.0f}")
+    line("largest process", "max_process_rss_mib", "Mi", "{:10.0f}")
     print(f"  {'events/s (wall)':18} {n / a['wall_s'] / 1e6:10.3f}M  {n / b['wall_s'] / 1e6:10.3f}M")
     print(f"  Spark JVM + session start-up {b['startup_s']:.1f} s wall, {b['cpu_startup_s']:.1f} CPU-s; CPU in its two "
           f"queries alone {b['cpu_queries_s']:.1f} s = {b['cpu_queries_s'] / a['cpu_s']:.1f}x sluice's whole process")
