@@ -33,6 +33,12 @@ def session(args):
     missing = [d for d in (DELTA_JARS, KAFKA_JARS) if not any(d.glob("*.jar"))]
     if missing:
         sys.exit(f"no jars in {', '.join(map(str, missing))}: run scripts/setup.sh (make setup)")
+    import pyspark
+    kafka_jar = next(KAFKA_JARS.glob("spark-sql-kafka-0-10_2.13-*.jar"), None)
+    if kafka_jar is None or not kafka_jar.stem.endswith("-" + pyspark.__version__):
+        sys.exit(f"{KAFKA_JARS} has {kafka_jar.name if kafka_jar else 'no spark-sql-kafka jar'} but pyspark is "
+                 f"{pyspark.__version__}: make tools/spark-kafka/pom.xml's spark.version and requirements.txt's "
+                 "pyspark agree, then run scripts/setup.sh")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (SparkSession.builder.master(f"local[{args.cores}]").appName("sluice-bench-spark")
              .config("spark.jars", ",".join(jars))
