@@ -39,17 +39,22 @@ fuzz-ci:
 	scripts/fuzz.sh 60
 
 # Delta append vs deltalake, then Kafka -> bronze -> silver throughput and continuous latency
-# (starts its own broker on BENCH_KAFKA_PORT). Results go to BENCHMARKS.md by hand.
+# (starts its own broker on BENCH_KAFKA_PORT), then the same bronze + silver in Spark Structured
+# Streaming side by side (SPARK_BENCH_EVENTS events, best of SPARK_BENCH_REPEAT runs of each).
+# Results go to BENCHMARKS.md by hand.
 BENCH_KAFKA_PORT ?= 49092
+SPARK_BENCH_EVENTS ?= 5000000
+SPARK_BENCH_REPEAT ?= 2
 bench: build
 	.venv/bin/python bench/delta_append_bench.py
 	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/window_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/stream_join_bench.py --port $(BENCH_KAFKA_PORT)
+	.venv/bin/python bench/spark_side_by_side.py --port $(BENCH_KAFKA_PORT) --events $(SPARK_BENCH_EVENTS) --repeat $(SPARK_BENCH_REPEAT)
 	$(MAKE) bench-nexmark
 
 # Nexmark q0-q5, q7, q8 in sluice SQL, each checked against a DuckDB oracle, CPU per event beside
-# Flink's published per-core figures; NEXMARK_SPARK=1 adds q0-q2 in Spark Structured Streaming.
+# Flink's published per-core figures; NEXMARK_SPARK=1 adds q0-q3 in Spark Structured Streaming.
 NEXMARK_EVENTS ?= 1000000
 bench-nexmark: build
 	.venv/bin/python bench/nexmark/nexmark_bench.py --port $(BENCH_KAFKA_PORT) --events $(NEXMARK_EVENTS) $(if $(NEXMARK_SPARK),--spark)

@@ -61,6 +61,8 @@ fetch_jars() {  # fetch_jars <pom> <folder under .deps> <what> [extra mvn argume
 fetch_jars tools/kafka/pom.xml kafka "Apache Kafka jars" -DincludeScope=runtime
 # pyspark ships Spark, Scala and Hadoop: only Delta's own jars are needed.
 fetch_jars tools/spark/pom.xml spark "Delta Lake jars for Spark" -DexcludeTransitive=true
+# Spark's Kafka source for the Spark side-by-side benchmark (bench/spark_side_by_side.py).
+fetch_jars tools/spark-kafka/pom.xml spark-kafka "Spark Kafka source jars" -DexcludeTransitive=true
 # Apicurio Registry (Confluent-compatible schema registry API) for the Avro tests: Apicurio
 # publishes its ready-to-run server on Maven Central as apicurio-registry-app:<v>:tar.gz:all.
 APICURIO_HASH=$(sha256sum tools/apicurio/pom.xml | cut -c1-16)
