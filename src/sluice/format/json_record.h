@@ -7,12 +7,15 @@
 #if defined(__SSE2__) && !defined(RAPIDJSON_SSE2)
 #define RAPIDJSON_SSE2
 #endif
+#if defined(RAPIDJSON_STRTOD_) && !defined(SLUICE_RAPIDJSON_STRTOD_PATCHED)
+#error "include sluice/format/json_record.h before any RapidJSON header (it patches RapidJSON's strtod.h)"
+#endif
+#include "sluice/format/json_rapidjson_strtod.h"  // before <rapidjson/document.h>: replaces its strtod.h
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -43,7 +46,6 @@ class JsonRecordParser {
     doc_.SetNull();  // nothing may point into the pool when it restarts (a failed parse keeps the old value)
     pool_.Clear();
     too_deep_offset_ = -1;
-    result_.Clear();
     while (!text.empty() && text.back() == '\0') text.remove_suffix(1);  // C strings sent with their NUL
     const void* nul = text.empty() ? nullptr : std::memchr(text.data(), '\0', text.size());
     nul_offset_ = nul ? static_cast<const char*>(nul) - text.data() : -1;
@@ -60,17 +62,10 @@ class JsonRecordParser {
     // RapidJSON's SSE2 scanning loads aligned 16-byte blocks, up to 15 bytes past the text's
     // terminating NUL: keep them inside the buffer (found by the json_decoder fuzzer under ASan).
     scratch_.append(kSimdPadding, '\0');
-    // What doc_.ParseInsitu<kFlags> does, through ZeroSafeHandler (see there).
-    rapidjson::InsituStringStream stream(scratch_.data());
-    auto generate = [&](rapidjson::Document& doc) {
-      ZeroSafeHandler handler{doc, stream};
-      result_ = reader_.Parse<kFlags | rapidjson::kParseInsituFlag>(stream, handler);
-      return !result_.IsError();
-    };
-    doc_.Populate(generate);
+    doc_.ParseInsitu<kFlags>(scratch_.data());
     return doc_;
   }
-  bool failed() const { return nul_offset_ >= 0 || too_deep_offset_ >= 0 || result_.IsError(); }
+  bool failed() const { return nul_offset_ >= 0 || too_deep_offset_ >= 0 || doc_.HasParseError(); }
   // What failed, with its byte offset ("invalid JSON at byte 7: ...").
   std::string error() const {
     if (nul_offset_ >= 0) return "invalid JSON at byte " + std::to_string(nul_offset_) + ": a NUL byte";
@@ -79,8 +74,8 @@ class JsonRecordParser {
              std::to_string(too_deep_offset_) + " (sluice's limit: deeper columns are not readable by every Delta " +
              "reader); flatten the record, or send the deep part as a JSON string";
     }
-    return "invalid JSON at byte " + std::to_string(result_.Offset()) + ": " +
-           rapidjson::GetParseError_En(result_.Code());
+    return "invalid JSON at byte " + std::to_string(doc_.GetErrorOffset()) + ": " +
+           rapidjson::GetParseError_En(doc_.GetParseError());
   }
   rapidjson::Document& doc() { return doc_; }
 
@@ -171,49 +166,6 @@ class JsonRecordParser {
     return v;
   }
 
-  // Forwards every SAX event to the document, correcting one value: RapidJSON 1.1.0's
-  // full-precision conversion of a number whose digits are all zero but whose exponent is
-  // outside the fast path (`0e92`, `0.0e-23`, `0.` + 23 zeros) normalises a zero significand
-  // (__builtin_clzll(0), undefined; Tencent/rapidjson#1249, fixed upstream by #1290 after the
-  // release Debian ships) and returns an arbitrary power of two (gcc -O2: 0e92 -> 3.9e289). Such
-  // a result has an all-zero mantissa, so only those doubles are checked against their text:
-  // while the reader is inside ParseNumber, `stream` still points at the number's first
-  // character (ParseNumber works on a local copy of an in-situ stream and writes the position
-  // back when it returns; the static_assert keeps that premise visible).
-  struct ZeroSafeHandler {
-    static_assert(rapidjson::StreamTraits<rapidjson::InsituStringStream>::copyOptimization == 1);
-    rapidjson::Document& doc;
-    const rapidjson::InsituStringStream& stream;
-    bool Null() { return doc.Null(); }
-    bool Bool(bool b) { return doc.Bool(b); }
-    bool Int(int i) { return doc.Int(i); }
-    bool Uint(unsigned u) { return doc.Uint(u); }
-    bool Int64(int64_t i) { return doc.Int64(i); }
-    bool Uint64(uint64_t u) { return doc.Uint64(u); }
-    bool Double(double d) {
-      uint64_t bits;
-      std::memcpy(&bits, &d, sizeof bits);
-      if ((bits & 0x000F'FFFF'FFFF'FFFFull) == 0 && d != 0.0) {
-        const char* p = stream.src_;
-        const bool minus = *p == '-';
-        if (minus) ++p;
-        bool zero = *p == '0';
-        for (; zero && ((*p >= '0' && *p <= '9') || *p == '.'); ++p) zero = *p == '0' || *p == '.';
-        if (zero) d = minus ? -0.0 : 0.0;
-      }
-      return doc.Double(d);
-    }
-    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return doc.RawNumber(s, n, copy); }
-    bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc.String(s, n, copy); }
-    bool StartObject() { return doc.StartObject(); }
-    bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc.Key(s, n, copy); }
-    bool EndObject(rapidjson::SizeType n) { return doc.EndObject(n); }
-    bool StartArray() { return doc.StartArray(); }
-    bool EndArray(rapidjson::SizeType n) { return doc.EndArray(n); }
-  };
-
-  rapidjson::Reader reader_;  // keeps its stack (number digits) between records
-  rapidjson::ParseResult result_;
   std::ptrdiff_t nul_offset_ = -1;  // of a NUL byte in the text, or -1
   std::ptrdiff_t too_deep_offset_ = -1;  // of the first container nested too deep, or -1
   rapidjson::Document doc_{&pool_};
