@@ -1,6 +1,6 @@
 # sluice: `make run` (demo) and `make test` (everything) set up what is missing first.
-# `make test` = unit + integration (gcc Release build). test-asan and fuzz-ci (clang build-fuzz/) run
-# on their own until the fuzz findings in fuzz/open-findings/ are fixed (docs/decisions.md).
+# `make test` = unit + integration (gcc Release build), then test-asan and fuzz-ci (the clang
+# ASan + UBSan build in build-fuzz/, docs/decisions.md).
 SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
@@ -26,7 +26,7 @@ integration: build
 test-asan:
 	scripts/asan-tests.sh
 
-test: unit integration
+test: unit integration test-asan fuzz-ci
 
 run: build
 	scripts/demo.sh

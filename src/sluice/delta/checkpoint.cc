@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -328,14 +330,93 @@ arrow::Result<std::vector<Action>> checkpoint_actions(const arrow::Table& table)
   return actions;
 }
 
+// Memory a checkpoint of `file_bytes` may take to decode: Parquet trusts sizes and counts in
+// its page headers before it has read the data they describe (a dictionary page of a few bytes
+// claiming 600 million strings made Arrow allocate 9.7 GB: fuzz/corpus/delta_checkpoint/oom-*),
+// and run-length encoding lets a few bytes stand for any number of values. The checkpoints
+// Delta writers produce decode to a few times their size (unique paths and stats strings).
+constexpr int64_t kMinDecodeBudget = int64_t{256} << 20;
+constexpr int64_t kDecodeBudgetPerFileByte = 32;
+int64_t decode_budget(int64_t file_bytes) {
+  return std::max(kMinDecodeBudget, file_bytes > (int64_t{1} << 40) / kDecodeBudgetPerFileByte
+                                        ? int64_t{1} << 40
+                                        : file_bytes * kDecodeBudgetPerFileByte);
+}
+
+// A pool that refuses to hold more than `limit` bytes at once (its own allocations only,
+// unlike arrow::CappedMemoryPool, which caps the wrapped pool's total across all its users).
+class BudgetPool final : public arrow::MemoryPool {
+ public:
+  BudgetPool(arrow::MemoryPool* wrapped, int64_t limit) : wrapped_(wrapped), limit_(limit) {}
+  using arrow::MemoryPool::Allocate;
+  using arrow::MemoryPool::Reallocate;
+  arrow::Status Allocate(int64_t size, int64_t alignment, uint8_t** out) override {
+    ARROW_RETURN_NOT_OK(reserve(size));
+    auto st = wrapped_->Allocate(size, alignment, out);
+    if (!st.ok()) used_ -= size;
+    return st;
+  }
+  arrow::Status Reallocate(int64_t old_size, int64_t new_size, int64_t alignment, uint8_t** ptr) override {
+    const int64_t grow = new_size - old_size;
+    if (grow > 0) ARROW_RETURN_NOT_OK(reserve(grow));
+    auto st = wrapped_->Reallocate(old_size, new_size, alignment, ptr);
+    if (!st.ok()) {
+      if (grow > 0) used_ -= grow;
+    } else if (grow < 0) {
+      used_ += grow;
+    }
+    return st;
+  }
+  void Free(uint8_t* buffer, int64_t size, int64_t alignment) override {
+    wrapped_->Free(buffer, size, alignment);
+    used_ -= size;
+  }
+  int64_t bytes_allocated() const override { return used_; }
+  int64_t total_bytes_allocated() const override { return wrapped_->total_bytes_allocated(); }
+  int64_t num_allocations() const override { return wrapped_->num_allocations(); }
+  std::string backend_name() const override { return wrapped_->backend_name(); }
+  // The largest request refused, or 0.
+  int64_t refused() const { return refused_; }
+
+ private:
+  arrow::Status reserve(int64_t bytes) {
+    if (bytes > limit_ - used_) {
+      refused_ = std::max<int64_t>(refused_, bytes);
+      return arrow::Status::OutOfMemory("decoding budget exceeded");
+    }
+    used_ += bytes;
+    return arrow::Status::OK();
+  }
+  arrow::MemoryPool* wrapped_;
+  const int64_t limit_;
+  std::atomic<int64_t> used_{0};
+  std::atomic<int64_t> refused_{0};
+};
+
 arrow::Result<std::vector<Action>> read_checkpoint_file(
     std::shared_ptr<arrow::io::RandomAccessFile> input) {
-  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
-  ARROW_ASSIGN_OR_RAISE(auto table, reader->ReadTable());
+  ARROW_ASSIGN_OR_RAISE(const int64_t file_bytes, input->GetSize());
+  BudgetPool pool(arrow::default_memory_pool(), decode_budget(file_bytes));  // outlives the reader and table
+  auto refused = [&](const arrow::Status& st) -> arrow::Status {
+    if (pool.refused() == 0) return st;
+    return invalid("decoding it would take more than {} MiB ({} bytes asked for at once; the file has {} bytes): "
+                   "its Parquet pages claim far more values than the file holds, so it is corrupt or not a "
+                   "checkpoint a Delta writer made; restore it from a backup, or remove it and the "
+                   "_delta_log/_last_checkpoint naming it so that readers replay the JSON commits instead (if "
+                   "they are all kept)",
+                   decode_budget(file_bytes) >> 20, pool.refused(), file_bytes);
+  };
+  parquet::arrow::FileReaderBuilder builder;
+  auto opened = builder.Open(input, parquet::ReaderProperties(&pool));
+  if (!opened.ok()) return refused(opened);
+  auto reader = builder.memory_pool(&pool)->Build();
+  if (!reader.ok()) return refused(reader.status());
+  auto table = (*reader)->ReadTable();
+  if (!table.ok()) return refused(table.status());
   // Full validation: offsets in bounds and strings valid UTF-8 (a string that is not would
   // make every later JSON dump of the action throw).
-  ARROW_RETURN_NOT_OK(table->ValidateFull());
-  return checkpoint_actions(*table);
+  ARROW_RETURN_NOT_OK((*table)->ValidateFull());
+  return checkpoint_actions(**table);
 }
 
 }  // namespace

@@ -5,9 +5,18 @@
 #include <arrow/compute/api.h>
 #include <fmt/format.h>
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <optional>
 #include <regex>
+#include <utility>
+#include <vector>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
@@ -95,8 +104,76 @@ arrow::Status ExpressionBinder::error(const Expr& at, const std::string& message
   return arrow::Status::Invalid(sql::format_error(file_, at.loc, message));
 }
 
+namespace {
+
+// Levels of the expression tree, counted without recursion (the tree is as deep as the parser
+// allows: sql::kMaxNestingDepth).
+int expr_depth(const Expr& root) {
+  int deepest = 0;
+  std::vector<std::pair<const Expr*, int>> todo{{&root, 1}};
+  while (!todo.empty()) {
+    auto [e, depth] = todo.back();
+    todo.pop_back();
+    deepest = std::max(deepest, depth);
+    for (const auto& a : e->args) {
+      if (a) todo.emplace_back(a.get(), depth + 1);
+    }
+  }
+  return deepest;
+}
+
+// bind_node recurses once or twice per level, and its frames are large in a sanitizer build
+// (ASan keeps every local of the big switch in its own slot: over 32 KiB a level, so 256 levels
+// overflowed the 8 MiB main stack). Deeper expressions than this are bound on a thread of their
+// own with kBindStackBytes of stack, whatever stack the caller has left (docs/decisions.md,
+// "Deep expressions are bound on a big stack").
+constexpr int kInlineBindDepth = 16;
+constexpr size_t kBindStackBytes = size_t{256} << 20;  // address space; only touched pages are memory
+
+// Runs `fn` on a new thread with kBindStackBytes of stack and waits for it; an exception it
+// throws is rethrown here, as if it had run on the caller's thread. `fail` makes the error
+// when no such thread can start.
+arrow::Result<BoundExpression> on_big_stack(const std::function<arrow::Result<BoundExpression>()>& fn,
+                                            const std::function<arrow::Status(const std::string&)>& fail) {
+  struct Call {
+    const std::function<arrow::Result<BoundExpression>()>* fn;
+    std::optional<arrow::Result<BoundExpression>> result;
+    std::exception_ptr error;
+  } call{&fn, std::nullopt, nullptr};
+  pthread_attr_t attr;
+  int rc = pthread_attr_init(&attr);
+  if (rc != 0) return fail(fmt::format("cannot set up a thread to bind this expression ({})", std::strerror(rc)));
+  rc = pthread_attr_setstacksize(&attr, kBindStackBytes);
+  pthread_t thread;
+  if (rc == 0) rc = pthread_create(
+      &thread, &attr,
+      [](void* p) -> void* {
+        auto* c = static_cast<Call*>(p);
+        try {
+          c->result.emplace((*c->fn)());
+        } catch (...) {
+          c->error = std::current_exception();
+        }
+        return nullptr;
+      },
+      &call);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    return fail(fmt::format(
+        "cannot start a thread with {} MiB of stack to bind this expression, nested deeper than {} levels ({}); "
+        "raise the process's thread or address-space limits, or nest the expression less deeply",
+        kBindStackBytes >> 20, kInlineBindDepth, std::strerror(rc)));
+  }
+  pthread_join(thread, nullptr);
+  if (call.error) std::rethrow_exception(call.error);
+  return std::move(*call.result);
+}
+
+}  // namespace
+
 arrow::Result<BoundExpression> ExpressionBinder::bind(const Expr& expr) const {
-  return bind_node(expr);
+  if (expr_depth(expr) <= kInlineBindDepth) return bind_node(expr);
+  return on_big_stack([&] { return bind_node(expr); }, [&](const std::string& m) { return error(expr, m); });
 }
 
 arrow::Result<BoundExpression> ExpressionBinder::make_call(

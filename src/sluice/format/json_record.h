@@ -7,6 +7,10 @@
 #if defined(__SSE2__) && !defined(RAPIDJSON_SSE2)
 #define RAPIDJSON_SSE2
 #endif
+#if defined(RAPIDJSON_STRTOD_) && !defined(SLUICE_RAPIDJSON_STRTOD_PATCHED)
+#error "include sluice/format/json_record.h before any RapidJSON header (it patches RapidJSON's strtod.h)"
+#endif
+#include "sluice/format/json_rapidjson_strtod.h"  // before <rapidjson/document.h>: replaces its strtod.h
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 

@@ -4,6 +4,9 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -124,6 +127,35 @@ TEST(HostileJsonTest, DeclaredTypesDeeperThanTheLimitAreRefused) {
             std::string::npos)
       << refused.status().message().substr(0, 400);
   EXPECT_LT(refused.status().message().size(), 600u);  // the type is not echoed whole
+}
+
+TEST(HostileJsonTest, NumbersWhoseDigitsAreAllZeroAreZeroWhateverTheExponent) {
+  // RapidJSON 1.1.0's full-precision path turned these into an arbitrary power of two (0e92 ->
+  // 3.9e289 in the gcc Release build; Tencent/rapidjson#1249), found by fuzz/json_decoder_fuzzer
+  // under UBSan (fuzz/corpus/json_decoder/crash-37f4...). Oracle: strtod, bit for bit (the sign
+  // of zero included), for them and for neighbours that took the same paths correctly.
+  const std::vector<std::string> numbers = {
+      "0e92", "-0e-30", "0.000000000000000000000000", "0.0e-23", "0E+38", "-0.00000000000000000000000e5",
+      "0e37", "0.0", "-0.0", "1.0", "2.0", "0.5", "-4.0", "1e300", "2e-300", "0.00000000000000000000001",
+      "1.00000000000000000000000e40", "9007199254740993.0", "0e9"};
+  JsonRecordParser parser;
+  for (const auto& n : numbers) {
+    auto& doc = parser.parse("[" + n + "]");
+    ASSERT_FALSE(parser.failed()) << n << ": " << parser.error();
+    const double got = doc[0].GetDouble();
+    const double want = std::strtod(n.c_str(), nullptr);
+    EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0) << n << " -> " << got << ", strtod: " << want;
+  }
+  auto d = make_json_decoder(sql::parse_ddl_schema("d DOUBLE").ValueOrDie(), {}).ValueOrDie();
+  auto out = d->decode(*binaries({R"({"d":0e92})", R"({"d":-0.0e-400})", R"({"d":12.5e1})"})).ValueOrDie();
+  EXPECT_TRUE(out.errors.empty());
+  const auto& col = static_cast<const arrow::DoubleArray&>(*out.rows->GetColumnByName("d"));
+  ASSERT_EQ(col.length(), 3);
+  EXPECT_EQ(col.Value(0), 0.0);
+  EXPECT_FALSE(std::signbit(col.Value(0)));
+  EXPECT_EQ(col.Value(1), 0.0);
+  EXPECT_TRUE(std::signbit(col.Value(1)));
+  EXPECT_EQ(col.Value(2), 125.0);
 }
 
 }  // namespace

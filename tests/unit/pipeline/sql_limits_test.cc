@@ -176,6 +176,39 @@ TEST(SqlLimitsTest, ExpressionsAtTheLimitEvaluate) {
   EXPECT_FALSE(sql::parse_expression(file).ok());  // -( ... ) is two levels: beyond the limit
 }
 
+TEST(SqlLimitsTest, DeepExpressionsBindWhateverStackTheCallerHasLeft) {
+  // The binder's frames are many times larger under ASan (256 levels of abs() overflowed the
+  // fuzzer's 8 MiB main stack: fuzz/corpus/sql_frontend/crash-2f55...), so expressions deeper
+  // than a few levels are bound on a thread of their own with a big stack: here on a caller's
+  // stack of 256 KiB, in every build. An error at the bottom keeps its line:col.
+  auto rows = numbers(10);
+  std::string calls = "x";
+  std::string bad = "nope";
+  for (int i = 0; i < 250; ++i) {
+    calls = "abs(" + calls + ")";
+    bad = "abs(" + bad + ")";
+  }
+  sql::SourceFile file{"e.sql", calls};
+  sql::SourceFile bad_file{"e.sql", bad};
+  auto parsed = sql::parse_expression(file);
+  auto bad_parsed = sql::parse_expression(bad_file);
+  ASSERT_TRUE(parsed.ok() && bad_parsed.ok());
+  arrow::Result<exec::BoundExpression> bound = arrow::Status::UnknownError("not run");
+  arrow::Result<exec::BoundExpression> bad_bound = arrow::Status::UnknownError("not run");
+  on_small_stack(
+      [&] {
+        bound = exec::ExpressionBinder(file, rows->schema()).bind(**parsed);
+        bad_bound = exec::ExpressionBinder(bad_file, rows->schema()).bind(**bad_parsed);
+      },
+      256 << 10);
+  ASSERT_TRUE(bound.ok()) << bound.status().message();
+  auto result = exec::evaluate(*bound, *rows);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_TRUE((*result)->Equals(*rows->column(0)));
+  ASSERT_FALSE(bad_bound.ok());
+  EXPECT_EQ(bad_bound.status().message().rfind("e.sql:1:1001: error: ", 0), 0u) << bad_bound.status().message();
+}
+
 TEST(SqlLimitsTest, ShortChainsKeepTheirShape) {
   // The names of unaliased columns come from the tree: chains of up to 8 terms stay left-deep.
   sql::SourceFile file{"e.sql", "a OR b OR c OR d"};
