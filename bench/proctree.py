@@ -40,34 +40,42 @@ def children(pid):
     return out
 
 
-def statm(pid):
-    """(size, resident) in pages, or None once the process is gone."""
+def memory(pid):
+    """(address-space layout, resident pages) or None once the process is gone. The layout
+    (start of code, end of code, start of stack, start of heap, arguments, environment:
+    /proc/<pid>/stat fields 26-28, 47, 48, 50) is the same for two pids only while they
+    share one address space or a fork's copy of it; an exec makes a new one."""
     try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/statm") as f:
-            fields = f.read().split()
-        return int(fields[0]), int(fields[1])
+            resident = int(f.read().split()[1])
+        # fields[i] is stat field i + 3 (pid and comm come before the split)
+        layout = tuple(fields[i - 3] for i in (26, 27, 28, 47, 48, 50))
+        return layout, resident
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
 
 
 def tree_rss(root):
-    """Sum of the RSS (bytes) of root's live descendants (root itself excluded). A child whose
-    (size, resident) equals its parent's shares the parent's pages (a posix_spawn/vfork child
-    before its exec, e.g. the `chmod` Hadoop starts from the JVM; or a fork not yet written
-    to) and is not counted again."""
+    """Sum of the RSS (bytes) of root's live descendants (root itself excluded). A child with
+    its parent's address-space layout shares the parent's pages (a posix_spawn/vfork child
+    before its exec, e.g. the `chmod` Hadoop starts from the JVM; or a fork's copy-on-write
+    pages) and is not counted again."""
     total, seen = 0, set()
     stack = [(pid, None) for pid in children(root)]
     while stack:
-        pid, parent_mem = stack.pop()
+        pid, parent_layout = stack.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        mem = statm(pid)
+        mem = memory(pid)
         if mem is None:
             continue
-        if mem != parent_mem:
-            total += mem[1] * PAGE
-        stack.extend((c, mem) for c in children(pid))
+        layout, resident = mem
+        if layout != parent_layout:
+            total += resident * PAGE
+        stack.extend((c, layout) for c in children(pid))
     return total
 
 
