@@ -1486,7 +1486,11 @@ class SqlRun {
       size_t end = first + 1;
       while (windowed && end < files.size() && files[end].version == f.version) ++end;
       std::shared_ptr<arrow::Table> table;
-      {
+      // Without event time a file is read batch by batch, so memory holds a batch, not the file.
+      std::unique_ptr<arrow::RecordBatchReader> reader;
+      if (!windowed) {
+        ARROW_ASSIGN_OR_RAISE(reader, delta::open_data_file(upstream, *up_snapshot, f.add));
+      } else {
         std::vector<std::shared_ptr<arrow::Table>> parts;
         for (size_t k = first; k < end; ++k) {
           ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(upstream, *up_snapshot, files[k].add));
@@ -1519,10 +1523,10 @@ class SqlRun {
           return windowed->consume_delta(rows, src.name, app_id, version);
         };
       }
-      arrow::TableBatchReader reader(*table);
+      if (!reader) reader = std::make_unique<arrow::TableBatchReader>(table);
       std::shared_ptr<arrow::RecordBatch> batch;
       while (true) {
-        ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+        ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
         if (!batch) break;
         report.rows_read += batch->num_rows();
         ARROW_ASSIGN_OR_RAISE(auto rows, to_table_rows(*batch, delta_positions, [&](int64_t) {
