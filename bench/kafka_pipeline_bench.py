@@ -348,7 +348,8 @@ def percentiles(latencies):
 
 
 def latency(args, broker, work, payload_file):
-    topic = "bench-latency"
+    # A running broker (--bootstrap) keeps the topics of earlier runs: a fresh one per run.
+    topic = f"bench-latency-{os.getpid()}" if broker.external else "bench-latency"
     broker.create_topic(topic)
     pipe = write_pipeline(work / "latency", broker.bootstrap, topic, continuous=True,
                           trigger_interval=args.trigger_interval)

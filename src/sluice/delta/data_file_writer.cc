@@ -4,6 +4,7 @@
 #include <arrow/io/file.h>
 #include <arrow/record_batch.h>
 #include <arrow/type.h>
+#include <arrow/util/byte_size.h>
 #include <fcntl.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
@@ -89,7 +90,18 @@ DataFileWriter::~DataFileWriter() {
 arrow::Status DataFileWriter::write(const arrow::RecordBatch& batch) {
   if (batch.num_rows() == 0) return arrow::Status::OK();
   ARROW_RETURN_NOT_OK(stats_.update(batch));
-  return io_failure(writer_->WriteRecordBatch(batch), "cannot write data file", full_path_.string());
+  if (row_group_input_bytes_ >= options_.row_group_bytes) {
+    // Flushes the buffered row group's pages to the file. Done before the next write rather
+    // than after the one that reached the bound, so a file never ends in an empty row group.
+    ARROW_RETURN_NOT_OK(io_failure(writer_->NewBufferedRowGroup(), "cannot write data file", full_path_.string()));
+    row_group_input_bytes_ = 0;
+  }
+  ARROW_RETURN_NOT_OK(io_failure(writer_->WriteRecordBatch(batch), "cannot write data file", full_path_.string()));
+  // The bytes the batch's rows span (a slice counts its part); types the helper does not
+  // know count their whole buffers.
+  auto referenced = arrow::util::ReferencedBufferSize(batch);
+  row_group_input_bytes_ += referenced.ok() ? *referenced : arrow::util::TotalBufferSize(batch);
+  return arrow::Status::OK();
 }
 
 int64_t DataFileWriter::bytes_written() const {

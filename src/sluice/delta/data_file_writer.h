@@ -25,6 +25,10 @@ enum class Compression { kZstd, kSnappy, kUncompressed };
 struct DataFileOptions {
   Compression compression = Compression::kZstd;
   int64_t row_group_rows = 1 << 20;
+  // A row group also ends once this many bytes of Arrow data went into it: the Parquet writer
+  // holds a row group's encoded pages in memory until it ends, so this bounds a file's
+  // buffer whatever the row width (1 Mi rows of 200-byte Kafka values were ~100 MB per file).
+  int64_t row_group_bytes = 64ll << 20;
   int64_t target_file_bytes = 128ll << 20;
   // Files written at once by an unpartitioned write (0: one per core), and the rows a write
   // must reach before it spreads over more than one file.
@@ -62,6 +66,7 @@ class DataFileWriter {
   std::shared_ptr<arrow::io::OutputStream> sink_;
   std::unique_ptr<parquet::arrow::FileWriter> writer_;
   StatsCollector stats_;
+  int64_t row_group_input_bytes_ = 0;  // Arrow bytes written into the open row group
   bool closed_ = false;
 };
 

@@ -8,7 +8,9 @@
 namespace sluice::delta {
 
 namespace {
-constexpr size_t kMaxQueuedBatches = 4;
+// Batches waiting per lane: one keeps a lane busy while the caller produces the next; each is
+// up to a 64 Ki-row batch (~15 MB of Kafka rows), so more only holds memory.
+constexpr size_t kMaxQueuedBatches = 1;
 }
 
 // One writer thread. Shared between the caller and the lane's thread; `mutex` guards

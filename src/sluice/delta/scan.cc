@@ -188,12 +188,75 @@ arrow::Result<std::vector<Add>> select_files(const Snapshot& snapshot,
 }
 
 namespace {
+
 constexpr int64_t kReadBatchRows = 64 * 1024;
+
+// A data file's batches conformed to the snapshot's schema: partition columns from the add
+// action's partitionValues, columns the file lacks (an older schema) as nulls.
+class DataFileBatchReader : public arrow::RecordBatchReader {
+ public:
+  DataFileBatchReader(std::string path, std::shared_ptr<arrow::Schema> schema,
+                      std::vector<std::shared_ptr<arrow::Scalar>> partition_values,
+                      std::unique_ptr<parquet::arrow::FileReader> file,
+                      std::shared_ptr<arrow::RecordBatchReader> batches)
+      : path_(std::move(path)),
+        schema_(std::move(schema)),
+        partition_values_(std::move(partition_values)),
+        file_(std::move(file)),
+        batches_(std::move(batches)) {}
+
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    if (auto st = batches_->ReadNext(&batch); !st.ok()) return context(st);
+    if (!batch) {
+      *out = nullptr;
+      return arrow::Status::OK();
+    }
+    const int64_t rows = batch->num_rows();
+    arrow::ArrayVector columns;
+    columns.reserve(schema_->num_fields());
+    for (int i = 0; i < schema_->num_fields(); ++i) {
+      const auto& field = schema_->field(i);
+      if (partition_values_[i]) {
+        ARROW_ASSIGN_OR_RAISE(auto array, arrow::MakeArrayFromScalar(*partition_values_[i], rows));
+        columns.push_back(std::move(array));
+        continue;
+      }
+      auto column = batch->GetColumnByName(field->name());
+      if (!column) {
+        ARROW_ASSIGN_OR_RAISE(auto nulls, arrow::MakeArrayOfNull(field->type(), rows));
+        columns.push_back(std::move(nulls));
+        continue;
+      }
+      auto one = arrow::RecordBatch::Make(arrow::schema({arrow::field(field->name(), column->type())}),
+                                          rows, {column});
+      auto conformed = conform_batch(*one, arrow::schema({field->WithNullable(true)}));
+      if (!conformed.ok()) return context(conformed.status());
+      columns.push_back((*conformed)->column(0));
+    }
+    *out = arrow::RecordBatch::Make(schema_, rows, std::move(columns));
+    return arrow::Status::OK();
+  }
+
+ private:
+  arrow::Status context(const arrow::Status& st) const {
+    return with_context(st, fmt::format("data file {}", path_));
+  }
+
+  const std::string path_;
+  const std::shared_ptr<arrow::Schema> schema_;
+  const std::vector<std::shared_ptr<arrow::Scalar>> partition_values_;  // by field; null: read
+  const std::unique_ptr<parquet::arrow::FileReader> file_;             // outlives batches_
+  const std::shared_ptr<arrow::RecordBatchReader> batches_;
+};
+
 }  // namespace
 
-arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,
-                                                            const Snapshot& snapshot,
-                                                            const Add& file) {
+arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const LogStore& store,
+                                                                        const Snapshot& snapshot,
+                                                                        const Add& file) {
   ARROW_ASSIGN_OR_RAISE(auto relative, uri_decode_path(file.path));
   const auto path = relative.find("://") != std::string::npos || relative.rfind('/', 0) == 0
                         ? std::filesystem::path(relative.substr(relative.find("://") == std::string::npos
@@ -205,51 +268,41 @@ arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& stor
   };
   auto input = arrow::io::ReadableFile::Open(path.string());
   if (!input.ok()) return context(input.status());
-  // Read in batches of 64 Ki rows rather than whole row groups (ReadTable): a 1 Mi-row row
-  // group of a 200-byte binary column is one 200 MB buffer grown by doubling (realloc
-  // copies and fresh pages to fault in, ~15 % of a Kafka -> silver run in perf), and the
-  // caller then processes it as one giant batch. Chunks of 64 Ki rows keep every buffer
-  // small enough for the allocator to reuse.
+  // Batches of 64 Ki rows rather than whole row groups (ReadTable): a 1 Mi-row row group of a
+  // 200-byte binary column is one 200 MB buffer grown by doubling (realloc copies and fresh
+  // pages to fault in, ~15 % of a Kafka -> silver run in perf). Pages are read as they are
+  // decoded (a buffered stream) instead of a whole column chunk at once.
+  parquet::ReaderProperties props(arrow::default_memory_pool());
+  props.enable_buffered_stream();
+  props.set_buffer_size(1 << 20);
   parquet::ArrowReaderProperties arrow_props;
   arrow_props.set_batch_size(kReadBatchRows);
   parquet::arrow::FileReaderBuilder builder;
-  if (auto st = builder.Open(*input); !st.ok()) return context(st);
+  if (auto st = builder.Open(*input, props); !st.ok()) return context(st);
   auto reader = builder.memory_pool(arrow::default_memory_pool())->properties(arrow_props)->Build();
   if (!reader.ok()) return context(reader.status());
   auto batches = (*reader)->GetRecordBatchReader();
   if (!batches.ok()) return context(batches.status());
-  auto table = (*batches)->ToTable();
-  if (!table.ok()) return context(table.status());
+
   const auto& schema = snapshot.schema();
   const auto& partitions = snapshot.metadata().partition_columns;
-  const int64_t rows = (*table)->num_rows();
-  arrow::ChunkedArrayVector columns;
-  for (const auto& field : schema->fields()) {
-    if (std::find(partitions.begin(), partitions.end(), field->name()) != partitions.end()) {
-      auto it = file.partition_values.find(field->name());
-      std::optional<std::string> text = it == file.partition_values.end() ? std::nullopt : it->second;
-      ARROW_ASSIGN_OR_RAISE(auto value, parse_partition_value(text, field->type()));
-      ARROW_ASSIGN_OR_RAISE(auto array, arrow::MakeArrayFromScalar(*value, rows));
-      columns.push_back(std::make_shared<arrow::ChunkedArray>(array));
-      continue;
-    }
-    auto column = (*table)->GetColumnByName(field->name());
-    if (!column) {
-      ARROW_ASSIGN_OR_RAISE(auto nulls, arrow::MakeArrayOfNull(field->type(), rows));
-      columns.push_back(std::make_shared<arrow::ChunkedArray>(nulls));
-      continue;
-    }
-    arrow::ArrayVector chunks;
-    for (const auto& chunk : column->chunks()) {
-      auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field(field->name(), chunk->type())}),
-                                            chunk->length(), {chunk});
-      auto conformed = conform_batch(*batch, arrow::schema({field->WithNullable(true)}));
-      if (!conformed.ok()) return context(conformed.status());
-      chunks.push_back((*conformed)->column(0));
-    }
-    columns.push_back(std::make_shared<arrow::ChunkedArray>(chunks, field->type()));
+  std::vector<std::shared_ptr<arrow::Scalar>> partition_values(schema->num_fields());
+  for (int i = 0; i < schema->num_fields(); ++i) {
+    const auto& name = schema->field(i)->name();
+    if (std::find(partitions.begin(), partitions.end(), name) == partitions.end()) continue;
+    auto it = file.partition_values.find(name);
+    std::optional<std::string> text = it == file.partition_values.end() ? std::nullopt : it->second;
+    ARROW_ASSIGN_OR_RAISE(partition_values[i], parse_partition_value(text, schema->field(i)->type()));
   }
-  return arrow::Table::Make(schema, columns, rows);
+  return std::make_unique<DataFileBatchReader>(path.string(), schema, std::move(partition_values),
+                                               std::move(*reader), std::move(*batches));
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,
+                                                            const Snapshot& snapshot,
+                                                            const Add& file) {
+  ARROW_ASSIGN_OR_RAISE(auto batches, open_data_file(store, snapshot, file));
+  return batches->ToTable();
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> scan_table(const LogStore& store,

@@ -48,6 +48,13 @@ arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& stor
                                                             const Snapshot& snapshot,
                                                             const Add& file);
 
+// The same, batch by batch (up to 64 Ki rows each, with the snapshot's schema): memory stays
+// at a batch and a page instead of the whole file (a 1 Mi-row file of Kafka values is
+// ~250 MB in Arrow). The reader keeps the file open until destroyed.
+arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const LogStore& store,
+                                                                        const Snapshot& snapshot,
+                                                                        const Add& file);
+
 // What a streaming reader does when a commit removed data (not a pure append).
 enum class ChangePolicy {
   kFail,           // error: the reader would miss the deletion

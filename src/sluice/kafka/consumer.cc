@@ -262,12 +262,14 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
       {"auto.offset.reset", "error"},
       {"client.id", "sluice"},
       {"fetch.max.bytes", "52428800"},
-      // Prefetch bounded by bytes (256 MiB for the whole consumer), not by message count:
-      // librdkafka before 2.2 stops fetching a partition whose queue holds
+      // Prefetch bounded by bytes (64 MiB of payload for the whole consumer), not by message
+      // count: librdkafka before 2.2 stops fetching a partition whose queue holds
       // queued.min.messages (default 100,000 = 20 MB of 200-byte events) and looks again
       // only after a fixed 1 s, so a consumer faster than 100k messages/s per partition sat
       // idle most of the time (bronze read 5M events in 24 s; 4-7 s with this; BENCHMARKS.md).
-      {"queued.max.messages.kbytes", "262144"},
+      // Each queued message costs ~2.3x its payload in librdkafka's memory: 256 MiB here was
+      // ~600 MiB of the process's RSS; 64 MiB (~0.3 s of reading) keeps the reader fed.
+      {"queued.max.messages.kbytes", "65536"},
       // We assign partitions and never join a group, so this only bounds how long an offset
       // commit (lag monitoring only) and close() wait for a broker that is away: 45 s by
       // default, which stalled every update and SIGTERM during a broker outage.

@@ -60,7 +60,11 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
     size_t end = first + 1;
     while (windowed && end < files.size() && files[end].version == f.version) ++end;
     std::shared_ptr<arrow::Table> table;
-    {
+    // Without event time a file is read batch by batch, so memory holds a batch, not the file.
+    std::unique_ptr<arrow::RecordBatchReader> reader;
+    if (!windowed) {
+      ARROW_ASSIGN_OR_RAISE(reader, delta::open_data_file(upstream, *up_snapshot, f.add));
+    } else {
       std::vector<std::shared_ptr<arrow::Table>> parts;
       for (size_t k = first; k < end; ++k) {
         ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(upstream, *up_snapshot, files[k].add));
@@ -78,10 +82,10 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
     }
     first = end;
     const int64_t version = f.version.value();
-    arrow::TableBatchReader reader(*table);
+    if (!reader) reader = std::make_unique<arrow::TableBatchReader>(table);
     std::shared_ptr<arrow::RecordBatch> batch;
     while (true) {
-      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+      ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
       if (!batch) break;
       report.rows_read += batch->num_rows();
       ARROW_ASSIGN_OR_RAISE(auto rows, operators->push_rows(batch, version));
