@@ -93,10 +93,12 @@ arrow::Status DataFileWriter::write(const arrow::RecordBatch& batch) {
   if (row_group_input_bytes_ >= options_.row_group_bytes) {
     // Flushes the buffered row group's pages to the file. Done before the next write rather
     // than after the one that reached the bound, so a file never ends in an empty row group.
-    ARROW_RETURN_NOT_OK(io_failure(writer_->NewBufferedRowGroup(), "cannot write data file", full_path_.string()));
+    ARROW_RETURN_NOT_OK(io_failure(writer_->NewBufferedRowGroup(), "cannot write data file",
+                                   full_path_.string()));
     row_group_input_bytes_ = 0;
   }
-  ARROW_RETURN_NOT_OK(io_failure(writer_->WriteRecordBatch(batch), "cannot write data file", full_path_.string()));
+  ARROW_RETURN_NOT_OK(io_failure(writer_->WriteRecordBatch(batch), "cannot write data file",
+                                 full_path_.string()));
   // The bytes the batch's rows span (a slice counts its part); types the helper does not
   // know count their whole buffers.
   auto referenced = arrow::util::ReferencedBufferSize(batch);

@@ -230,8 +230,8 @@ class DataFileBatchReader : public arrow::RecordBatchReader {
         columns.push_back(std::move(nulls));
         continue;
       }
-      auto one = arrow::RecordBatch::Make(arrow::schema({arrow::field(field->name(), column->type())}),
-                                          rows, {column});
+      auto one = arrow::RecordBatch::Make(
+          arrow::schema({arrow::field(field->name(), column->type())}), rows, {column});
       auto conformed = conform_batch(*one, arrow::schema({field->WithNullable(true)}));
       if (!conformed.ok()) return context(conformed.status());
       columns.push_back((*conformed)->column(0));
@@ -292,7 +292,8 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const Lo
     if (std::find(partitions.begin(), partitions.end(), name) == partitions.end()) continue;
     auto it = file.partition_values.find(name);
     std::optional<std::string> text = it == file.partition_values.end() ? std::nullopt : it->second;
-    ARROW_ASSIGN_OR_RAISE(partition_values[i], parse_partition_value(text, schema->field(i)->type()));
+    ARROW_ASSIGN_OR_RAISE(partition_values[i],
+                          parse_partition_value(text, schema->field(i)->type()));
   }
   return std::make_unique<DataFileBatchReader>(path.string(), schema, std::move(partition_values),
                                                std::move(*reader), std::move(*batches));

@@ -23,7 +23,8 @@ std::shared_ptr<arrow::RecordBatch> rows_of(int64_t first, int64_t rows, int key
     EXPECT_TRUE(payloads.Append(payload).ok());
     EXPECT_TRUE(parts.Append("k" + std::to_string(i % keys)).ok());
   }
-  auto schema = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("payload", arrow::utf8()),
+  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
+                               arrow::field("payload", arrow::utf8()),
                                arrow::field("part", arrow::utf8())});
   return arrow::RecordBatch::Make(schema, rows,
                                   {ids.Finish().ValueOrDie(), payloads.Finish().ValueOrDie(),
@@ -109,7 +110,8 @@ TEST(OpenDataFileTest, MissingFileIsAnErrorNamingIt) {
   std::filesystem::remove(store->table_root() / file.path);
   auto reader = open_data_file(*store, *committed->snapshot, file);
   ASSERT_FALSE(reader.ok());
-  EXPECT_NE(reader.status().message().find(file.path), std::string::npos) << reader.status().ToString();
+  EXPECT_NE(reader.status().message().find(file.path), std::string::npos)
+      << reader.status().ToString();
 }
 
 }  // namespace
