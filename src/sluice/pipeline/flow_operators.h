@@ -42,6 +42,7 @@ class SourcePositions {
 class KafkaPositions : public SourcePositions {
  public:
   explicit KafkaPositions(const ProgressIds& ids) : ids_(ids) {}
+  KafkaPositions(ProgressIds&&) = delete;  // keeps a reference: never to a temporary
   std::string describe(const exec::OperatorBatch& batch, int64_t source_row) const override;
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> quarantine_rows(
       const exec::OperatorBatch& batch, const Expectations::Dropped& dropped,

@@ -91,8 +91,8 @@ arrow::Status full_refresh(const SqlPlanner& planner, EventLog& events) {
       }
       continue;  // "*": silently keep bronze, as DLT does
     }
-    // Its quarantine and dead letters go with it: they hold rows of the same progress.
-    for (const auto& table : {name + "_quarantine", name + "_dead_letter", name}) {
+    // Its quarantine, dead letters and late rows go with it: they hold rows of the same progress.
+    for (const auto& table : {name + "_quarantine", name + "_dead_letter", name + "_late", name}) {
       ARROW_ASSIGN_OR_RAISE(auto version, reset_table(planner, table));
       if (!version) continue;
       events.add({"flow_progress", "INFO", fmt::format("Table '{}' was reset for a full refresh.", table),

@@ -655,6 +655,8 @@ class IngestRun : public kafka::RebalanceListener {
     prog.next = resume;
     if (!expired) {
       prog.last_record.reset();
+      // The stage thread's operators read the side tables' progress: let them finish first.
+      ARROW_RETURN_NOT_OK(stage_.drain());
       reset_side_tables(tp);
     }
     return consumer_->reassign({tp.topic, tp.partition, prog.next});

@@ -122,7 +122,9 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
     for (const auto& [seq, path] : files) {
       if (seq != it->first) fs::remove(path, ec);
     }
-    last_seq_ = files.back().first;
+    // The matched snapshot is the newest one left: the next save must keep it until its own
+    // commit lands (a later orphan's number would let that save delete it).
+    last_seq_ = it->first;
     return std::move(loaded->state);
   }
   return invalid("the window state of the table's last commit is missing from {} (the table has progress but no "

@@ -300,6 +300,37 @@ TEST_F(WindowAggregateTest, DISABLED_SessionThroughput) {
   }
 }
 
+TEST_F(WindowAggregateTest, StateOfTheLastCommitSurvivesTwoFailedCommitsInARow) {
+  // Commit A landed with snapshot 0; the commit of snapshot 1 failed (orphan). A restart loads
+  // 0 and deletes 1; its next commit fails too, after saving its snapshot: the state of A
+  // must still be there for the restart after that (it was deleted: full refresh needed).
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice_state_twice_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto p = plan("SELECT k, window.start AS ws, count(*) AS n, sum(v) AS s FROM STREAM(src) "
+                "WATERMARK ts DELAY OF INTERVAL 3 MINUTES GROUP BY k, window(ts, '5 minutes')");
+  auto op = make_op(p, 3);
+  feed(*op, {{"a", 1, 1}, {"b", 2, 2}});
+  const auto state = op->state().ValueOrDie();
+  const pipeline::TxnVersions landed = {{"p/f/topic/0", 2}};
+  {
+    pipeline::StateStore store(dir);
+    ASSERT_TRUE(store.save(landed, state).ok());
+    ASSERT_TRUE(store.save({{"p/f/topic/0", 5}}, state).ok());  // its commit fails
+  }
+  {
+    pipeline::StateStore restarted(dir);
+    auto loaded = restarted.load(landed);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    ASSERT_TRUE(loaded->has_value());
+    ASSERT_TRUE(restarted.save({{"p/f/topic/0", 6}}, state).ok());  // this commit fails too
+  }
+  pipeline::StateStore again(dir);
+  auto loaded = again.load(landed);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_TRUE(loaded->has_value());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(WindowAggregateTest, MissingStateForCommittedProgressIsAnError) {
   const auto dir = std::filesystem::temp_directory_path() / ("sluice_state_missing_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
