@@ -181,6 +181,31 @@ def test_tumbling_and_sliding_windows_equal_the_oracle(tmp_path, bootstrap, new_
     assert all("state_rows" in m and "state_bytes" in m for m in metrics)
 
 
+def test_full_refresh_with_a_new_delay_rewrites_the_late_table(tmp_path, bootstrap, new_topic):
+    # A full refresh resets the late table with the target: with a shorter delay, more rows are
+    # late, and the late table must hold exactly those of the new run (it kept the old rows and
+    # their progress, so the new late rows below it were skipped as already written).
+    topic = new_topic(1)
+    events = make_events(600, seed=11)
+    pipe = kafka_pipeline(tmp_path, "refresh_late", bootstrap)
+    props = ", 'pipelines.reset.allowed' = 'true'"
+    (pipe / "w.sql").write_text(windowed_sql(topic, "w", "window(ts, '5 minutes')", extra_props=props))
+    produce_values(bootstrap, topic, [as_json(e) for e in events])
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    _, late_3 = oracle(events, 180, 300, 300)
+    assert late_offsets(pipe, "w") == late_3
+
+    (pipe / "w.sql").write_text(windowed_sql(topic, "w", "window(ts, '5 minutes')", delay_minutes=1,
+                                             extra_props=props))
+    second = run_sluice("run", pipe, "--once", "--full-refresh", "w")
+    assert second.returncode == 0, second.stderr
+    want, late_1 = oracle(events, 60, 300, 300)
+    assert set(late_1) > set(late_3)
+    assert window_result(pipe, "w") == want
+    assert late_offsets(pipe, "w") == late_1
+
+
 def test_late_rows_are_counted_without_a_late_table(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
     events = make_events(200, seed=11)

@@ -22,6 +22,11 @@
 #ifndef RAPIDJSON_STRTOD_
 #define RAPIDJSON_STRTOD_
 
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
 #include <rapidjson/rapidjson.h>  // sluice: first, so that RapidJSON's headers keep their plain paths
 #include <rapidjson/internal/ieee754.h>
 #include <rapidjson/internal/biginteger.h>
@@ -271,11 +276,29 @@ inline double StrtodFullPrecision(double d, int p, const char* decimals, size_t 
     if (int(length) + exp < -324)
         return 0.0;
 
-    if (StrtodDiyFp(decimals, length, decimalPosition, exp, &result))
-        return result;
+    // sluice: the value is 0.d1d2... x 10^magnitude with d1 != 0. Out of the double range the
+    // answer is known: >= 10^309 is infinity, <= 10^-324 zero.
+    const int magnitude = static_cast<int>(decimalPosition) + exp;
+    if (magnitude > 309)
+        return std::numeric_limits<double>::infinity();
+    if (magnitude <= -324)
+        return 0.0;
 
-    // Use approximation from StrtodDiyFp and make adjustment with BigInteger comparison
-    return StrtodBigInteger(result, decimals, length, decimalPosition, exp);
+    // sluice: what StrtodFast cannot answer exactly goes to std::from_chars (correctly rounded,
+    // locale-free), not to 1.1.0's StrtodDiyFp/StrtodBigInteger: those indexed their table of
+    // cached powers of ten out of bounds for many-digit numbers (diyfp.h GetCachedPower, UBSan,
+    // fuzz/corpus/json_decoder/crash-1117...), returned garbage near the top of the range
+    // (9.9e308 -> -3.06e-308) and rounded wrongly at the bottom (2.4e-324 -> 4.9e-324).
+    char text[kMaxDecimalDigit + 16];
+    std::memcpy(text, decimals, length);
+    const int scale = static_cast<int>(decimalPosition) - static_cast<int>(length) + exp;
+    const int written = std::snprintf(text + length, 16, "e%d", scale);
+    double value = 0.0;
+    const auto parsed = std::from_chars(text, text + length + static_cast<size_t>(written), value);
+    if (parsed.ec == std::errc::result_out_of_range)
+        return magnitude > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+    (void)result;
+    return value;
 }
 
 } // namespace internal

@@ -129,6 +129,28 @@ TEST(HostileJsonTest, DeclaredTypesDeeperThanTheLimitAreRefused) {
   EXPECT_LT(refused.status().message().size(), 600u);  // the type is not echoed whole
 }
 
+TEST(HostileJsonTest, NumbersBeyondTheDoubleRangeAreInfinityOrZeroAsStrtodSays) {
+  // Many digits shift the exponent past 10^308 (or below 10^-324) although the written exponent
+  // is in range: RapidJSON 1.1.0 then indexed its cached powers of ten out of bounds (diyfp.h,
+  // UBSan; fuzz/corpus/json_decoder/crash-1117...). Oracle: strtod, bit for bit, including the
+  // largest and smallest values that still round to a finite, non-zero double.
+  const std::string many(100, '8');
+  const std::string zeros(400, '0');
+  const std::vector<std::string> numbers = {
+      "9007199" + many + "e300", "-9" + many + "e250", "1" + many + "e209", "0." + zeros + "1",
+      "0." + zeros + "1e90", "1e-330", "17976931348623157" + std::string(292, '0'),
+      "17976931348623159" + std::string(292, '0'), "4.9e-324", "2.4e-324", "2.5e-324", "1e308", "9.9e308",
+      "123456789012345678901234567890e-350"};
+  JsonRecordParser parser;
+  for (const auto& n : numbers) {
+    auto& doc = parser.parse("[" + n + "]");
+    ASSERT_FALSE(parser.failed()) << n.substr(0, 40) << ": " << parser.error();
+    const double got = doc[0].GetDouble();
+    const double want = std::strtod(n.c_str(), nullptr);
+    EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0) << n.substr(0, 40) << " -> " << got << ", strtod: " << want;
+  }
+}
+
 TEST(HostileJsonTest, NumbersWhoseDigitsAreAllZeroAreZeroWhateverTheExponent) {
   // RapidJSON 1.1.0's full-precision path turned these into an arbitrary power of two (0e92 ->
   // 3.9e289 in the gcc Release build; Tencent/rapidjson#1249), found by fuzz/json_decoder_fuzzer
