@@ -1,5 +1,6 @@
 // Planning and running SELECT queries over Arrow data.
 #include "sluice/exec/select_plan.h"
+#include "sluice/exec/select_plan_join_spec.h"
 
 #include <arrow/acero/exec_plan.h>
 #include <arrow/acero/options.h>
@@ -125,15 +126,6 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage,
 }
 
 }  // namespace
-
-struct JoinSpec {
-  arrow::acero::JoinType type;
-  std::string sql_type;  // as written: INNER, LEFT, ...
-  std::shared_ptr<SelectPlan> left, right;
-  std::vector<arrow::FieldRef> left_keys, right_keys;
-  cp::Expression filter = cp::literal(true);
-  std::optional<JoinTimeBound> time_bound;
-};
 
 std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool grouped) {
   std::vector<cp::Aggregate> aggregates;
@@ -408,179 +400,6 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   for (const auto& f : last.output->fields()) renamed.push_back(f->WithName(qualifier + "." + f->name()));
   last.output = arrow::schema(renamed);
   return plan;
-}
-
-namespace {
-
-// Acero's hash join carries flat columns only: each nested one (struct, list, map) is swapped
-// for the row's number before the join and taken back by that number after it.
-struct NestedColumns {
-  std::string row_id;  // name of the row-number column, empty when nothing was swapped
-  std::vector<std::pair<std::string, std::shared_ptr<arrow::ChunkedArray>>> columns;
-};
-
-arrow::Result<std::shared_ptr<arrow::Table>> swap_out_nested(std::shared_ptr<arrow::Table> table,
-                                                             const std::string& row_id, NestedColumns* out) {
-  std::vector<int> nested;
-  for (int i = 0; i < table->num_columns(); ++i) {
-    if (arrow::is_nested(table->field(i)->type()->id())) nested.push_back(i);
-  }
-  if (nested.empty()) return table;
-  out->row_id = row_id;
-  for (auto it = nested.rbegin(); it != nested.rend(); ++it) {
-    out->columns.emplace_back(table->field(*it)->name(), table->column(*it));
-    ARROW_ASSIGN_OR_RAISE(table, table->RemoveColumn(*it));
-  }
-  arrow::Int64Builder ids;
-  ARROW_RETURN_NOT_OK(ids.Reserve(table->num_rows()));
-  for (int64_t r = 0; r < table->num_rows(); ++r) ids.UnsafeAppend(r);
-  ARROW_ASSIGN_OR_RAISE(auto id_array, ids.Finish());
-  return table->AddColumn(table->num_columns(), arrow::field(row_id, arrow::int64()),
-                          std::make_shared<arrow::ChunkedArray>(id_array));
-}
-
-}  // namespace
-
-arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_inputs(const Reader& read) const {
-  ARROW_ASSIGN_OR_RAISE(auto left, join_->left->run(read));
-  ARROW_ASSIGN_OR_RAISE(auto right, join_->right->run(read));
-  return join_tables(std::move(left), std::move(right), JoinAs::kWritten);
-}
-
-const SelectPlan* SelectPlan::join_left() const { return join_ ? join_->left.get() : nullptr; }
-const SelectPlan* SelectPlan::join_right() const { return join_ ? join_->right.get() : nullptr; }
-const std::vector<arrow::FieldRef>& SelectPlan::join_left_keys() const { return join_->left_keys; }
-const std::vector<arrow::FieldRef>& SelectPlan::join_right_keys() const { return join_->right_keys; }
-const cp::Expression& SelectPlan::join_filter() const { return join_->filter; }
-const std::optional<JoinTimeBound>& SelectPlan::join_time_bound() const {
-  static const std::optional<JoinTimeBound> kNone;
-  return join_ ? join_->time_bound : kNone;
-}
-
-arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::join_tables(std::shared_ptr<arrow::Table> left,
-                                                                     std::shared_ptr<arrow::Table> right, JoinAs as,
-                                                                     const std::vector<std::string>& extra) const {
-  NestedColumns left_nested, right_nested;
-  ARROW_ASSIGN_OR_RAISE(left, swap_out_nested(left, "__sluice_left_row", &left_nested));
-  ARROW_ASSIGN_OR_RAISE(right, swap_out_nested(right, "__sluice_right_row", &right_nested));
-  arrow::acero::HashJoinNodeOptions options(as == JoinAs::kInner ? arrow::acero::JoinType::INNER : join_->type,
-                                            join_->left_keys, join_->right_keys, join_->filter);
-  arrow::acero::Declaration join{"hashjoin",
-                                 {arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(left)},
-                                  arrow::acero::Declaration{"table_source", arrow::acero::TableSourceNodeOptions(right)}},
-                                 std::move(options)};
-  ARROW_ASSIGN_OR_RAISE(auto joined, arrow::acero::DeclarationToTable(std::move(join), /*use_threads=*/false));
-  // Acero may mark fields differently (nullability): give it the plan's joined schema.
-  auto fields = stages_.front().output->fields();
-  std::map<std::string, std::shared_ptr<arrow::ChunkedArray>> taken_back;
-  for (const auto* side : {&left_nested, &right_nested}) {
-    if (side->row_id.empty()) continue;
-    auto ids = joined->GetColumnByName(side->row_id);
-    if (!ids) continue;  // a semi/anti join drops the right side
-    for (const auto& [name, column] : side->columns) {
-      ARROW_ASSIGN_OR_RAISE(auto back, cp::Take(column, ids));
-      taken_back[name] = back.chunked_array();
-    }
-  }
-  for (const auto& name : extra) {
-    auto f = joined->schema()->GetFieldByName(name);
-    if (!f) return arrow::Status::Invalid("join lost column ", name);
-    fields.push_back(f);
-  }
-  arrow::ChunkedArrayVector columns;
-  for (const auto& f : fields) {
-    auto c = taken_back.count(f->name()) ? taken_back.at(f->name()) : joined->GetColumnByName(f->name());
-    if (!c) return arrow::Status::Invalid("join lost column ", f->name());
-    columns.push_back(c);
-  }
-  return arrow::Table::Make(arrow::schema(fields), columns, joined->num_rows());
-}
-
-namespace {
-
-// Names of the input fields an expression reads, by position in `input`.
-std::set<int> fields_read(const cp::Expression& expr, const arrow::Schema& input) {
-  std::set<int> out;
-  for (const auto& ref : cp::FieldsInExpression(expr)) {
-    if (const auto* path = ref.field_path()) {
-      if (!path->indices().empty()) out.insert(path->indices()[0]);
-    } else if (const auto* name = ref.name()) {
-      int i = input.GetFieldIndex(*name);
-      if (i >= 0) out.insert(i);
-    } else if (const auto* nested = ref.nested_refs(); nested && !nested->empty() && (*nested)[0].name()) {
-      int i = input.GetFieldIndex(*(*nested)[0].name());  // s.field reads column s
-      if (i >= 0) out.insert(i);
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-std::vector<std::set<std::string>> SelectPlan::lineage() const {
-  const auto& output = output_schema();
-  std::vector<std::set<std::string>> out(output->num_fields());
-  if (!union_.empty()) {
-    for (const auto& branch : union_) {
-      auto b = branch.lineage();
-      for (size_t i = 0; i < out.size() && i < b.size(); ++i) out[i].insert(b[i].begin(), b[i].end());
-    }
-    return out;
-  }
-  // The source's columns, as names.
-  std::vector<std::set<std::string>> current;
-  size_t first_stage = 0;
-  if (join_) {
-    auto left = join_->left->lineage();
-    auto right = join_->right->lineage();
-    current = left;
-    current.insert(current.end(), right.begin(), right.end());
-    first_stage = 1;  // the join's identity stage over left + right
-    if (!stages_.empty()) {
-      current.resize(stages_[0].output->num_fields());
-    }
-  } else {
-    const std::string prefix = source_.kind == PlanSource::Kind::kKafka ? "kafka:" + source_.name : source_.name;
-    for (const auto& f : source_.schema->fields()) current.push_back({prefix + "." + f->name()});
-  }
-  // Follow each stage: an output column comes from the input columns its expression reads.
-  const size_t row_stages = stages_.size() - (aggregate_ ? 1 : 0);
-  std::shared_ptr<arrow::Schema> input = join_ ? stages_[0].output : source_.schema;
-  for (size_t s = first_stage; s < row_stages; ++s) {
-    std::vector<std::set<std::string>> next;
-    for (const auto& p : stages_[s].projections) {
-      std::set<std::string> sources;
-      for (int i : fields_read(p.expr, *input)) {
-        if (i < static_cast<int>(current.size())) sources.insert(current[i].begin(), current[i].end());
-      }
-      next.push_back(std::move(sources));
-    }
-    current = std::move(next);
-    input = stages_[s].output;
-  }
-  if (!aggregate_) return current.size() == out.size() ? current : out;
-  // Grouped: keys and aggregate inputs read the last row stage; outputs read keys/aggregates.
-  std::vector<std::set<std::string>> grouped;
-  for (const auto& k : aggregate_->key_inputs) {
-    std::set<std::string> sources;
-    for (int i : fields_read(k.expr, *input)) sources.insert(current[i].begin(), current[i].end());
-    grouped.push_back(std::move(sources));
-  }
-  for (size_t a = 0; a < aggregate_->aggregate_inputs.size(); ++a) {
-    std::set<std::string> sources;
-    if (aggregate_->functions[a] != "hash_count_all") {  // count(*) reads no column
-      for (int i : fields_read(aggregate_->aggregate_inputs[a].expr, *input)) {
-        sources.insert(current[i].begin(), current[i].end());
-      }
-    }
-    grouped.push_back(std::move(sources));
-  }
-  for (size_t o = 0; o < aggregate_->outputs.size() && o < out.size(); ++o) {
-    for (int i : fields_read(aggregate_->outputs[o].expr, *aggregate_->grouped_schema)) {
-      if (i < static_cast<int>(grouped.size())) out[o].insert(grouped[i].begin(), grouped[i].end());
-    }
-  }
-  return out;
 }
 
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,

@@ -1,0 +1,104 @@
+// Which source columns each output column of a plan reads (SelectPlan::lineage, select_plan.h).
+#include <arrow/acero/exec_plan.h>
+#include <arrow/acero/options.h>
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+#include <fmt/format.h>
+
+#include <set>
+
+#include "sluice/common/status.h"
+#include "sluice/exec/select_plan.h"
+#include "sluice/exec/select_plan_join_spec.h"
+
+namespace sluice::exec {
+
+namespace {
+
+// Names of the input fields an expression reads, by position in `input`.
+std::set<int> fields_read(const cp::Expression& expr, const arrow::Schema& input) {
+  std::set<int> out;
+  for (const auto& ref : cp::FieldsInExpression(expr)) {
+    if (const auto* path = ref.field_path()) {
+      if (!path->indices().empty()) out.insert(path->indices()[0]);
+    } else if (const auto* name = ref.name()) {
+      int i = input.GetFieldIndex(*name);
+      if (i >= 0) out.insert(i);
+    } else if (const auto* nested = ref.nested_refs(); nested && !nested->empty() && (*nested)[0].name()) {
+      int i = input.GetFieldIndex(*(*nested)[0].name());  // s.field reads column s
+      if (i >= 0) out.insert(i);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::set<std::string>> SelectPlan::lineage() const {
+  const auto& output = output_schema();
+  std::vector<std::set<std::string>> out(output->num_fields());
+  if (!union_.empty()) {
+    for (const auto& branch : union_) {
+      auto b = branch.lineage();
+      for (size_t i = 0; i < out.size() && i < b.size(); ++i) out[i].insert(b[i].begin(), b[i].end());
+    }
+    return out;
+  }
+  // The source's columns, as names.
+  std::vector<std::set<std::string>> current;
+  size_t first_stage = 0;
+  if (join_) {
+    auto left = join_->left->lineage();
+    auto right = join_->right->lineage();
+    current = left;
+    current.insert(current.end(), right.begin(), right.end());
+    first_stage = 1;  // the join's identity stage over left + right
+    if (!stages_.empty()) {
+      current.resize(stages_[0].output->num_fields());
+    }
+  } else {
+    const std::string prefix = source_.kind == PlanSource::Kind::kKafka ? "kafka:" + source_.name : source_.name;
+    for (const auto& f : source_.schema->fields()) current.push_back({prefix + "." + f->name()});
+  }
+  // Follow each stage: an output column comes from the input columns its expression reads.
+  const size_t row_stages = stages_.size() - (aggregate_ ? 1 : 0);
+  std::shared_ptr<arrow::Schema> input = join_ ? stages_[0].output : source_.schema;
+  for (size_t s = first_stage; s < row_stages; ++s) {
+    std::vector<std::set<std::string>> next;
+    for (const auto& p : stages_[s].projections) {
+      std::set<std::string> sources;
+      for (int i : fields_read(p.expr, *input)) {
+        if (i < static_cast<int>(current.size())) sources.insert(current[i].begin(), current[i].end());
+      }
+      next.push_back(std::move(sources));
+    }
+    current = std::move(next);
+    input = stages_[s].output;
+  }
+  if (!aggregate_) return current.size() == out.size() ? current : out;
+  // Grouped: keys and aggregate inputs read the last row stage; outputs read keys/aggregates.
+  std::vector<std::set<std::string>> grouped;
+  for (const auto& k : aggregate_->key_inputs) {
+    std::set<std::string> sources;
+    for (int i : fields_read(k.expr, *input)) sources.insert(current[i].begin(), current[i].end());
+    grouped.push_back(std::move(sources));
+  }
+  for (size_t a = 0; a < aggregate_->aggregate_inputs.size(); ++a) {
+    std::set<std::string> sources;
+    if (aggregate_->functions[a] != "hash_count_all") {  // count(*) reads no column
+      for (int i : fields_read(aggregate_->aggregate_inputs[a].expr, *input)) {
+        sources.insert(current[i].begin(), current[i].end());
+      }
+    }
+    grouped.push_back(std::move(sources));
+  }
+  for (size_t o = 0; o < aggregate_->outputs.size() && o < out.size(); ++o) {
+    for (int i : fields_read(aggregate_->outputs[o].expr, *aggregate_->grouped_schema)) {
+      if (i < static_cast<int>(grouped.size())) out[o].insert(grouped[i].begin(), grouped[i].end());
+    }
+  }
+  return out;
+}
+
+
+}  // namespace sluice::exec
