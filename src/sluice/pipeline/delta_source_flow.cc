@@ -75,10 +75,8 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
       } else {
         ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(parts, arrow::ConcatenateTablesOptions::Defaults()));
       }
-      if (windowed) {
-        ARROW_ASSIGN_OR_RAISE(auto whole, table->CombineChunksToBatch());
-        ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(whole->schema(), {whole}));
-      }
+      ARROW_ASSIGN_OR_RAISE(auto whole, table->CombineChunksToBatch());
+      ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(whole->schema(), {whole}));
     }
     first = end;
     const int64_t version = f.version.value();
