@@ -264,7 +264,7 @@ CREATE OR REFRESH STREAMING TABLE orders (
   id BIGINT NOT NULL, amount DOUBLE, region STRING,
   CONSTRAINT has_amount EXPECT (amount IS NOT NULL)
 ) TBLPROPERTIES ('owner' = 'sql', 'quality' = 'silver');
-CREATE FLOW orders_eu AS INSERT INTO orders BY NAME
+CREATE FLOW orders_eu COMMENT 'EU orders: ids and amounts' AS INSERT INTO orders BY NAME
   SELECT o.id, o.amount, 'eu' AS region
   FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS o FROM STREAM read_kafka(topic => '{eu}'));
 CREATE FLOW orders_us AS INSERT INTO orders BY NAME
@@ -293,6 +293,13 @@ CREATE MATERIALIZED VIEW by_region AS SELECT region, count(*) AS n FROM orders G
     assert gold == {"eu": 30, "us": 20}
     again = run_sluice("run", pipe, "--once")
     assert again.returncode == 0 and DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().num_rows == 50
+    # A flow's COMMENT is kept: it is in the flow's flow_definition event (it was once parsed and dropped).
+    events = run_sluice("events", pipe, "--type", "flow_definition", "--format", "json")
+    assert events.returncode == 0, events.stderr
+    definitions = {e["message"].split("'")[1]: e["details"]["flow_definition"]
+                   for e in map(json.loads, events.stdout.splitlines())}
+    assert definitions["orders_eu"]["comment"] == "EU orders: ids and amounts"
+    assert "comment" not in definitions["orders_us"]
 
 
 def test_materialized_view_joins_match_duckdb(tmp_path, bootstrap, new_topic):

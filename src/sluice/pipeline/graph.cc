@@ -152,7 +152,7 @@ class Resolver {
           Dataset ds{d.name, d.kind, f, d.name_loc, &d, {}};
           if (d.query) {
             // The defining query is the dataset's own flow, named after it (as in DLT).
-            Flow flow{d.name, d.name, f, d.loc, d.query, nullptr, {}};
+            Flow flow{d.name, d.name, f, d.loc, d.query, nullptr, {}, std::nullopt};
             collect_inputs(*d.query, {}, flow.inputs);
             g_.flows[d.name] = std::move(flow);
             ds.flows.push_back(d.name);
@@ -178,13 +178,13 @@ class Resolver {
             continue;
           }
           folded_flows[to_lower(fl.name)] = fl.name;
-          Flow flow{fl.name, fl.target, f, fl.target_loc, fl.query, nullptr, {}};
+          Flow flow{fl.name, fl.target, f, fl.target_loc, fl.query, nullptr, {}, fl.comment};
           collect_inputs(*fl.query, {}, flow.inputs);
           g_.flows[fl.name] = std::move(flow);
         } else if (st.apply_changes) {
           const auto& ac = *st.apply_changes;
           std::string name = "apply_changes_into_" + ac.target;
-          Flow flow{name, ac.target, f, ac.target_loc, nullptr, &ac, {}};
+          Flow flow{name, ac.target, f, ac.target_loc, nullptr, &ac, {}, std::nullopt};
           collect_from_ref(*ac.source, {}, flow.inputs);
           if (!ac.source->stream) {
             error(f, ac.source->loc, "APPLY CHANGES reads a stream: write FROM STREAM(source)");

@@ -7,6 +7,7 @@
 #include <arrow/result.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <memory>
 #include <string>
@@ -35,6 +36,7 @@ struct Flow {
   std::shared_ptr<sql::Query> query;            // null for APPLY CHANGES
   const sql::ApplyChanges* apply_changes = nullptr;
   std::vector<FlowInput> inputs;
+  std::optional<std::string> comment;  // CREATE FLOW ... COMMENT
 };
 
 struct Dataset {

@@ -67,13 +67,15 @@ class SqlRun : public DatasetRunner {
         inputs.push_back(in.kind == FlowInput::Kind::kKafka ? "kafka:" + in.name : in.name);
       }
       const auto& d = graph_.datasets.at(flow.target);
+      nlohmann::json definition = {{"output_dataset", flow.target},
+                                   {"input_datasets", inputs},
+                                   {"flow_type", flow.apply_changes ? "apply_changes"
+                                                 : d.kind == sql::DatasetKind::kMaterializedView ? "materialized_view"
+                                                                                                  : "append"}};
+      if (flow.comment) definition["comment"] = *flow.comment;
       events.add({"flow_definition", "INFO", fmt::format("Flow '{}' is defined as {}.", fname, kind_text(d.kind)),
                   fname, flow.target,
-                  {{"flow_definition", {{"output_dataset", flow.target},
-                                        {"input_datasets", inputs},
-                                        {"flow_type", flow.apply_changes ? "apply_changes"
-                                                      : d.kind == sql::DatasetKind::kMaterializedView ? "materialized_view"
-                                                                                                       : "append"}}}},
+                  {{"flow_definition", std::move(definition)}},
                   0});
     }
     events_ = &events;

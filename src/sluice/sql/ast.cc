@@ -200,8 +200,8 @@ std::string to_string(const Statement& st) {
   }
   if (st.flow) {
     const auto& f = *st.flow;
-    return fmt::format("(create-flow {} (into {}{})\n  {})", f.name, f.target, f.by_name ? " by-name" : "",
-                       to_string(*f.query));
+    return fmt::format("(create-flow {} (into {}{}){}\n  {})", f.name, f.target, f.by_name ? " by-name" : "",
+                       f.comment ? "\n  (comment " + quote(*f.comment) + ")" : "", to_string(*f.query));
   }
   const auto& a = *st.apply_changes;
   std::string out = fmt::format("(apply-changes (into {}) (from {}) (keys {})", a.target,

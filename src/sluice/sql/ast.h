@@ -160,6 +160,7 @@ struct CreateFlow {
   std::string target;
   Location target_loc;
   bool by_name = false;
+  std::optional<std::string> comment;  // CREATE FLOW f COMMENT '...': in the flow_definition event
   std::shared_ptr<Query> query;
 };
 

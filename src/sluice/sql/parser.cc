@@ -170,12 +170,19 @@ class Parser {
     const Token& start = peek();
     Statement st;
     if (accept_keyword("CREATE")) {
-      bool or_refresh = false, or_replace = false;
+      bool or_refresh = false;
       if (accept_keyword("OR")) {
         if (accept_keyword("REFRESH")) {
           or_refresh = true;
-        } else if (accept_keyword("REPLACE")) {
-          or_replace = true;
+        } else if (peek().is_keyword("REPLACE")) {
+          // Databricks SQL's CREATE OR REPLACE drops what the table holds; a pipeline applies its
+          // definitions on every run and keeps the data, so the words would mean nothing here:
+          // refused rather than accepted and ignored.
+          return arrow::Status::NotImplemented(format_error(
+              file_, peek().loc,
+              "CREATE OR REPLACE is not supported in a pipeline (its definitions are applied on every "
+              "run and keep their data): write CREATE OR REFRESH; to rewrite a table's data run "
+              "`sluice run --full-refresh <table>`"));
         } else {
           return error(peek(), "expected REFRESH or REPLACE after CREATE OR");
         }
@@ -211,7 +218,6 @@ class Parser {
       } else {
         return error(peek(), "expected STREAMING TABLE, MATERIALIZED VIEW, VIEW or FLOW after CREATE");
       }
-      (void)or_replace;
       ARROW_ASSIGN_OR_RAISE(st.dataset, create_dataset(kind, or_refresh, start.loc));
       return st;
     }
@@ -228,7 +234,14 @@ class Parser {
     d->kind = kind;
     d->or_refresh = or_refresh;
     d->loc = loc;
-    accept_keyword("IF") && accept_keyword("NOT") && accept_keyword("EXISTS");
+    if (peek().is_keyword("IF") && peek(1).is_keyword("NOT")) {
+      // A pipeline owns its datasets' definitions: "only if it does not exist" has no meaning
+      // here, and was once accepted and ignored.
+      return arrow::Status::NotImplemented(format_error(
+          file_, peek().loc,
+          "IF NOT EXISTS is not supported in a pipeline (a dataset's definition is applied on every "
+          "run): remove it"));
+    }
     d->name_loc = peek().loc;
     ARROW_ASSIGN_OR_RAISE(auto name, qualified_name("a dataset name"));
     d->name = strip_live(name);
@@ -335,7 +348,7 @@ class Parser {
     f->name_loc = peek().loc;
     ARROW_ASSIGN_OR_RAISE(f->name, identifier("a flow name"));
     if (accept_keyword("COMMENT")) {
-      ARROW_RETURN_NOT_OK(string_literal("a comment string").status());
+      ARROW_ASSIGN_OR_RAISE(f->comment, string_literal("a comment string"));
     }
     ARROW_RETURN_NOT_OK(expect_keyword("AS"));
     ARROW_RETURN_NOT_OK(expect_keyword("INSERT"));
