@@ -139,6 +139,35 @@ def test_reader_schema_from_a_file(registry, tmp_path):
                                  "_error": None}]
 
 
+def test_registry_password_never_on_the_command_line(registry, tmp_path):
+    subject = f"orders-{uuid.uuid4().hex[:8]}-value"
+    id1 = register(registry, subject, V1)
+    inp, out = tmp_path / "in.arrow", tmp_path / "out.arrow"
+    write_input(inp, [framed(id1, zigzag(1) + string("a") + struct.pack("<f", 0.5) + string("c"))])
+    base = ["decode", "--format", "avro", "--input", inp, "--output", out, "--registry", registry, "--subject", subject]
+    # On the command line a password is readable by every user (ps): refused, and not echoed.
+    r = run_sluice(*base, "--registry-auth", "alice:s3cret-pw")
+    assert r.returncode == 1 and "--registry-auth-file" in r.stderr and "SLUICE_REGISTRY_AUTH" in r.stderr
+    assert "s3cret-pw" not in r.stderr + r.stdout
+    # From a file or the environment it is used (this registry runs without auth and accepts it).
+    auth = tmp_path / "registry-auth"
+    auth.write_text("alice:s3cret-pw\n")
+    r = run_sluice(*base, "--registry-auth-file", auth)
+    assert r.returncode == 0, r.stderr
+    assert "1 rows decoded, 0 errors" in r.stdout
+    r = run_sluice(*base, env_extra={"SLUICE_REGISTRY_AUTH": "alice:s3cret-pw"})
+    assert r.returncode == 0 and "1 rows decoded, 0 errors" in r.stdout, r.stderr
+    # Bad or missing credentials name the file or variable, never the secret.
+    auth.write_text("just-a-s3cret-token\n")
+    r = run_sluice(*base, "--registry-auth-file", auth)
+    assert r.returncode == 1 and str(auth) in r.stderr and "'user:password'" in r.stderr
+    assert "s3cret" not in r.stderr + r.stdout
+    r = run_sluice(*base, env_extra={"SLUICE_REGISTRY_AUTH": "just-a-s3cret-token"})
+    assert r.returncode == 1 and "SLUICE_REGISTRY_AUTH" in r.stderr and "s3cret" not in r.stderr + r.stdout
+    r = run_sluice(*base, "--registry-auth-file", tmp_path / "missing")
+    assert r.returncode == 1 and "cannot read --registry-auth-file" in r.stderr and "missing" in r.stderr
+
+
 def test_unknown_subject_and_bad_arguments_exit_1(registry, tmp_path):
     inp = tmp_path / "in.arrow"
     write_input(inp, [b"x"])

@@ -7,9 +7,11 @@
 #include <arrow/ipc/api.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/status.h"
@@ -30,14 +32,45 @@ struct DecodeArgs {
   std::string registry;
   std::string subject;
   std::string reader_schema;
-  std::string registry_auth;
+  std::string registry_auth;       // refused: a password on the command line is in the process list
+  std::string registry_auth_file;  // a file holding 'user:password'
 };
+
+// The registry's 'user:password': from --registry-auth-file, else $SLUICE_REGISTRY_AUTH, else none.
+// Never from the command line itself (ps and /proc/<pid>/cmdline show every argument), and never
+// echoed in an error.
+arrow::Result<std::string> registry_credentials(const DecodeArgs& args) {
+  if (!args.registry_auth.empty()) {
+    return invalid("--registry-auth would put the password in the process list (ps, /proc/<pid>/cmdline): "
+                   "write 'user:password' to a file only you can read and pass --registry-auth-file FILE, "
+                   "or set SLUICE_REGISTRY_AUTH");
+  }
+  if (!args.registry_auth_file.empty()) {
+    std::ifstream in(args.registry_auth_file);
+    if (!in) return arrow::Status::IOError("cannot read --registry-auth-file ", args.registry_auth_file);
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.find(':') == std::string::npos) {
+      return invalid("--registry-auth-file {}: its first line must be 'user:password'", args.registry_auth_file);
+    }
+    return line;
+  }
+  if (const char* env = std::getenv("SLUICE_REGISTRY_AUTH"); env != nullptr && *env != '\0') {
+    if (std::string_view(env).find(':') == std::string_view::npos) {
+      return invalid("SLUICE_REGISTRY_AUTH must be 'user:password'");
+    }
+    return std::string(env);
+  }
+  return std::string();
+}
 
 arrow::Result<std::unique_ptr<format::PayloadDecoder>> make_decoder(const DecodeArgs& args) {
   if (args.format == "json") {
     if (args.schema.empty()) return invalid("--format json needs --schema 'a INT, b STRING'");
-    if (!args.registry.empty() || !args.subject.empty() || !args.reader_schema.empty()) {
-      return invalid("--registry, --subject and --reader-schema are for --format avro");
+    if (!args.registry.empty() || !args.subject.empty() || !args.reader_schema.empty() ||
+        !args.registry_auth.empty() || !args.registry_auth_file.empty()) {
+      return invalid("--registry, --subject, --reader-schema and --registry-auth-file are for --format avro");
     }
     ARROW_ASSIGN_OR_RAISE(auto schema, sql::parse_ddl_schema(args.schema));
     return format::make_json_decoder(schema, {});
@@ -50,7 +83,8 @@ arrow::Result<std::unique_ptr<format::PayloadDecoder>> make_decoder(const Decode
                    "--reader-schema file.avsc");
   }
   std::map<std::string, std::string> props;
-  if (!args.registry_auth.empty()) props["basic.auth.user.info"] = args.registry_auth;
+  ARROW_ASSIGN_OR_RAISE(auto credentials, registry_credentials(args));
+  if (!credentials.empty()) props["basic.auth.user.info"] = std::move(credentials);
   ARROW_ASSIGN_OR_RAISE(auto registry, format::SchemaRegistryClient::make(args.registry, props));
   std::string reader;
   if (!args.subject.empty()) {
@@ -111,7 +145,11 @@ void add_decode_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--registry", args.registry, "Avro: schema registry URL (Confluent API root)");
   cmd->add_option("--subject", args.subject, "Avro: the subject whose latest version is the reader schema");
   cmd->add_option("--reader-schema", args.reader_schema, "Avro: a file with the reader schema (.avsc)");
-  cmd->add_option("--registry-auth", args.registry_auth, "Avro: basic auth 'user:password' for the registry");
+  cmd->add_option("--registry-auth-file", args.registry_auth_file,
+                  "Avro: a file whose first line is the registry's basic auth 'user:password' "
+                  "(or set SLUICE_REGISTRY_AUTH)");
+  cmd->add_option("--registry-auth", args.registry_auth,
+                  "Refused: a password on the command line is visible to every user; use --registry-auth-file");
   cmd->callback([exit_code] {
     auto st = run_decode(args);
     if (!st.ok()) {
