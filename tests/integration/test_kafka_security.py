@@ -48,7 +48,7 @@ def values(pipe):
 def event_log_text(pipe):
     """Every cell of the event log as text ("" when there is none)."""
     path = pipe / "data" / "system" / "event_log"
-    if not (path / "_delta_log").exists():
+    if not (path / "_delta_log" / "00000000000000000000.json").exists():  # the folder comes first
         return ""
     return repr(DeltaTable(str(path)).to_pyarrow_table().to_pylist())
 

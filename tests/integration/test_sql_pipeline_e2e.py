@@ -520,7 +520,9 @@ CREATE STREAMING TABLE parsed AS SELECT j.n FROM (SELECT from_json(CAST(value AS
 
     def parsed_rows():
         path = pipe / "data" / "tables" / "parsed"
-        if not (path / "_delta_log").exists():
+        # The folder exists a moment before its first commit file: a table is there once
+        # 00000000000000000000.json is (the commit is written whole, by rename or put-if-absent).
+        if not (path / "_delta_log" / "00000000000000000000.json").exists():
             return []
         return DeltaTable(str(path)).to_pyarrow_table().column("n").to_pylist()
 
