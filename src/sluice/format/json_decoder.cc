@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "sluice/common/status.h"
+#include "sluice/format/json_flat_record.h"
 #include "sluice/format/json_value_appender.h"
 
 namespace sluice::format {
@@ -26,60 +27,15 @@ arrow::Status append_null_struct(arrow::ArrayBuilder& builder, const arrow::Data
   return arrow::Status::OK();
 }
 
-// One top-level field's value in a record, as the SAX events gave it. Integers are normalised
-// as RapidJSON's document does: whatever fits int64 is kInt64 (IsInt64), only larger unsigned
-// values are kUint64.
-struct Slot {
-  enum Kind : uint8_t { kAbsent, kNull, kBool, kInt64, kUint64, kDouble, kString, kContainer };
-  Kind kind;
-  bool b;
-  int64_t i;
-  uint64_t u;
-  double d;
-  const char* s;
-  uint32_t len;
-};
-
-// The struct's fields as the parser meets them: keys looked up by length and bytes, exact
-// first, then ASCII case-insensitively (find_field's rule, Spark's), the first key wins.
-class FieldIndex {
- public:
-  explicit FieldIndex(const arrow::DataType& type) {
-    for (const auto& f : type.fields()) {
-      names_.push_back(f->name());
-      lower_.push_back(lower(f->name()));
-    }
-  }
-  int find(const char* key, size_t len) const {
-    const int n = static_cast<int>(names_.size());
-    for (int i = 0; i < n; ++i) {
-      if (names_[i].size() == len && std::memcmp(names_[i].data(), key, len) == 0) return i;
-    }
-    for (int i = 0; i < n; ++i) {
-      if (lower_[i].size() != len) continue;
-      size_t k = 0;
-      while (k < len && fold(key[k]) == lower_[i][k]) ++k;
-      if (k == len) return i;
-    }
-    return -1;
-  }
-
- private:
-  // std::tolower in the "C" locale, as find_field uses it: ASCII letters only.
-  static char fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-  static std::string lower(std::string s) {
-    for (auto& c : s) c = fold(c);
-    return s;
-  }
-  std::vector<std::string> names_, lower_;
-};
+using internal::JsonFieldIndex;
+using Slot = internal::JsonSlot;
 
 // RapidJSON SAX handler filling one Slot per decoded field of a top-level object. Values of
 // unknown keys, of fields not decoded and everything nested deeper are parsed (so malformed
 // text is still malformed) and dropped.
 class StructSlotHandler {
  public:
-  StructSlotHandler(const FieldIndex& index, const std::vector<bool>& decoded, const std::vector<bool>& is_string,
+  StructSlotHandler(const JsonFieldIndex& index, const std::vector<bool>& decoded, const std::vector<bool>& is_string,
                     Slot* slots)
       : index_(index), decoded_(decoded), is_string_(is_string), slots_(slots), n_(static_cast<int>(decoded.size())) {}
 
@@ -157,7 +113,7 @@ class StructSlotHandler {
     return true;
   }
 
-  const FieldIndex& index_;
+  const JsonFieldIndex& index_;
   const std::vector<bool>& decoded_;
   const std::vector<bool>& is_string_;
   Slot* slots_;
@@ -229,6 +185,18 @@ arrow::Status append_slot(arrow::ArrayBuilder& builder, arrow::Type::type id, co
   }
 }
 
+arrow::Status append_slots(arrow::StructBuilder& b, const std::vector<arrow::ArrayBuilder*>& fields,
+                           const std::vector<arrow::Type::type>& ids, const std::vector<Slot>& slots,
+                           int64_t* mismatches) {
+  ARROW_RETURN_NOT_OK(b.Append());
+  for (size_t i = 0; i < fields.size(); ++i) {
+    bool fits;
+    ARROW_RETURN_NOT_OK(append_slot(*fields[i], ids[i], slots[i], &fits));
+    *mismatches += !fits;
+  }
+  return arrow::Status::OK();
+}
+
 // Whether decode_json can take the SAX path: a struct whose decoded fields are all scalars.
 bool decodes_from_events(const arrow::DataType& type, const std::vector<bool>& decoded) {
   if (type.id() != arrow::Type::STRUCT) return false;
@@ -256,8 +224,11 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_struct_from_events(const arr
     is_string[i] = ids[i] == arrow::Type::STRING;
     ARROW_RETURN_NOT_OK(fields[i]->Reserve(input.length()));
   }
-  FieldIndex index(*type);
+  std::vector<std::string> names;
+  for (const auto& f : type->fields()) names.push_back(f->name());
+  JsonFieldIndex index(names);
   std::vector<Slot> slots(n);
+  internal::FlatRecordScanner scanner(index, decoded, is_string, slots.data());
   StructSlotHandler handler(index, decoded, is_string, slots.data());
   JsonRecordParser parser;
   internal::JsonValueAppender appender(internal::KeyMatch::kCaseInsensitive);  // for needs_document
@@ -268,8 +239,13 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_struct_from_events(const arr
       continue;
     }
     const std::string_view text = input.GetView(row);
-    handler.reset();
     // The whole record parses before anything is appended: a malformed one leaves nothing behind.
+    // The common record needs no RapidJSON; what the scanner does not vouch for, RapidJSON decides.
+    if (scanner.scan(text)) {
+      ARROW_RETURN_NOT_OK(append_slots(b, fields, ids, slots, &mismatches));
+      continue;
+    }
+    handler.reset();
     if (!parser.parse_events(text, handler)) {
       if (stats) ++stats->malformed_records;
       ARROW_RETURN_NOT_OK(append_null_struct(b, *type));
@@ -292,12 +268,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_struct_from_events(const arr
       }
       continue;
     }
-    ARROW_RETURN_NOT_OK(b.Append());
-    for (int i = 0; i < n; ++i) {
-      bool fits;
-      ARROW_RETURN_NOT_OK(append_slot(*fields[i], ids[i], slots[i], &fits));
-      mismatches += !fits;
-    }
+    ARROW_RETURN_NOT_OK(append_slots(b, fields, ids, slots, &mismatches));
   }
   if (stats) stats->mismatched_fields += mismatches + appender.mismatches();
   return builder->Finish();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/format/json_decoder.h"
+#include "sluice/format/json_flat_record.h"
 
 namespace sluice::format {
 namespace {
@@ -92,7 +93,11 @@ std::vector<std::string> generated_records(int count) {
       "9223372036854775807", "9223372036854775808", "-9223372036854775809", "18446744073709551616", "1.5", "-0.0",
       "1e308", "1e-320", "3.4028235e38", "3.5e38", "\"\"", "\"x\"", "\"2024-03-01T10:11:12.123Z\"", "\"2024-03-01\"",
       "\"2024-03-01T10:11:12+01:00\"", "\"bad date\"", "\"\\u00e9\\n\"", "\"\xc3\xa9\"", "\"\xff\"", "[]", "[1,[2]]",
-      "{}", "{\"x\":1}", "{\"s\":\"inner\"}", "[{\"a\":null}]"};
+      "{}", "{\"x\":1}", "{\"s\":\"inner\"}", "[{\"a\":null}]", "123.45", "0.1", "-0", "-0.0", "1E5", "1e22", "1e23",
+      "1e-22", "1e-23", "12.5e-10", "0.000001", "123456789012345", "1234567890123456", "0.123456789012345",
+      "0.1234567890123456", "99999999999999999", "999999999999999999", "1000000000000000000", "-999999999999999999",
+      "1.7976931348623157e308", "4.9e-324", "01", "-01", "1.", ".5", "1e", "1e+", "+1", "-", "1e0005", "9.999999999999999e22",
+      "\"a\tb\"", "\"\x01\"", "tru", "nul", "falsey", "\"x\" ", " \"x\""};
   std::vector<std::string> out;
   for (int r = 0; r < count; ++r) {
     std::string rec = "{";
@@ -186,6 +191,27 @@ TEST(JsonDecoderEventsTest, PrunedFieldsAreNullAndTheOthersAsDecodedWhole) {
       SCOPED_TRACE(type->ToString());
       expect_same_as_document(records, type, mask);
     }
+  }
+}
+
+TEST(JsonDecoderEventsTest, TheScannerTakesCommonRecordsAndLeavesTheRestToRapidJson) {
+  const std::vector<std::string> names = {"s", "d", "Name", "name"};
+  const std::vector<bool> decoded = {true, true, true, true}, is_string = {true, false, true, true};
+  std::vector<internal::JsonSlot> slots(names.size());
+  internal::JsonFieldIndex index(names);
+  internal::FlatRecordScanner scanner(index, decoded, is_string, slots.data());
+  EXPECT_TRUE(scanner.scan(R"( {"s":"a b","d":-12.5e1,"x":[1],"NAME":"f","Name":"e","u":null} )") == false);  // a container
+  ASSERT_TRUE(scanner.scan(R"( {"s":"a b","d":-12.5e1,"NAME":"f","Name":"e","u":null} )"));
+  EXPECT_EQ(std::string(slots[0].s, slots[0].len), "a b");
+  EXPECT_EQ(slots[1].d, -125.0);
+  // "NAME" folds to the first of Name/name, and is the first key for it; "Name" comes too late.
+  EXPECT_EQ(std::string(slots[2].s, slots[2].len), "f");
+  EXPECT_EQ(slots[3].kind, internal::JsonSlot::kAbsent);
+  const std::vector<std::string> unsures = {
+      R"({"s":"a\nb"})", R"({"s":1})", R"({"d":1.0000000000000001})", R"({"d":1e23})", "{\"s\":\"\xff\"}",
+      std::string("{\"d\":1}\0", 8), R"({"d":01})", R"({"d":1} x)", "[1]", "{"};
+  for (const auto& unsure : unsures) {
+    EXPECT_FALSE(scanner.scan(unsure)) << unsure;
   }
 }
 
