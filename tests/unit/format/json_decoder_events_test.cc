@@ -118,6 +118,33 @@ std::vector<std::string> generated_records(int count) {
   return out;
 }
 
+// Generated and hostile records with random byte edits (JSON punctuation, digits, exponent
+// and sign characters, escapes, invalid UTF-8, NUL): whatever the scanner accepts RapidJSON
+// must accept with the same values, and what it refuses RapidJSON must judge the same way.
+std::vector<std::string> mutated_records(int count) {
+  std::mt19937 rng(1206);
+  std::vector<std::string> base = generated_records(500);
+  for (auto& r : hostile_records()) base.push_back(r);
+  base.push_back(R"({"s":"abc","i":12,"l":-34,"d":1.25,"f":0.5,"b":true,"ts":"2024-01-02T03:04:05Z","dt":"2024-01-02"})");
+  const std::string edits = std::string("\"\\,:{}[] \t\n0123456789-+.eEtrufalsn\xff\xc3", 36) + std::string(1, '\0');
+  std::vector<std::string> out;
+  for (int k = 0; k < count; ++k) {
+    std::string r = base[rng() % base.size()];
+    const int n_edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < n_edits; ++e) {
+      const size_t at = r.empty() ? 0 : rng() % (r.size() + 1);
+      const char c = edits[rng() % edits.size()];
+      switch (rng() % 3) {
+        case 0: r.insert(at, 1, c); break;
+        case 1: if (at < r.size()) r[at] = c; break;
+        default: if (at < r.size()) r.erase(at, 1); break;
+      }
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
 void expect_same_as_document(const std::vector<std::string>& records, const std::shared_ptr<arrow::DataType>& type,
                              const std::vector<bool>& decoded) {
   auto input = binaries(records);
@@ -180,6 +207,10 @@ TEST(JsonDecoderEventsTest, FlatStructsDecodeAsTheDocumentPathOverHostileRecords
 
 TEST(JsonDecoderEventsTest, FlatStructsDecodeAsTheDocumentPathOverGeneratedRecords) {
   expect_same_as_document(generated_records(5000), flat_type(), {});
+}
+
+TEST(JsonDecoderEventsTest, FlatStructsDecodeAsTheDocumentPathOverMutatedRecords) {
+  expect_same_as_document(mutated_records(20000), flat_type(), {});
 }
 
 TEST(JsonDecoderEventsTest, PrunedFieldsAreNullAndTheOthersAsDecodedWhole) {
