@@ -1,6 +1,7 @@
-// JSON -> Arrow with RapidJSON (see docs/decisions.md for why not simdjson). Structs of scalar
-// fields (the common from_json) are decoded from RapidJSON's SAX events into one slot per field,
-// appended once the record has parsed whole; other types go through a document per record.
+// JSON -> Arrow (docs/decisions.md: "from_json without a document", and why RapidJSON, not
+// simdjson). Structs of scalar fields (the common from_json) fill one slot per field, from the
+// flat-record scanner or else RapidJSON's SAX events, appended once the record has parsed
+// whole; other types (and string fields given non-strings) go through a document per record.
 #include "sluice/format/json_decoder.h"
 
 #include <arrow/api.h>
