@@ -3,7 +3,8 @@
 // ValidateFull checks UTF-8). Input: byte 0 picks the path, the rest is records split at '\n'.
 //   0: the payload decoder with a fixed schema of every type it reads
 //   1: schema inference over the records, then the payload decoder with the inferred schema
-//   2: from_json (decode_json) into the fixed schema, and into an inferred one
+//   2: from_json (decode_json) into the fixed schema, its scalar fields (SAX path, checked equal
+//      to the document path), and into an inferred one
 #include <arrow/api.h>
 
 #include <cstddef>
@@ -72,6 +73,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto out = sluice::format::decode_json(*payloads, type);
       check(out.status());
       check((*out)->ValidateFull());
+      // The scalar fields take the SAX path: it must give what the document path gives.
+      arrow::FieldVector scalars;
+      for (const auto& f : fixed_schema()->fields()) {
+        if (!arrow::is_nested(f->type()->id())) scalars.push_back(f);
+      }
+      auto flat = sluice::format::decode_json(*payloads, arrow::struct_(scalars));
+      auto oracle = sluice::format::internal::decode_json_with_document(*payloads, arrow::struct_(scalars));
+      check(flat.status());
+      check(oracle.status());
+      check((*flat)->ValidateFull());
+      if (!(*flat)->Equals(**oracle)) std::abort();
       if (inferred.ok()) {
         auto again = sluice::format::decode_json(*payloads, arrow::struct_((*inferred)->fields()));
         check(again.status());

@@ -28,12 +28,13 @@ namespace {
 
 struct FromJsonState : cp::KernelState {
   std::shared_ptr<arrow::DataType> type;
+  std::vector<bool> decoded_fields;  // empty: all
 };
 
 arrow::Status from_json_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
   const auto* state = static_cast<const FromJsonState*>(ctx->kernel()->data.get());
   ARROW_ASSIGN_OR_RAISE(auto input, argument_array(batch, 0));
-  ARROW_ASSIGN_OR_RAISE(auto result, format::decode_json(*input, state->type));
+  ARROW_ASSIGN_OR_RAISE(auto result, format::decode_json(*input, state->type, nullptr, state->decoded_fields));
   out->value = result->data();
   return arrow::Status::OK();
 }
@@ -158,16 +159,88 @@ arrow::Result<std::string> not_yet_function(const std::shared_ptr<arrow::DataTyp
   });
 }
 
-arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type) {
-  const std::string name = "sluice_from_json_" + std::to_string(std::hash<std::string>{}(type->ToString()));
+namespace {
+
+constexpr const char kFromJsonPrefix[] = "sluice_from_json_";
+
+// from_json into `type`, decoding only the fields flagged in `decoded` (empty: all).
+arrow::Result<std::string> register_from_json(const std::shared_ptr<arrow::DataType>& type,
+                                              const std::vector<bool>& decoded) {
+  std::string name = kFromJsonPrefix + std::to_string(std::hash<std::string>{}(type->ToString()));
+  if (!decoded.empty()) {
+    name += "_only_";
+    for (bool d : decoded) name += d ? '1' : '0';
+  }
   return register_scalar_once(name, [&]() -> arrow::Result<std::shared_ptr<cp::Function>> {
     auto function = std::make_shared<cp::ScalarFunction>(
         name, cp::Arity::Unary(), cp::FunctionDoc("Decode JSON text into " + type->ToString(), "", {"json"}));
     auto state = std::make_shared<FromJsonState>();
     state->type = type;
+    state->decoded_fields = decoded;
     ARROW_RETURN_NOT_OK(add_text_kernels(*function, cp::OutputType(type), from_json_exec, state));
     return function;
   });
+}
+
+// Marks in `used` the fields of column `column` that `e` reads through struct_field; `whole`
+// when it reads the column any other way.
+void fields_read(const cp::Expression& e, int column, std::vector<bool>* used, bool* whole) {
+  if (const auto* p = e.parameter()) {
+    if (!p->indices.empty() && p->indices[0] == column) {
+      if (p->indices.size() >= 2) {
+        (*used)[p->indices[1]] = true;
+      } else {
+        *whole = true;
+      }
+    }
+    return;
+  }
+  const auto* call = e.call();
+  if (!call) return;
+  if (call->function_name == "struct_field" && call->arguments.size() == 1) {
+    const auto* p = call->arguments[0].parameter();
+    if (p && p->indices.size() == 1 && p->indices[0] == column) {
+      const auto* options = static_cast<const cp::StructFieldOptions*>(call->options.get());
+      const auto* path = options ? options->field_ref.field_path() : nullptr;
+      if (path && !path->indices().empty() && path->indices()[0] < static_cast<int>(used->size())) {
+        (*used)[path->indices()[0]] = true;
+      } else {
+        *whole = true;
+      }
+      return;
+    }
+  }
+  for (const auto& a : call->arguments) fields_read(a, column, used, whole);
+}
+
+}  // namespace
+
+arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type) {
+  return register_from_json(type, {});
+}
+
+arrow::Result<cp::Expression> from_json_reading_only_used_fields(const cp::Expression& producer, int column,
+                                                                 const std::vector<const cp::Expression*>& readers) {
+  const auto* call = producer.call();
+  if (!call || call->function_name.rfind(kFromJsonPrefix, 0) != 0 || call->function_name.find("_only_") != std::string::npos ||
+      !call->type.type || call->type.type->id() != arrow::Type::STRUCT || call->arguments.size() != 1 || !call->kernel) {
+    return producer;
+  }
+  const auto type = call->type.GetSharedPtr();
+  std::vector<bool> used(type->num_fields(), false);
+  bool whole = false;
+  for (const auto* r : readers) fields_read(*r, column, &used, &whole);
+  if (whole || std::all_of(used.begin(), used.end(), [](bool u) { return u; })) return producer;
+  ARROW_ASSIGN_OR_RAISE(auto name, register_from_json(type, used));
+  // The same bound call with the narrowed function's kernel for the same argument type (the
+  // kernels keep no per-call state), so the stage's input schema is not needed again.
+  cp::Expression::Call narrowed = *call;
+  narrowed.function_name = name;
+  ARROW_ASSIGN_OR_RAISE(narrowed.function, cp::GetFunctionRegistry()->GetFunction(name));
+  ARROW_ASSIGN_OR_RAISE(narrowed.kernel, narrowed.function->DispatchExact({call->arguments[0].type()}));
+  narrowed.kernel_state = nullptr;
+  narrowed.ComputeHash();
+  return cp::Expression(std::move(narrowed));
 }
 
 }  // namespace sluice::exec

@@ -2,16 +2,26 @@
 // expressions call them like any built-in kernel.
 #pragma once
 
+#include <arrow/compute/expression.h>
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
 #include <string>
+#include <vector>
 
 namespace sluice::exec {
 
 // The name of a registered scalar function decoding JSON text into `type` (from_json);
 // registered on first use, one function per distinct type.
 arrow::Result<std::string> from_json_function(const std::shared_ptr<arrow::DataType>& type);
+
+// `producer`, which computes column `column` of a stage's output, rebuilt to decode only the
+// struct fields `readers` (every expression bound to that output) use, when it is a from_json
+// call whose result they read only through struct_field (e.k, never e as a whole); else
+// `producer` itself. The other fields come out null; the type, the struct's validity and the
+// fields read are unchanged (format::decode_json's decoded-field flags).
+arrow::Result<arrow::compute::Expression> from_json_reading_only_used_fields(
+    const arrow::compute::Expression& producer, int column, const std::vector<const arrow::compute::Expression*>& readers);
 
 // The name of a registered function extracting a JSON path ("$.a.b[0]", as Spark's
 // get_json_object) from JSON text, as STRING: strings unquoted, other values as JSON text, NULL

@@ -1,5 +1,6 @@
 // Planning and running SELECT queries over Arrow data.
 #include "sluice/exec/select_plan.h"
+#include "sluice/exec/json_functions.h"
 #include "sluice/exec/select_plan_join_spec.h"
 
 #include <arrow/acero/exec_plan.h>
@@ -561,6 +562,17 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       plan.output_locations_.push_back(item.expr->loc);
     }
     stage.output = arrow::schema(fields);
+    if (!plan.stages_.empty() && !from.watermark) {
+      // This stage (and a WATERMARK on it, hence none) is the only reader of the one before:
+      // a from_json there decodes only the struct fields read here (docs/decisions.md).
+      std::vector<const cp::Expression*> readers;
+      if (stage.where) readers.push_back(&stage.where->expr);
+      for (const auto& p : stage.projections) readers.push_back(&p.expr);
+      auto& before = plan.stages_.back().projections;
+      for (size_t c = 0; c < before.size(); ++c) {
+        ARROW_ASSIGN_OR_RAISE(before[c].expr, from_json_reading_only_used_fields(before[c].expr, static_cast<int>(c), readers));
+      }
+    }
     plan.stages_.push_back(std::move(stage));
   } else {
     ARROW_RETURN_NOT_OK(identity(stage));

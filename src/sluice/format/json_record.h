@@ -45,27 +45,25 @@ class JsonRecordParser {
   rapidjson::Document& parse(std::string_view text) {
     doc_.SetNull();  // nothing may point into the pool when it restarts (a failed parse keeps the old value)
     pool_.Clear();
-    too_deep_offset_ = -1;
-    while (!text.empty() && text.back() == '\0') text.remove_suffix(1);  // C strings sent with their NUL
-    const void* nul = text.empty() ? nullptr : std::memchr(text.data(), '\0', text.size());
-    nul_offset_ = nul ? static_cast<const char*>(nul) - text.data() : -1;
-    if (nul) return doc_;
-    // scratch_ keeps its capacity, and std::string ends in a NUL
-    if (is_valid_utf8(text)) {
-      scratch_.assign(text);
-    } else {
-      scratch_.clear();
-      append_valid_utf8(text, &scratch_);
-    }
-    too_deep_offset_ = needs_preparing(scratch_) ? prepare_in_place(scratch_) : -1;
-    if (too_deep_offset_ >= 0) return doc_;
-    // RapidJSON's SSE2 scanning loads aligned 16-byte blocks, up to 15 bytes past the text's
-    // terminating NUL: keep them inside the buffer (found by the json_decoder fuzzer under ASan).
-    scratch_.append(kSimdPadding, '\0');
+    if (!prepare(text)) return doc_;
     doc_.ParseInsitu<kFlags>(scratch_.data());
+    if (doc_.HasParseError()) parse_error_.Set(doc_.GetParseError(), doc_.GetErrorOffset());
     return doc_;
   }
-  bool failed() const { return nul_offset_ >= 0 || too_deep_offset_ >= 0 || doc_.HasParseError(); }
+
+  // The same text, the same checks and the same grammar as parse(), but as RapidJSON SAX
+  // events sent to `handler` instead of a document: no tree is built. Strings and keys passed
+  // to the handler point into the reused buffer and stay valid until the next parse. A handler
+  // returning false stops the parse (failed() is then true). Returns !failed().
+  template <unsigned kFlags = rapidjson::kParseFullPrecisionFlag, typename Handler>
+  bool parse_events(std::string_view text, Handler& handler) {
+    if (!prepare(text)) return false;
+    rapidjson::InsituStringStream stream(scratch_.data());
+    parse_error_ = reader_.Parse<kFlags | rapidjson::kParseInsituFlag>(stream, handler);
+    return !failed();
+  }
+
+  bool failed() const { return nul_offset_ >= 0 || too_deep_offset_ >= 0 || parse_error_.IsError(); }
   // What failed, with its byte offset ("invalid JSON at byte 7: ...").
   std::string error() const {
     if (nul_offset_ >= 0) return "invalid JSON at byte " + std::to_string(nul_offset_) + ": a NUL byte";
@@ -74,8 +72,8 @@ class JsonRecordParser {
              std::to_string(too_deep_offset_) + " (sluice's limit: deeper columns are not readable by every Delta " +
              "reader); flatten the record, or send the deep part as a JSON string";
     }
-    return "invalid JSON at byte " + std::to_string(doc_.GetErrorOffset()) + ": " +
-           rapidjson::GetParseError_En(doc_.GetParseError());
+    return "invalid JSON at byte " + std::to_string(parse_error_.Offset()) + ": " +
+           rapidjson::GetParseError_En(parse_error_.Code());
   }
   rapidjson::Document& doc() { return doc_; }
 
@@ -152,6 +150,29 @@ class JsonRecordParser {
   alignas(16) char pool_buffer_[kPoolBytes];
   rapidjson::MemoryPoolAllocator<> pool_{pool_buffer_, kPoolBytes};
   std::string scratch_;
+  // Everything parse() and parse_events() do before RapidJSON runs: false when the text fails
+  // already (a NUL byte, too deep); else scratch_ holds the prepared text and its padding.
+  bool prepare(std::string_view text) {
+    parse_error_.Clear();
+    too_deep_offset_ = -1;
+    while (!text.empty() && text.back() == '\0') text.remove_suffix(1);  // C strings sent with their NUL
+    const void* nul = text.empty() ? nullptr : std::memchr(text.data(), '\0', text.size());
+    nul_offset_ = nul ? static_cast<const char*>(nul) - text.data() : -1;
+    if (nul) return false;
+    // scratch_ keeps its capacity, and std::string ends in a NUL
+    if (is_valid_utf8(text)) {
+      scratch_.assign(text);
+    } else {
+      scratch_.clear();
+      append_valid_utf8(text, &scratch_);
+    }
+    too_deep_offset_ = needs_preparing(scratch_) ? prepare_in_place(scratch_) : -1;
+    if (too_deep_offset_ >= 0) return false;
+    // RapidJSON's SSE2 scanning loads aligned 16-byte blocks, up to 15 bytes past the text's
+    // terminating NUL: keep them inside the buffer (found by the json_decoder fuzzer under ASan).
+    scratch_.append(kSimdPadding, '\0');
+    return true;
+  }
   static int hex4(const char* p) {
     int v = 0;
     for (int k = 0; k < 4; ++k) {
@@ -168,7 +189,9 @@ class JsonRecordParser {
 
   std::ptrdiff_t nul_offset_ = -1;  // of a NUL byte in the text, or -1
   std::ptrdiff_t too_deep_offset_ = -1;  // of the first container nested too deep, or -1
+  rapidjson::ParseResult parse_error_;  // RapidJSON's verdict on the last parse
   rapidjson::Document doc_{&pool_};
+  rapidjson::Reader reader_;  // parse_events' (in situ, its stack stays empty between records)
 };
 
 }  // namespace sluice::format
