@@ -99,8 +99,9 @@ class SourceProgress {
   TxnVersions markers_;
 };
 
-// An operator whose state is snapshotted with every commit of its flow (window aggregation,
-// dedup, stream-stream join): one exec::WindowState per part, parts as given to set_state.
+// State snapshotted with every commit of its flow: a stateful operator chain (window
+// aggregation, dedup, stream-stream join; set_state(BatchOperator&) adapts it), an incremental
+// view's partials. One exec::WindowState per part, parts as given to set_state.
 class CommittedState {
  public:
   virtual ~CommittedState() = default;
