@@ -255,6 +255,26 @@ TEST_F(StreamJoinChainTest, JoinRestartedAfterACommitGivesTheUninterruptedRunsRo
   }
 }
 
+TEST_F(StreamJoinChainTest, TheChainNamesTheJoinsPartsAndRestoringNoneEmptiesIt) {
+  const auto plan = events_.plan(kInner);
+  exec::OperatorChain chain;
+  chain.add(exec::StreamJoinOperator::make(plan).ValueOrDie());
+  EXPECT_TRUE(chain.stateful());
+  EXPECT_EQ(chain.state_parts(), (std::vector<std::string>{"left", "right"}));
+  auto batch = exec::OperatorBatch::from_source(events_.batch(steps_[0].second));
+  ASSERT_TRUE(chain.push(batch).ok());
+  const auto& join = static_cast<const exec::StreamJoinOperator&>(*chain.operators()[0]).join();
+  EXPECT_EQ(join.state_rows(), 2);
+  ASSERT_EQ(chain.snapshot().ValueOrDie().size(), 2u);
+  ASSERT_TRUE(chain.restore(std::nullopt).ok());
+  EXPECT_EQ(join.state_rows(), 0);
+  EXPECT_EQ(join.watermark(exec::JoinSide::kLeft), exec::StreamJoinState::kNoTime);
+  batch.input = 2;
+  auto third = chain.push(batch);
+  ASSERT_FALSE(third.ok());
+  EXPECT_NE(third.status().message().find("inputs 0 (left) and 1 (right)"), std::string::npos);
+}
+
 TEST_F(StreamJoinChainTest, StateSavedByEarlierVersionsRestoresIntoTheChain) {
   // Earlier versions saved the join's state from the flow's own loop: one StateStore per side
   // under <table>/_sluice_state/<flow>/{left,right}, labelled with the commit's progress.
