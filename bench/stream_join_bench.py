@@ -14,7 +14,10 @@ flow's own events/s (both sides' rows over its duration in the event log), end-t
 (wall time of the process), peak RSS (wait4); the join's row count is checked against an oracle
 computed from what was produced.
 
-  bench/stream_join_bench.py [--events N] [--repeat R] [--port P | --bootstrap host:port]
+  bench/stream_join_bench.py [--events N] [--repeat R] [--sluice BIN ...] [--port P | --bootstrap host:port]
+
+(--sluice, repeatable: each repeat runs every binary on the same topics, one after the other;
+figures per binary.)
 
 --static: the stream-static join instead (issue 12): N orders (~200-byte JSON, read_kafka in the
 join flow itself) LEFT JOIN a streaming table of --dim customers read statically; customer ids
@@ -35,6 +38,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import kafka_pipeline_bench  # noqa: E402
 from kafka_pipeline_bench import SLUICE, Broker, flow_durations, log, run_once  # noqa: E402
 
 BOUND_S, SPAN_S = 600, 3600
@@ -162,7 +166,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--static", action="store_true", help="the stream-static join benchmark (see above)")
     ap.add_argument("--dim", type=int, default=500_000, help="--static: customers in the static table")
-    ap.add_argument("--sluice", action="append", help="--static: a sluice binary to run (repeatable)")
+    ap.add_argument("--sluice", action="append", help="a sluice binary to run (repeatable; runs alternate)")
     ap.add_argument("--events", type=int, default=1_000_000, help="impressions (clicks: about half as many)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=6,
@@ -189,33 +193,39 @@ def main():
                 broker.create_topic(topics[name], partitions=args.partitions)
                 produce(broker.bootstrap, topics[name], side)
             log(f"pre-loaded {args.events:,} impressions and {n_clicks:,} clicks in {time.perf_counter() - t:.1f} s")
+            bins = [pathlib.Path(b).resolve() for b in (args.sluice or [str(SLUICE)])]
             runs = []
             for i in range(args.repeat):
-                pipe = work / f"run{i}"
-                pipe.mkdir()
-                (pipe / "pipeline.yaml").write_text(
-                    f"name: joinbench\nstorage: ./data\nkafka:\n  default: {{bootstrap.servers: \"{broker.bootstrap}\"}}\n")
-                (pipe / "join.sql").write_text(SQL.format(**topics))
-                wall, rss, cpu, _ = run_once(pipe)
-                flows = flow_durations(pipe / "data")
-                join_in, join_out, join_ms = flows["clicked_impressions"]
-                rows_ok = join_out == matches and join_in == args.events + n_clicks
-                ok &= rows_ok
-                runs.append((wall, rss, cpu, join_in, join_out, join_ms, rows_ok))
-                log(f"run {i}: wall {wall:.2f}s cpu {cpu:.1f}s rss {rss:.0f}MiB join in {join_in:,} out {join_out:,} "
-                    f"in {join_ms} ms; {'OK' if rows_ok else 'WRONG'} (oracle {matches:,})")
-                if not args.keep:
-                    shutil.rmtree(pipe, ignore_errors=True)
-            best = min(runs, key=lambda r: r[5])
+                for bi, b in enumerate(bins):
+                    kafka_pipeline_bench.SLUICE = b
+                    pipe = work / f"run{i}-{bi}"
+                    pipe.mkdir()
+                    (pipe / "pipeline.yaml").write_text(
+                        f"name: joinbench\nstorage: ./data\nkafka:\n  default: {{bootstrap.servers: \"{broker.bootstrap}\"}}\n")
+                    (pipe / "join.sql").write_text(SQL.format(**topics))
+                    wall, rss, cpu, _ = run_once(pipe)
+                    flows = flow_durations(pipe / "data")
+                    join_in, join_out, join_ms = flows["clicked_impressions"]
+                    rows_ok = join_out == matches and join_in == args.events + n_clicks
+                    ok &= rows_ok
+                    runs.append((wall, rss, cpu, join_in, join_out, join_ms, rows_ok, bi))
+                    log(f"run {i} {b}: wall {wall:.2f}s cpu {cpu:.1f}s rss {rss:.0f}MiB join in {join_in:,} out {join_out:,} "
+                        f"in {join_ms} ms; {'OK' if rows_ok else 'WRONG'} (oracle {matches:,})")
+                    if not args.keep:
+                        shutil.rmtree(pipe, ignore_errors=True)
             total = args.events + n_clicks
-            print(f"stream-stream join 10 minutes: impressions={args.events:,} clicks={n_clicks:,} "
-                  f"partitions={args.partitions} event_bytes~200 cores={os.cpu_count()} "
-                  f"load1={os.getloadavg()[0]:.2f} best of {args.repeat}")
-            print(f"  join flow alone    {best[5] / 1000:7.2f} s  {total / (best[5] / 1000) / 1e6:.3f} M events/s")
-            print(f"  end to end (wall)  {best[0]:7.2f} s  {total / best[0] / 1e6:.3f} M events/s  "
-                  f"(ingest of both topics, JSON decoding, join; cpu {best[2]:.1f} s)")
-            print(f"  peak RSS           {best[1]:.0f} MiB")
-            print(f"  output: {best[4]:,} joined rows vs oracle {matches:,}: {'OK' if best[6] else 'WRONG'}")
+            for bi, b in enumerate(bins):
+                mine = [r for r in runs if r[7] == bi]
+                best = min(mine, key=lambda r: r[5])
+                print(f"stream-stream join 10 minutes: impressions={args.events:,} clicks={n_clicks:,} "
+                      f"partitions={args.partitions} event_bytes~200 cores={os.cpu_count()} "
+                      f"load1={os.getloadavg()[0]:.2f} best of {args.repeat}, {b}")
+                print(f"  join flow alone    {best[5] / 1000:7.2f} s  {total / (best[5] / 1000) / 1e6:.3f} M events/s")
+                print(f"  end to end (wall)  {best[0]:7.2f} s  {total / best[0] / 1e6:.3f} M events/s  "
+                      f"(ingest of both topics, JSON decoding, join; cpu {best[2]:.1f} s)")
+                print(f"  peak RSS           {best[1]:.0f} MiB")
+                print(f"  output: {best[4]:,} joined rows vs oracle {matches:,}: {'OK' if best[6] else 'WRONG'}")
+                print("  raw: " + "; ".join(f"join {r[5]} ms wall {r[0]:.2f}s cpu {r[2]:.1f}s rss {r[1]:.0f}MiB" for r in mine))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -13,7 +13,10 @@ key), then one record per partition stamped 10 minutes later closes every window
 via wait4); correctness: the table's total count equals the events produced minus late rows
 (event log), and a sample of keys is checked against an oracle that consumes the topic itself.
 
-  bench/window_bench.py [--events N] [--keys K] [--repeat R] [--port P | --bootstrap host:port]
+  bench/window_bench.py [--events N] [--keys K] [--repeat R] [--sluice BIN ...] [--port P | --bootstrap host:port]
+
+--sluice (repeatable): the binaries to compare; each repeat runs every one of them on the same
+topic, one after the other (interleaved, so they share the machine's load); figures per binary.
 """
 import argparse
 import datetime
@@ -28,6 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import kafka_pipeline_bench  # noqa: E402
 from kafka_pipeline_bench import JARS, PARTITIONS, SLUICE, Broker, log, run_once, topic_end_offsets  # noqa: E402
 
 WINDOW_US = 60_000_000
@@ -126,11 +130,13 @@ def main():
     ap.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "49092")))
     ap.add_argument("--bootstrap", help="use this running broker instead of starting one")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--sluice", action="append", help="a sluice binary to run (repeatable; runs alternate)")
     args = ap.parse_args()
-    if not SLUICE.exists():
+    bins = [pathlib.Path(b).resolve() for b in (args.sluice or [str(SLUICE)])]
+    if not all(b.exists() for b in bins):
         sys.exit("build sluice first (make build)")
     work = pathlib.Path(tempfile.mkdtemp(prefix="sluice-wbench-"))
-    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {SLUICE}")
+    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {', '.join(map(str, bins))}")
     ok = True
     try:
         with Broker(args.port, args.bootstrap) as broker:
@@ -148,37 +154,41 @@ def main():
             expected = oracle(broker.bootstrap, topic, set(sample))
             runs = []
             for i in range(args.repeat):
-                pipe = write_pipeline(work / f"run{i}", broker.bootstrap, topic)
-                wall, rss, cpu, _ = run_once(pipe)
-                storage = pipe / "data"
-                import pyarrow.compute as pc
-                from deltalake import DeltaTable
-                table = DeltaTable(str(storage / "tables" / "windows")).to_pyarrow_table()
-                late = late_rows(storage)
-                total_n = pc.sum(table.column("n")).as_py() or 0
-                got = {}
-                for r in table.filter(pc.is_in(table.column("key"), value_set=__import__("pyarrow").array(sample))).to_pylist():
-                    ws = int(r["window_start"].timestamp() * 1_000_000)
-                    got[(r["key"], ws)] = (r["n"], r["total"])
-                counts_ok = total_n == produced - PARTITIONS - late  # the closing records stay in an open window
-                sample_ok = late > 0 or got == expected  # late rows would make the sample differ
-                runs.append((wall, rss, cpu, table.num_rows, total_n, late, counts_ok, sample_ok))
-                ok &= counts_ok and sample_ok
-                log(f"run {i}: wall {wall:.2f}s cpu {cpu:.1f}s rss {rss:.0f}MiB rows {table.num_rows:,} "
-                    f"n {total_n:,} late {late} counts {'OK' if counts_ok else 'WRONG'} sample {'OK' if sample_ok else 'WRONG'}")
-                if not args.keep:
-                    shutil.rmtree(pipe, ignore_errors=True)
-            best = min(runs)
-            load1 = os.getloadavg()[0]
-            print(f"window count/sum/avg events={produced:,} keys={args.keys:,} window=1 minute partitions={PARTITIONS} "
-                  f"event_bytes~200 cores={os.cpu_count()} load1={load1:.2f} best of {args.repeat}")
-            print(f"  end to end (wall)  {best[0]:7.2f} s  {produced / best[0] / 1e6:.3f} M events/s  "
-                  f"(cpu {best[2]:.1f} s = {best[2] / best[0]:.2f} cores)")
-            print(f"  peak RSS           {best[1]:.0f} MiB")
-            print(f"  output: {best[3]:,} window rows, n summed {best[4]:,} = produced {produced:,} - {PARTITIONS} closing - late {best[5]:,}: "
-                  f"{'OK' if best[6] else 'WRONG'}; {len(expected)} sampled (key, window) rows vs oracle: "
-                  f"{'OK' if best[7] else 'WRONG'}")
-            print("  raw: " + "; ".join(f"wall {r[0]:.2f}s cpu {r[2]:.1f}s rss {r[1]:.0f}MiB" for r in runs))
+                for bi, b in enumerate(bins):
+                    kafka_pipeline_bench.SLUICE = b
+                    pipe = write_pipeline(work / f"run{i}-{bi}", broker.bootstrap, topic)
+                    wall, rss, cpu, _ = run_once(pipe)
+                    storage = pipe / "data"
+                    import pyarrow.compute as pc
+                    from deltalake import DeltaTable
+                    table = DeltaTable(str(storage / "tables" / "windows")).to_pyarrow_table()
+                    late = late_rows(storage)
+                    total_n = pc.sum(table.column("n")).as_py() or 0
+                    got = {}
+                    for r in table.filter(pc.is_in(table.column("key"), value_set=__import__("pyarrow").array(sample))).to_pylist():
+                        ws = int(r["window_start"].timestamp() * 1_000_000)
+                        got[(r["key"], ws)] = (r["n"], r["total"])
+                    counts_ok = total_n == produced - PARTITIONS - late  # the closing records stay in an open window
+                    sample_ok = late > 0 or got == expected  # late rows would make the sample differ
+                    runs.append((wall, rss, cpu, table.num_rows, total_n, late, counts_ok, sample_ok, bi))
+                    ok &= counts_ok and sample_ok
+                    log(f"run {i} {b}: wall {wall:.2f}s cpu {cpu:.1f}s rss {rss:.0f}MiB rows {table.num_rows:,} "
+                        f"n {total_n:,} late {late} counts {'OK' if counts_ok else 'WRONG'} sample {'OK' if sample_ok else 'WRONG'}")
+                    if not args.keep:
+                        shutil.rmtree(pipe, ignore_errors=True)
+            for bi, b in enumerate(bins):
+                mine = [r for r in runs if r[8] == bi]
+                best = min(mine)
+                load1 = os.getloadavg()[0]
+                print(f"window count/sum/avg events={produced:,} keys={args.keys:,} window=1 minute partitions={PARTITIONS} "
+                      f"event_bytes~200 cores={os.cpu_count()} load1={load1:.2f} best of {args.repeat}, {b}")
+                print(f"  end to end (wall)  {best[0]:7.2f} s  {produced / best[0] / 1e6:.3f} M events/s  "
+                      f"(cpu {best[2]:.1f} s = {best[2] / best[0]:.2f} cores; {best[2] / produced * 1e6:.2f} us cpu/event)")
+                print(f"  peak RSS           {best[1]:.0f} MiB")
+                print(f"  output: {best[3]:,} window rows, n summed {best[4]:,} = produced {produced:,} - {PARTITIONS} closing - late {best[5]:,}: "
+                      f"{'OK' if best[6] else 'WRONG'}; {len(expected)} sampled (key, window) rows vs oracle: "
+                      f"{'OK' if best[7] else 'WRONG'}")
+                print("  raw: " + "; ".join(f"wall {r[0]:.2f}s cpu {r[2]:.1f}s rss {r[1]:.0f}MiB" for r in mine))
     finally:
         if args.keep:
             log(f"kept {work}")

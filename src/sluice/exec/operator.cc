@@ -14,11 +14,11 @@ OperatorBatch OperatorBatch::from_source(std::shared_ptr<arrow::RecordBatch> row
   return b;
 }
 
-arrow::Result<WindowState> BatchOperator::snapshot() const {
+arrow::Result<std::vector<WindowState>> BatchOperator::snapshot() const {
   return arrow::Status::NotImplemented("operator '", name(), "' keeps no state to snapshot");
 }
 
-arrow::Status BatchOperator::restore(WindowState) {
+arrow::Status BatchOperator::restore(std::optional<std::vector<WindowState>>) {
   return arrow::Status::NotImplemented("operator '", name(), "' keeps no state to restore");
 }
 
@@ -83,7 +83,12 @@ bool OperatorChain::stateful() const {
   return false;
 }
 
-arrow::Result<WindowState> OperatorChain::snapshot() const {
+std::vector<std::string> OperatorChain::state_parts() const {
+  const auto* op = the_stateful_operator();
+  return op ? op->state_parts() : std::vector<std::string>{""};
+}
+
+arrow::Result<std::vector<WindowState>> OperatorChain::snapshot() const {
   const auto* op = the_stateful_operator();
   if (!op) {
     return arrow::Status::NotImplemented("operator chain '", name(),
@@ -92,13 +97,13 @@ arrow::Result<WindowState> OperatorChain::snapshot() const {
   return op->snapshot();
 }
 
-arrow::Status OperatorChain::restore(WindowState state) {
+arrow::Status OperatorChain::restore(std::optional<std::vector<WindowState>> parts) {
   auto* op = const_cast<BatchOperator*>(the_stateful_operator());
   if (!op) {
     return arrow::Status::NotImplemented("operator chain '", name(),
                                          "' restores the state of exactly one stateful operator");
   }
-  return op->restore(std::move(state));
+  return op->restore(std::move(parts));
 }
 
 }  // namespace sluice::exec

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct OperatorBatch {
   // For a source whose rows do not carry their position (an upstream Delta table): the
   // upstream version whose commit added them; -1 otherwise.
   int64_t source_version = -1;
+  // Which input of a multi-input operator the batch is for (a stream-stream join: 0 is the left
+  // side, 1 the right); operators with one input ignore it, and their output has input 0.
+  int32_t input = 0;
 
   // A batch straight from a source: every row is its own source row.
   static OperatorBatch from_source(std::shared_ptr<arrow::RecordBatch> rows, int64_t source_version = -1);
@@ -60,11 +64,16 @@ class BatchOperator {
   // keep their rows in state across runs and give none.
   virtual arrow::Result<std::vector<OperatorBatch>> finish() { return std::vector<OperatorBatch>{}; }
 
-  // Stateful operators (event time): whether the operator holds state across batches, a copy
-  // of it (sharing the buffered arrays) to save with a commit, and the restore of a saved one.
+  // Stateful operators (event time): whether the operator holds state across batches, the
+  // parts its state is saved in (one WindowState each: a window or dedup has one, named "", a
+  // stream-stream join one per side), a copy of them (sharing the buffered arrays) to save with
+  // a commit, and the restore of saved ones (none: back to no state, as a new table starts).
+  // The streaming commit takes the snapshot of a flow's chain at each commit and restores it at
+  // start (StreamingCommit::set_state).
   virtual bool stateful() const { return false; }
-  virtual arrow::Result<WindowState> snapshot() const;
-  virtual arrow::Status restore(WindowState state);
+  virtual std::vector<std::string> state_parts() const { return {""}; }
+  virtual arrow::Result<std::vector<WindowState>> snapshot() const;
+  virtual arrow::Status restore(std::optional<std::vector<WindowState>> parts);
 
   const OperatorMetrics& metrics() const { return metrics_; }
 
@@ -86,8 +95,9 @@ class OperatorChain : public BatchOperator {
   arrow::Result<std::vector<OperatorBatch>> finish() override;
   // The chain is stateful if one of its operators is; snapshot/restore need exactly one such.
   bool stateful() const override;
-  arrow::Result<WindowState> snapshot() const override;
-  arrow::Status restore(WindowState state) override;
+  std::vector<std::string> state_parts() const override;
+  arrow::Result<std::vector<WindowState>> snapshot() const override;
+  arrow::Status restore(std::optional<std::vector<WindowState>> parts) override;
 
   // push() for a batch straight from a source, returning only the rows.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> push_rows(std::shared_ptr<arrow::RecordBatch> rows,

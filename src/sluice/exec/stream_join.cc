@@ -302,4 +302,43 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> StreamJoin::finish(
   return plan_->apply_row_stages(*batch);
 }
 
+arrow::Result<std::unique_ptr<StreamJoinOperator>> StreamJoinOperator::make(const SelectPlan& plan) {
+  ARROW_ASSIGN_OR_RAISE(auto join, StreamJoin::make(plan));
+  return std::unique_ptr<StreamJoinOperator>(new StreamJoinOperator(std::move(join)));
+}
+
+arrow::Result<OperatorBatch> StreamJoinOperator::push(OperatorBatch batch) {
+  if (batch.input != 0 && batch.input != 1) {
+    return arrow::Status::Invalid("internal: a stream-stream join has inputs 0 (left) and 1 (right), not ", batch.input);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto r, join_->consume(batch.input == 0 ? JoinSide::kLeft : JoinSide::kRight, *batch.rows));
+  late_rows_ += r.late_rows;
+  OperatorBatch joined;  // joined rows have no single source row
+  joined.rows = std::move(r.output);
+  joined.lineage = OperatorBatch::Lineage::kNone;
+  return joined;
+}
+
+arrow::Result<std::vector<WindowState>> StreamJoinOperator::snapshot() const {
+  const auto& st = join_->state();
+  std::vector<WindowState> parts(2);
+  parts[0] = {st.left_max_time, {}, st.left_rows};
+  parts[1] = {st.right_max_time, {}, st.right_rows};
+  return parts;
+}
+
+arrow::Status StreamJoinOperator::restore(std::optional<std::vector<WindowState>> parts) {
+  StreamJoinState state;
+  if (parts) {
+    if (parts->size() != 2) {
+      return arrow::Status::Invalid("internal: a stream-stream join's state has two parts, not ", parts->size());
+    }
+    state.left_max_time = (*parts)[0].watermark;
+    state.right_max_time = (*parts)[1].watermark;
+    state.left_rows = (*parts)[0].open_rows;
+    state.right_rows = (*parts)[1].open_rows;
+  }
+  return join_->restore(std::move(state));
+}
+
 }  // namespace sluice::exec

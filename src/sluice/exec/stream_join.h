@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "sluice/exec/operator.h"
 #include "sluice/exec/select_plan.h"
 
 namespace sluice::exec {
@@ -65,6 +66,33 @@ class StreamJoin {
   int64_t left_delay_ = 0, right_delay_ = 0;
   std::shared_ptr<arrow::Schema> left_schema_, right_schema_, left_state_schema_;
   StreamJoinState state_;
+};
+
+// The stream-stream join as an operator of a flow's chain, with two inputs: a batch's
+// OperatorBatch::input is its side (0 left, 1 right), its rows that side's source rows in arrival
+// order. Gives the joined rows (no single source row each). Its state is saved in two parts,
+// "left" and "right" (each side's buffered rows and highest event time), as the flow's commits
+// always saved it. Thread-compatible.
+class StreamJoinOperator : public BatchOperator {
+ public:
+  static arrow::Result<std::unique_ptr<StreamJoinOperator>> make(const SelectPlan& plan);
+
+  std::string name() const override { return "stream-stream join"; }
+  arrow::Result<OperatorBatch> push(OperatorBatch batch) override;
+  bool stateful() const override { return true; }
+  std::vector<std::string> state_parts() const override { return {"left", "right"}; }
+  arrow::Result<std::vector<WindowState>> snapshot() const override;
+  arrow::Status restore(std::optional<std::vector<WindowState>> parts) override;
+
+  const StreamJoin& join() const { return *join_; }
+  // Rows dropped as late since the operator was made.
+  int64_t late_rows() const { return late_rows_; }
+
+ private:
+  explicit StreamJoinOperator(std::unique_ptr<StreamJoin> join) : join_(std::move(join)) {}
+
+  std::unique_ptr<StreamJoin> join_;
+  int64_t late_rows_ = 0;
 };
 
 }  // namespace sluice::exec

@@ -23,6 +23,13 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
   ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
   auto& commit = sf.commit;
   const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
+  // A Delta row's position is its upstream table and the version that added it. The chain
+  // comes with the state of the last commit (event time), even when there is nothing new.
+  const DeltaPositions positions(src.name, app_id);
+  ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, positions));
+  ops.upstream = src.name;
+  ops.app_id = app_id;
+  ARROW_ASSIGN_OR_RAISE(auto operators, plan_flow_operators(std::move(ops)));
   std::optional<int64_t> done = commit.recorded(app_id);
   if (done && *done < 0) done.reset();  // reset by a full refresh
   const int64_t latest = up_snapshot->version().value();
@@ -47,12 +54,6 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
                                                             delta::ChangePolicy::kFail));
   }
   ARROW_ASSIGN_OR_RAISE(auto* writer, commit.writer());
-  // A Delta row's position is its upstream table and the version that added it.
-  const DeltaPositions positions(src.name, app_id);
-  ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, positions));
-  ops.upstream = src.name;
-  ops.app_id = app_id;
-  ARROW_ASSIGN_OR_RAISE(auto operators, plan_flow_operators(std::move(ops)));
   for (size_t first = 0; first < files.size();) {
     const auto& f = files[first];
     // With event time, one batch per upstream commit: its watermark moves once per batch, as

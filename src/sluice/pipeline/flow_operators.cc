@@ -87,6 +87,21 @@ arrow::Result<exec::OperatorBatch> WindowOperator::push(exec::OperatorBatch batc
   return batch;
 }
 
+arrow::Result<std::vector<exec::WindowState>> WindowOperator::snapshot() const {
+  ARROW_ASSIGN_OR_RAISE(auto state, flow_.state());
+  std::vector<exec::WindowState> parts;
+  parts.push_back(std::move(state));
+  return parts;
+}
+
+arrow::Status WindowOperator::restore(std::optional<std::vector<exec::WindowState>> parts) {
+  if (!parts) return flow_.restore(std::nullopt);
+  if (parts->size() != 1) {
+    return arrow::Status::Invalid("internal: an event-time window's state has one part, not ", parts->size());
+  }
+  return flow_.restore(std::move(parts->front()));
+}
+
 arrow::Result<exec::OperatorBatch> ConformOperator::push(exec::OperatorBatch batch) {
   ARROW_ASSIGN_OR_RAISE(batch.rows, delta::conform_batch(*batch.rows, schema_));
   return batch;
@@ -145,6 +160,10 @@ arrow::Result<std::unique_ptr<exec::OperatorChain>> plan_flow_operators(FlowOper
   chain->add(std::make_unique<ConformOperator>(spec.schema));
   chain->add(std::make_unique<ExpectationsOperator>(*spec.expectations, *spec.report, spec.positions,
                                                     spec.windowed ? nullptr : spec.quarantine));
+  if (spec.commit && chain->stateful()) {
+    spec.commit->set_state(*chain);
+    ARROW_RETURN_NOT_OK(spec.commit->load_state(spec.commit->ids().recorded_in(spec.commit->snapshot().get())));
+  }
   return chain;
 }
 

@@ -97,9 +97,11 @@ class WindowOperator : public exec::BatchOperator {
       : flow_(flow), upstream_(std::move(upstream)), app_id_(std::move(app_id)) {}
   std::string name() const override { return "event-time window"; }
   arrow::Result<exec::OperatorBatch> push(exec::OperatorBatch batch) override;
+  // The state: one part, the window aggregation's or dedup's (buffered rows, watermark, max
+  // event time per input), saved with each commit of the flow through its chain.
   bool stateful() const override { return true; }
-  // The state is snapshotted with each commit of the flow by the WindowedFlow itself
-  // (windowed_flow.h), not through the chain yet.
+  arrow::Result<std::vector<exec::WindowState>> snapshot() const override;
+  arrow::Status restore(std::optional<std::vector<exec::WindowState>> parts) override;
 
  private:
   WindowedFlow& flow_;
@@ -152,13 +154,16 @@ struct FlowOperatorsSpec {
   std::shared_ptr<arrow::Schema> value_schema;
   SideTable* dead_letters = nullptr;
   const ProgressIds* ids = nullptr;  // the flow's progress ids (its StreamingCommit's)
+  // The flow's commit: a stateful chain's state is saved with its commits and continues from
+  // the state of its last commit (StreamingCommit::set_state, load_state). Null: not loaded.
+  StreamingCommit* commit = nullptr;
   // Delta sources: the upstream table and the flow's progress on it (for the window).
   std::string upstream;
   std::string app_id;
 };
 
 // The flow's chain: [decode] -> project/filter | stream-static join -> [event-time window] ->
-// conform -> expectations.
+// conform -> expectations. A stateful chain comes with the state of the commit's last commit.
 arrow::Result<std::unique_ptr<exec::OperatorChain>> plan_flow_operators(FlowOperatorsSpec spec);
 
 }  // namespace sluice::pipeline

@@ -18,7 +18,6 @@ namespace sluice::pipeline {
 namespace {
 
 struct Side {
-  exec::JoinSide side;
   std::unique_ptr<delta::LogStore> store;
   std::shared_ptr<const delta::Snapshot> snapshot;
   DeltaReader reader = DeltaReader::kOnly;
@@ -40,35 +39,19 @@ arrow::Result<std::vector<delta::AddedFile>> new_files(const Side& s) {
   return all;
 }
 
-// The join's state as the commit protocol saves it: one part per side.
-class JoinState : public CommittedState {
- public:
-  explicit JoinState(exec::StreamJoin& join) : join_(join) {}
-  arrow::Result<std::vector<exec::WindowState>> snapshot_state() override {
-    const auto& st = join_.state();
-    std::vector<exec::WindowState> parts(2);
-    parts[0] = {st.left_max_time, {}, st.left_rows};
-    parts[1] = {st.right_max_time, {}, st.right_rows};
-    return parts;
-  }
-  arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) override {
-    if (!parts) return arrow::Status::OK();
-    exec::StreamJoinState state;
-    state.left_max_time = (*parts)[0].watermark;
-    state.right_max_time = (*parts)[1].watermark;
-    state.left_rows = (*parts)[0].open_rows;
-    state.right_rows = (*parts)[1].open_rows;
-    return join_.restore(std::move(state));
-  }
-
- private:
-  exec::StreamJoin& join_;
-};
-
 }  // namespace
 
-arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan& plan, const StreamJoinFlowSpec& spec) {
-  ARROW_ASSIGN_OR_RAISE(auto join, exec::StreamJoin::make(plan));
+arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan& plan, StreamJoinFlowSpec spec) {
+  if (!spec.operators || spec.operators->stateful()) {
+    return arrow::Status::Invalid("internal: a stream-stream join flow needs the table's stateless operators");
+  }
+  // The flow's chain: the join (two inputs, the state), then the table's operators.
+  exec::OperatorChain chain;
+  ARROW_ASSIGN_OR_RAISE(auto join_operator, exec::StreamJoinOperator::make(plan));
+  const exec::StreamJoinOperator& join_op = *join_operator;
+  const exec::StreamJoin* join = &join_op.join();
+  chain.add(std::move(join_operator));
+  chain.add(std::move(spec.operators));
   StreamingCommitOptions co;
   co.pipeline = spec.pipeline;
   co.flow = spec.flow;
@@ -79,11 +62,8 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   co.write.description = spec.description;
   co.write.partition_columns = spec.partition_columns;
   ARROW_ASSIGN_OR_RAISE(auto target, StreamingCommit::make(std::move(co)));
-  JoinState join_state(*join);
-  target->set_state(&join_state, {"left", "right"});
+  target->set_state(chain);  // parts "left" and "right"
   Side sides[2];
-  sides[0].side = exec::JoinSide::kLeft;
-  sides[1].side = exec::JoinSide::kRight;
   TxnVersions committed;
   auto progress = target->progress();
   for (int i = 0; i < 2; ++i) {
@@ -143,18 +123,16 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
         ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
         if (!batch) break;
         result.rows_read += batch->num_rows();
-        ARROW_ASSIGN_OR_RAISE(auto r, join->consume(sides[i].side, *batch));
-        result.rows_late += r.late_rows;
-        if (r.output->num_rows() == 0) continue;
-        exec::OperatorBatch joined;  // joined rows have no single source row
-        joined.rows = r.output;
-        joined.lineage = exec::OperatorBatch::Lineage::kNone;
-        ARROW_ASSIGN_OR_RAISE(auto rows, spec.operators->push(std::move(joined)));
+        auto side_batch = exec::OperatorBatch::from_source(batch);
+        side_batch.input = i;  // 0: left, 1: right
+        ARROW_ASSIGN_OR_RAISE(auto rows, chain.push(std::move(side_batch)));
+        if (rows.rows->num_rows() == 0) continue;
         ARROW_RETURN_NOT_OK(writer->write(*rows.rows));
       }
     }
   }
   result.rows_written = writer->rows_written();
+  result.rows_late = join_op.late_rows();
   report_state();
   // The state first, labelled with the progress of the commit that follows (streaming_commit.h).
   ARROW_ASSIGN_OR_RAISE(auto committed_result, target->commit(progress));

@@ -1,6 +1,7 @@
-// A streaming-table flow that joins two streams (exec::StreamJoin): reads the rows each
-// upstream Delta table added since the target's last commit (one txn appId per side), joins
-// them, saves the join state under the commit's progress, then commits rows and progress.
+// A streaming-table flow that joins two streams: reads the rows each upstream Delta table added
+// since the target's last commit (one txn appId per side) and pushes them, side by side,
+// through its chain (exec::StreamJoinOperator, then the table's operators); the streaming
+// commit saves the chain's state under the commit's progress, then commits rows and progress.
 #pragma once
 
 #include <arrow/result.h>
@@ -30,8 +31,8 @@ struct StreamJoinFlowSpec {
   std::vector<std::string> partition_columns;
   std::shared_ptr<arrow::Schema> schema;
   // The plan's output rows -> the table's rows (conform to the schema, expectations;
-  // flow_operators.h). Not owned.
-  exec::BatchOperator* operators = nullptr;
+  // flow_operators.h); stateless (the join's state is the flow's).
+  std::unique_ptr<exec::BatchOperator> operators;
 };
 
 struct StreamJoinFlowResult {
@@ -45,6 +46,6 @@ struct StreamJoinFlowResult {
 };
 
 // One run (triggered, or one iteration of continuous mode).
-arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan& plan, const StreamJoinFlowSpec& spec);
+arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan& plan, StreamJoinFlowSpec spec);
 
 }  // namespace sluice::pipeline

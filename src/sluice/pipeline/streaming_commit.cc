@@ -79,7 +79,32 @@ std::filesystem::path StreamingCommit::state_dir(const std::string& part) const 
   return part.empty() ? dir : dir / part;
 }
 
+namespace {
+
+// A stateful operator (chain) as the commit protocol's state: every snapshot is saved (an
+// operator does not track whether its state changed since the last commit).
+class OperatorState : public CommittedState {
+ public:
+  explicit OperatorState(exec::BatchOperator& op) : op_(op) {}
+  arrow::Result<std::vector<exec::WindowState>> snapshot_state() override { return op_.snapshot(); }
+  arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) override {
+    return op_.restore(std::move(parts));
+  }
+
+ private:
+  exec::BatchOperator& op_;
+};
+
+}  // namespace
+
+void StreamingCommit::set_state(exec::BatchOperator& operators) {
+  auto state = std::make_unique<OperatorState>(operators);
+  set_state(state.get(), operators.state_parts());
+  operator_state_ = std::move(state);
+}
+
 void StreamingCommit::set_state(CommittedState* state, std::vector<std::string> parts) {
+  if (state != operator_state_.get()) operator_state_.reset();
   state_ = state;
   state_parts_ = std::move(parts);
   state_stores_.clear();

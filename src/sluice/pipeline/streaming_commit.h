@@ -47,6 +47,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 #include "sluice/exec/event_time_operator.h"
+#include "sluice/exec/operator.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/state_store.h"
@@ -98,8 +99,9 @@ class SourceProgress {
   TxnVersions markers_;
 };
 
-// An operator whose state is snapshotted with every commit of its flow (window aggregation,
-// dedup, stream-stream join): one exec::WindowState per part, parts as given to set_state.
+// State snapshotted with every commit of its flow: a stateful operator chain (window
+// aggregation, dedup, stream-stream join; set_state(BatchOperator&) adapts it), an incremental
+// view's partials. One exec::WindowState per part, parts as given to set_state.
 class CommittedState {
  public:
   virtual ~CommittedState() = default;
@@ -143,6 +145,11 @@ class StreamingCommit {
   // The flow's operator state, saved under <table>/_sluice_state/<flow>[/<part>] (one part
   // named "" is the folder itself). Not owned; must outlive this object's commits.
   void set_state(CommittedState* state, std::vector<std::string> parts = {""});
+  // The state of a flow's stateful operators (an operator chain: window aggregation, dedup,
+  // stream-stream join), in the parts the chain names (BatchOperator::state_parts): its
+  // snapshot() is saved with every commit, restore() called by load_state and reload. Not
+  // owned; must outlive this object's commits.
+  void set_state(exec::BatchOperator& operators);
   // Restores the state whose label equals `committed` (the progress the target records for
   // the sources the flow reads now); an error when the target has progress but no state.
   arrow::Status load_state(const TxnVersions& committed);
@@ -179,6 +186,7 @@ class StreamingCommit {
   std::unique_ptr<delta::TableWriter> writer_;
   std::vector<std::unique_ptr<SideTable>> side_tables_;
   CommittedState* state_ = nullptr;
+  std::unique_ptr<CommittedState> operator_state_;  // set_state(BatchOperator&): state_ points here
   std::vector<std::string> state_parts_;
   std::vector<std::unique_ptr<StateStore>> state_stores_;  // one per part
   int64_t rows_committed_ = 0;

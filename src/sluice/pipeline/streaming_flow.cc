@@ -45,7 +45,6 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   if (plan.aggregates() || plan.distinct()) {  // windows, or SELECT DISTINCT (dedup)
     ARROW_ASSIGN_OR_RAISE(auto wo, planner_.windowed_options(d, flow_name, plan));
     ARROW_ASSIGN_OR_RAISE(windowed, WindowedFlow::make(plan, std::move(wo), *commit));
-    ARROW_RETURN_NOT_OK(windowed->load());
   }
   // Declared before window_report, which reads the windowed flow when it goes.
   StreamingFlow flow{d, flow_name, report, plan, ex, schema, *commit, quarantine, std::move(windowed)};
@@ -74,6 +73,7 @@ arrow::Result<FlowOperatorsSpec> FlowRunner::operators_spec(StreamingFlow& f, co
   ops.positions = &positions;
   ops.quarantine = f.quarantine;
   ops.windowed = f.windowed.get();
+  ops.commit = &f.commit;  // a window's state: saved with the commits, loaded with the chain
   if (f.plan.joins()) {
     ARROW_ASSIGN_OR_RAISE(ops.static_join, stream_static_join(f.flow_name, f.plan));
   }
@@ -113,11 +113,11 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;
   spec.schema = schema;
-  exec::OperatorChain operators;
-  operators.add(std::make_unique<ConformOperator>(schema));
-  operators.add(std::make_unique<ExpectationsOperator>(ex, report, nullptr, nullptr));
-  spec.operators = &operators;
-  ARROW_ASSIGN_OR_RAISE(auto r, run_stream_join_flow(plan, spec));
+  auto operators = std::make_unique<exec::OperatorChain>();
+  operators->add(std::make_unique<ConformOperator>(schema));
+  operators->add(std::make_unique<ExpectationsOperator>(ex, report, nullptr, nullptr));
+  spec.operators = std::move(operators);
+  ARROW_ASSIGN_OR_RAISE(auto r, run_stream_join_flow(plan, std::move(spec)));
   report.rows_read += r.rows_read;
   report.rows_written += r.rows_written;
   report.rows_late += r.rows_late;

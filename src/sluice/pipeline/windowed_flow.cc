@@ -40,25 +40,11 @@ arrow::Result<std::unique_ptr<WindowedFlow>> WindowedFlow::make(const exec::Sele
                                                               fmt::format("rows of '{}' that arrived behind the watermark", options.table)));
   }
   flow->options_ = std::move(options);
-  commit.set_state(flow.get());
   return flow;
 }
 
-arrow::Status WindowedFlow::load() {
-  return commit_->load_state(commit_->ids().recorded_in(commit_->snapshot().get()));
-}
-
-arrow::Result<std::vector<exec::WindowState>> WindowedFlow::snapshot_state() {
-  ARROW_ASSIGN_OR_RAISE(auto state, op_->state());
-  std::vector<exec::WindowState> parts;
-  parts.push_back(std::move(state));
-  return parts;
-}
-
-arrow::Status WindowedFlow::restore_state(std::optional<std::vector<exec::WindowState>> parts) {
-  if (parts) return op_->restore(std::move(parts->front()));
-  exec::WindowState empty;
-  return op_->restore(std::move(empty));
+arrow::Status WindowedFlow::restore(std::optional<exec::WindowState> state) {
+  return op_->restore(state ? std::move(*state) : exec::WindowState{});
 }
 
 arrow::Status WindowedFlow::write_late(const arrow::RecordBatch& rows, const exec::EventTimeOperator::Result& r,

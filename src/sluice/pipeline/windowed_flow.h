@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "sluice/exec/event_time_operator.h"
@@ -27,16 +28,13 @@ struct WindowedFlowOptions {
   exec::WatermarkPolicy policy;
 };
 
-// Thread-compatible: owned by one flow run. Its state and late table commit through the
-// flow's StreamingCommit (`commit`, which must outlive it): the late table is one of its side
-// tables, the operator its state.
-class WindowedFlow : public CommittedState {
+// Thread-compatible: owned by one flow run. Its late table commits through the flow's
+// StreamingCommit (`commit`, which must outlive it) as one of its side tables; the operator's
+// state is the flow's chain's (flow_operators.h WindowOperator), which the commit snapshots.
+class WindowedFlow {
  public:
   static arrow::Result<std::unique_ptr<WindowedFlow>> make(const exec::SelectPlan& plan, WindowedFlowOptions options,
                                                           StreamingCommit& commit);
-
-  // Continues from the state of the target's last commit (none for a new table).
-  arrow::Status load();
 
   // `rows`: the plan's row stages over Kafka source rows `input` (row i of `rows` is row
   // `input_rows[i]` of `input`). Returns the finalized windows.
@@ -48,9 +46,10 @@ class WindowedFlow : public CommittedState {
                                                                   const std::string& upstream,
                                                                   const std::string& app_id, int64_t version);
 
-  // CommittedState: the operator's state, one part.
-  arrow::Result<std::vector<exec::WindowState>> snapshot_state() override;
-  arrow::Status restore_state(std::optional<std::vector<exec::WindowState>> parts) override;
+  // A copy of the operator's state (sharing its buffered arrays), and its restore (none: no
+  // state, as for a new table).
+  arrow::Result<exec::WindowState> state() const { return op_->state(); }
+  arrow::Status restore(std::optional<exec::WindowState> state);
 
   int64_t late_rows() const { return late_rows_; }
   int64_t state_rows() const { return op_->state_rows(); }
