@@ -104,7 +104,7 @@ int64_t RecyclingMemoryPool::reuses() const {
 }
 
 arrow::MemoryPool* record_batch_pool() {
-  static auto* pool = new RecyclingMemoryPool(arrow::default_memory_pool(), 64ll << 20, 256ll << 10);
+  static auto* pool = new RecyclingMemoryPool(arrow::default_memory_pool(), 16ll << 20, 256ll << 10);
   return pool;
 }
 

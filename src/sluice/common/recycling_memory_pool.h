@@ -62,7 +62,8 @@ class RecyclingMemoryPool : public arrow::MemoryPool {
 };
 
 // The pool of the buffers a Kafka flow reads records into (process-wide, never destroyed:
-// batches may outlive any one flow). Keeps up to 64 MiB of freed buffers of 256 KiB or more.
+// batches may outlive any one flow). Keeps up to 16 MiB of freed buffers of 256 KiB or more (a
+// few 4 MiB batch value buffers: one batch is freed for each one read).
 arrow::MemoryPool* record_batch_pool();
 
 }  // namespace sluice
