@@ -52,8 +52,10 @@ arrow::Status RecyclingMemoryPool::Reallocate(int64_t old_size, int64_t new_size
     std::lock_guard lock(mu_);
     if (auto it = live_.find(*ptr); it != live_.end()) capacity = it->second.capacity;
   }
-  if (capacity >= 0 && new_size <= capacity) return arrow::Status::OK();  // fits (or shrinks) in place
-  if (capacity < 0 && new_size < min_block_bytes_) return base_->Reallocate(old_size, new_size, alignment, ptr);
+  if (capacity >= 0 && new_size <= capacity) return arrow::Status::OK();  // fits, or shrinks
+  if (capacity < 0 && new_size < min_block_bytes_) {
+    return base_->Reallocate(old_size, new_size, alignment, ptr);
+  }
   // Grows past the block, or a small buffer becomes a large one: move it.
   uint8_t* moved = nullptr;
   ARROW_RETURN_NOT_OK(Allocate(new_size, alignment, &moved));
@@ -104,7 +106,8 @@ int64_t RecyclingMemoryPool::reuses() const {
 }
 
 arrow::MemoryPool* record_batch_pool() {
-  static auto* pool = new RecyclingMemoryPool(arrow::default_memory_pool(), 16ll << 20, 256ll << 10);
+  static auto* pool =
+      new RecyclingMemoryPool(arrow::default_memory_pool(), 16ll << 20, 256ll << 10);
   return pool;
 }
 

@@ -30,7 +30,8 @@ class RecyclingMemoryPool : public arrow::MemoryPool {
   RecyclingMemoryPool& operator=(const RecyclingMemoryPool&) = delete;
 
   arrow::Status Allocate(int64_t size, int64_t alignment, uint8_t** out) override;
-  arrow::Status Reallocate(int64_t old_size, int64_t new_size, int64_t alignment, uint8_t** ptr) override;
+  arrow::Status Reallocate(int64_t old_size, int64_t new_size, int64_t alignment,
+                           uint8_t** ptr) override;
   void Free(uint8_t* buffer, int64_t size, int64_t alignment) override;
   void ReleaseUnused() override;  // frees the cached blocks
 
