@@ -3,6 +3,7 @@
 
 #include <arrow/api.h>
 
+#include "sluice/common/recycling_memory_pool.h"
 #include "sluice/common/utf8.h"
 
 namespace sluice::kafka {
@@ -38,14 +39,22 @@ const std::shared_ptr<arrow::Schema>& kafka_source_schema(HeadersColumn headers)
   return headers == HeadersColumn::kInclude ? kafka_source_schema() : without;
 }
 
+// The batch's buffers come from record_batch_pool(): each batch is sized like the last one,
+// and the buffers a writer lane frees are reused for the next batch instead of faulted in anew.
 KafkaRecordBatchBuilder::KafkaRecordBatchBuilder(HeadersColumn headers)
-    : timestamp_(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), arrow::default_memory_pool()),
-      header_key_(std::make_shared<arrow::StringBuilder>()),
-      header_value_(std::make_shared<arrow::BinaryBuilder>()),
+    : key_(record_batch_pool()),
+      value_(record_batch_pool()),
+      topic_(record_batch_pool()),
+      partition_(record_batch_pool()),
+      offset_(record_batch_pool()),
+      timestamp_(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), record_batch_pool()),
+      timestamp_type_(record_batch_pool()),
+      header_key_(std::make_shared<arrow::StringBuilder>(record_batch_pool())),
+      header_value_(std::make_shared<arrow::BinaryBuilder>(record_batch_pool())),
       header_(std::make_shared<arrow::StructBuilder>(
-          header_type(), arrow::default_memory_pool(),
+          header_type(), record_batch_pool(),
           std::vector<std::shared_ptr<arrow::ArrayBuilder>>{header_key_, header_value_})),
-      headers_(arrow::default_memory_pool(), header_, headers_type()),
+      headers_(record_batch_pool(), header_, headers_type()),
       include_headers_(headers == HeadersColumn::kInclude) {}
 
 // The record's fields were read from librdkafka's C message once, when it was polled

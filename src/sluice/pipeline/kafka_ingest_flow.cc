@@ -614,7 +614,10 @@ class IngestRun : public kafka::RebalanceListener {
         it->second.unsealed = &rec;
         ++uncommitted_rows_;
         uncommitted_bytes_ += static_cast<int64_t>((rec.value ? rec.value->size() : 0) + (rec.key ? rec.key->size() : 0));
-        if (builder_.num_rows() >= options_.batch_rows) ARROW_RETURN_NOT_OK(flush_batch());
+        if (builder_.num_rows() >= options_.batch_rows ||
+            builder_.payload_bytes() >= options_.batch_bytes) {
+          ARROW_RETURN_NOT_OK(flush_batch());
+        }
         if (uncommitted_rows_ >= commit_rows_ || uncommitted_bytes_ >= options_.commit_bytes ||
             (options_.commit_interval.count() > 0 && now - last_commit_ >= options_.commit_interval)) {
           ARROW_RETURN_NOT_OK(group_mode_ ? commit_pending_or_rebase() : commit_pending());

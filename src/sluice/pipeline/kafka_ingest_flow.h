@@ -48,7 +48,13 @@ struct IngestOptions {
   int64_t commit_bytes = 256ll << 20;
   // ... and at least every `commit_interval` while records flow (0: no time bound).
   std::chrono::milliseconds commit_interval{0};
+  // A batch read from Kafka goes to the operators and the writer once it holds `batch_rows`
+  // records or `batch_bytes` of key and value bytes. Up to ~7 batches are alive at once (the
+  // one being read, the stage's queued and running job, and one queued and one being encoded
+  // per writer lane), so the byte bound is what keeps a flow's memory independent of the
+  // record size (64 Ki rows of 200-byte records were ~15 MB each, ~100 MB in all).
   int64_t batch_rows = 65'536;
+  int64_t batch_bytes = 4ll << 20;
   // Fail when no record arrives for this long although the partition is not at its end.
   std::chrono::milliseconds stall_timeout{60'000};
   // Set (by a signal handler) to end the update early: the records consumed so far are
