@@ -37,9 +37,12 @@ def wait_for(proc, condition, what, timeout=60):
 
 
 def stop(proc):
+    """SIGTERM; returns what sluice wrote to stderr."""
     proc.send_signal(signal.SIGTERM)
     try:
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0, stderr
+        return stderr
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -64,11 +67,13 @@ def test_continuous_run_keeps_its_consumer(tmp_path, bootstrap, new_topic):
             produced += values
             wait_for(proc, lambda: row_count(pipe) >= len(produced), f"round {round_}")
     finally:
-        stop(proc)
+        stderr = stop(proc)
     rows = table_rows(pipe)
     assert sorted(r[2] for r in rows) == sorted(produced)  # every record once
     assert sorted((r[0], r[1]) for r in rows) == [(p, o) for p in range(3) for o in range(60)]
-    progress = [p for p in flow_progress(pipe) if p["status"] == "COMPLETED"]
+    progress = flow_progress(pipe)
+    assert "warning" not in stderr, stderr
+    assert all(p["status"] == "COMPLETED" for p in progress), progress
     assert sum(p["metrics"]["num_input_rows"] > 0 for p in progress) >= 6
     created = [p["metrics"]["num_kafka_consumers_created"] for p in progress]
     # The flow's consumer, and the one that reads the records checking for a re-created topic.

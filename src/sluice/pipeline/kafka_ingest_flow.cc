@@ -830,6 +830,7 @@ class IngestRun : public kafka::RebalanceListener {
     o.table = table_.table;
     o.table_path = config_.table_path(table_.table);
     o.schema = table_.output_schema ? table_.output_schema : kafka::kafka_source_schema(table_.headers);
+    o.snapshots = options_.snapshots.get();
     o.write.configuration = table_.properties;
     o.write.partition_columns = table_.partition_columns;
     if (!table_.comment.empty()) o.write.description = table_.comment;

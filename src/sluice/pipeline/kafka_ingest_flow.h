@@ -18,6 +18,7 @@
 #include <arrow/record_batch.h>
 
 #include "sluice/common/strong_types.h"
+#include "sluice/delta/snapshot_cache.h"
 #include "sluice/exec/operator.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/kafka/topic_selection.h"
@@ -62,6 +63,10 @@ struct IngestOptions {
   // their membership here. Null (triggered runs, --once): every flow assigns all partitions.
   std::shared_ptr<KafkaGroupMembers> group_members;
   TriggerLimit trigger_limit = TriggerLimit::kAllAvailable;
+  // Set by continuous runs: table snapshots kept across updates (the targets, side tables and
+  // Delta sources of the flows), advanced by the commits after them. Null: each update loads
+  // its tables from their newest checkpoint.
+  std::shared_ptr<delta::SnapshotCache> snapshots;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };
