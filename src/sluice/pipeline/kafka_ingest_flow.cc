@@ -260,12 +260,17 @@ class IngestRun : public kafka::RebalanceListener {
     return fmt::format("pipeline '{}', table '{}'", config_.name, table_.table);
   }
 
+  // The consumer that asks the broker for metadata and offsets: the flow's own, but not a kept
+  // one, whose fetch held open at the end of a partition (fetch.wait.max.ms) the broker answers
+  // first on that connection (a plan of 6 idle partitions waited 3 s).
+  kafka::Consumer* asker() const { return asker_ ? asker_ : consumer_; }
+
   void note_callback_status(const arrow::Status& st) {
     if (!st.ok() && callback_status_.ok()) callback_status_ = st;
   }
 
   arrow::Result<std::vector<std::string>> resolve_topics() {
-    ARROW_ASSIGN_OR_RAISE(auto existing, consumer_->topics(options_.metadata_timeout));
+    ARROW_ASSIGN_OR_RAISE(auto existing, asker()->topics(options_.metadata_timeout));
     auto topics = kafka::select_topics(selection_, existing, table_.cluster);
     if (!topics.ok()) return with_context(topics.status(), where());
     return topics;
@@ -273,7 +278,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   arrow::Result<KafkaOffset> offset_at(const TopicPartitionId& tp, int64_t timestamp_ms) {
     ARROW_ASSIGN_OR_RAISE(auto offsets,
-                          consumer_->offsets_for_times(tp.topic, {{tp.partition, timestamp_ms}},
+                          asker()->offsets_for_times(tp.topic, {{tp.partition, timestamp_ms}},
                                                        options_.metadata_timeout));
     return offsets.at(tp.partition);
   }
@@ -282,7 +287,7 @@ class IngestRun : public kafka::RebalanceListener {
   // high-water mark now, or the ending options).
   arrow::Result<PartitionProgress> plan_partition(const TopicPartitionId& tp) {
     ARROW_ASSIGN_OR_RAISE(auto marks,
-                          consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
+                          asker()->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
     std::optional<int64_t> committed = commit_->recorded(commit_->ids().kafka(tp.topic, tp.partition));
     if (committed && *committed < 0) committed.reset();  // reset by a full refresh
     KafkaOffset start = marks.low;
@@ -436,7 +441,7 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Status plan_offsets() {
     ARROW_ASSIGN_OR_RAISE(auto topics, resolve_topics());
     for (const auto& topic : topics) {
-      ARROW_ASSIGN_OR_RAISE(auto partitions, consumer_->partitions(topic, options_.metadata_timeout));
+      ARROW_ASSIGN_OR_RAISE(auto partitions, asker()->partitions(topic, options_.metadata_timeout));
       for (auto p : partitions) {
         TopicPartitionId tp{topic, p};
         ARROW_ASSIGN_OR_RAISE(progress_[tp], plan_partition(tp));
@@ -552,6 +557,7 @@ class IngestRun : public kafka::RebalanceListener {
     }
     reader_ = slot.get();
     consumer_ = reader_->consumer.get();
+    ARROW_ASSIGN_OR_RAISE(asker_, probe_consumer());
     // Kept again only when this update ends cleanly.
     const auto kept = std::exchange(reader_->positions, {});
     const auto now = std::chrono::steady_clock::now();
@@ -742,7 +748,7 @@ class IngestRun : public kafka::RebalanceListener {
   // topic was re-created with fewer records). librdkafka would silently jump to the end
   // (auto.offset.reset, which sluice sets to `error`); this is data loss like any other.
   arrow::Status skip_lost_records(const TopicPartitionId& tp, PartitionProgress& prog) {
-    ARROW_ASSIGN_OR_RAISE(auto marks, consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
+    ARROW_ASSIGN_OR_RAISE(auto marks, asker()->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
     if (prog.next >= marks.low && prog.next <= marks.high) {
       return mark_retryable(io_error("{}: Kafka {} could not be read at offset {} (out of range) although the "
                                      "topic holds offsets {} to {} now; retrying",
@@ -901,6 +907,7 @@ class IngestRun : public kafka::RebalanceListener {
   std::unique_ptr<kafka::Consumer> probe_;           // assign mode: reads the records to check
   KafkaGroupMembers::Member* member_ = nullptr;      // group mode
   KafkaGroupMembers::Reader* reader_ = nullptr;      // assign mode, kept across updates
+  kafka::Consumer* asker_ = nullptr;                 // reader_: its probe (see asker())
   bool planned_now_ = false;                         // reader_: this update asked the broker
   bool group_mode_ = false;
   std::map<TopicPartitionId, PartitionProgress> progress_;
