@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from conftest import SLUICE
@@ -53,10 +54,11 @@ def flow_progress(pipe):
     return [json.loads(e["details"])["flow_progress"] for e in log if e["event_type"] == "flow_progress"]
 
 
-def test_continuous_run_keeps_its_consumer(tmp_path, bootstrap, new_topic):
+@pytest.mark.parametrize("options", ["", ", group_mode => 'subscribe'"], ids=["assign", "subscribe"])
+def test_continuous_run_keeps_its_consumer(tmp_path, bootstrap, new_topic, options):
     topic = new_topic(3)
     pipe = kafka_pipeline(tmp_path, "kept", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
-    write_sql(pipe, topic)
+    write_sql(pipe, topic, options)
     proc = start(pipe)
     try:
         wait_for(proc, lambda: table_exists(pipe), "the table")
@@ -76,7 +78,8 @@ def test_continuous_run_keeps_its_consumer(tmp_path, bootstrap, new_topic):
     assert all(p["status"] == "COMPLETED" for p in progress), progress
     assert sum(p["metrics"]["num_input_rows"] > 0 for p in progress) >= 6
     created = [p["metrics"]["num_kafka_consumers_created"] for p in progress]
-    # The flow's consumer, and the one that reads the records checking for a re-created topic.
+    # The flow's consumer (or group member), and the one that asks the broker for offsets and
+    # reads the records checking for a re-created topic.
     assert sum(created) == 2, created
     assert len(created) > 6
 

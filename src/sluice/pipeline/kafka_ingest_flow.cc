@@ -261,8 +261,8 @@ class IngestRun : public kafka::RebalanceListener {
   }
 
   // The consumer that asks the broker for metadata and offsets: the flow's own, but not a kept
-  // one, whose fetch held open at the end of a partition (fetch.wait.max.ms) the broker answers
-  // first on that connection (a plan of 6 idle partitions waited 3 s).
+  // reader, whose fetch held open at the end of a partition (fetch.wait.max.ms) the broker
+  // answers first on that connection (a plan of 6 idle partitions waited 3 s).
   kafka::Consumer* asker() const { return asker_ ? asker_ : consumer_; }
 
   void note_callback_status(const arrow::Status& st) {
@@ -500,6 +500,7 @@ class IngestRun : public kafka::RebalanceListener {
                             kafka::Consumer::make_group_member(
                                 table_.cluster, config_.kafka.at(table_.cluster),
                                 table_.consumer_group(config_.name), member.get()));
+      ++report_.consumers_created;
       auto st = member->consumer->subscribe(kafka::subscription(selection_));
       if (!st.ok()) return with_context(st, where());
       slot = std::move(member);
