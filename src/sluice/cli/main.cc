@@ -123,6 +123,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   // stay in their consumer groups between updates; leaving them at the end hands their
   // partitions to the other members.
   options.group_members = sluice::pipeline::make_kafka_group_members();
+  options.snapshots = std::make_shared<sluice::delta::SnapshotCache>();  // the run lock is held
   options.trigger_limit = sluice::pipeline::TriggerLimit::kOneTrigger;  // the next comes at once
   if (graph && config->bronze.empty()) {
     // SQL pipelines: every dataset in its own loop, downstream woken by upstream commits.

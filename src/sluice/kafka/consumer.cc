@@ -518,6 +518,14 @@ arrow::Result<Watermarks> Consumer::watermarks(const std::string& topic, KafkaPa
   return Watermarks{KafkaOffset(low), KafkaOffset(high)};
 }
 
+std::optional<Watermarks> Consumer::cached_watermarks(const std::string& topic, KafkaPartition partition) {
+  int64_t low = -1, high = -1;
+  if (consumer_->get_watermark_offsets(topic, partition.value(), &low, &high) != RdKafka::ERR_NO_ERROR || high < 0) {
+    return std::nullopt;
+  }
+  return Watermarks{KafkaOffset(std::max<int64_t>(low, 0)), KafkaOffset(high)};
+}
+
 arrow::Status Consumer::assign(const std::vector<PartitionStart>& starts) {
   std::vector<RdKafka::TopicPartition*> list;
   for (const auto& s : starts) {

@@ -139,6 +139,9 @@ class Consumer {
                                                         std::chrono::milliseconds timeout);
   arrow::Result<Watermarks> watermarks(const std::string& topic, KafkaPartition partition,
                                        std::chrono::milliseconds timeout);
+  // The watermarks of an assigned partition as the last fetch response told them, without
+  // asking the broker; none before the first response. `low` is 0 where it was not told.
+  std::optional<Watermarks> cached_watermarks(const std::string& topic, KafkaPartition partition);
   arrow::Status assign(const std::vector<PartitionStart>& starts);
   // The fingerprint of the record at exactly each of these offsets; empty for a partition
   // with no record there (compacted away, expired, a transaction marker, past the end).

@@ -36,6 +36,7 @@ struct DatasetReport {
   int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
   int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
   std::optional<int64_t> backlog;
+  std::optional<int64_t> kafka_consumers_created;  // continuous runs: consumers this update made
   std::vector<KafkaDataLoss> data_loss;  // each range as its own data_loss event
   // Windowed flows: rows behind the watermark, the open windows' state and the watermark.
   int64_t rows_late = 0;

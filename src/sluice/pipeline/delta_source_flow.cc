@@ -20,7 +20,8 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
   auto& windowed = sf.windowed;
   // Delta source: the files the upstream table added since the version recorded in our txn.
   delta::LogStore upstream(config_.table_path(src.name));
-  ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
+  ARROW_ASSIGN_OR_RAISE(auto up_snapshot, options_.snapshots ? options_.snapshots->latest(upstream)
+                                                              : delta::Snapshot::load(upstream));
   auto& commit = sf.commit;
   const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
   // A Delta row's position is its upstream table and the version that added it. The chain

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <utility>
 
 #include "sluice/common/background_stage.h"
 #include "sluice/common/ids.h"
@@ -52,6 +54,10 @@ std::string topic_partition(const TopicPartitionId& tp) {
 
 // Messages taken from librdkafka's queue at once by the flow's read loop.
 constexpr size_t kPollBatch = 4096;
+// How often a kept consumer's update asks the broker for topics, partitions and watermarks
+// (new partitions, a pattern's new topics, expired records); between, librdkafka's last fetch
+// tells the high-water marks.
+constexpr std::chrono::seconds kReplanInterval{5};
 
 // One consumer-group member per flow; see kafka_ingest_flow.h.
 class KafkaGroupMembers {
@@ -87,6 +93,34 @@ class KafkaGroupMembers {
   };
 
   std::map<std::string, std::unique_ptr<Member>> members;  // by pipeline/flow
+
+  // Assign mode: the flow's consumer with its partitions assigned and its read position, so
+  // the next update reads on from librdkafka's prefetch instead of connecting, asking for
+  // metadata and watermarks and assigning again (docs/decisions.md "Kafka consumer kept").
+  struct Reader {
+    struct Position {
+      KafkaOffset next;  // where the consumer delivers next = the offset the table recorded
+      std::optional<kafka::RecordFingerprint> last_record;
+    };
+    std::unique_ptr<kafka::Consumer> consumer;
+    std::unique_ptr<kafka::Consumer> probe;  // reads the records that check for re-created topics
+    // Set by an update that ended cleanly; empty otherwise (the next one plans and assigns anew).
+    std::map<TopicPartitionId, Position> positions;
+    // The last full plan (topics, partitions, watermarks from the broker); the next one is due
+    // kReplanInterval later, or at once after an error event (replan_now).
+    std::chrono::steady_clock::time_point planned_at;
+    bool replan_now = true;
+  };
+  std::map<std::string, std::unique_ptr<Reader>> readers;  // by pipeline/flow
+  // Guards the two maps (the flows of a continuous run run on threads of their own); each
+  // entry is used by its flow's thread only.
+  std::mutex mutex;
+
+  template <typename T>
+  std::unique_ptr<T>& slot(std::map<std::string, std::unique_ptr<T>>& of, const std::string& key) {
+    std::lock_guard lock(mutex);
+    return of[key];  // map references stay valid while other keys are added
+  }
 };
 
 std::shared_ptr<KafkaGroupMembers> make_kafka_group_members() {
@@ -168,10 +202,10 @@ class IngestRun : public kafka::RebalanceListener {
     }
     if (table_.group_mode == GroupMode::kSubscribe && options_.group_members) {
       ARROW_RETURN_NOT_OK(run_as_group_member());
+    } else if (keeps_reader()) {
+      ARROW_RETURN_NOT_OK(run_kept_reader());
     } else {
-      ARROW_ASSIGN_OR_RAISE(owned_consumer_,
-                            kafka::Consumer::make(table_.cluster, config_.kafka.at(table_.cluster),
-                                                  table_.consumer_group(config_.name)));
+      ARROW_ASSIGN_OR_RAISE(owned_consumer_, make_consumer());
       consumer_ = owned_consumer_.get();
       ARROW_RETURN_NOT_OK(plan_offsets());
       ARROW_RETURN_NOT_OK(consume_and_commit());
@@ -226,12 +260,17 @@ class IngestRun : public kafka::RebalanceListener {
     return fmt::format("pipeline '{}', table '{}'", config_.name, table_.table);
   }
 
+  // The consumer that asks the broker for metadata and offsets: the flow's own, but not a kept
+  // reader, whose fetch held open at the end of a partition (fetch.wait.max.ms) the broker
+  // answers first on that connection (a plan of 6 idle partitions waited 3 s).
+  kafka::Consumer* asker() const { return asker_ ? asker_ : consumer_; }
+
   void note_callback_status(const arrow::Status& st) {
     if (!st.ok() && callback_status_.ok()) callback_status_ = st;
   }
 
   arrow::Result<std::vector<std::string>> resolve_topics() {
-    ARROW_ASSIGN_OR_RAISE(auto existing, consumer_->topics(options_.metadata_timeout));
+    ARROW_ASSIGN_OR_RAISE(auto existing, asker()->topics(options_.metadata_timeout));
     auto topics = kafka::select_topics(selection_, existing, table_.cluster);
     if (!topics.ok()) return with_context(topics.status(), where());
     return topics;
@@ -239,7 +278,7 @@ class IngestRun : public kafka::RebalanceListener {
 
   arrow::Result<KafkaOffset> offset_at(const TopicPartitionId& tp, int64_t timestamp_ms) {
     ARROW_ASSIGN_OR_RAISE(auto offsets,
-                          consumer_->offsets_for_times(tp.topic, {{tp.partition, timestamp_ms}},
+                          asker()->offsets_for_times(tp.topic, {{tp.partition, timestamp_ms}},
                                                        options_.metadata_timeout));
     return offsets.at(tp.partition);
   }
@@ -248,7 +287,7 @@ class IngestRun : public kafka::RebalanceListener {
   // high-water mark now, or the ending options).
   arrow::Result<PartitionProgress> plan_partition(const TopicPartitionId& tp) {
     ARROW_ASSIGN_OR_RAISE(auto marks,
-                          consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
+                          asker()->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
     std::optional<int64_t> committed = commit_->recorded(commit_->ids().kafka(tp.topic, tp.partition));
     if (committed && *committed < 0) committed.reset();  // reset by a full refresh
     KafkaOffset start = marks.low;
@@ -325,10 +364,11 @@ class IngestRun : public kafka::RebalanceListener {
   // group member cannot assign at will; in assign mode, the flow's own consumer would wait for
   // the fetch it left open at the end of a partition and refetch what it read ahead).
   arrow::Result<kafka::Consumer*> probe_consumer() {
-    auto& probe = member_ ? member_->probe : probe_;
+    auto& probe = member_ ? member_->probe : reader_ ? reader_->probe : probe_;
     if (!probe) {
       ARROW_ASSIGN_OR_RAISE(probe, kafka::Consumer::make_record_reader(table_.cluster, config_.kafka.at(table_.cluster),
                                                                        table_.consumer_group(config_.name)));
+      ++report_.consumers_created;
     }
     return probe.get();
   }
@@ -401,7 +441,7 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Status plan_offsets() {
     ARROW_ASSIGN_OR_RAISE(auto topics, resolve_topics());
     for (const auto& topic : topics) {
-      ARROW_ASSIGN_OR_RAISE(auto partitions, consumer_->partitions(topic, options_.metadata_timeout));
+      ARROW_ASSIGN_OR_RAISE(auto partitions, asker()->partitions(topic, options_.metadata_timeout));
       for (auto p : partitions) {
         TopicPartitionId tp{topic, p};
         ARROW_ASSIGN_OR_RAISE(progress_[tp], plan_partition(tp));
@@ -453,13 +493,14 @@ class IngestRun : public kafka::RebalanceListener {
   arrow::Status run_as_group_member() {
     group_mode_ = true;
     const std::string key = config_.name + "/" + table_.flow;
-    auto& slot = options_.group_members->members[key];
+    auto& slot = options_.group_members->slot(options_.group_members->members, key);
     if (!slot) {
       auto member = std::make_unique<KafkaGroupMembers::Member>();
       ARROW_ASSIGN_OR_RAISE(member->consumer,
                             kafka::Consumer::make_group_member(
                                 table_.cluster, config_.kafka.at(table_.cluster),
                                 table_.consumer_group(config_.name), member.get()));
+      ++report_.consumers_created;
       auto st = member->consumer->subscribe(kafka::subscription(selection_));
       if (!st.ok()) return with_context(st, where());
       slot = std::move(member);
@@ -486,6 +527,77 @@ class IngestRun : public kafka::RebalanceListener {
       if (!st.ok() && !delta::is_commit_conflict(st)) return st;
       if (!st.ok()) ARROW_RETURN_NOT_OK(rebase());
     }
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::unique_ptr<kafka::Consumer>> make_consumer() {
+    ++report_.consumers_created;
+    return kafka::Consumer::make(table_.cluster, config_.kafka.at(table_.cluster), table_.consumer_group(config_.name));
+  }
+
+  // Continuous runs keep an assign-mode consumer across updates unless an update's end is
+  // planned from the broker's offsets (ending offsets, max_offsets_per_trigger), where a
+  // consumer reading on past the end would have to seek back each time.
+  bool keeps_reader() const {
+    return options_.group_members && table_.group_mode == GroupMode::kAssign && !table_.max_offsets_per_trigger &&
+           table_.ending_partition_timestamps.empty() && !table_.ending_timestamp &&
+           table_.ending_partition_offsets.empty();
+  }
+
+  // Assign mode in a continuous run: the flow's consumer and its position, kept across
+  // updates. An update plans from its kept position when the table still records it (else
+  // another writer or a failed commit moved it: plan from the table and seek), with the
+  // high-water marks of librdkafka's last fetch; every kReplanInterval, or after an error
+  // event, it plans from the broker as a new consumer would. The record at each partition's
+  // last offset is checked every update (a re-created topic), as before.
+  arrow::Status run_kept_reader() {
+    auto& slot = options_.group_members->slot(options_.group_members->readers, config_.name + "/" + table_.flow);
+    if (!slot) {
+      slot = std::make_unique<KafkaGroupMembers::Reader>();
+      ARROW_ASSIGN_OR_RAISE(slot->consumer, make_consumer());
+    }
+    reader_ = slot.get();
+    consumer_ = reader_->consumer.get();
+    ARROW_ASSIGN_OR_RAISE(asker_, probe_consumer());
+    // Kept again only when this update ends cleanly.
+    const auto kept = std::exchange(reader_->positions, {});
+    const auto now = std::chrono::steady_clock::now();
+    bool from_kept = !kept.empty() && !reader_->replan_now && now - reader_->planned_at < kReplanInterval;
+    for (const auto& [tp, position] : kept) {
+      if (!from_kept) break;
+      auto marks = consumer_->cached_watermarks(tp.topic, tp.partition);
+      if (committed_offset(tp) != position.next.value() || !marks) {
+        from_kept = false;
+        break;
+      }
+      const KafkaOffset high = std::max(marks->high, position.next);
+      progress_[tp] = PartitionProgress{position.next, high, high, marks->low, position.last_record};
+    }
+    if (from_kept) {
+      ARROW_RETURN_NOT_OK(check_last_records(progress_));
+    } else {
+      progress_.clear();
+      planned_now_ = true;
+      reader_->replan_now = false;
+      reader_->planned_at = now;
+      ARROW_RETURN_NOT_OK(plan_offsets());
+    }
+    // Every partition stays assigned, so librdkafka prefetches between updates; assigned anew
+    // (its queue dropped) only where the plan does not start where the consumer is.
+    bool in_place = kept.size() == progress_.size();
+    for (const auto& [tp, prog] : progress_) {
+      auto it = kept.find(tp);
+      in_place = in_place && it != kept.end() && it->second.next == prog.next;
+    }
+    if (!in_place) {
+      std::vector<kafka::PartitionStart> assignment;
+      for (const auto& [tp, prog] : progress_) assignment.push_back({tp.topic, tp.partition, prog.next});
+      ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
+    }
+    if (!all_done()) ARROW_RETURN_NOT_OK(consume());
+    ARROW_RETURN_NOT_OK(commit_pending());
+    if (!snapshot()) ARROW_RETURN_NOT_OK(commit());  // a new table is created, so readers can open it
+    for (const auto& [tp, prog] : progress_) reader_->positions[tp] = {prog.next, prog.last_record};
     return arrow::Status::OK();
   }
 
@@ -586,12 +698,13 @@ class IngestRun : public kafka::RebalanceListener {
           auto& prog = it->second;
           // EOF carries the next offset; gaps (compaction, transaction markers) end here too.
           const KafkaOffset eof = rec.offset;
-          prog.next = std::max(prog.next, group_mode_ ? eof : std::min(eof, prog.end));
+          prog.next = std::max(prog.next, group_mode_ || reader_ ? eof : std::min(eof, prog.end));
           last_progress = now;
           continue;
         }
         if (rec.kind != kafka::RecordKind::kRecord) {
           if (rec.kind == kafka::RecordKind::kTransientError) {
+            if (reader_) reader_->replan_now = true;  // the next update asks the broker again
             continue;  // librdkafka reconnects by itself; the stall timeout bounds the wait
           }
           if (rec.kind == kafka::RecordKind::kOffsetOutOfRange && it != progress_.end()) {
@@ -599,13 +712,18 @@ class IngestRun : public kafka::RebalanceListener {
             last_progress = now;
             continue;
           }
-          return io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(),
-                          !rec.topic.empty() ? rec.topic : std::string_view("?"), rec.partition.value(),
-                          rec.offset.value(), rec.error_text());
+          auto error = io_error("{}: Kafka error on {}[{}] at offset {}: {}", where(),
+                                !rec.topic.empty() ? rec.topic : std::string_view("?"), rec.partition.value(),
+                                rec.offset.value(), rec.error_text());
+          // A kept consumer's error may be about what changed since its last plan (a deleted
+          // topic): once, the next update plans anew from the broker and tells what it finds.
+          if (reader_ && !planned_now_) return mark_retryable(error);
+          return error;
         }
         // Not ours (any more), or a redelivery. Assign mode also skips what lies beyond this
-        // update's end; a group member keeps its consumer, so it takes everything it gets.
-        if (it == progress_.end() || rec.offset < it->second.next || (!group_mode_ && it->second.done())) {
+        // update's end; a group member or kept reader keeps its consumer, so it takes
+        // everything it gets.
+        if (it == progress_.end() || rec.offset < it->second.next || (!group_mode_ && !reader_ && it->second.done())) {
           continue;
         }
         last_progress = now;
@@ -634,7 +752,7 @@ class IngestRun : public kafka::RebalanceListener {
   // topic was re-created with fewer records). librdkafka would silently jump to the end
   // (auto.offset.reset, which sluice sets to `error`); this is data loss like any other.
   arrow::Status skip_lost_records(const TopicPartitionId& tp, PartitionProgress& prog) {
-    ARROW_ASSIGN_OR_RAISE(auto marks, consumer_->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
+    ARROW_ASSIGN_OR_RAISE(auto marks, asker()->watermarks(tp.topic, tp.partition, options_.metadata_timeout));
     if (prog.next >= marks.low && prog.next <= marks.high) {
       return mark_retryable(io_error("{}: Kafka {} could not be read at offset {} (out of range) although the "
                                      "topic holds offsets {} to {} now; retrying",
@@ -722,6 +840,7 @@ class IngestRun : public kafka::RebalanceListener {
     o.table = table_.table;
     o.table_path = config_.table_path(table_.table);
     o.schema = table_.output_schema ? table_.output_schema : kafka::kafka_source_schema(table_.headers);
+    o.snapshots = options_.snapshots.get();
     o.write.configuration = table_.properties;
     o.write.partition_columns = table_.partition_columns;
     if (!table_.comment.empty()) o.write.description = table_.comment;
@@ -791,6 +910,9 @@ class IngestRun : public kafka::RebalanceListener {
   kafka::Consumer* consumer_ = nullptr;              // owned_consumer_ or the group member's
   std::unique_ptr<kafka::Consumer> probe_;           // assign mode: reads the records to check
   KafkaGroupMembers::Member* member_ = nullptr;      // group mode
+  KafkaGroupMembers::Reader* reader_ = nullptr;      // assign mode, kept across updates
+  kafka::Consumer* asker_ = nullptr;                 // reader_: its probe (see asker())
+  bool planned_now_ = false;                         // reader_: this update asked the broker
   bool group_mode_ = false;
   std::map<TopicPartitionId, PartitionProgress> progress_;
   std::string query_id_;

@@ -18,6 +18,7 @@
 #include <arrow/record_batch.h>
 
 #include "sluice/common/strong_types.h"
+#include "sluice/delta/snapshot_cache.h"
 #include "sluice/exec/operator.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/kafka/topic_selection.h"
@@ -28,9 +29,11 @@ namespace sluice::pipeline {
 
 class StreamingCommit;
 
-// Consumer-group members kept alive across the updates of a continuous run (a member that
-// left the group after every update would make the group rebalance all the time). Owned by
-// the caller of the updates; destroying it leaves the groups. Used by one thread at a time.
+// Kafka consumers kept alive across the updates of a continuous run: consumer-group members
+// (a member that left the group after every update would make the group rebalance all the
+// time) and assign-mode consumers with their read positions (no new connection, metadata and
+// assignment per update). Owned by the caller of the updates; destroying it leaves the groups.
+// Used by one thread at a time per flow.
 class KafkaGroupMembers;
 std::shared_ptr<KafkaGroupMembers> make_kafka_group_members();
 
@@ -66,6 +69,10 @@ struct IngestOptions {
   // their membership here. Null (triggered runs, --once): every flow assigns all partitions.
   std::shared_ptr<KafkaGroupMembers> group_members;
   TriggerLimit trigger_limit = TriggerLimit::kAllAvailable;
+  // Set by continuous runs: table snapshots kept across updates (the targets, side tables and
+  // Delta sources of the flows), advanced by the commits after them. Null: each update loads
+  // its tables from their newest checkpoint.
+  std::shared_ptr<delta::SnapshotCache> snapshots;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };
@@ -153,6 +160,7 @@ struct IngestReport {
   int conflicts = 0;  // group mode: commits dropped because another member won a partition
   int64_t table_version = -1;  // latest version after the run
   int64_t backlog = 0;         // records behind the high-water marks seen at start (Kafka lag)
+  int consumers_created = 0;   // Kafka consumers this update made (continuous runs keep theirs)
   std::vector<KafkaDataLoss> data_loss;  // ranges skipped with fail_on_data_loss => false
 };
 

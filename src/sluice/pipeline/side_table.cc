@@ -12,12 +12,14 @@ namespace sluice::pipeline {
 
 arrow::Result<std::unique_ptr<SideTable>> SideTable::make(std::filesystem::path path, std::string name,
                                                           std::shared_ptr<arrow::Schema> schema,
-                                                          std::string description) {
+                                                          std::string description,
+                                                          delta::SnapshotCache* snapshots) {
   std::unique_ptr<SideTable> t(new SideTable());
   t->store_ = std::make_shared<delta::LogStore>(std::move(path));
   t->name_ = std::move(name);
   t->description_ = std::move(description);
   t->schema_ = std::move(schema);
+  t->snapshots_ = snapshots;
   ARROW_RETURN_NOT_OK(t->reload());
   return t;
 }
@@ -27,7 +29,8 @@ arrow::Status SideTable::reload() {
     writer_->abort();
     writer_.reset();
   }
-  ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
+  ARROW_ASSIGN_OR_RAISE(snapshot_, snapshots_ ? snapshots_->latest_if_exists(*store_)
+                                              : delta::load_latest_if_exists(*store_));
   committed_at_start_.clear();
   reset_.clear();
   if (snapshot_) {
@@ -85,6 +88,7 @@ arrow::Status SideTable::commit(const TxnVersions& txns) {
     return with_context(result.status(), fmt::format("table '{}'", name_));
   }
   snapshot_ = result->snapshot;
+  if (snapshots_) snapshots_->remember(*store_, snapshot_);
   rows_committed_ += rows;
   reset_.clear();
   fail_point("after_side_table_commit");

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "sluice/delta/snapshot.h"
+#include "sluice/delta/snapshot_cache.h"
 #include "sluice/delta/table_writer.h"
 
 namespace sluice::pipeline {
@@ -28,7 +29,8 @@ class SideTable {
  public:
   static arrow::Result<std::unique_ptr<SideTable>> make(std::filesystem::path path, std::string name,
                                                         std::shared_ptr<arrow::Schema> schema,
-                                                        std::string description);
+                                                        std::string description,
+                                                        delta::SnapshotCache* snapshots = nullptr);
 
   const std::string& name() const { return name_; }
   const std::shared_ptr<arrow::Schema>& schema() const { return schema_; }
@@ -59,6 +61,7 @@ class SideTable {
   std::string description_;
   std::shared_ptr<arrow::Schema> schema_;
   std::shared_ptr<const delta::Snapshot> snapshot_;
+  delta::SnapshotCache* snapshots_ = nullptr;  // continuous runs: kept across updates
   TxnVersions committed_at_start_;
   std::set<std::string> reset_;  // appIds whose progress went back (reset) since the last commit
   std::unique_ptr<delta::TableWriter> writer_;

@@ -166,6 +166,7 @@ class SqlRun : public DatasetRunner {
                                {"start_time_ms", started_ms},
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
+    if (report.kafka_consumers_created) progress["metrics"]["num_kafka_consumers_created"] = *report.kafka_consumers_created;
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
     if (report.refresh_mode) {  // materialized views

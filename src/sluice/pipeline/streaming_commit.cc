@@ -56,7 +56,7 @@ arrow::Result<std::unique_ptr<StreamingCommit>> StreamingCommit::make(StreamingC
   c->options_.write.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   if (c->options_.write.table_name.empty()) c->options_.write.table_name = c->options_.table;
   c->store_ = std::make_shared<delta::LogStore>(c->options_.table_path);
-  ARROW_ASSIGN_OR_RAISE(c->snapshot_, delta::load_latest_if_exists(*c->store_));
+  ARROW_ASSIGN_OR_RAISE(c->snapshot_, c->load_latest());
   return c;
 }
 
@@ -69,9 +69,13 @@ arrow::Result<SideTable*> StreamingCommit::open_side_table(std::filesystem::path
                                                            std::shared_ptr<arrow::Schema> schema,
                                                            std::string description) {
   ARROW_ASSIGN_OR_RAISE(auto table, SideTable::make(std::move(path), std::move(name), std::move(schema),
-                                                    std::move(description)));
+                                                    std::move(description), options_.snapshots));
   side_tables_.push_back(std::move(table));
   return side_tables_.back().get();
+}
+
+arrow::Result<std::shared_ptr<const delta::Snapshot>> StreamingCommit::load_latest() const {
+  return options_.snapshots ? options_.snapshots->latest_if_exists(*store_) : delta::load_latest_if_exists(*store_);
 }
 
 std::filesystem::path StreamingCommit::state_dir(const std::string& part) const {
@@ -199,6 +203,7 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
     return result.status();
   }
   snapshot_ = result->snapshot;
+  if (options_.snapshots) options_.snapshots->remember(*store_, snapshot_);
   rows_committed_ += rows;
   return result;
 }
@@ -213,7 +218,7 @@ void StreamingCommit::abort() {
 arrow::Status StreamingCommit::reload() {
   abort();
   for (auto& side : side_tables_) ARROW_RETURN_NOT_OK(side->reload());
-  ARROW_ASSIGN_OR_RAISE(snapshot_, delta::load_latest_if_exists(*store_));
+  ARROW_ASSIGN_OR_RAISE(snapshot_, load_latest());
   return load_state(ids_.recorded_in(snapshot_.get()));
 }
 

@@ -44,6 +44,7 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/snapshot.h"
+#include "sluice/delta/snapshot_cache.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 #include "sluice/exec/event_time_operator.h"
@@ -123,6 +124,8 @@ struct StreamingCommitOptions {
   delta::WriteOptions write;
   // commitInfo.operation of a commit; empty: Spark's streaming update (Transaction::streaming_update).
   std::string operation;
+  // Continuous runs: the target's and side tables' snapshots kept across updates. Not owned.
+  delta::SnapshotCache* snapshots = nullptr;
 };
 
 class StreamingCommit {
@@ -178,6 +181,7 @@ class StreamingCommit {
  private:
   explicit StreamingCommit(StreamingCommitOptions options);
   std::filesystem::path state_dir(const std::string& part) const;
+  arrow::Result<std::shared_ptr<const delta::Snapshot>> load_latest() const;
 
   StreamingCommitOptions options_;
   ProgressIds ids_;

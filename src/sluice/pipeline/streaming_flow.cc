@@ -34,6 +34,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.configuration = planner_.properties(d);
   co.write.partition_columns = d.definition->partitioned_by;
   co.write.description = d.definition->comment;
+  co.snapshots = options_.snapshots.get();
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
   ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
   SideTable* quarantine = nullptr;
