@@ -36,9 +36,11 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
   enum class State { kPending, kRunning, kDone, kFailed, kSkipped };
   std::vector<std::string> stored;
   std::map<std::string, std::set<std::string>> needs;
+  std::set<std::string> with_upstream;  // start once their inputs have started
   for (const auto& d : datasets) {
     stored.push_back(d.name);
     needs[d.name] = d.upstream;
+    if (d.starts_with_upstream) with_upstream.insert(d.name);
   }
 
   std::mutex mutex;  // guards state, reports, failures, running
@@ -62,7 +64,8 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
           auto it = state.find(up);
           if (it == state.end()) continue;  // not stored here: nothing to wait for
           if (it->second == State::kFailed || it->second == State::kSkipped) failed_input = up;
-          if (it->second == State::kPending || it->second == State::kRunning) waiting = true;
+          if (it->second == State::kPending) waiting = true;
+          if (it->second == State::kRunning && !with_upstream.count(name)) waiting = true;
         }
         if (!failed_input.empty()) {
           state[name] = State::kSkipped;

@@ -36,6 +36,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.description = d.definition->comment;
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
   ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
+  if (channels_) commit->publish_to(channels_->find(d.name));  // to its reader in process, if any
   SideTable* quarantine = nullptr;
   if (planner_.quarantines(d)) {
     ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d, *commit));
