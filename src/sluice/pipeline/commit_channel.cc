@@ -23,13 +23,20 @@ void CommitChannel::begin(int64_t base_version) {
 }
 
 void CommitChannel::write(const std::shared_ptr<arrow::RecordBatch>& batch) {
-  std::lock_guard lock(mutex_);
-  if (closed_ || !in_commit_ || dropping_) return;
+  std::unique_lock lock(mutex_);
+  if (closed_ || !in_commit_ || dropping_ || detached_) return;
   // The buffers the batch holds (shared with the writer's copy until it encodes them).
   const int64_t bytes = static_cast<int64_t>(arrow::util::TotalBufferSize(*batch));
-  if (queued_bytes_ + bytes > budget_bytes_) {
-    // Never wait for the consumer: this commit goes by its files. Its queued batches are
-    // dropped at once (the consumer discards what it derived from them at kLost).
+  auto fits = [&] { return queued_bytes_ + bytes <= budget_bytes_; };
+  if (!fits() && attached_ && bytes <= budget_bytes_) {
+    // A consumer at work: wait while it takes batches (a triggered run ends after it anyway),
+    // not for one that is stuck or gone.
+    changed_.wait_for(lock, kStuckAfter, [&] { return fits() || detached_ || closed_; });
+    if (closed_ || detached_) return;
+  }
+  if (!fits()) {
+    // This commit goes by its files. Its queued batches are dropped at once (the consumer
+    // discards what it derived from them at kLost).
     while (!events_.empty() && events_.back().kind == Event::Kind::kBatch) {
       queued_bytes_ -= static_cast<int64_t>(arrow::util::TotalBufferSize(*events_.back().batch));
       events_.pop_back();
@@ -68,13 +75,27 @@ void CommitChannel::close() {
   push({Event::Kind::kClosed, -1, nullptr});
 }
 
+void CommitChannel::attach() {
+  std::lock_guard lock(mutex_);
+  attached_ = true;
+}
+
+void CommitChannel::detach() {
+  std::lock_guard lock(mutex_);
+  detached_ = true;
+  for (auto& event : events_) event.batch.reset();  // nobody reads them any more
+  queued_bytes_ = 0;
+  changed_.notify_all();
+}
+
 CommitChannel::Event CommitChannel::next() {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return !events_.empty(); });
   Event event = std::move(events_.front());
   events_.pop_front();
-  if (event.kind == Event::Kind::kBatch) {
+  if (event.kind == Event::Kind::kBatch && event.batch) {
     queued_bytes_ -= static_cast<int64_t>(arrow::util::TotalBufferSize(*event.batch));
+    changed_.notify_all();  // room for a waiting publisher
   }
   if (event.kind == Event::Kind::kClosed) events_.push_back(event);  // later calls see it too
   return event;

@@ -6,6 +6,7 @@
 
 #include <arrow/record_batch.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -18,8 +19,10 @@ namespace sluice::pipeline {
 
 // One table's channel. Thread-safe: the publisher (the table's StreamingCommit, on its flow's
 // thread and its stage thread) and the one consumer (the reading flow's thread); `mutex_` guards
-// every field. The publisher never waits: a batch that would take the queue over its budget
-// loses the commit in progress (the consumer reads that version from its files).
+// every field. A batch that would take the queue over its budget waits for the consumer, only
+// while one is attached and only as long as it takes a batch at least every kStuckAfter; else
+// the commit in progress is lost (the consumer reads that version from its files). A consumer
+// that ended (done or failed) never holds the publisher up.
 class CommitChannel {
  public:
   struct Event {
@@ -35,6 +38,9 @@ class CommitChannel {
     std::shared_ptr<arrow::RecordBatch> batch;
   };
 
+  // A consumer that takes no batch for this long while the queue is full is left behind.
+  static constexpr std::chrono::milliseconds kStuckAfter{5000};
+
   CommitChannel(std::string table, std::string consumer_flow, int64_t budget_bytes);
 
   // Publisher side (StreamingCommit).
@@ -44,7 +50,11 @@ class CommitChannel {
   void lost();
   void close();
 
-  // Consumer side: the next event, waiting until the publisher sends one (it always ends with
+  // Consumer side: attach() when it starts taking events, detach() when it ends (from then on
+  // the publisher queues nothing).
+  void attach();
+  void detach();
+  // The next event, waiting until the publisher sends one (it always ends with
   // kClosed, sent when the table's run ends, failed or not).
   Event next();
 
@@ -67,6 +77,8 @@ class CommitChannel {
   bool in_commit_ = false;    // between begin and committed/lost
   bool dropping_ = false;     // the commit in progress overflowed: its batches are not queued
   bool closed_ = false;
+  bool attached_ = false;
+  bool detached_ = false;
   int64_t overflows_ = 0;
 };
 

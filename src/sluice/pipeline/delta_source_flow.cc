@@ -158,6 +158,11 @@ arrow::Status FlowRunner::take_delta_in_process(StreamingFlow& sf, const exec::P
     int64_t rows = 0;
   };
   std::optional<Taking> taking;
+  channel.attach();
+  struct Detach {  // however this ends, the upstream no longer queues rows for it
+    CommitChannel& channel;
+    ~Detach() { channel.detach(); }
+  } detach{channel};
   auto drop = [&]() -> arrow::Status {
     const bool wrote = taking && taking->rows > 0;
     taking.reset();

@@ -102,6 +102,37 @@ TEST(CommitChannelTest, TheReaderWaitsForTheWriterOnAnotherThread) {
   EXPECT_EQ(committed, 100);
 }
 
+TEST(CommitChannelTest, AWriterWaitsForAnAttachedReaderInsteadOfLosingTheCommit) {
+  const auto rows = batch_of(1000);  // 8,000 bytes: one fits the budget at a time
+  CommitChannel channel("bronze", "silver", 10'000);
+  channel.attach();
+  std::thread writer([&] {
+    channel.begin(-1);
+    for (int i = 0; i < 50; ++i) channel.write(rows);
+    channel.committed(0);
+    channel.close();
+  });
+  int64_t batches = 0;
+  for (auto event = channel.next(); event.kind != Kind::kClosed; event = channel.next()) {
+    EXPECT_NE(event.kind, Kind::kLost);
+    batches += event.kind == Kind::kBatch;
+  }
+  writer.join();
+  EXPECT_EQ(batches, 50);
+  EXPECT_EQ(channel.overflows(), 0);
+}
+
+TEST(CommitChannelTest, AReaderThatEndedQueuesNothingMore) {
+  CommitChannel channel("bronze", "silver", 10'000);
+  channel.attach();
+  channel.begin(-1);
+  channel.write(batch_of(1000));
+  channel.detach();
+  for (int i = 0; i < 10; ++i) channel.write(batch_of(1000));  // returns at once: nobody reads
+  channel.committed(0);
+  EXPECT_EQ(channel.overflows(), 0);
+}
+
 TEST(CommitChannelTest, AReaderIsFoundOnlyForItsOwnFlow) {
   CommitChannels channels(1 << 20);
   auto* channel = channels.open("bronze", "silver_flow");
