@@ -174,9 +174,11 @@ def topic_end_offsets(bootstrap, topic):
 # pipeline
 
 
-def write_pipeline(folder, bootstrap, topic, continuous=False, trigger_interval="1s"):
+def write_pipeline(folder, bootstrap, topic, continuous=False, trigger_interval="1s", handoff_bytes=None):
     folder.mkdir(parents=True, exist_ok=True)
     mode = f"mode: continuous\ntrigger_interval: {trigger_interval}\n" if continuous else "mode: triggered\n"
+    if handoff_bytes is not None:  # bronze -> silver in process (commit.handoff_bytes)
+        mode += f"commit: {{handoff_bytes: {handoff_bytes}}}\n"
     (folder / "pipeline.yaml").write_text(
         f"name: bench\nstorage: ./data\n{mode}kafka:\n  default:\n    bootstrap.servers: \"{bootstrap}\"\n")
     (folder / "bronze.sql").write_text(
@@ -273,7 +275,7 @@ def measure_throughput(args, broker, work, payloads, topic, produced):
 
     results, expected = [], None
     for i in range(args.repeat):
-        pipe = write_pipeline(work / f"tp{i}", broker.bootstrap, topic)
+        pipe = write_pipeline(work / f"tp{i}", broker.bootstrap, topic, handoff_bytes=args.handoff_bytes)
         wall, rss, cpu, out = run_once(pipe)
         storage = pipe / "data"
         flows = flow_durations(storage)
@@ -442,6 +444,7 @@ def main():
     ap.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "49092")))
     ap.add_argument("--bootstrap", help="use this running broker instead of starting one")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--handoff-bytes", type=int, help="throughput: pipeline.yaml commit.handoff_bytes")
     args = ap.parse_args()
     if not SLUICE.exists():
         sys.exit("build sluice first (make build)")
