@@ -202,7 +202,7 @@ def flow_durations(storage):
         m = d["metrics"]
         prev = out.get(name, (0, 0, 0, 0))
         out[name] = (prev[0] + m["num_input_rows"], prev[1] + m["num_output_rows"], prev[2] + d["duration_ms"],
-                     prev[3] + m.get("num_rows_in_process", 0))
+                     prev[3] + d.get("source_rows", {}).get("num_rows_in_process", 0))
     return out
 
 

@@ -57,7 +57,8 @@ def silver_progress(pipe):
     for line in r.stdout.splitlines():
         e = json.loads(line)
         if e["dataset"] == "silver" and e["details"]["flow_progress"]["status"] == "COMPLETED":
-            out.append(e["details"]["flow_progress"]["metrics"])
+            progress = e["details"]["flow_progress"]
+            out.append({**progress["metrics"], **progress["source_rows"]})
     return out
 
 

@@ -52,8 +52,10 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
   int running = 0;
 
   // Under the lock: the next dataset whose inputs are all done; skips (transitively) those
-  // whose inputs failed.
+  // whose inputs failed. A dataset that starts with its inputs comes after the others that are
+  // ready, so it never holds a thread an independent branch could use.
   auto next_ready = [&]() -> std::optional<std::string> {
+    std::optional<std::string> with_its_inputs;
     for (bool skipped_one = true; skipped_one;) {  // a skip may make its downstream skippable
       skipped_one = false;
       for (const auto& name : stored) {
@@ -75,10 +77,12 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
                                           fmt::format("skipped because its input '{}' failed", failed_input)));
           continue;
         }
-        if (!waiting) return name;
+        if (waiting) continue;
+        if (!with_upstream.count(name)) return name;
+        if (!with_its_inputs) with_its_inputs = name;
       }
     }
-    return std::nullopt;
+    return with_its_inputs;
   };
   auto worker = [&] {
     std::unique_lock lock(mutex);
@@ -111,7 +115,10 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
       changed.notify_all();
     }
   };
-  const size_t cores = options.threads > 0 ? options.threads : std::thread::hardware_concurrency();
+  // One per core, and one more for each dataset that starts with its inputs (it mostly waits
+  // for their rows, so it would otherwise keep an independent branch from a core).
+  const size_t cores = options.threads > 0 ? options.threads
+                                           : std::thread::hardware_concurrency() + with_upstream.size();
   const size_t threads = std::max<size_t>(1, std::min<size_t>(cores, stored.size()));
   std::vector<std::thread> pool;
   for (size_t i = 1; i < threads; ++i) pool.emplace_back(worker);

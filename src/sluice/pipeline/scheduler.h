@@ -62,7 +62,8 @@ struct SchedulerOptions {
   std::string pipeline;  // the pipeline's name, for error context
   // Checked before each dataset starts (set by a signal handler: cannot notify, is polled).
   std::function<bool()> stopping = [] { return false; };
-  // Threads of the triggered pool; 0: one per core, at most one per dataset.
+  // Threads of the triggered pool; 0: one per core plus one per dataset that starts with its
+  // inputs, at most one per dataset.
   size_t threads = 0;
   // How often tick() is called in continuous mode (at least this, and the trigger interval).
   std::chrono::milliseconds tick_interval{2000};

@@ -205,8 +205,8 @@ class SqlRun : public DatasetRunner {
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
     if (report.rows_in_process || report.rows_from_files) {  // rows of a stored table: handed over or read
-      progress["metrics"]["num_rows_in_process"] = report.rows_in_process;
-      progress["metrics"]["num_rows_from_files"] = report.rows_from_files;
+      progress["source_rows"] = {{"num_rows_in_process", report.rows_in_process},
+                                 {"num_rows_from_files", report.rows_from_files}};
     }
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;

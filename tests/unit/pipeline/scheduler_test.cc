@@ -200,6 +200,18 @@ TEST(SchedulerTest, ADatasetTakingItsInputInProcessIsSkippedWhenTheInputFailedBe
   EXPECT_EQ(runner.skipped_list(), (std::vector<std::pair<std::string, std::string>>{{"silver", "bad"}}));
 }
 
+TEST(SchedulerTest, ADatasetTakingItsInputInProcessLeavesTheThreadToAnIndependentBranch) {
+  // Two threads: a and b (independent, each waiting for the other) run first; a's reader after.
+  std::vector<ScheduledDataset> graph = {{"a", {}}, with_upstream("a_reader", {"a"}), {"b", {}}};
+  FakeDataset a, b, reader;
+  a.meet = {"b"};
+  b.meet = {"a"};
+  reader.meet = {"b"};
+  FakeRunner runner({{"a", a}, {"a_reader", reader}, {"b", b}});
+  ASSERT_TRUE(run_triggered(graph, runner, with_threads(2)).ok());
+  EXPECT_TRUE(runner.missed().empty());
+}
+
 TEST(SchedulerTest, AFailureSkipsItsDownstreamButNotItsSiblings) {
   // bad -> mid -> leaf fail or skip; side runs.
   std::vector<ScheduledDataset> graph = {{"bad", {}}, {"mid", {"bad"}}, {"leaf", {"mid"}}, {"side", {}}};
