@@ -174,9 +174,11 @@ def topic_end_offsets(bootstrap, topic):
 # pipeline
 
 
-def write_pipeline(folder, bootstrap, topic, continuous=False, trigger_interval="1s"):
+def write_pipeline(folder, bootstrap, topic, continuous=False, trigger_interval="1s", handoff_bytes=None):
     folder.mkdir(parents=True, exist_ok=True)
     mode = f"mode: continuous\ntrigger_interval: {trigger_interval}\n" if continuous else "mode: triggered\n"
+    if handoff_bytes is not None:  # bronze -> silver in process (commit.handoff_bytes)
+        mode += f"commit: {{handoff_bytes: {handoff_bytes}}}\n"
     (folder / "pipeline.yaml").write_text(
         f"name: bench\nstorage: ./data\n{mode}kafka:\n  default:\n    bootstrap.servers: \"{bootstrap}\"\n")
     (folder / "bronze.sql").write_text(
@@ -198,8 +200,9 @@ def flow_durations(storage):
         d = json.loads(row["details"])["flow_progress"]
         name = row["origin"]["dataset_name"]
         m = d["metrics"]
-        prev = out.get(name, (0, 0, 0))
-        out[name] = (prev[0] + m["num_input_rows"], prev[1] + m["num_output_rows"], prev[2] + d["duration_ms"])
+        prev = out.get(name, (0, 0, 0, 0))
+        out[name] = (prev[0] + m["num_input_rows"], prev[1] + m["num_output_rows"], prev[2] + d["duration_ms"],
+                     prev[3] + d.get("source_rows", {}).get("num_rows_in_process", 0))
     return out
 
 
@@ -272,7 +275,7 @@ def measure_throughput(args, broker, work, payloads, topic, produced):
 
     results, expected = [], None
     for i in range(args.repeat):
-        pipe = write_pipeline(work / f"tp{i}", broker.bootstrap, topic)
+        pipe = write_pipeline(work / f"tp{i}", broker.bootstrap, topic, handoff_bytes=args.handoff_bytes)
         wall, rss, cpu, out = run_once(pipe)
         storage = pipe / "data"
         flows = flow_durations(storage)
@@ -281,10 +284,12 @@ def measure_throughput(args, broker, work, payloads, topic, produced):
         bronze_rows, silver_rows, ok = check_counts(storage, expected, produced)
         b_ms, s_ms = flows["events_bronze"][2], flows["events_silver"][2]
         r = dict(wall=wall, rss=rss, cpu=cpu, bronze_ms=b_ms, silver_ms=s_ms, bronze_rows=bronze_rows,
-                 silver_rows=silver_rows, ok=ok, dropped=flows["events_silver"][0] - flows["events_silver"][1])
+                 silver_rows=silver_rows, ok=ok, dropped=flows["events_silver"][0] - flows["events_silver"][1],
+                 in_process=flows["events_silver"][3])
         results.append(r)
         log(f"run {i + 1}/{args.repeat}: wall {wall:.2f} s, bronze {b_ms} ms, silver {s_ms} ms, "
-            f"peak RSS {rss:.0f} MiB, cpu {cpu:.1f} s, rows ok={ok}")
+            f"peak RSS {rss:.0f} MiB, cpu {cpu:.1f} s ({cpu / produced * 1e6:.2f} us/event), "
+            f"silver rows in process {r['in_process']:,}, rows ok={ok}")
         if not args.keep:
             shutil.rmtree(pipe / "data", ignore_errors=True)
 
@@ -302,7 +307,7 @@ def measure_throughput(args, broker, work, payloads, topic, produced):
     print(f"  peak RSS           {max(r['rss'] for r in results):7.0f} MiB")
     print(f"  rows: bronze {best['bronze_rows']:,} (produced {n:,}), silver {best['silver_rows']:,} "
           f"(expected {expected:,}; dropped {best['dropped']:,}) -> {'OK' if all(r['ok'] for r in results) else 'MISMATCH'}")
-    print("  raw: " + "; ".join(f"wall {r['wall']:.2f}s bronze {r['bronze_ms']}ms silver {r['silver_ms']}ms rss {r['rss']:.0f}MiB"
+    print("  raw: " + "; ".join(f"wall {r['wall']:.2f}s bronze {r['bronze_ms']}ms silver {r['silver_ms']}ms rss {r['rss']:.0f}MiB cpu {r['cpu']:.1f}s in-process {r['in_process']:,}"
                                for r in results))
     return all(r["ok"] for r in results)
 
@@ -439,6 +444,7 @@ def main():
     ap.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "49092")))
     ap.add_argument("--bootstrap", help="use this running broker instead of starting one")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--handoff-bytes", type=int, help="throughput: pipeline.yaml commit.handoff_bytes")
     args = ap.parse_args()
     if not SLUICE.exists():
         sys.exit("build sluice first (make build)")

@@ -96,6 +96,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   options.full_refresh = full_refresh;
   if (config->commit_max_rows) options.commit_rows = *config->commit_max_rows;
   if (config->commit_max_bytes) options.commit_bytes = *config->commit_max_bytes;
+  if (config->commit_handoff_bytes) options.handoff_bytes = *config->commit_handoff_bytes;
   if (config->commit_interval) options.commit_interval = *config->commit_interval;
   // One update: the skeleton's bronze tables, then the SQL datasets in dependency order.
   auto update = [&]() -> arrow::Status {

@@ -28,6 +28,10 @@ struct DatasetReport {
   std::string kind;
   int64_t rows_read = 0;
   int64_t rows_written = 0;
+  // Streaming tables reading a stored table: rows taken in process from its writer this run
+  // (commit_channel.h), and rows read from its files.
+  int64_t rows_in_process = 0;
+  int64_t rows_from_files = 0;
   int64_t version = -1;
   std::map<std::string, int64_t> expectation_failures;  // per constraint
   std::map<std::string, int64_t> expectation_rows;      // rows each constraint was checked on

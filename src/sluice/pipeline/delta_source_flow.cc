@@ -1,27 +1,68 @@
 // Streaming-table flows that read another streaming table (STREAM(t)): the files its commits
 // added since the version recorded in this flow's txn, pushed through the flow's operators
-// (flow_operators.h), in one commit with the new version.
+// (flow_operators.h), in one commit with the new version; or, when the upstream is written in
+// the same triggered run, its rows as it writes them (commit_channel.h), one commit per upstream
+// commit, files only for the versions not at hand.
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include "sluice/common/failpoint.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/flow_runner.h"
 
 namespace sluice::pipeline {
 
+namespace {
+
+// Whether in-process rows have the columns a file read gives (read_data_file: the snapshot's
+// schema); nullability and metadata aside.
+bool same_columns(const arrow::Schema& rows, const arrow::Schema& table) {
+  if (rows.num_fields() != table.num_fields()) return false;
+  for (int i = 0; i < rows.num_fields(); ++i) {
+    if (rows.field(i)->name() != table.field(i)->name() || !rows.field(i)->type()->Equals(table.field(i)->type())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void add_counts(DatasetReport& into, const DatasetReport& part) {
+  into.rows_read += part.rows_read;
+  into.rows_dropped += part.rows_dropped;
+  into.rows_quarantined += part.rows_quarantined;
+  for (const auto& [name, n] : part.expectation_failures) into.expectation_failures[name] += n;
+  for (const auto& [name, n] : part.expectation_rows) into.expectation_rows[name] += n;
+}
+
+}  // namespace
+
 arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSource& src) {
+  // Event time (windows, dedup) reads files: their results depend on the order of rows within
+  // a commit, which a file read fixes.
+  CommitChannel* channel = sf.windowed || !channels_ ? nullptr : channels_->find(src.name, sf.flow_name);
+  if (channel) return take_delta_in_process(sf, src, *channel);
+  return read_delta_files(sf, src, std::nullopt);
+}
+
+arrow::Status FlowRunner::read_delta_files(StreamingFlow& sf, const exec::PlanSource& src,
+                                           std::optional<int64_t> upto) {
   auto& report = sf.report;
   auto& windowed = sf.windowed;
   // Delta source: the files the upstream table added since the version recorded in our txn.
   delta::LogStore upstream(config_.table_path(src.name));
-  ARROW_ASSIGN_OR_RAISE(auto up_snapshot, options_.snapshots ? options_.snapshots->latest(upstream)
-                                                              : delta::Snapshot::load(upstream));
+  // A continuous run advances its kept snapshot; a run taking rows in process reads up to the
+  // version it was handed (the two never meet: the handoff is triggered-only).
+  ARROW_ASSIGN_OR_RAISE(auto up_snapshot,
+                        upto ? delta::Snapshot::load(upstream, std::optional(DeltaVersion(*upto)))
+                        : options_.snapshots ? options_.snapshots->latest(upstream)
+                                             : delta::Snapshot::load(upstream));
   auto& commit = sf.commit;
   const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
   // A Delta row's position is its upstream table and the version that added it. The chain
@@ -88,6 +129,7 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
       ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
       if (!batch) break;
       report.rows_read += batch->num_rows();
+      report.rows_from_files += batch->num_rows();
       ARROW_ASSIGN_OR_RAISE(auto rows, operators->push_rows(batch, version));
       ARROW_RETURN_NOT_OK(writer->write(*rows));
     }
@@ -98,6 +140,110 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
   ARROW_ASSIGN_OR_RAISE(auto result, commit.commit(progress));
   report.version = result.version.value();
   return arrow::Status::OK();
+}
+
+// The upstream's commits of this run as its writer writes them: the rows of a commit go through
+// the operators into the writer while the upstream still writes, and are committed with the
+// upstream version as progress once that commit landed as the next version; anything else (a
+// lost or overflowed commit, another writer's version in between) is dropped and read from the
+// files, as are the versions before the first commit at hand and after the channel closed.
+arrow::Status FlowRunner::take_delta_in_process(StreamingFlow& sf, const exec::PlanSource& src,
+                                                CommitChannel& channel) {
+  using Kind = CommitChannel::Event::Kind;
+  auto& commit = sf.commit;
+  const delta::LogStore upstream(config_.table_path(src.name));
+  // The commit being taken: its operators count into `part`, added to the report if it lands.
+  struct Taking {
+    std::string app_id;  // empty: the upstream did not exist when the commit began
+    int64_t expected = 0;  // the version the commit lands as unless another writer's came first
+    std::unique_ptr<DeltaPositions> positions;
+    std::unique_ptr<exec::OperatorChain> operators;
+    DatasetReport part;
+    std::shared_ptr<arrow::Schema> schema;  // of the rows taken
+    int64_t rows = 0;
+  };
+  std::optional<Taking> taking;
+  channel.attach();
+  struct Detach {  // however this ends, the upstream no longer queues rows for it
+    CommitChannel& channel;
+    ~Detach() { channel.detach(); }
+  } detach{channel};
+  auto drop = [&]() -> arrow::Status {
+    const bool wrote = taking && taking->rows > 0;
+    taking.reset();
+    return wrote ? commit.reload() : arrow::Status::OK();  // its rows and quarantined rows go
+  };
+  while (true) {
+    auto event = channel.next();
+    if (event.kind == Kind::kClosed) break;
+    if (event.kind == Kind::kBegin) {
+      ARROW_RETURN_NOT_OK(drop());
+      std::string app_id;
+      if (event.version >= 0) {
+        // Everything up to the version this commit builds on comes from the files first.
+        ARROW_RETURN_NOT_OK(read_delta_files(sf, src, event.version));
+        ARROW_ASSIGN_OR_RAISE(auto base, delta::Snapshot::load(upstream, DeltaVersion(event.version)));
+        app_id = commit.ids().delta(base->metadata().id);
+      } else if (sf.quarantine) {
+        continue;  // a new upstream: quarantined rows need its table id for their position
+      }
+      taking.emplace();
+      taking->app_id = app_id;
+      taking->expected = event.version + 1;
+      taking->positions = std::make_unique<DeltaPositions>(src.name, app_id);
+      ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, *taking->positions));
+      ops.report = &taking->part;
+      ops.upstream = src.name;
+      ops.app_id = app_id;
+      ARROW_ASSIGN_OR_RAISE(taking->operators, plan_flow_operators(std::move(ops)));
+      continue;
+    }
+    if (!taking) continue;
+    if (event.kind == Kind::kBatch) {
+      if (!taking->schema) taking->schema = event.batch->schema();
+      if (!taking->schema->Equals(*event.batch->schema(), /*check_metadata=*/false)) {
+        ARROW_RETURN_NOT_OK(drop());
+        continue;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto* writer, commit.writer());
+      taking->part.rows_read += event.batch->num_rows();
+      taking->rows += event.batch->num_rows();
+      ARROW_ASSIGN_OR_RAISE(auto rows, taking->operators->push_rows(event.batch, taking->expected));
+      ARROW_RETURN_NOT_OK(writer->write(*rows));
+      commit.publish(rows);
+      continue;
+    }
+    if (event.kind == Kind::kLost) {
+      ARROW_RETURN_NOT_OK(drop());
+      continue;
+    }
+    // kCommitted: the rows are exactly those of upstream version `event.version`.
+    const int64_t version = event.version;
+    ARROW_ASSIGN_OR_RAISE(auto landed, delta::Snapshot::load(upstream, DeltaVersion(version)));
+    const std::string app_id = commit.ids().delta(landed->metadata().id);
+    std::optional<int64_t> done = commit.recorded(app_id);
+    if (done && *done < 0) done.reset();
+    const bool next = version == taking->expected && (done ? *done : -1) + 1 == version;
+    const bool same_table = taking->app_id.empty() || taking->app_id == app_id;
+    const bool columns = !taking->schema || same_columns(*taking->schema, *landed->schema());
+    if (taking->rows == 0 || !next || !same_table || !columns) {
+      ARROW_RETURN_NOT_OK(drop());  // read from the files, after the channel closes or the next begin
+      continue;
+    }
+    fail_point("before_in_process_commit");  // tests: the upstream's commit landed, ours not
+    auto progress = commit.progress();
+    progress.delta(landed->metadata().id, DeltaReader::kOnly, DeltaVersion(version));
+    const int64_t rows_written = commit.pending_rows();
+    ARROW_ASSIGN_OR_RAISE(auto result, commit.commit(progress));
+    add_counts(sf.report, taking->part);
+    sf.report.rows_in_process += taking->part.rows_read;
+    sf.report.rows_written += rows_written;
+    sf.report.version = result.version.value();
+    taking.reset();
+  }
+  ARROW_RETURN_NOT_OK(drop());
+  // What the upstream committed that was not at hand.
+  return read_delta_files(sf, src, std::nullopt);
 }
 
 }  // namespace sluice::pipeline

@@ -10,9 +10,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/dataset_report.h"
 #include "sluice/exec/row_operators.h"
 #include "sluice/pipeline/expectations.h"
@@ -31,6 +33,10 @@ class FlowRunner {
  public:
   explicit FlowRunner(const SqlPlanner& planner)
       : planner_(planner), config_(planner.config()), options_(planner.options()) {}
+
+  // Triggered runs: the channels that hand tables' rows to their readers in process
+  // (commit_channel.h); set before the run starts, outlives it. Null: every flow reads files.
+  void set_channels(CommitChannels* channels) { channels_ = channels; }
 
   // Every flow into a streaming table, one after the other.
   arrow::Status run_streaming(const Dataset& d, DatasetReport& report);
@@ -55,6 +61,10 @@ class FlowRunner {
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report);
   arrow::Status run_kafka_source(StreamingFlow& f, const exec::PlanSource& src);
   arrow::Status run_delta_source(StreamingFlow& f, const exec::PlanSource& src);
+  // The upstream's files from the flow's progress up to version `upto` (none: the latest).
+  arrow::Status read_delta_files(StreamingFlow& f, const exec::PlanSource& src, std::optional<int64_t> upto);
+  // The upstream's commits of this run from `channel`, files for the rest.
+  arrow::Status take_delta_in_process(StreamingFlow& f, const exec::PlanSource& src, CommitChannel& channel);
   arrow::Status run_stream_join(const Dataset& d, const std::string& flow_name, DatasetReport& report);
   // The operators' inputs that do not depend on the source kind.
   arrow::Result<FlowOperatorsSpec> operators_spec(StreamingFlow& f, const SourcePositions& positions);
@@ -69,6 +79,7 @@ class FlowRunner {
   DeltaStaticTables static_tables_{config_.storage / "tables"};  // thread-safe
   std::mutex static_mutex_;  // guards static_joins_ (flows run on several threads)
   std::map<std::string, std::unique_ptr<exec::StreamStaticJoin>> static_joins_;  // by flow name
+  CommitChannels* channels_ = nullptr;
 };
 
 }  // namespace sluice::pipeline

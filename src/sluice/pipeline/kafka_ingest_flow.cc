@@ -652,7 +652,9 @@ class IngestRun : public kafka::RebalanceListener {
         ARROW_ASSIGN_OR_RAISE(auto out, table_.operators->push(exec::OperatorBatch::from_source(batch)));
         rows = std::move(out.rows);
       }
-      return writer->write(*rows);
+      ARROW_RETURN_NOT_OK(writer->write(*rows));
+      commit_->publish(rows);  // to the flow reading this table in process, if any
+      return arrow::Status::OK();
     });
   }
 

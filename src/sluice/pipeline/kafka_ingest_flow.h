@@ -49,6 +49,9 @@ struct IngestOptions {
   // which bounds memory and the work a crash can lose.
   int64_t commit_rows = 2'000'000;
   int64_t commit_bytes = 256ll << 20;
+  // Triggered runs: bytes of rows a table's writer may queue for the flow that takes them in
+  // process (commit_channel.h) before that commit is read from its files instead (0: always).
+  int64_t handoff_bytes = 64ll << 20;
   // ... and at least every `commit_interval` while records flow (0: no time bound).
   std::chrono::milliseconds commit_interval{0};
   // A batch read from Kafka goes to the operators and the writer once it holds `batch_rows`

@@ -235,9 +235,11 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   // commit: {max_rows: N, max_bytes: N, interval: 5s}: how often a long-running flow commits
   // within an update (bounds memory, the work a crash can lose, and end-to-end latency).
   if (const auto commit = root["commit"]) {
-    if (!commit.IsMap()) return ctx.error(commit, "'commit' must be a mapping (max_rows, max_bytes, interval)");
-    ARROW_RETURN_NOT_OK(ctx.check_keys(commit, "commit", {"max_rows", "max_bytes", "interval"}));
-    for (const char* key : {"max_rows", "max_bytes"}) {
+    if (!commit.IsMap()) {
+      return ctx.error(commit, "'commit' must be a mapping (max_rows, max_bytes, interval, handoff_bytes)");
+    }
+    ARROW_RETURN_NOT_OK(ctx.check_keys(commit, "commit", {"max_rows", "max_bytes", "interval", "handoff_bytes"}));
+    for (const char* key : {"max_rows", "max_bytes", "handoff_bytes"}) {
       if (!commit[key]) continue;
       ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(commit[key], std::string("commit.") + key));
       int64_t n = 0;
@@ -248,8 +250,16 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
       } catch (const std::exception&) {
         n = 0;
       }
-      if (n <= 0) return ctx.error(commit[key], "commit.{} must be a positive whole number, not '{}'", key, text);
-      (std::string(key) == "max_rows" ? cfg.commit_max_rows : cfg.commit_max_bytes) = n;
+      const std::string name = key;
+      if (name == "handoff_bytes" && (n > 0 || text == "0")) {  // 0: every reader reads files
+        cfg.commit_handoff_bytes = n;
+        continue;
+      }
+      if (n <= 0) {
+        return ctx.error(commit[key], "commit.{} must be a {} whole number, not '{}'", key,
+                         name == "handoff_bytes" ? "non-negative" : "positive", text);
+      }
+      (name == "max_rows" ? cfg.commit_max_rows : cfg.commit_max_bytes) = n;
     }
     if (commit["interval"]) {
       ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(commit["interval"], "commit.interval"));

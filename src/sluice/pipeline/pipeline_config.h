@@ -41,6 +41,7 @@ struct PipelineConfig {
   // `commit:` settings (unset: IngestOptions' defaults).
   std::optional<int64_t> commit_max_rows;
   std::optional<int64_t> commit_max_bytes;
+  std::optional<int64_t> commit_handoff_bytes;  // commit.handoff_bytes (0: no in-process handoff)
   std::optional<std::chrono::milliseconds> commit_interval;
   std::map<std::string, kafka::KafkaProperties> kafka;  // cluster name -> properties
   std::map<std::string, std::string> configuration;

@@ -36,9 +36,11 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
   enum class State { kPending, kRunning, kDone, kFailed, kSkipped };
   std::vector<std::string> stored;
   std::map<std::string, std::set<std::string>> needs;
+  std::set<std::string> with_upstream;  // start once their inputs have started
   for (const auto& d : datasets) {
     stored.push_back(d.name);
     needs[d.name] = d.upstream;
+    if (d.starts_with_upstream) with_upstream.insert(d.name);
   }
 
   std::mutex mutex;  // guards state, reports, failures, running
@@ -50,8 +52,10 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
   int running = 0;
 
   // Under the lock: the next dataset whose inputs are all done; skips (transitively) those
-  // whose inputs failed.
+  // whose inputs failed. A dataset that starts with its inputs comes after the others that are
+  // ready, so it never holds a thread an independent branch could use.
   auto next_ready = [&]() -> std::optional<std::string> {
+    std::optional<std::string> with_its_inputs;
     for (bool skipped_one = true; skipped_one;) {  // a skip may make its downstream skippable
       skipped_one = false;
       for (const auto& name : stored) {
@@ -62,7 +66,8 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
           auto it = state.find(up);
           if (it == state.end()) continue;  // not stored here: nothing to wait for
           if (it->second == State::kFailed || it->second == State::kSkipped) failed_input = up;
-          if (it->second == State::kPending || it->second == State::kRunning) waiting = true;
+          if (it->second == State::kPending) waiting = true;
+          if (it->second == State::kRunning && !with_upstream.count(name)) waiting = true;
         }
         if (!failed_input.empty()) {
           state[name] = State::kSkipped;
@@ -72,10 +77,12 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
                                           fmt::format("skipped because its input '{}' failed", failed_input)));
           continue;
         }
-        if (!waiting) return name;
+        if (waiting) continue;
+        if (!with_upstream.count(name)) return name;
+        if (!with_its_inputs) with_its_inputs = name;
       }
     }
-    return std::nullopt;
+    return with_its_inputs;
   };
   auto worker = [&] {
     std::unique_lock lock(mutex);
@@ -108,7 +115,10 @@ arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<Schedu
       changed.notify_all();
     }
   };
-  const size_t cores = options.threads > 0 ? options.threads : std::thread::hardware_concurrency();
+  // One per core, and one more for each dataset that starts with its inputs (it mostly waits
+  // for their rows, so it would otherwise keep an independent branch from a core).
+  const size_t cores = options.threads > 0 ? options.threads
+                                           : std::thread::hardware_concurrency() + with_upstream.size();
   const size_t threads = std::max<size_t>(1, std::min<size_t>(cores, stored.size()));
   std::vector<std::thread> pool;
   for (size_t i = 1; i < threads; ++i) pool.emplace_back(worker);

@@ -27,6 +27,9 @@ struct ScheduledDataset {
   // Continuous scale-out: whether every process runs it, or only the leader
   // (SqlPlanner::runs_in_every_process).
   bool runs_in_every_process = false;
+  // Triggered: starts as soon as every stored dataset it reads has started, not finished (it
+  // takes their rows in process while they run: commit_channel.h); its run ends after theirs.
+  bool starts_with_upstream = false;
 };
 
 // Runs the datasets the scheduler starts. run() is called from several threads at once, never
@@ -59,14 +62,16 @@ struct SchedulerOptions {
   std::string pipeline;  // the pipeline's name, for error context
   // Checked before each dataset starts (set by a signal handler: cannot notify, is polled).
   std::function<bool()> stopping = [] { return false; };
-  // Threads of the triggered pool; 0: one per core, at most one per dataset.
+  // Threads of the triggered pool; 0: one per core plus one per dataset that starts with its
+  // inputs, at most one per dataset.
   size_t threads = 0;
   // How often tick() is called in continuous mode (at least this, and the trigger interval).
   std::chrono::milliseconds tick_interval{2000};
 };
 
 // Triggered: runs `datasets` (upstream first) on a pool of threads: a dataset starts once every
-// stored dataset it reads has finished, so independent branches of the graph run side by side.
+// stored dataset it reads has finished (has started, for `starts_with_upstream`), so independent
+// branches of the graph run side by side.
 // A failed dataset fails (skips) its downstream, never its siblings. Returns the reports of the
 // datasets run, in the order given, or the first real failure listing every failure and skip.
 arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<ScheduledDataset>& datasets,

@@ -14,6 +14,7 @@
 #include "sluice/common/status.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/full_refresh.h"
@@ -85,14 +86,21 @@ class SqlRun : public DatasetRunner {
       ARROW_RETURN_NOT_OK(run_continuous(scheduled(), *this, scheduler_options(), *continuous_));
       return std::vector<DatasetReport>{};
     }
-    return run_triggered(scheduled(), *this, scheduler_options());
+    auto datasets = scheduled();
+    hand_over_in_process(datasets);
+    auto reports = run_triggered(datasets, *this, scheduler_options());
+    channels_.close_all();
+    return reports;
   }
 
   arrow::Status run(const std::string& name, DatasetReport& report) override {
-    return run_dataset(graph_.datasets.at(name), report, *events_);
+    auto st = run_dataset(graph_.datasets.at(name), report, *events_);
+    if (auto* channel = channels_.find(name)) channel->close();  // its reader ends with it
+    return st;
   }
 
   void skipped(const std::string& name, const std::string& failed_input) override {
+    if (auto* channel = channels_.find(name)) channel->close();
     const auto& d = graph_.datasets.at(name);
     auto why = fmt::format("skipped because its input '{}' failed", failed_input);
     events_->add({"flow_progress", "ERROR", fmt::format("Flow '{}' has been SKIPPED: {}.", name, why),
@@ -132,6 +140,38 @@ class SqlRun : public DatasetRunner {
     return out;
   }
 
+  // Triggered runs: a streaming table read by exactly one flow that can take its rows in
+  // process (the only flow of a streaming table whose one stored input it is; not event time,
+  // not a join, not APPLY CHANGES) hands them over through a channel, and that table starts
+  // with its input (commit_channel.h, docs/decisions.md).
+  void hand_over_in_process(std::vector<ScheduledDataset>& datasets) {
+    if (options_.handoff_bytes <= 0) return;
+    std::map<std::string, std::vector<std::string>> readers;  // table -> flows that could take it
+    for (auto& s : datasets) {
+      const auto& d = graph_.datasets.at(s.name);
+      if (d.kind != sql::DatasetKind::kStreamingTable || d.flows.size() != 1 || s.upstream.size() != 1) continue;
+      const auto& input = *s.upstream.begin();
+      if (!graph_.datasets.count(input) || graph_.datasets.at(input).kind != sql::DatasetKind::kStreamingTable) continue;
+      const auto& plans = planner_.flow_plans();
+      const auto& flow = d.flows[0];
+      if (!plans.count(flow) || graph_.flows.at(flow).apply_changes) continue;
+      const auto& plan = plans.at(flow);
+      if (plan.joins() || plan.aggregates() || plan.distinct()) continue;
+      const auto src = SqlPlanner::streaming_source(plan);
+      if (src.kind != exec::PlanSource::Kind::kDataset || src.name != input) continue;
+      readers[input].push_back(flow);
+    }
+    for (auto& s : datasets) {
+      const auto& d = graph_.datasets.at(s.name);
+      if (d.flows.size() != 1 || s.upstream.size() != 1) continue;
+      auto it = readers.find(*s.upstream.begin());
+      if (it == readers.end() || it->second != std::vector<std::string>{d.flows[0]}) continue;
+      channels_.open(it->first, d.flows[0]);
+      s.starts_with_upstream = true;
+    }
+    flows_.set_channels(&channels_);
+  }
+
   SchedulerOptions scheduler_options() const {
     SchedulerOptions o;
     o.pipeline = config_.name;
@@ -167,6 +207,11 @@ class SqlRun : public DatasetRunner {
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
     if (report.kafka_consumers_created) progress["metrics"]["num_kafka_consumers_created"] = *report.kafka_consumers_created;
+
+    if (report.rows_in_process || report.rows_from_files) {  // rows of a stored table: handed over or read
+      progress["source_rows"] = {{"num_rows_in_process", report.rows_in_process},
+                                 {"num_rows_from_files", report.rows_from_files}};
+    }
     if (report.rows_quarantined) progress["metrics"]["num_quarantined_rows"] = report.rows_quarantined;
     if (report.rows_dead_lettered) progress["metrics"]["num_dead_letter_rows"] = report.rows_dead_lettered;
     if (report.refresh_mode) {  // materialized views
@@ -221,6 +266,7 @@ class SqlRun : public DatasetRunner {
   const PipelineConfig& config_;
   const Graph& graph_;
   const IngestOptions& options_;
+  CommitChannels channels_{options_.handoff_bytes};  // triggered runs: rows handed over in process
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
   EventLog* events_ = nullptr;                     // the update's, set while it runs
 };

@@ -141,6 +141,10 @@ arrow::Status StreamingCommit::load_state(const TxnVersions& committed) {
 arrow::Result<delta::TableWriter*> StreamingCommit::writer() {
   if (!writer_) {
     ARROW_ASSIGN_OR_RAISE(writer_, delta::TableWriter::make(store_, snapshot_, *options_.schema, options_.write));
+    if (channel_) {
+      published_rows_ = 0;
+      channel_->begin(snapshot_ ? snapshot_->version().value() : -1);
+    }
   }
   return writer_.get();
 }
@@ -149,6 +153,19 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
                                                            const nlohmann::json& operation_parameters) {
   ARROW_RETURN_NOT_OK(writer().status());
   auto writer = std::move(writer_);
+  // The in-process reader learns whether these rows landed, and as which version.
+  struct Landed {
+    CommitChannel* channel;
+    int64_t version = -1;
+    ~Landed() {
+      if (!channel) return;
+      if (version >= 0) {
+        channel->committed(version);
+      } else {
+        channel->lost();
+      }
+    }
+  } landed{channel_};
   const int64_t rows = writer->rows_written();
   // 1. The target's files, not visible yet.
   auto txn = writer->finish();
@@ -205,6 +222,7 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
   snapshot_ = result->snapshot;
   if (options_.snapshots) options_.snapshots->remember(*store_, snapshot_);
   rows_committed_ += rows;
+  if (rows == published_rows_) landed.version = result->version.value();
   return result;
 }
 
@@ -212,6 +230,7 @@ void StreamingCommit::abort() {
   if (writer_) {
     writer_->abort();
     writer_.reset();
+    if (channel_) channel_->lost();
   }
 }
 

@@ -36,6 +36,7 @@
 #include <arrow/type_fwd.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -49,6 +50,8 @@
 #include "sluice/delta/transaction.h"
 #include "sluice/exec/event_time_operator.h"
 #include "sluice/exec/operator.h"
+
+#include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/state_store.h"
@@ -166,6 +169,15 @@ class StreamingCommit {
   // `operation_parameters` are added to commitInfo's.
   arrow::Result<delta::CommitResult> commit(const SourceProgress& progress,
                                             const nlohmann::json& operation_parameters = nlohmann::json::object());
+  // Hands the rows of every commit to the flow that reads the target in this run
+  // (commit_channel.h): each new writer, publish(), and whether the commit landed. Not owned.
+  void publish_to(CommitChannel* channel) { channel_ = channel; }
+  // Rows just written to writer(), in writing order; may be called from the writer's thread.
+  void publish(const std::shared_ptr<arrow::RecordBatch>& rows) {
+    if (!channel_) return;
+    published_rows_ += rows->num_rows();
+    channel_->write(rows);
+  }
   // Drops the target's rows not committed (their files are deleted).
   void abort();
   // Drops everything not committed and re-reads target, side tables and state (another
@@ -193,6 +205,10 @@ class StreamingCommit {
   std::unique_ptr<CommittedState> operator_state_;  // set_state(BatchOperator&): state_ points here
   std::vector<std::string> state_parts_;
   std::vector<std::unique_ptr<StateStore>> state_stores_;  // one per part
+  CommitChannel* channel_ = nullptr;
+  // Rows publish()ed for the writer in progress: a commit whose writer holds other rows too
+  // (written without publish()) is lost to the channel, never handed on incomplete.
+  std::atomic<int64_t> published_rows_ = 0;
   int64_t rows_committed_ = 0;
   int64_t state_file_bytes_ = 0;
 };

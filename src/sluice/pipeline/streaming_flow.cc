@@ -36,7 +36,13 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
+  if (channels_ && src.kind == exec::PlanSource::Kind::kDataset && channels_->find(src.name, flow_name)) {
+    // Taking its input's rows in process, beside it: the two flows already fill the cores, and
+    // one file in progress instead of one per core halves this writer's memory.
+    co.write.file.parallel_files = 1;
+  }
   ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
+  if (channels_) commit->publish_to(channels_->find(d.name));  // to its reader in process, if any
   SideTable* quarantine = nullptr;
   if (planner_.quarantines(d)) {
     ARROW_ASSIGN_OR_RAISE(quarantine, open_quarantine(d, *commit));

@@ -156,6 +156,62 @@ TEST(SchedulerTest, OneThreadRunsTheDatasetsOneAtATimeInDependencyOrder) {
                                                     "start gold", "end gold"}));
 }
 
+ScheduledDataset with_upstream(std::string name, std::set<std::string> upstream) {
+  ScheduledDataset d{std::move(name), std::move(upstream)};
+  d.starts_with_upstream = true;
+  return d;
+}
+
+TEST(SchedulerTest, ADatasetTakingItsInputInProcessRunsBesideIt) {
+  // bronze and silver each wait until the other has started: they finish only if run at once.
+  std::vector<ScheduledDataset> graph = {{"bronze", {}}, with_upstream("silver", {"bronze"})};
+  FakeDataset bronze, silver;
+  bronze.meet = {"silver"};
+  silver.meet = {"bronze"};
+  FakeRunner runner({{"bronze", bronze}, {"silver", silver}});
+  auto reports = run_triggered(graph, runner, with_threads(2));
+  ASSERT_TRUE(reports.ok()) << reports.status().message();
+  EXPECT_TRUE(runner.missed().empty());
+  EXPECT_LT(runner.position("start silver"), runner.position("end bronze"));
+}
+
+TEST(SchedulerTest, ADatasetTakingItsInputInProcessWaitsUntilThatInputStarts) {
+  // a -> b -> c, c taking b in process: c starts only once b has (after a ended).
+  std::vector<ScheduledDataset> graph = {{"a", {}}, {"b", {"a"}}, with_upstream("c", {"b"})};
+  FakeDataset b, c;
+  b.meet = {"c"};
+  c.meet = {"b"};
+  FakeRunner runner({{"a", {}}, {"b", b}, {"c", c}});
+  ASSERT_TRUE(run_triggered(graph, runner, with_threads(3)).ok());
+  EXPECT_TRUE(runner.missed().empty());
+  EXPECT_LT(runner.position("end a"), runner.position("start b"));
+  EXPECT_LT(runner.position("start b"), runner.position("start c"));
+}
+
+TEST(SchedulerTest, ADatasetTakingItsInputInProcessIsSkippedWhenTheInputFailedBeforeItStarted) {
+  // One thread: bad runs (and fails) before its reader could start.
+  std::vector<ScheduledDataset> graph = {{"bad", {}}, with_upstream("silver", {"bad"})};
+  FakeDataset bad;
+  bad.result = arrow::Status::IOError("disk full");
+  FakeRunner runner({{"bad", bad}, {"silver", {}}});
+  auto reports = run_triggered(graph, runner, with_threads(1));
+  ASSERT_FALSE(reports.ok());
+  EXPECT_EQ(runner.runs("silver"), 0);
+  EXPECT_EQ(runner.skipped_list(), (std::vector<std::pair<std::string, std::string>>{{"silver", "bad"}}));
+}
+
+TEST(SchedulerTest, ADatasetTakingItsInputInProcessLeavesTheThreadToAnIndependentBranch) {
+  // Two threads: a and b (independent, each waiting for the other) run first; a's reader after.
+  std::vector<ScheduledDataset> graph = {{"a", {}}, with_upstream("a_reader", {"a"}), {"b", {}}};
+  FakeDataset a, b, reader;
+  a.meet = {"b"};
+  b.meet = {"a"};
+  reader.meet = {"b"};
+  FakeRunner runner({{"a", a}, {"a_reader", reader}, {"b", b}});
+  ASSERT_TRUE(run_triggered(graph, runner, with_threads(2)).ok());
+  EXPECT_TRUE(runner.missed().empty());
+}
+
 TEST(SchedulerTest, AFailureSkipsItsDownstreamButNotItsSiblings) {
   // bad -> mid -> leaf fail or skip; side runs.
   std::vector<ScheduledDataset> graph = {{"bad", {}}, {"mid", {"bad"}}, {"leaf", {"mid"}}, {"side", {}}};
