@@ -57,8 +57,9 @@ arrow::Status FlowRunner::read_delta_files(StreamingFlow& sf, const exec::PlanSo
   auto& windowed = sf.windowed;
   // Delta source: the files the upstream table added since the version recorded in our txn.
   delta::LogStore upstream(config_.table_path(src.name));
-  // A continuous run advances its kept snapshot; a run taking rows in process reads up to the
-  // version it was handed (the two never meet: the handoff is triggered-only).
+  // A read up to the version an in-process commit builds on loads exactly that version; any
+  // other read advances the kept snapshot of a continuous run, if there is one (a continuous
+  // run with a pipeline.yaml bronze list runs its SQL tables as triggered runs with channels).
   ARROW_ASSIGN_OR_RAISE(auto up_snapshot,
                         upto ? delta::Snapshot::load(upstream, std::optional(DeltaVersion(*upto)))
                         : options_.snapshots ? options_.snapshots->latest(upstream)

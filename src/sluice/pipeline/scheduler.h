@@ -72,7 +72,9 @@ struct SchedulerOptions {
 // Triggered: runs `datasets` (upstream first) on a pool of threads: a dataset starts once every
 // stored dataset it reads has finished (has started, for `starts_with_upstream`), so independent
 // branches of the graph run side by side.
-// A failed dataset fails (skips) its downstream, never its siblings. Returns the reports of the
+// A failed dataset fails (skips) its downstream, never its siblings; a `starts_with_upstream`
+// dataset has already started when its input fails, so it ends with what its input committed
+// (the update still fails with the input's error). Returns the reports of the
 // datasets run, in the order given, or the first real failure listing every failure and skip.
 arrow::Result<std::vector<DatasetReport>> run_triggered(const std::vector<ScheduledDataset>& datasets,
                                                         DatasetRunner& runner, const SchedulerOptions& options);

@@ -152,6 +152,11 @@ class SqlRun : public DatasetRunner {
       if (d.kind != sql::DatasetKind::kStreamingTable || d.flows.size() != 1 || s.upstream.size() != 1) continue;
       const auto& input = *s.upstream.begin();
       if (!graph_.datasets.count(input) || graph_.datasets.at(input).kind != sql::DatasetKind::kStreamingTable) continue;
+      // A partitioned input reads its partition columns back from the log's partition values,
+      // not from the rows written ("" comes back null, a timestamp in the log's text form):
+      // its rows in process could differ from its files, so it is read from its files.
+      const auto* input_definition = graph_.datasets.at(input).definition;
+      if (input_definition == nullptr || !input_definition->partitioned_by.empty()) continue;
       const auto& plans = planner_.flow_plans();
       const auto& flow = d.flows[0];
       if (!plans.count(flow) || graph_.flows.at(flow).apply_changes) continue;
