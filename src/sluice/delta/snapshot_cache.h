@@ -2,7 +2,7 @@
 // advances the kept snapshot by the commits after it (delta-kernel's incremental snapshot
 // update), instead of replaying the newest checkpoint and the commits after it each time, which
 // costs in proportion to the table's size. A kept snapshot is used only while its own commit
-// file is still the one it was read from (same size and modification time): a log deleted and
+// file is still the one it was read from (same size, modification time and bytes): a log deleted and
 // written anew under the same path, or cleaned up past it, is replayed from scratch.
 // Thread-safe.
 #pragma once
@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "sluice/delta/log_store.h"
@@ -38,6 +39,7 @@ class SnapshotCache {
     std::shared_ptr<const Snapshot> snapshot;
     std::uintmax_t commit_size = 0;
     std::filesystem::file_time_type commit_mtime;
+    std::optional<size_t> commit_hash;  // of the commit file's bytes
   };
   // The kept snapshot of `store`'s table if its commit file is unchanged.
   std::shared_ptr<const Snapshot> usable(const LogStore& store);

@@ -115,5 +115,27 @@ TEST_F(SnapshotCacheTest, ALogWrittenAnewIsReplayedNotAdvanced) {
   EXPECT_EQ(paths(**loaded), (std::vector<std::string>{"g1", "g2", "g3", "g4", "g5"}));
 }
 
+// The same, where the rewritten log's commit at the kept version has the kept one's length and
+// modification time (a coarse clock, a copy that keeps times): its bytes still tell them apart.
+TEST_F(SnapshotCacheTest, ALogWrittenAnewWithTheSameSizeAndTimeIsReplayed) {
+  create(100);
+  for (int64_t n = 1; n <= 3; ++n) add("f", n);
+  SnapshotCache cache;
+  ASSERT_TRUE(cache.latest(*store_).ok());
+  const auto kept_commit = store_->commit_path(DeltaVersion(3));
+  const auto kept_size = fs::file_size(kept_commit);
+  const auto kept_time = fs::last_write_time(kept_commit);
+  fs::remove_all(store_->table_root());
+  create(100);
+  for (int64_t n = 1; n <= 3; ++n) add("g", n);
+  ASSERT_EQ(fs::file_size(kept_commit), kept_size) << "the test needs a commit of the same length";
+  fs::last_write_time(kept_commit, kept_time);
+  auto loaded = cache.latest(*store_);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(cache.replayed(), 2);
+  EXPECT_EQ(cache.advanced(), 0);
+  EXPECT_EQ(paths(**loaded), (std::vector<std::string>{"g1", "g2", "g3"}));
+}
+
 }  // namespace
 }  // namespace sluice::delta
