@@ -51,6 +51,7 @@ class JsonPayloadDecoder final : public PayloadDecoder {
     const int n = columns_->num_fields();
     std::vector<std::unique_ptr<arrow::ArrayBuilder>> builders(n);
     for (int i = 0; i < n; ++i) {
+      if (read_fields_ && !read_fields_->fields[i].read()) continue;  // all null: made at the end
       ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), columns_->field(i)->type(), &builders[i]));
       ARROW_RETURN_NOT_OK(builders[i]->Reserve(input.length()));
     }
@@ -63,7 +64,9 @@ class JsonPayloadDecoder final : public PayloadDecoder {
     rapidjson::Writer<rapidjson::StringBuffer> rescue_writer;
 
     auto append_null_row = [&]() -> arrow::Status {
-      for (auto& b : builders) ARROW_RETURN_NOT_OK(b->AppendNull());
+      for (auto& b : builders) {
+        if (b) ARROW_RETURN_NOT_OK(b->AppendNull());
+      }
       return options_.rescued_data_column ? rescued.AppendNull() : arrow::Status::OK();
     };
 
@@ -95,7 +98,8 @@ class JsonPayloadDecoder final : public PayloadDecoder {
         }
         for (int i = 0; i < n; ++i) {
           const auto& only = read_fields_->fields[i];
-          if (!found[i] || !only.read()) {
+          if (!only.read()) continue;
+          if (!found[i]) {
             ARROW_RETURN_NOT_OK(builders[i]->AppendNull());
           } else {
             ARROW_RETURN_NOT_OK(appender.append(*builders[i], *columns_->field(i)->type(), *found[i], &only));
@@ -145,7 +149,13 @@ class JsonPayloadDecoder final : public PayloadDecoder {
     }
 
     arrow::ArrayVector arrays(n);
-    for (int i = 0; i < n; ++i) ARROW_RETURN_NOT_OK(builders[i]->Finish(&arrays[i]));
+    for (int i = 0; i < n; ++i) {
+      if (builders[i]) {
+        ARROW_RETURN_NOT_OK(builders[i]->Finish(&arrays[i]));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(arrays[i], arrow::MakeArrayOfNull(columns_->field(i)->type(), input.length()));
+      }
+    }
     if (options_.rescued_data_column) {
       std::shared_ptr<arrow::Array> r;
       ARROW_RETURN_NOT_OK(rescued.Finish(&r));
