@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sluice/exec/expression_binder.h"
+#include "sluice/format/field_selection.h"
 #include "sluice/sql/ast.h"
 
 namespace sluice::exec {
@@ -142,6 +143,11 @@ class SelectPlan {
   // "<dataset or kafka:topic>.<column>".
   std::vector<std::set<std::string>> lineage() const;
   std::vector<PlanSource> sources() const;
+  // The columns of source() (and nested struct fields, value.bid.price) the plan reads: its row
+  // stages' filters and the expressions of every column used downstream, all of the last row
+  // stage's output counted as read. Whole for a join or union. A decoder may leave the rest
+  // null (select_plan_fields_read.cc).
+  format::FieldSelection source_fields_read() const;
   const std::shared_ptr<arrow::Schema>& output_schema() const;
   // Where each output column is written in the SQL (the select item; `*` for all it expands to).
   const std::vector<sql::Location>& output_locations() const { return output_locations_; }

@@ -34,11 +34,12 @@ const char* json_type_name(const rapidjson::Value& v) {
 class JsonPayloadDecoder final : public PayloadDecoder {
  public:
   JsonPayloadDecoder(std::shared_ptr<arrow::Schema> columns, std::shared_ptr<arrow::Schema> out_schema,
-                     DecoderOptions options)
+                     DecoderOptions options, std::shared_ptr<const FieldSelection> read_fields)
       : columns_(std::move(columns)),
         row_type_(arrow::struct_(columns_->fields())),
         out_schema_(std::move(out_schema)),
-        options_(options) {}
+        options_(options),
+        read_fields_(std::move(read_fields)) {}
 
   std::shared_ptr<arrow::Schema> schema() const override { return out_schema_; }
 
@@ -50,6 +51,7 @@ class JsonPayloadDecoder final : public PayloadDecoder {
     const int n = columns_->num_fields();
     std::vector<std::unique_ptr<arrow::ArrayBuilder>> builders(n);
     for (int i = 0; i < n; ++i) {
+      if (read_fields_ && !read_fields_->fields[i].read()) continue;  // all null: made at the end
       ARROW_RETURN_NOT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), columns_->field(i)->type(), &builders[i]));
       ARROW_RETURN_NOT_OK(builders[i]->Reserve(input.length()));
     }
@@ -62,7 +64,9 @@ class JsonPayloadDecoder final : public PayloadDecoder {
     rapidjson::Writer<rapidjson::StringBuffer> rescue_writer;
 
     auto append_null_row = [&]() -> arrow::Status {
-      for (auto& b : builders) ARROW_RETURN_NOT_OK(b->AppendNull());
+      for (auto& b : builders) {
+        if (b) ARROW_RETURN_NOT_OK(b->AppendNull());
+      }
       return options_.rescued_data_column ? rescued.AppendNull() : arrow::Status::OK();
     };
 
@@ -85,6 +89,25 @@ class JsonPayloadDecoder final : public PayloadDecoder {
         continue;
       }
       std::fill(found.begin(), found.end(), nullptr);
+      if (read_fields_) {
+        // Only the fields read: the first value of each, no rescue (nobody reads it).
+        for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+          int i = internal::find_field(*row_type_, std::string_view(it->name.GetString(), it->name.GetStringLength()),
+                                       internal::KeyMatch::kExact);
+          if (i >= 0 && !found[i]) found[i] = &it->value;
+        }
+        for (int i = 0; i < n; ++i) {
+          const auto& only = read_fields_->fields[i];
+          if (!only.read()) continue;
+          if (!found[i]) {
+            ARROW_RETURN_NOT_OK(builders[i]->AppendNull());
+          } else {
+            ARROW_RETURN_NOT_OK(appender.append(*builders[i], *columns_->field(i)->type(), *found[i], &only));
+          }
+        }
+        if (options_.rescued_data_column) ARROW_RETURN_NOT_OK(rescued.AppendNull());
+        continue;
+      }
       rescue_text.Clear();
       rescue_writer.Reset(rescue_text);
       bool any_rescued = false;
@@ -126,7 +149,13 @@ class JsonPayloadDecoder final : public PayloadDecoder {
     }
 
     arrow::ArrayVector arrays(n);
-    for (int i = 0; i < n; ++i) ARROW_RETURN_NOT_OK(builders[i]->Finish(&arrays[i]));
+    for (int i = 0; i < n; ++i) {
+      if (builders[i]) {
+        ARROW_RETURN_NOT_OK(builders[i]->Finish(&arrays[i]));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(arrays[i], arrow::MakeArrayOfNull(columns_->field(i)->type(), input.length()));
+      }
+    }
     if (options_.rescued_data_column) {
       std::shared_ptr<arrow::Array> r;
       ARROW_RETURN_NOT_OK(rescued.Finish(&r));
@@ -141,14 +170,22 @@ class JsonPayloadDecoder final : public PayloadDecoder {
   std::shared_ptr<arrow::DataType> row_type_;
   std::shared_ptr<arrow::Schema> out_schema_;
   DecoderOptions options_;
+  std::shared_ptr<const FieldSelection> read_fields_;  // null: every column, with rescue
   JsonRecordParser parser_;
 };
 
 }  // namespace
 
 arrow::Result<std::unique_ptr<PayloadDecoder>> make_json_decoder(std::shared_ptr<arrow::Schema> schema,
-                                                                 DecoderOptions options) {
+                                                                 DecoderOptions options,
+                                                                 std::shared_ptr<const FieldSelection> read_fields) {
   if (!schema) return invalid("the JSON decoder needs a schema");
+  if (read_fields && read_fields->use == FieldSelection::Use::kWhole) read_fields = nullptr;
+  if (read_fields && (read_fields->use != FieldSelection::Use::kSome ||
+                      static_cast<int>(read_fields->fields.size()) != schema->num_fields())) {
+    return invalid("the JSON decoder's field selection has {} fields, its schema {}: select from the schema",
+                   read_fields->fields.size(), schema->num_fields());
+  }
   if (schema->GetFieldIndex(kRescuedDataColumn) >= 0) {
     return invalid("the schema already has a column named {}: rename it", kRescuedDataColumn);
   }
@@ -156,7 +193,7 @@ arrow::Result<std::unique_ptr<PayloadDecoder>> make_json_decoder(std::shared_ptr
   if (options.rescued_data_column) {
     ARROW_ASSIGN_OR_RAISE(out, schema->AddField(schema->num_fields(), arrow::field(kRescuedDataColumn, arrow::utf8())));
   }
-  return std::make_unique<JsonPayloadDecoder>(std::move(schema), std::move(out), options);
+  return std::make_unique<JsonPayloadDecoder>(std::move(schema), std::move(out), options, std::move(read_fields));
 }
 
 }  // namespace sluice::format

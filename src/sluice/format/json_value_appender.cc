@@ -88,13 +88,15 @@ int find_field(const arrow::DataType& type, std::string_view key, KeyMatch match
 }
 
 arrow::Status JsonValueAppender::append(arrow::ArrayBuilder& builder, const arrow::DataType& type,
-                                        const rapidjson::Value& value) {
+                                        const rapidjson::Value& value, const FieldSelection* only) {
   if (value.IsNull()) return builder.AppendNull();
+  if (only && only->use != FieldSelection::Use::kSome) only = nullptr;
   switch (type.id()) {
     case arrow::Type::STRUCT: {
       if (!value.IsObject()) return mismatch(builder);
       auto& b = static_cast<arrow::StructBuilder&>(builder);
       const int n = type.num_fields();
+      if (only && static_cast<int>(only->fields.size()) != n) only = nullptr;
       // At most a few dozen fields: a small stack array avoids a heap allocation per object.
       constexpr int kStackFields = 64;
       const rapidjson::Value* stack_found[kStackFields] = {};
@@ -114,8 +116,9 @@ arrow::Status JsonValueAppender::append(arrow::ArrayBuilder& builder, const arro
       }
       ARROW_RETURN_NOT_OK(b.Append());
       for (int i = 0; i < n; ++i) {
-        if (found[i]) {
-          ARROW_RETURN_NOT_OK(append(*b.field_builder(i), *type.field(i)->type(), *found[i]));
+        if (found[i] && (!only || only->fields[i].read())) {
+          ARROW_RETURN_NOT_OK(append(*b.field_builder(i), *type.field(i)->type(), *found[i],
+                                     only ? &only->fields[i] : nullptr));
         } else {
           ARROW_RETURN_NOT_OK(b.field_builder(i)->AppendNull());
         }

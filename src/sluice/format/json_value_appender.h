@@ -4,6 +4,7 @@
 
 #include <arrow/status.h>
 #include <arrow/type_fwd.h>
+#include "sluice/format/field_selection.h"
 #include "sluice/format/json_record.h"
 
 #include <cstdint>
@@ -26,9 +27,11 @@ class JsonValueAppender {
   explicit JsonValueAppender(KeyMatch match) : match_(match) {}
 
   // Appends `value` to `builder` (of `type`); a value that does not fit appends null and
-  // counts a mismatch; an object key with no field counts an unknown key.
+  // counts a mismatch; an object key with no field counts an unknown key. With `only` (a
+  // kSome selection of a struct type), the struct's fields it does not read are null, their
+  // values neither converted nor counted as mismatches.
   arrow::Status append(arrow::ArrayBuilder& builder, const arrow::DataType& type,
-                       const rapidjson::Value& value);
+                       const rapidjson::Value& value, const FieldSelection* only = nullptr);
 
   int64_t mismatches() const { return mismatches_; }
   int64_t unknown_keys() const { return unknown_keys_; }

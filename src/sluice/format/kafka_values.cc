@@ -16,12 +16,13 @@ namespace sluice::format {
 
 namespace cp = arrow::compute;
 
-arrow::Result<std::unique_ptr<PayloadDecoder>> make_value_decoder(ValueFormat* format) {
+arrow::Result<std::unique_ptr<PayloadDecoder>> make_value_decoder(ValueFormat* format,
+                                                                  std::shared_ptr<const FieldSelection> read_fields) {
   DecoderOptions options;
   options.rescued_data_column = format->rescued_data_column;
   switch (format->kind) {
     case ValueFormat::Kind::kJson:
-      return make_json_decoder(format->json_schema, options);
+      return make_json_decoder(format->json_schema, options, std::move(read_fields));
     case ValueFormat::Kind::kAvro: {
       if (format->registry_url.empty()) {
         return invalid("value_format => 'avro' needs schema_registry_url => 'http://host:port' (Confluent wire "

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "sluice/format/field_selection.h"
 #include "sluice/format/payload_decoder.h"
 
 namespace sluice::format {
@@ -26,7 +27,10 @@ struct ValueFormat {
 
 // The decoder; for Avro without a reader schema, the subject's latest schema is fetched and
 // stored into `format->avro_schema` (so later decoders use the same reader schema).
-arrow::Result<std::unique_ptr<PayloadDecoder>> make_value_decoder(ValueFormat* format);
+// `read_fields`, the value fields a reader uses (null: all), narrows a JSON decode
+// (make_json_decoder); an Avro decode is whole (its datum is read in order, field by field).
+arrow::Result<std::unique_ptr<PayloadDecoder>> make_value_decoder(ValueFormat* format,
+                                                                  std::shared_ptr<const FieldSelection> read_fields = nullptr);
 
 // Kafka's source schema with `value` as struct<decoded fields> and `_rescued_data` (if the
 // decoder has it) appended.

@@ -13,6 +13,32 @@
 
 namespace sluice::pipeline {
 
+namespace {
+
+// The fields of the decoded `value` the flow reads (null: all of them, also when it reads
+// `_rescued_data`, which only a whole decode fills): docs/decisions.md "read_kafka decodes
+// the fields read".
+std::shared_ptr<const format::FieldSelection> value_fields_read(const exec::SelectPlan& plan,
+                                                                const exec::PlanSource& src) {
+  using format::FieldSelection;
+  const auto read = plan.source_fields_read();
+  if (read.use != FieldSelection::Use::kSome || !plan.source().schema->Equals(*src.schema)) return nullptr;
+  const int value = src.schema->GetFieldIndex("value");
+  const int rescued = src.schema->GetFieldIndex(format::kRescuedDataColumn);
+  if (value < 0 || (rescued >= 0 && read.fields[rescued].read())) return nullptr;
+  const auto& type = src.schema->field(value)->type();
+  if (type->id() != arrow::Type::STRUCT) return nullptr;
+  auto out = std::make_shared<FieldSelection>(read.fields[value]);
+  if (out->use == FieldSelection::Use::kWhole) return nullptr;
+  if (out->use == FieldSelection::Use::kNone) {  // no value field read: parsed only, for errors
+    out->use = FieldSelection::Use::kSome;
+    out->fields.assign(type->num_fields(), FieldSelection{});
+  }
+  return out;
+}
+
+}  // namespace
+
 arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSource& src) {
   auto& d = f.d;
   const auto& flow_name = f.flow_name;
@@ -38,7 +64,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
   // `<table>_dead_letter` with their position, the error and the raw bytes.
   if (src.options.count("value_format")) {
     ARROW_ASSIGN_OR_RAISE(auto value_format, value_format_of(src.options));
-    ARROW_ASSIGN_OR_RAISE(ops.decoder, format::make_value_decoder(&value_format));
+    ARROW_ASSIGN_OR_RAISE(ops.decoder, format::make_value_decoder(&value_format, value_fields_read(f.plan, src)));
     ops.value_schema = src.schema;
     const auto dname = d.name + "_dead_letter";
     ARROW_ASSIGN_OR_RAISE(ops.dead_letters,
