@@ -1,6 +1,8 @@
 // Parquet data files for Delta tables.
 #include "sluice/delta/data_file_writer.h"
 
+#include <algorithm>
+
 #include <arrow/io/file.h>
 #include <arrow/record_batch.h>
 #include <arrow/type.h>
@@ -65,6 +67,12 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
   for (const auto& field : schema->fields()) {
     auto id = field->type()->id();
     if (id == arrow::Type::FLOAT || id == arrow::Type::DOUBLE) builder.disable_dictionary(field->name());
+    const auto& plain = options.columns_without_dictionary;
+    if (std::find(plain.begin(), plain.end(), field->name()) != plain.end()) builder.disable_dictionary(field->name());
+    // Parquet min/max of binary columns (a Kafka key or value: whole payloads) is a byte
+    // comparison of every value that no reader prunes by; Delta keeps no bounds for binary
+    // columns either (delta/stats.cc). Strings and numbers keep theirs.
+    if (id == arrow::Type::BINARY || id == arrow::Type::LARGE_BINARY) builder.disable_statistics(field->name());
   }
   auto props = builder.build();
   // Microsecond timestamps, never INT96 or nanoseconds: what Delta readers expect.

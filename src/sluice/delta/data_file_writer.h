@@ -36,6 +36,9 @@ struct DataFileOptions {
   int64_t spread_after_rows = 1'000'000;
   // Encode a row group's columns on Arrow's CPU pool.
   bool parallel_columns = true;
+  // Top-level columns written without a Parquet dictionary: ones whose values do not repeat,
+  // where hashing each value into a dictionary the writer later abandons only costs CPU.
+  std::vector<std::string> columns_without_dictionary;
 };
 
 class DataFileWriter {

@@ -36,6 +36,8 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
+  // A Kafka offset never repeats within a partition (docs/decisions.md "Parquet dictionaries").
+  if (src.kind == exec::PlanSource::Kind::kKafka) co.write.file.columns_without_dictionary = {"offset"};
   if (channels_ && src.kind == exec::PlanSource::Kind::kDataset && channels_->find(src.name, flow_name)) {
     // Taking its input's rows in process, beside it: the two flows already fill the cores, and
     // one file in progress instead of one per core halves this writer's memory.

@@ -2,6 +2,7 @@
 #include "sluice/delta/stats.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,28 @@ TEST(StatsTest, MergesBoundsAndNullCountsAcrossBatches) {
     "minValues": {"n": -3, "s": "a"},
     "maxValues": {"n": 100, "s": "z"},
     "nullCount": {"n": 1, "s": 2, "b": 2}})"));
+}
+
+// String bounds are found by stats' own loop: checked against Arrow's MinMax kernel on values
+// where a byte-wise compare is easy to get wrong (prefixes, empty strings, bytes >= 0x80,
+// nulls, a sliced array, large_utf8).
+TEST(StatsTest, StringBoundsMatchArrowMinMax) {
+  const std::string values = R"(["ab", null, "a", "", "abc", "\u00e9", "b", null, "\u00e9a", "aa"])";
+  for (const auto& type : {arrow::utf8(), arrow::large_utf8()}) {
+    auto whole = arrow::json::ArrayFromJSONString(type, values).ValueOrDie();
+    for (auto [offset, length] : {std::pair<int64_t, int64_t>{0, 10}, {1, 4}, {4, 6}, {5, 5}}) {
+      auto array = whole->Slice(offset, length);
+      auto schema = arrow::schema({arrow::field("s", type)});
+      StatsCollector stats(schema);
+      ASSERT_TRUE(stats.update(*arrow::RecordBatch::Make(schema, array->length(), {array})).ok());
+      auto j = nlohmann::json::parse(*stats.finish());
+      auto oracle = arrow::compute::MinMax(array).ValueOrDie().scalar_as<arrow::StructScalar>();
+      EXPECT_EQ(j["minValues"]["s"], static_cast<const arrow::BaseBinaryScalar&>(*oracle.value[0]).view())
+          << type->ToString() << " " << offset << "+" << length;
+      EXPECT_EQ(j["maxValues"]["s"], static_cast<const arrow::BaseBinaryScalar&>(*oracle.value[1]).view())
+          << type->ToString() << " " << offset << "+" << length;
+    }
+  }
 }
 
 TEST(StatsTest, AllNullColumnHasOnlyNullCount) {
