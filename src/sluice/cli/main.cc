@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <csignal>
 #include <iostream>
 #include <mutex>
@@ -26,6 +28,19 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
+
+// Arrow's default pool (mimalloc, inside libarrow) keeps freed pages resident for its purge
+// delay (10 ms) and purges them only when it next runs through its arenas: with bronze and
+// silver writing at once that held 60-100 MiB of freed Parquet and batch buffers at the peak
+// (BENCHMARKS.md, rss). mimalloc reads its options from the environment when libarrow is
+// loaded, before main, so the setting can only take effect in a fresh image: set it and exec
+// this program again, once. A MIMALLOC_PURGE_DELAY the user set is kept; if the exec fails the
+// run goes on with mimalloc's default.
+void purge_freed_memory_at_once(char** argv) {
+  if (std::getenv("MIMALLOC_PURGE_DELAY") != nullptr) return;
+  if (setenv("MIMALLOC_PURGE_DELAY", "0", 1) != 0) return;
+  execv("/proc/self/exe", argv);
+}
 
 int fail(const arrow::Status& status) {
   std::cerr << "sluice: error: " << status.message() << "\n";
@@ -162,6 +177,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
 }  // namespace
 
 int main(int argc, char** argv) {
+  purge_freed_memory_at_once(argv);
   // librdkafka takes its fetch buffers (tens of MB a second) from glibc malloc, which by
   // default hands large blocks back to the kernel on free and faults fresh zeroed pages in on
   // the next fetch: blocks up to 32 MiB come from the heap, and up to 128 MiB of freed heap

@@ -42,6 +42,11 @@ const char* suffix(Compression c) {
 
 }  // namespace
 
+RowGroupBudget& RowGroupBudget::process() {
+  static RowGroupBudget budget(kProcessTotalBytes, kProcessMinRowGroupBytes);
+  return budget;
+}
+
 arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
     const fs::path& table_root, const std::string& relative_dir,
     std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options) {
@@ -89,7 +94,10 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
 
 DataFileWriter::DataFileWriter(std::shared_ptr<arrow::Schema> schema,
                                const DataFileOptions& options)
-    : schema_(schema), options_(options), stats_(std::move(schema)) {}
+    : schema_(schema),
+      options_(options),
+      stats_(std::move(schema)),
+      budget_(options.row_group_budget ? options.row_group_budget : &RowGroupBudget::process()) {}
 
 DataFileWriter::~DataFileWriter() {
   if (!closed_) abort();
@@ -98,20 +106,28 @@ DataFileWriter::~DataFileWriter() {
 arrow::Status DataFileWriter::write(const arrow::RecordBatch& batch) {
   if (batch.num_rows() == 0) return arrow::Status::OK();
   ARROW_RETURN_NOT_OK(stats_.update(batch));
-  if (row_group_input_bytes_ >= options_.row_group_bytes) {
+  if (row_group_input_bytes_ >= options_.row_group_bytes ||
+      budget_->should_end(row_group_input_bytes_)) {
     // Flushes the buffered row group's pages to the file. Done before the next write rather
     // than after the one that reached the bound, so a file never ends in an empty row group.
+    release_row_group_bytes();
     ARROW_RETURN_NOT_OK(io_failure(writer_->NewBufferedRowGroup(), "cannot write data file",
                                    full_path_.string()));
-    row_group_input_bytes_ = 0;
   }
   ARROW_RETURN_NOT_OK(io_failure(writer_->WriteRecordBatch(batch), "cannot write data file",
                                  full_path_.string()));
   // The bytes the batch's rows span (a slice counts its part); types the helper does not
   // know count their whole buffers.
   auto referenced = arrow::util::ReferencedBufferSize(batch);
-  row_group_input_bytes_ += referenced.ok() ? *referenced : arrow::util::TotalBufferSize(batch);
+  const int64_t bytes = referenced.ok() ? *referenced : arrow::util::TotalBufferSize(batch);
+  row_group_input_bytes_ += bytes;
+  budget_->add(bytes);
   return arrow::Status::OK();
+}
+
+void DataFileWriter::release_row_group_bytes() {
+  budget_->release(row_group_input_bytes_);
+  row_group_input_bytes_ = 0;
 }
 
 int64_t DataFileWriter::bytes_written() const {
@@ -120,6 +136,7 @@ int64_t DataFileWriter::bytes_written() const {
 }
 
 arrow::Result<Add> DataFileWriter::close() {
+  release_row_group_bytes();
   ARROW_RETURN_NOT_OK(io_failure(writer_->Close(), "cannot write data file", full_path_.string()));
   ARROW_RETURN_NOT_OK(io_failure(sink_->Close(), "cannot write data file", full_path_.string()));
   closed_ = true;
@@ -138,6 +155,7 @@ arrow::Result<Add> DataFileWriter::close() {
 }
 
 void DataFileWriter::abort() {
+  release_row_group_bytes();
   if (writer_ && !closed_) (void)writer_->Close();
   if (sink_ && !sink_->closed()) (void)sink_->Close();
   closed_ = true;

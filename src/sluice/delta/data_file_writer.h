@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/delta/actions.h"
+#include "sluice/delta/row_group_budget.h"
 #include "sluice/delta/stats.h"
 
 namespace parquet::arrow {
@@ -29,6 +30,9 @@ struct DataFileOptions {
   // holds a row group's encoded pages in memory until it ends, so this bounds a file's
   // buffer whatever the row width (1 Mi rows of 200-byte Kafka values were ~100 MB per file).
   int64_t row_group_bytes = 64ll << 20;
+  // Shared by the row groups in progress of every writer (null: RowGroupBudget::process()):
+  // a row group also ends once all of them together reach it.
+  RowGroupBudget* row_group_budget = nullptr;
   int64_t target_file_bytes = 128ll << 20;
   // Files written at once by an unpartitioned write (0: one per core), and the rows a write
   // must reach before it spreads over more than one file.
@@ -62,6 +66,7 @@ class DataFileWriter {
 
  private:
   DataFileWriter(std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options);
+  void release_row_group_bytes();  // gives the open row group's bytes back to the budget
   std::filesystem::path full_path_;
   std::string relative_path_;
   std::shared_ptr<arrow::Schema> schema_;
@@ -70,6 +75,7 @@ class DataFileWriter {
   std::unique_ptr<parquet::arrow::FileWriter> writer_;
   StatsCollector stats_;
   int64_t row_group_input_bytes_ = 0;  // Arrow bytes written into the open row group
+  RowGroupBudget* budget_;             // counts row_group_input_bytes_
   bool closed_ = false;
 };
 

@@ -1,4 +1,5 @@
-// Data files: row groups bounded by bytes on write, batch-by-batch reads.
+// Data files: row groups bounded by bytes on write (per file and by a shared budget),
+// batch-by-batch reads.
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 #include <parquet/file_reader.h>
@@ -55,6 +56,58 @@ TEST(DataFileWriterTest, RowGroupBelowTheBoundStaysOne) {
   auto add = writer->close();
   ASSERT_TRUE(add.ok()) << add.status().ToString();
   EXPECT_EQ(row_groups_of(dir.path() / add->path), 1);
+}
+
+std::vector<int64_t> row_group_rows_of(const std::filesystem::path& file) {
+  auto metadata = parquet::ParquetFileReader::OpenFile(file.string())->metadata();
+  std::vector<int64_t> rows;
+  for (int i = 0; i < metadata->num_row_groups(); ++i) rows.push_back(metadata->RowGroup(i)->num_rows());
+  return rows;
+}
+
+// Each 1,000-row batch of rows_of is ~116 KB of Arrow data: a budget of 200 KB over row groups
+// of at least 100 KB lets a writer alone hold two batches per row group.
+TEST(RowGroupBudgetTest, AWriterAloneEndsItsRowGroupOnceTheSharedBudgetIsReached) {
+  sluice::testing::TempDir dir;
+  RowGroupBudget budget(200'000, 100'000);
+  DataFileOptions options;
+  options.row_group_budget = &budget;
+  auto writer = DataFileWriter::make(dir.path(), "", rows_of(0, 1)->schema(), options).ValueOrDie();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(writer->write(*rows_of(i * 1000, 1000)).ok());
+  EXPECT_GT(budget.open_bytes(), 0);
+  auto add = writer->close();
+  ASSERT_TRUE(add.ok()) << add.status().ToString();
+  EXPECT_EQ(budget.open_bytes(), 0);
+  EXPECT_EQ(row_group_rows_of(dir.path() / add->path), std::vector<int64_t>(5, 2000));
+}
+
+TEST(RowGroupBudgetTest, AnotherWritersOpenRowGroupLeavesLessOfTheBudget) {
+  sluice::testing::TempDir dir;
+  RowGroupBudget budget(200'000, 100'000);
+  DataFileOptions options;
+  options.row_group_budget = &budget;
+  const auto schema = rows_of(0, 1)->schema();
+  auto holder = DataFileWriter::make(dir.path(), "", schema, options).ValueOrDie();
+  ASSERT_TRUE(holder->write(*rows_of(0, 1000)).ok());  // stays open: ~116 KB of the budget
+  auto writer = DataFileWriter::make(dir.path(), "", schema, options).ValueOrDie();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(writer->write(*rows_of(i * 1000, 1000)).ok());
+  auto add = writer->close();
+  ASSERT_TRUE(add.ok()) << add.status().ToString();
+  EXPECT_EQ(row_group_rows_of(dir.path() / add->path), std::vector<int64_t>(10, 1000));
+  holder->abort();
+  EXPECT_EQ(budget.open_bytes(), 0);
+}
+
+TEST(RowGroupBudgetTest, AFullBudgetNeverEndsARowGroupBelowItsMinimum) {
+  sluice::testing::TempDir dir;
+  RowGroupBudget budget(1, 300'000);  // always full
+  DataFileOptions options;
+  options.row_group_budget = &budget;
+  auto writer = DataFileWriter::make(dir.path(), "", rows_of(0, 1)->schema(), options).ValueOrDie();
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(writer->write(*rows_of(i * 1000, 1000)).ok());
+  auto add = writer->close();
+  ASSERT_TRUE(add.ok()) << add.status().ToString();
+  EXPECT_EQ(row_group_rows_of(dir.path() / add->path), std::vector<int64_t>(3, 3000));
 }
 
 TEST(OpenDataFileTest, ReadsBatchByBatchWithTheSnapshotSchemaAndPartitionValues) {
