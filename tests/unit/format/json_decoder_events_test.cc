@@ -15,6 +15,8 @@
 #include "sluice/format/json_decoder.h"
 #include "sluice/format/json_flat_record.h"
 
+#include "json_corpus_records.h"
+
 namespace sluice::format {
 namespace {
 
@@ -43,25 +45,7 @@ std::shared_ptr<arrow::Array> binaries(const std::vector<std::string>& values) {
   return b.Finish().ValueOrDie();
 }
 
-std::vector<std::string> corpus_records() {
-  std::vector<std::string> out;
-  const std::filesystem::path dir = std::filesystem::path(SLUICE_TEST_DATA_DIR) / ".." / ".." / "fuzz" / "corpus" / "json_decoder";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string data = ss.str();
-    if (data.empty()) continue;
-    std::string rest = data.substr(1);  // byte 0 picks the fuzzer's path
-    for (size_t start = 0;;) {
-      size_t end = rest.find('\n', start);
-      out.push_back(rest.substr(start, end == std::string::npos ? std::string::npos : end - start));
-      if (end == std::string::npos) break;
-      start = end + 1;
-    }
-  }
-  return out;
-}
+std::vector<std::string> corpus_records() { return testing::json_corpus_records(); }
 
 std::vector<std::string> hostile_records() {
   return {
