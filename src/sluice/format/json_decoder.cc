@@ -168,7 +168,8 @@ arrow::Status append_slot(arrow::ArrayBuilder& builder, arrow::Type::type id, co
       if (s.kind == Slot::kString) {
         if (!internal::parse_timestamp(std::string_view(s.s, s.len), &micros)) return mismatch();
       } else if (s.kind == Slot::kInt64) {
-        micros = s.i * 1'000'000;  // seconds, as Spark reads numbers
+        // Seconds, as Spark reads numbers; beyond the microsecond range the value does not fit.
+        if (__builtin_mul_overflow(s.i, int64_t{1'000'000}, &micros)) return mismatch();
       } else {
         return mismatch();
       }

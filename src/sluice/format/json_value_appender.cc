@@ -178,7 +178,8 @@ arrow::Status JsonValueAppender::append(arrow::ArrayBuilder& builder, const arro
           return mismatch(builder);
         }
       } else if (value.IsInt64()) {
-        micros = value.GetInt64() * 1'000'000;  // seconds, as Spark reads numbers
+        // Seconds, as Spark reads numbers; beyond the microsecond range the value does not fit.
+        if (__builtin_mul_overflow(value.GetInt64(), int64_t{1'000'000}, &micros)) return mismatch(builder);
       } else {
         return mismatch(builder);
       }

@@ -180,5 +180,29 @@ TEST(HostileJsonTest, NumbersWhoseDigitsAreAllZeroAreZeroWhateverTheExponent) {
   EXPECT_EQ(col.Value(2), 125.0);
 }
 
+TEST(HostileJsonTest, TimestampSecondsBeyondTheMicrosecondRangeAreMismatchesNotOverflow) {
+  // A number for a TIMESTAMP field is seconds (as Spark reads it); times 10^6 it overflowed int64
+  // (UBSan in the ASan build, found by the decoder comparison tests): now the field does not fit.
+  const std::vector<std::string> records = {"{\"ts\": 9223372036854775807}", "{\"ts\": -949999999999999999}",
+                                            "{\"ts\": 9223372036854}", "{\"ts\": 1700000000}"};
+  const auto type = arrow::struct_({arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))});
+  for (bool document : {false, true}) {
+    JsonDecodeStats stats;
+    auto out = (document ? internal::decode_json_with_document(*binaries(records), type, &stats)
+                         : decode_json(*binaries(records), type, &stats))
+                   .ValueOrDie();
+    const auto& ts = static_cast<const arrow::TimestampArray&>(*static_cast<const arrow::StructArray&>(*out).field(0));
+    EXPECT_TRUE(ts.IsNull(0) && ts.IsNull(1)) << document;
+    EXPECT_EQ(ts.Value(2), 9223372036854LL * 1'000'000) << document;
+    EXPECT_EQ(ts.Value(3), 1700000000LL * 1'000'000) << document;
+    EXPECT_EQ(stats.mismatched_fields, 2) << document;
+  }
+  // The payload decoder (read_kafka value_format => 'json') sends them to _rescued_data, not UB.
+  auto d = make_json_decoder(sql::parse_ddl_schema("ts TIMESTAMP").ValueOrDie(), {}).ValueOrDie();
+  auto decoded = d->decode(*binaries(records)).ValueOrDie();
+  const auto& col = *decoded.rows->GetColumnByName("ts");
+  EXPECT_TRUE(col.IsNull(0) && col.IsNull(1) && col.IsValid(2) && col.IsValid(3));
+}
+
 }  // namespace
 }  // namespace sluice::format
