@@ -1,9 +1,10 @@
-// The json_decoder fuzz corpus as records, for the decoder tests that compare two decoding paths
+// The json_decoder fuzz corpus as records, and random records, for the decoder tests that compare two decoding paths
 // over it (json_decoder_events_test, json_payload_decoder_narrowing_test).
 #pragma once
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -29,6 +30,20 @@ inline std::vector<std::string> json_corpus_records() {
     }
   }
   return out;
+}
+
+// A random JSON object of up to 7 members, keys and values drawn from the given lists (the
+// generated records of those tests; their rng call order is part of the records they get).
+inline std::string random_json_object(std::mt19937& rng, const std::vector<std::string>& keys,
+                                      const std::vector<std::string>& values) {
+  std::string rec = "{";
+  const int members = static_cast<int>(rng() % 8);
+  for (int m = 0; m < members; ++m) {
+    if (m) rec += ",";
+    rec += "\"" + keys[rng() % keys.size()] + "\":" + values[rng() % values.size()];
+  }
+  rec += "}";
+  return rec;
 }
 
 }  // namespace sluice::format::testing

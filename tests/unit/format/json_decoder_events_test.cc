@@ -84,13 +84,7 @@ std::vector<std::string> generated_records(int count) {
       "\"a\tb\"", "\"\x01\"", "tru", "nul", "falsey", "\"x\" ", " \"x\""};
   std::vector<std::string> out;
   for (int r = 0; r < count; ++r) {
-    std::string rec = "{";
-    const int members = static_cast<int>(rng() % 8);
-    for (int m = 0; m < members; ++m) {
-      if (m) rec += ",";
-      rec += "\"" + keys[rng() % keys.size()] + "\":" + values[rng() % values.size()];
-    }
-    rec += "}";
+    std::string rec = testing::random_json_object(rng, keys, values);
     switch (rng() % 20) {
       case 0: rec = rec.substr(0, rng() % (rec.size() + 1)); break;  // truncated
       case 1: rec = values[rng() % values.size()]; break;            // not an object

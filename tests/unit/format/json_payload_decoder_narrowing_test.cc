@@ -55,13 +55,7 @@ std::vector<std::string> generated_records(int count) {
       "[{\"a\":null}]", "tru", "1e", "\"\xff\""};
   std::vector<std::string> out;
   for (int r = 0; r < count; ++r) {
-    std::string rec = "{";
-    const int members = static_cast<int>(rng() % 8);
-    for (int m = 0; m < members; ++m) {
-      if (m) rec += ",";
-      rec += "\"" + keys[rng() % keys.size()] + "\":" + values[rng() % values.size()];
-    }
-    rec += "}";
+    std::string rec = testing::random_json_object(rng, keys, values);
     if (rng() % 25 == 0) rec.pop_back();  // now and then malformed
     out.push_back(rec);
   }
