@@ -90,3 +90,28 @@ def test_log_append_time_records_arrive_field_for_field(tmp_path, bootstrap):
     assert len(expected) == 12 and {r["timestampType"] for r in expected} == {1}
     assert all(r["timestamp"].year >= 2026 for r in expected)
     assert bronze(tmp_path, bootstrap, topic) == expected
+
+
+def test_a_timestamp_no_timestamp_column_holds_is_null_and_the_record_kept(tmp_path, bootstrap):
+    """A topic that lets producers set any time (message.timestamp.after.max.ms): milliseconds
+    beyond what microseconds hold (year ~294,000) are a null timestamp, the record kept."""
+    topic = create_topic(bootstrap, 1, {"message.timestamp.after.max.ms": str(2**63 - 1)})
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i, ts in enumerate([1_700_000_000_000, 2**62, 2**63 - 1, 1_700_000_000_001]):
+        producer.produce(topic, partition=0, value=f"r{i}".encode(), timestamp=ts)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "oracle", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    stored = []
+    while len(stored) < 4:
+        m = consumer.poll(10)
+        assert m is not None and not m.error(), m and m.error()
+        stored.append(m.timestamp()[1])
+    consumer.close()
+    assert stored == [1_700_000_000_000, 2**62, 2**63 - 1, 1_700_000_000_001]  # the broker kept them
+    rows = bronze(tmp_path, bootstrap, topic)
+    assert [r["value"] for r in rows] == [b"r0", b"r1", b"r2", b"r3"]
+    assert [r["timestampType"] for r in rows] == [0, 0, 0, 0]
+    utc = datetime.timezone.utc
+    assert [r["timestamp"] for r in rows] == [datetime.datetime.fromtimestamp(1_700_000_000, tz=utc), None, None,
+                                              datetime.datetime.fromtimestamp(1_700_000_000.001, tz=utc)]

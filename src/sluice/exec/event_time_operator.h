@@ -59,6 +59,11 @@ class EventTimeOperator {
                                         const std::vector<int32_t>& input_of_row,
                                         std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) = 0;
 
+  // Inputs with records still to come that no batch has brought yet (Kafka partitions whose
+  // planned range this update has not started reading): until an input's first row, it holds
+  // the watermark where it is, as it would had its rows come first. Stays until set again.
+  void await_inputs(std::vector<std::string> ids) { awaited_ = std::move(ids); }
+
   virtual int64_t watermark() const = 0;
   // A copy of the state (shares the buffered arrays), for snapshots.
   virtual arrow::Result<WindowState> state() const = 0;
@@ -67,6 +72,9 @@ class EventTimeOperator {
   virtual int64_t state_bytes() const = 0;
   // Rows dropped as duplicates since the operator was made (dedup only).
   virtual int64_t duplicates_dropped() const { return 0; }
+
+ protected:
+  std::vector<std::string> awaited_;
 };
 
 }  // namespace sluice::exec

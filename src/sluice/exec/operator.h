@@ -36,6 +36,9 @@ struct OperatorBatch {
   // Which input of a multi-input operator the batch is for (a stream-stream join: 0 is the left
   // side, 1 the right); operators with one input ignore it, and their output has input 0.
   int32_t input = 0;
+  // Kafka partitions ("topic/partition") with records still to come in this update that no
+  // batch has brought yet: an event-time operator's watermark waits for them.
+  std::vector<std::string> awaited_inputs;
 
   // A batch straight from a source: every row is its own source row.
   static OperatorBatch from_source(std::shared_ptr<arrow::RecordBatch> rows, int64_t source_version = -1);

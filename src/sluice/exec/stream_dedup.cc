@@ -244,7 +244,7 @@ arrow::Result<StreamDedup::Result> StreamDedup::consume(const arrow::RecordBatch
   constexpr uint32_t kCurrent = KeyIndex::kEmpty - 1;  // a row of this batch
   index_.reserve(static_cast<size_t>(n));
 
-  WatermarkAdvance advance(state_, last_seen_, policy_, input_ids, now);
+  WatermarkAdvance advance(state_, last_seen_, policy_, input_ids, awaited_, now);
   arrow::Int64Builder late, late_wm, kept;
   std::vector<size_t> kept_slots;
   std::vector<uint64_t> kept_hashes;

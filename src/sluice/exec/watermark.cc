@@ -10,7 +10,7 @@ namespace sluice::exec {
 
 WatermarkAdvance::WatermarkAdvance(WindowState& state, std::map<std::string, Clock::time_point>& last_seen,
                                    const WatermarkPolicy& policy, const std::vector<std::string>& input_ids,
-                                   Clock::time_point now)
+                                   const std::vector<std::string>& awaited, Clock::time_point now)
     : state_(state), last_seen_(last_seen), policy_(policy), input_ids_(input_ids), now_(now) {
   for (const auto& [id, max] : state_.input_max_event_time) {
     ids_.push_back(id);
@@ -19,17 +19,25 @@ WatermarkAdvance::WatermarkAdvance(WindowState& state, std::map<std::string, Clo
     const bool idle = policy_.idle_timeout.count() > 0 && seen != last_seen_.end() &&
                       now_ - seen->second > policy_.idle_timeout;
     active_.push_back(!idle);
+    held_.push_back(0);
   }
+  // An input new to the state: it has no maximum to hold the watermark at, so it holds it
+  // where it is (its rows later in this batch, or in a later one, may be far behind).
+  auto add_new = [&](const std::string& id) {
+    ids_.push_back(id);
+    maxes_.push_back(INT64_MIN);
+    active_.push_back(0);
+    held_.push_back(1);
+    return ids_.end() - 1;
+  };
   dense_.assign(input_ids_.size(), -1);
   for (size_t j = 0; j < input_ids_.size(); ++j) {
     auto it = std::find(ids_.begin(), ids_.end(), input_ids_[j]);
-    if (it == ids_.end()) {
-      ids_.push_back(input_ids_[j]);
-      maxes_.push_back(INT64_MIN);
-      active_.push_back(0);  // holds nothing back until it has data
-      it = ids_.end() - 1;
-    }
+    if (it == ids_.end()) it = add_new(input_ids_[j]);
     dense_[j] = static_cast<int32_t>(it - ids_.begin());
+  }
+  for (const auto& id : awaited) {
+    if (std::find(ids_.begin(), ids_.end(), id) == ids_.end()) add_new(id);
   }
 }
 
@@ -37,7 +45,10 @@ int64_t WatermarkAdvance::candidate() const {
   int64_t lowest = INT64_MAX, highest = INT64_MIN;
   bool any_active = false;
   for (size_t j = 0; j < ids_.size(); ++j) {
-    if (maxes_[j] == INT64_MIN) continue;
+    if (maxes_[j] == INT64_MIN) {
+      if (held_[j]) return WindowState::kNoWatermark;
+      continue;
+    }
     highest = std::max(highest, maxes_[j]);
     if (active_[j]) {
       lowest = std::min(lowest, maxes_[j]);

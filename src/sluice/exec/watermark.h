@@ -21,9 +21,13 @@ class WatermarkAdvance {
  public:
   using Clock = std::chrono::steady_clock;
   // `input_ids`: the batch's inputs; observe() takes indices into it. `last_seen`: when each
-  // input last had data (idleness), kept by the operator across batches.
+  // input last had data (idleness), kept by the operator across batches. `awaited`: inputs with
+  // records still to come that no batch brought yet (EventTimeOperator::await_inputs).
+  // An input that has never had data holds the watermark where it is while it is in the batch
+  // or awaited: until its first row, nothing tells how far behind it is.
   WatermarkAdvance(WindowState& state, std::map<std::string, Clock::time_point>& last_seen,
-                   const WatermarkPolicy& policy, const std::vector<std::string>& input_ids, Clock::time_point now);
+                   const WatermarkPolicy& policy, const std::vector<std::string>& input_ids,
+                   const std::vector<std::string>& awaited, Clock::time_point now);
 
   int64_t watermark() const { return state_.watermark; }
   // A row (late or not) with event time `ts` arrived on batch input `input`: it has data now
@@ -53,6 +57,7 @@ class WatermarkAdvance {
   std::vector<std::string> ids_;   // every input known, dense
   std::vector<int64_t> maxes_;     // their max event time (INT64_MIN: no data yet)
   std::vector<char> active_;       // not idle
+  std::vector<char> held_;         // no data yet, but data is coming: nothing may move
   std::vector<int32_t> dense_;     // batch input -> dense index
 };
 

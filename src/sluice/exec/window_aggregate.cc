@@ -195,7 +195,7 @@ arrow::Result<WindowAggregate::Result> WindowAggregate::consume(const arrow::Rec
   ARROW_ASSIGN_OR_RAISE(auto window_time_column, evaluate(w.time, rows));
   ARROW_ASSIGN_OR_RAISE(auto window_time, as_micros(window_time_column));
 
-  WatermarkAdvance advance(state_, last_seen_, policy_, input_ids, now);
+  WatermarkAdvance advance(state_, last_seen_, policy_, input_ids, awaited_, now);
 
   // One pass in arrival order: lateness, watermark, window assignment.
   arrow::Int64Builder late, late_wm, take, starts;

@@ -209,12 +209,18 @@ arrow::Status append_json_default(arrow::ArrayBuilder& b, const AvroSchema& s, i
       case arrow::Type::DATE32: return static_cast<arrow::Date32Builder&>(b).Append(j.get<int32_t>());
       case arrow::Type::TIME64: {
         int64_t v = j.get<int64_t>();
-        return static_cast<arrow::Time64Builder&>(b).Append(n.logical == AvroLogical::kTimeMillis ? v * 1000 : v);
+        if (n.logical == AvroLogical::kTimeMillis && __builtin_mul_overflow(v, int64_t{1000}, &v)) {
+          return invalid("time-millis default {} is out of range", j.get<int64_t>());
+        }
+        return static_cast<arrow::Time64Builder&>(b).Append(v);
       }
       case arrow::Type::TIMESTAMP: {
         int64_t v = j.get<int64_t>();
         bool millis = n.logical == AvroLogical::kTimestampMillis || n.logical == AvroLogical::kLocalTimestampMillis;
-        return static_cast<arrow::TimestampBuilder&>(b).Append(millis ? v * 1000 : v);
+        if (millis && __builtin_mul_overflow(v, int64_t{1000}, &v)) {
+          return invalid("timestamp-millis default {} is out of range", j.get<int64_t>());
+        }
+        return static_cast<arrow::TimestampBuilder&>(b).Append(v);
       }
       case arrow::Type::STRING: return static_cast<arrow::StringBuilder&>(b).Append(j.get<std::string>());
       case arrow::Type::BINARY: return static_cast<arrow::BinaryBuilder&>(b).Append(latin1(j.get<std::string>()));

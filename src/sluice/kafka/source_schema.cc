@@ -73,10 +73,15 @@ arrow::Status KafkaRecordBatchBuilder::append(const RecordView& record) {
   ARROW_RETURN_NOT_OK(topic_.Append(topic_name_));
   ARROW_RETURN_NOT_OK(partition_.Append(record.partition.value()));
   ARROW_RETURN_NOT_OK(offset_.Append(record.offset.value()));
-  if (record.timestamp_type == TimestampType::kNone) {  // no timestamp: Spark's NO_TIMESTAMP_TYPE id
+  // No timestamp (Spark's NO_TIMESTAMP_TYPE id), or one no TIMESTAMP holds: a producer may set
+  // any int64 of milliseconds where a topic allows it (message.timestamp.after.max.ms), and
+  // beyond about year 294,000 the microseconds overflow. The record is kept, its time null
+  // (Spark's source fails the query on such a record).
+  int64_t micros = 0;
+  if (record.timestamp_type == TimestampType::kNone || __builtin_mul_overflow(record.timestamp_ms, int64_t{1000}, &micros)) {
     ARROW_RETURN_NOT_OK(timestamp_.AppendNull());
   } else {
-    ARROW_RETURN_NOT_OK(timestamp_.Append(record.timestamp_ms * 1000));
+    ARROW_RETURN_NOT_OK(timestamp_.Append(micros));
   }
   ARROW_RETURN_NOT_OK(timestamp_type_.Append(static_cast<int32_t>(record.timestamp_type)));
   // Headers: null when the record has none, as Spark's source gives them.

@@ -78,7 +78,7 @@ arrow::Result<exec::OperatorBatch> WindowOperator::push(exec::OperatorBatch batc
     if (batch.lineage != exec::OperatorBatch::Lineage::kSourceRows) {
       return arrow::Status::Invalid("the event-time window of a Kafka flow needs each row's source row");
     }
-    ARROW_ASSIGN_OR_RAISE(batch.rows, flow_.consume_kafka(*batch.source, *batch.rows, *batch.source_rows));
+    ARROW_ASSIGN_OR_RAISE(batch.rows, flow_.consume_kafka(*batch.source, *batch.rows, *batch.source_rows, std::move(batch.awaited_inputs)));
   } else {
     ARROW_ASSIGN_OR_RAISE(batch.rows, flow_.consume_delta(*batch.rows, upstream_, app_id_, batch.source_version));
   }

@@ -43,6 +43,7 @@ struct PartitionProgress {
   // The last record read from the current poll batch, fingerprinted (into last_record) when the
   // batch ends or a commit comes, so only one record per partition and batch is hashed.
   const kafka::RecordView* unsealed = nullptr;
+  bool read = false;  // a record of it was read since it was planned
   bool done() const { return next >= end; }
 };
 
@@ -643,13 +644,21 @@ class IngestRun : public kafka::RebalanceListener {
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, builder_.finish());
     report_.rows_read += batch->num_rows();
     ARROW_ASSIGN_OR_RAISE(auto* writer, commit_->writer());
+    // Partitions with records to come that none of this batch's came from yet: an event-time
+    // operator's watermark waits for them, whatever order the broker delivers partitions in.
+    std::vector<std::string> awaited;
+    for (const auto& [tp, prog] : progress_) {
+      if (!prog.read && !prog.done()) awaited.push_back(fmt::format("{}/{}", tp.topic, tp.partition.value()));
+    }
     // Decoding, the query and writing run on the stage's thread while this one reads on; every
     // commit and discard drains the stage first, so the operators' state (decoders, window
     // state, side tables) is only ever touched by one thread at a time.
-    return stage_.submit([this, batch = std::move(batch), writer]() -> arrow::Status {
+    return stage_.submit([this, batch = std::move(batch), writer, awaited = std::move(awaited)]() mutable -> arrow::Status {
       std::shared_ptr<arrow::RecordBatch> rows = batch;
       if (table_.operators) {
-        ARROW_ASSIGN_OR_RAISE(auto out, table_.operators->push(exec::OperatorBatch::from_source(batch)));
+        auto in = exec::OperatorBatch::from_source(batch);
+        in.awaited_inputs = std::move(awaited);
+        ARROW_ASSIGN_OR_RAISE(auto out, table_.operators->push(std::move(in)));
         rows = std::move(out.rows);
       }
       ARROW_RETURN_NOT_OK(writer->write(*rows));
@@ -732,6 +741,7 @@ class IngestRun : public kafka::RebalanceListener {
         ARROW_RETURN_NOT_OK(builder_.append(rec));
         it->second.next = rec.offset.next();
         it->second.unsealed = &rec;
+        it->second.read = true;
         ++uncommitted_rows_;
         uncommitted_bytes_ += static_cast<int64_t>((rec.value ? rec.value->size() : 0) + (rec.key ? rec.key->size() : 0));
         if (builder_.num_rows() >= options_.batch_rows ||

@@ -75,7 +75,8 @@ arrow::Status WindowedFlow::write_late(const arrow::RecordBatch& rows, const exe
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowedFlow::consume_kafka(const arrow::RecordBatch& input,
                                                                               const arrow::RecordBatch& rows,
-                                                                              const arrow::Array& input_rows) {
+                                                                              const arrow::Array& input_rows,
+                                                                              std::vector<std::string> awaited_inputs) {
   ARROW_ASSIGN_OR_RAISE(auto topic_d, cp::Take(input.GetColumnByName("topic"), input_rows));
   ARROW_ASSIGN_OR_RAISE(auto partition_d, cp::Take(input.GetColumnByName("partition"), input_rows));
   ARROW_ASSIGN_OR_RAISE(auto offset_d, cp::Take(input.GetColumnByName("offset"), input_rows));
@@ -100,6 +101,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowedFlow::consume_kafka(c
     }
     input_of_row[i] = last;
   }
+  op_->await_inputs(std::move(awaited_inputs));
   ARROW_ASSIGN_OR_RAISE(auto r, op_->consume(rows, ids, input_of_row));
   if (r.late_rows->length() > 0) {
     ARROW_ASSIGN_OR_RAISE(auto t, cp::Take(*topic, *r.late_rows));

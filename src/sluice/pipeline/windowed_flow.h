@@ -37,10 +37,12 @@ class WindowedFlow {
                                                           StreamingCommit& commit);
 
   // `rows`: the plan's row stages over Kafka source rows `input` (row i of `rows` is row
-  // `input_rows[i]` of `input`). Returns the finalized windows.
+  // `input_rows[i]` of `input`). `awaited_inputs`: partitions with records to come that no
+  // batch brought yet (OperatorBatch::awaited_inputs). Returns the finalized windows.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> consume_kafka(const arrow::RecordBatch& input,
                                                                   const arrow::RecordBatch& rows,
-                                                                  const arrow::Array& input_rows);
+                                                                  const arrow::Array& input_rows,
+                                                                  std::vector<std::string> awaited_inputs = {});
   // `rows` from a Delta upstream's commit `version` (progress appId `app_id`).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> consume_delta(const arrow::RecordBatch& rows,
                                                                   const std::string& upstream,

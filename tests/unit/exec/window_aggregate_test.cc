@@ -175,10 +175,47 @@ TEST_F(WindowAggregateTest, WatermarkIsTheMinimumOverInputsThatHaveData) {
   auto b = batch({{"a", 10, 1}, {"a", 3, 1}});
   auto r = op->consume(*b, {"t/0", "t/1"}, {0, 1});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(op->watermark(), 10 * kMinute);  // 3 on t/1 is late, but t/1 now has data (max 3)
+  // t/1, new and in the batch, held the watermark until its first row: 3 is not late.
+  EXPECT_EQ(r->late_rows->length(), 0);
+  EXPECT_EQ(op->watermark(), 3 * kMinute);
   auto r2 = op->consume(*batch({{"a", 12, 1}, {"a", 11, 1}}), {"t/0", "t/1"}, {0, 1});
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(op->watermark(), 11 * kMinute);  // 12 on t/0 is held back by t/1 (3); then min(12, 11)
+}
+
+// A partition with records to come that no batch brought yet (the broker delivered another
+// partition first) holds the watermark: the other's rows must not make its rows late.
+TEST_F(WindowAggregateTest, AwaitedInputHoldsTheWatermarkUntilItsFirstRow) {
+  auto p = plan(tumbling_);
+  auto op = make_op(p, 3);
+  op->await_inputs({"t/0"});
+  ASSERT_TRUE(op->consume(*batch({{"s", 0, 1}, {"s", 4, 1}, {"s", 7, 1}}), {"t/1"}, {0, 0, 0}).ok());
+  EXPECT_EQ(op->watermark(), WindowState::kNoWatermark);
+  op->await_inputs({});
+  auto r = op->consume(*batch({{"f", 0, 2}}), {"t/0"}, {0});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->late_rows->length(), 0);
+  EXPECT_EQ(op->watermark(), -3 * kMinute);  // min(7, 0) - 3
+  // Rows of t/0 up to minute 4 are on time, and count in window [0, 5) once it closes.
+  auto r2 = op->consume(*batch({{"f", 2, 2}, {"f", 4, 2}, {"f", 58, 2}}), {"t/0"}, {0, 0, 0});
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->late_rows->length(), 0);
+  EXPECT_EQ(op->watermark(), 4 * kMinute);  // min(58, 7) - 3
+  auto out = rows_of(*op->consume(*batch({{"s", 59, 1}}), {"t/1"}, {0})->output);
+  EXPECT_NE(std::find(out.begin(), out.end(), "f,1970-01-01 00:00:00.000000Z,3,6"), out.end()) << ::testing::PrintToString(out);
+}
+
+// An awaited input that ends without a row (its records were filtered out or dead-lettered)
+// holds nothing once it is no longer awaited.
+TEST_F(WindowAggregateTest, AnInputNoLongerAwaitedWithoutRowsHoldsNothing) {
+  auto p = plan(tumbling_);
+  auto op = make_op(p, 0);
+  op->await_inputs({"t/0"});
+  ASSERT_TRUE(op->consume(*batch({{"a", 5, 1}}), {"t/1"}, {0}).ok());
+  EXPECT_EQ(op->watermark(), WindowState::kNoWatermark);
+  op->await_inputs({});
+  ASSERT_TRUE(op->consume(*batch({{"a", 8, 1}}), {"t/1"}, {0}).ok());
+  EXPECT_EQ(op->watermark(), 8 * kMinute);
 }
 
 TEST_F(WindowAggregateTest, IdleInputStopsHoldingTheWatermarkBack) {

@@ -4,6 +4,7 @@
 
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -285,6 +286,28 @@ TEST(AvroDecoderTest, MissingFieldWithoutDefaultIsNull) {
   ASSERT_TRUE(out.errors.empty());
   EXPECT_EQ(cell(out, "a", 0), "3");
   EXPECT_EQ(cell(out, "b", 0), "null");
+}
+
+// A millisecond default times 1000 overflowed int64 (signed overflow): now the reader field's
+// default is refused, naming the field, and the records of that writer are errors, not UB.
+TEST(AvroDecoderTest, MillisecondDefaultsBeyondTheMicrosecondRangeAreRefused) {
+  for (const char* logical : {"timestamp-millis", "local-timestamp-millis", "time-millis"}) {
+    const bool time = std::string(logical) == "time-millis";
+    auto registry = SchemaRegistryClient::make("").ValueOrDie();
+    registry->add_schema(5, R"({"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]})");
+    const std::string reader = fmt::format(
+        R"({{"type": "record", "name": "R", "fields": [{{"name": "a", "type": "int"}},
+        {{"name": "ts", "type": {{"type": "{}", "logicalType": "{}"}}, "default": {}}}]}})",
+        time ? "int" : "long", logical, "9223372036854775807");
+    auto decoder = make_avro_decoder(registry, reader, {});
+    ASSERT_TRUE(decoder.ok()) << decoder.status().ToString();
+    Bytes r;
+    r.header(5).lng(3);
+    auto out = (*decoder)->decode(*binaries({r.data}));
+    const std::string message = out.ok() ? (out->errors.empty() ? "" : out->errors[0].message) : out.status().message();
+    EXPECT_NE(message.find("reader field 'ts'"), std::string::npos) << logical << ": " << message;
+    EXPECT_NE(message.find("out of range"), std::string::npos) << logical << ": " << message;
+  }
 }
 
 TEST(AvroDecoderTest, BadRecordsAreErrorsNamingTheCause) {
