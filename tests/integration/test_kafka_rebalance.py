@@ -6,6 +6,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 
 from confluent_kafka import Producer
 from deltalake import DeltaTable
@@ -29,6 +30,20 @@ def produce(bootstrap, topic, lo, hi):
         if i % 10_000 == 0:
             producer.poll(0)
     producer.flush(60)
+
+
+def group_state(bootstrap, group):
+    """The group as the broker sees it (state, members and their partitions): said when a
+    worker never gets partitions, so a failure tells whether the group or the worker is stuck."""
+    from confluent_kafka.admin import AdminClient
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: the future needs its client
+        d = admin.describe_consumer_groups([group])[group].result(10)
+        members = [(m.client_id, m.host, sorted(tp.partition for tp in (m.assignment.topic_partitions or [])))
+                   for m in d.members]
+        return f"group {group}: state {d.state}, members {members}"
+    except Exception as e:  # the description is for the failure message only
+        return f"group {group}: not described ({e!r})"
 
 
 def table_rows(table):
@@ -78,8 +93,9 @@ class Worker:
 
 def test_partitions_move_between_two_workers_without_loss_or_duplication(tmp_path, bootstrap, new_topic):
     topic = new_topic(PARTITIONS)
+    name = f"scale-{uuid.uuid4().hex[:8]}"  # its own consumer group (sluice-<name>-raw), not an earlier test's
     pipe = write_pipeline(tmp_path / "pipe", f"""
-name: scale
+name: {name}
 storage: ./data
 mode: continuous
 trigger_interval: 200ms
@@ -102,7 +118,9 @@ FROM STREAM read_kafka(topic => '{topic}', group_mode => 'subscribe');
         b = Worker(pipe)
         producer = threading.Thread(target=produce, args=(bootstrap, topic, 60_000, 140_000))
         producer.start()
-        assert wait_for(lambda: b.rows_written() > 0), "B never got partitions:\n" + "".join(b.err)
+        assert wait_for(lambda: b.rows_written() > 0), (
+            f"B never wrote rows; {group_state(bootstrap, f'sluice-{name}-raw')}\nB's output:\n" + "".join(b.out)
+            + "B's errors:\n" + "".join(b.err) + "A's output:\n" + "".join(a.out[-20:]) + "A's errors:\n" + "".join(a.err))
         producer.join()
         assert wait_for(lambda: table_rows(table) >= 140_000), (table_rows(table), "".join(a.err), "".join(b.err))
         a_rows_before_stop = a.rows_written()
