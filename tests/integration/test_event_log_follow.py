@@ -38,6 +38,10 @@ def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
     metrics = [e["details"]["flow_progress"]["metrics"] for e in seen]
     assert [m["num_output_rows"] for m in metrics] == [250, 100, 50]
     assert [m["backlog_records"] for m in metrics] == [0, 0, 0]
+    for e in seen:  # the rate an autoscaler reads beside the backlog: rows read per second of the update
+        p = e["details"]["flow_progress"]
+        want = p["metrics"]["num_input_rows"] * 1000 / p["duration_ms"] if p["duration_ms"] else 0
+        assert abs(p["metrics"]["processed_rows_per_second"] - want) <= 1e-6 * max(want, 1)
 
 
 def test_commit_cadence_setting_splits_a_long_read_into_commits(tmp_path, bootstrap, new_topic):

@@ -211,6 +211,9 @@ class SqlRun : public DatasetRunner {
                                {"start_time_ms", started_ms},
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
+    // Spark's processedRowsPerSecond: with backlog_records, what an autoscaler sizes workers by.
+    progress["metrics"]["processed_rows_per_second"] =
+        report.duration_ms > 0 ? static_cast<double>(report.rows_read) * 1000.0 / static_cast<double>(report.duration_ms) : 0.0;
     if (report.kafka_consumers_created) progress["metrics"]["num_kafka_consumers_created"] = *report.kafka_consumers_created;
 
     if (report.rows_in_process || report.rows_from_files) {  // rows of a stored table: handed over or read
