@@ -206,6 +206,13 @@ def test_moved_install_reexecs_itself_with_the_purge_delay(moved_prefix, tmp_pat
             time.sleep(0.05)  # poll interval, not synchronisation: the loop waits on the condition
         assert b"MIMALLOC_PURGE_DELAY=0\0" in environ
         assert pathlib.Path(f"/proc/{proc.pid}/exe").resolve() == binary.resolve()
+        # SIGTERM ends the run cleanly once its handler is set: after the first update began.
+        first_commit = (pipe / "data" / "tables" / "user_events_bronze" / "_delta_log"
+                        / "00000000000000000000.json")
+        while time.monotonic() < deadline and not first_commit.exists():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)  # poll interval
+        assert first_commit.exists()
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -241,14 +248,16 @@ def test_install_refuses_a_system_prefix():
     assert "make install PREFIX=/opt/sluice" in result.stderr
 
 
-def test_moved_install_runs_where_only_base_libraries_exist(moved_prefix, tmp_path, bootstrap,
-                                                            new_topic):
-    """A chroot with the moved install, the base libraries and /proc (for $ORIGIN and the
-    re-exec), nothing else: a fresh Debian 12 as far as the dynamic loader can tell."""
+@pytest.fixture(scope="module")
+def fresh_root(moved_prefix, tmp_path_factory):
+    """A chroot holding the moved install at /opt/sluice, the base libraries, the time-zone
+    database (tzdata is Priority: required in Debian 12; Arrow's timestamp kernels read it) and
+    /proc (mounted per run: $ORIGIN and the re-exec need it), nothing else: a fresh Debian 12
+    as far as sluice can tell. Returns a runner: in_chroot(*sluice_args)."""
     chroot = shutil.which("chroot", path="/usr/sbin:/sbin:/usr/bin:/bin")
     if os.geteuid() != 0 or shutil.which("unshare") is None or chroot is None:
         pytest.skip("needs root, unshare and chroot for a chroot with its own /proc mount")
-    root = tmp_path / "root"
+    root = tmp_path_factory.mktemp("fresh-root")
     system_lib = root / "lib" / "x86_64-linux-gnu"
     system_lib.mkdir(parents=True)
     (root / "lib64").mkdir()
@@ -258,25 +267,75 @@ def test_moved_install_runs_where_only_base_libraries_exist(moved_prefix, tmp_pa
             continue
         target = root / "lib64" if name == "ld-linux-x86-64.so.2" else system_lib
         shutil.copy(pathlib.Path(path).resolve(), target / name)
-    # tzdata is Priority: required in Debian 12 too; Arrow's timestamp kernels read it ('UTC').
     (root / "usr" / "share").mkdir(parents=True)
     subprocess.run(["cp", "-a", "/usr/share/zoneinfo", root / "usr" / "share"], check=True)
     shutil.copytree(moved_prefix, root / "opt" / "sluice", symlinks=True)
-    topic = new_topic(3)
-    quickstart_copy(root / "pipe", topic)
 
     def in_chroot(*args):
         script = f'mount -t proc proc "$0/proc" && exec {chroot} "$0" "$@"'
         return subprocess.run(["unshare", "--mount", "sh", "-c", script, str(root),
-                               "/opt/sluice/bin/sluice", *args], capture_output=True, text=True,
-                              timeout=300, env=MINIMAL_ENV)
+                               "/opt/sluice/bin/sluice", *map(str, args)], capture_output=True,
+                              text=True, timeout=300, env=MINIMAL_ENV)
 
-    version = in_chroot("--version")
+    in_chroot.root = root
+    return in_chroot
+
+
+def test_moved_install_runs_where_only_base_libraries_exist(fresh_root, bootstrap, new_topic):
+    topic = new_topic(3)
+    quickstart_copy(fresh_root.root / "pipe", topic)
+    version = fresh_root("--version")
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("sluice ")
-    validate = in_chroot("validate", "/pipe")
+    validate = fresh_root("validate", "/pipe")
     assert validate.returncode == 0, validate.stderr
     events = produce_quickstart_events(bootstrap, topic, 2000, seed=14)
-    result = in_chroot("run", "/pipe", "--once", "--bootstrap-servers", bootstrap)
+    result = fresh_root("run", "/pipe", "--once", "--bootstrap-servers", bootstrap)
     assert result.returncode == 0, result.stderr
-    assert_quickstart_tables(root / "pipe" / "data" / "tables", events)
+    assert_quickstart_tables(fresh_root.root / "pipe" / "data" / "tables", events)
+
+
+def sasl_ssl_quickstart(folder, topic, ca):
+    """The quickstart reading over the test broker's SASL_SSL listener (user sluice, PLAIN)."""
+    pipe = quickstart_copy(folder, topic)
+    (pipe / "kafka.pass").write_text("sluice-secret\n")
+    config = pipe / "pipeline.yaml"
+    config.write_text(config.read_text().replace(
+        "    bootstrap.servers: 127.0.0.1:9092\n",
+        "    bootstrap.servers: 127.0.0.1:9092\n    security.protocol: SASL_SSL\n"
+        f"    ssl.ca.location: \"{ca}\"\n    sasl.mechanisms: PLAIN\n"
+        "    sasl.username: sluice\n    sasl.password: ${file:kafka.pass}\n"))
+    return pipe
+
+
+def broker_tls(bootstrap):
+    """The SASL_SSL listener (port + 4) and CA of the broker scripts/kafka.sh started secure."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    ca = ROOT / ".run" / f"kafka-{port}" / "tls" / "ca.crt"
+    assert ca.exists(), f"{ca} is missing: start the broker with KAFKA_SECURE=1"
+    return f"127.0.0.1:{port + 4}", ca
+
+
+def test_moved_install_reads_over_sasl_ssl(moved_prefix, tmp_path, bootstrap, new_topic):
+    """TLS and SASL through the bundled OpenSSL (its RUNPATH patched) and librdkafka."""
+    address, ca = broker_tls(bootstrap)
+    topic = new_topic(3)
+    pipe = sasl_ssl_quickstart(tmp_path / "pipe", topic, ca)
+    events = produce_quickstart_events(bootstrap, topic, 500, seed=15)
+    result = run_installed(moved_prefix / "bin" / "sluice", "run", pipe, "--once",
+                           "--bootstrap-servers", address)
+    assert result.returncode == 0, result.stderr
+    assert_quickstart_tables(pipe / "data" / "tables", events)
+
+
+def test_moved_install_reads_over_sasl_ssl_without_system_openssl(fresh_root, bootstrap,
+                                                                  new_topic):
+    """No /usr/lib/ssl, no openssl.cnf, no system libssl: the bundled OpenSSL alone."""
+    address, ca = broker_tls(bootstrap)
+    shutil.copy(ca, fresh_root.root / "ca.crt")
+    topic = new_topic(3)
+    sasl_ssl_quickstart(fresh_root.root / "secure", topic, "/ca.crt")
+    events = produce_quickstart_events(bootstrap, topic, 500, seed=16)
+    result = fresh_root("run", "/secure", "--once", "--bootstrap-servers", address)
+    assert result.returncode == 0, result.stderr
+    assert_quickstart_tables(fresh_root.root / "secure" / "data" / "tables", events)
