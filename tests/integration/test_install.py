@@ -57,7 +57,8 @@ def moved_prefix(tmp_path_factory):
     assert result.returncode == 0, result.stderr
     moved = base / "moved copy"
     first.rename(moved)
-    return moved
+    yield moved
+    shutil.rmtree(base)  # ~95 MB; pytest keeps the last runs' temporary folders
 
 
 def run_installed(binary, *args, timeout=300):
@@ -224,13 +225,21 @@ def test_moved_install_reexecs_itself_with_the_purge_delay(moved_prefix, tmp_pat
 def test_dist_tarball_holds_the_install_layout(tmp_path):
     """`make dist` (scripts/dist.sh): sluice-<version>-linux-x86_64.tar.gz, unpacked anywhere."""
     out = tmp_path / "dist"
+    unpacked = tmp_path / "unpacked"
+    try:
+        check_dist_tarball(out, unpacked)
+    finally:  # ~130 MB; pytest keeps the last runs' temporary folders
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def check_dist_tarball(out, unpacked):
     result = subprocess.run([ROOT / "scripts" / "dist.sh", build_dir()], capture_output=True,
                             text=True, timeout=300, env=dict(os.environ, DIST_DIR=str(out)))
     assert result.returncode == 0, result.stderr
     version = run_installed(SLUICE, "version").stdout.split()[1]
     tarball = out / f"sluice-{version}-linux-x86_64.tar.gz"
     assert result.stdout.strip() == str(tarball)
-    unpacked = tmp_path / "unpacked"
     unpacked.mkdir()
     subprocess.run(["tar", "-C", unpacked, "-xzf", tarball], check=True)
     top = unpacked / f"sluice-{version}-linux-x86_64"
@@ -284,7 +293,8 @@ def fresh_root(moved_prefix, tmp_path_factory):
     if probe.returncode != 0:
         pytest.skip(f"cannot mount /proc in a mount namespace here: {probe.stderr.strip()}")
     in_chroot.root = root
-    return in_chroot
+    yield in_chroot
+    shutil.rmtree(root)  # /proc was mounted only in each run's own mount namespace
 
 
 def test_moved_install_runs_where_only_base_libraries_exist(fresh_root, bootstrap, new_topic):
