@@ -121,6 +121,13 @@ def test_installed_binary_finds_its_libraries_beside_itself(moved_prefix):
             assert forbidden.encode() not in data, (f, forbidden)
 
 
+def test_build_binary_runpath_has_no_empty_entry():
+    """An empty RUNPATH entry (CMake's padding for an in-place rewrite) is the working directory:
+    build/sluice would load a libfmt.so.9 from wherever it is started."""
+    runpath = dynamic_section(SLUICE)["RUNPATH"]
+    assert "" not in runpath.split(":"), runpath
+
+
 def test_moved_install_prints_version_and_validates(moved_prefix, tmp_path):
     binary = moved_prefix / "bin" / "sluice"
     version = run_installed(binary, "--version")
