@@ -5,7 +5,7 @@ SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
 
-.PHONY: all setup build unit integration test test-asan run bench bench-nexmark fuzz fuzz-ci clean distclean
+.PHONY: all setup build unit integration test test-asan run bench bench-nexmark fuzz fuzz-ci install dist clean distclean
 
 all: build
 
@@ -61,8 +61,18 @@ NEXMARK_EVENTS ?= 1000000
 bench-nexmark: build
 	.venv/bin/python bench/nexmark/nexmark_bench.py --port $(BENCH_KAFKA_PORT) --events $(NEXMARK_EVENTS) $(if $(NEXMARK_SPARK),--spark)
 
+# `make install PREFIX=/opt/sluice`: PREFIX/bin/sluice + PREFIX/lib/ (the libraries it loads that
+# a fresh Debian 12 lacks, found relative to the binary), movable as a whole; `make dist`: the
+# same as dist/sluice-<version>-linux-<arch>.tar.gz. Neither rebuilds what `make build` built.
+install: build
+	@[ -n "$(PREFIX)" ] || { echo "make install: say where, e.g. make install PREFIX=/opt/sluice" >&2; exit 2; }
+	scripts/install.sh $(BUILD_DIR) "$(PREFIX)"
+
+dist: build
+	scripts/dist.sh $(BUILD_DIR)
+
 clean:
 	rm -rf build build-debug build-fuzz
 
 distclean: clean
-	rm -rf .venv .deps .run examples/*/data
+	rm -rf .venv .deps .run dist examples/*/data

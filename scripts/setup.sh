@@ -11,6 +11,7 @@ APT_PACKAGES=(
   librdkafka-dev rapidjson-dev libssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev nlohmann-json3-dev
   default-jre-headless maven
+  patchelf  # make install / make dist: RUNPATH $ORIGIN on the bundled Debian libraries
   clang libclang-rt-14-dev llvm-14  # the ASan + UBSan + libFuzzer build (build-fuzz/); symbolizer
 )
 

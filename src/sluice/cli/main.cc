@@ -1,4 +1,4 @@
-// The sluice command line: `sluice run <pipeline-dir> [--once]`, `sluice version`.
+// The sluice command line: `sluice run <pipeline-dir> [--once]`, `sluice version` (or --version).
 #include <CLI/CLI.hpp>
 #include <arrow/compute/initialize.h>
 #include <fmt/format.h>
@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
   mallopt(M_TOP_PAD, 16 << 20);
   CLI::App app{"sluice: declarative streaming pipelines from Kafka into Delta Lake tables"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice " SLUICE_VERSION);
 
   auto* run = app.add_subcommand("run", "Run a pipeline folder (pipeline.yaml)");
   std::string dir;
