@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <future>
 #include <thread>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -54,6 +55,54 @@ std::string login_advice(const KafkaProperties& properties) {
                      shown_value("sasl.mechanisms", mechanism));
 }
 
+TlsFailure classify_tls_failure(int code, std::string_view text) {
+  auto has = [&](std::string_view part) { return text.find(part) != std::string_view::npos; };
+  // The broker's alert after our certificate (or its absence): TLS 1.3 reports it on the first
+  // read after the handshake ("Receive failed: ...alert bad certificate"), TLS 1.2 during it.
+  if (has("alert bad certificate") || has("alert certificate required") ||
+      has("alert unknown ca") || has("alert certificate unknown") ||
+      has("alert certificate expired") || has("alert certificate revoked")) {
+    return TlsFailure::kClientCertRefused;
+  }
+  if (has("certificate verify failed") || has("Broker certificate could not be verified")) {
+    return TlsFailure::kBrokerNotTrusted;
+  }
+  if (code == RdKafka::ERR__SSL || has("SSL handshake failed") || has("SSL routines")) {
+    return TlsFailure::kOther;
+  }
+  return TlsFailure::kNone;
+}
+
+std::string tls_advice(TlsFailure kind, const KafkaProperties& properties) {
+  auto set = [&](const char* key) { return properties.count(key) != 0; };
+  switch (kind) {
+    case TlsFailure::kBrokerNotTrusted:
+      if (set("ssl.ca.location") || set("ssl.ca.pem")) {
+        return "the broker's certificate is not trusted by the CA in ssl.ca.location (or "
+               "ssl.ca.pem), or does not name the host in bootstrap.servers; set it to the PEM "
+               "file of the CA that signed the broker's certificate";
+      }
+      return "the broker's certificate is not trusted (its CA is not in the system's CA store); "
+             "if the broker's certificate is signed by a private CA, set ssl.ca.location to that "
+             "CA's PEM file";
+    case TlsFailure::kClientCertRefused:
+      if (!set("ssl.certificate.location") && !set("ssl.certificate.pem") &&
+          !set("ssl.keystore.location")) {
+        return "the broker requires a client certificate (mutual TLS) and none is configured; "
+               "set ssl.certificate.location and ssl.key.location (and ssl.key.password if the "
+               "key is encrypted) to a certificate signed by a CA the broker trusts";
+      }
+      return "the broker refused this client's certificate; it must be signed by a CA in the "
+             "broker's truststore and be valid now (check ssl.certificate.location)";
+    case TlsFailure::kOther:
+      return "the TLS handshake broke off; check that the address is the broker's TLS listener "
+             "(security.protocol SSL or SASL_SSL)";
+    case TlsFailure::kNone:
+      break;
+  }
+  return "";
+}
+
 // Receives librdkafka events on its internal threads; keeps the last few error/log lines so
 // our errors can say what the client saw (instead of librdkafka printing to stderr).
 // Every text librdkafka produces may quote a configuration value (`Unrecognized
@@ -79,9 +128,13 @@ class EventLog : public RdKafka::EventCb {
       std::lock_guard lock(mutex_);
       if (is_login_refusal(event.err(), text)) {
         auth_failure_ = text;
-      } else if (event.err() == RdKafka::ERR__SSL ||
-                 text.find("SSL handshake failed") != std::string::npos) {
-        tls_failure_ = text;
+      } else if (auto kind = classify_tls_failure(event.err(), text); kind != TlsFailure::kNone) {
+        // A broken-off handshake does not hide the certificate failure that caused it.
+        if (kind != TlsFailure::kOther || tls_kind_ == TlsFailure::kNone ||
+            tls_kind_ == TlsFailure::kOther) {
+          tls_failure_ = text;
+          tls_kind_ = kind;
+        }
       }
     }
     note(event.str());
@@ -90,14 +143,15 @@ class EventLog : public RdKafka::EventCb {
     std::lock_guard lock(mutex_);
     return auth_failure_;
   }
-  std::string tls_failure() const {
+  std::pair<TlsFailure, std::string> tls_failure() const {
     std::lock_guard lock(mutex_);
-    return tls_failure_;
+    return {tls_kind_, tls_failure_};
   }
   void clear_failures() {
     std::lock_guard lock(mutex_);
     auth_failure_.clear();
     tls_failure_.clear();
+    tls_kind_ = TlsFailure::kNone;
   }
   void note(std::string_view line) {
     auto scrubbed = scrub(line);
@@ -121,6 +175,7 @@ class EventLog : public RdKafka::EventCb {
   std::deque<std::string> recent_;
   std::string auth_failure_;  // the last SASL authentication error, if any
   std::string tls_failure_;   // the last TLS (handshake, certificate) error, if any
+  TlsFailure tls_kind_ = TlsFailure::kNone;  // what tls_failure_ means
 };
 
 // Turns librdkafka's rebalance callback into RebalanceListener calls and applies the
@@ -291,6 +346,9 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
   }
   c->bootstrap_ = it->second;
   c->login_advice_ = login_advice(properties);
+  for (const auto& [k, v] : properties) {
+    if (k.rfind("ssl.", 0) == 0) c->tls_properties_.emplace(k, "");  // which are set, not values
+  }
   std::string err;
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(c->events_.get()), err) !=
       RdKafka::Conf::CONF_OK) {
@@ -420,13 +478,11 @@ arrow::Status Consumer::connection_error(int raw_code, std::chrono::milliseconds
     return invalid("Kafka cluster '{}' at {}: authentication failed ({}); {}", cluster_name_,
                    bootstrap_, auth, login_advice_);
   }
-  if (auto tls = events_->tls_failure(); !tls.empty()) {
-    auto status = invalid(
-        "Kafka cluster '{}' at {}: TLS connection failed ({}); if the broker's certificate is "
-        "signed by a private CA, set ssl.ca.location to that CA's PEM file",
-        cluster_name_, bootstrap_, tls);
-    // Only a certificate that fails verification stays wrong on retry.
-    return tls.find("verif") != std::string::npos ? status : mark_retryable(status);
+  if (auto [kind, tls] = events_->tls_failure(); kind != TlsFailure::kNone) {
+    auto status = invalid("Kafka cluster '{}' at {}: TLS connection failed ({}); {}",
+                          cluster_name_, bootstrap_, tls, tls_advice(kind, tls_properties_));
+    // A certificate that is not trusted, or refused, stays so on retry.
+    return kind == TlsFailure::kOther ? mark_retryable(status) : status;
   }
   auto status = io_error(
       "cannot reach Kafka cluster '{}' at {} within {} ms ({}{}{}); check bootstrap.servers "
