@@ -39,9 +39,24 @@ std::string login_advice(const KafkaProperties& properties) {
   auto it = properties.find("sasl.mechanisms");
   if (it == properties.end()) it = properties.find("sasl.mechanism");
   const std::string mechanism = it == properties.end() ? "GSSAPI" : it->second;  // librdkafka's default
-  if (mechanism == "PLAIN" || mechanism.rfind("SCRAM-", 0) == 0) {
+  if (mechanism == "PLAIN") {
     return fmt::format("check sasl.username and sasl.password of this cluster (mechanism {})",
                        mechanism);
+  }
+  if (mechanism.rfind("SCRAM-", 0) == 0) {
+    std::string advice = fmt::format(
+        "check sasl.username and sasl.password of this cluster (mechanism {})", mechanism);
+    // librdkafka before 2.6.1 repeats the client nonce in its SCRAM final message
+    // (librdkafka#4895); Kafka 4.0+ checks the nonce strictly and refuses even a right password.
+    constexpr int kScramNonceFixed = 0x020601ff;
+    if (rd_kafka_version() < kScramNonceFixed) {
+      advice += fmt::format(
+          "; note that this librdkafka ({}, before 2.6.1) fails SCRAM against Kafka 4.0 and "
+          "newer brokers even with the right password (librdkafka issue #4895): there, use "
+          "sasl.mechanism PLAIN over SASL_SSL, or build sluice with librdkafka 2.6.1 or newer",
+          rd_kafka_version_str());
+    }
+    return advice;
   }
   if (mechanism == "OAUTHBEARER") {
     return "check the sasl.oauthbearer.* settings of this cluster (token endpoint, client id "
@@ -356,8 +371,20 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
   }
   c->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!c->consumer_) {
-    return invalid("Kafka cluster '{}': cannot create consumer: {}", cluster_name,
-                   c->events_->scrub(err));
+    // OpenSSL's "PEM lib" says nothing about the usual cause: a wrong or missing key password.
+    std::string advice;
+    if (err.find("ssl.key.location failed") != std::string::npos) {
+      advice = properties.count("ssl.key.password") != 0
+                   ? "; the private key in ssl.key.location could not be read: check "
+                     "ssl.key.password (it does not decrypt the key) and that the file is a PEM "
+                     "private key"
+                   : "; the private key in ssl.key.location could not be read: if it is "
+                     "encrypted, set ssl.key.password; else check that the file is a PEM private key";
+    } else if (err.find("ssl.certificate.location failed") != std::string::npos) {
+      advice = "; check that ssl.certificate.location is a PEM certificate file";
+    }
+    return invalid("Kafka cluster '{}': cannot create consumer: {}{}", cluster_name,
+                   c->events_->scrub(err), advice);
   }
   return c;
 }
