@@ -276,6 +276,30 @@ ssl.ca.location: "{secure['ca']}"
     assert "broker is running" not in result.stderr
 
 
+def test_mutual_tls_with_a_certificate_of_another_ca_is_refused(tmp_path, bootstrap, secure, new_topic):
+    topic = new_topic(1)
+    folder = tmp_path / "client"
+    other = other_ca(folder)
+    openssl = lambda *args: subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=stranger",
+            "-keyout", folder / "stranger.key", "-out", folder / "stranger.csr")
+    openssl("x509", "-req", "-in", folder / "stranger.csr", "-CA", other, "-CAkey", folder / "other.key",
+            "-CAcreateserial", "-days", "1", "-out", folder / "stranger.crt")
+    pipe = pipeline(tmp_path, f"""
+bootstrap.servers: "{secure['mtls']}"
+security.protocol: SSL
+ssl.ca.location: "{secure['ca']}"
+ssl.certificate.location: "{folder / 'stranger.crt'}"
+ssl.key.location: "{folder / 'stranger.key'}"
+""", topic)
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert ("Kafka cluster 'default' at " + secure["mtls"] + ": TLS connection failed (") in result.stderr
+    assert ("the broker refused this client's certificate; it must be signed by a CA in the "
+            "broker's truststore") in result.stderr, result.stderr
+    assert "broker is running" not in result.stderr
+
+
 def test_sasl_scram_sha_512_over_tls(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     produce(bootstrap, topic, 7)

@@ -139,11 +139,14 @@ class EventLog : public RdKafka::EventCb {
       // A refused login or certificate makes later requests time out like a broker that is
       // away; remembered so the error says what really happened. librdkafka 2.0 reports both
       // as log lines and transport errors, so the text decides.
-      const auto text = scrub(event.str());
+      // Sorted by librdkafka's own words, kept scrubbed: a secret's fragment may match part of
+      // them (a key path holding "certificate" hid "certificate unknown").
+      const std::string raw = event.str();
+      const auto text = scrub(raw);
       std::lock_guard lock(mutex_);
-      if (is_login_refusal(event.err(), text)) {
+      if (is_login_refusal(event.err(), raw)) {
         auth_failure_ = text;
-      } else if (auto kind = classify_tls_failure(event.err(), text); kind != TlsFailure::kNone) {
+      } else if (auto kind = classify_tls_failure(event.err(), raw); kind != TlsFailure::kNone) {
         // A broken-off handshake does not hide the certificate failure that caused it.
         if (kind != TlsFailure::kOther || tls_kind_ == TlsFailure::kNone ||
             tls_kind_ == TlsFailure::kOther) {

@@ -202,6 +202,10 @@ TEST(TlsFailureKind, NamesTheCause) {
   EXPECT_EQ(classify_tls_failure(kTransport, "Receive failed: error:0A00045C:SSL routines::tlsv13 "
                                              "alert certificate required: SSL alert number 116"),
             TlsFailure::kClientCertRefused);
+  // A client certificate of a CA the broker does not trust.
+  EXPECT_EQ(classify_tls_failure(kTransport, "Receive failed: error:0A000416:SSL routines::sslv3 "
+                                             "alert certificate unknown: SSL alert number 46"),
+            TlsFailure::kClientCertRefused);
   EXPECT_EQ(classify_tls_failure(kSsl, "SSL handshake failed: Disconnected: connection reset"),
             TlsFailure::kOther);
   EXPECT_EQ(classify_tls_failure(kTransport, "Connect to ipv4#127.0.0.1:1 failed: Connection refused"),
