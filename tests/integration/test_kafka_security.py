@@ -297,6 +297,8 @@ ssl.key.location: "{folder / 'stranger.key'}"
     assert ("Kafka cluster 'default' at " + secure["mtls"] + ": TLS connection failed (") in result.stderr
     assert ("the broker refused this client's certificate; it must be signed by a CA in the "
             "broker's truststore") in result.stderr, result.stderr
+    # The key's path (this test's folder has "certificate" in its name) is no secret to scrub.
+    assert "alert certificate unknown" in result.stderr, result.stderr
     assert "broker is running" not in result.stderr
 
 

@@ -310,7 +310,11 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
   c->cluster_name_ = cluster_name;
   auto secrets = remembered_secrets();
   for (const auto& [k, v] : properties) {
-    if (looks_secret(k)) secrets.push_back(v);
+    // A file's path (ssl.key.location, ssl.keystore.location) is not the secret it holds; as a
+    // scrub target its pieces would cut librdkafka's words ("/etc/certificates/client.key"
+    // turned "alert certificate unknown" into "alert <redacted> unknown").
+    const bool path = k.size() > 9 && k.compare(k.size() - 9, 9, ".location") == 0;
+    if (looks_secret(k) && !path) secrets.push_back(v);
   }
   c->events_ = std::make_unique<EventLog>(std::move(secrets));
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
