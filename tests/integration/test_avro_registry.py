@@ -337,6 +337,11 @@ def test_https_registry_refusing_credentials_says_authentication_failed(registry
     assert "HTTP 401: authentication failed); it needs credentials: set SLUICE_REGISTRY_AUTH" in r.stderr, r.stderr
     r = run_sluice(*base, env_extra={"SLUICE_REGISTRY_AUTH": https_registry["auth"]})
     assert r.returncode == 0 and "1 rows decoded, 0 errors" in r.stdout, r.stderr
+    # http:// to the HTTPS port: the hint names the scheme.
+    r = run_sluice("decode", "--format", "avro", "--input", inp, "--output", out, "--registry",
+                   https_registry["url"].replace("https://", "http://"), "--subject", subject,
+                   env_extra={"SLUICE_REGISTRY_AUTH": https_registry["auth"]})
+    assert r.returncode == 1 and "(if the registry serves HTTPS, use an https:// URL)" in r.stderr, r.stderr
     # A CA file for a plain-http URL would go unused: refused.
     r = run_sluice("decode", "--format", "avro", "--input", inp, "--output", out, "--registry", registry,
                    "--subject", subject, "--registry-ca", https_registry["ca"])

@@ -112,8 +112,11 @@ arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, co
               : fmt::format("the CA file {} did not sign it, or it does not name this host", ca_location_));
     }
     if (!res) {
-      return mark_retryable(io_error("{}: cannot reach schema registry at {}: {}", what, full,
-                                     httplib::to_string(res.error())));
+      // A TLS port answering plain HTTP closes the connection: the read fails.
+      const bool maybe_tls = res.error() == httplib::Error::Read && host_url_.rfind("http://", 0) == 0;
+      return mark_retryable(io_error("{}: cannot reach schema registry at {}: {}{}", what, full,
+                                     httplib::to_string(res.error()),
+                                     maybe_tls ? " (if the registry serves HTTPS, use an https:// URL)" : ""));
     }
     if (res->status == 401 || res->status == 403) {
       return invalid("{}: the schema registry at {} refused the request (HTTP {}: authentication "
