@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-19092}
 trap 'scripts/kafka.sh stop' EXIT
-# TLS and SASL listeners too (KAFKA_PORT+2..+4) for tests/integration/test_kafka_security.py.
+# TLS, SASL and mutual-TLS listeners too (KAFKA_PORT+2..+5) for tests/integration/test_kafka_security.py.
 KAFKA_SECURE=1 scripts/kafka.sh start --fresh
 SLUICE_TEST_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" .venv/bin/python -m pytest tests/integration \
   -p no:cacheprovider --timeout=900 -ra "$@"

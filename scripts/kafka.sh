@@ -6,10 +6,13 @@
 #   scripts/kafka.sh status            exit 0 if running and ready
 # Environment: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
 #              KAFKA_HEAP (default 512m), KAFKA_READY_TIMEOUT seconds (default 90),
-#              KAFKA_SECURE=1: also listen with TLS on KAFKA_PORT+2, SASL/PLAIN on KAFKA_PORT+3
-#              and SASL/PLAIN over TLS on KAFKA_PORT+4. The broker's certificate is signed by a
-#              self-signed CA made at start: .run/kafka-<port>/tls/ca.crt. SASL users:
-#              sluice / sluice-secret (and admin / admin-secret).
+#              KAFKA_SECURE=1: also listen with TLS on KAFKA_PORT+2, SASL/PLAIN on KAFKA_PORT+3,
+#              SASL over TLS (PLAIN and SCRAM-SHA-512) on KAFKA_PORT+4 and mutual TLS (a client
+#              certificate required) on KAFKA_PORT+5. The broker's certificate is signed by a
+#              self-signed CA made at start: .run/kafka-<port>/tls/ca.crt; so is a client
+#              certificate, client.crt, whose key client.key is encrypted with the password in
+#              client.key.pass. SASL users: sluice / sluice-secret (PLAIN and SCRAM-SHA-512)
+#              and admin / admin-secret (PLAIN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,8 +27,10 @@ SECURE=${KAFKA_SECURE:-0}
 SSL_PORT=$((PORT + 2))
 SASL_PORT=$((PORT + 3))
 SASL_SSL_PORT=$((PORT + 4))
+MTLS_PORT=$((PORT + 5))
 TLS="$RUN/tls"
 TLS_PASS=sluice-test-keystore
+CLIENT_KEY_PASS=sluice-test-client-key
 
 log() { printf '[kafka] %s\n' "$*" >&2; }
 
@@ -57,6 +62,17 @@ make_tls() {
     -CAcreateserial -days 30 -extfile "$TLS/san.ext" -out "$TLS/broker.crt"
   ossl pkcs12 -export -in "$TLS/broker.crt" -inkey "$TLS/broker.key" -name broker \
     -passout "pass:$TLS_PASS" -out "$TLS/broker.p12"
+  # A client certificate for mutual TLS, its key encrypted (ssl.key.password).
+  printf '%s\n' "$CLIENT_KEY_PASS" > "$TLS/client.key.pass"
+  ossl req -newkey rsa:2048 -nodes -subj "/CN=sluice-client" \
+    -keyout "$TLS/client.plain.key" -out "$TLS/client.csr"
+  printf 'extendedKeyUsage=clientAuth\n' > "$TLS/client.ext"
+  ossl x509 -req -in "$TLS/client.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" \
+    -CAcreateserial -days 30 -extfile "$TLS/client.ext" -out "$TLS/client.crt"
+  ossl pkey -in "$TLS/client.plain.key" -aes256 -passout "file:$TLS/client.key.pass" \
+    -out "$TLS/client.key"
+  rm -f "$TLS/client.plain.key"
+  chmod 600 "$TLS"/*.key "$TLS/client.key.pass"
 }
 
 write_config() {
@@ -65,8 +81,8 @@ write_config() {
   local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if [ "$SECURE" = 1 ]; then
     listeners="$listeners,SSL://127.0.0.1:$SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
-    listeners="$listeners,SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
-    protocols="$protocols,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    listeners="$listeners,SASL_SSL://127.0.0.1:$SASL_SSL_PORT,MTLS://127.0.0.1:$MTLS_PORT"
+    protocols="$protocols,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL"
   fi
   cat > "$RUN/server.properties" <<CONF
 process.roles=broker,controller
@@ -90,17 +106,25 @@ group.initial.rebalance.delay.ms=0
 log.segment.bytes=104857600
 CONF
   if [ "$SECURE" = 1 ]; then
-    [ -f "$TLS/broker.p12" ] || make_tls
+    [ -f "$TLS/client.key" ] || make_tls
     local jaas='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_sluice="sluice-secret";'
+    # SCRAM credentials live in the cluster metadata: added by `format` (scram_users below).
+    local scram='org.apache.kafka.common.security.scram.ScramLoginModule required;'
     cat >> "$RUN/server.properties" <<CONF
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$TLS/broker.p12
 ssl.keystore.password=$TLS_PASS
 ssl.key.password=$TLS_PASS
 ssl.client.auth=none
+listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$TLS/ca.crt
 sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
 listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram
 CONF
   fi
   cat > "$RUN/log4j2.properties" <<CONF
@@ -133,7 +157,7 @@ start() {
     stop
   fi
   local ports="$PORT $CPORT"
-  [ "$SECURE" = 1 ] && ports="$ports $SSL_PORT $SASL_PORT $SASL_SSL_PORT"
+  [ "$SECURE" = 1 ] && ports="$ports $SSL_PORT $SASL_PORT $SASL_SSL_PORT $MTLS_PORT"
   for p in $ports; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       log "port $p on 127.0.0.1 is already in use by another process; choose another KAFKA_PORT"
@@ -145,8 +169,10 @@ start() {
   if [ ! -f "$RUN/data/meta.properties" ]; then
     local cluster_id
     cluster_id=$(java_run kafka.tools.StorageTool random-uuid)
+    local scram_users=()
+    [ "$SECURE" = 1 ] && scram_users=(--add-scram 'SCRAM-SHA-512=[name=sluice,password=sluice-secret]')
     java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$RUN/server.properties" \
-      > "$RUN/logs/format.log" 2>&1 || { log "format failed:"; cat "$RUN/logs/format.log" >&2; exit 1; }
+      "${scram_users[@]}" > "$RUN/logs/format.log" 2>&1 || { log "format failed:"; cat "$RUN/logs/format.log" >&2; exit 1; }
   fi
   : > "$RUN/logs/server.log"
   # setsid: the broker is not in our process group, so Ctrl-C on `make` does not half-kill it;

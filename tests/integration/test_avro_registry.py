@@ -1,7 +1,9 @@
 """Avro in the Confluent wire format against a real schema registry (Apicurio Registry from
 Maven Central, started by scripts/registry.sh): `sluice decode --format avro` with two
 registered versions of a schema, Confluent-framed records of both, a garbage record and one
-with an unknown schema id; and `--format json` with rescue and errors."""
+with an unknown schema id; `--format json` with rescue and errors; and the registry over HTTPS
+with basic auth (REGISTRY_TLS=1: a TLS-terminating front with a CA made at start), read by
+read_kafka end to end, with untrusted certificates and refused credentials named as such."""
 import json
 import os
 import socket
@@ -33,16 +35,24 @@ V2 = {"type": "record", "name": "Order", "namespace": "shop", "fields": [
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port whose next one is free too (the registry's HTTPS front listens there)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
 
 
 @pytest.fixture(scope="module")
 def registry():
-    """Apicurio's Confluent-compatible API root."""
+    """Apicurio's Confluent-compatible API root (plain HTTP; HTTPS on the next port)."""
     port = free_port()
-    env = dict(os.environ, REGISTRY_PORT=str(port))
+    env = dict(os.environ, REGISTRY_PORT=str(port), REGISTRY_TLS="1")
     subprocess.run([ROOT / "scripts" / "registry.sh", "start"], env=env, check=True)
     try:
         yield f"http://127.0.0.1:{port}/apis/ccompat/v7"
@@ -238,3 +248,101 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'avro',
         else:
             assert row["price"] == i / 4 and row["qty"] == i % 5 and row["note"] is None
             assert row["_rescued_data"] is None
+
+
+@pytest.fixture(scope="module")
+def https_registry(registry):
+    """The same registry over HTTPS with basic auth: its URL, CA file and 'user:password'."""
+    port = int(registry.split(":")[2].split("/")[0])
+    tls = ROOT / ".run" / f"registry-{port}" / "tls"
+    return {"url": f"https://127.0.0.1:{port + 1}/apis/ccompat/v7", "ca": tls / "ca.crt",
+            "auth": (tls / "auth").read_text().strip()}
+
+
+def https_avro_pipeline(tmp_path, bootstrap, topic, subject, url, extra_args=""):
+    from test_sql_pipeline_e2e import kafka_pipeline
+    pipe = kafka_pipeline(tmp_path, "avro_tls", bootstrap)
+    (pipe / "orders.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE orders
+AS SELECT value.*, offset AS src_offset
+FROM STREAM read_kafka(topic => '{topic}', value_format => 'avro',
+                       schema_registry_url => '{url}', schema_registry_subject => '{subject}'{extra_args});
+""")
+    return pipe
+
+
+@pytest.mark.parametrize("auth_from", ["env", "file"])
+def test_kafka_pipeline_reads_avro_from_an_https_registry_with_basic_auth(
+        registry, https_registry, tmp_path, bootstrap, new_topic, auth_from):
+    from deltalake import DeltaTable
+    from test_sql_pipeline_e2e import produce_values
+
+    subject = f"orders-{uuid.uuid4().hex[:8]}-value"
+    id1 = register(registry, subject, V1)
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, [framed(id1, zigzag(i) + string(f"item{i}") + struct.pack("<f", 0.5)
+                                             + string(f"c{i}")) for i in range(40)])
+    # The CA and auth files sit beside the SQL file and are named relative to it.
+    extra = ", schema_registry_ca_location => 'registry-ca.pem'"
+    env = {}
+    if auth_from == "file":
+        extra += ", schema_registry_auth_file => 'registry.auth'"
+    else:
+        env["SLUICE_REGISTRY_AUTH"] = https_registry["auth"]
+    pipe = https_avro_pipeline(tmp_path, bootstrap, topic, subject, https_registry["url"], extra)
+    (pipe / "registry-ca.pem").write_bytes(https_registry["ca"].read_bytes())
+    (pipe / "registry.auth").write_text(https_registry["auth"] + "\n")
+    r = run_sluice("run", pipe, "--once", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    rows = DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().to_pylist()
+    assert sorted((row["src_offset"], row["id"], row["item"], row["price"]) for row in rows) == \
+        [(i, i, f"item{i}", 0.5) for i in range(40)]
+    password = https_registry["auth"].split(":", 1)[1]
+    assert password not in r.stdout + r.stderr
+    events = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
+    assert password not in repr(events)
+
+
+def test_untrusted_registry_certificate_names_the_cause(registry, https_registry, tmp_path, bootstrap, new_topic):
+    subject = f"orders-{uuid.uuid4().hex[:8]}-value"
+    register(registry, subject, V1)
+    topic = new_topic(1)
+    # No CA given: the system store does not hold the test CA.
+    pipe = https_avro_pipeline(tmp_path, bootstrap, topic, subject, https_registry["url"])
+    r = run_sluice("run", pipe, "--once", env_extra={"SLUICE_REGISTRY_AUTH": https_registry["auth"]})
+    assert r.returncode == 1, r.stderr
+    assert (f"latest version of subject '{subject}': the schema registry's TLS certificate at "
+            f"{https_registry['url']}/subjects/{subject}/versions/latest is not trusted (") in r.stderr, r.stderr
+    assert "give that CA's PEM file (read_kafka's schema_registry_ca_location" in r.stderr
+    assert "cannot reach" not in r.stderr
+    # The system store with the CA in it (SSL_CERT_FILE stands in for /etc/ssl/certs) trusts it.
+    r = run_sluice("run", pipe, "--once", env_extra={"SLUICE_REGISTRY_AUTH": https_registry["auth"],
+                                                      "SSL_CERT_FILE": str(https_registry["ca"])})
+    assert r.returncode == 0, r.stderr
+
+
+def test_https_registry_refusing_credentials_says_authentication_failed(registry, https_registry, tmp_path):
+    subject = f"orders-{uuid.uuid4().hex[:8]}-value"
+    id1 = register(registry, subject, V1)
+    inp, out = tmp_path / "in.arrow", tmp_path / "out.arrow"
+    write_input(inp, [framed(id1, zigzag(1) + string("a") + struct.pack("<f", 0.5) + string("c"))])
+    base = ["decode", "--format", "avro", "--input", inp, "--output", out, "--registry", https_registry["url"],
+            "--subject", subject, "--registry-ca", https_registry["ca"]]
+    r = run_sluice(*base, env_extra={"SLUICE_REGISTRY_AUTH": "sluice:Wr0ng-pw-77"})
+    assert r.returncode == 1
+    assert "refused the request (HTTP 401: authentication failed); check the user and password" in r.stderr, r.stderr
+    assert "Wr0ng-pw-77" not in r.stderr + r.stdout
+    r = run_sluice(*base)
+    assert r.returncode == 1
+    assert "HTTP 401: authentication failed); it needs credentials: set SLUICE_REGISTRY_AUTH" in r.stderr, r.stderr
+    r = run_sluice(*base, env_extra={"SLUICE_REGISTRY_AUTH": https_registry["auth"]})
+    assert r.returncode == 0 and "1 rows decoded, 0 errors" in r.stdout, r.stderr
+    # http:// to the HTTPS port: the hint names the scheme.
+    r = run_sluice("decode", "--format", "avro", "--input", inp, "--output", out, "--registry",
+                   https_registry["url"].replace("https://", "http://"), "--subject", subject,
+                   env_extra={"SLUICE_REGISTRY_AUTH": https_registry["auth"]})
+    assert r.returncode == 1 and "(if the registry serves HTTPS, use an https:// URL)" in r.stderr, r.stderr
+    # A CA file for a plain-http URL would go unused: refused.
+    r = run_sluice("decode", "--format", "avro", "--input", inp, "--output", out, "--registry", registry,
+                   "--subject", subject, "--registry-ca", https_registry["ca"])
+    assert r.returncode == 1 and "is plain http: its CA file" in r.stderr, r.stderr

@@ -34,6 +34,7 @@ struct DecodeArgs {
   std::string reader_schema;
   std::string registry_auth;       // refused: a password on the command line is in the process list
   std::string registry_auth_file;  // a file holding 'user:password'
+  std::string registry_ca;         // https registry: the CA's PEM file
 };
 
 // The registry's 'user:password': from --registry-auth-file, else $SLUICE_REGISTRY_AUTH, else none.
@@ -46,15 +47,7 @@ arrow::Result<std::string> registry_credentials(const DecodeArgs& args) {
                    "or set SLUICE_REGISTRY_AUTH");
   }
   if (!args.registry_auth_file.empty()) {
-    std::ifstream in(args.registry_auth_file);
-    if (!in) return arrow::Status::IOError("cannot read --registry-auth-file ", args.registry_auth_file);
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.find(':') == std::string::npos) {
-      return invalid("--registry-auth-file {}: its first line must be 'user:password'", args.registry_auth_file);
-    }
-    return line;
+    return format::read_registry_auth_file(args.registry_auth_file, "--registry-auth-file");
   }
   if (const char* env = std::getenv("SLUICE_REGISTRY_AUTH"); env != nullptr && *env != '\0') {
     if (std::string_view(env).find(':') == std::string_view::npos) {
@@ -69,8 +62,9 @@ arrow::Result<std::unique_ptr<format::PayloadDecoder>> make_decoder(const Decode
   if (args.format == "json") {
     if (args.schema.empty()) return invalid("--format json needs --schema 'a INT, b STRING'");
     if (!args.registry.empty() || !args.subject.empty() || !args.reader_schema.empty() ||
-        !args.registry_auth.empty() || !args.registry_auth_file.empty()) {
-      return invalid("--registry, --subject, --reader-schema and --registry-auth-file are for --format avro");
+        !args.registry_auth.empty() || !args.registry_auth_file.empty() || !args.registry_ca.empty()) {
+      return invalid("--registry, --subject, --reader-schema, --registry-auth-file and --registry-ca are for "
+                     "--format avro");
     }
     ARROW_ASSIGN_OR_RAISE(auto schema, sql::parse_ddl_schema(args.schema));
     return format::make_json_decoder(schema, {});
@@ -85,6 +79,7 @@ arrow::Result<std::unique_ptr<format::PayloadDecoder>> make_decoder(const Decode
   std::map<std::string, std::string> props;
   ARROW_ASSIGN_OR_RAISE(auto credentials, registry_credentials(args));
   if (!credentials.empty()) props["basic.auth.user.info"] = std::move(credentials);
+  if (!args.registry_ca.empty()) props["ssl.ca.location"] = args.registry_ca;
   ARROW_ASSIGN_OR_RAISE(auto registry, format::SchemaRegistryClient::make(args.registry, props));
   std::string reader;
   if (!args.subject.empty()) {
@@ -148,6 +143,9 @@ void add_decode_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--registry-auth-file", args.registry_auth_file,
                   "Avro: a file whose first line is the registry's basic auth 'user:password' "
                   "(or set SLUICE_REGISTRY_AUTH)");
+  cmd->add_option("--registry-ca", args.registry_ca,
+                  "Avro: the PEM file of the CA that signed an https registry's certificate "
+                  "(default: the system's CA store)");
   cmd->add_option("--registry-auth", args.registry_auth,
                   "Refused: a password on the command line is visible to every user; use --registry-auth-file");
   cmd->callback([exit_code] {

@@ -25,10 +25,13 @@ arrow::Result<std::unique_ptr<PayloadDecoder>> make_value_decoder(ValueFormat* f
       return make_json_decoder(format->json_schema, options, std::move(read_fields));
     case ValueFormat::Kind::kAvro: {
       if (format->registry_url.empty()) {
-        return invalid("value_format => 'avro' needs schema_registry_url => 'http://host:port' (Confluent wire "
+        return invalid("value_format => 'avro' needs schema_registry_url => 'http(s)://host:port' (Confluent wire "
                        "format: each record names its writer schema's id)");
       }
-      ARROW_ASSIGN_OR_RAISE(auto registry, SchemaRegistryClient::make(format->registry_url));
+      std::map<std::string, std::string> properties;
+      if (!format->registry_auth.empty()) properties["basic.auth.user.info"] = format->registry_auth;
+      if (!format->registry_ca_location.empty()) properties["ssl.ca.location"] = format->registry_ca_location;
+      ARROW_ASSIGN_OR_RAISE(auto registry, SchemaRegistryClient::make(format->registry_url, properties));
       if (format->avro_schema.empty()) {
         if (format->subject.empty()) {
           return invalid("value_format => 'avro' needs the reader schema: value_schema => '<Avro JSON>' or "

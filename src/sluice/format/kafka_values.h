@@ -21,6 +21,8 @@ struct ValueFormat {
   std::shared_ptr<arrow::Schema> json_schema;  // kJson: the declared columns
   std::string avro_schema;                     // kAvro: reader schema (Avro JSON); empty: the subject's latest
   std::string registry_url;                    // kAvro: Confluent-compatible registry
+  std::string registry_ca_location;            // kAvro, https: the CA's PEM file (empty: system store)
+  std::string registry_auth;                   // kAvro: "user:password" (empty: none); secret
   std::string subject;                         // kAvro: where the reader schema comes from
   bool rescued_data_column = true;
 };

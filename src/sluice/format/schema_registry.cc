@@ -1,9 +1,11 @@
-// Schema registry client over cpp-httplib (plain HTTP) and nlohmann-json.
+// Schema registry client over cpp-httplib (HTTP and HTTPS, with OpenSSL) and nlohmann-json.
 #include "sluice/format/schema_registry.h"
 
 #include <httplib.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <fstream>
 
 #include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
@@ -48,16 +50,18 @@ arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
     const std::string& url, const std::map<std::string, std::string>& properties) {
   std::shared_ptr<SchemaRegistryClient> client(new SchemaRegistryClient());
   client->url_ = url;
+  const bool https = url.rfind("https://", 0) == 0;
   if (!url.empty()) {
-    if (url.rfind("http://", 0) != 0) {
-      return invalid("schema registry URL '{}' must start with http:// (https is not supported yet)",
+    if (!https && url.rfind("http://", 0) != 0) {
+      return invalid("schema registry URL '{}' must start with http:// or https://",
                      url_without_password(url));
     }
-    size_t path = url.find('/', 7);
+    const size_t scheme = https ? 8 : 7;
+    size_t path = url.find('/', scheme);
     client->host_url_ = url.substr(0, path);
     client->path_prefix_ = path == std::string::npos ? "" : url.substr(path);
     while (!client->path_prefix_.empty() && client->path_prefix_.back() == '/') client->path_prefix_.pop_back();
-    if (client->host_url_.size() <= 7) {
+    if (client->host_url_.size() <= scheme) {
       return invalid("schema registry URL '{}' has no host", url_without_password(url));
     }
   }
@@ -67,8 +71,20 @@ arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
       if (colon == std::string::npos) return invalid("basic.auth.user.info must be 'user:password'");
       client->user_ = value.substr(0, colon);
       client->password_ = value.substr(colon + 1);
+    } else if (key == "ssl.ca.location") {
+      if (!https) {
+        return invalid("schema registry URL '{}' is plain http: its CA file {} would not be used; "
+                       "use the registry's https:// URL or drop the CA file",
+                       url_without_password(url), value);
+      }
+      if (!std::ifstream(value)) {
+        return invalid("schema registry CA file {} cannot be read: give the PEM file of the CA "
+                       "that signed the registry's certificate", value);
+      }
+      client->ca_location_ = value;
     } else if (key != "basic.auth.credentials.source") {
-      return invalid("unknown schema registry property '{}' (known: basic.auth.user.info)", key);
+      return invalid("unknown schema registry property '{}' (known: basic.auth.user.info, "
+                     "ssl.ca.location)", key);
     }
   }
   return client;
@@ -81,12 +97,34 @@ arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, co
     httplib::Client http(host_url_);
     http.set_connection_timeout(kTimeoutSeconds);
     http.set_read_timeout(kTimeoutSeconds);
+    http.enable_server_certificate_verification(true);  // and the host name (httplib checks both)
+    if (!ca_location_.empty()) http.set_ca_cert_path(ca_location_);
     if (!user_.empty()) http.set_basic_auth(user_, password_);
     httplib::Headers headers = {{"Accept", "application/vnd.schemaregistry.v1+json, application/json"}};
     auto res = http.Get(path_prefix_ + path, headers);
+    if (!res && res.error() == httplib::Error::SSLServerVerification) {
+      return invalid(
+          "{}: the schema registry's TLS certificate at {} is not trusted ({}); {}", what, full,
+          X509_verify_cert_error_string(http.get_openssl_verify_result()),
+          ca_location_.empty()
+              ? "if it is signed by a private CA, give that CA's PEM file (read_kafka's "
+                "schema_registry_ca_location, sluice decode --registry-ca)"
+              : fmt::format("the CA file {} did not sign it, or it does not name this host", ca_location_));
+    }
     if (!res) {
-      return mark_retryable(io_error("{}: cannot reach schema registry at {}: {}", what, full,
-                                     httplib::to_string(res.error())));
+      // A TLS port answering plain HTTP closes the connection: the read fails.
+      const bool maybe_tls = res.error() == httplib::Error::Read && host_url_.rfind("http://", 0) == 0;
+      return mark_retryable(io_error("{}: cannot reach schema registry at {}: {}{}", what, full,
+                                     httplib::to_string(res.error()),
+                                     maybe_tls ? " (if the registry serves HTTPS, use an https:// URL)" : ""));
+    }
+    if (res->status == 401 || res->status == 403) {
+      return invalid("{}: the schema registry at {} refused the request (HTTP {}: authentication "
+                     "failed); {}", what, full, res->status,
+                     user_.empty() ? "it needs credentials: set SLUICE_REGISTRY_AUTH or give a "
+                                     "file holding 'user:password' (read_kafka's "
+                                     "schema_registry_auth_file, sluice decode --registry-auth-file)"
+                                   : "check the user and password given for the registry");
     }
     if (res->status == 404) {
       return arrow::Status::KeyError(fmt::format("{}: not found in schema registry (GET {} -> HTTP 404: {})", what,
@@ -125,6 +163,19 @@ arrow::Result<RegisteredSchema> SchemaRegistryClient::latest(const std::string& 
   std::lock_guard<std::mutex> lock(mutex_);
   by_id_.emplace(schema.id, schema);
   return schema;
+}
+
+arrow::Result<std::string> read_registry_auth_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) return invalid("cannot read {} {}", what, path);
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  if (line.find(':') == std::string::npos) {
+    return invalid("{} {}: its first line must be 'user:password'", what, path);
+  }
+  remember_secret(line.substr(line.find(':') + 1));
+  return line;
 }
 
 void SchemaRegistryClient::add_schema(int32_t id, std::string schema) {

@@ -22,14 +22,17 @@ struct RegisteredSchema {
 // outside the lock, each on its own connection.
 class SchemaRegistryClient {
  public:
-  // `url` is the API root, e.g. http://127.0.0.1:8081 or http://host/apis/ccompat/v7; an empty
-  // url makes an offline client that knows only the schemas given to add_schema (for tests and
-  // embedding). Properties: `basic.auth.user.info` = "user:password".
+  // `url` is the API root, e.g. http://127.0.0.1:8081 or https://host/apis/ccompat/v7; an
+  // empty url makes an offline client that knows only the schemas given to add_schema (for
+  // tests and embedding). Properties: `basic.auth.user.info` = "user:password";
+  // `ssl.ca.location` = the PEM file of the CA that signed an https registry's certificate
+  // (default: the system's CA store).
   static arrow::Result<std::shared_ptr<SchemaRegistryClient>> make(
       const std::string& url, const std::map<std::string, std::string>& properties = {});
 
   // GET /schemas/ids/{id}, cached. A schema the registry does not have is KeyError; a
-  // registry that cannot be reached is an IOError marked retryable.
+  // registry that cannot be reached is an IOError marked retryable; an untrusted certificate
+  // or refused credentials are Invalid (no retry changes them).
   arrow::Result<RegisteredSchema> schema_by_id(int32_t id);
   // GET /subjects/{subject}/versions/latest (not cached: the latest version changes).
   arrow::Result<RegisteredSchema> latest(const std::string& subject);
@@ -46,8 +49,13 @@ class SchemaRegistryClient {
   std::string host_url_;     // scheme://host:port
   std::string path_prefix_;  // e.g. /apis/ccompat/v7
   std::string user_, password_;
+  std::string ca_location_;  // https: the CA file; empty: the system's CA store
   std::mutex mutex_;
   std::unordered_map<int32_t, RegisteredSchema> by_id_;  // guarded by mutex_
 };
+
+// The registry's "user:password" from the first line of `path` (`what` names the setting
+// in errors); the value is remembered as a secret, so no message shows it.
+arrow::Result<std::string> read_registry_auth_file(const std::string& path, const std::string& what);
 
 }  // namespace sluice::format

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <future>
 #include <thread>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -38,9 +39,24 @@ std::string login_advice(const KafkaProperties& properties) {
   auto it = properties.find("sasl.mechanisms");
   if (it == properties.end()) it = properties.find("sasl.mechanism");
   const std::string mechanism = it == properties.end() ? "GSSAPI" : it->second;  // librdkafka's default
-  if (mechanism == "PLAIN" || mechanism.rfind("SCRAM-", 0) == 0) {
+  if (mechanism == "PLAIN") {
     return fmt::format("check sasl.username and sasl.password of this cluster (mechanism {})",
                        mechanism);
+  }
+  if (mechanism.rfind("SCRAM-", 0) == 0) {
+    std::string advice = fmt::format(
+        "check sasl.username and sasl.password of this cluster (mechanism {})", mechanism);
+    // librdkafka before 2.6.1 repeats the client nonce in its SCRAM final message
+    // (librdkafka#4895); Kafka 4.0+ checks the nonce strictly and refuses even a right password.
+    constexpr int kScramNonceFixed = 0x020601ff;
+    if (rd_kafka_version() < kScramNonceFixed) {
+      advice += fmt::format(
+          "; note that this librdkafka ({}, before 2.6.1) fails SCRAM against Kafka 4.0 and "
+          "newer brokers even with the right password (librdkafka issue #4895): there, use "
+          "sasl.mechanism PLAIN over SASL_SSL, or build sluice with librdkafka 2.6.1 or newer",
+          rd_kafka_version_str());
+    }
+    return advice;
   }
   if (mechanism == "OAUTHBEARER") {
     return "check the sasl.oauthbearer.* settings of this cluster (token endpoint, client id "
@@ -52,6 +68,54 @@ std::string login_advice(const KafkaProperties& properties) {
   }
   return fmt::format("check the SASL settings of this cluster (sasl.mechanisms is {})",
                      shown_value("sasl.mechanisms", mechanism));
+}
+
+TlsFailure classify_tls_failure(int code, std::string_view text) {
+  auto has = [&](std::string_view part) { return text.find(part) != std::string_view::npos; };
+  // The broker's alert after our certificate (or its absence): TLS 1.3 reports it on the first
+  // read after the handshake ("Receive failed: ...alert bad certificate"), TLS 1.2 during it.
+  if (has("alert bad certificate") || has("alert certificate required") ||
+      has("alert unknown ca") || has("alert certificate unknown") ||
+      has("alert certificate expired") || has("alert certificate revoked")) {
+    return TlsFailure::kClientCertRefused;
+  }
+  if (has("certificate verify failed") || has("Broker certificate could not be verified")) {
+    return TlsFailure::kBrokerNotTrusted;
+  }
+  if (code == RdKafka::ERR__SSL || has("SSL handshake failed") || has("SSL routines")) {
+    return TlsFailure::kOther;
+  }
+  return TlsFailure::kNone;
+}
+
+std::string tls_advice(TlsFailure kind, const KafkaProperties& properties) {
+  auto set = [&](const char* key) { return properties.count(key) != 0; };
+  switch (kind) {
+    case TlsFailure::kBrokerNotTrusted:
+      if (set("ssl.ca.location") || set("ssl.ca.pem")) {
+        return "the broker's certificate is not trusted by the CA in ssl.ca.location (or "
+               "ssl.ca.pem), or does not name the host in bootstrap.servers; set it to the PEM "
+               "file of the CA that signed the broker's certificate";
+      }
+      return "the broker's certificate is not trusted (its CA is not in the system's CA store); "
+             "if the broker's certificate is signed by a private CA, set ssl.ca.location to that "
+             "CA's PEM file";
+    case TlsFailure::kClientCertRefused:
+      if (!set("ssl.certificate.location") && !set("ssl.certificate.pem") &&
+          !set("ssl.keystore.location")) {
+        return "the broker requires a client certificate (mutual TLS) and none is configured; "
+               "set ssl.certificate.location and ssl.key.location (and ssl.key.password if the "
+               "key is encrypted) to a certificate signed by a CA the broker trusts";
+      }
+      return "the broker refused this client's certificate; it must be signed by a CA in the "
+             "broker's truststore and be valid now (check ssl.certificate.location)";
+    case TlsFailure::kOther:
+      return "the TLS handshake broke off; check that the address is the broker's TLS listener "
+             "(security.protocol SSL or SASL_SSL)";
+    case TlsFailure::kNone:
+      break;
+  }
+  return "";
 }
 
 // Receives librdkafka events on its internal threads; keeps the last few error/log lines so
@@ -75,13 +139,20 @@ class EventLog : public RdKafka::EventCb {
       // A refused login or certificate makes later requests time out like a broker that is
       // away; remembered so the error says what really happened. librdkafka 2.0 reports both
       // as log lines and transport errors, so the text decides.
-      const auto text = scrub(event.str());
+      // Sorted by librdkafka's own words, kept scrubbed: a secret's fragment may match part of
+      // them (a key path holding "certificate" hid "certificate unknown").
+      const std::string raw = event.str();
+      const auto text = scrub(raw);
       std::lock_guard lock(mutex_);
-      if (is_login_refusal(event.err(), text)) {
+      if (is_login_refusal(event.err(), raw)) {
         auth_failure_ = text;
-      } else if (event.err() == RdKafka::ERR__SSL ||
-                 text.find("SSL handshake failed") != std::string::npos) {
-        tls_failure_ = text;
+      } else if (auto kind = classify_tls_failure(event.err(), raw); kind != TlsFailure::kNone) {
+        // A broken-off handshake does not hide the certificate failure that caused it.
+        if (kind != TlsFailure::kOther || tls_kind_ == TlsFailure::kNone ||
+            tls_kind_ == TlsFailure::kOther) {
+          tls_failure_ = text;
+          tls_kind_ = kind;
+        }
       }
     }
     note(event.str());
@@ -90,14 +161,15 @@ class EventLog : public RdKafka::EventCb {
     std::lock_guard lock(mutex_);
     return auth_failure_;
   }
-  std::string tls_failure() const {
+  std::pair<TlsFailure, std::string> tls_failure() const {
     std::lock_guard lock(mutex_);
-    return tls_failure_;
+    return {tls_kind_, tls_failure_};
   }
   void clear_failures() {
     std::lock_guard lock(mutex_);
     auth_failure_.clear();
     tls_failure_.clear();
+    tls_kind_ = TlsFailure::kNone;
   }
   void note(std::string_view line) {
     auto scrubbed = scrub(line);
@@ -121,6 +193,7 @@ class EventLog : public RdKafka::EventCb {
   std::deque<std::string> recent_;
   std::string auth_failure_;  // the last SASL authentication error, if any
   std::string tls_failure_;   // the last TLS (handshake, certificate) error, if any
+  TlsFailure tls_kind_ = TlsFailure::kNone;  // what tls_failure_ means
 };
 
 // Turns librdkafka's rebalance callback into RebalanceListener calls and applies the
@@ -237,7 +310,11 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
   c->cluster_name_ = cluster_name;
   auto secrets = remembered_secrets();
   for (const auto& [k, v] : properties) {
-    if (looks_secret(k)) secrets.push_back(v);
+    // A file's path (ssl.key.location, ssl.keystore.location) is not the secret it holds; as a
+    // scrub target its pieces would cut librdkafka's words ("/etc/certificates/client.key"
+    // turned "alert certificate unknown" into "alert <redacted> unknown").
+    const bool path = k.size() > 9 && k.compare(k.size() - 9, 9, ".location") == 0;
+    if (looks_secret(k) && !path) secrets.push_back(v);
   }
   c->events_ = std::make_unique<EventLog>(std::move(secrets));
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
@@ -291,6 +368,9 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
   }
   c->bootstrap_ = it->second;
   c->login_advice_ = login_advice(properties);
+  for (const auto& [k, v] : properties) {
+    if (k.rfind("ssl.", 0) == 0) c->tls_properties_.emplace(k, "");  // which are set, not values
+  }
   std::string err;
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(c->events_.get()), err) !=
       RdKafka::Conf::CONF_OK) {
@@ -298,8 +378,20 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
   }
   c->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!c->consumer_) {
-    return invalid("Kafka cluster '{}': cannot create consumer: {}", cluster_name,
-                   c->events_->scrub(err));
+    // OpenSSL's "PEM lib" says nothing about the usual cause: a wrong or missing key password.
+    std::string advice;
+    if (err.find("ssl.key.location failed") != std::string::npos) {
+      advice = properties.count("ssl.key.password") != 0
+                   ? "; the private key in ssl.key.location could not be read: check "
+                     "ssl.key.password (it does not decrypt the key) and that the file is a PEM "
+                     "private key"
+                   : "; the private key in ssl.key.location could not be read: if it is "
+                     "encrypted, set ssl.key.password; else check that the file is a PEM private key";
+    } else if (err.find("ssl.certificate.location failed") != std::string::npos) {
+      advice = "; check that ssl.certificate.location is a PEM certificate file";
+    }
+    return invalid("Kafka cluster '{}': cannot create consumer: {}{}", cluster_name,
+                   c->events_->scrub(err), advice);
   }
   return c;
 }
@@ -420,13 +512,11 @@ arrow::Status Consumer::connection_error(int raw_code, std::chrono::milliseconds
     return invalid("Kafka cluster '{}' at {}: authentication failed ({}); {}", cluster_name_,
                    bootstrap_, auth, login_advice_);
   }
-  if (auto tls = events_->tls_failure(); !tls.empty()) {
-    auto status = invalid(
-        "Kafka cluster '{}' at {}: TLS connection failed ({}); if the broker's certificate is "
-        "signed by a private CA, set ssl.ca.location to that CA's PEM file",
-        cluster_name_, bootstrap_, tls);
-    // Only a certificate that fails verification stays wrong on retry.
-    return tls.find("verif") != std::string::npos ? status : mark_retryable(status);
+  if (auto [kind, tls] = events_->tls_failure(); kind != TlsFailure::kNone) {
+    auto status = invalid("Kafka cluster '{}' at {}: TLS connection failed ({}); {}",
+                          cluster_name_, bootstrap_, tls, tls_advice(kind, tls_properties_));
+    // A certificate that is not trusted, or refused, stays so on retry.
+    return kind == TlsFailure::kOther ? mark_retryable(status) : status;
   }
   auto status = io_error(
       "cannot reach Kafka cluster '{}' at {} within {} ms ({}{}{}); check bootstrap.servers "

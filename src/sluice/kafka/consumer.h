@@ -90,6 +90,19 @@ bool is_login_refusal(int code, std::string_view text);
 // What to check when a login with these properties is refused, by sasl.mechanism(s).
 std::string login_advice(const KafkaProperties& properties);
 
+// What a TLS failure reported by librdkafka (its error/log text) means for the connection.
+enum class TlsFailure {
+  kNone,                   // not a TLS failure
+  kBrokerNotTrusted,       // the broker's certificate failed verification on our side
+  kClientCertRefused,      // the broker refused our certificate, or wanted one we did not send
+  kOther,                  // a handshake that broke off (broker restarting, network): retryable
+};
+TlsFailure classify_tls_failure(int code, std::string_view text);
+
+// The error text for a TLS failure of `kind` (not kNone): the cause and what to set, given
+// the client's properties (a missing client certificate is told from a refused one).
+std::string tls_advice(TlsFailure kind, const KafkaProperties& properties);
+
 class EventLog;  // collects librdkafka's log/error events (defined in consumer.cc)
 class RebalanceAdapter;  // librdkafka's rebalance callback -> RebalanceListener
 
@@ -175,6 +188,7 @@ class Consumer {
   std::string cluster_name_;
   std::string bootstrap_;
   std::string login_advice_;  // what to check when the broker refuses the login (by mechanism)
+  KafkaProperties tls_properties_;  // the ssl.* properties, for tls_advice (no secrets kept)
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<RebalanceAdapter> rebalance_;  // declared before consumer_: outlives it
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;

@@ -3,10 +3,14 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <utility>
 
+#include "sluice/common/secrets.h"
 #include "sluice/common/text.h"
+#include "sluice/format/schema_registry.h"
 #include "sluice/kafka/client_properties.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/sql/types.h"
@@ -47,14 +51,16 @@ arrow::Result<std::map<std::string, std::string>> read_kafka_options(const sql::
         "starting_offsets_by_timestamp", "ending_timestamp", "ending_offsets_by_timestamp",
         "max_offsets_per_trigger", "fail_on_data_loss", "include_headers", "group_mode",
         "group_id", "group_id_prefix", "bootstrap_servers", "cluster", "value_format", "value_schema",
-        "schema_registry_url", "schema_registry_subject", "rescued_data_column", "schema_sample_records"};
+        "schema_registry_url", "schema_registry_subject", "schema_registry_ca_location",
+        "schema_registry_auth_file", "rescued_data_column", "schema_sample_records"};
     if (!kKnown.count(key) && key.rfind("kafka.", 0) != 0) {
       return fail(a->loc, fmt::format("read_kafka has no argument '{}' (known: topic/subscribe, "
                                       "topic_pattern/subscribePattern, starting_offsets/startingOffsets, "
                                       "startingTimestamp, startingOffsetsByTimestamp, ending_offsets, "
                                       "include_headers, group_mode, groupIdPrefix, bootstrapServers, "
                                       "cluster, value_format, value_schema, schema_registry_url, "
-                                      "schema_registry_subject, rescued_data_column, kafka.*)",
+                                      "schema_registry_subject, schema_registry_ca_location, "
+                                      "schema_registry_auth_file, rescued_data_column, kafka.*)",
                                       a->name));
     }
     if (key.rfind("kafka.", 0) == 0) {
@@ -63,6 +69,12 @@ arrow::Result<std::map<std::string, std::string>> read_kafka_options(const sql::
       if (!checked.ok()) return fail(a->loc, fmt::format("read_kafka {}: {}", key, checked.message()));
     }
     options[key] = a->args[0]->value;
+    if (key == "schema_registry_ca_location" || key == "schema_registry_auth_file") {
+      // A relative path is relative to the SQL file that names it, as ${file:} in pipeline.yaml
+      // is to the pipeline folder: the run's working directory does not matter.
+      std::filesystem::path path(a->args[0]->value);
+      if (path.is_relative()) options[key] = (std::filesystem::path(file.name).parent_path() / path).string();
+    }
   }
   return options;
 }
@@ -81,11 +93,31 @@ arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, s
       return arrow::Status::Invalid("value_format => 'json' needs value_schema => 'a INT, b STRING, ...'");
     }
     ARROW_ASSIGN_OR_RAISE(out.json_schema, sql::parse_ddl_schema(get("value_schema")));
+    for (const char* key : {"schema_registry_ca_location", "schema_registry_auth_file"}) {
+      if (!get(key).empty()) {
+        return arrow::Status::Invalid(fmt::format("{} is for value_format => 'avro' (a schema registry); "
+                                                  "value_format => 'json' does not use it", key));
+      }
+    }
   } else if (kind == "avro") {
     out.kind = format::ValueFormat::Kind::kAvro;
     out.avro_schema = get("value_schema");
     out.registry_url = get("schema_registry_url");
     out.subject = get("schema_registry_subject");
+    out.registry_ca_location = get("schema_registry_ca_location");
+    // Basic auth: a file holding 'user:password', else $SLUICE_REGISTRY_AUTH (as sluice
+    // decode); never a password in the SQL text.
+    if (auto file = get("schema_registry_auth_file"); !file.empty()) {
+      ARROW_ASSIGN_OR_RAISE(out.registry_auth,
+                            format::read_registry_auth_file(file, "read_kafka schema_registry_auth_file"));
+    } else if (const char* env = std::getenv("SLUICE_REGISTRY_AUTH"); env != nullptr && *env != '\0') {
+      std::string_view auth(env);
+      if (auth.find(':') == std::string_view::npos) {
+        return arrow::Status::Invalid("SLUICE_REGISTRY_AUTH must be 'user:password'");
+      }
+      remember_secret(auth.substr(auth.find(':') + 1));
+      out.registry_auth = std::string(auth);
+    }
   } else {
     return arrow::Status::Invalid(fmt::format("value_format must be 'json' or 'avro', not '{}'", get("value_format")));
   }
