@@ -1,6 +1,8 @@
 // _delta_log over an ObjectStore.
 #include "sluice/delta/log_store.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 #include "sluice/common/status.h"
@@ -52,6 +54,22 @@ arrow::Result<std::vector<DeltaVersion>> LogStore::list_commits() const {
 }
 
 arrow::Result<std::optional<DeltaVersion>> LogStore::latest_version() const {
+  if (!is_local()) {
+    // From the version _last_checkpoint names on: a listing that does not grow with history.
+    // Commits are never deleted before their checkpoint, so the newest is among them.
+    auto hint = objects_->read((log_dir() / "_last_checkpoint").string());
+    auto json = hint.ok() ? nlohmann::json::parse(*hint, nullptr, false) : nlohmann::json();
+    if (json.is_object() && json.contains("version") && json["version"].is_number_integer() &&
+        json["version"].get<int64_t>() >= 0) {
+      ARROW_ASSIGN_OR_RAISE(auto objects, objects_->list(log_dir().string(),
+                                                         fmt::format("{:020d}", json["version"].get<int64_t>())));
+      std::optional<DeltaVersion> newest;
+      for (const auto& o : objects) {
+        if (auto v = commit_version_of(o.name); v && (!newest || *v > *newest)) newest = v;
+      }
+      if (newest) return newest;
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto versions, list_commits());
   if (versions.empty()) return std::optional<DeltaVersion>{};
   return std::optional<DeltaVersion>{versions.back()};
@@ -68,9 +86,37 @@ arrow::Result<std::optional<storage::ObjectInfo>> LogStore::commit_info(DeltaVer
 }
 
 arrow::Result<int64_t> LogStore::commit_timestamp(DeltaVersion v) const {
-  ARROW_ASSIGN_OR_RAISE(auto info, commit_info(v));
+  std::optional<storage::ObjectInfo> info;
+  if (is_local()) {
+    ARROW_ASSIGN_OR_RAISE(info, commit_info(v));
+  } else {
+    // A listing's LastModified has milliseconds where S3 gives them; a HEAD's has seconds.
+    ARROW_ASSIGN_OR_RAISE(auto objects, objects_->list(log_dir().string(), fmt::format("{:020d}", v.value())));
+    const std::string name = commit_path(v).filename().string();
+    for (auto& o : objects) {
+      if (o.name == name) info = std::move(o);
+    }
+  }
   if (!info) return io_error("cannot stat Delta commit {}: it is not there", display(commit_path(v)));
   return info->mtime_nanos / 1'000'000;
+}
+
+arrow::Result<std::vector<std::pair<DeltaVersion, int64_t>>> LogStore::commit_timestamps() const {
+  std::vector<std::pair<DeltaVersion, int64_t>> out;
+  if (is_local()) {
+    ARROW_ASSIGN_OR_RAISE(auto versions, list_commits());
+    for (auto v : versions) {
+      ARROW_ASSIGN_OR_RAISE(int64_t ts, commit_timestamp(v));
+      out.emplace_back(v, ts);
+    }
+    return out;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto objects, objects_->list(log_dir().string()));
+  for (const auto& o : objects) {
+    if (auto v = commit_version_of(o.name)) out.emplace_back(*v, o.mtime_nanos / 1'000'000);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 arrow::Result<PutResult> LogStore::put_commit_if_absent(DeltaVersion v, const std::string& content) const {

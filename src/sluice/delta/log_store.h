@@ -51,6 +51,9 @@ class LogStore {
   // When commit `v` was made: its file's modification time, in epoch milliseconds (the
   // protocol's commit timestamp without in-commit timestamps).
   arrow::Result<int64_t> commit_timestamp(DeltaVersion v) const;
+  // Every commit with its timestamp, ascending (one listing on an object store, whose
+  // LastModified has whole seconds on S3).
+  arrow::Result<std::vector<std::pair<DeltaVersion, int64_t>>> commit_timestamps() const;
 
   // Writes the commit file for `v` only if no file has that name, atomically and durably
   // (local: temp file + fsync, then a no-replace rename or link, then fsync of the directory;

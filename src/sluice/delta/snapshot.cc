@@ -156,11 +156,10 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::advance(
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::load_at_timestamp(
     const LogStore& store, int64_t timestamp_millis) {
-  ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
+  ARROW_ASSIGN_OR_RAISE(auto commits, store.commit_timestamps());
   std::optional<DeltaVersion> chosen;
   int64_t monotonic = INT64_MIN;
-  for (auto v : versions) {
-    ARROW_ASSIGN_OR_RAISE(int64_t ts, store.commit_timestamp(v));
+  for (auto [v, ts] : commits) {
     monotonic = std::max(monotonic, ts);  // as Spark: a commit is never older than its parent
     if (monotonic <= timestamp_millis) chosen = v;
   }

@@ -2,6 +2,7 @@
 #include "sluice/storage/object_store.h"
 
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "sluice/storage/local_store.h"
@@ -29,8 +30,10 @@ arrow::Result<OpenedLocation> open_location(const Location& location, const Stor
   if (location.scheme == Scheme::kLocal) return OpenedLocation{local_store(), location.path};
   ARROW_ASSIGN_OR_RAISE(auto config, s3_config_from(normalized));
   // One store (and request count) per endpoint and identity in the process.
+  // Never destroyed: an S3FileSystem must not outlive arrow::fs::FinalizeS3 (run at exit,
+  // s3_store.cc), and static destruction would destroy it after.
   static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<ObjectStore>> stores;  // guarded by mutex
+  static auto& stores = *std::make_unique<std::map<std::string, std::shared_ptr<ObjectStore>>>().release();  // guarded by mutex
   const std::string key = config.endpoint + '\n' + config.region + '\n' + config.access_key + '\n' +
                           config.secret_key + '\n' + config.session_token;
   std::lock_guard lock(mutex);

@@ -36,13 +36,16 @@ int64_t iso8601_nanos(const std::string& text) {
 }
 
 arrow::Status ensure_arrow_s3() {
-  static arrow::Status status = [] {
-    auto st = arrow::fs::EnsureS3Initialized();
-    // Arrow's S3 must be finalized before static destruction, or the AWS SDK crashes at exit.
-    if (st.ok()) std::atexit([] { (void)arrow::fs::EnsureS3Finalized(); });
-    return st;
-  }();
+  static arrow::Status status = arrow::fs::EnsureS3Initialized();
   return status;
+}
+
+// Arrow's S3 must be finalized before static destruction, or the AWS SDK crashes at exit. Its
+// client finalizer is itself a static made by the first S3FileSystem::Make, so the exit hook is
+// registered after that (exit hooks run before the destructors of statics made before them).
+void finalize_arrow_s3_at_exit() {
+  static const bool registered = std::atexit([] { (void)arrow::fs::EnsureS3Finalized(); }) == 0;
+  (void)registered;
 }
 
 }  // namespace
@@ -62,6 +65,7 @@ arrow::Result<std::shared_ptr<S3Store>> S3Store::Make(S3Config config) {
   if (!fs.ok()) {
     return io_failure(fs.status(), "cannot set up S3 access to", config.endpoint);
   }
+  finalize_arrow_s3_at_exit();
   return std::shared_ptr<S3Store>(new S3Store(S3Client(std::move(config)), std::move(*fs)));
 }
 
