@@ -162,7 +162,8 @@ arrow::Result<Add> DataFileWriter::close() {
 void DataFileWriter::abort() {
   release_row_group_bytes();
   if (writer_ && !closed_) (void)writer_->Close();
-  if (sink_ && !sink_->closed()) (void)sink_->Close();
+  // Abort, not Close: an S3 upload in progress is dropped rather than completed and deleted.
+  if (sink_ && !sink_->closed()) (void)sink_->Abort();
   closed_ = true;
   if (objects_) (void)objects_->remove(full_path_.string());
 }
