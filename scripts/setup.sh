@@ -8,7 +8,7 @@ ROOT=$(pwd)
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  librdkafka-dev rapidjson-dev libssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
+  librdkafka-dev rapidjson-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev nlohmann-json3-dev
   default-jre-headless maven
   patchelf  # make install / make dist: RUNPATH $ORIGIN on the bundled Debian libraries
