@@ -49,7 +49,8 @@ const char* suffix(Compression c) {
 // keeps up to 32 MiB of freed blocks of 256 KiB or more. Process-wide, never destroyed: the
 // buffers of a closed file may still be in flight.
 RecyclingMemoryPool& parquet_writer_pool() {
-  static auto* pool = new RecyclingMemoryPool(arrow::default_memory_pool(), 32ll << 20, 256ll << 10);
+  static auto* pool =
+      new RecyclingMemoryPool(arrow::default_memory_pool(), 32ll << 20, 256ll << 10);
   return *pool;
 }
 

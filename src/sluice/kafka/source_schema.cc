@@ -43,8 +43,9 @@ std::vector<std::string> kafka_columns_never_repeating(const arrow::Schema& sche
   std::vector<std::string> out;
   for (const auto& field : schema.fields()) {
     const auto id = field->type()->id();
-    const bool payload = field->name() == "value" && (id == arrow::Type::BINARY || id == arrow::Type::LARGE_BINARY ||
-                                                      id == arrow::Type::STRING || id == arrow::Type::LARGE_STRING);
+    const bool bytes = id == arrow::Type::BINARY || id == arrow::Type::LARGE_BINARY ||
+                       id == arrow::Type::STRING || id == arrow::Type::LARGE_STRING;
+    const bool payload = field->name() == "value" && bytes;
     const bool offset = field->name() == "offset" && id == arrow::Type::INT64;
     if (payload || offset) out.push_back(field->name());
   }

@@ -76,7 +76,8 @@ TEST(DataFileWriterTest, LaterRowGroupsReuseTheFreedPageBuffers) {
       v.resize(200, 'x');
       ASSERT_TRUE(values.Append(v).ok());
     }
-    ASSERT_TRUE(writer->write(*arrow::RecordBatch::Make(schema, 20'000, {values.Finish().ValueOrDie()})).ok());
+    auto batch = arrow::RecordBatch::Make(schema, 20'000, {values.Finish().ValueOrDie()});
+    ASSERT_TRUE(writer->write(*batch).ok());
   }
   auto add = writer->close();
   ASSERT_TRUE(add.ok()) << add.status().ToString();

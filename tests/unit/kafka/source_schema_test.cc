@@ -52,12 +52,16 @@ TEST(KafkaRecordBatchBuilderTest, TimestampsBeyondTheMicrosecondRangeAreNullNotO
 // The Parquet writers skip the dictionary for these: Kafka's payload and offset, found by name
 // and type (a decoded value, a string `offset` or the key are not them).
 TEST(KafkaColumnsNeverRepeatingTest, ValueAndOffsetByNameAndType) {
-  EXPECT_EQ(kafka_columns_never_repeating(*kafka_source_schema()), (std::vector<std::string>{"value", "offset"}));
-  const auto cast = arrow::schema({arrow::field("key", arrow::binary()), arrow::field("value", arrow::utf8()),
+  const std::vector<std::string> value_and_offset{"value", "offset"};
+  EXPECT_EQ(kafka_columns_never_repeating(*kafka_source_schema()), value_and_offset);
+  const auto cast = arrow::schema({arrow::field("key", arrow::binary()),
+                                   arrow::field("value", arrow::utf8()),
                                    arrow::field("offset", arrow::int64())});
-  EXPECT_EQ(kafka_columns_never_repeating(*cast), (std::vector<std::string>{"value", "offset"}));
-  const auto other = arrow::schema({arrow::field("value", arrow::struct_({arrow::field("a", arrow::int32())})),
-                                    arrow::field("offset", arrow::utf8()), arrow::field("payload", arrow::binary())});
+  EXPECT_EQ(kafka_columns_never_repeating(*cast), value_and_offset);
+  const auto decoded = arrow::struct_({arrow::field("a", arrow::int32())});
+  const auto other = arrow::schema({arrow::field("value", decoded),
+                                    arrow::field("offset", arrow::utf8()),
+                                    arrow::field("payload", arrow::binary())});
   EXPECT_TRUE(kafka_columns_never_repeating(*other).empty());
 }
 
