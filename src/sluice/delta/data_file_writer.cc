@@ -46,11 +46,11 @@ const char* suffix(Compression c) {
 // in every row group and are freed when the page or the row group is done; with mimalloc
 // purging freed memory at once (cli/main.cc) each of those sizes was faulted in and zeroed by
 // the kernel again (clear_page_erms under BufferOutputStream::Reserve and PlainEncoder). This
-// keeps up to 32 MiB of freed blocks of 256 KiB or more. Process-wide, never destroyed: the
+// keeps up to 16 MiB of freed blocks of 256 KiB or more. Process-wide, never destroyed: the
 // buffers of a closed file may still be in flight.
 RecyclingMemoryPool& parquet_writer_pool() {
   static auto* pool =
-      new RecyclingMemoryPool(arrow::default_memory_pool(), 32ll << 20, 256ll << 10);
+      new RecyclingMemoryPool(arrow::default_memory_pool(), 16ll << 20, 256ll << 10);
   return *pool;
 }
 
