@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/common/recycling_memory_pool.h"
 #include "sluice/delta/actions.h"
 #include "sluice/delta/row_group_budget.h"
 #include "sluice/delta/stats.h"
@@ -85,6 +86,9 @@ class DataFileWriter {
   RowGroupBudget* budget_;             // counts row_group_input_bytes_
   bool closed_ = false;
 };
+
+// The pool of every Parquet writer's page and row-group buffers (data_file_writer.cc says why).
+RecyclingMemoryPool& parquet_writer_pool();
 
 // Deletes the data files of `adds` (written but never committed); best effort.
 void remove_data_files(storage::ObjectStore& objects, const std::filesystem::path& table_root,
