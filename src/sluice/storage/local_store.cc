@@ -125,14 +125,26 @@ arrow::Status LocalStore::finish_output(const std::string& path, arrow::io::Outp
   return fsync_directory(parent_of(path));
 }
 
-arrow::Result<PutResult> LocalStore::put_if_absent(const std::string& path, const std::string& content) {
-  const fs::path target(path);
+namespace {
+
+// `content` written durably to a new temporary file beside `target` (its folder made first),
+// to be renamed into place.
+arrow::Result<fs::path> durable_temp_beside(const fs::path& target, const std::string& content) {
   const fs::path dir = parent_of(target);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return io_error("cannot create {}: {}", dir.string(), ec.message());
-  const fs::path tmp = dir / fmt::format(".{}.{}.tmp", target.filename().string(), random_uuid());
+  fs::path tmp = dir / fmt::format(".{}.{}.tmp", target.filename().string(), random_uuid());
   ARROW_RETURN_NOT_OK(write_file_durably(tmp, content));
+  return tmp;
+}
+
+}  // namespace
+
+arrow::Result<PutResult> LocalStore::put_if_absent(const std::string& path, const std::string& content) {
+  const fs::path target(path);
+  const fs::path dir = parent_of(target);
+  ARROW_ASSIGN_OR_RAISE(const fs::path tmp, durable_temp_beside(target, content));
 
   int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE);
   if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
@@ -155,11 +167,7 @@ arrow::Result<PutResult> LocalStore::put_if_absent(const std::string& path, cons
 arrow::Status LocalStore::put(const std::string& path, const std::string& content) {
   const fs::path target(path);
   const fs::path dir = parent_of(target);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return io_error("cannot create {}: {}", dir.string(), ec.message());
-  const fs::path tmp = dir / fmt::format(".{}.{}.tmp", target.filename().string(), random_uuid());
-  ARROW_RETURN_NOT_OK(write_file_durably(tmp, content));
+  ARROW_ASSIGN_OR_RAISE(const fs::path tmp, durable_temp_beside(target, content));
   if (::rename(tmp.c_str(), target.c_str()) != 0) {
     int saved = errno;
     ::unlink(tmp.c_str());

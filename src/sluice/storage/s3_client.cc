@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::storage {
 
@@ -77,20 +78,7 @@ struct SlistDeleter {
 
 }  // namespace
 
-std::string s3_encode(const std::string& s, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
+std::string s3_encode(const std::string& s, bool keep_slash) { return percent_encode(s, keep_slash ? "/" : ""); }
 
 std::vector<std::string> xml_values(const std::string& xml, const std::string& tag, size_t from, size_t to) {
   std::vector<std::string> out;
