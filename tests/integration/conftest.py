@@ -14,8 +14,8 @@ SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: long chaos, Spark or volume run, or one that waits out a client timeout; "
-        "`make test-asan` leaves it out (it runs under `make integration`)")
+        "markers", "slow: long chaos, Spark or volume run; `make test-asan` leaves it out "
+        "(it runs under `make integration`)")
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,6 @@ ssl.ca.location: "{secure['ca']}"
     assert values(pipe) == sorted(f"v{i}" for i in range(20))
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 def test_tls_without_ca_location_reports_certificate_failure(tmp_path, bootstrap, secure, new_topic):
     # No ssl.ca.location: librdkafka checks the broker against the system CA store, which does
     # not hold the test CA. This segfaulted in rd_kafka_new before.
@@ -136,7 +135,6 @@ sasl.password: ${{file:kafka.pass}}
     assert "sluice-secret" not in event_log_text(pipe)
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 def test_bad_sasl_password_says_authentication_failed(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     pipe = pipeline(tmp_path, f"""
@@ -213,7 +211,6 @@ def other_ca(folder):
     return folder / "other.crt"
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 def test_certificate_of_another_ca_is_not_trusted(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     pipe = pipeline(tmp_path, f"""
@@ -263,7 +260,6 @@ def test_mutual_tls_with_a_wrong_key_password_says_so(tmp_path, bootstrap, secur
     assert_secret_nowhere(pipe, result)
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 def test_mutual_tls_without_a_client_certificate_names_the_cause(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     pipe = pipeline(tmp_path, f"""
@@ -280,7 +276,6 @@ ssl.ca.location: "{secure['ca']}"
     assert "broker is running" not in result.stderr
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 def test_mutual_tls_with_a_certificate_of_another_ca_is_refused(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     folder = tmp_path / "client"
@@ -307,7 +302,6 @@ ssl.key.location: "{folder / 'stranger.key'}"
     assert "broker is running" not in result.stderr
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 def test_sasl_scram_sha_512_over_tls(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     produce(bootstrap, topic, 7)
@@ -338,7 +332,6 @@ sasl.password: ${{env:SLUICE_TEST_SASL_PASSWORD}}
     assert values(pipe) == [f"v{i}" for i in range(7)]
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
 def test_wrong_password_over_tls_says_authentication_failed(tmp_path, bootstrap, secure, new_topic, mechanism):
     topic = new_topic(1)
@@ -359,7 +352,6 @@ sasl.password: ${{env:SLUICE_TEST_SASL_PASSWORD}}
     assert_secret_nowhere(pipe, result)
 
 
-@pytest.mark.slow  # waits out the 10 s metadata timeout before the refusal is reported
 @pytest.mark.parametrize("failure", ["password", "certificate"])
 def test_continuous_run_stops_on_a_refused_login_or_certificate_and_logs_it(
         tmp_path, bootstrap, secure, new_topic, failure):
