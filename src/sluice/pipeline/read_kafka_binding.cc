@@ -86,17 +86,40 @@ arrow::Result<format::ValueFormat> value_format_of(const std::map<std::string, s
     return it == options.end() ? std::string() : it->second;
   };
   const auto kind = to_lower(get("value_format"));
-  if (kind.empty()) return out;
+  if (kind.empty()) {
+    // Without value_format the value column stays binary: an option that only says how to
+    // decode it would be ignored, so it is refused (never accepted and dropped).
+    for (const char* key : {"value_schema", "schema_registry_url", "schema_registry_subject",
+                            "schema_registry_ca_location", "schema_registry_auth_file", "rescued_data_column",
+                            "schema_sample_records"}) {
+      if (options.count(key)) {
+        return arrow::Status::Invalid(fmt::format("read_kafka {} says how to decode the value, but there is no "
+                                                  "value_format: add value_format => 'json' or 'avro', or remove "
+                                                  "{}",
+                                                  key, key));
+      }
+    }
+    return out;
+  }
+  if (auto r = options.find("rescued_data_column"); r != options.end()) {
+    const auto flag = to_lower(r->second);
+    if (flag != "true" && flag != "false") {
+      return arrow::Status::Invalid(
+          fmt::format("read_kafka rescued_data_column must be 'true' or 'false', not '{}'", r->second));
+    }
+  }
   if (kind == "json") {
     out.kind = format::ValueFormat::Kind::kJson;
     if (get("value_schema").empty()) {
       return arrow::Status::Invalid("value_format => 'json' needs value_schema => 'a INT, b STRING, ...'");
     }
     ARROW_ASSIGN_OR_RAISE(out.json_schema, sql::parse_ddl_schema(get("value_schema")));
-    for (const char* key : {"schema_registry_ca_location", "schema_registry_auth_file"}) {
-      if (!get(key).empty()) {
-        return arrow::Status::Invalid(fmt::format("{} is for value_format => 'avro' (a schema registry); "
-                                                  "value_format => 'json' does not use it", key));
+    for (const char* key : {"schema_registry_url", "schema_registry_subject", "schema_registry_ca_location",
+                            "schema_registry_auth_file"}) {
+      if (options.count(key)) {
+        return arrow::Status::Invalid(fmt::format("read_kafka {} is for value_format => 'avro' (a schema "
+                                                  "registry); value_format => 'json' does not use it: remove it",
+                                                  key));
       }
     }
   } else if (kind == "avro") {
@@ -145,6 +168,18 @@ arrow::Result<PlanSource> bind_read_kafka(const sql::TableRef& from, const sql::
   src.name = src.options.count("topic") ? src.options.at("topic") : src.options.at("topic_pattern");
   if (auto h = src.options.find("include_headers"); h != src.options.end() && to_lower(h->second) == "false") {
     src.schema = kafka::kafka_source_schema(kafka::HeadersColumn::kDrop);
+  }
+  if (!src.options.count("value_format")) {
+    // The value stays binary; value_format_of refuses the decoding options that would be ignored.
+    auto none = value_format_of(src.options);
+    if (!none.ok()) return fail(from.loc, none.status().message());
+  }
+  if (src.options.count("schema_sample_records") &&
+      (to_lower(src.options.count("value_format") ? src.options.at("value_format") : "") != "json" ||
+       src.options.count("value_schema"))) {
+    // It sizes the sample a JSON schema is inferred from; nothing is inferred otherwise.
+    return fail(from.loc, "read_kafka schema_sample_records sizes the sample for inferring a JSON value's schema, "
+                          "which happens only with value_format => 'json' and no value_schema: remove it");
   }
   if (src.options.count("value_format") && to_lower(src.options.at("value_format")) == "json" &&
       !src.options.count("value_schema")) {

@@ -96,6 +96,32 @@ INSTANTIATE_TEST_SUITE_P(
                                        "CREATE MATERIALIZED VIEW W_Late AS SELECT 1 AS x FROM ev;",
                    "p.sql:3:24: error: 'sluice.late_rows' = 'table' writes the late rows of 'w' to table 'w_late', but "
                    "the pipeline defines a dataset of that name; rename one of them"},
+        // Decoding options without the decoding they belong to were accepted and ignored.
+        ParityCase{"ValueSchemaWithoutValueFormat",
+                   "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', value_schema => "
+                   "'a INT');",
+                   "p.sql:1:43: error: read_kafka value_schema says how to decode the value, but there is no "
+                   "value_format: add value_format => 'json' or 'avro', or remove value_schema"},
+        ParityCase{"RescuedColumnWithoutValueFormat",
+                   "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', rescued_data_column "
+                   "=> 'false');",
+                   "p.sql:1:43: error: read_kafka rescued_data_column says how to decode the value"},
+        ParityCase{"RegistryUrlWithJson",
+                   "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', value_format => "
+                   "'json', value_schema => 'a INT', schema_registry_url => 'http://127.0.0.1:1');",
+                   "p.sql:1:43: error: read_kafka schema_registry_url is for value_format => 'avro'"},
+        ParityCase{"RegistrySubjectWithJson",
+                   "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', value_format => "
+                   "'json', value_schema => 'a INT', schema_registry_subject => 's-value');",
+                   "p.sql:1:43: error: read_kafka schema_registry_subject is for value_format => 'avro'"},
+        ParityCase{"RescuedColumnNotABoolean",
+                   "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', value_format => "
+                   "'json', value_schema => 'a INT', rescued_data_column => 'yes');",
+                   "p.sql:1:43: error: read_kafka rescued_data_column must be 'true' or 'false', not 'yes'"},
+        ParityCase{"SampleSizeWithDeclaredSchema",
+                   "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', value_format => "
+                   "'json', value_schema => 'a INT', schema_sample_records => '10');",
+                   "p.sql:1:43: error: read_kafka schema_sample_records sizes the sample for inferring"},
         ParityCase{"UnknownCluster",
                    "CREATE STREAMING TABLE b AS SELECT * FROM STREAM read_kafka(topic => 't', cluster => 'eu');",
                    "p.sql:1:43: error: read_kafka uses Kafka cluster 'eu', which pipeline.yaml does not define"}),
