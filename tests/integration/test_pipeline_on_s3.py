@@ -146,11 +146,13 @@ def test_quickstart_on_s3_end_to_end(s3, tmp_path, bootstrap, new_topic):
     v = sluice("validate", pipe)
     assert v.returncode == 0, v.stderr
     assert "revenue_by_type (materialized view) <- user_events_silver" in v.stdout
+    g = sluice("graph", pipe, "--format", "json")
+    assert g.returncode == 0 and "no column lineage" not in g.stderr, g.stderr
     d = sluice("table", "describe", f"s3://lake/{prefix}/tables/user_events_bronze",
                env=clean_env(**s3["options"]))
     assert d.returncode == 0, d.stderr
     # The secret is nowhere: not in any output, not in the event log.
-    everything = r.stdout + r.stderr + ev.stdout + ev.stderr + v.stdout + v.stderr + json.dumps(events(s3, prefix), default=str)
+    everything = r.stdout + r.stderr + ev.stdout + ev.stderr + v.stdout + v.stderr + g.stdout + json.dumps(events(s3, prefix), default=str)
     assert SECRET not in everything
     # Requests of an update on the object store are in its update_progress event.
     done = [json.loads(e["details"])["update_progress"] for e in events(s3, prefix)
