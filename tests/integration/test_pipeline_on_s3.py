@@ -1,6 +1,6 @@
 """A whole pipeline with `storage: s3://...` against a real S3-compatible server (moto, started
-and stopped by scripts/s3.sh): the quickstart end to end (tables read back by deltalake and
-Polars with the same endpoint and options), `sluice events`, `validate`, `table`, a full refresh,
+and stopped by scripts/s3.sh): the quickstart end to end (tables read back by deltalake,
+Polars and DuckDB with the same endpoint and options), `sluice events`, `validate`, `table`, a full refresh,
 a restart that resumes from the window state kept on S3, the run lease that keeps two runs
 apart, storage_options checked at their line and secrets never shown, and a smaller SIGKILL
 chaos run (exactly once with every table, state and the event log on S3)."""
@@ -18,7 +18,7 @@ import boto3
 import pytest
 from deltalake import DeltaTable
 
-from conftest import ROOT, SLUICE, write_pipeline
+from conftest import ROOT, SLUICE, duckdb_connection, write_pipeline
 from test_install import assert_quickstart_tables, produce_quickstart_events, quickstart_copy
 
 SECRET = "s3cr3t-pipeline-never-shown-91d2"
@@ -137,6 +137,19 @@ def test_quickstart_on_s3_end_to_end(s3, tmp_path, bootstrap, new_topic):
     import polars as pl
     silver = pl.read_delta(f"s3://lake/{prefix}/tables/user_events_silver", storage_options=s3["options"])
     assert silver.height == sum(1 for e in first + more if e["user_id"] is not None)
+
+    # DuckDB (delta + httpfs extensions) reads them from the same endpoint.
+    con = duckdb_connection()
+    con.sql("LOAD httpfs")
+    host = s3["endpoint"].split("://")[1]
+    con.sql(f"CREATE SECRET lake (TYPE S3, KEY_ID 'test', SECRET '{SECRET}', REGION 'us-east-1', "
+            f"ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)")
+    gold = con.sql(f"SELECT event_type, events FROM delta_scan('s3://lake/{prefix}/tables/revenue_by_type') "
+                   "ORDER BY event_type").fetchall()
+    kept = [e for e in first + more if e["user_id"] is not None]
+    assert gold == sorted(Counter(e["event_type"] for e in kept).items())
+    assert con.sql(f"SELECT count(*) FROM delta_scan('s3://lake/{prefix}/tables/user_events_silver')"
+                   ).fetchone()[0] == len(kept)
 
     # The CLI commands that read a pipeline's storage.
     ev = sluice("events", pipe, "--format", "json")
