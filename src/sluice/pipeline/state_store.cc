@@ -146,13 +146,14 @@ arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec:
        nlohmann::json(state.input_max_event_time).dump()});
   auto schema = state.open_rows->schema()->WithMetadata(meta);
   const auto final_path = dir_ / fmt::format("{:020}.arrow", seq);
+  const auto shown = objects_->display(final_path.string());
   auto bytes = snapshot_bytes(schema, *state.open_rows);
-  if (!bytes.ok()) return io_failure(bytes.status(), "cannot write state snapshot", objects_->display(final_path.string()));
+  if (!bytes.ok()) return io_failure(bytes.status(), "cannot write state snapshot", shown);
   // Durable (local: temp file, fsync, rename, fsync of the folder) before the commit it belongs
   // to, and never seen half-written: after a power loss a commit whose state is missing would
   // need a full refresh. A failed write (a full disk) leaves no partial file behind.
   auto written = objects_->put(final_path.string(), *bytes);
-  if (!written.ok()) return io_failure(written, "cannot write state snapshot", objects_->display(final_path.string()));
+  if (!written.ok()) return io_failure(written, "cannot write state snapshot", shown);
   last_seq_ = seq;
   return static_cast<int64_t>(bytes->size());
 }
