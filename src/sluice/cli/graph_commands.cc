@@ -159,7 +159,7 @@ int show_events(const std::string& dir, const std::string& type, const std::stri
     std::cerr << "sluice: error: " << st.message() << "\n";
     return 1;
   };
-  delta::LogStore store(config->storage / "system" / "event_log");
+  delta::LogStore store(config->objects, (config->storage / "system" / "event_log").string());
   std::signal(SIGINT, [](int) { g_follow_stop = true; });
   std::signal(SIGTERM, [](int) { g_follow_stop = true; });
   auto snapshot = delta::load_latest_if_exists(store);

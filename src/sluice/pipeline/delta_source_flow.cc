@@ -56,7 +56,7 @@ arrow::Status FlowRunner::read_delta_files(StreamingFlow& sf, const exec::PlanSo
   auto& report = sf.report;
   auto& windowed = sf.windowed;
   // Delta source: the files the upstream table added since the version recorded in our txn.
-  delta::LogStore upstream(config_.table_path(src.name));
+  delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
   // A read up to the version an in-process commit builds on loads exactly that version; any
   // other read advances the kept snapshot of a continuous run, if there is one (a continuous
   // run with a pipeline.yaml bronze list runs its SQL tables as triggered runs with channels).
@@ -152,7 +152,7 @@ arrow::Status FlowRunner::take_delta_in_process(StreamingFlow& sf, const exec::P
                                                 CommitChannel& channel) {
   using Kind = CommitChannel::Event::Kind;
   auto& commit = sf.commit;
-  const delta::LogStore upstream(config_.table_path(src.name));
+  const delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
   // The commit being taken: its operators count into `part`, added to the report if it lands.
   struct Taking {
     std::string app_id;  // empty: the upstream did not exist when the commit began

@@ -32,8 +32,10 @@ std::shared_ptr<arrow::Schema> event_schema() {
 
 }  // namespace
 
-EventLog::EventLog(std::filesystem::path storage, std::string pipeline, std::string update_id)
-    : storage_(std::move(storage)), pipeline_(std::move(pipeline)), update_id_(std::move(update_id)) {}
+EventLog::EventLog(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path storage,
+                   std::string pipeline, std::string update_id)
+    : objects_(std::move(objects)),
+      storage_(std::move(storage)), pipeline_(std::move(pipeline)), update_id_(std::move(update_id)) {}
 
 void EventLog::add(Event event) {
   if (event.timestamp_micros == 0) event.timestamp_micros = now_millis() * 1000;
@@ -81,7 +83,7 @@ arrow::Status EventLog::flush() {
   ARROW_RETURN_NOT_OK(details.Finish(&columns[7]));
   auto batch = arrow::RecordBatch::Make(schema, static_cast<int64_t>(events_.size()), columns);
 
-  auto store = std::make_shared<delta::LogStore>(table_path());
+  auto store = std::make_shared<delta::LogStore>(objects_, table_path().string());
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   delta::WriteOptions options;
   options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write

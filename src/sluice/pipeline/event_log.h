@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/storage/object_store.h"
+
 namespace sluice::pipeline {
 
 struct Event {
@@ -26,7 +28,11 @@ struct Event {
 // Thread-safe: flows running on the scheduler's threads add events concurrently.
 class EventLog {
  public:
-  EventLog(std::filesystem::path storage, std::string pipeline, std::string update_id);
+  // The event log of the pipeline whose storage is `storage` in `objects`.
+  EventLog(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path storage, std::string pipeline,
+           std::string update_id);
+  EventLog(std::filesystem::path storage, std::string pipeline, std::string update_id)
+      : EventLog(storage::local_store(), std::move(storage), std::move(pipeline), std::move(update_id)) {}
 
   void add(Event event);
   // Appends the collected events to the event-log table (one commit) and clears them.
@@ -36,6 +42,7 @@ class EventLog {
   std::filesystem::path table_path() const { return storage_ / "system" / "event_log"; }
 
  private:
+  std::shared_ptr<storage::ObjectStore> objects_;
   std::filesystem::path storage_;
   std::string pipeline_;
   std::string update_id_;

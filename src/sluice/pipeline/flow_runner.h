@@ -76,7 +76,7 @@ class FlowRunner {
   const SqlPlanner& planner_;
   const PipelineConfig& config_;
   const IngestOptions& options_;
-  DeltaStaticTables static_tables_{config_.storage / "tables"};  // thread-safe
+  DeltaStaticTables static_tables_{config_.objects, config_.storage / "tables"};  // thread-safe
   std::mutex static_mutex_;  // guards static_joins_ (flows run on several threads)
   std::map<std::string, std::unique_ptr<exec::StreamStaticJoin>> static_joins_;  // by flow name
   CommitChannels* channels_ = nullptr;

@@ -23,7 +23,7 @@ namespace {
 // Empties a table and its progress (every txn set to -1, "nothing read") in one commit; the
 // new version, or none when the table does not exist.
 arrow::Result<std::optional<int64_t>> reset_table(const SqlPlanner& planner, const std::string& table) {
-  auto store = std::make_shared<delta::LogStore>(planner.config().table_path(table));
+  auto store = std::make_shared<delta::LogStore>(planner.config().objects, planner.config().table_path(table).string());
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   if (!snapshot) return std::nullopt;
   delta::WriteOptions wo;
@@ -122,9 +122,13 @@ arrow::Status forget_inferred_schemas(const SqlPlanner& planner) {
         props.count("pipelines.reset.allowed") && to_lower(props["pipelines.reset.allowed"]) == "true";
     if (reads_kafka && !reset_allowed) continue;
     for (const auto& f : d.flows) {
-      std::error_code ec;
-      std::filesystem::remove(planner.inferred_schema_path(f), ec);
-      if (ec) return io_error("cannot delete {} for the full refresh of '{}': {}", planner.inferred_schema_path(f).string(), name, ec.message());
+      auto& objects = *planner.config().objects;
+      const auto path = planner.inferred_schema_path(f).string();
+      auto removed = objects.remove(path);
+      if (!removed.ok()) {
+        return io_error("cannot delete {} for the full refresh of '{}': {}", objects.display(path), name,
+                        removed.message());
+      }
     }
   }
   return arrow::Status::OK();

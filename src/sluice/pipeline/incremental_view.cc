@@ -199,7 +199,7 @@ arrow::Status ViewPartials::restore_state(std::optional<std::vector<exec::Window
 arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delta::Snapshot* view,
                                         const ViewRefreshOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto aggregate, MergeableAggregate::make(plan));
-  delta::LogStore input(options.input_path);
+  delta::LogStore input(options.objects, options.input_path.string());
   ARROW_ASSIGN_OR_RAISE(auto input_snapshot, delta::Snapshot::load(input));
   const auto& input_name = plan.source().name;
   const std::string app_id = ProgressIds(options.pipeline, options.flow).delta(input_snapshot->metadata().id);
@@ -211,7 +211,7 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
   ViewRefresh out;
   out.input_table_id = input_snapshot->metadata().id;
   out.input_version = DeltaVersion(latest);
-  StateStore store(options.view_path / "_sluice_state" / options.flow);
+  StateStore store(options.objects, options.view_path / "_sluice_state" / options.flow);
   // The stored partials, when they belong to the view's last commit and to this query.
   std::shared_ptr<arrow::RecordBatch> stored;
   if (done_version < 0) {

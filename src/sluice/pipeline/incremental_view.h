@@ -18,6 +18,7 @@
 #include "sluice/delta/snapshot.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/pipeline/progress_id.h"
+#include "sluice/storage/object_store.h"
 #include "sluice/pipeline/side_table.h"
 #include "sluice/pipeline/streaming_commit.h"
 
@@ -58,6 +59,7 @@ struct ViewRefreshOptions {
   std::filesystem::path view_path;   // the view's table folder (state under _sluice_state/<flow>)
   std::filesystem::path input_path;  // the one input table's folder
   uint64_t query_fingerprint = 0;    // state of another query text is not reused
+  std::shared_ptr<storage::ObjectStore> objects = storage::local_store();  // where both live
 };
 
 struct ViewRefresh {

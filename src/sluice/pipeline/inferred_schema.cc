@@ -4,11 +4,9 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
-#include "sluice/delta/log_store.h"
 #include "sluice/format/json_schema_inference.h"
 #include "sluice/kafka/schema_sampler.h"
 #include "sluice/pipeline/sql_planner.h"
@@ -23,12 +21,13 @@ namespace sluice::pipeline {
 arrow::Result<std::string> SqlPlanner::infer_value_schema(const std::string& flow_name, const exec::PlanSource& src) {
   const auto path = inferred_schema_path(flow_name);
   const auto& target = graph_.flows.at(flow_name).target;
-  if (std::filesystem::exists(path)) {
-    std::ifstream in(path);
-    std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto& objects = *config_.objects;
+  const auto shown = objects.display(path.string());
+  ARROW_ASSIGN_OR_RAISE(auto present, objects.head(path.string()));
+  if (present) {
+    ARROW_ASSIGN_OR_RAISE(auto ddl, objects.read(path.string()));
     if (!ddl.empty()) {
-      schema_notes_[target] = fmt::format("value columns inferred from topic '{}', frozen in {}", src.name,
-                                          path.string());
+      schema_notes_[target] = fmt::format("value columns inferred from topic '{}', frozen in {}", src.name, shown);
       return ddl;
     }
   }
@@ -61,17 +60,13 @@ arrow::Result<std::string> SqlPlanner::infer_value_schema(const std::string& flo
   }
   if (inference_ == SchemaInference::kSampleNoFreeze) {
     schema_notes_[target] = fmt::format("value columns sampled from topic '{}' now (not frozen: the first run "
-                                        "samples again and freezes them in {})", src.name, path.string());
+                                        "samples again and freezes them in {})", src.name, shown);
     return ddl;
   }
-  std::filesystem::create_directories(path.parent_path());
-  const auto tmp = path.string() + ".tmp";
-  std::error_code ec;
-  std::filesystem::remove(tmp, ec);  // left by a crash
-  // Durably and whole, or not at all: a full disk must not leave a truncated schema.
-  ARROW_RETURN_NOT_OK(delta::write_file_durably(tmp, ddl));
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return io_failure(ec.value(), "cannot write inferred schema", path.string());
+  // Durably and whole, or not at all (ObjectStore::put): a full disk must not leave a
+  // truncated schema.
+  auto written = objects.put(path.string(), ddl);
+  if (!written.ok()) return io_failure(written, "cannot write inferred schema", shown);
   return ddl;
 }
 

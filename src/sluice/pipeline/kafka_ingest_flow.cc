@@ -851,6 +851,7 @@ class IngestRun : public kafka::RebalanceListener {
     o.flow = table_.flow;
     o.table = table_.table;
     o.table_path = config_.table_path(table_.table);
+    o.objects = config_.objects;
     o.schema = table_.output_schema ? table_.output_schema : kafka::kafka_source_schema(table_.headers);
     o.snapshots = options_.snapshots.get();
     o.write.configuration = table_.properties;

@@ -28,7 +28,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
     if (src.kind == exec::PlanSource::Kind::kKafka) {
       return invalid("a materialized view cannot read Kafka directly; read a streaming table");
     }
-    delta::LogStore upstream(config_.table_path(src.name));
+    delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
     ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
     ARROW_ASSIGN_OR_RAISE(auto input, delta::scan_table(upstream, *up_snapshot));
     report.rows_read += input->num_rows();
@@ -37,6 +37,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   // The refresh replaces the view's rows; its progress (incremental views) commits with them.
   StreamingCommitOptions co{config_.id, d.flows[0], d.name, config_.table_path(d.name), planner_.schemas().at(d.name),
                             {}, "CREATE OR REPLACE TABLE AS SELECT"};
+  co.objects = config_.objects;
   co.write.configuration = planner_.properties(d);
   co.write.description = d.definition->comment;
   co.write.mode = delta::WriteMode::kOverwrite;
@@ -51,6 +52,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {
     ViewRefreshOptions ro{config_.id, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
                           fingerprint(d.name + "\n" + planner_.graph().files.at(d.file).text)};
+    ro.objects = config_.objects;
     ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot, ro));
     output = refresh.rows;
     progress.delta(refresh.input_table_id, DeltaReader::kOnly, refresh.input_version);

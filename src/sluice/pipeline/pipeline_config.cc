@@ -15,6 +15,7 @@
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/kafka/client_properties.h"
+#include "sluice/storage/location.h"
 
 namespace sluice::pipeline {
 
@@ -192,12 +193,48 @@ arrow::Status check_duplicate_keys(const YAML::Node& node, const YamlContext& ct
 const std::regex kIdentifier("[A-Za-z_][A-Za-z0-9_]*");
 const std::regex kTopicName("[A-Za-z0-9._-]{1,249}");
 
+// `storage:` and `storage_options:`: a local folder (relative to the pipeline folder) or an
+// object-store URI reached with delta-rs's option keys over the AWS_* environment.
+arrow::Status parse_storage(const YAML::Node& root, const std::string& text, const YamlContext& ctx,
+                            PipelineConfig& cfg) {
+  storage::StorageOptions options;
+  const auto opts = root["storage_options"];
+  if (opts) {
+    if (!opts.IsMap()) return ctx.error(opts, "'storage_options' must be a mapping (aws_region: us-east-1, ...)");
+    for (const auto& kv : opts) {
+      const auto key = kv.first.as<std::string>();
+      ARROW_ASSIGN_OR_RAISE(auto value, ctx.scalar(kv.second, "storage_options." + key));
+      auto checked = storage::normalize_storage_options({{key, value}});
+      if (!checked.ok()) return ctx.error(kv.first, "{}", checked.status().message());
+      options[key] = std::move(value);
+    }
+  }
+  if (!storage::is_object_store_uri(text)) {
+    if (opts) {
+      return ctx.error(opts, "'storage_options' are for a storage on an object store (s3://...), but storage "
+                             "'{}' is a local path; remove them or give an s3:// storage",
+                       text);
+    }
+    cfg.storage = fs::weakly_canonical(fs::path(text).is_absolute() ? fs::path(text) : cfg.dir / text);
+    return arrow::Status::OK();
+  }
+  auto location = storage::parse_location(text, "storage");
+  if (!location.ok()) return ctx.error(root["storage"], "{}", location.status().message());
+  auto opened = storage::open_location(*location, options);
+  if (!opened.ok()) {
+    return ctx.error(opts ? opts : root["storage"], "storage '{}': {}", text, opened.status().message());
+  }
+  cfg.objects = opened->store;
+  cfg.storage = opened->root;
+  return arrow::Status::OK();
+}
+
 arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
                                     const YamlContext& ctx) {
   if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
   ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
                                      {"name", "storage", "mode", "trigger_interval", "commit", "kafka",
-                                      "configuration", "libraries", "bronze", "tables"}));
+                                      "configuration", "libraries", "bronze", "tables", "storage_options"}));
   PipelineConfig cfg;
   cfg.dir = fs::absolute(dir);
   if (!root["name"]) return ctx.error(root, "missing required key 'name'");
@@ -210,14 +247,7 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   if (root["storage"]) {
     ARROW_ASSIGN_OR_RAISE(storage, ctx.scalar(root["storage"], "storage"));
   }
-  if (storage.rfind("s3://", 0) == 0 || storage.find("://") != std::string::npos) {
-    return ctx.error(root["storage"],
-                     "storage '{}': a pipeline's storage on an object store is not supported yet "
-                     "(only a local path is; `sluice table` reads and writes s3:// tables)",
-                     storage);
-  }
-  cfg.storage = fs::weakly_canonical(fs::path(storage).is_absolute() ? fs::path(storage)
-                                                                      : cfg.dir / storage);
+  ARROW_RETURN_NOT_OK(parse_storage(root, storage, ctx, cfg));
   if (root["mode"]) {
     ARROW_ASSIGN_OR_RAISE(auto mode, ctx.scalar(root["mode"], "mode"));
     if (mode == "triggered") {
@@ -407,7 +437,7 @@ arrow::Status check_storage_opened(const PipelineConfig& config) {
   return arrow::Status::Invalid(fmt::format(
       "internal error: pipeline '{}' was run before its storage '{}' was opened (no pipeline id to key its "
       "progress by); nothing was written. Please report this as a sluice bug",
-      config.name, config.storage.string()));
+      config.name, config.storage_display()));
 }
 
 arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {

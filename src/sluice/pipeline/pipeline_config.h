@@ -13,6 +13,7 @@
 
 #include "sluice/kafka/consumer.h"
 #include "sluice/pipeline/progress_id.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::pipeline {
 
@@ -35,7 +36,11 @@ struct PipelineConfig {
   // (the runners refuse a config without one: check_storage_opened).
   PipelineId id;
   std::filesystem::path dir;      // the pipeline folder
-  std::filesystem::path storage;  // absolute; tables live under storage/tables/<name>
+  // Where the pipeline keeps everything (tables, state, event log, system records): a path in
+  // `objects`' namespace (absolute local folder, or "bucket/prefix" for s3://bucket/prefix).
+  // Tables live under storage/tables/<name>.
+  std::filesystem::path storage;
+  std::shared_ptr<storage::ObjectStore> objects = storage::local_store();
   Mode mode = Mode::kTriggered;
   std::chrono::milliseconds trigger_interval{1000};
   // `commit:` settings (unset: IngestOptions' defaults).
@@ -53,6 +58,9 @@ struct PipelineConfig {
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;
   }
+  // The storage as the user names it ("/data" or "s3://bucket/prefix"), for messages.
+  std::string storage_display() const { return objects->display(storage.string()); }
+  bool storage_is_local() const { return objects == storage::local_store(); }
 };
 
 // OK once open_pipeline_storage() has set `config.id`; an error (a programming error: progress

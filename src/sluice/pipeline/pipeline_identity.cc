@@ -1,8 +1,6 @@
 // The pipeline's identity record in its storage.
 #include "sluice/pipeline/pipeline_identity.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -10,11 +8,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
@@ -50,103 +46,72 @@ std::string to_json(const PipelineIdentity& identity) {
   return j.dump(2) + "\n";
 }
 
-arrow::Result<PipelineIdentity> parse_identity(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return io_error("cannot open {}: {} (it records the id the pipeline's progress is keyed by: let the user "
+arrow::Result<PipelineIdentity> parse_identity(const storage::ObjectStore& objects, const fs::path& path) {
+  auto text = objects.read(path.string());
+  if (!text.ok()) {
+    return io_error("cannot read {}: {} (it records the id the pipeline's progress is keyed by: let the user "
                     "running sluice read and write {})",
-                    path.string(), std::strerror(errno), path.parent_path().string());
+                    objects.display(path.string()), text.status().message(),
+                    objects.display(path.parent_path().string()));
   }
-  std::stringstream text;
-  text << in.rdbuf();
+  const auto shown = objects.display(path.string());
   const auto what_to_do = fmt::format(
       "it records the id the pipeline's progress is keyed by: restore it, or delete it and sluice adopts the id "
       "from the progress recorded in the tables (the first part of their txn appIds)");
   try {
-    auto j = nlohmann::json::parse(text.str());
+    auto j = nlohmann::json::parse(*text);
     PipelineIdentity identity;
     identity.id = PipelineIdentityRecord::id(j.at("pipeline_id").get<std::string>());
     identity.name = j.at("name").get<std::string>();
     identity.folder = j.at("folder").get<std::string>();
     identity.created_ms = j.value("created_ms", int64_t{0});
     if (identity.id.empty() || identity.id.value().find('/') != std::string::npos) {
-      return invalid("{}: 'pipeline_id' must be a non-empty name without '/'; {}", path.string(), what_to_do);
+      return invalid("{}: 'pipeline_id' must be a non-empty name without '/'; {}", shown, what_to_do);
     }
     return identity;
   } catch (const nlohmann::json::exception& e) {
-    return invalid("{} is not a pipeline identity record ({}); {}", path.string(), e.what(), what_to_do);
+    return invalid("{} is not a pipeline identity record ({}); {}", shown, e.what(), what_to_do);
   }
 }
 
-// Writes `identity` to a temporary file beside `path` (fsynced); returns its path.
-arrow::Result<fs::path> write_temp(const fs::path& path, const PipelineIdentity& identity) {
-  const auto tmp = path.parent_path() / fmt::format(".{}.{}.tmp", path.filename().string(), random_uuid());
-  const auto text = to_json(identity);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error("cannot create {}: {}", tmp.string(), std::strerror(errno));
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return io_error("cannot write {}: {}", tmp.string(), std::strerror(err));
-  }
-  return tmp;
+// Publishes `identity` at `path` only if nothing is there yet (durably, atomically: the
+// store's put-if-absent); false when another process created it first.
+arrow::Result<bool> create_if_absent(storage::ObjectStore& objects, const fs::path& path,
+                                     const PipelineIdentity& identity) {
+  ARROW_ASSIGN_OR_RAISE(auto put, objects.put_if_absent(path.string(), to_json(identity)));
+  return put == storage::PutResult::kWritten;
 }
 
-void fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)::fsync(fd);
-    ::close(fd);
-  }
+arrow::Status replace(storage::ObjectStore& objects, const fs::path& path, const PipelineIdentity& identity) {
+  return objects.put(path.string(), to_json(identity));
 }
 
-// Publishes `identity` at `path` only if nothing is there yet; false when another process
-// created it first.
-arrow::Result<bool> create_if_absent(const fs::path& path, const PipelineIdentity& identity) {
-  ARROW_ASSIGN_OR_RAISE(auto tmp, write_temp(path, identity));
-  const int rc = ::link(tmp.c_str(), path.c_str());
-  const int err = errno;
-  ::unlink(tmp.c_str());
-  if (rc != 0 && err == EEXIST) return false;
-  if (rc != 0) return io_error("cannot create {}: {}", path.string(), std::strerror(err));
-  fsync_dir(path.parent_path());
-  return true;
-}
-
-arrow::Status replace(const fs::path& path, const PipelineIdentity& identity) {
-  ARROW_ASSIGN_OR_RAISE(auto tmp, write_temp(path, identity));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return io_error("cannot replace {}: {}", path.string(), std::strerror(err));
-  }
-  fsync_dir(path.parent_path());
-  return arrow::Status::OK();
+// Whether two configurations name one storage (local folders compared canonically).
+bool same_storage(const PipelineConfig& a, const PipelineConfig& b) {
+  if (a.storage_is_local() != b.storage_is_local()) return false;
+  if (a.storage_is_local()) return canonical_or_self(a.storage) == canonical_or_self(b.storage);
+  return a.storage_display() == b.storage_display();
 }
 
 // The pipeline ids this pipeline's tables (and their side tables) recorded its flows' progress
 // under, with the tables each was found in (storage written before pipeline.json existed keyed
 // progress by the pipeline's name). Tables of other pipelines and progress of other flows are
 // not looked at; a table that cannot be read is skipped with a warning.
-std::map<std::string, std::set<std::string>> recorded_pipeline_ids(const fs::path& storage,
+std::map<std::string, std::set<std::string>> recorded_pipeline_ids(const PipelineConfig& config,
                                                                    const PipelineLayout& layout) {
   std::map<std::string, std::set<std::string>> ids;  // id -> tables
   for (const auto& base : layout.tables) {
     std::vector<std::string> names{base};
     for (const char* suffix : kSideTableSuffixes) names.push_back(base + suffix);
     for (const auto& name : names) {
-      const auto path = storage / "tables" / name;
-      std::error_code ec;
-      if (!fs::is_directory(path / "_delta_log", ec)) continue;
-      delta::LogStore store(path);
+      const auto path = config.table_path(name);
+      delta::LogStore store(config.objects, path.string());
       auto snapshot = delta::load_latest_if_exists(store);
       if (!snapshot.ok()) {
         std::fprintf(stderr,
                      "sluice: warning: table '%s' (%s) cannot be read to find the pipeline id its progress was "
                      "recorded under, skipped: %s\n",
-                     name.c_str(), path.c_str(), snapshot.status().message().c_str());
+                     name.c_str(), store.location().c_str(), snapshot.status().message().c_str());
         continue;
       }
       if (!*snapshot) continue;
@@ -166,7 +131,7 @@ arrow::Result<IdentityOpening> first_identity(const PipelineConfig& config, cons
   out.identity.name = config.name;
   out.identity.folder = canonical_or_self(config.dir);
   out.identity.created_ms = now_millis();
-  const auto recorded = recorded_pipeline_ids(config.storage, layout);
+  const auto recorded = recorded_pipeline_ids(config, layout);
   if (recorded.empty() || recorded.count(config.name)) {
     out.identity.id = PipelineIdentityRecord::id(config.name);
     return out;
@@ -184,7 +149,7 @@ arrow::Result<IdentityOpening> first_identity(const PipelineConfig& config, cons
       "pipeline '{}': the tables in storage '{}' hold progress recorded under several pipeline names and there is "
       "no record of which one this pipeline continues ({} is missing):{}\nSet 'name:' in {} to the name this "
       "pipeline ran under, run once (that records it), then rename it back if you like",
-      config.name, config.storage.string(), identity_path(config).string(), found,
+      config.name, config.storage_display(), config.objects->display(identity_path(config).string()), found,
       (config.dir / "pipeline.yaml").string());
 }
 
@@ -193,11 +158,11 @@ struct OtherFolder {
   std::string name;
   PipelineLayout layout;
 };
-arrow::Result<std::optional<OtherFolder>> other_folder_on(const fs::path& other, const fs::path& storage) {
+arrow::Result<std::optional<OtherFolder>> other_folder_on(const fs::path& other, const PipelineConfig& ours) {
   std::error_code ec;
   if (!fs::exists(other / "pipeline.yaml", ec)) return std::nullopt;
   ARROW_ASSIGN_OR_RAISE(auto config, load_pipeline_config(other));
-  if (canonical_or_self(config.storage) != canonical_or_self(storage)) return std::nullopt;
+  if (!same_storage(config, ours)) return std::nullopt;
   ARROW_ASSIGN_OR_RAISE(auto sql, load_sql_sources(config));
   std::optional<Graph> graph;
   if (!sql.empty()) {
@@ -229,16 +194,15 @@ PipelineLayout pipeline_layout(const PipelineConfig& config, const Graph* graph)
 
 arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& config, const PipelineLayout& layout) {
   const auto path = identity_path(config);
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  if (ec) return io_error("cannot create {}: {}", path.parent_path().string(), ec.message());
-  if (!fs::exists(path, ec)) {
+  auto& objects = *config.objects;
+  ARROW_ASSIGN_OR_RAISE(auto present, objects.head(path.string()));
+  if (!present) {
     ARROW_ASSIGN_OR_RAISE(auto opening, first_identity(config, layout));
-    ARROW_ASSIGN_OR_RAISE(bool created, create_if_absent(path, opening.identity));
+    ARROW_ASSIGN_OR_RAISE(bool created, create_if_absent(objects, path, opening.identity));
     if (created) return opening;
     // Another process created it first: continue with what it recorded.
   }
-  ARROW_ASSIGN_OR_RAISE(auto recorded, parse_identity(path));
+  ARROW_ASSIGN_OR_RAISE(auto recorded, parse_identity(objects, path));
   IdentityOpening out;
   out.identity = recorded;
   const auto folder = canonical_or_self(config.dir);
@@ -247,7 +211,7 @@ arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& conf
     // their tables in one storage. A folder of the same pipeline (same name or same tables: a
     // release directory next to the previous release, a copy for another scale-out worker, a
     // rename) is fine.
-    auto other = other_folder_on(recorded.folder, config.storage);
+    auto other = other_folder_on(recorded.folder, config);
     if (!other.ok()) {
       std::fprintf(stderr,
                    "sluice: warning: pipeline '%s' last ran from folder %s, whose pipeline.yaml cannot be read (%s); "
@@ -261,28 +225,28 @@ arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& conf
         std::vector<std::string> names{base};
         for (const char* suffix : kSideTableSuffixes) names.push_back(base + suffix);
         for (const auto& name : names) {
-          std::error_code tec;
-          if (fs::is_directory(config.table_path(name) / "_delta_log", tec)) own += (own.empty() ? "" : ", ") + name;
+          auto version = delta::LogStore(config.objects, config.table_path(name).string()).latest_version();
+          if (version.ok() && *version) own += (own.empty() ? "" : ", ") + name;
         }
       }
       const auto move = own.empty()
           ? std::string(" (it has no tables there yet)")
           : fmt::format(", after moving its tables ({}) from {} into the new storage's tables/ folder (they keep "
                         "their progress: nothing is read twice)",
-                        own, (config.storage / "tables").string());
+                        own, config.objects->display((config.storage / "tables").string()));
       return invalid(
           "pipeline '{}' (folder {}) uses storage '{}', which belongs to pipeline '{}' (folder {}); their names and "
           "tables differ, so they are two pipelines, and two pipelines must not share one storage. Give '{}' its "
           "own 'storage:' in {}{}. If '{}' is instead a new version of '{}' (renamed and with other tables), make "
           "{} point elsewhere or delete it, then run again: the tables and their progress stay",
-          config.name, folder.string(), config.storage.string(), (*other)->name, recorded.folder.string(),
+          config.name, folder.string(), config.storage_display(), (*other)->name, recorded.folder.string(),
           config.name, (config.dir / "pipeline.yaml").string(), move, config.name, (*other)->name,
           (recorded.folder / "pipeline.yaml").string());
     }
     if (other.ok() && *other) {
       // Both folders still run this pipeline: note it, keep the recorded folder.
       std::fprintf(stderr, "sluice: note: pipeline '%s' runs from folder %s; folder %s points at storage '%s' too\n",
-                   config.name.c_str(), folder.c_str(), recorded.folder.c_str(), config.storage.c_str());
+                   config.name.c_str(), folder.c_str(), recorded.folder.c_str(), config.storage_display().c_str());
     } else {
       out.moved_from = recorded.folder;
       out.identity.folder = folder;
@@ -292,7 +256,7 @@ arrow::Result<IdentityOpening> open_pipeline_identity(const PipelineConfig& conf
     out.renamed_from = recorded.name;
     out.identity.name = config.name;
   }
-  if (out.moved_from || out.renamed_from) ARROW_RETURN_NOT_OK(replace(path, out.identity));
+  if (out.moved_from || out.renamed_from) ARROW_RETURN_NOT_OK(replace(objects, path, out.identity));
   return out;
 }
 
@@ -300,7 +264,7 @@ arrow::Status open_pipeline_storage(PipelineConfig& config, const PipelineLayout
   ARROW_ASSIGN_OR_RAISE(auto opening, open_pipeline_identity(config, layout));
   config.id = opening.identity.id;
   if (!opening.renamed_from && !opening.moved_from) return arrow::Status::OK();
-  EventLog events(config.storage, config.name, random_uuid());
+  EventLog events(config.objects, config.storage, config.name, random_uuid());
   if (opening.renamed_from) {
     auto message = fmt::format("Pipeline '{}' was renamed to '{}'; its progress continues (pipeline id '{}').",
                                *opening.renamed_from, config.name, config.id.value());

@@ -111,9 +111,73 @@ std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
   return out;
 }
 
+namespace {
+
+// This run's holder record: the command is the program, folder and flag names only
+// (RunCommand): never a value.
+nlohmann::json holder_record(const PipelineConfig& config, RunLockMode mode, const RunCommand& command) {
+  std::string command_line = fmt::format("{} run {}", command.program, config.dir.string());
+  for (const auto& flag : command.flags) command_line += " " + flag;
+  return nlohmann::json{{"pid", static_cast<int64_t>(::getpid())},
+                        {"host", host_name()},
+                        {"started_ms", now_millis()},
+                        {"command", command_line},
+                        {"mode", mode_name(mode)},
+                        {"pipeline", config.name}};
+}
+
+RunHolder holder_from(const std::string& text) {
+  RunHolder h;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_object()) {
+    h.pid = j.value("pid", int64_t{0});
+    h.host = j.value("host", std::string("?"));
+    h.started_ms = j.value("started_ms", int64_t{0});
+    h.command = j.value("command", std::string("?"));
+    h.pipeline = j.value("pipeline", std::string("?"));
+    h.mode = j.value("mode", std::string()) == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
+  }
+  return h;
+}
+
+// Storage on an object store: the lease (run_lease.h) in place of the flocks; `out` set when
+// taken.
+arrow::Status acquire_lease(const PipelineConfig& config, RunLockMode mode,
+                            const RunCommand& command, std::unique_ptr<RunLease>& out) {
+  if (mode == RunLockMode::kShared) {
+    return arrow::Status::NotImplemented(fmt::format(
+        "pipeline '{}': a scale-out run (several continuous processes sharing storage '{}') is not supported yet on "
+        "an object store; run one process (mode: triggered, --once, or leave one read_kafka out of a consumer group), "
+        "or use a local storage for a scale-out",
+        config.name, config.storage_display()));
+  }
+  RunLeaseOptions options;
+  options.record_json = holder_record(config, mode, command).dump();
+  const auto dir = config.storage / "system" / "run_lease";
+  LeaseHolder holder;
+  ARROW_ASSIGN_OR_RAISE(out, RunLease::acquire(config.objects, dir, options, &holder));
+  if (out) return arrow::Status::OK();
+  const auto h = holder_from(holder.record_json);
+  return arrow::Status::Invalid(fmt::format(
+      "pipeline '{}': another sluice run is using storage '{}' (lease {}), held by:\n  {}\n"
+      "{}: wait for that run to end or stop it (SIGTERM ends it cleanly). A run that was killed on another "
+      "machine holds the lease until its ttl ({} ms) passes; one killed on this machine, not at all",
+      config.name, config.storage_display(), config.objects->display(dir.string()), h.describe(),
+      h.pipeline == config.name ? "Two runs of one pipeline would both fail on commit conflicts"
+                                : "Runs on one storage would fail on each other's commits",
+      RunLease::ttl(options).count()));
+}
+
+}  // namespace
+
 arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& config, RunLockMode mode,
                                                          const RunCommand& command) {
   auto lock = std::make_unique<RunLock>(Key{});
+  if (!config.storage_is_local()) {
+    lock->mode_ = mode;
+    ARROW_RETURN_NOT_OK(acquire_lease(config, mode, command, lock->lease_));
+    return lock;
+  }
   lock->system_ = config.storage / "system";
   lock->mode_ = mode;
   const auto runs = lock->system_ / "runs";

@@ -3,7 +3,8 @@
 // commit conflicts. flock(2) on <storage>/system/run.lock: the kernel releases it when the
 // process dies, so a killed run never blocks the next one. Each holder also keeps a record of
 // itself (pid, host, start time, program, pipeline folder and the names of the flags given,
-// never their values) under <storage>/system/runs/, locked while it lives.
+// never their values) under <storage>/system/runs/, locked while it lives. On an object store
+// (no flock) the lock is a lease renewed by the holder (run_lease.h), exclusive runs only.
 #pragma once
 
 #include <arrow/result.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/run_lease.h"
 
 namespace sluice::pipeline {
 
@@ -89,6 +91,7 @@ class RunLock {
   int lock_fd_ = -1;
   int record_fd_ = -1;
   std::filesystem::path record_path_;
+  std::unique_ptr<RunLease> lease_;  // object-store storage: the lease instead of the flocks
   std::mutex mutex_;  // guards leader_fd_
   int leader_fd_ = -1;
 };

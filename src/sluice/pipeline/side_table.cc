@@ -10,12 +10,13 @@
 
 namespace sluice::pipeline {
 
-arrow::Result<std::unique_ptr<SideTable>> SideTable::make(std::filesystem::path path, std::string name,
+arrow::Result<std::unique_ptr<SideTable>> SideTable::make(std::shared_ptr<storage::ObjectStore> objects,
+                                                          std::filesystem::path path, std::string name,
                                                           std::shared_ptr<arrow::Schema> schema,
                                                           std::string description,
                                                           delta::SnapshotCache* snapshots) {
   std::unique_ptr<SideTable> t(new SideTable());
-  t->store_ = std::make_shared<delta::LogStore>(std::move(path));
+  t->store_ = std::make_shared<delta::LogStore>(std::move(objects), path.string());
   t->name_ = std::move(name);
   t->description_ = std::move(description);
   t->schema_ = std::move(schema);

@@ -27,7 +27,9 @@ using TxnVersions = std::map<std::string, int64_t>;
 // Thread-compatible: owned by one flow run.
 class SideTable {
  public:
-  static arrow::Result<std::unique_ptr<SideTable>> make(std::filesystem::path path, std::string name,
+  // The table at `path` in `objects` (the pipeline's storage).
+  static arrow::Result<std::unique_ptr<SideTable>> make(std::shared_ptr<storage::ObjectStore> objects,
+                                                        std::filesystem::path path, std::string name,
                                                         std::shared_ptr<arrow::Schema> schema,
                                                         std::string description,
                                                         delta::SnapshotCache* snapshots = nullptr);

@@ -2,7 +2,7 @@
 #include "sluice/pipeline/state_store.h"
 
 #include <arrow/api.h>
-#include <arrow/io/file.h>
+#include <arrow/io/memory.h>
 #include <arrow/ipc/api.h>
 #include <arrow/util/key_value_metadata.h>
 #include <fmt/format.h>
@@ -11,8 +11,6 @@
 #include <algorithm>
 #include <system_error>
 #include <vector>
-
-#include "sluice/delta/log_store.h"
 
 #include "sluice/common/status.h"
 
@@ -27,15 +25,15 @@ constexpr const char* kWatermarkKey = "sluice.state.watermark";
 constexpr const char* kInputsKey = "sluice.state.input_max_event_time";
 
 // Snapshots in the folder by sequence number (file name <seq>.arrow).
-std::vector<std::pair<int64_t, fs::path>> snapshots(const fs::path& dir) {
+arrow::Result<std::vector<std::pair<int64_t, fs::path>>> snapshots(const storage::ObjectStore& objects,
+                                                                   const fs::path& dir) {
   std::vector<std::pair<int64_t, fs::path>> out;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return out;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const auto& p = entry.path();
-    if (p.extension() != ".arrow") continue;
+  ARROW_ASSIGN_OR_RAISE(auto listed, objects.list(dir.string()));
+  for (const auto& object : listed) {
+    const fs::path name(object.name);
+    if (name.extension() != ".arrow") continue;
     try {
-      out.emplace_back(std::stoll(p.stem().string()), p);
+      out.emplace_back(std::stoll(name.stem().string()), dir / name);
     } catch (const std::exception&) {
     }
   }
@@ -48,12 +46,13 @@ struct Loaded {
   exec::WindowState state;
 };
 
-arrow::Result<Loaded> read_snapshot(const fs::path& path) {
-  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
+arrow::Result<Loaded> read_snapshot(const storage::ObjectStore& objects, const fs::path& path) {
+  ARROW_ASSIGN_OR_RAISE(auto bytes, objects.read(path.string()));
+  auto file = std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(std::move(bytes)));
   ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(file));
   Loaded out;
   auto meta = reader->schema()->metadata();
-  if (!meta) return invalid("{}: not a sluice state snapshot (no metadata)", path.string());
+  if (!meta) return invalid("{}: not a sluice state snapshot (no metadata)", objects.display(path.string()));
   try {
     ARROW_ASSIGN_OR_RAISE(auto progress, meta->Get(kProgressKey));
     ARROW_ASSIGN_OR_RAISE(auto watermark, meta->Get(kWatermarkKey));
@@ -62,7 +61,7 @@ arrow::Result<Loaded> read_snapshot(const fs::path& path) {
     out.state.watermark = std::stoll(watermark);
     out.state.input_max_event_time = nlohmann::json::parse(inputs).get<std::map<std::string, int64_t>>();
   } catch (const std::exception& e) {
-    return invalid("{}: damaged state snapshot metadata: {}", path.string(), e.what());
+    return invalid("{}: damaged state snapshot metadata: {}", objects.display(path.string()), e.what());
   }
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   for (int i = 0; i < reader->num_record_batches(); ++i) {
@@ -76,10 +75,9 @@ arrow::Result<Loaded> read_snapshot(const fs::path& path) {
   return out;
 }
 
-// The open rows as an Arrow IPC file at `path`, fsynced.
-arrow::Status write_snapshot_file(const fs::path& path, const std::shared_ptr<arrow::Schema>& schema,
-                                  const arrow::Table& rows) {
-  ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(path.string()));
+// The open rows as the bytes of an Arrow IPC file.
+arrow::Result<std::string> snapshot_bytes(const std::shared_ptr<arrow::Schema>& schema, const arrow::Table& rows) {
+  ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::BufferOutputStream::Create());
   ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(out, schema));
   arrow::TableBatchReader reader(rows);
   std::shared_ptr<arrow::RecordBatch> batch;
@@ -90,27 +88,29 @@ arrow::Status write_snapshot_file(const fs::path& path, const std::shared_ptr<ar
         *arrow::RecordBatch::Make(schema, batch->num_rows(), batch->columns())));
   }
   ARROW_RETURN_NOT_OK(writer->Close());
-  ARROW_RETURN_NOT_OK(out->Close());
-  // On disk before the commit it belongs to: after a power loss a commit whose state is
-  // missing would need a full refresh.
-  return delta::fsync_file(path);
+  ARROW_ASSIGN_OR_RAISE(auto buffer, out->Finish());
+  return buffer->ToString();
+}
+
+// Deletes snapshots no longer needed; a failure only leaves a file the next save deletes.
+void remove_quietly(storage::ObjectStore& objects, const fs::path& path) {
+  (void)objects.remove(path.string());
 }
 
 }  // namespace
 
 arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersions& committed) {
-  auto files = snapshots(dir_);
+  ARROW_ASSIGN_OR_RAISE(auto files, snapshots(*objects_, dir_));
   bool has_progress = false;
   for (const auto& [app, v] : committed) has_progress |= v >= 0;
-  std::error_code ec;
   if (!has_progress) {
     // A new flow or one reset by a full refresh: no state; older snapshots are stale.
-    for (const auto& [seq, path] : files) fs::remove(path, ec);
+    for (const auto& [seq, path] : files) remove_quietly(*objects_, path);
     last_seq_ = files.empty() ? -1 : files.back().first;
     return std::nullopt;
   }
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
-    auto loaded = read_snapshot(it->second);
+    auto loaded = read_snapshot(*objects_, it->second);
     if (!loaded.ok()) continue;  // a torn write of a commit that never landed
     bool matches = !loaded->progress.empty();
     for (const auto& [app, v] : loaded->progress) {
@@ -120,7 +120,7 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
     if (!matches) continue;
     // Everything else is an orphan (newer) or superseded (older).
     for (const auto& [seq, path] : files) {
-      if (seq != it->first) fs::remove(path, ec);
+      if (seq != it->first) remove_quietly(*objects_, path);
     }
     // The matched snapshot is the newest one left: the next save must keep it until its own
     // commit lands (a later orphan's number would let that save delete it).
@@ -130,18 +130,15 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
   return invalid("the window state of the table's last commit is missing from {} (the table has progress but no "
                  "state snapshot matches it; was the folder deleted, or the table written by a sluice without "
                  "event time?); run a full refresh of the table (--full-refresh <table>)",
-                 dir_.string());
+                 objects_->display(dir_.string()));
 }
 
 arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec::WindowState& state) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) return io_error("cannot create state folder {}: {}", dir_.string(), ec.message());
-  auto files = snapshots(dir_);
+  ARROW_ASSIGN_OR_RAISE(auto files, snapshots(*objects_, dir_));
   const int64_t seq = std::max(last_seq_, files.empty() ? int64_t{-1} : files.back().first) + 1;
   // The commit of the snapshot before the last one has landed (else this run had stopped).
   for (const auto& [s, path] : files) {
-    if (s < seq - 1) fs::remove(path, ec);
+    if (s < seq - 1) remove_quietly(*objects_, path);
   }
   auto meta = arrow::key_value_metadata(
       {kProgressKey, kWatermarkKey, kInputsKey},
@@ -149,19 +146,16 @@ arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec:
        nlohmann::json(state.input_max_event_time).dump()});
   auto schema = state.open_rows->schema()->WithMetadata(meta);
   const auto final_path = dir_ / fmt::format("{:020}.arrow", seq);
-  const auto temp_path = dir_ / fmt::format("{:020}.arrow.tmp", seq);
-  // A failed write (a full disk) leaves no partial file behind: only renamed files count.
-  auto written = write_snapshot_file(temp_path, schema, *state.open_rows);
-  if (!written.ok()) {
-    fs::remove(temp_path, ec);
-    return io_failure(written, "cannot write state snapshot", final_path.string());
-  }
-  const auto size = static_cast<int64_t>(fs::file_size(temp_path, ec));
-  fs::rename(temp_path, final_path, ec);
-  if (ec) return io_failure(ec.value(), "cannot write state snapshot", final_path.string());
-  ARROW_RETURN_NOT_OK(delta::fsync_directory(dir_));
+  const auto shown = objects_->display(final_path.string());
+  auto bytes = snapshot_bytes(schema, *state.open_rows);
+  if (!bytes.ok()) return io_failure(bytes.status(), "cannot write state snapshot", shown);
+  // Durable (local: temp file, fsync, rename, fsync of the folder) before the commit it belongs
+  // to, and never seen half-written: after a power loss a commit whose state is missing would
+  // need a full refresh. A failed write (a full disk) leaves no partial file behind.
+  auto written = objects_->put(final_path.string(), *bytes);
+  if (!written.ok()) return io_failure(written, "cannot write state snapshot", shown);
   last_seq_ = seq;
-  return size;
+  return static_cast<int64_t>(bytes->size());
 }
 
 }  // namespace sluice::pipeline

@@ -13,25 +13,31 @@
 
 #include "sluice/exec/event_time_operator.h"
 #include "sluice/pipeline/side_table.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::pipeline {
 
 // Thread-compatible: owned by one flow run.
 class StateStore {
  public:
-  explicit StateStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  // Snapshots in folder `dir` of `objects` (the pipeline's storage: local or an object store).
+  StateStore(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path dir)
+      : objects_(std::move(objects)), dir_(std::move(dir)) {}
+  explicit StateStore(std::filesystem::path dir) : StateStore(storage::local_store(), std::move(dir)) {}
 
   // The state of the last landed commit. `committed`: the table's txn versions of this flow.
   // None when the flow has no progress yet (or it was reset: versions < 0). An error when the
   // flow has progress but its state is missing.
   arrow::Result<std::optional<exec::WindowState>> load(const TxnVersions& committed);
-  // Saves `state` for the commit about to record `progress` (atomically: temp file + rename).
+  // Saves `state` for the commit about to record `progress` (atomically: ObjectStore::put, a
+  // temp file + rename locally, one PUT on an object store).
   // Returns the file's size in bytes.
   arrow::Result<int64_t> save(const TxnVersions& progress, const exec::WindowState& state);
 
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  std::shared_ptr<storage::ObjectStore> objects_;
   std::filesystem::path dir_;
   int64_t last_seq_ = -1;  // sequence number of the newest snapshot (saved or loaded)
 };

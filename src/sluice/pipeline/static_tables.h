@@ -11,6 +11,7 @@
 #include <string>
 
 #include "sluice/exec/stream_static_join.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::pipeline {
 
@@ -18,7 +19,10 @@ namespace sluice::pipeline {
 class DeltaStaticTables : public exec::StaticTables {
  public:
   // Table `name` lives at `tables_root / name`.
-  explicit DeltaStaticTables(std::filesystem::path tables_root) : root_(std::move(tables_root)) {}
+  explicit DeltaStaticTables(std::filesystem::path tables_root)
+      : DeltaStaticTables(storage::local_store(), std::move(tables_root)) {}
+  DeltaStaticTables(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path tables_root)
+      : objects_(std::move(objects)), root_(std::move(tables_root)) {}
 
   arrow::Result<int64_t> latest_version(const std::string& name) override;
   arrow::Result<exec::StaticTable> read(const std::string& name) override;
@@ -26,6 +30,7 @@ class DeltaStaticTables : public exec::StaticTables {
   int64_t scans() const;
 
  private:
+  std::shared_ptr<storage::ObjectStore> objects_;
   std::filesystem::path root_;
   std::atomic<int64_t> scans_{0};
 };

@@ -57,6 +57,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   co.flow = spec.flow;
   co.table = spec.table;
   co.table_path = spec.table_path;
+  co.objects = spec.objects;
   co.schema = spec.schema;
   co.write.configuration = spec.configuration;
   co.write.description = spec.description;
@@ -68,7 +69,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   auto progress = target->progress();
   for (int i = 0; i < 2; ++i) {
     auto& s = sides[i];
-    s.store = std::make_unique<delta::LogStore>(i == 0 ? spec.left_path : spec.right_path);
+    s.store = std::make_unique<delta::LogStore>(spec.objects, (i == 0 ? spec.left_path : spec.right_path).string());
     ARROW_ASSIGN_OR_RAISE(s.snapshot, delta::Snapshot::load(*s.store));
     s.reader = DeltaReader::kOnly;
     s.app_id = target->ids().delta(s.snapshot->metadata().id);

@@ -17,6 +17,7 @@
 #include "sluice/exec/operator.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/pipeline/progress_id.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::pipeline {
 
@@ -26,6 +27,7 @@ struct StreamJoinFlowSpec {
   std::string flow;
   std::filesystem::path table_path;
   std::filesystem::path left_path, right_path;  // the upstream tables of the two sides
+  std::shared_ptr<storage::ObjectStore> objects = storage::local_store();  // where all three live
   std::map<std::string, std::string> configuration;
   std::optional<std::string> description;  // COMMENT
   std::vector<std::string> partition_columns;

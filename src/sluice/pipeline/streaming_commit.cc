@@ -55,7 +55,7 @@ arrow::Result<std::unique_ptr<StreamingCommit>> StreamingCommit::make(StreamingC
   std::unique_ptr<StreamingCommit> c(new StreamingCommit(std::move(options)));
   c->options_.write.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   if (c->options_.write.table_name.empty()) c->options_.write.table_name = c->options_.table;
-  c->store_ = std::make_shared<delta::LogStore>(c->options_.table_path);
+  c->store_ = std::make_shared<delta::LogStore>(c->options_.objects, c->options_.table_path.string());
   ARROW_ASSIGN_OR_RAISE(c->snapshot_, c->load_latest());
   return c;
 }
@@ -68,7 +68,7 @@ std::optional<int64_t> StreamingCommit::recorded(const std::string& app_id) cons
 arrow::Result<SideTable*> StreamingCommit::open_side_table(std::filesystem::path path, std::string name,
                                                            std::shared_ptr<arrow::Schema> schema,
                                                            std::string description) {
-  ARROW_ASSIGN_OR_RAISE(auto table, SideTable::make(std::move(path), std::move(name), std::move(schema),
+  ARROW_ASSIGN_OR_RAISE(auto table, SideTable::make(options_.objects, std::move(path), std::move(name), std::move(schema),
                                                     std::move(description), options_.snapshots));
   side_tables_.push_back(std::move(table));
   return side_tables_.back().get();
@@ -112,7 +112,7 @@ void StreamingCommit::set_state(CommittedState* state, std::vector<std::string> 
   state_ = state;
   state_parts_ = std::move(parts);
   state_stores_.clear();
-  for (const auto& part : state_parts_) state_stores_.push_back(std::make_unique<StateStore>(state_dir(part)));
+  for (const auto& part : state_parts_) state_stores_.push_back(std::make_unique<StateStore>(options_.objects, state_dir(part)));
 }
 
 arrow::Status StreamingCommit::load_state(const TxnVersions& committed) {

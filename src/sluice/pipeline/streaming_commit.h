@@ -120,7 +120,7 @@ struct StreamingCommitOptions {
   PipelineId pipeline;
   std::string flow;
   std::string table;  // for messages and the table's name
-  std::filesystem::path table_path;
+  std::filesystem::path table_path;  // in `objects`' namespace (PipelineConfig::table_path)
   std::shared_ptr<arrow::Schema> schema;  // what the flow writes
   // How new files are written and the table created (name, description, configuration,
   // partition columns, schema mode); CHECK constraints are always enforced.
@@ -129,6 +129,8 @@ struct StreamingCommitOptions {
   std::string operation;
   // Continuous runs: the target's and side tables' snapshots kept across updates. Not owned.
   delta::SnapshotCache* snapshots = nullptr;
+  // The pipeline's storage: the table, its side tables and its state snapshots live there.
+  std::shared_ptr<storage::ObjectStore> objects = storage::local_store();
 };
 
 class StreamingCommit {

@@ -32,6 +32,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   const auto src = SqlPlanner::streaming_source(plan);
   // Target, side tables, state and progress commit through one protocol (streaming_commit.h).
   StreamingCommitOptions co{config_.id, flow_name, d.name, config_.table_path(d.name), schema, {}, {}};
+  co.objects = config_.objects;
   co.write.configuration = planner_.properties(d);
   co.write.partition_columns = d.definition->partitioned_by;
   co.write.description = d.definition->comment;
@@ -120,6 +121,7 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.table_path = config_.table_path(d.name);
   spec.left_path = config_.table_path(plan.join_left()->source().name);
   spec.right_path = config_.table_path(plan.join_right()->source().name);
+  spec.objects = config_.objects;
   spec.configuration = planner_.properties(d);
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;

@@ -55,18 +55,58 @@ TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
   ASSERT_FALSE(cfg.ok());
   EXPECT_EQ(cfg.status().message(),
             file() + ":2:1: unknown key 'kafak' (did you mean 'kafka'?); allowed here: name, "
-                     "storage, mode, trigger_interval, commit, kafka, configuration, libraries, bronze, tables");
+                     "storage, mode, trigger_interval, commit, kafka, configuration, libraries, bronze, tables, "
+                     "storage_options");
 }
 
-TEST_F(PipelineConfigTest, ObjectStoreStorageIsRefusedAsNotSupportedYetAtItsLine) {
-  for (const std::string uri : {"s3://bucket/p", "gs://bucket/p", "az://c/p"}) {
+TEST_F(PipelineConfigTest, ObjectStoresWithoutAStoreYetAreRefusedAtTheStorageLine) {
+  for (const std::string uri : {"gs://bucket/p", "az://c/p"}) {
     auto cfg = load("name: p\nstorage: " + uri + "\n");
     ASSERT_FALSE(cfg.ok());
+    const std::string scheme = uri.substr(0, uri.find(':'));
     EXPECT_EQ(cfg.status().message(),
-              file() + ":2:10: storage '" + uri + "': a pipeline's storage on an object store is not "
-                       "supported yet (only a local path is; `sluice table` reads and writes s3:// tables)");
-    EXPECT_FALSE(std::filesystem::exists(dir_.path() / uri.substr(0, uri.find(':') + 1)));
+              file() + ":2:10: storage '" + uri + "': " + scheme + ":// storage is not supported yet (only local "
+                       "paths, file:// and s3:// are); use an S3-compatible endpoint or a local path");
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() / (scheme + ":")));
   }
+}
+
+TEST_F(PipelineConfigTest, S3StorageTakesDeltaRsStorageOptions) {
+  auto cfg = load("name: p\nstorage: s3://bucket/some/prefix/\nstorage_options:\n"
+                  "  aws_endpoint_url: http://127.0.0.1:1\n  AWS_ALLOW_HTTP: \"true\"\n"
+                  "  aws_access_key_id: k\n  aws_secret_access_key: s3cr3t-in-options\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_FALSE(cfg->storage_is_local());
+  EXPECT_EQ(cfg->storage, "bucket/some/prefix");
+  EXPECT_EQ(cfg->storage_display(), "s3://bucket/some/prefix");
+  EXPECT_EQ(cfg->table_path("t"), "bucket/some/prefix/tables/t");
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "s3:"));
+}
+
+TEST_F(PipelineConfigTest, UnknownStorageOptionIsRefusedAtItsLineWithoutItsValue) {
+  auto cfg = load("name: p\nstorage: s3://bucket/p\nstorage_options:\n  aws_access_key_id: k\n"
+                  "  aws_secret_acess_key: s3cr3t-mistyped\n");
+  ASSERT_FALSE(cfg.ok());
+  const auto& message = cfg.status().message();
+  EXPECT_EQ(message.rfind(file() + ":5:3: storage option 'aws_secret_acess_key' is not supported", 0), 0u) << message;
+  EXPECT_EQ(message.find("s3cr3t-mistyped"), std::string::npos) << message;
+}
+
+TEST_F(PipelineConfigTest, StorageOptionsWithALocalStorageAreRefused) {
+  auto cfg = load("name: p\nstorage: ./data\nstorage_options:\n  aws_region: eu-west-1\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message().rfind(file() + ":4:3: 'storage_options' are for a storage on an object store", 0),
+            0u)
+      << cfg.status().message();
+}
+
+TEST_F(PipelineConfigTest, S3StorageWithoutCredentialsSaysWhatToSet) {
+  auto cfg = load("name: p\nstorage: s3://bucket/p\nstorage_options:\n  aws_endpoint_url: http://127.0.0.1:1\n"
+                  "  aws_allow_http: \"true\"\n  aws_access_key_id: k\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            std::string::npos)
+      << cfg.status().message();
 }
 
 TEST_F(PipelineConfigTest, MalformedYamlGivesLineAndColumn) {

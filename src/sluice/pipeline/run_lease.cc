@@ -1,0 +1,176 @@
+// The run lease on an object store (run_lease.h).
+#include "sluice/pipeline/run_lease.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+
+namespace sluice::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string this_host() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+// Generations in the lease folder, ascending.
+arrow::Result<std::vector<int64_t>> generations(const storage::ObjectStore& objects, const fs::path& dir) {
+  ARROW_ASSIGN_OR_RAISE(auto listed, objects.list(dir.string()));
+  std::vector<int64_t> out;
+  for (const auto& object : listed) {
+    const fs::path name(object.name);
+    if (name.extension() != ".json") continue;
+    try {
+      size_t used = 0;
+      const auto stem = name.stem().string();
+      const int64_t g = std::stoll(stem, &used);
+      if (used == stem.size() && g >= 0) out.push_back(g);
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Whether the generation's writer may still be writing: not released, renewed within its ttl,
+// and, when written on this host, by a process that still exists.
+bool is_live(const nlohmann::json& record) {
+  if (!record.is_object() || record.value("released", false)) return false;
+  const int64_t renewed = record.value("renewed_ms", int64_t{0});
+  const int64_t ttl = record.value("ttl_ms", int64_t{0});
+  if (now_millis() >= renewed + ttl) return false;
+  if (record.value("host", std::string()) == this_host()) {
+    const auto pid = static_cast<pid_t>(record.value("pid", int64_t{0}));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) return false;  // killed: no need to wait out its ttl
+  }
+  return true;
+}
+
+}  // namespace
+
+std::chrono::milliseconds RunLease::ttl(const RunLeaseOptions& options) {
+  if (const char* env = std::getenv("SLUICE_RUN_LEASE_TTL_MS")) {
+    char* end = nullptr;
+    const long long ms = std::strtoll(env, &end, 10);
+    if (end && *end == '\0' && ms >= 100) return std::chrono::milliseconds(ms);
+  }
+  return options.ttl;
+}
+
+std::string RunLease::object_path(int64_t generation) const {
+  return (dir_ / fmt::format("{:020}.json", generation)).string();
+}
+
+std::string RunLease::generation_text(bool released) const {
+  auto j = nlohmann::json::parse(record_json_);
+  j["renewed_ms"] = now_millis();
+  j["ttl_ms"] = static_cast<int64_t>(ttl_.count());
+  j["released"] = released;
+  return j.dump() + "\n";
+}
+
+arrow::Result<std::unique_ptr<RunLease>> RunLease::acquire(std::shared_ptr<storage::ObjectStore> objects,
+                                                           fs::path dir, RunLeaseOptions options,
+                                                           LeaseHolder* holder) {
+  std::unique_ptr<RunLease> lease(new RunLease());
+  lease->objects_ = std::move(objects);
+  lease->dir_ = std::move(dir);
+  lease->ttl_ = ttl(options);
+  lease->record_json_ = std::move(options.record_json);
+  auto& store = *lease->objects_;
+  ARROW_ASSIGN_OR_RAISE(auto gens, generations(store, lease->dir_));
+  int64_t next = 0;
+  if (!gens.empty()) {
+    const int64_t newest = gens.back();
+    auto text = store.read(lease->object_path(newest));
+    // Removed between list and read: its writer released and cleaned up; take the next one.
+    auto record = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    if (text.ok() && is_live(record)) {
+      *holder = LeaseHolder{*text, newest};
+      return nullptr;
+    }
+    next = newest + 1;
+  }
+  const auto written_at = now_millis();
+  ARROW_ASSIGN_OR_RAISE(auto put, store.put_if_absent(lease->object_path(next), lease->generation_text(false)));
+  if (put == storage::PutResult::kAlreadyExists) {
+    // Another process took it between our listing and our write.
+    auto text = store.read(lease->object_path(next));
+    *holder = LeaseHolder{text.ok() ? *text : std::string("{}"), next};
+    return nullptr;
+  }
+  lease->generation_ = next;
+  lease->renewed_ms_ = written_at;
+  for (int64_t g : gens) (void)store.remove(lease->object_path(g));  // superseded
+  lease->renewer_ = std::thread([raw = lease.get()] { raw->renew_loop(); });
+  return lease;
+}
+
+void RunLease::renew_loop() {
+  const auto every = ttl_ / 4;
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, every, [this] { return stop_; })) {
+    lock.unlock();
+    const auto started = now_millis();
+    auto put = objects_->put_if_absent(object_path(generation_ + 1), generation_text(false));
+    bool taken = put.ok() && *put == storage::PutResult::kAlreadyExists;
+    arrow::Status failure = put.status();
+    if (put.ok() && *put == storage::PutResult::kWritten) {
+      ++generation_;  // ours, whatever the listing below finds
+      // A taker may have moved the chain on and deleted this name since: only a listing with
+      // nothing newer proves the lease is still ours.
+      auto gens = generations(*objects_, dir_);
+      failure = gens.status();
+      taken = gens.ok() && !gens->empty() && gens->back() > generation_;
+      if (gens.ok() && !taken) {
+        (void)objects_->remove(object_path(generation_ - 1));
+        renewed_ms_ = started;
+      }
+    }
+    if (taken) {
+      std::fprintf(stderr,
+                   "sluice: error: another sluice run took over the run lease in %s (this run did not renew it for "
+                   "longer than its %lld ms ttl: stopped, or cut off from the store); this run ends now so that "
+                   "two runs never write the pipeline's storage at once. Committed data is safe\n",
+                   objects_->display(dir_.string()).c_str(), static_cast<long long>(ttl_.count()));
+      std::_Exit(75);
+    }
+    if (!failure.ok() && now_millis() >= renewed_ms_ + ttl_.count()) {
+      std::fprintf(stderr,
+                   "sluice: error: cannot renew the run lease in %s for its whole %lld ms ttl (%s); another run may "
+                   "take it now, so this run ends. Committed data is safe; start it again when the store is "
+                   "reachable\n",
+                   objects_->display(dir_.string()).c_str(), static_cast<long long>(ttl_.count()),
+                   failure.message().c_str());
+      std::_Exit(75);
+    }
+    lock.lock();
+  }
+}
+
+RunLease::~RunLease() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (renewer_.joinable()) renewer_.join();
+  // Released: the next run starts at once instead of waiting out the ttl.
+  auto put = objects_->put_if_absent(object_path(generation_ + 1), generation_text(true));
+  if (put.ok() && *put == storage::PutResult::kWritten) (void)objects_->remove(object_path(generation_));
+}
+
+}  // namespace sluice::pipeline
