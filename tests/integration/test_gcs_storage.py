@@ -139,6 +139,11 @@ def key_of(uri):
     return uri[len("gs://lake/"):]
 
 
+def refused_commits(gcs):
+    """Commit uploads the emulator answered with 412 so far (its request log)."""
+    return gcs["log"].read_text().count('POST /upload/storage/v1/b/lake/o?uploadType=multipart&ifGenerationMatch=0 HTTP/1.1\\" 412')
+
+
 def test_append_files_export_history_on_gcs_read_back_by_deltalake(gcs):
     uri = new_uri()
     append(gcs, uri, rows(0, 100), "--partition-by", "part")
@@ -161,9 +166,10 @@ def test_append_files_export_history_on_gcs_read_back_by_deltalake(gcs):
     assert len(data) == len(dt.file_uris())  # no data file beside those the log names
 
 
-def test_the_commit_of_a_taken_version_retries_on_the_next(gcs):
-    """Another writer's commit already holds version 1: the upload with ifGenerationMatch=0
-    gets 412, the conflict check passes (blind appends) and sluice commits version 2."""
+def test_a_version_another_writer_committed_is_kept_and_the_next_one_taken(gcs):
+    """Another writer's commit (uploaded behind sluice's back) holds version 1: sluice commits
+    version 2 and leaves it as it is. (The upload that loses a race, 412, is what
+    test_racing_writers_lose_no_version_and_double_none exercises.)"""
     uri = new_uri()
     append(gcs, uri, rows(0, 10))
     name = key_of(uri) + "/_delta_log/00000000000000000001.json"
@@ -184,8 +190,12 @@ def test_racing_writers_lose_no_version_and_double_none(gcs):
     def writer(w):
         return [append(gcs, uri, rows(1000 * (w + 1) + 10 * i, 5)).stdout for i in range(each)]
 
+    refused = refused_commits(gcs)
     with concurrent.futures.ThreadPoolExecutor(writers) as pool:
         outputs = [line for lines in pool.map(writer, range(writers)) for line in lines]
+    # How many commits lost a race (412, then the conflict check and the next version): not
+    # asserted, it depends on scheduling.
+    print(f"{refused_commits(gcs) - refused} commit uploads lost a race (412) among {writers} writers x {each} appends")
     versions = sorted(int(re.search(r"as version (\d+)", o).group(1)) for o in outputs)
     assert versions == list(range(1, writers * each + 1))  # each won exactly one version
     dt = DeltaTable(uri, storage_options=gcs["options"])
@@ -227,15 +237,16 @@ def test_checkpoints_and_time_travel_on_gcs(gcs):
 
 def test_requests_per_commit_do_not_grow_with_history(gcs):
     """With a checkpoint every 5 versions, a commit lists _delta_log from _last_checkpoint on
-    (startOffset), so its requests stay flat from version 10 to version 30."""
+    (startOffset), so its requests stay flat from versions 10-15 to versions 20-25."""
     uri = new_uri()
     counts = {}
-    for v in range(31):
+    for v in range(26):
         counts[v] = requests_of(append(gcs, uri, rows(v, 1), "--checkpoint-interval", "5"))
     print("requests per commit:", counts)
-    for v in range(11, 21):
+    for v in range(11, 16):
         assert counts[v + 10] == counts[v], (v, counts[v], counts[v + 10])
     assert all(c["list"] == 2 for c in counts.values())
+    assert "startOffset=" in gcs["log"].read_text()  # the emulator saw listings start late
 
 
 def test_service_account_credentials_are_refused_saying_what_to_set_and_echo_no_secret(gcs):
