@@ -241,6 +241,7 @@ def test_checkpoints_and_time_travel_on_gcs(gcs):
     assert ids(export(gcs, uri, "--timestamp", ts)) == list(range(10 * (at + 1)))
 
 
+@pytest.mark.slow  # a volume run (26 commits); the same code path as the other tests under ASan
 def test_requests_per_commit_do_not_grow_with_history(gcs):
     """With a checkpoint every 5 versions, a commit lists _delta_log from _last_checkpoint on
     (startOffset), so its requests stay flat from versions 10-15 to versions 20-25."""
