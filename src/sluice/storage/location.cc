@@ -18,7 +18,7 @@ constexpr std::array<std::string_view, 7> kS3Keys = {
     "AWS_ENDPOINT_URL",  "AWS_ENDPOINT",          "AWS_ALLOW_HTTP"};
 
 // The keys for GCS: delta-rs's (and their aliases), the emulator's (STORAGE_EMULATOR_HOST, as
-// Google's clients read it) and an OAuth2 access token (gcs_config.h).
+// Google's clients read it) and an OAuth2 access token (gcs_client.h).
 constexpr std::array<std::string_view, 9> kGcsKeys = {
     "GOOGLE_SERVICE_ACCOUNT",     "SERVICE_ACCOUNT",      "GOOGLE_SERVICE_ACCOUNT_PATH",
     "SERVICE_ACCOUNT_PATH",       "GOOGLE_SERVICE_ACCOUNT_KEY", "SERVICE_ACCOUNT_KEY",
