@@ -69,7 +69,7 @@ arrow::Result<std::shared_ptr<const delta::Snapshot>> open_snapshot(const TableA
 }
 
 void add_common(CLI::App* cmd, TableArgs& args, bool with_version, bool with_limit) {
-  cmd->add_option("path", args.path, "Table folder (holding _delta_log) or s3://bucket/prefix")->required();
+  cmd->add_option("path", args.path, "Table folder (holding _delta_log), s3://bucket/prefix or gs://bucket/prefix")->required();
   if (with_version) {
     cmd->add_option("--version", args.version, "Read the table as of this version");
     cmd->add_option("--timestamp", args.timestamp,
@@ -419,7 +419,7 @@ void add_table_commands(CLI::App& app, int* exit_code) {
   e->callback([exit_code] { *exit_code = report(export_table(args, export_path)); });
 
   auto* a = table->add_subcommand("append", "Write Parquet/Arrow files into a table (one commit)");
-  a->add_option("path", append_args.path, "Table folder or s3://bucket/prefix")->required();
+  a->add_option("path", append_args.path, "Table folder, s3://bucket/prefix or gs://bucket/prefix")->required();
   a->add_option("inputs", append_args.inputs, ".parquet or .arrow files")->required();
   a->add_option("--partition-by", append_args.partition_by, "Partition columns (new table)")
       ->delimiter(',');

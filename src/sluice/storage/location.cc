@@ -17,6 +17,13 @@ constexpr std::array<std::string_view, 7> kS3Keys = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
     "AWS_ENDPOINT_URL",  "AWS_ENDPOINT",          "AWS_ALLOW_HTTP"};
 
+// The keys for GCS: delta-rs's (and their aliases), the emulator's (STORAGE_EMULATOR_HOST, as
+// Google's clients read it) and an OAuth2 access token (gcs_client.h).
+constexpr std::array<std::string_view, 9> kGcsKeys = {
+    "GOOGLE_SERVICE_ACCOUNT",     "SERVICE_ACCOUNT",      "GOOGLE_SERVICE_ACCOUNT_PATH",
+    "SERVICE_ACCOUNT_PATH",       "GOOGLE_SERVICE_ACCOUNT_KEY", "SERVICE_ACCOUNT_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST", "GOOGLE_OAUTH_ACCESS_TOKEN"};
+
 std::string upper(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
   return s;
@@ -51,29 +58,31 @@ arrow::Result<Location> parse_location(const std::string& text, const std::strin
     return loc;
   }
   const std::string scheme = upper(text.substr(0, pos));
-  if (scheme == "AZ" || scheme == "ABFS" || scheme == "ABFSS" || scheme == "ADL" || scheme == "GS" ||
-      scheme == "GCS") {
+  if (scheme == "AZ" || scheme == "ABFS" || scheme == "ABFSS" || scheme == "ADL") {
     return arrow::Status::NotImplemented(fmt::format(
-        "{} '{}': {}:// storage is not supported yet (only local paths, file:// and s3:// are); "
-        "use an S3-compatible endpoint or a local path",
+        "{} '{}': {}:// storage is not supported yet (only local paths, file://, s3:// and gs:// "
+        "are); use an S3-compatible endpoint or a local path",
         what, text, text.substr(0, pos)));
   }
-  if (scheme != "S3" && scheme != "S3A") {
-    return invalid("{} '{}' has an unknown scheme '{}://'; use a local path, file:///path or "
-                   "s3://bucket/prefix",
+  if (scheme != "S3" && scheme != "S3A" && scheme != "GS") {
+    return invalid("{} '{}' has an unknown scheme '{}://'; use a local path, file:///path, "
+                   "s3://bucket/prefix or gs://bucket/prefix",
                    what, text, text.substr(0, pos));
   }
-  loc.scheme = Scheme::kS3;
+  const bool gcs = scheme == "GS";
+  loc.scheme = gcs ? Scheme::kGcs : Scheme::kS3;
   const std::string rest = text.substr(pos + 3);
   const auto slash = rest.find('/');
   loc.bucket = rest.substr(0, slash);
   loc.path = slash == std::string::npos ? "" : trim_slashes(std::string_view(rest).substr(slash));
-  if (loc.bucket.empty()) return invalid("{} '{}' names no bucket; write s3://bucket/prefix", what, text);
+  const char* example = gcs ? "gs://bucket/prefix" : "s3://bucket/prefix";
+  if (loc.bucket.empty()) return invalid("{} '{}' names no bucket; write {}", what, text, example);
   if (loc.bucket.find_first_of("?#@:") != std::string::npos || loc.path.find_first_of("?#") != std::string::npos) {
-    return invalid("{} '{}': query strings, credentials or ports in an s3:// URI are not supported; "
-                   "give the endpoint and credentials as AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... "
-                   "(environment or storage_options)",
-                   what, text);
+    return invalid("{} '{}': query strings, credentials or ports in an {}:// URI are not supported; "
+                   "give the endpoint and credentials as {} (environment or storage_options)",
+                   what, text, gcs ? "gs" : "s3",
+                   gcs ? "STORAGE_EMULATOR_HOST, GOOGLE_OAUTH_ACCESS_TOKEN, ..."
+                       : "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...");
   }
   return loc;
 }
@@ -82,13 +91,19 @@ arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& op
   StorageOptions out;
   for (const auto& [key, value] : options) {
     std::string k = upper(key);
-    if (std::find(kS3Keys.begin(), kS3Keys.end(), k) == kS3Keys.end()) {
+    if (std::find(kS3Keys.begin(), kS3Keys.end(), k) == kS3Keys.end() &&
+        std::find(kGcsKeys.begin(), kGcsKeys.end(), k) == kGcsKeys.end()) {
       std::string known;
       for (auto s : kS3Keys) known += (known.empty() ? "" : ", ") + std::string(s);
+      for (auto s : kGcsKeys) known += ", " + std::string(s);
       return arrow::Status::NotImplemented(fmt::format(
           "storage option '{}' is not supported (yet); the supported ones are {}", key, known));
     }
     if (k == "AWS_ENDPOINT") k = "AWS_ENDPOINT_URL";
+    if (k == "SERVICE_ACCOUNT" || k == "GOOGLE_SERVICE_ACCOUNT_PATH" || k == "SERVICE_ACCOUNT_PATH") {
+      k = "GOOGLE_SERVICE_ACCOUNT";
+    }
+    if (k == "SERVICE_ACCOUNT_KEY") k = "GOOGLE_SERVICE_ACCOUNT_KEY";
     out[k] = value;
   }
   return out;

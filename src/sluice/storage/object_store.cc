@@ -5,6 +5,8 @@
 #include <memory>
 #include <mutex>
 
+#include "sluice/common/status.h"
+#include "sluice/storage/gcs_store.h"
 #include "sluice/storage/local_store.h"
 #include "sluice/storage/s3_store.h"
 
@@ -25,26 +27,53 @@ std::shared_ptr<ObjectStore> local_store() {
   return store;
 }
 
+namespace {
+
+// An option given for one kind of store is refused on another, not ignored.
+arrow::Status check_options_apply(const Location& location, const StorageOptions& options) {
+  const bool s3 = location.scheme == Scheme::kS3;
+  for (const auto& [key, value] : options) {
+    if ((key.rfind("AWS_", 0) == 0) != s3) {
+      return invalid("storage option '{}' does not apply to {} ({} storage); remove it", key, location.uri,
+                     s3 ? "S3" : "GCS");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
 arrow::Result<OpenedLocation> open_location(const Location& location, const StorageOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto normalized, normalize_storage_options(options));
   if (location.scheme == Scheme::kLocal) return OpenedLocation{local_store(), location.path};
-  ARROW_ASSIGN_OR_RAISE(auto config, s3_config_from(normalized));
+  ARROW_RETURN_NOT_OK(check_options_apply(location, normalized));
   // One store (and request count) per endpoint and identity in the process.
   // Never destroyed: an S3FileSystem must not outlive arrow::fs::FinalizeS3 (run at exit,
   // s3_store.cc), and static destruction would destroy it after.
   static std::mutex mutex;
   static auto& stores = *std::make_unique<std::map<std::string, std::shared_ptr<ObjectStore>>>().release();  // guarded by mutex
-  const std::string key = config.endpoint + '\n' + config.region + '\n' + config.access_key + '\n' +
-                          config.secret_key + '\n' + config.session_token;
-  std::lock_guard lock(mutex);
-  auto& store = stores[key];
-  if (!store) {
-    ARROW_ASSIGN_OR_RAISE(auto made, S3Store::Make(std::move(config)));
-    store = std::move(made);
+  std::shared_ptr<ObjectStore>* store = nullptr;
+  std::unique_lock<std::mutex> lock;
+  if (location.scheme == Scheme::kGcs) {
+    ARROW_ASSIGN_OR_RAISE(auto config, gcs_config_from(normalized));
+    lock = std::unique_lock(mutex);
+    store = &stores["gs\n" + config.endpoint + '\n' + config.access_token];
+    if (!*store) {
+      ARROW_ASSIGN_OR_RAISE(*store, GcsStore::Make(std::move(config)));
+    }
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto config, s3_config_from(normalized));
+    const std::string key = config.endpoint + '\n' + config.region + '\n' + config.access_key + '\n' +
+                            config.secret_key + '\n' + config.session_token;
+    lock = std::unique_lock(mutex);
+    store = &stores[key];
+    if (!*store) {
+      ARROW_ASSIGN_OR_RAISE(*store, S3Store::Make(std::move(config)));
+    }
   }
   std::string root = location.bucket;
   if (!location.path.empty()) root += "/" + location.path;
-  return OpenedLocation{store, root};
+  return OpenedLocation{*store, root};
 }
 
 }  // namespace sluice::storage

@@ -34,8 +34,26 @@ TEST(LocationTest, S3UrisSplitIntoBucketAndPrefix) {
   EXPECT_EQ(root->path, "");
 }
 
-TEST(LocationTest, AzureAndGcsAreNotSupportedYet) {
-  for (const std::string uri : {"az://c/t", "abfs://c@a.dfs.core.windows.net/t", "abfss://c/t", "gs://b/t"}) {
+TEST(LocationTest, GcsUrisSplitIntoBucketAndPrefix) {
+  auto loc = parse_location("gs://lake/tables/orders/", "table path");
+  ASSERT_TRUE(loc.ok()) << loc.status();
+  EXPECT_EQ(loc->scheme, Scheme::kGcs);
+  EXPECT_EQ(loc->bucket, "lake");
+  EXPECT_EQ(loc->path, "tables/orders");
+  auto no_bucket = parse_location("gs:///t", "table path");
+  ASSERT_FALSE(no_bucket.ok());
+  EXPECT_EQ(no_bucket.status().message(), "table path 'gs:///t' names no bucket; write gs://bucket/prefix");
+  auto port = parse_location("gs://host:4443/t", "table path");
+  ASSERT_FALSE(port.ok());
+  EXPECT_NE(port.status().message().find("give the endpoint and credentials as STORAGE_EMULATOR_HOST"),
+            std::string::npos);
+  auto gcs = parse_location("gcs://b/t", "table path");
+  ASSERT_FALSE(gcs.ok());
+  EXPECT_NE(gcs.status().message().find("unknown scheme 'gcs://'"), std::string::npos);
+}
+
+TEST(LocationTest, AzureIsNotSupportedYet) {
+  for (const std::string uri : {"az://c/t", "abfs://c@a.dfs.core.windows.net/t", "abfss://c/t"}) {
     auto loc = parse_location(uri, "table path");
     ASSERT_FALSE(loc.ok()) << uri;
     EXPECT_TRUE(loc.status().IsNotImplemented()) << uri;
@@ -47,8 +65,8 @@ TEST(LocationTest, UnknownSchemesAndMissingBucketsAreErrorsSayingWhatToWrite) {
   auto unknown = parse_location("hdfs://nn/t", "table path");
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().message(),
-            "table path 'hdfs://nn/t' has an unknown scheme 'hdfs://'; use a local path, file:///path or "
-            "s3://bucket/prefix");
+            "table path 'hdfs://nn/t' has an unknown scheme 'hdfs://'; use a local path, file:///path, "
+            "s3://bucket/prefix or gs://bucket/prefix");
   auto no_bucket = parse_location("s3:///t", "table path");
   ASSERT_FALSE(no_bucket.ok());
   EXPECT_NE(no_bucket.status().message().find("names no bucket"), std::string::npos);
@@ -59,6 +77,10 @@ TEST(StorageOptionsTest, DeltaRsKeysAreAcceptedInAnyCaseAndOthersRefused) {
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->at("AWS_REGION"), "eu-west-1");
   EXPECT_EQ(ok->at("AWS_ENDPOINT_URL"), "http://x");
+  auto google = normalize_storage_options({{"google_service_account", "/k.json"}, {"service_account_key", "{}"}});
+  ASSERT_TRUE(google.ok()) << google.status();
+  EXPECT_EQ(google->at("GOOGLE_SERVICE_ACCOUNT"), "/k.json");
+  EXPECT_EQ(google->at("GOOGLE_SERVICE_ACCOUNT_KEY"), "{}");
   auto refused = normalize_storage_options({{"AWS_S3_LOCKING_PROVIDER", "dynamodb"}});
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("storage option 'AWS_S3_LOCKING_PROVIDER' is not supported"),

@@ -1,0 +1,176 @@
+// GCS ObjectStore (gcs_store.h).
+#include "sluice/storage/gcs_store.h"
+
+#include <arrow/filesystem/gcsfs.h>
+#include <arrow/io/interfaces.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "sluice/common/status.h"
+
+namespace sluice::storage {
+
+namespace {
+
+// "bucket/key" -> (bucket, key).
+std::pair<std::string, std::string> split(const std::string& path) {
+  const auto slash = path.find('/');
+  if (slash == std::string::npos) return {path, ""};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+std::string object_target(const std::string& bucket, const std::string& key) {
+  return "/storage/v1/b/" + gcs_encode(bucket) + "/o/" + gcs_encode(key);
+}
+
+// An object resource of the JSON API ({"name", "size": "123", "updated": RFC 3339}).
+ObjectInfo info_of(const nlohmann::json& o, size_t prefix_size) {
+  ObjectInfo info;
+  const std::string name = o.value("name", "");
+  info.name = name.size() > prefix_size ? name.substr(prefix_size) : name;
+  const auto& size = o.contains("size") ? o["size"] : nlohmann::json();
+  info.size = size.is_string() ? std::strtoll(size.get<std::string>().c_str(), nullptr, 10)
+              : size.is_number_integer() ? size.get<int64_t>() : 0;
+  info.mtime_nanos = rfc3339_nanos(o.value("updated", ""));
+  return info;
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<GcsStore>> GcsStore::Make(GcsConfig config) {
+  // Arrow's retry policy would retry a refused or unreachable endpoint for 15 minutes.
+  constexpr double kRetryLimitSeconds = 60;
+  arrow::fs::GcsOptions options =
+      config.access_token.empty()
+          ? arrow::fs::GcsOptions::Anonymous()
+          // The expiry only tells the client when the token stops working; it never refreshes it.
+          : arrow::fs::GcsOptions::FromAccessToken(config.access_token,
+                                                   std::chrono::system_clock::now() + std::chrono::hours(1));
+  if (config.emulator) {
+    const auto scheme_end = config.endpoint.find("://");
+    options.scheme = config.endpoint.substr(0, scheme_end);
+    options.endpoint_override = config.endpoint.substr(scheme_end + 3);
+  }
+  options.retry_limit_seconds = kRetryLimitSeconds;
+  auto fs = arrow::fs::GcsFileSystem::Make(options);
+  if (!fs.ok()) return io_failure(fs.status(), "cannot set up GCS access to", config.endpoint);
+  return std::shared_ptr<GcsStore>(new GcsStore(GcsClient(std::move(config)), std::move(*fs)));
+}
+
+arrow::Status GcsStore::failed(const char* what, const std::string& path, const GcsResponse& r) const {
+  std::string hint;
+  if (r.status == 401 || r.status == 403) {
+    hint = " (check GOOGLE_OAUTH_ACCESS_TOKEN: it expires after an hour; and the bucket's permissions)";
+  }
+  if (r.status == 404) hint = " (does the bucket exist? create it first)";
+  auto st = io_error("GCS {} {}: {}{}", what, display(path), gcs_error_text(r), hint);
+  return r.status >= 500 || r.status == 429 ? mark_retryable(st) : st;
+}
+
+arrow::Result<std::vector<ObjectInfo>> GcsStore::list(const std::string& dir,
+                                                      const std::string& start_after) const {
+  const auto [bucket, key] = split(dir);
+  const std::string prefix = key.empty() ? "" : key + "/";
+  std::vector<ObjectInfo> out;
+  std::string token;
+  do {
+    std::string query = "?delimiter=%2F&prefix=" + gcs_encode(prefix) +
+                        "&fields=items(name%2Csize%2Cupdated)%2CnextPageToken";
+    // startOffset is inclusive (S3's start-after is not): the name itself is dropped below.
+    if (!start_after.empty()) query += "&startOffset=" + gcs_encode(prefix + start_after);
+    if (!token.empty()) query += "&pageToken=" + gcs_encode(token);
+    count_list();
+    ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", "/storage/v1/b/" + gcs_encode(bucket) + "/o" + query, "",
+                                               {}, display(dir)));
+    if (r.status != 200) return failed("list", dir, r);
+    auto json = nlohmann::json::parse(r.body, nullptr, false);
+    if (!json.is_object()) return io_error("GCS list {}: the answer is not JSON", display(dir));
+    if (json.contains("items") && json["items"].is_array()) {
+      for (const auto& o : json["items"]) {
+        if (!o.is_object()) continue;
+        ObjectInfo info = info_of(o, prefix.size());
+        if (info.name.empty() || info.name.find('/') != std::string::npos) continue;
+        if (!start_after.empty() && info.name <= start_after) continue;
+        out.push_back(std::move(info));
+      }
+    }
+    token = json.value("nextPageToken", "");
+  } while (!token.empty());
+  return out;
+}
+
+arrow::Result<std::optional<ObjectInfo>> GcsStore::head(const std::string& path) const {
+  const auto [bucket, key] = split(path);
+  count_head();
+  ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", object_target(bucket, key) + "?fields=name%2Csize%2Cupdated",
+                                             "", {}, display(path)));
+  if (r.status == 404) return std::optional<ObjectInfo>{};
+  if (r.status != 200) return failed("metadata GET", path, r);
+  auto json = nlohmann::json::parse(r.body, nullptr, false);
+  if (!json.is_object()) return io_error("GCS metadata GET {}: the answer is not JSON", display(path));
+  return std::optional<ObjectInfo>{info_of(json, key.rfind('/') + 1)};
+}
+
+arrow::Result<std::string> GcsStore::read(const std::string& path) const {
+  const auto [bucket, key] = split(path);
+  count_get();
+  ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", object_target(bucket, key) + "?alt=media", "", {}, display(path)));
+  if (r.status != 200) return failed("GET", path, r);
+  return std::move(r.body);
+}
+
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> GcsStore::open_input(const std::string& path) const {
+  count_head();  // Arrow reads the object's metadata for its size, then ranged GETs
+  count_get();
+  auto file = fs_->OpenInputFile(path);
+  if (!file.ok()) return io_failure(file.status(), "cannot open", display(path));
+  return file;
+}
+
+arrow::Result<std::shared_ptr<arrow::io::OutputStream>> GcsStore::open_output(const std::string& path) {
+  count_put();
+  auto out = fs_->OpenOutputStream(path);
+  if (!out.ok()) return io_failure(out.status(), "cannot create", display(path));
+  return out;
+}
+
+arrow::Status GcsStore::finish_output(const std::string& path, arrow::io::OutputStream& out) {
+  if (out.closed()) return arrow::Status::OK();
+  auto st = out.Close();  // finalizes the upload: the object appears whole or not at all
+  if (!st.ok()) return io_failure(st, "cannot upload", display(path));
+  return arrow::Status::OK();
+}
+
+arrow::Result<GcsResponse> GcsStore::upload(const std::string& path, const std::string& content,
+                                            const std::string& precondition) {
+  const auto [bucket, key] = split(path);
+  auto [body, boundary] = gcs_multipart_body(key, content);
+  count_put();
+  return client_.send("POST", "/upload/storage/v1/b/" + gcs_encode(bucket) + "/o?uploadType=multipart" + precondition,
+                      body, {"Content-Type: multipart/related; boundary=" + boundary}, display(path));
+}
+
+arrow::Result<PutResult> GcsStore::put_if_absent(const std::string& path, const std::string& content) {
+  ARROW_ASSIGN_OR_RAISE(auto r, upload(path, content, "&ifGenerationMatch=0"));
+  if (r.status == 200) return PutResult::kWritten;
+  if (r.status == 412) return PutResult::kAlreadyExists;
+  return failed("upload (ifGenerationMatch=0)", path, r);
+}
+
+arrow::Status GcsStore::put(const std::string& path, const std::string& content) {
+  ARROW_ASSIGN_OR_RAISE(auto r, upload(path, content, ""));
+  if (r.status != 200) return failed("upload", path, r);
+  return arrow::Status::OK();
+}
+
+arrow::Status GcsStore::remove(const std::string& path) {
+  const auto [bucket, key] = split(path);
+  count_remove();
+  ARROW_ASSIGN_OR_RAISE(auto r, client_.send("DELETE", object_target(bucket, key), "", {}, display(path)));
+  if (r.status != 204 && r.status != 200 && r.status != 404) return failed("DELETE", path, r);
+  return arrow::Status::OK();
+}
+
+}  // namespace sluice::storage
