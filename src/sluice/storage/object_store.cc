@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "sluice/storage/azure_store.h"
 #include "sluice/storage/local_store.h"
 #include "sluice/storage/s3_store.h"
 
@@ -28,6 +29,7 @@ std::shared_ptr<ObjectStore> local_store() {
 arrow::Result<OpenedLocation> open_location(const Location& location, const StorageOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto normalized, normalize_storage_options(options));
   if (location.scheme == Scheme::kLocal) return OpenedLocation{local_store(), location.path};
+  if (location.scheme == Scheme::kAzure) return open_azure_location(location, normalized);
   ARROW_ASSIGN_OR_RAISE(auto config, s3_config_from(normalized));
   // One store (and request count) per endpoint and identity in the process.
   // Never destroyed: an S3FileSystem must not outlive arrow::fs::FinalizeS3 (run at exit,

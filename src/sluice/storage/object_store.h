@@ -1,6 +1,7 @@
 // One interface to where a table's files live (delta-rs's ObjectStore / LogStore split): the
-// local filesystem (local_store.h) or S3 (s3_store.h). Paths are '/'-separated and absolute in
-// the store's namespace: a local path, or "bucket/key" on S3. The Delta log logic above it
+// local filesystem (local_store.h), S3 (s3_store.h) or Azure Blob (azure_store.h). Paths are
+// '/'-separated and absolute in the store's namespace: a local path, "bucket/key" on S3,
+// "container/blob" on Azure. The Delta log logic above it
 // never asks which one it has.
 #pragma once
 
@@ -42,7 +43,7 @@ class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
 
-  // "file" or "s3".
+  // "file", "s3" or "az".
   virtual const char* scheme() const = 0;
   // `path` as the user would write it, for messages: "/data/t/x" or "s3://bucket/key".
   virtual std::string display(const std::string& path) const = 0;
