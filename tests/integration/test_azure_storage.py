@@ -51,7 +51,7 @@ class Blobs:
         query = query or {}
         headers = dict(headers or {}, **{"x-ms-date": email.utils.formatdate(usegmt=True),
                                          "x-ms-version": "2021-12-02"})
-        if body:
+        if method == "PUT":  # else urllib sends its form content type, which the signature covers
             headers["Content-Type"] = "application/octet-stream"
         ms = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()) if k.startswith("x-ms-"))
         resource = f"/{ACCOUNT}/{ACCOUNT}{urllib.parse.quote(path)}" + "".join(
@@ -287,16 +287,19 @@ def test_sas_token_and_connection_string_reach_the_same_table(az):
         pq.write_table(rows(20, 10), path)
         refused = run(az, "table", "append", uri, path, env=read_only)
     assert refused.returncode == 1
-    assert "HTTP 403" in refused.stderr and "SAS token's permissions" in refused.stderr, refused.stderr
-    assert "sig=" not in refused.stderr
+    assert "403" in refused.stderr and "SAS token's permissions" in refused.stderr, refused.stderr
+    # Arrow's message quotes the request URL: the token's signature is redacted from it.
+    signature = urllib.parse.parse_qs(read_only["AZURE_STORAGE_SAS_TOKEN"])["sig"][0]
+    for text in (signature, urllib.parse.quote(signature, safe=""), read_only["AZURE_STORAGE_SAS_TOKEN"]):
+        assert text not in refused.stderr + refused.stdout
 
 
 def test_errors_name_what_to_set_and_never_echo_a_secret(az):
     endpoint = f"http://127.0.0.1:{az['port']}/{ACCOUNT}"
-    base = {"AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT, "AZURE_STORAGE_ENDPOINT": endpoint}
+    base = {"AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT, "AZURE_STORAGE_ENDPOINT": endpoint, "AZURE_ALLOW_HTTP": "true"}
     cases = {
-        "plain http: set AZURE_ALLOW_HTTP=true": dict(base, AZURE_STORAGE_ACCOUNT_KEY=WRONG_KEY),
-        "HTTP 403": dict(base, AZURE_STORAGE_ACCOUNT_KEY=WRONG_KEY, AZURE_ALLOW_HTTP="true"),
+        "plain http: set AZURE_ALLOW_HTTP=true": dict(base, AZURE_STORAGE_ACCOUNT_KEY=WRONG_KEY, AZURE_ALLOW_HTTP="false"),
+        "HTTP 403": dict(base, AZURE_STORAGE_ACCOUNT_KEY=WRONG_KEY),
         "no Azure credentials for account 'devstoreaccount1': set AZURE_STORAGE_ACCOUNT_KEY": dict(base),
         "is not base64": dict(base, AZURE_STORAGE_ACCOUNT_KEY="not base64 s3cr3t-never-printed-7c1e"),
         "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME": {"AZURE_STORAGE_ACCOUNT_KEY": WRONG_KEY},

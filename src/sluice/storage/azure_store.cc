@@ -5,9 +5,12 @@
 #include <arrow/io/interfaces.h>
 #include <curl/curl.h>
 
+#include <arrow/buffer.h>
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <regex>
 
 #include "sluice/common/status.h"
 #include "sluice/storage/s3_client.h"  // xml_values
@@ -70,12 +73,69 @@ arrow::Result<arrow::fs::AzureOptions> arrow_options(const AzureConfig& config) 
   return options;
 }
 
+// Arrow's Azure errors quote the request URL, which carries a SAS token's signature: it is
+// replaced before any message leaves the store, and a refusal gets the settings to check.
+arrow::Status redacted(const arrow::Status& status) {
+  if (status.ok()) return status;
+  static const std::regex kSignature("sig=[^&\\s'\"]*");
+  std::string message = std::regex_replace(status.message(), kSignature, "sig=<redacted>");
+  if (message.find(" 403 ") != std::string::npos) {
+    message += " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
+  }
+  return arrow::Status(status.code(), std::move(message), status.detail());
+}
+template <typename T>
+arrow::Result<T> redacted(arrow::Result<T> result) {
+  if (result.ok()) return result;
+  return redacted(result.status());
+}
+
+// Arrow's input file with every error redacted (reads happen long after open_input returns).
+class RedactedInput final : public arrow::io::RandomAccessFile {
+ public:
+  explicit RedactedInput(std::shared_ptr<arrow::io::RandomAccessFile> in) : in_(std::move(in)) {}
+  arrow::Status Close() override { return redacted(in_->Close()); }
+  bool closed() const override { return in_->closed(); }
+  arrow::Result<int64_t> Tell() const override { return redacted(in_->Tell()); }
+  arrow::Status Seek(int64_t position) override { return redacted(in_->Seek(position)); }
+  arrow::Result<int64_t> GetSize() override { return redacted(in_->GetSize()); }
+  arrow::Result<int64_t> Read(int64_t nbytes, void* out) override { return redacted(in_->Read(nbytes, out)); }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t nbytes) override {
+    return redacted(in_->Read(nbytes));
+  }
+  arrow::Result<int64_t> ReadAt(int64_t position, int64_t nbytes, void* out) override {
+    return redacted(in_->ReadAt(position, nbytes, out));
+  }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t position, int64_t nbytes) override {
+    return redacted(in_->ReadAt(position, nbytes));
+  }
+
+ private:
+  std::shared_ptr<arrow::io::RandomAccessFile> in_;
+};
+
+// Arrow's output stream with every error redacted.
+class RedactedOutput final : public arrow::io::OutputStream {
+ public:
+  explicit RedactedOutput(std::shared_ptr<arrow::io::OutputStream> out) : out_(std::move(out)) {}
+  arrow::Status Close() override { return redacted(out_->Close()); }
+  arrow::Status Abort() override { return redacted(out_->Abort()); }
+  bool closed() const override { return out_->closed(); }
+  arrow::Result<int64_t> Tell() const override { return redacted(out_->Tell()); }
+  arrow::Status Write(const void* data, int64_t nbytes) override { return redacted(out_->Write(data, nbytes)); }
+  arrow::Status Write(const std::shared_ptr<arrow::Buffer>& data) override { return redacted(out_->Write(data)); }
+  arrow::Status Flush() override { return redacted(out_->Flush()); }
+
+ private:
+  std::shared_ptr<arrow::io::OutputStream> out_;
+};
+
 }  // namespace
 
 arrow::Result<std::shared_ptr<AzureStore>> AzureStore::Make(AzureConfig config) {
   ARROW_ASSIGN_OR_RAISE(auto options, arrow_options(config));
   auto fs = arrow::fs::AzureFileSystem::Make(options);
-  if (!fs.ok()) return io_failure(fs.status(), "cannot set up Azure Blob access to", config.endpoint);
+  if (!fs.ok()) return io_failure(redacted(fs.status()), "cannot set up Azure Blob access to", config.endpoint);
   return std::shared_ptr<AzureStore>(new AzureStore(AzureClient(std::move(config)), std::move(*fs)));
 }
 
@@ -147,15 +207,15 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> AzureStore::open_inp
   count_head();  // Arrow asks for the properties (size), then sends ranged GETs
   count_get();
   auto file = fs_->OpenInputFile(path);
-  if (!file.ok()) return io_failure(file.status(), "cannot open", display(path));
-  return file;
+  if (!file.ok()) return io_failure(redacted(file.status()), "cannot open", display(path));
+  return std::make_shared<RedactedInput>(std::move(*file));
 }
 
 arrow::Result<std::shared_ptr<arrow::io::OutputStream>> AzureStore::open_output(const std::string& path) {
   count_put();
   auto out = fs_->OpenOutputStream(path);
-  if (!out.ok()) return io_failure(out.status(), "cannot create", display(path));
-  return out;
+  if (!out.ok()) return io_failure(redacted(out.status()), "cannot create", display(path));
+  return std::make_shared<RedactedOutput>(std::move(*out));
 }
 
 arrow::Status AzureStore::finish_output(const std::string& path, arrow::io::OutputStream& out) {
