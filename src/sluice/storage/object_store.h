@@ -89,9 +89,10 @@ class ObjectStore {
 // The process's local-filesystem store.
 std::shared_ptr<ObjectStore> local_store();
 
-// A store that reaches `location` (one per S3 endpoint and credentials; the local store for a
-// path) and the root path of the location in it. Options are checked first
-// (normalize_storage_options); S3 settings missing from them come from the AWS_* environment.
+// A store that reaches `location` (one per S3 or Azure endpoint and credentials; the local store
+// for a path) and the root path of the location in it. Options are checked first
+// (normalize_storage_options); settings missing from them come from the AWS_* / AZURE_STORAGE_*
+// environment.
 struct OpenedLocation {
   std::shared_ptr<ObjectStore> store;
   std::string root;
