@@ -14,6 +14,8 @@ APT_PACKAGES=(
   patchelf  # make install / make dist: RUNPATH $ORIGIN on the bundled Debian libraries
   clang libclang-rt-14-dev llvm-14  # the ASan + UBSan + libFuzzer build (build-fuzz/); symbolizer
 )
+# Node.js for Azurite (the Azure Blob emulator of the tests): Debian's, unless a node is there.
+command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -75,5 +77,17 @@ if [ "$(cat .deps/apicurio/.complete 2>/dev/null)" != "$APICURIO_HASH" ]; then
   echo "$APICURIO_HASH" > .deps/apicurio/.complete
 else
   log "Apicurio Registry present"
+fi
+# Azurite (Azure Storage emulator, npm) for the Azure Blob tests: tools/azurite pins it (lock
+# file); `npm ci` installs exactly that into .deps/azurite when the lock file changes.
+AZURITE_HASH=$(cat tools/azurite/package.json tools/azurite/package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat .deps/azurite/.complete 2>/dev/null)" != "$AZURITE_HASH" ]; then
+  log "installing Azurite (npm)"
+  rm -rf .deps/azurite; mkdir -p .deps/azurite
+  cp tools/azurite/package.json tools/azurite/package-lock.json .deps/azurite/
+  (cd .deps/azurite && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+  echo "$AZURITE_HASH" > .deps/azurite/.complete
+else
+  log "Azurite present"
 fi
 log "done"

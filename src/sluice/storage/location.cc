@@ -23,6 +23,19 @@ constexpr std::array<std::string_view, 9> kGcsKeys = {
     "GOOGLE_SERVICE_ACCOUNT",     "SERVICE_ACCOUNT",      "GOOGLE_SERVICE_ACCOUNT_PATH",
     "SERVICE_ACCOUNT_PATH",       "GOOGLE_SERVICE_ACCOUNT_KEY", "SERVICE_ACCOUNT_KEY",
     "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST", "GOOGLE_OAUTH_ACCESS_TOKEN"};
+// The keys delta-rs (object_store) reads for Azure that sluice uses, and their aliases.
+constexpr std::array<std::string_view, 8> kAzureKeys = {
+    "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY",       "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_USE_EMULATOR", "AZURE_STORAGE_ENDPOINT",          "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_ALLOW_HTTP",           "AZURITE_BLOB_STORAGE_URL"};
+constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kAzureAliases = {{
+    {"AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
+    {"AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
+    {"AZURE_STORAGE_SAS_KEY", "AZURE_STORAGE_SAS_TOKEN"},
+    {"AZURE_ENDPOINT", "AZURE_STORAGE_ENDPOINT"},
+    {"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME"},
+    {"AZURE_USE_EMULATOR", "AZURE_STORAGE_USE_EMULATOR"},
+}};
 
 std::string upper(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -33,6 +46,38 @@ std::string trim_slashes(std::string_view s) {
   while (!s.empty() && s.front() == '/') s.remove_prefix(1);
   while (!s.empty() && s.back() == '/') s.remove_suffix(1);
   return std::string(s);
+}
+
+// After "az://", "azure://", "abfs://" or "abfss://": container[@account.dfs.core.windows.net][/prefix].
+arrow::Result<Location> parse_azure(Location loc, const std::string& rest, const std::string& what) {
+  loc.scheme = Scheme::kAzure;
+  const auto slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  loc.path = slash == std::string::npos ? "" : trim_slashes(std::string_view(rest).substr(slash));
+  if (const auto at = authority.find('@'); at != std::string::npos) {
+    // delta-rs's spelling: container@<account>.dfs.core.windows.net (or .blob.).
+    const std::string host = authority.substr(at + 1);
+    const auto dot = host.find('.');
+    const std::string domain = dot == std::string::npos ? "" : host.substr(dot);
+    if (domain != ".dfs.core.windows.net" && domain != ".blob.core.windows.net") {
+      return invalid("{} '{}': the host after '@' must be <account>.dfs.core.windows.net or "
+                     "<account>.blob.core.windows.net; for another endpoint (Azurite, a sovereign "
+                     "cloud) write az://container/prefix and set AZURE_STORAGE_ENDPOINT",
+                     what, loc.uri);
+    }
+    loc.account = host.substr(0, dot);
+    authority = authority.substr(0, at);
+  }
+  loc.bucket = authority;
+  if (loc.bucket.empty()) return invalid("{} '{}' names no container; write az://container/prefix", what, loc.uri);
+  if (loc.bucket.find_first_of("?#:") != std::string::npos || loc.path.find_first_of("?#") != std::string::npos ||
+      (!loc.account.empty() && loc.account.find(':') != std::string::npos)) {
+    return invalid("{} '{}': query strings (SAS tokens) or ports in an Azure URI are not supported; "
+                   "give credentials and the endpoint as AZURE_STORAGE_ACCOUNT_KEY, "
+                   "AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_ENDPOINT (environment or storage_options)",
+                   what, loc.uri);
+  }
+  return loc;
 }
 
 }  // namespace
@@ -58,15 +103,18 @@ arrow::Result<Location> parse_location(const std::string& text, const std::strin
     return loc;
   }
   const std::string scheme = upper(text.substr(0, pos));
-  if (scheme == "AZ" || scheme == "ABFS" || scheme == "ABFSS" || scheme == "ADL") {
+  if (scheme == "ADL") {
     return arrow::Status::NotImplemented(fmt::format(
-        "{} '{}': {}:// storage is not supported yet (only local paths, file://, s3:// and gs:// "
+        "{} '{}': {}:// storage is not supported yet (only local paths, file://, s3://, gs:// and az:// "
         "are); use an S3-compatible endpoint or a local path",
         what, text, text.substr(0, pos)));
   }
+  if (scheme == "AZ" || scheme == "AZURE" || scheme == "ABFS" || scheme == "ABFSS") {
+    return parse_azure(std::move(loc), text.substr(pos + 3), what);
+  }
   if (scheme != "S3" && scheme != "S3A" && scheme != "GS") {
     return invalid("{} '{}' has an unknown scheme '{}://'; use a local path, file:///path, "
-                   "s3://bucket/prefix or gs://bucket/prefix",
+                   "s3://bucket/prefix, gs://bucket/prefix or az://container/prefix",
                    what, text, text.substr(0, pos));
   }
   const bool gcs = scheme == "GS";
@@ -91,11 +139,16 @@ arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& op
   StorageOptions out;
   for (const auto& [key, value] : options) {
     std::string k = upper(key);
+    for (const auto& [alias, canonical] : kAzureAliases) {
+      if (k == alias) k = canonical;
+    }
     if (std::find(kS3Keys.begin(), kS3Keys.end(), k) == kS3Keys.end() &&
-        std::find(kGcsKeys.begin(), kGcsKeys.end(), k) == kGcsKeys.end()) {
+        std::find(kGcsKeys.begin(), kGcsKeys.end(), k) == kGcsKeys.end() &&
+        std::find(kAzureKeys.begin(), kAzureKeys.end(), k) == kAzureKeys.end()) {
       std::string known;
       for (auto s : kS3Keys) known += (known.empty() ? "" : ", ") + std::string(s);
       for (auto s : kGcsKeys) known += ", " + std::string(s);
+      for (auto s : kAzureKeys) known += ", " + std::string(s);
       return arrow::Status::NotImplemented(fmt::format(
           "storage option '{}' is not supported (yet); the supported ones are {}", key, known));
     }

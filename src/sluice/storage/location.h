@@ -1,6 +1,6 @@
 // Where a table lives: a local path or an object-store URI (s3://bucket/prefix,
-// gs://bucket/prefix), and the
-// options (credentials, endpoint) that reach it.
+// gs://bucket/prefix, az://container/prefix), and the options (credentials, endpoint) that
+// reach it.
 #pragma once
 
 #include <arrow/result.h>
@@ -10,20 +10,24 @@
 
 namespace sluice::storage {
 
-enum class Scheme { kLocal, kS3, kGcs };
+enum class Scheme { kLocal, kS3, kGcs, kAzure };
 
 struct Location {
   Scheme scheme = Scheme::kLocal;
-  std::string bucket;  // S3 and GCS only
-  // Local: the path as given (file:// stripped). S3, GCS: the key prefix without leading or
+  std::string bucket;  // S3 and GCS: the bucket; Azure: the container
+  // Azure: the storage account named by abfs[s]://container@<account>.dfs.core.windows.net; ""
+  // when the URI names none (az://), then it comes from AZURE_STORAGE_ACCOUNT_NAME.
+  std::string account;
+  // Local: the path as given (file:// stripped). S3, GCS, Azure: the key (blob name) prefix without leading or
   // trailing '/', "" for the bucket's root.
   std::string path;
   // The text the user gave, for messages.
   std::string uri;
 };
 
-// Parses a table location: a plain path, file:///path, s3://bucket[/prefix] or
-// gs://bucket[/prefix]. az:// and abfs(s):// are refused as not supported yet, any other scheme
+// Parses a table location: a plain path, file:///path, s3://bucket[/prefix], gs://bucket[/prefix],
+// az://container[/prefix] (also azure://) or abfs[s]://container@account.dfs.core.windows.net[/prefix]
+// (also abfs[s]://container[/prefix]). adl:// is refused as not supported yet, any other scheme
 // (gcs:// too: Google's and delta-rs's tools write gs://) as unknown;
 // `what` names the setting in messages ("table path", "storage: in pipeline.yaml").
 arrow::Result<Location> parse_location(const std::string& text, const std::string& what);
@@ -31,13 +35,15 @@ arrow::Result<Location> parse_location(const std::string& text, const std::strin
 // Whether `text` names an object store (has a "<scheme>://" other than file://).
 bool is_object_store_uri(const std::string& text);
 
-// delta-rs style storage options (AWS_ACCESS_KEY_ID, AWS_REGION, GOOGLE_SERVICE_ACCOUNT, ...),
+// delta-rs style storage options (AWS_ACCESS_KEY_ID, AWS_REGION, GOOGLE_SERVICE_ACCOUNT,
+// AZURE_STORAGE_ACCOUNT_KEY, ...),
 // upper-cased keys.
 // Values given here win over the environment's.
 using StorageOptions = std::map<std::string, std::string>;
 
 // Refuses keys this build does not use (naming the key and the supported ones): a setting is
-// never accepted and then ignored. Keys are matched case-insensitively, as delta-rs does.
+// never accepted and then ignored. Keys are matched case-insensitively, as delta-rs does, and
+// delta-rs's aliases become the canonical key (AZURE_STORAGE_ACCESS_KEY -> ..._ACCOUNT_KEY).
 arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& options);
 
 }  // namespace sluice::storage

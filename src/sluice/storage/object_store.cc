@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "sluice/common/status.h"
+#include "sluice/storage/azure_store.h"
 #include "sluice/storage/gcs_store.h"
 #include "sluice/storage/local_store.h"
 #include "sluice/storage/s3_store.h"
@@ -31,11 +32,20 @@ namespace {
 
 // An option given for one kind of store is refused on another, not ignored.
 arrow::Status check_options_apply(const Location& location, const StorageOptions& options) {
-  const bool s3 = location.scheme == Scheme::kS3;
+  // Each normalized key belongs to one store: AWS_* to S3, AZURE_* / AZURITE_* to Azure, the
+  // rest (GOOGLE_*, SERVICE_ACCOUNT*, STORAGE_EMULATOR_HOST) to GCS.
+  auto owner = [](const std::string& key) {
+    if (key.rfind("AWS_", 0) == 0) return Scheme::kS3;
+    if (key.rfind("AZURE_", 0) == 0 || key.rfind("AZURITE_", 0) == 0) return Scheme::kAzure;
+    return Scheme::kGcs;
+  };
+  auto name = [](Scheme scheme) {
+    return scheme == Scheme::kS3 ? "S3" : scheme == Scheme::kAzure ? "Azure Blob" : "GCS";
+  };
   for (const auto& [key, value] : options) {
-    if ((key.rfind("AWS_", 0) == 0) != s3) {
-      return invalid("storage option '{}' does not apply to {} ({} storage); remove it", key, location.uri,
-                     s3 ? "S3" : "GCS");
+    if (owner(key) != location.scheme) {
+      return invalid("storage option '{}' is for {} and does not apply to {} ({} storage); remove it", key,
+                     name(owner(key)), location.uri, name(location.scheme));
     }
   }
   return arrow::Status::OK();
@@ -47,6 +57,7 @@ arrow::Result<OpenedLocation> open_location(const Location& location, const Stor
   ARROW_ASSIGN_OR_RAISE(auto normalized, normalize_storage_options(options));
   if (location.scheme == Scheme::kLocal) return OpenedLocation{local_store(), location.path};
   ARROW_RETURN_NOT_OK(check_options_apply(location, normalized));
+  if (location.scheme == Scheme::kAzure) return open_azure_location(location, normalized);
   // One store (and request count) per endpoint and identity in the process.
   // Never destroyed: an S3FileSystem must not outlive arrow::fs::FinalizeS3 (run at exit,
   // s3_store.cc), and static destruction would destroy it after.

@@ -1,7 +1,8 @@
 // One interface to where a table's files live (delta-rs's ObjectStore / LogStore split): the
-// local filesystem (local_store.h), S3 (s3_store.h) or GCS (gcs_store.h). Paths are
-// '/'-separated and absolute in the store's namespace: a local path, or "bucket/key" on S3 and
-// GCS. The Delta log logic above it never asks which one it has.
+// local filesystem (local_store.h), S3 (s3_store.h), GCS (gcs_store.h) or Azure Blob
+// (azure_store.h). Paths are '/'-separated and absolute in the store's namespace: a local path,
+// "bucket/key" on S3 and GCS, "container/blob" on Azure. The Delta log logic above it never asks
+// which one it has.
 #pragma once
 
 #include <arrow/io/type_fwd.h>
@@ -42,7 +43,7 @@ class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
 
-  // "file", "s3" or "gs".
+  // "file", "s3", "gs" or "az".
   virtual const char* scheme() const = 0;
   // `path` as the user would write it, for messages: "/data/t/x" or "s3://bucket/key".
   virtual std::string display(const std::string& path) const = 0;
@@ -88,10 +89,10 @@ class ObjectStore {
 // The process's local-filesystem store.
 std::shared_ptr<ObjectStore> local_store();
 
-// A store that reaches `location` (one per S3 or GCS endpoint and credentials; the local store
-// for a path) and the root path of the location in it. Options are checked first
+// A store that reaches `location` (one per S3, GCS or Azure endpoint and credentials; the local
+// store for a path) and the root path of the location in it. Options are checked first
 // (normalize_storage_options; an option of another store is refused); settings missing from
-// them come from the environment (AWS_*; STORAGE_EMULATOR_HOST, GOOGLE_*).
+// them come from the environment (AWS_*; STORAGE_EMULATOR_HOST, GOOGLE_*; AZURE_STORAGE_*).
 struct OpenedLocation {
   std::shared_ptr<ObjectStore> store;
   std::string root;

@@ -60,12 +60,12 @@ TEST(GcsConfigTest, AnS3OptionOnAGsUriIsRefusedNotIgnored) {
   auto opened = open_location(*loc, {{"AWS_REGION", "eu-west-1"}, {"STORAGE_EMULATOR_HOST", "127.0.0.1:1"}});
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().message(),
-            "storage option 'AWS_REGION' does not apply to gs://lake/t (GCS storage); remove it");
+            "storage option 'AWS_REGION' is for S3 and does not apply to gs://lake/t (GCS storage); remove it");
   auto s3 = parse_location("s3://lake/t", "table path");
   ASSERT_TRUE(s3.ok());
   auto refused = open_location(*s3, {{"google_service_account", "/k.json"}});
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("'GOOGLE_SERVICE_ACCOUNT' does not apply to s3://lake/t"),
+  EXPECT_NE(refused.status().message().find("'GOOGLE_SERVICE_ACCOUNT' is for GCS and does not apply to s3://lake/t"),
             std::string::npos);
 }
 

@@ -52,8 +52,38 @@ TEST(LocationTest, GcsUrisSplitIntoBucketAndPrefix) {
   EXPECT_NE(gcs.status().message().find("unknown scheme 'gcs://'"), std::string::npos);
 }
 
-TEST(LocationTest, AzureIsNotSupportedYet) {
-  for (const std::string uri : {"az://c/t", "abfs://c@a.dfs.core.windows.net/t", "abfss://c/t"}) {
+TEST(LocationTest, AzureUrisSplitIntoContainerAccountAndPrefix) {
+  struct Case {
+    std::string uri, container, account, path;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"az://lake/tables/orders/", "lake", "", "tables/orders"},
+           {"azure://lake", "lake", "", ""},
+           {"abfss://lake@acct.dfs.core.windows.net/t", "lake", "acct", "t"},
+           {"abfs://lake@acct.blob.core.windows.net/a/b", "lake", "acct", "a/b"},
+           {"abfss://lake/t", "lake", "", "t"}}) {
+    auto loc = parse_location(c.uri, "table path");
+    ASSERT_TRUE(loc.ok()) << loc.status();
+    EXPECT_EQ(loc->scheme, Scheme::kAzure) << c.uri;
+    EXPECT_EQ(loc->bucket, c.container) << c.uri;
+    EXPECT_EQ(loc->account, c.account) << c.uri;
+    EXPECT_EQ(loc->path, c.path) << c.uri;
+  }
+}
+
+TEST(LocationTest, MalformedAzureUrisSayWhatToWrite) {
+  for (const auto& [uri, message] : std::vector<std::pair<std::string, std::string>>{
+           {"az:///t", "names no container; write az://container/prefix"},
+           {"abfss://c@acct.example.com/t", "the host after '@' must be <account>.dfs.core.windows.net"},
+           {"az://c/t?sv=2021&sig=x", "query strings (SAS tokens) or ports in an Azure URI are not supported"}}) {
+    auto loc = parse_location(uri, "table path");
+    ASSERT_FALSE(loc.ok()) << uri;
+    EXPECT_NE(loc.status().message().find(message), std::string::npos) << loc.status();
+  }
+}
+
+TEST(LocationTest, AdlsGen1IsNotSupportedYet) {
+  for (const std::string uri : {"adl://store/t"}) {
     auto loc = parse_location(uri, "table path");
     ASSERT_FALSE(loc.ok()) << uri;
     EXPECT_TRUE(loc.status().IsNotImplemented()) << uri;
@@ -66,7 +96,7 @@ TEST(LocationTest, UnknownSchemesAndMissingBucketsAreErrorsSayingWhatToWrite) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().message(),
             "table path 'hdfs://nn/t' has an unknown scheme 'hdfs://'; use a local path, file:///path, "
-            "s3://bucket/prefix or gs://bucket/prefix");
+            "s3://bucket/prefix, gs://bucket/prefix or az://container/prefix");
   auto no_bucket = parse_location("s3:///t", "table path");
   ASSERT_FALSE(no_bucket.ok());
   EXPECT_NE(no_bucket.status().message().find("names no bucket"), std::string::npos);
@@ -84,6 +114,16 @@ TEST(StorageOptionsTest, DeltaRsKeysAreAcceptedInAnyCaseAndOthersRefused) {
   auto refused = normalize_storage_options({{"AWS_S3_LOCKING_PROVIDER", "dynamodb"}});
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("storage option 'AWS_S3_LOCKING_PROVIDER' is not supported"),
+            std::string::npos);
+  auto azure = normalize_storage_options(
+      {{"azure_storage_access_key", "k"}, {"AZURE_STORAGE_SAS_KEY", "s"}, {"azure_storage_use_emulator", "true"}});
+  ASSERT_TRUE(azure.ok()) << azure.status();
+  EXPECT_EQ(azure->at("AZURE_STORAGE_ACCOUNT_KEY"), "k");
+  EXPECT_EQ(azure->at("AZURE_STORAGE_SAS_TOKEN"), "s");
+  EXPECT_EQ(azure->at("AZURE_STORAGE_USE_EMULATOR"), "true");
+  auto client_secret = normalize_storage_options({{"AZURE_CLIENT_SECRET", "x"}});
+  ASSERT_FALSE(client_secret.ok());
+  EXPECT_NE(client_secret.status().message().find("storage option 'AZURE_CLIENT_SECRET' is not supported"),
             std::string::npos);
 }
 

@@ -1,0 +1,323 @@
+// libcurl + SharedKey / SAS requests to Azure Blob Storage (azure_client.h).
+#include "sluice/storage/azure_client.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <mutex>
+
+#include "sluice/common/status.h"
+#include "sluice/common/text.h"
+#include "sluice/storage/s3_client.h"  // xml_values
+
+namespace sluice::storage {
+
+namespace {
+
+// Azurite's well-known development account (public, in Azurite's README and every Azure SDK).
+constexpr const char* kEmulatorAccount = "devstoreaccount1";
+constexpr const char* kEmulatorKey =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+// A REST version every current Azure and Azurite (3.20+) accepts.
+constexpr const char* kApiVersion = "2021-12-02";
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  std::string line(data, size * n);
+  const auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.erase(0, 1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+    (*static_cast<std::map<std::string, std::string>*>(user))[lower(line.substr(0, colon))] = value;
+  }
+  return size * n;
+}
+
+// Strict base64 decoding; nullopt-like empty result with ok=false on bad input.
+bool base64_decode(const std::string& in, std::string& out) {
+  if (in.empty() || in.size() % 4 != 0) return false;
+  out.resize(in.size() / 4 * 3);
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0) return false;
+  size_t pad = 0;
+  if (in.back() == '=') ++pad;
+  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return true;
+}
+
+std::string base64_encode(const unsigned char* data, size_t size) {
+  std::string out(4 * ((size + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// "Sun, 06 Dec 2026 09:30:00 GMT" (RFC 1123, C locale names).
+std::string rfc1123_now() {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  return fmt::format("{}, {:02d} {} {} {:02d}:{:02d}:{:02d} GMT", kDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon],
+                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// "Name=value;Name=value" (an Azure connection string) -> fields by name.
+std::map<std::string, std::string> connection_fields(const std::string& text) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(';', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string part = text.substr(start, end - start);
+    const auto eq = part.find('=');
+    if (eq != std::string::npos) out[part.substr(0, eq)] = part.substr(eq + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+}  // namespace
+
+std::string azure_error_code(const AzureResponse& response) {
+  auto it = response.headers.find("x-ms-error-code");
+  if (it != response.headers.end()) return it->second;
+  auto code = xml_values(response.body, "Code");
+  return code.empty() ? "" : code[0];
+}
+
+std::string azure_error_text(const AzureResponse& response) {
+  std::string out = fmt::format("HTTP {}", response.status);
+  const std::string code = azure_error_code(response);
+  if (!code.empty()) out += " " + code;
+  auto message = xml_values(response.body, "Message");
+  if (!message.empty()) out += ": " + message[0].substr(0, message[0].find('\n'));
+  return out;
+}
+
+arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
+                                             const std::string& uri_account) {
+  auto get = [&](const char* key) {
+    auto it = options.find(key);
+    return it != options.end() ? it->second : env(key);
+  };
+  auto flag = [&](const char* key) -> arrow::Result<bool> {
+    const std::string v = lower(get(key));
+    if (v.empty() || v == "false" || v == "0") return false;
+    if (v == "true" || v == "1") return true;
+    return invalid("{} is '{}'; write true or false", key, v);
+  };
+  AzureConfig c;
+  c.account = get("AZURE_STORAGE_ACCOUNT_NAME");
+  c.account_key = get("AZURE_STORAGE_ACCOUNT_KEY");
+  c.sas_token = get("AZURE_STORAGE_SAS_TOKEN");
+  c.endpoint = get("AZURE_STORAGE_ENDPOINT");
+  ARROW_ASSIGN_OR_RAISE(bool emulator, flag("AZURE_STORAGE_USE_EMULATOR"));
+  ARROW_ASSIGN_OR_RAISE(c.allow_http, flag("AZURE_ALLOW_HTTP"));
+  // A connection string fills what the explicit keys leave open.
+  if (const std::string cs = get("AZURE_STORAGE_CONNECTION_STRING"); !cs.empty()) {
+    auto f = connection_fields(cs);
+    if (lower(f["UseDevelopmentStorage"]) == "true") emulator = true;
+    if (c.account.empty()) c.account = f["AccountName"];
+    if (c.account_key.empty() && c.sas_token.empty()) {
+      c.account_key = f["AccountKey"];
+      c.sas_token = f["SharedAccessSignature"];
+    }
+    if (c.endpoint.empty()) c.endpoint = f["BlobEndpoint"];
+    if (c.endpoint.empty() && !c.account.empty() && !emulator) {
+      const std::string protocol = f["DefaultEndpointsProtocol"].empty() ? "https" : f["DefaultEndpointsProtocol"];
+      const std::string suffix = f["EndpointSuffix"].empty() ? "core.windows.net" : f["EndpointSuffix"];
+      c.endpoint = fmt::format("{}://{}.blob.{}", protocol, c.account, suffix);
+    }
+    if (lower(f["DefaultEndpointsProtocol"]) == "http") c.allow_http = true;
+  }
+  if (!uri_account.empty()) {
+    if (!c.account.empty() && c.account != uri_account) {
+      return invalid("the Azure URI names account '{}' but AZURE_STORAGE_ACCOUNT_NAME (or the "
+                     "connection string) says '{}'; make them agree or drop one",
+                     uri_account, c.account);
+    }
+    c.account = uri_account;
+  }
+  if (emulator) {
+    if (c.account.empty()) c.account = kEmulatorAccount;
+    if (c.account_key.empty() && c.sas_token.empty()) c.account_key = kEmulatorKey;
+    if (c.endpoint.empty()) {
+      std::string base = get("AZURITE_BLOB_STORAGE_URL");
+      if (base.empty()) base = "http://127.0.0.1:10000";
+      while (!base.empty() && base.back() == '/') base.pop_back();
+      c.endpoint = base + "/" + c.account;
+    }
+    c.allow_http = true;
+  }
+  if (c.account.empty()) {
+    return invalid("no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME (environment or "
+                   "storage_options), write abfss://container@<account>.dfs.core.windows.net/..., "
+                   "or set AZURE_STORAGE_USE_EMULATOR=true for Azurite");
+  }
+  if (c.endpoint.empty()) c.endpoint = fmt::format("https://{}.blob.core.windows.net", c.account);
+  while (!c.endpoint.empty() && c.endpoint.back() == '/') c.endpoint.pop_back();
+  if (c.endpoint.rfind("http://", 0) == 0) {
+    if (!c.allow_http) {
+      return invalid("Azure endpoint {} is plain http: set AZURE_ALLOW_HTTP=true (or "
+                     "AZURE_STORAGE_USE_EMULATOR=true for Azurite) to allow it, or use https",
+                     c.endpoint);
+    }
+  } else if (c.endpoint.rfind("https://", 0) != 0) {
+    return invalid("Azure endpoint '{}' (AZURE_STORAGE_ENDPOINT) must start with http:// or https://", c.endpoint);
+  }
+  if (!c.sas_token.empty() && c.sas_token.front() == '?') c.sas_token.erase(0, 1);
+  if (c.account_key.empty() && c.sas_token.empty()) {
+    return invalid("no Azure credentials for account '{}': set AZURE_STORAGE_ACCOUNT_KEY or "
+                   "AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING) in the environment "
+                   "or storage_options; Azure AD identities (service principal, managed identity, "
+                   "az login) are not supported yet",
+                   c.account);
+  }
+  std::string decoded;
+  if (!c.account_key.empty() && !base64_decode(c.account_key, decoded)) {
+    return invalid("AZURE_STORAGE_ACCOUNT_KEY for account '{}' is not base64 (copy the key from the "
+                   "portal's Access keys page as it is)",
+                   c.account);
+  }
+  return c;
+}
+
+AzureClient::AzureClient(AzureConfig config) : config_(std::move(config)) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (config_.sas_token.empty()) base64_decode(config_.account_key, key_bytes_);  // checked in azure_config_from
+}
+
+arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const std::string& container,
+                                               const std::string& blob, const AzureQuery& query,
+                                               const std::string& body,
+                                               const std::vector<std::string>& headers) const {
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) return io_error("cannot start an HTTP request to {} (curl_easy_init failed)", config_.endpoint);
+  std::string path = "/" + percent_encode(container, "");
+  if (!blob.empty()) path += "/" + percent_encode(blob, "/");
+  std::string url = config_.endpoint + path;
+  std::string url_query;
+  for (const auto& [name, value] : query) {
+    url_query += (url_query.empty() ? "" : "&") + name + "=" + percent_encode(value, "");
+  }
+  if (!config_.sas_token.empty()) url_query += (url_query.empty() ? "" : "&") + config_.sas_token;
+  if (!url_query.empty()) url += "?" + url_query;
+
+  std::vector<std::string> lines = headers;
+  lines.push_back("x-ms-date: " + rfc1123_now());
+  lines.push_back(std::string("x-ms-version: ") + kApiVersion);
+  const bool has_body = method == "PUT";
+  if (has_body) lines.push_back("Content-Type: application/octet-stream");
+  if (config_.sas_token.empty()) {
+    // SharedKey: https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key
+    std::map<std::string, std::string> standard;  // the standard headers the signature covers
+    std::vector<std::pair<std::string, std::string>> ms;
+    for (const auto& line : lines) {
+      const auto colon = line.find(':');
+      std::string name = lower(line.substr(0, colon));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      if (name.rfind("x-ms-", 0) == 0) {
+        ms.emplace_back(std::move(name), std::move(value));
+      } else {
+        standard[name] = std::move(value);
+      }
+    }
+    std::sort(ms.begin(), ms.end());
+    std::string to_sign = method + "\n";
+    to_sign += standard["content-encoding"] + "\n" + standard["content-language"] + "\n";
+    to_sign += (has_body && !body.empty() ? std::to_string(body.size()) : "") + "\n";
+    to_sign += standard["content-md5"] + "\n" + standard["content-type"] + "\n";
+    to_sign += "\n";  // Date: x-ms-date is used instead
+    to_sign += standard["if-modified-since"] + "\n" + standard["if-match"] + "\n" + standard["if-none-match"] + "\n";
+    to_sign += standard["if-unmodified-since"] + "\n" + standard["range"] + "\n";
+    for (const auto& [name, value] : ms) to_sign += name + ":" + value + "\n";
+    // The resource: /account + the URL's path (Azurite's path-style URL repeats the account).
+    const auto host_start = config_.endpoint.find("://") + 3;
+    const auto endpoint_path = config_.endpoint.find('/', host_start);
+    to_sign += "/" + config_.account +
+               (endpoint_path == std::string::npos ? "" : config_.endpoint.substr(endpoint_path)) + path;
+    auto sorted = query;
+    for (auto& [name, value] : sorted) name = lower(name);
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [name, value] : sorted) to_sign += "\n" + name + ":" + value;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_size = 0;
+    HMAC(EVP_sha256(), key_bytes_.data(), static_cast<int>(key_bytes_.size()),
+         reinterpret_cast<const unsigned char*>(to_sign.data()), to_sign.size(), mac, &mac_size);
+    lines.push_back("Authorization: SharedKey " + config_.account + ":" + base64_encode(mac, mac_size));
+  }
+  lines.push_back("Expect:");
+  curl_slist* list = nullptr;
+  for (const auto& h : lines) list = curl_slist_append(list, h.c_str());
+  std::unique_ptr<curl_slist, SlistDeleter> header_list(list);
+
+  AzureResponse response;
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, config_.allow_http ? "http,https" : "https");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
+  if (method == "GET") {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  } else if (method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (has_body) {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    }
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
+  const CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    // The URL is not printed: it may carry the SAS token.
+    return mark_retryable(io_error("Azure {} az://{}/{}: cannot reach {}: {} (is the endpoint right "
+                                   "and the server running? check AZURE_STORAGE_ENDPOINT)",
+                                   method, container, blob, config_.endpoint, curl_easy_strerror(rc)));
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
+  return response;
+}
+
+}  // namespace sluice::storage

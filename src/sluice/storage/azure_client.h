@@ -1,0 +1,68 @@
+// The Azure Blob REST requests Arrow's AzureFileSystem cannot send: Put Blob with
+// If-None-Match: * (the commit of a Delta version), and the small GET/HEAD/DELETE/PUT and
+// List Blobs of log objects. Sent with libcurl, signed with the account key (SharedKey:
+// HMAC-SHA256, OpenSSL) or authorised by a SAS token.
+#pragma once
+
+#include <arrow/result.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sluice::storage {
+
+// Where and as whom Azure Blob Storage is reached. Secrets stay in here: no message prints them.
+struct AzureConfig {
+  // The account's blob service URL, no trailing '/': "https://<account>.blob.core.windows.net",
+  // or path-style with the account as first path segment (Azurite):
+  // "http://127.0.0.1:10000/devstoreaccount1".
+  std::string endpoint;
+  std::string account;
+  std::string account_key;  // base64, as the portal shows it; "" with a SAS token
+  std::string sas_token;    // without the leading '?'
+  bool allow_http = false;
+};
+
+// From `options` (normalized keys, location.h) over the AZURE_STORAGE_* environment, for the
+// account named by the URI (`uri_account`, "" for az://). Order: explicit keys, then a
+// connection string's fields, then AZURE_STORAGE_USE_EMULATOR's defaults (devstoreaccount1, its
+// public key, AZURITE_BLOB_STORAGE_URL or http://127.0.0.1:10000). Refuses a missing account or
+// credentials, a key that is not base64 and a plain-http endpoint without AZURE_ALLOW_HTTP=true
+// (or the emulator), saying what to set.
+arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
+                                             const std::string& uri_account);
+
+struct AzureResponse {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+
+// Query parameters, not encoded; the client encodes them and signs them sorted by name.
+using AzureQuery = std::vector<std::pair<std::string, std::string>>;
+
+class AzureClient {
+ public:
+  explicit AzureClient(AzureConfig config);
+  const AzureConfig& config() const { return config_; }
+
+  // One request to container/blob (blob may be ""). `headers` are "Name: value" lines; x-ms-*
+  // ones and If-None-Match are signed. A transport failure (no connection) is a retryable
+  // IOError naming the endpoint; any HTTP status is returned for the caller to judge.
+  arrow::Result<AzureResponse> send(const std::string& method, const std::string& container,
+                                    const std::string& blob, const AzureQuery& query,
+                                    const std::string& body, const std::vector<std::string>& headers) const;
+
+ private:
+  AzureConfig config_;
+  std::string key_bytes_;  // the decoded account key
+};
+
+// Azure's error as "HTTP <status> <Code>: <first line of Message>".
+std::string azure_error_text(const AzureResponse& response);
+// The x-ms-error-code of a response ("" when absent), from the header or the body's <Code>.
+std::string azure_error_code(const AzureResponse& response);
+
+}  // namespace sluice::storage
