@@ -81,7 +81,7 @@ dist: build
 	scripts/dist.sh $(BUILD_DIR)
 
 clean:
-	rm -rf build build-debug build-fuzz
+	rm -rf build build-debug build-fuzz build-unity-check
 
 distclean: clean
 	rm -rf .venv .deps .run dist examples/*/data
