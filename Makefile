@@ -32,7 +32,7 @@ test-asan:
 test: unit
 	@mkdir -p .run
 	@nice -n 19 scripts/sanitizer-build.sh > .run/sanitizer-build.log 2>&1 & build=$$!; \
-	  $(MAKE) --no-print-directory integration; status=$$?; \
+	  SLUICE_BIN=$(CURDIR)/$(BUILD_DIR)/sluice scripts/integration-tests.sh; status=$$?; \
 	  if ! wait $$build; then cat .run/sanitizer-build.log; echo "make test: the clang build failed (log above, .run/sanitizer-build.log)" >&2; exit 1; fi; \
 	  echo "[test] clang build (build-fuzz/) done while the integration tests ran"; exit $$status
 	$(MAKE) --no-print-directory test-asan fuzz-ci
