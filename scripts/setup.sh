@@ -32,7 +32,10 @@ else
   log "Debian packages present"
 fi
 
-# Virtualenv: rebuilt when requirements.txt changes (stamp holds its hash).
+# Virtualenv: rebuilt when requirements.txt changes (stamp holds its hash). PyPI and Maven Central
+# are independent downloads: the venv is built in the background while the jars are fetched below
+# (one mvn at a time: they share ~/.m2). docs/decisions.md "CI time".
+{
 REQ_HASH=$(sha256sum requirements.txt | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.req-hash 2>/dev/null)" != "$REQ_HASH" ]; then
   log "creating .venv from requirements.txt"
@@ -45,6 +48,9 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.req-hash 2>/dev/null)" != "$REQ_
 else
   log ".venv up to date"
 fi
+} &
+venv_pid=$!
+trap 'kill "$venv_pid" 2>/dev/null || true' EXIT
 
 # Jars from Maven Central, refetched only when their pom changes (the stamp holds its hash).
 fetch_jars() {  # fetch_jars <pom> <folder under .deps> <what> [extra mvn arguments...]
@@ -90,4 +96,6 @@ if [ "$(cat .deps/azurite/.complete 2>/dev/null)" != "$AZURITE_HASH" ]; then
 else
   log "Azurite present"
 fi
+wait "$venv_pid" || { log "creating .venv failed (pip's error above): run scripts/setup.sh again"; exit 1; }
+trap - EXIT
 log "done"

@@ -90,12 +90,13 @@ class TypeParser {
 
   arrow::Result<std::shared_ptr<arrow::DataType>> type() {
     // A column type nests at most kMaxNestingDepth - 1 levels (its row is the first level); the
-    // check also bounds this parser's recursion.
-    if (depth_ >= kMaxNestingDepth - 1 && is_nested_name(peek())) {
+    // check also bounds this parser's recursion. Qualified: sql::kMaxNestingDepth (the parser's
+    // 256, sql/parser.h) hides it wherever both are visible, as in a unity batch.
+    if (depth_ >= ::sluice::kMaxNestingDepth - 1 && is_nested_name(peek())) {
       return fail(fmt::format("the {} at character {} nests deeper than {} levels of ARRAY/MAP/STRUCT, sluice's "
                               "limit for a column (deeper columns are not readable by every Delta reader): "
                               "flatten the type, or keep the deep part as a JSON STRING",
-                              peek().text, peek().loc.offset + 1, kMaxNestingDepth - 1));
+                              peek().text, peek().loc.offset + 1, ::sluice::kMaxNestingDepth - 1));
     }
     ++depth_;
     auto t = nested_or_primitive_type();

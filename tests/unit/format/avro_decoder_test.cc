@@ -59,7 +59,7 @@ struct Bytes {
   }
 };
 
-std::shared_ptr<arrow::Array> binaries(const std::vector<std::optional<std::string>>& values) {
+std::shared_ptr<arrow::Array> avro_payloads(const std::vector<std::optional<std::string>>& values) {
   arrow::BinaryBuilder b;
   for (const auto& v : values) {
     if (v) {
@@ -205,7 +205,7 @@ TEST(AvroDecoderTest, DecodesEveryType) {
   registry->add_schema(1, kAllTypes);
   auto decoder = make_avro_decoder(registry, kAllTypes, {}).ValueOrDie();
   EXPECT_EQ(decoder->schema()->field(9)->type()->ToString(), "struct<member0: int32, member1: string>");
-  auto out = decoder->decode(*binaries({all_types_record(1).data, std::nullopt})).ValueOrDie();
+  auto out = decoder->decode(*avro_payloads({all_types_record(1).data, std::nullopt})).ValueOrDie();
   ASSERT_TRUE(out.errors.empty()) << out.errors[0].message;
   ASSERT_EQ(out.rows->num_rows(), 2);
   std::vector<std::pair<std::string, std::string>> expected = {
@@ -256,7 +256,7 @@ TEST(AvroDecoderTest, ResolvesTwoWriterSchemasToTheReaderSchema) {
   v1.header(1).lng(41).str("ann").flt(0.5f).boolean(true).str("gold");
   Bytes v2;
   v2.header(2).lng(42).str("bob").dbl(9.75).lng(1).str("x").lng(0).lng(1).str("b@x").lng(7);
-  auto out = decoder->decode(*binaries({v1.data, v2.data, v1.data})).ValueOrDie();
+  auto out = decoder->decode(*avro_payloads({v1.data, v2.data, v1.data})).ValueOrDie();
   ASSERT_TRUE(out.errors.empty()) << out.errors[0].message;
   // v1: int -> long, bytes -> string, float -> double, defaults for tags/email; level's type does
   // not resolve (string -> int), so it is rescued with the writer-only record `legacy`.
@@ -282,7 +282,7 @@ TEST(AvroDecoderTest, MissingFieldWithoutDefaultIsNull) {
     {"name": "a", "type": "int"}, {"name": "b", "type": "string"}]})", {}).ValueOrDie();
   Bytes r;
   r.header(5).lng(3);
-  auto out = decoder->decode(*binaries({r.data})).ValueOrDie();
+  auto out = decoder->decode(*avro_payloads({r.data})).ValueOrDie();
   ASSERT_TRUE(out.errors.empty());
   EXPECT_EQ(cell(out, "a", 0), "3");
   EXPECT_EQ(cell(out, "b", 0), "null");
@@ -303,7 +303,7 @@ TEST(AvroDecoderTest, MillisecondDefaultsBeyondTheMicrosecondRangeAreRefused) {
     ASSERT_TRUE(decoder.ok()) << decoder.status().ToString();
     Bytes r;
     r.header(5).lng(3);
-    auto out = (*decoder)->decode(*binaries({r.data}));
+    auto out = (*decoder)->decode(*avro_payloads({r.data}));
     const std::string message = out.ok() ? (out->errors.empty() ? "" : out->errors[0].message) : out.status().message();
     EXPECT_NE(message.find("reader field 'ts'"), std::string::npos) << logical << ": " << message;
     EXPECT_NE(message.find("out of range"), std::string::npos) << logical << ": " << message;
@@ -326,7 +326,7 @@ TEST(AvroDecoderTest, BadRecordsAreErrorsNamingTheCause) {
   bad_union.header(2).lng(1).str("a").dbl(1).lng(0).lng(5);
   Bytes overlong;
   overlong.header(2).raw(std::string(11, '\xff'));
-  auto out = decoder->decode(*binaries({std::string("\x00\x00", 2), wrong_magic.data, unknown.data, truncated.data,
+  auto out = decoder->decode(*avro_payloads({std::string("\x00\x00", 2), wrong_magic.data, unknown.data, truncated.data,
                                         trailing.data, bad_union.data, overlong.data, good.data, unknown.data}))
                  .ValueOrDie();
   ASSERT_EQ(out.errors.size(), 8u);
@@ -350,7 +350,7 @@ TEST(AvroDecoderTest, EveryPrefixOfARecordIsAnErrorNeverACrash) {
   std::string full = all_types_record(1).data;
   std::vector<std::optional<std::string>> prefixes;
   for (size_t n = 0; n < full.size(); ++n) prefixes.push_back(full.substr(0, n));
-  auto out = decoder->decode(*binaries(prefixes)).ValueOrDie();
+  auto out = decoder->decode(*avro_payloads(prefixes)).ValueOrDie();
   EXPECT_EQ(out.errors.size(), prefixes.size());
 }
 
@@ -359,7 +359,7 @@ TEST(AvroDecoderTest, UnreachableRegistryIsRetryable) {
   auto decoder = make_avro_decoder(registry, kReaderV2, {}).ValueOrDie();
   Bytes r;
   r.header(3).lng(1);
-  auto st = decoder->decode(*binaries({r.data})).status();
+  auto st = decoder->decode(*avro_payloads({r.data})).status();
   ASSERT_FALSE(st.ok());
   EXPECT_TRUE(is_retryable(st)) << st.ToString();
   EXPECT_NE(st.message().find("http://127.0.0.1:1/schemas/ids/3"), std::string::npos) << st.message();
@@ -380,7 +380,7 @@ TEST(AvroHostileTest, InvalidUtf8InStringsAndMapKeysBecomesReplacementCharacters
   auto decoder = make_avro_decoder(registry, schema, {}).ValueOrDie();
   Bytes rec;
   rec.header(1).str("a\xff").str("\xff").lng(1).str("k\xed\xa0\x80").str("v\xc0").lng(0);
-  auto out = decoder->decode(*binaries({rec.data})).ValueOrDie();
+  auto out = decoder->decode(*avro_payloads({rec.data})).ValueOrDie();
   ASSERT_TRUE(out.errors.empty()) << out.errors[0].message;
   ASSERT_TRUE(out.rows->ValidateFull().ok());  // checks UTF-8 of every string column
   const std::string r = "\xEF\xBF\xBD";

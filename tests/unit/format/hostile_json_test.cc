@@ -29,7 +29,7 @@ std::string nested(int depth, char open = '[', char close = ']') {
 // {"a": <depth-1 levels of arrays>} has `depth` levels.
 std::string record_of_depth(int depth) { return "{\"a\":" + nested(depth - 1) + "}"; }
 
-std::shared_ptr<arrow::Array> binaries(const std::vector<std::string>& values) {
+std::shared_ptr<arrow::Array> hostile_payloads(const std::vector<std::string>& values) {
   arrow::BinaryBuilder b;
   for (const auto& v : values) EXPECT_TRUE(b.Append(v).ok());
   return b.Finish().ValueOrDie();
@@ -74,7 +74,7 @@ TEST(HostileJsonTest, NestingBeyondTheLimitIsAnErrorWithItsOffset) {
 
 TEST(HostileJsonTest, PayloadDecoderSendsDeepRecordsToErrorsAndKeepsTheRest) {
   auto d = make_json_decoder(sql::parse_ddl_schema("a STRING, s STRING").ValueOrDie(), {}).ValueOrDie();
-  auto out = d->decode(*binaries({record_of_depth(10000), "{\"s\":\"ok\xc3\"}", record_of_depth(3)})).ValueOrDie();
+  auto out = d->decode(*hostile_payloads({record_of_depth(10000), "{\"s\":\"ok\xc3\"}", record_of_depth(3)})).ValueOrDie();
   ASSERT_EQ(out.errors.size(), 1u);
   EXPECT_EQ(out.errors[0].row, 0);
   EXPECT_NE(out.errors[0].message.find("JSON nested deeper than 16 levels"), std::string::npos);
@@ -87,7 +87,7 @@ TEST(HostileJsonTest, PayloadDecoderSendsDeepRecordsToErrorsAndKeepsTheRest) {
 
 TEST(HostileJsonTest, RescuedDataOfInvalidUtf8IsValidJsonText) {
   auto d = make_json_decoder(sql::parse_ddl_schema("a INT").ValueOrDie(), {}).ValueOrDie();
-  auto out = d->decode(*binaries({"{\"a\":1,\"x\xfe\":\"\xc0\"}"})).ValueOrDie();
+  auto out = d->decode(*hostile_payloads({"{\"a\":1,\"x\xfe\":\"\xc0\"}"})).ValueOrDie();
   ASSERT_TRUE(out.errors.empty());
   ASSERT_TRUE(out.rows->ValidateFull().ok());
   const auto& r = static_cast<const arrow::StringArray&>(*out.rows->GetColumnByName("_rescued_data"));
@@ -97,7 +97,7 @@ TEST(HostileJsonTest, RescuedDataOfInvalidUtf8IsValidJsonText) {
 TEST(HostileJsonTest, FromJsonGivesNullsForDeepTextAndValidUtf8ForInvalidBytes) {
   auto type = arrow::struct_({arrow::field("s", arrow::utf8())});
   JsonDecodeStats stats;
-  auto out = decode_json(*binaries({"{\"s\":" + nested(5000) + "}", "{\"s\":\"\xff\"}"}), type, &stats).ValueOrDie();
+  auto out = decode_json(*hostile_payloads({"{\"s\":" + nested(5000) + "}", "{\"s\":\"\xff\"}"}), type, &stats).ValueOrDie();
   ASSERT_TRUE(out->ValidateFull().ok());
   EXPECT_EQ(stats.malformed_records, 1);
   const auto& s = static_cast<const arrow::StringArray&>(*static_cast<const arrow::StructArray&>(*out).field(0));
@@ -169,7 +169,7 @@ TEST(HostileJsonTest, NumbersWhoseDigitsAreAllZeroAreZeroWhateverTheExponent) {
     EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0) << n << " -> " << got << ", strtod: " << want;
   }
   auto d = make_json_decoder(sql::parse_ddl_schema("d DOUBLE").ValueOrDie(), {}).ValueOrDie();
-  auto out = d->decode(*binaries({R"({"d":0e92})", R"({"d":-0.0e-400})", R"({"d":12.5e1})"})).ValueOrDie();
+  auto out = d->decode(*hostile_payloads({R"({"d":0e92})", R"({"d":-0.0e-400})", R"({"d":12.5e1})"})).ValueOrDie();
   EXPECT_TRUE(out.errors.empty());
   const auto& col = static_cast<const arrow::DoubleArray&>(*out.rows->GetColumnByName("d"));
   ASSERT_EQ(col.length(), 3);
@@ -188,8 +188,8 @@ TEST(HostileJsonTest, TimestampSecondsBeyondTheMicrosecondRangeAreMismatchesNotO
   const auto type = arrow::struct_({arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))});
   for (bool document : {false, true}) {
     JsonDecodeStats stats;
-    auto out = (document ? internal::decode_json_with_document(*binaries(records), type, &stats)
-                         : decode_json(*binaries(records), type, &stats))
+    auto out = (document ? internal::decode_json_with_document(*hostile_payloads(records), type, &stats)
+                         : decode_json(*hostile_payloads(records), type, &stats))
                    .ValueOrDie();
     const auto& ts = static_cast<const arrow::TimestampArray&>(*static_cast<const arrow::StructArray&>(*out).field(0));
     EXPECT_TRUE(ts.IsNull(0) && ts.IsNull(1)) << document;
@@ -199,7 +199,7 @@ TEST(HostileJsonTest, TimestampSecondsBeyondTheMicrosecondRangeAreMismatchesNotO
   }
   // The payload decoder (read_kafka value_format => 'json') sends them to _rescued_data, not UB.
   auto d = make_json_decoder(sql::parse_ddl_schema("ts TIMESTAMP").ValueOrDie(), {}).ValueOrDie();
-  auto decoded = d->decode(*binaries(records)).ValueOrDie();
+  auto decoded = d->decode(*hostile_payloads(records)).ValueOrDie();
   const auto& col = *decoded.rows->GetColumnByName("ts");
   EXPECT_TRUE(col.IsNull(0) && col.IsNull(1) && col.IsValid(2) && col.IsValid(3));
 }

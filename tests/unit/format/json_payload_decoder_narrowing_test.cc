@@ -27,9 +27,9 @@ const char kSchema[] =
     "m MAP<STRING, DOUBLE>, st STRUCT<x: STRING, y: ARRAY<STRUCT<z: BIGINT>>, n: STRUCT<a: INT, b: STRING>>, "
     "bid STRUCT<auction: BIGINT, price: BIGINT, url: STRING>";
 
-std::vector<std::string> corpus_records() { return testing::json_corpus_records(); }
+std::vector<std::string> narrowing_corpus_records() { return testing::json_corpus_records(); }
 
-std::vector<std::string> hostile_records() {
+std::vector<std::string> narrowing_hostile_records() {
   return {
       "", "null", "1", "\"s\"", "[1,2]", "[]", "{}", "{\"s\":\"a\"} x", "{\"s\":\"a\"", "{\"s\":\"a\",}",
       "{\"s\":\"\xff\xfe\"}", "{\"s\\u0000\":1}", "{\"s\":\"\\ud800\"}", std::string("{\"s\":\"a\0b\"}", 11),
@@ -45,7 +45,7 @@ std::vector<std::string> hostile_records() {
   };
 }
 
-std::vector<std::string> generated_records(int count) {
+std::vector<std::string> narrowing_generated_records(int count) {
   std::mt19937 rng(20261206);
   const std::vector<std::string> keys = {"i", "l", "d", "s", "ts", "st", "bid", "arr", "m", "S", "other", ""};
   const std::vector<std::string> values = {
@@ -62,7 +62,7 @@ std::vector<std::string> generated_records(int count) {
   return out;
 }
 
-std::shared_ptr<arrow::Array> binaries(const std::vector<std::string>& values) {
+std::shared_ptr<arrow::Array> narrowing_payloads(const std::vector<std::string>& values) {
   arrow::BinaryBuilder b;
   for (const auto& v : values) EXPECT_TRUE(b.Append(v).ok());
   EXPECT_TRUE(b.AppendNull().ok());
@@ -101,7 +101,7 @@ FieldSelection random_selection(const arrow::FieldVector& fields, std::mt19937& 
 
 void expect_same_as_whole(const std::vector<std::string>& records, const FieldSelection& selection) {
   auto schema = sql::parse_ddl_schema(kSchema).ValueOrDie();
-  auto payloads = binaries(records);
+  auto payloads = narrowing_payloads(records);
   auto whole = make_json_decoder(schema, {}).ValueOrDie()->decode(*payloads).ValueOrDie();
   auto narrowed_decoder =
       make_json_decoder(schema, {}, std::make_shared<FieldSelection>(selection)).ValueOrDie();
@@ -122,9 +122,9 @@ void expect_same_as_whole(const std::vector<std::string>& records, const FieldSe
 }
 
 std::vector<std::string> all_records() {
-  auto records = corpus_records();
-  for (auto& r : hostile_records()) records.push_back(r);
-  for (auto& r : generated_records(3000)) records.push_back(r);
+  auto records = narrowing_corpus_records();
+  for (auto& r : narrowing_hostile_records()) records.push_back(r);
+  for (auto& r : narrowing_generated_records(3000)) records.push_back(r);
   return records;
 }
 

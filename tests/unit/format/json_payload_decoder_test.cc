@@ -10,7 +10,7 @@
 namespace sluice::format {
 namespace {
 
-std::shared_ptr<arrow::Array> strings(const std::string& json_array) {
+std::shared_ptr<arrow::Array> payload_strings(const std::string& json_array) {
   return arrow::json::ArrayFromJSONString(arrow::utf8(), json_array).ValueOrDie();
 }
 
@@ -33,7 +33,7 @@ TEST(JsonPayloadDecoderTest, SchemaAddsRescuedDataColumn) {
 
 TEST(JsonPayloadDecoderTest, DecodesFittingRecordsWithNullRescue) {
   auto d = decoder("a INT, b STRING, ts TIMESTAMP, arr ARRAY<INT>, s STRUCT<x: DOUBLE>");
-  auto out = d->decode(*strings(R"(["{\"a\":1,\"b\":\"x\",\"ts\":\"2024-01-02T03:04:05Z\",\"arr\":[1,2],\"s\":{\"x\":1.5}}", "{}", null])"))
+  auto out = d->decode(*payload_strings(R"(["{\"a\":1,\"b\":\"x\",\"ts\":\"2024-01-02T03:04:05Z\",\"arr\":[1,2],\"s\":{\"x\":1.5}}", "{}", null])"))
                  .ValueOrDie();
   ASSERT_TRUE(out.errors.empty());
   auto expected = arrow::json::ArrayFromJSONString(
@@ -47,7 +47,7 @@ TEST(JsonPayloadDecoderTest, DecodesFittingRecordsWithNullRescue) {
 
 TEST(JsonPayloadDecoderTest, RescuesUnknownFieldsAndCaseMismatches) {
   auto d = decoder("id INT, name STRING");
-  auto out = d->decode(*strings(R"(["{\"id\":1,\"extra\":[1,{\"k\":true}],\"NAME\":\"n\"}"])")).ValueOrDie();
+  auto out = d->decode(*payload_strings(R"(["{\"id\":1,\"extra\":[1,{\"k\":true}],\"NAME\":\"n\"}"])")).ValueOrDie();
   ASSERT_TRUE(out.errors.empty());
   EXPECT_EQ(out.rows->column(0)->ToString(), arrow::json::ArrayFromJSONString(arrow::int32(), "[1]").ValueOrDie()->ToString());
   EXPECT_TRUE(out.rows->column(1)->IsNull(0));  // a key differing in case is rescued, not used
@@ -56,7 +56,7 @@ TEST(JsonPayloadDecoderTest, RescuesUnknownFieldsAndCaseMismatches) {
 
 TEST(JsonPayloadDecoderTest, RescuesValuesOfTheWrongType) {
   auto d = decoder("id INT, ok BOOLEAN, day DATE");
-  auto out = d->decode(*strings(R"(["{\"id\":\"seven\",\"ok\":true,\"day\":20240101}", "{\"id\":3000000000}"])")).ValueOrDie();
+  auto out = d->decode(*payload_strings(R"(["{\"id\":\"seven\",\"ok\":true,\"day\":20240101}", "{\"id\":3000000000}"])")).ValueOrDie();
   ASSERT_TRUE(out.errors.empty());
   EXPECT_TRUE(out.rows->column(0)->IsNull(0));
   EXPECT_TRUE(out.rows->column(1)->IsValid(0));
@@ -67,7 +67,7 @@ TEST(JsonPayloadDecoderTest, RescuesValuesOfTheWrongType) {
 
 TEST(JsonPayloadDecoderTest, NestedMismatchRescuesTheTopLevelField) {
   auto d = decoder("s STRUCT<x: INT, y: STRING>, n INT");
-  auto out = d->decode(*strings(R"(["{\"s\":{\"x\":\"bad\",\"y\":\"ok\"},\"n\":1}", "{\"s\":{\"x\":1,\"z\":2}}"])")).ValueOrDie();
+  auto out = d->decode(*payload_strings(R"(["{\"s\":{\"x\":\"bad\",\"y\":\"ok\"},\"n\":1}", "{\"s\":{\"x\":1,\"z\":2}}"])")).ValueOrDie();
   ASSERT_TRUE(out.errors.empty());
   EXPECT_EQ(rescued(out, 0), R"({"s":{"x":"bad","y":"ok"}})");
   EXPECT_EQ(rescued(out, 1), R"({"s":{"x":1,"z":2}})");  // an unknown nested key
@@ -78,7 +78,7 @@ TEST(JsonPayloadDecoderTest, NestedMismatchRescuesTheTopLevelField) {
 
 TEST(JsonPayloadDecoderTest, MalformedRecordsAreErrorsWithPositions) {
   auto d = decoder("a INT");
-  auto out = d->decode(*strings(R"(["{\"a\":1", "[1,2]", "{\"a\":2}", "{\"a\" 1}", "\"text\""])")).ValueOrDie();
+  auto out = d->decode(*payload_strings(R"(["{\"a\":1", "[1,2]", "{\"a\":2}", "{\"a\" 1}", "\"text\""])")).ValueOrDie();
   ASSERT_EQ(out.errors.size(), 4u);
   EXPECT_EQ(out.errors[0].row, 0);
   EXPECT_EQ(out.errors[0].message, "invalid JSON at byte 6: Missing a comma or '}' after an object member.");

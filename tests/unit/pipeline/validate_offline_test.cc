@@ -14,7 +14,7 @@
 namespace sluice::pipeline {
 namespace {
 
-const char* kSql =
+const char* kOfflineSql =
     "CREATE STREAMING TABLE bronze AS SELECT value.* FROM STREAM read_kafka(topic => 'events', value_format => "
     "'json');\n"
     "CREATE MATERIALIZED VIEW gold AS SELECT id, count(*) AS n FROM bronze GROUP BY id;\n"
@@ -33,7 +33,7 @@ class ValidateOfflineTest : public ::testing::Test {
 };
 
 TEST_F(ValidateOfflineTest, UnknownInferredSchemaIsReportedNotFetched) {
-  auto graph = build_graph({{"p.sql", kSql}});
+  auto graph = build_graph({{"p.sql", kOfflineSql}});
   ASSERT_TRUE(graph.ok()) << graph.status().message();
   const auto started = std::chrono::steady_clock::now();
   auto report = validate_sql_pipeline(config_, *graph, SchemaInference::kFrozenOnly);
@@ -52,7 +52,7 @@ TEST_F(ValidateOfflineTest, FrozenSchemaIsUsedAndNamed) {
   const auto frozen = storage_.path() / "system" / "inferred_schemas" / "bronze.ddl";
   std::filesystem::create_directories(frozen.parent_path());
   std::ofstream(frozen) << "`id` BIGINT, `name` STRING";
-  auto graph = build_graph({{"p.sql", kSql}});
+  auto graph = build_graph({{"p.sql", kOfflineSql}});
   ASSERT_TRUE(graph.ok()) << graph.status().message();
   auto report = validate_sql_pipeline(config_, *graph, SchemaInference::kFrozenOnly);
   ASSERT_TRUE(report.ok()) << report.status().message();

@@ -33,7 +33,7 @@ TEST_P(ValidateParityTest, ValidateRefusesWhatRunRefuses) {
   EXPECT_NE(checked.status().message().find(GetParam().message), std::string::npos) << checked.status().message();
 }
 
-const std::string kBronze = "CREATE STREAMING TABLE bronze AS SELECT * FROM STREAM read_kafka(topic => 't');\n";
+const std::string kBronzeDdl = "CREATE STREAMING TABLE bronze AS SELECT * FROM STREAM read_kafka(topic => 't');\n";
 const std::string kEvents =
     "CREATE STREAMING TABLE ev AS SELECT e.* FROM (SELECT from_json(CAST(value AS STRING), "
     "'id BIGINT, ts TIMESTAMP, tags ARRAY<STRING>') AS e FROM STREAM(bronze));\n";
@@ -42,7 +42,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, ValidateParityTest,
     ::testing::Values(
         ParityCase{"ApplyChanges",
-                   kBronze + "CREATE STREAMING TABLE c;\nAPPLY CHANGES INTO c FROM STREAM(bronze) KEYS (key) "
+                   kBronzeDdl + "CREATE STREAMING TABLE c;\nAPPLY CHANGES INTO c FROM STREAM(bronze) KEYS (key) "
                              "SEQUENCE BY offset;",
                    "p.sql:3:20: error: APPLY CHANGES INTO c is parsed and type-checked (its target would have the "
                    "columns key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, timestamp "
@@ -55,27 +55,27 @@ INSTANTIATE_TEST_SUITE_P(
                    "CREATE MATERIALIZED VIEW m AS SELECT * FROM read_kafka(topic => 't');",
                    "p.sql:1:45: error: a materialized view cannot read Kafka directly"},
         ParityCase{"WatermarkWithoutWindow",
-                   kBronze + kEvents + "CREATE STREAMING TABLE s AS SELECT id FROM STREAM(ev) WATERMARK ts DELAY OF "
+                   kBronzeDdl + kEvents + "CREATE STREAMING TABLE s AS SELECT id FROM STREAM(ev) WATERMARK ts DELAY OF "
                                        "INTERVAL 1 MINUTE;",
                    "p.sql:3:55: error: WATERMARK runs with windowed aggregations"},
         ParityCase{"WatermarkInMaterializedView",
-                   kBronze + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT id FROM ev WATERMARK ts DELAY OF "
+                   kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT id FROM ev WATERMARK ts DELAY OF "
                                        "INTERVAL 1 MINUTE;",
                    "p.sql:3:49: error: WATERMARK runs with windowed aggregations"},
         ParityCase{"WatermarkDistinctInMaterializedView",
-                   kBronze + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT DISTINCT id, ts FROM ev WATERMARK ts "
+                   kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT DISTINCT id, ts FROM ev WATERMARK ts "
                                        "DELAY OF INTERVAL 1 MINUTE;",
                    "p.sql:3:62: error: WATERMARK with SELECT DISTINCT deduplicates a stream in a streaming table"},
         ParityCase{"DistinctOnInMaterializedView",
-                   kBronze + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT DISTINCT ON (id) id, ts FROM ev;",
+                   kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT DISTINCT ON (id) id, ts FROM ev;",
                    "p.sql:3:1: error: SELECT DISTINCT ON runs in streaming tables"},
         ParityCase{"BadLateRowsProperty",
-                   kBronze + kEvents + "CREATE STREAMING TABLE w TBLPROPERTIES ('sluice.late_rows' = 'keep') AS "
+                   kBronzeDdl + kEvents + "CREATE STREAMING TABLE w TBLPROPERTIES ('sluice.late_rows' = 'keep') AS "
                                        "SELECT count(*) AS n FROM STREAM(ev) WATERMARK ts DELAY OF INTERVAL 1 MINUTE "
                                        "GROUP BY window(ts, '1 minute');",
                    "p.sql:3:24: error: table 'w': 'sluice.late_rows' is 'table'"},
         ParityCase{"DedupOfAListColumn",
-                   kBronze + kEvents + "CREATE STREAMING TABLE d AS SELECT DISTINCT id, ts, tags FROM STREAM(ev) "
+                   kBronzeDdl + kEvents + "CREATE STREAMING TABLE d AS SELECT DISTINCT id, ts, tags FROM STREAM(ev) "
                                        "WATERMARK ts DELAY OF INTERVAL 1 MINUTE;",
                    "p.sql:3:1: error: SELECT DISTINCT over a stream cannot compare column 'tags'"},
         ParityCase{"NonPositiveMaxOffsets",
@@ -90,7 +90,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "starting_offsets => 'soon');",
                    "p.sql:1:43: error: read_kafka starting_offsets must be"},
         ParityCase{"LateTableNameTaken",
-                   kBronze + kEvents + "CREATE STREAMING TABLE w TBLPROPERTIES ('sluice.late_rows' = 'table') AS "
+                   kBronzeDdl + kEvents + "CREATE STREAMING TABLE w TBLPROPERTIES ('sluice.late_rows' = 'table') AS "
                                        "SELECT count(*) AS n FROM STREAM(ev) WATERMARK ts DELAY OF INTERVAL 1 MINUTE "
                                        "GROUP BY window(ts, '1 minute');\n"
                                        "CREATE MATERIALIZED VIEW W_Late AS SELECT 1 AS x FROM ev;",
@@ -147,20 +147,20 @@ INSTANTIATE_TEST_SUITE_P(
                    "p.sql:1:38: error: column 'ID' is declared twice (first as 'id' at line 1; Delta column names "
                    "are case-insensitive): remove or rename one"},
         ParityCase{"StructExpansion",
-                   kBronze + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT ev.*, offset AS ID FROM (SELECT "
+                   kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT ev.*, offset AS ID FROM (SELECT "
                                        "struct(id, ts) AS ev, 1 AS offset FROM ev);",
                    "p.sql:3:44: error: materialized view 'm' would have two columns named 'ID' (columns 1 'id' and "
                    "3 'ID'"},
         ParityCase{"JoinStar",
-                   kBronze + "CREATE MATERIALIZED VIEW m AS SELECT * FROM bronze a JOIN bronze b ON a.offset = "
+                   kBronzeDdl + "CREATE MATERIALIZED VIEW m AS SELECT * FROM bronze a JOIN bronze b ON a.offset = "
                              "b.offset;",
                    "p.sql:2:38: error: materialized view 'm' would have two columns named 'key' (columns 1 'key' and "
                    "9 'key'"},
         ParityCase{"View",
-                   kBronze + "CREATE VIEW v AS SELECT topic, TOPIC FROM bronze;",
+                   kBronzeDdl + "CREATE VIEW v AS SELECT topic, TOPIC FROM bronze;",
                    "p.sql:2:32: error: view 'v' would have two columns named 'TOPIC'"},
         ParityCase{"UnionAll",
-                   kBronze + "CREATE MATERIALIZED VIEW m AS SELECT topic AS a, offset AS A FROM bronze UNION ALL "
+                   kBronzeDdl + "CREATE MATERIALIZED VIEW m AS SELECT topic AS a, offset AS A FROM bronze UNION ALL "
                              "SELECT topic, offset FROM bronze;",
                    "p.sql:2:50: error: materialized view 'm' would have two columns named 'A'"}),
     [](const ::testing::TestParamInfo<ParityCase>& info) { return info.param.name; });
