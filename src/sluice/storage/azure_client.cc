@@ -14,6 +14,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/storage/http_util.h"
 #include "sluice/storage/s3_client.h"  // xml_values
 
 namespace sluice::storage {
@@ -26,33 +27,6 @@ constexpr const char* kEmulatorKey =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 // A REST version every current Azure and Azurite (3.20+) accepts.
 constexpr const char* kApiVersion = "2021-12-02";
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-size_t on_header(char* data, size_t size, size_t n, void* user) {
-  std::string line(data, size * n);
-  const auto colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.erase(0, 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
-    (*static_cast<std::map<std::string, std::string>*>(user))[lower(line.substr(0, colon))] = value;
-  }
-  return size * n;
-}
 
 // Strict base64 decoding; nullopt-like empty result with ok=false on bad input.
 bool base64_decode(const std::string& in, std::string& out) {
@@ -102,13 +76,6 @@ std::map<std::string, std::string> connection_fields(const std::string& text) {
   return out;
 }
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
 }  // namespace
 
 std::string azure_error_code(const AzureResponse& response) {
@@ -131,10 +98,10 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
                                              const std::string& uri_account) {
   auto get = [&](const char* key) {
     auto it = options.find(key);
-    return it != options.end() ? it->second : env(key);
+    return it != options.end() ? it->second : env_or_empty(key);
   };
   auto flag = [&](const char* key) -> arrow::Result<bool> {
-    const std::string v = lower(get(key));
+    const std::string v = to_lower(get(key));
     if (v.empty() || v == "false" || v == "0") return false;
     if (v == "true" || v == "1") return true;
     return invalid("{} is '{}'; write true or false", key, v);
@@ -149,7 +116,7 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
   // A connection string fills what the explicit keys leave open.
   if (const std::string cs = get("AZURE_STORAGE_CONNECTION_STRING"); !cs.empty()) {
     auto f = connection_fields(cs);
-    if (lower(f["UseDevelopmentStorage"]) == "true") emulator = true;
+    if (to_lower(f["UseDevelopmentStorage"]) == "true") emulator = true;
     if (c.account.empty()) c.account = f["AccountName"];
     if (c.account_key.empty() && c.sas_token.empty()) {
       c.account_key = f["AccountKey"];
@@ -161,7 +128,7 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
       const std::string suffix = f["EndpointSuffix"].empty() ? "core.windows.net" : f["EndpointSuffix"];
       c.endpoint = fmt::format("{}://{}.blob.{}", protocol, c.account, suffix);
     }
-    if (lower(f["DefaultEndpointsProtocol"]) == "http") c.allow_http = true;
+    if (to_lower(f["DefaultEndpointsProtocol"]) == "http") c.allow_http = true;
   }
   if (!uri_account.empty()) {
     if (!c.account.empty() && c.account != uri_account) {
@@ -248,7 +215,7 @@ arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const 
     std::vector<std::pair<std::string, std::string>> ms;
     for (const auto& line : lines) {
       const auto colon = line.find(':');
-      std::string name = lower(line.substr(0, colon));
+      std::string name = to_lower(line.substr(0, colon));
       std::string value = line.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
       if (name.rfind("x-ms-", 0) == 0) {
@@ -272,7 +239,7 @@ arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const 
     to_sign += "/" + config_.account +
                (endpoint_path == std::string::npos ? "" : config_.endpoint.substr(endpoint_path)) + path;
     auto sorted = query;
-    for (auto& [name, value] : sorted) name = lower(name);
+    for (auto& [name, value] : sorted) name = to_lower(name);
     std::sort(sorted.begin(), sorted.end());
     for (const auto& [name, value] : sorted) to_sign += "\n" + name + ":" + value;
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -293,9 +260,9 @@ arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const 
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, config_.allow_http ? "http,https" : "https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, curl_store_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   if (method == "GET") {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);

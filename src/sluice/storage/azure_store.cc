@@ -13,18 +13,12 @@
 #include <regex>
 
 #include "sluice/common/status.h"
+#include "sluice/storage/http_util.h"
 #include "sluice/storage/s3_client.h"  // xml_values
 
 namespace sluice::storage {
 
 namespace {
-
-// "container/blob" -> (container, blob).
-std::pair<std::string, std::string> split(const std::string& path) {
-  const auto slash = path.find('/');
-  if (slash == std::string::npos) return {path, ""};
-  return {path.substr(0, slash), path.substr(slash + 1)};
-}
 
 int64_t http_date_nanos(const std::string& text) {
   const time_t t = curl_getdate(text.c_str(), nullptr);
@@ -151,7 +145,7 @@ arrow::Status AzureStore::failed(const char* what, const std::string& path, cons
 
 arrow::Result<std::vector<ObjectInfo>> AzureStore::list(const std::string& dir,
                                                         const std::string& start_after) const {
-  const auto [container, key] = split(dir);
+  const auto [container, key] = split_bucket_key(dir);
   const std::string prefix = key.empty() ? "" : key + "/";
   std::vector<ObjectInfo> out;
   std::string marker;
@@ -183,7 +177,7 @@ arrow::Result<std::vector<ObjectInfo>> AzureStore::list(const std::string& dir,
 }
 
 arrow::Result<std::optional<ObjectInfo>> AzureStore::head(const std::string& path) const {
-  const auto [container, blob] = split(path);
+  const auto [container, blob] = split_bucket_key(path);
   count_head();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("HEAD", container, blob, {}, "", {}));
   if (r.status == 404 && r.headers["x-ms-error-code"] != "ContainerNotFound") return std::optional<ObjectInfo>{};
@@ -196,7 +190,7 @@ arrow::Result<std::optional<ObjectInfo>> AzureStore::head(const std::string& pat
 }
 
 arrow::Result<std::string> AzureStore::read(const std::string& path) const {
-  const auto [container, blob] = split(path);
+  const auto [container, blob] = split_bucket_key(path);
   count_get();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", container, blob, {}, "", {}));
   if (r.status != 200) return failed("GET", path, r);
@@ -226,7 +220,7 @@ arrow::Status AzureStore::finish_output(const std::string& path, arrow::io::Outp
 }
 
 arrow::Result<PutResult> AzureStore::put_if_absent(const std::string& path, const std::string& content) {
-  const auto [container, blob] = split(path);
+  const auto [container, blob] = split_bucket_key(path);
   count_put();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("PUT", container, blob, {}, content,
                                              {"If-None-Match: *", "x-ms-blob-type: BlockBlob"}));
@@ -246,7 +240,7 @@ arrow::Result<PutResult> AzureStore::put_if_absent(const std::string& path, cons
 }
 
 arrow::Status AzureStore::put(const std::string& path, const std::string& content) {
-  const auto [container, blob] = split(path);
+  const auto [container, blob] = split_bucket_key(path);
   count_put();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("PUT", container, blob, {}, content, {"x-ms-blob-type: BlockBlob"}));
   if (r.status != 201) return failed("PUT", path, r);
@@ -254,7 +248,7 @@ arrow::Status AzureStore::put(const std::string& path, const std::string& conten
 }
 
 arrow::Status AzureStore::remove(const std::string& path) {
-  const auto [container, blob] = split(path);
+  const auto [container, blob] = split_bucket_key(path);
   count_remove();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("DELETE", container, blob, {}, "", {}));
   if (r.status != 202 && r.status != 200 && !(r.status == 404 && azure_error_code(r) == "BlobNotFound")) {

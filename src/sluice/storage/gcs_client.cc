@@ -11,34 +11,14 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/storage/http_util.h"
 
 namespace sluice::storage {
-
-namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
-}  // namespace
 
 arrow::Result<GcsConfig> gcs_config_from(const std::map<std::string, std::string>& options) {
   auto get = [&](const char* key) {
     auto it = options.find(key);
-    return it != options.end() ? it->second : env(key);
+    return it != options.end() ? it->second : env_or_empty(key);
   };
   // Refused rather than half-used: Arrow could read data files with them, but the commit
   // request (sent here, not by Arrow) needs an access token made from the key.
@@ -102,7 +82,7 @@ arrow::Result<GcsResponse> GcsClient::send(const std::string& method, const std:
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
   // Plain http only to an emulator the user named: a token never travels unencrypted to GCS.
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, config_.emulator ? "http,https" : "https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
   if (method == "GET") {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);

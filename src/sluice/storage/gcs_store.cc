@@ -9,17 +9,11 @@
 #include <cstdlib>
 
 #include "sluice/common/status.h"
+#include "sluice/storage/http_util.h"
 
 namespace sluice::storage {
 
 namespace {
-
-// "bucket/key" -> (bucket, key).
-std::pair<std::string, std::string> split(const std::string& path) {
-  const auto slash = path.find('/');
-  if (slash == std::string::npos) return {path, ""};
-  return {path.substr(0, slash), path.substr(slash + 1)};
-}
 
 std::string object_target(const std::string& bucket, const std::string& key) {
   return "/storage/v1/b/" + gcs_encode(bucket) + "/o/" + gcs_encode(key);
@@ -71,7 +65,7 @@ arrow::Status GcsStore::failed(const char* what, const std::string& path, const 
 
 arrow::Result<std::vector<ObjectInfo>> GcsStore::list(const std::string& dir,
                                                       const std::string& start_after) const {
-  const auto [bucket, key] = split(dir);
+  const auto [bucket, key] = split_bucket_key(dir);
   const std::string prefix = key.empty() ? "" : key + "/";
   std::vector<ObjectInfo> out;
   std::string token;
@@ -102,7 +96,7 @@ arrow::Result<std::vector<ObjectInfo>> GcsStore::list(const std::string& dir,
 }
 
 arrow::Result<std::optional<ObjectInfo>> GcsStore::head(const std::string& path) const {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_head();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", object_target(bucket, key) + "?fields=name%2Csize%2Cupdated",
                                              "", {}, display(path)));
@@ -114,7 +108,7 @@ arrow::Result<std::optional<ObjectInfo>> GcsStore::head(const std::string& path)
 }
 
 arrow::Result<std::string> GcsStore::read(const std::string& path) const {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_get();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", object_target(bucket, key) + "?alt=media", "", {}, display(path)));
   if (r.status != 200) return failed("GET", path, r);
@@ -145,7 +139,7 @@ arrow::Status GcsStore::finish_output(const std::string& path, arrow::io::Output
 
 arrow::Result<GcsResponse> GcsStore::upload(const std::string& path, const std::string& content,
                                             const std::string& precondition) {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   auto [body, boundary] = gcs_multipart_body(key, content);
   count_put();
   return client_.send("POST", "/upload/storage/v1/b/" + gcs_encode(bucket) + "/o?uploadType=multipart" + precondition,
@@ -166,7 +160,7 @@ arrow::Status GcsStore::put(const std::string& path, const std::string& content)
 }
 
 arrow::Status GcsStore::remove(const std::string& path) {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_remove();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("DELETE", object_target(bucket, key), "", {}, display(path)));
   if (r.status != 204 && r.status != 200 && r.status != 404) return failed("DELETE", path, r);

@@ -12,37 +12,11 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/storage/http_util.h"
 
 namespace sluice::storage {
 
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-size_t on_header(char* data, size_t size, size_t n, void* user) {
-  std::string line(data, size * n);
-  const auto colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.erase(0, 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
-    (*static_cast<std::map<std::string, std::string>*>(user))[lower(line.substr(0, colon))] = value;
-  }
-  return size * n;
-}
 
 std::string sha256_hex(const std::string& data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -68,13 +42,6 @@ void decode_entities(std::string& s) {
     }
   }
 }
-
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 }  // namespace
 
@@ -107,18 +74,18 @@ std::string s3_error_text(const S3Response& response) {
 arrow::Result<S3Config> s3_config_from(const std::map<std::string, std::string>& options) {
   auto get = [&](const char* key) {
     auto it = options.find(key);
-    return it != options.end() ? it->second : env(key);
+    return it != options.end() ? it->second : env_or_empty(key);
   };
   S3Config c;
   c.access_key = get("AWS_ACCESS_KEY_ID");
   c.secret_key = get("AWS_SECRET_ACCESS_KEY");
   c.session_token = get("AWS_SESSION_TOKEN");
   std::string region = get("AWS_REGION");
-  if (region.empty()) region = env("AWS_DEFAULT_REGION");
+  if (region.empty()) region = env_or_empty("AWS_DEFAULT_REGION");
   if (!region.empty()) c.region = region;
   c.endpoint = get("AWS_ENDPOINT_URL");
-  if (c.endpoint.empty()) c.endpoint = options.count("AWS_ENDPOINT_URL") ? "" : env("AWS_ENDPOINT");
-  const std::string allow = lower(get("AWS_ALLOW_HTTP"));
+  if (c.endpoint.empty()) c.endpoint = options.count("AWS_ENDPOINT_URL") ? "" : env_or_empty("AWS_ENDPOINT");
+  const std::string allow = to_lower(get("AWS_ALLOW_HTTP"));
   if (!allow.empty() && allow != "true" && allow != "false") {
     return invalid("AWS_ALLOW_HTTP is '{}'; write true or false", allow);
   }
@@ -176,9 +143,9 @@ arrow::Result<S3Response> S3Client::send(const std::string& method, const std::s
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, config_.allow_http ? "http,https" : "https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, curl_store_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   if (method == "GET") {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);

@@ -10,17 +10,11 @@
 #include <mutex>
 
 #include "sluice/common/status.h"
+#include "sluice/storage/http_util.h"
 
 namespace sluice::storage {
 
 namespace {
-
-// "bucket/key" -> (bucket, key).
-std::pair<std::string, std::string> split(const std::string& path) {
-  const auto slash = path.find('/');
-  if (slash == std::string::npos) return {path, ""};
-  return {path.substr(0, slash), path.substr(slash + 1)};
-}
 
 // "2026-12-06T06:10:00.123Z" -> epoch nanoseconds (0 when unparsable).
 int64_t iso8601_nanos(const std::string& text) {
@@ -79,7 +73,7 @@ arrow::Status S3Store::failed(const char* what, const std::string& path, const S
 
 arrow::Result<std::vector<ObjectInfo>> S3Store::list(const std::string& dir,
                                                      const std::string& start_after) const {
-  const auto [bucket, key] = split(dir);
+  const auto [bucket, key] = split_bucket_key(dir);
   const std::string prefix = key.empty() ? "" : key + "/";
   std::vector<ObjectInfo> out;
   std::string token;
@@ -114,7 +108,7 @@ arrow::Result<std::vector<ObjectInfo>> S3Store::list(const std::string& dir,
 }
 
 arrow::Result<std::optional<ObjectInfo>> S3Store::head(const std::string& path) const {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_head();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("HEAD", bucket, key, "", "", {}));
   if (r.status == 404) return std::optional<ObjectInfo>{};
@@ -128,7 +122,7 @@ arrow::Result<std::optional<ObjectInfo>> S3Store::head(const std::string& path) 
 }
 
 arrow::Result<std::string> S3Store::read(const std::string& path) const {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_get();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", bucket, key, "", "", {}));
   if (r.status != 200) return failed("GET", path, r);
@@ -158,7 +152,7 @@ arrow::Status S3Store::finish_output(const std::string& path, arrow::io::OutputS
 }
 
 arrow::Result<PutResult> S3Store::put_if_absent(const std::string& path, const std::string& content) {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   // 409 ConditionalRequestConflict: another conditional write to the key is in flight; S3
   // asks to retry, after which one of them has won (412 for the loser).
   for (int attempt = 1;; ++attempt) {
@@ -180,7 +174,7 @@ arrow::Result<PutResult> S3Store::put_if_absent(const std::string& path, const s
 }
 
 arrow::Status S3Store::put(const std::string& path, const std::string& content) {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_put();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("PUT", bucket, key, "", content, {}));
   if (r.status != 200) return failed("PUT", path, r);
@@ -188,7 +182,7 @@ arrow::Status S3Store::put(const std::string& path, const std::string& content) 
 }
 
 arrow::Status S3Store::remove(const std::string& path) {
-  const auto [bucket, key] = split(path);
+  const auto [bucket, key] = split_bucket_key(path);
   count_remove();
   ARROW_ASSIGN_OR_RAISE(auto r, client_.send("DELETE", bucket, key, "", "", {}));
   if (r.status != 204 && r.status != 200 && r.status != 404) return failed("DELETE", path, r);
