@@ -55,16 +55,14 @@ RecordView RecordView::of(const rd_kafka_message_s& message, std::string_view to
 }
 
 size_t RecordView::header_count() const {
-  return headers_ == nullptr ? 0 : rd_kafka_header_cnt(static_cast<const rd_kafka_headers_t*>(headers_));
+  return headers_ == nullptr ? 0 : rd_kafka_header_cnt(headers_);
 }
 
 RecordHeader RecordView::header(size_t i) const {
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  if (headers_ == nullptr ||
-      rd_kafka_header_get_all(static_cast<const rd_kafka_headers_t*>(headers_), i, &name, &value, &size) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (headers_ == nullptr || rd_kafka_header_get_all(headers_, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return {};
   }
   return {std::string_view(name, std::strlen(name)), bytes(value, size)};
