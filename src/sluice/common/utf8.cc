@@ -107,8 +107,10 @@ arrow::Result<std::shared_ptr<arrow::Array>> to_valid_utf8(const std::shared_ptr
     return arrow::Status::TypeError("to_valid_utf8 needs binary or string values, not ", values->type()->ToString());
   }
   // Value by value: a buffer that is valid as a whole can still split a character between
-  // two values.
+  // two values. Bytes that are all ASCII split nowhere: one pass over them decides.
   const auto all_valid = [](const auto& a) {
+    if (a.length() == 0) return true;
+    if (is_ascii(a.raw_data() + a.value_offset(0), a.value_offset(a.length()) - a.value_offset(0))) return true;
     for (int64_t i = 0; i < a.length(); ++i) {
       if (!a.IsNull(i) && !arrow::util::ValidateUTF8(a.GetView(i))) return false;
     }

@@ -231,6 +231,10 @@ arrow::Result<std::shared_ptr<arrow::Array>> decode_struct_from_events(const arr
   JsonFieldIndex index(names);
   std::vector<Slot> slots(n);
   internal::FlatRecordScanner scanner(index, decoded, is_string, slots.data());
+  if (input.length() > 0) {
+    scanner.set_input_ascii(is_ascii(input.raw_data() + input.value_offset(0),
+                                     input.value_offset(input.length()) - input.value_offset(0)));
+  }
   StructSlotHandler handler(index, decoded, is_string, slots.data());
   JsonRecordParser parser;
   internal::JsonValueAppender appender(internal::KeyMatch::kCaseInsensitive);  // for needs_document

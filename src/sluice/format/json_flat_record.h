@@ -171,8 +171,12 @@ class FlatRecordScanner {
     }
     skip_ws(p, end);
     // Checked last (a malformed record is left to RapidJSON anyway): invalid UTF-8 is replaced first.
-    return p == end && is_valid_utf8(text);
+    return p == end && (input_ascii_ || is_valid_utf8(text));
   }
+
+  // The caller found every byte of the texts it will scan ASCII (is_ascii over the column's
+  // bytes, once per batch): each record's own UTF-8 check is then skipped.
+  void set_input_ascii(bool ascii) { input_ascii_ = ascii; }
 
  private:
   static void skip_ws(const char*& p, const char* end) {
@@ -301,6 +305,7 @@ class FlatRecordScanner {
   const std::vector<bool>& is_string_;
   JsonSlot* slots_;
   int n_;
+  bool input_ascii_ = false;
 };
 
 }  // namespace sluice::format::internal

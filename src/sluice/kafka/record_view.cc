@@ -49,25 +49,20 @@ RecordView RecordView::of(const rd_kafka_message_s& message, std::string_view to
                                                                   : TimestampType::kNone;
   v.key = bytes(message.key, message.key_len);
   v.value = bytes(message.payload, message.len);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) v.headers_ = headers;
   return v;
 }
 
 size_t RecordView::header_count() const {
-  rd_kafka_headers_t* headers = nullptr;
-  if (message_ == nullptr || rd_kafka_message_headers(message_, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      headers == nullptr) {
-    return 0;
-  }
-  return rd_kafka_header_cnt(headers);
+  return headers_ == nullptr ? 0 : rd_kafka_header_cnt(headers_);
 }
 
 RecordHeader RecordView::header(size_t i) const {
-  rd_kafka_headers_t* headers = nullptr;
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  if (message_ == nullptr || rd_kafka_message_headers(message_, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      headers == nullptr || rd_kafka_header_get_all(headers, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (headers_ == nullptr || rd_kafka_header_get_all(headers_, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return {};
   }
   return {std::string_view(name, std::strlen(name)), bytes(value, size)};

@@ -12,6 +12,7 @@
 #include "sluice/common/strong_types.h"
 
 struct rd_kafka_message_s;  // librdkafka's message, read by kafka/ only
+struct rd_kafka_headers_s;  // its parsed headers
 
 namespace sluice::kafka {
 
@@ -58,6 +59,9 @@ class RecordView {
   // run of one topic's messages).
   static RecordView of(const rd_kafka_message_s& message, std::string_view topic);
   const rd_kafka_message_s* message_ = nullptr;
+  // The message's parsed headers, null when it has none: looked up in of(), while the
+  // message's memory is in cache (a lookup per row when the batch is built missed it).
+  const rd_kafka_headers_s* headers_ = nullptr;
 };
 
 }  // namespace sluice::kafka

@@ -81,5 +81,39 @@ TEST(Utf8Test, ArraysAreReplacedValueByValueAndValidOnesAreNotCopied) {
   EXPECT_EQ(same->data()->buffers[2]->data(), valid->data()->buffers[2]->data());  // no copy
 }
 
+TEST(Utf8Test, IsAsciiSeesAHighByteAnywhere) {
+  for (int size = 0; size <= 20; ++size) {
+    std::string bytes(static_cast<size_t>(size), 'a');
+    EXPECT_TRUE(is_ascii(reinterpret_cast<const uint8_t*>(bytes.data()), size));
+    for (int at = 0; at < size; ++at) {
+      std::string high = bytes;
+      high[static_cast<size_t>(at)] = '\x80';
+      EXPECT_FALSE(is_ascii(reinterpret_cast<const uint8_t*>(high.data()), size)) << size << " " << at;
+    }
+  }
+}
+
+// The ASCII shortcut looks at the slice's own bytes only: an invalid value outside a slice
+// changes nothing, one inside it is still replaced.
+TEST(Utf8Test, SlicedArraysAreJudgedByTheirOwnValues) {
+  arrow::BinaryBuilder b;
+  ASSERT_TRUE(b.Append(std::string("\xff")).ok());
+  ASSERT_TRUE(b.Append(std::string("plain ascii, longer than a word")).ok());
+  ASSERT_TRUE(b.AppendNull().ok());
+  ASSERT_TRUE(b.Append(std::string("x")).ok());
+  ASSERT_TRUE(b.Append(std::string("a\xc3")).ok());
+  auto in = *b.Finish();
+  auto ascii = in->Slice(1, 3);
+  auto same = *to_valid_utf8(ascii);
+  ASSERT_TRUE(same->ValidateFull().ok());
+  EXPECT_EQ(same->data()->buffers[2]->data(), in->data()->buffers[2]->data());  // no copy
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*same).GetString(0), "plain ascii, longer than a word");
+  EXPECT_TRUE(same->IsNull(1));
+  auto replaced = *to_valid_utf8(in->Slice(3, 2));
+  ASSERT_TRUE(replaced->ValidateFull().ok());
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*replaced).GetString(0), "x");
+  EXPECT_EQ(static_cast<const arrow::StringArray&>(*replaced).GetString(1), "a" + R);
+}
+
 }  // namespace
 }  // namespace sluice
