@@ -25,6 +25,8 @@ TLS="$RUN/tls"
 PROXY_PIDFILE="$RUN/proxy.pid"
 
 log() { printf '[registry] %s\n' "$*" >&2; }
+# shellcheck source=scripts/pidfile.sh
+. "$ROOT/scripts/pidfile.sh"
 
 is_running() {
   [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
@@ -126,13 +128,7 @@ stop() {
     rm -f "$PROXY_PIDFILE"
   fi
   if ! is_running; then log "not running"; rm -f "$PIDFILE"; return; fi
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill "$pid"
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  rm -f "$PIDFILE"
-  log "stopped pid $pid"
+  stop_pidfile "$PIDFILE"
 }
 
 case "${1:-}" in

@@ -9,7 +9,7 @@ ROOT=$(pwd)
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  rapidjson-dev libssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
+  rapidjson-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev nlohmann-json3-dev
   default-jre-headless maven
   libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev curl  # librdkafka from source (build-librdkafka.sh)

@@ -170,6 +170,28 @@ def test_two_runs_write_every_record_exactly_once(tmp_path, bootstrap, new_topic
     assert DeltaTable(str(table)).version() == version
 
 
+def test_payload_and_offset_are_written_without_a_parquet_dictionary(tmp_path, bootstrap, new_topic):
+    """A Kafka value and offset never repeat: the writer skips their dictionary (docs/decisions.md
+    "Parquet dictionaries"); the topic, which repeats, keeps one. Checked in the files' footers."""
+    import pyarrow.parquet as pq
+    topic = new_topic(3)
+    pipe = bronze_pipeline(tmp_path, bootstrap, topic)
+    produce(bootstrap, topic, 5_000, seed=3)
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    files = sorted((pipe / "data" / "tables" / "events_bronze").glob("*.parquet"))
+    assert files
+    for path in files:
+        metadata = pq.ParquetFile(path).metadata
+        for g in range(metadata.num_row_groups):
+            chunks = {metadata.row_group(g).column(c).path_in_schema: metadata.row_group(g).column(c)
+                      for c in range(metadata.num_columns)}
+            assert not chunks["value"].has_dictionary_page, path
+            assert not chunks["offset"].has_dictionary_page, path
+            assert chunks["topic"].has_dictionary_page, path
+    assert DeltaTable(str(pipe / "data" / "tables" / "events_bronze")).to_pyarrow_table().num_rows == 5_000
+
+
 def test_missing_topic_fails_before_any_table_changes(tmp_path, bootstrap, new_topic):
     good = new_topic(1)
     produce(bootstrap, good, 10, seed=3, partitions=1)

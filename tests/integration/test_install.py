@@ -24,7 +24,7 @@ from conftest import ROOT, SLUICE
 BASE_SONAMES = {
     "linux-vdso.so.1", "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libdl.so.2",
     "libpthread.so.0", "librt.so.1", "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1",
-    "libzstd.so.1", "liblz4.so.1",
+    "libzstd.so.1", "liblz4.so.1", "libresolv.so.2",  # libresolv: glibc's (libcurl loads it)
 }
 # What sluice loads today that a fresh Debian 12 lacks (at least these; whatever else it loads
 # that is not in BASE_SONAMES must come from lib/ too).

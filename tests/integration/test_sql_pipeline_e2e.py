@@ -463,6 +463,8 @@ CREATE STREAMING TABLE checked (
     assert events.returncode == 0, events.stderr
     progress = {e["dataset"]: e["details"]["flow_progress"] for e in map(json.loads, events.stdout.splitlines())}
     checked = progress["checked"]
+    rate = checked["metrics"].pop("processed_rows_per_second")  # rows over the update's duration
+    assert rate == (120 * 1000 / checked["duration_ms"] if checked["duration_ms"] else 0)
     assert checked["metrics"] == {"num_input_rows": 120, "num_output_rows": sum(v is not None for v in values),
                                   "num_dropped_rows": sum(v is None for v in values)}
     quality = {x["name"]: (x["passed_records"], x["failed_records"]) for x in checked["data_quality"]["expectations"]}

@@ -172,7 +172,7 @@ int show_events(const std::string& dir, const std::string& type, const std::stri
   }
   if (!*snapshot) {
     if (follow) return 0;
-    std::cerr << "sluice: error: no event log yet at " << store.table_root().string() << " (run the pipeline first)\n";
+    std::cerr << "sluice: error: no event log yet at " << store.location() << " (run the pipeline first)\n";
     return 1;
   }
   auto table = delta::scan_table(store, **snapshot);

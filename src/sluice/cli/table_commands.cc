@@ -69,7 +69,7 @@ arrow::Result<std::shared_ptr<const delta::Snapshot>> open_snapshot(const TableA
 }
 
 void add_common(CLI::App* cmd, TableArgs& args, bool with_version, bool with_limit) {
-  cmd->add_option("path", args.path, "Table folder (holding _delta_log)")->required();
+  cmd->add_option("path", args.path, "Table folder (holding _delta_log) or s3://bucket/prefix")->required();
   if (with_version) {
     cmd->add_option("--version", args.version, "Read the table as of this version");
     cmd->add_option("--timestamp", args.timestamp,
@@ -80,7 +80,8 @@ void add_common(CLI::App* cmd, TableArgs& args, bool with_version, bool with_lim
 }
 
 arrow::Status describe(const TableArgs& args) {
-  delta::LogStore store(args.path);
+  ARROW_ASSIGN_OR_RAISE(auto opened, delta::LogStore::open(args.path));
+  const delta::LogStore& store = *opened;
   ARROW_ASSIGN_OR_RAISE(auto snap, open_snapshot(args, store));
   const auto& m = snap->metadata();
   json schema = json::array();
@@ -135,7 +136,8 @@ arrow::Status describe(const TableArgs& args) {
 }
 
 arrow::Status history(const TableArgs& args) {
-  delta::LogStore store(args.path);
+  ARROW_ASSIGN_OR_RAISE(auto opened, delta::LogStore::open(args.path));
+  const delta::LogStore& store = *opened;
   ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
   if (versions.empty()) return invalid("{} is not a Delta table (no _delta_log commits)", args.path);
   int64_t shown = 0;
@@ -145,7 +147,7 @@ arrow::Status history(const TableArgs& args) {
   }
   for (auto it = versions.rbegin(); it != versions.rend() && shown < args.limit; ++it, ++shown) {
     ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(*it));
-    ARROW_ASSIGN_OR_RAISE(auto actions, delta::parse_commit(text, store.commit_path(*it).string()));
+    ARROW_ASSIGN_OR_RAISE(auto actions, delta::parse_commit(text, store.display(store.commit_path(*it))));
     json info = json::object();
     for (const auto& a : actions) {
       if (const auto* c = std::get_if<delta::CommitInfo>(&a)) info = c->value;
@@ -179,7 +181,8 @@ arrow::Status history(const TableArgs& args) {
 }
 
 arrow::Status files(const TableArgs& args) {
-  delta::LogStore store(args.path);
+  ARROW_ASSIGN_OR_RAISE(auto opened, delta::LogStore::open(args.path));
+  const delta::LogStore& store = *opened;
   ARROW_ASSIGN_OR_RAISE(auto snap, open_snapshot(args, store));
   int64_t shown = 0;
   for (const auto& f : snap->files()) {
@@ -210,7 +213,8 @@ std::string cell_text(const arrow::ChunkedArray& column, int64_t row) {
 }
 
 arrow::Status show(const TableArgs& args) {
-  delta::LogStore store(args.path);
+  ARROW_ASSIGN_OR_RAISE(auto opened, delta::LogStore::open(args.path));
+  const delta::LogStore& store = *opened;
   ARROW_ASSIGN_OR_RAISE(auto snap, open_snapshot(args, store));
   delta::ScanOptions options;
   options.limit = args.limit;
@@ -305,7 +309,7 @@ struct AppendArgs {
 };
 
 arrow::Status append(const AppendArgs& args) {
-  auto store = std::make_shared<delta::LogStore>(args.path);
+  ARROW_ASSIGN_OR_RAISE(auto store, delta::LogStore::open(args.path));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   delta::WriteOptions options;
   options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
@@ -359,11 +363,18 @@ arrow::Status append(const AppendArgs& args) {
   }
   std::cout << fmt::format("{}: wrote {} rows in {} files as version {}\n", args.path,
                            writer->rows_written(), txn.adds().size(), result.version.value());
+  if (!store->is_local()) {
+    // What the write cost on the object store (the whole command: snapshot, files, commit).
+    const auto r = store->objects()->requests();
+    std::cerr << fmt::format("sluice: {} requests: {} (list {}, get {}, head {}, put {}, delete {})\n",
+                             store->objects()->scheme(), r.total(), r.list, r.get, r.head, r.put, r.remove);
+  }
   return arrow::Status::OK();
 }
 
 arrow::Status export_table(const TableArgs& args, const std::string& out) {
-  delta::LogStore store(args.path);
+  ARROW_ASSIGN_OR_RAISE(auto opened, delta::LogStore::open(args.path));
+  const delta::LogStore& store = *opened;
   ARROW_ASSIGN_OR_RAISE(auto snap, open_snapshot(args, store));
   ARROW_ASSIGN_OR_RAISE(auto table, delta::scan_table(store, *snap));
   auto written = [&]() -> arrow::Status {
@@ -408,7 +419,7 @@ void add_table_commands(CLI::App& app, int* exit_code) {
   e->callback([exit_code] { *exit_code = report(export_table(args, export_path)); });
 
   auto* a = table->add_subcommand("append", "Write Parquet/Arrow files into a table (one commit)");
-  a->add_option("path", append_args.path, "Table folder")->required();
+  a->add_option("path", append_args.path, "Table folder or s3://bucket/prefix")->required();
   a->add_option("inputs", append_args.inputs, ".parquet or .arrow files")->required();
   a->add_option("--partition-by", append_args.partition_by, "Partition columns (new table)")
       ->delimiter(',');

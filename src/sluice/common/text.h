@@ -22,4 +22,8 @@ std::string closest_match(const std::string& name, const std::vector<std::string
 std::optional<int64_t> parse_int64(std::string_view text);
 std::optional<double> parse_double(std::string_view text);
 
+// RFC 3986 percent-encoding: every byte but the unreserved ones (letters, digits, -_.~) and
+// the characters of `keep` becomes %XX (upper-case hex).
+std::string percent_encode(std::string_view text, std::string_view keep = {});
+
 }  // namespace sluice

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::delta {
 namespace {
@@ -309,22 +310,7 @@ arrow::Result<std::vector<Action>> parse_commit(std::string_view text, const std
   return actions;
 }
 
-std::string uri_encode_path(std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(path.size());
-  for (unsigned char c : path) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/' ||
-        c == '=') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
+std::string uri_encode_path(std::string_view path) { return percent_encode(path, "/="); }
 
 arrow::Result<std::string> uri_decode_path(std::string_view path) {
   auto hex = [](char c) -> int {

@@ -203,19 +203,14 @@ int64_t tombstone_retention_millis(const Metadata& metadata) {
   return week;
 }
 
-// Writes `table` as Parquet to `path` and fsyncs it (data on disk before it is renamed into
-// place); its size in bytes.
-arrow::Result<int64_t> write_parquet_durably(const arrow::Table& table, const fs::path& path) {
-  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::FileOutputStream::Open(path.string()));
+// `table` as the bytes of a Parquet file (a checkpoint is published whole, by one
+// put-if-absent: temp file + fsync + no-replace rename locally, one conditional PUT on S3).
+arrow::Result<std::shared_ptr<arrow::Buffer>> parquet_bytes(const arrow::Table& table) {
+  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
   auto props = parquet::WriterProperties::Builder().compression(arrow::Compression::SNAPPY)->build();
   ARROW_RETURN_NOT_OK(parquet::arrow::WriteTable(table, arrow::default_memory_pool(), sink,
                                                  1 << 20, props));
-  ARROW_RETURN_NOT_OK(sink->Close());
-  ARROW_RETURN_NOT_OK(fsync_file(path));
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) return io_error("cannot stat {}: {}", path.string(), ec.message());
-  return static_cast<int64_t>(size);
+  return sink->Finish();
 }
 
 }  // namespace
@@ -267,35 +262,19 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
 
   const std::string version_name = fmt::format("{:020d}", snapshot.version().value());
   const fs::path final_path = store.log_dir() / (version_name + ".checkpoint.parquet");
-  const fs::path tmp = store.log_dir() / ("." + version_name + ".checkpoint." + random_uuid() + ".tmp");
-  auto written = write_parquet_durably(*table, tmp);
-  if (!written.ok()) {
-    ::unlink(tmp.c_str());
-    return io_failure(written.status(), "cannot write checkpoint", final_path.string());
-  }
-  const int64_t size_bytes = *written;
-  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
-    int saved = errno;
-    ::unlink(tmp.c_str());
-    if (saved != EEXIST) {
-      return io_failure(saved, "cannot publish checkpoint", final_path.string());
-    }
-    // Another writer checkpointed this version already: same content by construction.
-  }
-  ARROW_RETURN_NOT_OK(fsync_directory(store.log_dir()));
+  auto bytes = parquet_bytes(*table);
+  if (!bytes.ok()) return io_failure(bytes.status(), "cannot write checkpoint", store.display(final_path));
+  const int64_t size_bytes = (*bytes)->size();
+  // Another writer may have checkpointed this version already (kAlreadyExists): same content
+  // by construction.
+  auto put = store.objects()->put_if_absent(final_path.string(), (*bytes)->ToString());
+  if (!put.ok()) return io_failure(put.status(), "cannot write checkpoint", store.display(final_path));
 
   json last = {{"version", snapshot.version().value()},
                {"size", table->num_rows()},
                {"sizeInBytes", size_bytes},
                {"numOfAddFiles", num_adds}};
-  const fs::path last_tmp = store.log_dir() / ("._last_checkpoint." + random_uuid() + ".tmp");
-  ARROW_RETURN_NOT_OK(write_file_durably(last_tmp, last.dump()));
-  if (::rename(last_tmp.c_str(), (store.log_dir() / "_last_checkpoint").c_str()) != 0) {
-    int saved = errno;
-    ::unlink(last_tmp.c_str());
-    return io_failure(saved, "cannot update", (store.log_dir() / "_last_checkpoint").string());
-  }
-  return fsync_directory(store.log_dir());
+  return store.objects()->put((store.log_dir() / "_last_checkpoint").string(), last.dump());
 }
 
 namespace {
@@ -421,13 +400,13 @@ arrow::Result<std::vector<Action>> read_checkpoint_file(
 
 }  // namespace
 
-arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoint) {
+arrow::Result<std::vector<Action>> read_checkpoint(const LogStore& store, const CheckpointRef& checkpoint) {
   std::vector<Action> actions;
   for (const auto& part : checkpoint.parts) {
     auto context = [&](const arrow::Status& st) {
-      return with_context(st, fmt::format("checkpoint {}", part.string()));
+      return with_context(st, fmt::format("checkpoint {}", store.display(part)));
     };
-    auto input = arrow::io::ReadableFile::Open(part.string());
+    auto input = store.objects()->open_input(part.string());
     if (!input.ok()) return context(input.status());
     auto part_actions = read_checkpoint_file(*input);
     if (!part_actions.ok()) return context(part_actions.status());

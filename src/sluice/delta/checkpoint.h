@@ -28,7 +28,7 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot);
 // The actions a checkpoint holds. Errors name the file; a file that is not a checkpoint
 // (unreadable Parquet, an action column of the wrong shape, a malformed action) is an error,
 // never fewer actions.
-arrow::Result<std::vector<Action>> read_checkpoint(const CheckpointRef& checkpoint);
+arrow::Result<std::vector<Action>> read_checkpoint(const LogStore& store, const CheckpointRef& checkpoint);
 // The same for one checkpoint file already in memory (`source` names it in errors).
 arrow::Result<std::vector<Action>> read_checkpoint_bytes(std::shared_ptr<arrow::Buffer> bytes,
                                                          const std::string& source);

@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "sluice/common/recycling_memory_pool.h"
 #include "sluice/delta/actions.h"
 #include "sluice/delta/row_group_budget.h"
 #include "sluice/delta/stats.h"
+#include "sluice/storage/object_store.h"
 
 namespace parquet::arrow {
 class FileWriter;
@@ -47,7 +49,12 @@ struct DataFileOptions {
 
 class DataFileWriter {
  public:
-  // Opens a new file under `table_root` (in `relative_dir`, "" for the root).
+  // Opens a new file under `table_root` (in `relative_dir`, "" for the root) in `objects`.
+  static arrow::Result<std::unique_ptr<DataFileWriter>> make(
+      std::shared_ptr<storage::ObjectStore> objects, const std::filesystem::path& table_root,
+      const std::string& relative_dir, std::shared_ptr<arrow::Schema> schema,
+      const DataFileOptions& options);
+  // The same in a local folder.
   static arrow::Result<std::unique_ptr<DataFileWriter>> make(
       const std::filesystem::path& table_root, const std::string& relative_dir,
       std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options);
@@ -67,6 +74,7 @@ class DataFileWriter {
  private:
   DataFileWriter(std::shared_ptr<arrow::Schema> schema, const DataFileOptions& options);
   void release_row_group_bytes();  // gives the open row group's bytes back to the budget
+  std::shared_ptr<storage::ObjectStore> objects_;
   std::filesystem::path full_path_;
   std::string relative_path_;
   std::shared_ptr<arrow::Schema> schema_;
@@ -79,7 +87,11 @@ class DataFileWriter {
   bool closed_ = false;
 };
 
+// The pool of every Parquet writer's page and row-group buffers (data_file_writer.cc says why).
+RecyclingMemoryPool& parquet_writer_pool();
+
 // Deletes the data files of `adds` (written but never committed); best effort.
-void remove_data_files(const std::filesystem::path& table_root, const std::vector<Add>& adds);
+void remove_data_files(storage::ObjectStore& objects, const std::filesystem::path& table_root,
+                       const std::vector<Add>& adds);
 
 }  // namespace sluice::delta

@@ -5,15 +5,12 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 #include <tuple>
 
 #include "sluice/common/status.h"
 
 namespace sluice::delta {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -31,16 +28,19 @@ std::optional<int64_t> parse_digits(const std::string& name, size_t pos, size_t 
   return v;
 }
 
-// The version `_last_checkpoint` names; a missing or unreadable file is no hint at all.
+}  // namespace
+
 std::optional<int64_t> read_last_checkpoint(const LogStore& store) {
-  std::ifstream in(store.log_dir() / "_last_checkpoint");
-  if (!in) return std::nullopt;
-  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  auto text = store.objects()->read((store.log_dir() / "_last_checkpoint").string());
+  if (!text.ok()) return std::nullopt;
+  auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   auto it = j.find("version");
   if (it == j.end() || !it->is_number_integer()) return std::nullopt;
   return it->get<int64_t>();
 }
+
+namespace {
 
 std::string file_name(DeltaVersion v) { return fmt::format("{:020d}.json", v.value()); }
 
@@ -109,21 +109,20 @@ std::optional<std::pair<DeltaVersion, CheckpointFile>> parse_checkpoint_file_nam
   return std::make_pair(DeltaVersion(*version), file);
 }
 
-arrow::Result<LogListing> list_log(const LogStore& store) {
+arrow::Result<LogListing> list_log(const LogStore& store, std::optional<DeltaVersion> after) {
   LogListing listing;
   listing.last_checkpoint = read_last_checkpoint(store);
-  std::error_code ec;
-  if (!fs::exists(store.log_dir(), ec)) return listing;
-  for (fs::directory_iterator it(store.log_dir(), ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
+  const std::string start_after = after ? fmt::format("{:020d}", after->value()) : "";
+  ARROW_ASSIGN_OR_RAISE(auto objects, store.objects()->list(store.log_dir().string(), start_after));
+  for (const auto& object : objects) {
+    const std::string& name = object.name;
     if (auto v = parse_commit_file_name(name)) {
       listing.commits.push_back(*v);
     } else if (auto cp = parse_checkpoint_file_name(name)) {
-      cp->second.path = it->path();
+      cp->second.path = store.log_dir() / name;
       listing.checkpoints[cp->first].push_back(std::move(cp->second));
     }
   }
-  if (ec) return io_error("cannot list {}: {}", store.log_dir().string(), ec.message());
   std::sort(listing.commits.begin(), listing.commits.end());
   for (auto& [version, files] : listing.checkpoints) {
     std::sort(files.begin(), files.end(), [](const CheckpointFile& a, const CheckpointFile& b) {

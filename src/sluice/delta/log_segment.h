@@ -46,7 +46,13 @@ std::optional<DeltaVersion> parse_commit_file_name(const std::string& name);
 std::optional<std::pair<DeltaVersion, CheckpointFile>> parse_checkpoint_file_name(
     const std::string& name);
 
-arrow::Result<LogListing> list_log(const LogStore& store);
+// Every file of `_delta_log`, or with `after` only those named after version `after`'s
+// ("%020d" < name: its commit and checkpoint and everything newer), which the store lists
+// without reading what precedes (S3 start-after): a listing that does not grow with history.
+// The version `_delta_log/_last_checkpoint` names; a missing or unreadable file is no hint.
+std::optional<int64_t> read_last_checkpoint(const LogStore& store);
+
+arrow::Result<LogListing> list_log(const LogStore& store, std::optional<DeltaVersion> after = std::nullopt);
 
 // The newest checkpoint of `listing` at or below `at` that has all its parts.
 std::optional<CheckpointRef> newest_complete_checkpoint(const LogListing& listing,

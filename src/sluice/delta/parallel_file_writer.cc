@@ -29,11 +29,13 @@ struct ParallelFileWriter::Lane {
   std::thread thread;
 };
 
-ParallelFileWriter::ParallelFileWriter(std::filesystem::path table_root, std::string relative_dir,
+ParallelFileWriter::ParallelFileWriter(std::shared_ptr<storage::ObjectStore> objects,
+                                       std::filesystem::path table_root, std::string relative_dir,
                                        std::shared_ptr<arrow::Schema> schema,
                                        DataFileOptions options, int lanes,
                                        int64_t spread_after_rows)
-    : table_root_(std::move(table_root)),
+    : objects_(std::move(objects)),
+      table_root_(std::move(table_root)),
       relative_dir_(std::move(relative_dir)),
       schema_(std::move(schema)),
       options_(options),
@@ -61,7 +63,7 @@ void ParallelFileWriter::run_lane(Lane& lane) {
       if (!lane.status.ok()) continue;
     }
     if (!lane.writer) {
-      auto made = DataFileWriter::make(table_root_, relative_dir_, schema_, options_);
+      auto made = DataFileWriter::make(objects_, table_root_, relative_dir_, schema_, options_);
       if (!made.ok()) {
         fail(made.status());
         continue;
@@ -157,7 +159,7 @@ arrow::Result<std::vector<Add>> ParallelFileWriter::finish() {
   }
   lanes_.clear();
   if (!first_error.ok()) {
-    remove_data_files(table_root_, adds);
+    remove_data_files(*objects_, table_root_, adds);
     return first_error;
   }
   return adds;
@@ -173,7 +175,7 @@ void ParallelFileWriter::abort() {
   stop_lanes();
   for (auto& lane : lanes_) {
     if (lane->writer) lane->writer->abort();
-    remove_data_files(table_root_, lane->done);
+    remove_data_files(*objects_, table_root_, lane->done);
   }
   lanes_.clear();
 }

@@ -22,7 +22,8 @@ namespace sluice::delta {
 class ParallelFileWriter {
  public:
   // `lanes` threads at most; a second lane starts once `spread_after_rows` rows came in.
-  ParallelFileWriter(std::filesystem::path table_root, std::string relative_dir,
+  ParallelFileWriter(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path table_root,
+                     std::string relative_dir,
                      std::shared_ptr<arrow::Schema> schema, DataFileOptions options, int lanes,
                      int64_t spread_after_rows);
   ~ParallelFileWriter();  // aborts what was not finished
@@ -42,6 +43,7 @@ class ParallelFileWriter {
   void run_lane(Lane& lane);
   void stop_lanes();
 
+  const std::shared_ptr<storage::ObjectStore> objects_;
   const std::filesystem::path table_root_;
   const std::string relative_dir_;
   const std::shared_ptr<arrow::Schema> schema_;

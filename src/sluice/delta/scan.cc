@@ -264,9 +264,9 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const Lo
                                                                     : relative.find("://") + 3))
                         : store.table_root() / relative;
   auto context = [&](const arrow::Status& st) {
-    return with_context(st, fmt::format("data file {}", path.string()));
+    return with_context(st, fmt::format("data file {}", store.display(path)));
   };
-  auto input = arrow::io::ReadableFile::Open(path.string());
+  auto input = store.objects()->open_input(path.string());
   if (!input.ok()) return context(input.status());
   // Batches of 64 Ki rows rather than whole row groups (ReadTable): a 1 Mi-row row group of a
   // 200-byte binary column is one 200 MB buffer grown by doubling (realloc copies and fresh
@@ -295,7 +295,7 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const Lo
     ARROW_ASSIGN_OR_RAISE(partition_values[i],
                           parse_partition_value(text, schema->field(i)->type()));
   }
-  return std::make_unique<DataFileBatchReader>(path.string(), schema, std::move(partition_values),
+  return std::make_unique<DataFileBatchReader>(store.display(path), schema, std::move(partition_values),
                                                std::move(*reader), std::move(*batches));
 }
 
@@ -335,12 +335,14 @@ arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
   std::vector<AddedFile> out;
   if (upto > after) {
     // A streaming read must not step over a missing version (it would skip its rows).
-    ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
-    ARROW_RETURN_NOT_OK(check_commits_present(listing, store.table_root().string(), after, upto));
+    // Listed from `after` on: the listing does not grow with the table's history.
+    ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store, after.value() >= 0 ? std::optional<DeltaVersion>(after)
+                                                                           : std::nullopt));
+    ARROW_RETURN_NOT_OK(check_commits_present(listing, store.location(), after, upto));
   }
   for (int64_t v = after.value() + 1; v <= upto.value(); ++v) {
     ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
-    ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.commit_path(DeltaVersion(v)).string()));
+    ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.display(store.commit_path(DeltaVersion(v)))));
     bool removes_data = false, adds_data = false;
     for (const auto& a : actions) {
       if (const auto* r = std::get_if<Remove>(&a); r && r->data_change) removes_data = true;
@@ -353,7 +355,7 @@ arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
             "{}: version {} removed data (delete, update, merge or overwrite); a streaming "
             "read of an append-only table cannot follow it. Use ignoreDeletes (deletes only) or "
             "ignoreChanges, or a full refresh of the reader",
-            store.table_root().string(), v);
+            store.location(), v);
       }
       if (policy == ChangePolicy::kIgnoreDeletes) continue;
     }

@@ -134,6 +134,11 @@ arrow::Result<std::shared_ptr<arrow::DataType>> type_from_json(const json& j) {
     }
     return arrow::struct_(fields);
   }
+  // A missing member is an error (the const operator[] of nlohmann::json asserts on it).
+  if ((kind == "array" && !j.contains("elementType")) ||
+      (kind == "map" && (!j.contains("keyType") || !j.contains("valueType")))) {
+    return invalid("Delta {} type without its element, key or value type: {}", kind, j.dump());
+  }
   if (kind == "array") {
     ARROW_ASSIGN_OR_RAISE(auto element, type_from_json(j["elementType"]));
     return arrow::list(arrow::field("element", element, j.value("containsNull", true)));

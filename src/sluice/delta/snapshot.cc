@@ -45,7 +45,20 @@ arrow::Status Snapshot::finish(const std::string& table) {
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::load(const LogStore& store,
                                                               std::optional<DeltaVersion> version) {
-  const std::string table = store.table_root().string();
+  const std::string table = store.location();
+  // First only what `_last_checkpoint` names and what came after (a listing that does not
+  // grow with the table's history); anything that does not replay from there (a stale or
+  // wrong hint, an older version, a damaged checkpoint) is decided on the whole listing, so
+  // its errors are the same as without the shortcut.
+  const auto hint = read_last_checkpoint(store);
+  if (hint && *hint >= 0 && (!version || version->value() >= *hint)) {
+    ARROW_ASSIGN_OR_RAISE(auto recent, list_log(store, DeltaVersion(*hint)));
+    auto segment = build_log_segment(recent, table, version);
+    if (segment.ok() && segment->checkpoint) {
+      auto snapshot = replay(store, recent, *segment);
+      if (snapshot.ok()) return snapshot;
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
   ARROW_ASSIGN_OR_RAISE(auto segment, build_log_segment(listing, table, version));
   return replay(store, listing, segment);
@@ -54,13 +67,13 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::load(const LogStore& st
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::replay(const LogStore& store,
                                                                 const LogListing& listing,
                                                                 const LogSegment& segment) {
-  const std::string table = store.table_root().string();
+  const std::string table = store.location();
   std::shared_ptr<Snapshot> snap(new Snapshot());
   snap->version_ = segment.version;
   bool saw_protocol = false, saw_metadata = false;
   if (segment.checkpoint) {
     const auto& checkpoint = *segment.checkpoint;
-    auto actions = read_checkpoint(checkpoint);
+    auto actions = read_checkpoint(store, checkpoint);
     if (actions.ok() && actions->empty()) {
       actions = invalid("checkpoint {} holds no actions", checkpoint.parts.front().string());
     }
@@ -105,14 +118,14 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::replay(const LogStore& 
 arrow::Status Snapshot::apply_commit(const LogStore& store, DeltaVersion v, bool* saw_protocol,
                                      bool* saw_metadata) {
   ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(v));
-  ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.commit_path(v).string()));
+  ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.display(store.commit_path(v))));
   for (auto& a : actions) apply(std::move(a), saw_protocol, saw_metadata);
   return arrow::Status::OK();
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::advance(
     const LogStore& store, std::optional<DeltaVersion> version) const {
-  const std::string table = store.table_root().string();
+  const std::string table = store.location();
   DeltaVersion target = version_;
   if (version) {
     target = *version;
@@ -129,8 +142,8 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::advance(
     if (!applied.ok()) {
       // A commit that is not there gets the listing's message (which one, what to do);
       // listing only then keeps the commit path free of a directory scan.
-      std::error_code ec;
-      if (!std::filesystem::exists(store.commit_path(DeltaVersion(v)), ec)) {
+      auto there = store.commit_info(DeltaVersion(v));
+      if (there.ok() && !*there) {
         ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store));
         ARROW_RETURN_NOT_OK(check_commits_present(listing, table, version_, target));
       }
@@ -143,18 +156,17 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::advance(
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::load_at_timestamp(
     const LogStore& store, int64_t timestamp_millis) {
-  ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
+  ARROW_ASSIGN_OR_RAISE(auto commits, store.commit_timestamps());
   std::optional<DeltaVersion> chosen;
   int64_t monotonic = INT64_MIN;
-  for (auto v : versions) {
-    ARROW_ASSIGN_OR_RAISE(int64_t ts, store.commit_timestamp(v));
+  for (auto [v, ts] : commits) {
     monotonic = std::max(monotonic, ts);  // as Spark: a commit is never older than its parent
     if (monotonic <= timestamp_millis) chosen = v;
   }
   if (!chosen) {
     return invalid("{} has no version committed at or before the given time (first commit is "
                    "later)",
-                   store.table_root().string());
+                   store.location());
   }
   return load(store, *chosen);
 }

@@ -14,27 +14,23 @@ namespace {
 
 // A hash of a commit file's bytes; nullopt when it cannot be read. Size and modification time
 // alone can miss a log written anew (a commit of the same length, a coarse clock on NFS/FUSE).
-std::optional<size_t> content_hash(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return std::nullopt;
-  return std::hash<std::string>{}(bytes);
+std::optional<size_t> content_hash(const LogStore& store, DeltaVersion v) {
+  auto bytes = store.read_commit(v);
+  if (!bytes.ok()) return std::nullopt;
+  return std::hash<std::string>{}(*bytes);
 }
 
 }  // namespace
 
 std::shared_ptr<const Snapshot> SnapshotCache::usable(const LogStore& store) {
   std::lock_guard lock(mutex_);
-  auto it = kept_.find(store.table_root().string());
+  auto it = kept_.find(store.location());
   if (it == kept_.end()) return nullptr;
-  std::error_code ec;
-  const auto path = store.commit_path(it->second.snapshot->version());
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec || size != it->second.commit_size) return nullptr;
-  const auto mtime = std::filesystem::last_write_time(path, ec);
-  if (ec || mtime != it->second.commit_mtime) return nullptr;
-  if (content_hash(path) != it->second.commit_hash) return nullptr;
+  const DeltaVersion version = it->second.snapshot->version();
+  auto info = store.commit_info(version);
+  if (!info.ok() || !*info || (*info)->size != it->second.commit_size) return nullptr;
+  if ((*info)->mtime_nanos != it->second.commit_mtime_nanos) return nullptr;
+  if (content_hash(store, version) != it->second.commit_hash) return nullptr;
   return it->second.snapshot;
 }
 
@@ -62,16 +58,14 @@ arrow::Result<std::shared_ptr<const Snapshot>> SnapshotCache::latest(const LogSt
 
 void SnapshotCache::remember(const LogStore& store, std::shared_ptr<const Snapshot> snapshot) {
   if (!snapshot) return;
-  std::error_code ec;
-  const auto path = store.commit_path(snapshot->version());
-  Kept kept{std::move(snapshot), std::filesystem::file_size(path, ec), {}, std::nullopt};
-  if (ec) return;
-  kept.commit_mtime = std::filesystem::last_write_time(path, ec);
-  if (ec) return;
-  kept.commit_hash = content_hash(path);
+  const DeltaVersion version = snapshot->version();
+  auto info = store.commit_info(version);
+  if (!info.ok() || !*info) return;
+  Kept kept{std::move(snapshot), (*info)->size, (*info)->mtime_nanos, std::nullopt};
+  kept.commit_hash = content_hash(store, version);
   if (!kept.commit_hash) return;
   std::lock_guard lock(mutex_);
-  kept_[store.table_root().string()] = std::move(kept);
+  kept_[store.location()] = std::move(kept);
 }
 
 int64_t SnapshotCache::advanced() const {

@@ -37,8 +37,8 @@ class SnapshotCache {
  private:
   struct Kept {
     std::shared_ptr<const Snapshot> snapshot;
-    std::uintmax_t commit_size = 0;
-    std::filesystem::file_time_type commit_mtime;
+    int64_t commit_size = 0;
+    int64_t commit_mtime_nanos = 0;
     std::optional<size_t> commit_hash;  // of the commit file's bytes
   };
   // The kept snapshot of `store`'s table if its commit file is unchanged.

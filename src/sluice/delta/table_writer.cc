@@ -23,7 +23,7 @@ arrow::Result<std::unique_ptr<TableWriter>> TableWriter::make(
     std::shared_ptr<LogStore> store, std::shared_ptr<const Snapshot> snapshot,
     const arrow::Schema& data_schema, WriteOptions options) {
   std::unique_ptr<TableWriter> w(new TableWriter());
-  const std::string table = store->table_root().string();
+  const std::string table = store->location();
   w->store_ = std::move(store);
   w->snapshot_ = std::move(snapshot);
   w->options_ = std::move(options);
@@ -118,7 +118,7 @@ arrow::Status TableWriter::write_partition(const std::string& dir, const Partiti
                                            const arrow::RecordBatch& data) {
   auto it = open_.find(dir);
   if (it == open_.end()) {
-    ARROW_ASSIGN_OR_RAISE(auto writer, DataFileWriter::make(store_->table_root(), dir,
+    ARROW_ASSIGN_OR_RAISE(auto writer, DataFileWriter::make(store_->objects(), store_->table_root(), dir,
                                                             file_schema_, options_.file));
     it = open_.emplace(dir, OpenFile{values, std::move(writer)}).first;
   }
@@ -132,7 +132,7 @@ arrow::Status TableWriter::write_partition(const std::string& dir, const Partiti
 
 arrow::Status TableWriter::write(const arrow::RecordBatch& input) {
   if (input.num_rows() == 0) return arrow::Status::OK();
-  const std::string table = store_->table_root().string();
+  const std::string table = store_->location();
   auto conformed = conform_batch(input, table_schema_);
   if (!conformed.ok()) return with_context(conformed.status(), "writing to " + table);
   const auto& batch = *conformed;
@@ -147,7 +147,7 @@ arrow::Status TableWriter::write(const arrow::RecordBatch& input) {
       DataFileOptions file = options_.file;
       file.parallel_columns = lanes == 1 && file.parallel_columns;
       unpartitioned_ = std::make_unique<ParallelFileWriter>(
-          store_->table_root(), "", file_schema_, file, lanes, file.spread_after_rows);
+          store_->objects(), store_->table_root(), "", file_schema_, file, lanes, file.spread_after_rows);
     }
     return unpartitioned_->write(data);
   }
@@ -242,7 +242,7 @@ void TableWriter::abort() {
   }
   open_.clear();
   // Files closed but never committed: nothing refers to them, so they go too.
-  remove_data_files(store_->table_root(), done_);
+  remove_data_files(*store_->objects(), store_->table_root(), done_);
   done_.clear();
 }
 

@@ -60,7 +60,7 @@ std::vector<Action> Transaction::actions_for_commit(const CommitOptions& options
 
 arrow::Status Transaction::check_conflicts(const std::vector<Action>& winning,
                                            DeltaVersion v) const {
-  const std::string table = store_->table_root().string();
+  const std::string table = store_->location();
   if (!read_snapshot_) {
     return invalid("conflict: table {} was created concurrently (version {} exists)", table,
                    v.value());
@@ -134,7 +134,7 @@ CommitOptions Transaction::streaming_update(int64_t rows) const {
 }
 
 arrow::Status Transaction::check_writable() const {
-  const std::string table = store_->table_root().string();
+  const std::string table = store_->location();
   // The table as this commit leaves it must be one sluice can write: every commit path
   // (data, txn-only progress, full refresh) passes here.
   const Protocol& protocol = protocol_ ? *protocol_ : read_snapshot_->protocol();
@@ -159,27 +159,26 @@ arrow::Status Transaction::discard_after_failed_put(const arrow::Status& error, 
   // Did the commit land anyway (published, then the directory fsync failed)? Then its files
   // are the table's and stay. Otherwise nothing refers to them: delete them, so a full disk
   // gets its space back and no orphan is left, and refuse to commit this transaction again.
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(store_->commit_path(v), ec);
-  if (exists || ec) {
+  auto there = store_->commit_info(v);
+  if (!there.ok() || *there) {
     auto landed = store_->read_commit(v);
     if (!landed.ok() || *landed == content) return error;  // landed, or cannot tell
   }
-  remove_data_files(store_->table_root(), adds_);
+  remove_data_files(*store_->objects(), store_->table_root(), adds_);
   discarded_ = true;
   return with_context(error, fmt::format("nothing was committed to {} (its {} new data file(s) "
                                          "were removed)",
-                                         store_->table_root().string(), adds_.size()));
+                                         store_->location(), adds_.size()));
 }
 
 arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   if (discarded_) {
     return invalid("this transaction on {} failed and its files were removed; write again",
-                   store_->table_root().string());
+                   store_->location());
   }
   if (!read_snapshot_ && (!protocol_ || !metadata_)) {
     return invalid("creating table {} needs protocol and metadata",
-                   store_->table_root().string());
+                   store_->location());
   }
   ARROW_RETURN_NOT_OK(check_writable());
   const int64_t read_version = read_snapshot_ ? read_snapshot_->version().value() : -1;
@@ -192,14 +191,14 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
     // Lost the race: check what won, then try the next version.
     ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
     ARROW_ASSIGN_OR_RAISE(auto winning,
-                          parse_commit(text, store_->commit_path(attempt_version).string()));
+                          parse_commit(text, store_->display(store_->commit_path(attempt_version))));
     if (auto conflict = check_conflicts(winning, attempt_version); !conflict.ok()) {
       return conflict.WithDetail(std::make_shared<CommitConflictDetail>());
     }
     attempt_version = attempt_version.next();
   }
   return mark_retryable(invalid("gave up committing to {} after {} lost races",
-                                store_->table_root().string(), options.max_attempts));
+                                store_->location(), options.max_attempts));
 }
 
 }  // namespace sluice::delta

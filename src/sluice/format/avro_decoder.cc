@@ -207,19 +207,14 @@ arrow::Status append_json_default(arrow::ArrayBuilder& b, const AvroSchema& s, i
       case arrow::Type::FLOAT: return static_cast<arrow::FloatBuilder&>(b).Append(j.get<float>());
       case arrow::Type::DOUBLE: return static_cast<arrow::DoubleBuilder&>(b).Append(j.get<double>());
       case arrow::Type::DATE32: return static_cast<arrow::Date32Builder&>(b).Append(j.get<int32_t>());
-      case arrow::Type::TIME64: {
+      case arrow::Type::TIME64:
+      case arrow::Type::TIMESTAMP: {  // int64 micros in both; *-millis defaults are milliseconds
         int64_t v = j.get<int64_t>();
-        if (n.logical == AvroLogical::kTimeMillis && __builtin_mul_overflow(v, int64_t{1000}, &v)) {
-          return invalid("time-millis default {} is out of range", j.get<int64_t>());
+        if ((n.logical == AvroLogical::kTimeMillis || n.logical == AvroLogical::kTimestampMillis ||
+             n.logical == AvroLogical::kLocalTimestampMillis) && __builtin_mul_overflow(v, int64_t{1000}, &v)) {
+          return invalid("millisecond default {} is out of range", j.get<int64_t>());
         }
-        return static_cast<arrow::Time64Builder&>(b).Append(v);
-      }
-      case arrow::Type::TIMESTAMP: {
-        int64_t v = j.get<int64_t>();
-        bool millis = n.logical == AvroLogical::kTimestampMillis || n.logical == AvroLogical::kLocalTimestampMillis;
-        if (millis && __builtin_mul_overflow(v, int64_t{1000}, &v)) {
-          return invalid("timestamp-millis default {} is out of range", j.get<int64_t>());
-        }
+        if (b.type()->id() == arrow::Type::TIME64) return static_cast<arrow::Time64Builder&>(b).Append(v);
         return static_cast<arrow::TimestampBuilder&>(b).Append(v);
       }
       case arrow::Type::STRING: return static_cast<arrow::StringBuilder&>(b).Append(j.get<std::string>());

@@ -484,11 +484,26 @@ arrow::Status Consumer::seek(const PartitionStart& start, std::chrono::milliseco
 }
 
 arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(std::chrono::milliseconds timeout) {
-  RdKafka::Metadata* raw = nullptr;
-  RdKafka::ErrorCode code =
-      consumer_->metadata(/*all_topics=*/true, nullptr, &raw, static_cast<int>(timeout.count()));
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  if (code != RdKafka::ERR_NO_ERROR) return connection_error(code, timeout);
+  // Asked in short slices up to `timeout`: a broker that refuses the login or the
+  // certificate says so through the error callback long before the timeout, and waiting on
+  // could not change the answer.
+  constexpr std::chrono::milliseconds kSlice{250};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  RdKafka::ErrorCode code = RdKafka::ERR__TIMED_OUT;
+  std::unique_ptr<RdKafka::Metadata> metadata;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    RdKafka::Metadata* raw = nullptr;
+    code = consumer_->metadata(/*all_topics=*/true, nullptr, &raw,
+                               static_cast<int>(std::clamp(left, std::chrono::milliseconds(1), kSlice).count()));
+    metadata.reset(raw);
+    if (code == RdKafka::ERR_NO_ERROR) break;
+    const bool refused = !events_->auth_failure().empty() || events_->tls_failure().first == TlsFailure::kBrokerNotTrusted ||
+                         events_->tls_failure().first == TlsFailure::kClientCertRefused;
+    // Any other error (a transport failure comes before the refusal's event is served) is
+    // asked again until the timeout, as one call waited before.
+    if (refused || left <= kSlice) return connection_error(code, timeout);
+  }
   events_->clear_failures();  // connected: an old refusal no longer explains later errors
   return metadata;
 }

@@ -39,6 +39,19 @@ const std::shared_ptr<arrow::Schema>& kafka_source_schema(HeadersColumn headers)
   return headers == HeadersColumn::kInclude ? kafka_source_schema() : without;
 }
 
+std::vector<std::string> kafka_columns_never_repeating(const arrow::Schema& schema) {
+  std::vector<std::string> out;
+  for (const auto& field : schema.fields()) {
+    const auto id = field->type()->id();
+    const bool bytes = id == arrow::Type::BINARY || id == arrow::Type::LARGE_BINARY ||
+                       id == arrow::Type::STRING || id == arrow::Type::LARGE_STRING;
+    const bool payload = field->name() == "value" && bytes;
+    const bool offset = field->name() == "offset" && id == arrow::Type::INT64;
+    if (payload || offset) out.push_back(field->name());
+  }
+  return out;
+}
+
 // The batch's buffers come from record_batch_pool(): each batch is sized like the last one,
 // and the buffers a writer lane frees are reused for the next batch instead of faulted in anew.
 KafkaRecordBatchBuilder::KafkaRecordBatchBuilder(HeadersColumn headers)

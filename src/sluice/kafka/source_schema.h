@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sluice/kafka/record_view.h"
 
@@ -20,6 +21,13 @@ const std::shared_ptr<arrow::Schema>& kafka_source_schema();
 // Whether Kafka rows carry the headers column (Spark's includeHeaders).
 enum class HeadersColumn { kInclude, kDrop };
 const std::shared_ptr<arrow::Schema>& kafka_source_schema(HeadersColumn headers);
+
+// The top-level columns of `schema` that carry Kafka row values which never repeat: `value` as
+// binary or string (a whole payload) and `offset` as int64 (unique within a partition). A
+// Parquet dictionary for them fills up and is abandoned in every row group, so a flow writing
+// Kafka rows writes them without one (docs/decisions.md "Parquet dictionaries"). The key may
+// repeat (an entity id) and keeps its dictionary.
+std::vector<std::string> kafka_columns_never_repeating(const arrow::Schema& schema);
 
 class KafkaRecordBatchBuilder {
  public:

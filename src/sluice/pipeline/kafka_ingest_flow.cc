@@ -856,9 +856,7 @@ class IngestRun : public kafka::RebalanceListener {
     o.write.configuration = table_.properties;
     o.write.partition_columns = table_.partition_columns;
     if (!table_.comment.empty()) o.write.description = table_.comment;
-    // A Kafka offset never repeats within a partition: its dictionary was abandoned after
-    // 1 MiB of every row group (docs/decisions.md "Parquet dictionaries").
-    o.write.file.columns_without_dictionary = {"offset"};
+    o.write.file.columns_without_dictionary = kafka::kafka_columns_never_repeating(*o.schema);
     return o;
   }
 

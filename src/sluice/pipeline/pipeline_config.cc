@@ -211,7 +211,9 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
     ARROW_ASSIGN_OR_RAISE(storage, ctx.scalar(root["storage"], "storage"));
   }
   if (storage.rfind("s3://", 0) == 0 || storage.find("://") != std::string::npos) {
-    return ctx.error(root["storage"], "storage '{}': only local paths are supported so far",
+    return ctx.error(root["storage"],
+                     "storage '{}': a pipeline's storage on an object store is not supported yet "
+                     "(only a local path is; `sluice table` reads and writes s3:// tables)",
                      storage);
   }
   cfg.storage = fs::weakly_canonical(fs::path(storage).is_absolute() ? fs::path(storage)

@@ -8,6 +8,7 @@
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table.h"
+#include "sluice/kafka/source_schema.h"
 #include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/stream_join_flow.h"
@@ -36,8 +37,9 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
-  // A Kafka offset never repeats within a partition (docs/decisions.md "Parquet dictionaries").
-  if (src.kind == exec::PlanSource::Kind::kKafka) co.write.file.columns_without_dictionary = {"offset"};
+  if (src.kind == exec::PlanSource::Kind::kKafka) {  // no dictionary for a payload or an offset
+    co.write.file.columns_without_dictionary = kafka::kafka_columns_never_repeating(*schema);
+  }
   if (channels_ && src.kind == exec::PlanSource::Kind::kDataset && channels_->find(src.name, flow_name)) {
     // Taking its input's rows in process, beside it: the two flows already fill the cores, and
     // one file in progress instead of one per core halves this writer's memory.

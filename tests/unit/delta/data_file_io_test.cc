@@ -58,6 +58,35 @@ TEST(DataFileWriterTest, RowGroupBelowTheBoundStaysOne) {
   EXPECT_EQ(row_groups_of(dir.path() / add->path), 1);
 }
 
+// The page buffers of the second row group (1 MiB pages of distinct 200-byte values) are the
+// first one's, freed and kept by the writers' pool; the file still reads back whole.
+TEST(DataFileWriterTest, LaterRowGroupsReuseTheFreedPageBuffers) {
+  sluice::testing::TempDir dir;
+  DataFileOptions options;
+  options.row_group_bytes = 1 << 20;
+  options.columns_without_dictionary = {"value"};
+  options.parallel_columns = false;
+  auto schema = arrow::schema({arrow::field("value", arrow::binary())});
+  auto writer = DataFileWriter::make(dir.path(), "", schema, options).ValueOrDie();
+  const int64_t reuses_before = parquet_writer_pool().reuses();
+  for (int b = 0; b < 4; ++b) {
+    arrow::BinaryBuilder values;
+    for (int i = 0; i < 20'000; ++i) {
+      std::string v = std::to_string(b * 20'000 + i);
+      v.resize(200, 'x');
+      ASSERT_TRUE(values.Append(v).ok());
+    }
+    auto batch = arrow::RecordBatch::Make(schema, 20'000, {values.Finish().ValueOrDie()});
+    ASSERT_TRUE(writer->write(*batch).ok());
+  }
+  auto add = writer->close();
+  ASSERT_TRUE(add.ok()) << add.status().ToString();
+  EXPECT_GT(parquet_writer_pool().reuses(), reuses_before);
+  const auto file = dir.path() / add->path;
+  EXPECT_EQ(row_groups_of(file), 4);
+  EXPECT_EQ(parquet::ParquetFileReader::OpenFile(file.string())->metadata()->num_rows(), 80'000);
+}
+
 std::vector<int64_t> row_group_rows_of(const std::filesystem::path& file) {
   auto metadata = parquet::ParquetFileReader::OpenFile(file.string())->metadata();
   std::vector<int64_t> rows;

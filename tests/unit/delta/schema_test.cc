@@ -50,6 +50,20 @@ TEST(SchemaTest, RoundTripsEveryType) {
   EXPECT_FALSE(uses_timestamp_ntz(*kafka::kafka_source_schema()));
 }
 
+// Found by the delta_log fuzzer: an array or map type without its element, key or value type
+// hit nlohmann::json's assertion on a missing member (UB in a release build).
+TEST(SchemaTest, ComplexTypesWithoutTheirMemberTypesAreErrors) {
+  for (const char* type : {R"({"type":"array","containsNull":true})", R"({"type":"map","keyType":"string"})",
+                           R"({"type":"map","valueType":"string"})"}) {
+    const std::string schema =
+        std::string(R"({"type":"struct","fields":[{"name":"c","type":)") + type + R"(,"nullable":true}]})";
+    auto parsed = from_delta_schema_string(schema);
+    ASSERT_FALSE(parsed.ok()) << type;
+    EXPECT_NE(parsed.status().message().find("without its element, key or value type"), std::string::npos)
+        << parsed.status().message();
+  }
+}
+
 TEST(SchemaTest, NanosecondTimestampsAreRefusedWithTheColumnName) {
   auto schema = arrow::schema({arrow::field("t", arrow::timestamp(arrow::TimeUnit::NANO, "UTC"))});
   auto text = to_delta_schema_string(*schema);

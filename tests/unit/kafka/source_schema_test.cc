@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "sluice/kafka/record_view.h"
 
@@ -45,6 +47,22 @@ TEST(KafkaRecordBatchBuilderTest, TimestampsBeyondTheMicrosecondRangeAreNullNotO
   EXPECT_EQ(type.Value(1), 0);
   EXPECT_EQ(type.Value(2), 1);
   EXPECT_EQ(type.Value(5), -1);
+}
+
+// The Parquet writers skip the dictionary for these: Kafka's payload and offset, found by name
+// and type (a decoded value, a string `offset` or the key are not them).
+TEST(KafkaColumnsNeverRepeatingTest, ValueAndOffsetByNameAndType) {
+  const std::vector<std::string> value_and_offset{"value", "offset"};
+  EXPECT_EQ(kafka_columns_never_repeating(*kafka_source_schema()), value_and_offset);
+  const auto cast = arrow::schema({arrow::field("key", arrow::binary()),
+                                   arrow::field("value", arrow::utf8()),
+                                   arrow::field("offset", arrow::int64())});
+  EXPECT_EQ(kafka_columns_never_repeating(*cast), value_and_offset);
+  const auto decoded = arrow::struct_({arrow::field("a", arrow::int32())});
+  const auto other = arrow::schema({arrow::field("value", decoded),
+                                    arrow::field("offset", arrow::utf8()),
+                                    arrow::field("payload", arrow::binary())});
+  EXPECT_TRUE(kafka_columns_never_repeating(*other).empty());
 }
 
 }  // namespace

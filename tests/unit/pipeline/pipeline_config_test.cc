@@ -58,6 +58,17 @@ TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
                      "storage, mode, trigger_interval, commit, kafka, configuration, libraries, bronze, tables");
 }
 
+TEST_F(PipelineConfigTest, ObjectStoreStorageIsRefusedAsNotSupportedYetAtItsLine) {
+  for (const std::string uri : {"s3://bucket/p", "gs://bucket/p", "az://c/p"}) {
+    auto cfg = load("name: p\nstorage: " + uri + "\n");
+    ASSERT_FALSE(cfg.ok());
+    EXPECT_EQ(cfg.status().message(),
+              file() + ":2:10: storage '" + uri + "': a pipeline's storage on an object store is not "
+                       "supported yet (only a local path is; `sluice table` reads and writes s3:// tables)");
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() / uri.substr(0, uri.find(':') + 1)));
+  }
+}
+
 TEST_F(PipelineConfigTest, MalformedYamlGivesLineAndColumn) {
   auto cfg = load("name: p\nbronze: [ {topic: a\n");
   ASSERT_FALSE(cfg.ok());
