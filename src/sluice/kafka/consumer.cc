@@ -114,7 +114,10 @@ std::string tls_advice(TlsFailure kind, const KafkaProperties& properties) {
 // (values of secret-looking keys and of ${env:}/${file:} references) before it is kept.
 class EventLog : public RdKafka::EventCb {
  public:
-  explicit EventLog(std::vector<std::string> secrets) : secrets_(std::move(secrets)) {}
+  // `print_debug`: the properties set librdkafka's `debug`, so its debug lines go to stderr
+  // (scrubbed) instead of being dropped with the other lines below warning level.
+  EventLog(std::vector<std::string> secrets, bool print_debug)
+      : secrets_(std::move(secrets)), print_debug_(print_debug) {}
   std::string scrub(std::string_view text) const { return redact_values(text, secrets_); }
 
   void event_cb(RdKafka::Event& event) override {
@@ -122,6 +125,9 @@ class EventLog : public RdKafka::EventCb {
       return;
     }
     if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() > RdKafka::Event::EVENT_SEVERITY_WARNING) {
+      if (print_debug_) {
+        std::fprintf(stderr, "sluice: librdkafka %s: %s\n", event.fac().c_str(), scrub(event.str()).c_str());
+      }
       return;
     }
     {
@@ -178,6 +184,7 @@ class EventLog : public RdKafka::EventCb {
 
  private:
   const std::vector<std::string> secrets_;
+  const bool print_debug_;
   mutable std::mutex mutex_;  // guards recent_, auth_failure_, tls_failure_
   std::deque<std::string> recent_;
   std::string auth_failure_;  // the last SASL authentication error, if any
@@ -305,7 +312,7 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
     const bool path = k.size() > 9 && k.compare(k.size() - 9, 9, ".location") == 0;
     if (looks_secret(k) && !path) secrets.push_back(v);
   }
-  c->events_ = std::make_unique<EventLog>(std::move(secrets));
+  c->events_ = std::make_unique<EventLog>(std::move(secrets), properties.count("debug") != 0);
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (listener != nullptr) {
     c->rebalance_ = std::make_unique<RebalanceAdapter>(c->events_.get());
@@ -698,8 +705,11 @@ void Consumer::poll_batch(std::chrono::milliseconds timeout, size_t max, PolledM
   if (!queue_) queue_ = rd_kafka_queue_get_consumer(consumer_->c_ptr());
   out.messages_.resize(max);
   // A batch pop waits for `max` messages until its timeout, so take only what is there and,
-  // when nothing is, wait for the first message alone.
-  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, out.messages_.data(), max);
+  // when nothing is, wait for the first message alone. One message is always taken alone: a
+  // batch pop moves librdkafka's application position one past each partition-EOF event it
+  // returns (librdkafka#4844, 2.2 to 2.12), and a paused and resumed partition (a cooperative
+  // rebalance) fetches on from there; a single pop leaves it at the last record returned.
+  ssize_t n = max > 1 ? rd_kafka_consume_batch_queue(queue_, 0, out.messages_.data(), max) : 0;
   if (n <= 0) {
     rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, static_cast<int>(timeout.count()));
     n = first ? 1 : 0;
