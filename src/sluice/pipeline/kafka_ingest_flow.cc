@@ -215,7 +215,11 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_RETURN_NOT_OK(consume_and_commit());
     }
     report_.table_version = snapshot() ? snapshot()->version().value() : -1;
-    for (const auto& [p, prog] : progress_) report_.backlog += std::max<int64_t>(0, prog.high.value() - prog.next.value());
+    for (const auto& [tp, prog] : progress_) {
+      const int64_t lag = std::max<int64_t>(0, prog.high.value() - prog.next.value());
+      report_.backlog += lag;
+      report_.kafka_lag.push_back({tp.topic, tp.partition.value(), prog.next.value(), prog.high.value(), lag});
+    }
     return report_;
   }
 
