@@ -135,6 +135,30 @@ sasl.password: ${{file:kafka.pass}}
     assert "sluice-secret" not in event_log_text(pipe)
 
 
+def test_debug_property_prints_librdkafka_debug_lines_without_secrets(tmp_path, bootstrap, secure, new_topic):
+    """librdkafka's `debug` is honoured (its lines go to stderr; they were dropped before), and
+    they are scrubbed like every other librdkafka text: debug=all logs the configuration and
+    the SASL exchange."""
+    topic = new_topic(1)
+    produce(bootstrap, topic, 3)
+    pipe = pipeline(tmp_path, f"""
+bootstrap.servers: "{secure['sasl']}"
+security.protocol: SASL_PLAINTEXT
+sasl.mechanisms: PLAIN
+sasl.username: sluice
+sasl.password: ${{env:SLUICE_TEST_SASL_PASSWORD}}
+debug: all
+""", topic)
+    result = run_sluice("run", pipe, "--once", env_extra={"SLUICE_TEST_SASL_PASSWORD": "sluice-secret"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert values(pipe) == [f"v{i}" for i in range(3)]
+    debug_lines = [line for line in result.stderr.splitlines() if line.startswith("sluice: librdkafka ")]
+    assert any(" SASL" in line or "sasl" in line.lower() for line in debug_lines), result.stderr[-3000:]
+    assert any(line.startswith("sluice: librdkafka FETCH") for line in debug_lines), result.stderr[-3000:]
+    assert "sluice-secret" not in result.stdout + result.stderr
+    assert "sluice-secret" not in event_log_text(pipe)
+
+
 def test_bad_sasl_password_says_authentication_failed(tmp_path, bootstrap, secure, new_topic):
     topic = new_topic(1)
     pipe = pipeline(tmp_path, f"""
