@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything sluice needs on a fresh Debian 12 machine, idempotently:
 # Debian packages (C++ libraries), the project virtualenv (.venv: pyarrow = Arrow C++ SDK,
-# test readers) and the Apache Kafka jars (.deps/kafka). A second run skips what is there.
+# test readers), librdkafka (.deps/librdkafka) and the Apache Kafka jars (.deps/kafka). A second
+# run skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  librdkafka-dev rapidjson-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
+  rapidjson-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev nlohmann-json3-dev
   default-jre-headless maven
+  libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev curl  # librdkafka from source (build-librdkafka.sh)
   patchelf  # make install / make dist: RUNPATH $ORIGIN on the bundled Debian libraries
   clang libclang-rt-14-dev llvm-14  # the ASan + UBSan + libFuzzer build (build-fuzz/); symbolizer
 )
@@ -51,6 +53,10 @@ fi
 } &
 venv_pid=$!
 trap 'kill "$venv_pid" 2>/dev/null || true' EXIT
+
+# librdkafka >= 2.6.1 (Debian's 2.0.2 fails SCRAM with Kafka 4), from the crates.io crate
+# rdkafka-sys's vendored source, pinned by sha256; skipped when the installed pin matches.
+scripts/build-librdkafka.sh
 
 # Jars from Maven Central, refetched only when their pom changes (the stamp holds its hash).
 fetch_jars() {  # fetch_jars <pom> <folder under .deps> <what> [extra mvn arguments...]

@@ -59,3 +59,53 @@ def test_commit_cadence_setting_splits_a_long_read_into_commits(tmp_path, bootst
     rows = sorted(int(h["operationMetrics"]["numOutputRows"]) for h in appends)
     assert rows == [50, 100, 100, 100]
     assert sorted(table.to_pyarrow_table().column("offset").to_pylist()) == list(range(350))
+
+
+def test_flow_progress_reports_kafka_lag_per_partition(tmp_path, bootstrap, new_topic):
+    """A continuous run that reads 60 records per update from partitions holding 50, 100 and 150:
+    each flow_progress event lists every partition's next offset, high-water mark and lag, which
+    sum to backlog_records and match the table's rows per partition at the event's version."""
+    from confluent_kafka import Producer
+    from deltalake import DeltaTable
+    from conftest import write_pipeline
+    from test_kafka_rebalance import Worker, table_rows, wait_for
+
+    topic = new_topic(3)
+    sizes = {0: 50, 1: 100, 2: 150}
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for p, n in sizes.items():
+        for i in range(n):
+            producer.produce(topic, value=f"{p}-{i}".encode(), partition=p)
+    assert producer.flush(30) == 0
+    pipe = write_pipeline(tmp_path / "pipe", f"name: lag\nstorage: ./data\nmode: continuous\ntrigger_interval: 200ms\n"
+                                             f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
+    (pipe / "t.sql").write_text(
+        f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT partition, offset FROM STREAM "
+        f"read_kafka(topic => '{topic}', max_offsets_per_trigger => 60);")
+    table = pipe / "data" / "tables" / "raw"
+    worker = Worker(pipe)
+    try:
+        assert wait_for(lambda: table_rows(table) >= 300, 60), "".join(worker.err)
+        assert worker.stop() == 0, "".join(worker.err)
+    finally:
+        worker.kill()
+    events = run_sluice("events", pipe, "--type", "flow_progress", "--format", "json")
+    assert events.returncode == 0, events.stderr
+    progress = [json.loads(line)["details"]["flow_progress"] for line in events.stdout.splitlines()]
+    progress = [p for p in progress if p["status"] == "COMPLETED"]
+    assert progress and progress[0]["metrics"]["backlog_records"] > 0, progress[:1]
+    seen_last = None
+    for p in progress:
+        lags = p["metrics"]["kafka_lag"]
+        assert sorted(l["partition"] for l in lags) == [0, 1, 2] and {l["topic"] for l in lags} == {topic}, lags
+        assert sum(l["lag"] for l in lags) == p["metrics"]["backlog_records"], p["metrics"]
+        rows = DeltaTable(str(table), version=p["table_version"]).to_pyarrow_table(columns=["partition"])
+        per_partition = {q: 0 for q in sizes}
+        for q in rows.column("partition").to_pylist():
+            per_partition[q] += 1
+        for l in lags:
+            assert l["high_water_mark"] == sizes[l["partition"]], l
+            assert l["lag"] == l["high_water_mark"] - l["next_offset"], l
+            assert l["next_offset"] == per_partition[l["partition"]], (l, per_partition)
+        seen_last = lags
+    assert all(l["lag"] == 0 for l in seen_last), seen_last

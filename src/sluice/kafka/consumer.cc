@@ -39,24 +39,13 @@ std::string login_advice(const KafkaProperties& properties) {
   auto it = properties.find("sasl.mechanisms");
   if (it == properties.end()) it = properties.find("sasl.mechanism");
   const std::string mechanism = it == properties.end() ? "GSSAPI" : it->second;  // librdkafka's default
-  if (mechanism == "PLAIN") {
+  // librdkafka before 2.6.1 repeated the client nonce in its SCRAM final message
+  // (librdkafka#4895), which Kafka 4.0+ refuses even with a right password; CMakeLists.txt
+  // builds only against a newer one (scripts/build-librdkafka.sh), so a refusal is the password.
+  static_assert(RD_KAFKA_VERSION >= 0x020601ff, "SCRAM needs librdkafka 2.6.1 or newer");
+  if (mechanism == "PLAIN" || mechanism.rfind("SCRAM-", 0) == 0) {
     return fmt::format("check sasl.username and sasl.password of this cluster (mechanism {})",
                        mechanism);
-  }
-  if (mechanism.rfind("SCRAM-", 0) == 0) {
-    std::string advice = fmt::format(
-        "check sasl.username and sasl.password of this cluster (mechanism {})", mechanism);
-    // librdkafka before 2.6.1 repeats the client nonce in its SCRAM final message
-    // (librdkafka#4895); Kafka 4.0+ checks the nonce strictly and refuses even a right password.
-    constexpr int kScramNonceFixed = 0x020601ff;
-    if (rd_kafka_version() < kScramNonceFixed) {
-      advice += fmt::format(
-          "; note that this librdkafka ({}, before 2.6.1) fails SCRAM against Kafka 4.0 and "
-          "newer brokers even with the right password (librdkafka issue #4895): there, use "
-          "sasl.mechanism PLAIN over SASL_SSL, or build sluice with librdkafka 2.6.1 or newer",
-          rd_kafka_version_str());
-    }
-    return advice;
   }
   if (mechanism == "OAUTHBEARER") {
     return "check the sasl.oauthbearer.* settings of this cluster (token endpoint, client id "
@@ -125,7 +114,10 @@ std::string tls_advice(TlsFailure kind, const KafkaProperties& properties) {
 // (values of secret-looking keys and of ${env:}/${file:} references) before it is kept.
 class EventLog : public RdKafka::EventCb {
  public:
-  explicit EventLog(std::vector<std::string> secrets) : secrets_(std::move(secrets)) {}
+  // `print_debug`: the properties set librdkafka's `debug`, so its debug lines go to stderr
+  // (scrubbed) instead of being dropped with the other lines below warning level.
+  EventLog(std::vector<std::string> secrets, bool print_debug)
+      : secrets_(std::move(secrets)), print_debug_(print_debug) {}
   std::string scrub(std::string_view text) const { return redact_values(text, secrets_); }
 
   void event_cb(RdKafka::Event& event) override {
@@ -133,6 +125,9 @@ class EventLog : public RdKafka::EventCb {
       return;
     }
     if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() > RdKafka::Event::EVENT_SEVERITY_WARNING) {
+      if (print_debug_) {
+        std::fprintf(stderr, "sluice: librdkafka %s: %s\n", event.fac().c_str(), scrub(event.str()).c_str());
+      }
       return;
     }
     {
@@ -189,6 +184,7 @@ class EventLog : public RdKafka::EventCb {
 
  private:
   const std::vector<std::string> secrets_;
+  const bool print_debug_;
   mutable std::mutex mutex_;  // guards recent_, auth_failure_, tls_failure_
   std::deque<std::string> recent_;
   std::string auth_failure_;  // the last SASL authentication error, if any
@@ -316,7 +312,7 @@ arrow::Result<std::unique_ptr<Consumer>> Consumer::make_impl(const std::string& 
     const bool path = k.size() > 9 && k.compare(k.size() - 9, 9, ".location") == 0;
     if (looks_secret(k) && !path) secrets.push_back(v);
   }
-  c->events_ = std::make_unique<EventLog>(std::move(secrets));
+  c->events_ = std::make_unique<EventLog>(std::move(secrets), properties.count("debug") != 0);
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (listener != nullptr) {
     c->rebalance_ = std::make_unique<RebalanceAdapter>(c->events_.get());
@@ -709,8 +705,11 @@ void Consumer::poll_batch(std::chrono::milliseconds timeout, size_t max, PolledM
   if (!queue_) queue_ = rd_kafka_queue_get_consumer(consumer_->c_ptr());
   out.messages_.resize(max);
   // A batch pop waits for `max` messages until its timeout, so take only what is there and,
-  // when nothing is, wait for the first message alone.
-  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, out.messages_.data(), max);
+  // when nothing is, wait for the first message alone. One message is always taken alone: a
+  // batch pop moves librdkafka's application position one past each partition-EOF event it
+  // returns (librdkafka#4844, 2.2 to 2.12), and a paused and resumed partition (a cooperative
+  // rebalance) fetches on from there; a single pop leaves it at the last record returned.
+  ssize_t n = max > 1 ? rd_kafka_consume_batch_queue(queue_, 0, out.messages_.data(), max) : 0;
   if (n <= 0) {
     rd_kafka_message_t* first = rd_kafka_consume_queue(queue_, static_cast<int>(timeout.count()));
     n = first ? 1 : 0;

@@ -167,6 +167,9 @@ class Consumer {
   // Up to `max` messages or events into `out` (cleared first): what is queued, else the first
   // one to arrive within `timeout`. One queue pop for many messages, where poll() takes a
   // lock, reads the clock and wraps each message. Rebalance callbacks run inside, as in poll().
+  // A batch (max > 1) leaves librdkafka's own position (used when a rebalance resumes a
+  // partition) one past any partition-EOF event in it (librdkafka#4844): a group member takes
+  // one message at a time, or seeks after each rebalance.
   void poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out);
   // Commits consumer-group offsets (for lag monitoring; not the source of truth).
   arrow::Status commit_offsets(const std::vector<PartitionStart>& next_offsets);

@@ -23,6 +23,17 @@ struct KafkaDataLoss {
   std::string reason;  // "expired" or "topic re-created"
 };
 
+// How far a Kafka partition's table lags behind the partition: the offset the table reads next,
+// the high-water mark the update saw (at its start, or librdkafka's last fetch for a kept
+// consumer), and the records between them.
+struct KafkaPartitionLag {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t next_offset = 0;
+  int64_t high_water_mark = 0;
+  int64_t lag = 0;
+};
+
 struct DatasetReport {
   std::string dataset;
   std::string kind;
@@ -40,6 +51,7 @@ struct DatasetReport {
   int64_t rows_quarantined = 0;    // rows written to <table>_quarantine
   int64_t rows_dead_lettered = 0;  // records that could not be decoded at all
   std::optional<int64_t> backlog;
+  std::vector<KafkaPartitionLag> kafka_lag;  // per partition read this update (sums to backlog)
   std::optional<int64_t> kafka_consumers_created;  // continuous runs: consumers this update made
   std::vector<KafkaDataLoss> data_loss;  // each range as its own data_loss event
   // Windowed flows: rows behind the watermark, the open windows' state and the watermark.

@@ -69,8 +69,11 @@ class KafkaGroupMembers {
   struct Member : kafka::RebalanceListener {
     std::unique_ptr<kafka::Consumer> consumer;
     kafka::RebalanceListener* run = nullptr;
+    // Where the last update that ended cleanly left each owned partition; empty after a failed one.
     std::map<TopicPartitionId, KafkaOffset> positions;
     std::vector<TopicPartitionId> unstarted;  // owned but not assigned locally yet
+    // Set by every assignment change and failed update: the next rebase() seeks every partition.
+    bool reseek = true;
     // Reads the records that check for re-created topics: a member cannot assign at will.
     std::unique_ptr<kafka::Consumer> probe;
 
@@ -212,13 +215,18 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_RETURN_NOT_OK(consume_and_commit());
     }
     report_.table_version = snapshot() ? snapshot()->version().value() : -1;
-    for (const auto& [p, prog] : progress_) report_.backlog += std::max<int64_t>(0, prog.high.value() - prog.next.value());
+    for (const auto& [tp, prog] : progress_) {
+      const int64_t lag = std::max<int64_t>(0, prog.high.value() - prog.next.value());
+      report_.backlog += lag;
+      report_.kafka_lag.push_back({tp.topic, tp.partition.value(), prog.next.value(), prog.high.value(), lag});
+    }
     return report_;
   }
 
   // Group mode, inside poll(): the group gave this member partitions. What was read so far is
   // committed first, then the new partitions start at the offsets in the latest snapshot.
   std::vector<kafka::PartitionStart> on_assigned(const std::vector<TopicPartitionId>& added) override {
+    member_->reseek = true;
     std::vector<kafka::PartitionStart> starts;
     auto st = commit_pending_or_rebase();
     if (st.ok()) st = rebase();
@@ -245,6 +253,7 @@ class IngestRun : public kafka::RebalanceListener {
   // Group mode, inside poll(): partitions leave this member. A clean revocation commits what
   // was read first; a lost assignment (another member may own them already) drops it.
   void on_revoked(const std::vector<TopicPartitionId>& removed, kafka::RevokeKind kind) override {
+    member_->reseek = true;
     arrow::Status st;
     if (kind == kafka::RevokeKind::kRevoked) {
       st = commit_pending_or_rebase();
@@ -508,12 +517,20 @@ class IngestRun : public kafka::RebalanceListener {
     }
     member_ = slot.get();
     consumer_ = member_->consumer.get();
-    // While this update runs, rebalances come here; its read positions outlive it.
+    // While this update runs, rebalances come here. Its read positions outlive it only when
+    // it ends cleanly: a failed update may have taken messages from the consumer that it never
+    // wrote (an error returned between a poll and its records), so the next one seeks every
+    // partition to the table's offset instead of reading on from librdkafka's position.
     struct Attach {
       IngestRun* run;
+      bool clean = false;
       ~Attach() {
         run->member_->run = nullptr;
         run->member_->positions.clear();
+        if (!clean) {
+          run->member_->reseek = true;
+          return;
+        }
         for (const auto& [tp, prog] : run->progress_) run->member_->positions[tp] = prog.next;
       }
     } attach{this};
@@ -528,6 +545,7 @@ class IngestRun : public kafka::RebalanceListener {
       if (!st.ok() && !delta::is_commit_conflict(st)) return st;
       if (!st.ok()) ARROW_RETURN_NOT_OK(rebase());
     }
+    attach.clean = callback_status_.ok();
     return arrow::Status::OK();
   }
 
@@ -604,6 +622,12 @@ class IngestRun : public kafka::RebalanceListener {
 
   // Group mode: re-reads the table and makes every owned partition read from its offset
   // there. Needs nothing pending. Starts partitions assigned while no update ran.
+  // A partition is sought where the position this flow holds differs from the table's, and
+  // every one after an assignment change or a failed update (member_->reseek): a cooperative
+  // rebalance pauses all fetchers and resumes them at librdkafka's own "application
+  // position", which is not the flow's (librdkafka 2.2-2.12 moves it one past a partition-EOF
+  // event taken in a batch, librdkafka#4844: the record at the old end was skipped, or the
+  // fetch failed as out of range at the high-water mark). A seek resets that position.
   arrow::Status rebase() {
     ARROW_RETURN_NOT_OK(commit_->reload());  // the table, its side tables and state
     ARROW_ASSIGN_OR_RAISE(auto owned, consumer_->assignment());
@@ -620,7 +644,7 @@ class IngestRun : public kafka::RebalanceListener {
     ARROW_RETURN_NOT_OK(check_last_records(planned));
     for (const auto& tp : owned) {
       auto known = progress_.find(tp);
-      if (known == progress_.end() || known->second.next != planned.at(tp).next) {
+      if (member_->reseek || known == progress_.end() || known->second.next != planned.at(tp).next) {
         ARROW_RETURN_NOT_OK(consumer_->seek({tp.topic, tp.partition, planned.at(tp).next}, options_.metadata_timeout));
       }
     }
@@ -628,6 +652,7 @@ class IngestRun : public kafka::RebalanceListener {
     for (const auto& tp : unstarted) starts.push_back({tp.topic, tp.partition, planned.at(tp).next});
     if (!starts.empty()) ARROW_RETURN_NOT_OK(consumer_->add_partitions(starts));
     member_->unstarted.clear();
+    member_->reseek = false;
     progress_ = std::move(planned);
     return arrow::Status::OK();
   }

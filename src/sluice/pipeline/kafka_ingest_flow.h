@@ -163,6 +163,7 @@ struct IngestReport {
   int conflicts = 0;  // group mode: commits dropped because another member won a partition
   int64_t table_version = -1;  // latest version after the run
   int64_t backlog = 0;         // records behind the high-water marks seen at start (Kafka lag)
+  std::vector<KafkaPartitionLag> kafka_lag;  // the same per partition (a group member: its own)
   int consumers_created = 0;   // Kafka consumers this update made (continuous runs keep theirs)
   std::vector<KafkaDataLoss> data_loss;  // ranges skipped with fail_on_data_loss => false
 };

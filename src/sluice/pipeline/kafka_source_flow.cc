@@ -83,6 +83,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
   report.rows_written += r.rows_written;
   report.version = r.table_version;
   report.backlog = report.backlog.value_or(0) + r.backlog;
+  report.kafka_lag.insert(report.kafka_lag.end(), r.kafka_lag.begin(), r.kafka_lag.end());
   if (options_.group_members) report.kafka_consumers_created = report.kafka_consumers_created.value_or(0) + r.consumers_created;
   return arrow::Status::OK();
 }

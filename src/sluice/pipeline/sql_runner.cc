@@ -223,6 +223,15 @@ class SqlRun : public DatasetRunner {
                                {"start_time_ms", started_ms},
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
+    // Per partition (for autoscalers and the busiest partition's lag): where the table is, the
+    // high-water mark the update saw, and the difference.
+    if (!report.kafka_lag.empty()) {
+      auto& lags = progress["metrics"]["kafka_lag"] = nlohmann::json::array();
+      for (const auto& l : report.kafka_lag) {
+        lags.push_back({{"topic", l.topic}, {"partition", l.partition}, {"next_offset", l.next_offset},
+                        {"high_water_mark", l.high_water_mark}, {"lag", l.lag}});
+      }
+    }
     // Spark's processedRowsPerSecond: with backlog_records, what an autoscaler sizes workers by.
     progress["metrics"]["processed_rows_per_second"] =
         report.duration_ms > 0 ? static_cast<double>(report.rows_read) * 1000.0 / static_cast<double>(report.duration_ms) : 0.0;
