@@ -106,9 +106,11 @@ def test_three_workers_with_kills_write_every_record_once(tmp_path, bootstrap, n
         assert wait_for(done, 300), (table_rows(tables / "raw"), table_rows(tables / "copy"),
                                      view_total(tables / "counts"), [w.err[-5:] for w in workers])
         # The dead leader's role was taken over: another process ran the downstream datasets after it.
-        assert any(ran(w, "copy") and ran(w, "counts") for w in workers), [w.out[-5:] for w in workers]
-        assert "now runs the datasets that do not scale out" in "".join(
-            line for w in workers for line in w.err), [w.err[-5:] for w in workers]
+        # (Polled: a worker prints an update's lines after its commit, which `done` may see first.)
+        assert wait_for(lambda: any(ran(w, "copy") and ran(w, "counts") for w in workers), 60), \
+            [w.out[-5:] for w in workers]
+        assert wait_for(lambda: "now runs the datasets that do not scale out" in "".join(
+            line for w in workers for line in list(w.err)), 60), [w.err[-5:] for w in workers]
         for w in workers:
             assert w.stop() == 0, "".join(w.err)
         assert killed_leader.proc.returncode == -signal.SIGKILL
