@@ -1,5 +1,5 @@
-# Sourced by the scripts that run a server in the background under a pid file (registry.sh,
-# s3.sh, azurite.sh), after they define log().
+# Sourced by the scripts that run a server in the background under a pid file (registry.sh, and
+# through test_server.sh s3.sh, gcs.sh, azurite.sh), after they define log().
 # stop_pidfile <pidfile>: TERM, up to 5 s for the process to end, then KILL; the pid file goes.
 stop_pidfile() {
   local pidfile=$1 pid
