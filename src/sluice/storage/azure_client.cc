@@ -255,26 +255,8 @@ arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const 
 
   AzureResponse response;
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, config_.allow_http ? "http,https" : "https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_append_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, curl_store_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
-  if (method == "GET") {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  } else if (method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-    if (has_body) {
-      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    }
-  }
+  curl_prepare(c, url, config_.allow_http, &response.body, &response.headers);
+  curl_set_method(c, method, body, method != "GET" && method != "HEAD" && has_body);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {

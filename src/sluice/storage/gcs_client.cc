@@ -76,23 +76,9 @@ arrow::Result<GcsResponse> GcsClient::send(const std::string& method, const std:
   list = curl_slist_append(list, "Expect:");
   std::unique_ptr<curl_slist, SlistDeleter> header_list(list);
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
   // Plain http only to an emulator the user named: a token never travels unencrypted to GCS.
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, config_.emulator ? "http,https" : "https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_append_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
-  if (method == "GET") {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-    if (method == "POST") {
-      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    }
-  }
+  curl_prepare(c, url, config_.emulator, &response.body, nullptr);
+  curl_set_method(c, method, body, method == "POST");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {

@@ -30,6 +30,35 @@ size_t curl_store_header(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+void curl_prepare(CURL* c, const std::string& url, bool allow_http, std::string* body,
+                  std::map<std::string, std::string>* headers) {
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120'000L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, allow_http ? "http,https" : "https");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_append_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+  if (headers != nullptr) {
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, curl_store_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, headers);
+  }
+}
+
+void curl_set_method(CURL* c, const std::string& method, const std::string& payload, bool send_body) {
+  if (method == "GET") {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  } else if (method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  if (send_body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.data());
+  }
+}
+
 std::pair<std::string, std::string> split_bucket_key(const std::string& path) {
   const auto slash = path.find('/');
   if (slash == std::string::npos) return {path, ""};

@@ -27,6 +27,15 @@ struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+// The options every object-store request sets: the URL, no signals, 10 s to connect and 120 s in
+// all, only https unless `allow_http`, the body into `body` and (when not null) the headers into
+// `headers` (curl_store_header).
+void curl_prepare(CURL* c, const std::string& url, bool allow_http, std::string* body,
+                  std::map<std::string, std::string>* headers);
+// GET, HEAD or any other method; with `send_body`, `payload` is sent as the request body (it
+// must outlive the request).
+void curl_set_method(CURL* c, const std::string& method, const std::string& payload, bool send_body);
+
 // "bucket/key" (or "container/blob") -> (bucket, key); key "" when there is no '/'.
 std::pair<std::string, std::string> split_bucket_key(const std::string& path);
 
