@@ -987,17 +987,4 @@ arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, co
   return report;
 }
 
-arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
-                                                  const BronzeTableConfig& table,
-                                                  const IngestOptions& options) {
-  KafkaFlowSpec spec;
-  spec.table = table.table;
-  spec.flow = table.table;
-  spec.topic = table.topic;
-  spec.cluster = table.cluster;
-  spec.starting_offsets = table.starting_offsets;
-  spec.comment = table.comment;
-  return run_kafka_flow_once(config, spec, options);
-}
-
 }  // namespace sluice::pipeline

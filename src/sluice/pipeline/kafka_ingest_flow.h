@@ -172,9 +172,4 @@ struct IngestReport {
 arrow::Result<IngestReport> run_kafka_flow_once(const PipelineConfig& config, const KafkaFlowSpec& spec,
                                                 const IngestOptions& options = {});
 
-// The skeleton's bronze table: the Kafka rows unchanged.
-arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
-                                                  const BronzeTableConfig& table,
-                                                  const IngestOptions& options = {});
-
 }  // namespace sluice::pipeline

@@ -23,6 +23,19 @@ arrow::Status check_sources(const PipelineConfig& config, const IngestOptions& o
   return arrow::Status::OK();
 }
 
+arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
+                                                  const BronzeTableConfig& table,
+                                                  const IngestOptions& options) {
+  KafkaFlowSpec spec;
+  spec.table = table.table;
+  spec.flow = table.table;
+  spec.topic = table.topic;
+  spec.cluster = table.cluster;
+  spec.starting_offsets = table.starting_offsets;
+  spec.comment = table.comment;
+  return run_kafka_flow_once(config, spec, options);
+}
+
 arrow::Result<std::vector<IngestReport>> run_pipeline_once(const PipelineConfig& config,
                                                            const IngestOptions& options) {
   ARROW_RETURN_NOT_OK(check_sources(config, options));

@@ -12,6 +12,11 @@
 
 namespace sluice::pipeline {
 
+// The skeleton's bronze table: the Kafka rows unchanged.
+arrow::Result<IngestReport> run_kafka_ingest_once(const PipelineConfig& config,
+                                                  const BronzeTableConfig& table,
+                                                  const IngestOptions& options = {});
+
 // Checks that every topic exists and its cluster answers.
 arrow::Status check_sources(const PipelineConfig& config, const IngestOptions& options);
 
