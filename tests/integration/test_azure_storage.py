@@ -6,157 +6,21 @@ errors that name what to set without echoing a secret. The blobs are checked wit
 independent SharedKey client (below), not with sluice."""
 import base64
 import concurrent.futures
-import datetime
-import email.utils
-import hashlib
-import hmac
-import os
 import pathlib
 import re
-import socket
-import subprocess
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-import xml.etree.ElementTree as ET
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from conftest import ROOT, SLUICE
+from object_store_helpers import ACCOUNT, append, az, export, ids, rows, run  # noqa: F401
+from object_store_helpers import AZURE_KEY as KEY
 
-ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key (public); the tests' "secret" is a wrong key below.
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# The tests' "secret": a wrong key, never to be printed.
 WRONG_KEY = base64.b64encode(b"s3cr3t-never-printed-7c1e-azure!").decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Blobs:
-    """Just enough of the Blob REST API (SharedKey) to create a container and look at blobs."""
-
-    def __init__(self, port):
-        self.base = f"http://127.0.0.1:{port}/{ACCOUNT}"
-
-    def request(self, method, path, query=None, body=b"", headers=None):
-        query = query or {}
-        headers = dict(headers or {}, **{"x-ms-date": email.utils.formatdate(usegmt=True),
-                                         "x-ms-version": "2021-12-02"})
-        if method == "PUT":  # else urllib sends its form content type, which the signature covers
-            headers["Content-Type"] = "application/octet-stream"
-        ms = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()) if k.startswith("x-ms-"))
-        resource = f"/{ACCOUNT}/{ACCOUNT}{urllib.parse.quote(path)}" + "".join(
-            f"\n{k}:{v}" for k, v in sorted(query.items()))
-        to_sign = "\n".join([method, "", "", str(len(body)) if body else "", "", headers.get("Content-Type", ""),
-                             "", "", "", headers.get("If-None-Match", ""), "", ""]) + "\n" + ms + resource
-        mac = hmac.new(base64.b64decode(KEY), to_sign.encode(), hashlib.sha256).digest()
-        headers["Authorization"] = f"SharedKey {ACCOUNT}:{base64.b64encode(mac).decode()}"
-        url = self.base + urllib.parse.quote(path) + ("?" + urllib.parse.urlencode(query) if query else "")
-        req = urllib.request.Request(url, data=body if method == "PUT" else None, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read(), dict(r.headers)
-        except urllib.error.HTTPError as e:
-            return e.code, e.read(), dict(e.headers)
-
-    def create_container(self, name):
-        status, body, _ = self.request("PUT", f"/{name}", {"restype": "container"})
-        assert status in (201, 409), body
-
-    def list(self, container, prefix):
-        """{name: (size, Last-Modified as epoch ms)} of every blob under prefix."""
-        status, body, _ = self.request("GET", f"/{container}",
-                                       {"comp": "list", "prefix": prefix, "restype": "container"})
-        assert status == 200, body
-        out = {}
-        for blob in ET.fromstring(body).iter("Blob"):
-            props = blob.find("Properties")
-            when = email.utils.parsedate_to_datetime(props.find("Last-Modified").text)
-            out[blob.find("Name").text] = (int(props.find("Content-Length").text), int(when.timestamp() * 1000))
-        return out
-
-    def get(self, container, name):
-        status, body, _ = self.request("GET", f"/{container}/{name}")
-        assert status == 200, body
-        return body
-
-    def put(self, container, name, body):
-        status, text, _ = self.request("PUT", f"/{container}/{name}", body=body,
-                                       headers={"x-ms-blob-type": "BlockBlob", "If-None-Match": "*"})
-        return status
-
-    def account_sas(self, permissions="rwdlac"):
-        """An account SAS token (version 2021-12-02 string-to-sign), valid for an hour."""
-        expiry = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        fields = [ACCOUNT, permissions, "b", "sco", "", expiry, "", "http,https", "2021-12-02", "", ""]
-        sig = base64.b64encode(hmac.new(base64.b64decode(KEY), "\n".join(fields).encode(), hashlib.sha256).digest()).decode()
-        return urllib.parse.urlencode({"sv": "2021-12-02", "ss": "b", "srt": "sco", "sp": permissions, "se": expiry,
-                                       "spr": "http,https", "sig": sig})
-
-
-@pytest.fixture(scope="module")
-def az():
-    """Azurite's blob endpoint, sluice's and deltalake's options (delta-rs keys), a Blobs client;
-    one container, 'lake'."""
-    port = free_port()
-    env = dict(os.environ, AZURITE_PORT=str(port))
-    subprocess.run([ROOT / "scripts" / "azurite.sh", "start"], env=env, check=True)
-    try:
-        blobs = Blobs(port)
-        blobs.create_container("lake")
-        # deltalake (object_store) reads AZURITE_BLOB_STORAGE_URL from the environment, as sluice.
-        os.environ["AZURITE_BLOB_STORAGE_URL"] = f"http://127.0.0.1:{port}"
-        env_options = {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{port}"}
-        reader_options = {"azure_storage_use_emulator": "true", "azure_storage_account_name": ACCOUNT}
-        yield {"env": env_options, "options": reader_options, "blobs": blobs, "port": port}
-    finally:
-        os.environ.pop("AZURITE_BLOB_STORAGE_URL", None)
-        subprocess.run([ROOT / "scripts" / "azurite.sh", "stop"], env=env, check=False)
-
-
-def clean_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZURITE_"))}
-
-
-def run(az, *args, env=None):
-    env = {**clean_env(), **az["env"]} if env is None else {**clean_env(), **env}
-    return subprocess.run([str(SLUICE), *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
-
-
-def append(az, uri, table, *flags, env=None):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "in.parquet"
-        pq.write_table(table, path)
-        result = run(az, "table", "append", uri, path, *flags, env=env)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def export(az, uri, *flags, env=None):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = pathlib.Path(tmp) / "out.arrow"
-        result = run(az, "table", "export", uri, out, *flags, env=env)
-        assert result.returncode == 0, result.stderr
-        return pa.ipc.open_file(out).read_all()
-
-
-def rows(start, n):
-    return pa.table({"id": pa.array(range(start, start + n), pa.int64()),
-                     "part": pa.array([["a/b", "50%", "x y", "ünï"][i % 4] for i in range(n)]),
-                     "v": pa.array([f"value-{i}" for i in range(start, start + n)])})
-
-
-def ids(table):
-    return sorted(table.column("id").to_pylist())
 
 
 def new_table():
@@ -323,11 +187,3 @@ def test_malformed_and_unsupported_azure_uris_are_refused(az, uri, message):
     result = run(az, "table", "describe", uri)
     assert result.returncode == 1
     assert message in result.stderr, result.stderr
-
-
-def test_pipeline_storage_on_azure_stays_refused(tmp_path):
-    """`storage: az://` in pipeline.yaml stays refused until a whole pipeline is tested there."""
-    (tmp_path / "pipeline.yaml").write_text("name: p\nstorage: az://lake/p\nlibraries: []\n")
-    result = subprocess.run([str(SLUICE), "validate", tmp_path], capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "a pipeline's storage on az:// is not supported yet" in result.stderr, result.stderr

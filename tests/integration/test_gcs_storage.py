@@ -7,110 +7,17 @@ costs, and the credentials that are refused. The objects are checked through the
 import concurrent.futures
 import datetime
 import json
-import os
 import pathlib
 import re
-import socket
-import subprocess
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from conftest import ROOT, SLUICE
-
-TOKEN = "ya29.never-printed-token-5d2b"
-GOOGLE_KEYS = ("GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS",
-               "GOOGLE_OAUTH_ACCESS_TOKEN", "STORAGE_EMULATOR_HOST")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Emulator:
-    """The emulator's JSON API, used as the oracle for what lies in the bucket."""
-
-    def __init__(self, endpoint):
-        self.endpoint = endpoint
-
-    def request(self, method, target, body=None, headers=None):
-        req = urllib.request.Request(self.endpoint + target, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def names(self, prefix):
-        status, body = self.request("GET", "/storage/v1/b/lake/o?prefix=" + urllib.parse.quote(prefix, safe=""))
-        assert status == 200, body
-        return {o["name"]: o for o in json.loads(body).get("items", [])}
-
-    def read(self, name):
-        status, body = self.request("GET", f"/storage/v1/b/lake/o/{urllib.parse.quote(name, safe='')}?alt=media")
-        assert status == 200, body
-        return body
-
-    def upload(self, name, content):
-        return self.request("POST", f"/upload/storage/v1/b/lake/o?uploadType=media&name={urllib.parse.quote(name, safe='')}",
-                            content, {"Content-Type": "application/octet-stream"})[0]
-
-
-@pytest.fixture(scope="module")
-def gcs():
-    """The emulator's endpoint, sluice's environment, delta-rs's options; one bucket, 'lake'."""
-    port = free_port()
-    env = dict(os.environ, GCS_PORT=str(port))
-    subprocess.run([ROOT / "scripts" / "gcs.sh", "start"], env=env, check=True)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        emulator = Emulator(endpoint)
-        status, body = emulator.request("POST", "/storage/v1/b", json.dumps({"name": "lake"}).encode(),
-                                        {"Content-Type": "application/json"})
-        assert status == 200, body
-        # delta-rs: a service-account JSON whose gcs_base_url points at the emulator and that
-        # asks for no OAuth token (its key is never used then).
-        key = {"private_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
-               "private_key_id": "emulator", "client_email": "emulator@example.com",
-               "gcs_base_url": endpoint, "disable_oauth": True}
-        yield {"env": {"STORAGE_EMULATOR_HOST": endpoint}, "emulator": emulator,
-               "options": {"google_service_account_key": json.dumps(key)},
-               "log": ROOT / ".run" / f"gcs-{port}" / "gcs.log"}
-    finally:
-        subprocess.run([ROOT / "scripts" / "gcs.sh", "stop"], env=env, check=False)
-
-
-def run(gcs, *args, env_extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in GOOGLE_KEYS}
-    env.update(gcs["env"], **(env_extra or {}))
-    return subprocess.run([str(SLUICE), *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=env)
-
-
-def append(gcs, uri, table, *flags):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "in.parquet"
-        pq.write_table(table, path)
-        result = run(gcs, "table", "append", uri, path, *flags)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def export(gcs, uri, *flags):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = pathlib.Path(tmp) / "out.arrow"
-        result = run(gcs, "table", "export", uri, out, *flags)
-        assert result.returncode == 0, result.stderr
-        return pa.ipc.open_file(out).read_all()
+from object_store_helpers import GCS_TOKEN as TOKEN
+from object_store_helpers import append, export, gcs, ids, rows, run  # noqa: F401
 
 
 def requests_of(result):
@@ -119,16 +26,6 @@ def requests_of(result):
                   result.stderr)
     assert m, result.stderr
     return dict(zip(["total", "list", "get", "head", "put", "delete"], map(int, m.groups())))
-
-
-def rows(start, n):
-    return pa.table({"id": pa.array(range(start, start + n), pa.int64()),
-                     "part": pa.array([["a/b", "50%", "x y", "ünï"][i % 4] for i in range(n)]),
-                     "v": pa.array([f"value-{i}" for i in range(start, start + n)])})
-
-
-def ids(table):
-    return sorted(table.column("id").to_pylist())
 
 
 def new_uri():
@@ -259,7 +156,7 @@ def test_requests_per_commit_do_not_grow_with_history(gcs):
 def test_service_account_credentials_are_refused_saying_what_to_set_and_echo_no_secret(gcs):
     secret = '{"type": "service_account", "private_key": "never-printed-key-91c4"}'
     for key in ("GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS"):
-        result = run(gcs, "table", "describe", new_uri(), env_extra={key: secret})
+        result = run(gcs, "table", "describe", new_uri(), extra={key: secret})
         assert result.returncode == 1
         assert f"GCS credentials from a service account ({key} is set) are not supported yet" in result.stderr
         assert "set GOOGLE_OAUTH_ACCESS_TOKEN" in result.stderr
@@ -267,7 +164,7 @@ def test_service_account_credentials_are_refused_saying_what_to_set_and_echo_no_
 
 
 def test_real_gcs_needs_a_token_and_a_token_is_never_printed(gcs):
-    none = run(gcs, "table", "describe", "gs://lake/t", env_extra={"STORAGE_EMULATOR_HOST": ""})
+    none = run(gcs, "table", "describe", "gs://lake/t", extra={"STORAGE_EMULATOR_HOST": ""})
     assert none.returncode == 1
     assert "no GCS credentials: set GOOGLE_OAUTH_ACCESS_TOKEN" in none.stderr
     # With a token the emulator is sent it as a bearer token (it ignores it) and sluice works.
@@ -275,10 +172,10 @@ def test_real_gcs_needs_a_token_and_a_token_is_never_printed(gcs):
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "in.parquet"
         pq.write_table(rows(0, 3), path)
-        ok = run(gcs, "table", "append", uri, path, env_extra={"GOOGLE_OAUTH_ACCESS_TOKEN": TOKEN})
+        ok = run(gcs, "table", "append", uri, path, extra={"GOOGLE_OAUTH_ACCESS_TOKEN": TOKEN})
         assert ok.returncode == 0, ok.stderr
         missing = run(gcs, "table", "append", "gs://no-such-bucket/t", path,
-                      env_extra={"GOOGLE_OAUTH_ACCESS_TOKEN": TOKEN})
+                      extra={"GOOGLE_OAUTH_ACCESS_TOKEN": TOKEN})
     assert missing.returncode == 1
     assert "gs://no-such-bucket/t" in missing.stderr
     for result in (none, ok, missing):

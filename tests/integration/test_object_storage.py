@@ -3,62 +3,15 @@ started and stopped by scripts/s3.sh), read back by deltalake and Polars with th
 and options; racing writers (the commit is a conditional PUT, If-None-Match: *), checkpoints,
 time travel, the requests a commit costs, and the URIs that are refused (Azure: test_azure_storage.py)."""
 import concurrent.futures
-import os
 import pathlib
 import re
-import socket
-import subprocess
-import tempfile
 import uuid
 
-import boto3
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from conftest import ROOT, SLUICE
-
-SECRET = "s3cr3t-never-printed-7c1e"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """The server's endpoint, options (delta-rs keys) and a boto3 client; one bucket, 'lake'."""
-    port = free_port()
-    env = dict(os.environ, S3_PORT=str(port))
-    subprocess.run([ROOT / "scripts" / "s3.sh", "start"], env=env, check=True)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
-                   "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": SECRET}
-        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                              aws_secret_access_key=SECRET, region_name="us-east-1")
-        client.create_bucket(Bucket="lake")
-        yield {"options": options, "client": client, "log": ROOT / ".run" / f"s3-{port}" / "s3.log"}
-    finally:
-        subprocess.run([ROOT / "scripts" / "s3.sh", "stop"], env=env, check=False)
-
-
-def run(s3, *args, env_extra=None):
-    env = {**os.environ, **s3["options"], **(env_extra or {})}
-    return subprocess.run([str(SLUICE), *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=env)
-
-
-def append(s3, uri, table, *flags):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "in.parquet"
-        pq.write_table(table, path)
-        result = run(s3, "table", "append", uri, path, *flags)
-    assert result.returncode == 0, result.stderr
-    return result
+from object_store_helpers import S3_SECRET as SECRET
+from object_store_helpers import append, export, ids, rows, run, s3  # noqa: F401
 
 
 def requests_of(result):
@@ -67,24 +20,6 @@ def requests_of(result):
                   result.stderr)
     assert m, result.stderr
     return dict(zip(["total", "list", "get", "head", "put", "delete"], map(int, m.groups())))
-
-
-def export(s3, uri, *flags):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = pathlib.Path(tmp) / "out.arrow"
-        result = run(s3, "table", "export", uri, out, *flags)
-        assert result.returncode == 0, result.stderr
-        return pa.ipc.open_file(out).read_all()
-
-
-def rows(start, n):
-    return pa.table({"id": pa.array(range(start, start + n), pa.int64()),
-                     "part": pa.array([["a/b", "50%", "x y", "ünï"][i % 4] for i in range(n)]),
-                     "v": pa.array([f"value-{i}" for i in range(start, start + n)])})
-
-
-def ids(table):
-    return sorted(table.column("id").to_pylist())
 
 
 def new_uri():
@@ -215,7 +150,7 @@ def test_adls_gen1_uris_are_refused_as_not_supported_yet(s3, uri, scheme, tmp_pa
 
 
 def test_plain_http_endpoint_needs_allow_http_and_no_secret_is_echoed(s3):
-    refused = run(s3, "table", "describe", "s3://lake/none", env_extra={"AWS_ALLOW_HTTP": "false"})
+    refused = run(s3, "table", "describe", "s3://lake/none", extra={"AWS_ALLOW_HTTP": "false"})
     assert refused.returncode == 1
     assert "plain http: set AWS_ALLOW_HTTP=true" in refused.stderr
     missing = run(s3, "table", "describe", "s3://no-such-bucket/t")

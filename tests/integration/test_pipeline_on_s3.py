@@ -6,95 +6,28 @@ apart, storage_options checked at their line and secrets never shown, and a smal
 chaos run (exactly once with every table, state and the event log on S3)."""
 import json
 import os
-import random
 import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections import Counter
 
-import boto3
 import pytest
 from deltalake import DeltaTable
 
-from conftest import ROOT, SLUICE, duckdb_connection, write_pipeline
+from conftest import duckdb_connection, write_pipeline
+from object_store_helpers import S3_SECRET as SECRET
+from object_store_helpers import (clean_env, events, free_port, run, s3, set_storage, sigkill_chaos,  # noqa: F401
+                                  start, storage_yaml, table, wait_for)
 from test_install import assert_quickstart_tables, produce_quickstart_events, quickstart_copy
-
-SECRET = "s3cr3t-pipeline-never-shown-91d2"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3():
-    port = free_port()
-    env = dict(os.environ, S3_PORT=str(port))
-    subprocess.run([ROOT / "scripts" / "s3.sh", "start"], env=env, check=True)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
-                   "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": SECRET}
-        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                              aws_secret_access_key=SECRET, region_name="us-east-1")
-        client.create_bucket(Bucket="lake")
-        yield {"endpoint": endpoint, "options": options, "client": client}
-    finally:
-        subprocess.run([ROOT / "scripts" / "s3.sh", "stop"], env=env, check=False)
-
-
-def clean_env(**extra):
-    """The environment without AWS_*: the pipeline's storage_options are all sluice gets."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(extra)
-    return env
 
 
 def sluice(*args, env=None, timeout=300):
-    return subprocess.run([str(SLUICE), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=env or clean_env())
-
-
-def storage_yaml(s3, prefix):
-    """storage: and storage_options: (delta-rs's lower-case keys) for a new prefix."""
-    return (f"storage: s3://lake/{prefix}\n"
-            "storage_options:\n"
-            f"  aws_endpoint_url: {s3['endpoint']}\n"
-            "  aws_allow_http: \"true\"\n"
-            "  aws_region: us-east-1\n"
-            "  aws_access_key_id: test\n"
-            f"  aws_secret_access_key: {SECRET}\n")
-
-
-def set_storage(pipe, s3, prefix):
-    text = (pipe / "pipeline.yaml").read_text().replace("storage: ./data\n", storage_yaml(s3, prefix))
-    (pipe / "pipeline.yaml").write_text(text)
-
-
-def table(s3, prefix, name, version=None):
-    return DeltaTable(f"s3://lake/{prefix}/tables/{name}", storage_options=s3["options"], version=version)
+    """sluice without AWS_* in the environment: the pipeline's storage_options are all it gets."""
+    return run(None, *args, env=env, timeout=timeout)
 
 
 def keys(s3, prefix):
-    out, token = [], None
-    while True:
-        kw = {"Bucket": "lake", "Prefix": prefix + "/"}
-        if token:
-            kw["ContinuationToken"] = token
-        page = s3["client"].list_objects_v2(**kw)
-        out += [o["Key"] for o in page.get("Contents", [])]
-        if not page.get("IsTruncated"):
-            return out
-        token = page["NextContinuationToken"]
-
-
-def events(s3, prefix):
-    dt = DeltaTable(f"s3://lake/{prefix}/system/event_log", storage_options=s3["options"])
-    return dt.to_pyarrow_table().to_pylist()
+    return s3["keys"](prefix + "/")
 
 
 def test_quickstart_on_s3_end_to_end(s3, tmp_path, bootstrap, new_topic):
@@ -249,25 +182,6 @@ def test_restart_resumes_from_the_window_state_on_s3(s3, tmp_path, bootstrap, ne
     assert len([k for k in keys(s3, prefix) if "/_sluice_state/" in k]) == 2
 
 
-def start(pipe, name, env=None):
-    err = open(pipe.parent / f"{name}.stderr", "w")
-    proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err,
-                            env=env or clean_env())
-    proc.err_path = pipe.parent / f"{name}.stderr"
-    return proc
-
-
-def wait_for(condition, timeout, what, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"sluice exited ({proc.returncode}) waiting for {what}: {proc.err_path.read_text()[-3000:]}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
 def lease_objects(s3, prefix):
     return [k for k in keys(s3, prefix) if "/system/run_lease/" in k]
 
@@ -350,54 +264,7 @@ def test_sigkill_chaos_on_s3_loses_and_doubles_nothing(s3, tmp_path, bootstrap):
     """The chaos test's pipeline (bronze -> silver with a DROP ROW expectation, checkpoints every
     5 commits) with its storage on S3: 150k records, 5 SIGKILLs at random (seeded) moments,
     a final run; bronze holds every offset once, silver exactly the expected ids once."""
-    from test_exactly_once_chaos import (PARTITIONS, create_topic, expected_silver_ids, high_watermarks,
-                                         make_pipeline, produce)
-    total = int(os.environ.get("SLUICE_S3_CHAOS_RECORDS", 150_000))
-    seed = int(os.environ.get("SLUICE_CHAOS_SEED", random.randrange(1 << 30)))
-    print(f"\nS3 chaos seed {seed} (rerun with SLUICE_CHAOS_SEED={seed}), {total} records")
-    rng = random.Random(seed)
-    topic = create_topic(bootstrap, PARTITIONS)
-    produce(bootstrap, topic, 0, total, PARTITIONS)
-    marks = high_watermarks(bootstrap, topic, PARTITIONS)
-    prefix = f"chaos-{uuid.uuid4().hex[:8]}"
-    pipe = make_pipeline(tmp_path, "chaos", bootstrap, topic, max_per_trigger=total // 30)
-    set_storage(pipe, s3, prefix)
-
-    def offsets():
-        try:
-            dt = table(s3, prefix, "bronze")
-        except Exception:  # no commit yet
-            return None, [0] * PARTITIONS
-        return dt, [dt.transaction_version(f"chaos/bronze/{topic}/{p}") or 0 for p in range(PARTITIONS)]
-
-    def done():
-        bronze, offs = offsets()
-        if bronze is None or offs != marks:
-            return False
-        silver = table(s3, prefix, "silver")
-        read = silver.transaction_version(f"chaos/silver/{bronze.metadata().id}")
-        return read is not None and read >= bronze.version()
-
-    for kill in range(5):
-        proc = start(pipe, f"run{kill}")
-        time.sleep(10 ** rng.uniform(-1, 0.4))  # 0.1 .. 2.5 s after the start: the kill's moment
-        assert proc.poll() is None, proc.err_path.read_text()[-3000:]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        _, offs = offsets()
-        print(f"kill {kill + 1}: bronze at {sum(offs)} of {total} offsets")
-        assert sum(offs) < total, "finished before the last kill: make the data bigger"
-    proc = start(pipe, "final")
-    wait_for(done, 240, "the pipeline to read every record", proc)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0, proc.err_path.read_text()[-3000:]
-
-    bronze = table(s3, prefix, "bronze").to_pyarrow_table(columns=["partition", "offset"])
-    assert bronze.num_rows == total
-    pairs = Counter(zip(bronze["partition"].to_pylist(), bronze["offset"].to_pylist()))
-    assert len(pairs) == total and max(pairs.values()) == 1
-    ids = table(s3, prefix, "silver").to_pyarrow_table(columns=["id"])["id"].to_pylist()
-    assert sorted(ids) == sorted(expected_silver_ids(range(total)))
+    sigkill_chaos(s3, tmp_path, bootstrap, int(os.environ.get("SLUICE_S3_CHAOS_RECORDS", 150_000)), kills=5)
 
 
 def test_scale_out_on_s3_is_refused_as_not_supported_yet(s3, tmp_path):

@@ -194,25 +194,19 @@ const std::regex kIdentifier("[A-Za-z_][A-Za-z0-9_]*");
 const std::regex kTopicName("[A-Za-z0-9._-]{1,249}");
 
 // `storage:` and `storage_options:`: a local folder (relative to the pipeline folder) or an
-// object-store URI reached with delta-rs's option keys over the AWS_* environment.
+// object-store URI (s3://, gs://, az:// and its spellings) reached with delta-rs's option keys
+// over the environment (AWS_*; STORAGE_EMULATOR_HOST, GOOGLE_*; AZURE_STORAGE_*). Each option is
+// checked at its own line: a key sluice does not use, or one of another store, is refused there.
 arrow::Status parse_storage(const YAML::Node& root, const std::string& text, const YamlContext& ctx,
                             PipelineConfig& cfg) {
-  storage::StorageOptions options;
   const auto opts = root["storage_options"];
-  if (opts) {
-    if (!opts.IsMap()) return ctx.error(opts, "'storage_options' must be a mapping (aws_region: us-east-1, ...)");
-    for (const auto& kv : opts) {
-      const auto key = kv.first.as<std::string>();
-      ARROW_ASSIGN_OR_RAISE(auto value, ctx.scalar(kv.second, "storage_options." + key));
-      auto checked = storage::normalize_storage_options({{key, value}});
-      if (!checked.ok()) return ctx.error(kv.first, "{}", checked.status().message());
-      options[key] = std::move(value);
-    }
+  if (opts && !opts.IsMap()) {
+    return ctx.error(opts, "'storage_options' must be a mapping (aws_region: us-east-1, ...)");
   }
   if (!storage::is_object_store_uri(text)) {
     if (opts) {
-      return ctx.error(opts, "'storage_options' are for a storage on an object store (s3://...), but storage "
-                             "'{}' is a local path; remove them or give an s3:// storage",
+      return ctx.error(opts, "'storage_options' are for a storage on an object store (s3://, gs://, az://), "
+                             "but storage '{}' is a local path; remove them or give an object-store storage",
                        text);
     }
     cfg.storage = fs::weakly_canonical(fs::path(text).is_absolute() ? fs::path(text) : cfg.dir / text);
@@ -220,13 +214,17 @@ arrow::Status parse_storage(const YAML::Node& root, const std::string& text, con
   }
   auto location = storage::parse_location(text, "storage");
   if (!location.ok()) return ctx.error(root["storage"], "{}", location.status().message());
-  if (location->scheme != storage::Scheme::kS3) {
-    // Tables on GCS and Azure work (sluice table); a whole pipeline there is not tested yet.
-    const auto scheme = text.substr(0, text.find(':'));
-    return ctx.error(root["storage"],
-                     "storage '{}': a pipeline's storage on {}:// is not supported yet (tables there work "
-                     "through `sluice table`; a pipeline runs on s3:// or a local folder)",
-                     text, scheme);
+  storage::StorageOptions options;
+  if (opts) {
+    for (const auto& kv : opts) {
+      const auto key = kv.first.as<std::string>();
+      ARROW_ASSIGN_OR_RAISE(auto value, ctx.scalar(kv.second, "storage_options." + key));
+      auto checked = storage::normalize_storage_options({{key, value}});
+      if (!checked.ok()) return ctx.error(kv.first, "{}", checked.status().message());
+      auto applies = storage::check_option_applies(location->scheme, text, key, checked->begin()->first);
+      if (!applies.ok()) return ctx.error(kv.first, "{}", applies.message());
+      options[key] = std::move(value);
+    }
   }
   auto opened = storage::open_location(*location, options);
   if (!opened.ok()) {

@@ -28,13 +28,22 @@ constexpr std::array<std::string_view, 8> kAzureKeys = {
     "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY",       "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_STORAGE_USE_EMULATOR", "AZURE_STORAGE_ENDPOINT",          "AZURE_STORAGE_CONNECTION_STRING",
     "AZURE_ALLOW_HTTP",           "AZURITE_BLOB_STORAGE_URL"};
-constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kAzureAliases = {{
+// object_store's short spellings too (account_key, sas_token, use_emulator, ...); its bare
+// "endpoint" is left out: it names the S3 endpoint as well.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kAzureAliases = {{
     {"AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
     {"AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
     {"AZURE_STORAGE_SAS_KEY", "AZURE_STORAGE_SAS_TOKEN"},
     {"AZURE_ENDPOINT", "AZURE_STORAGE_ENDPOINT"},
     {"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME"},
     {"AZURE_USE_EMULATOR", "AZURE_STORAGE_USE_EMULATOR"},
+    {"ACCESS_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
+    {"ACCOUNT_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
+    {"MASTER_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
+    {"ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_NAME"},
+    {"SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"},
+    {"SAS_KEY", "AZURE_STORAGE_SAS_TOKEN"},
+    {"USE_EMULATOR", "AZURE_STORAGE_USE_EMULATOR"},
 }};
 
 std::string upper(std::string s) {
@@ -160,6 +169,30 @@ arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& op
     out[k] = value;
   }
   return out;
+}
+
+Scheme option_scheme(const std::string& normalized_key) {
+  if (normalized_key.rfind("AWS_", 0) == 0) return Scheme::kS3;
+  if (normalized_key.rfind("AZURE_", 0) == 0 || normalized_key.rfind("AZURITE_", 0) == 0) return Scheme::kAzure;
+  return Scheme::kGcs;
+}
+
+const char* scheme_name(Scheme scheme) {
+  switch (scheme) {
+    case Scheme::kS3: return "S3";
+    case Scheme::kAzure: return "Azure Blob";
+    case Scheme::kGcs: return "GCS";
+    case Scheme::kLocal: break;
+  }
+  return "a local folder";
+}
+
+arrow::Status check_option_applies(Scheme scheme, const std::string& uri, const std::string& key,
+                                   const std::string& normalized) {
+  const Scheme owner = option_scheme(normalized);
+  if (owner == scheme) return arrow::Status::OK();
+  return invalid("storage option '{}' is for {} and does not apply to {} ({} storage); remove it", key,
+                 scheme_name(owner), uri, scheme_name(scheme));
 }
 
 }  // namespace sluice::storage

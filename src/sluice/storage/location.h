@@ -46,4 +46,15 @@ using StorageOptions = std::map<std::string, std::string>;
 // delta-rs's aliases become the canonical key (AZURE_STORAGE_ACCESS_KEY -> ..._ACCOUNT_KEY).
 arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& options);
 
+// The store a normalized option key belongs to: AWS_* to S3, AZURE_* / AZURITE_* to Azure, the
+// rest (GOOGLE_*, STORAGE_EMULATOR_HOST) to GCS.
+Scheme option_scheme(const std::string& normalized_key);
+// "S3", "Azure Blob", "GCS" (kLocal: "a local folder"), for messages.
+const char* scheme_name(Scheme scheme);
+// Refuses an option of another store than `scheme`'s (naming the key, both stores and `uri`):
+// an option is never accepted and then ignored. `key` as the user wrote it, `normalized` as
+// normalize_storage_options made it.
+arrow::Status check_option_applies(Scheme scheme, const std::string& uri, const std::string& key,
+                                   const std::string& normalized);
+
 }  // namespace sluice::storage

@@ -32,21 +32,8 @@ namespace {
 
 // An option given for one kind of store is refused on another, not ignored.
 arrow::Status check_options_apply(const Location& location, const StorageOptions& options) {
-  // Each normalized key belongs to one store: AWS_* to S3, AZURE_* / AZURITE_* to Azure, the
-  // rest (GOOGLE_*, SERVICE_ACCOUNT*, STORAGE_EMULATOR_HOST) to GCS.
-  auto owner = [](const std::string& key) {
-    if (key.rfind("AWS_", 0) == 0) return Scheme::kS3;
-    if (key.rfind("AZURE_", 0) == 0 || key.rfind("AZURITE_", 0) == 0) return Scheme::kAzure;
-    return Scheme::kGcs;
-  };
-  auto name = [](Scheme scheme) {
-    return scheme == Scheme::kS3 ? "S3" : scheme == Scheme::kAzure ? "Azure Blob" : "GCS";
-  };
   for (const auto& [key, value] : options) {
-    if (owner(key) != location.scheme) {
-      return invalid("storage option '{}' is for {} and does not apply to {} ({} storage); remove it", key,
-                     name(owner(key)), location.uri, name(location.scheme));
-    }
+    ARROW_RETURN_NOT_OK(check_option_applies(location.scheme, location.uri, key, key));
   }
   return arrow::Status::OK();
 }

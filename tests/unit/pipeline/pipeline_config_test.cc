@@ -59,17 +59,37 @@ TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
                      "storage_options");
 }
 
-TEST_F(PipelineConfigTest, ObjectStoresWithoutAStoreYetAreRefusedAtTheStorageLine) {
-  for (const std::string uri : {"gs://bucket/p", "az://c/p"}) {
-    auto cfg = load("name: p\nstorage: " + uri + "\n");
-    ASSERT_FALSE(cfg.ok());
-    const std::string scheme = uri.substr(0, uri.find(':'));
-    EXPECT_EQ(cfg.status().message(),
-              file() + ":2:10: storage '" + uri + "': a pipeline's storage on " + scheme +
-                  ":// is not supported yet (tables there work through `sluice table`; a pipeline runs on s3:// "
-                  "or a local folder)");
-    EXPECT_FALSE(std::filesystem::exists(dir_.path() / (scheme + ":")));
+TEST_F(PipelineConfigTest, AzureAndGcsStoragesTakeTheirDeltaRsOptions) {
+  struct Case {
+    std::string uri, options, root, display;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"az://lake/p/", "  azure_storage_account_name: acct\n  azure_storage_sas_token: \"sv=1&sig=s3cr3t\"\n",
+            "lake/p", "az://lake/p"},
+           {"abfss://lake@acct.dfs.core.windows.net/p", "  sas_token: \"sv=1&sig=s3cr3t\"\n", "lake/p", "az://lake/p"},
+           {"gs://bucket/p", "  storage_emulator_host: http://127.0.0.1:1\n", "bucket/p", "gs://bucket/p"}}) {
+    auto cfg = load("name: p\nstorage: " + c.uri + "\nstorage_options:\n" + c.options);
+    ASSERT_TRUE(cfg.ok()) << c.uri << ": " << cfg.status().ToString();
+    EXPECT_FALSE(cfg->storage_is_local());
+    EXPECT_EQ(cfg->storage, c.root);
+    EXPECT_EQ(cfg->storage_display(), c.display);
+    EXPECT_EQ(cfg->table_path("t"), c.root + "/tables/t");
   }
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "az:"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "gs:"));
+}
+
+TEST_F(PipelineConfigTest, AnOptionOfAnotherStoreIsRefusedAtItsLineWithoutItsValue) {
+  auto cfg = load("name: p\nstorage: az://lake/p\nstorage_options:\n  azure_storage_account_name: acct\n"
+                  "  aws_secret_access_key: s3cr3t-elsewhere\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(),
+            file() + ":5:3: storage option 'aws_secret_access_key' is for S3 and does not apply to az://lake/p "
+                     "(Azure Blob storage); remove it");
+  cfg = load("name: p\nstorage: gs://b/p\nstorage_options:\n  account_key: s3cr3t-azure\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().message(), file() + ":4:3: storage option 'account_key' is for Azure Blob and does not "
+                                              "apply to gs://b/p (GCS storage); remove it");
 }
 
 TEST_F(PipelineConfigTest, S3StorageTakesDeltaRsStorageOptions) {

@@ -121,6 +121,12 @@ TEST(StorageOptionsTest, DeltaRsKeysAreAcceptedInAnyCaseAndOthersRefused) {
   EXPECT_EQ(azure->at("AZURE_STORAGE_ACCOUNT_KEY"), "k");
   EXPECT_EQ(azure->at("AZURE_STORAGE_SAS_TOKEN"), "s");
   EXPECT_EQ(azure->at("AZURE_STORAGE_USE_EMULATOR"), "true");
+  // object_store's short spellings.
+  auto short_keys = normalize_storage_options(
+      {{"account_name", "a"}, {"access_key", "k"}, {"sas_token", "s"}, {"use_emulator", "true"}});
+  ASSERT_TRUE(short_keys.ok()) << short_keys.status();
+  EXPECT_EQ(*short_keys, (StorageOptions{{"AZURE_STORAGE_ACCOUNT_NAME", "a"}, {"AZURE_STORAGE_ACCOUNT_KEY", "k"},
+                                         {"AZURE_STORAGE_SAS_TOKEN", "s"}, {"AZURE_STORAGE_USE_EMULATOR", "true"}}));
   auto client_secret = normalize_storage_options({{"AZURE_CLIENT_SECRET", "x"}});
   ASSERT_FALSE(client_secret.ok());
   EXPECT_NE(client_secret.status().message().find("storage option 'AZURE_CLIENT_SECRET' is not supported"),
