@@ -344,11 +344,12 @@ def wait_for(condition, timeout, what, proc=None):
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
-def sigkill_chaos(store, tmp_path, bootstrap, total, kills, kill_after=(-1, 0.4)):
+def sigkill_chaos(store, tmp_path, bootstrap, total, kills, kill_after=(-1, 0.4), progress=0, triggers=30):
     """The chaos test's pipeline (bronze -> silver with a DROP ROW expectation, checkpoints every
-    5 commits) with its storage on `store`: `total` records, `kills` SIGKILLs at random (seeded)
-    moments (10**uniform(*kill_after) seconds after a start), a final run; bronze holds every
-    offset once, silver exactly the expected ids once."""
+    5 commits) with its storage on `store`: `total` records in about `triggers` commits, `kills`
+    SIGKILLs at random (seeded) moments (10**uniform(*kill_after) seconds after a start or, with
+    `progress`, after the run has committed that many more offsets to bronze), a final run;
+    bronze holds every offset once, silver exactly the expected ids once."""
     import random
     import signal
     import time
@@ -364,7 +365,7 @@ def sigkill_chaos(store, tmp_path, bootstrap, total, kills, kill_after=(-1, 0.4)
     produce(bootstrap, topic, 0, total, PARTITIONS)
     marks = high_watermarks(bootstrap, topic, PARTITIONS)
     prefix = f"chaos-{uuid.uuid4().hex[:8]}"
-    pipe = make_pipeline(tmp_path, "chaos", bootstrap, topic, max_per_trigger=total // 30)
+    pipe = make_pipeline(tmp_path, "chaos", bootstrap, topic, max_per_trigger=total // triggers)
     set_storage(pipe, store, prefix)
 
     def offsets():
@@ -383,7 +384,10 @@ def sigkill_chaos(store, tmp_path, bootstrap, total, kills, kill_after=(-1, 0.4)
         return read is not None and read >= bronze.version()
 
     for kill in range(kills):
+        before = sum(offsets()[1])
         proc = start(pipe, f"run{kill}")
+        if progress:  # a kill while the run streams, not while it starts up
+            wait_for(lambda: sum(offsets()[1]) >= min(before + progress, total - 1), 120, "bronze to advance", proc)
         time.sleep(10 ** rng.uniform(*kill_after))  # the kill's moment
         assert proc.poll() is None, proc.err_path.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)

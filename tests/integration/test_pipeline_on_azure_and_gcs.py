@@ -157,4 +157,5 @@ kafka:
 
 @pytest.mark.timeout(180)
 def test_sigkill_chaos_loses_and_doubles_nothing(store, tmp_path, bootstrap):
-    sigkill_chaos(store, tmp_path, bootstrap, total=30_000, kills=3, kill_after=(-0.7, 0.2))
+    sigkill_chaos(store, tmp_path, bootstrap, total=30_000, kills=3, kill_after=(-2, -0.5), progress=2_000,
+                  triggers=15)
