@@ -115,28 +115,6 @@ arrow::Result<std::string> GcsStore::read(const std::string& path) const {
   return std::move(r.body);
 }
 
-arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> GcsStore::open_input(const std::string& path) const {
-  count_head();  // Arrow reads the object's metadata for its size, then ranged GETs
-  count_get();
-  auto file = fs_->OpenInputFile(path);
-  if (!file.ok()) return io_failure(file.status(), "cannot open", display(path));
-  return file;
-}
-
-arrow::Result<std::shared_ptr<arrow::io::OutputStream>> GcsStore::open_output(const std::string& path) {
-  count_put();
-  auto out = fs_->OpenOutputStream(path);
-  if (!out.ok()) return io_failure(out.status(), "cannot create", display(path));
-  return out;
-}
-
-arrow::Status GcsStore::finish_output(const std::string& path, arrow::io::OutputStream& out) {
-  if (out.closed()) return arrow::Status::OK();
-  auto st = out.Close();  // finalizes the upload: the object appears whole or not at all
-  if (!st.ok()) return io_failure(st, "cannot upload", display(path));
-  return arrow::Status::OK();
-}
-
 arrow::Result<GcsResponse> GcsStore::upload(const std::string& path, const std::string& content,
                                             const std::string& precondition) {
   const auto [bucket, key] = split_bucket_key(path);

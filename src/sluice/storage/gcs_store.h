@@ -7,15 +7,11 @@
 #include <memory>
 
 #include "sluice/storage/gcs_client.h"
-#include "sluice/storage/object_store.h"
-
-namespace arrow::fs {
-class FileSystem;
-}
+#include "sluice/storage/arrow_fs_store.h"
 
 namespace sluice::storage {
 
-class GcsStore final : public ObjectStore {
+class GcsStore final : public ArrowFsStore {
  public:
   static arrow::Result<std::shared_ptr<GcsStore>> Make(GcsConfig config);
 
@@ -25,16 +21,13 @@ class GcsStore final : public ObjectStore {
                                               const std::string& start_after) const override;
   arrow::Result<std::optional<ObjectInfo>> head(const std::string& path) const override;
   arrow::Result<std::string> read(const std::string& path) const override;
-  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> open_input(const std::string& path) const override;
-  arrow::Result<std::shared_ptr<arrow::io::OutputStream>> open_output(const std::string& path) override;
-  arrow::Status finish_output(const std::string& path, arrow::io::OutputStream& out) override;
   arrow::Result<PutResult> put_if_absent(const std::string& path, const std::string& content) override;
   arrow::Status put(const std::string& path, const std::string& content) override;
   arrow::Status remove(const std::string& path) override;
 
  private:
   GcsStore(GcsClient client, std::shared_ptr<arrow::fs::FileSystem> fs)
-      : client_(std::move(client)), fs_(std::move(fs)) {}
+      : ArrowFsStore(std::move(fs)), client_(std::move(client)) {}
   arrow::Status failed(const char* what, const std::string& path, const GcsResponse& r) const;
   // An upload of `content` to `path` (uploadType=multipart), with `precondition` ("" or
   // "&ifGenerationMatch=0") in its query.
@@ -42,7 +35,6 @@ class GcsStore final : public ObjectStore {
                                     const std::string& precondition);
 
   GcsClient client_;
-  std::shared_ptr<arrow::fs::FileSystem> fs_;  // Arrow's GcsFileSystem
 };
 
 }  // namespace sluice::storage

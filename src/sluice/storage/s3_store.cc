@@ -129,28 +129,6 @@ arrow::Result<std::string> S3Store::read(const std::string& path) const {
   return std::move(r.body);
 }
 
-arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> S3Store::open_input(const std::string& path) const {
-  count_head();  // Arrow sends a HEAD for the size, then ranged GETs
-  count_get();
-  auto file = fs_->OpenInputFile(path);
-  if (!file.ok()) return io_failure(file.status(), "cannot open", display(path));
-  return file;
-}
-
-arrow::Result<std::shared_ptr<arrow::io::OutputStream>> S3Store::open_output(const std::string& path) {
-  count_put();
-  auto out = fs_->OpenOutputStream(path);
-  if (!out.ok()) return io_failure(out.status(), "cannot create", display(path));
-  return out;
-}
-
-arrow::Status S3Store::finish_output(const std::string& path, arrow::io::OutputStream& out) {
-  if (out.closed()) return arrow::Status::OK();
-  auto st = out.Close();  // completes the upload: the object appears whole or not at all
-  if (!st.ok()) return io_failure(st, "cannot upload", display(path));
-  return arrow::Status::OK();
-}
-
 arrow::Result<PutResult> S3Store::put_if_absent(const std::string& path, const std::string& content) {
   const auto [bucket, key] = split_bucket_key(path);
   // 409 ConditionalRequestConflict: another conditional write to the key is in flight; S3

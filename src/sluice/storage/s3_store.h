@@ -5,16 +5,12 @@
 
 #include <memory>
 
-#include "sluice/storage/object_store.h"
+#include "sluice/storage/arrow_fs_store.h"
 #include "sluice/storage/s3_client.h"
-
-namespace arrow::fs {
-class FileSystem;
-}
 
 namespace sluice::storage {
 
-class S3Store final : public ObjectStore {
+class S3Store final : public ArrowFsStore {
  public:
   static arrow::Result<std::shared_ptr<S3Store>> Make(S3Config config);
 
@@ -24,20 +20,16 @@ class S3Store final : public ObjectStore {
                                               const std::string& start_after) const override;
   arrow::Result<std::optional<ObjectInfo>> head(const std::string& path) const override;
   arrow::Result<std::string> read(const std::string& path) const override;
-  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> open_input(const std::string& path) const override;
-  arrow::Result<std::shared_ptr<arrow::io::OutputStream>> open_output(const std::string& path) override;
-  arrow::Status finish_output(const std::string& path, arrow::io::OutputStream& out) override;
   arrow::Result<PutResult> put_if_absent(const std::string& path, const std::string& content) override;
   arrow::Status put(const std::string& path, const std::string& content) override;
   arrow::Status remove(const std::string& path) override;
 
  private:
   S3Store(S3Client client, std::shared_ptr<arrow::fs::FileSystem> fs)
-      : client_(std::move(client)), fs_(std::move(fs)) {}
+      : ArrowFsStore(std::move(fs)), client_(std::move(client)) {}
   arrow::Status failed(const char* what, const std::string& path, const S3Response& r) const;
 
   S3Client client_;
-  std::shared_ptr<arrow::fs::FileSystem> fs_;  // Arrow's S3FileSystem
 };
 
 }  // namespace sluice::storage
