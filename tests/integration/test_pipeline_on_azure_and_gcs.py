@@ -130,6 +130,14 @@ def test_storage_options_checked_at_their_line_and_secrets_never_shown(store, tm
         assert r.returncode != 0
         assert f"pipeline.yaml:{line}:3" in r.stderr and expected in r.stderr, r.stderr
         assert extra.split(":")[0] in r.stderr and store["secret"] not in r.stdout + r.stderr
+    # A bucket / container that does not exist: the run fails naming it, not the secret.
+    missing = store["uri"]("x").replace("lake", "no-such-lake")
+    pipe = write_pipeline(tmp_path / "missing", "name: missing\n" + storage_yaml(store, "x").replace(
+        store["uri"]("x"), missing) + "kafka:\n  default:\n    bootstrap.servers: 127.0.0.1:1\n")
+    (pipe / "t.sql").write_text("CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM read_kafka(topic => 'x');\n")
+    r = sluice("run", pipe, "--once", timeout=120)
+    assert r.returncode != 0
+    assert missing.split("/")[2] in r.stderr and store["secret"] not in r.stdout + r.stderr, r.stderr
 
 
 def test_azure_short_option_spellings_reach_azurite(az, tmp_path, bootstrap, new_topic):
