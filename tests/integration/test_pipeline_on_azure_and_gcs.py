@@ -2,9 +2,10 @@
 (fake-gcs-server, scripts/gcs.sh): the quickstart end to end with tables read back by deltalake
 and Polars with the same emulator options, a restart that resumes exactly, time travel, a full
 refresh, `sluice events` / `validate` / `table`, window state kept on the store across runs,
-storage_options checked at their line with secrets (a SAS token, an OAuth token) never shown,
+the run lease that keeps two runs apart, storage_options checked at their line with secrets (a SAS token, an OAuth token) never shown,
 and a small SIGKILL chaos run (exactly once) on each. S3: test_pipeline_on_s3.py."""
 import json
+import signal
 import uuid
 from collections import Counter
 
@@ -13,7 +14,8 @@ from deltalake import DeltaTable
 
 import test_install
 from conftest import write_pipeline
-from object_store_helpers import az, gcs, run, sigkill_chaos, storage_yaml, set_storage, table, events  # noqa: F401
+from object_store_helpers import (az, clean_env, events, gcs, run, set_storage, sigkill_chaos, start,  # noqa: F401
+                                  storage_yaml, table, wait_for)
 from test_install import assert_quickstart_tables, produce_quickstart_events, quickstart_copy
 from test_pipeline_on_s3 import produce_json, ts, windowed_pipeline
 
@@ -114,6 +116,29 @@ def test_restart_resumes_from_the_window_state_on_the_store(store, tmp_path, boo
     assert r.returncode == 0, r.stderr
     rows = sorted((x["n"], x["s"]) for x in table(store, prefix, "w").to_pyarrow_table().to_pylist())
     assert rows == [(2, 3), (2, 12)], rows
+
+
+def test_two_runs_on_one_storage_never_both_write(store, tmp_path, bootstrap, new_topic):
+    """The run lease (system/run_lease/, put-if-absent generations) on the store: a second run is
+    refused naming the holder; a clean exit releases it."""
+    prefix = f"lease-{uuid.uuid4().hex[:8]}"
+    pipe = windowed_pipeline(tmp_path, store, prefix, new_topic(1), bootstrap, mode="continuous")
+    first = start(pipe, "first", clean_env(SLUICE_RUN_LEASE_TTL_MS="3000"))
+    try:
+        wait_for(lambda: [k for k in store["keys"](prefix + "/") if "/system/run_lease/" in k], 60,
+                 "the first run's lease", first)
+        second = sluice("run", pipe, "--once")
+        assert second.returncode != 0
+        assert f"another sluice run is using storage '{store['uri'](prefix)}'" in second.stderr, second.stderr
+        assert f"pid {first.pid} on host" in second.stderr and store["secret"] not in second.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(60) == 0, first.err_path.read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+    again = sluice("run", pipe, "--once", extra={"SLUICE_RUN_LEASE_TTL_MS": "600000"})
+    assert again.returncode == 0, again.stderr
 
 
 OTHER_STORE_KEY = {"az": "aws_region: us-east-1", "gs": "azure_storage_account_name: x"}
