@@ -51,7 +51,9 @@ std::optional<std::vector<BootstrapAddress>> parse_bootstrap_servers(std::string
     std::string_view entry = trimmed(servers.substr(0, comma));
     servers = comma == std::string_view::npos ? std::string_view{} : servers.substr(comma + 1);
     if (entry.empty()) continue;
-    if (auto scheme = entry.find("://"); scheme != std::string_view::npos) entry.remove_prefix(scheme + 3);
+    if (auto scheme = entry.find("://"); scheme != std::string_view::npos) {
+      entry.remove_prefix(scheme + 3);
+    }
     std::string_view host, port;
     if (entry.front() == '[') {  // [IPv6]:port
       const auto close = entry.find("]:");

@@ -61,8 +61,10 @@ TEST(BootstrapProbeTest, APortNothingListensOnRefuses) {
 TEST(BootstrapProbeTest, OneListeningBrokerIsEnoughToKeepWaiting) {
   LoopbackPort closed(/*listening=*/false);
   LoopbackPort open(/*listening=*/true);
-  EXPECT_TRUE(every_bootstrap_broker_refuses(closed.address() + "," + closed.address(), kProbeTimeout));
-  EXPECT_FALSE(every_bootstrap_broker_refuses(closed.address() + "," + open.address(), kProbeTimeout));
+  const std::string both_closed = closed.address() + "," + closed.address();
+  const std::string one_open = closed.address() + "," + open.address();
+  EXPECT_TRUE(every_bootstrap_broker_refuses(both_closed, kProbeTimeout));
+  EXPECT_FALSE(every_bootstrap_broker_refuses(one_open, kProbeTimeout));
   EXPECT_FALSE(every_bootstrap_broker_refuses(open.address(), kProbeTimeout));
 }
 
