@@ -7,9 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-# Integration tests under ASan: everything but the long chaos runs and Spark (its JVM start
-# dominates and it exercises the same sluice code paths as the deltalake/DuckDB readers).
-ASAN_PYTEST=(-m "not slow")
+# Integration tests under ASan: every test that runs a sluice code path, but not the long chaos
+# runs (random SIGKILLs: the paths they cross, a state's restore among them, run here through the
+# failpoint crash tests), Spark (its JVM start dominates and it exercises the same sluice code
+# paths as the deltalake/DuckDB readers), nor test_kafka_script (scripts/kafka.sh alone, no
+# sluice). docs/decisions.md "CI time".
+ASAN_PYTEST=(-m "not slow" --ignore=tests/integration/test_kafka_script.py)
 [ $# -gt 0 ] && ASAN_PYTEST=("$@")
 
 bash scripts/sanitizer-build.sh

@@ -2,6 +2,7 @@
 with deltalake and DuckDB against what was produced."""
 import json
 import random
+import time
 
 import pytest
 from confluent_kafka import Producer
@@ -223,9 +224,14 @@ kafka:
 bronze:
   - topic: events
 """)
+    started = time.monotonic()
     result = run_sluice("run", pipe, "--once", timeout=60)
     assert result.returncode != 0
     assert "cannot reach Kafka cluster 'default' at 127.0.0.1:1" in result.stderr, result.stderr
+    # Every bootstrap broker refuses and none was ever reached: said after the 2 s connect
+    # window, not the 10 s metadata timeout.
+    assert "every bootstrap broker refused the connection" in result.stderr, result.stderr
+    assert time.monotonic() - started < 8, result.stderr
     assert not (pipe / "data" / "tables").exists()
 
 

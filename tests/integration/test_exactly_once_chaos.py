@@ -408,9 +408,10 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path, bootstrap
 OUTAGE_PORT = int(os.environ.get("SLUICE_TEST_OUTAGE_KAFKA_PORT", 29192))
 
 
-@pytest.fixture
-def outage_broker():
-    """A broker of this test's own (it is killed and restarted), on OUTAGE_PORT."""
+@pytest.fixture(scope="module")
+def outage_broker_process():
+    """A broker of this module's own (its tests kill and restart it), on OUTAGE_PORT: started once
+    for the module, as a start-up costs seconds; each test uses fresh topics."""
     env = dict(os.environ, KAFKA_PORT=str(OUTAGE_PORT))
     script = ROOT / "scripts" / "kafka.sh"
     subprocess.run([script, "start", "--fresh"], env=env, check=True)
@@ -432,6 +433,14 @@ def outage_broker():
         yield Broker()
     finally:
         subprocess.run([script, "stop"], env=env, check=False)
+
+
+@pytest.fixture
+def outage_broker(outage_broker_process):
+    """The module's outage broker, running at the start of the test (a test that failed with the
+    broker down left it so; `kafka.sh start` returns at once for a running broker)."""
+    outage_broker_process.start()
+    return outage_broker_process
 
 
 @pytest.mark.timeout(240)

@@ -3,6 +3,8 @@ into session_window(ts, gap) sessions equal an oracle computed here in plain Pyt
 watermark rules, across updates and a crash between the state save and the commit."""
 from collections import defaultdict
 
+import pytest
+
 from conftest import run_sluice
 from test_event_time_windows import SCHEMA, as_json, flow_metrics, late_offsets, make_events, run_with_sigkills, table_rows
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
@@ -106,9 +108,12 @@ def test_sessions_survive_a_crash_between_state_save_and_commit(tmp_path, bootst
     assert late_offsets(pipe, "crashy") == want_late
 
 
+# slow: a chaos run. Under ASan the state's restore after a crash is the failpoint test's above
+# (docs/decisions.md "CI time"), so test-asan leaves this one out.
+@pytest.mark.slow
 def test_sessions_after_sigkills_equal_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
-    events = sparse_events(15000, seed=21)
+    events = sparse_events(1500, seed=21)  # the kills wait for commits: a few updates each
     produce_values(bootstrap, topic, [as_json(e) for e in events])
     pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
     (pipe / "t.sql").write_text(session_sql(topic, "chaos", limit=" max_offsets_per_trigger => 31,"))

@@ -166,8 +166,9 @@ def test_crash_after_the_state_save_gives_the_same_result(tmp_path, bootstrap, n
 def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
     pipe, lt, rt = setup(tmp_path, bootstrap, new_topic, "mode: continuous\ntrigger_interval: 50ms\n",
                          limit=" max_offsets_per_trigger => 13,")
-    left = make_events(4000, seed=5, serial_base=0)
-    right = make_events(4000, seed=6, serial_base=100000)
+    n = 1000  # events a side; the kills wait for the join's commits, so a few updates each
+    left = make_events(n, seed=5, serial_base=0)
+    right = make_events(n, seed=6, serial_base=100000)
     rnd = random.Random(11)
     table = pipe / "data" / "tables" / "matched"
 
@@ -183,11 +184,25 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
 
     produce_values(bootstrap, lt, [as_json(e, "x") for e in left])
     produce_values(bootstrap, rt, [as_json(e, "y") for e in right])
+    def log_version():  # the join table's newest commit file: cheap enough to poll
+        names = [p.name for p in (table / "_delta_log").glob("*.json")] if (table / "_delta_log").exists() else []
+        return max((int(n[:20]) for n in names if len(n) == 25), default=-1)
+
     kills_at = []
     for lo in range(6):
         err = open(pipe / f"run{lo}.stderr", "w")
+        before = log_version()
         proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
-        time.sleep(rnd.uniform(0.3, 1.5))
+        # As run_with_sigkills: most kills 0-60 ms after the run's 1st-3rd join commit (inside
+        # the next update of a bronze table or a join), one in four early (start-up, restore).
+        if rnd.random() < 0.25:
+            time.sleep(rnd.uniform(0.05, 0.4))  # the kill's random moment, not a wait for sluice
+        else:
+            commits = rnd.randint(1, 3)
+            deadline = time.monotonic() + 60
+            while log_version() < before + commits and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            time.sleep(rnd.uniform(0, 0.06))
         if proc.poll() is not None:
             err.close()
             raise AssertionError((pipe / f"run{lo}.stderr").read_text())
@@ -195,13 +210,14 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, boot
         proc.wait(30)
         err.close()
         kills_at.append(versions())
+    print(f"\nkills at join progress {kills_at}")
     assert len(set(kills_at)) > 3, f"the runs between kills made no progress: {kills_at}"
     # Finish: a run left alone until both joins have read everything the bronze tables hold.
     def done():
         try:
             tables = pipe / "data" / "tables"
             bronze = [DeltaTable(str(tables / t)) for t in ("left_events", "right_events")]
-            if any(b.to_pyarrow_table().num_rows < 4000 for b in bronze):
+            if any(b.to_pyarrow_table().num_rows < n for b in bronze):
                 return False
             for j in ("matched", "matched_left"):
                 dt = DeltaTable(str(tables / j))

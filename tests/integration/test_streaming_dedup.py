@@ -4,6 +4,8 @@ watermark rules (including which rows were late), also across crashes and SIGKIL
 import random
 from collections import Counter
 
+import pytest
+
 from conftest import run_sluice
 from test_event_time_windows import BASE, SCHEMA, as_json, flow_metrics, late_offsets, run_with_sigkills, table_rows
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
@@ -178,9 +180,12 @@ def test_crash_points_between_late_table_state_and_commit(tmp_path, bootstrap, n
     assert late_offsets(pipe, "crashy") == want_late
 
 
+# slow: a chaos run. Under ASan the state's restore after a crash is the failpoint test's above
+# (docs/decisions.md "CI time"), so test-asan leaves this one out.
+@pytest.mark.slow
 def test_sigkill_at_random_moments_gives_the_uninterrupted_result(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
-    events = make_events(20000, seed=42)
+    events = make_events(2000, seed=42)  # the kills wait for commits: a few updates each
     produce_values(bootstrap, topic, [as_json(e) for e in events])
     pipe = kafka_pipeline(tmp_path, "chaos", bootstrap, "mode: continuous\ntrigger_interval: 50ms\n")
     (pipe / "t.sql").write_text(dedup_sql(topic, "chaos", limit=" max_offsets_per_trigger => 53,"))

@@ -3,8 +3,10 @@
 difference) unless `--infer-schemas` asks it to sample a topic, which then needs the broker
 and says clearly when it is down."""
 import socket
+import subprocess
+import time
 
-from conftest import run_sluice
+from conftest import SLUICE, run_sluice
 from test_sql_pipeline_e2e import kafka_pipeline
 
 # Every way read_kafka is bound without the broker: plain, a declared JSON schema, no headers,
@@ -96,20 +98,32 @@ def test_infer_schemas_is_the_one_validate_that_contacts_the_broker(tmp_path):
     r = run_sluice("validate", pipe)
     assert r.returncode == 0 and "not checked: its value columns are inferred from topic 'x'" in r.stdout, r.stdout
     assert connections_seen(broker) == 0
-    r = run_sluice("validate", pipe, "--infer-schemas")
-    # The stand-in accepts but never answers: sampling needs a broker and says so.
-    assert r.returncode == 1, r.stdout
-    assert connections_seen(broker) >= 1
-    assert f"cannot reach Kafka cluster 'default' at {address} within" in r.stderr, r.stderr
+    # The stand-in accepts but never answers, and closes once sluice has connected (so the
+    # rest of the run sees a broker that refuses and gives up after the connect window
+    # instead of the metadata timeout): sampling needs a broker and says so.
+    proc = subprocess.Popen([str(SLUICE), "validate", str(pipe), "--infer-schemas"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    seen = 0
+    while seen == 0 and time.monotonic() < deadline and proc.poll() is None:
+        seen = connections_seen(broker)
+        time.sleep(0.01)
     broker.close()
+    out, err = proc.communicate(timeout=60)
+    assert seen >= 1, err
+    assert proc.returncode == 1, out
+    assert f"cannot reach Kafka cluster 'default' at {address} within" in err, err
 
 
 def test_infer_schemas_with_the_broker_down_is_a_clear_error(tmp_path):
     address = "127.0.0.1:%d" % closed_port()
     pipe = kafka_pipeline(tmp_path, "down", address)
     write_sql(pipe, INFERRED_SQL, address)
+    started = time.monotonic()
     r = run_sluice("validate", pipe, "--infer-schemas")
     assert r.returncode == 1, r.stdout
+    # Refused from the start: given up after the 2 s connect window, not the 10 s timeout.
+    assert time.monotonic() - started < 8 and "every bootstrap broker refused the connection" in r.stderr, r.stderr
     # What (the cluster and its address), where (the read_kafka in p.sql) and what to do.
     assert "p.sql:2:" in r.stderr and "error: read_kafka: cannot reach Kafka cluster 'default' at " + address in r.stderr, r.stderr
     assert "check bootstrap.servers and that the broker is running" in r.stderr, r.stderr

@@ -14,9 +14,12 @@
 
 #include <algorithm>
 #include <deque>
+#include <mutex>
+#include <set>
 
 #include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
+#include "sluice/kafka/bootstrap_probe.h"
 #include "sluice/kafka/client_properties.h"
 
 namespace sluice::kafka {
@@ -263,6 +266,27 @@ arrow::Status set_conf(RdKafka::Conf& conf, const std::string& key, const std::s
                       fmt::format("Kafka cluster '{}'", cluster));
 }
 
+// How long a client that never reached its cluster waits before probing whether every
+// bootstrap broker refuses connections (all_topics_metadata).
+constexpr std::chrono::milliseconds kConnectWindow{2'000};
+
+// Bootstrap lists (bootstrap.servers values) some consumer of this process got metadata from.
+std::mutex reached_mutex;
+std::set<std::string>& reached_clusters() {  // guarded by reached_mutex
+  static std::set<std::string> reached;
+  return reached;
+}
+
+bool cluster_reached(const std::string& bootstrap) {
+  std::lock_guard lock(reached_mutex);
+  return reached_clusters().count(bootstrap) != 0;
+}
+
+void note_cluster_reached(const std::string& bootstrap) {
+  std::lock_guard lock(reached_mutex);
+  reached_clusters().insert(bootstrap);
+}
+
 // Errors that pass by themselves (continuous mode retries them): the broker is away, or a
 // partition has no leader yet (a topic created a moment ago, a leader election).
 bool is_unreachable(RdKafka::ErrorCode code) {
@@ -495,7 +519,9 @@ arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(
   // certificate says so through the error callback long before the timeout, and waiting on
   // could not change the answer.
   constexpr std::chrono::milliseconds kSlice{250};
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout;
+  bool probed = false;
   RdKafka::ErrorCode code = RdKafka::ERR__TIMED_OUT;
   std::unique_ptr<RdKafka::Metadata> metadata;
   for (;;) {
@@ -510,7 +536,26 @@ arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(
     // Any other error (a transport failure comes before the refusal's event is served) is
     // asked again until the timeout, as one call waited before.
     if (refused || left <= kSlice) return connection_error(code, timeout);
+    // A cluster this process never reached, whose every bootstrap broker still refuses
+    // connections after the connect window, is not coming up within the timeout as a rule
+    // (a wrong address, a broker not started): said in seconds. Once reached, a cluster gets
+    // the whole timeout (a broker restarting), docs/decisions.md "CI time".
+    if (!probed && std::chrono::steady_clock::now() - started >= kConnectWindow &&
+        !cluster_reached(bootstrap_)) {
+      probed = true;
+      if (every_bootstrap_broker_refuses(bootstrap_, kSlice)) {
+        const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        return mark_retryable(io_error(
+            "cannot reach Kafka cluster '{}' at {} within {} ms ({}): every bootstrap broker "
+            "refused the connection and none was reached before, so sluice did not wait the "
+            "full {} ms; check bootstrap.servers and that the broker is running",
+            cluster_name_, bootstrap_, waited.count(),
+            recent_errors().empty() ? RdKafka::err2str(code) : recent_errors(), timeout.count()));
+      }
+    }
   }
+  note_cluster_reached(bootstrap_);
   events_->clear_failures();  // connected: an old refusal no longer explains later errors
   return metadata;
 }
@@ -616,6 +661,7 @@ arrow::Result<Watermarks> Consumer::watermarks(const std::string& topic, KafkaPa
                            partition.value(), cluster_name_, RdKafka::err2str(code));
     return is_unreachable(code) ? mark_retryable(status) : status;
   }
+  note_cluster_reached(bootstrap_);
   return Watermarks{KafkaOffset(low), KafkaOffset(high)};
 }
 
