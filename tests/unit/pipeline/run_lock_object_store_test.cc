@@ -12,9 +12,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "../temp_dir.h"
 #include "sluice/common/ids.h"
@@ -151,6 +154,31 @@ TEST_F(ObjectStoreRunLockTest, AnExclusiveRunThatFindsAWorkerAfterTakingTheLease
   EXPECT_EQ(nlohmann::json::parse(holder.record_json).at("pid"), 3);
   // Its generation is released at once: the worker's next renewal does not take it for a run.
   EXPECT_TRUE(newest(system() / "run_lease").at("released").get<bool>());
+}
+
+TEST_F(ObjectStoreRunLockTest, WorkersAndAnExclusiveRunStartingAtOnceNeverBothRun) {
+  // Two workers and an exclusive run start together, many times: either the exclusive run runs
+  // alone, or the workers do (both may be refused in a close race, never both admitted).
+  for (int round = 0; round < 15; ++round) {
+    std::atomic<int> ready{0};
+    std::vector<std::optional<arrow::Result<std::unique_ptr<RunLock>>>> out(3);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) {
+      threads.emplace_back([&, i] {
+        ++ready;
+        while (ready.load() < 3) {
+        }
+        out[i].emplace(RunLock::acquire(config_, i == 0 ? RunLockMode::kExclusive : RunLockMode::kShared, {"sluice", {}}));
+      });
+    }
+    for (auto& t : threads) t.join();
+    const bool exclusive = out[0]->ok();
+    const bool worker = out[1]->ok() || out[2]->ok();
+    EXPECT_FALSE(exclusive && worker) << "round " << round;
+    for (auto& o : out) {
+      if (o->ok()) (*o)->reset();  // ended cleanly: the next round starts free
+    }
+  }
 }
 
 TEST_F(ObjectStoreRunLockTest, OneWorkerLeadsWithATermAndAnotherTakesOverWhenItEnds) {
