@@ -292,11 +292,19 @@ arrow::Result<bool> RunLock::leads_on_object_store() {
   LeaseHolder holder;
   auto taken = RunLease::acquire(objects_, leader_dir_, leader_options_, &holder);
   if (!taken.ok()) {
-    return with_context(taken.status(),
-                        fmt::format("cannot take or test the leader lease in {}, which picks the worker that runs "
+    // A store that fails for a moment is retried at the next attempt, said on stderr; one that
+    // fails for a whole ttl is an error, not "another worker leads" (which would stall those
+    // datasets in every worker without a word).
+    if (leader_failing_since_ms_ == 0) leader_failing_since_ms_ = now;
+    const auto failure = with_context(
+        taken.status(), fmt::format("cannot take or test the leader lease in {}, which picks the worker that runs "
                                     "the datasets that do not scale out; check that the store is reachable",
                                     objects_->display(leader_dir_.string())));
+    if (now - leader_failing_since_ms_ >= RunLease::ttl(leader_options_).count()) return failure;
+    std::fprintf(stderr, "sluice: warning: %s (retrying)\n", failure.message().c_str());
+    return false;
   }
+  leader_failing_since_ms_ = 0;
   if (!*taken) return false;  // another worker leads
   leader_ = std::move(*taken);
   std::fprintf(stderr,

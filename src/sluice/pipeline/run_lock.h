@@ -85,7 +85,8 @@ class RunLock {
   // datasets in every process without a word. On an object store the leader holds the leader
   // lease (a RunLease under system/leader_lease/, its generation the term) until it exits;
   // the others try to take it at most every ttl/4, so they take over a leader killed on
-  // another host after its ttl; a leader that loses it ends the process (exit 75).
+  // another host after its ttl; a leader that loses it ends the process (exit 75). A failing
+  // attempt is a warning, and an error only once the store has failed for a whole ttl.
   arrow::Result<bool> leads();
 
   // The live holders of the lock on `storage` (records of dead processes are skipped).
@@ -107,10 +108,11 @@ class RunLock {
   std::shared_ptr<storage::ObjectStore> objects_;
   std::filesystem::path leader_dir_;
   RunLeaseOptions leader_options_;
-  std::mutex mutex_;  // guards leader_fd_, leader_, next_leader_try_ms_
+  std::mutex mutex_;  // guards leader_fd_, leader_, next_leader_try_ms_, leader_failing_since_ms_
   int leader_fd_ = -1;
   std::unique_ptr<RunLease> leader_;
   int64_t next_leader_try_ms_ = 0;
+  int64_t leader_failing_since_ms_ = 0;  // first of the attempts failing in a row, 0 when none
 };
 
 }  // namespace sluice::pipeline

@@ -207,6 +207,24 @@ TEST_F(ObjectStoreRunLockTest, ALeaderKilledOnAnotherHostIsTakenOverAfterItsTtl)
   EXPECT_EQ(lease::generations(*store_, system() / "leader_lease").ValueOrDie(), std::vector<int64_t>{5});
 }
 
+TEST_F(ObjectStoreRunLockTest, ALeaderLeaseTheStoreCannotReachIsRetriedThenAnErrorAfterTheTtl) {
+  auto worker = RunLock::acquire(config_, RunLockMode::kShared, {"sluice", {}});
+  ASSERT_TRUE(worker.ok());
+  // A file where the lease folder belongs: listing it fails, as an unreachable store would.
+  ASSERT_TRUE(store_->put((system() / "leader_lease").string(), "x").ok());
+  auto first = (*worker)->leads();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_FALSE(*first);
+  arrow::Status failed;
+  ASSERT_TRUE(eventually([&] {
+    auto leads = (*worker)->leads();
+    failed = leads.status();
+    return !leads.ok();
+  }));
+  EXPECT_NE(failed.message().find("cannot take or test the leader lease in"), std::string::npos) << failed.ToString();
+  EXPECT_NE(failed.message().find("check that the store is reachable"), std::string::npos) << failed.ToString();
+}
+
 TEST_F(ObjectStoreRunLockTest, AWorkerThatFindsAnExclusiveRunStartedBehindItsBackEnds) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
