@@ -58,9 +58,9 @@ def table_rows(table):
 class Worker:
     """A `sluice run` process whose output is collected by a thread (so pipes never fill)."""
 
-    def __init__(self, pipe):
+    def __init__(self, pipe, env=None):
         self.proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, env=env)
         self.out, self.err = [], []
         self.threads = [threading.Thread(target=self._drain, args=(self.proc.stdout, self.out), daemon=True),
                         threading.Thread(target=self._drain, args=(self.proc.stderr, self.err), daemon=True)]

@@ -266,17 +266,3 @@ def test_sigkill_chaos_on_s3_loses_and_doubles_nothing(s3, tmp_path, bootstrap):
     a final run; bronze holds every offset once, silver exactly the expected ids once."""
     sigkill_chaos(s3, tmp_path, bootstrap, int(os.environ.get("SLUICE_S3_CHAOS_RECORDS", 150_000)), kills=5)
 
-
-def test_scale_out_on_s3_is_refused_as_not_supported_yet(s3, tmp_path):
-    """Several continuous processes sharing one storage need the shared lock and the leader lock,
-    which have no lease yet: refused before anything is read or written."""
-    prefix = f"scale-{uuid.uuid4().hex[:8]}"
-    pipe = write_pipeline(tmp_path / "p", "name: scale\n" + storage_yaml(s3, prefix) +
-                          "mode: continuous\nkafka:\n  default:\n    bootstrap.servers: 127.0.0.1:1\n")
-    (pipe / "t.sql").write_text("CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM "
-                                "read_kafka(topic => 'x', group_mode => 'subscribe');\n")
-    r = sluice("run", pipe, timeout=120)
-    assert r.returncode != 0
-    assert "a scale-out run" in r.stderr and "is not supported yet on an object store" in r.stderr, r.stderr
-    assert f"s3://lake/{prefix}" in r.stderr and SECRET not in r.stderr
-    assert keys(s3, prefix) == []

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,15 +19,15 @@ namespace sluice::pipeline {
 
 namespace fs = std::filesystem;
 
-namespace {
+namespace lease {
 
-std::string this_host() {
+std::string host_name() {
+  if (const char* env = std::getenv("SLUICE_HOST_NAME"); env && *env) return env;
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
   return buf;
 }
 
-// Generations in the lease folder, ascending.
 arrow::Result<std::vector<int64_t>> generations(const storage::ObjectStore& objects, const fs::path& dir) {
   ARROW_ASSIGN_OR_RAISE(auto listed, objects.list(dir.string()));
   std::vector<int64_t> out;
@@ -45,21 +46,30 @@ arrow::Result<std::vector<int64_t>> generations(const storage::ObjectStore& obje
   return out;
 }
 
-// Whether the generation's writer may still be writing: not released, renewed within its ttl,
-// and, when written on this host, by a process that still exists.
-bool is_live(const nlohmann::json& record) {
-  if (!record.is_object() || record.value("released", false)) return false;
+std::string generation_path(const fs::path& dir, int64_t generation) {
+  return (dir / fmt::format("{:020}.json", generation)).string();
+}
+
+bool writer_may_live(const std::string& record_json) {
+  const auto record = nlohmann::json::parse(record_json, nullptr, false);
+  if (!record.is_object()) return false;
   const int64_t renewed = record.value("renewed_ms", int64_t{0});
   const int64_t ttl = record.value("ttl_ms", int64_t{0});
   if (now_millis() >= renewed + ttl) return false;
-  if (record.value("host", std::string()) == this_host()) {
+  if (record.value("host", std::string()) == host_name()) {
     const auto pid = static_cast<pid_t>(record.value("pid", int64_t{0}));
     if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) return false;  // killed: no need to wait out its ttl
   }
   return true;
 }
 
-}  // namespace
+bool holds(const std::string& generation_json) {
+  const auto record = nlohmann::json::parse(generation_json, nullptr, false);
+  if (!record.is_object() || record.value("released", false) || record.contains("scale_out_since")) return false;
+  return writer_may_live(generation_json);
+}
+
+}  // namespace lease
 
 std::chrono::milliseconds RunLease::ttl(const RunLeaseOptions& options) {
   if (const char* env = std::getenv("SLUICE_RUN_LEASE_TTL_MS")) {
@@ -70,9 +80,7 @@ std::chrono::milliseconds RunLease::ttl(const RunLeaseOptions& options) {
   return options.ttl;
 }
 
-std::string RunLease::object_path(int64_t generation) const {
-  return (dir_ / fmt::format("{:020}.json", generation)).string();
-}
+std::string RunLease::object_path(int64_t generation) const { return lease::generation_path(dir_, generation); }
 
 std::string RunLease::generation_text(bool released) const {
   auto j = nlohmann::json::parse(record_json_);
@@ -90,19 +98,27 @@ arrow::Result<std::unique_ptr<RunLease>> RunLease::acquire(std::shared_ptr<stora
   lease->dir_ = std::move(dir);
   lease->ttl_ = ttl(options);
   lease->record_json_ = std::move(options.record_json);
+  lease->name_ = std::move(options.name);
+  lease->stake_ = std::move(options.stake);
   auto& store = *lease->objects_;
-  ARROW_ASSIGN_OR_RAISE(auto gens, generations(store, lease->dir_));
+  ARROW_ASSIGN_OR_RAISE(auto gens, lease::generations(store, lease->dir_));
   int64_t next = 0;
   if (!gens.empty()) {
     const int64_t newest = gens.back();
     auto text = store.read(lease->object_path(newest));
     // Removed between list and read: its writer released and cleaned up; take the next one.
-    auto record = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
-    if (text.ok() && is_live(record)) {
+    if (text.ok() && lease::holds(*text)) {
       *holder = LeaseHolder{*text, newest};
       return nullptr;
     }
     next = newest + 1;
+  }
+  if (options.excluded_by) {
+    ARROW_ASSIGN_OR_RAISE(auto other, options.excluded_by());
+    if (!other.empty()) {
+      *holder = LeaseHolder{std::move(other), -1};
+      return nullptr;
+    }
   }
   const auto written_at = now_millis();
   ARROW_ASSIGN_OR_RAISE(auto put, store.put_if_absent(lease->object_path(next), lease->generation_text(false)));
@@ -113,7 +129,18 @@ arrow::Result<std::unique_ptr<RunLease>> RunLease::acquire(std::shared_ptr<stora
     return nullptr;
   }
   lease->generation_ = next;
+  lease->term_ = next;
   lease->renewed_ms_ = written_at;
+  if (options.excluded_by) {
+    // Asked again now that this generation is there: a process that checked the chain before
+    // it (and so may be running) wrote its record before that check.
+    auto other = options.excluded_by();
+    if (!other.ok() || !other->empty()) {  // released by the destructor
+      ARROW_RETURN_NOT_OK(other.status());
+      *holder = LeaseHolder{std::move(*other), -1};
+      return nullptr;
+    }
+  }
   for (int64_t g : gens) (void)store.remove(lease->object_path(g));  // superseded
   lease->renewer_ = std::thread([raw = lease.get()] { raw->renew_loop(); });
   return lease;
@@ -132,7 +159,7 @@ void RunLease::renew_loop() {
       ++generation_;  // ours, whatever the listing below finds
       // A taker may have moved the chain on and deleted this name since: only a listing with
       // nothing newer proves the lease is still ours.
-      auto gens = generations(*objects_, dir_);
+      auto gens = lease::generations(*objects_, dir_);
       failure = gens.status();
       taken = gens.ok() && !gens->empty() && gens->back() > generation_;
       if (gens.ok() && !taken) {
@@ -142,19 +169,22 @@ void RunLease::renew_loop() {
     }
     if (taken) {
       std::fprintf(stderr,
-                   "sluice: error: another sluice run took over the run lease in %s (this run did not renew it for "
+                   "sluice: error: another sluice run took over the %s in %s (this run did not renew it for "
                    "longer than its %lld ms ttl: stopped, or cut off from the store); this run ends now so that "
-                   "two runs never write the pipeline's storage at once. Committed data is safe\n",
-                   objects_->display(dir_.string()).c_str(), static_cast<long long>(ttl_.count()));
+                   "%s. Committed data is safe\n",
+                   name_.c_str(), objects_->display(dir_.string()).c_str(), static_cast<long long>(ttl_.count()),
+                   stake_.c_str());
       std::_Exit(75);
     }
-    if (!failure.ok() && now_millis() >= renewed_ms_ + ttl_.count()) {
+    // Given up when the next attempt would come after the lease expired: ended before another
+    // process may take it, not at the same moment.
+    if (!failure.ok() && now_millis() + every.count() >= renewed_ms_ + ttl_.count()) {
       std::fprintf(stderr,
-                   "sluice: error: cannot renew the run lease in %s for its whole %lld ms ttl (%s); another run may "
-                   "take it now, so this run ends. Committed data is safe; start it again when the store is "
-                   "reachable\n",
-                   objects_->display(dir_.string()).c_str(), static_cast<long long>(ttl_.count()),
-                   failure.message().c_str());
+                   "sluice: error: cannot renew the %s in %s within its %lld ms ttl (%s); another run may "
+                   "take it when it expires, so this run ends now so that %s. Committed data is safe; start it "
+                   "again when the store is reachable\n",
+                   name_.c_str(), objects_->display(dir_.string()).c_str(), static_cast<long long>(ttl_.count()),
+                   failure.message().c_str(), stake_.c_str());
       std::_Exit(75);
     }
     lock.lock();
@@ -168,6 +198,7 @@ RunLease::~RunLease() {
   }
   wake_.notify_all();
   if (renewer_.joinable()) renewer_.join();
+  if (generation_ < 0) return;  // refused: never held
   // Released: the next run starts at once instead of waiting out the ttl.
   auto put = objects_->put_if_absent(object_path(generation_ + 1), generation_text(true));
   if (put.ok() && *put == storage::PutResult::kWritten) (void)objects_->remove(object_path(generation_));

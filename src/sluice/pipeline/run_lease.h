@@ -9,6 +9,8 @@
 // it stalled), ends at once: it can no longer be sure it is the only writer. Delta commits
 // stay atomic either way (conditional PUT of each version), so a holder ending mid-update
 // loses no committed data. Keyed on the ObjectStore interface only (S3, and the stores beside it).
+// The same chain elects the leader of a scale-out (system/leader_lease/, run_lock.h), and
+// scale-out workers write "join" generations into the run lease's chain (run_member.h).
 #pragma once
 
 #include <arrow/result.h>
@@ -17,10 +19,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "sluice/storage/object_store.h"
 
@@ -31,6 +35,14 @@ struct RunLeaseOptions {
   std::chrono::milliseconds ttl{20'000};
   // The holder record's fields (pid, host, started_ms, command, mode, pipeline), as JSON.
   std::string record_json;
+  // For messages: what the lease is, and what ending on its loss protects.
+  std::string name = "run lease";
+  std::string stake = "two runs never write the pipeline's storage at once";
+  // When set, asked when the newest generation is free, before taking it and again after:
+  // the record (JSON) of a live process that excludes this one (a scale-out worker, for an
+  // exclusive run), or "" for none. Found after taking, the lease is released and refused:
+  // that process checked the chain before this one's generation was there (run_member.h).
+  std::function<arrow::Result<std::string>()> excluded_by;
 };
 
 // The live lease's holder as recorded.
@@ -52,6 +64,8 @@ class RunLease {
 
   // The time-to-live in effect (options, or SLUICE_RUN_LEASE_TTL_MS).
   static std::chrono::milliseconds ttl(const RunLeaseOptions& options);
+  // The generation this process took the lease with: a leader's term.
+  int64_t term() const { return term_; }
 
  private:
   RunLease() = default;
@@ -64,6 +78,8 @@ class RunLease {
   std::filesystem::path dir_;
   std::chrono::milliseconds ttl_{0};
   std::string record_json_;
+  std::string name_, stake_;
+  int64_t term_ = -1;
   int64_t generation_ = -1;       // the newest generation this process wrote; renew thread only after start
   int64_t renewed_ms_ = 0;        // when it was written (this process's clock)
   std::mutex mutex_;              // guards stop_
@@ -71,5 +87,21 @@ class RunLease {
   bool stop_ = false;
   std::thread renewer_;
 };
+
+// The pieces of the generation chain that the scale-out's member heartbeats (run_member.h) share.
+namespace lease {
+// The host recorded in leases and heartbeats: SLUICE_HOST_NAME when set (tests run several
+// "machines" on one host), else gethostname(2).
+std::string host_name();
+// Generations in a lease folder, ascending.
+arrow::Result<std::vector<int64_t>> generations(const storage::ObjectStore& objects, const std::filesystem::path& dir);
+std::string generation_path(const std::filesystem::path& dir, int64_t generation);
+// Whether a record (renewed_ms, ttl_ms, host, pid) may still be written by its writer: renewed
+// within its ttl and, when written on this host, by a process that still exists.
+bool writer_may_live(const std::string& record_json);
+// Whether a generation holds the lease: not released, its writer may live, and not a scale-out
+// join (whose liveness is its members' heartbeats).
+bool holds(const std::string& generation_json);
+}  // namespace lease
 
 }  // namespace sluice::pipeline

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -27,11 +28,7 @@ namespace {
 
 const char* mode_name(RunLockMode mode) { return mode == RunLockMode::kShared ? "scale-out" : "exclusive"; }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
-  return buf;
-}
+std::string host_name() { return lease::host_name(); }
 
 std::string utc_time(int64_t ms) {
   const std::time_t t = static_cast<std::time_t>(ms / 1000);
@@ -140,32 +137,35 @@ RunHolder holder_from(const std::string& text) {
   return h;
 }
 
-// Storage on an object store: the lease (run_lease.h) in place of the flocks; `out` set when
-// taken.
-arrow::Status acquire_lease(const PipelineConfig& config, RunLockMode mode,
-                            const RunCommand& command, std::unique_ptr<RunLease>& out) {
-  if (mode == RunLockMode::kShared) {
-    return arrow::Status::NotImplemented(fmt::format(
-        "pipeline '{}': a scale-out run (several continuous processes sharing storage '{}') is not supported yet on "
-        "an object store; run one process (mode: triggered, --once, or leave one read_kafka out of a consumer group), "
-        "or use a local storage for a scale-out",
-        config.name, config.storage_display()));
-  }
-  RunLeaseOptions options;
-  options.record_json = holder_record(config, mode, command).dump();
-  const auto dir = config.storage / "system" / "run_lease";
-  LeaseHolder holder;
-  ARROW_ASSIGN_OR_RAISE(out, RunLease::acquire(config.objects, dir, options, &holder));
-  if (out) return arrow::Status::OK();
+// The refusal of a run on an object store: `holder` is the lease's holder, or (an exclusive run
+// refused by a scale-out) one of the workers, then all of them are named.
+arrow::Status refuse_on_object_store(const PipelineConfig& config, RunLockMode mode, const LeaseHolder& holder,
+                                     const fs::path& lease_dir, std::chrono::milliseconds ttl) {
   const auto h = holder_from(holder.record_json);
+  std::vector<RunHolder> held_by{h};
+  if (h.mode == RunLockMode::kShared) {
+    auto live = RunMember::live(*config.objects, config.storage / "system" / "run_members");
+    if (live.ok() && !live->empty()) {
+      held_by.clear();
+      for (const auto& text : *live) held_by.push_back(holder_from(text));
+    }
+  }
+  std::string who;
+  bool same_pipeline = true;
+  for (const auto& x : held_by) {
+    who += "\n  " + x.describe();
+    same_pipeline &= x.pipeline == config.name;
+  }
   return arrow::Status::Invalid(fmt::format(
-      "pipeline '{}': another sluice run is using storage '{}' (lease {}), held by:\n  {}\n"
+      "pipeline '{}': another sluice run is using storage '{}' (lease {}), held by:{}\n"
       "{}: wait for that run to end or stop it (SIGTERM ends it cleanly). A run that was killed on another "
-      "machine holds the lease until its ttl ({} ms) passes; one killed on this machine, not at all",
-      config.name, config.storage_display(), config.objects->display(dir.string()), h.describe(),
-      h.pipeline == config.name ? "Two runs of one pipeline would both fail on commit conflicts"
-                                : "Runs on one storage would fail on each other's commits",
-      RunLease::ttl(options).count()));
+      "machine holds the lease until its ttl ({} ms) passes; one killed on this machine, not at all. Several "
+      "processes share a pipeline only as a scale-out: continuous runs (mode: continuous, no --once, no "
+      "--full-refresh, no 'bronze:' list) in which every read_kafka has group_mode => 'subscribe'; this run is {}",
+      config.name, config.storage_display(), config.objects->display(lease_dir.string()), who,
+      same_pipeline ? "Two runs of one pipeline would both fail on commit conflicts"
+                    : "Runs on one storage would fail on each other's commits",
+      ttl.count(), mode == RunLockMode::kShared ? "one" : "exclusive"));
 }
 
 }  // namespace
@@ -175,7 +175,7 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
   auto lock = std::make_unique<RunLock>(Key{});
   if (!config.storage_is_local()) {
     lock->mode_ = mode;
-    ARROW_RETURN_NOT_OK(acquire_lease(config, mode, command, lock->lease_));
+    ARROW_RETURN_NOT_OK(lock->acquire_on_object_store(config, command));
     return lock;
   }
   lock->system_ = config.storage / "system";
@@ -245,16 +245,79 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
   return lock;
 }
 
+// Storage on an object store: an exclusive run takes the run lease (run_lease.h) if no
+// scale-out worker lives; a scale-out worker joins (run_member.h) if no exclusive run holds it.
+arrow::Status RunLock::acquire_on_object_store(const PipelineConfig& config, const RunCommand& command) {
+  RunLeaseOptions options;
+  options.record_json = holder_record(config, mode_, command).dump();
+  const auto system = config.storage / "system";
+  const auto lease_dir = system / "run_lease";
+  const auto members_dir = system / "run_members";
+  LeaseHolder holder;
+  if (mode_ == RunLockMode::kShared) {
+    ARROW_ASSIGN_OR_RAISE(member_, RunMember::join(config.objects, lease_dir, members_dir, options, &holder));
+    if (!member_) return refuse_on_object_store(config, mode_, holder, lease_dir, RunLease::ttl(options));
+    objects_ = config.objects;
+    leader_dir_ = system / "leader_lease";
+    leader_options_ = options;
+    leader_options_.name = "leader lease";
+    leader_options_.stake = "two workers of the scale-out never run its downstream datasets at once";
+    return arrow::Status::OK();
+  }
+  options.excluded_by = [objects = config.objects, members_dir]() -> arrow::Result<std::string> {
+    ARROW_ASSIGN_OR_RAISE(auto live, RunMember::live(*objects, members_dir));
+    return live.empty() ? std::string() : live.front();
+  };
+  ARROW_ASSIGN_OR_RAISE(lease_, RunLease::acquire(config.objects, lease_dir, options, &holder));
+  if (lease_) return arrow::Status::OK();
+  return refuse_on_object_store(config, mode_, holder, lease_dir, RunLease::ttl(options));
+}
+
 RunLock::~RunLock() {
+  // The leader lease first (the next leader starts at once), then the membership.
+  leader_.reset();
+  member_.reset();
+  lease_.reset();
   if (!record_path_.empty()) ::unlink(record_path_.c_str());
   for (int fd : {record_fd_, leader_fd_, lock_fd_}) {
     if (fd >= 0) ::close(fd);  // closing releases the flocks
   }
 }
 
+arrow::Result<bool> RunLock::leads_on_object_store() {
+  if (leader_) return true;
+  const auto now = now_millis();
+  if (now < next_leader_try_ms_) return false;
+  next_leader_try_ms_ = now + RunLease::ttl(leader_options_).count() / 4;
+  LeaseHolder holder;
+  auto taken = RunLease::acquire(objects_, leader_dir_, leader_options_, &holder);
+  if (!taken.ok()) {
+    // A store that fails for a moment is retried at the next attempt, said on stderr; one that
+    // fails for a whole ttl is an error, not "another worker leads" (which would stall those
+    // datasets in every worker without a word).
+    if (leader_failing_since_ms_ == 0) leader_failing_since_ms_ = now;
+    const auto failure = with_context(
+        taken.status(), fmt::format("cannot take or test the leader lease in {}, which picks the worker that runs "
+                                    "the datasets that do not scale out; check that the store is reachable",
+                                    objects_->display(leader_dir_.string())));
+    if (now - leader_failing_since_ms_ >= RunLease::ttl(leader_options_).count()) return failure;
+    std::fprintf(stderr, "sluice: warning: %s (retrying)\n", failure.message().c_str());
+    return false;
+  }
+  leader_failing_since_ms_ = 0;
+  if (!*taken) return false;  // another worker leads
+  leader_ = std::move(*taken);
+  std::fprintf(stderr,
+               "sluice: this process now runs the datasets that do not scale out (tables read from other tables, "
+               "materialized views, event-time state): leader lease term %lld in %s\n",
+               static_cast<long long>(leader_->term()), objects_->display(leader_dir_.string()).c_str());
+  return true;
+}
+
 arrow::Result<bool> RunLock::leads() {
   if (mode_ == RunLockMode::kExclusive) return true;
   std::lock_guard guard(mutex_);
+  if (member_) return leads_on_object_store();
   if (leader_fd_ >= 0) return true;
   const auto path = system_ / "leader.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

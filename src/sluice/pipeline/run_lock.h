@@ -4,7 +4,9 @@
 // process dies, so a killed run never blocks the next one. Each holder also keeps a record of
 // itself (pid, host, start time, program, pipeline folder and the names of the flags given,
 // never their values) under <storage>/system/runs/, locked while it lives. On an object store
-// (no flock) the lock is a lease renewed by the holder (run_lease.h), exclusive runs only.
+// (no flock) an exclusive run holds a lease renewed by it (run_lease.h), a scale-out worker a
+// heartbeat and a join of that lease's chain (run_member.h), and the scale-out's leader a
+// second lease (<storage>/system/leader_lease/).
 #pragma once
 
 #include <arrow/result.h>
@@ -18,6 +20,7 @@
 
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/run_lease.h"
+#include "sluice/pipeline/run_member.h"
 
 namespace sluice::pipeline {
 
@@ -79,21 +82,37 @@ class RunLock {
   // leads at a time (a second flock, taken without waiting); when it exits or dies the next
   // to ask takes over. Exclusive runs always lead. An error (the leader lock cannot be opened
   // or locked) is returned, not taken for "another process leads": that would stall those
-  // datasets in every process without a word.
+  // datasets in every process without a word. On an object store the leader holds the leader
+  // lease (a RunLease under system/leader_lease/, its generation the term) until it exits;
+  // the others try to take it at most every ttl/4, so they take over a leader killed on
+  // another host after its ttl; a leader that loses it ends the process (exit 75). A failing
+  // attempt is a warning, and an error only once the store has failed for a whole ttl.
   arrow::Result<bool> leads();
 
   // The live holders of the lock on `storage` (records of dead processes are skipped).
   static std::vector<RunHolder> holders(const std::filesystem::path& storage);
 
  private:
+  arrow::Status acquire_on_object_store(const PipelineConfig& config, const RunCommand& command);
+  arrow::Result<bool> leads_on_object_store();
+
   std::filesystem::path system_;
   RunLockMode mode_ = RunLockMode::kExclusive;
   int lock_fd_ = -1;
   int record_fd_ = -1;
   std::filesystem::path record_path_;
-  std::unique_ptr<RunLease> lease_;  // object-store storage: the lease instead of the flocks
-  std::mutex mutex_;  // guards leader_fd_
+  // Object-store storage, instead of the flocks: an exclusive run's lease, or a scale-out
+  // worker's membership and (once it leads) the leader lease.
+  std::unique_ptr<RunLease> lease_;
+  std::unique_ptr<RunMember> member_;
+  std::shared_ptr<storage::ObjectStore> objects_;
+  std::filesystem::path leader_dir_;
+  RunLeaseOptions leader_options_;
+  std::mutex mutex_;  // guards leader_fd_, leader_, next_leader_try_ms_, leader_failing_since_ms_
   int leader_fd_ = -1;
+  std::unique_ptr<RunLease> leader_;
+  int64_t next_leader_try_ms_ = 0;
+  int64_t leader_failing_since_ms_ = 0;  // first of the attempts failing in a row, 0 when none
 };
 
 }  // namespace sluice::pipeline
