@@ -109,7 +109,8 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
                          ->build();
   // Delta's string bounds from the file's own chunk statistics, not a second pass (stats.h).
   std::shared_ptr<parquet::SchemaDescriptor> file_schema;
-  ARROW_RETURN_NOT_OK(parquet::arrow::ToParquetSchema(schema.get(), *props, *arrow_props, &file_schema));
+  ARROW_RETURN_NOT_OK(
+      parquet::arrow::ToParquetSchema(schema.get(), *props, *arrow_props, &file_schema));
   ARROW_RETURN_NOT_OK(w->stats_.take_string_bounds_from_parquet(*file_schema, *props));
   ARROW_ASSIGN_OR_RAISE(w->writer_,
                         parquet::arrow::FileWriter::Open(*schema, &parquet_writer_pool(),

@@ -112,7 +112,9 @@ template <typename Offset>
 int64_t longest_value(const arrow::ArrayData& data) {
   const Offset* offsets = data.GetValues<Offset>(1);
   Offset longest = 0;
-  for (int64_t i = 0; i < data.length; ++i) longest = std::max(longest, Offset(offsets[i + 1] - offsets[i]));
+  for (int64_t i = 0; i < data.length; ++i) {
+    longest = std::max(longest, Offset(offsets[i + 1] - offsets[i]));
+  }
   return longest;
 }
 
@@ -247,7 +249,8 @@ struct StatsCollector::Column {
 
   // Finds this column's Parquet leaf in `node` (the file's node of `field`), if its chunks
   // keep string statistics.
-  void attach_parquet(const parquet::schema::Node& node, const parquet::SchemaDescriptor& file_schema,
+  void attach_parquet(const parquet::schema::Node& node,
+                      const parquet::SchemaDescriptor& file_schema,
                       const parquet::WriterProperties& properties) {
     if (!children.empty()) {
       if (!node.is_group()) return;
@@ -259,7 +262,8 @@ struct StatsCollector::Column {
       return;
     }
     const auto id = field->type()->id();
-    if ((id != arrow::Type::STRING && id != arrow::Type::LARGE_STRING) || !node.is_primitive()) return;
+    const bool string = id == arrow::Type::STRING || id == arrow::Type::LARGE_STRING;
+    if (!string || !node.is_primitive()) return;
     const int index = file_schema.ColumnIndex(node);
     if (index < 0) return;
     const parquet::ColumnDescriptor* column = file_schema.Column(index);
@@ -291,12 +295,17 @@ struct StatsCollector::Column {
     for (int r = 0; r < file.num_row_groups(); ++r) {
       const auto chunk = file.RowGroup(r)->ColumnChunk(parquet_column);
       const auto stats = chunk->encoded_statistics();
-      if (stats == nullptr) return std::pair{std::optional<std::string>{}, std::optional<std::string>{}};
+      if (stats == nullptr) {
+        return std::pair{std::optional<std::string>{}, std::optional<std::string>{}};
+      }
       if (stats->has_min) take(stats->min(), lo, Bound::kMin);
       if (stats->has_max) take(stats->max(), hi, Bound::kMax);
     }
-    for (const auto& m : mins) take(static_cast<const arrow::BaseBinaryScalar&>(*m).view(), lo, Bound::kMin);
-    for (const auto& m : maxs) take(static_cast<const arrow::BaseBinaryScalar&>(*m).view(), hi, Bound::kMax);
+    auto view = [](const std::shared_ptr<arrow::Scalar>& scalar) {
+      return static_cast<const arrow::BaseBinaryScalar&>(*scalar).view();
+    };
+    for (const auto& m : mins) take(view(m), lo, Bound::kMin);
+    for (const auto& m : maxs) take(view(m), hi, Bound::kMax);
     return std::pair{std::move(lo), std::move(hi)};
   }
 
@@ -315,14 +324,16 @@ struct StatsCollector::Column {
     null_out[name] = null_count;
     if (parquet_column >= 0) {
       if (file == nullptr) {
-        return invalid("stats: the string bounds of '{}' need the written Parquet file's metadata", name);
+        return invalid("stats: the string bounds of '{}' need the written Parquet file's metadata",
+                       name);
       }
       ARROW_ASSIGN_OR_RAISE(auto bounds, parquet_bounds(*file));
-      if (bounds.first) {
-        if (auto j = string_json(*bounds.first, Bound::kMin); !j.is_null()) min_out[name] = std::move(j);
+      auto [lo, hi] = std::move(bounds);
+      if (lo) {
+        if (auto j = string_json(*lo, Bound::kMin); !j.is_null()) min_out[name] = std::move(j);
       }
-      if (bounds.second) {
-        if (auto j = string_json(*bounds.second, Bound::kMax); !j.is_null()) max_out[name] = std::move(j);
+      if (hi) {
+        if (auto j = string_json(*hi, Bound::kMax); !j.is_null()) max_out[name] = std::move(j);
       }
       return arrow::Status::OK();
     }
@@ -344,7 +355,9 @@ StatsCollector& StatsCollector::operator=(StatsCollector&&) noexcept = default;
 
 arrow::Status StatsCollector::take_string_bounds_from_parquet(
     const parquet::SchemaDescriptor& file_schema, const parquet::WriterProperties& properties) {
-  if (num_records_ > 0) return invalid("stats: string bounds from Parquet chosen after rows were seen");
+  if (num_records_ > 0) {
+    return invalid("stats: string bounds from Parquet chosen after rows were seen");
+  }
   const parquet::schema::GroupNode* root = file_schema.group_node();
   if (root->field_count() != static_cast<int>(columns_.size())) return arrow::Status::OK();
   for (size_t i = 0; i < columns_.size(); ++i) {
@@ -370,7 +383,9 @@ arrow::Result<std::string> StatsCollector::finish(const parquet::FileMetaData* f
   // this module.
   try {
     json min_values = json::object(), max_values = json::object(), null_count = json::object();
-    for (const auto& c : columns_) ARROW_RETURN_NOT_OK(c->emit(min_values, max_values, null_count, file));
+    for (const auto& c : columns_) {
+      ARROW_RETURN_NOT_OK(c->emit(min_values, max_values, null_count, file));
+    }
     json stats = {{"numRecords", num_records_},
                   {"minValues", min_values},
                   {"maxValues", max_values},

@@ -72,9 +72,9 @@ std::shared_ptr<arrow::RecordBatch> tricky_batch(std::mt19937& rng, int64_t rows
 
 // Writes `batches` into one data file (small row groups: several per file) and returns its
 // stats beside the ones StatsCollector gathers from every value.
-std::pair<nlohmann::json, nlohmann::json> stats_both_ways(const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
-                                                     const std::filesystem::path& dir,
-                                                     int* row_groups = nullptr) {
+std::pair<nlohmann::json, nlohmann::json> stats_both_ways(
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
+    const std::filesystem::path& dir, int* row_groups = nullptr) {
   DataFileOptions options;
   options.row_group_bytes = 8 << 10;
   auto writer = DataFileWriter::make(dir, "", string_stats_schema(), options).ValueOrDie();
@@ -86,7 +86,8 @@ std::pair<nlohmann::json, nlohmann::json> stats_both_ways(const std::vector<std:
   auto add = writer->close();
   EXPECT_TRUE(add.ok()) << add.status().ToString();
   if (row_groups != nullptr) {
-    *row_groups = parquet::ParquetFileReader::OpenFile((dir / add->path).string())->metadata()->num_row_groups();
+    auto reader = parquet::ParquetFileReader::OpenFile((dir / add->path).string());
+    *row_groups = reader->metadata()->num_row_groups();
   }
   return {nlohmann::json::parse(*add->stats), nlohmann::json::parse(*collected.finish())};
 }
@@ -118,7 +119,8 @@ TEST(ParquetStringStatsTest, ShortMinBesideALongMaxInTheSameRowGroup) {
   auto batch = [&](std::vector<std::string> values) {
     arrow::StringBuilder b;
     EXPECT_TRUE(b.AppendValues(values).ok());
-    return arrow::RecordBatch::Make(schema, static_cast<int64_t>(values.size()), {b.Finish().ValueOrDie()});
+    const auto rows = static_cast<int64_t>(values.size());
+    return arrow::RecordBatch::Make(schema, rows, {b.Finish().ValueOrDie()});
   };
   for (const auto& [first, second] :
        std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
@@ -143,15 +145,18 @@ TEST(ParquetStringStatsTest, FinishWithoutTheFileMetadataIsAnError) {
   auto schema = arrow::schema({arrow::field("s", arrow::utf8())});
   StatsCollector stats(schema);
   auto props = parquet::WriterProperties::Builder().build();
-  parquet::schema::NodeVector fields = {parquet::schema::PrimitiveNode::Make(
-      "s", parquet::Repetition::OPTIONAL, parquet::LogicalType::String(), parquet::Type::BYTE_ARRAY)};
+  parquet::schema::NodeVector fields = {
+      parquet::schema::PrimitiveNode::Make("s", parquet::Repetition::OPTIONAL,
+                                           parquet::LogicalType::String(),
+                                           parquet::Type::BYTE_ARRAY)};
   auto root = parquet::schema::GroupNode::Make("schema", parquet::Repetition::REQUIRED, fields);
   parquet::SchemaDescriptor descr;
   descr.Init(root);
   ASSERT_TRUE(stats.take_string_bounds_from_parquet(descr, *props).ok());
   auto text = stats.finish();
   ASSERT_FALSE(text.ok());
-  EXPECT_NE(text.status().message().find("metadata"), std::string::npos) << text.status().ToString();
+  EXPECT_NE(text.status().message().find("metadata"), std::string::npos)
+      << text.status().ToString();
 }
 
 }  // namespace

@@ -91,10 +91,10 @@ TEST(StatsTest, LongStringsKeepAPrefixMinAndATieBrokenMax) {
   const std::vector<Case> cases = {
       {a32, a32, a32},                                                  // 32 units: kept whole
       {std::string(40, 'b'), std::string(32, 'b'), std::string(32, 'b') + "\x7F"},
-      {a32 + "\xC3\xA9z", a32, a32 + max_cp},                           // cut at a non-ASCII code point
-      {a32 + "\x7F", a32, a32 + max_cp},                                // U+007F is no tie-breaker for itself
+      {a32 + "\xC3\xA9z", a32, a32 + max_cp},  // cut at a non-ASCII code point
+      {a32 + "\x7F", a32, a32 + max_cp},        // U+007F is no tie-breaker for itself
       {std::string(31, 'a') + "\xF0\x9F\x98\x80", std::string(31, 'a') + "\xF0\x9F\x98\x80",
-       std::string(31, 'a') + "\xF0\x9F\x98\x80"},                      // 33 units, the pair kept whole
+       std::string(31, 'a') + "\xF0\x9F\x98\x80"},  // 33 units, the pair kept whole
       {std::string(31, 'a') + "\xF0\x9F\x98\x80" + "bc", std::string(31, 'a') + "\xF0\x9F\x98\x80",
        std::string(31, 'a') + "\xF0\x9F\x98\x80" + "\x7F"},
       {a32 + max_cp + "b", a32, a32 + max_cp + "\x7F"},                // a cut at U+10FFFF moves on
