@@ -198,7 +198,8 @@ def test_moved_install_runs_the_quickstart(moved_prefix, tmp_path, bootstrap, ne
 
 def test_moved_install_reexecs_itself_with_the_purge_delay(moved_prefix, tmp_path, bootstrap,
                                                            new_topic):
-    """main() re-executes /proc/self/exe with MIMALLOC_PURGE_DELAY=0: after the move too."""
+    """main() re-executes /proc/self/exe with MIMALLOC_PURGE_DELAY=0 and MIMALLOC_ALLOW_THP=0:
+    after the move too."""
     binary = moved_prefix / "bin" / "sluice"
     pipe = quickstart_copy(tmp_path / "pipe", new_topic(1))
     config = pipe / "pipeline.yaml"
@@ -214,6 +215,7 @@ def test_moved_install_reexecs_itself_with_the_purge_delay(moved_prefix, tmp_pat
             environ = pathlib.Path(f"/proc/{proc.pid}/environ").read_bytes()
             time.sleep(0.05)  # poll interval, not synchronisation: the loop waits on the condition
         assert b"MIMALLOC_PURGE_DELAY=0\0" in environ
+        assert b"MIMALLOC_ALLOW_THP=0\0" in environ  # 4 KiB pages for mimalloc's arenas
         assert pathlib.Path(f"/proc/{proc.pid}/exe").resolve() == binary.resolve()
         # SIGTERM ends the run cleanly once its handler is set: after the first update began.
         first_commit = (pipe / "data" / "tables" / "user_events_bronze" / "_delta_log"

@@ -3,6 +3,7 @@ sluice writes (Kafka bronze, every type, partitioned, checkpointed, schema-evolv
 sluice reads the tables Spark writes (with Spark's checkpoints)."""
 import datetime as dt
 import decimal
+import json
 import subprocess
 
 import pyarrow as pa
@@ -185,3 +186,33 @@ AS SELECT count(*) AS n FROM bronze;
         assert rows[column] == comment
         detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").collect()[0]
         assert detail["description"] == description
+
+
+def test_long_string_bounds_are_what_spark_writes(tmp_path):
+    """Delta stats of strings over 32 characters (UTF-16 units): sluice cuts the min and the max
+    (with its tie-breaker) as delta-spark does; one file per value through a partition column."""
+    top = "\U0010FFFF"
+    a32 = "a" * 32
+    # ASCII and non-ASCII tie-breakers, a surrogate pair kept whole, a U+10FFFF skipped, no max
+    # at all; more cases against a model in tests/unit/delta/stats_test.cc.
+    values = ["b" * 40, "ü" * 40, "a" * 31 + "😀bc", a32 + top + "b", a32 + top * 17 + "x", "short"]
+    data = pa.table({"k": pa.array(range(len(values)), pa.int32()), "s": pa.array(values)})
+    spark_dir, sluice_dir = tmp_path / "spark", tmp_path / "sluice"
+    (spark_session().createDataFrame(list(enumerate(values)), "k int, s string").write
+     .format("delta").partitionBy("k").save(str(spark_dir)))
+    sluice_append(sluice_dir, data, "--partition-by", "k", tmp=tmp_path)
+
+    def bounds(table_dir):
+        out = {}
+        for f in (table_dir / "_delta_log").glob("*.json"):
+            for line in f.read_text().splitlines():
+                add = json.loads(line).get("add")
+                if add:
+                    stats = json.loads(add["stats"])
+                    out[int(add["partitionValues"]["k"])] = (stats["minValues"].get("s"),
+                                                             stats["maxValues"].get("s"))
+        return out
+
+    spark_bounds = bounds(spark_dir)
+    assert len(spark_bounds) == len(values)
+    assert bounds(sluice_dir) == spark_bounds

@@ -190,3 +190,86 @@ def test_time_travel_by_timestamp(tmp_path):
     before = sluice("table", "describe", table_dir, "--timestamp", "2000-01-01T00:00:00Z")
     assert before.returncode == 1
     assert "has no version committed at or before the given time" in before.stderr
+
+
+def _truncate_like_spark(value, is_max):
+    """Delta/Spark's truncateMinStringAgg and truncateMaxStringAgg, on Java's UTF-16 lengths."""
+    units = value.encode("utf-16-le")
+    if len(units) // 2 <= 32:
+        return value
+    cut = 33 if 0xD800 <= int.from_bytes(units[62:64], "little") <= 0xDBFF else 32
+    if not is_max:
+        return units[:2 * cut].decode("utf-16-le")
+    while cut <= 64:
+        if cut >= len(units) // 2:
+            return value
+        if units[2 * cut:2 * cut + 4] == "\U0010FFFF".encode("utf-16-le"):
+            cut += 2
+        elif int.from_bytes(units[2 * cut:2 * cut + 2], "little") < 0x7F:
+            return units[:2 * cut].decode("utf-16-le") + "\x7f"
+        else:
+            return units[:2 * cut].decode("utf-16-le") + "\U0010FFFF"
+    return None
+
+
+def _string_bounds_model(values):
+    """Delta's min/max of one file's string values: byte-wise order of the UTF-8 values, then
+    cut as Spark cuts them (a longer min to a 32-unit prefix, a longer max to a prefix plus a
+    tie-breaker that keeps it an upper bound)."""
+    present = sorted((v for v in values if v is not None), key=lambda v: v.encode())
+    if not present:
+        return None, None
+    return _truncate_like_spark(present[0], False), _truncate_like_spark(present[-1], True)
+
+
+def test_string_stats_match_a_model_and_skip_files_in_deltalake(tmp_path):
+    # sluice takes these bounds from the Parquet writer's chunk statistics (several row groups
+    # per file here), which drop values over 4 KiB: the last file's bounds are such values, and
+    # its max is cut with a tie-breaker (deltalake 1.6 read a missing max as null and skipped
+    # the file for every filter on the column: wrong results).
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    table_dir = tmp_path / "t"
+    rng = random.Random(7)
+    pool = ["", "a", "ab", "é", "éa", "日本", "~", "m" * 31, "m" * 32, "m" * 33]
+    written = []
+    for f in range(6):
+        p = chr(ord("c") + 2 * f)  # each file holds its own range of values
+        choices = ([p * 5000, chr(ord(p) + 1) * 5000, p + "x"] if f == 5 else
+                   [p + v for v in pool] + [p * 40, p * 5000])
+        s = [None if rng.random() < 0.1 else rng.choice(choices) for _ in range(3000)]
+        x = [None if rng.random() < 0.3 else p + str(rng.randint(0, 99)) for _ in range(3000)]
+        written.append(s)
+        data = pa.table({"s": pa.array(s, pa.string()),
+                         "st": pa.array([{"x": v} for v in x], pa.struct([("x", pa.string())]))})
+        sluice_append(table_dir, data, "--row-group-rows", "1000")
+    adds = [json.loads(line)["add"] for f in sorted((table_dir / "_delta_log").glob("*.json"))
+            for line in f.read_text().splitlines() if '"add"' in line]
+    assert len(adds) == 6
+    bounds = {}
+    for add in adds:
+        stats = json.loads(add["stats"])
+        assert pq.ParquetFile(table_dir / add["path"]).metadata.num_row_groups == 3
+        file = pq.read_table(table_dir / add["path"])
+        for name, values in (("s", file.column("s").to_pylist()),
+                             ("x", [r and r["x"] for r in file.column("st").to_pylist()])):
+            model = _string_bounds_model(values)
+            got = tuple((stats[k]["st"] if name == "x" else stats[k]).get(name)
+                        for k in ("minValues", "maxValues"))
+            assert got == model, f"{add['path']} {name}"
+            if name == "s":
+                bounds[add["path"]] = model
+    assert bounds[adds[5]["path"]] == ("m" * 32, "n" * 32 + "\x7f")
+    # deltalake prunes files by those bounds: the files left in the scan are those whose bounds
+    # may hold the value, and the rows read are the ones written.
+    dataset = DeltaTable(str(table_dir)).to_pyarrow_dataset()
+    for value in ("eab", "g" * 40, "k~", "m" * 5000, "n" * 5000, "mx", "d", "zz"):
+        expr = ds.field("s") == value
+        kept = sorted(fragment.path.rsplit("/", 1)[-1] for fragment in dataset.get_fragments(filter=expr))
+        may_hold = sorted(path for path, (lo, hi) in bounds.items()
+                          if lo.encode() <= value.encode() <= hi.encode())
+        assert kept == may_hold, value
+        assert len(kept) <= 2, value
+        rows = dataset.to_table(filter=expr).column("s").to_pylist()
+        assert len(rows) == sum(s.count(value) for s in written), value

@@ -8,6 +8,7 @@
 #include <arrow/type.h>
 #include <arrow/util/byte_size.h>
 #include <fcntl.h>
+#include <parquet/arrow/schema.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
 #include <unistd.h>
@@ -106,6 +107,11 @@ arrow::Result<std::unique_ptr<DataFileWriter>> DataFileWriter::make(
                          ->store_schema()
                          ->set_use_threads(options.parallel_columns)
                          ->build();
+  // Delta's string bounds from the file's own chunk statistics, not a second pass (stats.h).
+  std::shared_ptr<parquet::SchemaDescriptor> file_schema;
+  ARROW_RETURN_NOT_OK(
+      parquet::arrow::ToParquetSchema(schema.get(), *props, *arrow_props, &file_schema));
+  ARROW_RETURN_NOT_OK(w->stats_.take_string_bounds_from_parquet(*file_schema, *props));
   ARROW_ASSIGN_OR_RAISE(w->writer_,
                         parquet::arrow::FileWriter::Open(*schema, &parquet_writer_pool(),
                                                          w->sink_, props, arrow_props));
@@ -168,7 +174,7 @@ arrow::Result<Add> DataFileWriter::close() {
   add.size = static_cast<int64_t>(size);
   add.modification_time = now_millis();
   add.data_change = true;
-  ARROW_ASSIGN_OR_RAISE(add.stats, stats_.finish());
+  ARROW_ASSIGN_OR_RAISE(add.stats, stats_.finish(writer_->metadata().get()));
   return add;
 }
 

@@ -9,10 +9,16 @@
 #include <string>
 #include <vector>
 
+namespace parquet {
+class FileMetaData;
+class SchemaDescriptor;
+class WriterProperties;
+}  // namespace parquet
+
 namespace sluice::delta {
 
-// Longest string prefix kept in min/max stats; a longer max is omitted (a prefix is no
-// upper bound).
+// Longest string prefix kept in min/max stats, in UTF-16 units as Spark counts: a longer min is
+// cut to it, a longer max to it plus a tie-breaker that keeps it an upper bound (stats.cc).
 inline constexpr size_t kStatsStringPrefixChars = 32;
 
 class StatsCollector {
@@ -22,10 +28,19 @@ class StatsCollector {
   StatsCollector(StatsCollector&&) noexcept;
   StatsCollector& operator=(StatsCollector&&) noexcept;
 
+  // String columns' min/max come from the Parquet file's own column-chunk statistics instead
+  // of a second pass over every value (docs/decisions.md "Delta string bounds from Parquet"):
+  // `file_schema` and `properties` are what the file is written with. Columns whose chunks
+  // keep no statistics stay collected here. Call before the first update; finish() then needs
+  // the written file's metadata.
+  arrow::Status take_string_bounds_from_parquet(const parquet::SchemaDescriptor& file_schema,
+                                                const parquet::WriterProperties& properties);
+
   arrow::Status update(const arrow::RecordBatch& batch);
   int64_t num_records() const { return num_records_; }
-  // The stats JSON text for an `add` action.
-  arrow::Result<std::string> finish() const;
+  // The stats JSON text for an `add` action; `file` is the closed Parquet file's metadata
+  // (required after take_string_bounds_from_parquet).
+  arrow::Result<std::string> finish(const parquet::FileMetaData* file = nullptr) const;
 
   struct Column;  // per-leaf accumulator, defined in stats.cc
 

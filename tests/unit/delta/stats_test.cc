@@ -80,14 +80,47 @@ TEST(StatsTest, NestedStructStatsAreNestedAndCountParentNulls) {
     "nullCount": {"st": {"x": 2}}})"));
 }
 
-TEST(StatsTest, LongStringsKeepPrefixMinAndOmitMax) {
+// Spark's rules (Delta's truncateMinStringAgg / truncateMaxStringAgg): lengths in UTF-16 units,
+// a min cut to 32 of them, a max cut there plus a tie-breaker above the code point cut at.
+TEST(StatsTest, LongStringsKeepAPrefixMinAndATieBrokenMax) {
+  const std::string max_cp = "\xF4\x8F\xBF\xBF";  // U+10FFFF
+  const std::string a32(32, 'a');
+  struct Case {
+    std::string value, min, max;  // max "" = left out
+  };
+  const std::vector<Case> cases = {
+      {a32, a32, a32},                                                  // 32 units: kept whole
+      {std::string(40, 'b'), std::string(32, 'b'), std::string(32, 'b') + "\x7F"},
+      {a32 + "\xC3\xA9z", a32, a32 + max_cp},  // cut at a non-ASCII code point
+      {a32 + "\x7F", a32, a32 + max_cp},        // U+007F is no tie-breaker for itself
+      {std::string(31, 'a') + "\xF0\x9F\x98\x80", std::string(31, 'a') + "\xF0\x9F\x98\x80",
+       std::string(31, 'a') + "\xF0\x9F\x98\x80"},  // 33 units, the pair kept whole
+      {std::string(31, 'a') + "\xF0\x9F\x98\x80" + "bc", std::string(31, 'a') + "\xF0\x9F\x98\x80",
+       std::string(31, 'a') + "\xF0\x9F\x98\x80" + "\x7F"},
+      {a32 + max_cp + "b", a32, a32 + max_cp + "\x7F"},                // a cut at U+10FFFF moves on
+      {a32 + max_cp + max_cp, a32, a32 + max_cp + max_cp},              // ... to the end: whole
+  };
+  for (const auto& c : cases) {
+    auto schema = arrow::schema({arrow::field("s", arrow::utf8())});
+    StatsCollector stats(schema);
+    arrow::StringBuilder b;
+    ASSERT_TRUE(b.Append(c.value).ok());
+    ASSERT_TRUE(stats.update(*arrow::RecordBatch::Make(schema, 1, {b.Finish().ValueOrDie()})).ok());
+    auto j = nlohmann::json::parse(*stats.finish());
+    EXPECT_EQ(j["minValues"]["s"], c.min) << c.value;
+    EXPECT_EQ(j["maxValues"]["s"], c.max) << c.value;
+    EXPECT_LE(c.value, c.max);
+  }
+  // No tie-breaker within 64 units: no max at all.
+  std::string all_max = a32;
+  for (int i = 0; i < 17; ++i) all_max += max_cp;
   auto schema = arrow::schema({arrow::field("s", arrow::utf8())});
   StatsCollector stats(schema);
-  const std::string long_a(40, 'a'), long_b(40, 'b');
-  ASSERT_TRUE(stats.update(*batch_from_json(schema, {"[\"" + long_a + "\", \"" + long_b + "\"]"}))
-                  .ok());
+  arrow::StringBuilder b;
+  ASSERT_TRUE(b.Append(all_max + "x").ok());
+  ASSERT_TRUE(stats.update(*arrow::RecordBatch::Make(schema, 1, {b.Finish().ValueOrDie()})).ok());
   auto j = nlohmann::json::parse(*stats.finish());
-  EXPECT_EQ(j["minValues"]["s"], std::string(kStatsStringPrefixChars, 'a'));
+  EXPECT_EQ(j["minValues"]["s"], a32);
   EXPECT_FALSE(j["maxValues"].contains("s"));
 }
 
