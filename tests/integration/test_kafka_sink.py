@@ -169,18 +169,18 @@ def test_sink_options_are_checked_at_their_line(tmp_path):
         "FROM STREAM read_kafka(topic => 'x');\n")
     flow = "CREATE FLOW f AS INSERT INTO s SELECT v, p FROM STREAM(t);\n"
     cases = [
-        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', colour => 'red');", "sink.sql:1:45",
+        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', colour => 'red');", "sink.sql:1:57",
          "has no option 'colour'"),
-        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', value_format => 'avro');", "sink.sql:1:59",
+        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', value_format => 'avro');", "sink.sql:1:57",
          "value_format => 'avro' is not supported yet"),
         ("CREATE SINK s OPTIONS (format => 'delta', path => '/elsewhere');", "sink.sql:1:24",
          "a Delta sink (a table outside the pipeline's storage) is not supported yet"),
-        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', key => 'card');", "sink.sql:2:1",
+        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', key => 'card');", "sink.sql:2:30",
          "takes its key from column 'card', which the flow's rows do not have (they have v, p)"),
         ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', kafka.transactional.id => 'mine');",
-         "sink.sql:1:45", "kafka.transactional.id is set by sluice"),
+         "sink.sql:1:57", "kafka.transactional.id is set by sluice"),
         ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', kafka.sasl.pasword => 'hunter2-secret');",
-         "sink.sql:1:45", "librdkafka has no property 'sasl.pasword' (did you mean 'sasl.password'?)"),
+         "sink.sql:1:57", "librdkafka has no property 'sasl.pasword' (did you mean 'sasl.password'?)"),
         ("CREATE SINK s OPTIONS (format => 'kafka');", "sink.sql:1:13", "needs topic => 'name'"),
     ]
     for sql, where, message in cases:
@@ -192,7 +192,7 @@ def test_sink_options_are_checked_at_their_line(tmp_path):
     write_sink_sql(pipe, "CREATE SINK s OPTIONS (format => 'kafka', topic => 'o');\n"
                          "CREATE FLOW f AS INSERT INTO s SELECT v, count(*) AS n FROM STREAM(t) GROUP BY v;\n")
     r = run_sluice("validate", pipe)
-    assert r.returncode == 1 and "sink.sql:2:1" in r.stderr and "a sink flow selects and filters" in r.stderr, r.stderr
+    assert r.returncode == 1 and "sink.sql:2:30" in r.stderr and "a sink flow selects and filters" in r.stderr, r.stderr
     write_sink_sql(pipe, "CREATE SINK s OPTIONS (format => 'kafka', topic => 'o');\n"
                          "CREATE FLOW f AS INSERT INTO s SELECT * FROM STREAM read_kafka(topic => 'x');\n")
     r = run_sluice("validate", pipe)
