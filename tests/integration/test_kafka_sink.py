@@ -5,13 +5,18 @@ producing and committing. Oracle: the silver table as deltalake reads it, filter
 against what a confluent_kafka read_committed consumer reads from the sink topic."""
 import datetime
 import json
+import random
+import signal
+import subprocess
 import time
 import uuid
+
+import pytest
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
 
-from conftest import run_sluice, write_pipeline
+from conftest import SLUICE, run_sluice, write_pipeline
 
 SILVER = """
 CREATE OR REFRESH STREAMING TABLE tx_bronze
@@ -31,11 +36,17 @@ CREATE FLOW big_tx_out AS INSERT INTO big_tx
 SELECT card_id, amount, ts, n, headers FROM STREAM(tx_silver) WHERE amount > 100;
 """
 
+CONTINUOUS = "mode: continuous\ntrigger_interval: 50ms\n"
 
-def make_pipeline(tmp_path, bootstrap, source, sink, max_rows=100000):
-    pipe = write_pipeline(tmp_path / "pipe", f"name: sinks\nstorage: ./data\n"
+
+def make_pipeline(tmp_path, bootstrap, source, sink, max_rows=100000, extra="", trigger_rows=None):
+    pipe = write_pipeline(tmp_path / "pipe", f"name: sinks\nstorage: ./data\n{extra}"
                                              f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
-    (pipe / "silver.sql").write_text(SILVER.format(source=source))
+    silver = SILVER.format(source=source)
+    if trigger_rows:
+        silver = silver.replace("starting_offsets => 'earliest'",
+                                f"starting_offsets => 'earliest', max_offsets_per_trigger => {trigger_rows}")
+    (pipe / "silver.sql").write_text(silver)
     (pipe / "sink.sql").write_text(SINK.format(sink=sink, max_rows=max_rows))
     return pipe
 
@@ -155,6 +166,31 @@ def test_killed_while_producing_or_before_commit_still_exactly_once(tmp_path, bo
     done = run_sluice("run", pipe, "--once")
     assert done.returncode == 0, done.stderr
     assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_continuous_run_at_random_moments_still_exactly_once(tmp_path, bootstrap, new_topic):
+    """A continuous run (bronze, silver and the sink each committing small batches) SIGKILLed
+    at random moments four times, then a triggered run to the end: every row once."""
+    source, sink = new_topic(2), new_topic(2)
+    pipe = make_pipeline(tmp_path, bootstrap, source, sink, max_rows=20, extra=CONTINUOUS, trigger_rows=60)
+    produce(bootstrap, source, 0, 3000)
+    rnd = random.Random(11)
+    seen = []
+    for round_ in range(4):
+        with open(pipe / f"run{round_}.stderr", "w") as err:
+            proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
+            time.sleep(rnd.uniform(1.0, 2.5))  # a random moment to kill at, not a synchronisation
+            assert proc.poll() is None, (pipe / f"run{round_}.stderr").read_text()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        seen.append(len(read_topic(bootstrap, sink)))
+    done = run_sluice("run", pipe, "--once")
+    assert done.returncode == 0, done.stderr
+    want = expected_records(pipe)
+    assert canonical(read_topic(bootstrap, sink)) == canonical(want)
+    # The kills interrupted the sink while it had more to send.
+    assert any(0 < n < len(want) for n in seen), (seen, len(want))
 
 
 def write_sink_sql(pipe, text):
