@@ -36,7 +36,10 @@ arrow::Result<Statement> Parser::statement() {
       return st;
     }
     if (peek().is_keyword("SINK")) {
-      if (or_refresh) return error(peek(), "a sink is not refreshed: write CREATE SINK");
+      if (or_refresh) {
+        return arrow::Status::Invalid(format_error(
+            file_, peek().loc, "a sink holds no data to refresh: write CREATE SINK, without OR REFRESH"));
+      }
       next();
       ARROW_ASSIGN_OR_RAISE(st.sink, create_sink(start.loc));
       return st;
