@@ -137,6 +137,12 @@ def test_rows_land_once_with_keys_values_and_headers(tmp_path, bootstrap, new_to
     assert again.returncode == 0, again.stderr
     assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
 
+    # A full refresh of the sink's upstream sends its rows again (records once sent stay).
+    before = read_topic(bootstrap, sink)
+    refreshed = run_sluice("run", pipe, "--once", "--full-refresh", "tx_silver")
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert canonical(read_topic(bootstrap, sink)) == canonical(before + expected_records(pipe))
+
     lineage = json.loads(run_sluice("graph", pipe, "--format", "json").stdout)
     [entry] = lineage["sinks"]
     assert entry["name"] == "big_tx" and entry["upstream"] == ["tx_silver"] and entry["flows"] == ["big_tx_out"]

@@ -107,8 +107,11 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
   if (!done) {
     for (const auto& f : snapshot->files()) files.push_back({DeltaVersion(latest), f});
   } else {
+    // Records once sent cannot be taken back: a commit that only removes rows (a full refresh of
+    // the upstream) is passed over, and the rows written after it are sent as new ones. A commit
+    // that rewrites rows is refused by name, as in any streaming read.
     ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
-                                                            delta::ChangePolicy::kFail));
+                                                            delta::ChangePolicy::kIgnoreDeletes));
   }
 
   // Which columns go where: the headers column is not part of the value.
