@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
 
-from conftest import SLUICE, run_sluice, write_pipeline
+from conftest import ROOT, SLUICE, run_sluice, write_pipeline
 
 SILVER = """
 CREATE OR REFRESH STREAMING TABLE tx_bronze
@@ -199,6 +199,36 @@ def test_sigkill_of_a_continuous_run_at_random_moments_still_exactly_once(tmp_pa
     assert any(0 < n < len(want) for n in seen), (seen, len(want))
 
 
+def test_sink_over_sasl_ssl_with_its_own_cluster_and_a_refused_login(tmp_path, bootstrap, new_topic):
+    """The sink writes through a pipeline.yaml cluster of its own (SASL_SSL, the password from
+    the environment); a wrong password says "authentication failed" at once and is shown nowhere."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    ca = ROOT / ".run" / f"kafka-{port}" / "tls" / "ca.crt"
+    assert ca.exists(), "start the broker with KAFKA_SECURE=1 (scripts/integration-tests.sh does)"
+    source, sink = new_topic(1), new_topic(1)
+    pipe = make_pipeline(tmp_path, bootstrap, source, sink)
+    yaml = (pipe / "pipeline.yaml").read_text() + (
+        f"  secured:\n    bootstrap.servers: \"127.0.0.1:{port + 4}\"\n    security.protocol: SASL_SSL\n"
+        f"    ssl.ca.location: \"{ca}\"\n    sasl.mechanisms: PLAIN\n    sasl.username: sluice\n"
+        f"    sasl.password: ${{env:SINK_PASSWORD}}\n")
+    (pipe / "pipeline.yaml").write_text(yaml)
+    (pipe / "sink.sql").write_text((pipe / "sink.sql").read_text().replace("OPTIONS (format => 'kafka',",
+                                                                           "OPTIONS (format => 'kafka', cluster => 'secured',"))
+    produce(bootstrap, source, 0, 60)
+    wrong = "Wr0ng-pa55word"
+    started = time.monotonic()
+    refused = run_sluice("run", pipe, "--once", env_extra={"SINK_PASSWORD": wrong})
+    assert refused.returncode == 1, refused.stderr
+    assert time.monotonic() - started < 40, ("the refused login was only noticed at a timeout", refused.stderr)
+    assert "sink 'big_tx', flow 'big_tx_out'" in refused.stderr and "authentication failed" in refused.stderr, \
+        refused.stderr
+    assert wrong not in refused.stdout + refused.stderr
+    ok = run_sluice("run", pipe, "--once", env_extra={"SINK_PASSWORD": "sluice-secret"})
+    assert ok.returncode == 0, ok.stderr
+    assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
+    assert "sluice-secret" not in ok.stdout + ok.stderr
+
+
 def write_sink_sql(pipe, text):
     (pipe / "sink.sql").write_text(text)
 
@@ -241,6 +271,7 @@ def test_sink_options_are_checked_at_their_line(tmp_path):
     assert r.returncode == 1 and "reads read_kafka directly" in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # the example; the sink's behaviour is covered by the tests above under ASan too
 def test_fraud_alerts_example_lands_on_the_alerts_topic(tmp_path, bootstrap, new_topic):
     """examples/fraud_alerts as shipped, with this test's topics: the alerts a Python model
     computes from the transactions arrive on the alerts topic, keyed by card."""

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <utility>
 
 #include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
@@ -57,6 +58,7 @@ struct TransactionalProducer::Impl {
 
   std::mutex mutex;  // guards recent and delivery_error (librdkafka's threads call back)
   std::deque<std::string> recent;  // scrubbed error and log lines, newest last
+  std::deque<std::pair<int, std::string>> recent_codes;  // the error events behind them
   std::string delivery_error;      // the first record the broker refused, scrubbed
 
   ~Impl() {
@@ -112,6 +114,23 @@ struct TransactionalProducer::Impl {
     return st;
   }
 
+  // A refused login or certificate seen in librdkafka's error events: requests would only time
+  // out after it, so callers ask between short waits instead of waiting for their deadline.
+  std::optional<arrow::Status> refused_connection() {
+    std::vector<std::pair<int, std::string>> events;
+    {
+      std::lock_guard lock(mutex);
+      events.assign(recent_codes.begin(), recent_codes.end());
+    }
+    for (const auto& [code, text] : events) {
+      auto tls = classify_tls_failure(code, text);
+      if (is_login_refusal(code, text) || (tls != TlsFailure::kNone && tls != TlsFailure::kOther)) {
+        return failed("connecting", static_cast<rd_kafka_resp_err_t>(code), text, false);
+      }
+    }
+    return std::nullopt;
+  }
+
   arrow::Status set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
     char err[512] = {0};
     const auto res = rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err);
@@ -129,8 +148,11 @@ struct TransactionalProducer::Impl {
     rd_kafka_conf_set_opaque(c.get(), this);
     rd_kafka_conf_set_error_cb(c.get(), [](rd_kafka_t*, int err, const char* reason, void* opaque) {
       auto* self = static_cast<Impl*>(opaque);
-      self->remember(fmt::format("{}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
-                                 self->scrub(reason)));
+      auto text = self->scrub(reason);
+      self->remember(fmt::format("{}: {}", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), text));
+      std::lock_guard lock(self->mutex);
+      self->recent_codes.emplace_back(err, std::move(text));
+      if (self->recent_codes.size() > 5) self->recent_codes.pop_front();
     });
     const bool debug = properties.count("debug") != 0;
     using LogCallback = void (*)(const rd_kafka_t*, int, const char*, const char*);
@@ -223,10 +245,17 @@ arrow::Result<std::optional<CommittedProgress>> TransactionalProducer::committed
 
 arrow::Result<int> TransactionalProducer::partition_count(const std::string& topic, std::chrono::milliseconds timeout) {
   const rd_kafka_metadata_t* md = nullptr;
-  // All topics: asking for one by name would create it where the broker auto-creates topics.
-  auto code = rd_kafka_metadata(impl_->rk, 1, nullptr, &md, timeout_ms(timeout));
-  if (code != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return impl_->failed("reading the cluster's topics", code, rd_kafka_err2str(code), false);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    // All topics: asking for one by name would create it where the broker auto-creates topics.
+    // Short attempts, so that a refused login is told at once, not after the whole timeout.
+    auto code = rd_kafka_metadata(impl_->rk, 1, nullptr, &md, 1000);
+    if (code == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    rd_kafka_poll(impl_->rk, 0);  // serves the error callback
+    if (auto refused = impl_->refused_connection()) return *refused;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return impl_->failed("reading the cluster's topics", code, rd_kafka_err2str(code), false);
+    }
   }
   int count = 0;
   for (int i = 0; i < md->topic_cnt; ++i) {

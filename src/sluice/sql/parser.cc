@@ -234,8 +234,12 @@ arrow::Result<std::unique_ptr<CreateSink>> Parser::create_sink(Location loc) {
     if (peek().kind == TokenKind::kString) {
       o.key = next().text;
     } else {
-      ARROW_ASSIGN_OR_RAISE(auto parts, qualified_name("an option name"));
-      for (const auto& p : parts) o.key += (o.key.empty() ? "" : ".") + p;
+      // Any word, reserved ones too (cluster, key, format are option names, as in read_kafka).
+      ARROW_ASSIGN_OR_RAISE(o.key, any_identifier("an option name"));
+      while (accept_op(".")) {
+        ARROW_ASSIGN_OR_RAISE(auto part, any_identifier("an option name"));
+        o.key += "." + part;
+      }
     }
     if (!accept_op("=>") && !accept_op("=")) return error(peek(), fmt::format("expected => after option '{}'", o.key));
     const Token& v = peek();
