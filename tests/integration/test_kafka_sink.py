@@ -137,6 +137,12 @@ def test_rows_land_once_with_keys_values_and_headers(tmp_path, bootstrap, new_to
     assert again.returncode == 0, again.stderr
     assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
 
+    events = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
+    sink_progress = [json.loads(e["details"])["flow_progress"] for e in events
+                     if e["event_type"] == "flow_progress" and e["origin"]["dataset_name"] == "big_tx"]
+    assert sum(p["metrics"]["num_output_rows"] for p in sink_progress) == len(expected_records(pipe))
+    assert all(p["status"] == "COMPLETED" for p in sink_progress)
+
     # A full refresh of the sink's upstream sends its rows again (records once sent stay).
     before = read_topic(bootstrap, sink)
     refreshed = run_sluice("run", pipe, "--once", "--full-refresh", "tx_silver")

@@ -46,10 +46,10 @@ arrow::Result<std::optional<int64_t>> version_read(const kafka::CommittedProgres
 
 }  // namespace
 
-arrow::Result<kafka::TransactionalProducer*> KafkaSinks::producer(const KafkaSinkSpec& spec, const std::string& flow) {
+arrow::Result<KafkaSinks::FlowState*> KafkaSinks::state(const KafkaSinkSpec& spec, const std::string& flow) {
   {
     std::lock_guard lock(mutex_);
-    if (auto it = producers_.find(flow); it != producers_.end()) return it->second.get();
+    if (auto it = flows_.find(flow); it != flows_.end()) return &it->second;
   }
   ARROW_ASSIGN_OR_RAISE(auto made, kafka::TransactionalProducer::make(spec.cluster_name, spec.properties,
                                                                       sink_transactional_id(config_.id, flow)));
@@ -60,10 +60,13 @@ arrow::Result<kafka::TransactionalProducer*> KafkaSinks::producer(const KafkaSin
                    spec.sink, spec.topic, spec.cluster_name, spec.topic);
   }
   ARROW_RETURN_NOT_OK(made->init(kKafkaTimeout));
+  const auto group = sink_progress_group(config_.id, flow);
+  ARROW_ASSIGN_OR_RAISE(auto committed, made->committed(group, spec.topic, kKafkaTimeout));
   std::lock_guard lock(mutex_);
-  auto* out = made.get();
-  producers_[flow] = std::move(made);
-  return out;
+  auto& out = flows_[flow];
+  out.producer = std::move(made);
+  out.committed = std::move(committed);
+  return &out;
 }
 
 arrow::Status KafkaSinks::run(const Sink& sink, DatasetReport& report) {
@@ -74,7 +77,7 @@ arrow::Status KafkaSinks::run(const Sink& sink, DatasetReport& report) {
     auto st = run_flow(sink, spec, flow, report);
     if (!st.ok()) {
       std::lock_guard lock(mutex_);
-      producers_.erase(flow);  // a failed transaction's producer is made again (and fences nothing)
+      flows_.erase(flow);  // made again, its progress read again from the cluster
       return with_context(st, fmt::format("sink '{}', flow '{}'", sink.name, flow));
     }
   }
@@ -85,9 +88,10 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
                                    DatasetReport& report) {
   const auto& plan = planner_.flow_plans().at(flow);
   const auto src = SqlPlanner::streaming_source(plan);
-  ARROW_ASSIGN_OR_RAISE(auto* producer, this->producer(spec, flow));
+  ARROW_ASSIGN_OR_RAISE(auto* flow_state, state(spec, flow));
+  auto* producer = flow_state->producer.get();
   const auto group = sink_progress_group(config_.id, flow);
-  ARROW_ASSIGN_OR_RAISE(auto committed, producer->committed(group, spec.topic, kKafkaTimeout));
+  const auto& committed = flow_state->committed;
 
   delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
   const auto& options = planner_.options();
@@ -127,7 +131,9 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
     if (!open) ARROW_RETURN_NOT_OK(producer->begin());  // progress alone still moves on
     ARROW_RETURN_NOT_OK(producer->flush(kKafkaTimeout));
     fail_point("sink_before_commit");  // tests: the records are on the broker, uncommitted
-    ARROW_RETURN_NOT_OK(producer->commit(group, spec.topic, progress_of(table_id, version), kKafkaTimeout));
+    auto progress = progress_of(table_id, version);
+    ARROW_RETURN_NOT_OK(producer->commit(group, spec.topic, progress, kKafkaTimeout));
+    flow_state->committed = std::move(progress);
     open = false;
     in_transaction = 0;
     report.version = version;

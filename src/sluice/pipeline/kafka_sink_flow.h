@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "sluice/kafka/transactional_producer.h"
@@ -31,14 +32,21 @@ class KafkaSinks {
 
  private:
   arrow::Status run_flow(const Sink& sink, const KafkaSinkSpec& spec, const std::string& flow, DatasetReport& report);
-  // The flow's producer, registered with the cluster (kept between the runs of a continuous
-  // update; made again after an error).
-  arrow::Result<kafka::TransactionalProducer*> producer(const KafkaSinkSpec& spec, const std::string& flow);
 
   const SqlPlanner& planner_;
   const PipelineConfig& config_;
-  std::mutex mutex_;  // guards producers_
-  std::map<std::string, std::unique_ptr<kafka::TransactionalProducer>> producers_;  // by flow
+  // A flow's producer and the progress its last transaction committed (continuous runs need
+  // not ask the cluster for it again while the producer lives).
+  struct FlowState {
+    std::unique_ptr<kafka::TransactionalProducer> producer;
+    std::optional<kafka::CommittedProgress> committed;
+  };
+  // The flow's state (its producer registered with the cluster), made on first use and again
+  // after an error.
+  arrow::Result<FlowState*> state(const KafkaSinkSpec& spec, const std::string& flow);
+
+  std::mutex mutex_;  // guards flows_ (the map; one flow's state is used by one thread)
+  std::map<std::string, FlowState> flows_;  // by flow
 };
 
 }  // namespace sluice::pipeline
