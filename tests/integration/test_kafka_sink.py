@@ -87,6 +87,20 @@ def read_topic(bootstrap, topic, isolation="read_committed", deadline_s=30):
     return out
 
 
+def assert_topic_holds(bootstrap, topic, want, deadline_s=30):
+    """The topic's read_committed records equal `want`. A committed transaction's markers reach
+    the partitions just after commit_transaction returns, so its records may become visible a
+    moment later: read again until they match or the deadline passes."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        got = read_topic(bootstrap, topic)
+        if canonical(got) == canonical(want) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert canonical(got) == canonical(want)
+    return got
+
+
 def expected_records(pipe):
     """The sink's records computed from the silver table as deltalake reads it: the headers
     column becomes the record's headers, not part of its JSON value."""
@@ -124,18 +138,17 @@ def test_rows_land_once_with_keys_values_and_headers(tmp_path, bootstrap, new_to
     assert "big_tx (sink):" in first.stdout, first.stdout
     want = expected_records(pipe)
     assert len(want) > 50
-    got = read_topic(bootstrap, sink)
-    assert canonical(got) == canonical(want)
+    got = assert_topic_holds(bootstrap, sink, want)
     # Keyed records of one card share a partition: Kafka's partitioner chose by key.
     assert all(k is None or isinstance(k, bytes) for k, _, _ in got)
 
     produce(bootstrap, source, 300, 200)
     second = run_sluice("run", pipe, "--once")
     assert second.returncode == 0, second.stderr
-    assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
+    assert_topic_holds(bootstrap, sink, expected_records(pipe))
     again = run_sluice("run", pipe, "--once")  # nothing new: nothing produced
     assert again.returncode == 0, again.stderr
-    assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
+    assert_topic_holds(bootstrap, sink, expected_records(pipe))
 
     events = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
     sink_progress = [json.loads(e["details"])["flow_progress"] for e in events
@@ -144,10 +157,10 @@ def test_rows_land_once_with_keys_values_and_headers(tmp_path, bootstrap, new_to
     assert all(p["status"] == "COMPLETED" for p in sink_progress)
 
     # A full refresh of the sink's upstream sends its rows again (records once sent stay).
-    before = read_topic(bootstrap, sink)
+    before = assert_topic_holds(bootstrap, sink, expected_records(pipe))
     refreshed = run_sluice("run", pipe, "--once", "--full-refresh", "tx_silver")
     assert refreshed.returncode == 0, refreshed.stderr
-    assert canonical(read_topic(bootstrap, sink)) == canonical(before + expected_records(pipe))
+    assert_topic_holds(bootstrap, sink, before + expected_records(pipe))
 
     lineage = json.loads(run_sluice("graph", pipe, "--format", "json").stdout)
     [entry] = lineage["sinks"]
@@ -168,7 +181,7 @@ def test_killed_while_producing_or_before_commit_still_exactly_once(tmp_path, bo
     done = run_sluice("run", pipe, "--once")
     assert done.returncode == 0, done.stderr
     want = expected_records(pipe)
-    assert canonical(read_topic(bootstrap, sink)) == canonical(want)
+    assert_topic_holds(bootstrap, sink, want)
 
     # Killed between two transactions of one run (max_rows_per_transaction): the first stays,
     # the rest follows once.
@@ -177,7 +190,7 @@ def test_killed_while_producing_or_before_commit_still_exactly_once(tmp_path, bo
     assert crashed.returncode == 137
     done = run_sluice("run", pipe, "--once")
     assert done.returncode == 0, done.stderr
-    assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
+    assert_topic_holds(bootstrap, sink, expected_records(pipe))
 
 
 @pytest.mark.slow
@@ -200,7 +213,7 @@ def test_sigkill_of_a_continuous_run_at_random_moments_still_exactly_once(tmp_pa
     done = run_sluice("run", pipe, "--once")
     assert done.returncode == 0, done.stderr
     want = expected_records(pipe)
-    assert canonical(read_topic(bootstrap, sink)) == canonical(want)
+    assert_topic_holds(bootstrap, sink, want)
     # The kills interrupted the sink while it had more to send.
     assert any(0 < n < len(want) for n in seen), (seen, len(want))
 
@@ -231,7 +244,7 @@ def test_sink_over_sasl_ssl_with_its_own_cluster_and_a_refused_login(tmp_path, b
     assert wrong not in refused.stdout + refused.stderr
     ok = run_sluice("run", pipe, "--once", env_extra={"SINK_PASSWORD": "sluice-secret"})
     assert ok.returncode == 0, ok.stderr
-    assert canonical(read_topic(bootstrap, sink)) == canonical(expected_records(pipe))
+    assert_topic_holds(bootstrap, sink, expected_records(pipe))
     assert "sluice-secret" not in ok.stdout + ok.stderr
 
 
@@ -316,7 +329,12 @@ def test_fraud_alerts_example_lands_on_the_alerts_topic(tmp_path, bootstrap, new
             counts[key] = counts.get(key, 0) + 1
     want = sorted((card, start, n) for (card, start), n in counts.items() if n > 3)
     assert want == [("c1", 0, 4), ("c3", 5, 4)]
-    got = read_topic(bootstrap, alerts)
+    deadline = time.monotonic() + 30
+    while True:  # the last transaction's markers may land a moment after the run ends
+        got = read_topic(bootstrap, alerts)
+        if len(got) >= len(want) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert sorted((k.decode(), int(v["window_start"][14:16]), v["n"]) for k, v, _ in got) == want
     assert all(v["window_start"].startswith("2024-05-01T10:") and v["window_start"].endswith(":00Z")
                for _, v, _ in got)
