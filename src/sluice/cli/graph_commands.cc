@@ -85,6 +85,11 @@ int validate(const std::string& dir, bool infer_schemas) {
       std::cout << fmt::format("      ({})\n", note->second);
     }
   }
+  for (const auto& [name, sink] : graph->sinks) {
+    std::vector<std::string> inputs;
+    for (const auto& up : graph->sink_upstream(name)) inputs.push_back(up + " (stream)");
+    std::cout << fmt::format("  {} (sink) <- {}\n", name, fmt::join(inputs, ", "));
+  }
   if (!report->not_checked.empty()) {
     std::cout << fmt::format("OK, except {} dataset(s) not checked yet (see above)\n", report->not_checked.size());
     return 0;

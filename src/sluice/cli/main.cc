@@ -72,7 +72,7 @@ std::string summary_line(const sluice::pipeline::DatasetReport& r) {
   }
   if (r.rows_late) line += fmt::format(", {} late", r.rows_late);
   if (r.rows_duplicate) line += fmt::format(", {} duplicate", r.rows_duplicate);
-  line += fmt::format(", table version {}", r.version);
+  line += r.kind == "sink" ? fmt::format(", upstream version {}", r.version) : fmt::format(", table version {}", r.version);
   std::string expectations;
   for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
   if (!expectations.empty()) line += ";" + expectations;

@@ -161,6 +161,26 @@ class Resolver {
         }
       }
     }
+    for (size_t f = 0; f < g_.statements.size(); ++f) {
+      for (const auto& st : g_.statements[f]) {
+        if (!st.sink) continue;
+        const auto& sk = *st.sink;
+        if (!check_name(f, sk.name_loc, "sink", sk.name)) continue;
+        if (folded.count(to_lower(sk.name))) {
+          const auto& first = g_.datasets.at(folded.at(to_lower(sk.name)));
+          error(f, sk.name_loc, fmt::format("sink '{}' has the name of the {} defined at {}:{}:{}: rename one of "
+                                            "them", sk.name, kind_name(first.kind), g_.files[first.file].name,
+                                            first.loc.line, first.loc.col));
+          continue;
+        }
+        if (auto it = g_.sinks.find(sk.name); it != g_.sinks.end()) {
+          error(f, sk.name_loc, fmt::format("sink '{}' is defined twice; first at {}:{}:{}", sk.name,
+                                            g_.files[it->second.file].name, it->second.loc.line, it->second.loc.col));
+          continue;
+        }
+        g_.sinks[sk.name] = Sink{sk.name, f, sk.name_loc, &sk, {}};
+      }
+    }
     std::map<std::string, std::string> folded_flows;  // lower-case flow name -> flow
     for (const auto& [name, flow] : g_.flows) folded_flows[to_lower(name)] = name;
     for (size_t f = 0; f < g_.statements.size(); ++f) {
@@ -205,6 +225,10 @@ class Resolver {
   void link() {
     for (auto& [name, flow] : g_.flows) {
       // Targets: explicit flows and APPLY CHANGES need a streaming table defined for them.
+      if (auto sink = g_.sinks.find(flow.target); sink != g_.sinks.end()) {
+        link_sink_flow(sink->second, flow);
+        continue;
+      }
       auto target = g_.datasets.find(flow.target);
       if (target == g_.datasets.end()) {
         error(flow.file, flow.loc, fmt::format("flow '{}' writes to '{}', which is not defined; add "
@@ -239,6 +263,36 @@ class Resolver {
                                                "recomputed, not appended to; read it without STREAM()",
                                                in.name));
         }
+      }
+    }
+  }
+
+  // A flow into a sink (CREATE FLOW f AS INSERT INTO sink SELECT ... FROM STREAM(t)): it reads
+  // one streaming table of the pipeline as a stream (its progress is that table's version).
+  void link_sink_flow(Sink& sink, const Flow& flow) {
+    if (flow.apply_changes) {
+      error(flow.file, flow.loc, fmt::format("APPLY CHANGES writes a streaming table, and '{}' is a sink: write "
+                                             "into a streaming table and add a flow from it into the sink",
+                                             sink.name));
+      return;
+    }
+    sink.flows.push_back(flow.name);
+    for (const auto& in : flow.inputs) {
+      if (in.kind == FlowInput::Kind::kKafka) {
+        error(flow.file, in.loc, fmt::format("flow '{}' into sink '{}' reads read_kafka directly: a sink reads a "
+                                             "streaming table of the pipeline; ingest the topic into one first "
+                                             "and read STREAM(that_table)", flow.name, sink.name));
+        continue;
+      }
+      auto it = g_.datasets.find(in.name);
+      if (it == g_.datasets.end()) {
+        error(flow.file, in.loc, fmt::format("unknown table '{}'{}", in.name, suggestion(in.name)));
+        continue;
+      }
+      if (it->second.kind != DatasetKind::kStreamingTable || !in.streaming) {
+        error(flow.file, in.loc, fmt::format("flow '{}' into sink '{}' reads '{}' as a table: a sink flow reads one "
+                                             "streaming table as a stream, write FROM STREAM({})",
+                                             flow.name, sink.name, in.name, in.name));
       }
     }
   }
@@ -305,6 +359,18 @@ std::vector<std::string> Graph::upstream_of(const std::string& dataset) const {
   return {out.begin(), out.end()};
 }
 
+std::vector<std::string> Graph::sink_upstream(const std::string& sink) const {
+  std::set<std::string> out;
+  auto s = sinks.find(sink);
+  if (s == sinks.end()) return {};
+  for (const auto& f : s->second.flows) {
+    for (const auto& in : flows.at(f).inputs) {
+      if (in.kind == FlowInput::Kind::kDataset && datasets.count(in.name)) out.insert(in.name);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
 arrow::Result<Graph> build_graph(std::vector<sql::SourceFile> files) {
   Graph g;
   g.files = std::move(files);
@@ -334,6 +400,9 @@ std::string graph_to_dot(const Graph& g) {
     const char* shape = d.kind == DatasetKind::kStreamingTable ? "box" : d.kind == DatasetKind::kMaterializedView ? "box3d" : "ellipse";
     out += fmt::format("  \"{}\" [shape={}, label=\"{}\\n({})\"];\n", name, shape, name, kind_name(d.kind));
   }
+  for (const auto& [name, s] : g.sinks) {
+    out += fmt::format("  \"{}\" [shape=cds, label=\"{}\\n(sink)\"];\n", name, name);
+  }
   for (const auto& [fname, f] : g.flows) {
     for (const auto& in : f.inputs) {
       std::string from = in.kind == FlowInput::Kind::kKafka ? "kafka:" + in.name : in.name;
@@ -358,6 +427,7 @@ std::string graph_to_mermaid(const Graph& g) {
     out += d.kind == DatasetKind::kMaterializedView ? fmt::format("  {}[({})]\n", id(name), name)
                                                     : fmt::format("  {}[{}]\n", id(name), name);
   }
+  for (const auto& [name, s] : g.sinks) out += fmt::format("  {}[/{} sink/]\n", id(name), name);
   for (const auto& [fname, f] : g.flows) {
     for (const auto& in : f.inputs) {
       std::string from = in.kind == FlowInput::Kind::kKafka ? "kafka_" + id(in.name) : id(in.name);
@@ -399,7 +469,27 @@ std::string graph_to_json(
     flows.push_back({{"name", name}, {"target", f.target}, {"inputs", inputs},
                      {"apply_changes", f.apply_changes != nullptr}});
   }
-  return nlohmann::json{{"datasets", datasets}, {"flows", flows}, {"order", g.order}}.dump(2) + "\n";
+  nlohmann::json out{{"datasets", datasets}, {"flows", flows}, {"order", g.order}};
+  if (!g.sinks.empty()) {  // the key only where there are sinks: older readers see no change
+    nlohmann::json sinks = nlohmann::json::array();
+    for (const auto& [name, s] : g.sinks) {
+      std::string format;
+      for (const auto& o : s.definition->options) {
+        if (to_lower(o.key) == "format") format = o.value;
+      }
+      sinks.push_back({{"name", name}, {"format", format}, {"file", g.files[s.file].name}, {"line", s.loc.line},
+                       {"flows", s.flows}, {"upstream", g.sink_upstream(name)}});
+      if (auto it = columns.find(name); it != columns.end()) {
+        nlohmann::json cols = nlohmann::json::array();
+        for (const auto& [column, sources] : it->second) {
+          cols.push_back({{"name", column}, {"from", std::vector<std::string>(sources.begin(), sources.end())}});
+        }
+        sinks.back()["columns"] = cols;
+      }
+    }
+    out["sinks"] = std::move(sinks);
+  }
+  return out.dump(2) + "\n";
 }
 
 }  // namespace sluice::pipeline

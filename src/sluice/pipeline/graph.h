@@ -48,15 +48,28 @@ struct Dataset {
   std::vector<std::string> flows;  // names of the flows writing it (none for views)
 };
 
+// CREATE SINK: a destination outside the pipeline's tables (a Kafka topic), written by the
+// flows that INSERT INTO it; not a dataset (nothing reads it, it has no table).
+struct Sink {
+  std::string name;
+  size_t file = 0;
+  sql::Location loc;
+  const sql::CreateSink* definition = nullptr;
+  std::vector<std::string> flows;  // CREATE FLOW ... INSERT INTO <sink>
+};
+
 struct Graph {
   std::vector<sql::SourceFile> files;
   std::vector<std::vector<sql::Statement>> statements;  // per file
   std::map<std::string, Dataset> datasets;
   std::map<std::string, Flow> flows;
   std::vector<std::string> order;  // datasets, upstream first
+  std::map<std::string, Sink> sinks;
 
   // Datasets a dataset reads (through its flows), for lineage.
   std::vector<std::string> upstream_of(const std::string& dataset) const;
+  // The datasets a sink's flows read.
+  std::vector<std::string> sink_upstream(const std::string& sink) const;
 };
 
 // Parses every file and resolves the graph. All errors found are reported together, one per

@@ -17,6 +17,14 @@ std::string delta_progress_id(const PipelineId& pipeline, const std::string& flo
   return id;
 }
 
+std::string sink_transactional_id(const PipelineId& pipeline, const std::string& flow) {
+  return fmt::format("sluice-{}-{}", pipeline.value(), flow);
+}
+
+std::string sink_progress_group(const PipelineId& pipeline, const std::string& flow) {
+  return fmt::format("sluice-sink-{}-{}", pipeline.value(), flow);
+}
+
 std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std::string& flow,
                                           const std::string& topic, KafkaPartition partition) {
   return "sluice:last_record:" + kafka_progress_id(pipeline, flow, topic, partition);

@@ -50,6 +50,12 @@ std::string delta_progress_id(const PipelineId& pipeline, const std::string& flo
 std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std::string& flow,
                                           const std::string& topic, KafkaPartition partition);
 
+// A Kafka sink flow's transactional.id, `sluice-<pipeline id>-<flow>`: one per flow, so a
+// restarted run fences the one before it and aborts its open transaction; and the consumer
+// group whose committed offset (written in the same transactions) is the flow's progress.
+std::string sink_transactional_id(const PipelineId& pipeline, const std::string& flow);
+std::string sink_progress_group(const PipelineId& pipeline, const std::string& flow);
+
 // Whether `app_id` is progress of `flow` of this pipeline (any source).
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow);
 

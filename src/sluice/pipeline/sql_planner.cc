@@ -59,6 +59,12 @@ arrow::Status SqlPlanner::plan_all() {
       failed.insert(name);
     }
   }
+  for (const auto& [name, sink] : graph_.sinks) {
+    std::set<std::string> unplanned = failed;
+    for (const auto& [n, why] : not_checked_) unplanned.insert(n);
+    auto st = plan_sink(sink, unplanned);
+    if (!st.ok()) errors.push_back(st.message());
+  }
   for (const auto& [table, props] : config_.table_properties) {
     if (!graph_.datasets.count(table)) {
       std::vector<std::string> names;

@@ -20,6 +20,7 @@
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/kafka_ingest_flow.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/sink_options.h"
 #include "sluice/pipeline/windowed_flow.h"
 
 namespace sluice::pipeline {
@@ -57,6 +58,8 @@ class SqlPlanner {
   const std::map<std::string, exec::SelectPlan>& views() const { return views_; }
   const std::map<std::string, exec::SelectPlan>& flow_plans() const { return flow_plans_; }
   const std::map<std::string, Expectations>& expectations() const { return expectations_; }
+  // The Kafka sinks (CREATE SINK) by name; their flows' plans are in flow_plans().
+  const std::map<std::string, KafkaSinkSpec>& sink_specs() const { return sink_specs_; }
 
   // The stored datasets a dataset reads, through views (which are inlined, never stored).
   std::set<std::string> stored_upstream(const std::string& name) const;
@@ -102,6 +105,8 @@ class SqlPlanner {
   exec::SelectPlan::InlineLookup view_lookup() const;
 
   arrow::Status plan_dataset(const Dataset& d);
+  // A sink's options and its flows' queries (sink_planning.cc); `failed`: datasets not planned.
+  arrow::Status plan_sink(const Sink& sink, const std::set<std::string>& failed);
   bool defines(const std::string& name) const;
   arrow::Status check_unique_columns(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
   arrow::Status check_runnable(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
@@ -125,6 +130,7 @@ class SqlPlanner {
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
+  std::map<std::string, KafkaSinkSpec> sink_specs_;  // by sink name
 };
 
 }  // namespace sluice::pipeline

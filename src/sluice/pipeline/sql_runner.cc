@@ -18,6 +18,7 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/full_refresh.h"
+#include "sluice/pipeline/kafka_sink_flow.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/pipeline/scheduler.h"
@@ -31,8 +32,8 @@ namespace {
 class SqlRun : public DatasetRunner {
  public:
   SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options)
-      : planner_(config, graph, options), flows_(planner_), config_(planner_.config()), graph_(graph),
-        options_(planner_.options()) {}
+      : planner_(config, graph, options), flows_(planner_), sinks_(planner_), config_(planner_.config()),
+        graph_(graph), options_(planner_.options()) {}
 
   nlohmann::json request_delta(const storage::RequestCounts& before) const {
     const auto now = config_.objects->requests();
@@ -79,6 +80,13 @@ class SqlRun : public DatasetRunner {
       for (const auto& in : flow.inputs) {
         inputs.push_back(in.kind == FlowInput::Kind::kKafka ? "kafka:" + in.name : in.name);
       }
+      if (graph_.sinks.count(flow.target)) {
+        events.add({"flow_definition", "INFO", fmt::format("Flow '{}' is defined as sink.", fname), fname, flow.target,
+                    {{"flow_definition", {{"output_dataset", flow.target}, {"input_datasets", inputs},
+                                          {"flow_type", "sink"}}}},
+                    0});
+        continue;
+      }
       const auto& d = graph_.datasets.at(flow.target);
       nlohmann::json definition = {{"output_dataset", flow.target},
                                    {"input_datasets", inputs},
@@ -106,6 +114,7 @@ class SqlRun : public DatasetRunner {
   }
 
   arrow::Status run(const std::string& name, DatasetReport& report) override {
+    if (auto sink = graph_.sinks.find(name); sink != graph_.sinks.end()) return run_sink(sink->second, report);
     auto st = run_dataset(graph_.datasets.at(name), report, *events_);
     if (auto* channel = channels_.find(name)) channel->close();  // its reader ends with it
     return st;
@@ -113,6 +122,13 @@ class SqlRun : public DatasetRunner {
 
   void skipped(const std::string& name, const std::string& failed_input) override {
     if (auto* channel = channels_.find(name)) channel->close();
+    if (auto sink = graph_.sinks.find(name); sink != graph_.sinks.end()) {
+      auto why = fmt::format("skipped because its input '{}' failed", failed_input);
+      events_->add({"flow_progress", "ERROR", fmt::format("Flow '{}' has been SKIPPED: {}.", sink->second.flows[0], why),
+                    sink->second.flows[0], name,
+                    {{"flow_progress", {{"status", "SKIPPED"}, {"reason", why}, {"upstream", failed_input}}}}, 0});
+      return;
+    }
     const auto& d = graph_.datasets.at(name);
     auto why = fmt::format("skipped because its input '{}' failed", failed_input);
     events_->add({"flow_progress", "ERROR", fmt::format("Flow '{}' has been SKIPPED: {}.", name, why),
@@ -149,6 +165,15 @@ class SqlRun : public DatasetRunner {
       s.runs_in_every_process = planner_.runs_in_every_process(d);
       out.push_back(std::move(s));
     }
+    for (const auto& [name, sink] : graph_.sinks) {  // after the tables they read
+      ScheduledDataset s;
+      s.name = name;
+      for (const auto& up : graph_.sink_upstream(name)) {
+        auto stored = planner_.views().count(up) ? planner_.stored_upstream(up) : std::set<std::string>{up};
+        s.upstream.insert(stored.begin(), stored.end());
+      }
+      out.push_back(std::move(s));
+    }
     return out;
   }
 
@@ -160,6 +185,7 @@ class SqlRun : public DatasetRunner {
     if (options_.handoff_bytes <= 0) return;
     std::map<std::string, std::vector<std::string>> readers;  // table -> flows that could take it
     for (auto& s : datasets) {
+      if (graph_.sinks.count(s.name)) continue;
       const auto& d = graph_.datasets.at(s.name);
       if (d.kind != sql::DatasetKind::kStreamingTable || d.flows.size() != 1 || s.upstream.size() != 1) continue;
       const auto& input = *s.upstream.begin();
@@ -179,6 +205,7 @@ class SqlRun : public DatasetRunner {
       readers[input].push_back(flow);
     }
     for (auto& s : datasets) {
+      if (graph_.sinks.count(s.name)) continue;
       const auto& d = graph_.datasets.at(s.name);
       if (d.flows.size() != 1 || s.upstream.size() != 1) continue;
       auto it = readers.find(*s.upstream.begin());
@@ -290,8 +317,33 @@ class SqlRun : public DatasetRunner {
     return st;
   }
 
+  // One sink (its flows, one after the other), with its flow_progress event.
+  arrow::Status run_sink(const Sink& sink, DatasetReport& report) {
+    const auto started = std::chrono::steady_clock::now();
+    const int64_t started_ms = now_millis();
+    auto st = sinks_.run(sink, report);
+    report.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    nlohmann::json progress = {{"status", st.ok() ? "COMPLETED" : "FAILED"},
+                               {"metrics", {{"num_input_rows", report.rows_read},
+                                            {"num_output_rows", report.rows_written}}},
+                               {"upstream_version", report.version},
+                               {"duration_ms", report.duration_ms},
+                               {"start_time_ms", started_ms},
+                               {"end_time_ms", now_millis()}};
+    if (!st.ok()) {
+      progress["error"] = {{"message", st.message()}, {"code", st.CodeAsString()}, {"retryable", is_retryable(st)}};
+    }
+    events_->add({"flow_progress", st.ok() ? "INFO" : "ERROR",
+                  st.ok() ? fmt::format("Flow '{}' has COMPLETED.", sink.name)
+                          : fmt::format("Flow '{}' has FAILED: {}", sink.name, st.message()),
+                  sink.flows.empty() ? sink.name : sink.flows[0], sink.name, {{"flow_progress", progress}}, 0});
+    return st;
+  }
+
   SqlPlanner planner_;
   FlowRunner flows_;
+  KafkaSinks sinks_;
   const PipelineConfig& config_;
   const Graph& graph_;
   const IngestOptions& options_;
@@ -372,6 +424,11 @@ sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
       }
     }
   };
+  for (const auto& [name, sink] : graph.sinks) {
+    for (const auto& f : sink.flows) {
+      if (run.flow_plans().count(f)) add(name, run.flow_plans().at(f));
+    }
+  }
   for (const auto& [name, d] : graph.datasets) {
     if (run.views().count(name)) {
       add(name, run.views().at(name));

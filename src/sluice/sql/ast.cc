@@ -203,6 +203,12 @@ std::string to_string(const Statement& st) {
     return fmt::format("(create-flow {} (into {}{}){}\n  {})", f.name, f.target, f.by_name ? " by-name" : "",
                        f.comment ? "\n  (comment " + quote(*f.comment) + ")" : "", to_string(*f.query));
   }
+  if (st.sink) {
+    // Values are not shown: an option may hold a secret (kafka.sasl.password).
+    std::string out = "(create-sink " + st.sink->name;
+    for (const auto& o : st.sink->options) out += " (option " + o.key + ")";
+    return out + ")";
+  }
   const auto& a = *st.apply_changes;
   std::string out = fmt::format("(apply-changes (into {}) (from {}) (keys {})", a.target,
                                 table_ref(*a.source), join_parts(a.keys, " "));

@@ -164,6 +164,21 @@ struct CreateFlow {
   std::shared_ptr<Query> query;
 };
 
+// CREATE SINK name OPTIONS (key => 'value', ...): where a flow's rows go outside the pipeline's
+// tables (DLT's create_sink). The options are checked by the planner (pipeline/sink_options.h).
+struct SinkOption {
+  std::string key;
+  std::string value;
+  Location loc;  // of the key
+};
+
+struct CreateSink {
+  std::string name;
+  Location loc;
+  Location name_loc;
+  std::vector<SinkOption> options;  // as written, in order
+};
+
 struct ApplyChanges {
   Location loc;
   std::string target;
@@ -182,6 +197,7 @@ struct Statement {
   std::unique_ptr<CreateDataset> dataset;
   std::unique_ptr<CreateFlow> flow;
   std::unique_ptr<ApplyChanges> apply_changes;
+  std::unique_ptr<CreateSink> sink;
 };
 
 // A canonical, parenthesised rendering for golden tests and debugging.

@@ -35,6 +35,15 @@ arrow::Result<Statement> Parser::statement() {
       ARROW_ASSIGN_OR_RAISE(st.flow, create_flow(start.loc));
       return st;
     }
+    if (peek().is_keyword("SINK")) {
+      if (or_refresh) {
+        return arrow::Status::Invalid(format_error(
+            file_, peek().loc, "a sink holds no data to refresh: write CREATE SINK, without OR REFRESH"));
+      }
+      next();
+      ARROW_ASSIGN_OR_RAISE(st.sink, create_sink(start.loc));
+      return st;
+    }
     DatasetKind kind;
     if (accept_keyword("STREAMING")) {
       accept_keyword("LIVE");
@@ -60,7 +69,7 @@ arrow::Result<Statement> Parser::statement() {
       return error(peek(), "expected STREAMING TABLE, MATERIALIZED VIEW, VIEW or FLOW after CREATE "
                            "(a plain TABLE is not a pipeline dataset)");
     } else {
-      return error(peek(), "expected STREAMING TABLE, MATERIALIZED VIEW, VIEW or FLOW after CREATE");
+      return error(peek(), "expected STREAMING TABLE, MATERIALIZED VIEW, VIEW, FLOW or SINK after CREATE");
     }
     ARROW_ASSIGN_OR_RAISE(st.dataset, create_dataset(kind, or_refresh, start.loc));
     return st;
@@ -206,6 +215,43 @@ arrow::Result<std::unique_ptr<CreateFlow>> Parser::create_flow(Location loc) {
   }
   ARROW_ASSIGN_OR_RAISE(f->query, query());
   return f;
+}
+
+// CREATE SINK name OPTIONS (key => 'value', ...); a key may be dotted (kafka.security.protocol)
+// or a string; `=` is accepted for `=>` as in TBLPROPERTIES.
+arrow::Result<std::unique_ptr<CreateSink>> Parser::create_sink(Location loc) {
+  auto s = std::make_unique<CreateSink>();
+  s->loc = loc;
+  s->name_loc = peek().loc;
+  ARROW_ASSIGN_OR_RAISE(auto name, qualified_name("a sink name"));
+  s->name = strip_live(name);
+  ARROW_RETURN_NOT_OK(expect_keyword("OPTIONS"));
+  ARROW_RETURN_NOT_OK(expect_op("("));
+  do {
+    if (peek().is_op(")")) break;  // trailing comma
+    SinkOption o;
+    o.loc = peek().loc;
+    if (peek().kind == TokenKind::kString) {
+      o.key = next().text;
+    } else {
+      // Any word, reserved ones too (cluster, key, format are option names, as in read_kafka).
+      ARROW_ASSIGN_OR_RAISE(o.key, any_identifier("an option name"));
+      while (accept_op(".")) {
+        ARROW_ASSIGN_OR_RAISE(auto part, any_identifier("an option name"));
+        o.key += "." + part;
+      }
+    }
+    if (!accept_op("=>") && !accept_op("=")) return error(peek(), fmt::format("expected => after option '{}'", o.key));
+    const Token& v = peek();
+    if (v.kind != TokenKind::kString && v.kind != TokenKind::kInteger && !v.is_keyword("TRUE") &&
+        !v.is_keyword("FALSE")) {
+      return error(v, fmt::format("expected a string value for option '{}'", o.key));
+    }
+    o.value = next().text;
+    s->options.push_back(std::move(o));
+  } while (accept_op(","));
+  ARROW_RETURN_NOT_OK(expect_op(")"));
+  return s;
 }
 
 arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes(Location loc) {

@@ -183,6 +183,8 @@ class Parser {
 
   arrow::Result<std::unique_ptr<ApplyChanges>> apply_changes(Location loc);
 
+  arrow::Result<std::unique_ptr<CreateSink>> create_sink(Location loc);
+
   // ---- types -----------------------------------------------------------------------------
   // A type as written, normalised: DECIMAL(10,2), ARRAY<STRING>, STRUCT<a: INT, b: STRING>.
   arrow::Result<std::string> type_name();

@@ -3,6 +3,7 @@
 #include "sluice/pipeline/graph.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace sluice::pipeline {
 namespace {
@@ -157,6 +158,53 @@ TEST(GraphTest, SqlThatIsNotUtf8IsRefusedWhereItStops) {
   EXPECT_TRUE(build({{"p.sql", "CREATE MATERIALIZED VIEW m AS SELECT 'h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80' AS s "
                                "FROM read_kafka(topic => 't');"}})
                   .ok());
+}
+
+}  // namespace
+}  // namespace sluice::pipeline
+
+namespace sluice::pipeline {
+namespace {
+
+// CREATE SINK: a node of its own, fed by CREATE FLOW ... INSERT INTO <sink>, in the lineage.
+TEST(GraphSinkTest, FlowsIntoASinkReadTheirStreamingTable) {
+  auto g = build({{"p.sql", "CREATE STREAMING TABLE a AS SELECT * FROM STREAM read_kafka(topic => 't');\n"
+                            "CREATE SINK out OPTIONS (format => 'kafka', topic => 'alerts');\n"
+                            "CREATE FLOW to_out AS INSERT INTO out SELECT * FROM STREAM(a);"}});
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->sinks.at("out").flows, (std::vector<std::string>{"to_out"}));
+  EXPECT_EQ(g->sink_upstream("out"), (std::vector<std::string>{"a"}));
+  EXPECT_FALSE(g->datasets.count("out"));
+  auto json = nlohmann::json::parse(graph_to_json(*g));
+  EXPECT_EQ(json["sinks"][0]["name"], "out");
+  EXPECT_EQ(json["sinks"][0]["format"], "kafka");
+  EXPECT_NE(graph_to_dot(*g).find("\"a\" -> \"out\""), std::string::npos);
+  EXPECT_NE(graph_to_mermaid(*g).find("out[/out sink/]"), std::string::npos);
+}
+
+TEST(GraphSinkTest, WhatASinkCannotBeIsRefusedAtItsPlace) {
+  const std::string table = "CREATE STREAMING TABLE a AS SELECT * FROM STREAM read_kafka(topic => 't');\n";
+  const std::string sink = "CREATE SINK out OPTIONS (format => 'kafka', topic => 'x');\n";
+  struct Case {
+    std::string sql, message;
+  };
+  for (const auto& c : std::vector<Case>{
+           {table + "CREATE SINK a OPTIONS (format => 'kafka');", "p.sql:2:13: error: sink 'a' has the name of the "
+                                                                 "streaming table defined at p.sql:1:24"},
+           {table + sink + "CREATE SINK out OPTIONS (format => 'kafka');", "p.sql:3:13: error: sink 'out' is defined "
+                                                                            "twice; first at p.sql:2:13"},
+           {table + sink + "CREATE FLOW f AS INSERT INTO out SELECT * FROM a;",
+            "p.sql:3:48: error: flow 'f' into sink 'out' reads 'a' as a table: a sink flow reads one streaming table "
+            "as a stream, write FROM STREAM(a)"},
+           {sink + "CREATE FLOW f AS INSERT INTO out SELECT * FROM STREAM read_kafka(topic => 'q');",
+            "flow 'f' into sink 'out' reads read_kafka directly"},
+           {table + sink + "APPLY CHANGES INTO out FROM STREAM(a) KEYS (k) SEQUENCE BY s;",
+            "APPLY CHANGES writes a streaming table, and 'out' is a sink"},
+       }) {
+    auto g = build({{"p.sql", c.sql}});
+    ASSERT_FALSE(g.ok()) << c.sql;
+    EXPECT_NE(g.status().message().find(c.message), std::string::npos) << g.status().message();
+  }
 }
 
 }  // namespace

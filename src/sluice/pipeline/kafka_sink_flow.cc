@@ -1,0 +1,201 @@
+// Kafka sink flows (kafka_sink_flow.h).
+#include "sluice/pipeline/kafka_sink_flow.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "sluice/common/failpoint.h"
+#include "sluice/common/status.h"
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/scan.h"
+#include "sluice/delta/snapshot.h"
+#include "sluice/format/json_row_encoder.h"
+#include "sluice/pipeline/progress_id.h"
+
+namespace sluice::pipeline {
+
+namespace {
+
+constexpr std::chrono::milliseconds kKafkaTimeout{60000};
+
+// The progress a transaction commits: the next upstream version to read as the offset, and
+// the upstream table's id with the version read as the offset's metadata.
+kafka::CommittedProgress progress_of(const std::string& table_id, int64_t version) {
+  return {version + 1, nlohmann::json{{"table_id", table_id}, {"version", version}}.dump()};
+}
+
+// The upstream version a committed progress says was read; none when it is of another
+// upstream table (re-created: read from its start, as a Delta source's txn of another table id).
+arrow::Result<std::optional<int64_t>> version_read(const kafka::CommittedProgress& p, const std::string& table_id,
+                                                   const std::string& group) {
+  auto doc = nlohmann::json::parse(p.metadata, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("table_id") || !doc.contains("version") || !doc["version"].is_number_integer() ||
+      !doc["table_id"].is_string()) {
+    return invalid("consumer group '{}' holds an offset that sluice did not write (metadata is not a sink's "
+                   "progress): the group name is reserved for this sink flow; delete the group "
+                   "(kafka-consumer-groups.sh --delete --group {}) to start the flow from the beginning",
+                   group, group);
+  }
+  if (doc["table_id"].get<std::string>() != table_id) return std::nullopt;
+  return doc["version"].get<int64_t>();
+}
+
+}  // namespace
+
+arrow::Result<KafkaSinks::FlowState*> KafkaSinks::state(const KafkaSinkSpec& spec, const std::string& flow) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = flows_.find(flow); it != flows_.end()) return &it->second;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto made, kafka::TransactionalProducer::make(spec.cluster_name, spec.properties,
+                                                                      sink_transactional_id(config_.id, flow)));
+  ARROW_ASSIGN_OR_RAISE(int partitions, made->partition_count(spec.topic, kKafkaTimeout));
+  if (partitions == 0) {
+    return invalid("sink '{}': topic '{}' does not exist on Kafka cluster '{}': create it (e.g. kafka-topics.sh "
+                   "--create --topic {}); a sink does not create topics",
+                   spec.sink, spec.topic, spec.cluster_name, spec.topic);
+  }
+  ARROW_RETURN_NOT_OK(made->init(kKafkaTimeout));
+  const auto group = sink_progress_group(config_.id, flow);
+  ARROW_ASSIGN_OR_RAISE(auto committed, made->committed(group, spec.topic, kKafkaTimeout));
+  std::lock_guard lock(mutex_);
+  auto& out = flows_[flow];
+  out.producer = std::move(made);
+  out.committed = std::move(committed);
+  return &out;
+}
+
+arrow::Status KafkaSinks::run(const Sink& sink, DatasetReport& report) {
+  report.dataset = sink.name;
+  report.kind = "sink";
+  const auto& spec = planner_.sink_specs().at(sink.name);
+  for (const auto& flow : sink.flows) {
+    auto st = run_flow(sink, spec, flow, report);
+    if (!st.ok()) {
+      std::lock_guard lock(mutex_);
+      flows_.erase(flow);  // made again, its progress read again from the cluster
+      return with_context(st, fmt::format("sink '{}', flow '{}'", sink.name, flow));
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, const std::string& flow,
+                                   DatasetReport& report) {
+  const auto& plan = planner_.flow_plans().at(flow);
+  const auto src = SqlPlanner::streaming_source(plan);
+  ARROW_ASSIGN_OR_RAISE(auto* flow_state, state(spec, flow));
+  auto* producer = flow_state->producer.get();
+  const auto group = sink_progress_group(config_.id, flow);
+  const auto& committed = flow_state->committed;
+
+  delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
+  const auto& options = planner_.options();
+  ARROW_ASSIGN_OR_RAISE(auto snapshot,
+                        options.snapshots ? options.snapshots->latest(upstream) : delta::Snapshot::load(upstream));
+  const std::string table_id = snapshot->metadata().id;
+  std::optional<int64_t> done;
+  if (committed) {
+    ARROW_ASSIGN_OR_RAISE(done, version_read(*committed, table_id, group));
+  }
+  const int64_t latest = snapshot->version().value();
+  if (done && *done >= latest) {
+    report.version = *done;
+    return arrow::Status::OK();
+  }
+  std::vector<delta::AddedFile> files;
+  if (!done) {
+    for (const auto& f : snapshot->files()) files.push_back({DeltaVersion(latest), f});
+  } else {
+    // Records once sent cannot be taken back: a commit that only removes rows (a full refresh of
+    // the upstream) is passed over, and the rows written after it are sent as new ones. A commit
+    // that rewrites rows is refused by name, as in any streaming read.
+    ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
+                                                            delta::ChangePolicy::kIgnoreDeletes));
+  }
+
+  // Which columns go where: the headers column is not part of the value.
+  std::vector<int> value_columns;
+  const auto& out_schema = plan.output_schema();
+  for (int i = 0; i < out_schema->num_fields(); ++i) {
+    if (!spec.headers_column || out_schema->field(i)->name() != *spec.headers_column) value_columns.push_back(i);
+  }
+  bool open = false;
+  bool stopped_during_produce = false;
+  int64_t in_transaction = 0;
+  auto commit_upto = [&](int64_t version) -> arrow::Status {
+    if (!open) ARROW_RETURN_NOT_OK(producer->begin());  // progress alone still moves on
+    ARROW_RETURN_NOT_OK(producer->flush(kKafkaTimeout));
+    fail_point("sink_before_commit");  // tests: the records are on the broker, uncommitted
+    auto progress = progress_of(table_id, version);
+    ARROW_RETURN_NOT_OK(producer->commit(group, spec.topic, progress, kKafkaTimeout));
+    flow_state->committed = std::move(progress);
+    open = false;
+    in_transaction = 0;
+    report.version = version;
+    return arrow::Status::OK();
+  };
+  std::vector<kafka::OutgoingHeader> headers;
+  for (size_t i = 0; i < files.size(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_data_file(upstream, *snapshot, files[i].add));
+    std::shared_ptr<arrow::RecordBatch> batch;
+    while (true) {
+      ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+      if (!batch) break;
+      report.rows_read += batch->num_rows();
+      report.rows_from_files += batch->num_rows();
+      ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(*batch));
+      if (rows->num_rows() == 0) continue;
+      ARROW_ASSIGN_OR_RAISE(auto values, format::rows_to_json(*rows, value_columns));
+      std::shared_ptr<arrow::BinaryArray> keys;
+      if (spec.key_column) {
+        ARROW_ASSIGN_OR_RAISE(auto k, format::key_bytes(rows->GetColumnByName(*spec.key_column)));
+        keys = std::static_pointer_cast<arrow::BinaryArray>(k);
+      }
+      std::shared_ptr<arrow::ListArray> header_lists;
+      std::shared_ptr<arrow::StructArray> header_items;
+      if (spec.headers_column) {
+        header_lists = std::static_pointer_cast<arrow::ListArray>(rows->GetColumnByName(*spec.headers_column));
+        header_items = std::static_pointer_cast<arrow::StructArray>(header_lists->values());
+      }
+      if (!open) {
+        ARROW_RETURN_NOT_OK(producer->begin());
+        open = true;
+      }
+      for (int64_t r = 0; r < rows->num_rows(); ++r) {
+        std::optional<std::string_view> key;
+        if (keys && !keys->IsNull(r)) key = keys->GetView(r);
+        headers.clear();
+        if (header_lists && !header_lists->IsNull(r)) {
+          const auto& hk = static_cast<const arrow::BinaryArray&>(*header_items->field(0));
+          const auto& hv = static_cast<const arrow::BinaryArray&>(*header_items->field(1));
+          for (int64_t h = header_lists->value_offset(r); h < header_lists->value_offset(r + 1); ++h) {
+            if (header_items->IsNull(h) || hk.IsNull(h)) continue;
+            headers.push_back({hk.GetView(h), hv.IsNull(h) ? std::nullopt : std::optional(hv.GetView(h))});
+          }
+        }
+        ARROW_RETURN_NOT_OK(producer->produce(spec.topic, key, values->GetView(r), headers));
+        ++in_transaction;
+        ++report.rows_written;
+        if (!stopped_during_produce && in_transaction * 2 >= rows->num_rows() && rows->num_rows() > 1) {
+          // tests: half of a transaction's records are on the broker, the rest not produced
+          stopped_during_produce = true;
+          if (std::getenv("SLUICE_FAILPOINT") != nullptr) ARROW_RETURN_NOT_OK(producer->flush(kKafkaTimeout));
+          fail_point("sink_during_produce");
+        }
+      }
+    }
+    // A transaction ends at an upstream version boundary once it holds enough records.
+    const bool boundary = i + 1 == files.size() || files[i + 1].version != files[i].version;
+    if (open && boundary && i + 1 < files.size() && in_transaction >= spec.max_rows_per_transaction) {
+      ARROW_RETURN_NOT_OK(commit_upto(files[i].version.value()));
+    }
+  }
+  return commit_upto(latest);
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,1 @@
+CREATE OR REFRESH SINK s OPTIONS (format => 'kafka');
