@@ -1,0 +1,137 @@
+"""DELETE, UPDATE and MERGE INTO through `sluice sql`, checked against delta-spark running the
+same statements on a copy of the same table: the rows after each statement (read by deltalake)
+and the commit's operation and row metrics in the history (deltalake's and Spark's)."""
+import json
+import shutil
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from readers import read_deltalake, sluice
+from spark_support import spark_session
+
+# Metrics whose values depend on rows only (file counts depend on how each engine lays out files).
+ROW_METRICS = {
+    "DELETE": ["numDeletedRows", "numCopiedRows", "numRemovedFiles"],
+    "UPDATE": ["numUpdatedRows", "numCopiedRows", "numRemovedFiles"],
+    "MERGE": ["numSourceRows", "numTargetRowsInserted", "numTargetRowsUpdated",
+              "numTargetRowsMatchedUpdated", "numTargetRowsNotMatchedBySourceUpdated",
+              "numTargetRowsDeleted", "numTargetRowsMatchedDeleted",
+              "numTargetRowsNotMatchedBySourceDeleted", "numTargetRowsCopied",
+              "numTargetFilesRemoved"],
+}
+
+
+def base_table(path):
+    """Three files in two partitions (and a third, 'c'), written by delta-rs."""
+    schema = pa.schema([("id", pa.int64()), ("part", pa.string()), ("v", pa.int64()),
+                        ("name", pa.string())])
+    for ids, part in (([1, 2, 3, 4], "a"), ([5, 6, 7, 8], "b"), ([9, 10], "c")):
+        write_deltalake(str(path), pa.table({
+            "id": ids, "part": [part] * len(ids), "v": [i * 10 for i in ids],
+            "name": [f"n{i}" for i in ids]}, schema=schema), mode="append", partition_by=["part"])
+
+
+def rows(path):
+    return sorted(read_deltalake(path).to_pylist(), key=lambda r: r["id"])
+
+
+def last_commit(path):
+    entry = DeltaTable(str(path)).history(1)[0]
+    return entry["operation"], {k: str(v) for k, v in entry.get("operationMetrics", {}).items()}
+
+
+def sluice_sql(table, statement, *flags):
+    return sluice("sql", table, statement.replace("{t}", f"delta.`{table}`"), *flags)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    return spark_session()
+
+
+@pytest.fixture
+def tables(tmp_path):
+    ours, theirs = tmp_path / "sluice", tmp_path / "spark"
+    base_table(ours)
+    shutil.copytree(ours, theirs)
+    return ours, theirs
+
+
+STATEMENTS = [
+    "DELETE FROM {t} WHERE v > 20 AND part = 'a'",
+    "DELETE FROM {t} WHERE part = 'c'",
+    "UPDATE {t} SET v = v * 2, name = upper(name) WHERE id % 2 = 0",
+    "UPDATE {t} AS x SET x.name = 'none' WHERE x.id > 100",
+    "MERGE INTO {t} AS t USING (VALUES (2, 'a', -1, 'x'), (5, 'b', 55, 'five'), (11, 'd', 110, 'new'))"
+    " AS s(id, part, v, name) ON t.id = s.id"
+    " WHEN MATCHED AND s.v < 0 THEN DELETE"
+    " WHEN MATCHED THEN UPDATE SET *"
+    " WHEN NOT MATCHED THEN INSERT *"
+    " WHEN NOT MATCHED BY SOURCE AND t.v >= 80 THEN UPDATE SET v = 0",
+    "MERGE INTO {t} t USING (SELECT id, v + 1 AS v FROM {t} WHERE part = 'b') AS s ON t.id = s.id"
+    " WHEN MATCHED THEN UPDATE SET t.v = s.v"
+    " WHEN NOT MATCHED THEN INSERT (id, part, v) VALUES (s.id, 'z', s.v)",
+    "DELETE FROM {t}",
+]
+
+
+def test_statements_match_delta_spark(spark, tables):
+    ours, theirs = tables
+    for statement in STATEMENTS:
+        result = sluice_sql(ours, statement, "--format", "json")
+        assert result.returncode == 0, (statement, result.stderr)
+        reported = json.loads(result.stdout)
+        spark.sql(statement.replace("{t}", f"delta.`{theirs}`"))
+        assert rows(ours) == rows(theirs), statement
+        op, metrics = last_commit(ours)
+        spark_op, spark_metrics = last_commit(theirs)
+        assert op == spark_op == reported["operation"], statement
+        for name in ROW_METRICS[op]:
+            assert metrics.get(name) == spark_metrics.get(name), (statement, name, metrics,
+                                                                  spark_metrics)
+        assert reported["version"] == DeltaTable(str(ours)).version()
+    # Spark reads what sluice wrote, and every version sluice made is readable.
+    assert spark.read.format("delta").load(str(ours)).count() == 0
+    assert DeltaTable(str(ours)).version() == DeltaTable(str(theirs)).version()
+
+
+def test_merge_with_several_source_rows_for_one_target_row_fails_as_in_spark(spark, tables):
+    ours, theirs = tables
+    statement = ("MERGE INTO {t} t USING (VALUES (1, 5), (1, 6)) AS s(id, v) ON t.id = s.id "
+                 "WHEN MATCHED THEN UPDATE SET v = s.v")
+    before = DeltaTable(str(ours)).version()
+    result = sluice_sql(ours, statement)
+    assert result.returncode != 0
+    assert "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE" in result.stderr, result.stderr
+    with pytest.raises(Exception, match="DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE"):
+        spark.sql(statement.replace("{t}", f"delta.`{theirs}`"))
+    assert DeltaTable(str(ours)).version() == before
+
+
+def test_change_data_feed_table_refuses_dml(spark, tmp_path):
+    path = tmp_path / "cdf"
+    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT) USING delta "
+              "TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1), (2)")
+    result = sluice_sql(path, "DELETE FROM {t} WHERE id = 1")
+    assert result.returncode != 0
+    assert "not supported yet" in result.stderr and "enableChangeDataFeed" in result.stderr, \
+        result.stderr
+    assert sorted(r["id"] for r in read_deltalake(path).to_pylist()) == [1, 2]
+
+
+def test_select_and_errors_with_line_and_column(tables):
+    ours, _ = tables
+    folder_name = ours.name  # a bare name is the table given, by its folder's name
+    result = sluice("sql", ours, f"SELECT id, v FROM {folder_name} WHERE part = 'b' ORDER BY id",
+                    "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["5", "6", "7", "8"]
+    bad = sluice("sql", ours, "UPDATE {}\nSET nope = 1".format(folder_name))
+    assert bad.returncode != 0
+    assert "<statement>:2:5: error: the target table has no column 'nope'" in bad.stderr, bad.stderr
+    other = sluice("sql", ours, "DELETE FROM elsewhere WHERE id = 1")
+    assert "unknown table 'elsewhere'" in other.stderr and "delta.`<path>`" in other.stderr, \
+        other.stderr
