@@ -130,17 +130,17 @@ def test_merge_with_several_source_rows_for_one_target_row_fails_as_in_spark(spa
     assert DeltaTable(str(ours)).version() == before
 
 
-@pytest.mark.slow
-def test_change_data_feed_table_refuses_dml(spark, tmp_path):
+def test_change_data_feed_table_refuses_dml(tmp_path):
     path = tmp_path / "cdf"
-    spark.sql(f"CREATE TABLE delta.`{path}` (id BIGINT) USING delta "
-              "TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')")
-    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1), (2)")
+    write_deltalake(str(path), pa.table({"id": pa.array([1, 2], pa.int64())}),
+                    configuration={"delta.enableChangeDataFeed": "true"})
+    version = DeltaTable(str(path)).version()
     result = sluice_sql(path, "DELETE FROM {t} WHERE id = 1")
     assert result.returncode != 0
     assert "not supported yet" in result.stderr and "enableChangeDataFeed" in result.stderr, \
         result.stderr
     assert sorted(r["id"] for r in read_deltalake(path).to_pylist()) == [1, 2]
+    assert DeltaTable(str(path)).version() == version
 
 
 def test_select_and_errors_with_line_and_column(tables):
@@ -156,3 +156,19 @@ def test_select_and_errors_with_line_and_column(tables):
     other = sluice("sql", ours, "DELETE FROM elsewhere WHERE id = 1")
     assert "unknown table 'elsewhere'" in other.stderr and "delta.`<path>`" in other.stderr, \
         other.stderr
+
+
+def test_bare_names_in_a_pipeline_folder_are_its_datasets(tmp_path):
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text(
+        "name: shop\nstorage: ./data\nkafka:\n  default: {bootstrap.servers: \"127.0.0.1:9\"}\n")
+    base_table(pipe / "data" / "tables" / "orders")
+    result = sluice("sql", pipe, "DELETE FROM LIVE.orders WHERE id IN (1, 9)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("DELETE: committed table version 3;"), result.stdout
+    assert "numDeletedRows=2" in result.stdout, result.stdout
+    assert [r["id"] for r in rows(pipe / "data" / "tables" / "orders")] == [2, 3, 4, 5, 6, 7, 8, 10]
+    missing = sluice("sql", pipe, "DELETE FROM nothing")
+    assert missing.returncode != 0
+    assert "pipeline 'shop' has no table 'nothing'" in missing.stderr, missing.stderr

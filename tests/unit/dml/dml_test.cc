@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <functional>
 
 #include "../temp_dir.h"
 #include "sluice/delta/scan.h"
@@ -174,6 +176,40 @@ TEST_F(DmlTest, ErrorsPointAtLineAndColumn) {
   EXPECT_NE(parsed.status().message().find("<statement>:2:"), std::string::npos) << parsed.status().message();
   sql::SourceFile insert{"<statement>", "INSERT INTO t VALUES (1)"};
   EXPECT_TRUE(sql::parse_command(insert).status().IsNotImplemented());
+}
+
+// Runs `race` right after the statement's first look at the table: a concurrent writer.
+class RacingCatalog : public PathsOnly {
+ public:
+  explicit RacingCatalog(std::function<void()> race) : race_(std::move(race)) {}
+  arrow::Result<DmlTarget> open(const std::vector<std::string>& name) const override {
+    auto t = PathsOnly::open(name);
+    if (opens_++ == 0) race_();
+    return t;
+  }
+  int opens() const { return opens_; }
+
+ private:
+  std::function<void()> race_;
+  mutable int opens_ = 0;
+};
+
+TEST_F(DmlTest, StatementThatLosesARaceRunsAgainFromTheNewVersion) {
+  write({5, 6}, "a");
+  RacingCatalog catalog([this] { ASSERT_TRUE(run("DELETE FROM $T WHERE id = 6").ok()); });
+  sql::SourceFile file{"<statement>", "UPDATE delta.`" + path_ + "` SET v = v + 1 WHERE id >= 5"};
+  auto r = run_sql_command(file, catalog);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->dml->attempts, 2);
+  EXPECT_EQ(catalog.opens(), 2);
+  EXPECT_EQ(rows(), (Rows{{5, 51}}));
+  // The losing attempt's files were deleted: every data file on disk is live or a tombstone.
+  auto snap = delta::Snapshot::load(*store_).ValueOrDie();
+  size_t on_disk = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(path_)) {
+    on_disk += e.path().extension() == ".parquet";
+  }
+  EXPECT_EQ(on_disk, snap->files().size() + snap->tombstones().size());
 }
 
 // ---- conflict detection ---------------------------------------------------------------------
