@@ -21,10 +21,49 @@ std::set<std::string> target_qualifiers(const sql::TableRef& target) {
   return {target.name.back()};
 }
 
+namespace {
+
+// Spark's infix rendering of a condition ("(t.id = s.id)"), for the history; shapes it has no
+// short form for fall back to the parser's canonical form.
+std::string sql_text(const sql::Expr& e) {
+  auto arg = [&](size_t i) { return sql_text(*e.args[i]); };
+  switch (e.kind) {
+    case sql::ExprKind::kColumn: {
+      std::string out;
+      for (const auto& p : e.parts) out += (out.empty() ? "" : ".") + p;
+      return out;
+    }
+    case sql::ExprKind::kBinary:
+      return e.args.size() == 2 ? fmt::format("({} {} {})", arg(0), e.op, arg(1)) : sql::to_string(e);
+    case sql::ExprKind::kUnary:
+      return fmt::format("({}{}{})", e.op, e.op == "NOT" ? " " : "", arg(0));
+    case sql::ExprKind::kIsNull:
+      return fmt::format("({} IS {}NULL)", arg(0), e.negated ? "NOT " : "");
+    case sql::ExprKind::kFunction: {
+      std::string args;
+      for (size_t i = 0; i < e.args.size(); ++i) args += (i ? ", " : "") + arg(i);
+      return fmt::format("{}({})", e.name, args);
+    }
+    case sql::ExprKind::kBetween:
+      return fmt::format("({} {}BETWEEN {} AND {})", arg(0), e.negated ? "NOT " : "", arg(1), arg(2));
+    case sql::ExprKind::kIn: {
+      std::string list;
+      for (size_t i = 1; i < e.args.size(); ++i) list += (i > 1 ? ", " : "") + arg(i);
+      return e.query ? sql::to_string(e) : fmt::format("({} {}IN ({}))", arg(0), e.negated ? "NOT " : "", list);
+    }
+    default:
+      return sql::to_string(e);
+  }
+}
+
+}  // namespace
+
 std::string predicate_parameter(const sql::Expr* condition) {
   // Spark writes ["true"] for a statement without a condition.
-  return nlohmann::json::array({condition ? sql::to_string(*condition) : "true"}).dump();
+  return nlohmann::json::array({condition ? sql_text(*condition) : std::string("true")}).dump();
 }
+
+std::string condition_text(const sql::Expr& condition) { return sql_text(condition); }
 
 namespace {
 

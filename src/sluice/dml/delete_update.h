@@ -24,5 +24,7 @@ std::set<std::string> target_qualifiers(const sql::TableRef& target);
 
 // Spark's operationParameters.predicate: a JSON array of the condition's text (["true"] for none).
 std::string predicate_parameter(const sql::Expr* condition);
+// A condition as Spark shows it in the history: "(t.id = s.id)".
+std::string condition_text(const sql::Expr& condition);
 
 }  // namespace sluice::dml

@@ -480,7 +480,7 @@ arrow::Result<DmlOutcome> MergeRun::run() {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& c : clauses) {
       nlohmann::json entry = nlohmann::json::object();
-      if (c.clause->condition) entry["predicate"] = sql::to_string(*c.clause->condition);
+      if (c.clause->condition) entry["predicate"] = condition_text(*c.clause->condition);
       entry["actionType"] = action_name(c.clause->action);
       list.push_back(entry);
     }
