@@ -3,6 +3,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/type_traits.h>
 
 #include <fmt/format.h>
 
@@ -45,6 +46,37 @@ arrow::Result<int> resolve_assigned_column(const sql::Assignment& assignment,
         file, assignment.loc, "assigning a nested field is not supported yet: assign the whole column"));
   }
   return resolve_target_column(parts[0], assignment.loc, file, table);
+}
+
+namespace {
+
+bool numeric(const arrow::DataType& t) {
+  return arrow::is_integer(t.id()) || arrow::is_floating(t.id()) || arrow::is_decimal(t.id());
+}
+
+bool textual(const arrow::DataType& t) {
+  return t.id() == arrow::Type::STRING || t.id() == arrow::Type::LARGE_STRING;
+}
+
+bool temporal(const arrow::DataType& t) {
+  return t.id() == arrow::Type::DATE32 || t.id() == arrow::Type::TIMESTAMP;
+}
+
+}  // namespace
+
+arrow::Status check_assignable(const arrow::DataType& type, const arrow::Field& column,
+                               sql::Location at, const sql::SourceFile& file) {
+  const auto& target = *column.type();
+  if (type.Equals(target) || type.id() == arrow::Type::NA) return arrow::Status::OK();
+  if ((numeric(type) && numeric(target)) || (textual(type) && textual(target)) ||
+      (temporal(type) && temporal(target))) {
+    return arrow::Status::OK();
+  }
+  return arrow::Status::Invalid(sql::format_error(
+      file, at,
+      fmt::format("cannot assign {} to column '{}' ({}): CAST the value to {} if that is meant",
+                  sql::sql_type_name(type), column.name(), sql::sql_type_name(target),
+                  sql::sql_type_name(target))));
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> assign_columns(const arrow::RecordBatch& input,

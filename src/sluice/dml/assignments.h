@@ -26,6 +26,12 @@ arrow::Result<int> resolve_assigned_column(const sql::Assignment& assignment,
                                            const sql::SourceFile& file, const arrow::Schema& table,
                                            const std::set<std::string>& qualifiers);
 
+// Refuses, at `at`, a value of `type` for `column` that Spark's ANSI store assignment refuses
+// (a STRING into a BIGINT, a number into a DATE, ...): numbers widen or narrow among numbers
+// (an overflow is an error when the row is written), NULL goes anywhere.
+arrow::Status check_assignable(const arrow::DataType& type, const arrow::Field& column,
+                               sql::Location at, const sql::SourceFile& file);
+
 // One new value per table column: bound over the statement's input rows, or unset.
 struct ColumnValues {
   std::vector<std::optional<exec::BoundExpression>> values;  // by table column

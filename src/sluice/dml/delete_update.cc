@@ -255,6 +255,8 @@ arrow::Result<DmlOutcome> run_update(const sql::UpdateStatement& statement,
           file, a.loc, fmt::format("column '{}' is assigned twice", schema->field(index)->name())));
     }
     ARROW_ASSIGN_OR_RAISE(values.values[index], binder.bind(*a.value));
+    ARROW_RETURN_NOT_OK(
+        check_assignable(*values.values[index]->type, *schema->field(index), a.value->loc, file));
   }
   auto predicates = skipping_predicates(statement.where.get(), file, *schema, qualifiers);
   ARROW_ASSIGN_OR_RAISE(auto candidates, delta::select_files(*target.snapshot, predicates));

@@ -185,6 +185,7 @@ arrow::Result<BoundClause> MergeRun::bind_clause(const sql::MergeClause& c) {
   if (c.star) {
     for (int i = 0; i < n; ++i) {
       ARROW_ASSIGN_OR_RAISE(b.values.values[i], source_column(table_schema_->field(i)->name()));
+      ARROW_RETURN_NOT_OK(check_assignable(*b.values.values[i]->type, *table_schema_->field(i), c.loc, file_));
     }
     return b;
   }
@@ -195,6 +196,7 @@ arrow::Result<BoundClause> MergeRun::bind_clause(const sql::MergeClause& c) {
         return error_at(a.loc, fmt::format("column '{}' is assigned twice", table_schema_->field(i)->name()));
       }
       ARROW_ASSIGN_OR_RAISE(b.values.values[i], binder.bind(*a.value));
+      ARROW_RETURN_NOT_OK(check_assignable(*b.values.values[i]->type, *table_schema_->field(i), a.value->loc, file_));
     }
     return b;
   }
@@ -213,6 +215,8 @@ arrow::Result<BoundClause> MergeRun::bind_clause(const sql::MergeClause& c) {
       return error_at(c.loc, fmt::format("column '{}' is inserted twice", table_schema_->field(i)->name()));
     }
     ARROW_ASSIGN_OR_RAISE(b.values.values[i], binder.bind(*c.insert_values[k]));
+    ARROW_RETURN_NOT_OK(
+        check_assignable(*b.values.values[i]->type, *table_schema_->field(i), c.insert_values[k]->loc, file_));
   }
   return b;
 }

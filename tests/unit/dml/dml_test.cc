@@ -170,6 +170,11 @@ TEST_F(DmlTest, ErrorsPointAtLineAndColumn) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("<statement>:1:"), std::string::npos) << r.status().message();
   EXPECT_NE(r.status().message().find("no column 'nope'"), std::string::npos) << r.status().message();
+  auto typed = run("UPDATE $T SET v = 'abc' WHERE id = 1");
+  ASSERT_FALSE(typed.ok());
+  EXPECT_NE(typed.status().message().find("cannot assign STRING to column 'v' (BIGINT)"), std::string::npos)
+      << typed.status().message();
+  EXPECT_NE(typed.status().message().find("<statement>:1:"), std::string::npos) << typed.status().message();
   sql::SourceFile bad{"<statement>", "DELETE FROM t\nWHERE id = = 1"};
   auto parsed = sql::parse_command(bad);
   ASSERT_FALSE(parsed.ok());
