@@ -114,6 +114,16 @@ class MergeRun {
   }
   arrow::Result<std::shared_ptr<arrow::Array>> join(const arrow::RecordBatch& t, const arrow::RecordBatch& s,
                                                     std::shared_ptr<arrow::Array>* source_rows) const;
+  // The candidate files' rows as one batch of the qualified target schema; `file_end` gets
+  // the row index past each file's rows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> read_target(const std::vector<delta::Add>& files,
+                                                                 std::vector<int64_t>* file_end) const;
+  struct Matches {
+    std::shared_ptr<arrow::RecordBatch> pairs;  // target then source columns, one row per match
+    std::shared_ptr<arrow::Int64Array> target_rows, source_rows;
+  };
+  arrow::Result<Matches> match(const arrow::RecordBatch& t, const arrow::RecordBatch& s) const;
+  nlohmann::json history_parameters() const;
 
   const sql::MergeStatement& st_;
   const sql::SourceFile& file_;
@@ -324,6 +334,60 @@ arrow::Result<std::shared_ptr<arrow::Array>> MergeRun::join(const arrow::RecordB
   return combined->GetColumnByName(kTargetRow);
 }
 
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> MergeRun::read_target(const std::vector<delta::Add>& files,
+                                                                       std::vector<int64_t>* file_end) const {
+  std::vector<std::shared_ptr<arrow::Table>> parts;
+  int64_t rows = 0;
+  for (const auto& add : files) {
+    ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(*target_.store, *target_.snapshot, add));
+    rows += part->num_rows();
+    file_end->push_back(rows);
+    parts.push_back(std::move(part));
+  }
+  std::shared_ptr<arrow::Table> target_rows;
+  if (parts.empty()) {
+    ARROW_ASSIGN_OR_RAISE(target_rows, arrow::Table::MakeEmpty(table_schema_));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(target_rows, arrow::ConcatenateTables(parts));
+  }
+  return as_batch(*target_rows, t_schema_);
+}
+
+// Matches: key equality (the hash join), then the whole ON condition over each pair.
+arrow::Result<MergeRun::Matches> MergeRun::match(const arrow::RecordBatch& t, const arrow::RecordBatch& s) const {
+  std::shared_ptr<arrow::Array> pair_s;
+  ARROW_ASSIGN_OR_RAISE(auto pair_t, join(t, s, &pair_s));
+  ARROW_ASSIGN_OR_RAISE(auto mt, take(t, *pair_t));
+  ARROW_ASSIGN_OR_RAISE(auto ms, take(s, *pair_s));
+  auto pairs = side_by_side(*mt, *ms);
+  ARROW_ASSIGN_OR_RAISE(auto on_mask, truth(on_, *pairs));
+  Matches m;
+  ARROW_ASSIGN_OR_RAISE(m.pairs, filter_rows(*pairs, *on_mask));
+  ARROW_ASSIGN_OR_RAISE(auto matched_t, cp::Filter(pair_t, on_mask));
+  ARROW_ASSIGN_OR_RAISE(auto matched_s, cp::Filter(pair_s, on_mask));
+  m.target_rows = std::static_pointer_cast<arrow::Int64Array>(matched_t.make_array());
+  m.source_rows = std::static_pointer_cast<arrow::Int64Array>(matched_s.make_array());
+  return m;
+}
+
+// operationParameters as delta-spark writes them for MERGE.
+nlohmann::json MergeRun::history_parameters() const {
+  auto clause_list = [](const std::vector<BoundClause>& clauses) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : clauses) {
+      nlohmann::json entry = nlohmann::json::object();
+      if (c.clause->condition) entry["predicate"] = condition_text(*c.clause->condition);
+      entry["actionType"] = action_name(c.clause->action);
+      list.push_back(entry);
+    }
+    return list.dump();
+  };
+  return {{"predicate", predicate_parameter(st_.on.get())},
+          {"matchedPredicates", clause_list(matched_)},
+          {"notMatchedPredicates", clause_list(not_matched_)},
+          {"notMatchedBySourcePredicates", clause_list(by_source_)}};
+}
+
 arrow::Result<DmlOutcome> MergeRun::run() {
   ARROW_RETURN_NOT_OK(check_dml_supported(target_, "MERGE"));
   ARROW_RETURN_NOT_OK(bind());
@@ -333,36 +397,13 @@ arrow::Result<DmlOutcome> MergeRun::run() {
   if (by_source_.empty()) predicates = skipping_predicates(st_.on.get(), file_, *table_schema_, {tq_});
   ARROW_ASSIGN_OR_RAISE(auto candidates, delta::select_files(*target_.snapshot, predicates));
   ARROW_ASSIGN_OR_RAISE(auto rewrite, TableRewrite::make(target_));
-  std::vector<std::shared_ptr<arrow::Table>> parts;
   std::vector<int64_t> file_end;  // row index past each candidate file's rows
-  int64_t rows = 0;
-  for (const auto& add : candidates) {
-    ARROW_ASSIGN_OR_RAISE(auto part, delta::read_data_file(*target_.store, *target_.snapshot, add));
-    rows += part->num_rows();
-    file_end.push_back(rows);
-    parts.push_back(std::move(part));
-  }
-  std::shared_ptr<arrow::Table> target_rows;
-  if (parts.empty()) {
-    ARROW_ASSIGN_OR_RAISE(target_rows, arrow::Table::MakeEmpty(table_schema_));
-  } else {
-    ARROW_ASSIGN_OR_RAISE(target_rows, arrow::ConcatenateTables(parts));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto t, as_batch(*target_rows, t_schema_));
+  ARROW_ASSIGN_OR_RAISE(auto t, read_target(candidates, &file_end));
   ARROW_ASSIGN_OR_RAISE(auto s, as_batch(*source_, s_schema_));
-
-  // Matches: key equality, then the whole ON condition over each pair.
-  std::shared_ptr<arrow::Array> pair_s;
-  ARROW_ASSIGN_OR_RAISE(auto pair_t, join(*t, *s, &pair_s));
-  ARROW_ASSIGN_OR_RAISE(auto mt, take(*t, *pair_t));
-  ARROW_ASSIGN_OR_RAISE(auto ms, take(*s, *pair_s));
-  auto pairs = side_by_side(*mt, *ms);
-  ARROW_ASSIGN_OR_RAISE(auto on_mask, truth(on_, *pairs));
-  ARROW_ASSIGN_OR_RAISE(pairs, filter_rows(*pairs, *on_mask));
-  ARROW_ASSIGN_OR_RAISE(auto matched_t_datum, cp::Filter(pair_t, on_mask));
-  ARROW_ASSIGN_OR_RAISE(auto matched_s_datum, cp::Filter(pair_s, on_mask));
-  auto matched_t = std::static_pointer_cast<arrow::Int64Array>(matched_t_datum.make_array());
-  auto matched_s = std::static_pointer_cast<arrow::Int64Array>(matched_s_datum.make_array());
+  ARROW_ASSIGN_OR_RAISE(auto matches, match(*t, *s));
+  auto& pairs = matches.pairs;
+  const auto& matched_t = matches.target_rows;
+  const auto& matched_s = matches.source_rows;
 
   // Per target row: 0 untouched, 1 matched, 2 matched twice or more.
   std::vector<uint8_t> t_matches(t->num_rows(), 0);
@@ -480,26 +521,12 @@ arrow::Result<DmlOutcome> MergeRun::run() {
       {"numTargetDeletionVectorsAdded", "0"},
       {"numTargetDeletionVectorsRemoved", "0"},
       {"numTargetDeletionVectorsUpdated", "0"}};
-  auto clause_list = [](const std::vector<BoundClause>& clauses) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& c : clauses) {
-      nlohmann::json entry = nlohmann::json::object();
-      if (c.clause->condition) entry["predicate"] = condition_text(*c.clause->condition);
-      entry["actionType"] = action_name(c.clause->action);
-      list.push_back(entry);
-    }
-    return list.dump();
-  };
-  nlohmann::json parameters = {{"predicate", predicate_parameter(st_.on.get())},
-                               {"matchedPredicates", clause_list(matched_)},
-                               {"notMatchedPredicates", clause_list(not_matched_)},
-                               {"notMatchedBySourcePredicates", clause_list(by_source_)}};
   TableRewrite::Names names;
   names.files_added = "numTargetFilesAdded";
   names.files_removed = "numTargetFilesRemoved";
   names.bytes_added = "numTargetBytesAdded";
   names.bytes_removed = "numTargetBytesRemoved";
-  return rewrite->commit("MERGE", std::move(parameters), std::move(metrics), std::move(read), names);
+  return rewrite->commit("MERGE", history_parameters(), std::move(metrics), std::move(read), names);
 }
 
 }  // namespace
