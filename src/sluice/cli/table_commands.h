@@ -20,4 +20,7 @@ void add_eval_command(CLI::App& app, int* exit_code);
 // `sluice decode`: decodes a payload column (JSON or Confluent Avro) of an Arrow IPC file.
 void add_decode_command(CLI::App& app, int* exit_code);
 
+// `sluice sql`: DELETE / UPDATE / MERGE INTO and queries on Delta tables (sql_command.cc).
+void add_sql_command(CLI::App& app, int* exit_code);
+
 }  // namespace sluice::cli

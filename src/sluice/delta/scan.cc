@@ -137,6 +137,12 @@ arrow::Result<arrow::Datum> row_filter(const arrow::Table& table,
 
 arrow::Result<std::vector<Add>> select_files(const Snapshot& snapshot,
                                              const std::vector<ColumnPredicate>& predicates) {
+  return select_files_among(snapshot, predicates, snapshot.files());
+}
+
+arrow::Result<std::vector<Add>> select_files_among(const Snapshot& snapshot,
+                                                   const std::vector<ColumnPredicate>& predicates,
+                                                   const std::vector<Add>& files) {
   const auto& schema = snapshot.schema();
   const auto& partitions = snapshot.metadata().partition_columns;
   struct Bound {
@@ -163,7 +169,7 @@ arrow::Result<std::vector<Add>> select_files(const Snapshot& snapshot,
     bound.push_back({q, field->type(), is_partition});
   }
   std::vector<Add> out;
-  for (auto& file : snapshot.files()) {
+  for (const auto& file : files) {
     bool keep = true;
     nlohmann::json stats;
     bool stats_parsed = false;

@@ -32,6 +32,12 @@ struct ColumnPredicate {
 arrow::Result<std::vector<Add>> select_files(const Snapshot& snapshot,
                                              const std::vector<ColumnPredicate>& predicates);
 
+// The same selection among `files` (e.g. the files a concurrent commit added) instead of the
+// snapshot's live files; `snapshot` gives the schema and partition columns.
+arrow::Result<std::vector<Add>> select_files_among(const Snapshot& snapshot,
+                                                   const std::vector<ColumnPredicate>& predicates,
+                                                   const std::vector<Add>& files);
+
 struct ScanOptions {
   std::vector<ColumnPredicate> predicates;  // also applied to rows
   std::optional<int64_t> limit;

@@ -41,8 +41,9 @@ std::vector<Action> Transaction::actions_for_commit(const CommitOptions& options
       {"timestamp", now_millis()},
       {"operation", options.operation},
       {"operationParameters", options.operation_parameters},
-      {"isolationLevel", "Serializable"},
-      {"isBlindAppend", removes_.empty() && !metadata_ && read_snapshot_ != nullptr},
+      {"isolationLevel", options.isolation_level},
+      // A transaction that read the table (a MERGE that only inserts) is no blind append.
+      {"isBlindAppend", removes_.empty() && !metadata_ && read_snapshot_ != nullptr && !read_set_},
       {"operationMetrics", options.operation_metrics},
       {"engineInfo", "sluice/" SLUICE_VERSION},
       {"txnId", txn_id_},
@@ -87,9 +88,61 @@ arrow::Status Transaction::check_conflicts(const std::vector<Action>& winning,
                      table, v.value());
     }
   }
+  ARROW_RETURN_NOT_OK(check_read_conflicts(winning, v));
   if (metadata_ || protocol_) {
     return invalid("conflict: {} changed (version {}) while this commit changed its metadata",
                    table, v.value());
+  }
+  return arrow::Status::OK();
+}
+
+IsolationLevel isolation_level(const Metadata& metadata) {
+  auto it = metadata.configuration.find("delta.isolationLevel");
+  if (it != metadata.configuration.end() && it->second == "Serializable") {
+    return IsolationLevel::kSerializable;
+  }
+  return IsolationLevel::kWriteSerializable;
+}
+
+const char* isolation_level_name(IsolationLevel level) {
+  return level == IsolationLevel::kSerializable ? "Serializable" : "WriteSerializable";
+}
+
+// Delta's ConflictChecker for a transaction that read the table: files a concurrent commit
+// added that match what was read (under WriteSerializable, a blind append's files excepted)
+// would have changed the result; a file it removed that was read is gone from under us.
+arrow::Status Transaction::check_read_conflicts(const std::vector<Action>& winning,
+                                                DeltaVersion v) const {
+  if (!read_set_) return arrow::Status::OK();
+  const std::string table = store_->location();
+  bool blind_append = false;
+  std::vector<Add> added;
+  for (const auto& action : winning) {
+    if (const auto* c = std::get_if<CommitInfo>(&action)) {
+      auto it = c->value.find("isBlindAppend");
+      blind_append = it != c->value.end() && it->is_boolean() && it->get<bool>();
+    } else if (const auto* a = std::get_if<Add>(&action); a && a->data_change) {
+      added.push_back(*a);
+    } else if (const auto* r = std::get_if<Remove>(&action);
+               r && r->data_change && read_set_->files.count(r->path)) {
+      return invalid(
+          "conflict: a concurrent commit (version {}) removed or rewrote file {} of {}, which this "
+          "command read (ConcurrentDeleteReadException); nothing was committed: run it again",
+          v.value(), r->path, table);
+    }
+  }
+  if (added.empty()) return arrow::Status::OK();
+  if (blind_append && read_set_->isolation == IsolationLevel::kWriteSerializable) {
+    return arrow::Status::OK();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto matching,
+                        select_files_among(*read_snapshot_, read_set_->predicates, added));
+  if (!matching.empty()) {
+    return invalid(
+        "conflict: a concurrent commit (version {}) added file {} to {} that may hold rows this "
+        "command read (ConcurrentAppendException, isolation level {}); nothing was committed: run "
+        "it again",
+        v.value(), matching.front().path, table, isolation_level_name(read_set_->isolation));
   }
   return arrow::Status::OK();
 }

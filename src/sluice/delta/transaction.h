@@ -6,21 +6,43 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/actions.h"
 #include "sluice/delta/log_store.h"
+#include "sluice/delta/scan.h"
 #include "sluice/delta/snapshot.h"
 
 namespace sluice::delta {
+
+// Delta's isolation levels for a transaction that read the table (delta.isolationLevel).
+// WriteSerializable (the default here, as in Databricks) lets a concurrent blind append pass a
+// DML whose predicate its files match; Serializable does not.
+enum class IsolationLevel { kSerializable, kWriteSerializable };
+
+// What a read-then-write transaction (DELETE, UPDATE, MERGE) read: checked against every
+// commit that won a race, as Delta's ConflictChecker does.
+struct ReadSet {
+  // Files matching these (a conjunction; empty: the whole table) were read.
+  std::vector<ColumnPredicate> predicates;
+  // The paths of the files read.
+  std::set<std::string> files;
+  IsolationLevel isolation = IsolationLevel::kWriteSerializable;
+};
+
+// delta.isolationLevel of a table: Serializable, or WriteSerializable (also when unset).
+IsolationLevel isolation_level(const Metadata& metadata);
+const char* isolation_level_name(IsolationLevel level);
 
 struct CommitOptions {
   std::string operation = "WRITE";  // commitInfo.operation, e.g. "STREAMING UPDATE"
   nlohmann::json operation_parameters = nlohmann::json::object();
   nlohmann::json operation_metrics = nlohmann::json::object();
   int max_attempts = 100;
+  std::string isolation_level = "Serializable";  // commitInfo.isolationLevel
 };
 
 struct CommitResult {
@@ -52,6 +74,8 @@ class Transaction {
   void remove_file(Remove remove) { removes_.push_back(std::move(remove)); }
   // Records application progress; a concurrent commit of the same appId is a conflict.
   void set_txn(std::string app_id, int64_t version);
+  // Makes the commit conflict with a concurrent commit that changed what `read` covers.
+  void set_read_set(ReadSet read) { read_set_ = std::move(read); }
 
   const std::vector<Add>& adds() const { return adds_; }
 
@@ -70,6 +94,7 @@ class Transaction {
                                          const std::string& content);
   arrow::Result<CommitResult> finish_commit(DeltaVersion version, int attempts);
   arrow::Status check_conflicts(const std::vector<Action>& winning, DeltaVersion v) const;
+  arrow::Status check_read_conflicts(const std::vector<Action>& winning, DeltaVersion v) const;
   std::vector<Action> actions_for_commit(const CommitOptions& options, int64_t read_version) const;
 
   std::shared_ptr<LogStore> store_;
@@ -79,6 +104,7 @@ class Transaction {
   std::vector<Add> adds_;
   std::vector<Remove> removes_;
   std::vector<Txn> txns_;
+  std::optional<ReadSet> read_set_;
   std::string txn_id_;
   bool discarded_ = false;  // a failed commit deleted the data files
 };

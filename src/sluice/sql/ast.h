@@ -200,6 +200,67 @@ struct Statement {
   std::unique_ptr<CreateSink> sink;
 };
 
+// ---- `sluice sql` commands: DML on one Delta table, and queries ----------------------------
+
+// `SET column = value` of UPDATE and MERGE (column may be qualified: t.c).
+struct Assignment {
+  std::vector<std::string> column;
+  ExprPtr value;
+  Location loc;
+};
+
+// DELETE FROM t [AS a] [WHERE cond]
+struct DeleteStatement {
+  Location loc;
+  std::unique_ptr<TableRef> target;  // kTable with optional alias
+  ExprPtr where;                     // null: every row
+};
+
+// UPDATE t [AS a] SET c = e, ... [WHERE cond]
+struct UpdateStatement {
+  Location loc;
+  std::unique_ptr<TableRef> target;
+  std::vector<Assignment> set;
+  ExprPtr where;
+};
+
+enum class MergeMatch { kMatched, kNotMatched, kNotMatchedBySource };
+enum class MergeAction { kUpdate, kDelete, kInsert };
+
+// WHEN [NOT] MATCHED [BY SOURCE | BY TARGET] [AND cond] THEN UPDATE SET ... | UPDATE SET * |
+// DELETE | INSERT (cols) VALUES (exprs) | INSERT *
+struct MergeClause {
+  Location loc;
+  MergeMatch match = MergeMatch::kMatched;
+  MergeAction action = MergeAction::kUpdate;
+  ExprPtr condition;  // null: unconditional
+  bool star = false;  // UPDATE SET * / INSERT *
+  std::vector<Assignment> set;              // UPDATE SET
+  std::vector<std::string> insert_columns;  // INSERT (c, ...)
+  std::vector<ExprPtr> insert_values;       // VALUES (e, ...)
+};
+
+// MERGE INTO t [AS a] USING source [AS s] ON cond WHEN ...
+// The source is a table (TableRefKind::kTable), a subquery (kSubquery), or inline VALUES rows
+// (`values` with `values_columns` from the alias's column list).
+struct MergeStatement {
+  Location loc;
+  std::unique_ptr<TableRef> target;
+  std::unique_ptr<TableRef> source;
+  std::vector<std::vector<ExprPtr>> values;
+  std::vector<std::string> values_columns;
+  ExprPtr on;
+  std::vector<MergeClause> clauses;
+};
+
+// One statement given to `sluice sql`: exactly one member is set.
+struct Command {
+  std::unique_ptr<DeleteStatement> delete_;
+  std::unique_ptr<UpdateStatement> update;
+  std::unique_ptr<MergeStatement> merge;
+  std::shared_ptr<Query> query;  // SELECT ...
+};
+
 // A canonical, parenthesised rendering for golden tests and debugging.
 std::string to_string(const Expr& expr);
 std::string to_string(const Query& query);

@@ -23,6 +23,10 @@ inline constexpr int kMaxNestingDepth = 256;
 // ..." with the line and a caret.
 arrow::Result<std::vector<Statement>> parse_statements(const SourceFile& file);
 
+// Parses one `sluice sql` command: DELETE, UPDATE, MERGE INTO or a query (SELECT/WITH), with
+// an optional trailing ';'. Pipeline statements are refused here (they belong in .sql files).
+arrow::Result<Command> parse_command(const SourceFile& file);
+
 // Parses a single expression (for tests and for expectations given outside SQL files).
 arrow::Result<ExprPtr> parse_expression(const SourceFile& file);
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
 #include <memory>
 #include <set>
 #include <string>
@@ -53,6 +54,9 @@ class Parser {
     }
     return out;
   }
+
+  // `sluice sql` commands (parser_dml.cc).
+  arrow::Result<Command> command();
 
   arrow::Result<ExprPtr> single_expression() {
     ARROW_ASSIGN_OR_RAISE(auto e, expression());
@@ -184,6 +188,14 @@ class Parser {
   arrow::Result<std::unique_ptr<ApplyChanges>> apply_changes(Location loc);
 
   arrow::Result<std::unique_ptr<CreateSink>> create_sink(Location loc);
+  // ---- DML (parser_dml.cc) ---------------------------------------------------------------
+  arrow::Result<std::unique_ptr<TableRef>> dml_target(std::initializer_list<const char*> stop_words);
+  arrow::Result<std::vector<Assignment>> assignments();
+  arrow::Result<std::unique_ptr<DeleteStatement>> delete_statement(Location loc);
+  arrow::Result<std::unique_ptr<UpdateStatement>> update_statement(Location loc);
+  arrow::Result<std::unique_ptr<MergeStatement>> merge_statement(Location loc);
+  arrow::Status merge_source(MergeStatement& merge);
+  arrow::Result<MergeClause> merge_clause();
 
   // ---- types -----------------------------------------------------------------------------
   // A type as written, normalised: DECIMAL(10,2), ARRAY<STRING>, STRUCT<a: INT, b: STRING>.

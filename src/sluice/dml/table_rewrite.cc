@@ -1,0 +1,137 @@
+// Copy-on-write commits of DELETE, UPDATE and MERGE.
+#include "sluice/dml/table_rewrite.h"
+
+#include <arrow/api.h>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+#include "sluice/common/text.h"
+#include "sluice/delta/table_features.h"
+#include "sluice/exec/constraint_checker.h"
+
+namespace sluice::dml {
+
+arrow::Status check_dml_supported(const DmlTarget& target, const std::string& operation) {
+  const auto& metadata = target.snapshot->metadata();
+  auto cdf = metadata.configuration.find("delta.enableChangeDataFeed");
+  if (cdf != metadata.configuration.end() && to_lower(cdf->second) == "true") {
+    return arrow::Status::NotImplemented(fmt::format(
+        "{} on table {} is not supported yet: the table records its change data feed "
+        "(delta.enableChangeDataFeed = true) and sluice does not write _change_data files, so "
+        "the feed would miss this change; nothing was changed. Run it with Spark, or turn the "
+        "feed off with ALTER TABLE ... SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')",
+        operation, target.name));
+  }
+  if (delta::is_append_only(metadata)) {
+    return invalid(
+        "{} on table {} is refused: the table only allows appends (delta.appendOnly = true); "
+        "nothing was changed. To permit it, ALTER TABLE ... SET TBLPROPERTIES "
+        "('delta.appendOnly' = 'false')",
+        operation, target.name);
+  }
+  return delta::check_write_supported(target.snapshot->protocol(), metadata, target.name);
+}
+
+arrow::Result<std::unique_ptr<TableRewrite>> TableRewrite::make(const DmlTarget& target) {
+  std::unique_ptr<TableRewrite> r(new TableRewrite());
+  r->target_ = target;
+  delta::WriteOptions options;
+  options.constraints = exec::sql_constraint_compiler();
+  options.mode = delta::WriteMode::kAppend;
+  ARROW_ASSIGN_OR_RAISE(r->writer_, delta::TableWriter::make(target.store, target.snapshot,
+                                                             *target.snapshot->schema(), options));
+  return r;
+}
+
+TableRewrite::~TableRewrite() {
+  if (!finished_) abort();
+}
+
+const std::shared_ptr<arrow::Schema>& TableRewrite::schema() const {
+  return target_.snapshot->schema();
+}
+
+void TableRewrite::remove(const delta::Add& file) {
+  delta::Remove r;
+  r.path = file.path;
+  r.deletion_timestamp = now_millis();
+  r.data_change = true;
+  r.extended_file_metadata = true;
+  r.partition_values = file.partition_values;
+  r.size = file.size;
+  bytes_removed_ += file.size;
+  removed_.push_back(std::move(r));
+}
+
+arrow::Status TableRewrite::write(const arrow::RecordBatch& rows) {
+  if (rows.num_rows() == 0) return arrow::Status::OK();
+  return writer_->write(rows);
+}
+
+namespace {
+
+int64_t millis_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+}  // namespace
+
+arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::json parameters,
+                                               nlohmann::json metrics, delta::ReadSet read,
+                                               const Names& names) {
+  finished_ = true;
+  auto finished = writer_->finish();
+  if (!finished.ok()) {
+    writer_->abort();
+    return finished.status();
+  }
+  delta::Transaction txn = std::move(*finished);
+  if (removed_.empty() && txn.adds().empty() && operation != "MERGE") {
+    DmlOutcome outcome;
+    outcome.operation = std::move(operation);
+    outcome.version = target_.snapshot->version();
+    outcome.metrics = std::move(metrics);
+    outcome.committed = false;
+    return outcome;
+  }
+  for (auto& r : removed_) txn.remove_file(r);
+  int64_t bytes_added = 0;
+  for (const auto& a : txn.adds()) bytes_added += a.size;
+  const auto now = std::chrono::steady_clock::now();
+  metrics[names.files_added] = std::to_string(txn.adds().size());
+  metrics[names.files_removed] = std::to_string(removed_.size());
+  metrics[names.bytes_added] = std::to_string(bytes_added);
+  metrics[names.bytes_removed] = std::to_string(bytes_removed_);
+  metrics["executionTimeMs"] = std::to_string(millis_between(started_, now));
+  metrics["scanTimeMs"] = std::to_string(millis_between(started_, scan_done_));
+  metrics["rewriteTimeMs"] = std::to_string(millis_between(scan_done_, now));
+  delta::CommitOptions options;
+  options.operation = operation;
+  options.operation_parameters = std::move(parameters);
+  options.operation_metrics = metrics;
+  options.isolation_level = delta::isolation_level_name(read.isolation);
+  options.max_attempts = 100;
+  txn.set_read_set(std::move(read));
+  const std::vector<delta::Add> adds = txn.adds();
+  auto committed = txn.commit(options);
+  if (!committed.ok()) {
+    if (delta::is_commit_conflict(committed.status())) {
+      // Nothing refers to the new files: delete them before the statement runs again.
+      delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), adds);
+    }
+    return committed.status();
+  }
+  DmlOutcome outcome;
+  outcome.operation = std::move(operation);
+  outcome.version = committed->version;
+  outcome.metrics = std::move(metrics);
+  return outcome;
+}
+
+void TableRewrite::abort() {
+  finished_ = true;
+  if (writer_) writer_->abort();
+}
+
+}  // namespace sluice::dml

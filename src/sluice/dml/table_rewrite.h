@@ -1,0 +1,88 @@
+// Copy-on-write changes to a Delta table: the files a DELETE, UPDATE or MERGE replaces, the
+// rows written in their place, and one commit carrying both with what was read (for conflict
+// detection) and Spark's operation name, parameters and metrics.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/delta/table_writer.h"
+#include "sluice/delta/transaction.h"
+
+namespace sluice::dml {
+
+// The table a statement changes, as read when it started.
+struct DmlTarget {
+  std::shared_ptr<delta::LogStore> store;
+  std::shared_ptr<const delta::Snapshot> snapshot;
+  std::string name;  // as the statement names it, for messages
+};
+
+// What a committed statement did: the version it made and Spark's metrics.
+struct DmlOutcome {
+  std::string operation;  // DELETE, UPDATE, MERGE
+  DeltaVersion version{0};
+  nlohmann::json metrics = nlohmann::json::object();  // values as strings, as Spark writes them
+  int attempts = 1;
+  // False when nothing matched: no files changed, so (as Spark's commitIfNeeded) no commit was
+  // made and `version` is the version read.
+  bool committed = true;
+};
+
+// Refuses DML on a table whose features sluice cannot keep while rewriting (the change data
+// feed, append-only tables); `operation` names the statement.
+arrow::Status check_dml_supported(const DmlTarget& target, const std::string& operation);
+
+class TableRewrite {
+ public:
+  static arrow::Result<std::unique_ptr<TableRewrite>> make(const DmlTarget& target);
+  ~TableRewrite();
+
+  const std::shared_ptr<arrow::Schema>& schema() const;
+  // The file is replaced (its surviving rows are written with write()).
+  void remove(const delta::Add& file);
+  // Rows of the table schema to write into new files.
+  arrow::Status write(const arrow::RecordBatch& rows);
+  int64_t files_removed() const { return static_cast<int64_t>(removed_.size()); }
+  int64_t bytes_removed() const { return bytes_removed_; }
+  // Time spent reading and selecting (scanTimeMs) before the first rewrite starts.
+  void mark_scan_done() { scan_done_ = std::chrono::steady_clock::now(); }
+
+  // Commits the removes and the new files (nothing when there are neither); `metrics` gains numAddedFiles/numRemovedFiles
+  // (under `files_added_key`/`files_removed_key`), bytes and times. A conflict comes back as
+  // delta::is_commit_conflict() with the new files deleted.
+  struct Names {
+    const char* files_added = "numAddedFiles";
+    const char* files_removed = "numRemovedFiles";
+    const char* bytes_added = "numAddedBytes";
+    const char* bytes_removed = "numRemovedBytes";
+  };
+  arrow::Result<DmlOutcome> commit(std::string operation, nlohmann::json parameters,
+                                   nlohmann::json metrics, delta::ReadSet read,
+                                   const Names& names);
+  arrow::Result<DmlOutcome> commit(std::string operation, nlohmann::json parameters,
+                                   nlohmann::json metrics, delta::ReadSet read) {
+    return commit(std::move(operation), std::move(parameters), std::move(metrics),
+                  std::move(read), Names{});
+  }
+  // Deletes what was written (nothing is committed).
+  void abort();
+
+ private:
+  TableRewrite() = default;
+  DmlTarget target_;
+  std::unique_ptr<delta::TableWriter> writer_;
+  std::vector<delta::Remove> removed_;
+  int64_t bytes_removed_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point scan_done_ = started_;
+  bool finished_ = false;
+};
+
+}  // namespace sluice::dml
