@@ -126,7 +126,10 @@ TEST_F(RunMemberTest, AFailingReadOfTheChainIsTheStoresErrorNamingTheObject) {
 
 TEST_F(RunMemberTest, AGenerationDeletedByAConcurrentJoinIsListedAgainNotAFailedRenewal) {
   // In a child: before the fix every renewal failed on the deleted generation and the worker
-  // ended with exit 75 ("cannot renew ... heartbeat") after its ttl.
+  // ended with exit 75 ("cannot renew ... heartbeat") after its ttl. "threadsafe": the child
+  // is a fresh process, not a fork of one with threads running.
+  const std::string style = GTEST_FLAG_GET(death_test_style);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
         store_->race_in = lease_dir_;  // the chain is empty: the join itself sees no race
@@ -142,6 +145,7 @@ TEST_F(RunMemberTest, AGenerationDeletedByAConcurrentJoinIsListedAgainNotAFailed
         std::exit(races >= 8 ? 0 : 3);
       },
       ::testing::ExitedWithCode(0), "");
+  GTEST_FLAG_SET(death_test_style, style);
 }
 
 // The same read in RunLease::acquire (an exclusive run, a leader attempt): a generation that
