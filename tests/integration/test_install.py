@@ -231,6 +231,41 @@ def test_moved_install_reexecs_itself_with_the_purge_delay(moved_prefix, tmp_pat
     assert "sluice: stopped" in out
 
 
+@pytest.mark.parametrize("user_env, expected", [
+    ({"MIMALLOC_PURGE_DELAY": "5"}, {"MIMALLOC_PURGE_DELAY": "5", "MIMALLOC_ALLOW_THP": "0"}),
+    ({"MIMALLOC_ALLOW_THP": "1"}, {"MIMALLOC_PURGE_DELAY": "0", "MIMALLOC_ALLOW_THP": "1"}),
+], ids=["user-purge-delay", "user-allow-thp"])
+def test_reexec_keeps_each_variable_the_user_set(moved_prefix, tmp_path, bootstrap, new_topic,
+                                                 user_env, expected):
+    """Each of the two variables is set unless the user set that one: a user's purge delay no
+    longer skips the re-exec (and with it MIMALLOC_ALLOW_THP=0)."""
+    binary = moved_prefix / "bin" / "sluice"
+    pipe = quickstart_copy(tmp_path / "pipe", new_topic(1))
+    config = pipe / "pipeline.yaml"
+    config.write_text(config.read_text().replace("mode: triggered", "mode: continuous"))
+    wanted = [f"{k}={v}\0".encode() for k, v in expected.items()]
+    proc = subprocess.Popen([str(binary), "run", str(pipe), "--bootstrap-servers", bootstrap],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**MINIMAL_ENV, **user_env})
+    try:
+        deadline = time.monotonic() + 30
+        environ = b""
+        while time.monotonic() < deadline and not all(w in environ for w in wanted):
+            assert proc.poll() is None, proc.communicate()
+            environ = pathlib.Path(f"/proc/{proc.pid}/environ").read_bytes()
+            time.sleep(0.05)  # poll interval, not synchronisation: the loop waits on the condition
+        for w in wanted:
+            assert w in environ, (w, environ)
+        assert pathlib.Path(f"/proc/{proc.pid}/exe").resolve() == binary.resolve()
+    finally:
+        proc.send_signal(signal.SIGTERM)  # before its handler is set too: the test needs no clean end
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
 def test_dist_tarball_holds_the_install_layout(tmp_path):
     """`make dist` (scripts/dist.sh): sluice-<version>-linux-x86_64.tar.gz, unpacked anywhere."""
     out = tmp_path / "dist"

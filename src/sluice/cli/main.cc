@@ -36,16 +36,18 @@ void on_signal(int) { g_stop = true; }
 // loaded, before main, so the setting can only take effect in a fresh image: set it and exec
 // this program again, once. A MIMALLOC_PURGE_DELAY the user set is kept; if the exec fails the
 // run goes on with mimalloc's default.
-// The same exec turns off transparent huge pages for mimalloc's arenas (MIMALLOC_ALLOW_THP=0,
-// unless the user set it): with memory purged at once, reusing a purged range faulted in and
-// zeroed a whole 2 MiB page (perf: clear_page_erms under do_huge_pmd_anonymous_page, ~9 % of
-// the bench's samples); with 4 KiB pages only what is touched is zeroed (docs/decisions.md
-// "mimalloc without transparent huge pages").
+// The same exec turns off transparent huge pages for mimalloc's arenas (MIMALLOC_ALLOW_THP=0):
+// with memory purged at once, reusing a purged range faulted in and zeroed a whole 2 MiB page
+// (perf: clear_page_erms under do_huge_pmd_anonymous_page, ~9 % of the bench's samples); with
+// 4 KiB pages only what is touched is zeroed (docs/decisions.md "mimalloc without transparent
+// huge pages"). Each variable is set unless the user set that one; with both set, no exec.
 void purge_freed_memory_at_once(char** argv) {
-  if (std::getenv("MIMALLOC_PURGE_DELAY") != nullptr) return;
-  if (setenv("MIMALLOC_PURGE_DELAY", "0", 1) != 0) return;
-  (void)setenv("MIMALLOC_ALLOW_THP", "0", 0);
-  execv("/proc/self/exe", argv);
+  // After the exec both are set: it happens once.
+  bool changed = false;
+  for (const char* name : {"MIMALLOC_PURGE_DELAY", "MIMALLOC_ALLOW_THP"}) {
+    if (std::getenv(name) == nullptr && setenv(name, "0", 1) == 0) changed = true;
+  }
+  if (changed) execv("/proc/self/exe", argv);
 }
 
 int fail(const arrow::Status& status) {

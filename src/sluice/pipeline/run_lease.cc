@@ -63,6 +63,18 @@ bool writer_may_live(const std::string& record_json) {
   return true;
 }
 
+arrow::Result<std::optional<std::string>> read_generation(const storage::ObjectStore& objects,
+                                                          const std::string& path) {
+  auto text = objects.read(path);
+  if (text.ok()) return std::optional<std::string>(std::move(*text));
+  auto info = objects.head(path);
+  if (info.ok() && !info->has_value()) return std::optional<std::string>();
+  return arrow::Status::IOError(fmt::format(
+      "cannot read the lease generation {}: {}; check that this process may read the pipeline's "
+      "storage and that the store is reachable, then start it again",
+      objects.display(path), text.status().message()));
+}
+
 bool holds(const std::string& generation_json) {
   const auto record = nlohmann::json::parse(generation_json, nullptr, false);
   if (!record.is_object() || record.value("released", false) || record.contains("scale_out_since")) return false;
@@ -105,9 +117,10 @@ arrow::Result<std::unique_ptr<RunLease>> RunLease::acquire(std::shared_ptr<stora
   int64_t next = 0;
   if (!gens.empty()) {
     const int64_t newest = gens.back();
-    auto text = store.read(lease->object_path(newest));
     // Removed between list and read: its writer released and cleaned up; take the next one.
-    if (text.ok() && lease::holds(*text)) {
+    // A read that fails otherwise is an error: the generation may hold the lease.
+    ARROW_ASSIGN_OR_RAISE(auto text, lease::read_generation(store, lease->object_path(newest)));
+    if (text && lease::holds(*text)) {
       *holder = LeaseHolder{*text, newest};
       return nullptr;
     }

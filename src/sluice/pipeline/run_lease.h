@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,6 +97,11 @@ std::string host_name();
 // Generations in a lease folder, ascending.
 arrow::Result<std::vector<int64_t>> generations(const storage::ObjectStore& objects, const std::filesystem::path& dir);
 std::string generation_path(const std::filesystem::path& dir, int64_t generation);
+// A generation's text, or nullopt when it is gone (superseded and deleted after the listing).
+// Any other failure (permission, a 5xx) is an IOError naming the object: read() does not tell a
+// missing object from a failing one, head() does.
+arrow::Result<std::optional<std::string>> read_generation(const storage::ObjectStore& objects,
+                                                          const std::string& path);
 // Whether a record (renewed_ms, ttl_ms, host, pid) may still be written by its writer: renewed
 // within its ttl and, when written on this host, by a process that still exists.
 bool writer_may_live(const std::string& record_json);

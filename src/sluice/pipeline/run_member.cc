@@ -55,8 +55,9 @@ arrow::Result<std::unique_ptr<RunMember>> RunMember::join(std::shared_ptr<storag
     int64_t since = -1;
     if (!gens.empty()) {
       const int64_t newest = gens.back();
-      auto text = store.read(lease::generation_path(member->lease_dir_, newest));
-      if (!text.ok()) continue;  // superseded and deleted since the listing: list again
+      const auto newest_path = lease::generation_path(member->lease_dir_, newest);
+      ARROW_ASSIGN_OR_RAISE(auto text, lease::read_generation(store, newest_path));
+      if (!text) continue;  // superseded and deleted since the listing: list again
       if (lease::holds(*text)) {
         *holder = LeaseHolder{*text, newest};
         return nullptr;
@@ -116,11 +117,19 @@ arrow::Result<std::vector<std::string>> RunMember::live(storage::ObjectStore& ob
 }
 
 arrow::Result<bool> RunMember::chain_is_ours() const {
-  ARROW_ASSIGN_OR_RAISE(auto gens, lease::generations(*objects_, lease_dir_));
-  if (gens.empty()) return true;
-  ARROW_ASSIGN_OR_RAISE(auto text, objects_->read(lease::generation_path(lease_dir_, gens.back())));
-  const auto record = nlohmann::json::parse(text, nullptr, false);
-  return record.is_object() && record.value("scale_out_since", int64_t{-1}) == since_;
+  for (int attempt = 0; attempt < kJoinAttempts; ++attempt) {
+    ARROW_ASSIGN_OR_RAISE(auto gens, lease::generations(*objects_, lease_dir_));
+    if (gens.empty()) return true;
+    const auto newest_path = lease::generation_path(lease_dir_, gens.back());
+    ARROW_ASSIGN_OR_RAISE(auto text, lease::read_generation(*objects_, newest_path));
+    if (!text) continue;  // superseded by a join and deleted since the listing: list again
+    const auto record = nlohmann::json::parse(*text, nullptr, false);
+    return record.is_object() && record.value("scale_out_since", int64_t{-1}) == since_;
+  }
+  return arrow::Status::IOError(fmt::format(
+      "cannot read the run lease chain in {}: its newest generation was deleted {} times between "
+      "listing and reading (other workers joining at the same moment)",
+      objects_->display(lease_dir_.string()), kJoinAttempts));
 }
 
 void RunMember::renew_loop() {
