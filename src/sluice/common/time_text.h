@@ -1,5 +1,5 @@
 // Dates and timestamps as text, in the shapes Delta statistics, partition values and Spark's
-// to_json use (shared by delta/ and format/).
+// to_json use (shared by delta/ and format/; defined in text.cc, so no unity batch shifts).
 #pragma once
 
 #include <cstdint>
