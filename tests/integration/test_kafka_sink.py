@@ -112,8 +112,8 @@ def expected_records(pipe):
         value = {k: r[k] for k in ("card_id", "amount", "n") if r[k] is not None}
         if r["ts"] is not None:
             ts = r["ts"].astimezone(datetime.timezone.utc)
-            text = ts.strftime("%Y-%m-%dT%H:%M:%S")
-            value["ts"] = text + (f".{ts.microsecond:06d}" if ts.microsecond else "") + "Z"
+            # Spark's to_json: yyyy-MM-dd'T'HH:mm:ss.SSSXXX, UTC as `Z`, the fraction cut to ms
+            value["ts"] = ts.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts.microsecond // 1000:03d}Z"
         key = r["card_id"].encode() if r["card_id"] is not None else None
         headers = [(h["key"], h["value"]) for h in (r["headers"] or [])]
         out.append((key, value, headers))
@@ -167,12 +167,24 @@ def test_rows_land_once_with_keys_values_and_headers(tmp_path, bootstrap, new_to
     assert entry["name"] == "big_tx" and entry["upstream"] == ["tx_silver"] and entry["flows"] == ["big_tx_out"]
     assert {c["name"] for c in entry["columns"]} == {"card_id", "amount", "ts", "n", "headers"}
 
+    # A commit that rewrites upstream rows cannot be followed: the error says what works for a
+    # sink (its consumer group deleted), not a reader's options.
+    silver = pipe / "data" / "tables" / "tx_silver"
+    updated = run_sluice("sql", silver, f"UPDATE delta.`{silver}` SET amount = amount + 1 WHERE amount > 100")
+    assert updated.returncode == 0, updated.stderr
+    stuck = run_sluice("run", pipe, "--once")
+    assert stuck.returncode == 1, stuck.stdout
+    assert "removed data" in stuck.stderr and "delete consumer group 'sluice-sink-" in stuck.stderr, stuck.stderr
+    assert "big_tx_out" in stuck.stderr and "ignoreDeletes" not in stuck.stderr, stuck.stderr
+
 
 def test_killed_while_producing_or_before_commit_still_exactly_once(tmp_path, bootstrap, new_topic):
-    source, sink = new_topic(2), new_topic(2)
-    pipe = make_pipeline(tmp_path, bootstrap, source, sink, max_rows=40)
+    source = new_topic(2)
+    pipe = make_pipeline(tmp_path, bootstrap, source, "unused", max_rows=40)
     produce(bootstrap, source, 0, 400)
     for point in ("sink_during_produce", "sink_before_commit"):
+        sink = new_topic(2)  # a fresh topic per point: what it holds is this crash's doing
+        (pipe / "sink.sql").write_text(SINK.format(sink=sink, max_rows=40))
         crashed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": point})
         assert crashed.returncode == 137, (point, crashed.stdout, crashed.stderr)
         # The records of the open transaction reached the broker; no read_committed reader sees them.
@@ -183,11 +195,20 @@ def test_killed_while_producing_or_before_commit_still_exactly_once(tmp_path, bo
     want = expected_records(pipe)
     assert_topic_holds(bootstrap, sink, want)
 
-    # Killed between two transactions of one run (max_rows_per_transaction): the first stays,
-    # the rest follows once.
-    produce(bootstrap, source, 400, 400)
-    crashed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "sink_before_commit"})
-    assert crashed.returncode == 137
+    # Killed between two transactions of one run: two upstream versions wait (each run below
+    # commits silver, then dies before the sink commits), max_rows_per_transaction = 40 ends a
+    # transaction at the first version's end, and the process dies right after committing it.
+    silver = pipe / "data" / "tables" / "tx_silver"
+    for first in (400, 600):
+        produce(bootstrap, source, first, 200)
+        crashed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "sink_before_commit"})
+        assert crashed.returncode == 137, crashed.stderr
+    assert DeltaTable(str(silver)).version() >= 2
+    crashed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "sink_between_transactions"})
+    assert crashed.returncode == 137, (crashed.stdout, crashed.stderr)
+    # The first transaction (the silver version holding n = 400..599) is visible before the restart.
+    partial = assert_topic_holds(bootstrap, sink, [r for r in expected_records(pipe) if r[1]["n"] < 600])
+    assert len(partial) > len(want)
     done = run_sluice("run", pipe, "--once")
     assert done.returncode == 0, done.stderr
     assert_topic_holds(bootstrap, sink, expected_records(pipe))
@@ -203,10 +224,15 @@ def test_sigkill_of_a_continuous_run_at_random_moments_still_exactly_once(tmp_pa
     rnd = random.Random(11)
     seen = []
     for round_ in range(4):
+        # The moment to kill at: once the sink has sent a random few more records (committed or
+        # not) than before this round, polled with a deadline, not slept for.
+        target = len(read_topic(bootstrap, sink, "read_uncommitted")) + rnd.randint(1, 40)
         with open(pipe / f"run{round_}.stderr", "w") as err:
             proc = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=subprocess.DEVNULL, stderr=err)
-            time.sleep(rnd.uniform(1.0, 2.5))  # a random moment to kill at, not a synchronisation
-            assert proc.poll() is None, (pipe / f"run{round_}.stderr").read_text()
+            deadline = time.monotonic() + 60
+            while len(read_topic(bootstrap, sink, "read_uncommitted")) < target:
+                assert proc.poll() is None, (pipe / f"run{round_}.stderr").read_text()
+                assert time.monotonic() < deadline, f"round {round_}: the sink sent nothing new in 60 s"
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
         seen.append(len(read_topic(bootstrap, sink)))
@@ -272,6 +298,8 @@ def test_sink_options_are_checked_at_their_line(tmp_path):
          "sink.sql:1:57", "kafka.transactional.id is set by sluice"),
         ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', kafka.sasl.pasword => 'hunter2-secret');",
          "sink.sql:1:57", "librdkafka has no property 'sasl.pasword' (did you mean 'sasl.password'?)"),
+        ("CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', kafka.isolation.level => 'read_committed');",
+         "sink.sql:1:57", "kafka.isolation.level is a consumer setting, and a sink only produces"),
         ("CREATE SINK s OPTIONS (format => 'kafka');", "sink.sql:1:13", "needs topic => 'name'"),
     ]
     for sql, where, message in cases:
@@ -288,6 +316,19 @@ def test_sink_options_are_checked_at_their_line(tmp_path):
                          "CREATE FLOW f AS INSERT INTO s SELECT * FROM STREAM read_kafka(topic => 'x');\n")
     r = run_sluice("validate", pipe)
     assert r.returncode == 1 and "reads read_kafka directly" in r.stderr, r.stderr
+
+    # A cluster shared with read_kafka keeps its consumer settings; what the sink's producer
+    # sets itself is refused at the sink's line.
+    write_sink_sql(pipe, "CREATE SINK s OPTIONS (format => 'kafka', topic => 'o');\n" + flow)
+    shared = ("name: sinks\nstorage: ./data\nkafka:\n  default:\n    bootstrap.servers: \"127.0.0.1:1\"\n"
+              "    group.id: readers\n    isolation.level: read_committed\n    enable.auto.commit: \"false\"\n")
+    (pipe / "pipeline.yaml").write_text(shared)
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 0, r.stderr
+    (pipe / "pipeline.yaml").write_text(shared + "    transactional.id: mine\n")
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 1 and "sink.sql:1:13" in r.stderr, r.stderr
+    assert "pipeline.yaml sets kafka.default.transactional.id" in r.stderr, r.stderr
 
 
 @pytest.mark.slow  # the example; the sink's behaviour is covered by the tests above under ASan too
@@ -336,5 +377,5 @@ def test_fraud_alerts_example_lands_on_the_alerts_topic(tmp_path, bootstrap, new
             break
         time.sleep(0.2)
     assert sorted((k.decode(), int(v["window_start"][14:16]), v["n"]) for k, v, _ in got) == want
-    assert all(v["window_start"].startswith("2024-05-01T10:") and v["window_start"].endswith(":00Z")
+    assert all(v["window_start"].startswith("2024-05-01T10:") and v["window_start"].endswith(":00.000Z")
                for _, v, _ in got)

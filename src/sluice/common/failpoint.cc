@@ -9,9 +9,13 @@
 
 namespace sluice {
 
-void fail_point(const char* name) {
+bool fail_point_armed(const char* name) {
   static const char* armed = std::getenv("SLUICE_FAILPOINT");
-  if (armed != nullptr && std::strcmp(armed, name) == 0) {
+  return armed != nullptr && std::strcmp(armed, name) == 0;
+}
+
+void fail_point(const char* name) {
+  if (fail_point_armed(name)) {
     std::fprintf(stderr, "sluice: fail point '%s' reached: exiting\n", name);
     _exit(137);
   }

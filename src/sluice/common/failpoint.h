@@ -8,4 +8,16 @@ namespace sluice {
 // Exits the process with status 137 if SLUICE_FAILPOINT equals `name`; a no-op otherwise.
 void fail_point(const char* name);
 
+// Whether SLUICE_FAILPOINT names `name`.
+bool fail_point_armed(const char* name);
+
+// As fail_point(name), running `before_exit` first when armed (e.g. a flush, so a test sees the
+// state the point is about); never runs it otherwise.
+template <typename BeforeExit>
+void fail_point(const char* name, BeforeExit&& before_exit) {
+  if (!fail_point_armed(name)) return;
+  before_exit();
+  fail_point(name);
+}
+
 }  // namespace sluice

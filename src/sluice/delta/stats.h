@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/common/time_text.h"
+
 namespace parquet {
 class FileMetaData;
 class SchemaDescriptor;
@@ -50,9 +52,9 @@ class StatsCollector {
   int64_t num_records_ = 0;
 };
 
-// Formats for stats and partition values, shared with the partition-value serializer.
-std::string format_date32(int32_t days);
-// ISO-8601 with milliseconds; `round_up` rounds sub-millisecond parts up (for max values).
-std::string format_timestamp_micros(int64_t micros, bool utc, bool round_up);
+// Formats for stats and partition values (common/time_text.h), shared with the partition-value
+// serializer and the JSON row encoder.
+using sluice::format_date32;
+using sluice::format_timestamp_micros;
 
 }  // namespace sluice::delta

@@ -12,6 +12,8 @@
 #include <cmath>
 #include <functional>
 
+#include "sluice/common/time_text.h"
+
 namespace sluice::format {
 
 namespace {
@@ -20,39 +22,7 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 // Writes element `row` of the array it was made for (not null).
 using ValueWriter = std::function<void(int64_t row, Writer& out)>;
 
-// Civil date of days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
-void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-}
-
-std::string date_text(int64_t days) {
-  int64_t y;
-  unsigned m, d;
-  civil_from_days(days, y, m, d);
-  return fmt::format("{:04}-{:02}-{:02}", y, m, d);
-}
-
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-// yyyy-MM-ddTHH:mm:ss[.ffffff]Z from microseconds since the epoch (UTC).
-std::string timestamp_text(int64_t micros) {
-  const int64_t days = floor_div(micros, 86400000000LL);
-  int64_t rest = micros - days * 86400000000LL;
-  const int64_t fraction = rest % 1000000;
-  rest /= 1000000;
-  auto out = fmt::format("{}T{:02}:{:02}:{:02}", date_text(days), rest / 3600, rest / 60 % 60, rest % 60);
-  if (fraction != 0) out += fmt::format(".{:06}", fraction);
-  return out + "Z";
-}
 
 int64_t to_micros(int64_t value, arrow::TimeUnit::type unit) {
   switch (unit) {
@@ -146,13 +116,17 @@ arrow::Result<ValueWriter> make_writer(const std::shared_ptr<arrow::Array>& arra
     }
     case Type::DATE32: {
       auto a = std::static_pointer_cast<arrow::Date32Array>(array);
-      return ValueWriter([a](int64_t row, Writer& out) { write_text(date_text(a->Value(row)), out); });
+      return ValueWriter([a](int64_t row, Writer& out) { write_text(format_date32(a->Value(row)), out); });
     }
     case Type::TIMESTAMP: {
       auto a = std::static_pointer_cast<arrow::TimestampArray>(array);
-      const auto unit = static_cast<const arrow::TimestampType&>(*array->type()).unit();
-      return ValueWriter([a, unit](int64_t row, Writer& out) {
-        write_text(timestamp_text(to_micros(a->Value(row), unit)), out);
+      const auto& type = static_cast<const arrow::TimestampType&>(*array->type());
+      const auto unit = type.unit();
+      // Spark's to_json: TIMESTAMP as yyyy-MM-dd'T'HH:mm:ss.SSSXXX in the UTC session zone (so
+      // `Z`), TIMESTAMP_NTZ (no zone) as yyyy-MM-dd'T'HH:mm:ss.SSS; the fraction is cut to ms.
+      const bool utc = !type.timezone().empty();
+      return ValueWriter([a, unit, utc](int64_t row, Writer& out) {
+        write_text(format_timestamp_micros(to_micros(a->Value(row), unit), utc, false), out);
       });
     }
     case Type::DECIMAL128: {

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdlib>
 
 #include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
@@ -42,6 +41,21 @@ arrow::Result<std::optional<int64_t>> version_read(const kafka::CommittedProgres
   }
   if (doc["table_id"].get<std::string>() != table_id) return std::nullopt;
   return doc["version"].get<int64_t>();
+}
+
+// An upstream commit the sink cannot follow (rows rewritten, a commit missing from the log):
+// the reader's advice (ignoreChanges, a full refresh of the reader, a backup) does not apply to
+// records already sent, so it is replaced by what does: resending the current snapshot.
+arrow::Status cannot_follow(const arrow::Status& st, const std::string& group, const std::string& topic) {
+  std::string what = st.message();
+  for (const char* advice : {". Use ignoreDeletes", ". The log is corrupt"}) {
+    if (auto at = what.find(advice); at != std::string::npos) what.resize(at);
+  }
+  return arrow::Status(st.code(), fmt::format(
+      "{}. A sink cannot take back records it sent nor skip this commit: to send the upstream table's "
+      "current rows again (after those already on topic '{}'), stop the pipeline and delete consumer "
+      "group '{}' (kafka-consumer-groups.sh --bootstrap-server <host:port> --delete --group {})",
+      what, topic, group, group));
 }
 
 }  // namespace
@@ -114,8 +128,10 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
     // Records once sent cannot be taken back: a commit that only removes rows (a full refresh of
     // the upstream) is passed over, and the rows written after it are sent as new ones. A commit
     // that rewrites rows is refused by name, as in any streaming read.
-    ARROW_ASSIGN_OR_RAISE(files, delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
-                                                            delta::ChangePolicy::kIgnoreDeletes));
+    auto added = delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
+                                            delta::ChangePolicy::kIgnoreDeletes);
+    if (!added.ok()) return cannot_follow(added.status(), group, spec.topic);
+    files = std::move(added).ValueOrDie();
   }
 
   // Which columns go where: the headers column is not part of the value.
@@ -135,6 +151,7 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
     ARROW_RETURN_NOT_OK(producer->commit(group, spec.topic, progress, kKafkaTimeout));
     flow_state->committed = std::move(progress);
     open = false;
+    report.rows_written += in_transaction;
     in_transaction = 0;
     report.version = version;
     return arrow::Status::OK();
@@ -179,13 +196,11 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
           }
         }
         ARROW_RETURN_NOT_OK(producer->produce(spec.topic, key, values->GetView(r), headers));
-        ++in_transaction;
-        ++report.rows_written;
+        ++in_transaction;  // counted as written once its transaction commits
         if (!stopped_during_produce && in_transaction * 2 >= rows->num_rows() && rows->num_rows() > 1) {
           // tests: half of a transaction's records are on the broker, the rest not produced
           stopped_during_produce = true;
-          if (std::getenv("SLUICE_FAILPOINT") != nullptr) ARROW_RETURN_NOT_OK(producer->flush(kKafkaTimeout));
-          fail_point("sink_during_produce");
+          fail_point("sink_during_produce", [&] { (void)producer->flush(kKafkaTimeout); });
         }
       }
     }
@@ -193,6 +208,7 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
     const bool boundary = i + 1 == files.size() || files[i + 1].version != files[i].version;
     if (open && boundary && i + 1 < files.size() && in_transaction >= spec.max_rows_per_transaction) {
       ARROW_RETURN_NOT_OK(commit_upto(files[i].version.value()));
+      fail_point("sink_between_transactions");  // tests: one transaction committed, more to send
     }
   }
   return commit_upto(latest);

@@ -26,11 +26,18 @@ std::string normalise_key(const std::string& key) {
   return lower;
 }
 
-// Properties the sink sets itself: a user value would break exactly once.
+// Producer properties the sink sets itself: a user value would break exactly once.
 const std::set<std::string>& owned_properties() {
-  static const std::set<std::string> kOwned = {"transactional.id", "enable.idempotence", "isolation.level",
-                                               "group.id", "enable.auto.commit"};
+  static const std::set<std::string> kOwned = {"transactional.id", "enable.idempotence"};
   return kOwned;
+}
+
+// Consumer settings: a sink only produces (its progress reader sets its own), so in a sink's own
+// OPTIONS they would be ignored; in a pipeline.yaml cluster shared with read_kafka they are
+// normal and pass (they do not apply to the sink's producer).
+const std::set<std::string>& consumer_properties() {
+  static const std::set<std::string> kConsumer = {"isolation.level", "group.id", "enable.auto.commit"};
+  return kConsumer;
 }
 
 }  // namespace
@@ -72,6 +79,11 @@ arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::Source
       if (owned_properties().count(property)) {
         return at(o->loc, fmt::format("sink '{}': {} is set by sluice (a Kafka sink writes exactly once through "
                                       "transactions, one transactional.id per flow): remove it",
+                                      sink.name, key));
+      }
+      if (consumer_properties().count(property)) {
+        return at(o->loc, fmt::format("sink '{}': {} is a consumer setting, and a sink only produces (it reads "
+                                      "its progress read_committed from its own group): remove it",
                                       sink.name, key));
       }
       auto checked = kafka::check_property(property, o->value);
@@ -141,12 +153,15 @@ arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::Source
       if (k.rfind("kafka.", 0) == 0) spec.properties[k.substr(6)] = o->value;
     }
   }
-  for (const auto& [k, v] : spec.properties) {
-    if (owned_properties().count(k)) {
-      return arrow::Status::Invalid(fmt::format(
-          "pipeline.yaml: kafka.{}.{} is set, and sink '{}' writes to that cluster: a Kafka sink sets {} itself "
-          "(exactly once through transactions); remove it there or give the sink its own bootstrap_servers",
-          cluster, k, sink.name, k));
+  if (config.kafka.count(cluster)) {
+    for (const auto& [k, v] : config.kafka.at(cluster)) {
+      if (owned_properties().count(k)) {
+        return at(cluster_option ? cluster_option->loc : sink.loc,
+                  fmt::format("sink '{}' writes to Kafka cluster '{}', and pipeline.yaml sets kafka.{}.{}: a Kafka "
+                              "sink sets {} itself (exactly once through transactions); remove it from "
+                              "pipeline.yaml or give the sink its own cluster",
+                              sink.name, cluster, cluster, k, k));
+      }
     }
   }
   return spec;

@@ -36,8 +36,23 @@ TEST(JsonRowEncoderTest, ScalarsInSparksToJsonShape) {
     [null, -1, null, false, -1, 1714557600123456, null, "-0.05"]])");
   EXPECT_EQ(encode(*b, {0, 1, 2, 3, 4, 5, 6, 7}),
             (std::vector<std::string>{
-                R"({"s":"a\"b","i":7,"d":1.5,"b":true,"day":"2024-05-01","ts":"2024-05-01T10:00:00Z","bin":"aGk=","dec":12.30})",
-                R"({"i":-1,"b":false,"day":"1969-12-31","ts":"2024-05-01T10:00:00.123456Z","dec":-0.05})"}));
+                R"({"s":"a\"b","i":7,"d":1.5,"b":true,"day":"2024-05-01","ts":"2024-05-01T10:00:00.000Z","bin":"aGk=","dec":12.30})",
+                R"({"i":-1,"b":false,"day":"1969-12-31","ts":"2024-05-01T10:00:00.123Z","dec":-0.05})"}));
+}
+
+// Spark's JSONOptions: timestampFormatInWrite yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX] (UTC session zone:
+// `Z`), timestampNTZFormatInWrite yyyy-MM-dd'T'HH:mm:ss[.SSS]; the optional parts are always
+// printed when formatting, the fraction cut (not rounded) to milliseconds, also before 1970.
+TEST(JsonRowEncoderTest, TimestampsInSparksWriteFormats) {
+  auto schema = arrow::schema({arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                               arrow::field("ntz", arrow::timestamp(arrow::TimeUnit::MICRO)),
+                               arrow::field("ns", arrow::timestamp(arrow::TimeUnit::NANO, "UTC"))});
+  auto b = batch(schema, R"([[1714557600999999, 1714557600000000, 1714557600001999999],
+                             [-1, -1000001, -1]])");
+  EXPECT_EQ(encode(*b, {0, 1, 2}),
+            (std::vector<std::string>{
+                R"({"ts":"2024-05-01T10:00:00.999Z","ntz":"2024-05-01T10:00:00.000","ns":"2024-05-01T10:00:00.001Z"})",
+                R"({"ts":"1969-12-31T23:59:59.999Z","ntz":"1969-12-31T23:59:58.999","ns":"1969-12-31T23:59:59.999Z"})"}));
 }
 
 TEST(JsonRowEncoderTest, NestedValuesAndNonFiniteDoubles) {
