@@ -272,6 +272,10 @@ kafka:
         deadline = time.monotonic() + 60
         while not (log / f"{1:020d}.json").exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.001)
+        # It must still run here (it once had exited, and os.kill raised ProcessLookupError
+        # without saying why): show what it printed.
+        assert proc.poll() is None, f"sluice exited ({proc.returncode}) before it could be stopped: " \
+            f"{proc.communicate()}"
         os.kill(proc.pid, signal.SIGSTOP)
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for f in admin.delete_records([TopicPartition(topic, 0, total)]).values():
