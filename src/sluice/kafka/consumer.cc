@@ -266,9 +266,13 @@ arrow::Status set_conf(RdKafka::Conf& conf, const std::string& key, const std::s
                       fmt::format("Kafka cluster '{}'", cluster));
 }
 
-// How long a client that never reached its cluster waits before probing whether every
-// bootstrap broker refuses connections (all_topics_metadata).
+// A client that never reached its cluster probes whether every bootstrap broker refuses
+// connections from kConnectWindow on, every kProbeEvery; it gives up early only when every probe
+// up to kRefusedFor was refused (a broker still starting opens its port within seconds; one
+// refusing for that long is, as a rule, not started or at a wrong address) (all_topics_metadata).
 constexpr std::chrono::milliseconds kConnectWindow{2'000};
+constexpr std::chrono::milliseconds kProbeEvery{1'000};
+constexpr std::chrono::milliseconds kRefusedFor{5'000};
 
 // Bootstrap lists (bootstrap.servers values) some consumer of this process got metadata from.
 std::mutex reached_mutex;
@@ -521,7 +525,8 @@ arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(
   constexpr std::chrono::milliseconds kSlice{250};
   const auto started = std::chrono::steady_clock::now();
   const auto deadline = started + timeout;
-  bool probed = false;
+  bool probing = true;  // until a probe finds a broker accepting
+  auto next_probe = started + kConnectWindow;
   RdKafka::ErrorCode code = RdKafka::ERR__TIMED_OUT;
   std::unique_ptr<RdKafka::Metadata> metadata;
   for (;;) {
@@ -536,22 +541,27 @@ arrow::Result<std::unique_ptr<RdKafka::Metadata>> Consumer::all_topics_metadata(
     // Any other error (a transport failure comes before the refusal's event is served) is
     // asked again until the timeout, as one call waited before.
     if (refused || left <= kSlice) return connection_error(code, timeout);
-    // A cluster this process never reached, whose every bootstrap broker still refuses
-    // connections after the connect window, is not coming up within the timeout as a rule
-    // (a wrong address, a broker not started): said in seconds. Once reached, a cluster gets
-    // the whole timeout (a broker restarting), docs/decisions.md "CI time".
-    if (!probed && std::chrono::steady_clock::now() - started >= kConnectWindow &&
-        !cluster_reached(bootstrap_)) {
-      probed = true;
-      if (every_bootstrap_broker_refuses(bootstrap_, kSlice)) {
+    // A cluster this process never reached, whose every bootstrap broker kept refusing
+    // connections for kRefusedFor, is not coming up within the timeout as a rule (a wrong
+    // address, a broker not started): said in seconds. A broker that accepts once, or a cluster
+    // this process reached before, gets the whole timeout (a broker starting or restarting),
+    // docs/decisions.md "CI time (2)".
+    const auto now = std::chrono::steady_clock::now();
+    if (probing && now >= next_probe && !cluster_reached(bootstrap_)) {
+      next_probe = now + kProbeEvery;
+      if (!every_bootstrap_broker_refuses(bootstrap_, kSlice)) {
+        probing = false;
+      } else if (std::chrono::steady_clock::now() - started >= kRefusedFor) {
         const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - started);
         return mark_retryable(io_error(
             "cannot reach Kafka cluster '{}' at {} within {} ms ({}): every bootstrap broker "
-            "refused the connection and none was reached before, so sluice did not wait the "
-            "full {} ms; check bootstrap.servers and that the broker is running",
+            "refused the connection at every try since {} ms and none was reached before, so "
+            "sluice did not wait the full {} ms; check bootstrap.servers and that the broker is "
+            "running",
             cluster_name_, bootstrap_, waited.count(),
-            recent_errors().empty() ? RdKafka::err2str(code) : recent_errors(), timeout.count()));
+            recent_errors().empty() ? RdKafka::err2str(code) : recent_errors(),
+            kConnectWindow.count(), timeout.count()));
       }
     }
   }

@@ -7,7 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
+
+#include "sluice/kafka/consumer.h"
 
 namespace sluice::kafka {
 namespace {
@@ -70,6 +74,27 @@ TEST(BootstrapProbeTest, OneListeningBrokerIsEnoughToKeepWaiting) {
 
 TEST(BootstrapProbeTest, ANameThatDoesNotResolveIsNotARefusal) {
   EXPECT_FALSE(every_bootstrap_broker_refuses("no-such-host.invalid:9092", kProbeTimeout));
+}
+
+
+// A broker still starting (its port refused for 3 s, then accepting) is waited for the whole
+// timeout, not reported as "every bootstrap broker refused" (which a single probe at 2 s did).
+TEST(BootstrapProbeTest, ABrokerThatOpensItsPortWithinFiveSecondsGetsTheWholeTimeout) {
+  LoopbackPort port(/*listening=*/false);
+  auto consumer = Consumer::make("starting", {{"bootstrap.servers", port.address()}}, "g");
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  std::thread opener([&port] {
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // the broker's start-up, not a wait
+    ::listen(port.fd, 4);
+  });
+  const auto started = std::chrono::steady_clock::now();
+  auto topics = (*consumer)->topics(std::chrono::milliseconds(6'500));
+  const auto waited = std::chrono::steady_clock::now() - started;
+  opener.join();
+  ASSERT_FALSE(topics.ok());  // it accepts but never answers
+  EXPECT_EQ(topics.status().message().find("refused the connection"), std::string::npos)
+      << topics.status().ToString();
+  EXPECT_GE(waited, std::chrono::milliseconds(6'000));
 }
 
 }  // namespace
