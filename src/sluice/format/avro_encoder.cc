@@ -14,7 +14,9 @@
 
 namespace sluice::format {
 
-namespace {
+// Named, not anonymous: the unity build compiles this with json_row_encoder.cc, whose helpers
+// share some of these names.
+namespace avro_encoding {
 
 // Writes element `row` of the array it was made for, as its Avro type (a union branch first when
 // the field is nullable).
@@ -297,18 +299,20 @@ arrow::Result<Encode> make_encoder(const std::shared_ptr<arrow::Array>& array, b
   });
 }
 
-}  // namespace
+}  // namespace avro_encoding
+
+namespace ae = avro_encoding;
 
 arrow::Result<std::string> avro_schema_of(const arrow::Schema& schema, const std::vector<int>& columns,
                                           const std::string& name, const std::string& namespace_) {
   nlohmann::json fields = nlohmann::json::array();
   for (int c : columns) {
     const auto& f = schema.field(c);
-    if (!is_avro_name(f->name())) {
+    if (!ae::is_avro_name(f->name())) {
       return invalid("column '{}' is not an Avro name (letters, digits and _, not starting with a digit): rename it "
                      "in the flow's SELECT (AS)", f->name());
     }
-    ARROW_ASSIGN_OR_RAISE(auto t, avro_type(*f->type(), f->nullable(), name + "_" + f->name(), f->name()));
+    ARROW_ASSIGN_OR_RAISE(auto t, ae::avro_type(*f->type(), f->nullable(), name + "_" + f->name(), f->name()));
     fields.push_back({{"name", f->name()}, {"type", t}});
     if (f->nullable()) fields.back()["default"] = nullptr;
   }
@@ -319,7 +323,7 @@ arrow::Result<std::string> avro_schema_of(const arrow::Schema& schema, const std
 
 arrow::Result<std::shared_ptr<arrow::BinaryArray>> rows_to_avro(const arrow::RecordBatch& batch,
                                                                 const std::vector<int>& columns, int32_t schema_id) {
-  std::vector<Encode> encoders;
+  std::vector<ae::Encode> encoders;
   for (int c : columns) {
     auto column = batch.column(c);
     if (column->type_id() == arrow::Type::DICTIONARY) {
@@ -327,7 +331,7 @@ arrow::Result<std::shared_ptr<arrow::BinaryArray>> rows_to_avro(const arrow::Rec
       ARROW_ASSIGN_OR_RAISE(auto decoded, arrow::compute::Cast(*column, dict.value_type()));
       column = std::move(decoded);
     }
-    ARROW_ASSIGN_OR_RAISE(auto e, make_encoder(column, batch.schema()->field(c)->nullable(), batch.schema()->field(c)->name()));
+    ARROW_ASSIGN_OR_RAISE(auto e, ae::make_encoder(column, batch.schema()->field(c)->nullable(), batch.schema()->field(c)->name()));
     encoders.push_back(std::move(e));
   }
   char header[5] = {0, static_cast<char>((schema_id >> 24) & 0xFF), static_cast<char>((schema_id >> 16) & 0xFF),

@@ -4,6 +4,8 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -16,7 +18,7 @@ namespace sluice::pipeline {
 
 namespace {
 
-std::string columns_text(const arrow::Schema& schema) {
+std::string sink_columns_text(const arrow::Schema& schema) {
   std::string out;
   for (const auto& f : schema.fields()) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", f->name(), f->type()->ToString());
   return out;
@@ -24,7 +26,7 @@ std::string columns_text(const arrow::Schema& schema) {
 
 // An upstream commit the sink cannot follow (rows rewritten, a commit missing from the log):
 // the reader's advice does not apply to rows already appended to the sink's table.
-arrow::Status cannot_follow(const arrow::Status& st, const DeltaSinkSpec& spec) {
+arrow::Status sink_cannot_follow(const arrow::Status& st, const DeltaSinkSpec& spec) {
   std::string what = st.message();
   for (const char* advice : {". Use ignoreDeletes", ". The log is corrupt"}) {
     if (auto at = what.find(advice); at != std::string::npos) what.resize(at);
@@ -64,7 +66,7 @@ arrow::Status check_sink_table_schema(const DeltaSinkSpec& spec, const std::stri
   for (const auto& p : problems) listed += (listed.empty() ? "" : "; ") + p;
   return invalid("sink '{}': the Delta table at '{}' has columns ({}), and flow '{}' writes ({}): {}. Make the flow's "
                  "SELECT give the table's columns and types (CAST, AS), or give the sink a new path",
-                 spec.sink, spec.location, columns_text(table), flow, columns_text(rows), listed);
+                 spec.sink, spec.location, sink_columns_text(table), flow, sink_columns_text(rows), listed);
 }
 
 arrow::Status DeltaSinks::run(const Sink& sink, DatasetReport& report) const {
@@ -110,7 +112,7 @@ arrow::Status DeltaSinks::run_flow(const DeltaSinkSpec& spec, const std::string&
     // over, and the rows written after it are appended as new ones.
     auto added = delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
                                             delta::ChangePolicy::kIgnoreDeletes);
-    if (!added.ok()) return cannot_follow(added.status(), spec);
+    if (!added.ok()) return sink_cannot_follow(added.status(), spec);
     files = std::move(added).ValueOrDie();
   }
   ARROW_ASSIGN_OR_RAISE(auto* writer, commit->writer());

@@ -14,13 +14,13 @@
 namespace sluice::format {
 namespace {
 
-std::shared_ptr<arrow::RecordBatch> batch_of(const std::shared_ptr<arrow::Schema>& schema, const std::string& rows) {
+std::shared_ptr<arrow::RecordBatch> avro_rows(const std::shared_ptr<arrow::Schema>& schema, const std::string& rows) {
   auto struct_type = arrow::struct_(schema->fields());
   auto array = arrow::json::ArrayFromJSONString(struct_type, rows).ValueOrDie();
   return arrow::RecordBatch::FromStructArray(array).ValueOrDie();
 }
 
-std::vector<int> all(const arrow::Schema& s) {
+std::vector<int> every_column(const arrow::Schema& s) {
   std::vector<int> out;
   for (int i = 0; i < s.num_fields(); ++i) out.push_back(i);
   return out;
@@ -29,7 +29,7 @@ std::vector<int> all(const arrow::Schema& s) {
 TEST(AvroEncoder, SchemaOfNullableAndRequiredColumns) {
   auto schema = arrow::schema({arrow::field("id", arrow::int64(), /*nullable=*/false), arrow::field("name", arrow::utf8()),
                                arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))});
-  auto text = avro_schema_of(*schema, all(*schema), "orders", "sluice").ValueOrDie();
+  auto text = avro_schema_of(*schema, every_column(*schema), "orders", "sluice").ValueOrDie();
   auto j = nlohmann::json::parse(text);
   EXPECT_EQ(j["type"], "record");
   EXPECT_EQ(j["name"], "orders");
@@ -41,8 +41,8 @@ TEST(AvroEncoder, SchemaOfNullableAndRequiredColumns) {
 
 TEST(AvroEncoder, ValuesAreConfluentFramedAvroBinary) {
   auto schema = arrow::schema({arrow::field("id", arrow::int64(), false), arrow::field("name", arrow::utf8())});
-  auto batch = batch_of(schema, R"([{"id": -1, "name": "ab"}, {"id": 64, "name": null}])");
-  auto values = rows_to_avro(*batch, all(*schema), 0x01020304).ValueOrDie();
+  auto batch = avro_rows(schema, R"([{"id": -1, "name": "ab"}, {"id": 64, "name": null}])");
+  auto values = rows_to_avro(*batch, every_column(*schema), 0x01020304).ValueOrDie();
   ASSERT_EQ(values->length(), 2);
   // magic 0, id big-endian; id -1 zigzag 0x01; union branch 1 (0x02), length 2 (0x04), "ab"
   EXPECT_EQ(values->GetString(0), std::string("\x00\x01\x02\x03\x04\x01\x02\x04" "ab", 10));
@@ -62,7 +62,7 @@ TEST(AvroEncoder, EveryTypeRoundTripsThroughTheAvroDecoder) {
       arrow::field("arr", arrow::list(arrow::int64())),
       arrow::field("m", arrow::map(arrow::utf8(), arrow::float64())),
   });
-  auto batch = batch_of(schema, R"([
+  auto batch = avro_rows(schema, R"([
     {"b": true, "i": -7, "l": 9007199254740993, "f": 1.5, "d": -2.25, "s": "héllo", "bin": "xyz", "day": 19800,
      "ts": 1714557600123456, "local": -5, "dec": "-123.45", "st": {"x": 1, "y": null}, "arr": [1, null, 3],
      "m": [["a", 1.0], ["b", null]]},
@@ -71,13 +71,13 @@ TEST(AvroEncoder, EveryTypeRoundTripsThroughTheAvroDecoder) {
     {"b": false, "i": 2147483647, "l": -9223372036854775808, "f": 0, "d": 1e300, "s": "", "bin": "", "day": -1,
      "ts": 0, "local": 0, "dec": "0.00", "st": {"x": null, "y": "q"}, "arr": null, "m": []}
   ])");
-  auto text = avro_schema_of(*schema, all(*schema), "row", "").ValueOrDie();
+  auto text = avro_schema_of(*schema, every_column(*schema), "row", "").ValueOrDie();
   auto registry = SchemaRegistryClient::make("").ValueOrDie();
   registry->add_schema(42, text);
   DecoderOptions options;
   options.rescued_data_column = false;
   auto decoder = make_avro_decoder(registry, text, options).ValueOrDie();
-  auto values = rows_to_avro(*batch, all(*schema), 42).ValueOrDie();
+  auto values = rows_to_avro(*batch, every_column(*schema), 42).ValueOrDie();
   auto decoded = decoder->decode(*values).ValueOrDie();
   ASSERT_TRUE(decoded.errors.empty()) << decoded.errors[0].message;
   ASSERT_EQ(decoded.rows->num_columns(), batch->num_columns());
