@@ -3,7 +3,9 @@ Maven Central, started by scripts/registry.sh): `sluice decode --format avro` wi
 registered versions of a schema, Confluent-framed records of both, a garbage record and one
 with an unknown schema id; `--format json` with rescue and errors; and the registry over HTTPS
 with basic auth (REGISTRY_TLS=1: a TLS-terminating front with a CA made at start), read by
-read_kafka end to end, with untrusted certificates and refused credentials named as such."""
+read_kafka end to end, with untrusted certificates and refused credentials named as such; and a
+Kafka sink writing Avro (value_format => 'avro'): its schema registered as <topic>-value, its
+values read back by fastavro and by read_kafka."""
 import json
 import os
 import socket
