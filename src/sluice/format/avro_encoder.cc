@@ -69,9 +69,10 @@ void put_decimal(const uint8_t* little_endian16, std::string& out) {
   uint8_t be[16];
   for (int i = 0; i < 16; ++i) be[i] = little_endian16[15 - i];
   int start = 0;
-  while (start < 15 && ((be[start] == 0x00 && !(be[start + 1] & 0x80)) || (be[start] == 0xFF && (be[start + 1] & 0x80)))) {
-    ++start;
-  }
+  auto redundant = [&](int i) {  // a sign byte the next byte's top bit repeats
+    return (be[i] == 0x00 && !(be[i + 1] & 0x80)) || (be[i] == 0xFF && (be[i + 1] & 0x80));
+  };
+  while (start < 15 && redundant(start)) ++start;
   put_bytes(std::string_view(reinterpret_cast<const char*>(be + start), 16 - start), out);
 }
 
@@ -285,8 +286,8 @@ arrow::Result<Encode> make_encoder(const std::shared_ptr<arrow::Array>& array, b
                                    const std::string& column) {
   ARROW_ASSIGN_OR_RAISE(auto value, value_encoder(array, column));
   if (!nullable) {
-    // A non-nullable field holds no nulls (Arrow's own check); a null would make a record that
-    // does not match its schema, so it is written as the null branch would never be.
+    // A field declared NOT NULL holds no nulls (the flow's plan guarantees it); its Avro type has
+    // no null branch to write one as.
     return value;
   }
   return Encode([array, value](int64_t r, std::string& out) {
@@ -331,7 +332,8 @@ arrow::Result<std::shared_ptr<arrow::BinaryArray>> rows_to_avro(const arrow::Rec
       ARROW_ASSIGN_OR_RAISE(auto decoded, arrow::compute::Cast(*column, dict.value_type()));
       column = std::move(decoded);
     }
-    ARROW_ASSIGN_OR_RAISE(auto e, ae::make_encoder(column, batch.schema()->field(c)->nullable(), batch.schema()->field(c)->name()));
+    const auto& field = batch.schema()->field(c);
+    ARROW_ASSIGN_OR_RAISE(auto e, ae::make_encoder(column, field->nullable(), field->name()));
     encoders.push_back(std::move(e));
   }
   char header[5] = {0, static_cast<char>((schema_id >> 24) & 0xFF), static_cast<char>((schema_id >> 16) & 0xFF),

@@ -20,7 +20,9 @@ namespace {
 
 std::string sink_columns_text(const arrow::Schema& schema) {
   std::string out;
-  for (const auto& f : schema.fields()) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", f->name(), f->type()->ToString());
+  for (const auto& f : schema.fields()) {
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", f->name(), f->type()->ToString());
+  }
   return out;
 }
 
