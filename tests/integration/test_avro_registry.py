@@ -3,7 +3,9 @@ Maven Central, started by scripts/registry.sh): `sluice decode --format avro` wi
 registered versions of a schema, Confluent-framed records of both, a garbage record and one
 with an unknown schema id; `--format json` with rescue and errors; and the registry over HTTPS
 with basic auth (REGISTRY_TLS=1: a TLS-terminating front with a CA made at start), read by
-read_kafka end to end, with untrusted certificates and refused credentials named as such."""
+read_kafka end to end, with untrusted certificates and refused credentials named as such; and a
+Kafka sink writing Avro (value_format => 'avro'): its schema registered as <topic>-value, its
+values read back by fastavro and by read_kafka."""
 import json
 import os
 import socket
@@ -346,3 +348,126 @@ def test_https_registry_refusing_credentials_says_authentication_failed(registry
     r = run_sluice("decode", "--format", "avro", "--input", inp, "--output", out, "--registry", registry,
                    "--subject", subject, "--registry-ca", https_registry["ca"])
     assert r.returncode == 1 and "is plain http: its CA file" in r.stderr, r.stderr
+
+
+AVRO_SINK = """
+CREATE OR REFRESH STREAMING TABLE tx_bronze
+AS SELECT * FROM STREAM read_kafka(topic => '{source}', starting_offsets => 'earliest');
+
+CREATE OR REFRESH STREAMING TABLE tx_silver
+AS SELECT e.card_id, e.amount, e.ts, e.n
+   FROM (SELECT from_json(CAST(value AS STRING), 'card_id STRING, amount DOUBLE, ts TIMESTAMP, n BIGINT') AS e
+         FROM STREAM(tx_bronze));
+
+CREATE SINK big_tx OPTIONS (format => 'kafka', topic => '{sink}', key => 'card_id', value_format => 'avro',
+                            schema_registry_url => '{registry}');
+CREATE FLOW big_tx_out AS INSERT INTO big_tx
+SELECT card_id, amount, n, ts FROM STREAM(tx_silver) WHERE amount > 100;
+"""
+
+
+def committed_values(bootstrap, topic, deadline_s=30):
+    """Every read_committed record value of `topic`, up to each partition's end."""
+    from confluent_kafka import Consumer, TopicPartition
+    import time
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    at_end, out = set(), []
+    deadline = time.monotonic() + deadline_s
+    while len(at_end) < len(partitions):
+        assert time.monotonic() < deadline, f"topic {topic}: only partitions {at_end} reached their end"
+        m = consumer.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
+            at_end.add(m.partition())
+            continue
+        at_end.discard(m.partition())
+        out.append((m.key(), m.value()))
+    consumer.close()
+    return out
+
+
+def test_kafka_sink_writes_avro_registered_under_the_topic_subject(registry, tmp_path, bootstrap, new_topic):
+    """value_format => 'avro': the flow's columns become a schema registered as <topic>-value, every
+    value is Confluent-framed Avro with its id; fastavro (with the registry's schema) and sluice's
+    own Avro source read back the rows of the silver table the sink selected."""
+    import io
+    import fastavro
+    from deltalake import DeltaTable
+    from test_kafka_sink import produce
+
+    source, sink = new_topic(2), new_topic(2)
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text(f"name: avrosink\nstorage: ./data\n"
+                                        f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
+    (pipe / "sink.sql").write_text(AVRO_SINK.format(source=source, sink=sink, registry=registry))
+    produce(bootstrap, source, 0, 200)
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    produce(bootstrap, source, 200, 100)
+    r = run_sluice("run", pipe, "--once")  # registers the same schema again: the same id
+    assert r.returncode == 0, r.stderr
+
+    silver = DeltaTable(str(pipe / "data" / "tables" / "tx_silver")).to_pyarrow_table().to_pylist()
+    want = sorted(((r["card_id"], r["amount"], r["n"], r["ts"]) for r in silver
+                   if r["amount"] is not None and r["amount"] > 100), key=lambda r: r[2])
+    assert len(want) > 50
+    with urllib.request.urlopen(f"{registry}/subjects/{sink}-value/versions", timeout=10) as resp:
+        assert json.load(resp) == [1]  # one version: the second run's registration found it
+    with urllib.request.urlopen(f"{registry}/subjects/{sink}-value/versions/latest", timeout=10) as resp:
+        latest = json.load(resp)
+    schema = json.loads(latest["schema"])
+    assert [f["name"] for f in schema["fields"]] == ["card_id", "amount", "n", "ts"]
+    parsed = fastavro.parse_schema(schema)
+    got = []
+    for key, value in committed_values(bootstrap, sink):
+        assert value[0] == 0 and struct.unpack(">I", value[1:5])[0] == latest["id"]
+        row = fastavro.schemaless_reader(io.BytesIO(value[5:]), parsed)
+        assert key == (row["card_id"].encode() if row["card_id"] is not None else None)
+        got.append((row["card_id"], row["amount"], row["n"], row["ts"]))
+    assert sorted(got, key=lambda r: r[2]) == want
+
+    # sluice's own Avro source reads the sink's topic back into the same rows.
+    back = tmp_path / "back"
+    back.mkdir()
+    (back / "pipeline.yaml").write_text(f"name: avroback\nstorage: ./data\n"
+                                        f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
+    (back / "back.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE back
+AS SELECT value.* FROM STREAM read_kafka(topic => '{sink}', value_format => 'avro',
+    schema_registry_url => '{registry}', schema_registry_subject => '{sink}-value', rescued_data_column => 'false');
+""")
+    r = run_sluice("run", back, "--once")
+    assert r.returncode == 0, r.stderr
+    rows = DeltaTable(str(back / "data" / "tables" / "back")).to_pyarrow_table().to_pylist()
+    assert sorted(((r["card_id"], r["amount"], r["n"], r["ts"]) for r in rows), key=lambda r: r[2]) == want
+
+
+def test_avro_sink_options_are_checked_at_their_line(tmp_path):
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: s\nstorage: ./data\nkafka:\n  default: {bootstrap.servers: \"127.0.0.1:1\"}\n")
+    (pipe / "t.sql").write_text("CREATE OR REFRESH STREAMING TABLE t AS SELECT CAST(value AS STRING) AS v, "
+                                "partition AS p, headers FROM STREAM read_kafka(topic => 'x');\n")
+    flow = "CREATE FLOW f AS INSERT INTO s SELECT {cols} FROM STREAM(t);\n"
+    cases = [
+        ("value_format => 'avro'", "v, p", "sink.sql:1:57", "needs schema_registry_url => 'http(s)://host:port'"),
+        ("schema_registry_url => 'http://r:1'", "v, p", "sink.sql:1:57",
+         "schema_registry_url is for value_format => 'avro'"),
+        ("value_format => 'avro', schema_registry_url => 'http://r:1', schema_registry_auth_file => 'nope'", "v, p",
+         "sink.sql:1:", "cannot read schema_registry_auth_file"),
+        ("value_format => 'avro', schema_registry_url => 'http://r:1'", "v, CAST(p AS DECIMAL(3,0)) AS `p q`",
+         "sink.sql:2:", "sink 's' writes Avro values: column 'p q' is not an Avro name"),
+    ]
+    for options, cols, where, message in cases:
+        (pipe / "sink.sql").write_text(f"CREATE SINK s OPTIONS (format => 'kafka', topic => 'o', {options});\n"
+                                       + flow.format(cols=cols))
+        r = run_sluice("validate", pipe)
+        assert r.returncode == 1, (options, r.stdout)
+        assert where in r.stderr and message in r.stderr, (options, r.stderr)

@@ -91,6 +91,12 @@ arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
 }
 
 arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, const std::string& what) {
+  return request(path, std::nullopt, what);
+}
+
+arrow::Result<std::string> SchemaRegistryClient::request(const std::string& path, const std::optional<std::string>& body,
+                                                         const std::string& what) {
+  const char* method = body ? "POST" : "GET";
   if (url_.empty()) return arrow::Status::KeyError(fmt::format("{}: not found (offline registry client)", what));
   const std::string full = url_without_password(url_ + path);  // shown in errors
   try {
@@ -101,7 +107,8 @@ arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, co
     if (!ca_location_.empty()) http.set_ca_cert_path(ca_location_);
     if (!user_.empty()) http.set_basic_auth(user_, password_);
     httplib::Headers headers = {{"Accept", "application/vnd.schemaregistry.v1+json, application/json"}};
-    auto res = http.Get(path_prefix_ + path, headers);
+    auto res = body ? http.Post(path_prefix_ + path, headers, *body, "application/vnd.schemaregistry.v1+json")
+                    : http.Get(path_prefix_ + path, headers);
     if (!res && res.error() == httplib::Error::SSLServerVerification) {
       return invalid(
           "{}: the schema registry's TLS certificate at {} is not trusted ({}); {}", what, full,
@@ -127,17 +134,22 @@ arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, co
                                    : "check the user and password given for the registry");
     }
     if (res->status == 404) {
-      return arrow::Status::KeyError(fmt::format("{}: not found in schema registry (GET {} -> HTTP 404: {})", what,
-                                                 full, res->body.substr(0, 200)));
+      return arrow::Status::KeyError(fmt::format("{}: not found in schema registry ({} {} -> HTTP 404: {})", what,
+                                                 method, full, res->body.substr(0, 200)));
+    }
+    if (res->status == 409 || res->status == 422) {  // POST: incompatible or invalid schema
+      return invalid("{}: the schema registry at {} refused the schema (HTTP {}: {})", what, full, res->status,
+                     res->body.substr(0, 300));
     }
     if (res->status != 200) {
-      auto st = io_error("{}: schema registry GET {} -> HTTP {}: {}", what, full, res->status, res->body.substr(0, 200));
+      auto st = io_error("{}: schema registry {} {} -> HTTP {}: {}", what, method, full, res->status,
+                         res->body.substr(0, 200));
       // A registry that is overloaded or restarting may answer later; a refusal will not.
       return res->status >= 500 || res->status == 429 ? mark_retryable(st) : st;
     }
     return res->body;
   } catch (const std::exception& e) {
-    return io_error("{}: schema registry GET {} failed: {}", what, full, e.what());
+    return io_error("{}: schema registry {} {} failed: {}", what, method, full, e.what());
   }
 }
 
@@ -163,6 +175,20 @@ arrow::Result<RegisteredSchema> SchemaRegistryClient::latest(const std::string& 
   std::lock_guard<std::mutex> lock(mutex_);
   by_id_.emplace(schema.id, schema);
   return schema;
+}
+
+arrow::Result<int32_t> SchemaRegistryClient::register_schema(const std::string& subject, const std::string& schema) {
+  const std::string what = fmt::format("registering the schema of subject '{}'", subject);
+  const auto body = nlohmann::json{{"schema", schema}, {"schemaType", "AVRO"}}.dump();
+  ARROW_ASSIGN_OR_RAISE(auto answer, request(fmt::format("/subjects/{}/versions", url_encode(subject)), body, what));
+  auto j = nlohmann::json::parse(answer, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_number_integer()) {
+    return invalid("{}: unexpected response from the registry: {}", what, answer.substr(0, 200));
+  }
+  const auto id = j["id"].get<int32_t>();
+  std::lock_guard<std::mutex> lock(mutex_);
+  by_id_[id] = RegisteredSchema{id, schema};
+  return id;
 }
 
 arrow::Result<std::string> read_registry_auth_file(const std::string& path, const std::string& what) {

@@ -1,5 +1,6 @@
 // A client of a Confluent-compatible schema registry (Confluent, Apicurio's ccompat API,
-// Karapace): schemas by id and a subject's latest version, cached by id.
+// Karapace): schemas by id and a subject's latest version, cached by id; registering a schema
+// under a subject (a Kafka sink writing Avro).
 #pragma once
 
 #include <arrow/result.h>
@@ -8,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -36,6 +38,10 @@ class SchemaRegistryClient {
   arrow::Result<RegisteredSchema> schema_by_id(int32_t id);
   // GET /subjects/{subject}/versions/latest (not cached: the latest version changes).
   arrow::Result<RegisteredSchema> latest(const std::string& subject);
+  // POST /subjects/{subject}/versions: registers `schema` (Avro JSON) under `subject` (the
+  // registry returns the existing id when the subject has it already) and returns its id. A
+  // schema the subject's compatibility rule refuses is Invalid, naming the registry's reason.
+  arrow::Result<int32_t> register_schema(const std::string& subject, const std::string& schema);
   // Puts a schema in the cache as if the registry had returned it.
   void add_schema(int32_t id, std::string schema);
 
@@ -44,6 +50,9 @@ class SchemaRegistryClient {
  private:
   SchemaRegistryClient() = default;
   arrow::Result<std::string> get(const std::string& path, const std::string& what);
+  // GET, or POST of `body` when given.
+  arrow::Result<std::string> request(const std::string& path, const std::optional<std::string>& body,
+                                     const std::string& what);
 
   std::string url_;          // as given, for messages
   std::string host_url_;     // scheme://host:port

@@ -48,7 +48,7 @@ struct Dataset {
   std::vector<std::string> flows;  // names of the flows writing it (none for views)
 };
 
-// CREATE SINK: a destination outside the pipeline's tables (a Kafka topic), written by the
+// CREATE SINK: a destination outside the pipeline's tables (a Kafka topic, a Delta table), written by the
 // flows that INSERT INTO it; not a dataset (nothing reads it, it has no table).
 struct Sink {
   std::string name;

@@ -12,7 +12,9 @@
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/snapshot.h"
+#include "sluice/format/avro_encoder.h"
 #include "sluice/format/json_row_encoder.h"
+#include "sluice/format/schema_registry.h"
 #include "sluice/pipeline/progress_id.h"
 
 namespace sluice::pipeline {
@@ -58,6 +60,31 @@ arrow::Status cannot_follow(const arrow::Status& st, const std::string& group, c
       what, topic, group, group));
 }
 
+// The columns that make a record's value: all but the headers column.
+std::vector<int> value_columns(const KafkaSinkSpec& spec, const arrow::Schema& rows) {
+  std::vector<int> out;
+  for (int i = 0; i < rows.num_fields(); ++i) {
+    if (!spec.headers_column || rows.field(i)->name() != *spec.headers_column) out.push_back(i);
+  }
+  return out;
+}
+
+// value_format => 'avro': the value columns' Avro schema registered under <topic>-value (Confluent's
+// TopicNameStrategy); the id each record's value names.
+arrow::Result<int32_t> register_value_schema(const KafkaSinkSpec& spec, const arrow::Schema& rows) {
+  std::map<std::string, std::string> properties;
+  if (!spec.registry_auth.empty()) properties["basic.auth.user.info"] = spec.registry_auth;
+  if (!spec.registry_ca_location.empty()) properties["ssl.ca.location"] = spec.registry_ca_location;
+  ARROW_ASSIGN_OR_RAISE(auto registry, format::SchemaRegistryClient::make(spec.registry_url, properties));
+  std::string record = spec.sink;  // an SQL name; Avro's names are stricter
+  for (auto& c : record) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
+  }
+  if (record.empty() || std::isdigit(static_cast<unsigned char>(record[0]))) record = "_" + record;
+  ARROW_ASSIGN_OR_RAISE(auto schema, format::avro_schema_of(rows, value_columns(spec, rows), record, "sluice"));
+  return registry->register_schema(spec.topic + "-value", schema);
+}
+
 }  // namespace
 
 arrow::Result<KafkaSinks::FlowState*> KafkaSinks::state(const KafkaSinkSpec& spec, const std::string& flow) {
@@ -73,6 +100,10 @@ arrow::Result<KafkaSinks::FlowState*> KafkaSinks::state(const KafkaSinkSpec& spe
                    "--create --topic {}); a sink does not create topics",
                    spec.sink, spec.topic, spec.cluster_name, spec.topic);
   }
+  int32_t schema_id = -1;
+  if (spec.value_format == KafkaSinkSpec::ValueFormat::kAvro) {
+    ARROW_ASSIGN_OR_RAISE(schema_id, register_value_schema(spec, *planner_.flow_plans().at(flow).output_schema()));
+  }
   ARROW_RETURN_NOT_OK(made->init(kKafkaTimeout));
   const auto group = sink_progress_group(config_.id, flow);
   ARROW_ASSIGN_OR_RAISE(auto committed, made->committed(group, spec.topic, kKafkaTimeout));
@@ -80,6 +111,7 @@ arrow::Result<KafkaSinks::FlowState*> KafkaSinks::state(const KafkaSinkSpec& spe
   auto& out = flows_[flow];
   out.producer = std::move(made);
   out.committed = std::move(committed);
+  out.schema_id = schema_id;
   return &out;
 }
 
@@ -135,11 +167,7 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
   }
 
   // Which columns go where: the headers column is not part of the value.
-  std::vector<int> value_columns;
-  const auto& out_schema = plan.output_schema();
-  for (int i = 0; i < out_schema->num_fields(); ++i) {
-    if (!spec.headers_column || out_schema->field(i)->name() != *spec.headers_column) value_columns.push_back(i);
-  }
+  const auto columns = value_columns(spec, *plan.output_schema());
   bool open = false;
   bool stopped_during_produce = false;
   int64_t in_transaction = 0;
@@ -167,7 +195,13 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
       report.rows_from_files += batch->num_rows();
       ARROW_ASSIGN_OR_RAISE(auto rows, plan.apply_row_stages(*batch));
       if (rows->num_rows() == 0) continue;
-      ARROW_ASSIGN_OR_RAISE(auto values, format::rows_to_json(*rows, value_columns));
+      std::shared_ptr<arrow::BinaryArray> values;
+      if (spec.value_format == KafkaSinkSpec::ValueFormat::kAvro) {
+        ARROW_ASSIGN_OR_RAISE(values, format::rows_to_avro(*rows, columns, flow_state->schema_id));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(auto json, format::rows_to_json(*rows, columns));
+        values = json;  // a StringArray is a BinaryArray
+      }
       std::shared_ptr<arrow::BinaryArray> keys;
       if (spec.key_column) {
         ARROW_ASSIGN_OR_RAISE(auto k, format::key_bytes(rows->GetColumnByName(*spec.key_column)));

@@ -1,6 +1,6 @@
 // Runs the flows into Kafka sinks (CREATE SINK ... OPTIONS (format => 'kafka')): each flow reads
 // the streaming table it streams from, from the upstream version its progress names, and
-// produces its rows (JSON values, optional key and headers) in Kafka transactions; each
+// produces its rows (JSON or Avro values, optional key and headers) in Kafka transactions; each
 // transaction also commits the flow's progress (the upstream version) as a consumer group's
 // offset, so records and progress land together (docs/decisions.md "Kafka sinks").
 #pragma once
@@ -40,6 +40,7 @@ class KafkaSinks {
   struct FlowState {
     std::unique_ptr<kafka::TransactionalProducer> producer;
     std::optional<kafka::CommittedProgress> committed;
+    int32_t schema_id = -1;  // value_format => 'avro': the value schema's id in the registry
   };
   // The flow's state (its producer registered with the cluster), made on first use and again
   // after an error.

@@ -4,12 +4,16 @@
 #include <arrow/type.h>
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "sluice/common/secrets.h"
 #include "sluice/common/text.h"
+#include "sluice/format/avro_encoder.h"
+#include "sluice/format/schema_registry.h"
 #include "sluice/kafka/client_properties.h"
+#include "sluice/storage/location.h"
 
 namespace sluice::pipeline {
 
@@ -42,6 +46,103 @@ const std::set<std::string>& consumer_properties() {
 
 }  // namespace
 
+arrow::Result<SinkFormat> sink_format(const Sink& sink, const sql::SourceFile& file) {
+  for (const auto& o : sink.definition->options) {
+    if (to_lower(o.key) != "format") continue;
+    const auto v = to_lower(o.value);
+    if (v == "kafka") return SinkFormat::kKafka;
+    if (v == "delta") return SinkFormat::kDelta;
+    return arrow::Status::Invalid(sql::format_error(file, o.loc, fmt::format(
+        "sink '{}': format {} is not a sink format; use format => 'kafka' (a topic) or format => 'delta' (a "
+        "table outside the pipeline's storage)", sink.name, shown_value("format", o.value))));
+  }
+  return arrow::Status::Invalid(sql::format_error(file, sink.loc, fmt::format(
+      "sink '{}' needs format => 'kafka' (a topic) or format => 'delta' (a table outside the pipeline's storage)",
+      sink.name)));
+}
+
+arrow::Result<DeltaSinkSpec> delta_sink_spec(const Sink& sink, const sql::SourceFile& file,
+                                             const PipelineConfig& config) {
+  namespace fs = std::filesystem;
+  auto at = [&](sql::Location loc, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, loc, message));
+  };
+  DeltaSinkSpec spec;
+  spec.sink = sink.name;
+  const sql::SinkOption* path = nullptr;
+  std::map<std::string, const sql::SinkOption*> seen;
+  storage::StorageOptions storage_options;
+  std::vector<std::pair<std::string, const sql::SinkOption*>> storage_keys;  // normalized key, option
+  for (const auto& o : sink.definition->options) {
+    const auto key = to_lower(o.key);
+    if (auto [it, added] = seen.emplace(key, &o); !added) {
+      return at(o.loc, fmt::format("option '{}' of sink '{}' is given twice (first at line {}): remove one", o.key,
+                                   sink.name, it->second->loc.line));
+    }
+    if (key == "format") continue;
+    if (key == "path") {
+      path = &o;
+      continue;
+    }
+    if (key == "tablename") {
+      return arrow::Status::NotImplemented(sql::format_error(file, o.loc, fmt::format(
+          "sink '{}': tableName (a table of a catalog) is not supported yet: sluice has no catalog; give the "
+          "table's location as path => '<folder or s3://, gs://, az:// URI>'", sink.name)));
+    }
+    auto normalized = storage::normalize_storage_options({{o.key, o.value}});
+    if (!normalized.ok()) {
+      return arrow::Status(normalized.status().code(), sql::format_error(file, o.loc, fmt::format(
+          "sink '{}' has no option '{}': a Delta sink takes format, path and storage options ({})", sink.name,
+          o.key, normalized.status().message())));
+    }
+    storage_keys.emplace_back(normalized->begin()->first, &o);
+    storage_options[o.key] = o.value;
+  }
+  if (!path || path->value.empty()) {
+    return at(path ? path->loc : sink.loc,
+              fmt::format("sink '{}' needs path => '<folder or s3://, gs://, az:// URI>' (where its Delta table "
+                          "lives, outside the pipeline's storage)", sink.name));
+  }
+  spec.location = path->value;
+  auto location = storage::parse_location(path->value, fmt::format("path of sink '{}'", sink.name));
+  if (!location.ok()) return at(path->loc, location.status().message());
+  if (location->scheme == storage::Scheme::kLocal) {
+    if (!storage_keys.empty()) {
+      return at(storage_keys.front().second->loc, fmt::format(
+          "sink '{}': storage option '{}' is for a table on an object store (s3://, gs://, az://), but path '{}' "
+          "is a local folder; remove it or give an object-store URI", sink.name,
+          storage_keys.front().second->key, path->value));
+    }
+    const fs::path p(location->path);
+    spec.objects = storage::local_store();
+    spec.root = fs::weakly_canonical(p.is_absolute() ? p : config.dir / p).string();
+  } else {
+    for (const auto& [normalized, o] : storage_keys) {
+      auto applies = storage::check_option_applies(location->scheme, path->value, o->key, normalized);
+      if (!applies.ok()) return at(o->loc, applies.message());
+    }
+    auto opened = storage::open_location(*location, storage_options);
+    if (!opened.ok()) {
+      return at(path->loc, fmt::format("sink '{}', path '{}': {}", sink.name, path->value,
+                                       opened.status().message()));
+    }
+    spec.objects = opened->store;
+    spec.root = opened->root;
+  }
+  // The pipeline's tables, state and records live in its storage, and a full refresh or another
+  // table may remove what is there: a sink's table is kept elsewhere.
+  const auto sink_at = spec.objects->display(spec.root);
+  const auto storage_at = config.storage_display();
+  if (sink_at == storage_at || (sink_at.rfind(storage_at, 0) == 0 && sink_at[storage_at.size()] == '/') ||
+      (storage_at.rfind(sink_at, 0) == 0 && storage_at[sink_at.size()] == '/')) {
+    return at(path->loc, fmt::format(
+        "sink '{}': path '{}' is {} the pipeline's storage '{}': a Delta sink writes a table outside it; give "
+        "another path, or write a streaming table of the pipeline instead", sink.name, path->value,
+        sink_at.size() > storage_at.size() ? "inside" : "or holds", storage_at));
+  }
+  return spec;
+}
+
 arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::SourceFile& file,
                                              const PipelineConfig& config) {
   KafkaSinkSpec spec;
@@ -61,18 +162,14 @@ arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::Source
   if (format == options.end()) {
     return at(sink.loc, fmt::format("sink '{}' needs format => 'kafka'", sink.name));
   }
-  const auto fmt_value = to_lower(format->second->value);
-  if (fmt_value == "delta") {
-    return arrow::Status::NotImplemented(sql::format_error(file, format->second->loc,
-        fmt::format("sink '{}': a Delta sink (a table outside the pipeline's storage) is not supported yet: "
-                    "write to a streaming table of the pipeline, or use format => 'kafka'", sink.name)));
-  }
-  if (fmt_value != "kafka") {
-    return at(format->second->loc, fmt::format("sink '{}': format {} is not a sink format; use format => 'kafka'",
+  if (to_lower(format->second->value) != "kafka") {
+    return at(format->second->loc, fmt::format("sink '{}': format {} is not a Kafka sink's; use format => 'kafka'",
                                                sink.name, shown_value("format", format->second->value)));
   }
   static const std::set<std::string> kKnown = {"format", "topic", "cluster", "bootstrap_servers", "key",
-                                               "headers", "value_format", "max_rows_per_transaction"};
+                                               "headers", "value_format", "max_rows_per_transaction",
+                                               "schema_registry_url", "schema_registry_ca_location",
+                                               "schema_registry_auth_file"};
   for (const auto& [key, o] : options) {
     if (key.rfind("kafka.", 0) == 0) {
       const auto property = key.substr(6);
@@ -97,6 +194,7 @@ arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::Source
       const auto best = closest_match(key, names);
       return at(o->loc, fmt::format("sink '{}' has no option '{}'{} (known: format, topic, cluster, "
                                     "bootstrap_servers, key, headers, value_format, max_rows_per_transaction, "
+                                    "schema_registry_url, schema_registry_ca_location, schema_registry_auth_file, "
                                     "kafka.*)",
                                     sink.name, o->key, best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best)));
     }
@@ -109,13 +207,36 @@ arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::Source
   if (auto it = options.find("value_format"); it != options.end()) {
     const auto v = to_lower(it->second->value);
     if (v == "avro") {
-      return arrow::Status::NotImplemented(sql::format_error(file, it->second->loc,
-          fmt::format("sink '{}': value_format => 'avro' is not supported yet: use value_format => 'json' (each "
-                      "row as one JSON object)", sink.name)));
+      spec.value_format = KafkaSinkSpec::ValueFormat::kAvro;
+    } else if (v != "json") {
+      return at(it->second->loc, fmt::format("sink '{}': value_format must be 'json' or 'avro'", sink.name));
     }
-    if (v != "json") {
-      return at(it->second->loc, fmt::format("sink '{}': value_format must be 'json'", sink.name));
+  }
+  // The registry: for Avro only (a setting JSON would not use is refused, not ignored).
+  auto registry_path = [&](const sql::SinkOption& o) {
+    // Relative to the SQL file that names it, as read_kafka's: the working directory does not matter.
+    std::filesystem::path path(o.value);
+    return path.is_relative() ? (std::filesystem::path(file.name).parent_path() / path).string() : o.value;
+  };
+  for (const char* key : {"schema_registry_url", "schema_registry_ca_location", "schema_registry_auth_file"}) {
+    auto it = options.find(key);
+    if (it == options.end()) continue;
+    if (spec.value_format != KafkaSinkSpec::ValueFormat::kAvro) {
+      return at(it->second->loc, fmt::format("sink '{}': {} is for value_format => 'avro' (a schema registry); "
+                                             "add value_format => 'avro' or remove it", sink.name, key));
     }
+    if (std::string(key) == "schema_registry_url") spec.registry_url = it->second->value;
+    if (std::string(key) == "schema_registry_ca_location") spec.registry_ca_location = registry_path(*it->second);
+    if (std::string(key) == "schema_registry_auth_file") {
+      auto auth = format::read_registry_auth_file(registry_path(*it->second), "schema_registry_auth_file");
+      if (!auth.ok()) return at(it->second->loc, fmt::format("sink '{}': {}", sink.name, auth.status().message()));
+      spec.registry_auth = *auth;
+    }
+  }
+  if (spec.value_format == KafkaSinkSpec::ValueFormat::kAvro && spec.registry_url.empty()) {
+    return at(options.at("value_format")->loc, fmt::format(
+        "sink '{}': value_format => 'avro' needs schema_registry_url => 'http(s)://host:port' (the value's schema "
+        "is registered there under subject '{}-value', and each record names its id)", sink.name, spec.topic));
   }
   if (auto it = options.find("key"); it != options.end()) spec.key_column = it->second->value;
   if (auto it = options.find("headers"); it != options.end()) spec.headers_column = it->second->value;
@@ -204,6 +325,18 @@ arrow::Status check_sink_columns(const KafkaSinkSpec& spec, const arrow::Schema&
           fmt::format("sink '{}': headers column '{}' is {}, not ARRAY<STRUCT<key: STRING, value: BINARY or "
                       "STRING>> (the headers column read_kafka gives)",
                       spec.sink, *spec.headers_column, type.ToString())));
+    }
+  }
+  if (spec.value_format == KafkaSinkSpec::ValueFormat::kAvro) {
+    // Every value column must have an Avro form: refused here, before any record is sent.
+    std::vector<int> columns;
+    for (int i = 0; i < rows.num_fields(); ++i) {
+      if (!spec.headers_column || rows.field(i)->name() != *spec.headers_column) columns.push_back(i);
+    }
+    auto schema = format::avro_schema_of(rows, columns, "value", "");
+    if (!schema.ok()) {
+      return arrow::Status::Invalid(sql::format_error(file, flow_loc, fmt::format(
+          "sink '{}' writes Avro values: {}", spec.sink, schema.status().message())));
     }
   }
   return arrow::Status::OK();

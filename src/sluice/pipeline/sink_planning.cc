@@ -1,5 +1,5 @@
-// Planning of CREATE SINK and the flows into it (SqlPlanner::plan_sink): the options checked
-// (sink_options.h), each flow's query bound over the streaming table it reads, and what a sink
+// Planning of CREATE SINK and the flows into it (SqlPlanner::plan_sink): the options of a Kafka
+// or Delta sink checked (sink_options.h), each flow's query bound over the streaming table it reads, and what a sink
 // flow cannot do yet refused at its file:line:col.
 #include <fmt/format.h>
 
@@ -10,7 +10,14 @@ namespace sluice::pipeline {
 
 arrow::Status SqlPlanner::plan_sink(const Sink& sink, const std::set<std::string>& failed) {
   const auto& file = graph_.files[sink.file];
-  ARROW_ASSIGN_OR_RAISE(auto spec, kafka_sink_spec(sink, file, config_));
+  ARROW_ASSIGN_OR_RAISE(auto format, sink_format(sink, file));
+  std::optional<KafkaSinkSpec> kafka;
+  std::optional<DeltaSinkSpec> delta;
+  if (format == SinkFormat::kKafka) {
+    ARROW_ASSIGN_OR_RAISE(kafka, kafka_sink_spec(sink, file, config_));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(delta, delta_sink_spec(sink, file, config_));
+  }
   if (sink.flows.empty()) {
     return arrow::Status::Invalid(sql::format_error(file, sink.loc, fmt::format(
         "sink '{}' has no flow writing to it: add CREATE FLOW <name> AS INSERT INTO {} SELECT ... FROM STREAM(<table>), "
@@ -32,10 +39,11 @@ arrow::Status SqlPlanner::plan_sink(const Sink& sink, const std::set<std::string
           "STREAM(table) (no aggregation, join, DISTINCT, UNION, ORDER BY, LIMIT or WATERMARK yet): compute the rows in a streaming "
           "table and send that table's rows to the sink", fname, sink.name)));
     }
-    ARROW_RETURN_NOT_OK(check_sink_columns(spec, *plan.output_schema(), flow_file, flow.loc));
+    if (kafka) ARROW_RETURN_NOT_OK(check_sink_columns(*kafka, *plan.output_schema(), flow_file, flow.loc));
     flow_plans_.emplace(fname, std::move(plan));
   }
-  sink_specs_.emplace(sink.name, std::move(spec));
+  if (kafka) sink_specs_.emplace(sink.name, std::move(*kafka));
+  if (delta) delta_sink_specs_.emplace(sink.name, std::move(*delta));
   return arrow::Status::OK();
 }
 

@@ -60,6 +60,8 @@ class SqlPlanner {
   const std::map<std::string, Expectations>& expectations() const { return expectations_; }
   // The Kafka sinks (CREATE SINK) by name; their flows' plans are in flow_plans().
   const std::map<std::string, KafkaSinkSpec>& sink_specs() const { return sink_specs_; }
+  // The Delta sinks (CREATE SINK ... format => 'delta') by name.
+  const std::map<std::string, DeltaSinkSpec>& delta_sink_specs() const { return delta_sink_specs_; }
 
   // The stored datasets a dataset reads, through views (which are inlined, never stored).
   std::set<std::string> stored_upstream(const std::string& name) const;
@@ -131,6 +133,7 @@ class SqlPlanner {
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
   std::map<std::string, KafkaSinkSpec> sink_specs_;  // by sink name
+  std::map<std::string, DeltaSinkSpec> delta_sink_specs_;  // by sink name
 };
 
 }  // namespace sluice::pipeline

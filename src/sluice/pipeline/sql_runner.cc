@@ -18,6 +18,7 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/flow_runner.h"
 #include "sluice/pipeline/full_refresh.h"
+#include "sluice/pipeline/delta_sink_flow.h"
 #include "sluice/pipeline/kafka_sink_flow.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
@@ -32,7 +33,7 @@ namespace {
 class SqlRun : public DatasetRunner {
  public:
   SqlRun(const PipelineConfig& config, const Graph& graph, const IngestOptions& options)
-      : planner_(config, graph, options), flows_(planner_), sinks_(planner_), config_(planner_.config()),
+      : planner_(config, graph, options), flows_(planner_), sinks_(planner_), delta_sinks_(planner_), config_(planner_.config()),
         graph_(graph), options_(planner_.options()) {}
 
   nlohmann::json request_delta(const storage::RequestCounts& before) const {
@@ -321,7 +322,7 @@ class SqlRun : public DatasetRunner {
   arrow::Status run_sink(const Sink& sink, DatasetReport& report) {
     const auto started = std::chrono::steady_clock::now();
     const int64_t started_ms = now_millis();
-    auto st = sinks_.run(sink, report);
+    auto st = planner_.delta_sink_specs().count(sink.name) ? delta_sinks_.run(sink, report) : sinks_.run(sink, report);
     report.duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     nlohmann::json progress = {{"status", st.ok() ? "COMPLETED" : "FAILED"},
@@ -344,6 +345,7 @@ class SqlRun : public DatasetRunner {
   SqlPlanner planner_;
   FlowRunner flows_;
   KafkaSinks sinks_;
+  DeltaSinks delta_sinks_;
   const PipelineConfig& config_;
   const Graph& graph_;
   const IngestOptions& options_;
