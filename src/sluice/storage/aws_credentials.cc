@@ -98,7 +98,10 @@ class ChainBuilder {
     chain_.source = AwsCredentialSource::kWebIdentity;
     chain_.token_file = std::move(token_file);
     chain_.role_arn = std::move(role_arn);
-    chain_.session_name = session_name.empty() ? fmt::format("sluice-{}", unix_now()) : std::move(session_name);
+    // One default name per process: the chain is built at every open of a location, and the
+    // name is part of the identity that picks the store (a new name would make a new store).
+    static const std::string kDefaultSessionName = fmt::format("sluice-{}", unix_now());
+    chain_.session_name = session_name.empty() ? kDefaultSessionName : std::move(session_name);
     chain_.sts_endpoint = get("AWS_ENDPOINT_URL_STS");
     if (chain_.sts_endpoint.empty()) chain_.sts_endpoint = get("AWS_ENDPOINT_URL");
     if (chain_.sts_endpoint.empty()) chain_.sts_endpoint = default_sts_;
@@ -312,8 +315,9 @@ std::string AwsCredentialChain::describe() const {
 }
 
 std::string AwsCredentialChain::identity() const {
-  return fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", static_cast<int>(source), keys.access_key, keys.secret_key,
-                     keys.session_token, role_arn, token_file, sts_endpoint, container_url, metadata_endpoint);
+  return fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", static_cast<int>(source), keys.access_key,
+                     keys.secret_key, keys.session_token, role_arn, token_file, session_name, sts_endpoint, container_url,
+                     container_token, container_token_file, metadata_endpoint);
 }
 
 arrow::Result<AwsCredentialChain> aws_credential_chain_from(const std::map<std::string, std::string>& options,

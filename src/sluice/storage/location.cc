@@ -161,6 +161,18 @@ arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& op
     if (std::find(kS3Keys.begin(), kS3Keys.end(), k) == kS3Keys.end() &&
         std::find(kGcsKeys.begin(), kGcsKeys.end(), k) == kGcsKeys.end() &&
         std::find(kAzureKeys.begin(), kAzureKeys.end(), k) == kAzureKeys.end()) {
+      // delta-rs's Azure AD settings (object_store's spellings, with and without the prefix).
+      static constexpr std::array<std::string_view, 12> kAzureAd = {
+          "AZURE_CLIENT_ID", "AZURE_STORAGE_CLIENT_ID", "CLIENT_ID", "AZURE_CLIENT_SECRET",
+          "AZURE_STORAGE_CLIENT_SECRET", "CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_STORAGE_TENANT_ID",
+          "TENANT_ID", "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_MSI_ENDPOINT"};
+      if (std::find(kAzureAd.begin(), kAzureAd.end(), k) != kAzureAd.end()) {
+        return arrow::Status::NotImplemented(fmt::format(
+            "storage option '{}' is not supported yet: Azure AD credentials (service principal, workload or "
+            "managed identity) are not; use azure_storage_account_key, azure_storage_sas_token or "
+            "azure_storage_connection_string",
+            key));
+      }
       std::string known;
       for (auto s : kS3Keys) known += (known.empty() ? "" : ", ") + std::string(s);
       for (auto s : kGcsKeys) known += ", " + std::string(s);
