@@ -334,6 +334,27 @@ def test_profile_from_the_shared_files_with_its_session_token_and_region(s3, pro
     assert "profile-secret-never-printed" not in missing.stderr + missing.stdout
 
 
+def test_profile_assuming_a_role_with_its_source_profile_keys(s3, proxy, tmp_path):
+    (tmp_path / "config").write_text(f"[profile lake]\nrole_arn = {ROLE}\nsource_profile = base\n"
+                                     "role_session_name = sluice-profile\nregion = us-east-1\n"
+                                     "[profile base]\naws_access_key_id = AKIABASE\n"
+                                     "aws_secret_access_key = base-secret-never-printed\n")
+    env = {**base_env(proxy, tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_PROFILE": "lake"}
+    uri, since = table_uri(), len(proxy.requests)
+    append(None, uri, rows(0, 10), env=env)
+    sts = [r for r in proxy.requests[since:] if b"Action=AssumeRole&" in r["body"]]
+    assert len(sts) == 1 and sts[0]["status"] == 200
+    # The AssumeRole request is signed (SigV4 for the sts service) with the source profile's key.
+    assert re.match(r"AWS4-HMAC-SHA256 Credential=AKIABASE/\d+/us-east-1/sts/aws4_request",
+                    sts[0]["headers"]["authorization"])
+    assert b"RoleSessionName=sluice-profile" in sts[0]["body"]
+    text = sts[0]["response"].decode()
+    issued = {re.search("<AccessKeyId>(.*?)</AccessKeyId>", text).group(1):
+              re.search("<SessionToken>(.*?)</SessionToken>", text).group(1)}
+    assert_signed_by([r for r in s3_requests(proxy, since) if r[1] != "/"], issued)  # all but STS's
+    assert ids(DeltaTable(uri, storage_options=s3["options"]).to_pyarrow_table()) == list(range(10))
+
+
 def test_container_endpoint_with_its_authorization_token_file(s3, proxy, creds_server, tmp_path):
     (tmp_path / "auth").write_text(CONTAINER_TOKEN + "\n")
     env = {**base_env(proxy, tmp_path), "AWS_CONTAINER_CREDENTIALS_FULL_URI": creds_server.endpoint + "/creds",

@@ -97,6 +97,10 @@ class ChainBuilder {
   void web_identity(std::string token_file, std::string role_arn, std::string session_name) {
     chain_.source = AwsCredentialSource::kWebIdentity;
     chain_.token_file = std::move(token_file);
+    role(std::move(role_arn), std::move(session_name));
+  }
+  // The role to assume at STS, with the source's credentials in chain_.keys (kAssumeRole).
+  void role(std::string role_arn, std::string session_name) {
     chain_.role_arn = std::move(role_arn);
     // One default name per process: the chain is built at every open of a location, and the
     // name is part of the identity that picks the store (a new name would make a new store).
@@ -107,27 +111,23 @@ class ChainBuilder {
     if (chain_.sts_endpoint.empty()) chain_.sts_endpoint = default_sts_;
     while (!chain_.sts_endpoint.empty() && chain_.sts_endpoint.back() == '/') chain_.sts_endpoint.pop_back();
   }
-  // Some(chain) when the profile gives credentials; nullopt to go on down the chain.
+  // true when the profile gives credentials; false to go on down the chain.
   arrow::Result<bool> profile();
+  // The settings of profile `name` from both files (none when neither holds it) and which files.
+  arrow::Status read_profile(const std::string& name, std::map<std::string, std::string>& settings,
+                             std::string& holder) const;
+
+  std::string credentials_file_, config_file_;
 
   const std::map<std::string, std::string>& options_;
   const std::string default_sts_;
   AwsCredentialChain chain_;
 };
 
-arrow::Result<bool> ChainBuilder::profile() {
-  std::string name = get("AWS_PROFILE");
-  if (name.empty()) name = env_or_empty("AWS_DEFAULT_PROFILE");
-  const bool named = !name.empty();
-  if (!named) name = "default";
-  std::string credentials_file = get("AWS_SHARED_CREDENTIALS_FILE");
-  if (credentials_file.empty()) credentials_file = home_file(".aws/credentials");
-  std::string config_file = get("AWS_CONFIG_FILE");
-  if (config_file.empty()) config_file = home_file(".aws/config");
-  std::map<std::string, std::string> settings;
-  std::string holder;
+arrow::Status ChainBuilder::read_profile(const std::string& name, std::map<std::string, std::string>& settings,
+                                         std::string& holder) const {
   // The credentials file wins over the config file for a key both have (as the SDKs read them).
-  for (const auto& [file, is_config] : {std::pair{config_file, true}, std::pair{credentials_file, false}}) {
+  for (const auto& [file, is_config] : {std::pair{config_file_, true}, std::pair{credentials_file_, false}}) {
     if (file.empty()) continue;
     std::ifstream probe(file);
     if (!probe) continue;
@@ -138,7 +138,22 @@ arrow::Result<bool> ChainBuilder::profile() {
     for (const auto& [k, v] : it->second) settings[k] = v;
     holder = holder.empty() ? file : holder + " and " + file;
   }
-  const std::string files = credentials_file + " or " + config_file;
+  return arrow::Status::OK();
+}
+
+arrow::Result<bool> ChainBuilder::profile() {
+  std::string name = get("AWS_PROFILE");
+  if (name.empty()) name = env_or_empty("AWS_DEFAULT_PROFILE");
+  const bool named = !name.empty();
+  if (!named) name = "default";
+  credentials_file_ = get("AWS_SHARED_CREDENTIALS_FILE");
+  if (credentials_file_.empty()) credentials_file_ = home_file(".aws/credentials");
+  config_file_ = get("AWS_CONFIG_FILE");
+  if (config_file_.empty()) config_file_ = home_file(".aws/config");
+  std::map<std::string, std::string> settings;
+  std::string holder;
+  ARROW_RETURN_NOT_OK(read_profile(name, settings, holder));
+  const std::string files = credentials_file_ + " or " + config_file_;
   if (holder.empty()) {
     if (named) {
       return invalid("AWS profile '{}' (AWS_PROFILE) is in neither {}; check the name, or set "
@@ -151,14 +166,14 @@ arrow::Result<bool> ChainBuilder::profile() {
   chain_.profile = name;
   chain_.profile_file = holder;
   if (auto it = settings.find("region"); it != settings.end()) chain_.region = it->second;
-  for (const char* unsupported : {"source_profile", "credential_source", "credential_process", "sso_session",
-                                  "sso_start_url", "sso_account_id"}) {
+  for (const char* unsupported : {"credential_source", "credential_process", "sso_session", "sso_start_url",
+                                  "sso_account_id"}) {
     if (settings.count(unsupported)) {
       return arrow::Status::NotImplemented(fmt::format(
           "AWS profile '{}' in {} sets {}, which sluice does not support yet (supported in a profile: "
           "aws_access_key_id, aws_secret_access_key, aws_session_token, region, and role_arn with "
-          "web_identity_token_file); use a profile with keys, or AWS_ROLE_ARN with "
-          "AWS_WEB_IDENTITY_TOKEN_FILE, or the container or instance credentials",
+          "web_identity_token_file or with a source_profile that has keys); use a profile with keys, or "
+          "AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE, or the container or instance credentials",
           name, holder, unsupported));
     }
   }
@@ -180,11 +195,31 @@ arrow::Result<bool> ChainBuilder::profile() {
     web_identity(settings["web_identity_token_file"], settings["role_arn"], settings["role_session_name"]);
     return true;
   }
+  if (has_role && settings.count("source_profile")) {
+    // AssumeRole signed with the source profile's keys (one level: a source that assumes a role
+    // itself is refused).
+    const std::string source = settings["source_profile"];
+    std::map<std::string, std::string> source_settings;
+    std::string source_holder;
+    ARROW_RETURN_NOT_OK(read_profile(source, source_settings, source_holder));
+    if (!source_settings.count("aws_access_key_id") || !source_settings.count("aws_secret_access_key")) {
+      return arrow::Status::NotImplemented(fmt::format(
+          "AWS profile '{}' in {} assumes role {} with source_profile '{}', which {}; sluice supports a "
+          "source profile with aws_access_key_id and aws_secret_access_key (role chains not yet)",
+          name, holder, settings["role_arn"], source,
+          source_holder.empty() ? "is in neither " + files : "has no keys in " + source_holder));
+    }
+    chain_.source = AwsCredentialSource::kAssumeRole;
+    chain_.keys.access_key = source_settings["aws_access_key_id"];
+    chain_.keys.secret_key = source_settings["aws_secret_access_key"];
+    chain_.keys.session_token = source_settings["aws_session_token"];
+    role(settings["role_arn"], settings["role_session_name"]);
+    return true;
+  }
   if (has_role) {
     return arrow::Status::NotImplemented(fmt::format(
-        "AWS profile '{}' in {} sets role_arn without web_identity_token_file: assuming a role from "
-        "another profile's credentials is not supported yet; give the profile keys or a "
-        "web_identity_token_file",
+        "AWS profile '{}' in {} sets role_arn without web_identity_token_file or source_profile; give "
+        "one of them (credential_source is not supported yet)",
         name, holder));
   }
   chain_.searched += fmt::format(", profile '{}' in {} (no keys in it)", name, holder);
@@ -307,6 +342,8 @@ std::string AwsCredentialChain::describe() const {
     case AwsCredentialSource::kWebIdentity:
       return fmt::format("web identity: role {} assumed at {} with the token in {}{}", role_arn, sts_endpoint,
                          token_file, profile.empty() ? "" : fmt::format(" (AWS profile '{}')", profile));
+    case AwsCredentialSource::kAssumeRole:
+      return fmt::format("role {} assumed at {} (AWS profile '{}', {})", role_arn, sts_endpoint, profile, profile_file);
     case AwsCredentialSource::kContainer: return fmt::format("the container credentials endpoint {}", container_url);
     case AwsCredentialSource::kInstanceMetadata:
       return fmt::format("the EC2 instance metadata (IMDSv2) at {}", metadata_endpoint);
@@ -363,6 +400,7 @@ arrow::Result<AwsCredentials> AwsCredentialProvider::fetch() const {
     case AwsCredentialSource::kStatic:
     case AwsCredentialSource::kProfile: return chain_.keys;
     case AwsCredentialSource::kWebIdentity: return fetch_web_identity();
+    case AwsCredentialSource::kAssumeRole: return fetch_assume_role();
     case AwsCredentialSource::kContainer: return fetch_container();
     case AwsCredentialSource::kInstanceMetadata: return fetch_instance_metadata();
   }
@@ -374,22 +412,37 @@ arrow::Result<AwsCredentials> AwsCredentialProvider::fetch_web_identity() const 
   ARROW_ASSIGN_OR_RAISE(auto token, read_text_file(chain_.token_file, "the web identity token file"));
   token = trim_space(token);
   if (token.empty()) return invalid("the web identity token file {} is empty", chain_.token_file);
-  const std::string body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" +
-                           s3_encode(chain_.role_arn, false) + "&RoleSessionName=" +
-                           s3_encode(chain_.session_name, false) + "&WebIdentityToken=" + s3_encode(token, false);
+  return sts_request("AssumeRoleWithWebIdentity", "&WebIdentityToken=" + s3_encode(token, false),
+                     fmt::format("check AWS_ROLE_ARN, the role's trust policy and the token in {}", chain_.token_file));
+}
+
+arrow::Result<AwsCredentials> AwsCredentialProvider::fetch_assume_role() const {
+  return sts_request("AssumeRole", "",
+                     fmt::format("check the keys of the source profile and the trust policy of {}", chain_.role_arn));
+}
+
+arrow::Result<AwsCredentials> AwsCredentialProvider::sts_request(const std::string& action, const std::string& more,
+                                                                 const std::string& hint) const {
+  const std::string body = "Action=" + action + "&Version=2011-06-15&RoleArn=" + s3_encode(chain_.role_arn, false) +
+                           "&RoleSessionName=" + s3_encode(chain_.session_name, false) + more;
   const bool http = chain_.sts_endpoint.rfind("http://", 0) == 0;
   if (http && !chain_.allow_http) {
     return invalid("the STS endpoint {} is plain http: set AWS_ALLOW_HTTP=true to allow it, or use https",
                    chain_.sts_endpoint);
   }
-  ARROW_ASSIGN_OR_RAISE(auto r, http_send("POST", chain_.sts_endpoint + "/", body,
-                                          {"Content-Type: application/x-www-form-urlencoded"}, chain_.allow_http,
-                                          kCredentialTimeoutMs, "STS (AssumeRoleWithWebIdentity)"));
+  const std::string what = "STS (" + action + ")";
+  std::vector<std::string> headers = {"Content-Type: application/x-www-form-urlencoded"};
+  HttpSigning signing;
+  if (chain_.source == AwsCredentialSource::kAssumeRole) {  // signed with the source's keys
+    signing.sigv4 = "aws:amz:" + (chain_.region.empty() ? std::string("us-east-1") : chain_.region) + ":sts";
+    signing.userpwd = chain_.keys.access_key + ":" + chain_.keys.secret_key;
+    if (!chain_.keys.session_token.empty()) headers.push_back("x-amz-security-token: " + chain_.keys.session_token);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto r, http_send("POST", chain_.sts_endpoint + "/", body, headers, chain_.allow_http,
+                                          kCredentialTimeoutMs, what, signing));
   if (r.status != 200) {
     S3Response s3{r.status, r.body, {}};
-    auto st = invalid("STS AssumeRoleWithWebIdentity of role {} failed: {} (check AWS_ROLE_ARN, the role's trust "
-                      "policy and the token in {})",
-                      chain_.role_arn, s3_error_text(s3), chain_.token_file);
+    auto st = invalid("STS {} of role {} failed: {} ({})", action, chain_.role_arn, s3_error_text(s3), hint);
     return r.status >= 500 || r.status == 429 ? mark_retryable(st) : st;
   }
   AwsCredentials c;
@@ -402,7 +455,7 @@ arrow::Result<AwsCredentials> AwsCredentialProvider::fetch_web_identity() const 
   c.session_token = value("SessionToken");
   c.expires_unix = iso8601_seconds(value("Expiration"));
   if (c.access_key.empty() || c.secret_key.empty() || c.session_token.empty()) {
-    return invalid("STS AssumeRoleWithWebIdentity at {} answered without credentials", chain_.sts_endpoint);
+    return invalid("STS {} at {} answered without credentials", action, chain_.sts_endpoint);
   }
   return c;
 }

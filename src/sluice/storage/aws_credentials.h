@@ -23,17 +23,17 @@ struct AwsCredentials {
   int64_t expires_unix = 0;  // seconds since the epoch; 0: they do not expire
 };
 
-enum class AwsCredentialSource { kStatic, kProfile, kWebIdentity, kContainer, kInstanceMetadata };
+enum class AwsCredentialSource { kStatic, kProfile, kWebIdentity, kAssumeRole, kContainer, kInstanceMetadata };
 
 // Which link of the chain applies and what it needs, decided from the options and the
 // environment without sending any request.
 struct AwsCredentialChain {
   AwsCredentialSource source = AwsCredentialSource::kStatic;
-  AwsCredentials keys;       // kStatic, kProfile
+  AwsCredentials keys;       // kStatic, kProfile; kAssumeRole: the source profile's
   std::string profile;       // kProfile (or kWebIdentity from a profile): its name
   std::string profile_file;  // the file that holds it, for messages
   std::string region;        // the profile's `region` ("" when none)
-  // kWebIdentity
+  // kWebIdentity (token_file) and kAssumeRole
   std::string token_file, role_arn, session_name, sts_endpoint;
   // kContainer: the URL and its Authorization header (a token, or a file holding one)
   std::string container_url, container_token, container_token_file;
@@ -50,9 +50,10 @@ struct AwsCredentialChain {
 };
 
 // From `options` (normalized keys) over the environment. `default_sts_endpoint` is used for web
-// identity unless AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL names one. Refuses half-given settings
-// (a key id without its secret, a role without a token file), a named profile that no file
-// holds, and profile settings not supported yet (source_profile, credential_process, sso_*).
+// identity and AssumeRole unless AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL names one. Refuses
+// half-given settings (a key id without its secret, a role without a token file), a named profile
+// that no file holds, and profile settings not supported yet (credential_source,
+// credential_process, sso_*, a source_profile without keys).
 arrow::Result<AwsCredentialChain> aws_credential_chain_from(const std::map<std::string, std::string>& options,
                                                             const std::string& default_sts_endpoint,
                                                             bool allow_http);
@@ -82,6 +83,11 @@ class AwsCredentialProvider {
   explicit AwsCredentialProvider(AwsCredentialChain chain) : chain_(std::move(chain)) {}
   arrow::Result<AwsCredentials> fetch() const;
   arrow::Result<AwsCredentials> fetch_web_identity() const;
+  arrow::Result<AwsCredentials> fetch_assume_role() const;
+  // One STS call (`action`, its parameters after RoleArn and RoleSessionName in `more`); `hint`
+  // says what to check when STS refuses.
+  arrow::Result<AwsCredentials> sts_request(const std::string& action, const std::string& more,
+                                            const std::string& hint) const;
   arrow::Result<AwsCredentials> fetch_container() const;
   arrow::Result<AwsCredentials> fetch_instance_metadata() const;
 

@@ -79,7 +79,7 @@ void curl_set_method(CURL* c, const std::string& method, const std::string& payl
 
 arrow::Result<HttpResponse> http_send(const std::string& method, const std::string& url, const std::string& body,
                                       const std::vector<std::string>& headers, bool allow_http, long timeout_ms,
-                                      const std::string& what) {
+                                      const std::string& what, const HttpSigning& signing) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
@@ -94,6 +94,10 @@ arrow::Result<HttpResponse> http_send(const std::string& method, const std::stri
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_set_method(c, method, body, method != "GET" && method != "HEAD");
+  if (!signing.sigv4.empty()) {
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, signing.sigv4.c_str());
+    curl_easy_setopt(c, CURLOPT_USERPWD, signing.userpwd.c_str());
+  }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {

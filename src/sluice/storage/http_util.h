@@ -49,13 +49,19 @@ void curl_set_method(CURL* c, const std::string& method, const std::string& payl
 // One small request (a credential or token endpoint): `headers` are "Name: value" lines,
 // `timeout_ms` bounds connect and transfer. A transport failure is a retryable IOError naming
 // `what` and the URL; any HTTP status is returned.
+// With `signing.sigv4` ("aws:amz:<region>:<service>") the request is signed with curl's AWS
+// SigV4 and `signing.userpwd` ("key id:secret").
 struct HttpResponse {
   long status = 0;
   std::string body;
 };
+struct HttpSigning {
+  std::string sigv4;
+  std::string userpwd;
+};
 arrow::Result<HttpResponse> http_send(const std::string& method, const std::string& url, const std::string& body,
                                       const std::vector<std::string>& headers, bool allow_http, long timeout_ms,
-                                      const std::string& what);
+                                      const std::string& what, const HttpSigning& signing = {});
 
 // The host of "scheme://host[:port][/path]" ("::1" for "[::1]"), and whether it is the loopback
 // (localhost, 127.x.x.x, ::1): where a test's plain-http credential endpoint may be.

@@ -111,11 +111,26 @@ TEST_F(AwsProfileTest, ANamedProfileNoFileHoldsIsRefused) {
 
 TEST_F(AwsProfileTest, ProfileSettingsNotSupportedYetAreRefusedByName) {
   const auto config = write("config", "[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = default\n"
-                                      "[profile w]\nrole_arn = arn:aws:iam::1:role/r\nweb_identity_token_file = /t\n");
+                                      "[profile w]\nrole_arn = arn:aws:iam::1:role/r\nweb_identity_token_file = /t\n"
+                                      "[profile c]\ncredential_process = /bin/creds\n"
+                                      "[profile k]\nregion = eu-west-1\nrole_arn = arn:aws:iam::1:role/k\n"
+                                      "source_profile = base\nrole_session_name = s\n"
+                                      "[profile base]\naws_access_key_id = B\naws_secret_access_key = b\n");
   auto p = chain({{"AWS_CONFIG_FILE", config}, {"AWS_PROFILE", "p"}});
   ASSERT_FALSE(p.ok());
   EXPECT_TRUE(p.status().IsNotImplemented());
-  EXPECT_NE(p.status().message().find("sets source_profile, which sluice does not support yet"), std::string::npos);
+  EXPECT_NE(p.status().message().find("with source_profile 'default', which is in neither"), std::string::npos)
+      << p.status().message();
+  auto c = chain({{"AWS_CONFIG_FILE", config}, {"AWS_PROFILE", "c"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("sets credential_process, which sluice does not support yet"), std::string::npos);
+  auto k = chain({{"AWS_CONFIG_FILE", config}, {"AWS_PROFILE", "k"}});
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->source, AwsCredentialSource::kAssumeRole);
+  EXPECT_EQ(k->keys.access_key, "B");
+  EXPECT_EQ(k->role_arn, "arn:aws:iam::1:role/k");
+  EXPECT_EQ(k->session_name, "s");
+  EXPECT_EQ(k->region, "eu-west-1");
   auto w = chain({{"AWS_CONFIG_FILE", config}, {"AWS_PROFILE", "w"}});
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_EQ(w->source, AwsCredentialSource::kWebIdentity);
