@@ -296,6 +296,75 @@ def gcs():
         stop()
 
 
+# --- a recording proxy in front of a store ---------------------------------------------------
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of `upstream` (a store's http endpoint) that keeps every
+    request's method, path, headers (lower-case names) and the response status, so that a test can
+    see which credentials sluice really sent. Forwards everything unchanged; stop() when done."""
+
+    def __init__(self, upstream):
+        import http.client
+        import http.server
+        import threading
+
+        target = urllib.parse.urlsplit(upstream)
+        self.requests = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:  # then trailers (aws-chunked's checksum) up to an empty line
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return out
+                        out += self.rfile.read(size + 2)[:size]
+                return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+            def _forward(self):
+                body = self._body()  # HTTP chunks joined; aws-chunked framing, if any, left for the store
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "expect")}
+                if body or self.command in ("PUT", "POST"):
+                    headers["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                proxy.requests.append({"method": self.command, "path": self.path, "status": r.status,
+                                       "headers": {k.lower(): v for k, v in self.headers.items()},
+                                       "body": body, "response": data})
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                length = r.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+                self.send_header("Content-Length", length or "0")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # --- a pipeline whose storage is on a store ---------------------------------------------------
 
 def storage_yaml(store, prefix):

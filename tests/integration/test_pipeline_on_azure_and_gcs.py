@@ -155,11 +155,11 @@ def test_storage_options_checked_at_their_line_and_secrets_never_shown(store, tm
         assert r.returncode != 0
         assert f"pipeline.yaml:{line}:3" in r.stderr and expected in r.stderr, r.stderr
         assert extra.split(":")[0] in r.stderr and store["secret"] not in r.stdout + r.stderr
-    if store["scheme"] == "gs":  # a delta-rs key sluice knows but cannot use yet: refused, saying so
+    if store["scheme"] == "gs":  # a key beside the access token: refused at validate, unechoed
         pipe = write_pipeline(tmp_path / "sa", head + "  google_service_account_key: '{\"private_key\": \"pk-91c4\"}'\n")
         r = sluice("validate", pipe)
         assert r.returncode != 0 and "pipeline.yaml:4:3" in r.stderr, r.stderr  # the options
-        assert "GCS credentials from a service account (GOOGLE_SERVICE_ACCOUNT_KEY is set) are not supported yet" in r.stderr
+        assert "both GOOGLE_OAUTH_ACCESS_TOKEN and GOOGLE_SERVICE_ACCOUNT_KEY are set; set one of them" in r.stderr
         assert "pk-91c4" not in r.stdout + r.stderr
     # A bucket / container that does not exist: the run fails naming it, not the secret.
     missing = store["uri"]("x").replace("lake", "no-such-lake")

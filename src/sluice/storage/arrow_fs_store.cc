@@ -11,14 +11,16 @@ namespace sluice::storage {
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> ArrowFsStore::open_input(const std::string& path) const {
   count_head();
   count_get();
-  auto file = fs_->OpenInputFile(path);
+  ARROW_ASSIGN_OR_RAISE(auto fs, filesystem());
+  auto file = fs->OpenInputFile(path);
   if (!file.ok()) return io_failure(file.status(), "cannot open", display(path));
   return file;
 }
 
 arrow::Result<std::shared_ptr<arrow::io::OutputStream>> ArrowFsStore::open_output(const std::string& path) {
   count_put();
-  auto out = fs_->OpenOutputStream(path);
+  ARROW_ASSIGN_OR_RAISE(auto fs, filesystem());
+  auto out = fs->OpenOutputStream(path);
   if (!out.ok()) return io_failure(out.status(), "cannot create", display(path));
   return out;
 }

@@ -27,6 +27,10 @@ class ArrowFsStore : public ObjectStore {
  protected:
   explicit ArrowFsStore(std::shared_ptr<arrow::fs::FileSystem> fs) : fs_(std::move(fs)) {}
 
+  // The filesystem for the next stream: fs_, or (S3Store, GcsStore) one made again when the
+  // credentials were refreshed. Streams already open keep the one they were opened with.
+  virtual arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> filesystem() const { return fs_; }
+
   std::shared_ptr<arrow::fs::FileSystem> fs_;
 };
 

@@ -167,11 +167,17 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
   }
   if (!c.sas_token.empty() && c.sas_token.front() == '?') c.sas_token.erase(0, 1);
   if (c.account_key.empty() && c.sas_token.empty()) {
+    // The Azure SDKs' service-principal / workload-identity variables: named when set, so that
+    // the user sees they are not used rather than wonder why.
+    std::string ad;
+    for (const char* key : {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"}) {
+      if (!env_or_empty(key).empty()) ad += (ad.empty() ? "" : ", ") + std::string(key);
+    }
     return invalid("no Azure credentials for account '{}': set AZURE_STORAGE_ACCOUNT_KEY or "
                    "AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING) in the environment "
                    "or storage_options; Azure AD identities (service principal, managed identity, "
-                   "az login) are not supported yet",
-                   c.account);
+                   "az login) are not supported yet{}",
+                   c.account, ad.empty() ? "" : fmt::format(" ({} set but not used)", ad));
   }
   std::string decoded;
   if (!c.account_key.empty() && !base64_decode(c.account_key, decoded)) {

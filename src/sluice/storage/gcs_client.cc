@@ -20,21 +20,32 @@ arrow::Result<GcsConfig> gcs_config_from(const std::map<std::string, std::string
     auto it = options.find(key);
     return it != options.end() ? it->second : env_or_empty(key);
   };
-  // Refused rather than half-used: Arrow could read data files with them, but the commit
-  // request (sent here, not by Arrow) needs an access token made from the key.
-  for (const char* key : {"GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS"}) {
-    if (!get(key).empty()) {
-      return arrow::Status::NotImplemented(fmt::format(
-          "GCS credentials from a service account ({} is set) are not supported yet: sluice "
-          "commits a Delta version with its own upload request (ifGenerationMatch=0, which Arrow's "
-          "GcsFileSystem cannot send), and cannot yet make the OAuth2 access token that request "
-          "needs from a key; unset {} and set GOOGLE_OAUTH_ACCESS_TOKEN (for example from `gcloud "
-          "auth print-access-token`) instead",
-          key, key));
-    }
-  }
+  // An explicit key, the key file named, then Application Default Credentials' file.
   GcsConfig c;
-  c.access_token = get("GOOGLE_OAUTH_ACCESS_TOKEN");
+  const std::string json_key = get("GOOGLE_SERVICE_ACCOUNT_KEY"), key_path = get("GOOGLE_SERVICE_ACCOUNT");
+  const std::string adc_path = get("GOOGLE_APPLICATION_CREDENTIALS"), token = get("GOOGLE_OAUTH_ACCESS_TOKEN");
+  if (!json_key.empty() && !key_path.empty()) {
+    return invalid("both GOOGLE_SERVICE_ACCOUNT_KEY and GOOGLE_SERVICE_ACCOUNT are set; set one GCS service-account key");
+  }
+  if (!token.empty() && (!json_key.empty() || !key_path.empty())) {
+    return invalid("both GOOGLE_OAUTH_ACCESS_TOKEN and {} are set; set one of them",
+                   json_key.empty() ? "GOOGLE_SERVICE_ACCOUNT" : "GOOGLE_SERVICE_ACCOUNT_KEY");
+  }
+  if (!json_key.empty()) {
+    ARROW_ASSIGN_OR_RAISE(c.service_account, parse_gcs_service_account(json_key, "GOOGLE_SERVICE_ACCOUNT_KEY"));
+  } else if (!key_path.empty() || (token.empty() && !adc_path.empty())) {
+    const char* setting = key_path.empty() ? "GOOGLE_APPLICATION_CREDENTIALS" : "GOOGLE_SERVICE_ACCOUNT";
+    const std::string& path = key_path.empty() ? adc_path : key_path;
+    if (const auto first = path.find_first_not_of(" \t\r\n"); first != std::string::npos && path[first] == '{') {
+      return invalid("{} holds JSON, not the path of a key file: give the key's JSON as "
+                     "GOOGLE_SERVICE_ACCOUNT_KEY, or the path of the file as {}",
+                     setting, setting);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto text, read_text_file(path, fmt::format("the GCS service-account key file ({})", setting)));
+    ARROW_ASSIGN_OR_RAISE(c.service_account,
+                          parse_gcs_service_account(text, fmt::format("{} ({})", setting, path)));
+  }
+  c.access_token = token;
   std::string host = get("STORAGE_EMULATOR_HOST");
   if (!host.empty()) {
     c.emulator = true;
@@ -48,15 +59,22 @@ arrow::Result<GcsConfig> gcs_config_from(const std::map<std::string, std::string
     if (path != std::string::npos) {
       return invalid("STORAGE_EMULATOR_HOST '{}' has a path; give only scheme, host and port", host);
     }
-  } else if (c.access_token.empty()) {
+  } else if (c.access_token.empty() && !c.service_account) {
     return invalid("no GCS credentials: set GOOGLE_OAUTH_ACCESS_TOKEN (for example from `gcloud auth "
-                   "print-access-token`) in the environment or storage_options, or "
-                   "STORAGE_EMULATOR_HOST=host:port to use a GCS emulator");
+                   "print-access-token`), or a service-account key (GOOGLE_SERVICE_ACCOUNT_KEY, "
+                   "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS: a key file's path) in the "
+                   "environment or storage_options, or STORAGE_EMULATOR_HOST=host:port to use a GCS emulator");
+  }
+  if (c.service_account && !c.service_account->base_url.empty() && c.service_account->base_url != c.endpoint) {
+    return invalid("the GCS service-account key from {} sets gcs_base_url {}, but sluice reaches {}; set "
+                   "STORAGE_EMULATOR_HOST to the same endpoint (sluice reads no endpoint from the key)",
+                   c.service_account->source, c.service_account->base_url, c.endpoint);
   }
   return c;
 }
 
-GcsClient::GcsClient(GcsConfig config) : config_(std::move(config)) {
+GcsClient::GcsClient(GcsConfig config, std::shared_ptr<GcsTokenProvider> tokens)
+    : config_(std::move(config)), tokens_(std::move(tokens)) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
@@ -70,8 +88,9 @@ arrow::Result<GcsResponse> GcsClient::send(const std::string& method, const std:
   GcsResponse response;
   curl_slist* list = nullptr;
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  if (!config_.access_token.empty()) {
-    list = curl_slist_append(list, ("Authorization: Bearer " + config_.access_token).c_str());
+  ARROW_ASSIGN_OR_RAISE(const auto token, this->token());
+  if (!token.access_token.empty()) {
+    list = curl_slist_append(list, ("Authorization: Bearer " + token.access_token).c_str());
   }
   list = curl_slist_append(list, "Expect:");
   std::unique_ptr<curl_slist, SlistDeleter> header_list(list);
@@ -88,6 +107,11 @@ arrow::Result<GcsResponse> GcsClient::send(const std::string& method, const std:
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
+}
+
+arrow::Result<GcsToken> GcsClient::token() const {
+  if (tokens_) return tokens_->get();
+  return GcsToken{config_.access_token, 0};
 }
 
 std::string gcs_error_text(const GcsResponse& response) {

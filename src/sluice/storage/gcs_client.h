@@ -7,8 +7,12 @@
 #include <arrow/result.h>
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "sluice/storage/gcs_credentials.h"
 
 namespace sluice::storage {
 
@@ -20,11 +24,14 @@ struct GcsConfig {
   bool emulator = false;
   // GOOGLE_OAUTH_ACCESS_TOKEN; "" sends no Authorization header (an emulator only).
   std::string access_token;
+  // A service-account key (GOOGLE_SERVICE_ACCOUNT_KEY, GOOGLE_SERVICE_ACCOUNT,
+  // GOOGLE_APPLICATION_CREDENTIALS): tokens made from it instead of access_token.
+  std::optional<GcsServiceAccount> service_account;
 };
 
-// From `options` (normalized keys) over the environment. Refuses service-account credentials
-// (GOOGLE_SERVICE_ACCOUNT, GOOGLE_SERVICE_ACCOUNT_KEY, GOOGLE_APPLICATION_CREDENTIALS) as not
-// supported yet, and real GCS without a token, saying what to set.
+// From `options` (normalized keys) over the environment. A service-account key is parsed and
+// checked here (no request yet); refuses two explicit credentials at once (an access token and
+// a key, or two keys), and real GCS without any, saying what to set.
 arrow::Result<GcsConfig> gcs_config_from(const std::map<std::string, std::string>& options);
 
 struct GcsResponse {
@@ -34,8 +41,11 @@ struct GcsResponse {
 
 class GcsClient {
  public:
-  explicit GcsClient(GcsConfig config);
+  // `tokens` (null without a service-account key) makes the bearer token of each request.
+  GcsClient(GcsConfig config, std::shared_ptr<GcsTokenProvider> tokens);
   const GcsConfig& config() const { return config_; }
+  // The bearer token for the next request ("" for none).
+  arrow::Result<GcsToken> token() const;
 
   // One request to `target` ("/storage/v1/b/..." with its query, already encoded), for
   // messages about `what` ("gs://bucket/key"). `headers` are "Name: value" lines. A transport
@@ -47,6 +57,7 @@ class GcsClient {
 
  private:
   GcsConfig config_;
+  std::shared_ptr<GcsTokenProvider> tokens_;
 };
 
 // GCS's JSON error body as "HTTP <status>: <message>" (or the status alone).

@@ -31,17 +31,17 @@ ObjectInfo info_of(const nlohmann::json& o, size_t prefix_size) {
   return info;
 }
 
-}  // namespace
-
-arrow::Result<std::shared_ptr<GcsStore>> GcsStore::Make(GcsConfig config) {
+// Arrow's GcsFileSystem sending `token` (anonymous when it is empty: an emulator).
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> make_arrow_gcs(const GcsConfig& config, const GcsToken& token) {
   // Arrow's retry policy would retry a refused or unreachable endpoint for 15 minutes.
   constexpr double kRetryLimitSeconds = 60;
-  arrow::fs::GcsOptions options =
-      config.access_token.empty()
-          ? arrow::fs::GcsOptions::Anonymous()
-          // The expiry only tells the client when the token stops working; it never refreshes it.
-          : arrow::fs::GcsOptions::FromAccessToken(config.access_token,
-                                                   std::chrono::system_clock::now() + std::chrono::hours(1));
+  // The expiry only tells the client when the token stops working; it never refreshes it (a
+  // refreshed service-account token gets a filesystem of its own, GcsStore::filesystem).
+  const auto expiry = token.expires_unix != 0 ? std::chrono::system_clock::from_time_t(token.expires_unix)
+                                              : std::chrono::system_clock::now() + std::chrono::hours(1);
+  arrow::fs::GcsOptions options = token.access_token.empty()
+                                      ? arrow::fs::GcsOptions::Anonymous()
+                                      : arrow::fs::GcsOptions::FromAccessToken(token.access_token, expiry);
   if (config.emulator) {
     const auto scheme_end = config.endpoint.find("://");
     options.scheme = config.endpoint.substr(0, scheme_end);
@@ -50,13 +50,38 @@ arrow::Result<std::shared_ptr<GcsStore>> GcsStore::Make(GcsConfig config) {
   options.retry_limit_seconds = kRetryLimitSeconds;
   auto fs = arrow::fs::GcsFileSystem::Make(options);
   if (!fs.ok()) return io_failure(fs.status(), "cannot set up GCS access to", config.endpoint);
-  return std::shared_ptr<GcsStore>(new GcsStore(GcsClient(std::move(config)), std::move(*fs)));
+  return std::shared_ptr<arrow::fs::FileSystem>(std::move(*fs));
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<GcsStore>> GcsStore::Make(GcsConfig config) {
+  std::shared_ptr<GcsTokenProvider> tokens;
+  if (config.service_account) {
+    ARROW_ASSIGN_OR_RAISE(tokens, GcsTokenProvider::Make(*config.service_account));
+  }
+  GcsClient client(std::move(config), std::move(tokens));
+  ARROW_ASSIGN_OR_RAISE(auto token, client.token());
+  ARROW_ASSIGN_OR_RAISE(auto fs, make_arrow_gcs(client.config(), token));
+  return std::shared_ptr<GcsStore>(new GcsStore(std::move(client), std::move(fs), token.access_token));
+}
+
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> GcsStore::filesystem() const {
+  ARROW_ASSIGN_OR_RAISE(auto token, client_.token());
+  std::lock_guard lock(fs_mutex_);
+  if (token.access_token == fs_token_) return current_fs_ ? current_fs_ : fs_;
+  ARROW_ASSIGN_OR_RAISE(current_fs_, make_arrow_gcs(client_.config(), token));
+  fs_token_ = token.access_token;
+  return current_fs_;
 }
 
 arrow::Status GcsStore::failed(const char* what, const std::string& path, const GcsResponse& r) const {
   std::string hint;
   if (r.status == 401 || r.status == 403) {
-    hint = " (check GOOGLE_OAUTH_ACCESS_TOKEN: it expires after an hour; and the bucket's permissions)";
+    hint = client_.config().service_account
+               ? fmt::format(" (check the roles of the service account of {} on the bucket)",
+                             client_.config().service_account->source)
+               : " (check GOOGLE_OAUTH_ACCESS_TOKEN: it expires after an hour; and the bucket's permissions)";
   }
   if (r.status == 404) hint = " (does the bucket exist? create it first)";
   auto st = io_error("GCS {} {}: {}{}", what, display(path), gcs_error_text(r), hint);

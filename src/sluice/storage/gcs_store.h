@@ -5,6 +5,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "sluice/storage/gcs_client.h"
 #include "sluice/storage/arrow_fs_store.h"
@@ -26,8 +28,11 @@ class GcsStore final : public ArrowFsStore {
   arrow::Status remove(const std::string& path) override;
 
  private:
-  GcsStore(GcsClient client, std::shared_ptr<arrow::fs::FileSystem> fs)
-      : ArrowFsStore(std::move(fs)), client_(std::move(client)) {}
+  GcsStore(GcsClient client, std::shared_ptr<arrow::fs::FileSystem> fs, std::string fs_token)
+      : ArrowFsStore(std::move(fs)), client_(std::move(client)), fs_token_(std::move(fs_token)) {}
+  // Arrow's GcsFileSystem for the current token: made again when a service-account token was
+  // refreshed.
+  arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> filesystem() const override;
   arrow::Status failed(const char* what, const std::string& path, const GcsResponse& r) const;
   // An upload of `content` to `path` (uploadType=multipart), with `precondition` ("" or
   // "&ifGenerationMatch=0") in its query.
@@ -35,6 +40,10 @@ class GcsStore final : public ArrowFsStore {
                                     const std::string& precondition);
 
   GcsClient client_;
+  // Touched by every thread that opens a stream: fs_mutex_ guards current_fs_ and fs_token_.
+  mutable std::mutex fs_mutex_;
+  mutable std::shared_ptr<arrow::fs::FileSystem> current_fs_;
+  mutable std::string fs_token_;
 };
 
 }  // namespace sluice::storage

@@ -2,15 +2,33 @@
 #include "sluice/storage/http_util.h"
 
 #include <cctype>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <mutex>
 
+#include "sluice/common/status.h"
 #include "sluice/common/text.h"
 
 namespace sluice::storage {
 
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
+}
+
+arrow::Result<std::string> read_text_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid("cannot read {} {}: {}; check the path and its permissions", what, path, errno_text(errno));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 size_t curl_append_body(char* data, size_t size, size_t n, void* user) {
@@ -57,6 +75,51 @@ void curl_set_method(CURL* c, const std::string& method, const std::string& payl
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.data());
   }
+}
+
+arrow::Result<HttpResponse> http_send(const std::string& method, const std::string& url, const std::string& body,
+                                      const std::vector<std::string>& headers, bool allow_http, long timeout_ms,
+                                      const std::string& what, const HttpSigning& signing) {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) return io_error("cannot start an HTTP request to {} (curl_easy_init failed)", what);
+  HttpResponse response;
+  curl_slist* list = nullptr;
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  list = curl_slist_append(list, "Expect:");
+  std::unique_ptr<curl_slist, SlistDeleter> header_list(list);
+  CURL* c = curl.get();
+  curl_prepare(c, url, allow_http, &response.body, nullptr);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_set_method(c, method, body, method != "GET" && method != "HEAD");
+  if (!signing.sigv4.empty()) {
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, signing.sigv4.c_str());
+    curl_easy_setopt(c, CURLOPT_USERPWD, signing.userpwd.c_str());
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
+  const CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    return mark_retryable(io_error("cannot reach {} at {}: {}", what, url, curl_easy_strerror(rc)));
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
+  return response;
+}
+
+std::string url_host(const std::string& url) {
+  const auto start = url.find("://");
+  if (start == std::string::npos) return "";
+  std::string host = url.substr(start + 3, url.find_first_of("/?#", start + 3) - start - 3);
+  if (const auto at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
+  if (!host.empty() && host[0] == '[') return host.substr(1, host.find(']') - 1);
+  if (const auto colon = host.rfind(':'); colon != std::string::npos) host = host.substr(0, colon);
+  return host;
+}
+
+bool is_loopback_url(const std::string& url) {
+  const std::string host = url_host(url);
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
 }
 
 std::pair<std::string, std::string> split_bucket_key(const std::string& path) {

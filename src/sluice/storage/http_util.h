@@ -2,17 +2,27 @@
 // stores share: libcurl callbacks and handles, the environment, "bucket/key" paths.
 #pragma once
 
+#include <arrow/result.h>
 #include <curl/curl.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace sluice::storage {
 
+// Seconds since the epoch, now (credential expiry times are kept so).
+int64_t unix_now();
+
 // The environment variable's value, "" when unset.
 std::string env_or_empty(const char* name);
+
+// The whole of a small local file (a token, a key, a shared config file); an Invalid error
+// naming `what`, the path and the errno when it cannot be read.
+arrow::Result<std::string> read_text_file(const std::string& path, const std::string& what);
 
 // CURLOPT_WRITEFUNCTION: appends the body to the std::string in `user`.
 size_t curl_append_body(char* data, size_t size, size_t n, void* user);
@@ -35,6 +45,28 @@ void curl_prepare(CURL* c, const std::string& url, bool allow_http, std::string*
 // GET, HEAD or any other method; with `send_body`, `payload` is sent as the request body (it
 // must outlive the request).
 void curl_set_method(CURL* c, const std::string& method, const std::string& payload, bool send_body);
+
+// One small request (a credential or token endpoint): `headers` are "Name: value" lines,
+// `timeout_ms` bounds connect and transfer. A transport failure is a retryable IOError naming
+// `what` and the URL; any HTTP status is returned.
+// With `signing.sigv4` ("aws:amz:<region>:<service>") the request is signed with curl's AWS
+// SigV4 and `signing.userpwd` ("key id:secret").
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+struct HttpSigning {
+  std::string sigv4;
+  std::string userpwd;
+};
+arrow::Result<HttpResponse> http_send(const std::string& method, const std::string& url, const std::string& body,
+                                      const std::vector<std::string>& headers, bool allow_http, long timeout_ms,
+                                      const std::string& what, const HttpSigning& signing = {});
+
+// The host of "scheme://host[:port][/path]" ("::1" for "[::1]"), and whether it is the loopback
+// (localhost, 127.x.x.x, ::1): where a test's plain-http credential endpoint may be.
+std::string url_host(const std::string& url);
+bool is_loopback_url(const std::string& url);
 
 // "bucket/key" (or "container/blob") -> (bucket, key); key "" when there is no '/'.
 std::pair<std::string, std::string> split_bucket_key(const std::string& path);

@@ -12,10 +12,17 @@ namespace sluice::storage {
 
 namespace {
 
-// The keys delta-rs reads for S3 that sluice uses (and their aliases).
-constexpr std::array<std::string_view, 7> kS3Keys = {
+// The keys delta-rs reads for S3 that sluice uses (and their aliases), with the credential
+// chain's (aws_credentials.h), which delta-rs also takes as options.
+constexpr std::array<std::string_view, 22> kS3Keys = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-    "AWS_ENDPOINT_URL",  "AWS_ENDPOINT",          "AWS_ALLOW_HTTP"};
+    "AWS_ENDPOINT_URL",  "AWS_ENDPOINT",          "AWS_ALLOW_HTTP",
+    "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL_STS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_METADATA_ENDPOINT",
+    "AWS_DEFAULT_REGION"};
 
 // The keys for GCS: delta-rs's (and their aliases), the emulator's (STORAGE_EMULATOR_HOST, as
 // Google's clients read it) and an OAuth2 access token (gcs_client.h).
@@ -154,6 +161,18 @@ arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& op
     if (std::find(kS3Keys.begin(), kS3Keys.end(), k) == kS3Keys.end() &&
         std::find(kGcsKeys.begin(), kGcsKeys.end(), k) == kGcsKeys.end() &&
         std::find(kAzureKeys.begin(), kAzureKeys.end(), k) == kAzureKeys.end()) {
+      // delta-rs's Azure AD settings (object_store's spellings, with and without the prefix).
+      static constexpr std::array<std::string_view, 12> kAzureAd = {
+          "AZURE_CLIENT_ID", "AZURE_STORAGE_CLIENT_ID", "CLIENT_ID", "AZURE_CLIENT_SECRET",
+          "AZURE_STORAGE_CLIENT_SECRET", "CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_STORAGE_TENANT_ID",
+          "TENANT_ID", "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_MSI_ENDPOINT"};
+      if (std::find(kAzureAd.begin(), kAzureAd.end(), k) != kAzureAd.end()) {
+        return arrow::Status::NotImplemented(fmt::format(
+            "storage option '{}' is not supported yet: Azure AD credentials (service principal, workload or "
+            "managed identity) are not; use azure_storage_account_key, azure_storage_sas_token or "
+            "azure_storage_connection_string",
+            key));
+      }
       std::string known;
       for (auto s : kS3Keys) known += (known.empty() ? "" : ", ") + std::string(s);
       for (auto s : kGcsKeys) known += ", " + std::string(s);

@@ -55,14 +55,15 @@ arrow::Result<OpenedLocation> open_location(const Location& location, const Stor
   if (location.scheme == Scheme::kGcs) {
     ARROW_ASSIGN_OR_RAISE(auto config, gcs_config_from(normalized));
     lock = std::unique_lock(mutex);
-    store = &stores["gs\n" + config.endpoint + '\n' + config.access_token];
+    std::string key = "gs\n" + config.endpoint + '\n' + config.access_token;
+    if (const auto& a = config.service_account) key += '\n' + a->client_email + '\n' + a->private_key + '\n' + a->token_uri;
+    store = &stores[key];
     if (!*store) {
       ARROW_ASSIGN_OR_RAISE(*store, GcsStore::Make(std::move(config)));
     }
   } else {
     ARROW_ASSIGN_OR_RAISE(auto config, s3_config_from(normalized));
-    const std::string key = config.endpoint + '\n' + config.region + '\n' + config.access_key + '\n' +
-                            config.secret_key + '\n' + config.session_token;
+    const std::string key = config.endpoint + '\n' + config.region + '\n' + config.credentials.identity();
     lock = std::unique_lock(mutex);
     store = &stores[key];
     if (!*store) {

@@ -77,12 +77,8 @@ arrow::Result<S3Config> s3_config_from(const std::map<std::string, std::string>&
     return it != options.end() ? it->second : env_or_empty(key);
   };
   S3Config c;
-  c.access_key = get("AWS_ACCESS_KEY_ID");
-  c.secret_key = get("AWS_SECRET_ACCESS_KEY");
-  c.session_token = get("AWS_SESSION_TOKEN");
   std::string region = get("AWS_REGION");
-  if (region.empty()) region = env_or_empty("AWS_DEFAULT_REGION");
-  if (!region.empty()) c.region = region;
+  if (region.empty()) region = get("AWS_DEFAULT_REGION");
   c.endpoint = get("AWS_ENDPOINT_URL");
   if (c.endpoint.empty()) c.endpoint = options.count("AWS_ENDPOINT_URL") ? "" : env_or_empty("AWS_ENDPOINT");
   const std::string allow = to_lower(get("AWS_ALLOW_HTTP"));
@@ -90,6 +86,13 @@ arrow::Result<S3Config> s3_config_from(const std::map<std::string, std::string>&
     return invalid("AWS_ALLOW_HTTP is '{}'; write true or false", allow);
   }
   c.allow_http = allow == "true";
+  const std::string sts_region = region.empty() ? c.region : region;
+  ARROW_ASSIGN_OR_RAISE(c.credentials, aws_credential_chain_from(
+                                           options, fmt::format("https://sts.{}.amazonaws.com", sts_region),
+                                           c.allow_http));
+  // The profile's region when the environment names none, as the SDKs read it.
+  if (region.empty()) region = c.credentials.region;
+  if (!region.empty()) c.region = region;
   if (c.endpoint.empty()) c.endpoint = fmt::format("https://s3.{}.amazonaws.com", c.region);
   while (!c.endpoint.empty() && c.endpoint.back() == '/') c.endpoint.pop_back();
   if (c.endpoint.rfind("http://", 0) == 0) {
@@ -101,15 +104,11 @@ arrow::Result<S3Config> s3_config_from(const std::map<std::string, std::string>&
   } else if (c.endpoint.rfind("https://", 0) != 0) {
     return invalid("S3 endpoint '{}' (AWS_ENDPOINT_URL) must start with http:// or https://", c.endpoint);
   }
-  if (c.access_key.empty() || c.secret_key.empty()) {
-    return invalid("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and "
-                   "AWS_SESSION_TOKEN for temporary ones) in the environment or storage_options; "
-                   "profiles and instance roles are not supported yet");
-  }
   return c;
 }
 
-S3Client::S3Client(S3Config config) : config_(std::move(config)) {
+S3Client::S3Client(S3Config config, std::shared_ptr<AwsCredentialProvider> credentials)
+    : config_(std::move(config)), credentials_(std::move(credentials)) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
@@ -125,13 +124,14 @@ arrow::Result<S3Response> S3Client::send(const std::string& method, const std::s
   if (!key.empty()) url += "/" + s3_encode(key, true);
   if (!query.empty()) url += "?" + query;
   const std::string sigv4 = "aws:amz:" + config_.region + ":s3";
-  const std::string userpwd = config_.access_key + ":" + config_.secret_key;
+  ARROW_ASSIGN_OR_RAISE(const auto credentials, credentials_->get());
+  const std::string userpwd = credentials.access_key + ":" + credentials.secret_key;
   S3Response response;
   curl_slist* list = nullptr;
   for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
   list = curl_slist_append(list, ("x-amz-content-sha256: " + sha256_hex(body)).c_str());
-  if (!config_.session_token.empty()) {
-    list = curl_slist_append(list, ("x-amz-security-token: " + config_.session_token).c_str());
+  if (!credentials.session_token.empty()) {
+    list = curl_slist_append(list, ("x-amz-security-token: " + credentials.session_token).c_str());
   }
   list = curl_slist_append(list, "Expect:");
   std::unique_ptr<curl_slist, SlistDeleter> header_list(list);

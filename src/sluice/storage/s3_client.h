@@ -6,8 +6,11 @@
 #include <arrow/result.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "sluice/storage/aws_credentials.h"
 
 namespace sluice::storage {
 
@@ -15,14 +18,14 @@ namespace sluice::storage {
 struct S3Config {
   std::string endpoint;  // "https://s3.us-east-1.amazonaws.com" or AWS_ENDPOINT_URL, no trailing '/'
   std::string region = "us-east-1";
-  std::string access_key;
-  std::string secret_key;
-  std::string session_token;
+  // Where the credentials come from (the default chain, aws_credentials.h).
+  AwsCredentialChain credentials;
   bool allow_http = false;
 };
 
 // From `options` (normalized keys) over the AWS_* environment. Refuses a plain-http endpoint
-// without AWS_ALLOW_HTTP=true, and missing credentials, saying what to set.
+// without AWS_ALLOW_HTTP=true, and half-given credentials, saying what to set. Sends no request:
+// credentials from STS, a container or the instance metadata are fetched by the store.
 arrow::Result<S3Config> s3_config_from(const std::map<std::string, std::string>& options);
 
 struct S3Response {
@@ -33,18 +36,21 @@ struct S3Response {
 
 class S3Client {
  public:
-  explicit S3Client(S3Config config);
+  S3Client(S3Config config, std::shared_ptr<AwsCredentialProvider> credentials);
   const S3Config& config() const { return config_; }
+  AwsCredentialProvider& credentials() const { return *credentials_; }
 
   // One signed request to bucket/key (key may be ""), `query` already encoded and sorted by
-  // name; `headers` are "Name: value" lines. A transport failure (no connection) is a
-  // retryable IOError naming the endpoint; any HTTP status is returned for the caller to judge.
+  // name; `headers` are "Name: value" lines. Signed with the provider's current credentials
+  // (and their session token). A transport failure (no connection) is a retryable IOError
+  // naming the endpoint; any HTTP status is returned for the caller to judge.
   arrow::Result<S3Response> send(const std::string& method, const std::string& bucket,
                                  const std::string& key, const std::string& query,
                                  const std::string& body, const std::vector<std::string>& headers) const;
 
  private:
   S3Config config_;
+  std::shared_ptr<AwsCredentialProvider> credentials_;
 };
 
 // S3's error body as "<Code>: <Message>" (or the status alone).

@@ -42,12 +42,12 @@ void finalize_arrow_s3_at_exit() {
   (void)registered;
 }
 
-}  // namespace
-
-arrow::Result<std::shared_ptr<S3Store>> S3Store::Make(S3Config config) {
-  ARROW_RETURN_NOT_OK(ensure_arrow_s3());
-  auto options = arrow::fs::S3Options::FromAccessKey(config.access_key, config.secret_key,
-                                                     config.session_token);
+// Arrow's S3FileSystem signing with `credentials` (static to Arrow: S3Store makes another
+// when the provider refreshes them).
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> make_arrow_s3(const S3Config& config,
+                                                                    const AwsCredentials& credentials) {
+  auto options = arrow::fs::S3Options::FromAccessKey(credentials.access_key, credentials.secret_key,
+                                                     credentials.session_token);
   options.region = config.region;
   const auto scheme_end = config.endpoint.find("://");
   options.scheme = config.endpoint.substr(0, scheme_end);
@@ -60,12 +60,37 @@ arrow::Result<std::shared_ptr<S3Store>> S3Store::Make(S3Config config) {
     return io_failure(fs.status(), "cannot set up S3 access to", config.endpoint);
   }
   finalize_arrow_s3_at_exit();
-  return std::shared_ptr<S3Store>(new S3Store(S3Client(std::move(config)), std::move(*fs)));
+  return std::shared_ptr<arrow::fs::FileSystem>(std::move(*fs));
+}
+
+std::string credentials_identity(const AwsCredentials& c) { return c.access_key + '\n' + c.session_token; }
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<S3Store>> S3Store::Make(S3Config config) {
+  ARROW_RETURN_NOT_OK(ensure_arrow_s3());
+  ARROW_ASSIGN_OR_RAISE(auto provider, AwsCredentialProvider::Make(config.credentials));
+  ARROW_ASSIGN_OR_RAISE(auto credentials, provider->get());
+  ARROW_ASSIGN_OR_RAISE(auto fs, make_arrow_s3(config, credentials));
+  return std::shared_ptr<S3Store>(
+      new S3Store(S3Client(std::move(config), std::move(provider)), std::move(fs), credentials_identity(credentials)));
+}
+
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> S3Store::filesystem() const {
+  ARROW_ASSIGN_OR_RAISE(auto credentials, client_.credentials().get());
+  const std::string identity = credentials_identity(credentials);
+  std::lock_guard lock(fs_mutex_);
+  if (identity == fs_identity_) return current_fs_ ? current_fs_ : fs_;
+  ARROW_ASSIGN_OR_RAISE(current_fs_, make_arrow_s3(client_.config(), credentials));
+  fs_identity_ = identity;
+  return current_fs_;
 }
 
 arrow::Status S3Store::failed(const char* what, const std::string& path, const S3Response& r) const {
   std::string hint;
-  if (r.status == 403) hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's policy)";
+  if (r.status == 403) {
+    hint = fmt::format(" (check the credentials from {} and the bucket's policy)", client_.config().credentials.describe());
+  }
   if (r.status == 404) hint = " (does the bucket exist? create it first)";
   auto st = io_error("S3 {} {}: {}{}", what, display(path), s3_error_text(r), hint);
   return r.status >= 500 || r.status == 429 ? mark_retryable(st) : st;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "sluice/storage/arrow_fs_store.h"
 #include "sluice/storage/s3_client.h"
@@ -25,11 +27,18 @@ class S3Store final : public ArrowFsStore {
   arrow::Status remove(const std::string& path) override;
 
  private:
-  S3Store(S3Client client, std::shared_ptr<arrow::fs::FileSystem> fs)
-      : ArrowFsStore(std::move(fs)), client_(std::move(client)) {}
+  S3Store(S3Client client, std::shared_ptr<arrow::fs::FileSystem> fs, std::string fs_identity)
+      : ArrowFsStore(std::move(fs)), client_(std::move(client)), fs_identity_(std::move(fs_identity)) {}
   arrow::Status failed(const char* what, const std::string& path, const S3Response& r) const;
+  // Arrow's S3FileSystem for the provider's current credentials: made again when they changed.
+  arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> filesystem() const override;
 
   S3Client client_;
+  // Touched by every thread that opens a stream: fs_mutex_ guards current_fs_ and fs_identity_
+  // (fs_ stays the first filesystem, never used once current_fs_ is set).
+  mutable std::mutex fs_mutex_;
+  mutable std::shared_ptr<arrow::fs::FileSystem> current_fs_;
+  mutable std::string fs_identity_;
 };
 
 }  // namespace sluice::storage

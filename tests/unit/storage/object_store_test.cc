@@ -131,6 +131,11 @@ TEST(StorageOptionsTest, DeltaRsKeysAreAcceptedInAnyCaseAndOthersRefused) {
   ASSERT_FALSE(client_secret.ok());
   EXPECT_NE(client_secret.status().message().find("storage option 'AZURE_CLIENT_SECRET' is not supported"),
             std::string::npos);
+  auto client_id = normalize_storage_options({{"azure_client_id", "x"}});
+  ASSERT_FALSE(client_id.ok());
+  EXPECT_NE(client_id.status().message().find("'azure_client_id' is not supported yet: Azure AD credentials"),
+            std::string::npos)
+      << client_id.status().message();
 }
 
 TEST(LocalStoreTest, PutIfAbsentWritesOnceAndLeavesNoTempFile) {

@@ -33,7 +33,17 @@ TEST(S3ConfigTest, OptionsWinOverTheEnvironmentAndTheRegionNamesTheDefaultEndpoi
 }
 
 TEST(S3ConfigTest, MissingCredentialsSayWhatToSetAndNoMessageEchoesASecret) {
-  auto missing = s3_config_from({{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", ""}, {"AWS_ENDPOINT_URL", "https://x"}});
+  auto missing = s3_config_from({{"AWS_ACCESS_KEY_ID", ""},
+                                 {"AWS_SECRET_ACCESS_KEY", ""},
+                                 {"AWS_ENDPOINT_URL", "https://x"},
+                                 {"AWS_WEB_IDENTITY_TOKEN_FILE", ""},
+                                 {"AWS_ROLE_ARN", ""},
+                                 {"AWS_PROFILE", ""},
+                                 {"AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"},
+                                 {"AWS_CONFIG_FILE", "/nonexistent/config"},
+                                 {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", ""},
+                                 {"AWS_CONTAINER_CREDENTIALS_FULL_URI", ""},
+                                 {"AWS_EC2_METADATA_DISABLED", "true"}});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), std::string::npos);
   auto bad = s3_config_from(with_keys({{"AWS_ENDPOINT_URL", "ftp://x"}}));
