@@ -34,9 +34,14 @@ arrow::Status RecyclingMemoryPool::allocate_large(int64_t size, int64_t alignmen
       return arrow::Status::OK();
     }
   }
-  ARROW_RETURN_NOT_OK(base_->Allocate(size, alignment, out));
+  // Rounded up to a multiple of the smallest block: requests that differ by a few bytes (a
+  // batch's value buffer sized like the last batch's, +-1 record) get blocks that serve each
+  // other; unrounded, a block 64 bytes short of the next request was never reused.
+  const int64_t step = std::max<int64_t>(min_block_bytes_, 64 << 10);
+  const int64_t capacity = (size + step - 1) / step * step;
+  ARROW_RETURN_NOT_OK(base_->Allocate(capacity, alignment, out));
   std::lock_guard lock(mu_);
-  live_.emplace(*out, Block{*out, size, alignment});
+  live_.emplace(*out, Block{*out, capacity, alignment});
   return arrow::Status::OK();
 }
 
@@ -75,13 +80,25 @@ void RecyclingMemoryPool::Free(uint8_t* buffer, int64_t size, int64_t alignment)
   }
   const Block block = it->second;
   live_.erase(it);
-  if (cached_bytes_ + block.capacity <= max_cached_bytes_) {
-    cached_.push_back(block);
-    cached_bytes_ += block.capacity;
+  if (block.capacity > max_cached_bytes_) {
+    lock.unlock();
+    base_->Free(block.data, block.capacity, block.alignment);
     return;
   }
+  // The oldest cached blocks make room: the sizes in use now are the ones the next requests
+  // ask for (a block of a size no longer asked for would otherwise hold the budget for good).
+  std::vector<Block> evicted;
+  size_t oldest = 0;
+  while (cached_bytes_ + block.capacity > max_cached_bytes_) {
+    evicted.push_back(cached_[oldest]);
+    cached_bytes_ -= cached_[oldest].capacity;
+    ++oldest;
+  }
+  cached_.erase(cached_.begin(), cached_.begin() + static_cast<std::ptrdiff_t>(oldest));
+  cached_.push_back(block);
+  cached_bytes_ += block.capacity;
   lock.unlock();
-  base_->Free(block.data, block.capacity, block.alignment);
+  for (const auto& b : evicted) base_->Free(b.data, b.capacity, b.alignment);
 }
 
 void RecyclingMemoryPool::ReleaseUnused() {

@@ -20,8 +20,8 @@ namespace sluice {
 // a few milliseconds, so the next batch's buffer of the same size is faulted in and zeroed by
 // the kernel again (perf: clear_page_erms ~8 % of the bronze flow's CPU); keeping it longer
 // (MIMALLOC_PURGE_DELAY=-1) keeps every size ever freed. This keeps at most
-// `max_cached_bytes`, and only blocks of at least `min_block_bytes`; smaller requests go
-// straight to `base`.
+// `max_cached_bytes` (the most recently freed blocks: older ones make room), and only blocks of
+// at least `min_block_bytes`, sized in multiples of it; smaller requests go straight to `base`.
 class RecyclingMemoryPool : public arrow::MemoryPool {
  public:
   RecyclingMemoryPool(arrow::MemoryPool* base, int64_t max_cached_bytes, int64_t min_block_bytes);
@@ -57,7 +57,7 @@ class RecyclingMemoryPool : public arrow::MemoryPool {
   const int64_t min_block_bytes_;
   mutable std::mutex mu_;
   std::unordered_map<uint8_t*, Block> live_;  // large blocks handed out, by address
-  std::vector<Block> cached_;                 // freed large blocks kept for reuse
+  std::vector<Block> cached_;                 // freed large blocks kept for reuse, oldest first
   int64_t cached_bytes_ = 0;
   int64_t reuses_ = 0;
 };

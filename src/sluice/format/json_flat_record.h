@@ -141,6 +141,7 @@ class FlatRecordScanner {
     if (*p == '}') {
       ++p;
     } else {
+      int position = 0;
       for (;;) {
         const char* key;
         uint32_t key_len;
@@ -150,7 +151,7 @@ class FlatRecordScanner {
         ++p;
         skip_ws(p, end);
         if (p == end) return false;
-        const int field = index_.find(key, key_len);
+        const int field = find_field(position++, key, key_len);
         const bool take = field >= 0 && decoded_[field] && slots_[field].kind == JsonSlot::kAbsent;
         JsonSlot ignored;
         JsonSlot* s = take ? &slots_[field] : &ignored;
@@ -179,6 +180,49 @@ class FlatRecordScanner {
   void set_input_ascii(bool ascii) { input_ascii_ = ascii; }
 
  private:
+  // A batch's records mostly repeat one key order: the key at each position is remembered with
+  // the field the index found for it, so a repeated key costs one comparison instead of the
+  // index's hash and probes (twice for a key that names no field: exact, then folded). The
+  // field of a key depends only on its bytes, so a remembered answer is the index's answer.
+  static constexpr int kRememberedPositions = 16;
+  static constexpr uint32_t kRememberedKeyBytes = 32;
+  struct RememberedKey {
+    uint32_t len = kRememberedKeyBytes + 1;  // matches no key until set
+    int field = -1;
+    char bytes[kRememberedKeyBytes];
+  };
+
+  int find_field(int position, const char* key, uint32_t len) {
+    if (position >= kRememberedPositions || len > kRememberedKeyBytes) return index_.find(key, len);
+    RememberedKey& r = remembered_[position];
+    if (r.len == len && same_bytes(r.bytes, key, len)) return r.field;
+    r.field = index_.find(key, len);
+    r.len = len;
+    std::memcpy(r.bytes, key, len);
+    return r.field;
+  }
+
+  // Equal bytes of one length, with word loads from both ends for the short keys JSON records have.
+  static bool same_bytes(const char* a, const char* b, uint32_t len) {
+    if (len >= 8 && len <= 16) {
+      uint64_t a0, a1, b0, b1;
+      std::memcpy(&a0, a, 8);
+      std::memcpy(&a1, a + len - 8, 8);
+      std::memcpy(&b0, b, 8);
+      std::memcpy(&b1, b + len - 8, 8);
+      return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (len >= 4 && len < 8) {
+      uint32_t a0, a1, b0, b1;
+      std::memcpy(&a0, a, 4);
+      std::memcpy(&a1, a + len - 4, 4);
+      std::memcpy(&b0, b, 4);
+      std::memcpy(&b1, b + len - 4, 4);
+      return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    return std::memcmp(a, b, len) == 0;
+  }
+
   static void skip_ws(const char*& p, const char* end) {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
   }
@@ -306,6 +350,7 @@ class FlatRecordScanner {
   JsonSlot* slots_;
   int n_;
   bool input_ascii_ = false;
+  RememberedKey remembered_[kRememberedPositions];
 };
 
 }  // namespace sluice::format::internal

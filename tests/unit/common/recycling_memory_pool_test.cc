@@ -59,10 +59,53 @@ TEST(RecyclingMemoryPool, KeepsNoMoreThanItsBudget) {
   ASSERT_TRUE(pool.Allocate(2 * kMiB, 64, &a).ok());
   ASSERT_TRUE(pool.Allocate(2 * kMiB, 64, &b).ok());
   pool.Free(a, 2 * kMiB, 64);
-  pool.Free(b, 2 * kMiB, 64);  // would exceed 3 MiB: goes back to the base pool
+  pool.Free(b, 2 * kMiB, 64);  // both would exceed 3 MiB: the older block goes back to the base pool
+  EXPECT_EQ(pool.cached_bytes(), 2 * kMiB);
+  uint8_t* c = nullptr;
+  ASSERT_TRUE(pool.Allocate(2 * kMiB, 64, &c).ok());
+  EXPECT_EQ(c, b);  // the one kept is the newer
+  pool.Free(c, 2 * kMiB, 64);
+  uint8_t* huge = nullptr;
+  ASSERT_TRUE(pool.Allocate(4 * kMiB, 64, &huge).ok());
+  pool.Free(huge, 4 * kMiB, 64);  // larger than the whole budget: not cached, nothing evicted
   EXPECT_EQ(pool.cached_bytes(), 2 * kMiB);
   pool.ReleaseUnused();
   EXPECT_EQ(pool.cached_bytes(), 0);
+}
+
+// Blocks of sizes no longer asked for make room for the sizes in use: a budget filled by
+// small blocks still caches the next large one.
+TEST(RecyclingMemoryPool, OldBlocksMakeRoomForNewlyFreedOnes) {
+  RecyclingMemoryPool pool(arrow::default_memory_pool(), 4 * kMiB, kMiB / 4);
+  uint8_t* small[4] = {};
+  for (auto*& p : small) ASSERT_TRUE(pool.Allocate(kMiB, 64, &p).ok());
+  for (auto* p : small) pool.Free(p, kMiB, 64);
+  EXPECT_EQ(pool.cached_bytes(), 4 * kMiB);
+  uint8_t* large = nullptr;
+  ASSERT_TRUE(pool.Allocate(3 * kMiB, 64, &large).ok());
+  pool.Free(large, 3 * kMiB, 64);
+  EXPECT_EQ(pool.cached_bytes(), 4 * kMiB);  // three 1 MiB blocks went, the 3 MiB one stays
+  uint8_t* again = nullptr;
+  ASSERT_TRUE(pool.Allocate(3 * kMiB, 64, &again).ok());
+  EXPECT_EQ(again, large);
+  pool.Free(again, 3 * kMiB, 64);
+}
+
+// A request a few bytes larger than the block freed before it still gets that block: sizes
+// are rounded up to whole multiples of the smallest block.
+TEST(RecyclingMemoryPool, RequestsThatDifferByAFewBytesShareABlock) {
+  RecyclingMemoryPool pool(arrow::default_memory_pool(), 16 * kMiB, kMiB / 4);
+  const int64_t size = 4 * kMiB + 262144 + 128;  // a batch's value buffer: 4 MiB + 1/16, give or take
+  uint8_t* first = nullptr;
+  ASSERT_TRUE(pool.Allocate(size, 64, &first).ok());
+  std::memset(first, 1, static_cast<size_t>(size));
+  pool.Free(first, size, 64);
+  uint8_t* second = nullptr;
+  ASSERT_TRUE(pool.Allocate(size + 64, 64, &second).ok());
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(pool.reuses(), 1);
+  std::memset(second, 2, static_cast<size_t>(size + 64));
+  pool.Free(second, size + 64, 64);
 }
 
 TEST(RecyclingMemoryPool, ReallocateKeepsTheContentsWhenGrowingAndShrinksInPlace) {

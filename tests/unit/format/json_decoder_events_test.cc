@@ -238,6 +238,43 @@ TEST(JsonDecoderEventsTest, TheScannerTakesCommonRecordsAndLeavesTheRestToRapidJ
   }
 }
 
+// The scanner remembers the key it met at each position with its field: records whose keys
+// change order, length, case or repeat from one record to the next must still find each key's
+// own field (short keys, keys of 4-7, 8-16 and 17-32 bytes, and longer than it remembers).
+TEST(JsonDecoderEventsTest, TheScannerFindsEachKeysFieldWhateverTheKeyBeforeItAtThatPosition) {
+  const std::string long_name(40, 'k'), mid_name = "seventeen_bytes_k";
+  const std::vector<std::string> names = {"a", "user", "event_type", long_name, mid_name, "Name"};
+  const std::vector<bool> decoded(names.size(), true), is_string(names.size(), true);
+  std::vector<internal::JsonSlot> slots(names.size());
+  internal::JsonFieldIndex index(names);
+  internal::FlatRecordScanner scanner(index, decoded, is_string, slots.data());
+  auto field = [&](int f) {
+    return slots[f].kind == internal::JsonSlot::kString ? std::string(slots[f].s, slots[f].len) : std::string("-");
+  };
+  struct Case {
+    std::string record;
+    std::vector<std::string> want;  // per field
+  };
+  const std::vector<Case> cases = {
+      {R"({"a":"1","user":"2","event_type":"3","NAME":"4"})", {"1", "2", "3", "-", "-", "4"}},
+      {R"({"user":"2","a":"1","event_typE":"3","name":"4"})", {"1", "2", "3", "-", "-", "4"}},
+      {R"({"b":"1","users":"2","event_type":"3","Name":"4"})", {"-", "-", "3", "-", "-", "4"}},
+      {R"({"a":"1","user":"2","event_tyqe":"3","Nam":"4"})", {"1", "2", "-", "-", "-", "-"}},
+      {R"({")" + long_name + R"(":"L",")" + mid_name + R"(":"M","a":"1"})", {"1", "-", "-", "L", "M", "-"}},
+      {R"({")" + long_name.substr(1) + R"(x":"L","seventeen_bytes_K":"M","A":"1"})", {"1", "-", "-", "-", "M", "-"}},
+      {R"({"a":"1","a":"2","user":"3","USER":"4"})", {"1", "3", "-", "-", "-", "-"}},
+      {R"({"a":"1","user":"2","event_type":"3","NAME":"4"})", {"1", "2", "3", "-", "-", "4"}},
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& c : cases) {
+      ASSERT_TRUE(scanner.scan(c.record)) << c.record;
+      for (size_t f = 0; f < names.size(); ++f) {
+        EXPECT_EQ(field(static_cast<int>(f)), c.want[f]) << c.record << " field " << names[f];
+      }
+    }
+  }
+}
+
 TEST(JsonDecoderEventsTest, RefusesAMaskOfTheWrongLength) {
   auto status = decode_json(*binaries({"{}"}), flat_type(), nullptr, {true}).status();
   ASSERT_FALSE(status.ok());
