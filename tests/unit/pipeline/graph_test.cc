@@ -126,8 +126,9 @@ INSTANTIATE_TEST_SUITE_P(
                        "              ^"},
         GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('/data/x.json');",
                        "1 error(s) in the pipeline:\np.sql:1:45: error: table function read_files is not supported "
-                       "(only read_kafka is): read a Kafka topic with read_kafka(topic => '...') or a dataset of "
-                       "the pipeline by its name\n"
+                       "(only read_kafka and table_changes are): read a Kafka topic with read_kafka(topic => '...'), "
+                       "a dataset of the pipeline by its name, or its change feed with table_changes('name', "
+                       "version)\n"
                        "  CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('<redacted>');\n"
                        "                                              ^"}));
 
