@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "../temp_dir.h"
+#include "sluice/delta/checkpoint.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 
@@ -136,6 +137,8 @@ TEST_F(ChangeFeedTest, MissingCommitsAreRefused) {
   write(R"([{"id":1,"name":"a"}])");
   write(R"([{"id":2,"name":"b"}])");
   write(R"([{"id":3,"name":"c"}])");
+  // Log cleanup: a checkpoint at version 1, then commit 0 gone.
+  ASSERT_TRUE(write_checkpoint(*store_, *Snapshot::load(*store_, DeltaVersion(1)).ValueOrDie()).ok());
   std::filesystem::remove(store_->commit_path(DeltaVersion(0)));
   auto feed = read("0");
   ASSERT_FALSE(feed.ok());
