@@ -263,6 +263,12 @@ class DataFileBatchReader : public arrow::RecordBatchReader {
 arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const LogStore& store,
                                                                         const Snapshot& snapshot,
                                                                         const Add& file) {
+  return open_data_file(store, snapshot.schema(), snapshot.metadata().partition_columns, file);
+}
+
+arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
+    const LogStore& store, const std::shared_ptr<arrow::Schema>& schema,
+    const std::vector<std::string>& partitions, const Add& file) {
   ARROW_ASSIGN_OR_RAISE(auto relative, uri_decode_path(file.path));
   const auto path = relative.find("://") != std::string::npos || relative.rfind('/', 0) == 0
                         ? std::filesystem::path(relative.substr(relative.find("://") == std::string::npos
@@ -290,8 +296,6 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const Lo
   auto batches = (*reader)->GetRecordBatchReader();
   if (!batches.ok()) return context(batches.status());
 
-  const auto& schema = snapshot.schema();
-  const auto& partitions = snapshot.metadata().partition_columns;
   std::vector<std::shared_ptr<arrow::Scalar>> partition_values(schema->num_fields());
   for (int i = 0; i < schema->num_fields(); ++i) {
     const auto& name = schema->field(i)->name();

@@ -60,6 +60,11 @@ arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& stor
 arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const LogStore& store,
                                                                         const Snapshot& snapshot,
                                                                         const Add& file);
+// The same with the columns given: `schema` (partition columns among them filled from the
+// file's partitionValues), e.g. a change data file's table columns and `_change_type`.
+arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
+    const LogStore& store, const std::shared_ptr<arrow::Schema>& schema,
+    const std::vector<std::string>& partition_columns, const Add& file);
 
 // What a streaming reader does when a commit removed data (not a pure append).
 enum class ChangePolicy {

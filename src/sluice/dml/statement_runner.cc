@@ -6,6 +6,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/change_feed.h"
 #include "sluice/delta/scan.h"
 #include "sluice/dml/delete_update.h"
 #include "sluice/dml/merge.h"
@@ -50,6 +51,11 @@ arrow::Result<std::shared_ptr<arrow::Table>> run_query(const sql::Query& query, 
                     "or delta.`<path>`"));
     }
     ARROW_ASSIGN_OR_RAISE(auto table, catalog.open(split_plan_name(source.name)));
+    if (source.change_feed) {  // table_changes(...)
+      auto rows = delta::read_table_changes(*table.store, table.name, source.change_feed->starting,
+                                            source.change_feed->ending);
+      return rows.ok() ? rows : at(file, source.loc, rows.status());
+    }
     return delta::scan_table(*table.store, *table.snapshot);
   });
 }

@@ -1,5 +1,6 @@
 // Planning and running SELECT queries over Arrow data.
 #include "sluice/exec/select_plan.h"
+#include "sluice/exec/table_changes_binding.h"
 #include "sluice/exec/json_functions.h"
 #include "sluice/exec/select_plan_join_spec.h"
 
@@ -442,6 +443,12 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
     case sql::TableRefKind::kFunction: {
+      if (is_table_changes(from)) {  // a dataset's change feed: bound here, as a dataset is
+        ARROW_ASSIGN_OR_RAISE(plan.source_, bind_table_changes(from, file, schema_of));
+        schema = plan.source_.schema;
+        qualifiers.insert(plan.source_.name);
+        break;
+      }
       // Bound by the caller (read_kafka: pipeline/read_kafka_binding), so that planning knows
       // no source system and contacts none.
       if (!bind_function) {

@@ -23,6 +23,14 @@
 
 namespace sluice::exec {
 
+// table_changes('t', from[, to]): a dataset's change data feed over versions or timestamps as
+// written (a whole number is a version; `ending` empty: the latest), read by
+// delta/change_feed.h instead of the dataset's rows (exec/table_changes_binding.h).
+struct ChangeFeedSource {
+  std::string starting;
+  std::string ending;
+};
+
 // The relation a plan reads: a Kafka topic (read_kafka) or a dataset (STREAM(x) or x).
 struct PlanSource {
   enum class Kind { kKafka, kDataset };
@@ -32,6 +40,7 @@ struct PlanSource {
   std::map<std::string, std::string> options;  // read_kafka named arguments, normalised
   std::shared_ptr<arrow::Schema> schema;
   sql::Location loc;
+  std::optional<ChangeFeedSource> change_feed = std::nullopt;  // kDataset read as table_changes(...)
 };
 
 // WATERMARK col DELAY OF INTERVAL ... on a source, checked; executed with event time.

@@ -61,6 +61,9 @@ class FlowRunner {
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report);
   arrow::Status run_kafka_source(StreamingFlow& f, const exec::PlanSource& src);
   arrow::Status run_delta_source(StreamingFlow& f, const exec::PlanSource& src);
+  // STREAM table_changes(...): the upstream's change feed since the version in this flow's txn
+  // (change_feed_flow.cc).
+  arrow::Status run_change_feed_source(StreamingFlow& f, const exec::PlanSource& src);
   // The upstream's files from the flow's progress up to version `upto` (none: the latest).
   arrow::Status read_delta_files(StreamingFlow& f, const exec::PlanSource& src, std::optional<int64_t> upto);
   // The upstream's commits of this run from `channel`, files for the rest.

@@ -12,6 +12,7 @@
 #include "sluice/common/names.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/exec/table_changes_binding.h"
 #include "sluice/sql/parser.h"
 
 namespace sluice::pipeline {
@@ -66,6 +67,10 @@ void collect_from_ref(const sql::TableRef& t, const std::set<std::string>& ctes,
           }
         }
         out.push_back({FlowInput::Kind::kKafka, topic, t.stream, &t, t.loc});
+      } else if (exec::is_table_changes(t)) {  // a dataset's change feed: the flow depends on it
+        if (auto table = exec::table_changes_table(t); !table.empty()) {
+          out.push_back({FlowInput::Kind::kDataset, table, t.stream, &t, t.loc});
+        }
       } else {
         out.push_back({FlowInput::Kind::kDataset, name + "()", t.stream, &t, t.loc});
       }
@@ -249,7 +254,7 @@ class Resolver {
           }
           continue;
         }
-        if (in.ref && in.ref->kind == sql::TableRefKind::kFunction) {
+        if (in.ref && in.ref->kind == sql::TableRefKind::kFunction && !exec::is_table_changes(*in.ref)) {
           error(flow.file, in.loc, unsupported_table_function(join_name(in.ref->name)));
           continue;
         }
@@ -342,8 +347,9 @@ class Resolver {
 }  // namespace
 
 std::string unsupported_table_function(const std::string& name) {
-  return fmt::format("table function {} is not supported (only read_kafka is): read a Kafka topic with "
-                     "read_kafka(topic => '...') or a dataset of the pipeline by its name",
+  return fmt::format("table function {} is not supported (only read_kafka and table_changes are): read a Kafka "
+                     "topic with read_kafka(topic => '...'), a dataset of the pipeline by its name, or its "
+                     "change feed with table_changes('name', version)",
                      name);
 }
 

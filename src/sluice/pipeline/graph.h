@@ -76,7 +76,7 @@ struct Graph {
 // line block, each with file:line:col and a caret.
 arrow::Result<Graph> build_graph(std::vector<sql::SourceFile> files);
 
-// "table function 'x' is not supported (only read_kafka is); ..." for FROM x(...).
+// "table function 'x' is not supported (only read_kafka and table_changes are); ..." for FROM x(...).
 std::string unsupported_table_function(const std::string& name);
 
 // Renderings of the graph for `sluice graph`.

@@ -49,6 +49,7 @@ const char* refresh_mode_name(RefreshMode mode) {
 std::optional<std::string> incremental_blocker(const exec::SelectPlan& plan) {
   if (plan.unions()) return "the query has UNION ALL";
   if (plan.joins()) return "the query joins several inputs";
+  if (plan.source().change_feed) return "the query reads a change feed (table_changes)";
   if (!plan.aggregates()) return "the query has no GROUP BY aggregation";
   const auto& agg = *plan.aggregate_spec();
   if (agg.window) return "the query groups by an event-time window";

@@ -156,9 +156,10 @@ arrow::Result<PlanSource> bind_read_kafka(const sql::TableRef& from, const sql::
   std::string name;
   for (const auto& p : from.name) name += (name.empty() ? "" : ".") + p;
   if (to_lower(name) != "read_kafka") {
-    return fail(from.loc, fmt::format("table function {} is not supported (only read_kafka is): read a Kafka "
-                                      "topic with read_kafka(topic => '...') or a dataset of the pipeline by "
-                                      "its name", name));
+    return fail(from.loc, fmt::format("table function {} is not supported (only read_kafka and table_changes "
+                                      "are): read a Kafka topic with read_kafka(topic => '...'), a dataset of "
+                                      "the pipeline by its name, or its change feed with table_changes('name', "
+                                      "version)", name));
   }
   PlanSource src{PlanSource::Kind::kKafka, "", from.stream, {}, kafka::kafka_source_schema(), from.loc};
   ARROW_ASSIGN_OR_RAISE(src.options, read_kafka_options(from, file));

@@ -33,10 +33,11 @@ arrow::Status SqlPlanner::plan_sink(const Sink& sink, const std::set<std::string
                                                             read_kafka_binder()));
     if (plan.aggregates() || plan.joins() || plan.distinct() || plan.unions() || plan.watermark().has_value() ||
         !flow.query->order_by.empty() || flow.query->limit ||
-        !plan.source().streaming || plan.source().kind != exec::PlanSource::Kind::kDataset) {
+        !plan.source().streaming || plan.source().kind != exec::PlanSource::Kind::kDataset ||
+        plan.source().change_feed) {
       return arrow::Status::NotImplemented(sql::format_error(flow_file, flow.loc, fmt::format(
           "flow '{}' into sink '{}': a sink flow selects and filters the rows of one streaming table read as "
-          "STREAM(table) (no aggregation, join, DISTINCT, UNION, ORDER BY, LIMIT or WATERMARK yet): compute the rows in a streaming "
+          "STREAM(table) (no aggregation, join, DISTINCT, UNION, ORDER BY, LIMIT, WATERMARK or table_changes yet): compute the rows in a streaming "
           "table and send that table's rows to the sink", fname, sink.name)));
     }
     if (kafka) ARROW_RETURN_NOT_OK(check_sink_columns(*kafka, *plan.output_schema(), flow_file, flow.loc));

@@ -319,6 +319,7 @@ arrow::Status SqlPlanner::check_runnable(const Dataset& d, const Flow& flow, con
     return arrow::Status::OK();
   }
   if (d.kind != sql::DatasetKind::kStreamingTable) return arrow::Status::OK();
+  ARROW_RETURN_NOT_OK(check_change_feed_stream(plan, file));
   if (plan.joins() && !plan.streams_on_left_only()) return arrow::Status::OK();
   if (auto st = refuse_event_time(plan); !st.ok()) return at(plan.watermark()->loc, st);
   if (plan.aggregates() || plan.distinct()) {  // what run_flow builds: the window or dedup operator
@@ -348,6 +349,30 @@ arrow::Status SqlPlanner::check_runnable(const Dataset& d, const Flow& flow, con
       if (!n || *n <= 0) {
         return at(src.loc, invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second));
       }
+    }
+  }
+  return arrow::Status::OK();
+}
+
+// A streaming table reading a change feed (FROM STREAM table_changes('t', v)) reads it alone,
+// row by row: what its runner (change_feed_flow.cc) does.
+arrow::Status SqlPlanner::check_change_feed_stream(const exec::SelectPlan& plan, const sql::SourceFile& file) {
+  for (const auto& src : plan.sources()) {
+    if (!src.change_feed) continue;
+    if (!src.streaming || plan.joins() || plan.unions()) {
+      return arrow::Status::NotImplemented(sql::format_error(file, src.loc,
+          "a streaming table reads a change feed as its one source, FROM STREAM table_changes('t', version) (not "
+          "joined, unioned or without STREAM yet): read the feed into a streaming table of its own and join that"));
+    }
+    if (!src.change_feed->ending.empty()) {
+      return arrow::Status::Invalid(sql::format_error(file, src.loc, fmt::format(
+          "STREAM table_changes('{}', ...) has an end ('{}'), but a stream reads every change as it comes: remove "
+          "the end, or read the closed range in a materialized view", src.name, src.change_feed->ending)));
+    }
+    if (plan.aggregates() || plan.distinct() || plan.watermark()) {
+      return arrow::Status::NotImplemented(sql::format_error(file, src.loc,
+          "a stream of table_changes is not aggregated, deduplicated or given a WATERMARK yet: select and filter "
+          "its rows here, and aggregate them in a materialized view"));
     }
   }
   return arrow::Status::OK();

@@ -112,6 +112,7 @@ class SqlPlanner {
   bool defines(const std::string& name) const;
   arrow::Status check_unique_columns(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
   arrow::Status check_runnable(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
+  static arrow::Status check_change_feed_stream(const exec::SelectPlan& plan, const sql::SourceFile& file);
   arrow::Result<std::shared_ptr<arrow::Schema>> check_apply_changes(
       const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views);
   static arrow::Status check_windowed(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc);

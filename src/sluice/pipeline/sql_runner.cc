@@ -202,7 +202,7 @@ class SqlRun : public DatasetRunner {
       const auto& plan = plans.at(flow);
       if (plan.joins() || plan.aggregates() || plan.distinct()) continue;
       const auto src = SqlPlanner::streaming_source(plan);
-      if (src.kind != exec::PlanSource::Kind::kDataset || src.name != input) continue;
+      if (src.kind != exec::PlanSource::Kind::kDataset || src.name != input || src.change_feed) continue;
       readers[input].push_back(flow);
     }
     for (auto& s : datasets) {

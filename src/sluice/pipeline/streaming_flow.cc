@@ -41,7 +41,8 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   if (src.kind == exec::PlanSource::Kind::kKafka) {  // no dictionary for a payload or an offset
     co.write.file.columns_without_dictionary = kafka::kafka_columns_never_repeating(*schema);
   }
-  if (channels_ && src.kind == exec::PlanSource::Kind::kDataset && channels_->find(src.name, flow_name)) {
+  if (channels_ && src.kind == exec::PlanSource::Kind::kDataset && !src.change_feed &&
+      channels_->find(src.name, flow_name)) {
     // Taking its input's rows in process, beside it: the two flows already fill the cores, and
     // one file in progress instead of one per core halves this writer's memory.
     co.write.file.parallel_files = 1;
@@ -73,6 +74,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
     }
   } window_report{flow.windowed.get(), report};
   if (src.kind == exec::PlanSource::Kind::kKafka) return run_kafka_source(flow, src);
+  if (src.change_feed) return run_change_feed_source(flow, src);
   return run_delta_source(flow, src);
 }
 

@@ -33,6 +33,19 @@ TEST(GraphTest, ResolvesAcrossFilesInAnyOrder) {
   EXPECT_TRUE(kafka.streaming);
 }
 
+TEST(GraphTest, TableChangesReadsItsTableAsAnInput) {
+  auto g = build({{"a.sql", "CREATE MATERIALIZED VIEW m AS SELECT count(*) FROM table_changes('live.s', 0, 3);\n"
+                            "CREATE STREAMING TABLE c AS SELECT * FROM STREAM table_changes('s', 0);\n"
+                            "CREATE STREAMING TABLE s AS SELECT 1 FROM STREAM read_kafka(topic => 't');"}});
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->upstream_of("m"), (std::vector<std::string>{"s"}));
+  EXPECT_EQ(g->upstream_of("c"), (std::vector<std::string>{"s"}));
+  EXPECT_TRUE(g->flows.at("c").inputs.at(0).streaming);
+  auto pos = [&](const std::string& n) { return std::find(g->order.begin(), g->order.end(), n) - g->order.begin(); };
+  EXPECT_LT(pos("s"), pos("c"));
+  EXPECT_LT(pos("s"), pos("m"));
+}
+
 TEST(GraphTest, CtesAreNotTables) {
   auto g = build({{"a.sql", "CREATE STREAMING TABLE s AS SELECT 1 FROM STREAM read_kafka(topic => 't');\n"
                             "CREATE MATERIALIZED VIEW m AS WITH x AS (SELECT * FROM s) SELECT * FROM x;"}});
@@ -126,8 +139,9 @@ INSTANTIATE_TEST_SUITE_P(
                        "              ^"},
         GraphErrorCase{"CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('/data/x.json');",
                        "1 error(s) in the pipeline:\np.sql:1:45: error: table function read_files is not supported "
-                       "(only read_kafka is): read a Kafka topic with read_kafka(topic => '...') or a dataset of "
-                       "the pipeline by its name\n"
+                       "(only read_kafka and table_changes are): read a Kafka topic with read_kafka(topic => '...'), "
+                       "a dataset of the pipeline by its name, or its change feed with table_changes('name', "
+                       "version)\n"
                        "  CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('<redacted>');\n"
                        "                                              ^"}));
 

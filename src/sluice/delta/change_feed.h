@@ -1,0 +1,92 @@
+// Reading a table's change data feed (PROTOCOL.md "Change Data Files"; Spark's CDCReader): per
+// commit in a version range, the rows of its `cdc` files when it has any, else inserts from
+// its data-changing `add` actions and deletes from its data-changing `remove` actions; every
+// row with `_change_type`, `_commit_version` and `_commit_timestamp`.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/common/strong_types.h"
+#include "sluice/delta/actions.h"
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/snapshot.h"
+
+namespace sluice::delta {
+
+inline constexpr char kChangeTypeColumn[] = "_change_type";
+inline constexpr char kCommitVersionColumn[] = "_commit_version";
+inline constexpr char kCommitTimestampColumn[] = "_commit_timestamp";
+inline constexpr char kEnableChangeDataFeed[] = "delta.enableChangeDataFeed";
+
+// Whether `metadata` has delta.enableChangeDataFeed = true (any case, as Spark reads it).
+bool change_data_feed_enabled(const Metadata& metadata);
+
+// The change feed's columns: the table's, then _change_type (string), _commit_version (long)
+// and _commit_timestamp (timestamp, UTC).
+std::shared_ptr<arrow::Schema> change_feed_schema(const arrow::Schema& table_schema);
+
+// One end of a range as a user gives it: a version, or a timestamp (epoch microseconds; a
+// start is the first commit at or after it, an end the last commit at or before it).
+struct ChangeFeedBound {
+  std::optional<int64_t> version;
+  std::optional<int64_t> timestamp_micros;
+  std::string text;  // as written, for messages
+};
+
+// A bound from SQL text: a whole number is a version, anything else a timestamp string
+// ('2024-05-01', '2024-05-01 10:00:00', ISO 8601; UTC unless it names a zone).
+arrow::Result<ChangeFeedBound> parse_change_feed_bound(const std::string& text);
+
+// Versions [from, to] of a table, both committed.
+struct ChangeFeedRange {
+  DeltaVersion from{0};
+  DeltaVersion to{0};
+};
+
+// The versions `start` and `end` (the latest when unset) name. Errors name `table` and the
+// range: from > to, a start after the latest version, a timestamp outside the history.
+arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, const std::string& table,
+                                                         const ChangeFeedBound& start,
+                                                         const std::optional<ChangeFeedBound>& end);
+
+// One file of the feed: a cdc file (its rows carry _change_type), or a data file added or
+// removed by a commit without cdc files (all its rows inserted or deleted).
+struct ChangeFile {
+  enum class Kind { kCdc, kInserted, kDeleted };
+  Kind kind = Kind::kCdc;
+  DeltaVersion version{0};
+  int64_t timestamp_millis = 0;  // the commit's (in-commit timestamp, else its file's time)
+  Add file;                      // path and partition values (a remove's, for kDeleted)
+};
+
+// The files of the feed for versions [range.from, range.to], in commit order. Every version
+// must be in the log and have the change data feed enabled (the metadata in force at it);
+// errors name `table`, the range and the version, and what to do.
+arrow::Result<std::vector<ChangeFile>> change_files(const LogStore& store, const std::string& table,
+                                                    const ChangeFeedRange& range);
+
+// One file's rows in `feed_schema` (change_feed_schema of the columns they are read with).
+arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_change_file(
+    const LogStore& store, const std::shared_ptr<arrow::Schema>& feed_schema,
+    const std::vector<std::string>& partition_columns, const ChangeFile& change);
+
+// The whole feed of the range as one table, with the columns of `columns_of` (the table at
+// range.to when null; columns a file lacks read as nulls).
+arrow::Result<std::shared_ptr<arrow::Table>> read_change_feed(const LogStore& store, const std::string& table,
+                                                              const ChangeFeedRange& range,
+                                                              const Snapshot* columns_of = nullptr);
+
+// table_changes(table, starting[, ending]) with its bounds as written (parse_change_feed_bound;
+// `ending` empty: the latest), read with the columns of the latest snapshot.
+arrow::Result<std::shared_ptr<arrow::Table>> read_table_changes(const LogStore& store, const std::string& table,
+                                                                const std::string& starting,
+                                                                const std::string& ending);
+
+}  // namespace sluice::delta
