@@ -21,7 +21,7 @@ def spark():
 
 
 def deltalake_changes(path, columns):
-    table = DeltaTable(str(path)).load_cdf(starting_version=0).read_all().to_pylist()
+    table = pa.table(DeltaTable(str(path)).load_cdf(starting_version=0).read_all()).to_pylist()
     return sorted(tuple(r[c] for c in columns) + (r["_change_type"], r["_commit_version"]) for r in table)
 
 
