@@ -27,9 +27,7 @@ std::shared_ptr<arrow::RecordBatch> rows_of(const std::shared_ptr<arrow::Schema>
 std::shared_ptr<arrow::Table> read_parquet(const std::filesystem::path& path) {
   auto file = arrow::io::ReadableFile::Open(path.string()).ValueOrDie();
   auto reader = parquet::arrow::OpenFile(file, arrow::default_memory_pool()).ValueOrDie();
-  std::shared_ptr<arrow::Table> table;
-  EXPECT_TRUE(reader->ReadTable(&table).ok());
-  return table;
+  return reader->ReadTable().ValueOrDie();
 }
 
 TEST(ChangeDataProtocol, LegacyTablesGetWriterVersionFour) {

@@ -86,8 +86,7 @@ class DmlChangeFeedTest : public ::testing::Test {
       EXPECT_EQ(other->value["dataChange"], false);
       auto file = arrow::io::ReadableFile::Open((root_ / other->value["path"].get<std::string>()).string()).ValueOrDie();
       auto reader = parquet::arrow::OpenFile(file, arrow::default_memory_pool()).ValueOrDie();
-      std::shared_ptr<arrow::Table> table;
-      EXPECT_TRUE(reader->ReadTable(&table).ok());
+      auto table = reader->ReadTable().ValueOrDie();
       auto batch = table->CombineChunksToBatch().ValueOrDie();
       auto id = std::static_pointer_cast<arrow::Int64Array>(batch->GetColumnByName("id"));
       auto v = std::static_pointer_cast<arrow::Int64Array>(batch->GetColumnByName("v"));
