@@ -25,8 +25,8 @@ const std::set<std::string>& supported_reader_features() {
 
 // Writer features sluice honours on every write: appendOnly (no removes when
 // delta.appendOnly=true), invariants (only while no column declares one), checkConstraints
-// (evaluated on every batch, see constraint_checker.h), changeDataFeed (sluice only appends
-// and overwrites whole files, whose change data readers derive from add/remove), timestampNtz.
+// (evaluated on every batch, see constraint_checker.h), changeDataFeed (DELETE/UPDATE/MERGE
+// write _change_data files, see change_data.h; appends and overwrites need none), timestampNtz.
 const std::set<std::string>& supported_writer_features() {
   static const std::set<std::string> kFeatures = {"appendOnly",     "invariants",
                                                   "checkConstraints", "changeDataFeed",
@@ -145,6 +145,30 @@ bool is_append_only(const Metadata& metadata) {
   std::string v = it->second;
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
   return v == "true";
+}
+
+bool change_data_feed_enabled(const std::map<std::string, std::string>& configuration) {
+  auto it = configuration.find("delta.enableChangeDataFeed");
+  if (it == configuration.end()) return false;
+  std::string v = it->second;
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  return v == "true";
+}
+
+std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
+                                                const std::map<std::string, std::string>& configuration) {
+  if (!change_data_feed_enabled(configuration)) return std::nullopt;
+  Protocol raised = protocol;
+  if (protocol.min_writer_version >= 7) {
+    std::vector<std::string> features = protocol.writer_features.value_or(std::vector<std::string>{});
+    if (std::find(features.begin(), features.end(), "changeDataFeed") != features.end()) return std::nullopt;
+    features.push_back("changeDataFeed");
+    raised.writer_features = std::move(features);
+    return raised;
+  }
+  if (protocol.min_writer_version >= 4) return std::nullopt;
+  raised.min_writer_version = 4;
+  return raised;
 }
 
 std::vector<CheckConstraint> check_constraints_of(const Metadata& metadata) {

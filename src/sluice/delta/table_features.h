@@ -5,6 +5,8 @@
 
 #include <arrow/status.h>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,17 @@ arrow::Status check_write_supported(const Protocol& protocol, const Metadata& me
 
 // delta.appendOnly=true forbids removing data (overwrite, full refresh).
 bool is_append_only(const Metadata& metadata);
+
+// delta.enableChangeDataFeed = true: DELETE, UPDATE and MERGE write _change_data files
+// (change_data.h); appends and overwrites need none (readers derive them from add/remove).
+bool change_data_feed_enabled(const std::map<std::string, std::string>& configuration);
+
+// `protocol` raised to what `configuration` needs, as Spark raises it when a property turns a
+// feature on: the change data feed needs writer version 4, or `changeDataFeed` among the
+// writer features of a table on table features (writer version 7). Nullopt when `protocol`
+// already covers it.
+std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
+                                                const std::map<std::string, std::string>& configuration);
 
 // A CHECK constraint: table property `delta.constraints.<name>` = a Spark SQL boolean
 // expression over the table's columns.

@@ -197,7 +197,10 @@ arrow::Result<Transaction> TableWriter::finish() {
   }
   Transaction txn(store_, snapshot_);
   if (!snapshot_) {
-    txn.set_protocol(protocol_for_schema(*table_schema_));
+    Protocol protocol = protocol_for_schema(*table_schema_);
+    // Table properties that turn a feature on (the change data feed) raise it, as in Spark.
+    if (auto raised = protocol_for_properties(protocol, options_.configuration)) protocol = *raised;
+    txn.set_protocol(std::move(protocol));
     ARROW_ASSIGN_OR_RAISE(auto metadata,
                           new_table_metadata(*table_schema_, options_.table_name,
                                              options_.description, partition_columns_));
@@ -211,6 +214,7 @@ arrow::Result<Transaction> TableWriter::finish() {
     // A new timestamp_ntz column needs the table feature.
     Protocol needed = protocol_for_schema(*table_schema_);
     if (needed.min_reader_version > snapshot_->protocol().min_reader_version) {
+      if (auto raised = protocol_for_properties(needed, snapshot_->metadata().configuration)) needed = *raised;
       txn.set_protocol(needed);
     }
   }

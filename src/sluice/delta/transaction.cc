@@ -56,7 +56,13 @@ std::vector<Action> Transaction::actions_for_commit(const CommitOptions& options
   for (const auto& t : txns_) actions.emplace_back(t);
   for (const auto& r : removes_) actions.emplace_back(r);
   for (const auto& a : adds_) actions.emplace_back(a);
+  for (const auto& o : others_) actions.emplace_back(o);
   return actions;
+}
+
+void Transaction::mark_no_data_change() {
+  for (auto& a : adds_) a.data_change = false;
+  for (auto& r : removes_) r.data_change = false;
 }
 
 arrow::Status Transaction::check_conflicts(const std::vector<Action>& winning,

@@ -72,6 +72,11 @@ class Transaction {
   void set_metadata(Metadata metadata) { metadata_ = std::move(metadata); }
   void add_file(Add add) { adds_.push_back(std::move(add)); }
   void remove_file(Remove remove) { removes_.push_back(std::move(remove)); }
+  // An action sluice does not model otherwise (a `cdc` change data file, change_data.h).
+  void add_other(OtherAction action) { others_.push_back(std::move(action)); }
+  // Marks every add and remove dataChange=false: the commit rearranges rows without changing
+  // them (as OPTIMIZE does), so change-feed and streaming readers skip it.
+  void mark_no_data_change();
   // Records application progress; a concurrent commit of the same appId is a conflict.
   void set_txn(std::string app_id, int64_t version);
   // Makes the commit conflict with a concurrent commit that changed what `read` covers.
@@ -103,6 +108,7 @@ class Transaction {
   std::optional<Metadata> metadata_;
   std::vector<Add> adds_;
   std::vector<Remove> removes_;
+  std::vector<OtherAction> others_;
   std::vector<Txn> txns_;
   std::optional<ReadSet> read_set_;
   std::string txn_id_;

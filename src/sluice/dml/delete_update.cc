@@ -196,7 +196,7 @@ arrow::Result<DmlOutcome> run_delete(const sql::DeleteStatement& statement,
         ARROW_ASSIGN_OR_RAISE(auto mask, condition_mask(by_partition, *row));
         if (!mask->Value(0)) continue;
       }
-      rewrite->remove(add);
+      rewrite->drop(add);
       const int64_t n = stats_records(add);
       if (n < 0) deleted_known = false;
       deleted += std::max<int64_t>(n, 0);
@@ -221,6 +221,10 @@ arrow::Result<DmlOutcome> run_delete(const sql::DeleteStatement& statement,
         ARROW_ASSIGN_OR_RAISE(auto keep, cp::Invert(masks[i]));
         ARROW_ASSIGN_OR_RAISE(auto kept, filter_rows(*batches[i], *keep.make_array()));
         ARROW_RETURN_NOT_OK(rewrite->write(*kept));
+        if (rewrite->records_changes()) {
+          ARROW_ASSIGN_OR_RAISE(auto gone, filter_rows(*batches[i], *masks[i]));
+          ARROW_RETURN_NOT_OK(rewrite->write_change(*gone, delta::ChangeType::kDelete));
+        }
       }
     }
     rewrite->mark_scan_done();
@@ -285,6 +289,8 @@ arrow::Result<DmlOutcome> run_update(const sql::UpdateStatement& statement,
       ARROW_ASSIGN_OR_RAISE(auto matching, filter_rows(*batches[i], *masks[i]));
       ARROW_ASSIGN_OR_RAISE(auto changed, assign_columns(*matching, values, *schema));
       ARROW_RETURN_NOT_OK(rewrite->write(*changed));
+      ARROW_RETURN_NOT_OK(rewrite->write_change(*matching, delta::ChangeType::kUpdatePreimage));
+      ARROW_RETURN_NOT_OK(rewrite->write_change(*changed, delta::ChangeType::kUpdatePostimage));
     }
   }
   rewrite->mark_scan_done();

@@ -439,6 +439,7 @@ arrow::Result<DmlOutcome> MergeRun::run() {
   if (!matched_.empty()) {
     for (int64_t i = 0; i < matched_t->length(); ++i) file_touched[file_of(matched_t->Value(i))] = 1;
   }
+  std::vector<uint8_t> change_recorded(rewrite->records_changes() ? t->num_rows() : 0, 0);
   // Applies `clauses` to `input` rows (target rows `t_rows`, or none for inserts).
   auto apply = [&](const std::vector<BoundClause>& clauses, const arrow::RecordBatch& input,
                    const arrow::Int64Array* t_rows, int64_t* updated, int64_t* deleted) -> arrow::Status {
@@ -456,12 +457,40 @@ arrow::Result<DmlOutcome> MergeRun::run() {
       }
       if (clauses[k].clause->action == MergeAction::kDelete) {
         *deleted += n;
+        if (!rewrite->records_changes()) continue;
+        // Each deleted target row once, though several source rows matched it (an
+        // unconditional DELETE allows that), as Spark deduplicates its CDF deletes.
+        arrow::Int64Builder rows;
+        for (int64_t i = 0; i < input.num_rows(); ++i) {
+          if (!taken[k]->Value(i)) continue;
+          const int64_t row = t_rows->Value(i);
+          if (change_recorded[row]) continue;
+          change_recorded[row] = 1;
+          ARROW_RETURN_NOT_OK(rows.Append(row));
+        }
+        ARROW_ASSIGN_OR_RAISE(auto unique_rows, rows.Finish());
+        ARROW_ASSIGN_OR_RAISE(auto gone, take(*t, *unique_rows));
+        ARROW_RETURN_NOT_OK(rewrite->write_change(
+            *arrow::RecordBatch::Make(table_schema_, gone->num_rows(), gone->columns()), delta::ChangeType::kDelete));
         continue;
       }
-      *updated += n;
       ARROW_ASSIGN_OR_RAISE(auto chosen, filter_rows(input, *taken[k]));
+      // The target row before the change: the input's first (target) columns.
+      std::shared_ptr<arrow::RecordBatch> before;
+      if (t_rows && rewrite->records_changes()) {
+        arrow::ArrayVector columns = chosen->columns();
+        columns.resize(table_schema_->num_fields());
+        before = arrow::RecordBatch::Make(table_schema_, chosen->num_rows(), std::move(columns));
+      }
+      *updated += n;
       ARROW_ASSIGN_OR_RAISE(auto out, assign_columns(*chosen, clauses[k].values, *table_schema_));
       ARROW_RETURN_NOT_OK(rewrite->write(*out));
+      if (before) {
+        ARROW_RETURN_NOT_OK(rewrite->write_change(*before, delta::ChangeType::kUpdatePreimage));
+        ARROW_RETURN_NOT_OK(rewrite->write_change(*out, delta::ChangeType::kUpdatePostimage));
+      } else {
+        ARROW_RETURN_NOT_OK(rewrite->write_change(*out, delta::ChangeType::kInsert));
+      }
     }
     return arrow::Status::OK();
   };
@@ -526,6 +555,8 @@ arrow::Result<DmlOutcome> MergeRun::run() {
   names.files_removed = "numTargetFilesRemoved";
   names.bytes_added = "numTargetBytesAdded";
   names.bytes_removed = "numTargetBytesRemoved";
+  names.change_files = "numTargetChangeFilesAdded";
+  names.change_bytes = "numTargetChangeFileBytes";
   return rewrite->commit("MERGE", history_parameters(), std::move(metrics), std::move(read), names);
 }
 

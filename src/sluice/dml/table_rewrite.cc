@@ -13,15 +13,6 @@ namespace sluice::dml {
 
 arrow::Status check_dml_supported(const DmlTarget& target, const std::string& operation) {
   const auto& metadata = target.snapshot->metadata();
-  auto cdf = metadata.configuration.find("delta.enableChangeDataFeed");
-  if (cdf != metadata.configuration.end() && to_lower(cdf->second) == "true") {
-    return arrow::Status::NotImplemented(fmt::format(
-        "{} on table {} is not supported yet: the table records its change data feed "
-        "(delta.enableChangeDataFeed = true) and sluice does not write _change_data files, so "
-        "the feed would miss this change; nothing was changed. Run it with Spark, or turn the "
-        "feed off with ALTER TABLE ... SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')",
-        operation, target.name));
-  }
   if (delta::is_append_only(metadata)) {
     return invalid(
         "{} on table {} is refused: the table only allows appends (delta.appendOnly = true); "
@@ -40,6 +31,13 @@ arrow::Result<std::unique_ptr<TableRewrite>> TableRewrite::make(const DmlTarget&
   options.mode = delta::WriteMode::kAppend;
   ARROW_ASSIGN_OR_RAISE(r->writer_, delta::TableWriter::make(target.store, target.snapshot,
                                                              *target.snapshot->schema(), options));
+  const auto& metadata = target.snapshot->metadata();
+  if (delta::change_data_feed_enabled(metadata.configuration)) {
+    auto changes = delta::ChangeDataWriter::make(target.store, target.snapshot->schema(),
+                                                 metadata.partition_columns);
+    if (!changes.ok()) return with_context(changes.status(), fmt::format("table {}", target.name));
+    r->changes_ = std::move(*changes);
+  }
   return r;
 }
 
@@ -63,6 +61,17 @@ void TableRewrite::remove(const delta::Add& file) {
   removed_.push_back(std::move(r));
 }
 
+void TableRewrite::drop(const delta::Add& file) {
+  remove(file);
+  dropped_.push_back(std::move(removed_.back()));
+  removed_.pop_back();
+}
+
+arrow::Status TableRewrite::write_change(const arrow::RecordBatch& rows, delta::ChangeType type) {
+  if (!changes_ || rows.num_rows() == 0) return arrow::Status::OK();
+  return changes_->write(rows, type);
+}
+
 arrow::Status TableRewrite::write(const arrow::RecordBatch& rows) {
   if (rows.num_rows() == 0) return arrow::Status::OK();
   return writer_->write(rows);
@@ -83,11 +92,34 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
   finished_ = true;
   auto finished = writer_->finish();
   if (!finished.ok()) {
-    writer_->abort();
+    abort();
     return finished.status();
   }
   delta::Transaction txn = std::move(*finished);
-  if (removed_.empty() && txn.adds().empty() && operation != "MERGE") {
+  std::vector<delta::AddCdcFile> change_files;
+  if (changes_) {
+    auto closed = changes_->finish();
+    if (!closed.ok()) {
+      abort();
+      delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), txn.adds());
+      return closed.status();
+    }
+    change_files = std::move(*closed);
+    if (removed_.empty() && dropped_.empty()) {
+      // An append (a MERGE that only inserted): readers derive the inserts from the adds.
+      changes_->abort();
+      change_files.clear();
+    } else if (!change_files.empty() && !dropped_.empty()) {
+      abort();
+      delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), txn.adds());
+      return arrow::Status::NotImplemented(fmt::format(
+          "{} on table {} both rewrote and dropped whole files; sluice cannot record that in the "
+          "change data feed yet (a commit with change files hides the dropped files' deletes), so "
+          "nothing was changed",
+          operation, target_.name));
+    }
+  }
+  if (removed_.empty() && dropped_.empty() && txn.adds().empty() && operation != "MERGE") {
     DmlOutcome outcome;
     outcome.operation = std::move(operation);
     outcome.version = target_.snapshot->version();
@@ -96,11 +128,31 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
     return outcome;
   }
   for (auto& r : removed_) txn.remove_file(r);
+  if (changes_ && change_files.empty() && !removed_.empty()) {
+    // Files rewritten without a changed row: no data change for the feed (see the header).
+    txn.mark_no_data_change();
+  }
+  for (auto& r : dropped_) txn.remove_file(r);
+  int64_t change_bytes = 0;
+  for (const auto& c : change_files) {
+    change_bytes += c.size;
+    txn.add_other(c.to_action());
+  }
+  if (changes_) {
+    // A table whose protocol predates the property (written by an older sluice or another
+    // engine) gets the writer version or feature the change data files need.
+    const auto& snapshot = *target_.snapshot;
+    if (auto raised = delta::protocol_for_properties(snapshot.protocol(), snapshot.metadata().configuration)) {
+      txn.set_protocol(std::move(*raised));
+    }
+  }
   int64_t bytes_added = 0;
   for (const auto& a : txn.adds()) bytes_added += a.size;
   const auto now = std::chrono::steady_clock::now();
   metrics[names.files_added] = std::to_string(txn.adds().size());
-  metrics[names.files_removed] = std::to_string(removed_.size());
+  metrics[names.files_removed] = std::to_string(removed_.size() + dropped_.size());
+  metrics[names.change_files] = std::to_string(change_files.size());
+  metrics[names.change_bytes] = std::to_string(change_bytes);
   metrics[names.bytes_added] = std::to_string(bytes_added);
   metrics[names.bytes_removed] = std::to_string(bytes_removed_);
   metrics["executionTimeMs"] = std::to_string(millis_between(started_, now));
@@ -119,6 +171,7 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
     if (delta::is_commit_conflict(committed.status())) {
       // Nothing refers to the new files: delete them before the statement runs again.
       delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), adds);
+      if (changes_) changes_->abort();
     }
     return committed.status();
   }
@@ -132,6 +185,7 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
 void TableRewrite::abort() {
   finished_ = true;
   if (writer_) writer_->abort();
+  if (changes_) changes_->abort();
 }
 
 }  // namespace sluice::dml

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/delta/change_data.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 
@@ -35,8 +36,8 @@ struct DmlOutcome {
   bool committed = true;
 };
 
-// Refuses DML on a table whose features sluice cannot keep while rewriting (the change data
-// feed, append-only tables); `operation` names the statement.
+// Refuses DML on a table whose features sluice cannot keep while rewriting (append-only
+// tables, writer features sluice does not implement); `operation` names the statement.
 arrow::Status check_dml_supported(const DmlTarget& target, const std::string& operation);
 
 class TableRewrite {
@@ -45,10 +46,19 @@ class TableRewrite {
   ~TableRewrite();
 
   const std::shared_ptr<arrow::Schema>& schema() const;
-  // The file is replaced (its surviving rows are written with write()).
+  // The file is replaced (its surviving rows are written with write(), and on a table with
+  // the change data feed its changed rows with write_change()).
   void remove(const delta::Add& file);
+  // All the file's rows are deleted without reading it (Spark's metadata-only DELETE): change
+  // data readers derive the deletes from the remove, so no change rows are written for it.
+  void drop(const delta::Add& file);
   // Rows of the table schema to write into new files.
   arrow::Status write(const arrow::RecordBatch& rows);
+  // Whether the table records its change data feed (delta.enableChangeDataFeed = true): the
+  // statement then passes every row it deletes, inserts or updates (before and after) to
+  // write_change(), which writes them under _change_data/ (nothing when it is off).
+  bool records_changes() const { return changes_ != nullptr; }
+  arrow::Status write_change(const arrow::RecordBatch& rows, delta::ChangeType type);
   int64_t files_removed() const { return static_cast<int64_t>(removed_.size()); }
   int64_t bytes_removed() const { return bytes_removed_; }
   // Time spent reading and selecting (scanTimeMs) before the first rewrite starts.
@@ -56,12 +66,19 @@ class TableRewrite {
 
   // Commits the removes and the new files (nothing when there are neither); `metrics` gains numAddedFiles/numRemovedFiles
   // (under `files_added_key`/`files_removed_key`), bytes and times. A conflict comes back as
-  // delta::is_commit_conflict() with the new files deleted.
+  // delta::is_commit_conflict() with the new files deleted. On a change-data-feed table the
+  // change files go with them as `cdc` actions, as Spark commits them: none when nothing was
+  // removed (an append: readers derive inserts from the adds), and when files were rewritten
+  // without a changed row (a MERGE whose matched rows no clause took), the adds and removes
+  // are marked dataChange=false instead, so readers see no change rather than a delete and an
+  // insert of every copied row.
   struct Names {
     const char* files_added = "numAddedFiles";
     const char* files_removed = "numRemovedFiles";
     const char* bytes_added = "numAddedBytes";
     const char* bytes_removed = "numRemovedBytes";
+    const char* change_files = "numAddedChangeFiles";
+    const char* change_bytes = "changeFileBytes";
   };
   arrow::Result<DmlOutcome> commit(std::string operation, nlohmann::json parameters,
                                    nlohmann::json metrics, delta::ReadSet read,
@@ -78,7 +95,9 @@ class TableRewrite {
   TableRewrite() = default;
   DmlTarget target_;
   std::unique_ptr<delta::TableWriter> writer_;
+  std::unique_ptr<delta::ChangeDataWriter> changes_;  // null unless the feed is on
   std::vector<delta::Remove> removed_;
+  std::vector<delta::Remove> dropped_;
   int64_t bytes_removed_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point scan_done_ = started_;

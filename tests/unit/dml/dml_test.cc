@@ -155,15 +155,6 @@ TEST_F(DmlTest, MergeWithTwoSourceRowsForOneTargetRowIsSparksError) {
   EXPECT_EQ(rows(), (Rows{{2, 20}}));
 }
 
-TEST_F(DmlTest, ChangeDataFeedTablesAreRefused) {
-  write({1}, "a", {}, {{"delta.enableChangeDataFeed", "true"}});
-  auto r = run("DELETE FROM $T WHERE id = 1");
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(r.status().IsNotImplemented());
-  EXPECT_NE(r.status().message().find("not supported yet"), std::string::npos) << r.status().message();
-  EXPECT_EQ(rows(), (Rows{{1, 10}}));
-}
-
 TEST_F(DmlTest, ErrorsPointAtLineAndColumn) {
   write({1}, "a");
   auto r = run("UPDATE $T SET nope = 1");
