@@ -55,8 +55,8 @@ def target_rows(pipe, table="customers"):
     path = pipe / "data" / "tables" / table
     rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
     by_deltalake = sorted((r["id"], r["name"], r["city"], r["seq"]) for r in rows)
-    by_duckdb = sorted(duckdb_connection().sql(
-        f"SELECT id, name, city, seq FROM delta_scan('{path}')").fetchall())
+    con = duckdb_connection()
+    by_duckdb = sorted(con.sql(f"SELECT id, name, city, seq FROM delta_scan('{path}')").fetchall())
     assert by_deltalake == by_duckdb
     return by_deltalake
 
@@ -176,8 +176,9 @@ def history_rows(pipe, table="customers"):
     rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
     by_deltalake = sorted(((r["id"], r["name"], r["city"], r["seq"], r["__START_AT"], r["__END_AT"]) for r in rows),
                           key=repr)
-    by_duckdb = sorted(duckdb_connection().sql(
-        f"SELECT id, name, city, seq, __START_AT, __END_AT FROM delta_scan('{path}')").fetchall(), key=repr)
+    con = duckdb_connection()
+    by_duckdb = sorted(con.sql(f"SELECT id, name, city, seq, __START_AT, __END_AT FROM delta_scan('{path}')")
+                       .fetchall(), key=repr)
     assert by_deltalake == by_duckdb
     return by_deltalake
 

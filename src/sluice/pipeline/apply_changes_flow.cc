@@ -149,9 +149,12 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
   }
   const ProgressIds ids(config_.id, flow_name);
   StateStore state_store(config_.objects, table_path / "_sluice_state" / flow_name);
-  auto loaded = state_store.load(ids.recorded_in(snapshot.get()));
-  if (!loaded.ok()) return with_context(loaded.status(), where);
-  std::shared_ptr<arrow::Table> state = *loaded ? (*loaded)->open_rows : nullptr;
+  std::shared_ptr<arrow::Table> state;  // SCD1's per-key state; SCD2 keeps none beside the table
+  if (!history) {
+    auto loaded = state_store.load(ids.recorded_in(snapshot.get()));
+    if (!loaded.ok()) return with_context(loaded.status(), where);
+    if (*loaded) state = (*loaded)->open_rows;
+  }
 
   // The upstream's commits since the recorded progress.
   delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
