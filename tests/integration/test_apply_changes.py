@@ -126,6 +126,25 @@ def test_auto_cdc_with_ignore_null_updates_and_truncate(tmp_path, bootstrap, new
     assert target_rows(pipe) == [(3, "cy", None, 6)]
 
 
+def test_tombstones_are_collected_after_the_threshold(tmp_path, bootstrap, new_topic):
+    """A delete's tombstone rejects older upserts of the key until it is older than
+    pipelines.cdc.tombstoneGCThresholdInSeconds (0 here: collected at the next micro-batch);
+    then, as in DLT, an older upsert is applied again."""
+    topic = new_topic(1)
+    pipe = cdc_pipeline(tmp_path, "gc", bootstrap, topic, APPLY,
+                        "TBLPROPERTIES ('pipelines.cdc.tombstoneGCThresholdInSeconds' = '0')")
+    runs = [[{"id": 1, "name": "a", "city": None, "op": "u", "seq": 10},
+             {"id": 1, "name": None, "city": None, "op": "d", "seq": 20}],
+            [{"id": 1, "name": "late", "city": None, "op": "u", "seq": 15}],   # rejected, then collected
+            [{"id": 1, "name": "later", "city": None, "op": "u", "seq": 16}]]  # no tombstone left
+    want = [[], [], [(1, "later", None, 16)]]
+    for changes, rows in zip(runs, want):
+        produce_values(bootstrap, topic, changes)
+        result = run_sluice("run", pipe, "--once")
+        assert result.returncode == 0, result.stderr
+        assert target_rows(pipe) == rows
+
+
 def scd2_model(changes, tracked=("id", "name", "city", "seq")):
     """DLT's SCD type 2 over all changes so far: each key's changes in sequence order (a repeated
     sequence value is a duplicate); an upsert whose tracked columns differ from the open version

@@ -57,6 +57,7 @@ arrow::Result<CdcOutcome> CdcResolver::resolve(const std::shared_ptr<arrow::Tabl
                      state->schema()->ToString(), state_schema_->ToString());
     }
     ARROW_ASSIGN_OR_RAISE(state, state->CombineChunks());
+    if (state->num_rows() == 0) state.reset();  // no chunk to read the flags from
   }
   const auto& rows = *batch.rows;
   const int64_t ns = state ? state->num_rows() : 0;

@@ -14,7 +14,7 @@
 namespace sluice::exec {
 namespace {
 
-struct Change {
+struct HistoryChange {
   int64_t id;
   std::string name;
   std::string city;
@@ -23,22 +23,22 @@ struct Change {
 };
 
 // (id, name, city, start, end or -1)
-using Row = std::tuple<int64_t, std::string, std::string, int64_t, int64_t>;
+using HistoryRow = std::tuple<int64_t, std::string, std::string, int64_t, int64_t>;
 
-const auto kSource = arrow::schema(
+const auto kHistorySource = arrow::schema(
     {arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()), arrow::field("city", arrow::utf8())});
 
 class CdcHistoryTest : public ::testing::Test {
  protected:
   void make(std::vector<std::string> tracked = {}) {
-    auto r = CdcHistoryResolver::make(CdcHistorySpec{{"id"}, {"id", "name", "city"}, std::move(tracked)}, kSource,
+    auto r = CdcHistoryResolver::make(CdcHistorySpec{{"id"}, {"id", "name", "city"}, std::move(tracked)}, kHistorySource,
                                       arrow::int64());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     resolver_ = std::move(*r);
   }
 
   // Resolves `changes` against the target and applies the result as the MERGE would.
-  CdcOutcome feed(const std::vector<Change>& changes) {
+  CdcOutcome feed(const std::vector<HistoryChange>& changes) {
     arrow::Int64Builder id, seq;
     arrow::StringBuilder name, city;
     arrow::BooleanBuilder del;
@@ -47,7 +47,7 @@ class CdcHistoryTest : public ::testing::Test {
                   seq.Append(c.seq).ok() && del.Append(c.del).ok());
     }
     CdcBatch batch;
-    batch.rows = arrow::RecordBatch::Make(kSource, static_cast<int64_t>(changes.size()),
+    batch.rows = arrow::RecordBatch::Make(kHistorySource, static_cast<int64_t>(changes.size()),
                                           {id.Finish().ValueOrDie(), name.Finish().ValueOrDie(),
                                            city.Finish().ValueOrDie()});
     batch.sequence = seq.Finish().ValueOrDie();
@@ -68,7 +68,7 @@ class CdcHistoryTest : public ::testing::Test {
       if (static_cast<CdcAction>(action.Value(i)) == CdcAction::kDelete) {
         EXPECT_EQ(rows_.erase(at), 1u);
       } else {
-        rows_[at] = Row{key, text("name"), text("city"), start.Value(i), end.IsNull(i) ? -1 : end.Value(i)};
+        rows_[at] = HistoryRow{key, text("name"), text("city"), start.Value(i), end.IsNull(i) ? -1 : end.Value(i)};
       }
     }
     return *out;
@@ -90,21 +90,21 @@ class CdcHistoryTest : public ::testing::Test {
                                        end.Finish().ValueOrDie()});
   }
 
-  std::vector<Row> rows() const {
-    std::vector<Row> out;
+  std::vector<HistoryRow> rows() const {
+    std::vector<HistoryRow> out;
     for (const auto& [at, r] : rows_) out.push_back(r);
     return out;
   }
 
   std::unique_ptr<CdcHistoryResolver> resolver_;
-  std::map<std::pair<int64_t, int64_t>, Row> rows_;  // by (id, start)
+  std::map<std::pair<int64_t, int64_t>, HistoryRow> rows_;  // by (id, start)
 };
 
 TEST_F(CdcHistoryTest, ChangesOpenAndCloseVersionsInSequenceOrder) {
   make();
   feed({{1, "a", "x", 20}, {1, "b", "x", 10}});
   feed({{1, "c", "y", 30}, {2, "z", "z", 5}});
-  EXPECT_EQ(rows(), (std::vector<Row>{{1, "b", "x", 10, 20}, {1, "a", "x", 20, 30}, {1, "c", "y", 30, -1},
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "b", "x", 10, 20}, {1, "a", "x", 20, 30}, {1, "c", "y", 30, -1},
                                       {2, "z", "z", 5, -1}}));
 }
 
@@ -112,15 +112,15 @@ TEST_F(CdcHistoryTest, ALateChangeSplitsTheVersionItFallsIn) {
   make();
   feed({{1, "a", "x", 10}, {1, "c", "x", 30}});
   feed({{1, "b", "x", 20}});
-  EXPECT_EQ(rows(), (std::vector<Row>{{1, "a", "x", 10, 20}, {1, "b", "x", 20, 30}, {1, "c", "x", 30, -1}}));
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}, {1, "b", "x", 20, 30}, {1, "c", "x", 30, -1}}));
 }
 
 TEST_F(CdcHistoryTest, DeleteClosesTheVersionAndALaterUpsertOpensANewOne) {
   make();
   feed({{1, "a", "x", 10}, {1, "", "", 20, true}});
-  EXPECT_EQ(rows(), (std::vector<Row>{{1, "a", "x", 10, 20}}));
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}}));
   feed({{1, "b", "x", 30}, {1, "late", "x", 15}});
-  EXPECT_EQ(rows(), (std::vector<Row>{{1, "a", "x", 10, 15}, {1, "late", "x", 15, 20}, {1, "b", "x", 30, -1}}));
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 15}, {1, "late", "x", 15, 20}, {1, "b", "x", 30, -1}}));
 }
 
 TEST_F(CdcHistoryTest, DuplicatesChangeNothing) {
@@ -129,13 +129,13 @@ TEST_F(CdcHistoryTest, DuplicatesChangeNothing) {
   auto out = feed({{1, "a", "x", 10}, {1, "b", "x", 20}, {1, "b", "x", 20}});
   EXPECT_EQ(out.changes->num_rows(), 0);
   EXPECT_EQ(out.ignored, 3);
-  EXPECT_EQ(rows(), (std::vector<Row>{{1, "a", "x", 10, 20}, {1, "b", "x", 20, -1}}));
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}, {1, "b", "x", 20, -1}}));
 }
 
 TEST_F(CdcHistoryTest, UntrackedColumnsChangeTheOpenVersionInPlace) {
   make({"id", "name"});
   feed({{1, "a", "x", 10}, {1, "a", "y", 20}, {1, "b", "y", 30}});
-  EXPECT_EQ(rows(), (std::vector<Row>{{1, "a", "y", 10, 30}, {1, "b", "y", 30, -1}}));
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "y", 10, 30}, {1, "b", "y", 30, -1}}));
 }
 
 }  // namespace

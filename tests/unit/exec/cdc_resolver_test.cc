@@ -16,21 +16,21 @@
 namespace sluice::exec {
 namespace {
 
-std::shared_ptr<arrow::Array> json(const std::shared_ptr<arrow::DataType>& type, const std::string& text) {
+std::shared_ptr<arrow::Array> cdc_json(const std::shared_ptr<arrow::DataType>& type, const std::string& text) {
   return arrow::json::ArrayFromJSONString(type, text).ValueOrDie();
 }
 
-struct Change {
+struct CdcChange {
   int64_t id;
   std::optional<std::string> name;
   int64_t seq;
   std::string op = "u";  // u, d, t (truncate)
 };
 
-const auto kSource = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()),
+const auto kCdcSource = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()),
                                     arrow::field("seq", arrow::int64()), arrow::field("op", arrow::utf8())});
 
-CdcBatch make_batch(const std::vector<Change>& changes) {
+CdcBatch cdc_batch(const std::vector<CdcChange>& changes) {
   arrow::Int64Builder id, seq;
   arrow::StringBuilder name, op;
   arrow::BooleanBuilder del, trunc;
@@ -44,7 +44,7 @@ CdcBatch make_batch(const std::vector<Change>& changes) {
   }
   CdcBatch b;
   auto seq_array = seq.Finish().ValueOrDie();
-  b.rows = arrow::RecordBatch::Make(kSource, static_cast<int64_t>(changes.size()),
+  b.rows = arrow::RecordBatch::Make(kCdcSource, static_cast<int64_t>(changes.size()),
                                     {id.Finish().ValueOrDie(), name.Finish().ValueOrDie(), seq_array,
                                      op.Finish().ValueOrDie()});
   b.sequence = seq_array;
@@ -54,7 +54,7 @@ CdcBatch make_batch(const std::vector<Change>& changes) {
 }
 
 // The target as id -> name, applied from the changes the way the MERGE would.
-class Target {
+class CdcTarget {
  public:
   void apply(const arrow::Table& changes) {
     auto t = changes.CombineChunksToBatch().ValueOrDie();
@@ -84,12 +84,12 @@ class CdcResolverTest : public ::testing::Test {
  protected:
   void make(bool ignore_null_updates = false) {
     CdcSpec spec{{"id"}, {"id", "name"}, ignore_null_updates};
-    auto r = CdcResolver::make(spec, kSource, arrow::int64());
+    auto r = CdcResolver::make(spec, kCdcSource, arrow::int64());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     resolver_ = std::move(*r);
   }
-  CdcOutcome feed(const std::vector<Change>& changes, int64_t now = 1000, int64_t gc_before = 0) {
-    auto out = resolver_->resolve(state_, make_batch(changes), now, gc_before);
+  CdcOutcome feed(const std::vector<CdcChange>& changes, int64_t now = 1000, int64_t gc_before = 0) {
+    auto out = resolver_->resolve(state_, cdc_batch(changes), now, gc_before);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     state_ = out->state;
     target_.apply(*out->changes);
@@ -98,15 +98,15 @@ class CdcResolverTest : public ::testing::Test {
 
   std::unique_ptr<CdcResolver> resolver_;
   std::shared_ptr<arrow::Table> state_;
-  Target target_;
+  CdcTarget target_;
 };
 
-using Rows = std::map<int64_t, std::optional<std::string>>;
+using CdcRows = std::map<int64_t, std::optional<std::string>>;
 
 TEST_F(CdcResolverTest, LatestSequenceWinsWithinABatch) {
   make();
   feed({{1, "b", 2}, {1, "a", 1}, {2, "x", 5}, {1, "c", 3}});
-  EXPECT_EQ(target_.rows(), (Rows{{1, "c"}, {2, "x"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "c"}, {2, "x"}}));
 }
 
 TEST_F(CdcResolverTest, LateOlderChangeNeverOverwritesANewerOne) {
@@ -115,7 +115,7 @@ TEST_F(CdcResolverTest, LateOlderChangeNeverOverwritesANewerOne) {
   auto out = feed({{1, "old", 5}});
   EXPECT_EQ(out.ignored, 1);
   EXPECT_EQ(out.changes->num_rows(), 0);
-  EXPECT_EQ(target_.rows(), (Rows{{1, "new"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "new"}}));
 }
 
 TEST_F(CdcResolverTest, DuplicatesAreIdempotent) {
@@ -123,7 +123,7 @@ TEST_F(CdcResolverTest, DuplicatesAreIdempotent) {
   feed({{1, "a", 1}, {1, "a", 1}});
   auto out = feed({{1, "a", 1}});
   EXPECT_EQ(out.changes->num_rows(), 0);
-  EXPECT_EQ(target_.rows(), (Rows{{1, "a"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "a"}}));
 }
 
 TEST_F(CdcResolverTest, DeleteLeavesATombstoneThatRejectsOlderUpserts) {
@@ -135,7 +135,7 @@ TEST_F(CdcResolverTest, DeleteLeavesATombstoneThatRejectsOlderUpserts) {
   EXPECT_EQ(late.ignored, 1);
   EXPECT_TRUE(target_.rows().empty());
   feed({{1, "again", 7}});
-  EXPECT_EQ(target_.rows(), (Rows{{1, "again"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "again"}}));
 }
 
 TEST_F(CdcResolverTest, TombstonesOlderThanTheThresholdAreCollected) {
@@ -148,14 +148,21 @@ TEST_F(CdcResolverTest, TombstonesOlderThanTheThresholdAreCollected) {
   EXPECT_EQ(state_->num_rows(), 1);
   // Collected: an older change of the deleted key is applied again, as in DLT.
   feed({{1, "late", 3}});
-  EXPECT_EQ(target_.rows(), (Rows{{1, "late"}, {2, "c"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "late"}, {2, "c"}}));
+}
+
+TEST_F(CdcResolverTest, AnEmptySavedStateIsNoState) {
+  make();
+  state_ = arrow::Table::MakeEmpty(resolver_->state_schema()).ValueOrDie();  // as read back with no batch
+  feed({{1, "a", 1}});
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "a"}}));
 }
 
 TEST_F(CdcResolverTest, TruncateRemovesOlderRowsOnly) {
   make();
   feed({{1, "a", 1}, {2, "b", 2}});
   feed({{3, "c", 3}, {0, std::nullopt, 4, "t"}, {4, "d", 5}});
-  EXPECT_EQ(target_.rows(), (Rows{{4, "d"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{4, "d"}}));
 }
 
 TEST_F(CdcResolverTest, IgnoreNullUpdatesKeepsTheTargetsValue) {
@@ -163,30 +170,30 @@ TEST_F(CdcResolverTest, IgnoreNullUpdatesKeepsTheTargetsValue) {
   feed({{1, "a", 1}});
   auto out = feed({{1, std::nullopt, 2}});
   EXPECT_EQ(out.changes->num_rows(), 1);
-  EXPECT_EQ(target_.rows(), (Rows{{1, "a"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "a"}}));
   feed({{1, "b", 3}, {1, std::nullopt, 4}});
-  EXPECT_EQ(target_.rows(), (Rows{{1, "b"}}));
+  EXPECT_EQ(target_.rows(), (CdcRows{{1, "b"}}));
 }
 
 TEST_F(CdcResolverTest, StructSequencesCompareFieldByField) {
   auto source = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8())});
   auto seq_type = arrow::struct_({arrow::field("a", arrow::int64()), arrow::field("b", arrow::int64())});
   auto resolver = CdcResolver::make(CdcSpec{{"id"}, {"id", "name"}, false}, source, seq_type).ValueOrDie();
-  auto ids = json(arrow::int64(), "[1, 1, 1]");
-  auto names = json(arrow::utf8(), R"(["a2b1", "a1b9", "a2b0"])");
+  auto ids = cdc_json(arrow::int64(), "[1, 1, 1]");
+  auto names = cdc_json(arrow::utf8(), R"(["a2b1", "a1b9", "a2b0"])");
   CdcBatch batch;
   batch.rows = arrow::RecordBatch::Make(source, 3, {ids, names});
-  batch.sequence = json(seq_type, R"([{"a": 2, "b": 1}, {"a": 1, "b": 9}, {"a": 2, "b": 0}])");
+  batch.sequence = cdc_json(seq_type, R"([{"a": 2, "b": 1}, {"a": 1, "b": 9}, {"a": 2, "b": 0}])");
   auto out = resolver->resolve(nullptr, batch, 0, 0).ValueOrDie();
-  Target target;
+  CdcTarget target;
   target.apply(*out.changes);
-  EXPECT_EQ(target.rows(), (Rows{{1, "a2b1"}}));
+  EXPECT_EQ(target.rows(), (CdcRows{{1, "a2b1"}}));
 }
 
 TEST_F(CdcResolverTest, NullSequenceIsRefusedWithAFix) {
   make();
-  auto batch = make_batch({{1, "a", 1}});
-  batch.sequence = json(arrow::int64(), "[null]");
+  auto batch = cdc_batch({{1, "a", 1}});
+  batch.sequence = cdc_json(arrow::int64(), "[null]");
   auto out = resolver_->resolve(nullptr, batch, 0, 0);
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("null SEQUENCE BY value"), std::string::npos) << out.status().ToString();
@@ -199,8 +206,8 @@ TEST_F(CdcResolverTest, RandomStreamsInRandomBatchesMatchAModel) {
   for (int round = 0; round < 30; ++round) {
     make();
     state_.reset();
-    target_ = Target();
-    std::vector<Change> changes;
+    target_ = CdcTarget();
+    std::vector<CdcChange> changes;
     for (int s = 1; s <= 200; ++s) {
       const int64_t id = rng() % 12;
       const bool del = rng() % 5 == 0;
@@ -209,17 +216,17 @@ TEST_F(CdcResolverTest, RandomStreamsInRandomBatchesMatchAModel) {
     }
     // Bounded shuffle: each change moves up to 8 places.
     for (size_t i = 0; i + 1 < changes.size(); ++i) std::swap(changes[i], changes[std::min(changes.size() - 1, i + rng() % 8)]);
-    std::map<int64_t, Change> model;
+    std::map<int64_t, CdcChange> model;
     for (const auto& c : changes) {
       auto it = model.find(c.id);
       if (it == model.end() || it->second.seq < c.seq) model[c.id] = c;
     }
     for (size_t at = 0; at < changes.size();) {
       const size_t n = 1 + rng() % 40;
-      feed(std::vector<Change>(changes.begin() + at, changes.begin() + std::min(changes.size(), at + n)));
+      feed(std::vector<CdcChange>(changes.begin() + at, changes.begin() + std::min(changes.size(), at + n)));
       at += n;
     }
-    Rows want;
+    CdcRows want;
     for (const auto& [id, c] : model) {
       if (c.op == "u") want[id] = c.name;
     }
