@@ -307,6 +307,8 @@ arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes_body(Location
       if (accept_op("*")) {
         ARROW_RETURN_NOT_OK(expect_keyword("EXCEPT"));
         ARROW_ASSIGN_OR_RAISE(a->except_columns, identifier_list("a column name"));
+      } else if (peek().is_op("(")) {  // COLUMNS (a, b), as DLT's docs write it
+        ARROW_ASSIGN_OR_RAISE(a->columns, identifier_list("a column name"));
       } else {
         do {
           ARROW_ASSIGN_OR_RAISE(auto c, identifier("a column name"));
