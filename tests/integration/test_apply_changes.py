@@ -5,11 +5,12 @@ SCD2: each key's history replayed in sequence order, with __START_AT / __END_AT)
 deltalake and DuckDB as readers; crashes between the state save and the MERGE commit keep
 every change exactly once."""
 import random
+import signal
+import subprocess
 
-import pytest
 from deltalake import DeltaTable
 
-from conftest import duckdb_connection, run_sluice
+from conftest import SLUICE, duckdb_connection, run_sluice
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
 KEYS = 15
@@ -102,6 +103,29 @@ def test_scd1_equals_the_model_after_every_run_and_crash(tmp_path, bootstrap, ne
     version = DeltaTable(str(pipe / "data" / "tables" / "customers")).version()
     assert run_sluice("run", pipe, "--once").returncode == 0
     assert DeltaTable(str(pipe / "data" / "tables" / "customers")).version() == version  # nothing new: no commit
+
+
+def test_sigkill_at_random_moments_keeps_every_change_once(tmp_path, bootstrap, new_topic):
+    """Runs SIGKILLed at seeded random moments (before, during or after the MERGE), then a
+    run to the end: the target equals the model, as if nothing had been killed."""
+    topic = new_topic(1)
+    pipe = cdc_pipeline(tmp_path, "sigkill", bootstrap, topic, APPLY)
+    rng = random.Random(17)
+    produced = []
+    for round_ in range(3):
+        chunk = change_stream(rng, 1 + 50 * round_, 50)
+        produce_values(bootstrap, topic, chunk)
+        produced += chunk
+        proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 2.5))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        result = run_sluice("run", pipe, "--once")
+        assert result.returncode == 0, result.stderr
+        assert target_rows(pipe) == scd1_model(produced), f"round {round_}"
 
 
 def test_auto_cdc_with_ignore_null_updates_and_truncate(tmp_path, bootstrap, new_topic):
