@@ -166,6 +166,13 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
   options.max_attempts = 100;
   txn.set_read_set(std::move(read));
   const std::vector<delta::Add> adds = txn.adds();
+  for (const auto& [app, version] : target_.txns) txn.set_txn(app, version);
+  if (target_.before_commit) {
+    if (auto st = target_.before_commit(); !st.ok()) {
+      delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), adds);
+      return st;
+    }
+  }
   auto committed = txn.commit(options);
   if (!committed.ok()) {
     if (delta::is_commit_conflict(committed.status())) {

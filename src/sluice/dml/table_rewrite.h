@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,11 @@ struct DmlTarget {
   std::shared_ptr<delta::LogStore> store;
   std::shared_ptr<const delta::Snapshot> snapshot;
   std::string name;  // as the statement names it, for messages
+  // A streaming flow's parts of the same commit (APPLY CHANGES): the txn progress it records
+  // (appId -> version), and a step run once the new files are written, right before the
+  // commit (saving its state); an error there deletes the files and commits nothing.
+  std::map<std::string, int64_t> txns;
+  std::function<arrow::Status()> before_commit;
 };
 
 // What a committed statement did: the version it made and Spark's metrics.

@@ -69,6 +69,8 @@ class FlowRunner {
   // The upstream's commits of this run from `channel`, files for the rest.
   arrow::Status take_delta_in_process(StreamingFlow& f, const exec::PlanSource& src, CommitChannel& channel);
   arrow::Status run_stream_join(const Dataset& d, const std::string& flow_name, DatasetReport& report);
+  // APPLY CHANGES / AUTO CDC into an SCD type 1 or 2 target (apply_changes_flow.cc).
+  arrow::Status run_apply_changes(const Dataset& d, const std::string& flow_name, DatasetReport& report);
   // The operators' inputs that do not depend on the source kind.
   arrow::Result<FlowOperatorsSpec> operators_spec(StreamingFlow& f, const SourcePositions& positions);
   arrow::Result<SideTable*> open_quarantine(const Dataset& d, StreamingCommit& commit) const;

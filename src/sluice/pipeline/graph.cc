@@ -208,7 +208,11 @@ class Resolver {
           g_.flows[fl.name] = std::move(flow);
         } else if (st.apply_changes) {
           const auto& ac = *st.apply_changes;
-          std::string name = "apply_changes_into_" + ac.target;
+          std::string name = ac.flow_name.empty() ? "apply_changes_into_" + ac.target : ac.flow_name;
+          if (g_.flows.count(name)) {
+            error(f, ac.loc, fmt::format("flow '{}' is defined twice", name));
+            continue;
+          }
           Flow flow{name, ac.target, f, ac.target_loc, nullptr, &ac, {}, std::nullopt};
           collect_from_ref(*ac.source, {}, flow.inputs);
           if (!ac.source->stream) {

@@ -118,14 +118,12 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
   for (const auto& fname : d.flows) {
     const auto& flow = graph_.flows.at(fname);
     if (!flow.query) {
-      ARROW_ASSIGN_OR_RAISE(auto target, check_apply_changes(flow, inline_views));
-      // Type-checked above; refused here (not when it would run), so that validate says so.
-      std::vector<std::string> columns;
-      for (const auto& f : target->fields()) columns.push_back(f->name() + " " + sql::sql_type_name(*f->type()));
-      return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.loc, fmt::format(
-          "APPLY CHANGES INTO {} is parsed and type-checked (its target would have the columns {}) but not "
-          "executed yet: remove it from the pipeline to run the pipeline",
-          flow.target, fmt::join(columns, ", "))));
+      std::optional<exec::SelectPlan> changes;
+      ARROW_ASSIGN_OR_RAISE(auto target, check_apply_changes(flow, inline_views, &changes));
+      ARROW_RETURN_NOT_OK(check_apply_changes_runnable(d, flow, *changes));
+      schema = target;
+      flow_plans_.emplace(fname, std::move(*changes));
+      continue;
     }
     auto infer = [this, &fname](const exec::PlanSource& src) { return infer_value_schema(fname, src); };
     ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
@@ -220,6 +218,10 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
   // Each flow's rows must fit the dataset's schema (BY NAME; missing nullable columns are null).
   for (const auto& fname : d.flows) {
     const auto& flow = graph_.flows.at(fname);
+    if (flow.apply_changes) {
+      ARROW_RETURN_NOT_OK(check_apply_changes_columns(d, flow, *schema));
+      continue;
+    }
     auto fits = delta::reconcile_schema(*schema, *flow_plans_.at(fname).output_schema(), delta::SchemaMode::kStrict);
     if (!fits.ok()) {
       return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], flow.loc,
@@ -382,7 +384,7 @@ arrow::Status SqlPlanner::check_change_feed_stream(const exec::SelectPlan& plan,
 // and COLUMNS are bound against it. Returns the target's schema (SCD type 2 adds __START_AT
 // and __END_AT of the SEQUENCE BY type, as DLT does).
 arrow::Result<std::shared_ptr<arrow::Schema>> SqlPlanner::check_apply_changes(
-    const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views) {
+    const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views, std::optional<exec::SelectPlan>* changes) {
   const auto& ac = *flow.apply_changes;
   const auto& file = graph_.files[flow.file];
   sql::Query q;
@@ -440,6 +442,7 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SqlPlanner::check_apply_changes(
     fields.push_back(arrow::field("__START_AT", sequence.type));
     fields.push_back(arrow::field("__END_AT", sequence.type));
   }
+  if (changes) changes->emplace(std::move(plan));
   return arrow::schema(fields);
 }
 

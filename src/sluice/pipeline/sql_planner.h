@@ -113,8 +113,15 @@ class SqlPlanner {
   arrow::Status check_unique_columns(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
   arrow::Status check_runnable(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
   static arrow::Status check_change_feed_stream(const exec::SelectPlan& plan, const sql::SourceFile& file);
+  // apply_changes_planning.cc: the target's schema, and (into `changes`) the plan of the rows read.
   arrow::Result<std::shared_ptr<arrow::Schema>> check_apply_changes(
-      const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views);
+      const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views,
+      std::optional<exec::SelectPlan>* changes = nullptr);
+  // What the APPLY CHANGES executor does not do yet, refused while planning.
+  arrow::Status check_apply_changes_runnable(const Dataset& d, const Flow& flow,
+                                             const exec::SelectPlan& changes) const;
+  // Columns declared on the target (CREATE STREAMING TABLE t (...)) match the derived ones.
+  arrow::Status check_apply_changes_columns(const Dataset& d, const Flow& flow, const arrow::Schema& schema);
   static arrow::Status check_windowed(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc);
   static arrow::Status check_dedup(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc);
   static arrow::Status check_stream_join(const exec::SelectPlan& plan, const sql::SourceFile& file, sql::Location loc);

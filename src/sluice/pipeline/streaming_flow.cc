@@ -24,6 +24,7 @@ arrow::Status FlowRunner::run_streaming(const Dataset& d, DatasetReport& report)
 
 // One flow into a streaming table; its progress is its own txn appId.
 arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report) {
+  if (planner_.graph().flows.at(flow_name).apply_changes) return run_apply_changes(d, flow_name, report);
   const auto& plan = planner_.flow_plans().at(flow_name);
   if (plan.joins() && !plan.streams_on_left_only()) return run_stream_join(d, flow_name, report);
   ARROW_RETURN_NOT_OK(SqlPlanner::refuse_event_time(plan));

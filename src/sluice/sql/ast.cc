@@ -217,6 +217,14 @@ std::string to_string(const Statement& st) {
   out += "\n  (sequence-by " + to_string(*a.sequence_by) + ")";
   if (!a.columns.empty()) out += "\n  (columns " + join_parts(a.columns, " ") + ")";
   if (!a.except_columns.empty()) out += "\n  (columns-except " + join_parts(a.except_columns, " ") + ")";
+  if (a.ignore_null_updates) out += "\n  (ignore-null-updates)";
+  if (a.track_history) {
+    out += "\n  (track-history";
+    if (!a.track_columns.empty()) out += " " + join_parts(a.track_columns, " ");
+    if (!a.track_except_columns.empty()) out += " (except " + join_parts(a.track_except_columns, " ") + ")";
+    out += ")";
+  }
+  if (!a.flow_name.empty()) out += "\n  (flow " + a.flow_name + ")";
   return out + fmt::format("\n  (scd-type {}))", a.scd_type);
 }
 

@@ -153,6 +153,8 @@ struct CreateDataset {
   std::shared_ptr<Query> query;  // absent: a streaming table fed only by flows
 };
 
+struct ApplyChanges;
+
 struct CreateFlow {
   std::string name;
   Location loc;
@@ -162,6 +164,7 @@ struct CreateFlow {
   bool by_name = false;
   std::optional<std::string> comment;  // CREATE FLOW f COMMENT '...': in the flow_definition event
   std::shared_ptr<Query> query;
+  std::unique_ptr<ApplyChanges> auto_cdc;  // CREATE FLOW f AS AUTO CDC INTO ...: no query
 };
 
 // CREATE SINK name OPTIONS (key => 'value', ...): where a flow's rows go outside the pipeline's
@@ -191,6 +194,11 @@ struct ApplyChanges {
   std::vector<std::string> columns;         // COLUMNS a, b   (empty: all)
   std::vector<std::string> except_columns;  // COLUMNS * EXCEPT (a, b)
   int scd_type = 1;
+  bool ignore_null_updates = false;
+  bool track_history = false;                     // TRACK HISTORY ON ... was written
+  std::vector<std::string> track_columns;         // TRACK HISTORY ON a, b   (empty: all)
+  std::vector<std::string> track_except_columns;  // TRACK HISTORY ON * EXCEPT (a, b)
+  std::string flow_name;  // CREATE FLOW f AS AUTO CDC INTO ...; empty for APPLY CHANGES
 };
 
 struct Statement {

@@ -33,6 +33,10 @@ arrow::Result<Statement> Parser::statement() {
     }
     if (accept_keyword("FLOW")) {
       ARROW_ASSIGN_OR_RAISE(st.flow, create_flow(start.loc));
+      if (st.flow->auto_cdc) {  // CREATE FLOW f AS AUTO CDC INTO ...: APPLY CHANGES, named
+        st.apply_changes = std::move(st.flow->auto_cdc);
+        st.flow.reset();
+      }
       return st;
     }
     if (peek().is_keyword("SINK")) {
@@ -204,6 +208,13 @@ arrow::Result<std::unique_ptr<CreateFlow>> Parser::create_flow(Location loc) {
     ARROW_ASSIGN_OR_RAISE(f->comment, string_literal("a comment string"));
   }
   ARROW_RETURN_NOT_OK(expect_keyword("AS"));
+  if (peek().is_keyword("AUTO")) {
+    const Location at = next().loc;
+    ARROW_RETURN_NOT_OK(expect_keyword("CDC"));
+    ARROW_ASSIGN_OR_RAISE(f->auto_cdc, apply_changes_body(at));
+    f->auto_cdc->flow_name = f->name;
+    return f;
+  }
   ARROW_RETURN_NOT_OK(expect_keyword("INSERT"));
   ARROW_RETURN_NOT_OK(expect_keyword("INTO"));
   f->target_loc = peek().loc;
@@ -255,9 +266,14 @@ arrow::Result<std::unique_ptr<CreateSink>> Parser::create_sink(Location loc) {
 }
 
 arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes(Location loc) {
+  ARROW_RETURN_NOT_OK(expect_keyword("CHANGES"));
+  return apply_changes_body(loc);
+}
+
+// INTO target FROM STREAM(source) KEYS (...) ...: APPLY CHANGES and AUTO CDC alike.
+arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes_body(Location loc) {
   auto a = std::make_unique<ApplyChanges>();
   a->loc = loc;
-  ARROW_RETURN_NOT_OK(expect_keyword("CHANGES"));
   ARROW_RETURN_NOT_OK(expect_keyword("INTO"));
   a->target_loc = peek().loc;
   ARROW_ASSIGN_OR_RAISE(auto target, qualified_name("a target table"));
@@ -271,6 +287,7 @@ arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes(Location loc)
     if (accept_keyword("IGNORE")) {
       ARROW_RETURN_NOT_OK(expect_keyword("NULL"));
       ARROW_RETURN_NOT_OK(expect_keyword("UPDATES"));
+      a->ignore_null_updates = true;
     } else if (accept_keyword("APPLY")) {
       ARROW_RETURN_NOT_OK(expect_keyword("AS"));
       if (accept_keyword("DELETE")) {
@@ -290,6 +307,8 @@ arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes(Location loc)
       if (accept_op("*")) {
         ARROW_RETURN_NOT_OK(expect_keyword("EXCEPT"));
         ARROW_ASSIGN_OR_RAISE(a->except_columns, identifier_list("a column name"));
+      } else if (peek().is_op("(")) {  // COLUMNS (a, b), as DLT's docs write it
+        ARROW_ASSIGN_OR_RAISE(a->columns, identifier_list("a column name"));
       } else {
         do {
           ARROW_ASSIGN_OR_RAISE(auto c, identifier("a column name"));
@@ -308,9 +327,17 @@ arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes(Location loc)
     } else if (accept_keyword("TRACK")) {
       ARROW_RETURN_NOT_OK(expect_keyword("HISTORY"));
       ARROW_RETURN_NOT_OK(expect_keyword("ON"));
-      if (!accept_op("*")) {
+      a->track_history = true;
+      if (accept_op("*")) {
+        if (accept_keyword("EXCEPT")) {
+          ARROW_ASSIGN_OR_RAISE(a->track_except_columns, identifier_list("a column name"));
+        }
+      } else if (peek().is_op("(")) {
+        ARROW_ASSIGN_OR_RAISE(a->track_columns, identifier_list("a column name"));
+      } else {
         do {
-          ARROW_RETURN_NOT_OK(identifier("a column name").status());
+          ARROW_ASSIGN_OR_RAISE(auto c, identifier("a column name"));
+          a->track_columns.push_back(c);
         } while (accept_op(","));
       }
     } else {

@@ -186,6 +186,7 @@ class Parser {
   arrow::Result<std::unique_ptr<CreateFlow>> create_flow(Location loc);
 
   arrow::Result<std::unique_ptr<ApplyChanges>> apply_changes(Location loc);
+  arrow::Result<std::unique_ptr<ApplyChanges>> apply_changes_body(Location loc);
 
   arrow::Result<std::unique_ptr<CreateSink>> create_sink(Location loc);
   // ---- DML (parser_dml.cc) ---------------------------------------------------------------

@@ -1,0 +1,211 @@
+// APPLY CHANGES into an SCD type 2 target: histories replayed with the new changes (cdc_history.h).
+#include "sluice/exec/cdc_history.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "sluice/common/status.h"
+#include "sluice/exec/cdc_values.h"
+
+namespace sluice::exec {
+
+arrow::Result<std::unique_ptr<CdcHistoryResolver>> CdcHistoryResolver::make(CdcHistorySpec spec,
+                                                                            std::shared_ptr<arrow::Schema> source,
+                                                                            std::shared_ptr<arrow::DataType> sequence) {
+  std::unique_ptr<CdcHistoryResolver> r(new CdcHistoryResolver());
+  arrow::FieldVector fields;
+  for (const auto& c : spec.columns) {
+    auto f = source->GetFieldByName(c);
+    if (!f) return invalid("APPLY CHANGES: '{}' is not a column of the source", c);
+    fields.push_back(f->WithNullable(true));
+  }
+  for (const auto& k : spec.keys) {
+    if (std::find(spec.columns.begin(), spec.columns.end(), k) == spec.columns.end()) {
+      return invalid("APPLY CHANGES: key '{}' is not a column of the target", k);
+    }
+  }
+  for (const auto& c : spec.tracked) {
+    if (std::find(spec.columns.begin(), spec.columns.end(), c) == spec.columns.end()) {
+      return invalid("APPLY CHANGES: TRACK HISTORY ON names '{}', which is not a column of the target", c);
+    }
+  }
+  if (spec.tracked.empty()) spec.tracked = spec.columns;
+  fields.push_back(arrow::field(kStartAt, sequence));
+  fields.push_back(arrow::field(kEndAt, sequence));
+  fields.push_back(arrow::field(kActionColumn, arrow::int8()));
+  r->spec_ = std::move(spec);
+  r->changes_schema_ = arrow::schema(fields);
+  return r;
+}
+
+arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arrow::Table>& target,
+                                                      const CdcBatch& batch) const {
+  const auto& rows = *batch.rows;
+  const int64_t nb = rows.num_rows();
+  if (batch.sequence->null_count() > 0) {
+    return invalid("APPLY CHANGES: {} change row(s) have a null SEQUENCE BY value, which cannot be ordered; filter "
+                   "them out in the source (WHERE <sequence> IS NOT NULL)",
+                   batch.sequence->null_count());
+  }
+  arrow::ArrayVector batch_keys;
+  for (const auto& k : spec_.keys) batch_keys.push_back(rows.GetColumnByName(k));
+  ARROW_ASSIGN_OR_RAISE(auto batch_codes, cdc_values::encode_keys(batch_keys, nb));
+  const std::unordered_set<std::string> wanted(batch_codes.begin(), batch_codes.end());
+
+  // The target's rows of the batch's keys: columns, __START_AT, __END_AT.
+  std::vector<std::string> target_columns = spec_.columns;
+  target_columns.push_back(kStartAt);
+  target_columns.push_back(kEndAt);
+  arrow::ArrayVector t;  // by target_columns
+  int64_t nt = 0;
+  if (target && target->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto all, target->CombineChunksToBatch());
+    arrow::ArrayVector keys;
+    for (const auto& k : spec_.keys) keys.push_back(all->GetColumnByName(k));
+    ARROW_ASSIGN_OR_RAISE(auto codes, cdc_values::encode_keys(keys, all->num_rows()));
+    std::vector<int64_t> keep;
+    for (int64_t i = 0; i < all->num_rows(); ++i) {
+      if (wanted.count(codes[i])) keep.push_back(i);
+    }
+    nt = static_cast<int64_t>(keep.size());
+    for (const auto& name : target_columns) {
+      auto column = all->GetColumnByName(name);
+      if (!column) return invalid("APPLY CHANGES: the SCD type 2 target has no column '{}'", name);
+      ARROW_ASSIGN_OR_RAISE(auto taken, cdc_values::take(column, keep));
+      t.push_back(std::move(taken));
+    }
+  }
+  const size_t start_col = spec_.columns.size();
+  const size_t end_col = start_col + 1;
+
+  // Sequence values: the target's starts, its ends, then the batch's; ranked together.
+  arrow::ArrayVector sequence_parts;
+  if (nt > 0) {
+    sequence_parts.push_back(t[start_col]);
+    sequence_parts.push_back(t[end_col]);
+  }
+  sequence_parts.push_back(batch.sequence);
+  ARROW_ASSIGN_OR_RAISE(auto sequence, arrow::Concatenate(sequence_parts));
+  ARROW_ASSIGN_OR_RAISE(auto ranks, cdc_values::sequence_ranks(sequence));
+  // Values: the target's rows, then the batch's.
+  arrow::ArrayVector values, tracked, keys;
+  for (size_t c = 0; c < spec_.columns.size(); ++c) {
+    const auto& name = spec_.columns[c];
+    arrow::ArrayVector parts;
+    if (nt > 0) parts.push_back(t[c]);
+    parts.push_back(rows.GetColumnByName(name));
+    ARROW_ASSIGN_OR_RAISE(auto column, arrow::Concatenate(parts));
+    if (std::find(spec_.tracked.begin(), spec_.tracked.end(), name) != spec_.tracked.end()) tracked.push_back(column);
+    if (std::find(spec_.keys.begin(), spec_.keys.end(), name) != spec_.keys.end()) keys.push_back(column);
+    values.push_back(std::move(column));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto full_code, cdc_values::encode_keys(values, nt + nb));
+  ARROW_ASSIGN_OR_RAISE(auto tracked_code, cdc_values::encode_keys(tracked, nt + nb));
+  ARROW_ASSIGN_OR_RAISE(auto key_code, cdc_values::encode_keys(keys, nt + nb));
+
+  struct Event {
+    int64_t rank;
+    int64_t seq_row;    // into `sequence`
+    int64_t value_row;  // into `values`; -1 for a delete
+  };
+  struct Group {
+    std::vector<Event> events;
+    std::map<int64_t, int64_t> old_rows;  // start rank -> target row
+  };
+  std::unordered_map<std::string, size_t> group_of;
+  std::vector<Group> groups;
+  auto group = [&](int64_t value_row) -> Group& {
+    auto [it, fresh] = group_of.emplace(key_code[value_row], groups.size());
+    if (fresh) groups.emplace_back();
+    return groups[it->second];
+  };
+  for (int64_t i = 0; i < nt; ++i) group(i).old_rows[ranks[i]] = i;
+  for (int64_t i = 0; i < nt; ++i) {
+    Group& g = group(i);
+    g.events.push_back({ranks[i], i, i});
+    // A closed version that no other version follows ended with a delete.
+    if (!t[end_col]->IsNull(i) && !g.old_rows.count(ranks[nt + i])) g.events.push_back({ranks[nt + i], nt + i, -1});
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const bool del = cdc_values::flag(batch.is_delete, b);
+    group(nt + b).events.push_back({ranks[2 * nt + b], 2 * nt + b, del ? -1 : nt + b});
+  }
+
+  CdcOutcome out;
+  std::vector<int64_t> out_values, out_start, out_end;
+  arrow::Int8Builder actions;
+  for (auto& g : groups) {
+    // The target's events come first, so a change as old as one already applied is a duplicate.
+    std::stable_sort(g.events.begin(), g.events.end(), [](const Event& a, const Event& b) { return a.rank < b.rank; });
+    struct Version {
+      int64_t start_row, end_row, value_row;
+    };
+    std::vector<Version> versions;
+    bool open = false;
+    for (size_t e = 0; e < g.events.size(); ++e) {
+      const Event& ev = g.events[e];
+      if (e > 0 && g.events[e - 1].rank == ev.rank) {
+        if (ev.seq_row >= 2 * nt) ++out.ignored;
+        continue;
+      }
+      if (ev.value_row < 0) {
+        if (open) versions.back().end_row = ev.seq_row;
+        open = false;
+        continue;
+      }
+      if (open && tracked_code[versions.back().value_row] == tracked_code[ev.value_row]) {
+        versions.back().value_row = ev.value_row;  // an untracked column changed: in place
+        continue;
+      }
+      if (open) versions.back().end_row = ev.seq_row;
+      versions.push_back({ev.seq_row, -1, ev.value_row});
+      open = true;
+    }
+    std::unordered_set<int64_t> kept_starts;
+    for (const auto& v : versions) {
+      const int64_t start_rank = ranks[v.start_row];
+      kept_starts.insert(start_rank);
+      auto old = g.old_rows.find(start_rank);
+      if (old != g.old_rows.end()) {
+        const int64_t i = old->second;
+        const bool old_open = t[end_col]->IsNull(i);
+        const bool same_end = (old_open && v.end_row < 0) ||
+                              (!old_open && v.end_row >= 0 && ranks[nt + i] == ranks[v.end_row]);
+        if (same_end && full_code[i] == full_code[v.value_row]) continue;
+      }
+      ++out.upserts;
+      out_values.push_back(v.value_row);
+      out_start.push_back(v.start_row);
+      out_end.push_back(v.end_row);
+      ARROW_RETURN_NOT_OK(actions.Append(static_cast<int8_t>(CdcAction::kUpsert)));
+    }
+    for (const auto& [start_rank, i] : g.old_rows) {
+      if (kept_starts.count(start_rank)) continue;
+      ++out.deletes;
+      out_values.push_back(i);
+      out_start.push_back(i);
+      out_end.push_back(nt + i);
+      ARROW_RETURN_NOT_OK(actions.Append(static_cast<int8_t>(CdcAction::kDelete)));
+    }
+  }
+  arrow::ArrayVector columns;
+  for (const auto& v : values) {
+    ARROW_ASSIGN_OR_RAISE(auto c, cdc_values::take(v, out_values));
+    columns.push_back(std::move(c));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto start, cdc_values::take(sequence, out_start));
+  ARROW_ASSIGN_OR_RAISE(auto end, cdc_values::take(sequence, out_end));
+  ARROW_ASSIGN_OR_RAISE(auto action, actions.Finish());
+  columns.push_back(std::move(start));
+  columns.push_back(std::move(end));
+  columns.push_back(std::move(action));
+  out.changes = arrow::Table::Make(changes_schema_, columns, static_cast<int64_t>(out_values.size()));
+  return out;
+}
+
+}  // namespace sluice::exec

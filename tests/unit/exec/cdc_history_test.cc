@@ -1,0 +1,142 @@
+// APPLY CHANGES into SCD type 2: versions opened and closed in sequence order, late changes
+// landing between versions, duplicates, deletes, untracked columns updated in place.
+#include "sluice/exec/cdc_history.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace sluice::exec {
+namespace {
+
+struct HistoryChange {
+  int64_t id;
+  std::string name;
+  std::string city;
+  int64_t seq;
+  bool del = false;
+};
+
+// (id, name, city, start, end or -1)
+using HistoryRow = std::tuple<int64_t, std::string, std::string, int64_t, int64_t>;
+
+const auto kHistorySource = arrow::schema(
+    {arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()), arrow::field("city", arrow::utf8())});
+
+class CdcHistoryTest : public ::testing::Test {
+ protected:
+  void make(std::vector<std::string> tracked = {}) {
+    auto r = CdcHistoryResolver::make(CdcHistorySpec{{"id"}, {"id", "name", "city"}, std::move(tracked)}, kHistorySource,
+                                      arrow::int64());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    resolver_ = std::move(*r);
+  }
+
+  // Resolves `changes` against the target and applies the result as the MERGE would.
+  CdcOutcome feed(const std::vector<HistoryChange>& changes) {
+    arrow::Int64Builder id, seq;
+    arrow::StringBuilder name, city;
+    arrow::BooleanBuilder del;
+    for (const auto& c : changes) {
+      EXPECT_TRUE(id.Append(c.id).ok() && name.Append(c.name).ok() && city.Append(c.city).ok() &&
+                  seq.Append(c.seq).ok() && del.Append(c.del).ok());
+    }
+    CdcBatch batch;
+    batch.rows = arrow::RecordBatch::Make(kHistorySource, static_cast<int64_t>(changes.size()),
+                                          {id.Finish().ValueOrDie(), name.Finish().ValueOrDie(),
+                                           city.Finish().ValueOrDie()});
+    batch.sequence = seq.Finish().ValueOrDie();
+    batch.is_delete = del.Finish().ValueOrDie();
+    auto out = resolver_->resolve(target_table(), batch);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    auto t = out->changes->CombineChunksToBatch().ValueOrDie();
+    for (int64_t i = 0; i < t->num_rows(); ++i) {
+      auto text = [&](const char* c) {
+        const auto& a = static_cast<const arrow::StringArray&>(*t->GetColumnByName(c));
+        return a.IsNull(i) ? std::string("null") : a.GetString(i);
+      };
+      const int64_t key = static_cast<const arrow::Int64Array&>(*t->GetColumnByName("id")).Value(i);
+      const auto& start = static_cast<const arrow::Int64Array&>(*t->GetColumnByName(kStartAt));
+      const auto& end = static_cast<const arrow::Int64Array&>(*t->GetColumnByName(kEndAt));
+      const auto& action = static_cast<const arrow::Int8Array&>(*t->GetColumnByName(kActionColumn));
+      const auto at = std::make_pair(key, start.Value(i));
+      if (static_cast<CdcAction>(action.Value(i)) == CdcAction::kDelete) {
+        EXPECT_EQ(rows_.erase(at), 1u);
+      } else {
+        rows_[at] = HistoryRow{key, text("name"), text("city"), start.Value(i), end.IsNull(i) ? -1 : end.Value(i)};
+      }
+    }
+    return *out;
+  }
+
+  std::shared_ptr<arrow::Table> target_table() const {
+    arrow::Int64Builder id, start, end;
+    arrow::StringBuilder name, city;
+    for (const auto& [at, r] : rows_) {
+      EXPECT_TRUE(id.Append(std::get<0>(r)).ok() && name.Append(std::get<1>(r)).ok() &&
+                  city.Append(std::get<2>(r)).ok() && start.Append(std::get<3>(r)).ok());
+      EXPECT_TRUE((std::get<4>(r) < 0 ? end.AppendNull() : end.Append(std::get<4>(r))).ok());
+    }
+    auto schema = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()),
+                                 arrow::field("city", arrow::utf8()), arrow::field(kStartAt, arrow::int64()),
+                                 arrow::field(kEndAt, arrow::int64())});
+    return arrow::Table::Make(schema, {id.Finish().ValueOrDie(), name.Finish().ValueOrDie(),
+                                       city.Finish().ValueOrDie(), start.Finish().ValueOrDie(),
+                                       end.Finish().ValueOrDie()});
+  }
+
+  std::vector<HistoryRow> rows() const {
+    std::vector<HistoryRow> out;
+    for (const auto& [at, r] : rows_) out.push_back(r);
+    return out;
+  }
+
+  std::unique_ptr<CdcHistoryResolver> resolver_;
+  std::map<std::pair<int64_t, int64_t>, HistoryRow> rows_;  // by (id, start)
+};
+
+TEST_F(CdcHistoryTest, ChangesOpenAndCloseVersionsInSequenceOrder) {
+  make();
+  feed({{1, "a", "x", 20}, {1, "b", "x", 10}});
+  feed({{1, "c", "y", 30}, {2, "z", "z", 5}});
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "b", "x", 10, 20}, {1, "a", "x", 20, 30}, {1, "c", "y", 30, -1},
+                                      {2, "z", "z", 5, -1}}));
+}
+
+TEST_F(CdcHistoryTest, ALateChangeSplitsTheVersionItFallsIn) {
+  make();
+  feed({{1, "a", "x", 10}, {1, "c", "x", 30}});
+  feed({{1, "b", "x", 20}});
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}, {1, "b", "x", 20, 30}, {1, "c", "x", 30, -1}}));
+}
+
+TEST_F(CdcHistoryTest, DeleteClosesTheVersionAndALaterUpsertOpensANewOne) {
+  make();
+  feed({{1, "a", "x", 10}, {1, "", "", 20, true}});
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}}));
+  feed({{1, "b", "x", 30}, {1, "late", "x", 15}});
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 15}, {1, "late", "x", 15, 20}, {1, "b", "x", 30, -1}}));
+}
+
+TEST_F(CdcHistoryTest, DuplicatesChangeNothing) {
+  make();
+  feed({{1, "a", "x", 10}, {1, "b", "x", 20}});
+  auto out = feed({{1, "a", "x", 10}, {1, "b", "x", 20}, {1, "b", "x", 20}});
+  EXPECT_EQ(out.changes->num_rows(), 0);
+  EXPECT_EQ(out.ignored, 3);
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}, {1, "b", "x", 20, -1}}));
+}
+
+TEST_F(CdcHistoryTest, UntrackedColumnsChangeTheOpenVersionInPlace) {
+  make({"id", "name"});
+  feed({{1, "a", "x", 10}, {1, "a", "y", 20}, {1, "b", "y", 30}});
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "y", 10, 30}, {1, "b", "y", 30, -1}}));
+}
+
+}  // namespace
+}  // namespace sluice::exec

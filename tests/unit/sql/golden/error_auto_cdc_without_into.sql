@@ -1,0 +1,1 @@
+CREATE FLOW f AS AUTO CDC customers FROM STREAM(cdc) KEYS (id) SEQUENCE BY seq;
