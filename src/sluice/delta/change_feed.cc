@@ -12,6 +12,7 @@
 #include "sluice/delta/log_segment.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema.h"
+#include "sluice/delta/table_features.h"
 
 namespace sluice::delta {
 
@@ -142,8 +143,7 @@ class ChangeFileReader : public arrow::RecordBatchReader {
 }  // namespace
 
 bool change_data_feed_enabled(const Metadata& metadata) {
-  auto it = metadata.configuration.find(kEnableChangeDataFeed);
-  return it != metadata.configuration.end() && to_lower(it->second) == "true";
+  return change_data_feed_enabled(metadata.configuration);  // table_features.h
 }
 
 std::shared_ptr<arrow::Schema> change_feed_schema(const arrow::Schema& table_schema) {

@@ -15,12 +15,12 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/actions.h"
+#include "sluice/delta/change_data.h"  // kChangeTypeColumn
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/snapshot.h"
 
 namespace sluice::delta {
 
-inline constexpr char kChangeTypeColumn[] = "_change_type";
 inline constexpr char kCommitVersionColumn[] = "_commit_version";
 inline constexpr char kCommitTimestampColumn[] = "_commit_timestamp";
 inline constexpr char kEnableChangeDataFeed[] = "delta.enableChangeDataFeed";
