@@ -137,13 +137,14 @@ def test_vacuum_refuses_a_short_window_without_force(tmp_path):
 def test_log_cleanup_after_checkpoints_leaves_a_readable_log(tmp_path):
     table = tmp_path / "t"
     write_deltalake(str(table), pa.table({"id": [0]}), configuration={
-        "delta.checkpointInterval": "2", "delta.logRetentionDuration": "interval 0 seconds",
-        "delta.checkpointRetentionDuration": "interval 0 seconds"})
+        "delta.checkpointInterval": "2", "delta.logRetentionDuration": "interval 1 second"})
     for i in range(1, 5):
         age_everything(table)
         sluice_append(table, pa.table({"id": [i]}))
+    # At the checkpoint of version 4, commits 0-3 were an hour old and 4 new: the cut-off commit
+    # is 3, the log starts at checkpoint 2 (kept).
     log = sorted(os.listdir(table / "_delta_log"))
-    assert "00000000000000000000.json" not in log and "00000000000000000004.checkpoint.parquet" in log, log
-    assert "00000000000000000002.checkpoint.parquet" not in log, log
+    assert "00000000000000000000.json" not in log and "00000000000000000001.json" not in log, log
+    assert "00000000000000000002.checkpoint.parquet" in log and "00000000000000000002.json" in log, log
     assert sorted(r["id"] for r in read_deltalake(table).to_pylist()) == [0, 1, 2, 3, 4]
     assert sorted(r["id"] for r in read_duckdb(table).to_pylist()) == [0, 1, 2, 3, 4]
