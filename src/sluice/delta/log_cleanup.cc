@@ -34,7 +34,7 @@ std::optional<int64_t> other_log_file_version(const std::string& name) {
 }
 
 // A listed object's modification time in milliseconds (the local store lists names only).
-arrow::Result<int64_t> mtime_millis(const LogStore& store, const storage::ObjectInfo& object) {
+arrow::Result<int64_t> object_mtime_millis(const LogStore& store, const storage::ObjectInfo& object) {
   if (object.mtime_nanos != 0) return object.mtime_nanos / 1'000'000;
   ARROW_ASSIGN_OR_RAISE(auto info, store.objects()->head((store.log_dir() / object.name).string()));
   // Gone since the listing (another cleanup): as old as can be.
@@ -76,7 +76,7 @@ arrow::Result<LogCleanupResult> cleanup_expired_logs(const LogStore& store, cons
   // window, scanning up from the oldest (a commit after one inside the window counts as inside).
   std::optional<int64_t> cutoff_commit;
   for (const auto& [version, object] : commits) {
-    ARROW_ASSIGN_OR_RAISE(const int64_t mtime, mtime_millis(store, *object));
+    ARROW_ASSIGN_OR_RAISE(const int64_t mtime, object_mtime_millis(store, *object));
     if (mtime > cutoff) break;
     cutoff_commit = version;
   }
@@ -99,7 +99,7 @@ arrow::Result<LogCleanupResult> cleanup_expired_logs(const LogStore& store, cons
     if (auto v = parse_commit_file_name(o.name); v && v->value() < keep_from) {
       doomed.push_back({v->value(), 0, &o});
     } else if (auto c = parse_checkpoint_file_name(o.name); c && c->first.value() < keep_from) {
-      ARROW_ASSIGN_OR_RAISE(const int64_t mtime, mtime_millis(store, o));
+      ARROW_ASSIGN_OR_RAISE(const int64_t mtime, object_mtime_millis(store, o));
       if (mtime <= checkpoint_cutoff) doomed.push_back({c->first.value(), 1, &o});
     } else if (auto other = other_log_file_version(o.name); other && *other < keep_from) {
       doomed.push_back({*other, 2, &o});
