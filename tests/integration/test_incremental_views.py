@@ -112,8 +112,45 @@ def test_incremental_view_equals_full_recompute_over_updates(tmp_path, bootstrap
     check_against_duckdb(pipe, produced)
     assert refreshes(pipe, "by_key")[-1]["mode"] == "incremental"
 
-    # An update with nothing new keeps the view as it is (from the stored partials).
+    # An update with nothing new keeps the view as it is, committing nothing (issue 15).
     r = run_sluice("run", pipe, "--once")
     assert r.returncode == 0, r.stderr
     check_against_duckdb(pipe, produced)
-    assert refreshes(pipe, "by_key")[-1]["mode"] == "incremental"
+    assert refreshes(pipe, "by_key")[-1]["mode"] == "none"
+
+
+IDLE_SQL = """
+CREATE OR REFRESH STREAMING TABLE events
+AS SELECT value.* FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema => 'k STRING, v BIGINT');
+
+CREATE OR REFRESH MATERIALIZED VIEW sums AS SELECT k, sum(v) AS total FROM events GROUP BY k;
+
+CREATE OR REFRESH MATERIALIZED VIEW distinct_vs AS SELECT k, count(DISTINCT v) AS d FROM events GROUP BY k;
+"""
+
+
+def test_view_whose_inputs_did_not_change_commits_nothing(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "idlemv", bootstrap)
+    (pipe / "p.sql").write_text(IDLE_SQL.format(topic=topic))
+    produce_values(bootstrap, topic, [{"k": "a", "v": 1}, {"k": "b", "v": 2}])
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    tables = pipe / "data" / "tables"
+    versions = {v: DeltaTable(str(tables / v)).version() for v in ("sums", "distinct_vs")}
+
+    for _ in range(2):  # no new input: no new version of either view, and the update says why
+        r = run_sluice("run", pipe, "--once")
+        assert r.returncode == 0, r.stderr
+        assert {v: DeltaTable(str(tables / v)).version() for v in versions} == versions
+        for view in versions:
+            last = refreshes(pipe, view)[-1]
+            assert last["mode"] == "none" and "no input changed" in last["reason"], last
+        assert "up to date: no input changed" in r.stdout, r.stdout
+
+    produce_values(bootstrap, topic, [{"k": "a", "v": 5}])
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    assert {v: DeltaTable(str(tables / v)).version() for v in versions} == {v: n + 1 for v, n in versions.items()}
+    assert sorted((r["k"], r["total"]) for r in table(pipe, "sums")) == [("a", 6), ("b", 2)]
+    assert sorted((r["k"], r["d"]) for r in table(pipe, "distinct_vs")) == [("a", 2), ("b", 1)]

@@ -75,6 +75,7 @@ std::string summary_line(const sluice::pipeline::DatasetReport& r) {
   if (r.rows_late) line += fmt::format(", {} late", r.rows_late);
   if (r.rows_duplicate) line += fmt::format(", {} duplicate", r.rows_duplicate);
   line += r.kind == "sink" ? fmt::format(", upstream version {}", r.version) : fmt::format(", table version {}", r.version);
+  if (r.refresh_mode == "none") line += " (up to date: " + r.refresh_reason + ")";
   std::string expectations;
   for (const auto& [name, n] : r.expectation_failures) expectations += fmt::format(" {}:{} failed", name, n);
   if (!expectations.empty()) line += ";" + expectations;

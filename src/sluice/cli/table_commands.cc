@@ -17,6 +17,7 @@
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/delta/vacuum.h"
 #include "sluice/exec/constraint_checker.h"
 
 namespace sluice::cli {
@@ -387,6 +388,59 @@ arrow::Status export_table(const TableArgs& args, const std::string& out) {
   return io_failure(written, "cannot write", out);
 }
 
+struct VacuumArgs {
+  std::string path;
+  std::vector<std::string> retain;  // "168 hours", "7 days", "interval 1 week" (a bare number: hours)
+  bool dry_run = false;
+  bool force = false;
+  std::string format = "text";
+};
+
+arrow::Status vacuum(const VacuumArgs& args) {
+  ARROW_ASSIGN_OR_RAISE(auto store, delta::LogStore::open(args.path));
+  delta::VacuumOptions options;
+  if (!args.retain.empty()) {
+    std::string text = fmt::format("{}", fmt::join(args.retain, " "));
+    if (std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; })) {
+      text += " hours";  // Spark's RETAIN n HOURS
+    }
+    auto millis = delta::parse_interval_millis(text);
+    if (!millis.ok()) return with_context(millis.status(), "--retain");
+    options.retain_millis = *millis;
+  }
+  options.mode = args.dry_run ? delta::VacuumMode::kDryRun : delta::VacuumMode::kDelete;
+  options.check = args.force ? delta::RetentionCheck::kOff : delta::RetentionCheck::kEnforced;
+  ARROW_ASSIGN_OR_RAISE(auto r, delta::vacuum(store, options));
+  int64_t files = 0;
+  for (const auto& f : r.candidates) files += !f.is_dir;
+  const int64_t dirs = static_cast<int64_t>(r.candidates.size()) - files;
+  if (args.format == "json") {
+    json list = json::array();
+    for (const auto& f : r.candidates) list.push_back({{"path", f.path}, {"size", f.size}, {"isDir", f.is_dir}});
+    json out = {{"table", args.path}, {"dryRun", args.dry_run}, {"readVersion", r.read_version.value()},
+                {"retentionMillis", r.retention_millis}, {"deleteBeforeMillis", r.delete_before_millis},
+                {"files", list}, {"numFiles", files}, {"numDirectories", dirs}, {"sizeInBytes", r.bytes},
+                {"numDeletedFiles", r.deleted_files}, {"numDeletedDirectories", r.deleted_dirs},
+                {"startVersion", r.start_version ? json(r.start_version->value()) : json()},
+                {"endVersion", r.end_version ? json(r.end_version->value()) : json()}};
+    std::cout << out.dump() << "\n";
+    return arrow::Status::OK();
+  }
+  if (args.dry_run) {
+    for (const auto& f : r.candidates) std::cout << store->display(store->table_root() / f.path) << "\n";
+    std::cout << fmt::format("{}: {} files and {} folders ({} bytes) not needed by version {} or by any version of "
+                             "the last {:g} hours would be deleted (dry run)\n",
+                             args.path, files, dirs, r.bytes, r.read_version.value(),
+                             static_cast<double>(r.retention_millis) / 3'600'000.0);
+    return arrow::Status::OK();
+  }
+  std::cout << fmt::format("{}: deleted {} files and {} folders ({} bytes); versions {} (VACUUM START) and {} "
+                           "(VACUUM END)\n",
+                           args.path, r.deleted_files, r.deleted_dirs, r.bytes, r.start_version->value(),
+                           r.end_version->value());
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 void add_table_commands(CLI::App& app, int* exit_code) {
@@ -436,6 +490,18 @@ void add_table_commands(CLI::App& app, int* exit_code) {
   a->add_option("--checkpoint-interval", append_args.checkpoint_interval,
                 "delta.checkpointInterval (new table)");
   a->callback([exit_code] { *exit_code = report(append(append_args)); });
+
+  static VacuumArgs vacuum_args;
+  auto* v = table->add_subcommand("vacuum", "Delete files no version inside the retention window needs");
+  v->add_option("path", vacuum_args.path, "Table folder")->required();
+  v->add_option("--retain", vacuum_args.retain,
+                "Keep files needed in this window: '168 hours', '7 days' (default: delta.deletedFileRetentionDuration)")
+      ->expected(1, 3);
+  v->add_flag("--dry-run", vacuum_args.dry_run, "List what would be deleted; delete nothing");
+  v->add_flag("--force", vacuum_args.force,
+              "Allow a window shorter than delta.deletedFileRetentionDuration (no operation may be running)");
+  v->add_option("--format", vacuum_args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  v->callback([exit_code] { *exit_code = report(vacuum(vacuum_args)); });
 }
 
 }  // namespace sluice::cli

@@ -23,6 +23,7 @@
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/snapshot.h"
+#include "sluice/delta/vacuum.h"
 
 namespace sluice::delta {
 
@@ -179,28 +180,12 @@ std::optional<std::pair<std::string, json>> checkpoint_entry(const Action& actio
   return std::nullopt;
 }
 
+// delta.deletedFileRetentionDuration as vacuum reads it (vacuum.h): a tombstone dropped from
+// the checkpoint earlier than vacuum expects would let vacuum delete a file a version inside
+// the window needs. A property that does not parse keeps every tombstone.
 int64_t tombstone_retention_millis(const Metadata& metadata) {
-  // delta.deletedFileRetentionDuration, e.g. "interval 1 week"; default one week.
-  auto it = metadata.configuration.find("delta.deletedFileRetentionDuration");
-  int64_t week = 7ll * 24 * 3600 * 1000;
-  if (it == metadata.configuration.end()) return week;
-  std::smatch m;
-  static const std::regex kInterval(R"(interval\s+(\d+)\s+(\w+?)s?)", std::regex::icase);
-  if (!std::regex_match(it->second, m, kInterval)) return week;
-  int64_t n = 0;
-  try {
-    n = std::stoll(m[1]);
-  } catch (const std::exception&) {
-    return week;  // more digits than any retention needs
-  }
-  if (n > 10'000'000) n = 10'000'000;  // keeps n * week within int64
-  std::string unit = m[2];
-  if (unit == "week") return n * week;
-  if (unit == "day") return n * 24 * 3600 * 1000;
-  if (unit == "hour") return n * 3600 * 1000;
-  if (unit == "minute") return n * 60 * 1000;
-  if (unit == "second") return n * 1000;
-  return week;
+  auto millis = deleted_file_retention_millis(metadata, "");
+  return millis.ok() ? *millis : INT64_MAX / 2;
 }
 
 // `table` as the bytes of a Parquet file (a checkpoint is published whole, by one

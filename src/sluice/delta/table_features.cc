@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kConstraintPrefix = "delta.constraints.";
 
 // Reader features sluice implements (vacuumProtocolCheck only asks VACUUM to check the
-// protocol; sluice does not vacuum).
+// reader and writer protocol, which delta/vacuum.cc does).
 const std::set<std::string>& supported_reader_features() {
   static const std::set<std::string> kFeatures = {"timestampNtz", "vacuumProtocolCheck"};
   return kFeatures;

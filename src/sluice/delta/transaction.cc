@@ -6,6 +6,7 @@
 #include "sluice/common/ids.h"
 #include "sluice/delta/checkpoint.h"
 #include "sluice/delta/data_file_writer.h"
+#include "sluice/delta/log_cleanup.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/common/status.h"
 
@@ -175,6 +176,15 @@ arrow::Result<CommitResult> Transaction::finish_commit(DeltaVersion version, int
   const auto& metadata = result.snapshot->metadata();
   if (version.value() > 0 && version.value() % checkpoint_interval(metadata) == 0) {
     result.checkpoint_status = write_checkpoint(*store_, *result.snapshot);
+    if (result.checkpoint_status.ok()) {
+      // Delta cleans up expired log files right after a checkpoint (MetadataCleanup).
+      auto cleaned = cleanup_expired_logs(*store_, metadata, now_millis());
+      if (!cleaned.ok()) {
+        result.checkpoint_status = with_context(
+            cleaned.status(), fmt::format("log cleanup after the checkpoint at version {} (the table is intact; "
+                                          "the next checkpoint cleans up again)", version.value()));
+      }
+    }
   }
   return result;
 }

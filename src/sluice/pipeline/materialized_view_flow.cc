@@ -2,9 +2,14 @@
 // incremental_view.h can) and replaced in one commit.
 #include <arrow/api.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/change_feed.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
@@ -16,6 +21,41 @@
 #include "sluice/pipeline/incremental_view.h"
 
 namespace sluice::pipeline {
+
+namespace {
+
+// An input of a materialized view as this update finds it.
+struct ViewInput {
+  std::string name;
+  std::string table_id;
+  DeltaVersion version;
+};
+
+// Functions whose value changes between updates without any input changing: a view that calls
+// one is recomputed every update (a conservative look at the file's text).
+std::optional<std::string> volatile_call(const std::string& text) {
+  const std::string lower = to_lower(text);
+  for (const char* f : {"current_timestamp", "current_date", "now(", "rand(", "random(", "uuid("}) {
+    if (lower.find(f) != std::string::npos) return std::string(f);
+  }
+  return std::nullopt;
+}
+
+// The view's inputs at their latest versions; none when one cannot be read (the refresh then
+// reports why).
+std::optional<std::vector<ViewInput>> view_inputs(const exec::SelectPlan& plan, const PipelineConfig& config) {
+  std::vector<ViewInput> out;
+  for (const auto& src : plan.sources()) {
+    if (src.kind != exec::PlanSource::Kind::kDataset) return std::nullopt;
+    delta::LogStore upstream(config.objects, config.table_path(src.name).string());
+    auto snapshot = delta::Snapshot::load(upstream);
+    if (!snapshot.ok()) return std::nullopt;
+    out.push_back({src.name, (*snapshot)->metadata().id, (*snapshot)->version()});
+  }
+  return out;
+}
+
+}  // namespace
 
 arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& report) {
   const auto& plan = planner_.flow_plans().at(d.flows[0]);
@@ -54,6 +94,35 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   const auto* snapshot = commit->snapshot().get();
   std::shared_ptr<arrow::Table> output;
   auto progress = commit->progress();
+  // Issue 15: the view records its query's fingerprint and every input's version; an update that
+  // finds both as recorded commits nothing (unless --full-refresh names it, or it calls a
+  // function such as current_timestamp()).
+  const std::string& file_text = planner_.graph().files.at(d.file).text;
+  nlohmann::json props(planner_.properties(d));
+  const int64_t query_fp = static_cast<int64_t>(
+      fingerprint(d.name + "\n" + file_text + "\n" + planner_.schemas().at(d.name)->ToString(true) + "\n" +
+                  props.dump()) & 0x7fffffffffffffffULL);
+  progress.view_query(query_fp);
+  const auto& refresh_all = options_.full_refresh;
+  const bool forced = std::find(refresh_all.begin(), refresh_all.end(), d.name) != refresh_all.end() ||
+                      (refresh_all.size() == 1 && refresh_all[0] == "*");
+  auto inputs = view_inputs(plan, config_);
+  if (inputs) {
+    bool unchanged = snapshot && !forced && commit->recorded(commit->ids().view_query()) == query_fp &&
+                     !volatile_call(file_text);
+    std::vector<std::string> at;
+    for (const auto& in : *inputs) {
+      progress.delta(in.table_id, DeltaReader::kOnly, in.version);
+      unchanged = unchanged && commit->recorded(commit->ids().delta(in.table_id)) == in.version.value();
+      at.push_back(fmt::format("{} at version {}", in.name, in.version.value()));
+    }
+    if (unchanged) {
+      report.version = snapshot->version().value();
+      report.refresh_mode = "none";
+      report.refresh_reason = fmt::format("no input changed since the last refresh ({})", fmt::join(at, ", "));
+      return arrow::Status::OK();
+    }
+  }
   ViewPartials partials;  // incremental views: saved with the commit, labelled with its progress
   auto blocker = incremental_blocker(plan);
   if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {

@@ -30,6 +30,10 @@ std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std:
   return "sluice:last_record:" + kafka_progress_id(pipeline, flow, topic, partition);
 }
 
+std::string view_query_progress_id(const PipelineId& pipeline, const std::string& flow) {
+  return fmt::format("sluice:view_query:{}/{}", pipeline.value(), flow);
+}
+
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow) {
   const auto prefix = fmt::format("{}/{}/", pipeline.value(), flow);
   return app_id.rfind(prefix, 0) == 0;

@@ -50,6 +50,11 @@ std::string delta_progress_id(const PipelineId& pipeline, const std::string& flo
 std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std::string& flow,
                                           const std::string& topic, KafkaPartition partition);
 
+// `sluice:view_query:<pipeline id>/<flow>`: the fingerprint of what a materialized view computes
+// (its query text, schema and properties), committed with its inputs' versions so an update
+// whose inputs and query did not change commits nothing. A marker, not progress.
+std::string view_query_progress_id(const PipelineId& pipeline, const std::string& flow);
+
 // A Kafka sink flow's transactional.id, `sluice-<pipeline id>-<flow>`: one per flow, so a
 // restarted run fences the one before it and aborts its open transaction; and the consumer
 // group whose committed offset (written in the same transactions) is the flow's progress.

@@ -21,6 +21,8 @@ std::string ProgressIds::kafka_last_record(const std::string& topic, KafkaPartit
   return kafka_fingerprint_progress_id(pipeline_, flow_, topic, partition);
 }
 
+std::string ProgressIds::view_query() const { return view_query_progress_id(pipeline_, flow_); }
+
 std::string ProgressIds::delta(const std::string& upstream_table_id, DeltaReader reader) const {
   return delta_progress_id(pipeline_, flow_, upstream_table_id, reader);
 }
@@ -47,6 +49,8 @@ void SourceProgress::kafka_last_record(const std::string& topic, KafkaPartition 
 void SourceProgress::delta(const std::string& upstream_table_id, DeltaReader reader, DeltaVersion consumed) {
   positions_[ids_.delta(upstream_table_id, reader)] = consumed.value();
 }
+
+void SourceProgress::view_query(int64_t fingerprint) { markers_[ids_.view_query()] = fingerprint; }
 
 StreamingCommit::StreamingCommit(StreamingCommitOptions options)
     : options_(std::move(options)), ids_(options_.pipeline, options_.flow) {}

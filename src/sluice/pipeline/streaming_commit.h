@@ -67,6 +67,8 @@ class ProgressIds {
   std::string kafka(const std::string& topic, KafkaPartition partition) const;
   // The fingerprint of the last record read from a Kafka partition (a marker, not progress).
   std::string kafka_last_record(const std::string& topic, KafkaPartition partition) const;
+  // The fingerprint of a materialized view's query (a marker, not progress).
+  std::string view_query() const;
   // An upstream Delta table's progress (version: the upstream version consumed).
   std::string delta(const std::string& upstream_table_id, DeltaReader reader = DeltaReader::kOnly) const;
   // Whether `app_id` is progress of this flow (any source; markers are not).
@@ -91,6 +93,8 @@ class SourceProgress {
   // `encoded`: kafka::encode_fingerprint's value; -1 for none.
   void kafka_last_record(const std::string& topic, KafkaPartition partition, int64_t encoded);
   void delta(const std::string& upstream_table_id, DeltaReader reader, DeltaVersion consumed);
+  // A materialized view's query fingerprint (ProgressIds::view_query), kept non-negative.
+  void view_query(int64_t fingerprint);
 
   // The progress: recorded by the target, its side tables, and the state snapshot's label.
   const TxnVersions& positions() const { return positions_; }

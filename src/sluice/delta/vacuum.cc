@@ -1,0 +1,375 @@
+// VACUUM: what Spark's VacuumCommand deletes, chosen the same way, committed the same way.
+#include "sluice/delta/vacuum.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+#include "sluice/common/text.h"
+#include "sluice/delta/snapshot.h"
+#include "sluice/delta/table_features.h"
+#include "sluice/delta/transaction.h"
+
+namespace sluice::delta {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kMillisPerDay = 24ll * 3600 * 1000;
+
+// Unit of an interval word (singular or plural), in microseconds; 0 when unknown, -1 for
+// months and years (which have no fixed length: Delta refuses them in retention properties).
+int64_t interval_unit_micros(std::string unit) {
+  unit = to_lower(std::move(unit));
+  if (unit.size() > 1 && unit.back() == 's') unit.pop_back();
+  if (unit == "week") return 7 * kMillisPerDay * 1000;
+  if (unit == "day") return kMillisPerDay * 1000;
+  if (unit == "hour") return 3600ll * 1'000'000;
+  if (unit == "minute") return 60ll * 1'000'000;
+  if (unit == "second") return 1'000'000;
+  if (unit == "millisecond") return 1000;
+  if (unit == "microsecond") return 1;
+  if (unit == "month" || unit == "year") return -1;
+  return 0;
+}
+
+arrow::Result<int64_t> retention_property(const Metadata& metadata, const std::string& table, const char* key,
+                                          int64_t default_millis) {
+  auto it = metadata.configuration.find(key);
+  if (it == metadata.configuration.end()) return default_millis;
+  auto parsed = parse_interval_millis(it->second);
+  if (!parsed.ok()) {
+    return invalid("table {}: property {} = '{}': {}; set it to a duration such as 'interval 7 days'", table, key,
+                   it->second, parsed.status().message());
+  }
+  return *parsed;
+}
+
+// The ancestors of a relative path ("a/b/c.parquet" -> "a", "a/b").
+void insert_with_folders(std::set<std::string>& out, const std::string& path) {
+  for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    out.insert(path.substr(0, slash));
+  }
+  out.insert(path);
+}
+
+// A path of an add/remove action or a deletion vector relative to the table root; none when it
+// lies outside the table (an absolute path elsewhere: never listed, never deleted).
+std::optional<std::string> relative_to_root(const std::string& decoded, const std::string& root) {
+  std::string p = decoded;
+  if (p.rfind("file://", 0) == 0) {
+    p = p.substr(7);
+  } else if (p.rfind("file:", 0) == 0) {
+    p = p.substr(5);
+  }
+  if (p.empty() || p[0] != '/') return p;  // already relative
+  const std::string prefix = fs::path(root).lexically_normal().string() + "/";
+  const std::string normal = fs::path(p).lexically_normal().string();
+  if (normal.rfind(prefix, 0) != 0) return std::nullopt;
+  return normal.substr(prefix.size());
+}
+
+// Every file and folder under `root` that Spark lists for VACUUM: hidden names (and what is
+// below a hidden folder) left out. Modification times from lstat (a link is a file here).
+arrow::Result<std::vector<ListedFile>> list_local_table(const std::string& root,
+                                                        const std::vector<std::string>& partition_columns) {
+  std::vector<ListedFile> out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    const std::string name = p.filename().string();
+    const bool is_dir = it->is_directory(ec) && !it->is_symlink(ec);
+    if (is_hidden_for_vacuum(name, partition_columns)) {
+      if (is_dir) it.disable_recursion_pending();
+      continue;
+    }
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;  // deleted while listing
+      return io_failure(errno, "cannot stat", p.string());
+    }
+    ListedFile f;
+    f.path = p.lexically_relative(root).generic_string();
+    f.is_dir = is_dir;
+    f.size = is_dir ? 0 : static_cast<int64_t>(st.st_size);
+    f.mtime_millis = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    out.push_back(std::move(f));
+  }
+  if (ec) return io_error("cannot list {} for vacuum: {}", root, ec.message());
+  return out;
+}
+
+bool has_feature(const std::optional<std::vector<std::string>>& features, const char* name) {
+  return features && std::find(features->begin(), features->end(), name) != features->end();
+}
+
+std::string hours_text(int64_t millis) {
+  return fmt::format("{:g} hours", static_cast<double>(millis) / 3'600'000.0);
+}
+
+}  // namespace
+
+arrow::Result<int64_t> parse_interval_millis(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!word.empty()) words.push_back(std::move(word));
+      word.clear();
+    } else {
+      word += c;
+    }
+  }
+  if (!word.empty()) words.push_back(std::move(word));
+  size_t i = 0;
+  if (!words.empty() && to_lower(words[0]) == "interval") i = 1;
+  if (i >= words.size()) return invalid("'{}' is not a duration (write e.g. 'interval 7 days')", text);
+  if ((words.size() - i) % 2 != 0) {
+    return invalid("'{}' is not a duration: each number needs a unit (write e.g. 'interval 7 days')", text);
+  }
+  int64_t micros = 0;
+  for (; i < words.size(); i += 2) {
+    const std::string& number = words[i];
+    const int64_t unit = interval_unit_micros(words[i + 1]);
+    if (unit == 0) {
+      return invalid("'{}' is not a duration: unknown unit '{}' (use weeks, days, hours, minutes, seconds, "
+                     "milliseconds or microseconds)", text, words[i + 1]);
+    }
+    if (unit < 0) {
+      return invalid("'{}': months and years have no fixed length; Delta refuses them in a retention duration "
+                     "(use days)", text);
+    }
+    const bool fraction = number.find('.') != std::string::npos;
+    if (fraction && unit != 1'000'000) {
+      return invalid("'{}': only seconds may have a fraction, as in Spark (write e.g. '90 minutes')", text);
+    }
+    size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(number, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != number.size() || !std::isfinite(value) || std::fabs(value) * static_cast<double>(unit) > 9e18) {
+      return invalid("'{}' is not a duration: '{}' is not a number in range", text, number);
+    }
+    micros += static_cast<int64_t>(std::llround(value * static_cast<double>(unit)));
+  }
+  return micros / 1000;
+}
+
+arrow::Result<int64_t> deleted_file_retention_millis(const Metadata& metadata, const std::string& table) {
+  return retention_property(metadata, table, "delta.deletedFileRetentionDuration", 7 * kMillisPerDay);
+}
+
+arrow::Result<int64_t> log_retention_millis(const Metadata& metadata, const std::string& table) {
+  return retention_property(metadata, table, "delta.logRetentionDuration", 30 * kMillisPerDay);
+}
+
+arrow::Result<int64_t> checkpoint_retention_millis(const Metadata& metadata, const std::string& table) {
+  return retention_property(metadata, table, "delta.checkpointRetentionDuration", 2 * kMillisPerDay);
+}
+
+arrow::Result<std::optional<std::string>> deletion_vector_file(std::string_view storage_type,
+                                                               std::string_view path_or_inline_dv) {
+  if (storage_type == "i") return std::optional<std::string>{};
+  if (storage_type == "p") return std::optional<std::string>{std::string(path_or_inline_dv)};
+  if (storage_type != "u") {
+    return invalid("deletion vector storageType '{}' is not one of 'u', 'p', 'i'", storage_type);
+  }
+  if (path_or_inline_dv.size() < 20) {
+    return invalid("deletion vector pathOrInlineDv '{}' is shorter than a Z85-encoded uuid", path_or_inline_dv);
+  }
+  static constexpr std::string_view kZ85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  const std::string_view prefix = path_or_inline_dv.substr(0, path_or_inline_dv.size() - 20);
+  const std::string_view encoded = path_or_inline_dv.substr(path_or_inline_dv.size() - 20);
+  std::string hex;
+  for (size_t group = 0; group < 4; ++group) {
+    uint64_t value = 0;
+    for (size_t k = 0; k < 5; ++k) {
+      const size_t digit = kZ85.find(encoded[group * 5 + k]);
+      if (digit == std::string_view::npos) {
+        return invalid("deletion vector pathOrInlineDv '{}' is not Z85 (character '{}')", path_or_inline_dv,
+                       encoded[group * 5 + k]);
+      }
+      value = value * 85 + digit;
+    }
+    if (value > 0xffffffffULL) return invalid("deletion vector pathOrInlineDv '{}' is not Z85", path_or_inline_dv);
+    hex += fmt::format("{:08x}", value);
+  }
+  const std::string uuid = fmt::format("{}-{}-{}-{}-{}", hex.substr(0, 8), hex.substr(8, 4), hex.substr(12, 4),
+                                       hex.substr(16, 4), hex.substr(20, 12));
+  std::string file = "deletion_vector_" + uuid + ".bin";
+  if (!prefix.empty()) file = std::string(prefix) + "/" + file;
+  return std::optional<std::string>{std::move(file)};
+}
+
+bool is_hidden_for_vacuum(std::string_view name, const std::vector<std::string>& partition_columns) {
+  if (name == "metadata") return true;
+  if (name.empty() || (name[0] != '.' && name[0] != '_')) return false;
+  if (name.rfind("_delta_index", 0) == 0 || name.rfind("_change_data", 0) == 0) return false;
+  for (const auto& c : partition_columns) {
+    if (name.rfind(c + "=", 0) == 0) return false;
+  }
+  return true;
+}
+
+std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& listing,
+                                                 const std::set<std::string>& valid,
+                                                 int64_t delete_before_millis) {
+  // Spark counts each path: a folder once for itself and once per old file below it, a file
+  // once; what is counted once and not valid goes.
+  std::map<std::string, std::pair<int64_t, const ListedFile*>> counts;
+  for (const auto& f : listing) {
+    if (f.is_dir) {
+      auto& c = counts[f.path];
+      ++c.first;
+      c.second = &f;
+      continue;
+    }
+    if (f.mtime_millis >= delete_before_millis) continue;
+    auto& c = counts[f.path];
+    ++c.first;
+    c.second = &f;
+    for (size_t slash = f.path.find('/'); slash != std::string::npos; slash = f.path.find('/', slash + 1)) {
+      ++counts[f.path.substr(0, slash)].first;
+    }
+  }
+  std::vector<ListedFile> out;
+  for (const auto& [path, c] : counts) {
+    if (c.first == 1 && c.second != nullptr && !valid.count(path)) out.push_back(*c.second);
+  }
+  return out;
+}
+
+arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const VacuumOptions& options) {
+  const std::string table = store->location();
+  if (!store->is_local()) {
+    return arrow::Status::NotImplemented(fmt::format(
+        "vacuum of {}: tables on {}:// are not supported yet (the object store does not list folders "
+        "recursively); vacuum a table in a local folder",
+        table, store->objects()->scheme()));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::load(*store));
+  const auto& protocol = snapshot->protocol();
+  // vacuumProtocolCheck: a vacuum must understand the table as a reader and as a writer.
+  ARROW_RETURN_NOT_OK(check_read_supported(protocol, table));
+  ARROW_RETURN_NOT_OK(check_write_supported(protocol, snapshot->metadata(), table));
+  if (has_feature(protocol.reader_features, "deletionVectors") ||
+      has_feature(protocol.writer_features, "deletionVectors")) {
+    // Add does not carry its deletion vector yet: the vacuum would not see which
+    // deletion_vector_*.bin files live versions need (deletion_vector_file is ready for it).
+    return arrow::Status::NotImplemented(fmt::format(
+        "vacuum of {}: the table uses deletion vectors, which sluice's vacuum does not keep track of yet; "
+        "vacuum it with Spark or deltalake",
+        table));
+  }
+  ARROW_ASSIGN_OR_RAISE(const int64_t configured, deleted_file_retention_millis(snapshot->metadata(), table));
+  VacuumResult result;
+  result.read_version = snapshot->version();
+  result.retention_millis = options.retain_millis.value_or(configured);
+  if (result.retention_millis < 0) {
+    return invalid("vacuum of {}: the retention {} is negative; give a duration of 0 or more", table,
+                   hours_text(result.retention_millis));
+  }
+  if (options.check == RetentionCheck::kEnforced && result.retention_millis < configured) {
+    return invalid(
+        "vacuum of {}: a retention of {} is shorter than the table's delta.deletedFileRetentionDuration ({}): "
+        "a writer still writing to the table, or a reader of a version inside that window, could lose files it "
+        "needs. If no operation is running on the table, give --force (Spark: "
+        "spark.databricks.delta.retentionDurationCheck.enabled = false)",
+        table, hours_text(result.retention_millis), hours_text(configured));
+  }
+  result.delete_before_millis = now_millis() - result.retention_millis;
+
+  const std::string root = store->table_root().string();
+  std::set<std::string> valid;
+  auto keep = [&](const std::string& encoded) -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto decoded, uri_decode_path(encoded));
+    if (auto rel = relative_to_root(decoded, root)) insert_with_folders(valid, *rel);
+    return arrow::Status::OK();
+  };
+  for (const auto& add : snapshot->files()) ARROW_RETURN_NOT_OK(keep(add.path));
+  for (const auto& r : snapshot->tombstones()) {
+    if (r.deletion_timestamp.value_or(0) >= result.delete_before_millis) ARROW_RETURN_NOT_OK(keep(r.path));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto listing, list_local_table(root, snapshot->metadata().partition_columns));
+  result.candidates = select_vacuum_candidates(listing, valid, result.delete_before_millis);
+  int64_t num_files = 0;
+  for (const auto& f : result.candidates) {
+    result.bytes += f.size;
+    num_files += !f.is_dir;
+  }
+  if (options.mode == VacuumMode::kDryRun) return result;
+
+  // Spark's VacuumStart / VacuumEnd operations, commitInfo only; values as strings, as Spark
+  // serializes them.
+  CommitOptions start;
+  start.operation = "VACUUM START";
+  start.operation_parameters = {
+      {"retentionCheckEnabled", options.check == RetentionCheck::kEnforced ? "true" : "false"},
+      {"defaultRetentionMillis", std::to_string(configured)},
+      {"vacuumType", "FULL"}};
+  if (options.retain_millis) start.operation_parameters["specifiedRetentionMillis"] = std::to_string(*options.retain_millis);
+  start.operation_metrics = {{"numFilesToDelete", std::to_string(num_files)},
+                             {"sizeOfDataToDelete", std::to_string(result.bytes)}};
+  Transaction start_txn(store, snapshot);
+  ARROW_ASSIGN_OR_RAISE(auto started, start_txn.commit(start));
+  result.start_version = started.version;
+
+  arrow::Status failure;
+  // Files first, then folders deepest first (a folder still holding files is left for later).
+  for (const auto& f : result.candidates) {
+    if (f.is_dir) continue;
+    const std::string path = (store->table_root() / f.path).string();
+    auto st = store->objects()->remove(path);
+    if (!st.ok()) {
+      failure = io_failure(st, "cannot delete", path);
+      break;
+    }
+    ++result.deleted_files;
+  }
+  std::vector<const ListedFile*> dirs;
+  for (const auto& f : result.candidates) {
+    if (f.is_dir) dirs.push_back(&f);
+  }
+  std::sort(dirs.begin(), dirs.end(), [](const ListedFile* a, const ListedFile* b) { return a->path > b->path; });
+  for (const auto* d : failure.ok() ? dirs : std::vector<const ListedFile*>{}) {
+    const std::string path = (store->table_root() / d->path).string();
+    if (::rmdir(path.c_str()) == 0) {
+      ++result.deleted_dirs;
+    } else if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT) {
+      failure = io_failure(errno, "cannot delete folder", path);
+      break;
+    }
+  }
+
+  CommitOptions end;
+  end.operation = "VACUUM END";
+  end.operation_parameters = {{"status", failure.ok() ? "COMPLETED" : "FAILED"}};
+  end.operation_metrics = {{"numDeletedFiles", std::to_string(result.deleted_files)},
+                           {"numVacuumedDirectories", std::to_string(result.deleted_dirs)}};
+  Transaction end_txn(store, started.snapshot);
+  ARROW_ASSIGN_OR_RAISE(auto ended, end_txn.commit(end));
+  result.end_version = ended.version;
+  if (!failure.ok()) {
+    return with_context(failure, fmt::format("vacuum of {} (deleted {} of {} files; run it again)", table,
+                                             result.deleted_files, num_files));
+  }
+  return result;
+}
+
+}  // namespace sluice::delta
