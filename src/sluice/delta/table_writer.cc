@@ -224,6 +224,7 @@ arrow::Result<Transaction> TableWriter::finish() {
       r.extended_file_metadata = true;
       r.partition_values = f.partition_values;
       r.size = f.size;
+      r.deletion_vector = f.deletion_vector;  // the logical file is (path, deletion vector)
       txn.remove_file(std::move(r));
     }
   }
