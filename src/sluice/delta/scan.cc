@@ -263,9 +263,7 @@ class DataFileBatchReader : public arrow::RecordBatchReader {
     return with_context(st, fmt::format("data file {}", path_));
   }
 
-  const std::string path_;
-  const std::shared_ptr<arrow::Schema> schema_;
-  const std::vector<std::shared_ptr<arrow::Scalar>> partition_values_;  // by field; null: read
+  // `batch` (the file's rows from next_row_ on) without the rows the vector marks.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> drop_deleted(
       std::shared_ptr<arrow::RecordBatch> batch) {
     const int64_t n = batch->num_rows();
