@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from readers import read_deltalake, read_sluice, sluice
+from readers import read_sluice, sluice
 from spark_support import spark_session
 
 STATEMENTS = [
@@ -58,6 +58,13 @@ def model_rows(rows, statement_index):
         if k not in present:
             out.append({"id": k, "part": part, "v": v, "name": name})
     return out
+
+
+def read_deltalake(path):
+    """deltalake's DataFusion scan (to_pyarrow_table() refuses the deletionVectors feature)."""
+    from deltalake import QueryBuilder
+    reader = QueryBuilder().register("t", DeltaTable(str(path))).execute("SELECT * FROM t")
+    return pa.table(reader.read_all())
 
 
 def ordered(rows):
