@@ -541,8 +541,7 @@ arrow::Result<DmlOutcome> MergeRun::run() {
   names.bytes_removed = "numTargetBytesRemoved";
   names.vectors_added = "numTargetDeletionVectorsAdded";
   names.vectors_removed = "numTargetDeletionVectorsRemoved";
-  names.vectors_updated = "numTargetDeletionVectorsUpdated";
-  names.vector_files_count_as_removed = true;
+  names.vectors_updated = "numTargetDeletionVectorsUpdated";  // files with vectors: not removed
   return rewrite->commit("MERGE", history_parameters(), std::move(metrics), std::move(read), names);
 }
 

@@ -74,7 +74,7 @@ class TableRewrite {
     const char* vectors_removed = "numDeletionVectorsRemoved";
     const char* vectors_updated = "numDeletionVectorsUpdated";
     // Whether numRemovedFiles counts files that got a deletion vector (Spark's UPDATE does,
-    // its DELETE does not).
+    // its DELETE and MERGE do not).
     bool vector_files_count_as_removed = false;
   };
   arrow::Result<DmlOutcome> commit(std::string operation, nlohmann::json parameters,
