@@ -153,6 +153,28 @@ bool writes_deletion_vectors(const Protocol& protocol, const Metadata& metadata)
   return v == "true" && lists(protocol.reader_features) && lists(protocol.writer_features);
 }
 
+Protocol with_deletion_vectors(Protocol protocol) {
+  auto add = [](std::optional<std::vector<std::string>>& features,
+                std::initializer_list<const char*> names) {
+    if (!features) features.emplace();
+    for (const char* name : names) {
+      if (std::find(features->begin(), features->end(), name) == features->end()) {
+        features->push_back(name);
+      }
+    }
+  };
+  if (protocol.min_reader_version < 3) protocol.reader_features.reset();
+  if (protocol.min_writer_version < 7) {
+    protocol.writer_features.reset();
+    add(protocol.writer_features, {"appendOnly", "invariants"});  // what version 2 implied
+  }
+  protocol.min_reader_version = 3;
+  protocol.min_writer_version = 7;
+  add(protocol.reader_features, {"deletionVectors"});
+  add(protocol.writer_features, {"deletionVectors"});
+  return protocol;
+}
+
 bool is_append_only(const Metadata& metadata) {
   auto it = metadata.configuration.find("delta.appendOnly");
   if (it == metadata.configuration.end()) return false;

@@ -10,6 +10,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
@@ -202,6 +203,10 @@ arrow::Result<Transaction> TableWriter::finish() {
                           new_table_metadata(*table_schema_, options_.table_name,
                                              options_.description, partition_columns_));
     metadata.configuration = options_.configuration;
+    if (auto dv = metadata.configuration.find("delta.enableDeletionVectors");
+        dv != metadata.configuration.end() && to_lower(dv->second) == "true") {
+      txn.set_protocol(with_deletion_vectors(protocol_for_schema(*table_schema_)));
+    }
     if (options_.table_name.empty()) metadata.name.reset();
     txn.set_metadata(std::move(metadata));
   } else if (schema_changed_) {

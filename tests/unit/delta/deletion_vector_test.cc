@@ -16,6 +16,7 @@
 #include "sluice/delta/roaring.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
+#include "sluice/delta/table_features.h"
 #include "sluice/delta/table_writer.h"
 
 namespace sluice::delta {
@@ -172,6 +173,23 @@ TEST(RoaringBitmapArray, RefusesTruncatedAndForeignBytes) {
   native[0] = static_cast<char>(0xd0);  // magic 1681511376
   EXPECT_NE(parse_roaring_bitmap_array(native).status().message().find("native format"),
             std::string::npos);
+}
+
+TEST(DeletionVectorProtocol, ANewTableEnablingThemGetsTheFeature) {
+  sluice::testing::TempDir dir;
+  auto store = std::make_shared<LogStore>(dir.path() / "t");
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  WriteOptions options;
+  options.configuration["delta.enableDeletionVectors"] = "true";
+  auto writer = TableWriter::make(store, nullptr, *schema, options).ValueOrDie();
+  ASSERT_TRUE(writer->finish()->commit({}).ok());
+  auto snap = *Snapshot::load(*store);
+  EXPECT_EQ(snap->protocol().min_reader_version, 3);
+  EXPECT_EQ(snap->protocol().min_writer_version, 7);
+  EXPECT_EQ(*snap->protocol().reader_features, std::vector<std::string>{"deletionVectors"});
+  EXPECT_EQ(*snap->protocol().writer_features,
+            (std::vector<std::string>{"appendOnly", "invariants", "deletionVectors"}));
+  EXPECT_TRUE(writes_deletion_vectors(snap->protocol(), snap->metadata()));
 }
 
 class DeletionVectorTableTest : public ::testing::Test {
