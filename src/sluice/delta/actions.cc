@@ -30,6 +30,14 @@ json partition_values_json(const PartitionValues& values) {
   return j;
 }
 
+json deletion_vector_json(const DeletionVectorDescriptor& dv) {
+  json j = {{"storageType", dv.storage_type}, {"pathOrInlineDv", dv.path_or_inline_dv}};
+  put_optional(j, "offset", dv.offset);
+  j["sizeInBytes"] = dv.size_in_bytes;
+  j["cardinality"] = dv.cardinality;
+  return j;
+}
+
 struct ToJson {
   json operator()(const Protocol& p) const {
     json j = {{"minReaderVersion", p.min_reader_version},
@@ -57,6 +65,7 @@ struct ToJson {
               {"dataChange", a.data_change}};
     put_optional(j, "stats", a.stats);
     put_optional(j, "tags", a.tags);
+    if (a.deletion_vector) j["deletionVector"] = deletion_vector_json(*a.deletion_vector);
     return {{"add", j}};
   }
   json operator()(const Remove& r) const {
@@ -65,6 +74,7 @@ struct ToJson {
     put_optional(j, "extendedFileMetadata", r.extended_file_metadata);
     if (r.partition_values) j["partitionValues"] = partition_values_json(*r.partition_values);
     put_optional(j, "size", r.size);
+    if (r.deletion_vector) j["deletionVector"] = deletion_vector_json(*r.deletion_vector);
     return {{"remove", j}};
   }
   json operator()(const Txn& t) const {
@@ -137,6 +147,21 @@ PartitionValues partition_values_from(const json& j) {
   return out;
 }
 
+std::optional<DeletionVectorDescriptor> deletion_vector_from(const json& body, const char* action) {
+  auto it = body.find("deletionVector");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) {
+    throw std::runtime_error(fmt::format("'{}' deletionVector is not a JSON object", action));
+  }
+  DeletionVectorDescriptor dv;
+  dv.storage_type = get_required<std::string>(*it, "storageType", "deletionVector");
+  dv.path_or_inline_dv = get_required<std::string>(*it, "pathOrInlineDv", "deletionVector");
+  dv.offset = get_optional<int32_t>(*it, "offset");
+  dv.size_in_bytes = get_required<int32_t>(*it, "sizeInBytes", "deletionVector");
+  dv.cardinality = get_required<int64_t>(*it, "cardinality", "deletionVector");
+  return dv;
+}
+
 Action parse_one(const json& j) {
   if (!j.is_object() || j.size() != 1) {
     throw std::runtime_error("an action must be a JSON object with exactly one key");
@@ -194,6 +219,7 @@ Action parse_one(const json& j) {
                                            kMaxEmbeddedDepth));
     }
     a.tags = get_optional<std::map<std::string, std::string>>(body, "tags");
+    a.deletion_vector = deletion_vector_from(body, "add");
     return a;
   }
   if (kind == "remove") {
@@ -206,6 +232,7 @@ Action parse_one(const json& j) {
       r.partition_values = partition_values_from(*pv);
     }
     r.size = get_optional<int64_t>(body, "size");
+    r.deletion_vector = deletion_vector_from(body, "remove");
     return r;
   }
   if (kind == "txn") {
@@ -252,6 +279,11 @@ bool json_nests_deeper_than(std::string_view text, int limit) {
     }
   }
   return false;
+}
+
+std::string file_key(const std::string& path, const std::optional<DeletionVectorDescriptor>& dv) {
+  if (!dv) return path;
+  return path + '\0' + dv->unique_id();
 }
 
 nlohmann::json to_json(const Action& action) { return std::visit(ToJson{}, action); }

@@ -41,6 +41,22 @@ struct Metadata {
   bool operator==(const Metadata&) const = default;
 };
 
+// Where a data file's deleted rows are recorded (PROTOCOL.md "Deletion Vectors"): storage type
+// 'u' (a file beside the data, named by a Z85-encoded UUID after an optional random prefix),
+// 'p' (an absolute path) or 'i' (the bitmap inline, Z85-encoded); see deletion_vector.h.
+struct DeletionVectorDescriptor {
+  std::string storage_type;
+  std::string path_or_inline_dv;
+  std::optional<int32_t> offset;  // into the file; absent for 'i'
+  int32_t size_in_bytes = 0;
+  int64_t cardinality = 0;  // rows deleted
+  // The id that, with the data file's path, names a logical file in log replay.
+  std::string unique_id() const {
+    return storage_type + path_or_inline_dv + (offset ? "@" + std::to_string(*offset) : "");
+  }
+  bool operator==(const DeletionVectorDescriptor&) const = default;
+};
+
 // A partition value as the protocol serializes it: a string, or null.
 using PartitionValues = std::map<std::string, std::optional<std::string>>;
 
@@ -52,6 +68,7 @@ struct Add {
   bool data_change = true;
   std::optional<std::string> stats;  // JSON text, see stats.h
   std::optional<std::map<std::string, std::string>> tags;
+  std::optional<DeletionVectorDescriptor> deletion_vector;
   bool operator==(const Add&) const = default;
 };
 
@@ -62,6 +79,7 @@ struct Remove {
   std::optional<bool> extended_file_metadata;
   std::optional<PartitionValues> partition_values;
   std::optional<int64_t> size;
+  std::optional<DeletionVectorDescriptor> deletion_vector;
   bool operator==(const Remove&) const = default;
 };
 
@@ -85,6 +103,9 @@ struct OtherAction {
   nlohmann::json value;
   bool operator==(const OtherAction&) const = default;
 };
+
+// The key of a logical file in log replay: its path, and its deletion vector's id if any.
+std::string file_key(const std::string& path, const std::optional<DeletionVectorDescriptor>& dv);
 
 using Action = std::variant<Protocol, Metadata, Add, Remove, Txn, CommitInfo, OtherAction>;
 

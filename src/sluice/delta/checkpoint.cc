@@ -42,6 +42,39 @@ constexpr const char* kActionColumns[] = {"txn", "add", "remove", "metaData", "p
 
 }  // namespace
 
+namespace {
+
+// The add/remove deletionVector struct (PROTOCOL.md "Deletion Vectors").
+std::shared_ptr<arrow::Field> deletion_vector_field() {
+  return arrow::field("deletionVector",
+                      arrow::struct_({arrow::field("storageType", arrow::utf8()),
+                                      arrow::field("pathOrInlineDv", arrow::utf8()),
+                                      arrow::field("offset", arrow::int32()),
+                                      arrow::field("sizeInBytes", arrow::int32()),
+                                      arrow::field("cardinality", arrow::int64())}));
+}
+
+// checkpoint_schema() with deletionVector in add and remove, for tables that have vectors
+// (only then, so checkpoints of other tables keep their columns).
+const std::shared_ptr<arrow::Schema>& checkpoint_schema_with_deletion_vectors() {
+  static const auto schema = [] {
+    arrow::FieldVector fields;
+    for (const auto& f : checkpoint_schema()->fields()) {
+      if (f->name() != "add" && f->name() != "remove") {
+        fields.push_back(f);
+        continue;
+      }
+      auto children = f->type()->fields();
+      children.push_back(deletion_vector_field());
+      fields.push_back(arrow::field(f->name(), arrow::struct_(children)));
+    }
+    return arrow::schema(fields);
+  }();
+  return schema;
+}
+
+}  // namespace
+
 const std::shared_ptr<arrow::Schema>& checkpoint_schema() {
   static const auto schema = arrow::schema({
       arrow::field("txn", arrow::struct_({arrow::field("appId", arrow::utf8()),
@@ -220,7 +253,15 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
     actions.emplace_back(std::move(rm));
   }
 
-  const auto& schema = checkpoint_schema();
+  bool has_deletion_vectors = false;
+  for (const auto& action : actions) {
+    if (const auto* a = std::get_if<Add>(&action); a && a->deletion_vector) has_deletion_vectors = true;
+    if (const auto* r = std::get_if<Remove>(&action); r && r->deletion_vector) {
+      has_deletion_vectors = true;
+    }
+  }
+  const auto& schema =
+      has_deletion_vectors ? checkpoint_schema_with_deletion_vectors() : checkpoint_schema();
   std::vector<std::unique_ptr<arrow::ArrayBuilder>> builders;
   for (const auto& f : schema->fields()) {
     std::unique_ptr<arrow::ArrayBuilder> b;

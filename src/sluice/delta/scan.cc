@@ -8,6 +8,7 @@
 #include <parquet/arrow/reader.h>
 
 #include "sluice/common/status.h"
+#include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/log_segment.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema_evolution.h"
@@ -199,27 +200,38 @@ constexpr int64_t kReadBatchRows = 64 * 1024;
 
 // A data file's batches conformed to the snapshot's schema: partition columns from the add
 // action's partitionValues, columns the file lacks (an older schema) as nulls.
+// Rows a deletion vector marks are dropped (the reader sees the file's rows in order, so a
+// running count is each row's index in the file).
 class DataFileBatchReader : public arrow::RecordBatchReader {
  public:
   DataFileBatchReader(std::string path, std::shared_ptr<arrow::Schema> schema,
                       std::vector<std::shared_ptr<arrow::Scalar>> partition_values,
                       std::unique_ptr<parquet::arrow::FileReader> file,
-                      std::shared_ptr<arrow::RecordBatchReader> batches)
+                      std::shared_ptr<arrow::RecordBatchReader> batches,
+                      std::vector<uint64_t> deleted_rows)
       : path_(std::move(path)),
         schema_(std::move(schema)),
         partition_values_(std::move(partition_values)),
         file_(std::move(file)),
-        batches_(std::move(batches)) {}
+        batches_(std::move(batches)),
+        deleted_rows_(std::move(deleted_rows)) {}
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
   arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
     std::shared_ptr<arrow::RecordBatch> batch;
-    if (auto st = batches_->ReadNext(&batch); !st.ok()) return context(st);
-    if (!batch) {
-      *out = nullptr;
-      return arrow::Status::OK();
-    }
+    do {
+      if (auto st = batches_->ReadNext(&batch); !st.ok()) return context(st);
+      if (!batch) {
+        *out = nullptr;
+        return arrow::Status::OK();
+      }
+      if (next_deleted_ < deleted_rows_.size()) {
+        auto kept = drop_deleted(std::move(batch));
+        if (!kept.ok()) return context(kept.status());
+        batch = std::move(*kept);
+      }
+    } while (batch->num_rows() == 0);
     const int64_t rows = batch->num_rows();
     arrow::ArrayVector columns;
     columns.reserve(schema_->num_fields());
@@ -251,11 +263,36 @@ class DataFileBatchReader : public arrow::RecordBatchReader {
     return with_context(st, fmt::format("data file {}", path_));
   }
 
+  // `batch` (the file's rows from next_row_ on) without the rows the vector marks.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> drop_deleted(
+      std::shared_ptr<arrow::RecordBatch> batch) {
+    const int64_t n = batch->num_rows();
+    const uint64_t first = static_cast<uint64_t>(next_row_), end = first + n;
+    next_row_ += n;
+    if (deleted_rows_[next_deleted_] >= end) return batch;
+    arrow::BooleanBuilder keep;
+    ARROW_RETURN_NOT_OK(keep.Reserve(n));
+    uint64_t row = first;
+    while (next_deleted_ < deleted_rows_.size() && deleted_rows_[next_deleted_] < end) {
+      const uint64_t d = deleted_rows_[next_deleted_++];
+      for (; row < d; ++row) keep.UnsafeAppend(true);
+      keep.UnsafeAppend(false);
+      row = d + 1;
+    }
+    for (; row < end; ++row) keep.UnsafeAppend(true);
+    ARROW_ASSIGN_OR_RAISE(auto mask, keep.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
+    return filtered.record_batch();
+  }
+
   const std::string path_;
   const std::shared_ptr<arrow::Schema> schema_;
   const std::vector<std::shared_ptr<arrow::Scalar>> partition_values_;  // by field; null: read
   const std::unique_ptr<parquet::arrow::FileReader> file_;             // outlives batches_
   const std::shared_ptr<arrow::RecordBatchReader> batches_;
+  const std::vector<uint64_t> deleted_rows_;  // ascending row indexes in the file
+  size_t next_deleted_ = 0;
+  int64_t next_row_ = 0;  // index in the file of the next batch's first row
 };
 
 }  // namespace
@@ -305,8 +342,14 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
     ARROW_ASSIGN_OR_RAISE(partition_values[i],
                           parse_partition_value(text, schema->field(i)->type()));
   }
+  std::vector<uint64_t> deleted_rows;
+  if (file.deletion_vector) {
+    ARROW_ASSIGN_OR_RAISE(deleted_rows,
+                          read_deletion_vector(store, *file.deletion_vector, store.display(path)));
+  }
   return std::make_unique<DataFileBatchReader>(store.display(path), schema, std::move(partition_values),
-                                               std::move(*reader), std::move(*batches));
+                                               std::move(*reader), std::move(*batches),
+                                               std::move(deleted_rows));
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,

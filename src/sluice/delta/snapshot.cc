@@ -23,13 +23,15 @@ void Snapshot::apply(Action&& action, bool* saw_protocol, bool* saw_metadata) {
     metadata_ = std::move(*m);
     *saw_metadata = true;
   } else if (auto* a = std::get_if<Add>(&action)) {
-    tombstones_.erase(a->path);
-    std::string path = a->path;
-    live_[path] = {sequence_++, std::move(*a)};
+    // Keyed by (path, deletion vector id), as the protocol names a logical file: a DELETE
+    // with deletion vectors adds the path with its new vector and removes it with the old one.
+    std::string key = file_key(a->path, a->deletion_vector);
+    tombstones_.erase(key);
+    live_[key] = {sequence_++, std::move(*a)};
   } else if (auto* r = std::get_if<Remove>(&action)) {
-    live_.erase(r->path);
-    std::string path = r->path;
-    tombstones_[path] = std::move(*r);
+    std::string key = file_key(r->path, r->deletion_vector);
+    live_.erase(key);
+    tombstones_[key] = std::move(*r);
   } else if (auto* t = std::get_if<Txn>(&action)) {
     txns_[t->app_id] = std::move(*t);
   }
@@ -204,7 +206,9 @@ int64_t Snapshot::num_records() const {
     if (!j.is_object()) return -1;
     auto n = j.find("numRecords");
     if (n == j.end() || !n->is_number_integer()) return -1;
-    total += n->get<int64_t>();
+    // numRecords counts the file's rows, deleted ones included.
+    total += n->get<int64_t>() -
+             (entry.second.deletion_vector ? entry.second.deletion_vector->cardinality : 0);
   }
   return total;
 }

@@ -65,7 +65,8 @@ class Snapshot {
   Protocol protocol_;
   Metadata metadata_;
   std::shared_ptr<arrow::Schema> schema_;
-  // Live files keyed by path with an insertion sequence, so files() keeps add order.
+  // Live files keyed by file_key() (path and deletion vector) with an insertion sequence, so
+  // files() keeps add order.
   std::map<std::string, std::pair<int64_t, Add>> live_;
   std::map<std::string, Remove> tombstones_;
   std::map<std::string, Txn> txns_;

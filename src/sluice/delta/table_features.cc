@@ -17,20 +17,23 @@ namespace {
 constexpr const char* kConstraintPrefix = "delta.constraints.";
 
 // Reader features sluice implements (vacuumProtocolCheck only asks VACUUM to check the
-// reader and writer protocol, which delta/vacuum.cc does).
+// reader and writer protocol, which delta/vacuum.cc does; deletionVectors: every scan drops the
+// rows they mark).
 const std::set<std::string>& supported_reader_features() {
-  static const std::set<std::string> kFeatures = {"timestampNtz", "vacuumProtocolCheck"};
+  static const std::set<std::string> kFeatures = {"deletionVectors", "timestampNtz",
+                                                  "vacuumProtocolCheck"};
   return kFeatures;
 }
 
 // Writer features sluice honours on every write: appendOnly (no removes when
 // delta.appendOnly=true), invariants (only while no column declares one), checkConstraints
 // (evaluated on every batch, see constraint_checker.h), changeDataFeed (DELETE/UPDATE/MERGE
-// write _change_data files, see change_data.h; appends and overwrites need none), timestampNtz.
+// write _change_data files, see change_data.h; appends and overwrites need none), timestampNtz,
+// deletionVectors (removes carry the file's vector; DML writes vectors when enabled).
 const std::set<std::string>& supported_writer_features() {
-  static const std::set<std::string> kFeatures = {"appendOnly",     "invariants",
-                                                  "checkConstraints", "changeDataFeed",
-                                                  "timestampNtz",   "vacuumProtocolCheck"};
+  static const std::set<std::string> kFeatures = {
+      "appendOnly",   "invariants",          "checkConstraints", "changeDataFeed",
+      "timestampNtz", "vacuumProtocolCheck", "deletionVectors"};
   return kFeatures;
 }
 
@@ -137,6 +140,40 @@ arrow::Status check_write_supported(const Protocol& protocol, const Metadata& me
       "delta-rs), or write to another table",
       table, fmt::join(unsupported, ", "),
       used_columns.empty() ? "" : fmt::format(" ({})", fmt::join(used_columns, "; "))));
+}
+
+bool writes_deletion_vectors(const Protocol& protocol, const Metadata& metadata) {
+  auto it = metadata.configuration.find("delta.enableDeletionVectors");
+  if (it == metadata.configuration.end()) return false;
+  std::string v = it->second;
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto lists = [](const std::optional<std::vector<std::string>>& features) {
+    return features &&
+           std::find(features->begin(), features->end(), "deletionVectors") != features->end();
+  };
+  return v == "true" && lists(protocol.reader_features) && lists(protocol.writer_features);
+}
+
+Protocol with_deletion_vectors(Protocol protocol) {
+  auto add = [](std::optional<std::vector<std::string>>& features,
+                std::initializer_list<const char*> names) {
+    if (!features) features.emplace();
+    for (const char* name : names) {
+      if (std::find(features->begin(), features->end(), name) == features->end()) {
+        features->push_back(name);
+      }
+    }
+  };
+  if (protocol.min_reader_version < 3) protocol.reader_features.reset();
+  if (protocol.min_writer_version < 7) {
+    protocol.writer_features.reset();
+    add(protocol.writer_features, {"appendOnly", "invariants"});  // what version 2 implied
+  }
+  protocol.min_reader_version = 3;
+  protocol.min_writer_version = 7;
+  add(protocol.reader_features, {"deletionVectors"});
+  add(protocol.writer_features, {"deletionVectors"});
+  return protocol;
 }
 
 bool is_append_only(const Metadata& metadata) {

@@ -29,6 +29,15 @@ inline arrow::Status check_protocol_supported(const Protocol& protocol, const st
 arrow::Status check_write_supported(const Protocol& protocol, const Metadata& metadata,
                                     const std::string& table);
 
+// Whether DML marks deleted rows in deletion vectors: delta.enableDeletionVectors = true on
+// a protocol that lists the deletionVectors reader and writer feature.
+bool writes_deletion_vectors(const Protocol& protocol, const Metadata& metadata);
+
+// `protocol` with the deletionVectors reader and writer feature (reader 3, writer 7; the
+// features writer version 2 implied listed), as Spark sets it for a new table whose properties
+// enable them.
+Protocol with_deletion_vectors(Protocol protocol);
+
 // delta.appendOnly=true forbids removing data (overwrite, full refresh).
 bool is_append_only(const Metadata& metadata);
 

@@ -10,6 +10,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
@@ -205,6 +206,10 @@ arrow::Result<Transaction> TableWriter::finish() {
                           new_table_metadata(*table_schema_, options_.table_name,
                                              options_.description, partition_columns_));
     metadata.configuration = options_.configuration;
+    if (auto dv = metadata.configuration.find("delta.enableDeletionVectors");
+        dv != metadata.configuration.end() && to_lower(dv->second) == "true") {
+      txn.set_protocol(with_deletion_vectors(protocol_for_schema(*table_schema_)));
+    }
     if (options_.table_name.empty()) metadata.name.reset();
     txn.set_metadata(std::move(metadata));
   } else if (schema_changed_) {
@@ -228,6 +233,7 @@ arrow::Result<Transaction> TableWriter::finish() {
       r.extended_file_metadata = true;
       r.partition_values = f.partition_values;
       r.size = f.size;
+      r.deletion_vector = f.deletion_vector;  // the logical file is (path, deletion vector)
       txn.remove_file(std::move(r));
     }
   }

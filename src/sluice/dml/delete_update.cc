@@ -6,6 +6,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/scan.h"
 #include "sluice/dml/assignments.h"
@@ -144,14 +145,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> partition_row(const DmlTarget
   return arrow::RecordBatch::Make(arrow::schema(fields), 1, columns);
 }
 
-int64_t stats_records(const delta::Add& add) {
-  if (!add.stats) return -1;
-  auto stats = nlohmann::json::parse(*add.stats, nullptr, false);
-  if (!stats.is_object() || !stats.contains("numRecords") || !stats["numRecords"].is_number_integer()) {
-    return -1;
-  }
-  return stats["numRecords"].get<int64_t>();
-}
+// The file's rows its deletion vector leaves (numRecords counts the deleted ones too).
+int64_t stats_records(const delta::Add& add) { return delta::live_records(add); }
 
 delta::ReadSet read_set(const DmlTarget& target, std::vector<delta::ColumnPredicate> predicates,
                         const std::vector<delta::Add>& files) {
@@ -160,6 +155,19 @@ delta::ReadSet read_set(const DmlTarget& target, std::vector<delta::ColumnPredic
   for (const auto& f : files) read.files.insert(f.path);
   read.isolation = delta::isolation_level(target.snapshot->metadata());
   return read;
+}
+
+// The indexes of the rows the masks (one per batch of a file, in order) select.
+std::vector<int64_t> selected_rows(const std::vector<std::shared_ptr<arrow::BooleanArray>>& masks) {
+  std::vector<int64_t> out;
+  int64_t base = 0;
+  for (const auto& m : masks) {
+    for (int64_t i = 0; i < m->length(); ++i) {
+      if (m->Value(i)) out.push_back(base + i);
+    }
+    base += m->length();
+  }
+  return out;
 }
 
 nlohmann::json no_vectors(nlohmann::json metrics) {
@@ -214,8 +222,18 @@ arrow::Result<DmlOutcome> run_delete(const sql::DeleteStatement& statement,
         masks.push_back(std::move(mask));
       }
       if (hits == 0) continue;
-      rewrite->remove(add);
       deleted += hits;
+      if (rewrite->uses_deletion_vectors()) {
+        ARROW_RETURN_NOT_OK(rewrite->mark_deleted(add, selected_rows(masks)));
+        // With the change data feed too, the deleted rows still go to _change_data/ (readers
+        // cannot tell them from a vector's add/remove pair), as Spark writes them.
+        for (size_t i = 0; i < batches.size() && rewrite->records_changes(); ++i) {
+          ARROW_ASSIGN_OR_RAISE(auto gone, filter_rows(*batches[i], *masks[i]));
+          ARROW_RETURN_NOT_OK(rewrite->write_change(*gone, delta::ChangeType::kDelete));
+        }
+        continue;
+      }
+      rewrite->remove(add);
       copied += rows - hits;
       for (size_t i = 0; i < batches.size(); ++i) {
         ARROW_ASSIGN_OR_RAISE(auto keep, cp::Invert(masks[i]));
@@ -277,13 +295,20 @@ arrow::Result<DmlOutcome> run_update(const sql::UpdateStatement& statement,
       masks.push_back(std::move(mask));
     }
     if (hits == 0) continue;
-    rewrite->remove(add);
     updated += hits;
-    copied += rows - hits;
+    const bool vectors = rewrite->uses_deletion_vectors();
+    if (vectors) {
+      ARROW_RETURN_NOT_OK(rewrite->mark_deleted(add, selected_rows(masks)));
+    } else {
+      rewrite->remove(add);
+      copied += rows - hits;
+    }
     for (size_t i = 0; i < batches.size(); ++i) {
-      ARROW_ASSIGN_OR_RAISE(auto keep, cp::Invert(masks[i]));
-      ARROW_ASSIGN_OR_RAISE(auto kept, filter_rows(*batches[i], *keep.make_array()));
-      ARROW_RETURN_NOT_OK(rewrite->write(*kept));
+      if (!vectors) {
+        ARROW_ASSIGN_OR_RAISE(auto keep, cp::Invert(masks[i]));
+        ARROW_ASSIGN_OR_RAISE(auto kept, filter_rows(*batches[i], *keep.make_array()));
+        ARROW_RETURN_NOT_OK(rewrite->write(*kept));
+      }
       // The assignments are evaluated on the matching rows only (an error such as an overflow
       // in a row the WHERE excludes must not fail the statement).
       ARROW_ASSIGN_OR_RAISE(auto matching, filter_rows(*batches[i], *masks[i]));
@@ -298,8 +323,10 @@ arrow::Result<DmlOutcome> run_update(const sql::UpdateStatement& statement,
   metrics["numUpdatedRows"] = std::to_string(updated);
   metrics["numCopiedRows"] = std::to_string(copied);
   nlohmann::json parameters = {{"predicate", predicate_parameter(statement.where.get())}};
+  TableRewrite::Names names;
+  names.vector_files_count_as_removed = true;  // as Spark's UPDATE counts them
   return rewrite->commit("UPDATE", std::move(parameters), std::move(metrics),
-                         read_set(target, predicates, candidates));
+                         read_set(target, predicates, candidates), names);
 }
 
 }  // namespace sluice::dml

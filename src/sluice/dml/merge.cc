@@ -515,7 +515,20 @@ arrow::Result<DmlOutcome> MergeRun::run() {
     int64_t none = 0;
     ARROW_RETURN_NOT_OK(apply(not_matched_, *input, nullptr, &inserted, &none));
   }
-  // The kept rows of every rewritten file are copied into the new files.
+  // The kept rows of every rewritten file are copied into the new files; with deletion
+  // vectors, the changed rows are marked deleted instead and nothing is copied.
+  const bool vectors = rewrite->uses_deletion_vectors();
+  if (vectors) {
+    std::vector<std::vector<int64_t>> changed(candidates.size());
+    for (int64_t i = 0; i < t->num_rows(); ++i) {
+      const size_t f = file_of(i);
+      if (t_state[i] == kChanged) changed[f].push_back(i - (f == 0 ? 0 : file_end[f - 1]));
+    }
+    for (size_t f = 0; f < candidates.size(); ++f) {
+      ARROW_RETURN_NOT_OK(rewrite->mark_deleted(candidates[f], changed[f]));
+      file_touched[f] = 0;
+    }
+  }
   int64_t copied = 0;
   arrow::Int64Builder keep;
   for (int64_t i = 0; i < t->num_rows(); ++i) {
@@ -557,6 +570,9 @@ arrow::Result<DmlOutcome> MergeRun::run() {
   names.bytes_removed = "numTargetBytesRemoved";
   names.change_files = "numTargetChangeFilesAdded";
   names.change_bytes = "numTargetChangeFileBytes";
+  names.vectors_added = "numTargetDeletionVectorsAdded";
+  names.vectors_removed = "numTargetDeletionVectorsRemoved";
+  names.vectors_updated = "numTargetDeletionVectorsUpdated";  // files with vectors: not removed
   return rewrite->commit("MERGE", history_parameters(), std::move(metrics), std::move(read), names);
 }
 

@@ -6,6 +6,7 @@
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/exec/constraint_checker.h"
 
@@ -38,6 +39,8 @@ arrow::Result<std::unique_ptr<TableRewrite>> TableRewrite::make(const DmlTarget&
     if (!changes.ok()) return with_context(changes.status(), fmt::format("table {}", target.name));
     r->changes_ = std::move(*changes);
   }
+  r->deletion_vectors_ = delta::writes_deletion_vectors(target.snapshot->protocol(),
+                                                        target.snapshot->metadata());
   return r;
 }
 
@@ -57,6 +60,7 @@ void TableRewrite::remove(const delta::Add& file) {
   r.extended_file_metadata = true;
   r.partition_values = file.partition_values;
   r.size = file.size;
+  r.deletion_vector = file.deletion_vector;  // the logical file is (path, deletion vector)
   bytes_removed_ += file.size;
   removed_.push_back(std::move(r));
 }
@@ -70,6 +74,70 @@ void TableRewrite::drop(const delta::Add& file) {
 arrow::Status TableRewrite::write_change(const arrow::RecordBatch& rows, delta::ChangeType type) {
   if (!changes_ || rows.num_rows() == 0) return arrow::Status::OK();
   return changes_->write(rows, type);
+}
+
+arrow::Status TableRewrite::mark_deleted(const delta::Add& file, const std::vector<int64_t>& rows) {
+  if (rows.empty()) return arrow::Status::OK();
+  std::vector<uint64_t> deleted;
+  if (file.deletion_vector) {
+    ARROW_ASSIGN_OR_RAISE(deleted, delta::read_deletion_vector(*target_.store, *file.deletion_vector,
+                                                               file.path));
+  }
+  // Scan row k is the k-th row the old vector does not mark.
+  std::vector<uint64_t> merged;
+  merged.reserve(deleted.size() + rows.size());
+  size_t d = 0;
+  uint64_t physical = 0, scan_row = 0;
+  for (int64_t r : rows) {
+    const auto target_row = static_cast<uint64_t>(r);
+    for (;;) {
+      while (d < deleted.size() && deleted[d] == physical) {
+        merged.push_back(physical++);
+        ++d;
+      }
+      if (scan_row == target_row) break;
+      ++physical;
+      ++scan_row;
+    }
+    merged.push_back(physical++);
+    ++scan_row;
+  }
+  merged.insert(merged.end(), deleted.begin() + static_cast<std::ptrdiff_t>(d), deleted.end());
+  delta::Remove old;
+  old.path = file.path;
+  old.deletion_timestamp = now_millis();
+  old.data_change = true;
+  old.extended_file_metadata = true;
+  old.partition_values = file.partition_values;
+  old.size = file.size;
+  old.deletion_vector = file.deletion_vector;
+  if (file.deletion_vector) ++vectors_removed_;
+  const int64_t live = delta::live_records(file);
+  if (live >= 0 && static_cast<int64_t>(merged.size() - deleted.size()) >= live) {
+    // No row left: the file goes (as Spark does), not a vector marking all of it.
+    bytes_removed_ += file.size;
+    removed_.push_back(std::move(old));
+    return arrow::Status::OK();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto dv, delta::write_deletion_vector(*target_.store, merged));
+  ARROW_ASSIGN_OR_RAISE(auto dv_path, delta::deletion_vector_path(*target_.store, dv));
+  vector_files_.push_back(dv_path.string());
+  ++vectors_added_;
+  if (file.deletion_vector) ++vectors_updated_;
+  delta::Add add = file;
+  add.deletion_vector = std::move(dv);
+  add.data_change = true;
+  if (add.stats) {
+    // Min/max no longer bound only live rows (PROTOCOL.md "Per-file Statistics").
+    auto stats = nlohmann::json::parse(*add.stats, nullptr, false);
+    if (stats.is_object()) {
+      stats["tightBounds"] = false;
+      add.stats = stats.dump();
+    }
+  }
+  vector_removed_.push_back(std::move(old));
+  vector_added_.push_back(std::move(add));
+  return arrow::Status::OK();
 }
 
 arrow::Status TableRewrite::write(const arrow::RecordBatch& rows) {
@@ -105,7 +173,7 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
       return closed.status();
     }
     change_files = std::move(*closed);
-    if (removed_.empty() && dropped_.empty()) {
+    if (removed_.empty() && dropped_.empty() && vector_added_.empty()) {
       // An append (a MERGE that only inserted): readers derive the inserts from the adds.
       changes_->abort();
       change_files.clear();
@@ -119,7 +187,8 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
           operation, target_.name));
     }
   }
-  if (removed_.empty() && dropped_.empty() && txn.adds().empty() && operation != "MERGE") {
+  if (removed_.empty() && dropped_.empty() && txn.adds().empty() && vector_added_.empty() &&
+      operation != "MERGE") {
     DmlOutcome outcome;
     outcome.operation = std::move(operation);
     outcome.version = target_.snapshot->version();
@@ -150,9 +219,15 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
   for (const auto& a : txn.adds()) bytes_added += a.size;
   const auto now = std::chrono::steady_clock::now();
   metrics[names.files_added] = std::to_string(txn.adds().size());
-  metrics[names.files_removed] = std::to_string(removed_.size() + dropped_.size());
+  metrics[names.files_removed] = std::to_string(
+      removed_.size() + dropped_.size() + (names.vector_files_count_as_removed ? vector_added_.size() : 0));
   metrics[names.change_files] = std::to_string(change_files.size());
   metrics[names.change_bytes] = std::to_string(change_bytes);
+  metrics[names.vectors_added] = std::to_string(vectors_added_);
+  metrics[names.vectors_removed] = std::to_string(vectors_removed_);
+  metrics[names.vectors_updated] = std::to_string(vectors_updated_);
+  for (auto& r : vector_removed_) txn.remove_file(r);
+  for (auto& a : vector_added_) txn.add_file(a);
   metrics[names.bytes_added] = std::to_string(bytes_added);
   metrics[names.bytes_removed] = std::to_string(bytes_removed_);
   metrics["executionTimeMs"] = std::to_string(millis_between(started_, now));
@@ -165,11 +240,15 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
   options.isolation_level = delta::isolation_level_name(read.isolation);
   options.max_attempts = 100;
   txn.set_read_set(std::move(read));
-  const std::vector<delta::Add> adds = txn.adds();
+  std::vector<delta::Add> adds = txn.adds();
+  // The re-added files with vectors are the table's own: only the new data files go.
+  std::erase_if(adds, [](const delta::Add& a) { return a.deletion_vector.has_value(); });
   for (const auto& [app, version] : target_.txns) txn.set_txn(app, version);
   if (target_.before_commit) {
     if (auto st = target_.before_commit(); !st.ok()) {
       delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), adds);
+      if (changes_) changes_->abort();
+      remove_vector_files();
       return st;
     }
   }
@@ -179,6 +258,7 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
       // Nothing refers to the new files: delete them before the statement runs again.
       delta::remove_data_files(*target_.store->objects(), target_.store->table_root(), adds);
       if (changes_) changes_->abort();
+      remove_vector_files();
     }
     return committed.status();
   }
@@ -193,6 +273,12 @@ void TableRewrite::abort() {
   finished_ = true;
   if (writer_) writer_->abort();
   if (changes_) changes_->abort();
+  remove_vector_files();
+}
+
+void TableRewrite::remove_vector_files() {
+  for (const auto& path : vector_files_) (void)target_.store->objects()->remove(path);
+  vector_files_.clear();
 }
 
 }  // namespace sluice::dml

@@ -66,6 +66,14 @@ class TableRewrite {
   // write_change(), which writes them under _change_data/ (nothing when it is off).
   bool records_changes() const { return changes_ != nullptr; }
   arrow::Status write_change(const arrow::RecordBatch& rows, delta::ChangeType type);
+  // Whether the table marks deleted rows in deletion vectors (delta.enableDeletionVectors on a
+  // protocol with the feature) instead of rewriting files: then statements call
+  // mark_deleted() and write only new and changed rows.
+  bool uses_deletion_vectors() const { return deletion_vectors_; }
+  // Marks rows of `file` deleted: `rows` (ascending) index the rows a scan of the file returns
+  // (its current vector applied). A new vector replaces the file's; a file left without rows
+  // is removed.
+  arrow::Status mark_deleted(const delta::Add& file, const std::vector<int64_t>& rows);
   int64_t files_removed() const { return static_cast<int64_t>(removed_.size()); }
   int64_t bytes_removed() const { return bytes_removed_; }
   // Time spent reading and selecting (scanTimeMs) before the first rewrite starts.
@@ -86,6 +94,12 @@ class TableRewrite {
     const char* bytes_removed = "numRemovedBytes";
     const char* change_files = "numAddedChangeFiles";
     const char* change_bytes = "changeFileBytes";
+    const char* vectors_added = "numDeletionVectorsAdded";
+    const char* vectors_removed = "numDeletionVectorsRemoved";
+    const char* vectors_updated = "numDeletionVectorsUpdated";
+    // Whether numRemovedFiles counts files that got a deletion vector (Spark's UPDATE does,
+    // its DELETE and MERGE do not).
+    bool vector_files_count_as_removed = false;
   };
   arrow::Result<DmlOutcome> commit(std::string operation, nlohmann::json parameters,
                                    nlohmann::json metrics, delta::ReadSet read,
@@ -100,12 +114,20 @@ class TableRewrite {
 
  private:
   TableRewrite() = default;
+  void remove_vector_files();
   DmlTarget target_;
   std::unique_ptr<delta::TableWriter> writer_;
   std::unique_ptr<delta::ChangeDataWriter> changes_;  // null unless the feed is on
   std::vector<delta::Remove> removed_;
   std::vector<delta::Remove> dropped_;
   int64_t bytes_removed_ = 0;
+  bool deletion_vectors_ = false;
+  // Files given a new deletion vector: their old entries out, the new ones in, the vector
+  // files written (deleted again on abort or conflict), and Spark's counts.
+  std::vector<delta::Remove> vector_removed_;
+  std::vector<delta::Add> vector_added_;
+  std::vector<std::string> vector_files_;
+  int64_t vectors_added_ = 0, vectors_removed_ = 0, vectors_updated_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point scan_done_ = started_;
   bool finished_ = false;
