@@ -154,3 +154,27 @@ def test_view_whose_inputs_did_not_change_commits_nothing(tmp_path, bootstrap, n
     assert {v: DeltaTable(str(tables / v)).version() for v in versions} == {v: n + 1 for v, n in versions.items()}
     assert sorted((r["k"], r["total"]) for r in table(pipe, "sums")) == [("a", 6), ("b", 2)]
     assert sorted((r["k"], r["d"]) for r in table(pipe, "distinct_vs")) == [("a", 2), ("b", 1)]
+
+
+def test_view_reading_a_view_of_another_file_is_refreshed_when_that_view_changes(tmp_path, bootstrap, new_topic):
+    """A pipeline view is inlined where it is read: an edit to it (in another file) changes the
+    materialized view's result though no input table moved, so it must not count as up to date
+    (review finding: only the view's own file was fingerprinted)."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "idleview", bootstrap)
+    (pipe / "p.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE events
+AS SELECT value.* FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema => 'k STRING, v BIGINT');
+CREATE OR REFRESH MATERIALIZED VIEW big_sums AS SELECT k, sum(v) AS total FROM big GROUP BY k;
+""")
+    views = pipe / "views.sql"
+    views.write_text("CREATE TEMPORARY VIEW big AS SELECT k, v FROM events WHERE v > 1;\n")
+    produce_values(bootstrap, topic, [{"k": "a", "v": 1}, {"k": "a", "v": 2}, {"k": "b", "v": 3}])
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    assert sorted((r["k"], r["total"]) for r in table(pipe, "big_sums")) == [("a", 2), ("b", 3)]
+    views.write_text("CREATE TEMPORARY VIEW big AS SELECT k, v FROM events WHERE v > 2;\n")
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    assert sorted((r["k"], r["total"]) for r in table(pipe, "big_sums")) == [("b", 3)]
+    assert refreshes(pipe, "big_sums")[-1]["mode"] != "none"

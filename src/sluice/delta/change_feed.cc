@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -86,11 +87,29 @@ arrow::Result<CommitChanges> commit_changes(const LogStore& store, DeltaVersion 
       as_add.path = r->path;
       as_add.partition_values = r->partition_values.value_or(PartitionValues{});
       as_add.size = r->size.value_or(0);
+      as_add.deletion_vector = r->deletion_vector;  // rows its vector marked were deleted before
       derived.push_back({ChangeFile::Kind::kDeleted, v, ts, std::move(as_add)});
     }
   }
   // A commit with cdc files records its changes there; its add/remove actions are then the
   // rewritten files, not changes (PROTOCOL.md "Change Data Files").
+  if (cdc.empty()) {
+    // Without them, a file removed and added again in one commit changed its deletion vector
+    // (Spark's DELETE on a table with deletion vectors): its changes are the difference of the
+    // two vectors, which this reader does not compute yet. Refused rather than read as every
+    // row deleted and the survivors inserted.
+    std::set<std::string> removed, added;
+    for (const auto& f : derived) (f.kind == ChangeFile::Kind::kDeleted ? removed : added).insert(f.file.path);
+    for (const auto& path : added) {
+      if (removed.count(path)) {
+        return arrow::Status::NotImplemented(fmt::format(
+            "{}: version {} gives {} a new deletion vector without change data files; sluice cannot derive "
+            "those changes yet (read the range before or after that version, or have the writer record "
+            "change data files)",
+            where, v.value(), path));
+      }
+    }
+  }
   out.files = cdc.empty() ? std::move(derived) : std::move(cdc);
   return out;
 }

@@ -187,7 +187,7 @@ arrow::Result<std::vector<uint64_t>> read_deletion_vector(const LogStore& store,
   };
   auto bytes = read_bitmap_bytes(store, dv);
   if (!bytes.ok()) return context(bytes.status());
-  auto rows = parse_roaring_bitmap_array(*bytes);
+  auto rows = parse_roaring_bitmap_array(*bytes, static_cast<uint64_t>(std::max<int64_t>(0, dv.cardinality)));
   if (!rows.ok()) return context(rows.status());
   if (static_cast<int64_t>(rows->size()) != dv.cardinality) {
     return context(invalid("the bitmap holds {} rows, the descriptor's cardinality is {}",

@@ -61,7 +61,7 @@ class ByteReader {
 };
 
 // One 32-bit Roaring bitmap (portable format), its values ORed with `high` << 32.
-arrow::Status parse_bitmap32(ByteReader& in, uint64_t high, std::vector<uint64_t>* out) {
+arrow::Status parse_bitmap32(ByteReader& in, uint64_t high, uint64_t max_values, std::vector<uint64_t>* out) {
   ARROW_ASSIGN_OR_RAISE(uint32_t cookie, in.read<uint32_t>("cookie"));
   uint32_t size = 0;
   std::string_view run_flags;
@@ -125,6 +125,11 @@ arrow::Status parse_bitmap32(ByteReader& in, uint64_t high, std::vector<uint64_t
         out->push_back(base | v);
       }
     }
+    if (out->size() > max_values) {  // checked per container: at most 65536 values past it
+      return invalid("deletion vector bitmap holds more than the {} rows its descriptor counts "
+                     "(at byte {})",
+                     max_values, in.position());
+    }
   }
   return arrow::Status::OK();
 }
@@ -169,7 +174,7 @@ void serialize_bitmap32(const uint64_t* begin, const uint64_t* end, std::string*
 
 }  // namespace
 
-arrow::Result<std::vector<uint64_t>> parse_roaring_bitmap_array(std::string_view bytes) {
+arrow::Result<std::vector<uint64_t>> parse_roaring_bitmap_array(std::string_view bytes, uint64_t max_values) {
   ByteReader in(bytes);
   ARROW_ASSIGN_OR_RAISE(uint32_t magic, in.read<uint32_t>("magic number"));
   if (magic != kRoaringBitmapArrayPortableMagic) {
@@ -187,7 +192,7 @@ arrow::Result<std::vector<uint64_t>> parse_roaring_bitmap_array(std::string_view
   std::vector<uint64_t> out;
   for (uint64_t i = 0; i < count; ++i) {
     ARROW_ASSIGN_OR_RAISE(uint32_t high, in.read<uint32_t>("bitmap key"));
-    ARROW_RETURN_NOT_OK(parse_bitmap32(in, high, &out));
+    ARROW_RETURN_NOT_OK(parse_bitmap32(in, high, max_values, &out));
   }
   // Keys and containers come in ascending order from every writer; sort anyway, since the
   // scan relies on order and a hostile file must not break it.

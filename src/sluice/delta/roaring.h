@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <limits>
 #include <string_view>
 #include <vector>
 
@@ -15,8 +16,11 @@ namespace sluice::delta {
 // Spark's magic for the portable format (the native one, 1681511376, is refused).
 constexpr uint32_t kRoaringBitmapArrayPortableMagic = 1681511377;
 
-// The set's values, ascending and distinct. Errors say what is wrong with the bytes.
-arrow::Result<std::vector<uint64_t>> parse_roaring_bitmap_array(std::string_view bytes);
+// The set's values, ascending and distinct. Errors say what is wrong with the bytes. Parsing
+// stops with an error once more than `max_values` values were expanded (the descriptor's
+// cardinality: a few hostile bytes of run containers would otherwise expand into gigabytes).
+arrow::Result<std::vector<uint64_t>> parse_roaring_bitmap_array(
+    std::string_view bytes, uint64_t max_values = std::numeric_limits<uint64_t>::max());
 
 // `values` (ascending, distinct) serialized as Spark writes them: one bitmap per high key from 0
 // to the largest (empty ones included), array containers up to 4096 values, bitmaps above.

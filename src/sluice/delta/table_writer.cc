@@ -199,17 +199,18 @@ arrow::Result<Transaction> TableWriter::finish() {
   Transaction txn(store_, snapshot_);
   if (!snapshot_) {
     Protocol protocol = protocol_for_schema(*table_schema_);
-    // Table properties that turn a feature on (the change data feed) raise it, as in Spark.
+    if (auto dv = options_.configuration.find("delta.enableDeletionVectors");
+        dv != options_.configuration.end() && to_lower(dv->second) == "true") {
+      protocol = with_deletion_vectors(protocol);
+    }
+    // Table properties that turn a feature on (the change data feed) raise it, as in Spark
+    // (after deletion vectors, so a table with both lists changeDataFeed among its features).
     if (auto raised = protocol_for_properties(protocol, options_.configuration)) protocol = *raised;
     txn.set_protocol(std::move(protocol));
     ARROW_ASSIGN_OR_RAISE(auto metadata,
                           new_table_metadata(*table_schema_, options_.table_name,
                                              options_.description, partition_columns_));
     metadata.configuration = options_.configuration;
-    if (auto dv = metadata.configuration.find("delta.enableDeletionVectors");
-        dv != metadata.configuration.end() && to_lower(dv->second) == "true") {
-      txn.set_protocol(with_deletion_vectors(protocol_for_schema(*table_schema_)));
-    }
     if (options_.table_name.empty()) metadata.name.reset();
     txn.set_metadata(std::move(metadata));
   } else if (schema_changed_) {

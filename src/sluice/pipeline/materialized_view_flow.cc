@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <set>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
@@ -97,7 +98,16 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   // Issue 15: the view records its query's fingerprint and every input's version; an update that
   // finds both as recorded commits nothing (unless --full-refresh names it, or it calls a
   // function such as current_timestamp()).
-  const std::string& file_text = planner_.graph().files.at(d.file).text;
+  // The view's file and every file defining a pipeline view (views are inlined where read, so an
+  // edit to one, or a current_timestamp() in one, must count too; all views, conservatively).
+  std::set<size_t> query_files{d.file};
+  for (const auto& [n, other] : planner_.graph().datasets) {
+    if (other.kind == sql::DatasetKind::kView || other.kind == sql::DatasetKind::kTemporaryView) {
+      query_files.insert(other.file);
+    }
+  }
+  std::string file_text;
+  for (size_t f : query_files) file_text += planner_.graph().files.at(f).text + "\n";
   nlohmann::json props(planner_.properties(d));
   const int64_t query_fp = static_cast<int64_t>(
       fingerprint(d.name + "\n" + file_text + "\n" + planner_.schemas().at(d.name)->ToString(true) + "\n" +

@@ -7,6 +7,8 @@
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -164,6 +166,18 @@ TEST(RoaringBitmapArray, ReadsRunContainers) {
   EXPECT_EQ(*parsed, expected);
 }
 
+TEST(RoaringBitmapArray, StopsExpandingPastTheDescriptorsCardinality) {
+  // Two containers, each one run of 65536 values (12 bytes each): far more than the 3 rows the
+  // descriptor counts; refused after the first container, not expanded into all of them.
+  std::string bytes = from_hex("d1d33964" "0100000000000000" "00000000");
+  bytes += from_hex("3b300100" "03" "0000ffff" "0100ffff");  // 2 containers, both runs
+  bytes += from_hex("0100" "0000ffff") + from_hex("0100" "0000ffff");
+  ASSERT_TRUE(parse_roaring_bitmap_array(bytes).ok());  // well-formed: 131072 values
+  auto capped = parse_roaring_bitmap_array(bytes, 3);
+  ASSERT_FALSE(capped.ok());
+  EXPECT_NE(capped.status().message().find("more than the 3 rows"), std::string::npos) << capped.status().message();
+}
+
 TEST(RoaringBitmapArray, RefusesTruncatedAndForeignBytes) {
   const std::string bytes = serialize_roaring_bitmap_array({1, 2, 3});
   EXPECT_NE(parse_roaring_bitmap_array(bytes.substr(0, bytes.size() - 1)).status().message().find(
@@ -190,6 +204,21 @@ TEST(DeletionVectorProtocol, ANewTableEnablingThemGetsTheFeature) {
   EXPECT_EQ(*snap->protocol().writer_features,
             (std::vector<std::string>{"appendOnly", "invariants", "deletionVectors"}));
   EXPECT_TRUE(writes_deletion_vectors(snap->protocol(), snap->metadata()));
+}
+
+TEST(DeletionVectorProtocol, ANewTableWithTheChangeDataFeedTooListsBothFeatures) {
+  sluice::testing::TempDir dir;
+  auto store = std::make_shared<LogStore>(dir.path() / "t");
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  WriteOptions options;
+  options.configuration["delta.enableDeletionVectors"] = "true";
+  options.configuration["delta.enableChangeDataFeed"] = "true";
+  auto writer = TableWriter::make(store, nullptr, *schema, options).ValueOrDie();
+  ASSERT_TRUE(writer->finish()->commit({}).ok());
+  auto snap = *Snapshot::load(*store);
+  const auto& features = *snap->protocol().writer_features;
+  EXPECT_NE(std::find(features.begin(), features.end(), "deletionVectors"), features.end());
+  EXPECT_NE(std::find(features.begin(), features.end(), "changeDataFeed"), features.end());
 }
 
 class DeletionVectorTableTest : public ::testing::Test {

@@ -39,7 +39,7 @@ class DmlChangeFeedTest : public ::testing::Test {
 
   // id BIGINT, part STRING, v BIGINT (v = id * 10): one file per write, feed on.
   void write(const std::vector<int64_t>& ids, const std::string& part, std::vector<std::string> partition_columns = {},
-             bool legacy_protocol = false) {
+             bool legacy_protocol = false, bool deletion_vectors = false) {
     arrow::Int64Builder id, v;
     arrow::StringBuilder p;
     for (int64_t i : ids) {
@@ -55,6 +55,7 @@ class DmlChangeFeedTest : public ::testing::Test {
     delta::WriteOptions options;
     options.partition_columns = std::move(partition_columns);
     options.configuration = {{"delta.enableChangeDataFeed", "true"}};
+    if (deletion_vectors) options.configuration["delta.enableDeletionVectors"] = "true";
     auto writer = delta::TableWriter::make(store_, snap, *schema, options).ValueOrDie();
     ASSERT_TRUE(writer->write(*batch).ok());
     auto txn = writer->finish().ValueOrDie();
@@ -118,6 +119,23 @@ TEST_F(DmlChangeFeedTest, DeleteRecordsTheDeletedRows) {
   EXPECT_EQ(data_changes(), (std::vector<bool>{true, true}));  // the remove and the copy's add
   auto snap = delta::Snapshot::load(*store_).ValueOrDie();
   EXPECT_EQ(snap->protocol().min_writer_version, 4);
+}
+
+TEST_F(DmlChangeFeedTest, DeleteWithDeletionVectorsStillRecordsTheDeletedRows) {
+  // Both features on: the rows are marked in a vector (the file stays) and the deleted rows go
+  // to _change_data/ too (the merge of the two branches first skipped them).
+  write({1, 2, 3}, "a", {}, false, /*deletion_vectors=*/true);
+  auto r = run("DELETE FROM $T WHERE id >= 2");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(changes(), (Changes{{2, 20, "delete"}, {3, 30, "delete"}}));
+  bool vector_added = false;
+  for (const auto& action : latest_commit()) {
+    if (const auto* a = std::get_if<delta::Add>(&action)) vector_added |= a->deletion_vector.has_value();
+  }
+  EXPECT_TRUE(vector_added);
+  r = run("UPDATE $T SET v = v + 1 WHERE id = 1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(changes(), (Changes{{1, 10, "update_preimage"}, {1, 11, "update_postimage"}}));
 }
 
 TEST_F(DmlChangeFeedTest, DeleteOfWholePartitionsWritesNoChangeFile) {
