@@ -2,6 +2,8 @@
 // to_json use (shared by delta/ and format/; defined in text.cc, so no unity batch shifts).
 #pragma once
 
+#include <arrow/type_fwd.h>
+
 #include <cstdint>
 #include <string>
 
@@ -13,5 +15,20 @@ std::string format_date32(int32_t days);
 // timestampFormatInWrite / timestampNTZFormatInWrite); `round_up` rounds sub-millisecond
 // parts up (for max statistics), else they are cut off (floor, also before 1970).
 std::string format_timestamp_micros(int64_t micros, bool utc, bool round_up);
+
+// a / b rounded toward negative infinity (b > 0): days of millis, micros of nanos before 1970.
+inline int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// An Arrow timestamp/time value of `unit` in microseconds (nanoseconds floored), as the Kafka
+// sinks' JSON and Avro encoders write it.
+inline int64_t to_micros(int64_t value, arrow::TimeUnit::type unit) {
+  switch (unit) {
+    case arrow::TimeUnit::SECOND: return value * 1000000;
+    case arrow::TimeUnit::MILLI: return value * 1000;
+    case arrow::TimeUnit::MICRO: return value;
+    case arrow::TimeUnit::NANO: return floor_div(value, 1000);
+  }
+  return value;
+}
 
 }  // namespace sluice

@@ -52,7 +52,11 @@ const std::shared_ptr<arrow::Schema>& TableRewrite::schema() const {
   return target_.snapshot->schema();
 }
 
-void TableRewrite::remove(const delta::Add& file) {
+namespace {
+
+// The remove action of `file` (now), with its partition values, size and deletion vector (the
+// logical file is (path, deletion vector)).
+delta::Remove removal_of(const delta::Add& file) {
   delta::Remove r;
   r.path = file.path;
   r.deletion_timestamp = now_millis();
@@ -60,9 +64,15 @@ void TableRewrite::remove(const delta::Add& file) {
   r.extended_file_metadata = true;
   r.partition_values = file.partition_values;
   r.size = file.size;
-  r.deletion_vector = file.deletion_vector;  // the logical file is (path, deletion vector)
+  r.deletion_vector = file.deletion_vector;
+  return r;
+}
+
+}  // namespace
+
+void TableRewrite::remove(const delta::Add& file) {
   bytes_removed_ += file.size;
-  removed_.push_back(std::move(r));
+  removed_.push_back(removal_of(file));
 }
 
 void TableRewrite::drop(const delta::Add& file) {
@@ -103,14 +113,7 @@ arrow::Status TableRewrite::mark_deleted(const delta::Add& file, const std::vect
     ++scan_row;
   }
   merged.insert(merged.end(), deleted.begin() + static_cast<std::ptrdiff_t>(d), deleted.end());
-  delta::Remove old;
-  old.path = file.path;
-  old.deletion_timestamp = now_millis();
-  old.data_change = true;
-  old.extended_file_metadata = true;
-  old.partition_values = file.partition_values;
-  old.size = file.size;
-  old.deletion_vector = file.deletion_vector;
+  delta::Remove old = removal_of(file);
   if (file.deletion_vector) ++vectors_removed_;
   const int64_t live = delta::live_records(file);
   if (live >= 0 && static_cast<int64_t>(merged.size() - deleted.size()) >= live) {

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "sluice/common/status.h"
+#include "sluice/common/time_text.h"
 
 namespace sluice::format {
 
@@ -49,18 +50,6 @@ void put_le(T v, std::string& out) {  // float and double: IEEE 754, little-endi
   char b[sizeof(T)];
   std::memcpy(b, &v, sizeof(T));
   out.append(b, sizeof(T));
-}
-
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-int64_t to_micros(int64_t value, arrow::TimeUnit::type unit) {
-  switch (unit) {
-    case arrow::TimeUnit::SECOND: return value * 1000000;
-    case arrow::TimeUnit::MILLI: return value * 1000;
-    case arrow::TimeUnit::MICRO: return value;
-    case arrow::TimeUnit::NANO: return floor_div(value, 1000);
-  }
-  return value;
 }
 
 // A decimal as Avro's decimal bytes: the unscaled value, two's complement, big-endian, in as few

@@ -22,18 +22,6 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 // Writes element `row` of the array it was made for (not null).
 using ValueWriter = std::function<void(int64_t row, Writer& out)>;
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-int64_t to_micros(int64_t value, arrow::TimeUnit::type unit) {
-  switch (unit) {
-    case arrow::TimeUnit::SECOND: return value * 1000000;
-    case arrow::TimeUnit::MILLI: return value * 1000;
-    case arrow::TimeUnit::MICRO: return value;
-    case arrow::TimeUnit::NANO: return floor_div(value, 1000);
-  }
-  return value;
-}
-
 void write_double(double v, Writer& out) {
   if (std::isnan(v)) {
     out.String("NaN");

@@ -137,7 +137,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   auto blocker = incremental_blocker(plan);
   if (!blocker && plan.source().kind == exec::PlanSource::Kind::kDataset) {
     ViewRefreshOptions ro{config_.id, d.flows[0], config_.table_path(d.name), config_.table_path(plan.source().name),
-                          fingerprint(d.name + "\n" + planner_.graph().files.at(d.file).text)};
+                          fingerprint(d.name + "\n" + file_text)};  // its views' files too
     ro.objects = config_.objects;
     ARROW_ASSIGN_OR_RAISE(auto refresh, refresh_view(plan, snapshot, ro));
     output = refresh.rows;
