@@ -24,6 +24,8 @@ rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 # ARROW_DEFAULT_MEMORY_POOL=system: Arrow buffers come from malloc, so ASan sees their bounds
 # (with jemalloc/mimalloc, overruns into neighbouring buffers would go unnoticed).
 export ASAN_OPTIONS="log_path=$REPORTS/asan:halt_on_error=1:handle_abort=1:detect_leaks=1:check_initialization_order=1"
+# Leaks inside third-party libraries at exit only, each with its reason: scripts/lsan.supp.
+export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="log_path=$REPORTS/ubsan:halt_on_error=1:print_stacktrace=1"
 export ARROW_DEFAULT_MEMORY_POOL=system
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer  # file:line in reports

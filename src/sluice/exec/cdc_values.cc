@@ -38,7 +38,9 @@ arrow::Result<std::vector<int64_t>> sequence_ranks(const std::shared_ptr<arrow::
                                       arrow::compute::RankOptions::Dense);
   for (const auto& leaf : leaves) {
     ARROW_ASSIGN_OR_RAISE(auto ranked, arrow::compute::CallFunction("rank", {leaf}, &options));
-    const auto& r = static_cast<const arrow::UInt64Array&>(*ranked.make_array());
+    // Held: a reference into make_array()'s temporary dangled (UBSan under make test-asan).
+    const auto array = ranked.make_array();
+    const auto& r = static_cast<const arrow::UInt64Array&>(*array);
     per_leaf.emplace_back(r.raw_values(), r.raw_values() + n);
   }
   std::vector<int64_t> out(n);
