@@ -52,12 +52,13 @@ def scd1_model(changes, ignore_null_updates=False):
     return sorted((r["id"], r["name"], r["city"], r["seq"]) for r in latest.values() if r["op"] == "u")
 
 
-def target_rows(pipe, table="customers"):
+def target_rows(pipe, table="customers", seq="seq"):
+    """(id, name, city, <seq>) of an SCD1 target, read by deltalake and DuckDB (they agree)."""
     path = pipe / "data" / "tables" / table
     rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
-    by_deltalake = sorted((r["id"], r["name"], r["city"], r["seq"]) for r in rows)
+    by_deltalake = sorted((r["id"], r["name"], r["city"], r[seq]) for r in rows)
     con = duckdb_connection()
-    by_duckdb = sorted(con.sql(f"SELECT id, name, city, seq FROM delta_scan('{path}')").fetchall())
+    by_duckdb = sorted(con.sql(f"SELECT id, name, city, {seq} FROM delta_scan('{path}')").fetchall())
     assert by_deltalake == by_duckdb
     return by_deltalake
 
@@ -201,13 +202,14 @@ def scd2_model(changes, tracked=("id", "name", "city", "seq")):
     return sorted(rows, key=repr)
 
 
-def history_rows(pipe, table="customers"):
+def history_rows(pipe, table="customers", seq="seq"):
+    """(id, name, city, <seq>, __START_AT, __END_AT) of an SCD2 target, by deltalake and DuckDB."""
     path = pipe / "data" / "tables" / table
     rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
-    by_deltalake = sorted(((r["id"], r["name"], r["city"], r["seq"], r["__START_AT"], r["__END_AT"]) for r in rows),
+    by_deltalake = sorted(((r["id"], r["name"], r["city"], r[seq], r["__START_AT"], r["__END_AT"]) for r in rows),
                           key=repr)
     con = duckdb_connection()
-    by_duckdb = sorted(con.sql(f"SELECT id, name, city, seq, __START_AT, __END_AT FROM delta_scan('{path}')")
+    by_duckdb = sorted(con.sql(f"SELECT id, name, city, {seq}, __START_AT, __END_AT FROM delta_scan('{path}')")
                        .fetchall(), key=repr)
     assert by_deltalake == by_duckdb
     return by_deltalake
