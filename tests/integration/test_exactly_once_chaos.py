@@ -532,3 +532,109 @@ def test_sigterm_during_broker_outage_commits_what_was_read_and_exits_promptly(t
     wait_for(lambda: tables.done(marks), 120, "the rest of the backlog", proc, poll=0.25)
     assert stop_sluice(proc) == 0
     assert_exactly_once(tables, marks, range(total))
+
+
+def apply_changes_pipeline(tmp_path, bootstrap, topic):
+    """Kafka change records -> cdc_raw -> APPLY CHANGES into an SCD1 and an SCD2 target (the
+    statements and models of test_apply_changes.py), continuous, in small commits."""
+    from test_apply_changes import APPLY, SCD2
+    pipe = write_pipeline(tmp_path / "cdc", f"""
+name: cdcchaos
+storage: ./data
+mode: continuous
+trigger_interval: 100ms
+kafka:
+  default:
+    bootstrap.servers: "{bootstrap}"
+""")
+    (pipe / "cdc.sql").write_text(f"""
+CREATE STREAMING TABLE cdc_raw AS SELECT c.* FROM (SELECT from_json(CAST(value AS STRING),
+  'id BIGINT, name STRING, city STRING, op STRING, seq BIGINT') AS c
+  FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest', max_offsets_per_trigger => 40));
+CREATE STREAMING TABLE customers;
+{APPLY};
+CREATE STREAMING TABLE customers_history;
+{SCD2.replace("INTO customers", "INTO customers_history")};
+""")
+    return pipe
+
+
+@pytest.mark.timeout(240)
+def test_apply_changes_under_sigkills_and_a_broker_outage_equals_the_models(tmp_path, outage_broker):
+    """SCD1 and SCD2 APPLY CHANGES flows (late, duplicated and reordered changes, deletes and
+    re-inserts) SIGKILLed at seeded random moments (timed, right after a target's commit, right
+    after a target's data file appears), then running through a broker outage and stopped with
+    SIGTERM: both targets equal the Python models of every change produced."""
+    from test_apply_changes import change_stream, history_rows, scd1_model, scd2_model, target_rows
+    seed = int(os.environ.get("SLUICE_CHAOS_SEED", random.randrange(1 << 30)))
+    print(f"\napply changes chaos seed {seed} (rerun with SLUICE_CHAOS_SEED={seed})")
+    rng = random.Random(seed)
+    bootstrap = outage_broker.bootstrap
+    topic = create_topic(bootstrap, 2)
+    pipe = apply_changes_pipeline(tmp_path, bootstrap, topic)
+    root = pipe / "data" / "tables"
+    produced, chunks = [], []
+
+    def produce_changes():
+        chunks.append(len(chunks))
+        chunk = change_stream(rng, 1 + 200 * len(chunks), 120)  # sequences above every earlier chunk's
+        if produced:  # late changes: sequence values between versions already written
+            chunk += [dict(c, seq=c["seq"] + 5, name=f"late{c['seq']}") for c in rng.sample(produced, 4)]
+        producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        for i, c in enumerate(chunk):
+            producer.produce(topic, value=json.dumps(c).encode(), partition=i % 2)
+        assert producer.flush(30) == 0
+        produced.extend(chunk)
+
+    def target_versions():
+        return tuple(max((int(f.name[:20]) for f in (root / t / "_delta_log").glob("*.json")), default=-1)
+                     if (root / t / "_delta_log").exists() else -1 for t in ("customers", "customers_history"))
+
+    def target_files():
+        return sum(1 for t in ("customers", "customers_history") if (root / t).exists()
+                   for f in (root / t).glob("*.parquet"))
+
+    def equals_models():
+        try:  # read while sluice commits: a reader may see a commit the other does not yet
+            return (target_rows(pipe) == scd1_model(produced)
+                    and history_rows(pipe, "customers_history") == scd2_model(produced))
+        except Exception:
+            return False
+
+    for kill in range(6):
+        produce_changes()
+        proc = start_sluice(pipe, f"run{kill}")
+        style = rng.choice(["timed", "target-commit", "data-file"])
+        if style == "timed":
+            time.sleep(10 ** rng.uniform(-2.3, 0.3))  # 5 ms .. 2 s after the start
+        else:
+            before = target_versions() if style == "target-commit" else target_files()
+            now = target_versions if style == "target-commit" else target_files
+            deadline = time.monotonic() + 15
+            while now() == before and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.003 if style == "data-file" else 0.03))
+        assert proc.poll() is None, f"sluice exited ({proc.returncode}) before kill {kill + 1}:\n{read_stderr(proc)}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for f in proc.log_files[:2]:
+            f.close()
+        print(f"kill {kill + 1} ({style}): target log versions {target_versions()}, {len(produced)} changes produced")
+
+    # The broker dies while the flows read new changes: they wait, then catch up; SIGTERM then
+    # stops them cleanly.
+    proc = start_sluice(pipe, "outage")
+    produce_changes()
+    outage_broker.kill()
+    produced_during = len(produced)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # sluice keeps running without a broker
+        assert proc.poll() is None, f"sluice exited ({proc.returncode}) without a broker:\n{read_stderr(proc)}"
+        time.sleep(0.2)
+    outage_broker.start()
+    produce_changes()
+    assert len(produced) > produced_during
+    wait_for(equals_models, 90, "the targets to equal the models after the outage", proc, poll=0.25)
+    assert stop_sluice(proc) == 0, proc.log_files[3].read_text()[-4000:]
+    assert target_rows(pipe) == scd1_model(produced)
+    assert history_rows(pipe, "customers_history") == scd2_model(produced)

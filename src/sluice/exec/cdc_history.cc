@@ -14,6 +14,45 @@
 
 namespace sluice::exec {
 
+namespace {
+
+constexpr const char* kTombstoneSequence = "__sequence";
+constexpr const char* kTombstoneDeletedAt = "__deleted_at_ms";
+
+// The tombstones after a batch: the kept rows of the old state, then the new ones (key rows of
+// `keys`, sequence rows of `sequence`, deleted now).
+arrow::Result<std::shared_ptr<arrow::Table>> tombstone_state(
+    const std::shared_ptr<arrow::Schema>& schema, const std::shared_ptr<arrow::RecordBatch>& old,
+    const std::vector<int64_t>& kept, const arrow::ArrayVector& keys, const std::shared_ptr<arrow::Array>& sequence,
+    const std::vector<int64_t>& key_rows, const std::vector<int64_t>& seq_rows, int64_t now_ms) {
+  const size_t nk = keys.size();
+  arrow::ArrayVector columns;
+  for (size_t c = 0; c < nk + 2; ++c) {
+    arrow::ArrayVector parts;
+    if (old && !kept.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto taken, cdc_values::take(old->column(static_cast<int>(c)), kept));
+      parts.push_back(std::move(taken));
+    }
+    if (c < nk) {
+      ARROW_ASSIGN_OR_RAISE(auto taken, cdc_values::take(keys[c], key_rows));
+      parts.push_back(std::move(taken));
+    } else if (c == nk) {
+      ARROW_ASSIGN_OR_RAISE(auto taken, cdc_values::take(sequence, seq_rows));
+      parts.push_back(std::move(taken));
+    } else {
+      arrow::Int64Builder at;
+      ARROW_RETURN_NOT_OK(at.AppendValues(std::vector<int64_t>(key_rows.size(), now_ms)));
+      ARROW_ASSIGN_OR_RAISE(auto built, at.Finish());
+      parts.push_back(std::move(built));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto column, arrow::Concatenate(parts));
+    columns.push_back(std::move(column));
+  }
+  return arrow::Table::Make(schema, columns, static_cast<int64_t>(kept.size() + key_rows.size()));
+}
+
+}  // namespace
+
 arrow::Result<std::unique_ptr<CdcHistoryResolver>> CdcHistoryResolver::make(CdcHistorySpec spec,
                                                                             std::shared_ptr<arrow::Schema> source,
                                                                             std::shared_ptr<arrow::DataType> sequence) {
@@ -35,6 +74,11 @@ arrow::Result<std::unique_ptr<CdcHistoryResolver>> CdcHistoryResolver::make(CdcH
     }
   }
   if (spec.tracked.empty()) spec.tracked = spec.columns;
+  arrow::FieldVector state_fields;
+  for (const auto& k : spec.keys) state_fields.push_back(source->GetFieldByName(k)->WithNullable(true));
+  state_fields.push_back(arrow::field(kTombstoneSequence, sequence));
+  state_fields.push_back(arrow::field(kTombstoneDeletedAt, arrow::int64()));
+  r->state_schema_ = arrow::schema(state_fields);
   fields.push_back(arrow::field(kStartAt, sequence));
   fields.push_back(arrow::field(kEndAt, sequence));
   fields.push_back(arrow::field(kActionColumn, arrow::int8()));
@@ -44,7 +88,9 @@ arrow::Result<std::unique_ptr<CdcHistoryResolver>> CdcHistoryResolver::make(CdcH
 }
 
 arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arrow::Table>& target,
-                                                      const CdcBatch& batch) const {
+                                                      const CdcBatch& batch,
+                                                      const std::shared_ptr<arrow::Table>& tombstones_in,
+                                                      int64_t now_ms, int64_t gc_before_ms) const {
   const auto& rows = *batch.rows;
   const int64_t nb = rows.num_rows();
   if (batch.sequence->null_count() > 0) {
@@ -90,6 +136,22 @@ arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arro
     sequence_parts.push_back(t[end_col]);
   }
   sequence_parts.push_back(batch.sequence);
+  // The tombstones (state): their keys' codes, sequence values (ranked with the rest) and times.
+  std::shared_ptr<arrow::RecordBatch> ts;
+  std::vector<std::string> ts_codes;
+  int64_t ns = 0;
+  if (tombstones_in && tombstones_in->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(ts, tombstones_in->CombineChunksToBatch());
+    ns = ts->num_rows();
+    arrow::ArrayVector ts_keys;  // in column order, as the key codes below
+    for (const auto& c : spec_.columns) {
+      if (std::find(spec_.keys.begin(), spec_.keys.end(), c) != spec_.keys.end()) {
+        ts_keys.push_back(ts->GetColumnByName(c));
+      }
+    }
+    ARROW_ASSIGN_OR_RAISE(ts_codes, cdc_values::encode_keys(ts_keys, ns));
+    sequence_parts.push_back(ts->GetColumnByName(kTombstoneSequence));
+  }
   ARROW_ASSIGN_OR_RAISE(auto sequence, arrow::Concatenate(sequence_parts));
   ARROW_ASSIGN_OR_RAISE(auto ranks, cdc_values::sequence_ranks(sequence));
   // Values: the target's rows, then the batch's.
@@ -112,6 +174,7 @@ arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arro
     int64_t rank;
     int64_t seq_row;    // into `sequence`
     int64_t value_row;  // into `values`; -1 for a delete
+    int64_t key_row;    // into `values` (a target or batch row), or -1 - the tombstone's row
   };
   struct Group {
     std::vector<Event> events;
@@ -127,21 +190,41 @@ arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arro
   for (int64_t i = 0; i < nt; ++i) group(i).old_rows[ranks[i]] = i;
   for (int64_t i = 0; i < nt; ++i) {
     Group& g = group(i);
-    g.events.push_back({ranks[i], i, i});
+    g.events.push_back({ranks[i], i, i, i});
     // A closed version that no other version follows ended with a delete.
-    if (!t[end_col]->IsNull(i) && !g.old_rows.count(ranks[nt + i])) g.events.push_back({ranks[nt + i], nt + i, -1});
+    if (!t[end_col]->IsNull(i) && !g.old_rows.count(ranks[nt + i])) {
+      g.events.push_back({ranks[nt + i], nt + i, -1, i});
+    }
   }
   for (int64_t b = 0; b < nb; ++b) {
     const bool del = cdc_values::flag(batch.is_delete, b);
-    group(nt + b).events.push_back({ranks[2 * nt + b], 2 * nt + b, del ? -1 : nt + b});
+    group(nt + b).events.push_back({ranks[2 * nt + b], 2 * nt + b, del ? -1 : nt + b, nt + b});
   }
+  // Tombstones of the batch's keys join their replay; the others stay as they are (unless old).
+  std::vector<int64_t> kept_tombstones;  // rows of `ts`
+  const auto deleted_at = [&](int64_t row) {
+    return static_cast<const arrow::Int64Array&>(*ts->GetColumnByName(kTombstoneDeletedAt)).Value(row);
+  };
+  for (int64_t s = 0; s < ns; ++s) {
+    if (auto it = group_of.find(ts_codes[s]); it != group_of.end()) {
+      groups[it->second].events.push_back({ranks[2 * nt + nb + s], 2 * nt + nb + s, -1, -1 - s});
+    } else if (deleted_at(s) >= gc_before_ms) {
+      kept_tombstones.push_back(s);
+    }
+  }
+  std::vector<int64_t> new_tombstones;  // events' key rows (>= 0) with their seq rows
+  std::vector<int64_t> new_tombstone_seq;
 
   CdcOutcome out;
   std::vector<int64_t> out_values, out_start, out_end;
   arrow::Int8Builder actions;
   for (auto& g : groups) {
     // The target's events come first, so a change as old as one already applied is a duplicate.
-    std::stable_sort(g.events.begin(), g.events.end(), [](const Event& a, const Event& b) { return a.rank < b.rank; });
+    // Then the tombstones: a change as old as a delete already applied is a duplicate too.
+    const auto origin = [&](const Event& e) { return e.seq_row < 2 * nt ? 0 : e.seq_row >= 2 * nt + nb ? 1 : 2; };
+    std::stable_sort(g.events.begin(), g.events.end(), [&](const Event& a, const Event& b) {
+      return a.rank != b.rank ? a.rank < b.rank : origin(a) < origin(b);
+    });
     struct Version {
       int64_t start_row, end_row, value_row;
     };
@@ -150,11 +233,18 @@ arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arro
     for (size_t e = 0; e < g.events.size(); ++e) {
       const Event& ev = g.events[e];
       if (e > 0 && g.events[e - 1].rank == ev.rank) {
-        if (ev.seq_row >= 2 * nt) ++out.ignored;
+        if (origin(ev) == 2) ++out.ignored;
         continue;
       }
       if (ev.value_row < 0) {
-        if (open) versions.back().end_row = ev.seq_row;
+        if (open) {
+          versions.back().end_row = ev.seq_row;
+        } else if (ev.key_row >= 0) {  // closes nothing: remembered
+          new_tombstones.push_back(ev.key_row);
+          new_tombstone_seq.push_back(ev.seq_row);
+        } else if (deleted_at(-1 - ev.key_row) >= gc_before_ms) {
+          kept_tombstones.push_back(-1 - ev.key_row);
+        }
         open = false;
         continue;
       }
@@ -205,6 +295,13 @@ arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arro
   columns.push_back(std::move(end));
   columns.push_back(std::move(action));
   out.changes = arrow::Table::Make(changes_schema_, columns, static_cast<int64_t>(out_values.size()));
+  arrow::ArrayVector state_keys;  // in the state's (KEYS) order
+  for (const auto& k : spec_.keys) {
+    const auto at = std::find(spec_.columns.begin(), spec_.columns.end(), k) - spec_.columns.begin();
+    state_keys.push_back(values[at]);
+  }
+  ARROW_ASSIGN_OR_RAISE(out.state, tombstone_state(state_schema_, ts, kept_tombstones, state_keys, sequence,
+                                                   new_tombstones, new_tombstone_seq, now_ms));
   return out;
 }
 

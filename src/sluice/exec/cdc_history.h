@@ -5,6 +5,9 @@
 // the change's sequence value) and opens a new one (__START_AT = that value); an upsert with
 // the same tracked columns updates the open version in place; a delete closes it. A late
 // change lands at its place in the history; a duplicate (same key and sequence) changes nothing.
+// A delete that closes nothing (the key has no open version at its sequence value) leaves no
+// trace in the table, so it is kept as a tombstone in the flow's state: an older upsert that
+// arrives later opens a version the tombstone closes, as if the changes had come in order.
 #pragma once
 
 #include <arrow/result.h>
@@ -38,15 +41,21 @@ class CdcHistoryResolver {
 
   // `columns`, __START_AT, __END_AT, then kActionColumn (kUpsert or kDelete).
   const std::shared_ptr<arrow::Schema>& changes_schema() const { return changes_schema_; }
+  // The tombstones: keys, then __sequence, __deleted_at_ms (wall clock of the delete, for GC).
+  const std::shared_ptr<arrow::Schema>& state_schema() const { return state_schema_; }
 
   // `target`: the target's rows (`columns`, __START_AT, __END_AT; only those of the batch's keys
-  // are read). The outcome has no state.
-  arrow::Result<CdcOutcome> resolve(const std::shared_ptr<arrow::Table>& target, const CdcBatch& batch) const;
+  // are read). `tombstones`: the state (null for none). The outcome's state holds the tombstones
+  // after the batch; those deleted before `gc_before_ms` (wall clock) are dropped.
+  arrow::Result<CdcOutcome> resolve(const std::shared_ptr<arrow::Table>& target, const CdcBatch& batch,
+                                    const std::shared_ptr<arrow::Table>& tombstones = nullptr, int64_t now_ms = 0,
+                                    int64_t gc_before_ms = 0) const;
 
  private:
   CdcHistoryResolver() = default;
   CdcHistorySpec spec_;
   std::shared_ptr<arrow::Schema> changes_schema_;
+  std::shared_ptr<arrow::Schema> state_schema_;
 };
 
 }  // namespace sluice::exec

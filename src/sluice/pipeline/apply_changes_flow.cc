@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
@@ -149,8 +150,15 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
   }
   const ProgressIds ids(config_.id, flow_name);
   StateStore state_store(config_.objects, table_path / "_sluice_state" / flow_name);
-  std::shared_ptr<arrow::Table> state;  // SCD1's per-key state; SCD2 keeps none beside the table
-  if (!history) {
+  std::shared_ptr<arrow::Table> state;  // SCD1's per-key state; SCD2's tombstones (deletes that closed nothing)
+  bool has_state = true;
+  if (history) {  // an SCD2 target from before its tombstones were kept has no state yet: none then
+    auto listed = config_.objects->list(state_store.dir().string());
+    has_state = !listed.ok() || std::any_of(listed->begin(), listed->end(), [](const auto& object) {
+      return std::filesystem::path(object.name).extension() == ".arrow";
+    });
+  }
+  if (has_state) {
     auto loaded = state_store.load(ids.recorded_in(snapshot.get()));
     if (!loaded.ok()) return with_context(loaded.status(), where);
     if (*loaded) state = (*loaded)->open_rows;
@@ -214,7 +222,7 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
     if (history) {
       // The target's histories (of the batch's keys): a late change lands between versions.
       ARROW_ASSIGN_OR_RAISE(auto current, delta::scan_table(*store, *snapshot));
-      resolved = history_resolver->resolve(current, batch);
+      resolved = history_resolver->resolve(current, batch, state, now, now - tombstone_seconds * 1000);
     } else {
       resolved = resolver->resolve(state, batch, now, now - tombstone_seconds * 1000);
     }

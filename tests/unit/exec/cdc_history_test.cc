@@ -52,8 +52,9 @@ class CdcHistoryTest : public ::testing::Test {
                                            city.Finish().ValueOrDie()});
     batch.sequence = seq.Finish().ValueOrDie();
     batch.is_delete = del.Finish().ValueOrDie();
-    auto out = resolver_->resolve(target_table(), batch);
+    auto out = resolver_->resolve(target_table(), batch, tombstones_, now_ms_, gc_before_ms_);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
+    tombstones_ = out->state;
     auto t = out->changes->CombineChunksToBatch().ValueOrDie();
     for (int64_t i = 0; i < t->num_rows(); ++i) {
       auto text = [&](const char* c) {
@@ -98,6 +99,8 @@ class CdcHistoryTest : public ::testing::Test {
 
   std::unique_ptr<CdcHistoryResolver> resolver_;
   std::map<std::pair<int64_t, int64_t>, HistoryRow> rows_;  // by (id, start)
+  std::shared_ptr<arrow::Table> tombstones_;                 // the state between batches
+  int64_t now_ms_ = 1000, gc_before_ms_ = 0;
 };
 
 TEST_F(CdcHistoryTest, ChangesOpenAndCloseVersionsInSequenceOrder) {
@@ -136,6 +139,33 @@ TEST_F(CdcHistoryTest, UntrackedColumnsChangeTheOpenVersionInPlace) {
   make({"id", "name"});
   feed({{1, "a", "x", 10}, {1, "a", "y", 20}, {1, "b", "y", 30}});
   EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "y", 10, 30}, {1, "b", "y", 30, -1}}));
+}
+
+// A delete that closed nothing leaves no row in the table; its tombstone still closes the
+// version an older upsert opens in a later batch (the chaos test's reordering across partitions).
+TEST_F(CdcHistoryTest, ADeleteThatClosedNothingClosesALaterArrivingOlderUpsert) {
+  make();
+  feed({{1, "a", "x", 10}, {1, "", "", 20, true}, {1, "", "", 40, true}});
+  ASSERT_EQ(tombstones_->num_rows(), 1);  // the delete at 40
+  feed({{1, "late", "x", 30}});
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}, {1, "late", "x", 30, 40}}));
+  EXPECT_EQ(tombstones_->num_rows(), 0);  // in the table now
+  feed({{1, "", "", 50, true}});
+  feed({{1, "dup", "x", 50}, {2, "b", "x", 45}});  // as old as the delete: a duplicate
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "a", "x", 10, 20}, {1, "late", "x", 30, 40}, {2, "b", "x", 45, -1}}));
+}
+
+TEST_F(CdcHistoryTest, TombstonesOfOtherKeysAreKeptUntilCollected) {
+  make();
+  feed({{1, "", "", 20, true}, {2, "", "", 20, true}});
+  EXPECT_EQ(tombstones_->num_rows(), 2);
+  feed({{3, "c", "x", 5}});
+  EXPECT_EQ(tombstones_->num_rows(), 2);
+  gc_before_ms_ = now_ms_ + 1;  // both older than the threshold
+  feed({{3, "d", "x", 6}});
+  EXPECT_EQ(tombstones_->num_rows(), 0);
+  feed({{1, "late", "x", 10}});  // collected: opens a version nothing closes, as in DLT
+  EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "late", "x", 10, -1}, {3, "c", "x", 5, 6}, {3, "d", "x", 6, -1}}));
 }
 
 }  // namespace
