@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
 
 #include "sluice/common/status.h"
@@ -23,6 +24,44 @@ namespace {
 int64_t http_date_nanos(const std::string& text) {
   const time_t t = curl_getdate(text.c_str(), nullptr);
   return t < 0 ? 0 : static_cast<int64_t>(t) * 1'000'000'000;
+}
+
+// AZURE_AUTHORITY_HOST set to `value` while it lives, then restored: the Azure SDK's
+// ClientSecretCredential reads the authority host only from the environment, when it is made
+// (AzureOptions::ConfigureClientSecretCredential has no parameter for it). Made only while a
+// store is opened (open_azure_location's mutex), never while a request runs.
+class ScopedAuthorityHost {
+ public:
+  explicit ScopedAuthorityHost(const std::string& value) {
+    const char* old = std::getenv(kName);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    changed_ = !had_ || old_ != value;
+    if (changed_) setenv(kName, value.c_str(), 1);
+  }
+  ~ScopedAuthorityHost() {
+    if (!changed_) return;
+    if (had_) {
+      setenv(kName, old_.c_str(), 1);
+    } else {
+      unsetenv(kName);
+    }
+  }
+  ScopedAuthorityHost(const ScopedAuthorityHost&) = delete;
+  ScopedAuthorityHost& operator=(const ScopedAuthorityHost&) = delete;
+
+ private:
+  static constexpr const char* kName = "AZURE_AUTHORITY_HOST";
+  bool had_ = false;
+  bool changed_ = false;
+  std::string old_;
+};
+
+// The hint a refused request gets: the settings of the credentials in use.
+const char* credential_hint(bool uses_ad) {
+  return uses_ad ? " (check the service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) and "
+                   "its role on the account, e.g. Storage Blob Data Contributor)"
+                 : " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
 }
 
 // Arrow's options for the same endpoint, account and credentials as `config`.
@@ -59,7 +98,10 @@ arrow::Result<arrow::fs::AzureOptions> arrow_options(const AzureConfig& config) 
   }
   options.blob_storage_scheme = scheme;
   options.dfs_storage_scheme = scheme;
-  if (!config.sas_token.empty()) {
+  if (config.uses_ad()) {
+    ARROW_RETURN_NOT_OK(
+        options.ConfigureClientSecretCredential(config.ad.tenant_id, config.ad.client_id, config.ad.client_secret));
+  } else if (!config.sas_token.empty()) {
     ARROW_RETURN_NOT_OK(options.ConfigureSASCredential("?" + config.sas_token));
   } else {
     ARROW_RETURN_NOT_OK(options.ConfigureAccountKeyCredential(config.account_key));
@@ -73,8 +115,16 @@ arrow::Status redacted(const arrow::Status& status) {
   if (status.ok()) return status;
   static const std::regex kSignature("sig=[^&\\s'\"]*");
   std::string message = std::regex_replace(status.message(), kSignature, "sig=<redacted>");
-  if (message.find(" 403 ") != std::string::npos) {
-    message += " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
+  if (message.find("AuthenticationException") != std::string::npos) {
+    // The Azure SDK could not get a token (its own request to AZURE_AUTHORITY_HOST).
+    message += " (Azure AD: check AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_AUTHORITY_HOST; "
+               "for a private certificate authority set SSL_CERT_FILE)";
+  } else if (message.find(" 403 ") != std::string::npos) {
+    message += " (check the credentials: AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS "
+               "token's permissions, or the service principal's role on the account)";
+  } else if (message.find("SSL peer certificate") != std::string::npos) {
+    message += " (the server's certificate is not trusted: for a private certificate authority set "
+               "SSL_CERT_FILE to its PEM file in sluice's environment)";
   }
   return arrow::Status(status.code(), std::move(message), status.detail());
 }
@@ -127,17 +177,24 @@ class RedactedOutput final : public arrow::io::OutputStream {
 }  // namespace
 
 arrow::Result<std::shared_ptr<AzureStore>> AzureStore::Make(AzureConfig config) {
+  std::shared_ptr<AzureTokenProvider> tokens;
+  if (config.uses_ad()) {
+    // The first token now: a wrong secret is reported here, clearly, before Arrow's SDK tries.
+    ARROW_ASSIGN_OR_RAISE(tokens, AzureTokenProvider::Make(config.ad));
+  }
+  std::optional<ScopedAuthorityHost> authority;  // around the SDK's credential's construction
+  if (config.uses_ad()) authority.emplace(config.ad.authority_host);
   ARROW_ASSIGN_OR_RAISE(auto options, arrow_options(config));
   auto fs = arrow::fs::AzureFileSystem::Make(options);
+  authority.reset();
   if (!fs.ok()) return io_failure(redacted(fs.status()), "cannot set up Azure Blob access to", config.endpoint);
-  return std::shared_ptr<AzureStore>(new AzureStore(AzureClient(std::move(config)), std::move(*fs)));
+  return std::shared_ptr<AzureStore>(
+      new AzureStore(AzureClient(std::move(config), std::move(tokens)), std::move(*fs)));
 }
 
 arrow::Status AzureStore::failed(const char* what, const std::string& path, const AzureResponse& r) const {
   std::string hint;
-  if (r.status == 403) {
-    hint = " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
-  }
+  if (r.status == 403) hint = credential_hint(client_.config().uses_ad());
   if (r.status == 404 && azure_error_code(r) == "ContainerNotFound") hint = " (create the container first)";
   auto st = io_error("Azure {} {}: {}{}", what, display(path), azure_error_text(r), hint);
   return r.status >= 500 || r.status == 429 ? mark_retryable(st) : st;
@@ -263,7 +320,9 @@ arrow::Result<OpenedLocation> open_azure_location(const Location& location, cons
   // as the S3 stores (object_store.cc): the Azure SDK's own statics may be gone at exit.
   static std::mutex mutex;
   static auto& stores = *std::make_unique<std::map<std::string, std::shared_ptr<ObjectStore>>>().release();  // guarded by mutex
-  const std::string key = config.endpoint + '\n' + config.account + '\n' + config.account_key + '\n' + config.sas_token;
+  const std::string key = config.endpoint + '\n' + config.account + '\n' + config.account_key + '\n' +
+                          config.sas_token + '\n' + config.ad.authority_host + '\n' + config.ad.tenant_id + '\n' +
+                          config.ad.client_id + '\n' + config.ad.client_secret;
   std::lock_guard lock(mutex);
   auto& store = stores[key];
   if (!store) {
