@@ -242,6 +242,8 @@ def az():
 AD_TENANT = "5f1c0a4e-7d2b-4c39-9e61-0a1b2c3d4e5f"
 AD_CLIENT = "sluice-test-app"
 AD_SECRET = "ad-s3cr3t-never-printed-4f2a"
+# Workload identity: the federated token a pod's token file holds (the endpoint takes it as client_assertion).
+AD_FEDERATED_TOKEN = "eyJ.federated-token-never-printed-8b1d.sig"
 
 
 def make_test_ca(folder):
@@ -268,7 +270,8 @@ def _b64url(data):
 
 class TokenEndpoint:
     """An Azure AD token endpoint over https (the test CA): POST /{tenant}/oauth2/v2.0/token with
-    the client-credentials form. It checks tenant, client id and secret, and answers a JWT-shaped
+    the client-credentials form. It checks tenant, client id and secret (or the federated token as
+    client_assertion), and answers a JWT-shaped
     token that Azurite's --oauth basic accepts (audience https://storage.azure.com, issuer
     https://sts.windows.net/{tenant}/, iat/nbf/exp; Azurite does not check signatures), or, for a
     wrong secret, AAD's 401 invalid_client. `requests` holds (tenant, client_id, scope, ok) of each."""
@@ -286,8 +289,10 @@ class TokenEndpoint:
                 form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
                 field = lambda name: (form.get(name) or [""])[0]  # noqa: E731
                 tenant = self.path.split("/")[1]
+                federated = (field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                             and field("client_assertion") == AD_FEDERATED_TOKEN and not field("client_secret"))
                 ok = (self.path == f"/{AD_TENANT}/oauth2/v2.0/token" and field("grant_type") == "client_credentials"
-                      and field("client_id") == AD_CLIENT and field("client_secret") == AD_SECRET)
+                      and field("client_id") == AD_CLIENT and (field("client_secret") == AD_SECRET or federated))
                 endpoint.requests.append((tenant, field("client_id"), field("scope"), ok))
                 if ok:
                     now = int(time.time())

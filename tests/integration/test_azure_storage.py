@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from object_store_helpers import ACCOUNT, AD_CLIENT, AD_TENANT, append, az, az_ad, export, ids, rows, run  # noqa: F401
+from object_store_helpers import ACCOUNT, AD_CLIENT, AD_FEDERATED_TOKEN, AD_TENANT, append, az, az_ad, export, ids, rows, run  # noqa: F401
 from object_store_helpers import AZURE_KEY as KEY
 
 # The tests' "secret": a wrong key, never to be printed.
@@ -221,3 +221,21 @@ def test_a_wrong_client_secret_or_an_untrusted_ca_names_the_cause_not_the_secret
     assert "certificate is not trusted" in untrusted.stderr and "set SSL_CERT_FILE" in untrusted.stderr, untrusted.stderr
     for result in (refused, untrusted):
         assert wrong not in result.stdout + result.stderr and az_ad["secret"] not in result.stdout + result.stderr
+
+
+def test_workload_identity_takes_the_federated_token_file_instead_of_a_secret(az_ad, tmp_path):
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(AD_FEDERATED_TOKEN)  # as Kubernetes projects it: no newline
+    env = {k: v for k, v in az_ad["env"].items() if k != "AZURE_CLIENT_SECRET"}
+    env["AZURE_FEDERATED_TOKEN_FILE"] = str(token_file)
+    uri, _ = new_table()
+    before = len(az_ad["tokens"].requests)
+    append(az_ad, uri, rows(0, 20), env=env)
+    assert ids(DeltaTable(uri, storage_options=az_ad["options"]).to_pyarrow_table()) == list(range(20))
+    asked = az_ad["tokens"].requests[before:]
+    assert len(asked) == 2 and all(ok for *_, ok in asked), asked  # sluice's and the Azure SDK's
+    token_file.write_text("eyJ.a-revoked-token.sig")
+    refused = run(az_ad, "table", "describe", uri, env=env)
+    assert refused.returncode == 1
+    assert f"check AZURE_FEDERATED_TOKEN_FILE ({token_file}" in refused.stderr, refused.stderr
+    assert "a-revoked-token" not in refused.stderr + refused.stdout

@@ -78,12 +78,13 @@ std::map<std::string, std::string> connection_fields(const std::string& text) {
 
 // A service principal's settings complete, its authority host and the storage endpoint https.
 arrow::Status check_ad_identity(AzureConfig& c, std::string authority_host) {
+  const char* credential = c.ad.client_secret.empty() ? "AZURE_FEDERATED_TOKEN_FILE" : "AZURE_CLIENT_SECRET";
   for (const auto& [value, key] : {std::pair{&c.ad.tenant_id, "AZURE_TENANT_ID"}, {&c.ad.client_id, "AZURE_CLIENT_ID"}}) {
     if (value->empty()) {
-      return invalid("AZURE_CLIENT_SECRET is set for Azure account '{}' but {} is not: a service principal "
-                     "needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (environment or "
-                     "storage_options azure_tenant_id, azure_client_id, azure_client_secret)",
-                     c.account, key);
+      return invalid("{} is set for Azure account '{}' but {} is not: a service principal needs "
+                     "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE "
+                     "(environment or storage_options azure_tenant_id, azure_client_id, ...)",
+                     credential, c.account, key);
     }
   }
   while (!authority_host.empty() && authority_host.back() == '/') authority_host.pop_back();
@@ -96,10 +97,10 @@ arrow::Status check_ad_identity(AzureConfig& c, std::string authority_host) {
     c.ad.authority_host = authority_host;
   }
   if (c.endpoint.rfind("https://", 0) != 0) {
-    return invalid("Azure endpoint {} is plain http: Azure AD tokens (AZURE_CLIENT_SECRET) are sent only over "
+    return invalid("Azure endpoint {} is plain http: Azure AD tokens ({}) are sent only over "
                    "https (Azure and Azurite refuse a bearer token over http); use an https endpoint (for "
                    "Azurite: --cert, --key and --oauth basic) or an account key / SAS token",
-                   c.endpoint);
+                   c.endpoint, credential);
   }
   return arrow::Status::OK();
 }
@@ -175,6 +176,11 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
                    c.account_key.empty() ? "AZURE_STORAGE_SAS_TOKEN" : "AZURE_STORAGE_ACCOUNT_KEY",
                    c.account.empty() ? std::string(emulator ? kEmulatorAccount : "") : c.account);
   }
+  // Workload identity ranks below every explicit credential: AKS puts AZURE_FEDERATED_TOKEN_FILE
+  // in every pod's environment.
+  if (!c.uses_ad() && c.account_key.empty() && c.sas_token.empty() && !emulator) {
+    c.ad.federated_token_file = get("AZURE_FEDERATED_TOKEN_FILE");
+  }
   if (emulator) {
     if (c.account.empty()) c.account = kEmulatorAccount;
     if (c.account_key.empty() && c.sas_token.empty() && !c.uses_ad()) c.account_key = kEmulatorKey;
@@ -209,13 +215,13 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
     // The Azure SDKs' other identity variables: named when set, so that the user sees they are
     // not used rather than wonder why.
     std::string ad;
-    for (const char* key : {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"}) {
+    for (const char* key : {"AZURE_CLIENT_ID", "AZURE_TENANT_ID"}) {
       if (!get(key).empty()) ad += (ad.empty() ? "" : ", ") + std::string(key);
     }
     return invalid("no Azure credentials for account '{}': set AZURE_STORAGE_ACCOUNT_KEY or "
                    "AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING), or a service principal's "
-                   "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, in the environment or "
-                   "storage_options; workload identity, managed identity and az login are not supported "
+                   "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), "
+                   "in the environment or storage_options; managed identity and az login are not supported "
                    "yet{}",
                    c.account, ad.empty() ? "" : fmt::format(" ({} set but not used)", ad));
   }

@@ -27,12 +27,12 @@ struct AzureConfig {
   std::string account;
   std::string account_key;  // base64, as the portal shows it; "" with a SAS token
   std::string sas_token;    // without the leading '?'
-  // A service principal (Azure AD client credentials): used when client_secret is set, then
-  // account_key and sas_token are empty and the endpoint is https.
+  // A service principal (Azure AD client credentials): used when it has a client secret or a
+  // federated token file, then account_key and sas_token are empty and the endpoint is https.
   AzureAdIdentity ad;
   bool allow_http = false;
 
-  bool uses_ad() const { return !ad.client_secret.empty(); }
+  bool uses_ad() const { return !ad.client_secret.empty() || !ad.federated_token_file.empty(); }
 };
 
 // From `options` (normalized keys, location.h) over the AZURE_STORAGE_* environment, for the
@@ -40,7 +40,8 @@ struct AzureConfig {
 // connection string's fields, then AZURE_STORAGE_USE_EMULATOR's defaults (devstoreaccount1, its
 // public key, AZURITE_BLOB_STORAGE_URL or http://127.0.0.1:10000). A service principal
 // (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST) when no key or SAS
-// token is given. Refuses a missing account or credentials, a key that is not base64, a
+// token is given; workload identity (AZURE_FEDERATED_TOKEN_FILE instead of the secret) when
+// neither a key, a SAS token nor a secret is (an ambient setting, as AKS injects it). Refuses a missing account or credentials, a key that is not base64, a
 // plain-http endpoint without AZURE_ALLOW_HTTP=true (or the emulator), a client secret beside a
 // key or SAS token, an incomplete service principal and one over plain http, saying what to set.
 arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
+
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
@@ -13,6 +15,7 @@ namespace {
 
 constexpr const char* kStorageScope = "https://storage.azure.com/.default";
 constexpr long kAzureTokenTimeoutMs = 10'000;
+constexpr const char* kAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 }  // namespace
 
@@ -50,9 +53,19 @@ arrow::Result<AzureToken> AzureTokenProvider::get() {
 arrow::Result<AzureToken> AzureTokenProvider::fetch() const {
   const int64_t now = unix_now();
   const std::string url = azure_token_url(identity_);
-  const std::string body = "grant_type=client_credentials&client_id=" + percent_encode(identity_.client_id, "") +
-                           "&client_secret=" + percent_encode(identity_.client_secret, "") +
-                           "&scope=" + percent_encode(kStorageScope, "");
+  std::string body = "grant_type=client_credentials&client_id=" + percent_encode(identity_.client_id, "") +
+                     "&scope=" + percent_encode(kStorageScope, "");
+  const bool federated = identity_.client_secret.empty();
+  if (federated) {
+    // Workload identity: the projected token is rotated in place, so it is read at each fetch.
+    ARROW_ASSIGN_OR_RAISE(std::string assertion,
+                          read_text_file(identity_.federated_token_file, "AZURE_FEDERATED_TOKEN_FILE"));
+    while (!assertion.empty() && std::isspace(static_cast<unsigned char>(assertion.back()))) assertion.pop_back();
+    body += "&client_assertion_type=" + percent_encode(kAssertionType, "") +
+            "&client_assertion=" + percent_encode(assertion, "");
+  } else {
+    body += "&client_secret=" + percent_encode(identity_.client_secret, "");
+  }
   const std::string what = "the Azure AD token endpoint (AZURE_AUTHORITY_HOST)";
   ARROW_ASSIGN_OR_RAISE(auto r, http_send("POST", url, body, {"Content-Type: application/x-www-form-urlencoded"},
                                           false, kAzureTokenTimeoutMs, what, {}, TlsTrust::kSslCertEnv));
@@ -67,9 +80,11 @@ arrow::Result<AzureToken> AzureTokenProvider::fetch() const {
       }
     }
     auto st = invalid("{} at {} refused the client credentials of client id '{}' in tenant '{}': {}; check "
-                      "AZURE_CLIENT_SECRET (azure_client_secret: is it current?), AZURE_CLIENT_ID and "
-                      "AZURE_TENANT_ID",
-                      what, url, identity_.client_id, identity_.tenant_id, why);
+                      "{}, AZURE_CLIENT_ID and AZURE_TENANT_ID",
+                      what, url, identity_.client_id, identity_.tenant_id, why,
+                      federated ? "AZURE_FEDERATED_TOKEN_FILE (" + identity_.federated_token_file +
+                                      ": is the token current and trusted for this app?)"
+                                : std::string("AZURE_CLIENT_SECRET (azure_client_secret: is it current?)"));
     return r.status >= 500 || r.status == 429 ? mark_retryable(st) : st;
   }
   if (!json.is_object() || !json.contains("access_token") || !json["access_token"].is_string()) {

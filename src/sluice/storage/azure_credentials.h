@@ -1,5 +1,6 @@
 // Azure AD (Microsoft Entra ID) access tokens for Azure Storage: the OAuth2 client-credentials
-// flow of a service principal (tenant, client id, client secret) at
+// flow of a service principal (tenant, client id, and a client secret or a federated token file:
+// workload identity, the token as client_assertion, read again at each fetch) at
 // {authority host}/{tenant}/oauth2/v2.0/token, scope https://storage.azure.com/.default, cached
 // and fetched again at half its lifetime. sluice's own Blob requests (azure_client) send the
 // token as "Authorization: Bearer"; Arrow's AzureFileSystem gets the same identity
@@ -15,11 +16,13 @@
 
 namespace sluice::storage {
 
-// A service principal. Secrets stay in here: no message prints client_secret.
+// A service principal. Secrets stay in here: no message prints client_secret or the token file's
+// content.
 struct AzureAdIdentity {
   std::string tenant_id;
   std::string client_id;
   std::string client_secret;
+  std::string federated_token_file;  // used when client_secret is empty
   // https only, no trailing '/': the Azure SDK refuses to send a secret anywhere else.
   std::string authority_host = "https://login.microsoftonline.com";
 };

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <optional>
 #include <regex>
+#include <utility>
+#include <vector>
 
 #include "sluice/common/status.h"
 #include "sluice/storage/http_util.h"
@@ -26,35 +28,39 @@ int64_t http_date_nanos(const std::string& text) {
   return t < 0 ? 0 : static_cast<int64_t>(t) * 1'000'000'000;
 }
 
-// AZURE_AUTHORITY_HOST set to `value` while it lives, then restored: the Azure SDK's
-// ClientSecretCredential reads the authority host only from the environment, when it is made
-// (AzureOptions::ConfigureClientSecretCredential has no parameter for it). Made only while a
-// store is opened (open_azure_location's mutex), never while a request runs.
-class ScopedAuthorityHost {
+// Environment variables set while it lives, then restored: the Azure SDK's credentials read the
+// authority host (and workload identity its tenant, client id and token file) only from the
+// environment, when they are made (AzureOptions::Configure*Credential take no options for it).
+// Made only while a store is opened (open_azure_location's mutex), never while a request runs.
+class ScopedEnvironment {
  public:
-  explicit ScopedAuthorityHost(const std::string& value) {
-    const char* old = std::getenv(kName);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    changed_ = !had_ || old_ != value;
-    if (changed_) setenv(kName, value.c_str(), 1);
-  }
-  ~ScopedAuthorityHost() {
-    if (!changed_) return;
-    if (had_) {
-      setenv(kName, old_.c_str(), 1);
-    } else {
-      unsetenv(kName);
+  explicit ScopedEnvironment(const std::vector<std::pair<const char*, std::string>>& values) {
+    for (const auto& [name, value] : values) {
+      const char* old = std::getenv(name);
+      if (old != nullptr && value == old) continue;
+      saved_.push_back({name, old != nullptr, old != nullptr ? old : ""});
+      setenv(name, value.c_str(), 1);
     }
   }
-  ScopedAuthorityHost(const ScopedAuthorityHost&) = delete;
-  ScopedAuthorityHost& operator=(const ScopedAuthorityHost&) = delete;
+  ~ScopedEnvironment() {
+    for (const auto& s : saved_) {
+      if (s.had) {
+        setenv(s.name, s.value.c_str(), 1);
+      } else {
+        unsetenv(s.name);
+      }
+    }
+  }
+  ScopedEnvironment(const ScopedEnvironment&) = delete;
+  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
 
  private:
-  static constexpr const char* kName = "AZURE_AUTHORITY_HOST";
-  bool had_ = false;
-  bool changed_ = false;
-  std::string old_;
+  struct Saved {
+    const char* name;
+    bool had;
+    std::string value;
+  };
+  std::vector<Saved> saved_;
 };
 
 // The hint a refused request gets: the settings of the credentials in use.
@@ -98,7 +104,9 @@ arrow::Result<arrow::fs::AzureOptions> arrow_options(const AzureConfig& config) 
   }
   options.blob_storage_scheme = scheme;
   options.dfs_storage_scheme = scheme;
-  if (config.uses_ad()) {
+  if (config.uses_ad() && config.ad.client_secret.empty()) {
+    ARROW_RETURN_NOT_OK(options.ConfigureWorkloadIdentityCredential());  // from the environment (Make)
+  } else if (config.uses_ad()) {
     ARROW_RETURN_NOT_OK(
         options.ConfigureClientSecretCredential(config.ad.tenant_id, config.ad.client_id, config.ad.client_secret));
   } else if (!config.sas_token.empty()) {
@@ -182,11 +190,19 @@ arrow::Result<std::shared_ptr<AzureStore>> AzureStore::Make(AzureConfig config) 
     // The first token now: a wrong secret is reported here, clearly, before Arrow's SDK tries.
     ARROW_ASSIGN_OR_RAISE(tokens, AzureTokenProvider::Make(config.ad));
   }
-  std::optional<ScopedAuthorityHost> authority;  // around the SDK's credential's construction
-  if (config.uses_ad()) authority.emplace(config.ad.authority_host);
+  std::optional<ScopedEnvironment> environment;  // around the SDK's credential's construction
+  if (config.uses_ad()) {
+    std::vector<std::pair<const char*, std::string>> values = {{"AZURE_AUTHORITY_HOST", config.ad.authority_host}};
+    if (config.ad.client_secret.empty()) {
+      values.insert(values.end(), {{"AZURE_TENANT_ID", config.ad.tenant_id},
+                                   {"AZURE_CLIENT_ID", config.ad.client_id},
+                                   {"AZURE_FEDERATED_TOKEN_FILE", config.ad.federated_token_file}});
+    }
+    environment.emplace(values);
+  }
   ARROW_ASSIGN_OR_RAISE(auto options, arrow_options(config));
   auto fs = arrow::fs::AzureFileSystem::Make(options);
-  authority.reset();
+  environment.reset();
   if (!fs.ok()) return io_failure(redacted(fs.status()), "cannot set up Azure Blob access to", config.endpoint);
   return std::shared_ptr<AzureStore>(
       new AzureStore(AzureClient(std::move(config), std::move(tokens)), std::move(*fs)));
@@ -322,7 +338,8 @@ arrow::Result<OpenedLocation> open_azure_location(const Location& location, cons
   static auto& stores = *std::make_unique<std::map<std::string, std::shared_ptr<ObjectStore>>>().release();  // guarded by mutex
   const std::string key = config.endpoint + '\n' + config.account + '\n' + config.account_key + '\n' +
                           config.sas_token + '\n' + config.ad.authority_host + '\n' + config.ad.tenant_id + '\n' +
-                          config.ad.client_id + '\n' + config.ad.client_secret;
+                          config.ad.client_id + '\n' + config.ad.client_secret + '\n' +
+                          config.ad.federated_token_file;
   std::lock_guard lock(mutex);
   auto& store = stores[key];
   if (!store) {

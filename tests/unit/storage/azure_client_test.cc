@@ -110,6 +110,23 @@ TEST(AzureConfigTest, AServicePrincipalIsUsedWhenNoKeyOrSasTokenIsGiven) {
   EXPECT_TRUE(azurite->account_key.empty());
 }
 
+TEST(AzureConfigTest, AFederatedTokenFileRanksBelowEveryExplicitCredential) {
+  auto workload = azure_config_from(
+      service_principal({{"AZURE_CLIENT_SECRET", ""}, {"AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"}}), "");
+  ASSERT_TRUE(workload.ok()) << workload.status();
+  EXPECT_TRUE(workload->uses_ad());
+  EXPECT_EQ(workload->ad.federated_token_file, "/var/run/token");
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"AZURE_CLIENT_SECRET", kSecret}, {"AZURE_STORAGE_ACCOUNT_KEY", kKey}, {"AZURE_STORAGE_SAS_TOKEN", "sv=1"}}) {
+    std::map<std::string, std::string> given = {{"AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"},
+                                                {"AZURE_CLIENT_SECRET", ""}};
+    given[key] = value;
+    auto c = azure_config_from(service_principal(given), "");
+    ASSERT_TRUE(c.ok()) << key << ": " << c.status();
+    EXPECT_TRUE(c->ad.federated_token_file.empty()) << key;
+  }
+}
+
 TEST(AzureConfigTest, ServicePrincipalRefusalsSayWhatToSetAndNeverEchoTheSecret) {
   struct Case {
     std::map<std::string, std::string> more;

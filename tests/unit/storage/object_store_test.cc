@@ -133,13 +133,14 @@ TEST(StorageOptionsTest, DeltaRsKeysAreAcceptedInAnyCaseAndOthersRefused) {
   ASSERT_TRUE(principal.ok()) << principal.status();
   EXPECT_EQ(*principal, (StorageOptions{{"AZURE_CLIENT_ID", "c"}, {"AZURE_CLIENT_SECRET", "s"},
                                         {"AZURE_TENANT_ID", "t"}, {"AZURE_AUTHORITY_HOST", "h"}}));
+  EXPECT_EQ(normalize_storage_options({{"federated_token_file", "/t"}})->at("AZURE_FEDERATED_TOKEN_FILE"), "/t");
   // The other Azure AD identities are refused by name.
-  auto federated = normalize_storage_options({{"azure_federated_token_file", "x"}});
-  ASSERT_FALSE(federated.ok());
-  EXPECT_NE(federated.status().message().find("'azure_federated_token_file' is not supported yet: of the Azure AD "
-                                              "identities only a service principal's client secret is"),
+  auto msi = normalize_storage_options({{"azure_msi_endpoint", "x"}});
+  ASSERT_FALSE(msi.ok());
+  EXPECT_NE(msi.status().message().find("'azure_msi_endpoint' is not supported yet: of the Azure AD "
+                                        "identities only a service principal"),
             std::string::npos)
-      << federated.status().message();
+      << msi.status().message();
 }
 
 TEST(LocalStoreTest, PutIfAbsentWritesOnceAndLeavesNoTempFile) {
