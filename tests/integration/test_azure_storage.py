@@ -2,8 +2,8 @@
 (started and stopped by scripts/azurite.sh), read back by deltalake and Polars with the same
 emulator options (delta-rs keys); racing writers (the commit is Put Blob with If-None-Match: *),
 checkpoints, time travel, credentials (account key, SAS token, connection string, a service
-principal's Azure AD tokens against Azurite over https with a test CA) and the errors that name
-what to set without echoing a secret. The blobs are checked with a small
+principal's Azure AD tokens or workload identity against Azurite over https with a test CA, also
+for a pipeline run) and the errors that name what to set without echoing a secret. The blobs are checked with a small
 independent SharedKey client (below), not with sluice."""
 import base64
 import concurrent.futures
@@ -16,6 +16,9 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+
+from conftest import write_pipeline
+from test_pipeline_on_s3 import produce_json
 
 from object_store_helpers import ACCOUNT, AD_CLIENT, AD_FEDERATED_TOKEN, AD_TENANT, append, az, az_ad, export, ids, rows, run  # noqa: F401
 from object_store_helpers import AZURE_KEY as KEY
@@ -239,3 +242,19 @@ def test_workload_identity_takes_the_federated_token_file_instead_of_a_secret(az
     assert refused.returncode == 1
     assert f"check AZURE_FEDERATED_TOKEN_FILE ({token_file}" in refused.stderr, refused.stderr
     assert "a-revoked-token" not in refused.stderr + refused.stdout
+
+
+def test_a_service_principal_in_storage_options_runs_a_pipeline(az_ad, tmp_path, bootstrap, new_topic):
+    """azure_tenant_id, azure_client_id, azure_client_secret and azure_authority_host in
+    pipeline.yaml (none in the environment but SSL_CERT_FILE): Azurite over https takes the tokens."""
+    topic = new_topic(1)
+    prefix = f"ad-{uuid.uuid4().hex[:8]}"
+    pipe = write_pipeline(tmp_path / "p", f"name: ad\nstorage: az://lake/{prefix}\nstorage_options:\n{az_ad['yaml']}"
+                          f"kafka:\n  default:\n    bootstrap.servers: \"{bootstrap}\"\n")
+    (pipe / "t.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM "
+                                f"read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
+    produce_json(bootstrap, topic, [{"i": i} for i in range(5)])
+    r = run(None, "run", pipe, "--once", extra={"SSL_CERT_FILE": str(az_ad["ca"])})
+    assert r.returncode == 0, r.stderr
+    assert DeltaTable(f"az://lake/{prefix}/tables/t", storage_options=az_ad["options"]).to_pyarrow_table().num_rows == 5
+    assert az_ad["secret"] not in r.stdout + r.stderr

@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 import test_install
 from conftest import write_pipeline
-from object_store_helpers import (az, az_ad, clean_env, events, gcs, run, set_storage, sigkill_chaos, start,  # noqa: F401
+from object_store_helpers import (az, clean_env, events, gcs, run, set_storage, sigkill_chaos, start,  # noqa: F401
                                   storage_yaml, table, wait_for)
 from test_install import assert_quickstart_tables, produce_quickstart_events, quickstart_copy
 from test_pipeline_on_s3 import produce_json, ts, windowed_pipeline
@@ -192,22 +192,6 @@ kafka:
     assert r.returncode == 0, r.stderr
     assert table(az, prefix, "t").to_pyarrow_table().num_rows == 5
     assert az["secret"] not in r.stdout + r.stderr
-
-
-def test_a_service_principal_in_storage_options_runs_a_pipeline(az_ad, tmp_path, bootstrap, new_topic):
-    """azure_tenant_id, azure_client_id, azure_client_secret and azure_authority_host in
-    pipeline.yaml (none in the environment but SSL_CERT_FILE): Azurite over https takes the tokens."""
-    topic = new_topic(1)
-    prefix = f"ad-{uuid.uuid4().hex[:8]}"
-    pipe = write_pipeline(tmp_path / "p", f"name: ad\nstorage: az://lake/{prefix}\nstorage_options:\n{az_ad['yaml']}"
-                          f"kafka:\n  default:\n    bootstrap.servers: \"{bootstrap}\"\n")
-    (pipe / "t.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM "
-                                f"read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
-    produce_json(bootstrap, topic, [{"i": i} for i in range(5)])
-    r = run(None, "run", pipe, "--once", extra={"SSL_CERT_FILE": str(az_ad["ca"])})
-    assert r.returncode == 0, r.stderr
-    assert table(az_ad, prefix, "t").to_pyarrow_table().num_rows == 5
-    assert az_ad["secret"] not in r.stdout + r.stderr
 
 
 @pytest.mark.timeout(180)
