@@ -79,7 +79,8 @@ std::map<std::string, std::string> connection_fields(const std::string& text) {
 // A service principal's settings complete, its authority host and the storage endpoint https.
 arrow::Status check_ad_identity(AzureConfig& c, std::string authority_host) {
   const char* credential = c.ad.client_secret.empty() ? "AZURE_FEDERATED_TOKEN_FILE" : "AZURE_CLIENT_SECRET";
-  for (const auto& [value, key] : {std::pair{&c.ad.tenant_id, "AZURE_TENANT_ID"}, {&c.ad.client_id, "AZURE_CLIENT_ID"}}) {
+  for (const auto& [value, key] :
+       {std::pair{&c.ad.tenant_id, "AZURE_TENANT_ID"}, {&c.ad.client_id, "AZURE_CLIENT_ID"}}) {
     if (value->empty()) {
       return invalid("{} is set for Azure account '{}' but {} is not: a service principal needs "
                      "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE "

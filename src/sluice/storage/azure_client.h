@@ -41,9 +41,10 @@ struct AzureConfig {
 // public key, AZURITE_BLOB_STORAGE_URL or http://127.0.0.1:10000). A service principal
 // (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST) when no key or SAS
 // token is given; workload identity (AZURE_FEDERATED_TOKEN_FILE instead of the secret) when
-// neither a key, a SAS token nor a secret is (an ambient setting, as AKS injects it). Refuses a missing account or credentials, a key that is not base64, a
-// plain-http endpoint without AZURE_ALLOW_HTTP=true (or the emulator), a client secret beside a
-// key or SAS token, an incomplete service principal and one over plain http, saying what to set.
+// neither a key, a SAS token, a secret nor the emulator is (an ambient setting, as AKS injects
+// it). Refuses a missing account or credentials, a key that is not base64, a plain-http endpoint
+// without AZURE_ALLOW_HTTP=true (or the emulator), a client secret beside a key or SAS token, an
+// incomplete service principal and one over plain http, saying what to set.
 arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
                                              const std::string& uri_account);
 
