@@ -5,7 +5,10 @@
 #   scripts/azurite.sh start    start (and wait until it answers HTTP)
 #   scripts/azurite.sh stop     stop what `start` started, by pid
 #   scripts/azurite.sh status   exit 0 if running and answering
-# Environment: AZURITE_PORT (default 10000), AZURITE_READY_TIMEOUT seconds (default 60).
+# Environment: AZURITE_PORT (default 10000), AZURITE_READY_TIMEOUT seconds (default 60);
+# AZURITE_CERT and AZURITE_KEY (PEM files): serve https with them; AZURITE_OAUTH=basic: accept
+# Azure AD bearer tokens too (Azurite takes them only over https; it checks their audience,
+# issuer and lifetime, not their signature).
 # Clients reach it as the well-known development account devstoreaccount1 (its key is public,
 # in Azurite's README) at http://127.0.0.1:$AZURITE_PORT/devstoreaccount1, e.g. with
 # AZURE_STORAGE_USE_EMULATOR=true AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:$AZURITE_PORT.
@@ -19,7 +22,9 @@ READY_TIMEOUT=${AZURITE_READY_TIMEOUT:-60}
 RUN="$ROOT/.run/azurite-$PORT"
 PIDFILE="$RUN/azurite.pid"
 LOGFILE="$RUN/azurite.log"
-READY_WHAT="blob service at http://127.0.0.1:$PORT/devstoreaccount1"
+SCHEME=http
+if [ -n "${AZURITE_CERT:-}" ]; then SCHEME=https; fi
+READY_WHAT="blob service at $SCHEME://127.0.0.1:$PORT/devstoreaccount1"
 AZURITE="$ROOT/.deps/azurite/node_modules/.bin/azurite-blob"
 
 log() { printf '[azurite] %s\n' "$*" >&2; }
@@ -28,10 +33,11 @@ log() { printf '[azurite] %s\n' "$*" >&2; }
 
 # Any HTTP answer (an unauthenticated request gets 4xx) means the blob service listens.
 is_ready() {
-  "$ROOT/.venv/bin/python" - "$PORT" <<'PY' 2>/dev/null
-import sys, urllib.error, urllib.request
-try:
-    urllib.request.urlopen("http://127.0.0.1:%s/devstoreaccount1?comp=list" % sys.argv[1], timeout=2)
+  "$ROOT/.venv/bin/python" - "$PORT" "$SCHEME" <<'PY' 2>/dev/null
+import ssl, sys, urllib.error, urllib.request
+try:  # a liveness probe: the test's certificate is checked by the clients under test, not here
+    urllib.request.urlopen("%s://127.0.0.1:%s/devstoreaccount1?comp=list" % (sys.argv[2], sys.argv[1]), timeout=2,
+                           context=ssl._create_unverified_context())
 except urllib.error.HTTPError:
     pass
 PY
@@ -43,8 +49,11 @@ check_installed() {
 
 launch() {
   rm -rf "$RUN/data"; mkdir -p "$RUN/data"
+  local tls=()
+  if [ -n "${AZURITE_CERT:-}" ]; then tls=(--cert "$AZURITE_CERT" --key "${AZURITE_KEY:?AZURITE_KEY must go with AZURITE_CERT}"); fi
+  if [ -n "${AZURITE_OAUTH:-}" ]; then tls+=(--oauth "$AZURITE_OAUTH"); fi
   setsid "$AZURITE" --blobHost 127.0.0.1 --blobPort "$PORT" --location "$RUN/data" --silent \
-    --skipApiVersionCheck --disableProductStyleUrl > "$LOGFILE" 2>&1 < /dev/null &
+    --skipApiVersionCheck --disableProductStyleUrl "${tls[@]}" > "$LOGFILE" 2>&1 < /dev/null &
 }
 
 after_stop() { rm -rf "$RUN/data"; }

@@ -17,12 +17,16 @@ import datetime
 import email.utils
 import hashlib
 import hmac
+import http.server
 import json
 import os
 import pathlib
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -141,8 +145,9 @@ def s3():
 class Blobs:
     """Just enough of the Blob REST API (SharedKey) to create a container and look at blobs."""
 
-    def __init__(self, port):
-        self.base = f"http://127.0.0.1:{port}/{ACCOUNT}"
+    def __init__(self, port, scheme="http", cafile=None):
+        self.base = f"{scheme}://127.0.0.1:{port}/{ACCOUNT}"
+        self.context = ssl.create_default_context(cafile=cafile) if cafile else None
 
     def request(self, method, path, query=None, body=b"", headers=None):
         query = query or {}
@@ -160,7 +165,7 @@ class Blobs:
         url = self.base + urllib.parse.quote(path) + ("?" + urllib.parse.urlencode(query) if query else "")
         req = urllib.request.Request(url, data=body if method == "PUT" else None, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with urllib.request.urlopen(req, timeout=30, context=self.context) as r:
                 return r.status, r.read(), dict(r.headers)
         except urllib.error.HTTPError as e:
             return e.code, e.read(), dict(e.headers)
@@ -230,6 +235,144 @@ def az():
     finally:
         os.environ.pop("AZURITE_BLOB_STORAGE_URL", None)
         stop()
+
+
+# --- Azure AD: a service principal, Azurite over https with --oauth basic ----------------------
+
+AD_TENANT = "5f1c0a4e-7d2b-4c39-9e61-0a1b2c3d4e5f"
+AD_CLIENT = "sluice-test-app"
+AD_SECRET = "ad-s3cr3t-never-printed-4f2a"
+# Workload identity: the federated token a pod's token file holds (the endpoint takes it as client_assertion).
+AD_FEDERATED_TOKEN = "eyJ.federated-token-never-printed-8b1d.sig"
+
+
+def make_test_ca(folder):
+    """A certificate authority and a server certificate for 127.0.0.1 signed by it (openssl), in
+    `folder`: (ca.pem, cert.pem, key.pem). No system store trusts it."""
+    folder = pathlib.Path(folder)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sluice test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                                    "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "cert.pem", "-days", "2", "-extfile", "ext.cnf")
+    return folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+class TokenEndpoint:
+    """An Azure AD token endpoint over https (the test CA): POST /{tenant}/oauth2/v2.0/token with
+    the client-credentials form. It checks tenant, client id and secret (or the federated token as
+    client_assertion), and answers a JWT-shaped
+    token that Azurite's --oauth basic accepts (audience https://storage.azure.com, issuer
+    https://sts.windows.net/{tenant}/, iat/nbf/exp; Azurite does not check signatures), or, for a
+    wrong secret, AAD's 401 invalid_client. `requests` holds (tenant, client_id, scope, ok) of each."""
+
+    def __init__(self, cert, key, lifetime=3600):
+        endpoint = self
+        self.requests = []
+        self.lifetime = lifetime
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+                field = lambda name: (form.get(name) or [""])[0]  # noqa: E731
+                tenant = self.path.split("/")[1]
+                federated = (field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                             and field("client_assertion") == AD_FEDERATED_TOKEN and not field("client_secret"))
+                ok = (self.path == f"/{AD_TENANT}/oauth2/v2.0/token" and field("grant_type") == "client_credentials"
+                      and field("client_id") == AD_CLIENT and (field("client_secret") == AD_SECRET or federated))
+                endpoint.requests.append((tenant, field("client_id"), field("scope"), ok))
+                if ok:
+                    now = int(time.time())
+                    token = _b64url({"alg": "none", "typ": "JWT"}) + "." + _b64url({
+                        "aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{tenant}/",
+                        "iat": now - 60, "nbf": now - 60, "exp": now + endpoint.lifetime, "appid": AD_CLIENT}) + ".unsigned"
+                    status, body = 200, {"token_type": "Bearer", "expires_in": endpoint.lifetime, "access_token": token}
+                else:
+                    status, body = 401, {"error": "invalid_client", "error_description":
+                                         "AADSTS7000215: Invalid client secret provided. Trace ID: 0f3e"}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, cafile):
+        """A token for the tests' own readers (deltalake's bearer_token)."""
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": AD_CLIENT,
+                                       "client_secret": AD_SECRET, "scope": "https://storage.azure.com/.default"})
+        with urllib.request.urlopen(f"{self.url}/{AD_TENANT}/oauth2/v2.0/token", data=form.encode(), timeout=10,
+                                    context=ssl.create_default_context(cafile=str(cafile))) as r:
+            return json.loads(r.read())["access_token"]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def az_ad():
+    """Azurite over https (a certificate from a CA the test makes) with --oauth basic, and a
+    token endpoint for one service principal. sluice reaches it with AZURE_TENANT_ID,
+    AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (the secret), AZURE_AUTHORITY_HOST and SSL_CERT_FILE, no
+    account key; deltalake reads with a bearer token of its own from the same endpoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ca, cert, key = make_test_ca(tmp)
+        tokens = TokenEndpoint(cert, key)
+        port = free_port()
+        env = dict(os.environ, AZURITE_PORT=str(port), AZURITE_CERT=str(cert), AZURITE_KEY=str(key),
+                   AZURITE_OAUTH="basic")
+        script = ROOT / "scripts" / "azurite.sh"
+        subprocess.run([script, "start"], env=env, check=True)
+        # deltalake (object_store, rustls) trusts SSL_CERT_FILE as sluice does.
+        old_cert_file = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = str(ca)
+        try:
+            blobs = Blobs(port, "https", cafile=str(ca))
+            blobs.create_container("lake")
+            endpoint = f"https://127.0.0.1:{port}/{ACCOUNT}"
+            sluice_env = {"AZURE_STORAGE_ACCOUNT_NAME": ACCOUNT, "AZURE_STORAGE_ENDPOINT": endpoint,
+                          "AZURE_TENANT_ID": AD_TENANT, "AZURE_CLIENT_ID": AD_CLIENT, "AZURE_CLIENT_SECRET": AD_SECRET,
+                          "AZURE_AUTHORITY_HOST": tokens.url, "SSL_CERT_FILE": str(ca)}
+            yaml = (f"  azure_storage_account_name: {ACCOUNT}\n"
+                    f"  azure_storage_endpoint: {endpoint}\n"
+                    f"  azure_tenant_id: {AD_TENANT}\n"
+                    f"  azure_client_id: {AD_CLIENT}\n"
+                    f"  azure_client_secret: \"{AD_SECRET}\"\n"
+                    f"  azure_authority_host: {tokens.url}\n")
+            yield {"scheme": "az", "port": port, "blobs": blobs, "ca": ca, "tokens": tokens, "env": sluice_env,
+                   "options": {"azure_storage_account_name": ACCOUNT, "azure_storage_endpoint": endpoint,
+                               "bearer_token": tokens.token(ca)},
+                   "yaml": yaml, "secret": AD_SECRET, "uri": lambda prefix: f"az://lake/{prefix}",
+                   "keys": lambda prefix: sorted(blobs.list("lake", prefix))}
+        finally:
+            if old_cert_file is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = old_cert_file
+            subprocess.run([script, "stop"], env=env, check=False)
+            tokens.close()
 
 
 # --- GCS (fake-gcs-server) --------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Delta tables on Azure Blob Storage: `sluice table` on az:// and abfss:// URIs against Azurite
 (started and stopped by scripts/azurite.sh), read back by deltalake and Polars with the same
 emulator options (delta-rs keys); racing writers (the commit is Put Blob with If-None-Match: *),
-checkpoints, time travel, credentials (account key, SAS token, connection string) and the
-errors that name what to set without echoing a secret. The blobs are checked with a small
+checkpoints, time travel, credentials (account key, SAS token, connection string, a service
+principal's Azure AD tokens or workload identity against Azurite over https with a test CA, also
+for a pipeline run) and the errors that name what to set without echoing a secret. The blobs are checked with a small
 independent SharedKey client (below), not with sluice."""
 import base64
 import concurrent.futures
@@ -16,7 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from object_store_helpers import ACCOUNT, append, az, export, ids, rows, run  # noqa: F401
+from conftest import write_pipeline
+from test_pipeline_on_s3 import produce_json
+
+from object_store_helpers import ACCOUNT, AD_CLIENT, AD_FEDERATED_TOKEN, AD_TENANT, append, az, az_ad, export, ids, rows, run  # noqa: F401
 from object_store_helpers import AZURE_KEY as KEY
 
 # The tests' "secret": a wrong key, never to be printed.
@@ -187,3 +191,70 @@ def test_malformed_and_unsupported_azure_uris_are_refused(az, uri, message):
     result = run(az, "table", "describe", uri)
     assert result.returncode == 1
     assert message in result.stderr, result.stderr
+
+
+def test_a_service_principal_writes_and_reads_over_https_with_a_private_ca(az_ad):
+    """No account key anywhere: sluice's commit path sends its own token (Bearer), Arrow's data
+    files the Azure SDK's, both from the client-credentials flow; the CA only in SSL_CERT_FILE."""
+    uri, prefix = new_table()
+    before = len(az_ad["tokens"].requests)
+    append(az_ad, uri, rows(0, 100), "--partition-by", "part")
+    append(az_ad, uri, rows(100, 50))
+    dt = DeltaTable(uri, storage_options=az_ad["options"])  # deltalake with its own bearer token
+    assert dt.version() == 1 and ids(dt.to_pyarrow_table()) == list(range(150))
+    assert ids(export(az_ad, uri)) == list(range(150))
+    names = az_ad["blobs"].list("lake", prefix + "/")  # SharedKey: the oracle of what is stored
+    assert sorted(n for n in names if "/_delta_log/" in n) == [
+        f"{prefix}/_delta_log/00000000000000000000.json", f"{prefix}/_delta_log/00000000000000000001.json"]
+    assert len([n for n in names if n.endswith(".parquet")]) == len(dt.file_uris())
+    asked = az_ad["tokens"].requests[before:]
+    # Each of the three runs: one token for sluice's requests, one for the Azure SDK's.
+    assert len(asked) == 6, asked
+    assert set(asked) == {(AD_TENANT, AD_CLIENT, "https://storage.azure.com/.default", True)}
+
+
+def test_a_wrong_client_secret_or_an_untrusted_ca_names_the_cause_not_the_secret(az_ad):
+    wrong = "wrong-s3cr3t-never-printed-91d0"
+    refused = run(az_ad, "table", "describe", "az://lake/tables/none", extra={"AZURE_CLIENT_SECRET": wrong})
+    assert refused.returncode == 1
+    assert "refused the client credentials of client id 'sluice-test-app'" in refused.stderr, refused.stderr
+    assert "HTTP 401 invalid_client: AADSTS7000215" in refused.stderr and "check AZURE_CLIENT_SECRET" in refused.stderr
+    untrusted = run(az_ad, "table", "describe", "az://lake/tables/none", extra={"SSL_CERT_FILE": ""})
+    assert untrusted.returncode == 1
+    assert "certificate is not trusted" in untrusted.stderr and "set SSL_CERT_FILE" in untrusted.stderr, untrusted.stderr
+    for result in (refused, untrusted):
+        assert wrong not in result.stdout + result.stderr and az_ad["secret"] not in result.stdout + result.stderr
+
+
+def test_workload_identity_takes_the_federated_token_file_instead_of_a_secret(az_ad, tmp_path):
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(AD_FEDERATED_TOKEN)  # as Kubernetes projects it: no newline
+    env = {k: v for k, v in az_ad["env"].items() if k != "AZURE_CLIENT_SECRET"}
+    env["AZURE_FEDERATED_TOKEN_FILE"] = str(token_file)
+    uri, _ = new_table()
+    before = len(az_ad["tokens"].requests)
+    append(az_ad, uri, rows(0, 20), env=env)
+    assert ids(DeltaTable(uri, storage_options=az_ad["options"]).to_pyarrow_table()) == list(range(20))
+    asked = az_ad["tokens"].requests[before:]
+    assert len(asked) == 2 and all(ok for *_, ok in asked), asked  # sluice's and the Azure SDK's
+    token_file.write_text("eyJ.a-revoked-token.sig")
+    refused = run(az_ad, "table", "describe", uri, env=env)
+    assert refused.returncode == 1
+    assert f"check AZURE_FEDERATED_TOKEN_FILE ({token_file}" in refused.stderr, refused.stderr
+    assert "a-revoked-token" not in refused.stderr + refused.stdout
+
+
+def test_a_service_principal_in_storage_options_runs_a_pipeline(az_ad, tmp_path, bootstrap, new_topic):
+    """azure_tenant_id, azure_client_id, azure_client_secret and azure_authority_host in
+    pipeline.yaml (none in the environment but SSL_CERT_FILE): Azurite over https takes the tokens."""
+    topic = new_topic(1)
+    prefix = f"ad-{uuid.uuid4().hex[:8]}"
+    pipe = write_pipeline(tmp_path / "p", f"name: ad\nstorage: az://lake/{prefix}\nstorage_options:\n{az_ad['yaml']}"
+                          f"kafka:\n  default:\n    bootstrap.servers: \"{bootstrap}\"\n")
+    (pipe / "t.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM "
+                                f"read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
+    produce_json(bootstrap, topic, [{"i": i} for i in range(5)])
+    r = run(None, "run", pipe, "--once", extra={"SSL_CERT_FILE": str(az_ad["ca"])})
+    assert r.returncode == 0, r.stderr
+    assert DeltaTable(f"az://lake/{prefix}/tables/t", storage_options=az_ad["options"]).to_pyarrow_table().num_rows == 5
+    assert az_ad["secret"] not in r.stdout + r.stderr

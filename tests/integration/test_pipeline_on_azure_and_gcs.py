@@ -142,7 +142,7 @@ def test_two_runs_on_one_storage_never_both_write(store, tmp_path, bootstrap, ne
 
 
 OTHER_STORE_KEY = {"az": "aws_region: us-east-1", "gs": "azure_storage_account_name: x"}
-UNKNOWN_KEY = {"az": "azure_client_secret: x", "gs": "google_bucket: x"}
+UNKNOWN_KEY = {"az": "azure_msi_endpoint: x", "gs": "google_bucket: x"}
 
 
 def test_storage_options_checked_at_their_line_and_secrets_never_shown(store, tmp_path):

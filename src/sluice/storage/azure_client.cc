@@ -76,6 +76,36 @@ std::map<std::string, std::string> connection_fields(const std::string& text) {
   return out;
 }
 
+// A service principal's settings complete, its authority host and the storage endpoint https.
+arrow::Status check_ad_identity(AzureConfig& c, std::string authority_host) {
+  const char* credential = c.ad.client_secret.empty() ? "AZURE_FEDERATED_TOKEN_FILE" : "AZURE_CLIENT_SECRET";
+  for (const auto& [value, key] :
+       {std::pair{&c.ad.tenant_id, "AZURE_TENANT_ID"}, {&c.ad.client_id, "AZURE_CLIENT_ID"}}) {
+    if (value->empty()) {
+      return invalid("{} is set for Azure account '{}' but {} is not: a service principal needs "
+                     "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE "
+                     "(environment or storage_options azure_tenant_id, azure_client_id, ...)",
+                     credential, c.account, key);
+    }
+  }
+  while (!authority_host.empty() && authority_host.back() == '/') authority_host.pop_back();
+  if (!authority_host.empty()) {
+    if (authority_host.rfind("https://", 0) != 0) {
+      return invalid("AZURE_AUTHORITY_HOST '{}' must be an https:// URL: a client secret is sent only over "
+                     "TLS (the Azure SDK inside Arrow refuses anything else)",
+                     authority_host);
+    }
+    c.ad.authority_host = authority_host;
+  }
+  if (c.endpoint.rfind("https://", 0) != 0) {
+    return invalid("Azure endpoint {} is plain http: Azure AD tokens ({}) are sent only over "
+                   "https (Azure and Azurite refuse a bearer token over http); use an https endpoint (for "
+                   "Azurite: --cert, --key and --oauth basic) or an account key / SAS token",
+                   c.endpoint, credential);
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 std::string azure_error_code(const AzureResponse& response) {
@@ -138,9 +168,23 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
     }
     c.account = uri_account;
   }
+  c.ad.client_secret = get("AZURE_CLIENT_SECRET");
+  c.ad.client_id = get("AZURE_CLIENT_ID");
+  c.ad.tenant_id = get("AZURE_TENANT_ID");
+  if (c.uses_ad() && (!c.account_key.empty() || !c.sas_token.empty())) {
+    return invalid("both {} and AZURE_CLIENT_SECRET (a service principal) are set for Azure account '{}': "
+                   "sluice would use only one; remove one of them (environment or storage_options)",
+                   c.account_key.empty() ? "AZURE_STORAGE_SAS_TOKEN" : "AZURE_STORAGE_ACCOUNT_KEY",
+                   c.account.empty() ? std::string(emulator ? kEmulatorAccount : "") : c.account);
+  }
+  // Workload identity ranks below every explicit credential: AKS puts AZURE_FEDERATED_TOKEN_FILE
+  // in every pod's environment.
+  if (!c.uses_ad() && c.account_key.empty() && c.sas_token.empty() && !emulator) {
+    c.ad.federated_token_file = get("AZURE_FEDERATED_TOKEN_FILE");
+  }
   if (emulator) {
     if (c.account.empty()) c.account = kEmulatorAccount;
-    if (c.account_key.empty() && c.sas_token.empty()) c.account_key = kEmulatorKey;
+    if (c.account_key.empty() && c.sas_token.empty() && !c.uses_ad()) c.account_key = kEmulatorKey;
     if (c.endpoint.empty()) {
       std::string base = get("AZURITE_BLOB_STORAGE_URL");
       if (base.empty()) base = "http://127.0.0.1:10000";
@@ -166,17 +210,20 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
     return invalid("Azure endpoint '{}' (AZURE_STORAGE_ENDPOINT) must start with http:// or https://", c.endpoint);
   }
   if (!c.sas_token.empty() && c.sas_token.front() == '?') c.sas_token.erase(0, 1);
-  if (c.account_key.empty() && c.sas_token.empty()) {
-    // The Azure SDKs' service-principal / workload-identity variables: named when set, so that
-    // the user sees they are not used rather than wonder why.
+  if (c.uses_ad()) {
+    ARROW_RETURN_NOT_OK(check_ad_identity(c, get("AZURE_AUTHORITY_HOST")));
+  } else if (c.account_key.empty() && c.sas_token.empty()) {
+    // The Azure SDKs' other identity variables: named when set, so that the user sees they are
+    // not used rather than wonder why.
     std::string ad;
-    for (const char* key : {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"}) {
-      if (!env_or_empty(key).empty()) ad += (ad.empty() ? "" : ", ") + std::string(key);
+    for (const char* key : {"AZURE_CLIENT_ID", "AZURE_TENANT_ID"}) {
+      if (!get(key).empty()) ad += (ad.empty() ? "" : ", ") + std::string(key);
     }
     return invalid("no Azure credentials for account '{}': set AZURE_STORAGE_ACCOUNT_KEY or "
-                   "AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING) in the environment "
-                   "or storage_options; Azure AD identities (service principal, managed identity, "
-                   "az login) are not supported yet{}",
+                   "AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING), or a service principal's "
+                   "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), "
+                   "in the environment or storage_options; managed identity and az login are not supported "
+                   "yet{}",
                    c.account, ad.empty() ? "" : fmt::format(" ({} set but not used)", ad));
   }
   std::string decoded;
@@ -188,10 +235,13 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
   return c;
 }
 
-AzureClient::AzureClient(AzureConfig config) : config_(std::move(config)) {
+AzureClient::AzureClient(AzureConfig config, std::shared_ptr<AzureTokenProvider> tokens)
+    : config_(std::move(config)), tokens_(std::move(tokens)) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (config_.sas_token.empty()) base64_decode(config_.account_key, key_bytes_);  // checked in azure_config_from
+  if (config_.sas_token.empty() && !config_.uses_ad()) {
+    base64_decode(config_.account_key, key_bytes_);  // checked in azure_config_from
+  }
 }
 
 arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const std::string& container,
@@ -215,7 +265,11 @@ arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const 
   lines.push_back(std::string("x-ms-version: ") + kApiVersion);
   const bool has_body = method == "PUT";
   if (has_body) lines.push_back("Content-Type: application/octet-stream");
-  if (config_.sas_token.empty()) {
+  if (config_.uses_ad()) {
+    if (!tokens_) return invalid("Azure {} az://{}/{}: no Azure AD token provider (a bug)", method, container, blob);
+    ARROW_ASSIGN_OR_RAISE(auto token, tokens_->get());
+    lines.push_back("Authorization: Bearer " + token.access_token);
+  } else if (config_.sas_token.empty()) {
     // SharedKey: https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key
     std::map<std::string, std::string> standard;  // the standard headers the signature covers
     std::vector<std::pair<std::string, std::string>> ms;
@@ -264,9 +318,15 @@ arrow::Result<AzureResponse> AzureClient::send(const std::string& method, const 
   curl_prepare(c, url, config_.allow_http, &response.body, &response.headers);
   curl_set_method(c, method, body, method != "GET" && method != "HEAD" && has_body);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
+  curl_trust_ssl_cert_env(c);
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     // The URL is not printed: it may carry the SAS token.
+    const std::string tls = curl_tls_hint(rc);
+    if (!tls.empty()) {  // an untrusted certificate stays untrusted: not retryable
+      return io_error("Azure {} az://{}/{}: cannot reach {}: {}{}", method, container, blob, config_.endpoint,
+                      curl_easy_strerror(rc), tls);
+    }
     return mark_retryable(io_error("Azure {} az://{}/{}: cannot reach {}: {} (is the endpoint right "
                                    "and the server running? check AZURE_STORAGE_ENDPOINT)",
                                    method, container, blob, config_.endpoint, curl_easy_strerror(rc)));

@@ -1,15 +1,20 @@
 // The Azure Blob REST requests Arrow's AzureFileSystem cannot send: Put Blob with
 // If-None-Match: * (the commit of a Delta version), and the small GET/HEAD/DELETE/PUT and
 // List Blobs of log objects. Sent with libcurl, signed with the account key (SharedKey:
-// HMAC-SHA256, OpenSSL) or authorised by a SAS token.
+// HMAC-SHA256, OpenSSL), authorised by a SAS token or by an Azure AD token (Bearer,
+// azure_credentials.h). https endpoints are verified against the system store and, when set,
+// SSL_CERT_FILE / SSL_CERT_DIR (as Arrow's Azure SDK does).
 #pragma once
 
 #include <arrow/result.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "sluice/storage/azure_credentials.h"
 
 namespace sluice::storage {
 
@@ -22,15 +27,24 @@ struct AzureConfig {
   std::string account;
   std::string account_key;  // base64, as the portal shows it; "" with a SAS token
   std::string sas_token;    // without the leading '?'
+  // A service principal (Azure AD client credentials): used when it has a client secret or a
+  // federated token file, then account_key and sas_token are empty and the endpoint is https.
+  AzureAdIdentity ad;
   bool allow_http = false;
+
+  bool uses_ad() const { return !ad.client_secret.empty() || !ad.federated_token_file.empty(); }
 };
 
 // From `options` (normalized keys, location.h) over the AZURE_STORAGE_* environment, for the
 // account named by the URI (`uri_account`, "" for az://). Order: explicit keys, then a
 // connection string's fields, then AZURE_STORAGE_USE_EMULATOR's defaults (devstoreaccount1, its
-// public key, AZURITE_BLOB_STORAGE_URL or http://127.0.0.1:10000). Refuses a missing account or
-// credentials, a key that is not base64 and a plain-http endpoint without AZURE_ALLOW_HTTP=true
-// (or the emulator), saying what to set.
+// public key, AZURITE_BLOB_STORAGE_URL or http://127.0.0.1:10000). A service principal
+// (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST) when no key or SAS
+// token is given; workload identity (AZURE_FEDERATED_TOKEN_FILE instead of the secret) when
+// neither a key, a SAS token, a secret nor the emulator is (an ambient setting, as AKS injects
+// it). Refuses a missing account or credentials, a key that is not base64, a plain-http endpoint
+// without AZURE_ALLOW_HTTP=true (or the emulator), a client secret beside a key or SAS token, an
+// incomplete service principal and one over plain http, saying what to set.
 arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
                                              const std::string& uri_account);
 
@@ -45,7 +59,8 @@ using AzureQuery = std::vector<std::pair<std::string, std::string>>;
 
 class AzureClient {
  public:
-  explicit AzureClient(AzureConfig config);
+  // `tokens` is required when config.uses_ad() (Bearer), ignored otherwise.
+  AzureClient(AzureConfig config, std::shared_ptr<AzureTokenProvider> tokens);
   const AzureConfig& config() const { return config_; }
 
   // One request to container/blob (blob may be ""). `headers` are "Name: value" lines; x-ms-*
@@ -58,6 +73,7 @@ class AzureClient {
  private:
   AzureConfig config_;
   std::string key_bytes_;  // the decoded account key
+  std::shared_ptr<AzureTokenProvider> tokens_;
 };
 
 // Azure's error as "HTTP <status> <Code>: <first line of Message>".

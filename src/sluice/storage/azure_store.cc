@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
+#include <utility>
+#include <vector>
 
 #include "sluice/common/status.h"
 #include "sluice/storage/http_util.h"
@@ -23,6 +26,48 @@ namespace {
 int64_t http_date_nanos(const std::string& text) {
   const time_t t = curl_getdate(text.c_str(), nullptr);
   return t < 0 ? 0 : static_cast<int64_t>(t) * 1'000'000'000;
+}
+
+// Environment variables set while it lives, then restored: the Azure SDK's credentials read the
+// authority host (and workload identity its tenant, client id and token file) only from the
+// environment, when they are made (AzureOptions::Configure*Credential take no options for it).
+// Made only while a store is opened (open_azure_location's mutex), never while a request runs.
+class ScopedEnvironment {
+ public:
+  explicit ScopedEnvironment(const std::vector<std::pair<const char*, std::string>>& values) {
+    for (const auto& [name, value] : values) {
+      const char* old = std::getenv(name);
+      if (old != nullptr && value == old) continue;
+      saved_.push_back({name, old != nullptr, old != nullptr ? old : ""});
+      setenv(name, value.c_str(), 1);
+    }
+  }
+  ~ScopedEnvironment() {
+    for (const auto& s : saved_) {
+      if (s.had) {
+        setenv(s.name, s.value.c_str(), 1);
+      } else {
+        unsetenv(s.name);
+      }
+    }
+  }
+  ScopedEnvironment(const ScopedEnvironment&) = delete;
+  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
+
+ private:
+  struct Saved {
+    const char* name;
+    bool had;
+    std::string value;
+  };
+  std::vector<Saved> saved_;
+};
+
+// The hint a refused request gets: the settings of the credentials in use.
+const char* credential_hint(bool uses_ad) {
+  return uses_ad ? " (check the service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) and "
+                   "its role on the account, e.g. Storage Blob Data Contributor)"
+                 : " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
 }
 
 // Arrow's options for the same endpoint, account and credentials as `config`.
@@ -59,7 +104,12 @@ arrow::Result<arrow::fs::AzureOptions> arrow_options(const AzureConfig& config) 
   }
   options.blob_storage_scheme = scheme;
   options.dfs_storage_scheme = scheme;
-  if (!config.sas_token.empty()) {
+  if (config.uses_ad() && config.ad.client_secret.empty()) {
+    ARROW_RETURN_NOT_OK(options.ConfigureWorkloadIdentityCredential());  // from the environment (Make)
+  } else if (config.uses_ad()) {
+    ARROW_RETURN_NOT_OK(
+        options.ConfigureClientSecretCredential(config.ad.tenant_id, config.ad.client_id, config.ad.client_secret));
+  } else if (!config.sas_token.empty()) {
     ARROW_RETURN_NOT_OK(options.ConfigureSASCredential("?" + config.sas_token));
   } else {
     ARROW_RETURN_NOT_OK(options.ConfigureAccountKeyCredential(config.account_key));
@@ -73,8 +123,16 @@ arrow::Status redacted(const arrow::Status& status) {
   if (status.ok()) return status;
   static const std::regex kSignature("sig=[^&\\s'\"]*");
   std::string message = std::regex_replace(status.message(), kSignature, "sig=<redacted>");
-  if (message.find(" 403 ") != std::string::npos) {
-    message += " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
+  if (message.find("AuthenticationException") != std::string::npos) {
+    // The Azure SDK could not get a token (its own request to AZURE_AUTHORITY_HOST).
+    message += " (Azure AD: check AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_AUTHORITY_HOST; "
+               "for a private certificate authority set SSL_CERT_FILE)";
+  } else if (message.find(" 403 ") != std::string::npos) {
+    message += " (check the credentials: AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS "
+               "token's permissions, or the service principal's role on the account)";
+  } else if (message.find("SSL peer certificate") != std::string::npos) {
+    message += " (the server's certificate is not trusted: for a private certificate authority set "
+               "SSL_CERT_FILE to its PEM file in sluice's environment)";
   }
   return arrow::Status(status.code(), std::move(message), status.detail());
 }
@@ -127,17 +185,32 @@ class RedactedOutput final : public arrow::io::OutputStream {
 }  // namespace
 
 arrow::Result<std::shared_ptr<AzureStore>> AzureStore::Make(AzureConfig config) {
+  std::shared_ptr<AzureTokenProvider> tokens;
+  if (config.uses_ad()) {
+    // The first token now: a wrong secret is reported here, clearly, before Arrow's SDK tries.
+    ARROW_ASSIGN_OR_RAISE(tokens, AzureTokenProvider::Make(config.ad));
+  }
+  std::optional<ScopedEnvironment> environment;  // around the SDK's credential's construction
+  if (config.uses_ad()) {
+    std::vector<std::pair<const char*, std::string>> values = {{"AZURE_AUTHORITY_HOST", config.ad.authority_host}};
+    if (config.ad.client_secret.empty()) {
+      values.insert(values.end(), {{"AZURE_TENANT_ID", config.ad.tenant_id},
+                                   {"AZURE_CLIENT_ID", config.ad.client_id},
+                                   {"AZURE_FEDERATED_TOKEN_FILE", config.ad.federated_token_file}});
+    }
+    environment.emplace(values);
+  }
   ARROW_ASSIGN_OR_RAISE(auto options, arrow_options(config));
   auto fs = arrow::fs::AzureFileSystem::Make(options);
+  environment.reset();
   if (!fs.ok()) return io_failure(redacted(fs.status()), "cannot set up Azure Blob access to", config.endpoint);
-  return std::shared_ptr<AzureStore>(new AzureStore(AzureClient(std::move(config)), std::move(*fs)));
+  return std::shared_ptr<AzureStore>(
+      new AzureStore(AzureClient(std::move(config), std::move(tokens)), std::move(*fs)));
 }
 
 arrow::Status AzureStore::failed(const char* what, const std::string& path, const AzureResponse& r) const {
   std::string hint;
-  if (r.status == 403) {
-    hint = " (check AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN and the SAS token's permissions)";
-  }
+  if (r.status == 403) hint = credential_hint(client_.config().uses_ad());
   if (r.status == 404 && azure_error_code(r) == "ContainerNotFound") hint = " (create the container first)";
   auto st = io_error("Azure {} {}: {}{}", what, display(path), azure_error_text(r), hint);
   return r.status >= 500 || r.status == 429 ? mark_retryable(st) : st;
@@ -263,7 +336,10 @@ arrow::Result<OpenedLocation> open_azure_location(const Location& location, cons
   // as the S3 stores (object_store.cc): the Azure SDK's own statics may be gone at exit.
   static std::mutex mutex;
   static auto& stores = *std::make_unique<std::map<std::string, std::shared_ptr<ObjectStore>>>().release();  // guarded by mutex
-  const std::string key = config.endpoint + '\n' + config.account + '\n' + config.account_key + '\n' + config.sas_token;
+  const std::string key = config.endpoint + '\n' + config.account + '\n' + config.account_key + '\n' +
+                          config.sas_token + '\n' + config.ad.authority_host + '\n' + config.ad.tenant_id + '\n' +
+                          config.ad.client_id + '\n' + config.ad.client_secret + '\n' +
+                          config.ad.federated_token_file;
   std::lock_guard lock(mutex);
   auto& store = stores[key];
   if (!store) {

@@ -63,6 +63,26 @@ void curl_prepare(CURL* c, const std::string& url, bool allow_http, std::string*
   }
 }
 
+void curl_trust_ssl_cert_env(CURL* c) {
+  if (const std::string file = env_or_empty("SSL_CERT_FILE"); !file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, file.c_str());
+  }
+  if (const std::string dir = env_or_empty("SSL_CERT_DIR"); !dir.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAPATH, dir.c_str());
+  }
+}
+
+std::string curl_tls_hint(CURLcode rc) {
+  if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+    return " (the server's certificate is not trusted: for a private certificate authority set SSL_CERT_FILE "
+           "to its PEM file (or SSL_CERT_DIR to a hashed folder) in sluice's environment)";
+  }
+  if (rc == CURLE_SSL_CACERT_BADFILE) {
+    return " (the certificate authority file cannot be read: check SSL_CERT_FILE / SSL_CERT_DIR)";
+  }
+  return "";
+}
+
 void curl_set_method(CURL* c, const std::string& method, const std::string& payload, bool send_body) {
   if (method == "GET") {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -79,7 +99,7 @@ void curl_set_method(CURL* c, const std::string& method, const std::string& payl
 
 arrow::Result<HttpResponse> http_send(const std::string& method, const std::string& url, const std::string& body,
                                       const std::vector<std::string>& headers, bool allow_http, long timeout_ms,
-                                      const std::string& what, const HttpSigning& signing) {
+                                      const std::string& what, const HttpSigning& signing, TlsTrust trust) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
@@ -94,6 +114,7 @@ arrow::Result<HttpResponse> http_send(const std::string& method, const std::stri
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_set_method(c, method, body, method != "GET" && method != "HEAD");
+  if (trust == TlsTrust::kSslCertEnv) curl_trust_ssl_cert_env(c);
   if (!signing.sigv4.empty()) {
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, signing.sigv4.c_str());
     curl_easy_setopt(c, CURLOPT_USERPWD, signing.userpwd.c_str());
@@ -101,7 +122,8 @@ arrow::Result<HttpResponse> http_send(const std::string& method, const std::stri
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   const CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
-    return mark_retryable(io_error("cannot reach {} at {}: {}", what, url, curl_easy_strerror(rc)));
+    return mark_retryable(io_error("cannot reach {} at {}: {}{}", what, url, curl_easy_strerror(rc),
+                                   trust == TlsTrust::kSslCertEnv ? curl_tls_hint(rc) : ""));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   return response;

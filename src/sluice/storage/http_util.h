@@ -46,6 +46,17 @@ void curl_prepare(CURL* c, const std::string& url, bool allow_http, std::string*
 // must outlive the request).
 void curl_set_method(CURL* c, const std::string& method, const std::string& payload, bool send_body);
 
+// Which certificate authorities a request to an https endpoint trusts: libcurl's built-in
+// bundle (the system store), or, with kSslCertEnv, also OpenSSL's SSL_CERT_FILE / SSL_CERT_DIR
+// when set, as the Azure SDK inside the pyarrow wheel does (its OpenSSL reads them), so that a
+// private CA trusted for one request path is trusted for the other.
+enum class TlsTrust { kDefault, kSslCertEnv };
+// CURLOPT_CAINFO / CURLOPT_CAPATH from SSL_CERT_FILE / SSL_CERT_DIR, where set.
+void curl_trust_ssl_cert_env(CURL* c);
+// " (the server's certificate is not trusted: ...)" for a failed TLS verification or an
+// unreadable CA file, naming SSL_CERT_FILE; "" for any other transport error.
+std::string curl_tls_hint(CURLcode rc);
+
 // One small request (a credential or token endpoint): `headers` are "Name: value" lines,
 // `timeout_ms` bounds connect and transfer. A transport failure is a retryable IOError naming
 // `what` and the URL; any HTTP status is returned.
@@ -61,7 +72,8 @@ struct HttpSigning {
 };
 arrow::Result<HttpResponse> http_send(const std::string& method, const std::string& url, const std::string& body,
                                       const std::vector<std::string>& headers, bool allow_http, long timeout_ms,
-                                      const std::string& what, const HttpSigning& signing = {});
+                                      const std::string& what, const HttpSigning& signing = {},
+                                      TlsTrust trust = TlsTrust::kDefault);
 
 // The host of "scheme://host[:port][/path]" ("::1" for "[::1]"), and whether it is the loopback
 // (localhost, 127.x.x.x, ::1): where a test's plain-http credential endpoint may be.

@@ -31,13 +31,15 @@ constexpr std::array<std::string_view, 9> kGcsKeys = {
     "SERVICE_ACCOUNT_PATH",       "GOOGLE_SERVICE_ACCOUNT_KEY", "SERVICE_ACCOUNT_KEY",
     "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST", "GOOGLE_OAUTH_ACCESS_TOKEN"};
 // The keys delta-rs (object_store) reads for Azure that sluice uses, and their aliases.
-constexpr std::array<std::string_view, 8> kAzureKeys = {
+constexpr std::array<std::string_view, 13> kAzureKeys = {
     "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY",       "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_STORAGE_USE_EMULATOR", "AZURE_STORAGE_ENDPOINT",          "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_ALLOW_HTTP",           "AZURITE_BLOB_STORAGE_URL"};
+    "AZURE_ALLOW_HTTP",           "AZURITE_BLOB_STORAGE_URL",        "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",        "AZURE_TENANT_ID",                 "AZURE_AUTHORITY_HOST",
+    "AZURE_FEDERATED_TOKEN_FILE"};
 // object_store's short spellings too (account_key, sas_token, use_emulator, ...); its bare
 // "endpoint" is left out: it names the S3 endpoint as well.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kAzureAliases = {{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 25> kAzureAliases = {{
     {"AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
     {"AZURE_STORAGE_MASTER_KEY", "AZURE_STORAGE_ACCOUNT_KEY"},
     {"AZURE_STORAGE_SAS_KEY", "AZURE_STORAGE_SAS_TOKEN"},
@@ -51,6 +53,19 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kAzureAl
     {"SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"},
     {"SAS_KEY", "AZURE_STORAGE_SAS_TOKEN"},
     {"USE_EMULATOR", "AZURE_STORAGE_USE_EMULATOR"},
+    // A service principal (Azure AD client credentials, azure_credentials.h).
+    {"AZURE_STORAGE_CLIENT_ID", "AZURE_CLIENT_ID"},
+    {"CLIENT_ID", "AZURE_CLIENT_ID"},
+    {"AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET"},
+    {"CLIENT_SECRET", "AZURE_CLIENT_SECRET"},
+    {"AZURE_STORAGE_TENANT_ID", "AZURE_TENANT_ID"},
+    {"AZURE_STORAGE_AUTHORITY_ID", "AZURE_TENANT_ID"},
+    {"AZURE_AUTHORITY_ID", "AZURE_TENANT_ID"},
+    {"TENANT_ID", "AZURE_TENANT_ID"},
+    {"AUTHORITY_ID", "AZURE_TENANT_ID"},
+    {"AZURE_STORAGE_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"},
+    {"AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"},
+    {"FEDERATED_TOKEN_FILE", "AZURE_FEDERATED_TOKEN_FILE"},
 }};
 
 std::string upper(std::string s) {
@@ -161,16 +176,16 @@ arrow::Result<StorageOptions> normalize_storage_options(const StorageOptions& op
     if (std::find(kS3Keys.begin(), kS3Keys.end(), k) == kS3Keys.end() &&
         std::find(kGcsKeys.begin(), kGcsKeys.end(), k) == kGcsKeys.end() &&
         std::find(kAzureKeys.begin(), kAzureKeys.end(), k) == kAzureKeys.end()) {
-      // delta-rs's Azure AD settings (object_store's spellings, with and without the prefix).
-      static constexpr std::array<std::string_view, 12> kAzureAd = {
-          "AZURE_CLIENT_ID", "AZURE_STORAGE_CLIENT_ID", "CLIENT_ID", "AZURE_CLIENT_SECRET",
-          "AZURE_STORAGE_CLIENT_SECRET", "CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_STORAGE_TENANT_ID",
-          "TENANT_ID", "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_MSI_ENDPOINT"};
+      // delta-rs's other Azure AD identities (object_store's spellings, with and without the prefix).
+      static constexpr std::array<std::string_view, 6> kAzureAd = {
+          "AZURE_MSI_ENDPOINT", "AZURE_IDENTITY_ENDPOINT", "IDENTITY_ENDPOINT",
+          "MSI_ENDPOINT",       "AZURE_USE_AZURE_CLI",     "USE_AZURE_CLI"};
       if (std::find(kAzureAd.begin(), kAzureAd.end(), k) != kAzureAd.end()) {
         return arrow::Status::NotImplemented(fmt::format(
-            "storage option '{}' is not supported yet: Azure AD credentials (service principal, workload or "
-            "managed identity) are not; use azure_storage_account_key, azure_storage_sas_token or "
-            "azure_storage_connection_string",
+            "storage option '{}' is not supported yet: of the Azure AD identities only a service principal "
+            "(azure_tenant_id, azure_client_id and azure_client_secret or azure_federated_token_file) is; "
+            "managed identity and az login are not. Use those, azure_storage_account_key, "
+            "azure_storage_sas_token or azure_storage_connection_string",
             key));
       }
       std::string known;

@@ -127,15 +127,20 @@ TEST(StorageOptionsTest, DeltaRsKeysAreAcceptedInAnyCaseAndOthersRefused) {
   ASSERT_TRUE(short_keys.ok()) << short_keys.status();
   EXPECT_EQ(*short_keys, (StorageOptions{{"AZURE_STORAGE_ACCOUNT_NAME", "a"}, {"AZURE_STORAGE_ACCOUNT_KEY", "k"},
                                          {"AZURE_STORAGE_SAS_TOKEN", "s"}, {"AZURE_STORAGE_USE_EMULATOR", "true"}}));
-  auto client_secret = normalize_storage_options({{"AZURE_CLIENT_SECRET", "x"}});
-  ASSERT_FALSE(client_secret.ok());
-  EXPECT_NE(client_secret.status().message().find("storage option 'AZURE_CLIENT_SECRET' is not supported"),
-            std::string::npos);
-  auto client_id = normalize_storage_options({{"azure_client_id", "x"}});
-  ASSERT_FALSE(client_id.ok());
-  EXPECT_NE(client_id.status().message().find("'azure_client_id' is not supported yet: Azure AD credentials"),
+  // A service principal's settings, in object_store's spellings.
+  auto principal = normalize_storage_options(
+      {{"client_id", "c"}, {"AZURE_STORAGE_CLIENT_SECRET", "s"}, {"azure_authority_id", "t"}, {"authority_host", "h"}});
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_EQ(*principal, (StorageOptions{{"AZURE_CLIENT_ID", "c"}, {"AZURE_CLIENT_SECRET", "s"},
+                                        {"AZURE_TENANT_ID", "t"}, {"AZURE_AUTHORITY_HOST", "h"}}));
+  EXPECT_EQ(normalize_storage_options({{"federated_token_file", "/t"}})->at("AZURE_FEDERATED_TOKEN_FILE"), "/t");
+  // The other Azure AD identities are refused by name.
+  auto msi = normalize_storage_options({{"azure_msi_endpoint", "x"}});
+  ASSERT_FALSE(msi.ok());
+  EXPECT_NE(msi.status().message().find("'azure_msi_endpoint' is not supported yet: of the Azure AD "
+                                        "identities only a service principal"),
             std::string::npos)
-      << client_id.status().message();
+      << msi.status().message();
 }
 
 TEST(LocalStoreTest, PutIfAbsentWritesOnceAndLeavesNoTempFile) {
