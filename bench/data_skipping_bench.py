@@ -57,7 +57,7 @@ def files_admitting(table, value):
     """(files, bytes) whose user_id min/max admit `value`, and (all files, all bytes)."""
     from deltalake import DeltaTable
 
-    adds = DeltaTable(str(table)).get_add_actions(flatten=True).to_pylist()
+    adds = pa.table(DeltaTable(str(table)).get_add_actions(flatten=True)).to_pylist()
     hit = [a for a in adds if a["min.user_id"] is None or a["min.user_id"] <= value <= a["max.user_id"]]
     return (len(hit), sum(a["size_bytes"] for a in hit)), (len(adds), sum(a["size_bytes"] for a in adds))
 
