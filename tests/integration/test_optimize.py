@@ -55,6 +55,7 @@ def spark():
     return spark_session()
 
 
+@pytest.mark.slow  # Spark
 def test_sluice_table_compacted_and_read_alike_by_every_reader(spark, tmp_path):
     path = tmp_path / "t"
     for i in range(6):
@@ -85,6 +86,7 @@ def spark_table(spark, path, n_files=4):
             .write.format("delta").mode("append").partitionBy("part").save(str(path))
 
 
+@pytest.mark.slow  # Spark
 def test_spark_table_zordered_commits_what_sparks_own_optimize_commits(spark, tmp_path):
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     spark_table(spark, ours)
@@ -106,6 +108,7 @@ def test_spark_table_zordered_commits_what_sparks_own_optimize_commits(spark, tm
     assert adds and all(json.loads(f["stats"])["numRecords"] > 0 for f in adds)
 
 
+@pytest.mark.slow  # Spark
 def test_sparks_optimize_of_a_sluice_table_is_read_by_sluice(spark, tmp_path):
     path = tmp_path / "t"
     for i in range(4):
