@@ -140,6 +140,28 @@ TEST_F(OptimizeTest, CompactsTheSmallFilesOfEachPartitionWithoutDataChange) {
   EXPECT_EQ(again.version.value(), 4);
 }
 
+TEST_F(OptimizeTest, AFileWithRowsDeletedByItsVectorIsRewrittenWithoutThem) {
+  write({1, 2, 3, 4}, "a", {{"delta.enableDeletionVectors", "true"}});
+  class Paths : public TableCatalog {
+   public:
+    arrow::Result<DmlTarget> open(const std::vector<std::string>& name) const override {
+      ARROW_ASSIGN_OR_RAISE(auto t, open_delta_path(name));
+      if (!t) return arrow::Status::Invalid("unknown table");
+      return std::move(*t);
+    }
+  } catalog;
+  const std::string text = fmt::format("DELETE FROM delta.`{}` WHERE id = 2", (dir_.path() / "t").string());
+  ASSERT_TRUE(run_sql_command(sql::SourceFile{"<delete>", text}, catalog).ok());
+  ASSERT_TRUE(delta::Snapshot::load(*store_).ValueOrDie()->files().at(0).deletion_vector.has_value());
+  auto r = optimize_table(store_, {}).ValueOrDie();
+  ASSERT_TRUE(r.committed);  // one file, but a quarter of its rows deleted (> 5 %)
+  EXPECT_EQ(r.metrics["numDeletionVectorsRemoved"], "1");
+  auto files = delta::Snapshot::load(*store_).ValueOrDie()->files();
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_FALSE(files[0].deletion_vector.has_value());
+  EXPECT_EQ(ids(), (std::vector<int64_t>{1, 3, 4}));
+}
+
 TEST_F(OptimizeTest, WhereSelectsPartitions) {
   write({1}, "a");
   write({2}, "a");
