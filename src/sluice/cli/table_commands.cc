@@ -502,6 +502,8 @@ void add_table_commands(CLI::App& app, int* exit_code) {
               "Allow a window shorter than delta.deletedFileRetentionDuration (no operation may be running)");
   v->add_option("--format", vacuum_args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   v->callback([exit_code] { *exit_code = report(vacuum(vacuum_args)); });
+
+  add_optimize_command(*table, exit_code);
 }
 
 }  // namespace sluice::cli

@@ -11,6 +11,9 @@ namespace sluice::cli {
 // Registers the `table` sub-command tree on `app`; the callbacks set the exit code.
 void add_table_commands(CLI::App& app, int* exit_code);
 
+// Registers `table optimize` on the `table` command (optimize_command.cc).
+void add_optimize_command(CLI::App& table, int* exit_code);
+
 // Registers `validate` and `graph` (the SQL pipeline graph).
 void add_graph_commands(CLI::App& app, int* exit_code);
 

@@ -23,8 +23,6 @@ namespace sluice::delta {
 
 using nlohmann::json;
 
-namespace {
-
 bool has_min_max(const arrow::DataType& type) {
   switch (type.id()) {
     case arrow::Type::INT8:
@@ -43,6 +41,8 @@ bool has_min_max(const arrow::DataType& type) {
       return false;  // binary, boolean, nested: Delta writers keep only nullCount
   }
 }
+
+namespace {
 
 // Lengths are counted as Spark counts them (Java strings): in UTF-16 code units, so a code
 // point above U+FFFF counts two. `s` is valid UTF-8.

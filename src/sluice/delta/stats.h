@@ -23,6 +23,10 @@ namespace sluice::delta {
 // cut to it, a longer max to it plus a tie-breaker that keeps it an upper bound (stats.cc).
 inline constexpr size_t kStatsStringPrefixChars = 32;
 
+// Whether files keep min/max stats for a column of this type (binary, boolean and nested
+// columns get only nullCount, as Delta writers do).
+bool has_min_max(const arrow::DataType& type);
+
 class StatsCollector {
  public:
   explicit StatsCollector(std::shared_ptr<arrow::Schema> schema);

@@ -126,7 +126,8 @@ std::optional<exec::BoundExpression> partition_only(const sql::Expr* condition,
   return *bound;
 }
 
-// One row of a file's partition values, for a partition-only condition.
+}  // namespace
+
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> partition_row(const DmlTarget& target,
                                                                  const delta::Add& add) {
   const auto& schema = target.snapshot->schema();
@@ -144,6 +145,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> partition_row(const DmlTarget
   }
   return arrow::RecordBatch::Make(arrow::schema(fields), 1, columns);
 }
+
+namespace {
 
 // The file's rows its deletion vector leaves (numRecords counts the deleted ones too).
 int64_t stats_records(const delta::Add& add) { return delta::live_records(add); }

@@ -27,4 +27,9 @@ std::string predicate_parameter(const sql::Expr* condition);
 // A condition as Spark shows it in the history: "(t.id = s.id)".
 std::string condition_text(const sql::Expr& condition);
 
+// One row of a file's partition values (the partition columns' fields of the table schema),
+// for a condition on partition columns only.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> partition_row(const DmlTarget& target,
+                                                                 const delta::Add& add);
+
 }  // namespace sluice::dml

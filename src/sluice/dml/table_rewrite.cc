@@ -52,10 +52,6 @@ const std::shared_ptr<arrow::Schema>& TableRewrite::schema() const {
   return target_.snapshot->schema();
 }
 
-namespace {
-
-// The remove action of `file` (now), with its partition values, size and deletion vector (the
-// logical file is (path, deletion vector)).
 delta::Remove removal_of(const delta::Add& file) {
   delta::Remove r;
   r.path = file.path;
@@ -67,8 +63,6 @@ delta::Remove removal_of(const delta::Add& file) {
   r.deletion_vector = file.deletion_vector;
   return r;
 }
-
-}  // namespace
 
 void TableRewrite::remove(const delta::Add& file) {
   bytes_removed_ += file.size;

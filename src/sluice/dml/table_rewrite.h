@@ -43,6 +43,10 @@ struct DmlOutcome {
   bool committed = true;
 };
 
+// The remove action of `file` (now, dataChange=true), with its partition values, size and
+// deletion vector (the logical file is (path, deletion vector)).
+delta::Remove removal_of(const delta::Add& file);
+
 // Refuses DML on a table whose features sluice cannot keep while rewriting (append-only
 // tables, writer features sluice does not implement); `operation` names the statement.
 arrow::Status check_dml_supported(const DmlTarget& target, const std::string& operation);

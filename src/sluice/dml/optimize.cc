@@ -1,0 +1,378 @@
+// OPTIMIZE [WHERE partition predicate] [ZORDER BY cols], as delta-spark's OptimizeExecutor.
+#include "sluice/dml/optimize.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+#include "sluice/common/status.h"
+#include "sluice/common/text.h"
+#include "sluice/delta/data_file_writer.h"
+#include "sluice/delta/deletion_vector.h"
+#include "sluice/delta/scan.h"
+#include "sluice/delta/schema.h"
+#include "sluice/delta/snapshot.h"
+#include "sluice/delta/stats.h"
+#include "sluice/delta/table_features.h"
+#include "sluice/delta/table_writer.h"
+#include "sluice/dml/delete_update.h"
+#include "sluice/dml/table_rewrite.h"
+#include "sluice/dml/zorder.h"
+#include "sluice/exec/constraint_checker.h"
+#include "sluice/exec/expression_binder.h"
+#include "sluice/sql/parser.h"
+
+namespace sluice::dml {
+
+namespace cp = arrow::compute;
+using nlohmann::json;
+
+arrow::Result<OptimizeFileSizes> optimize_file_sizes(const delta::Metadata& metadata,
+                                                     const std::string& table) {
+  OptimizeFileSizes sizes;
+  auto it = metadata.configuration.find("delta.targetFileSize");
+  if (it == metadata.configuration.end()) return sizes;
+  std::string text = to_lower(it->second);
+  std::erase_if(text, [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = text.substr(digits);
+  static const std::map<std::string, int64_t> kUnits = {
+      {"", 1}, {"b", 1}, {"k", 1ll << 10}, {"kb", 1ll << 10}, {"m", 1ll << 20},
+      {"mb", 1ll << 20}, {"g", 1ll << 30}, {"gb", 1ll << 30}};
+  auto multiplier = kUnits.find(unit);
+  if (digits == 0 || digits > 12 || multiplier == kUnits.end() ||
+      std::stoll(text.substr(0, digits)) == 0) {
+    return invalid(
+        "table {}: delta.targetFileSize = '{}' is not a file size; set it to a number of bytes "
+        "such as 134217728 or '128mb' (ALTER TABLE ... SET TBLPROPERTIES)",
+        table, it->second);
+  }
+  sizes.min_file_size = sizes.max_file_size = std::stoll(text.substr(0, digits)) * multiplier->second;
+  return sizes;
+}
+
+namespace {
+
+// The columns an expression names (their last part).
+void referenced_columns(const sql::Expr& e, std::vector<std::string>& out) {
+  if (e.kind == sql::ExprKind::kColumn && !e.parts.empty()) out.push_back(e.parts.back());
+  for (const auto& arg : e.args) {
+    if (arg) referenced_columns(*arg, out);
+  }
+}
+
+// The table's field named `name` (case-insensitively), or null.
+std::shared_ptr<arrow::Field> table_field(const arrow::Schema& schema, const std::string& name) {
+  for (const auto& f : schema.fields()) {
+    if (to_lower(f->name()) == to_lower(name)) return f;
+  }
+  return nullptr;
+}
+
+bool is_partition_column(const delta::Metadata& metadata, const std::string& name) {
+  return std::any_of(metadata.partition_columns.begin(), metadata.partition_columns.end(),
+                     [&](const std::string& p) { return to_lower(p) == to_lower(name); });
+}
+
+// The live files the partition predicate selects (all of them without one), and the predicate
+// as Spark records it (operationParameters.predicate).
+struct Candidates {
+  std::vector<delta::Add> files;
+  std::string predicate = "[]";
+};
+
+arrow::Result<Candidates> candidate_files(const DmlTarget& target, const std::string& where) {
+  Candidates out;
+  auto files = target.snapshot->files();
+  if (where.empty()) {
+    out.files = std::move(files);
+    return out;
+  }
+  const sql::SourceFile source{"--where", where};
+  ARROW_ASSIGN_OR_RAISE(auto condition, sql::parse_expression(source));
+  const auto& metadata = target.snapshot->metadata();
+  const auto& schema = *target.snapshot->schema();
+  std::vector<std::string> columns;
+  referenced_columns(*condition, columns);
+  for (const auto& c : columns) {
+    if (table_field(schema, c) && !is_partition_column(metadata, c)) {
+      // Spark's DeltaAnalysisException for OPTIMIZE ... WHERE on a data column.
+      return invalid(
+          "--where '{}' on table {}: predicate references non-partition column '{}'. Only the "
+          "partition columns may be referenced: [{}]. To compact by other columns, use "
+          "--zorder-by",
+          where, target.name, c, fmt::join(metadata.partition_columns, ", "));
+    }
+  }
+  arrow::FieldVector fields;
+  for (const auto& name : metadata.partition_columns) {
+    if (auto f = schema.GetFieldByName(name)) fields.push_back(f);
+  }
+  exec::ExpressionBinder binder(source, arrow::schema(fields));
+  ARROW_ASSIGN_OR_RAISE(auto bound, binder.bind(*condition));
+  if (bound.type->id() != arrow::Type::BOOL && bound.type->id() != arrow::Type::NA) {
+    return invalid("--where '{}' on table {}: the condition must be BOOLEAN, but it is {}", where,
+                   target.name, bound.type->ToString());
+  }
+  for (auto& file : files) {
+    ARROW_ASSIGN_OR_RAISE(auto row, partition_row(target, file));
+    ARROW_ASSIGN_OR_RAISE(auto mask, exec::evaluate(bound, *row));
+    const bool selected = mask->type_id() == arrow::Type::BOOL && mask->IsValid(0) &&
+                          static_cast<const arrow::BooleanArray&>(*mask).Value(0);
+    if (selected) out.files.push_back(std::move(file));
+  }
+  out.predicate = json::array({condition_text(*condition)}).dump();
+  return out;
+}
+
+// The Z-order columns as the table names them; refused as Spark refuses them: unknown ones,
+// partition columns, and columns whose files keep no min/max stats (Z-ordering them would not
+// let a reader skip anything).
+arrow::Result<std::vector<std::string>> zorder_columns(const DmlTarget& target,
+                                                       const std::vector<std::string>& requested) {
+  const auto& metadata = target.snapshot->metadata();
+  const auto& schema = *target.snapshot->schema();
+  if (requested.size() > kMaxZOrderColumns) {
+    return invalid("--zorder-by on table {}: at most {} columns, not {}", target.name,
+                   kMaxZOrderColumns, requested.size());
+  }
+  std::vector<std::string> out;
+  for (const auto& name : requested) {
+    auto field = table_field(schema, name);
+    if (!field) {
+      std::vector<std::string> names;
+      for (const auto& f : schema.fields()) names.push_back(f->name());
+      return invalid("--zorder-by on table {}: column '{}' does not exist; the columns are [{}]",
+                     target.name, name, fmt::join(names, ", "));
+    }
+    if (is_partition_column(metadata, field->name())) {
+      return invalid(
+          "--zorder-by on table {}: {} is a partition column. Z-Ordering can only be performed "
+          "on data columns (use --where to choose partitions)",
+          target.name, field->name());
+    }
+    if (!delta::has_min_max(*field->type())) {
+      return invalid(
+          "--zorder-by on table {}: Z-Ordering on [{}] will be ineffective, because Delta keeps no "
+          "min/max stats for a {} column; Z-order by columns of number, string, date or timestamp "
+          "types",
+          target.name, field->name(), delta::delta_type_name(*field->type()));
+    }
+    if (std::find(out.begin(), out.end(), field->name()) != out.end()) {
+      return invalid("--zorder-by on table {}: column {} is named twice", target.name, field->name());
+    }
+    out.push_back(field->name());
+  }
+  return out;
+}
+
+bool many_rows_deleted(const delta::Add& file) {
+  if (!file.deletion_vector) return false;
+  const int64_t live = delta::live_records(file);
+  if (live < 0) return true;  // no numRecords: rewrite, so the new file has stats (as Spark)
+  const int64_t physical = live + file.deletion_vector->cardinality;
+  return physical > 0 && static_cast<double>(file.deletion_vector->cardinality) /
+                                 static_cast<double>(physical) > kOptimizeMaxDeletedRowsRatio;
+}
+
+// Groups of files of one partition, each rewritten together (OptimizeExecutor's bins): for
+// compaction, the small files (and ones with many deleted rows) by ascending size, up to
+// max_file_size a bin, bins of one file without a deletion vector left alone; for Z-order, every
+// file of the partition in one bin.
+std::vector<std::vector<delta::Add>> bins_of(std::vector<delta::Add> files,
+                                             const OptimizeFileSizes& sizes, bool zorder) {
+  std::map<delta::PartitionValues, std::vector<delta::Add>> partitions;
+  for (auto& f : files) {
+    if (zorder || f.size < sizes.min_file_size || many_rows_deleted(f)) {
+      partitions[f.partition_values].push_back(std::move(f));
+    }
+  }
+  std::vector<std::vector<delta::Add>> bins;
+  for (auto& [values, in_partition] : partitions) {
+    if (zorder) {
+      bins.push_back(std::move(in_partition));
+      continue;
+    }
+    std::stable_sort(in_partition.begin(), in_partition.end(),
+                     [](const delta::Add& a, const delta::Add& b) { return a.size < b.size; });
+    std::vector<delta::Add> bin;
+    int64_t bin_size = 0;
+    auto close_bin = [&] {
+      if (bin.size() > 1 || (bin.size() == 1 && bin[0].deletion_vector)) bins.push_back(bin);
+      bin.clear();
+      bin_size = 0;
+    };
+    for (auto& f : in_partition) {
+      if (!bin.empty() && bin_size + f.size > sizes.max_file_size) close_bin();
+      bin_size += f.size;
+      bin.push_back(std::move(f));
+    }
+    close_bin();
+  }
+  return bins;
+}
+
+// Rewrites one bin: its rows (deletion vectors applied) into new files of the target size,
+// along the Z-order curve of `zorder` when given.
+arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
+                                                   const std::vector<delta::Add>& bin,
+                                                   const std::vector<std::string>& zorder,
+                                                   const OptimizeFileSizes& sizes,
+                                                   int64_t& rows) {
+  delta::WriteOptions options;
+  options.constraints = exec::sql_constraint_compiler();
+  options.file.target_file_bytes = sizes.max_file_size;
+  options.file.row_group_bytes = std::min(options.file.row_group_bytes, sizes.max_file_size);
+  options.file.parallel_files = 1;  // one file at a time keeps the rows' order in the files
+  ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target.store, target.snapshot,
+                                                              *target.snapshot->schema(), options));
+  auto written = [&]() -> arrow::Status {
+    arrow::RecordBatchVector batches;
+    for (const auto& file : bin) {
+      ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_data_file(*target.store, *target.snapshot, file));
+      while (true) {
+        std::shared_ptr<arrow::RecordBatch> batch;
+        ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+        if (!batch) break;
+        rows += batch->num_rows();
+        if (zorder.empty()) {
+          ARROW_RETURN_NOT_OK(writer->write(*batch));
+        } else {
+          batches.push_back(std::move(batch));
+        }
+      }
+    }
+    if (zorder.empty()) return arrow::Status::OK();
+    // The whole partition is sorted in memory (Spark range-partitions it over its executors).
+    ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(target.snapshot->schema(), batches));
+    batches.clear();
+    ARROW_ASSIGN_OR_RAISE(auto order, zorder_permutation(*table, zorder));
+    arrow::Int64Builder indices;
+    ARROW_RETURN_NOT_OK(indices.AppendValues(order));
+    ARROW_ASSIGN_OR_RAISE(auto index_array, indices.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto sorted, cp::Take(table, index_array));
+    table.reset();
+    arrow::TableBatchReader reader(*sorted.table());
+    reader.set_chunksize(64 * 1024);
+    while (true) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+      if (!batch) break;
+      ARROW_RETURN_NOT_OK(writer->write(*batch));
+    }
+    return arrow::Status::OK();
+  }();
+  if (!written.ok()) {
+    writer->abort();
+    return written;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
+  return txn.adds();
+}
+
+// delta-spark 4.4's OPTIMIZE operationMetrics: sizes of the added files (min, percentiles, max),
+// files and bytes added and removed, and the deletion vectors the rewrite dropped.
+json optimize_metrics(const std::vector<delta::Add>& added, const std::vector<delta::Add>& removed) {
+  std::vector<int64_t> sizes;
+  int64_t added_bytes = 0, removed_bytes = 0, dvs = 0;
+  for (const auto& a : added) {
+    sizes.push_back(a.size);
+    added_bytes += a.size;
+  }
+  for (const auto& r : removed) {
+    removed_bytes += r.size;
+    dvs += r.deletion_vector.has_value();
+  }
+  std::sort(sizes.begin(), sizes.end());
+  const size_t n = sizes.size();
+  auto at = [&](size_t i) { return std::to_string(n == 0 ? 0 : sizes[i]); };
+  return {{"numAddedFiles", std::to_string(n)},
+          {"numRemovedFiles", std::to_string(removed.size())},
+          {"numAddedBytes", std::to_string(added_bytes)},
+          {"numRemovedBytes", std::to_string(removed_bytes)},
+          {"minFileSize", at(0)},
+          {"p25FileSize", at(n / 4)},
+          {"p50FileSize", at(n / 2)},
+          {"p75FileSize", at(n * 3 / 4)},
+          {"maxFileSize", at(n == 0 ? 0 : n - 1)},
+          {"numDeletionVectorsRemoved", std::to_string(dvs)}};
+}
+
+}  // namespace
+
+arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> store,
+                                              const OptimizeOptions& options) {
+  DmlTarget target;
+  target.store = store;
+  target.name = store->location();
+  ARROW_ASSIGN_OR_RAISE(target.snapshot, delta::Snapshot::load(*store));
+  const auto& snapshot = *target.snapshot;
+  // Append-only tables may be optimized: no row changes (the commit's removes carry
+  // dataChange=false, which the append-only check lets pass).
+  ARROW_RETURN_NOT_OK(delta::check_write_supported(snapshot.protocol(), snapshot.metadata(), target.name));
+  ARROW_ASSIGN_OR_RAISE(auto sizes, optimize_file_sizes(snapshot.metadata(), target.name));
+  if (options.target_file_size > 0) sizes.min_file_size = sizes.max_file_size = options.target_file_size;
+  ARROW_ASSIGN_OR_RAISE(auto zorder, zorder_columns(target, options.zorder_by));
+  ARROW_ASSIGN_OR_RAISE(auto candidates, candidate_files(target, options.where));
+
+  OptimizeOutcome outcome;
+  outcome.version = snapshot.version();
+  outcome.files_considered = static_cast<int64_t>(candidates.files.size());
+  const auto bins = bins_of(candidates.files, sizes, !zorder.empty());
+  std::vector<delta::Add> added, removed;
+  std::set<delta::PartitionValues> partitions;
+  for (const auto& bin : bins) {
+    auto adds = rewrite_bin(target, bin, zorder, sizes, outcome.rows);
+    if (!adds.ok()) {
+      delta::remove_data_files(*store->objects(), store->table_root(), added);
+      return with_context(adds.status(), fmt::format("OPTIMIZE of table {} (nothing was committed)", target.name));
+    }
+    added.insert(added.end(), adds->begin(), adds->end());
+    removed.insert(removed.end(), bin.begin(), bin.end());
+    partitions.insert(bin.front().partition_values);
+  }
+  outcome.batches = static_cast<int64_t>(bins.size());
+  outcome.partitions_optimized = static_cast<int64_t>(partitions.size());
+  outcome.files_skipped = outcome.files_considered - static_cast<int64_t>(removed.size());
+  outcome.metrics = optimize_metrics(added, removed);
+  if (added.empty() && removed.empty()) return outcome;  // Spark commits nothing either
+
+  if (options.before_commit) {
+    if (auto st = options.before_commit(); !st.ok()) {
+      delta::remove_data_files(*store->objects(), store->table_root(), added);
+      return st;
+    }
+  }
+  delta::Transaction txn(store, target.snapshot);
+  for (const auto& f : removed) txn.remove_file(removal_of(f));
+  for (const auto& a : added) txn.add_file(a);
+  txn.mark_no_data_change();
+  delta::CommitOptions commit;
+  commit.operation = "OPTIMIZE";
+  commit.operation_parameters = {{"predicate", candidates.predicate},
+                                 {"zOrderBy", json(zorder).dump()},
+                                 {"clusterBy", "[]"},
+                                 {"auto", false}};
+  commit.operation_metrics = outcome.metrics;
+  // A commit without data changes is checked at snapshot isolation (as Spark records it).
+  commit.isolation_level = "SnapshotIsolation";
+  auto committed = txn.commit(commit);
+  if (!committed.ok()) {
+    if (delta::is_commit_conflict(committed.status())) {
+      delta::remove_data_files(*store->objects(), store->table_root(), added);
+    }
+    return with_context(committed.status(),
+                        fmt::format("OPTIMIZE of table {} (nothing was committed; run it again)", target.name));
+  }
+  outcome.committed = true;
+  outcome.version = committed->version;
+  outcome.attempts = committed->attempts;
+  return outcome;
+}
+
+}  // namespace sluice::dml

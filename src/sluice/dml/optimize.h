@@ -1,0 +1,68 @@
+// OPTIMIZE: bin-packing compaction of a Delta table's small files (and files with many rows
+// deleted by deletion vectors) into files of the target size, partition by partition,
+// optionally Z-ordered; committed as delta-spark's OPTIMIZE with dataChange=false, so streaming
+// and change-feed readers skip it.
+#pragma once
+
+#include <arrow/result.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/common/strong_types.h"
+#include "sluice/delta/actions.h"
+#include "sluice/delta/log_store.h"
+
+namespace sluice::dml {
+
+struct OptimizeOptions {
+  // A condition on partition columns only (Spark's OPTIMIZE ... WHERE); empty: every partition.
+  std::string where;
+  // Z-order the files of each selected partition by these data columns (all of them rewritten).
+  std::vector<std::string> zorder_by;
+  // Both size thresholds, in place of the table's delta.targetFileSize (0: the table's).
+  int64_t target_file_size = 0;
+  // Run once the new files are written, right before the commit (tests commit a concurrent
+  // change there); an error deletes the new files and commits nothing.
+  std::function<arrow::Status()> before_commit;
+};
+
+// Spark's spark.databricks.delta.optimize.maxFileSize and minFileSize (both 1 GiB).
+inline constexpr int64_t kOptimizeDefaultFileSize = 1ll << 30;
+// spark.databricks.delta.optimize.maxDeletedRowsRatio: a file with more of its rows deleted
+// (by its deletion vector) is rewritten whatever its size.
+inline constexpr double kOptimizeMaxDeletedRowsRatio = 0.05;
+
+struct OptimizeFileSizes {
+  int64_t min_file_size = kOptimizeDefaultFileSize;  // smaller files are compacted
+  int64_t max_file_size = kOptimizeDefaultFileSize;  // what a bin / output file holds at most
+};
+
+// delta.targetFileSize of the table (bytes, or with a b/kb/mb/gb suffix) as both thresholds,
+// else Spark's defaults; an unreadable value is an error naming the property.
+arrow::Result<OptimizeFileSizes> optimize_file_sizes(const delta::Metadata& metadata,
+                                                     const std::string& table);
+
+struct OptimizeOutcome {
+  bool committed = false;  // false when no bin needed rewriting (nothing is committed then)
+  DeltaVersion version{0};  // the OPTIMIZE commit, else the version read
+  int attempts = 1;
+  // commitInfo.operationMetrics as delta-spark writes them (values as strings).
+  nlohmann::json metrics = nlohmann::json::object();
+  int64_t partitions_optimized = 0;
+  int64_t batches = 0;           // bins rewritten
+  int64_t files_considered = 0;  // live files the WHERE selected
+  int64_t files_skipped = 0;     // of those, left as they were
+  int64_t rows = 0;              // rows rewritten
+};
+
+// Compacts (and with zorder_by, Z-orders) the table at `store`. Appends committed meanwhile
+// do not disturb it; a concurrent commit that removed one of its input files makes it fail with
+// delta::is_commit_conflict() and its new files deleted (nothing committed: run it again).
+arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> store,
+                                              const OptimizeOptions& options);
+
+}  // namespace sluice::dml

@@ -1,0 +1,282 @@
+// OPTIMIZE (dml/optimize.h): bin-packing per partition, the partition predicate, Z-order keys,
+// Spark's commit shape (OPTIMIZE, dataChange=false) and conflicts with concurrent commits.
+#include <arrow/api.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "../temp_dir.h"
+#include "sluice/delta/scan.h"
+#include "sluice/delta/table.h"
+#include "sluice/delta/table_writer.h"
+#include "sluice/delta/transaction.h"
+#include "sluice/dml/optimize.h"
+#include "sluice/dml/statement_runner.h"
+#include "sluice/dml/zorder.h"
+#include "sluice/sql/parser.h"
+
+namespace sluice::dml {
+namespace {
+
+TEST(ZOrderTest, RangeIdsAreQuantilesAndEqualValuesShareOne) {
+  arrow::Int64Builder builder;
+  ASSERT_TRUE(builder.AppendValues({40, 10, 10, 30}).ok());
+  ASSERT_TRUE(builder.AppendNull().ok());
+  ASSERT_TRUE(builder.AppendValues({20, 50, 60}).ok());
+  auto values = arrow::ChunkedArray::Make({*builder.Finish()}).ValueOrDie();
+  auto ids = range_partition_ids(*values, 4).ValueOrDie();
+  // Sorted: null, 10, 10, 20, 30, 40, 50, 60 -> positions 0..7, 2 per range; ties take the first.
+  EXPECT_EQ(ids, (std::vector<uint32_t>{2, 0, 0, 2, 0, 1, 3, 3}));
+}
+
+TEST(ZOrderTest, InterleavesBitsMostSignificantFirstFirstColumnFirst) {
+  // a = 0b10, b = 0b01 -> a1 b1 a0 b0 = 1 0 0 1.
+  EXPECT_EQ(static_cast<uint64_t>(interleave_bits({2, 1}, 2)), 0b1001u);
+  EXPECT_EQ(static_cast<uint64_t>(interleave_bits({1, 2}, 2)), 0b0110u);
+  EXPECT_EQ(static_cast<uint64_t>(interleave_bits({3}, 2)), 0b11u);
+}
+
+TEST(ZOrderTest, PermutationWalksTheCurveQuadrantByQuadrant) {
+  // A 4x4 grid of (x, y): Z-order visits each 2x2 quadrant before the next.
+  arrow::Int64Builder x, y;
+  for (int64_t i = 15; i >= 0; --i) {
+    ASSERT_TRUE(x.Append(i % 4).ok());
+    ASSERT_TRUE(y.Append(i / 4).ok());
+  }
+  auto schema = arrow::schema({arrow::field("x", arrow::int64()), arrow::field("y", arrow::int64())});
+  auto table = arrow::Table::Make(schema, {*x.Finish(), *y.Finish()});
+  auto order = zorder_permutation(*table, {"x", "y"}, 4).ValueOrDie();
+  std::vector<std::pair<int64_t, int64_t>> visited;
+  auto xs = std::static_pointer_cast<arrow::Int64Array>(table->column(0)->chunk(0));
+  auto ys = std::static_pointer_cast<arrow::Int64Array>(table->column(1)->chunk(0));
+  for (int64_t row : order) visited.emplace_back(xs->Value(row), ys->Value(row));
+  const std::vector<std::pair<int64_t, int64_t>> expected = {
+      {0, 0}, {0, 1}, {1, 0}, {1, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3},
+      {2, 0}, {2, 1}, {3, 0}, {3, 1}, {2, 2}, {2, 3}, {3, 2}, {3, 3}};
+  EXPECT_EQ(visited, expected);
+}
+
+class OptimizeTest : public ::testing::Test {
+ protected:
+  sluice::testing::TempDir dir_;
+  std::shared_ptr<delta::LogStore> store_ = std::make_shared<delta::LogStore>(dir_.path() / "t");
+
+  // id BIGINT, part STRING, v BIGINT (v = id * 10): one file per call, partitioned by part.
+  void write(const std::vector<int64_t>& ids, const std::string& part,
+             std::map<std::string, std::string> configuration = {}) {
+    arrow::Int64Builder id, v;
+    arrow::StringBuilder p;
+    for (int64_t i : ids) {
+      ASSERT_TRUE(id.Append(i).ok());
+      ASSERT_TRUE(v.Append(i * 10).ok());
+      ASSERT_TRUE(p.Append(part).ok());
+    }
+    auto schema = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("part", arrow::utf8()),
+                                 arrow::field("v", arrow::int64())});
+    auto batch = arrow::RecordBatch::Make(schema, static_cast<int64_t>(ids.size()),
+                                          {*id.Finish(), *p.Finish(), *v.Finish()});
+    auto snap = delta::load_latest_if_exists(*store_).ValueOrDie();
+    delta::WriteOptions options;
+    options.partition_columns = {"part"};
+    options.configuration = std::move(configuration);
+    auto writer = delta::TableWriter::make(store_, snap, *schema, options).ValueOrDie();
+    ASSERT_TRUE(writer->write(*batch).ok());
+    auto txn = writer->finish().ValueOrDie();
+    ASSERT_TRUE(txn.commit({}).ok());
+  }
+
+  std::vector<int64_t> ids() {
+    auto snap = delta::Snapshot::load(*store_).ValueOrDie();
+    auto table = delta::scan_table(*store_, *snap).ValueOrDie()->CombineChunksToBatch().ValueOrDie();
+    auto id = std::static_pointer_cast<arrow::Int64Array>(table->GetColumnByName("id"));
+    std::vector<int64_t> out(id->raw_values(), id->raw_values() + id->length());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::map<std::string, int> files_per_partition() {
+    std::map<std::string, int> out;
+    for (const auto& f : delta::Snapshot::load(*store_).ValueOrDie()->files()) {
+      ++out[*f.partition_values.at("part")];
+    }
+    return out;
+  }
+
+  std::string commit_text(int64_t version) {
+    std::ifstream in(dir_.path() / "t" / "_delta_log" / fmt::format("{:020}.json", version));
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+};
+
+TEST_F(OptimizeTest, CompactsTheSmallFilesOfEachPartitionWithoutDataChange) {
+  write({1, 2}, "a");
+  write({3, 4}, "a");
+  write({5}, "a");
+  write({6}, "b");  // a lone small file: nothing to pack it with
+  auto r = optimize_table(store_, {}).ValueOrDie();
+  ASSERT_TRUE(r.committed);
+  EXPECT_EQ(r.version.value(), 4);
+  EXPECT_EQ(files_per_partition(), (std::map<std::string, int>{{"a", 1}, {"b", 1}}));
+  EXPECT_EQ(ids(), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(r.metrics["numRemovedFiles"], "3");
+  EXPECT_EQ(r.metrics["numAddedFiles"], "1");
+  EXPECT_EQ(r.files_considered, 4);
+  EXPECT_EQ(r.files_skipped, 1);
+  const auto log = commit_text(4);
+  EXPECT_NE(log.find("\"operation\":\"OPTIMIZE\""), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"dataChange\":true"), std::string::npos) << log;
+  // Streaming readers skip it: no file added between versions 3 and 4 for them.
+  auto added = delta::added_files_between(*store_, DeltaVersion(3), DeltaVersion(4),
+                                          delta::ChangePolicy::kFail).ValueOrDie();
+  EXPECT_TRUE(added.empty());
+  // Run again: nothing left to compact, nothing committed.
+  auto again = optimize_table(store_, {}).ValueOrDie();
+  EXPECT_FALSE(again.committed);
+  EXPECT_EQ(again.version.value(), 4);
+}
+
+TEST_F(OptimizeTest, AFileWithRowsDeletedByItsVectorIsRewrittenWithoutThem) {
+  write({1, 2, 3, 4}, "a", {{"delta.enableDeletionVectors", "true"}});
+  class Paths : public TableCatalog {
+   public:
+    arrow::Result<DmlTarget> open(const std::vector<std::string>& name) const override {
+      ARROW_ASSIGN_OR_RAISE(auto t, open_delta_path(name));
+      if (!t) return arrow::Status::Invalid("unknown table");
+      return std::move(*t);
+    }
+  } catalog;
+  const std::string text = fmt::format("DELETE FROM delta.`{}` WHERE id = 2", (dir_.path() / "t").string());
+  ASSERT_TRUE(run_sql_command(sql::SourceFile{"<delete>", text}, catalog).ok());
+  ASSERT_TRUE(delta::Snapshot::load(*store_).ValueOrDie()->files().at(0).deletion_vector.has_value());
+  auto r = optimize_table(store_, {}).ValueOrDie();
+  ASSERT_TRUE(r.committed);  // one file, but a quarter of its rows deleted (> 5 %)
+  EXPECT_EQ(r.metrics["numDeletionVectorsRemoved"], "1");
+  auto files = delta::Snapshot::load(*store_).ValueOrDie()->files();
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_FALSE(files[0].deletion_vector.has_value());
+  EXPECT_EQ(ids(), (std::vector<int64_t>{1, 3, 4}));
+}
+
+TEST_F(OptimizeTest, WhereSelectsPartitions) {
+  write({1}, "a");
+  write({2}, "a");
+  write({3}, "b");
+  write({4}, "b");
+  OptimizeOptions options;
+  options.where = "part = 'b'";
+  auto r = optimize_table(store_, options).ValueOrDie();
+  ASSERT_TRUE(r.committed);
+  EXPECT_EQ(files_per_partition(), (std::map<std::string, int>{{"a", 2}, {"b", 1}}));
+  EXPECT_NE(commit_text(r.version.value()).find(R"("predicate":"[\"(part = 'b')\"]")"), std::string::npos)
+      << commit_text(r.version.value());
+}
+
+TEST_F(OptimizeTest, WhereOnADataColumnIsRefusedAsSparkRefusesIt) {
+  write({1}, "a");
+  write({2}, "a");
+  OptimizeOptions options;
+  options.where = "v > 3";
+  auto r = optimize_table(store_, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("predicate references non-partition column 'v'. Only the "
+                                      "partition columns may be referenced: [part]"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(OptimizeTest, ZOrderRefusesPartitionAndUnknownColumns) {
+  write({1}, "a");
+  OptimizeOptions options;
+  options.zorder_by = {"part"};
+  auto r = optimize_table(store_, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("part is a partition column"), std::string::npos) << r.status().message();
+  options.zorder_by = {"nope"};
+  r = optimize_table(store_, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("column 'nope' does not exist"), std::string::npos) << r.status().message();
+}
+
+TEST_F(OptimizeTest, ZOrderRewritesEveryFileOfThePartitionSortedAlongTheCurve) {
+  write({5, 1}, "a");
+  write({4}, "a");
+  write({3, 2}, "a");
+  OptimizeOptions options;
+  options.zorder_by = {"ID"};  // names resolve case-insensitively
+  auto r = optimize_table(store_, options).ValueOrDie();
+  ASSERT_TRUE(r.committed);
+  auto snap = delta::Snapshot::load(*store_).ValueOrDie();
+  ASSERT_EQ(snap->num_files(), 1u);
+  auto table = delta::scan_table(*store_, *snap).ValueOrDie()->CombineChunksToBatch().ValueOrDie();
+  auto id = std::static_pointer_cast<arrow::Int64Array>(table->GetColumnByName("id"));
+  EXPECT_EQ(std::vector<int64_t>(id->raw_values(), id->raw_values() + id->length()),
+            (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_NE(commit_text(r.version.value()).find(R"("zOrderBy":"[\"id\"]")"), std::string::npos);
+}
+
+TEST_F(OptimizeTest, TargetFileSizeOfTheTableSetsTheThresholds) {
+  delta::Metadata metadata;
+  metadata.configuration["delta.targetFileSize"] = "32mb";
+  auto sizes = optimize_file_sizes(metadata, "t").ValueOrDie();
+  EXPECT_EQ(sizes.max_file_size, 32ll << 20);
+  EXPECT_EQ(sizes.min_file_size, 32ll << 20);
+  metadata.configuration["delta.targetFileSize"] = "big";
+  auto bad = optimize_file_sizes(metadata, "t");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("delta.targetFileSize = 'big' is not a file size"), std::string::npos);
+  EXPECT_EQ(optimize_file_sizes(delta::Metadata{}, "t").ValueOrDie().max_file_size, 1ll << 30);
+}
+
+TEST_F(OptimizeTest, AConcurrentAppendCommitsAndOptimizeStillSucceeds) {
+  write({1}, "a");
+  write({2}, "a");
+  OptimizeOptions options;
+  options.before_commit = [&] {
+    write({3}, "a");  // a streaming append between OPTIMIZE's read and its commit
+    return arrow::Status::OK();
+  };
+  auto r = optimize_table(store_, options).ValueOrDie();
+  ASSERT_TRUE(r.committed);
+  EXPECT_EQ(r.version.value(), 3);
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(ids(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(files_per_partition(), (std::map<std::string, int>{{"a", 2}}));
+}
+
+TEST_F(OptimizeTest, AnInputFileRemovedConcurrentlyFailsTheOptimize) {
+  write({1}, "a");
+  write({2}, "a");
+  OptimizeOptions options;
+  options.before_commit = [&]() -> arrow::Status {
+    // A DELETE of row 1 between OPTIMIZE's read and its commit rewrites an input file.
+    std::string text = fmt::format("DELETE FROM delta.`{}` WHERE id = 1", (dir_.path() / "t").string());
+    class Paths : public TableCatalog {
+     public:
+      arrow::Result<DmlTarget> open(const std::vector<std::string>& name) const override {
+        ARROW_ASSIGN_OR_RAISE(auto t, open_delta_path(name));
+        if (!t) return arrow::Status::Invalid("unknown table");
+        return std::move(*t);
+      }
+    } catalog;
+    return run_sql_command(sql::SourceFile{"<delete>", text}, catalog).status();
+  };
+  auto r = optimize_table(store_, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(delta::is_commit_conflict(r.status())) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("was removed concurrently"), std::string::npos) << r.status().message();
+  EXPECT_EQ(ids(), (std::vector<int64_t>{2}));
+  // The files OPTIMIZE wrote are gone again: only the table's own remain in the partition.
+  int parquet = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path() / "t" / "part=a")) {
+    parquet += e.path().extension() == ".parquet";
+  }
+  EXPECT_EQ(parquet, 2);  // the two written (the DELETE removed one file without rewriting it)
+}
+
+}  // namespace
+}  // namespace sluice::dml
