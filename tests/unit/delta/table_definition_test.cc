@@ -80,7 +80,8 @@ TEST_F(TableDefinitionTest, EnablingDeletionVectorsMovesToTableFeaturesKeepingTh
   }
   d.configuration["delta.enableDeletionVectors"] = "true";
   ASSERT_TRUE(apply_table_definition(store_, d, "t").ok());
-  const auto& p = latest()->protocol();
+  auto snap = latest();
+  const auto& p = snap->protocol();
   EXPECT_EQ(p.min_reader_version, 3);
   EXPECT_EQ(p.min_writer_version, 7);
   EXPECT_EQ(*p.reader_features, std::vector<std::string>({"deletionVectors"}));

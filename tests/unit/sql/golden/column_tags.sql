@@ -2,6 +2,6 @@
 CREATE STREAMING TABLE users (
   id BIGINT NOT NULL COMMENT 'key',
   email STRING COMMENT 'login' TAGS ('pii' = 'email', 'gdpr'),
-  address STRUCT<city: STRING COMMENT 'town'> TAGS ('pii' = 'address')
+  address STRUCT<city: STRING> TAGS ('pii' = 'address')
 ) COMMENT 'people'
 AS SELECT * FROM STREAM(raw);
