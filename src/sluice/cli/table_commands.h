@@ -26,4 +26,7 @@ void add_decode_command(CLI::App& app, int* exit_code);
 // `sluice sql`: DELETE / UPDATE / MERGE INTO and queries on Delta tables (sql_command.cc).
 void add_sql_command(CLI::App& app, int* exit_code);
 
+// `sluice catalog <dir>` (catalog_command.cc).
+void add_catalog_command(CLI::App& app, int* exit_code);
+
 }  // namespace sluice::cli

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <regex>
+#include <vector>
 
 #include "sluice/common/status.h"
 
@@ -19,9 +20,11 @@ arrow::Result<json> type_to_json(const arrow::DataType& type);
 arrow::Result<json> field_to_json(const arrow::Field& field) {
   ARROW_ASSIGN_OR_RAISE(auto type, type_to_json(*field.type()));
   json metadata = json::object();
-  // A column's COMMENT, where Spark keeps it.
+  // A column's COMMENT, where Spark keeps it, and its tags (sluice.tag.*).
   if (field.metadata()) {
-    if (auto comment = field.metadata()->Get("comment"); comment.ok()) metadata["comment"] = *comment;
+    for (int64_t i = 0; i < field.metadata()->size(); ++i) {
+      if (is_kept_column_metadata(field.metadata()->key(i))) metadata[field.metadata()->key(i)] = field.metadata()->value(i);
+    }
   }
   return json{{"name", field.name()},
               {"type", type},
@@ -95,9 +98,15 @@ arrow::Result<std::shared_ptr<arrow::Field>> field_from_json(const json& j) {
   }
   ARROW_ASSIGN_OR_RAISE(auto type, type_from_json(j["type"]));
   auto field = arrow::field(j["name"].get<std::string>(), type, j.value("nullable", true));
-  if (j.contains("metadata") && j["metadata"].is_object() && j["metadata"].contains("comment") &&
-      j["metadata"]["comment"].is_string()) {
-    field = field->WithMetadata(arrow::key_value_metadata({"comment"}, {j["metadata"]["comment"].get<std::string>()}));
+  if (j.contains("metadata") && j["metadata"].is_object()) {
+    std::vector<std::string> keys, values;
+    for (const auto& [key, value] : j["metadata"].items()) {
+      if (is_kept_column_metadata(key) && value.is_string()) {
+        keys.push_back(key);
+        values.push_back(value.get<std::string>());
+      }
+    }
+    if (!keys.empty()) field = field->WithMetadata(arrow::key_value_metadata(keys, values));
   }
   return field;
 }
@@ -164,6 +173,10 @@ bool type_uses_ntz(const arrow::DataType& type) {
 }
 
 }  // namespace
+
+bool is_kept_column_metadata(const std::string& key) {
+  return key == "comment" || key.rfind(kColumnTagPrefix, 0) == 0;
+}
 
 arrow::Result<std::string> to_delta_schema_string(const arrow::Schema& schema) {
   json fields = json::array();

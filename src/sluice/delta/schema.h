@@ -10,6 +10,13 @@
 
 namespace sluice::delta {
 
+// Column metadata that a schema round trip (Delta JSON <-> Arrow field metadata) keeps: the
+// column's COMMENT ("comment", where Spark and Unity Catalog read it) and its tags
+// ("sluice.tag.<tag>" = value, with "sluice.tag.<tag>.derivation" and ".from" on a tag taken
+// over from an upstream column; docs/decisions.md). Other entries are dropped, as before.
+inline constexpr const char* kColumnTagPrefix = "sluice.tag.";
+bool is_kept_column_metadata(const std::string& key);
+
 // Serializes an Arrow schema to Delta's schemaString. Timestamps must be microsecond
 // (with a time zone: `timestamp`; without: `timestamp_ntz`).
 arrow::Result<std::string> to_delta_schema_string(const arrow::Schema& schema);

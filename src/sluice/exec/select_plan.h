@@ -151,6 +151,13 @@ class SelectPlan {
   // Column lineage: for each output column, the source columns it is computed from, as
   // "<dataset or kafka:topic>.<column>".
   std::vector<std::set<std::string>> lineage() const;
+  // The same, with how each source column reaches the output column: kDirect (a chain of bare
+  // references: the same values, maybe renamed), kDerived (an expression or aggregate of it)
+  // or kRemoved (read only inside a digest, md5/sha2/xxhash64, or only counted: the values
+  // cannot be recovered from the output). Several paths from one source keep the one that
+  // carries most.
+  enum class Derivation { kRemoved = 0, kDerived = 1, kDirect = 2 };
+  std::vector<std::map<std::string, Derivation>> column_derivations() const;
   std::vector<PlanSource> sources() const;
   // The columns of source() (and nested struct fields, value.bid.price) the plan reads: its row
   // stages' filters and the expressions of every column used downstream, all of the last row

@@ -104,6 +104,14 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
   const std::string& name = d.name;
   auto inline_views = view_lookup();
   if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
+    for (const auto& c : d.definition->columns) {
+      if (!c.tags.empty()) {
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[d.file], c.tags_loc, fmt::format(
+            "TAGS on column '{}' of view '{}': a view is not stored, so its columns keep no tags; tag the "
+            "column of the table it reads (tags follow column lineage) or of the table that stores it",
+            c.name, d.name)));
+      }
+    }
     // Not stored: checked here, inlined into the queries that read it.
     const auto& flow = graph_.flows.at(d.flows[0]);
     ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
@@ -255,6 +263,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
                       "dataset of that name; rename one of them", d.name, d.name)));
     }
   }
+  ARROW_ASSIGN_OR_RAISE(schema, tag_columns(d, std::move(schema)));
   ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
   schemas_.emplace(name, schema);
   expectations_.emplace(name, std::move(ex));

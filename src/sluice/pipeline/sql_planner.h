@@ -107,6 +107,9 @@ class SqlPlanner {
   exec::SelectPlan::InlineLookup view_lookup() const;
 
   arrow::Status plan_dataset(const Dataset& d);
+  // column_tags.cc: `schema` with its columns' tags, declared (TAGS) or taken over along
+  // column lineage from the columns they read.
+  arrow::Result<std::shared_ptr<arrow::Schema>> tag_columns(const Dataset& d, std::shared_ptr<arrow::Schema> schema) const;
   // A sink's options and its flows' queries (sink_planning.cc); `failed`: datasets not planned.
   arrow::Status plan_sink(const Sink& sink, const std::set<std::string>& failed);
   bool defines(const std::string& name) const;

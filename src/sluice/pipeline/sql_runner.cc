@@ -24,6 +24,7 @@
 #include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/pipeline/scheduler.h"
 #include "sluice/pipeline/sql_planner.h"
+#include "sluice/pipeline/table_definitions.h"
 
 namespace sluice::pipeline {
 
@@ -76,6 +77,7 @@ class SqlRun : public DatasetRunner {
     ARROW_RETURN_NOT_OK(forget_inferred_schemas(planner_));
     ARROW_RETURN_NOT_OK(planner_.plan_all());
     ARROW_RETURN_NOT_OK(full_refresh(planner_, events));
+    ARROW_RETURN_NOT_OK(apply_table_definitions(planner_, events));
     for (const auto& [fname, flow] : graph_.flows) {
       nlohmann::json inputs = nlohmann::json::array();
       for (const auto& in : flow.inputs) {

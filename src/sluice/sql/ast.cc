@@ -185,8 +185,10 @@ std::string to_string(const Statement& st) {
     const auto& d = *st.dataset;
     std::string out = fmt::format("(create {}{} {}", dataset_kind(d.kind), d.or_refresh ? " or-refresh" : "", d.name);
     for (const auto& c : d.columns) {
-      out += fmt::format("\n  (column {} {}{}{})", c.name, c.type_name, c.not_null ? " not-null" : "",
-                         c.comment ? " (comment " + quote(*c.comment) + ")" : "");
+      std::string tags;
+      for (const auto& [k, v] : c.tags) tags += fmt::format(" (tag {} {})", quote(k), quote(v));
+      out += fmt::format("\n  (column {} {}{}{}{})", c.name, c.type_name, c.not_null ? " not-null" : "",
+                         c.comment ? " (comment " + quote(*c.comment) + ")" : "", tags);
     }
     for (const auto& c : d.constraints) {
       out += fmt::format("\n  (expect {} {} {})", c.name, to_string(*c.expr), action_name(c.action));

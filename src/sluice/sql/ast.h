@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sluice/sql/source.h"
@@ -133,6 +134,10 @@ struct ColumnDef {
   std::string type_name;
   bool not_null = false;
   std::optional<std::string> comment;
+  // TAGS ('pii' = 'email', 'gold'): Databricks' column tag spelling (ALTER COLUMN ... SET
+  // TAGS); a tag without a value has "".
+  std::vector<std::pair<std::string, std::string>> tags;
+  Location tags_loc;
   Location loc;
 };
 

@@ -137,6 +137,18 @@ arrow::Result<std::unique_ptr<CreateDataset>> Parser::create_dataset(DatasetKind
             col.not_null = true;
           } else if (accept_keyword("COMMENT")) {
             ARROW_ASSIGN_OR_RAISE(col.comment, string_literal("a comment string"));
+          } else if (peek().is_keyword("TAGS")) {
+            col.tags_loc = next().loc;
+            ARROW_RETURN_NOT_OK(expect_op("("));
+            do {
+              ARROW_ASSIGN_OR_RAISE(auto key, string_literal("a tag name string"));
+              std::string value;
+              if (accept_op("=")) {
+                ARROW_ASSIGN_OR_RAISE(value, string_literal("a tag value string"));
+              }
+              col.tags.emplace_back(std::move(key), std::move(value));
+            } while (accept_op(","));
+            ARROW_RETURN_NOT_OK(expect_op(")"));
           } else {
             break;
           }

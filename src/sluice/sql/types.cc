@@ -2,6 +2,7 @@
 #include "sluice/sql/types.h"
 
 #include <arrow/type.h>
+#include <arrow/util/key_value_metadata.h>
 #include <fmt/format.h>
 
 #include "sluice/common/nesting.h"
@@ -53,11 +54,14 @@ class TypeParser {
         if (!next().is_keyword("NULL")) return fail("expected NULL after NOT");
         nullable = false;
       }
-      if (peek().is_keyword("COMMENT")) {
+      auto field = arrow::field(n.text, t, nullable);
+      if (peek().is_keyword("COMMENT")) {  // a struct field's comment, kept where Spark keeps it
         next();
-        next();
+        const Token& comment = next();
+        if (comment.kind != TokenKind::kString) return fail("expected a string after COMMENT, found " + comment.describe());
+        field = field->WithMetadata(arrow::key_value_metadata({"comment"}, {comment.text}));
       }
-      fields.push_back(arrow::field(n.text, t, nullable));
+      fields.push_back(std::move(field));
     } while (accept(","));
     return fields;
   }

@@ -1,0 +1,2 @@
+CREATE STREAMING TABLE users (email STRING TAGS (pii = 'email'))
+AS SELECT * FROM STREAM(raw);
