@@ -7,6 +7,7 @@
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/exec/constraint_checker.h"
 
 namespace sluice::delta {
 namespace {
@@ -52,6 +53,7 @@ TEST(ConstraintProtocol, NewTableWithAConstraintIsCreatedAtWriterVersionThree) {
   auto schema = arrow::schema({arrow::field("id", arrow::int64())});
   WriteOptions options;
   options.configuration = kPositiveId;
+  options.constraints = exec::sql_constraint_compiler();  // as sluice's writers evaluate them
   auto writer = TableWriter::make(store, nullptr, *schema, options).ValueOrDie();
   auto txn = writer->finish().ValueOrDie();
   ASSERT_TRUE(txn.commit({}).ok());
