@@ -106,6 +106,28 @@ def test_scd1_equals_the_model_after_every_run_and_crash(tmp_path, bootstrap, ne
     assert DeltaTable(str(pipe / "data" / "tables" / "customers")).version() == version  # nothing new: no commit
 
 
+def test_first_run_falls_back_to_the_snapshot_only_when_the_history_is_gone(tmp_path, bootstrap, new_topic):
+    """The first run (here after a full refresh of the target) replays the upstream commit by
+    commit; only a history that is not there (commits cleaned up after a checkpoint) falls back
+    to the upstream's snapshot. An unreadable commit is an error, not a silent fallback."""
+    topic = new_topic(1)
+    pipe = cdc_pipeline(tmp_path, "history", bootstrap, topic, APPLY)
+    changes = change_stream(random.Random(23), 1, 40)
+    produce_values(bootstrap, topic, changes)
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    raw = pipe / "data" / "tables" / "cdc_raw"
+    DeltaTable(str(raw)).create_checkpoint()  # the snapshot no longer needs the commits before it
+    first = raw / "_delta_log" / "00000000000000000000.json"
+    first.write_text("not a commit\n")
+    broken = run_sluice("run", pipe, "--once", "--full-refresh", "customers")
+    assert broken.returncode != 0
+    assert "00000000000000000000.json" in broken.stderr, broken.stderr
+    first.unlink()  # as log retention removes it
+    result = run_sluice("run", pipe, "--once", "--full-refresh", "customers")
+    assert result.returncode == 0, result.stderr
+    assert target_rows(pipe) == scd1_model(changes)
+
+
 def test_sigkill_at_random_moments_keeps_every_change_once(tmp_path, bootstrap, new_topic):
     """Runs SIGKILLed at seeded random moments (before, during or after the MERGE), then a
     run to the end: the target equals the model, as if nothing had been killed."""

@@ -83,3 +83,23 @@ def test_a_stream_with_an_end_is_refused(tmp_path, bootstrap, new_topic):
     r = run_sluice("validate", pipe)
     assert r.returncode != 0
     assert "STREAM table_changes('bronze', ...) has an end ('5')" in r.stderr
+
+
+def test_a_start_timestamp_after_the_latest_commit_waits_for_the_next_version(tmp_path, bootstrap, new_topic):
+    """As Spark's streaming readChangeFeed with a startingTimestamp after the latest commit: the
+    stream starts at the next version (whatever its commit time), not an error."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "future", bootstrap)
+    (pipe / "tables.sql").write_text(SQL.format(topic=topic).replace(
+        "STREAM table_changes('bronze', 0)", "STREAM table_changes('bronze', '2099-01-01 00:00:00')"))
+    produce_values(bootstrap, topic, [{"id": i, "v": i} for i in range(5)])
+    r = run(pipe)
+    assert r.returncode == 0, r.stderr
+    assert len(table(pipe, "changes")) == 0
+    seen = DeltaTable(str(pipe / "data" / "tables" / "bronze")).version()
+    produce_values(bootstrap, topic, [{"id": i, "v": i} for i in range(5, 8)])
+    r = run(pipe)
+    assert r.returncode == 0, r.stderr
+    later = DeltaTable(str(pipe / "data" / "tables" / "bronze")).load_cdf(starting_version=seen + 1)
+    assert multiset(table(pipe, "changes")) == multiset(pa.table(later.read_all()))
+    assert sorted(table(pipe, "changes").column("id").to_pylist()) == [5, 6, 7]

@@ -2,10 +2,13 @@
 table features sluice does not implement: sluice enforces what it can on every write, refuses
 the rest by name, and a refused write leaves the table exactly as the other engine reads it."""
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from conftest import run_sluice
 from readers import read_deltalake, sluice, sluice_append
 from spark_support import read_delta_with_spark, spark_session
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
 
 def ids_by_spark(path):
@@ -108,3 +111,29 @@ def test_deltalake_check_constraint_is_enforced(tmp_path):
     assert "CHECK constraint v_small (v < 10) violated by row with values:\n - v : 99" \
         in refused.stderr, refused.stderr
     assert sorted(read_deltalake(path).column("id").to_pylist()) == [1, 2]
+
+
+def test_sluice_table_with_a_check_constraint_is_writer_version_3_for_spark_and_deltalake(
+        tmp_path, bootstrap, new_topic):
+    """PROTOCOL.md "CHECK Constraints": a table with delta.constraints.* needs writer version 3;
+    then Spark and delta-rs, writing to the table sluice made, enforce the constraint."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "checks", bootstrap)
+    (pipe / "t.sql").write_text(
+        "CREATE OR REFRESH STREAMING TABLE amounts "
+        "TBLPROPERTIES ('delta.constraints.amount_positive' = 'amount > 0') AS "
+        "SELECT CAST(get_json_object(CAST(value AS STRING), '$.amount') AS BIGINT) AS amount "
+        f"FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
+    produce_values(bootstrap, topic, [{"amount": 5}])
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    path = pipe / "data" / "tables" / "amounts"
+    protocol = DeltaTable(str(path)).protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 3)
+    spark = spark_session()
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (7)")
+    with pytest.raises(Exception, match="amount > 0"):
+        spark.sql(f"INSERT INTO delta.`{path}` VALUES (-1)")
+    with pytest.raises(Exception, match="failed validation check"):
+        write_deltalake(str(path), pa.table({"amount": pa.array([-2], pa.int64())}), mode="append")
+    assert sorted(read_deltalake(path).column("amount").to_pylist()) == [5, 7]

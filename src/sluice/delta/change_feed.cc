@@ -200,7 +200,8 @@ arrow::Result<ChangeFeedBound> parse_change_feed_bound(const std::string& text) 
 
 arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, const std::string& table,
                                                          const ChangeFeedBound& start,
-                                                         const std::optional<ChangeFeedBound>& end) {
+                                                         const std::optional<ChangeFeedBound>& end,
+                                                         StartAfterLatest after_latest) {
   ARROW_ASSIGN_OR_RAISE(auto latest, store.latest_version());
   if (!latest) return invalid("table_changes of {}: the table has no commits ({})", table, store.location());
   std::vector<std::pair<DeltaVersion, int64_t>> times;
@@ -215,6 +216,9 @@ arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, 
   } else {
     auto it = std::find_if(times.begin(), times.end(),
                            [&](const auto& vt) { return vt.second * 1000 >= *start.timestamp_micros; });
+    if (it == times.end() && after_latest == StartAfterLatest::kNextVersion && !end) {
+      return ChangeFeedRange{DeltaVersion(latest->value() + 1), *latest};
+    }
     if (it == times.end()) {
       return invalid("table_changes of {}: start timestamp '{}' is after the latest commit (version {}); give "
                      "an earlier time or a version",

@@ -50,11 +50,19 @@ struct ChangeFeedRange {
   DeltaVersion to{0};
 };
 
+// What a start timestamp after the latest commit names: an error (a batch read, as Spark's
+// table_changes), or the version after the latest (a stream, as Spark's readChangeFeed with
+// startingTimestamp: it waits for that version).
+enum class StartAfterLatest { kRefuse, kNextVersion };
+
 // The versions `start` and `end` (the latest when unset) name. Errors name `table` and the
-// range: from > to, a start after the latest version, a timestamp outside the history.
+// range: from > to, a start after the latest version, a timestamp outside the history. With
+// StartAfterLatest::kNextVersion a start timestamp after the latest commit gives the range
+// (latest + 1, latest): nothing yet.
 arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, const std::string& table,
                                                          const ChangeFeedBound& start,
-                                                         const std::optional<ChangeFeedBound>& end);
+                                                         const std::optional<ChangeFeedBound>& end,
+                                                         StartAfterLatest after_latest = StartAfterLatest::kRefuse);
 
 // One file of the feed: a cdc file (its rows carry _change_type), or a data file added or
 // removed by a commit without cdc files (all its rows inserted or deleted).

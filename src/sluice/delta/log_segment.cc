@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "sluice/common/status.h"
+#include "sluice/common/status_kind.h"
 
 namespace sluice::delta {
 
@@ -157,21 +158,29 @@ std::optional<CheckpointRef> newest_complete_checkpoint(const LogListing& listin
   return std::nullopt;
 }
 
+namespace {
+
+constexpr const char* kMissingCommit = "sluice::delta::missing_commit";
+
+}  // namespace
+
 arrow::Status check_commits_present(const LogListing& listing, const std::string& table,
                                     DeltaVersion after, DeltaVersion upto) {
   auto it = std::upper_bound(listing.commits.begin(), listing.commits.end(), after);
   for (int64_t v = after.value() + 1; v <= upto.value(); ++v, ++it) {
     if (it == listing.commits.end() || *it != DeltaVersion(v)) {
-      return invalid(
+      return mark_kind(invalid(
           "{}: cannot reconstruct version {}: commit {} is missing from _delta_log (expected "
           "{}){}. The log is corrupt: restore the missing file from a backup; sluice does not "
           "skip a version",
           table, upto.value(), v, file_name(DeltaVersion(v)),
-          checkpoint_hints(listing, after, upto));
+          checkpoint_hints(listing, after, upto)), kMissingCommit);
     }
   }
   return arrow::Status::OK();
 }
+
+bool is_missing_commit(const arrow::Status& status) { return is_kind(status, kMissingCommit); }
 
 arrow::Result<LogSegment> build_log_segment(const LogListing& listing, const std::string& table,
                                             std::optional<DeltaVersion> version) {

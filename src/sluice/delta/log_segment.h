@@ -72,5 +72,8 @@ arrow::Result<LogSegment> build_log_segment(const LogListing& listing, const std
 // Every commit in (after, upto] is in the listing; the error names the first that is not.
 arrow::Status check_commits_present(const LogListing& listing, const std::string& table,
                                     DeltaVersion after, DeltaVersion upto);
+// Whether `status` is check_commits_present's error (a commit cleaned up after a checkpoint, or
+// lost): the history is not there to replay, though a snapshot may still be.
+bool is_missing_commit(const arrow::Status& status);
 
 }  // namespace sluice::delta

@@ -8,6 +8,7 @@
 #include <parquet/arrow/reader.h>
 
 #include "sluice/common/status.h"
+#include "sluice/common/status_kind.h"
 #include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/log_segment.h"
 #include "sluice/delta/partitioning.h"
@@ -382,6 +383,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> scan_table(const LogStore& store,
   return table;
 }
 
+namespace {
+
+constexpr const char* kRemovedData = "sluice::delta::removed_data";
+
+}  // namespace
+
+bool is_removed_data(const arrow::Status& status) { return is_kind(status, kRemovedData); }
+
 arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
                                                           DeltaVersion after, DeltaVersion upto,
                                                           ChangePolicy policy) {
@@ -404,11 +413,11 @@ arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
     if (removes_data) {
       if (policy == ChangePolicy::kFail ||
           (policy == ChangePolicy::kIgnoreDeletes && adds_data)) {
-        return invalid(
+        return mark_kind(invalid(
             "{}: version {} removed data (delete, update, merge or overwrite); a streaming "
             "read of an append-only table cannot follow it. Use ignoreDeletes (deletes only) or "
             "ignoreChanges, or a full refresh of the reader",
-            store.location(), v);
+            store.location(), v), kRemovedData);
       }
       if (policy == ChangePolicy::kIgnoreDeletes) continue;
     }

@@ -79,9 +79,13 @@ struct AddedFile {
 };
 
 // The data files added by versions (after, upto], in commit order; commits with
-// dataChange=false (compaction) are skipped.
+// dataChange=false (compaction) are skipped. A commit missing from the log is
+// is_missing_commit() (log_segment.h); one that removed data the policy refuses,
+// is_removed_data().
 arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
                                                           DeltaVersion after, DeltaVersion upto,
                                                           ChangePolicy policy);
+// Whether `status` is added_files_between's refusal of a commit that removed data.
+bool is_removed_data(const arrow::Status& status);
 
 }  // namespace sluice::delta

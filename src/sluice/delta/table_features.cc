@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "sluice/common/status.h"
 
@@ -194,17 +196,29 @@ bool change_data_feed_enabled(const std::map<std::string, std::string>& configur
 
 std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
                                                 const std::map<std::string, std::string>& configuration) {
-  if (!change_data_feed_enabled(configuration)) return std::nullopt;
-  Protocol raised = protocol;
-  if (protocol.min_writer_version >= 7) {
-    std::vector<std::string> features = protocol.writer_features.value_or(std::vector<std::string>{});
-    if (std::find(features.begin(), features.end(), "changeDataFeed") != features.end()) return std::nullopt;
-    features.push_back("changeDataFeed");
-    raised.writer_features = std::move(features);
-    return raised;
+  // What the properties turn on: the writer feature, and the legacy writer version that implies it.
+  std::vector<std::pair<const char*, int>> needed;
+  const std::string prefix = kConstraintPrefix;
+  if (auto it = configuration.lower_bound(prefix);
+      it != configuration.end() && it->first.compare(0, prefix.size(), prefix) == 0) {
+    needed.emplace_back("checkConstraints", 3);  // PROTOCOL.md "CHECK Constraints"
   }
-  if (protocol.min_writer_version >= 4) return std::nullopt;
-  raised.min_writer_version = 4;
+  if (change_data_feed_enabled(configuration)) needed.emplace_back("changeDataFeed", 4);
+  Protocol raised = protocol;
+  bool changed = false;
+  for (const auto& [feature, version] : needed) {
+    if (raised.min_writer_version >= 7) {
+      std::vector<std::string> features = raised.writer_features.value_or(std::vector<std::string>{});
+      if (std::find(features.begin(), features.end(), feature) != features.end()) continue;
+      features.push_back(feature);
+      raised.writer_features = std::move(features);
+      changed = true;
+    } else if (raised.min_writer_version < version) {
+      raised.min_writer_version = version;
+      changed = true;
+    }
+  }
+  if (!changed) return std::nullopt;
   return raised;
 }
 

@@ -46,9 +46,9 @@ bool is_append_only(const Metadata& metadata);
 bool change_data_feed_enabled(const std::map<std::string, std::string>& configuration);
 
 // `protocol` raised to what `configuration` needs, as Spark raises it when a property turns a
-// feature on: the change data feed needs writer version 4, or `changeDataFeed` among the
-// writer features of a table on table features (writer version 7). Nullopt when `protocol`
-// already covers it.
+// feature on: CHECK constraints (delta.constraints.*) need writer version 3, the change data
+// feed writer version 4, or `checkConstraints` / `changeDataFeed` among the writer features of
+// a table on table features (writer version 7). Nullopt when `protocol` already covers it.
 std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
                                                 const std::map<std::string, std::string>& configuration);
 

@@ -226,22 +226,22 @@ arrow::Result<DmlOutcome> run_delete(const sql::DeleteStatement& statement,
       }
       if (hits == 0) continue;
       deleted += hits;
-      if (rewrite->uses_deletion_vectors()) {
+      // As UPDATE and MERGE: the rows are marked in a vector or the file is rewritten without
+      // them, and either way the deleted rows go to _change_data/ (with a vector too: readers
+      // cannot tell them from the vector's add/remove pair), as Spark writes them.
+      const bool vectors = rewrite->uses_deletion_vectors();
+      if (vectors) {
         ARROW_RETURN_NOT_OK(rewrite->mark_deleted(add, selected_rows(masks)));
-        // With the change data feed too, the deleted rows still go to _change_data/ (readers
-        // cannot tell them from a vector's add/remove pair), as Spark writes them.
-        for (size_t i = 0; i < batches.size() && rewrite->records_changes(); ++i) {
-          ARROW_ASSIGN_OR_RAISE(auto gone, filter_rows(*batches[i], *masks[i]));
-          ARROW_RETURN_NOT_OK(rewrite->write_change(*gone, delta::ChangeType::kDelete));
-        }
-        continue;
+      } else {
+        rewrite->remove(add);
+        copied += rows - hits;
       }
-      rewrite->remove(add);
-      copied += rows - hits;
       for (size_t i = 0; i < batches.size(); ++i) {
-        ARROW_ASSIGN_OR_RAISE(auto keep, cp::Invert(masks[i]));
-        ARROW_ASSIGN_OR_RAISE(auto kept, filter_rows(*batches[i], *keep.make_array()));
-        ARROW_RETURN_NOT_OK(rewrite->write(*kept));
+        if (!vectors) {
+          ARROW_ASSIGN_OR_RAISE(auto keep, cp::Invert(masks[i]));
+          ARROW_ASSIGN_OR_RAISE(auto kept, filter_rows(*batches[i], *keep.make_array()));
+          ARROW_RETURN_NOT_OK(rewrite->write(*kept));
+        }
         if (rewrite->records_changes()) {
           ARROW_ASSIGN_OR_RAISE(auto gone, filter_rows(*batches[i], *masks[i]));
           ARROW_RETURN_NOT_OK(rewrite->write_change(*gone, delta::ChangeType::kDelete));

@@ -184,8 +184,10 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
           operation, target_.name));
     }
   }
+  // Nothing changed: no commit, as Spark's commitIfNeeded (delta-spark 4 makes none for a MERGE,
+  // DELETE or UPDATE that matched nothing), unless a streaming flow records its progress with it.
   if (removed_.empty() && dropped_.empty() && txn.adds().empty() && vector_added_.empty() &&
-      operation != "MERGE") {
+      target_.txns.empty()) {
     DmlOutcome outcome;
     outcome.operation = std::move(operation);
     outcome.version = target_.snapshot->version();

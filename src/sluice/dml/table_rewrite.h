@@ -39,7 +39,8 @@ struct DmlOutcome {
   nlohmann::json metrics = nlohmann::json::object();  // values as strings, as Spark writes them
   int attempts = 1;
   // False when nothing matched: no files changed, so (as Spark's commitIfNeeded) no commit was
-  // made and `version` is the version read.
+  // made and `version` is the version read. A target with `txns` (a streaming flow's
+  // progress) is committed all the same.
   bool committed = true;
 };
 

@@ -14,6 +14,7 @@
 #include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
@@ -181,13 +182,17 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
                                                             delta::ChangePolicy::kFail));
   } else {
     // From the first version, commit by commit, so that each micro-batch is a prefix of the
-    // change feed; a log whose history was cleaned up falls back to the snapshot, as one batch.
+    // change feed; a log whose history was cleaned up (or holds a commit that removed rows,
+    // such as the upstream's full refresh) falls back to the snapshot, as one batch. Any other
+    // error (storage, an unreadable commit) is the run's.
     auto history = delta::added_files_between(upstream, DeltaVersion(-1), DeltaVersion(latest),
                                               delta::ChangePolicy::kFail);
     if (history.ok()) {
       files = std::move(*history);
-    } else {
+    } else if (delta::is_missing_commit(history.status()) || delta::is_removed_data(history.status())) {
       for (const auto& f : up_snapshot->files()) files.push_back({DeltaVersion(latest), f});
+    } else {
+      return history.status();
     }
   }
 

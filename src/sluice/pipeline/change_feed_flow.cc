@@ -20,19 +20,12 @@ arrow::Status FlowRunner::run_change_feed_source(StreamingFlow& sf, const exec::
   auto& report = sf.report;
   auto& commit = sf.commit;
   delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
-  ARROW_ASSIGN_OR_RAISE(auto up_snapshot, options_.snapshots ? options_.snapshots->latest(upstream)
-                                                             : delta::Snapshot::load(upstream));
-  // Progress is the upstream version consumed, under the same appId as a plain Delta source.
-  const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
-  const DeltaPositions positions(src.name, app_id);
-  ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, positions));
-  ops.upstream = src.name;
-  ops.app_id = app_id;
-  ARROW_ASSIGN_OR_RAISE(auto operators, plan_flow_operators(std::move(ops)));
-  std::optional<int64_t> done = commit.recorded(app_id);
-  if (done && *done < 0) done.reset();  // reset by a full refresh
+  ARROW_ASSIGN_OR_RAISE(auto setup, delta_source_setup(sf, src, upstream, std::nullopt));
+  const auto& up_snapshot = setup.snapshot;
+  const auto& done = setup.done;
   const DeltaVersion latest = up_snapshot->version();
   delta::ChangeFeedRange range{latest, latest};
+  bool from_timestamp = false;
   if (done) {
     range.from = DeltaVersion(*done + 1);
   } else {
@@ -40,29 +33,30 @@ arrow::Status FlowRunner::run_change_feed_source(StreamingFlow& sf, const exec::
     if (start.version) {
       range.from = DeltaVersion(*start.version);
     } else {
-      ARROW_ASSIGN_OR_RAISE(auto resolved, delta::resolve_change_feed_range(upstream, src.name, start, std::nullopt));
+      ARROW_ASSIGN_OR_RAISE(auto resolved, delta::resolve_change_feed_range(upstream, src.name, start, std::nullopt,
+                                                                            delta::StartAfterLatest::kNextVersion));
       range.from = resolved.from;
+      from_timestamp = true;
     }
   }
-  if (range.from > latest) {  // nothing new, or a start the upstream has not reached yet
+  // Nothing new, or a start the upstream has not reached yet. A start timestamp after the latest
+  // commit names the next version, whenever it comes: recorded now (the latest as consumed), as
+  // Spark's stream fixes its start in its checkpoint, so that later runs do not resolve the
+  // timestamp again and skip commits made before it.
+  if (range.from > latest && !from_timestamp) {
     report.version = commit.snapshot()->version().value();
     return arrow::Status::OK();
   }
-  ARROW_ASSIGN_OR_RAISE(auto files, delta::change_files(upstream, src.name, range));
+  std::vector<delta::ChangeFile> files;
+  if (range.from <= latest) {
+    ARROW_ASSIGN_OR_RAISE(files, delta::change_files(upstream, src.name, range));
+  }
   const auto schema = delta::change_feed_schema(*up_snapshot->schema());
   const auto& partitions = up_snapshot->metadata().partition_columns;
   ARROW_ASSIGN_OR_RAISE(auto* writer, commit.writer());
   for (const auto& f : files) {
     ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_change_file(upstream, schema, partitions, f));
-    std::shared_ptr<arrow::RecordBatch> batch;
-    while (true) {
-      ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
-      if (!batch) break;
-      report.rows_read += batch->num_rows();
-      report.rows_from_files += batch->num_rows();
-      ARROW_ASSIGN_OR_RAISE(auto rows, operators->push_rows(batch, f.version.value()));
-      ARROW_RETURN_NOT_OK(writer->write(*rows));
-    }
+    ARROW_RETURN_NOT_OK(push_file(*reader, f.version.value(), *setup.operators, *writer, report));
   }
   report.rows_written += writer->rows_written();
   auto progress = commit.progress();

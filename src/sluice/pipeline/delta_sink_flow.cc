@@ -12,6 +12,7 @@
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/snapshot.h"
+#include "sluice/pipeline/sink_files.h"
 #include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
@@ -102,21 +103,13 @@ arrow::Status DeltaSinks::run_flow(const DeltaSinkSpec& spec, const std::string&
   std::optional<int64_t> done = commit->recorded(commit->ids().delta(table_id));
   if (done && *done < 0) done.reset();
   const int64_t latest = snapshot->version().value();
-  if (done && *done >= latest && commit->snapshot()) {
+  auto to_send = sink_files_to_send(upstream, *snapshot, done);
+  if (!to_send.ok()) return sink_cannot_follow(to_send.status(), spec);
+  if (!*to_send) {
     report.version = *done;
     return arrow::Status::OK();
   }
-  std::vector<delta::AddedFile> files;
-  if (!done) {
-    for (const auto& f : snapshot->files()) files.push_back({DeltaVersion(latest), f});
-  } else {
-    // As a Kafka sink: a commit that only removes rows (a full refresh of the upstream) is passed
-    // over, and the rows written after it are appended as new ones.
-    auto added = delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
-                                            delta::ChangePolicy::kIgnoreDeletes);
-    if (!added.ok()) return sink_cannot_follow(added.status(), spec);
-    files = std::move(added).ValueOrDie();
-  }
+  const auto& files = **to_send;
   ARROW_ASSIGN_OR_RAISE(auto* writer, commit->writer());
   for (const auto& f : files) {
     ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_data_file(upstream, *snapshot, f.add));

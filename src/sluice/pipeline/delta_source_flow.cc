@@ -51,30 +51,56 @@ arrow::Status FlowRunner::run_delta_source(StreamingFlow& sf, const exec::PlanSo
   return read_delta_files(sf, src, std::nullopt);
 }
 
+arrow::Result<FlowRunner::DeltaSourceSetup> FlowRunner::delta_source_setup(StreamingFlow& sf,
+                                                                            const exec::PlanSource& src,
+                                                                            const delta::LogStore& upstream,
+                                                                            std::optional<int64_t> upto) {
+  DeltaSourceSetup setup;
+  // A read up to the version an in-process commit builds on loads exactly that version; any
+  // other read advances the kept snapshot of a continuous run, if there is one (a continuous
+  // run with a pipeline.yaml bronze list runs its SQL tables as triggered runs with channels).
+  ARROW_ASSIGN_OR_RAISE(setup.snapshot,
+                        upto ? delta::Snapshot::load(upstream, std::optional(DeltaVersion(*upto)))
+                        : options_.snapshots ? options_.snapshots->latest(upstream)
+                                             : delta::Snapshot::load(upstream));
+  // Progress is the upstream version consumed, under one appId per upstream table (the change
+  // feed's as the files').
+  setup.app_id = sf.commit.ids().delta(setup.snapshot->metadata().id);
+  // A Delta row's position is its upstream table and the version that added it. The chain
+  // comes with the state of the last commit (event time), even when there is nothing new.
+  setup.positions = std::make_unique<DeltaPositions>(src.name, setup.app_id);
+  ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, *setup.positions));
+  ops.upstream = src.name;
+  ops.app_id = setup.app_id;
+  ARROW_ASSIGN_OR_RAISE(setup.operators, plan_flow_operators(std::move(ops)));
+  setup.done = sf.commit.recorded(setup.app_id);
+  if (setup.done && *setup.done < 0) setup.done.reset();  // reset by a full refresh
+  return setup;
+}
+
+arrow::Status FlowRunner::push_file(arrow::RecordBatchReader& reader, int64_t version, exec::OperatorChain& operators,
+                                    delta::TableWriter& writer, DatasetReport& report) {
+  std::shared_ptr<arrow::RecordBatch> batch;
+  while (true) {
+    ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+    if (!batch) return arrow::Status::OK();
+    report.rows_read += batch->num_rows();
+    report.rows_from_files += batch->num_rows();
+    ARROW_ASSIGN_OR_RAISE(auto rows, operators.push_rows(batch, version));
+    ARROW_RETURN_NOT_OK(writer.write(*rows));
+  }
+}
+
 arrow::Status FlowRunner::read_delta_files(StreamingFlow& sf, const exec::PlanSource& src,
                                            std::optional<int64_t> upto) {
   auto& report = sf.report;
   auto& windowed = sf.windowed;
+  auto& commit = sf.commit;
   // Delta source: the files the upstream table added since the version recorded in our txn.
   delta::LogStore upstream(config_.objects, config_.table_path(src.name).string());
-  // A read up to the version an in-process commit builds on loads exactly that version; any
-  // other read advances the kept snapshot of a continuous run, if there is one (a continuous
-  // run with a pipeline.yaml bronze list runs its SQL tables as triggered runs with channels).
-  ARROW_ASSIGN_OR_RAISE(auto up_snapshot,
-                        upto ? delta::Snapshot::load(upstream, std::optional(DeltaVersion(*upto)))
-                        : options_.snapshots ? options_.snapshots->latest(upstream)
-                                             : delta::Snapshot::load(upstream));
-  auto& commit = sf.commit;
-  const std::string app_id = commit.ids().delta(up_snapshot->metadata().id);
-  // A Delta row's position is its upstream table and the version that added it. The chain
-  // comes with the state of the last commit (event time), even when there is nothing new.
-  const DeltaPositions positions(src.name, app_id);
-  ARROW_ASSIGN_OR_RAISE(FlowOperatorsSpec ops, operators_spec(sf, positions));
-  ops.upstream = src.name;
-  ops.app_id = app_id;
-  ARROW_ASSIGN_OR_RAISE(auto operators, plan_flow_operators(std::move(ops)));
-  std::optional<int64_t> done = commit.recorded(app_id);
-  if (done && *done < 0) done.reset();  // reset by a full refresh
+  ARROW_ASSIGN_OR_RAISE(auto setup, delta_source_setup(sf, src, upstream, upto));
+  const auto& up_snapshot = setup.snapshot;
+  const auto& done = setup.done;
   const int64_t latest = up_snapshot->version().value();
   if (done && *done >= latest) {
     report.version = commit.snapshot()->version().value();
@@ -125,15 +151,7 @@ arrow::Status FlowRunner::read_delta_files(StreamingFlow& sf, const exec::PlanSo
     first = end;
     const int64_t version = f.version.value();
     if (!reader) reader = std::make_unique<arrow::TableBatchReader>(table);
-    std::shared_ptr<arrow::RecordBatch> batch;
-    while (true) {
-      ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
-      if (!batch) break;
-      report.rows_read += batch->num_rows();
-      report.rows_from_files += batch->num_rows();
-      ARROW_ASSIGN_OR_RAISE(auto rows, operators->push_rows(batch, version));
-      ARROW_RETURN_NOT_OK(writer->write(*rows));
-    }
+    ARROW_RETURN_NOT_OK(push_file(*reader, version, *setup.operators, *writer, report));
   }
   report.rows_written += writer->rows_written();
   auto progress = commit.progress();

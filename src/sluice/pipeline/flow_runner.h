@@ -14,6 +14,9 @@
 #include <string>
 #include <utility>
 
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/snapshot.h"
+#include "sluice/delta/table_writer.h"
 #include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/dataset_report.h"
 #include "sluice/exec/row_operators.h"
@@ -57,6 +60,15 @@ class FlowRunner {
     std::unique_ptr<WindowedFlow> windowed;  // GROUP BY window(...) or SELECT DISTINCT
   };
 
+  // What a flow reading a Delta upstream (its files or its change feed) builds first.
+  struct DeltaSourceSetup {
+    std::shared_ptr<const delta::Snapshot> snapshot;  // the upstream's, at the version read up to
+    std::string app_id;  // this flow's progress on the upstream table (a txn appId)
+    std::unique_ptr<DeltaPositions> positions;  // the operators point at it
+    std::unique_ptr<exec::OperatorChain> operators;
+    std::optional<int64_t> done;  // the upstream version recorded; none at first or after a full refresh
+  };
+
   // One flow into a streaming table; its progress is its own txn appId.
   arrow::Status run_flow(const Dataset& d, const std::string& flow_name, DatasetReport& report);
   arrow::Status run_kafka_source(StreamingFlow& f, const exec::PlanSource& src);
@@ -64,6 +76,13 @@ class FlowRunner {
   // STREAM table_changes(...): the upstream's change feed since the version in this flow's txn
   // (change_feed_flow.cc).
   arrow::Status run_change_feed_source(StreamingFlow& f, const exec::PlanSource& src);
+  // The upstream's snapshot (at version `upto`; none: the latest), the flow's app id, operators
+  // and recorded progress (delta_source_flow.cc).
+  arrow::Result<DeltaSourceSetup> delta_source_setup(StreamingFlow& f, const exec::PlanSource& src,
+                                                     const delta::LogStore& upstream, std::optional<int64_t> upto);
+  // The rows of one upstream file (read batch by batch) through the operators into the writer.
+  static arrow::Status push_file(arrow::RecordBatchReader& reader, int64_t version, exec::OperatorChain& operators,
+                                 delta::TableWriter& writer, DatasetReport& report);
   // The upstream's files from the flow's progress up to version `upto` (none: the latest).
   arrow::Status read_delta_files(StreamingFlow& f, const exec::PlanSource& src, std::optional<int64_t> upto);
   // The upstream's commits of this run from `channel`, files for the rest.

@@ -16,6 +16,7 @@
 #include "sluice/format/json_row_encoder.h"
 #include "sluice/format/schema_registry.h"
 #include "sluice/pipeline/progress_id.h"
+#include "sluice/pipeline/sink_files.h"
 
 namespace sluice::pipeline {
 
@@ -149,22 +150,14 @@ arrow::Status KafkaSinks::run_flow(const Sink& sink, const KafkaSinkSpec& spec, 
     ARROW_ASSIGN_OR_RAISE(done, version_read(*committed, table_id, group));
   }
   const int64_t latest = snapshot->version().value();
-  if (done && *done >= latest) {
+  // A commit that rewrites rows is refused by name, as in any streaming read.
+  auto to_send = sink_files_to_send(upstream, *snapshot, done);
+  if (!to_send.ok()) return cannot_follow(to_send.status(), group, spec.topic);
+  if (!*to_send) {
     report.version = *done;
     return arrow::Status::OK();
   }
-  std::vector<delta::AddedFile> files;
-  if (!done) {
-    for (const auto& f : snapshot->files()) files.push_back({DeltaVersion(latest), f});
-  } else {
-    // Records once sent cannot be taken back: a commit that only removes rows (a full refresh of
-    // the upstream) is passed over, and the rows written after it are sent as new ones. A commit
-    // that rewrites rows is refused by name, as in any streaming read.
-    auto added = delta::added_files_between(upstream, DeltaVersion(*done), DeltaVersion(latest),
-                                            delta::ChangePolicy::kIgnoreDeletes);
-    if (!added.ok()) return cannot_follow(added.status(), group, spec.topic);
-    files = std::move(added).ValueOrDie();
-  }
+  const auto& files = **to_send;
 
   // Which columns go where: the headers column is not part of the value.
   const auto columns = value_columns(spec, *plan.output_schema());

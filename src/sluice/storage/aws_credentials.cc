@@ -26,8 +26,6 @@ constexpr const char* kMetadataEndpoint = "http://169.254.169.254";
 // The SDKs wait about a second for the instance metadata: off EC2 nothing answers there.
 constexpr long kMetadataTimeoutMs = 1'000;
 constexpr long kCredentialTimeoutMs = 10'000;
-// Refresh once less than half the lifetime, at most this much, is left (the SDKs: 5 minutes).
-constexpr int64_t kAwsRefreshMarginSeconds = 300;
 
 std::string trim_space(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -369,30 +367,12 @@ arrow::Result<std::shared_ptr<AwsCredentialProvider>> AwsCredentialProvider::Mak
   return provider;
 }
 
-int64_t AwsCredentialProvider::fetches() const {
-  std::lock_guard lock(mutex_);
-  return fetches_;
-}
+int64_t AwsCredentialProvider::fetches() const { return cache_.fetches(); }
 
 arrow::Result<AwsCredentials> AwsCredentialProvider::get() {
-  std::lock_guard lock(mutex_);
-  const int64_t now = unix_now();
-  const bool have = !current_.access_key.empty();
-  if (have && current_.expires_unix == 0) return current_;
-  if (have) {
-    const int64_t margin = std::max<int64_t>(0, std::min(kAwsRefreshMarginSeconds, (current_.expires_unix - fetched_unix_) / 2));
-    if (now < current_.expires_unix - margin) return current_;
-  }
-  auto fetched = fetch();
-  if (!fetched.ok()) {
-    // Still-valid credentials keep working through a failed refresh; the next request retries.
-    if (have && now < current_.expires_unix) return current_;
-    return with_context(fetched.status(), "cannot get S3 credentials from " + chain_.describe());
-  }
-  current_ = std::move(*fetched);
-  fetched_unix_ = now;
-  ++fetches_;
-  return current_;
+  auto got = cache_.get(unix_now(), [this] { return fetch(); });
+  if (!got.ok()) return with_context(got.status(), "cannot get S3 credentials from " + chain_.describe());
+  return got;
 }
 
 arrow::Result<AwsCredentials> AwsCredentialProvider::fetch() const {

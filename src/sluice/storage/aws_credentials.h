@@ -10,8 +10,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
+
+#include "sluice/storage/refreshing_cache.h"
 
 namespace sluice::storage {
 
@@ -66,7 +67,7 @@ std::map<std::string, std::map<std::string, std::string>> parse_aws_ini(const st
 // when unparsable.
 int64_t iso8601_seconds(const std::string& text);
 
-// Thread-safe: any thread may call get(); mutex_ guards current_ and fetched_unix_.
+// Thread-safe: any thread may call get() (the cache guards the credentials).
 class AwsCredentialProvider {
  public:
   // Fetches the first credentials: an error here names the source and what to check.
@@ -92,10 +93,7 @@ class AwsCredentialProvider {
   arrow::Result<AwsCredentials> fetch_instance_metadata() const;
 
   const AwsCredentialChain chain_;
-  mutable std::mutex mutex_;
-  AwsCredentials current_;    // guarded by mutex_
-  int64_t fetched_unix_ = 0;  // guarded by mutex_
-  int64_t fetches_ = 0;       // guarded by mutex_
+  RefreshingCache<AwsCredentials> cache_;
 };
 
 }  // namespace sluice::storage

@@ -19,7 +19,6 @@ namespace sluice::storage {
 namespace {
 
 constexpr const char* kGcsScope = "https://www.googleapis.com/auth/devstorage.read_write";
-constexpr int64_t kGcsRefreshMarginSeconds = 300;
 constexpr long kGcsTokenTimeoutMs = 10'000;
 
 std::string jwt_base64url(std::string_view data) {
@@ -129,30 +128,11 @@ arrow::Result<std::shared_ptr<GcsTokenProvider>> GcsTokenProvider::Make(GcsServi
   return provider;
 }
 
-int64_t GcsTokenProvider::fetches() const {
-  std::lock_guard lock(mutex_);
-  return fetches_;
-}
+int64_t GcsTokenProvider::fetches() const { return cache_.fetches(); }
 
 arrow::Result<GcsToken> GcsTokenProvider::get() {
-  std::lock_guard lock(mutex_);
   if (account_.disable_oauth) return GcsToken{};
-  const int64_t now = unix_now();
-  const bool have = !current_.access_token.empty();
-  if (have) {
-    const int64_t margin =
-        std::max<int64_t>(0, std::min(kGcsRefreshMarginSeconds, (current_.expires_unix - fetched_unix_) / 2));
-    if (now < current_.expires_unix - margin) return current_;
-  }
-  auto fetched = fetch();
-  if (!fetched.ok()) {
-    if (have && now < current_.expires_unix) return current_;  // still valid: the next request retries
-    return fetched.status();
-  }
-  current_ = std::move(*fetched);
-  fetched_unix_ = now;
-  ++fetches_;
-  return current_;
+  return cache_.get(unix_now(), [this] { return fetch(); });
 }
 
 arrow::Result<GcsToken> GcsTokenProvider::fetch() const {

@@ -8,8 +8,9 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
+
+#include "sluice/storage/refreshing_cache.h"
 
 namespace sluice::storage {
 
@@ -43,7 +44,7 @@ struct GcsToken {
   int64_t expires_unix = 0;  // 0: never (a token given as is)
 };
 
-// Thread-safe: mutex_ guards current_, fetched_unix_ and fetches_.
+// Thread-safe: any thread may call get() (the cache guards the token).
 class GcsTokenProvider {
  public:
   // Fetches the first token: an error here names the key's source and its token_uri.
@@ -57,10 +58,7 @@ class GcsTokenProvider {
   arrow::Result<GcsToken> fetch() const;
 
   const GcsServiceAccount account_;
-  mutable std::mutex mutex_;
-  GcsToken current_;          // guarded by mutex_
-  int64_t fetched_unix_ = 0;  // guarded by mutex_
-  int64_t fetches_ = 0;       // guarded by mutex_
+  RefreshingCache<GcsToken> cache_;
 };
 
 }  // namespace sluice::storage
