@@ -257,10 +257,16 @@ TEST_F(VacuumTest, KeepsTheDeletionVectorsOfLiveFilesAndUnexpiredTombstones) {
   commit({a, g});
   // live.parquet's vector replaced a day ago (its old one is still needed by version 1);
   // gone.parquet removed ten days ago with its vector.
-  Remove r{.path = "live.parquet", .deletion_timestamp = now_millis() - day, .deletion_vector = replaced};
+  auto removal = [](const std::string& path, int64_t at, const DeletionVectorDescriptor& dv) {
+    Remove r;
+    r.path = path;
+    r.deletion_timestamp = at;
+    r.deletion_vector = dv;
+    return r;
+  };
   a.deletion_vector = live;
-  commit({r, a});
-  commit({Remove{.path = "gone.parquet", .deletion_timestamp = now_millis() - 10 * day, .deletion_vector = expired}});
+  commit({removal("live.parquet", now_millis() - day, replaced), a});
+  commit({removal("gone.parquet", now_millis() - 10 * day, expired)});
 
   VacuumOptions dry;
   dry.mode = VacuumMode::kDryRun;
