@@ -1,6 +1,7 @@
 """Reading the change data feed: `table_changes(...)` through `sluice sql`, over tables whose
 changes delta-spark (INSERT, UPDATE, DELETE, MERGE, a whole-partition DELETE) and deltalake
-(append, delete, update, merge) wrote. Oracles: Spark's readChangeFeed and deltalake's
+(append, delete, update, merge) wrote, and commits that only give a file another deletion vector
+(Spark's DELETE with vectors, RESTORE). Oracles: Spark's readChangeFeed and deltalake's
 load_cdf over the same table, compared as row multisets per version including _change_type
 and _commit_version."""
 import collections
@@ -116,6 +117,46 @@ def test_deltalake_table_changes_equal_deltalake_and_spark(deltalake_table, boun
     assert isinstance(ours, pa.Table), ours.stderr
     assert multiset(ours) == multiset(deltalake_changes(deltalake_table, *bounds))
     assert multiset(ours) == multiset(spark_changes(deltalake_table, *bounds))
+
+
+def snapshot_difference(path, version):
+    """The oracle of a version's changes: rows of deltalake's snapshot at version - 1 missing at
+    `version` deleted, new ones inserted (deltalake's DataFusion scan applies deletion vectors)."""
+    from deltalake import QueryBuilder
+
+    def snapshot(v):
+        reader = QueryBuilder().register("t", DeltaTable(str(path), version=v)).execute("SELECT * FROM t")
+        return collections.Counter(tuple(r[c] for c in DATA) for r in pa.table(reader.read_all()).to_pylist())
+    before, after = snapshot(version - 1), snapshot(version)
+    return collections.Counter({**{r + ("delete", version): n for r, n in (before - after).items()},
+                                **{r + ("insert", version): n for r, n in (after - before).items()}})
+
+
+def test_deletion_vector_changes_without_cdc_files_equal_spark(tmp_path):
+    """Spark 4's DELETE on a table with deletion vectors and the feed writes no cdc files (the
+    commit only gives the file a new vector), nor does RESTORE: the changes are the vectors'
+    difference. Versions: 1 insert, 2 and 3 DELETE, 4 RESTORE to version 2, 5 sluice's DELETE."""
+    path = tmp_path / "dv"
+    spark = spark_session()
+    t = f"delta.`{path}`"
+    spark.sql(f"CREATE TABLE {t} (id BIGINT, part STRING, v BIGINT) USING delta TBLPROPERTIES "
+              "('delta.enableDeletionVectors' = 'true', 'delta.enableChangeDataFeed' = 'true')")
+    spark.range(0, 10).selectExpr("id", "'a' AS part", "id * 10 AS v").coalesce(1) \
+        .write.format("delta").mode("append").save(str(path))
+    spark.sql(f"DELETE FROM {t} WHERE id IN (2, 3, 7)")
+    spark.sql(f"DELETE FROM {t} WHERE id = 4")
+    spark.sql(f"RESTORE TABLE {t} TO VERSION AS OF 2")
+    result = sluice("sql", path, f"DELETE FROM {t} WHERE id IN (4, 5)")
+    assert result.returncode == 0, result.stderr
+    log = (path / "_delta_log" / f"{3:020d}.json").read_text()
+    assert '"deletionVector"' in log and '"cdc"' not in log, log  # what this test is about
+    ours = sluice_changes(path, 1)
+    assert isinstance(ours, pa.Table), ours.stderr
+    assert multiset(ours) == multiset(spark_changes(path, 1))
+    for version in (2, 3, 4, 5):
+        one = sluice_changes(path, version, version)
+        assert multiset(one) == snapshot_difference(path, version), version
+    assert multiset(sluice_changes(path, 4, 4)) == {(4, "a", 40, "insert", 4): 1}
 
 
 def test_query_over_changes_filters_and_projects(deltalake_table):

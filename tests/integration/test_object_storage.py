@@ -1,7 +1,8 @@
 """Delta tables on S3: `sluice table` on s3:// URIs against a real S3-compatible server (moto,
 started and stopped by scripts/s3.sh), read back by deltalake and Polars with the same endpoint
 and options; racing writers (the commit is a conditional PUT, If-None-Match: *), checkpoints,
-time travel, the requests a commit costs, and the URIs that are refused (Azure: test_azure_storage.py).
+time travel, VACUUM (one recursive listing), the requests a commit costs, and the URIs that are
+refused (Azure: test_azure_storage.py).
 
 Credentials from the AWS default chain, not only static keys: web identity (moto's STS
 AssumeRoleWithWebIdentity), a profile of the shared files, the container credentials endpoint and
@@ -12,6 +13,7 @@ source issued and carry that key's session token."""
 import concurrent.futures
 import http.server
 import json
+import os
 import pathlib
 import re
 import threading
@@ -155,6 +157,53 @@ def test_requests_per_commit_do_not_grow_with_history(s3):
     # The server saw the listings start after the checkpoint (moto's request log).
     log = s3["log"].read_text()
     assert "start-after=" in log
+
+
+def vacuum_json(store, table, *flags):
+    result = run(store, "table", "vacuum", table, "--retain", "0", "hours", "--force", "--format", "json", *flags)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_vacuum_on_s3_deletes_what_it_deletes_on_a_local_copy(s3, tmp_path):
+    """The local vacuum (checked against Spark's in test_vacuum.py) is the oracle: the same table
+    uploaded to S3 loses the same files, listed recursively there."""
+    import pyarrow as pa
+    local = tmp_path / "t"
+    for part, n in (("a", 3), ("b", 2), ("c", 1)):
+        append(None, local, pa.table({"id": pa.array(range(10 * n, 10 * n + n), pa.int64()), "part": [part] * n}),
+               "--partition-by", "part")
+    for statement in ("DELETE FROM {t} WHERE id = 31", "UPDATE {t} SET id = id + 100 WHERE part = 'b'",
+                      "DELETE FROM {t} WHERE part = 'c'"):
+        result = run(None, "sql", local, statement.replace("{t}", f"delta.`{local}`"))
+        assert result.returncode == 0, result.stderr
+    for name in ("stray.parquet", "_change_data/cdc-0.parquet", ".hidden", "_sluice_state/s.arrow",
+                 "part=a/.hidden.crc"):
+        (local / name).parent.mkdir(exist_ok=True)
+        (local / name).write_bytes(b"x")
+    uri = new_uri()
+    prefix = uri[len("s3://lake/"):] + "/"
+    uploaded = sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
+    for name in uploaded:
+        s3["client"].upload_file(str(local / name), "lake", prefix + name)
+    past = time.time() - 3600
+    for p in local.rglob("*"):
+        os.utime(p, (past, past))
+    expected = sorted(f["path"] for f in vacuum_json(None, local, "--dry-run")["files"] if not f["isDir"])
+    assert "stray.parquet" in expected and len(expected) == 5, expected  # 3 data files + 2 strays
+
+    planned = vacuum_json(s3, uri, "--dry-run")
+    assert sorted(f["path"] for f in planned["files"]) == expected
+    before = ids(export(s3, uri))
+    done = vacuum_json(s3, uri)
+    assert done["numDeletedFiles"] == len(expected)
+    left = {k[len(prefix):] for k in s3["keys"](prefix)}
+    assert {n for n in left if not n.startswith("_delta_log/")} == \
+        {n for n in uploaded if not n.startswith("_delta_log/")} - set(expected)
+    assert ids(export(s3, uri)) == before
+    assert ids(DeltaTable(uri, storage_options=s3["options"]).to_pyarrow_table()) == before
+    old = run(s3, "table", "export", uri, tmp_path / "v0.arrow", "--version", "0")
+    assert old.returncode == 1 and "probably removed by VACUUM" in old.stderr, old.stderr
 
 
 @pytest.mark.parametrize("uri,scheme", [("adl://store/t", "adl")])

@@ -6,10 +6,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 #include <set>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/log_segment.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema.h"
@@ -55,6 +58,57 @@ arrow::Result<Add> cdc_file_of(const OtherAction& cdc, DeltaVersion v, const std
   return add;
 }
 
+// The rows of `file` its deletion vector marks (none without one).
+arrow::Result<std::vector<uint64_t>> marked_rows(const LogStore& store, const Add& file) {
+  if (!file.deletion_vector) return std::vector<uint64_t>{};
+  return read_deletion_vector(store, *file.deletion_vector, store.display(store.table_root() / file.path));
+}
+
+// The changes of a commit without cdc files: a file both removed and added in it kept its rows
+// and changed its deletion vector (Spark's DELETE / UPDATE / MERGE with vectors and no change
+// data, RESTORE to a version with another vector). Its remove and add become the rows the new
+// vector marks and the old did not (deleted) and the rows the old marked and the new does not
+// (inserted), as Spark's CDCReader.processDeletionVectorActions does; every other file stays
+// wholly inserted or deleted.
+arrow::Result<std::vector<ChangeFile>> with_vector_differences(const LogStore& store, std::vector<ChangeFile> derived,
+                                                               const std::string& where) {
+  std::map<std::string, size_t> removed, added;
+  for (size_t i = 0; i < derived.size(); ++i) {
+    (derived[i].kind == ChangeFile::Kind::kDeleted ? removed : added)[derived[i].file.path] = i;
+  }
+  std::vector<bool> replaced(derived.size(), false);
+  std::vector<ChangeFile> differences;
+  for (const auto& [path, a] : added) {
+    auto r = removed.find(path);
+    if (r == removed.end()) continue;
+    replaced[a] = replaced[r->second] = true;
+    auto before = marked_rows(store, derived[r->second].file);
+    auto after = before.ok() ? marked_rows(store, derived[a].file) : before;
+    if (!after.ok()) {
+      return with_context(after.status(), fmt::format("{}: version {} gives {} a new deletion vector",
+                                                      where, derived[a].version.value(), path));
+    }
+    std::vector<uint64_t> deleted, inserted;
+    std::set_difference(after->begin(), after->end(), before->begin(), before->end(), std::back_inserter(deleted));
+    std::set_difference(before->begin(), before->end(), after->begin(), after->end(), std::back_inserter(inserted));
+    for (auto [kind, rows] : {std::pair{ChangeFile::Kind::kDeleted, &deleted},
+                              std::pair{ChangeFile::Kind::kInserted, &inserted}}) {
+      if (rows->empty()) continue;
+      ChangeFile change = derived[a];  // the add's path and partition values
+      change.kind = kind;
+      change.file.deletion_vector.reset();
+      change.rows = std::move(*rows);
+      differences.push_back(std::move(change));
+    }
+  }
+  std::vector<ChangeFile> out;
+  for (size_t i = 0; i < derived.size(); ++i) {
+    if (!replaced[i]) out.push_back(std::move(derived[i]));
+  }
+  for (auto& d : differences) out.push_back(std::move(d));
+  return out;
+}
+
 // Per commit: its metadata (if it changes it) and the files it contributes to the feed.
 struct CommitChanges {
   std::optional<Metadata> metadata;
@@ -73,9 +127,9 @@ arrow::Result<CommitChanges> commit_changes(const LogStore& store, DeltaVersion 
       out.metadata = *m;
     } else if (auto* o = std::get_if<OtherAction>(&a); o && o->kind == "cdc") {
       ARROW_ASSIGN_OR_RAISE(auto file, cdc_file_of(*o, v, where));
-      cdc.push_back({ChangeFile::Kind::kCdc, v, ts, std::move(file)});
+      cdc.push_back({ChangeFile::Kind::kCdc, v, ts, std::move(file), std::nullopt});
     } else if (auto* add = std::get_if<Add>(&a); add && add->data_change) {
-      derived.push_back({ChangeFile::Kind::kInserted, v, ts, std::move(*add)});
+      derived.push_back({ChangeFile::Kind::kInserted, v, ts, std::move(*add), std::nullopt});
     } else if (auto* r = std::get_if<Remove>(&a); r && r->data_change) {
       const auto& pcols = out.metadata ? out.metadata->partition_columns : partition_columns;
       if (!pcols.empty() && !r->partition_values) {
@@ -88,27 +142,13 @@ arrow::Result<CommitChanges> commit_changes(const LogStore& store, DeltaVersion 
       as_add.partition_values = r->partition_values.value_or(PartitionValues{});
       as_add.size = r->size.value_or(0);
       as_add.deletion_vector = r->deletion_vector;  // rows its vector marked were deleted before
-      derived.push_back({ChangeFile::Kind::kDeleted, v, ts, std::move(as_add)});
+      derived.push_back({ChangeFile::Kind::kDeleted, v, ts, std::move(as_add), std::nullopt});
     }
   }
   // A commit with cdc files records its changes there; its add/remove actions are then the
   // rewritten files, not changes (PROTOCOL.md "Change Data Files").
   if (cdc.empty()) {
-    // Without them, a file removed and added again in one commit changed its deletion vector
-    // (Spark's DELETE on a table with deletion vectors): its changes are the difference of the
-    // two vectors, which this reader does not compute yet. Refused rather than read as every
-    // row deleted and the survivors inserted.
-    std::set<std::string> removed, added;
-    for (const auto& f : derived) (f.kind == ChangeFile::Kind::kDeleted ? removed : added).insert(f.file.path);
-    for (const auto& path : added) {
-      if (removed.count(path)) {
-        return arrow::Status::NotImplemented(fmt::format(
-            "{}: version {} gives {} a new deletion vector without change data files; sluice cannot derive "
-            "those changes yet (read the range before or after that version, or have the writer record "
-            "change data files)",
-            where, v.value(), path));
-      }
-    }
+    ARROW_ASSIGN_OR_RAISE(derived, with_vector_differences(store, std::move(derived), where));
   }
   out.files = cdc.empty() ? std::move(derived) : std::move(cdc);
   return out;
@@ -119,22 +159,29 @@ arrow::Result<CommitChanges> commit_changes(const LogStore& store, DeltaVersion 
 class ChangeFileReader : public arrow::RecordBatchReader {
  public:
   ChangeFileReader(std::shared_ptr<arrow::Schema> schema, std::unique_ptr<arrow::RecordBatchReader> rows,
-                   ChangeFile::Kind kind, int64_t version, int64_t timestamp_millis)
+                   ChangeFile::Kind kind, int64_t version, int64_t timestamp_millis,
+                   std::optional<std::vector<uint64_t>> selected)
       : schema_(std::move(schema)),
         rows_(std::move(rows)),
         kind_(kind),
         version_(version),
-        timestamp_micros_(timestamp_millis * 1000) {}
+        timestamp_micros_(timestamp_millis * 1000),
+        selected_(std::move(selected)) {}
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
   arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
     std::shared_ptr<arrow::RecordBatch> batch;
-    ARROW_RETURN_NOT_OK(rows_->ReadNext(&batch));
-    if (!batch) {
-      *out = nullptr;
-      return arrow::Status::OK();
-    }
+    do {
+      ARROW_RETURN_NOT_OK(rows_->ReadNext(&batch));
+      if (!batch) {
+        *out = nullptr;
+        return arrow::Status::OK();
+      }
+      if (selected_) {
+        ARROW_ASSIGN_OR_RAISE(batch, keep_selected(std::move(batch)));
+      }
+    } while (batch->num_rows() == 0 && selected_);
     const int64_t n = batch->num_rows();
     arrow::ArrayVector columns = batch->columns();
     if (kind_ != ChangeFile::Kind::kCdc) {
@@ -152,11 +199,35 @@ class ChangeFileReader : public arrow::RecordBatchReader {
   }
 
  private:
+  // `batch` (the file's rows from next_row_ on, in order: the file is read without its
+  // vector) with only the selected rows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> keep_selected(std::shared_ptr<arrow::RecordBatch> batch) {
+    const int64_t n = batch->num_rows();
+    const uint64_t first = next_row_, end = first + static_cast<uint64_t>(n);
+    next_row_ = end;
+    const auto& rows = *selected_;
+    arrow::BooleanBuilder keep;
+    ARROW_RETURN_NOT_OK(keep.Reserve(n));
+    uint64_t row = first;
+    for (; next_selected_ < rows.size() && rows[next_selected_] < end; ++next_selected_) {
+      for (; row < rows[next_selected_]; ++row) keep.UnsafeAppend(false);
+      keep.UnsafeAppend(true);
+      row = rows[next_selected_] + 1;
+    }
+    for (; row < end; ++row) keep.UnsafeAppend(false);
+    ARROW_ASSIGN_OR_RAISE(auto mask, keep.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto filtered, arrow::compute::Filter(batch, mask));
+    return filtered.record_batch();
+  }
+
   const std::shared_ptr<arrow::Schema> schema_;
   const std::unique_ptr<arrow::RecordBatchReader> rows_;
   const ChangeFile::Kind kind_;
   const int64_t version_;
   const int64_t timestamp_micros_;
+  const std::optional<std::vector<uint64_t>> selected_;  // ascending row indexes; none: all
+  size_t next_selected_ = 0;
+  uint64_t next_row_ = 0;  // index in the file of the next batch's first row
 };
 
 }  // namespace
@@ -293,7 +364,7 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_change_file(
   ARROW_ASSIGN_OR_RAISE(auto rows,
                         open_data_file(store, arrow::schema(read_fields), partition_columns, change.file));
   return std::make_unique<ChangeFileReader>(feed_schema, std::move(rows), change.kind, change.version.value(),
-                                            change.timestamp_millis);
+                                            change.timestamp_millis, change.rows);
 }
 
 arrow::Result<std::shared_ptr<arrow::Table>> read_change_feed(const LogStore& store, const std::string& table,

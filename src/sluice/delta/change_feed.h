@@ -65,13 +65,19 @@ arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, 
                                                          StartAfterLatest after_latest = StartAfterLatest::kRefuse);
 
 // One file of the feed: a cdc file (its rows carry _change_type), or a data file added or
-// removed by a commit without cdc files (all its rows inserted or deleted).
+// removed by a commit without cdc files (all its rows inserted or deleted, less those its
+// deletion vector marks), or some rows of a file that commit gave a new deletion vector.
 struct ChangeFile {
   enum class Kind { kCdc, kInserted, kDeleted };
   Kind kind = Kind::kCdc;
   DeltaVersion version{0};
   int64_t timestamp_millis = 0;  // the commit's (in-commit timestamp, else its file's time)
   Add file;                      // path and partition values (a remove's, for kDeleted)
+  // Only these rows of the file (ascending indexes into it; `file` then has no vector): a file
+  // removed and added again in one commit without cdc files changed its deletion vector, and
+  // its changes are the vectors' difference, as Spark's CDCReader and delta-kernel-rs's
+  // table_changes derive them: rows newly marked deleted, rows unmarked (a RESTORE) inserted.
+  std::optional<std::vector<uint64_t>> rows;
 };
 
 // The files of the feed for versions [range.from, range.to], in commit order. Every version

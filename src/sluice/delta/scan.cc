@@ -316,8 +316,20 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
   auto context = [&](const arrow::Status& st) {
     return with_context(st, fmt::format("data file {}", store.display(path)));
   };
+  // A file the log names and the store lacks was most likely deleted by a VACUUM after the
+  // version being read left the retention window (time travel past it); said so, checked only
+  // once the open failed (an object store may open lazily and fail at the first read).
+  auto missing_or = [&](const arrow::Status& st) {
+    auto there = store.objects()->head(path.string());
+    if (!there.ok() || there->has_value()) return context(st);
+    return arrow::Status::IOError(fmt::format(
+        "data file {} of {} does not exist: it was probably removed by VACUUM (the version read is older "
+        "than the retention window of the last vacuum); read a later version, or keep versions longer with "
+        "delta.deletedFileRetentionDuration",
+        store.display(path), store.location()));
+  };
   auto input = store.objects()->open_input(path.string());
-  if (!input.ok()) return context(input.status());
+  if (!input.ok()) return missing_or(input.status());
   // Batches of 64 Ki rows rather than whole row groups (ReadTable): a 1 Mi-row row group of a
   // 200-byte binary column is one 200 MB buffer grown by doubling (realloc copies and fresh
   // pages to fault in, ~15 % of a Kafka -> silver run in perf). Pages are read as they are
@@ -328,7 +340,7 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
   parquet::ArrowReaderProperties arrow_props;
   arrow_props.set_batch_size(kReadBatchRows);
   parquet::arrow::FileReaderBuilder builder;
-  if (auto st = builder.Open(*input, props); !st.ok()) return context(st);
+  if (auto st = builder.Open(*input, props); !st.ok()) return missing_or(st);
   auto reader = builder.memory_pool(arrow::default_memory_pool())->properties(arrow_props)->Build();
   if (!reader.ok()) return context(reader.status());
   auto batches = (*reader)->GetRecordBatchReader();

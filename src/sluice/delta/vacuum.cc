@@ -19,6 +19,7 @@
 #include "sluice/delta/snapshot.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/delta/transaction.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::delta {
 
@@ -65,15 +66,20 @@ void insert_with_folders(std::set<std::string>& out, const std::string& path) {
 }
 
 // A path of an add/remove action or a deletion vector relative to the table root; none when it
-// lies outside the table (an absolute path elsewhere: never listed, never deleted).
+// lies outside the table (an absolute path elsewhere: never listed, never deleted). An object
+// store's absolute URI ("s3://bucket/key") is "bucket/key" in its namespace, as the root.
 std::optional<std::string> relative_to_root(const std::string& decoded, const std::string& root) {
   std::string p = decoded;
+  bool absolute = false;
   if (p.rfind("file://", 0) == 0) {
     p = p.substr(7);
   } else if (p.rfind("file:", 0) == 0) {
     p = p.substr(5);
+  } else if (const size_t scheme = p.find("://"); scheme != std::string::npos) {
+    p = p.substr(scheme + 3);
+    absolute = true;
   }
-  if (p.empty() || p[0] != '/') return p;  // already relative
+  if (!absolute && (p.empty() || p[0] != '/')) return p;  // already relative
   const std::string prefix = fs::path(root).lexically_normal().string() + "/";
   const std::string normal = fs::path(p).lexically_normal().string();
   if (normal.rfind(prefix, 0) != 0) return std::nullopt;
@@ -111,8 +117,30 @@ arrow::Result<std::vector<ListedFile>> list_local_table(const std::string& root,
   return out;
 }
 
-bool has_feature(const std::optional<std::vector<std::string>>& features, const char* name) {
-  return features && std::find(features->begin(), features->end(), name) != features->end();
+// The same on an object store (S3, GCS, Azure): one recursive prefix listing; a name is hidden
+// when any folder on its way is. Object stores have no folders to delete; a zero-byte "x/"
+// folder marker is not a file and is left alone.
+arrow::Result<std::vector<ListedFile>> list_object_table(const storage::ObjectStore& objects, const std::string& root,
+                                                         const std::vector<std::string>& partition_columns) {
+  auto listed = objects.list_recursive(root);
+  if (!listed.ok()) return with_context(listed.status(), fmt::format("cannot list {} for vacuum", objects.display(root)));
+  std::vector<ListedFile> out;
+  for (auto& o : *listed) {
+    if (o.name.empty() || o.name.back() == '/') continue;
+    bool hidden = false;
+    for (size_t begin = 0; begin <= o.name.size() && !hidden;) {
+      const size_t slash = std::min(o.name.find('/', begin), o.name.size());
+      hidden = is_hidden_for_vacuum(std::string_view(o.name).substr(begin, slash - begin), partition_columns);
+      begin = slash + 1;
+    }
+    if (hidden) continue;
+    ListedFile f;
+    f.path = std::move(o.name);
+    f.size = o.size;
+    f.mtime_millis = o.mtime_nanos / 1'000'000;
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 std::string hours_text(int64_t millis) {
@@ -257,26 +285,11 @@ std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& 
 
 arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const VacuumOptions& options) {
   const std::string table = store->location();
-  if (!store->is_local()) {
-    return arrow::Status::NotImplemented(fmt::format(
-        "vacuum of {}: tables on {}:// are not supported yet (the object store does not list folders "
-        "recursively); vacuum a table in a local folder",
-        table, store->objects()->scheme()));
-  }
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::load(*store));
   const auto& protocol = snapshot->protocol();
   // vacuumProtocolCheck: a vacuum must understand the table as a reader and as a writer.
   ARROW_RETURN_NOT_OK(check_read_supported(protocol, table));
   ARROW_RETURN_NOT_OK(check_write_supported(protocol, snapshot->metadata(), table));
-  if (has_feature(protocol.reader_features, "deletionVectors") ||
-      has_feature(protocol.writer_features, "deletionVectors")) {
-    // Add does not carry its deletion vector yet: the vacuum would not see which
-    // deletion_vector_*.bin files live versions need (deletion_vector_file is ready for it).
-    return arrow::Status::NotImplemented(fmt::format(
-        "vacuum of {}: the table uses deletion vectors, which sluice's vacuum does not keep track of yet; "
-        "vacuum it with Spark or deltalake",
-        table));
-  }
   ARROW_ASSIGN_OR_RAISE(const int64_t configured, deleted_file_retention_millis(snapshot->metadata(), table));
   VacuumResult result;
   result.read_version = snapshot->version();
@@ -302,11 +315,26 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
     if (auto rel = relative_to_root(decoded, root)) insert_with_folders(valid, *rel);
     return arrow::Status::OK();
   };
-  for (const auto& add : snapshot->files()) ARROW_RETURN_NOT_OK(keep(add.path));
-  for (const auto& r : snapshot->tombstones()) {
-    if (r.deletion_timestamp.value_or(0) >= result.delete_before_millis) ARROW_RETURN_NOT_OK(keep(r.path));
+  // A file's deletion vector is kept with it (Spark's VacuumCommand: the vector of every live
+  // file and unexpired tombstone); vectors no such file names go like any other stray file.
+  auto keep_vector = [&](const std::optional<DeletionVectorDescriptor>& dv) -> arrow::Status {
+    if (!dv) return arrow::Status::OK();
+    auto file = deletion_vector_file(dv->storage_type, dv->path_or_inline_dv);
+    if (!file.ok()) return with_context(file.status(), fmt::format("vacuum of {}", table));
+    return *file ? keep(**file) : arrow::Status::OK();
+  };
+  for (const auto& add : snapshot->files()) {
+    ARROW_RETURN_NOT_OK(keep(add.path));
+    ARROW_RETURN_NOT_OK(keep_vector(add.deletion_vector));
   }
-  ARROW_ASSIGN_OR_RAISE(auto listing, list_local_table(root, snapshot->metadata().partition_columns));
+  for (const auto& r : snapshot->tombstones()) {
+    if (r.deletion_timestamp.value_or(0) < result.delete_before_millis) continue;
+    ARROW_RETURN_NOT_OK(keep(r.path));
+    ARROW_RETURN_NOT_OK(keep_vector(r.deletion_vector));
+  }
+  const auto& partition_columns = snapshot->metadata().partition_columns;
+  ARROW_ASSIGN_OR_RAISE(auto listing, store->is_local() ? list_local_table(root, partition_columns)
+                                                        : list_object_table(*store->objects(), root, partition_columns));
   result.candidates = select_vacuum_candidates(listing, valid, result.delete_before_millis);
   int64_t num_files = 0;
   for (const auto& f : result.candidates) {

@@ -82,11 +82,12 @@ struct VacuumResult {
   std::optional<DeltaVersion> end_version;
 };
 
-// VACUUM of the table at `store` (a local folder; other stores are refused until the object
-// store lists recursively): checks the protocol (vacuumProtocolCheck asks for reader and
-// writer checks), the window, lists the table, then either returns the candidates (dry run) or
-// commits VACUUM START, deletes them, and commits VACUUM END, as Spark does. _delta_log is
-// never touched (log cleanup is log_cleanup.h's).
+// VACUUM of the table at `store` (a local folder, or S3, GCS or Azure through one recursive
+// listing): checks the protocol (vacuumProtocolCheck asks for reader and writer checks), the
+// window, lists the table, then either returns the candidates (dry run) or commits VACUUM
+// START, deletes them, and commits VACUUM END, as Spark does. The deletion vectors of live
+// files and unexpired tombstones are kept, orphaned ones go. _delta_log is never touched (log
+// cleanup is log_cleanup.h's).
 arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const VacuumOptions& options);
 
 }  // namespace sluice::delta

@@ -218,12 +218,22 @@ arrow::Status AzureStore::failed(const char* what, const std::string& path, cons
 
 arrow::Result<std::vector<ObjectInfo>> AzureStore::list(const std::string& dir,
                                                         const std::string& start_after) const {
+  return list_objects(dir, start_after, ListDepth::kFolder);
+}
+
+arrow::Result<std::vector<ObjectInfo>> AzureStore::list_recursive(const std::string& dir) const {
+  return list_objects(dir, "", ListDepth::kRecursive);
+}
+
+arrow::Result<std::vector<ObjectInfo>> AzureStore::list_objects(const std::string& dir, const std::string& start_after,
+                                                                ListDepth depth) const {
   const auto [container, key] = split_bucket_key(dir);
   const std::string prefix = key.empty() ? "" : key + "/";
   std::vector<ObjectInfo> out;
   std::string marker;
   do {
-    AzureQuery query = {{"comp", "list"}, {"delimiter", "/"}, {"prefix", prefix}, {"restype", "container"}};
+    AzureQuery query = {{"comp", "list"}, {"prefix", prefix}, {"restype", "container"}};
+    if (depth == ListDepth::kFolder) query.insert(query.begin() + 1, {"delimiter", "/"});
     if (!marker.empty()) query.emplace_back("marker", marker);
     count_list();
     ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", container, "", query, "", {}));

@@ -25,6 +25,7 @@ class AzureStore final : public ObjectStore {
   // folder (one request per 5,000 objects).
   arrow::Result<std::vector<ObjectInfo>> list(const std::string& dir,
                                               const std::string& start_after) const override;
+  arrow::Result<std::vector<ObjectInfo>> list_recursive(const std::string& dir) const override;
   arrow::Result<std::optional<ObjectInfo>> head(const std::string& path) const override;
   arrow::Result<std::string> read(const std::string& path) const override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> open_input(const std::string& path) const override;
@@ -35,6 +36,9 @@ class AzureStore final : public ObjectStore {
   arrow::Status remove(const std::string& path) override;
 
  private:
+  // list() and list_recursive(): a listing with '/' as delimiter, or without one.
+  arrow::Result<std::vector<ObjectInfo>> list_objects(const std::string& dir, const std::string& start_after,
+                                                      ListDepth depth) const;
   AzureStore(AzureClient client, std::shared_ptr<arrow::fs::FileSystem> fs)
       : client_(std::move(client)), fs_(std::move(fs)) {}
   arrow::Status failed(const char* what, const std::string& path, const AzureResponse& r) const;

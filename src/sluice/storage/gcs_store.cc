@@ -90,13 +90,22 @@ arrow::Status GcsStore::failed(const char* what, const std::string& path, const 
 
 arrow::Result<std::vector<ObjectInfo>> GcsStore::list(const std::string& dir,
                                                       const std::string& start_after) const {
+  return list_objects(dir, start_after, ListDepth::kFolder);
+}
+
+arrow::Result<std::vector<ObjectInfo>> GcsStore::list_recursive(const std::string& dir) const {
+  return list_objects(dir, "", ListDepth::kRecursive);
+}
+
+arrow::Result<std::vector<ObjectInfo>> GcsStore::list_objects(const std::string& dir, const std::string& start_after,
+                                                              ListDepth depth) const {
   const auto [bucket, key] = split_bucket_key(dir);
   const std::string prefix = key.empty() ? "" : key + "/";
   std::vector<ObjectInfo> out;
   std::string token;
   do {
-    std::string query = "?delimiter=%2F&prefix=" + gcs_encode(prefix) +
-                        "&fields=items(name%2Csize%2Cupdated)%2CnextPageToken";
+    std::string query = std::string(depth == ListDepth::kFolder ? "?delimiter=%2F&" : "?") +
+                        "prefix=" + gcs_encode(prefix) + "&fields=items(name%2Csize%2Cupdated)%2CnextPageToken";
     // startOffset is inclusive (S3's start-after is not): the name itself is dropped below.
     if (!start_after.empty()) query += "&startOffset=" + gcs_encode(prefix + start_after);
     if (!token.empty()) query += "&pageToken=" + gcs_encode(token);
@@ -110,7 +119,8 @@ arrow::Result<std::vector<ObjectInfo>> GcsStore::list(const std::string& dir,
       for (const auto& o : json["items"]) {
         if (!o.is_object()) continue;
         ObjectInfo info = info_of(o, prefix.size());
-        if (info.name.empty() || info.name.find('/') != std::string::npos) continue;
+        if (info.name.empty()) continue;
+        if (depth == ListDepth::kFolder && info.name.find('/') != std::string::npos) continue;
         if (!start_after.empty() && info.name <= start_after) continue;
         out.push_back(std::move(info));
       }

@@ -21,6 +21,7 @@ class GcsStore final : public ArrowFsStore {
   std::string display(const std::string& path) const override { return "gs://" + path; }
   arrow::Result<std::vector<ObjectInfo>> list(const std::string& dir,
                                               const std::string& start_after) const override;
+  arrow::Result<std::vector<ObjectInfo>> list_recursive(const std::string& dir) const override;
   arrow::Result<std::optional<ObjectInfo>> head(const std::string& path) const override;
   arrow::Result<std::string> read(const std::string& path) const override;
   arrow::Result<PutResult> put_if_absent(const std::string& path, const std::string& content) override;
@@ -28,6 +29,9 @@ class GcsStore final : public ArrowFsStore {
   arrow::Status remove(const std::string& path) override;
 
  private:
+  // list() and list_recursive(): a listing with '/' as delimiter, or without one.
+  arrow::Result<std::vector<ObjectInfo>> list_objects(const std::string& dir, const std::string& start_after,
+                                                      ListDepth depth) const;
   GcsStore(GcsClient client, std::shared_ptr<arrow::fs::FileSystem> fs, std::string fs_token)
       : ArrowFsStore(std::move(fs)), client_(std::move(client)), fs_token_(std::move(fs_token)) {}
   // Arrow's GcsFileSystem for the current token: made again when a service-account token was

@@ -23,6 +23,11 @@ RequestCounts ObjectStore::requests() const {
   return c;
 }
 
+arrow::Result<std::vector<ObjectInfo>> ObjectStore::list_recursive(const std::string& dir) const {
+  return arrow::Status::NotImplemented("a recursive listing of ", display(dir), " (", scheme(),
+                                       "://) is not supported by this store");
+}
+
 std::shared_ptr<ObjectStore> local_store() {
   static const std::shared_ptr<ObjectStore> store = std::make_shared<LocalStore>();
   return store;

@@ -19,6 +19,9 @@
 
 namespace sluice::storage {
 
+// How deep a listing goes: the objects directly in a folder, or every object below it.
+enum class ListDepth { kFolder, kRecursive };
+
 // Outcome of a put-if-absent write: a lost race is an expected result, not an error.
 enum class PutResult { kWritten, kAlreadyExists };
 
@@ -53,6 +56,10 @@ class ObjectStore {
   // Empty when the folder does not exist.
   virtual arrow::Result<std::vector<ObjectInfo>> list(const std::string& dir,
                                                       const std::string& start_after = "") const = 0;
+  // Every object under folder `dir` at any depth, `name` its path below `dir` ('/'-separated),
+  // ascending: one prefix listing without a delimiter (S3, GCS and Azure page through it), for
+  // VACUUM. The local store walks its folders itself (vacuum.cc): NotImplemented there.
+  virtual arrow::Result<std::vector<ObjectInfo>> list_recursive(const std::string& dir) const;
   // Size and time of an object; nullopt when it does not exist.
   virtual arrow::Result<std::optional<ObjectInfo>> head(const std::string& path) const = 0;
   // The whole object; an IOError naming the path when it cannot be read or is missing.

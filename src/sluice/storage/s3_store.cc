@@ -98,6 +98,15 @@ arrow::Status S3Store::failed(const char* what, const std::string& path, const S
 
 arrow::Result<std::vector<ObjectInfo>> S3Store::list(const std::string& dir,
                                                      const std::string& start_after) const {
+  return list_objects(dir, start_after, ListDepth::kFolder);
+}
+
+arrow::Result<std::vector<ObjectInfo>> S3Store::list_recursive(const std::string& dir) const {
+  return list_objects(dir, "", ListDepth::kRecursive);
+}
+
+arrow::Result<std::vector<ObjectInfo>> S3Store::list_objects(const std::string& dir, const std::string& start_after,
+                                                             ListDepth depth) const {
   const auto [bucket, key] = split_bucket_key(dir);
   const std::string prefix = key.empty() ? "" : key + "/";
   std::vector<ObjectInfo> out;
@@ -106,7 +115,8 @@ arrow::Result<std::vector<ObjectInfo>> S3Store::list(const std::string& dir,
     // Parameters sorted by name: the SigV4 canonical query string.
     std::string query;
     if (!token.empty()) query += "continuation-token=" + s3_encode(token, false) + "&";
-    query += "delimiter=%2F&list-type=2&prefix=" + s3_encode(prefix, false);
+    if (depth == ListDepth::kFolder) query += "delimiter=%2F&";
+    query += "list-type=2&prefix=" + s3_encode(prefix, false);
     if (!start_after.empty()) query += "&start-after=" + s3_encode(prefix + start_after, false);
     count_list();
     ARROW_ASSIGN_OR_RAISE(auto r, client_.send("GET", bucket, "", query, "", {}));

@@ -20,6 +20,7 @@ class S3Store final : public ArrowFsStore {
   std::string display(const std::string& path) const override { return "s3://" + path; }
   arrow::Result<std::vector<ObjectInfo>> list(const std::string& dir,
                                               const std::string& start_after) const override;
+  arrow::Result<std::vector<ObjectInfo>> list_recursive(const std::string& dir) const override;
   arrow::Result<std::optional<ObjectInfo>> head(const std::string& path) const override;
   arrow::Result<std::string> read(const std::string& path) const override;
   arrow::Result<PutResult> put_if_absent(const std::string& path, const std::string& content) override;
@@ -27,6 +28,9 @@ class S3Store final : public ArrowFsStore {
   arrow::Status remove(const std::string& path) override;
 
  private:
+  // list() and list_recursive(): a listing with '/' as delimiter, or without one.
+  arrow::Result<std::vector<ObjectInfo>> list_objects(const std::string& dir, const std::string& start_after,
+                                                      ListDepth depth) const;
   S3Store(S3Client client, std::shared_ptr<arrow::fs::FileSystem> fs, std::string fs_identity)
       : ArrowFsStore(std::move(fs)), client_(std::move(client)), fs_identity_(std::move(fs_identity)) {}
   arrow::Status failed(const char* what, const std::string& path, const S3Response& r) const;

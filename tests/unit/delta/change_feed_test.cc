@@ -1,5 +1,6 @@
-// Reading the change data feed: inserts and deletes derived from add/remove actions, cdc files
-// taken instead when a commit has them, range resolution and its errors.
+// Reading the change data feed: inserts and deletes derived from add/remove actions and from
+// deletion-vector differences, cdc files taken instead when a commit has them, range
+// resolution and its errors.
 #include "sluice/delta/change_feed.h"
 
 #include <arrow/api.h>
@@ -14,6 +15,8 @@
 
 #include "../temp_dir.h"
 #include "sluice/delta/checkpoint.h"
+#include "sluice/delta/deletion_vector.h"
+#include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 
@@ -147,6 +150,72 @@ TEST_F(ChangeFeedTest, MissingCommitsAreRefused) {
   auto later = read("1");
   ASSERT_TRUE(later.ok()) << later.status().ToString();
   EXPECT_EQ((*later)->num_rows(), 2);
+}
+
+// A commit without cdc files that gives a file another deletion vector (remove of the file with
+// its old vector, add with the new one: Spark's DML with vectors and no change data, RESTORE).
+void commit_new_vector(LogStore& store, DeltaVersion v, const Add& before, const std::vector<uint64_t>& marked,
+                       Add* after) {
+  *after = before;
+  after->deletion_vector.reset();
+  if (!marked.empty()) after->deletion_vector = write_deletion_vector(store, marked).ValueOrDie();
+  Remove r;
+  r.path = before.path;
+  r.deletion_timestamp = 1;
+  r.extended_file_metadata = true;
+  r.partition_values = before.partition_values;
+  r.size = before.size;
+  r.deletion_vector = before.deletion_vector;
+  CommitInfo info;
+  info.value["operation"] = "RESTORE";
+  ASSERT_TRUE(store.put_commit_if_absent(v, serialize_commit({info, r, *after})).ok());
+}
+
+// The oracle: the rows of the snapshot at v-1 missing at v are deleted, the new ones inserted.
+FeedChanges snapshot_difference(const LogStore& store, int64_t v) {
+  FeedChanges before, after, out;
+  for (auto [version, into] : {std::pair{v - 1, &before}, std::pair{v, &after}}) {
+    auto table = scan_table(store, *Snapshot::load(store, DeltaVersion(version)).ValueOrDie()).ValueOrDie();
+    auto ids = table->GetColumnByName("id");
+    for (int64_t i = 0; i < table->num_rows(); ++i) {
+      ++(*into)[{std::static_pointer_cast<arrow::Int64Scalar>(ids->GetScalar(i).ValueOrDie())->value, "", v}];
+    }
+  }
+  for (const auto& [key, n] : before) {
+    if (!after.count(key)) out[{std::get<0>(key), "delete", v}] = n;
+  }
+  for (const auto& [key, n] : after) {
+    if (!before.count(key)) out[{std::get<0>(key), "insert", v}] = n;
+  }
+  return out;
+}
+
+TEST_F(ChangeFeedTest, ANewDeletionVectorWithoutCdcFilesYieldsTheVectorsDifference) {
+  write(R"([{"id":0,"name":"a"},{"id":1,"name":"b"},{"id":2,"name":"c"},{"id":3,"name":"d"},{"id":4,"name":"e"}])");
+  write(R"([{"id":5,"name":"f"}])");
+  const Add file = Snapshot::load(*store_, DeltaVersion(0)).ValueOrDie()->files()[0];
+  Add marked_1_3, marked_3_4, unmarked;
+  commit_new_vector(*store_, DeltaVersion(2), file, {1, 3}, &marked_1_3);        // a DELETE: no vector before
+  commit_new_vector(*store_, DeltaVersion(3), marked_1_3, {3, 4}, &marked_3_4);  // 4 deleted, 1 restored
+  commit_new_vector(*store_, DeltaVersion(4), marked_3_4, {}, &unmarked);        // RESTORE to version 1
+  auto feed = read("2");
+  ASSERT_TRUE(feed.ok()) << feed.status().ToString();
+  EXPECT_EQ(feed_changes_of(**feed), (FeedChanges{{{1, "delete", 2}, 1}, {{3, "delete", 2}, 1},
+                                                  {{4, "delete", 3}, 1}, {{1, "insert", 3}, 1},
+                                                  {{3, "insert", 4}, 1}, {{4, "insert", 4}, 1}}));
+  for (int64_t v = 2; v <= 4; ++v) {
+    auto one = read(std::to_string(v), std::to_string(v));
+    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    EXPECT_EQ(feed_changes_of(**one), snapshot_difference(*store_, v)) << "version " << v;
+  }
+  // The rows keep their columns: the name of the row restored at version 3 is read from the file.
+  auto v3 = read("3", "3").ValueOrDie();
+  auto names = v3->GetColumnByName("name");
+  auto types = v3->GetColumnByName(kChangeTypeColumn);
+  for (int64_t i = 0; i < v3->num_rows(); ++i) {
+    EXPECT_EQ(names->GetScalar(i).ValueOrDie()->ToString(),
+              types->GetScalar(i).ValueOrDie()->ToString() == "insert" ? "b" : "e");
+  }
 }
 
 TEST(ChangeFeedBoundTest, WholeNumbersAreVersionsAndTextIsATimestamp) {

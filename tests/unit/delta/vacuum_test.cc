@@ -10,6 +10,7 @@
 
 #include "../temp_dir.h"
 #include "sluice/common/ids.h"
+#include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/log_cleanup.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/transaction.h"
@@ -226,6 +227,59 @@ TEST_F(VacuumTest, DeletesUnreferencedOldFilesAndKeepsWhatVersionsInTheWindowNee
   EXPECT_EQ(operation_of(*done->start_version), "VACUUM START");
   EXPECT_EQ(operation_of(*done->end_version), "VACUUM END");
   EXPECT_EQ(latest()->num_files(), 1u);
+}
+
+TEST_F(VacuumTest, KeepsTheDeletionVectorsOfLiveFilesAndUnexpiredTombstones) {
+  create();
+  const int64_t day = 24 * kHour;
+  write_file("live.parquet", 30 * day);
+  write_file("gone.parquet", 30 * day);
+  // A vector's file, `age_millis` old, and its path relative to the table root.
+  auto vector = [&](uint64_t row, DeletionVectorDescriptor* dv) {
+    *dv = write_deletion_vector(*store_, {row}).ValueOrDie();
+    const std::string rel = deletion_vector_file(dv->storage_type, dv->path_or_inline_dv).ValueOrDie().value();
+    set_age(root_ / rel, 30 * day);
+    return rel;
+  };
+  DeletionVectorDescriptor replaced, live, expired, orphan;
+  const std::string replaced_file = vector(1, &replaced), live_file = vector(2, &live),
+                    expired_file = vector(3, &expired), orphan_file = vector(4, &orphan);
+  auto commit = [&](std::vector<Action> actions) {
+    ASSERT_TRUE(store_->put_commit_if_absent(latest()->version().next(), serialize_commit(actions)).ok());
+  };
+  Add a;
+  a.path = "live.parquet";
+  a.size = 4;
+  a.deletion_vector = replaced;
+  Add g = a;
+  g.path = "gone.parquet";
+  g.deletion_vector = expired;
+  commit({a, g});
+  // live.parquet's vector replaced a day ago (its old one is still needed by version 1);
+  // gone.parquet removed ten days ago with its vector.
+  auto removal = [](const std::string& path, int64_t at, const DeletionVectorDescriptor& dv) {
+    Remove r;
+    r.path = path;
+    r.deletion_timestamp = at;
+    r.deletion_vector = dv;
+    return r;
+  };
+  a.deletion_vector = live;
+  commit({removal("live.parquet", now_millis() - day, replaced), a});
+  commit({removal("gone.parquet", now_millis() - 10 * day, expired)});
+
+  VacuumOptions dry;
+  dry.mode = VacuumMode::kDryRun;
+  auto planned = vacuum(store_, dry);
+  ASSERT_TRUE(planned.ok()) << planned.status().ToString();
+  std::set<std::string> paths;
+  for (const auto& f : planned->candidates) paths.insert(f.path);
+  EXPECT_EQ(paths, (std::set<std::string>{"gone.parquet", expired_file, orphan_file}));
+  ASSERT_TRUE(vacuum(store_, {}).ok());
+  for (const auto& kept : {std::string("live.parquet"), replaced_file, live_file}) {
+    EXPECT_TRUE(fs::exists(root_ / kept)) << kept;
+  }
+  EXPECT_FALSE(fs::exists(root_ / orphan_file));
 }
 
 TEST_F(VacuumTest, RefusesAShortWindowUnlessForced) {
