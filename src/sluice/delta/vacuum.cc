@@ -25,6 +25,34 @@ namespace sluice::delta {
 
 namespace fs = std::filesystem;
 
+// A path of an add/remove action or a deletion vector relative to the table root; none when it
+// lies outside the table (an absolute path elsewhere: never listed, never deleted). An object
+// store's absolute URI ("s3://bucket/key") is "bucket/key" in its namespace, as the root.
+std::optional<std::string> vacuum_relative_path(const std::string& decoded, const std::string& root) {
+  std::string p = decoded;
+  bool absolute = false;
+  if (p.rfind("file://", 0) == 0) {
+    p = p.substr(7);
+  } else if (p.rfind("file:", 0) == 0) {
+    p = p.substr(5);
+  } else if (const size_t scheme = p.find("://"); scheme != std::string::npos) {
+    p = p.substr(scheme + 3);
+    absolute = true;
+    // Azure's "abfss://container@account.dfs.core.windows.net/path" names the container first,
+    // as the root does ("container/path"): without this a live file would seem to lie outside
+    // the table and be deleted.
+    const size_t slash = p.find('/');
+    if (const size_t at = p.find('@'); at != std::string::npos && at < slash) {
+      p = p.substr(0, at) + (slash == std::string::npos ? "" : p.substr(slash));
+    }
+  }
+  if (!absolute && (p.empty() || p[0] != '/')) return p;  // already relative
+  const std::string prefix = fs::path(root).lexically_normal().string() + "/";
+  const std::string normal = fs::path(p).lexically_normal().string();
+  if (normal.rfind(prefix, 0) != 0) return std::nullopt;
+  return normal.substr(prefix.size());
+}
+
 namespace {
 
 constexpr int64_t kMillisPerDay = 24ll * 3600 * 1000;
@@ -63,27 +91,6 @@ void insert_with_folders(std::set<std::string>& out, const std::string& path) {
     out.insert(path.substr(0, slash));
   }
   out.insert(path);
-}
-
-// A path of an add/remove action or a deletion vector relative to the table root; none when it
-// lies outside the table (an absolute path elsewhere: never listed, never deleted). An object
-// store's absolute URI ("s3://bucket/key") is "bucket/key" in its namespace, as the root.
-std::optional<std::string> relative_to_root(const std::string& decoded, const std::string& root) {
-  std::string p = decoded;
-  bool absolute = false;
-  if (p.rfind("file://", 0) == 0) {
-    p = p.substr(7);
-  } else if (p.rfind("file:", 0) == 0) {
-    p = p.substr(5);
-  } else if (const size_t scheme = p.find("://"); scheme != std::string::npos) {
-    p = p.substr(scheme + 3);
-    absolute = true;
-  }
-  if (!absolute && (p.empty() || p[0] != '/')) return p;  // already relative
-  const std::string prefix = fs::path(root).lexically_normal().string() + "/";
-  const std::string normal = fs::path(p).lexically_normal().string();
-  if (normal.rfind(prefix, 0) != 0) return std::nullopt;
-  return normal.substr(prefix.size());
 }
 
 // Every file and folder under `root` that Spark lists for VACUUM: hidden names (and what is
@@ -312,7 +319,7 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
   std::set<std::string> valid;
   auto keep = [&](const std::string& encoded) -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto decoded, uri_decode_path(encoded));
-    if (auto rel = relative_to_root(decoded, root)) insert_with_folders(valid, *rel);
+    if (auto rel = vacuum_relative_path(decoded, root)) insert_with_folders(valid, *rel);
     return arrow::Status::OK();
   };
   // A file's deletion vector is kept with it (Spark's VacuumCommand: the vector of every live

@@ -90,4 +90,8 @@ struct VacuumResult {
 // cleanup is log_cleanup.h's).
 arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const VacuumOptions& options);
 
+// The path of an add/remove action or a deletion vector relative to the table root `root`
+// (as the store names it: "bucket/prefix" on an object store); none when it lies outside.
+std::optional<std::string> vacuum_relative_path(const std::string& decoded, const std::string& root);
+
 }  // namespace sluice::delta

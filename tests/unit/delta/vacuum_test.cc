@@ -22,6 +22,18 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kHour = 3600 * 1000;
 
+TEST(VacuumRelativePath, RelatesAbsoluteUrisOfEveryStoreToTheRoot) {
+  EXPECT_EQ(vacuum_relative_path("part-0.parquet", "bucket/t"), "part-0.parquet");
+  EXPECT_EQ(vacuum_relative_path("s3://bucket/t/p=1/part-0.parquet", "bucket/t"), "p=1/part-0.parquet");
+  EXPECT_EQ(vacuum_relative_path("gs://bucket/t/part-0.parquet", "bucket/t"), "part-0.parquet");
+  // Azure names the container before '@': a live file there must not look outside the table
+  // (it would be deleted as an unreferenced file).
+  EXPECT_EQ(vacuum_relative_path("abfss://c@acct.dfs.core.windows.net/t/part-0.parquet", "c/t"), "part-0.parquet");
+  EXPECT_EQ(vacuum_relative_path("file:///data/t/part-0.parquet", "/data/t"), "part-0.parquet");
+  EXPECT_EQ(vacuum_relative_path("s3://other/t/part-0.parquet", "bucket/t"), std::nullopt);
+  EXPECT_EQ(vacuum_relative_path("/data/other/part-0.parquet", "/data/t"), std::nullopt);
+}
+
 TEST(ParseIntervalMillis, ReadsSparkIntervals) {
   struct Case {
     const char* text;
