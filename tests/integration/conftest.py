@@ -3,6 +3,7 @@ independent Delta readers (deltalake, DuckDB's delta extension)."""
 import os
 import pathlib
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -45,7 +46,17 @@ def new_topic(bootstrap):
         futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=30)
         created.append(name)
-        return name
+        # CreateTopics returns once the controller has the topic; the broker's metadata can lag
+        # (a sluice started at once was told "does not exist" under load): wait until every
+        # partition has a leader in the metadata a client gets.
+        deadline = time.monotonic() + 30
+        while True:
+            meta = admin.list_topics(topic=name, timeout=10).topics.get(name)
+            if meta is not None and meta.error is None and len(meta.partitions) == partitions \
+                    and all(p.leader >= 0 for p in meta.partitions.values()):
+                return name
+            assert time.monotonic() < deadline, f"topic {name} not in the broker's metadata after 30 s"
+            time.sleep(0.05)  # a poll interval, not a synchronisation
 
     yield make
     if created:
