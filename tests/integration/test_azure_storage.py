@@ -246,7 +246,9 @@ def test_workload_identity_takes_the_federated_token_file_instead_of_a_secret(az
 
 def test_a_service_principal_in_storage_options_runs_a_pipeline(az_ad, tmp_path, bootstrap, new_topic):
     """azure_tenant_id, azure_client_id, azure_client_secret and azure_authority_host in
-    pipeline.yaml (none in the environment but SSL_CERT_FILE): Azurite over https takes the tokens."""
+    pipeline.yaml (in the environment only SSL_CERT_FILE and AZURE_AUTHORITY_HOST, which Arrow's
+    Azure SDK reads only from there): Azurite over https takes the tokens. Without the variable
+    the option is refused, naming it, before any token is asked for."""
     topic = new_topic(1)
     prefix = f"ad-{uuid.uuid4().hex[:8]}"
     pipe = write_pipeline(tmp_path / "p", f"name: ad\nstorage: az://lake/{prefix}\nstorage_options:\n{az_ad['yaml']}"
@@ -254,7 +256,15 @@ def test_a_service_principal_in_storage_options_runs_a_pipeline(az_ad, tmp_path,
     (pipe / "t.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE t AS SELECT * FROM STREAM "
                                 f"read_kafka(topic => '{topic}', starting_offsets => 'earliest');\n")
     produce_json(bootstrap, topic, [{"i": i} for i in range(5)])
-    r = run(None, "run", pipe, "--once", extra={"SSL_CERT_FILE": str(az_ad["ca"])})
+    before = len(az_ad["tokens"].requests)
+    refused = run(None, "run", pipe, "--once", extra={"SSL_CERT_FILE": str(az_ad["ca"])})
+    assert refused.returncode != 0
+    assert (f"storage option azure_authority_host ('{az_ad['tokens'].url.rstrip('/')}')" in refused.stderr
+            and f"set AZURE_AUTHORITY_HOST={az_ad['tokens'].url.rstrip('/')} in sluice's environment"
+            in refused.stderr), refused.stderr
+    assert len(az_ad["tokens"].requests) == before and az_ad["secret"] not in refused.stdout + refused.stderr
+    r = run(None, "run", pipe, "--once",
+            extra={"SSL_CERT_FILE": str(az_ad["ca"]), "AZURE_AUTHORITY_HOST": az_ad["tokens"].url})
     assert r.returncode == 0, r.stderr
     assert DeltaTable(f"az://lake/{prefix}/tables/t", storage_options=az_ad["options"]).to_pyarrow_table().num_rows == 5
     assert az_ad["secret"] not in r.stdout + r.stderr

@@ -11,6 +11,8 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <tuple>
+#include <vector>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -106,6 +108,46 @@ arrow::Status check_ad_identity(AzureConfig& c, std::string authority_host) {
   return arrow::Status::OK();
 }
 
+// Arrow's Azure SDK credentials read the authority host (workload identity also the tenant,
+// client id and token file) only from the process environment, when AzureFileSystem::Make makes
+// them (AzureOptions takes no credential options nor a TokenCredential). sluice never changes its
+// environment (setenv beside threads that call getenv is undefined behaviour), so a storage
+// option that the SDK would not see must agree with the environment, or both paths would not use
+// the same identity.
+arrow::Status check_sdk_environment(const AzureConfig& c, const std::map<std::string, std::string>& options,
+                                    const AzureEnvironment& env) {
+  auto trimmed = [](std::string v) {
+    while (!v.empty() && v.back() == '/') v.pop_back();
+    return v;
+  };
+  struct Check {
+    const char* key;
+    const char* option;
+    std::string value, in_environment, shown;
+  };
+  std::string host = trimmed(env("AZURE_AUTHORITY_HOST"));
+  const std::string host_shown = host.empty() ? "not set: the SDK uses " + AzureAdIdentity{}.authority_host : host;
+  if (host.empty()) host = AzureAdIdentity{}.authority_host;
+  std::vector<Check> checks = {{"AZURE_AUTHORITY_HOST", "azure_authority_host", c.ad.authority_host, host, host_shown}};
+  if (c.ad.client_secret.empty()) {
+    for (const auto& [key, option, value] :
+         {std::tuple{"AZURE_TENANT_ID", "azure_tenant_id", &c.ad.tenant_id},
+          {"AZURE_CLIENT_ID", "azure_client_id", &c.ad.client_id},
+          {"AZURE_FEDERATED_TOKEN_FILE", "azure_federated_token_file", &c.ad.federated_token_file}}) {
+      const std::string e = env(key);
+      checks.push_back({key, option, *value, e, e.empty() ? "not set" : e});
+    }
+  }
+  for (const auto& check : checks) {
+    if (options.count(check.key) == 0 || check.value == check.in_environment) continue;
+    return invalid("storage option {} ('{}') for Azure account '{}' differs from {} in sluice's environment ({}): "
+                   "the Azure SDK inside Arrow, which reads and writes the data files, takes it only from the "
+                   "environment; set {}={} in sluice's environment (the storage option may stay if it is equal)",
+                   check.option, check.value, c.account, check.key, check.shown, check.key, check.value);
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 std::string azure_error_code(const AzureResponse& response) {
@@ -126,9 +168,15 @@ std::string azure_error_text(const AzureResponse& response) {
 
 arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
                                              const std::string& uri_account) {
+  return azure_config_from(options, uri_account, [](const char* key) { return env_or_empty(key); });
+}
+
+arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
+                                             const std::string& uri_account, const AzureEnvironment& env) {
+  auto explicit_option = [&](const char* key) { return options.count(key) > 0; };
   auto get = [&](const char* key) {
     auto it = options.find(key);
-    return it != options.end() ? it->second : env_or_empty(key);
+    return it != options.end() ? it->second : env(key);
   };
   auto flag = [&](const char* key) -> arrow::Result<bool> {
     const std::string v = to_lower(get(key));
@@ -140,6 +188,9 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
   c.account = get("AZURE_STORAGE_ACCOUNT_NAME");
   c.account_key = get("AZURE_STORAGE_ACCOUNT_KEY");
   c.sas_token = get("AZURE_STORAGE_SAS_TOKEN");
+  // Where the key or SAS token came from: storage_options (explicit) or the environment.
+  bool keyed_explicitly = (!c.account_key.empty() && explicit_option("AZURE_STORAGE_ACCOUNT_KEY")) ||
+                          (!c.sas_token.empty() && explicit_option("AZURE_STORAGE_SAS_TOKEN"));
   c.endpoint = get("AZURE_STORAGE_ENDPOINT");
   ARROW_ASSIGN_OR_RAISE(bool emulator, flag("AZURE_STORAGE_USE_EMULATOR"));
   ARROW_ASSIGN_OR_RAISE(c.allow_http, flag("AZURE_ALLOW_HTTP"));
@@ -151,6 +202,7 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
     if (c.account_key.empty() && c.sas_token.empty()) {
       c.account_key = f["AccountKey"];
       c.sas_token = f["SharedAccessSignature"];
+      keyed_explicitly = explicit_option("AZURE_STORAGE_CONNECTION_STRING");
     }
     if (c.endpoint.empty()) c.endpoint = f["BlobEndpoint"];
     if (c.endpoint.empty() && !c.account.empty() && !emulator) {
@@ -168,15 +220,31 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
     }
     c.account = uri_account;
   }
-  c.ad.client_secret = get("AZURE_CLIENT_SECRET");
+  // Precedence: storage_options credentials over the environment's; the emulator over a service
+  // principal that only the environment names (a developer's shell may hold one for other tools).
+  // Two kinds from the same source are refused: sluice would use only one.
+  std::string secret = get("AZURE_CLIENT_SECRET");
+  const bool secret_explicitly = !secret.empty() && explicit_option("AZURE_CLIENT_SECRET");
+  const bool keyed = !c.account_key.empty() || !c.sas_token.empty();
+  if (!secret.empty() && keyed) {
+    if (secret_explicitly == keyed_explicitly) {
+      return invalid("both {} and AZURE_CLIENT_SECRET (a service principal) are set {} for Azure account '{}': "
+                     "sluice would use only one; remove one of them",
+                     c.account_key.empty() ? "AZURE_STORAGE_SAS_TOKEN" : "AZURE_STORAGE_ACCOUNT_KEY",
+                     secret_explicitly ? "in storage_options" : "in the environment",
+                     c.account.empty() ? std::string(emulator ? kEmulatorAccount : "") : c.account);
+    }
+    if (secret_explicitly) {
+      c.account_key.clear();
+      c.sas_token.clear();
+    } else {
+      secret.clear();
+    }
+  }
+  if (emulator && !secret_explicitly) secret.clear();
+  c.ad.client_secret = secret;
   c.ad.client_id = get("AZURE_CLIENT_ID");
   c.ad.tenant_id = get("AZURE_TENANT_ID");
-  if (c.uses_ad() && (!c.account_key.empty() || !c.sas_token.empty())) {
-    return invalid("both {} and AZURE_CLIENT_SECRET (a service principal) are set for Azure account '{}': "
-                   "sluice would use only one; remove one of them (environment or storage_options)",
-                   c.account_key.empty() ? "AZURE_STORAGE_SAS_TOKEN" : "AZURE_STORAGE_ACCOUNT_KEY",
-                   c.account.empty() ? std::string(emulator ? kEmulatorAccount : "") : c.account);
-  }
   // Workload identity ranks below every explicit credential: AKS puts AZURE_FEDERATED_TOKEN_FILE
   // in every pod's environment.
   if (!c.uses_ad() && c.account_key.empty() && c.sas_token.empty() && !emulator) {
@@ -212,6 +280,7 @@ arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::st
   if (!c.sas_token.empty() && c.sas_token.front() == '?') c.sas_token.erase(0, 1);
   if (c.uses_ad()) {
     ARROW_RETURN_NOT_OK(check_ad_identity(c, get("AZURE_AUTHORITY_HOST")));
+    ARROW_RETURN_NOT_OK(check_sdk_environment(c, options, env));
   } else if (c.account_key.empty() && c.sas_token.empty()) {
     // The Azure SDKs' other identity variables: named when set, so that the user sees they are
     // not used rather than wonder why.

@@ -8,6 +8,7 @@
 
 #include <arrow/result.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,11 +43,22 @@ struct AzureConfig {
 // (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST) when no key or SAS
 // token is given; workload identity (AZURE_FEDERATED_TOKEN_FILE instead of the secret) when
 // neither a key, a SAS token, a secret nor the emulator is (an ambient setting, as AKS injects
-// it). Refuses a missing account or credentials, a key that is not base64, a plain-http endpoint
-// without AZURE_ALLOW_HTTP=true (or the emulator), a client secret beside a key or SAS token, an
-// incomplete service principal and one over plain http, saying what to set.
+// it). Credentials in `options` win over the environment's (a key or SAS token in options over an
+// AZURE_CLIENT_SECRET in the environment, and the reverse); the emulator wins over a client
+// secret that only the environment names. Refuses a missing account or credentials, a key that is
+// not base64, a plain-http endpoint without AZURE_ALLOW_HTTP=true (or the emulator), a client
+// secret beside a key or SAS token from the same source, an incomplete service principal and one
+// over plain http, and an authority host (workload identity: also tenant, client id, token file)
+// in `options` that differs from the environment, which is where Arrow's Azure SDK reads it,
+// saying what to set.
 arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
                                              const std::string& uri_account);
+
+// The value of an environment variable, "" when unset.
+using AzureEnvironment = std::function<std::string(const char*)>;
+// The same with `env` as the environment (tests).
+arrow::Result<AzureConfig> azure_config_from(const std::map<std::string, std::string>& options,
+                                             const std::string& uri_account, const AzureEnvironment& env);
 
 struct AzureResponse {
   long status = 0;

@@ -28,41 +28,6 @@ int64_t http_date_nanos(const std::string& text) {
   return t < 0 ? 0 : static_cast<int64_t>(t) * 1'000'000'000;
 }
 
-// Environment variables set while it lives, then restored: the Azure SDK's credentials read the
-// authority host (and workload identity its tenant, client id and token file) only from the
-// environment, when they are made (AzureOptions::Configure*Credential take no options for it).
-// Made only while a store is opened (open_azure_location's mutex), never while a request runs.
-class ScopedEnvironment {
- public:
-  explicit ScopedEnvironment(const std::vector<std::pair<const char*, std::string>>& values) {
-    for (const auto& [name, value] : values) {
-      const char* old = std::getenv(name);
-      if (old != nullptr && value == old) continue;
-      saved_.push_back({name, old != nullptr, old != nullptr ? old : ""});
-      setenv(name, value.c_str(), 1);
-    }
-  }
-  ~ScopedEnvironment() {
-    for (const auto& s : saved_) {
-      if (s.had) {
-        setenv(s.name, s.value.c_str(), 1);
-      } else {
-        unsetenv(s.name);
-      }
-    }
-  }
-  ScopedEnvironment(const ScopedEnvironment&) = delete;
-  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
-
- private:
-  struct Saved {
-    const char* name;
-    bool had;
-    std::string value;
-  };
-  std::vector<Saved> saved_;
-};
-
 // The hint a refused request gets: the settings of the credentials in use.
 const char* credential_hint(bool uses_ad) {
   return uses_ad ? " (check the service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) and "
@@ -105,7 +70,7 @@ arrow::Result<arrow::fs::AzureOptions> arrow_options(const AzureConfig& config) 
   options.blob_storage_scheme = scheme;
   options.dfs_storage_scheme = scheme;
   if (config.uses_ad() && config.ad.client_secret.empty()) {
-    ARROW_RETURN_NOT_OK(options.ConfigureWorkloadIdentityCredential());  // from the environment (Make)
+    ARROW_RETURN_NOT_OK(options.ConfigureWorkloadIdentityCredential());  // from the environment (config checked)
   } else if (config.uses_ad()) {
     ARROW_RETURN_NOT_OK(
         options.ConfigureClientSecretCredential(config.ad.tenant_id, config.ad.client_id, config.ad.client_secret));
@@ -190,19 +155,10 @@ arrow::Result<std::shared_ptr<AzureStore>> AzureStore::Make(AzureConfig config) 
     // The first token now: a wrong secret is reported here, clearly, before Arrow's SDK tries.
     ARROW_ASSIGN_OR_RAISE(tokens, AzureTokenProvider::Make(config.ad));
   }
-  std::optional<ScopedEnvironment> environment;  // around the SDK's credential's construction
-  if (config.uses_ad()) {
-    std::vector<std::pair<const char*, std::string>> values = {{"AZURE_AUTHORITY_HOST", config.ad.authority_host}};
-    if (config.ad.client_secret.empty()) {
-      values.insert(values.end(), {{"AZURE_TENANT_ID", config.ad.tenant_id},
-                                   {"AZURE_CLIENT_ID", config.ad.client_id},
-                                   {"AZURE_FEDERATED_TOKEN_FILE", config.ad.federated_token_file}});
-    }
-    environment.emplace(values);
-  }
+  // The SDK's credential reads the authority host (workload identity: tenant, client id, token
+  // file) from the environment here; azure_config_from refused any storage option that differs.
   ARROW_ASSIGN_OR_RAISE(auto options, arrow_options(config));
   auto fs = arrow::fs::AzureFileSystem::Make(options);
-  environment.reset();
   if (!fs.ok()) return io_failure(redacted(fs.status()), "cannot set up Azure Blob access to", config.endpoint);
   return std::shared_ptr<AzureStore>(
       new AzureStore(AzureClient(std::move(config), std::move(tokens)), std::move(*fs)));

@@ -64,12 +64,12 @@ void curl_prepare(CURL* c, const std::string& url, bool allow_http, std::string*
 }
 
 void curl_trust_ssl_cert_env(CURL* c) {
-  if (const std::string file = env_or_empty("SSL_CERT_FILE"); !file.empty()) {
-    curl_easy_setopt(c, CURLOPT_CAINFO, file.c_str());
-  }
-  if (const std::string dir = env_or_empty("SSL_CERT_DIR"); !dir.empty()) {
-    curl_easy_setopt(c, CURLOPT_CAPATH, dir.c_str());
-  }
+  // Read once, at the first use (thread-safe initialisation), not at each request: a process-wide
+  // start-up setting, and no getenv while other threads run requests.
+  static const std::string file = env_or_empty("SSL_CERT_FILE");
+  static const std::string dir = env_or_empty("SSL_CERT_DIR");
+  if (!file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, file.c_str());
+  if (!dir.empty()) curl_easy_setopt(c, CURLOPT_CAPATH, dir.c_str());
 }
 
 std::string curl_tls_hint(CURLcode rc) {

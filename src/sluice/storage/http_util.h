@@ -51,7 +51,8 @@ void curl_set_method(CURL* c, const std::string& method, const std::string& payl
 // when set, as the Azure SDK inside the pyarrow wheel does (its OpenSSL reads them), so that a
 // private CA trusted for one request path is trusted for the other.
 enum class TlsTrust { kDefault, kSslCertEnv };
-// CURLOPT_CAINFO / CURLOPT_CAPATH from SSL_CERT_FILE / SSL_CERT_DIR, where set.
+// CURLOPT_CAINFO / CURLOPT_CAPATH from SSL_CERT_FILE / SSL_CERT_DIR, where set (read once, at
+// the first call).
 void curl_trust_ssl_cert_env(CURL* c);
 // " (the server's certificate is not trusted: ...)" for a failed TLS verification or an
 // unreadable CA file, naming SSL_CERT_FILE; "" for any other transport error.
