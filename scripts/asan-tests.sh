@@ -14,8 +14,15 @@ ROOT=$(pwd)
 # runs (random SIGKILLs: the paths they cross, a state's restore among them, run here through the
 # failpoint crash tests), Spark (its JVM start dominates and it exercises the same sluice code
 # paths as the deltalake/DuckDB readers), nor test_kafka_script (scripts/kafka.sh alone, no
-# sluice). docs/decisions.md "CI time".
-ASAN_PYTEST=(-m "not slow" --ignore=tests/integration/test_kafka_script.py)
+# sluice), nor the multi-process scale-out and whole-pipeline-on-object-store modules: their time
+# is in process starts, leases' ttls and object-store servers, and the sluice code they run (the
+# object stores' requests, the lease, a pipeline's flows) runs here through test_object_storage,
+# test_azure_storage, test_gcs_storage, the lease unit tests and the local pipeline modules.
+# docs/decisions.md "CI time" and "CI time (3)".
+ASAN_PYTEST=(-m "not slow" --ignore=tests/integration/test_kafka_script.py
+             --ignore=tests/integration/test_scale_out.py --ignore=tests/integration/test_scale_out_s3.py
+             --ignore=tests/integration/test_pipeline_on_s3.py
+             --ignore=tests/integration/test_pipeline_on_azure_and_gcs.py)
 [ $# -gt 0 ] && ASAN_PYTEST=("$@")
 
 bash scripts/sanitizer-build.sh
