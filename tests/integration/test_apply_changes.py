@@ -303,3 +303,40 @@ def test_scd2_delete_that_closed_nothing_closes_an_older_upsert_arriving_in_a_la
         assert result.returncode == 0, result.stderr
         assert history_rows(pipe) == scd2_model(produced)
     assert history_rows(pipe) == [(1, "a", None, 10, 10, 20), (1, "late", None, 30, 30, 40)]
+
+
+def test_scd2_target_from_before_tombstones_survives_a_crash_after_its_first_state_save(tmp_path, bootstrap, new_topic):
+    """An SCD2 target written before its tombstones were kept has progress and no state. A run
+    killed between its first state save and the MERGE commit leaves a snapshot for progress that
+    never landed; the next run must take that as no state (the target holds no marker that its
+    state is committed), not stop for good asking for a full refresh."""
+    import json
+    import shutil
+    topic = new_topic(1)
+    pipe = cdc_pipeline(tmp_path, "scd2legacy", bootstrap, topic, SCD2)
+    target = pipe / "data" / "tables" / "customers"
+    produced = [{"id": 1, "name": "a", "city": None, "op": "u", "seq": 10},
+                {"id": 2, "name": "b", "city": None, "op": "u", "seq": 10}]
+    produce_values(bootstrap, topic, produced)
+    result = run_sluice("run", pipe, "--once")
+    assert result.returncode == 0, result.stderr
+    # As a target from before tombstone state: no state folder, no state marker in its log.
+    shutil.rmtree(target / "_sluice_state")
+    for commit in sorted((target / "_delta_log").glob("*.json")):
+        lines = commit.read_text().splitlines()
+        kept = [l for l in lines if "sluice:state_kept:" not in json.dumps(json.loads(l).get("txn", {}))]
+        commit.write_text("".join(l + "\n" for l in kept))
+    assert not list((target / "_delta_log").glob("*.checkpoint*.parquet"))
+    more = [{"id": 1, "name": "a2", "city": None, "op": "u", "seq": 20},
+            {"id": 3, "name": None, "city": None, "op": "d", "seq": 30}]  # closes nothing: a tombstone
+    produce_values(bootstrap, topic, more)
+    produced += more
+    crashed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "before_apply_changes_commit"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert list((target / "_sluice_state").rglob("*.arrow"))  # the orphan of the commit that never landed
+    for _ in range(2):  # the second run: the state (and its marker) committed by the first
+        result = run_sluice("run", pipe, "--once")
+        assert result.returncode == 0, result.stderr
+        assert history_rows(pipe) == scd2_model(produced)
+    log = "".join(c.read_text() for c in sorted((target / "_delta_log").glob("*.json")))
+    assert "sluice:state_kept:" in log

@@ -272,12 +272,18 @@ arrow::Result<ChangeFeedBound> parse_change_feed_bound(const std::string& text) 
 arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, const std::string& table,
                                                          const ChangeFeedBound& start,
                                                          const std::optional<ChangeFeedBound>& end,
-                                                         StartAfterLatest after_latest) {
-  ARROW_ASSIGN_OR_RAISE(auto latest, store.latest_version());
+                                                         StartAfterLatest after_latest,
+                                                         std::optional<DeltaVersion> as_of) {
+  std::optional<DeltaVersion> latest = as_of;
+  if (!latest) {
+    ARROW_ASSIGN_OR_RAISE(latest, store.latest_version());
+  }
   if (!latest) return invalid("table_changes of {}: the table has no commits ({})", table, store.location());
   std::vector<std::pair<DeltaVersion, int64_t>> times;
   if (start.timestamp_micros || (end && end->timestamp_micros)) {
     ARROW_ASSIGN_OR_RAISE(times, store.commit_timestamps());
+    // Commits after the caller's snapshot are not part of the range.
+    std::erase_if(times, [&](const auto& vt) { return vt.first > *latest; });
     int64_t monotonic = INT64_MIN;  // as Spark: a commit is never older than its parent
     for (auto& [v, ts] : times) ts = monotonic = std::max(monotonic, ts);
   }
@@ -398,8 +404,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> read_table_changes(const LogStore& 
   if (!ending.empty()) {
     ARROW_ASSIGN_OR_RAISE(end, parse_change_feed_bound(ending));
   }
-  ARROW_ASSIGN_OR_RAISE(auto range, resolve_change_feed_range(store, table, start, end));
   ARROW_ASSIGN_OR_RAISE(auto latest, Snapshot::load(store));
+  ARROW_ASSIGN_OR_RAISE(auto range, resolve_change_feed_range(store, table, start, end, StartAfterLatest::kRefuse,
+                                                              latest->version()));
   return read_change_feed(store, table, range, latest.get());
 }
 

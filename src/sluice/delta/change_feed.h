@@ -58,11 +58,13 @@ enum class StartAfterLatest { kRefuse, kNextVersion };
 // The versions `start` and `end` (the latest when unset) name. Errors name `table` and the
 // range: from > to, a start after the latest version, a timestamp outside the history. With
 // StartAfterLatest::kNextVersion a start timestamp after the latest commit gives the range
-// (latest + 1, latest): nothing yet.
+// (latest + 1, latest): nothing yet. `latest`: the version of the snapshot the caller reads
+// (commits after it are not seen, so a range never passes it); the log's latest when unset.
 arrow::Result<ChangeFeedRange> resolve_change_feed_range(const LogStore& store, const std::string& table,
                                                          const ChangeFeedBound& start,
                                                          const std::optional<ChangeFeedBound>& end,
-                                                         StartAfterLatest after_latest = StartAfterLatest::kRefuse);
+                                                         StartAfterLatest after_latest = StartAfterLatest::kRefuse,
+                                                         std::optional<DeltaVersion> latest = std::nullopt);
 
 // One file of the feed: a cdc file (its rows carry _change_type), or a data file added or
 // removed by a commit without cdc files (all its rows inserted or deleted, less those its

@@ -91,6 +91,12 @@ arrow::Result<CdcOutcome> CdcHistoryResolver::resolve(const std::shared_ptr<arro
                                                       const CdcBatch& batch,
                                                       const std::shared_ptr<arrow::Table>& tombstones_in,
                                                       int64_t now_ms, int64_t gc_before_ms) const {
+  if (tombstones_in && !tombstones_in->schema()->Equals(*state_schema_, /*check_metadata=*/false)) {
+    return invalid("APPLY CHANGES: the saved state has the columns {} but SCD type 2 tombstones are {} (was the "
+                   "target switched from SCD type 1, or its keys or SEQUENCE BY type changed?); run a full refresh "
+                   "of the target",
+                   tombstones_in->schema()->ToString(), state_schema_->ToString());
+  }
   const auto& rows = *batch.rows;
   const int64_t nb = rows.num_rows();
   if (batch.sequence->null_count() > 0) {

@@ -152,17 +152,30 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
   const ProgressIds ids(config_.id, flow_name);
   StateStore state_store(config_.objects, table_path / "_sluice_state" / flow_name);
   std::shared_ptr<arrow::Table> state;  // SCD1's per-key state; SCD2's tombstones (deletes that closed nothing)
-  bool has_state = true;
-  if (history) {  // an SCD2 target from before its tombstones were kept has no state yet: none then
-    auto listed = config_.objects->list(state_store.dir().string());
-    has_state = !listed.ok() || std::any_of(listed->begin(), listed->end(), [](const auto& object) {
-      return std::filesystem::path(object.name).extension() == ".arrow";
-    });
+  // An SCD2 target from before its tombstones were kept has progress and no state: none then,
+  // until a commit carries the marker that its state is kept (the first one saving state). Not
+  // told by the folder: a snapshot saved for a commit that never landed would be taken for it.
+  bool state_committed = true;
+  if (history) {
+    const auto marker = snapshot->txns().find(ids.state_kept());
+    state_committed = marker != snapshot->txns().end() && marker->second.version >= 1;
   }
-  if (has_state) {
-    auto loaded = state_store.load(ids.recorded_in(snapshot.get()));
+  {
+    auto loaded = state_store.load(ids.recorded_in(snapshot.get()), !state_committed);
     if (!loaded.ok()) return with_context(loaded.status(), where);
     if (*loaded) state = (*loaded)->open_rows;
+  }
+  // State of another shape (a target switched between SCD types 1 and 2, or whose keys or
+  // SEQUENCE BY type changed, without a full refresh) is refused before it is read.
+  if (state) {
+    const auto& expected = history ? history_resolver->state_schema() : resolver->state_schema();
+    if (!state->schema()->Equals(*expected, /*check_metadata=*/false)) {
+      return invalid("{}: the flow's saved state ({}) has the columns {} but SCD type {} with these keys and "
+                     "SEQUENCE BY needs {} (was the target switched between SCD types without a full refresh?); "
+                     "run a full refresh of {} (--full-refresh {})",
+                     where, config_.objects->display(state_store.dir().string()), state->schema()->ToString(),
+                     ac.scd_type, expected->ToString(), d.name, d.name);
+    }
   }
 
   // The upstream's commits since the recorded progress.
@@ -192,7 +205,7 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
     } else if (delta::is_missing_commit(history.status()) || delta::is_removed_data(history.status())) {
       for (const auto& f : up_snapshot->files()) files.push_back({DeltaVersion(latest), f});
     } else {
-      return history.status();
+      return with_context(history.status(), where);
     }
   }
 
@@ -239,6 +252,7 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
     target.snapshot = snapshot;
     target.name = d.name;
     target.txns = progress.positions();
+    if (!state_committed && resolved->state) target.txns[ids.state_kept()] = 1;  // with the state's first commit
     target.before_commit = [&]() -> arrow::Status {
       if (resolved->state) {
         exec::WindowState saved;
@@ -252,6 +266,7 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
     if (!merged.ok()) return with_context(merged.status(), where);
     ARROW_ASSIGN_OR_RAISE(snapshot, delta::Snapshot::load(*store, merged->version));
     state = resolved->state;
+    if (resolved->state) state_committed = true;
     report.rows_written += resolved->upserts + resolved->deletes;
     report.rows_duplicate += resolved->ignored;
     if (state) report.state_rows = state->num_rows();

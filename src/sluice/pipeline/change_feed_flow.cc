@@ -34,7 +34,7 @@ arrow::Status FlowRunner::run_change_feed_source(StreamingFlow& sf, const exec::
       range.from = DeltaVersion(*start.version);
     } else {
       ARROW_ASSIGN_OR_RAISE(auto resolved, delta::resolve_change_feed_range(upstream, src.name, start, std::nullopt,
-                                                                            delta::StartAfterLatest::kNextVersion));
+                                                                            delta::StartAfterLatest::kNextVersion, latest));
       range.from = resolved.from;
       from_timestamp = true;
     }

@@ -34,6 +34,10 @@ std::string view_query_progress_id(const PipelineId& pipeline, const std::string
   return fmt::format("sluice:view_query:{}/{}", pipeline.value(), flow);
 }
 
+std::string state_kept_progress_id(const PipelineId& pipeline, const std::string& flow) {
+  return fmt::format("sluice:state_kept:{}/{}", pipeline.value(), flow);
+}
+
 bool is_flow_progress(const std::string& app_id, const PipelineId& pipeline, const std::string& flow) {
   const auto prefix = fmt::format("{}/{}/", pipeline.value(), flow);
   return app_id.rfind(prefix, 0) == 0;

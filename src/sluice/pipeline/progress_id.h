@@ -55,6 +55,11 @@ std::string kafka_fingerprint_progress_id(const PipelineId& pipeline, const std:
 // whose inputs and query did not change commits nothing. A marker, not progress.
 std::string view_query_progress_id(const PipelineId& pipeline, const std::string& flow);
 
+// `sluice:state_kept:<pipeline id>/<flow>`: committed (version 1) with the first commit of a flow
+// whose state snapshots began after the table had progress (APPLY CHANGES SCD type 2, whose
+// tombstones came later): the flow's state must exist from that commit on. A marker, not progress.
+std::string state_kept_progress_id(const PipelineId& pipeline, const std::string& flow);
+
 // A Kafka sink flow's transactional.id, `sluice-<pipeline id>-<flow>`: one per flow, so a
 // restarted run fences the one before it and aborts its open transaction; and the consumer
 // group whose committed offset (written in the same transactions) is the flow's progress.

@@ -99,7 +99,8 @@ void remove_quietly(storage::ObjectStore& objects, const fs::path& path) {
 
 }  // namespace
 
-arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersions& committed) {
+arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersions& committed,
+                                                                 bool missing_is_none) {
   ARROW_ASSIGN_OR_RAISE(auto files, snapshots(*objects_, dir_));
   bool has_progress = false;
   for (const auto& [app, v] : committed) has_progress |= v >= 0;
@@ -126,6 +127,11 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
     // commit lands (a later orphan's number would let that save delete it).
     last_seq_ = it->first;
     return std::move(loaded->state);
+  }
+  if (missing_is_none) {  // no state committed yet: every snapshot is an orphan
+    for (const auto& [seq, path] : files) remove_quietly(*objects_, path);
+    last_seq_ = files.empty() ? -1 : files.back().first;
+    return std::nullopt;
   }
   return invalid("the window state of the table's last commit is missing from {} (the table has progress but no "
                  "state snapshot matches it; was the folder deleted, or the table written by a sluice without "

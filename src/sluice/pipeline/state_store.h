@@ -27,8 +27,11 @@ class StateStore {
 
   // The state of the last landed commit. `committed`: the table's txn versions of this flow.
   // None when the flow has no progress yet (or it was reset: versions < 0). An error when the
-  // flow has progress but its state is missing.
-  arrow::Result<std::optional<exec::WindowState>> load(const TxnVersions& committed);
+  // flow has progress but its state is missing, unless `missing_is_none`: for a flow whose
+  // table may hold progress from before it kept state (and has committed none since), no
+  // snapshot matching `committed` means none, and the snapshots there (orphans of commits that
+  // never landed) are deleted.
+  arrow::Result<std::optional<exec::WindowState>> load(const TxnVersions& committed, bool missing_is_none = false);
   // Saves `state` for the commit about to record `progress` (atomically: ObjectStore::put, a
   // temp file + rename locally, one PUT on an object store).
   // Returns the file's size in bytes.

@@ -23,6 +23,8 @@ std::string ProgressIds::kafka_last_record(const std::string& topic, KafkaPartit
 
 std::string ProgressIds::view_query() const { return view_query_progress_id(pipeline_, flow_); }
 
+std::string ProgressIds::state_kept() const { return state_kept_progress_id(pipeline_, flow_); }
+
 std::string ProgressIds::delta(const std::string& upstream_table_id, DeltaReader reader) const {
   return delta_progress_id(pipeline_, flow_, upstream_table_id, reader);
 }

@@ -69,6 +69,8 @@ class ProgressIds {
   std::string kafka_last_record(const std::string& topic, KafkaPartition partition) const;
   // The fingerprint of a materialized view's query (a marker, not progress).
   std::string view_query() const;
+  // Whether the flow's state snapshots are committed (a marker, not progress).
+  std::string state_kept() const;
   // An upstream Delta table's progress (version: the upstream version consumed).
   std::string delta(const std::string& upstream_table_id, DeltaReader reader = DeltaReader::kOnly) const;
   // Whether `app_id` is progress of this flow (any source; markers are not).

@@ -136,6 +136,29 @@ TEST_F(ChangeFeedTest, BadRangesAreRefusedNamingTableAndVersions) {
   EXPECT_EQ((*capped)->num_rows(), 2);
 }
 
+// A stream resolves its start against the snapshot it read: commits landing after it are not
+// in the range, so the range never passes the version the flow records as consumed.
+TEST_F(ChangeFeedTest, RangesResolveAgainstTheCallersSnapshotVersion) {
+  write(R"([{"id":1,"name":"a"}])");
+  write(R"([{"id":2,"name":"b"}])");
+  write(R"([{"id":3,"name":"c"}])");
+  auto start = parse_change_feed_bound("1970-01-02").ValueOrDie();
+  auto to_log = resolve_change_feed_range(*store_, "t", start, std::nullopt, StartAfterLatest::kNextVersion);
+  ASSERT_TRUE(to_log.ok()) << to_log.status().ToString();
+  EXPECT_EQ(to_log->to.value(), 2);
+  auto as_of = resolve_change_feed_range(*store_, "t", start, std::nullopt, StartAfterLatest::kNextVersion,
+                                         DeltaVersion(0));
+  ASSERT_TRUE(as_of.ok()) << as_of.status().ToString();
+  EXPECT_EQ(as_of->from.value(), 0);
+  EXPECT_EQ(as_of->to.value(), 0);
+  auto future = parse_change_feed_bound("2999-01-01").ValueOrDie();
+  auto next = resolve_change_feed_range(*store_, "t", future, std::nullopt, StartAfterLatest::kNextVersion,
+                                        DeltaVersion(1));
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next->from.value(), 2);  // the snapshot's next version, not the log's
+  EXPECT_EQ(next->to.value(), 1);
+}
+
 TEST_F(ChangeFeedTest, MissingCommitsAreRefused) {
   write(R"([{"id":1,"name":"a"}])");
   write(R"([{"id":2,"name":"b"}])");

@@ -168,5 +168,29 @@ TEST_F(CdcHistoryTest, TombstonesOfOtherKeysAreKeptUntilCollected) {
   EXPECT_EQ(rows(), (std::vector<HistoryRow>{{1, "late", "x", 10, -1}, {3, "c", "x", 5, 6}, {3, "d", "x", 6, -1}}));
 }
 
+// A target switched from SCD type 1 without a full refresh: its per-key state is no tombstones.
+TEST_F(CdcHistoryTest, StateOfAnotherShapeIsRefusedNotRead) {
+  make();
+  tombstones_ = arrow::Table::MakeEmpty(arrow::schema({arrow::field("id", arrow::int64()),
+                                                       arrow::field("__sequence_scd1", arrow::int64()),
+                                                       arrow::field("__deleted", arrow::boolean())}))
+                    .ValueOrDie();
+  arrow::Int64Builder id, seq;
+  ASSERT_TRUE(id.Append(1).ok() && seq.Append(10).ok());
+  CdcBatch batch;
+  batch.rows = arrow::RecordBatch::Make(
+      kHistorySource, 1,
+      {id.Finish().ValueOrDie(), arrow::MakeArrayFromScalar(arrow::StringScalar("a"), 1).ValueOrDie(),
+       arrow::MakeArrayFromScalar(arrow::StringScalar("x"), 1).ValueOrDie()});
+  batch.sequence = seq.Finish().ValueOrDie();
+  auto one_row = arrow::Table::Make(tombstones_->schema(),
+                                    {arrow::MakeArrayFromScalar(arrow::Int64Scalar(1), 1).ValueOrDie(),
+                                     arrow::MakeArrayFromScalar(arrow::Int64Scalar(5), 1).ValueOrDie(),
+                                     arrow::MakeArrayFromScalar(arrow::BooleanScalar(true), 1).ValueOrDie()});
+  auto out = resolver_->resolve(target_table(), batch, one_row, now_ms_, gc_before_ms_);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("run a full refresh"), std::string::npos) << out.status().ToString();
+}
+
 }  // namespace
 }  // namespace sluice::exec
