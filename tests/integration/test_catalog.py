@@ -62,7 +62,8 @@ def test_changed_definitions_are_committed_as_spark_alters_tables(tmp_path, spar
     produce_values(bootstrap, topic, [{"id": 1, "email": "a@x.org", "country": "FR"}])
     write_sql(pipe, topic)
     run_once(pipe)
-    assert DeltaTable(str(users)).metadata().configuration == {}
+    # The keys the definition set are recorded, so a later run unsets only those.
+    assert DeltaTable(str(users)).metadata().configuration == {"sluice.definedProperties": "[]"}
     created = DeltaTable(str(users)).version()
 
     # Comment, a column comment, and two properties that need table features.
@@ -72,7 +73,9 @@ def test_changed_definitions_are_committed_as_spark_alters_tables(tmp_path, spar
     result = run_once(pipe)
     dt = DeltaTable(str(users))
     assert dt.metadata().description == "people"
-    assert dt.metadata().configuration == {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
+    assert dt.metadata().configuration == {
+        "delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true",
+        "sluice.definedProperties": '["delta.enableChangeDataFeed","delta.enableDeletionVectors"]'}
     assert field_metadata(users, "email") == {"comment": "where to write"}
     protocol = dt.protocol()
     assert (protocol.min_reader_version, protocol.min_writer_version) == (3, 7)
@@ -104,16 +107,33 @@ def test_changed_definitions_are_committed_as_spark_alters_tables(tmp_path, spar
     run_once(pipe)
     dt = DeltaTable(str(users))
     assert operations(users)[-1] == (created + 3, "UNSET TBLPROPERTIES")
-    assert dt.metadata().configuration == {"delta.enableDeletionVectors": "true"}
+    assert dt.metadata().configuration == {"delta.enableDeletionVectors": "true",
+                                           "sluice.definedProperties": '["delta.enableDeletionVectors"]'}
     assert dt.metadata().description is None
     assert "changeDataFeed" in dt.protocol().writer_features
+
+    # A property an admin set with Spark outside the definition stays (no commit); a delta.*
+    # property sluice does not honour is refused, naming the table and the key.
+    spark.sql(f"ALTER TABLE delta.`{users}` SET TBLPROPERTIES ('delta.targetFileSize' = '64mb')")
+    altered = DeltaTable(str(users)).version()
+    run_once(pipe)
+    assert DeltaTable(str(users)).version() == altered
+    assert DeltaTable(str(users)).metadata().configuration["delta.targetFileSize"] == "64mb"
+    write_sql(pipe, topic, email_extra="COMMENT 'where to write'",
+              users_extra="TBLPROPERTIES ('delta.enableDeletionVectors' = 'true', "
+                          "'delta.enableInCommitTimestamps' = 'true')")
+    refused = run_sluice("run", pipe, "--once")
+    assert refused.returncode != 0
+    assert ("table 'users': table property 'delta.enableInCommitTimestamps' is not supported by sluice"
+            in refused.stderr), refused.stderr
+    assert DeltaTable(str(users)).version() == altered
 
     # Partitioning cannot change in place: refused, naming the table, nothing committed.
     write_sql(pipe, topic, users_extra="PARTITIONED BY (country)")
     refused = run_sluice("run", pipe, "--once")
     assert refused.returncode != 0
     assert "table 'users' is partitioned by () but its definition says PARTITIONED BY (country)" in refused.stderr
-    assert DeltaTable(str(users)).version() == created + 3
+    assert DeltaTable(str(users)).version() == altered
 
 
 def test_tags_follow_column_lineage_and_the_catalog_matches_deltalake(tmp_path, spark, bootstrap, new_topic):

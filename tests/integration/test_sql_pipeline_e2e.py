@@ -288,7 +288,8 @@ CREATE MATERIALIZED VIEW by_region AS SELECT region, count(*) AS n FROM orders G
     txns = [t for t in txns if not t.startswith("sluice:last_record:")]  # fingerprints beside progress
     assert sorted(set(txns)) == sorted([f"flows/orders_eu/{eu}/0", f"flows/orders_us/{us}/0", f"flows/orders_us/{us}/1"])
     # TBLPROPERTIES become the table's configuration; pipeline.yaml overrides win.
-    assert table.metadata().configuration == {"delta.checkpointInterval": "3", "owner": "yaml", "quality": "silver"}
+    assert table.metadata().configuration == {"delta.checkpointInterval": "3", "owner": "yaml", "quality": "silver",
+                                              "sluice.definedProperties": '["delta.checkpointInterval","owner","quality"]'}
     gold = {r["region"]: r["n"] for r in DeltaTable(str(pipe / "data" / "tables" / "by_region")).to_pyarrow_table().to_pylist()}
     assert gold == {"eu": 30, "us": 20}
     again = run_sluice("run", pipe, "--once")

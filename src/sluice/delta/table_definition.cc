@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -112,7 +113,34 @@ bool has_writer_feature(const Protocol& p, const std::string& name) {
          std::find(p.writer_features->begin(), p.writer_features->end(), name) != p.writer_features->end();
 }
 
+std::string defined_keys_text(const std::map<std::string, std::string>& configuration) {
+  json keys = json::array();
+  for (const auto& [key, value] : configuration) {
+    if (key != kDefinedPropertiesKey) keys.push_back(key);
+  }
+  return keys.dump();
+}
+
+// The keys a previous definition recorded; empty when the table has no (readable) record.
+std::set<std::string> recorded_keys(const std::map<std::string, std::string>& configuration) {
+  std::set<std::string> out;
+  auto it = configuration.find(kDefinedPropertiesKey);
+  if (it == configuration.end()) return out;
+  json keys = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (!keys.is_array()) return out;
+  for (const auto& k : keys) {
+    if (k.is_string()) out.insert(k.get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace
+
+std::map<std::string, std::string> with_defined_properties(std::map<std::string, std::string> configuration) {
+  configuration.erase(kDefinedPropertiesKey);
+  configuration[kDefinedPropertiesKey] = defined_keys_text(configuration);
+  return configuration;
+}
 
 arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot& snapshot,
                                                                  const TableDefinition& definition,
@@ -136,6 +164,7 @@ arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot&
   json set = json::object();
   std::vector<std::string> said;
   for (const auto& [key, value] : definition.configuration) {
+    if (key == kDefinedPropertiesKey) continue;  // recorded below, from the definition's keys
     auto it = current.configuration.find(key);
     if (it != current.configuration.end() && it->second == value) continue;
     if (needs_unsupported_change(key)) {
@@ -145,6 +174,21 @@ arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot&
           "'{}'",
           table, key, value, it == current.configuration.end() ? std::string("it unset") : it->second));
     }
+    ARROW_RETURN_NOT_OK(check_delta_properties(std::map<std::string, std::string>{{key, value}}, table));
+    if (key.rfind(kCheckConstraintKeyPrefix, 0) == 0 && snapshot.num_files() > 0) {
+      // Spark's ADD CONSTRAINT checks the existing rows; sluice does not scan them here, so a
+      // constraint the rows might break is refused on a table that holds any.
+      return arrow::Status::NotImplemented(fmt::format(
+          "table '{}': {} CHECK constraint '{}' ('{}') on an existing table with data is not supported (its "
+          "existing rows are not checked against it): run the update with --full-refresh {} (a streaming table; "
+          "one read from Kafka needs 'pipelines.reset.allowed' = 'true') so the table is emptied and its rows "
+          "are written again under the constraint, or delete the table's folder so that the next run creates it "
+          "anew, or keep {}",
+          table, it == current.configuration.end() ? "adding" : "changing",
+          key.substr(std::string(kCheckConstraintKeyPrefix).size()), value, table,
+          it == current.configuration.end() ? std::string("the constraint out of the definition")
+                                            : fmt::format("'{}'", it->second)));
+    }
     set[key] = value;
     metadata.configuration[key] = value;
     said.push_back(fmt::format("{}={}", key, value));
@@ -153,6 +197,30 @@ arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot&
     set["comment"] = *definition.description;
     metadata.description = definition.description;
     said.push_back("comment");
+  }
+  // The record of the defined keys: updated with the UNSET commit when there is one (so that
+  // commit still knows what to unset after a re-plan), else with the SET commit.
+  const std::string wanted_record = defined_keys_text(definition.configuration);
+  const auto recorded = recorded_keys(current.configuration);
+  std::vector<std::string> unset;
+  for (const auto& [key, value] : current.configuration) {
+    if (key == kDefinedPropertiesKey) continue;
+    if (definition.configuration.count(key) || key.rfind(kCheckConstraintKeyPrefix, 0) == 0) continue;
+    if (!recorded.count(key)) continue;  // set outside the definition: left alone
+    if (needs_unsupported_change(key)) {
+      return arrow::Status::NotImplemented(fmt::format(
+          "table '{}' has table property '{}' = '{}' but its definition no longer sets it: removing it from an "
+          "existing table is not supported; add it back to the definition's TBLPROPERTIES",
+          table, key, value));
+    }
+    unset.push_back(key);
+  }
+  auto record_it = current.configuration.find(kDefinedPropertiesKey);
+  const bool record_differs = record_it == current.configuration.end() || record_it->second != wanted_record;
+  if (record_differs && unset.empty()) {
+    set[kDefinedPropertiesKey] = wanted_record;
+    metadata.configuration[kDefinedPropertiesKey] = wanted_record;
+    said.push_back(kDefinedPropertiesKey);
   }
   if (!set.empty()) {
     MetadataChange change;
@@ -174,17 +242,7 @@ arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot&
 
   // UNSET TBLPROPERTIES: properties the definition no longer names (not CHECK constraints),
   // and a comment it no longer has.
-  std::vector<std::string> unset;
-  for (const auto& [key, value] : current.configuration) {
-    if (definition.configuration.count(key) || key.rfind(kCheckConstraintKeyPrefix, 0) == 0) continue;
-    if (needs_unsupported_change(key)) {
-      return arrow::Status::NotImplemented(fmt::format(
-          "table '{}' has table property '{}' = '{}' but its definition no longer sets it: removing it from an "
-          "existing table is not supported; add it back to the definition's TBLPROPERTIES",
-          table, key, value));
-    }
-    unset.push_back(key);
-  }
+  const bool record_with_unset = !unset.empty() && record_differs;
   if (!definition.description && current.description) unset.push_back("comment");
   if (!unset.empty()) {
     MetadataChange change;
@@ -197,6 +255,7 @@ arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot&
         metadata.configuration.erase(key);
       }
     }
+    if (record_with_unset) metadata.configuration[kDefinedPropertiesKey] = wanted_record;
     change.metadata = metadata;
     change.summary = "unset " + list_text(unset);
     out.push_back(std::move(change));

@@ -38,12 +38,22 @@ struct MetadataChange {
   std::string summary;               // for the event log: "set delta.enableChangeDataFeed=true"
 };
 
+// Table property recording which properties the pipeline definition set (a JSON array of
+// keys): a later run unsets only those of them the definition no longer names, never a
+// property set outside the definition (e.g. by Spark's ALTER TABLE).
+inline constexpr const char* kDefinedPropertiesKey = "sluice.definedProperties";
+
+// `configuration` with kDefinedPropertiesKey listing its keys: what a table is created with.
+std::map<std::string, std::string> with_defined_properties(std::map<std::string, std::string> configuration);
+
 // The commits (in order, each applied on the previous) that bring `snapshot`'s table to
 // `definition`; empty when it already matches. Refuses what cannot change in place (the
-// partition columns, column mapping) with the table, the values and what to do. Properties
-// the definition no longer names are unset, as Spark's UNSET TBLPROPERTIES does (the
-// features they turned on stay in the protocol, as in Spark), except CHECK constraints
-// (delta.constraints.*, owned by ALTER TABLE ADD/DROP CONSTRAINT).
+// partition columns, column mapping, delta.* properties sluice does not honour, a new or
+// changed CHECK constraint on a table with data) with the table, the values and what to do.
+// Properties a previous definition set (kDefinedPropertiesKey) and this one no longer names
+// are unset, as Spark's UNSET TBLPROPERTIES does (the features they turned on stay in the
+// protocol, as in Spark), except CHECK constraints (delta.constraints.*); properties set
+// outside the definition are left alone.
 arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot& snapshot,
                                                                  const TableDefinition& definition,
                                                                  const std::string& table);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <utility>
 #include <vector>
@@ -220,6 +221,39 @@ std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
   }
   if (!changed) return std::nullopt;
   return raised;
+}
+
+namespace {
+constexpr const char* kSupportedDeltaProperties[] = {
+    "delta.appendOnly",          "delta.checkpointInterval",        "delta.checkpointRetentionDuration",
+    "delta.logRetentionDuration", "delta.deletedFileRetentionDuration", "delta.enableExpiredLogCleanup",
+    "delta.enableChangeDataFeed", "delta.enableDeletionVectors",     "delta.isolationLevel",
+    "delta.targetFileSize"};
+}  // namespace
+
+bool is_supported_delta_property(const std::string& key) {
+  std::string lower = key;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower.rfind("delta.", 0) != 0) return true;
+  if (key.rfind(kConstraintPrefix, 0) == 0 && key.size() > std::string(kConstraintPrefix).size()) return true;
+  for (const char* k : kSupportedDeltaProperties) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
+arrow::Status check_delta_properties(const std::map<std::string, std::string>& configuration,
+                                     const std::string& table) {
+  for (const auto& [key, value] : configuration) {
+    if (is_supported_delta_property(key)) continue;
+    return arrow::Status::NotImplemented(fmt::format(
+        "table '{}': table property '{}' is not supported by sluice (it turns on a Delta feature sluice does "
+        "not write, or sluice would ignore it, and other engines would then misread or refuse the table): "
+        "remove it from the table's TBLPROPERTIES / pipeline.yaml properties. Supported delta.* properties: "
+        "{}, delta.constraints.<name>",
+        table, key, fmt::join(kSupportedDeltaProperties, ", ")));
+  }
+  return arrow::Status::OK();
 }
 
 std::vector<CheckConstraint> check_constraints_of(const Metadata& metadata) {

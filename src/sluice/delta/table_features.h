@@ -52,6 +52,18 @@ bool change_data_feed_enabled(const std::map<std::string, std::string>& configur
 std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
                                                 const std::map<std::string, std::string>& configuration);
 
+// Whether sluice honours the Delta table property `key` when it writes (delta.appendOnly,
+// delta.checkpointInterval, the retention/log durations, delta.enableExpiredLogCleanup,
+// delta.enableChangeDataFeed, delta.enableDeletionVectors, delta.isolationLevel,
+// delta.targetFileSize, delta.constraints.*). Keys not starting with "delta." are not Delta's.
+bool is_supported_delta_property(const std::string& key);
+
+// Refuses a `delta.*` property in `configuration` that sluice does not honour (e.g.
+// delta.enableRowTracking, delta.enableInCommitTimestamps): storing it without its feature
+// makes other engines fail or misread the table. Names the table, the key and what to do.
+arrow::Status check_delta_properties(const std::map<std::string, std::string>& configuration,
+                                     const std::string& table);
+
 // A CHECK constraint: table property `delta.constraints.<name>` = a Spark SQL boolean
 // expression over the table's columns.
 struct CheckConstraint {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -45,14 +46,21 @@ arrow::Result<OptimizeFileSizes> optimize_file_sizes(const delta::Metadata& meta
       {"", 1}, {"b", 1}, {"k", 1ll << 10}, {"kb", 1ll << 10}, {"m", 1ll << 20},
       {"mb", 1ll << 20}, {"g", 1ll << 30}, {"gb", 1ll << 30}};
   auto multiplier = kUnits.find(unit);
-  if (digits == 0 || digits > 12 || multiplier == kUnits.end() ||
+  if (digits == 0 || digits > 18 || multiplier == kUnits.end() ||
       std::stoll(text.substr(0, digits)) == 0) {
     return invalid(
         "table {}: delta.targetFileSize = '{}' is not a file size; set it to a number of bytes "
         "such as 134217728 or '128mb' (ALTER TABLE ... SET TBLPROPERTIES)",
         table, it->second);
   }
-  sizes.min_file_size = sizes.max_file_size = std::stoll(text.substr(0, digits)) * multiplier->second;
+  const int64_t number = std::stoll(text.substr(0, digits));  // at most 18 digits: fits
+  if (number > std::numeric_limits<int64_t>::max() / multiplier->second) {
+    return invalid(
+        "table {}: delta.targetFileSize = '{}' is larger than a file size can be (at most {} bytes); set it "
+        "to a number of bytes such as 134217728 or '128mb' (ALTER TABLE ... SET TBLPROPERTIES)",
+        table, it->second, std::numeric_limits<int64_t>::max());
+  }
+  sizes.min_file_size = sizes.max_file_size = number * multiplier->second;
   return sizes;
 }
 

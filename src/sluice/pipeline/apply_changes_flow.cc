@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "sluice/delta/table_definition.h"
 #include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
@@ -142,7 +143,7 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
   if (!snapshot) {
     StreamingCommitOptions co{config_.id, flow_name, d.name, table_path, schema, {}, {}};
     co.objects = config_.objects;
-    co.write.configuration = properties;
+    co.write.configuration = delta::with_defined_properties(properties);
     co.write.partition_columns = d.definition->partitioned_by;
     co.write.description = d.definition->comment;
     ARROW_ASSIGN_OR_RAISE(auto create, StreamingCommit::make(std::move(co)));

@@ -4,6 +4,7 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include "sluice/delta/table_definition.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/format/kafka_values.h"
 #include "sluice/pipeline/flow_operators.h"
@@ -53,7 +54,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
   flow_config.kafka[spec.cluster] = std::move(cluster.second);
   ARROW_RETURN_NOT_OK(SqlPlanner::apply_kafka_options(src.options, spec));
   spec.partition_columns = d.definition->partitioned_by;
-  spec.properties = planner_.properties(d);
+  spec.properties = delta::with_defined_properties(planner_.properties(d));
   spec.comment = d.definition->comment.value_or("");
   spec.output_schema = f.schema;
   // Kafka rows carry their position: topic, partition, offset.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <set>
 
+#include "sluice/delta/table_definition.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -86,7 +87,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   StreamingCommitOptions co{config_.id, d.flows[0], d.name, config_.table_path(d.name), planner_.schemas().at(d.name),
                             {}, "CREATE OR REPLACE TABLE AS SELECT"};
   co.objects = config_.objects;
-  co.write.configuration = planner_.properties(d);
+  co.write.configuration = delta::with_defined_properties(planner_.properties(d));
   co.write.description = d.definition->comment;
   co.write.mode = delta::WriteMode::kOverwrite;
   co.write.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema

@@ -11,6 +11,7 @@
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/delta/schema_evolution.h"
+#include "sluice/delta/table_features.h"
 #include "sluice/exec/expression_binder.h"
 #include "sluice/exec/stream_dedup.h"
 #include "sluice/exec/stream_join.h"
@@ -120,6 +121,9 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
     views_.emplace(d.name, std::move(plan));
     return arrow::Status::OK();
   }
+  // A delta.* property sluice does not honour is refused before the table is created or
+  // changed (stored without its feature, other engines would misread the table).
+  ARROW_RETURN_NOT_OK(delta::check_delta_properties(properties(d), name));
   // Every flow into the dataset; the first one (its own query) defines the schema unless
   // the dataset declares its columns.
   std::shared_ptr<arrow::Schema> schema;

@@ -4,6 +4,7 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include "sluice/delta/table_definition.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema_evolution.h"
@@ -34,7 +35,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   // Target, side tables, state and progress commit through one protocol (streaming_commit.h).
   StreamingCommitOptions co{config_.id, flow_name, d.name, config_.table_path(d.name), schema, {}, {}};
   co.objects = config_.objects;
-  co.write.configuration = planner_.properties(d);
+  co.write.configuration = delta::with_defined_properties(planner_.properties(d));
   co.write.partition_columns = d.definition->partitioned_by;
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
@@ -125,7 +126,7 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.left_path = config_.table_path(plan.join_left()->source().name);
   spec.right_path = config_.table_path(plan.join_right()->source().name);
   spec.objects = config_.objects;
-  spec.configuration = planner_.properties(d);
+  spec.configuration = delta::with_defined_properties(planner_.properties(d));
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;
   spec.schema = schema;

@@ -4,11 +4,13 @@
 
 #include <arrow/api.h>
 #include <arrow/util/key_value_metadata.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "../temp_dir.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
+#include "sluice/delta/table_features.h"
 #include "sluice/delta/transaction.h"
 
 namespace sluice::delta {
@@ -30,7 +32,7 @@ class TableDefinitionTest : public ::testing::Test {
     txn.set_protocol(protocol_for_schema(*d.schema));
     auto m = new_table_metadata(*d.schema, "t", d.description, d.partition_columns);
     ASSERT_TRUE(m.ok());
-    m->configuration = d.configuration;
+    m->configuration = with_defined_properties(d.configuration);  // as the flows create tables
     txn.set_metadata(*m);
     ASSERT_TRUE(txn.commit({}).ok());
   }
@@ -103,7 +105,8 @@ TEST_F(TableDefinitionTest, ARemovedPropertyAndCommentAreUnsetButCheckConstraint
   EXPECT_EQ((*done)[0].operation, "UNSET TBLPROPERTIES");
   auto snap = latest();
   EXPECT_EQ(snap->metadata().configuration,
-            (std::map<std::string, std::string>{{"delta.constraints.id_positive", "id > 0"}}));
+            (std::map<std::string, std::string>{{"delta.constraints.id_positive", "id > 0"},
+                                                {"sluice.definedProperties", "[]"}}));
   EXPECT_FALSE(snap->metadata().description.has_value());
 }
 
@@ -160,6 +163,129 @@ TEST_F(TableDefinitionTest, ColumnMappingCannotBeTurnedOnInPlace) {
   ASSERT_FALSE(done.ok());
   EXPECT_TRUE(done.status().IsNotImplemented());
   EXPECT_NE(done.status().message().find("'delta.columnMapping.mode'"), std::string::npos);
+}
+
+TEST_F(TableDefinitionTest, ADeltaPropertySluiceDoesNotHonourIsRefusedNamingTableAndKey) {
+  create(base());
+  for (const char* key : {"delta.enableInCommitTimestamps", "delta.dataSkippingNumIndexedCols", "delta.appendonly"}) {
+    auto d = base();
+    d.configuration[key] = "true";
+    auto done = apply_table_definition(store_, d, "t");
+    ASSERT_FALSE(done.ok()) << key;
+    EXPECT_TRUE(done.status().IsNotImplemented());
+    EXPECT_NE(done.status().message().find(fmt::format("table 't': table property '{}' is not supported by sluice", key)),
+              std::string::npos)
+        << done.status().message();
+  }
+  EXPECT_EQ(latest()->version(), DeltaVersion(0));
+  // The ones sluice honours go through.
+  auto d = base();
+  d.configuration["delta.targetFileSize"] = "64mb";
+  d.configuration["delta.logRetentionDuration"] = "interval 40 days";
+  ASSERT_TRUE(apply_table_definition(store_, d, "t").ok());
+  EXPECT_EQ(latest()->metadata().configuration.at("delta.targetFileSize"), "64mb");
+}
+
+TEST_F(TableDefinitionTest, DeltaPropertiesAreCheckedAgainstWhatSluiceHonours) {
+  EXPECT_TRUE(check_delta_properties({{"delta.appendOnly", "true"},
+                                      {"delta.constraints.id_positive", "id > 0"},
+                                      {"delta.enableChangeDataFeed", "true"},
+                                      {"delta.enableDeletionVectors", "true"},
+                                      {"delta.checkpointInterval", "5"},
+                                      {"owner", "me"},
+                                      {"sluice.quarantine", "true"}},
+                                     "t")
+                  .ok());
+  auto refused = check_delta_properties({{"delta.enableRowTracking", "true"}}, "events");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("table 'events': table property 'delta.enableRowTracking' is not supported"),
+            std::string::npos)
+      << refused.message();
+  EXPECT_FALSE(check_delta_properties({{"delta.constraints.", "x"}}, "t").ok());
+}
+
+TEST_F(TableDefinitionTest, ANewCheckConstraintOnATableWithRowsIsRefusedButSetOnAnEmptyOne) {
+  create(base());
+  auto d = base();
+  d.configuration["delta.constraints.id_positive"] = "id > 0";
+  // Empty table (e.g. just reset by --full-refresh): nothing to check, the constraint is set.
+  {
+    auto done = apply_table_definition(store_, d, "t");
+    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    EXPECT_EQ(latest()->metadata().configuration.at("delta.constraints.id_positive"), "id > 0");
+  }
+  {
+    Transaction txn(store_, latest());
+    Add add;
+    add.path = "day=x/part-0.parquet";
+    add.size = 1;
+    add.partition_values = {{"day", "x"}};
+    add.stats = R"({"numRecords":10})";
+    txn.add_file(add);
+    ASSERT_TRUE(txn.commit({}).ok());
+  }
+  const auto version = latest()->version();
+  d.configuration["delta.constraints.id_positive"] = "id > 1";  // changed
+  d.configuration["delta.constraints.day_set"] = "day IS NOT NULL";  // new
+  auto done = apply_table_definition(store_, d, "t");
+  ASSERT_FALSE(done.ok());
+  EXPECT_NE(done.status().message().find("table 't': adding CHECK constraint 'day_set' ('day IS NOT NULL') on an "
+                                         "existing table with data is not supported"),
+            std::string::npos)
+      << done.status().message();
+  EXPECT_NE(done.status().message().find("--full-refresh t"), std::string::npos);
+  d.configuration.erase("delta.constraints.day_set");
+  done = apply_table_definition(store_, d, "t");
+  ASSERT_FALSE(done.ok());
+  EXPECT_NE(done.status().message().find("changing CHECK constraint 'id_positive' ('id > 1')"), std::string::npos)
+      << done.status().message();
+  EXPECT_EQ(latest()->version(), version);
+}
+
+TEST_F(TableDefinitionTest, APropertySetOutsideTheDefinitionIsLeftAloneAndADefinedOneIsUnset) {
+  auto d = base();
+  d.configuration["delta.enableChangeDataFeed"] = "true";
+  create(d);
+  {
+    // An admin's ALTER TABLE SET TBLPROPERTIES ('delta.targetFileSize' = '64mb').
+    Transaction txn(store_, latest());
+    auto m = latest()->metadata();
+    m.configuration["delta.targetFileSize"] = "64mb";
+    txn.set_metadata(m);
+    ASSERT_TRUE(txn.commit({}).ok());
+  }
+  auto same = apply_table_definition(store_, d, "t");
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_TRUE(same->empty());
+  auto done = apply_table_definition(store_, base(), "t");  // the change data feed removed
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ(done->size(), 1u);
+  EXPECT_EQ((*done)[0].operation, "UNSET TBLPROPERTIES");
+  EXPECT_EQ(latest()->metadata().configuration,
+            (std::map<std::string, std::string>{{"delta.targetFileSize", "64mb"},
+                                                {"sluice.definedProperties", R"(["sluice.quarantine"])"},
+                                                {"sluice.quarantine", "true"}}));
+  auto again = apply_table_definition(store_, base(), "t");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty());
+}
+
+TEST_F(TableDefinitionTest, ATableWithoutARecordGetsOneAndLosesNoProperty) {
+  {
+    Transaction txn(store_, nullptr);
+    txn.set_protocol(protocol_for_schema(*schema()));
+    auto m = new_table_metadata(*schema(), "t", std::string("raw"), {"day"});
+    ASSERT_TRUE(m.ok());
+    m->configuration = {{"sluice.quarantine", "true"}, {"owner", "admin"}};
+    txn.set_metadata(*m);
+    ASSERT_TRUE(txn.commit({}).ok());
+  }
+  auto done = apply_table_definition(store_, base(), "t");
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ(done->size(), 1u);
+  EXPECT_EQ((*done)[0].operation, "SET TBLPROPERTIES");
+  EXPECT_EQ(latest()->metadata().configuration.at("owner"), "admin");
+  EXPECT_EQ(latest()->metadata().configuration.at("sluice.definedProperties"), R"(["sluice.quarantine"])");
 }
 
 TEST_F(TableDefinitionTest, NoTableYetIsNothingToDo) {

@@ -232,6 +232,21 @@ TEST_F(OptimizeTest, TargetFileSizeOfTheTableSetsTheThresholds) {
   EXPECT_EQ(optimize_file_sizes(delta::Metadata{}, "t").ValueOrDie().max_file_size, 1ll << 30);
 }
 
+TEST_F(OptimizeTest, ATargetFileSizeBeyondInt64IsRefusedNamingTheProperty) {
+  delta::Metadata metadata;
+  metadata.configuration["delta.targetFileSize"] = "8589934591gb";  // (2^33 - 1) GiB: the largest that fits
+  EXPECT_EQ(optimize_file_sizes(metadata, "t").ValueOrDie().max_file_size, ((1ll << 33) - 1) << 30);
+  for (const char* big : {"8589934592gb", "999999999999gb", "9007199254740992k"}) {
+    metadata.configuration["delta.targetFileSize"] = big;
+    auto bad = optimize_file_sizes(metadata, "t");
+    ASSERT_FALSE(bad.ok()) << big;
+    EXPECT_NE(bad.status().message().find(fmt::format("table t: delta.targetFileSize = '{}' is larger than a file size "
+                                                      "can be", big)),
+              std::string::npos)
+        << bad.status().message();
+  }
+}
+
 TEST_F(OptimizeTest, AConcurrentAppendCommitsAndOptimizeStillSucceeds) {
   write({1}, "a");
   write({2}, "a");
