@@ -114,11 +114,11 @@ def test_changed_definitions_are_committed_as_spark_alters_tables(tmp_path, spar
 
     # A property an admin set with Spark outside the definition stays (no commit); a delta.*
     # property sluice does not honour is refused, naming the table and the key.
-    spark.sql(f"ALTER TABLE delta.`{users}` SET TBLPROPERTIES ('delta.targetFileSize' = '64mb')")
+    spark.sql(f"ALTER TABLE delta.`{users}` SET TBLPROPERTIES ('delta.logRetentionDuration' = 'interval 60 days')")
     altered = DeltaTable(str(users)).version()
     run_once(pipe)
     assert DeltaTable(str(users)).version() == altered
-    assert DeltaTable(str(users)).metadata().configuration["delta.targetFileSize"] == "64mb"
+    assert DeltaTable(str(users)).metadata().configuration["delta.logRetentionDuration"] == "interval 60 days"
     write_sql(pipe, topic, email_extra="COMMENT 'where to write'",
               users_extra="TBLPROPERTIES ('delta.enableDeletionVectors' = 'true', "
                           "'delta.enableInCommitTimestamps' = 'true')")

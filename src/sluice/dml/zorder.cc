@@ -27,7 +27,9 @@ arrow::Result<std::vector<uint32_t>> range_partition_ids(const arrow::ChunkedArr
     ARROW_ASSIGN_OR_RAISE(values, arrow::Concatenate(column.chunks()));
   }
   ARROW_ASSIGN_OR_RAISE(auto ranked, cp::CallFunction("rank", {values}, &options));
-  const auto& rank = static_cast<const arrow::UInt64Array&>(*ranked.make_array());
+  // Held: a reference into make_array()'s temporary would dangle past this statement.
+  const std::shared_ptr<arrow::Array> rank_array = ranked.make_array();
+  const auto& rank = static_cast<const arrow::UInt64Array&>(*rank_array);
   for (int64_t i = 0; i < n; ++i) {
     // Rank is 1-based; the first row of each tie decides its bucket.
     const auto position = static_cast<unsigned __int128>(rank.Value(i) - 1);
