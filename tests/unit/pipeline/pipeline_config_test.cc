@@ -157,6 +157,10 @@ TEST_F(PipelineConfigTest, BadModeAndDurationAreErrors) {
             file() + ":2:7: mode must be 'triggered' or 'continuous', not 'sometimes'");
   EXPECT_FALSE(parse_duration("soon").ok());
   EXPECT_EQ(*parse_duration("10 minutes"), std::chrono::minutes(10));
+  // Digits past int64 and products past it are errors, not an uncaught std::out_of_range.
+  EXPECT_FALSE(parse_duration("99999999999999999999999 ms").ok());
+  EXPECT_FALSE(parse_duration("9223372036854775807 hours").ok());
+  EXPECT_EQ(*parse_duration("9223372036854775807 ms"), std::chrono::milliseconds(INT64_MAX));
 }
 
 TEST_F(PipelineConfigTest, CommitCadenceSettings) {
