@@ -1,7 +1,12 @@
 """The change data feed sluice writes (delta.enableChangeDataFeed): DELETE, UPDATE and MERGE
 through `sluice sql` write _change_data files, appends and materialized-view refreshes write
 none, and two independent readers -- deltalake's load_cdf and Spark's readChangeFeed -- return,
-version by version, exactly the changes a Python model of the statements predicts."""
+version by version, exactly the changes a Python model of the statements predicts. APPLY CHANGES
+targets (SCD1 and SCD2) with the feed on are read by Spark too, against test_apply_changes.py's
+models: the tables after every run, the feed as the models' successive states imply it."""
+import functools
+import random
+
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -176,3 +181,86 @@ def test_pipeline_tables_with_the_feed(tmp_path, spark, bootstrap, new_topic):
                             ("x", 2, "insert", 1), ("y", 1, "insert", 1)])
     assert deltalake_changes(per_key, ["k", "n"]) == expected_view
     assert spark_changes(spark, per_key, ["k", "n"]) == expected_view
+
+
+APPLY_TARGETS = """
+CREATE STREAMING TABLE cdc_raw AS SELECT c.* FROM (SELECT from_json(CAST(value AS STRING),
+  'id BIGINT, name STRING, city STRING, op STRING, seq BIGINT') AS c FROM STREAM read_kafka(topic => '{topic}'));
+CREATE STREAMING TABLE scd1 TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true');
+APPLY CHANGES INTO scd1 FROM STREAM(cdc_raw) KEYS (id) APPLY AS DELETE WHEN op = 'd'
+  SEQUENCE BY seq COLUMNS * EXCEPT (op) STORED AS SCD TYPE 1;
+CREATE STREAMING TABLE scd2 TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true');
+APPLY CHANGES INTO scd2 FROM STREAM(cdc_raw) KEYS (id) APPLY AS DELETE WHEN op = 'd'
+  SEQUENCE BY seq COLUMNS * EXCEPT (op) STORED AS SCD TYPE 2;
+"""
+
+
+def feed_between(before, after, key, version):
+    """The change rows a commit taking a table from the rows `before` to `after` records: per
+    key (the SCD1 key, or SCD2's (key, __START_AT)) an insert, a delete, or an update's pre- and
+    postimage; a row left as it was records nothing."""
+    old, new = {key(r): r for r in before}, {key(r): r for r in after}
+    assert len(old) == len(before) and len(new) == len(after), "the model's rows are unique per key"
+    out = [old[k] + ("delete", version) for k in old.keys() - new.keys()]
+    out += [new[k] + ("insert", version) for k in new.keys() - old.keys()]
+    for k in old.keys() & new.keys():
+        if old[k] != new[k]:
+            out += [old[k] + ("update_preimage", version), new[k] + ("update_postimage", version)]
+    return out
+
+
+@pytest.mark.slow  # Spark; APPLY CHANGES runs under ASan in test_apply_changes.py, MERGE's change files above
+def test_apply_changes_targets_and_their_feeds_read_by_spark(tmp_path, spark, bootstrap, new_topic):
+    """SCD1 and SCD2 APPLY CHANGES targets with the change data feed on, over three runs of random
+    change streams (deletes, re-inserts, duplicates, reordering, late changes between versions):
+    after every run Spark's Delta reader returns each target as the Python models of
+    test_apply_changes.py compute it; then Spark's readChangeFeed over every version equals the
+    differences of the models' successive states (each run is one MERGE commit), and deltalake's
+    load_cdf returns the same rows as Spark's."""
+    from pyspark.sql import functions as F
+
+    from test_apply_changes import change_stream, scd1_model, scd2_model
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "acfeed", bootstrap, "commit: {max_rows: 40}\n")
+    (pipe / "p.sql").write_text(APPLY_TARGETS.format(topic=topic))
+    tables = {n: pipe / "data" / "tables" / f"scd{n}" for n in (1, 2)}
+    columns = {1: ["id", "name", "city", "seq"], 2: ["id", "name", "city", "seq", "__START_AT", "__END_AT"]}
+    keys = {1: lambda r: r[0], 2: lambda r: (r[0], r[4])}
+    models = {1: scd1_model, 2: scd2_model}
+    states = {1: [[]], 2: [[]]}  # the model's rows after each commit, from the empty table (version 0)
+    rng = random.Random(29)
+    produced = []
+    for run in range(3):
+        chunk = change_stream(rng, 1 + 60 * run, 60)
+        if produced:  # late changes: sequence values between versions already applied
+            chunk += [dict(c, seq=c["seq"] + 5, name=f"late{c['seq']}") for c in rng.sample(produced, 4)]
+        produce_values(bootstrap, topic, chunk)
+        produced += chunk
+        result = run_sluice("run", pipe, "--once")
+        assert result.returncode == 0, result.stderr
+        for n, path in tables.items():
+            states[n].append(sorted(models[n](produced), key=repr))
+            assert DeltaTable(str(path)).version() == run + 1, "one MERGE commit per run"
+    for n, path in tables.items():
+        # Every run's version as Spark reads it (time travel), in one Spark job per target.
+        versions = [spark.read.format("delta").option("versionAsOf", v).load(str(path))
+                    .withColumn("_run_version", F.lit(v)) for v in range(1, len(states[n]))]
+        by_spark = {v: [] for v in range(1, len(states[n]))}
+        for r in functools.reduce(lambda a, b: a.unionByName(b), versions).collect():
+            by_spark[r["_run_version"]].append(tuple(r[c] for c in columns[n]))
+        for v, rows in by_spark.items():
+            assert sorted(rows, key=repr) == states[n][v], f"SCD{n} after run {v - 1}"
+        assert DeltaTable(str(path)).history(1)[0]["operation"] == "MERGE"
+        expected = sorted((row for v in range(1, len(states[n]))
+                           for row in feed_between(states[n][v - 1], states[n][v], keys[n], v)), key=repr)
+        kinds = {r[-2] for r in expected}
+        # SCD2 closes a version (an update of __END_AT) where SCD1 deletes the row.
+        assert kinds == ({"insert", "update_preimage", "update_postimage"} | ({"delete"} if n == 1 else set()))
+        df = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0).load(str(path))
+        by_spark = sorted((tuple(r[c] for c in columns[n] + ["_change_type", "_commit_version"])
+                           for r in df.collect()), key=repr)
+        assert by_spark == expected, f"SCD{n}"
+        cdf = pa.table(DeltaTable(str(path)).load_cdf(starting_version=0).read_all()).to_pylist()
+        by_deltalake = sorted((tuple(r[c] for c in columns[n] + ["_change_type", "_commit_version"]) for r in cdf),
+                              key=repr)
+        assert by_deltalake == by_spark, f"SCD{n}"
