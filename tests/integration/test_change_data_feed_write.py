@@ -250,7 +250,10 @@ def test_apply_changes_targets_and_their_feeds_read_by_spark(tmp_path, spark, bo
             by_spark[r["_run_version"]].append(tuple(r[c] for c in columns[n]))
         for v, rows in by_spark.items():
             assert sorted(rows, key=repr) == states[n][v], f"SCD{n} after run {v - 1}"
-        assert DeltaTable(str(path)).history(1)[0]["operation"] == "MERGE"
+        dt = DeltaTable(str(path))
+        assert dt.history(1)[0]["operation"] == "MERGE"
+        assert dt.metadata().configuration.get("delta.enableChangeDataFeed") == "true"
+        assert dt.protocol().min_writer_version >= 4 or "changeDataFeed" in (dt.protocol().writer_features or [])
         expected = sorted((row for v in range(1, len(states[n]))
                            for row in feed_between(states[n][v - 1], states[n][v], keys[n], v)), key=repr)
         kinds = {r[-2] for r in expected}
