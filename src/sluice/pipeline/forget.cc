@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
@@ -310,32 +311,47 @@ bool carries(const Table& t) {
   return t.report.match == ForgetMatch::kColumns || t.report.match == ForgetMatch::kDecodedValue;
 }
 
+bool is_view(const Table& t, const Graph* graph) {
+  if (!graph) return false;
+  auto d = graph->datasets.find(t.name);
+  return d != graph->datasets.end() && d->second.kind == sql::DatasetKind::kMaterializedView;
+}
+
+// The progress ids (txn appIds) of `reader` that name `upstream`'s table id.
+std::vector<std::pair<std::string, int64_t>> progress_on(const delta::Snapshot& reader, const std::string& upstream_id) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& [app_id, txn] : reader.txns()) {
+    size_t at = 0;
+    bool names = false;
+    while (at <= app_id.size() && !names) {
+      size_t slash = app_id.find('/', at);
+      if (slash == std::string::npos) slash = app_id.size();
+      names = app_id.compare(at, slash - at, upstream_id) == 0 && slash - at == upstream_id.size();
+      at = slash + 1;
+    }
+    if (names) out.emplace_back(app_id, txn.version);
+  }
+  return out;
+}
+
 // Refuses while a flow reading a table to be erased has not read all its upstream committed:
 // the erasure's clean-up deletes the commits it would still read. Erasure commits themselves
 // (dataChange=false) are skipped by readers, so a forget interrupted after them still passes.
-arrow::Status check_readers_caught_up(const std::vector<Table>& tables, const PipelineConfig& config) {
+arrow::Status check_readers_caught_up(const std::vector<Table>& tables, const PipelineConfig& config,
+                                     const Graph* graph) {
   std::vector<std::string> behind;
   for (const auto& reader : tables) {
-    for (const auto& [app_id, txn] : reader.snapshot->txns()) {
-      if (txn.version < 0) continue;  // reset by a full refresh: it reads the whole snapshot
-      std::vector<std::string> segments;
-      for (size_t at = 0; at <= app_id.size();) {
-        size_t slash = app_id.find('/', at);
-        if (slash == std::string::npos) slash = app_id.size();
-        segments.push_back(app_id.substr(at, slash - at));
-        at = slash + 1;
-      }
-      for (const auto& up : tables) {
-        if (!carries(up) || std::find(segments.begin(), segments.end(), up.snapshot->metadata().id) == segments.end()) {
-          continue;
-        }
-        const int64_t latest = up.snapshot->version().value();
-        if (txn.version >= latest) continue;
-        auto pending = delta::added_files_between(*up.store, DeltaVersion(txn.version), DeltaVersion(latest),
+    if (is_view(reader, graph)) continue;  // recomputed in full after forget (its state is dropped)
+    for (const auto& up : tables) {
+      if (!carries(up) || up.name == reader.name) continue;
+      const int64_t latest = up.snapshot->version().value();
+      for (const auto& [app_id, version] : progress_on(*reader.snapshot, up.snapshot->metadata().id)) {
+        if (version < 0 || version >= latest) continue;  // < 0: reset by a full refresh, reads the snapshot
+        auto pending = delta::added_files_between(*up.store, DeltaVersion(version), DeltaVersion(latest),
                                                   delta::ChangePolicy::kFail);
         if (pending.ok() && pending->empty()) continue;
-        behind.push_back(fmt::format("table {} has read {} up to version {} of {}", reader.name, up.name,
-                                     txn.version, latest));
+        behind.push_back(fmt::format("table {} has read {} up to version {} of {}", reader.name, up.name, version,
+                                     latest));
       }
     }
   }
@@ -443,23 +459,25 @@ arrow::Status erase(Table& t, const Predicate& p) {
 
 // Deletes every file of the table no longer referenced (vacuum with no retention: the files the
 // erasure and earlier statements replaced, change data, orphaned deletion vectors), then writes
-// a checkpoint at the latest version and deletes the log before it (commits whose stats and
-// commitInfo may quote the value; time travel to before the erasure goes with them).
-arrow::Status clean_up(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
-                       const std::string& name) {
+// a checkpoint at the latest version: the version the log will start at (cut_log).
+arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
+                                    const std::string& name) {
   auto context = [&](const arrow::Status& st) { return with_context(st, "clean-up of table " + name); };
   delta::VacuumOptions options;
   options.retain_millis = 0;
   options.check = delta::RetentionCheck::kOff;
   options.mode = delta::VacuumMode::kDelete;
+  // VACUUM keeps a tombstone removed at or after its cut-off (now - 0): the erasure's removes
+  // must be strictly older, so the clock moves past their millisecond first.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
   auto vacuumed = delta::vacuum(store, options);
   if (!vacuumed.ok()) return context(vacuumed.status());
   report.files_deleted += vacuumed->deleted_files;
-  bool folders_left = false;
-  for (const auto& f : vacuumed->candidates) folders_left = folders_left || !f.is_dir;
+  bool deleted_a_file = false;
+  for (const auto& f : vacuumed->candidates) deleted_a_file = deleted_a_file || !f.is_dir;
   auto latest = delta::Snapshot::load(*store);
   if (!latest.ok()) return context(latest.status());
-  if (folders_left && !(*latest)->metadata().partition_columns.empty()) {
+  if (deleted_a_file && !(*latest)->metadata().partition_columns.empty()) {
     // Partition folders emptied by the first pass (their names can hold a value) go in a second.
     auto again = delta::vacuum(store, options);
     if (!again.ok()) return context(again.status());
@@ -467,20 +485,56 @@ arrow::Status clean_up(const std::shared_ptr<delta::LogStore>& store, ForgetTabl
     latest = delta::Snapshot::load(*store);
     if (!latest.ok()) return context(latest.status());
   }
-  const auto& snapshot = **latest;
-  if (auto st = delta::write_checkpoint(*store, snapshot); !st.ok()) return context(st);
-  delta::Metadata expire_all = snapshot.metadata();
+  if (auto st = delta::write_checkpoint(*store, **latest); !st.ok()) return context(st);
+  report.version_after = (*latest)->version().value();
+  return arrow::Status::OK();
+}
+
+// Deletes the log before the checkpoint vacuum_and_checkpoint wrote: commits whose stats and
+// commitInfo may quote the value, older checkpoints and checksums (time travel to before the
+// erasure goes with them). Log cleanup with a copy of the metadata whose retentions are 0.
+arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
+                      const std::string& name) {
+  auto context = [&](const arrow::Status& st) { return with_context(st, "log clean-up of table " + name); };
+  auto latest = delta::Snapshot::load(*store);
+  if (!latest.ok()) return context(latest.status());
+  delta::Metadata expire_all = (*latest)->metadata();
   expire_all.configuration["delta.logRetentionDuration"] = "interval 0 seconds";
   expire_all.configuration["delta.checkpointRetentionDuration"] = "interval 0 seconds";
   expire_all.configuration["delta.enableExpiredLogCleanup"] = "true";
-  // Later than every commit's time: the cut-off is the latest commit, the fresh checkpoint's.
+  // Later than every commit's time: the cut-off is the latest commit, so the log starts at the
+  // newest checkpoint.
   auto cleaned = delta::cleanup_expired_logs(*store, expire_all, now_millis() + 60'000);
   if (!cleaned.ok()) return context(cleaned.status());
-  if (!cleaned->kept_from || *cleaned->kept_from != snapshot.version()) {
-    return context(invalid("the log could not be cut at the fresh checkpoint (version {})", snapshot.version().value()));
+  if (!cleaned->kept_from || cleaned->kept_from->value() < report.version_after) {
+    return context(invalid("the log could not be cut at the fresh checkpoint (version {})", report.version_after));
   }
   report.log_files_deleted += cleaned->deleted_commits + cleaned->deleted_checkpoints + cleaned->deleted_other;
-  report.version_after = snapshot.version().value();
+  return arrow::Status::OK();
+}
+
+// Moves the streaming readers of erased tables past the erasure and its clean-up: their
+// progress on the upstream becomes the version its log will start at, in one commit without
+// data. They had read everything before the erasure (check_readers_caught_up), and nothing
+// after it is data, so nothing is skipped; without this they would ask for deleted commits.
+arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables) {
+  auto snapshot = delta::Snapshot::load(*reader.store);
+  if (!snapshot.ok()) return with_context(snapshot.status(), "table " + reader.name);
+  std::vector<std::pair<std::string, int64_t>> moves;
+  for (const auto& up : tables) {
+    if (!carries(up) || up.name == reader.name || up.report.version_after < 0) continue;
+    for (const auto& [app_id, version] : progress_on(**snapshot, up.snapshot->metadata().id)) {
+      if (version >= 0 && version < up.report.version_after) moves.emplace_back(app_id, up.report.version_after);
+    }
+  }
+  if (moves.empty()) return arrow::Status::OK();
+  delta::Transaction txn(reader.store, *snapshot);
+  for (const auto& [app_id, version] : moves) txn.set_txn(app_id, version);
+  delta::CommitOptions options;
+  options.operation = "STREAMING UPDATE";
+  options.operation_parameters = {{"outputMode", "Append"}, {"sluice.forget", "readers moved past the erasure"}};
+  auto committed = txn.commit(options);
+  if (!committed.ok()) return with_context(committed.status(), "table " + reader.name);
   return arrow::Status::OK();
 }
 
@@ -566,7 +620,8 @@ json tables_json(const std::vector<Table>& tables) {
 }
 
 arrow::Status audit(const PipelineConfig& config, const std::string& update_id, const Predicate& p,
-                    const std::vector<Table>& tables, const std::string& status, int64_t scrubbed_rows) {
+                    const std::vector<Table>& tables, const std::string& status, int64_t scrubbed_rows,
+                    const std::vector<std::string>& warnings) {
   EventLog log(config.objects, config.storage, config.name, update_id);
   Event e;
   e.event_type = "forget";
@@ -585,6 +640,7 @@ arrow::Status audit(const PipelineConfig& config, const std::string& update_id, 
                  {"predicate", p.redacted},
                  {"literals_redacted", p.literals.size()},
                  {"event_log_rows_scrubbed", scrubbed_rows},
+                 {"warnings", warnings},
                  {"tables", tables_json(tables)}}}};
   log.add(std::move(e));
   return log.flush();
@@ -615,13 +671,26 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
     if (t.report.match == ForgetMatch::kUnmatched) unmatched.push_back(t.name + ": " + t.report.how);
     std::error_code ec;
     const fs::path state = t.store->table_root() / "_sluice_state";
-    if (carries(t) && fs::is_directory(state, ec) && !fs::is_empty(state, ec)) {
+    if (carries(t) && !is_view(t, graph) && fs::is_directory(state, ec) && !fs::is_empty(state, ec)) {
       // Event-time state (windows, dedup, joins) is keyed by what the flow groups on; forget
       // cannot rewrite it, and recovery needs it.
       t.report.left_behind = "its event-time operator state (_sluice_state/) may hold the value and is kept";
       unmatched.push_back(t.name + ": " + t.report.left_behind);
     }
     any = any || t.report.match == ForgetMatch::kColumns;
+  }
+  if (graph) {
+    // A sink copies rows out of the pipeline's storage (a Kafka topic, an external Delta
+    // table): forget does not reach there.
+    for (const auto& [sink, _] : graph->sinks) {
+      for (const auto& up : graph->sink_upstream(sink)) {
+        for (const auto& t : tables) {
+          if (t.name == up && carries(t)) {
+            unmatched.push_back(fmt::format("sink {} copies rows of {} out of the pipeline's storage", sink, up));
+          }
+        }
+      }
+    }
   }
   if (!unmatched.empty() && !options.allow_partial) {
     return invalid("forget on pipeline '{}' is refused: the value cannot be erased everywhere ({}). Erase it there "
@@ -634,7 +703,8 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
                    "Nothing was changed",
                    config.name, fmt::join(p.columns, ", "));
   }
-  ARROW_RETURN_NOT_OK(check_readers_caught_up(tables, config));
+  for (const auto& u : unmatched) warnings.push_back("not erased (--allow-partial): " + u);
+  ARROW_RETURN_NOT_OK(check_readers_caught_up(tables, config, graph));
 
   const std::string update_id = random_uuid();
   for (auto& t : tables) {
@@ -642,14 +712,32 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   }
   ARROW_ASSIGN_OR_RAISE(const int64_t scrubbed_rows, scrub_event_log(event_log, p));
   // The erasure is recorded before the clean-up: an interrupted forget leaves its counts.
-  ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "ERASED", scrubbed_rows));
+  ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "ERASED", scrubbed_rows, warnings));
   fail_point("forget_before_clean_up");
+  // Clean-up in three passes, each safe to interrupt (a re-run finishes it): files and a fresh
+  // checkpoint; streaming readers moved to that checkpoint; the log before it deleted.
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(clean_up(t.store, t.report, t.name));
+    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name));
+  }
+  for (auto& t : tables) {
+    if (is_view(t, graph)) {
+      // A materialized view recomputes from its inputs; its stored partial aggregates (keyed
+      // by its groups) are a cache that could hold the value: dropped, so the next refresh is full.
+      std::error_code ec;
+      fs::remove_all(t.store->table_root() / "_sluice_state", ec);
+      if (ec) return invalid("table {}: cannot delete its _sluice_state/: {}", t.name, ec.message());
+      continue;
+    }
+    ARROW_RETURN_NOT_OK(advance_readers(t, tables));
+  }
+  fail_point("forget_before_log_cut");
+  for (auto& t : tables) {
+    if (carries(t)) ARROW_RETURN_NOT_OK(cut_log(t.store, t.report, t.name));
   }
   ForgetTableReport event_log_report;
-  ARROW_RETURN_NOT_OK(clean_up(event_log, event_log_report, "event_log"));
-  ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "COMPLETED", scrubbed_rows));
+  ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(event_log, event_log_report, "event_log"));
+  ARROW_RETURN_NOT_OK(cut_log(event_log, event_log_report, "event_log"));
+  ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "COMPLETED", scrubbed_rows, warnings));
 
   ForgetReport report;
   report.predicate = p.redacted;
