@@ -317,6 +317,15 @@ bool is_view(const Table& t, const Graph* graph) {
   return d != graph->datasets.end() && d->second.kind == sql::DatasetKind::kMaterializedView;
 }
 
+// A streaming table of the pipeline: a flow reads its sources by its txn progress. Side tables
+// (quarantine, dead letter) record the same progress ids only to skip rows they already hold,
+// and only when they commit, so theirs may lag without anything to read.
+bool is_streaming_reader(const Table& t, const Graph* graph) {
+  if (!graph) return false;
+  auto d = graph->datasets.find(t.name);
+  return d != graph->datasets.end() && d->second.kind == sql::DatasetKind::kStreamingTable;
+}
+
 // The progress ids (txn appIds) of `reader` that name `upstream`'s table id.
 std::vector<std::pair<std::string, int64_t>> progress_on(const delta::Snapshot& reader, const std::string& upstream_id) {
   std::vector<std::pair<std::string, int64_t>> out;
@@ -341,7 +350,8 @@ arrow::Status check_readers_caught_up(const std::vector<Table>& tables, const Pi
                                      const Graph* graph) {
   std::vector<std::string> behind;
   for (const auto& reader : tables) {
-    if (is_view(reader, graph)) continue;  // recomputed in full after forget (its state is dropped)
+    // Views recompute in full after forget (their state is dropped).
+    if (!is_streaming_reader(reader, graph)) continue;
     for (const auto& up : tables) {
       if (!carries(up) || up.name == reader.name) continue;
       const int64_t latest = up.snapshot->version().value();
@@ -648,6 +658,11 @@ arrow::Status audit(const PipelineConfig& config, const std::string& update_id, 
 
 }  // namespace
 
+arrow::Result<ForgetPredicate> describe_forget_predicate(const std::string& where) {
+  ARROW_ASSIGN_OR_RAISE(auto p, parse_predicate(where));
+  return ForgetPredicate{p.columns, p.redacted, static_cast<int>(p.literals.size())};
+}
+
 arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* graph, const ForgetOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto p, parse_predicate(options.where));
   const fs::path event_log_path = config.storage / "system" / "event_log";
@@ -722,13 +737,19 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   for (auto& t : tables) {
     if (is_view(t, graph)) {
       // A materialized view recomputes from its inputs; its stored partial aggregates (keyed
-      // by its groups) are a cache that could hold the value: dropped, so the next refresh is full.
+      // by its groups) are a cache that could hold the value, and an incremental refresh would
+      // add them to the erased inputs: dropped, so the next refresh is full.
+      bool reads_erased = carries(t);
+      for (const auto& up : tables) {
+        reads_erased = reads_erased || (carries(up) && !progress_on(*t.snapshot, up.snapshot->metadata().id).empty());
+      }
+      if (!reads_erased) continue;
       std::error_code ec;
       fs::remove_all(t.store->table_root() / "_sluice_state", ec);
       if (ec) return invalid("table {}: cannot delete its _sluice_state/: {}", t.name, ec.message());
       continue;
     }
-    ARROW_RETURN_NOT_OK(advance_readers(t, tables));
+    if (is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables));
   }
   fail_point("forget_before_log_cut");
   for (auto& t : tables) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,5 +61,14 @@ struct ForgetReport {
 arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* graph, const ForgetOptions& options);
 
 const char* forget_match_name(ForgetMatch match);
+
+// A forget predicate as forget records it: the columns it reads, its text with every literal
+// shown as '***', how many literals it had. Errors never quote a literal.
+struct ForgetPredicate {
+  std::set<std::string> columns;
+  std::string redacted;
+  int literals = 0;
+};
+arrow::Result<ForgetPredicate> describe_forget_predicate(const std::string& where);
 
 }  // namespace sluice::pipeline
