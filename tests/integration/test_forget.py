@@ -6,6 +6,7 @@ storage folder holds the value — raw bytes, and every Parquet file decompresse
 the same scan finds it before; deltalake, DuckDB and Polars (Spark in the slow test) read every
 table equal to a Python model minus the erased rows; the next run appends new events once; the
 audit event is in the event log, redacted."""
+import fcntl
 import json
 import pathlib
 import time
@@ -148,7 +149,7 @@ def forgotten(tmp_path_factory, bootstrap):
     third = events(40, 52, users=["u-4", "u-7", "u-13"])
     produce_values(bootstrap, topic, third)
     next_run = run_once(pipe)
-    return dict(pipe=pipe, data=data, tables=tables, produced=produced, third=third, before=before,
+    return dict(pipe=pipe, data=data, topic=topic, tables=tables, produced=produced, third=third, before=before,
                 versions_before=versions_before, interrupted=interrupted, after_kill=after_kill,
                 silver_after_kill=silver_after_kill, history_after_kill=history_after_kill, finished=finished, after=after, report=report,
                 next_run=next_run)
@@ -240,6 +241,12 @@ def test_forget_refuses_what_it_cannot_do(forgotten):
     assert r.returncode == 1 and "secret-2" not in r.stderr and "does not parse" in r.stderr
     r = run_sluice("forget", pipe, "--where", "t.user_id = 'secret-3'")
     assert r.returncode == 1 and "secret-3" not in r.stderr and "without a qualifier" in r.stderr
+    # While a run holds the pipeline's lock, forget is refused.
+    with open(forgotten["data"] / "system" / "run.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = run_sluice("forget", pipe, "--where", "user_id = 'u-4'")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert r.returncode == 1 and "another sluice run is using storage" in r.stderr, r.stderr
 
 
 @pytest.mark.slow  # one JVM; the C++ paths are all covered by the tests above
@@ -252,3 +259,22 @@ def test_spark_reads_the_tables_after_forget(forgotten):
     assert rows(read_delta_with_spark(tables / "events_silver"), cols) == sorted(tuple(e[c] for c in cols) for e in kept)
     bronze = read_delta_with_spark(tables / "events_bronze")
     assert not any(ERASED.encode() in bytes(v) for v in bronze.column("value").to_pylist())
+
+
+def test_forget_refuses_while_a_reader_lags_its_upstream(forgotten, bootstrap):
+    """Last in the module (it adds events): a run killed after bronze's commit and before
+    silver's leaves silver behind; forget refuses, naming it, until a run catches up."""
+    pipe, tables = forgotten["pipe"], forgotten["tables"]
+    produce_values(bootstrap, forgotten["topic"], events(60, 64, users=["u-4", "u-7"]))
+    killed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "before_in_process_commit"})
+    assert killed.returncode == 137, killed.stderr
+    silver_version = DeltaTable(str(tables / "events_silver")).version()
+    r = run_sluice("forget", pipe, "--where", "user_id = 'u-7'")
+    assert r.returncode == 1, r.stdout
+    assert "table events_silver has read events_bronze up to version" in r.stderr, r.stderr
+    assert "u-7" not in r.stderr
+    assert DeltaTable(str(tables / "events_silver")).version() == silver_version  # nothing changed
+    run_once(pipe)
+    r = run_sluice("forget", pipe, "--where", "user_id = 'u-7'")
+    assert r.returncode == 0, r.stderr
+    assert storage_hits(forgotten["data"], "u-7") == set()
