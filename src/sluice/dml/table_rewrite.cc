@@ -196,7 +196,7 @@ arrow::Result<DmlOutcome> TableRewrite::commit(std::string operation, nlohmann::
     return outcome;
   }
   for (auto& r : removed_) txn.remove_file(r);
-  if (changes_ && change_files.empty() && !removed_.empty()) {
+  if (no_data_change_ || (changes_ && change_files.empty() && !removed_.empty())) {
     // Files rewritten without a changed row: no data change for the feed (see the header).
     txn.mark_no_data_change();
   }

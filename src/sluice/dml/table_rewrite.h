@@ -81,6 +81,9 @@ class TableRewrite {
   arrow::Status mark_deleted(const delta::Add& file, const std::vector<int64_t>& rows);
   int64_t files_removed() const { return static_cast<int64_t>(removed_.size()); }
   int64_t bytes_removed() const { return bytes_removed_; }
+  // The commit's adds and removes get dataChange=false, so streaming and change-feed readers
+  // skip it (an erasure by `sluice forget`: readers must not see its rewritten rows again).
+  void mark_no_data_change() { no_data_change_ = true; }
   // Time spent reading and selecting (scanTimeMs) before the first rewrite starts.
   void mark_scan_done() { scan_done_ = std::chrono::steady_clock::now(); }
 
@@ -127,6 +130,7 @@ class TableRewrite {
   std::vector<delta::Remove> dropped_;
   int64_t bytes_removed_ = 0;
   bool deletion_vectors_ = false;
+  bool no_data_change_ = false;
   // Files given a new deletion vector: their old entries out, the new ones in, the vector
   // files written (deleted again on abort or conflict), and Spark's counts.
   std::vector<delta::Remove> vector_removed_;

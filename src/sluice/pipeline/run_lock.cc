@@ -113,7 +113,7 @@ namespace {
 // This run's holder record: the command is the program, folder and flag names only
 // (RunCommand): never a value.
 nlohmann::json holder_record(const PipelineConfig& config, RunLockMode mode, const RunCommand& command) {
-  std::string command_line = fmt::format("{} run {}", command.program, config.dir.string());
+  std::string command_line = fmt::format("{} {} {}", command.program, command.verb, config.dir.string());
   for (const auto& flag : command.flags) command_line += " " + flag;
   return nlohmann::json{{"pid", static_cast<int64_t>(::getpid())},
                         {"host", host_name()},
@@ -215,7 +215,7 @@ arrow::Result<std::unique_ptr<RunLock>> RunLock::acquire(const PipelineConfig& c
   remove_stale_records(runs);
   // This run's record, locked before it is published under its final name. The command is the
   // program, folder and flag names only (RunCommand): never a value.
-  std::string command_line = fmt::format("{} run {}", command.program, config.dir.string());
+  std::string command_line = fmt::format("{} {} {}", command.program, command.verb, config.dir.string());
   for (const auto& flag : command.flags) command_line += " " + flag;
   const auto host = host_name();
   const auto base = fmt::format("{}.{}.{}.json", host, ::getpid(), random_uuid().substr(0, 8));

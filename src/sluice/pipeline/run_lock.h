@@ -48,6 +48,7 @@ RunLockMode run_lock_mode(const RunShape& shape);
 struct RunCommand {
   std::string program;
   std::vector<std::string> flags;
+  std::string verb = "run";  // the sub-command holding the lock: run, forget
 };
 
 struct RunHolder {

@@ -1,0 +1,280 @@
+"""`sluice forget`: a Kafka -> bronze (raw value) -> silver (decoded, quarantine, change data feed)
+-> STREAM reader, change-feed reader and per-user view pipeline, with an OPTIMIZE and an UPDATE
+(whose commitInfo quotes the value) before the erasure. The first forget is killed between its
+erasure commits and its clean-up (fail point); the second finishes it. Then no file under the
+storage folder holds the value — raw bytes, and every Parquet file decompressed by pyarrow — while
+the same scan finds it before; deltalake, DuckDB and Polars (Spark in the slow test) read every
+table equal to a Python model minus the erased rows; the next run appends new events once; the
+audit event is in the event log, redacted."""
+import fcntl
+import json
+import pathlib
+import time
+import uuid
+
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
+
+from conftest import run_sluice
+from readers import read_deltalake, read_duckdb, read_polars
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+ERASED = "u-42"
+USERS = ["u-4", "u-7", "u-13", ERASED]  # none of the others contains the erased id
+KINDS = ["view", "click", "buy"]
+
+SQL = """
+CREATE OR REFRESH STREAMING TABLE events_bronze
+AS SELECT * FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');
+
+CREATE OR REFRESH STREAMING TABLE events_silver (
+  CONSTRAINT known_kind EXPECT (kind IN ('view', 'click', 'buy')) ON VIOLATION DROP ROW
+) TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true', 'sluice.quarantine' = 'true')
+AS SELECT e.user_id, e.kind, e.amount, e.seq
+FROM (SELECT from_json(CAST(value AS STRING), 'user_id STRING, kind STRING, amount BIGINT, seq BIGINT') AS e
+      FROM STREAM(events_bronze))
+WHERE e.user_id IS NOT NULL;
+
+CREATE OR REFRESH STREAMING TABLE big_events
+TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')
+AS SELECT user_id, amount, seq FROM STREAM(events_silver) WHERE amount >= 50;
+
+CREATE OR REFRESH STREAMING TABLE silver_changes
+AS SELECT user_id, seq, _change_type FROM STREAM table_changes('events_silver', 0);
+
+CREATE OR REFRESH MATERIALIZED VIEW per_user
+AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM events_silver GROUP BY user_id;
+"""
+
+
+def events(lo, hi, users=USERS):
+    out = []
+    for i in range(lo, hi):
+        out.append({"user_id": users[i % len(users)], "kind": KINDS[i % 3], "amount": (i * 37) % 100, "seq": i})
+    return out
+
+
+def run_once(pipe):
+    r = run_sluice("run", pipe, "--once")
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def storage_hits(root, needle=ERASED):
+    """Files under `root` holding `needle`: in their raw bytes, or (Parquet) in any value once
+    pyarrow has decompressed and decoded them."""
+    hits = set()
+    raw = needle.encode()
+    for path in pathlib.Path(root).rglob("*"):
+        if path.is_dir():
+            if needle in path.name:
+                hits.add(str(path))
+            continue
+        data = path.read_bytes()
+        if raw in data:
+            hits.add(str(path))
+        elif path.suffix == ".parquet":
+            table = pq.read_table(path)
+            if needle in repr(table.to_pylist()):
+                hits.add(str(path))
+    return hits
+
+
+def rows(table, columns):
+    return sorted(tuple(r[c] for c in columns) for r in table.to_pylist())
+
+
+def silver_model(produced):
+    return [e for e in produced if isinstance(e, dict) and e["kind"] in KINDS]
+
+
+def make_topic(bootstrap):
+    """A new one-partition topic, once every partition has a leader in the broker's metadata
+    (conftest's new_topic is per test; this module's pipeline is built once)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:
+        meta = admin.list_topics(topic=name, timeout=10).topics.get(name)
+        if meta is not None and meta.error is None and all(p.leader >= 0 for p in meta.partitions.values()) \
+                and meta.partitions:
+            return name
+        assert time.monotonic() < deadline, f"topic {name} not in the broker's metadata after 30 s"
+        time.sleep(0.05)  # a poll interval, not a synchronisation
+
+
+@pytest.fixture(scope="module")
+def forgotten(tmp_path_factory, bootstrap):
+    """The pipeline before and after forget, with what each step printed."""
+    tmp = tmp_path_factory.mktemp("forget")
+    topic = make_topic(bootstrap)
+    pipe = kafka_pipeline(tmp, "forgetp", bootstrap)
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    data = pipe / "data"
+    tables = data / "tables"
+
+    # Two runs; a quarantined and an undecodable record of the erased user too.
+    produced = events(0, 24)
+    bogus = [{"user_id": ERASED, "kind": "bogus", "amount": 1, "seq": 1000},
+             {"user_id": "u-7", "kind": "bogus", "amount": 2, "seq": 1001}]
+    malformed = [f'{{"user_id": "{ERASED}", "kind": "view", broken'.encode()]
+    produce_values(bootstrap, topic, produced + bogus + malformed)
+    run_once(pipe)
+    second = events(24, 40)
+    produce_values(bootstrap, topic, second)
+    run_once(pipe)
+    produced = produced + bogus + malformed + second
+    # OPTIMIZE leaves the compacted files (holding the value) as tombstones; the UPDATE writes
+    # change data and a commitInfo whose predicate quotes the value.
+    r = run_sluice("table", "optimize", tables / "events_bronze")
+    assert r.returncode == 0, r.stderr
+    r = run_sluice("sql", pipe, f"UPDATE big_events SET amount = amount + 1000 WHERE user_id = '{ERASED}'")
+    assert r.returncode == 0, r.stderr
+    before = storage_hits(data)
+    versions_before = {t.name: DeltaTable(str(t)).version() for t in tables.iterdir()}
+
+    interrupted = run_sluice("forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json",
+                             env_extra={"SLUICE_FAILPOINT": "forget_before_clean_up"})
+    after_kill = storage_hits(data)
+    silver_after_kill = read_deltalake(tables / "events_silver")
+    history_after_kill = DeltaTable(str(tables / "events_silver")).history()
+    finished = run_sluice("forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json")
+    assert finished.returncode == 0, finished.stderr
+    after = storage_hits(data)
+    report = json.loads(finished.stdout)
+
+    third = events(40, 52, users=["u-4", "u-7", "u-13"])
+    produce_values(bootstrap, topic, third)
+    next_run = run_once(pipe)
+    return dict(pipe=pipe, data=data, topic=topic, tables=tables, produced=produced, third=third, before=before,
+                versions_before=versions_before, interrupted=interrupted, after_kill=after_kill,
+                silver_after_kill=silver_after_kill, history_after_kill=history_after_kill, finished=finished, after=after, report=report,
+                next_run=next_run)
+
+
+def test_the_value_is_found_before_and_in_no_file_after(forgotten):
+    before = forgotten["before"]
+    # The scan finds the value where forget must remove it: data files, the UPDATE's commit,
+    # change data, the quarantine table.
+    assert any("/events_bronze/" in h and h.endswith(".parquet") for h in before), before
+    assert any("/_change_data/" in h for h in before), before
+    assert any("/big_events/_delta_log/" in h and h.endswith(".json") for h in before), before
+    assert any("/events_silver_quarantine/" in h for h in before), before
+    # Killed between its erasure commits and its clean-up: the tables no longer show the rows,
+    # but older files still hold them.
+    assert forgotten["interrupted"].returncode == 137, forgotten["interrupted"].stderr
+    assert ERASED not in repr(forgotten["silver_after_kill"].to_pylist())
+    assert forgotten["after_kill"], "the fail point left nothing to clean up"
+    # The second run finished it: nothing anywhere under the storage folder.
+    assert forgotten["after"] == set()
+    assert ERASED not in forgotten["finished"].stdout + forgotten["finished"].stderr
+
+
+def test_every_reader_sees_the_model_minus_the_erased_rows(forgotten):
+    tables = forgotten["tables"]
+    produced = forgotten["produced"] + forgotten["third"]
+    kept = [e for e in silver_model(produced) if e["user_id"] != ERASED]
+    silver = ["user_id", "kind", "amount", "seq"]
+    want = sorted(tuple(e[c] for c in silver) for e in kept)
+    for read in (read_deltalake, read_duckdb, read_polars):
+        assert rows(read(tables / "events_silver"), silver) == want, read.__name__
+    big = sorted((e["user_id"], e["amount"], e["seq"]) for e in kept if e["amount"] >= 50)
+    assert rows(read_deltalake(tables / "big_events"), ["user_id", "amount", "seq"]) == big
+    assert rows(read_duckdb(tables / "big_events"), ["user_id", "amount", "seq"]) == big
+    # The change-feed reader: one insert per surviving silver row, none twice, none erased.
+    changes = rows(read_deltalake(tables / "silver_changes"), ["user_id", "seq", "_change_type"])
+    assert changes == sorted((e["user_id"], e["seq"], "insert") for e in kept)
+    per_user = {}
+    for e in kept:
+        n, total = per_user.get(e["user_id"], (0, 0))
+        per_user[e["user_id"]] = (n + 1, total + e["amount"])
+    got = {r["user_id"]: (r["n"], r["total"]) for r in read_deltalake(tables / "per_user").to_pylist()}
+    assert got == per_user
+    # Bronze: every raw record but the erased user's (decoded, quarantined and undecodable).
+    raw = sorted(bytes(r["value"]) for r in read_deltalake(tables / "events_bronze").to_pylist())
+    want_raw = sorted(e if isinstance(e, bytes) else json.dumps(e).encode() for e in produced)
+    assert raw == [v for v in want_raw if ERASED.encode() not in v]
+    quarantined = rows(read_deltalake(tables / "events_silver_quarantine"), ["user_id", "seq"])
+    assert quarantined == [("u-7", 1001)]
+
+
+def test_report_history_and_audit_event_are_redacted(forgotten):
+    report, tables = forgotten["report"], forgotten["tables"]
+    by_table = {t["table"]: t for t in report["tables"]}
+    assert report["predicate"] == "(user_id = '***')" and report["literalsRedacted"] == 1
+    assert by_table["events_bronze"]["match"] == "decoded Kafka value"
+    for name in ("events_silver", "big_events", "silver_changes", "per_user", "events_silver_quarantine"):
+        assert by_table[name]["match"] == "columns", name
+    # The erasure commit (seen before the clean-up): a redacted DELETE that readers skip.
+    erasure = [h for h in forgotten["history_after_kill"] if h["operation"] == "DELETE"]
+    assert len(erasure) == 1
+    assert erasure[0]["operationParameters"]["predicate"] == '["(user_id = \'***\')"]'
+    assert erasure[0]["operationParameters"]["sluice.forget"] == "true"
+    # Time travel to before the erasure is gone with the old log.
+    with pytest.raises(Exception):
+        DeltaTable(str(tables / "events_silver"), version=forgotten["versions_before"]["events_silver"])
+    # The audit events: the erasure (with its counts, recorded before the clean-up that was
+    # killed) and the completion.
+    log = read_deltalake(forgotten["data"] / "system" / "event_log").to_pylist()
+    audits = [json.loads(e["details"])["forget"] for e in log if e["event_type"] == "forget"]
+    erased = [a for a in audits if a["status"] == "ERASED" and any(t["rows_erased"] for t in a["tables"])]
+    assert len(erased) == 1 and any(a["status"] == "COMPLETED" for a in audits)
+    counts = {t["table"]: t["rows_erased"] for t in erased[0]["tables"]}
+    produced = forgotten["produced"]
+    silver_rows = [e for e in silver_model(produced) if e["user_id"] == ERASED]
+    assert counts["events_silver"] == len(silver_rows)
+    assert counts["events_bronze"] == sum(1 for e in produced if ERASED.encode() in
+                                          (e if isinstance(e, bytes) else json.dumps(e).encode()))
+    assert counts["events_silver_quarantine"] == 1
+    assert all(a["predicate"] == "(user_id = '***')" and a["requested_by"] for a in audits)
+
+
+def test_forget_refuses_what_it_cannot_do(forgotten):
+    pipe = forgotten["pipe"]
+    r = run_sluice("forget", pipe, "--where", "nobody_has_this = 'secret-1'")
+    assert r.returncode == 1 and "secret-1" not in r.stderr
+    assert "no table has the columns nobody_has_this" in r.stderr
+    r = run_sluice("forget", pipe, "--where", "user_id = 'secret-2' AND")
+    assert r.returncode == 1 and "secret-2" not in r.stderr and "does not parse" in r.stderr
+    r = run_sluice("forget", pipe, "--where", "t.user_id = 'secret-3'")
+    assert r.returncode == 1 and "secret-3" not in r.stderr and "without a qualifier" in r.stderr
+    # While a run holds the pipeline's lock, forget is refused.
+    with open(forgotten["data"] / "system" / "run.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = run_sluice("forget", pipe, "--where", "user_id = 'u-4'")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert r.returncode == 1 and "another sluice run is using storage" in r.stderr, r.stderr
+
+
+@pytest.mark.slow  # one JVM; the C++ paths are all covered by the tests above
+def test_spark_reads_the_tables_after_forget(forgotten):
+    from spark_support import read_delta_with_spark
+    tables = forgotten["tables"]
+    produced = forgotten["produced"] + forgotten["third"]
+    kept = [e for e in silver_model(produced) if e["user_id"] != ERASED]
+    cols = ["user_id", "kind", "amount", "seq"]
+    assert rows(read_delta_with_spark(tables / "events_silver"), cols) == sorted(tuple(e[c] for c in cols) for e in kept)
+    bronze = read_delta_with_spark(tables / "events_bronze")
+    assert not any(ERASED.encode() in bytes(v) for v in bronze.column("value").to_pylist())
+
+
+def test_forget_refuses_while_a_reader_lags_its_upstream(forgotten, bootstrap):
+    """Last in the module (it adds events): a run killed after bronze's commit and before
+    silver's leaves silver behind; forget refuses, naming it, until a run catches up."""
+    pipe, tables = forgotten["pipe"], forgotten["tables"]
+    produce_values(bootstrap, forgotten["topic"], events(60, 64, users=["u-4", "u-7"]))
+    killed = run_sluice("run", pipe, "--once", env_extra={"SLUICE_FAILPOINT": "before_in_process_commit"})
+    assert killed.returncode == 137, killed.stderr
+    silver_version = DeltaTable(str(tables / "events_silver")).version()
+    r = run_sluice("forget", pipe, "--where", "user_id = 'u-7'")
+    assert r.returncode == 1, r.stdout
+    assert "table events_silver has read events_bronze up to version" in r.stderr, r.stderr
+    assert "u-7" not in r.stderr
+    assert DeltaTable(str(tables / "events_silver")).version() == silver_version  # nothing changed
+    run_once(pipe)
+    r = run_sluice("forget", pipe, "--where", "user_id = 'u-7'")
+    assert r.returncode == 0, r.stderr
+    assert storage_hits(forgotten["data"], "u-7") == set()
