@@ -87,7 +87,7 @@ arrow::Result<std::shared_ptr<arrow::ChunkedArray>> column_at_path(const arrow::
     if (column->type()->id() != arrow::Type::STRUCT) {
       return invalid("column '{}' is not a struct, so it has no field '{}'", path[depth - 1], path[depth]);
     }
-    const int index = column->type()->GetFieldIndex(path[depth]);
+    const int index = static_cast<const arrow::StructType&>(*column->type()).GetFieldIndex(path[depth]);
     if (index < 0) return invalid("struct column '{}' has no field '{}'", path[depth - 1], path[depth]);
     arrow::ArrayVector chunks;
     for (const auto& chunk : column->chunks()) {

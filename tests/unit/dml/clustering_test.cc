@@ -25,13 +25,13 @@
 namespace sluice::dml {
 namespace {
 
-uint64_t h(std::vector<uint32_t> p, int bits) { return static_cast<uint64_t>(hilbert_index(std::move(p), bits)); }
+uint64_t hilbert_of(std::vector<uint32_t> p, int bits) { return static_cast<uint64_t>(hilbert_index(std::move(p), bits)); }
 
 TEST(HilbertIndexTest, FirstOrderTwoDimensionsIsTheUShape) {
-  EXPECT_EQ(h({0, 0}, 1), 0u);
-  EXPECT_EQ(h({0, 1}, 1), 1u);
-  EXPECT_EQ(h({1, 1}, 1), 2u);
-  EXPECT_EQ(h({1, 0}, 1), 3u);
+  EXPECT_EQ(hilbert_of({0, 0}, 1), 0u);
+  EXPECT_EQ(hilbert_of({0, 1}, 1), 1u);
+  EXPECT_EQ(hilbert_of({1, 1}, 1), 2u);
+  EXPECT_EQ(hilbert_of({1, 0}, 1), 3u);
 }
 
 TEST(HilbertIndexTest, SecondOrderTwoDimensionsMatchesTheClassicCurve) {
@@ -41,12 +41,12 @@ TEST(HilbertIndexTest, SecondOrderTwoDimensionsMatchesTheClassicCurve) {
       {0, 0}, {1, 0}, {1, 1}, {0, 1}, {0, 2}, {0, 3}, {1, 3}, {1, 2},
       {2, 2}, {2, 3}, {3, 3}, {3, 2}, {3, 1}, {2, 1}, {2, 0}, {3, 0}};
   for (size_t i = 0; i < walk.size(); ++i) {
-    EXPECT_EQ(h({walk[i].first, walk[i].second}, 2), i) << walk[i].first << "," << walk[i].second;
+    EXPECT_EQ(hilbert_of({walk[i].first, walk[i].second}, 2), i) << walk[i].first << "," << walk[i].second;
   }
 }
 
 TEST(HilbertIndexTest, OneDimensionIsTheIdentity) {
-  for (uint32_t v : {0u, 1u, 7u, 1023u}) EXPECT_EQ(h({v}, 10), v);
+  for (uint32_t v : {0u, 1u, 7u, 1023u}) EXPECT_EQ(hilbert_of({v}, 10), v);
 }
 
 // The defining properties, for every cell of small cubes: a bijection onto [0, side^n), starting
@@ -63,7 +63,7 @@ void expect_is_a_hilbert_walk(size_t dims, int bits) {
       p[d] = static_cast<uint32_t>(rest % side);
       rest /= side;
     }
-    const uint64_t index = h(p, bits);
+    const uint64_t index = hilbert_of(p, bits);
     ASSERT_LT(index, cells);
     ASSERT_TRUE(at[index].empty()) << "two cells share index " << index;
     at[index] = p;
