@@ -1,6 +1,6 @@
 CREATE OR REFRESH MATERIALIZED VIEW m
 COMMENT 'clustered'
-CLUSTER BY (region, `order`.day)
+CLUSTER BY (region, geo.country)
 AS SELECT region FROM t;
 
 CREATE OR REFRESH STREAMING TABLE s
