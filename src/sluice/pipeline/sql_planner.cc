@@ -248,6 +248,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
     }
   }
   // CLUSTER BY: the rules delta-spark applies (delta/clustering.h), at the column as written.
+  clustering_.erase(name);
   for (const auto& column : d.definition->cluster_by) {
     auto checked = delta::check_clustering_column(*schema, column.path);
     if (!checked.ok()) {
