@@ -135,6 +135,7 @@ class ClusteringTest : public ::testing::Test {
     auto snap = delta::load_latest_if_exists(*store_).ValueOrDie();
     delta::WriteOptions options;
     options.clustering_columns = {{"x"}, {"y"}};
+    options.configuration = delta::with_defined_properties({});  // as the flows create tables
     auto writer = delta::TableWriter::make(store_, snap, *schema(), options).ValueOrDie();
     ASSERT_TRUE(writer->write(*batch).ok());
     auto txn = writer->finish().ValueOrDie();
