@@ -10,11 +10,15 @@ Reports, before and after:
   - DuckDB: wall time of SELECT count(*) FROM delta_scan(t) WHERE user_id = 'x' (best of 3) and,
     when its EXPLAIN ANALYZE says, the files it read;
   - sluice: wall time of `sluice sql t "SELECT count(*) ... WHERE user_id = 'x'"` (best of 3);
-and the time the OPTIMIZE took. Usage:
+and the time the OPTIMIZE took. With --cluster-by the table is created clustered (CLUSTER BY,
+`table append --cluster-by`) and the OPTIMIZE is liquid clustering's (Hilbert curve) instead of
+Z-order. Usage:
   bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
+                               [--cluster-by user_id[,col...]]
 """
 import argparse
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -45,12 +49,24 @@ def make_data(rows, users, seed=11):
     })
 
 
-def run(*args):
+def run(*args, usage=None):
+    """Runs a command; returns (stdout, wall seconds). `usage`, a dict, gets its CPU seconds and
+    peak RSS (os.wait4's rusage of the child)."""
     started = time.perf_counter()
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(map(str, args))} failed:\n{r.stderr}")
-    return r.stdout, time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([str(a) for a in args], stdout=out, stderr=err, text=True)
+        _, status, rusage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(map(str, args))} failed:\n{stderr}")
+    if usage is not None:
+        usage["cpuSeconds"] = round(rusage.ru_utime + rusage.ru_stime, 1)
+        usage["peakRssMiB"] = round(rusage.ru_maxrss / 1024)
+    return stdout, elapsed
 
 
 def files_admitting(table, value):
@@ -104,6 +120,8 @@ def main():
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--file-size", type=int, default=8 << 20)
     parser.add_argument("--zorder-by", default="user_id")
+    parser.add_argument("--cluster-by", default=None,
+                        help="create the table clustered by these columns and cluster it instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
         data = make_data(args.rows, args.users)
@@ -113,15 +131,20 @@ def main():
             w.write_table(data, max_chunksize=1 << 20)
         del data
         table = pathlib.Path(tmp) / "t"
+        layout = ["--cluster-by", args.cluster_by] if args.cluster_by else []
         _, write_s = run(SLUICE, "table", "append", table, source, "--target-file-size", args.file_size,
-                         "--row-group-rows", 128 * 1024)
+                         "--row-group-rows", 128 * 1024, *layout)
         print(json.dumps({"rows": args.rows, "users": args.users, "fileSize": args.file_size,
                           "value": value, "writeSeconds": round(write_s, 1)}), flush=True)
         before = measure("before", table, value)
-        out, optimize_s = run(SLUICE, "table", "optimize", table, "--zorder-by", args.zorder_by,
-                              "--target-file-size", args.file_size, "--format", "json")
+        order = [] if args.cluster_by else ["--zorder-by", args.zorder_by]
+        usage = {}
+        out, optimize_s = run(SLUICE, "table", "optimize", table, *order,
+                              "--target-file-size", args.file_size, "--format", "json", usage=usage)
         result = json.loads(out)
-        print(json.dumps({"optimizeSeconds": round(optimize_s, 1), "zOrderBy": args.zorder_by,
+        print(json.dumps({"optimizeSeconds": round(optimize_s, 1), "optimizeCpuSeconds": usage["cpuSeconds"],
+                          "optimizePeakRssMiB": usage["peakRssMiB"],
+                          **({"clusterBy": result["clusterBy"]} if args.cluster_by else {"zOrderBy": args.zorder_by}),
                           "filesRemoved": result["numFilesRemoved"], "filesAdded": result["numFilesAdded"]}),
               flush=True)
         after = measure("after", table, value)

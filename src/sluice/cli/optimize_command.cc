@@ -43,6 +43,7 @@ arrow::Status run_optimize(const OptimizeArgs& args) {
                           {"totalConsideredFiles", r.files_considered},
                           {"totalFilesSkipped", r.files_skipped},
                           {"zOrderBy", args.zorder_by},
+                          {"clusterBy", r.clustered_by},
                           {"operationMetrics", r.metrics}};
     std::cout << out.dump() << "\n";
     return arrow::Status::OK();
@@ -57,7 +58,9 @@ arrow::Status run_optimize(const OptimizeArgs& args) {
                            "in {} partitions{}; committed OPTIMIZE as version {}\n",
                            args.path, metric("numRemovedFiles"), metric("numRemovedBytes"), r.rows,
                            metric("numAddedFiles"), metric("numAddedBytes"), r.partitions_optimized,
-                           args.zorder_by.empty()
+                           !r.clustered_by.empty()
+                               ? fmt::format(", clustered by {} (Hilbert curve)", fmt::join(r.clustered_by, ", "))
+                           : args.zorder_by.empty()
                                ? ""
                                : fmt::format(", Z-ordered by {}", fmt::join(args.zorder_by, ", ")),
                            r.version.value());
@@ -70,7 +73,8 @@ void add_optimize_command(CLI::App& table, int* exit_code) {
   static OptimizeArgs args;
   auto* o = table.add_subcommand(
       "optimize", "Compact small files (bin-packing to delta.targetFileSize, else 1 GiB), "
-                  "optionally Z-ordered; committed as OPTIMIZE with dataChange=false");
+                  "optionally Z-ordered; on a clustered table (CLUSTER BY), cluster the files not "
+                  "clustered yet along a Hilbert curve; committed as OPTIMIZE with dataChange=false");
   o->add_option("path", args.path, "Table folder, s3://bucket/prefix, gs://... or az://...")->required();
   o->add_option("--where", args.where,
                 "Only the partitions matching this condition on partition columns, e.g. \"day = '2024-01-01'\"");

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "sluice/common/status.h"
+#include "sluice/delta/clustering.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
@@ -91,6 +92,13 @@ arrow::Status describe(const TableArgs& args) {
                       {"type", delta::delta_type_name(*f->type())},
                       {"nullable", f->nullable()}});
   }
+  // Spark's DESCRIBE DETAIL clusteringColumns (dotted paths); null for a table not clustered.
+  ARROW_ASSIGN_OR_RAISE(auto clustering, delta::clustering_columns(*snap, args.path));
+  json clustering_json;
+  if (clustering) {
+    clustering_json = json::array();
+    for (const auto& c : *clustering) clustering_json.push_back(delta::column_path_text(c));
+  }
   json out = {{"path", args.path},
               {"name", m.name ? json(*m.name) : json()},
               {"description", m.description ? json(*m.description) : json()},
@@ -102,6 +110,7 @@ arrow::Status describe(const TableArgs& args) {
               {"readerFeatures", snap->protocol().reader_features ? json(*snap->protocol().reader_features) : json()},
               {"writerFeatures", snap->protocol().writer_features ? json(*snap->protocol().writer_features) : json()},
               {"partitionColumns", m.partition_columns},
+              {"clusteringColumns", clustering_json},
               {"configuration", m.configuration},
               {"numFiles", snap->num_files()},
               {"sizeInBytes", snap->size_bytes()},
@@ -124,6 +133,10 @@ arrow::Status describe(const TableArgs& args) {
                            snap->protocol().min_writer_version);
   if (!m.partition_columns.empty()) {
     std::cout << "partitioned by " << fmt::format("{}", fmt::join(m.partition_columns, ", ")) << "\n";
+  }
+  if (clustering) {
+    std::cout << "clustered by " << fmt::format("{}", fmt::join(clustering_json.get<std::vector<std::string>>(), ", "))
+              << "\n";
   }
   for (const auto& [k, v] : m.configuration) std::cout << fmt::format("property    {} = {}\n", k, v);
   std::cout << fmt::format("files       {} ({} bytes)\n", snap->num_files(), snap->size_bytes());
@@ -299,6 +312,7 @@ struct AppendArgs {
   std::string path;
   std::vector<std::string> inputs;
   std::vector<std::string> partition_by;
+  std::vector<std::string> cluster_by;
   std::string mode = "append";
   bool merge_schema = false;
   std::string name;
@@ -332,10 +346,38 @@ arrow::Status append(const AppendArgs& args) {
     return invalid("{} is partitioned by [{}]; --partition-by cannot change that", args.path,
                    fmt::join(snapshot->metadata().partition_columns, ", "));
   }
+  if (!args.cluster_by.empty() && !args.partition_by.empty()) {
+    return invalid("--cluster-by and --partition-by cannot be used together: a Delta table is either "
+                   "clustered or partitioned");
+  }
+  if (snapshot && !args.cluster_by.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto clustered, delta::clustering_columns(*snapshot, args.path));
+    std::vector<std::string> names;
+    for (const auto& c : clustered.value_or(std::vector<delta::ColumnPath>{})) {
+      names.push_back(delta::column_path_text(c));
+    }
+    if (!clustered || names != args.cluster_by) {
+      return invalid("{} is {}; --cluster-by applies to a new table only (change a table's clustering "
+                     "columns through its pipeline definition or Spark's ALTER TABLE ... CLUSTER BY)",
+                     args.path, clustered ? fmt::format("clustered by [{}]", fmt::join(names, ", "))
+                                          : std::string("not clustered"));
+    }
+  }
   std::unique_ptr<delta::TableWriter> writer;
   for (const auto& input : args.inputs) {
     ARROW_ASSIGN_OR_RAISE(auto reader, open_input(input));
     if (!writer) {
+      if (!snapshot) {
+        for (const auto& name : args.cluster_by) {
+          auto column = delta::check_clustering_column(*reader->schema(), delta::column_path_of(name));
+          if (!column.ok()) return with_context(column.status(), "--cluster-by");
+          options.clustering_columns.push_back(std::move(*column));
+        }
+        if (options.clustering_columns.size() > delta::kMaxClusteringColumns) {
+          return invalid("--cluster-by takes up to {} columns (Delta's limit), not {}",
+                         delta::kMaxClusteringColumns, options.clustering_columns.size());
+        }
+      }
       ARROW_ASSIGN_OR_RAISE(writer, delta::TableWriter::make(store, snapshot, *reader->schema(), options));
     } else if (!reader->schema()->Equals(*writer->table_schema(), false)) {
       // Inputs are conformed to the schema reconciled from the first one.
@@ -475,6 +517,10 @@ void add_table_commands(CLI::App& app, int* exit_code) {
   auto* a = table->add_subcommand("append", "Write Parquet/Arrow files into a table (one commit)");
   a->add_option("path", append_args.path, "Table folder, s3://bucket/prefix or gs://bucket/prefix")->required();
   a->add_option("inputs", append_args.inputs, ".parquet or .arrow files")->required();
+  a->add_option("--cluster-by", append_args.cluster_by,
+                 "Clustering columns of a new table (CLUSTER BY; up to 4, e.g. user_id,amount); "
+                 "`table optimize` clusters it")
+      ->delimiter(',');
   a->add_option("--partition-by", append_args.partition_by, "Partition columns (new table)")
       ->delimiter(',');
   a->add_option("--mode", append_args.mode, "append or overwrite")

@@ -66,6 +66,7 @@ struct ToJson {
     put_optional(j, "stats", a.stats);
     put_optional(j, "tags", a.tags);
     if (a.deletion_vector) j["deletionVector"] = deletion_vector_json(*a.deletion_vector);
+    put_optional(j, "clusteringProvider", a.clustering_provider);
     return {{"add", j}};
   }
   json operator()(const Remove& r) const {
@@ -220,6 +221,7 @@ Action parse_one(const json& j) {
     }
     a.tags = get_optional<std::map<std::string, std::string>>(body, "tags");
     a.deletion_vector = deletion_vector_from(body, "add");
+    a.clustering_provider = get_optional<std::string>(body, "clusteringProvider");
     return a;
   }
   if (kind == "remove") {
@@ -254,6 +256,13 @@ Action parse_one(const json& j) {
     throw std::runtime_error(fmt::format("'{}' action is not a JSON object",
                                          kind.size() > 64 ? kind.substr(0, 64) + "..." : kind));
   }
+  if (kind == kDomainMetadataKind) {
+    // Checked here, so that replay (which keeps the newest action per domain) and checkpoints
+    // never meet one without its fields.
+    get_required<std::string>(body, "domain", kDomainMetadataKind);
+    get_required<std::string>(body, "configuration", kDomainMetadataKind);
+    get_required<bool>(body, "removed", kDomainMetadataKind);
+  }
   return OtherAction{kind, body};
 }
 
@@ -279,6 +288,25 @@ bool json_nests_deeper_than(std::string_view text, int limit) {
     }
   }
   return false;
+}
+
+OtherAction to_action(const DomainMetadata& domain) {
+  return OtherAction{kDomainMetadataKind, json{{"domain", domain.domain},
+                                               {"configuration", domain.configuration},
+                                               {"removed", domain.removed}}};
+}
+
+arrow::Result<std::optional<DomainMetadata>> domain_metadata_of(const OtherAction& action) {
+  if (action.kind != kDomainMetadataKind) return std::nullopt;
+  try {
+    DomainMetadata d;
+    d.domain = get_required<std::string>(action.value, "domain", kDomainMetadataKind);
+    d.configuration = get_required<std::string>(action.value, "configuration", kDomainMetadataKind);
+    d.removed = get_required<bool>(action.value, "removed", kDomainMetadataKind);
+    return d;
+  } catch (const std::exception& e) {
+    return invalid("malformed Delta action: {}", e.what());
+  }
 }
 
 std::string file_key(const std::string& path, const std::optional<DeletionVectorDescriptor>& dv) {

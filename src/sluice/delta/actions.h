@@ -69,6 +69,9 @@ struct Add {
   std::optional<std::string> stats;  // JSON text, see stats.h
   std::optional<std::map<std::string, std::string>> tags;
   std::optional<DeletionVectorDescriptor> deletion_vector;
+  // The clustering implementation that wrote the file clustered ("liquid": OPTIMIZE of a
+  // clustered table, PROTOCOL.md "Clustered Table"); absent for files not clustered yet.
+  std::optional<std::string> clustering_provider;
   bool operator==(const Add&) const = default;
 };
 
@@ -103,6 +106,22 @@ struct OtherAction {
   nlohmann::json value;
   bool operator==(const OtherAction&) const = default;
 };
+
+// A domainMetadata action (PROTOCOL.md "Domain Metadata"), which is kept as an OtherAction of
+// kind "domainMetadata": its domain, its configuration (a JSON string the domain's owner
+// defines) and whether it removes the domain.
+struct DomainMetadata {
+  std::string domain;
+  std::string configuration;
+  bool removed = false;
+  bool operator==(const DomainMetadata&) const = default;
+};
+inline constexpr const char* kDomainMetadataKind = "domainMetadata";
+// The action of `domain` (kind "domainMetadata").
+OtherAction to_action(const DomainMetadata& domain);
+// The domain metadata an OtherAction holds; nullopt for other kinds, an error for a
+// domainMetadata action that lacks a field.
+arrow::Result<std::optional<DomainMetadata>> domain_metadata_of(const OtherAction& action);
 
 // The key of a logical file in log replay: its path, and its deletion vector's id if any.
 std::string file_key(const std::string& path, const std::optional<DeletionVectorDescriptor>& dv);

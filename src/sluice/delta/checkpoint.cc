@@ -38,7 +38,8 @@ std::shared_ptr<arrow::DataType> string_list() {
   return arrow::list(arrow::field("element", arrow::utf8()));
 }
 
-constexpr const char* kActionColumns[] = {"txn", "add", "remove", "metaData", "protocol"};
+constexpr const char* kActionColumns[] = {"txn", "add", "remove", "metaData", "protocol",
+                                          "domainMetadata"};
 
 }  // namespace
 
@@ -54,23 +55,35 @@ std::shared_ptr<arrow::Field> deletion_vector_field() {
                                       arrow::field("cardinality", arrow::int64())}));
 }
 
-// checkpoint_schema() with deletionVector in add and remove, for tables that have vectors
-// (only then, so checkpoints of other tables keep their columns).
-const std::shared_ptr<arrow::Schema>& checkpoint_schema_with_deletion_vectors() {
-  static const auto schema = [] {
-    arrow::FieldVector fields;
-    for (const auto& f : checkpoint_schema()->fields()) {
-      if (f->name() != "add" && f->name() != "remove") {
-        fields.push_back(f);
-        continue;
-      }
-      auto children = f->type()->fields();
-      children.push_back(deletion_vector_field());
-      fields.push_back(arrow::field(f->name(), arrow::struct_(children)));
+// What a checkpoint holds beyond checkpoint_schema()'s columns; each only for a table that has
+// it, so checkpoints of other tables keep the columns they always had.
+struct CheckpointExtras {
+  bool deletion_vectors = false;     // add/remove.deletionVector
+  bool clustering_provider = false;  // add.clusteringProvider
+  bool domain_metadata = false;      // a domainMetadata column (PROTOCOL.md "Domain Metadata")
+};
+
+std::shared_ptr<arrow::Schema> checkpoint_schema_with(const CheckpointExtras& extras) {
+  arrow::FieldVector fields;
+  for (const auto& f : checkpoint_schema()->fields()) {
+    if (f->name() != "add" && f->name() != "remove") {
+      fields.push_back(f);
+      continue;
     }
-    return arrow::schema(fields);
-  }();
-  return schema;
+    auto children = f->type()->fields();
+    if (extras.deletion_vectors) children.push_back(deletion_vector_field());
+    if (extras.clustering_provider && f->name() == "add") {
+      children.push_back(arrow::field("clusteringProvider", arrow::utf8()));
+    }
+    fields.push_back(arrow::field(f->name(), arrow::struct_(children)));
+  }
+  if (extras.domain_metadata) {
+    fields.push_back(arrow::field("domainMetadata",
+                                  arrow::struct_({arrow::field("domain", arrow::utf8()),
+                                                  arrow::field("configuration", arrow::utf8()),
+                                                  arrow::field("removed", arrow::boolean())})));
+  }
+  return arrow::schema(fields);
 }
 
 }  // namespace
@@ -238,6 +251,8 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
   actions.emplace_back(snapshot.protocol());
   actions.emplace_back(snapshot.metadata());
   for (const auto& [app, txn] : snapshot.txns()) actions.emplace_back(txn);
+  // Live domains only: a removed domain is a tombstone a checkpoint may drop (as Spark does).
+  for (const auto& [name, domain] : snapshot.domains()) actions.emplace_back(to_action(domain));
   int64_t num_adds = 0;
   for (const auto& add : snapshot.files()) {
     Add a = add;
@@ -253,15 +268,18 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
     actions.emplace_back(std::move(rm));
   }
 
-  bool has_deletion_vectors = false;
+  CheckpointExtras extras;
+  extras.domain_metadata = !snapshot.domains().empty();
   for (const auto& action : actions) {
-    if (const auto* a = std::get_if<Add>(&action); a && a->deletion_vector) has_deletion_vectors = true;
+    if (const auto* a = std::get_if<Add>(&action)) {
+      extras.deletion_vectors |= a->deletion_vector.has_value();
+      extras.clustering_provider |= a->clustering_provider.has_value();
+    }
     if (const auto* r = std::get_if<Remove>(&action); r && r->deletion_vector) {
-      has_deletion_vectors = true;
+      extras.deletion_vectors = true;
     }
   }
-  const auto& schema =
-      has_deletion_vectors ? checkpoint_schema_with_deletion_vectors() : checkpoint_schema();
+  const auto schema = checkpoint_schema_with(extras);
   std::vector<std::unique_ptr<arrow::ArrayBuilder>> builders;
   for (const auto& f : schema->fields()) {
     std::unique_ptr<arrow::ArrayBuilder> b;

@@ -34,6 +34,16 @@ void Snapshot::apply(Action&& action, bool* saw_protocol, bool* saw_metadata) {
     tombstones_[key] = std::move(*r);
   } else if (auto* t = std::get_if<Txn>(&action)) {
     txns_[t->app_id] = std::move(*t);
+  } else if (auto* o = std::get_if<OtherAction>(&action)) {
+    // parse_commit checked the fields of a domainMetadata action, so this cannot fail.
+    auto domain = domain_metadata_of(*o);
+    if (domain.ok() && *domain) {
+      if ((*domain)->removed) {
+        domains_.erase((*domain)->domain);
+      } else {
+        domains_[(*domain)->domain] = std::move(**domain);
+      }
+    }
   }
 }
 

@@ -49,6 +49,13 @@ class Snapshot {
   // The txn version recorded for `app_id`, if any.
   std::optional<int64_t> txn_version(const std::string& app_id) const;
   const std::map<std::string, Txn>& txns() const { return txns_; }
+  // The live domain metadata (PROTOCOL.md "Domain Metadata"; a removed domain is dropped), by
+  // domain, which every commit and checkpoint this engine writes carries on.
+  const std::map<std::string, DomainMetadata>& domains() const { return domains_; }
+  const DomainMetadata* domain(const std::string& name) const {
+    auto it = domains_.find(name);
+    return it == domains_.end() ? nullptr : &it->second;
+  }
   int64_t num_records() const;  // from stats; -1 when some file lacks them
   int64_t size_bytes() const;
   // Version of the checkpoint this snapshot was replayed from, if any.
@@ -70,6 +77,7 @@ class Snapshot {
   std::map<std::string, std::pair<int64_t, Add>> live_;
   std::map<std::string, Remove> tombstones_;
   std::map<std::string, Txn> txns_;
+  std::map<std::string, DomainMetadata> domains_;
   int64_t sequence_ = 0;
   std::optional<DeltaVersion> checkpoint_version_;
 };

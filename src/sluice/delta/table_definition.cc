@@ -5,12 +5,14 @@
 #include <arrow/type.h>
 #include <arrow/util/key_value_metadata.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <set>
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/clustering.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_features.h"
@@ -158,6 +160,42 @@ arrow::Result<std::vector<MetadataChange>> plan_metadata_changes(const Snapshot&
   std::vector<MetadataChange> out;
   Metadata metadata = current;
   Protocol protocol = snapshot.protocol();
+
+  // CLUSTER BY: new clustering columns are one commit of the delta.clustering domain, as
+  // Spark's ALTER TABLE ... CLUSTER BY writes it (files clustered by the old columns stay; the
+  // next OPTIMIZE clusters by the new ones). A definition without CLUSTER BY on a clustered
+  // table is Spark's CLUSTER BY NONE.
+  ARROW_ASSIGN_OR_RAISE(auto clustered, clustering_columns(snapshot, table));
+  const auto& wanted_clustering = definition.clustering_columns;
+  auto columns_text = [](const std::vector<std::vector<std::string>>& columns) {
+    std::vector<std::string> names;
+    for (const auto& c : columns) names.push_back(column_path_text(c));
+    return names;
+  };
+  if (!clustered && !wanted_clustering.empty()) {
+    return invalid(
+        "table '{}' was created without CLUSTER BY, but its definition says CLUSTER BY ({}): sluice "
+        "does not turn clustering on for an existing table; run ALTER TABLE ... CLUSTER BY ({}) in "
+        "Spark first, or delete the table's folder so that the next run creates it clustered (its "
+        "data is then read again from its sources)",
+        table, fmt::join(columns_text(wanted_clustering), ", "),
+        fmt::join(columns_text(wanted_clustering), ", "));
+  }
+  if (clustered && *clustered != wanted_clustering) {
+    MetadataChange change;
+    change.operation = "CLUSTER BY";
+    change.operation_parameters = {
+        {"oldClusteringColumns", fmt::format("{}", fmt::join(columns_text(*clustered), ","))},
+        {"newClusteringColumns", fmt::format("{}", fmt::join(columns_text(wanted_clustering), ","))}};
+    change.metadata = metadata;
+    change.metadata_changed = false;
+    change.domain = clustering_domain(wanted_clustering);
+    change.summary = wanted_clustering.empty()
+                         ? std::string("clustering columns removed (CLUSTER BY NONE)")
+                         : fmt::format("clustering columns ({})",
+                                       fmt::join(columns_text(wanted_clustering), ", "));
+    out.push_back(std::move(change));
+  }
 
   // SET TBLPROPERTIES: new or changed properties, and the comment (Spark's COMMENT ON TABLE
   // is SET TBLPROPERTIES ('comment' = ...)).
@@ -308,7 +346,8 @@ arrow::Result<std::vector<CommittedChange>> apply_table_definition(std::shared_p
     // writer may have made the same change).
     Transaction txn(store, snapshot);
     if (changes.front().protocol) txn.set_protocol(*changes.front().protocol);
-    txn.set_metadata(changes.front().metadata);
+    if (changes.front().metadata_changed) txn.set_metadata(changes.front().metadata);
+    if (changes.front().domain) txn.set_domain_metadata(*changes.front().domain);
     CommitOptions co;
     co.operation = changes.front().operation;
     co.operation_parameters = changes.front().operation_parameters;

@@ -23,18 +23,23 @@ struct TableDefinition {
   std::optional<std::string> description;           // COMMENT on the dataset
   std::map<std::string, std::string> configuration;  // TBLPROPERTIES (+ pipeline.yaml properties)
   std::vector<std::string> partition_columns;
+  // CLUSTER BY columns (paths as the schema spells them); empty: not clustered.
+  std::vector<std::vector<std::string>> clustering_columns;
   // The declared/planned schema: only its field metadata kept by is_kept_column_metadata
   // ("comment", "sluice.tag.*") is compared, column by column (by name, through structs).
   std::shared_ptr<arrow::Schema> schema;
 };
 
 // One commit of a metadata update: Spark's SET TBLPROPERTIES (properties and the comment),
-// UNSET TBLPROPERTIES, or CHANGE COLUMN (a column's comment or tags).
+// UNSET TBLPROPERTIES, CHANGE COLUMN (a column's comment or tags), or CLUSTER BY (new
+// clustering columns: a delta.clustering domainMetadata action; the data stays as it is).
 struct MetadataChange {
   std::string operation;
   nlohmann::json operation_parameters = nlohmann::json::object();
   Metadata metadata;
+  bool metadata_changed = true;  // false: the commit carries only `domain` (Spark's CLUSTER BY)
   std::optional<Protocol> protocol;  // raised when a property turns a feature on
+  std::optional<DomainMetadata> domain;  // ALTER TABLE ... CLUSTER BY: the new delta.clustering
   std::string summary;               // for the event log: "set delta.enableChangeDataFeed=true"
 };
 

@@ -32,11 +32,15 @@ const std::set<std::string>& supported_reader_features() {
 // delta.appendOnly=true), invariants (only while no column declares one), checkConstraints
 // (evaluated on every batch, see constraint_checker.h), changeDataFeed (DELETE/UPDATE/MERGE
 // write _change_data files, see change_data.h; appends and overwrites need none), timestampNtz,
-// deletionVectors (removes carry the file's vector; DML writes vectors when enabled).
+// deletionVectors (removes carry the file's vector; DML writes vectors when enabled),
+// domainMetadata (every domain is replayed, committed on and checkpointed; see snapshot.h),
+// clustering (the delta.clustering domain is kept; appends may add unclustered files and
+// OPTIMIZE clusters them, see delta/clustering.h and dml/optimize.h).
 const std::set<std::string>& supported_writer_features() {
   static const std::set<std::string> kFeatures = {
       "appendOnly",   "invariants",          "checkConstraints", "changeDataFeed",
-      "timestampNtz", "vacuumProtocolCheck", "deletionVectors"};
+      "timestampNtz", "vacuumProtocolCheck", "deletionVectors",  "domainMetadata",
+      "clustering"};
   return kFeatures;
 }
 

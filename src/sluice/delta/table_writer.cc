@@ -11,6 +11,7 @@
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/clustering.h"
 #include "sluice/delta/partitioning.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
@@ -203,6 +204,7 @@ arrow::Result<Transaction> TableWriter::finish() {
         dv != options_.configuration.end() && to_lower(dv->second) == "true") {
       protocol = with_deletion_vectors(protocol);
     }
+    if (!options_.clustering_columns.empty()) protocol = with_clustering(protocol);
     // Table properties that turn a feature on (the change data feed) raise it, as in Spark
     // (after deletion vectors, so a table with both lists changeDataFeed among its features).
     if (auto raised = protocol_for_properties(protocol, options_.configuration)) protocol = *raised;
@@ -213,12 +215,26 @@ arrow::Result<Transaction> TableWriter::finish() {
     metadata.configuration = options_.configuration;
     if (options_.table_name.empty()) metadata.name.reset();
     txn.set_metadata(std::move(metadata));
+    if (!options_.clustering_columns.empty()) {
+      txn.set_domain_metadata(clustering_domain(options_.clustering_columns));
+    }
   } else if (schema_changed_) {
     Metadata metadata = snapshot_->metadata();
     ARROW_ASSIGN_OR_RAISE(metadata.schema_string, to_delta_schema_string(*table_schema_));
     txn.set_metadata(std::move(metadata));
     // A new timestamp_ntz column needs the table feature.
     Protocol needed = protocol_for_schema(*table_schema_);
+    if (needed.min_reader_version > snapshot_->protocol().min_reader_version &&
+        snapshot_->protocol().min_writer_version >= 7) {
+      // A table on writer features (clustering, deletion vectors' writer side) keeps them: the
+      // feature is added to its lists, not put in their place.
+      needed = snapshot_->protocol();
+      needed.min_reader_version = 3;
+      if (!needed.reader_features) needed.reader_features.emplace();
+      needed.reader_features->push_back("timestampNtz");
+      if (!needed.writer_features) needed.writer_features.emplace();
+      needed.writer_features->push_back("timestampNtz");
+    }
     if (needed.min_reader_version > snapshot_->protocol().min_reader_version) {
       if (auto raised = protocol_for_properties(needed, snapshot_->metadata().configuration)) needed = *raised;
       txn.set_protocol(needed);

@@ -29,6 +29,9 @@ struct WriteOptions {
   WriteMode mode = WriteMode::kAppend;
   // Used when the write creates the table.
   std::vector<std::string> partition_columns;
+  // CLUSTER BY columns (paths, checked by delta::check_clustering_column): the new table gets
+  // the clustering feature and the delta.clustering domain (delta/clustering.h).
+  std::vector<std::vector<std::string>> clustering_columns;
   std::string table_name;
   std::optional<std::string> description;
   std::map<std::string, std::string> configuration;

@@ -54,6 +54,7 @@ std::vector<Action> Transaction::actions_for_commit(const CommitOptions& options
   actions.emplace_back(CommitInfo{std::move(info)});
   if (protocol_) actions.emplace_back(*protocol_);
   if (metadata_) actions.emplace_back(*metadata_);
+  for (const auto& d : domains_) actions.emplace_back(to_action(d));
   for (const auto& t : txns_) actions.emplace_back(t);
   for (const auto& r : removes_) actions.emplace_back(r);
   for (const auto& a : adds_) actions.emplace_back(a);
@@ -77,7 +78,18 @@ arrow::Status Transaction::check_conflicts(const std::vector<Action>& winning,
   for (const auto& t : txns_) my_apps.insert(t.app_id);
   std::set<std::string> my_removes;
   for (const auto& r : removes_) my_removes.insert(r.path);
+  std::set<std::string> my_domains;
+  for (const auto& d : domains_) my_domains.insert(d.domain);
   for (const auto& action : winning) {
+    if (const auto* o = std::get_if<OtherAction>(&action); o && !my_domains.empty()) {
+      auto domain = domain_metadata_of(*o);
+      if (domain.ok() && *domain && my_domains.count((*domain)->domain)) {
+        return invalid(
+            "conflict: a concurrent commit (version {}) to {} changed the metadata of domain '{}', "
+            "which this commit changes too; re-read the table and try again",
+            v.value(), table, (*domain)->domain);
+      }
+    }
     if (std::holds_alternative<Metadata>(action) || std::holds_alternative<Protocol>(action)) {
       return invalid(
           "conflict: a concurrent commit (version {}) changed the metadata or protocol of {}; "

@@ -74,6 +74,9 @@ class Transaction {
   void remove_file(Remove remove) { removes_.push_back(std::move(remove)); }
   // An action sluice does not model otherwise (a `cdc` change data file, change_data.h).
   void add_other(OtherAction action) { others_.push_back(std::move(action)); }
+  // Sets (or with removed=true removes) a domain's metadata; a concurrent commit that set the
+  // same domain is a conflict (PROTOCOL.md "Domain Metadata").
+  void set_domain_metadata(DomainMetadata domain) { domains_.push_back(std::move(domain)); }
   // Marks every add and remove dataChange=false: the commit rearranges rows without changing
   // them (as OPTIMIZE does), so change-feed and streaming readers skip it.
   void mark_no_data_change();
@@ -109,6 +112,7 @@ class Transaction {
   std::vector<Add> adds_;
   std::vector<Remove> removes_;
   std::vector<OtherAction> others_;
+  std::vector<DomainMetadata> domains_;
   std::vector<Txn> txns_;
   std::optional<ReadSet> read_set_;
   std::string txn_id_;

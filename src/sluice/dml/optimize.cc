@@ -11,7 +11,9 @@
 #include <set>
 
 #include "sluice/common/status.h"
+#include "sluice/common/ids.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/clustering.h"
 #include "sluice/delta/data_file_writer.h"
 #include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/scan.h"
@@ -31,6 +33,13 @@ namespace sluice::dml {
 
 namespace cp = arrow::compute;
 using nlohmann::json;
+
+namespace {
+// The tags delta-spark puts on the files one clustering OPTIMIZE writes: the run's id and the
+// columns (a JSON array of names) it clustered by.
+constexpr const char* kZCubeIdTag = "ZCUBE_ID";
+constexpr const char* kZCubeZOrderByTag = "ZCUBE_ZORDER_BY";
+}  // namespace
 
 arrow::Result<OptimizeFileSizes> optimize_file_sizes(const delta::Metadata& metadata,
                                                      const std::string& table) {
@@ -225,13 +234,20 @@ std::vector<std::vector<delta::Add>> bins_of(std::vector<delta::Add> files,
   return bins;
 }
 
+// How a bin's rows are ordered: along `curve` over the columns at `paths`, or as read (no paths).
+struct RowOrder {
+  std::vector<std::vector<std::string>> paths;
+  Curve curve = Curve::kZOrder;
+};
+
 // Rewrites one bin: its rows (deletion vectors applied) into new files of the target size,
-// along the Z-order curve of `zorder` when given.
+// along the curve of `order` when it has columns.
 arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
                                                    const std::vector<delta::Add>& bin,
-                                                   const std::vector<std::string>& zorder,
+                                                   const RowOrder& order_by,
                                                    const OptimizeFileSizes& sizes,
                                                    int64_t& rows) {
+  const bool sorted_output = !order_by.paths.empty();
   delta::WriteOptions options;
   options.constraints = exec::sql_constraint_compiler();
   options.file.target_file_bytes = sizes.max_file_size;
@@ -248,18 +264,18 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
         ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
         if (!batch) break;
         rows += batch->num_rows();
-        if (zorder.empty()) {
+        if (!sorted_output) {
           ARROW_RETURN_NOT_OK(writer->write(*batch));
         } else {
           batches.push_back(std::move(batch));
         }
       }
     }
-    if (zorder.empty()) return arrow::Status::OK();
+    if (!sorted_output) return arrow::Status::OK();
     // The whole partition is sorted in memory (Spark range-partitions it over its executors).
     ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(target.snapshot->schema(), batches));
     batches.clear();
-    ARROW_ASSIGN_OR_RAISE(auto order, zorder_permutation(*table, zorder));
+    ARROW_ASSIGN_OR_RAISE(auto order, curve_permutation(*table, order_by.paths, order_by.curve));
     arrow::Int64Builder indices;
     ARROW_RETURN_NOT_OK(indices.AppendValues(order));
     ARROW_ASSIGN_OR_RAISE(auto index_array, indices.Finish());
@@ -281,6 +297,16 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
   }
   ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
   return txn.adds();
+}
+
+// Whether OPTIMIZE of a table clustered by `columns` (the ZCUBE_ZORDER_BY text) leaves `file`
+// as it is: it was clustered (clusteringProvider set) by the same columns. Files appended since,
+// and files clustered by columns the table no longer has, are clustered again.
+bool clustered_by(const delta::Add& file, const std::string& columns) {
+  if (!file.clustering_provider) return false;
+  if (!file.tags) return true;  // clustered by an engine that records no ZCUBE: keep it
+  auto it = file.tags->find(kZCubeZOrderByTag);
+  return it == file.tags->end() || it->second == columns;
 }
 
 // delta-spark 4.4's OPTIMIZE operationMetrics: sizes of the added files (min, percentiles, max),
@@ -325,20 +351,72 @@ arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> s
   ARROW_RETURN_NOT_OK(delta::check_write_supported(snapshot.protocol(), snapshot.metadata(), target.name));
   ARROW_ASSIGN_OR_RAISE(auto sizes, optimize_file_sizes(snapshot.metadata(), target.name));
   if (options.target_file_size > 0) sizes.min_file_size = sizes.max_file_size = options.target_file_size;
+  ARROW_ASSIGN_OR_RAISE(auto clustering, delta::clustering_columns(snapshot, target.name));
+  if (clustering && !options.zorder_by.empty()) {
+    // delta-spark's DELTA_CLUSTERING_WITH_ZORDER_BY.
+    return invalid(
+        "--zorder-by on table {}: it is a clustered table (CLUSTER BY), which OPTIMIZE clusters by its "
+        "clustering columns; Z-order does not apply to it. Run OPTIMIZE without --zorder-by (to "
+        "change the columns, change CLUSTER BY in its definition)",
+        target.name);
+  }
+  if (clustering && !options.where.empty()) {
+    // delta-spark's DELTA_CLUSTERING_WITH_PARTITION_PREDICATE: a clustered table has no partitions.
+    return invalid("--where on table {}: it is a clustered table, which has no partitions to choose; "
+                   "run OPTIMIZE without --where",
+                   target.name);
+  }
   ARROW_ASSIGN_OR_RAISE(auto zorder, zorder_columns(target, options.zorder_by));
   ARROW_ASSIGN_OR_RAISE(auto candidates, candidate_files(target, options.where));
 
   OptimizeOutcome outcome;
   outcome.version = snapshot.version();
   outcome.files_considered = static_cast<int64_t>(candidates.files.size());
-  const auto bins = bins_of(candidates.files, sizes, !zorder.empty());
+  RowOrder order;
+  std::vector<std::vector<delta::Add>> bins;
+  std::string cluster_by_text = "[]";  // operationParameters.clusterBy
+  std::optional<std::string> zcube_columns;
+  if (clustering && !clustering->empty()) {
+    // Liquid clustering, incremental: the files not yet clustered by the current columns, in
+    // one bin ordered along the Hilbert curve of the clustering columns.
+    json names = json::array();
+    for (const auto& path : *clustering) {
+      names.push_back(delta::column_path_text(path));
+      outcome.clustered_by.push_back(delta::column_path_text(path));
+      // Files keep the table schema's spelling; a column dropped since is an error here.
+      if (!delta::field_at_path(*snapshot.schema(), path)) {
+        return invalid("table {}: clustering column '{}' is not a column of the table", target.name,
+                       delta::column_path_text(path));
+      }
+    }
+    cluster_by_text = names.dump();
+    zcube_columns = cluster_by_text;
+    std::vector<delta::Add> unclustered;
+    for (auto& f : candidates.files) {
+      if (!clustered_by(f, *zcube_columns)) unclustered.push_back(std::move(f));
+    }
+    if (!unclustered.empty()) bins.push_back(std::move(unclustered));
+    order.paths = *clustering;
+    order.curve = Curve::kHilbert;
+  } else {
+    bins = bins_of(candidates.files, sizes, !zorder.empty());
+    for (const auto& c : zorder) order.paths.push_back({c});
+  }
+  const std::string zcube_id = random_uuid();
   std::vector<delta::Add> added, removed;
   std::set<delta::PartitionValues> partitions;
   for (const auto& bin : bins) {
-    auto adds = rewrite_bin(target, bin, zorder, sizes, outcome.rows);
+    auto adds = rewrite_bin(target, bin, order, sizes, outcome.rows);
     if (!adds.ok()) {
       delta::remove_data_files(*store->objects(), store->table_root(), added);
       return with_context(adds.status(), fmt::format("OPTIMIZE of table {} (nothing was committed)", target.name));
+    }
+    if (zcube_columns) {
+      for (auto& a : *adds) {
+        a.clustering_provider = delta::kLiquidClusteringProvider;
+        a.tags = std::map<std::string, std::string>{{kZCubeIdTag, zcube_id},
+                                                    {kZCubeZOrderByTag, *zcube_columns}};
+      }
     }
     added.insert(added.end(), adds->begin(), adds->end());
     removed.insert(removed.end(), bin.begin(), bin.end());
@@ -364,8 +442,9 @@ arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> s
   commit.operation = "OPTIMIZE";
   commit.operation_parameters = {{"predicate", candidates.predicate},
                                  {"zOrderBy", json(zorder).dump()},
-                                 {"clusterBy", "[]"},
+                                 {"clusterBy", cluster_by_text},
                                  {"auto", false}};
+  if (clustering) commit.operation_parameters["isFull"] = false;
   commit.operation_metrics = outcome.metrics;
   // A commit without data changes is checked at snapshot isolation (as Spark records it).
   commit.isolation_level = "SnapshotIsolation";

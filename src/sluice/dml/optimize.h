@@ -1,7 +1,9 @@
 // OPTIMIZE: bin-packing compaction of a Delta table's small files (and files with many rows
 // deleted by deletion vectors) into files of the target size, partition by partition,
-// optionally Z-ordered; committed as delta-spark's OPTIMIZE with dataChange=false, so streaming
-// and change-feed readers skip it.
+// optionally Z-ordered; on a clustered table (CLUSTER BY), incremental liquid clustering: the
+// files not yet clustered by the clustering columns rewritten along their Hilbert curve, with
+// clusteringProvider "liquid". Committed as delta-spark's OPTIMIZE with dataChange=false, so
+// streaming and change-feed readers skip it.
 #pragma once
 
 #include <arrow/result.h>
@@ -57,6 +59,7 @@ struct OptimizeOutcome {
   int64_t files_considered = 0;  // live files the WHERE selected
   int64_t files_skipped = 0;     // of those, left as they were
   int64_t rows = 0;              // rows rewritten
+  std::vector<std::string> clustered_by;  // a clustered table's columns (dotted), else empty
 };
 
 // Compacts (and with zorder_by, Z-orders) the table at `store`. Appends committed meanwhile

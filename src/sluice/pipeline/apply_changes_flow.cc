@@ -145,6 +145,7 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
     co.objects = config_.objects;
     co.write.configuration = delta::with_defined_properties(properties);
     co.write.partition_columns = d.definition->partitioned_by;
+    co.write.clustering_columns = planner_.clustering_columns(d.name);
     co.write.description = d.definition->comment;
     ARROW_ASSIGN_OR_RAISE(auto create, StreamingCommit::make(std::move(co)));
     ARROW_ASSIGN_OR_RAISE(auto created, create->commit(create->progress()));

@@ -882,6 +882,7 @@ class IngestRun : public kafka::RebalanceListener {
     o.snapshots = options_.snapshots.get();
     o.write.configuration = table_.properties;
     o.write.partition_columns = table_.partition_columns;
+    o.write.clustering_columns = table_.clustering_columns;
     if (!table_.comment.empty()) o.write.description = table_.comment;
     o.write.file.columns_without_dictionary = kafka::kafka_columns_never_repeating(*o.schema);
     return o;

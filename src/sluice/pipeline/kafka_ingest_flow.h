@@ -103,6 +103,7 @@ struct KafkaFlowSpec {
   // source rows goes through. Not owned. Null: write the Kafka rows as they are.
   exec::BatchOperator* operators = nullptr;
   std::vector<std::string> partition_columns;
+  std::vector<std::vector<std::string>> clustering_columns;  // CLUSTER BY (paths)
   std::map<std::string, std::string> properties;  // table properties for a new table
   // For partitions with no recorded progress, where to start, by precedence: a timestamp of
   // the partition (startingOffsetsByTimestamp), a timestamp for all (startingTimestamp), an

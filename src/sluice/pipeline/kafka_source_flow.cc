@@ -54,6 +54,7 @@ arrow::Status FlowRunner::run_kafka_source(StreamingFlow& f, const exec::PlanSou
   flow_config.kafka[spec.cluster] = std::move(cluster.second);
   ARROW_RETURN_NOT_OK(SqlPlanner::apply_kafka_options(src.options, spec));
   spec.partition_columns = d.definition->partitioned_by;
+  spec.clustering_columns = planner_.clustering_columns(d.name);
   spec.properties = delta::with_defined_properties(planner_.properties(d));
   spec.comment = d.definition->comment.value_or("");
   spec.output_schema = f.schema;

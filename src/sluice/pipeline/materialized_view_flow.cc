@@ -92,6 +92,7 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   co.write.mode = delta::WriteMode::kOverwrite;
   co.write.schema_mode = delta::SchemaMode::kMerge;  // a changed query replaces the schema
   co.write.partition_columns = d.definition->partitioned_by;
+  co.write.clustering_columns = planner_.clustering_columns(d.name);
   ARROW_ASSIGN_OR_RAISE(auto commit, StreamingCommit::make(std::move(co)));
   const auto* snapshot = commit->snapshot().get();
   std::shared_ptr<arrow::Table> output;

@@ -10,6 +10,7 @@
 
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/delta/clustering.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/exec/expression_binder.h"
@@ -245,6 +246,16 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
       return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], d.loc,
           fmt::format("PARTITIONED BY names '{}', which the query does not produce", column)));
     }
+  }
+  // CLUSTER BY: the rules delta-spark applies (delta/clustering.h), at the column as written.
+  clustering_.erase(name);
+  for (const auto& column : d.definition->cluster_by) {
+    auto checked = delta::check_clustering_column(*schema, column.path);
+    if (!checked.ok()) {
+      return arrow::Status::Invalid(sql::format_error(graph_.files[d.file], column.loc,
+          fmt::format("table '{}': {}", d.name, checked.status().message())));
+    }
+    clustering_[name].push_back(std::move(*checked));
   }
   if (quarantines(d)) {
     const auto qname = d.name + "_quarantine";

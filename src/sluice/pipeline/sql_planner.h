@@ -72,6 +72,13 @@ class SqlPlanner {
   // same input in every process, or keeps state per process.
   bool runs_in_every_process(const Dataset& d) const;
 
+  // The CLUSTER BY columns of a stored dataset as its schema spells them (paths; empty when it
+  // is not clustered), checked by plan_all (delta/clustering.h).
+  std::vector<std::vector<std::string>> clustering_columns(const std::string& dataset) const {
+    auto it = clustering_.find(dataset);
+    return it == clustering_.end() ? std::vector<std::vector<std::string>>{} : it->second;
+  }
+
   // TBLPROPERTIES with pipeline.yaml `tables.<name>.properties` over them; they become the Delta
   // table's configuration when it is created.
   std::map<std::string, std::string> properties(const Dataset& d) const;
@@ -141,6 +148,7 @@ class SqlPlanner {
   std::map<std::string, std::string> schema_notes_;  // dataset -> where its inferred schema came from
   std::map<std::string, exec::SelectPlan> flow_plans_;                 // by flow name
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;      // stored datasets
+  std::map<std::string, std::vector<std::vector<std::string>>> clustering_;  // CLUSTER BY
   std::map<std::string, Expectations> expectations_;
   std::map<std::string, exec::SelectPlan> views_;  // checked, never run on their own
   std::map<std::string, KafkaSinkSpec> sink_specs_;  // by sink name

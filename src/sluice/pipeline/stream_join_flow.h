@@ -31,6 +31,7 @@ struct StreamJoinFlowSpec {
   std::map<std::string, std::string> configuration;
   std::optional<std::string> description;  // COMMENT
   std::vector<std::string> partition_columns;
+  std::vector<std::vector<std::string>> clustering_columns;  // CLUSTER BY (paths)
   std::shared_ptr<arrow::Schema> schema;
   // The plan's output rows -> the table's rows (conform to the schema, expectations;
   // flow_operators.h); stateless (the join's state is the flow's).

@@ -37,6 +37,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.objects = config_.objects;
   co.write.configuration = delta::with_defined_properties(planner_.properties(d));
   co.write.partition_columns = d.definition->partitioned_by;
+  co.write.clustering_columns = planner_.clustering_columns(d.name);
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
@@ -129,6 +130,7 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.configuration = delta::with_defined_properties(planner_.properties(d));
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;
+  spec.clustering_columns = planner_.clustering_columns(d.name);
   spec.schema = schema;
   auto operators = std::make_unique<exec::OperatorChain>();
   operators->add(std::make_unique<ConformOperator>(schema));

@@ -14,6 +14,7 @@ delta::TableDefinition table_definition_of(const SqlPlanner& planner, const Data
   out.description = d.definition->comment;
   out.configuration = planner.properties(d);
   out.partition_columns = d.definition->partitioned_by;
+  out.clustering_columns = planner.clustering_columns(d.name);
   if (auto it = planner.schemas().find(d.name); it != planner.schemas().end()) out.schema = it->second;
   return out;
 }

@@ -195,7 +195,11 @@ std::string to_string(const Statement& st) {
     }
     if (d.comment) out += "\n  (comment " + quote(*d.comment) + ")";
     if (!d.partitioned_by.empty()) out += "\n  (partitioned-by " + join_parts(d.partitioned_by, " ") + ")";
-    if (!d.cluster_by.empty()) out += "\n  (cluster-by " + join_parts(d.cluster_by, " ") + ")";
+    if (!d.cluster_by.empty()) {
+      std::vector<std::string> columns;
+      for (const auto& c : d.cluster_by) columns.push_back(join_parts(c.path));
+      out += "\n  (cluster-by " + join_parts(columns, " ") + ")";
+    }
     for (const auto& [k, v] : d.properties) out += fmt::format("\n  (property {} {})", quote(k), quote(v));
     if (d.query) out += "\n  " + to_string(*d.query);
     return out + ")";

@@ -143,6 +143,12 @@ struct ColumnDef {
 
 enum class DatasetKind { kStreamingTable, kMaterializedView, kView, kTemporaryView };
 
+// A CLUSTER BY column: its path (["s", "x"] for s.x) and where it is written.
+struct ClusterColumn {
+  std::vector<std::string> path;
+  Location loc;
+};
+
 struct CreateDataset {
   DatasetKind kind;
   bool or_refresh = false;
@@ -153,7 +159,7 @@ struct CreateDataset {
   std::vector<Constraint> constraints;
   std::optional<std::string> comment;
   std::vector<std::string> partitioned_by;
-  std::vector<std::string> cluster_by;
+  std::vector<ClusterColumn> cluster_by;  // CLUSTER BY (liquid clustering), at most 4
   std::map<std::string, std::string> properties;
   std::shared_ptr<Query> query;  // absent: a streaming table fed only by flows
 };

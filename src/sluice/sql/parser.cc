@@ -165,11 +165,7 @@ arrow::Result<std::unique_ptr<CreateDataset>> Parser::create_dataset(DatasetKind
       ARROW_RETURN_NOT_OK(expect_keyword("BY"));
       ARROW_ASSIGN_OR_RAISE(d->partitioned_by, identifier_list("a column name"));
     } else if (peek().is_keyword("CLUSTER")) {
-      // Liquid clustering needs the clustering table feature and OPTIMIZE: refused, not
-      // accepted and dropped.
-      return arrow::Status::NotImplemented(format_error(
-          file_, peek().loc,
-          "CLUSTER BY (liquid clustering) is not supported yet: remove it, or use PARTITIONED BY (...)"));
+      ARROW_RETURN_NOT_OK(cluster_by(kind, d.get()));
     } else if (accept_keyword("TBLPROPERTIES")) {
       ARROW_RETURN_NOT_OK(expect_op("("));
       do {
@@ -193,6 +189,13 @@ arrow::Result<std::unique_ptr<CreateDataset>> Parser::create_dataset(DatasetKind
       break;
     }
   }
+  if (!d->cluster_by.empty() && !d->partitioned_by.empty()) {
+    // delta-spark refuses the pair too (a table is clustered or partitioned, not both).
+    return arrow::Status::Invalid(format_error(
+        file_, d->cluster_by.front().loc,
+        "CLUSTER BY and PARTITIONED BY cannot be used together: a Delta table is either "
+        "clustered or partitioned; remove one of them"));
+  }
   if (accept_keyword("AS")) {
     ARROW_ASSIGN_OR_RAISE(d->query, query());
   } else if (kind != DatasetKind::kStreamingTable) {
@@ -201,6 +204,52 @@ arrow::Result<std::unique_ptr<CreateDataset>> Parser::create_dataset(DatasetKind
     return error(peek(), "expected COMMENT, PARTITIONED BY, CLUSTER BY, TBLPROPERTIES or AS");
   }
   return d;
+}
+
+arrow::Status Parser::cluster_by(DatasetKind kind, CreateDataset* d) {
+  const Token& at = next();  // CLUSTER
+  ARROW_RETURN_NOT_OK(expect_keyword("BY"));
+  if (kind == DatasetKind::kView || kind == DatasetKind::kTemporaryView) {
+    return arrow::Status::Invalid(format_error(
+        file_, at.loc, "CLUSTER BY applies to streaming tables and materialized views; a view stores no data"));
+  }
+  if (!d->cluster_by.empty()) return error(at, "CLUSTER BY given once");
+  if (peek().is_keyword("NONE")) {
+    // Refused rather than taken as "no clustering": a table clustered by no columns still
+    // carries the clustering feature, which sluice does not create.
+    return arrow::Status::NotImplemented(format_error(
+        file_, peek().loc,
+        "CLUSTER BY NONE is not supported: leave CLUSTER BY out for a table without clustering"));
+  }
+  ARROW_RETURN_NOT_OK(expect_op("("));
+  do {
+    ClusterColumn column;
+    column.loc = peek().loc;
+    ARROW_ASSIGN_OR_RAISE(column.path, qualified_name("a clustering column"));
+    for (const auto& other : d->cluster_by) {
+      if (upper(join_path(other.path)) == upper(join_path(column.path))) {
+        return arrow::Status::Invalid(format_error(
+            file_, column.loc,
+            fmt::format("CLUSTER BY names column '{}' twice", join_path(column.path))));
+      }
+    }
+    d->cluster_by.push_back(std::move(column));
+  } while (accept_op(","));
+  ARROW_RETURN_NOT_OK(expect_op(")"));
+  if (d->cluster_by.size() > kMaxClusterByColumns) {
+    return arrow::Status::Invalid(format_error(
+        file_, d->cluster_by[kMaxClusterByColumns].loc,
+        fmt::format("CLUSTER BY takes up to {} columns (Delta's limit), but {} are given; remove "
+                    "the extra ones",
+                    kMaxClusterByColumns, d->cluster_by.size())));
+  }
+  return arrow::Status::OK();
+}
+
+std::string Parser::join_path(const std::vector<std::string>& path) {
+  std::string out;
+  for (const auto& p : path) out += (out.empty() ? "" : ".") + p;
+  return out;
 }
 
 std::string Parser::strip_live(const std::vector<std::string>& parts) {

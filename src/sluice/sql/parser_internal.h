@@ -182,6 +182,10 @@ class Parser {
                                                                Location loc);
 
   static std::string strip_live(const std::vector<std::string>& parts);
+  // CLUSTER BY (c1, ...) of `d` (after CLUSTER), at most kMaxClusterByColumns.
+  arrow::Status cluster_by(DatasetKind kind, CreateDataset* d);
+  static std::string join_path(const std::vector<std::string>& path);
+  static constexpr size_t kMaxClusterByColumns = 4;  // delta-spark's limit
 
   arrow::Result<std::unique_ptr<CreateFlow>> create_flow(Location loc);
 

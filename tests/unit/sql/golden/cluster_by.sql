@@ -1,0 +1,9 @@
+CREATE OR REFRESH MATERIALIZED VIEW m
+COMMENT 'clustered'
+CLUSTER BY (region, geo.country)
+AS SELECT region FROM t;
+
+CREATE OR REFRESH STREAMING TABLE s
+CLUSTER BY (user_id)
+TBLPROPERTIES ('delta.appendOnly' = 'true')
+AS SELECT * FROM STREAM(t);
