@@ -44,20 +44,24 @@ export ARROW_DEFAULT_MEMORY_POOL=system
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer  # file:line in reports
 
 status=0
+suite_start=$SECONDS
 # The rest of the build at nice 19 (the suite keeps the CPU it asks for), then the unit tests one
 # at a time and not niced: at nice 19 a busy moment of the suite could starve the unit tests that
 # renew a lease within its ttl; one process leaves the suite the other core.
 echo "[asan] the rest of build-fuzz (nice 19), then unit tests and fuzz corpora (ctest), beside the integration tests (.run/asan-ctest.log)"
 # The build runs without the sanitizer options above, as before them (gtest discovery runs the
 # unit binary at build time: a report there is the build's, not a test's).
+# Its log says when the build ended, so a CI log shows whether it or the suite came last.
 (env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u ARROW_DEFAULT_MEMORY_POOL \
-   nice -n 19 bash scripts/sanitizer-build.sh && cd build-fuzz && ctest --output-on-failure -j1) \
-  > .run/asan-ctest.log 2>&1 &
+   nice -n 19 bash scripts/sanitizer-build.sh && echo "[asan] +$((SECONDS - suite_start)) s: build-fuzz built, ctest starts" \
+   && cd build-fuzz && ctest --output-on-failure -j1) > .run/asan-ctest.log 2>&1 &
 ctest=$!
 echo "[asan] integration tests: ${ASAN_PYTEST[*]}"
 SLUICE_BIN=$ROOT/build-fuzz/sluice \
   scripts/integration-tests.sh "${ASAN_PYTEST[@]}" || status=1
+echo "[asan] +$((SECONDS - suite_start)) s: integration tests done"
 if wait $ctest; then
+  grep '^\[asan\] +' .run/asan-ctest.log || true
   tail -n 3 .run/asan-ctest.log
 else
   cat .run/asan-ctest.log; echo "[asan] the rest of the build or the unit tests FAILED (log above, .run/asan-ctest.log)"; status=1
