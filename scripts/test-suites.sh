@@ -24,6 +24,15 @@ if [ $((ASAN_PORT - PORT)) -lt 10 ] && [ $((PORT - ASAN_PORT)) -lt 10 ]; then
   echo "[test] SLUICE_ASAN_KAFKA_PORT=$ASAN_PORT is within 10 ports of SLUICE_TEST_KAFKA_PORT=$PORT; the suites' brokers would collide" >&2
   exit 2
 fi
+# Ports in the kernel's ephemeral range can be taken by any client socket for a while (a broker
+# then fails to start: "Address already in use"); CI's defaults lie below it.
+if read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then
+  for p in "$PORT" "$ASAN_PORT"; do
+    if [ $((p + 9)) -ge "$lo" ] && [ "$p" -le "$hi" ]; then
+      echo "[test] note: ports $p-$((p + 9)) lie in the ephemeral range $lo-$hi; a client socket may hold one (ports below $lo avoid that)"
+    fi
+  done
+fi
 export SLUICE_BIN=${SLUICE_BIN:-$ROOT/build/sluice}
 mkdir -p .run
 LOG=.run/test-asan.log
