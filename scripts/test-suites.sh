@@ -58,8 +58,7 @@ exec 3>&1
   exit $status
 ) > "$LOG" 2>&1 &
 side=$!
-# Stop test-asan (and what it started: its suite's EXIT trap stops its broker) if we are stopped.
-trap 'kill -TERM $side 2>/dev/null; wait $side 2>/dev/null' INT TERM
+# Ctrl-C reaches both (one process group): each suite's EXIT trap stops its own broker.
 
 SLUICE_TEST_KAFKA_PORT=$PORT scripts/integration-tests.sh "$@" 3>&-
 gcc_status=$?
@@ -67,7 +66,6 @@ gcc_done=$(since)
 echo "[test] +$gcc_done s: gcc integration suite done (exit $gcc_status); waiting for test-asan"
 wait $side
 asan_status=$?
-trap - INT TERM
 
 echo "======== test-asan (clang build, ASan + UBSan suite and unit tests), run beside the gcc suite: $LOG"
 cat "$LOG"
