@@ -1,6 +1,6 @@
 # sluice: `make run` (demo) and `make test` (everything) set up what is missing first.
-# `make test` = unit + integration (gcc Release build), then test-asan and fuzz-ci (the clang
-# ASan + UBSan build in build-fuzz/, docs/decisions.md).
+# `make test` = unit + integration (gcc Release build) with test-asan beside it (the clang
+# ASan + UBSan build in build-fuzz/, docs/decisions.md), then fuzz-ci.
 SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
@@ -26,16 +26,14 @@ integration: build
 test-asan:
 	scripts/asan-tests.sh
 
-# The clang build of test-asan runs while the gcc integration suite runs (which mostly waits on
-# Kafka, subprocesses and readers), at nice 19 so the tests keep the CPU they ask for; its log is
-# .run/sanitizer-build.log (docs/decisions.md "CI time").
+# After the unit tests, the gcc integration suite and, beside it, the clang build (nice 19) and
+# then test-asan on its own broker as soon as build-fuzz/sluice is built: both suites mostly wait
+# on Kafka, subprocesses and readers. test-asan's log is .run/test-asan.log, printed whole after
+# the gcc suite's output; either failing fails `make test` (scripts/test-suites.sh,
+# docs/decisions.md "CI time (4)"). Then fuzz-ci, alone: its per-input limit is wall time.
 test: unit
-	@mkdir -p .run
-	@nice -n 19 scripts/sanitizer-build.sh > .run/sanitizer-build.log 2>&1 & build=$$!; \
-	  SLUICE_BIN=$(CURDIR)/$(BUILD_DIR)/sluice scripts/integration-tests.sh; status=$$?; \
-	  if ! wait $$build; then cat .run/sanitizer-build.log; echo "make test: the clang build failed (log above, .run/sanitizer-build.log)" >&2; exit 1; fi; \
-	  echo "[test] clang build (build-fuzz/) done while the integration tests ran"; exit $$status
-	$(MAKE) --no-print-directory test-asan fuzz-ci
+	@SLUICE_BIN=$(CURDIR)/$(BUILD_DIR)/sluice scripts/test-suites.sh
+	$(MAKE) --no-print-directory fuzz-ci
 
 run: build
 	scripts/demo.sh

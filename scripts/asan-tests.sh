@@ -4,9 +4,12 @@
 # report goes to a file in .run/asan/ (tests capture sluice's stderr, and a test expecting an
 # error exit would not notice a report there); any such file fails the run and is printed.
 #   scripts/asan-tests.sh [pytest arguments ...]   (default: the selection in ASAN_PYTEST)
-# The unit tests (ctest, one at a time) run beside the integration suite, which mostly waits on
-# Kafka, subprocesses and readers: they take the core it leaves idle; their output is printed
-# when the suite is done (docs/decisions.md "CI time (3)").
+# Only build-fuzz/sluice is built before the integration suite starts; the rest of the build
+# (unit tests, fuzz replays and fuzzers) runs beside the suite at nice 19, then the unit tests
+# (ctest, one at a time, normal priority): the suite mostly waits on Kafka, subprocesses and
+# readers, and they take the CPU it leaves idle. Their output (.run/asan-ctest.log) is printed
+# when the suite is done (docs/decisions.md "CI time (3)", "CI time (4)"). `make test` runs all
+# of this beside the gcc integration suite, its broker ten ports up (scripts/test-suites.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -25,7 +28,7 @@ ASAN_PYTEST=(-m "not slow" --ignore=tests/integration/test_kafka_script.py
              --ignore=tests/integration/test_pipeline_on_azure_and_gcs.py)
 [ $# -gt 0 ] && ASAN_PYTEST=("$@")
 
-bash scripts/sanitizer-build.sh
+bash scripts/sanitizer-build.sh sluice
 
 REPORTS=$ROOT/.run/asan
 rm -rf "$REPORTS"; mkdir -p "$REPORTS"
@@ -41,18 +44,27 @@ export ARROW_DEFAULT_MEMORY_POOL=system
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer  # file:line in reports
 
 status=0
-# One test at a time and not niced: at nice 19 a busy moment of the suite could starve the unit
-# tests that renew a lease within its ttl; one process leaves the suite the other core.
-echo "[asan] unit tests and fuzz corpora (ctest in build-fuzz), beside the integration tests (.run/asan-ctest.log)"
-(cd build-fuzz && ctest --output-on-failure -j1) > .run/asan-ctest.log 2>&1 &
+suite_start=$SECONDS
+# The rest of the build at nice 19 (the suite keeps the CPU it asks for), then the unit tests one
+# at a time and not niced: at nice 19 a busy moment of the suite could starve the unit tests that
+# renew a lease within its ttl; one process leaves the suite the other core.
+echo "[asan] the rest of build-fuzz (nice 19), then unit tests and fuzz corpora (ctest), beside the integration tests (.run/asan-ctest.log)"
+# The build runs without the sanitizer options above, as before them (gtest discovery runs the
+# unit binary at build time: a report there is the build's, not a test's).
+# Its log says when the build ended, so a CI log shows whether it or the suite came last.
+(env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u ARROW_DEFAULT_MEMORY_POOL \
+   nice -n 19 bash scripts/sanitizer-build.sh && echo "[asan] +$((SECONDS - suite_start)) s: build-fuzz built, ctest starts" \
+   && cd build-fuzz && ctest --output-on-failure -j1) > .run/asan-ctest.log 2>&1 &
 ctest=$!
 echo "[asan] integration tests: ${ASAN_PYTEST[*]}"
 SLUICE_BIN=$ROOT/build-fuzz/sluice \
   scripts/integration-tests.sh "${ASAN_PYTEST[@]}" || status=1
+echo "[asan] +$((SECONDS - suite_start)) s: integration tests done"
 if wait $ctest; then
+  grep '^\[asan\] +' .run/asan-ctest.log || true
   tail -n 3 .run/asan-ctest.log
 else
-  cat .run/asan-ctest.log; echo "[asan] unit tests FAILED (log above, .run/asan-ctest.log)"; status=1
+  cat .run/asan-ctest.log; echo "[asan] the rest of the build or the unit tests FAILED (log above, .run/asan-ctest.log)"; status=1
 fi
 
 reports=("$REPORTS"/*)

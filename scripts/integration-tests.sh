@@ -3,7 +3,11 @@
 # whatever happens. Extra arguments go to pytest (test files among them narrow the run to those). Every test phase of 1 s or more is listed at the end with its duration (BENCHMARKS.md "CI time").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The suite takes ports KAFKA_PORT..KAFKA_PORT+9: its broker's six, then the brokers two test
+# modules start (tests/integration/conftest.py KAFKA_PORT); two suites side by side (`make test`,
+# scripts/test-suites.sh) sit ten ports apart.
 export KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-19092}
+export SLUICE_TEST_KAFKA_PORT=$KAFKA_PORT
 trap 'scripts/kafka.sh stop' EXIT
 # TLS, SASL and mutual-TLS listeners too (KAFKA_PORT+2..+5) for tests/integration/test_kafka_security.py.
 KAFKA_SECURE=1 scripts/kafka.sh start --fresh

@@ -11,6 +11,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
+# The suite's broker port. Brokers that tests start themselves take the ports after its block
+# (KAFKA_PORT..+5: plain, controller, TLS, SASL, SASL over TLS, mutual TLS): +6/+7 the outage
+# broker of test_exactly_once_chaos, +8/+9 test_kafka_script's. So two suites on ports 10 apart
+# (`make test` runs the gcc and the ASan suite side by side) never share a port.
+KAFKA_PORT = int(os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092"))
 
 
 def pytest_configure(config):
@@ -26,11 +31,10 @@ def bootstrap():
     if servers:
         yield servers
         return
-    port = os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092")
-    env = dict(os.environ, KAFKA_PORT=port, KAFKA_SECURE="1")  # TLS/SASL listeners too
+    env = dict(os.environ, KAFKA_PORT=str(KAFKA_PORT), KAFKA_SECURE="1")  # TLS/SASL listeners too
     subprocess.run([ROOT / "scripts" / "kafka.sh", "start", "--fresh"], env=env, check=True)
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{KAFKA_PORT}"
     finally:
         subprocess.run([ROOT / "scripts" / "kafka.sh", "stop"], env=env, check=False)
 

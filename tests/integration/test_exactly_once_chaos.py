@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
-from conftest import ROOT, SLUICE, write_pipeline
+from conftest import KAFKA_PORT, ROOT, SLUICE, write_pipeline
 
 pytestmark = pytest.mark.slow  # minutes of SIGKILL rounds and broker outages
 
@@ -405,7 +405,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path, bootstrap
     print(f"checked in {time.monotonic() - t_done:.1f}s; total {time.monotonic() - started:.1f}s")
 
 
-OUTAGE_PORT = int(os.environ.get("SLUICE_TEST_OUTAGE_KAFKA_PORT", 29192))
+OUTAGE_PORT = int(os.environ.get("SLUICE_TEST_OUTAGE_KAFKA_PORT", KAFKA_PORT + 6))  # conftest.KAFKA_PORT
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import subprocess
 
 from confluent_kafka.admin import AdminClient
 
-from conftest import ROOT
+from conftest import KAFKA_PORT, ROOT
 
 SCRIPT = str(ROOT / "scripts" / "kafka.sh")
 
@@ -15,7 +15,7 @@ def script(cmd, port, *extra):
 
 
 def test_start_status_stop_leaves_no_process():
-    port = 19192
+    port = KAFKA_PORT + 8  # beside the suite's broker, not on it (conftest.KAFKA_PORT)
     run_dir = ROOT / ".run" / f"kafka-{port}"
     started = script("start", port, "--fresh")
     try:
