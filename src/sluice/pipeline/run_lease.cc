@@ -62,7 +62,7 @@ bool writer_may_live(const std::string& record_json) {
     if (pid > 0 && pid <= std::numeric_limits<pid_t>::max() && ::kill(static_cast<pid_t>(pid), 0) != 0 &&
         errno == ESRCH) {
       return false;  // killed: no need to wait out its ttl
-    }  // killed: no need to wait out its ttl
+    }
   }
   return true;
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
@@ -20,18 +21,11 @@ std::string object_target(const std::string& bucket, const std::string& key) {
   return "/storage/v1/b/" + gcs_encode(bucket) + "/o/" + gcs_encode(key);
 }
 
-// A string member of a JSON answer, "" when absent or not a string (json::value would throw
-// nlohmann::type_error past every handler on {"name": 5}).
-std::string string_member(const nlohmann::json& o, const char* key) {
-  const auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // An object resource of the JSON API ({"name", "size": "123", "updated": RFC 3339}); `what`
 // names the request for an error.
 arrow::Result<ObjectInfo> info_of(const nlohmann::json& o, size_t prefix_size, const std::string& what) {
   ObjectInfo info;
-  const std::string name = string_member(o, "name");
+  const std::string name = field_or(o, "name", "");  // json::value would throw on {"name": 5}
   info.name = name.size() > prefix_size ? name.substr(prefix_size) : name;
   const auto size = o.find("size");
   if (size != o.end() && size->is_string()) {
@@ -41,7 +35,7 @@ arrow::Result<ObjectInfo> info_of(const nlohmann::json& o, size_t prefix_size, c
   } else if (size != o.end() && !size->is_null()) {
     return io_error("{} answered a size that is not a whole number of bytes for {}", what, name);
   }
-  info.mtime_nanos = rfc3339_nanos(string_member(o, "updated"));
+  info.mtime_nanos = rfc3339_nanos(field_or(o, "updated", ""));
   return info;
 }
 
@@ -139,7 +133,7 @@ arrow::Result<std::vector<ObjectInfo>> GcsStore::list_objects(const std::string&
         out.push_back(std::move(info));
       }
     }
-    token = string_member(json, "nextPageToken");
+    token = field_or(json, "nextPageToken", "");
   } while (!token.empty());
   return out;
 }
