@@ -70,7 +70,9 @@ TEST(NumberTextTest, Int64AgreesWithCheckedStrtoll) {
     const auto got = parse_int64(text, "n");
     const auto want = strtoll_oracle(text);
     ASSERT_EQ(got.ok(), want.has_value()) << "'" << text << "': " << got.status().ToString();
-    if (want) EXPECT_EQ(*got, *want) << "'" << text << "'";
+    if (want) {
+      EXPECT_EQ(*got, *want) << "'" << text << "'";
+    }
   }
 }
 
@@ -80,7 +82,9 @@ TEST(NumberTextTest, Int32AgreesWithCheckedStrtollWithinInt32) {
     auto want = strtoll_oracle(text);
     if (want && (*want < INT32_MIN || *want > INT32_MAX)) want.reset();
     ASSERT_EQ(got.ok(), want.has_value()) << "'" << text << "': " << got.status().ToString();
-    if (want) EXPECT_EQ(*got, *want) << "'" << text << "'";
+    if (want) {
+      EXPECT_EQ(*got, *want) << "'" << text << "'";
+    }
   }
 }
 
@@ -89,7 +93,9 @@ TEST(NumberTextTest, Uint64AgreesWithCheckedStrtoullAndRefusesASign) {
     const auto got = parse_uint64(text, "n");
     const auto want = strtoull_oracle(text);
     ASSERT_EQ(got.ok(), want.has_value()) << "'" << text << "': " << got.status().ToString();
-    if (want) EXPECT_EQ(*got, *want) << "'" << text << "'";
+    if (want) {
+      EXPECT_EQ(*got, *want) << "'" << text << "'";
+    }
   }
 }
 
