@@ -225,7 +225,7 @@ void add_graph_commands(CLI::App& app, int* exit_code) {
   ev->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml")->required();
   ev->add_option("--type", event_type, "Only events of this type (flow_progress, update_progress, ...)");
   ev->add_option("--since", since, "Only events at or after this time");
-  ev->add_option("--limit", limit, "Only the last N events")->check(whole_number(0));
+  ev->add_option("--limit", limit, "Only the last N events")->transform(whole_number(0));
   ev->add_option("--format", events_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   static bool follow = false;
   ev->add_flag("--follow,-f", follow, "Keep printing new events as updates commit them (until Ctrl-C)");

@@ -81,7 +81,7 @@ void add_optimize_command(CLI::App& table, int* exit_code) {
   o->add_option("--target-file-size", args.target_file_size,
                 "Bytes per output file, and the size below which a file is compacted (default: the "
                 "table's delta.targetFileSize, else 1 GiB)")
-      ->check(whole_number(1));
+      ->transform(whole_number(1));
   o->add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   o->callback([exit_code] {
     auto status = run_optimize(args);

@@ -76,11 +76,11 @@ arrow::Result<std::shared_ptr<const delta::Snapshot>> open_snapshot(const TableA
 void add_common(CLI::App* cmd, TableArgs& args, bool with_version, bool with_limit) {
   cmd->add_option("path", args.path, "Table folder (holding _delta_log), s3://bucket/prefix or gs://bucket/prefix")->required();
   if (with_version) {
-    cmd->add_option("--version", args.version, "Read the table as of this version")->check(whole_number(0));
+    cmd->add_option("--version", args.version, "Read the table as of this version")->transform(whole_number(0));
     cmd->add_option("--timestamp", args.timestamp,
                     "Read the table as of this time (2024-01-01T12:00:00Z or epoch ms)");
   }
-  if (with_limit) cmd->add_option("--limit", args.limit, "At most this many entries")->check(whole_number(0));
+  if (with_limit) cmd->add_option("--limit", args.limit, "At most this many entries")->transform(whole_number(0));
   cmd->add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 }
 
@@ -487,12 +487,12 @@ void add_table_commands(CLI::App& app, int* exit_code) {
   a->add_option("--name", append_args.name, "Table name (new table)");
   a->add_option("--compression", append_args.compression, "zstd, snappy or none")
       ->check(CLI::IsMember({"zstd", "snappy", "none"}));
-  a->add_option("--target-file-size", append_args.target_file_size, "Bytes per data file")->check(whole_number(1));
-  a->add_option("--row-group-rows", append_args.row_group_rows, "Rows per Parquet row group")->check(whole_number(1));
+  a->add_option("--target-file-size", append_args.target_file_size, "Bytes per data file")->transform(whole_number(1));
+  a->add_option("--row-group-rows", append_args.row_group_rows, "Rows per Parquet row group")->transform(whole_number(1));
   a->add_option("--parallel-files", append_args.parallel_files, "Data files written at once (0: one per core)")
-      ->check(whole_number(0, std::numeric_limits<int>::max()));
+      ->transform(whole_number(0, std::numeric_limits<int>::max()));
   a->add_option("--checkpoint-interval", append_args.checkpoint_interval, "delta.checkpointInterval (new table)")
-      ->check(whole_number(1));
+      ->transform(whole_number(1));
   a->callback([exit_code] { *exit_code = report(append(append_args)); });
 
   static VacuumArgs vacuum_args;

@@ -22,7 +22,7 @@ Parsed parse(const std::string& text, bool checked) {
   CLI::App app("t");
   int64_t value = -1;
   auto* option = app.add_option("--target-file-size", value, "bytes");
-  if (checked) option->check(whole_number(1));
+  if (checked) option->transform(whole_number(1));
   std::vector<std::string> args = {text, "--target-file-size"};  // CLI11 takes them in reverse
   try {
     app.parse(args);
