@@ -189,6 +189,16 @@ TEST_F(PipelineConfigTest, BadCommitSettingsPointAtTheValue) {
   EXPECT_NE(cfg.status().message().find("unknown key 'commit.every'"), std::string::npos) << cfg.status().message();
 }
 
+// std::regex recursed once per digit: 150 000 of them overflowed the stack (SIGSEGV). Refused,
+// the text cut in the message (common/bounded_regex.h, quote_for_error).
+TEST_F(PipelineConfigTest, ADurationOfA150000DigitRunIsRefusedNotACrash) {
+  auto cfg = load("name: p\ntrigger_interval: " + std::string(150'000, '1') + "s\n");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("'" + std::string(64, '1') + "... (150001 characters)' is not a duration"),
+            std::string::npos)
+      << cfg.status().message().substr(0, 300);
+}
+
 TEST_F(PipelineConfigTest, MissingFileIsAnError) {
   auto cfg = load_pipeline_config(dir_.path() / "nope");
   ASSERT_FALSE(cfg.ok());
