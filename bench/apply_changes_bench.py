@@ -42,8 +42,7 @@ APPLY = ("CREATE STREAMING TABLE {t};\nAPPLY CHANGES INTO {t} FROM STREAM(cdc_ra
          "SEQUENCE BY seq COLUMNS * EXCEPT (op, batch) STORED AS SCD TYPE {n};")
 
 
-def log(msg):
-    print(f"[apply-changes-bench] {msg}", file=sys.stderr, flush=True)
+log = kb.common.logger("apply-changes-bench")
 
 
 class Changes:

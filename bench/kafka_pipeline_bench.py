@@ -33,6 +33,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402  (bench/common.py: log, wait4 measurement)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 JARS = ROOT / ".deps" / "kafka" / "jars"
@@ -52,8 +55,7 @@ FROM (SELECT from_json(CAST(value AS STRING),
 """
 
 
-def log(msg):
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+log = common.logger("bench")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,19 +209,17 @@ def flow_durations(storage):
 
 
 def run_once(pipe):
-    """Runs `sluice run pipe --once`; returns (wall seconds, peak RSS MiB, stdout)."""
+    """Runs `sluice run pipe --once`; returns (wall seconds, peak RSS MiB, CPU seconds, stdout)."""
     out_path, err_path = pipe / "sluice.out", pipe / "sluice.err"
     start = time.perf_counter()
     with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
         proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=out_f, stderr=err_f)
-        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix in the JVMs we ran).
-        _, status, usage = os.wait4(proc.pid, 0)
+        returncode, rss_mib, cpu_s = common.wait_measured(proc)
     wall = time.perf_counter() - start
     out, err = out_path.read_text(), err_path.read_text()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"sluice run failed ({proc.returncode}):\n{out}\n{err}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out
+    if returncode != 0:
+        sys.exit(f"sluice run failed ({returncode}):\n{out}\n{err}")
+    return wall, rss_mib, cpu_s, out
 
 
 def table_rows(table_dir):
@@ -390,10 +390,9 @@ def latency(args, broker, work, payload_file):
     finally:
         sluice.send_signal(signal.SIGTERM)
         try:
-            _, status, usage = os.wait4(sluice.pid, 0)
+            _, rss, _ = common.wait_measured(sluice)
         except ChildProcessError:
-            usage = None
-    rss = usage.ru_maxrss / 1024 if usage else float("nan")
+            rss = float("nan")
     silver, silver_commits = commit_latencies(storage / "tables" / "events_silver", "produced_at")
     bronze, bronze_commits = commit_latencies(storage / "tables" / "events_bronze", "timestamp")
     # The same without the first --warmup seconds of producing (JVM producer and broker

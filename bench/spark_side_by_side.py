@@ -45,8 +45,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 PY = sys.executable
 
 
-def log(msg):
-    print(f"[spark-bench] {msg}", file=sys.stderr, flush=True)
+log = kb.common.logger("spark-bench")
 
 
 def measured(cmd, folder, name):

@@ -9,25 +9,15 @@ is disabled and objects go to a scratch folder, so the trees stay as they are. B
 """
 import json
 import os
-import resource
-import shlex
-import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (bench/common.py)
+
 
 def cpu_seconds(entry, scratch):
-    args = shlex.split(entry["command"])
-    for i, a in enumerate(args[:-1]):
-        if a in ("-o", "-MF", "-MT"):
-            args[i + 1] = os.path.join(scratch, "out.d" if a == "-MF" else "out.o")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(args, cwd=entry["directory"], capture_output=True, text=True,
-                       env=dict(os.environ, CCACHE_DISABLE="1"))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        sys.exit(f"unity_batch_cpu: {entry['file']} failed:\n{p.stderr[:4000]}")
-    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return common.compile_cpu_seconds(entry, scratch, "unity_batch_cpu")
 
 
 def main():

@@ -1,14 +1,53 @@
 """Independent readers of Delta tables, normalised to comparable pyarrow Tables:
-deltalake (delta-rs), Polars, DuckDB's delta extension, and sluice's own reader (export)."""
+deltalake (delta-rs), Polars, DuckDB's delta extension, and sluice's own reader (export); and
+of Kafka topics (read_topic_to_end, a confluent_kafka consumer)."""
 import pathlib
 import subprocess
 import tempfile
+import time
+import uuid
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from confluent_kafka import Consumer, TopicPartition
+
 from conftest import SLUICE, duckdb_connection
+
+PARTITION_EOF = -191  # confluent_kafka.KafkaError._PARTITION_EOF
+
+
+def read_topic_to_end(bootstrap, topic, isolation="read_committed", deadline_s=30):
+    """Every record of every partition of `topic` from offset 0 up to the partition's end, as
+    confluent_kafka Messages in the order read (ordered within a partition). A partition that
+    receives more records after its end was reported is read on to its new end. `isolation`
+    "read_uncommitted" also returns the records of open and aborted transactions. Fails the test
+    when a partition has not reached its end within `deadline_s` or the consumer reports an
+    error (each a condition with a timeout, never a sleep)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
+                         "isolation.level": isolation, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        at_end, out = set(), []
+        deadline = time.monotonic() + deadline_s
+        while len(at_end) < len(partitions):
+            assert time.monotonic() < deadline, f"topic {topic}: only partitions {sorted(at_end)} reached their end"
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() != PARTITION_EOF:
+                    raise AssertionError(f"topic {topic}: {m.error()}")
+                at_end.add(m.partition())
+                continue
+            at_end.discard(m.partition())
+            out.append(m)
+        return out
+    finally:
+        consumer.close()
 
 
 def sluice(*args):

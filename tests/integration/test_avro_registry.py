@@ -19,6 +19,7 @@ import pyarrow.ipc
 import pytest
 
 from conftest import ROOT, run_sluice
+from readers import read_topic_to_end
 
 V1 = {"type": "record", "name": "Order", "namespace": "shop", "fields": [
     {"name": "id", "type": "int"},
@@ -366,30 +367,9 @@ SELECT card_id, amount, n, ts FROM STREAM(tx_silver) WHERE amount > 100;
 """
 
 
-def committed_values(bootstrap, topic, deadline_s=30):
-    """Every read_committed record value of `topic`, up to each partition's end."""
-    from confluent_kafka import Consumer, TopicPartition
-    import time
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
-                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    at_end, out = set(), []
-    deadline = time.monotonic() + deadline_s
-    while len(at_end) < len(partitions):
-        assert time.monotonic() < deadline, f"topic {topic}: only partitions {at_end} reached their end"
-        m = consumer.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
-            at_end.add(m.partition())
-            continue
-        at_end.discard(m.partition())
-        out.append((m.key(), m.value()))
-    consumer.close()
-    return out
+def committed_values(bootstrap, topic):
+    """Every read_committed record of `topic` as (key, value), up to each partition's end."""
+    return [(m.key(), m.value()) for m in read_topic_to_end(bootstrap, topic)]
 
 
 def test_kafka_sink_writes_avro_registered_under_the_topic_subject(registry, tmp_path, bootstrap, new_topic):

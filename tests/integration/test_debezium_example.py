@@ -7,37 +7,18 @@ import json
 import shutil
 import subprocess
 import sys
-import time
-import uuid
 
-from confluent_kafka import Consumer, TopicPartition
 from deltalake import DeltaTable
 
 from conftest import ROOT, run_sluice
+from readers import read_topic_to_end
 from test_apply_changes import history_rows, scd1_model, scd2_model, target_rows
 
 
-def read_records(bootstrap, topic, deadline_s=30):
+def read_records(bootstrap, topic):
     """Every record of the topic as (key dict, value dict or None for a tombstone)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    at_end, out = set(), []
-    deadline = time.monotonic() + deadline_s
-    while len(at_end) < len(partitions):
-        assert time.monotonic() < deadline, f"topic {topic}: only partitions {at_end} reached their end"
-        m = consumer.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
-            at_end.add(m.partition())
-            continue
-        at_end.discard(m.partition())
-        out.append((json.loads(m.key()), None if m.value() is None else json.loads(m.value())))
-    consumer.close()
-    return out
+    return [(json.loads(m.key()), None if m.value() is None else json.loads(m.value()))
+            for m in read_topic_to_end(bootstrap, topic)]
 
 
 def model_changes(records):

@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
 from conftest import run_sluice, write_pipeline
+from readers import read_topic_to_end
 
 RECORDS = [  # key, value, headers
     (None, b"v0", None),
@@ -42,17 +43,8 @@ def produce(bootstrap, topic, partitions, timestamp_ms=None):
 
 def oracle(bootstrap, topic, partitions):
     """The records as confluent_kafka reads them, in bronze's column form."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "oracle", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out, ended = [], set()
-    while len(ended) < partitions:
-        m = consumer.poll(10)
-        assert m is not None, "the oracle consumer got nothing within 10 s"
-        if m.error():
-            assert m.error().code() == -191, m.error()  # _PARTITION_EOF
-            ended.add(m.partition())
-            continue
+    out = []
+    for m in read_topic_to_end(bootstrap, topic):
         ts_type, ts_ms = m.timestamp()
         out.append({
             "key": m.key(), "value": m.value(), "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
@@ -60,7 +52,7 @@ def oracle(bootstrap, topic, partitions):
             "timestampType": SPARK_TYPE[ts_type],
             "headers": [{"key": k, "value": v} for k, v in m.headers()] if m.headers() else None,
         })
-    consumer.close()
+    assert {r["partition"] for r in out} <= set(range(partitions))
     return sorted(out, key=lambda r: (r["partition"], r["offset"]))
 
 

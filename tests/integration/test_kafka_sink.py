@@ -9,14 +9,14 @@ import random
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from deltalake import DeltaTable
 
 from conftest import ROOT, SLUICE, run_sluice, write_pipeline
+from readers import read_topic_to_end
 
 SILVER = """
 CREATE OR REFRESH STREAMING TABLE tx_bronze
@@ -62,29 +62,9 @@ def produce(bootstrap, topic, first, count):
     assert producer.flush(30) == 0
 
 
-def read_topic(bootstrap, topic, isolation="read_committed", deadline_s=30):
+def read_topic(bootstrap, topic, isolation="read_committed"):
     """Every record of every partition up to its end, as (key, value dict, headers)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
-                         "isolation.level": isolation, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    at_end, out = set(), []
-    deadline = time.monotonic() + deadline_s
-    while len(at_end) < len(partitions):
-        assert time.monotonic() < deadline, f"topic {topic}: only partitions {at_end} reached their end"
-        m = consumer.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == -191:  # _PARTITION_EOF
-                at_end.add(m.partition())
-                continue
-            raise AssertionError(m.error())
-        at_end.discard(m.partition())
-        out.append((m.key(), json.loads(m.value()), m.headers() or []))
-    consumer.close()
-    return out
+    return [(m.key(), json.loads(m.value()), m.headers() or []) for m in read_topic_to_end(bootstrap, topic, isolation)]
 
 
 def assert_topic_holds(bootstrap, topic, want, deadline_s=30):

@@ -131,6 +131,28 @@ def test_refusals_name_the_column_and_what_to_do(tmp_path):
     assert r.returncode == 1 and "part is a partition column" in r.stderr
 
 
+def test_number_options_past_int64_or_with_garbage_are_refused_naming_the_option(tmp_path):
+    """CLI11 alone read --target-file-size 99999999999999999999 as INT64_MAX (and "0x10" as 16),
+    and a 20-digit --timestamp made std::stoll throw past every handler (abort). Each is an
+    error naming the option and the text now, and nothing is committed."""
+    path = tmp_path / "t"
+    sluice_append(path, batch([1], "a"), "--partition-by", "part")
+    sluice_append(path, batch([2], "a"))  # two small files: an optimize would compact them
+    for value, why in [("9" * 20, "is out of range (a whole number from -9223372036854775808"),
+                       ("0x10", "is not a whole number"), ("12abc", "is not a whole number"),
+                       ("0", "is out of range (a whole number from 1 to")]:
+        r = sluice("table", "optimize", path, "--target-file-size", value)
+        assert r.returncode != 0 and f"--target-file-size: '{value}' {why}" in r.stderr, (value, r.stderr)
+    assert DeltaTable(str(path)).version() == 1, "nothing committed"
+    r = sluice("table", "describe", path, "--timestamp", "9" * 20)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert f"--timestamp (epoch milliseconds): '{'9' * 20}' is out of range" in r.stderr, r.stderr
+    r = sluice("table", "history", path, "--limit", "10abc")
+    assert r.returncode != 0 and "--limit: '10abc' is not a whole number" in r.stderr, r.stderr
+    r = sluice("table", "optimize", path, "--target-file-size", "010")  # decimal: ten bytes, not eight
+    assert r.returncode == 0, r.stderr
+
+
 STREAM_SQL = """
 CREATE OR REFRESH STREAMING TABLE bronze
 AS SELECT e.id FROM (

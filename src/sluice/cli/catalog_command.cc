@@ -12,6 +12,7 @@
 
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/ids.h"
+#include "sluice/common/json_fields.h"
 #include "sluice/common/time_text.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
@@ -103,7 +104,10 @@ std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& co
   for (int64_t i = 0; i < batch.num_rows(); ++i) {
     if (types->IsNull(i) || types->GetView(i) != "flow_progress" || datasets->IsNull(i) || details->IsNull(i)) continue;
     auto d = json::parse(details->GetView(i), nullptr, false);
-    if (d.is_discarded() || !d.contains("flow_progress") || d["flow_progress"].value("status", "") != "COMPLETED") continue;
+    // field_or: a damaged row ({"flow_progress": 5}) made json::value throw past every handler.
+    if (d.is_discarded() || !d.contains("flow_progress") || field_or(d["flow_progress"], "status", "") != "COMPLETED") {
+      continue;
+    }
     auto& at = out[std::string(datasets->GetView(i))];
     at = std::max(at, times->Value(i) / 1000);
   }

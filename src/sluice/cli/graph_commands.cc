@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "sluice/cli/number_option.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/stats.h"
@@ -224,7 +225,7 @@ void add_graph_commands(CLI::App& app, int* exit_code) {
   ev->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml")->required();
   ev->add_option("--type", event_type, "Only events of this type (flow_progress, update_progress, ...)");
   ev->add_option("--since", since, "Only events at or after this time");
-  ev->add_option("--limit", limit, "Only the last N events");
+  ev->add_option("--limit", limit, "Only the last N events")->transform(whole_number(0));
   ev->add_option("--format", events_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   static bool follow = false;
   ev->add_flag("--follow,-f", follow, "Keep printing new events as updates commit them (until Ctrl-C)");

@@ -5,7 +5,9 @@
 
 #include <iostream>
 
+#include "sluice/cli/number_option.h"
 #include "sluice/cli/table_commands.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/dml/optimize.h"
 
@@ -35,8 +37,8 @@ arrow::Status run_optimize(const OptimizeArgs& args) {
                           {"committed", r.committed},
                           {"version", r.version.value()},
                           {"attempts", r.attempts},
-                          {"numFilesAdded", std::stoll(metric("numAddedFiles"))},
-                          {"numFilesRemoved", std::stoll(metric("numRemovedFiles"))},
+                          {"numFilesAdded", parse_int64(metric("numAddedFiles"), "numAddedFiles").ValueOr(0)},
+                          {"numFilesRemoved", parse_int64(metric("numRemovedFiles"), "numRemovedFiles").ValueOr(0)},
                           {"numRowsRewritten", r.rows},
                           {"partitionsOptimized", r.partitions_optimized},
                           {"numBatches", r.batches},
@@ -83,7 +85,7 @@ void add_optimize_command(CLI::App& table, int* exit_code) {
   o->add_option("--target-file-size", args.target_file_size,
                 "Bytes per output file, and the size below which a file is compacted (default: the "
                 "table's delta.targetFileSize, else 1 GiB)")
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1));
   o->add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   o->callback([exit_code] {
     auto status = run_optimize(args);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "sluice/cli/number_option.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -188,7 +189,7 @@ void add_sql_command(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--output", args.output, "Write a query's rows to this Arrow IPC file");
-  cmd->add_option("--limit", args.limit, "At most this many rows printed (text/json)");
+  cmd->add_option("--limit", args.limit, "At most this many rows printed (text/json)")->transform(whole_number(0));
   cmd->callback([exit_code] {
     auto st = run_sql(args);
     if (!st.ok()) {

@@ -12,8 +12,10 @@
 #include <iostream>
 #include <memory>
 
+#include "sluice/cli/number_option.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/clustering.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
@@ -43,7 +45,9 @@ int report(const arrow::Status& status) {
 
 // "2024-01-01T00:00:00Z", "2024-01-01 00:00:00", "2024-01-01" or epoch milliseconds.
 arrow::Result<int64_t> parse_time_millis(const std::string& text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return std::stoll(text);
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) {
+    return parse_int64(text, "--timestamp (epoch milliseconds)");  // 20 digits: out of range, said so
+  }
   std::string t = text;
   for (auto& c : t) {
     if (c == ' ') c = 'T';
@@ -73,11 +77,11 @@ arrow::Result<std::shared_ptr<const delta::Snapshot>> open_snapshot(const TableA
 void add_common(CLI::App* cmd, TableArgs& args, bool with_version, bool with_limit) {
   cmd->add_option("path", args.path, "Table folder (holding _delta_log), s3://bucket/prefix or gs://bucket/prefix")->required();
   if (with_version) {
-    cmd->add_option("--version", args.version, "Read the table as of this version");
+    cmd->add_option("--version", args.version, "Read the table as of this version")->transform(whole_number(0));
     cmd->add_option("--timestamp", args.timestamp,
                     "Read the table as of this time (2024-01-01T12:00:00Z or epoch ms)");
   }
-  if (with_limit) cmd->add_option("--limit", args.limit, "At most this many entries");
+  if (with_limit) cmd->add_option("--limit", args.limit, "At most this many entries")->transform(whole_number(0));
   cmd->add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
 }
 
@@ -529,12 +533,12 @@ void add_table_commands(CLI::App& app, int* exit_code) {
   a->add_option("--name", append_args.name, "Table name (new table)");
   a->add_option("--compression", append_args.compression, "zstd, snappy or none")
       ->check(CLI::IsMember({"zstd", "snappy", "none"}));
-  a->add_option("--target-file-size", append_args.target_file_size, "Bytes per data file");
-  a->add_option("--row-group-rows", append_args.row_group_rows, "Rows per Parquet row group");
-  a->add_option("--parallel-files", append_args.parallel_files,
-                "Data files written at once (0: one per core)");
-  a->add_option("--checkpoint-interval", append_args.checkpoint_interval,
-                "delta.checkpointInterval (new table)");
+  a->add_option("--target-file-size", append_args.target_file_size, "Bytes per data file")->transform(whole_number(1));
+  a->add_option("--row-group-rows", append_args.row_group_rows, "Rows per Parquet row group")->transform(whole_number(1));
+  a->add_option("--parallel-files", append_args.parallel_files, "Data files written at once (0: one per core)")
+      ->transform(whole_number(0, std::numeric_limits<int>::max()));
+  a->add_option("--checkpoint-interval", append_args.checkpoint_interval, "delta.checkpointInterval (new table)")
+      ->transform(whole_number(1));
   a->callback([exit_code] { *exit_code = report(append(append_args)); });
 
   static VacuumArgs vacuum_args;

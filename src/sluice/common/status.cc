@@ -1,11 +1,12 @@
 // Error helpers over arrow::Status.
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 #include <arrow/util/io_util.h>
 
 #include <cerrno>
 #include <cstring>
-#include <regex>
+#include <string_view>
 
 namespace sluice {
 
@@ -39,11 +40,14 @@ int errno_of(const arrow::Status& status) {
   if (int err = arrow::internal::ErrnoFromStatus(status); err > 0) return err;
   // Parquet's writer re-throws I/O errors as exceptions and may lose the detail; Arrow's
   // message still says "[errno N]".
-  static const std::regex kErrno(R"(\[errno (\d+)\])");
-  std::smatch m;
-  const std::string& message = status.message();
-  if (std::regex_search(message, m, kErrno)) return std::stoi(m[1]);
-  return 0;
+  const std::string_view message = status.message();
+  constexpr std::string_view kMark = "[errno ";
+  const size_t at = message.find(kMark);
+  if (at == std::string_view::npos) return 0;
+  const size_t digits = at + kMark.size();
+  const size_t close = message.find(']', digits);
+  if (close == std::string_view::npos) return 0;
+  return parse_int32(message.substr(digits, close - digits), "errno").ValueOr(0);
 }
 
 std::string what_to_do(int err) {

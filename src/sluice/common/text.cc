@@ -9,6 +9,8 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 namespace sluice {
 
@@ -48,20 +50,66 @@ std::string closest_match(const std::string& name, const std::vector<std::string
   return best;
 }
 
-std::optional<int64_t> parse_int64(std::string_view text) {
-  int64_t value = 0;
+std::string quote_for_error(std::string_view text, size_t limit) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < limit; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > limit) out += fmt::format("... ({} characters)", text.size());
+  return out;
+}
+
+namespace {
+
+template <typename T>
+arrow::Result<T> parse_number(std::string_view text, std::string_view what, const char* kind) {
+  const std::string prefix = what.empty() ? std::string() : fmt::format("{}: ", what);
+  if (text.empty()) return arrow::Status::Invalid(fmt::format("{}expected {}, found nothing", prefix, kind));
+  T value{};
   const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  bool finite = true;
+  if constexpr (std::is_floating_point_v<T>) finite = std::isfinite(value);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && ptr == end && !finite)) {
+    if constexpr (std::is_floating_point_v<T>) {
+      return arrow::Status::Invalid(fmt::format("{}'{}' is out of range (a finite number up to {:g})", prefix,
+                                                quote_for_error(text), std::numeric_limits<T>::max()));
+    } else {
+      return arrow::Status::Invalid(fmt::format("{}'{}' is out of range (a whole number from {} to {})", prefix,
+                                                quote_for_error(text), std::numeric_limits<T>::min(),
+                                                std::numeric_limits<T>::max()));
+    }
+  }
+  if (ec != std::errc() || ptr != end) {
+    return arrow::Status::Invalid(fmt::format("{}'{}' is not {}", prefix, quote_for_error(text), kind));
+  }
   return value;
 }
 
-std::optional<double> parse_double(std::string_view text) {
-  double value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || text.empty() || !std::isfinite(value)) return std::nullopt;
-  return value;
+}  // namespace
+
+arrow::Result<int64_t> parse_int64(std::string_view text, std::string_view what) {
+  return parse_number<int64_t>(text, what, "a whole number");
+}
+
+arrow::Result<int32_t> parse_int32(std::string_view text, std::string_view what) {
+  return parse_number<int32_t>(text, what, "a whole number");
+}
+
+arrow::Result<uint64_t> parse_uint64(std::string_view text, std::string_view what) {
+  return parse_number<uint64_t>(text, what, "a whole number >= 0");
+}
+
+arrow::Result<double> parse_double(std::string_view text, std::string_view what) {
+  return parse_number<double>(text, what, "a number");
 }
 
 std::string percent_encode(std::string_view text, std::string_view keep) {

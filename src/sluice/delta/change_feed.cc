@@ -251,8 +251,9 @@ arrow::Result<ChangeFeedBound> parse_change_feed_bound(const std::string& text) 
   const std::string trimmed =
       first == std::string::npos ? "" : text.substr(first, text.find_last_not_of(" \t") - first + 1);
   if (!trimmed.empty() && std::all_of(trimmed.begin(), trimmed.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (trimmed.size() > 18) return invalid("table_changes version {} is out of range", trimmed);
-    bound.version = std::stoll(trimmed);
+    const auto version = parse_int64(trimmed, "table_changes version");
+    if (!version.ok()) return invalid("table_changes version {} is out of range", quote_for_error(trimmed));
+    bound.version = *version;
     return bound;
   }
   // Text without a zone is UTC; Arrow casts it only to a timestamp without one.

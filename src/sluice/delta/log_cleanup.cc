@@ -26,7 +26,9 @@ std::optional<int64_t> other_log_file_version(const std::string& name) {
     for (size_t i = pos; i < pos + 20; ++i) {
       if (name[i] < '0' || name[i] > '9') return std::nullopt;
     }
-    return std::stoll(name.substr(pos, 20));
+    // 20 digits may pass int64 ("99999999999999999999.crc"): no version of any table, skipped.
+    const auto version = parse_int64(std::string_view(name).substr(pos, 20), "log file version");
+    return version.ok() ? std::optional<int64_t>(*version) : std::nullopt;
   };
   if (name.size() == 24 && name.compare(20, 4, ".crc") == 0) return digits(0);
   if (name.size() == 56 && name[20] == '.' && name.compare(41, 15, ".compacted.json") == 0) return digits(21);

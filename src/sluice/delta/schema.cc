@@ -8,7 +8,9 @@
 #include <regex>
 #include <vector>
 
+#include "sluice/common/bounded_regex.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::delta {
 namespace {
@@ -128,10 +130,16 @@ arrow::Result<std::shared_ptr<arrow::DataType>> type_from_json(const json& j) {
     if (s == "timestamp_ntz") return arrow::timestamp(arrow::TimeUnit::MICRO);
     static const std::regex kDecimal(R"(decimal\(\s*(\d+)\s*,\s*(\d+)\s*\))");
     std::smatch m;
-    if (std::regex_match(s, m, kDecimal)) {
-      return arrow::Decimal128Type::Make(std::stoi(m[1]), std::stoi(m[2]));
+    if (regex_match_bounded(s, m, kDecimal)) {
+      // A hostile log may write decimal(99999999999,0): refused here, not thrown past the reader.
+      const auto precision = parse_int32(m[1].str(), "decimal precision");
+      const auto scale = parse_int32(m[2].str(), "decimal scale");
+      if (!precision.ok() || !scale.ok()) {
+        return invalid("Delta type '{}': precision and scale must be at most 38", quote_for_error(s));
+      }
+      return arrow::Decimal128Type::Make(*precision, *scale);
     }
-    return invalid("unknown Delta type '{}'", s);
+    return invalid("unknown Delta type '{}'", quote_for_error(s));
   }
   if (!j.is_object() || !j.contains("type")) return invalid("bad Delta type: {}", j.dump());
   const auto kind = j["type"].get<std::string>();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::delta {
 
@@ -249,6 +250,16 @@ bool is_supported_delta_property(const std::string& key) {
 arrow::Status check_delta_properties(const std::map<std::string, std::string>& configuration,
                                      const std::string& table) {
   for (const auto& [key, value] : configuration) {
+    if (key == "delta.checkpointInterval") {
+      // Honoured as a number (transaction.h): "5abc" or 0 would otherwise fall back to 10 unsaid.
+      const auto n = parse_int64(value, "delta.checkpointInterval");
+      if (!n.ok() || *n <= 0) {
+        return arrow::Status::Invalid(fmt::format(
+            "table '{}': delta.checkpointInterval = '{}' is not a positive whole number of commits; set it to "
+            "e.g. 10 (a checkpoint every 10 commits)",
+            table, quote_for_error(value)));
+      }
+    }
     if (is_supported_delta_property(key)) continue;
     return arrow::Status::NotImplemented(fmt::format(
         "table '{}': table property '{}' is not supported by sluice (it turns on a Delta feature sluice does "

@@ -9,6 +9,7 @@
 #include "sluice/delta/log_cleanup.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::delta {
 
@@ -168,12 +169,11 @@ arrow::Status Transaction::check_read_conflicts(const std::vector<Action>& winni
 
 int64_t checkpoint_interval(const Metadata& metadata) {
   auto it = metadata.configuration.find("delta.checkpointInterval");
+  // sluice refuses a bad value when it is set (check_delta_properties); a table another writer
+  // gave "5abc" or 0 checkpoints at Delta's default rather than at 5 or never.
   if (it != metadata.configuration.end()) {
-    try {
-      int64_t n = std::stoll(it->second);
-      if (n > 0) return n;
-    } catch (const std::exception&) {
-    }
+    const auto n = parse_int64(it->second, "delta.checkpointInterval");
+    if (n.ok() && *n > 0) return *n;
   }
   return 10;
 }

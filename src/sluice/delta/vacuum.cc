@@ -190,17 +190,12 @@ arrow::Result<int64_t> parse_interval_millis(std::string_view text) {
     if (fraction && unit != 1'000'000) {
       return invalid("'{}': only seconds may have a fraction, as in Spark (write e.g. '90 minutes')", text);
     }
-    size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(number, &used);
-    } catch (const std::exception&) {
-      used = 0;
+    const auto value = parse_double(number, "duration");
+    if (!value.ok() || std::fabs(*value) * static_cast<double>(unit) > 9e18) {
+      return invalid("'{}' is not a duration: '{}' is not a number in range", quote_for_error(text),
+                     quote_for_error(number));
     }
-    if (used != number.size() || !std::isfinite(value) || std::fabs(value) * static_cast<double>(unit) > 9e18) {
-      return invalid("'{}' is not a duration: '{}' is not a number in range", text, number);
-    }
-    micros += static_cast<int64_t>(std::llround(value * static_cast<double>(unit)));
+    micros += static_cast<int64_t>(std::llround(*value * static_cast<double>(unit)));
   }
   return micros / 1000;
 }

@@ -55,21 +55,21 @@ arrow::Result<OptimizeFileSizes> optimize_file_sizes(const delta::Metadata& meta
       {"", 1}, {"b", 1}, {"k", 1ll << 10}, {"kb", 1ll << 10}, {"m", 1ll << 20},
       {"mb", 1ll << 20}, {"g", 1ll << 30}, {"gb", 1ll << 30}};
   auto multiplier = kUnits.find(unit);
-  if (digits == 0 || digits > 18 || multiplier == kUnits.end() ||
-      std::stoll(text.substr(0, digits)) == 0) {
+  // Only digits reach the parser: it can fail here by overflow alone (handled below).
+  const auto number = parse_int64(std::string_view(text).substr(0, digits), "delta.targetFileSize");
+  if (digits == 0 || multiplier == kUnits.end() || (number.ok() && *number == 0)) {
     return invalid(
         "table {}: delta.targetFileSize = '{}' is not a file size; set it to a number of bytes "
         "such as 134217728 or '128mb' (ALTER TABLE ... SET TBLPROPERTIES)",
         table, it->second);
   }
-  const int64_t number = std::stoll(text.substr(0, digits));  // at most 18 digits: fits
-  if (number > std::numeric_limits<int64_t>::max() / multiplier->second) {
+  if (!number.ok() || *number > std::numeric_limits<int64_t>::max() / multiplier->second) {
     return invalid(
         "table {}: delta.targetFileSize = '{}' is larger than a file size can be (at most {} bytes); set it "
         "to a number of bytes such as 134217728 or '128mb' (ALTER TABLE ... SET TBLPROPERTIES)",
         table, it->second, std::numeric_limits<int64_t>::max());
   }
-  sizes.min_file_size = sizes.max_file_size = number * multiplier->second;
+  sizes.min_file_size = sizes.max_file_size = *number * multiplier->second;
   return sizes;
 }
 

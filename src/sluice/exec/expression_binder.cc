@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/common/bounded_regex.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -70,12 +71,14 @@ arrow::Result<cp::Expression> cast_expr(const cp::Expression& x, const arrow::Da
 
 arrow::Result<int64_t> interval_micros(const std::string& text) {
   static const std::regex kPart(R"(\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*)");
+  // std::regex recurses per character matched (common/bounded_regex.h): no longer text reaches it.
+  if (text.size() > kMaxRegexText) return invalid("'{}' is not an interval sluice can hold", quote_for_error(text));
   int64_t total = 0;
   auto begin = std::sregex_iterator(text.begin(), text.end(), kPart);
   size_t consumed = 0;
   for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    auto parsed = parse_double((*it)[1].str());
-    if (!parsed || std::abs(*parsed) > 1e12) return invalid("'{}' is not an interval sluice can hold", text);
+    auto parsed = parse_double((*it)[1].str(), "interval");
+    if (!parsed.ok() || std::abs(*parsed) > 1e12) return invalid("'{}' is not an interval sluice can hold", text);
     double n = *parsed;
     std::string unit = to_lower((*it)[2]);
     if (unit.back() == 's' && unit != "s" && unit != "ms" && unit != "us") unit.pop_back();
@@ -261,16 +264,13 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       } else if (t == "boolean") {
         value = arrow::MakeScalar(e.value == "true");
       } else if (t == "integer") {
-        try {
-          long long v = std::stoll(e.value);
-          value = (v >= INT32_MIN && v <= INT32_MAX) ? arrow::MakeScalar(static_cast<int32_t>(v))
-                                                     : arrow::MakeScalar(static_cast<int64_t>(v));
-        } catch (const std::exception&) {
-          return error(e, fmt::format("integer literal {} is out of range for BIGINT", e.value));
-        }
+        auto v = parse_int64(e.value, "integer literal");
+        if (!v.ok()) return error(e, fmt::format("integer literal {} is out of range for BIGINT", quote_for_error(e.value)));
+        value = (*v >= INT32_MIN && *v <= INT32_MAX) ? arrow::MakeScalar(static_cast<int32_t>(*v))
+                                                     : arrow::MakeScalar(static_cast<int64_t>(*v));
       } else if (t == "decimal") {
-        auto d = parse_double(e.value);
-        if (!d) return error(e, fmt::format("number {} is out of range for DOUBLE", e.value));
+        auto d = parse_double(e.value, "number");
+        if (!d.ok()) return error(e, fmt::format("number {} is out of range for DOUBLE", quote_for_error(e.value)));
         value = arrow::MakeScalar(*d);
       } else if (t == "string") {
         value = arrow::MakeScalar(e.value);
@@ -602,8 +602,8 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     if (a.kind != ExprKind::kLiteral || a.literal_type != "integer") {
       return error(a, fmt::format("argument {} of {} must be an integer literal", i + 1, name));
     }
-    auto n = parse_int64(a.value);
-    if (!n) return error(a, fmt::format("argument {} of {} is out of range", i + 1, name));
+    auto n = parse_int64(a.value, "integer literal");
+    if (!n.ok()) return error(a, fmt::format("argument {} of {} is out of range: {}", i + 1, name, n.status().message()));
     return *n;
   };
   auto exprs = [&](size_t from = 0) {

@@ -63,8 +63,8 @@ arrow::Result<std::vector<PathStep>> parse_path(const std::string& path) {
       if (inner.size() >= 2 && (inner[0] == '\'' || inner[0] == '"') && inner.back() == inner[0]) {
         steps.emplace_back(inner.substr(1, inner.size() - 2));
       } else if (!inner.empty() && std::all_of(inner.begin(), inner.end(), ::isdigit)) {
-        auto index = parse_int64(inner);
-        if (!index) return invalid("JSON path '{}': index [{}] is out of range", path, inner);
+        auto index = parse_int64(inner, "JSON path index");
+        if (!index.ok()) return invalid("JSON path '{}': index [{}] is out of range", path, inner);
         steps.emplace_back(*index);
       } else {
         return invalid("JSON path '{}': '[{}]' is not an index or a quoted name", path, inner);

@@ -590,7 +590,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     for (size_t k = 0; k < s.group_by.size(); ++k) {
       const Expr* key = s.group_by[k].get();
       if (key->kind == ExprKind::kLiteral && key->literal_type == "integer") {
-        const auto ordinal = parse_int64(key->value).value_or(0);
+        const auto ordinal = parse_int64(key->value, "position").ValueOr(0);
         if (ordinal < 1 || static_cast<size_t>(ordinal) > s.items.size()) {
           return fail(key->loc, "GROUP BY position is out of range");
         }
@@ -804,7 +804,7 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     const Expr* e = o.expr.get();
     sql::ExprPtr ref;
     if (e->kind == ExprKind::kLiteral && e->literal_type == "integer") {
-      const auto ordinal = parse_int64(e->value).value_or(0);
+      const auto ordinal = parse_int64(e->value, "position").ValueOr(0);
       if (ordinal < 1 || ordinal > out_schema->num_fields()) {
         return fail(e->loc, "ORDER BY position is out of range");
       }
@@ -820,10 +820,12 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     if (query.limit->kind != ExprKind::kLiteral || query.limit->literal_type != "integer") {
       return fail(query.limit->loc, "LIMIT needs an integer");
     }
-    plan.limit_ = parse_int64(query.limit->value);
-    if (!plan.limit_ || *plan.limit_ < 0) {
-      return fail(query.limit->loc, fmt::format("LIMIT {} is not a number of rows", query.limit->value));
+    const auto limit = parse_int64(query.limit->value, "LIMIT");
+    if (!limit.ok() || *limit < 0) {
+      return fail(query.limit->loc,
+                  fmt::format("LIMIT {} is not a number of rows", quote_for_error(query.limit->value)));
     }
+    plan.limit_ = *limit;
   }
   return plan;
 }

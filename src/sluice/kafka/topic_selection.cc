@@ -8,7 +8,9 @@
 #include <regex>
 #include <set>
 
+#include "sluice/common/bounded_regex.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::kafka {
 
@@ -57,7 +59,7 @@ arrow::Result<std::vector<std::string>> select_topics(const TopicSelection& sele
     const std::regex re(selection.pattern, std::regex::ECMAScript);
     for (const auto& t : existing) {
       if (t.rfind("__", 0) == 0) continue;  // internal topics (__consumer_offsets, ...)
-      if (std::regex_match(t, re)) out.push_back(t);
+      if (regex_match_bounded(t, re)) out.push_back(t);
     }
   } else {
     const std::set<std::string> known(existing.begin(), existing.end());

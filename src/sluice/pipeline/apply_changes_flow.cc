@@ -15,6 +15,7 @@
 #include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/log_segment.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
@@ -133,7 +134,8 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
   const auto properties = planner_.properties(d);
   int64_t tombstone_seconds = kDefaultTombstoneSeconds;
   if (auto it = properties.find("pipelines.cdc.tombstoneGCThresholdInSeconds"); it != properties.end()) {
-    tombstone_seconds = std::stoll(it->second);  // checked while planning
+    ARROW_ASSIGN_OR_RAISE(tombstone_seconds,  // checked while planning, with the file:line:col
+                          parse_int64(it->second, "pipelines.cdc.tombstoneGCThresholdInSeconds"));
   }
 
   // The target: created empty on the first run, then changed by MERGE only.

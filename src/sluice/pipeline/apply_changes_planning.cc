@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "sluice/common/text.h"
 #include "sluice/delta/schema_evolution.h"
 #include "sluice/pipeline/sql_planner.h"
 #include "sluice/sql/ast.h"
@@ -75,17 +76,11 @@ arrow::Status SqlPlanner::check_apply_changes_runnable(const Dataset& d, const F
                            "micro-batch; remove the property");
     }
     if (key == "pipelines.cdc.tombstoneGCThresholdInSeconds") {
-      int64_t seconds = -1;
-      try {
-        size_t used = 0;
-        seconds = std::stoll(value, &used);
-        if (used != value.size()) seconds = -1;
-      } catch (const std::exception&) {
-      }
-      if (seconds < 0) {
+      const auto seconds = parse_int64(value, "pipelines.cdc.tombstoneGCThresholdInSeconds");
+      if (!seconds.ok() || *seconds < 0) {
         return arrow::Status::Invalid(sql::format_error(file, d.loc, fmt::format(
             "pipelines.cdc.tombstoneGCThresholdInSeconds of '{}' is '{}': write a whole number of seconds >= 0",
-            d.name, value)));
+            d.name, quote_for_error(value))));
       }
     }
   }

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "sluice/common/bounded_regex.h"
 #include "sluice/common/text.h"
 #include "sluice/delta/schema.h"
 #include "sluice/pipeline/sql_planner.h"
@@ -56,9 +57,10 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SqlPlanner::tag_columns(const Data
   std::map<std::string, const sql::ColumnDef*> declared;  // lower-case name
   for (const auto& c : d.definition->columns) {
     for (const auto& [tag, value] : c.tags) {
-      if (!std::regex_match(tag, kTagName)) {
+      if (!regex_match_bounded(tag, kTagName)) {
         return arrow::Status::Invalid(sql::format_error(file, c.tags_loc, fmt::format(
-            "tag name '{}' on column '{}': a tag name is letters, digits, '_' and '-'; rename the tag", tag, c.name)));
+            "tag name '{}' on column '{}': a tag name is letters, digits, '_' and '-'; rename the tag",
+            quote_for_error(tag), c.name)));
       }
     }
     declared[to_lower(c.name)] = &c;

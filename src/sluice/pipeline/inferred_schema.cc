@@ -45,8 +45,8 @@ arrow::Result<std::string> SqlPlanner::infer_value_schema(const std::string& flo
   ARROW_ASSIGN_OR_RAISE(auto cluster, kafka_cluster_of(src, flow_name));
   int64_t wanted = 1000;
   if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
-    auto n = parse_int64(it->second);
-    if (!n || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
+    auto n = parse_int64(it->second, "schema_sample_records");
+    if (!n.ok() || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
     wanted = *n;
   }
   ARROW_ASSIGN_OR_RAISE(auto samples, kafka::sample_values(cluster.first, cluster.second, "sluice-" + config_.name,

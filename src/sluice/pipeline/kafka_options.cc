@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::pipeline {
 
@@ -20,13 +20,9 @@ std::string lower(std::string s) {
 
 arrow::Result<int64_t> parse_int(const std::string& key, const std::string& text,
                                  const char* what) {
-  int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end) {
-    return invalid("read_kafka {} must be {}, not '{}'", key, what, text);
-  }
-  return v;
+  const auto v = parse_int64(text, key);
+  if (!v.ok()) return invalid("read_kafka {} must be {}, not '{}'", key, what, quote_for_error(text));
+  return *v;
 }
 
 arrow::Result<bool> parse_bool(const std::string& key, const std::string& text) {

@@ -11,9 +11,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "sluice/common/ids.h"
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::pipeline {
 
@@ -34,13 +37,9 @@ arrow::Result<std::vector<int64_t>> generations(const storage::ObjectStore& obje
   for (const auto& object : listed) {
     const fs::path name(object.name);
     if (name.extension() != ".json") continue;
-    try {
-      size_t used = 0;
-      const auto stem = name.stem().string();
-      const int64_t g = std::stoll(stem, &used);
-      if (used == stem.size() && g >= 0) out.push_back(g);
-    } catch (const std::exception&) {
-    }
+    // Not a generation number (another tool's file): not ours, skipped.
+    const auto g = parse_int64(name.stem().string(), "lease generation");
+    if (g.ok() && *g >= 0) out.push_back(*g);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -53,12 +52,17 @@ std::string generation_path(const fs::path& dir, int64_t generation) {
 bool writer_may_live(const std::string& record_json) {
   const auto record = nlohmann::json::parse(record_json, nullptr, false);
   if (!record.is_object()) return false;
-  const int64_t renewed = record.value("renewed_ms", int64_t{0});
-  const int64_t ttl = record.value("ttl_ms", int64_t{0});
-  if (now_millis() >= renewed + ttl) return false;
-  if (record.value("host", std::string()) == host_name()) {
-    const auto pid = static_cast<pid_t>(record.value("pid", int64_t{0}));
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) return false;  // killed: no need to wait out its ttl
+  // A field of another type ({"renewed_ms": "soon"}, another tool's file) reads as absent:
+  // json::value would throw past every handler.
+  const int64_t renewed = field_or(record, "renewed_ms", int64_t{0});
+  const int64_t ttl = field_or(record, "ttl_ms", int64_t{0});
+  if (now_millis() >= saturating_add(renewed, ttl)) return false;
+  if (field_or(record, "host", "") == host_name()) {
+    const auto pid = field_or(record, "pid", int64_t{0});
+    if (pid > 0 && pid <= std::numeric_limits<pid_t>::max() && ::kill(static_cast<pid_t>(pid), 0) != 0 &&
+        errno == ESRCH) {
+      return false;  // killed: no need to wait out its ttl
+    }
   }
   return true;
 }
@@ -77,7 +81,7 @@ arrow::Result<std::optional<std::string>> read_generation(const storage::ObjectS
 
 bool holds(const std::string& generation_json) {
   const auto record = nlohmann::json::parse(generation_json, nullptr, false);
-  if (!record.is_object() || record.value("released", false) || record.contains("scale_out_since")) return false;
+  if (!record.is_object() || field_or(record, "released", false) || record.contains("scale_out_since")) return false;
   return writer_may_live(generation_json);
 }
 
@@ -85,9 +89,8 @@ bool holds(const std::string& generation_json) {
 
 std::chrono::milliseconds RunLease::ttl(const RunLeaseOptions& options) {
   if (const char* env = std::getenv("SLUICE_RUN_LEASE_TTL_MS")) {
-    char* end = nullptr;
-    const long long ms = std::strtoll(env, &end, 10);
-    if (end && *end == '\0' && ms >= 100) return std::chrono::milliseconds(ms);
+    const auto ms = parse_int64(env, "SLUICE_RUN_LEASE_TTL_MS");
+    if (ms.ok() && *ms >= 100) return std::chrono::milliseconds(*ms);
   }
   return options.ttl;
 }

@@ -18,6 +18,7 @@
 #include <ctime>
 
 #include "sluice/common/ids.h"
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
 
 namespace sluice::pipeline {
@@ -95,12 +96,12 @@ std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
     RunHolder h;
     auto j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_object()) {
-      h.pid = j.value("pid", int64_t{0});
-      h.host = j.value("host", std::string("?"));
-      h.started_ms = j.value("started_ms", int64_t{0});
-      h.command = j.value("command", std::string("?"));
-      h.pipeline = j.value("pipeline", std::string("?"));
-      h.mode = j.value("mode", std::string()) == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
+      h.pid = field_or(j, "pid", int64_t{0});
+      h.host = field_or(j, "host", "?");
+      h.started_ms = field_or(j, "started_ms", int64_t{0});
+      h.command = field_or(j, "command", "?");
+      h.pipeline = field_or(j, "pipeline", "?");
+      h.mode = field_or(j, "mode", "") == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
     }
     out.push_back(std::move(h));
   }
@@ -127,12 +128,12 @@ RunHolder holder_from(const std::string& text) {
   RunHolder h;
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_object()) {
-    h.pid = j.value("pid", int64_t{0});
-    h.host = j.value("host", std::string("?"));
-    h.started_ms = j.value("started_ms", int64_t{0});
-    h.command = j.value("command", std::string("?"));
-    h.pipeline = j.value("pipeline", std::string("?"));
-    h.mode = j.value("mode", std::string()) == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
+    h.pid = field_or(j, "pid", int64_t{0});
+    h.host = field_or(j, "host", "?");
+    h.started_ms = field_or(j, "started_ms", int64_t{0});
+    h.command = field_or(j, "command", "?");
+    h.pipeline = field_or(j, "pipeline", "?");
+    h.mode = field_or(j, "mode", "") == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
   }
   return h;
 }

@@ -8,11 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
 #include "sluice/common/ids.h"
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
 
 namespace sluice::pipeline {
@@ -63,7 +65,7 @@ arrow::Result<std::unique_ptr<RunMember>> RunMember::join(std::shared_ptr<storag
         return nullptr;
       }
       const auto record = nlohmann::json::parse(*text, nullptr, false);
-      if (record.is_object()) since = record.value("scale_out_since", int64_t{-1});
+      since = field_or(record, "scale_out_since", int64_t{-1});
       next = newest + 1;
     }
     if (since < 0) since = next;  // the first worker after an exclusive run (or none) begins a scale-out
@@ -97,15 +99,18 @@ arrow::Result<std::vector<std::string>> RunMember::live(storage::ObjectStore& ob
     if (!text.ok()) continue;  // deleted since the listing: a clean exit
     const auto record = nlohmann::json::parse(*text, nullptr, false);
     if (lease::writer_may_live(*text)) {
-      found.emplace_back(record.value("started_ms", int64_t{0}), std::move(*text));
+      found.emplace_back(field_or(record, "started_ms", int64_t{0}), std::move(*text));
       continue;
     }
-    const auto pid = static_cast<pid_t>(record.is_object() ? record.value("pid", int64_t{0}) : 0);
-    const bool gone_from_this_host = record.is_object() && record.value("host", std::string()) == host && pid > 0 &&
-                                     ::kill(pid, 0) != 0 && errno == ESRCH;
-    const bool forgotten = !record.is_object() || now_millis() >= record.value("renewed_ms", int64_t{0}) +
-                                                                      record.value("ttl_ms", int64_t{0}) +
-                                                                      kForgetAfterMs;
+    const auto pid = field_or(record, "pid", int64_t{0});
+    const bool gone_from_this_host = record.is_object() && field_or(record, "host", "") == host && pid > 0 &&
+                                     pid <= std::numeric_limits<pid_t>::max() &&
+                                     ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    const bool forgotten =
+        !record.is_object() ||
+        now_millis() >= saturating_add(saturating_add(field_or(record, "renewed_ms", int64_t{0}),
+                                                      field_or(record, "ttl_ms", int64_t{0})),
+                                       kForgetAfterMs);
     // Not the others: a stalled worker that wakes puts its heartbeat back and then checks the
     // chain; deleting it behind that check could hide it from an exclusive run's second look.
     if (gone_from_this_host || forgotten) (void)objects.remove(path);
@@ -124,7 +129,7 @@ arrow::Result<bool> RunMember::chain_is_ours() const {
     ARROW_ASSIGN_OR_RAISE(auto text, lease::read_generation(*objects_, newest_path));
     if (!text) continue;  // superseded by a join and deleted since the listing: list again
     const auto record = nlohmann::json::parse(*text, nullptr, false);
-    return record.is_object() && record.value("scale_out_since", int64_t{-1}) == since_;
+    return record.is_object() && field_or(record, "scale_out_since", int64_t{-1}) == since_;
   }
   return arrow::Status::IOError(fmt::format(
       "cannot read the run lease chain in {}: its newest generation was deleted {} times between "

@@ -241,8 +241,8 @@ arrow::Result<KafkaSinkSpec> kafka_sink_spec(const Sink& sink, const sql::Source
   if (auto it = options.find("key"); it != options.end()) spec.key_column = it->second->value;
   if (auto it = options.find("headers"); it != options.end()) spec.headers_column = it->second->value;
   if (auto it = options.find("max_rows_per_transaction"); it != options.end()) {
-    const auto n = parse_int64(it->second->value);
-    if (!n || *n <= 0) {
+    const auto n = parse_int64(it->second->value, "max_rows_per_transaction");
+    if (!n.ok() || *n <= 0) {
       return at(it->second->loc, fmt::format("sink '{}': max_rows_per_transaction must be a positive number of "
                                              "rows, e.g. '100000'", sink.name));
     }

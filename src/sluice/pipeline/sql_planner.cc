@@ -371,8 +371,8 @@ arrow::Status SqlPlanner::check_runnable(const Dataset& d, const Flow& flow, con
     if (!cluster.ok()) return at(src.loc, cluster.status());
     if (auto st = apply_kafka_options(src.options, spec); !st.ok()) return at(src.loc, st);
     if (auto it = src.options.find("schema_sample_records"); it != src.options.end()) {
-      auto n = parse_int64(it->second);
-      if (!n || *n <= 0) {
+      auto n = parse_int64(it->second, "schema_sample_records");
+      if (!n.ok() || *n <= 0) {
         return at(src.loc, invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second));
       }
     }

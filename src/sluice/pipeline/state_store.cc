@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::pipeline {
 
@@ -32,10 +33,9 @@ arrow::Result<std::vector<std::pair<int64_t, fs::path>>> snapshots(const storage
   for (const auto& object : listed) {
     const fs::path name(object.name);
     if (name.extension() != ".arrow") continue;
-    try {
-      out.emplace_back(std::stoll(name.stem().string()), dir / name);
-    } catch (const std::exception&) {
-    }
+    // Not a sequence number ("12abc.arrow", another tool's file): not a snapshot, skipped.
+    const auto seq = parse_int64(name.stem().string(), "state snapshot sequence");
+    if (seq.ok()) out.emplace_back(*seq, dir / name);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -58,7 +58,12 @@ arrow::Result<Loaded> read_snapshot(const storage::ObjectStore& objects, const f
     ARROW_ASSIGN_OR_RAISE(auto watermark, meta->Get(kWatermarkKey));
     ARROW_ASSIGN_OR_RAISE(auto inputs, meta->Get(kInputsKey));
     out.progress = nlohmann::json::parse(progress).get<TxnVersions>();
-    out.state.watermark = std::stoll(watermark);
+    auto parsed = parse_int64(watermark, kWatermarkKey);
+    if (!parsed.ok()) {
+      return invalid("{}: damaged state snapshot metadata: {}", objects.display(path.string()),
+                     parsed.status().message());
+    }
+    out.state.watermark = *parsed;
     out.state.input_max_event_time = nlohmann::json::parse(inputs).get<std::map<std::string, int64_t>>();
   } catch (const std::exception& e) {
     return invalid("{}: damaged state snapshot metadata: {}", objects.display(path.string()), e.what());
@@ -110,9 +115,13 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
     last_seq_ = files.empty() ? -1 : files.back().first;
     return std::nullopt;
   }
+  arrow::Status damaged;  // the newest unreadable snapshot, named if no other one matches
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
     auto loaded = read_snapshot(*objects_, it->second);
-    if (!loaded.ok()) continue;  // a torn write of a commit that never landed
+    if (!loaded.ok()) {  // a torn write of a commit that never landed, or a damaged file
+      if (damaged.ok()) damaged = loaded.status();
+      continue;
+    }
     bool matches = !loaded->progress.empty();
     for (const auto& [app, v] : loaded->progress) {
       auto c = committed.find(app);
@@ -135,8 +144,9 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
   }
   return invalid("the window state of the table's last commit is missing from {} (the table has progress but no "
                  "state snapshot matches it; was the folder deleted, or the table written by a sluice without "
-                 "event time?); run a full refresh of the table (--full-refresh <table>)",
-                 objects_->display(dir_.string()));
+                 "event time?){}; run a full refresh of the table (--full-refresh <table>)",
+                 objects_->display(dir_.string()),
+                 damaged.ok() ? std::string() : "; a snapshot there cannot be read: " + damaged.message());
 }
 
 arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec::WindowState& state) {

@@ -384,7 +384,7 @@ arrow::Result<std::unique_ptr<ApplyChanges>> Parser::apply_changes_body(Location
       if (t.kind != TokenKind::kInteger || (t.text != "1" && t.text != "2")) {
         return error(t, "expected SCD TYPE 1 or 2");
       }
-      a->scd_type = std::stoi(next().text);
+      a->scd_type = next().text == "1" ? 1 : 2;  // the text, not a parse: '99999999999999999999' is refused above
     } else if (accept_keyword("TRACK")) {
       ARROW_RETURN_NOT_OK(expect_keyword("HISTORY"));
       ARROW_RETURN_NOT_OK(expect_keyword("ON"));

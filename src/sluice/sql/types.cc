@@ -87,8 +87,8 @@ class TypeParser {
   arrow::Result<int> number() {
     const Token& t = next();
     if (t.kind != TokenKind::kInteger) return fail("expected a number, found " + t.describe());
-    auto n = parse_int64(t.text);
-    if (!n || *n > 1000) return fail("number " + t.text + " is out of range");
+    auto n = parse_int64(t.text, "type parameter");
+    if (!n.ok() || *n > 1000) return fail("number " + t.text + " is out of range");
     return static_cast<int>(*n);
   }
 

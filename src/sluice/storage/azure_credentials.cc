@@ -5,6 +5,7 @@
 
 #include <cctype>
 
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
@@ -97,9 +98,13 @@ arrow::Result<AzureToken> AzureTokenProvider::fetch() const {
   if (json.contains("expires_in")) {
     const auto& e = json["expires_in"];
     if (e.is_number_integer()) expires_in = e.get<int64_t>();
-    if (e.is_string()) expires_in = std::strtoll(e.get<std::string>().c_str(), nullptr, 10);
+    if (e.is_string()) {
+      const auto parsed = parse_int64(e.get_ref<const std::string&>(), "expires_in");
+      if (!parsed.ok()) return invalid("{} at {} answered an expires_in that is not a number of seconds", what, url);
+      expires_in = *parsed;
+    }
   }
-  token.expires_unix = now + std::max<int64_t>(expires_in, 0);
+  token.expires_unix = saturating_add(now, std::max<int64_t>(expires_in, 0));  // a hostile expires_in must not overflow
   return token;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
 #include "sluice/storage/s3_client.h"  // xml_values
 
@@ -205,7 +206,9 @@ arrow::Result<std::vector<ObjectInfo>> AzureStore::list_objects(const std::strin
       ObjectInfo info;
       info.name = names[0].substr(prefix.size());
       if (!start_after.empty() && info.name <= start_after) continue;
-      info.size = sizes.empty() ? 0 : std::strtoll(sizes[0].c_str(), nullptr, 10);
+      if (!sizes.empty()) {
+        ARROW_ASSIGN_OR_RAISE(info.size, parse_object_size(sizes[0], "Azure list " + display(dir)));
+      }
       info.mtime_nanos = times.empty() ? 0 : http_date_nanos(times[0]);
       out.push_back(std::move(info));
     }
@@ -223,7 +226,7 @@ arrow::Result<std::optional<ObjectInfo>> AzureStore::head(const std::string& pat
   if (r.status != 200) return failed("HEAD", path, r);
   ObjectInfo info;
   info.name = blob.substr(blob.rfind('/') + 1);
-  info.size = std::strtoll(r.headers["content-length"].c_str(), nullptr, 10);
+  ARROW_ASSIGN_OR_RAISE(info.size, parse_object_size(r.headers["content-length"], "Azure HEAD " + display(path)));
   info.mtime_nanos = http_date_nanos(r.headers["last-modified"]);
   return std::optional<ObjectInfo>{std::move(info)};
 }

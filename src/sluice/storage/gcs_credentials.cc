@@ -10,6 +10,7 @@
 #include <chrono>
 #include <vector>
 
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
@@ -165,7 +166,7 @@ arrow::Result<GcsToken> GcsTokenProvider::fetch() const {
   token.access_token = json["access_token"].get<std::string>();
   const int64_t expires_in =
       json.contains("expires_in") && json["expires_in"].is_number_integer() ? json["expires_in"].get<int64_t>() : 3600;
-  token.expires_unix = now + expires_in;
+  token.expires_unix = saturating_add(now, expires_in);  // a hostile expires_in must not overflow
   return token;
 }
 

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "sluice/common/json_fields.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
 
 namespace sluice::storage {
@@ -19,15 +21,21 @@ std::string object_target(const std::string& bucket, const std::string& key) {
   return "/storage/v1/b/" + gcs_encode(bucket) + "/o/" + gcs_encode(key);
 }
 
-// An object resource of the JSON API ({"name", "size": "123", "updated": RFC 3339}).
-ObjectInfo info_of(const nlohmann::json& o, size_t prefix_size) {
+// An object resource of the JSON API ({"name", "size": "123", "updated": RFC 3339}); `what`
+// names the request for an error.
+arrow::Result<ObjectInfo> info_of(const nlohmann::json& o, size_t prefix_size, const std::string& what) {
   ObjectInfo info;
-  const std::string name = o.value("name", "");
+  const std::string name = field_or(o, "name", "");  // json::value would throw on {"name": 5}
   info.name = name.size() > prefix_size ? name.substr(prefix_size) : name;
-  const auto& size = o.contains("size") ? o["size"] : nlohmann::json();
-  info.size = size.is_string() ? std::strtoll(size.get<std::string>().c_str(), nullptr, 10)
-              : size.is_number_integer() ? size.get<int64_t>() : 0;
-  info.mtime_nanos = rfc3339_nanos(o.value("updated", ""));
+  const auto size = o.find("size");
+  if (size != o.end() && size->is_string()) {
+    ARROW_ASSIGN_OR_RAISE(info.size, parse_object_size(size->get_ref<const std::string&>(), what + " (" + name + ")"));
+  } else if (size != o.end() && size->is_number_unsigned()) {
+    info.size = static_cast<int64_t>(std::min<uint64_t>(size->get<uint64_t>(), INT64_MAX));
+  } else if (size != o.end() && !size->is_null()) {
+    return io_error("{} answered a size that is not a whole number of bytes for {}", what, name);
+  }
+  info.mtime_nanos = rfc3339_nanos(field_or(o, "updated", ""));
   return info;
 }
 
@@ -118,14 +126,14 @@ arrow::Result<std::vector<ObjectInfo>> GcsStore::list_objects(const std::string&
     if (json.contains("items") && json["items"].is_array()) {
       for (const auto& o : json["items"]) {
         if (!o.is_object()) continue;
-        ObjectInfo info = info_of(o, prefix.size());
+        ARROW_ASSIGN_OR_RAISE(ObjectInfo info, info_of(o, prefix.size(), "GCS list " + display(dir)));
         if (info.name.empty()) continue;
         if (depth == ListDepth::kFolder && info.name.find('/') != std::string::npos) continue;
         if (!start_after.empty() && info.name <= start_after) continue;
         out.push_back(std::move(info));
       }
     }
-    token = json.value("nextPageToken", "");
+    token = field_or(json, "nextPageToken", "");
   } while (!token.empty());
   return out;
 }
@@ -139,7 +147,8 @@ arrow::Result<std::optional<ObjectInfo>> GcsStore::head(const std::string& path)
   if (r.status != 200) return failed("metadata GET", path, r);
   auto json = nlohmann::json::parse(r.body, nullptr, false);
   if (!json.is_object()) return io_error("GCS metadata GET {}: the answer is not JSON", display(path));
-  return std::optional<ObjectInfo>{info_of(json, key.rfind('/') + 1)};
+  ARROW_ASSIGN_OR_RAISE(auto info, info_of(json, key.rfind('/') + 1, "GCS metadata GET " + display(path)));
+  return std::optional<ObjectInfo>{std::move(info)};
 }
 
 arrow::Result<std::string> GcsStore::read(const std::string& path) const {

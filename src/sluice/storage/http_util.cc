@@ -31,6 +31,16 @@ arrow::Result<std::string> read_text_file(const std::string& path, const std::st
   return s.str();
 }
 
+arrow::Result<int64_t> parse_object_size(std::string_view text, const std::string& what) {
+  const auto size = parse_int64(text, "size");
+  if (!size.ok() || *size < 0) {
+    return io_error("{} answered a size '{}' that is not a whole number of bytes >= 0; check the endpoint is the "
+                    "object store it claims to be",
+                    what, quote_for_error(text));
+  }
+  return *size;
+}
+
 size_t curl_append_body(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
   return size * n;

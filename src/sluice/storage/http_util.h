@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,11 @@ std::string env_or_empty(const char* name);
 // The whole of a small local file (a token, a key, a shared config file); an Invalid error
 // naming `what`, the path and the errno when it cannot be read.
 arrow::Result<std::string> read_text_file(const std::string& path, const std::string& what);
+
+// An object's size as a store answered it (Content-Length, <Size>, JSON "size"): a whole
+// number >= 0, or an IOError naming `what` (the store's request and the object) and the text; a
+// garbled answer is refused, not taken as size 0 or as the digits it starts with.
+arrow::Result<int64_t> parse_object_size(std::string_view text, const std::string& what);
 
 // CURLOPT_WRITEFUNCTION: appends the body to the std::string in `user`.
 size_t curl_append_body(char* data, size_t size, size_t n, void* user);

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/storage/http_util.h"
 
 namespace sluice::storage {
@@ -131,7 +132,9 @@ arrow::Result<std::vector<ObjectInfo>> S3Store::list_objects(const std::string& 
       if (keys.empty() || keys[0].size() <= prefix.size()) continue;
       ObjectInfo info;
       info.name = keys[0].substr(prefix.size());
-      info.size = sizes.empty() ? 0 : std::strtoll(sizes[0].c_str(), nullptr, 10);
+      if (!sizes.empty()) {
+        ARROW_ASSIGN_OR_RAISE(info.size, parse_object_size(sizes[0], "S3 list " + display(dir)));
+      }
       info.mtime_nanos = times.empty() ? 0 : iso8601_nanos(times[0]);
       out.push_back(std::move(info));
     }
@@ -150,7 +153,7 @@ arrow::Result<std::optional<ObjectInfo>> S3Store::head(const std::string& path) 
   if (r.status != 200) return failed("HEAD", path, r);
   ObjectInfo info;
   info.name = key.substr(key.rfind('/') + 1);
-  info.size = std::strtoll(r.headers["content-length"].c_str(), nullptr, 10);
+  ARROW_ASSIGN_OR_RAISE(info.size, parse_object_size(r.headers["content-length"], "S3 HEAD " + display(path)));
   const time_t t = curl_getdate(r.headers["last-modified"].c_str(), nullptr);
   info.mtime_nanos = t < 0 ? 0 : static_cast<int64_t>(t) * 1'000'000'000;
   return std::optional<ObjectInfo>{std::move(info)};

@@ -72,6 +72,18 @@ TEST(SchemaTest, NanosecondTimestampsAreRefusedWithTheColumnName) {
             "column 't': timestamp column has unit ns; Delta stores microseconds");
 }
 
+// A hostile log's decimal(99999999999,2) made std::stoi throw; it is an error naming the type.
+TEST(SchemaTest, DecimalPrecisionPastIntIsAnErrorNamingTheType) {
+  auto back = from_delta_schema_string(
+      R"j({"type":"struct","fields":[{"name":"v","type":"decimal(99999999999,2)","nullable":true}]})j");
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().message(),
+            "Delta type 'decimal(99999999999,2)': precision and scale must be at most 38");
+  EXPECT_FALSE(from_delta_schema_string(
+                   R"j({"type":"struct","fields":[{"name":"v","type":"decimal(39,2)","nullable":true}]})j")
+                   .ok());
+}
+
 TEST(SchemaTest, UnknownDeltaTypeIsAnError) {
   auto back = from_delta_schema_string(
       R"({"type":"struct","fields":[{"name":"v","type":"variant","nullable":true}]})");

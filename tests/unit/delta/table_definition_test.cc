@@ -204,6 +204,18 @@ TEST_F(TableDefinitionTest, DeltaPropertiesAreCheckedAgainstWhatSluiceHonours) {
   EXPECT_FALSE(check_delta_properties({{"delta.constraints.", "x"}}, "t").ok());
 }
 
+// delta.checkpointInterval is honoured as a number: text that is not a positive one is refused
+// when set, not taken as its leading digits ("5abc" was 5) or dropped for the default.
+TEST_F(TableDefinitionTest, CheckpointIntervalMustBeAPositiveWholeNumber) {
+  for (const std::string bad : {"5abc", "0", "-3", "", " 5", "99999999999999999999"}) {
+    auto refused = check_delta_properties({{"delta.checkpointInterval", bad}}, "events");
+    ASSERT_FALSE(refused.ok()) << "'" << bad << "'";
+    EXPECT_EQ(refused.message(), "table 'events': delta.checkpointInterval = '" + bad +
+                                     "' is not a positive whole number of commits; set it to e.g. 10 (a "
+                                     "checkpoint every 10 commits)");
+  }
+}
+
 TEST_F(TableDefinitionTest, ANewCheckConstraintOnATableWithRowsIsRefusedButSetOnAnEmptyOne) {
   create(base());
   auto d = base();

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "../temp_dir.h"
 #include "sluice/delta/table.h"
@@ -145,6 +148,18 @@ TEST_F(TransactionTest, PutIfAbsentRefusesAnExistingVersion) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(store_->log_dir())) ++entries;
   EXPECT_EQ(entries, 1);
+}
+
+// A table another writer gave an unusable delta.checkpointInterval checkpoints at Delta's default
+// (10), not at the digits the text starts with.
+TEST(CheckpointIntervalTest, TextThatIsNotAPositiveNumberMeansTheDefault) {
+  for (const auto& [text, want] : std::vector<std::pair<std::string, int64_t>>{
+           {"3", 3}, {"5abc", 10}, {"0", 10}, {"-2", 10}, {"99999999999999999999", 10}, {"", 10}}) {
+    Metadata m;
+    m.configuration["delta.checkpointInterval"] = text;
+    EXPECT_EQ(checkpoint_interval(m), want) << "'" << text << "'";
+  }
+  EXPECT_EQ(checkpoint_interval(Metadata{}), 10);
 }
 
 }  // namespace

@@ -366,6 +366,22 @@ TEST_F(VacuumTest, LogCleanupAfterACheckpointKeepsTheTableReadable) {
   EXPECT_FALSE(Snapshot::load(*store_, DeltaVersion(2)).ok()) << "an expired version cannot be read";
 }
 
+// A "%020d.crc" name whose 20 digits pass int64 made std::stoll throw out of the cleanup; it is no
+// version of this table, and the cleanup leaves it alone.
+TEST_F(VacuumTest, LogCleanupSkipsALogFileWhoseVersionIsPastInt64) {
+  create({{"delta.checkpointInterval", "3"},
+          {"delta.logRetentionDuration", "interval 1 hour"},
+          {"delta.checkpointRetentionDuration", "interval 0 seconds"}});
+  for (int i = 1; i <= 5; ++i) commit_add("f" + std::to_string(i) + ".parquet");
+  for (int v = 0; v <= 4; ++v) set_age(store_->commit_path(DeltaVersion(v)), 2 * kHour);
+  const auto stray = store_->log_dir() / "99999999999999999999.crc";
+  std::ofstream(stray) << "{}";
+  auto cleaned = cleanup_expired_logs(*store_, latest()->metadata(), now_millis());
+  ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
+  EXPECT_EQ(cleaned->kept_from, DeltaVersion(3));
+  EXPECT_TRUE(fs::exists(stray));
+}
+
 TEST_F(VacuumTest, LogCleanupRunsAfterEachCheckpointUnlessDisabled) {
   create({{"delta.checkpointInterval", "2"}, {"delta.logRetentionDuration", "interval 0 seconds"},
           {"delta.checkpointRetentionDuration", "interval 0 seconds"}});

@@ -130,6 +130,13 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"st.y", "t.sql:1:1: error: struct 'st' has no field 'y'\n  st.y\n  ^"},
         ErrorCase{"ts + INTERVAL 1 MONTH",
                   "t.sql:1:6: error: interval unit 'month' has no fixed length (use days, hours, minutes, ...)\n  ts + INTERVAL 1 MONTH\n       ^"},
+        // Literals past BIGINT: refused where they stand (std::stoll would have thrown).
+        ErrorCase{"a + 99999999999999999999",
+                  "t.sql:1:5: error: integer literal 99999999999999999999 is out of range for BIGINT\n  a + "
+                  "99999999999999999999\n      ^"},
+        ErrorCase{"substring(s, 99999999999999999999)",
+                  "t.sql:1:14: error: integer literal 99999999999999999999 is out of range for BIGINT\n  "
+                  "substring(s, 99999999999999999999)\n               ^"},
         ErrorCase{"CAST(a AS DECIMAL(50, 2))",
                   "t.sql:1:1: error: invalid type 'DECIMAL(50,2)': DECIMAL(50,2) is out of range (precision 1..38, 0 <= scale <= precision)\n  CAST(a AS DECIMAL(50, 2))\n  ^"}));
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "../temp_dir.h"
+#include "sluice/storage/http_util.h"
 #include "sluice/storage/local_store.h"
 #include "sluice/storage/location.h"
 #include "sluice/storage/object_store.h"
@@ -182,6 +183,22 @@ TEST(LocalStoreTest, ListStartsAfterANameAndMissingFoldersAreEmpty) {
   EXPECT_TRUE(store.list((dir.path() / "none").string(), "")->empty());
   EXPECT_FALSE(store.head((dir.path() / "none").string())->has_value());
   EXPECT_EQ((*store.head((dir.path() / "b").string()))->size, 1);
+}
+
+// An object size a store answered (S3/Azure Content-Length or listing <Size>, GCS "size") was
+// read with strtoll and no end check: "12abc" was 12 bytes and "abc" 0. It is refused now,
+// naming the request and the text.
+TEST(ObjectSizeTest, AGarbledSizeFromAStoreIsAnErrorNotAShortObject) {
+  EXPECT_EQ(*parse_object_size("0", "S3 HEAD s3://b/k"), 0);
+  EXPECT_EQ(*parse_object_size("9223372036854775807", "S3 HEAD s3://b/k"), INT64_MAX);
+  for (const std::string bad : {"", "12abc", "abc", "-1", " 12", "99999999999999999999"}) {
+    auto size = parse_object_size(bad, "S3 HEAD s3://b/k");
+    ASSERT_FALSE(size.ok()) << "'" << bad << "' was " << *size;
+    EXPECT_TRUE(size.status().IsIOError());
+    EXPECT_EQ(size.status().message(), "S3 HEAD s3://b/k answered a size '" + bad +
+                                           "' that is not a whole number of bytes >= 0; check the endpoint is the "
+                                           "object store it claims to be");
+  }
 }
 
 }  // namespace
