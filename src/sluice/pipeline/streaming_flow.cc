@@ -39,6 +39,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.partition_columns = d.definition->partitioned_by;
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
+  co.gate = maintenance_ ? maintenance_->gate(d.name) : nullptr;
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
   if (src.kind == exec::PlanSource::Kind::kKafka) {  // no dictionary for a payload or an offset
     co.write.file.columns_without_dictionary = kafka::kafka_columns_never_repeating(*schema);
@@ -130,6 +131,7 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.description = d.definition->comment;
   spec.partition_columns = d.definition->partitioned_by;
   spec.schema = schema;
+  spec.gate = maintenance_ ? maintenance_->gate(d.name) : nullptr;
   auto operators = std::make_unique<exec::OperatorChain>();
   operators->add(std::make_unique<ConformOperator>(schema));
   operators->add(std::make_unique<ExpectationsOperator>(ex, report, nullptr, nullptr));
