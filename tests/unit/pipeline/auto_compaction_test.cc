@@ -167,15 +167,15 @@ TEST(TableGateTest, AStoppingRunAbandonsTheCommitWhileAWriterHolds) {
   EXPECT_EQ(gate.compacted_version(), -1);
 }
 
-std::shared_ptr<arrow::Schema> rows_schema() { return arrow::schema({arrow::field("v", arrow::int64())}); }
+std::shared_ptr<arrow::Schema> int_rows_schema() { return arrow::schema({arrow::field("v", arrow::int64())}); }
 
-std::shared_ptr<arrow::RecordBatch> rows(std::vector<int64_t> values) {
+std::shared_ptr<arrow::RecordBatch> int_rows(std::vector<int64_t> values) {
   arrow::Int64Builder b;
   EXPECT_TRUE(b.AppendValues(values).ok());
-  return arrow::RecordBatch::Make(rows_schema(), static_cast<int64_t>(values.size()), {b.Finish().ValueOrDie()});
+  return arrow::RecordBatch::Make(int_rows_schema(), static_cast<int64_t>(values.size()), {b.Finish().ValueOrDie()});
 }
 
-std::vector<int64_t> table_values(const fs::path& path) {
+std::vector<int64_t> compacted_values(const fs::path& path) {
   delta::LogStore store(path);
   auto snapshot = delta::Snapshot::load(store).ValueOrDie();
   auto table = delta::scan_table(store, *snapshot).ValueOrDie();
@@ -188,7 +188,7 @@ std::vector<int64_t> table_values(const fs::path& path) {
   return out;
 }
 
-nlohmann::json commit_info(const fs::path& table, int64_t version) {
+nlohmann::json commit_info_at(const fs::path& table, int64_t version) {
   std::ifstream in(table / "_delta_log" / fmt::format("{:020}.json", version));
   std::string line;
   while (std::getline(in, line)) {
@@ -218,11 +218,11 @@ TEST(TableMaintenanceTest, CompactsADueTableAndTheWriterNeverLosesARaceToIt) {
   o.flow = "orders_flow";
   o.table = "orders";
   o.table_path = path;
-  o.schema = rows_schema();
+  o.schema = int_rows_schema();
   o.gate = maintenance.gate("orders");
   auto commit = StreamingCommit::make(std::move(o)).ValueOrDie();
   auto write = [&](int64_t next) {
-    ASSERT_TRUE((*commit->writer())->write(*rows({next})).ok());
+    ASSERT_TRUE((*commit->writer())->write(*int_rows({next})).ok());
     auto p = commit->progress();
     p.kafka("events", KafkaPartition(0), KafkaOffset(next + 1));
     auto r = commit->commit(p);
@@ -238,7 +238,7 @@ TEST(TableMaintenanceTest, CompactsADueTableAndTheWriterNeverLosesARaceToIt) {
   maintenance.changed("orders");
   maintenance.compact_changed();
   ASSERT_EQ(maintenance.compactions(), 1);
-  auto info = commit_info(path, 3);
+  auto info = commit_info_at(path, 3);
   EXPECT_EQ(info["operation"], "OPTIMIZE");
   EXPECT_EQ(info["operationParameters"]["auto"], true);
   EXPECT_EQ(info["operationMetrics"]["numRemovedFiles"], "3");
@@ -247,7 +247,7 @@ TEST(TableMaintenanceTest, CompactsADueTableAndTheWriterNeverLosesARaceToIt) {
   write(3);
   EXPECT_EQ(commit->snapshot()->version().value(), 4);
   EXPECT_EQ(commit->snapshot()->num_files(), 2u);
-  EXPECT_EQ(table_values(path), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(compacted_values(path), (std::vector<int64_t>{0, 1, 2, 3}));
   EXPECT_EQ(commit->recorded(commit->ids().kafka("events", KafkaPartition(0))), 4);
 }
 
