@@ -59,6 +59,7 @@ bench: build
 	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/window_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/stream_join_bench.py --port $(BENCH_KAFKA_PORT)
+	.venv/bin/python bench/auto_compaction_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/spark_side_by_side.py --port $(BENCH_KAFKA_PORT) --events $(SPARK_BENCH_EVENTS) --repeat $(SPARK_BENCH_REPEAT)
 	$(MAKE) bench-nexmark
 

@@ -411,4 +411,19 @@ arrow::Result<std::shared_ptr<arrow::Table>> read_table_changes(const LogStore& 
   return read_change_feed(store, table, range, latest.get());
 }
 
+arrow::Result<bool> data_changed_between(const LogStore& store, DeltaVersion after, DeltaVersion upto) {
+  for (int64_t v = after.value() + 1; v <= upto.value(); ++v) {
+    auto text = store.read_commit(DeltaVersion(v));
+    if (!text.ok()) return true;  // cleaned up, or unreadable: assume it changed rows
+    ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(*text, store.display(store.commit_path(DeltaVersion(v)))));
+    for (const auto& a : actions) {
+      if (std::holds_alternative<CommitInfo>(a) || std::holds_alternative<Txn>(a)) continue;
+      if (const auto* ad = std::get_if<Add>(&a); ad && !ad->data_change) continue;
+      if (const auto* r = std::get_if<Remove>(&a); r && !r->data_change) continue;
+      return true;  // rows, metadata, protocol, change data: a change
+    }
+  }
+  return false;
+}
+
 }  // namespace sluice::delta

@@ -105,4 +105,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> read_table_changes(const LogStore& 
                                                                 const std::string& starting,
                                                                 const std::string& ending);
 
+// Whether a commit in versions (after, upto] changed the table's rows or metadata: false when
+// each only rearranged files (OPTIMIZE, auto compaction: every add and remove dataChange=false)
+// or recorded progress. A commit that cannot be read counts as a change.
+arrow::Result<bool> data_changed_between(const LogStore& store, DeltaVersion after, DeltaVersion upto);
+
 }  // namespace sluice::delta

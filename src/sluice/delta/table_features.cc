@@ -233,12 +233,31 @@ constexpr const char* kSupportedDeltaProperties[] = {
     "delta.appendOnly",          "delta.checkpointInterval",        "delta.checkpointRetentionDuration",
     "delta.logRetentionDuration", "delta.deletedFileRetentionDuration", "delta.enableExpiredLogCleanup",
     "delta.enableChangeDataFeed", "delta.enableDeletionVectors",     "delta.isolationLevel",
-    "delta.targetFileSize"};
+    "delta.targetFileSize",       "delta.autoOptimize.autoCompact"};
+
+// DLT's table properties (pipelines.*) sluice acts on. One key a line: other slices add theirs.
+constexpr const char* kSupportedPipelinesProperties[] = {
+    "pipelines.reset.allowed",
+    "pipelines.cdc.tombstoneGCThresholdInSeconds",
+    "pipelines.cdc.tombstoneGCFrequencyInSeconds",  // refused with its reason by the APPLY CHANGES planner
+    "pipelines.autoOptimize.managed",
+    "pipelines.autoOptimize.zOrderCols",
+};
+
+std::string lower_text(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  return text;
+}
 }  // namespace
 
 bool is_supported_delta_property(const std::string& key) {
-  std::string lower = key;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lower = lower_text(key);
+  if (lower.rfind("pipelines.", 0) == 0) {
+    for (const char* k : kSupportedPipelinesProperties) {
+      if (key == k) return true;
+    }
+    return false;
+  }
   if (lower.rfind("delta.", 0) != 0) return true;
   if (key.rfind(kConstraintPrefix, 0) == 0 && key.size() > std::string(kConstraintPrefix).size()) return true;
   for (const char* k : kSupportedDeltaProperties) {
@@ -260,7 +279,31 @@ arrow::Status check_delta_properties(const std::map<std::string, std::string>& c
             table, quote_for_error(value)));
       }
     }
+    if (key == "delta.autoOptimize.autoCompact") {
+      const std::string v = lower_text(value);
+      if (v == "true" || v == "false" || v == "legacy") continue;
+      return arrow::Status::NotImplemented(fmt::format(
+          "table '{}': delta.autoOptimize.autoCompact = '{}' is not supported: write 'true' (compact small files "
+          "into files of delta.targetFileSize, else 128 MB), 'legacy' (the same) or 'false' (no auto "
+          "compaction){}",
+          table, value,
+          v == "auto" ? "; 'auto' (Databricks' target size tuned to the table's size) is not implemented" : ""));
+    }
     if (is_supported_delta_property(key)) continue;
+    if (key == "delta.autoOptimize.optimizeWrite") {
+      return arrow::Status::NotImplemented(fmt::format(
+          "table '{}': delta.autoOptimize.optimizeWrite is not implemented by sluice (it would be ignored): each "
+          "commit writes one file per partition and writer lane, up to delta.targetFileSize; the small files a "
+          "streaming table gathers are merged by auto compaction, which is on by default "
+          "(pipelines.autoOptimize.managed, delta.autoOptimize.autoCompact). Remove the property",
+          table));
+    }
+    if (lower_text(key).rfind("pipelines.", 0) == 0) {
+      return arrow::Status::NotImplemented(fmt::format(
+          "table '{}': table property '{}' is not a pipelines.* property sluice knows (it would be ignored): "
+          "the supported ones are {} (names are case-sensitive)",
+          table, key, fmt::join(kSupportedPipelinesProperties, ", ")));
+    }
     return arrow::Status::NotImplemented(fmt::format(
         "table '{}': table property '{}' is not supported by sluice (it turns on a Delta feature sluice does "
         "not write, or sluice would ignore it, and other engines would then misread or refuse the table): "

@@ -197,21 +197,38 @@ bool many_rows_deleted(const delta::Add& file) {
                                  static_cast<double>(physical) > kOptimizeMaxDeletedRowsRatio;
 }
 
+// How bins_of selects files.
+struct BinSelection {
+  bool whole_partitions = false;  // Z-order: every file of each partition, in one bin
+  int64_t min_small_files = 0;    // auto compaction: partitions with fewer small files are left
+  int64_t max_input_bytes = 0;    // auto compaction: bins up to this much input (0: all)
+};
+
 // Groups of files of one partition, each rewritten together (OptimizeExecutor's bins): for
 // compaction, the small files (and ones with many deleted rows) by ascending size, up to
 // max_file_size a bin, bins of one file without a deletion vector left alone; for Z-order, every
-// file of the partition in one bin.
+// file of the partition in one bin. Auto compaction takes the partitions with the most small
+// files first, as Databricks' does.
 std::vector<std::vector<delta::Add>> bins_of(std::vector<delta::Add> files,
-                                             const OptimizeFileSizes& sizes, bool zorder) {
+                                             const OptimizeFileSizes& sizes, const BinSelection& select) {
   std::map<delta::PartitionValues, std::vector<delta::Add>> partitions;
   for (auto& f : files) {
-    if (zorder || f.size < sizes.min_file_size || many_rows_deleted(f)) {
+    if (select.whole_partitions || f.size < sizes.min_file_size || many_rows_deleted(f)) {
       partitions[f.partition_values].push_back(std::move(f));
     }
   }
-  std::vector<std::vector<delta::Add>> bins;
+  std::vector<std::vector<delta::Add>*> order;
   for (auto& [values, in_partition] : partitions) {
-    if (zorder) {
+    if (select.min_small_files > 0 && static_cast<int64_t>(in_partition.size()) < select.min_small_files) continue;
+    order.push_back(&in_partition);
+  }
+  if (select.min_small_files > 0) {
+    std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->size() > b->size(); });
+  }
+  std::vector<std::vector<delta::Add>> bins;
+  for (auto* partition : order) {
+    auto& in_partition = *partition;
+    if (select.whole_partitions) {
       bins.push_back(std::move(in_partition));
       continue;
     }
@@ -231,7 +248,17 @@ std::vector<std::vector<delta::Add>> bins_of(std::vector<delta::Add> files,
     }
     close_bin();
   }
-  return bins;
+  if (select.max_input_bytes <= 0) return bins;
+  std::vector<std::vector<delta::Add>> bounded;  // the first bins, at least one
+  int64_t taken = 0;
+  for (auto& bin : bins) {
+    int64_t bytes = 0;
+    for (const auto& f : bin) bytes += f.size;
+    if (!bounded.empty() && taken + bytes > select.max_input_bytes) break;
+    taken += bytes;
+    bounded.push_back(std::move(bin));
+  }
+  return bounded;
 }
 
 // How a bin's rows are ordered: along `curve` over the columns at `paths`, or as read (no paths).
@@ -339,12 +366,15 @@ json optimize_metrics(const std::vector<delta::Add>& added, const std::vector<de
 
 }  // namespace
 
-arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> store,
-                                              const OptimizeOptions& options) {
+arrow::Result<OptimizeRewrite> rewrite_for_optimize(std::shared_ptr<delta::LogStore> store,
+                                                    const OptimizeOptions& options) {
   DmlTarget target;
   target.store = store;
   target.name = store->location();
-  ARROW_ASSIGN_OR_RAISE(target.snapshot, delta::Snapshot::load(*store));
+  target.snapshot = options.snapshot;
+  if (!target.snapshot) {
+    ARROW_ASSIGN_OR_RAISE(target.snapshot, delta::Snapshot::load(*store));
+  }
   const auto& snapshot = *target.snapshot;
   // Append-only tables may be optimized: no row changes (the commit's removes carry
   // dataChange=false, which the append-only check lets pass).
@@ -366,10 +396,14 @@ arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> s
                    "run OPTIMIZE without --where",
                    target.name);
   }
+  if (options.min_file_size > 0) sizes.min_file_size = options.min_file_size;
   ARROW_ASSIGN_OR_RAISE(auto zorder, zorder_columns(target, options.zorder_by));
   ARROW_ASSIGN_OR_RAISE(auto candidates, candidate_files(target, options.where));
 
-  OptimizeOutcome outcome;
+  OptimizeRewrite out;
+  out.store = store;
+  out.snapshot = target.snapshot;
+  auto& outcome = out.outcome;
   outcome.version = snapshot.version();
   outcome.files_considered = static_cast<int64_t>(candidates.files.size());
   RowOrder order;
@@ -399,16 +433,23 @@ arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> s
     order.paths = *clustering;
     order.curve = Curve::kHilbert;
   } else {
-    bins = bins_of(candidates.files, sizes, !zorder.empty());
+    BinSelection select;
+    select.whole_partitions = !zorder.empty() && options.min_small_files <= 0;
+    select.min_small_files = options.min_small_files;
+    select.max_input_bytes = options.max_input_bytes;
+    bins = bins_of(candidates.files, sizes, select);
     for (const auto& c : zorder) order.paths.push_back({c});
   }
   const std::string zcube_id = random_uuid();
-  std::vector<delta::Add> added, removed;
   std::set<delta::PartitionValues> partitions;
   for (const auto& bin : bins) {
+    if (options.cancelled && options.cancelled()) {
+      discard_rewrite(out);
+      return arrow::Status::Cancelled("OPTIMIZE of table ", target.name, " was stopped (nothing was committed)");
+    }
     auto adds = rewrite_bin(target, bin, order, sizes, outcome.rows);
     if (!adds.ok()) {
-      delta::remove_data_files(*store->objects(), store->table_root(), added);
+      discard_rewrite(out);
       return with_context(adds.status(), fmt::format("OPTIMIZE of table {} (nothing was committed)", target.name));
     }
     if (zcube_columns) {
@@ -418,48 +459,63 @@ arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> s
                                                     {kZCubeZOrderByTag, *zcube_columns}};
       }
     }
-    added.insert(added.end(), adds->begin(), adds->end());
-    removed.insert(removed.end(), bin.begin(), bin.end());
+    out.added.insert(out.added.end(), adds->begin(), adds->end());
+    out.removed.insert(out.removed.end(), bin.begin(), bin.end());
     partitions.insert(bin.front().partition_values);
   }
   outcome.batches = static_cast<int64_t>(bins.size());
   outcome.partitions_optimized = static_cast<int64_t>(partitions.size());
-  outcome.files_skipped = outcome.files_considered - static_cast<int64_t>(removed.size());
-  outcome.metrics = optimize_metrics(added, removed);
-  if (added.empty() && removed.empty()) return outcome;  // Spark commits nothing either
+  outcome.files_skipped = outcome.files_considered - static_cast<int64_t>(out.removed.size());
+  outcome.metrics = optimize_metrics(out.added, out.removed);
+  out.operation_parameters = {{"predicate", candidates.predicate},
+                              {"zOrderBy", json(zorder).dump()},
+                              {"clusterBy", cluster_by_text},
+                              {"auto", options.automatic}};
+  if (clustering) out.operation_parameters["isFull"] = false;
+  return out;
+}
 
-  if (options.before_commit) {
-    if (auto st = options.before_commit(); !st.ok()) {
-      delta::remove_data_files(*store->objects(), store->table_root(), added);
-      return st;
-    }
-  }
-  delta::Transaction txn(store, target.snapshot);
-  for (const auto& f : removed) txn.remove_file(removal_of(f));
-  for (const auto& a : added) txn.add_file(a);
+void discard_rewrite(const OptimizeRewrite& rewrite) {
+  delta::remove_data_files(*rewrite.store->objects(), rewrite.store->table_root(), rewrite.added);
+}
+
+arrow::Result<OptimizeOutcome> commit_optimize(OptimizeRewrite rewrite) {
+  OptimizeOutcome outcome = rewrite.outcome;
+  if (rewrite.empty()) return outcome;  // Spark commits nothing either
+  const std::string table = rewrite.store->location();
+  delta::Transaction txn(rewrite.store, rewrite.snapshot);
+  for (const auto& f : rewrite.removed) txn.remove_file(removal_of(f));
+  for (const auto& a : rewrite.added) txn.add_file(a);
   txn.mark_no_data_change();
   delta::CommitOptions commit;
   commit.operation = "OPTIMIZE";
-  commit.operation_parameters = {{"predicate", candidates.predicate},
-                                 {"zOrderBy", json(zorder).dump()},
-                                 {"clusterBy", cluster_by_text},
-                                 {"auto", false}};
-  if (clustering) commit.operation_parameters["isFull"] = false;
+  commit.operation_parameters = rewrite.operation_parameters;
   commit.operation_metrics = outcome.metrics;
   // A commit without data changes is checked at snapshot isolation (as Spark records it).
   commit.isolation_level = "SnapshotIsolation";
   auto committed = txn.commit(commit);
   if (!committed.ok()) {
-    if (delta::is_commit_conflict(committed.status())) {
-      delta::remove_data_files(*store->objects(), store->table_root(), added);
-    }
+    if (delta::is_commit_conflict(committed.status())) discard_rewrite(rewrite);
     return with_context(committed.status(),
-                        fmt::format("OPTIMIZE of table {} (nothing was committed; run it again)", target.name));
+                        fmt::format("OPTIMIZE of table {} (nothing was committed; run it again)", table));
   }
   outcome.committed = true;
   outcome.version = committed->version;
   outcome.attempts = committed->attempts;
   return outcome;
+}
+
+arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> store,
+                                              const OptimizeOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto rewrite, rewrite_for_optimize(std::move(store), options));
+  if (rewrite.empty()) return rewrite.outcome;
+  if (options.before_commit) {
+    if (auto st = options.before_commit(); !st.ok()) {
+      discard_rewrite(rewrite);
+      return st;
+    }
+  }
+  return commit_optimize(std::move(rewrite));
 }
 
 }  // namespace sluice::dml

@@ -17,6 +17,7 @@
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/actions.h"
 #include "sluice/delta/log_store.h"
+#include "sluice/delta/snapshot.h"
 
 namespace sluice::dml {
 
@@ -30,6 +31,23 @@ struct OptimizeOptions {
   // Run once the new files are written, right before the commit (tests commit a concurrent
   // change there); an error deletes the new files and commits nothing.
   std::function<arrow::Status()> before_commit;
+
+  // Auto compaction (pipeline/auto_compaction.h) sets the rest.
+  // The snapshot to compact (null: the latest is loaded).
+  std::shared_ptr<const delta::Snapshot> snapshot;
+  // Files below this size are compacted (0: the target size, as OPTIMIZE does).
+  int64_t min_file_size = 0;
+  // Compacts only the small files of partitions holding at least this many of them, and with
+  // zorder_by sorts each bin of them along the Z-order curve instead of rewriting the whole
+  // partition (0: OPTIMIZE's selection).
+  int64_t min_small_files = 0;
+  // Partitions with the most small files first, bins are taken until their input reaches this
+  // many bytes (0: no bound); what one compaction reads, and so its time, stays bounded.
+  int64_t max_input_bytes = 0;
+  // commitInfo.operationParameters.auto, as delta-spark's auto compaction records it.
+  bool automatic = false;
+  // Asked between bins: true abandons the rewrite (its files are deleted, nothing committed).
+  std::function<bool()> cancelled;
 };
 
 // Spark's spark.databricks.delta.optimize.maxFileSize and minFileSize (both 1 GiB).
@@ -61,6 +79,25 @@ struct OptimizeOutcome {
   int64_t rows = 0;              // rows rewritten
   std::vector<std::string> clustered_by;  // a clustered table's columns (dotted), else empty
 };
+
+// The new files of an OPTIMIZE, written and not committed yet (rewrite_for_optimize).
+struct OptimizeRewrite {
+  std::shared_ptr<delta::LogStore> store;
+  std::shared_ptr<const delta::Snapshot> snapshot;  // what the rewrite read
+  std::vector<delta::Add> added;
+  std::vector<delta::Add> removed;
+  nlohmann::json operation_parameters = nlohmann::json::object();
+  OptimizeOutcome outcome;  // committed = false
+  bool empty() const { return added.empty() && removed.empty(); }
+};
+
+// The first half of optimize_table: selects and rewrites the bins; nothing is committed.
+arrow::Result<OptimizeRewrite> rewrite_for_optimize(std::shared_ptr<delta::LogStore> store,
+                                                    const OptimizeOptions& options);
+// The second half: commits the rewrite (dataChange=false, on top of appends committed since it
+// read the table). A conflict deletes its files; so does discard_rewrite.
+arrow::Result<OptimizeOutcome> commit_optimize(OptimizeRewrite rewrite);
+void discard_rewrite(const OptimizeRewrite& rewrite);
 
 // Compacts (and with zorder_by, Z-orders) the table at `store`. Appends committed meanwhile
 // do not disturb it; a concurrent commit that removed one of its input files makes it fail with

@@ -88,6 +88,9 @@ arrow::Status FlowRunner::run_apply_changes(const Dataset& d, const std::string&
   const auto& schema = planner_.schemas().at(d.name);
   const auto src = SqlPlanner::streaming_source(plan);
   const auto where = fmt::format("APPLY CHANGES INTO {} (flow '{}')", d.name, flow_name);
+  // Its MERGEs read and rewrite the target's files: auto compaction commits only between runs.
+  TableGate::Hold hold;
+  if (auto* gate = maintenance_ ? maintenance_->gate(d.name) : nullptr) hold = gate->hold_writer();
 
   // What decides: the change rows' sequence and APPLY AS conditions, the state's resolver.
   const auto& changes_schema = plan.output_schema();

@@ -17,6 +17,7 @@
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/snapshot.h"
 #include "sluice/delta/table_writer.h"
+#include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/dataset_report.h"
 #include "sluice/exec/row_operators.h"
@@ -40,6 +41,9 @@ class FlowRunner {
   // Triggered runs: the channels that hand tables' rows to their readers in process
   // (commit_channel.h); set before the run starts, outlives it. Null: every flow reads files.
   void set_channels(CommitChannels* channels) { channels_ = channels; }
+  // The run's auto compaction (auto_compaction.h): the flows hold its tables' gates while they
+  // write. Set before the run starts, outlives it. Null: no table is compacted.
+  void set_maintenance(TableMaintenance* maintenance) { maintenance_ = maintenance; }
 
   // Every flow into a streaming table, one after the other.
   arrow::Status run_streaming(const Dataset& d, DatasetReport& report);
@@ -104,6 +108,7 @@ class FlowRunner {
   std::mutex static_mutex_;  // guards static_joins_ (flows run on several threads)
   std::map<std::string, std::unique_ptr<exec::StreamStaticJoin>> static_joins_;  // by flow name
   CommitChannels* channels_ = nullptr;
+  TableMaintenance* maintenance_ = nullptr;
 };
 
 }  // namespace sluice::pipeline

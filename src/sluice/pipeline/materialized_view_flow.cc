@@ -125,7 +125,16 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
     std::vector<std::string> at;
     for (const auto& in : *inputs) {
       progress.delta(in.table_id, DeltaReader::kOnly, in.version);
-      unchanged = unchanged && commit->recorded(commit->ids().delta(in.table_id)) == in.version.value();
+      const auto recorded = commit->recorded(commit->ids().delta(in.table_id));
+      bool same = recorded == in.version.value();
+      if (unchanged && !same && recorded && *recorded >= 0 && *recorded < in.version.value()) {
+        // Commits that only rearranged the input's files (auto compaction) change no row.
+        delta::LogStore upstream(config_.objects, config_.table_path(in.name).string());
+        ARROW_ASSIGN_OR_RAISE(auto changed,
+                              delta::data_changed_between(upstream, DeltaVersion(*recorded), in.version));
+        same = !changed;
+      }
+      unchanged = unchanged && same;
       at.push_back(fmt::format("{} at version {}", in.name, in.version.value()));
     }
     if (unchanged) {

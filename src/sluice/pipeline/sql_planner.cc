@@ -3,6 +3,7 @@
 
 #include <arrow/api.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -12,11 +13,15 @@
 #include "sluice/common/text.h"
 #include "sluice/delta/clustering.h"
 #include "sluice/delta/schema_evolution.h"
+#include "sluice/delta/schema.h"
+#include "sluice/delta/stats.h"
 #include "sluice/delta/table_features.h"
+#include "sluice/dml/zorder.h"
 #include "sluice/exec/expression_binder.h"
 #include "sluice/exec/stream_dedup.h"
 #include "sluice/exec/stream_join.h"
 #include "sluice/exec/window_aggregate.h"
+#include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/sql/types.h"
@@ -278,10 +283,72 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
                       "dataset of that name; rename one of them", d.name, d.name)));
     }
   }
+  ARROW_RETURN_NOT_OK(check_auto_compaction(d, *schema));
   ARROW_ASSIGN_OR_RAISE(schema, tag_columns(d, std::move(schema)));
   ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
   schemas_.emplace(name, schema);
   expectations_.emplace(name, std::move(ex));
+  return arrow::Status::OK();
+}
+
+// The table's auto compaction settings (auto_compaction.h), refused where the dataset is
+// defined when unreadable, when they would be ignored (a materialized view is rewritten whole at
+// every refresh; Z-order columns with compaction off), or when a Z-order column is unknown, a
+// partition column, or of a type Delta keeps no min/max statistics for.
+arrow::Status SqlPlanner::check_auto_compaction(const Dataset& d, const arrow::Schema& schema) const {
+  const auto& file = graph_.files[d.file];
+  auto props = properties(d);
+  auto settings = auto_compaction_settings(props, d.name);
+  if (!settings.ok()) return arrow::Status::Invalid(sql::format_error(file, d.loc, settings.status().message()));
+  auto refuse = [&](const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, d.loc, fmt::format("table '{}': {}", d.name, message)));
+  };
+  bool tuned = false;
+  for (const auto& [key, value] : props) tuned |= key.rfind("sluice.autoCompact.", 0) == 0;
+  if (d.kind != sql::DatasetKind::kStreamingTable && (tuned || !settings->zorder_by.empty())) {
+    return refuse("pipelines.autoOptimize.zOrderCols and sluice.autoCompact.* apply to streaming tables: a "
+                  "materialized view is rewritten whole at every refresh, so auto compaction never has small "
+                  "files of it to merge; remove them");
+  }
+  if (!settings->enabled && (tuned || !settings->zorder_by.empty())) {
+    return refuse("pipelines.autoOptimize.zOrderCols and sluice.autoCompact.* set how auto compaction works, but "
+                  "it is off for this table (pipelines.autoOptimize.managed or delta.autoOptimize.autoCompact is "
+                  "false), so they would be ignored; remove them or turn auto compaction on");
+  }
+  if (settings->zorder_by.size() > dml::kMaxZOrderColumns) {
+    return refuse(fmt::format("pipelines.autoOptimize.zOrderCols names {} columns; at most {}",
+                              settings->zorder_by.size(), dml::kMaxZOrderColumns));
+  }
+  std::set<std::string> seen;
+  for (const auto& name : settings->zorder_by) {
+    std::shared_ptr<arrow::Field> field;
+    for (const auto& f : schema.fields()) {
+      if (to_lower(f->name()) == to_lower(name)) field = f;
+    }
+    if (!field) {
+      std::vector<std::string> names;
+      for (const auto& f : schema.fields()) names.push_back(f->name());
+      return refuse(fmt::format("pipelines.autoOptimize.zOrderCols names column '{}', which the table does not "
+                                "have; its columns are [{}]",
+                                name, fmt::join(names, ", ")));
+    }
+    for (const auto& p : d.definition->partitioned_by) {
+      if (to_lower(p) == to_lower(name)) {
+        return refuse(fmt::format("pipelines.autoOptimize.zOrderCols names partition column '{}': Z-ordering "
+                                  "orders the rows within a partition; name data columns",
+                                  field->name()));
+      }
+    }
+    if (!delta::has_min_max(*field->type())) {
+      return refuse(fmt::format("pipelines.autoOptimize.zOrderCols names column '{}' of type {}, for which Delta "
+                                "keeps no min/max statistics, so Z-ordering by it would skip no file; name "
+                                "columns of number, string, date or timestamp types",
+                                field->name(), delta::delta_type_name(*field->type())));
+    }
+    if (!seen.insert(to_lower(field->name())).second) {
+      return refuse(fmt::format("pipelines.autoOptimize.zOrderCols names column '{}' twice", field->name()));
+    }
+  }
   return arrow::Status::OK();
 }
 

@@ -121,6 +121,7 @@ class SqlPlanner {
   arrow::Status plan_sink(const Sink& sink, const std::set<std::string>& failed);
   bool defines(const std::string& name) const;
   arrow::Status check_unique_columns(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
+  arrow::Status check_auto_compaction(const Dataset& d, const arrow::Schema& schema) const;
   arrow::Status check_runnable(const Dataset& d, const Flow& flow, const exec::SelectPlan& plan) const;
   static arrow::Status check_change_feed_stream(const exec::SelectPlan& plan, const sql::SourceFile& file);
   // apply_changes_planning.cc: the target's schema, and (into `changes`) the plan of the rows read.

@@ -14,6 +14,7 @@
 #include "sluice/common/status.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/flow_runner.h"
@@ -103,16 +104,24 @@ class SqlRun : public DatasetRunner {
                   0});
     }
     events_ = &events;
+    ARROW_RETURN_NOT_OK(set_up_maintenance(events));
     if (continuous_) {
       events.add({"update_progress", "INFO", fmt::format("Update {} is RUNNING.", events.update_id()), "", "",
                   {{"update_progress", {{"state", "RUNNING"}}}}, 0});
-      ARROW_RETURN_NOT_OK(run_continuous(scheduled(), *this, scheduler_options(), *continuous_));
+      // Compactions run beside the flows, on their own thread, until the run stops.
+      maintenance_->start();
+      auto st = run_continuous(scheduled(), *this, scheduler_options(), *continuous_);
+      maintenance_->stop();
+      ARROW_RETURN_NOT_OK(st);
       return std::vector<DatasetReport>{};
     }
     auto datasets = scheduled();
     hand_over_in_process(datasets);
     auto reports = run_triggered(datasets, *this, scheduler_options());
     channels_.close_all();
+    // Triggered: the tables this update left with many small files are compacted now, once
+    // every flow is done (an update that is stopping leaves it to the next one).
+    if (!options_.stopping()) maintenance_->compact_changed();
     return reports;
   }
 
@@ -120,6 +129,7 @@ class SqlRun : public DatasetRunner {
     if (auto sink = graph_.sinks.find(name); sink != graph_.sinks.end()) return run_sink(sink->second, report);
     auto st = run_dataset(graph_.datasets.at(name), report, *events_);
     if (auto* channel = channels_.find(name)) channel->close();  // its reader ends with it
+    if (st.ok() && report.rows_written > 0 && maintenance_) maintenance_->changed(name);
     return st;
   }
 
@@ -217,6 +227,20 @@ class SqlRun : public DatasetRunner {
       s.starts_with_upstream = true;
     }
     flows_.set_channels(&channels_);
+  }
+
+  // Auto compaction (auto_compaction.h) of the streaming tables whose properties leave it on
+  // (the default). Materialized views are rewritten whole at every refresh: nothing to compact.
+  arrow::Status set_up_maintenance(EventLog& events) {
+    maintenance_ = std::make_unique<TableMaintenance>(config_.objects, options_.snapshots, &events);
+    for (const auto& name : graph_.order) {
+      const auto& d = graph_.datasets.at(name);
+      if (d.kind != sql::DatasetKind::kStreamingTable) continue;
+      ARROW_ASSIGN_OR_RAISE(auto settings, auto_compaction_settings(planner_.properties(d), name));
+      if (settings.enabled) maintenance_->add_table(name, config_.table_path(name), std::move(settings));
+    }
+    flows_.set_maintenance(maintenance_.get());
+    return arrow::Status::OK();
   }
 
   SchedulerOptions scheduler_options() const {
@@ -353,6 +377,7 @@ class SqlRun : public DatasetRunner {
   const IngestOptions& options_;
   CommitChannels channels_{options_.handoff_bytes};  // triggered runs: rows handed over in process
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
+  std::unique_ptr<TableMaintenance> maintenance_;   // set once the update is planned
   EventLog* events_ = nullptr;                     // the update's, set while it runs
 };
 

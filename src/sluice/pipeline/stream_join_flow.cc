@@ -63,6 +63,7 @@ arrow::Result<StreamJoinFlowResult> run_stream_join_flow(const exec::SelectPlan&
   co.write.description = spec.description;
   co.write.partition_columns = spec.partition_columns;
   co.write.clustering_columns = spec.clustering_columns;
+  co.gate = spec.gate;
   ARROW_ASSIGN_OR_RAISE(auto target, StreamingCommit::make(std::move(co)));
   target->set_state(chain);  // parts "left" and "right"
   Side sides[2];

@@ -16,6 +16,7 @@
 
 #include "sluice/exec/operator.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/storage/object_store.h"
 
@@ -36,6 +37,7 @@ struct StreamJoinFlowSpec {
   // The plan's output rows -> the table's rows (conform to the schema, expectations;
   // flow_operators.h); stateless (the join's state is the flow's).
   std::unique_ptr<exec::BatchOperator> operators;
+  TableGate* gate = nullptr;  // the target's, when auto compaction looks after it
 };
 
 struct StreamJoinFlowResult {

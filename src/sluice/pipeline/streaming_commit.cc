@@ -146,7 +146,25 @@ arrow::Status StreamingCommit::load_state(const TxnVersions& committed) {
 
 arrow::Result<delta::TableWriter*> StreamingCommit::writer() {
   if (!writer_) {
-    ARROW_ASSIGN_OR_RAISE(writer_, delta::TableWriter::make(store_, snapshot_, *options_.schema, options_.write));
+    if (options_.gate) {
+      // No auto compaction commits from here to this writer's commit; one that committed since
+      // the table was read is read now, so the commit below never races it.
+      hold_ = options_.gate->hold_writer();
+      if (snapshot_ && options_.gate->compacted_version() > snapshot_->version().value()) {
+        auto latest = load_latest();
+        if (!latest.ok()) {
+          hold_.release();
+          return latest.status();
+        }
+        snapshot_ = std::move(*latest);
+      }
+    }
+    auto made = delta::TableWriter::make(store_, snapshot_, *options_.schema, options_.write);
+    if (!made.ok()) {
+      hold_.release();
+      return made.status();
+    }
+    writer_ = std::move(*made);
     if (channel_) {
       published_rows_ = 0;
       channel_->begin(snapshot_ ? snapshot_->version().value() : -1);
@@ -159,6 +177,10 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
                                                            const nlohmann::json& operation_parameters) {
   ARROW_RETURN_NOT_OK(writer().status());
   auto writer = std::move(writer_);
+  struct Release {  // the gate, once this commit landed or failed
+    TableGate::Hold& hold;
+    ~Release() { hold.release(); }
+  } release{hold_};
   // The in-process reader learns whether these rows landed, and as which version.
   struct Landed {
     CommitChannel* channel;
@@ -227,6 +249,7 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
   }
   snapshot_ = result->snapshot;
   if (options_.snapshots) options_.snapshots->remember(*store_, snapshot_);
+  if (options_.gate) options_.gate->committed(snapshot_);
   rows_committed_ += rows;
   if (rows == published_rows_) landed.version = result->version.value();
   return result;
@@ -238,6 +261,7 @@ void StreamingCommit::abort() {
     writer_.reset();
     if (channel_) channel_->lost();
   }
+  hold_.release();
 }
 
 arrow::Status StreamingCommit::reload() {

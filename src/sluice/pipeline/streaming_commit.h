@@ -51,6 +51,7 @@
 #include "sluice/exec/event_time_operator.h"
 #include "sluice/exec/operator.h"
 
+#include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/pipeline/side_table.h"
@@ -137,6 +138,9 @@ struct StreamingCommitOptions {
   delta::SnapshotCache* snapshots = nullptr;
   // The pipeline's storage: the table, its side tables and its state snapshots live there.
   std::shared_ptr<storage::ObjectStore> objects = storage::local_store();
+  // The target's gate when auto compaction looks after it (auto_compaction.h): held from a
+  // writer's snapshot to its commit, so a compaction never commits in between. Not owned.
+  TableGate* gate = nullptr;
 };
 
 class StreamingCommit {
@@ -208,6 +212,7 @@ class StreamingCommit {
   std::shared_ptr<delta::LogStore> store_;
   std::shared_ptr<const delta::Snapshot> snapshot_;
   std::unique_ptr<delta::TableWriter> writer_;
+  TableGate::Hold hold_;  // while writer_ is open (options_.gate)
   std::vector<std::unique_ptr<SideTable>> side_tables_;
   CommittedState* state_ = nullptr;
   std::unique_ptr<CommittedState> operator_state_;  // set_state(BatchOperator&): state_ points here

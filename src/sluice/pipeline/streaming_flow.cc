@@ -40,6 +40,7 @@ arrow::Status FlowRunner::run_flow(const Dataset& d, const std::string& flow_nam
   co.write.clustering_columns = planner_.clustering_columns(d.name);
   co.write.description = d.definition->comment;
   co.snapshots = options_.snapshots.get();
+  co.gate = maintenance_ ? maintenance_->gate(d.name) : nullptr;
   if (src.kind == exec::PlanSource::Kind::kKafka && co.write.description == "") co.write.description.reset();
   if (src.kind == exec::PlanSource::Kind::kKafka) {  // no dictionary for a payload or an offset
     co.write.file.columns_without_dictionary = kafka::kafka_columns_never_repeating(*schema);
@@ -132,6 +133,7 @@ arrow::Status FlowRunner::run_stream_join(const Dataset& d, const std::string& f
   spec.partition_columns = d.definition->partitioned_by;
   spec.clustering_columns = planner_.clustering_columns(d.name);
   spec.schema = schema;
+  spec.gate = maintenance_ ? maintenance_->gate(d.name) : nullptr;
   auto operators = std::make_unique<exec::OperatorChain>();
   operators->add(std::make_unique<ConformOperator>(schema));
   operators->add(std::make_unique<ExpectationsOperator>(ex, report, nullptr, nullptr));
