@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # Integration tests under ASan: every test that runs a sluice code path, but not the long chaos
 # runs (random SIGKILLs: the paths they cross, a state's restore among them, run here through the
-# failpoint crash tests), Spark (its JVM start dominates and it exercises the same sluice code
-# paths as the deltalake/DuckDB readers), nor test_kafka_script (scripts/kafka.sh alone, no
+# failpoint crash tests), most Spark tests (marked slow: the JVM start dominates and they exercise
+# the same sluice code paths as the deltalake/DuckDB readers; test_change_feed and
+# test_delta_constraints_interop still start one Spark session each here), nor test_kafka_script (scripts/kafka.sh alone, no
 # sluice), nor the multi-process scale-out and whole-pipeline-on-object-store modules: their time
 # is in process starts, leases' ttls and object-store servers, and the sluice code they run (the
 # object stores' requests, the lease, a pipeline's flows) runs here through test_object_storage,
@@ -54,7 +55,7 @@ echo "[asan] the rest of build-fuzz (nice 19), then unit tests and fuzz corpora 
 # Its log says when the build ended, so a CI log shows whether it or the suite came last.
 (env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u ARROW_DEFAULT_MEMORY_POOL \
    nice -n 19 bash scripts/sanitizer-build.sh && echo "[asan] +$((SECONDS - suite_start)) s: build-fuzz built, ctest starts" \
-   && cd build-fuzz && ctest --output-on-failure -j1) > .run/asan-ctest.log 2>&1 &
+   && cd build-fuzz && ctest --output-on-failure --timeout 600 -j1) > .run/asan-ctest.log 2>&1 &
 ctest=$!
 echo "[asan] integration tests: ${ASAN_PYTEST[*]}"
 SLUICE_BIN=$ROOT/build-fuzz/sluice \

@@ -11,6 +11,10 @@ export SLUICE_TEST_KAFKA_PORT=$KAFKA_PORT
 trap 'scripts/kafka.sh stop' EXIT
 # TLS, SASL and mutual-TLS listeners too (KAFKA_PORT+2..+5) for tests/integration/test_kafka_security.py.
 KAFKA_SECURE=1 scripts/kafka.sh start --fresh
+# Brokers the tests start (outage, test_kafka_script) take ports relative to KAFKA_PORT: a
+# KAFKA_SECURE or KAFKA_CONTROLLER_PORT from the caller's environment would push them into the
+# other suite's block (scripts/test-suites.sh) or onto one shared controller port.
+unset KAFKA_SECURE KAFKA_CONTROLLER_PORT
 # Test files or folders among the arguments narrow the run to them; otherwise all of
 # tests/integration runs (-k, -m and other options narrow either).
 targets=(tests/integration)
