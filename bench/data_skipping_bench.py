@@ -12,7 +12,7 @@ Reports, before and after (and after a clustering step when --cluster-command is
     its scan read (after file skipping), wall and CPU seconds and peak RSS of the process
     (wait4; best of 3 by wall), with skipping and with --no-skipping;
 and the time the write and the OPTIMIZE took. Usage:
-  bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
+  [SLUICE_BIN=...] bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
                                [--cluster-command "table optimize {table} ..."]
 --cluster-command: sluice arguments run after the Z-order measurement ({table}: the table path),
 then measured again as "clustered" (the hook for liquid clustering once it lands).
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SLUICE = ROOT / "build" / "sluice"
+SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 

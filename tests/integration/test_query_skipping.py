@@ -90,9 +90,9 @@ def sluice_ids(table, where, *flags):
     r = sluice("sql", table, f"SELECT id FROM t WHERE {where}", "--format", "json", "--limit", "1000000",
                "--scan-report", *flags)
     assert r.returncode == 0, f"{where}: {r.stderr}"
-    ids = sorted((json.loads(line)["id"] for line in r.stdout.splitlines()), key=lambda v: (v is None, v))
+    ids = (json.loads(line)["id"] for line in r.stdout.splitlines())
     report = json.loads(r.stderr.strip().splitlines()[-1])
-    return [None if v is None else int(v) for v in ids], report
+    return sorted((None if v is None else int(v) for v in ids), key=lambda v: (v is None, v)), report
 
 
 def duckdb_ids(con, table, where):

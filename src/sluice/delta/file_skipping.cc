@@ -201,16 +201,19 @@ bool bounds_may_match(const Bounds& b, const ColumnPredicate& p, bool floating) 
     default: break;
   }
   if (all_null) return false;  // a comparison with NULL is never true
-  auto lo = b.min ? compare_scalars(*b.min, *p.value) : std::nullopt;
-  auto hi = b.max ? compare_scalars(*b.max, *p.value) : std::nullopt;
+  // kUnknown: no usable bound, which excludes nothing.
+  constexpr int kUnknown = 2;
+  const int lo = b.min ? compare_scalars(*b.min, *p.value).value_or(kUnknown) : kUnknown;
+  const int hi = b.max ? compare_scalars(*b.max, *p.value).value_or(kUnknown) : kUnknown;
+  const bool lo_known = lo != kUnknown, hi_known = hi != kUnknown;
   switch (p.op) {
-    case CompareOp::kEq: return !(lo && *lo > 0) && !(hi && *hi < 0);
+    case CompareOp::kEq: return !(lo_known && lo > 0) && !(hi_known && hi < 0);
     // Every value equals v only when min = max = v; NaN is in no float bound, and NaN <> v.
-    case CompareOp::kNe: return floating || !(lo && hi && *lo == 0 && *hi == 0);
-    case CompareOp::kLt: return !(lo && *lo >= 0);
-    case CompareOp::kLe: return !(lo && *lo > 0);
-    case CompareOp::kGt: return !(hi && *hi <= 0);
-    case CompareOp::kGe: return !(hi && *hi < 0);
+    case CompareOp::kNe: return floating || !(lo == 0 && hi == 0);
+    case CompareOp::kLt: return !(lo_known && lo >= 0);
+    case CompareOp::kLe: return !(lo_known && lo > 0);
+    case CompareOp::kGt: return !(hi_known && hi <= 0);
+    case CompareOp::kGe: return !(hi_known && hi < 0);
     default: return true;
   }
 }

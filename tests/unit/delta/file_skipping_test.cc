@@ -102,7 +102,10 @@ std::string random_literal(std::mt19937_64& rng, const std::string& column) {
     if (f == 3) return "'" + std::string(40, 'k') + std::to_string(rng() % 10) + "'";
     return fmt::format("'{}{}'", static_cast<char>('a' + std::max(f, 0)), rng() % 50);
   }
-  if (column == "d") return fmt::format("DATE '2024-{:02d}-{:02d}'", 1 + f * 3 / 28, 1 + f * 3 % 28);
+  if (column == "d") {
+    const int day = std::max(f, 0) * 3 + static_cast<int>(rng() % 3);
+    return fmt::format("DATE '2024-{:02d}-{:02d}'", 1 + day / 28, 1 + day % 28);
+  }
   if (column == "ts") {
     return fmt::format("TIMESTAMP '2024-01-{:02d} {:02d}:{:02d}:00'", 1 + std::max(f, 0), rng() % 24, rng() % 60);
   }
@@ -171,10 +174,10 @@ TEST_F(FileSkippingTest, RandomPredicatesNeverSkipAFileWithAMatchingRow) {
 TEST_F(FileSkippingTest, TreeOfAWherePushesNotDownAndKeepsWhatItCannotJudge) {
   EXPECT_EQ(skipping_predicate(bind("NOT (id < 5 OR s = 'a')").expr, *schema_).ToString(),
             "(id >= 5 AND s <> a)");
-  EXPECT_EQ(skipping_predicate(bind("id IN (1, 2)").expr, *schema_).ToString(), "((id = 1 OR id = 2) OR never)");
+  EXPECT_EQ(skipping_predicate(bind("id IN (1, 2)").expr, *schema_).ToString(), "(id = 1 OR id = 2)");  // IN's trailing OR false is folded away
   EXPECT_EQ(skipping_predicate(bind("NOT (n IS NULL)").expr, *schema_).ToString(), "n IS NOT NULL");
   EXPECT_EQ(skipping_predicate(bind("upper(s) = 'A'").expr, *schema_).ToString(), "unknown");
-  EXPECT_EQ(skipping_predicate(bind("n = 5").expr, *schema_).ToString(), "CAST(n AS int64) = 5");
+  EXPECT_EQ(skipping_predicate(bind("n = 5").expr, *schema_).ToString(), "n = 5");
   EXPECT_FALSE(skipping_predicate(bind("upper(s) = 'A' OR id = 1").expr, *schema_).can_skip());
   EXPECT_TRUE(skipping_predicate(bind("upper(s) = 'A' AND id = 1").expr, *schema_).can_skip());
 }
