@@ -138,7 +138,7 @@ FilePredicate of_kind(FilePredicate::Kind kind) {
 }
 
 // `negate`: the tree of NOT e (rows where e is false).
-FilePredicate build(const cp::Expression& e, const arrow::Schema& schema, bool negate) {
+FilePredicate build_tree(const cp::Expression& e, const arrow::Schema& schema, bool negate) {
   using Kind = FilePredicate::Kind;
   if (auto value = literal_of(e)) {
     if (value->type->id() == arrow::Type::NA) return of_kind(Kind::kNever);
@@ -150,13 +150,13 @@ FilePredicate build(const cp::Expression& e, const arrow::Schema& schema, bool n
   const auto* call = e.call();
   if (!call) return of_kind(Kind::kUnknown);
   const auto& name = call->function_name;
-  if (name == "invert" && call->arguments.size() == 1) return build(call->arguments[0], schema, !negate);
+  if (name == "invert" && call->arguments.size() == 1) return build_tree(call->arguments[0], schema, !negate);
   const bool is_and = name == "and_kleene" || name == "and";
   const bool is_or = name == "or_kleene" || name == "or";
   if (is_and || is_or) {
     // NOT (a AND b) = NOT a OR NOT b, in three-valued logic too.
     FilePredicate p = of_kind(is_and != negate ? Kind::kAnd : Kind::kOr);
-    for (const auto& arg : call->arguments) p.children.push_back(build(arg, schema, negate));
+    for (const auto& arg : call->arguments) p.children.push_back(build_tree(arg, schema, negate));
     return p;
   }
   if ((name == "is_null" || name == "is_valid") && call->arguments.size() == 1) {
@@ -245,11 +245,6 @@ std::shared_ptr<arrow::Scalar> widened(const std::shared_ptr<arrow::Scalar>& bou
   if (__builtin_add_overflow(ts.value, direction * ms, &v)) return nullptr;
   return std::make_shared<arrow::TimestampScalar>(v, bound->type);
 }
-
-struct Column {
-  std::shared_ptr<arrow::DataType> type;
-  bool partition = false;
-};
 
 // Bounds of one column in one row group, from its chunk statistics; nullopt: unknown. A column
 // the file lacks (older schema) is all null there, but unknown keeps it simply.
@@ -416,7 +411,7 @@ std::string FilePredicate::ToString() const {
 FilePredicate skipping_predicate(const cp::Expression& filter, const arrow::Schema& schema) {
   // Folded first: a cast of a literal (CAST('2024-01-01' AS DATE)) becomes the literal.
   auto folded = cp::FoldConstants(filter);
-  return build(folded.ok() ? *folded : filter, schema, false);
+  return build_tree(folded.ok() ? *folded : filter, schema, false);
 }
 
 arrow::Result<std::vector<Add>> select_files_among(const Snapshot& snapshot, const FilePredicate& predicate,
