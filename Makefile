@@ -54,6 +54,8 @@ fuzz-ci:
 BENCH_KAFKA_PORT ?= 49092
 SPARK_BENCH_EVENTS ?= 5000000
 SPARK_BENCH_REPEAT ?= 2
+# Rows of the data skipping bench (a point query before and after Z-order); smaller for trials.
+SKIPPING_BENCH_ROWS ?= 10000000
 bench: build
 	.venv/bin/python bench/delta_append_bench.py
 	.venv/bin/python bench/kafka_pipeline_bench.py --port $(BENCH_KAFKA_PORT)
@@ -61,6 +63,7 @@ bench: build
 	.venv/bin/python bench/stream_join_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/auto_compaction_bench.py --port $(BENCH_KAFKA_PORT)
 	.venv/bin/python bench/spark_side_by_side.py --port $(BENCH_KAFKA_PORT) --events $(SPARK_BENCH_EVENTS) --repeat $(SPARK_BENCH_REPEAT)
+	.venv/bin/python bench/data_skipping_bench.py --rows $(SKIPPING_BENCH_ROWS)
 	$(MAKE) bench-nexmark
 
 # Nexmark q0-q5, q7, q8 in sluice SQL, each checked against a DuckDB oracle, CPU per event beside

@@ -3,24 +3,28 @@
 (WHERE user_id = 'x') on an N-row table (default 10,000,000) whose rows arrive in random user
 order, so every file's min/max spans nearly every user until the table is Z-ordered.
 
-Reports, before and after:
-  - files and bytes a min/max-skipping reader must open (the files whose user_id stats admit
-    'x', from the Delta log's stats: what DuckDB's delta extension and sluice's Delta scan,
-    delta/scan.cc select_files, keep), out of all files;
-  - DuckDB: wall time of SELECT count(*) FROM delta_scan(t) WHERE user_id = 'x' (best of 3) and,
-    when its EXPLAIN ANALYZE says, the files it read;
-  - sluice: wall time of `sluice sql t "SELECT count(*) ... WHERE user_id = 'x'"` (best of 3);
-and the time the OPTIMIZE took. With --cluster-by the table is created clustered (CLUSTER BY,
-`table append --cluster-by`) and the OPTIMIZE is liquid clustering's (Hilbert curve) instead of
-Z-order. Usage:
-  bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
-                               [--cluster-by user_id[,col...]]
+Reports, before and after (and after a clustering step when --cluster-command is given):
+  - files and bytes whose user_id stats admit 'x' (from the Delta log, read by deltalake):
+    what a min/max-skipping reader must open, out of all files;
+  - DuckDB (delta extension, in this process): wall and CPU seconds of SELECT count(*) ...
+    WHERE user_id = 'x' (best of 3 by wall), and the files its EXPLAIN ANALYZE says it read;
+  - `sluice sql t "SELECT count(*) ... WHERE user_id = 'x'" --scan-report`: files and bytes
+    its scan read (after file skipping), wall and CPU seconds and peak RSS of the process
+    (wait4; best of 3 by wall), with skipping and with --no-skipping;
+and the time the write and the OPTIMIZE took. Usage:
+  [SLUICE_BIN=...] bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
+                               [--cluster-by user_id[,col...]] [--cluster-command "table optimize {table} ..."]
+--cluster-by: the table is created clustered (CLUSTER BY, `table append --cluster-by`) and the
+OPTIMIZE is liquid clustering's (Hilbert curve) instead of Z-order.
+--cluster-command: sluice arguments run after the Z-order measurement ({table}: the table path),
+then measured again as "clustered".
 """
 import argparse
 import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -31,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SLUICE = ROOT / "build" / "sluice"
+SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 
@@ -49,24 +53,20 @@ def make_data(rows, users, seed=11):
     })
 
 
-def run(*args, usage=None):
-    """Runs a command; returns (stdout, wall seconds). `usage`, a dict, gets its CPU seconds and
-    peak RSS (os.wait4's rusage of the child)."""
+def run_measured(*args):
+    """(stdout, stderr, wall s, CPU s, peak RSS MiB) of one sluice process (wait4: its own usage)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([str(a) for a in args], stdout=out, stderr=err, text=True)
-        _, status, rusage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        elapsed = time.perf_counter() - started
+        wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(map(str, args))} failed:\n{stderr}")
-    if usage is not None:
-        usage["cpuSeconds"] = round(rusage.ru_utime + rusage.ru_stime, 1)
-        usage["peakRssMiB"] = round(rusage.ru_maxrss / 1024)
-    return stdout, elapsed
+    return stdout, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def files_admitting(table, value):
@@ -83,34 +83,41 @@ def duckdb_query(table, value):
 
     con = duckdb_connection()
     sql = f"SELECT count(*) FROM delta_scan('{table}') WHERE user_id = '{value}'"
-    best, count = None, None
+    best = None
     for _ in range(3):
-        started = time.perf_counter()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         count = con.sql(sql).fetchone()[0]
-        elapsed = time.perf_counter() - started
-        best = elapsed if best is None else min(best, elapsed)
+        run_ = (time.perf_counter() - wall0, time.process_time() - cpu0, count)
+        best = run_ if best is None or run_[0] < best[0] else best
     plan = "\n".join(str(r[1]) for r in con.sql("EXPLAIN ANALYZE " + sql).fetchall())
     read = re.search(r"Total Files Read:\s*(\d+)", plan)
-    return count, best, int(read.group(1)) if read else None
+    return {"rows": best[2], "seconds": round(best[0], 3), "cpuSeconds": round(best[1], 3),
+            "filesRead": int(read.group(1)) if read else None}
 
 
-def sluice_query(table, value):
-    best, out = None, ""
+def sluice_query(table, value, *flags):
+    best = None
     for _ in range(3):
-        out, elapsed = run(SLUICE, "sql", table, f"SELECT count(*) AS n FROM t WHERE user_id = '{value}'",
-                           "--format", "json")
-        best = elapsed if best is None else min(best, elapsed)
-    return out.strip(), best
+        out, err, wall, cpu, rss = run_measured(
+            SLUICE, "sql", table, f"SELECT count(*) AS n FROM t WHERE user_id = '{value}'", "--format", "json",
+            "--scan-report", *flags)
+        if best is None or wall < best[2]:
+            best = (out, err, wall, cpu, rss)
+    out, err, wall, cpu, rss = best
+    scan = json.loads(err.strip().splitlines()[-1])
+    return {"rows": int(json.loads(out)["n"]), "seconds": round(wall, 3), "cpuSeconds": round(cpu, 3),
+            "peakRssMiB": round(rss), "filesScanned": scan["filesScanned"], "filesTotal": scan["filesTotal"],
+            "bytesScanned": scan["bytesScanned"], "bytesTotal": scan["bytesTotal"]}
 
 
 def measure(label, table, value):
     (files, size), (all_files, all_size) = files_admitting(table, value)
-    count, duck_s, duck_files = duckdb_query(table, value)
-    sluice_out, sluice_s = sluice_query(table, value)
-    row = {"when": label, "files": files, "allFiles": all_files, "bytes": size, "allBytes": all_size,
-           "rows": count, "duckdbSeconds": round(duck_s, 3), "duckdbFilesRead": duck_files,
-           "sluiceSeconds": round(sluice_s, 3), "sluiceResult": sluice_out}
+    row = {"when": label, "statsFiles": files, "allFiles": all_files, "statsBytes": size, "allBytes": all_size,
+           "duckdb": duckdb_query(table, value), "sluice": sluice_query(table, value),
+           "sluiceNoSkipping": sluice_query(table, value, "--no-skipping")}
     print(json.dumps(row), flush=True)
+    counts = {row["duckdb"]["rows"], row["sluice"]["rows"], row["sluiceNoSkipping"]["rows"]}
+    assert len(counts) == 1, f"the readers disagree: {row}"
     return row
 
 
@@ -122,7 +129,10 @@ def main():
     parser.add_argument("--zorder-by", default="user_id")
     parser.add_argument("--cluster-by", default=None,
                         help="create the table clustered by these columns and cluster it instead")
+    parser.add_argument("--cluster-command", default="",
+                        help="sluice arguments ({table}: the table) that cluster it; measured as 'clustered'")
     args = parser.parse_args()
+    (ROOT / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
         data = make_data(args.rows, args.users)
         value = data.column("user_id")[args.rows // 3].as_py()
@@ -131,24 +141,31 @@ def main():
             w.write_table(data, max_chunksize=1 << 20)
         del data
         table = pathlib.Path(tmp) / "t"
-        layout = ["--cluster-by", args.cluster_by] if args.cluster_by else []
-        _, write_s = run(SLUICE, "table", "append", table, source, "--target-file-size", args.file_size,
-                         "--row-group-rows", 128 * 1024, *layout)
-        print(json.dumps({"rows": args.rows, "users": args.users, "fileSize": args.file_size,
-                          "value": value, "writeSeconds": round(write_s, 1)}), flush=True)
+        _, _, write_s, write_cpu, _ = run_measured(SLUICE, "table", "append", table, source, "--target-file-size",
+                                                   args.file_size, "--row-group-rows", 128 * 1024,
+                                                   *(["--cluster-by", args.cluster_by] if args.cluster_by else []))
+        print(json.dumps({"rows": args.rows, "users": args.users, "fileSize": args.file_size, "value": value,
+                          "writeSeconds": round(write_s, 1), "writeCpuSeconds": round(write_cpu, 1),
+                          "loadAverage": os.getloadavg()[0]}), flush=True)
         before = measure("before", table, value)
-        order = [] if args.cluster_by else ["--zorder-by", args.zorder_by]
-        usage = {}
-        out, optimize_s = run(SLUICE, "table", "optimize", table, *order,
-                              "--target-file-size", args.file_size, "--format", "json", usage=usage)
+        out, _, optimize_s, optimize_cpu, optimize_rss = run_measured(
+            SLUICE, "table", "optimize", table, *([] if args.cluster_by else ["--zorder-by", args.zorder_by]),
+            "--target-file-size", args.file_size, "--format", "json")
         result = json.loads(out)
-        print(json.dumps({"optimizeSeconds": round(optimize_s, 1), "optimizeCpuSeconds": usage["cpuSeconds"],
-                          "optimizePeakRssMiB": usage["peakRssMiB"],
-                          **({"clusterBy": result["clusterBy"]} if args.cluster_by else {"zOrderBy": args.zorder_by}),
+        print(json.dumps({"optimizeSeconds": round(optimize_s, 1), "optimizeCpuSeconds": round(optimize_cpu, 1),
+                          "optimizePeakRssMiB": round(optimize_rss),
+                          **({"clusterBy": args.cluster_by} if args.cluster_by else {"zOrderBy": args.zorder_by}),
                           "filesRemoved": result["numFilesRemoved"], "filesAdded": result["numFilesAdded"]}),
               flush=True)
         after = measure("after", table, value)
-        assert before["rows"] == after["rows"], "the query's answer changed"
+        assert before["sluice"]["rows"] == after["sluice"]["rows"], "the query's answer changed"
+        if args.cluster_command:
+            command = [a.replace("{table}", str(table)) for a in shlex.split(args.cluster_command)]
+            _, _, cluster_s, cluster_cpu, _ = run_measured(SLUICE, *command)
+            print(json.dumps({"clusterCommand": args.cluster_command, "clusterSeconds": round(cluster_s, 1),
+                              "clusterCpuSeconds": round(cluster_cpu, 1)}), flush=True)
+            measure("clustered", table, value)
+        print(json.dumps({"loadAverage": os.getloadavg()[0]}), flush=True)
 
 
 if __name__ == "__main__":

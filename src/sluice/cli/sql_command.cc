@@ -18,6 +18,7 @@
 #include "sluice/common/text.h"
 #include "sluice/dml/statement_runner.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/sql/parser.h"
 
 namespace sluice::cli {
 
@@ -29,6 +30,8 @@ struct SqlArgs {
   std::string format = "text";
   std::string output;
   int64_t limit = 1000;
+  bool scan_report = false;
+  bool no_skipping = false;
 };
 
 arrow::Result<dml::DmlTarget> open_at(std::shared_ptr<delta::LogStore> store, std::string name) {
@@ -146,8 +149,34 @@ arrow::Status run_sql(const SqlArgs& args) {
     catalog = std::make_unique<PathCatalog>(args.where);
   }
   sql::SourceFile file{"<statement>", args.statement};
-  ARROW_ASSIGN_OR_RAISE(auto result, dml::run_sql_command(file, *catalog));
-  if (result.rows) return print_rows(*result.rows, args);
+  if (args.scan_report || args.no_skipping) {
+    ARROW_ASSIGN_OR_RAISE(auto command, sql::parse_command(file));
+    if (!command.query) {
+      return invalid("{} applies to a query (SELECT); DELETE, UPDATE and MERGE always skip files by their "
+                     "condition and report the files they read in their operation metrics: drop it",
+                     args.scan_report ? "--scan-report" : "--no-skipping");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto result, dml::run_sql_command(file, *catalog, 5,
+                                                          args.no_skipping ? dml::FileSkipping::kOff
+                                                                           : dml::FileSkipping::kOn));
+  if (result.rows) {
+    ARROW_RETURN_NOT_OK(print_rows(*result.rows, args));
+    if (args.scan_report) {
+      for (const auto& scan : result.scans) {
+        nlohmann::json line = {{"table", scan.table},
+                               {"filesScanned", scan.report.files_scanned},
+                               {"filesTotal", scan.report.files_total},
+                               {"bytesScanned", scan.report.bytes_scanned},
+                               {"bytesTotal", scan.report.bytes_total},
+                               {"rowGroupsScanned", scan.report.row_groups_scanned},
+                               {"rowGroupsInFilesScanned", scan.report.row_groups_total},
+                               {"skipping", scan.skipping}};
+        std::cerr << line.dump() << "\n";
+      }
+    }
+    return arrow::Status::OK();
+  }
   const auto& outcome = *result.dml;
   if (args.format == "json") {
     nlohmann::json out = {{"operation", outcome.operation},
@@ -189,7 +218,13 @@ void add_sql_command(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--output", args.output, "Write a query's rows to this Arrow IPC file");
-  cmd->add_option("--limit", args.limit, "At most this many rows printed (text/json)")->transform(whole_number(0));
+    cmd->add_option("--limit", args.limit, "At most this many rows printed (text/json)")->transform(whole_number(0));
+  cmd->add_flag("--scan-report", args.scan_report,
+                "After a query's rows, print to stderr one JSON line per Delta table it read: files and "
+                "bytes scanned of all (after file skipping), the row groups read of those files' (after skipping "
+                "by row-group statistics) and the skipping predicate of its WHERE");
+  cmd->add_flag("--no-skipping", args.no_skipping,
+                "Read every file of each table a query reads (no skipping by partition values or stats)");
   cmd->callback([exit_code] {
     auto st = run_sql(args);
     if (!st.ok()) {

@@ -20,88 +20,10 @@ namespace cp = arrow::compute;
 
 namespace {
 
-// Three-valued comparison of two scalars of the same type: <0, 0, >0, or nullopt if not
-// comparable.
-std::optional<int> compare(const arrow::Scalar& a, const arrow::Scalar& b) {
-  if (!a.is_valid || !b.is_valid) return std::nullopt;
-  auto lt = cp::CallFunction("less", {arrow::Datum(a.GetSharedPtr()), arrow::Datum(b.GetSharedPtr())});
-  auto eq = cp::CallFunction("equal", {arrow::Datum(a.GetSharedPtr()), arrow::Datum(b.GetSharedPtr())});
-  if (!lt.ok() || !eq.ok()) return std::nullopt;
-  const auto& l = lt->scalar_as<arrow::BooleanScalar>();
-  const auto& e = eq->scalar_as<arrow::BooleanScalar>();
-  if (!l.is_valid || !e.is_valid) return std::nullopt;
-  return l.value ? -1 : (e.value ? 0 : 1);
-}
-
 arrow::Result<std::shared_ptr<arrow::Scalar>> cast_to(const std::shared_ptr<arrow::Scalar>& v,
                                                       const std::shared_ptr<arrow::DataType>& t) {
   if (v->type->Equals(*t)) return v;
   return v->CastTo(t);
-}
-
-// A value from the stats JSON as a scalar of the column's type, or null if absent.
-std::shared_ptr<arrow::Scalar> stat_scalar(const nlohmann::json& stats, const char* kind,
-                                           const std::string& column,
-                                           const std::shared_ptr<arrow::DataType>& type) {
-  auto group = stats.find(kind);
-  if (group == stats.end() || !group->is_object()) return nullptr;
-  auto v = group->find(column);
-  if (v == group->end() || v->is_null() || v->is_object()) return nullptr;
-  std::string text = v->is_string() ? v->get<std::string>() : v->dump();
-  if (type->id() == arrow::Type::TIMESTAMP) {
-    auto parsed = parse_partition_value(text, type);
-    return parsed.ok() ? *parsed : nullptr;
-  }
-  auto parsed = arrow::Scalar::Parse(type, text);
-  return parsed.ok() ? *parsed : nullptr;
-}
-
-// Whether a file may contain rows matching `p`, judged from a known exact value (partition).
-bool value_may_match(const std::shared_ptr<arrow::Scalar>& value, const ColumnPredicate& p) {
-  if (p.op == CompareOp::kIsNull) return !value->is_valid;
-  if (p.op == CompareOp::kIsNotNull) return value->is_valid;
-  auto c = compare(*value, *p.value);
-  if (!c) return false;  // null never satisfies a comparison
-  switch (p.op) {
-    case CompareOp::kEq: return *c == 0;
-    case CompareOp::kLt: return *c < 0;
-    case CompareOp::kLe: return *c <= 0;
-    case CompareOp::kGt: return *c > 0;
-    case CompareOp::kGe: return *c >= 0;
-    default: return true;
-  }
-}
-
-bool stats_may_match(const nlohmann::json& stats, const ColumnPredicate& p,
-                     const std::shared_ptr<arrow::DataType>& type) {
-  if (!stats.is_object()) return true;  // stats we cannot read exclude nothing
-  auto records_it = stats.find("numRecords");
-  const int64_t num_records =
-      records_it != stats.end() && records_it->is_number_integer() ? records_it->get<int64_t>() : -1;
-  auto nulls_it = stats.find("nullCount");
-  std::optional<int64_t> nulls;
-  if (nulls_it != stats.end() && nulls_it->is_object() && nulls_it->contains(p.column) &&
-      (*nulls_it)[p.column].is_number_integer()) {
-    nulls = (*nulls_it)[p.column].get<int64_t>();
-  }
-  if (p.op == CompareOp::kIsNull) return !nulls || *nulls > 0;
-  if (p.op == CompareOp::kIsNotNull) return !nulls || num_records < 0 || *nulls < num_records;
-  if (nulls && num_records >= 0 && *nulls == num_records) return false;  // all null
-  auto lo = stat_scalar(stats, "minValues", p.column, type);
-  auto hi = stat_scalar(stats, "maxValues", p.column, type);
-  // kUnknown: no usable bound, so the bound cannot exclude the file.
-  constexpr int kUnknown = 2;
-  const int clo = lo ? compare(*lo, *p.value).value_or(kUnknown) : kUnknown;
-  const int chi = hi ? compare(*hi, *p.value).value_or(kUnknown) : kUnknown;
-  const bool lo_known = clo != kUnknown, hi_known = chi != kUnknown;
-  switch (p.op) {
-    case CompareOp::kEq: return !(lo_known && clo > 0) && !(hi_known && chi < 0);
-    case CompareOp::kLt: return !(lo_known && clo >= 0);
-    case CompareOp::kLe: return !(lo_known && clo > 0);
-    case CompareOp::kGt: return !(hi_known && chi <= 0);
-    case CompareOp::kGe: return !(hi_known && chi < 0);
-    default: return true;
-  }
 }
 
 arrow::Result<arrow::Datum> row_filter(const arrow::Table& table,
@@ -117,6 +39,11 @@ arrow::Result<arrow::Datum> row_filter(const arrow::Table& table,
       }
       case CompareOp::kIsNotNull: {
         ARROW_ASSIGN_OR_RAISE(m, cp::IsValid(column));
+        break;
+      }
+      case CompareOp::kNe: {
+        ARROW_ASSIGN_OR_RAISE(auto value, cast_to(p.value, column->type()));
+        ARROW_ASSIGN_OR_RAISE(m, cp::CallFunction("not_equal", {column, arrow::Datum(value)}));
         break;
       }
       default: {
@@ -146,13 +73,7 @@ arrow::Result<std::vector<Add>> select_files_among(const Snapshot& snapshot,
                                                    const std::vector<ColumnPredicate>& predicates,
                                                    const std::vector<Add>& files) {
   const auto& schema = snapshot.schema();
-  const auto& partitions = snapshot.metadata().partition_columns;
-  struct Bound {
-    ColumnPredicate p;
-    std::shared_ptr<arrow::DataType> type;
-    bool partition;
-  };
-  std::vector<Bound> bound;
+  std::vector<ColumnPredicate> bound;
   for (const auto& p : predicates) {
     auto field = schema->GetFieldByName(p.column);
     if (!field) {
@@ -167,32 +88,9 @@ arrow::Result<std::vector<Add>> select_files_among(const Snapshot& snapshot,
       }
       q.value = *cast;
     }
-    bool is_partition = std::find(partitions.begin(), partitions.end(), p.column) != partitions.end();
-    bound.push_back({q, field->type(), is_partition});
+    bound.push_back(std::move(q));
   }
-  std::vector<Add> out;
-  for (const auto& file : files) {
-    bool keep = true;
-    nlohmann::json stats;
-    bool stats_parsed = false;
-    for (const auto& b : bound) {
-      if (b.partition) {
-        auto it = file.partition_values.find(b.p.column);
-        std::optional<std::string> text = it == file.partition_values.end() ? std::nullopt : it->second;
-        ARROW_ASSIGN_OR_RAISE(auto value, parse_partition_value(text, b.type));
-        keep = value_may_match(value, b.p);
-      } else if (file.stats) {
-        if (!stats_parsed) {
-          stats = nlohmann::json::parse(*file.stats, nullptr, false);
-          stats_parsed = true;
-        }
-        if (!stats.is_discarded()) keep = stats_may_match(stats, b.p, b.type);
-      }
-      if (!keep) break;
-    }
-    if (keep) out.push_back(file);
-  }
-  return out;
+  return select_files_among(snapshot, FilePredicate::all_of(bound), files);
 }
 
 namespace {
@@ -306,7 +204,8 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const Lo
 
 arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
     const LogStore& store, const std::shared_ptr<arrow::Schema>& schema,
-    const std::vector<std::string>& partitions, const Add& file) {
+    const std::vector<std::string>& partitions, const Add& file, const FilePredicate* row_filter,
+    ScanReport* report) {
   ARROW_ASSIGN_OR_RAISE(auto relative, uri_decode_path(file.path));
   const auto path = relative.find("://") != std::string::npos || relative.rfind('/', 0) == 0
                         ? std::filesystem::path(relative.substr(relative.find("://") == std::string::npos
@@ -343,7 +242,19 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
   if (auto st = builder.Open(*input, props); !st.ok()) return missing_or(st);
   auto reader = builder.memory_pool(arrow::default_memory_pool())->properties(arrow_props)->Build();
   if (!reader.ok()) return context(reader.status());
-  auto batches = (*reader)->GetRecordBatchReader();
+  // Row groups skipped by their statistics; not in a file with a deletion vector, whose reader
+  // counts row positions from the file's first row.
+  const auto& metadata = *(*reader)->parquet_reader()->metadata();
+  const int row_groups = metadata.num_row_groups();
+  std::vector<int> kept;
+  const bool prune = row_filter && row_filter->can_skip() && !file.deletion_vector;
+  if (prune) kept = select_row_groups(*schema, partitions, file, metadata, *row_filter);
+  if (report) {
+    report->row_groups_total += row_groups;
+    report->row_groups_scanned += prune ? static_cast<int64_t>(kept.size()) : row_groups;
+  }
+  auto batches = prune && static_cast<int>(kept.size()) < row_groups ? (*reader)->GetRecordBatchReader(kept)
+                                                                    : (*reader)->GetRecordBatchReader();
   if (!batches.ok()) return context(batches.status());
 
   std::vector<std::shared_ptr<arrow::Scalar>> partition_values(schema->num_fields());
@@ -367,8 +278,10 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
 
 arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,
                                                             const Snapshot& snapshot,
-                                                            const Add& file) {
-  ARROW_ASSIGN_OR_RAISE(auto batches, open_data_file(store, snapshot, file));
+                                                            const Add& file, const FilePredicate* row_filter,
+                                                            ScanReport* report) {
+  ARROW_ASSIGN_OR_RAISE(auto batches, open_data_file(store, snapshot.schema(), snapshot.metadata().partition_columns,
+                                                     file, row_filter, report));
   return batches->ToTable();
 }
 
@@ -376,11 +289,24 @@ arrow::Result<std::shared_ptr<arrow::Table>> scan_table(const LogStore& store,
                                                         const Snapshot& snapshot,
                                                         const ScanOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto files, select_files(snapshot, options.predicates));
+  if (options.file_filter.can_skip()) {
+    ARROW_ASSIGN_OR_RAISE(files, select_files_among(snapshot, options.file_filter, files));
+  }
+  if (options.report) {
+    for (const auto& f : snapshot.files()) {
+      ++options.report->files_total;
+      options.report->bytes_total += f.size;
+    }
+  }
   std::vector<std::shared_ptr<arrow::Table>> parts;
   int64_t rows = 0;
   for (const auto& f : files) {
     if (options.limit && rows >= *options.limit) break;
-    ARROW_ASSIGN_OR_RAISE(auto part, read_data_file(store, snapshot, f));
+    ARROW_ASSIGN_OR_RAISE(auto part, read_data_file(store, snapshot, f, &options.file_filter, options.report));
+    if (options.report) {
+      ++options.report->files_scanned;
+      options.report->bytes_scanned += f.size;
+    }
     if (!options.predicates.empty()) {
       ARROW_ASSIGN_OR_RAISE(auto mask, row_filter(*part, options.predicates));
       ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(part, mask));

@@ -1,5 +1,5 @@
-// Reading a table: file selection with partition pruning and stats-based skipping for simple
-// predicates, scanning the selected files into Arrow batches with the table's schema, and
+// Reading a table: file selection with partition pruning and stats-based skipping
+// (file_skipping.h), scanning the selected files into Arrow batches with the table's schema, and
 // the incremental (streaming) read of the files added between two versions.
 #pragma once
 
@@ -13,19 +13,11 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/actions.h"
+#include "sluice/delta/file_skipping.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/snapshot.h"
 
 namespace sluice::delta {
-
-enum class CompareOp { kEq, kLt, kLe, kGt, kGe, kIsNull, kIsNotNull };
-
-// `column <op> value` on a top-level column; value is unused for IS [NOT] NULL.
-struct ColumnPredicate {
-  std::string column;
-  CompareOp op;
-  std::shared_ptr<arrow::Scalar> value;
-};
 
 // Files that may hold rows satisfying every predicate (a conjunction): partition values are
 // checked exactly, stats (min/max/nullCount) conservatively; files without stats are kept.
@@ -40,7 +32,10 @@ arrow::Result<std::vector<Add>> select_files_among(const Snapshot& snapshot,
 
 struct ScanOptions {
   std::vector<ColumnPredicate> predicates;  // also applied to rows
+  // Prunes files only (the caller filters the rows): a query's WHERE (skipping_predicate).
+  FilePredicate file_filter;
   std::optional<int64_t> limit;
+  ScanReport* report = nullptr;  // when set: the files and bytes read, of all
 };
 
 // Reads the table into one Arrow table with the snapshot's schema: partition columns filled
@@ -49,10 +44,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> scan_table(const LogStore& store,
                                                         const Snapshot& snapshot,
                                                         const ScanOptions& options = {});
 
-// Reads one data file of the table as batches with the snapshot's schema.
+// Reads one data file of the table as batches with the snapshot's schema. With `row_filter`,
+// only the row groups whose statistics admit rows it keeps (a file without a deletion vector;
+// the caller still filters the rows); `report` counts them.
 arrow::Result<std::shared_ptr<arrow::Table>> read_data_file(const LogStore& store,
                                                             const Snapshot& snapshot,
-                                                            const Add& file);
+                                                            const Add& file,
+                                                            const FilePredicate* row_filter = nullptr,
+                                                            ScanReport* report = nullptr);
 
 // The same, batch by batch (up to 64 Ki rows each, with the snapshot's schema): memory stays
 // at a batch and a page instead of the whole file (a 1 Mi-row file of Kafka values is
@@ -62,9 +61,11 @@ arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(const Lo
                                                                         const Add& file);
 // The same with the columns given: `schema` (partition columns among them filled from the
 // file's partitionValues), e.g. a change data file's table columns and `_change_type`.
+// `row_filter`, `report`: as read_data_file's.
 arrow::Result<std::unique_ptr<arrow::RecordBatchReader>> open_data_file(
     const LogStore& store, const std::shared_ptr<arrow::Schema>& schema,
-    const std::vector<std::string>& partition_columns, const Add& file);
+    const std::vector<std::string>& partition_columns, const Add& file,
+    const FilePredicate* row_filter = nullptr, ScanReport* report = nullptr);
 
 // What a streaming reader does when a commit removed data (not a pure append).
 enum class ChangePolicy {

@@ -36,8 +36,11 @@ arrow::Status at(const sql::SourceFile& file, sql::Location loc, const arrow::St
   return arrow::Status(st.code(), sql::format_error(file, loc, st.message()), st.detail());
 }
 
+// `scans` (when set) gets each table read, with what file skipping kept of it.
 arrow::Result<std::shared_ptr<arrow::Table>> run_query(const sql::Query& query, const sql::SourceFile& file,
-                                                       const TableCatalog& catalog) {
+                                                       const TableCatalog& catalog,
+                                                       std::vector<TableScan>* scans = nullptr,
+                                                       FileSkipping skipping = FileSkipping::kOn) {
   auto schema_of = [&](const std::string& name) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
     ARROW_ASSIGN_OR_RAISE(auto table, catalog.open(split_plan_name(name)));
     return table.snapshot->schema();
@@ -56,7 +59,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> run_query(const sql::Query& query, 
                                             source.change_feed->ending);
       return rows.ok() ? rows : at(file, source.loc, rows.status());
     }
-    return delta::scan_table(*table.store, *table.snapshot);
+    // The plan's first WHERE on this table prunes files by partition values and stats.
+    delta::ScanOptions options;
+    if (source.filter && skipping == FileSkipping::kOn) options.file_filter = delta::skipping_predicate(*source.filter, *table.snapshot->schema());
+    TableScan scan{source.name, {}, options.file_filter.ToString()};
+    options.report = &scan.report;
+    ARROW_ASSIGN_OR_RAISE(auto rows, delta::scan_table(*table.store, *table.snapshot, options));
+    if (scans) scans->push_back(std::move(scan));
+    return rows;
   });
 }
 
@@ -137,11 +147,11 @@ arrow::Result<std::optional<DmlTarget>> open_delta_path(const std::vector<std::s
 }
 
 arrow::Result<CommandResult> run_sql_command(const sql::SourceFile& file, const TableCatalog& catalog,
-                                             int max_attempts) {
+                                             int max_attempts, FileSkipping skipping) {
   ARROW_ASSIGN_OR_RAISE(auto command, sql::parse_command(file));
   CommandResult result;
   if (command.query) {
-    ARROW_ASSIGN_OR_RAISE(result.rows, run_query(*command.query, file, catalog));
+    ARROW_ASSIGN_OR_RAISE(result.rows, run_query(*command.query, file, catalog, &result.scans, skipping));
     return result;
   }
   for (int attempt = 1;; ++attempt) {

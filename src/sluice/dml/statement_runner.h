@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/delta/file_skipping.h"
 #include "sluice/dml/table_rewrite.h"
 #include "sluice/sql/source.h"
 
@@ -28,14 +29,26 @@ class TableCatalog {
 // Opens delta.`<location>` (any case of "delta"), or returns nullopt for another name.
 arrow::Result<std::optional<DmlTarget>> open_delta_path(const std::vector<std::string>& name);
 
+// One Delta table a query read: its name as written, and the files and bytes the scan read
+// after file skipping, of all.
+struct TableScan {
+  std::string table;
+  delta::ScanReport report;
+  std::string skipping;  // the skipping predicate the WHERE gave ("unknown": none)
+};
+
 struct CommandResult {
   std::optional<DmlOutcome> dml;         // DELETE / UPDATE / MERGE
   std::shared_ptr<arrow::Table> rows;    // a query
+  std::vector<TableScan> scans;          // a query: each table read, in the order read
 };
+
+// Whether a query skips files by its WHERE (kOff: every file read; for comparisons and benches).
+enum class FileSkipping { kOn, kOff };
 
 // Parses and runs `file`'s one command. A DML statement that loses a race to a conflicting
 // commit is run again from the new version, up to `max_attempts` times in all.
 arrow::Result<CommandResult> run_sql_command(const sql::SourceFile& file, const TableCatalog& catalog,
-                                             int max_attempts = 5);
+                                             int max_attempts = 5, FileSkipping skipping = FileSkipping::kOn);
 
 }  // namespace sluice::dml

@@ -418,6 +418,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   std::set<std::string> qualifiers;
   const sql::TableRef& from = *s.from;
   if (!from.alias.empty()) qualifiers.insert(from.alias);
+  bool reads_dataset = false;  // this select's WHERE is the first filter of the dataset's rows
   switch (from.kind) {
     case sql::TableRefKind::kTable: {
       std::string name;
@@ -440,6 +441,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       schema = *found;
       plan.source_ = {PlanSource::Kind::kDataset, name, from.stream, {}, schema, from.loc};
       qualifiers.insert(name);
+      reads_dataset = true;
       break;
     }
     case sql::TableRefKind::kFunction: {
@@ -505,6 +507,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       return fail(s.where->loc, fmt::format("WHERE needs a BOOLEAN, not {}", sql::sql_type_name(*where.type)));
     }
     stage.where = where;
+    if (reads_dataset && plan.stages_.empty()) plan.source_.filter = where.expr;
   }
   bool aggregate = !s.group_by.empty() || (s.having != nullptr);
   for (const auto& item : s.items) aggregate = aggregate || contains_aggregate(*item.expr);

@@ -7,6 +7,7 @@
 
 #include <arrow/result.h>
 #include <arrow/compute/api_aggregate.h>
+#include <arrow/compute/expression.h>
 #include <arrow/type_fwd.h>
 
 #include <functional>
@@ -41,6 +42,9 @@ struct PlanSource {
   std::shared_ptr<arrow::Schema> schema;
   sql::Location loc;
   std::optional<ChangeFeedSource> change_feed = std::nullopt;  // kDataset read as table_changes(...)
+  // The WHERE the plan applies first to this source's rows, bound over `schema`: a reader may
+  // skip files and rows it proves false (delta/file_skipping.h); the plan filters them anyway.
+  std::optional<arrow::compute::Expression> filter = std::nullopt;
 };
 
 // WATERMARK col DELAY OF INTERVAL ... on a source, checked; executed with event time.

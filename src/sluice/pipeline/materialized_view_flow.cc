@@ -79,7 +79,10 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
       return changes;
     }
     ARROW_ASSIGN_OR_RAISE(auto up_snapshot, delta::Snapshot::load(upstream));
-    ARROW_ASSIGN_OR_RAISE(auto input, delta::scan_table(upstream, *up_snapshot));
+    // The plan's first WHERE on this input skips files (partition values, stats).
+    delta::ScanOptions options;
+    if (src.filter) options.file_filter = delta::skipping_predicate(*src.filter, *up_snapshot->schema());
+    ARROW_ASSIGN_OR_RAISE(auto input, delta::scan_table(upstream, *up_snapshot, options));
     report.rows_read += input->num_rows();
     return input;
   };
