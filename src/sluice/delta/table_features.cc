@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 
 namespace sluice::delta {
 
@@ -229,11 +230,28 @@ constexpr const char* kSupportedDeltaProperties[] = {
     "delta.logRetentionDuration", "delta.deletedFileRetentionDuration", "delta.enableExpiredLogCleanup",
     "delta.enableChangeDataFeed", "delta.enableDeletionVectors",     "delta.isolationLevel",
     "delta.targetFileSize"};
+// The DLT table properties (`pipelines.*`) sluice acts on; any other `pipelines.*` key is refused,
+// so that a typo (pipelines.retentoin) or a DLT setting sluice does not implement
+// (pipelines.autoOptimize.managed, pipelines.trigger.interval, ...) is not silently ignored.
+// pipelines.reset.allowed: full_refresh.cc; pipelines.cdc.tombstoneGCThresholdInSeconds:
+// apply_changes_flow.cc; pipelines.retention and pipelines.retention.column: table_retention.h.
+constexpr const char* kSupportedPipelinesProperties[] = {
+    "pipelines.reset.allowed", "pipelines.cdc.tombstoneGCThresholdInSeconds", "pipelines.retention",
+    "pipelines.retention.column"};
+
+bool is_supported_pipelines_property(const std::string& key) {
+  for (const char* k : kSupportedPipelinesProperties) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool is_supported_delta_property(const std::string& key) {
   std::string lower = key;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower.rfind("pipelines.", 0) == 0) return is_supported_pipelines_property(key);
   if (lower.rfind("delta.", 0) != 0) return true;
   if (key.rfind(kConstraintPrefix, 0) == 0 && key.size() > std::string(kConstraintPrefix).size()) return true;
   for (const char* k : kSupportedDeltaProperties) {
@@ -246,6 +264,15 @@ arrow::Status check_delta_properties(const std::map<std::string, std::string>& c
                                      const std::string& table) {
   for (const auto& [key, value] : configuration) {
     if (is_supported_delta_property(key)) continue;
+    if (to_lower(key).rfind("pipelines.", 0) == 0) {
+      std::vector<std::string> known(std::begin(kSupportedPipelinesProperties), std::end(kSupportedPipelinesProperties));
+      const std::string best = closest_match(key, known);
+      return arrow::Status::NotImplemented(fmt::format(
+          "table '{}': table property '{}' is not supported by sluice{} (a pipeline setting sluice does not act "
+          "on would be silently ignored): remove it from the table's TBLPROPERTIES / pipeline.yaml properties. "
+          "Supported pipelines.* properties: {}",
+          table, key, best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best), fmt::join(known, ", ")));
+    }
     return arrow::Status::NotImplemented(fmt::format(
         "table '{}': table property '{}' is not supported by sluice (it turns on a Delta feature sluice does "
         "not write, or sluice would ignore it, and other engines would then misread or refuse the table): "
