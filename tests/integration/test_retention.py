@@ -23,7 +23,8 @@ HOUR = dt.timedelta(hours=1)
 SQL = """
 CREATE OR REFRESH STREAMING TABLE bronze
 PARTITIONED BY (event_date)
-TBLPROPERTIES ('pipelines.retention' = '2 days', 'pipelines.retention.column' = 'ts')
+TBLPROPERTIES ('pipelines.retention' = '2 days', 'pipelines.retention.column' = 'ts',
+               'delta.enableChangeDataFeed' = 'true')
 AS SELECT e.id AS id, e.ts AS ts, CAST(e.ts AS DATE) AS event_date, e.amount AS amount
 FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, ts TIMESTAMP, amount DOUBLE') AS e
       FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest'));
@@ -31,6 +32,9 @@ FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, ts TIMESTAMP, amount D
 CREATE OR REFRESH STREAMING TABLE recent
 TBLPROPERTIES ('pipelines.retention' = 'interval 36 hours', 'pipelines.retention.column' = 'TS')
 AS SELECT id, ts, amount FROM STREAM(bronze);
+
+CREATE OR REFRESH STREAMING TABLE feed
+AS SELECT id, _change_type FROM STREAM table_changes('bronze', 0);
 
 CREATE OR REFRESH STREAMING TABLE gold
 TBLPROPERTIES ('pipelines.retention' = '30 days', 'pipelines.retention.column' = 'day')
@@ -179,6 +183,16 @@ def test_downstream_stream_skips_the_deletes_and_reads_nothing_twice(retained):
     progress = flow_progress(pipe, "recent")
     assert progress[-1]["metrics"]["num_input_rows"] == len(RUN2)
     assert progress[-1]["retention"]["num_added_files"] >= 1  # its own window split a file
+
+
+def test_a_change_feed_stream_sees_no_retention_deletes(retained):
+    """STREAM table_changes(bronze): every event once as an insert; the expiry is not a change
+    downstream (a batch read of the feed still shows it: Delta records it)."""
+    rows = DeltaTable(str(table(retained["pipe"], "feed"))).to_pyarrow_table().to_pylist()
+    assert ids(rows) == ids(RUN1 + RUN2)
+    assert {r["_change_type"] for r in rows} == {"insert"}
+    second = retention_commits(table(retained["pipe"], "bronze"))[1][1]
+    assert [a for a in second if "cdc" in a], "the split day's deleted rows go to _change_data"
 
 
 def test_gold_keeps_the_aggregates_of_expired_rows(retained):
