@@ -12,6 +12,7 @@
 #include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/log_segment.h"
 #include "sluice/delta/partitioning.h"
+#include "sluice/delta/retention_commit.h"
 #include "sluice/delta/schema_evolution.h"
 
 namespace sluice::delta {
@@ -343,6 +344,9 @@ arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
   for (int64_t v = after.value() + 1; v <= upto.value(); ++v) {
     ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(DeltaVersion(v)));
     ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.display(store.commit_path(DeltaVersion(v)))));
+    // Rows a retention policy expired were read when they were appended: the commit is skipped
+    // whole, its removes and the files it wrote back (docs/decisions.md, retention).
+    if (is_retention_commit(actions)) continue;
     bool removes_data = false, adds_data = false;
     for (const auto& a : actions) {
       if (const auto* r = std::get_if<Remove>(&a); r && r->data_change) removes_data = true;

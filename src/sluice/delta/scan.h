@@ -79,9 +79,9 @@ struct AddedFile {
   Add add;
 };
 
-// The data files added by versions (after, upto], in commit order; commits with
-// dataChange=false (compaction) are skipped. A commit missing from the log is
-// is_missing_commit() (log_segment.h); one that removed data the policy refuses,
+// The data files added by versions (after, upto], in commit order; commits with dataChange=false
+// (compaction) and retention commits (retention_commit.h) are skipped. A commit missing from the
+// log is is_missing_commit() (log_segment.h); one that removed data the policy refuses,
 // is_removed_data().
 arrow::Result<std::vector<AddedFile>> added_files_between(const LogStore& store,
                                                           DeltaVersion after, DeltaVersion upto,

@@ -242,7 +242,16 @@ constexpr const char* kSupportedPipelinesProperties[] = {
     "pipelines.cdc.tombstoneGCFrequencyInSeconds",  // refused with its reason by the APPLY CHANGES planner
     "pipelines.autoOptimize.managed",
     "pipelines.autoOptimize.zOrderCols",
+    "pipelines.retention",         // table_retention.h
+    "pipelines.retention.column",  // table_retention.h
 };
+
+bool is_supported_pipelines_property(const std::string& key) {
+  for (const char* k : kSupportedPipelinesProperties) {
+    if (key == k) return true;
+  }
+  return false;
+}
 
 std::string lower_text(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -252,12 +261,7 @@ std::string lower_text(std::string text) {
 
 bool is_supported_delta_property(const std::string& key) {
   const std::string lower = lower_text(key);
-  if (lower.rfind("pipelines.", 0) == 0) {
-    for (const char* k : kSupportedPipelinesProperties) {
-      if (key == k) return true;
-    }
-    return false;
-  }
+  if (lower.rfind("pipelines.", 0) == 0) return is_supported_pipelines_property(key);
   if (lower.rfind("delta.", 0) != 0) return true;
   if (key.rfind(kConstraintPrefix, 0) == 0 && key.size() > std::string(kConstraintPrefix).size()) return true;
   for (const char* k : kSupportedDeltaProperties) {
@@ -298,11 +302,14 @@ arrow::Status check_delta_properties(const std::map<std::string, std::string>& c
           "(pipelines.autoOptimize.managed, delta.autoOptimize.autoCompact). Remove the property",
           table));
     }
-    if (lower_text(key).rfind("pipelines.", 0) == 0) {
+    if (to_lower(key).rfind("pipelines.", 0) == 0) {
+      std::vector<std::string> known(std::begin(kSupportedPipelinesProperties), std::end(kSupportedPipelinesProperties));
+      const std::string best = closest_match(key, known);
       return arrow::Status::NotImplemented(fmt::format(
-          "table '{}': table property '{}' is not a pipelines.* property sluice knows (it would be ignored): "
-          "the supported ones are {} (names are case-sensitive)",
-          table, key, fmt::join(kSupportedPipelinesProperties, ", ")));
+          "table '{}': table property '{}' is not supported by sluice{} (a pipeline setting sluice does not act "
+          "on would be silently ignored): remove it from the table's TBLPROPERTIES / pipeline.yaml properties. "
+          "Supported pipelines.* properties: {}",
+          table, key, best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best), fmt::join(known, ", ")));
     }
     return arrow::Status::NotImplemented(fmt::format(
         "table '{}': table property '{}' is not supported by sluice (it turns on a Delta feature sluice does "

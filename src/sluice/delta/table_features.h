@@ -52,19 +52,15 @@ bool change_data_feed_enabled(const std::map<std::string, std::string>& configur
 std::optional<Protocol> protocol_for_properties(const Protocol& protocol,
                                                 const std::map<std::string, std::string>& configuration);
 
-// Whether sluice honours the Delta table property `key` when it writes (delta.appendOnly,
-// delta.checkpointInterval, the retention/log durations, delta.enableExpiredLogCleanup,
-// delta.enableChangeDataFeed, delta.enableDeletionVectors, delta.isolationLevel,
-// delta.targetFileSize, delta.autoOptimize.autoCompact, delta.constraints.*), or the DLT table
-// property `key` (pipelines.*: pipelines.reset.allowed, pipelines.cdc.*, pipelines.autoOptimize.*).
-// Other keys are neither's (sluice.*, user properties).
+// Whether sluice honours the table property `key` (delta.appendOnly, delta.checkpointInterval,
+// the retention/log durations, delta.enableExpiredLogCleanup, delta.enableChangeDataFeed,
+// delta.enableDeletionVectors, delta.isolationLevel, delta.targetFileSize, delta.constraints.*;
+// delta.autoOptimize.autoCompact; the DLT keys pipelines.* it acts on). Other keys (comment, sluice.*) are not checked here.
 bool is_supported_delta_property(const std::string& key);
 
-// Refuses a `delta.*` property in `configuration` that sluice does not honour (e.g.
-// delta.enableRowTracking, delta.enableInCommitTimestamps): storing it without its feature
-// makes other engines fail or misread the table; an unknown `pipelines.*` key (a typo would be
-// ignored); a delta.autoOptimize.autoCompact value other than true/false/legacy. Names the
-// table, the key and what to do.
+// Refuses a `delta.*` or `pipelines.*` property that sluice does not honour (e.g.
+// delta.enableRowTracking: other engines would misread the table; pipelines.retentoin: ignored
+// silently; a delta.autoOptimize.autoCompact value other than true/false/legacy). Names the table, the key (with the closest known key) and what to do.
 arrow::Status check_delta_properties(const std::map<std::string, std::string>& configuration,
                                      const std::string& table);
 

@@ -13,6 +13,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/flow_runner.h"
+#include "sluice/pipeline/table_retention.h"
 
 namespace sluice::pipeline {
 
@@ -50,6 +51,10 @@ arrow::Status FlowRunner::run_change_feed_source(StreamingFlow& sf, const exec::
   std::vector<delta::ChangeFile> files;
   if (range.from <= latest) {
     ARROW_ASSIGN_OR_RAISE(files, delta::change_files(upstream, src.name, range));
+    // The upstream's retention deletes are not changes downstream (table_retention.h), as for
+    // STREAM(t): their rows were read when they were inserted.
+    ARROW_ASSIGN_OR_RAISE(auto expired, retention_commit_versions(upstream, DeltaVersion(range.from.value() - 1), range.to));
+    std::erase_if(files, [&](const delta::ChangeFile& f) { return expired.count(f.version.value()) > 0; });
   }
   const auto schema = delta::change_feed_schema(*up_snapshot->schema());
   const auto& partitions = up_snapshot->metadata().partition_columns;

@@ -14,6 +14,7 @@
 #include "sluice/delta/table.h"
 #include "sluice/pipeline/state_store.h"
 #include "sluice/pipeline/streaming_commit.h"
+#include "sluice/pipeline/table_retention.h"
 
 namespace sluice::pipeline {
 
@@ -244,6 +245,15 @@ arrow::Result<ViewRefresh> refresh_view(const exec::SelectPlan& plan, const delt
   std::vector<std::shared_ptr<arrow::RecordBatch>> parts;
   if (stored) {
     auto added = delta::added_files_between(input, DeltaVersion(done_version), DeltaVersion(latest), delta::ChangePolicy::kFail);
+    // added_files_between skips retention deletes (a stream's reading); a view's result must
+    // lose the expired rows, so they make it recompute.
+    if (added.ok()) {
+      ARROW_ASSIGN_OR_RAISE(auto expired, retention_commit_versions(input, DeltaVersion(done_version), DeltaVersion(latest)));
+      if (!expired.empty()) {
+        added = arrow::Status::Invalid(fmt::format("version {} deleted the rows its retention policy expired",
+                                                   *expired.begin()));
+      }
+    }
     if (!added.ok()) {
       out.reason = fmt::format("input '{}' did not only append between versions {} and {} ({})", input_name, done_version,
                                latest, added.status().message());

@@ -24,6 +24,7 @@
 #include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
+#include "sluice/pipeline/table_retention.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::pipeline {
@@ -33,6 +34,60 @@ const char* kind_text(sql::DatasetKind k) {
          : k == sql::DatasetKind::kMaterializedView ? "materialized view"
                                                     : "view";
 }
+
+namespace {
+
+// A refused table property, pointed at pipeline.yaml when `from_yaml` (the key is set there),
+// else at the dataset's statement.
+arrow::Status property_error(const arrow::Status& st, const Dataset& d, const Graph& graph,
+                             const PipelineConfig& config, bool from_yaml) {
+  if (from_yaml) {
+    return st.WithMessage(fmt::format("{}: tables.{}.properties: {}", (config.dir / "pipeline.yaml").string(),
+                                      d.name, st.message()));
+  }
+  return st.WithMessage(sql::format_error(graph.files[d.file], d.loc, st.message()));
+}
+
+// pipelines.retention / pipelines.retention.column of a dataset, checked where it is planned so
+// that validate refuses what run would: only a streaming table that appends (a materialized
+// view is recomputed from its inputs, a view is not stored, an APPLY CHANGES target's per-key
+// state would not know the rows are gone) and may delete (not delta.appendOnly). Errors point
+// at the statement, or at pipeline.yaml when the properties are set there.
+arrow::Status check_retention(const Dataset& d, const Graph& graph, const PipelineConfig& config,
+                              const std::map<std::string, std::string>& properties, const arrow::Schema* schema) {
+  if (!has_retention_properties(properties)) return arrow::Status::OK();
+  auto refuse = [&](const std::string& message) {
+    auto yaml = config.table_properties.find(d.name);
+    return property_error(arrow::Status::Invalid(fmt::format("table '{}': {}", d.name, message)), d, graph, config,
+                          yaml != config.table_properties.end() && has_retention_properties(yaml->second));
+  };
+  if (d.kind != sql::DatasetKind::kStreamingTable) {
+    return refuse(fmt::format(
+        "{} applies to streaming tables; '{}' is a {}{}", kRetentionProperty, d.name, kind_text(d.kind),
+        d.kind == sql::DatasetKind::kMaterializedView
+            ? " (recomputed from its inputs at each refresh, so deleted rows would come back): keep only the recent "
+              "rows in its query instead (WHERE ts >= current_timestamp() - INTERVAL 30 DAYS)"
+            : " (not stored): set the retention on the table it reads"));
+  }
+  for (const auto& f : d.flows) {
+    if (graph.flows.at(f).apply_changes) {
+      return refuse(fmt::format("{} on an APPLY CHANGES target is not supported: its per-key state and history "
+                                "would not know the expired rows are gone; set it on the table the changes come "
+                                "from",
+                                kRetentionProperty));
+    }
+  }
+  if (auto it = properties.find("delta.appendOnly"); it != properties.end() && to_lower(it->second) == "true") {
+    return refuse(fmt::format("{} deletes rows, but the table only allows appends (delta.appendOnly = true): "
+                              "remove one of the two properties",
+                              kRetentionProperty));
+  }
+  auto policy = retention_policy(properties, *schema);
+  if (!policy.ok()) return refuse(policy.status().message());
+  return arrow::Status::OK();
+}
+
+}  // namespace
 
 // Plans every dataset: every query is bound and type-checked before any data moves. All
 // errors are collected; a dataset whose input failed is skipped without a second error.
@@ -124,12 +179,18 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
     ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(*flow.query, graph_.files[flow.file],
                                                             schema_lookup(), inline_views, read_kafka_binder()));
     ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
+    ARROW_RETURN_NOT_OK(check_retention(d, graph_, config_, properties(d), plan.output_schema().get()));
     views_.emplace(d.name, std::move(plan));
     return arrow::Status::OK();
   }
   // A delta.* property sluice does not honour is refused before the table is created or
   // changed (stored without its feature, other engines would misread the table).
-  ARROW_RETURN_NOT_OK(delta::check_delta_properties(properties(d), name));
+  if (auto st = delta::check_delta_properties(properties(d), name); !st.ok()) {
+    auto yaml = config_.table_properties.find(name);
+    return property_error(st, d, graph_, config_,
+                          yaml != config_.table_properties.end() &&
+                              !delta::check_delta_properties(yaml->second, name).ok());
+  }
   // Every flow into the dataset; the first one (its own query) defines the schema unless
   // the dataset declares its columns.
   std::shared_ptr<arrow::Schema> schema;
@@ -285,6 +346,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
   }
   ARROW_RETURN_NOT_OK(check_auto_compaction(d, *schema));
   ARROW_ASSIGN_OR_RAISE(schema, tag_columns(d, std::move(schema)));
+  ARROW_RETURN_NOT_OK(check_retention(d, graph_, config_, properties(d), schema.get()));
   ARROW_ASSIGN_OR_RAISE(auto ex, Expectations::make(graph_, d, schema));
   schemas_.emplace(name, schema);
   expectations_.emplace(name, std::move(ex));

@@ -26,6 +26,7 @@
 #include "sluice/pipeline/scheduler.h"
 #include "sluice/pipeline/sql_planner.h"
 #include "sluice/pipeline/table_definitions.h"
+#include "sluice/pipeline/table_retention.h"
 
 namespace sluice::pipeline {
 
@@ -259,6 +260,17 @@ class SqlRun : public DatasetRunner {
     const int64_t started_ms = now_millis();
     auto st = d.kind == sql::DatasetKind::kStreamingTable ? flows_.run_streaming(d, report)
                                                                 : flows_.run_materialized(d, report);
+    // The table's retention policy, after its flows committed this update's rows.
+    std::optional<RetentionOutcome> retention;
+    if (st.ok()) {
+      auto expired = apply_table_retention(d);
+      if (expired.ok()) {
+        retention = *expired;
+        if (retention && retention->committed) report.version = retention->version;
+      } else {
+        st = expired.status();
+      }
+    }
     report.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - started).count();
     nlohmann::json expectations = nlohmann::json::array();
@@ -277,6 +289,14 @@ class SqlRun : public DatasetRunner {
                                {"start_time_ms", started_ms},
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
+    if (retention) {
+      progress["retention"] = {{"cutoff", retention->cutoff},
+                               {"committed", retention->committed},
+                               {"table_version", retention->version},
+                               {"num_deleted_rows", retention->rows_deleted},
+                               {"num_removed_files", retention->files_removed},
+                               {"num_added_files", retention->files_added}};
+    }
     // Per partition (for autoscalers and the busiest partition's lag): where the table is, the
     // high-water mark the update saw, and the difference.
     if (!report.kafka_lag.empty()) {
@@ -342,6 +362,19 @@ class SqlRun : public DatasetRunner {
                         : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
                 d.flows.empty() ? name : d.flows[0], name, {{"flow_progress", progress}}, 0});
     return st;
+  }
+
+  // Deletes the rows the streaming table's pipelines.retention expired (table_retention.h);
+  // nullopt when it has no policy.
+  arrow::Result<std::optional<RetentionOutcome>> apply_table_retention(const Dataset& d) {
+    if (d.kind != sql::DatasetKind::kStreamingTable) return std::optional<RetentionOutcome>();
+    const auto properties = planner_.properties(d);
+    if (!has_retention_properties(properties)) return std::optional<RetentionOutcome>();
+    ARROW_ASSIGN_OR_RAISE(auto policy, retention_policy(properties, *planner_.schemas().at(d.name)));
+    ARROW_ASSIGN_OR_RAISE(const int64_t now, retention_now_millis());
+    auto store = std::make_shared<delta::LogStore>(config_.objects, config_.table_path(d.name).string());
+    ARROW_ASSIGN_OR_RAISE(auto outcome, apply_retention(store, d.name, *policy, now));
+    return std::optional<RetentionOutcome>(std::move(outcome));
   }
 
   // One sink (its flows, one after the other), with its flow_progress event.
