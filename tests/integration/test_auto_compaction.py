@@ -180,7 +180,7 @@ def test_triggered_runs_compact_at_their_end_unless_managed_is_false(tmp_path, b
 
 @pytest.mark.parametrize("props, message", [
     ("'pipelines.autoOptimize.zOrderCol' = 'id'",
-     "'pipelines.autoOptimize.zOrderCol' is not a pipelines.* property sluice knows"),
+     "table property 'pipelines.autoOptimize.zOrderCol' is not supported by sluice (did you mean 'pipelines.autoOptimize.zOrderCols'?)"),
     ("'pipelines.autoOptimize.zOrderCols' = 'nope'",
      "pipelines.autoOptimize.zOrderCols names column 'nope', which the table does not have; its columns are [id]"),
     ("'delta.autoOptimize.autoCompact' = 'auto'", "'auto' (Databricks' target size tuned to the table's size)"),
