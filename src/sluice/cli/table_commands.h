@@ -29,4 +29,7 @@ void add_sql_command(CLI::App& app, int* exit_code);
 // `sluice catalog <dir>` (catalog_command.cc).
 void add_catalog_command(CLI::App& app, int* exit_code);
 
+// `sluice status <dir>` (status_command.cc).
+void add_status_command(CLI::App& app, int* exit_code);
+
 }  // namespace sluice::cli
