@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "sluice/cli/catalog_command.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/json_fields.h"
@@ -18,6 +19,7 @@
 #include "sluice/delta/scan.h"
 #include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
+#include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/sql_runner.h"
@@ -80,44 +82,27 @@ json column_json(const arrow::Field& field) {
 // The last time each dataset's flow completed (flow_progress COMPLETED), from the event log.
 std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& config, std::string* warning) {
   std::map<std::string, int64_t> out;
-  delta::LogStore store(config.objects, (config.storage / "system" / "event_log").string());
-  auto snapshot = delta::load_latest_if_exists(store);
-  if (!snapshot.ok() || !*snapshot) {
-    if (!snapshot.ok()) *warning = "event log unreadable: " + snapshot.status().message();
+  auto events = pipeline::read_event_log(config.objects, config.storage);
+  if (!events.ok()) {
+    *warning = events.status().message();
     return out;
   }
-  auto table = delta::scan_table(store, **snapshot);
-  if (!table.ok()) {
-    *warning = "event log unreadable: " + table.status().message();
-    return out;
-  }
-  auto rows = (*table)->CombineChunksToBatch();
-  if (!rows.ok()) return out;
-  const auto& batch = **rows;
-  auto types = std::static_pointer_cast<arrow::StringArray>(batch.GetColumnByName("event_type"));
-  auto details = std::static_pointer_cast<arrow::StringArray>(batch.GetColumnByName("details"));
-  auto times = std::static_pointer_cast<arrow::TimestampArray>(batch.GetColumnByName("timestamp"));
-  auto origin = std::static_pointer_cast<arrow::StructArray>(batch.GetColumnByName("origin"));
-  if (!types || !details || !times || !origin) return out;
-  auto datasets = std::static_pointer_cast<arrow::StringArray>(origin->GetFieldByName("dataset_name"));
-  if (!datasets) return out;
-  for (int64_t i = 0; i < batch.num_rows(); ++i) {
-    if (types->IsNull(i) || types->GetView(i) != "flow_progress" || datasets->IsNull(i) || details->IsNull(i)) continue;
-    auto d = json::parse(details->GetView(i), nullptr, false);
-    // field_or: a damaged row ({"flow_progress": 5}) made json::value throw past every handler.
-    if (d.is_discarded() || !d.contains("flow_progress") || field_or(d["flow_progress"], "status", "") != "COMPLETED") {
-      continue;
-    }
-    auto& at = out[std::string(datasets->GetView(i))];
-    at = std::max(at, times->Value(i) / 1000);
+  if (!*events) return out;
+  for (const auto& e : **events) {
+    if (e.event_type != "flow_progress" || e.dataset.empty() || !e.details.is_object()) continue;
+    const auto& p = e.details.value("flow_progress", json::object());
+    // field_or: a damaged row ({"flow_progress": {"status": 5}}) would make json::value throw.
+    if (!p.is_object() || field_or(p, "status", "") != "COMPLETED") continue;
+    auto& at = out[e.dataset];
+    at = std::max(at, e.timestamp_micros / 1000);
   }
   return out;
 }
 
-arrow::Result<json> build_catalog(const std::string& dir, std::vector<std::string>& warnings) {
-  ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
-  ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
-  ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+}  // namespace
+
+arrow::Result<json> build_catalog(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
+                                  std::vector<std::string>& warnings) {
   // Planned schemas and lineage (no broker: a schema not frozen yet stays unknown).
   std::map<std::string, std::shared_ptr<arrow::Schema>> planned;
   if (auto report = pipeline::validate_sql_pipeline(config, graph, pipeline::SchemaInference::kFrozenOnly); report.ok()) {
@@ -191,6 +176,15 @@ arrow::Result<json> build_catalog(const std::string& dir, std::vector<std::strin
     datasets.push_back(std::move(out));
   }
   return json{{"pipeline", config.name}, {"generated_at", iso_millis(now)}, {"datasets", datasets}};
+}
+
+namespace {
+
+arrow::Result<json> build_catalog(const std::string& dir, std::vector<std::string>& warnings) {
+  ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
+  ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
+  ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+  return sluice::cli::build_catalog(config, graph, warnings);
 }
 
 std::string size_text(int64_t bytes) {

@@ -4,6 +4,7 @@
 #include <arrow/api.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -17,6 +18,7 @@
 #include "sluice/delta/scan.h"
 #include "sluice/delta/stats.h"
 #include "sluice/delta/table.h"
+#include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/sql_runner.h"
@@ -101,40 +103,30 @@ int validate(const std::string& dir, bool infer_schemas) {
 
 }  // namespace
 
-// Prints the events among `rows` that pass the filters, oldest first (the last `limit` of
-// them when limit > 0).
-void print_events(const arrow::RecordBatch& rows, const std::string& type, std::optional<int64_t> since_micros,
-                  int64_t limit, const std::string& format) {
-  const auto& ts = static_cast<const arrow::TimestampArray&>(*rows.GetColumnByName("timestamp"));
-  const auto& types = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("event_type"));
-  const auto& levels = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("level"));
-  const auto& messages = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("message"));
-  const auto& details = static_cast<const arrow::StringArray&>(*rows.GetColumnByName("details"));
-  const auto& origin = static_cast<const arrow::StructArray&>(*rows.GetColumnByName("origin"));
-  const auto& datasets = static_cast<const arrow::StringArray&>(*origin.GetFieldByName("dataset_name"));
-  const auto& sequence = static_cast<const arrow::StructArray&>(*rows.GetColumnByName("sequence"));
-  const auto& seq = static_cast<const arrow::Int64Array&>(*sequence.GetFieldByName("seq"));
-  std::vector<int64_t> order;
-  for (int64_t i = 0; i < rows.num_rows(); ++i) {
-    if (!type.empty() && types.GetString(i) != type) continue;
-    if (since_micros && ts.Value(i) < *since_micros) continue;
-    order.push_back(i);
-  }
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return std::make_pair(ts.Value(a), seq.Value(a)) < std::make_pair(ts.Value(b), seq.Value(b));
+// Prints the events that pass the filters, oldest first (the last `limit` of them when
+// limit > 0). Text mode adds the numbers of each flow_progress event to its message.
+void print_events(std::vector<pipeline::StoredEvent> events, const std::string& type,
+                  std::optional<int64_t> since_micros, int64_t limit, const std::string& format) {
+  std::erase_if(events, [&](const pipeline::StoredEvent& e) {
+    return (!type.empty() && e.event_type != type) || (since_micros && e.timestamp_micros < *since_micros);
   });
-  if (limit > 0 && static_cast<int64_t>(order.size()) > limit) order.erase(order.begin(), order.end() - limit);
-  for (int64_t i : order) {
-    std::string when = delta::format_timestamp_micros(ts.Value(i), true, false);
+  std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.timestamp_micros, a.seq) < std::tie(b.timestamp_micros, b.seq);
+  });
+  if (limit > 0 && static_cast<int64_t>(events.size()) > limit) events.erase(events.begin(), events.end() - limit);
+  for (const auto& e : events) {
+    std::string when = delta::format_timestamp_micros(e.timestamp_micros, true, false);
     if (format == "json") {
-      nlohmann::json j = {{"timestamp", when}, {"level", levels.GetString(i)}, {"event_type", types.GetString(i)},
-                          {"dataset", datasets.IsNull(i) ? nlohmann::json() : nlohmann::json(datasets.GetString(i))},
-                          {"message", messages.GetString(i)},
-                          {"details", nlohmann::json::parse(details.GetString(i), nullptr, false)}};
+      nlohmann::json j = {{"timestamp", when}, {"level", e.level}, {"event_type", e.event_type},
+                          {"dataset", e.dataset.empty() ? nlohmann::json() : nlohmann::json(e.dataset)},
+                          {"message", e.message}, {"details", e.details}};
       std::cout << j.dump() << "\n";
     } else {
-      std::cout << fmt::format("{} {:<5} {:<16} {:<24} {}\n", when, levels.GetString(i), types.GetString(i),
-                               datasets.IsNull(i) ? "" : datasets.GetString(i), messages.GetString(i));
+      std::string message = e.message;
+      if (e.event_type == "flow_progress") {
+        if (auto numbers = pipeline::flow_progress_numbers(e.details); !numbers.empty()) message += " | " + numbers;
+      }
+      std::cout << fmt::format("{} {:<5} {:<16} {:<24} {}\n", when, e.level, e.event_type, e.dataset, message);
     }
   }
   std::cout.flush();
@@ -181,11 +173,14 @@ int show_events(const std::string& dir, const std::string& type, const std::stri
     std::cerr << "sluice: error: no event log yet at " << store.location() << " (run the pipeline first)\n";
     return 1;
   }
+  // The snapshot's own files: --follow goes on from its version.
   auto table = delta::scan_table(store, **snapshot);
   if (!table.ok()) return fail(table.status());
   auto rows = (*table)->CombineChunksToBatch();
   if (!rows.ok()) return fail(rows.status());
-  print_events(**rows, type, since_micros, limit, format);
+  auto events = pipeline::events_from_batch(**rows);
+  if (!events.ok()) return fail(arrow::Status::Invalid("event log ", store.location(), ": ", events.status().message()));
+  print_events(std::move(*events), type, since_micros, limit, format);
   if (!follow) return 0;
   // Follow: every commit appended since is read from the files it added, in commit order.
   int64_t seen = (*snapshot)->version().value();
@@ -201,7 +196,9 @@ int show_events(const std::string& dir, const std::string& type, const std::stri
       if (!file.ok()) return fail(file.status());
       auto batch = (*file)->CombineChunksToBatch();
       if (!batch.ok()) return fail(batch.status());
-      print_events(**batch, type, since_micros, 0, format);
+      auto events = pipeline::events_from_batch(**batch);
+      if (!events.ok()) return fail(arrow::Status::Invalid("event log ", store.location(), ": ", events.status().message()));
+      print_events(std::move(*events), type, since_micros, 0, format);
     }
     seen = (*latest)->version().value();
   }

@@ -224,6 +224,7 @@ int main(int argc, char** argv) {
   sluice::cli::add_sql_command(app, &exit_code);
   sluice::cli::add_catalog_command(app, &exit_code);
   sluice::cli::add_forget_command(app, &exit_code);
+  sluice::cli::add_status_command(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
   CLI11_PARSE(app, argc, argv);

@@ -32,4 +32,7 @@ void add_catalog_command(CLI::App& app, int* exit_code);
 // `sluice forget <dir> --where ...` (forget_command.cc).
 void add_forget_command(CLI::App& app, int* exit_code);
 
+// `sluice status <dir>` (status_command.cc).
+void add_status_command(CLI::App& app, int* exit_code);
+
 }  // namespace sluice::cli

@@ -2,8 +2,12 @@
 #include "sluice/pipeline/event_log.h"
 
 #include <arrow/api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
 
 #include "sluice/common/ids.h"
+#include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/exec/constraint_checker.h"
@@ -97,6 +101,128 @@ arrow::Status EventLog::flush() {
   ARROW_RETURN_NOT_OK(txn.commit(commit).status());
   events_.clear();
   return arrow::Status::OK();
+}
+
+namespace {
+
+// A column of the event-log batch, of the type the log writes, or an error naming it.
+template <typename ArrayType>
+arrow::Result<std::shared_ptr<ArrayType>> event_column(const std::shared_ptr<arrow::Array>& array,
+                                                       const std::string& name, arrow::Type::type type) {
+  if (!array || array->type_id() != type) {
+    return arrow::Status::Invalid(fmt::format("column '{}' is missing or not of type {}", name,
+                                              arrow::internal::ToString(type)));
+  }
+  return std::static_pointer_cast<ArrayType>(array);
+}
+
+std::string string_or_empty(const arrow::StringArray& a, int64_t i) {
+  return a.IsNull(i) ? std::string() : a.GetString(i);
+}
+
+}  // namespace
+
+arrow::Result<std::vector<StoredEvent>> events_from_batch(const arrow::RecordBatch& rows) {
+  using arrow::Type;
+  ARROW_ASSIGN_OR_RAISE(auto ts, event_column<arrow::TimestampArray>(rows.GetColumnByName("timestamp"), "timestamp",
+                                                                     Type::TIMESTAMP));
+  ARROW_ASSIGN_OR_RAISE(auto types, event_column<arrow::StringArray>(rows.GetColumnByName("event_type"), "event_type",
+                                                                     Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto levels, event_column<arrow::StringArray>(rows.GetColumnByName("level"), "level",
+                                                                      Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto messages, event_column<arrow::StringArray>(rows.GetColumnByName("message"), "message",
+                                                                        Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto details, event_column<arrow::StringArray>(rows.GetColumnByName("details"), "details",
+                                                                       Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto origin, event_column<arrow::StructArray>(rows.GetColumnByName("origin"), "origin",
+                                                                      Type::STRUCT));
+  ARROW_ASSIGN_OR_RAISE(auto sequence, event_column<arrow::StructArray>(rows.GetColumnByName("sequence"), "sequence",
+                                                                        Type::STRUCT));
+  ARROW_ASSIGN_OR_RAISE(auto datasets, event_column<arrow::StringArray>(origin->GetFieldByName("dataset_name"),
+                                                                        "origin.dataset_name", Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto flows, event_column<arrow::StringArray>(origin->GetFieldByName("flow_name"),
+                                                                     "origin.flow_name", Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto updates, event_column<arrow::StringArray>(sequence->GetFieldByName("update_id"),
+                                                                       "sequence.update_id", Type::STRING));
+  ARROW_ASSIGN_OR_RAISE(auto seqs, event_column<arrow::Int64Array>(sequence->GetFieldByName("seq"), "sequence.seq",
+                                                                   Type::INT64));
+  std::vector<StoredEvent> out;
+  out.reserve(static_cast<size_t>(rows.num_rows()));
+  for (int64_t i = 0; i < rows.num_rows(); ++i) {
+    StoredEvent e;
+    e.timestamp_micros = ts->IsNull(i) ? 0 : ts->Value(i);
+    e.update_id = string_or_empty(*updates, i);
+    e.seq = seqs->IsNull(i) ? 0 : seqs->Value(i);
+    e.level = string_or_empty(*levels, i);
+    e.event_type = string_or_empty(*types, i);
+    e.message = string_or_empty(*messages, i);
+    e.flow = string_or_empty(*flows, i);
+    e.dataset = string_or_empty(*datasets, i);
+    e.details = details->IsNull(i) ? nlohmann::json::object()
+                                   : nlohmann::json::parse(details->GetView(i), nullptr, false);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+arrow::Result<std::optional<std::vector<StoredEvent>>> read_event_log(std::shared_ptr<storage::ObjectStore> objects,
+                                                                      const std::filesystem::path& storage) {
+  delta::LogStore store(std::move(objects), (storage / "system" / "event_log").string());
+  auto where = [&](const arrow::Status& st) {
+    return arrow::Status::Invalid(fmt::format("event log {} is unreadable: {}", store.location(), st.message()));
+  };
+  auto snapshot = delta::load_latest_if_exists(store);
+  if (!snapshot.ok()) return where(snapshot.status());
+  if (!*snapshot) return std::nullopt;
+  auto table = delta::scan_table(store, **snapshot);
+  if (!table.ok()) return where(table.status());
+  auto rows = (*table)->CombineChunksToBatch();
+  if (!rows.ok()) return where(rows.status());
+  auto events = events_from_batch(**rows);
+  if (!events.ok()) return where(events.status());
+  std::stable_sort(events->begin(), events->end(), [](const StoredEvent& a, const StoredEvent& b) {
+    return std::tie(a.timestamp_micros, a.seq) < std::tie(b.timestamp_micros, b.seq);
+  });
+  return std::move(*events);
+}
+
+std::string flow_progress_numbers(const nlohmann::json& details) {
+  if (!details.is_object() || !details.contains("flow_progress")) return {};
+  const auto& p = details["flow_progress"];
+  if (!p.is_object() || !p.contains("metrics") || !p["metrics"].is_object()) return {};
+  const auto& m = p["metrics"];
+  auto number = [](const nlohmann::json& o, const char* key) -> int64_t {
+    return o.contains(key) && o[key].is_number_integer() ? o[key].get<int64_t>() : 0;
+  };
+  std::vector<std::string> parts;
+  if (p.contains("table_version")) parts.push_back(fmt::format("table version {}", number(p, "table_version")));
+  if (p.contains("upstream_version")) parts.push_back(fmt::format("upstream version {}", number(p, "upstream_version")));
+  std::string rows = fmt::format("{} read, {} written", number(m, "num_input_rows"), number(m, "num_output_rows"));
+  if (p.contains("table_version")) {  // a dataset (a sink drops nothing)
+    rows += fmt::format(", {} dropped, {} quarantined, {} dead-lettered", number(m, "num_dropped_rows"),
+                        number(m, "num_quarantined_rows"), number(m, "num_dead_letter_rows"));
+  }
+  if (m.contains("num_late_rows")) rows += fmt::format(", {} late", number(m, "num_late_rows"));
+  if (m.contains("num_duplicate_rows")) rows += fmt::format(", {} duplicate", number(m, "num_duplicate_rows"));
+  parts.push_back(rows);
+  if (p.contains("data_quality") && p["data_quality"].is_object() &&
+      p["data_quality"].contains("expectations") && p["data_quality"]["expectations"].is_array() &&
+      !p["data_quality"]["expectations"].empty()) {
+    std::string text;
+    for (const auto& e : p["data_quality"]["expectations"]) {
+      text += fmt::format("{}{}: {} passed/{} failed", text.empty() ? "expectations " : ", ",
+                          e.value("name", std::string("?")), number(e, "passed_records"), number(e, "failed_records"));
+    }
+    parts.push_back(text);
+  }
+  if (m.contains("backlog_records")) parts.push_back(fmt::format("backlog {}", number(m, "backlog_records")));
+  if (p.contains("refresh") && p["refresh"].is_object()) {
+    parts.push_back(fmt::format("{} refresh", p["refresh"].value("mode", std::string("?"))));
+  }
+  if (p.contains("duration_ms")) parts.push_back(fmt::format("{} ms", number(p, "duration_ms")));
+  std::string line;
+  for (const auto& part : parts) line += (line.empty() ? "" : "; ") + part;
+  return line;
 }
 
 }  // namespace sluice::pipeline

@@ -1,0 +1,87 @@
+// The event log read back: what an update wrote comes back in order with its details, a table
+// without the log's columns is refused naming the column, and the numbers line of a
+// flow_progress event carries every count of its details.
+#include "sluice/pipeline/event_log.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include "../temp_dir.h"
+
+namespace sluice::pipeline {
+namespace {
+
+TEST(EventLogRead, NoLogYetIsNotAnError) {
+  sluice::testing::TempDir dir;
+  auto events = read_event_log(storage::local_store(), dir.path());
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  EXPECT_FALSE(events->has_value());
+}
+
+TEST(EventLogRead, ReadsBackWhatUpdatesWroteOldestFirst) {
+  sluice::testing::TempDir dir;
+  for (const char* update : {"u1", "u2"}) {
+    EventLog log(dir.path(), "p", update);
+    log.add({"flow_progress", "INFO", std::string("Flow 'a' has COMPLETED in ") + update, "a", "a",
+             {{"flow_progress", {{"status", "COMPLETED"}}}}, update[1] == '1' ? 1000 : 2000});
+    log.add({"update_progress", "INFO", "done", "", "", {}, update[1] == '1' ? 1001 : 2001});
+    ASSERT_TRUE(log.flush().ok());
+  }
+  auto events = read_event_log(storage::local_store(), dir.path());
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_TRUE(events->has_value());
+  const auto& e = **events;
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[0].update_id, "u1");
+  EXPECT_EQ(e[0].dataset, "a");
+  EXPECT_EQ(e[0].details["flow_progress"]["status"], "COMPLETED");
+  EXPECT_EQ(e[1].event_type, "update_progress");
+  EXPECT_EQ(e[1].dataset, "");  // null origin
+  EXPECT_EQ(e[2].update_id, "u2");
+  EXPECT_EQ(e[3].timestamp_micros, 2001);
+}
+
+TEST(EventLogRead, BatchWithoutTheLogsColumnsIsRefusedNamingTheColumn) {
+  auto schema = arrow::schema({arrow::field("timestamp", arrow::utf8())});
+  arrow::StringBuilder b;
+  ASSERT_TRUE(b.Append("x").ok());
+  auto batch = arrow::RecordBatch::Make(schema, 1, {b.Finish().ValueOrDie()});
+  auto events = events_from_batch(*batch);
+  ASSERT_FALSE(events.ok());
+  EXPECT_NE(events.status().message().find("column 'timestamp'"), std::string::npos) << events.status().message();
+}
+
+TEST(FlowProgressNumbers, DatasetLineCarriesEveryCount) {
+  nlohmann::json details = {{"flow_progress",
+                             {{"status", "COMPLETED"},
+                              {"metrics", {{"num_input_rows", 10}, {"num_output_rows", 6}, {"num_dropped_rows", 2},
+                                           {"num_quarantined_rows", 1}, {"num_dead_letter_rows", 1},
+                                           {"backlog_records", 7}}},
+                              {"data_quality",
+                               {{"expectations",
+                                 {{{"name", "positive"}, {"passed_records", 8}, {"failed_records", 2}},
+                                  {{"name", "has_id"}, {"passed_records", 10}, {"failed_records", 0}}}}}},
+                              {"table_version", 3},
+                              {"duration_ms", 42}}}};
+  EXPECT_EQ(flow_progress_numbers(details),
+            "table version 3; 10 read, 6 written, 2 dropped, 1 quarantined, 1 dead-lettered; "
+            "expectations positive: 8 passed/2 failed, has_id: 10 passed/0 failed; backlog 7; 42 ms");
+}
+
+TEST(FlowProgressNumbers, SinkLineHasNoDroppedRows) {
+  nlohmann::json details = {{"flow_progress",
+                             {{"status", "COMPLETED"},
+                              {"metrics", {{"num_input_rows", 5}, {"num_output_rows", 5}}},
+                              {"upstream_version", 9},
+                              {"duration_ms", 3}}}};
+  EXPECT_EQ(flow_progress_numbers(details), "upstream version 9; 5 read, 5 written; 3 ms");
+}
+
+TEST(FlowProgressNumbers, EventsWithoutMetricsHaveNone) {
+  EXPECT_EQ(flow_progress_numbers({{"flow_progress", {{"status", "SKIPPED"}, {"reason", "upstream failed"}}}}), "");
+  EXPECT_EQ(flow_progress_numbers({{"full_refresh", {{"table_version", 2}}}}), "");
+  EXPECT_EQ(flow_progress_numbers(nlohmann::json::value_t::discarded), "");
+}
+
+}  // namespace
+}  // namespace sluice::pipeline
