@@ -160,6 +160,9 @@ arrow::Result<bool> StateStore::carry_forward(const TxnVersions& committed, cons
       matches = matches && c != committed.end() && c->second == v;
     }
     if (!matches) continue;
+    bool moved = false;
+    for (const auto& [app, v] : loaded->progress) moved = moved || moves.count(app) > 0;
+    if (!moved) return true;  // another flow's state: its progress does not change
     // Newer snapshots are orphans: deleted first, so that the save below (numbered right after
     // the matched one) keeps the matched one until the moving commit lands.
     for (const auto& [seq, path] : files) {
