@@ -1,6 +1,8 @@
 """`sluice forget`: a Kafka -> bronze (raw value) -> silver (decoded, quarantine, change data feed)
--> STREAM reader, change-feed reader and per-user view pipeline, with an OPTIMIZE and an UPDATE
-(whose commitInfo quotes the value) before the erasure. The first forget is killed between its
+-> STREAM reader (deletion vectors on), change-feed reader, APPLY CHANGES SCD1 target (operator
+state, no user column) and per-user view pipeline, with an OPTIMIZE and an UPDATE (whose
+commitInfo quotes the value; on the deletion-vector table the old rows stay in their files,
+hidden) before the erasure. The first forget is killed between its
 erasure commits and its clean-up (fail point); the second finishes it. Then no file under the
 storage folder holds the value — raw bytes, and every Parquet file decompressed by pyarrow — while
 the same scan finds it before; deltalake, DuckDB and Polars (Spark in the slow test) read every
@@ -38,11 +40,15 @@ FROM (SELECT from_json(CAST(value AS STRING), 'user_id STRING, kind STRING, amou
 WHERE e.user_id IS NOT NULL;
 
 CREATE OR REFRESH STREAMING TABLE big_events
-TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')
+TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true', 'delta.enableDeletionVectors' = 'true')
 AS SELECT user_id, amount, seq FROM STREAM(events_silver) WHERE amount >= 50;
 
 CREATE OR REFRESH STREAMING TABLE silver_changes
 AS SELECT user_id, seq, _change_type FROM STREAM table_changes('events_silver', 0);
+
+CREATE OR REFRESH STREAMING TABLE latest_per_kind;
+APPLY CHANGES INTO latest_per_kind FROM STREAM(events_silver) KEYS (kind)
+  SEQUENCE BY seq COLUMNS kind, seq STORED AS SCD TYPE 1;
 
 CREATE OR REFRESH MATERIALIZED VIEW per_user
 AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM events_silver GROUP BY user_id;
@@ -134,6 +140,7 @@ def forgotten(tmp_path_factory, bootstrap):
     r = run_sluice("sql", pipe, f"UPDATE big_events SET amount = amount + 1000 WHERE user_id = '{ERASED}'")
     assert r.returncode == 0, r.stderr
     before = storage_hits(data)
+    dv_files_before = sorted((tables / "big_events").rglob("deletion_vector_*.bin"))
     versions_before = {t.name: DeltaTable(str(t)).version() for t in tables.iterdir()}
 
     interrupted = run_sluice("forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json",
@@ -150,7 +157,7 @@ def forgotten(tmp_path_factory, bootstrap):
     produce_values(bootstrap, topic, third)
     next_run = run_once(pipe)
     return dict(pipe=pipe, data=data, topic=topic, tables=tables, produced=produced, third=third, before=before,
-                versions_before=versions_before, interrupted=interrupted, after_kill=after_kill,
+                versions_before=versions_before, dv_files_before=dv_files_before, interrupted=interrupted, after_kill=after_kill,
                 silver_after_kill=silver_after_kill, history_after_kill=history_after_kill, finished=finished, after=after, report=report,
                 next_run=next_run)
 
@@ -163,6 +170,9 @@ def test_the_value_is_found_before_and_in_no_file_after(forgotten):
     assert any("/_change_data/" in h for h in before), before
     assert any("/big_events/_delta_log/" in h and h.endswith(".json") for h in before), before
     assert any("/events_silver_quarantine/" in h for h in before), before
+    assert any("/per_user/_sluice_state/" in h for h in before), before
+    # The UPDATE on the deletion-vector table hid the old rows in files that still hold them.
+    assert forgotten["dv_files_before"], "the UPDATE wrote no deletion vector"
     # Killed between its erasure commits and its clean-up: the tables no longer show the rows,
     # but older files still hold them.
     assert forgotten["interrupted"].returncode == 137, forgotten["interrupted"].stderr
@@ -199,6 +209,12 @@ def test_every_reader_sees_the_model_minus_the_erased_rows(forgotten):
     assert raw == [v for v in want_raw if ERASED.encode() not in v]
     quarantined = rows(read_deltalake(tables / "events_silver_quarantine"), ["user_id", "seq"])
     assert quarantined == [("u-7", 1001)]
+    # The APPLY CHANGES target (SCD1 state moved past the erasure with its reader): the next
+    # run continued from its state; the latest seq per kind, as the model says.
+    latest = {}
+    for e in silver_model(produced):
+        latest[e["kind"]] = max(latest.get(e["kind"], -1), e["seq"])
+    assert rows(read_deltalake(tables / "latest_per_kind"), ["kind", "seq"]) == sorted(latest.items())
 
 
 def test_report_history_and_audit_event_are_redacted(forgotten):
@@ -261,6 +277,28 @@ def test_spark_reads_the_tables_after_forget(forgotten):
     assert not any(ERASED.encode() in bytes(v) for v in bronze.column("value").to_pylist())
 
 
+def test_forget_refuses_columns_taken_from_kafka_key_or_renamed(tmp_path, bootstrap, forgotten):
+    """Lineage: a column cast from bronze's Kafka key, or a renamed field of its value, holds
+    the value where forget does not match it: refused, naming the flow and column."""
+    pipe = kafka_pipeline(tmp_path, "forgetkey", bootstrap)
+    (pipe / "p.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE raw
+AS SELECT * FROM STREAM read_kafka(topic => '{forgotten["topic"]}', starting_offsets => 'earliest');
+CREATE OR REFRESH STREAMING TABLE keyed AS SELECT CAST(key AS STRING) AS user_id, topic FROM STREAM(raw);
+CREATE OR REFRESH STREAMING TABLE renamed
+AS SELECT e.user_id AS uid, e.seq
+FROM (SELECT from_json(CAST(value AS STRING), 'user_id STRING, seq BIGINT') AS e FROM STREAM(raw));
+""")
+    run_once(pipe)
+    versions = {t.name: DeltaTable(str(t)).version() for t in (pipe / "data" / "tables").iterdir()}
+    r = run_sluice("forget", pipe, "--where", "user_id = 'secret-9'")
+    assert r.returncode == 1, r.stdout
+    assert "secret-9" not in r.stderr
+    assert "column uid of flow renamed derives from raw.value" in r.stderr, r.stderr
+    assert "raw: its Kafka key holds the value (flow keyed reads it as column user_id)" in r.stderr, r.stderr
+    assert {t.name: DeltaTable(str(t)).version() for t in (pipe / "data" / "tables").iterdir()} == versions
+
+
 def test_forget_refuses_while_a_reader_lags_its_upstream(forgotten, bootstrap):
     """Last in the module (it adds events): a run killed after bronze's commit and before
     silver's leaves silver behind; forget refuses, naming it, until a run catches up."""
@@ -278,3 +316,25 @@ def test_forget_refuses_while_a_reader_lags_its_upstream(forgotten, bootstrap):
     r = run_sluice("forget", pipe, "--where", "user_id = 'u-7'")
     assert r.returncode == 0, r.stderr
     assert storage_hits(forgotten["data"], "u-7") == set()
+
+
+def test_event_log_scrub_edits_json_strings_only(forgotten):
+    """After the lagging test (it runs nothing): a literal that is also a number in the events'
+    JSON details (a count of an earlier forget's audit) is replaced inside string values only:
+    every details stays valid JSON and its numbers are unchanged."""
+    log_path = forgotten["data"] / "system" / "event_log"
+
+    def erased_counts():
+        out = []
+        for e in read_deltalake(log_path).to_pylist():
+            details = json.loads(e["details"]) if e["details"] else {}  # raises if not JSON
+            a = details.get("forget") if e["event_type"] == "forget" else None
+            if a and a["status"] == "ERASED" and any(t["rows_erased"] for t in a["tables"]):
+                out.append({t["table"]: t["rows_erased"] for t in a["tables"]})
+        return sorted(out, key=lambda c: sorted(c.items()))
+
+    before = erased_counts()
+    literal = str(max(c["events_silver"] for c in before))
+    r = run_sluice("forget", forgotten["pipe"], "--where", f"user_id = '{literal}'", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert erased_counts() == before

@@ -246,7 +246,7 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> parquet_bytes(const arrow::Table& 
 
 }  // namespace
 
-arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) {
+arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot, bool drop_tombstones) {
   std::vector<Action> actions;
   actions.emplace_back(snapshot.protocol());
   actions.emplace_back(snapshot.metadata());
@@ -262,7 +262,7 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot) 
   }
   const int64_t horizon = now_millis() - tombstone_retention_millis(snapshot.metadata());
   for (const auto& r : snapshot.tombstones()) {
-    if (r.deletion_timestamp.value_or(0) < horizon) continue;
+    if (drop_tombstones || r.deletion_timestamp.value_or(0) < horizon) continue;
     Remove rm = r;
     rm.data_change = false;
     actions.emplace_back(std::move(rm));

@@ -22,8 +22,10 @@ class Snapshot;
 const std::shared_ptr<arrow::Schema>& checkpoint_schema();
 
 // Writes the checkpoint of `snapshot` (its live files, unexpired tombstones, every txn,
-// protocol and metadata), then `_last_checkpoint`, each atomically.
-arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot);
+// protocol and metadata), then `_last_checkpoint`, each atomically. `drop_tombstones`: none at
+// all (forget, after a vacuum with no retention: a tombstone's path and partition values can
+// quote an erased value, and its file is gone).
+arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot, bool drop_tombstones = false);
 
 // The actions a checkpoint holds. Errors name the file; a file that is not a checkpoint
 // (unreadable Parquet, an action column of the wrong shape, a malformed action) is an error,

@@ -337,7 +337,10 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
   const auto& partition_columns = snapshot->metadata().partition_columns;
   ARROW_ASSIGN_OR_RAISE(auto listing, store->is_local() ? list_local_table(root, partition_columns)
                                                         : list_object_table(*store->objects(), root, partition_columns));
-  result.candidates = select_vacuum_candidates(listing, valid, result.delete_before_millis);
+  const int64_t files_before = options.keep_modified_since_millis
+                                   ? std::min(result.delete_before_millis, *options.keep_modified_since_millis)
+                                   : result.delete_before_millis;
+  result.candidates = select_vacuum_candidates(listing, valid, files_before);
   int64_t num_files = 0;
   for (const auto& f : result.candidates) {
     result.bytes += f.size;

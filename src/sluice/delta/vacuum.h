@@ -68,6 +68,9 @@ struct VacuumOptions {
   std::optional<int64_t> retain_millis;  // none: the table's delta.deletedFileRetentionDuration
   VacuumMode mode = VacuumMode::kDelete;
   RetentionCheck check = RetentionCheck::kEnforced;
+  // Files modified at or after this time are kept whatever the retention (forget: its start,
+  // so a file another command wrote meanwhile, not committed yet, is never deleted).
+  std::optional<int64_t> keep_modified_since_millis;
 };
 
 struct VacuumResult {

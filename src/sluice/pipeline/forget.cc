@@ -33,6 +33,7 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/run_lock.h"
 #include "sluice/pipeline/sql_runner.h"
+#include "sluice/pipeline/state_store.h"
 #include "sluice/sql/parser.h"
 #include "sluice/sql/types.h"
 
@@ -304,6 +305,61 @@ arrow::Status plan_tables(std::vector<Table>& tables, const Predicate& p, const 
     r.match = ForgetMatch::kNotCarried;
     r.how = fmt::format("no column is or derives from {}", fmt::join(p.columns, ", "));
   }
+  if (!graph) return arrow::Status::OK();
+  // Kafka's raw key and value are matched only as forget decodes the value (its top-level
+  // fields named as the predicate's columns). A column a flow derives from them otherwise (the
+  // key cast to a predicate column, a renamed or nested field, a kept struct) may hold the
+  // value where forget would not look: refused, naming the flow's column, and the tables
+  // downstream of it too.
+  std::set<std::string> raw;  // "<table>.key" / "<table>.value" of the raw Kafka tables
+  std::map<std::string, Table*> by_name;
+  for (auto& t : tables) {
+    by_name[t.name] = &t;
+    if (t.report.match == ForgetMatch::kDecodedValue) {
+      raw.insert(t.name + ".key");
+      raw.insert(t.name + ".value");
+    }
+  }
+  if (raw.empty()) return arrow::Status::OK();
+  std::set<std::string> opaque;  // "<dataset>.<column>" derived from a raw key/value forget does not decode
+  for (const auto& name : graph->order) {
+    if (!lineage.count(name) || !by_name.count(name)) continue;
+    Table& t = *by_name.at(name);
+    for (const auto& [column, sources] : lineage.at(name)) {
+      std::string from_raw, from_opaque;
+      for (const auto& src : sources) {
+        if (raw.count(src)) from_raw = src;
+        if (opaque.count(src)) from_opaque = src;
+      }
+      if (from_raw.empty() && from_opaque.empty()) continue;
+      const std::string up = from_raw.empty() ? from_opaque : from_raw;
+      const bool key = up.size() > 4 && up.compare(up.size() - 4, 4, ".key") == 0 && !from_raw.empty();
+      if (t.report.match == ForgetMatch::kColumns) {
+        // Its rows are matched by the predicate's columns; a predicate column taken from the
+        // raw key means the raw table's key holds the value, which forget does not match.
+        if (key && p.columns.count(column)) {
+          const std::string raw_table = up.substr(0, up.size() - 4);
+          Table& r = *by_name.at(raw_table);
+          if (r.report.left_behind.empty()) {
+            r.report.left_behind = fmt::format(
+                "its Kafka key holds the value (flow {} reads it as column {}), and forget matches only the "
+                "decoded value",
+                name, column);
+          }
+        }
+        continue;
+      }
+      if (t.report.match != ForgetMatch::kNotCarried && t.report.match != ForgetMatch::kUnmatched) continue;
+      opaque.insert(name + "." + column);
+      if (t.report.match == ForgetMatch::kNotCarried) {
+        t.report.match = ForgetMatch::kUnmatched;
+        t.report.how = fmt::format(
+            "column {} of flow {} derives from {} in a way forget does not decode (the Kafka key, a renamed or "
+            "nested field, a whole struct) and may hold the value, but the table lacks {}",
+            column, name, up, fmt::join(p.columns, ", "));
+      }
+    }
+  }
   return arrow::Status::OK();
 }
 
@@ -441,6 +497,7 @@ arrow::Status erase(Table& t, const Predicate& p) {
     ARROW_ASSIGN_OR_RAISE(auto batches, reader->ToRecordBatches());
     std::vector<std::shared_ptr<arrow::BooleanArray>> masks;
     int64_t hits = 0, rows = 0;
+    bool hidden_hit = false;
     for (const auto& b : batches) {
       auto mask = match_mask(t, p, *b);
       if (!mask.ok()) return scrubbed(with_context(mask.status(), fmt::format("table {} file {}", t.name, add.path)), p);
@@ -448,7 +505,24 @@ arrow::Status erase(Table& t, const Predicate& p) {
       rows += b->num_rows();
       masks.push_back(std::move(*mask));
     }
-    if (hits == 0) continue;
+    if (hits == 0 && add.deletion_vector) {
+      // Rows a deletion vector hides (an earlier DELETE/UPDATE) are still in the file: read
+      // without it, a match there rewrites the file too (its visible rows, the hidden ones gone).
+      delta::Add physical = add;
+      physical.deletion_vector.reset();
+      ARROW_ASSIGN_OR_RAISE(auto all_rows, delta::open_data_file(*t.store, *t.snapshot, physical));
+      std::shared_ptr<arrow::RecordBatch> b;
+      while (!hidden_hit) {
+        ARROW_RETURN_NOT_OK(all_rows->ReadNext(&b));
+        if (!b) break;
+        auto mask = match_mask(t, p, *b);
+        if (!mask.ok()) return scrubbed(with_context(mask.status(), fmt::format("table {} file {}", t.name, add.path)), p);
+        hidden_hit = (*mask)->true_count() > 0;
+      }
+      if (!hidden_hit) continue;
+    } else if (hits == 0) {
+      continue;
+    }
     erased += hits;
     copied += rows - hits;
     rewrite->remove(add);
@@ -471,12 +545,15 @@ arrow::Status erase(Table& t, const Predicate& p) {
 // erasure and earlier statements replaced, change data, orphaned deletion vectors), then writes
 // a checkpoint at the latest version: the version the log will start at (cut_log).
 arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
-                                    const std::string& name) {
+                                    const std::string& name, int64_t started_millis) {
   auto context = [&](const arrow::Status& st) { return with_context(st, "clean-up of table " + name); };
   delta::VacuumOptions options;
   options.retain_millis = 0;
   options.check = delta::RetentionCheck::kOff;
   options.mode = delta::VacuumMode::kDelete;
+  // `sluice sql` DML and `sluice table optimize` do not take the run lock: a file one of them
+  // wrote after forget started (not committed yet) is not forget's to delete.
+  options.keep_modified_since_millis = started_millis;
   // VACUUM keeps a tombstone removed at or after its cut-off (now - 0): the erasure's removes
   // must be strictly older, so the clock moves past their millisecond first.
   std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -495,7 +572,7 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
     latest = delta::Snapshot::load(*store);
     if (!latest.ok()) return context(latest.status());
   }
-  if (auto st = delta::write_checkpoint(*store, **latest); !st.ok()) return context(st);
+  if (auto st = delta::write_checkpoint(*store, **latest, /*drop_tombstones=*/true); !st.ok()) return context(st);
   report.version_after = (*latest)->version().value();
   return arrow::Status::OK();
 }
@@ -538,6 +615,27 @@ arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables) {
     }
   }
   if (moves.empty()) return arrow::Status::OK();
+  // The reader's operator state (windows, dedup, joins, APPLY CHANGES) is labelled with the
+  // progress of the commit it belongs to: saved again under the moved progress (same content)
+  // before the commit that moves it, else the next run finds no state for its progress.
+  TxnVersions recorded, moved;
+  for (const auto& [app_id, txn] : (*snapshot)->txns()) recorded[app_id] = txn.version;
+  for (const auto& [app_id, version] : moves) moved[app_id] = version;
+  std::error_code ec;
+  const fs::path state_root = reader.store->table_root() / "_sluice_state";
+  if (fs::is_directory(state_root, ec)) {
+    std::set<fs::path> dirs;
+    for (auto it = fs::recursive_directory_iterator(state_root, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (it->is_regular_file(ec) && it->path().extension() == ".arrow") dirs.insert(it->path().parent_path());
+    }
+    if (ec) return invalid("table {}: cannot list its _sluice_state/: {}", reader.name, ec.message());
+    for (const auto& dir : dirs) {
+      StateStore state(reader.store->objects(), dir);
+      auto carried = state.carry_forward(recorded, moved);
+      if (!carried.ok()) return with_context(carried.status(), "operator state of table " + reader.name);
+    }
+  }
   delta::Transaction txn(reader.store, *snapshot);
   for (const auto& [app_id, version] : moves) txn.set_txn(app_id, version);
   delta::CommitOptions options;
@@ -546,6 +644,58 @@ arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables) {
   auto committed = txn.commit(options);
   if (!committed.ok()) return with_context(committed.status(), "table " + reader.name);
   return arrow::Status::OK();
+}
+
+// Replaces every string literal of the predicate inside `value`'s strings (keys and values),
+// never in its numbers or structure. True when one was replaced.
+bool scrub_json(json& value, const Predicate& p) {
+  bool hit = false;
+  if (value.is_string()) {
+    auto s = value.get<std::string>();
+    for (const auto& lit : p.string_literals) {
+      for (size_t at = s.find(lit); at != std::string::npos; at = s.find(lit, at + 3)) {
+        s.replace(at, lit.size(), kRedacted);
+        hit = true;
+      }
+    }
+    if (hit) value = s;
+  } else if (value.is_array()) {
+    for (auto& v : value) hit = scrub_json(v, p) || hit;
+  } else if (value.is_object()) {
+    json out = json::object();
+    for (auto& [k, v] : value.items()) {
+      json key = k;
+      hit = scrub_json(key, p) || hit;
+      json copy = v;
+      hit = scrub_json(copy, p) || hit;
+      out[key.get<std::string>()] = std::move(copy);
+    }
+    if (hit) value = std::move(out);
+  }
+  return hit;
+}
+
+// An event log text: a JSON object or array (the `details` column) has only its string
+// values edited and stays valid JSON (a literal '1042' leaves `"rows": 1042` alone); any other
+// text has every literal replaced. True when one was replaced.
+bool scrub_text(std::string& text, const Predicate& p) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (text[first] == '{' || text[first] == '[')) {
+    auto parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) {
+      if (!scrub_json(parsed, p)) return false;
+      text = parsed.dump();
+      return true;
+    }
+  }
+  bool hit = false;
+  for (const auto& lit : p.string_literals) {
+    for (size_t at = text.find(lit); at != std::string::npos; at = text.find(lit, at + 3)) {
+      text.replace(at, lit.size(), kRedacted);
+      hit = true;
+    }
+  }
+  return hit;
 }
 
 // Earlier events may quote the value (expectation failures, dead-letter errors): every string
@@ -570,25 +720,28 @@ arrow::Result<int64_t> scrub_event_log(const std::shared_ptr<delta::LogStore>& s
     int64_t hits = 0;
     for (const auto& b : batches) {
       arrow::ArrayVector columns = b->columns();
-      std::shared_ptr<arrow::Array> any;
+      std::vector<bool> row_hit(b->num_rows(), false);
       for (int c = 0; c < b->num_columns(); ++c) {
         if (columns[c]->type_id() != arrow::Type::STRING) continue;
-        for (const auto& lit : p.string_literals) {
-          ARROW_ASSIGN_OR_RAISE(auto found, cp::CallFunction("match_substring", {columns[c]},
-                                                            std::make_shared<cp::MatchSubstringOptions>(lit).get()));
-          ARROW_ASSIGN_OR_RAISE(auto filled, cp::CallFunction("coalesce", {found, arrow::Datum(false)}));
-          if (any) {
-            ARROW_ASSIGN_OR_RAISE(auto both, cp::Or(any, filled));
-            any = both.make_array();
-          } else {
-            any = filled.make_array();
+        const auto& in = static_cast<const arrow::StringArray&>(*columns[c]);
+        arrow::StringBuilder out;
+        bool changed = false;
+        for (int64_t i = 0; i < in.length(); ++i) {
+          if (in.IsNull(i)) {
+            ARROW_RETURN_NOT_OK(out.AppendNull());
+            continue;
           }
-          cp::ReplaceSubstringOptions replace(lit, kRedacted);
-          ARROW_ASSIGN_OR_RAISE(auto out, cp::CallFunction("replace_substring", {columns[c]}, &replace));
-          columns[c] = out.make_array();
+          std::string text(in.GetView(i));
+          if (scrub_text(text, p)) {
+            changed = true;
+            row_hit[i] = true;
+          }
+          ARROW_RETURN_NOT_OK(out.Append(text));
         }
+        if (!changed) continue;
+        ARROW_ASSIGN_OR_RAISE(columns[c], out.Finish());
       }
-      if (any) hits += static_cast<const arrow::BooleanArray&>(*any).true_count();
+      hits += std::count(row_hit.begin(), row_hit.end(), true);
       replaced.push_back(arrow::RecordBatch::Make(b->schema(), b->num_rows(), columns));
     }
     if (hits == 0) continue;
@@ -676,6 +829,7 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   RunCommand command{options.program, {"--where"}, "forget"};
   if (options.allow_partial) command.flags.push_back("--allow-partial");
   ARROW_ASSIGN_OR_RAISE(auto lock, RunLock::acquire(config, RunLockMode::kExclusive, command));
+  const int64_t started_millis = now_millis();
 
   std::vector<std::string> warnings;
   ARROW_ASSIGN_OR_RAISE(auto tables, list_tables(config, graph));
@@ -684,6 +838,7 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   bool any = false;
   for (auto& t : tables) {
     if (t.report.match == ForgetMatch::kUnmatched) unmatched.push_back(t.name + ": " + t.report.how);
+    if (!t.report.left_behind.empty()) unmatched.push_back(t.name + ": " + t.report.left_behind);
     std::error_code ec;
     const fs::path state = t.store->table_root() / "_sluice_state";
     if (carries(t) && !is_view(t, graph) && fs::is_directory(state, ec) && !fs::is_empty(state, ec)) {
@@ -721,9 +876,30 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   for (const auto& u : unmatched) warnings.push_back("not erased (--allow-partial): " + u);
   ARROW_RETURN_NOT_OK(check_readers_caught_up(tables, config, graph));
 
-  const std::string update_id = random_uuid();
+  // Every table's refusal comes before any erasure (a table DML cannot change, e.g.
+  // delta.appendOnly, would otherwise stop forget half-way).
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(erase(t, p));
+    if (!carries(t)) continue;
+    dml::DmlTarget target;
+    target.store = t.store;
+    target.snapshot = t.snapshot;
+    target.name = t.name;
+    if (auto st = dml::check_dml_supported(target, "forget"); !st.ok()) {
+      return scrubbed(arrow::Status(st.code(), fmt::format("forget on pipeline '{}' is refused: table {}: {}. "
+                                                           "Nothing was changed",
+                                                           config.name, t.name, st.message())),
+                      p);
+    }
+  }
+  const std::string update_id = random_uuid();
+  // Recorded before the first erasure: a forget that fails or is killed during it leaves a trace.
+  ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "STARTED", 0, warnings));
+  for (auto& t : tables) {
+    if (!carries(t)) continue;
+    if (auto st = erase(t, p); !st.ok()) {
+      (void)audit(config, update_id, p, tables, "FAILED", 0, warnings);
+      return st;
+    }
   }
   ARROW_ASSIGN_OR_RAISE(const int64_t scrubbed_rows, scrub_event_log(event_log, p));
   // The erasure is recorded before the clean-up: an interrupted forget leaves its counts.
@@ -732,7 +908,7 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   // Clean-up in three passes, each safe to interrupt (a re-run finishes it): files and a fresh
   // checkpoint; streaming readers moved to that checkpoint; the log before it deleted.
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name));
+    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name, started_millis));
   }
   for (auto& t : tables) {
     if (is_view(t, graph)) {
@@ -756,7 +932,7 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
     if (carries(t)) ARROW_RETURN_NOT_OK(cut_log(t.store, t.report, t.name));
   }
   ForgetTableReport event_log_report;
-  ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(event_log, event_log_report, "event_log"));
+  ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(event_log, event_log_report, "event_log", started_millis));
   ARROW_RETURN_NOT_OK(cut_log(event_log, event_log_report, "event_log"));
   ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "COMPLETED", scrubbed_rows, warnings));
 

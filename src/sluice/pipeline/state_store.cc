@@ -149,6 +149,36 @@ arrow::Result<std::optional<exec::WindowState>> StateStore::load(const TxnVersio
                  damaged.ok() ? std::string() : "; a snapshot there cannot be read: " + damaged.message());
 }
 
+arrow::Result<bool> StateStore::carry_forward(const TxnVersions& committed, const TxnVersions& moves) {
+  ARROW_ASSIGN_OR_RAISE(auto files, snapshots(*objects_, dir_));
+  for (auto it = files.rbegin(); it != files.rend(); ++it) {
+    auto loaded = read_snapshot(*objects_, it->second);
+    if (!loaded.ok()) continue;
+    bool matches = !loaded->progress.empty();
+    for (const auto& [app, v] : loaded->progress) {
+      auto c = committed.find(app);
+      matches = matches && c != committed.end() && c->second == v;
+    }
+    if (!matches) continue;
+    bool moved = false;
+    for (const auto& [app, v] : loaded->progress) moved = moved || moves.count(app) > 0;
+    if (!moved) return true;  // another flow's state: its progress does not change
+    // Newer snapshots are orphans: deleted first, so that the save below (numbered right after
+    // the matched one) keeps the matched one until the moving commit lands.
+    for (const auto& [seq, path] : files) {
+      if (seq > it->first) remove_quietly(*objects_, path);
+    }
+    last_seq_ = it->first;
+    TxnVersions progress = loaded->progress;
+    for (auto& [app, v] : progress) {
+      if (auto m = moves.find(app); m != moves.end()) v = m->second;
+    }
+    ARROW_RETURN_NOT_OK(save(progress, loaded->state));
+    return true;
+  }
+  return false;
+}
+
 arrow::Result<int64_t> StateStore::save(const TxnVersions& progress, const exec::WindowState& state) {
   ARROW_ASSIGN_OR_RAISE(auto files, snapshots(*objects_, dir_));
   const int64_t seq = std::max(last_seq_, files.empty() ? int64_t{-1} : files.back().first) + 1;

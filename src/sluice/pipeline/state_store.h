@@ -37,6 +37,12 @@ class StateStore {
   // Returns the file's size in bytes.
   arrow::Result<int64_t> save(const TxnVersions& progress, const exec::WindowState& state);
 
+  // For a commit that moves progress ids without changing the state (forget moving a reader
+  // past an upstream's erasure): saves the snapshot matching `committed` again, same content,
+  // its progress with `moves` applied, so that it matches once that commit lands (the matched
+  // one is kept until then). False when no snapshot matches `committed` (nothing is changed).
+  arrow::Result<bool> carry_forward(const TxnVersions& committed, const TxnVersions& moves);
+
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
