@@ -329,7 +329,7 @@ TEST_F(FileSkippingTest, NegatedFloatComparisonsKeepNaNRows) {
   const auto files = snap->files();
   for (const std::string op : {"<", "<=", ">", ">=", "=", "<>"}) {
     for (const std::string v : {"5.0", "0.0", "-0.0", "1.5", "-100.0", "100.0"}) {
-      for (const std::string where : {fmt::format("NOT (x {} {})", op, v), fmt::format("x {} {}", op, v),
+      for (const std::string& where : {fmt::format("NOT (x {} {})", op, v), fmt::format("x {} {}", op, v),
                                       fmt::format("NOT (x {} {} AND id >= 0)", op, v)}) {
         auto bound = bind(where);
         auto tree = skipping_predicate(bound.expr, *schema_);
