@@ -14,6 +14,7 @@
 #include <parquet/arrow/writer.h>
 #include <parquet/exception.h>
 #include <parquet/file_reader.h>
+#include <parquet/statistics.h>
 
 #include <cmath>
 #include <cstring>
@@ -383,7 +384,7 @@ TEST_F(FileSkippingTest, MalformedFooterStatsKeepTheRowGroup) {
   std::memcpy(file.data() + file.size() - 8, &footer_len, 4);
   auto reader = parquet::ParquetFileReader::Open(std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(file)));
   auto metadata = reader->metadata();
-  ASSERT_THROW(metadata->RowGroup(0)->ColumnChunk(0)->is_stats_set(), parquet::ParquetException);
+  ASSERT_THROW(metadata->RowGroup(0)->ColumnChunk(0)->statistics(), parquet::ParquetException);
   Add add;
   add.path = "f.parquet";
   auto tree = skipping_predicate(bind("id = 1").expr, *schema_);
