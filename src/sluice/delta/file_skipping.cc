@@ -116,7 +116,8 @@ CompareOp flipped(CompareOp op) {
   }
 }
 
-// The rows where a comparison is false (not NULL) are those where its complement is true.
+// The rows where a comparison is false (not NULL) are those where its complement is true,
+// except NaN rows of an ordering comparison on floats (build_tree does not negate those).
 CompareOp complement(CompareOp op) {
   switch (op) {
     case CompareOp::kEq: return CompareOp::kNe;
@@ -177,8 +178,14 @@ FilePredicate build_tree(const cp::Expression& e, const arrow::Schema& schema, b
     if (!value->is_valid) return of_kind(Kind::kNever);  // x = NULL is never true, nor its NOT
     const auto& compared = cast ? cast : schema.GetFieldByName(column)->type();
     if (!value->type->Equals(*compared)) return of_kind(Kind::kUnknown);  // Bind makes them equal
-    FilePredicate p = of_kind(Kind::kLeaf);
     CompareOp o = side == 0 ? *op : flipped(*op);
+    // NaN orders against nothing: NaN < v is false, so NOT (x < v) keeps NaN rows, which no
+    // bound holds (stats never include NaN). The complement x >= v would drop them: unknown.
+    const bool ordering = o == CompareOp::kLt || o == CompareOp::kLe || o == CompareOp::kGt || o == CompareOp::kGe;
+    const bool floating = arrow::is_floating(schema.GetFieldByName(column)->type()->id()) ||
+                          arrow::is_floating(compared->id());
+    if (negate && ordering && floating) return of_kind(Kind::kUnknown);
+    FilePredicate p = of_kind(Kind::kLeaf);
     p.leaf = {column, negate ? complement(o) : o, value};
     p.cast = cast;
     return p;
@@ -221,6 +228,9 @@ bool bounds_may_match(const Bounds& b, const ColumnPredicate& p, bool floating) 
 // A bound from the stats JSON as a scalar of `type`, or null.
 std::shared_ptr<arrow::Scalar> stats_bound(const nlohmann::json& stats, const char* kind, const std::string& column,
                                            const std::shared_ptr<arrow::DataType>& type) {
+  // Decimal bounds are not trusted: delta-rs writes them through a double (rounded either way),
+  // and JSON parsers read them as doubles; row groups are still judged by Parquet's exact stats.
+  if (arrow::is_decimal(type->id())) return nullptr;
   auto group = stats.find(kind);
   if (group == stats.end() || !group->is_object()) return nullptr;
   auto v = group->find(column);
@@ -233,7 +243,8 @@ std::shared_ptr<arrow::Scalar> stats_bound(const nlohmann::json& stats, const ch
 }
 
 // Spark writes timestamp bounds in milliseconds, cut (not rounded outward); the values have
-// microseconds. Widened by a millisecond each way, as delta-spark's own skipping does.
+// microseconds. delta-spark 3.2/3.3 also wrote a bound's zone offset cut to whole minutes
+// (delta-io/delta#5249, #5512), moving it by up to 59 s. Widened by 59 s + 1 ms each way.
 std::shared_ptr<arrow::Scalar> widened(const std::shared_ptr<arrow::Scalar>& bound, int direction) {
   if (!bound || bound->type->id() != arrow::Type::TIMESTAMP) return bound;
   const auto& ts = static_cast<const arrow::TimestampScalar&>(*bound);
@@ -241,8 +252,9 @@ std::shared_ptr<arrow::Scalar> widened(const std::shared_ptr<arrow::Scalar>& bou
   const int64_t ms = unit == arrow::TimeUnit::NANO ? 1'000'000 : unit == arrow::TimeUnit::MICRO ? 1'000
                      : unit == arrow::TimeUnit::MILLI ? 1 : 0;
   if (ms == 0) return nullptr;  // seconds: no bound (no writer cuts to seconds; unknown is safe)
+  constexpr int64_t kWidenMillis = 59'000 + 1;
   int64_t v = 0;
-  if (__builtin_add_overflow(ts.value, direction * ms, &v)) return nullptr;
+  if (__builtin_add_overflow(ts.value, direction * kWidenMillis * ms, &v)) return nullptr;
   return std::make_shared<arrow::TimestampScalar>(v, bound->type);
 }
 
@@ -435,10 +447,15 @@ std::vector<int> select_row_groups(const arrow::Schema& schema, const std::vecto
   std::vector<int> out;
   for (int i = 0; i < metadata.num_row_groups(); ++i) {
     if (predicate.can_skip()) {
-      auto rg = metadata.RowGroup(i);
-      FileJudge judge(schema, partition_columns, file, rg.get());
-      auto keep = judge.may_match(predicate);
-      if (keep.ok() && !*keep) continue;  // an error keeps the row group: the rows decide
+      // Parquet's metadata accessors throw on a malformed footer (a min/max stat that does not
+      // decode): the row group is kept and the read reports the file's error, if any.
+      try {
+        auto rg = metadata.RowGroup(i);
+        FileJudge judge(schema, partition_columns, file, rg.get());
+        auto keep = judge.may_match(predicate);
+        if (keep.ok() && !*keep) continue;  // an error keeps the row group: the rows decide
+      } catch (const std::exception&) {
+      }
     }
     out.push_back(i);
   }

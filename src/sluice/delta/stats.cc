@@ -145,9 +145,20 @@ json scalar_json(const arrow::Scalar& s, Bound bound) {
       return format_timestamp_micros(ts.value, !type.timezone().empty(), bound == Bound::kMax);
     }
     case arrow::Type::DECIMAL128: {
-      // Spark writes decimal stats as JSON numbers.
+      // Spark writes decimal stats as JSON numbers; nlohmann holds a number as a double, so a
+      // bound is written only when the double's text is the decimal exactly (1234567890.1234567891
+      // would be written 1234567890.1234567, below the true max, and readers would skip rows).
+      const auto& d = static_cast<const arrow::Decimal128Scalar&>(s);
+      const auto& type = static_cast<const arrow::Decimal128Type&>(*s.type);
       auto parsed = json::parse(s.ToString(), nullptr, false);
-      return parsed.is_discarded() ? json(nullptr) : parsed;
+      if (parsed.is_discarded() || !parsed.is_number()) return nullptr;
+      int32_t precision = 0, scale = 0;
+      arrow::Decimal128 back;
+      if (!arrow::Decimal128::FromString(parsed.dump(), &back, &precision, &scale).ok()) return nullptr;
+      if (scale > type.scale()) return nullptr;
+      auto rescaled = back.Rescale(scale, type.scale());
+      if (!rescaled.ok() || *rescaled != d.value) return nullptr;
+      return parsed;
     }
     default:
       return nullptr;

@@ -6,12 +6,20 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/io/memory.h>
 #include <arrow/json/from_string.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <parquet/arrow/writer.h>
+#include <parquet/exception.h>
+#include <parquet/file_reader.h>
+#include <parquet/statistics.h>
 
+#include <cmath>
+#include <cstring>
 #include <random>
+#include <set>
 
 #include "../temp_dir.h"
 #include "sluice/delta/scan.h"
@@ -242,8 +250,145 @@ TEST_F(FileSkippingTest, MillisecondTimestampBoundsAreWidened) {
   file.stats = stats.dump();
   auto at = skipping_predicate(bind("ts = TIMESTAMP '2024-01-01 00:00:00.123456'").expr, *schema_);
   EXPECT_EQ(select_files_among(*snap, at, {file})->size(), 1u);
-  auto later = skipping_predicate(bind("ts > TIMESTAMP '2024-01-01 00:00:00.125'").expr, *schema_);
+  // delta-spark 3.2/3.3 cut a bound's zone offset to minutes (delta-io/delta#5512): up to 59 s off.
+  auto within = skipping_predicate(bind("ts > TIMESTAMP '2024-01-01 00:00:59.123'").expr, *schema_);
+  EXPECT_EQ(select_files_among(*snap, within, {file})->size(), 1u);
+  auto before = skipping_predicate(bind("ts < TIMESTAMP '2023-12-31 23:59:01.123'").expr, *schema_);
+  EXPECT_EQ(select_files_among(*snap, before, {file})->size(), 1u);
+  auto later = skipping_predicate(bind("ts > TIMESTAMP '2024-01-01 00:00:59.124'").expr, *schema_);
   EXPECT_TRUE(select_files_among(*snap, later, {file})->empty());
+}
+
+// Decimal add stats are not trusted (delta-rs rounds them through a double): a bound that
+// excludes the value skips no file; the row groups' exact Parquet stats still do.
+TEST_F(FileSkippingTest, DecimalStatsSkipRowGroupsNotFiles) {
+  write_file(R"([{"id":1,"dec":"1.25","p":"p1"}])");
+  auto snap = Snapshot::load(*store_).ValueOrDie();
+  auto file = snap->files().at(0);
+  auto stats = nlohmann::json::parse(*file.stats);
+  ASSERT_EQ(stats["maxValues"]["dec"].dump(), "1.25");
+  stats["maxValues"]["dec"] = 1.2;  // what a writer rounding downward could write
+  file.stats = stats.dump();
+  auto above = skipping_predicate(bind("dec > 1.2").expr, *schema_);
+  EXPECT_EQ(select_files_among(*snap, above, {file})->size(), 1u);
+  ScanReport report;
+  ScanOptions options;
+  options.file_filter = skipping_predicate(bind("dec > 2").expr, *schema_);
+  options.report = &report;
+  ASSERT_TRUE(scan_table(*store_, *snap, options).ok());
+  EXPECT_EQ(report.row_groups_scanned, 0);
+}
+
+// NaN orders against nothing (NaN < v is false), so NOT (x < v) keeps NaN rows, which no bound
+// holds: negated ordering comparisons on floats judge nothing. NaN, infinities and -0.0 in
+// several row groups, checked against the binder's evaluation per file and per row group.
+TEST_F(FileSkippingTest, NegatedFloatComparisonsKeepNaNRows) {
+  EXPECT_EQ(skipping_predicate(bind("NOT (x < 5)").expr, *schema_).ToString(), "unknown");
+  EXPECT_EQ(skipping_predicate(bind("NOT (CAST(n AS DOUBLE) >= 5)").expr, *schema_).ToString(), "unknown");
+  EXPECT_EQ(skipping_predicate(bind("NOT (n < 5)").expr, *schema_).ToString(), "n >= 5");
+  static const char* kValues[] = {"NaN", "Inf", "-Inf", "-0.0", "0.0", "1.5", "5.0", "-3.5", "null"};
+  std::mt19937_64 rng(42);
+  for (int f = 0; f < 6; ++f) {
+    auto x_type = arrow::float64();
+    arrow::DoubleBuilder xs;
+    arrow::Int64Builder ids;
+    arrow::StringBuilder ps;
+    for (int r = 0; r < 12; ++r) {
+      const std::string v = kValues[rng() % (f < 3 ? 3 : 9)];  // the first files: NaN and infinities only
+      if (v == "null") {
+        ASSERT_TRUE(xs.AppendNull().ok());
+      } else {
+        ASSERT_TRUE(xs.Append(v == "NaN" ? std::nan("") : v == "Inf" ? INFINITY : v == "-Inf" ? -INFINITY
+                                                                                             : std::stod(v))
+                        .ok());
+      }
+      ASSERT_TRUE(ids.Append(f * 100 + r).ok());
+      ASSERT_TRUE(ps.Append("p1").ok());
+    }
+    std::vector<std::shared_ptr<arrow::Array>> columns;
+    for (const auto& field : schema_->fields()) {
+      if (field->name() == "x") {
+        columns.push_back(xs.Finish().ValueOrDie());
+      } else if (field->name() == "id") {
+        columns.push_back(ids.Finish().ValueOrDie());
+      } else if (field->name() == "p") {
+        columns.push_back(ps.Finish().ValueOrDie());
+      } else {
+        columns.push_back(arrow::MakeArrayOfNull(field->type(), 12).ValueOrDie());
+      }
+    }
+    auto batch = arrow::RecordBatch::Make(schema_, 12, columns);
+    auto snap = load_latest_if_exists(*store_).ValueOrDie();
+    WriteOptions options;
+    options.partition_columns = {"p"};
+    options.file.row_group_rows = 4;  // three row groups a file
+    auto writer = TableWriter::make(store_, snap, *schema_, options).ValueOrDie();
+    ASSERT_TRUE(writer->write(*batch).ok());
+    ASSERT_TRUE(writer->finish().ValueOrDie().commit({}).ok());
+  }
+  auto snap = Snapshot::load(*store_).ValueOrDie();
+  const auto files = snap->files();
+  for (const std::string op : {"<", "<=", ">", ">=", "=", "<>"}) {
+    for (const std::string v : {"5.0", "0.0", "-0.0", "1.5", "-100.0", "100.0"}) {
+      for (const std::string& where : {fmt::format("NOT (x {} {})", op, v), fmt::format("x {} {}", op, v),
+                                      fmt::format("NOT (x {} {} AND id >= 0)", op, v)}) {
+        auto bound = bind(where);
+        auto tree = skipping_predicate(bound.expr, *schema_);
+        auto kept = select_files_among(*snap, tree, files).ValueOrDie();
+        std::set<std::string> kept_paths;
+        for (const auto& f : kept) kept_paths.insert(f.path);
+        for (const auto& f : files) {
+          if (kept_paths.count(f.path)) continue;
+          ASSERT_EQ(matching_rows(*snap, f, bound), 0) << "skipped " << f.path << " for " << where;
+        }
+        ScanReport report;
+        ScanOptions scan;
+        scan.file_filter = tree;
+        scan.report = &report;
+        auto table = scan_table(*store_, *snap, scan).ValueOrDie();
+        auto batch = table->CombineChunksToBatch().ValueOrDie();
+        auto mask = exec::evaluate(bound, *batch).ValueOrDie();
+        const int64_t got = arrow::compute::Filter(batch, mask).ValueOrDie().record_batch()->num_rows();
+        int64_t want = 0;
+        for (const auto& f : files) want += matching_rows(*snap, f, bound);
+        ASSERT_EQ(got, want) << where << "; tree " << tree.ToString();
+      }
+    }
+  }
+}
+
+// Parquet's metadata accessors throw on a footer stat that does not decode (an INT64 min of 7
+// bytes here): the row group is kept, no exception escapes.
+TEST_F(FileSkippingTest, MalformedFooterStatsKeepTheRowGroup) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  auto ids = arrow::json::ArrayFromJSONString(arrow::int64(), "[72623859790382856, 72623859790382857]").ValueOrDie();
+  auto table = arrow::Table::Make(schema, {ids});
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  ASSERT_TRUE(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), sink, 1024).ok());
+  auto bytes = sink->Finish().ValueOrDie()->ToString();
+  // The footer: its length is the 4 bytes before the closing "PAR1".
+  uint32_t footer_len = 0;
+  std::memcpy(&footer_len, bytes.data() + bytes.size() - 8, 4);
+  const size_t footer_at = bytes.size() - 8 - footer_len;
+  std::string footer = bytes.substr(footer_at, footer_len);
+  // 72623859790382856 is 0x0102030405060708: its plain encoding, after the thrift length 8.
+  const std::string min = std::string("\x08\x08\x07\x06\x05\x04\x03\x02\x01", 9);
+  int patched = 0;
+  for (size_t at = footer.find(min); at != std::string::npos; at = footer.find(min)) {
+    footer.replace(at, min.size(), std::string("\x07\x08\x07\x06\x05\x04\x03\x02", 8));
+    ++patched;
+  }
+  ASSERT_GT(patched, 0);
+  footer_len = static_cast<uint32_t>(footer.size());
+  std::string file = bytes.substr(0, footer_at) + footer + std::string(4, '\0') + "PAR1";
+  std::memcpy(file.data() + file.size() - 8, &footer_len, 4);
+  auto reader = parquet::ParquetFileReader::Open(std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(file)));
+  auto metadata = reader->metadata();
+  ASSERT_THROW(metadata->RowGroup(0)->ColumnChunk(0)->statistics(), parquet::ParquetException);
+  Add add;
+  add.path = "f.parquet";
+  auto tree = skipping_predicate(bind("id = 1").expr, *schema_);
+  EXPECT_EQ(select_row_groups(*schema, {}, add, *metadata, tree), std::vector<int>{0});
 }
 
 }  // namespace

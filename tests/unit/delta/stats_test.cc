@@ -165,5 +165,24 @@ TEST(StatsTest, InvalidUtf8StringNeverThrowsAndItsBoundsAreLeftOut) {
   EXPECT_EQ(j["maxValues"]["\xEF\xBF\xBD"], "y");  // a name that is not UTF-8 is written with U+FFFD
 }
 
+// nlohmann holds JSON numbers as doubles: a decimal bound whose text does not survive that is
+// left out (written through a double it could lie inside the data and readers would skip rows);
+// one that does survive is written exactly.
+TEST(StatsTest, DecimalBoundsAreExactOrLeftOut) {
+  auto schema = arrow::schema({arrow::field("big", arrow::decimal128(20, 10)),
+                               arrow::field("small", arrow::decimal128(9, 2))});
+  StatsCollector stats(schema);
+  ASSERT_TRUE(stats.update(*batch_from_json(schema, {R"(["1234567890.1234567891", "0.5000000000"])",
+                                                     R"(["1.50", "-0.10"])"}))
+                  .ok());
+  auto text = stats.finish();
+  ASSERT_TRUE(text.ok());
+  auto json = nlohmann::json::parse(*text);
+  EXPECT_FALSE(json["maxValues"].contains("big")) << *text;
+  EXPECT_EQ(json["minValues"]["big"].dump(), "0.5") << *text;
+  EXPECT_EQ(json["minValues"]["small"].dump(), "-0.1") << *text;
+  EXPECT_EQ(json["maxValues"]["small"].dump(), "1.5") << *text;
+}
+
 }  // namespace
 }  // namespace sluice::delta
