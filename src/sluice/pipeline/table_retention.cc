@@ -196,7 +196,7 @@ arrow::Result<dml::DmlOutcome> delete_expired(const dml::DmlTarget& target, cons
 int64_t metric(const nlohmann::json& metrics, const char* key) {
   auto it = metrics.find(key);
   if (it == metrics.end() || !it->is_string()) return 0;
-  return parse_int64(it->get<std::string>()).value_or(0);
+  return parse_int64(it->get<std::string>(), key).ValueOr(0);
 }
 
 }  // namespace
