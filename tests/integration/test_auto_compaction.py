@@ -212,6 +212,6 @@ def test_zorder_columns_on_a_clustered_table_are_refused_at_its_definition(tmp_p
         "  FROM STREAM read_kafka(topic => 'x', starting_offsets => 'earliest'));\n")
     r = run_sluice("validate", pipe)
     assert r.returncode != 0
-    assert "tables.sql:1:1: error: table 't': pipelines.autoOptimize.zOrderCols does not apply to a table with " \
+    assert "tables.sql:1:35: error: table 't': pipelines.autoOptimize.zOrderCols does not apply to a table with " \
            "CLUSTER BY" in r.stderr, r.stderr
     assert not (pipe / "data" / "tables").exists()
