@@ -51,7 +51,8 @@ def optimize_commits(table):
 
 
 def ids_of(table):
-    if not (table / "_delta_log").exists():
+    # The log folder exists a moment before its first commit file: no table yet.
+    if not any((table / "_delta_log").glob("*.json")):
         return []
     return DeltaTable(str(table)).to_pyarrow_table(columns=["id"]).column("id").to_pylist()
 
