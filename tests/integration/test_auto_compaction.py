@@ -51,7 +51,8 @@ def optimize_commits(table):
 
 
 def ids_of(table):
-    if not (table / "_delta_log").exists():
+    # The log folder exists a moment before its first commit file: no table yet.
+    if not any((table / "_delta_log").glob("*.json")):
         return []
     return DeltaTable(str(table)).to_pyarrow_table(columns=["id"]).column("id").to_pylist()
 
@@ -186,7 +187,10 @@ def test_triggered_runs_compact_at_their_end_unless_managed_is_false(tmp_path, b
     ("'delta.autoOptimize.autoCompact' = 'auto'", "'auto' (Databricks' target size tuned to the table's size)"),
     ("'pipelines.autoOptimize.managed' = 'false', 'sluice.autoCompact.minNumFiles' = '5'",
      "it is off for this table"),
-], ids=["typo", "unknown-column", "auto", "tuned-while-off"])
+    ("'sluice.autocompact.minNumFiles' = '4'",
+     "table property 'sluice.autocompact.minNumFiles' is not one sluice knows (it would be ignored) "
+     "(did you mean 'sluice.autoCompact.minNumFiles'?)"),
+], ids=["typo", "unknown-column", "auto", "tuned-while-off", "key-case"])
 def test_settings_that_would_be_ignored_are_refused_where_they_are_written(tmp_path, props, message):
     pipe = kafka_pipeline(tmp_path, "bad", "127.0.0.1:1")
     (pipe / "tables.sql").write_text(
@@ -196,4 +200,19 @@ def test_settings_that_would_be_ignored_are_refused_where_they_are_written(tmp_p
     r = run_sluice("validate", pipe)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
+    assert not (pipe / "data" / "tables").exists()
+
+
+def test_zorder_columns_on_a_clustered_table_are_refused_at_its_definition(tmp_path):
+    # OPTIMIZE refuses Z-order on a clustered table: accepted, every compaction would fail later.
+    pipe = kafka_pipeline(tmp_path, "bad", "127.0.0.1:1")
+    (pipe / "tables.sql").write_text(
+        "CREATE OR REFRESH STREAMING TABLE t\nCLUSTER BY (id)\n"
+        "TBLPROPERTIES ('pipelines.autoOptimize.zOrderCols' = 'id')\nAS SELECT e.id FROM (\n"
+        "  SELECT from_json(CAST(value AS STRING), 'id BIGINT') AS e\n"
+        "  FROM STREAM read_kafka(topic => 'x', starting_offsets => 'earliest'));\n")
+    r = run_sluice("validate", pipe)
+    assert r.returncode != 0
+    assert "tables.sql:1:35: error: table 't': pipelines.autoOptimize.zOrderCols does not apply to a table with " \
+           "CLUSTER BY" in r.stderr, r.stderr
     assert not (pipe / "data" / "tables").exists()

@@ -35,6 +35,18 @@ def action(actions, kind):
     return found[0]
 
 
+def newest_domain(path, name="delta.clustering"):
+    """The domainMetadata of `name` the newest commit that wrote one carries (what is in force
+    without a checkpoint in between)."""
+    found = None
+    for version in sorted(int(f.stem) for f in (path / "_delta_log").glob("*.json")):
+        for a in log_actions(path, version):
+            if "domainMetadata" in a and a["domainMetadata"]["domain"] == name:
+                found = a["domainMetadata"]
+    assert found is not None, f"no {name} domain in {path}"
+    return found
+
+
 def protocol_shape(p):
     return (p["minReaderVersion"], p["minWriterVersion"], sorted(p.get("readerFeatures") or []),
             sorted(p.get("writerFeatures") or []))
@@ -205,6 +217,8 @@ def test_sluice_continues_and_optimizes_a_spark_clustered_table(spark, tmp_path)
     # --zorder-by is refused on a clustered table, as Spark refuses it.
     refused = sluice("table", "optimize", path, "--zorder-by", "id")
     assert refused.returncode == 1 and "clustered table" in refused.stderr, refused.stderr
-    # The domain Spark wrote is the one in force after everything sluice committed.
+    # The domain Spark wrote is the one in force after everything sluice committed: the newest
+    # delta.clustering domain in the log is Spark's, unchanged.
     assert json.loads(domain["configuration"])["clusteringColumns"] == [["k"]]
+    assert newest_domain(path) == domain
     assert json.loads(sluice("table", "describe", path, "--format", "json").stdout)["clusteringColumns"] == ["k"]

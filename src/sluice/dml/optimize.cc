@@ -273,7 +273,12 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
                                                    const std::vector<delta::Add>& bin,
                                                    const RowOrder& order_by,
                                                    const OptimizeFileSizes& sizes,
+                                                   const std::function<bool()>& cancelled,
                                                    int64_t& rows) {
+  auto stop = [&]() -> arrow::Status {
+    if (cancelled && cancelled()) return arrow::Status::Cancelled("the rewrite was stopped");
+    return arrow::Status::OK();
+  };
   const bool sorted_output = !order_by.paths.empty();
   delta::WriteOptions options;
   options.constraints = exec::sql_constraint_compiler();
@@ -285,8 +290,10 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
   auto written = [&]() -> arrow::Status {
     arrow::RecordBatchVector batches;
     for (const auto& file : bin) {
+      ARROW_RETURN_NOT_OK(stop());
       ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_data_file(*target.store, *target.snapshot, file));
       while (true) {
+        ARROW_RETURN_NOT_OK(stop());
         std::shared_ptr<arrow::RecordBatch> batch;
         ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
         if (!batch) break;
@@ -302,6 +309,7 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
     // The whole partition is sorted in memory (Spark range-partitions it over its executors).
     ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(target.snapshot->schema(), batches));
     batches.clear();
+    ARROW_RETURN_NOT_OK(stop());
     ARROW_ASSIGN_OR_RAISE(auto order, curve_permutation(*table, order_by.paths, order_by.curve));
     arrow::Int64Builder indices;
     ARROW_RETURN_NOT_OK(indices.AppendValues(order));
@@ -314,6 +322,7 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
       std::shared_ptr<arrow::RecordBatch> batch;
       ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
       if (!batch) break;
+      ARROW_RETURN_NOT_OK(stop());
       ARROW_RETURN_NOT_OK(writer->write(*batch));
     }
     return arrow::Status::OK();
@@ -326,14 +335,85 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
   return txn.adds();
 }
 
-// Whether OPTIMIZE of a table clustered by `columns` (the ZCUBE_ZORDER_BY text) leaves `file`
-// as it is: it was clustered (clusteringProvider set) by the same columns. Files appended since,
-// and files clustered by columns the table no longer has, are clustered again.
+// Whether `file` was clustered (clusteringProvider set) by `columns` (the ZCUBE_ZORDER_BY
+// text). Files appended since, and files clustered by columns the table no longer has, are not.
 bool clustered_by(const delta::Add& file, const std::string& columns) {
   if (!file.clustering_provider) return false;
   if (!file.tags) return true;  // clustered by an engine that records no ZCUBE: keep it
   auto it = file.tags->find(kZCubeZOrderByTag);
   return it == file.tags->end() || it->second == columns;
+}
+
+// The ZCUBE (one clustering run's output) a clustered file belongs to; "" when it records none.
+std::string zcube_of(const delta::Add& file) {
+  if (!file.tags) return "";
+  auto it = file.tags->find(kZCubeIdTag);
+  return it == file.tags->end() ? "" : it->second;
+}
+
+// What one clustering OPTIMIZE rewrites, as delta-spark's incremental clustering: the files not
+// clustered by the current columns, each a unit, and the ZCUBEs smaller than `unstable_below`
+// bytes (delta-spark's minCubeSize: an unstable cube is clustered again with the new files, so
+// small clustered files merge instead of piling up), each a unit of its files. With
+// `only_small` (auto compaction), only files below that size are taken. Units by ascending size
+// form bins of up to `max_input_bytes` (0: one bin of all); a bin that is one ZCUBE alone is
+// left as it is (rewriting it would change nothing). At most `max_bins` bins (0: all), so one
+// compaction's input, and the rows it sorts in memory, stay bounded.
+std::vector<std::vector<delta::Add>> clustering_bins(std::vector<delta::Add> files, const std::string& columns,
+                                                     int64_t unstable_below, bool only_small, int64_t min_files,
+                                                     int64_t max_input_bytes, size_t max_bins) {
+  struct Unit {
+    std::vector<delta::Add> files;
+    int64_t bytes = 0;
+    bool zcube = false;
+  };
+  std::map<std::string, Unit> cubes;
+  std::vector<Unit> units;
+  for (auto& f : files) {
+    if (only_small && f.size >= unstable_below) continue;
+    if (clustered_by(f, columns)) {
+      const std::string id = zcube_of(f);
+      if (id.empty()) continue;  // clustered by an engine that records no ZCUBE: kept
+      auto& cube = cubes[id];
+      cube.zcube = true;
+      cube.bytes += f.size;
+      cube.files.push_back(std::move(f));
+    } else {
+      Unit u;
+      u.bytes = f.size;
+      u.files.push_back(std::move(f));
+      units.push_back(std::move(u));
+    }
+  }
+  for (auto& [id, cube] : cubes) {
+    if (cube.bytes < unstable_below) units.push_back(std::move(cube));
+  }
+  int64_t count = 0;
+  for (const auto& u : units) count += static_cast<int64_t>(u.files.size());
+  std::vector<std::vector<delta::Add>> bins;
+  if (count == 0 || (min_files > 0 && count < min_files)) return bins;
+  std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.bytes < b.bytes; });
+  std::vector<delta::Add> bin;
+  int64_t bin_bytes = 0;
+  size_t bin_units = 0;
+  bool bin_zcube = false;
+  auto close_bin = [&] {
+    if (!bin.empty() && !(bin_units == 1 && bin_zcube)) bins.push_back(std::move(bin));
+    bin.clear();
+    bin_bytes = 0;
+    bin_units = 0;
+  };
+  for (auto& u : units) {
+    if (max_bins > 0 && bins.size() >= max_bins) break;
+    if (max_input_bytes > 0 && bin_units > 0 && bin_bytes + u.bytes > max_input_bytes) close_bin();
+    if (max_bins > 0 && bins.size() >= max_bins) break;
+    bin_bytes += u.bytes;
+    ++bin_units;
+    bin_zcube = u.zcube;
+    for (auto& f : u.files) bin.push_back(std::move(f));
+  }
+  if (max_bins == 0 || bins.size() < max_bins) close_bin();
+  return bins;
 }
 
 // delta-spark 4.4's OPTIMIZE operationMetrics: sizes of the added files (min, percentiles, max),
@@ -425,11 +505,13 @@ arrow::Result<OptimizeRewrite> rewrite_for_optimize(std::shared_ptr<delta::LogSt
     }
     cluster_by_text = names.dump();
     zcube_columns = cluster_by_text;
-    std::vector<delta::Add> unclustered;
-    for (auto& f : candidates.files) {
-      if (!clustered_by(f, *zcube_columns)) unclustered.push_back(std::move(f));
-    }
-    if (!unclustered.empty()) bins.push_back(std::move(unclustered));
+    // Auto compaction (min_file_size set) takes small files only, and one bin of at most
+    // max_input_bytes a round (it comes back for the rest); OPTIMIZE clusters every unclustered
+    // file and unstable ZCUBE, in bins of max_input_bytes when that is set.
+    const bool automatic_selection = options.min_file_size > 0;
+    bins = clustering_bins(std::move(candidates.files), *zcube_columns, sizes.min_file_size, automatic_selection,
+                           options.min_small_files, options.max_input_bytes,
+                           automatic_selection && options.max_input_bytes > 0 ? 1 : 0);
     order.paths = *clustering;
     order.curve = Curve::kHilbert;
   } else {
@@ -447,9 +529,12 @@ arrow::Result<OptimizeRewrite> rewrite_for_optimize(std::shared_ptr<delta::LogSt
       discard_rewrite(out);
       return arrow::Status::Cancelled("OPTIMIZE of table ", target.name, " was stopped (nothing was committed)");
     }
-    auto adds = rewrite_bin(target, bin, order, sizes, outcome.rows);
+    auto adds = rewrite_bin(target, bin, order, sizes, options.cancelled, outcome.rows);
     if (!adds.ok()) {
       discard_rewrite(out);
+      if (adds.status().IsCancelled()) {
+        return arrow::Status::Cancelled("OPTIMIZE of table ", target.name, " was stopped (nothing was committed)");
+      }
       return with_context(adds.status(), fmt::format("OPTIMIZE of table {} (nothing was committed)", target.name));
     }
     if (zcube_columns) {

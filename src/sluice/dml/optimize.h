@@ -46,7 +46,8 @@ struct OptimizeOptions {
   int64_t max_input_bytes = 0;
   // commitInfo.operationParameters.auto, as delta-spark's auto compaction records it.
   bool automatic = false;
-  // Asked between bins: true abandons the rewrite (its files are deleted, nothing committed).
+  // Asked between bins and between the batches a bin reads and writes: true abandons the
+  // rewrite (its files are deleted, nothing committed).
   std::function<bool()> cancelled;
 };
 

@@ -20,7 +20,6 @@ namespace sluice::pipeline {
 
 namespace {
 
-constexpr const char* kAutoCompactPrefix = "sluice.autoCompact.";
 
 // The comma-separated names of `text`, trimmed, backquotes dropped; an empty one is nullopt.
 std::optional<std::vector<std::string>> column_list(const std::string& text) {
@@ -59,6 +58,11 @@ arrow::Result<bool> boolean(const std::string& table, const std::string& key, co
 
 }  // namespace
 
+bool is_auto_compact_key(const std::string& key) {
+  static const std::string kPrefix = "sluice.autocompact.";
+  return key.size() >= kPrefix.size() && to_lower(key.substr(0, kPrefix.size())) == kPrefix;
+}
+
 arrow::Result<AutoCompactionSettings> auto_compaction_settings(const std::map<std::string, std::string>& properties,
                                                                const std::string& table) {
   AutoCompactionSettings out;
@@ -83,16 +87,25 @@ arrow::Result<AutoCompactionSettings> auto_compaction_settings(const std::map<st
     }
     out.zorder_by = std::move(*columns);
   }
+  static const std::vector<std::string> kKeys = {"sluice.autoCompact.minNumFiles",
+                                                 "sluice.autoCompact.maxCompactBytes"};
   for (const auto& [key, value] : properties) {
-    if (key.rfind(kAutoCompactPrefix, 0) != 0) continue;
-    if (key == "sluice.autoCompact.minNumFiles") {
+    // The prefix in any case: sluice.autocompact.minNumFiles is a misspelling, not another key.
+    if (!is_auto_compact_key(key)) continue;
+    if (key == kKeys[0]) {
       ARROW_ASSIGN_OR_RAISE(out.min_num_files, positive_number(table, key, value, 2));
-    } else if (key == "sluice.autoCompact.maxCompactBytes") {
+    } else if (key == kKeys[1]) {
       ARROW_ASSIGN_OR_RAISE(out.max_compact_bytes, positive_number(table, key, value, 1));
     } else {
-      return invalid("table '{}': table property '{}' is not one sluice knows (it would be ignored): the auto "
-                     "compaction settings are sluice.autoCompact.minNumFiles and sluice.autoCompact.maxCompactBytes",
-                     table, key);
+      std::string best;
+      for (const auto& k : kKeys) {
+        if (to_lower(k) == to_lower(key)) best = k;
+      }
+      if (best.empty()) best = closest_match(key, kKeys);
+      return invalid("table '{}': table property '{}' is not one sluice knows (it would be ignored){}: the auto "
+                     "compaction settings are sluice.autoCompact.minNumFiles and sluice.autoCompact.maxCompactBytes "
+                     "(spelled in this case)",
+                     table, key, best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best));
     }
   }
   return out;
@@ -232,17 +245,23 @@ void TableMaintenance::loop() {
   }
 }
 
-void TableMaintenance::compact_changed() {
+void TableMaintenance::compact_changed(const std::function<bool()>& stopping) {
+  auto stop = [&] {
+    if (stopping && stopping()) return true;
+    std::lock_guard lock(mutex_);
+    return stopping_;
+  };
   while (true) {
     std::string name;
+    if (stop()) return;
     {
       std::lock_guard lock(mutex_);
-      if (pending_.empty() || stopping_) return;
+      if (pending_.empty()) return;
       name = pending_.front();
       pending_.pop_front();
       queued_.erase(name);
     }
-    auto again = compact_if_due(*tables_.at(name), [] { return false; });
+    auto again = compact_if_due(*tables_.at(name), stop);
     if (again.ok() && *again) changed(name);
   }
 }

@@ -60,6 +60,10 @@ struct AutoCompactionSettings {
   std::vector<std::string> zorder_by;  // as written; checked against the table by the planner
 };
 
+// Whether `key` starts with sluice.autoCompact. in any case (a key auto_compaction_settings
+// reads or refuses).
+bool is_auto_compact_key(const std::string& key);
+
 // The settings `properties` give; an unreadable value, or an unknown sluice.autoCompact.* key,
 // is an error naming the table and the property.
 arrow::Result<AutoCompactionSettings> auto_compaction_settings(const std::map<std::string, std::string>& properties,
@@ -144,8 +148,10 @@ class TableMaintenance {
   void start();
   // Ends the thread; a compaction under way is abandoned before its commit (its files deleted).
   void stop();
-  // Triggered runs: compacts the changed tables that are due, on this thread.
-  void compact_changed();
+  // Triggered runs: compacts the changed tables that are due, on this thread, until none is
+  // or `stopping` turns true (asked between rounds and inside a rewrite: a compaction under way
+  // is abandoned before its commit, its files deleted).
+  void compact_changed(const std::function<bool()>& stopping);
 
   // Compactions committed so far (tests, benchmarks).
   int64_t compactions() const;

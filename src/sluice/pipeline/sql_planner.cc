@@ -366,7 +366,7 @@ arrow::Status SqlPlanner::check_auto_compaction(const Dataset& d, const arrow::S
     return arrow::Status::Invalid(sql::format_error(file, d.loc, fmt::format("table '{}': {}", d.name, message)));
   };
   bool tuned = false;
-  for (const auto& [key, value] : props) tuned |= key.rfind("sluice.autoCompact.", 0) == 0;
+  for (const auto& [key, value] : props) tuned |= is_auto_compact_key(key);
   if (d.kind != sql::DatasetKind::kStreamingTable && (tuned || !settings->zorder_by.empty())) {
     return refuse("pipelines.autoOptimize.zOrderCols and sluice.autoCompact.* apply to streaming tables: a "
                   "materialized view is rewritten whole at every refresh, so auto compaction never has small "
@@ -376,6 +376,13 @@ arrow::Status SqlPlanner::check_auto_compaction(const Dataset& d, const arrow::S
     return refuse("pipelines.autoOptimize.zOrderCols and sluice.autoCompact.* set how auto compaction works, but "
                   "it is off for this table (pipelines.autoOptimize.managed or delta.autoOptimize.autoCompact is "
                   "false), so they would be ignored; remove them or turn auto compaction on");
+  }
+  if (!d.definition->cluster_by.empty() && !settings->zorder_by.empty()) {
+    // OPTIMIZE refuses Z-order on a clustered table (delta-spark's DELTA_CLUSTERING_WITH_ZORDER_BY):
+    // accepted here, every compaction would fail at run time.
+    return refuse("pipelines.autoOptimize.zOrderCols does not apply to a table with CLUSTER BY: auto compaction "
+                  "clusters its files by the clustering columns (Z-order and clustering exclude each other); "
+                  "remove pipelines.autoOptimize.zOrderCols or CLUSTER BY");
   }
   if (settings->zorder_by.size() > dml::kMaxZOrderColumns) {
     return refuse(fmt::format("pipelines.autoOptimize.zOrderCols names {} columns; at most {}",

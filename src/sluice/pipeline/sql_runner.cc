@@ -122,7 +122,7 @@ class SqlRun : public DatasetRunner {
     channels_.close_all();
     // Triggered: the tables this update left with many small files are compacted now, once
     // every flow is done (an update that is stopping leaves it to the next one).
-    if (!options_.stopping()) maintenance_->compact_changed();
+    if (!options_.stopping()) maintenance_->compact_changed([this] { return options_.stopping(); });
     return reports;
   }
 

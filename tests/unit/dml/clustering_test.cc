@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "../temp_dir.h"
+#include "sluice/common/text.h"
 #include "sluice/delta/checkpoint.h"
 #include "sluice/delta/clustering.h"
 #include "sluice/delta/scan.h"
@@ -193,10 +194,13 @@ TEST_F(ClusteringTest, OptimizeClustersOnlyFilesNotClusteredYetAlongTheHilbertCu
               hilbert_index({id(xs->Value(i)), id(ys->Value(i))}, 10))
         << "row " << i;
   }
-  // Incremental: a new file is clustered on its own; the clustered file stays.
+  // Incremental: a new file is clustered on its own; a clustered file whose ZCUBE reaches the
+  // target size stays (a target of 1 byte makes every ZCUBE stable).
   const std::string clustered_path = snap->files()[0].path;
   write({{5, 5}, {4, 4}});
-  auto again = optimize_table(store_, {}).ValueOrDie();
+  OptimizeOptions stable;
+  stable.target_file_size = 1;
+  auto again = optimize_table(store_, stable).ValueOrDie();
   ASSERT_TRUE(again.committed);
   EXPECT_EQ(again.files_considered, 2);
   EXPECT_EQ(again.files_skipped, 1);
@@ -204,8 +208,67 @@ TEST_F(ClusteringTest, OptimizeClustersOnlyFilesNotClusteredYetAlongTheHilbertCu
   for (const auto& f : latest()->files()) paths.insert(f.path);
   EXPECT_TRUE(paths.count(clustered_path));
   // Nothing left to cluster: no commit.
-  auto idle = optimize_table(store_, {}).ValueOrDie();
+  auto idle = optimize_table(store_, stable).ValueOrDie();
   EXPECT_FALSE(idle.committed);
+  // At the default target (1 GiB) both ZCUBEs are small (unstable, delta-spark's minCubeSize):
+  // they are clustered again together, so small clustered files merge instead of piling up.
+  auto merged = optimize_table(store_, {}).ValueOrDie();
+  ASSERT_TRUE(merged.committed);
+  EXPECT_EQ(merged.files_skipped, 0);
+  ASSERT_EQ(latest()->num_files(), 1u);
+  EXPECT_EQ(delta::scan_table(*store_, *latest()).ValueOrDie()->num_rows(), 18);
+  // One ZCUBE alone is left as it is: rewriting it would change nothing.
+  EXPECT_FALSE(optimize_table(store_, {}).ValueOrDie().committed);
+}
+
+TEST_F(ClusteringTest, AutoCompactionOfAClusteredTableTakesBoundedBinsAndEnds) {
+  // Auto compaction's selection (min_file_size, min_small_files, max_input_bytes): every round
+  // reads at most about max_input_bytes, and rounds end once no two small units are left.
+  for (int64_t i = 0; i < 8; ++i) write({{i, 7 - i}, {7 - i, i}});
+  int64_t largest = 0;
+  for (const auto& f : latest()->files()) largest = std::max(largest, f.size);
+  OptimizeOptions o;
+  o.target_file_size = 1ll << 30;
+  o.min_file_size = 1ll << 20;  // every file here is small
+  o.min_small_files = 2;
+  o.max_input_bytes = 2 * largest;
+  o.automatic = true;
+  // Fewer small files than min_small_files: nothing to do.
+  OptimizeOptions few = o;
+  few.min_small_files = 9;
+  EXPECT_FALSE(optimize_table(store_, few).ValueOrDie().committed);
+  int rounds = 0;
+  while (true) {
+    auto r = optimize_table(store_, o).ValueOrDie();
+    if (!r.committed) break;
+    ASSERT_LT(++rounds, 20) << "auto compaction of a clustered table does not end";
+    EXPECT_EQ(r.batches, 1);
+    const auto removed = parse_int64(r.metrics["numRemovedBytes"].get<std::string>(), "bytes").ValueOrDie();
+    EXPECT_LE(removed, o.max_input_bytes) << "round " << rounds;
+  }
+  EXPECT_GE(rounds, 2);  // bounded: one bin of all eight files would have been one round
+  EXPECT_EQ(delta::scan_table(*store_, *latest()).ValueOrDie()->num_rows(), 16);
+}
+
+TEST_F(ClusteringTest, StoppingInsideTheRewriteCommitsNothingAndLeavesNoFile) {
+  write({{1, 1}, {2, 2}});
+  write({{3, 3}, {0, 0}});
+  const auto version = latest()->version();
+  auto count_files = [&] {
+    int64_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_.path() / "t")) n += e.is_regular_file();
+    return n;
+  };
+  const int64_t files_before = count_files();
+  int asked = 0;
+  OptimizeOptions o;
+  o.cancelled = [&] { return ++asked > 1; };  // the first question is before the bin
+  auto r = optimize_table(store_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsCancelled()) << r.status().ToString();
+  EXPECT_GT(asked, 1);
+  EXPECT_EQ(latest()->version(), version);
+  EXPECT_EQ(count_files(), files_before);
 }
 
 TEST_F(ClusteringTest, ZOrderAndWhereAreRefusedOnAClusteredTable) {

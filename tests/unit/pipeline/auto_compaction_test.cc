@@ -78,6 +78,12 @@ TEST(AutoCompactionSettingsTest, UnreadableValuesAndUnknownKeysNameTheProperty) 
       {{{"sluice.autoCompact.minNumFiles", "1"}}, "sluice.autoCompact.minNumFiles = '1' is not a whole number >= 2"},
       {{{"sluice.autoCompact.minNumFiles", "5x"}}, "sluice.autoCompact.minNumFiles = '5x'"},
       {{{"sluice.autoCompact.minFiles", "5"}}, "table property 'sluice.autoCompact.minFiles' is not one sluice knows"},
+      // The prefix in another case, or a near miss: refused with the key meant, never ignored.
+      {{{"sluice.autocompact.minNumFiles", "5"}},
+       "table property 'sluice.autocompact.minNumFiles' is not one sluice knows (it would be ignored) (did you mean "
+       "'sluice.autoCompact.minNumFiles'?)"},
+      {{{"SLUICE.AUTOCOMPACT.MAXCOMPACTBYTES", "5"}}, "(did you mean 'sluice.autoCompact.maxCompactBytes'?)"},
+      {{{"sluice.autoCompact.minNumFile", "5"}}, "(did you mean 'sluice.autoCompact.minNumFiles'?)"},
       {{{"pipelines.autoOptimize.zOrderCols", "a,,b"}}, "names an empty column"},
   };
   for (const auto& c : cases) {
@@ -232,11 +238,28 @@ TEST(TableMaintenanceTest, CompactsADueTableAndTheWriterNeverLosesARaceToIt) {
   write(0);
   write(1);
   maintenance.changed("orders");
-  maintenance.compact_changed();  // two small files: not due
+  const auto never = [] { return false; };
+  maintenance.compact_changed(never);  // two small files: not due
   EXPECT_EQ(maintenance.compactions(), 0);
   write(2);  // version 2
   maintenance.changed("orders");
-  maintenance.compact_changed();
+  // A triggered run that is stopping compacts nothing (and commits nothing) though it is due.
+  maintenance.compact_changed([] { return true; });
+  EXPECT_EQ(maintenance.compactions(), 0);
+  EXPECT_FALSE(fs::exists(path / "_delta_log" / fmt::format("{:020}.json", 3)));
+  maintenance.changed("orders");
+  // Stopping once the rewrite has begun (the first question is compact_changed's, the second
+  // OPTIMIZE's before the bin): the rewrite is abandoned inside its bin, nothing committed and
+  // no new file left behind.
+  std::atomic<int> asked{0};
+  const auto files_before = std::distance(fs::directory_iterator(path), fs::directory_iterator());
+  maintenance.compact_changed([&] { return ++asked > 2; });
+  EXPECT_GT(asked.load(), 2);
+  EXPECT_EQ(maintenance.compactions(), 0);
+  EXPECT_FALSE(fs::exists(path / "_delta_log" / fmt::format("{:020}.json", 3)));
+  EXPECT_EQ(std::distance(fs::directory_iterator(path), fs::directory_iterator()), files_before);
+  maintenance.changed("orders");
+  maintenance.compact_changed(never);
   ASSERT_EQ(maintenance.compactions(), 1);
   auto info = commit_info_at(path, 3);
   EXPECT_EQ(info["operation"], "OPTIMIZE");
