@@ -273,7 +273,7 @@ TEST_F(FileSkippingTest, DecimalStatsSkipRowGroupsNotFiles) {
   EXPECT_EQ(select_files_among(*snap, above, {file})->size(), 1u);
   ScanReport report;
   ScanOptions options;
-  options.file_filter = skipping_predicate(bind("dec > 2").expr, *schema_);
+  options.file_filter = skipping_predicate(bind("dec > 2.00").expr, *schema_);
   options.report = &report;
   ASSERT_TRUE(scan_table(*store_, *snap, options).ok());
   EXPECT_EQ(report.row_groups_scanned, 0);
