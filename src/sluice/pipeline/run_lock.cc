@@ -64,6 +64,21 @@ void remove_stale_records(const fs::path& runs) {
   }
 }
 
+// A holder record read back; a damaged field reads as its placeholder.
+RunHolder holder_from(const std::string& text) {
+  RunHolder h;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_object()) {
+    h.pid = field_or(j, "pid", int64_t{0});
+    h.host = field_or(j, "host", "?");
+    h.started_ms = field_or(j, "started_ms", int64_t{0});
+    h.command = field_or(j, "command", "?");
+    h.pipeline = field_or(j, "pipeline", "?");
+    h.mode = field_or(j, "mode", "") == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
+  }
+  return h;
+}
+
 }  // namespace
 
 RunLockMode run_lock_mode(const RunShape& shape) {
@@ -93,17 +108,7 @@ std::vector<RunHolder> RunLock::holders(const fs::path& storage) {
     }
     ::close(fd);
     if (!live) continue;
-    RunHolder h;
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_object()) {
-      h.pid = field_or(j, "pid", int64_t{0});
-      h.host = field_or(j, "host", "?");
-      h.started_ms = field_or(j, "started_ms", int64_t{0});
-      h.command = field_or(j, "command", "?");
-      h.pipeline = field_or(j, "pipeline", "?");
-      h.mode = field_or(j, "mode", "") == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
-    }
-    out.push_back(std::move(h));
+    out.push_back(holder_from(text));
   }
   std::sort(out.begin(), out.end(), [](const RunHolder& a, const RunHolder& b) { return a.started_ms < b.started_ms; });
   return out;
@@ -122,20 +127,6 @@ nlohmann::json holder_record(const PipelineConfig& config, RunLockMode mode, con
                         {"command", command_line},
                         {"mode", mode_name(mode)},
                         {"pipeline", config.name}};
-}
-
-RunHolder holder_from(const std::string& text) {
-  RunHolder h;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_object()) {
-    h.pid = field_or(j, "pid", int64_t{0});
-    h.host = field_or(j, "host", "?");
-    h.started_ms = field_or(j, "started_ms", int64_t{0});
-    h.command = field_or(j, "command", "?");
-    h.pipeline = field_or(j, "pipeline", "?");
-    h.mode = field_or(j, "mode", "") == "scale-out" ? RunLockMode::kShared : RunLockMode::kExclusive;
-  }
-  return h;
 }
 
 // The refusal of a run on an object store: `holder` is the lease's holder, or (an exclusive run
