@@ -67,8 +67,9 @@ def oracle(events, delay, size, slide, min_count=0):
 
 
 def upstream_batches(pipe, table, column):
-    """The values of `column` in each commit of an upstream table, in commit order: the batches
-    an event-time operator reading that table sees (its watermark moves once per batch)."""
+    """The values of `column` in each commit of an upstream table that changes data, in commit
+    order: the batches an event-time operator reading that table sees (its watermark moves once
+    per batch)."""
     import pyarrow.parquet as pq
     root = pipe / "data" / "tables" / table
     out = []
@@ -76,7 +77,9 @@ def upstream_batches(pipe, table, column):
         batch = []
         for line in f.read_text().splitlines():
             action = json.loads(line) if line.strip() else {}
-            if "add" in action:
+            # Compaction (OPTIMIZE, auto compaction) adds files with dataChange false: rows
+            # already read, which a streaming reader skips.
+            if "add" in action and action["add"].get("dataChange", True):
                 batch += pq.read_table(root / action["add"]["path"], columns=[column]).column(column).to_pylist()
         if batch:
             out.append(batch)
