@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "sluice/exec/expression_binder.h"
+#include "sluice/exec/functions/batch_clock.h"
 #include "sluice/sql/parser.h"
 
 namespace sluice::cli {
@@ -40,6 +41,7 @@ arrow::Status run_eval(const EvalArgs& args) {
 
   // Keep every SourceFile alive while its errors may be formatted.
   std::vector<sql::SourceFile> sources;
+  const exec::ScopedBatchTime batch_time;  // one current_timestamp() for every expression
   sources.reserve(texts.size());
   arrow::FieldVector fields;
   arrow::ArrayVector columns;

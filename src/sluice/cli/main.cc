@@ -219,6 +219,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   sluice::cli::add_table_commands(app, &exit_code);
   sluice::cli::add_eval_command(app, &exit_code);
+  sluice::cli::add_functions_command(app, &exit_code);
   sluice::cli::add_decode_command(app, &exit_code);
   sluice::cli::add_graph_commands(app, &exit_code);
   sluice::cli::add_sql_command(app, &exit_code);

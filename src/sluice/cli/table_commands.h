@@ -19,6 +19,7 @@ void add_graph_commands(CLI::App& app, int* exit_code);
 
 // Registers `eval` (SQL expressions over an Arrow IPC file).
 void add_eval_command(CLI::App& app, int* exit_code);
+void add_functions_command(CLI::App& app, int* exit_code);
 
 // `sluice decode`: decodes a payload column (JSON or Confluent Avro) of an Arrow IPC file.
 void add_decode_command(CLI::App& app, int* exit_code);

@@ -22,6 +22,8 @@
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
+#include "sluice/exec/functions/function_helpers.h"
+#include "sluice/exec/functions/function_registry.h"
 #include "sluice/exec/json_functions.h"
 #include "sluice/exec/string_functions.h"
 #include "sluice/sql/types.h"
@@ -32,39 +34,24 @@ namespace cp = arrow::compute;
 using sql::Expr;
 using sql::ExprKind;
 
+
 namespace {
 
-
-bool numeric_type(const arrow::DataType& t) {
-  return arrow::is_integer(t.id()) || arrow::is_floating(t.id()) || t.id() == arrow::Type::DECIMAL128;
-}
-
-bool string_type(const arrow::DataType& t) {
-  return t.id() == arrow::Type::STRING || t.id() == arrow::Type::LARGE_STRING;
-}
-
-cp::Expression lit(std::shared_ptr<arrow::Scalar> s) { return cp::literal(arrow::Datum(std::move(s))); }
-
-bool binary_type(const arrow::DataType& t) {
-  return t.id() == arrow::Type::BINARY || t.id() == arrow::Type::LARGE_BINARY;
-}
-
-// CAST(x AS `target`) for every cast the binder writes. Bytes become text through
-// sluice_utf8_from_binary (invalid UTF-8 replaced by U+FFFD, as Spark shows it) instead of
-// Arrow's cast, which fails the whole batch on one invalid value; so no record can stop a flow
-// by being cast to STRING.
-arrow::Result<cp::Expression> cast_expr(const cp::Expression& x, const arrow::DataType& from,
-                                        std::shared_ptr<arrow::DataType> target,
-                                        std::shared_ptr<cp::CastOptions> options = nullptr) {
-  if (binary_type(from) && (target->id() == arrow::Type::STRING || target->id() == arrow::Type::LARGE_STRING)) {
-    ARROW_ASSIGN_OR_RAISE(auto function, utf8_from_binary_function());
-    auto text = cp::call(function, {x});
-    const bool large = from.id() == arrow::Type::LARGE_BINARY;
-    if (large == (target->id() == arrow::Type::LARGE_STRING)) return text;
-    return cp::call("cast", {text}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(std::move(target))));
+// Spark 4 with ANSI on compares a STRING with a number by casting the string to BIGINT (against
+// an integral type) or DOUBLE (against a fractional one, decimals included), after trimming
+// whitespace; a string that is not such a number fails the batch, as Spark's CAST_INVALID_INPUT.
+void promote_string_against_number(BoundExpression& a, BoundExpression& b) {
+  for (auto [s, n] : {std::pair{&a, &b}, std::pair{&b, &a}}) {
+    if (!is_string_type(*s->type) || !is_numeric_type(*n->type)) continue;
+    auto target = arrow::is_integer(n->type->id()) ? arrow::int64() : arrow::float64();
+    s->expr = cast_to(cp::call("utf8_trim_whitespace", {s->expr}), target);
+    s->type = target;
+    if (n->type->id() == arrow::Type::DECIMAL128) {
+      n->expr = cast_to(n->expr, target);
+      n->type = target;
+    }
+    return;
   }
-  if (!options) options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(target));
-  return cp::call("cast", {x}, std::move(options));
 }
 
 }  // namespace
@@ -294,7 +281,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       } else {
         return error(e, "unsupported literal");
       }
-      return BoundExpression{lit(value), value->type, e.value};
+      return BoundExpression{literal_of(value), value->type, e.value};
     }
     case ExprKind::kUnary: {
       ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
@@ -346,6 +333,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       ARROW_ASSIGN_OR_RAISE(auto l, bind_node(*e.args[0]));
       ARROW_ASSIGN_OR_RAISE(auto r, bind_node(*e.args[1]));
       const std::string& op = e.op;
+      if (op == "=" || op == "<>" || op == "<" || op == "<=" || op == ">" || op == ">=" || op == "<=>") {
+        promote_string_against_number(l, r);
+      }
       if (op == "AND" || op == "OR") {
         for (const auto* side : {&l, &r}) {
           if (side->type->id() != arrow::Type::BOOL && side->type->id() != arrow::Type::NA) {
@@ -368,7 +358,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       if (op == "||") {
         ARROW_ASSIGN_OR_RAISE(auto left, cast_expr(l.expr, *l.type, arrow::utf8()));
         ARROW_ASSIGN_OR_RAISE(auto right, cast_expr(r.expr, *r.type, arrow::utf8()));
-        return make_call(e, "binary_join_element_wise", {left, right, lit(arrow::MakeScalar(""))});
+        return make_call(e, "binary_join_element_wise", {left, right, literal_of(arrow::MakeScalar(""))});
       }
       if (op == "+" || op == "-") {
         const bool l_time = l.type->id() == arrow::Type::TIMESTAMP || l.type->id() == arrow::Type::DATE32;
@@ -382,7 +372,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
         }
       }
       if (op == "+" || op == "-" || op == "*") {
-        if (!numeric_type(*l.type) && l.type->id() != arrow::Type::NA && l.type->id() != arrow::Type::TIMESTAMP) {
+        if (!is_numeric_type(*l.type) && l.type->id() != arrow::Type::NA && l.type->id() != arrow::Type::TIMESTAMP) {
           return error(e, fmt::format("'{}' needs numbers, not {} and {}", op, sql::sql_type_name(*l.type),
                                       sql::sql_type_name(*r.type)));
         }
@@ -391,15 +381,15 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
         return make_call(e, kArith.at(op), {l.expr, r.expr});
       }
       if (op == "/" || op == "%" || op == "DIV") {
-        if (!numeric_type(*l.type) || !numeric_type(*r.type)) {
+        if (!is_numeric_type(*l.type) || !is_numeric_type(*r.type)) {
           if (l.type->id() != arrow::Type::NA && r.type->id() != arrow::Type::NA) {
             return error(e, fmt::format("'{}' needs numbers, not {} and {}", op, sql::sql_type_name(*l.type),
                                         sql::sql_type_name(*r.type)));
           }
         }
         // Division by zero is NULL (Spark without ANSI, DuckDB): divide only where r != 0.
-        auto zero = cp::call("equal", {r.expr, lit(arrow::MakeScalar(int32_t{0}))});
-        auto nonzero_r = cp::call("if_else", {zero, lit(arrow::MakeNullScalar(r.type->id() == arrow::Type::NA ? arrow::int32() : r.type)), r.expr});
+        auto zero = cp::call("equal", {r.expr, literal_of(arrow::MakeScalar(int32_t{0}))});
+        auto nonzero_r = cp::call("if_else", {zero, literal_of(arrow::MakeNullScalar(r.type->id() == arrow::Type::NA ? arrow::int32() : r.type)), r.expr});
         if (op == "/") {
           auto as_double = [](const cp::Expression& x) {
             return cp::call("cast", {x}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::float64())));
@@ -433,10 +423,10 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
       const bool want = e.name == "TRUE";
       // x IS TRUE: never null; x IS NOT TRUE = NOT (x IS TRUE)
-      auto cmp = cp::call("coalesce", {cp::call("equal", {arg.expr, lit(arrow::MakeScalar(want))}),
-                                      lit(arrow::MakeScalar(false))});
+      auto cmp = cp::call("coalesce", {cp::call("equal", {arg.expr, literal_of(arrow::MakeScalar(want))}),
+                                      literal_of(arrow::MakeScalar(false))});
       return make_call(e, e.negated ? "invert" : "and", e.negated ? std::vector<cp::Expression>{cmp}
-                                                                : std::vector<cp::Expression>{cmp, lit(arrow::MakeScalar(true))});
+                                                                : std::vector<cp::Expression>{cmp, literal_of(arrow::MakeScalar(true))});
     }
     case ExprKind::kIn: {
       if (e.query) return error(e, "IN (subquery) is not supported yet");
@@ -447,7 +437,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       std::vector<cp::Expression> terms;
       for (size_t i = 1; i < e.args.size(); ++i) {
         ARROW_ASSIGN_OR_RAISE(auto v, bind_node(*e.args[i]));
-        ARROW_ASSIGN_OR_RAISE(auto eq, make_call(*e.args[i], "equal", {x.expr, v.expr}));
+        auto item = x;
+        promote_string_against_number(item, v);
+        ARROW_ASSIGN_OR_RAISE(auto eq, make_call(*e.args[i], "equal", {item.expr, v.expr}));
         terms.push_back(std::move(eq.expr));
       }
       while (terms.size() > 1) {
@@ -456,7 +448,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
         if (terms.size() % 2 == 1) pairs.push_back(std::move(terms.back()));
         terms = std::move(pairs);
       }
-      ARROW_ASSIGN_OR_RAISE(auto in, make_call(e, "or_kleene", {terms.at(0), lit(arrow::MakeScalar(false))}));
+      ARROW_ASSIGN_OR_RAISE(auto in, make_call(e, "or_kleene", {terms.at(0), literal_of(arrow::MakeScalar(false))}));
       if (e.negated) return make_call(e, "invert", {in.expr});
       return in;
     }
@@ -464,8 +456,11 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
       ARROW_ASSIGN_OR_RAISE(auto lo, bind_node(*e.args[1]));
       ARROW_ASSIGN_OR_RAISE(auto hi, bind_node(*e.args[2]));
-      ARROW_ASSIGN_OR_RAISE(auto ge, make_call(e, "greater_equal", {x.expr, lo.expr}));
-      ARROW_ASSIGN_OR_RAISE(auto le, make_call(e, "less_equal", {x.expr, hi.expr}));
+      auto x_lo = x, x_hi = x;
+      promote_string_against_number(x_lo, lo);
+      promote_string_against_number(x_hi, hi);
+      ARROW_ASSIGN_OR_RAISE(auto ge, make_call(e, "greater_equal", {x_lo.expr, lo.expr}));
+      ARROW_ASSIGN_OR_RAISE(auto le, make_call(e, "less_equal", {x_hi.expr, hi.expr}));
       ARROW_ASSIGN_OR_RAISE(auto both, make_call(e, "and_kleene", {ge.expr, le.expr}));
       if (e.negated) return make_call(e, "invert", {both.expr});
       return both;
@@ -516,7 +511,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       ARROW_ASSIGN_OR_RAISE(auto arg, bind_node(*e.args[0]));
       auto target = sql::parse_type(e.type_name);
       if (!target.ok()) return error(e, target.status().message());
-      const bool text_of_bytes = binary_type(*arg.type) && string_type(**target);
+      const bool text_of_bytes = is_binary_type(*arg.type) && is_string_type(**target);
       if (e.name == "TRY_CAST" && !text_of_bytes) {  // bytes -> text never fails
         if (!arrow::compute::CanCast(*arg.type, **target)) {
           return error(e, fmt::format("cannot cast {} to {}", sql::sql_type_name(*arg.type), sql::sql_type_name(**target)));
@@ -563,7 +558,7 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
     case ExprKind::kJsonPath: {
       // value:a.b[0] (Databricks) = get_json_object(value, '$.a.b[0]') as STRING.
       ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));
-      if (!string_type(*x.type) && x.type->id() != arrow::Type::BINARY) {
+      if (!is_string_type(*x.type) && x.type->id() != arrow::Type::BINARY) {
         return error(e, fmt::format("':' extracts from JSON text, not from {}", sql::sql_type_name(*x.type)));
       }
       auto function = json_path_function("$." + e.name);
@@ -583,380 +578,26 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) co
     ARROW_ASSIGN_OR_RAISE(auto b, bind_node(*a));
     args.push_back(std::move(b));
   }
-  auto want = [&](size_t lo, size_t hi) -> arrow::Status {
-    if (args.size() < lo || args.size() > hi) {
-      return error(e, lo == hi ? fmt::format("{} takes {} argument(s), got {}", name, lo, args.size())
-                               : fmt::format("{} takes {} to {} arguments, got {}", name, lo, hi, args.size()));
+  const auto& registry = FunctionRegistry::instance();
+  const FunctionDef* def = registry.find(name);
+  if (!def) {
+    auto near = registry.nearest(name);
+    std::string hint = " (docs/functions.md lists the functions sluice runs)";
+    if (!near.empty()) {
+      hint = "; did you mean ";
+      for (size_t i = 0; i < near.size(); ++i) hint += (i == 0 ? "" : i + 1 == near.size() ? " or " : ", ") + near[i];
+      hint += "?";
     }
-    return arrow::Status::OK();
-  };
-  auto literal_string = [&](size_t i) -> arrow::Result<std::string> {
-    const Expr& a = *e.args[i];
-    if (a.kind != ExprKind::kLiteral || a.literal_type != "string") {
-      return error(a, fmt::format("argument {} of {} must be a string literal", i + 1, name));
-    }
-    return a.value;
-  };
-  auto literal_int = [&](size_t i) -> arrow::Result<int64_t> {
-    const Expr& a = *e.args[i];
-    if (a.kind != ExprKind::kLiteral || a.literal_type != "integer") {
-      return error(a, fmt::format("argument {} of {} must be an integer literal", i + 1, name));
-    }
-    auto n = parse_int64(a.value, "integer literal");
-    if (!n.ok()) return error(a, fmt::format("argument {} of {} is out of range: {}", i + 1, name, n.status().message()));
-    return *n;
-  };
-  auto exprs = [&](size_t from = 0) {
-    std::vector<cp::Expression> out;
-    for (size_t i = from; i < args.size(); ++i) out.push_back(args[i].expr);
-    return out;
-  };
-  auto cast_to = [](const cp::Expression& x, std::shared_ptr<arrow::DataType> t) {
-    return cp::call("cast", {x}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(std::move(t))));
-  };
-
-  static const std::map<std::string, std::string> kUnaryString = {
-      {"lower", "utf8_lower"}, {"lcase", "utf8_lower"}, {"upper", "utf8_upper"}, {"ucase", "utf8_upper"},
-      {"trim", "utf8_trim_whitespace"}, {"ltrim", "utf8_ltrim_whitespace"}, {"rtrim", "utf8_rtrim_whitespace"},
-      {"reverse", "utf8_reverse"}, {"initcap", "utf8_title"}};
-  if (auto it = kUnaryString.find(name); it != kUnaryString.end()) {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    return make_call(e, it->second, exprs());
+    return error(e, fmt::format("unknown function {}{}", e.name, hint));
   }
-  static const std::map<std::string, std::string> kUnaryMath = {
-      {"abs", "abs_checked"}, {"sqrt", "sqrt"}, {"ln", "ln"}, {"log10", "log10"}, {"log2", "log2"},
-      {"exp", "exp"}, {"sign", "sign"}, {"signum", "sign"}, {"sin", "sin"}, {"cos", "cos"},
-      {"tan", "tan"}, {"floor", "floor"}, {"ceil", "ceil"}, {"ceiling", "ceil"}};
-  if (auto it = kUnaryMath.find(name); it != kUnaryMath.end()) {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    auto x = args[0].expr;
-    if (name == "sqrt" || name == "ln" || name == "log10" || name == "log2" || name == "exp" ||
-        name == "sin" || name == "cos" || name == "tan" || name == "sign" || name == "signum") {
-      x = cast_to(x, arrow::float64());
-    }
-    ARROW_ASSIGN_OR_RAISE(auto r, make_call(e, it->second, {x}));
-    if (name == "floor" || name == "ceil" || name == "ceiling") {
-      if (arrow::is_floating(args[0].type->id())) return make_call(e, "cast", {r.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
-    }
-    return r;
+  const auto lo = static_cast<size_t>(def->min_args);
+  const auto hi = static_cast<size_t>(def->max_args);
+  if (args.size() < lo || args.size() > hi) {
+    return error(e, lo == hi                 ? fmt::format("{} takes {} argument(s), got {}", name, lo, args.size())
+                    : hi == size_t(kVariadic) ? fmt::format("{} takes at least {} argument(s), got {}", name, lo, args.size())
+                                              : fmt::format("{} takes {} to {} arguments, got {}", name, lo, hi, args.size()));
   }
-  static const std::map<std::string, std::string> kTemporal = {
-      {"year", "year"}, {"month", "month"}, {"day", "day"}, {"dayofmonth", "day"},
-      {"hour", "hour"}, {"minute", "minute"}, {"second", "second"}, {"quarter", "quarter"},
-      {"dayofyear", "day_of_year"}};
-  if (auto it = kTemporal.find(name); it != kTemporal.end()) {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    ARROW_ASSIGN_OR_RAISE(auto r, make_call(e, it->second, exprs()));
-    return make_call(e, "cast", {r.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int32())));
-  }
-  if (name == "coalesce") {
-    ARROW_RETURN_NOT_OK(want(1, 1000));
-    return make_call(e, "coalesce", exprs());
-  }
-  if (name == "nullif") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    ARROW_ASSIGN_OR_RAISE(auto eq, make_call(e, "equal", exprs()));
-    auto null_of = lit(arrow::MakeNullScalar(args[0].type));
-    return make_call(e, "if_else", {cp::call("coalesce", {eq.expr, lit(arrow::MakeScalar(false))}), null_of, args[0].expr});
-  }
-  if (name == "if" || name == "iff") {
-    ARROW_RETURN_NOT_OK(want(3, 3));
-    auto cond = cp::call("coalesce", {args[0].expr, lit(arrow::MakeScalar(false))});
-    return make_call(e, "if_else", {cond, args[1].expr, args[2].expr});
-  }
-  if (name == "ifnull" || name == "nvl") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    return make_call(e, "coalesce", exprs());
-  }
-  if (name == "greatest" || name == "least") {
-    ARROW_RETURN_NOT_OK(want(2, 1000));
-    auto options = std::make_shared<cp::ElementWiseAggregateOptions>(/*skip_nulls=*/true);
-    return make_call(e, name == "greatest" ? "max_element_wise" : "min_element_wise", exprs(), options);
-  }
-  if (name == "length" || name == "char_length" || name == "character_length") {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    return make_call(e, "utf8_length", exprs());
-  }
-  if (name == "concat") {
-    ARROW_RETURN_NOT_OK(want(1, 1000));
-    std::vector<cp::Expression> parts;
-    for (const auto& a : args) {
-      ARROW_ASSIGN_OR_RAISE(auto part, cast_expr(a.expr, *a.type, arrow::utf8()));
-      parts.push_back(std::move(part));
-    }
-    parts.push_back(lit(arrow::MakeScalar("")));
-    return make_call(e, "binary_join_element_wise", parts);
-  }
-  if (name == "concat_ws") {
-    // Own kernel: Arrow 26's binary_join_element_wise with SKIP drops all-null rows.
-    ARROW_RETURN_NOT_OK(want(2, 1000));
-    ARROW_ASSIGN_OR_RAISE(auto separator, literal_string(0));
-    std::vector<cp::Expression> parts;
-    for (size_t i = 1; i < args.size(); ++i) {
-      ARROW_ASSIGN_OR_RAISE(auto part, cast_expr(args[i].expr, *args[i].type, arrow::utf8()));
-      parts.push_back(std::move(part));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto function, concat_ws_function(separator));
-    return make_call(e, function, parts);
-  }
-  if (name == "md5" || name == "sha2" || name == "sha256") {
-    ARROW_RETURN_NOT_OK(want(1, name == "sha2" ? 2 : 1));
-    int64_t bits = 256;
-    if (args.size() == 2) {
-      ARROW_ASSIGN_OR_RAISE(bits, literal_int(1));
-    }
-    auto function = digest_function(name == "md5" ? "md5" : "sha2", static_cast<int>(bits));
-    if (!function.ok()) return error(e, function.status().message());
-    auto input = args[0].type->id() == arrow::Type::BINARY ? args[0].expr : cast_to(args[0].expr, arrow::utf8());
-    return make_call(e, *function, {input});
-  }
-  if (name == "xxhash64") {
-    ARROW_RETURN_NOT_OK(want(1, 1000));
-    ARROW_ASSIGN_OR_RAISE(auto function, xxhash64_function());
-    return make_call(e, function, exprs());
-  }
-  if (name == "regexp_extract") {
-    ARROW_RETURN_NOT_OK(want(2, 3));
-    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
-    int64_t group = 1;
-    if (args.size() == 3) {
-      ARROW_ASSIGN_OR_RAISE(group, literal_int(2));
-    }
-    // Arrow extracts named groups only: name the pattern's capturing groups g1, g2, ... and
-    // the whole match g0.
-    std::string named = "(?P<g0>";
-    int count = 0;
-    for (size_t i = 0; i < pattern.size(); ++i) {
-      if (pattern[i] == '\\' && i + 1 < pattern.size()) {
-        named += pattern.substr(i, 2);
-        ++i;
-      } else if (pattern[i] == '(' && (i + 1 >= pattern.size() || pattern[i + 1] != '?')) {
-        named += "(?P<g" + std::to_string(++count) + ">";
-      } else {
-        named += pattern[i];
-      }
-    }
-    named += ")";
-    if (group < 0 || group > count) {
-      return error(*e.args[2], fmt::format("regexp_extract group {} does not exist; the pattern has {}", group, count));
-    }
-    auto extracted = cp::call("extract_regex", {args[0].expr}, std::make_shared<cp::ExtractRegexOptions>(named));
-    auto field = cp::call("struct_field", {extracted},
-                          std::make_shared<cp::StructFieldOptions>(std::vector<int>{static_cast<int>(group)}));
-    // Spark gives "" when the pattern does not match (NULL only for NULL input).
-    auto empty = cp::call("if_else", {cp::call("is_null", {args[0].expr}), lit(arrow::MakeNullScalar(arrow::utf8())),
-                                     lit(arrow::MakeScalar(""))});
-    return make_call(e, "coalesce", {field, empty});
-  }
-  if (name == "substring" || name == "substr") {
-    ARROW_RETURN_NOT_OK(want(2, 3));
-    ARROW_ASSIGN_OR_RAISE(int64_t pos, literal_int(1));
-    int64_t start = pos > 0 ? pos - 1 : pos;  // 1-based; negative counts from the end
-    int64_t stop = std::numeric_limits<int64_t>::max();
-    if (args.size() == 3) {
-      ARROW_ASSIGN_OR_RAISE(int64_t len, literal_int(2));
-      if (len < 0) len = 0;
-      stop = pos < 0 ? (start + len >= 0 ? std::numeric_limits<int64_t>::max() : start + len) : start + len;
-    }
-    return make_call(e, "utf8_slice_codeunits", {args[0].expr},
-                     std::make_shared<cp::SliceOptions>(start, stop));
-  }
-  if (name == "replace") {
-    ARROW_RETURN_NOT_OK(want(2, 3));
-    ARROW_ASSIGN_OR_RAISE(auto search, literal_string(1));
-    std::string replacement;
-    if (args.size() == 3) {
-      ARROW_ASSIGN_OR_RAISE(replacement, literal_string(2));
-    }
-    return make_call(e, "replace_substring", {args[0].expr},
-                     std::make_shared<cp::ReplaceSubstringOptions>(search, replacement));
-  }
-  if (name == "regexp_replace") {
-    ARROW_RETURN_NOT_OK(want(3, 3));
-    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
-    ARROW_ASSIGN_OR_RAISE(auto replacement, literal_string(2));
-    // Spark uses $1 for groups; RE2 uses \1.
-    replacement = std::regex_replace(replacement, std::regex(R"(\$(\d))"), "\\$1");
-    return make_call(e, "replace_substring_regex", {args[0].expr},
-                     std::make_shared<cp::ReplaceSubstringOptions>(pattern, replacement));
-  }
-  if (name == "split") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
-    return make_call(e, "split_pattern_regex", {args[0].expr}, std::make_shared<cp::SplitPatternOptions>(pattern));
-  }
-  if (name == "lpad" || name == "rpad") {
-    ARROW_RETURN_NOT_OK(want(2, 3));
-    ARROW_ASSIGN_OR_RAISE(int64_t width, literal_int(1));
-    std::string pad = " ";
-    if (args.size() == 3) {
-      ARROW_ASSIGN_OR_RAISE(pad, literal_string(2));
-    }
-    // Spark truncates a longer string to the width.
-    auto padded = cp::call(name == "lpad" ? "utf8_lpad" : "utf8_rpad", {args[0].expr},
-                           std::make_shared<cp::PadOptions>(width, pad));
-    return make_call(e, "utf8_slice_codeunits", {padded}, std::make_shared<cp::SliceOptions>(0, std::max<int64_t>(width, 0)));
-  }
-  if (name == "startswith" || name == "endswith" || name == "contains" || name == "starts_with" ||
-      name == "ends_with") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    ARROW_ASSIGN_OR_RAISE(auto pattern, literal_string(1));
-    std::string f = name.rfind("starts", 0) == 0 ? "starts_with"
-                    : name.rfind("ends", 0) == 0 ? "ends_with"
-                                                 : "match_substring";
-    return make_call(e, f, {args[0].expr}, std::make_shared<cp::MatchSubstringOptions>(pattern));
-  }
-  if (name == "size" || name == "cardinality" || name == "array_size") {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    return make_call(e, "list_value_length", exprs());
-  }
-  if (name == "date_trunc") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    ARROW_ASSIGN_OR_RAISE(auto unit_text, literal_string(0));
-    static const std::map<std::string, cp::CalendarUnit> kUnits = {
-        {"year", cp::CalendarUnit::YEAR}, {"yyyy", cp::CalendarUnit::YEAR}, {"quarter", cp::CalendarUnit::QUARTER},
-        {"month", cp::CalendarUnit::MONTH}, {"mm", cp::CalendarUnit::MONTH}, {"week", cp::CalendarUnit::WEEK},
-        {"day", cp::CalendarUnit::DAY}, {"dd", cp::CalendarUnit::DAY}, {"hour", cp::CalendarUnit::HOUR},
-        {"minute", cp::CalendarUnit::MINUTE}, {"second", cp::CalendarUnit::SECOND},
-        {"millisecond", cp::CalendarUnit::MILLISECOND}};
-    auto it = kUnits.find(to_lower(unit_text));
-    if (it == kUnits.end()) return error(*e.args[0], fmt::format("unknown date_trunc unit '{}'", unit_text));
-    auto ts = args[1].type->id() == arrow::Type::DATE32 ? cast_to(args[1].expr, arrow::timestamp(arrow::TimeUnit::MICRO))
-                                                        : args[1].expr;
-    auto options = std::make_shared<cp::RoundTemporalOptions>(1, it->second, /*week_starts_monday=*/true);
-    return make_call(e, "floor_temporal", {ts}, options);
-  }
-  if (name == "to_date") {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    if (string_type(*args[0].type)) {
-      auto ts = cp::call("strptime", {args[0].expr}, std::make_shared<cp::StrptimeOptions>("%Y-%m-%d", arrow::TimeUnit::SECOND, /*error_is_null=*/true));
-      return make_call(e, "cast", {ts}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
-    }
-    return make_call(e, "cast", exprs(), std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
-  }
-  if (name == "to_timestamp") {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    return make_call(e, "cast", exprs(), std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"))));
-  }
-  if (name == "datediff") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    ARROW_ASSIGN_OR_RAISE(auto d, make_call(e, "days_between", {args[1].expr, args[0].expr}));
-    return make_call(e, "cast", {d.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int32())));
-  }
-  if (name == "date_add" || name == "date_sub") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    auto days = cast_to(cast_to(args[0].expr, arrow::date32()), arrow::int32());
-    auto n = cast_to(args[1].expr, arrow::int32());
-    ARROW_ASSIGN_OR_RAISE(auto sum, make_call(e, name == "date_add" ? "add_checked" : "subtract_checked", {days, n}));
-    return make_call(e, "cast", {sum.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
-  }
-  if (name == "unix_timestamp") {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    auto micros = cast_to(cast_to(args[0].expr, arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")), arrow::int64());
-    // Whole seconds, floored (also before 1970), as BIGINT.
-    auto seconds = cp::call("floor", {cp::call("divide", {cast_to(micros, arrow::float64()), lit(arrow::MakeScalar(1e6))})});
-    return make_call(e, "cast", {seconds}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
-  }
-  if (name == "from_unixtime") {
-    ARROW_RETURN_NOT_OK(want(1, 1));
-    auto ts = cast_to(cast_to(args[0].expr, arrow::int64()), arrow::timestamp(arrow::TimeUnit::SECOND, "UTC"));
-    return make_call(e, "strftime", {ts}, std::make_shared<cp::StrftimeOptions>("%Y-%m-%d %H:%M:%S"));
-  }
-  if (name == "current_timestamp" || name == "now") {
-    ARROW_RETURN_NOT_OK(want(0, 0));
-    auto now = std::make_shared<arrow::TimestampScalar>(now_millis() * 1000,
-                                                        arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"));
-    return BoundExpression{lit(now), now->type, name};
-  }
-  if (name == "round") {  // Spark rounds half away from zero
-    ARROW_RETURN_NOT_OK(want(1, 2));
-    int64_t digits = 0;
-    if (args.size() == 2) {
-      ARROW_ASSIGN_OR_RAISE(digits, literal_int(1));
-    }
-    return make_call(e, "round", {args[0].expr},
-                     std::make_shared<cp::RoundOptions>(digits, cp::RoundMode::HALF_TOWARDS_INFINITY));
-  }
-  if (name == "pow" || name == "power") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    return make_call(e, "power", {cast_to(args[0].expr, arrow::float64()), cast_to(args[1].expr, arrow::float64())});
-  }
-  if (name == "from_json") {
-    ARROW_RETURN_NOT_OK(want(2, 3));
-    ARROW_ASSIGN_OR_RAISE(auto ddl, literal_string(1));
-    auto schema = sql::parse_ddl_schema(ddl);
-    if (!schema.ok()) return error(*e.args[1], schema.status().message());
-    if (!string_type(*args[0].type) && args[0].type->id() != arrow::Type::BINARY) {
-      return error(*e.args[0], fmt::format("from_json needs STRING input, not {}", sql::sql_type_name(*args[0].type)));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto function, from_json_function(arrow::struct_((*schema)->fields())));
-    return make_call(e, function, {args[0].expr});
-  }
-  if (name == "window" || name == "session_window") {
-    // window(ts, '5 minutes'[, '1 minute']) and session_window(ts, '10 minutes') give
-    // struct<start, end>. Tumbling windows are computed here; sliding and session windows
-    // need the event-time runtime, so they type-check now and refuse to run.
-    ARROW_RETURN_NOT_OK(want(2, name == "window" ? 4 : 2));
-    if (args[0].type->id() != arrow::Type::TIMESTAMP) {
-      return error(*e.args[0], fmt::format("{} needs a TIMESTAMP, not {}", name, sql::sql_type_name(*args[0].type)));
-    }
-    std::vector<int64_t> durations;
-    for (size_t i = 1; i < args.size(); ++i) {
-      ARROW_ASSIGN_OR_RAISE(auto text, literal_string(i));
-      auto micros = interval_micros(text);
-      if (!micros.ok() || *micros <= 0) {
-        return error(*e.args[i], fmt::format("'{}' is not a positive duration such as '5 minutes'", text));
-      }
-      durations.push_back(*micros);
-    }
-    auto ts_type = args[0].type;
-    auto type = arrow::struct_({arrow::field("start", ts_type), arrow::field("end", ts_type)});
-    const bool tumbling = name == "window" && (durations.size() == 1 || (durations.size() >= 2 && durations[1] == durations[0]));
-    if (!tumbling) {
-      ARROW_ASSIGN_OR_RAISE(auto function, not_yet_function(type, name + " with a slide or a gap runs with event-time "
-                                                                   "processing, which is not executed yet"));
-      return make_call(e, function, {args[0].expr});
-    }
-    const int64_t size = durations[0];
-    const int64_t offset = durations.size() == 3 ? durations[2] : 0;
-    auto micros = cast_to(cast_to(args[0].expr, arrow::timestamp(arrow::TimeUnit::MICRO)), arrow::int64());
-    // start = floor((t - offset) / size) * size + offset  (exact below 2^53 microseconds)
-    auto shifted = cp::call("subtract", {micros, lit(arrow::MakeScalar(offset))});
-    auto buckets = cp::call("floor", {cp::call("divide", {cast_to(shifted, arrow::float64()), lit(arrow::MakeScalar(static_cast<double>(size)))})});
-    auto start = cp::call("add", {cp::call("multiply", {cast_to(buckets, arrow::int64()), lit(arrow::MakeScalar(size))}),
-                                 lit(arrow::MakeScalar(offset))});
-    auto end = cp::call("add", {start, lit(arrow::MakeScalar(size))});
-    auto as_ts = [&](cp::Expression x) { return cast_to(cast_to(x, arrow::timestamp(arrow::TimeUnit::MICRO)), ts_type); };
-    return make_call(e, "make_struct", {as_ts(start), as_ts(end)},
-                     std::make_shared<cp::MakeStructOptions>(std::vector<std::string>{"start", "end"}));
-  }
-  if (name == "get_json_object" || name == "json_extract_path_text") {
-    ARROW_RETURN_NOT_OK(want(2, 2));
-    ARROW_ASSIGN_OR_RAISE(auto path, literal_string(1));
-    auto function = json_path_function(path);
-    if (!function.ok()) return error(*e.args[1], function.status().message());
-    auto input = args[0].type->id() == arrow::Type::BINARY ? args[0].expr : cast_to(args[0].expr, arrow::utf8());
-    return make_call(e, *function, {input});
-  }
-  if (name == "struct" || name == "named_struct") {
-    std::vector<std::string> names;
-    std::vector<cp::Expression> values;
-    if (name == "struct") {
-      for (size_t i = 0; i < args.size(); ++i) {
-        names.push_back(args[i].name.empty() ? "col" + std::to_string(i + 1) : args[i].name);
-        values.push_back(args[i].expr);
-      }
-    } else {
-      if (args.size() % 2) return error(e, "named_struct takes name, value pairs");
-      for (size_t i = 0; i < args.size(); i += 2) {
-        ARROW_ASSIGN_OR_RAISE(auto n, literal_string(i));
-        names.push_back(n);
-        values.push_back(args[i + 1].expr);
-      }
-    }
-    return make_call(e, "make_struct", values, std::make_shared<cp::MakeStructOptions>(names));
-  }
-  return error(e, fmt::format("unknown function {}", e.name));
+  return def->bind(FunctionCall(*this, e, name, std::move(args)));
 }
 
 arrow::Result<std::shared_ptr<arrow::Array>> evaluate(const BoundExpression& expr,

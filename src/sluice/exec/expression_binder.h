@@ -17,6 +17,8 @@
 
 namespace sluice::exec {
 
+class FunctionCall;
+
 struct BoundExpression {
   arrow::compute::Expression expr;  // bound to the input schema
   std::shared_ptr<arrow::DataType> type;
@@ -33,6 +35,8 @@ class ExpressionBinder {
   arrow::Result<BoundExpression> bind(const sql::Expr& expr) const;
 
  private:
+  friend class FunctionCall;  // function definitions bind through make_call and error
+
   arrow::Result<BoundExpression> bind_node(const sql::Expr& expr) const;
   arrow::Result<BoundExpression> bind_function(const sql::Expr& expr) const;
   arrow::Result<BoundExpression> make_call(const sql::Expr& at, const std::string& function,

@@ -33,6 +33,15 @@ arrow::Status add_text_kernels(cp::ScalarFunction& function, cp::OutputType out,
   return arrow::Status::OK();
 }
 
+arrow::Status add_kernel(cp::ScalarFunction& function, std::vector<cp::InputType> inputs, cp::OutputType out,
+                         cp::ArrayKernelExec exec, std::shared_ptr<cp::KernelState> state) {
+  cp::ScalarKernel kernel(std::move(inputs), std::move(out), exec);
+  kernel.null_handling = cp::NullHandling::COMPUTED_NO_PREALLOCATE;
+  kernel.mem_allocation = cp::MemAllocation::NO_PREALLOCATE;
+  kernel.data = std::move(state);
+  return function.AddKernel(std::move(kernel));
+}
+
 arrow::Result<std::shared_ptr<arrow::Array>> argument_array(const cp::ExecSpan& batch, int i) {
   if (batch[i].is_array()) return batch[i].array.ToArray();
   return arrow::MakeArrayFromScalar(*batch[i].scalar, batch.length);

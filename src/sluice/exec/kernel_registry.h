@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sluice::exec {
 
@@ -23,6 +24,11 @@ arrow::Result<std::string> register_scalar_once(
 arrow::Status add_text_kernels(arrow::compute::ScalarFunction& function, arrow::compute::OutputType out,
                                arrow::compute::ArrayKernelExec exec,
                                std::shared_ptr<arrow::compute::KernelState> state);
+
+// Adds one kernel of `inputs` -> `out` computing its own nulls and allocating its own output.
+arrow::Status add_kernel(arrow::compute::ScalarFunction& function, std::vector<arrow::compute::InputType> inputs,
+                         arrow::compute::OutputType out, arrow::compute::ArrayKernelExec exec,
+                         std::shared_ptr<arrow::compute::KernelState> state = nullptr);
 
 // Argument `i` of a kernel call as an array of the batch's length (scalars broadcast).
 arrow::Result<std::shared_ptr<arrow::Array>> argument_array(const arrow::compute::ExecSpan& batch, int i);

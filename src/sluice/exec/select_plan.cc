@@ -3,6 +3,7 @@
 #include "sluice/exec/table_changes_binding.h"
 #include "sluice/exec/json_functions.h"
 #include "sluice/exec/select_plan_join_spec.h"
+#include "sluice/exec/functions/batch_clock.h"
 
 #include <arrow/acero/exec_plan.h>
 #include <arrow/acero/options.h>
@@ -110,6 +111,7 @@ std::string item_name(const sql::SelectItem& item, const BoundExpression& bound)
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
                                                              std::shared_ptr<arrow::Array>* row_ids = nullptr) {
+  const ScopedBatchTime batch_time;  // current_timestamp() is one instant for the whole batch
   if (stage.where) {
     ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*stage.where, *batch));
     ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));

@@ -58,7 +58,8 @@ arrow::Status concat_ws_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, 
 
 arrow::Status digest_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
   const auto* state = static_cast<const TextState*>(ctx->kernel()->data.get());
-  const EVP_MD* md = state->text == "md5" ? EVP_md5()
+  const EVP_MD* md = state->text == "md5"    ? EVP_md5()
+                     : state->text == "sha1" ? EVP_sha1()
                      : state->bits == 224 ? EVP_sha224()
                      : state->bits == 384 ? EVP_sha384()
                      : state->bits == 512 ? EVP_sha512()
@@ -241,6 +242,7 @@ arrow::Result<std::string> concat_ws_function(const std::string& separator) {
 }
 
 arrow::Result<std::string> digest_function(const std::string& algorithm, int bits) {
+  if (algorithm != "md5" && algorithm != "sha1" && algorithm != "sha2") return invalid("unknown digest {}", algorithm);
   if (algorithm == "sha2" && bits != 224 && bits != 256 && bits != 384 && bits != 512 && bits != 0) {
     return invalid("sha2 takes 224, 256, 384 or 512 bits, not {}", bits);
   }

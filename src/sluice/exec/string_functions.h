@@ -13,7 +13,7 @@ namespace sluice::exec {
 
 // Name of the variadic STRING function joining its non-null arguments with `separator`.
 arrow::Result<std::string> concat_ws_function(const std::string& separator);
-// Hex digests of STRING/BINARY input: "md5" or "sha2" with 224, 256, 384 or 512 bits.
+// Hex digests of STRING/BINARY input: "md5", "sha1", or "sha2" with 224, 256, 384 or 512 bits.
 arrow::Result<std::string> digest_function(const std::string& algorithm, int bits);
 // Variadic 64-bit xxHash of the arguments, as Spark's xxhash64 (seed 42, nulls skipped).
 arrow::Result<std::string> xxhash64_function();

@@ -470,6 +470,31 @@ arrow::Result<ExprPtr> Parser::primary() {
       e->args.push_back(std::move(inner));
       return e;
     }
+    if (k == "EXTRACT" && peek(1).is_op("(")) {
+      // EXTRACT(field FROM source) is extract('field', source), as date_part binds it.
+      auto e = make(ExprKind::kFunction, next().loc);
+      e->name = "extract";
+      next();
+      const Token& field = peek();
+      if (field.kind != TokenKind::kIdentifier && field.kind != TokenKind::kString) {
+        return error(field, "expected a field name such as YEAR or HOUR after EXTRACT(");
+      }
+      auto name = make(ExprKind::kLiteral, field.loc);
+      name->literal_type = "string";
+      name->value = next().text;
+      ARROW_RETURN_NOT_OK(expect_keyword("FROM"));
+      ARROW_ASSIGN_OR_RAISE(auto source, expression());
+      ARROW_RETURN_NOT_OK(expect_op(")"));
+      e->args.push_back(std::move(name));
+      e->args.push_back(std::move(source));
+      return e;
+    }
+    if ((k == "CURRENT_DATE" || k == "CURRENT_TIMESTAMP") && !peek(1).is_op("(") && !peek(1).is_op(".")) {
+      // Spark's niladic spellings: current_date and current_timestamp without parentheses.
+      auto e = make(ExprKind::kFunction, next().loc);
+      e->name = k == "CURRENT_DATE" ? "current_date" : "current_timestamp";
+      return e;
+    }
     if (k == "EXISTS" && peek(1).is_op("(")) {
       auto e = make(ExprKind::kExists, next().loc);
       next();

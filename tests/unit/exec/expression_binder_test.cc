@@ -1,4 +1,7 @@
-// Binding SQL expressions: types, Spark semantics, and errors that point at the problem.
+// Binding SQL expressions: types, Spark semantics, and errors that point at the problem; then
+// the function registry and each function family's C++ paths on edge inputs (NULL, empty,
+// Unicode, negative positions, DST edges) and the errors that refuse what sluice cannot run
+// (tests/integration/test_spark_functions.py compares the same functions with Spark itself).
 #include "sluice/exec/expression_binder.h"
 
 #include <arrow/api.h>
@@ -6,6 +9,8 @@
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 
+#include "sluice/exec/functions/batch_clock.h"
+#include "sluice/exec/functions/function_registry.h"
 #include "sluice/sql/parser.h"
 #include "sluice/sql/types.h"
 
@@ -124,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"a + nope", "t.sql:1:5: error: unknown column 'nope'; the input has: a, b, s, st, ts\n  a + nope\n      ^"},
         ErrorCase{"a + s", "t.sql:1:3: error: cannot apply '+' to (INT, STRING)\n  a + s\n    ^"},
         ErrorCase{"NOT a", "t.sql:1:1: error: NOT needs a BOOLEAN, not INT\n  NOT a\n  ^"},
-        ErrorCase{"frobnicate(a)", "t.sql:1:1: error: unknown function frobnicate\n  frobnicate(a)\n  ^"},
+        ErrorCase{"frobnicate(a)", "t.sql:1:1: error: unknown function frobnicate (docs/functions.md lists the functions sluice runs)\n  frobnicate(a)\n  ^"},
         ErrorCase{"substring(s, a)",
                   "t.sql:1:14: error: argument 2 of substring must be an integer literal\n  substring(s, a)\n               ^"},
         ErrorCase{"st.y", "t.sql:1:1: error: struct 'st' has no field 'y'\n  st.y\n  ^"},
@@ -150,4 +155,252 @@ TEST(SqlTypesTest, ParsesSparkTypeNamesAndDdlSchemas) {
 }
 
 }  // namespace
+}  // namespace sluice::exec
+
+namespace sluice::exec {
+namespace functions_test {
+
+const std::shared_ptr<arrow::Schema>& input_schema() {
+  static const auto schema = arrow::schema({
+      arrow::field("s", arrow::utf8()),
+      arrow::field("n", arrow::int64()),
+      arrow::field("d", arrow::float64()),
+      arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+      arrow::field("arr", arrow::list(arrow::int32())),
+      arrow::field("m", arrow::map(arrow::utf8(), arrow::int32())),
+      arrow::field("st", arrow::struct_({arrow::field("a", arrow::int32()), arrow::field("b", arrow::utf8())})),
+  });
+  return schema;
+}
+
+// Rows: 0 plain ASCII, 1 Unicode, 2 all NULL, 3 empty / negative / extremes.
+constexpr const char* kRows = R"([
+  {"s": "hello world", "n": 3, "d": 1.5, "ts": 1710037800000000, "arr": [1, 2, 3], "m": [["a", 1]], "st": {"a": 1, "b": "x"}},
+  {"s": "héllo wörld ✓", "n": -2, "d": 1e10, "ts": 0, "arr": [null, 5], "m": [], "st": {"a": null, "b": "q\"uote"}},
+  {"s": null, "n": null, "d": null, "ts": null, "arr": null, "m": null, "st": null},
+  {"s": "", "n": 0, "d": -0.001, "ts": -1, "arr": [], "m": [["k", 7], ["j", 8]], "st": {"a": -5, "b": null}}
+])";
+
+struct Bound {
+  arrow::Status status;
+  std::shared_ptr<arrow::Array> result;
+};
+
+Bound evaluate_text(const std::string& text) {
+  sql::SourceFile file{"f.sql", text};
+  auto ast = sql::parse_expression(file);
+  if (!ast.ok()) return {ast.status(), nullptr};
+  auto bound = ExpressionBinder(file, input_schema()).bind(**ast);
+  if (!bound.ok()) return {bound.status(), nullptr};
+  auto rows = arrow::json::ArrayFromJSONString(arrow::struct_(input_schema()->fields()), kRows).ValueOrDie();
+  auto batch = arrow::RecordBatch::FromStructArray(rows).ValueOrDie();
+  auto result = evaluate(*bound, *batch);
+  if (!result.ok()) return {result.status(), nullptr};
+  return {arrow::Status::OK(), *result};
+}
+
+struct Case {
+  std::string expr;
+  std::shared_ptr<arrow::DataType> type;
+  std::string expected;  // JSON array of the four rows' results
+};
+
+class FunctionResultTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FunctionResultTest, GivesSparksResultOnEdgeRows) {
+  const auto& c = GetParam();
+  auto got = evaluate_text(c.expr);
+  ASSERT_TRUE(got.status.ok()) << c.expr << ": " << got.status.ToString();
+  auto expected = arrow::json::ArrayFromJSONString(c.type, c.expected).ValueOrDie();
+  ASSERT_TRUE(got.result->ValidateFull().ok()) << c.expr;
+  EXPECT_TRUE(got.result->Equals(*expected)) << c.expr << "\n got " << got.result->ToString() << "\n want "
+                                             << expected->ToString();
+}
+
+auto utf8 = arrow::utf8;
+auto i32 = arrow::int32;
+auto i64 = arrow::int64;
+auto f64 = arrow::float64;
+auto boolean = arrow::boolean;
+auto ts_type = [] { return arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"); };
+
+INSTANTIATE_TEST_SUITE_P(
+    Strings, FunctionResultTest,
+    ::testing::Values(
+        Case{"left(s, 3)", utf8(), R"(["hel", "hél", null, ""])"},
+        Case{"right(s, 3)", utf8(), R"(["rld", "d ✓", null, ""])"},
+        Case{"left(s, 0)", utf8(), R"(["", "", null, ""])"},
+        Case{"right(s, 100)", utf8(), R"(["hello world", "héllo wörld ✓", null, ""])"},
+        Case{"instr(s, 'o')", i32(), R"([5, 5, null, 0])"},  // characters, not bytes
+        Case{"instr(s, '')", i32(), R"([1, 1, null, 1])"},
+        Case{"locate('o', s, 6)", i32(), R"([8, 0, null, 0])"},
+        Case{"locate('o', s, 0)", i32(), R"([0, 0, null, 0])"},
+        Case{"position('ö', s)", i32(), R"([0, 8, null, 0])"},
+        Case{"base64(s)", utf8(), R"(["aGVsbG8gd29ybGQ=", "aMOpbGxvIHfDtnJsZCDinJM=", null, ""])"},
+        Case{"CAST(unbase64(base64(s)) AS STRING)", utf8(), R"(["hello world", "héllo wörld ✓", null, ""])"},
+        Case{"CAST(unbase64('aGk') AS STRING)", utf8(), R"(["hi", "hi", "hi", "hi"])"},
+        Case{"unbase64('a*b=') IS NULL", boolean(), R"([true, true, true, true])"},
+        Case{"repeat(left(s, 2), 2)", utf8(), R"(["hehe", "héhé", null, ""])"},
+        Case{"regexp_like(s, 'w.r')", boolean(), R"([true, true, null, false])"},
+        Case{"octet_length(right(s, 1))", i32(), R"([1, 3, null, 0])"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Conditionals, FunctionResultTest,
+    ::testing::Values(Case{"nvl2(s, 1, 2)", i32(), "[1, 1, 2, 1]"},
+                      Case{"nvl(n, 9)", i64(), "[3, -2, 9, 0]"},
+                      Case{"ifnull(s, 'z')", utf8(), R"(["hello world", "héllo wörld ✓", "z", ""])"},
+                      Case{"equal_null(n, NULL)", boolean(), "[false, false, true, false]"},
+                      Case{"nullifzero(n)", i64(), "[3, -2, null, null]"},
+                      Case{"isnull(s)", boolean(), "[false, false, true, false]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Math, FunctionResultTest,
+    ::testing::Values(Case{"ln(n)", f64(), "[1.0986122886681098, null, null, null]"},  // ln(x <= 0) is NULL
+                      Case{"log(2, 8)", f64(), "[3, 3, 3, 3]"},
+                      Case{"floor(n)", i64(), "[3, -2, null, 0]"},
+                      Case{"ceil(d)", i64(), "[2, 10000000000, null, 0]"},
+                      Case{"bround(d + 1)", f64(), "[2, 10000000001, null, 1]"},  // half to even
+                      Case{"round(d + 1)", f64(), "[3, 10000000001, null, 1]"},   // half away from zero
+                      Case{"positive(n)", i64(), "[3, -2, null, 0]"}));
+
+// 1710037800000000 is 2024-03-10 02:30:00 UTC, a Sunday; in America/Los_Angeles that wall
+// clock falls in the DST gap (02:00 -> 03:00).
+INSTANTIATE_TEST_SUITE_P(
+    Datetimes, FunctionResultTest,
+    ::testing::Values(
+        Case{"dayofweek(ts)", i32(), "[1, 5, null, 4]"},
+        Case{"weekday(ts)", i32(), "[6, 3, null, 2]"},
+        Case{"dayofmonth(ts)", i32(), "[10, 1, null, 31]"},
+        Case{"dayofyear(ts)", i32(), "[70, 1, null, 365]"},
+        Case{"weekofyear(ts)", i32(), "[10, 1, null, 1]"},
+        Case{"EXTRACT(HOUR FROM ts)", i32(), "[2, 0, null, 23]"},
+        Case{"date_part('dow_iso', ts)", i32(), "[7, 4, null, 3]"},
+        Case{"EXTRACT(SECOND FROM ts)", arrow::decimal128(8, 6), R"(["0.000000", "0.000000", null, "59.999999"])"},
+        Case{"date_format(ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS')", utf8(),
+             R"(["2024-03-10 02:30:00.000000", "1970-01-01 00:00:00.000000", null, "1969-12-31 23:59:59.999999"])"},
+        Case{"date_format(ts, 'EEE, d MMM yy h:mm a Q D')", utf8(),
+             R"(["Sun, 10 Mar 24 2:30 AM 1 70", "Thu, 1 Jan 70 12:00 AM 1 1", null, "Wed, 31 Dec 69 11:59 PM 4 365"])"},
+        Case{"date_format(ts, 'EEEE MMMM kk KK XXX')", utf8(),
+             R"(["Sunday March 02 02 Z", "Thursday January 24 00 Z", null, "Wednesday December 23 11 Z"])"},
+        Case{"unix_millis(ts)", i64(), "[1710037800000, 0, null, -1]"},
+        Case{"timestamp_seconds(n)", ts_type(), "[3000000, -2000000, null, 0]"},
+        // Los Angeles: 02:30 UTC is 18:30 the day before (PST, -8).
+        Case{"from_utc_timestamp(ts, 'America/Los_Angeles')", ts_type(), "[1710009000000000, -28800000000, null, -28800000001]"},
+        // The wall clock 02:30 on 2024-03-10 does not exist there; Java reads it with the offset
+        // before the gap (-8), so 10:30 UTC.
+        Case{"to_utc_timestamp(ts, 'America/Los_Angeles')", ts_type(), "[1710066600000000, 28800000000, null, 28799999999]"},
+        Case{"to_utc_timestamp(ts, '+05:30')", ts_type(), "[1710018000000000, -19800000000, null, -19800000001]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Collections, FunctionResultTest,
+    ::testing::Values(Case{"try_element_at(arr, -1)", i32(), "[3, 5, null, null]"},
+                      Case{"get(arr, 1)", i32(), "[2, 5, null, null]"},
+                      Case{"element_at(m, 'k')", i32(), "[null, null, null, 7]"},
+                      Case{"array_contains(arr, 5)", boolean(), "[false, true, null, false]"},
+                      Case{"array_contains(arr, 4)", boolean(), "[false, null, null, false]"},  // a NULL element: unknown
+                      Case{"size(arr)", i32(), "[3, 2, null, 0]"},
+                      Case{"size(m)", i32(), "[1, 0, null, 2]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Json, FunctionResultTest,
+    ::testing::Values(Case{"to_json(st)", utf8(), R"(["{\"a\":1,\"b\":\"x\"}", "{\"b\":\"q\\\"uote\"}", null, "{\"a\":-5}"])"},
+                      Case{"to_json(arr)", utf8(), R"(["[1,2,3]", "[null,5]", null, "[]"])"},
+                      Case{"to_json(m)", utf8(), R"(["{\"a\":1}", "{}", null, "{\"k\":7,\"j\":8}"])"},
+                      Case{"to_json(named_struct('d', d, 't', ts))", utf8(),
+                           R"(["{\"d\":1.5,\"t\":\"2024-03-10T02:30:00.000Z\"}", "{\"d\":1.0E10,\"t\":\"1970-01-01T00:00:00.000Z\"}", "{}", "{\"d\":-0.001,\"t\":\"1969-12-31T23:59:59.999Z\"}"])"}));
+
+// Spark 4 (ANSI) compares a STRING with a number as BIGINT or DOUBLE, whitespace trimmed.
+INSTANTIATE_TEST_SUITE_P(
+    ImplicitCasts, FunctionResultTest,
+    ::testing::Values(Case{"' 3 ' = n", boolean(), "[true, false, null, false]"},
+                      Case{"n < '1'", boolean(), "[false, true, null, true]"},
+                      Case{"'1.5' = d", boolean(), "[true, false, null, false]"},
+                      Case{"n IN ('3', '0')", boolean(), "[true, false, null, true]"},
+                      Case{"n BETWEEN '-2' AND '0'", boolean(), "[false, true, null, true]"}));
+
+TEST(FunctionErrorTest, ElementAtOutOfBoundsIsAnErrorUnderAnsi) {
+  auto got = evaluate_text("element_at(arr, 3)");
+  ASSERT_FALSE(got.status.ok());
+  EXPECT_NE(got.status.message().find("index 3 is out of bounds, the array has 2 elements; use try_element_at"),
+            std::string::npos)
+      << got.status.ToString();
+  EXPECT_FALSE(evaluate_text("element_at(arr, 0)").status.ok());
+}
+
+TEST(FunctionErrorTest, AStringThatIsNoNumberFailsTheComparison) {
+  EXPECT_FALSE(evaluate_text("s = 1").status.ok());
+}
+
+struct ErrorCase {
+  std::string expr;
+  std::string message;
+};
+
+class FunctionBindErrorTest : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(FunctionBindErrorTest, PointsAtTheProblem) {
+  auto got = evaluate_text(GetParam().expr);
+  ASSERT_FALSE(got.status.ok());
+  EXPECT_EQ(got.status.message(), GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, FunctionBindErrorTest,
+    ::testing::Values(
+        ErrorCase{"dayofwek(ts)", "f.sql:1:1: error: unknown function dayofwek; did you mean dayofweek?\n  dayofwek(ts)\n  ^"},
+        ErrorCase{"upper(s) || lenght(s)",
+                  "f.sql:1:13: error: unknown function lenght; did you mean length?\n  upper(s) || lenght(s)\n              ^"},
+        ErrorCase{"frobnicate(s)",
+                  "f.sql:1:1: error: unknown function frobnicate (docs/functions.md lists the functions sluice runs)\n  "
+                  "frobnicate(s)\n  ^"},
+        ErrorCase{"nvl2(s, 1)", "f.sql:1:1: error: nvl2 takes 3 argument(s), got 2\n  nvl2(s, 1)\n  ^"},
+        ErrorCase{"coalesce()", "f.sql:1:1: error: coalesce takes at least 1 argument(s), got 0\n  coalesce()\n  ^"},
+        ErrorCase{"date_format(ts, 'yyyy G')",
+                  "f.sql:1:17: error: pattern letter 'G' in 'yyyy G' is not supported by sluice's date_format "
+                  "(supported: y M L d D Q E a H h k K m s S X x Z and quoted text)\n  date_format(ts, 'yyyy G')\n"
+                  "                  ^"},
+        ErrorCase{"date_format(ts, 'ddd')",
+                  "f.sql:1:17: error: too many pattern letters 'd' in 'ddd' (at most 2)\n  date_format(ts, 'ddd')\n"
+                  "                  ^"},
+        ErrorCase{"EXTRACT(FORTNIGHT FROM ts)",
+                  "f.sql:1:9: error: 'FORTNIGHT' is not a field EXTRACT knows (YEAR, QUARTER, MONTH, WEEK, DAY, "
+                  "DAYOFWEEK, DAYOFWEEK_ISO, DOY, HOUR, MINUTE, SECOND, YEAROFWEEK)\n  EXTRACT(FORTNIGHT FROM ts)\n"
+                  "          ^"},
+        ErrorCase{"from_utc_timestamp(ts, 'Mars/Olympus')",
+                  "f.sql:1:24: error: 'Mars/Olympus' is not a time zone sluice knows (use a region such as "
+                  "'Europe/Paris' or an offset such as '+08:00')\n  from_utc_timestamp(ts, 'Mars/Olympus')\n"
+                  "                         ^"},
+        ErrorCase{"to_json(n)", "f.sql:1:9: error: to_json needs a STRUCT, ARRAY or MAP, not BIGINT\n  to_json(n)\n          ^"},
+        ErrorCase{"left(s, n)", "f.sql:1:9: error: argument 2 of left must be an integer literal\n  left(s, n)\n          ^"},
+        ErrorCase{"array_contains(s, 1)",
+                  "f.sql:1:16: error: array_contains needs an ARRAY, not STRING\n  array_contains(s, 1)\n                 ^"}));
+
+TEST(FunctionRegistryTest, EveryNameIsDefinedOnceAndEveryDefinitionCanBind) {
+  const auto& registry = FunctionRegistry::instance();
+  EXPECT_TRUE(registry.duplicates().empty()) << registry.duplicates().front();
+  EXPECT_GT(registry.definitions().size(), 100u);
+  for (const auto& def : registry.definitions()) {
+    EXPECT_TRUE(def.bind) << def.name;
+    EXPECT_FALSE(def.family.empty()) << def.name;
+    EXPECT_LE(def.min_args, def.max_args) << def.name;
+    for (const auto& alias : def.aliases) EXPECT_EQ(registry.find(alias), &def) << alias;
+  }
+  EXPECT_EQ(registry.find("nope"), nullptr);
+}
+
+TEST(BatchClockTest, CurrentTimestampIsOneInstantForAllColumnsOfABatch) {
+  auto ts = [] { return evaluate_text("current_timestamp()"); };
+  const ScopedBatchTime batch;
+  auto a = ts(), b = ts();
+  ASSERT_TRUE(a.status.ok() && b.status.ok());
+  EXPECT_TRUE(a.result->Equals(*b.result));
+  EXPECT_EQ(a.result->length(), 4);
+  auto today = evaluate_text("current_date = CAST(current_timestamp AS DATE)");  // niladic spellings parse
+  ASSERT_TRUE(today.status.ok()) << today.status.ToString();
+  EXPECT_EQ(today.result->ToString(), arrow::json::ArrayFromJSONString(arrow::boolean(), "[true, true, true, true]")
+                                          .ValueOrDie()
+                                          ->ToString());
+}
+
+}  // namespace functions_test
 }  // namespace sluice::exec

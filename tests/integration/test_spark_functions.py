@@ -1,0 +1,278 @@
+"""Differential test of sluice's SQL functions against Spark itself (pyspark, ANSI on, UTC).
+
+One Spark session, one generated table (NULLs, empty strings, Unicode, extremes, pre-1970
+instants and daylight-saving edges), one `sluice eval` run and one Spark query per function
+family; every expression's values and result type must equal Spark's, except the differences
+listed in KNOWN_DIFFERENCES with their reason. Expressions Spark refuses under ANSI must fail
+in sluice too (ERRORS). With SLUICE_FUNCTIONS_RESULTS set, the per-function outcome is written
+there as JSON for scripts/gen-functions-doc.py (docs/functions.md).
+"""
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import re
+import subprocess
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import SLUICE
+from spark_support import spark_session
+
+pytestmark = pytest.mark.slow
+
+UTC = dt.timezone.utc
+
+
+def _ts(*args):
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+S = ["hello world", "héllo wörld ✓", None, "", "  padded  ", "ÄÖÜ äöü", "a,b,,c", "12", "日本語テキスト", "MiXeD Case"]
+NS = [" 12 ", "-3", "0", None, "7", "42", "100", "-1", "5", "3"]  # numbers as text, for implicit casts
+N = [3, -2, None, 0, 42, 7, 1, -1, 1_000_000, -999]
+D = [1.5, 1e10, None, -0.001, 2.5, -2.5, 1e-5, 123456789.125, 0.0, 0.1]
+TS = [
+    _ts(2024, 3, 10, 2, 30),             # a wall clock in Los Angeles' spring-forward gap
+    _ts(1970, 1, 1),
+    None,
+    _ts(1969, 12, 31, 23, 59, 59, 999999),
+    _ts(2024, 11, 3, 1, 30),             # an ambiguous wall clock in Los Angeles (fall back)
+    _ts(2024, 3, 10, 9, 59, 59, 999999),  # the last instant before Los Angeles springs forward
+    _ts(2024, 2, 29, 12, 0, 0, 123456),
+    _ts(2023, 1, 1, 23, 0),               # a Sunday in ISO week 52 of 2022
+    _ts(1900, 1, 1, 0, 0, 1),
+    _ts(2099, 12, 31, 13, 45, 30, 500000),
+]
+ARR = [[1, 2, 3], [None, 5], None, [], [7], [5, 5], [1], [0, -1], [2, None], [9, 8, 7, 6]]
+M = [[("a", 1)], [], None, [("k", 7), ("j", 8)], [("a", 2)], [("x", None)], [("é", 3)], [], [("a", 0)], [("b", 1)]]
+ST = [{"a": 1, "b": "x"}, {"a": None, "b": 'q"uote'}, None, {"a": -5, "b": None}, {"a": 0, "b": ""},
+      {"a": 2, "b": "ü\n"}, {"a": None, "b": None}, {"a": 7, "b": "tab\t"}, {"a": 8, "b": "/"}, {"a": 9, "b": "z"}]
+
+
+def make_table():
+    return pa.table({
+        "s": pa.array(S, pa.string()),
+        "ns": pa.array(NS, pa.string()),
+        "n": pa.array(N, pa.int64()),
+        "d": pa.array(D, pa.float64()),
+        "ts": pa.array(TS, pa.timestamp("us", tz="UTC")),
+        "arr": pa.array(ARR, pa.list_(pa.int32())),
+        "m": pa.array(M, pa.map_(pa.string(), pa.int32())),
+        "st": pa.array(ST, pa.struct([("a", pa.int32()), ("b", pa.string())])),
+    })
+
+
+FAMILIES = {
+    "string": [
+        "lower(s)", "upper(s)", "trim(s)", "ltrim(s)", "rtrim(s)", "reverse(s)", "initcap(s)", "length(s)",
+        "char_length(s)", "octet_length(s)", "bit_length(s)", "concat(s, '-', n)", "concat_ws('|', s, ns, s)",
+        "substring(s, 2, 3)", "substr(s, -3)", "substring(s, -3, 2)", "left(s, 2)", "right(s, 2)", "left(s, 0)",
+        "instr(s, 'o')", "instr(s, '')", "locate('l', s)", "locate('l', s, 4)", "locate('l', s, 0)",
+        "position('ö', s)", "replace(s, 'l', 'L')", "replace(s, 'l')", "regexp_replace(s, '[aeiou]', '*')",
+        "regexp_extract(s, '([a-z]+) ([a-z]+)', 2)", "regexp_extract(s, '([0-9]+)', 1)", "split(s, ',')",
+        "lpad(s, 8, '*')", "rpad(s, 8, '*')", "lpad(s, 3, 'ab')", "startswith(s, 'he')", "endswith(s, 'd')",
+        "contains(s, 'l')", "regexp_like(s, '^h')", "s rlike 'o.w'", "repeat(s, 2)", "base64(s)",
+        "unbase64(base64(s))", "space(2)",
+    ],
+    "hash": ["md5(s)", "sha1(s)", "sha2(s, 256)", "sha2(s, 512)", "xxhash64(s, n)", "xxhash64(d)"],
+    "math": [
+        "abs(n)", "negative(n)", "positive(d)", "sqrt(d)", "ln(d)", "log10(d)", "log2(d)", "log(2, d)", "log(d)",
+        "log1p(d)", "exp(n)", "sign(d)", "signum(n)", "sin(d)", "cos(d)", "tan(d)", "asin(d)", "acos(d)", "atan(d)",
+        "atan2(d, n)", "sinh(d)", "cosh(n)", "tanh(d)", "asinh(d)", "floor(d)", "ceil(d)", "ceiling(n)", "floor(n)",
+        "round(d)", "round(d, 1)", "round(n, -1)", "bround(d)", "bround(d, 1)", "pow(n, 2)", "power(d, 0.5)",
+        "degrees(d)", "radians(d)", "pi()", "e()", "greatest(n, 5)", "least(n, 5, -1)", "greatest(d, n)",
+    ],
+    "conditional": [
+        "coalesce(s, 'z')", "coalesce(n, d)", "nvl(n, 0)", "ifnull(s, '')", "nvl2(s, 'a', 'b')", "nvl2(n, n, -1)",
+        "nullif(n, 0)", "if(n > 0, 'pos', 'neg')", "iff(s = '', 1, 2)", "isnull(s)", "isnotnull(n)",
+        "equal_null(n, 0)", "nanvl(d, 0.0)", "zeroifnull(n)", "nullifzero(n)",
+    ],
+    "datetime": [
+        "year(ts)", "quarter(ts)", "month(ts)", "day(ts)", "dayofmonth(ts)", "dayofweek(ts)", "weekday(ts)",
+        "dayofyear(ts)", "weekofyear(ts)", "hour(ts)", "minute(ts)", "second(ts)", "EXTRACT(YEAR FROM ts)",
+        "EXTRACT(SECOND FROM ts)", "EXTRACT(DOW FROM ts)", "EXTRACT(DAYOFWEEK_ISO FROM ts)", "EXTRACT(WEEK FROM ts)",
+        "EXTRACT(YEAROFWEEK FROM ts)", "date_part('doy', ts)", "date_part('HOUR', ts)",
+        "date_format(ts, 'yyyy-MM-dd HH:mm:ss.SSS')", "date_format(ts, 'EEE, d MMM yyyy h:mm a')",
+        "date_format(ts, 'EEEE MMMM D Q kk KK yy')", "date_format(ts, 'SSSSSS XXX')",
+        "from_utc_timestamp(ts, 'America/Los_Angeles')", "to_utc_timestamp(ts, 'America/Los_Angeles')",
+        "from_utc_timestamp(ts, 'Asia/Kolkata')", "to_utc_timestamp(ts, 'Europe/Paris')",
+        "to_utc_timestamp(ts, '+05:30')", "date_trunc('HOUR', ts)", "date_trunc('MONTH', ts)",
+        "date_trunc('WEEK', ts)", "date_trunc('YEAR', ts)", "to_date(ts)", "datediff(CAST(ts AS DATE), DATE'2024-01-01')",
+        "date_add(CAST(ts AS DATE), 1)", "date_sub(CAST(ts AS DATE), 40)", "unix_timestamp(ts)", "unix_seconds(ts)",
+        "unix_millis(ts)", "unix_micros(ts)", "timestamp_seconds(n)", "timestamp_millis(n)", "timestamp_micros(n)",
+        "unix_date(CAST(ts AS DATE))", "date_from_unix_date(n)", "from_unixtime(n)",
+    ],
+    "collection": [
+        "size(arr)", "size(m)", "cardinality(arr)", "array_size(arr)", "element_at(m, 'a')", "try_element_at(arr, 2)",
+        "try_element_at(arr, -1)", "get(arr, 0)", "get(arr, 5)", "array_contains(arr, 5)", "array_contains(arr, 1)",
+        "struct(n, s)", "named_struct('x', n, 'y', s)",
+    ],
+    "json": [
+        "to_json(st)", "to_json(arr)", "to_json(m)", "to_json(named_struct('d', d, 't', ts, 's', s))",
+        "get_json_object(to_json(st), '$.b')", "from_json(to_json(st), 'a INT, b STRING').b",
+    ],
+    # Spark 4 with ANSI on: a STRING against a number is cast to BIGINT (integral) or DOUBLE.
+    "implicit cast": [
+        "ns = n", "ns < n", "n >= ns", "ns = d", "n IN (ns, '7')", "n BETWEEN ns AND '100'", "ns <=> n",
+    ],
+}
+
+# expression -> why sluice's result differs from Spark's on purpose (docs/functions.md shows it).
+KNOWN_DIFFERENCES = {}
+
+# Spark refuses these under ANSI (an error, not a value); sluice must fail too.
+ERRORS = {
+    "element_at(arr, 3)": "element_at out of bounds",
+    "element_at(arr, 0)": "element_at index 0",
+    "s = 1": "a string that is not a number compared with one",
+    "abs(n - 9223372036854775807 - 2)": "integer overflow",
+}
+
+
+def function_of(expr):
+    m = re.match(r"\s*([A-Za-z_0-9]+)\s*\(", expr)
+    return m.group(1).lower() if m else None
+
+
+def sluice_eval(tmp_path, table, exprs, name):
+    source = tmp_path / f"{name}.arrow"
+    with ipc.new_file(source, table.schema) as w:
+        w.write_table(table)
+    exprs_file = tmp_path / f"{name}.txt"
+    exprs_file.write_text("\n".join(exprs) + "\n")
+    out = tmp_path / f"{name}.out.arrow"
+    result = subprocess.run([str(SLUICE), "eval", "--input", str(source), "--output", str(out),
+                             "--exprs-file", str(exprs_file)], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None, result.stderr
+    return ipc.open_file(out).read_all(), None
+
+
+TYPE_NAMES = [
+    (pa.types.is_int8, "TINYINT"), (pa.types.is_int16, "SMALLINT"), (pa.types.is_int32, "INT"),
+    (pa.types.is_int64, "BIGINT"), (pa.types.is_float32, "FLOAT"), (pa.types.is_float64, "DOUBLE"),
+    (pa.types.is_boolean, "BOOLEAN"), (pa.types.is_string, "STRING"), (pa.types.is_large_string, "STRING"),
+    (pa.types.is_binary, "BINARY"), (pa.types.is_date32, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"),
+    (pa.types.is_decimal, "DECIMAL"), (pa.types.is_list, "ARRAY"), (pa.types.is_map, "MAP"),
+    (pa.types.is_struct, "STRUCT"), (pa.types.is_null, "VOID"),
+]
+
+
+def type_name(t):
+    for test, name in TYPE_NAMES:
+        if test(t):
+            return f"DECIMAL({t.precision},{t.scale})" if name == "DECIMAL" else name
+    return str(t)
+
+
+def same_value(x, y):
+    if x is None or y is None:
+        return x is None and y is None
+    if isinstance(x, float) or isinstance(y, float):
+        x, y = float(x), float(y)
+        if math.isnan(x) or math.isnan(y):
+            return math.isnan(x) and math.isnan(y)
+        if math.isinf(x) or math.isinf(y):
+            return x == y
+        return math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-300)
+    if isinstance(x, dt.datetime) and isinstance(y, dt.datetime):
+        return x.replace(tzinfo=None) == y.replace(tzinfo=None)
+    if isinstance(x, decimal.Decimal) or isinstance(y, decimal.Decimal):
+        return decimal.Decimal(str(x)) == decimal.Decimal(str(y))
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(same_value(a, b) for a, b in zip(x, y))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(same_value(x[k], y[k]) for k in x)
+    return x == y
+
+
+@pytest.fixture(scope="module")
+def spark_frame(tmp_path_factory):
+    spark = spark_session()
+    assert spark.conf.get("spark.sql.ansi.enabled") == "true", "Spark 4's default, the mode sluice follows"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    path = tmp_path_factory.mktemp("spark_functions") / "input.parquet"
+    pq.write_table(make_table(), path)
+    frame = spark.read.parquet(str(path))
+    return frame
+
+
+def compare_family(tmp_path, spark_frame, family, exprs):
+    ours, error = sluice_eval(tmp_path, make_table(), exprs, family.replace(" ", "_"))
+    assert ours is not None, f"sluice eval failed for {family}: {error}"
+    theirs = spark_frame.selectExpr(*[f"{e} AS e{i}" for i, e in enumerate(exprs)]).toArrow()
+    outcomes = {}
+    for i, expr in enumerate(exprs):
+        got, want = ours.column(f"e{i}"), theirs.column(f"e{i}")
+        problems = []
+        if type_name(got.type) != type_name(want.type):
+            problems.append(f"type {type_name(got.type)} vs Spark's {type_name(want.type)}")
+        for row, (a, b) in enumerate(zip(got.to_pylist(), want.to_pylist())):
+            if not same_value(a, b):
+                problems.append(f"row {row}: {a!r} vs Spark's {b!r}")
+                break
+        outcomes[expr] = problems
+    return outcomes
+
+
+def record(results, family, expr, status, note=""):
+    name = function_of(expr) or family
+    if name == "extract" or name == "date_part":
+        name = "extract" if expr.upper().startswith("EXTRACT") else "date_part"
+    entry = results.setdefault(name, {"family": family, "status": "same", "exprs": [], "notes": []})
+    entry["exprs"].append(expr)
+    if status != "same":
+        entry["status"] = status
+        entry["notes"].append(note)
+
+
+def test_functions_match_spark(tmp_path, spark_frame):
+    results = {}
+    unexpected = []
+    for family, exprs in FAMILIES.items():
+        outcomes = compare_family(tmp_path, spark_frame, family, exprs)
+        for expr, problems in outcomes.items():
+            if expr in KNOWN_DIFFERENCES:
+                record(results, family, expr, "differs", KNOWN_DIFFERENCES[expr])
+                if not problems:
+                    unexpected.append(f"{expr}: listed as differing but now matches Spark")
+            elif problems:
+                record(results, family, expr, "differs", "; ".join(problems))
+                unexpected.append(f"{expr}: " + "; ".join(problems))
+            else:
+                record(results, family, expr, "same")
+    out = os.environ.get("SLUICE_FUNCTIONS_RESULTS")
+    if out:
+        with open(out, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True, ensure_ascii=False)
+    assert not unexpected, "\n".join(unexpected)
+
+
+def test_what_spark_refuses_under_ansi_sluice_refuses(tmp_path, spark_frame):
+    wrong = []
+    for i, (expr, why) in enumerate(ERRORS.items()):
+        ours, error = sluice_eval(tmp_path, make_table(), [expr], f"error{i}")
+        try:
+            spark_frame.selectExpr(expr).collect()
+            spark_failed = False
+        except Exception:  # noqa: BLE001 - any Spark error (AnalysisException, ArithmeticException, ...)
+            spark_failed = True
+        if not spark_failed:
+            wrong.append(f"{expr}: Spark did not refuse it ({why})")
+        if ours is not None:
+            wrong.append(f"{expr}: sluice gave {ours.column(0).to_pylist()} ({why})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_current_timestamp_and_date_are_one_instant_per_batch(tmp_path):
+    ours, error = sluice_eval(tmp_path, make_table(), ["current_timestamp()", "current_timestamp", "current_date()",
+                                                       "now()"], "now")
+    assert ours is not None, error
+    stamps = {v for c in ("e0", "e1", "e3") for v in ours.column(c).to_pylist()}
+    assert len(stamps) == 1, stamps  # every row and every column of the batch
+    assert set(ours.column("e2").to_pylist()) == {stamps.pop().date()}
