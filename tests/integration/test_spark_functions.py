@@ -75,7 +75,7 @@ FAMILIES = {
         "instr(s, 'o')", "instr(s, '')", "locate('l', s)", "locate('l', s, 4)", "locate('l', s, 0)",
         "position('ö', s)", "replace(s, 'l', 'L')", "replace(s, 'l')", "regexp_replace(s, '[aeiou]', '*')",
         "regexp_extract(s, '([a-z]+) ([a-z]+)', 2)", "regexp_extract(s, '([0-9]+)', 1)", "split(s, ',')",
-        "lpad(s, 8, '*')", "rpad(s, 8, '*')", "lpad(s, 3, 'ab')", "startswith(s, 'he')", "endswith(s, 'd')",
+        "lpad(s, 8, '*')", "rpad(s, 8, '*')", "lpad(s, 3, '✓')", "startswith(s, 'he')", "endswith(s, 'd')",
         "contains(s, 'l')", "regexp_like(s, '^h')", "s rlike 'o.w'", "repeat(s, 2)", "base64(s)",
         "unbase64(base64(s))", "space(2)",
     ],
@@ -89,7 +89,7 @@ FAMILIES = {
     ],
     "conditional": [
         "coalesce(s, 'z')", "coalesce(n, d)", "nvl(n, 0)", "ifnull(s, '')", "nvl2(s, 'a', 'b')", "nvl2(n, n, -1)",
-        "nullif(n, 0)", "if(n > 0, 'pos', 'neg')", "iff(s = '', 1, 2)", "isnull(s)", "isnotnull(n)",
+        "nullif(n, 0)", "if(n > 0, 'pos', 'neg')", "if(s = '', 1, 2)", "isnull(s)", "isnotnull(n)",
         "equal_null(n, 0)", "nanvl(d, 0.0)", "zeroifnull(n)", "nullifzero(n)",
     ],
     "datetime": [
@@ -105,7 +105,7 @@ FAMILIES = {
         "date_trunc('WEEK', ts)", "date_trunc('YEAR', ts)", "to_date(ts)", "datediff(CAST(ts AS DATE), DATE'2024-01-01')",
         "date_add(CAST(ts AS DATE), 1)", "date_sub(CAST(ts AS DATE), 40)", "unix_timestamp(ts)", "unix_seconds(ts)",
         "unix_millis(ts)", "unix_micros(ts)", "timestamp_seconds(n)", "timestamp_millis(n)", "timestamp_micros(n)",
-        "unix_date(CAST(ts AS DATE))", "date_from_unix_date(n)", "from_unixtime(n)",
+        "unix_date(CAST(ts AS DATE))", "date_from_unix_date(CAST(n AS INT))", "from_unixtime(n)",
     ],
     "collection": [
         "size(arr)", "size(m)", "cardinality(arr)", "array_size(arr)", "element_at(m, 'a')", "try_element_at(arr, 2)",
@@ -129,6 +129,8 @@ KNOWN_DIFFERENCES = {}
 ERRORS = {
     "element_at(arr, 3)": "element_at out of bounds",
     "element_at(arr, 0)": "element_at index 0",
+    "try_element_at(arr, 0)": "index 0, even for try_element_at",
+    "unbase64(concat(s, '='))": "text that is not base64",
     "s = 1": "a string that is not a number compared with one",
     "abs(n - 9223372036854775807 - 2)": "integer overflow",
 }

@@ -66,12 +66,13 @@ arrow::Status element_at_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch,
       take.UnsafeAppend(lists.value_offset(r) + i);
       continue;
     }
-    if (i == 0 || i > n || i < -n) {
+    // Index 0 is an error even for try_element_at (Spark's INVALID_INDEX_OF_ZERO).
+    if (i == 0) return arrow::Status::Invalid("element_at: index 0 is invalid, SQL array indices start at 1");
+    if (i > n || i < -n) {
       if (state->out_of_bounds == OutOfBounds::kNull) {
         take.UnsafeAppendNull();
         continue;
       }
-      if (i == 0) return arrow::Status::Invalid("element_at: index 0 is invalid, SQL array indices start at 1");
       return invalid("element_at: index {} is out of bounds, the array has {} elements; use try_element_at to get "
                      "NULL instead",
                      i, n);

@@ -554,7 +554,7 @@ void register_datetime_functions(FunctionRegistry& r) {
          }, ""});
   r.add({"extract", {"date_part", "datepart"}, 2, 2, "datetime", "INT; SECOND: DECIMAL(8,6)", bind_extract,
          "the field must be a literal; interval sources are refused"});
-  r.add({"current_timestamp", {"now", "localtimestamp"}, 0, 0, "datetime", "TIMESTAMP", bind_current,
+  r.add({"current_timestamp", {"now"}, 0, 0, "datetime", "TIMESTAMP", bind_current,
          "fixed per batch (a micro-batch in Spark), in UTC"});
   r.add({"current_date", {"curdate"}, 0, 0, "datetime", "DATE", bind_current, "fixed per batch; the date in UTC"});
   r.add({"date_format", {}, 2, 2, "datetime", "STRING", bind_date_format,
@@ -565,6 +565,7 @@ void register_datetime_functions(FunctionRegistry& r) {
   r.add({"to_date", {}, 1, 1, "datetime", "DATE",
          [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
            auto to_date = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32()));
+           to_date->allow_time_truncate = true;  // a TIMESTAMP's date, as CAST(ts AS DATE)
            if (is_string_type(c.type(0))) {
              auto ts = cp::call("strptime", {c.expression(0)},
                                 std::make_shared<cp::StrptimeOptions>("%Y-%m-%d", arrow::TimeUnit::SECOND, /*error_is_null=*/true));

@@ -49,7 +49,13 @@ arrow::Result<BoundExpression> bind_round(const FunctionCall& c) {
   }
   // round: half away from zero; bround: half to even (banker's rounding)
   const auto mode = c.name() == "bround" ? cp::RoundMode::HALF_TO_EVEN : cp::RoundMode::HALF_TOWARDS_INFINITY;
-  return c.call("round", {c.expression(0)}, std::make_shared<cp::RoundOptions>(digits, mode));
+  auto options = std::make_shared<cp::RoundOptions>(digits, mode);
+  if (arrow::is_integer(c.type(0).id())) {  // Spark keeps the integer type
+    if (digits >= 0) return c.arg(0);
+    auto rounded = cp::call("round", {cast_to(c.expression(0), arrow::float64())}, options);
+    return c.call("cast", {rounded}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(c.arg(0).type)));
+  }
+  return c.call("round", {c.expression(0)}, options);
 }
 
 arrow::Result<BoundExpression> bind_log(const FunctionCall& c) {

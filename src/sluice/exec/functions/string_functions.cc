@@ -118,8 +118,9 @@ arrow::Status base64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::Exe
   return arrow::Status::OK();
 }
 
-// Decodes base64 text (padding optional, whitespace ignored, as Java's MIME decoder takes it);
-// text with any other character, or a dangling sixth bit group, is not base64 and gives NULL.
+// Decodes base64 as Java's MIME decoder, which Spark's unbase64 uses: characters outside the
+// alphabet are skipped, padding is optional, but a partial last group (one character, or
+// padding that does not complete the group) or data after the padding is an error.
 arrow::Status unbase64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
   static const auto kDecode = [] {
     std::array<int8_t, 256> t{};
@@ -140,19 +141,17 @@ arrow::Status unbase64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::E
     auto v = in.GetView(r);
     bytes.clear();
     uint32_t acc = 0;
-    int bits = 0;
-    bool ok = true, padding = false;
+    int bits = 0, chars = 0, padding = 0;
+    bool data_after_padding = false;
     for (char ch : v) {
-      if (ch == '\r' || ch == '\n' || ch == ' ' || ch == '\t') continue;
       if (ch == '=') {
-        padding = true;
+        ++padding;
         continue;
       }
-      int8_t d = kDecode[static_cast<unsigned char>(ch)];
-      if (d < 0 || padding) {
-        ok = false;
-        break;
-      }
+      const int8_t d = kDecode[static_cast<unsigned char>(ch)];
+      if (d < 0) continue;
+      if (padding > 0) data_after_padding = true;
+      ++chars;
       acc = (acc << 6) | static_cast<uint32_t>(d);
       bits += 6;
       if (bits >= 8) {
@@ -160,11 +159,12 @@ arrow::Status unbase64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::E
         bytes += static_cast<char>((acc >> bits) & 0xFF);
       }
     }
-    if (!ok || bits >= 6) {
-      ARROW_RETURN_NOT_OK(builder.AppendNull());
-    } else {
-      ARROW_RETURN_NOT_OK(builder.Append(bytes));
+    const int partial = chars % 4;
+    const bool complete = padding == 0 ? partial != 1 : (partial == 2 && padding == 2) || (partial == 3 && padding == 1);
+    if (!complete || data_after_padding) {
+      return invalid("unbase64: the value in row {} is not base64 (its last 4-character group is incomplete)", r);
     }
+    ARROW_RETURN_NOT_OK(builder.Append(bytes));
   }
   ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
   out->value = result->data();
@@ -182,6 +182,23 @@ arrow::Result<std::string> base64_function(bool decode) {
     }
     return f;
   });
+}
+
+// Spark's initcap: lower case, then the first letter of each space-separated word upper case
+// (Arrow's utf8_title also starts a word after punctuation: "a,b" would be "A,B", not "A,b").
+arrow::Status initcap_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
+  ARROW_ASSIGN_OR_RAISE(auto in, argument_array(batch, 0));
+  ARROW_ASSIGN_OR_RAISE(auto lower, cp::CallFunction("utf8_lower", {in}));
+  cp::SplitPatternOptions on_space(" ");
+  ARROW_ASSIGN_OR_RAISE(auto words, cp::CallFunction("split_pattern", {lower}, &on_space));
+  auto list = std::static_pointer_cast<arrow::ListArray>(words.make_array());
+  ARROW_ASSIGN_OR_RAISE(auto capitalized, cp::CallFunction("utf8_capitalize", {list->values()}));
+  ARROW_ASSIGN_OR_RAISE(auto rebuilt, arrow::ListArray::FromArrays(*list->offsets(), *capitalized.make_array(),
+                                                                    arrow::default_memory_pool(), list->null_bitmap(),
+                                                                    list->null_count()));
+  ARROW_ASSIGN_OR_RAISE(auto joined, cp::CallFunction("binary_join", {rebuilt, arrow::MakeScalar(" ")}));
+  out->value = joined.make_array()->data();
+  return arrow::Status::OK();
 }
 
 // STRING input as STRING, anything else cast to it (Spark casts implicitly for string functions).
@@ -271,6 +288,10 @@ arrow::Result<BoundExpression> bind_pad(const FunctionCall& c) {
   if (c.size() == 3) {
     ARROW_ASSIGN_OR_RAISE(pad, c.literal_string(2));
   }
+  if (pad.empty() || byte_offset_of_char(pad, 1) != pad.size()) {
+    return c.error_at(2, fmt::format("{} pads with one character; a pad of {} characters is not supported yet",
+                                     c.name(), chars_before(pad, pad.size())));
+  }
   // Spark truncates a longer string to the width.
   auto padded = cp::call(c.name() == "lpad" ? "utf8_lpad" : "utf8_rpad", {c.expression(0)},
                          std::make_shared<cp::PadOptions>(width, pad));
@@ -303,7 +324,16 @@ void register_string_functions(FunctionRegistry& r) {
   add_unary(r, "ltrim", {}, "utf8_ltrim_whitespace");
   add_unary(r, "rtrim", {}, "utf8_rtrim_whitespace");
   add_unary(r, "reverse", {}, "utf8_reverse");
-  add_unary(r, "initcap", {}, "utf8_title");
+  r.add({"initcap", {}, 1, 1, "string", "STRING",
+         [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
+           ARROW_ASSIGN_OR_RAISE(auto text, as_text(c, 0));
+           ARROW_ASSIGN_OR_RAISE(auto function, register_scalar_once("sluice_initcap", []() -> arrow::Result<std::shared_ptr<cp::Function>> {
+             auto f = std::make_shared<cp::ScalarFunction>("sluice_initcap", cp::Arity::Unary(), cp::FunctionDoc::Empty());
+             ARROW_RETURN_NOT_OK(add_kernel(*f, {cp::InputType(arrow::utf8())}, cp::OutputType(arrow::utf8()), initcap_exec));
+             return f;
+           }));
+           return c.call(function, {text});
+         }, ""});
   add_unary(r, "length", {"char_length", "character_length", "len"}, "utf8_length", "INT");
   r.add({"octet_length", {}, 1, 1, "string", "INT",
          [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
@@ -368,8 +398,8 @@ void register_string_functions(FunctionRegistry& r) {
            ARROW_ASSIGN_OR_RAISE(auto pattern, c.literal_string(1));
            return c.call("split_pattern_regex", {c.expression(0)}, std::make_shared<cp::SplitPatternOptions>(pattern));
          }, "the pattern is RE2 syntax; no limit argument"});
-  r.add({"lpad", {}, 2, 3, "string", "STRING", bind_pad, "width and pad must be literals"});
-  r.add({"rpad", {}, 2, 3, "string", "STRING", bind_pad, "width and pad must be literals"});
+  r.add({"lpad", {}, 2, 3, "string", "STRING", bind_pad, "width and pad must be literals; the pad one character"});
+  r.add({"rpad", {}, 2, 3, "string", "STRING", bind_pad, "width and pad must be literals; the pad one character"});
   r.add({"startswith", {"starts_with"}, 2, 2, "string", "BOOLEAN", bind_match, "the prefix must be a literal"});
   r.add({"endswith", {"ends_with"}, 2, 2, "string", "BOOLEAN", bind_match, "the suffix must be a literal"});
   r.add({"contains", {}, 2, 2, "string", "BOOLEAN", bind_match, "the substring must be a literal"});
@@ -400,7 +430,7 @@ void register_string_functions(FunctionRegistry& r) {
            ARROW_ASSIGN_OR_RAISE(auto text, as_text(c, 0));
            ARROW_ASSIGN_OR_RAISE(auto function, base64_function(true));
            return c.call(function, {text});
-         }, "text that is not base64 gives NULL (Spark decodes leniently)"});
+         }, ""});
 }
 
 }  // namespace sluice::exec
