@@ -594,9 +594,9 @@ void register_datetime_functions(FunctionRegistry& r) {
   r.add({"unix_timestamp", {}, 1, 1, "datetime", "BIGINT",
          [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
            auto micros = cast_to(cast_to(c.expression(0), timestamp_type()), arrow::int64());
-           // Whole seconds, floored (also before 1970), as BIGINT.
-           auto seconds = cp::call("floor", {cp::call("divide", {cast_to(micros, arrow::float64()), literal_of(arrow::MakeScalar(1e6))})});
-           return c.call("cast", {seconds}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
+           // Whole seconds truncated toward zero, as Spark (micros / 1e6 on a long): -1 us is 0,
+           // where unix_seconds floors to -1 (the Spark differential test found it).
+           return c.call("divide", {micros, literal_of(arrow::MakeScalar(int64_t{1'000'000}))});
          }, "one argument only (no current time, no format)"});
   r.add({"from_unixtime", {}, 1, 1, "datetime", "STRING",
          [](const FunctionCall& c) {
