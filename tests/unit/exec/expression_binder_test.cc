@@ -363,23 +363,23 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"nvl2(s, 1)", "f.sql:1:1: error: nvl2 takes 3 argument(s), got 2\n  nvl2(s, 1)\n  ^"},
         ErrorCase{"coalesce()", "f.sql:1:1: error: coalesce takes at least 1 argument(s), got 0\n  coalesce()\n  ^"},
         ErrorCase{"date_format(ts, 'yyyy G')",
-                  "f.sql:1:17: error: pattern letter 'G' in 'yyyy G' is not supported by sluice's date_format "
-                  "(supported: y M L d D Q E a H h k K m s S X x Z and quoted text)\n  date_format(ts, 'yyyy G')\n"
+                  "f.sql:1:17: error: pattern letter 'G' is not supported by sluice's date_format "
+                  "(supported: y M L d D Q E a H h k K m s S X x Z and quoted text)\n  date_format(ts, '<redacted>')\n"
                   "                  ^"},
         ErrorCase{"date_format(ts, 'ddd')",
-                  "f.sql:1:17: error: too many pattern letters 'd' in 'ddd' (at most 2)\n  date_format(ts, 'ddd')\n"
+                  "f.sql:1:17: error: too many pattern letters 'd' (at most 2)\n  date_format(ts, '<redacted>')\n"
                   "                  ^"},
         ErrorCase{"EXTRACT(FORTNIGHT FROM ts)",
                   "f.sql:1:9: error: 'FORTNIGHT' is not a field EXTRACT knows (YEAR, QUARTER, MONTH, WEEK, DAY, "
                   "DAYOFWEEK, DAYOFWEEK_ISO, DOY, HOUR, MINUTE, SECOND, YEAROFWEEK)\n  EXTRACT(FORTNIGHT FROM ts)\n"
                   "          ^"},
         ErrorCase{"from_utc_timestamp(ts, 'Mars/Olympus')",
-                  "f.sql:1:24: error: 'Mars/Olympus' is not a time zone sluice knows (use a region such as "
-                  "'Europe/Paris' or an offset such as '+08:00')\n  from_utc_timestamp(ts, 'Mars/Olympus')\n"
+                  "f.sql:1:24: error: not a time zone sluice knows (use a region such as "
+                  "'Europe/Paris' or an offset such as '+08:00')\n  from_utc_timestamp(ts, '<redacted>')\n"
                   "                         ^"},
         ErrorCase{"lpad(s, 3, 'ab')",
                   "f.sql:1:12: error: lpad pads with one character; a pad of 2 characters is not supported yet\n  "
-                  "lpad(s, 3, 'ab')\n             ^"},
+                  "lpad(s, 3, '<redacted>')\n             ^"},
         ErrorCase{"to_json(n)", "f.sql:1:9: error: to_json needs a STRUCT, ARRAY or MAP, not BIGINT\n  to_json(n)\n          ^"},
         ErrorCase{"left(s, n)", "f.sql:1:9: error: argument 2 of left must be an integer literal\n  left(s, n)\n          ^"},
         ErrorCase{"array_contains(s, 1)",
