@@ -267,6 +267,26 @@ struct RowOrder {
   Curve curve = Curve::kZOrder;
 };
 
+// The rows a file of about `target` bytes holds, from the bin's own bytes per row (physical rows:
+// numRecords plus what a deletion vector hides); 0 (bytes alone decide) when a file records no
+// numRecords. Rounded up, so a bin of at most `target` bytes stays one file; a sorted bin larger
+// than that (Z-order, clustering) is cut into files of about the target, its order running on
+// from one file into the next. The Parquet writer knows a file's bytes only per finished row
+// group, so bytes alone would let a file run past a small target by a whole row group.
+int64_t rows_per_target_file(const std::vector<delta::Add>& bin, int64_t target) {
+  int64_t bytes = 0, rows = 0;
+  for (const auto& f : bin) {
+    const int64_t live = delta::live_records(f);
+    if (live < 0) return 0;
+    rows += live + (f.deletion_vector ? f.deletion_vector->cardinality : 0);
+    bytes += f.size;
+  }
+  if (rows <= 0 || bytes <= 0) return 0;
+  const auto wanted = (static_cast<unsigned __int128>(target) * static_cast<unsigned __int128>(rows) +
+                       static_cast<unsigned __int128>(bytes) - 1) / static_cast<unsigned __int128>(bytes);
+  return static_cast<int64_t>(std::min<unsigned __int128>(wanted, std::numeric_limits<int64_t>::max()));
+}
+
 // Rewrites one bin: its rows (deletion vectors applied) into new files of the target size,
 // along the curve of `order` when it has columns.
 arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
@@ -284,6 +304,7 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
   options.constraints = exec::sql_constraint_compiler();
   options.file.target_file_bytes = sizes.max_file_size;
   options.file.row_group_bytes = std::min(options.file.row_group_bytes, sizes.max_file_size);
+  options.file.max_rows_per_file = rows_per_target_file(bin, sizes.max_file_size);
   options.file.parallel_files = 1;  // one file at a time keeps the rows' order in the files
   ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target.store, target.snapshot,
                                                               *target.snapshot->schema(), options));
