@@ -267,8 +267,8 @@ TEST_F(TableWriterTest, MaxRowsPerFileCutsABatchIntoFilesInOrder) {
     std::string rows = "[";
     for (int i = 0; i < 250; ++i) rows += fmt::format("{}{{\"id\": {}, \"city\": \"c\", \"amount\": 1.0}}", i ? "," : "", i);
     rows += "]";
+    store_ = std::make_shared<LogStore>(dir_.path() / (partitioned ? "partitioned" : "unpartitioned"));
     WriteOptions options;
-    options.mode = WriteMode::kOverwrite;
     options.file.max_rows_per_file = 100;
     options.file.parallel_files = 1;
     if (partitioned) options.partition_columns = {"city"};
