@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <netdb.h>
+#include <sys/socket.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -19,8 +20,9 @@ namespace sluice::server {
 namespace {
 
 // Requests are answered by a small pool: reading the status re-reads Delta logs, and the
-// machine's cores belong to the pipeline.
-constexpr size_t kServerThreads = 2;
+// machine's cores belong to the pipeline. Four, not two: a scraper's idle keep-alive
+// connection holds a thread until httplib's keep-alive timeout (5 s).
+constexpr size_t kServerThreads = 4;
 
 bool is_ipv4(const std::string& host) {
   in_addr a{};
@@ -135,6 +137,13 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Start(ServerOptions optio
   impl->reader = std::move(reader);
   auto* self = impl.get();
   impl->http.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };  // httplib takes ownership
+  // httplib's default sets SO_REUSEPORT: a second server (another sluice, or anyone's process of
+  // this user) could then bind the same port and take half the requests. SO_REUSEADDR alone
+  // lets a restart bind while old connections linger, and refuses a port in use.
+  impl->http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   auto handler = [self](const httplib::Request& req, httplib::Response& res) { self->answer(req, res); };
   // Every method reaches answer(), which refuses all but GET and HEAD with 405.
   impl->http.Get(".*", handler);
