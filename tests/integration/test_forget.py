@@ -183,18 +183,6 @@ def test_the_value_is_found_before_and_in_no_file_after(forgotten):
     assert ERASED not in forgotten["finished"].stdout + forgotten["finished"].stderr
 
 
-def test_column_lineage_names_the_columns_each_table_stores(forgotten):
-    """The lineage forget follows names exactly the stored columns of every table (deltalake's
-    schema the oracle), the APPLY CHANGES target's COLUMNS list included."""
-    graph = run_sluice("graph", forgotten["pipe"], "--format", "json")
-    assert graph.returncode == 0, graph.stderr
-    lineage = {d["name"]: [c["name"] for c in d["columns"]] for d in json.loads(graph.stdout)["datasets"]}
-    assert lineage["latest_per_kind"] == ["kind", "seq"]
-    for name in ("events_silver", "big_events", "latest_per_kind"):
-        stored = [f.name for f in DeltaTable(str(forgotten["tables"] / name)).schema().fields]
-        assert lineage[name] == stored, name
-
-
 def test_every_reader_sees_the_model_minus_the_erased_rows(forgotten):
     tables = forgotten["tables"]
     produced = forgotten["produced"] + forgotten["third"]

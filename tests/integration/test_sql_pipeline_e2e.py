@@ -377,33 +377,6 @@ CREATE MATERIALIZED VIEW revenue AS
     assert graph["order"].index("revenue") > graph["order"].index("orders")
 
 
-def test_graph_json_lineage_of_apply_changes_is_its_columns_list(tmp_path):
-    """An APPLY CHANGES target's columns are its keys and COLUMNS list (or the source's without
-    COLUMNS * EXCEPT's), as validate types the target; SCD 2's __START_AT/__END_AT come from SEQUENCE BY."""
-    pipe = write_pipeline(tmp_path / "pipe", "name: cdc\nkafka:\n  default: {bootstrap.servers: '127.0.0.1:1'}\n")
-    (pipe / "p.sql").write_text("""
-CREATE STREAMING TABLE cdc_raw AS SELECT c.id, c.name, upper(c.email) AS email, c.op, c.ts FROM (
-  SELECT from_json(CAST(value AS STRING), 'id BIGINT, name STRING, email STRING, op STRING, ts TIMESTAMP') AS c
-  FROM STREAM read_kafka(topic => 'cdc'));
-CREATE STREAMING TABLE listed;
-APPLY CHANGES INTO listed FROM STREAM(cdc_raw) KEYS (id) SEQUENCE BY ts COLUMNS name, ts STORED AS SCD TYPE 1;
-CREATE STREAMING TABLE excepted;
-APPLY CHANGES INTO excepted FROM STREAM(cdc_raw) KEYS (id) APPLY AS DELETE WHEN op = 'd'
-  SEQUENCE BY ts COLUMNS * EXCEPT (op, email) STORED AS SCD TYPE 2;
-CREATE MATERIALIZED VIEW names AS SELECT * FROM excepted;
-""")
-    result = run_sluice("graph", pipe, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    columns = {d["name"]: {c["name"]: c["from"] for c in d["columns"]} for d in json.loads(result.stdout)["datasets"]}
-    assert columns["listed"] == {"id": ["cdc_raw.id"], "name": ["cdc_raw.name"], "ts": ["cdc_raw.ts"]}
-    excepted = {"id": ["cdc_raw.id"], "name": ["cdc_raw.name"], "ts": ["cdc_raw.ts"],
-                "__START_AT": ["cdc_raw.ts"], "__END_AT": ["cdc_raw.ts"]}
-    assert columns["excepted"] == excepted
-    assert list(columns["excepted"]) == ["id", "name", "ts", "__START_AT", "__END_AT"]
-    # Downstream of the target, lineage runs through its real columns only.
-    assert columns["names"] == {c: [f"excepted.{c}"] for c in excepted}
-
-
 def test_table_override_for_unknown_table_is_an_error(tmp_path):
     pipe = write_pipeline(tmp_path / "pipe", "name: o\nkafka:\n  default: {bootstrap.servers: '127.0.0.1:1'}\n"
                                              "tables:\n  event_silver:\n    properties: {a: b}\n")

@@ -267,6 +267,9 @@ struct RowOrder {
   Curve curve = Curve::kZOrder;
 };
 
+// The fewest rows OPTIMIZE puts in a file it cuts by rows (the bin's last file may hold fewer).
+constexpr int64_t kMinRowsPerCutFile = 1000;
+
 // The rows a file of about `target` bytes holds, from the bin's own bytes per row (physical rows:
 // numRecords plus what a deletion vector hides); 0 (bytes alone decide) when a file records no
 // numRecords. Rounded up, so a bin of at most `target` bytes stays one file; a sorted bin larger
@@ -274,17 +277,20 @@ struct RowOrder {
 // from one file into the next. The Parquet writer knows a file's bytes only per finished row
 // group, so bytes alone would let a file run past a small target by a whole row group.
 int64_t rows_per_target_file(const std::vector<delta::Add>& bin, int64_t target) {
-  int64_t bytes = 0, rows = 0;
+  // Sums in 128 bits: a log's numRecords and sizes are read as written, and hostile or wrong ones
+  // must not overflow; a negative one means no estimate.
+  __int128 bytes = 0, rows = 0;
   for (const auto& f : bin) {
     const int64_t live = delta::live_records(f);
-    if (live < 0) return 0;
-    rows += live + (f.deletion_vector ? f.deletion_vector->cardinality : 0);
+    if (live < 0 || f.size < 0) return 0;
+    rows += static_cast<__int128>(live) + (f.deletion_vector ? f.deletion_vector->cardinality : 0);
     bytes += f.size;
   }
-  if (rows <= 0 || bytes <= 0) return 0;
-  const auto wanted = (static_cast<unsigned __int128>(target) * static_cast<unsigned __int128>(rows) +
-                       static_cast<unsigned __int128>(bytes) - 1) / static_cast<unsigned __int128>(bytes);
-  return static_cast<int64_t>(std::min<unsigned __int128>(wanted, std::numeric_limits<int64_t>::max()));
+  if (rows <= 0 || bytes <= 0 || target <= 0) return 0;
+  const __int128 wanted = (static_cast<__int128>(target) * rows + bytes - 1) / bytes;
+  // At least kMinRowsPerCutFile: a target of a few bytes (or stats claiming far fewer rows than
+  // the files hold) would otherwise write a file per row (40,000 files for 40,000 rows).
+  return static_cast<int64_t>(std::clamp<__int128>(wanted, kMinRowsPerCutFile, std::numeric_limits<int64_t>::max()));
 }
 
 // Rewrites one bin: its rows (deletion vectors applied) into new files of the target size,

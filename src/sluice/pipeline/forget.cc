@@ -238,7 +238,10 @@ arrow::Status plan_tables(std::vector<Table>& tables, const Predicate& p, const 
   }
   // "<dataset>.<column>" holding or derived from a predicate column, upstream first.
   std::set<std::string> tainted;
-  std::map<std::string, std::string> derived_column;  // dataset -> a tainted column, for messages
+  // dataset -> its tainted columns with their sources, for messages. Lineage can name a column the
+  // stored table lacks (an APPLY CHANGES target's COLUMNS list keeps fewer than its source has):
+  // only the columns the table really has count below.
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> derived_columns;
   if (graph) {
     for (const auto& name : graph->order) {
       if (!lineage.count(name)) continue;
@@ -247,11 +250,9 @@ arrow::Status plan_tables(std::vector<Table>& tables, const Predicate& p, const 
         for (const auto& s : sources) hit = hit || tainted.count(s) > 0;
         if (!hit) continue;
         tainted.insert(name + "." + column);
-        if (!derived_column.count(name)) {
-          std::string from;
-          for (const auto& s : sources) from += (from.empty() ? "" : ", ") + s;
-          derived_column[name] = column + " <- " + from;
-        }
+        std::string from;
+        for (const auto& s : sources) from += (from.empty() ? "" : ", ") + s;
+        derived_columns[name].push_back({column, column + " <- " + from});
       }
     }
   }
@@ -296,10 +297,19 @@ arrow::Status plan_tables(std::vector<Table>& tables, const Predicate& p, const 
                           t.decode_text, p.string_literals.size());
       continue;
     }
-    if (derived_column.count(t.name)) {
+    const std::pair<std::string, std::string>* stored_derived = nullptr;
+    if (auto it = derived_columns.find(t.name); it != derived_columns.end()) {
+      for (const auto& d : it->second) {
+        if (schema->GetFieldByName(d.first) != nullptr) {
+          stored_derived = &d;
+          break;
+        }
+      }
+    }
+    if (stored_derived) {
       r.match = ForgetMatch::kUnmatched;
       r.how = fmt::format("column {} derives from the predicate's columns, but the table lacks {}",
-                          derived_column.at(t.name), fmt::join(p.columns, ", "));
+                          stored_derived->second, fmt::join(p.columns, ", "));
       continue;
     }
     r.match = ForgetMatch::kNotCarried;

@@ -540,21 +540,70 @@ arrow::Status SqlPlanner::check_change_feed_stream(const exec::SelectPlan& plan,
   return arrow::Status::OK();
 }
 
-std::vector<std::pair<std::string, std::set<std::string>>> SqlPlanner::plan_lineage(const exec::SelectPlan& plan) {
-  std::vector<std::pair<std::string, std::set<std::string>>> out;
-  const auto lineage = plan.lineage();
-  const auto& schema = *plan.output_schema();
-  for (int i = 0; i < schema.num_fields(); ++i) out.emplace_back(schema.field(i)->name(), lineage[i]);
-  return out;
-}
-
-std::vector<std::pair<std::string, std::set<std::string>>> SqlPlanner::flow_lineage(const std::string& name) const {
-  auto plan = flow_plans_.find(name);
-  if (plan == flow_plans_.end()) return {};
-  if (auto flow = graph_.flows.find(name); flow != graph_.flows.end() && flow->second.apply_changes) {
-    return apply_changes_lineage(flow->second, plan->second);
+// APPLY CHANGES: the source is read as a stream; keys, SEQUENCE BY, APPLY AS DELETE/TRUNCATE
+// and COLUMNS are bound against it. Returns the target's schema (SCD type 2 adds __START_AT
+// and __END_AT of the SEQUENCE BY type, as DLT does).
+arrow::Result<std::shared_ptr<arrow::Schema>> SqlPlanner::check_apply_changes(
+    const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views, std::optional<exec::SelectPlan>* changes) {
+  const auto& ac = *flow.apply_changes;
+  const auto& file = graph_.files[flow.file];
+  sql::Query q;
+  q.loc = ac.loc;
+  sql::Select sel;
+  sel.loc = ac.loc;
+  auto star = std::make_unique<sql::Expr>();
+  star->kind = sql::ExprKind::kStar;
+  star->loc = ac.loc;
+  sel.items.push_back({std::move(star), ""});
+  auto source = std::make_unique<sql::TableRef>();
+  source->kind = ac.source->kind;
+  source->loc = ac.source->loc;
+  source->name = ac.source->name;
+  source->stream = ac.source->stream;
+  source->query = ac.source->query;
+  sel.from = std::move(source);
+  q.selects.push_back(std::move(sel));
+  ARROW_ASSIGN_OR_RAISE(auto plan, exec::SelectPlan::make(q, file, schema_lookup(), inline_views, read_kafka_binder()));
+  const auto& in = plan.output_schema();
+  exec::ExpressionBinder binder(file, in);
+  auto require_column = [&](const std::string& name, sql::Location at) -> arrow::Status {
+    if (!in->GetFieldByName(name)) {
+      std::vector<std::string> names;
+      for (const auto& f : in->fields()) names.push_back(f->name());
+      std::string best = closest_match(name, names);
+      return arrow::Status::Invalid(sql::format_error(file, at, fmt::format(
+          "APPLY CHANGES: '{}' is not a column of the source{}", name,
+          best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best))));
+    }
+    return arrow::Status::OK();
+  };
+  for (const auto& k : ac.keys) ARROW_RETURN_NOT_OK(require_column(k, ac.loc));
+  ARROW_ASSIGN_OR_RAISE(auto sequence, binder.bind(*ac.sequence_by));
+  for (const auto* cond : {ac.delete_when.get(), ac.truncate_when.get()}) {
+    if (!cond) continue;
+    ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*cond));
+    if (b.type->id() != arrow::Type::BOOL) {
+      return arrow::Status::Invalid(sql::format_error(file, cond->loc, "APPLY AS ... WHEN needs a BOOLEAN condition"));
+    }
   }
-  return plan_lineage(plan->second);
+  for (const auto& c : ac.columns) ARROW_RETURN_NOT_OK(require_column(c, ac.loc));
+  for (const auto& c : ac.except_columns) ARROW_RETURN_NOT_OK(require_column(c, ac.loc));
+  arrow::FieldVector fields;
+  for (const auto& f : in->fields()) {
+    const auto& n = f->name();
+    if (!ac.columns.empty() && std::find(ac.columns.begin(), ac.columns.end(), n) == ac.columns.end() &&
+        std::find(ac.keys.begin(), ac.keys.end(), n) == ac.keys.end()) {
+      continue;
+    }
+    if (std::find(ac.except_columns.begin(), ac.except_columns.end(), n) != ac.except_columns.end()) continue;
+    fields.push_back(f);
+  }
+  if (ac.scd_type == 2) {
+    fields.push_back(arrow::field("__START_AT", sequence.type));
+    fields.push_back(arrow::field("__END_AT", sequence.type));
+  }
+  if (changes) changes->emplace(std::move(plan));
+  return arrow::schema(fields);
 }
 
 // The stored datasets a dataset reads, through views (which are inlined, never stored).

@@ -37,10 +37,6 @@ enum class SchemaInference {
 // "streaming table", "materialized view" or "view".
 const char* kind_text(sql::DatasetKind k);
 
-// Whether an APPLY CHANGES target holds the source column `column`: its keys and the COLUMNS
-// listed (every column without a list), never one of COLUMNS * EXCEPT (...).
-bool apply_changes_writes(const sql::ApplyChanges& ac, const std::string& column);
-
 // Thread-compatible: planned on one thread; afterwards its const members are read by the flows
 // of an update from several threads.
 class SqlPlanner {
@@ -69,14 +65,6 @@ class SqlPlanner {
 
   // The stored datasets a dataset reads, through views (which are inlined, never stored).
   std::set<std::string> stored_upstream(const std::string& name) const;
-
-  // Column lineage of a planned flow: each column it writes into its target, in order, with the
-  // source columns it is computed from ("<dataset or kafka:topic>.<column>"). A query writes its
-  // SELECT's columns; an APPLY CHANGES flow the columns its COLUMNS list keeps (apply_changes_planning.cc).
-  // Empty for a flow not planned.
-  std::vector<std::pair<std::string, std::set<std::string>>> flow_lineage(const std::string& flow) const;
-  // The same for a query's output columns (a view's).
-  static std::vector<std::pair<std::string, std::set<std::string>>> plan_lineage(const exec::SelectPlan& plan);
 
   // Whether several processes may run the dataset at once (scale-out): a streaming table whose
   // every flow reads Kafka as a consumer-group member and keeps no event-time state, so the
@@ -140,10 +128,6 @@ class SqlPlanner {
   arrow::Result<std::shared_ptr<arrow::Schema>> check_apply_changes(
       const Flow& flow, const exec::SelectPlan::InlineLookup& inline_views,
       std::optional<exec::SelectPlan>* changes = nullptr);
-  // The columns an APPLY CHANGES flow writes (apply_changes_writes of the rows read `changes`;
-  // with SCD type 2, __START_AT and __END_AT from SEQUENCE BY's columns) and their sources.
-  std::vector<std::pair<std::string, std::set<std::string>>> apply_changes_lineage(
-      const Flow& flow, const exec::SelectPlan& changes) const;
   // What the APPLY CHANGES executor does not do yet, refused while planning.
   arrow::Status check_apply_changes_runnable(const Dataset& d, const Flow& flow,
                                              const exec::SelectPlan& changes) const;

@@ -473,28 +473,32 @@ sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
   SqlPlanner run(config, graph, {}, SchemaInference::kFrozenOnly);  // never contacts a broker
   ARROW_RETURN_NOT_OK(run.plan_all());
   std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>> out;
-  // Each flow's columns (an APPLY CHANGES flow's those its COLUMNS list keeps); several flows
-  // into one table add their sources up.
-  auto add = [&](const std::string& dataset, const std::vector<std::pair<std::string, std::set<std::string>>>& flow) {
+  auto add = [&](const std::string& dataset, const exec::SelectPlan& plan) {
+    auto lineage = plan.lineage();
     auto& columns = out[dataset];
-    for (const auto& [column, sources] : flow) {
-      auto it = std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == column; });
+    const auto& schema = plan.output_schema();
+    for (int i = 0; i < schema->num_fields(); ++i) {
+      auto it = std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == schema->field(i)->name(); });
       if (it == columns.end()) {
-        columns.emplace_back(column, sources);
+        columns.emplace_back(schema->field(i)->name(), lineage[i]);
       } else {
-        it->second.insert(sources.begin(), sources.end());
+        it->second.insert(lineage[i].begin(), lineage[i].end());  // several flows into one table
       }
     }
   };
   for (const auto& [name, sink] : graph.sinks) {
-    for (const auto& f : sink.flows) add(name, run.flow_lineage(f));
+    for (const auto& f : sink.flows) {
+      if (run.flow_plans().count(f)) add(name, run.flow_plans().at(f));
+    }
   }
   for (const auto& [name, d] : graph.datasets) {
     if (run.views().count(name)) {
-      add(name, SqlPlanner::plan_lineage(run.views().at(name)));
+      add(name, run.views().at(name));
       continue;
     }
-    for (const auto& f : d.flows) add(name, run.flow_lineage(f));
+    for (const auto& f : d.flows) {
+      if (run.flow_plans().count(f)) add(name, run.flow_plans().at(f));
+    }
   }
   return out;
 }

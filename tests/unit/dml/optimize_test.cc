@@ -262,6 +262,24 @@ TEST_F(OptimizeTest, ZOrderCutsAPartitionIntoFilesOfAboutTheTargetSize) {
   EXPECT_EQ(ids(), all);  // the same rows
 }
 
+// A target of a few bytes does not make a file per row: a file cut by rows holds at least 1,000
+// (review: --target-file-size 1 on 40,000 rows wrote 40,000 files).
+TEST_F(OptimizeTest, ZOrderWithATinyTargetKeepsAThousandRowsPerFile) {
+  std::vector<int64_t> all(5000);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  std::mt19937 rng(7);
+  std::shuffle(all.begin(), all.end(), rng);
+  for (int f = 0; f < 2; ++f) write(std::vector<int64_t>(all.begin() + f * 2500, all.begin() + (f + 1) * 2500), "a");
+  OptimizeOptions options;
+  options.zorder_by = {"id"};
+  options.target_file_size = 1;
+  ASSERT_TRUE(optimize_table(store_, options).ValueOrDie().committed);
+  auto snap = delta::Snapshot::load(*store_).ValueOrDie();
+  EXPECT_EQ(snap->num_files(), 5u);  // 5,000 rows, 1,000 a file
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(ids(), all);
+}
+
 TEST_F(OptimizeTest, TargetFileSizeOfTheTableSetsTheThresholds) {
   delta::Metadata metadata;
   metadata.configuration["delta.targetFileSize"] = "32mb";
