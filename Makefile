@@ -1,6 +1,6 @@
 # sluice: `make run` (demo) and `make test` (everything) set up what is missing first.
-# `make test` = unit + integration (gcc Release build) with test-asan beside it (the clang
-# ASan + UBSan build in build-fuzz/, docs/decisions.md), then fuzz-ci.
+# `make test` = both builds, both unit test runs, each integration test once (the ASan suite
+# or the gcc suite, side by side), then fuzz-ci (scripts/make-test.sh).
 SHELL := /bin/bash
 BUILD_TYPE ?= Release
 BUILD_DIR ?= $(if $(filter Debug,$(BUILD_TYPE)),build-debug,build)
@@ -26,14 +26,13 @@ integration: build
 test-asan:
 	scripts/asan-tests.sh
 
-# After the unit tests, the gcc integration suite and, beside it, the clang build (nice 19) and
-# then test-asan on its own broker as soon as build-fuzz/sluice is built: both suites mostly wait
-# on Kafka, subprocesses and readers. test-asan's log is .run/test-asan.log, printed whole after
-# the gcc suite's output; either failing fails `make test` (scripts/test-suites.sh,
-# docs/decisions.md "CI time (4)"). Then fuzz-ci, alone: its per-input limit is wall time.
-test: unit
-	@SLUICE_BIN=$(CURDIR)/$(BUILD_DIR)/sluice scripts/test-suites.sh
-	$(MAKE) --no-print-directory fuzz-ci
+# Set-up, then the clang ASan + UBSan build of sluice and the ASan suite (tests not marked slow),
+# with beside them the gcc build, its unit tests and the gcc suite (the slow tests and the modules
+# conftest.py's GCC_SUITE_MODULES names), and the rest of the clang build and the ASan unit tests;
+# each integration test runs once. Then fuzz-ci, alone: its per-input limit is wall time.
+# Each phase prints when it ended (scripts/make-test.sh, docs/decisions.md "CI time (5)").
+test:
+	@scripts/make-test.sh
 
 run: build
 	scripts/demo.sh

@@ -13,9 +13,12 @@ Reports, before and after (and after a clustering step when --cluster-command is
     (wait4; best of 3 by wall), with skipping and with --no-skipping;
 and the time the write and the OPTIMIZE took. Usage:
   [SLUICE_BIN=...] bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
-                               [--cluster-by user_id[,col...]] [--cluster-command "table optimize {table} ..."]
+                               [--cluster-by user_id[,col...]] [--input-files K]
+                               [--cluster-command "table optimize {table} ..."]
 --cluster-by: the table is created clustered (CLUSTER BY, `table append --cluster-by`) and the
 OPTIMIZE is liquid clustering's (Hilbert curve) instead of Z-order.
+--input-files K: the rows are appended in K parts, so "before" has K files (each spanning every
+user) instead of the one `table append` writes.
 --cluster-command: sluice arguments run after the Z-order measurement ({table}: the table path),
 then measured again as "clustered".
 """
@@ -129,6 +132,8 @@ def main():
     parser.add_argument("--zorder-by", default="user_id")
     parser.add_argument("--cluster-by", default=None,
                         help="create the table clustered by these columns and cluster it instead")
+    parser.add_argument("--input-files", type=int, default=1,
+                        help="append the rows in this many parts (a file each) before the OPTIMIZE")
     parser.add_argument("--cluster-command", default="",
                         help="sluice arguments ({table}: the table) that cluster it; measured as 'clustered'")
     args = parser.parse_args()
@@ -141,9 +146,24 @@ def main():
             w.write_table(data, max_chunksize=1 << 20)
         del data
         table = pathlib.Path(tmp) / "t"
-        _, _, write_s, write_cpu, _ = run_measured(SLUICE, "table", "append", table, source, "--target-file-size",
-                                                   args.file_size, "--row-group-rows", 128 * 1024,
-                                                   *(["--cluster-by", args.cluster_by] if args.cluster_by else []))
+        write_s = write_cpu = 0.0
+        for part in range(args.input_files):
+            if args.input_files > 1:  # the rows in `input_files` appends (each a file, in random user order)
+                part_source = pathlib.Path(tmp) / f"part{part}.arrow"
+                with ipc.open_file(source) as r:
+                    whole = r.read_all()
+                n = whole.num_rows
+                lo, hi = n * part // args.input_files, n * (part + 1) // args.input_files
+                with ipc.new_file(part_source, whole.schema) as w:
+                    w.write_table(whole.slice(lo, hi - lo), max_chunksize=1 << 20)
+                del whole
+            else:
+                part_source = source
+            first = part == 0 and args.cluster_by
+            _, _, s, c, _ = run_measured(SLUICE, "table", "append", table, part_source, "--target-file-size",
+                                         args.file_size, "--row-group-rows", 128 * 1024,
+                                         *(["--cluster-by", args.cluster_by] if first else []))
+            write_s, write_cpu = write_s + s, write_cpu + c
         print(json.dumps({"rows": args.rows, "users": args.users, "fileSize": args.file_size, "value": value,
                           "writeSeconds": round(write_s, 1), "writeCpuSeconds": round(write_cpu, 1),
                           "loadAverage": os.getloadavg()[0]}), flush=True)

@@ -8,25 +8,18 @@
 # (unit tests, fuzz replays and fuzzers) runs beside the suite at nice 19, then the unit tests
 # (ctest, one at a time, normal priority): the suite mostly waits on Kafka, subprocesses and
 # readers, and they take the CPU it leaves idle. Their output (.run/asan-ctest.log) is printed
-# when the suite is done (docs/decisions.md "CI time (3)", "CI time (4)"). `make test` runs all
-# of this beside the gcc integration suite, its broker ten ports up (scripts/test-suites.sh).
+# when the suite is done (docs/decisions.md "CI time (3)", "CI time (5)"). `make test` runs all
+# of this beside the gcc build and suite, its broker ten ports up (scripts/make-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-# Integration tests under ASan: every test that runs a sluice code path, but not the long chaos
-# runs (random SIGKILLs: the paths they cross, a state's restore among them, run here through the
-# failpoint crash tests), most Spark tests (marked slow: the JVM start dominates and they exercise
-# the same sluice code paths as the deltalake/DuckDB readers; test_change_feed and
-# test_delta_constraints_interop still start one Spark session each here), nor test_kafka_script (scripts/kafka.sh alone, no
-# sluice), nor the multi-process scale-out and whole-pipeline-on-object-store modules: their time
-# is in process starts, leases' ttls and object-store servers, and the sluice code they run (the
-# object stores' requests, the lease, a pipeline's flows) runs here through test_object_storage,
-# test_azure_storage, test_gcs_storage, the lease unit tests and the local pipeline modules.
+# Integration tests under ASan (`--suite asan`, tests/integration/conftest.py): every test that
+# runs a sluice code path, but not those marked slow (long chaos runs, most Spark tests, volume
+# runs) nor the multi-process scale-out and whole-pipeline-on-object-store modules and
+# test_kafka_script (conftest.py GCC_SUITE_MODULES says why): `make test` runs those in its gcc
+# suite, so each test runs once (scripts/make-test.sh).
 # docs/decisions.md "CI time" and "CI time (3)".
-ASAN_PYTEST=(-m "not slow" --ignore=tests/integration/test_kafka_script.py
-             --ignore=tests/integration/test_scale_out.py --ignore=tests/integration/test_scale_out_s3.py
-             --ignore=tests/integration/test_pipeline_on_s3.py
-             --ignore=tests/integration/test_pipeline_on_azure_and_gcs.py)
+ASAN_PYTEST=(--suite asan)  # tests/integration/conftest.py: not slow, not GCC_SUITE_MODULES
 [ $# -gt 0 ] && ASAN_PYTEST=("$@")
 
 bash scripts/sanitizer-build.sh sluice

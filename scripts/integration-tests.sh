@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The suite takes ports KAFKA_PORT..KAFKA_PORT+9: its broker's six, then the brokers two test
 # modules start (tests/integration/conftest.py KAFKA_PORT); two suites side by side (`make test`,
-# scripts/test-suites.sh) sit ten ports apart.
+# scripts/make-test.sh) sit ten ports apart.
 export KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-19092}
 export SLUICE_TEST_KAFKA_PORT=$KAFKA_PORT
 trap 'scripts/kafka.sh stop' EXIT
@@ -13,7 +13,7 @@ trap 'scripts/kafka.sh stop' EXIT
 KAFKA_SECURE=1 scripts/kafka.sh start --fresh
 # Brokers the tests start (outage, test_kafka_script) take ports relative to KAFKA_PORT: a
 # KAFKA_SECURE or KAFKA_CONTROLLER_PORT from the caller's environment would push them into the
-# other suite's block (scripts/test-suites.sh) or onto one shared controller port.
+# other suite's block (scripts/make-test.sh) or onto one shared controller port.
 unset KAFKA_SECURE KAFKA_CONTROLLER_PORT
 # Test files or folders among the arguments narrow the run to them; otherwise all of
 # tests/integration runs (-k, -m and other options narrow either).

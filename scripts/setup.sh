@@ -14,6 +14,7 @@ APT_PACKAGES=(
   default-jre-headless maven
   libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev curl  # librdkafka from source (build-librdkafka.sh)
   patchelf  # make install / make dist: RUNPATH $ORIGIN on the bundled Debian libraries
+  prometheus  # promtool: tests/integration/test_serve.py checks the /metrics text with it
   clang libclang-rt-14-dev llvm-14  # the ASan + UBSan + libFuzzer build (build-fuzz/); symbolizer
 )
 # Node.js for Azurite (the Azure Blob emulator of the tests): Debian's, unless a node is there.

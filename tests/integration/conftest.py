@@ -2,6 +2,7 @@
 independent Delta readers (deltalake, DuckDB's delta extension)."""
 import os
 import pathlib
+import signal
 import subprocess
 import time
 import uuid
@@ -18,10 +19,78 @@ SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 KAFKA_PORT = int(os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092"))
 
 
+# `make test` runs each integration test once, in one of two suites side by side
+# (scripts/make-test.sh, docs/decisions.md "CI time (5)"): `--suite asan` (the ASan + UBSan
+# sluice) takes every test that is not marked slow, except these modules, whose time goes to
+# process starts, leases' ttls and object-store servers (the sluice code they run is run under
+# ASan by test_object_storage, test_azure_storage, test_gcs_storage, the lease unit tests and the
+# local pipeline modules) or that run no sluice (test_kafka_script); `--suite gcc` (the Release
+# sluice) takes the rest: the slow tests and these modules. `--suite all` (the default) runs all.
+GCC_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py", "test_scale_out_s3.py",
+                     "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--suite", choices=("all", "asan", "gcc"), default="all",
+                     help="which of make test's two integration suites to run (conftest.py GCC_SUITE_MODULES)")
+
+
+def in_asan_suite(item):
+    return item.get_closest_marker("slow") is None and item.path.name not in GCC_SUITE_MODULES
+
+
+def pytest_collection_modifyitems(config, items):
+    suite = config.getoption("--suite")
+    if suite == "all":
+        return
+    keep = [i for i in items if in_asan_suite(i) == (suite == "asan")]
+    drop = [i for i in items if in_asan_suite(i) != (suite == "asan")]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: long chaos, Spark or volume run; `make test-asan` leaves it out "
-        "(it runs under `make integration`)")
+        "markers", "slow: long chaos, Spark or volume run; the ASan suite leaves it out "
+        "(`make test` runs it in the gcc suite: --suite gcc)")
+
+
+def _sluice_children():
+    """This pytest process's direct children that run the sluice binary under test: pid -> start time."""
+    out = {}
+    me = str(os.getpid())
+    for d in pathlib.Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[1] != me or fields[0] == "Z":
+                continue
+            exe = (d / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if exe == str(SLUICE):
+            out[int(d.name)] = fields[19]
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_sluice_outlives_its_test():
+    """A test that fails (or times out) between starting `sluice run` and stopping it would leave
+    the process running beside the next tests, consuming their broker and CPU (seen: a chaos test's
+    run still going minutes later). At the end of each test, the sluice processes it started that
+    still run are killed; those started before it (by a module's fixture) are left alone."""
+    before = _sluice_children()
+    yield
+    for pid, started in _sluice_children().items():
+        if before.get(pid) == started:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 @pytest.fixture(scope="session")

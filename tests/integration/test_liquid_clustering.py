@@ -121,11 +121,50 @@ def test_validate_refuses_bad_clustering_columns_at_file_line_col(tmp_path):
     assert not (pipe / "data" / "tables").exists()
 
 
+def test_optimize_cuts_a_clustered_table_into_files_of_the_target_size(tmp_path):
+    """sluice's clustering OPTIMIZE with a small target: several files of about the target, the
+    Hilbert order (over one column: its sort order) running on across files, so each file holds
+    its own range of user_id, a point query's scan opens one or two of them, and deltalake and
+    DuckDB read the same rows."""
+    rng = random.Random(15)
+    n, users, target = 20_000, 400, 32 * 1024
+    data = [{"id": i, "user_id": f"u{rng.randrange(users):04}", "amount": round(rng.uniform(0, 1000), 2)}
+            for i in range(n)]
+    table = tmp_path / "t"
+    for part in range(4):  # four files, each with (nearly) every user
+        chunk = pa.Table.from_pylist(data[part::4], pa.schema([("id", pa.int64()), ("user_id", pa.string()),
+                                                               ("amount", pa.float64())]))
+        sluice_append(table, chunk, *(["--cluster-by", "user_id"] if part == 0 else []))
+    value = data[n // 3]["user_id"]
+    assert files_admitting(table, "user_id", value) == (4, 4)
+
+    out = json.loads(sluice("table", "optimize", table, "--format", "json",
+                            "--target-file-size", target).stdout)
+    assert out["committed"] and out["clusterBy"] == ["user_id"], out
+    adds = [a["add"] for a in log_actions(table, out["version"]) if "add" in a]
+    sizes = sorted(a["size"] for a in adds)
+    assert len(adds) >= 4, sizes
+    # About the target: none past 1.5 times it, and at most one (the curve's end) below half of it.
+    assert sizes[-1] <= target * 3 // 2 and sum(s < target // 2 for s in sizes) <= 1, sizes
+    # Each file its own range of the clustering key (touching where one user's rows straddle two).
+    ranges = sorted((json.loads(a["stats"])["minValues"]["user_id"], json.loads(a["stats"])["maxValues"]["user_id"])
+                    for a in adds)
+    assert all(ranges[i - 1][1] <= ranges[i][0] for i in range(1, len(ranges))), ranges
+    admitted, total = files_admitting(table, "user_id", value)
+    assert total == len(adds) and admitted <= 2, (admitted, total)
+    # sluice's own scan skips the rest.
+    query = sluice("sql", table, f"SELECT count(*) AS n FROM t WHERE user_id = '{value}'", "--format", "json",
+                   "--scan-report")
+    assert query.returncode == 0, query.stderr
+    scan = json.loads(query.stderr.strip().splitlines()[-1])
+    assert scan["filesTotal"] == len(adds) and scan["filesScanned"] <= 2, scan
+    assert int(json.loads(query.stdout)["n"]) == sum(r["user_id"] == value for r in data)
+    # The same rows, to every reader.
+    for read in (read_deltalake, read_duckdb):
+        assert rows(read(table)) == sorted(data, key=lambda r: r["id"])
+
+
 @pytest.mark.slow  # Spark
-# Known defect (issue 15, session 19 note): the clustering OPTIMIZE writes one file for a bin whose
-# rows reach the writer as one batch, whatever --target-file-size, so `len(adds) > 1` and the
-# skipping after it fail. strict: the mark must come off once the rewrite splits by size.
-@pytest.mark.xfail(strict=True, reason="clustering OPTIMIZE ignores --target-file-size within one batch")
 def test_pipeline_clustered_table_is_sparks_shape_and_clusters(spark, tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
     pipe = pipeline(tmp_path, bootstrap, topic, "user_id, amount")

@@ -14,7 +14,9 @@
 #include <optional>
 #include <thread>
 
+#include "sluice/cli/serve_command.h"
 #include "sluice/cli/table_commands.h"
+#include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/pipeline_identity.h"
@@ -82,8 +84,16 @@ std::string summary_line(const sluice::pipeline::DatasetReport& r) {
   return line + "\n";
 }
 
+// `--serve [ADDR:PORT]` and its token: the server answers beside the run (serve_command.h).
+struct ServeRequest {
+  std::optional<std::string> listen;  // set: serve
+  std::optional<std::string> token;
+};
+
 int run_command(const std::string& dir, bool once, const std::string& bootstrap_override,
-                std::vector<std::string> full_refresh, const sluice::pipeline::RunCommand& command) {
+                std::vector<std::string> full_refresh, const sluice::pipeline::RunCommand& command,
+                const ServeRequest& serve) {
+  const int64_t started_micros = sluice::now_millis() * 1000;
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
   if (!bootstrap_override.empty()) {
@@ -114,6 +124,14 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
           *config, sluice::pipeline::pipeline_layout(*config, graph ? &*graph : nullptr));
       !st.ok()) {
     return fail(st);
+  }
+  // The server reads only committed state (event log, Delta logs) on its own threads; it is
+  // stopped when the run ends. One that cannot start stops the run before it begins.
+  std::unique_ptr<sluice::server::HttpServer> server;
+  if (serve.listen) {
+    auto started = sluice::cli::start_pipeline_server(*config, *serve.listen, serve.token, started_micros);
+    if (!started.ok()) return fail(started.status());
+    server = std::move(*started);
   }
   sluice::pipeline::IngestOptions options;
   options.stop = &g_stop;
@@ -211,6 +229,17 @@ int main(int argc, char** argv) {
       ->default_str("*");
   run->add_option("--bootstrap-servers", bootstrap,
                   "Override bootstrap.servers of every Kafka cluster in pipeline.yaml");
+  ServeRequest serve;
+  std::string serve_listen;
+  std::string serve_token;
+  run->add_option("--serve", serve_listen,
+                  "Serve the JSON API and /metrics while the pipeline runs, on ADDR:PORT (default 127.0.0.1:8080; "
+                  "port 0: any free port)")
+      ->expected(0, 1)
+      ->default_str(sluice::cli::kDefaultListen);
+  run->add_option("--serve-token", serve_token,
+                  "Bearer token every request to the server must send (required off loopback; or set "
+                  "SLUICE_SERVE_TOKEN)");
 
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice " SLUICE_VERSION "\n";
@@ -226,6 +255,7 @@ int main(int argc, char** argv) {
   sluice::cli::add_catalog_command(app, &exit_code);
   sluice::cli::add_forget_command(app, &exit_code);
   sluice::cli::add_status_command(app, &exit_code);
+  sluice::cli::add_serve_command(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
   CLI11_PARSE(app, argc, argv);
@@ -238,7 +268,12 @@ int main(int argc, char** argv) {
         command.flags.push_back("--" + option->get_lnames().front());
       }
     }
-    return run_command(dir, once, bootstrap, full_refresh, command);
+    if (run->count("--serve")) serve.listen = serve_listen.empty() ? std::string(sluice::cli::kDefaultListen) : serve_listen;
+    if (run->count("--serve-token")) {
+      if (!serve.listen) return fail(arrow::Status::Invalid("--serve-token is given without --serve: add --serve [ADDR:PORT]"));
+      serve.token = serve_token;
+    }
+    return run_command(dir, once, bootstrap, full_refresh, command, serve);
   }
   return exit_code;
 }

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "sluice/cli/catalog_command.h"
+#include "sluice/cli/status_report.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/time_text.h"
@@ -26,7 +27,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kExitHealthy = 0;
+constexpr int kExitHealthy = kStatusHealthy;
 constexpr int kExitUnreadable = 1;
 constexpr int kExitFlowFailed = 2;
 
@@ -108,15 +109,10 @@ void add_state(json& row, const FlowHistory* history, bool reads_kafka, int64_t 
   }
 }
 
-struct StatusResult {
-  json status;
-  int exit_code = kExitHealthy;
-};
+}  // namespace
 
-arrow::Result<StatusResult> build_status(const std::string& dir, std::vector<std::string>& warnings) {
-  ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
-  ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
-  ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
+                                         std::vector<std::string>& warnings) {
   std::vector<std::string> catalog_warnings;
   ARROW_ASSIGN_OR_RAISE(auto catalog, sluice::cli::build_catalog(config, graph, catalog_warnings));
   const int64_t now_ms = now_millis();
@@ -182,7 +178,17 @@ arrow::Result<StatusResult> build_status(const std::string& dir, std::vector<std
   if (failed) result.exit_code = kExitFlowFailed;  // a failed flow outranks an unreadable log
   out["healthy"] = result.exit_code == kExitHealthy;
   out["exit_code"] = result.exit_code;
+  result.catalog = std::move(catalog);
   return result;
+}
+
+namespace {
+
+arrow::Result<StatusResult> status_of_folder(const std::string& dir, std::vector<std::string>& warnings) {
+  ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
+  ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
+  ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+  return build_status(config, graph, warnings);
 }
 
 // 42 s, 3 min 5 s, 2 h 10 min, 3 d 4 h.
@@ -283,7 +289,7 @@ void add_status_command(CLI::App& app, int* exit_code) {
     std::vector<std::string> warnings;
     arrow::Result<StatusResult> status;
     try {
-      status = build_status(dir, warnings);
+      status = status_of_folder(dir, warnings);
     } catch (const nlohmann::json::exception& e) {  // an event whose details are not of the shape written
       status = arrow::Status::Invalid("the event log holds an event of an unexpected shape: ", e.what());
     }

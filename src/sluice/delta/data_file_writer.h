@@ -6,7 +6,9 @@
 #include <arrow/io/type_fwd.h>
 #include <arrow/type_fwd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +38,10 @@ struct DataFileOptions {
   // a row group also ends once all of them together reach it.
   RowGroupBudget* row_group_budget = nullptr;
   int64_t target_file_bytes = 128ll << 20;
+  // A file also ends once it holds this many rows (0: no bound), as Spark's maxRecordsPerFile;
+  // the table writers cut a batch at the bound. OPTIMIZE sets it from its input's bytes per row,
+  // since the bytes of a file's open row group are known only once the row group ends.
+  int64_t max_rows_per_file = 0;
   // Files written at once by an unpartitioned write (0: one per core), and the rows a write
   // must reach before it spreads over more than one file.
   int parallel_files = 0;
@@ -64,7 +70,16 @@ class DataFileWriter {
   int64_t num_rows() const { return stats_.num_records(); }
   // Bytes of Parquet written so far (row groups still buffered are not counted).
   int64_t bytes_written() const;
-  bool reached_target() const { return bytes_written() >= options_.target_file_bytes; }
+  bool reached_target() const {
+    return bytes_written() >= options_.target_file_bytes ||
+           (options_.max_rows_per_file > 0 && num_rows() >= options_.max_rows_per_file);
+  }
+  // How many more rows the file takes before max_rows_per_file ends it (the int64 maximum
+  // without a bound).
+  int64_t rows_left() const {
+    return options_.max_rows_per_file > 0 ? std::max<int64_t>(0, options_.max_rows_per_file - num_rows())
+                                          : std::numeric_limits<int64_t>::max();
+  }
 
   // Finishes and fsyncs the file; returns its add action (path relative, URI-encoded).
   arrow::Result<Add> close();

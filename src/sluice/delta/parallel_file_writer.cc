@@ -3,6 +3,8 @@
 
 #include <arrow/record_batch.h>
 
+#include <algorithm>
+
 #include "sluice/common/status.h"
 
 namespace sluice::delta {
@@ -62,28 +64,9 @@ void ParallelFileWriter::run_lane(Lane& lane) {
       lane.cv.notify_all();  // room in the queue
       if (!lane.status.ok()) continue;
     }
-    if (!lane.writer) {
-      auto made = DataFileWriter::make(objects_, table_root_, relative_dir_, schema_, options_);
-      if (!made.ok()) {
-        fail(made.status());
-        continue;
-      }
-      lane.writer = std::move(*made);
-    }
-    if (auto st = lane.writer->write(*batch); !st.ok()) {
+    if (auto st = write_rolling(lane, *batch); !st.ok()) {
       fail(st);
       continue;
-    }
-    if (lane.writer->reached_target()) {
-      auto add = lane.writer->close();
-      lane.writer.reset();
-      if (!add.ok()) {
-        fail(add.status());
-        continue;
-      }
-      std::lock_guard lock(lane.mutex);
-      lane.closed_bytes += add->size;
-      lane.done.push_back(std::move(*add));
     }
     std::lock_guard lock(lane.mutex);
     lane.open_bytes = lane.writer ? lane.writer->bytes_written() : 0;
@@ -105,6 +88,28 @@ void ParallelFileWriter::run_lane(Lane& lane) {
       lane.done.push_back(std::move(*add));
     }
   }
+}
+
+arrow::Status ParallelFileWriter::write_rolling(Lane& lane, const arrow::RecordBatch& batch) {
+  // A batch is cut where max_rows_per_file ends a file, so files hold at most that many rows.
+  int64_t offset = 0;
+  while (offset < batch.num_rows()) {
+    if (!lane.writer) {
+      ARROW_ASSIGN_OR_RAISE(lane.writer, DataFileWriter::make(objects_, table_root_, relative_dir_, schema_, options_));
+    }
+    const int64_t length = std::min(batch.num_rows() - offset, lane.writer->rows_left());
+    ARROW_RETURN_NOT_OK(lane.writer->write(length == batch.num_rows() ? batch : *batch.Slice(offset, length)));
+    offset += length;
+    if (lane.writer->reached_target()) {
+      auto add = lane.writer->close();
+      lane.writer.reset();
+      ARROW_RETURN_NOT_OK(add.status());
+      std::lock_guard lock(lane.mutex);
+      lane.closed_bytes += add->size;
+      lane.done.push_back(std::move(*add));
+    }
+  }
+  return arrow::Status::OK();
 }
 
 arrow::Status ParallelFileWriter::write(std::shared_ptr<arrow::RecordBatch> batch) {

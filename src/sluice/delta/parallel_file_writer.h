@@ -41,6 +41,8 @@ class ParallelFileWriter {
  private:
   struct Lane;
   void run_lane(Lane& lane);
+  // Writes `batch` into the lane's files, closing each at its target (on the lane's thread).
+  arrow::Status write_rolling(Lane& lane, const arrow::RecordBatch& batch);
   void stop_lanes();
 
   const std::shared_ptr<storage::ObjectStore> objects_;

@@ -6,6 +6,7 @@
 #include <arrow/compute/row/grouper.h>
 #include <arrow/compute/exec.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "sluice/common/ids.h"
@@ -118,16 +119,22 @@ arrow::Status TableWriter::close_file(OpenFile& file) {
 
 arrow::Status TableWriter::write_partition(const std::string& dir, const PartitionValues& values,
                                            const arrow::RecordBatch& data) {
-  auto it = open_.find(dir);
-  if (it == open_.end()) {
-    ARROW_ASSIGN_OR_RAISE(auto writer, DataFileWriter::make(store_->objects(), store_->table_root(), dir,
-                                                            file_schema_, options_.file));
-    it = open_.emplace(dir, OpenFile{values, std::move(writer)}).first;
-  }
-  ARROW_RETURN_NOT_OK(it->second.writer->write(data));
-  if (it->second.writer->reached_target()) {
-    ARROW_RETURN_NOT_OK(close_file(it->second));
-    open_.erase(it);
+  // A batch is cut where max_rows_per_file ends a file, so files hold at most that many rows.
+  int64_t offset = 0;
+  while (offset < data.num_rows()) {
+    auto it = open_.find(dir);
+    if (it == open_.end()) {
+      ARROW_ASSIGN_OR_RAISE(auto writer, DataFileWriter::make(store_->objects(), store_->table_root(), dir,
+                                                              file_schema_, options_.file));
+      it = open_.emplace(dir, OpenFile{values, std::move(writer)}).first;
+    }
+    const int64_t length = std::min(data.num_rows() - offset, it->second.writer->rows_left());
+    ARROW_RETURN_NOT_OK(it->second.writer->write(length == data.num_rows() ? data : *data.Slice(offset, length)));
+    offset += length;
+    if (it->second.writer->reached_target()) {
+      ARROW_RETURN_NOT_OK(close_file(it->second));
+      open_.erase(it);
+    }
   }
   return arrow::Status::OK();
 }

@@ -267,6 +267,32 @@ struct RowOrder {
   Curve curve = Curve::kZOrder;
 };
 
+// The fewest rows OPTIMIZE puts in a file it cuts by rows (the bin's last file may hold fewer).
+constexpr int64_t kMinRowsPerCutFile = 1000;
+
+// The rows a file of about `target` bytes holds, from the bin's own bytes per row (physical rows:
+// numRecords plus what a deletion vector hides); 0 (bytes alone decide) when a file records no
+// numRecords. Rounded up, so a bin of at most `target` bytes stays one file; a sorted bin larger
+// than that (Z-order, clustering) is cut into files of about the target, its order running on
+// from one file into the next. The Parquet writer knows a file's bytes only per finished row
+// group, so bytes alone would let a file run past a small target by a whole row group.
+int64_t rows_per_target_file(const std::vector<delta::Add>& bin, int64_t target) {
+  // Sums in 128 bits: a log's numRecords and sizes are read as written, and hostile or wrong ones
+  // must not overflow; a negative one means no estimate.
+  __int128 bytes = 0, rows = 0;
+  for (const auto& f : bin) {
+    const int64_t live = delta::live_records(f);
+    if (live < 0 || f.size < 0) return 0;
+    rows += static_cast<__int128>(live) + (f.deletion_vector ? f.deletion_vector->cardinality : 0);
+    bytes += f.size;
+  }
+  if (rows <= 0 || bytes <= 0 || target <= 0) return 0;
+  const __int128 wanted = (static_cast<__int128>(target) * rows + bytes - 1) / bytes;
+  // At least kMinRowsPerCutFile: a target of a few bytes (or stats claiming far fewer rows than
+  // the files hold) would otherwise write a file per row (40,000 files for 40,000 rows).
+  return static_cast<int64_t>(std::clamp<__int128>(wanted, kMinRowsPerCutFile, std::numeric_limits<int64_t>::max()));
+}
+
 // Rewrites one bin: its rows (deletion vectors applied) into new files of the target size,
 // along the curve of `order` when it has columns.
 arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
@@ -284,6 +310,7 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
   options.constraints = exec::sql_constraint_compiler();
   options.file.target_file_bytes = sizes.max_file_size;
   options.file.row_group_bytes = std::min(options.file.row_group_bytes, sizes.max_file_size);
+  options.file.max_rows_per_file = rows_per_target_file(bin, sizes.max_file_size);
   options.file.parallel_files = 1;  // one file at a time keeps the rows' order in the files
   ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target.store, target.snapshot,
                                                               *target.snapshot->schema(), options));

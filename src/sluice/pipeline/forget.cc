@@ -454,7 +454,8 @@ arrow::Result<std::shared_ptr<arrow::BooleanArray>> match_mask(const Table& t, c
     if (mask->type_id() == arrow::Type::BOOL && mask->null_count() > 0 && !p.string_literals.empty()) {
       auto raw = batch.GetColumnByName("value");
       ARROW_ASSIGN_OR_RAISE(auto as_binary, cp::Cast(raw, arrow::binary()));
-      const auto& bytes = static_cast<const arrow::BinaryArray&>(*as_binary.make_array());
+      const auto binary_array = as_binary.make_array();  // held: `bytes` refers into it
+      const auto& bytes = static_cast<const arrow::BinaryArray&>(*binary_array);
       const auto& m = static_cast<const arrow::BooleanArray&>(*mask);
       arrow::BooleanBuilder out;
       ARROW_RETURN_NOT_OK(out.Reserve(m.length()));

@@ -241,7 +241,7 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
   ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
                                      {"name", "storage", "mode", "trigger_interval", "commit", "kafka",
-                                      "configuration", "libraries", "bronze", "tables", "storage_options"}));
+                                      "configuration", "libraries", "bronze", "tables", "storage_options", "serve"}));
   PipelineConfig cfg;
   cfg.dir = fs::absolute(dir);
   if (!root["name"]) return ctx.error(root, "missing required key 'name'");
@@ -298,6 +298,21 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
       auto d = parse_duration(text);
       if (!d.ok()) return ctx.error(commit["interval"], "{}", d.status().message());
       cfg.commit_interval = *d;
+    }
+  }
+  // serve: {cpu_price_per_hour: P}: what the server's cost metric prices a CPU hour at.
+  if (const auto serve = root["serve"]) {
+    if (!serve.IsMap()) return ctx.error(serve, "'serve' must be a mapping (cpu_price_per_hour)");
+    ARROW_RETURN_NOT_OK(ctx.check_keys(serve, "serve", {"cpu_price_per_hour"}));
+    if (serve["cpu_price_per_hour"]) {
+      ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(serve["cpu_price_per_hour"], "serve.cpu_price_per_hour"));
+      auto price = parse_double(text, "serve.cpu_price_per_hour");
+      if (!price.ok() || !(*price >= 0) || *price > 1e12) {
+        return ctx.error(serve["cpu_price_per_hour"],
+                         "serve.cpu_price_per_hour must be a non-negative number (the price of one CPU hour), not '{}'",
+                         quote_for_error(text));
+      }
+      cfg.serve_cpu_price_per_hour = *price;
     }
   }
   if (const auto kafka = root["kafka"]) {

@@ -54,6 +54,8 @@ struct PipelineConfig {
   std::vector<std::string> library_globs;  // `libraries: - glob: {include: "*.sql"}`
   // Per-table overrides: `tables: {name: {properties: {k: v}}}`, merged over TBLPROPERTIES.
   std::map<std::string, std::map<std::string, std::string>> table_properties;
+  // `serve: {cpu_price_per_hour: P}`: the price of one CPU hour for the server's cost metric.
+  std::optional<double> serve_cpu_price_per_hour;
 
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;

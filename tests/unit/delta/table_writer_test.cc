@@ -6,6 +6,9 @@
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 
 #include "../temp_dir.h"
@@ -254,6 +257,32 @@ TEST_F(TableWriterTest, LargeWritesSpreadOverParallelFilesAndKeepEveryRow) {
   EXPECT_EQ(txn->adds().size(), 2u);
   ASSERT_TRUE(txn->commit({}).ok());
   EXPECT_EQ(ids(*read()), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+// max_rows_per_file cuts one batch into files of at most that many rows, in the batch's order,
+// partitioned (one writer per directory) and not (the lane writer) alike.
+TEST_F(TableWriterTest, MaxRowsPerFileCutsABatchIntoFilesInOrder) {
+  for (const bool partitioned : {false, true}) {
+    SCOPED_TRACE(partitioned ? "partitioned" : "unpartitioned");
+    std::string rows = "[";
+    for (int i = 0; i < 250; ++i) rows += fmt::format("{}{{\"id\": {}, \"city\": \"c\", \"amount\": 1.0}}", i ? "," : "", i);
+    rows += "]";
+    store_ = std::make_shared<LogStore>(dir_.path() / (partitioned ? "partitioned" : "unpartitioned"));
+    WriteOptions options;
+    options.file.max_rows_per_file = 100;
+    options.file.parallel_files = 1;
+    if (partitioned) options.partition_columns = {"city"};
+    auto committed = write(*batch(schema_, rows), options);
+    ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+    auto snap = Snapshot::load(*store_).ValueOrDie();
+    std::vector<std::pair<int64_t, int64_t>> ranges;  // (min id, rows) per file
+    for (const auto& f : snap->files()) {
+      auto stats = nlohmann::json::parse(*f.stats);
+      ranges.emplace_back(stats["minValues"]["id"].get<int64_t>(), stats["numRecords"].get<int64_t>());
+    }
+    std::sort(ranges.begin(), ranges.end());
+    EXPECT_EQ(ranges, (std::vector<std::pair<int64_t, int64_t>>{{0, 100}, {100, 100}, {200, 50}}));
+  }
 }
 
 TEST_F(TableWriterTest, AbortedWriteLeavesNoDataFiles) {

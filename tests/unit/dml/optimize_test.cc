@@ -4,8 +4,12 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <random>
 #include <sstream>
 
 #include "../temp_dir.h"
@@ -217,6 +221,63 @@ TEST_F(OptimizeTest, ZOrderRewritesEveryFileOfThePartitionSortedAlongTheCurve) {
   EXPECT_EQ(std::vector<int64_t>(id->raw_values(), id->raw_values() + id->length()),
             (std::vector<int64_t>{1, 2, 3, 4, 5}));
   EXPECT_NE(commit_text(r.version.value()).find(R"("zOrderBy":"[\"id\"]")"), std::string::npos);
+}
+
+// A Z-ordered partition larger than the target is cut into files of about the target size
+// (estimated from its input's bytes per row), the curve running on from one file into the
+// next: each file covers its own range of the key. Before, rows that reached the writer as one
+// batch made one file whatever the target.
+TEST_F(OptimizeTest, ZOrderCutsAPartitionIntoFilesOfAboutTheTargetSize) {
+  std::vector<int64_t> all(8000);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  std::mt19937 rng(5);
+  std::shuffle(all.begin(), all.end(), rng);
+  for (int f = 0; f < 4; ++f) write(std::vector<int64_t>(all.begin() + f * 2000, all.begin() + (f + 1) * 2000), "a");
+  int64_t input_bytes = 0;
+  for (const auto& f : delta::Snapshot::load(*store_).ValueOrDie()->files()) input_bytes += f.size;
+  OptimizeOptions options;
+  options.zorder_by = {"id"};
+  options.target_file_size = input_bytes / 8;
+  auto r = optimize_table(store_, options).ValueOrDie();
+  ASSERT_TRUE(r.committed);
+  auto snap = delta::Snapshot::load(*store_).ValueOrDie();
+  ASSERT_GE(snap->num_files(), 6u);
+  ASSERT_LE(snap->num_files(), 10u);
+  // Rows per file from the input's bytes per row (as delta-spark sizes its Z-order ranges from
+  // the input's bytes): every file but the curve's last piece holds the same number of rows, and
+  // none is far past the target (sorted ids compress better, so they may come out smaller).
+  std::vector<std::pair<int64_t, int64_t>> ranges;  // (min id, max id) per file
+  std::map<int64_t, int> files_with_rows;
+  for (const auto& f : snap->files()) {
+    EXPECT_LE(f.size, options.target_file_size * 3 / 2) << f.path;
+    auto stats = nlohmann::json::parse(*f.stats);
+    ranges.emplace_back(stats["minValues"]["id"].get<int64_t>(), stats["maxValues"]["id"].get<int64_t>());
+    ++files_with_rows[stats["numRecords"].get<int64_t>()];
+  }
+  ASSERT_LE(files_with_rows.size(), 2u);
+  EXPECT_GE(files_with_rows.rbegin()->second, static_cast<int>(snap->num_files()) - 1);
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) EXPECT_LT(ranges[i - 1].second, ranges[i].first) << i;
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(ids(), all);  // the same rows
+}
+
+// A target of a few bytes does not make a file per row: a file cut by rows holds at least 1,000
+// (review: --target-file-size 1 on 40,000 rows wrote 40,000 files).
+TEST_F(OptimizeTest, ZOrderWithATinyTargetKeepsAThousandRowsPerFile) {
+  std::vector<int64_t> all(5000);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  std::mt19937 rng(7);
+  std::shuffle(all.begin(), all.end(), rng);
+  for (int f = 0; f < 2; ++f) write(std::vector<int64_t>(all.begin() + f * 2500, all.begin() + (f + 1) * 2500), "a");
+  OptimizeOptions options;
+  options.zorder_by = {"id"};
+  options.target_file_size = 1;
+  ASSERT_TRUE(optimize_table(store_, options).ValueOrDie().committed);
+  auto snap = delta::Snapshot::load(*store_).ValueOrDie();
+  EXPECT_EQ(snap->num_files(), 5u);  // 5,000 rows, 1,000 a file
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(ids(), all);
 }
 
 TEST_F(OptimizeTest, TargetFileSizeOfTheTableSetsTheThresholds) {

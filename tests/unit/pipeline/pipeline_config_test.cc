@@ -56,7 +56,24 @@ TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
   EXPECT_EQ(cfg.status().message(),
             file() + ":2:1: unknown key 'kafak' (did you mean 'kafka'?); allowed here: name, "
                      "storage, mode, trigger_interval, commit, kafka, configuration, libraries, bronze, tables, "
-                     "storage_options");
+                     "storage_options, serve");
+}
+
+TEST_F(PipelineConfigTest, ServeTakesACpuPriceAndRefusesOtherKeys) {
+  auto cfg = load("name: p\nserve: {cpu_price_per_hour: 0.04}\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->serve_cpu_price_per_hour, 0.04);
+  EXPECT_FALSE(load("name: p\n")->serve_cpu_price_per_hour.has_value());
+  auto unknown = load("name: p\nserve:\n  listen: 0.0.0.0:80\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(),
+            file() + ":3:3: unknown key 'serve.listen'; allowed here: cpu_price_per_hour");
+  auto negative = load("name: p\nserve: {cpu_price_per_hour: -1}\n");
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("serve.cpu_price_per_hour must be a non-negative number"),
+            std::string::npos)
+      << negative.status().message();
+  EXPECT_FALSE(load("name: p\nserve: {cpu_price_per_hour: cheap}\n").ok());
 }
 
 TEST_F(PipelineConfigTest, AzureAndGcsStoragesTakeTheirDeltaRsOptions) {

@@ -1,0 +1,125 @@
+// `sluice serve <pipeline-dir> [--listen ADDR:PORT] [--serve-token T]`: the JSON API and
+// Prometheus /metrics of a pipeline run elsewhere, from its event log and tables alone, until
+// SIGINT/SIGTERM; and the same server for `sluice run --serve` (main.cc).
+#include "sluice/cli/serve_command.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include "sluice/cli/status_report.h"
+#include "sluice/cli/table_commands.h"
+#include "sluice/pipeline/event_log.h"
+#include "sluice/pipeline/sql_sources.h"
+
+namespace sluice::cli {
+
+namespace {
+
+// The API's view of one pipeline: its configuration and graph, loaded once; the status and
+// events are read again for every request, from committed state only. Immutable after
+// construction, so the server's threads share it freely.
+class ServeReader : public server::PipelineReader {
+ public:
+  ServeReader(pipeline::PipelineConfig config, pipeline::Graph graph, bool runs_here)
+      : config_(std::move(config)), graph_(std::move(graph)), runs_here_(runs_here) {}
+
+  nlohmann::json pipeline() const override {
+    return {{"name", config_.name},
+            {"storage", config_.storage_display()},
+            {"mode", config_.mode == pipeline::Mode::kContinuous ? "continuous" : "triggered"},
+            {"served_by", runs_here_ ? "sluice run --serve" : "sluice serve"}};
+  }
+
+  arrow::Result<nlohmann::json> status(nlohmann::json* catalog) const override {
+    std::vector<std::string> warnings;  // the status JSON says the same (event_log.state)
+    ARROW_ASSIGN_OR_RAISE(auto result, build_status(config_, graph_, warnings));
+    if (catalog) *catalog = std::move(result.catalog);
+    return std::move(result.status);
+  }
+
+  arrow::Result<std::vector<pipeline::StoredEvent>> events() const override {
+    ARROW_ASSIGN_OR_RAISE(auto events, pipeline::read_event_log(config_.objects, config_.storage));
+    if (!events) return std::vector<pipeline::StoredEvent>{};
+    return std::move(*events);
+  }
+
+ private:
+  const pipeline::PipelineConfig config_;
+  const pipeline::Graph graph_;
+  const bool runs_here_;
+};
+
+arrow::Result<int> serve(const std::string& dir, const std::string& listen, const std::optional<std::string>& token) {
+  ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
+  // SIGINT and SIGTERM are taken by sigwait below: blocked here, before the server's threads
+  // start (they inherit the mask), so no thread is interrupted by them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ARROW_ASSIGN_OR_RAISE(auto server, start_pipeline_server(config, listen, token, std::nullopt));
+  int received = 0;
+  sigwait(&signals, &received);
+  server->stop();
+  std::cout << "sluice: stopped serving\n";
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<server::HttpServer>> start_pipeline_server(const pipeline::PipelineConfig& config,
+                                                                         const std::string& listen,
+                                                                         const std::optional<std::string>& token,
+                                                                         std::optional<int64_t> run_started_micros) {
+  server::ServerOptions options;
+  ARROW_ASSIGN_OR_RAISE(options.listen, server::parse_listen_address(listen));
+  options.token = token;
+  if (!options.token) {
+    if (const char* env = std::getenv(kServeTokenVariable)) options.token = std::string(env);
+  }
+  options.api.cpu_price_per_hour = config.serve_cpu_price_per_hour;
+  options.api.run_started_micros = run_started_micros;
+  // Its own graph: a Graph's datasets point into its statements, so it is built, not copied.
+  ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
+  ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+  auto reader = std::make_shared<ServeReader>(config, std::move(graph), run_started_micros.has_value());
+  ARROW_ASSIGN_OR_RAISE(auto server, server::HttpServer::Start(std::move(options), std::move(reader)));
+  std::cout << "sluice: serving " << server->url() << "\n";
+  std::cout.flush();
+  return server;
+}
+
+void add_serve_command(CLI::App& app, int* exit_code) {
+  static std::string dir;
+  static std::string listen = kDefaultListen;
+  static std::string token;
+  auto* c = app.add_subcommand(
+      "serve", "Serve a pipeline's JSON API (/api/...) and Prometheus metrics (/metrics) from its event log and "
+               "tables, until SIGINT/SIGTERM");
+  c->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();
+  c->add_option("--listen", listen, "ADDR:PORT to listen on (port 0: any free port; the URL is printed)")
+      ->default_str(kDefaultListen);
+  c->add_option("--serve-token", token,
+                std::string("Bearer token every request must send (required off loopback; or set ") +
+                    kServeTokenVariable + ")");
+  c->callback([exit_code, c] {
+    std::optional<std::string> given;
+    if (c->count("--serve-token")) given = token;
+    auto served = serve(dir, listen, given);
+    if (!served.ok()) {
+      std::cerr << "sluice: error: " << served.status().message() << "\n";
+      *exit_code = 1;
+      return;
+    }
+    *exit_code = *served;
+  });
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,28 @@
+// What `sluice status --format json` prints, built for the status command and the server's
+// /api/datasets and /metrics (serve_command.cc), so both say the same.
+#pragma once
+
+#include <arrow/result.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "sluice/pipeline/graph.h"
+#include "sluice/pipeline/pipeline_config.h"
+
+namespace sluice::cli {
+
+constexpr int kStatusHealthy = 0;
+
+struct StatusResult {
+  nlohmann::json status;   // as `sluice status --format json` prints it
+  nlohmann::json catalog;  // as `sluice catalog --format json` prints it (the status is built from it)
+  int exit_code = kStatusHealthy;  // 0 healthy, 1 event log unreadable, 2 a flow's latest state is FAILED
+};
+
+// Problems that leave the status partial go to `warnings`.
+arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
+                                         std::vector<std::string>& warnings);
+
+}  // namespace sluice::cli

@@ -1,0 +1,268 @@
+// The JSON REST API and /metrics (api.h).
+#include "sluice/server/api.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/json_fields.h"
+#include "sluice/common/text.h"
+#include "sluice/common/time_text.h"
+#include "sluice/server/pipeline_metrics.h"
+
+namespace sluice::server {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kDefaultEventLimit = 100;
+constexpr int64_t kMaxEventLimit = 1000;
+constexpr int64_t kDefaultExpectationLimit = 1000;
+constexpr int64_t kMaxExpectationLimit = 10000;
+
+ApiResponse json_response(int status, const json& body) {
+  // Replace: a table or event text that is not UTF-8 must not make dump() throw.
+  return {status, "application/json", body.dump(2, ' ', false, json::error_handler_t::replace) + "\n"};
+}
+
+ApiResponse error_response(int status, const std::string& message) {
+  return json_response(status, {{"error", message}});
+}
+
+bool is_update(const pipeline::StoredEvent& e) {
+  return e.event_type == "flow_progress" && !field_or(flow_progress_of(e), "status", "").empty();
+}
+
+// The query parameters of an endpoint: an unknown one, or one given twice, is refused by name.
+struct Params {
+  std::map<std::string, std::string> values;
+  std::optional<std::string> error;
+};
+
+Params check_params(const ApiRequest& request, const std::set<std::string>& allowed) {
+  Params out;
+  for (const auto& [name, value] : request.params) {
+    if (!allowed.count(name)) {
+      std::string known;
+      for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
+      out.error = fmt::format("unknown parameter '{}' for {}{}", name, request.path,
+                              known.empty() ? std::string("; it takes none") : "; allowed: " + known);
+      return out;
+    }
+    if (!out.values.emplace(name, value).second) {
+      out.error = fmt::format("parameter '{}' is given more than once", name);
+      return out;
+    }
+  }
+  return out;
+}
+
+// A whole-number parameter within [min, max], or an error naming it.
+arrow::Result<int64_t> int_param(const Params& p, const std::string& name, int64_t fallback, int64_t min, int64_t max) {
+  auto it = p.values.find(name);
+  if (it == p.values.end()) return fallback;
+  auto n = parse_int64(it->second, "parameter '" + name + "'");
+  if (!n.ok() || *n < min || *n > max) {
+    return arrow::Status::Invalid(fmt::format("parameter '{}' must be a whole number from {} to {}, not '{}'", name, min,
+                                              max, quote_for_error(it->second)));
+  }
+  return *n;
+}
+
+ApiResponse pipeline_endpoint(const PipelineReader& reader, const std::vector<pipeline::StoredEvent>& events) {
+  json out = reader.pipeline();
+  // The state of the latest update: RUNNING, COMPLETED or FAILED, as its update_progress said.
+  out["state"] = events.empty() ? "never run" : "unknown";
+  out["update_id"] = nullptr;
+  out["state_time"] = nullptr;
+  for (auto it = events.rbegin(); it != events.rend(); ++it) {
+    if (it->event_type != "update_progress" || !it->details.is_object()) continue;
+    const auto& u = it->details.value("update_progress", json::object());
+    const auto state = field_or(u, "state", "");
+    if (state.empty()) continue;
+    out["state"] = state;
+    out["update_id"] = it->update_id;
+    out["state_time"] = format_timestamp_micros(it->timestamp_micros, true, false);
+    break;
+  }
+  out["events"] = events.size();
+  return json_response(200, out);
+}
+
+ApiResponse flows_endpoint(const std::vector<pipeline::StoredEvent>& events) {
+  std::map<std::string, const pipeline::StoredEvent*> latest;  // flow -> its latest update
+  for (const auto& e : events) {
+    if (is_update(e)) latest[e.flow.empty() ? e.dataset : e.flow] = &e;
+  }
+  json flows = json::array();
+  for (const auto& [flow, e] : latest) {
+    flows.push_back({{"flow", flow},
+                     {"dataset", e->dataset},
+                     {"status", flow_progress_of(*e)["status"]},
+                     {"timestamp", format_timestamp_micros(e->timestamp_micros, true, false)},
+                     {"update_id", e->update_id},
+                     {"progress", flow_progress_of(*e)}});
+  }
+  return json_response(200, {{"flows", flows}});
+}
+
+ApiResponse events_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events) {
+  auto p = check_params(request, {"flow", "dataset", "type", "level", "since", "limit"});
+  if (p.error) return error_response(400, *p.error);
+  auto limit = int_param(p, "limit", kDefaultEventLimit, 1, kMaxEventLimit);
+  if (!limit.ok()) return error_response(400, limit.status().message());
+  auto since = int_param(p, "since", 0, 0, int64_t{1} << 52);
+  if (!since.ok()) return error_response(400, since.status().message() + " (milliseconds since the epoch)");
+  auto wanted = [&](const char* name, const std::string& value) {
+    auto it = p.values.find(name);
+    return it == p.values.end() || it->second == value;
+  };
+  std::vector<const pipeline::StoredEvent*> matched;
+  for (const auto& e : events) {
+    if (e.timestamp_micros / 1000 < *since) continue;
+    if (!wanted("flow", e.flow) || !wanted("dataset", e.dataset) || !wanted("type", e.event_type) ||
+        !wanted("level", e.level)) {
+      continue;
+    }
+    matched.push_back(&e);
+  }
+  // The newest `limit`, oldest first.
+  const size_t from = matched.size() > static_cast<size_t>(*limit) ? matched.size() - static_cast<size_t>(*limit) : 0;
+  json out = json::array();
+  for (size_t i = from; i < matched.size(); ++i) out.push_back(event_json(*matched[i]));
+  return json_response(200, {{"events", out}, {"matched", matched.size()}, {"truncated", from > 0}});
+}
+
+ApiResponse expectations_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events) {
+  auto p = check_params(request, {"dataset", "expectation", "limit"});
+  if (p.error) return error_response(400, *p.error);
+  auto limit = int_param(p, "limit", kDefaultExpectationLimit, 1, kMaxExpectationLimit);
+  if (!limit.ok()) return error_response(400, limit.status().message());
+  json rows = json::array();
+  for (const auto& e : events) {
+    if (!is_update(e)) continue;
+    if (p.values.count("dataset") && p.values.at("dataset") != e.dataset) continue;
+    const auto& quality = flow_progress_of(e).value("data_quality", json::object());
+    if (!quality.is_object() || !quality.contains("expectations") || !quality["expectations"].is_array()) continue;
+    for (const auto& x : quality["expectations"]) {
+      const auto name = field_or(x, "name", "?");
+      if (p.values.count("expectation") && p.values.at("expectation") != name) continue;
+      const int64_t passed = field_or(x, "passed_records", int64_t{0});
+      const int64_t failed = field_or(x, "failed_records", int64_t{0});
+      rows.push_back({{"dataset", e.dataset},
+                      {"flow", e.flow},
+                      {"expectation", name},
+                      {"update_id", e.update_id},
+                      {"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
+                      {"timestamp_ms", e.timestamp_micros / 1000},
+                      {"passed_records", passed},
+                      {"failed_records", failed},
+                      {"pass_rate", passed + failed > 0 ? json(static_cast<double>(passed) / static_cast<double>(passed + failed))
+                                                        : json(nullptr)}});
+    }
+  }
+  const bool truncated = rows.size() > static_cast<size_t>(*limit);
+  if (truncated) rows.erase(rows.begin(), rows.end() - *limit);  // the newest
+  return json_response(200, {{"expectations", rows}, {"truncated", truncated}});
+}
+
+ApiResponse dataset_endpoint(const std::string& name, const json& status, const json& catalog,
+                             const std::vector<pipeline::StoredEvent>& events) {
+  json out;
+  for (const auto& d : catalog.value("datasets", json::array())) {
+    if (d.value("name", "") == name) out = d;
+  }
+  json state;
+  for (const auto& d : status.value("datasets", json::array())) {
+    if (d.value("name", "") == name) state = d;
+  }
+  if (out.is_null() && state.is_null()) return error_response(404, fmt::format("no dataset '{}' in this pipeline", name));
+  if (out.is_null()) out = {{"name", name}};  // a sink: no table
+  out["status"] = state;
+  const pipeline::StoredEvent* latest = nullptr;
+  for (const auto& e : events) {
+    if (is_update(e) && e.dataset == name) latest = &e;
+  }
+  out["latest_progress"] = latest ? event_json(*latest) : json(nullptr);
+  return json_response(200, out);
+}
+
+ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const ApiRequest& request) {
+  const auto& path = request.path;
+  static const std::set<std::string> kNoParams;
+  const bool known = path == "/api/pipeline" || path == "/api/datasets" || path.rfind("/api/datasets/", 0) == 0 ||
+                     path == "/api/flows" || path == "/api/events" || path == "/api/expectations" ||
+                     path == "/metrics" || path == "/api" || path == "/api/";
+  if (!known) {
+    return error_response(404, fmt::format("no such path '{}'; the API: /api/pipeline, /api/datasets, "
+                                           "/api/datasets/<name>, /api/flows, /api/events, /api/expectations, /metrics",
+                                           quote_for_error(path)));
+  }
+  if (path == "/api" || path == "/api/") {
+    return json_response(200, {{"endpoints", {"/api/pipeline", "/api/datasets", "/api/datasets/<name>", "/api/flows",
+                                              "/api/events", "/api/expectations", "/metrics"}}});
+  }
+  if (path != "/api/events" && path != "/api/expectations") {
+    auto p = check_params(request, kNoParams);
+    if (p.error) return error_response(400, *p.error);
+  }
+  auto read_events = reader.events();
+  if (!read_events.ok()) return error_response(500, read_events.status().message());
+  const auto& events = *read_events;
+  if (path == "/api/pipeline") return pipeline_endpoint(reader, events);
+  if (path == "/api/flows") return flows_endpoint(events);
+  if (path == "/api/events") return events_endpoint(request, events);
+  if (path == "/api/expectations") return expectations_endpoint(request, events);
+  json catalog;
+  auto status = reader.status(&catalog);
+  if (!status.ok()) return error_response(500, status.status().message());
+  if (path == "/api/datasets") return json_response(200, *status);
+  if (path == "/metrics") {
+    MetricsInputs in;
+    in.status = &*status;
+    in.catalog = &catalog;
+    in.events = &events;
+    auto usage = process_usage();
+    if (usage.ok()) in.process = *usage;
+    in.cpu_price_per_hour = options.cpu_price_per_hour;
+    in.run_started_micros = options.run_started_micros;
+    in.now_micros = now_millis() * 1000;
+    auto text = pipeline_metrics_text(in);
+    if (!text.ok()) return error_response(500, text.status().message());
+    return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(*text)};
+  }
+  const auto name = path.substr(std::string("/api/datasets/").size());
+  return dataset_endpoint(name, *status, catalog, events);
+}
+
+}  // namespace
+
+json event_json(const pipeline::StoredEvent& e) {
+  return {{"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
+          {"timestamp_ms", e.timestamp_micros / 1000},
+          {"update_id", e.update_id},
+          {"sequence", e.seq},
+          {"level", e.level},
+          {"event_type", e.event_type},
+          {"message", e.message},
+          {"flow", e.flow.empty() ? json(nullptr) : json(e.flow)},
+          {"dataset", e.dataset.empty() ? json(nullptr) : json(e.dataset)},
+          {"details", e.details.is_discarded() ? json(nullptr) : e.details}};
+}
+
+ApiResponse handle_request(const PipelineReader& reader, const ApiOptions& options, const ApiRequest& request) {
+  if (request.method != "GET" && request.method != "HEAD") {
+    return error_response(405, fmt::format("method {} is not allowed: the API is read-only (GET)", request.method));
+  }
+  try {
+    return route(reader, options, request);
+  } catch (const nlohmann::json::exception& e) {  // an event whose details are not of the shape written
+    return error_response(500, std::string("the event log holds an event of an unexpected shape: ") + e.what());
+  }
+}
+
+}  // namespace sluice::server

@@ -1,0 +1,261 @@
+"""`sluice serve` and `sluice run --serve`: the JSON API says what `sluice status --format json`
+says, /metrics row counters equal deltalake row counts and the event log's numbers (read with
+Python's json), `promtool check metrics` accepts the exposition, a non-loopback bind needs a
+token checked on every request, and a continuous run's counters grow while it runs. No Spark."""
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from deltalake import DeltaTable
+
+from conftest import SLUICE, run_sluice
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+from test_status import event_log
+
+SQL = """
+CREATE OR REFRESH STREAMING TABLE orders (
+  CONSTRAINT has_id EXPECT (id IS NOT NULL) ON VIOLATION DROP ROW,
+  CONSTRAINT small EXPECT (amount < 1000)
+) TBLPROPERTIES ('sluice.quarantine' = 'true')
+AS SELECT e.id, e.amount FROM (
+  SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS e FROM STREAM read_kafka(topic => '{topic}'));
+
+CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n FROM orders;
+"""
+RECORDS = [{"id": None if i % 6 == 0 else i, "amount": float(i * 50)} for i in range(40)]
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} from the exposition text, comments skipped."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, line
+        labels = frozenset(LABEL.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(metrics, name, **labels):
+    """The value of the one series of `name` whose labels include `labels`."""
+    found = [v for (n, ls), v in metrics.items() if n == name and set(labels.items()) <= set(ls)]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+def get(url, token=None, method="GET"):
+    """(status, content type, body) of a request; errors are answers too."""
+    request = urllib.request.Request(url, method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+def start(*args, env=None):
+    """A sluice process that serves; returns (process, base URL) once it printed the URL."""
+    proc = subprocess.Popen([str(SLUICE), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    for line in proc.stdout:  # the URL is its first line about serving; EOF if it failed
+        if line.startswith("sluice: serving "):
+            return proc, line.split()[-1].rstrip("/")
+    proc.wait(timeout=30)
+    pytest.fail(f"sluice did not serve (exit {proc.returncode}): {proc.stderr.read()}")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def without_clock(status):
+    """A status without what depends on the moment it was built."""
+    status = json.loads(json.dumps(status))
+    for key in ("generated_at", "generated_at_ms"):
+        status.pop(key)
+    for d in status["datasets"]:
+        d.pop("freshness_seconds")
+        d.pop("event_time_freshness_seconds")
+    return status
+
+
+def test_api_and_metrics_agree_with_status_deltalake_and_the_event_log(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "served", bootstrap, extra="serve: {cpu_price_per_hour: 0.04}\n")
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    produce_values(bootstrap, topic, RECORDS[:25])
+    assert run_sluice("run", pipe, "--once").returncode == 0
+    produce_values(bootstrap, topic, RECORDS[25:])
+    assert run_sluice("run", pipe, "--once").returncode == 0
+
+    proc, url = start("serve", pipe, "--listen", "127.0.0.1:0")
+    try:
+        # /api/datasets is `sluice status --format json`.
+        code, kind, body = get(url + "/api/datasets")
+        assert code == 200 and kind.startswith("application/json")
+        status = run_sluice("status", pipe, "--format", "json")
+        assert status.returncode == 0, status.stderr
+        assert without_clock(json.loads(body)) == without_clock(json.loads(status.stdout))
+
+        code, kind, text = get(url + "/metrics")
+        assert code == 200 and kind.startswith("text/plain; version=0.0.4")
+        metrics = parse_metrics(text)
+        events = event_log(pipe)
+        orders = DeltaTable(str(pipe / "data" / "tables" / "orders"))
+        quarantine = DeltaTable(str(pipe / "data" / "tables" / "orders_quarantine"))
+        progress = [e["details"]["flow_progress"] for e in events
+                    if e["event_type"] == "flow_progress" and e["origin"]["dataset_name"] == "orders"]
+        assert len(progress) == 2
+        served = {"pipeline": "served", "dataset": "orders"}
+        # Append-only table: the rows ever written are the rows it holds.
+        assert metric(metrics, "sluice_flow_output_rows_total", **served) == orders.to_pyarrow_table().num_rows
+        assert metric(metrics, "sluice_table_rows", **served) == orders.to_pyarrow_table().num_rows
+        assert metric(metrics, "sluice_table_version", **served) == orders.version()
+        assert metric(metrics, "sluice_table_files", **served) == len(orders.file_uris())
+        assert metric(metrics, "sluice_flow_input_rows_total", **served) == len(RECORDS) == \
+            sum(p["metrics"]["num_input_rows"] for p in progress)
+        assert metric(metrics, "sluice_flow_dropped_rows_total", **served) == \
+            sum(p["metrics"]["num_dropped_rows"] for p in progress) == sum(r["id"] is None for r in RECORDS)
+        assert metric(metrics, "sluice_flow_quarantined_rows_total", **served) == quarantine.to_pyarrow_table().num_rows
+        for name in ("has_id", "small"):
+            for kind_ in ("passed", "failed"):
+                want = sum(x[f"{kind_}_records"] for p in progress for x in p["data_quality"]["expectations"]
+                           if x["name"] == name)
+                assert metric(metrics, f"sluice_expectation_{kind_}_records_total", expectation=name, **served) == want
+        assert metric(metrics, "sluice_expectation_failed_records_total", expectation="small", **served) == \
+            sum(r["amount"] >= 1000 for r in RECORDS)
+        assert metric(metrics, "sluice_flow_updates_total", status="COMPLETED", **served) == 2
+        assert metric(metrics, "sluice_kafka_lag_records", topic=topic, partition="0", **served) == 0
+        assert metric(metrics, "sluice_pipeline_healthy", pipeline="served") == 1
+        assert metric(metrics, "process_resident_memory_bytes") > 0
+        # The cost counts the records of a run in this process: `sluice serve` runs none.
+        assert not any(n == "sluice_cost_per_million_records" for n, _ in metrics)
+
+        # Table details, the latest progress per flow, filtered events, expectations over time.
+        code, _, body = get(url + "/api/datasets/orders")
+        details = json.loads(body)
+        assert code == 200 and details["version"] == orders.version()
+        assert details["num_files"] == len(orders.file_uris())
+        assert [c["name"] for c in details["columns"]] == [f.name for f in orders.schema().fields]
+        assert details["partition_columns"] == orders.metadata().partition_columns
+        assert details["latest_progress"]["details"]["flow_progress"] == progress[-1]
+        code, _, body = get(url + "/api/flows")
+        flows = {f["dataset"]: f for f in json.loads(body)["flows"]}
+        assert code == 200 and flows["orders"]["progress"] == progress[-1] and flows["totals"]["status"] == "COMPLETED"
+        code, _, body = get(url + "/api/events?type=flow_progress&dataset=orders&limit=1")
+        page = json.loads(body)
+        assert code == 200 and page["matched"] == 2 and page["truncated"] is True
+        assert [e["details"]["flow_progress"] for e in page["events"]] == progress[-1:]
+        code, _, body = get(url + "/api/expectations?dataset=orders&expectation=has_id")
+        rows = json.loads(body)["expectations"]
+        assert [(r["passed_records"], r["failed_records"]) for r in rows] == \
+            [(x["passed_records"], x["failed_records"]) for p in progress for x in p["data_quality"]["expectations"]
+             if x["name"] == "has_id"]
+        code, _, body = get(url + "/api/pipeline")
+        assert code == 200 and json.loads(body)["name"] == "served" and json.loads(body)["state"] == "COMPLETED"
+
+        # Errors: JSON, naming what is wrong.
+        for path, want_code, word in [("/api/events?limit=0", 400, "limit"), ("/api/events?since=soon", 400, "since"),
+                                      ("/api/flows?x=1", 400, "'x'"), ("/api/nope", 404, "/api/nope"),
+                                      ("/api/datasets/nope", 404, "nope")]:
+            code, kind, body = get(url + path)
+            assert code == want_code and kind.startswith("application/json"), path
+            assert word in json.loads(body)["error"], (path, body)
+        code, _, body = get(url + "/api/datasets", method="POST")
+        assert code == 405 and "GET" in json.loads(body)["error"]
+    finally:
+        assert stop(proc) == 0
+    # Last, so a machine without promtool still ran every other check.
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; scripts/setup.sh installs it)")
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_non_loopback_needs_a_token_checked_on_every_request(tmp_path, bootstrap):
+    pipe = kafka_pipeline(tmp_path, "guarded", bootstrap)
+    (pipe / "p.sql").write_text("CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
+                                "read_kafka(topic => 'never-produced');")
+    refused = run_sluice("serve", pipe, "--listen", "0.0.0.0:0", timeout=60)
+    assert refused.returncode == 1 and "token" in refused.stderr and "0.0.0.0:0" in refused.stderr
+    bad = run_sluice("serve", pipe, "--listen", "somewhere:80", timeout=60)
+    assert bad.returncode == 1 and "somewhere:80" in bad.stderr
+
+    secret = "s3cr3t-token-value"
+    env = dict(__import__("os").environ, SLUICE_SERVE_TOKEN=secret)
+    proc, url = start("serve", pipe, "--listen", "0.0.0.0:0", env=env)
+    try:
+        local = re.sub(r"//0\.0\.0\.0:", "//127.0.0.1:", url)
+        code, _, body = get(local + "/api/pipeline")
+        assert code == 401 and "Bearer" in json.loads(body)["error"]
+        assert get(local + "/metrics", token="wrong")[0] == 401
+        assert get(local + "/metrics", token=secret[:-1])[0] == 401
+        code, _, body = get(local + "/api/pipeline", token=secret)
+        assert code == 200 and json.loads(body)["state"] == "never run"
+        # The same port again: refused, naming the address.
+        port = url.rsplit(":", 1)[1]
+        taken = run_sluice("serve", pipe, "--listen", f"0.0.0.0:{port}", "--serve-token", "x", timeout=60)
+        assert taken.returncode == 1 and f"0.0.0.0:{port}" in taken.stderr and "in use" in taken.stderr
+    finally:
+        assert stop(proc) == 0
+    out, err = proc.communicate()
+    assert secret not in out and secret not in err
+
+
+def test_run_serve_answers_while_a_continuous_run_goes_on(tmp_path, bootstrap, new_topic):
+    topic = new_topic(2)
+    pipe = kafka_pipeline(tmp_path, "live", bootstrap,
+                          extra="mode: continuous\ntrigger_interval: 100ms\nserve: {cpu_price_per_hour: 0.04}\n")
+    (pipe / "p.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
+                                f"read_kafka(topic => '{topic}');")
+    proc, url = start("run", pipe, "--serve", "127.0.0.1:0")
+    try:
+        def written():
+            code, _, text = get(url + "/metrics")
+            assert code == 200
+            series = [v for (n, ls), v in parse_metrics(text).items()
+                      if n == "sluice_flow_output_rows_total" and ("dataset", "raw") in ls]
+            return (series[0] if series else 0), parse_metrics(text)
+
+        def wait_for(rows):
+            deadline = time.monotonic() + 90
+            while True:
+                got, metrics = written()
+                if got == rows:
+                    return metrics
+                assert got < rows and time.monotonic() < deadline, f"{got} rows counted, waiting for {rows}"
+                time.sleep(0.2)  # a poll interval, not a synchronisation
+
+        produce_values(bootstrap, topic, [b"a"] * 30, partitions=2)
+        wait_for(30)
+        produce_values(bootstrap, topic, [b"b"] * 45, partitions=2)
+        metrics = wait_for(75)
+        assert DeltaTable(str(pipe / "data" / "tables" / "raw")).to_pyarrow_table().num_rows == 75
+        assert metric(metrics, "process_cpu_seconds_total") > 0
+        assert metric(metrics, "sluice_cost_per_million_records", pipeline="live") > 0
+        code, _, body = get(url + "/api/pipeline")
+        assert code == 200 and json.loads(body)["state"] == "RUNNING"
+        assert json.loads(body)["served_by"] == "sluice run --serve"
+    finally:
+        assert stop(proc) == 0
+    out, _ = proc.communicate()
+    assert "sluice: stopped" in out
+    with pytest.raises(urllib.error.URLError):  # the server stopped with the run
+        urllib.request.urlopen(url + "/api/pipeline", timeout=10)

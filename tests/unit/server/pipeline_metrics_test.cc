@@ -1,0 +1,150 @@
+// /metrics from events and a catalog: counters summed over updates, gauges from the latest
+// progress that recorded them, and the listen address and token rules of the server.
+#include "sluice/server/pipeline_metrics.h"
+
+#include <gtest/gtest.h>
+
+#include "sluice/server/http_server.h"
+
+namespace sluice::server {
+namespace {
+
+using nlohmann::json;
+
+pipeline::StoredEvent progress(int64_t micros, const std::string& dataset, json flow_progress) {
+  pipeline::StoredEvent e;
+  e.timestamp_micros = micros;
+  e.event_type = "flow_progress";
+  e.dataset = dataset;
+  e.flow = dataset;
+  e.details = {{"flow_progress", std::move(flow_progress)}};
+  return e;
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos || text.rfind(line + "\n", 0) == 0;
+}
+
+TEST(PipelineMetrics, CountersSumEveryUpdateAndGaugesTakeTheLatest) {
+  std::vector<pipeline::StoredEvent> events = {
+      progress(1'000'000, "bronze",
+               {{"status", "COMPLETED"},
+                {"duration_ms", 500},
+                {"metrics", {{"num_input_rows", 10}, {"num_output_rows", 9}, {"num_dropped_rows", 1},
+                             {"backlog_records", 7},
+                             {"kafka_lag", {{{"topic", "t\"x"}, {"partition", 0}, {"lag", 7}}}}}},
+                {"data_quality", {{"expectations", {{{"name", "ok"}, {"passed_records", 9}, {"failed_records", 1}}}}}}}),
+      progress(2'000'000, "bronze",
+               {{"status", "FAILED"},
+                {"duration_ms", 250},
+                {"metrics", {{"num_input_rows", 5}, {"num_output_rows", 0}, {"num_dropped_rows", 0}}},
+                {"data_quality", {{"expectations", {{{"name", "ok"}, {"passed_records", 4}, {"failed_records", 1}}}}}}}),
+      progress(3'000'000, "bronze", {{"reset", true}}),  // a full refresh's reset: no status, not an update
+  };
+  const json status = {{"pipeline", "p"}, {"healthy", false}, {"datasets", json::array()}};
+  MetricsInputs in;
+  in.status = &status;
+  in.events = &events;
+  in.now_micros = 10'000'000;
+  auto text = pipeline_metrics_text(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  const std::string labels = "pipeline=\"p\",dataset=\"bronze\",flow=\"bronze\"";
+  EXPECT_TRUE(has_line(*text, "sluice_pipeline_healthy{pipeline=\"p\"} 0")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_input_rows_total{" + labels + "} 15")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_output_rows_total{" + labels + "} 9")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_dropped_rows_total{" + labels + "} 1")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_updates_total{" + labels + ",status=\"COMPLETED\"} 1")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_updates_total{" + labels + ",status=\"FAILED\"} 1")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_update_duration_seconds_total{" + labels + "} 0.75")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_last_update_duration_seconds{" + labels + "} 0.25")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_failed{" + labels + "} 1")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_expectation_passed_records_total{" + labels + ",expectation=\"ok\"} 13")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_expectation_failed_records_total{" + labels + ",expectation=\"ok\"} 2")) << *text;
+  // The lag of the latest update that measured it (the FAILED one did not), label escaped.
+  EXPECT_TRUE(has_line(*text, "sluice_kafka_lag_records{" + labels + ",topic=\"t\\\"x\",partition=\"0\"} 7")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_kafka_backlog_records{" + labels + "} 7")) << *text;
+  // Nothing recorded, nothing written: no quarantine, watermark or state series.
+  EXPECT_EQ(text->find("sluice_flow_quarantined_rows_total{"), std::string::npos);
+  EXPECT_EQ(text->find("sluice_watermark_timestamp_seconds{"), std::string::npos);
+  EXPECT_EQ(text->find("process_cpu_seconds_total "), std::string::npos);  // no process usage given
+}
+
+TEST(PipelineMetrics, TablesWatermarkStateAndCost) {
+  std::vector<pipeline::StoredEvent> events = {
+      progress(5'000'000, "w", {{"status", "COMPLETED"},
+                                {"metrics", {{"num_input_rows", 2'000'000}, {"num_output_rows", 1}, {"num_late_rows", 3},
+                                             {"state_rows", 4}, {"state_bytes", 400}, {"watermark_micros", 4'000'000}}}}),
+  };
+  const json status = {{"pipeline", "p"}, {"healthy", true},
+                       {"datasets", {{{"name", "w"}, {"reads_kafka", true}}}}};
+  const json catalog = {{"datasets", {{{"name", "w"}, {"exists", true}, {"version", 3}, {"num_rows", 5},
+                                       {"num_files", 2}, {"size_bytes", 1000}, {"last_update_ms", 6000}},
+                                      {{"name", "v"}, {"kind", "view"}}}}};
+  MetricsInputs in;
+  in.status = &status;
+  in.catalog = &catalog;
+  in.events = &events;
+  in.now_micros = 10'000'000;
+  in.process = ProcessUsage{36.0, 1 << 20, 1.0};
+  in.cpu_price_per_hour = 2.0;
+  in.run_started_micros = 0;
+  auto text = pipeline_metrics_text(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  const std::string labels = "pipeline=\"p\",dataset=\"w\",flow=\"w\"";
+  EXPECT_TRUE(has_line(*text, "sluice_flow_late_rows_total{" + labels + "} 3")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_state_rows{" + labels + "} 4")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_state_bytes{" + labels + "} 400")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_watermark_timestamp_seconds{" + labels + "} 4")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_event_time_lag_seconds{" + labels + "} 6")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_table_version{pipeline=\"p\",dataset=\"w\"} 3")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_table_rows{pipeline=\"p\",dataset=\"w\"} 5")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_table_size_bytes{pipeline=\"p\",dataset=\"w\"} 1000")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_table_freshness_seconds{pipeline=\"p\",dataset=\"w\"} 4")) << *text;
+  EXPECT_EQ(text->find("dataset=\"v\""), std::string::npos) << "a view has no table";
+  EXPECT_TRUE(has_line(*text, "process_cpu_seconds_total 36")) << *text;
+  EXPECT_TRUE(has_line(*text, "process_resident_memory_bytes 1048576")) << *text;
+  // 36 CPU seconds at 2 per hour = 0.02, over 2 million records: 0.01 per million.
+  EXPECT_TRUE(has_line(*text, "sluice_cost_per_million_records{pipeline=\"p\"} 0.01")) << *text;
+}
+
+TEST(ProcessUsage, ReadsThisProcess) {
+  auto usage = process_usage();
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  EXPECT_GT(usage->resident_bytes, 0);
+  EXPECT_GE(usage->cpu_seconds, 0);
+  EXPECT_GT(usage->start_time_seconds, 1.6e9);
+}
+
+TEST(ListenAddress, ParsesHostsAndPorts) {
+  auto a = parse_listen_address("127.0.0.1:0");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 0);
+  EXPECT_TRUE(is_loopback(*a));
+  auto v6 = parse_listen_address("[::1]:9000");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_TRUE(is_loopback(*v6));
+  auto any = parse_listen_address("0.0.0.0:8080");
+  ASSERT_TRUE(any.ok());
+  EXPECT_FALSE(is_loopback(*any));
+  EXPECT_TRUE(is_loopback(*parse_listen_address("localhost:1")));
+}
+
+TEST(ListenAddress, ErrorsNameTheText) {
+  for (const char* bad : {"8080", "127.0.0.1:http", "127.0.0.1:70000", "example.com:80", "1.2.3:80"}) {
+    auto a = parse_listen_address(bad);
+    ASSERT_FALSE(a.ok()) << bad;
+    EXPECT_NE(a.status().message().find(bad), std::string::npos) << a.status().message();
+  }
+}
+
+TEST(Token, MatchesOnlyTheSameText) {
+  EXPECT_TRUE(token_matches("s3cret", "s3cret"));
+  EXPECT_FALSE(token_matches("s3cre", "s3cret"));
+  EXPECT_FALSE(token_matches("", "s3cret"));
+  EXPECT_FALSE(token_matches("s3cret ", "s3cret"));
+}
+
+}  // namespace
+}  // namespace sluice::server
