@@ -529,6 +529,19 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       return make_call(e, call->function_name, call->arguments, call->options);
     }
     case ExprKind::kFunction:
+      if (e.args.empty() && e.parts.size() == 1) {
+        // `current_date` / `current_timestamp` without parentheses: a column of that name, if the
+        // input has one, as Spark resolves it (its reserved-keyword mode is off by default).
+        const std::string want = to_lower(e.parts[0]);
+        for (int i = 0; i < input_->num_fields(); ++i) {
+          if (to_lower(input_->field(i)->name()) != want) continue;
+          Expr column;
+          column.kind = ExprKind::kColumn;
+          column.loc = e.loc;
+          column.parts = {input_->field(i)->name()};
+          return bind_node(column);
+        }
+      }
       return bind_function(e);
     case ExprKind::kSubscript: {
       ARROW_ASSIGN_OR_RAISE(auto x, bind_node(*e.args[0]));

@@ -493,6 +493,8 @@ arrow::Result<ExprPtr> Parser::primary() {
       // Spark's niladic spellings: current_date and current_timestamp without parentheses.
       auto e = make(ExprKind::kFunction, next().loc);
       e->name = k == "CURRENT_DATE" ? "current_date" : "current_timestamp";
+      // Written without parentheses: as in Spark, a column of that name wins (the binder looks).
+      e->parts = {e->name};
       return e;
     }
     if (k == "EXISTS" && peek(1).is_op("(")) {

@@ -370,7 +370,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "f.sql:1:17: error: too many pattern letters 'd' (at most 2)\n  date_format(ts, '<redacted>')\n"
                   "                  ^"},
         ErrorCase{"EXTRACT(FORTNIGHT FROM ts)",
-                  "f.sql:1:9: error: 'FORTNIGHT' is not a field EXTRACT knows (YEAR, QUARTER, MONTH, WEEK, DAY, "
+                  "f.sql:1:9: error: not a field EXTRACT knows (YEAR, QUARTER, MONTH, WEEK, DAY, "
                   "DAYOFWEEK, DAYOFWEEK_ISO, DOY, HOUR, MINUTE, SECOND, YEAROFWEEK)\n  EXTRACT(FORTNIGHT FROM ts)\n"
                   "          ^"},
         ErrorCase{"from_utc_timestamp(ts, 'Mars/Olympus')",
@@ -410,6 +410,38 @@ TEST(BatchClockTest, CurrentTimestampIsOneInstantForAllColumnsOfABatch) {
   EXPECT_EQ(today.result->ToString(), arrow::json::ArrayFromJSONString(arrow::boolean(), "[true, true, true, true]")
                                           .ValueOrDie()
                                           ->ToString());
+}
+
+// Review of the function slice (session 20): hostile widths, positions and doubles, and a column
+// named current_date.
+TEST(FunctionReviewTest, HostileArgumentsAreErrorsOrSparksValuesNeverCrashes) {
+  auto pad = evaluate_text("lpad(s, 2305843009213693952, '*')");  // crashed inside Arrow's kernel
+  ASSERT_FALSE(pad.status.ok());
+  EXPECT_NE(pad.status.message().find("at most 2147483647"), std::string::npos) << pad.status.ToString();
+  auto sub = evaluate_text("substring(s, 2, 9223372036854775807)");  // start + len overflowed: ''
+  ASSERT_TRUE(sub.status.ok()) << sub.status.ToString();
+  EXPECT_EQ(sub.result->ToString(),
+            arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["ello world", "éllo wörld ✓", null, ""])").ValueOrDie()->ToString());
+  auto far = evaluate_text("substring(s, -9223372036854775808, 2)");
+  ASSERT_TRUE(far.status.ok()) << far.status.ToString();
+  // Doubles: NaN and infinities are NULL (Spark), a value past the timestamp range an error.
+  auto nan = evaluate_text("timestamp_seconds(d / 0.0 - d / 0.0)");
+  if (nan.status.ok()) EXPECT_EQ(nan.result->null_count(), nan.result->length());
+  auto huge = evaluate_text("timestamp_seconds(d * 1e300)");
+  EXPECT_FALSE(huge.status.ok());  // 1.5e300 s is no instant; before, year -290308 was written
+}
+
+TEST(FunctionReviewTest, AColumnNamedCurrentDateWinsOverTheFunction) {
+  sql::SourceFile file{"f.sql", "current_date"};
+  auto ast = sql::parse_expression(file);
+  ASSERT_TRUE(ast.ok());
+  auto schema = arrow::schema({arrow::field("current_date", arrow::utf8())});
+  auto bound = ExpressionBinder(file, schema).bind(**ast);
+  ASSERT_TRUE(bound.ok()) << bound.status().ToString();
+  auto batch = arrow::RecordBatch::Make(schema, 1, {arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["mine"])").ValueOrDie()});
+  auto got = evaluate(*bound, *batch);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)->ToString(), arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["mine"])").ValueOrDie()->ToString());
 }
 
 }  // namespace functions_test

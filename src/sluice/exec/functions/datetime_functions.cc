@@ -387,9 +387,10 @@ arrow::Result<BoundExpression> bind_extract(const FunctionCall& c) {
       {"seconds", Field::kSecond}, {"secs", Field::kSecond}};
   auto it = kFields.find(to_lower(text));
   if (it == kFields.end()) {
-    return c.error_at(0, fmt::format("'{}' is not a field {} knows (YEAR, QUARTER, MONTH, WEEK, DAY, DAYOFWEEK, "
+    // The literal is not repeated (error messages never quote a string token: docs/decisions.md).
+    return c.error_at(0, fmt::format("not a field {} knows (YEAR, QUARTER, MONTH, WEEK, DAY, DAYOFWEEK, "
                                      "DAYOFWEEK_ISO, DOY, HOUR, MINUTE, SECOND, YEAROFWEEK)",
-                                     text, c.name() == "extract" ? "EXTRACT" : "date_part"));
+                                     c.name() == "extract" ? "EXTRACT" : "date_part"));
   }
   return field_of(c, it->second, 1);
 }
@@ -453,7 +454,7 @@ arrow::Result<BoundExpression> bind_date_trunc(const FunctionCall& c) {
       {"second", cp::CalendarUnit::SECOND}, {"millisecond", cp::CalendarUnit::MILLISECOND},
       {"microsecond", cp::CalendarUnit::MICROSECOND}};
   auto it = kUnits.find(to_lower(unit_text));
-  if (it == kUnits.end()) return c.error_at(0, fmt::format("unknown date_trunc unit '{}'", unit_text));
+  if (it == kUnits.end()) return c.error_at(0, "not a date_trunc unit (YEAR, QUARTER, MONTH, WEEK, DAY, HOUR, MINUTE, SECOND, MILLISECOND, MICROSECOND)");
   auto ts = c.type(1).id() == arrow::Type::DATE32 ? cast_to(c.expression(1), arrow::timestamp(arrow::TimeUnit::MICRO))
                                                   : c.expression(1);
   auto options = std::make_shared<cp::RoundTemporalOptions>(1, it->second, /*week_starts_monday=*/true);
@@ -507,9 +508,12 @@ arrow::Result<BoundExpression> bind_epoch_to_timestamp(const FunctionCall& c, in
   }
   cp::Expression micros;
   if (arrow::is_floating(c.type(0).id())) {
-    auto options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64()));
-    options->allow_float_truncate = true;
-    micros = cp::call("cast", {cp::call("multiply", {cast_to(c.expression(0), arrow::float64()), literal_of(arrow::MakeScalar(1e6))})}, options);
+    // Spark: NaN and +-Inf are NULL; a finite value past the timestamp range is an error. The
+    // microseconds are truncated toward zero first, so the Safe cast checks the range only.
+    auto x = cast_to(c.expression(0), arrow::float64());
+    auto finite = cp::call("if_else", {cp::call("is_finite", {x}), x, literal_of(arrow::MakeNullScalar(arrow::float64()))});
+    micros = cp::call("cast", {cp::call("trunc", {cp::call("multiply", {finite, literal_of(arrow::MakeScalar(1e6))})})},
+                      std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int64())));
   } else {
     micros = cp::call("multiply_checked", {cast_to(c.expression(0), arrow::int64()), literal_of(arrow::MakeScalar(micros_per_unit))});
   }

@@ -217,11 +217,14 @@ arrow::Result<BoundExpression> slice(const FunctionCall& c, const cp::Expression
 
 arrow::Result<BoundExpression> bind_substring(const FunctionCall& c) {
   ARROW_ASSIGN_OR_RAISE(int64_t pos, c.literal_int(1));
+  // Spark's pos and len are INTs: clamped to that range, start + len cannot overflow.
+  constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
+  pos = std::clamp<int64_t>(pos, -kIntMax, kIntMax);
   int64_t start = pos > 0 ? pos - 1 : pos;  // 1-based; negative counts from the end
   int64_t stop = std::numeric_limits<int64_t>::max();
   if (c.size() == 3) {
     ARROW_ASSIGN_OR_RAISE(int64_t len, c.literal_int(2));
-    if (len < 0) len = 0;
+    len = std::clamp<int64_t>(len, 0, kIntMax);
     stop = pos < 0 ? (start + len >= 0 ? std::numeric_limits<int64_t>::max() : start + len) : start + len;
   }
   return slice(c, c.expression(0), start, stop);
@@ -284,6 +287,10 @@ arrow::Result<BoundExpression> bind_regexp_extract(const FunctionCall& c) {
 
 arrow::Result<BoundExpression> bind_pad(const FunctionCall& c) {
   ARROW_ASSIGN_OR_RAISE(int64_t width, c.literal_int(1));
+  if (width > std::numeric_limits<int32_t>::max()) {  // Spark's len is an INT; Arrow's pad kernel crashed past it
+    return c.error_at(1, fmt::format("{}: the width must be at most {} (Spark's INT)", c.name(),
+                                     std::numeric_limits<int32_t>::max()));
+  }
   std::string pad = " ";
   if (c.size() == 3) {
     ARROW_ASSIGN_OR_RAISE(pad, c.literal_string(2));
