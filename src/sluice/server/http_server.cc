@@ -309,6 +309,9 @@ class BoundedServer : public httplib::Server {
     queue_ = queue;
     return queue;
   }
+  // httplib listens with a backlog of 5: under load, connections past it wait for SYN retries
+  // (1 s, 3 s, 7 s...). Accepting is cheap now (idle ones go to the waiter), so a longer one.
+  void widen_backlog() { (void)::listen(svr_sock_, 128); }
   // Before httplib's stop(): the waiter hands nothing to a queue about to be deleted.
   void stop_waiter() { waiter_.stop(); }
 
@@ -440,7 +443,8 @@ struct HttpServer::Impl {
   // of a body are checked here, and a refusal closes the connection unread.
   bool refused(const httplib::Request& req, httplib::Response& res) {
     if (options.token) {
-      const auto presented = bearer_token(req.get_header_value("Authorization"));
+      const std::string header = req.get_header_value("Authorization");  // by value: kept alive here
+      const auto presented = bearer_token(header);
       if (!presented || !token_matches(*presented, *options.token)) {
         res.set_header("WWW-Authenticate", "Bearer");
         refuse(res, 401, "a valid token is required: send 'Authorization: Bearer <token>' "
@@ -531,6 +535,7 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Start(ServerOptions optio
     }
     impl->port = listen.port;
   }
+  impl->http.widen_backlog();
   impl->thread = std::thread([self] {
     const bool ok = self->http.listen_after_bind();
     if (!self->stopping) {
