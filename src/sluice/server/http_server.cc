@@ -33,9 +33,9 @@ namespace {
 // Requests are answered by a small pool: reading the status re-reads Delta logs, and the
 // machine's cores belong to the pipeline. An idle connection holds no thread (IdleWaiter).
 constexpr size_t kServerThreads = 4;
-// Connections accepted but not yet answered, beyond those being answered: more are closed at
-// once (after a 503), so idle or slow clients cannot make the server hold unbounded descriptors.
-constexpr size_t kMaxQueuedConnections = 16;
+// Connections with a request to answer, queued beyond those being answered: more are answered
+// 503 and closed at once, so clients cannot make the server hold unbounded descriptors.
+constexpr size_t kMaxQueuedConnections = 60;
 // An idle keep-alive connection, and a request that stops arriving, are dropped after this; a
 // request must have arrived whole within kRequestSeconds (a client trickling it holds a thread).
 constexpr int kIdleSeconds = 2;
@@ -49,40 +49,36 @@ constexpr size_t kKeepAliveRequests = 100;
 // this many the longest waiting is closed.
 constexpr size_t kMaxIdleConnections = 128;
 
-// Set on the accepting thread while it sheds a connection beyond the queue's cap.
-thread_local bool t_shed = false;
+// Set on the accepting thread: a new connection goes to the idle waiter at once.
+thread_local bool t_accepting = false;
 // Set by the pre-routing check when the answer must end the connection (a refused request
 // whose body, if any, is never read).
 thread_local bool t_close_after = false;
 
-// A ThreadPool that holds at most kServerThreads + kMaxQueuedConnections connections; a
-// connection beyond that is run at once on the accepting thread with t_shed set, where
-// Server::process_and_close_socket answers 503 and closes it without reading it.
+// A ThreadPool holding at most kServerThreads + kMaxQueuedConnections connections. httplib's
+// accepted connections are not queued: they run at once on the accepting thread with
+// t_accepting set, where BoundedServer hands them to the idle waiter, which queues them (run)
+// once they have a request to read.
 class CappedQueue : public httplib::TaskQueue {
  public:
   CappedQueue(size_t threads, size_t cap, std::function<void()> on_shutdown)
       : pool_(threads), cap_(cap), on_shutdown_(std::move(on_shutdown)) {}
   void enqueue(std::function<void()> fn) override {
+    t_accepting = true;
+    fn();
+    t_accepting = false;
+  }
+  // A connection the idle waiter found readable; false when the queue is full.
+  bool run(std::function<void()> fn) {
     if (held_.fetch_add(1) >= cap_) {
       held_.fetch_sub(1);
-      t_shed = true;
-      fn();
-      t_shed = false;
-      return;
+      return false;
     }
     pool_.enqueue([this, fn = std::move(fn)] {
       fn();
       held_.fetch_sub(1);
     });
-  }
-  // A connection the idle waiter found readable: it already holds its descriptor, so it is
-  // queued whatever the cap (the waiter bounds how many there are).
-  void run(std::function<void()> fn) {
-    held_.fetch_add(1);
-    pool_.enqueue([this, fn = std::move(fn)] {
-      fn();
-      held_.fetch_sub(1);
-    });
+    return true;
   }
   void shutdown() override {
     on_shutdown_();  // nothing is queued from outside httplib's loop any more
@@ -284,9 +280,10 @@ class IdleWaiter {
 };
 
 // httplib's Server with its connection loop replaced (process_and_close_socket is its virtual
-// hook): a shed connection gets 503 and is closed unread; any other is answered through
-// ConnectionStream while requests arrive, waits for its next one in the IdleWaiter (holding no
-// thread), and is closed when a refusal says so.
+// hook): a new connection waits for its request in the IdleWaiter (holding no thread), is
+// answered on the pool through ConnectionStream while requests arrive (503 and closed unread
+// when the queue is full), waits for its next one in the waiter again, and is closed when a
+// refusal says so.
 class BoundedServer : public httplib::Server {
  public:
   BoundedServer()
@@ -296,7 +293,7 @@ class BoundedServer : public httplib::Server {
             close_connection(sock);
             return;
           }
-          queue_->run([this, sock, requests_left] { serve(sock, requests_left); });
+          if (!queue_->run([this, sock, requests_left] { serve(sock, requests_left); })) busy(sock);
         }) {}
   ~BoundedServer() override { waiter_.stop(); }
 
@@ -317,10 +314,16 @@ class BoundedServer : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override {
-    if (!t_shed) {
+    if (t_accepting) {
+      waiter_.add(sock, kKeepAliveRequests);  // its request is read on the pool once it arrives
+    } else {
       serve(sock, kKeepAliveRequests);
-      return true;
     }
+    return true;
+  }
+
+  // 503 and closed, unread: the queue is full.
+  static void busy(int sock) {
     static const std::string kBusy = [] {
       const std::string body = "{\"error\": \"the server is busy: too many connections, try again later\"}\n";
       return fmt::format("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n"
@@ -329,7 +332,6 @@ class BoundedServer : public httplib::Server {
     }();
     (void)!::send(sock, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     close_connection(sock);
-    return false;
   }
 
   // Answers the requests already arriving on `sock`; when none is, the waiter keeps it.
@@ -506,6 +508,7 @@ arrow::Result<std::unique_ptr<HttpServer>> HttpServer::Start(ServerOptions optio
   impl->http.new_task_queue = [self] { return self->http.make_queue(); };  // httplib takes ownership
   impl->http.set_payload_max_length(4096);
   impl->http.set_keep_alive_timeout(kIdleSeconds);
+  impl->http.set_keep_alive_max_count(kKeepAliveRequests);  // what its Keep-Alive header says
   impl->http.set_read_timeout(kIdleSeconds);
   impl->http.set_write_timeout(kIdleSeconds);
   // httplib's default sets SO_REUSEPORT: a second server (another sluice, or anyone's process of
