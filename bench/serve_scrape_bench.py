@@ -65,7 +65,7 @@ def main():
             f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM read_kafka(topic => '{topic}');\n"
             "CREATE MATERIALIZED VIEW n AS SELECT count(*) AS n FROM raw;\n")
         producer = Producer({"bootstrap.servers": broker.bootstrap})
-        run, url = serving(["run", str(pipe), "--serve", "127.0.0.1:0"])
+        run, url = serving(["run", str(pipe), "--serve=127.0.0.1:0"])
         log(f"continuous run for {args.seconds} s, 100 records a second")
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:

@@ -3,9 +3,11 @@ says, /metrics row counters equal deltalake row counts and the event log's numbe
 Python's json), `promtool check metrics` accepts the exposition, a non-loopback bind needs a
 token checked on every request, and a continuous run's counters grow while it runs. No Spark."""
 import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -225,7 +227,7 @@ def test_run_serve_answers_while_a_continuous_run_goes_on(tmp_path, bootstrap, n
                           extra="mode: continuous\ntrigger_interval: 100ms\nserve: {cpu_price_per_hour: 0.04}\n")
     (pipe / "p.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
                                 f"read_kafka(topic => '{topic}');")
-    proc, url = start("run", pipe, "--serve", "127.0.0.1:0")
+    proc, url = start("run", pipe, "--serve=127.0.0.1:0")
     try:
         def written():
             code, _, text = get(url + "/metrics")
@@ -259,3 +261,132 @@ def test_run_serve_answers_while_a_continuous_run_goes_on(tmp_path, bootstrap, n
     assert "sluice: stopped" in out
     with pytest.raises(urllib.error.URLError):  # the server stopped with the run
         urllib.request.urlopen(url + "/api/pipeline", timeout=10)
+
+
+def proc_status(pid, field):
+    """A field of /proc/<pid>/status in KiB (VmHWM: peak RSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} not in /proc/{pid}/status")
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def raw_request(port, head):
+    """A socket that sent `head` (request line and headers)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(head.encode())
+    return s
+
+
+def read_answer(s):
+    """Everything the server sends until it closes the connection."""
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out.decode(errors="replace")
+
+
+def test_refused_requests_are_answered_before_any_body_is_read(tmp_path, bootstrap):
+    pipe = kafka_pipeline(tmp_path, "bodies", bootstrap)
+    (pipe / "p.sql").write_text("CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
+                                "read_kafka(topic => 'never-produced');")
+    secret = "t0ken"
+    proc, url = start("serve", pipe, "--listen", "127.0.0.1:0", env=dict(os.environ, SLUICE_SERVE_TOKEN=secret))
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        before = proc_status(proc.pid, "VmHWM")
+        # 1.5 GB declared, no token: 401 at once, the connection closed, the body never read.
+        s = raw_request(port, "POST /api/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: 1500000000\r\n\r\n")
+        sent = 0
+        chunk = b"x" * (1 << 20)
+        try:
+            while sent < (64 << 20):
+                s.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # the server closed the connection: what is expected
+            pass
+        try:
+            answer = read_answer(s)
+        except OSError:  # reset: the answer may be lost with the unread body
+            answer = ""
+        s.close()
+        assert sent < (64 << 20), "the server kept reading a refused request's body"
+        assert answer == "" or answer.startswith("HTTP/1.1 401"), answer[:200]
+        # Peak RSS bounded: the refused body was never buffered.
+        assert proc_status(proc.pid, "VmHWM") - before < 16 * 1024, (before, proc_status(proc.pid, "VmHWM"))
+        # The answer itself, for a request that sent only its headers.
+        s = raw_request(port, "POST /api/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: 1500000000\r\n\r\n")
+        answer = read_answer(s)
+        s.close()
+        assert answer.startswith("HTTP/1.1 401") and "Bearer" in answer, answer[:300]
+        # With the token: another method is 405 and a GET with a body 413, both unread.
+        auth = f"Authorization: Bearer {secret}\r\n"
+        s = raw_request(port, f"PUT /api/datasets HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 1000000\r\n\r\n")
+        answer = read_answer(s)
+        s.close()
+        assert answer.startswith("HTTP/1.1 405") and "Allow: GET, HEAD" in answer, answer[:300]
+        s = raw_request(port, f"GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 1000000\r\n\r\n")
+        answer = read_answer(s)
+        s.close()
+        assert answer.startswith("HTTP/1.1 413"), answer[:300]
+        # RFC 7235: the scheme is case-insensitive.
+        request = urllib.request.Request(url + "/api/pipeline")
+        request.add_header("Authorization", f"bearer {secret}")
+        with urllib.request.urlopen(request, timeout=60) as r:
+            assert r.status == 200 and json.loads(r.read())["name"] == "bodies"
+        assert get(url + "/api/pipeline", token=secret + "x")[0] == 401
+    finally:
+        assert stop(proc) == 0
+
+
+def test_idle_connections_neither_block_requests_nor_hold_descriptors(tmp_path, bootstrap):
+    pipe = kafka_pipeline(tmp_path, "idle", bootstrap)
+    (pipe / "p.sql").write_text("CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
+                                "read_kafka(topic => 'never-produced');")
+    proc, url = start("serve", pipe, "--listen", "127.0.0.1:0")
+    port = int(url.rsplit(":", 1)[1])
+    idle = []
+    try:
+        baseline = open_fds(proc.pid)
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=60))
+        # A real request is answered while 300 connections sit idle.
+        code, _, body = get(url + "/api/pipeline")
+        assert code == 200 and json.loads(body)["name"] == "idle"
+        held = open_fds(proc.pid) - baseline
+        assert held <= 200, f"the server holds {held} descriptors for 300 idle connections"
+        # Every idle connection is closed by the server (EOF or a 503 then EOF): recv returns when
+        # it is, so this waits on the server, not on a clock.
+        for s in idle:
+            answer = read_answer(s)
+            assert answer == "" or answer.startswith("HTTP/1.1 503"), answer[:200]
+        assert get(url + "/api/pipeline")[0] == 200
+        # The server's descriptors for them are gone (it closes its side first; a socket fd
+        # is released at once by close, so no wait is needed).
+        assert open_fds(proc.pid) <= baseline + 2, (baseline, open_fds(proc.pid))
+    finally:
+        for s in idle:
+            s.close()
+        assert stop(proc) == 0
+
+
+def test_a_bare_serve_takes_no_value(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "flags", bootstrap)
+    (pipe / "p.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
+                                f"read_kafka(topic => '{topic}');")
+    # `--serve` before the folder: the folder is not taken as its address.
+    done = run_sluice("run", "--serve=127.0.0.1:0", pipe, "--once")
+    assert done.returncode == 0 and "sluice: serving http://127.0.0.1:" in done.stdout, done.stderr
+    done = run_sluice("run", "--serve", pipe, "--once")
+    assert "pipeline-dir is required" not in done.stderr
+    # The default port may be taken on a shared machine; either it served there or it said so.
+    assert ("serving http://127.0.0.1:8080/" in done.stdout) or ("127.0.0.1:8080" in done.stderr), done.stderr
+    # `--serve ADDR` (a space) is refused, naming the form to write.
+    refused = run_sluice("run", pipe, "--serve", "127.0.0.1:0", "--once")
+    assert refused.returncode == 1 and "--serve=127.0.0.1:0" in refused.stderr, refused.stderr

@@ -80,9 +80,12 @@ json column_json(const arrow::Field& field) {
 }
 
 // The last time each dataset's flow completed (flow_progress COMPLETED), from the event log.
-std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& config, std::string* warning) {
+std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& config, std::string* warning,
+                                              const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* given) {
   std::map<std::string, int64_t> out;
-  auto events = pipeline::read_event_log(config.objects, config.storage);
+  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> read_here;
+  if (!given) read_here = pipeline::read_event_log(config.objects, config.storage);
+  const auto& events = given ? *given : read_here;
   if (!events.ok()) {
     *warning = events.status().message();
     return out;
@@ -102,7 +105,8 @@ std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& co
 }  // namespace
 
 arrow::Result<json> build_catalog(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
-                                  std::vector<std::string>& warnings) {
+                                  std::vector<std::string>& warnings,
+                                  const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* events) {
   // Planned schemas and lineage (no broker: a schema not frozen yet stays unknown).
   std::map<std::string, std::shared_ptr<arrow::Schema>> planned;
   if (auto report = pipeline::validate_sql_pipeline(config, graph, pipeline::SchemaInference::kFrozenOnly); report.ok()) {
@@ -113,7 +117,7 @@ arrow::Result<json> build_catalog(const pipeline::PipelineConfig& config, const 
   std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>> lineage;
   if (auto l = pipeline::sql_pipeline_lineage(config, graph); l.ok()) lineage = std::move(*l);
   std::string event_warning;
-  const auto refreshed = last_completed(config, &event_warning);
+  const auto refreshed = last_completed(config, &event_warning, events);
   if (!event_warning.empty()) warnings.push_back(event_warning);
   const int64_t now = now_millis();
 

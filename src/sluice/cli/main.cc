@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "sluice/cli/serve_command.h"
 #include "sluice/cli/table_commands.h"
@@ -232,14 +233,14 @@ int main(int argc, char** argv) {
   ServeRequest serve;
   std::string serve_listen;
   std::string serve_token;
+  // A bare `--serve` is rewritten to `--serve=<default>` before parsing (below), so it never
+  // takes the next argument as its address.
   run->add_option("--serve", serve_listen,
-                  "Serve the JSON API and /metrics while the pipeline runs, on ADDR:PORT (default 127.0.0.1:8080; "
-                  "port 0: any free port)")
-      ->expected(0, 1)
-      ->default_str(sluice::cli::kDefaultListen);
+                  "Serve the JSON API and /metrics while the pipeline runs: --serve (127.0.0.1:8080) or "
+                  "--serve=ADDR:PORT (port 0: any free port); the address attaches with '=' only");
   run->add_option("--serve-token", serve_token,
-                  "Bearer token every request to the server must send (required off loopback; or set "
-                  "SLUICE_SERVE_TOKEN)");
+                  "Bearer token every request to the server must send (required off loopback). Visible to "
+                  "other users in `ps`: prefer the SLUICE_SERVE_TOKEN environment variable");
 
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice " SLUICE_VERSION "\n";
@@ -258,7 +259,21 @@ int main(int argc, char** argv) {
   sluice::cli::add_serve_command(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
-  CLI11_PARSE(app, argc, argv);
+  // `--serve` takes its address only as `--serve=ADDR:PORT`: a bare `--serve` is the default
+  // address and never swallows the next argument (`run --serve pipe --once`).
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size() && args[i] != "--"; ++i) {
+    if (args[i] != "--serve") continue;
+    if (i + 1 < args.size() && sluice::server::parse_listen_address(args[i + 1]).ok()) {
+      return fail(arrow::Status::Invalid(fmt::format(
+          "'--serve {0}': write the address as --serve={0} (a bare --serve listens on {1} and takes no value)",
+          args[i + 1], sluice::cli::kDefaultListen)));
+    }
+    args[i] = std::string("--serve=") + sluice::cli::kDefaultListen;
+  }
+  std::vector<char*> parsed_argv;
+  for (auto& a : args) parsed_argv.push_back(a.data());
+  CLI11_PARSE(app, static_cast<int>(parsed_argv.size()), parsed_argv.data());
   if (run->parsed()) {
     if (run->count("--full-refresh") && full_refresh.empty()) full_refresh = {"*"};
     // The run lock's holder record names the flags given, never their values.
@@ -268,9 +283,9 @@ int main(int argc, char** argv) {
         command.flags.push_back("--" + option->get_lnames().front());
       }
     }
-    if (run->count("--serve")) serve.listen = serve_listen.empty() ? std::string(sluice::cli::kDefaultListen) : serve_listen;
+    if (run->count("--serve")) serve.listen = serve_listen;
     if (run->count("--serve-token")) {
-      if (!serve.listen) return fail(arrow::Status::Invalid("--serve-token is given without --serve: add --serve [ADDR:PORT]"));
+      if (!serve.listen) return fail(arrow::Status::Invalid("--serve-token is given without --serve: add --serve or --serve=ADDR:PORT"));
       serve.token = serve_token;
     }
     return run_command(dir, once, bootstrap, full_refresh, command, serve);

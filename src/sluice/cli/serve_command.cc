@@ -35,17 +35,17 @@ class ServeReader : public server::PipelineReader {
             {"served_by", runs_here_ ? "sluice run --serve" : "sluice serve"}};
   }
 
-  arrow::Result<nlohmann::json> status(nlohmann::json* catalog) const override {
+  arrow::Result<nlohmann::json> status(
+      nlohmann::json* catalog,
+      const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>& events) const override {
     std::vector<std::string> warnings;  // the status JSON says the same (event_log.state)
-    ARROW_ASSIGN_OR_RAISE(auto result, build_status(config_, graph_, warnings));
+    ARROW_ASSIGN_OR_RAISE(auto result, build_status(config_, graph_, warnings, &events));
     if (catalog) *catalog = std::move(result.catalog);
     return std::move(result.status);
   }
 
-  arrow::Result<std::vector<pipeline::StoredEvent>> events() const override {
-    ARROW_ASSIGN_OR_RAISE(auto events, pipeline::read_event_log(config_.objects, config_.storage));
-    if (!events) return std::vector<pipeline::StoredEvent>{};
-    return std::move(*events);
+  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> events() const override {
+    return pipeline::read_event_log(config_.objects, config_.storage);
   }
 
  private:
@@ -107,8 +107,9 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   c->add_option("--listen", listen, "ADDR:PORT to listen on (port 0: any free port; the URL is printed)")
       ->default_str(kDefaultListen);
   c->add_option("--serve-token", token,
-                std::string("Bearer token every request must send (required off loopback; or set ") +
-                    kServeTokenVariable + ")");
+                std::string("Bearer token every request must send (required off loopback). Visible to other "
+                            "users in `ps`: prefer the ") +
+                    kServeTokenVariable + " environment variable");
   c->callback([exit_code, c] {
     std::optional<std::string> given;
     if (c->count("--serve-token")) given = token;

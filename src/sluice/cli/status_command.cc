@@ -112,17 +112,22 @@ void add_state(json& row, const FlowHistory* history, bool reads_kafka, int64_t 
 }  // namespace
 
 arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
-                                         std::vector<std::string>& warnings) {
+                                         std::vector<std::string>& warnings,
+                                         const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* given) {
+  // Read once: the catalog below is built from this same read.
+  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> read_here;
+  if (!given) read_here = pipeline::read_event_log(config.objects, config.storage);
+  const auto& read = given ? *given : read_here;
   std::vector<std::string> catalog_warnings;
-  ARROW_ASSIGN_OR_RAISE(auto catalog, sluice::cli::build_catalog(config, graph, catalog_warnings));
+  ARROW_ASSIGN_OR_RAISE(auto catalog, sluice::cli::build_catalog(config, graph, catalog_warnings, &read));
   const int64_t now_ms = now_millis();
   const int64_t now_micros = now_ms * 1000;
 
   StatusResult result;
   json& out = result.status;
   out = {{"pipeline", config.name}, {"generated_at", iso_micros(now_micros)}, {"generated_at_ms", now_ms}};
-  std::vector<pipeline::StoredEvent> events;
-  auto read = pipeline::read_event_log(config.objects, config.storage);
+  static const std::vector<pipeline::StoredEvent> kNoEvents;
+  const auto& events = read.ok() && *read ? **read : kNoEvents;
   bool unreadable = false;
   if (!read.ok()) {
     unreadable = true;
@@ -132,7 +137,6 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
   } else if (!*read) {
     out["event_log"] = {{"state", "none"}, {"error", nullptr}};  // the pipeline never ran
   } else {
-    events = std::move(**read);
     out["event_log"] = {{"state", "present"}, {"error", nullptr}, {"events", events.size()}};
   }
   for (const auto& w : catalog_warnings) {

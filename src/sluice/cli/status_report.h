@@ -5,9 +5,11 @@
 #include <arrow/result.h>
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
 
@@ -21,8 +23,10 @@ struct StatusResult {
   int exit_code = kStatusHealthy;  // 0 healthy, 1 event log unreadable, 2 a flow's latest state is FAILED
 };
 
-// Problems that leave the status partial go to `warnings`.
+// Problems that leave the status partial go to `warnings`. `events`: the event log already read
+// (its error, or nullopt: none), so a caller holding it does not read it again; null: read here.
 arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
-                                         std::vector<std::string>& warnings);
+                                         std::vector<std::string>& warnings,
+                                         const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* events = nullptr);
 
 }  // namespace sluice::cli

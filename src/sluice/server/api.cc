@@ -210,15 +210,17 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
     auto p = check_params(request, kNoParams);
     if (p.error) return error_response(400, *p.error);
   }
+  // Read once for the whole request: the status and the catalog are built from this same read.
   auto read_events = reader.events();
   if (!read_events.ok()) return error_response(500, read_events.status().message());
-  const auto& events = *read_events;
+  static const std::vector<pipeline::StoredEvent> kNone;
+  const auto& events = *read_events ? **read_events : kNone;
   if (path == "/api/pipeline") return pipeline_endpoint(reader, events);
   if (path == "/api/flows") return flows_endpoint(events);
   if (path == "/api/events") return events_endpoint(request, events);
   if (path == "/api/expectations") return expectations_endpoint(request, events);
   json catalog;
-  auto status = reader.status(&catalog);
+  auto status = reader.status(&catalog, read_events);
   if (!status.ok()) return error_response(500, status.status().message());
   if (path == "/api/datasets") return json_response(200, *status);
   if (path == "/metrics") {

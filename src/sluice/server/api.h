@@ -35,10 +35,12 @@ class PipelineReader {
   virtual ~PipelineReader() = default;
   // name, storage (as the user wrote it), mode.
   virtual nlohmann::json pipeline() const = 0;
-  // `sluice status --format json` and, in `catalog`, `sluice catalog --format json`.
-  virtual arrow::Result<nlohmann::json> status(nlohmann::json* catalog) const = 0;
-  // Every event, oldest first; empty when the pipeline never ran.
-  virtual arrow::Result<std::vector<pipeline::StoredEvent>> events() const = 0;
+  // `sluice status --format json` and, in `catalog`, `sluice catalog --format json`, built
+  // from `events` (what events() returned for this request: the log is read once a request).
+  virtual arrow::Result<nlohmann::json> status(
+      nlohmann::json* catalog, const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>& events) const = 0;
+  // Every event, oldest first; nullopt when the pipeline never ran.
+  virtual arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> events() const = 0;
 };
 
 struct ApiOptions {

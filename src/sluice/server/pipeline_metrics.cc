@@ -162,8 +162,20 @@ std::map<std::pair<std::string, std::string>, FlowTotals> flow_totals(const std:
   return out;
 }
 
-arrow::Status flow_metrics(Writer& w, const std::vector<pipeline::StoredEvent>& events, int64_t now_micros) {
+// The datasets and sinks the pipeline defines now (the status' rows): a flow's series are
+// written only for them, so a dataset removed from the SQL leaves /metrics.
+std::set<std::string> defined_datasets(const json& status) {
+  std::set<std::string> out;
+  if (status.contains("datasets") && status["datasets"].is_array()) {
+    for (const auto& d : status["datasets"]) out.insert(field_or(d, "name", ""));
+  }
+  return out;
+}
+
+arrow::Status flow_metrics(Writer& w, const std::vector<pipeline::StoredEvent>& events, const std::set<std::string>& defined,
+                           int64_t now_micros) {
   for (const auto& [key, t] : flow_totals(events)) {
+    if (!defined.count(key.first)) continue;
     const auto& [dataset, flow] = key;
     const MetricLabels labels = {{"dataset", dataset}, {"flow", flow}};
     for (const auto& [status, n] : t.updates) {
@@ -317,7 +329,7 @@ arrow::Result<std::string> pipeline_metrics_text(const MetricsInputs& in) {
   Writer w(field_or(status, "pipeline", ""));
   ARROW_RETURN_NOT_OK(w.declare());
   ARROW_RETURN_NOT_OK(w.add("sluice_pipeline_healthy", {}, field_or(status, "healthy", false) ? 1 : 0));
-  if (in.events) ARROW_RETURN_NOT_OK(flow_metrics(w, *in.events, in.now_micros));
+  if (in.events) ARROW_RETURN_NOT_OK(flow_metrics(w, *in.events, defined_datasets(status), in.now_micros));
   if (in.catalog) ARROW_RETURN_NOT_OK(table_metrics(w, *in.catalog, in.now_micros));
   if (in.process) {
     ARROW_RETURN_NOT_OK(w.add_unlabelled("process_cpu_seconds_total", in.process->cpu_seconds));

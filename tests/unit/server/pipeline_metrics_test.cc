@@ -41,7 +41,7 @@ TEST(PipelineMetrics, CountersSumEveryUpdateAndGaugesTakeTheLatest) {
                 {"data_quality", {{"expectations", {{{"name", "ok"}, {"passed_records", 4}, {"failed_records", 1}}}}}}}),
       progress(3'000'000, "bronze", {{"reset", true}}),  // a full refresh's reset: no status, not an update
   };
-  const json status = {{"pipeline", "p"}, {"healthy", false}, {"datasets", json::array()}};
+  const json status = {{"pipeline", "p"}, {"healthy", false}, {"datasets", json::array({json{{"name", "bronze"}}})}};
   MetricsInputs in;
   in.status = &status;
   in.events = &events;
@@ -67,6 +67,23 @@ TEST(PipelineMetrics, CountersSumEveryUpdateAndGaugesTakeTheLatest) {
   EXPECT_EQ(text->find("sluice_flow_quarantined_rows_total{"), std::string::npos);
   EXPECT_EQ(text->find("sluice_watermark_timestamp_seconds{"), std::string::npos);
   EXPECT_EQ(text->find("process_cpu_seconds_total "), std::string::npos);  // no process usage given
+}
+
+TEST(PipelineMetrics, OnlyDatasetsThePipelineDefinesNowHaveSeries) {
+  // "gone" was removed from the SQL after it failed: its events stay in the log, its series go.
+  std::vector<pipeline::StoredEvent> events = {
+      progress(1'000'000, "gone", {{"status", "FAILED"}, {"metrics", {{"num_input_rows", 3}}}}),
+      progress(2'000'000, "kept", {{"status", "COMPLETED"}, {"metrics", {{"num_input_rows", 4}}}}),
+  };
+  const json status = {{"pipeline", "p"}, {"healthy", true}, {"datasets", json::array({json{{"name", "kept"}}})}};
+  MetricsInputs in;
+  in.status = &status;
+  in.events = &events;
+  in.now_micros = 10'000'000;
+  auto text = pipeline_metrics_text(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_TRUE(has_line(*text, "sluice_flow_input_rows_total{pipeline=\"p\",dataset=\"kept\",flow=\"kept\"} 4")) << *text;
+  EXPECT_EQ(text->find("dataset=\"gone\""), std::string::npos) << *text;
 }
 
 TEST(PipelineMetrics, TablesWatermarkStateAndCost) {
@@ -144,6 +161,30 @@ TEST(Token, MatchesOnlyTheSameText) {
   EXPECT_FALSE(token_matches("s3cre", "s3cret"));
   EXPECT_FALSE(token_matches("", "s3cret"));
   EXPECT_FALSE(token_matches("s3cret ", "s3cret"));
+}
+
+// A reader with nothing to read: the server is started and stopped, never asked.
+class EmptyReader : public PipelineReader {
+ public:
+  nlohmann::json pipeline() const override { return nlohmann::json::object(); }
+  arrow::Result<nlohmann::json> status(nlohmann::json*,
+                                       const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>&) const override {
+    return nlohmann::json::object();
+  }
+  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> events() const override { return std::nullopt; }
+};
+
+TEST(HttpServer, StopRightAfterStartReturns) {
+  // httplib misses a stop() issued before its listen loop runs, and the join then waits forever:
+  // Start returns only once the loop runs. A hang here fails the test by ctest's timeout.
+  auto reader = std::make_shared<EmptyReader>();
+  for (int i = 0; i < 50; ++i) {
+    ServerOptions options;
+    options.listen = {"127.0.0.1", 0};
+    auto server = HttpServer::Start(options, reader);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    (*server)->stop();
+  }
 }
 
 }  // namespace
