@@ -6,7 +6,7 @@
 #   scripts/asan-tests.sh [pytest arguments ...]   (default: the selection in ASAN_PYTEST)
 # Only build-fuzz/sluice is built before the integration suite starts; the rest of the build
 # (unit tests, fuzz replays and fuzzers) runs beside the suite at nice 19, then the unit tests
-# (ctest, one at a time, normal priority): the suite mostly waits on Kafka, subprocesses and
+# (ctest, two at a time, normal priority): the suite mostly waits on Kafka, subprocesses and
 # readers, and they take the CPU it leaves idle. Their output (.run/asan-ctest.log) is printed
 # when the suite is done (docs/decisions.md "CI time (3)", "CI time (5)"). `make test` runs all
 # of this beside the gcc build and suite, its broker ten ports up (scripts/make-test.sh).
@@ -48,7 +48,7 @@ echo "[asan] the rest of build-fuzz (nice 19), then unit tests and fuzz corpora 
 # Its log says when the build ended, so a CI log shows whether it or the suite came last.
 (env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u ARROW_DEFAULT_MEMORY_POOL \
    nice -n 19 bash scripts/sanitizer-build.sh && echo "[asan] +$((SECONDS - suite_start)) s: build-fuzz built, ctest starts" \
-   && cd build-fuzz && ctest --output-on-failure --timeout 600 -j1) > .run/asan-ctest.log 2>&1 &
+   && cd build-fuzz && ctest --output-on-failure --timeout 600 -j2) > .run/asan-ctest.log 2>&1 &
 ctest=$!
 echo "[asan] integration tests: ${ASAN_PYTEST[*]}"
 SLUICE_BIN=$ROOT/build-fuzz/sluice \
