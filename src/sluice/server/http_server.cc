@@ -158,7 +158,7 @@ class ConnectionStream : public httplib::Stream {
     if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), service, sizeof(service),
                     NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
       ip = host;
-      port = std::atoi(service);
+      if (auto p = parse_int32(service, "the socket's port"); p.ok()) port = *p;  // numeric (NI_NUMERICSERV)
     }
   }
 
