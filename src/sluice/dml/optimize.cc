@@ -268,7 +268,7 @@ struct RowOrder {
 };
 
 // The fewest rows OPTIMIZE puts in a file it cuts by rows (the bin's last file may hold fewer).
-constexpr int64_t kMinRowsPerCutFile = 1000;
+constexpr int64_t kMinRowsPerCutFile = 100;
 
 // The rows a file of about `target` bytes holds, from the bin's own bytes per row (physical rows:
 // numRecords plus what a deletion vector hides); 0 (bytes alone decide) when a file records no

@@ -262,9 +262,9 @@ TEST_F(OptimizeTest, ZOrderCutsAPartitionIntoFilesOfAboutTheTargetSize) {
   EXPECT_EQ(ids(), all);  // the same rows
 }
 
-// A target of a few bytes does not make a file per row: a file cut by rows holds at least 1,000
+// A target of a few bytes does not make a file per row: a file cut by rows holds at least 100
 // (review: --target-file-size 1 on 40,000 rows wrote 40,000 files).
-TEST_F(OptimizeTest, ZOrderWithATinyTargetKeepsAThousandRowsPerFile) {
+TEST_F(OptimizeTest, ZOrderWithATinyTargetKeepsAHundredRowsPerFile) {
   std::vector<int64_t> all(5000);
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   std::mt19937 rng(7);
@@ -275,7 +275,7 @@ TEST_F(OptimizeTest, ZOrderWithATinyTargetKeepsAThousandRowsPerFile) {
   options.target_file_size = 1;
   ASSERT_TRUE(optimize_table(store_, options).ValueOrDie().committed);
   auto snap = delta::Snapshot::load(*store_).ValueOrDie();
-  EXPECT_EQ(snap->num_files(), 5u);  // 5,000 rows, 1,000 a file
+  EXPECT_EQ(snap->num_files(), 50u);  // 5,000 rows, 100 a file
   std::sort(all.begin(), all.end());
   EXPECT_EQ(ids(), all);
 }
