@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# `make test` (and CI, through .ci/run): set-up, both builds, both ctests, both integration suites
-# and fuzz-ci. Every integration test runs once, in one of two suites (tests/integration/
-# conftest.py `--suite`): the ASan suite (the clang ASan + UBSan sluice: every test not marked
-# slow, except the modules in GCC_SUITE_MODULES) and the gcc suite (the Release sluice: the slow
-# tests and those modules). The longest chain, the clang build of sluice and then the ASan suite,
-# starts first; everything else runs in the CPU it leaves idle (docs/decisions.md "CI time (5)"):
+# `make test` (and CI, through .ci/run): set-up, both builds, the unit tests, both integration
+# suites and fuzz-ci. Every test runs once. The unit tests and fuzz corpora run in the clang ASan
+# + UBSan build (build-fuzz/, ctest). Each integration test runs in one of two suites
+# (tests/integration/conftest.py `--suite`): the ASan suite (the clang ASan + UBSan sluice: every
+# test not marked slow, except the modules in GCC_SUITE_MODULES) and the gcc suite (the Release
+# sluice, which is all the gcc branch builds: the slow tests and those modules). The longest
+# chain, the clang build of sluice and then the ASan suite, starts first; everything else runs in
+# the CPU it leaves idle (docs/decisions.md "CI time (5)", "CI time (6)"):
 #
 #   set-up -> clang build of build-fuzz/sluice -> ASan suite (broker on P+10) ----------------------|
 #          |                                  \-> rest of build-fuzz (nice 19) -> ASan ctest -------|-> fuzz-ci
-#          \-> gcc build (nice 10) -> gcc ctest -> gcc suite (broker on P) --------------------------|
+#          \-> gcc build of build/sluice (nice 10) -> gcc suite (broker on P) ------------------------|
 #
 # Both branches print their lines as they come, prefixed `[asan] ` / `[gcc] ` (a hang or CI's time
 # limit still leaves them in the log), and keep them in .run/test-asan.log / .run/test-gcc.log.
-# Each phase prints `[test] +N s: ...` when it ends (seconds since make test started), and the
-# end repeats every failing test unprefixed, so a CI log tells what failed and where time went.
+# Each phase prints `[test] +N s: ...` when it ends (seconds since make test started) with the
+# CPU seconds the whole run has used so far, and the end repeats every failing test unprefixed,
+# so a CI log tells what failed and where time went.
 #   scripts/make-test.sh
 # Environment: SLUICE_TEST_KAFKA_PORT (P, default 19092: the gcc suite's broker block),
 # SLUICE_ASAN_KAFKA_PORT (default P + 10; each suite takes a block of 10 ports: conftest.py).
@@ -37,7 +40,12 @@ if read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then
 fi
 start=$(date +%s)
 since() { echo $(( $(date +%s) - start )); }
-phase() { echo "[test] +$(since) s: $*"; }
+# CPU seconds (user + system) of the processes this shell has waited for: in a branch's lines,
+# that branch's (its build, suite, brokers, readers); in the last lines, the whole run's — what
+# CI's two cores spent. (`times` must run in this shell: a $(...) subshell has its own.)
+cpu() { times > ".run/times.$BASHPID"; awk 'NR == 2 { n = split($0, a, /[ms ]+/); s = 0;
+  for (i = 1; i + 1 <= n; i += 2) s += a[i] * 60 + a[i + 1]; printf "%d", s }' ".run/times.$BASHPID"; rm -f ".run/times.$BASHPID"; }
+phase() { echo "[test] +$(since) s: $* (cpu $(cpu) s)"; }
 mkdir -p .run
 # SIGTERM/SIGHUP (make passes them to this script only): stop both branches, whose EXIT traps stop
 # their brokers, instead of leaving them running as orphans.
@@ -49,17 +57,14 @@ phase "set-up done"
   || { phase "configuring build/ FAILED"; exit 1; }
 rm -f .run/test-asan.status .run/test-gcc.status
 
-# The gcc branch: the whole gcc build at nice 10 (while the clang build of sluice runs it takes
-# what that leaves; after it, half the machine beside the ASan suite), its unit tests, its suite.
+# The gcc branch: the Release build of sluice at nice 10 (while the clang build of sluice runs it
+# takes what that leaves, then half the machine beside the ASan suite), then its suite. The unit
+# tests and fuzz corpora are not built here: they run once, in the ASan build ("CI time (6)").
 (
   unset SLUICE_TEST_OUTAGE_KAFKA_PORT
   status=0
-  if nice -n 10 cmake --build build > .run/gcc-build.log 2>&1; then
-    phase "gcc build done"
-    (cd build && ctest --output-on-failure -j2) > .run/gcc-ctest.log 2>&1 || status=1
-    tail -n 3 .run/gcc-ctest.log
-    [ $status -eq 0 ] || { cat .run/gcc-ctest.log; echo "[test] gcc ctest FAILED"; }
-    phase "gcc ctest done (exit $status)"
+  if nice -n 10 cmake --build build --target sluice > .run/gcc-build.log 2>&1; then
+    phase "gcc build of sluice done"
     SLUICE_TEST_KAFKA_PORT=$PORT SLUICE_BIN=$ROOT/build/sluice scripts/integration-tests.sh --suite gcc || status=1
     phase "gcc suite done"
   else
@@ -94,5 +99,5 @@ if [ "$gcc_status" -ne 0 ] || [ "$asan_status" -ne 0 ]; then
 fi
 # fuzz-ci alone, after both: its per-input limit is wall time, which CPU shared with a suite would
 # eat (docs/decisions.md "CI time (3)").
-FUZZ_JOBS=$(ls fuzz/*_fuzzer.cc | wc -l) scripts/fuzz.sh 60 || { phase "fuzz-ci FAILED"; exit 1; }
+make --no-print-directory fuzz-ci || { phase "fuzz-ci FAILED"; exit 1; }
 phase "fuzz-ci done; make test passed"
