@@ -68,6 +68,7 @@ class Browser:
         self._answered = threading.Condition()
         self.events = queue.Queue()
         self.console_errors = []
+        self.console = []  # every console message, for the failure messages
         threading.Thread(target=self._read, daemon=True).start()
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
@@ -98,8 +99,11 @@ class Browser:
                 if method == "Runtime.exceptionThrown":
                     self.console_errors.append(params["exceptionDetails"].get("exception", {}).get(
                         "description", params["exceptionDetails"].get("text")))
-                elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                    self.console_errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+                elif method == "Runtime.consoleAPICalled":
+                    text = " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+                    self.console.append(f"{params.get('type')}: {text}")
+                    if params.get("type") in ("error", "assert"):
+                        self.console_errors.append(text)
                 elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                     self.console_errors.append(f"{params['entry']['text']} ({params['entry'].get('url')})")
                 self.events.put(message)
@@ -130,7 +134,12 @@ class Browser:
             value = self.evaluate(expression)
             if value:
                 return value
-            assert time.monotonic() < deadline, f"the page never got to: {what} ({expression})"
+            if time.monotonic() >= deadline:
+                page = self.evaluate("JSON.stringify({live: document.getElementById('live').textContent, "
+                                     "errors: window.sluice && window.sluice.errors, "
+                                     "requests: performance.getEntriesByType('resource').map(e => e.name)})")
+                raise AssertionError(f"the page never got to: {what} ({expression}); console: {self.console[-10:]}; "
+                                     f"page: {page}")
             time.sleep(0.1)  # a poll interval, not a synchronisation
 
     def navigate(self, url):
@@ -162,6 +171,8 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
     (pipe / "p.sql").write_text(SQL.format(topic=topic))
     produce_values(bootstrap, topic, records(0, 30))
     proc, url = start("run", pipe, "--serve=127.0.0.1:0")
+    # A continuous run prints a line per update: read them, or the pipe fills and the run blocks.
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     browser = None
     try:
         def written(dataset):
@@ -187,7 +198,7 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert sorted(nodes) == sorted(datasets + [f"kafka:{topic}"])
         edges = browser.evaluate("[...document.querySelectorAll('#graph .edge')].map(e => e.dataset.from + '>' + e.dataset.to)")
         assert sorted(edges) == sorted([f"kafka:{topic}>orders_bronze", "orders_bronze>orders", "orders>totals"])
-        browser.wait_for("document.querySelector('#live.on')", "the live stream open")
+        browser.wait_for("!!document.querySelector('#live.on')", "the live stream open")
         graph_png = browser.screenshot(tmp_path / "graph.png")
 
         # More records while the page is open: the live stream brings their progress events, and the

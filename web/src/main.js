@@ -370,6 +370,8 @@ async function route() {
   }
 }
 
+let lastRefresh = 0;
+
 function onLive(e) {
   state.eventsReceived += 1;
   state.lastEventId = e.id;
@@ -378,8 +380,13 @@ function onLive(e) {
   if (e.event_type === 'update_progress' && e.details && e.details.update_progress) {
     document.getElementById('pipeline-state').textContent = e.details.update_progress.state || '';
   }
-  // Rows and freshness come from the tables: read again when a dataset committed.
-  const refresh = e.event_type === 'flow_progress' ? refreshDatasets().catch(() => {}) : Promise.resolve();
+  // Rows and freshness come from the tables: read again when a dataset committed, at most once
+  // a second (a continuous run reports every trigger interval).
+  let refresh = Promise.resolve();
+  if (e.event_type === 'flow_progress' && Date.now() - lastRefresh >= 1000) {
+    lastRefresh = Date.now();
+    refresh = refreshDatasets().catch(() => {});
+  }
   refresh.then(() => { if (current.onEvent) current.onEvent(e); });
 }
 
