@@ -16,8 +16,10 @@ APT_PACKAGES=(
   patchelf  # make install / make dist: RUNPATH $ORIGIN on the bundled Debian libraries
   prometheus  # promtool: tests/integration/test_serve.py checks the /metrics text with it
   clang libclang-rt-14-dev llvm-14  # the ASan + UBSan + libFuzzer build (build-fuzz/); symbolizer
+  chromium  # headless browser of the dashboard tests (tests/integration/test_dashboard.py)
 )
-# Node.js for Azurite (the Azure Blob emulator of the tests): Debian's, unless a node is there.
+# Node.js for the dashboard bundle (web/, built with the binary) and Azurite (the Azure Blob
+# emulator of the tests): Debian's, unless a node is there.
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -102,6 +104,18 @@ if [ "$(cat .deps/azurite/.complete 2>/dev/null)" != "$AZURITE_HASH" ]; then
   echo "$AZURITE_HASH" > .deps/azurite/.complete
 else
   log "Azurite present"
+fi
+# The dashboard's npm packages (web/package-lock.json: uPlot, dagre, esbuild), bundled into the
+# binary by the build (web/build.mjs); esbuild is a dev dependency, so no --omit=dev.
+WEB_HASH=$(cat web/package.json web/package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat .deps/web/.complete 2>/dev/null)" != "$WEB_HASH" ]; then
+  log "installing the dashboard's npm packages"
+  rm -rf .deps/web; mkdir -p .deps/web
+  cp web/package.json web/package-lock.json .deps/web/
+  (cd .deps/web && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$WEB_HASH" > .deps/web/.complete
+else
+  log "dashboard npm packages present"
 fi
 wait "$venv_pid" || { log "creating .venv failed (pip's error above): run scripts/setup.sh again"; exit 1; }
 trap - EXIT

@@ -390,3 +390,98 @@ def test_a_bare_serve_takes_no_value(tmp_path, bootstrap, new_topic):
     # `--serve ADDR` (a space) is refused, naming the form to write.
     refused = run_sluice("run", pipe, "--serve", "127.0.0.1:0", "--once")
     assert refused.returncode == 1 and "--serve=127.0.0.1:0" in refused.stderr, refused.stderr
+
+
+def open_stream(url, headers=None, path="/api/stream"):
+    """A GET of the live stream: (connection, response) once the headers arrived."""
+    import http.client
+    host, port = url.split("//")[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("GET", path, headers=headers or {})
+    return conn, conn.getresponse()
+
+
+def stream_events(response):
+    """The events of an SSE response as (id, data as JSON), in order; comments skipped."""
+    event_id, data = None, []
+    while True:
+        line = response.readline()
+        assert line, "the stream ended"
+        line = line.decode().rstrip("\n")
+        if line == "":
+            if data:
+                yield event_id, json.loads("\n".join(data))
+            event_id, data = None, []
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+
+
+def test_stream_sends_appended_events_resumes_after_an_id_and_is_bounded(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "streamed", bootstrap, extra="mode: continuous\ntrigger_interval: 100ms\n")
+    (pipe / "p.sql").write_text(f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM "
+                                f"read_kafka(topic => '{topic}');")
+    proc, url = start("run", pipe, "--serve=127.0.0.1:0")
+    streams = []
+    try:
+        conn, live = open_stream(url, path="/api/stream?dataset=raw&type=flow_progress")
+        streams.append(conn)
+        assert live.status == 200 and live.headers["Content-Type"].startswith("text/event-stream")
+        produce_values(bootstrap, topic, [b"x"] * 20)
+        received, written = [], 0
+        for event_id, event in stream_events(live):  # ends by pytest-timeout if nothing comes
+            assert event["dataset"] == "raw" and event["event_type"] == "flow_progress" and event["id"] == event_id
+            received.append(event)
+            written += event["details"]["flow_progress"]["metrics"]["num_output_rows"]
+            if written == 20:
+                break
+        assert written == 20  # every row written was announced, none twice
+
+        # The stream said what the event log holds (read with deltalake once the run flushed
+        # them): the same progress details, in the log's order.
+        def logged():
+            return [e["details"]["flow_progress"] for e in event_log(pipe)
+                    if e["event_type"] == "flow_progress" and e["origin"]["dataset_name"] == "raw"]
+        code, _, body = get(url + "/api/events?dataset=raw&type=flow_progress&limit=1000")
+        page = json.loads(body)["events"]
+        ids = [e["id"] for e in page]
+        assert [e["id"] for e in received] == ids[ids.index(received[0]["id"]):][:len(received)]
+        assert [e["details"]["flow_progress"] for e in received] == \
+            logged()[ids.index(received[0]["id"]):][:len(received)]
+
+        # Last-Event-ID resumes right after that event, also from before this stream began.
+        conn, resumed = open_stream(url, {"Last-Event-ID": page[0]["id"]}, "/api/stream?dataset=raw&type=flow_progress")
+        streams.append(conn)
+        first_id, first = next(stream_events(resumed))
+        assert first_id == page[1]["id"] and first["details"] == page[1]["details"]
+
+        # Refusals: an unknown parameter or id (400), more than 8 streams at once (503).
+        for path, headers, word in [("/api/stream?flow=raw", {}, "'flow'"),
+                                    ("/api/stream", {"Last-Event-ID": "nonsense"}, "nonsense")]:
+            conn, r = open_stream(url, headers, path)
+            assert r.status == 400 and word in json.loads(r.read())["error"]
+            conn.close()
+        while len(streams) < 8:
+            conn, r = open_stream(url)
+            assert r.status == 200
+            streams.append(conn)
+        conn, r = open_stream(url)
+        assert r.status == 503 and "too many live streams" in json.loads(r.read())["error"]
+        conn.close()
+        # A closed stream frees its place (the server notices the client gone within a poll).
+        streams.pop().close()
+        deadline = time.monotonic() + 30
+        while True:
+            conn, r = open_stream(url)
+            if r.status == 200:
+                streams.append(conn)
+                break
+            conn.close()
+            assert time.monotonic() < deadline, "a closed stream kept its place"
+            time.sleep(0.2)  # a poll interval, not a synchronisation
+    finally:
+        for conn in streams:
+            conn.close()
+        assert stop(proc) == 0  # live streams end with the server

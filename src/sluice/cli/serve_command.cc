@@ -21,12 +21,16 @@ namespace sluice::cli {
 namespace {
 
 // The API's view of one pipeline: its configuration and graph, loaded once; the status and
-// events are read again for every request, from committed state only. Immutable after
-// construction, so the server's threads share it freely.
+// events are read again for every request, from committed state only (the event log through a
+// cache that reads only what was appended). Immutable after construction but for the cache,
+// which is thread-safe, so the server's threads share it freely.
 class ServeReader : public server::PipelineReader {
  public:
   ServeReader(pipeline::PipelineConfig config, pipeline::Graph graph, bool runs_here)
-      : config_(std::move(config)), graph_(std::move(graph)), runs_here_(runs_here) {}
+      : config_(std::move(config)),
+        graph_(std::move(graph)),
+        runs_here_(runs_here),
+        events_(std::make_unique<pipeline::EventLogCache>(config_.objects, config_.storage)) {}
 
   nlohmann::json pipeline() const override {
     return {{"name", config_.name},
@@ -44,14 +48,15 @@ class ServeReader : public server::PipelineReader {
     return std::move(result.status);
   }
 
-  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> events() const override {
-    return pipeline::read_event_log(config_.objects, config_.storage);
+  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> event_log() const override {
+    return events_->read();
   }
 
  private:
   const pipeline::PipelineConfig config_;
   const pipeline::Graph graph_;
   const bool runs_here_;
+  const std::unique_ptr<pipeline::EventLogCache> events_;
 };
 
 arrow::Result<int> serve(const std::string& dir, const std::string& listen, const std::optional<std::string>& token) {
@@ -89,6 +94,15 @@ arrow::Result<std::unique_ptr<server::HttpServer>> start_pipeline_server(const p
   // Its own graph: a Graph's datasets point into its statements, so it is built, not copied.
   ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
   ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+  for (const auto& [name, target] : config.serve_freshness_targets) {
+    if (!graph.datasets.count(name)) {
+      return arrow::Status::Invalid(fmt::format(
+          "pipeline.yaml serve.freshness_targets names '{}', which pipeline '{}' does not define; its datasets are "
+          "the tables and views of its .sql files",
+          name, config.name));
+    }
+    options.api.freshness_targets_seconds[name] = static_cast<double>(target.count()) / 1000.0;
+  }
   auto reader = std::make_shared<ServeReader>(config, std::move(graph), run_started_micros.has_value());
   ARROW_ASSIGN_OR_RAISE(auto server, server::HttpServer::Start(std::move(options), std::move(reader)));
   std::cout << "sluice: serving " << server->url() << "\n";

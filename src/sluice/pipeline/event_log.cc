@@ -180,10 +180,60 @@ arrow::Result<std::optional<std::vector<StoredEvent>>> read_event_log(std::share
   if (!rows.ok()) return where(rows.status());
   auto events = events_from_batch(**rows);
   if (!events.ok()) return where(events.status());
-  std::stable_sort(events->begin(), events->end(), [](const StoredEvent& a, const StoredEvent& b) {
-    return std::tie(a.timestamp_micros, a.seq) < std::tie(b.timestamp_micros, b.seq);
-  });
+  std::stable_sort(events->begin(), events->end(), event_before);
   return std::move(*events);
+}
+
+bool event_before(const StoredEvent& a, const StoredEvent& b) {
+  return std::tie(a.timestamp_micros, a.update_id, a.seq) < std::tie(b.timestamp_micros, b.update_id, b.seq);
+}
+
+arrow::Result<std::shared_ptr<const std::vector<StoredEvent>>> EventLogCache::read() {
+  delta::LogStore store(objects_, (storage_ / "system" / "event_log").string());
+  auto where = [&](const arrow::Status& st) {
+    return arrow::Status::Invalid(fmt::format("event log {} is unreadable: {}", store.location(), st.message()));
+  };
+  std::lock_guard lock(mutex_);
+  auto snapshot = snapshots_.latest_if_exists(store);
+  if (!snapshot.ok()) return where(snapshot.status());
+  if (!*snapshot) {
+    files_.clear();
+    version_ = -1;
+    merged_ = nullptr;
+    return merged_;
+  }
+  const int64_t version = (*snapshot)->version().value();
+  if (merged_ && version == version_) return merged_;
+  std::map<std::string, FileEvents> kept;
+  auto merged = std::make_shared<std::vector<StoredEvent>>();
+  for (const auto& add : (*snapshot)->files()) {
+    auto it = files_.find(add.path);
+    if (!add.deletion_vector && it != files_.end() && it->second.size == add.size &&
+        it->second.modification_time == add.modification_time) {
+      merged->insert(merged->end(), it->second.events.begin(), it->second.events.end());
+      kept.emplace(add.path, std::move(it->second));
+      continue;
+    }
+    auto table = delta::read_data_file(store, **snapshot, add);
+    if (!table.ok()) return where(table.status());
+    auto rows = (*table)->CombineChunksToBatch();
+    if (!rows.ok()) return where(rows.status());
+    auto events = events_from_batch(**rows);
+    if (!events.ok()) return where(events.status());
+    ++files_read_;
+    merged->insert(merged->end(), events->begin(), events->end());
+    if (!add.deletion_vector) kept.emplace(add.path, FileEvents{add.size, add.modification_time, std::move(*events)});
+  }
+  std::stable_sort(merged->begin(), merged->end(), event_before);
+  files_ = std::move(kept);
+  version_ = version;
+  merged_ = std::move(merged);
+  return merged_;
+}
+
+int64_t EventLogCache::files_read() const {
+  std::lock_guard lock(mutex_);
+  return files_read_;
 }
 
 std::string flow_progress_numbers(const nlohmann::json& details) {

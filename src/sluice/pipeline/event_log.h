@@ -8,11 +8,14 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "sluice/delta/snapshot_cache.h"
 #include "sluice/storage/object_store.h"
 
 namespace arrow {
@@ -78,6 +81,40 @@ arrow::Result<std::vector<StoredEvent>> events_from_batch(const arrow::RecordBat
 // nullopt when no update has written the log yet. An unreadable log is an error naming it.
 arrow::Result<std::optional<std::vector<StoredEvent>>> read_event_log(std::shared_ptr<storage::ObjectStore> objects,
                                                                       const std::filesystem::path& storage);
+
+// The order read_event_log returns: time, then update, then sequence within the update.
+bool event_before(const StoredEvent& a, const StoredEvent& b);
+
+// read_event_log for a reader that asks again and again (the server: every request, every live
+// stream): the log's snapshot is advanced by the commits after the one kept (SnapshotCache),
+// and only data files not read before are read; a file is known by its path, size and
+// modification time, so a log rewritten by `sluice forget` is read again where it changed.
+// Unchanged, the same vector is returned without copying. Thread-safe.
+class EventLogCache {
+ public:
+  EventLogCache(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path storage)
+      : objects_(std::move(objects)), storage_(std::move(storage)) {}
+
+  // Every event, oldest first (event_before); null when no update has written the log yet.
+  arrow::Result<std::shared_ptr<const std::vector<StoredEvent>>> read();
+  // Data files read so far (for tests).
+  int64_t files_read() const;
+
+ private:
+  struct FileEvents {
+    int64_t size = 0;
+    int64_t modification_time = 0;
+    std::vector<StoredEvent> events;
+  };
+  const std::shared_ptr<storage::ObjectStore> objects_;
+  const std::filesystem::path storage_;
+  delta::SnapshotCache snapshots_;
+  mutable std::mutex mutex_;  // guards everything below; one reader refreshes at a time
+  std::map<std::string, FileEvents> files_;  // by data file path (a file with a deletion vector is not kept)
+  int64_t version_ = -1;                     // of the snapshot `merged_` was built from
+  std::shared_ptr<const std::vector<StoredEvent>> merged_;
+  int64_t files_read_ = 0;
+};
 
 // The numbers of a flow_progress event's details in one line ("100 read, 90 written, 10 dropped,
 // ..."), for `sluice events` text mode; empty for an event that carries none (SKIPPED, a reset).

@@ -302,8 +302,23 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   }
   // serve: {cpu_price_per_hour: P}: what the server's cost metric prices a CPU hour at.
   if (const auto serve = root["serve"]) {
-    if (!serve.IsMap()) return ctx.error(serve, "'serve' must be a mapping (cpu_price_per_hour)");
-    ARROW_RETURN_NOT_OK(ctx.check_keys(serve, "serve", {"cpu_price_per_hour"}));
+    if (!serve.IsMap()) return ctx.error(serve, "'serve' must be a mapping (cpu_price_per_hour, freshness_targets)");
+    ARROW_RETURN_NOT_OK(ctx.check_keys(serve, "serve", {"cpu_price_per_hour", "freshness_targets"}));
+    if (const auto targets = serve["freshness_targets"]) {
+      if (!targets.IsMap()) {
+        return ctx.error(targets, "serve.freshness_targets must map dataset names to durations, e.g. {{orders: 5 minutes}}");
+      }
+      for (const auto& t : targets) {
+        ARROW_ASSIGN_OR_RAISE(auto name, ctx.scalar(t.first, "serve.freshness_targets"));
+        ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(t.second, "serve.freshness_targets." + name));
+        auto d = parse_duration(text);
+        if (!d.ok() || d->count() <= 0) {
+          return ctx.error(t.second, "serve.freshness_targets.{}: {}", name,
+                           d.ok() ? "the target must be longer than 0" : d.status().message());
+        }
+        cfg.serve_freshness_targets[name] = *d;
+      }
+    }
     if (serve["cpu_price_per_hour"]) {
       ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(serve["cpu_price_per_hour"], "serve.cpu_price_per_hour"));
       auto price = parse_double(text, "serve.cpu_price_per_hour");

@@ -56,6 +56,10 @@ struct PipelineConfig {
   std::map<std::string, std::map<std::string, std::string>> table_properties;
   // `serve: {cpu_price_per_hour: P}`: the price of one CPU hour for the server's cost metric.
   std::optional<double> serve_cpu_price_per_hour;
+  // `serve: {freshness_targets: {dataset: duration}}`: the dashboard's SLA view compares each
+  // dataset's freshness with its target (a dataset the pipeline does not define is refused when
+  // the server starts, where the graph is known).
+  std::map<std::string, std::chrono::milliseconds> serve_freshness_targets;
 
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;

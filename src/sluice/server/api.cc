@@ -73,8 +73,11 @@ arrow::Result<int64_t> int_param(const Params& p, const std::string& name, int64
   return *n;
 }
 
-ApiResponse pipeline_endpoint(const PipelineReader& reader, const std::vector<pipeline::StoredEvent>& events) {
+ApiResponse pipeline_endpoint(const PipelineReader& reader, const ApiOptions& options,
+                              const std::vector<pipeline::StoredEvent>& events) {
   json out = reader.pipeline();
+  out["freshness_targets"] = json::object();
+  for (const auto& [name, seconds] : options.freshness_targets_seconds) out["freshness_targets"][name] = seconds;
   // The state of the latest update: RUNNING, COMPLETED or FAILED, as its update_progress said.
   out["state"] = events.empty() ? "never run" : "unknown";
   out["update_id"] = nullptr;
@@ -191,38 +194,72 @@ ApiResponse dataset_endpoint(const std::string& name, const json& status, const 
   return json_response(200, out);
 }
 
+// The dataset graph: every dataset and sink (status rows), the sources they read (catalog
+// inputs such as "kafka:topic" that are not datasets) as nodes of their own, and an edge per input.
+ApiResponse graph_endpoint(const json& catalog, const json& status) {
+  json nodes = json::array();
+  json edges = json::array();
+  std::set<std::string> names;
+  for (const auto& d : status.value("datasets", json::array())) {
+    names.insert(d.value("name", ""));
+    nodes.push_back({{"name", d.value("name", "")}, {"kind", d.value("kind", json())}, {"source", false}});
+  }
+  std::set<std::string> sources;
+  for (const auto& d : catalog.value("datasets", json::array())) {
+    for (const auto& in : d.value("inputs", json::array())) {
+      if (!in.is_string()) continue;
+      const auto input = in.get<std::string>();
+      if (!names.count(input) && sources.insert(input).second) {
+        const auto colon = input.find(':');
+        nodes.push_back({{"name", input}, {"kind", colon == std::string::npos ? "source" : input.substr(0, colon)},
+                         {"source", true}});
+      }
+      edges.push_back({{"from", input}, {"to", d.value("name", "")}});
+    }
+  }
+  return json_response(200, {{"nodes", nodes}, {"edges", edges}});
+}
+
 ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const ApiRequest& request) {
   const auto& path = request.path;
   static const std::set<std::string> kNoParams;
-  const bool known = path == "/api/pipeline" || path == "/api/datasets" || path.rfind("/api/datasets/", 0) == 0 ||
+  const bool known = path == "/api/stream" || path == "/api/graph" || path == "/api/pipeline" || path == "/api/datasets" || path.rfind("/api/datasets/", 0) == 0 ||
                      path == "/api/flows" || path == "/api/events" || path == "/api/expectations" ||
                      path == "/metrics" || path == "/api" || path == "/api/";
   if (!known) {
     return error_response(404, fmt::format("no such path '{}'; the API: /api/pipeline, /api/datasets, "
-                                           "/api/datasets/<name>, /api/flows, /api/events, /api/expectations, /metrics",
+                                           "/api/datasets/<name>, /api/graph, /api/flows, /api/events, /api/expectations, /api/stream, "
+                                           "/metrics",
                                            quote_for_error(path)));
   }
   if (path == "/api" || path == "/api/") {
-    return json_response(200, {{"endpoints", {"/api/pipeline", "/api/datasets", "/api/datasets/<name>", "/api/flows",
-                                              "/api/events", "/api/expectations", "/metrics"}}});
+    return json_response(200, {{"endpoints", {"/api/pipeline", "/api/datasets", "/api/datasets/<name>", "/api/graph", "/api/flows",
+                                              "/api/events", "/api/expectations", "/api/stream", "/metrics"}}});
   }
   if (path != "/api/events" && path != "/api/expectations") {
     auto p = check_params(request, kNoParams);
     if (p.error) return error_response(400, *p.error);
   }
+  if (path == "/api/stream") {  // http_server.cc answers a stream; here only when asked directly
+    return error_response(400, "/api/stream is a server-sent event stream: ask with Accept: text/event-stream");
+  }
   // Read once for the whole request: the status and the catalog are built from this same read.
-  auto read_events = reader.events();
-  if (!read_events.ok()) return error_response(500, read_events.status().message());
+  auto shared_events = reader.event_log();
+  if (!shared_events.ok()) return error_response(500, shared_events.status().message());
   static const std::vector<pipeline::StoredEvent> kNone;
-  const auto& events = *read_events ? **read_events : kNone;
-  if (path == "/api/pipeline") return pipeline_endpoint(reader, events);
+  const auto& events = *shared_events ? **shared_events : kNone;
+  if (path == "/api/pipeline") return pipeline_endpoint(reader, options, events);
   if (path == "/api/flows") return flows_endpoint(events);
   if (path == "/api/events") return events_endpoint(request, events);
   if (path == "/api/expectations") return expectations_endpoint(request, events);
   json catalog;
+  // The status and catalog builders take the log as a value (`sluice status` reads its own).
+  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> read_events =
+      *shared_events ? std::optional<std::vector<pipeline::StoredEvent>>(**shared_events) : std::nullopt;
   auto status = reader.status(&catalog, read_events);
   if (!status.ok()) return error_response(500, status.status().message());
   if (path == "/api/datasets") return json_response(200, *status);
+  if (path == "/api/graph") return graph_endpoint(catalog, *status);
   if (path == "/metrics") {
     MetricsInputs in;
     in.status = &*status;
@@ -244,7 +281,8 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
 }  // namespace
 
 json event_json(const pipeline::StoredEvent& e) {
-  return {{"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
+  return {{"id", event_stream_id(e)},
+          {"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
           {"timestamp_ms", e.timestamp_micros / 1000},
           {"update_id", e.update_id},
           {"sequence", e.seq},
@@ -254,6 +292,58 @@ json event_json(const pipeline::StoredEvent& e) {
           {"flow", e.flow.empty() ? json(nullptr) : json(e.flow)},
           {"dataset", e.dataset.empty() ? json(nullptr) : json(e.dataset)},
           {"details", e.details.is_discarded() ? json(nullptr) : e.details}};
+}
+
+std::string event_stream_id(const pipeline::StoredEvent& e) {
+  return fmt::format("{}.{}.{}", e.timestamp_micros, e.seq, e.update_id);
+}
+
+arrow::Result<EventCursor> parse_event_stream_id(std::string_view id) {
+  auto bad = [&] {
+    return arrow::Status::Invalid(fmt::format(
+        "event id '{}' is not one this server gave (<timestamp micros>.<sequence>.<update id>)", quote_for_error(id)));
+  };
+  const auto first = id.find('.');
+  if (first == std::string_view::npos) return bad();
+  const auto second = id.find('.', first + 1);
+  if (second == std::string_view::npos) return bad();
+  auto ts = parse_int64(id.substr(0, first), "timestamp");
+  auto seq = parse_int64(id.substr(first + 1, second - first - 1), "sequence");
+  if (!ts.ok() || !seq.ok()) return bad();
+  return EventCursor{*ts, std::string(id.substr(second + 1)), *seq};
+}
+
+size_t first_event_after(const std::vector<pipeline::StoredEvent>& events, const EventCursor& cursor) {
+  pipeline::StoredEvent key;
+  key.timestamp_micros = cursor.timestamp_micros;
+  key.update_id = cursor.update_id;
+  key.seq = cursor.seq;
+  return static_cast<size_t>(std::upper_bound(events.begin(), events.end(), key, pipeline::event_before) -
+                             events.begin());
+}
+
+std::string event_stream_frame(const pipeline::StoredEvent& e) {
+  // dump() escapes newlines inside strings: the data is one line, as SSE needs.
+  return fmt::format("id: {}\ndata: {}\n\n", event_stream_id(e),
+                     event_json(e).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+arrow::Result<StreamRequest> parse_stream_request(const ApiRequest& request, const std::string& last_event_id_header) {
+  auto p = check_params(request, {"dataset", "type", "last_event_id"});
+  if (p.error) return arrow::Status::Invalid(*p.error);
+  StreamRequest out;
+  if (p.values.count("dataset")) out.dataset = p.values.at("dataset");
+  if (p.values.count("type")) out.type = p.values.at("type");
+  std::string from = last_event_id_header;
+  if (from.empty() && p.values.count("last_event_id")) from = p.values.at("last_event_id");
+  if (!from.empty()) {
+    ARROW_ASSIGN_OR_RAISE(out.after, parse_event_stream_id(from));
+  }
+  return out;
+}
+
+bool stream_wants(const StreamRequest& stream, const pipeline::StoredEvent& e) {
+  return (!stream.dataset || *stream.dataset == e.dataset) && (!stream.type || *stream.type == e.event_type);
 }
 
 ApiResponse handle_request(const PipelineReader& reader, const ApiOptions& options, const ApiRequest& request) {

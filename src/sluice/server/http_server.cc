@@ -21,10 +21,12 @@
 #include <mutex>
 #include <vector>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <thread>
 
 #include "sluice/common/text.h"
+#include "sluice/server/dashboard_assets.h"
 
 namespace sluice::server {
 
@@ -49,11 +51,27 @@ constexpr size_t kKeepAliveRequests = 100;
 // this many the longest waiting is closed.
 constexpr size_t kMaxIdleConnections = 128;
 
+// Live streams (/api/stream) at once: each holds a pool thread while it lasts, so the pool has
+// this many threads more than kServerThreads and a stream never takes one a request needs.
+// Past this, a stream request is answered 503.
+constexpr size_t kMaxStreams = 8;
+// A stream looks for new events this often (one read of the log for all streams: shared_log),
+// and writes a comment when it has sent nothing for kHeartbeatSeconds, so proxies and the
+// browser see it alive and a gone client is noticed.
+constexpr int kStreamPollMs = 500;
+constexpr int kHeartbeatSeconds = 15;
+// Frames written per wake-up: a client resuming from far back gets the backlog in pages, each
+// written before the next is built, so a stream holds one frame in memory, never the backlog.
+constexpr size_t kFramesPerWrite = 256;
+
 // Set on the accepting thread: a new connection goes to the idle waiter at once.
 thread_local bool t_accepting = false;
 // Set by the pre-routing check when the answer must end the connection (a refused request
 // whose body, if any, is never read).
 thread_local bool t_close_after = false;
+// The socket of the connection this pool thread answers: a live stream watches it for the
+// client going away.
+thread_local int t_socket = -1;
 
 // A ThreadPool holding at most kServerThreads + kMaxQueuedConnections connections. httplib's
 // accepted connections are not queued: they run at once on the accepting thread with
@@ -298,7 +316,8 @@ class BoundedServer : public httplib::Server {
   ~BoundedServer() override { waiter_.stop(); }
 
   CappedQueue* make_queue() {
-    auto* queue = new CappedQueue(kServerThreads, kServerThreads + kMaxQueuedConnections, [this] {
+    auto* queue = new CappedQueue(kServerThreads + kMaxStreams, kServerThreads + kMaxStreams + kMaxQueuedConnections,
+                                  [this] {
       std::lock_guard<std::mutex> lock(queue_mutex_);
       queue_ = nullptr;
     });
@@ -344,6 +363,7 @@ class BoundedServer : public httplib::Server {
       }
       stream.next_request();
       t_close_after = false;
+      t_socket = sock;
       bool closed = false;
       const bool ok = process_request(stream, requests_left == 1, closed, nullptr);
       --requests_left;
@@ -440,11 +460,126 @@ struct HttpServer::Impl {
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::atomic<bool> failed{false};
+  std::atomic<size_t> streams{0};  // live streams answering now
+  // The event log as the streams last read it, read again at most every kStreamPollMs however
+  // many streams ask; `wake` ends their waits at stop().
+  std::mutex log_mutex;
+  std::condition_variable wake;
+  std::chrono::steady_clock::time_point log_read_at;
+  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> log{nullptr};
+
+  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> shared_log() {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - log_read_at >= std::chrono::milliseconds(kStreamPollMs)) {
+      log = reader->event_log();
+      log_read_at = now;
+    }
+    return log;
+  }
+
+  // Waits a poll interval; false when the server stops meanwhile.
+  bool wait_poll() {
+    std::unique_lock<std::mutex> lock(log_mutex);
+    return !wake.wait_for(lock, std::chrono::milliseconds(kStreamPollMs), [this] { return stopping.load(); });
+  }
+
+  // The client closed its end (a readable socket with nothing to read) or the socket failed.
+  static bool client_gone(int sock) {
+    if (sock < 0) return false;
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
+    char c;
+    return ::recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+
+  // /api/stream: every event appended to the log after the cursor, as server-sent events, until
+  // the client goes, a write waits longer than kIdleSeconds (a client not reading: the stream
+  // ends rather than buffer for it), or the server stops.
+  void stream(const httplib::Request& req, httplib::Response& res, const ApiRequest& request) {
+    auto parsed = parse_stream_request(request, req.get_header_value("Last-Event-ID"));
+    if (!parsed.ok()) return send_error(res, 400, parsed.status().message());
+    if (streams.fetch_add(1) >= kMaxStreams) {
+      streams.fetch_sub(1);
+      return refuse(res, 503, fmt::format("too many live streams ({} at once): close one, or read /api/events",
+                                          kMaxStreams));
+    }
+    struct Live {
+      StreamRequest request;
+      std::optional<EventCursor> cursor;  // the last event passed (sent or filtered out)
+      std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+      int sock = t_socket;
+    };
+    auto live = std::make_shared<Live>();
+    live->request = std::move(*parsed);
+    live->cursor = live->request.after;
+    if (!live->cursor) {  // only what is appended from now on
+      auto now = reader->event_log();
+      if (now.ok() && *now && !(*now)->empty()) {
+        const auto& e = (*now)->back();
+        live->cursor = EventCursor{e.timestamp_micros, e.update_id, e.seq};
+      }
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_header("Connection", "close");
+    t_close_after = true;
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, live](size_t offset, httplib::DataSink& sink) { return stream_some(*live, offset, sink); },
+        [this](bool) { streams.fetch_sub(1); });
+  }
+
+  template <typename Live>
+  bool stream_some(Live& live, size_t offset, httplib::DataSink& sink) {
+    if (offset == 0) {  // at once, so the client sees the stream open
+      static const std::string kHello = "retry: 2000\n: sluice event stream\n\n";
+      if (!sink.write(kHello.data(), kHello.size())) return false;
+    }
+    for (;;) {
+      if (stopping || client_gone(live.sock)) return false;
+      auto log = shared_log();
+      if (!log.ok()) {
+        const auto frame = fmt::format("event: error\ndata: {}\n\n",
+                                       nlohmann::json{{"error", log.status().message()}}.dump());
+        (void)sink.write(frame.data(), frame.size());
+        return false;
+      }
+      static const std::vector<pipeline::StoredEvent> kNone;
+      const auto& events = *log ? **log : kNone;
+      size_t i = live.cursor ? first_event_after(events, *live.cursor) : 0;
+      size_t sent = 0;
+      for (; i < events.size() && sent < kFramesPerWrite; ++i) {
+        const auto& e = events[i];
+        live.cursor = EventCursor{e.timestamp_micros, e.update_id, e.seq};
+        if (!stream_wants(live.request, e)) continue;
+        const auto frame = event_stream_frame(e);
+        if (!sink.write(frame.data(), frame.size())) return false;
+        ++sent;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (sent > 0) {
+        live.last_write = now;
+        return true;
+      }
+      if (now - live.last_write >= std::chrono::seconds(kHeartbeatSeconds)) {
+        static const std::string kBeat = ": heartbeat\n\n";
+        live.last_write = now;
+        return sink.write(kBeat.data(), kBeat.size());
+      }
+      if (!wait_poll()) return false;
+    }
+  }
 
   // Before httplib reads a body (its pre-routing hook): the token, the method and the absence
   // of a body are checked here, and a refusal closes the connection unread.
   bool refused(const httplib::Request& req, httplib::Response& res) {
-    if (options.token) {
+    // The dashboard's own files hold no pipeline data (they are in the binary for anyone to
+    // read): a browser loads them without a token, and the page then sends the token it was
+    // given (#token=...) with every API request.
+    const bool public_file = (req.method == "GET" || req.method == "HEAD") && dashboard_asset(req.path).has_value();
+    if (options.token && !public_file) {
       const std::string header = req.get_header_value("Authorization");  // by value: kept alive here
       const auto presented = bearer_token(header);
       if (!presented || !token_matches(*presented, *options.token)) {
@@ -473,6 +608,13 @@ struct HttpServer::Impl {
     request.method = req.method;
     request.path = req.path;
     for (const auto& [k, v] : req.params) request.params.emplace(k, v);
+    if (req.path == "/api/stream") return stream(req, res, request);
+    if (const auto asset = dashboard_asset(req.path)) {
+      res.set_header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_content(asset->body.data(), asset->body.size(), std::string(asset->content_type).c_str());
+      return;
+    }
     ApiResponse response;
     try {
       response = handle_request(*reader, options.api, request);
@@ -570,6 +712,10 @@ std::string HttpServer::url() const {
 
 void HttpServer::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->log_mutex);
+    impl_->wake.notify_all();  // live streams end now, not at their next poll
+  }
   impl_->http.stop_waiter();
   impl_->http.stop();
   if (impl_->thread.joinable()) impl_->thread.join();

@@ -41,6 +41,43 @@ TEST(EventLogRead, ReadsBackWhatUpdatesWroteOldestFirst) {
   EXPECT_EQ(e[3].timestamp_micros, 2001);
 }
 
+// The server's cache: each data file is read once, what an append adds is read alone, and the
+// result equals read_event_log's; an unchanged log gives back the same vector, not a copy.
+TEST(EventLogCache, ReadsOnlyTheAppendedFilesAndAgreesWithAFullRead) {
+  sluice::testing::TempDir dir;
+  EventLogCache cache(storage::local_store(), dir.path());
+  auto none = cache.read();
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(*none, nullptr);
+  EventLog log(dir.path(), "p", "u1");
+  auto append = [&](int64_t ts) {
+    log.add({"flow_progress", "INFO", "m", "a", "a", {{"n", ts}}, ts});
+    ASSERT_TRUE(log.flush().ok());
+  };
+  append(3000);
+  append(1000);  // an earlier timestamp in a later commit: the order is by time, then update and sequence
+  auto first = cache.read();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_NE(*first, nullptr);
+  EXPECT_EQ(cache.files_read(), 2);
+  auto again = cache.read();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->get(), first->get());  // nothing appended: the same vector
+  EXPECT_EQ(cache.files_read(), 2);
+  append(2000);
+  auto third = cache.read();
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(cache.files_read(), 3);  // the new file only
+  auto full = read_event_log(storage::local_store(), dir.path());
+  ASSERT_TRUE(full.ok() && full->has_value());
+  ASSERT_EQ((*third)->size(), (*full)->size());
+  std::vector<int64_t> got, want;
+  for (const auto& e : **third) got.push_back(e.details["n"].get<int64_t>());
+  for (const auto& e : **full) want.push_back(e.details["n"].get<int64_t>());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got, (std::vector<int64_t>{1000, 2000, 3000}));
+}
+
 TEST(EventLogRead, BatchWithoutTheLogsColumnsIsRefusedNamingTheColumn) {
   auto schema = arrow::schema({arrow::field("timestamp", arrow::utf8())});
   arrow::StringBuilder b;

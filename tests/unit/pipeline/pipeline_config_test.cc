@@ -67,13 +67,28 @@ TEST_F(PipelineConfigTest, ServeTakesACpuPriceAndRefusesOtherKeys) {
   auto unknown = load("name: p\nserve:\n  listen: 0.0.0.0:80\n");
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().message(),
-            file() + ":3:3: unknown key 'serve.listen'; allowed here: cpu_price_per_hour");
+            file() + ":3:3: unknown key 'serve.listen'; allowed here: cpu_price_per_hour, freshness_targets");
   auto negative = load("name: p\nserve: {cpu_price_per_hour: -1}\n");
   ASSERT_FALSE(negative.ok());
   EXPECT_NE(negative.status().message().find("serve.cpu_price_per_hour must be a non-negative number"),
             std::string::npos)
       << negative.status().message();
   EXPECT_FALSE(load("name: p\nserve: {cpu_price_per_hour: cheap}\n").ok());
+}
+
+TEST_F(PipelineConfigTest, ServeFreshnessTargetsAreDurationsPerDataset) {
+  auto cfg = load("name: p\nserve:\n  freshness_targets: {orders: 5 minutes, totals: 30s}\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->serve_freshness_targets.at("orders"), std::chrono::minutes(5));
+  EXPECT_EQ(cfg->serve_freshness_targets.at("totals"), std::chrono::seconds(30));
+  auto list = load("name: p\nserve:\n  freshness_targets: [orders]\n");
+  ASSERT_FALSE(list.ok());
+  EXPECT_NE(list.status().message().find("must map dataset names to durations"), std::string::npos);
+  auto bad = load("name: p\nserve:\n  freshness_targets: {orders: soon}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind(file() + ":3:", 0), 0u) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("serve.freshness_targets.orders"), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(load("name: p\nserve:\n  freshness_targets: {orders: 0s}\n").ok());
 }
 
 TEST_F(PipelineConfigTest, AzureAndGcsStoragesTakeTheirDeltaRsOptions) {

@@ -171,7 +171,9 @@ class EmptyReader : public PipelineReader {
                                        const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>&) const override {
     return nlohmann::json::object();
   }
-  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> events() const override { return std::nullopt; }
+  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> event_log() const override {
+    return nullptr;
+  }
 };
 
 TEST(HttpServer, StopRightAfterStartReturns) {

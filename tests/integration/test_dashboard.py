@@ -1,0 +1,251 @@
+"""The dashboard at `/` in a real headless Chromium (Debian's `chromium`), driven through the
+DevTools protocol over --remote-debugging-pipe (JSON messages on fds 3/4: no WebSocket client,
+no extra Python package): the page loads with no console error or uncaught exception, the graph
+shows every dataset `/api/datasets` lists, its edge rates and a dataset page's charts follow the
+events a continuous `sluice run --serve` appends while more Kafka records arrive, the SLA view
+compares pipeline.yaml's freshness targets with the status, and the test takes screenshots (in
+its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
+docs/dashboard.png)."""
+import base64
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from test_serve import get, start, stop
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh installs it)")
+
+SQL = """
+CREATE OR REFRESH STREAMING TABLE orders_bronze AS SELECT value FROM STREAM read_kafka(topic => '{topic}');
+
+CREATE OR REFRESH STREAMING TABLE orders (
+  CONSTRAINT has_id EXPECT (id IS NOT NULL) ON VIOLATION DROP ROW,
+  CONSTRAINT small EXPECT (amount < 1000)
+) AS SELECT e.id, e.amount FROM (
+  SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS e FROM STREAM(orders_bronze));
+
+CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS amount FROM orders;
+"""
+
+
+def records(start, n):
+    return [{"id": None if i % 7 == 0 else i, "amount": float(i * 37 % 1500)} for i in range(start, start + n)]
+
+
+class Browser:
+    """Headless Chromium with one page, spoken to through the DevTools protocol on a pipe."""
+
+    def __init__(self, profile):
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def fds():  # the child's fd 3 reads commands, fd 4 writes answers and events
+            hi_r, hi_w = os.dup(to_chrome_r) + 100, os.dup(from_chrome_w) + 100
+            os.dup2(to_chrome_r, hi_r)
+            os.dup2(from_chrome_w, hi_w)
+            os.dup2(hi_r, 3)
+            os.dup2(hi_w, 4)
+
+        # --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless=new", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
+             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
+             f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=fds, pass_fds=(3, 4))
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._next = 0
+        self._answers = {}
+        self._answered = threading.Condition()
+        self.events = queue.Queue()
+        self.console_errors = []
+        self.console = []  # every console message, for the failure messages
+        threading.Thread(target=self._read, daemon=True).start()
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for method in ("Runtime.enable", "Log.enable", "Page.enable"):
+            self.call(method, session=True)
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=860,
+                  deviceScaleFactor=1, mobile=False)
+
+    def _read(self):
+        buffer = b""
+        while True:
+            chunk = os.read(self._from_chrome, 65536)
+            if not chunk:
+                with self._answered:
+                    self._answers[None] = "closed"
+                    self._answered.notify_all()
+                return
+            buffer += chunk
+            while b"\0" in buffer:
+                raw, buffer = buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                if "id" in message:
+                    with self._answered:
+                        self._answers[message["id"]] = message
+                        self._answered.notify_all()
+                    continue
+                method, params = message.get("method"), message.get("params", {})
+                if method == "Runtime.exceptionThrown":
+                    self.console_errors.append(params["exceptionDetails"].get("exception", {}).get(
+                        "description", params["exceptionDetails"].get("text")))
+                elif method == "Runtime.consoleAPICalled":
+                    text = " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+                    self.console.append(f"{params.get('type')}: {text}")
+                    if params.get("type") in ("error", "assert"):
+                        self.console_errors.append(text)
+                elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                    self.console_errors.append(f"{params['entry']['text']} ({params['entry'].get('url')})")
+                self.events.put(message)
+
+    def call(self, method, session=False, **params):
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        with self._answered:
+            assert self._answered.wait_for(lambda: self._next in self._answers or None in self._answers, timeout=60), method
+            answer = self._answers.pop(self._next, None)
+        assert answer is not None, f"chromium closed the pipe during {method}: {self.proc.stderr.read()!r}"
+        assert "error" not in answer, (method, answer["error"])
+        return answer["result"]
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        assert "exceptionDetails" not in result, (expression, result["exceptionDetails"])
+        return result["result"].get("value")
+
+    def wait_for(self, expression, what, timeout=60):
+        """Polls the page until `expression` is truthy (the page's own state, not a delay)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                page = self.evaluate("JSON.stringify({live: document.getElementById('live').textContent, "
+                                     "errors: window.sluice && window.sluice.errors, "
+                                     "requests: performance.getEntriesByType('resource').map(e => e.name)})")
+                raise AssertionError(f"the page never got to: {what} ({expression}); console: {self.console[-10:]}; "
+                                     f"page: {page}")
+            time.sleep(0.1)  # a poll interval, not a synchronisation
+
+    def navigate(self, url):
+        self.call("Page.navigate", session=True, url=url)
+
+    def screenshot(self, path):
+        data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self):
+        try:
+            self.call("Browser.close")
+        except AssertionError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self._to_chrome)
+
+
+def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "shop", bootstrap,
+                          extra="mode: continuous\ntrigger_interval: 100ms\n"
+                                "serve:\n  freshness_targets: {orders: 10 minutes, totals: 1 ms}\n")
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    produce_values(bootstrap, topic, records(0, 30))
+    proc, url = start("run", pipe, "--serve=127.0.0.1:0")
+    # A continuous run prints a line per update: read them, or the pipe fills and the run blocks.
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    browser = None
+    try:
+        def written(dataset):
+            code, _, body = get(url + f"/api/events?dataset={dataset}&type=flow_progress&limit=1000")
+            assert code == 200
+            return sum(e["details"]["flow_progress"]["metrics"]["num_output_rows"] for e in json.loads(body)["events"]
+                       if "metrics" in e["details"]["flow_progress"])
+
+        deadline = time.monotonic() + 60
+        while written("orders") < sum(r["id"] is not None for r in records(0, 30)):
+            assert time.monotonic() < deadline, "the run did not write the first records"
+            time.sleep(0.2)  # a poll interval, not a synchronisation
+
+        browser = Browser(tmp_path / "chromium-profile")
+        browser.navigate(url + "/")
+        status = json.loads(get(url + "/api/datasets")[2])
+        datasets = sorted(d["name"] for d in status["datasets"])
+        assert datasets == ["orders", "orders_bronze", "totals"]
+        shown = browser.wait_for("document.querySelector('#graph svg')?.dataset.datasets", "the graph drawn")
+        assert sorted(shown.split(",")) == datasets
+        # Every dataset is a node, with the Kafka topic it reads; an edge per input.
+        nodes = browser.evaluate("[...document.querySelectorAll('#graph .node')].map(n => n.dataset.name)")
+        assert sorted(nodes) == sorted(datasets + [f"kafka:{topic}"])
+        edges = browser.evaluate("[...document.querySelectorAll('#graph .edge')].map(e => e.dataset.from + '>' + e.dataset.to)")
+        assert sorted(edges) == sorted([f"kafka:{topic}>orders_bronze", "orders_bronze>orders", "orders>totals"])
+        browser.wait_for("!!document.querySelector('#live.on')", "the live stream open")
+        graph_png = browser.screenshot(tmp_path / "graph.png")
+
+        # More records while the page is open: the live stream brings their progress events, and the
+        # edge into orders_bronze shows the rows read.
+        before = browser.evaluate("window.sluice.eventsReceived")
+        renders = browser.evaluate("window.sluice.renders")
+        produce_values(bootstrap, topic, records(30, 40))
+        browser.wait_for(f"window.sluice.eventsReceived > {before} && window.sluice.renders > {renders} && "
+                         "Number(document.querySelector('#graph .edge[data-to=orders_bronze]').dataset.rate) > 0",
+                         "new events received and the edge rate shown")
+        if os.environ.get("SLUICE_DASHBOARD_SCREENSHOT"):
+            browser.screenshot(tmp_path / "graph-live.png")
+            shutil.copy(tmp_path / "graph-live.png", os.environ["SLUICE_DASHBOARD_SCREENSHOT"])
+
+        # The dataset page: its charts hold one point per progress event, and grow with new ones.
+        def progress_events():
+            code, _, body = get(url + "/api/events?dataset=orders&type=flow_progress&limit=1000")
+            assert code == 200
+            return len([e for e in json.loads(body)["events"] if e["details"]["flow_progress"].get("status")])
+
+        known_before = progress_events()
+        browser.navigate(url + "/#/dataset/orders")
+        browser.wait_for("document.querySelectorAll('.chart').length >= 5", "the dataset page's charts")
+        titles = browser.evaluate("[...document.querySelectorAll('.chart')].map(c => c.dataset.title)")
+        assert titles == ["Throughput", "Update latency", "Freshness", "Kafka backlog", "Expectation pass rate"]
+        columns = browser.evaluate("[...document.querySelectorAll('#schema tr td:first-child')].map(c => c.textContent)")
+        assert columns == ["id", "amount"]
+        shown_points = int(browser.evaluate("document.querySelector('.chart[data-title=Throughput]').dataset.points"))
+        assert known_before <= shown_points <= progress_events()
+        updates = browser.evaluate("window.sluice.chartUpdates")
+        produce_values(bootstrap, topic, records(70, 20))
+        browser.wait_for(f"window.sluice.chartUpdates > {updates} && "
+                         f"Number(document.querySelector('.chart[data-title=Throughput]').dataset.points) > {shown_points}",
+                         "the charts updated by live events")
+        browser.screenshot(tmp_path / "dataset.png")
+
+        # SLA: orders' 10-minute target is met; totals' 1 ms target cannot be.
+        browser.navigate(url + "/#/sla")
+        browser.wait_for("document.querySelectorAll('#sla tr[data-dataset]').length == 2", "the SLA table")
+        breach = browser.evaluate("Object.fromEntries([...document.querySelectorAll('#sla tr[data-dataset]')]"
+                                  ".map(r => [r.dataset.dataset, r.dataset.breach]))")
+        assert breach == {"orders": "false", "totals": "true"}
+        browser.screenshot(tmp_path / "sla.png")
+
+        assert browser.console_errors == []
+        assert graph_png.stat().st_size > 10_000  # a drawn page, not a blank one
+    finally:
+        if browser:
+            browser.close()
+        assert stop(proc) == 0

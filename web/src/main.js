@@ -1,0 +1,424 @@
+// The sluice dashboard: the dataset graph (dagre lays it out), a page per dataset and the SLA
+// view (uPlot charts), kept live by the server's event stream (/api/stream). Everything it
+// shows comes from the JSON API of the same server; nothing is fetched from elsewhere.
+import dagre from '@dagrejs/dagre';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import './style.css';
+import { openEventStream } from './event_stream.js';
+
+// What the page holds, also read by the browser tests (tests/integration/test_dashboard.py).
+const state = {
+  pipeline: null,
+  graph: { nodes: [], edges: [] },
+  datasets: {},        // name -> status row (/api/datasets)
+  progress: {},        // dataset -> its flow_progress events, oldest first
+  eventsReceived: 0,   // events that arrived on the live stream
+  lastEventId: null,
+  renders: 0,          // graph renders
+  chartUpdates: 0,     // chart data updates from live events
+  errors: [],          // failed requests, shown and kept for the tests
+};
+window.sluice = state;
+
+const RATE_WINDOW_MS = 60_000;
+const MAX_PROGRESS = 1000;  // per dataset, what /api/events returns at most
+
+// The token of a server that requires one: given once as #token=... (a fragment never reaches
+// the server or its logs), then kept for this tab.
+const fragmentToken = new URLSearchParams(location.hash.replace(/^#\/?/, '').split('?')[0]).get('token');
+if (fragmentToken) {
+  sessionStorage.setItem('sluice.token', fragmentToken);
+  history.replaceState(null, '', location.pathname + '#/');
+}
+const token = sessionStorage.getItem('sluice.token');
+const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
+
+async function api(path) {
+  const res = await fetch(path, { headers: authHeaders });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${body && body.error ? body.error : res.statusText}`);
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v; else if (k === 'text') e.textContent = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function showError(where, err) {
+  state.errors.push(String(err.message || err));
+  where.append(el('p', { class: 'error', text: String(err.message || err) }));
+}
+
+function seconds(s) {
+  if (s == null) return '-';
+  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+// --- what the progress events say -----------------------------------------------------------
+
+function flowProgress(e) { return (e.details && e.details.flow_progress) || {}; }
+
+const seen = new Set();  // event ids: the history and the stream may overlap
+
+function addProgress(e) {
+  if (e.event_type !== 'flow_progress' || !e.dataset || !flowProgress(e).status || seen.has(e.id)) return false;
+  seen.add(e.id);
+  const list = state.progress[e.dataset] || (state.progress[e.dataset] = []);
+  list.push(e);
+  if (list.length > MAX_PROGRESS) list.shift();
+  return true;
+}
+
+// Rows a dataset read per second over the last minute of its updates (its input rate: the
+// label of the edges into it).
+function inputRate(name) {
+  const list = state.progress[name] || [];
+  if (!list.length) return null;
+  const newest = list[list.length - 1].timestamp_ms;
+  let rows = 0;
+  for (const e of list) {
+    if (e.timestamp_ms > newest - RATE_WINDOW_MS) rows += (flowProgress(e).metrics || {}).num_input_rows || 0;
+  }
+  return rows / (RATE_WINDOW_MS / 1000);
+}
+
+function latestStatus(name) {
+  const list = state.progress[name] || [];
+  if (list.length) return flowProgress(list[list.length - 1]).status;
+  const row = state.datasets[name];
+  return row ? row.state : 'unknown';
+}
+
+// --- the graph ------------------------------------------------------------------------------
+
+const STATE_COLOURS = { COMPLETED: '#2e9d57', RUNNING: '#2f6fd1', FAILED: '#d33c3c', SKIPPED: '#d98c1a' };
+const KIND_COLOURS = { kafka: '#5b4a8b', file: '#5b4a8b' };
+
+function renderGraph(container) {
+  const g = new dagre.graphlib.Graph();
+  g.setGraph({ rankdir: 'LR', nodesep: 24, ranksep: 90, marginx: 10, marginy: 10 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of state.graph.nodes) g.setNode(n.name, { width: Math.max(120, n.name.length * 7.5 + 24), height: 34 });
+  for (const e of state.graph.edges) g.setEdge(e.from, e.to, { width: 70, height: 14, labelpos: 'c' });
+  dagre.layout(g);
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  const size = g.graph();
+  svg.setAttribute('viewBox', `0 0 ${size.width} ${size.height}`);
+  svg.setAttribute('height', String(size.height));
+  svg.dataset.datasets = state.graph.nodes.filter((n) => !n.source).map((n) => n.name).join(',');
+  const add = (parent, tag, attrs) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    parent.append(e);
+    return e;
+  };
+  for (const edge of state.graph.edges) {
+    const info = g.edge(edge.from, edge.to);
+    const group = add(svg, 'g', { class: 'edge', 'data-from': edge.from, 'data-to': edge.to });
+    add(group, 'path', { d: 'M' + info.points.map((p) => `${p.x},${p.y}`).join(' L'), 'marker-end': 'url(#arrow)' });
+    const rate = inputRate(edge.to);
+    const label = add(group, 'text', { x: info.x, y: info.y, 'text-anchor': 'middle' });
+    label.textContent = rate == null ? '' : `${rate.toFixed(rate < 10 ? 1 : 0)} rows/s`;
+    group.dataset.rate = rate == null ? '' : String(rate);
+  }
+  const defs = add(svg, 'defs', {});
+  const marker = add(defs, 'marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7,
+                                       markerHeight: 7, orient: 'auto' });
+  add(marker, 'path', { d: 'M0,0 L10,5 L0,10 z', fill: '#7d8792' });
+  for (const n of state.graph.nodes) {
+    const box = g.node(n.name);
+    const status = n.source ? n.kind : latestStatus(n.name);
+    const group = add(svg, 'g', { class: 'node', 'data-name': n.name, 'data-state': status,
+                                  transform: `translate(${box.x - box.width / 2},${box.y - box.height / 2})` });
+    add(group, 'rect', { width: box.width, height: box.height,
+                         fill: KIND_COLOURS[n.kind] || STATE_COLOURS[status] || '#9aa4ae' });
+    const text = add(group, 'text', { x: box.width / 2, y: 21, 'text-anchor': 'middle' });
+    text.textContent = n.name;
+    const title = add(group, 'title', {});
+    title.textContent = `${n.name} (${n.kind}): ${status}`;
+    if (!n.source) group.addEventListener('click', () => { location.hash = `#/dataset/${encodeURIComponent(n.name)}`; });
+  }
+  container.replaceChildren(svg);
+  state.renders += 1;
+}
+
+function graphView(view) {
+  const box = el('div', { id: 'graph', class: 'panel' });
+  const table = el('table', { id: 'datasets' });
+  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table));
+  const draw = () => {
+    renderGraph(box);
+    const rows = Object.values(state.datasets).map((d) => el('tr', {},
+      el('td', {}, el('a', { href: `#/dataset/${encodeURIComponent(d.name)}`, text: d.name })),
+      el('td', { text: d.kind }),
+      el('td', {}, el('span', { class: `state ${latestStatus(d.name)}`, text: latestStatus(d.name) })),
+      el('td', { text: d.rows == null ? '-' : String(d.rows) }),
+      el('td', { text: seconds(d.freshness_seconds) }),
+      el('td', { text: d.kafka_lag == null ? '-' : String(d.kafka_lag) })));
+    table.replaceChildren(el('tr', {}, ...['dataset', 'kind', 'state', 'rows', 'freshness', 'kafka lag']
+      .map((h) => el('th', { text: h }))), ...rows);
+  };
+  draw();
+  return { onEvent: (e) => { if (addProgressSeen(e)) draw(); } };
+}
+
+// --- charts ---------------------------------------------------------------------------------
+
+function chart(parent, title, seriesNames, data, yLabel) {
+  const panel = el('div', { class: 'panel chart', 'data-title': title });
+  parent.append(panel);
+  const colours = ['#2f6fd1', '#2e9d57', '#d98c1a', '#d33c3c', '#7a4fb5', '#1aa3a3'];
+  const opts = {
+    title, width: Math.max(380, panel.clientWidth - 20), height: 220,
+    scales: { x: { time: true } },
+    axes: [{}, { label: yLabel, size: 60 }],
+    series: [{}, ...seriesNames.map((label, i) => ({ label, stroke: colours[i % colours.length], width: 1.5,
+                                                      points: { show: true, size: 4 }, spanGaps: true }))],
+  };
+  const plot = new uPlot(opts, data, panel);
+  panel.dataset.points = String(data[0].length);
+  return { update(next) { plot.setData(next); panel.dataset.points = String(next[0].length); } };
+}
+
+// [x, series...] for uPlot from the events: x in seconds, one value per event and series.
+function columns(events, pick) {
+  const x = events.map((e) => e.timestamp_ms / 1000);
+  const series = pick.map((f) => events.map((e) => { const v = f(e); return v == null ? null : v; }));
+  return [x, ...series];
+}
+
+// Seconds between this commit and the previous one that wrote rows: how stale the table was
+// just before it (the freshness a reader saw at worst).
+function staleness(events) {
+  let previous = null;
+  return events.map((e) => {
+    const p = flowProgress(e);
+    const wrote = ((p.metrics || {}).num_output_rows || 0) > 0;
+    const end = p.end_time_ms || e.timestamp_ms;
+    const out = previous == null ? null : (end - previous) / 1000;
+    if (wrote) previous = end;
+    return out;
+  });
+}
+
+function progressCharts(events) {
+  const m = (e) => flowProgress(e).metrics || {};
+  const stale = staleness(events);
+  const index = new Map(events.map((e, i) => [e, i]));
+  return {
+    throughput: columns(events, [(e) => m(e).processed_rows_per_second, (e) => m(e).num_output_rows]),
+    latency: columns(events, [(e) => flowProgress(e).duration_ms]),
+    freshness: columns(events, [(e) => stale[index.get(e)],
+                                (e) => (m(e).watermark_micros ? (e.timestamp_ms - m(e).watermark_micros / 1000) / 1000 : null)]),
+    backlog: columns(events, [(e) => m(e).backlog_records]),
+  };
+}
+
+function expectationColumns(rows) {
+  const names = [...new Set(rows.map((r) => r.expectation))];
+  const times = [...new Set(rows.map((r) => r.timestamp_ms))].sort((a, b) => a - b);
+  const at = new Map(times.map((t, i) => [t, i]));
+  const series = names.map(() => times.map(() => null));
+  rows.forEach((r) => {
+    if (r.pass_rate != null) series[names.indexOf(r.expectation)][at.get(r.timestamp_ms)] = r.pass_rate * 100;
+  });
+  return { names, data: [times.map((t) => t / 1000), ...series] };
+}
+
+function expectationRows(events) {
+  const rows = [];
+  for (const e of events) {
+    for (const x of ((flowProgress(e).data_quality || {}).expectations || [])) {
+      const total = x.passed_records + x.failed_records;
+      rows.push({ expectation: x.name, timestamp_ms: e.timestamp_ms, pass_rate: total > 0 ? x.passed_records / total : null });
+    }
+  }
+  return rows;
+}
+
+async function datasetView(view, name) {
+  view.replaceChildren(el('h2', { text: name }), el('p', { class: 'muted', text: 'loading…' }));
+  const q = encodeURIComponent(name);
+  let detail, progress, failures;
+  try {
+    [detail, progress, failures] = await Promise.all([
+      api(`/api/datasets/${q}`),
+      api(`/api/events?dataset=${q}&type=flow_progress&limit=1000`),
+      api(`/api/events?dataset=${q}&level=ERROR&limit=20`),
+    ]);
+  } catch (err) {
+    view.replaceChildren(el('h2', { text: name }));
+    showError(view, err);
+    return {};
+  }
+  const events = progress.events.filter((e) => flowProgress(e).status);
+  const ids = new Set(progress.events.map((e) => e.id).concat(failures.events.map((e) => e.id)));
+  const status = detail.status || {};
+  const head = el('div', { class: 'panel' },
+    el('span', { class: `state ${status.state || ''}`, text: status.state || 'unknown' }), ' ',
+    el('span', { class: 'muted', text: `${detail.kind || ''} · ${status.rows ?? '-'} rows · version ${detail.version ?? '-'}` +
+                                        ` · freshness ${seconds(status.freshness_seconds)}` }));
+  const charts = el('div', { class: 'charts' });
+  view.replaceChildren(el('h2', { text: name }), head, charts);
+  const c = progressCharts(events);
+  const plots = {
+    throughput: chart(charts, 'Throughput', ['rows read/s', 'rows written per update'], c.throughput, 'rows'),
+    latency: chart(charts, 'Update latency', ['duration (ms)'], c.latency, 'ms'),
+    freshness: chart(charts, 'Freshness', ['staleness before commit (s)', 'event-time lag (s)'], c.freshness, 's'),
+    backlog: chart(charts, 'Kafka backlog', ['records behind'], c.backlog, 'records'),
+  };
+  const ex = expectationColumns(expectationRows(events));
+  const quality = ex.names.length ? chart(charts, 'Expectation pass rate', ex.names, ex.data, '%') : null;
+  if (!quality) charts.append(el('div', { class: 'panel muted', text: 'No expectations on this dataset.' }));
+
+  const columnsTable = el('table', { id: 'schema' }, el('tr', {}, el('th', { text: 'column' }), el('th', { text: 'type' }),
+                                                       el('th', { text: 'nullable' })));
+  for (const col of detail.columns || []) {
+    columnsTable.append(el('tr', {}, el('td', { text: col.name }), el('td', { text: JSON.stringify(col.type).replace(/^"|"$/g, '') }),
+                               el('td', { text: col.nullable === false ? 'no' : 'yes' })));
+  }
+  const partitions = (detail.partition_columns || []).join(', ');
+  view.append(el('div', { class: 'panel' }, el('h3', { text: 'Schema' }), columnsTable,
+                 el('p', { class: 'muted', text: partitions ? `partitioned by ${partitions}` : 'not partitioned' })));
+  const errorsBox = el('div', { class: 'panel', id: 'errors' }, el('h3', { text: 'Recent errors' }));
+  const addError = (e) => {
+    const details = e.details && (e.details.flow_progress || {}).error ? e.details.flow_progress.error : e.details && e.details.error;
+    errorsBox.append(el('div', { class: 'error-entry' }, el('div', { text: `${e.timestamp} ${e.message}` }),
+                        details ? el('pre', { text: JSON.stringify(details, null, 2) }) : ''));
+  };
+  failures.events.slice().reverse().forEach(addError);
+  if (!failures.events.length) errorsBox.append(el('p', { class: 'muted', text: 'None in the event log.' }));
+  view.append(errorsBox);
+
+  return {
+    onEvent(e) {
+      if (e.dataset !== name || ids.has(e.id)) return;
+      ids.add(e.id);
+      if (e.level === 'ERROR') addError(e);
+      if (!(e.event_type === 'flow_progress' && flowProgress(e).status)) return;
+      events.push(e);
+      const next = progressCharts(events);
+      for (const k of Object.keys(plots)) plots[k].update(next[k]);
+      if (quality) quality.update(expectationColumns(expectationRows(events)).data);
+      state.chartUpdates += 1;
+    },
+  };
+}
+
+// --- SLA ------------------------------------------------------------------------------------
+
+async function slaView(view) {
+  view.replaceChildren(el('h2', { text: 'Freshness SLA' }));
+  const targets = (state.pipeline && state.pipeline.freshness_targets) || {};
+  if (!Object.keys(targets).length) {
+    view.append(el('p', { class: 'panel muted',
+                          text: 'No freshness targets: set serve.freshness_targets in pipeline.yaml (dataset: duration).' }));
+    return {};
+  }
+  const table = el('table', { id: 'sla' });
+  view.append(el('div', { class: 'panel' }, table));
+  const draw = () => {
+    table.replaceChildren(el('tr', {}, ...['dataset', 'target', 'actual', 'now', 'breaches in history', 'worst']
+      .map((h) => el('th', { text: h }))));
+    for (const [name, target] of Object.entries(targets)) {
+      const row = state.datasets[name] || {};
+      const actual = row.freshness_seconds;
+      const stale = staleness(state.progress[name] || []).filter((s) => s != null);
+      const breaches = stale.filter((s) => s > target).length;
+      const ok = actual != null && actual <= target;
+      table.append(el('tr', { 'data-dataset': name, 'data-breach': String(!ok) },
+        el('td', {}, el('a', { href: `#/dataset/${encodeURIComponent(name)}`, text: name })),
+        el('td', { text: seconds(target) }), el('td', { text: seconds(actual) }),
+        el('td', {}, el('span', { class: `state ${ok ? 'ok' : 'breach'}`, text: ok ? 'met' : 'breached' })),
+        el('td', { text: String(breaches) }), el('td', { text: stale.length ? seconds(Math.max(...stale)) : '-' })));
+    }
+  };
+  draw();
+  return { onEvent: (e) => { if (addProgressSeen(e)) draw(); } };
+}
+
+// --- wiring ---------------------------------------------------------------------------------
+
+let current = {};
+// A live event the views see: progress was already added (onLive) by the time they look.
+function addProgressSeen(e) { return e.event_type === 'flow_progress' && !!e.dataset; }
+
+async function refreshDatasets() {
+  const status = await api('/api/datasets');
+  state.datasets = Object.fromEntries(status.datasets.map((d) => [d.name, d]));
+}
+
+async function route() {
+  const view = document.getElementById('view');
+  const hash = location.hash.replace(/^#/, '') || '/';
+  try {
+    if (hash.startsWith('/dataset/')) current = await datasetView(view, decodeURIComponent(hash.slice(9)));
+    else if (hash === '/sla') current = await slaView(view);
+    else current = graphView(view);
+  } catch (err) {
+    showError(view, err);
+    current = {};
+  }
+}
+
+let lastRefresh = 0;
+
+function onLive(e) {
+  state.eventsReceived += 1;
+  state.lastEventId = e.id;
+  if (e.event_type === 'flow_progress' && seen.has(e.id)) return;  // already in the history
+  addProgress(e);
+  if (e.event_type === 'update_progress' && e.details && e.details.update_progress) {
+    document.getElementById('pipeline-state').textContent = e.details.update_progress.state || '';
+  }
+  // Rows and freshness come from the tables: read again when a dataset committed, at most once
+  // a second (a continuous run reports every trigger interval).
+  let refresh = Promise.resolve();
+  if (e.event_type === 'flow_progress' && Date.now() - lastRefresh >= 1000) {
+    lastRefresh = Date.now();
+    refresh = refreshDatasets().catch(() => {});
+  }
+  refresh.then(() => { if (current.onEvent) current.onEvent(e); });
+}
+
+async function start() {
+  const live = document.getElementById('live');
+  let history;
+  try {
+    const [pipeline, graph] = await Promise.all([api('/api/pipeline'), api('/api/graph')]);
+    state.pipeline = pipeline;
+    state.graph = graph;
+    await refreshDatasets();
+    // The stream resumes after the newest event now; the history read next may overlap it.
+    const newest = await api('/api/events?limit=1');
+    state.lastEventId = newest.events.length ? newest.events[0].id : null;
+    history = await api('/api/events?type=flow_progress&limit=1000');
+  } catch (err) {
+    showError(document.getElementById('view'), err);
+    live.textContent = 'offline';
+    live.className = 'live off';
+    return;
+  }
+  document.getElementById('pipeline-name').textContent = state.pipeline.name;
+  document.getElementById('pipeline-state').textContent = state.pipeline.state;
+  history.events.forEach(addProgress);
+  window.addEventListener('hashchange', route);
+  await route();
+  openEventStream('/api/stream', {
+    headers: authHeaders,
+    after: () => state.lastEventId,
+    onEvent: onLive,
+    onState: (open) => { live.textContent = open ? 'live' : 'reconnecting'; live.className = `live ${open ? 'on' : 'off'}`; },
+  });
+}
+
+start();
