@@ -206,7 +206,9 @@ arrow::Result<std::vector<Table>> list_tables(const PipelineConfig& config, cons
   ARROW_ASSIGN_OR_RAISE(auto listed, objects_under(*config.objects, config.storage / "tables"));
   for (const auto& rel : listed) {
     const size_t slash = rel.find('/');
-    if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) with_log.insert(rel.substr(0, slash));
+    if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) {
+      with_log.insert(rel.substr(0, slash));
+    }
   }
   auto has_log = [&](const std::string& name) { return with_log.count(name) > 0; };
   if (graph) {
