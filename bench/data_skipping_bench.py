@@ -10,7 +10,8 @@ Reports, before and after (and after a clustering step when --cluster-command is
     WHERE user_id = 'x' (best of 3 by wall), and the files its EXPLAIN ANALYZE says it read;
   - `sluice sql t "SELECT count(*) ... WHERE user_id = 'x'" --scan-report`: files and bytes
     its scan read (after file skipping), wall and CPU seconds and peak RSS of the process
-    (wait4; best of 3 by wall), with skipping and with --no-skipping;
+    (CPU from wait4, peak RSS from GNU time's %M; best of 3 by wall), with skipping and with
+    --no-skipping;
 and the time the write and the OPTIMIZE took. Usage:
   [SLUICE_BIN=...] bench/data_skipping_bench.py [--rows N] [--file-size BYTES] [--zorder-by user_id[,col...]]
                                [--cluster-by user_id[,col...]] [--input-files K]
@@ -57,19 +58,25 @@ def make_data(rows, users, seed=11):
 
 
 def run_measured(*args):
-    """(stdout, stderr, wall s, CPU s, peak RSS MiB) of one sluice process (wait4: its own usage)."""
+    """(stdout, stderr, wall s, CPU s, peak RSS MiB) of one sluice process. CPU from wait4; the
+    peak RSS from GNU time's %M: wait4's ru_maxrss of a child that Python spawned (vfork + exec)
+    starts at this Python process's own RSS (the kernel keeps the old mm's high-water mark across
+    exec), which holds the bench's data, so it reported this process, not sluice."""
     started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([str(a) for a in args], stdout=out, stderr=err, text=True)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r") as rss_file:
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *[str(a) for a in args]],
+                                stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
+        rss_kib = int(rss_file.read().strip().splitlines()[-1])
     if proc.returncode != 0:
         sys.exit(f"{' '.join(map(str, args))} failed:\n{stderr}")
-    return stdout, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return stdout, stderr, wall, usage.ru_utime + usage.ru_stime, rss_kib / 1024
 
 
 def files_admitting(table, value):

@@ -27,7 +27,7 @@ KAFKA_PORT = int(os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092"))
 # local pipeline modules) or that run no sluice (test_kafka_script); `--suite gcc` (the Release
 # sluice) takes the rest: the slow tests and these modules. `--suite all` (the default) runs all.
 GCC_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py", "test_scale_out_s3.py",
-                     "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py")
+                     "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py", "test_forget_object_store.py")
 
 
 def pytest_addoption(parser):

@@ -36,6 +36,8 @@
 #include "sluice/pipeline/state_store.h"
 #include "sluice/sql/parser.h"
 #include "sluice/sql/types.h"
+#include "sluice/storage/local_store.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::pipeline {
 
@@ -174,28 +176,49 @@ bool is_raw_value(const arrow::Schema& schema) {
                    value->type()->id() == arrow::Type::LARGE_BINARY);
 }
 
+// Every object below folder `dir` of `objects`, as paths relative to it ('/'-separated),
+// ascending: the local store walks its folders, an object store lists the prefix once.
+arrow::Result<std::vector<std::string>> objects_under(const storage::ObjectStore& objects, const fs::path& dir) {
+  std::vector<std::string> out;
+  if (&objects != storage::local_store().get()) {
+    ARROW_ASSIGN_OR_RAISE(auto listed, objects.list_recursive(dir.string()));
+    for (auto& info : listed) out.push_back(std::move(info.name));
+    return out;
+  }
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) out.push_back(it->path().lexically_relative(dir).generic_string());
+  }
+  if (ec) return io_error("cannot list {}: {}", dir.string(), ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // The tables under <storage>/tables: the pipeline's datasets upstream first, then the rest
-// (side tables, tables of datasets no longer defined) by name.
+// (side tables, tables of datasets no longer defined) by name. A table is a folder with a
+// _delta_log/ (on an object store: one listing of the prefix, every object under tables/).
 arrow::Result<std::vector<Table>> list_tables(const PipelineConfig& config, const Graph* graph) {
   std::vector<std::string> names;
   std::set<std::string> seen;
-  auto has_log = [&](const std::string& name) {
-    std::error_code ec;
-    return fs::is_directory(config.table_path(name) / "_delta_log", ec);
-  };
+  std::set<std::string> with_log;
+  ARROW_ASSIGN_OR_RAISE(auto listed, objects_under(*config.objects, config.storage / "tables"));
+  for (const auto& rel : listed) {
+    const size_t slash = rel.find('/');
+    if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) {
+      with_log.insert(rel.substr(0, slash));
+    }
+  }
+  auto has_log = [&](const std::string& name) { return with_log.count(name) > 0; };
   if (graph) {
     for (const auto& name : graph->order) {
       if (has_log(name) && seen.insert(name).second) names.push_back(name);
     }
   }
   std::vector<std::string> rest;
-  std::error_code ec;
-  const fs::path root = config.storage / "tables";
-  if (fs::is_directory(root, ec)) {
-    for (const auto& entry : fs::directory_iterator(root, ec)) {
-      const auto name = entry.path().filename().string();
-      if (!seen.count(name) && has_log(name)) rest.push_back(name);
-    }
+  for (const auto& name : with_log) {
+    if (!seen.count(name)) rest.push_back(name);
   }
   std::sort(rest.begin(), rest.end());
   names.insert(names.end(), rest.begin(), rest.end());
@@ -632,20 +655,18 @@ arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables) {
   TxnVersions recorded, moved;
   for (const auto& [app_id, txn] : (*snapshot)->txns()) recorded[app_id] = txn.version;
   for (const auto& [app_id, version] : moves) moved[app_id] = version;
-  std::error_code ec;
   const fs::path state_root = reader.store->table_root() / "_sluice_state";
-  if (fs::is_directory(state_root, ec)) {
-    std::set<fs::path> dirs;
-    for (auto it = fs::recursive_directory_iterator(state_root, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (it->is_regular_file(ec) && it->path().extension() == ".arrow") dirs.insert(it->path().parent_path());
-    }
-    if (ec) return invalid("table {}: cannot list its _sluice_state/: {}", reader.name, ec.message());
-    for (const auto& dir : dirs) {
-      StateStore state(reader.store->objects(), dir);
-      auto carried = state.carry_forward(recorded, moved);
-      if (!carried.ok()) return with_context(carried.status(), "operator state of table " + reader.name);
-    }
+  auto state_files = objects_under(*reader.store->objects(), state_root);
+  if (!state_files.ok()) return with_context(state_files.status(), "operator state of table " + reader.name);
+  std::set<fs::path> dirs;
+  for (const auto& rel : *state_files) {
+    const fs::path file = state_root / rel;
+    if (file.extension() == ".arrow") dirs.insert(file.parent_path());
+  }
+  for (const auto& dir : dirs) {
+    StateStore state(reader.store->objects(), dir);
+    auto carried = state.carry_forward(recorded, moved);
+    if (!carried.ok()) return with_context(carried.status(), "operator state of table " + reader.name);
   }
   delta::Transaction txn(reader.store, *snapshot);
   for (const auto& [app_id, version] : moves) txn.set_txn(app_id, version);
@@ -820,6 +841,59 @@ arrow::Status audit(const PipelineConfig& config, const std::string& update_id, 
   return log.flush();
 }
 
+// Deletes a materialized view's stored partials (_sluice_state/): locally the folder, on an
+// object store every object under its prefix.
+arrow::Status remove_state(const Table& t) {
+  const fs::path root = t.store->table_root() / "_sluice_state";
+  if (t.store->is_local()) {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+    if (ec) return invalid("table {}: cannot delete its _sluice_state/: {}", t.name, ec.message());
+    return arrow::Status::OK();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto files, objects_under(*t.store->objects(), root));
+  for (const auto& rel : files) {
+    if (auto st = t.store->objects()->remove((root / rel).string()); !st.ok()) {
+      return with_context(st, "table " + t.name + ": deleting its _sluice_state/");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+// When forget starts, on the clock the clean-up compares file times with: files written since
+// are kept (a concurrent `sluice sql` or `table optimize` may not have committed them yet),
+// older unreferenced ones are deleted. Locally the local clock. An object store stamps objects
+// with its own clock, in whole seconds on S3 (LastModified), so a local millisecond would
+// either keep a file written just before forget (holding the value) or delete one written just
+// after: forget writes a marker object until the store's stamp moves to the next second and
+// starts at that second; every file written before the first marker is older than it (one
+// written during the wait, under a second, counts as older too).
+arrow::Result<int64_t> start_time(const PipelineConfig& config) {
+  if (config.storage_is_local()) return now_millis();
+  const std::string marker = (config.storage / "system" / "forget" / (random_uuid() + ".started")).string();
+  auto stamp = [&]() -> arrow::Result<int64_t> {
+    ARROW_RETURN_NOT_OK(config.objects->put(marker, "forget\n"));
+    ARROW_ASSIGN_OR_RAISE(auto info, config.objects->head(marker));
+    if (!info) return io_error("forget: the marker {} written to read the store's clock is not there",
+                               config.objects->display(marker));
+    return info->mtime_nanos / 1'000'000;
+  };
+  ARROW_ASSIGN_OR_RAISE(const int64_t first, stamp());
+  int64_t started = first;
+  // A stamp with milliseconds is exact; a whole-second one is not (1 in 1000 by chance).
+  for (int i = 0; i < 50 && started % 1000 == 0 && started <= first; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ARROW_ASSIGN_OR_RAISE(started, stamp());
+  }
+  auto removed = config.objects->remove(marker);
+  if (started <= first && started % 1000 == 0) {
+    return io_error("forget: the clock of {} did not move in 5 s (marker {})", config.storage_display(),
+                    config.objects->display(marker));
+  }
+  ARROW_RETURN_NOT_OK(removed);
+  return started;
+}
+
 }  // namespace
 
 arrow::Result<ForgetPredicate> describe_forget_predicate(const std::string& where) {
@@ -831,16 +905,10 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   ARROW_ASSIGN_OR_RAISE(auto p, parse_predicate(options.where));
   const fs::path event_log_path = config.storage / "system" / "event_log";
   auto event_log = std::make_shared<delta::LogStore>(config.objects, event_log_path.string());
-  if (!event_log->is_local()) {
-    return arrow::Status::NotImplemented(fmt::format(
-        "forget on pipeline '{}' is refused: its storage {} is an object store, and forget works on local storage "
-        "only so far. Nothing was changed",
-        config.name, event_log->display(config.storage)));
-  }
   RunCommand command{options.program, {"--where"}, "forget"};
   if (options.allow_partial) command.flags.push_back("--allow-partial");
   ARROW_ASSIGN_OR_RAISE(auto lock, RunLock::acquire(config, RunLockMode::kExclusive, command));
-  const int64_t started_millis = now_millis();
+  ARROW_ASSIGN_OR_RAISE(const int64_t started_millis, start_time(config));
 
   std::vector<std::string> warnings;
   ARROW_ASSIGN_OR_RAISE(auto tables, list_tables(config, graph));
@@ -850,9 +918,12 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
   for (auto& t : tables) {
     if (t.report.match == ForgetMatch::kUnmatched) unmatched.push_back(t.name + ": " + t.report.how);
     if (!t.report.left_behind.empty()) unmatched.push_back(t.name + ": " + t.report.left_behind);
-    std::error_code ec;
-    const fs::path state = t.store->table_root() / "_sluice_state";
-    if (carries(t) && !is_view(t, graph) && fs::is_directory(state, ec) && !fs::is_empty(state, ec)) {
+    bool has_state = false;
+    if (carries(t) && !is_view(t, graph)) {
+      ARROW_ASSIGN_OR_RAISE(auto state, objects_under(*t.store->objects(), t.store->table_root() / "_sluice_state"));
+      has_state = !state.empty();
+    }
+    if (has_state) {
       // Event-time state (windows, dedup, joins) is keyed by what the flow groups on; forget
       // cannot rewrite it, and recovery needs it.
       t.report.left_behind = "its event-time operator state (_sluice_state/) may hold the value and is kept";
@@ -932,9 +1003,7 @@ arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* gr
         reads_erased = reads_erased || (carries(up) && !progress_on(*t.snapshot, up.snapshot->metadata().id).empty());
       }
       if (!reads_erased) continue;
-      std::error_code ec;
-      fs::remove_all(t.store->table_root() / "_sluice_state", ec);
-      if (ec) return invalid("table {}: cannot delete its _sluice_state/: {}", t.name, ec.message());
+      ARROW_RETURN_NOT_OK(remove_state(t));
       continue;
     }
     if (is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables));

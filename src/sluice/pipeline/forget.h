@@ -57,7 +57,8 @@ struct ForgetReport {
 // null for a pipeline without SQL). Takes the pipeline's run lock (refused while a run is
 // active), refuses while a downstream reader has not read everything its upstream committed,
 // and refuses a table that carries the columns but cannot be matched unless allow_partial.
-// Re-running the same forget after an interruption finishes it. Local storage only.
+// Re-running the same forget after an interruption finishes it. Local storage or an object
+// store (s3://, abfss://, gs://): the same steps through the storage's ObjectStore.
 arrow::Result<ForgetReport> forget(const PipelineConfig& config, const Graph* graph, const ForgetOptions& options);
 
 const char* forget_match_name(ForgetMatch match);

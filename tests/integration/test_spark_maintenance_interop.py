@@ -1,0 +1,136 @@
+"""sluice's maintenance on a pipeline table that Spark wrote to, and Spark reading what sluice
+rewrote (issue 15's "vice versa"): a Kafka -> bronze -> silver pipeline whose silver has a
+retention policy; between runs Spark (delta-spark, one session) INSERTs into silver (an erased
+user's row, a row older than the retention window, a recent one), DELETEs a row and OPTIMIZEs
+it. Then sluice's retention (the next run), `sluice forget`, `sluice table optimize` and
+`sluice table vacuum` act on that table; after each, Spark and deltalake read it equal to a
+Python model, and Spark appends to what sluice rewrote, which the next sluice run continues.
+The erased value is in no file under the storage folder at the end (test_forget's scan)."""
+import datetime as dt
+import json
+
+import pytest
+from deltalake import DeltaTable
+
+from conftest import run_sluice
+from spark_support import spark_session
+from test_forget import make_topic, storage_hits
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+pytestmark = pytest.mark.slow  # Spark
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
+ERASED = "u-42"
+SQL = """
+CREATE OR REFRESH STREAMING TABLE bronze
+AS SELECT * FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');
+
+CREATE OR REFRESH STREAMING TABLE silver
+TBLPROPERTIES ('pipelines.retention' = '2 days', 'pipelines.retention.column' = 'ts')
+AS SELECT e.user_id, e.ts, e.amount, e.seq
+FROM (SELECT from_json(CAST(value AS STRING), 'user_id STRING, ts TIMESTAMP, amount BIGINT, seq BIGINT') AS e
+      FROM STREAM(bronze))
+WHERE e.user_id IS NOT NULL;
+"""
+USERS = ["u-4", "u-7", ERASED]
+
+
+def events(lo, hi, users=USERS):
+    """Recent events (inside the 2-day window at NOW): one an hour before NOW, going back."""
+    return [{"user_id": users[i % len(users)], "ts": NOW - dt.timedelta(hours=1 + i % 24), "amount": i * 7 % 100,
+             "seq": i} for i in range(lo, hi)]
+
+
+def as_json(e):
+    return {**e, "ts": e["ts"].strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def key(e):
+    return (e["user_id"], e["ts"].replace(tzinfo=UTC) if e["ts"].tzinfo is None else e["ts"].astimezone(UTC),
+            e["amount"], e["seq"])
+
+
+def spark_rows(spark, path):
+    return sorted(key(r) for r in spark.read.format("delta").load(str(path)).toArrow().to_pylist())
+
+
+def deltalake_rows(path):
+    return sorted(key(r) for r in DeltaTable(str(path)).to_pyarrow_table().to_pylist())
+
+
+def run(pipe):
+    r = run_sluice("run", pipe, "--once", env_extra={"SLUICE_RETENTION_NOW": NOW.strftime("%Y-%m-%d %H:%M:%S")})
+    assert r.returncode == 0, r.stderr
+
+
+def spark_insert(spark, path, rows):
+    values = ", ".join(f"('{e['user_id']}', TIMESTAMP '{e['ts'].strftime('%Y-%m-%d %H:%M:%S')}', {e['amount']}, "
+                       f"{e['seq']})" for e in rows)
+    spark.sql(f"INSERT INTO delta.`{path}` (user_id, ts, amount, seq) VALUES {values}")
+
+
+def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstrap):
+    spark = spark_session()
+    topic = make_topic(bootstrap)
+    pipe = kafka_pipeline(tmp_path, "sparkmaint", bootstrap)
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    data = pipe / "data"
+    silver = data / "tables" / "silver"
+    model = events(0, 12)
+    produce_values(bootstrap, topic, [as_json(e) for e in model])
+    run(pipe)
+    assert spark_rows(spark, silver) == sorted(key(e) for e in model)
+
+    # Spark writes to sluice's table: rows of its own (one erased user's, one past the retention
+    # window), a DELETE and an OPTIMIZE.
+    old = {"user_id": "u-4", "ts": NOW - dt.timedelta(days=5), "amount": 1, "seq": 500}
+    spark_rows_in = [{"user_id": ERASED, "ts": NOW - dt.timedelta(hours=2), "amount": 2, "seq": 501},
+                     {"user_id": "u-7", "ts": NOW - dt.timedelta(hours=3), "amount": 3, "seq": 502}, old]
+    spark_insert(spark, silver, spark_rows_in)
+    spark.sql(f"DELETE FROM delta.`{silver}` WHERE seq = 4")
+    spark.sql(f"OPTIMIZE delta.`{silver}`")
+    model = [e for e in model if e["seq"] != 4] + spark_rows_in
+    assert deltalake_rows(silver) == sorted(key(e) for e in model)
+
+    # sluice's retention (on the next update) deletes Spark's expired row.
+    more = events(12, 18)
+    produce_values(bootstrap, topic, [as_json(e) for e in more])
+    run(pipe)
+    model = [e for e in model if e is not old] + more
+    want = sorted(key(e) for e in model)
+    assert spark_rows(spark, silver) == want
+    assert deltalake_rows(silver) == want
+    history = [h["operation"] for h in DeltaTable(str(silver)).history()]
+    assert "OPTIMIZE" in history and "DELETE" in history
+
+    # sluice forget erases the user from bronze and from silver, Spark's row included.
+    assert storage_hits(data)
+    r = run_sluice("forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    model = [e for e in model if e["user_id"] != ERASED]
+    want = sorted(key(e) for e in model)
+    assert spark_rows(spark, silver) == want
+    assert deltalake_rows(silver) == want
+    assert storage_hits(data) == set()
+
+    # Spark appends to what forget rewrote; sluice optimizes and vacuums it; Spark reads it.
+    later = [{"user_id": "u-7", "ts": NOW - dt.timedelta(hours=4), "amount": 9, "seq": 600}]
+    spark_insert(spark, silver, later)
+    model += later
+    r = run_sluice("table", "optimize", silver, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["numFilesRemoved"] >= 2
+    r = run_sluice("table", "vacuum", silver, "--retain", "0", "hours", "--force")
+    assert r.returncode == 0, r.stderr
+    want = sorted(key(e) for e in model)
+    assert spark_rows(spark, silver) == want
+    assert deltalake_rows(silver) == want
+
+    # The pipeline continues the table Spark and sluice's maintenance both rewrote.
+    last = events(18, 21, users=["u-4", "u-7"])
+    produce_values(bootstrap, topic, [as_json(e) for e in last])
+    run(pipe)
+    model += last
+    assert spark_rows(spark, silver) == sorted(key(e) for e in model)
+    assert deltalake_rows(silver) == sorted(key(e) for e in model)
