@@ -14,6 +14,7 @@
 #include "sluice/kafka/consumer.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/storage/object_store.h"
+#include "sluice/watch/alert_rules.h"
 
 namespace sluice::pipeline {
 
@@ -56,6 +57,8 @@ struct PipelineConfig {
   std::map<std::string, std::map<std::string, std::string>> table_properties;
   // `serve: {cpu_price_per_hour: P}`: the price of one CPU hour for the server's cost metric.
   std::optional<double> serve_cpu_price_per_hour;
+  // `alerts:` (rules and destinations; README "Alerts"); empty when the section is absent.
+  watch::AlertsConfig alerts;
 
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;
