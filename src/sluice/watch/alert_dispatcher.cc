@@ -128,6 +128,12 @@ arrow::Status run_command(const CommandDestination& c, const std::string& payloa
   if (spawned != 0) return io_error("command '{}' could not be started: {}", program, std::strerror(spawned));
   in_r.close();
   err_w.close();
+  // A command that exits without reading stdin must not end sluice with SIGPIPE: blocked on this
+  // thread while writing, and a SIGPIPE raised meanwhile is consumed before the mask is restored.
+  sigset_t pipe_signal, old_mask;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, &old_mask);
   const auto deadline = std::chrono::steady_clock::now() + c.timeout;
   // The payload on stdin (without blocking: a command that never reads it is timed out).
   ::fcntl(in_w.fd, F_SETFL, O_NONBLOCK);
@@ -147,6 +153,13 @@ arrow::Status run_command(const CommandDestination& c, const std::string& payloa
     break;  // EPIPE: it closed its stdin; its exit status tells the rest
   }
   in_w.close();
+  sigset_t pending;
+  sigpending(&pending);
+  if (sigismember(&pending, SIGPIPE) == 1 && sigismember(&old_mask, SIGPIPE) == 0) {
+    const timespec now{0, 0};
+    sigtimedwait(&pipe_signal, nullptr, &now);
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   // Its stderr (the first 512 bytes, for the failure message) until it closes.
   std::string stderr_text;
   while (left_ms(deadline) > 0) {
@@ -213,11 +226,6 @@ struct AlertDispatcher::Worker {
   }
 
   void loop() {
-    // A command that closes its stdin early must not end the process with SIGPIPE.
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     while (true) {
       Job job;
       {
