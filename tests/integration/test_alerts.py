@@ -210,3 +210,28 @@ def test_status_says_running_while_a_run_holds_the_lock_and_not_after_it_died(tm
     assert any((pipe / "data" / "system" / "runs").iterdir())  # the dead run's record
     status = json.loads(run_sluice("status", pipe, "--format", "json").stdout)
     assert status["run"] == {"state": "NOT RUNNING", "holders": []}
+
+
+def test_schema_drift_fires_when_a_view_gains_a_column_and_resolves_after(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "drifting", bootstrap, extra="""alerts:
+  rules:
+    - {name: drift, schema_drift: true, datasets: [totals]}
+""")
+    view = "CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n{more} FROM orders;\n"
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + view.format(more=""))
+    produce_values(bootstrap, topic, [{"id": i, "amount": 1.0} for i in range(5)])
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    assert alert_events(pipe) == []  # a new table is not a drift
+    # A changed query replaces the view's schema (materialized views are rewritten whole).
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + view.format(more=", sum(amount) AS total"))
+    second = run_sluice("run", pipe, "--once")
+    assert second.returncode == 0, second.stderr
+    fields = DeltaTable(str(pipe / "data" / "tables" / "totals")).to_pyarrow_table().column_names
+    assert fields == ["n", "total"]  # deltalake sees the new column
+    assert [(a["state"], a["detail"]) for a in alert_events(pipe)] == [("FIRING", "added total double")]
+    produce_values(bootstrap, topic, [{"id": 5, "amount": 1.0}])
+    third = run_sluice("run", pipe, "--once")
+    assert third.returncode == 0, third.stderr
+    assert [a["state"] for a in alert_events(pipe)] == ["FIRING", "RESOLVED"]
