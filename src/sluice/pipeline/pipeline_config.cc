@@ -459,6 +459,17 @@ arrow::Result<watch::AlertsConfig> parse_alerts(const YAML::Node& node, const Ya
       out.rules.push_back(std::move(rule));
     }
   }
+  // A destination no rule notifies would never be used: say so rather than ignore it.
+  for (const auto& kv : node["destinations"] ? node["destinations"] : YAML::Node()) {
+    const auto name = kv.first.as<std::string>();
+    const bool used = std::any_of(out.rules.begin(), out.rules.end(), [&](const watch::AlertRule& r) {
+      return std::find(r.notify.begin(), r.notify.end(), name) != r.notify.end();
+    });
+    if (!used) {
+      return ctx.error(kv.first, "alert destination '{}' is not in any rule's 'notify'; add it to one or remove it",
+                       name);
+    }
+  }
   return out;
 }
 

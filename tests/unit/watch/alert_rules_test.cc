@@ -282,6 +282,8 @@ TEST_F(AlertConfigTest, RefusesWhatItCannotHonourAtItsLine) {
       {"  destinations: {d: {webhook: {url: \"http://h/x\", timeout: 1 hour}}}\n",
        ":5:60: alerts.destinations.d.webhook.timeout must be between 1ms and 10 minutes"},
       {"  destinations: {d: {command: {argv: []}}}\n", ":5:38: alerts.destinations.d.command needs 'argv'"},
+      {"  destinations: {d: {command: {argv: [x]}}}\n  rules: [{name: r, flow_failed: true}]\n",
+       ":5:18: alert destination 'd' is not in any rule's 'notify'; add it to one or remove it"},
       {"  destinations: {d: {kafka: {topic: t, cluster: other}}}\n",
        ":5:49: alerts.destinations.d.kafka names Kafka cluster 'other', which is not under 'kafka:'"},
   };
