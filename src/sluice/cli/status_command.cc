@@ -19,6 +19,7 @@
 #include "sluice/pipeline/event_log.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/run_lock.h"
 #include "sluice/pipeline/sql_sources.h"
 
 namespace sluice::cli {
@@ -109,6 +110,46 @@ void add_state(json& row, const FlowHistory* history, bool reads_kafka, int64_t 
   }
 }
 
+// The alerts firing now: the latest `alert` event of each (rule, dataset), when it is FIRING
+// (run_alerts.h writes them), by dataset.
+std::map<std::string, json> active_alerts(const std::vector<pipeline::StoredEvent>& events) {
+  std::map<std::pair<std::string, std::string>, json> latest;
+  for (const auto& e : events) {  // oldest first: the last one seen wins
+    if (e.event_type != "alert" || !e.details.is_object() || !e.details.contains("alert")) continue;
+    const auto& a = e.details["alert"];
+    if (!a.is_object() || !a.contains("rule") || !a["rule"].is_string()) continue;
+    latest[{a["rule"].get<std::string>(), e.dataset}] = a;
+  }
+  std::map<std::string, json> out;
+  for (const auto& [key, a] : latest) {
+    if (a.value("state", std::string()) != "FIRING") continue;
+    auto& list = out[key.second];
+    if (list.is_null()) list = json::array();
+    list.push_back({{"rule", key.first}, {"condition", a.value("condition", json())}, {"since", a.value("since", json())},
+                    {"since_ms", a.value("since_ms", json())}, {"value", a.value("value", json())},
+                    {"threshold", a.value("threshold", json())}, {"unit", a.value("unit", json())},
+                    {"message", a.value("message", json())}});
+  }
+  return out;
+}
+
+// Whether a run holds the pipeline's run lock now (run_lock.h): the holder records under
+// <storage>/system/runs/ that their process still locks. A record left by a dead process is not
+// locked, so it does not count. Never contacts a broker.
+json run_state(const pipeline::PipelineConfig& config) {
+  if (!config.storage_is_local()) {
+    return {{"state", "unknown"}, {"holders", json::array()},
+            {"note", "the storage is on an object store, whose run lease status does not read"}};
+  }
+  json holders = json::array();
+  for (const auto& h : pipeline::RunLock::holders(config.storage)) {
+    holders.push_back({{"pid", h.pid}, {"host", h.host}, {"started", format_timestamp_micros(h.started_ms * 1000, true, false)},
+                       {"started_ms", h.started_ms}, {"command", h.command},
+                       {"mode", h.mode == pipeline::RunLockMode::kShared ? "shared" : "exclusive"}});
+  }
+  return {{"state", holders.empty() ? "NOT RUNNING" : "RUNNING"}, {"holders", std::move(holders)}};
+}
+
 }  // namespace
 
 arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
@@ -143,6 +184,15 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
     if (!unreadable || w != read.status().message()) warnings.push_back(w);  // said once
   }
   const auto histories = flow_histories(events);
+  out["run"] = run_state(config);
+  const auto alerts = active_alerts(events);
+  auto alerts_of = [&](const std::string& name) {
+    auto it = alerts.find(name);
+    return it == alerts.end() ? json::array() : it->second;
+  };
+  size_t firing = 0;
+  for (const auto& [name, list] : alerts) firing += list.size();
+  out["active_alerts"] = firing;
   auto history_of = [&](const std::string& name) -> const FlowHistory* {
     auto it = histories.find(name);
     return it == histories.end() ? nullptr : &it->second;
@@ -167,6 +217,7 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
     add_state(row, stored ? history_of(name) : nullptr, reads_kafka, now_micros);
     if (!stored) row["state"] = "not stored";  // views are computed by their readers
     if (unreadable && stored) row["state"] = "unknown";
+    row["active_alerts"] = alerts_of(name);
     failed |= row["state"] == "FAILED";
     rows.push_back(std::move(row));
   }
@@ -175,6 +226,7 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
                 {"last_update_ms", nullptr}, {"rows", nullptr}, {"version", nullptr}, {"freshness_seconds", nullptr}};
     add_state(row, history_of(name), false, now_micros);
     if (unreadable) row["state"] = "unknown";
+    row["active_alerts"] = alerts_of(name);
     failed |= row["state"] == "FAILED";
     rows.push_back(std::move(row));
   }
@@ -244,6 +296,19 @@ void print_status_table(const json& status) {
                                    "failing expectations"};
   std::cout << "pipeline " << status["pipeline"].get<std::string>() << " at " << status["generated_at"].get<std::string>();
   if (status["event_log"]["state"] == "none") std::cout << " (never run: no event log yet)";
+  const auto& run = status["run"];
+  if (run["state"] == "RUNNING") {
+    std::vector<std::string> by;
+    for (const auto& h : run["holders"]) {
+      by.push_back(fmt::format("pid {} on {} since {}", h["pid"].get<int64_t>(), h["host"].get<std::string>(),
+                               h["started"].get<std::string>()));
+    }
+    std::cout << ": RUNNING (" << fmt::format("{}", fmt::join(by, "; ")) << ")";
+  } else if (run["state"] == "NOT RUNNING") {
+    std::cout << ": not running";
+  } else {
+    std::cout << ": run state unknown (" << run.value("note", std::string()) << ")";
+  }
   std::cout << "\n";
   std::vector<std::vector<std::string>> table;
   std::vector<size_t> widths;
@@ -273,6 +338,13 @@ void print_status_table(const json& status) {
     if (row["error"].is_string()) {
       std::cout << fmt::format("{} {} at {}: {}\n", row["name"].get<std::string>(), row["state"].get<std::string>(),
                                row["state_time"].get<std::string>(), indented(row["error"].get<std::string>()));
+    }
+  }
+  for (const auto& row : status["datasets"]) {
+    for (const auto& a : row["active_alerts"]) {
+      std::cout << fmt::format("{} ALERT {} FIRING since {}: {}\n", row["name"].get<std::string>(),
+                               a["rule"].get<std::string>(), a["since"].is_string() ? a["since"].get<std::string>() : "?",
+                               a["message"].is_string() ? a["message"].get<std::string>() : "");
     }
   }
   std::cout.flush();

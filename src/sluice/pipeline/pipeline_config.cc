@@ -236,12 +236,249 @@ arrow::Status parse_storage(const YAML::Node& root, const std::string& text, con
   return arrow::Status::OK();
 }
 
+arrow::Result<std::chrono::milliseconds> parse_timeout(const YAML::Node& node, const YamlContext& ctx,
+                                                      const std::string& what) {
+  ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(node, what));
+  auto d = parse_duration(text);
+  if (!d.ok()) return ctx.error(node, "{}: {}", what, d.status().message());
+  if (d->count() <= 0 || d->count() > 600'000) {
+    return ctx.error(node, "{} must be between 1ms and 10 minutes, not '{}'", what, quote_for_error(text));
+  }
+  return *d;
+}
+
+// A list of names (`[a, b]`), or one name.
+arrow::Result<std::vector<std::string>> parse_names(const YAML::Node& node, const YamlContext& ctx,
+                                                    const std::string& what) {
+  std::vector<std::string> out;
+  if (node.IsScalar()) {
+    ARROW_ASSIGN_OR_RAISE(auto one, ctx.scalar(node, what));
+    out.push_back(std::move(one));
+    return out;
+  }
+  if (!node.IsSequence()) return ctx.error(node, "'{}' must be a list of names", what);
+  for (const auto& item : node) {
+    ARROW_ASSIGN_OR_RAISE(auto name, ctx.scalar(item, what + "[]"));
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
+// alerts: {destinations: {name: {webhook|command|kafka: {...}}}, rules: [{name, <condition>: value,
+// datasets, expectation, notify}]} (README "Alerts"). A webhook URL is secret (a Slack webhook's
+// token is its path): no error shows it, only its scheme and host.
+arrow::Result<watch::AlertDestination> parse_alert_destination(const std::string& name, const YAML::Node& node,
+                                                               const YamlContext& ctx, const PipelineConfig& cfg) {
+  const std::string path = "alerts.destinations." + name;
+  if (!node.IsMap() || node.size() != 1) {
+    return ctx.error(node, "{} must be one of {{webhook: {{url: ...}}}}, {{command: {{argv: [...]}}}} or "
+                           "{{kafka: {{topic: ...}}}}", path);
+  }
+  ARROW_RETURN_NOT_OK(ctx.check_keys(node, path, {"webhook", "command", "kafka"}));
+  const auto kind = node.begin()->first.as<std::string>();
+  const auto spec = node.begin()->second;
+  if (!spec.IsMap()) return ctx.error(spec, "{}.{} must be a mapping", path, kind);
+  watch::AlertDestination out;
+  out.name = name;
+  if (kind == "webhook") {
+    ARROW_RETURN_NOT_OK(ctx.check_keys(spec, path + ".webhook", {"url", "timeout"}));
+    watch::WebhookDestination w;
+    if (!spec["url"]) return ctx.error(spec, "{}.webhook needs 'url' (http:// or https://)", path);
+    ARROW_ASSIGN_OR_RAISE(w.url, ctx.scalar(spec["url"], path + ".webhook.url"));
+    const bool http = w.url.rfind("http://", 0) == 0, https = w.url.rfind("https://", 0) == 0;
+    const auto host_at = w.url.find("://") + 3;
+    if ((!http && !https) || w.url.size() <= host_at || w.url[host_at] == '/') {
+      return ctx.error(spec["url"], "{}.webhook.url must be an http:// or https:// URL with a host (the URL is "
+                                    "not shown: it may hold a token)", path);
+    }
+    if (spec["timeout"]) {
+      ARROW_ASSIGN_OR_RAISE(w.timeout, parse_timeout(spec["timeout"], ctx, path + ".webhook.timeout"));
+    }
+    out.target = std::move(w);
+  } else if (kind == "command") {
+    ARROW_RETURN_NOT_OK(ctx.check_keys(spec, path + ".command", {"argv", "timeout"}));
+    watch::CommandDestination c;
+    if (!spec["argv"] || !spec["argv"].IsSequence() || spec["argv"].size() == 0) {
+      return ctx.error(spec["argv"] ? spec["argv"] : spec, "{}.command needs 'argv': a non-empty list, the program "
+                                                          "first (run without a shell)", path);
+    }
+    ARROW_ASSIGN_OR_RAISE(c.argv, parse_names(spec["argv"], ctx, path + ".command.argv"));
+    if (c.argv[0].empty()) return ctx.error(spec["argv"], "{}.command.argv[0] (the program) is empty", path);
+    // A relative program path is the pipeline folder's, as ${file:} paths are.
+    if (c.argv[0].find('/') != std::string::npos && fs::path(c.argv[0]).is_relative()) {
+      c.argv[0] = (cfg.dir / c.argv[0]).lexically_normal().string();
+    }
+    if (spec["timeout"]) {
+      ARROW_ASSIGN_OR_RAISE(c.timeout, parse_timeout(spec["timeout"], ctx, path + ".command.timeout"));
+    }
+    out.target = std::move(c);
+  } else {
+    ARROW_RETURN_NOT_OK(ctx.check_keys(spec, path + ".kafka", {"topic", "cluster", "timeout"}));
+    watch::KafkaDestination k;
+    if (!spec["topic"]) return ctx.error(spec, "{}.kafka needs 'topic'", path);
+    ARROW_ASSIGN_OR_RAISE(k.topic, ctx.scalar(spec["topic"], path + ".kafka.topic"));
+    if (!regex_match_bounded(k.topic, kTopicName)) {
+      return ctx.error(spec["topic"], "'{}' is not a valid Kafka topic name", quote_for_error(k.topic));
+    }
+    if (spec["cluster"]) {
+      ARROW_ASSIGN_OR_RAISE(k.cluster, ctx.scalar(spec["cluster"], path + ".kafka.cluster"));
+    }
+    if (!cfg.kafka.count(k.cluster)) {
+      return ctx.error(spec["cluster"] ? spec["cluster"] : spec,
+                       "{}.kafka names Kafka cluster '{}', which is not under 'kafka:'", path, k.cluster);
+    }
+    if (spec["timeout"]) {
+      ARROW_ASSIGN_OR_RAISE(k.timeout, parse_timeout(spec["timeout"], ctx, path + ".kafka.timeout"));
+    }
+    out.target = std::move(k);
+  }
+  return out;
+}
+
+arrow::Result<watch::AlertRule> parse_alert_rule(const YAML::Node& node, const YamlContext& ctx,
+                                                 const watch::AlertsConfig& alerts) {
+  using watch::RuleKind;
+  static const std::vector<std::pair<std::string, RuleKind>> kConditions = {
+      {"flow_failed", RuleKind::kFlowFailed},
+      {"freshness_above", RuleKind::kFreshnessAbove},
+      {"expectation_pass_rate_below", RuleKind::kExpectationPassRateBelow},
+      {"kafka_lag_above", RuleKind::kKafkaLagAbove},
+      {"throughput_below", RuleKind::kThroughputBelow},
+      {"schema_drift", RuleKind::kSchemaDrift}};
+  if (!node.IsMap()) return ctx.error(node, "each alert rule must be a mapping (name, a condition, notify)");
+  std::vector<std::string> allowed = {"name", "datasets", "expectation", "notify"};
+  for (const auto& [key, kind] : kConditions) allowed.push_back(key);
+  ARROW_RETURN_NOT_OK(ctx.check_keys(node, "alerts.rules[]", allowed));
+  watch::AlertRule rule;
+  rule.where = ctx.where(node.Mark());
+  if (!node["name"]) return ctx.error(node, "alert rule needs 'name'");
+  ARROW_ASSIGN_OR_RAISE(rule.name, ctx.scalar(node["name"], "alerts.rules[].name"));
+  if (!regex_match_bounded(rule.name, std::regex("[A-Za-z0-9_.-]{1,128}"))) {
+    return ctx.error(node["name"], "alert rule name '{}' may only use letters, digits, '_', '-', '.'",
+                     quote_for_error(rule.name));
+  }
+  for (const auto& other : alerts.rules) {
+    if (other.name == rule.name) {
+      return ctx.error(node["name"], "alert rule '{}' is defined twice (first at {})", rule.name, other.where);
+    }
+  }
+  const std::string path = "alert rule '" + rule.name + "'";
+  std::string condition;
+  for (const auto& [key, kind] : kConditions) {
+    if (!node[key]) continue;
+    if (!condition.empty()) {
+      return ctx.error(node[key], "{} has two conditions ('{}' and '{}'); write one rule per condition", path,
+                       condition, key);
+    }
+    condition = key;
+    rule.kind = kind;
+    ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(node[key], path + "." + key));
+    const auto& at = node[key];
+    switch (kind) {
+      case RuleKind::kFlowFailed:
+      case RuleKind::kSchemaDrift:
+        if (text != "true") {
+          return ctx.error(at, "{}: '{}' takes 'true' (leave the rule out to turn it off), not '{}'", path, key,
+                           quote_for_error(text));
+        }
+        break;
+      case RuleKind::kFreshnessAbove: {
+        auto d = parse_duration(text);
+        if (!d.ok()) return ctx.error(at, "{}: freshness_above: {}", path, d.status().message());
+        rule.threshold = static_cast<double>(d->count()) / 1000.0;
+        break;
+      }
+      case RuleKind::kExpectationPassRateBelow: {
+        auto v = parse_double(text, key);
+        if (!v.ok() || !(*v > 0) || *v > 1) {
+          return ctx.error(at, "{}: expectation_pass_rate_below is a fraction above 0 and at most 1 (0.99 = 99 %), "
+                               "not '{}'", path, quote_for_error(text));
+        }
+        rule.threshold = *v;
+        break;
+      }
+      case RuleKind::kKafkaLagAbove:
+      case RuleKind::kThroughputBelow: {
+        auto v = parse_double(text, key);
+        if (!v.ok() || !(*v >= 0) || *v > 1e15) {
+          return ctx.error(at, "{}: {} takes a non-negative number ({}), not '{}'", path, key,
+                           kind == RuleKind::kKafkaLagAbove ? "records" : "rows per second", quote_for_error(text));
+        }
+        rule.threshold = *v;
+        break;
+      }
+    }
+  }
+  if (condition.empty()) {
+    return ctx.error(node, "{} needs a condition: one of flow_failed, freshness_above, expectation_pass_rate_below, "
+                           "kafka_lag_above, throughput_below, schema_drift", path);
+  }
+  if (node["expectation"]) {
+    if (rule.kind != RuleKind::kExpectationPassRateBelow) {
+      return ctx.error(node["expectation"], "{}: 'expectation' only applies to expectation_pass_rate_below", path);
+    }
+    ARROW_ASSIGN_OR_RAISE(rule.expectation, ctx.scalar(node["expectation"], path + ".expectation"));
+  }
+  if (node["datasets"]) {
+    ARROW_ASSIGN_OR_RAISE(rule.datasets, parse_names(node["datasets"], ctx, path + ".datasets"));
+  }
+  if (node["notify"]) {
+    ARROW_ASSIGN_OR_RAISE(rule.notify, parse_names(node["notify"], ctx, path + ".notify"));
+    for (const auto& d : rule.notify) {
+      if (alerts.destinations.count(d)) continue;
+      std::string known;
+      for (const auto& [n, dest] : alerts.destinations) known += (known.empty() ? "" : ", ") + n;
+      return ctx.error(node["notify"], "{} notifies '{}', which is not under alerts.destinations{}", path,
+                       quote_for_error(d), known.empty() ? std::string(" (none is defined)") : "; defined: " + known);
+    }
+  }
+  return rule;
+}
+
+arrow::Result<watch::AlertsConfig> parse_alerts(const YAML::Node& node, const YamlContext& ctx,
+                                                const PipelineConfig& cfg) {
+  if (!node.IsMap()) return ctx.error(node, "'alerts' must be a mapping (destinations, rules)");
+  ARROW_RETURN_NOT_OK(ctx.check_keys(node, "alerts", {"destinations", "rules"}));
+  watch::AlertsConfig out;
+  if (const auto dests = node["destinations"]) {
+    if (!dests.IsMap()) return ctx.error(dests, "alerts.destinations must map names to destinations");
+    for (const auto& kv : dests) {
+      const auto name = kv.first.as<std::string>();
+      if (!regex_match_bounded(name, std::regex("[A-Za-z0-9_.-]{1,128}"))) {
+        return ctx.error(kv.first, "alert destination name '{}' may only use letters, digits, '_', '-', '.'",
+                         quote_for_error(name));
+      }
+      ARROW_ASSIGN_OR_RAISE(auto dest, parse_alert_destination(name, kv.second, ctx, cfg));
+      out.destinations.emplace(name, std::move(dest));
+    }
+  }
+  if (const auto rules = node["rules"]) {
+    if (!rules.IsSequence()) return ctx.error(rules, "alerts.rules must be a list of rules");
+    for (const auto& r : rules) {
+      ARROW_ASSIGN_OR_RAISE(auto rule, parse_alert_rule(r, ctx, out));
+      out.rules.push_back(std::move(rule));
+    }
+  }
+  // A destination no rule notifies would never be used: say so rather than ignore it.
+  for (const auto& kv : node["destinations"] ? node["destinations"] : YAML::Node()) {
+    const auto name = kv.first.as<std::string>();
+    const bool used = std::any_of(out.rules.begin(), out.rules.end(), [&](const watch::AlertRule& r) {
+      return std::find(r.notify.begin(), r.notify.end(), name) != r.notify.end();
+    });
+    if (!used) {
+      return ctx.error(kv.first, "alert destination '{}' is not in any rule's 'notify'; add it to one or remove it",
+                       name);
+    }
+  }
+  return out;
+}
+
 arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
                                     const YamlContext& ctx) {
   if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
   ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
                                      {"name", "storage", "mode", "trigger_interval", "commit", "kafka",
-                                      "configuration", "libraries", "bronze", "tables", "storage_options", "serve"}));
+                                      "configuration", "libraries", "bronze", "tables", "storage_options", "serve", "alerts"}));
   PipelineConfig cfg;
   cfg.dir = fs::absolute(dir);
   if (!root["name"]) return ctx.error(root, "missing required key 'name'");
@@ -426,6 +663,13 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
           ARROW_ASSIGN_OR_RAISE(props[key], ctx.scalar(kv.second, "tables." + name + ".properties." + key));
         }
       }
+    }
+  }
+  if (const auto alerts = root["alerts"]) {
+    ARROW_ASSIGN_OR_RAISE(cfg.alerts, parse_alerts(alerts, ctx, cfg));
+    if (!cfg.bronze.empty() && !cfg.alerts.rules.empty()) {
+      return ctx.error(alerts, "alerts are evaluated for SQL datasets only, and this pipeline has a 'bronze:' list; "
+                               "define the bronze tables in SQL (read_kafka) to alert on them");
     }
   }
   if (const auto libraries = root["libraries"]) {

@@ -14,6 +14,7 @@
 #include "sluice/kafka/consumer.h"
 #include "sluice/pipeline/progress_id.h"
 #include "sluice/storage/object_store.h"
+#include "sluice/watch/alert_rules.h"
 
 namespace sluice::pipeline {
 
@@ -60,6 +61,8 @@ struct PipelineConfig {
   // dataset's freshness with its target (a dataset the pipeline does not define is refused when
   // the server starts, where the graph is known).
   std::map<std::string, std::chrono::milliseconds> serve_freshness_targets;
+  // `alerts:` (rules and destinations; README "Alerts"); empty when the section is absent.
+  watch::AlertsConfig alerts;
 
   std::filesystem::path table_path(const std::string& table) const {
     return storage / "tables" / table;

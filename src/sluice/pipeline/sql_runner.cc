@@ -23,6 +23,7 @@
 #include "sluice/pipeline/kafka_sink_flow.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
+#include "sluice/pipeline/run_alerts.h"
 #include "sluice/pipeline/scheduler.h"
 #include "sluice/pipeline/sql_planner.h"
 #include "sluice/pipeline/table_definitions.h"
@@ -54,7 +55,10 @@ class SqlRun : public DatasetRunner {
                 {{"mode", continuous ? "continuous" : "triggered"}}, 0});
     continuous_ = continuous;
     const auto requests_before = config_.objects->requests();
-    auto result = run_logged(events);
+    auto result = [&]() -> arrow::Result<std::vector<DatasetReport>> {
+      ARROW_ASSIGN_OR_RAISE(alerts_, make_alerts(events));
+      return run_logged(events);
+    }();
     if (result.ok()) {
       nlohmann::json progress = {{"state", "COMPLETED"}};
       // An object store's requests in this update (the event log's own commit not included),
@@ -66,6 +70,9 @@ class SqlRun : public DatasetRunner {
       events.add({"update_progress", "ERROR", fmt::format("Update {} is FAILED.", events.update_id()), "", "",
                   {{"update_progress", {{"state", "FAILED"}}}, {"error", result.status().message()}}, 0});
     }
+    // Deliveries still queued are made (each within its destination's timeout) before the log
+    // is written, so their failures are in it.
+    if (alerts_) alerts_->finish();
     // The event log is written even for a failed update; its own failure never hides the
     // update's result, only adds to it.
     auto logged = events.flush();
@@ -156,13 +163,29 @@ class SqlRun : public DatasetRunner {
     return v.ok() && *v ? (*v)->value() : -1;
   }
 
-  // The event log is appended every few seconds while the flows run.
+  // The event log is appended every few seconds while the flows run (after freshness is
+  // checked against the clock).
   void tick() override {
+    if (alerts_) alerts_->tick();
     auto logged = events_->flush();
     if (!logged.ok()) std::fprintf(stderr, "sluice: warning: could not write the event log: %s\n", logged.message().c_str());
   }
 
  private:
+  // The update's alerts (run_alerts.h); null without rules in pipeline.yaml.
+  arrow::Result<std::unique_ptr<RunAlerts>> make_alerts(EventLog& events) {
+    if (config_.alerts.rules.empty()) return nullptr;
+    std::vector<std::string> datasets, stored;
+    for (const auto& [name, d] : graph_.datasets) {
+      datasets.push_back(name);
+      if (d.kind == sql::DatasetKind::kStreamingTable || d.kind == sql::DatasetKind::kMaterializedView) {
+        stored.push_back(name);
+      }
+    }
+    for (const auto& [name, sink] : graph_.sinks) datasets.push_back(name);
+    return RunAlerts::make(config_, datasets, stored, options_.snapshots, events);
+  }
+
   // The stored datasets (views are inlined, never stored), upstream first.
   std::vector<ScheduledDataset> scheduled() const {
     std::vector<ScheduledDataset> out;
@@ -361,6 +384,7 @@ class SqlRun : public DatasetRunner {
                 st.ok() ? fmt::format("Flow '{}' has COMPLETED.", name)
                         : fmt::format("Flow '{}' has FAILED: {}", name, st.message()),
                 d.flows.empty() ? name : d.flows[0], name, {{"flow_progress", progress}}, 0});
+    if (alerts_) alerts_->after_update(name, d.flows.empty() ? name : d.flows[0], progress);
     return st;
   }
 
@@ -398,6 +422,7 @@ class SqlRun : public DatasetRunner {
                   st.ok() ? fmt::format("Flow '{}' has COMPLETED.", sink.name)
                           : fmt::format("Flow '{}' has FAILED: {}", sink.name, st.message()),
                   sink.flows.empty() ? sink.name : sink.flows[0], sink.name, {{"flow_progress", progress}}, 0});
+    if (alerts_) alerts_->after_update(sink.name, sink.flows.empty() ? sink.name : sink.flows[0], progress);
     return st;
   }
 
@@ -412,6 +437,7 @@ class SqlRun : public DatasetRunner {
   const ContinuousOptions* continuous_ = nullptr;  // set while running continuously
   std::unique_ptr<TableMaintenance> maintenance_;   // set once the update is planned
   EventLog* events_ = nullptr;                     // the update's, set while it runs
+  std::unique_ptr<RunAlerts> alerts_;              // the update's, when pipeline.yaml has rules
 };
 
 }  // namespace
@@ -436,6 +462,10 @@ arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config
                                                     SchemaInference inference) {
   SqlPlanner run(config, graph, {}, inference);
   ARROW_RETURN_NOT_OK(run.plan_all());
+  std::vector<std::string> defined;
+  for (const auto& [name, d] : graph.datasets) defined.push_back(name);
+  for (const auto& [name, sink] : graph.sinks) defined.push_back(name);
+  if (auto unknown = watch::unknown_alert_dataset(config.alerts, defined)) return invalid("{}", *unknown);
   ValidateReport out;
   for (const auto& [name, schema] : run.schemas()) out.schemas[name] = schema;
   for (const auto& [name, plan] : run.views()) out.schemas[name] = plan.output_schema();

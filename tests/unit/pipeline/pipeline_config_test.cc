@@ -56,7 +56,7 @@ TEST_F(PipelineConfigTest, UnknownKeyPointsAtItWithASuggestion) {
   EXPECT_EQ(cfg.status().message(),
             file() + ":2:1: unknown key 'kafak' (did you mean 'kafka'?); allowed here: name, "
                      "storage, mode, trigger_interval, commit, kafka, configuration, libraries, bronze, tables, "
-                     "storage_options, serve");
+                     "storage_options, serve, alerts");
 }
 
 TEST_F(PipelineConfigTest, ServeTakesACpuPriceAndRefusesOtherKeys) {

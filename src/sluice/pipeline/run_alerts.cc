@@ -1,0 +1,211 @@
+// Alerts evaluated by a running pipeline (run_alerts.h).
+#include "sluice/pipeline/run_alerts.h"
+
+#include <arrow/api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "sluice/common/ids.h"
+#include "sluice/common/status.h"
+#include "sluice/delta/log_store.h"
+#include "sluice/delta/table.h"
+
+namespace sluice::pipeline {
+
+namespace {
+
+using json = nlohmann::json;
+
+// What the event log says is firing: the latest `alert` event of each (rule, dataset), if FIRING.
+arrow::Result<std::vector<watch::RestoredAlert>> firing_in_event_log(const PipelineConfig& config) {
+  ARROW_ASSIGN_OR_RAISE(auto events, read_event_log(config.objects, config.storage));
+  std::vector<watch::RestoredAlert> out;
+  if (!events) return out;
+  std::map<std::pair<std::string, std::string>, std::optional<watch::RestoredAlert>> latest;
+  for (const auto& e : *events) {
+    if (e.event_type != "alert" || !e.details.is_object() || !e.details.contains("alert")) continue;
+    const auto& a = e.details["alert"];
+    if (!a.is_object()) continue;
+    const auto rule = a.value("rule", std::string()), dataset = a.value("dataset", std::string());
+    if (a.value("state", std::string()) != "FIRING") {
+      latest[{rule, dataset}] = std::nullopt;
+      continue;
+    }
+    watch::RestoredAlert r;
+    r.rule = rule;
+    r.dataset = dataset;
+    r.flow = a.value("flow", std::string());
+    r.condition = a.value("condition", std::string());
+    r.since_ms = a.value("since_ms", int64_t{0});
+    latest[{rule, dataset}] = r;
+  }
+  for (auto& [key, r] : latest) {
+    if (r) out.push_back(std::move(*r));
+  }
+  return out;
+}
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<RunAlerts>> RunAlerts::make(const PipelineConfig& config,
+                                                          const std::vector<std::string>& datasets,
+                                                          const std::vector<std::string>& stored,
+                                                          std::shared_ptr<delta::SnapshotCache> snapshots,
+                                                          EventLog& events) {
+  if (config.alerts.rules.empty()) return nullptr;
+  if (auto unknown = watch::unknown_alert_dataset(config.alerts, datasets)) return invalid("{}", *unknown);
+  std::unique_ptr<RunAlerts> out(new RunAlerts(config, events));
+  out->snapshots_ = std::move(snapshots);
+  out->stored_ = stored;
+  out->tracker_ = std::make_unique<watch::AlertTracker>(config.alerts, config.name);
+  ARROW_ASSIGN_OR_RAISE(out->dispatcher_, watch::AlertDispatcher::make(config.alerts, config.kafka));
+  auto firing = firing_in_event_log(config);
+  if (!firing.ok()) {
+    // Alerts must not stop the pipeline: without the log's state a firing alert may be sent again.
+    std::fprintf(stderr, "sluice: warning: alerts: could not read which alerts are firing from the event log (%s); "
+                         "a condition that still holds is announced again\n", firing.status().message().c_str());
+  } else {
+    out->record(out->tracker_->restore(*firing, now_millis()));
+  }
+  // The schema before this update (before table definitions are applied): a change by the update
+  // is drift.
+  for (const auto& d : stored) {
+    if (!out->wants(watch::RuleKind::kSchemaDrift, d)) continue;
+    if (auto cols = out->columns(d)) out->schemas_[d] = std::move(*cols);
+  }
+  return out;
+}
+
+RunAlerts::~RunAlerts() = default;
+
+bool RunAlerts::wants(watch::RuleKind kind, const std::string& dataset) const {
+  for (const auto& r : config_.alerts.rules) {
+    if (r.kind == kind && r.applies_to(dataset)) return true;
+  }
+  return false;
+}
+
+std::optional<int64_t> RunAlerts::last_commit_ms(const std::string& dataset) {
+  delta::LogStore store(config_.objects, config_.table_path(dataset).string());
+  auto latest = store.latest_version();
+  if (!latest.ok() || !*latest) return std::nullopt;
+  auto at = store.commit_timestamp(**latest);
+  if (!at.ok()) return std::nullopt;
+  return *at;
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>> RunAlerts::columns(const std::string& dataset) {
+  delta::LogStore store(config_.objects, config_.table_path(dataset).string());
+  auto snapshot = snapshots_ ? snapshots_->latest_if_exists(store) : delta::load_latest_if_exists(store);
+  if (!snapshot.ok() || !*snapshot) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : (*snapshot)->schema()->fields()) out.emplace_back(f->name(), f->type()->ToString());
+  return out;
+}
+
+void RunAlerts::after_update(const std::string& dataset, const std::string& flow, const json& progress) {
+  watch::DatasetObservation o;
+  o.dataset = dataset;
+  o.flow = flow;
+  o.status = progress.value("status", std::string());
+  if (progress.contains("error") && progress["error"].is_object()) o.error = progress["error"].value("message", "");
+  const auto metrics = progress.value("metrics", json::object());
+  o.rows_read = metrics.value("num_input_rows", int64_t{0});
+  o.rows_per_second = metrics.value("processed_rows_per_second", 0.0);
+  if (metrics.contains("backlog_records") && metrics["backlog_records"].is_number()) {
+    o.backlog_records = metrics["backlog_records"].get<int64_t>();
+  }
+  const auto quality = progress.value("data_quality", json::object());
+  for (const auto& e : quality.value("expectations", json::array())) {
+    o.expectations.push_back({e.value("name", std::string()), e.value("passed_records", int64_t{0}),
+                              e.value("failed_records", int64_t{0})});
+  }
+  const bool stored = std::find(stored_.begin(), stored_.end(), dataset) != stored_.end();
+  const bool completed = *o.status == "COMPLETED";
+  std::optional<std::vector<std::pair<std::string, std::string>>> now_columns;
+  if (stored && completed && wants(watch::RuleKind::kSchemaDrift, dataset)) now_columns = columns(dataset);
+  std::optional<int64_t> committed;
+  if (stored && wants(watch::RuleKind::kFreshnessAbove, dataset)) committed = last_commit_ms(dataset);
+  o.at_ms = now_millis();
+  std::vector<watch::AlertTransition> changed;
+  {
+    std::lock_guard lock(mutex_);
+    flows_[dataset] = flow;
+    if (completed && progress.contains("refresh")) refreshed_ms_[dataset] = o.at_ms;  // a view refreshed
+    if (auto r = refreshed_ms_.find(dataset); r != refreshed_ms_.end()) {
+      committed = std::max(committed.value_or(0), r->second);
+    }
+    o.last_commit_ms = committed;
+    if (now_columns) {
+      auto& before = schemas_[dataset];
+      watch::SchemaChange change;
+      for (const auto& [name, type] : *now_columns) {
+        auto it = std::find_if(before.begin(), before.end(), [&](const auto& c) { return c.first == name; });
+        if (it == before.end()) {
+          if (!before.empty()) change.added.push_back(name + " " + type);
+        } else if (it->second != type) {
+          change.retyped.push_back(fmt::format("{}: {} -> {}", name, it->second, type));
+        }
+      }
+      for (const auto& [name, type] : before) {
+        auto it = std::find_if(now_columns->begin(), now_columns->end(), [&](const auto& c) { return c.first == name; });
+        if (it == now_columns->end()) change.removed.push_back(name);
+      }
+      o.schema_change = std::move(change);
+      before = std::move(*now_columns);
+    }
+    changed = tracker_->observe(o);
+  }
+  record(changed);
+}
+
+void RunAlerts::tick() {
+  for (const auto& d : stored_) {
+    if (!wants(watch::RuleKind::kFreshnessAbove, d)) continue;
+    watch::DatasetObservation o;
+    o.dataset = d;
+    auto committed = last_commit_ms(d);
+    std::vector<watch::AlertTransition> changed;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto r = refreshed_ms_.find(d); r != refreshed_ms_.end()) committed = std::max(committed.value_or(0), r->second);
+      o.last_commit_ms = committed;
+      o.flow = flows_.count(d) ? flows_[d] : d;
+      o.at_ms = now_millis();
+      changed = tracker_->observe(o);  // no status: only the clock-based rules are evaluated
+    }
+    record(changed);
+  }
+  record_failures();
+}
+
+void RunAlerts::finish() {
+  dispatcher_->stop();
+  record_failures();
+}
+
+void RunAlerts::record(const std::vector<watch::AlertTransition>& transitions) {
+  for (const auto& t : transitions) {
+    const bool firing = t.state == watch::AlertState::kFiring;
+    events_.add({"alert", firing ? "WARN" : "INFO", t.message, t.flow, t.dataset, {{"alert", t.to_json()}}, 0});
+    std::fprintf(stderr, "sluice: %s\n", t.message.c_str());
+    dispatcher_->send(t);
+  }
+}
+
+void RunAlerts::record_failures() {
+  for (const auto& f : dispatcher_->take_failures()) {
+    auto message = fmt::format("Alert '{}' ({} on '{}') could not be delivered to {} '{}': {}", f.rule, f.state,
+                               f.dataset, f.kind, f.destination, f.error);
+    std::fprintf(stderr, "sluice: warning: %s\n", message.c_str());
+    events_.add({"alert_delivery", "WARN", message, "", f.dataset,
+                 {{"alert_delivery", {{"destination", f.destination}, {"kind", f.kind}, {"rule", f.rule},
+                                      {"dataset", f.dataset}, {"state", f.state}, {"error", f.error},
+                                      {"at_ms", f.at_ms}, {"delivered", false}}}},
+                 0});
+  }
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,237 @@
+"""Alerts (pipeline.yaml `alerts:`): a rule fires once while its condition holds, across runs
+(the state comes back from the event log), and resolves; each transition reaches a webhook (a
+Python http.server in this process), a command (argv, the JSON on stdin) and a Kafka topic of
+the test broker, and is an `alert` event; a webhook that hangs or refuses is recorded and never
+stops the pipeline; `sluice status` shows active alerts and whether a run holds the run lock.
+Checked against the event log read with deltalake, the topic read with confluent_kafka, and the
+table read with deltalake. No Spark."""
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from deltalake import DeltaTable
+
+from conftest import SLUICE, run_sluice
+from readers import read_topic_to_end
+from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+SQL = """
+CREATE OR REFRESH STREAMING TABLE orders (
+  CONSTRAINT positive EXPECT (amount > 0)
+) AS SELECT e.id, e.amount FROM (
+  SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS e FROM STREAM read_kafka(topic => '{topic}'));
+"""
+
+RECORDER = """import sys
+with open(sys.argv[1], "a") as out:
+    out.write(sys.stdin.read().replace("\\n", " ") + "\\n")
+"""
+
+
+class Receiver:
+    """An HTTP server in this process that keeps every POST body (JSON) it receives."""
+
+    def __init__(self):
+        self.bodies = []
+        received = self.bodies
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                length = int(self.headers["Content-Length"])
+                received.append((self.path, self.headers["Content-Type"], json.loads(self.rfile.read(length))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def alert_events(pipe, event_type="alert"):
+    rows = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
+    rows.sort(key=lambda r: (r["timestamp"], r["sequence"]["seq"]))
+    return [json.loads(r["details"])[event_type] for r in rows if r["event_type"] == event_type]
+
+
+def test_an_alert_fires_once_across_runs_resolves_and_reaches_every_destination(tmp_path, bootstrap, new_topic):
+    topic, alerts_topic = new_topic(1), new_topic(1)
+    receiver = Receiver()
+    recorder = tmp_path / "recorder.py"
+    recorder.write_text(RECORDER)
+    received_by_command = tmp_path / "command.jsonl"
+    pipe = kafka_pipeline(tmp_path, "alerting", bootstrap, extra=f"""alerts:
+  destinations:
+    hook: {{webhook: {{url: "{receiver.url}/services/T0/B0/hook-token", timeout: 10s}}}}
+    cmd: {{command: {{argv: ["{sys.executable}", "{recorder}", "{received_by_command}"]}}}}
+    bus: {{kafka: {{topic: {alerts_topic}}}}}
+  rules:
+    - name: quality
+      expectation_pass_rate_below: 0.9
+      expectation: positive
+      datasets: [orders]
+      notify: [hook, cmd, bus]
+    - name: failed
+      flow_failed: true
+""")
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    try:
+        # Half the records fail `positive`: FIRING, delivered to all three destinations.
+        produce_values(bootstrap, topic, [{"id": i, "amount": -1.0 if i % 2 else 5.0} for i in range(20)])
+        first = run_sluice("run", pipe, "--once")
+        assert first.returncode == 0, first.stderr
+        assert "alert 'quality' FIRING on 'orders'" in first.stderr
+        assert [a["state"] for a in alert_events(pipe)] == ["FIRING"]
+        fired = alert_events(pipe)[0]
+        assert fired["rule"] == "quality" and fired["condition"] == "expectation_pass_rate_below"
+        assert fired["dataset"] == "orders" and fired["value"] == 0.5 and fired["threshold"] == 0.9
+        assert fired["destinations"] == ["hook", "cmd", "bus"]
+        assert len(receiver.bodies) == 1
+        path, content_type, body = receiver.bodies[0]
+        assert path == "/services/T0/B0/hook-token" and content_type == "application/json"
+        assert body["text"] == fired["message"]  # Slack's field
+        assert {k: body[k] for k in fired} == fired  # the event's fields, as the event log has them
+        commands = [json.loads(line) for line in received_by_command.read_text().splitlines()]
+        assert commands == [body]
+        on_topic = read_topic_to_end(bootstrap, alerts_topic)
+        assert [json.loads(m.value()) for m in on_topic] == [body]
+        assert on_topic[0].key() == b"quality/orders"
+
+        status = json.loads(run_sluice("status", pipe, "--format", "json").stdout)
+        assert status["run"]["state"] == "NOT RUNNING" and status["active_alerts"] == 1
+        orders = next(d for d in status["datasets"] if d["name"] == "orders")
+        assert [(a["rule"], a["since_ms"]) for a in orders["active_alerts"]] == [("quality", fired["since_ms"])]
+        text = run_sluice("status", pipe)
+        assert "orders ALERT quality FIRING since" in text.stdout
+
+        # Still failing in a new run: the state comes back from the event log, nothing is sent.
+        produce_values(bootstrap, topic, [{"id": i, "amount": -2.0} for i in range(20, 30)])
+        second = run_sluice("run", pipe, "--once")
+        assert second.returncode == 0, second.stderr
+        assert [a["state"] for a in alert_events(pipe)] == ["FIRING"]
+        assert len(receiver.bodies) == 1 and len(received_by_command.read_text().splitlines()) == 1
+
+        # Good records: RESOLVED, delivered, and status has no active alert left.
+        produce_values(bootstrap, topic, [{"id": i, "amount": 3.0} for i in range(30, 40)])
+        third = run_sluice("run", pipe, "--once")
+        assert third.returncode == 0, third.stderr
+        events = alert_events(pipe)
+        assert [a["state"] for a in events] == ["FIRING", "RESOLVED"]
+        assert events[1]["value"] == 1.0 and events[1]["since_ms"] == fired["since_ms"]
+        assert [b["state"] for _, _, b in receiver.bodies] == ["FIRING", "RESOLVED"]
+        assert len(received_by_command.read_text().splitlines()) == 2
+        assert [json.loads(m.value())["state"] for m in read_topic_to_end(bootstrap, alerts_topic)] == \
+            ["FIRING", "RESOLVED"]
+        status = json.loads(run_sluice("status", pipe, "--format", "json").stdout)
+        assert status["active_alerts"] == 0
+        assert alert_events(pipe, "alert_delivery") == []
+        assert DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().num_rows == 40
+    finally:
+        receiver.close()
+
+    # validate checks the rules against the SQL: an unknown dataset names the rule's line.
+    yaml = (pipe / "pipeline.yaml").read_text().replace("datasets: [orders]", "datasets: [ordres]")
+    (pipe / "pipeline.yaml").write_text(yaml)
+    refused = run_sluice("validate", pipe)
+    assert refused.returncode == 1
+    assert "pipeline.yaml:11:7: alert rule 'quality' names dataset 'ordres', which the pipeline does not define" \
+        in refused.stderr
+
+
+def test_a_webhook_that_hangs_or_refuses_is_recorded_and_the_pipeline_goes_on(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    # Accepts connections (the kernel's backlog) and never answers.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    # A port nobody listens on: connections are refused.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    pipe = kafka_pipeline(tmp_path, "hanging", bootstrap, extra=f"""alerts:
+  destinations:
+    silent: {{webhook: {{url: "http://127.0.0.1:{silent.getsockname()[1]}/hooks/secret-path-token", timeout: 300ms}}}}
+    refused: {{webhook: {{url: "http://127.0.0.1:{closed_port}/hooks/secret-path-token", timeout: 300ms}}}}
+  rules:
+    - {{name: quality, expectation_pass_rate_below: 1, notify: [silent, refused]}}
+""")
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    try:
+        produce_values(bootstrap, topic, [{"id": i, "amount": -1.0 if i == 0 else 1.0} for i in range(10)])
+        run = run_sluice("run", pipe, "--once")
+    finally:
+        silent.close()
+    assert run.returncode == 0, run.stderr
+    assert DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().num_rows == 10
+    assert [a["state"] for a in alert_events(pipe)] == ["FIRING"]
+    failures = {f["destination"]: f for f in alert_events(pipe, "alert_delivery")}
+    assert set(failures) == {"silent", "refused"}
+    assert failures["silent"]["kind"] == "webhook" and failures["silent"]["rule"] == "quality"
+    assert "Read" in failures["silent"]["error"] or "timed out" in failures["silent"]["error"].lower()
+    assert "Connection" in failures["refused"]["error"]
+    assert f"http://127.0.0.1:{closed_port}/<redacted>" in failures["refused"]["error"]
+    for text in (run.stderr, run.stdout, json.dumps(failures)):
+        assert "secret-path-token" not in text
+
+
+def test_status_says_running_while_a_run_holds_the_lock_and_not_after_it_died(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "live", bootstrap, extra="mode: continuous\ntrigger_interval: 100ms\n")
+    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+    proc = subprocess.Popen([str(SLUICE), "run", pipe], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the run takes its lock at start: wait for status to see it
+            status = json.loads(run_sluice("status", pipe, "--format", "json").stdout)
+            if status["run"]["state"] == "RUNNING":
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, status["run"]
+        holder = status["run"]["holders"][0]
+        assert holder["pid"] == proc.pid and holder["mode"] == "exclusive"
+        assert f"RUNNING (pid {proc.pid} on " in run_sluice("status", pipe).stdout
+    finally:
+        proc.send_signal(signal.SIGKILL)  # dies holding the lock: its record stays behind
+        proc.wait(timeout=60)
+    assert any((pipe / "data" / "system" / "runs").iterdir())  # the dead run's record
+    status = json.loads(run_sluice("status", pipe, "--format", "json").stdout)
+    assert status["run"] == {"state": "NOT RUNNING", "holders": []}
+
+
+def test_schema_drift_fires_when_a_view_gains_a_column_and_resolves_after(tmp_path, bootstrap, new_topic):
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "drifting", bootstrap, extra="""alerts:
+  rules:
+    - {name: drift, schema_drift: true, datasets: [totals]}
+""")
+    view = "CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n{more} FROM orders;\n"
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + view.format(more=""))
+    produce_values(bootstrap, topic, [{"id": i, "amount": 1.0} for i in range(5)])
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode == 0, first.stderr
+    assert alert_events(pipe) == []  # a new table is not a drift
+    # A changed query replaces the view's schema (materialized views are rewritten whole).
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + view.format(more=", sum(amount) AS total"))
+    second = run_sluice("run", pipe, "--once")
+    assert second.returncode == 0, second.stderr
+    fields = DeltaTable(str(pipe / "data" / "tables" / "totals")).to_pyarrow_table().column_names
+    assert fields == ["n", "total"]  # deltalake sees the new column
+    assert [(a["state"], a["detail"]) for a in alert_events(pipe)] == [("FIRING", "added total double")]
+    produce_values(bootstrap, topic, [{"id": 5, "amount": 1.0}])
+    third = run_sluice("run", pipe, "--once")
+    assert third.returncode == 0, third.stderr
+    assert [a["state"] for a in alert_events(pipe)] == ["FIRING", "RESOLVED"]
