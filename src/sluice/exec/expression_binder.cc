@@ -206,18 +206,9 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       }
       if (index < 0) index = input_->GetFieldIndex(parts[0]);
       if (index < 0) {
-        // Case-insensitive, and an unqualified name of a joined column ("user_id" for "u.user_id").
-        const std::string want = to_lower(parts[0]);
-        for (int i = 0; i < input_->num_fields(); ++i) {
-          const std::string have = to_lower(input_->field(i)->name());
-          const bool suffix = have.size() > want.size() && have.compare(have.size() - want.size(), want.size(), want) == 0 &&
-                              have[have.size() - want.size() - 1] == '.';
-          if (have == want || suffix) {
-            if (index >= 0) {
-              return error(e, fmt::format("column name '{}' is ambiguous (qualify it with its table)", parts[0]));
-            }
-            index = i;
-          }
+        index = match_column(parts[0]);
+        if (index == -2) {
+          return error(e, fmt::format("column name '{}' is ambiguous (qualify it with its table)", parts[0]));
         }
       }
       if (index < 0) {
@@ -532,14 +523,12 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       if (e.args.empty() && e.parts.size() == 1) {
         // `current_date` / `current_timestamp` without parentheses: a column of that name, if the
         // input has one, as Spark resolves it (its reserved-keyword mode is off by default).
-        const std::string want = to_lower(e.parts[0]);
-        for (int i = 0; i < input_->num_fields(); ++i) {
-          if (to_lower(input_->field(i)->name()) != want) continue;
+        if (input_->GetFieldIndex(e.parts[0]) >= 0 || match_column(e.parts[0]) != -1) {
           Expr column;
           column.kind = ExprKind::kColumn;
           column.loc = e.loc;
-          column.parts = {input_->field(i)->name()};
-          return bind_node(column);
+          column.parts = e.parts;
+          return bind_node(column);  // resolved (or refused as ambiguous) as any column is
         }
       }
       return bind_function(e);
@@ -581,6 +570,21 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
     default:
       return error(e, "this kind of expression is not supported here yet");
   }
+}
+
+int ExpressionBinder::match_column(const std::string& name) const {
+  const std::string want = to_lower(name);
+  int index = -1;
+  for (int i = 0; i < input_->num_fields(); ++i) {
+    const std::string have = to_lower(input_->field(i)->name());
+    const bool suffix = have.size() > want.size() && have.compare(have.size() - want.size(), want.size(), want) == 0 &&
+                        have[have.size() - want.size() - 1] == '.';
+    if (have == want || suffix) {
+      if (index >= 0) return -2;
+      index = i;
+    }
+  }
+  return index;
 }
 
 arrow::Result<BoundExpression> ExpressionBinder::bind_function(const Expr& e) const {

@@ -39,6 +39,9 @@ class ExpressionBinder {
 
   arrow::Result<BoundExpression> bind_node(const sql::Expr& expr) const;
   arrow::Result<BoundExpression> bind_function(const sql::Expr& expr) const;
+  // The input column `name` names without its exact spelling: case-insensitively, or the
+  // unqualified name of a joined column ("user_id" for "u.user_id"). -1: none; -2: several.
+  int match_column(const std::string& name) const;
   arrow::Result<BoundExpression> make_call(const sql::Expr& at, const std::string& function,
                                            std::vector<arrow::compute::Expression> args,
                                            std::shared_ptr<arrow::compute::FunctionOptions> options = nullptr) const;

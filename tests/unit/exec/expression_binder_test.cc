@@ -422,8 +422,10 @@ TEST(FunctionReviewTest, HostileArgumentsAreErrorsOrSparksValuesNeverCrashes) {
   ASSERT_TRUE(sub.status.ok()) << sub.status.ToString();
   EXPECT_EQ(sub.result->ToString(),
             arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["ello world", "éllo wörld ✓", null, ""])").ValueOrDie()->ToString());
-  auto far = evaluate_text("substring(s, -9223372036854775808, 2)");
+  auto far = evaluate_text("substring(s, -9223372036854775808, 2)");  // wholly before the start: ''
   ASSERT_TRUE(far.status.ok()) << far.status.ToString();
+  EXPECT_EQ(far.result->ToString(),
+            arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["", "", null, ""])").ValueOrDie()->ToString());
   // Doubles: NaN and infinities are NULL (Spark), a value past the timestamp range an error.
   auto nan = evaluate_text("timestamp_seconds(CAST('NaN' AS DOUBLE))");
   ASSERT_TRUE(nan.status.ok()) << nan.status.ToString();
@@ -446,6 +448,21 @@ TEST(FunctionReviewTest, AColumnNamedCurrentDateWinsOverTheFunction) {
   auto got = evaluate(*bound, *batch);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ((*got)->ToString(), arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["mine"])").ValueOrDie()->ToString());
+  // Resolved as any column is: whatever its case, or as a joined relation's "alias.column".
+  for (const char* name : {"CURRENT_DATE", "u.current_date"}) {
+    auto other = arrow::schema({arrow::field(name, arrow::utf8())});
+    auto column = ExpressionBinder(file, other).bind(**ast);
+    ASSERT_TRUE(column.ok()) << name << ": " << column.status().ToString();
+    auto one = arrow::RecordBatch::Make(other, 1, {arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["mine"])").ValueOrDie()});
+    auto value = evaluate(*column, *one);
+    ASSERT_TRUE(value.ok());
+    EXPECT_EQ((*value)->ToString(), arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["mine"])").ValueOrDie()->ToString()) << name;
+  }
+  // Two columns it could name: ambiguous, as for any column.
+  auto two = arrow::schema({arrow::field("a.current_date", arrow::utf8()), arrow::field("b.current_date", arrow::utf8())});
+  auto ambiguous = ExpressionBinder(file, two).bind(**ast);
+  ASSERT_FALSE(ambiguous.ok());
+  EXPECT_NE(ambiguous.status().message().find("ambiguous"), std::string::npos) << ambiguous.status().ToString();
 }
 
 }  // namespace functions_test

@@ -258,21 +258,10 @@ arrow::Status date_format_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch
   const auto& tokens = static_cast<const DateFormatState*>(ctx->kernel()->data.get())->tokens;
   ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, 0));
   const auto& in = static_cast<const arrow::TimestampArray&>(*a);
-  arrow::StringBuilder builder;
-  ARROW_RETURN_NOT_OK(builder.Reserve(batch.length));
-  std::string text;
-  for (int64_t r = 0; r < batch.length; ++r) {
-    if (in.IsNull(r)) {
-      ARROW_RETURN_NOT_OK(builder.AppendNull());
-      continue;
-    }
-    text.clear();
+  return map_non_null_rows<arrow::StringBuilder>(in, out, [&](int64_t r, std::string& text) {
     format_instant(tokens, in.Value(r), text);
-    ARROW_RETURN_NOT_OK(builder.Append(text));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
-  out->value = result->data();
-  return arrow::Status::OK();
+    return arrow::Status::OK();
+  });
 }
 
 // The argument as microsecond TIMESTAMP (DATE at midnight, STRING parsed as Spark casts it).

@@ -191,21 +191,9 @@ arrow::Status write_json_value(const arrow::Array& array, int64_t i, std::string
 
 arrow::Status to_json_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
   ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, 0));
-  arrow::StringBuilder builder;
-  ARROW_RETURN_NOT_OK(builder.Reserve(batch.length));
-  std::string text;
-  for (int64_t r = 0; r < batch.length; ++r) {
-    if (a->IsNull(r)) {
-      ARROW_RETURN_NOT_OK(builder.AppendNull());
-      continue;
-    }
-    text.clear();
-    ARROW_RETURN_NOT_OK(write_json_value(*a, r, text));
-    ARROW_RETURN_NOT_OK(builder.Append(text));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
-  out->value = result->data();
-  return arrow::Status::OK();
+  return map_non_null_rows<arrow::StringBuilder>(*a, out, [&](int64_t r, std::string& text) {
+    return write_json_value(*a, r, text);
+  });
 }
 
 // Whether to_json writes every value inside `type`.

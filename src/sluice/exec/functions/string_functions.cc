@@ -92,16 +92,8 @@ constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 arrow::Status base64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
   ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, 0));
   const auto& in = static_cast<const arrow::BinaryArray&>(*a);
-  arrow::StringBuilder builder;
-  ARROW_RETURN_NOT_OK(builder.Reserve(batch.length));
-  std::string text;
-  for (int64_t r = 0; r < batch.length; ++r) {
-    if (in.IsNull(r)) {
-      ARROW_RETURN_NOT_OK(builder.AppendNull());
-      continue;
-    }
+  return map_non_null_rows<arrow::StringBuilder>(in, out, [&](int64_t r, std::string& text) {
     auto v = in.GetView(r);
-    text.clear();
     for (size_t i = 0; i < v.size(); i += 3) {
       uint32_t n = static_cast<unsigned char>(v[i]) << 16;
       if (i + 1 < v.size()) n |= static_cast<unsigned char>(v[i + 1]) << 8;
@@ -111,11 +103,8 @@ arrow::Status base64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::Exe
       text += i + 1 < v.size() ? kBase64Alphabet[(n >> 6) & 63] : '=';
       text += i + 2 < v.size() ? kBase64Alphabet[n & 63] : '=';
     }
-    ARROW_RETURN_NOT_OK(builder.Append(text));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
-  out->value = result->data();
-  return arrow::Status::OK();
+    return arrow::Status::OK();
+  });
 }
 
 // Decodes base64 as Java's MIME decoder, which Spark's unbase64 uses: characters outside the
@@ -130,20 +119,11 @@ arrow::Status unbase64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::E
   }();
   ARROW_ASSIGN_OR_RAISE(auto a, argument_array(batch, 0));
   const auto& in = static_cast<const arrow::StringArray&>(*a);
-  arrow::BinaryBuilder builder;
-  ARROW_RETURN_NOT_OK(builder.Reserve(batch.length));
-  std::string bytes;
-  for (int64_t r = 0; r < batch.length; ++r) {
-    if (in.IsNull(r)) {
-      ARROW_RETURN_NOT_OK(builder.AppendNull());
-      continue;
-    }
-    auto v = in.GetView(r);
-    bytes.clear();
+  return map_non_null_rows<arrow::BinaryBuilder>(in, out, [&](int64_t r, std::string& bytes) {
     uint32_t acc = 0;
     int bits = 0, chars = 0, padding = 0;
     bool data_after_padding = false;
-    for (char ch : v) {
+    for (char ch : in.GetView(r)) {
       if (ch == '=') {
         ++padding;
         continue;
@@ -164,11 +144,8 @@ arrow::Status unbase64_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::E
     if (!complete || data_after_padding) {
       return invalid("unbase64: the value in row {} is not base64 (its last 4-character group is incomplete)", r);
     }
-    ARROW_RETURN_NOT_OK(builder.Append(bytes));
-  }
-  ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
-  out->value = result->data();
-  return arrow::Status::OK();
+    return arrow::Status::OK();
+  });
 }
 
 arrow::Result<std::string> base64_function(bool decode) {
