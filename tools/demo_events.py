@@ -6,7 +6,7 @@ on three Kafka topics, with the faults a real feed has, each on purpose and coun
   no user / unknown event type (user events)           -> user_events_silver_quarantine
   out-of-range temperature (IoT)                       -> iot_silver_quarantine
   duplicate   a transaction sent again, byte for byte  -> dropped by transactions_silver
-  late        a transaction or reading an hour old     -> dropped (transactions_silver_late)
+  late        a transaction or reading an hour old     -> transactions_silver_late, iot_device_windows_late
 
 Records are a function of (seed, wave, start time): `model()` says what the medallion pipeline
 (examples/medallion) must hold after it read a list of waves, so a test can compare tables with it.
@@ -29,8 +29,8 @@ TOPICS = ("user-events", "transactions", "iot-readings")
 EVENT_TYPES = ("view", "click", "purchase")
 STEP_MS = 100          # event time between consecutive records of a topic
 TXN_DELAY_MS = 10 * 60_000   # transactions_silver: WATERMARK ts DELAY OF INTERVAL 10 MINUTES
-IOT_DELAY_MS = 60_000        # iot_silver -> iot_device_minutes: DELAY OF INTERVAL 1 MINUTE
-WINDOW_MS = 60_000           # iot_device_minutes: window(ts, '1 minute')
+IOT_DELAY_MS = 5_000         # iot_silver -> iot_device_windows: DELAY OF INTERVAL 5 SECONDS
+WINDOW_MS = 10_000           # iot_device_windows: window(ts, '10 seconds')
 LATE_BY_MS = 3_600_000       # a late record is an hour older than its wave's first record
 
 
@@ -146,7 +146,7 @@ def model(waves):
                 continue
             rows["iot_silver"] += 1
             if iot_watermark is not None and ts < iot_watermark:
-                rows["iot_device_minutes_late"] += 1
+                rows["iot_device_windows_late"] += 1
             else:
                 iot_rows.append((d, ts))
             iot_max = ts if iot_max is None else max(iot_max, ts)
@@ -161,7 +161,7 @@ def model(waves):
         agg[0] += 1
         agg[1] += d["temperature"]
         agg[2] = max(agg[2], d["temperature"])
-    rows["iot_device_minutes"] = len(windows)
+    rows["iot_device_windows"] = len(windows)
     revenue = defaultdict(lambda: [0, 0.0])
     for e in silver_events:
         revenue[e["event_type"]][0] += 1
@@ -205,7 +205,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count", type=int, default=2000, help="records per topic in one wave")
     ap.add_argument("--wave", type=int, default=0, help="the first wave's index (0: no late records)")
-    ap.add_argument("--start-ms", type=int, default=None, help="event time of the first record (default: now)")
+    ap.add_argument("--start-ms", type=int, default=None,
+                    help="event time of the first record (default: the wave ends now)")
     ap.add_argument("--rate", type=int, default=0,
                     help="keep going: this many records per topic a second (one wave a second) until "
                          "--seconds pass or SIGINT/SIGTERM")
@@ -222,7 +223,7 @@ def main():
     failed = []
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 20,
                          "on_delivery": lambda err, msg: err and failed.append(err)})
-    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
+    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000) - args.count * STEP_MS
     if not args.rate:
         produce(producer, wave(args.seed, args.wave, args.count, start_ms), args.topic_prefix)
         producer.flush(60)

@@ -73,8 +73,8 @@ def test_medallion_tables_match_the_generators_model(tmp_path, bootstrap):
         assert len(rows(pipe, table)) == want.get(table, 0), table
     assert duplicates == want["transactions_silver_duplicate"]
 
-    # Gold: each closed (device, minute) with its readings, mean and highest temperature.
-    got = {(r["device_id"], int(r["minute_start"].timestamp() * 1000)): r for r in rows(pipe, "iot_device_minutes")}
+    # Gold: each closed (device, 10 s window) with its readings, mean and highest temperature.
+    got = {(r["device_id"], int(r["window_start"].timestamp() * 1000)): r for r in rows(pipe, "iot_device_windows")}
     assert set(got) == set(model["windows"])
     for key, (n, total, highest) in model["windows"].items():
         r = got[key]
