@@ -8,7 +8,8 @@ on three Kafka topics, with the faults a real feed has, each on purpose and coun
   duplicate   a transaction sent again, byte for byte  -> dropped by transactions_silver
   late        a transaction or reading an hour old     -> transactions_silver_late, iot_device_windows_late
 
-Records are a function of (seed, wave, start time): `model()` says what the medallion pipeline
+Records are a function of (seed, wave, start time), their ids made from the start time (a demo
+run again on a kept broker sends new transactions, not copies of the last run's): `model()` says what the medallion pipeline
 (examples/medallion) must hold after it read a list of waves, so a test can compare tables with it.
 Wave 0 holds no late records and later waves' late records are older than anything before them,
 so which records are late does not depend on how the pipeline batches them.
@@ -51,7 +52,7 @@ def wave(seed, index, count, start_ms, step_ms=STEP_MS):
     for i in range(count):
         ts = start_ms + i * step_ms
         # user events
-        e = {"event_id": f"e{index}-{i}", "user_id": f"u{rng.randint(1, 300):04d}",
+        e = {"event_id": f"e{start_ms}-{i}", "user_id": f"u{rng.randint(1, 300):04d}",
              "event_type": rng.choice(EVENT_TYPES), "event_time": iso(ts),
              "amount": round(rng.uniform(1, 200), 2) if rng.random() < 0.3 else None}
         r = rng.random()
@@ -73,7 +74,7 @@ def wave(seed, index, count, start_ms, step_ms=STEP_MS):
         else:
             late = index > 0 and r > 0.97
             t_ms = ts - LATE_BY_MS if late else ts
-            t = {"txn_id": f"t{index}-{i}", "account_id": f"a{rng.randint(1, 50):03d}",
+            t = {"txn_id": f"t{start_ms}-{i}", "account_id": f"a{rng.randint(1, 50):03d}",
                  "amount": round(rng.uniform(5, 500), 2), "currency": rng.choice(("EUR", "USD")),
                  "ts": iso(t_ms)}
             if r < 0.02:
