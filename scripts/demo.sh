@@ -49,7 +49,7 @@ echo "demo: pipeline '$PIPE' validated"
 gen_pid=$!
 
 port=${SERVE##*:}
-[ "$port" = 0 ] || echo "demo: dashboard, JSON API and metrics at http://$SERVE/ (/api, /metrics); Ctrl-C stops"
+[ "$port" = 0 ] || echo "demo: the pipeline's server: http://$SERVE/ (dashboard), http://$SERVE/api (JSON API), http://$SERVE/metrics (Prometheus); Ctrl-C stops"
 ./build/sluice run "$PIPE" --bootstrap-servers "$BOOTSTRAP" --serve="$SERVE" > >(grep --line-buffered -E 'serving|stopped|error|warning' || true) &
 run_pid=$!
 
