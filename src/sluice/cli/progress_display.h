@@ -27,7 +27,8 @@ arrow::Result<ProgressMode> parse_progress_mode(const std::string& text);
 arrow::Result<bool> shows_progress(ProgressMode mode, bool continuous, bool stderr_is_terminal);
 
 // Redraws `progress` on `fd` every 250 ms from its own thread until stop(). Touched by the
-// caller's thread (start, stop) and its own (the loop); mutex_ guards stopping_ and drawn_.
+// caller's thread (start, stop) and its own (the loop): mutex_ guards stopping_; samples_ and
+// drawn_ belong to the drawing thread, and to stop() once it has joined it.
 class ProgressDisplay {
  public:
   ProgressDisplay(const pipeline::RunProgress& progress, int fd, std::string pipeline);
