@@ -60,12 +60,13 @@ int fail(const arrow::Status& status) {
   return 1;
 }
 
-void print_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
+std::string report_lines(const std::vector<sluice::pipeline::IngestReport>& reports) {
+  std::string out;
   for (const auto& r : reports) {
-    std::cout << fmt::format("{} <- kafka topic '{}': {} rows in {} commit(s), table version {}\n",
-                             r.table, r.topic, r.rows_written, r.commits, r.table_version);
+    out += fmt::format("{} <- kafka topic '{}': {} rows in {} commit(s), table version {}\n",
+                       r.table, r.topic, r.rows_written, r.commits, r.table_version);
   }
-  std::cout.flush();
+  return out;
 }
 
 // One line per dataset and update: rows in and out, and where the rows that did not reach the
@@ -167,27 +168,47 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     options.progress = &progress;
     display = std::make_unique<sluice::cli::ProgressDisplay>(progress, STDERR_FILENO, config->name);
   }
+  // The summary table's rows: collected only when the display shows them, which is only on a
+  // triggered run (one update), so a continuous run keeps nothing from update to update.
   std::vector<sluice::pipeline::DatasetReport> summary;
   // One update: the skeleton's bronze tables, then the SQL datasets in dependency order.
   auto update = [&]() -> arrow::Status {
+    // While the display redraws stderr, stdout (often the same terminal) is held back until it
+    // has stopped: a line written between two frames would be drawn over.
+    std::string held;
     if (!config->bronze.empty()) {
       auto reports = sluice::pipeline::run_pipeline_once(*config, options);
       if (display && (!reports.ok() || !graph)) display->stop();
       ARROW_RETURN_NOT_OK(reports.status());
-      print_reports(*reports);
-      for (auto& r : dataset_reports(*reports)) summary.push_back(std::move(r));
+      held = report_lines(*reports);
+      if (display) {
+        for (auto& r : dataset_reports(*reports)) summary.push_back(std::move(r));
+      }
     }
     if (graph) {
+      if (!display) {
+        std::cout << held;
+        std::cout.flush();
+        held.clear();
+      }
       auto reports = sluice::pipeline::run_sql_pipeline_once(*config, *graph, options);
       if (display) display->stop();
+      std::cout << held;
+      std::cout.flush();
       ARROW_RETURN_NOT_OK(reports.status());
       for (const auto& r : *reports) std::cout << summary_line(r);
-      std::cout.flush();
-      summary.insert(summary.end(), reports->begin(), reports->end());
+      if (display) summary.insert(summary.end(), reports->begin(), reports->end());
+    } else {
+      std::cout << held;
     }
+    std::cout.flush();
     options.full_refresh.clear();  // only the first update resets
     return arrow::Status::OK();
   };
+  // stdout may be a pipe whose reader has gone (the demo's filter, `| head`): a run must still
+  // stop cleanly and commit what it read rather than die of SIGPIPE in a print. Writes to it then
+  // fail (EPIPE) and std::cout drops the rest; the tables and the event log are unaffected.
+  std::signal(SIGPIPE, SIG_IGN);
   // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

@@ -2,6 +2,8 @@
 #include "sluice/cli/progress_display.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -89,11 +91,29 @@ std::string group_thousands(int64_t n) {
 }
 
 ProgressDisplay::ProgressDisplay(const RunProgress& progress, int fd, std::string pipeline)
-    : progress_(progress), fd_(fd), pipeline_(std::move(pipeline)) {}
+    : progress_(progress), fd_(fd), terminal_(fd), pipeline_(std::move(pipeline)) {}
 
 ProgressDisplay::~ProgressDisplay() { stop(); }
 
 void ProgressDisplay::start() {
+  // `fd` becomes a pipe's write end, the terminal moves to a copy: the warnings others write to
+  // `fd` come to the loop, which prints them above the frame. Without a pipe, nothing is
+  // captured (warnings may then be drawn over, as before).
+  int ends[2];
+  const int terminal = ::fcntl(fd_, F_DUPFD_CLOEXEC, 3);
+  if (terminal >= 0 && ::pipe2(ends, O_CLOEXEC) == 0) {
+    ::fcntl(ends[0], F_SETFL, O_NONBLOCK);
+    if (::dup2(ends[1], fd_) >= 0) {
+      terminal_ = terminal;
+      captured_ = ends[0];
+    } else {
+      ::close(ends[0]);
+      ::close(terminal);
+    }
+    ::close(ends[1]);  // `fd` is now the pipe's only write end: its end is `fd` put back
+  } else if (terminal >= 0) {
+    ::close(terminal);
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -103,25 +123,78 @@ void ProgressDisplay::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
+  if (captured_ >= 0) ::dup2(terminal_, fd_);  // the terminal is `fd` again; the pipe ends
   wake_.notify_all();
   if (!thread_.joinable()) return;  // never started
   thread_.join();
+  std::lock_guard draw_lock(draw_mutex_);
+  if (captured_ >= 0) {
+    take_written(/*all=*/true);  // what came in after the loop's last read
+    ::close(captured_);
+    ::close(terminal_);
+    captured_ = -1;
+    terminal_ = fd_;
+  }
   draw(lines(Clock::now(), terminal_width()));
 }
 
 void ProgressDisplay::loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    lock.unlock();
-    draw(lines(Clock::now(), terminal_width()));
-    lock.lock();
-    wake_.wait_for(lock, kRedrawEvery, [this] { return stopping_; });
+  auto next_frame = Clock::now();
+  bool open = captured_ >= 0;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      if (stopping_) return;
+      if (!open) wake_.wait_until(lock, next_frame, [this] { return stopping_; });
+      if (stopping_) return;
+    }
+    if (open) {
+      // Up to the next frame, wake for what others write to `fd` (and for its end at stop()).
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_frame - Clock::now());
+      pollfd p{captured_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, wait.count()))) > 0) {
+        std::lock_guard draw_lock(draw_mutex_);
+        open = take_written(/*all=*/false);
+      }
+    }
+    if (Clock::now() >= next_frame) {
+      std::lock_guard draw_lock(draw_mutex_);
+      draw(lines(Clock::now(), terminal_width()));
+      next_frame = Clock::now() + kRedrawEvery;
+    }
   }
+}
+
+bool ProgressDisplay::take_written(bool all) {
+  bool open = true;
+  char buffer[4096];
+  while (true) {
+    const ssize_t n = ::read(captured_, buffer, sizeof buffer);
+    if (n > 0) {
+      pending_.append(buffer, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    open = n < 0 && errno == EAGAIN;  // 0: every write end closed; another error: stop reading
+    break;
+  }
+  const size_t end = all ? pending_.size() : pending_.rfind('\n') == std::string::npos ? 0 : pending_.rfind('\n') + 1;
+  if (end == 0) return open;
+  // The frame goes, the text takes its place, and the next frame is drawn below it.
+  std::string out;
+  if (drawn_ > 0) out += fmt::format("\x1b[{}F\x1b[J", drawn_);
+  out += pending_.substr(0, end);
+  if (out.back() != '\n') out += '\n';
+  pending_.erase(0, end);
+  drawn_ = 0;
+  write_all(terminal_, out);
+  if (!all) draw(lines(Clock::now(), terminal_width()));
+  return open;
 }
 
 int ProgressDisplay::terminal_width() const {
   winsize size{};
-  if (::ioctl(fd_, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col - 1;
+  if (::ioctl(terminal_, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col - 1;
   return 79;
 }
 
@@ -134,7 +207,7 @@ void ProgressDisplay::draw(const std::vector<std::string>& frame) {
   for (size_t i = frame.size(); i < drawn_; ++i) out += "\x1b[2K\n";
   if (drawn_ > frame.size()) out += fmt::format("\x1b[{}F", drawn_ - frame.size());
   drawn_ = frame.size();
-  write_all(fd_, out);
+  write_all(terminal_, out);
 }
 
 std::vector<std::string> ProgressDisplay::lines(Clock::time_point now, int width) {

@@ -26,9 +26,12 @@ arrow::Result<ProgressMode> parse_progress_mode(const std::string& text);
 // towards; it prints a line per dataset and update instead).
 arrow::Result<bool> shows_progress(ProgressMode mode, bool continuous, bool stderr_is_terminal);
 
-// Redraws `progress` on `fd` every 250 ms from its own thread until stop(). Touched by the
-// caller's thread (start, stop) and its own (the loop): mutex_ guards stopping_; samples_ and
-// drawn_ belong to the drawing thread, and to stop() once it has joined it.
+// Redraws `progress` on `fd` every 250 ms from its own thread until stop(). While it runs, `fd`
+// itself is a pipe the display reads: whatever else is written to it (every `sluice: warning`
+// of the flows, the server, librdkafka) is printed above the frame, which is then drawn again
+// below it, so no warning is drawn over. stop() puts the terminal back on `fd`.
+// Touched by the caller's thread (start, stop) and its own (the loop): mutex_ guards stopping_;
+// draw_mutex_ guards samples_, drawn_, pending_ and every write to the terminal.
 class ProgressDisplay {
  public:
   ProgressDisplay(const pipeline::RunProgress& progress, int fd, std::string pipeline);
@@ -38,7 +41,8 @@ class ProgressDisplay {
 
   void start();
   // Ends the redrawing with a last frame: the state the update ended in (every dataset's rows
-  // read and time, or where it failed) stays on screen above the summary or the error.
+  // read and time, or where it failed) stays on screen above the summary or the error. What
+  // was written to `fd` meanwhile is on the terminal above it, the last line included.
   void stop();
 
   // One frame's lines at `now`, `width` columns at most each (tests call it directly).
@@ -47,22 +51,29 @@ class ProgressDisplay {
  private:
   void loop();
   void draw(const std::vector<std::string>& lines);  // replaces the lines drawn before
+  // Reads what others wrote to `fd` (false at its end); prints its whole lines, or all of it
+  // when `all`, above the frame (draw_mutex_ held by the caller).
+  bool take_written(bool all);
   int terminal_width() const;
 
   const pipeline::RunProgress& progress_;
   const int fd_;
+  int terminal_ = -1;  // the terminal (a copy of `fd` while the display captures `fd`)
+  int captured_ = -1;  // the read end of the pipe on `fd`; -1: nothing captured
   const std::string pipeline_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  // Rows read per dataset over the last seconds, for the rate (the loop's thread only).
+  // Rows read per dataset over the last seconds, for the rate.
   struct Sample {
     std::chrono::steady_clock::time_point at;
     int64_t rows;
   };
+  std::mutex draw_mutex_;
   std::map<std::string, std::vector<Sample>> samples_;
+  size_t drawn_ = 0;     // lines on screen from the last frame
+  std::string pending_;  // written to `fd`, not yet a whole line
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  size_t drawn_ = 0;  // lines on screen from the last frame
   std::thread thread_;
 };
 

@@ -4,7 +4,13 @@
 #include "sluice/cli/progress_display.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -99,6 +105,74 @@ TEST(ProgressDisplayTest, ProgressModesAndRefusals) {
   auto continuous = shows_progress(ProgressMode::kAlways, true, true);
   ASSERT_FALSE(continuous.ok());
   EXPECT_NE(continuous.status().message().find("live progress is for triggered runs"), std::string::npos);
+}
+
+// The screen a terminal shows after `bytes`: text, newlines, and the three sequences the display
+// sends (ESC[nF: n lines up, to column 0; ESC[2K: clear the line; ESC[J: clear to the end).
+std::vector<std::string> screen(const std::string& bytes) {
+  std::vector<std::string> rows(1);
+  size_t row = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (bytes[i] == '\x1b' && i + 1 < bytes.size() && bytes[i + 1] == '[') {
+      size_t j = i + 2;
+      int n = 0;
+      while (j < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[j]))) n = n * 10 + (bytes[j++] - '0');
+      if (bytes[j] == 'F') row -= std::min<size_t>(row, static_cast<size_t>(n));
+      if (bytes[j] == 'K') rows[row].clear();
+      if (bytes[j] == 'J') rows.resize(row + 1), rows[row].clear();
+      i = j;
+    } else if (bytes[i] == '\n') {
+      if (++row == rows.size()) rows.emplace_back();
+    } else {
+      rows[row] += bytes[i];
+    }
+  }
+  while (!rows.empty() && rows.back().empty()) rows.pop_back();
+  return rows;
+}
+
+std::string read_some(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 10000) <= 0) return "";
+  char buffer[65536];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+}
+
+TEST(ProgressDisplayTest, TextWrittenToTheTerminalDuringARunStaysAboveTheFrame) {
+  int terminal[2];
+  ASSERT_EQ(::pipe(terminal), 0);
+  RunProgress progress;
+  progress.started("bronze");
+  progress.add_read("bronze", 5);
+  std::string received;
+  {
+    ProgressDisplay display(progress, terminal[1], "demo");
+    display.start();
+    // The first frame is on the terminal; then a flow warns (a whole line, then half a line).
+    while (received.find("bronze") == std::string::npos) {
+      const auto more = read_some(terminal[0]);
+      ASSERT_FALSE(more.empty()) << "no frame drawn";
+      received += more;
+    }
+    const std::string warning = "sluice: warning: bronze: Kafka t[0] offsets from 3 were not read\n";
+    ASSERT_EQ(::write(terminal[1], warning.data(), warning.size()), static_cast<ssize_t>(warning.size()));
+    ASSERT_EQ(::write(terminal[1], "sluice: warning: cut", 20), 20);
+    progress.finished("bronze", true, 5);
+    display.stop();
+    // The terminal is `fd` again.
+    ASSERT_EQ(::write(terminal[1], "after\n", 6), 6);
+  }
+  ::close(terminal[1]);
+  for (auto more = read_some(terminal[0]); !more.empty(); more = read_some(terminal[0])) received += more;
+  ::close(terminal[0]);
+  const auto rows = screen(received);
+  ASSERT_EQ(rows.size(), 5u) << received;
+  EXPECT_EQ(rows[0], "sluice: warning: bronze: Kafka t[0] offsets from 3 were not read");
+  EXPECT_EQ(rows[1], "sluice: warning: cut");
+  EXPECT_EQ(rows[2].rfind("sluice: updating 'demo': 1 of 1 datasets done", 0), 0u) << rows[2];
+  EXPECT_NE(rows[3].find("bronze  done: 5 rows read"), std::string::npos) << rows[3];
+  EXPECT_EQ(rows[4], "after");
 }
 
 TEST(ProgressDisplayTest, GroupsThousands) {
