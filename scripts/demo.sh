@@ -4,12 +4,13 @@
 # records) a wave a second; the medallion pipeline (examples/medallion: bronze with dead letters,
 # silver with expectations, quarantine and a de-duplication under a watermark, gold windows and
 # materialized views) running continuously with the server on (its URL printed) until Ctrl-C.
-# Then what the tables hold, read by DuckDB (tools/demo_summary.py).
+# Then what the tables hold, read by deltalake (tools/demo_summary.py).
 #   DEMO_SECONDS=N       stop by itself after N seconds (default: run until Ctrl-C)
 #   DEMO_RATE=R          records per topic a second (default 200)
 #   DEMO_SERVE=ADDR:PORT where the server listens (default 127.0.0.1:8080; port 0: any free port)
 #   DEMO_KAFKA_PORT=P    the broker's port (default 9092); DEMO_FRESH=1 starts from empty tables
-# The broker keeps its data between runs (so the tables' offsets stay valid) and is stopped on exit.
+# The broker keeps its data between runs (so the tables' offsets stay valid); on exit the demo stops
+# it only if the demo started it (one already running on that port is left running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KAFKA_PORT=${DEMO_KAFKA_PORT:-9092}
@@ -28,12 +29,17 @@ stop_children() {
   [ -n "$gen_pid" ] && kill -TERM "$gen_pid" 2>/dev/null && wait "$gen_pid" 2>/dev/null || true
   run_pid="" gen_pid=""
 }
-trap 'stop_children; scripts/kafka.sh stop' EXIT
+started_broker=0
+stop_broker() { [ "$started_broker" = 1 ] && scripts/kafka.sh stop || true; }
+trap 'stop_children; stop_broker' EXIT
 # Ctrl-C reaches sluice and the generator too (same process group): each stops cleanly, sluice
 # committing what it read; the script goes on to the summary.
 trap 'echo; echo "demo: stopping (Ctrl-C)"' INT
 
+# DEMO_FRESH restarts a running broker with no data: that one is then the demo's too.
+scripts/kafka.sh status > /dev/null 2>&1 || started_broker=1
 if [ "${DEMO_FRESH:-0}" = 1 ]; then
+  started_broker=1
   scripts/kafka.sh start --fresh
   rm -rf "$PIPE/data"
 else
@@ -50,7 +56,8 @@ gen_pid=$!
 
 port=${SERVE##*:}
 [ "$port" = 0 ] || echo "demo: the pipeline's server: http://$SERVE/ (dashboard), http://$SERVE/api (JSON API), http://$SERVE/metrics (Prometheus); Ctrl-C stops"
-./build/sluice run "$PIPE" --bootstrap-servers "$BOOTSTRAP" --serve="$SERVE" > >(grep --line-buffered -E 'serving|stopped|error|warning' || true) &
+./build/sluice run "$PIPE" --bootstrap-servers "$BOOTSTRAP" --serve="$SERVE" \
+  > >(trap '' INT; exec grep --line-buffered -E 'serving|stopped|error|warning') &
 run_pid=$!
 
 if [ "$SECONDS_TO_RUN" -gt 0 ]; then
@@ -59,15 +66,16 @@ if [ "$SECONDS_TO_RUN" -gt 0 ]; then
   while [ $SECONDS -lt $end ] && kill -0 "$run_pid" 2>/dev/null; do sleep 1 || true; done
   kill -TERM "$run_pid" 2>/dev/null || true
 fi
-# Until sluice has ended (a Ctrl-C interrupts `wait`, not sluice's clean stop).
+# Until sluice has ended (a Ctrl-C interrupts `wait`, not sluice's clean stop); then its own
+# exit code (bash keeps it for the pid). The filter ignores Ctrl-C, so sluice's stdout stays
+# open while it stops; sluice ignores SIGPIPE anyway. Any non-zero code is a failure (a clean
+# stop on Ctrl-C or SIGTERM exits 0).
+while kill -0 "$run_pid" 2>/dev/null; do wait "$run_pid" || true; done
 status=0
 wait "$run_pid" || status=$?
-while kill -0 "$run_pid" 2>/dev/null; do
-  if wait "$run_pid"; then status=0; else status=$?; fi
-done
 run_pid=""
 stop_children
-if [ "$status" -ne 0 ] && [ "$status" -lt 128 ]; then
+if [ "$status" -ne 0 ]; then
   echo "demo: sluice run ended with exit code $status (its error is above)" >&2
   exit "$status"
 fi
