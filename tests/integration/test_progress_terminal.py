@@ -46,13 +46,13 @@ def values(n):
     return out
 
 
-def run_on_terminal(args, timeout=240):
+def run_on_terminal(args, timeout=240, env=None):
     """Runs sluice with stderr on a pseudo-terminal (200 columns) and stdout on a pipe; returns
     (exit code, stdout, what the terminal received)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
     proc = subprocess.Popen([str(SLUICE), *map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=slave, env=dict(os.environ, TERM="xterm"))
+                            stderr=slave, env=dict(os.environ, TERM="xterm", **(env or {})))
     os.close(slave)
     received = []
     deadline = time.monotonic() + timeout
@@ -103,9 +103,16 @@ def test_terminal_shows_progress_and_a_summary_the_tables_confirm(tmp_path, boot
     produced = values(700)
     produce_values(bootstrap, topic, produced, partitions=2)
 
-    code, out, terminal = run_on_terminal(["run", pipe, "--once"])
+    # A frame after every progress report (test-only), so the frames drawn while the datasets run
+    # are certain to be on the terminal, whatever the timing.
+    code, out, terminal = run_on_terminal(["run", pipe, "--once"], env={"SLUICE_TEST_PROGRESS_FRAMES": "1"})
     assert code == 0, terminal
     rows, frames = summary_rows(terminal)
+    # While raw ran: its backlog (700 offsets up to the high-water marks) and every record read
+    # before it finished; while checked ran, the rows it took from raw.
+    assert re.search(r"^  raw +\[#{20}\] 100%  700 of 700 rows  read; writing and committing", frames, re.M), frames
+    assert re.search(r"^  raw +\[-{20}\]   0%  0 of 700 rows", frames, re.M), frames
+    assert re.search(r"^  checked +[1-9][\d,]* rows read", frames, re.M), frames
     assert set(rows) == {"raw", "checked", "total"}
     # The progress frames: a header and a line per dataset; the last frame says each is done
     # with the rows the summary says it read.
@@ -134,6 +141,16 @@ def test_terminal_shows_progress_and_a_summary_the_tables_confirm(tmp_path, boot
     assert [line.split(":")[0] for line in plain.stdout.splitlines()] == [line.split(":")[0] for line in out.splitlines()]
     assert all(STDOUT_LINE.match(line) for line in plain.stdout.splitlines()), plain.stdout
     assert "raw (streaming table): 20 rows read, 20 written" in plain.stdout
+    # stdout's reader gone: the run ignores SIGPIPE, commits and exits 0 (it died of SIGPIPE before).
+    produce_values(bootstrap, topic, [{"id": 2000 + i, "amount": 1.0} for i in range(5)], partitions=2)
+    before = count(pipe, "raw")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = subprocess.run([str(SLUICE), "run", str(pipe), "--once"], stdin=subprocess.DEVNULL, stdout=write_end,
+                            stderr=subprocess.PIPE, timeout=240)
+    os.close(write_end)
+    assert closed.returncode == 0, (closed.returncode, closed.stderr)
+    assert count(pipe, "raw") == before + 5
     code, out, terminal = run_on_terminal(["run", pipe, "--once", "--progress=never"])
     assert code == 0 and terminal == "", terminal
     assert "raw (streaming table): 0 rows read, 0 written" in out
@@ -148,4 +165,7 @@ def test_progress_values_are_checked(tmp_path, bootstrap):
     continuous = run_sluice("run", pipe, "--progress=always")
     assert continuous.returncode == 1
     assert "--progress=always: live progress is for triggered runs" in continuous.stderr
+    frames = run_sluice("run", pipe, "--once", "--progress=never", env_extra={"SLUICE_TEST_PROGRESS_FRAMES": "yes"})
+    assert frames.returncode == 1
+    assert "SLUICE_TEST_PROGRESS_FRAMES=yes: set it to 1 (a frame after every progress report) or unset it" in frames.stderr
     assert not (pipe / "data" / "tables").exists()  # refused before anything ran

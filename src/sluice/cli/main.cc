@@ -131,6 +131,8 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
   auto shows_progress = sluice::cli::shows_progress(progress_mode, continuous, isatty(STDERR_FILENO) == 1);
   if (!shows_progress.ok()) return fail(shows_progress.status());
+  auto frame_per_report = sluice::cli::frame_per_report(std::getenv("SLUICE_TEST_PROGRESS_FRAMES"));
+  if (!frame_per_report.ok()) return fail(frame_per_report.status());
   // Before anything touches the storage: one run at a time (or a scale-out), then the
   // pipeline's stable id, which every progress id is built from.
   sluice::pipeline::RunShape shape;
@@ -167,6 +169,7 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   if (*shows_progress) {
     options.progress = &progress;
     display = std::make_unique<sluice::cli::ProgressDisplay>(progress, STDERR_FILENO, config->name);
+    if (*frame_per_report) progress.set_on_report([d = display.get()] { d->redraw(); });
   }
   // The summary table's rows: collected only when the display shows them, which is only on a
   // triggered run (one update), so a continuous run keeps nothing from update to update.

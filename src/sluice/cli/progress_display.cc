@@ -80,6 +80,13 @@ arrow::Result<bool> shows_progress(ProgressMode mode, bool continuous, bool stde
   return false;
 }
 
+arrow::Result<bool> frame_per_report(const char* value) {
+  if (value == nullptr || *value == '\0') return false;
+  if (std::string(value) == "1") return true;
+  return arrow::Status::Invalid(fmt::format(
+      "SLUICE_TEST_PROGRESS_FRAMES={}: set it to 1 (a frame after every progress report) or unset it", value));
+}
+
 std::string group_thousands(int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n);
   std::string out;
@@ -136,6 +143,12 @@ void ProgressDisplay::stop() {
     terminal_ = fd_;
   }
   draw(lines(Clock::now(), terminal_width()));
+  finished_ = true;
+}
+
+void ProgressDisplay::redraw() {
+  std::lock_guard draw_lock(draw_mutex_);
+  if (!finished_) draw(lines(Clock::now(), terminal_width()));
 }
 
 void ProgressDisplay::loop() {

@@ -25,6 +25,9 @@ arrow::Result<ProgressMode> parse_progress_mode(const std::string& text);
 // Whether a run shows progress: refuses `always` for a continuous run (it has no end to count
 // towards; it prints a line per dataset and update instead).
 arrow::Result<bool> shows_progress(ProgressMode mode, bool continuous, bool stderr_is_terminal);
+// SLUICE_TEST_PROGRESS_FRAMES: unset or empty: false; "1": true (a frame after every progress
+// report, for tests); anything else is refused.
+arrow::Result<bool> frame_per_report(const char* value);
 
 // Redraws `progress` on `fd` every 250 ms from its own thread until stop(). While it runs, `fd`
 // itself is a pipe the display reads: whatever else is written to it (every `sluice: warning`
@@ -44,6 +47,11 @@ class ProgressDisplay {
   // read and time, or where it failed) stays on screen above the summary or the error. What
   // was written to `fd` meanwhile is on the terminal above it, the last line included.
   void stop();
+
+  // Draws a frame now, from the caller's thread (nothing once stopped). For tests: with
+  // SLUICE_TEST_PROGRESS_FRAMES=1 the run calls it after every progress report, so a frame of
+  // each in-progress state reaches the terminal whatever the timing.
+  void redraw();
 
   // One frame's lines at `now`, `width` columns at most each (tests call it directly).
   std::vector<std::string> lines(std::chrono::steady_clock::time_point now, int width);
@@ -70,6 +78,7 @@ class ProgressDisplay {
   std::mutex draw_mutex_;
   std::map<std::string, std::vector<Sample>> samples_;
   size_t drawn_ = 0;     // lines on screen from the last frame
+  bool finished_ = false;  // the last frame is drawn: redraw() draws no more
   std::string pending_;  // written to `fd`, not yet a whole line
   std::mutex mutex_;
   std::condition_variable wake_;

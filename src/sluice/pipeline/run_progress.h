@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,17 +45,27 @@ class RunProgress {
     d.started = std::chrono::steady_clock::now();
   }
   void add_backlog(const std::string& name, int64_t records) {
-    std::lock_guard lock(mutex_);
-    auto& d = running(name);
-    d.backlog = d.backlog.value_or(0) + std::max<int64_t>(0, records);
+    {
+      std::lock_guard lock(mutex_);
+      auto& d = running(name);
+      d.backlog = d.backlog.value_or(0) + std::max<int64_t>(0, records);
+    }
+    if (on_report_) on_report_();
   }
   // Rows taken from a source; negative when rows read in process are dropped to be read again
   // from the files (delta_source_flow.cc).
   void add_read(const std::string& name, int64_t rows) {
-    std::lock_guard lock(mutex_);
-    auto& d = running(name);
-    d.rows_read = std::max<int64_t>(0, d.rows_read + rows);
+    {
+      std::lock_guard lock(mutex_);
+      auto& d = running(name);
+      d.rows_read = std::max<int64_t>(0, d.rows_read + rows);
+    }
+    if (on_report_) on_report_();
   }
+
+  // Called on the reporting flow's thread after each add_read/add_backlog, outside the lock;
+  // set before the update starts (tests draw a frame per report with it: progress_display.h).
+  void set_on_report(std::function<void()> on_report) { on_report_ = std::move(on_report); }
   // The final count comes from the dataset's report, whatever the flows reported on the way
   // (a failed one keeps what was seen read).
   void finished(const std::string& name, bool ok, int64_t rows_read) {
@@ -97,6 +108,7 @@ class RunProgress {
 
   mutable std::mutex mutex_;
   std::vector<Dataset> datasets_;
+  std::function<void()> on_report_;  // set before the flows run, read-only after
 };
 
 }  // namespace sluice::pipeline

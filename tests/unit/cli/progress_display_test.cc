@@ -175,6 +175,31 @@ TEST(ProgressDisplayTest, TextWrittenToTheTerminalDuringARunStaysAboveTheFrame) 
   EXPECT_EQ(rows[4], "after");
 }
 
+TEST(ProgressDisplayTest, FramePerReportIsOneOrUnset) {
+  EXPECT_FALSE(*frame_per_report(nullptr));
+  EXPECT_FALSE(*frame_per_report(""));
+  EXPECT_TRUE(*frame_per_report("1"));
+  auto bad = frame_per_report("yes");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "SLUICE_TEST_PROGRESS_FRAMES=yes: set it to 1 (a frame after every progress report) or unset it");
+}
+
+// Each add_read and add_backlog calls the observer after its change (what a frame drawn then
+// shows), a negative read (rows dropped in process, read again from files) included.
+TEST(ProgressDisplayTest, EveryReportReachesTheObserverAfterItsChange) {
+  RunProgress progress;
+  std::vector<int64_t> seen;
+  progress.set_on_report([&] { seen.push_back(progress.snapshot().at(0).rows_read); });
+  progress.started("silver");
+  progress.add_backlog("silver", 10);
+  progress.add_read("silver", 300);
+  progress.add_read("silver", -100);
+  progress.add_read("silver", 50);
+  progress.finished("silver", true, 250);
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 300, 200, 250}));
+}
+
 TEST(ProgressDisplayTest, GroupsThousands) {
   EXPECT_EQ(group_thousands(0), "0");
   EXPECT_EQ(group_thousands(999), "999");
