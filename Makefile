@@ -34,6 +34,8 @@ test-asan:
 test:
 	@scripts/make-test.sh
 
+# The demo (scripts/demo.sh): generated events through examples/medallion, continuously, with the
+# server on, until Ctrl-C; DEMO_SECONDS=N stops by itself, DEMO_SERVE=ADDR:PORT, DEMO_RATE=R.
 run: build
 	scripts/demo.sh
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "sluice/cli/progress_display.h"
 #include "sluice/cli/serve_command.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/common/ids.h"
@@ -22,6 +23,7 @@
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/pipeline_identity.h"
 #include "sluice/pipeline/run_lock.h"
+#include "sluice/pipeline/run_progress.h"
 #include "sluice/pipeline/runner.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
@@ -58,12 +60,13 @@ int fail(const arrow::Status& status) {
   return 1;
 }
 
-void print_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
+std::string report_lines(const std::vector<sluice::pipeline::IngestReport>& reports) {
+  std::string out;
   for (const auto& r : reports) {
-    std::cout << fmt::format("{} <- kafka topic '{}': {} rows in {} commit(s), table version {}\n",
-                             r.table, r.topic, r.rows_written, r.commits, r.table_version);
+    out += fmt::format("{} <- kafka topic '{}': {} rows in {} commit(s), table version {}\n",
+                       r.table, r.topic, r.rows_written, r.commits, r.table_version);
   }
-  std::cout.flush();
+  return out;
 }
 
 // One line per dataset and update: rows in and out, and where the rows that did not reach the
@@ -91,9 +94,23 @@ struct ServeRequest {
   std::optional<std::string> token;
 };
 
+// The summary table's rows for a pipeline.yaml bronze list.
+std::vector<sluice::pipeline::DatasetReport> dataset_reports(const std::vector<sluice::pipeline::IngestReport>& reports) {
+  std::vector<sluice::pipeline::DatasetReport> out;
+  for (const auto& r : reports) {
+    sluice::pipeline::DatasetReport d;
+    d.dataset = r.table;
+    d.kind = "streaming table";
+    d.rows_read = r.rows_read;
+    d.rows_written = r.rows_written;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 int run_command(const std::string& dir, bool once, const std::string& bootstrap_override,
                 std::vector<std::string> full_refresh, const sluice::pipeline::RunCommand& command,
-                const ServeRequest& serve) {
+                const ServeRequest& serve, sluice::cli::ProgressMode progress_mode) {
   const int64_t started_micros = sluice::now_millis() * 1000;
   auto config = sluice::pipeline::load_pipeline_config(dir);
   if (!config.ok()) return fail(config.status());
@@ -112,6 +129,10 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
         "pipeline '{}' defines no tables: add .sql files or a 'bronze:' list", config->name)));
   }
   const bool continuous = !once && config->mode == sluice::pipeline::Mode::kContinuous;
+  auto shows_progress = sluice::cli::shows_progress(progress_mode, continuous, isatty(STDERR_FILENO) == 1);
+  if (!shows_progress.ok()) return fail(shows_progress.status());
+  auto frame_per_report = sluice::cli::frame_per_report(std::getenv("SLUICE_TEST_PROGRESS_FRAMES"));
+  if (!frame_per_report.ok()) return fail(frame_per_report.status());
   // Before anything touches the storage: one run at a time (or a scale-out), then the
   // pipeline's stable id, which every progress id is built from.
   sluice::pipeline::RunShape shape;
@@ -141,26 +162,69 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   if (config->commit_max_bytes) options.commit_bytes = *config->commit_max_bytes;
   if (config->commit_handoff_bytes) options.handoff_bytes = *config->commit_handoff_bytes;
   if (config->commit_interval) options.commit_interval = *config->commit_interval;
+  // A triggered run on a terminal: live progress on stderr while it runs, a summary table at
+  // its end (progress_display.h). Nothing of it otherwise: stdout and stderr stay as they were.
+  sluice::pipeline::RunProgress progress;
+  std::unique_ptr<sluice::cli::ProgressDisplay> display;
+  if (*shows_progress) {
+    options.progress = &progress;
+    display = std::make_unique<sluice::cli::ProgressDisplay>(progress, STDERR_FILENO, config->name);
+    if (*frame_per_report) progress.set_on_report([d = display.get()] { d->redraw(); });
+  }
+  // The summary table's rows: collected only when the display shows them, which is only on a
+  // triggered run (one update), so a continuous run keeps nothing from update to update.
+  std::vector<sluice::pipeline::DatasetReport> summary;
   // One update: the skeleton's bronze tables, then the SQL datasets in dependency order.
   auto update = [&]() -> arrow::Status {
+    // While the display redraws stderr, stdout (often the same terminal) is held back until it
+    // has stopped: a line written between two frames would be drawn over.
+    std::string held;
     if (!config->bronze.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto reports, sluice::pipeline::run_pipeline_once(*config, options));
-      print_reports(reports);
+      auto reports = sluice::pipeline::run_pipeline_once(*config, options);
+      if (display && (!reports.ok() || !graph)) display->stop();
+      ARROW_RETURN_NOT_OK(reports.status());
+      held = report_lines(*reports);
+      if (display) {
+        for (auto& r : dataset_reports(*reports)) summary.push_back(std::move(r));
+      }
     }
     if (graph) {
-      ARROW_ASSIGN_OR_RAISE(auto reports, sluice::pipeline::run_sql_pipeline_once(*config, *graph, options));
-      for (const auto& r : reports) std::cout << summary_line(r);
+      if (!display) {
+        std::cout << held;
+        std::cout.flush();
+        held.clear();
+      }
+      auto reports = sluice::pipeline::run_sql_pipeline_once(*config, *graph, options);
+      if (display) display->stop();
+      std::cout << held;
       std::cout.flush();
+      ARROW_RETURN_NOT_OK(reports.status());
+      for (const auto& r : *reports) std::cout << summary_line(r);
+      if (display) summary.insert(summary.end(), reports->begin(), reports->end());
+    } else {
+      std::cout << held;
     }
+    std::cout.flush();
     options.full_refresh.clear();  // only the first update resets
     return arrow::Status::OK();
   };
+  // stdout may be a pipe whose reader has gone (the demo's filter, `| head`): a run must still
+  // stop cleanly and commit what it read rather than die of SIGPIPE in a print. Writes to it then
+  // fail (EPIPE) and std::cout drops the rest; the tables and the event log are unaffected.
+  std::signal(SIGPIPE, SIG_IGN);
   // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   if (!continuous) {
+    const auto update_started = std::chrono::steady_clock::now();
+    if (display) display->start();
     auto st = update();
-    return st.ok() ? 0 : fail(st);
+    if (!st.ok()) return fail(st);
+    if (display) {
+      std::cerr << sluice::cli::summary_table(config->name, summary, std::chrono::steady_clock::now() - update_started);
+      std::cerr.flush();
+    }
+    return 0;
   }
   // Continuous: one update per trigger interval until a signal; retryable errors (broker away)
   // are reported and retried, others stop the pipeline. Flows with group_mode => 'subscribe'
@@ -223,6 +287,16 @@ int main(int argc, char** argv) {
   std::string bootstrap;
   run->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml")->required();
   run->add_flag("--once", once, "Triggered run: process what is available now, then exit");
+  std::string progress_text = "auto";
+  run->add_option("--progress", progress_text,
+                  "Live progress of a triggered run on stderr and a summary at its end: auto (when stderr is a "
+                  "terminal), always or never")
+      ->check(CLI::Validator(
+          [](std::string& input) -> std::string {
+            auto mode = sluice::cli::parse_progress_mode(input);
+            return mode.ok() ? std::string() : mode.status().message();
+          },
+          "never|auto|always"));
   std::vector<std::string> full_refresh;
   run->add_option("--full-refresh", full_refresh,
                   "Reset these streaming tables and reprocess them from their sources (no name: all)")
@@ -288,7 +362,9 @@ int main(int argc, char** argv) {
       if (!serve.listen) return fail(arrow::Status::Invalid("--serve-token is given without --serve: add --serve or --serve=ADDR:PORT"));
       serve.token = serve_token;
     }
-    return run_command(dir, once, bootstrap, full_refresh, command, serve);
+    auto progress_mode = sluice::cli::parse_progress_mode(progress_text);
+    if (!progress_mode.ok()) return fail(progress_mode.status());
+    return run_command(dir, once, bootstrap, full_refresh, command, serve, *progress_mode);
   }
   return exit_code;
 }

@@ -16,6 +16,7 @@
 #include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/flow_operators.h"
 #include "sluice/pipeline/flow_runner.h"
+#include "sluice/pipeline/run_progress.h"
 
 namespace sluice::pipeline {
 
@@ -151,7 +152,9 @@ arrow::Status FlowRunner::read_delta_files(StreamingFlow& sf, const exec::PlanSo
     first = end;
     const int64_t version = f.version.value();
     if (!reader) reader = std::make_unique<arrow::TableBatchReader>(table);
+    const int64_t read_before = report.rows_read;
     ARROW_RETURN_NOT_OK(push_file(*reader, version, *setup.operators, *writer, report));
+    if (options_.progress) options_.progress->add_read(sf.d.name, report.rows_read - read_before);
   }
   report.rows_written += writer->rows_written();
   auto progress = commit.progress();
@@ -189,6 +192,8 @@ arrow::Status FlowRunner::take_delta_in_process(StreamingFlow& sf, const exec::P
   } detach{channel};
   auto drop = [&]() -> arrow::Status {
     const bool wrote = taking && taking->rows > 0;
+    // Its rows are read again from the files.
+    if (wrote && options_.progress) options_.progress->add_read(sf.d.name, -taking->rows);
     taking.reset();
     return wrote ? commit.reload() : arrow::Status::OK();  // its rows and quarantined rows go
   };
@@ -227,6 +232,7 @@ arrow::Status FlowRunner::take_delta_in_process(StreamingFlow& sf, const exec::P
       ARROW_ASSIGN_OR_RAISE(auto* writer, commit.writer());
       taking->part.rows_read += event.batch->num_rows();
       taking->rows += event.batch->num_rows();
+      if (options_.progress) options_.progress->add_read(sf.d.name, event.batch->num_rows());
       ARROW_ASSIGN_OR_RAISE(auto rows, taking->operators->push_rows(event.batch, taking->expected));
       ARROW_RETURN_NOT_OK(writer->write(*rows));
       commit.publish(rows);

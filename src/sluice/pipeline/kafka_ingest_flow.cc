@@ -1,5 +1,6 @@
 // The bronze flow: Kafka topic -> Delta table, exactly once.
 #include "sluice/pipeline/kafka_ingest_flow.h"
+#include "sluice/pipeline/run_progress.h"
 
 #include <arrow/record_batch.h>
 
@@ -486,9 +487,12 @@ class IngestRun : public kafka::RebalanceListener {
       }
     }
     std::vector<kafka::PartitionStart> assignment;
+    int64_t backlog = 0;
     for (const auto& [tp, prog] : progress_) {
       if (!prog.done()) assignment.push_back({tp.topic, tp.partition, prog.next});
+      backlog += std::max<int64_t>(0, prog.end.value() - prog.next.value());
     }
+    if (options_.progress) options_.progress->add_backlog(table_.table, backlog);
     if (assignment.empty()) {
       // Nothing new. A new table is still created, so readers can open it; progress that moved
       // without records (data loss: resumed at the end) is recorded, and the loss logged.
@@ -669,6 +673,7 @@ class IngestRun : public kafka::RebalanceListener {
     if (builder_.num_rows() == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> batch, builder_.finish());
     report_.rows_read += batch->num_rows();
+    if (options_.progress) options_.progress->add_read(table_.table, batch->num_rows());
     ARROW_ASSIGN_OR_RAISE(auto* writer, commit_->writer());
     // Partitions with records to come that none of this batch's came from yet: an event-time
     // operator's watermark waits for them, whatever order the broker delivers partitions in.

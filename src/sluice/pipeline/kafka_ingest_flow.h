@@ -27,6 +27,7 @@
 
 namespace sluice::pipeline {
 
+class RunProgress;
 class StreamingCommit;
 
 // Kafka consumers kept alive across the updates of a continuous run: consumer-group members
@@ -76,6 +77,9 @@ struct IngestOptions {
   // Delta sources of the flows), advanced by the commits after them. Null: each update loads
   // its tables from their newest checkpoint.
   std::shared_ptr<delta::SnapshotCache> snapshots;
+  // Triggered runs on a terminal (`sluice run --progress`): the flows report rows read and the
+  // Kafka backlog there as they go (run_progress.h). Not owned; null: nobody watches.
+  RunProgress* progress = nullptr;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };

@@ -1,5 +1,6 @@
 // Pipeline update: source checks, then the flows.
 #include "sluice/pipeline/runner.h"
+#include "sluice/pipeline/run_progress.h"
 
 #include "sluice/common/status.h"
 #include "sluice/kafka/consumer.h"
@@ -40,9 +41,15 @@ arrow::Result<std::vector<IngestReport>> run_pipeline_once(const PipelineConfig&
                                                            const IngestOptions& options) {
   ARROW_RETURN_NOT_OK(check_sources(config, options));
   std::vector<IngestReport> reports;
+  if (options.progress) {
+    for (const auto& t : config.bronze) options.progress->waiting(t.table);
+  }
   for (const auto& t : config.bronze) {
-    ARROW_ASSIGN_OR_RAISE(auto report, run_kafka_ingest_once(config, t, options));
-    reports.push_back(std::move(report));
+    if (options.progress) options.progress->started(t.table);
+    auto report = run_kafka_ingest_once(config, t, options);
+    if (options.progress) options.progress->finished(t.table, report.ok(), report.ok() ? report->rows_read : 0);
+    ARROW_RETURN_NOT_OK(report.status());
+    reports.push_back(std::move(*report));
   }
   return reports;
 }

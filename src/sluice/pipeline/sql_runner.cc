@@ -24,6 +24,7 @@
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/pipeline/run_alerts.h"
+#include "sluice/pipeline/run_progress.h"
 #include "sluice/pipeline/scheduler.h"
 #include "sluice/pipeline/sql_planner.h"
 #include "sluice/pipeline/table_definitions.h"
@@ -125,6 +126,9 @@ class SqlRun : public DatasetRunner {
     }
     auto datasets = scheduled();
     hand_over_in_process(datasets);
+    if (options_.progress) {
+      for (const auto& s : datasets) options_.progress->waiting(s.name);
+    }
     auto reports = run_triggered(datasets, *this, scheduler_options());
     channels_.close_all();
     // Triggered: the tables this update left with many small files are compacted now, once
@@ -134,6 +138,13 @@ class SqlRun : public DatasetRunner {
   }
 
   arrow::Status run(const std::string& name, DatasetReport& report) override {
+    if (options_.progress && !continuous_) options_.progress->started(name);
+    auto st = run_stored(name, report);
+    if (options_.progress && !continuous_) options_.progress->finished(name, st.ok(), report.rows_read);
+    return st;
+  }
+
+  arrow::Status run_stored(const std::string& name, DatasetReport& report) {
     if (auto sink = graph_.sinks.find(name); sink != graph_.sinks.end()) return run_sink(sink->second, report);
     auto st = run_dataset(graph_.datasets.at(name), report, *events_);
     if (auto* channel = channels_.find(name)) channel->close();  // its reader ends with it
@@ -142,6 +153,7 @@ class SqlRun : public DatasetRunner {
   }
 
   void skipped(const std::string& name, const std::string& failed_input) override {
+    if (options_.progress) options_.progress->skipped(name);
     if (auto* channel = channels_.find(name)) channel->close();
     if (auto sink = graph_.sinks.find(name); sink != graph_.sinks.end()) {
       auto why = fmt::format("skipped because its input '{}' failed", failed_input);
