@@ -42,10 +42,15 @@ start=$(date +%s)
 since() { echo $(( $(date +%s) - start )); }
 # CPU seconds (user + system) of the processes this shell has waited for: in a branch's lines,
 # that branch's (its build, suite, brokers, readers); in the last lines, the whole run's — what
-# CI's two cores spent. (`times` must run in this shell: a $(...) subshell has its own.)
-cpu() { times > ".run/times.$BASHPID"; awk 'NR == 2 { n = split($0, a, /[ms ]+/); s = 0;
-  for (i = 1; i + 1 <= n; i += 2) s += a[i] * 60 + a[i + 1]; printf "%d", s }' ".run/times.$BASHPID"; rm -f ".run/times.$BASHPID"; }
-phase() { echo "[test] +$(since) s: $* (cpu $(cpu) s)"; }
+# CI's two cores spent. `times` runs in this shell, not in a $(...) subshell, which has its own.
+phase() {
+  local file=".run/times.$BASHPID" cpu
+  times > "$file"
+  cpu=$(awk 'NR == 2 { n = split($0, a, /[ms ]+/); s = 0
+    for (i = 1; i + 1 <= n; i += 2) s += a[i] * 60 + a[i + 1]; printf "%d", s }' "$file")
+  rm -f "$file"
+  echo "[test] +$(since) s: $* (cpu $cpu s)"
+}
 mkdir -p .run
 # SIGTERM/SIGHUP (make passes them to this script only): stop both branches, whose EXIT traps stop
 # their brokers, instead of leaving them running as orphans.

@@ -141,7 +141,10 @@ void RunAlerts::after_update(const std::string& dataset, const std::string& flow
     if (now_columns) {
       auto& before = schemas_[dataset];
       watch::SchemaChange change;
-      for (const auto& [name, type] : *now_columns) {
+      // (Named copies: clang 14 cannot capture a structured binding in a lambda.)
+      for (const auto& column : *now_columns) {
+        const auto& name = column.first;
+        const auto& type = column.second;
         auto it = std::find_if(before.begin(), before.end(), [&](const auto& c) { return c.first == name; });
         if (it == before.end()) {
           if (!before.empty()) change.added.push_back(name + " " + type);
@@ -149,7 +152,8 @@ void RunAlerts::after_update(const std::string& dataset, const std::string& flow
           change.retyped.push_back(fmt::format("{}: {} -> {}", name, it->second, type));
         }
       }
-      for (const auto& [name, type] : before) {
+      for (const auto& column : before) {
+        const auto& name = column.first;
         auto it = std::find_if(now_columns->begin(), now_columns->end(), [&](const auto& c) { return c.first == name; });
         if (it == now_columns->end()) change.removed.push_back(name);
       }
