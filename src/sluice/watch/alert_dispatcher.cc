@@ -196,7 +196,8 @@ arrow::Status run_command(const CommandDestination& c, const std::string& payloa
 std::string alert_payload(const AlertTransition& t) {
   nlohmann::json out = t.to_json();
   out["text"] = t.message;  // Slack's incoming webhooks show `text`
-  return out.dump();
+  // Invalid UTF-8 (an error quoting a record's bytes) becomes U+FFFD rather than an exception.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 arrow::Status deliver(const AlertDestination& destination, const std::string& payload, const std::string& key,

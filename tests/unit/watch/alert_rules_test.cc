@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "../temp_dir.h"
+#include "sluice/common/utf8.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/watch/alert_dispatcher.h"
 
@@ -44,6 +45,33 @@ TEST(AlertRules, FlowFailedHoldsOnFailedUpdatesAndIgnoresSkippedOnes) {
   DatasetObservation tick;
   tick.dataset = "orders";
   EXPECT_FALSE(evaluate(r, tick));
+}
+
+TEST(AlertRules, ALongNonAsciiErrorIsCutAtACharacterAndItsPayloadDumps) {
+  // 35 ASCII bytes then two-byte characters: byte 500 falls inside one (the cut used to split it
+  // and json::dump threw type_error.316 on the flow's thread).
+  AlertsConfig config;
+  auto r = rule("failed", RuleKind::kFlowFailed);
+  r.notify = {"hook"};
+  config.rules = {r};
+  AlertTracker tracker(config, "shop");
+  auto failed = update("FAILED");
+  failed.error = "Invalid: Failed to parse string: 'a";
+  while (failed.error.size() < 600) failed.error += "\xc3\xa9";  // é
+  failed.error += "' as a scalar of type double";
+  auto v = evaluate(r, failed);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(is_valid_utf8(v->detail));
+  EXPECT_EQ(v->detail.size(), 499u + 3u);  // 35 + 232 characters of 2 bytes, then "..."
+  auto fired = tracker.observe(failed);
+  ASSERT_EQ(fired.size(), 1u);
+  std::string payload;
+  ASSERT_NO_THROW(payload = alert_payload(fired[0]));
+  EXPECT_EQ(nlohmann::json::parse(payload)["detail"], v->detail);
+  // Whatever a caller puts in a transition, the payload replaces invalid bytes instead of throwing.
+  fired[0].message = "bad \xc3";
+  ASSERT_NO_THROW(payload = alert_payload(fired[0]));
+  EXPECT_EQ(nlohmann::json::parse(payload)["text"], "bad \xEF\xBF\xBD");
 }
 
 TEST(AlertRules, EachThresholdRuleComparesItsFigure) {
