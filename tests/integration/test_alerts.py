@@ -245,7 +245,7 @@ alerts:
     (pipe / "p.sql").write_text(SQL.format(topic="t").replace("topic => 't'", "topic => 't', group_mode => 'subscribe'"))
     run = run_sluice("run", pipe, timeout=60)
     assert run.returncode != 0
-    assert "pipeline.yaml:7:7: alerts are not supported in a scale-out run yet" in run.stderr, run.stderr
+    assert "pipeline.yaml:8:7: alerts are not supported in a scale-out run yet" in run.stderr, run.stderr
 
 
 def test_status_says_running_while_a_run_holds_the_lock_and_not_after_it_died(tmp_path, bootstrap, new_topic):
