@@ -151,12 +151,53 @@ def test_an_alert_fires_once_across_runs_resolves_and_reaches_every_destination(
         in refused.stderr
 
 
-def test_a_webhook_that_hangs_or_refuses_is_recorded_and_the_pipeline_goes_on(tmp_path, bootstrap, new_topic):
+class Trickler:
+    """An HTTP server that answers every request with a status line and then one header line every
+    100 ms for as long as the test runs: cpp-httplib's per-read timeout never expires on it (a
+    run delivering to it used to hang for ever)."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.1)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def serve(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.trickle, args=(conn,), daemon=True).start()
+
+    def trickle(self, conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not self.stopped.wait(0.1):
+                conn.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            pass  # sluice gave up and closed it
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join()
+        self.listener.close()
+
+
+def test_a_webhook_that_hangs_trickles_or_refuses_is_recorded_and_the_pipeline_goes_on(tmp_path, bootstrap, new_topic):
     topic = new_topic(1)
     # Accepts connections (the kernel's backlog) and never answers.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
+    trickler = Trickler()
     # A port nobody listens on: connections are refused.
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
@@ -165,27 +206,46 @@ def test_a_webhook_that_hangs_or_refuses_is_recorded_and_the_pipeline_goes_on(tm
     pipe = kafka_pipeline(tmp_path, "hanging", bootstrap, extra=f"""alerts:
   destinations:
     silent: {{webhook: {{url: "http://127.0.0.1:{silent.getsockname()[1]}/hooks/secret-path-token", timeout: 300ms}}}}
+    trickle: {{webhook: {{url: "{trickler.url}/hooks/secret-path-token", timeout: 300ms}}}}
     refused: {{webhook: {{url: "http://127.0.0.1:{closed_port}/hooks/secret-path-token", timeout: 300ms}}}}
   rules:
-    - {{name: quality, expectation_pass_rate_below: 1, notify: [silent, refused]}}
+    - {{name: quality, expectation_pass_rate_below: 1, notify: [silent, trickle, refused]}}
 """)
     (pipe / "p.sql").write_text(SQL.format(topic=topic))
     try:
         produce_values(bootstrap, topic, [{"id": i, "amount": -1.0 if i == 0 else 1.0} for i in range(10)])
-        run = run_sluice("run", pipe, "--once")
+        # The trickler never stops while the run lasts: the run ending at all is the check (it
+        # hung before), then the failure says the whole request's timeout cut it off.
+        run = run_sluice("run", pipe, "--once", timeout=120)
     finally:
         silent.close()
+        trickler.close()
     assert run.returncode == 0, run.stderr
     assert DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().num_rows == 10
     assert [a["state"] for a in alert_events(pipe)] == ["FIRING"]
     failures = {f["destination"]: f for f in alert_events(pipe, "alert_delivery")}
-    assert set(failures) == {"silent", "refused"}
+    assert set(failures) == {"silent", "trickle", "refused"}
     assert failures["silent"]["kind"] == "webhook" and failures["silent"]["rule"] == "quality"
-    assert "Read" in failures["silent"]["error"] or "timed out" in failures["silent"]["error"].lower()
+    assert failures["silent"]["error"].endswith(": no answer within 300 ms"), failures["silent"]
+    assert failures["trickle"]["error"] == f"webhook {trickler.url}/<redacted>: no answer within 300 ms"
     assert "Connection" in failures["refused"]["error"]
     assert f"http://127.0.0.1:{closed_port}/<redacted>" in failures["refused"]["error"]
     for text in (run.stderr, run.stdout, json.dumps(failures)):
         assert "secret-path-token" not in text
+
+
+def test_alerts_are_refused_in_a_scale_out_run(tmp_path):
+    # Every read_kafka joins a consumer group and the run is continuous: several processes may
+    # share the pipeline, each seeing its own partitions; refused before anything is read.
+    pipe = kafka_pipeline(tmp_path, "scaled", "127.0.0.1:1", extra="""mode: continuous
+alerts:
+  rules:
+    - {name: failed, flow_failed: true}
+""")
+    (pipe / "p.sql").write_text(SQL.format(topic="t").replace("topic => 't'", "topic => 't', group_mode => 'subscribe'"))
+    run = run_sluice("run", pipe, timeout=60)
+    assert run.returncode != 0
+    assert "pipeline.yaml:8:7: alerts are not supported in a scale-out run yet" in run.stderr, run.stderr
 
 
 def test_status_says_running_while_a_run_holds_the_lock_and_not_after_it_died(tmp_path, bootstrap, new_topic):

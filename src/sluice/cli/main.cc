@@ -140,7 +140,17 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
   shape.bronze_list = !config->bronze.empty();
   shape.full_refresh = !full_refresh.empty();
   shape.sql_reads_scale_out = graph && sluice::pipeline::every_kafka_read_joins_a_group(*graph);
-  auto lock = sluice::pipeline::RunLock::acquire(*config, sluice::pipeline::run_lock_mode(shape), command);
+  const auto lock_mode = sluice::pipeline::run_lock_mode(shape);
+  if (lock_mode == sluice::pipeline::RunLockMode::kShared && !config->alerts.rules.empty()) {
+    // Every worker would evaluate its own share (its partitions' pass rates and lag) and send
+    // its own alerts: N workers, N alerts, flapping figures. Refused until the figures are combined.
+    return fail(arrow::Status::Invalid(fmt::format(
+        "{}: alerts are not supported in a scale-out run yet (every read_kafka joins a consumer group, so "
+        "several processes may run this pipeline, each seeing only its own partitions and each sending its own "
+        "alerts); remove 'alerts:' or run a single process (a read_kafka without group_mode => 'subscribe', or --once)",
+        config->alerts.rules.front().where)));
+  }
+  auto lock = sluice::pipeline::RunLock::acquire(*config, lock_mode, command);
   if (!lock.ok()) return fail(lock.status());
   if (auto st = sluice::pipeline::open_pipeline_storage(
           *config, sluice::pipeline::pipeline_layout(*config, graph ? &*graph : nullptr));

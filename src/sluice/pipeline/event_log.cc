@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "sluice/common/ids.h"
+#include "sluice/common/utf8.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
@@ -59,7 +60,12 @@ arrow::Status EventLog::flush() {
   auto o_pipe = std::make_shared<arrow::StringBuilder>(), o_update = std::make_shared<arrow::StringBuilder>(),
        o_flow = std::make_shared<arrow::StringBuilder>(), o_dataset = std::make_shared<arrow::StringBuilder>();
   arrow::StructBuilder origin(schema->field(2)->type(), arrow::default_memory_pool(), {o_pipe, o_update, o_flow, o_dataset});
-  auto opt = [](arrow::StringBuilder& b, const std::string& v) { return v.empty() ? b.AppendNull() : b.Append(v); };
+  // Any caller's text may hold invalid UTF-8 (an error quoting a record's bytes, a cut message):
+  // each invalid subpart becomes U+FFFD here, so no event can make flush() throw (json::dump) or
+  // write a utf8 column that is not UTF-8.
+  std::string scratch;
+  auto text = [&scratch](const std::string& v) { return std::string(valid_utf8(v, &scratch)); };
+  auto opt = [&](arrow::StringBuilder& b, const std::string& v) { return v.empty() ? b.AppendNull() : b.Append(text(v)); };
   for (const auto& e : events_) {
     ARROW_RETURN_NOT_OK(id.Append(random_uuid()));
     ARROW_RETURN_NOT_OK(sequence.Append());
@@ -71,10 +77,10 @@ arrow::Status EventLog::flush() {
     ARROW_RETURN_NOT_OK(opt(*o_flow, e.flow));
     ARROW_RETURN_NOT_OK(opt(*o_dataset, e.dataset));
     ARROW_RETURN_NOT_OK(ts.Append(e.timestamp_micros));
-    ARROW_RETURN_NOT_OK(level.Append(e.level));
-    ARROW_RETURN_NOT_OK(type.Append(e.event_type));
-    ARROW_RETURN_NOT_OK(message.Append(e.message));
-    ARROW_RETURN_NOT_OK(details.Append(e.details.dump()));
+    ARROW_RETURN_NOT_OK(level.Append(text(e.level)));
+    ARROW_RETURN_NOT_OK(type.Append(text(e.event_type)));
+    ARROW_RETURN_NOT_OK(message.Append(text(e.message)));
+    ARROW_RETURN_NOT_OK(details.Append(e.details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   }
   arrow::ArrayVector columns(8);
   ARROW_RETURN_NOT_OK(id.Finish(&columns[0]));

@@ -49,13 +49,71 @@ arrow::Result<std::vector<watch::RestoredAlert>> firing_in_event_log(const Pipel
 
 }  // namespace
 
+std::optional<std::string> alert_rule_problem(const watch::AlertsConfig& config, const AlertTargets& targets) {
+  using watch::RuleKind;
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  std::vector<std::string> defined = targets.tables;
+  defined.insert(defined.end(), targets.views.begin(), targets.views.end());
+  std::sort(defined.begin(), defined.end());
+  defined.insert(defined.end(), targets.sinks.begin(), targets.sinks.end());
+  if (auto unknown = watch::unknown_alert_dataset(config, defined)) return unknown;
+  auto expectations_of = [&](const std::string& d) {
+    auto it = targets.expectations.find(d);
+    return it == targets.expectations.end() ? std::vector<std::string>{} : it->second;
+  };
+  for (const auto& rule : config.rules) {
+    const char* kind = watch::rule_kind_name(rule.kind);
+    for (const auto& d : rule.datasets) {
+      if (has(targets.views, d)) {
+        return fmt::format("{}: alert rule '{}' names view '{}': a view is never updated (it is computed where it is "
+                           "read), so no rule can fire on it; name the tables that read it",
+                           rule.where, rule.name, d);
+      }
+      if (has(targets.sinks, d) &&
+          (rule.kind == RuleKind::kFreshnessAbove || rule.kind == RuleKind::kSchemaDrift ||
+           rule.kind == RuleKind::kExpectationPassRateBelow)) {
+        return fmt::format("{}: alert rule '{}': {} cannot be evaluated on sink '{}' (a sink has no {}); sinks take "
+                           "flow_failed, kafka_lag_above and throughput_below",
+                           rule.where, rule.name, kind, d,
+                           rule.kind == RuleKind::kExpectationPassRateBelow ? "expectations" : "Delta table");
+      }
+      if (rule.kind == RuleKind::kExpectationPassRateBelow && !rule.expectation && expectations_of(d).empty()) {
+        return fmt::format("{}: alert rule '{}': dataset '{}' defines no expectation (CONSTRAINT ... EXPECT), so "
+                           "expectation_pass_rate_below cannot fire on it",
+                           rule.where, rule.name, d);
+      }
+    }
+    if (rule.expectation) {
+      // The expectation must be one that a dataset the rule covers defines.
+      const auto& covered = rule.datasets.empty() ? targets.tables : rule.datasets;
+      std::vector<std::string> known;
+      for (const auto& d : covered) {
+        for (const auto& e : expectations_of(d)) {
+          if (!has(known, e)) known.push_back(e);
+        }
+      }
+      if (!has(known, *rule.expectation)) {
+        return fmt::format("{}: alert rule '{}': expectation '{}' is not defined on {}; {}", rule.where, rule.name,
+                           *rule.expectation,
+                           rule.datasets.empty() ? std::string("any dataset")
+                                                 : fmt::format("{}", fmt::join(rule.datasets, ", ")),
+                           known.empty() ? std::string("none is defined there")
+                                         : fmt::format("defined there: {}", fmt::join(known, ", ")));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 arrow::Result<std::unique_ptr<RunAlerts>> RunAlerts::make(const PipelineConfig& config,
-                                                          const std::vector<std::string>& datasets,
-                                                          const std::vector<std::string>& stored,
+                                                          const AlertTargets& targets,
                                                           std::shared_ptr<delta::SnapshotCache> snapshots,
                                                           EventLog& events) {
   if (config.alerts.rules.empty()) return nullptr;
-  if (auto unknown = watch::unknown_alert_dataset(config.alerts, datasets)) return invalid("{}", *unknown);
+  if (auto problem = alert_rule_problem(config.alerts, targets)) return invalid("{}", *problem);
+  const auto& stored = targets.tables;
   std::unique_ptr<RunAlerts> out(new RunAlerts(config, events));
   out->snapshots_ = std::move(snapshots);
   out->stored_ = stored;

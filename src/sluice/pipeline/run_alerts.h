@@ -23,14 +23,26 @@
 
 namespace sluice::pipeline {
 
+// What rules can be evaluated on: tables (streaming tables and materialized views: updated and
+// stored), sinks (updated, no table) and views (never updated: computed where they are read), and
+// the expectations (CONSTRAINT names) each dataset defines.
+struct AlertTargets {
+  std::vector<std::string> tables, sinks, views;
+  std::map<std::string, std::vector<std::string>> expectations;  // by dataset
+};
+
+// The first rule that could never fire, as an error naming its place in pipeline.yaml: a dataset
+// the pipeline does not define, a view, freshness, drift or pass rate of a sink, a pass rate of a
+// dataset without expectations, an `expectation:` that no dataset the rule covers defines.
+std::optional<std::string> alert_rule_problem(const watch::AlertsConfig& config, const AlertTargets& targets);
+
 // Thread-safe: datasets report from the scheduler's threads.
 class RunAlerts {
  public:
   // Null when pipeline.yaml has no alert rule. `datasets` are the pipeline's datasets and sinks
   // (rules naming others are refused); `stored` the ones with a Delta table (freshness, schema).
   static arrow::Result<std::unique_ptr<RunAlerts>> make(const PipelineConfig& config,
-                                                        const std::vector<std::string>& datasets,
-                                                        const std::vector<std::string>& stored,
+                                                        const AlertTargets& targets,
                                                         std::shared_ptr<delta::SnapshotCache> snapshots,
                                                         EventLog& events);
   ~RunAlerts();

@@ -34,6 +34,19 @@ namespace sluice::pipeline {
 
 namespace {
 
+// What alert rules can be evaluated on (run_alerts.h).
+AlertTargets alert_targets(const Graph& graph) {
+  AlertTargets out;
+  for (const auto& [name, d] : graph.datasets) {
+    const bool stored = d.kind == sql::DatasetKind::kStreamingTable || d.kind == sql::DatasetKind::kMaterializedView;
+    (stored ? out.tables : out.views).push_back(name);
+    if (d.definition == nullptr) continue;
+    for (const auto& c : d.definition->constraints) out.expectations[name].push_back(c.name);
+  }
+  for (const auto& [name, sink] : graph.sinks) out.sinks.push_back(name);
+  return out;
+}
+
 // One update of a planned pipeline: the scheduler's DatasetRunner.
 class SqlRun : public DatasetRunner {
  public:
@@ -187,15 +200,7 @@ class SqlRun : public DatasetRunner {
   // The update's alerts (run_alerts.h); null without rules in pipeline.yaml.
   arrow::Result<std::unique_ptr<RunAlerts>> make_alerts(EventLog& events) {
     if (config_.alerts.rules.empty()) return nullptr;
-    std::vector<std::string> datasets, stored;
-    for (const auto& [name, d] : graph_.datasets) {
-      datasets.push_back(name);
-      if (d.kind == sql::DatasetKind::kStreamingTable || d.kind == sql::DatasetKind::kMaterializedView) {
-        stored.push_back(name);
-      }
-    }
-    for (const auto& [name, sink] : graph_.sinks) datasets.push_back(name);
-    return RunAlerts::make(config_, datasets, stored, options_.snapshots, events);
+    return RunAlerts::make(config_, alert_targets(graph_), options_.snapshots, events);
   }
 
   // The stored datasets (views are inlined, never stored), upstream first.
@@ -474,10 +479,7 @@ arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config
                                                     SchemaInference inference) {
   SqlPlanner run(config, graph, {}, inference);
   ARROW_RETURN_NOT_OK(run.plan_all());
-  std::vector<std::string> defined;
-  for (const auto& [name, d] : graph.datasets) defined.push_back(name);
-  for (const auto& [name, sink] : graph.sinks) defined.push_back(name);
-  if (auto unknown = watch::unknown_alert_dataset(config.alerts, defined)) return invalid("{}", *unknown);
+  if (auto problem = alert_rule_problem(config.alerts, alert_targets(graph))) return invalid("{}", *problem);
   ValidateReport out;
   for (const auto& [name, schema] : run.schemas()) out.schemas[name] = schema;
   for (const auto& [name, plan] : run.views()) out.schemas[name] = plan.output_schema();

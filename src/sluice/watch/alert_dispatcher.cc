@@ -11,7 +11,10 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <cerrno>
+#include <limits>
+#include <tuple>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -53,12 +56,38 @@ const char* kind_of(const AlertDestination& d) {
                                                                 : "kafka";
 }
 
-arrow::Status post_webhook(const WebhookDestination& w, const std::string& body) {
+using Clock = std::chrono::steady_clock;
+
+// The time at which whatever is in flight must give up (stop()'s overall limit); far in the
+// future until stop() sets it.
+struct CutOff {
+  std::atomic<int64_t> at_ns{std::numeric_limits<int64_t>::max()};
+  Clock::time_point at() const { return Clock::time_point(Clock::duration(at_ns.load())); }
+};
+
+// Splits `user:password@` off a URL's authority: (URL without it, user, password).
+std::tuple<std::string, std::string, std::string> split_user_info(const std::string& url) {
+  const auto host_start = url.find("://") + 3;
+  const auto host_end = std::min(url.find_first_of("/?#", host_start), url.size());
+  const auto at = url.rfind('@', host_end - 1);
+  if (at == std::string::npos || at < host_start) return {url, "", ""};
+  const std::string info = url.substr(host_start, at - host_start);
+  const auto colon = info.find(':');
+  return {url.substr(0, host_start) + url.substr(at + 1), info.substr(0, colon),
+          colon == std::string::npos ? "" : info.substr(colon + 1)};
+}
+
+// One POST bounded as a whole: cpp-httplib's timeouts are per read and write, so a server that
+// trickles its headers would hold the call for ever; a watchdog shuts the socket down at the
+// deadline (the destination's timeout, or stop()'s cut-off if sooner). The body of the answer is
+// never read: its status line says whether the alert was taken.
+arrow::Status post_webhook(const WebhookDestination& w, const std::string& body, const CutOff& cut_off) {
   const auto shown = webhook_display(w.url);
-  const auto host_start = w.url.find("://") + 3;
-  const auto host_end = w.url.find_first_of("/?#", host_start);
-  const std::string base = w.url.substr(0, host_end);
-  std::string path = host_end == std::string::npos ? "/" : w.url.substr(host_end);
+  const auto [url, user, password] = split_user_info(w.url);
+  const auto host_start = url.find("://") + 3;
+  const auto host_end = url.find_first_of("/?#", host_start);
+  const std::string base = url.substr(0, host_end);
+  std::string path = host_end == std::string::npos ? "/" : url.substr(host_end);
   if (const auto hash = path.find('#'); hash != std::string::npos) path.resize(hash);
   if (path.empty() || path[0] != '/') path = "/" + path;
   httplib::Client client(base);
@@ -67,13 +96,60 @@ arrow::Status post_webhook(const WebhookDestination& w, const std::string& body)
   client.set_read_timeout(w.timeout);
   client.set_write_timeout(w.timeout);
   client.set_follow_location(false);
+  client.set_decompress(false);
+  client.set_keep_alive(false);
+  if (!user.empty() || !password.empty()) client.set_basic_auth(user, password);
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
   client.enable_server_certificate_verification(true);
 #endif
-  auto res = client.Post(path, body, "application/json");
-  if (!res) return io_error("webhook {}: {}", shown, httplib::to_string(res.error()));
-  if (res->status < 200 || res->status >= 300) {
-    return io_error("webhook {}: HTTP {} (expected 2xx)", shown, res->status);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  int status = 0;
+  req.response_handler = [&status](const httplib::Response& res) {
+    status = res.status;
+    return false;  // the status is the answer; the body is not read (it may be huge or endless)
+  };
+  req.content_receiver = [](const char*, size_t, uint64_t, uint64_t) { return false; };
+  const auto deadline = std::min(Clock::now() + w.timeout, cut_off.at());
+  if (Clock::now() >= deadline) return io_error("webhook {}: not sent, the run was ending", shown);
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false, timed_out = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(m);
+    while (!done) {
+      const auto until = std::min(deadline, cut_off.at());
+      if (Clock::now() >= until) {
+        // Shuts the socket down: the blocked read or write returns. Again every 50 ms until the
+        // call ends, in case it had not yet opened its socket the first time.
+        timed_out = true;
+        client.stop();
+        cv.wait_for(lock, std::chrono::milliseconds(50));
+        continue;
+      }
+      cv.wait_until(lock, std::min(until, Clock::now() + std::chrono::milliseconds(50)));
+    }
+  });
+  auto res = client.send(req);
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  if (status == 0 && timed_out && Clock::now() >= cut_off.at()) {
+    return io_error("webhook {}: no answer before the run ended", shown);
+  }
+  if (status == 0 && timed_out) {
+    return io_error("webhook {}: no answer within {} ms", shown,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(w.timeout).count());
+  }
+  if (status == 0) return io_error("webhook {}: {}", shown, httplib::to_string(res.error()));
+  if (status < 200 || status >= 300) {
+    return io_error("webhook {}: HTTP {} (expected 2xx)", shown, status);
   }
   return arrow::Status::OK();
 }
@@ -93,7 +169,7 @@ int64_t left_ms(std::chrono::steady_clock::time_point deadline) {
       0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
 }
 
-arrow::Status run_command(const CommandDestination& c, const std::string& payload) {
+arrow::Status run_command(const CommandDestination& c, const std::string& payload, const CutOff& cut_off) {
   const std::string program = c.argv[0];
   Fd in_r, in_w, err_r, err_w;
   int in[2], err[2];
@@ -134,7 +210,7 @@ arrow::Status run_command(const CommandDestination& c, const std::string& payloa
   sigemptyset(&pipe_signal);
   sigaddset(&pipe_signal, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_signal, &old_mask);
-  const auto deadline = std::chrono::steady_clock::now() + c.timeout;
+  const auto deadline = std::min(std::chrono::steady_clock::now() + c.timeout, cut_off.at());
   // The payload on stdin (without blocking: a command that never reads it is timed out).
   ::fcntl(in_w.fd, F_SETFL, O_NONBLOCK);
   size_t written = 0;
@@ -196,18 +272,34 @@ arrow::Status run_command(const CommandDestination& c, const std::string& payloa
 std::string alert_payload(const AlertTransition& t) {
   nlohmann::json out = t.to_json();
   out["text"] = t.message;  // Slack's incoming webhooks show `text`
-  return out.dump();
+  // Invalid UTF-8 (an error quoting a record's bytes) becomes U+FFFD rather than an exception.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-arrow::Status deliver(const AlertDestination& destination, const std::string& payload, const std::string& key,
-                      const std::map<std::string, kafka::KafkaProperties>& clusters) {
-  if (const auto* w = std::get_if<WebhookDestination>(&destination.target)) return post_webhook(*w, payload);
-  if (const auto* c = std::get_if<CommandDestination>(&destination.target)) return run_command(*c, payload);
+namespace {
+
+arrow::Status deliver_until(const AlertDestination& destination, const std::string& payload, const std::string& key,
+                            const std::map<std::string, kafka::KafkaProperties>& clusters, const CutOff& cut_off) {
+  if (const auto* w = std::get_if<WebhookDestination>(&destination.target)) return post_webhook(*w, payload, cut_off);
+  if (const auto* c = std::get_if<CommandDestination>(&destination.target)) return run_command(*c, payload, cut_off);
   const auto& k = std::get<KafkaDestination>(destination.target);
   auto cluster = clusters.find(k.cluster);
   if (cluster == clusters.end()) return invalid("Kafka cluster '{}' is not under 'kafka:'", k.cluster);
   ARROW_ASSIGN_OR_RAISE(auto producer, kafka::RecordProducer::make(k.cluster, cluster->second));
-  return producer->send(k.topic, key, payload, k.timeout);
+  auto timeout = k.timeout;
+  if (cut_off.at_ns.load() != std::numeric_limits<int64_t>::max()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(cut_off.at() - Clock::now());
+    timeout = std::max(std::chrono::milliseconds(1), std::min(timeout, left));
+  }
+  return producer->send(k.topic, key, payload, timeout);
+}
+
+}  // namespace
+
+arrow::Status deliver(const AlertDestination& destination, const std::string& payload, const std::string& key,
+                      const std::map<std::string, kafka::KafkaProperties>& clusters) {
+  CutOff never;
+  return deliver_until(destination, payload, key, clusters, never);
 }
 
 struct AlertDispatcher::Worker {
@@ -218,6 +310,7 @@ struct AlertDispatcher::Worker {
   std::condition_variable wake;
   std::deque<Job> queue;
   bool stopping = false;
+  CutOff cut_off;  // set by stop(): what is not delivered by then is recorded as not delivered
   std::thread thread;
 
   void fail(const Job& job, std::string error) {
@@ -235,7 +328,18 @@ struct AlertDispatcher::Worker {
         job = std::move(queue.front());
         queue.pop_front();
       }
-      auto st = deliver(destination, job.payload, job.key, clusters);
+      if (Clock::now() >= cut_off.at()) {
+        fail(job, "not delivered: the run ended before its turn came");
+        continue;
+      }
+      arrow::Status st;
+      try {  // nothing a destination does may end the pipeline
+        st = deliver_until(destination, job.payload, job.key, clusters, cut_off);
+      } catch (const std::exception& e) {
+        st = arrow::Status::IOError(e.what());
+      } catch (...) {
+        st = arrow::Status::IOError("delivery failed with an unknown exception");
+      }
       if (!st.ok()) fail(job, st.message());
     }
   }
@@ -285,10 +389,12 @@ std::vector<DeliveryFailure> AlertDispatcher::take_failures() {
   return std::exchange(failures_->failures, {});
 }
 
-void AlertDispatcher::stop() {
+void AlertDispatcher::stop(std::chrono::milliseconds limit) {
+  const auto cut_off = (Clock::now() + limit).time_since_epoch().count();
   for (auto& [name, w] : workers_) {
     std::lock_guard lock(w->mutex);
     w->stopping = true;
+    if (cut_off < w->cut_off.at_ns.load()) w->cut_off.at_ns.store(cut_off);
     w->wake.notify_all();
   }
   for (auto& [name, w] : workers_) {

@@ -6,6 +6,7 @@
 
 #include <arrow/result.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,8 +46,10 @@ class AlertDispatcher {
   void send(const AlertTransition& transition);
   // The failures since the last call.
   std::vector<DeliveryFailure> take_failures();
-  // Delivers what is queued (each within its timeout) and ends the workers.
-  void stop();
+  // Delivers what is queued and ends the workers, within `limit` as a whole: a delivery in flight
+  // then is cut off and what is still queued is recorded as a failure, not delivered.
+  void stop(std::chrono::milliseconds limit = kStopLimit);
+  static constexpr std::chrono::milliseconds kStopLimit{10'000};
 
   struct Worker;
 

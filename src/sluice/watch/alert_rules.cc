@@ -52,7 +52,12 @@ std::string condition_text(RuleKind kind, AlertState state, const std::optional<
 
 std::string first_line(const std::string& text, size_t limit) {
   auto line = text.substr(0, text.find('\n'));
-  if (line.size() > limit) line = line.substr(0, limit) + "...";
+  if (line.size() > limit) {
+    // Cut at a character boundary: never inside a UTF-8 sequence (continuation bytes 10xxxxxx).
+    size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    line = line.substr(0, cut) + "...";
+  }
   return line;
 }
 

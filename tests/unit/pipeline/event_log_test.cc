@@ -78,6 +78,27 @@ TEST(EventLogCache, ReadsOnlyTheAppendedFilesAndAgreesWithAFullRead) {
   EXPECT_EQ(got, (std::vector<int64_t>{1000, 2000, 3000}));
 }
 
+TEST(EventLogRead, InvalidUtf8FromAnyCallerIsReplacedNotThrown) {
+  // A cut multi-byte character (\xc3 without its continuation) and a stray byte, in the message,
+  // the dataset name and a details string: flush() neither throws nor writes invalid UTF-8.
+  sluice::testing::TempDir dir;
+  const std::string cut = "caf\xc3";
+  {
+    EventLog log(dir.path(), "p", "u1");
+    log.add({"alert", "WARN", "alert: " + cut, "a", "d\xff", {{"alert", {{"detail", cut + "..."}}}}, 1000});
+    auto st = log.flush();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  auto events = read_event_log(storage::local_store(), dir.path());
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_TRUE(events->has_value());
+  const auto& e = (**events).at(0);
+  EXPECT_EQ(e.message, "alert: caf\xEF\xBF\xBD");
+  EXPECT_EQ(e.dataset, "d\xEF\xBF\xBD");
+  ASSERT_FALSE(e.details.is_discarded());
+  EXPECT_EQ(e.details["alert"]["detail"], "caf\xEF\xBF\xBD...");
+}
+
 TEST(EventLogRead, BatchWithoutTheLogsColumnsIsRefusedNamingTheColumn) {
   auto schema = arrow::schema({arrow::field("timestamp", arrow::utf8())});
   arrow::StringBuilder b;

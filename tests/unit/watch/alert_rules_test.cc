@@ -2,13 +2,23 @@
 // a condition holds, the state restored from the event log, and delivery to a command.
 #include "sluice/watch/alert_rules.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "../temp_dir.h"
+#include "sluice/common/utf8.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/run_alerts.h"
 #include "sluice/watch/alert_dispatcher.h"
 
 namespace sluice::watch {
@@ -44,6 +54,33 @@ TEST(AlertRules, FlowFailedHoldsOnFailedUpdatesAndIgnoresSkippedOnes) {
   DatasetObservation tick;
   tick.dataset = "orders";
   EXPECT_FALSE(evaluate(r, tick));
+}
+
+TEST(AlertRules, ALongNonAsciiErrorIsCutAtACharacterAndItsPayloadDumps) {
+  // 35 ASCII bytes then two-byte characters: byte 500 falls inside one (the cut used to split it
+  // and json::dump threw type_error.316 on the flow's thread).
+  AlertsConfig config;
+  auto r = rule("failed", RuleKind::kFlowFailed);
+  r.notify = {"hook"};
+  config.rules = {r};
+  AlertTracker tracker(config, "shop");
+  auto failed = update("FAILED");
+  failed.error = "Invalid: Failed to parse string: 'a";
+  while (failed.error.size() < 600) failed.error += "\xc3\xa9";  // é
+  failed.error += "' as a scalar of type double";
+  auto v = evaluate(r, failed);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(is_valid_utf8(v->detail));
+  EXPECT_EQ(v->detail.size(), 499u + 3u);  // 35 + 232 characters of 2 bytes, then "..."
+  auto fired = tracker.observe(failed);
+  ASSERT_EQ(fired.size(), 1u);
+  std::string payload;
+  ASSERT_NO_THROW(payload = alert_payload(fired[0]));
+  EXPECT_EQ(nlohmann::json::parse(payload)["detail"], v->detail);
+  // Whatever a caller puts in a transition, the payload replaces invalid bytes instead of throwing.
+  fired[0].message = "bad \xc3";
+  ASSERT_NO_THROW(payload = alert_payload(fired[0]));
+  EXPECT_EQ(nlohmann::json::parse(payload)["text"], "bad \xEF\xBF\xBD");
 }
 
 TEST(AlertRules, EachThresholdRuleComparesItsFigure) {
@@ -309,16 +346,49 @@ TEST_F(AlertConfigTest, ABronzeListCannotHaveAlerts) {
       << cfg.status().message();
 }
 
-TEST(AlertRules, RulesNamingUndefinedDatasetsAreFound) {
-  AlertsConfig config;
-  auto r = rule("x", RuleKind::kFlowFailed);
-  r.datasets = {"orders", "ordres"};
-  r.where = "pipeline.yaml:7:5";
-  config.rules = {r};
-  EXPECT_EQ(unknown_alert_dataset(config, {"orders", "totals"}),
+TEST(AlertRules, RulesThatCouldNeverFireAreFound) {
+  pipeline::AlertTargets targets;
+  targets.tables = {"orders", "totals"};
+  targets.views = {"recent"};
+  targets.sinks = {"out"};
+  targets.expectations["orders"] = {"positive", "has_id"};
+  auto problem = [&](RuleKind kind, std::vector<std::string> datasets, std::optional<std::string> expectation = {}) {
+    AlertsConfig config;
+    auto r = rule("x", kind, 1);
+    r.datasets = std::move(datasets);
+    r.expectation = std::move(expectation);
+    r.where = "pipeline.yaml:7:5";
+    config.rules = {r};
+    return pipeline::alert_rule_problem(config, targets);
+  };
+  EXPECT_EQ(problem(RuleKind::kFlowFailed, {"orders", "ordres"}),
             "pipeline.yaml:7:5: alert rule 'x' names dataset 'ordres', which the pipeline does not define; its "
-            "datasets and sinks: orders, totals");
-  EXPECT_FALSE(unknown_alert_dataset(config, {"orders", "ordres"}));
+            "datasets and sinks: orders, recent, totals, out");
+  // Views are never updated: no rule of any kind can fire on one.
+  EXPECT_EQ(problem(RuleKind::kFlowFailed, {"recent"}),
+            "pipeline.yaml:7:5: alert rule 'x' names view 'recent': a view is never updated (it is computed where it "
+            "is read), so no rule can fire on it; name the tables that read it");
+  EXPECT_EQ(problem(RuleKind::kFreshnessAbove, {"out"}),
+            "pipeline.yaml:7:5: alert rule 'x': freshness_above cannot be evaluated on sink 'out' (a sink has no Delta "
+            "table); sinks take flow_failed, kafka_lag_above and throughput_below");
+  EXPECT_TRUE(problem(RuleKind::kSchemaDrift, {"out"}));
+  EXPECT_TRUE(problem(RuleKind::kExpectationPassRateBelow, {"out"}));
+  EXPECT_EQ(problem(RuleKind::kExpectationPassRateBelow, {"totals"}),
+            "pipeline.yaml:7:5: alert rule 'x': dataset 'totals' defines no expectation (CONSTRAINT ... EXPECT), so "
+            "expectation_pass_rate_below cannot fire on it");
+  EXPECT_EQ(problem(RuleKind::kExpectationPassRateBelow, {"orders"}, "postive"),
+            "pipeline.yaml:7:5: alert rule 'x': expectation 'postive' is not defined on orders; defined there: "
+            "positive, has_id");
+  EXPECT_EQ(problem(RuleKind::kExpectationPassRateBelow, {}, "nope"),
+            "pipeline.yaml:7:5: alert rule 'x': expectation 'nope' is not defined on any dataset; defined there: "
+            "positive, has_id");
+  // What can fire is accepted.
+  EXPECT_FALSE(problem(RuleKind::kFlowFailed, {"orders", "out"}));
+  EXPECT_FALSE(problem(RuleKind::kKafkaLagAbove, {"out"}));
+  EXPECT_FALSE(problem(RuleKind::kFreshnessAbove, {"totals"}));
+  EXPECT_FALSE(problem(RuleKind::kExpectationPassRateBelow, {"orders"}, "positive"));
+  EXPECT_FALSE(problem(RuleKind::kExpectationPassRateBelow, {}, "has_id"));
+  EXPECT_FALSE(problem(RuleKind::kSchemaDrift, {}));
 }
 
 TEST(AlertDelivery, ACommandGetsThePayloadOnStdinWithoutAShell) {
@@ -353,6 +423,144 @@ TEST(AlertDelivery, ACommandThatFailsOrHangsIsAnErrorNamingIt) {
   AlertDestination missing{"cmd", CommandDestination{{"/nonexistent/page"}, std::chrono::milliseconds(1000)}};
   st = deliver(missing, "{}", "k", {});
   EXPECT_EQ(st.message(), "command '/nonexistent/page' could not be started: No such file or directory");
+}
+
+// A local HTTP server, one connection at a time, that answers as told: "trickle" sends a status
+// line then one header line every 100 ms without end; "endless" a 200 with an endless chunked
+// body; "ok" a plain 200 (keeping the request's head for the test).
+class SlowServer {
+ public:
+  explicit SlowServer(std::string mode) : mode_(std::move(mode)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 16);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~SlowServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url(const std::string& user_info = "") const {
+    return "http://" + user_info + "127.0.0.1:" + std::to_string(port_) + "/hook/T0K3N";
+  }
+  std::string head() {
+    std::lock_guard lock(mutex_);
+    return head_;
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string got;
+      char buf[4096];
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        const auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      {
+        std::lock_guard lock(mutex_);
+        head_ = got.substr(0, got.find("\r\n\r\n"));
+      }
+      auto say = [&](const std::string& text) { return ::send(c, text.data(), text.size(), MSG_NOSIGNAL) > 0; };
+      if (mode_ == "ok") {
+        say("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+      } else if (mode_ == "trickle") {
+        bool open = say("HTTP/1.1 200 OK\r\n");
+        while (open && !stop_) {
+          pollfd w{c, POLLIN, 0};
+          if (::poll(&w, 1, 100) > 0 && ::recv(c, buf, sizeof buf, MSG_DONTWAIT) == 0) break;  // closed
+          open = say("X-Slow: 1\r\n");
+        }
+      } else {
+        bool open = say("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+        while (open && !stop_) open = say(chunk);
+      }
+      ::close(c);
+    }
+  }
+
+  std::string mode_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;  // guards head_
+  std::string head_;
+  std::thread thread_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// cpp-httplib's timeouts are per read: a server trickling header lines every 100 ms held a call
+// with a 1 s timeout for as long as it went on. The timeout is now the whole call's.
+TEST(AlertDelivery, AWebhookThatTricklesIsCutOffAtItsTimeout) {
+  SlowServer server("trickle");
+  AlertDestination d{"hook", WebhookDestination{server.url(), std::chrono::milliseconds(400)}};
+  const auto start = std::chrono::steady_clock::now();
+  const auto st = deliver(d, "{}", "k", {});
+  const double took = seconds_since(start);
+  EXPECT_EQ(st.message(), "webhook " + webhook_display(server.url()) + ": no answer within 400 ms");
+  EXPECT_LT(took, 0.4 + 5.0);  // the timeout, plus slack for a loaded machine (it never ended before)
+  EXPECT_EQ(st.message().find("T0K3N"), std::string::npos);
+}
+
+// An endless body is not read (it grew to 1.2 GB in 6 s): the status line answers.
+TEST(AlertDelivery, AWebhookWithAnEndlessBodyIsAnsweredByItsStatus) {
+  SlowServer server("endless");
+  AlertDestination d{"hook", WebhookDestination{server.url(), std::chrono::milliseconds(2000)}};
+  const auto start = std::chrono::steady_clock::now();
+  const auto st = deliver(d, "{}", "k", {});
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_LT(seconds_since(start), 2.0 + 5.0);
+}
+
+TEST(AlertDelivery, AWebhookUrlsUserInfoIsSentAsBasicAuth) {
+  SlowServer server("ok");
+  AlertDestination d{"hook", WebhookDestination{server.url("alice:s3cret@"), std::chrono::milliseconds(5000)}};
+  const auto st = deliver(d, "{}", "k", {});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_NE(server.head().find("Authorization: Basic YWxpY2U6czNjcmV0"), std::string::npos) << server.head();
+  EXPECT_EQ(server.head().rfind("POST /hook/T0K3N HTTP/1.1", 0), 0u) << server.head();
+}
+
+// stop() ends within its limit however much is queued: the delivery in flight is cut off and the
+// rest recorded as not delivered (a triggered run's finish() waited on them for ever).
+TEST(AlertDelivery, StopEndsWithinItsLimitAndRecordsWhatWasNotDelivered) {
+  SlowServer server("trickle");
+  AlertsConfig config;
+  config.destinations["hook"] = AlertDestination{"hook", WebhookDestination{server.url(), std::chrono::milliseconds(60'000)}};
+  auto dispatcher = AlertDispatcher::make(config, {});
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.status().ToString();
+  AlertTransition t;
+  t.rule = "lag";
+  t.dataset = "orders";
+  t.destinations = {"hook"};
+  for (int i = 0; i < 5; ++i) (*dispatcher)->send(t);
+  const auto start = std::chrono::steady_clock::now();
+  (*dispatcher)->stop(std::chrono::milliseconds(300));
+  EXPECT_LT(seconds_since(start), 0.3 + 5.0);  // not 5 x 60 s
+  const auto failures = (*dispatcher)->take_failures();
+  ASSERT_EQ(failures.size(), 5u);
+  const std::string cut = "webhook " + webhook_display(server.url()) + ": no answer before the run ended";
+  for (size_t i = 0; i < failures.size(); ++i) {
+    EXPECT_TRUE(failures[i].error == cut || failures[i].error == "not delivered: the run ended before its turn came")
+        << failures[i].error;
+  }
+  EXPECT_EQ(failures[4].error, "not delivered: the run ended before its turn came");
 }
 
 }  // namespace
