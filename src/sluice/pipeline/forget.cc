@@ -203,14 +203,45 @@ arrow::Result<std::vector<Table>> list_tables(const PipelineConfig& config, cons
   std::vector<std::string> names;
   std::set<std::string> seen;
   std::set<std::string> with_log;
-  ARROW_ASSIGN_OR_RAISE(auto listed, objects_under(*config.objects, config.storage / "tables"));
-  for (const auto& rel : listed) {
-    const size_t slash = rel.find('/');
-    if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) {
-      with_log.insert(rel.substr(0, slash));
+  const fs::path root = config.storage / "tables";
+  if (config.storage_is_local()) {
+    // Each entry's _delta_log/ asked for by path: a table folder that is a symlink is followed
+    // (a recursive walk would not descend into it and forget would skip the table).
+    std::error_code ec;
+    if (fs::is_directory(root, ec)) {
+      for (auto it = fs::directory_iterator(root, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        std::error_code dir_ec;
+        if (fs::is_directory(it->path() / "_delta_log", dir_ec)) with_log.insert(it->path().filename().string());
+      }
+    }
+    if (ec) return io_error("forget: cannot list {}: {}", root.string(), ec.message());
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto listed, objects_under(*config.objects, root));
+    for (const auto& rel : listed) {
+      const size_t slash = rel.find('/');
+      if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) {
+        with_log.insert(rel.substr(0, slash));
+      }
     }
   }
   auto has_log = [&](const std::string& name) { return with_log.count(name) > 0; };
+  if (graph) {
+    // A dataset of the pipeline whose table the listing missed would keep the value while
+    // forget reports it erased: refused before anything changes.
+    std::vector<std::string> missed;
+    for (const auto& name : graph->order) {
+      if (has_log(name)) continue;
+      delta::LogStore store(config.objects, config.table_path(name).string());
+      ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(store));
+      if (snapshot) missed.push_back(name);
+    }
+    if (!missed.empty()) {
+      return invalid("forget on pipeline '{}' is refused: the table(s) {} of its datasets exist but were not found "
+                     "listing {} (a link or a folder the listing cannot see); forget would leave them as they are. "
+                     "Nothing was changed",
+                     config.name, fmt::join(missed, ", "), config.storage_display() + "/tables");
+    }
+  }
   if (graph) {
     for (const auto& name : graph->order) {
       if (has_log(name) && seen.insert(name).second) names.push_back(name);
