@@ -619,9 +619,9 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
   // `sluice sql` DML and `sluice table optimize` do not take the run lock: a file one of them
   // wrote after forget started (not committed yet) is not forget's to delete.
   options.keep_modified_since_millis = started_millis;
-  // VACUUM keeps a tombstone removed at or after its cut-off (now - 0): the erasure's removes
-  // must be strictly older, so the clock moves past their millisecond first.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // No tombstone keeps its file: the erasure's own removes are stamped now, and a writer whose
+  // clock is ahead (Spark on another host) stamps removes later than our now.
+  options.tombstones = delta::TombstoneRule::kIgnore;
   auto vacuumed = delta::vacuum(store, options);
   if (!vacuumed.ok()) return context(vacuumed.status());
   report.files_deleted += vacuumed->deleted_files;
@@ -654,9 +654,15 @@ arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTable
   expire_all.configuration["delta.logRetentionDuration"] = "interval 0 seconds";
   expire_all.configuration["delta.checkpointRetentionDuration"] = "interval 0 seconds";
   expire_all.configuration["delta.enableExpiredLogCleanup"] = "true";
-  // Later than every commit's time: the cut-off is the latest commit, so the log starts at the
-  // newest checkpoint.
-  auto cleaned = delta::cleanup_expired_logs(*store, expire_all, now_millis() + 60'000);
+  // Later than every log file's time, on the store's clock too (an object store stamps with its
+  // own, possibly ahead of ours): the cut-off is the latest commit, so the log starts at the
+  // newest checkpoint. The local store lists no times; its files carry the local clock's.
+  auto listed = store->objects()->list(store->log_dir().string());
+  if (!listed.ok()) return context(listed.status());
+  int64_t newest = 0;
+  for (const auto& o : *listed) newest = std::max(newest, o.mtime_nanos / 1'000'000);
+  const int64_t cut_off = std::max(now_millis() + 60'000, newest + 1);
+  auto cleaned = delta::cleanup_expired_logs(*store, expire_all, cut_off);
   if (!cleaned.ok()) return context(cleaned.status());
   if (!cleaned->kept_from || cleaned->kept_from->value() < report.version_after) {
     return context(invalid("the log could not be cut at the fresh checkpoint (version {})", report.version_after));
