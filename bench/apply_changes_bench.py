@@ -9,7 +9,7 @@ produced to Kafka as JSON and ingested by a `cdc_raw` streaming table (a `sluice
 the ingest alone, not measured). Then, per batch and per SCD type, in alternating order:
   sluice: a run whose only new work is `APPLY CHANGES INTO scd<n> FROM STREAM(cdc_raw) ...`
           (its SQL file is added for that run), measured as a process: wall, CPU (user + sys,
-          wait4), peak RSS (ru_maxrss); the flow's own time from the event log;
+          wait4), peak RSS (GNU time %M); the flow's own time from the event log;
   Spark:  PySpark + delta-spark (local[--cores], one session for the whole bench, started
           before the first batch and not counted) reads the batch's rows from the same cdc_raw
           Delta table and runs one MERGE: SCD1 as DLT's semantics spell it (latest change per key,

@@ -1,12 +1,14 @@
-"""Helpers the bench scripts share: a log line to stderr, the peak RSS and CPU seconds of one
-child process (wait4), and the CPU seconds of one compile command (getrusage around it). The
+"""Helpers the bench scripts share: a log line to stderr, the peak RSS (GNU time's %M) and CPU
+seconds (wait4) of one child process, and the CPU seconds of one compile command (getrusage around it). The
 broker, payloads and pipeline helpers of the Kafka benches stay in kafka_pipeline_bench.py
 (imported as kb); a whole process tree is measured by proctree.py."""
 import os
+import pathlib
 import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 
 
 def logger(prefix):
@@ -16,13 +18,46 @@ def logger(prefix):
     return log
 
 
+def popen_measured(args, **kwargs):
+    """subprocess.Popen(args, **kwargs) run under GNU time, whose %M is the command's own peak
+    RSS. wait4's ru_maxrss is not: a child Python spawns (vfork + exec) starts from this
+    process's high-water mark (the kernel carries the old mm's across exec), so it reported the
+    bench's Python process, not the command (data_skipping_bench: 766 MiB for a 57 MiB scan).
+    Wait with wait_measured; signal the command with signal_measured."""
+    rss_file = tempfile.NamedTemporaryFile("r", prefix="peak-rss-")
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *[str(a) for a in args]], **kwargs)
+    proc.peak_rss_file = rss_file
+    return proc
+
+
+def signal_measured(proc, sig):
+    """Sends `sig` to the command popen_measured started (GNU time's child), not to time."""
+    try:
+        children = pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except FileNotFoundError:
+        return
+    for child in children:
+        try:
+            os.kill(int(child), sig)
+        except ProcessLookupError:
+            pass
+
+
 def wait_measured(proc):
-    """Waits for `proc` (a subprocess.Popen) and returns (exit code, peak RSS MiB, CPU seconds
-    user + system) of that child alone: wait4 gives its own rusage, where RUSAGE_CHILDREN would
-    mix in every child this process ran before (JVMs, other runs). Sets proc.returncode."""
+    """Waits for `proc` (from popen_measured) and returns (exit code, peak RSS MiB, CPU seconds
+    user + system) of that command alone: wait4 gives time's rusage with its reaped child's CPU,
+    where RUSAGE_CHILDREN would mix in every child this process ran before (JVMs, other runs);
+    the peak RSS is time's %M (see popen_measured). Sets proc.returncode."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    rss_file = getattr(proc, "peak_rss_file", None)
+    if rss_file is None:
+        raise ValueError("wait_measured: start the process with popen_measured (wait4's ru_maxrss is not its peak RSS)")
+    lines = rss_file.read().strip().splitlines()
+    rss_file.close()
+    # GNU time writes "Command exited with non-zero status N" before %M when the command failed.
+    rss_mib = int(lines[-1]) / 1024 if lines and lines[-1].isdigit() else float("nan")
+    return proc.returncode, rss_mib, usage.ru_utime + usage.ru_stime
 
 
 def compile_cpu_seconds(entry, scratch, who):

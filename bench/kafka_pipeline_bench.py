@@ -213,7 +213,7 @@ def run_once(pipe):
     out_path, err_path = pipe / "sluice.out", pipe / "sluice.err"
     start = time.perf_counter()
     with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
-        proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdout=out_f, stderr=err_f)
+        proc = common.popen_measured([str(SLUICE), "run", str(pipe), "--once"], stdout=out_f, stderr=err_f)
         returncode, rss_mib, cpu_s = common.wait_measured(proc)
     wall = time.perf_counter() - start
     out, err = out_path.read_text(), err_path.read_text()
@@ -362,7 +362,7 @@ def latency(args, broker, work, payload_file):
     total = args.rate * args.seconds
     # Its output goes to files: a pipe nobody reads fills up and blocks the pipeline.
     sluice_log = open(work / "latency-sluice.log", "w")
-    sluice = subprocess.Popen([str(SLUICE), "run", str(pipe)], stdout=sluice_log, stderr=subprocess.STDOUT)
+    sluice = common.popen_measured([str(SLUICE), "run", str(pipe)], stdout=sluice_log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while not (storage / "tables" / "events_silver" / "_delta_log").exists():
@@ -388,7 +388,7 @@ def latency(args, broker, work, payload_file):
             time.sleep(0.5)
         time.sleep(max(2.0, 3 * parse_seconds(args.trigger_interval)))
     finally:
-        sluice.send_signal(signal.SIGTERM)
+        common.signal_measured(sluice, signal.SIGTERM)
         try:
             _, rss, _ = common.wait_measured(sluice)
         except ChildProcessError:

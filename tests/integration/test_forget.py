@@ -299,6 +299,35 @@ FROM (SELECT from_json(CAST(value AS STRING), 'user_id STRING, seq BIGINT') AS e
     assert {t.name: DeltaTable(str(t)).version() for t in (pipe / "data" / "tables").iterdir()} == versions
 
 
+def test_forget_erases_a_table_whose_folder_is_a_symlink(tmp_path, bootstrap, forgotten):
+    """A table folder under tables/ that is a symlink to the real table: forget finds it (its
+    _delta_log/ asked for by path) and erases the value there, not only in the plain table."""
+    pipe = kafka_pipeline(tmp_path, "forgetlink", bootstrap)
+    (pipe / "p.sql").write_text(f"""
+CREATE OR REFRESH STREAMING TABLE plain
+AS SELECT * FROM STREAM read_kafka(topic => '{forgotten["topic"]}', starting_offsets => 'earliest');
+CREATE OR REFRESH STREAMING TABLE linked
+AS SELECT e.user_id, e.seq
+FROM (SELECT from_json(CAST(value AS STRING), 'user_id STRING, seq BIGINT') AS e FROM STREAM(plain))
+WHERE e.user_id IS NOT NULL;
+""")
+    run_once(pipe)
+    tables = pipe / "data" / "tables"
+    real = tmp_path / "elsewhere" / "linked"
+    real.parent.mkdir()
+    (tables / "linked").rename(real)
+    (tables / "linked").symlink_to(real, target_is_directory=True)
+    seqs = sorted(r["seq"] for r in read_deltalake(real).to_pylist() if r["user_id"] != ERASED)
+    assert storage_hits(real), "the linked table did not hold the value before forget"
+    r = run_sluice("forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    by_table = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
+    assert by_table["linked"]["match"] == "columns" and by_table["linked"]["rowsErased"] > 0, by_table
+    assert storage_hits(real) == set()
+    assert storage_hits(pipe / "data") == set()
+    assert sorted(r["seq"] for r in read_deltalake(tables / "linked").to_pylist()) == seqs
+
+
 def test_forget_refuses_while_a_reader_lags_its_upstream(forgotten, bootstrap):
     """Last in the module (it adds events): a run killed after bronze's commit and before
     silver's leaves silver behind; forget refuses, naming it, until a run catches up."""

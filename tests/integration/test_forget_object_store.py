@@ -1,19 +1,23 @@
 """`sluice forget` on object storage: a Kafka -> bronze (raw value) -> silver (decoded) ->
 STREAM reader (change data feed, an UPDATE quoting the value) and materialized view pipeline
-whose storage is s3:// (moto) or az:// (Azurite), with an OPTIMIZE of bronze before the erasure (its compacted files become
+whose storage is s3:// (moto), az:// (Azurite) or gs:// (the GCS emulator), with an OPTIMIZE of bronze before the erasure (its compacted files become
 tombstones that still hold the value). Before forget the value is in objects under the
 pipeline's prefix; after it, no object holds it — every object listed by the store's own client
 (boto3, a Blob client), its raw bytes read, every Parquet file decoded by pyarrow. deltalake
 reads every table equal to a Python model minus the erased rows, the audit events are in the
-event log, and the next run appends new events once (the reader was moved past the erasure)."""
+event log, and the next run appends new events once (the reader was moved past the erasure).
+An unreferenced object written after forget started (while it is paused before its clean-up)
+is kept: the start time is on the store's clock and not later than the truth."""
 import io
 import json
+import subprocess
 import uuid
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from object_store_helpers import az, events, run, s3, set_storage, table  # noqa: F401
+from object_store_helpers import SLUICE, az, clean_env, events, gcs, run, s3, set_storage, table  # noqa: F401
 from test_forget import ERASED, USERS, events as make_events, rows
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
@@ -36,7 +40,7 @@ AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM ev_silver GROUP BY u
 """
 
 
-@pytest.fixture(scope="module", params=["s3", "az"])
+@pytest.fixture(scope="module", params=["s3", "az", "gcs"])
 def store(request):
     return request.getfixturevalue(request.param)
 
@@ -44,7 +48,36 @@ def store(request):
 def object_bytes(store, key):
     if store["scheme"] == "s3":
         return store["client"].get_object(Bucket="lake", Key=key)["Body"].read()
+    if store["scheme"] == "gs":
+        return store["emulator"].read(key)
     return store["blobs"].get("lake", key)
+
+
+def put_object(store, key, data):
+    if store["scheme"] == "s3":
+        store["client"].put_object(Bucket="lake", Key=key, Body=data)
+    elif store["scheme"] == "gs":
+        assert store["emulator"].upload(key, data) == 200
+    else:
+        store["blobs"].put("lake", key, data)
+
+
+def forget_writing_meanwhile(store, pipe, where, key, data):
+    """Runs forget paused before its clean-up (SLUICE_FAILPOINT_PAUSE): writes `key` then, an
+    object no commit references, as an uncommitted OPTIMIZE or DML would, and lets it go on."""
+    proc = subprocess.Popen([str(SLUICE), "forget", str(pipe), "--where", where, "--format", "json"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(**store["env"], SLUICE_FAILPOINT_PAUSE="forget_before_clean_up"))
+    seen = []
+    while True:
+        line = proc.stderr.readline()
+        seen.append(line)
+        assert line, f"forget ended before its pause: {''.join(seen)}"
+        if "fail point 'forget_before_clean_up' paused" in line:
+            break
+    put_object(store, key, data)
+    out, err = proc.communicate("\n", timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(seen) + err)
 
 
 def object_hits(store, prefix, needle=ERASED):
@@ -91,8 +124,13 @@ def test_forget_erases_every_object_under_the_prefix(store, tmp_path, bootstrap,
     assert any("/ev_big/_delta_log/" in k for k in before), before
     assert any("/ev_per_user/_sluice_state/" in k for k in before), before
 
-    r = run(store, "forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json")
+    late = f"{prefix}/tables/ev_silver/part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"user_id": ["u-4"], "seq": [0]}), sink)
+    late_bytes = sink.getvalue()
+    r = forget_writing_meanwhile(store, pipe, f"user_id = '{ERASED}'", late, late_bytes)
     assert r.returncode == 0, r.stderr
+    assert late in store["keys"](prefix + "/tables/ev_silver/"), "forget deleted an object written after it started"
     assert ERASED not in r.stdout + r.stderr
     report = json.loads(r.stdout)
     by_table = {t["table"]: t for t in report["tables"]}

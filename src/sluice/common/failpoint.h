@@ -1,11 +1,14 @@
 // Named crash points for crash-consistency tests: when the environment variable
 // SLUICE_FAILPOINT names a point, the process dies there at once (as SIGKILL would leave it),
 // so tests can stop sluice between two commits deterministically instead of by timing.
+// SLUICE_FAILPOINT_PAUSE naming a point makes the process stop there until a line (or EOF)
+// arrives on stdin, after saying so on stderr: a test acts at that point, then lets it go on.
 #pragma once
 
 namespace sluice {
 
-// Exits the process with status 137 if SLUICE_FAILPOINT equals `name`; a no-op otherwise.
+// Exits the process with status 137 if SLUICE_FAILPOINT equals `name` (after pausing if
+// SLUICE_FAILPOINT_PAUSE does); a no-op otherwise.
 void fail_point(const char* name);
 
 // Whether SLUICE_FAILPOINT names `name`.

@@ -330,6 +330,7 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
     ARROW_RETURN_NOT_OK(keep_vector(add.deletion_vector));
   }
   for (const auto& r : snapshot->tombstones()) {
+    if (options.tombstones == TombstoneRule::kIgnore) break;
     if (r.deletion_timestamp.value_or(0) < result.delete_before_millis) continue;
     ARROW_RETURN_NOT_OK(keep(r.path));
     ARROW_RETURN_NOT_OK(keep_vector(r.deletion_vector));

@@ -63,6 +63,10 @@ enum class VacuumMode { kDelete, kDryRun };
 // Spark's spark.databricks.delta.retentionDurationCheck.enabled: a window shorter than the
 // table's delta.deletedFileRetentionDuration is refused unless the check is off (--force).
 enum class RetentionCheck { kEnforced, kOff };
+// Whether a tombstone stamped inside the window keeps its file (Spark's rule), or no tombstone
+// does (forget: a writer's clock ahead of ours would stamp a remove "in the future" and keep a
+// file holding an erased value while forget reports it gone).
+enum class TombstoneRule { kKeepUnexpired, kIgnore };
 
 struct VacuumOptions {
   std::optional<int64_t> retain_millis;  // none: the table's delta.deletedFileRetentionDuration
@@ -71,6 +75,7 @@ struct VacuumOptions {
   // Files modified at or after this time are kept whatever the retention (forget: its start,
   // so a file another command wrote meanwhile, not committed yet, is never deleted).
   std::optional<int64_t> keep_modified_since_millis;
+  TombstoneRule tombstones = TombstoneRule::kKeepUnexpired;
 };
 
 struct VacuumResult {

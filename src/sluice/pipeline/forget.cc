@@ -203,14 +203,45 @@ arrow::Result<std::vector<Table>> list_tables(const PipelineConfig& config, cons
   std::vector<std::string> names;
   std::set<std::string> seen;
   std::set<std::string> with_log;
-  ARROW_ASSIGN_OR_RAISE(auto listed, objects_under(*config.objects, config.storage / "tables"));
-  for (const auto& rel : listed) {
-    const size_t slash = rel.find('/');
-    if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) {
-      with_log.insert(rel.substr(0, slash));
+  const fs::path root = config.storage / "tables";
+  if (config.storage_is_local()) {
+    // Each entry's _delta_log/ asked for by path: a table folder that is a symlink is followed
+    // (a recursive walk would not descend into it and forget would skip the table).
+    std::error_code ec;
+    if (fs::is_directory(root, ec)) {
+      for (auto it = fs::directory_iterator(root, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        std::error_code dir_ec;
+        if (fs::is_directory(it->path() / "_delta_log", dir_ec)) with_log.insert(it->path().filename().string());
+      }
+    }
+    if (ec) return io_error("forget: cannot list {}: {}", root.string(), ec.message());
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto listed, objects_under(*config.objects, root));
+    for (const auto& rel : listed) {
+      const size_t slash = rel.find('/');
+      if (slash != std::string::npos && rel.compare(slash, 12, "/_delta_log/") == 0) {
+        with_log.insert(rel.substr(0, slash));
+      }
     }
   }
   auto has_log = [&](const std::string& name) { return with_log.count(name) > 0; };
+  if (graph) {
+    // A dataset of the pipeline whose table the listing missed would keep the value while
+    // forget reports it erased: refused before anything changes.
+    std::vector<std::string> missed;
+    for (const auto& name : graph->order) {
+      if (has_log(name)) continue;
+      delta::LogStore store(config.objects, config.table_path(name).string());
+      ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(store));
+      if (snapshot) missed.push_back(name);
+    }
+    if (!missed.empty()) {
+      return invalid("forget on pipeline '{}' is refused: the table(s) {} of its datasets exist but were not found "
+                     "listing {} (a link or a folder the listing cannot see); forget would leave them as they are. "
+                     "Nothing was changed",
+                     config.name, fmt::join(missed, ", "), config.storage_display() + "/tables");
+    }
+  }
   if (graph) {
     for (const auto& name : graph->order) {
       if (has_log(name) && seen.insert(name).second) names.push_back(name);
@@ -588,9 +619,9 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
   // `sluice sql` DML and `sluice table optimize` do not take the run lock: a file one of them
   // wrote after forget started (not committed yet) is not forget's to delete.
   options.keep_modified_since_millis = started_millis;
-  // VACUUM keeps a tombstone removed at or after its cut-off (now - 0): the erasure's removes
-  // must be strictly older, so the clock moves past their millisecond first.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // No tombstone keeps its file: the erasure's own removes are stamped now, and a writer whose
+  // clock is ahead (Spark on another host) stamps removes later than our now.
+  options.tombstones = delta::TombstoneRule::kIgnore;
   auto vacuumed = delta::vacuum(store, options);
   if (!vacuumed.ok()) return context(vacuumed.status());
   report.files_deleted += vacuumed->deleted_files;
@@ -623,9 +654,15 @@ arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTable
   expire_all.configuration["delta.logRetentionDuration"] = "interval 0 seconds";
   expire_all.configuration["delta.checkpointRetentionDuration"] = "interval 0 seconds";
   expire_all.configuration["delta.enableExpiredLogCleanup"] = "true";
-  // Later than every commit's time: the cut-off is the latest commit, so the log starts at the
-  // newest checkpoint.
-  auto cleaned = delta::cleanup_expired_logs(*store, expire_all, now_millis() + 60'000);
+  // Later than every log file's time, on the store's clock too (an object store stamps with its
+  // own, possibly ahead of ours): the cut-off is the latest commit, so the log starts at the
+  // newest checkpoint. The local store lists no times; its files carry the local clock's.
+  auto listed = store->objects()->list(store->log_dir().string());
+  if (!listed.ok()) return context(listed.status());
+  int64_t newest = 0;
+  for (const auto& o : *listed) newest = std::max(newest, o.mtime_nanos / 1'000'000);
+  const int64_t cut_off = std::max(now_millis() + 60'000, newest + 1);
+  auto cleaned = delta::cleanup_expired_logs(*store, expire_all, cut_off);
   if (!cleaned.ok()) return context(cleaned.status());
   if (!cleaned->kept_from || cleaned->kept_from->value() < report.version_after) {
     return context(invalid("the log could not be cut at the fresh checkpoint (version {})", report.version_after));

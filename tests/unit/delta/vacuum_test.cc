@@ -294,6 +294,28 @@ TEST_F(VacuumTest, KeepsTheDeletionVectorsOfLiveFilesAndUnexpiredTombstones) {
   EXPECT_FALSE(fs::exists(root_ / orphan_file));
 }
 
+TEST_F(VacuumTest, IgnoredTombstonesKeepNoFileEvenStampedInTheFuture) {
+  create();
+  write_file("ahead.parquet", kHour);
+  commit_add("ahead.parquet");
+  // A writer whose clock is an hour ahead of ours removed it.
+  commit_remove("ahead.parquet", now_millis() + kHour);
+  VacuumOptions spark_rule;
+  spark_rule.retain_millis = 0;
+  spark_rule.check = RetentionCheck::kOff;
+  spark_rule.mode = VacuumMode::kDryRun;
+  auto kept = vacuum(store_, spark_rule);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_TRUE(kept->candidates.empty()) << "Spark's rule keeps a tombstone stamped inside the window";
+  VacuumOptions forget_rule = spark_rule;
+  forget_rule.mode = VacuumMode::kDelete;
+  forget_rule.tombstones = TombstoneRule::kIgnore;
+  auto done = vacuum(store_, forget_rule);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->deleted_files, 1);
+  EXPECT_FALSE(fs::exists(root_ / "ahead.parquet"));
+}
+
 TEST_F(VacuumTest, RefusesAShortWindowUnlessForced) {
   create();
   write_file("stray.parquet", kHour);
