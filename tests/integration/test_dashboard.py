@@ -233,6 +233,15 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         browser.wait_for(f"window.sluice.chartUpdates > {updates} && "
                          f"Number(document.querySelector('.chart[data-title=Throughput]').dataset.points) > {shown_points}",
                          "the charts updated by live events")
+        # The newest progress event the API has reaches the chart, and the x values stay sorted
+        # (live events are handled one after another, each at its place by time; uPlot cuts off
+        # points after an x that goes back).
+        code, _, body = get(url + "/api/events?dataset=orders&type=flow_progress&limit=1000")
+        newest_ms = max(e["timestamp_ms"] for e in json.loads(body)["events"] if e["details"]["flow_progress"].get("status"))
+        browser.wait_for(f"(document.querySelector('.chart[data-title=Throughput]').xs || []).includes({newest_ms} / 1000)",
+                         "the newest event in the chart")
+        assert browser.evaluate("document.querySelector('.chart[data-title=Throughput]').xs"
+                                ".every((x, i, xs) => i == 0 || xs[i - 1] <= x)") is True
         browser.screenshot(tmp_path / "dataset.png")
 
         # SLA: orders' 10-minute target is met; totals' 1 ms target cannot be.

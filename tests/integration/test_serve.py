@@ -2,6 +2,7 @@
 says, /metrics row counters equal deltalake row counts and the event log's numbers (read with
 Python's json), `promtool check metrics` accepts the exposition, a non-loopback bind needs a
 token checked on every request, and a continuous run's counters grow while it runs. No Spark."""
+import datetime
 import json
 import os
 import re
@@ -14,7 +15,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from deltalake import DeltaTable
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 
 from conftest import SLUICE, run_sluice
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
@@ -211,6 +213,22 @@ def test_non_loopback_needs_a_token_checked_on_every_request(tmp_path, bootstrap
         assert get(local + "/metrics", token=secret[:-1])[0] == 401
         code, _, body = get(local + "/api/pipeline", token=secret)
         assert code == 200 and json.loads(body)["state"] == "never run"
+        # The token split: the dashboard's own files are public (they hold no pipeline data), with a
+        # CSP and nosniff; every /api path, the live stream among them, needs the token.
+        for path in ["/", "/index.html", "/app.js", "/app.css"]:
+            with urllib.request.urlopen(local + path, timeout=60) as r:
+                assert r.status == 200 and r.read()
+                assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
+                assert r.headers["X-Content-Type-Options"] == "nosniff"
+        for path in ["/api/stream", "/api/events", "/api/graph", "/api/datasets", "/api", "/nowhere.js"]:
+            code, _, body = get(local + path)
+            assert code == 401 and "Bearer" in json.loads(body)["error"], path
+        conn, live = open_stream(local, {"Accept": "text/event-stream", "Authorization": "Bearer wrong"})
+        assert live.status == 401
+        conn.close()
+        conn, live = open_stream(local, {"Authorization": f"Bearer {secret}"})
+        assert live.status == 200 and live.headers["Content-Type"].startswith("text/event-stream")
+        conn.close()
         # The same port again: refused, naming the address.
         port = url.rsplit(":", 1)[1]
         taken = run_sluice("serve", pipe, "--listen", f"0.0.0.0:{port}", "--serve-token", "x", timeout=60)
@@ -432,7 +450,7 @@ def test_stream_sends_appended_events_resumes_after_an_id_and_is_bounded(tmp_pat
         produce_values(bootstrap, topic, [b"x"] * 20)
         received, written = [], 0
         for event_id, event in stream_events(live):  # ends by pytest-timeout if nothing comes
-            assert event["dataset"] == "raw" and event["event_type"] == "flow_progress" and event["id"] == event_id
+            assert event["dataset"] == "raw" and event["event_type"] == "flow_progress" and event["stream_id"] == event_id
             received.append(event)
             written += event["details"]["flow_progress"]["metrics"]["num_output_rows"]
             if written == 20:
@@ -451,11 +469,29 @@ def test_stream_sends_appended_events_resumes_after_an_id_and_is_bounded(tmp_pat
         assert [e["details"]["flow_progress"] for e in received] == \
             logged()[ids.index(received[0]["id"]):][:len(received)]
 
-        # Last-Event-ID resumes right after that event, also from before this stream began.
-        conn, resumed = open_stream(url, {"Last-Event-ID": page[0]["id"]}, "/api/stream?dataset=raw&type=flow_progress")
+        # Last-Event-ID resumes right after that event, also from before this stream began: the
+        # next event committed after it, which the log then holds right after it.
+        conn, resumed = open_stream(url, {"Last-Event-ID": received[0]["stream_id"]},
+                                    "/api/stream?dataset=raw&type=flow_progress")
         streams.append(conn)
-        first_id, first = next(stream_events(resumed))
-        assert first_id == page[1]["id"] and first["details"] == page[1]["details"]
+        _, first = next(stream_events(resumed))
+        ids = [e["id"] for e in json.loads(get(url + "/api/events?dataset=raw&type=flow_progress&limit=1000")[2])["events"]]
+        assert first["id"] == ids[ids.index(received[0]["id"]) + 1]
+
+        # Another writer's event stamped earlier than those streamed already, committed later (a
+        # scale-out worker flushing its buffer): the stream follows the log's commits, so it comes
+        # (review finding 1: a cursor in time order skipped it for good).
+        conn, other = open_stream(url, path="/api/stream?type=other_writer")
+        streams.append(conn)
+        log_path = str(pipe / "data" / "system" / "event_log")
+        schema = pa.schema(DeltaTable(log_path).schema().to_arrow())
+        row = {"id": "00000000-0000-0000-0000-000000000001", "sequence": {"update_id": "other", "seq": 0},
+               "origin": {"pipeline_name": "streamed", "update_id": "other", "flow_name": None, "dataset_name": None},
+               "timestamp": datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc), "level": "INFO",
+               "event_type": "other_writer", "message": "stamped long ago", "details": "{}"}
+        write_deltalake(log_path, pa.Table.from_pylist([row], schema=schema), mode="append")
+        _, late = next(stream_events(other))  # ends by pytest-timeout if it never comes
+        assert late["message"] == "stamped long ago" and late["timestamp_ms"] == 946684800000
 
         # Refusals: an unknown parameter or id (400), more than 8 streams at once (503).
         for path, headers, word in [("/api/stream?flow=raw", {}, "'flow'"),
@@ -485,3 +521,21 @@ def test_stream_sends_appended_events_resumes_after_an_id_and_is_bounded(tmp_pat
         for conn in streams:
             conn.close()
         assert stop(proc) == 0  # live streams end with the server
+
+
+def test_freshness_targets_name_stored_datasets_in_validate_and_serve(tmp_path, bootstrap):
+    """serve.freshness_targets is checked by `sluice validate` too, and a view (not stored, no
+    freshness) is refused rather than always shown breached (review finding 5, dbfix)."""
+    sql = ("CREATE OR REFRESH STREAMING TABLE raw AS SELECT value FROM STREAM read_kafka(topic => 'never-produced');\n"
+           "CREATE VIEW recent AS SELECT value FROM raw;\n")
+    cases = [("{nowhere: 1 minute}", "'nowhere', which pipeline"), ("{recent: 1 minute}", "'recent', a view")]
+    for i, (targets, words) in enumerate(cases):
+        pipe = kafka_pipeline(tmp_path / str(i), "fresh", bootstrap, extra=f"serve:\n  freshness_targets: {targets}\n")
+        (pipe / "p.sql").write_text(sql)
+        checked = run_sluice("validate", pipe, timeout=60)
+        assert checked.returncode == 1 and words in checked.stderr, checked.stderr
+        served = run_sluice("serve", pipe, "--listen", "127.0.0.1:0", timeout=60)
+        assert served.returncode == 1 and words in served.stderr, served.stderr
+    pipe = kafka_pipeline(tmp_path / "ok", "fresh", bootstrap, extra="serve:\n  freshness_targets: {raw: 1 minute}\n")
+    (pipe / "p.sql").write_text(sql)
+    assert run_sluice("validate", pipe, timeout=60).returncode == 0

@@ -17,6 +17,7 @@ const state = {
   lastEventId: null,
   renders: 0,          // graph renders
   chartUpdates: 0,     // chart data updates from live events
+  liveHandled: 0,      // live events handled (in arrival order, one after another)
   errors: [],          // failed requests, shown and kept for the tests
 };
 window.sluice = state;
@@ -68,11 +69,20 @@ function flowProgress(e) { return (e.details && e.details.flow_progress) || {}; 
 
 const seen = new Set();  // event ids: the history and the stream may overlap
 
+// Puts `e` into `list` (oldest first) at its place by time: the stream delivers events in the
+// order the log committed them, and a later commit may hold older events (scale-out workers
+// flush every 2 s), while a chart's x values must be sorted.
+function insertByTime(list, e) {
+  let i = list.length;
+  while (i > 0 && list[i - 1].timestamp_ms > e.timestamp_ms) i -= 1;
+  list.splice(i, 0, e);
+}
+
 function addProgress(e) {
   if (e.event_type !== 'flow_progress' || !e.dataset || !flowProgress(e).status || seen.has(e.id)) return false;
   seen.add(e.id);
   const list = state.progress[e.dataset] || (state.progress[e.dataset] = []);
-  list.push(e);
+  insertByTime(list, e);
   if (list.length > MAX_PROGRESS) list.shift();
   return true;
 }
@@ -185,8 +195,10 @@ function chart(parent, title, seriesNames, data, yLabel) {
                                                       points: { show: true, size: 4 }, spanGaps: true }))],
   };
   const plot = new uPlot(opts, data, panel);
-  panel.dataset.points = String(data[0].length);
-  return { update(next) { plot.setData(next); panel.dataset.points = String(next[0].length); } };
+  // The x values drawn, for the browser test (uPlot needs them sorted, or it cuts points off).
+  const shown = (d) => { panel.dataset.points = String(d[0].length); panel.xs = d[0]; };
+  shown(data);
+  return { update(next) { plot.setData(next); shown(next); } };
 }
 
 // [x, series...] for uPlot from the events: x in seconds, one value per event and series.
@@ -305,7 +317,7 @@ async function datasetView(view, name) {
       ids.add(e.id);
       if (e.level === 'ERROR') addError(e);
       if (!(e.event_type === 'flow_progress' && flowProgress(e).status)) return;
-      events.push(e);
+      insertByTime(events, e);
       const next = progressCharts(events);
       for (const k of Object.keys(plots)) plots[k].update(next[k]);
       if (quality) quality.update(expectationColumns(expectationRows(events)).data);
@@ -371,10 +383,17 @@ async function route() {
 }
 
 let lastRefresh = 0;
+// Every live event is handled in arrival order, after the ones before it: one chain, so an event
+// that waits for /api/datasets never lets the events behind it overtake it.
+let liveQueue = Promise.resolve();
 
 function onLive(e) {
   state.eventsReceived += 1;
-  state.lastEventId = e.id;
+  state.lastEventId = e.stream_id;
+  liveQueue = liveQueue.then(() => handleLive(e)).catch((err) => console.warn(`live event: ${err.message}`));
+}
+
+async function handleLive(e) {
   if (e.event_type === 'flow_progress' && seen.has(e.id)) return;  // already in the history
   addProgress(e);
   if (e.event_type === 'update_progress' && e.details && e.details.update_progress) {
@@ -382,12 +401,12 @@ function onLive(e) {
   }
   // Rows and freshness come from the tables: read again when a dataset committed, at most once
   // a second (a continuous run reports every trigger interval).
-  let refresh = Promise.resolve();
   if (e.event_type === 'flow_progress' && Date.now() - lastRefresh >= 1000) {
     lastRefresh = Date.now();
-    refresh = refreshDatasets().catch(() => {});
+    await refreshDatasets().catch(() => {});
   }
-  refresh.then(() => { if (current.onEvent) current.onEvent(e); });
+  if (current.onEvent) current.onEvent(e);
+  state.liveHandled += 1;
 }
 
 async function start() {
@@ -398,10 +417,11 @@ async function start() {
     state.pipeline = pipeline;
     state.graph = graph;
     await refreshDatasets();
-    // The stream resumes after the newest event now; the history read next may overlap it.
-    const newest = await api('/api/events?limit=1');
-    state.lastEventId = newest.events.length ? newest.events[0].id : null;
+    // The stream starts after the log's version this history was read from (stream_after): what
+    // later commits append, whatever its events' times. The history and the stream may overlap
+    // (ids remove the duplicates), never leave a gap.
     history = await api('/api/events?type=flow_progress&limit=1000');
+    state.lastEventId = history.stream_after;
   } catch (err) {
     showError(document.getElementById('view'), err);
     live.textContent = 'offline';

@@ -81,10 +81,10 @@ json column_json(const arrow::Field& field) {
 
 // The last time each dataset's flow completed (flow_progress COMPLETED), from the event log.
 std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& config, std::string* warning,
-                                              const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* given) {
+                                              const arrow::Result<pipeline::SharedEvents>* given) {
   std::map<std::string, int64_t> out;
-  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> read_here;
-  if (!given) read_here = pipeline::read_event_log(config.objects, config.storage);
+  arrow::Result<pipeline::SharedEvents> read_here;
+  if (!given) read_here = pipeline::read_event_log_shared(config.objects, config.storage);
   const auto& events = given ? *given : read_here;
   if (!events.ok()) {
     *warning = events.status().message();
@@ -106,7 +106,7 @@ std::map<std::string, int64_t> last_completed(const pipeline::PipelineConfig& co
 
 arrow::Result<json> build_catalog(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
                                   std::vector<std::string>& warnings,
-                                  const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* events) {
+                                  const arrow::Result<pipeline::SharedEvents>* events) {
   // Planned schemas and lineage (no broker: a schema not frozen yet stays unknown).
   std::map<std::string, std::shared_ptr<arrow::Schema>> planned;
   if (auto report = pipeline::validate_sql_pipeline(config, graph, pipeline::SchemaInference::kFrozenOnly); report.ok()) {

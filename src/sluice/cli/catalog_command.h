@@ -20,6 +20,6 @@ namespace sluice::cli {
 // `events`: the event log already read (its error, or nullopt: none); null: read here.
 arrow::Result<nlohmann::json> build_catalog(
     const pipeline::PipelineConfig& config, const pipeline::Graph& graph, std::vector<std::string>& warnings,
-    const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* events = nullptr);
+    const arrow::Result<pipeline::SharedEvents>* events = nullptr);
 
 }  // namespace sluice::cli

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "sluice/cli/number_option.h"
+#include "sluice/cli/serve_command.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/stats.h"
@@ -52,6 +53,10 @@ int validate(const std::string& dir, bool infer_schemas) {
   auto graph = load_graph(dir, &config);
   if (!graph.ok()) {
     std::cerr << "sluice: " << graph.status().message() << "\n";
+    return 1;
+  }
+  if (auto targets = check_freshness_targets(config, *graph); !targets.ok()) {
+    std::cerr << "sluice: " << targets.message() << "\n";
     return 1;
   }
   // Without --infer-schemas no broker is contacted: inferred schemas come from their frozen

@@ -41,15 +41,17 @@ class ServeReader : public server::PipelineReader {
 
   arrow::Result<nlohmann::json> status(
       nlohmann::json* catalog,
-      const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>& events) const override {
+      const arrow::Result<pipeline::SharedEvents>& events) const override {
     std::vector<std::string> warnings;  // the status JSON says the same (event_log.state)
     ARROW_ASSIGN_OR_RAISE(auto result, build_status(config_, graph_, warnings, &events));
     if (catalog) *catalog = std::move(result.catalog);
     return std::move(result.status);
   }
 
-  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> event_log() const override {
-    return events_->read();
+  arrow::Result<pipeline::EventLogView> event_log() const override { return events_->read(); }
+
+  arrow::Result<pipeline::AppendedEvents> appended_since(int64_t first_version) const override {
+    return events_->appended_since(first_version);
   }
 
  private:
@@ -79,6 +81,25 @@ arrow::Result<int> serve(const std::string& dir, const std::string& listen, cons
 
 }  // namespace
 
+arrow::Status check_freshness_targets(const pipeline::PipelineConfig& config, const pipeline::Graph& graph) {
+  for (const auto& [name, target] : config.serve_freshness_targets) {
+    auto it = graph.datasets.find(name);
+    if (it == graph.datasets.end()) {
+      return arrow::Status::Invalid(fmt::format(
+          "pipeline.yaml serve.freshness_targets names '{}', which pipeline '{}' does not define; its datasets are "
+          "the tables and views of its .sql files",
+          name, config.name));
+    }
+    if (it->second.kind == sql::DatasetKind::kView || it->second.kind == sql::DatasetKind::kTemporaryView) {
+      return arrow::Status::Invalid(fmt::format(
+          "pipeline.yaml serve.freshness_targets names '{}', a view of pipeline '{}': a view is not stored, so it has "
+          "no freshness to compare; give the target to a streaming table or materialized view it reads",
+          name, config.name));
+    }
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::unique_ptr<server::HttpServer>> start_pipeline_server(const pipeline::PipelineConfig& config,
                                                                          const std::string& listen,
                                                                          const std::optional<std::string>& token,
@@ -94,13 +115,8 @@ arrow::Result<std::unique_ptr<server::HttpServer>> start_pipeline_server(const p
   // Its own graph: a Graph's datasets point into its statements, so it is built, not copied.
   ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
   ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
+  ARROW_RETURN_NOT_OK(check_freshness_targets(config, graph));
   for (const auto& [name, target] : config.serve_freshness_targets) {
-    if (!graph.datasets.count(name)) {
-      return arrow::Status::Invalid(fmt::format(
-          "pipeline.yaml serve.freshness_targets names '{}', which pipeline '{}' does not define; its datasets are "
-          "the tables and views of its .sql files",
-          name, config.name));
-    }
     options.api.freshness_targets_seconds[name] = static_cast<double>(target.count()) / 1000.0;
   }
   auto reader = std::make_shared<ServeReader>(config, std::move(graph), run_started_micros.has_value());

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/server/http_server.h"
 
@@ -19,6 +20,11 @@ namespace sluice::cli {
 
 constexpr const char* kDefaultListen = "127.0.0.1:8080";
 constexpr const char* kServeTokenVariable = "SLUICE_SERVE_TOKEN";
+
+// serve.freshness_targets against the graph: each names a stored dataset of the pipeline (a
+// streaming table or materialized view; a view has no freshness). Checked by `sluice validate`
+// and at server start.
+arrow::Status check_freshness_targets(const pipeline::PipelineConfig& config, const pipeline::Graph& graph);
 
 // Starts the server of a pipeline on `listen` ("ADDR:PORT"); the token is `token` if given,
 // else $SLUICE_SERVE_TOKEN if set. `run_started_micros` is set when the pipeline runs in this

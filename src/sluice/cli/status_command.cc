@@ -154,10 +154,10 @@ json run_state(const pipeline::PipelineConfig& config) {
 
 arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
                                          std::vector<std::string>& warnings,
-                                         const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* given) {
+                                         const arrow::Result<pipeline::SharedEvents>* given) {
   // Read once: the catalog below is built from this same read.
-  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> read_here;
-  if (!given) read_here = pipeline::read_event_log(config.objects, config.storage);
+  arrow::Result<pipeline::SharedEvents> read_here;
+  if (!given) read_here = pipeline::read_event_log_shared(config.objects, config.storage);
   const auto& read = given ? *given : read_here;
   std::vector<std::string> catalog_warnings;
   ARROW_ASSIGN_OR_RAISE(auto catalog, sluice::cli::build_catalog(config, graph, catalog_warnings, &read));

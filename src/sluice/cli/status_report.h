@@ -27,6 +27,6 @@ struct StatusResult {
 // (its error, or nullopt: none), so a caller holding it does not read it again; null: read here.
 arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
                                          std::vector<std::string>& warnings,
-                                         const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>* events = nullptr);
+                                         const arrow::Result<pipeline::SharedEvents>* events = nullptr);
 
 }  // namespace sluice::cli

@@ -5,9 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
+#include <variant>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/utf8.h"
+#include "sluice/delta/actions.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
@@ -194,30 +197,45 @@ bool event_before(const StoredEvent& a, const StoredEvent& b) {
   return std::tie(a.timestamp_micros, a.update_id, a.seq) < std::tie(b.timestamp_micros, b.update_id, b.seq);
 }
 
-arrow::Result<std::shared_ptr<const std::vector<StoredEvent>>> EventLogCache::read() {
+arrow::Result<SharedEvents> read_event_log_shared(std::shared_ptr<storage::ObjectStore> objects,
+                                                  const std::filesystem::path& storage) {
+  ARROW_ASSIGN_OR_RAISE(auto events, read_event_log(std::move(objects), storage));
+  if (!events) return SharedEvents();
+  return std::make_shared<const std::vector<StoredEvent>>(std::move(*events));
+}
+
+arrow::Status EventLogCache::refresh_locked() {
   delta::LogStore store(objects_, (storage_ / "system" / "event_log").string());
   auto where = [&](const arrow::Status& st) {
     return arrow::Status::Invalid(fmt::format("event log {} is unreadable: {}", store.location(), st.message()));
   };
-  std::lock_guard lock(mutex_);
   auto snapshot = snapshots_.latest_if_exists(store);
   if (!snapshot.ok()) return where(snapshot.status());
   if (!*snapshot) {
     files_.clear();
+    rows_by_file_.clear();
+    commit_files_.clear();
     version_ = -1;
     merged_ = nullptr;
-    return merged_;
+    return arrow::Status::OK();
   }
   const int64_t version = (*snapshot)->version().value();
-  if (merged_ && version == version_) return merged_;
-  std::map<std::string, FileEvents> kept;
-  auto merged = std::make_shared<std::vector<StoredEvent>>();
+  // The same version of the same log: a replayed snapshot is a log deleted and written anew (or
+  // cleaned up past the kept one), whose version alone says nothing (review finding, dbfix).
+  const int64_t replayed = snapshots_.replayed();
+  if (merged_ && version == version_ && replayed == replayed_) return arrow::Status::OK();
+  if (replayed != replayed_) commit_files_.clear();
+  std::map<std::string, FileEntry> kept;
+  std::vector<const StoredEvent*> old_rows;  // the kept files' events, from merged_
+  std::vector<std::vector<StoredEvent>> fresh;
   for (const auto& add : (*snapshot)->files()) {
     auto it = files_.find(add.path);
-    if (!add.deletion_vector && it != files_.end() && it->second.size == add.size &&
+    if (replayed == replayed_ && !add.deletion_vector && it != files_.end() && it->second.size == add.size &&
         it->second.modification_time == add.modification_time) {
-      merged->insert(merged->end(), it->second.events.begin(), it->second.events.end());
-      kept.emplace(add.path, std::move(it->second));
+      if (auto rows = rows_by_file_.find(it->second.id); rows != rows_by_file_.end()) {
+        for (size_t i : rows->second) old_rows.push_back(&(*merged_)[i]);
+      }
+      kept.emplace(add.path, it->second);
       continue;
     }
     auto table = delta::read_data_file(store, **snapshot, add);
@@ -227,14 +245,81 @@ arrow::Result<std::shared_ptr<const std::vector<StoredEvent>>> EventLogCache::re
     auto events = events_from_batch(**rows);
     if (!events.ok()) return where(events.status());
     ++files_read_;
-    merged->insert(merged->end(), events->begin(), events->end());
-    if (!add.deletion_vector) kept.emplace(add.path, FileEvents{add.size, add.modification_time, std::move(*events)});
+    const int64_t id = next_file_id_++;
+    for (size_t r = 0; r < events->size(); ++r) {
+      (*events)[r].file_id = id;
+      (*events)[r].file_row = static_cast<int64_t>(r);
+    }
+    if (!add.deletion_vector) kept.emplace(add.path, FileEntry{id, add.size, add.modification_time});
+    fresh.push_back(std::move(*events));
   }
+  auto merged = std::make_shared<std::vector<StoredEvent>>();
+  size_t total = old_rows.size();
+  for (const auto& f : fresh) total += f.size();
+  merged->reserve(total);
+  for (const auto* e : old_rows) merged->push_back(*e);  // the old list is released below
+  for (auto& f : fresh) std::move(f.begin(), f.end(), std::back_inserter(*merged));
   std::stable_sort(merged->begin(), merged->end(), event_before);
+  std::map<int64_t, std::vector<size_t>> rows_by_file;
+  for (size_t i = 0; i < merged->size(); ++i) rows_by_file[(*merged)[i].file_id].push_back(i);
+  for (auto& [id, rows] : rows_by_file) {
+    std::sort(rows.begin(), rows.end(),
+              [&](size_t a, size_t b) { return (*merged)[a].file_row < (*merged)[b].file_row; });
+  }
   files_ = std::move(kept);
+  rows_by_file_ = std::move(rows_by_file);
   version_ = version;
+  replayed_ = replayed;
   merged_ = std::move(merged);
-  return merged_;
+  return arrow::Status::OK();
+}
+
+arrow::Result<EventLogView> EventLogCache::read() {
+  std::lock_guard lock(mutex_);
+  ARROW_RETURN_NOT_OK(refresh_locked());
+  return EventLogView{merged_, version_};
+}
+
+arrow::Result<AppendedEvents> EventLogCache::appended_since(int64_t first_version) {
+  std::lock_guard lock(mutex_);
+  ARROW_RETURN_NOT_OK(refresh_locked());
+  AppendedEvents out;
+  out.events = merged_;
+  out.latest_version = version_;
+  if (!merged_) return out;
+  delta::LogStore store(objects_, (storage_ / "system" / "event_log").string());
+  const int64_t last = std::min(version_, std::max<int64_t>(first_version, 0) + kMaxCommits - 1);
+  for (int64_t v = std::max<int64_t>(first_version, 0); v <= last; ++v) {
+    auto known = commit_files_.find(v);
+    if (known == commit_files_.end()) {
+      auto text = store.read_commit(DeltaVersion(v));
+      if (!text.ok()) {
+        return arrow::Status::Invalid(fmt::format("event log {}: commit {} cannot be read ({}); it may have been "
+                                                  "cleaned up: read /api/events, or stream from now on",
+                                                  store.location(), v, text.status().message()));
+      }
+      auto actions = delta::parse_commit(*text, fmt::format("{} version {}", store.location(), v));
+      if (!actions.ok()) return actions.status();
+      std::vector<std::string> added;
+      bool removes_data = false;
+      for (const auto& action : *actions) {
+        if (const auto* add = std::get_if<delta::Add>(&action); add && add->data_change) added.push_back(add->path);
+        if (const auto* remove = std::get_if<delta::Remove>(&action); remove && remove->data_change) removes_data = true;
+      }
+      if (removes_data) added.clear();  // a rewrite: its rows were streamed when first appended
+      if (commit_files_.size() >= 4096) commit_files_.erase(commit_files_.begin());
+      known = commit_files_.emplace(v, std::move(added)).first;
+    }
+    AppendedEvents::Commit commit{v, {}};
+    for (const auto& path : known->second) {
+      auto file = files_.find(path);
+      if (file == files_.end()) continue;  // removed (or given a deletion vector) since
+      auto rows = rows_by_file_.find(file->second.id);
+      if (rows != rows_by_file_.end()) commit.rows.insert(commit.rows.end(), rows->second.begin(), rows->second.end());
+    }
+    out.commits.push_back(std::move(commit));
+  }
+  return out;
 }
 
 int64_t EventLogCache::files_read() const {

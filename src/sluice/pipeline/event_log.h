@@ -71,7 +71,14 @@ struct StoredEvent {
   std::string flow;     // empty when null
   std::string dataset;  // empty when null
   nlohmann::json details;  // discarded (is_discarded()) when the stored text is not JSON
+  // Where EventLogCache read it: its data file (the cache's number for it) and row in that file.
+  int64_t file_id = -1;
+  int64_t file_row = 0;
 };
+
+// The event log read once and shared by whoever asks (a request, the status builder, a stream);
+// null when no update has written the log yet.
+using SharedEvents = std::shared_ptr<const std::vector<StoredEvent>>;
 
 // The events of `rows` (a batch of the event-log table), in the batch's order. A batch without
 // the event log's columns, or with them of other types, is an error naming the column.
@@ -82,37 +89,74 @@ arrow::Result<std::vector<StoredEvent>> events_from_batch(const arrow::RecordBat
 arrow::Result<std::optional<std::vector<StoredEvent>>> read_event_log(std::shared_ptr<storage::ObjectStore> objects,
                                                                       const std::filesystem::path& storage);
 
+// read_event_log's result, shared (moved, not copied).
+arrow::Result<SharedEvents> read_event_log_shared(std::shared_ptr<storage::ObjectStore> objects,
+                                                  const std::filesystem::path& storage);
+
 // The order read_event_log returns: time, then update, then sequence within the update.
 bool event_before(const StoredEvent& a, const StoredEvent& b);
+
+// The events of the log at one version (EventLogCache::read).
+struct EventLogView {
+  SharedEvents events;   // null: no update has written the log yet
+  int64_t version = -1;  // of the snapshot they were read from
+};
+
+// What the commits after a version appended (EventLogCache::appended_since): the log's events
+// (kept alive here) and, per commit, the indexes into them of the rows it appended.
+struct AppendedEvents {
+  SharedEvents events;
+  int64_t latest_version = -1;
+  struct Commit {
+    int64_t version = 0;
+    std::vector<size_t> rows;  // indexes into `events`, in the commit's order (its files, their rows)
+  };
+  std::vector<Commit> commits;  // consecutive versions from the one asked for
+};
 
 // read_event_log for a reader that asks again and again (the server: every request, every live
 // stream): the log's snapshot is advanced by the commits after the one kept (SnapshotCache),
 // and only data files not read before are read; a file is known by its path, size and
-// modification time, so a log rewritten by `sluice forget` is read again where it changed.
-// Unchanged, the same vector is returned without copying. Thread-safe.
+// modification time, so a log rewritten by `sluice forget` is read again where it changed, and a
+// log deleted and written anew (a replayed snapshot) is read again whatever its version.
+// Unchanged, the same vector is returned without copying. Each event is held once (the merged
+// list; a file's events are found by their file_id). Thread-safe.
 class EventLogCache {
  public:
   EventLogCache(std::shared_ptr<storage::ObjectStore> objects, std::filesystem::path storage)
       : objects_(std::move(objects)), storage_(std::move(storage)) {}
 
-  // Every event, oldest first (event_before); null when no update has written the log yet.
-  arrow::Result<std::shared_ptr<const std::vector<StoredEvent>>> read();
+  // Every event, oldest first (event_before), and the version read.
+  arrow::Result<EventLogView> read();
+  // The rows appended by the commits from `first_version` to the latest (at most kMaxCommits of
+  // them; ask again from the next), read as a Delta streaming source reads a table: a commit
+  // that only appends gives its files' rows; one that removes data (`sluice forget`'s rewrite,
+  // retention) or changes none (OPTIMIZE) gives none, and a file removed since is skipped (its
+  // rows, rewritten, are in the log but not streamed again). A version whose commit file is gone
+  // (log clean-up) is an error naming it.
+  arrow::Result<AppendedEvents> appended_since(int64_t first_version);
+  static constexpr int64_t kMaxCommits = 100;
   // Data files read so far (for tests).
   int64_t files_read() const;
 
  private:
-  struct FileEvents {
+  struct FileEntry {
+    int64_t id = 0;
     int64_t size = 0;
     int64_t modification_time = 0;
-    std::vector<StoredEvent> events;
   };
+  arrow::Status refresh_locked();
   const std::shared_ptr<storage::ObjectStore> objects_;
   const std::filesystem::path storage_;
   delta::SnapshotCache snapshots_;
   mutable std::mutex mutex_;  // guards everything below; one reader refreshes at a time
-  std::map<std::string, FileEvents> files_;  // by data file path (a file with a deletion vector is not kept)
-  int64_t version_ = -1;                     // of the snapshot `merged_` was built from
-  std::shared_ptr<const std::vector<StoredEvent>> merged_;
+  std::map<std::string, FileEntry> files_;  // the snapshot's data files by path (not those with a deletion vector)
+  int64_t next_file_id_ = 0;
+  int64_t version_ = -1;      // of the snapshot `merged_` was built from
+  int64_t replayed_ = -1;     // snapshots_.replayed() then: another value is another log
+  SharedEvents merged_;
+  std::map<int64_t, std::vector<size_t>> rows_by_file_;  // file id -> indexes into merged_, in file order
+  std::map<int64_t, std::vector<std::string>> commit_files_;  // version -> the files an append commit added
   int64_t files_read_ = 0;
 };
 

@@ -113,7 +113,8 @@ ApiResponse flows_endpoint(const std::vector<pipeline::StoredEvent>& events) {
   return json_response(200, {{"flows", flows}});
 }
 
-ApiResponse events_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events) {
+ApiResponse events_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events,
+                            int64_t version) {
   auto p = check_params(request, {"flow", "dataset", "type", "level", "since", "limit"});
   if (p.error) return error_response(400, *p.error);
   auto limit = int_param(p, "limit", kDefaultEventLimit, 1, kMaxEventLimit);
@@ -137,7 +138,11 @@ ApiResponse events_endpoint(const ApiRequest& request, const std::vector<pipelin
   const size_t from = matched.size() > static_cast<size_t>(*limit) ? matched.size() - static_cast<size_t>(*limit) : 0;
   json out = json::array();
   for (size_t i = from; i < matched.size(); ++i) out.push_back(event_json(*matched[i]));
-  return json_response(200, {{"events", out}, {"matched", matched.size()}, {"truncated", from > 0}});
+  // stream_after: the Last-Event-ID that streams what commits after this read append.
+  return json_response(200, {{"events", out},
+                             {"matched", matched.size()},
+                             {"truncated", from > 0},
+                             {"stream_after", std::to_string(version)}});
 }
 
 ApiResponse expectations_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events) {
@@ -244,19 +249,16 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
     return error_response(400, "/api/stream is a server-sent event stream: ask with Accept: text/event-stream");
   }
   // Read once for the whole request: the status and the catalog are built from this same read.
-  auto shared_events = reader.event_log();
-  if (!shared_events.ok()) return error_response(500, shared_events.status().message());
+  auto view = reader.event_log();
+  if (!view.ok()) return error_response(500, view.status().message());
   static const std::vector<pipeline::StoredEvent> kNone;
-  const auto& events = *shared_events ? **shared_events : kNone;
+  const auto& events = view->events ? *view->events : kNone;
   if (path == "/api/pipeline") return pipeline_endpoint(reader, options, events);
   if (path == "/api/flows") return flows_endpoint(events);
-  if (path == "/api/events") return events_endpoint(request, events);
+  if (path == "/api/events") return events_endpoint(request, events, view->version);
   if (path == "/api/expectations") return expectations_endpoint(request, events);
   json catalog;
-  // The status and catalog builders take the log as a value (`sluice status` reads its own).
-  arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>> read_events =
-      *shared_events ? std::optional<std::vector<pipeline::StoredEvent>>(**shared_events) : std::nullopt;
-  auto status = reader.status(&catalog, read_events);
+  auto status = reader.status(&catalog, arrow::Result<pipeline::SharedEvents>(view->events));
   if (!status.ok()) return error_response(500, status.status().message());
   if (path == "/api/datasets") return json_response(200, *status);
   if (path == "/api/graph") return graph_endpoint(catalog, *status);
@@ -281,7 +283,7 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
 }  // namespace
 
 json event_json(const pipeline::StoredEvent& e) {
-  return {{"id", event_stream_id(e)},
+  return {{"id", fmt::format("{}.{}.{}", e.timestamp_micros, e.seq, e.update_id)},
           {"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
           {"timestamp_ms", e.timestamp_micros / 1000},
           {"update_id", e.update_id},
@@ -294,38 +296,28 @@ json event_json(const pipeline::StoredEvent& e) {
           {"details", e.details.is_discarded() ? json(nullptr) : e.details}};
 }
 
-std::string event_stream_id(const pipeline::StoredEvent& e) {
-  return fmt::format("{}.{}.{}", e.timestamp_micros, e.seq, e.update_id);
-}
+std::string event_stream_id(int64_t version, int64_t row) { return fmt::format("{}.{}", version, row); }
 
 arrow::Result<EventCursor> parse_event_stream_id(std::string_view id) {
   auto bad = [&] {
     return arrow::Status::Invalid(fmt::format(
-        "event id '{}' is not one this server gave (<timestamp micros>.<sequence>.<update id>)", quote_for_error(id)));
+        "event id '{}' is not one this server gave (<log version>.<row>, or <log version>)", quote_for_error(id)));
   };
-  const auto first = id.find('.');
-  if (first == std::string_view::npos) return bad();
-  const auto second = id.find('.', first + 1);
-  if (second == std::string_view::npos) return bad();
-  auto ts = parse_int64(id.substr(0, first), "timestamp");
-  auto seq = parse_int64(id.substr(first + 1, second - first - 1), "sequence");
-  if (!ts.ok() || !seq.ok()) return bad();
-  return EventCursor{*ts, std::string(id.substr(second + 1)), *seq};
+  const auto dot = id.find('.');
+  auto version = parse_int64(id.substr(0, dot), "version");
+  if (!version.ok() || *version < -1) return bad();
+  if (dot == std::string_view::npos) return EventCursor{*version, EventCursor::kWholeVersion};
+  auto row = parse_int64(id.substr(dot + 1), "row");
+  if (!row.ok() || *row < 0 || *version < 0) return bad();
+  return EventCursor{*version, *row};
 }
 
-size_t first_event_after(const std::vector<pipeline::StoredEvent>& events, const EventCursor& cursor) {
-  pipeline::StoredEvent key;
-  key.timestamp_micros = cursor.timestamp_micros;
-  key.update_id = cursor.update_id;
-  key.seq = cursor.seq;
-  return static_cast<size_t>(std::upper_bound(events.begin(), events.end(), key, pipeline::event_before) -
-                             events.begin());
-}
-
-std::string event_stream_frame(const pipeline::StoredEvent& e) {
+std::string event_stream_frame(const pipeline::StoredEvent& e, int64_t version, int64_t row) {
   // dump() escapes newlines inside strings: the data is one line, as SSE needs.
-  return fmt::format("id: {}\ndata: {}\n\n", event_stream_id(e),
-                     event_json(e).dump(-1, ' ', false, json::error_handler_t::replace));
+  auto data = event_json(e);
+  data["stream_id"] = event_stream_id(version, row);
+  return fmt::format("id: {}\ndata: {}\n\n", event_stream_id(version, row),
+                     data.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 arrow::Result<StreamRequest> parse_stream_request(const ApiRequest& request, const std::string& last_event_id_header) {

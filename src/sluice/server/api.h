@@ -6,6 +6,7 @@
 #include <arrow/result.h>
 #include <nlohmann/json.hpp>
 
+#include <limits>
 #include <map>
 #include <optional>
 #include <memory>
@@ -39,11 +40,15 @@ class PipelineReader {
   virtual nlohmann::json pipeline() const = 0;
   // `sluice status --format json` and, in `catalog`, `sluice catalog --format json`, built
   // from `events` (what events() returned for this request: the log is read once a request).
-  virtual arrow::Result<nlohmann::json> status(
-      nlohmann::json* catalog, const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>& events) const = 0;
-  // Every event, oldest first (pipeline::event_before); null when the pipeline never ran. Asked
-  // for every request and every poll of a live stream: implementations cache (EventLogCache).
-  virtual arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> event_log() const = 0;
+  // `events` is shared, not copied (a log of 100k events is tens of MB).
+  virtual arrow::Result<nlohmann::json> status(nlohmann::json* catalog,
+                                               const arrow::Result<pipeline::SharedEvents>& events) const = 0;
+  // Every event, oldest first (pipeline::event_before), and the log's version; null events when
+  // the pipeline never ran. Asked for every request: implementations cache (EventLogCache).
+  virtual arrow::Result<pipeline::EventLogView> event_log() const = 0;
+  // What the commits from `first_version` on appended (EventLogCache::appended_since), for
+  // /api/stream, polled by every live stream.
+  virtual arrow::Result<pipeline::AppendedEvents> appended_since(int64_t first_version) const = 0;
 };
 
 struct ApiOptions {
@@ -57,28 +62,33 @@ struct ApiOptions {
 // {"error": "..."}.
 ApiResponse handle_request(const PipelineReader& reader, const ApiOptions& options, const ApiRequest& request);
 
-// An event as the API shows it (with its stream id).
+// An event as the API shows it; its "id" ("<timestamp micros>.<sequence>.<update id>") names it
+// alike in /api/events and /api/stream (the page removes duplicates by it).
 nlohmann::json event_json(const pipeline::StoredEvent& e);
 
 // --- /api/stream: server-sent events (http_server.cc runs the connection) -------------------
 
-// Where a live stream stands: the key of the last event sent, in event_before's order.
+// Where a live stream stands: the event log's Delta version and the row within what that
+// commit appended of the last event passed; kWholeVersion: every row of that version. Events
+// reach the log in commit order, not time order (scale-out workers flush every 2 s, clocks
+// step back), so a position in the log's versions, as a Delta streaming source keeps, misses none.
 struct EventCursor {
-  int64_t timestamp_micros = 0;
-  std::string update_id;
-  int64_t seq = 0;
+  static constexpr int64_t kWholeVersion = std::numeric_limits<int64_t>::max();
+  int64_t version = -1;  // -1: before the first commit
+  int64_t row = kWholeVersion;
+  // The first version the stream still has to read, and the first row in it.
+  int64_t next_version() const { return row == kWholeVersion ? version + 1 : version; }
+  int64_t next_row(int64_t v) const { return v == version && row != kWholeVersion ? row + 1 : 0; }
 };
 
-// The SSE id of an event, "<timestamp micros>.<sequence>.<update id>": a client's Last-Event-ID
-// resumes after it, across reconnects and server restarts (it is the event's place in the log's
-// order, not a counter of this server).
-std::string event_stream_id(const pipeline::StoredEvent& e);
-// An id event_stream_id made; anything else is an error quoting it.
+// The SSE id of the event at `row` of what `version` appended, "<version>.<row>"; a client's
+// Last-Event-ID resumes after it, across reconnects and server restarts. "<version>" alone
+// (/api/events' stream_after) resumes after all of that version.
+std::string event_stream_id(int64_t version, int64_t row);
+// An id event_stream_id made, or a version alone; anything else is an error quoting it.
 arrow::Result<EventCursor> parse_event_stream_id(std::string_view id);
-// The index of the first event after `cursor` in `events` (sorted by event_before).
-size_t first_event_after(const std::vector<pipeline::StoredEvent>& events, const EventCursor& cursor);
-// One SSE message: "id: ...\ndata: <event_json on one line>\n\n".
-std::string event_stream_frame(const pipeline::StoredEvent& e);
+// One SSE message: "id: <version>.<row>\ndata: <event_json on one line>\n\n".
+std::string event_stream_frame(const pipeline::StoredEvent& e, int64_t version, int64_t row);
 
 // What a stream request asks: the filters (dataset, type) and where to start. Unknown or
 // repeated parameters, and an id that is not one of ours, are errors (400).
@@ -86,7 +96,7 @@ struct StreamRequest {
   std::optional<std::string> dataset;
   std::optional<std::string> type;
   // From the Last-Event-ID header (a browser's reconnect) or else the last_event_id parameter
-  // (a page that read /api/events first); none: only events appended from now on.
+  // (a page that read /api/events first: its stream_after); none: only events appended from now on.
   std::optional<EventCursor> after;
 };
 arrow::Result<StreamRequest> parse_stream_request(const ApiRequest& request, const std::string& last_event_id_header);

@@ -18,6 +18,8 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <vector>
 #include <chrono>
@@ -461,21 +463,22 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> failed{false};
   std::atomic<size_t> streams{0};  // live streams answering now
-  // The event log as the streams last read it, read again at most every kStreamPollMs however
-  // many streams ask; `wake` ends their waits at stop().
+  // What the log's commits appended, as the streams last read it: read again at most every
+  // kStreamPollMs for streams at the same version (the usual case: all live at the end of the
+  // log); `wake` ends their waits at stop().
   std::mutex log_mutex;
   std::condition_variable wake;
-  std::chrono::steady_clock::time_point log_read_at;
-  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> log{nullptr};
+  std::map<int64_t, std::pair<std::chrono::steady_clock::time_point, arrow::Result<pipeline::AppendedEvents>>> appended;
 
-  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> shared_log() {
+  arrow::Result<pipeline::AppendedEvents> shared_appended(int64_t first_version) {
     std::lock_guard<std::mutex> lock(log_mutex);
     const auto now = std::chrono::steady_clock::now();
-    if (now - log_read_at >= std::chrono::milliseconds(kStreamPollMs)) {
-      log = reader->event_log();
-      log_read_at = now;
+    for (auto it = appended.begin(); it != appended.end();) {  // only this poll's reads are kept
+      it = now - it->second.first >= std::chrono::milliseconds(kStreamPollMs) ? appended.erase(it) : std::next(it);
     }
-    return log;
+    auto it = appended.find(first_version);
+    if (it == appended.end()) it = appended.emplace(first_version, std::make_pair(now, reader->appended_since(first_version))).first;
+    return it->second.second;
   }
 
   // Waits a poll interval; false when the server stops meanwhile.
@@ -507,19 +510,17 @@ struct HttpServer::Impl {
     }
     struct Live {
       StreamRequest request;
-      std::optional<EventCursor> cursor;  // the last event passed (sent or filtered out)
+      EventCursor cursor;  // the last event passed (sent or filtered out)
       std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
       int sock = t_socket;
     };
     auto live = std::make_shared<Live>();
     live->request = std::move(*parsed);
-    live->cursor = live->request.after;
-    if (!live->cursor) {  // only what is appended from now on
+    if (live->request.after) {
+      live->cursor = *live->request.after;
+    } else {  // only what is appended from now on
       auto now = reader->event_log();
-      if (now.ok() && *now && !(*now)->empty()) {
-        const auto& e = (*now)->back();
-        live->cursor = EventCursor{e.timestamp_micros, e.update_id, e.seq};
-      }
+      if (now.ok()) live->cursor = EventCursor{now->version, EventCursor::kWholeVersion};
     }
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
@@ -539,30 +540,39 @@ struct HttpServer::Impl {
     }
     for (;;) {
       if (stopping || client_gone(live.sock)) return false;
-      auto log = shared_log();
+      auto log = shared_appended(live.cursor.next_version());
       if (!log.ok()) {
         const auto frame = fmt::format("event: error\ndata: {}\n\n",
                                        nlohmann::json{{"error", log.status().message()}}.dump());
         (void)sink.write(frame.data(), frame.size());
         return false;
       }
-      static const std::vector<pipeline::StoredEvent> kNone;
-      const auto& events = *log ? **log : kNone;
-      size_t i = live.cursor ? first_event_after(events, *live.cursor) : 0;
+      // A cursor past the log's end: the log was deleted and written anew, shorter; its versions
+      // are other events, so the stream goes on from its end rather than wait for that version.
+      if (live.cursor.next_version() > log->latest_version + 1) {
+        live.cursor = EventCursor{log->latest_version, EventCursor::kWholeVersion};
+      }
       size_t sent = 0;
-      for (; i < events.size() && sent < kFramesPerWrite; ++i) {
-        const auto& e = events[i];
-        live.cursor = EventCursor{e.timestamp_micros, e.update_id, e.seq};
-        if (!stream_wants(live.request, e)) continue;
-        const auto frame = event_stream_frame(e);
-        if (!sink.write(frame.data(), frame.size())) return false;
-        ++sent;
+      for (const auto& commit : log->commits) {
+        if (sent >= kFramesPerWrite) break;
+        const int64_t first_row = live.cursor.next_row(commit.version);
+        int64_t row = first_row;
+        for (; row < static_cast<int64_t>(commit.rows.size()) && sent < kFramesPerWrite; ++row) {
+          const auto& e = (*log->events)[commit.rows[static_cast<size_t>(row)]];
+          live.cursor = EventCursor{commit.version, row};
+          if (!stream_wants(live.request, e)) continue;
+          const auto frame = event_stream_frame(e, commit.version, row);
+          if (!sink.write(frame.data(), frame.size())) return false;
+          ++sent;
+        }
+        if (row >= static_cast<int64_t>(commit.rows.size())) live.cursor = EventCursor{commit.version, EventCursor::kWholeVersion};
       }
       const auto now = std::chrono::steady_clock::now();
       if (sent > 0) {
         live.last_write = now;
         return true;
       }
+      if (!log->commits.empty() && log->commits.back().version < log->latest_version) continue;  // more to read now
       if (now - live.last_write >= std::chrono::seconds(kHeartbeatSeconds)) {
         static const std::string kBeat = ": heartbeat\n\n";
         live.last_write = now;

@@ -48,7 +48,8 @@ TEST(EventLogCache, ReadsOnlyTheAppendedFilesAndAgreesWithAFullRead) {
   EventLogCache cache(storage::local_store(), dir.path());
   auto none = cache.read();
   ASSERT_TRUE(none.ok()) << none.status().ToString();
-  EXPECT_EQ(*none, nullptr);
+  EXPECT_EQ(none->events, nullptr);
+  EXPECT_EQ(none->version, -1);
   EventLog log(dir.path(), "p", "u1");
   auto append = [&](int64_t ts) {
     log.add({"flow_progress", "INFO", "m", "a", "a", {{"n", ts}}, ts});
@@ -58,11 +59,12 @@ TEST(EventLogCache, ReadsOnlyTheAppendedFilesAndAgreesWithAFullRead) {
   append(1000);  // an earlier timestamp in a later commit: the order is by time, then update and sequence
   auto first = cache.read();
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  ASSERT_NE(*first, nullptr);
+  ASSERT_NE(first->events, nullptr);
+  EXPECT_EQ(first->version, 1);
   EXPECT_EQ(cache.files_read(), 2);
   auto again = cache.read();
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->get(), first->get());  // nothing appended: the same vector
+  EXPECT_EQ(again->events.get(), first->events.get());  // nothing appended: the same vector
   EXPECT_EQ(cache.files_read(), 2);
   append(2000);
   auto third = cache.read();
@@ -70,9 +72,9 @@ TEST(EventLogCache, ReadsOnlyTheAppendedFilesAndAgreesWithAFullRead) {
   EXPECT_EQ(cache.files_read(), 3);  // the new file only
   auto full = read_event_log(storage::local_store(), dir.path());
   ASSERT_TRUE(full.ok() && full->has_value());
-  ASSERT_EQ((*third)->size(), (*full)->size());
+  ASSERT_EQ(third->events->size(), (*full)->size());
   std::vector<int64_t> got, want;
-  for (const auto& e : **third) got.push_back(e.details["n"].get<int64_t>());
+  for (const auto& e : *third->events) got.push_back(e.details["n"].get<int64_t>());
   for (const auto& e : **full) want.push_back(e.details["n"].get<int64_t>());
   EXPECT_EQ(got, want);
   EXPECT_EQ(got, (std::vector<int64_t>{1000, 2000, 3000}));
@@ -97,6 +99,63 @@ TEST(EventLogRead, InvalidUtf8FromAnyCallerIsReplacedNotThrown) {
   EXPECT_EQ(e.dataset, "d\xEF\xBF\xBD");
   ASSERT_FALSE(e.details.is_discarded());
   EXPECT_EQ(e.details["alert"]["detail"], "caf\xEF\xBF\xBD...");
+}
+
+// A log deleted and written anew up to the same version is another log: the cache must not
+// serve the old one's events (text `forget` scrubbed among them). Review finding 3 (dbfix).
+TEST(EventLogCache, LogWrittenAnewToTheSameVersionIsReadAgain) {
+  sluice::testing::TempDir dir;
+  EventLogCache cache(storage::local_store(), dir.path());
+  auto write = [&](const std::string& message) {
+    EventLog log(dir.path(), "p", "u");
+    for (int i = 0; i < 2; ++i) {
+      log.add({"flow_progress", "INFO", message, "a", "a", {}, 1000 + i});
+      ASSERT_TRUE(log.flush().ok());
+    }
+  };
+  write("old secret");
+  auto old = cache.read();
+  ASSERT_TRUE(old.ok() && old->events) << old.status().ToString();
+  ASSERT_EQ(old->version, 1);
+  std::filesystem::remove_all(dir.path() / "system");
+  write("new");
+  auto fresh = cache.read();
+  ASSERT_TRUE(fresh.ok() && fresh->events) << fresh.status().ToString();
+  EXPECT_EQ(fresh->version, 1);
+  ASSERT_EQ(fresh->events->size(), 2u);
+  for (const auto& e : *fresh->events) EXPECT_EQ(e.message, "new");
+}
+
+// /api/stream reads what each commit appended, in commit order, whatever the events' times: an
+// event stamped before one already streamed, committed later, is not skipped (review finding 1).
+TEST(EventLogCache, AppendedSinceGivesEachCommitsRowsInCommitOrder) {
+  sluice::testing::TempDir dir;
+  EventLogCache cache(storage::local_store(), dir.path());
+  EventLog a(dir.path(), "p", "ua");
+  EventLog b(dir.path(), "p", "ub");
+  a.add({"flow_progress", "INFO", "A", "a", "a", {}, 2'000'000});
+  ASSERT_TRUE(a.flush().ok());  // version 0
+  b.add({"flow_progress", "INFO", "B", "a", "a", {}, 1'500'000});
+  b.add({"flow_progress", "INFO", "B2", "a", "a", {}, 1'600'000});
+  ASSERT_TRUE(b.flush().ok());  // version 1: older times, a later commit
+  a.add({"flow_progress", "INFO", "A2", "a", "a", {}, 3'000'000});
+  ASSERT_TRUE(a.flush().ok());  // version 2
+  auto got = cache.appended_since(1);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->latest_version, 2);
+  ASSERT_EQ(got->commits.size(), 2u);
+  std::vector<std::string> messages;
+  for (const auto& c : got->commits) {
+    for (size_t i : c.rows) messages.push_back(std::to_string(c.version) + ":" + (*got->events)[i].message);
+  }
+  EXPECT_EQ(messages, (std::vector<std::string>{"1:B", "1:B2", "2:A2"}));
+  auto none = cache.appended_since(3);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->commits.empty());
+  // The events are held once: the appended rows point into the list read() returns.
+  auto view = cache.read();
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->events.get(), got->events.get());
 }
 
 TEST(EventLogRead, BatchWithoutTheLogsColumnsIsRefusedNamingTheColumn) {

@@ -168,12 +168,11 @@ class EmptyReader : public PipelineReader {
  public:
   nlohmann::json pipeline() const override { return nlohmann::json::object(); }
   arrow::Result<nlohmann::json> status(nlohmann::json*,
-                                       const arrow::Result<std::optional<std::vector<pipeline::StoredEvent>>>&) const override {
+                                       const arrow::Result<pipeline::SharedEvents>&) const override {
     return nlohmann::json::object();
   }
-  arrow::Result<std::shared_ptr<const std::vector<pipeline::StoredEvent>>> event_log() const override {
-    return nullptr;
-  }
+  arrow::Result<pipeline::EventLogView> event_log() const override { return pipeline::EventLogView{}; }
+  arrow::Result<pipeline::AppendedEvents> appended_since(int64_t) const override { return pipeline::AppendedEvents{}; }
 };
 
 TEST(HttpServer, StopRightAfterStartReturns) {
