@@ -26,11 +26,11 @@ integration: build
 test-asan:
 	scripts/asan-tests.sh
 
-# Set-up, then the clang ASan + UBSan build of sluice and the ASan suite (tests not marked slow),
-# with beside them the gcc build, its unit tests and the gcc suite (the slow tests and the modules
-# conftest.py's GCC_SUITE_MODULES names), and the rest of the clang build and the ASan unit tests;
-# each integration test runs once. Then fuzz-ci, alone: its per-input limit is wall time.
-# Each phase prints when it ended (scripts/make-test.sh, docs/decisions.md "CI time (5)").
+# Set-up, then one build (clang ASan + UBSan, build-fuzz/): its sluice first, then side by side
+# the quick suite (tests not marked slow), the long suite (the slow tests and the modules
+# conftest.py's LONG_SUITE_MODULES names) and the rest of the build with the unit tests and fuzz
+# corpora (ctest); each test runs once. Then fuzz-ci, alone: its per-input limit is wall time.
+# Each phase prints when it ended (scripts/make-test.sh, docs/decisions.md "CI time (7)").
 test:
 	@scripts/make-test.sh
 

@@ -8,34 +8,21 @@
 # (unit tests, fuzz replays and fuzzers) runs beside the suite at nice 19, then the unit tests
 # (ctest, two at a time, normal priority): the suite mostly waits on Kafka, subprocesses and
 # readers, and they take the CPU it leaves idle. Their output (.run/asan-ctest.log) is printed
-# when the suite is done (docs/decisions.md "CI time (3)", "CI time (5)"). `make test` runs all
-# of this beside the gcc build and suite, its broker ten ports up (scripts/make-test.sh).
+# when the suite is done (docs/decisions.md "CI time (3)", "CI time (5)"). `make test` runs the
+# same build, ctest and suite, and the long suite beside them (scripts/make-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-# Integration tests under ASan (`--suite asan`, tests/integration/conftest.py): every test that
-# runs a sluice code path, but not those marked slow (long chaos runs, most Spark tests, volume
-# runs) nor the multi-process scale-out and whole-pipeline-on-object-store modules and
-# test_kafka_script (conftest.py GCC_SUITE_MODULES says why): `make test` runs those in its gcc
-# suite, so each test runs once (scripts/make-test.sh).
-# docs/decisions.md "CI time" and "CI time (3)".
-ASAN_PYTEST=(--suite asan)  # tests/integration/conftest.py: not slow, not GCC_SUITE_MODULES
+# Integration tests: the quick suite (`--suite quick`, tests/integration/conftest.py): every
+# test not marked slow (long chaos runs, most Spark tests, volume runs), but the modules
+# LONG_SUITE_MODULES. `make test` runs the long suite beside it against the same binary
+# (scripts/make-test.sh). docs/decisions.md "CI time", "CI time (3)", "CI time (7)".
+ASAN_PYTEST=(--suite quick)  # tests/integration/conftest.py: not slow, not LONG_SUITE_MODULES
 [ $# -gt 0 ] && ASAN_PYTEST=("$@")
 
 bash scripts/sanitizer-build.sh sluice
 
-REPORTS=$ROOT/.run/asan
-rm -rf "$REPORTS"; mkdir -p "$REPORTS"
-# halt_on_error/abort: the first report ends the process with a non-zero status.
-# handle_abort: std::terminate (an uncaught exception) and abort() leave a report and a trace.
-# ARROW_DEFAULT_MEMORY_POOL=system: Arrow buffers come from malloc, so ASan sees their bounds
-# (with jemalloc/mimalloc, overruns into neighbouring buffers would go unnoticed).
-export ASAN_OPTIONS="log_path=$REPORTS/asan:halt_on_error=1:handle_abort=1:detect_leaks=1:check_initialization_order=1"
-# Leaks inside third-party libraries at exit only, each with its reason: scripts/lsan.supp.
-export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0"
-export UBSAN_OPTIONS="log_path=$REPORTS/ubsan:halt_on_error=1:print_stacktrace=1"
-export ARROW_DEFAULT_MEMORY_POOL=system
-export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer  # file:line in reports
+source scripts/sanitizer-env.sh  # ASAN_OPTIONS and the rest; reports to .run/asan/
 
 status=0
 suite_start=$SECONDS

@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# `make test` (and CI, through .ci/run): set-up, both builds, the unit tests, both integration
-# suites and fuzz-ci. Every test runs once. The unit tests and fuzz corpora run in the clang ASan
-# + UBSan build (build-fuzz/, ctest). Each integration test runs in one of two suites
-# (tests/integration/conftest.py `--suite`): the ASan suite (the clang ASan + UBSan sluice: every
-# test not marked slow, except the modules in GCC_SUITE_MODULES) and the gcc suite (the Release
-# sluice, which is all the gcc branch builds: the slow tests and those modules). The longest
-# chain, the clang build of sluice and then the ASan suite, starts first; everything else runs in
-# the CPU it leaves idle (docs/decisions.md "CI time (5)", "CI time (6)"):
+# `make test` (and CI, through .ci/run): set-up, ONE build (clang, ASan + UBSan, -O1, libFuzzer
+# coverage: build-fuzz/, scripts/sanitizer-build.sh), the unit tests and fuzz corpora (ctest),
+# every integration test once in one of two suites side by side against that build's `sluice`,
+# then fuzz-ci. CI's two cores are the limit (its time is CPU: two builds of the library were
+# more than half of it), so nothing is compiled twice (docs/decisions.md "CI time (7)"):
 #
-#   set-up -> clang build of build-fuzz/sluice -> ASan suite (broker on P+10) ----------------------|
-#          |                                  \-> rest of build-fuzz (nice 19) -> ASan ctest -------|-> fuzz-ci
-#          \-> gcc build of build/sluice (nice 10) -> gcc suite (broker on P) ------------------------|
+#   set-up -> clang build of build-fuzz/sluice -> quick suite (broker on P+10) ------------------|
+#                                              |-> long suite (broker on P) ----------------------|-> fuzz-ci
+#                                              \-> rest of build-fuzz (nice 19) -> ctest ---------|
 #
-# Both branches print their lines as they come, prefixed `[asan] ` / `[gcc] ` (a hang or CI's time
-# limit still leaves them in the log), and keep them in .run/test-asan.log / .run/test-gcc.log.
-# Each phase prints `[test] +N s: ...` when it ends (seconds since make test started) with the
-# CPU seconds the whole run has used so far, and the end repeats every failing test unprefixed,
-# so a CI log tells what failed and where time went.
+# The quick suite: every integration test not marked slow, but the modules LONG_SUITE_MODULES
+# (tests/integration/conftest.py `--suite`); the long suite: the slow tests and those modules.
+# Every sanitizer report of either suite or of ctest goes to .run/asan/ and fails the run.
+# Each branch prints its lines as they come, prefixed `[quick] ` / `[long] ` / `[ctest] `, and
+# keeps them in .run/test-quick.log / .run/test-long.log / .run/asan-ctest.log. Each phase prints
+# `[test] +N s: ... (cpu N s)` when it ends (seconds since make test started; the CPU seconds of
+# what that shell waited for), and the end repeats every failing test unprefixed.
 #   scripts/make-test.sh
-# Environment: SLUICE_TEST_KAFKA_PORT (P, default 19092: the gcc suite's broker block),
-# SLUICE_ASAN_KAFKA_PORT (default P + 10; each suite takes a block of 10 ports: conftest.py).
+# Environment: SLUICE_TEST_KAFKA_PORT (P, default 19092: the long suite's broker block),
+# SLUICE_ASAN_KAFKA_PORT (default P + 10: the quick suite's; each suite takes a block of 10 ports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,8 +40,8 @@ fi
 start=$(date +%s)
 since() { echo $(( $(date +%s) - start )); }
 # CPU seconds (user + system) of the processes this shell has waited for: in a branch's lines,
-# that branch's (its build, suite, brokers, readers); in the last lines, the whole run's — what
-# CI's two cores spent. `times` runs in this shell, not in a $(...) subshell, which has its own.
+# that branch's; in the main lines, everything so far. `times` runs in this shell, not in a
+# $(...) subshell, which has its own.
 phase() {
   local file=".run/times.$BASHPID" cpu
   times > "$file"
@@ -52,54 +51,72 @@ phase() {
   echo "[test] +$(since) s: $* (cpu $cpu s)"
 }
 mkdir -p .run
-# SIGTERM/SIGHUP (make passes them to this script only): stop both branches, whose EXIT traps stop
+# SIGTERM/SIGHUP (make passes them to this script only): stop every branch, whose EXIT traps stop
 # their brokers, instead of leaving them running as orphans.
 trap 'trap - TERM HUP; kill -TERM 0 2>/dev/null; exit 143' TERM HUP
 
 bash scripts/setup.sh || { phase "set-up FAILED"; exit 1; }
 phase "set-up done"
-[ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null \
-  || { phase "configuring build/ FAILED"; exit 1; }
-rm -f .run/test-asan.status .run/test-gcc.status
+# The build the suites run, first and alone: nothing else has anything to do before it.
+if ! bash scripts/sanitizer-build.sh sluice > .run/sluice-build.log 2>&1; then
+  cat .run/sluice-build.log; phase "the clang build of build-fuzz/sluice FAILED"; exit 1
+fi
+phase "clang build of build-fuzz/sluice done"
 
-# The gcc branch: the Release build of sluice at nice 10 (while the clang build of sluice runs it
-# takes what that leaves, then half the machine beside the ASan suite), then its suite. The unit
-# tests and fuzz corpora are not built here: they run once, in the ASan build ("CI time (6)").
+# ASAN_OPTIONS and the rest, with reports to .run/asan/ (scripts/sanitizer-env.sh).
+source scripts/sanitizer-env.sh
+rm -f .run/test-*.status
+
+# The rest of build-fuzz (unit tests, fuzzers) at nice 19, then ctest (two at a time, not
+# niced), beside the suites: they mostly wait on Kafka, subprocesses and readers ("CI time (3)").
+# The build runs without the sanitizer options (gtest discovery runs the unit binary at build
+# time: a report there is the build's, not a test's).
 (
-  unset SLUICE_TEST_OUTAGE_KAFKA_PORT
   status=0
-  if nice -n 10 cmake --build build --target sluice > .run/gcc-build.log 2>&1; then
-    phase "gcc build of sluice done"
-    SLUICE_TEST_KAFKA_PORT=$PORT SLUICE_BIN=$ROOT/build/sluice scripts/integration-tests.sh --suite gcc || status=1
-    phase "gcc suite done"
+  if env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u ARROW_DEFAULT_MEMORY_POOL \
+       nice -n 19 bash scripts/sanitizer-build.sh > .run/sanitizer-build.log 2>&1; then
+    phase "rest of build-fuzz built, ctest starts"
+    (cd build-fuzz && ctest --output-on-failure --timeout 600 -j2) > .run/asan-ctest.log 2>&1 || status=1
+    tail -n 3 .run/asan-ctest.log
+    [ $status -eq 0 ] || { grep -E '^ *[0-9]+ - |Failed|\*\*\*' .run/asan-ctest.log | tail -n 40; echo "[test] ctest FAILED (.run/asan-ctest.log)"; }
   else
-    cat .run/gcc-build.log; echo "[test] the gcc build FAILED"; status=1
+    cat .run/sanitizer-build.log; echo "[test] the rest of build-fuzz FAILED"; status=1
   fi
-  echo "$status" > .run/test-gcc.status
-) 2>&1 | tee .run/test-gcc.log | sed -u 's/^/[gcc] /' &
-gcc_branch=$!
+  phase "ctest done (exit $status)"
+  echo "$status" > .run/test-ctest.status
+) 2>&1 | sed -u 's/^/[ctest] /' &
+ctest_branch=$!
 
-# The ASan branch: scripts/asan-tests.sh builds build-fuzz/sluice (normal priority), then runs
-# the ASan suite with the rest of build-fuzz (nice 19) and the ASan ctest beside it.
-(
-  unset SLUICE_TEST_OUTAGE_KAFKA_PORT
-  SLUICE_TEST_KAFKA_PORT=$ASAN_PORT bash scripts/asan-tests.sh --suite asan
-  status=$?
-  echo "$status" > .run/test-asan.status
-  phase "ASan branch done (exit $status)"
-) 2>&1 | tee .run/test-asan.log | sed -u 's/^/[asan] /' &
-asan_branch=$!
+suite() {  # suite NAME PORT
+  (
+    unset SLUICE_TEST_OUTAGE_KAFKA_PORT
+    status=0
+    SLUICE_TEST_KAFKA_PORT=$2 SLUICE_BIN=$ROOT/build-fuzz/sluice scripts/integration-tests.sh --suite "$1" || status=1
+    phase "$1 suite done (exit $status)"
+    echo "$status" > ".run/test-$1.status"
+  ) 2>&1 | tee ".run/test-$1.log" | sed -u "s/^/[$1] /"
+}
+suite quick "$ASAN_PORT" &
+quick_branch=$!
+suite long "$PORT" &
+long_branch=$!
 
-wait $gcc_branch
-wait $asan_branch
-gcc_status=$(cat .run/test-gcc.status 2>/dev/null || echo 1)
-asan_status=$(cat .run/test-asan.status 2>/dev/null || echo 1)
-phase "both branches done: gcc exit $gcc_status, ASan exit $asan_status"
-if [ "$gcc_status" -ne 0 ] || [ "$asan_status" -ne 0 ]; then
-  # Unprefixed, for whoever reads only the end of the log: each failing test of both suites.
-  grep -h '^\(FAILED\|ERROR\) tests/' .run/test-gcc.log .run/test-asan.log
-  [ "$gcc_status" -ne 0 ] && echo "[test] FAILED: the gcc branch (lines prefixed [gcc]; .run/test-gcc.log)"
-  [ "$asan_status" -ne 0 ] && echo "[test] FAILED: the ASan branch (lines prefixed [asan]; .run/test-asan.log)"
+wait $quick_branch $long_branch $ctest_branch
+failed=()
+for b in quick long ctest; do
+  [ "$(cat .run/test-$b.status 2>/dev/null || echo 1)" -eq 0 ] || failed+=("$b")
+done
+reports=(.run/asan/*)
+[ -e "${reports[0]}" ] && failed+=("sanitizer reports")
+phase "suites and ctest done${failed:+; FAILED: ${failed[*]}}"
+if [ ${#failed[@]} -gt 0 ]; then
+  # Unprefixed, for whoever reads only the end of the log.
+  if [ -e "${reports[0]}" ]; then
+    for r in "${reports[@]}"; do echo "=== $r"; cat "$r"; done
+    echo "[test] FAILED: ${#reports[@]} sanitizer report(s) above (files in .run/asan/)"
+  fi
+  grep -h '^\(FAILED\|ERROR\) tests/' .run/test-quick.log .run/test-long.log
+  echo "[test] FAILED: ${failed[*]} (logs: .run/test-quick.log, .run/test-long.log, .run/asan-ctest.log)"
   exit 1
 fi
 # fuzz-ci alone, after both: its per-input limit is wall time, which CPU shared with a suite would

@@ -15,36 +15,36 @@ SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 # The suite's broker port. Brokers that tests start themselves take the ports after its block
 # (KAFKA_PORT..+5: plain, controller, TLS, SASL, SASL over TLS, mutual TLS): +6/+7 the outage
 # broker of test_exactly_once_chaos, +8/+9 test_kafka_script's. So two suites on ports 10 apart
-# (`make test` runs the gcc and the ASan suite side by side) never share a port.
+# (`make test` runs the quick and the long suite side by side) never share a port.
 KAFKA_PORT = int(os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092"))
 
 
-# `make test` runs each integration test once, in one of two suites side by side
-# (scripts/make-test.sh, docs/decisions.md "CI time (5)"): `--suite asan` (the ASan + UBSan
-# sluice) takes every test that is not marked slow, except these modules, whose time goes to
-# process starts, leases' ttls and object-store servers (the sluice code they run is run under
-# ASan by test_object_storage, test_azure_storage, test_gcs_storage, the lease unit tests and the
-# local pipeline modules) or that run no sluice (test_kafka_script); `--suite gcc` (the Release
-# sluice) takes the rest: the slow tests and these modules. `--suite all` (the default) runs all.
-GCC_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py", "test_scale_out_s3.py",
-                     "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py", "test_forget_object_store.py")
+# `make test` runs each integration test once, in one of two suites side by side against the
+# same sluice (the ASan + UBSan build; scripts/make-test.sh, docs/decisions.md "CI time (7)"):
+# `--suite quick` takes every test not marked slow, except these modules, whose time goes to
+# process starts, leases' ttls and object-store servers, or that run no sluice
+# (test_kafka_script); `--suite long` takes the rest: the slow tests and these modules. The
+# split only balances the two: each suite keeps one core busy. `--suite all` (the default) runs
+# all.
+LONG_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py", "test_scale_out_s3.py",
+                      "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py", "test_forget_object_store.py")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--suite", choices=("all", "asan", "gcc"), default="all",
-                     help="which of make test's two integration suites to run (conftest.py GCC_SUITE_MODULES)")
+    parser.addoption("--suite", choices=("all", "quick", "long"), default="all",
+                     help="which of make test's two integration suites to run (conftest.py LONG_SUITE_MODULES)")
 
 
-def in_asan_suite(item):
-    return item.get_closest_marker("slow") is None and item.path.name not in GCC_SUITE_MODULES
+def in_quick_suite(item):
+    return item.get_closest_marker("slow") is None and item.path.name not in LONG_SUITE_MODULES
 
 
 def pytest_collection_modifyitems(config, items):
     suite = config.getoption("--suite")
     if suite == "all":
         return
-    keep = [i for i in items if in_asan_suite(i) == (suite == "asan")]
-    drop = [i for i in items if in_asan_suite(i) != (suite == "asan")]
+    keep = [i for i in items if in_quick_suite(i) == (suite == "quick")]
+    drop = [i for i in items if in_quick_suite(i) != (suite == "quick")]
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -52,8 +52,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: long chaos, Spark or volume run; the ASan suite leaves it out "
-        "(`make test` runs it in the gcc suite: --suite gcc)")
+        "markers", "slow: long chaos, Spark or volume run; the quick suite leaves it out "
+        "(`make test` runs it in the long suite: --suite long)")
 
 
 def _sluice_children():

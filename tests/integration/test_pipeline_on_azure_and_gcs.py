@@ -194,7 +194,7 @@ kafka:
     assert az["secret"] not in r.stdout + r.stderr
 
 
-@pytest.mark.slow  # random kills, as the S3 chaos test: the gcc suite's (docs/decisions.md "CI time (3)")
+@pytest.mark.slow  # random kills, as the S3 chaos test: the long suite's (docs/decisions.md "CI time (3)")
 @pytest.mark.timeout(180)
 def test_sigkill_chaos_loses_and_doubles_nothing(store, tmp_path, bootstrap):
     sigkill_chaos(store, tmp_path, bootstrap, total=30_000, kills=3, kill_after=(-2, -0.5), progress=2_000,

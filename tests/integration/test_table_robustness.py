@@ -33,7 +33,7 @@ def assert_log_is_valid(table_dir):
 def test_two_processes_appending_200_commits_each(tmp_path):
     # Under ASan (scripts/asan-tests.sh sets ASAN_OPTIONS) 50 each: every process start is several
     # times dearer there, and 50 commits each still lose and retry races many times over (the
-    # interleaving is asserted below); the race's odds are this test's to probe in the gcc suite.
+    # interleaving is asserted below); the race's odds are this test's to probe in the long suite.
     each = 50 if os.environ.get("ASAN_OPTIONS") else 200
     table_dir = tmp_path / "t"
     sluice_append(table_dir, pa.table({"id": pa.array([-1], pa.int64()), "writer": ["init"]}))
