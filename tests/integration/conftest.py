@@ -21,13 +21,18 @@ KAFKA_PORT = int(os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092"))
 
 # `make test` runs each integration test once, in one of two suites side by side against the
 # same sluice (the ASan + UBSan build; scripts/make-test.sh, docs/decisions.md "CI time (7)"):
-# `--suite quick` takes every test not marked slow, except these modules, whose time goes to
-# process starts, leases' ttls and object-store servers, or that run no sluice
-# (test_kafka_script); `--suite long` takes the rest: the slow tests and these modules. The
-# split only balances the two: each suite keeps one core busy. `--suite all` (the default) runs
-# all.
+# `--suite quick` takes every test not marked slow, except the modules below; `--suite long` takes
+# the rest: the slow tests and these modules. Both run the same binary, so the split only
+# balances the two processes: modules whose time goes to process starts, leases' ttls and
+# object-store servers, or that run no sluice (test_kafka_script), and the modules whose tests
+# not marked slow use Spark (so one Spark JVM starts in `make test`, not one per suite).
+# `--suite all` (the default) runs all.
 LONG_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py", "test_scale_out_s3.py",
-                      "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py", "test_forget_object_store.py")
+                      "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py", "test_forget_object_store.py",
+                      # Spark in tests not marked slow:
+                      "test_catalog.py", "test_change_data_feed_write.py", "test_change_feed.py",
+                      "test_delta_constraints_interop.py", "test_dml.py", "test_spark_functions.py",
+                      "test_spark_interop.py", "test_vacuum.py")
 
 
 def pytest_addoption(parser):
