@@ -562,7 +562,10 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
           plan.output_locations_.push_back(item.expr->loc);
         }
         for (const auto& name : item.expr->except) {
-          if (!schema->GetFieldByName(name)) {
+          // Over a join, t.* EXCEPT (k) names t's column k, held as "t.k" (Databricks SQL's
+          // spelling of Spark's join on column names: docs/decisions.md, "(df)").
+          if (!schema->GetFieldByName(name) &&
+              (qualifier.empty() || !schema->GetFieldByName(qualifier + "." + name))) {
             return fail(item.expr->loc, fmt::format("EXCEPT names '{}', which is not a column", name));
           }
         }
