@@ -196,6 +196,10 @@ class DataFrame:
         the event-time column's meaning, as in Spark)."""
         if self._blocker() is not None:
             self._refuse_after(method)
+        if self._union is not None:
+            raise UnsupportedError(
+                f"DataFrame.{method} after union: sluice's SQL does not read a UNION ALL as a subquery yet; define "
+                "the union as its own dataset (@dlt.view / @dlt.table) and read that")
         watermark = None
         inner = self
         if self._union is None and self._sel.watermark is not None:
@@ -556,12 +560,17 @@ class DataFrame:
         if (missing_here or missing_there) and not allowMissingColumns:
             raise ValueError(f"unionByName: columns {missing_there or missing_here} are not in both DataFrames "
                              "(allowMissingColumns=True fills them with nulls)")
+        if missing_here:
+            raise UnsupportedError(
+                f"unionByName(allowMissingColumns=True) where this DataFrame lacks {missing_here}: sluice's UNION ALL "
+                "types each column by its first branch, which would be a NULL of no type; add them to this "
+                "DataFrame first, e.g. withColumn(name, F.lit(None).cast('double'))")
         from .functions import lit
-        left = self if not missing_here else self.select(*[Column.ref(c) for c in mine],
-                                                         *[lit(None).alias(c) for c in missing_here])
-        order = mine + missing_here
-        right = other.select(*[Column.ref(_find_name(theirs, c)).alias(c) if _has(theirs, c) else lit(None).alias(c)
-                               for c in order])
+        left = self
+        order = mine
+        right = other.select(*[(Column.ref(_find_name(theirs, c)) if _find_name(theirs, c) == c
+                                else Column.ref(_find_name(theirs, c)).alias(c)) if _has(theirs, c)
+                               else lit(None).alias(c) for c in order])
         return left.union(right)
 
     def join(self, other: "DataFrame", on=None, how: str | None = None) -> "DataFrame":

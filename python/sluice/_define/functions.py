@@ -473,6 +473,8 @@ def locate(substr, str, pos=None) -> Column:  # noqa: A002
 
 
 def concat_ws(sep, *cols) -> Column:
+    if not cols:
+        raise TypeError("concat_ws() takes at least 2 argument(s) in sluice, got 1")
     return _call("concat_ws", [Column.literal(sep)] + [to_column(c) for c in cols])
 
 
