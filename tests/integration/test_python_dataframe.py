@@ -189,8 +189,13 @@ def tables(tmp_path_factory, bootstrap):
     return run_programs(tmp_path_factory.mktemp("df"), bootstrap, topic)
 
 
+@pytest.fixture(scope="module")
+def duckdb():
+    return duckdb_connection()  # one for the module: loading the delta extension costs ~1 s
+
+
 @pytest.mark.parametrize("name", [p[0] for p in PROGRAMS])
-def test_dataframe_program_equals_its_sql_twin(tables, name):
+def test_dataframe_program_equals_its_sql_twin(tables, duckdb, name):
     ours = DeltaTable(str(tables / f"df_{name}")).to_pyarrow_table()
     twin = DeltaTable(str(tables / f"sql_{name}")).to_pyarrow_table()
     assert ours.column_names == twin.column_names
@@ -198,8 +203,7 @@ def test_dataframe_program_equals_its_sql_twin(tables, name):
     assert twin.num_rows > 0, f"sql_{name} is empty: the comparison would prove nothing"
     assert canonical_rows(ours) == canonical_rows(twin)
     # A second reader: DuckDB's delta extension sees the same rows in the DataFrame's table.
-    con = duckdb_connection()
-    via_duckdb = con.execute(f"SELECT * FROM delta_scan('{tables / f'df_{name}'}')").arrow()
+    via_duckdb = duckdb.sql(f"SELECT * FROM delta_scan('{tables / f'df_{name}'}')").arrow().read_all()
     assert canonical_rows(via_duckdb) == canonical_rows(ours)
 
 

@@ -469,6 +469,12 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     case sql::TableRefKind::kSubquery: {
       if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, "this subquery");
       ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, bind_function));
+      // Inlining keeps one source and its stages: the other branches of a UNION ALL would be lost
+      // (and its output stage, which has no projections, crashed the run).
+      if (!inner.union_.empty()) {
+        return fail(from.loc, "a subquery in FROM may not hold UNION ALL yet: define the union as its own "
+                              "dataset (a view or table) and read that");
+      }
       if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, deduplicate (DISTINCT), order or limit yet");
       }
