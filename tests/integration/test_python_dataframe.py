@@ -43,7 +43,11 @@ CREATE OR REFRESH STREAMING TABLE silver AS
 SELECT e.* FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, k STRING, x DOUBLE, ts TIMESTAMP') AS e
                  FROM STREAM(bronze));
 CREATE OR REFRESH MATERIALIZED VIEW dims AS SELECT k, max(x) AS mx FROM silver WHERE k IS NOT NULL GROUP BY k;
+CREATE OR REFRESH STREAMING TABLE payments AS
+SELECT id, x * 2 AS paid, ts + INTERVAL 5 SECONDS AS paid_ts FROM STREAM(silver) WHERE id % 2 = 0;
 """
+# The other stream of the stream-stream join (a streaming table of the pipeline, as sluice asks).
+PAYMENTS = DataFrame._from_relation("STREAM(payments)", streaming=True)
 
 
 # Each program: (name, kind, program(F, silver, dims) -> DataFrame, SQL twin). `F` is
@@ -129,6 +133,13 @@ PROGRAMS = [
     ("stream_dedup", "st",
      lambda F, s, d: s.withWatermark("ts", "10 seconds").dropDuplicates(["id", "ts"]),
      "SELECT DISTINCT id, k, x, ts FROM STREAM(silver) WATERMARK ts DELAY OF INTERVAL 10 SECONDS"),
+    ("stream_stream_join", "st",
+     lambda F, s, d: (lambda a, b: a.join(b, (a.id == b.id) & b.paid_ts.between(a.ts, a.ts + F.expr("INTERVAL 30 SECONDS")),
+                                          "left").select(a.id, a.ts, b.paid, b.paid_ts))(
+         s.withWatermark("ts", "10 seconds"), PAYMENTS.withWatermark("paid_ts", "10 seconds")),
+     "SELECT a.id, a.ts, b.paid, b.paid_ts FROM STREAM(silver) WATERMARK ts DELAY OF INTERVAL 10 SECONDS a "
+     "LEFT JOIN STREAM(payments) WATERMARK paid_ts DELAY OF INTERVAL 10 SECONDS b "
+     "ON a.id = b.id AND b.paid_ts BETWEEN a.ts AND a.ts + INTERVAL 30 SECONDS"),
     ("stream_static_join", "st",
      lambda F, s, d: s.join(d, "k").select("id", "k", (F.col("x") / F.col("mx")).alias("share")),
      "SELECT s.id, s.k, s.x / d.mx AS share FROM STREAM(silver) s JOIN dims d ON s.k = d.k"),

@@ -305,7 +305,7 @@ class Column:
         return self._derive(lambda ctx: f"({self._sql(ctx)} IS NOT NULL)")
 
     def isNaN(self):  # noqa: N802
-        return self._derive(lambda ctx: f"isnan({self._sql(ctx)})")
+        raise UnsupportedError("Column.isNaN: sluice's SQL has no isnan(); nanvl(x, y) replaces NaN")
 
     def isin(self, *values):
         if len(values) == 1 and isinstance(values[0], (list, tuple, set)):
@@ -384,6 +384,12 @@ class Column:
         if item.startswith("_"):
             raise AttributeError(item)
         return self.getField(item)
+
+    def __call__(self, *args, **kwargs):
+        name = self._default_name or "?"
+        raise TypeError(f"'Column' object is not callable: '{name}' is no Column method, so it was read as the "
+                        f"struct field '{name}' (see the supported methods in README, \"DataFrames and "
+                        "pyspark.sql.functions in Python pipelines\")")
 
     # -- sort orders -------------------------------------------------------------------------
     def _sorted(self, order):

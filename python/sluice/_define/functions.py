@@ -163,6 +163,7 @@ _LITERAL_POSITIONS = {
 
 _AGGREGATE_CALL = _re.compile(r"\b(" + "|".join(_AGGREGATES) + r")\s*\(", _re.IGNORECASE)
 _IDENTIFIER = _re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_PATH = _re.compile(r"(?:(?:[A-Za-z_][A-Za-z0-9_]*|`(?:[^`]|``)+`)\.)*(?:[A-Za-z_][A-Za-z0-9_]*|`(?:[^`]|``)+`|\*)\Z")
 _TRAILING_ALIAS = _re.compile(r"\s+AS\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*\Z", _re.IGNORECASE)
 
 __all__ = []
@@ -243,6 +244,8 @@ def expr(str: str) -> Column:  # noqa: A002
         return c.alias(name)
     if name is not None:
         return Column.ref(name)
+    if _PATH.match(text):  # `e.user_id`, `*`, `e.*`: a reference, so that its name is known
+        return Column.ref(text)
     return Column.sql(f"({text})", aggregate=bool(_AGGREGATE_CALL.search(text)))
 
 

@@ -34,6 +34,12 @@ def test_a_filter_on_a_computed_column_is_rewritten_over_the_input():
     assert df._to_sql() == "SELECT id, (x * 2) AS x2 FROM events WHERE ((x * 2) > 10)"
 
 
+def test_select_expr_keeps_names_it_can_read():
+    df = table().selectExpr("*", "x * 2 AS x2")
+    assert df._to_sql() == "SELECT *, x * 2 AS x2 FROM events"
+    assert table(columns=COLS).selectExpr("id", "e.k", "upper(k) AS ku").columns == ["id", "k", "ku"]
+
+
 def test_a_sql_text_filter_on_a_computed_column_reads_a_subquery():
     df = table().select("id", (F.col("x") * 2).alias("x2")).where("x2 > 10")
     assert df._to_sql() == "SELECT * FROM (SELECT id, (x * 2) AS x2 FROM events) WHERE (x2 > 10)"

@@ -40,7 +40,7 @@ def test_every_registry_function_and_alias_is_exported():
     (F.current_timestamp(), "current_timestamp()"), (F.log("x"), "ln(x)"), (F.log(10, "x"), "log(10, x)"),
     (F.substring("s", 1, 3), "substring(s, 1, 3)"), (F.get_json_object("j", "$.a"), "get_json_object(j, '$.a')"),
     (F.element_at("m", "key"), "element_at(m, 'key')"), (F.array_contains("arr", "v"), "array_contains(arr, 'v')"),
-    (F.expr("a + 1"), "(a + 1)"), (F.expr("a"), "a"), (F.struct("a", F.col("b").alias("c")), "named_struct('a', a, 'c', b)"),
+    (F.expr("a + 1"), "(a + 1)"), (F.expr("a"), "a"), (F.expr("e.`odd name`"), "e.`odd name`"), (F.expr("e.*"), "e.*"), (F.struct("a", F.col("b").alias("c")), "named_struct('a', a, 'c', b)"),
     (F.to_json(F.struct("a")), "to_json(named_struct('a', a))"),
 ])
 def test_functions_render_sluice_calls(column, sql):

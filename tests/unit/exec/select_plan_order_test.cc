@@ -76,6 +76,10 @@ TEST(SelectPlanShapeTest, UnionAllInAFromSubqueryIsRefused) {
   auto plan = shape_plan("SELECT * FROM (SELECT k FROM t UNION ALL SELECT k FROM u) WHERE k > 'a'");
   ASSERT_FALSE(plan.ok());
   EXPECT_NE(plan.status().message().find("a subquery in FROM may not hold UNION ALL yet"), std::string::npos);
+  auto cte = shape_plan("WITH both AS (SELECT k FROM t UNION ALL SELECT k FROM u) SELECT * FROM both");
+  ASSERT_FALSE(cte.ok());
+  EXPECT_NE(cte.status().message().find("'both' holds UNION ALL; reading it inline is not supported yet"),
+            std::string::npos);
 }
 
 }  // namespace
