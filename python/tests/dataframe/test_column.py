@@ -93,3 +93,10 @@ def test_a_column_is_not_a_python_bool():
 def test_window_functions_over_partitions_are_refused_by_name():
     with pytest.raises(UnsupportedError, match="OVER"):
         F.sum("a").over(None)
+
+
+def test_a_misspelt_column_method_says_it_was_read_as_a_field():
+    with pytest.raises(TypeError, match="'isnull' is no Column method"):
+        a.isnull()
+    with pytest.raises(UnsupportedError, match="no isnan"):
+        a.isNaN()

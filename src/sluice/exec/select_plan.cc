@@ -429,8 +429,9 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, fmt::format("reading '{}'", name));
         ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, inlined->scope, bind_function));
         if (!inner.union_.empty()) {  // as for a FROM subquery, below
-          return fail(from.loc, fmt::format("'{}' holds UNION ALL; reading it inline is not supported yet: store it "
-                                            "as a materialized view or table and read that", name));
+          return fail(from.loc, fmt::format("'{}' holds UNION ALL; reading it inline is not supported "
+                                            "yet: store it as a materialized view or table and read that",
+                                            name));
         }
         if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
           return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
