@@ -9,15 +9,29 @@ import datetime as _dt
 import decimal as _decimal
 import math
 import re
+import sys
 
 from .types import quote_identifier, type_ddl
 
-__all__ = ["Column", "UnsupportedError", "lit_sql", "to_column", "column_name"]
+__all__ = ["Column", "UnsupportedError", "TooDeepError", "name_ref", "lit_sql", "to_column", "column_name"]
 
 
 class UnsupportedError(NotImplementedError):
     """A DataFrame method, argument or function that sluice's SQL cannot honour. Raised while
     the pipeline is defined, never deferred to a run."""
+
+
+class TooDeepError(UnsupportedError):
+    """An expression nested more deeply than Python renders (a sum of ~1,000 terms built one `+` at
+    a time); DataFrame methods add their name (dataframe._named_refusals)."""
+
+    def __init__(self, call=None):
+        self.call = call
+        where = f"{call}: " if call else ""
+        super().__init__(
+            f"{where}an expression nested more deeply than Python's recursion limit "
+            f"({sys.getrecursionlimit()} frames) cannot be rendered; build long sums with fewer levels "
+            "(e.g. F.expr('a + b + ...')) or compute the parts in earlier columns")
 
 
 class RenderContext:
@@ -87,7 +101,7 @@ def lit_sql(value) -> str:
     if isinstance(value, _decimal.Decimal):
         if not value.is_finite():
             raise UnsupportedError(f"lit({value!r}): a DECIMAL cannot hold {value}")
-        return format(value, "f")
+        return _decimal_literal(value)
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, _dt.datetime):
@@ -98,6 +112,25 @@ def lit_sql(value) -> str:
     if isinstance(value, _dt.date):
         return f"DATE '{value.isoformat()}'"
     raise UnsupportedError(f"lit({value!r}): sluice's SQL has no literal of Python type {type(value).__name__}")
+
+
+def _decimal_literal(value) -> str:
+    """pyspark's lit(Decimal) is a DECIMAL typed as Spark types a java.math.BigDecimal: scale = the
+    digits after the point (0 when the exponent is positive: 1E+2 is 100), precision = the digits of
+    the unscaled value, at least the scale (0.05 is DECIMAL(2,2))."""
+    sign, digits, exponent = value.as_tuple()
+    scale = max(-exponent, 0)
+    unscaled = 1 if not any(digits) else len(digits) + max(exponent, 0)
+    precision = max(unscaled, scale, 1)
+    if precision > 38:
+        raise UnsupportedError(f"lit({value!r}): {precision} digits; a DECIMAL holds at most 38")
+    return f"CAST('{format(value, 'f')}' AS DECIMAL({precision},{scale}))"
+
+
+def name_ref(name: str, frame=None) -> "Column":
+    """A reference to a column by its whole name, as tracked (`a.b` is one column named so, not the
+    field b of a)."""
+    return Column.ref("`" + name.replace("`", "``") + "`", frame=frame)
 
 
 def to_column(value, *, strings_are_names=True) -> "Column":
@@ -111,11 +144,18 @@ def to_column(value, *, strings_are_names=True) -> "Column":
     return Column.literal(value)
 
 
-def column_name(value) -> str:
-    """The column a str or a plain column reference names (drop, withColumnRenamed, join keys)."""
+def column_name(value, own=None, method="this method") -> str:
+    """The column a str or a plain column reference names (drop, withWatermark, dropDuplicates).
+    A reference qualified by another DataFrame (`r.id` after a join, `df["x"]`) names the column of
+    that DataFrame, which a bare name cannot say: refused unless it is `own`'s."""
     if isinstance(value, str):
         return value
     if isinstance(value, Column) and value._ref is not None and value._alias is None:
+        if value._frame is not None and value._frame != own:
+            raise UnsupportedError(
+                f"DataFrame.{method}({value._ref!r} of another DataFrame): a column qualified by a join side "
+                "cannot be told from the other side's column of that name here; select the columns to keep "
+                "instead, e.g. joined.select(l['*'], r['x'])")
         return value._ref
     raise TypeError(f"expected a column name, not {value!r}")
 
@@ -150,11 +190,11 @@ class Column:
         text = quote_path(name)  # checks the name
 
         def render(ctx):
-            if frame is not None and frame in ctx.frames:
+            if frame is not None and ctx.frames.get(frame) is not None:
                 return ctx.frames[frame] + "." + text
-            replaced = ctx.names.get(name.lower())
+            replaced = ctx.names.get(key)
             if replaced is not None:
-                ctx.uses[name.lower()] = ctx.uses.get(name.lower(), 0) + 1
+                ctx.uses[key] = ctx.uses.get(key, 0) + 1
                 return replaced
             if ctx.fields and len(parts) > 1 and parts[-1] != "*":
                 base = ctx.names.get(parts[0].lower())
@@ -164,6 +204,7 @@ class Column:
             return text
 
         parts = split_name(name)
+        key = parts[0].lower() if len(parts) == 1 else name.lower()  # "`a.b`" is the output named a.b
         return cls(render, ref=name, frame=frame, default_name=None if parts[-1] == "*" else parts[-1])
 
     @classmethod
@@ -190,7 +231,10 @@ class Column:
     def _sql(self, ctx: RenderContext = EMPTY_CONTEXT) -> str:
         if self._order is not None:
             raise UnsupportedError(f"{self._render(ctx)} {self._order}: a sort order is only valid in orderBy/sort")
-        return self._render(ctx)
+        try:
+            return self._render(ctx)
+        except RecursionError:
+            raise TooDeepError() from None
 
     def _output_name(self):
         return self._alias if self._alias is not None else self._default_name

@@ -14,8 +14,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from .column import (Column, RenderContext, UnsupportedError, column_name, interval_sql, quote_path,
-                     split_name, to_column)
+from .column import (Column, RenderContext, TooDeepError, UnsupportedError, column_name, interval_sql,
+                     name_ref, quote_path, split_name, to_column)
 from .types import quote_identifier
 
 __all__ = ["DataFrame", "GroupedData", "UnsupportedError"]
@@ -82,7 +82,7 @@ class _Select:
     ctx: how Columns render against the FROM (a join's sides)."""
 
     __slots__ = ("source", "alias", "watermark", "items", "where", "aggregated", "group_by", "having",
-                 "distinct", "distinct_on", "ctx", "outputs", "is_join")
+                 "distinct", "distinct_on", "ctx", "outputs", "is_join", "origins")
 
     def __init__(self, source):
         self.source = source
@@ -98,6 +98,7 @@ class _Select:
         self.ctx = RenderContext()
         self.outputs = None        # lower-cased output name -> its SQL, when every item is named
         self.is_join = False
+        self.origins = None        # a join's columns by side: [(DataFrame id, [names])], when known
 
     def copy(self):
         s = _Select(self.source)
@@ -333,7 +334,7 @@ class DataFrame:
             cols = []
             for name in self._columns:
                 replaced = _find(mapping, name)
-                cols.append(mapping[replaced].alias(name) if replaced is not None else Column.ref(name))
+                cols.append(mapping[replaced].alias(name) if replaced is not None else name_ref(name))
             cols += [c.alias(n) for n, c in mapping.items() if not _has(self._columns, n)]
             return self.select(*cols)
         if self._sel.aggregated and self._union is None:
@@ -363,7 +364,7 @@ class DataFrame:
         cols = []
         for name in current:
             new = next((colsMap[k] for k in colsMap if k.lower() == name.lower()), None)
-            cols.append(Column.ref(name).alias(new) if new is not None else Column.ref(name))
+            cols.append(name_ref(name).alias(new) if new is not None else name_ref(name))
         return self.select(*cols)
 
     def withColumnRenamed(self, existing: str, new: str) -> "DataFrame":  # noqa: N802
@@ -373,17 +374,20 @@ class DataFrame:
         current = self._known_columns("toDF")
         if len(cols) != len(current):
             raise ValueError(f"toDF: {len(cols)} names for {len(current)} columns {current}")
-        return self.select(*[Column.ref(old).alias(new) for old, new in zip(current, cols)])
+        return self.select(*[name_ref(old).alias(new) for old, new in zip(current, cols)])
 
     def drop(self, *cols) -> "DataFrame":
-        names = [column_name(c) for c in _flatten(cols)]
+        cols = _flatten(cols)
+        if any(isinstance(c, Column) and c._frame is not None and c._frame != self._id for c in cols):
+            return self._drop_qualified(cols)
+        names = [column_name(c, self._id, "drop") for c in cols]
         if self._columns is not None:
             keep = [c for c in self._columns if not _has(names, c)]
             if len(keep) == len(self._columns):
                 return self  # Spark: dropping a column that does not exist is a no-op
             if not keep:
                 raise UnsupportedError("DataFrame.drop of every column: a dataset needs at least one column")
-            return self.select(*[Column.ref(c) for c in keep])
+            return self.select(*[name_ref(c) for c in keep])
         if self._sel.aggregated and self._union is None:
             self._known_columns("drop after groupBy().agg()")
         df = self._projectable("drop")
@@ -391,6 +395,29 @@ class DataFrame:
         df._sel.items = ["* EXCEPT (" + ", ".join(quote_identifier(n) for n in names) + ")"]
         df._structs = {k: v for k, v in df._structs.items() if not _has(names, k)}
         return df
+
+    def _drop_qualified(self, cols):
+        """drop(r.id) after l.join(r, l.id == r.id): the join's columns by side, without r's id (Spark
+        keeps l.id). Needs both sides' columns and the join as it is (no projection yet)."""
+        origins = self._sel.origins
+        if self._union is not None or not self._sel.is_join or self._sel.items is not None or origins is None \
+                or self._blocker() is not None:
+            for c in cols:
+                column_name(c, self._id, "drop")  # raises: which column of which side is not known here
+        sides = {fid for fid, _ in origins}
+        dropped = set()
+        for c in cols:
+            if isinstance(c, Column) and c._frame is not None and c._frame != self._id:
+                if c._frame not in sides or c._alias is not None or c._ref is None:
+                    raise UnsupportedError(f"DataFrame.drop({c!r}): not a column of a side of this join")
+                dropped.add((c._frame, c._ref.lower()))
+            else:
+                dropped.add((None, column_name(c, self._id, "drop").lower()))
+        keep = [name_ref(n, frame=fid) for fid, names in origins for n in names
+                if (fid, n.lower()) not in dropped and (None, n.lower()) not in dropped]
+        if not keep:
+            raise UnsupportedError("DataFrame.drop of every column: a dataset needs at least one column")
+        return self.select(*keep)
 
     def _known_columns(self, method):
         if self._columns is None:
@@ -424,6 +451,11 @@ class DataFrame:
         if self._sel.aggregated and self._union is None:
             if self._order or self._limit is not None or self._sel.distinct:
                 self._refuse_after("filter")
+            if condition._opaque:
+                raise UnsupportedError(
+                    "DataFrame.filter(SQL text or F.expr) after groupBy().agg(): the condition becomes the HAVING "
+                    "of the aggregation, where the output names in SQL text cannot be replaced by the aggregates "
+                    "they name; write it with Columns, e.g. filter(F.col('n') > 1)")
             df = self._new()
             df._sel.having.append(condition._sql(RenderContext(self._sel.ctx.frames, self._sel.outputs or {})))
             return df
@@ -442,7 +474,7 @@ class DataFrame:
     where = filter
 
     def withWatermark(self, eventTime: str, delayThreshold: str) -> "DataFrame":  # noqa: N802, N803
-        name = column_name(eventTime)
+        name = column_name(eventTime, self._id, "withWatermark")
         interval = interval_sql(delayThreshold, "withWatermark(delayThreshold)")
         if not self._streaming:
             raise UnsupportedError("DataFrame.withWatermark on a batch DataFrame: a watermark belongs to a stream "
@@ -474,7 +506,7 @@ class DataFrame:
     def dropDuplicates(self, subset=None) -> "DataFrame":  # noqa: N802
         if subset is None or (self._columns is not None and all(_has(subset, c) for c in self._columns)):
             return self.distinct()
-        subset = [column_name(c) for c in subset]
+        subset = [column_name(c, self._id, "dropDuplicates") for c in subset]
         if not self._streaming:
             raise UnsupportedError(
                 f"DataFrame.dropDuplicates({subset}) on a batch DataFrame: sluice's materialized views have no "
@@ -495,7 +527,7 @@ class DataFrame:
         self._watermark_of("dropDuplicatesWithinWatermark")
         if subset is None:
             subset = self._known_columns("dropDuplicatesWithinWatermark() without a subset")
-        return self._distinct_on("dropDuplicatesWithinWatermark", [column_name(c) for c in subset])
+        return self._distinct_on("dropDuplicatesWithinWatermark", [column_name(c, self._id, "dropDuplicatesWithinWatermark") for c in subset])
 
     def _watermark_of(self, method):
         if self._union is None and self._sel.watermark is not None:
@@ -514,6 +546,7 @@ class DataFrame:
         cols = [to_column(c) for c in _flatten(cols)]
         if not cols:
             raise ValueError("orderBy needs at least one column")
+        self._refuse_on_stream("orderBy/sort")
         if self._limit is not None:
             raise UnsupportedError("DataFrame.orderBy after limit: sluice's SQL does not sort a limited subquery "
                                    "yet; sort before limit")
@@ -530,9 +563,17 @@ class DataFrame:
 
     sort = orderBy
 
+    def _refuse_on_stream(self, method):
+        if self._streaming:
+            raise UnsupportedError(
+                f"DataFrame.{method} on a streaming DataFrame: a streaming table appends rows as they arrive, "
+                "never sorted or cut (Spark refuses sorting a stream too); sort or limit where the table is read, "
+                "in a materialized view (dlt.read) over it")
+
     def limit(self, num: int) -> "DataFrame":
         if not isinstance(num, int) or isinstance(num, bool) or num < 0:
             raise ValueError(f"limit takes a non-negative int, not {num!r}")
+        self._refuse_on_stream("limit")
         return self._new(limit=num if self._limit is None else min(num, self._limit))
 
     # -- combining --------------------------------------------------------------------------------
@@ -568,8 +609,8 @@ class DataFrame:
         from .functions import lit
         left = self
         order = mine
-        right = other.select(*[(Column.ref(_find_name(theirs, c)) if _find_name(theirs, c) == c
-                                else Column.ref(_find_name(theirs, c)).alias(c)) if _has(theirs, c)
+        right = other.select(*[(name_ref(_find_name(theirs, c)) if _find_name(theirs, c) == c
+                                else name_ref(_find_name(theirs, c)).alias(c)) if _has(theirs, c)
                                else lit(None).alias(c) for c in order])
         return left.union(right)
 
@@ -586,6 +627,9 @@ class DataFrame:
         if isinstance(on, (str, Column)):
             on = [on]
         on = list(on)
+        if not on:
+            raise UnsupportedError("DataFrame.join(other, []): no join condition (a cross join); sluice's SQL has "
+                                   "no CROSS JOIN yet: name the key columns or give a condition")
         by_name = all(isinstance(o, str) for o in on)
         if not by_name and not all(isinstance(o, Column) for o in on):
             raise TypeError("join: on is column name(s) or Column condition(s), not a mix")
@@ -626,6 +670,12 @@ class DataFrame:
                 columns = self._columns
             elif self._columns is not None and other._columns is not None:
                 columns = self._columns + other._columns
+        if not by_name and keyword not in ("LEFT SEMI JOIN", "LEFT ANTI JOIN") and other._columns is not None:
+            chained = self._id in frames and frames[self._id] is None
+            left_origins = self._sel.origins if chained else (
+                [(self._id, list(self._columns))] if self._columns is not None else None)
+            if left_origins is not None:
+                sel.origins = left_origins + [(other._id, list(other._columns))]
         structs = dict(other._structs) if keyword not in ("LEFT SEMI JOIN", "LEFT ANTI JOIN") else {}
         structs.update(self._structs)
         return DataFrame(sel, streaming=self._streaming or other._streaming, columns=columns, structs=structs)
@@ -792,3 +842,25 @@ def _find(mapping, name):
 def _find_name(names, name):
     low = name.lower()
     return next(n for n in names if n.lower() == low)
+
+
+def _named_refusals(cls, prefix):
+    """Each public method of cls names itself in a TooDeepError raised below it (an expression too deep
+    to render), instead of Python's bare RecursionError; the outermost, the program's call, wins."""
+    def wrap(name, method):
+        def named(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except (TooDeepError, RecursionError):  # the outermost call (the program's) names itself
+                raise TooDeepError(f"{prefix}.{name}") from None
+        named.__name__ = named.__qualname__ = name
+        named.__doc__ = method.__doc__
+        return named
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_") and not isinstance(value, (staticmethod, classmethod, type)):
+            setattr(cls, name, wrap(name, value))
+
+
+_named_refusals(DataFrame, "DataFrame")
+_named_refusals(GroupedData, "GroupedData")

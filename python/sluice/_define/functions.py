@@ -164,6 +164,7 @@ _LITERAL_POSITIONS = {
 _AGGREGATE_CALL = _re.compile(r"\b(" + "|".join(_AGGREGATES) + r")\s*\(", _re.IGNORECASE)
 _IDENTIFIER = _re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PATH = _re.compile(r"(?:(?:[A-Za-z_][A-Za-z0-9_]*|`(?:[^`]|``)+`)\.)*(?:[A-Za-z_][A-Za-z0-9_]*|`(?:[^`]|``)+`|\*)\Z")
+_LITERAL_WORDS = frozenset(("NULL", "TRUE", "FALSE"))
 _TRAILING_ALIAS = _re.compile(r"\s+AS\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*\Z", _re.IGNORECASE)
 
 __all__ = []
@@ -209,9 +210,14 @@ for _name, _min, _max, _aliases in _SCALAR_FUNCTIONS:
         _export(_n, _generated(_n, _name, _min, _max))
 
 
+class UnsupportedFunctionError(UnsupportedError, AttributeError):
+    """A pyspark function sluice's SQL lacks, refused where it is called; also an AttributeError, as
+    pyspark's own module raises for a name it does not have (`except AttributeError` still works)."""
+
+
 def _unsupported(name, why):
     def function(*args, **kwargs):
-        raise UnsupportedError(f"pyspark.sql.functions.{name}: {why}")
+        raise UnsupportedFunctionError(f"pyspark.sql.functions.{name}: {why}")
 
     function.__name__ = name
     return function
@@ -237,11 +243,16 @@ def expr(str: str) -> Column:  # noqa: A002
     if not isinstance(str, _builtins.str):
         raise TypeError(f"expr() takes SQL text, not {str!r}")
     text = str.strip()
+    if not text:
+        raise ValueError("expr(''): no SQL text")
     alias = _TRAILING_ALIAS.search(text)
     name = alias.group(1) if alias else (text if _IDENTIFIER.match(text) else None)
     if alias:
-        c = Column.sql(text[:alias.start()], aggregate=bool(_AGGREGATE_CALL.search(text)))
+        # Parenthesised: composed later (`s * 10` over `id + 1 AS s`) it stays one operand.
+        c = Column.sql(f"({text[:alias.start()].strip()})", aggregate=bool(_AGGREGATE_CALL.search(text)))
         return c.alias(name)
+    if name is not None and name.upper() in _LITERAL_WORDS:
+        return Column.sql(name.upper())  # NULL, TRUE, FALSE are literals, not column names
     if name is not None:
         return Column.ref(name)
     if _PATH.match(text):  # `e.user_id`, `*`, `e.*`: a reference, so that its name is known
@@ -517,7 +528,9 @@ _WHY = {
 def __getattr__(name):
     """A pyspark function sluice does not implement: importable, refused where it is called."""
     if name.startswith("_"):
-        raise AttributeError(name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in globals():  # a supported name, also when a shim calls this function directly
+        return globals()[name]
     why = _WHY.get(name, f"sluice's SQL does not implement {name} (docs/functions.md lists what it runs)")
     return _unsupported(name, why)
 

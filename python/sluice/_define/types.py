@@ -254,17 +254,147 @@ def type_ddl(data_type) -> str:
 
 
 def _ddl_of_text(text: str) -> str:
-    # Word by word: a known type name is translated, everything else (<, >, commas, field names
-    # and their colons, precision) is kept; sluice's parser checks the result.
-    tokens = re.findall(r"`(?:[^`]|``)*`|[A-Za-z_][A-Za-z0-9_]*|\s+|.", text)
+    """A Spark type string, or a schema's `name type, ...` list (from_json), in sluice's SQL: only
+    the type part of each `name type` pair is translated (a field may be called `date` or `long`),
+    at any depth of STRUCT<...>, ARRAY<...> and MAP<...>; names are quoted as sluice reads them."""
+    tokens = _TypeTokens(text)
+    if tokens.done():
+        raise TypeError("an empty type string")
+    start = tokens.i
+    try:
+        ddl = _read_type(tokens)
+        if tokens.done():
+            return ddl
+    except TypeError:
+        pass
+    tokens.i = start  # not one type: a field list
+    fields = _read_fields(tokens, closing=None)
+    if not tokens.done():
+        tokens.fail("a ',' between fields")
+    return fields
+
+
+class _TypeTokens:
+    _TOKEN = re.compile(r"\s*(`(?:[^`]|``)*`|[A-Za-z_][A-Za-z0-9_]*|-?\d+|'(?:[^'\\]|\\.)*'|\S)")
+
+    def __init__(self, text):
+        self.text = text
+        self.items = []
+        pos = 0
+        while True:
+            m = self._TOKEN.match(text, pos)
+            if not m:
+                if text[pos:].strip():
+                    raise TypeError(f"type string {text!r}: cannot read {text[pos:]!r}")
+                break
+            self.items.append(m.group(1))
+            pos = m.end()
+        self.i = 0
+
+    def done(self):
+        return self.i >= len(self.items)
+
+    def peek(self):
+        return self.items[self.i] if self.i < len(self.items) else ""
+
+    def take(self):
+        token = self.peek()
+        self.i += 1
+        return token
+
+    def expect(self, token):
+        if self.peek() != token:
+            self.fail(f"'{token}'")
+        self.i += 1
+
+    def fail(self, wanted):
+        got = self.peek() or "the end"
+        raise TypeError(f"type string {self.text!r}: expected {wanted}, found {got!r}")
+
+
+def _read_name(tokens):
+    token = tokens.take()
+    if token.startswith("`"):
+        return token[1:-1].replace("``", "`")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token):
+        tokens.i -= 1
+        tokens.fail("a field name")
+    return token
+
+
+def _read_type(tokens):
+    word = tokens.take()
+    kind = _TYPE_NAMES.get(word.lower())
+    if kind is None:
+        tokens.i -= 1
+        tokens.fail("a type name")
+    if kind == "ARRAY":
+        tokens.expect("<")
+        element = _read_type(tokens)
+        tokens.expect(">")
+        return f"ARRAY<{element}>"
+    if kind == "MAP":
+        tokens.expect("<")
+        key = _read_type(tokens)
+        tokens.expect(",")
+        value = _read_type(tokens)
+        tokens.expect(">")
+        return f"MAP<{key}, {value}>"
+    if kind == "STRUCT":
+        tokens.expect("<")
+        if tokens.peek() == ">":
+            tokens.take()
+            return "STRUCT<>"
+        fields = _read_fields(tokens, closing=">")
+        tokens.expect(">")
+        return f"STRUCT<{fields}>"
+    if kind == "DECIMAL" and tokens.peek() == "(":
+        tokens.take()
+        precision = tokens.take()
+        scale = "0"
+        if tokens.peek() == ",":
+            tokens.take()
+            scale = tokens.take()
+        tokens.expect(")")
+        if not (precision.isdigit() and scale.isdigit()):
+            raise TypeError(f"type string {tokens.text!r}: DECIMAL(precision, scale) takes two numbers")
+        return f"DECIMAL({precision},{scale})"
+    if kind == "STRING" and word.lower() in ("varchar", "char") and tokens.peek() == "(":
+        tokens.take()
+        tokens.take()
+        tokens.expect(")")
+    return kind
+
+
+def _read_fields(tokens, closing):
+    """`name type` or `name: type` pairs (NOT NULL, COMMENT '...'), comma separated, until `closing`
+    (None: the end). Inside STRUCT<...> written `name: TYPE` as StructType._ddl does."""
     out = []
-    for i, token in enumerate(tokens):
-        following = next((t for t in tokens[i + 1:] if not t.isspace()), "")
-        if following == ":":  # a struct field's name
-            out.append(token)
-            continue
-        out.append(_TYPE_NAMES.get(token.lower(), token))
-    return "".join(out).strip()
+    while True:
+        name = _read_name(tokens)
+        if tokens.peek() == ":":
+            tokens.take()
+        ddl = quote_identifier(name) + (": " if closing else " ") + _read_type(tokens)
+        if tokens.peek().upper() == "NOT":
+            tokens.take()
+            if tokens.take().upper() != "NULL":
+                tokens.i -= 1
+                tokens.fail("NULL after NOT")
+            ddl += " NOT NULL"
+        if tokens.peek().upper() == "COMMENT":
+            tokens.take()
+            comment = tokens.take()
+            if not comment.startswith("'"):
+                tokens.i -= 1
+                tokens.fail("a quoted comment")
+            ddl += " COMMENT " + comment
+        out.append(ddl)
+        if tokens.peek() != ",":
+            break
+        tokens.take()
+    if closing is not None and tokens.peek() != closing:
+        tokens.fail(f"',' or '{closing}'")
+    return ", ".join(out)
 
 
 def parse_type(text: str) -> DataType:

@@ -25,7 +25,7 @@ def test_operators_render_parenthesised_sql(column, sql):
 @pytest.mark.parametrize("value, sql", [
     (None, "NULL"), (True, "TRUE"), (False, "FALSE"), (42, "42"), (-7, "-7"), (1.5, "CAST(1.5 AS DOUBLE)"),
     (1e300, "1e+300"), (float("nan"), "CAST('NaN' AS DOUBLE)"), (float("-inf"), "CAST('-Infinity' AS DOUBLE)"),
-    ("it's", "'it\\'s'"), ("back\\slash", "'back\\\\slash'"), (decimal.Decimal("12.50"), "12.50"),
+    ("it's", "'it\\'s'"), ("back\\slash", "'back\\\\slash'"), (decimal.Decimal("12.50"), "CAST('12.50' AS DECIMAL(4,2))"),
     (dt.date(2024, 2, 29), "DATE '2024-02-29'"),
     (dt.datetime(2024, 1, 1, 12, 30), "TIMESTAMP '2024-01-01 12:30:00'"),
     (dt.datetime(2024, 1, 1, 13, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))), "TIMESTAMP '2024-01-01 12:30:00'"),
@@ -100,3 +100,16 @@ def test_a_misspelt_column_method_says_it_was_read_as_a_field():
         a.isnull()
     with pytest.raises(UnsupportedError, match="no isnan"):
         a.isNaN()
+
+
+@pytest.mark.parametrize("value, sql", [
+    ("19.99", "CAST('19.99' AS DECIMAL(4,2))"), ("0.05", "CAST('0.05' AS DECIMAL(2,2))"),
+    ("-7", "CAST('-7' AS DECIMAL(1,0))"), ("1E+2", "CAST('100' AS DECIMAL(3,0))"), ("0.000", "CAST('0.000' AS DECIMAL(3,3))"),
+])
+def test_a_decimal_literal_is_typed_as_spark_types_it(value, sql):
+    assert F.lit(decimal.Decimal(value))._sql() == sql
+
+
+def test_a_decimal_literal_over_38_digits_is_refused():
+    with pytest.raises(UnsupportedError, match="at most 38"):
+        F.lit(decimal.Decimal("1" * 39))

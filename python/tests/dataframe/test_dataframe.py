@@ -36,7 +36,7 @@ def test_a_filter_on_a_computed_column_is_rewritten_over_the_input():
 
 def test_select_expr_keeps_names_it_can_read():
     df = table().selectExpr("*", "x * 2 AS x2")
-    assert df._to_sql() == "SELECT *, x * 2 AS x2 FROM events"
+    assert df._to_sql() == "SELECT *, (x * 2) AS x2 FROM events"
     assert table(columns=COLS).selectExpr("id", "e.k", "upper(k) AS ku").columns == ["id", "k", "ku"]
 
 
@@ -215,3 +215,73 @@ def test_dataframe_attribute_and_item_access():
     assert df.transform(lambda d, n: d.limit(n), 2)._to_sql() == "SELECT * FROM events LIMIT 2"
     with pytest.raises(UnsupportedError, match="columns, which are not known"):
         _ = table().columns
+
+
+def test_select_expr_aliases_compose_as_one_operand():
+    df = table(columns=COLS).selectExpr("id + 1 AS s").select((F.col("s") * 10).alias("t"))
+    assert df._to_sql() == "SELECT ((id + 1) * 10) AS t FROM events"
+    df = table(columns=COLS).selectExpr("id > 2 OR id < 2 AS f").filter(~F.col("f"))
+    assert df._to_sql() == "SELECT (id > 2 OR id < 2) AS f FROM events WHERE (NOT (id > 2 OR id < 2))"
+    assert "((id > 2 OR id < 2))" not in table().filter("id > 2 OR id < 2").filter(~F.col("x"))._to_sql()
+    assert table().filter("id > 2 OR id < 2")._to_sql() == "SELECT * FROM events WHERE (id > 2 OR id < 2)"
+
+
+def test_drop_of_a_join_sides_column_keeps_the_other_sides():
+    left = table("l", columns=["id", "a"])
+    right = table("r", columns=["id", "b"])
+    joined = left.join(right, left.id == right.id)
+    df = joined.drop(right.id)
+    assert df._to_sql() == "SELECT _l.id, _l.a, _r.b FROM l AS _l JOIN r AS _r ON (_l.id = _r.id)"
+    assert df.columns == ["id", "a", "b"]
+    assert joined.drop(left["id"])._to_sql().startswith("SELECT _l.a, _r.id, _r.b FROM")
+    # Where the sides' columns are not known, a qualified column is refused, never read as a bare name.
+    unknown = table("l").join(table("r"), F.col("l.id") == F.col("r.id"))
+    other = table("r")
+    with pytest.raises(UnsupportedError, match="qualified by a join side"):
+        table("l").join(other, F.col("l.id") == other.id).drop(other.id)
+    assert "EXCEPT (id)" in unknown.drop("id")._to_sql()
+
+
+def test_order_and_limit_are_refused_on_streams():
+    with pytest.raises(UnsupportedError, match="orderBy/sort on a streaming DataFrame"):
+        stream(COLS).orderBy("ts")
+    with pytest.raises(UnsupportedError, match="orderBy/sort on a streaming DataFrame"):
+        stream(COLS).sort(F.col("ts").desc())
+    with pytest.raises(UnsupportedError, match="limit on a streaming DataFrame"):
+        stream(COLS).limit(5)
+    assert table(columns=COLS).orderBy("ts").limit(5)._to_sql() == "SELECT * FROM events ORDER BY ts LIMIT 5"
+
+
+def test_carried_names_with_dots_stay_one_column():
+    df = table(columns=["id"]).withColumn("a.b", F.lit(1)).withColumn("c", F.lit(2))
+    assert df._to_sql() == "SELECT id, 1 AS `a.b`, 2 AS c FROM events"
+    assert df.columns == ["id", "a.b", "c"]
+    assert table(columns=["id"]).withColumn("a.b", F.lit(1)).withColumnRenamed("a.b", "ab")._to_sql() == \
+        "SELECT id, 1 AS ab FROM events"
+
+
+def test_a_sql_text_filter_after_an_aggregation_is_refused():
+    grouped = table(columns=COLS).groupBy("k").agg(F.count("*").alias("n"))
+    with pytest.raises(UnsupportedError, match="after groupBy\\(\\).agg\\(\\).*F.col\\('n'\\) > 1"):
+        grouped.filter("n > 1")
+    with pytest.raises(UnsupportedError, match="SQL text or F.expr"):
+        grouped.filter(F.expr("n > 1"))
+    assert grouped.filter(F.col("n") > 1)._to_sql() == \
+        "SELECT k, count(*) AS n FROM events GROUP BY k HAVING (count(*) > 1)"
+
+
+def test_a_join_on_no_columns_is_refused():
+    with pytest.raises(UnsupportedError, match="no join condition"):
+        table("l").join(table("r"), [])
+
+
+def test_an_expression_too_deep_to_render_is_refused_naming_the_call():
+    total = F.col("c0")
+    for i in range(1, 3000):
+        total = total + F.col(f"c{i}")
+    with pytest.raises(UnsupportedError, match="DataFrame.select: an expression nested more deeply"):
+        table().select(total.alias("s"))
+    with pytest.raises(UnsupportedError, match="DataFrame.withColumn: an expression nested more deeply"):
+        table().withColumn("s", total)
+    with pytest.raises(UnsupportedError, match="GroupedData.agg: an expression nested more deeply"):
+        table().groupBy("k").agg(F.sum(total).alias("s"))

@@ -103,3 +103,32 @@ def test_an_unsupported_function_can_be_imported_and_fails_where_called():
     from sluice._define.functions import collect_set  # noqa: F401 (importable, as from pyspark)
     with pytest.raises(UnsupportedError, match="pyspark.sql.functions.collect_set"):
         collect_set("a")
+
+
+def test_from_json_keeps_field_names_that_are_type_words():
+    c = F.from_json("value", "date STRING, long DOUBLE")
+    assert c._sql() == "from_json(value, '`date` STRING, long DOUBLE')"
+    assert c._fields == ["date", "long"]
+
+
+def test_expr_with_an_alias_stays_one_operand_when_composed():
+    assert F.expr("id + 1 AS s")._item() == "(id + 1) AS s"
+    assert (F.expr("a OR b AS f") & F.col("c"))._sql() == "((a OR b) AND c)"
+
+
+@pytest.mark.parametrize("text, sql", [("null", "NULL"), ("TRUE", "TRUE"), ("false", "FALSE")])
+def test_expr_of_a_literal_word_is_that_literal_not_a_column(text, sql):
+    c = F.expr(text)
+    assert c._ref is None and c._sql() == sql
+
+
+def test_module_getattr_serves_supported_names_and_refuses_others_as_attribute_errors():
+    for name in F.__all__:
+        assert F.__getattr__(name) is getattr(F, name), name
+    with pytest.raises(AttributeError):
+        F.__getattr__("__wrapped__")
+    refused = F.__getattr__("collect_list")
+    with pytest.raises(AttributeError, match="collect_list"):
+        refused("a")
+    with pytest.raises(UnsupportedError, match="collect_list"):
+        refused("a")

@@ -29,8 +29,20 @@ def test_struct_type_builds_with_add_and_reads_back():
 
 
 @pytest.mark.parametrize("text, ddl", [
-    ("long", "BIGINT"), ("array<long>", "ARRAY<BIGINT>"), ("struct<long:int, b: string>", "STRUCT<long:INT, b: STRING>"),
-    ("map<string,integer>", "MAP<STRING,INT>"), ("decimal(3, 1)", "DECIMAL(3, 1)"),
+    ("long", "BIGINT"), ("array<long>", "ARRAY<BIGINT>"), ("struct<long:int, b: string>", "STRUCT<long: INT, b: STRING>"),
+    ("map<string,integer>", "MAP<STRING, INT>"), ("decimal(3, 1)", "DECIMAL(3,1)"),
+    # Field names that are type words stay names; only the type of each `name type` pair is translated.
+    ("date STRING, long DOUBLE", "`date` STRING, long DOUBLE"),
+    ("int int, string array<long>", "int INT, string ARRAY<BIGINT>"),
+    ("struct<date:date, map:map<string,long>>", "STRUCT<`date`: DATE, map: MAP<STRING, BIGINT>>"),
+    ("s STRUCT<long: LONG, `a b` ARRAY<STRUCT<timestamp: short>>> NOT NULL",
+     "s STRUCT<long: BIGINT, `a b`: ARRAY<STRUCT<`timestamp`: SMALLINT>>> NOT NULL"),
 ])
 def test_type_strings_translate_spark_names(text, ddl):
     assert type_ddl(text) == ddl
+
+
+@pytest.mark.parametrize("text", ["a", "a INT b STRING", "array<", "x FANCY", "map<string>"])
+def test_a_type_string_that_is_neither_a_type_nor_fields_is_refused(text):
+    with pytest.raises(TypeError, match="type string"):
+        type_ddl(text)
