@@ -244,6 +244,10 @@ class Column:
         text = self._sql(ctx)
         if self._alias is not None:
             return f"{text} AS {quote_identifier(self._alias)}"
+        if self._ref is not None and self._default_name and "." in self._default_name:
+            # sluice names a reference to a column called `a.b` 'b' (it reads a.b as a join side's
+            # column): the name is said explicitly.
+            return f"{text} AS {quote_identifier(self._default_name)}"
         if self._window and self._default_name:
             # Spark names window(...) 'window' (session_window(...) 'session_window').
             return f"{text} AS {self._default_name}"

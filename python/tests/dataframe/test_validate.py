@@ -3,6 +3,7 @@ a pipeline holding it, with the column names and types the programs promise."""
 import os
 import pathlib
 import subprocess
+from decimal import Decimal
 
 from sluice._define import functions as F
 from sluice._define.dataframe import DataFrame
@@ -28,6 +29,8 @@ def programs():
     clicks = stream("events").withWatermark("ts", "1 minute")
     buys = stream("buys").withWatermark("ts", "1 minute")
     users = DataFrame._from_relation("users", streaming=False)
+    spend = DataFrame._from_relation("events", streaming=False).select("user_id", "amount")
+    known_users = DataFrame._from_relation("users", streaming=False, columns=["user_id", "last_seen", "n"])
     return [
         ("STREAMING TABLE", "events", events),
         ("STREAMING TABLE", "buys", kafka("buys").select(F.from_json(F.col("value").cast("string"),
@@ -48,6 +51,15 @@ def programs():
                                                                   buys.ts.alias("buy_ts"))),
         ("STREAMING TABLE", "enriched", stream("events").join(F.broadcast(users), "user_id", "left")
          .withColumn("big", F.col("amount") > 100)),
+        # Review fixes: field names that are type words, a Decimal literal, a dotted column name carried
+        # through another withColumn, one join side's column dropped, an expr alias composed.
+        ("STREAMING TABLE", "typed", kafka("typed").select(F.from_json(F.col("value").cast("string"),
+                                                                       "date STRING, long DOUBLE").alias("j"))
+         .select("j.*")),
+        ("MATERIALIZED VIEW", "priced", spend.join(known_users, spend.user_id == known_users.user_id)
+         .drop(known_users.user_id).withColumn("price.eur", F.lit(Decimal("19.99"))).withColumn("one", F.lit(1))
+         .selectExpr("user_id", "amount + 1 AS a1", "`price.eur`", "n").select("user_id", (F.col("a1") * 10).alias("a10"),
+                                                                            "`price.eur`", "n")),
     ]
 
 
@@ -64,3 +76,5 @@ def test_rendered_sql_plans_in_sluice(tmp_path):
     assert "user_id STRING, click_ts TIMESTAMP, buy_ts TIMESTAMP" in out
     assert "user_id STRING, kind STRING, ts TIMESTAMP, amount DOUBLE, offset BIGINT, day DATE, last_seen TIMESTAMP, " \
            "n BIGINT, big BOOLEAN" in out
+    assert "typed (streaming table) <- kafka:typed (stream)\n      date STRING, long DOUBLE\n" in out
+    assert "user_id STRING, a10 DOUBLE, price.eur DECIMAL(4,2), n BIGINT\n" in out
