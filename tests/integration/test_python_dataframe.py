@@ -23,8 +23,9 @@ T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def records():
-    """40 events over two minutes, in order but for a few late ones; nulls in k and x; three
-    exact duplicates (the same id, values and time: a producer's retry)."""
+    """42 events over two minutes, in order but for a few late ones; nulls in k and x; three
+    exact duplicates (the same id, values and time: a producer's retry) and two that repeat an
+    event's id and time with another x (dropDuplicates(["id", "ts"]) keeps the first, DISTINCT both)."""
     rows = []
     for i in range(1, 37):
         rows.append({"id": i, "k": [None, "a", "b", "c"][i % 4] if i % 9 else None,
@@ -33,6 +34,8 @@ def records():
     rows.insert(10, dict(rows[8]))    # duplicates
     rows.insert(20, dict(rows[18]))
     rows.insert(30, dict(rows[27]))
+    rows.insert(16, {**rows[14], "x": 99.5})   # NEAR_DUPLICATES: same (id, ts), other x
+    rows.insert(26, {**rows[23], "x": -1.25})
     rows.append({"id": 90, "k": "a", "x": 1.0, "ts": (T0 + dt.timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%S.000Z")})
     return rows
 
@@ -132,7 +135,7 @@ PROGRAMS = [
      "WATERMARK ts DELAY OF INTERVAL 10 SECONDS WHERE k IS NOT NULL GROUP BY k, session_window(ts, '5 seconds')"),
     ("stream_dedup", "st",
      lambda F, s, d: s.withWatermark("ts", "10 seconds").dropDuplicates(["id", "ts"]),
-     "SELECT DISTINCT id, k, x, ts FROM STREAM(silver) WATERMARK ts DELAY OF INTERVAL 10 SECONDS"),
+     "SELECT DISTINCT ON (id, ts) id, k, x, ts FROM STREAM(silver) WATERMARK ts DELAY OF INTERVAL 10 SECONDS"),
     ("stream_stream_join", "st",
      lambda F, s, d: (lambda a, b: a.join(b, (a.id == b.id) & b.paid_ts.between(a.ts, a.ts + F.expr("INTERVAL 30 SECONDS")),
                                           "left").select(a.id, a.ts, b.paid, b.paid_ts))(
@@ -222,6 +225,21 @@ def test_ordered_programs_keep_their_order(tables):
     """orderBy + limit: the MV's rows are the top three ids, and a view's ORDER BY is kept in its file."""
     rows = DeltaTable(str(tables / "df_sort_limit")).to_pyarrow_table().to_pylist()
     assert [r["id"] for r in rows] == [90, 36, 35]
+
+
+def test_stream_dedup_keeps_the_first_row_of_each_key(tables):
+    """dropDuplicates(["id", "ts"]) is DISTINCT ON (id, ts), not DISTINCT: of the two rows that share
+    an event's id and time but not its x, the first produced is kept (a Python model of the records)."""
+    rows = DeltaTable(str(tables / "df_stream_dedup")).to_pyarrow_table().to_pylist()
+    keys = [(r["id"], r["ts"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    kept = {r["id"]: r["x"] for r in rows}
+    produced = records()
+    near = [r for r in produced if r["x"] in (99.5, -1.25)]
+    assert len(near) == 2
+    for dup in near:
+        first = next(r for r in produced if r["id"] == dup["id"] and r["ts"] == dup["ts"])
+        assert first is not dup and kept[dup["id"]] == first["x"]
 
 
 def test_stream_window_closed_some_windows(tables):
