@@ -144,18 +144,19 @@ def to_column(value, *, strings_are_names=True) -> "Column":
     return Column.literal(value)
 
 
-def column_name(value, own=None, method="this method") -> str:
+def column_name(value, sides=(), method="this method") -> str:
     """The column a str or a plain column reference names (drop, withWatermark, dropDuplicates).
-    A reference qualified by another DataFrame (`r.id` after a join, `df["x"]`) names the column of
-    that DataFrame, which a bare name cannot say: refused unless it is `own`'s."""
+    A reference qualified by a side of the join at hand (`r.id` after `l.join(r, ...)`) names that
+    side's column, which a bare name cannot say: refused. Qualified by another DataFrame (`df.x`
+    read on a DataFrame derived from df) it is the name, as in Spark."""
     if isinstance(value, str):
         return value
     if isinstance(value, Column) and value._ref is not None and value._alias is None:
-        if value._frame is not None and value._frame != own:
+        if value._frame is not None and value._frame in sides:
             raise UnsupportedError(
-                f"DataFrame.{method}({value._ref!r} of another DataFrame): a column qualified by a join side "
-                "cannot be told from the other side's column of that name here; select the columns to keep "
-                "instead, e.g. joined.select(l['*'], r['x'])")
+                f"DataFrame.{method}({value._ref!r} of one side of the join): a bare name here cannot tell it "
+                "from the other side's column of that name (the sides' columns are not known); select the "
+                "columns to keep instead, e.g. joined.select(l['*'], r['x'])")
         return value._ref
     raise TypeError(f"expected a column name, not {value!r}")
 

@@ -378,9 +378,10 @@ class DataFrame:
 
     def drop(self, *cols) -> "DataFrame":
         cols = _flatten(cols)
-        if any(isinstance(c, Column) and c._frame is not None and c._frame != self._id for c in cols):
-            return self._drop_qualified(cols)
-        names = [column_name(c, self._id, "drop") for c in cols]
+        sides = self._sides()
+        if any(isinstance(c, Column) and c._frame is not None and c._frame in sides for c in cols):
+            return self._drop_qualified(cols, sides)
+        names = [column_name(c, sides, "drop") for c in cols]
         if self._columns is not None:
             keep = [c for c in self._columns if not _has(names, c)]
             if len(keep) == len(self._columns):
@@ -396,23 +397,27 @@ class DataFrame:
         df._structs = {k: v for k, v in df._structs.items() if not _has(names, k)}
         return df
 
-    def _drop_qualified(self, cols):
+    def _sides(self):
+        """The DataFrames whose columns this one's join holds side by side (empty without a join)."""
+        return set(self._sel.ctx.frames) if self._union is None and self._sel.is_join else set()
+
+    def _drop_qualified(self, cols, sides):
         """drop(r.id) after l.join(r, l.id == r.id): the join's columns by side, without r's id (Spark
         keeps l.id). Needs both sides' columns and the join as it is (no projection yet)."""
         origins = self._sel.origins
-        if self._union is not None or not self._sel.is_join or self._sel.items is not None or origins is None \
-                or self._blocker() is not None:
+        known = {fid for fid, _ in origins} if origins is not None else set()
+        if self._sel.items is not None or self._blocker() is not None or \
+                any(isinstance(c, Column) and c._frame in sides and c._frame not in known for c in cols):
             for c in cols:
-                column_name(c, self._id, "drop")  # raises: which column of which side is not known here
-        sides = {fid for fid, _ in origins}
+                column_name(c, sides, "drop")  # raises: which column of which side is not known here
         dropped = set()
         for c in cols:
-            if isinstance(c, Column) and c._frame is not None and c._frame != self._id:
-                if c._frame not in sides or c._alias is not None or c._ref is None:
+            if isinstance(c, Column) and c._frame is not None and c._frame in sides:
+                if c._alias is not None or c._ref is None:
                     raise UnsupportedError(f"DataFrame.drop({c!r}): not a column of a side of this join")
                 dropped.add((c._frame, c._ref.lower()))
             else:
-                dropped.add((None, column_name(c, self._id, "drop").lower()))
+                dropped.add((None, column_name(c, sides, "drop").lower()))
         keep = [name_ref(n, frame=fid) for fid, names in origins for n in names
                 if (fid, n.lower()) not in dropped and (None, n.lower()) not in dropped]
         if not keep:
@@ -474,7 +479,7 @@ class DataFrame:
     where = filter
 
     def withWatermark(self, eventTime: str, delayThreshold: str) -> "DataFrame":  # noqa: N802, N803
-        name = column_name(eventTime, self._id, "withWatermark")
+        name = column_name(eventTime, self._sides(), "withWatermark")
         interval = interval_sql(delayThreshold, "withWatermark(delayThreshold)")
         if not self._streaming:
             raise UnsupportedError("DataFrame.withWatermark on a batch DataFrame: a watermark belongs to a stream "
@@ -506,7 +511,7 @@ class DataFrame:
     def dropDuplicates(self, subset=None) -> "DataFrame":  # noqa: N802
         if subset is None or (self._columns is not None and all(_has(subset, c) for c in self._columns)):
             return self.distinct()
-        subset = [column_name(c, self._id, "dropDuplicates") for c in subset]
+        subset = [column_name(c, self._sides(), "dropDuplicates") for c in subset]
         if not self._streaming:
             raise UnsupportedError(
                 f"DataFrame.dropDuplicates({subset}) on a batch DataFrame: sluice's materialized views have no "
@@ -527,7 +532,7 @@ class DataFrame:
         self._watermark_of("dropDuplicatesWithinWatermark")
         if subset is None:
             subset = self._known_columns("dropDuplicatesWithinWatermark() without a subset")
-        return self._distinct_on("dropDuplicatesWithinWatermark", [column_name(c, self._id, "dropDuplicatesWithinWatermark") for c in subset])
+        return self._distinct_on("dropDuplicatesWithinWatermark", [column_name(c, self._sides(), "dropDuplicatesWithinWatermark") for c in subset])
 
     def _watermark_of(self, method):
         if self._union is None and self._sel.watermark is not None:

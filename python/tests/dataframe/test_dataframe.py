@@ -237,9 +237,14 @@ def test_drop_of_a_join_sides_column_keeps_the_other_sides():
     # Where the sides' columns are not known, a qualified column is refused, never read as a bare name.
     unknown = table("l").join(table("r"), F.col("l.id") == F.col("r.id"))
     other = table("r")
-    with pytest.raises(UnsupportedError, match="qualified by a join side"):
+    with pytest.raises(UnsupportedError, match="of one side of the join"):
         table("l").join(other, F.col("l.id") == other.id).drop(other.id)
+    with pytest.raises(UnsupportedError, match="of one side of the join"):
+        left.join(right, "id").drop(right.id)  # by name: one id, held as a projection already
     assert "EXCEPT (id)" in unknown.drop("id")._to_sql()
+    # Qualified by a DataFrame this one derives from (no join): the name, as in Spark.
+    base = table(columns=COLS)
+    assert base.filter(F.col("x") > 1).drop(base.x).columns == ["id", "k", "ts"]
 
 
 def test_order_and_limit_are_refused_on_streams():
