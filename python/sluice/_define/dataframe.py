@@ -532,7 +532,8 @@ class DataFrame:
         self._watermark_of("dropDuplicatesWithinWatermark")
         if subset is None:
             subset = self._known_columns("dropDuplicatesWithinWatermark() without a subset")
-        return self._distinct_on("dropDuplicatesWithinWatermark", [column_name(c, self._sides(), "dropDuplicatesWithinWatermark") for c in subset])
+        names = [column_name(c, self._sides(), "dropDuplicatesWithinWatermark") for c in subset]
+        return self._distinct_on("dropDuplicatesWithinWatermark", names)
 
     def _watermark_of(self, method):
         if self._union is None and self._sel.watermark is not None:

@@ -104,7 +104,8 @@ def test_a_misspelt_column_method_says_it_was_read_as_a_field():
 
 @pytest.mark.parametrize("value, sql", [
     ("19.99", "CAST('19.99' AS DECIMAL(4,2))"), ("0.05", "CAST('0.05' AS DECIMAL(2,2))"),
-    ("-7", "CAST('-7' AS DECIMAL(1,0))"), ("1E+2", "CAST('100' AS DECIMAL(3,0))"), ("0.000", "CAST('0.000' AS DECIMAL(3,3))"),
+    ("-7", "CAST('-7' AS DECIMAL(1,0))"), ("1E+2", "CAST('100' AS DECIMAL(3,0))"),
+    ("0.000", "CAST('0.000' AS DECIMAL(3,3))"),
 ])
 def test_a_decimal_literal_is_typed_as_spark_types_it(value, sql):
     assert F.lit(decimal.Decimal(value))._sql() == sql
