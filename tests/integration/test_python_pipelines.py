@@ -55,8 +55,9 @@ def python_env(tmp_path_factory):
 def paste(pipe, snippet, bootstrap, topic, topic_in_snippet):
     """The snippet as pipe/<snippet>, with the connection options filled in."""
     text = (SNIPPETS / snippet).read_text()
-    assert text.count('"localhost:9092"') == 1 and text.count(f'"{topic_in_snippet}"') == 1
-    text = text.replace('"localhost:9092"', json.dumps(bootstrap)).replace(f'"{topic_in_snippet}"', json.dumps(topic))
+    servers, subscribe = '"localhost:9092"', f'.option("subscribe", "{topic_in_snippet}")'
+    assert text.count(servers) == 1 and text.count(subscribe) == 1
+    text = text.replace(servers, json.dumps(bootstrap)).replace(subscribe, f'.option("subscribe", {json.dumps(topic)})')
     (pipe / snippet).write_text(text)
 
 
@@ -103,7 +104,8 @@ def test_multi_hop_snippet_matches_a_model(tmp_path, bootstrap, new_topic, pytho
     for e in kept:
         model[e["event_type"]][0] += 1
         model[e["event_type"]][1] += e["amount"]
-    gold = duckdb_connection().sql(
+    con = duckdb_connection()
+    gold = con.sql(
         f"SELECT event_type, events, revenue FROM delta_scan('{pipe / 'data' / 'tables' / 'revenue_by_type_gold'}')"
     ).fetchall()
     assert {t: (n, pytest.approx(s)) for t, n, s in gold} == {t: (n, s) for t, (n, s) in model.items()}

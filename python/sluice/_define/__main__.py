@@ -51,8 +51,7 @@ def define(request):
     files = request["files"]
     spark.CONFIGURATION.clear()
     spark.CONFIGURATION.update({str(k): str(v) for k, v in (request.get("configuration") or {}).items()})
-    spark.KAFKA_CLUSTERS.clear()
-    spark.KAFKA_CLUSTERS.update(request.get("kafka_clusters") or {})
+    spark.KAFKA_CLUSTERS = None if request.get("kafka_clusters", {}) is None else dict(request["kafka_clusters"])
     errors.PIPELINE_FILES.clear()
     for i, f in enumerate(files):
         errors.PIPELINE_FILES[f["path"]] = i
@@ -73,12 +72,20 @@ def define(request):
             exec(code, namespace)
         answer = [{"statements": []} for _ in files]
         for entry in REGISTRY.entries:
-            sql = entry.build()
+            try:
+                sql = entry.build()
+            except Exception as exc:  # noqa: BLE001
+                # Raised outside the pipeline's own code (no frame of it in the traceback):
+                # the declaration's line is the best place to name.
+                exc.__sluice_where__ = (entry.file, entry.line)
+                raise
             file = entry.file if entry.file is not None else 0
             answer[file]["statements"].append({"line": entry.line or 1, "what": entry.what, "sql": sql})
         return {"files": answer}, 0
     except Exception as exc:  # noqa: BLE001 - every error of user code becomes a located error
         index, line = _location(exc, errors.PIPELINE_FILES)
+        if index is None:
+            index, line = getattr(exc, "__sluice_where__", (None, None))
         error = {"message": _message(exc)}
         if index is not None:
             error["file"] = index
@@ -91,7 +98,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--sql":
         paths = argv[1:]
-        request = {"files": [{"path": os.path.abspath(p), "name": p} for p in paths],
+        request = {"files": [{"path": os.path.abspath(p), "name": p} for p in paths], "kafka_clusters": None,
                    "pipeline_dir": os.path.dirname(os.path.abspath(paths[0])) if paths else None}
         answer, status = define(request)
         if status != 0:

@@ -2,6 +2,8 @@
 pipelines as dp`), each call mapped onto the SQL sluice already has: CREATE OR REFRESH
 STREAMING TABLE / MATERIALIZED VIEW / TEMPORARY VIEW, CONSTRAINT ... EXPECT, CREATE FLOW ...
 INSERT INTO, AUTO CDC, CREATE SINK. What sluice cannot honour is refused, naming the .py line."""
+import inspect
+
 from . import sqltext as q
 from .errors import DefinitionError, caller_location, function_location
 from .registry import REGISTRY
@@ -142,6 +144,14 @@ def _expectations_of(func):
 
 
 def _call_query(func, what, where):
+    try:
+        required = [p.name for p in inspect.signature(func).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    except (TypeError, ValueError):
+        required = []
+    if required:
+        raise DefinitionError("{}: a dataset's function takes no arguments (it has {})".format(
+            what, ", ".join(required)), *where)
     result = func()
     DataFrame = _dataframe_class()
     if not isinstance(result, DataFrame):

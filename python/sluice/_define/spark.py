@@ -46,6 +46,8 @@ def _text(value):
 def kafka_cluster_option(servers, what, where=None):
     """kafka.bootstrap.servers as read_kafka's `cluster` argument: the pipeline.yaml cluster with
     these bootstrap servers (its TLS/SASL settings go with it), or an error saying where to put it."""
+    if KAFKA_CLUSTERS is None:  # `--sql` without a pipeline.yaml: shown as written
+        return ("bootstrap_servers", servers)
     wanted = sorted(s.strip() for s in servers.split(",") if s.strip())
     for cluster, known in sorted(KAFKA_CLUSTERS.items()):
         if sorted(s.strip() for s in known.split(",") if s.strip()) == wanted:

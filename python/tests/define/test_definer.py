@@ -375,3 +375,22 @@ def test_sql_mode_prints_the_generated_statements(definer, package_root, tmp_pat
     assert done.returncode == 0, done.stderr
     assert done.stdout == "-- {}:3 @dlt.view v\nCREATE TEMPORARY VIEW v AS SELECT * FROM a;\n\n".format(
         tmp_path / "v.py")
+
+
+def test_names_sluice_does_not_have_are_refused_by_name(definer):
+    e = definer.error({"n.py": "import dlt\n\n\n@dlt.on_event_hook\ndef hook(event):\n    pass\n"})
+    assert (e["line"], e["message"]) == (4, "dlt.on_event_hook is not supported by sluice")
+    e = definer.error({"n.py": "from dlt import table, read, nosuch\n"})
+    assert (e["line"], e["message"]) == (1, "dlt.nosuch is not supported by sluice")
+    e = definer.error({"n.py": "from pyspark import pipelines as dp\n\ndp.apply_changes_from_snapshot()\n"})
+    assert (e["line"], e["message"]) == (3, "pyspark.pipelines.apply_changes_from_snapshot is not supported by sluice")
+
+
+def test_a_dataset_function_with_arguments_is_refused_at_its_decorator(definer):
+    e = definer.error({"a.py": "import dlt\n\n@dlt.table\ndef t(spark_session):\n    return dlt.read('x')\n"})
+    assert (e["line"], e["message"]) == (3, "@dlt.table t: a dataset's function takes no arguments (it has spark_session)")
+
+
+def test_a_sink_option_of_the_wrong_type_is_refused_at_its_call(definer):
+    e = definer.error({"a.py": "import dlt\n\n\ndlt.create_sink('s', 'kafka', {'topic': ['a', 'b']})\n"})
+    assert e["line"] == 4 and "must be a string, number or bool" in e["message"]

@@ -34,5 +34,7 @@ create_auto_cdc_from_snapshot_flow = apply_changes_from_snapshot
 
 
 def __getattr__(name):
+    if name.startswith("__"):  # the import system's own probes (__path__, __all__, ...)
+        raise AttributeError(name)
     from sluice._define.errors import DefinitionError
     raise DefinitionError("dlt.{} is not supported by sluice".format(name))

@@ -4,16 +4,17 @@ from sluice._define.spark import SparkSession  # noqa: F401
 
 
 def __getattr__(name):
-    if name in ("DataFrame", "Column", "Window", "GroupedData"):
-        from sluice._define import dataframe
-        try:
-            return getattr(dataframe, name)
-        except AttributeError:
-            pass
-        if name in ("Column", "Window"):
-            from sluice._define import functions
-            if hasattr(functions, name):
-                return getattr(functions, name)
+    if name.startswith("__"):  # the import system's own probes (__path__, __all__, ...)
+        raise AttributeError(name)
+    if name in ("DataFrame", "Column", "Window", "GroupedData", "Row"):
+        import importlib
+        for module in ("dataframe", "column", "functions"):
+            try:
+                found = getattr(importlib.import_module("sluice._define." + module), name, None)
+            except ImportError:
+                found = None
+            if found is not None:
+                return found
     if name in ("functions", "types"):
         import importlib
         return importlib.import_module("pyspark.sql." + name)
