@@ -180,3 +180,18 @@ def test_errors_name_the_python_file_and_line(tmp_path, bootstrap, python_env, s
         assert says in r.stderr, r.stderr
         assert "hunter2" not in r.stderr + r.stdout
     assert not (pipe / "ran").exists()
+
+
+def test_a_definer_that_does_not_finish_is_stopped_with_what_it_started(tmp_path, bootstrap, python_env):
+    pipe = mixed_pipeline(tmp_path, bootstrap, "unused",
+                          "import dlt, pathlib, subprocess\n"
+                          "child = subprocess.Popen(['sleep', '600'])\n"
+                          "pathlib.Path(__file__).with_name('child.pid').write_text(str(child.pid))\n"
+                          "while True:\n    pass\n")
+    r = run_sluice("validate", pipe, env_extra=dict(python_env, SLUICE_PYTHON_TIMEOUT_MS="1500"))
+    assert r.returncode != 0
+    assert "did not finish defining the pipeline within 1500 ms and were stopped" in r.stderr, r.stderr
+    pid = int((pipe / "child.pid").read_text())
+    stat = pathlib.Path(f"/proc/{pid}/stat")
+    # Killed with the definer's process group: gone, or a zombie waiting for init to reap it.
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -200,6 +200,10 @@ class _Reader:
         if not any(k in ("topic", "topic_pattern") for k, _ in args):
             raise DefinitionError("{}.format('kafka') needs .option('subscribe', 'topic') or "
                                   ".option('subscribePattern', 'regex')".format(self._api))
+        if not any(k in ("starting_offsets", "starting_timestamp", "starting_offsets_by_timestamp") for k, _ in args):
+            # Spark's Kafka stream starts at the end when no start is given (read_kafka's default
+            # is the beginning): written out, so the Python code means what it means in Spark.
+            args.append(("starting_offsets", "latest"))
         if not self._streaming:
             raise DefinitionError("spark.read.format('kafka') (a batch read of Kafka) is not supported: use "
                                   "spark.readStream")

@@ -52,9 +52,12 @@ def test_kafka_options_map_onto_read_kafka_and_a_pipeline_cluster(definer):
                     .option("failOnDataLoss", False).option("kafka.security.protocol", "SASL_SSL")
                     .load())
     '''}, kafka_clusters={"default": "x:1", "secure": "b1:9092, b2:9092"})
+    # No startingOffsets: Spark's stream starts at the end, so the SQL says so (read_kafka's own
+    # default is the beginning).
     assert stmts[0][2] == ("CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka("
                            "cluster => 'secure', topic_pattern => 'ev.*', max_offsets_per_trigger => '10', "
-                           "fail_on_data_loss => 'false', kafka.security.protocol => 'SASL_SSL')")
+                           "fail_on_data_loss => 'false', kafka.security.protocol => 'SASL_SSL', "
+                           "starting_offsets => 'latest')")
 
 
 def test_kafka_servers_of_no_cluster_are_refused_at_their_line(definer):

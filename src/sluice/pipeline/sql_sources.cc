@@ -114,7 +114,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-arrow::Result<std::string> read_file(const fs::path& p) {
+arrow::Result<std::string> read_library_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) return io_error("cannot read {}", p.string());
   std::ostringstream ss;
@@ -267,8 +267,19 @@ arrow::Result<DefinerExit> run_subprocess(const std::vector<std::string>& argv, 
     return io_error("the pipeline's Python files printed more than {} MiB while defining the pipeline and were "
                     "stopped", kMaxDefinerOutput >> 20);
   }
-  // Both pipes closed: it has exited or is about to.
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // Both pipes closed: it has exited or is about to (a process that closed them and went on
+  // running is stopped at the deadline like any other).
+  pid_t done = 0;
+  while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+    pollfd none_ready{-1, 0, 0};
+    ::poll(&none_ready, 0, 10);  // a 10 ms pause between looks
+  }
+  if (done == 0) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return io_error("the pipeline's Python files did not finish defining the pipeline within {} ms and were "
+                    "stopped (a loop or a wait at import time? SLUICE_PYTHON_TIMEOUT_MS sets the limit)",
+                    timeout.count());
   }
   if (exit.err.size() > kMaxDefinerStderrKept) exit.err.erase(0, exit.err.size() - kMaxDefinerStderrKept);
   if (WIFSIGNALED(status)) {
@@ -474,7 +485,7 @@ arrow::Result<std::vector<sql::SourceFile>> load_sql_sources(const PipelineConfi
   std::vector<std::string> python_names;
   std::vector<size_t> python_slots;  // where each .py file's SQL goes in `files`
   for (const auto& p : paths) {
-    ARROW_ASSIGN_OR_RAISE(auto text, read_file(p));
+    ARROW_ASSIGN_OR_RAISE(auto text, read_library_file(p));
     std::string name = fs::relative(p, fs::current_path(), ec).string();
     if (name.empty()) name = p.string();
     if (ends_with(p.string(), ".py")) {
