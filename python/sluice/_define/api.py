@@ -232,12 +232,13 @@ def _expect(api, action, constraints):
         if not callable(func):
             raise DefinitionError("{} decorates a dataset's function".format(api))
         where = function_location(func)
-        existing = list(getattr(func, _EXPECTATIONS, []))
+        added = []
         for name, expr in constraints:
             if not isinstance(name, str) or not name:
                 raise DefinitionError("{}: an expectation's name must be a non-empty string".format(api), *where)
-            existing.append((name, expression_sql(expr, "{} {}".format(api, name), where), action))
-        setattr(func, _EXPECTATIONS, existing)
+            added.append((name, expression_sql(expr, "{} {}".format(api, name), where), action))
+        # Decorators apply bottom-up: put these first, so the constraints read in source order.
+        setattr(func, _EXPECTATIONS, added + list(getattr(func, _EXPECTATIONS, [])))
         return func
     return register
 

@@ -33,9 +33,9 @@ def test_multi_hop_tables_become_streaming_tables_and_a_view(definer):
          "('pipelines.reset.allowed' = 'false') AS SELECT * FROM STREAM read_kafka(topic => 'events', "
          "starting_offsets => 'earliest')"),
         (8, "@dlt.table silver",
-         "CREATE OR REFRESH STREAMING TABLE silver (CONSTRAINT has_ts EXPECT (ts IS NOT NULL) ON VIOLATION FAIL "
-         "UPDATE, CONSTRAINT has_user EXPECT (user_id IS NOT NULL) ON VIOLATION DROP ROW, CONSTRAINT `known type` "
-         "EXPECT (kind IN ('a', 'b'))) PARTITIONED BY (day) AS SELECT * FROM STREAM(bronze)"),
+         "CREATE OR REFRESH STREAMING TABLE silver (CONSTRAINT `known type` EXPECT (kind IN ('a', 'b')), "
+         "CONSTRAINT has_user EXPECT (user_id IS NOT NULL) ON VIOLATION DROP ROW, CONSTRAINT has_ts EXPECT "
+         "(ts IS NOT NULL) ON VIOLATION FAIL UPDATE) PARTITIONED BY (day) AS SELECT * FROM STREAM(bronze)"),
         (15, "@dlt.table gold_counts", "CREATE OR REFRESH MATERIALIZED VIEW gold_counts AS SELECT * FROM silver"),
     ]
 
@@ -397,3 +397,20 @@ def test_a_dataset_function_with_arguments_is_refused_at_its_decorator(definer):
 def test_a_sink_option_of_the_wrong_type_is_refused_at_its_call(definer):
     e = definer.error({"a.py": "import dlt\n\n\ndlt.create_sink('s', 'kafka', {'topic': ['a', 'b']})\n"})
     assert e["line"] == 4 and "must be a string, number or bool" in e["message"]
+
+
+def test_expect_all_and_an_expectation_above_the_table_decorator(definer):
+    [stmts] = definer.statements({"e.py": '''
+        import dlt
+
+        @dlt.expect_or_drop("above", "a > 0")
+        @dlt.table
+        @dlt.expect_all({"b_set": "b IS NOT NULL", "c_set": "c IS NOT NULL"})
+        @dlt.expect_all_or_fail({"d_set": "d IS NOT NULL"})
+        def t():
+            return dlt.read_stream("s")
+    '''})
+    assert stmts == [(4, "@dlt.table t",
+                      "CREATE OR REFRESH STREAMING TABLE t (CONSTRAINT above EXPECT (a > 0) ON VIOLATION DROP ROW, "
+                      "CONSTRAINT b_set EXPECT (b IS NOT NULL), CONSTRAINT c_set EXPECT (c IS NOT NULL), "
+                      "CONSTRAINT d_set EXPECT (d IS NOT NULL) ON VIOLATION FAIL UPDATE) AS SELECT * FROM STREAM(s)")]
