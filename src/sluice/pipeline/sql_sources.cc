@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "sluice/common/secrets.h"
@@ -209,7 +208,8 @@ arrow::Result<DefinerExit> run_subprocess(const std::vector<std::string>& argv, 
   bool too_much = false, timed_out = false;
   if (input.empty()) in_w.close();
   while (out_r.fd >= 0 || err_r.fd >= 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -327,9 +327,40 @@ std::string stderr_tail(const std::string& err, const std::vector<std::string>& 
 }  // namespace
 
 bool imports_pipeline_api(const std::string& python_text) {
-  static const std::regex kImport(
-      R"((^|\n)[ \t]*(import[ \t]+dlt\b|from[ \t]+dlt[ \t]+import\b|from[ \t]+pyspark[ \t]+import[ \t]+([^\n]*[ ,(])?pipelines\b|import[ \t]+pyspark\.pipelines\b|from[ \t]+pyspark\.pipelines[ \t]+import\b))");
-  return std::regex_search(python_text, kImport);
+  // Line by line, in words (split at blanks, commas and parentheses): `import a, dlt`,
+  // `from dlt import (table,`, `from pyspark import sql, pipelines as dp`. A comment or a string
+  // holding the words does not start with `import` / `from`.
+  auto is_api = [](const std::string& module) {
+    return module == "dlt" || module.rfind("dlt.", 0) == 0 || module == "pyspark.pipelines" ||
+           module.rfind("pyspark.pipelines.", 0) == 0;
+  };
+  std::istringstream in(python_text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> words;
+    std::string word;
+    for (char c : line + " ") {
+      if (c == ' ' || c == '\t' || c == ',' || c == '(' || c == ')' || c == '\r') {
+        if (!word.empty()) words.push_back(std::move(word));
+        word.clear();
+      } else {
+        word += c;
+      }
+    }
+    if (words.size() >= 2 && words[0] == "import") {
+      for (size_t i = 1; i < words.size(); ++i) {
+        if (is_api(words[i])) return true;
+      }
+    } else if (words.size() >= 3 && words[0] == "from" && words[2] == "import") {
+      if (is_api(words[1])) return true;
+      if (words[1] == "pyspark") {
+        for (size_t i = 3; i < words.size(); ++i) {
+          if (words[i] == "pipelines") return true;
+        }
+      }
+    }
+  }
+  return false;
 }
 
 arrow::Result<fs::path> python_package_dir() {
@@ -344,7 +375,9 @@ arrow::Result<fs::path> python_package_dir() {
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     const fs::path bin = exe.parent_path();
-    for (const fs::path& candidate : {bin / ".." / "share" / "sluice" / "python", bin / ".." / "python", bin / ".." / ".."}) {
+    const fs::path candidates[] = {bin / ".." / "share" / "sluice" / "python", bin / ".." / "python",
+                                   bin / ".." / ".."};
+    for (const fs::path& candidate : candidates) {
       if (holds_definer(candidate)) return fs::weakly_canonical(candidate, ec);
     }
   }
