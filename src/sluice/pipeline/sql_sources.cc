@@ -471,12 +471,18 @@ arrow::Result<std::vector<sql::SourceFile>> define_python_sources(const Pipeline
       if (entry.size() > 11) python_path += ":" + entry.substr(11);
       continue;
     }
-    if (entry.rfind("PYTHONIOENCODING=", 0) == 0 || entry.rfind("PYTHONDONTWRITEBYTECODE=", 0) == 0) continue;
+    if (entry.rfind("PYTHONIOENCODING=", 0) == 0 || entry.rfind("PYTHONDONTWRITEBYTECODE=", 0) == 0 ||
+        entry.rfind("PYTHONSAFEPATH=", 0) == 0) {
+      continue;
+    }
     env.push_back(entry);
   }
   env.push_back("PYTHONPATH=" + python_path);
   env.push_back("PYTHONIOENCODING=utf-8");
   env.push_back("PYTHONDONTWRITEBYTECODE=1");
+  // `-m` would put the working directory first on sys.path, where a folder named `sluice` would
+  // shadow the package (Python 3.11+ honours this; the definer adds the pipeline folder itself).
+  env.push_back("PYTHONSAFEPATH=1");
   const auto secrets = configuration_secrets(config.configuration);
   ARROW_ASSIGN_OR_RAISE(auto exit, run_subprocess({python, "-m", "sluice._define"}, env,
                                                   request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
