@@ -195,3 +195,12 @@ def test_a_definer_that_does_not_finish_is_stopped_with_what_it_started(tmp_path
     stat = pathlib.Path(f"/proc/{pid}/stat")
     # Killed with the definer's process group: gone, or a zombie waiting for init to reap it.
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_libraries_globs_run_the_python_files_they_name(tmp_path, bootstrap, python_env):
+    pipe = mixed_pipeline(tmp_path, bootstrap, "unused",
+                          "import dlt\n\n\n@dlt.table\ndef py_copy():\n    return dlt.read('base')\n",
+                          'libraries:\n  - glob: {include: "*.sql"}\n  - glob: {include: "*.py"}\n')
+    r = run_sluice("validate", pipe, env_extra=python_env)
+    assert r.returncode == 0, r.stderr
+    assert (pipe / "ran").exists()  # generate.py is named by the glob, so it ran
