@@ -428,6 +428,11 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       if (auto inlined = lookup ? lookup(name) : std::nullopt) {
         if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, fmt::format("reading '{}'", name));
         ARROW_ASSIGN_OR_RAISE(auto inner, make(*inlined->query, *inlined->file, schema_of, inlined->scope, bind_function));
+        if (!inner.union_.empty()) {  // as for a FROM subquery, below
+          return fail(from.loc, fmt::format("'{}' holds UNION ALL; reading it inline is not supported "
+                                            "yet: store it as a materialized view or table and read that",
+                                            name));
+        }
         if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
           return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
         }
@@ -469,6 +474,12 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     case sql::TableRefKind::kSubquery: {
       if (t_plan_depth >= kMaxInlineDepth) return too_deep(file, from.loc, "this subquery");
       ARROW_ASSIGN_OR_RAISE(auto inner, make(*from.query, file, schema_of, lookup, bind_function));
+      // Inlining keeps one source and its stages: the other branches of a UNION ALL would be lost
+      // (and its output stage, which has no projections, crashed the run).
+      if (!inner.union_.empty()) {
+        return fail(from.loc, "a subquery in FROM may not hold UNION ALL yet: define the union as its own "
+                              "dataset (a view or table) and read that");
+      }
       if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() || inner.limit_) {
         return fail(from.loc, "a subquery in FROM may not aggregate, deduplicate (DISTINCT), order or limit yet");
       }
@@ -562,7 +573,10 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
           plan.output_locations_.push_back(item.expr->loc);
         }
         for (const auto& name : item.expr->except) {
-          if (!schema->GetFieldByName(name)) {
+          // Over a join, t.* EXCEPT (k) names t's column k, held as "t.k" (Databricks SQL's
+          // spelling of Spark's join on column names: docs/decisions.md, "(df)").
+          if (!schema->GetFieldByName(name) &&
+              (qualifier.empty() || !schema->GetFieldByName(qualifier + "." + name))) {
             return fail(item.expr->loc, fmt::format("EXCEPT names '{}', which is not a column", name));
           }
         }

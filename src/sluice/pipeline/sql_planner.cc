@@ -212,6 +212,19 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
         return arrow::Status::Invalid(sql::format_error(graph_.files[flow.file], plan.source().loc,
             "a streaming table reads a stream: write STREAM(...) or STREAM read_kafka(...)"));
       }
+      // No streaming runner (rows, windows, dedup, joins) orders or limits what it appends: refused
+      // rather than ignored (Spark refuses sorting a stream too).
+      if (!flow.query->order_by.empty()) {
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file],
+            flow.query->order_by.front().expr->loc,
+            "ORDER BY in a streaming table's query: a stream's rows are appended as they arrive, never sorted; "
+            "remove it, or sort where the table is read (a materialized view or a query over it)"));
+      }
+      if (flow.query->limit) {
+        return arrow::Status::NotImplemented(sql::format_error(graph_.files[flow.file], flow.query->limit->loc,
+            "LIMIT in a streaming table's query: a stream has no end to count rows to; remove it, or limit where "
+            "the table is read (a materialized view or a query over it)"));
+      }
       if (plan.aggregates()) {
         ARROW_RETURN_NOT_OK(check_windowed(plan, graph_.files[flow.file], flow.loc));
       }

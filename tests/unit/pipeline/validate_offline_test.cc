@@ -62,5 +62,30 @@ TEST_F(ValidateOfflineTest, FrozenSchemaIsUsedAndNamed) {
   EXPECT_EQ(report->notes.at("bronze"), "value columns inferred from topic 'events', frozen in " + frozen.string());
 }
 
+// No streaming runner orders or limits the rows it appends: ORDER BY and LIMIT in a streaming
+// table's query are refused where they are written, never ignored (a materialized view keeps them).
+TEST_F(ValidateOfflineTest, OrderByAndLimitInAStreamingTableAreRefusedAtTheirPlace) {
+  const std::string base = "CREATE STREAMING TABLE k AS SELECT offset FROM STREAM read_kafka(topic => 'x');\n";
+  auto order = build_graph({{"p.sql", base + "CREATE STREAMING TABLE s AS SELECT offset FROM STREAM(k) ORDER BY offset;\n"}});
+  ASSERT_TRUE(order.ok()) << order.status().message();
+  auto refused = validate_sql_pipeline(config_, *order, SchemaInference::kFrozenOnly);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("p.sql:2:67"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("ORDER BY in a streaming table's query"), std::string::npos);
+
+  auto limit = build_graph({{"p.sql", base + "CREATE STREAMING TABLE s AS SELECT offset FROM STREAM(k) LIMIT 5;\n"}});
+  ASSERT_TRUE(limit.ok()) << limit.status().message();
+  refused = validate_sql_pipeline(config_, *limit, SchemaInference::kFrozenOnly);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("p.sql:2:64"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("LIMIT in a streaming table's query"), std::string::npos);
+
+  auto view = build_graph({{"p.sql", base + "CREATE MATERIALIZED VIEW v AS SELECT offset FROM k ORDER BY offset LIMIT 5;\n"}});
+  ASSERT_TRUE(view.ok()) << view.status().message();
+  auto planned = validate_sql_pipeline(config_, *view, SchemaInference::kFrozenOnly);
+  ASSERT_TRUE(planned.ok()) << planned.status().message();
+  EXPECT_EQ(planned->schemas.count("v"), 1u);
+}
+
 }  // namespace
 }  // namespace sluice::pipeline

@@ -1,0 +1,287 @@
+"""DataFrame: the SELECT each method renders, and the methods and arguments it refuses."""
+import pytest
+
+from sluice._define import functions as F
+from sluice._define.column import UnsupportedError
+from sluice._define.dataframe import DataFrame
+
+COLS = ["id", "k", "x", "ts"]
+
+
+def stream(columns=None):
+    return DataFrame._from_relation("STREAM(events)", streaming=True, columns=columns)
+
+
+def table(name="events", columns=None):
+    return DataFrame._from_relation(name, streaming=False, columns=columns)
+
+
+def test_from_relation_is_select_star_and_knows_if_it_streams():
+    assert stream()._to_sql() == "SELECT * FROM STREAM(events)"
+    assert stream().isStreaming and not table().isStreaming
+    kafka = DataFrame._from_relation("STREAM read_kafka(topic => 't')", streaming=True)
+    assert kafka._to_sql() == "SELECT * FROM STREAM read_kafka(topic => 't')"
+
+
+def test_select_and_filter_fill_one_select():
+    df = table().filter(F.col("x") > 1).select("id", (F.col("x") * 2).alias("x2"))
+    assert df._to_sql() == "SELECT id, (x * 2) AS x2 FROM events WHERE (x > 1)"
+    assert df.columns == ["id", "x2"]
+
+
+def test_a_filter_on_a_computed_column_is_rewritten_over_the_input():
+    df = table().select("id", (F.col("x") * 2).alias("x2")).filter(F.col("x2") > 10)
+    assert df._to_sql() == "SELECT id, (x * 2) AS x2 FROM events WHERE ((x * 2) > 10)"
+
+
+def test_select_expr_keeps_names_it_can_read():
+    df = table().selectExpr("*", "x * 2 AS x2")
+    assert df._to_sql() == "SELECT *, (x * 2) AS x2 FROM events"
+    assert table(columns=COLS).selectExpr("id", "e.k", "upper(k) AS ku").columns == ["id", "k", "ku"]
+
+
+def test_a_sql_text_filter_on_a_computed_column_reads_a_subquery():
+    df = table().select("id", (F.col("x") * 2).alias("x2")).where("x2 > 10")
+    assert df._to_sql() == "SELECT * FROM (SELECT id, (x * 2) AS x2 FROM events) WHERE (x2 > 10)"
+
+
+def test_a_json_decode_is_not_computed_twice():
+    decoded = stream().select(F.from_json("value", "a INT, b STRING").alias("e"))
+    df = decoded.filter(F.col("e.a") > 1).select("e.a", "e.b")
+    assert df._to_sql() == ("SELECT e.a, e.b FROM (SELECT from_json(value, 'a INT, b STRING') AS e FROM STREAM(events)) "
+                            "WHERE (e.a > 1)")
+    assert decoded.select("e.*").columns == ["a", "b"]
+
+
+def test_with_column_replaces_a_known_column_in_place():
+    df = table(columns=COLS).withColumn("x", F.coalesce("x", F.lit(0))).withColumn("y", F.lit(1))
+    assert df._to_sql() == "SELECT id, k, coalesce(x, 0) AS x, ts, 1 AS y FROM events"
+    assert df.columns == ["id", "k", "x", "ts", "y"]
+
+
+def test_with_column_on_unknown_columns_appends_to_star():
+    assert stream().withColumn("y", F.col("x") + 1)._to_sql() == "SELECT *, (x + 1) AS y FROM STREAM(events)"
+
+
+def test_with_columns_evaluates_every_expression_against_the_input():
+    df = table(columns=["a", "b"]).withColumns({"a": F.col("b"), "b": F.col("a")})
+    assert df._to_sql() == "SELECT b AS a, a AS b FROM events"
+
+
+def test_rename_and_drop_need_or_use_the_columns():
+    df = table(columns=COLS).withColumnRenamed("k", "key").drop("ts", "missing")
+    assert df._to_sql() == "SELECT id, k AS key, x FROM events"
+    assert table(columns=COLS).withColumnRenamed("nope", "x") is not None
+    assert table().drop("ts")._to_sql() == "SELECT * EXCEPT (ts) FROM events"
+    with pytest.raises(UnsupportedError, match="withColumnRenamed needs the DataFrame's columns"):
+        table().withColumnRenamed("k", "key")
+
+
+def test_watermark_window_and_aggregate_in_one_select():
+    df = (stream().withWatermark("ts", "10 minutes")
+          .groupBy("k", F.window("ts", "5 minutes"))
+          .agg(F.count("*").alias("n"), F.sum("x").alias("total"))
+          .filter(F.col("n") > 10)
+          .select("k", F.col("window.start").alias("start"), "n", (F.col("total") / F.col("n")).alias("mean")))
+    assert df._to_sql() == (
+        "SELECT k, window.start AS start, count(*) AS n, (sum(x) / count(*)) AS mean FROM STREAM(events) "
+        "WATERMARK ts DELAY OF INTERVAL 10 MINUTES GROUP BY k, window(ts, '5 minutes') HAVING (count(*) > 10)")
+
+
+def test_a_watermark_moves_out_of_a_projection_it_survives():
+    df = stream().withWatermark("ts", "1 hour 30 seconds").withColumn("y", F.lit(1)).groupBy(
+        F.window("ts", "1 minute")).count()
+    assert df._to_sql() == ("SELECT window(ts, '1 minute') AS window, count(*) AS count FROM "
+                            "(SELECT *, 1 AS y FROM STREAM(events)) WATERMARK ts DELAY OF INTERVAL 1 HOURS 30 SECONDS "
+                            "GROUP BY window(ts, '1 minute')")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: table().withWatermark("ts", "1 minute"), "watermark belongs to a stream"),
+    (lambda: stream().withWatermark("ts", "a while"), "cannot read 'a while' as a duration"),
+    (lambda: stream(COLS).withWatermark("nope", "1 minute"), "'nope' is not a column"),
+    (lambda: stream().withWatermark("ts", "1 minute").withWatermark("ts", "2 minutes").select("id"),
+     "withWatermark twice"),
+])
+def test_watermark_refusals(call, message):
+    with pytest.raises((UnsupportedError, ValueError), match=message):
+        call()
+
+
+def test_grouped_data_shortcuts_and_dict_agg():
+    assert table().groupBy("k").count()._to_sql() == "SELECT k, count(*) AS count FROM events GROUP BY k"
+    assert table().groupBy("k").max("x", "id")._to_sql() == "SELECT k, max(x), max(id) FROM events GROUP BY k"
+    assert table().groupBy("k").agg({"x": "mean"})._to_sql() == "SELECT k, avg(x) FROM events GROUP BY k"
+    assert table().agg(F.max("x").alias("m"))._to_sql() == "SELECT max(x) AS m FROM events"
+    with pytest.raises(UnsupportedError, match="not an aggregate"):
+        table().groupBy("k").agg(F.col("x"))
+    with pytest.raises(UnsupportedError, match="name the columns"):
+        table().groupBy("k").sum()
+
+
+def test_join_on_names_keeps_one_key_column_as_spark_does():
+    left, right = table("orders"), table("customers")
+    assert left.join(right, "cid")._to_sql() == (
+        "SELECT _l.cid, _l.* EXCEPT (cid), _r.* EXCEPT (cid) FROM orders AS _l JOIN customers AS _r ON _l.cid = _r.cid")
+    assert left.join(right, ["cid"], "right")._to_sql().startswith("SELECT _r.cid, ")
+    assert left.join(right, "cid", "outer")._to_sql().startswith("SELECT coalesce(_l.cid, _r.cid) AS cid, ")
+    assert left.join(right, "cid", "left_semi")._to_sql() == (
+        "SELECT * FROM orders AS _l LEFT SEMI JOIN customers AS _r ON _l.cid = _r.cid")
+    known = table("o", ["cid", "amount"]).join(table("c", ["cid", "name"]), "cid", "left")
+    assert known.columns == ["cid", "amount", "name"]
+
+
+def test_join_on_a_condition_qualifies_each_dataframes_columns():
+    orders, customers = stream(), table("customers")
+    df = orders.join(customers, orders["cid"] == customers.cid, "left").select(orders.id, customers["name"])
+    assert df._to_sql() == ("SELECT _l.id, _r.name FROM STREAM(events) AS _l LEFT JOIN customers AS _r "
+                            "ON (_l.cid = _r.cid)")
+    aliased = orders.alias("o").join(customers.alias("c"), F.col("o.cid") == F.col("c.cid"))
+    assert aliased._to_sql() == "SELECT * FROM STREAM(events) AS o JOIN customers AS c ON (o.cid = c.cid)"
+
+
+def test_stream_stream_join_keeps_each_sides_watermark():
+    a = DataFrame._from_relation("STREAM(a)", streaming=True).withWatermark("ts", "1 minute")
+    b = DataFrame._from_relation("STREAM(b)", streaming=True).withWatermark("ts", "1 minute")
+    df = a.join(b, (a.id == b.id) & b.ts.between(a.ts, a.ts + F.expr("INTERVAL 10 MINUTES")))
+    assert df._to_sql() == (
+        "SELECT * FROM STREAM(a) WATERMARK ts DELAY OF INTERVAL 1 MINUTES AS _l JOIN STREAM(b) WATERMARK ts DELAY OF "
+        "INTERVAL 1 MINUTES AS _r ON ((_l.id = _r.id) AND (_r.ts BETWEEN _l.ts AND (_l.ts + (INTERVAL 10 MINUTES))))")
+
+
+def test_joins_sluice_lacks_are_refused():
+    with pytest.raises(UnsupportedError, match="CROSS JOIN"):
+        table().join(table("b"), how="cross")
+    with pytest.raises(UnsupportedError, match="CROSS JOIN"):
+        table().crossJoin(table("b"))
+    with pytest.raises(ValueError, match="unknown join type 'sideways'"):
+        table().join(table("b"), "id", "sideways")
+
+
+def test_dedup_of_streams_maps_to_distinct_and_distinct_on():
+    w = stream(COLS).withWatermark("ts", "10 minutes")
+    assert w.dropDuplicates()._to_sql() == "SELECT DISTINCT * FROM STREAM(events) WATERMARK ts DELAY OF INTERVAL 10 MINUTES"
+    assert w.dropDuplicates(["id", "ts"])._to_sql() == (
+        "SELECT DISTINCT ON (id, ts) * FROM STREAM(events) WATERMARK ts DELAY OF INTERVAL 10 MINUTES")
+    assert w.dropDuplicatesWithinWatermark(["id"])._to_sql() == (
+        "SELECT DISTINCT ON (id) * FROM STREAM(events) WATERMARK ts DELAY OF INTERVAL 10 MINUTES")
+    with pytest.raises(UnsupportedError, match="'ts' must be among the subset"):
+        w.dropDuplicates(["id"])
+    with pytest.raises(UnsupportedError, match="needs withWatermark"):
+        stream().dropDuplicates(["id"])
+    with pytest.raises(UnsupportedError, match="no\\s+DISTINCT ON yet"):
+        table().dropDuplicates(["id"])
+    assert table().distinct()._to_sql() == "SELECT DISTINCT * FROM events"
+
+
+def test_order_and_limit_end_the_query():
+    df = table().orderBy("k", F.col("x").desc_nulls_last()).limit(10).limit(5)
+    assert df._to_sql() == "SELECT * FROM events ORDER BY k, x DESC NULLS LAST LIMIT 5"
+    assert table().sort("k", "x", ascending=[False, True])._to_sql() == "SELECT * FROM events ORDER BY k DESC, x"
+    with pytest.raises(UnsupportedError, match="DataFrame.select after orderBy/sort"):
+        table().orderBy("k").select("k")
+    with pytest.raises(UnsupportedError, match="orderBy after limit"):
+        table().limit(3).orderBy("k")
+    with pytest.raises(UnsupportedError, match="distinct after groupBy"):
+        table().groupBy("k").count().distinct()
+
+
+def test_unions():
+    a, b = table("a", ["k", "v"]), table("b", ["v", "k", "extra"])
+    assert a.union(table("c"))._to_sql() == "SELECT * FROM a UNION ALL SELECT * FROM c"
+    assert a.unionByName(b.drop("extra"))._to_sql() == "SELECT * FROM a UNION ALL SELECT k, v FROM b"
+    with pytest.raises(ValueError, match="not in both"):
+        a.unionByName(b)
+    assert a.withColumn("extra", F.lit(None).cast("int")).unionByName(b)._to_sql().endswith("SELECT k, v, extra FROM b")
+    with pytest.raises(UnsupportedError, match="lacks \\['extra'\\]"):
+        a.unionByName(b, allowMissingColumns=True)
+    with pytest.raises(UnsupportedError, match="append_flow"):
+        stream().union(stream())
+    with pytest.raises(UnsupportedError, match="filter after union"):
+        a.union(table("c")).filter(F.col("k") > 1)
+
+
+@pytest.mark.parametrize("method", ["collect", "count", "fillna", "repartition", "schema", "write", "toPandas"])
+def test_methods_that_do_not_define_a_dataset_are_refused_by_name(method):
+    with pytest.raises(UnsupportedError, match=f"DataFrame.{method}:"):
+        getattr(table(), method)
+
+
+def test_dataframe_attribute_and_item_access():
+    df = table(columns=COLS)
+    assert df.columns == COLS
+    assert df[F.col("x") > 1]._to_sql() == "SELECT * FROM events WHERE (x > 1)"
+    assert df[["id", "k"]]._to_sql() == "SELECT id, k FROM events"
+    assert df.transform(lambda d, n: d.limit(n), 2)._to_sql() == "SELECT * FROM events LIMIT 2"
+    with pytest.raises(UnsupportedError, match="columns, which are not known"):
+        _ = table().columns
+
+
+def test_select_expr_aliases_compose_as_one_operand():
+    df = table(columns=COLS).selectExpr("id + 1 AS s").select((F.col("s") * 10).alias("t"))
+    assert df._to_sql() == "SELECT ((id + 1) * 10) AS t FROM events"
+    df = table(columns=COLS).selectExpr("id > 2 OR id < 2 AS f").filter(~F.col("f"))
+    assert df._to_sql() == "SELECT (id > 2 OR id < 2) AS f FROM events WHERE (NOT (id > 2 OR id < 2))"
+    assert "((id > 2 OR id < 2))" not in table().filter("id > 2 OR id < 2").filter(~F.col("x"))._to_sql()
+    assert table().filter("id > 2 OR id < 2")._to_sql() == "SELECT * FROM events WHERE (id > 2 OR id < 2)"
+
+
+def test_drop_of_a_join_sides_column_keeps_the_other_sides():
+    left = table("l", columns=["id", "a"])
+    right = table("r", columns=["id", "b"])
+    joined = left.join(right, left.id == right.id)
+    df = joined.drop(right.id)
+    assert df._to_sql() == "SELECT _l.id, _l.a, _r.b FROM l AS _l JOIN r AS _r ON (_l.id = _r.id)"
+    assert df.columns == ["id", "a", "b"]
+    assert joined.drop(left["id"])._to_sql().startswith("SELECT _l.a, _r.id, _r.b FROM")
+    # Where the sides' columns are not known, a qualified column is refused, never read as a bare name.
+    unknown = table("l").join(table("r"), F.col("l.id") == F.col("r.id"))
+    other = table("r")
+    with pytest.raises(UnsupportedError, match="qualified by a join side"):
+        table("l").join(other, F.col("l.id") == other.id).drop(other.id)
+    assert "EXCEPT (id)" in unknown.drop("id")._to_sql()
+
+
+def test_order_and_limit_are_refused_on_streams():
+    with pytest.raises(UnsupportedError, match="orderBy/sort on a streaming DataFrame"):
+        stream(COLS).orderBy("ts")
+    with pytest.raises(UnsupportedError, match="orderBy/sort on a streaming DataFrame"):
+        stream(COLS).sort(F.col("ts").desc())
+    with pytest.raises(UnsupportedError, match="limit on a streaming DataFrame"):
+        stream(COLS).limit(5)
+    assert table(columns=COLS).orderBy("ts").limit(5)._to_sql() == "SELECT * FROM events ORDER BY ts LIMIT 5"
+
+
+def test_carried_names_with_dots_stay_one_column():
+    df = table(columns=["id"]).withColumn("a.b", F.lit(1)).withColumn("c", F.lit(2))
+    assert df._to_sql() == "SELECT id, 1 AS `a.b`, 2 AS c FROM events"
+    assert df.columns == ["id", "a.b", "c"]
+    assert table(columns=["id"]).withColumn("a.b", F.lit(1)).withColumnRenamed("a.b", "ab")._to_sql() == \
+        "SELECT id, 1 AS ab FROM events"
+
+
+def test_a_sql_text_filter_after_an_aggregation_is_refused():
+    grouped = table(columns=COLS).groupBy("k").agg(F.count("*").alias("n"))
+    with pytest.raises(UnsupportedError, match="after groupBy\\(\\).agg\\(\\).*F.col\\('n'\\) > 1"):
+        grouped.filter("n > 1")
+    with pytest.raises(UnsupportedError, match="SQL text or F.expr"):
+        grouped.filter(F.expr("n > 1"))
+    assert grouped.filter(F.col("n") > 1)._to_sql() == \
+        "SELECT k, count(*) AS n FROM events GROUP BY k HAVING (count(*) > 1)"
+
+
+def test_a_join_on_no_columns_is_refused():
+    with pytest.raises(UnsupportedError, match="no join condition"):
+        table("l").join(table("r"), [])
+
+
+def test_an_expression_too_deep_to_render_is_refused_naming_the_call():
+    total = F.col("c0")
+    for i in range(1, 3000):
+        total = total + F.col(f"c{i}")
+    with pytest.raises(UnsupportedError, match="DataFrame.select: an expression nested more deeply"):
+        table().select(total.alias("s"))
+    with pytest.raises(UnsupportedError, match="DataFrame.withColumn: an expression nested more deeply"):
+        table().withColumn("s", total)
+    with pytest.raises(UnsupportedError, match="GroupedData.agg: an expression nested more deeply"):
+        table().groupBy("k").agg(F.sum(total).alias("s"))
