@@ -2,7 +2,7 @@
 # newest reading minus 5 seconds) passes their end; readings behind the watermark are late and
 # kept aside in iot_device_windows_late.
 import dlt
-from pyspark.sql.functions import avg, col, count, countDistinct, max, round, sum, window
+from pyspark.sql import functions as F
 
 
 @dlt.table(comment="per device and 10 seconds: readings, mean and highest temperature",
@@ -10,10 +10,10 @@ from pyspark.sql.functions import avg, col, count, countDistinct, max, round, su
 def iot_device_windows():
     return (dlt.read_stream("iot_silver")
             .withWatermark("ts", "5 seconds")
-            .groupBy("device_id", window("ts", "10 seconds"))
-            .agg(count("*").alias("readings"), avg("temperature").alias("avg_temperature"),
-                 max("temperature").alias("max_temperature"))
-            .select("device_id", col("window.start").alias("window_start"), col("window.end").alias("window_end"),
+            .groupBy("device_id", F.window("ts", "10 seconds"))
+            .agg(F.count("*").alias("readings"), F.avg("temperature").alias("avg_temperature"),
+                 F.max("temperature").alias("max_temperature"))
+            .select("device_id", F.col("window.start").alias("window_start"), F.col("window.end").alias("window_end"),
                     "readings", "avg_temperature", "max_temperature"))
 
 
@@ -22,12 +22,12 @@ def iot_device_windows():
 def revenue_by_event_type():
     return (dlt.read("user_events_silver")
             .groupBy("event_type")
-            .agg(count("*").alias("events"), countDistinct("user_id").alias("users"),
-                 round(sum("amount"), 2).alias("revenue")))
+            .agg(F.count("*").alias("events"), F.countDistinct("user_id").alias("users"),
+                 F.round(F.sum("amount"), 2).alias("revenue")))
 
 
 @dlt.table(comment="transactions and their total per account")
 def account_totals():
     return (dlt.read("transactions_silver")
             .groupBy("account_id")
-            .agg(count("*").alias("transactions"), round(sum("amount"), 2).alias("total")))
+            .agg(F.count("*").alias("transactions"), F.round(F.sum("amount"), 2).alias("total")))
