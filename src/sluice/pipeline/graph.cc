@@ -13,6 +13,7 @@
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/exec/table_changes_binding.h"
+#include "sluice/sql/generated_source.h"
 #include "sluice/sql/parser.h"
 
 namespace sluice::pipeline {
@@ -20,6 +21,19 @@ namespace sluice::pipeline {
 namespace {
 
 using sql::DatasetKind;
+
+// The line a definition was written at: for SQL that a .py file generated, the line of its
+// decorator or call in the .py file (the generated text's own lines mean nothing to a user).
+int written_line(const sql::SourceFile& file, const sql::Location& loc) {
+  if (auto origin = sql::generated_origin(file.name, loc.offset)) return origin->line;
+  return loc.line;
+}
+
+// Where a definition was written, for messages: file:line:col, or file.py:line.
+std::string written_at(const sql::SourceFile& file, const sql::Location& loc) {
+  if (auto origin = sql::generated_origin(file.name, loc.offset)) return fmt::format("{}:{}", file.name, origin->line);
+  return fmt::format("{}:{}:{}", file.name, loc.line, loc.col);
+}
 
 const char* kind_name(DatasetKind k) {
   switch (k) {
@@ -139,18 +153,16 @@ class Resolver {
           if (!check_name(f, d.name_loc, "dataset", d.name)) continue;
           if (auto it = g_.datasets.find(d.name); it != g_.datasets.end()) {
             const auto& first = it->second;
-            error(f, d.name_loc, fmt::format("'{}' is defined twice; first as a {} at {}:{}:{}", d.name,
-                                             kind_name(first.kind), g_.files[first.file].name,
-                                             first.loc.line, first.loc.col));
+            error(f, d.name_loc, fmt::format("'{}' is defined twice; first as a {} at {}", d.name,
+                                             kind_name(first.kind), written_at(g_.files[first.file], first.loc)));
             continue;
           }
           if (auto it = folded.find(to_lower(d.name)); it != folded.end()) {
             const auto& first = g_.datasets.at(it->second);
-            error(f, d.name_loc, fmt::format("'{}' differs only in case from '{}', defined at {}:{}:{}; table names "
+            error(f, d.name_loc, fmt::format("'{}' differs only in case from '{}', defined at {}; table names "
                                              "are case-insensitive (Delta, Spark, and the storage folder on some "
                                              "file systems): rename one of them",
-                                             d.name, first.name, g_.files[first.file].name, first.loc.line,
-                                             first.loc.col));
+                                             d.name, first.name, written_at(g_.files[first.file], first.loc)));
             continue;
           }
           folded[to_lower(d.name)] = d.name;
@@ -173,14 +185,14 @@ class Resolver {
         if (!check_name(f, sk.name_loc, "sink", sk.name)) continue;
         if (folded.count(to_lower(sk.name))) {
           const auto& first = g_.datasets.at(folded.at(to_lower(sk.name)));
-          error(f, sk.name_loc, fmt::format("sink '{}' has the name of the {} defined at {}:{}:{}: rename one of "
-                                            "them", sk.name, kind_name(first.kind), g_.files[first.file].name,
-                                            first.loc.line, first.loc.col));
+          error(f, sk.name_loc, fmt::format("sink '{}' has the name of the {} defined at {}: rename one of "
+                                            "them", sk.name, kind_name(first.kind),
+                                            written_at(g_.files[first.file], first.loc)));
           continue;
         }
         if (auto it = g_.sinks.find(sk.name); it != g_.sinks.end()) {
-          error(f, sk.name_loc, fmt::format("sink '{}' is defined twice; first at {}:{}:{}", sk.name,
-                                            g_.files[it->second.file].name, it->second.loc.line, it->second.loc.col));
+          error(f, sk.name_loc, fmt::format("sink '{}' is defined twice; first at {}", sk.name,
+                                            written_at(g_.files[it->second.file], it->second.loc)));
           continue;
         }
         g_.sinks[sk.name] = Sink{sk.name, f, sk.name_loc, &sk, {}};
@@ -457,7 +469,7 @@ std::string graph_to_json(
     datasets.push_back({{"name", name},
                         {"kind", kind_name(d.kind)},
                         {"file", g.files[d.file].name},
-                        {"line", d.loc.line},
+                        {"line", written_line(g.files[d.file], d.loc)},
                         {"flows", d.flows},
                         {"upstream", g.upstream_of(name)}});
     if (auto it = columns.find(name); it != columns.end()) {
@@ -487,7 +499,8 @@ std::string graph_to_json(
       for (const auto& o : s.definition->options) {
         if (to_lower(o.key) == "format") format = o.value;
       }
-      sinks.push_back({{"name", name}, {"format", format}, {"file", g.files[s.file].name}, {"line", s.loc.line},
+      sinks.push_back({{"name", name}, {"format", format}, {"file", g.files[s.file].name},
+                       {"line", written_line(g.files[s.file], s.loc)},
                        {"flows", s.flows}, {"upstream", g.sink_upstream(name)}});
       if (auto it = columns.find(name); it != columns.end()) {
         nlohmann::json cols = nlohmann::json::array();

@@ -1,9 +1,13 @@
 // Error rendering with source context.
 #include "sluice/sql/source.h"
 
+#include "sluice/sql/generated_source.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -77,7 +81,35 @@ std::string without_literals(const std::string& text, size_t begin, size_t end, 
   return out;
 }
 
+struct GeneratedSources {
+  std::mutex mutex;  // guards by_name: pipelines load on the main thread, errors format anywhere
+  std::map<std::string, std::vector<GeneratedOrigin>> by_name;
+};
+
+GeneratedSources& generated_sources() {
+  static GeneratedSources* sources = new GeneratedSources();  // never destroyed: used at exit too
+  return *sources;
+}
+
 }  // namespace
+
+void register_generated_source(const std::string& name, std::vector<GeneratedOrigin> origins) {
+  auto& g = generated_sources();
+  std::lock_guard lock(g.mutex);
+  g.by_name[name] = std::move(origins);
+}
+
+std::optional<GeneratedOrigin> generated_origin(const std::string& name, size_t offset) {
+  auto& g = generated_sources();
+  std::lock_guard lock(g.mutex);
+  auto it = g.by_name.find(name);
+  if (it == g.by_name.end() || it->second.empty()) return std::nullopt;
+  const GeneratedOrigin* best = &it->second.front();
+  for (const auto& o : it->second) {
+    if (o.begin <= offset) best = &o;
+  }
+  return *best;
+}
 
 std::string format_error(const SourceFile& file, Location at, const std::string& message) {
   size_t begin = at.offset > file.text.size() ? file.text.size() : at.offset;
@@ -90,6 +122,16 @@ std::string format_error(const SourceFile& file, Location at, const std::string&
   // Keep tabs so the caret lines up under tab-indented text.
   for (size_t i = 0; i < caret.size() && i < line.size(); ++i) {
     if (line[i] == '\t') caret[i] = '\t';
+  }
+  if (auto origin = generated_origin(file.name, at.offset)) {
+    // Generated SQL: the place is the Python line that made the statement; the generated line
+    // is shown as context, with its own line and column within the statement.
+    const size_t from = std::min(origin->begin, begin);
+    const int statement_line =
+        1 + static_cast<int>(std::count(file.text.begin() + static_cast<std::ptrdiff_t>(from),
+                                        file.text.begin() + static_cast<std::ptrdiff_t>(begin), '\n'));
+    return fmt::format("{}:{}: error: {}\n  in the SQL generated for {} (its line {}, column {}):\n  {}\n  {}^",
+                       file.name, origin->line, message, origin->what, statement_line, at.col, line, caret);
   }
   return fmt::format("{}:{}:{}: error: {}\n  {}\n  {}^", file.name, at.line, at.col, message, line,
                      caret);

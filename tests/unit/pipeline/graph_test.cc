@@ -3,7 +3,11 @@
 #include "sluice/pipeline/graph.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
 #include <nlohmann/json.hpp>
+
+#include "sluice/sql/generated_source.h"
 
 namespace sluice::pipeline {
 namespace {
@@ -51,6 +55,29 @@ TEST(GraphTest, CtesAreNotTables) {
                             "CREATE MATERIALIZED VIEW m AS WITH x AS (SELECT * FROM s) SELECT * FROM x;"}});
   ASSERT_TRUE(g.ok()) << g.status().message();
   EXPECT_EQ(g->upstream_of("m"), (std::vector<std::string>{"s"}));
+}
+
+// SQL a .py file generated: `graph --format json` and "first defined at" name the .py line of
+// the decorator, not the generated text's line.
+TEST(GraphTest, GeneratedDefinitionsAreAtTheirPythonLines) {
+  const std::string first = "CREATE STREAMING TABLE a AS SELECT * FROM STREAM read_kafka(topic => 't');\n";
+  const std::string second = "CREATE MATERIALIZED VIEW m AS SELECT * FROM a;\n";
+  sql::register_generated_source("graph_test_tables.py", {{0, first.size(), 12, "@dlt.table a"},
+                                                          {first.size(), first.size() + second.size(), 30,
+                                                           "@dlt.table m"}});
+  auto g = build({{"graph_test_tables.py", first + second}});
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto json = nlohmann::json::parse(graph_to_json(*g));
+  std::map<std::string, int> lines;
+  for (const auto& d : json["datasets"]) lines[d["name"]] = d["line"];
+  EXPECT_EQ(lines, (std::map<std::string, int>{{"a", 12}, {"m", 30}}));
+
+  auto twice = build({{"graph_test_tables.py", first + second}, {"p.sql", "CREATE MATERIALIZED VIEW m AS SELECT 1;"}});
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("'m' is defined twice; first as a materialized view at "
+                                          "graph_test_tables.py:30\n"),
+            std::string::npos)
+      << twice.status().message();
 }
 
 struct GraphErrorCase {

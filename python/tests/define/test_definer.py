@@ -1,0 +1,416 @@
+"""The JSON the definer emits for DLT's and pyspark.pipelines' Python API: one SQL statement
+per declaration, at the .py line of its decorator or call; refusals and Python errors located
+at their .py line."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def test_multi_hop_tables_become_streaming_tables_and_a_view(definer):
+    [stmts] = definer.statements({"p.py": '''
+        import dlt
+
+        @dlt.table(comment="raw events", table_properties={"pipelines.reset.allowed": False})
+        def bronze():
+            return spark.readStream.format("kafka").option("subscribe", "events").option("startingOffsets", "earliest").load()
+
+        @dlt.table(partition_cols=["day"])
+        @dlt.expect("known type", "kind IN ('a', 'b')")
+        @dlt.expect_or_drop("has_user", "user_id IS NOT NULL")
+        @dlt.expect_or_fail("has_ts", "ts IS NOT NULL")
+        def silver():
+            return dlt.read_stream("bronze")
+
+        @dlt.table(name="gold_counts")
+        def gold():
+            return dlt.read("silver")
+    '''})
+    assert stmts == [
+        (4, "@dlt.table bronze",
+         "CREATE OR REFRESH STREAMING TABLE bronze COMMENT 'raw events' TBLPROPERTIES "
+         "('pipelines.reset.allowed' = 'false') AS SELECT * FROM STREAM read_kafka(topic => 'events', "
+         "starting_offsets => 'earliest')"),
+        (8, "@dlt.table silver",
+         "CREATE OR REFRESH STREAMING TABLE silver (CONSTRAINT `known type` EXPECT (kind IN ('a', 'b')), "
+         "CONSTRAINT has_user EXPECT (user_id IS NOT NULL) ON VIOLATION DROP ROW, CONSTRAINT has_ts EXPECT "
+         "(ts IS NOT NULL) ON VIOLATION FAIL UPDATE) PARTITIONED BY (day) AS SELECT * FROM STREAM(bronze)"),
+        (15, "@dlt.table gold_counts", "CREATE OR REFRESH MATERIALIZED VIEW gold_counts AS SELECT * FROM silver"),
+    ]
+
+
+def test_kafka_options_map_onto_read_kafka_and_a_pipeline_cluster(definer):
+    [stmts] = definer.statements({"k.py": '''
+        import dlt
+
+        @dlt.table
+        def raw():
+            return (spark.readStream.format("kafka")
+                    .option("kafka.bootstrap.servers", "b2:9092,b1:9092")
+                    .option("subscribePattern", "ev.*").option("maxOffsetsPerTrigger", 10)
+                    .option("failOnDataLoss", False).option("kafka.security.protocol", "SASL_SSL")
+                    .load())
+    '''}, kafka_clusters={"default": "x:1", "secure": "b1:9092, b2:9092"})
+    # No startingOffsets: Spark's stream starts at the end, so the SQL says so (read_kafka's own
+    # default is the beginning).
+    assert stmts[0][2] == ("CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka("
+                           "cluster => 'secure', topic_pattern => 'ev.*', max_offsets_per_trigger => '10', "
+                           "fail_on_data_loss => 'false', kafka.security.protocol => 'SASL_SSL', "
+                           "starting_offsets => 'latest')")
+
+
+def test_kafka_servers_of_no_cluster_are_refused_at_their_line(definer):
+    e = definer.error({"k.py": '''
+        import dlt
+
+        @dlt.table
+        def raw():
+            return spark.readStream.format("kafka").option("subscribe", "t") \\
+                .option("kafka.bootstrap.servers", "elsewhere:9092").load()
+    '''})
+    assert e["file"] == 0 and e["line"] == 7  # the line of the call that failed (.load())
+    assert "kafka.bootstrap.servers 'elsewhere:9092' is not the bootstrap.servers of any cluster" in e["message"]
+    assert "default: 127.0.0.1:9092" in e["message"]
+
+
+def test_unknown_kafka_option_is_refused(definer):
+    e = definer.error({"k.py": '''
+        import dlt
+        @dlt.table
+        def raw():
+            return spark.readStream.format("kafka").option("subscribe", "t").option("minPartitions", 4).load()
+    '''})
+    assert e["line"] == 5 and "option('minPartitions') is not supported" in e["message"]
+
+
+def test_change_feed_reads_become_table_changes(definer):
+    [stmts] = definer.statements({"c.py": '''
+        import dlt
+
+        @dlt.table
+        def changes():
+            return spark.readStream.format("delta").option("readChangeFeed", "true").option("startingVersion", 3).table("orders")
+
+        @dlt.table
+        def all_changes():
+            return spark.readStream.option("readChangeFeed", True).table("LIVE.orders")
+
+        @dlt.table
+        def closed_range():
+            return (spark.read.format("delta").option("readChangeFeed", "true")
+                    .option("startingVersion", 1).option("endingVersion", 4).table("orders"))
+    '''})
+    assert [s[2].split(" AS ", 1)[1] for s in stmts] == [
+        "SELECT * FROM STREAM table_changes('orders', 3)",
+        "SELECT * FROM STREAM table_changes('orders', 0)",
+        "SELECT * FROM table_changes('orders', 1, 4)",
+    ]
+    assert [s[2].split(" ")[3] for s in stmts] == ["STREAMING", "STREAMING", "MATERIALIZED"]
+
+
+def test_time_travel_without_the_change_feed_is_refused(definer):
+    e = definer.error({"c.py": '''
+        import dlt
+        @dlt.table
+        def t():
+            return spark.read.option("startingVersion", 2).table("orders")
+    '''})
+    assert e["line"] == 5 and "time travel is not supported" in e["message"]
+
+
+def test_cdc_flows_and_streaming_tables(definer):
+    [stmts] = definer.statements({"cdc.py": '''
+        import dlt
+
+        dlt.create_streaming_table("customers", comment="current", table_properties={"delta.enableChangeDataFeed": "true"})
+        dlt.apply_changes(target="customers", source="cdc_raw", keys=["id"], sequence_by="lsn",
+                          apply_as_deletes="op = 'd'", except_column_list=["op", "lsn"], stored_as_scd_type=1)
+        dlt.create_streaming_table("history", schema="id BIGINT, name STRING", expect_all_or_drop={"named": "name IS NOT NULL"})
+        dlt.create_auto_cdc_flow(target="history", source="cdc_raw", keys=["id"], sequence_by="lsn",
+                                 stored_as_scd_type="2", track_history_column_list=["name"], name="history_flow",
+                                 ignore_null_updates=True)
+    '''})
+    assert stmts == [
+        (4, "dlt.create_streaming_table customers",
+         "CREATE OR REFRESH STREAMING TABLE customers COMMENT 'current' TBLPROPERTIES "
+         "('delta.enableChangeDataFeed' = 'true')"),
+        (5, "dlt.apply_changes into customers",
+         "APPLY CHANGES INTO customers FROM STREAM(cdc_raw) KEYS (id) APPLY AS DELETE WHEN op = 'd' SEQUENCE BY "
+         "lsn COLUMNS * EXCEPT (op, lsn) STORED AS SCD TYPE 1"),
+        (7, "dlt.create_streaming_table history",
+         "CREATE OR REFRESH STREAMING TABLE history (id BIGINT, name STRING, CONSTRAINT named EXPECT "
+         "(name IS NOT NULL) ON VIOLATION DROP ROW)"),
+        (8, "dlt.create_auto_cdc_flow into history",
+         "CREATE FLOW history_flow AS AUTO CDC INTO history FROM STREAM(cdc_raw) KEYS (id) IGNORE NULL UPDATES "
+         "SEQUENCE BY lsn STORED AS SCD TYPE 2 TRACK HISTORY ON (name)"),
+    ]
+
+
+def test_append_flows_into_a_table_and_a_sink(definer):
+    [stmts] = definer.statements({"f.py": '''
+        import dlt
+
+        dlt.create_streaming_table("all_events")
+
+        @dlt.append_flow(target="all_events", comment="from a")
+        def from_a():
+            return dlt.read_stream("a")
+
+        dlt.create_sink("alerts_out", "kafka", {"topic": "alerts", "kafka.bootstrap.servers": "127.0.0.1:9092"})
+
+        @dlt.append_flow(target="alerts_out", name="to_kafka")
+        def alerts():
+            return dlt.read_stream("all_events")
+    '''})
+    assert [s[2] for s in stmts] == [
+        "CREATE OR REFRESH STREAMING TABLE all_events",
+        "CREATE FLOW from_a COMMENT 'from a' AS INSERT INTO all_events BY NAME SELECT * FROM STREAM(a)",
+        "CREATE SINK alerts_out OPTIONS ('format' => 'kafka', 'topic' => 'alerts', 'cluster' => 'default')",
+        "CREATE FLOW to_kafka AS INSERT INTO alerts_out SELECT * FROM STREAM(all_events)",
+    ]
+
+
+def test_an_append_flow_reading_a_batch_is_refused(definer):
+    e = definer.error({"f.py": '''
+        import dlt
+        dlt.create_streaming_table("t")
+        @dlt.append_flow(target="t")
+        def once():
+            return dlt.read("a")
+    '''})
+    assert e["line"] == 4 and "an append flow reads a stream" in e["message"]
+
+
+def test_pyspark_pipelines_spelling(definer):
+    [stmts] = definer.statements({"dp.py": '''
+        from pyspark import pipelines as dp
+
+        @dp.temporary_view
+        def clean():
+            return spark.readStream.table("raw")
+
+        @dp.table(cluster_by=["id"])
+        def st():
+            return spark.readStream.table("clean")
+
+        @dp.materialized_view(comment="batch")
+        def mv():
+            return spark.read.table("st")
+
+        dp.create_streaming_table("target")
+
+        @dp.append_flow(target="target")
+        def feed():
+            return spark.readStream.table("st")
+    '''})
+    assert [s[1:] for s in stmts] == [
+        ("@dp.temporary_view clean", "CREATE TEMPORARY VIEW clean AS SELECT * FROM STREAM(raw)"),
+        ("@dp.table st", "CREATE OR REFRESH STREAMING TABLE st CLUSTER BY (id) AS SELECT * FROM STREAM(clean)"),
+        ("@dp.materialized_view mv", "CREATE OR REFRESH MATERIALIZED VIEW mv COMMENT 'batch' AS SELECT * FROM st"),
+        ("dp.create_streaming_table target", "CREATE OR REFRESH STREAMING TABLE target"),
+        ("@dp.append_flow feed", "CREATE FLOW feed AS INSERT INTO target BY NAME SELECT * FROM STREAM(st)"),
+    ]
+
+
+def test_a_materialized_view_reading_a_stream_is_refused(definer):
+    e = definer.error({"dp.py": '''
+        from pyspark import pipelines as dp
+
+        @dp.materialized_view
+        def mv():
+            return spark.readStream.table("st")
+    '''})
+    assert e["line"] == 4 and "a materialized view's query must not read a stream" in e["message"]
+
+
+@pytest.mark.parametrize("option, says", [
+    ("spark_conf={'spark.sql.shuffle.partitions': '4'}", "Spark settings do not apply"),
+    ("temporary=True", "a temporary table"),
+    ("path='/tmp/x'", "tables live under the pipeline's storage"),
+    ("row_filter='ROW FILTER f ON (a)'", "row filters are not supported"),
+])
+def test_settings_sluice_cannot_honour_are_refused_at_the_decorator(definer, option, says):
+    e = definer.error({"t.py": '''
+        import dlt
+
+        @dlt.table({})
+        def t():
+            return dlt.read("a")
+    '''.format(option)})
+    assert e["line"] == 4 and says in e["message"] and e["message"].startswith("@dlt.table t: ")
+    assert "'4'" not in e["message"]  # spark_conf values are not echoed
+
+
+def test_an_unknown_keyword_is_a_python_error_at_its_line(definer):
+    e = definer.error({"t.py": '''
+        import dlt
+
+        @dlt.table(refresh_every="1 hour")
+        def t():
+            return dlt.read("a")
+    '''})
+    assert e["line"] == 4 and "unexpected keyword argument 'refresh_every'" in e["message"]
+
+
+def test_schema_as_ddl_and_as_struct_type(definer):
+    [stmts] = definer.statements({"s.py": '''
+        import dlt
+        from pyspark.sql.types import StructType, StructField, LongType, StringType, ArrayType
+
+        @dlt.table(schema="id BIGINT NOT NULL, name STRING COMMENT 'who'")
+        def a():
+            return dlt.read("x")
+
+        @dlt.table(schema=StructType([StructField("id", LongType(), False),
+                                      StructField("tags", ArrayType(StringType()), metadata={"comment": "it's"})]))
+        def b():
+            return dlt.read("x")
+    '''})
+    assert stmts[0][2].startswith("CREATE OR REFRESH MATERIALIZED VIEW a (id BIGINT NOT NULL, name STRING COMMENT 'who') AS")
+    assert stmts[1][2].startswith("CREATE OR REFRESH MATERIALIZED VIEW b (id bigint NOT NULL, tags array<string> "
+                                  "COMMENT 'it\\'s') AS")
+
+
+def test_configuration_reaches_spark_conf_get(definer):
+    [stmts] = definer.statements({"c.py": '''
+        import dlt
+        topic = spark.conf.get("source_topic")
+        start = spark.conf.get("start", "earliest")
+
+        @dlt.table(name=spark.conf.get("prefix") + "_raw")
+        def raw():
+            return spark.readStream.format("kafka").option("subscribe", topic).option("startingOffsets", start).load()
+    '''}, configuration={"source_topic": "o'rders", "prefix": "shop"})
+    assert stmts[0][2] == ("CREATE OR REFRESH STREAMING TABLE shop_raw AS SELECT * FROM STREAM read_kafka("
+                           "topic => 'o\\'rders', starting_offsets => 'earliest')")
+
+
+def test_a_missing_configuration_key_is_located(definer):
+    e = definer.error({"c.py": '''
+        import dlt
+
+        x = spark.conf.get("nope")
+    '''})
+    assert e["line"] == 4 and "spark.conf.get('nope'): no such key" in e["message"]
+
+
+def test_python_exceptions_point_at_the_innermost_pipeline_line(definer):
+    e = definer.error({"a.py": "import dlt\n", "b.py": '''
+        import dlt
+
+        def helper():
+            return undefined_name
+
+        @dlt.table
+        def t():
+            x = 1
+            return helper()
+    '''})
+    assert (e["file"], e["line"]) == (1, 5)
+    assert e["message"] == "NameError: name 'undefined_name' is not defined"
+
+
+def test_a_syntax_error_is_located(definer):
+    e = definer.error({"s.py": "import dlt\n\n@dlt.table\ndef t(:\n    pass\n"})
+    assert e["line"] == 4 and e["message"].startswith("SyntaxError")
+
+
+def test_a_function_returning_no_dataframe_is_refused(definer):
+    e = definer.error({"t.py": '''
+        import dlt
+
+        @dlt.table
+        def t():
+            return "SELECT 1"
+    '''})
+    assert e["line"] == 4 and "returned str, not a DataFrame" in e["message"]
+
+
+def test_print_goes_to_stderr_and_files_see_each_other(definer):
+    code, answer, err = definer.run({"a.py": '''
+        import dlt
+        print("defining a")
+        @dlt.table
+        def a():
+            return dlt.read_stream("b")
+    ''', "b.py": '''
+        from pyspark import pipelines as dp
+        @dp.table
+        def b():
+            return spark.readStream.format("kafka").option("subscribe", "t").load()
+    '''})
+    assert code == 0 and "defining a" in err
+    assert [len(f["statements"]) for f in answer["files"]] == [1, 1]
+    assert answer["files"][1]["statements"][0]["what"] == "@dp.table b"
+
+
+def test_odd_names_are_quoted(definer):
+    [stmts] = definer.statements({"q.py": '''
+        import dlt
+        @dlt.table(name="order")
+        @dlt.expect("a`b", "x > 0")
+        def t():
+            return dlt.read_stream("select")
+    '''})
+    assert stmts[0][2] == ("CREATE OR REFRESH STREAMING TABLE `order` (CONSTRAINT `a``b` EXPECT (x > 0)) "
+                           "AS SELECT * FROM STREAM(`select`)")
+
+
+def test_shims_are_not_importable_outside_a_pipeline_run(package_root):
+    # The package folder on sys.path does not make `dlt` or sluice's `pyspark` importable:
+    # the real packages on PyPI stay what `import dlt` / `import pyspark` mean elsewhere.
+    code = ("import importlib.util, sys\n"
+            "spec = importlib.util.find_spec('dlt')\n"
+            "assert spec is None or '_shims' not in (spec.origin or ''), spec\n"
+            "spec = importlib.util.find_spec('pyspark')\n"
+            "assert spec is None or '_shims' not in (spec.origin or ''), spec\n")
+    env = dict(os.environ, PYTHONPATH=str(package_root))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_sql_mode_prints_the_generated_statements(definer, package_root, tmp_path):
+    (tmp_path / "v.py").write_text("import dlt\n\n@dlt.view\ndef v():\n    return dlt.read('a')\n")
+    env = dict(os.environ, PYTHONPATH=str(package_root))
+    done = subprocess.run([sys.executable, "-m", "sluice._define", "--sql", str(tmp_path / "v.py")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "-- {}:3 @dlt.view v\nCREATE TEMPORARY VIEW v AS SELECT * FROM a;\n\n".format(
+        tmp_path / "v.py")
+
+
+def test_names_sluice_does_not_have_are_refused_by_name(definer):
+    e = definer.error({"n.py": "import dlt\n\n\n@dlt.on_event_hook\ndef hook(event):\n    pass\n"})
+    assert (e["line"], e["message"]) == (4, "dlt.on_event_hook is not supported by sluice")
+    e = definer.error({"n.py": "from dlt import table, read, nosuch\n"})
+    assert (e["line"], e["message"]) == (1, "dlt.nosuch is not supported by sluice")
+    e = definer.error({"n.py": "from pyspark import pipelines as dp\n\ndp.apply_changes_from_snapshot()\n"})
+    assert (e["line"], e["message"]) == (3, "pyspark.pipelines.apply_changes_from_snapshot is not supported by sluice")
+
+
+def test_a_dataset_function_with_arguments_is_refused_at_its_decorator(definer):
+    e = definer.error({"a.py": "import dlt\n\n@dlt.table\ndef t(spark_session):\n    return dlt.read('x')\n"})
+    assert (e["line"], e["message"]) == (3, "@dlt.table t: a dataset's function takes no arguments (it has spark_session)")
+
+
+def test_a_sink_option_of_the_wrong_type_is_refused_at_its_call(definer):
+    e = definer.error({"a.py": "import dlt\n\n\ndlt.create_sink('s', 'kafka', {'topic': ['a', 'b']})\n"})
+    assert e["line"] == 4 and "must be a string, number or bool" in e["message"]
+
+
+def test_expect_all_and_an_expectation_above_the_table_decorator(definer):
+    [stmts] = definer.statements({"e.py": '''
+        import dlt
+
+        @dlt.expect_or_drop("above", "a > 0")
+        @dlt.table
+        @dlt.expect_all({"b_set": "b IS NOT NULL", "c_set": "c IS NOT NULL"})
+        @dlt.expect_all_or_fail({"d_set": "d IS NOT NULL"})
+        def t():
+            return dlt.read_stream("s")
+    '''})
+    assert stmts == [(4, "@dlt.table t",
+                      "CREATE OR REFRESH STREAMING TABLE t (CONSTRAINT above EXPECT (a > 0) ON VIOLATION DROP ROW, "
+                      "CONSTRAINT b_set EXPECT (b IS NOT NULL), CONSTRAINT c_set EXPECT (c IS NOT NULL), "
+                      "CONSTRAINT d_set EXPECT (d IS NOT NULL) ON VIOLATION FAIL UPDATE) AS SELECT * FROM STREAM(s)")]
