@@ -180,6 +180,15 @@ def _register_dataset(func, kind, api, name, comment, table_properties, partitio
     REGISTRY.names[name] = kind
 
     def build():
+        if kind == "view":
+            expectations = _expectations_of(func)
+            if expectations:
+                # A view is inlined where it is read, without its constraints: they would never
+                # be checked (the SQL parser refuses CONSTRAINT on a view too).
+                raise DefinitionError("{}: expectation {!r} on a view is not supported: a view is inlined where "
+                                      "it is read and its expectations would never be checked; put the "
+                                      "expectation on the table that reads the view".format(
+                                          what, expectations[0][0]), *where)
         df = _call_query(func, what, where)
         if kind == "view":
             kind_word = "TEMPORARY VIEW"

@@ -414,3 +414,16 @@ def test_expect_all_and_an_expectation_above_the_table_decorator(definer):
                       "CREATE OR REFRESH STREAMING TABLE t (CONSTRAINT above EXPECT (a > 0) ON VIOLATION DROP ROW, "
                       "CONSTRAINT b_set EXPECT (b IS NOT NULL), CONSTRAINT c_set EXPECT (c IS NOT NULL), "
                       "CONSTRAINT d_set EXPECT (d IS NOT NULL) ON VIOLATION FAIL UPDATE) AS SELECT * FROM STREAM(s)")]
+
+
+@pytest.mark.parametrize("decorators", [
+    ("@dlt.view", "@dlt.expect_or_drop('positive', 'a > 0')"),
+    ("@dlt.expect('positive', 'a > 0')", "@dlt.view"),
+    ("@dp.temporary_view", "@dp.expect_all_or_fail({'positive': 'a > 0'})"),
+])
+def test_expectations_on_a_view_are_refused_at_its_decorator(definer, decorators):
+    # A view is inlined where it is read, without its constraints: they would never be checked.
+    e = definer.error({"v.py": "import dlt\nfrom pyspark import pipelines as dp\n\n{}\n{}\ndef v():\n"
+                               "    return dlt.read('a')\n".format(*decorators)})
+    assert e["line"] == 4
+    assert "expectation 'positive' on a view is not supported" in e["message"]

@@ -125,6 +125,16 @@ arrow::Result<std::unique_ptr<CreateDataset>> Parser::create_dataset(DatasetKind
             return error(peek(), "expected DROP ROW or FAIL UPDATE after ON VIOLATION");
           }
         }
+        if (kind == DatasetKind::kView || kind == DatasetKind::kTemporaryView) {
+          // A view is inlined into the queries that read it, without its constraints: accepted,
+          // they would never be checked (docs/decisions.md "(py)").
+          return arrow::Status::NotImplemented(format_error(
+              file_, c.loc,
+              fmt::format("expectation '{}' on view '{}' is not supported: a view is inlined where it is "
+                          "read and its expectations would never be checked; put the CONSTRAINT on the table "
+                          "that reads the view",
+                          c.name, d->name)));
+        }
         d->constraints.push_back(std::move(c));
       } else {
         ColumnDef col;
