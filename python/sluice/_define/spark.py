@@ -207,7 +207,9 @@ class _Reader:
         if not self._streaming:
             raise DefinitionError("spark.read.format('kafka') (a batch read of Kafka) is not supported: use "
                                   "spark.readStream")
-        relation = "STREAM read_kafka({})".format(", ".join("{} => {}".format(k, q.string(v)) for k, v in args))
+        # A key is an identifier (`kafka.client.id` in backquotes: a dotted name is not one word).
+        relation = "STREAM read_kafka({})".format(", ".join("{} => {}".format(q.arg_name(k), q.string(v))
+                                                            for k, v in args))
         return _dataframe_class()._from_relation(
             relation, streaming=True,
             columns=["key", "value", "topic", "partition", "offset", "timestamp", "timestampType", "headers"])

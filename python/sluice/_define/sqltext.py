@@ -31,3 +31,11 @@ def string(value):
 
 def name_list(names):
     return ", ".join(ident(n) for n in names)
+
+
+def arg_name(name):
+    """A function's named-argument key (`topic`, `cluster`, `kafka.client.id`): bare when it is
+    one word (a keyword is fine before `=>`), else in backquotes."""
+    if _SIMPLE.match(name):
+        return name
+    return "`" + name.replace("`", "``") + "`"

@@ -41,7 +41,7 @@ def test_multi_hop_tables_become_streaming_tables_and_a_view(definer):
 
 
 def test_kafka_options_map_onto_read_kafka_and_a_pipeline_cluster(definer):
-    [stmts] = definer.statements({"k.py": '''
+    files = {"k.py": '''
         import dlt
 
         @dlt.table
@@ -49,15 +49,19 @@ def test_kafka_options_map_onto_read_kafka_and_a_pipeline_cluster(definer):
             return (spark.readStream.format("kafka")
                     .option("kafka.bootstrap.servers", "b2:9092,b1:9092")
                     .option("subscribePattern", "ev.*").option("maxOffsetsPerTrigger", 10)
-                    .option("failOnDataLoss", False).option("kafka.security.protocol", "SASL_SSL")
+                    .option("failOnDataLoss", False).option("kafka.client.id", "me")
                     .load())
-    '''}, kafka_clusters={"default": "x:1", "secure": "b1:9092, b2:9092"})
+    '''}
+    clusters = {"default": "x:1", "secure": "b1:9092, b2:9092"}
+    [stmts] = definer.statements(files, kafka_clusters=clusters)
     # No startingOffsets: Spark's stream starts at the end, so the SQL says so (read_kafka's own
     # default is the beginning).
     assert stmts[0][2] == ("CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM read_kafka("
                            "cluster => 'secure', topic_pattern => 'ev.*', max_offsets_per_trigger => '10', "
-                           "fail_on_data_loss => 'false', kafka.security.protocol => 'SASL_SSL', "
+                           "fail_on_data_loss => 'false', `kafka.client.id` => 'me', "
                            "starting_offsets => 'latest')")
+    # The real parser and planner take it (a dotted option key unquoted did not parse).
+    assert "raw (streaming table) <- kafka:ev.* (stream)" in definer.validate(files, kafka_clusters=clusters)
 
 
 def test_kafka_servers_of_no_cluster_are_refused_at_their_line(definer):
