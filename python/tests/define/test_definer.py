@@ -431,3 +431,80 @@ def test_expectations_on_a_view_are_refused_at_its_decorator(definer, decorators
                                "    return dlt.read('a')\n".format(*decorators)})
     assert e["line"] == 4
     assert "expectation 'positive' on a view is not supported" in e["message"]
+
+
+def _gone(pid):
+    """True once `pid` has ended (no process, or a zombie awaiting its reaper)."""
+    try:
+        with open("/proc/{}/stat".format(pid)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_for(condition, what, bound=60):
+    """Polls `condition` (a state change sluice causes) with a generous bound, for a failure
+    message instead of a hang; nothing here depends on timing."""
+    import time
+    end = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < end, what
+        time.sleep(0.05)
+
+
+def test_a_background_child_holding_the_pipes_neither_survives_nor_stalls_validate(definer, tmp_path):
+    # The child inherits the definer's stdout/stderr and runs far longer than the definer: sluice
+    # must answer once the definer exited (not at the timeout) and end the child with the group.
+    pid_file = tmp_path / "child.pid"
+    files = {"p.py": '''
+        import dlt, subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({!r}, "w").write(str(child.pid))
+
+        @dlt.table
+        def raw():
+            return spark.readStream.format("kafka").option("subscribe", "t").load()
+    '''.format(str(pid_file))}
+    # Before the fix: "did not finish defining the pipeline within 120000 ms" after two minutes.
+    assert "raw (streaming table)" in definer.validate(files, env={"SLUICE_PYTHON_TIMEOUT_MS": "120000"})
+    pid = int(pid_file.read_text())
+    _wait_for(lambda: _gone(pid), "the definer's background child outlived sluice validate")
+
+
+def test_the_definer_ends_when_sluice_is_killed(definer, tmp_path):
+    binary = definer.binary()
+    pid_file = tmp_path / "definer.pid"
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: t\nstorage: ./data\n")
+    (pipe / "p.py").write_text("import dlt, os\nopen({!r}, 'w').write(str(os.getpid()))\nwhile True:\n    pass\n"
+                               .format(str(pid_file)))
+    env = dict(os.environ, SLUICE_PYTHONPATH=str(definer.root), SLUICE_PYTHON_TIMEOUT_MS="600000")
+    sluice = subprocess.Popen([str(binary), "validate", str(pipe)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the definer did not start")
+        pid = int(pid_file.read_text())
+        sluice.kill()
+        sluice.wait()
+        _wait_for(lambda: _gone(pid), "the looping definer outlived a killed sluice")
+    finally:
+        if sluice.poll() is None:
+            sluice.kill()
+            sluice.wait()
+
+
+def test_writes_to_fd_1_and_sys_exit_do_not_break_the_answer(definer):
+    [stmts] = definer.statements({"w.py": '''
+        import dlt, os, subprocess, sys
+        os.write(1, b"raw fd 1\\n")
+        subprocess.run([sys.executable, "-c", "print('child output')"])
+        sys.stdout.write("stdout\\n")
+
+        @dlt.view
+        def v():
+            return dlt.read("a")
+    '''})
+    assert [s[1] for s in stmts] == ["@dlt.view v"]
+    e = definer.error({"x.py": "import dlt, sys\n\nsys.exit(0)\n"})
+    assert e["line"] == 3 and "sys.exit(0)" in e["message"], e
