@@ -179,7 +179,13 @@ class _Reader:
         if timestamp is not None:
             return q.string(timestamp[1])
         if required:
-            return "0"  # Spark's change feed stream without a start: from the table's first version
+            # Spark's change feed stream without a start begins with the table's current snapshot
+            # as inserts, then its changes: sluice's SQL has no such read, and version 0 would give
+            # other rows (or fail once the log is cleaned up), so the start must be named.
+            raise DefinitionError("{}.option('readChangeFeed', 'true') needs .option('startingVersion', n) or "
+                                  ".option('startingTimestamp', '...'): a change feed read without a start (in "
+                                  "Spark, the current snapshot as inserts, then the changes) is not supported"
+                                  .format(self._api))
         return None
 
     def _kafka(self):
