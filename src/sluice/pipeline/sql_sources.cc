@@ -349,20 +349,32 @@ std::string stderr_tail(const std::string& err, const std::vector<std::string>& 
 }  // namespace
 
 bool imports_pipeline_api(const std::string& python_text) {
-  // Line by line, in words (split at blanks, commas and parentheses): `import a, dlt`,
-  // `from dlt import (table,`, `from pyspark import sql, pipelines as dp`. A comment or a string
+  // Statement by statement, in words (split at blanks, commas and parentheses): `import a, dlt`,
+  // `from dlt import (table,`, `from pyspark import sql, pipelines as dp`, `import dlt; x = 1`,
+  // a backslash continuation joined first, a UTF-8 byte order mark dropped. A comment or a string
   // holding the words does not start with `import` / `from`.
   auto is_api = [](const std::string& module) {
     return module == "dlt" || module.rfind("dlt.", 0) == 0 || module == "pyspark.pipelines" ||
            module.rfind("pyspark.pipelines.", 0) == 0;
   };
-  std::istringstream in(python_text);
+  std::string text = python_text;
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  std::string joined;  // backslash-newline continuations joined, `;` separating statements
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == '\n' || text[i + 1] == '\r')) {
+      i += (text[i + 1] == '\r' && i + 2 < text.size() && text[i + 2] == '\n') ? 2 : 1;
+      joined += ' ';
+    } else {
+      joined += text[i] == ';' ? '\n' : text[i];
+    }
+  }
+  std::istringstream in(joined);
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> words;
     std::string word;
     for (char c : line + " ") {
-      if (c == ' ' || c == '\t' || c == ',' || c == '(' || c == ')' || c == '\r') {
+      if (c == ' ' || c == '\t' || c == ',' || c == '(' || c == ')' || c == '\r' || c == '\f') {
         if (!word.empty()) words.push_back(std::move(word));
         word.clear();
       } else {
@@ -553,7 +565,13 @@ arrow::Result<std::vector<sql::SourceFile>> load_sql_sources(const PipelineConfi
     if (ends_with(p.string(), ".py")) {
       // By default only pipeline code runs: a helper script beside it (a data generator) is
       // left alone; `libraries` globs name the files to run explicitly.
-      if (default_libraries && !imports_pipeline_api(text)) continue;
+      if (default_libraries && !imports_pipeline_api(text)) {
+        // Said, never silent: a pipeline file this check misses must be noticed.
+        std::fprintf(stderr, "sluice: %s: not run (it imports neither dlt nor pyspark.pipelines; a helper script "
+                     "is left alone by default): name it under libraries: in pipeline.yaml to run it\n",
+                     name.c_str());
+        continue;
+      }
       python_paths.push_back(fs::absolute(p));
       python_names.push_back(std::move(name));
       python_slots.push_back(files.size());
