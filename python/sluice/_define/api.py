@@ -36,7 +36,7 @@ def column_sql(value, what, where):
 def expression_sql(value, what, where):
     """An SQL condition argument (a string of SQL, as DLT takes it, or a Column)."""
     if isinstance(value, str):
-        return value
+        return q.user_sql(value)
     return column_sql(value, what, where)
 
 

@@ -243,8 +243,8 @@ class SparkSession:
             raise DefinitionError("spark.sql with arguments is not supported: build the SQL text")
         if not isinstance(text, str) or not text.strip():
             raise DefinitionError("spark.sql takes a query's text")
-        streaming = re.search(r"\bSTREAM\s*(\(|read_kafka\b|table_changes\b)", text, re.IGNORECASE) is not None
-        return _dataframe_class()._from_relation("({}) AS _sql".format(text.strip().rstrip(";")),
+        streaming = q.reads_a_stream(text)
+        return _dataframe_class()._from_relation("({}) AS _sql".format(q.user_sql(text.strip().rstrip(";"))),
                                                  streaming=streaming)
 
     def createDataFrame(self, *args, **kwargs):

@@ -522,3 +522,26 @@ def test_writes_to_fd_1_and_sys_exit_do_not_break_the_answer(definer):
     assert [s[1] for s in stmts] == ["@dlt.view v"]
     e = definer.error({"x.py": "import dlt, sys\n\nsys.exit(0)\n"})
     assert e["line"] == 3 and "sys.exit(0)" in e["message"], e
+
+
+def test_sql_comments_and_stream_words_in_user_sql_go_through_the_real_parser(definer):
+    files = {"s.py": '''
+        import dlt
+
+        @dlt.table
+        def raw():
+            return spark.readStream.format("kafka").option("subscribe", "t").load()
+
+        @dlt.table
+        @dlt.expect_or_drop("has_value", "value IS NOT NULL -- a comment in the expectation")
+        def streamed():
+            return spark.sql("SELECT * FROM STREAM raw -- no parentheses")
+
+        @dlt.table
+        def batch():
+            return spark.sql("SELECT 'STREAM(' AS s, `stream` FROM (SELECT topic AS `stream` FROM raw) /* STREAM x */")
+    '''}
+    [stmts] = definer.statements(files)
+    assert [s[2].split(" ")[3] for s in stmts] == ["STREAMING", "STREAMING", "MATERIALIZED"]
+    out = definer.validate(files)
+    assert "streamed (streaming table)" in out and "batch (materialized view)" in out, out
