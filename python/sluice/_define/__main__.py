@@ -11,6 +11,7 @@ or, when a file raised or sluice refused something, {"error": {"file": i, "line"
 `python3 -m sluice._define --sql FILE.py ...` prints the SQL the files generate, for reading."""
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -39,6 +40,12 @@ def _message(exc):
         return exc.message
     if isinstance(exc, SyntaxError):
         return "SyntaxError: {}".format(exc.msg)
+    if isinstance(exc, ImportError):
+        # `from dlt import nosuch`: the shim's refusal is an AttributeError, which the import
+        # statement turns into "cannot import name"; say what sluice does not have.
+        found = re.match(r"cannot import name '(\w+)' from '((?:dlt|pyspark)(?:\.\w+)*)'", str(exc))
+        if found:
+            return "{}.{} is not supported by sluice".format(found.group(2), found.group(1))
     if isinstance(exc, SystemExit):
         return ("sys.exit({!r}) (SystemExit) was called while defining the pipeline: a pipeline file must not "
                 "exit the process".format(exc.code))

@@ -545,3 +545,23 @@ def test_sql_comments_and_stream_words_in_user_sql_go_through_the_real_parser(de
     assert [s[2].split(" ")[3] for s in stmts] == ["STREAMING", "STREAMING", "MATERIALIZED"]
     out = definer.validate(files)
     assert "streamed (streaming table)" in out and "batch (materialized view)" in out, out
+
+
+def test_getattr_and_hasattr_on_the_shims_answer_as_python_does(definer):
+    # Feature probes (getattr with a default, hasattr) must not fail the pipeline; a use does.
+    [stmts] = definer.statements({"g.py": '''
+        import dlt
+        from pyspark import pipelines as dp
+        assert getattr(dlt, "on_event_hook", None) is None and not hasattr(dp, "nosuch")
+        try:
+            dlt.nosuch
+        except AttributeError as e:
+            assert "dlt.nosuch is not supported by sluice" in str(e)
+        else:
+            raise AssertionError("no error")
+
+        @dlt.view
+        def v():
+            return dlt.read("a")
+    '''})
+    assert [s[1] for s in stmts] == ["@dlt.view v"]
