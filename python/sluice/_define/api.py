@@ -90,7 +90,7 @@ def _schema_elements(schema, where, what):
                               .format(what, type(schema).__name__), *where)
     out = []
     for f in fields:
-        text = "{} {}".format(q.ident(f.name), f.dataType.simpleString())
+        text = "{} {}".format(q.ident(f.name), _type_sql(f.dataType, f.name, where, what))
         if not getattr(f, "nullable", True):
             text += " NOT NULL"
         comment = (getattr(f, "metadata", None) or {}).get("comment")
@@ -98,6 +98,35 @@ def _schema_elements(schema, where, what):
             text += " COMMENT " + q.string(comment)
         out.append(text)
     return out
+
+
+def _type_sql(data_type, path, where, what):
+    """A DataType as sluice's SQL type: nested field names quoted when not plain words, a nested
+    field's nullable=False as NOT NULL; containsNull / valueContainsNull=False, which sluice's
+    types cannot say, refused rather than dropped."""
+    fields = getattr(data_type, "fields", None)
+    if fields is not None:
+        parts = []
+        for f in fields:
+            text = "{}: {}".format(q.ident(f.name), _type_sql(f.dataType, path + "." + f.name, where, what))
+            if not getattr(f, "nullable", True):
+                text += " NOT NULL"
+            parts.append(text)
+        return "STRUCT<" + ", ".join(parts) + ">"
+    if hasattr(data_type, "elementType"):
+        if getattr(data_type, "containsNull", True) is False:
+            raise DefinitionError("{}: schema column {}: ArrayType(containsNull=False) is not supported (sluice's "
+                                  "arrays always allow null elements); leave containsNull at True".format(what, path),
+                                  *where)
+        return "ARRAY<" + _type_sql(data_type.elementType, path + "[]", where, what) + ">"
+    if hasattr(data_type, "keyType"):
+        if getattr(data_type, "valueContainsNull", True) is False:
+            raise DefinitionError("{}: schema column {}: MapType(valueContainsNull=False) is not supported (sluice's "
+                                  "maps always allow null values); leave valueContainsNull at True".format(what, path),
+                                  *where)
+        return "MAP<{}, {}>".format(_type_sql(data_type.keyType, path + "{key}", where, what),
+                                    _type_sql(data_type.valueType, path + "{value}", where, what))
+    return data_type.simpleString()
 
 
 def _property_value(key, value, where, what):

@@ -286,8 +286,43 @@ def test_schema_as_ddl_and_as_struct_type(definer):
             return dlt.read("x")
     '''})
     assert stmts[0][2].startswith("CREATE OR REFRESH MATERIALIZED VIEW a (id BIGINT NOT NULL, name STRING COMMENT 'who') AS")
-    assert stmts[1][2].startswith("CREATE OR REFRESH MATERIALIZED VIEW b (id bigint NOT NULL, tags array<string> "
+    assert stmts[1][2].startswith("CREATE OR REFRESH MATERIALIZED VIEW b (id bigint NOT NULL, tags ARRAY<string> "
                                   "COMMENT 'it\\'s') AS")
+
+
+def test_nested_struct_fields_are_quoted_and_keep_not_null_through_the_real_parser(definer):
+    files = {"n.py": '''
+        import dlt
+        from pyspark.sql.types import StructType, StructField, IntegerType, StringType, ArrayType, BinaryType
+
+        @dlt.table(schema=StructType([
+            StructField("s", StructType([StructField("a b", IntegerType(), False),
+                                         StructField("c", StructType([StructField("x-y", StringType())]))])),
+            StructField("value", BinaryType())]))
+        def m():
+            return spark.sql("SELECT named_struct('a b', 1, 'c', named_struct('x-y', 'x')) AS s, "
+                             "value FROM STREAM read_kafka(topic => 't')")
+    '''}
+    [stmts] = definer.statements(files)
+    assert stmts[0][2].startswith("CREATE OR REFRESH STREAMING TABLE m (s STRUCT<`a b`: int NOT NULL, c: STRUCT<`x-y`: string>>, "
+                                  "value binary) AS"), stmts
+    assert "m (streaming table)" in definer.validate(files)
+
+
+@pytest.mark.parametrize("column, says", [
+    ("ArrayType(IntegerType(), containsNull=False)", "ArrayType(containsNull=False) is not supported"),
+    ("MapType(StringType(), IntegerType(), False)", "MapType(valueContainsNull=False) is not supported"),
+])
+def test_non_null_elements_sluice_cannot_say_are_refused(definer, column, says):
+    e = definer.error({"n.py": '''
+        import dlt
+        from pyspark.sql.types import *
+
+        @dlt.table(schema=StructType([StructField("c", {})]))
+        def m():
+            return dlt.read("x")
+    '''.format(column)})
+    assert e["line"] == 5 and says in e["message"] and "schema column c" in e["message"]
 
 
 def test_configuration_reaches_spark_conf_get(definer):

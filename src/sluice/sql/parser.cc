@@ -2,6 +2,9 @@
 // expressions in parser_expressions.cc, the class in parser_internal.h.
 #include "sluice/sql/parser.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "sluice/sql/parser_internal.h"
 
 namespace sluice::sql {
@@ -462,7 +465,18 @@ arrow::Result<std::string> Parser::type_name() {
           ARROW_RETURN_NOT_OK(expect_keyword("NULL"));
           not_null = true;
         }
-        out += (first ? "" : ", ") + field + ": " + ft + (not_null ? " NOT NULL" : "");
+        // A field name that is not one plain word keeps its backquotes (`a b`, `x-y`).
+        const bool plain = !field.empty() && !std::isdigit(static_cast<unsigned char>(field[0])) &&
+                           std::all_of(field.begin(), field.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                           });
+        std::string shown = field;
+        if (!plain) {
+          shown = "`";
+          for (char c : field) shown += c == '`' ? std::string("``") : std::string(1, c);
+          shown += "`";
+        }
+        out += (first ? "" : ", ") + shown + ": " + ft + (not_null ? " NOT NULL" : "");
         first = false;
       } while (accept_op(","));
     }
