@@ -600,3 +600,41 @@ def test_getattr_and_hasattr_on_the_shims_answer_as_python_does(definer):
             return dlt.read("a")
     '''})
     assert [s[1] for s in stmts] == ["@dlt.view v"]
+
+
+def test_the_api_surface_goes_through_the_real_parser_and_planner(definer):
+    # String comparisons alone let unparseable SQL through once (kafka.* keys): every kind of
+    # statement the API generates is given to `sluice validate` here.
+    out = definer.validate({"a.py": '''
+        import dlt
+        from pyspark import pipelines as dp
+
+        @dlt.table(comment="raw -- not a comment", table_properties={"delta.enableChangeDataFeed": "true"},
+                   cluster_by=["topic"])
+        @dlt.expect("has_value", "value IS NOT NULL")
+        @dlt.expect_or_drop("`odd` name", "offset >= 0 -- a comment")
+        def raw():
+            return (spark.readStream.format("kafka").option("subscribe", "t").option("startingOffsets", "earliest")
+                    .option("kafka.client.id", "c").load())
+
+        @dp.materialized_view(name="per_topic")
+        def per_topic():
+            return spark.sql("SELECT topic, value FROM raw WHERE topic <> 'STREAM(' -- no stream")
+
+        dlt.create_streaming_table("latest")
+        dlt.apply_changes(target="latest", source="raw", keys=["topic", "partition"], sequence_by="offset",
+                          except_column_list=["headers"])
+
+        dlt.create_streaming_table("merged", expect_all_or_fail={"has_topic": "topic IS NOT NULL"})
+
+        @dlt.append_flow(target="merged")
+        def from_raw():
+            return dlt.read_stream("raw")
+
+        @dlt.table
+        def changes():
+            return spark.readStream.option("readChangeFeed", "true").option("startingVersion", 0).table("raw")
+    '''})
+    for dataset in ("raw (streaming table)", "per_topic (materialized view)", "latest (streaming table)",
+                    "merged (streaming table)", "changes (streaming table)"):
+        assert dataset in out, out
