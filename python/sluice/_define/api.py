@@ -189,6 +189,12 @@ def _call_query(func, what, where):
     return result
 
 
+def _query_sql(df):
+    """The dataset's query: spark.sql's own text when the function returned it untouched."""
+    text = getattr(df, "_sluice_sql_text", None)
+    return text if isinstance(text, str) else df._to_sql()
+
+
 def _check_name(name, what, where):
     if not isinstance(name, str) or not name:
         raise DefinitionError("{}: name must be a non-empty string".format(what), *where)
@@ -234,7 +240,7 @@ def _register_dataset(func, kind, api, name, comment, table_properties, partitio
                              expectations=_expectations_of(func), where=where, what=what)
         if kind == "view":
             head = head.replace("CREATE OR REFRESH TEMPORARY VIEW", "CREATE TEMPORARY VIEW", 1)
-        return head + " AS " + df._to_sql()
+        return head + " AS " + _query_sql(df)
 
     REGISTRY.add(where[0], where[1], what, build)
     return func
@@ -370,7 +376,7 @@ def append_flow(target, name=None, comment=None, spark_conf=None, once=False, _a
             head = "CREATE FLOW " + q.ident(flow)
             if comment is not None:
                 head += " COMMENT " + q.string(str(comment))
-            return "{} AS INSERT INTO {}{} {}".format(head, q.ident(_strip_live(target)), into, df._to_sql())
+            return "{} AS INSERT INTO {}{} {}".format(head, q.ident(_strip_live(target)), into, _query_sql(df))
 
         REGISTRY.add(where[0], where[1], what, build)
         return func

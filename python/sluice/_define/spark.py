@@ -244,8 +244,12 @@ class SparkSession:
         if not isinstance(text, str) or not text.strip():
             raise DefinitionError("spark.sql takes a query's text")
         streaming = q.reads_a_stream(text)
-        return _dataframe_class()._from_relation("({}) AS _sql".format(q.user_sql(text.strip().rstrip(";"))),
-                                                 streaming=streaming)
+        query = q.user_sql(text.strip().rstrip(";"))
+        df = _dataframe_class()._from_relation("({}) AS _sql".format(query), streaming=streaming)
+        # Returned as the dataset's query untouched, it is used as written (a subquery in FROM may
+        # not aggregate in sluice's SQL); a DataFrame method makes a new object without this.
+        df._sluice_sql_text = query
+        return df
 
     def createDataFrame(self, *args, **kwargs):
         raise DefinitionError("spark.createDataFrame is not supported in a pipeline: data comes from Kafka or the "

@@ -619,7 +619,7 @@ def test_the_api_surface_goes_through_the_real_parser_and_planner(definer):
 
         @dp.materialized_view(name="per_topic")
         def per_topic():
-            return spark.sql("SELECT topic, value FROM raw WHERE topic <> 'STREAM(' -- no stream")
+            return spark.sql("SELECT topic, count(*) AS n FROM raw WHERE topic <> 'STREAM(' GROUP BY topic -- no stream")
 
         dlt.create_streaming_table("latest")
         dlt.apply_changes(target="latest", source="raw", keys=["topic", "partition"], sequence_by="offset",
