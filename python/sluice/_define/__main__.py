@@ -11,6 +11,7 @@ or, when a file raised or sluice refused something, {"error": {"file": i, "line"
 `python3 -m sluice._define --sql FILE.py ...` prints the SQL the files generate, for reading."""
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -39,6 +40,15 @@ def _message(exc):
         return exc.message
     if isinstance(exc, SyntaxError):
         return "SyntaxError: {}".format(exc.msg)
+    if isinstance(exc, ImportError):
+        # `from dlt import nosuch`: the shim's refusal is an AttributeError, which the import
+        # statement turns into "cannot import name"; say what sluice does not have.
+        found = re.match(r"cannot import name '(\w+)' from '((?:dlt|pyspark)(?:\.\w+)*)'", str(exc))
+        if found:
+            return "{}.{} is not supported by sluice".format(found.group(2), found.group(1))
+    if isinstance(exc, SystemExit):
+        return ("sys.exit({!r}) (SystemExit) was called while defining the pipeline: a pipeline file must not "
+                "exit the process".format(exc.code))
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return text
 
@@ -82,7 +92,7 @@ def define(request):
             file = entry.file if entry.file is not None else 0
             answer[file]["statements"].append({"line": entry.line or 1, "what": entry.what, "sql": sql})
         return {"files": answer}, 0
-    except Exception as exc:  # noqa: BLE001 - every error of user code becomes a located error
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every error of user code becomes a located error
         index, line = _location(exc, errors.PIPELINE_FILES)
         if index is None:
             index, line = getattr(exc, "__sluice_where__", (None, None))
@@ -113,17 +123,57 @@ def main(argv=None):
     if argv:
         sys.stderr.write("usage: python3 -m sluice._define [--sql FILE.py ...] (the request on stdin)\n")
         return 2
-    request = json.load(sys.stdin)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # print() in a pipeline file must not end up in the answer
-    try:
-        answer, status = define(request)
-    finally:
-        sys.stdout = out
-    out.write(json.dumps(answer))
-    out.flush()
+    # The answer goes to a private descriptor; fd 1 becomes stderr, so nothing a pipeline file
+    # writes (print, os.write(1, ...), a subprocess's output) can corrupt the JSON answer.
+    answer_fd = os.dup(1)  # not inherited by subprocesses
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    request = json.loads(_read_request())
+    if request.get("watchdog"):
+        _start_watchdog()
+    answer, status = define(request)
+    data = json.dumps(answer).encode("utf-8")
+    while data:
+        data = data[os.write(answer_fd, data):]
+    os.close(answer_fd)
     return status
 
+
+def _read_request():
+    """The request: stdin up to its first newline (sluice keeps stdin open after it, as the
+    watchdog) or its end."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0].decode("utf-8")
+
+
+def _start_watchdog():
+    """Ends this process group when sluice's end of stdin closes (sluice exited or died): a
+    definer looping in a pipeline file, and what it started, do not outlive sluice. Pipeline
+    code sees /dev/null as stdin."""
+    import signal
+    import threading
+    watched = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+    def watch():
+        while True:
+            try:
+                if not os.read(watched, 1 << 12):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="sluice-watchdog", daemon=True).start()
 
 if __name__ == "__main__":
     sys.exit(main())

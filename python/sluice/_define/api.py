@@ -36,7 +36,7 @@ def column_sql(value, what, where):
 def expression_sql(value, what, where):
     """An SQL condition argument (a string of SQL, as DLT takes it, or a Column)."""
     if isinstance(value, str):
-        return value
+        return q.user_sql(value)
     return column_sql(value, what, where)
 
 
@@ -90,7 +90,7 @@ def _schema_elements(schema, where, what):
                               .format(what, type(schema).__name__), *where)
     out = []
     for f in fields:
-        text = "{} {}".format(q.ident(f.name), f.dataType.simpleString())
+        text = "{} {}".format(q.ident(f.name), _type_sql(f.dataType, f.name, where, what))
         if not getattr(f, "nullable", True):
             text += " NOT NULL"
         comment = (getattr(f, "metadata", None) or {}).get("comment")
@@ -98,6 +98,35 @@ def _schema_elements(schema, where, what):
             text += " COMMENT " + q.string(comment)
         out.append(text)
     return out
+
+
+def _type_sql(data_type, path, where, what):
+    """A DataType as sluice's SQL type: nested field names quoted when not plain words, a nested
+    field's nullable=False as NOT NULL; containsNull / valueContainsNull=False, which sluice's
+    types cannot say, refused rather than dropped."""
+    fields = getattr(data_type, "fields", None)
+    if fields is not None:
+        parts = []
+        for f in fields:
+            text = "{}: {}".format(q.ident(f.name), _type_sql(f.dataType, path + "." + f.name, where, what))
+            if not getattr(f, "nullable", True):
+                text += " NOT NULL"
+            parts.append(text)
+        return "STRUCT<" + ", ".join(parts) + ">"
+    if hasattr(data_type, "elementType"):
+        if getattr(data_type, "containsNull", True) is False:
+            raise DefinitionError("{}: schema column {}: ArrayType(containsNull=False) is not supported (sluice's "
+                                  "arrays always allow null elements); leave containsNull at True".format(what, path),
+                                  *where)
+        return "ARRAY<" + _type_sql(data_type.elementType, path + "[]", where, what) + ">"
+    if hasattr(data_type, "keyType"):
+        if getattr(data_type, "valueContainsNull", True) is False:
+            raise DefinitionError("{}: schema column {}: MapType(valueContainsNull=False) is not supported (sluice's "
+                                  "maps always allow null values); leave valueContainsNull at True".format(what, path),
+                                  *where)
+        return "MAP<{}, {}>".format(_type_sql(data_type.keyType, path + "{key}", where, what),
+                                    _type_sql(data_type.valueType, path + "{value}", where, what))
+    return data_type.simpleString()
 
 
 def _property_value(key, value, where, what):
@@ -160,6 +189,12 @@ def _call_query(func, what, where):
     return result
 
 
+def _query_sql(df):
+    """The dataset's query: spark.sql's own text when the function returned it untouched."""
+    text = getattr(df, "_sluice_sql_text", None)
+    return text if isinstance(text, str) else df._to_sql()
+
+
 def _check_name(name, what, where):
     if not isinstance(name, str) or not name:
         raise DefinitionError("{}: name must be a non-empty string".format(what), *where)
@@ -180,6 +215,15 @@ def _register_dataset(func, kind, api, name, comment, table_properties, partitio
     REGISTRY.names[name] = kind
 
     def build():
+        if kind == "view":
+            expectations = _expectations_of(func)
+            if expectations:
+                # A view is inlined where it is read, without its constraints: they would never
+                # be checked (the SQL parser refuses CONSTRAINT on a view too).
+                raise DefinitionError("{}: expectation {!r} on a view is not supported: a view is inlined where "
+                                      "it is read and its expectations would never be checked; put the "
+                                      "expectation on the table that reads the view".format(
+                                          what, expectations[0][0]), *where)
         df = _call_query(func, what, where)
         if kind == "view":
             kind_word = "TEMPORARY VIEW"
@@ -196,7 +240,7 @@ def _register_dataset(func, kind, api, name, comment, table_properties, partitio
                              expectations=_expectations_of(func), where=where, what=what)
         if kind == "view":
             head = head.replace("CREATE OR REFRESH TEMPORARY VIEW", "CREATE TEMPORARY VIEW", 1)
-        return head + " AS " + df._to_sql()
+        return head + " AS " + _query_sql(df)
 
     REGISTRY.add(where[0], where[1], what, build)
     return func
@@ -332,7 +376,7 @@ def append_flow(target, name=None, comment=None, spark_conf=None, once=False, _a
             head = "CREATE FLOW " + q.ident(flow)
             if comment is not None:
                 head += " COMMENT " + q.string(str(comment))
-            return "{} AS INSERT INTO {}{} {}".format(head, q.ident(_strip_live(target)), into, df._to_sql())
+            return "{} AS INSERT INTO {}{} {}".format(head, q.ident(_strip_live(target)), into, _query_sql(df))
 
         REGISTRY.add(where[0], where[1], what, build)
         return func

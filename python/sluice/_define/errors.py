@@ -18,6 +18,11 @@ class DefinitionError(Exception):
         self.line = line
 
 
+class UnsupportedAttributeError(DefinitionError, AttributeError):
+    """A name a shim module (dlt, pyspark.pipelines, ...) does not have: a located refusal when
+    used, and an AttributeError, so `getattr(dlt, "x", None)` and `hasattr` answer as Python's do."""
+
+
 def caller_location():
     """(index of the pipeline file, line) of the innermost frame running a pipeline file."""
     frame = sys._getframe(1)

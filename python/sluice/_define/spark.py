@@ -179,7 +179,13 @@ class _Reader:
         if timestamp is not None:
             return q.string(timestamp[1])
         if required:
-            return "0"  # Spark's change feed stream without a start: from the table's first version
+            # Spark's change feed stream without a start begins with the table's current snapshot
+            # as inserts, then its changes: sluice's SQL has no such read, and version 0 would give
+            # other rows (or fail once the log is cleaned up), so the start must be named.
+            raise DefinitionError("{}.option('readChangeFeed', 'true') needs .option('startingVersion', n) or "
+                                  ".option('startingTimestamp', '...'): a change feed read without a start (in "
+                                  "Spark, the current snapshot as inserts, then the changes) is not supported"
+                                  .format(self._api))
         return None
 
     def _kafka(self):
@@ -207,7 +213,9 @@ class _Reader:
         if not self._streaming:
             raise DefinitionError("spark.read.format('kafka') (a batch read of Kafka) is not supported: use "
                                   "spark.readStream")
-        relation = "STREAM read_kafka({})".format(", ".join("{} => {}".format(k, q.string(v)) for k, v in args))
+        # A key is an identifier (`kafka.client.id` in backquotes: a dotted name is not one word).
+        relation = "STREAM read_kafka({})".format(", ".join("{} => {}".format(q.arg_name(k), q.string(v))
+                                                            for k, v in args))
         return _dataframe_class()._from_relation(
             relation, streaming=True,
             columns=["key", "value", "topic", "partition", "offset", "timestamp", "timestampType", "headers"])
@@ -235,9 +243,13 @@ class SparkSession:
             raise DefinitionError("spark.sql with arguments is not supported: build the SQL text")
         if not isinstance(text, str) or not text.strip():
             raise DefinitionError("spark.sql takes a query's text")
-        streaming = re.search(r"\bSTREAM\s*(\(|read_kafka\b|table_changes\b)", text, re.IGNORECASE) is not None
-        return _dataframe_class()._from_relation("({}) AS _sql".format(text.strip().rstrip(";")),
-                                                 streaming=streaming)
+        streaming = q.reads_a_stream(text)
+        query = q.user_sql(text.strip().rstrip(";"))
+        df = _dataframe_class()._from_relation("({}) AS _sql".format(query), streaming=streaming)
+        # Returned as the dataset's query untouched, it is used as written (a subquery in FROM may
+        # not aggregate in sluice's SQL); a DataFrame method makes a new object without this.
+        df._sluice_sql_text = query
+        return df
 
     def createDataFrame(self, *args, **kwargs):
         raise DefinitionError("spark.createDataFrame is not supported in a pipeline: data comes from Kafka or the "

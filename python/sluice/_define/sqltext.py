@@ -31,3 +31,50 @@ def string(value):
 
 def name_list(names):
     return ", ".join(ident(n) for n in names)
+
+
+def arg_name(name):
+    """A function's named-argument key (`topic`, `cluster`, `kafka.client.id`): bare when it is
+    one word (a keyword is fine before `=>`), else in backquotes."""
+    if _SIMPLE.match(name):
+        return name
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _words_outside_literals(text):
+    """The bare words of SQL `text`, skipping string literals ('...' and "..." with backslash
+    escapes), backquoted names and comments (-- to the line's end, /* ... */)."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"`":
+            i += 1
+            while i < n and text[i] != c:
+                i += 2 if text[i] == "\\" and c != "`" else 1
+            i += 1
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c.isalpha() or c == "_":
+            start = i
+            while i < n and (text[i].isalnum() or text[i] == "_"):
+                i += 1
+            yield text[start:i]
+        else:
+            i += 1
+
+
+def reads_a_stream(text):
+    """Whether a query's SQL reads a stream: STREAM is a reserved word of sluice's SQL, so a bare
+    STREAM outside literals, names and comments is its stream read (`STREAM(t)`, `STREAM t`,
+    `STREAM read_kafka(...)`, `STREAM table_changes(...)`)."""
+    return any(w.upper() == "STREAM" for w in _words_outside_literals(text))
+
+
+def user_sql(text):
+    """SQL text a user wrote, to embed in a one-line statement: a `--` comment in it would
+    swallow what follows, so the text then ends with a newline."""
+    return text + "\n" if "--" in text else text

@@ -74,6 +74,30 @@ class Definer:
         assert code == 0, (answer, err)
         return [[(s["line"], s["what"], s["sql"]) for s in f["statements"]] for f in answer["files"]]
 
+    @staticmethod
+    def binary():
+        binary = pathlib.Path(os.environ.get("SLUICE_BIN") or PYTHON_ROOT.parent / "build" / "sluice")
+        if not binary.exists():
+            pytest.skip("needs the sluice binary (build/sluice or SLUICE_BIN)")
+        return binary
+
+    def validate(self, files, kafka_clusters=None, env=None):
+        """Runs `sluice validate` (offline: no broker) over `files` in a pipeline folder: the
+        generated SQL goes through the real parser, binder and planner. Returns its stdout."""
+        binary = self.binary()
+        clusters = kafka_clusters or {"default": "127.0.0.1:9092"}
+        pipe = self.folder / "pipe"
+        pipe.mkdir(exist_ok=True)
+        (pipe / "pipeline.yaml").write_text("name: t\nstorage: ./data\nkafka:\n" + "".join(
+            "  {}: {{bootstrap.servers: {}}}\n".format(c, json.dumps(s)) for c, s in clusters.items()))
+        for name, source in files.items():
+            (pipe / name).write_text(textwrap.dedent(source))
+        env = dict(os.environ, SLUICE_PYTHONPATH=str(self.root), **(env or {}))
+        done = subprocess.run([str(binary), "validate", str(pipe)], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
     def error(self, files, **kwargs):
         code, answer, err = self.run(files, **kwargs)
         assert code == 1, (answer, err)

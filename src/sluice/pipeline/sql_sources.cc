@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -196,7 +197,25 @@ arrow::Result<DefinerExit> run_subprocess(const std::vector<std::string>& argv, 
   in_r.close();
   out_w.close();
   err_w.close();
+  // Whatever happens from here, the definer's process group (it and anything it started: a
+  // background child of a pipeline file) ends with this call.
+  struct GroupKiller {
+    pid_t pid;
+    ~GroupKiller() { ::kill(-pid, SIGKILL); }
+  } group_killer{pid};
+  // The watchdog: stdin stays open after the request (one line) while sluice waits; the definer
+  // reads it to EOF in a thread and kills its own group then, so a sluice that dies (SIGKILL,
+  // Ctrl-C, a crash) leaves no definer behind. The write end is close-on-exec.
   ::fcntl(in_w.fd, F_SETFL, O_NONBLOCK);
+  ::fcntl(out_r.fd, F_SETFL, O_NONBLOCK);
+  ::fcntl(err_r.fd, F_SETFL, O_NONBLOCK);
+  // Its exit is watched too (a pidfd where the kernel has them, else short polls): once the
+  // definer itself exited, what is left in the pipes is read and a grandchild holding them is
+  // not waited for.
+  Fd exited_fd;
+#ifdef SYS_pidfd_open
+  exited_fd.fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#endif
   // A definer that exits without reading all of stdin must not end sluice with SIGPIPE.
   sigset_t pipe_signal, old_mask;
   sigemptyset(&pipe_signal);
@@ -205,49 +224,67 @@ arrow::Result<DefinerExit> run_subprocess(const std::vector<std::string>& argv, 
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   DefinerExit exit;
   size_t written = 0;
-  bool too_much = false, timed_out = false;
-  if (input.empty()) in_w.close();
-  while (out_r.fd >= 0 || err_r.fd >= 0) {
+  bool too_much = false;
+  const std::string request = input + "\n";
+  int status = 0;
+  pid_t done = 0;
+  auto read_from = [&](Fd& from) {  // false: nothing more now (EAGAIN) or its end
+    char buf[65536];
+    const auto r = ::read(from.fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) return true;
+    if (r < 0 && errno == EAGAIN) return false;
+    if (r <= 0) {
+      from.close();
+      return false;
+    }
+    if (&from == &out_r) {
+      exit.out.append(buf, static_cast<size_t>(r));
+      if (exit.out.size() > kMaxDefinerOutput) too_much = true;
+    } else {
+      exit.err.append(buf, static_cast<size_t>(r));
+      if (exit.err.size() > 2 * kMaxDefinerStderrKept) exit.err.erase(0, exit.err.size() - kMaxDefinerStderrKept);
+    }
+    return !too_much;
+  };
+  while (true) {
+    done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd fds[3];
+    if (left.count() <= 0) break;
+    pollfd fds[4];
     int n = 0;
-    if (in_w.fd >= 0) fds[n++] = {in_w.fd, POLLOUT, 0};
+    if (in_w.fd >= 0 && written < request.size()) fds[n++] = {in_w.fd, POLLOUT, 0};
     if (out_r.fd >= 0) fds[n++] = {out_r.fd, POLLIN, 0};
     if (err_r.fd >= 0) fds[n++] = {err_r.fd, POLLIN, 0};
-    const int ready = ::poll(fds, n, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    if (exited_fd.fd >= 0) fds[n++] = {exited_fd.fd, POLLIN, 0};
+    const int wait_ms = exited_fd.fd >= 0 ? 1000 : 20;
+    const int ready = ::poll(fds, n, static_cast<int>(std::min<int64_t>(left.count(), wait_ms)));
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
     for (int i = 0; i < n; ++i) {
       if (fds[i].revents == 0) continue;
       if (fds[i].fd == in_w.fd) {
-        const auto w = ::write(in_w.fd, input.data() + written, input.size() - written);
+        const auto w = ::write(in_w.fd, request.data() + written, request.size() - written);
         if (w > 0) written += static_cast<size_t>(w);
-        if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) in_w.close();
-        continue;
-      }
-      char buf[65536];
-      const auto r = ::read(fds[i].fd, buf, sizeof buf);
-      if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      if (r <= 0) {
-        (fds[i].fd == out_r.fd ? out_r : err_r).close();
-        continue;
-      }
-      if (fds[i].fd == out_r.fd) {
-        exit.out.append(buf, static_cast<size_t>(r));
-        if (exit.out.size() > kMaxDefinerOutput) too_much = true;
-      } else {
-        exit.err.append(buf, static_cast<size_t>(r));
-        if (exit.err.size() > 2 * kMaxDefinerStderrKept) exit.err.erase(0, exit.err.size() - kMaxDefinerStderrKept);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) in_w.close();
+      } else if (fds[i].fd == out_r.fd) {
+        read_from(out_r);
+      } else if (fds[i].fd == err_r.fd) {
+        read_from(err_r);
       }
     }
     if (too_much) break;
   }
+  if (done == pid) {
+    // It exited: what it wrote before is in the pipes; read that, not what a grandchild may add.
+    while (!too_much && out_r.fd >= 0 && read_from(out_r)) {
+    }
+    while (err_r.fd >= 0 && read_from(err_r)) {
+    }
+  }
   in_w.close();
+  if (too_much) done = 0;  // refused below like a definer stopped while printing
   sigset_t pending;
   sigpending(&pending);
   if (sigismember(&pending, SIGPIPE) == 1 && sigismember(&old_mask, SIGPIPE) == 0) {
@@ -255,28 +292,13 @@ arrow::Result<DefinerExit> run_subprocess(const std::vector<std::string>& argv, 
     sigtimedwait(&pipe_signal, nullptr, &now);
   }
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  int status = 0;
-  if (timed_out || too_much) {
+  if (done != pid) {
     ::kill(-pid, SIGKILL);  // its process group: the definer and anything it started
     ::waitpid(pid, &status, 0);
-    if (timed_out) {
-      return io_error("the pipeline's Python files did not finish defining the pipeline within {} ms and were "
-                      "stopped (a loop or a wait at import time? SLUICE_PYTHON_TIMEOUT_MS sets the limit)",
-                      timeout.count());
+    if (too_much) {
+      return io_error("the pipeline's Python files printed more than {} MiB while defining the pipeline and were "
+                      "stopped", kMaxDefinerOutput >> 20);
     }
-    return io_error("the pipeline's Python files printed more than {} MiB while defining the pipeline and were "
-                    "stopped", kMaxDefinerOutput >> 20);
-  }
-  // Both pipes closed: it has exited or is about to (a process that closed them and went on
-  // running is stopped at the deadline like any other).
-  pid_t done = 0;
-  while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
-    pollfd none_ready{-1, 0, 0};
-    ::poll(&none_ready, 0, 10);  // a 10 ms pause between looks
-  }
-  if (done == 0) {
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
     return io_error("the pipeline's Python files did not finish defining the pipeline within {} ms and were "
                     "stopped (a loop or a wait at import time? SLUICE_PYTHON_TIMEOUT_MS sets the limit)",
                     timeout.count());
@@ -327,20 +349,32 @@ std::string stderr_tail(const std::string& err, const std::vector<std::string>& 
 }  // namespace
 
 bool imports_pipeline_api(const std::string& python_text) {
-  // Line by line, in words (split at blanks, commas and parentheses): `import a, dlt`,
-  // `from dlt import (table,`, `from pyspark import sql, pipelines as dp`. A comment or a string
+  // Statement by statement, in words (split at blanks, commas and parentheses): `import a, dlt`,
+  // `from dlt import (table,`, `from pyspark import sql, pipelines as dp`, `import dlt; x = 1`,
+  // a backslash continuation joined first, a UTF-8 byte order mark dropped. A comment or a string
   // holding the words does not start with `import` / `from`.
   auto is_api = [](const std::string& module) {
     return module == "dlt" || module.rfind("dlt.", 0) == 0 || module == "pyspark.pipelines" ||
            module.rfind("pyspark.pipelines.", 0) == 0;
   };
-  std::istringstream in(python_text);
+  std::string text = python_text;
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  std::string joined;  // backslash-newline continuations joined, `;` separating statements
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == '\n' || text[i + 1] == '\r')) {
+      i += (text[i + 1] == '\r' && i + 2 < text.size() && text[i + 2] == '\n') ? 2 : 1;
+      joined += ' ';
+    } else {
+      joined += text[i] == ';' ? '\n' : text[i];
+    }
+  }
+  std::istringstream in(joined);
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> words;
     std::string word;
     for (char c : line + " ") {
-      if (c == ' ' || c == '\t' || c == ',' || c == '(' || c == ')' || c == '\r') {
+      if (c == ' ' || c == '\t' || c == ',' || c == '(' || c == ')' || c == '\r' || c == '\f') {
         if (!word.empty()) words.push_back(std::move(word));
         word.clear();
       } else {
@@ -463,6 +497,7 @@ arrow::Result<std::vector<sql::SourceFile>> define_python_sources(const Pipeline
   nlohmann::json files = nlohmann::json::array();
   for (size_t i = 0; i < paths.size(); ++i) files.push_back({{"path", paths[i].string()}, {"name", names[i]}});
   request["files"] = std::move(files);
+  request["watchdog"] = true;  // stdin stays open after the request: its end ends the definer
   std::vector<std::string> env;
   std::string python_path = package.string();
   for (char** e = environ; *e != nullptr; ++e) {
@@ -530,7 +565,13 @@ arrow::Result<std::vector<sql::SourceFile>> load_sql_sources(const PipelineConfi
     if (ends_with(p.string(), ".py")) {
       // By default only pipeline code runs: a helper script beside it (a data generator) is
       // left alone; `libraries` globs name the files to run explicitly.
-      if (default_libraries && !imports_pipeline_api(text)) continue;
+      if (default_libraries && !imports_pipeline_api(text)) {
+        // Said, never silent: a pipeline file this check misses must be noticed.
+        std::fprintf(stderr, "sluice: %s: not run (it imports neither dlt nor pyspark.pipelines; a helper script "
+                     "is left alone by default): name it under libraries: in pipeline.yaml to run it\n",
+                     name.c_str());
+        continue;
+      }
       python_paths.push_back(fs::absolute(p));
       python_names.push_back(std::move(name));
       python_slots.push_back(files.size());

@@ -2,6 +2,9 @@
 // expressions in parser_expressions.cc, the class in parser_internal.h.
 #include "sluice/sql/parser.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "sluice/sql/parser_internal.h"
 
 namespace sluice::sql {
@@ -124,6 +127,16 @@ arrow::Result<std::unique_ptr<CreateDataset>> Parser::create_dataset(DatasetKind
           } else {
             return error(peek(), "expected DROP ROW or FAIL UPDATE after ON VIOLATION");
           }
+        }
+        if (kind == DatasetKind::kView || kind == DatasetKind::kTemporaryView) {
+          // A view is inlined into the queries that read it, without its constraints: accepted,
+          // they would never be checked (docs/decisions.md "(py)").
+          return arrow::Status::NotImplemented(format_error(
+              file_, c.loc,
+              fmt::format("expectation '{}' on view '{}' is not supported: a view is inlined where it is "
+                          "read and its expectations would never be checked; put the CONSTRAINT on the table "
+                          "that reads the view",
+                          c.name, d->name)));
         }
         d->constraints.push_back(std::move(c));
       } else {
@@ -452,7 +465,18 @@ arrow::Result<std::string> Parser::type_name() {
           ARROW_RETURN_NOT_OK(expect_keyword("NULL"));
           not_null = true;
         }
-        out += (first ? "" : ", ") + field + ": " + ft + (not_null ? " NOT NULL" : "");
+        // A field name that is not one plain word keeps its backquotes (`a b`, `x-y`).
+        const bool plain = !field.empty() && !std::isdigit(static_cast<unsigned char>(field[0])) &&
+                           std::all_of(field.begin(), field.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                           });
+        std::string shown = field;
+        if (!plain) {
+          shown = "`";
+          for (char c : field) shown += c == '`' ? std::string("``") : std::string(1, c);
+          shown += "`";
+        }
+        out += (first ? "" : ", ") + shown + ": " + ft + (not_null ? " NOT NULL" : "");
         first = false;
       } while (accept_op(","));
     }

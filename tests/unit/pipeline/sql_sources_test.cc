@@ -165,7 +165,15 @@ TEST(PythonDefiner, PipelineFilesAreThoseImportingThePipelineApi) {
                                          {"# import dlt\n", false},
                                          {"s = 'import dlt'\n", false},
                                          {"from pyspark.sql import functions as F\n", false},
-                                         {"from confluent_kafka import Producer\nimport json\n", false}}) {
+                                         {"from confluent_kafka import Producer\nimport json\n", false},
+                                         // A byte order mark, `;` and a backslash continuation
+                                         // (they were skipped silently before).
+                                         {"\xEF\xBB\xBFimport dlt\n", true},
+                                         {"import dlt;\n", true},
+                                         {"import os; import dlt\n", true},
+                                         {"import os, \\\n    dlt\n", true},
+                                         {"from pyspark \\\r\n  import pipelines as dp\n", true},
+                                         {"x = 1; y = 'dlt'\n", false}}) {
     EXPECT_EQ(imports_pipeline_api(c.text), c.runs) << c.text;
   }
 }
@@ -178,10 +186,16 @@ TEST(PythonDefiner, DefaultLibrariesLeaveHelperScriptsAlone) {
   std::ofstream(dir.path() / "generate.py") << "import sys\nsys.exit(3)\n";
   PipelineConfig config;
   config.dir = dir.path();
+  ::testing::internal::CaptureStderr();
   auto files = load_sql_sources(config);
+  const std::string said = ::testing::internal::GetCapturedStderr();
   ASSERT_TRUE(files.ok()) << files.status().ToString();
   ASSERT_EQ(files->size(), 1u);
   EXPECT_NE((*files)[0].name.find("a.sql"), std::string::npos);
+  // Never silently: the file left alone is named, with how to run it.
+  EXPECT_NE(said.find("generate.py: not run (it imports neither dlt nor pyspark.pipelines"), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("name it under libraries:"), std::string::npos) << said;
 }
 
 // The real definer under python3: a Python exception in a pipeline file and an error of the

@@ -25,8 +25,8 @@ def create_target_table(*args, **kwargs):
 
 
 def apply_changes_from_snapshot(*args, **kwargs):
-    from sluice._define.errors import DefinitionError
-    raise DefinitionError("dlt.apply_changes_from_snapshot is not supported: sluice's CDC flows read a change "
+    from sluice._define.errors import UnsupportedAttributeError
+    raise UnsupportedAttributeError("dlt.apply_changes_from_snapshot is not supported: sluice's CDC flows read a change "
                           "stream (dlt.apply_changes / dlt.create_auto_cdc_flow)")
 
 
@@ -36,5 +36,5 @@ create_auto_cdc_from_snapshot_flow = apply_changes_from_snapshot
 def __getattr__(name):
     if name.startswith("__"):  # the import system's own probes (__path__, __all__, ...)
         raise AttributeError(name)
-    from sluice._define.errors import DefinitionError
-    raise DefinitionError("dlt.{} is not supported by sluice".format(name))
+    from sluice._define.errors import UnsupportedAttributeError
+    raise UnsupportedAttributeError("dlt.{} is not supported by sluice".format(name))

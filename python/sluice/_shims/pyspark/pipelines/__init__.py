@@ -35,5 +35,5 @@ def create_auto_cdc_flow(*args, **kwargs):
 def __getattr__(name):
     if name.startswith("__"):  # the import system's own probes (__path__, __all__, ...)
         raise AttributeError(name)
-    from sluice._define.errors import DefinitionError
-    raise DefinitionError("pyspark.pipelines.{} is not supported by sluice".format(name))
+    from sluice._define.errors import UnsupportedAttributeError
+    raise UnsupportedAttributeError("pyspark.pipelines.{} is not supported by sluice".format(name))

@@ -18,5 +18,5 @@ def __getattr__(name):
     if name in ("functions", "types"):
         import importlib
         return importlib.import_module("pyspark.sql." + name)
-    from sluice._define.errors import DefinitionError
-    raise DefinitionError("pyspark.sql.{} is not supported by sluice".format(name))
+    from sluice._define.errors import UnsupportedAttributeError
+    raise UnsupportedAttributeError("pyspark.sql.{} is not supported by sluice".format(name))

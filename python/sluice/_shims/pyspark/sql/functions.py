@@ -8,6 +8,6 @@ globals().update({k: getattr(_functions, k) for k in dir(_functions) if not k.st
 def __getattr__(name):
     if name.startswith("__"):  # the import system's own probes (__path__, __all__, ...)
         raise AttributeError(name)
-    from sluice._define.errors import DefinitionError
-    raise DefinitionError("pyspark.sql.functions.{} is not supported by sluice (see `sluice functions` for the "
+    from sluice._define.errors import UnsupportedAttributeError
+    raise UnsupportedAttributeError("pyspark.sql.functions.{} is not supported by sluice (see `sluice functions` for the "
                           "SQL functions it has; F.expr('...') takes SQL)".format(name))

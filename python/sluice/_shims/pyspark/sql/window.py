@@ -7,5 +7,5 @@ def __getattr__(name):
         raise AttributeError(name)
     if name == "Window" and hasattr(_F, "Window"):
         return _F.Window
-    from sluice._define.errors import DefinitionError
-    raise DefinitionError("pyspark.sql.window.{} is not supported by sluice".format(name))
+    from sluice._define.errors import UnsupportedAttributeError
+    raise UnsupportedAttributeError("pyspark.sql.window.{} is not supported by sluice".format(name))
