@@ -1,0 +1,49 @@
+"""Where the sluice binary is, and how it is started from Python.
+
+The wheel bundles it at sluice/_bin/sluice (its shared libraries in sluice/_lib, found through its
+RUNPATH); a source checkout has none bundled, so the binary is then the one env SLUICE_BIN names,
+else the checkout's build/sluice (`make build`).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+_PACKAGE = pathlib.Path(__file__).resolve().parent
+BUNDLED = _PACKAGE / "_bin" / "sluice"
+_CHECKOUT_BUILD = _PACKAGE.parent.parent / "build" / "sluice"
+
+
+def _executable(path: pathlib.Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find() -> str:
+    """The path of the sluice binary: the bundled one, else env SLUICE_BIN, else the source
+    checkout's build/sluice. Raises sluice.SluiceError naming what was tried when none is there."""
+    if _executable(BUNDLED):
+        return str(BUNDLED)
+    named = os.environ.get("SLUICE_BIN")
+    if named:
+        if _executable(pathlib.Path(named)):
+            return named
+        from sluice import SluiceError
+        raise SluiceError(f"SLUICE_BIN={named} is not an executable file: point it at a built sluice "
+                          "(build/sluice after `make build`) or unset it")
+    if _executable(_CHECKOUT_BUILD):
+        return str(_CHECKOUT_BUILD)
+    from sluice import SluiceError
+    raise SluiceError(f"no sluice binary: none bundled at {BUNDLED} (install the package with "
+                      f"`pip install .` from the repository), SLUICE_BIN is not set, and "
+                      f"{_CHECKOUT_BUILD} is not built (`make build`)")
+
+
+def environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The binary's environment: `base` (default os.environ) with SLUICE_PYTHON, the interpreter
+    that runs a pipeline's .py files, set to this one unless the caller chose another. This one
+    imports this package, so the definer (sluice._define) it runs is the one installed beside the
+    binary."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("SLUICE_PYTHON", sys.executable)
+    return env
