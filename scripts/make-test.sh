@@ -10,7 +10,7 @@
 #
 #   set-up -> clang build of build-fuzz/sluice -> ASan suite (broker on P+10) ----------------------|
 #          |                                  \-> rest of build-fuzz (nice 19) -> ASan ctest -------|-> fuzz-ci
-#          \-> gcc build of build/sluice (nice 10) -> gcc suite (broker on P) ------------------------|
+#          \-> gcc build of build/sluice (nice 10) -> pip package tests -> gcc suite (broker on P) ----|
 #
 # Both branches print their lines as they come, prefixed `[asan] ` / `[gcc] ` (a hang or CI's time
 # limit still leaves them in the log), and keep them in .run/test-asan.log / .run/test-gcc.log.
@@ -70,6 +70,10 @@ rm -f .run/test-asan.status .run/test-gcc.status
   status=0
   if nice -n 10 cmake --build build --target sluice > .run/gcc-build.log 2>&1; then
     phase "gcc build of sluice done"
+    # The Python package: `pip install .` into a fresh venv, reusing build/ just built (nothing
+    # compiles), then the installed package's API (python/tests, docs/decisions.md "(pk)").
+    .venv/bin/python -m pytest python/tests -q -p no:cacheprovider --durations=0 || status=1
+    phase "Python package tests done"
     SLUICE_TEST_KAFKA_PORT=$PORT SLUICE_BIN=$ROOT/build/sluice scripts/integration-tests.sh --suite gcc || status=1
     phase "gcc suite done"
   else
