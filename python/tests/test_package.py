@@ -50,6 +50,11 @@ class Venv:
 def venv(tmp_path_factory):
     if not (ROOT / "build" / "build.ninja").exists():
         pytest.fail("build/ is not configured: run `make build` first (the wheel reuses build/)")
+    try:
+        import scikit_build_core  # noqa: F401  (the build backend pip runs in the fresh venv)
+    except ImportError:
+        pytest.fail("scikit-build-core is not installed in the venv running this test: run "
+                    "scripts/setup.sh (requirements.txt pins it)")
     folder = tmp_path_factory.mktemp("fresh") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", folder], check=True, timeout=60)
     # pyarrow and scikit-build-core of this (the project's) venv, without copying or downloading.
