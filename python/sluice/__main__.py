@@ -16,7 +16,11 @@ def main() -> None:
         sys.exit(2)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(binary, [binary, *sys.argv[1:]], _binary.environment())
+    try:
+        os.execve(binary, [binary, *sys.argv[1:]], _binary.environment())
+    except OSError as e:  # not a program for this machine, no permission, ...: say so, no traceback
+        print(f"sluice: error: cannot run {binary}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(126)
 
 
 if __name__ == "__main__":

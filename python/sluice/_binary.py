@@ -1,8 +1,9 @@
 """Where the sluice binary is, and how it is started from Python.
 
 The wheel bundles it at sluice/_bin/sluice (its shared libraries in sluice/_lib, found through its
-RUNPATH); a source checkout has none bundled, so the binary is then the one env SLUICE_BIN names,
-else the checkout's build/sluice (`make build`).
+RUNPATH); elsewhere none is bundled, so the binary is then the one env SLUICE_BIN names, else, in
+a `make install` layout (<prefix>/share/sluice/python/sluice), <prefix>/bin/sluice, else the
+source checkout's build/sluice (`make build`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import sys
 _PACKAGE = pathlib.Path(__file__).resolve().parent
 BUNDLED = _PACKAGE / "_bin" / "sluice"
 _CHECKOUT_BUILD = _PACKAGE.parent.parent / "build" / "sluice"
+# `make install PREFIX=p` puts this package at p/share/sluice/python/sluice, the binary at p/bin/sluice.
+_INSTALLED = (_PACKAGE.parents[3] / "bin" / "sluice"
+              if len(_PACKAGE.parents) > 3 and _PACKAGE.parent.name == "python"
+              and _PACKAGE.parents[1].name == "sluice" and _PACKAGE.parents[2].name == "share" else None)
 
 
 def _executable(path: pathlib.Path) -> bool:
@@ -20,8 +25,8 @@ def _executable(path: pathlib.Path) -> bool:
 
 
 def find() -> str:
-    """The path of the sluice binary: the bundled one, else env SLUICE_BIN, else the source
-    checkout's build/sluice. Raises sluice.SluiceError naming what was tried when none is there."""
+    """The path of the sluice binary: the bundled one, else env SLUICE_BIN, else <prefix>/bin/sluice
+    of a `make install` layout, else the source checkout's build/sluice. Raises sluice.SluiceError naming what was tried when none is there."""
     if _executable(BUNDLED):
         return str(BUNDLED)
     named = os.environ.get("SLUICE_BIN")
@@ -31,6 +36,13 @@ def find() -> str:
         from sluice import SluiceError
         raise SluiceError(f"SLUICE_BIN={named} is not an executable file: point it at a built sluice "
                           "(build/sluice after `make build`) or unset it")
+    if _INSTALLED is not None:
+        if _executable(_INSTALLED):
+            return str(_INSTALLED)
+        from sluice import SluiceError
+        raise SluiceError(f"no sluice binary: this package is installed under {_PACKAGE.parents[3]} "
+                          f"(make install), but {_INSTALLED} is not an executable file; install again "
+                          "or set SLUICE_BIN")
     if _executable(_CHECKOUT_BUILD):
         return str(_CHECKOUT_BUILD)
     from sluice import SluiceError

@@ -6,9 +6,12 @@ subset, a SQL filter). A pipeline run against Kafka is tests/integration/test_py
 
 The venv is made without downloads: pip installs with --no-index --no-build-isolation, the
 build dependency (scikit-build-core) and the runtime one (pyarrow) come from the project's .venv
-through a .pth file (requirements.txt pins both). The wheel reuses build/, which `make test`'s gcc
-branch has just built: the install must compile and link nothing (docs/decisions.md "(pk)").
-Run: .venv/bin/python -m pytest python/tests  (after `make build`)."""
+through a .pth file (requirements.txt pins both). The wheel reuses a built tree, env
+SLUICE_WHEEL_BUILD_DIR (default build; make test: build-fuzz, the ASan+UBSan tree), with the build
+type read from its CMakeCache.txt: the install must compile and link nothing, and leave the tree
+as it was (docs/decisions.md "(pk)"). With build-fuzz the bundled binary is the sanitizer one: it
+runs with the ASAN_OPTIONS/UBSAN_OPTIONS the caller exported.
+Run: .venv/bin/python -m pytest -p no:sluice python/tests  (after `make build`)."""
 import json
 import os
 import pathlib
@@ -46,16 +49,37 @@ class Venv:
         return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory):
-    if not (ROOT / "build" / "build.ninja").exists():
-        pytest.fail("build/ is not configured: run `make build` first (the wheel reuses build/)")
-    try:
-        import scikit_build_core  # noqa: F401  (the build backend pip runs in the fresh venv)
-    except ImportError:
-        pytest.fail("scikit-build-core is not installed in the venv running this test: run "
-                    "scripts/setup.sh (requirements.txt pins it)")
-    folder = tmp_path_factory.mktemp("fresh") / "venv"
+# The built tree the wheel reuses: build/ (gcc, Release: `make build`) by default; make test sets
+# SLUICE_WHEEL_BUILD_DIR=build-fuzz, the clang ASan+UBSan tree it builds (scripts/sanitizer-build.sh).
+BUILD_DIR = ROOT / os.environ.get("SLUICE_WHEEL_BUILD_DIR", "build")
+# What pip's configure must leave as the tree had it (CMakeLists.txt: the SKBUILD block).
+KEPT_CACHE_ENTRIES = ("CMAKE_BUILD_TYPE", "CMAKE_INSTALL_PREFIX", "CMAKE_CXX_COMPILER", "SLUICE_FUZZ",
+                      "SLUICE_SANITIZE", "CMAKE_CXX_FLAGS_RELEASE", "CMAKE_CXX_FLAGS_RELWITHDEBINFO")
+
+
+def cmake_cache(build_dir: pathlib.Path) -> dict:
+    entries = {}
+    for line in (build_dir / "CMakeCache.txt").read_text().splitlines():
+        found = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):[A-Z]+=(.*)$", line)
+        if found:
+            entries[found.group(1)] = found.group(2)
+    return entries
+
+
+def pip_install(python: pathlib.Path, build_dir: pathlib.Path, cwd: pathlib.Path, build_type=None):
+    """pip installs the checkout into `python`'s venv over `build_dir`, with the build type the tree
+    was configured with (read from its CMakeCache.txt, so it cannot drift): ninja then finds it
+    up to date. The tree's cached compiler and flags stay as they are (pip passes no others)."""
+    build_type = build_type or cmake_cache(build_dir)["CMAKE_BUILD_TYPE"]
+    env = {k: v for k, v in os.environ.items() if k not in ("CMAKE_BUILD_TYPE", "SKBUILD_CMAKE_ARGS")}
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "-v", "--no-index",
+         "--no-build-isolation", "--disable-pip-version-check",
+         "-C", f"build-dir={build_dir}", "-C", f"cmake.build-type={build_type}", ROOT],
+        capture_output=True, text=True, timeout=900, cwd=cwd, env=env)
+
+
+def fresh_venv(folder: pathlib.Path) -> pathlib.Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", folder], check=True, timeout=60)
     # pyarrow and scikit-build-core of this (the project's) venv, without copying or downloading.
     purelib = subprocess.run([folder / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
@@ -63,18 +87,32 @@ def venv(tmp_path_factory):
     deps = [p for p in sys.path if p.endswith("site-packages") and pathlib.Path(p, "pyarrow").is_dir()]
     assert deps, "pyarrow is not installed in the venv running this test (make setup)"
     pathlib.Path(purelib, "project_venv_deps.pth").write_text(deps[0] + "\n")
+    return folder / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    if not (BUILD_DIR / "build.ninja").exists():
+        pytest.fail(f"{BUILD_DIR} is not configured: build it first (make build; make test's "
+                    "scripts/sanitizer-build.sh for build-fuzz): the wheel reuses it")
+    try:
+        import scikit_build_core  # noqa: F401  (the build backend pip runs in the fresh venv)
+    except ImportError:
+        pytest.fail("scikit-build-core is not installed in the venv running this test: run "
+                    "scripts/setup.sh (requirements.txt pins it)")
+    folder = tmp_path_factory.mktemp("fresh") / "venv"
+    python = fresh_venv(folder)
+    cache_before = cmake_cache(BUILD_DIR)
     started = time.monotonic()
     cpu_before = os.times()
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", folder / "bin" / "python", "install", "-v",
-         "--no-index", "--no-build-isolation", "--disable-pip-version-check", ROOT],
-        capture_output=True, text=True, timeout=900, cwd=folder.parent)
+    result = pip_install(python, BUILD_DIR, folder.parent)
     cpu_after = os.times()
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     cpu = (cpu_after.children_user - cpu_before.children_user) + (cpu_after.children_system - cpu_before.children_system)
-    print(f"\npip install .: {time.monotonic() - started:.1f} s wall, {cpu:.1f} CPU-s")
+    print(f"\npip install . over {BUILD_DIR.name}: {time.monotonic() - started:.1f} s wall, {cpu:.1f} CPU-s")
     v = Venv(folder)
     v.install_log = result.stdout + result.stderr
+    v.cache_before = cache_before
     return v
 
 
@@ -95,9 +133,52 @@ def pipeline(tmp_path):
 
 
 def test_pip_install_reuses_the_built_tree(venv):
-    # After `make build` (make test's gcc build), the wheel's build step finds build/ up to date.
+    # After the tree's build (make build, or make test's build-fuzz), the wheel compiles nothing.
     assert "ninja: no work to do." in venv.install_log, venv.install_log[-3000:]
     assert re.search(r"Successfully installed .*sluice-" + re.escape(CMAKE_VERSION), venv.install_log)
+
+
+def test_pip_install_leaves_the_tree_as_it_was(venv, tmp_path):
+    # Its cache keeps the tree's prefix, build type, compiler and flags; no SKBUILD or Python
+    # hints of pip's (temporary) venv stay behind to steer a later configure.
+    after = cmake_cache(BUILD_DIR)
+    assert {k: after.get(k) for k in KEPT_CACHE_ENTRIES} == {k: venv.cache_before.get(k) for k in KEPT_CACHE_ENTRIES}
+    assert not [k for k in after if k.startswith("SKBUILD")], [k for k in after if k.startswith("SKBUILD")]
+    assert "Python_EXECUTABLE" not in after or after["Python_EXECUTABLE"] == venv.cache_before.get("Python_EXECUTABLE")
+    # `cmake --build <dir>` (every target) finds nothing to do; make install's script
+    # installs from it into a prefix of its own.
+    built = subprocess.run(["cmake", "--build", BUILD_DIR], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0 and "ninja: no work to do." in built.stdout, built.stdout[-3000:] + built.stderr
+    prefix = tmp_path / "prefix"
+    installed = subprocess.run([ROOT / "scripts" / "install.sh", BUILD_DIR, prefix], capture_output=True,
+                               text=True, timeout=300, cwd=ROOT)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert os.access(prefix / "bin" / "sluice", os.X_OK)
+    assert not (prefix / "_bin").exists()
+    # The Python package of that layout runs <prefix>/bin/sluice (no SLUICE_BIN, no wheel binary).
+    env = {k: v for k, v in os.environ.items() if k != "SLUICE_BIN"}
+    env["PYTHONPATH"] = str(prefix / "share" / "sluice" / "python")
+    found = subprocess.run([sys.executable, "-c", "import sluice, sluice._binary as b; print(b.find()); "
+                            "print(sluice.version())"], env=env, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [str(prefix / "bin" / "sluice"), CMAKE_VERSION]
+
+
+def test_pip_install_refuses_to_switch_the_trees_build_type(venv, tmp_path):
+    # Asking for another build type than the tree's would recompile all of it: refused, the tree
+    # unchanged (still nothing to do).
+    other = "Debug"
+    result = pip_install(venv.python, BUILD_DIR, tmp_path, build_type=other)
+    assert result.returncode != 0
+    said = " ".join((result.stdout + result.stderr).split())  # CMake wraps its message
+    assert f"was configured as CMAKE_BUILD_TYPE={venv.cache_before['CMAKE_BUILD_TYPE']}" in said, said[-3000:]
+    assert f"-C cmake.build-type={venv.cache_before['CMAKE_BUILD_TYPE']}" in said
+    after = cmake_cache(BUILD_DIR)
+    assert {k: after.get(k) for k in KEPT_CACHE_ENTRIES} == {k: venv.cache_before.get(k) for k in KEPT_CACHE_ENTRIES}
+    built = subprocess.run(["cmake", "--build", BUILD_DIR, "--target", "sluice"], capture_output=True,
+                           text=True, timeout=600)
+    assert built.returncode == 0 and "ninja: no work to do." in built.stdout, built.stdout[-3000:] + built.stderr
 
 
 def test_import_outside_the_repository_uses_the_installed_package_and_bundled_binary(venv, tmp_path):
@@ -226,3 +307,14 @@ def test_read_table_errors(venv, tmp_path, delta_table, kwargs, says):
             print(json.dumps(e.message))
     """, cwd=tmp_path)
     assert got is not None and says in got, got
+
+
+def test_repository_tests_use_the_checkouts_package_beside_an_installed_one(venv, tmp_path):
+    # pytest in an environment where sluice is installed loads it first (its pytest11 entry
+    # point); tests/integration/test_python_api.py must still test python/sluice of the checkout.
+    env = venv.env()
+    env["SLUICE_BIN"] = str(next(venv.folder.glob("lib/python*/site-packages/sluice/_bin/sluice")))
+    out = subprocess.run([venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          ROOT / "tests" / "integration" / "test_python_api.py", "-k", "the_api_under_test"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout[-3000:] + out.stderr[-2000:]
