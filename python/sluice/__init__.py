@@ -95,6 +95,10 @@ def _stop(process: subprocess.Popen, grace: float):
         process.kill()
         out, err = process.communicate()
         return out, err, True
+    except BaseException:  # a second Ctrl-C while it stops: do not wait, never leave it running
+        process.kill()
+        process.wait()
+        raise
 
 
 def _run(args: Sequence[str], *, timeout: Optional[float] = None, env: Optional[dict] = None,
