@@ -22,4 +22,4 @@ for a in "$@"; do
   case $a in -*) ;; tests/*|*.py|*.py::*) targets=(); break ;; esac  # not --ignore=x.py
 done
 SLUICE_TEST_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" .venv/bin/python -m pytest "${targets[@]}" \
-  -p no:cacheprovider --timeout=900 -ra --durations=0 --durations-min=1 "$@"
+  -p no:cacheprovider -p no:sluice --timeout=900 -ra --durations=0 --durations-min=1 "$@"

@@ -287,7 +287,10 @@ def check_dist_tarball(out, unpacked):
     unpacked.mkdir()
     subprocess.run(["tar", "-C", unpacked, "-xzf", tarball], check=True)
     top = unpacked / f"sluice-{version}-linux-x86_64"
-    assert sorted(p.name for p in top.iterdir()) == ["bin", "lib"]
+    assert sorted(p.name for p in top.iterdir()) == ["bin", "lib", "share"]
+    # The Python package (the definer of .py pipelines), where the loader looks beside bin/.
+    assert (top / "share" / "sluice" / "python" / "sluice" / "__init__.py").is_file()
+    assert not list((top / "share").rglob("__pycache__"))
     assert BUNDLED_SONAMES <= {p.name for p in (top / "lib").iterdir()}
     shown = run_installed(top / "bin" / "sluice", "--version")
     assert shown.returncode == 0 and shown.stdout == f"sluice {version}\n", shown
