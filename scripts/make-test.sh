@@ -5,9 +5,9 @@
 # then fuzz-ci. CI's two cores are the limit (its time is CPU: two builds of the library were
 # more than half of it), so nothing is compiled twice (docs/decisions.md "CI time (7)"):
 #
-#   set-up -> clang build of build-fuzz/sluice -> quick suite (broker on P+10) ------------------|
-#                                              |-> long suite (broker on P) ----------------------|-> fuzz-ci
-#                                              \-> rest of build-fuzz (nice 19) -> ctest ---------|
+#   set-up -> clang build of build-fuzz/sluice -> quick suite (broker on P+10) -------------------------|
+#                                              |-> long suite (broker on P) -------------------------------|-> fuzz-ci
+#                                              \-> rest of build-fuzz (nice 19) -> python/tests -> ctest --|
 #
 # The quick suite: every integration test not marked slow, but the modules LONG_SUITE_MODULES
 # (tests/integration/conftest.py `--suite`); the long suite: the slow tests and those modules.
@@ -75,10 +75,20 @@ rm -f .run/test-*.status
   status=0
   if env -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u ARROW_DEFAULT_MEMORY_POOL \
        nice -n 19 bash scripts/sanitizer-build.sh > .run/sanitizer-build.log 2>&1; then
-    phase "rest of build-fuzz built, ctest starts"
-    (cd build-fuzz && ctest --output-on-failure --timeout 600 -j2) > .run/asan-ctest.log 2>&1 || status=1
+    phase "rest of build-fuzz built"
+    # The Python side (python/tests): the DataFrame layer and the definer against build-fuzz's
+    # sluice, then `pip install .` into a fresh venv reusing build-fuzz (nothing compiles; it must
+    # run here, after the build, never beside another build of that tree) and the installed API.
+    SLUICE_BIN=$ROOT/build-fuzz/sluice SLUICE_WHEEL_BUILD_DIR=build-fuzz .venv/bin/python -m pytest python/tests \
+      -q -p no:cacheprovider -p no:sluice --durations=5 > .run/python-tests.log 2>&1 || status=1
+    tail -n 8 .run/python-tests.log
+    [ $status -eq 0 ] || { cat .run/python-tests.log; echo "[test] python/tests FAILED (.run/python-tests.log)"; }
+    phase "python/tests done, ctest starts"
+    if ! (cd build-fuzz && ctest --output-on-failure --timeout 600 -j2) > .run/asan-ctest.log 2>&1; then
+      status=1
+      grep -E '^ *[0-9]+ - |Failed|\*\*\*' .run/asan-ctest.log | tail -n 40; echo "[test] ctest FAILED (.run/asan-ctest.log)"
+    fi
     tail -n 3 .run/asan-ctest.log
-    [ $status -eq 0 ] || { grep -E '^ *[0-9]+ - |Failed|\*\*\*' .run/asan-ctest.log | tail -n 40; echo "[test] ctest FAILED (.run/asan-ctest.log)"; }
   else
     cat .run/sanitizer-build.log; echo "[test] the rest of build-fuzz FAILED"; status=1
   fi
