@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/snapshot_cache.h"
 #include "sluice/exec/operator.h"
+#include "sluice/kafka/record_source.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/kafka/topic_selection.h"
 #include "sluice/pipeline/dataset_report.h"
@@ -80,6 +82,15 @@ struct IngestOptions {
   // Triggered runs on a terminal (`sluice run --progress`): the flows report rows read and the
   // Kafka backlog there as they go (run_progress.h). Not owned; null: nobody watches.
   RunProgress* progress = nullptr;
+  // `sluice test`: Kafka records come from these sources instead of the clusters (triggered
+  // updates only: continuous runs, which set group_members, refuse them). Null: each flow
+  // connects to its cluster.
+  std::shared_ptr<kafka::RecordSourceFactory> record_sources;
+  // `sluice test`: datasets whose rows the test wrote into their tables before the update;
+  // their flows do not run (the SQL runner reports them as given).
+  std::set<std::string> given_datasets;
+  // `sluice test`: sinks do not run (nothing to write to without a broker; the test says so).
+  bool run_sinks = true;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };

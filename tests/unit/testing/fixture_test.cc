@@ -1,0 +1,256 @@
+// `sluice test` fixtures: the parser (every refusal with file:line:col), the row matcher and
+// its diff, and whole cases run through the pipeline runner without a broker.
+#include "sluice/testing/fixture.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "sluice/testing/fixture_run.h"
+#include "sluice/testing/row_match.h"
+#include "../temp_dir.h"
+
+namespace sluice::testing {
+namespace {
+
+TEST(FixtureParseTest, ReadsRecordsTablesBatchesAndExpectations) {
+  auto cases = parse_fixture(R"(cases:
+  - name: one batch
+    kafka:
+      events:
+        - {value: {user: u1, n: 2}, key: k1, partition: 1, timestamp: "2024-01-01T10:00:00Z", headers: {src: web}}
+        - value: not json
+        - value: null
+    expect:
+      silver:
+        rows: [{user: u1, n: 2}]
+        expectations: {has_user: {passed: 1, failed: 2}}
+        dead_letters: 1
+  - name: two batches
+    batches:
+      - tables: {bronze: [{user: u2}]}
+        expect: {silver: {rows: []}}
+      - kafka: {events: [{value: "42", timestamp: 1000}]}
+        expect_error: boom
+)",
+                             "t.yaml");
+  ASSERT_TRUE(cases.ok()) << cases.status().message();
+  ASSERT_EQ(cases->size(), 2u);
+  const auto& one = (*cases)[0];
+  EXPECT_EQ(one.id, "t.yaml::one batch");
+  ASSERT_EQ(one.batches.size(), 1u);
+  const auto& recs = one.batches[0].records;
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0].topic, "events");
+  EXPECT_EQ(recs[0].partition, 1);
+  EXPECT_EQ(*recs[0].value, R"({"n":2,"user":"u1"})");
+  EXPECT_EQ(*recs[0].key, "k1");
+  EXPECT_EQ(recs[0].timestamp_ms, 1'704'103'200'000);
+  ASSERT_EQ(recs[0].headers.size(), 1u);
+  EXPECT_EQ(recs[0].headers[0].first, "src");
+  EXPECT_EQ(*recs[1].value, "not json");
+  EXPECT_EQ(recs[1].timestamp_ms, kDefaultRecordTimestampMs);
+  EXPECT_FALSE(recs[2].value.has_value());
+  ASSERT_EQ(one.expect.size(), 1u);
+  EXPECT_EQ(one.expect[0].rows->rows->rows.at(0)["n"], 2);
+  EXPECT_EQ(*one.expect[0].expectations.at("has_user").failed, 2);
+  EXPECT_EQ(*one.expect[0].dead_letters->count, 1);
+  const auto& two = (*cases)[1];
+  ASSERT_EQ(two.batches.size(), 2u);
+  EXPECT_EQ(two.batches[0].tables.at("bronze").rows.at(0)["user"], "u2");
+  EXPECT_TRUE(two.batches[0].expect[0].rows->rows->rows.empty());
+  EXPECT_EQ(*two.batches[1].records[0].value, "42");
+  EXPECT_EQ(two.batches[1].records[0].timestamp_ms, 1000);
+  EXPECT_EQ(*two.batches[1].expect_error, "boom");
+}
+
+TEST(FixtureParseTest, QuotedScalarsStayText) {
+  auto cases = parse_fixture("cases:\n  - name: c\n    expect: {t: {rows: [{a: '1', b: 1, c: ~, d: true}]}}\n", "q.yaml");
+  ASSERT_TRUE(cases.ok()) << cases.status().message();
+  const auto& row = (*cases)[0].expect[0].rows->rows->rows[0];
+  EXPECT_TRUE(row["a"].is_string());
+  EXPECT_TRUE(row["b"].is_number_integer());
+  EXPECT_TRUE(row["c"].is_null());
+  EXPECT_TRUE(row["d"].is_boolean());
+}
+
+struct Refusal {
+  const char* text;
+  const char* message;
+};
+
+class FixtureRefusalTest : public ::testing::TestWithParam<Refusal> {};
+
+TEST_P(FixtureRefusalTest, NamesFileLineAndWhat) {
+  auto cases = parse_fixture(GetParam().text, "bad.yaml");
+  ASSERT_FALSE(cases.ok());
+  EXPECT_NE(cases.status().message().find(GetParam().message), std::string::npos) << cases.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, FixtureRefusalTest,
+    ::testing::Values(
+        Refusal{"cases:\n  - name: c\n    exepct: {}\n",
+                "bad.yaml:3:5: unknown key 'exepct' in a case (did you mean 'expect'?)"},
+        Refusal{"cases:\n  - name: c\n    kafka: {t: [{value: 1, offset: 3}]}\n    expect: {x: {rows: 1}}\n",
+                "bad.yaml:3:17: unknown key 'offset' in a record of topic 't'"},
+        Refusal{"cases:\n  - name: c\n    kafka: {t: [{key: a}]}\n    expect: {x: {rows: 1}}\n",
+                "bad.yaml:3:17: a record of topic 't' needs a value"},
+        Refusal{"cases:\n  - name: c\n    expect: {x: {rows: [{a: 1}], colour: red}}\n",
+                "unknown key 'colour' in expect.x"},
+        Refusal{"cases:\n  - name: c\n    kafka: {t: []}\n", "case 'c' expects nothing"},
+        Refusal{"cases:\n  - name: c\n    expect: {x: {rows: 1}}\n  - name: c\n    expect: {x: {rows: 1}}\n",
+                "bad.yaml:4:11: case 'c' is defined twice"},
+        Refusal{"cases:\n  - name: c\n    kafka: {t: [{value: 1, timestamp: yesterday}]}\n    expect: {x: {rows: 1}}\n",
+                "timestamp 'yesterday' is neither"},
+        Refusal{"cases:\n  - name: c\n    kafka: {t: [{value: 1, partition: -1}]}\n    expect: {x: {rows: 1}}\n",
+                "partition must be between 0 and 100000"},
+        Refusal{"cases:\n  - name: c\n    batches: [{expect: {x: {rows: 1}}}]\n    kafka: {t: []}\n",
+                "case 'c' has batches: put its kafka inside a batch"},
+        Refusal{"cases:\n  - name: c\n    expect: {x: {expectations: {e: {passed: many}}}}\n", "passed must be a whole number"},
+        Refusal{"cases: [\n", "bad.yaml:2:1: not valid YAML"},
+        Refusal{"tests: []\n", "unknown key 'tests' in a fixture file"}));
+
+FixtureRows rows(std::vector<nlohmann::json> r) {
+  FixtureRows out;
+  for (size_t i = 0; i < r.size(); ++i) out.where.push_back("f.yaml:" + std::to_string(i + 1));
+  out.rows = std::move(r);
+  return out;
+}
+
+TEST(RowMatchTest, OrderInsensitiveOnTheColumnsNamed) {
+  std::vector<nlohmann::json> actual = {{{"a", 1}, {"b", "x"}, {"c", 1.5}}, {{"a", 2}, {"b", "y"}, {"c", 2.5}}};
+  auto diff = match_rows(actual, {"a", "b", "c"}, rows({{{"b", "y"}}, {{"b", "x"}, {"a", 1}}}), 1e-9, "t");
+  ASSERT_TRUE(diff.ok()) << diff.status().message();
+  EXPECT_TRUE(diff->ok()) << diff->text("");
+}
+
+TEST(RowMatchTest, NumbersWithinTheTolerance) {
+  EXPECT_TRUE(value_matches(1.0, 1.0 + 1e-12, 1e-9));
+  EXPECT_FALSE(value_matches(1.0, 1.001, 1e-9));
+  EXPECT_TRUE(value_matches(1000.0, 1000.5, 1e-3));
+  EXPECT_TRUE(value_matches(3, 3.0, 1e-9));
+  EXPECT_FALSE(value_matches(3, "3", 1e-9));
+}
+
+TEST(RowMatchTest, TimesMatchAsInstants) {
+  EXPECT_TRUE(value_matches("2024-01-01 10:00:00", "2024-01-01T10:00:00.000000Z", 0));
+  EXPECT_TRUE(value_matches("2024-01-01T11:00:00+01:00", "2024-01-01T10:00:00Z", 0));
+  EXPECT_FALSE(value_matches("2024-01-01 10:00:01", "2024-01-01T10:00:00Z", 0));
+}
+
+TEST(RowMatchTest, NullMatchesAMissingValueOnly) {
+  std::vector<nlohmann::json> actual = {{{"a", 1}}};  // b null: left out, as to_json does
+  auto diff = match_rows(actual, {"a", "b"}, rows({{{"a", 1}, {"b", nullptr}}}), 0, "t");
+  ASSERT_TRUE(diff.ok());
+  EXPECT_TRUE(diff->ok());
+  EXPECT_FALSE(value_matches(nullptr, 0, 0));
+}
+
+TEST(RowMatchTest, DiffShowsMissingAndUnexpectedRows) {
+  std::vector<nlohmann::json> actual = {{{"a", 1}, {"b", "x"}}, {{"a", 3}, {"b", "z"}}};
+  auto diff = match_rows(actual, {"a", "b"}, rows({{{"a", 1}}, {{"a", 2}}}), 0, "t");
+  ASSERT_TRUE(diff.ok());
+  ASSERT_FALSE(diff->ok());
+  EXPECT_EQ(diff->text("  "),
+            "  missing rows (expected, not found): 1\n"
+            "    - {\"a\":2}  (f.yaml:2)\n"
+            "  unexpected rows (found, not expected): 1\n"
+            "    + {\"a\":3}\n");
+}
+
+TEST(RowMatchTest, DuplicatesCountOnce) {
+  std::vector<nlohmann::json> actual = {{{"a", 1}}};
+  auto diff = match_rows(actual, {"a"}, rows({{{"a", 1}}, {{"a", 1}}}), 0, "t");
+  ASSERT_TRUE(diff.ok());
+  EXPECT_EQ(diff->missing.size(), 1u);
+}
+
+TEST(RowMatchTest, RefusesAColumnTheTableLacks) {
+  auto diff = match_rows({}, {"a", "b"}, rows({{{"c", 1}}}), 0, "silver");
+  ASSERT_FALSE(diff.ok());
+  EXPECT_EQ(diff.status().message(), "f.yaml:1: 'silver' has no column 'c'; its columns: a, b");
+}
+
+// A whole case through the runner: Kafka records decoded, an expectation dropping a row,
+// a dead letter, and a second batch read from the offsets the first committed.
+class FixtureRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write("pipeline.yaml", "name: t\nstorage: ./data\nkafka:\n  default:\n    bootstrap.servers: 127.0.0.1:1\n");
+    write("p.sql",
+          "CREATE OR REFRESH STREAMING TABLE bronze AS SELECT value.*, offset FROM STREAM read_kafka(topic => 'ev', "
+          "value_format => 'json', value_schema => 'user STRING, n BIGINT');\n"
+          "CREATE OR REFRESH STREAMING TABLE silver (CONSTRAINT has_user EXPECT (user IS NOT NULL) ON VIOLATION DROP ROW)"
+          " AS SELECT user, n * 2 AS n2 FROM STREAM(bronze);\n");
+  }
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_.path() / name) << text;
+  }
+  arrow::Result<CaseResult> run(const std::string& fixture) {
+    ARROW_ASSIGN_OR_RAISE(auto cases, parse_fixture(fixture, "t.yaml"));
+    return run_case(dir_.path(), cases.at(0));
+  }
+  TempDir dir_;
+};
+
+TEST_F(FixtureRunTest, PassesWhenTheTablesHoldWhatIsExpected) {
+  auto r = run(R"(cases:
+  - name: c
+    batches:
+      - kafka: {ev: [{value: {user: a, n: 1}}, {value: {n: 2}}, {value: "not json"}]}
+        expect:
+          silver: {rows: [{user: a, n2: 2}], expectations: {has_user: {passed: 1, failed: 1}}}
+          bronze: {dead_letters: [{offset: 2}]}
+      - kafka: {ev: [{value: {user: b, n: 5}}]}
+    expect:
+      silver: {rows: [{user: a, n2: 2}, {user: b, n2: 10}], expectations: {has_user: {passed: 2, failed: 1}}}
+      bronze: {rows: 3, dead_letters: 1}
+)");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+}
+
+TEST_F(FixtureRunTest, FailsWithADiff) {
+  auto r = run(R"(cases:
+  - name: c
+    kafka: {ev: [{value: {user: a, n: 1}}]}
+    expect:
+      silver: {rows: [{user: a, n2: 3}], expectations: {has_user: {failed: 1}}}
+)");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FALSE(r->passed);
+  EXPECT_NE(r->failure.find("- {\"user\":\"a\",\"n2\":3}"), std::string::npos) << r->failure;
+  EXPECT_NE(r->failure.find("+ {\"user\":\"a\",\"n2\":2}"), std::string::npos) << r->failure;
+  EXPECT_NE(r->failure.find("expectation 'has_user': expected failed 1, got passed 1, failed 0"), std::string::npos)
+      << r->failure;
+}
+
+TEST_F(FixtureRunTest, GivenTableRowsReplaceTheirFlow) {
+  auto r = run(R"(cases:
+  - name: c
+    tables: {bronze: [{user: x, n: 4, offset: 0}, {n: 1, offset: 1}]}
+    expect:
+      silver: {rows: [{user: x, n2: 8}]}
+)");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+}
+
+TEST_F(FixtureRunTest, RefusesADatasetThePipelineLacks) {
+  auto r = run("cases:\n  - name: c\n    kafka: {ev: []}\n    expect: {gold: {rows: []}}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t.yaml:4:14: expected dataset 'gold' is not a table of pipeline 't'; its tables: bronze, silver"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(FixtureRunTest, RefusesAGivenRowThatDoesNotFit) {
+  auto r = run("cases:\n  - name: c\n    tables: {bronze: [{n: lots}]}\n    expect: {silver: {rows: []}}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t.yaml:3:23: a value of this row does not fit"), std::string::npos)
+      << r.status().message();
+}
+
+}  // namespace
+}  // namespace sluice::testing
