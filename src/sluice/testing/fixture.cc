@@ -111,7 +111,9 @@ class Parser {
     r.where = where(node);
     if (!node["value"]) return error(node, "a record of topic '{}' needs a value (null for a tombstone)", topic);
     ARROW_ASSIGN_OR_RAISE(r.value, payload(node["value"]));
-    if (node["key"]) ARROW_ASSIGN_OR_RAISE(r.key, payload(node["key"]));
+    if (node["key"]) {
+      ARROW_ASSIGN_OR_RAISE(r.key, payload(node["key"]));
+    }
     if (node["partition"]) {
       ARROW_ASSIGN_OR_RAISE(auto p, integer(node["partition"], "partition"));
       if (p < 0 || p > 100'000) return error(node["partition"], "partition must be between 0 and 100000, not {}", p);
@@ -141,7 +143,9 @@ class Parser {
           ARROW_RETURN_NOT_OK(check_keys(item, "a header", {"key", "value"}));
           if (!item["key"] || !item["key"].IsScalar()) return error(item, "a header needs a key");
           std::optional<std::string> v;
-          if (item["value"]) ARROW_ASSIGN_OR_RAISE(v, payload(item["value"]));
+          if (item["value"]) {
+            ARROW_ASSIGN_OR_RAISE(v, payload(item["value"]));
+          }
           r.headers.emplace_back(item["key"].Scalar(), std::move(v));
         }
       } else {
@@ -193,10 +197,18 @@ class Parser {
         if (!v.ok() || *v < 0) return error(t, "tolerance must be a number >= 0 (e.g. 1e-6)");
         d.tolerance = *v;
       }
-      if (spec["rows"]) ARROW_ASSIGN_OR_RAISE(d.rows, rows_or_count(spec["rows"], what + ".rows"));
-      if (spec["dead_letters"]) ARROW_ASSIGN_OR_RAISE(d.dead_letters, rows_or_count(spec["dead_letters"], what + ".dead_letters"));
-      if (spec["quarantine"]) ARROW_ASSIGN_OR_RAISE(d.quarantine, rows_or_count(spec["quarantine"], what + ".quarantine"));
-      if (spec["late"]) ARROW_ASSIGN_OR_RAISE(d.late, rows_or_count(spec["late"], what + ".late"));
+      if (spec["rows"]) {
+        ARROW_ASSIGN_OR_RAISE(d.rows, rows_or_count(spec["rows"], what + ".rows"));
+      }
+      if (spec["dead_letters"]) {
+        ARROW_ASSIGN_OR_RAISE(d.dead_letters, rows_or_count(spec["dead_letters"], what + ".dead_letters"));
+      }
+      if (spec["quarantine"]) {
+        ARROW_ASSIGN_OR_RAISE(d.quarantine, rows_or_count(spec["quarantine"], what + ".quarantine"));
+      }
+      if (spec["late"]) {
+        ARROW_ASSIGN_OR_RAISE(d.late, rows_or_count(spec["late"], what + ".late"));
+      }
       if (const auto ex = spec["expectations"]) {
         if (!ex.IsMap()) return error(ex, "{}.expectations must be a mapping of constraint: {{passed: n, failed: n}}", what);
         for (const auto& c : ex) {
@@ -204,8 +216,12 @@ class Parser {
           ARROW_RETURN_NOT_OK(check_keys(c.second, fmt::format("{}.expectations.{}", what, name), {"passed", "failed"}));
           ExpectationCounts counts;
           counts.where = where(c.first);
-          if (c.second["passed"]) ARROW_ASSIGN_OR_RAISE(counts.passed, integer(c.second["passed"], "passed"));
-          if (c.second["failed"]) ARROW_ASSIGN_OR_RAISE(counts.failed, integer(c.second["failed"], "failed"));
+          if (c.second["passed"]) {
+            ARROW_ASSIGN_OR_RAISE(counts.passed, integer(c.second["passed"], "passed"));
+          }
+          if (c.second["failed"]) {
+            ARROW_ASSIGN_OR_RAISE(counts.failed, integer(c.second["failed"], "failed"));
+          }
           if (!counts.passed && !counts.failed) return error(c.first, "say passed: n, failed: n or both");
           d.expectations[name] = counts;
         }
@@ -238,7 +254,9 @@ class Parser {
         ARROW_ASSIGN_OR_RAISE(b.tables[name], rows(kv.second, fmt::format("tables.{}", name)));
       }
     }
-    if (node["expect"]) ARROW_ASSIGN_OR_RAISE(b.expect, expect(node["expect"]));
+    if (node["expect"]) {
+      ARROW_ASSIGN_OR_RAISE(b.expect, expect(node["expect"]));
+    }
     if (const auto e = node["expect_error"]) {
       if (!e.IsScalar() || e.Scalar().empty()) return error(e, "expect_error must be a text the update's error contains");
       b.expect_error = e.Scalar();
@@ -267,7 +285,9 @@ class Parser {
         ARROW_RETURN_NOT_OK(batch_part(b, batch));
         c.batches.push_back(std::move(batch));
       }
-      if (node["expect"]) ARROW_ASSIGN_OR_RAISE(c.expect, expect(node["expect"]));
+      if (node["expect"]) {
+        ARROW_ASSIGN_OR_RAISE(c.expect, expect(node["expect"]));
+      }
     } else {
       FixtureBatch batch;
       batch.where = where(node);
