@@ -128,6 +128,7 @@ class CaseRun {
       topics->show_batches(i + 1);
       auto reports = pipeline::run_sql_pipeline_once(config_, graph_, options);
       const std::string label = case_.batches.size() > 1 ? fmt::format("after batch {} ({}): ", i + 1, batch.where) : "";
+      const std::string heading = case_.batches.size() > 1 ? fmt::format("after batch {} ({}):", i + 1, batch.where) : "";
       if (!reports.ok()) {
         if (batch.expect_error && reports.status().message().find(*batch.expect_error) != std::string::npos) continue;
         failures += fmt::format("  {}the update failed: {}\n", label, reports.status().message());
@@ -143,7 +144,7 @@ class CaseRun {
         add(totals_[r.dataset], r);
       }
       ARROW_ASSIGN_OR_RAISE(auto text, check(batch.expect, this_update));
-      if (!text.empty()) failures += fmt::format("  {}\n{}", label.empty() ? "expected:" : label, text);
+      if (!text.empty()) failures += heading.empty() ? text : fmt::format("  {}\n{}", heading, text);
     }
     if (failures.empty()) {
       ARROW_ASSIGN_OR_RAISE(auto text, check(case_.expect, totals_));

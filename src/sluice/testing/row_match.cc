@@ -23,7 +23,7 @@ bool both_times_equal(const std::string& a, const std::string& b) {
          format::internal::parse_timestamp(b, &y) && x == y;
 }
 
-// The row as printed in a diff: the columns named, in the order named (all when none are).
+// The row as printed in a diff: the columns named, by name (all when none are).
 std::string show(const nlohmann::json& row, const std::vector<std::string>& columns) {
   if (columns.empty()) return row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
