@@ -116,7 +116,6 @@ def test_pytest_plugin_runs_each_case_as_an_item(pipeline):
 AGREEMENT_CASES = [
     ("quickstart", "events.yaml", "typed events, a row without a user dropped, an unknown type counted"),
     ("medallion", "medallion.yaml", "user events - dead letters, quarantine and revenue per type"),
-    ("medallion", "medallion.yaml", "iot - ten-second windows close as the watermark passes them"),
     ("fraud_alerts", "alerts.yaml", "a card used four times in five minutes raises one alert when the window closes"),
     ("debezium", "customers.yaml", "snapshot, update, insert, delete and its tombstone"),
 ]
