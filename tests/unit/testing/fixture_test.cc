@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "sluice/testing/fixture_run.h"
@@ -248,8 +250,34 @@ TEST_F(FixtureRunTest, RefusesADatasetThePipelineLacks) {
 TEST_F(FixtureRunTest, RefusesAGivenRowThatDoesNotFit) {
   auto r = run("cases:\n  - name: c\n    tables: {bronze: [{n: lots}]}\n    expect: {silver: {rows: []}}\n");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("t.yaml:3:23: a value of this row does not fit"), std::string::npos)
+  EXPECT_NE(r.status().message().find("t.yaml:3:23: \"lots\" does not fit column 'n' of table 'bronze' (int64)"),
+            std::string::npos)
       << r.status().message();
+}
+
+TEST_F(FixtureRunTest, AnUpdateThatFailsPassesOnlyWhenTheErrorIsExpected) {
+  write("p.sql",
+        "CREATE OR REFRESH STREAMING TABLE bronze (CONSTRAINT small EXPECT (n < 10) ON VIOLATION FAIL UPDATE) "
+        "AS SELECT value.* FROM STREAM read_kafka(topic => 'ev', value_format => 'json', value_schema => 'n BIGINT');\n");
+  auto expected = run("cases:\n  - name: c\n    kafka: {ev: [{value: {n: 11}}]}\n    expect_error: small\n");
+  ASSERT_TRUE(expected.ok()) << expected.status().message();
+  EXPECT_TRUE(expected->passed) << expected->failure;
+  auto unexpected = run("cases:\n  - name: c\n    kafka: {ev: [{value: {n: 11}}]}\n    expect: {bronze: {rows: 1}}\n");
+  ASSERT_TRUE(unexpected.ok()) << unexpected.status().message();
+  EXPECT_FALSE(unexpected->passed);
+  EXPECT_NE(unexpected->failure.find("the update failed:"), std::string::npos) << unexpected->failure;
+}
+
+TEST_F(FixtureRunTest, TheTemporaryStorageIsRemoved) {
+  TempDir tmp;
+  const char* before = std::getenv("TMPDIR");
+  const std::string saved = before ? before : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  auto r = run("cases:\n  - name: c\n    kafka: {ev: [{value: {user: a, n: 1}}]}\n    expect: {bronze: {rows: 1}}\n");
+  if (before) setenv("TMPDIR", saved.c_str(), 1); else unsetenv("TMPDIR");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
 }
 
 }  // namespace
