@@ -77,6 +77,7 @@ TEST(FixtureParseTest, QuotedScalarsStayText) {
 }
 
 struct Refusal {
+  const char* name;
   const char* text;
   const char* message;
 };
@@ -92,26 +93,27 @@ TEST_P(FixtureRefusalTest, NamesFileLineAndWhat) {
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, FixtureRefusalTest,
     ::testing::Values(
-        Refusal{"cases:\n  - name: c\n    exepct: {}\n",
+        Refusal{"MisspeltKey", "cases:\n  - name: c\n    exepct: {}\n",
                 "bad.yaml:3:5: unknown key 'exepct' in a case (did you mean 'expect'?)"},
-        Refusal{"cases:\n  - name: c\n    kafka: {t: [{value: 1, offset: 3}]}\n    expect: {x: {rows: 1}}\n",
-                "bad.yaml:3:17: unknown key 'offset' in a record of topic 't'"},
-        Refusal{"cases:\n  - name: c\n    kafka: {t: [{key: a}]}\n    expect: {x: {rows: 1}}\n",
+        Refusal{"UnknownRecordKey", "cases:\n  - name: c\n    kafka: {t: [{value: 1, offset: 3}]}\n    expect: {x: {rows: 1}}\n",
+                "bad.yaml:3:28: unknown key 'offset' in a record of topic 't'"},
+        Refusal{"RecordWithoutValue", "cases:\n  - name: c\n    kafka: {t: [{key: a}]}\n    expect: {x: {rows: 1}}\n",
                 "bad.yaml:3:17: a record of topic 't' needs a value"},
-        Refusal{"cases:\n  - name: c\n    expect: {x: {rows: [{a: 1}], colour: red}}\n",
+        Refusal{"UnknownExpectKey", "cases:\n  - name: c\n    expect: {x: {rows: [{a: 1}], colour: red}}\n",
                 "unknown key 'colour' in expect.x"},
-        Refusal{"cases:\n  - name: c\n    kafka: {t: []}\n", "case 'c' expects nothing"},
-        Refusal{"cases:\n  - name: c\n    expect: {x: {rows: 1}}\n  - name: c\n    expect: {x: {rows: 1}}\n",
+        Refusal{"NothingExpected", "cases:\n  - name: c\n    kafka: {t: []}\n", "case 'c' expects nothing"},
+        Refusal{"CaseTwice", "cases:\n  - name: c\n    expect: {x: {rows: 1}}\n  - name: c\n    expect: {x: {rows: 1}}\n",
                 "bad.yaml:4:11: case 'c' is defined twice"},
-        Refusal{"cases:\n  - name: c\n    kafka: {t: [{value: 1, timestamp: yesterday}]}\n    expect: {x: {rows: 1}}\n",
-                "timestamp 'yesterday' is neither"},
-        Refusal{"cases:\n  - name: c\n    kafka: {t: [{value: 1, partition: -1}]}\n    expect: {x: {rows: 1}}\n",
+        Refusal{"BadTimestamp", "cases:\n  - name: c\n    kafka: {t: [{value: 1, timestamp: yesterday}]}\n    expect: {x: {rows: 1}}\n",
+                "bad.yaml:3:39: timestamp yesterday is neither"},
+        Refusal{"NegativePartition", "cases:\n  - name: c\n    kafka: {t: [{value: 1, partition: -1}]}\n    expect: {x: {rows: 1}}\n",
                 "partition must be between 0 and 100000"},
-        Refusal{"cases:\n  - name: c\n    batches: [{expect: {x: {rows: 1}}}]\n    kafka: {t: []}\n",
+        Refusal{"KafkaBesideBatches", "cases:\n  - name: c\n    batches: [{expect: {x: {rows: 1}}}]\n    kafka: {t: []}\n",
                 "case 'c' has batches: put its kafka inside a batch"},
-        Refusal{"cases:\n  - name: c\n    expect: {x: {expectations: {e: {passed: many}}}}\n", "passed must be a whole number"},
-        Refusal{"cases: [\n", "bad.yaml:2:1: not valid YAML"},
-        Refusal{"tests: []\n", "unknown key 'tests' in a fixture file"}));
+        Refusal{"CountNotANumber", "cases:\n  - name: c\n    expect: {x: {expectations: {e: {passed: many}}}}\n", "passed must be a whole number"},
+        Refusal{"NotYaml", "cases: [\n", "bad.yaml:2:1: not valid YAML"},
+        Refusal{"UnknownTopLevelKey", "tests: []\n", "unknown key 'tests' in a fixture file"}),
+    [](const ::testing::TestParamInfo<Refusal>& info) { return std::string(info.param.name); });
 
 FixtureRows rows(std::vector<nlohmann::json> r) {
   FixtureRows out;
@@ -222,8 +224,8 @@ TEST_F(FixtureRunTest, FailsWithADiff) {
 )");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_FALSE(r->passed);
-  EXPECT_NE(r->failure.find("- {\"user\":\"a\",\"n2\":3}"), std::string::npos) << r->failure;
-  EXPECT_NE(r->failure.find("+ {\"user\":\"a\",\"n2\":2}"), std::string::npos) << r->failure;
+  EXPECT_NE(r->failure.find("- {\"n2\":3,\"user\":\"a\"}  (t.yaml:5:23)"), std::string::npos) << r->failure;
+  EXPECT_NE(r->failure.find("+ {\"n2\":2,\"user\":\"a\"}"), std::string::npos) << r->failure;
   EXPECT_NE(r->failure.find("expectation 'has_user': expected failed 1, got passed 1, failed 0"), std::string::npos)
       << r->failure;
 }
