@@ -10,6 +10,7 @@ import math
 import pathlib
 import re
 import shutil
+import time
 import uuid
 
 import yaml
@@ -93,6 +94,17 @@ def create_topics(bootstrap: str, names: dict[str, int]) -> None:
                                    for n, p in names.items()])
     for f in futures.values():
         f.result(timeout=30)
+    # The broker's metadata can lag the controller: wait until every partition has a leader, so
+    # the run does not start against a topic it cannot see yet (as conftest.new_topic does).
+    deadline = time.monotonic() + 30
+    for name, partitions in names.items():
+        while True:
+            meta = admin.list_topics(topic=name, timeout=10).topics.get(name)
+            if meta is not None and meta.error is None and len(meta.partitions) == partitions \
+                    and all(p.leader >= 0 for p in meta.partitions.values()):
+                break
+            assert time.monotonic() < deadline, f"topic {name} not in the broker's metadata after 30 s"
+            time.sleep(0.05)  # a poll interval, not a synchronisation
 
 
 def produce(bootstrap: str, batch: dict, renamed: dict[str, str]) -> None:
