@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "sluice/common/text.h"
+#include "sluice/common/utf8.h"
 #include "sluice/format/json_value_appender.h"
 
 namespace sluice::testing {
@@ -100,7 +101,7 @@ class Parser {
       return node.Scalar();
     }
     ARROW_ASSIGN_OR_RAISE(auto json, to_json(node));
-    return json.dump();
+    return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
   arrow::Result<FixtureRecord> record(const std::string& topic, const YAML::Node& node) const {
@@ -326,6 +327,19 @@ class Parser {
 }  // namespace
 
 arrow::Result<std::vector<TestCase>> parse_fixture(const std::string& text, const std::string& display) {
+  if (!is_valid_utf8(text)) {  // YAML is Unicode text; the line with the first bad byte
+    size_t start = 0;
+    for (int line = 1;; ++line) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      if (!is_valid_utf8(std::string_view(text).substr(start, end - start))) {
+        return arrow::Status::Invalid(fmt::format("{}:{}: not valid UTF-8: a fixture file is UTF-8 text (write bytes "
+                                                  "that are not text as \\u escapes in a double-quoted string)",
+                                                  display, line));
+      }
+      start = end + 1;
+    }
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -337,6 +351,8 @@ arrow::Result<std::vector<TestCase>> parse_fixture(const std::string& text, cons
     return Parser(display).file(root);
   } catch (const YAML::Exception& e) {  // a conversion yaml-cpp refused: never past here
     return arrow::Status::Invalid(fmt::format("{}:{}:{}: {}", display, e.mark.line + 1, e.mark.column + 1, e.msg));
+  } catch (const std::exception& e) {  // the JSON library's: never past here either
+    return arrow::Status::Invalid(fmt::format("{}: {}", display, e.what()));
   }
 }
 

@@ -57,6 +57,11 @@ class TemporaryStorage {
   fs::path path_;
 };
 
+// JSON text of a fixture value; text that is not UTF-8 (a hand-built case) shows U+FFFD, never throws.
+std::string text_of(const nlohmann::json& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // Per dataset, what the updates so far reported (summed).
 struct Totals {
   std::map<std::string, int64_t> checked, failed;  // per expectation
@@ -228,7 +233,7 @@ class CaseRun {
                                                     name, k, fmt::join(names, ", ")));
         }
       }
-      ARROW_RETURN_NOT_OK(lines.Append(rows.rows[i].dump()));
+      ARROW_RETURN_NOT_OK(lines.Append(text_of(rows.rows[i])));
     }
     ARROW_ASSIGN_OR_RAISE(auto text, lines.Finish());
     // Binary columns (a Kafka row's key and value) are given as text: decoded as strings, then cast.
@@ -241,12 +246,12 @@ class CaseRun {
     for (size_t i = 0; i < rows.rows.size(); ++i) {  // a value that does not fit names its line and column
       for (const auto& [k, v] : rows.rows[i].items()) {
         const auto field = fields[schema->GetFieldIndex(k)];
-        ARROW_ASSIGN_OR_RAISE(auto one, arrow::MakeArrayFromScalar(arrow::StringScalar(nlohmann::json{{k, v}}.dump()), 1));
+        ARROW_ASSIGN_OR_RAISE(auto one, arrow::MakeArrayFromScalar(arrow::StringScalar(text_of(nlohmann::json{{k, v}})), 1));
         format::JsonDecodeStats stats;
         ARROW_RETURN_NOT_OK(format::decode_json(*one, arrow::struct_({field}), &stats).status());
         if (stats.mismatched_fields > 0 || stats.malformed_records > 0) {
           return arrow::Status::Invalid(fmt::format("{}: {} does not fit column '{}' of table '{}' ({})", rows.where[i],
-                                                    v.dump(), k, name, schema->field(schema->GetFieldIndex(k))->type()->ToString()));
+                                                    text_of(v), k, name, schema->field(schema->GetFieldIndex(k))->type()->ToString()));
         }
       }
     }
@@ -290,10 +295,10 @@ class CaseRun {
       return fmt::format("    {}: {} rows expected ({}), {} found\n", table, *e.count, e.where, *reported);
     }
     std::vector<nlohmann::json> rows;
-    std::vector<std::string> columns;
+    arrow::FieldVector columns;
     if (stored) {
       ARROW_ASSIGN_OR_RAISE(rows, table_rows_as_json(**stored));
-      for (const auto& f : (*stored)->schema()->fields()) columns.push_back(f->name());
+      columns = (*stored)->schema()->fields();
     } else if (e.rows && !e.rows->rows.empty()) {
       return fmt::format("    {}: no such table was written ({} rows expected, {})\n", table, e.rows->rows.size(), e.where);
     }
@@ -364,7 +369,12 @@ class CaseRun {
 }  // namespace
 
 arrow::Result<CaseResult> run_case(const std::filesystem::path& pipeline_dir, const TestCase& test_case) {
-  return CaseRun(pipeline_dir, test_case).run();
+  try {  // the temporary storage is removed by its destructor on this path too
+    return CaseRun(pipeline_dir, test_case).run();
+  } catch (const std::exception& e) {
+    return arrow::Status::Invalid(fmt::format("{}:{}: case '{}': {}", test_case.file, test_case.line, test_case.name,
+                                              e.what()));
+  }
 }
 
 }  // namespace sluice::testing

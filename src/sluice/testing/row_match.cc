@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "sluice/common/utf8.h"
@@ -76,46 +77,78 @@ arrow::Result<std::vector<nlohmann::json>> table_rows_as_json(const arrow::Table
   return out;
 }
 
-bool value_matches(const nlohmann::json& expected, const nlohmann::json& actual, double tolerance) {
+bool value_matches(const nlohmann::json& expected, const nlohmann::json& actual, double tolerance,
+                   const arrow::DataType* type) {
   if (expected.is_null()) return actual.is_null();
   if (expected.is_number()) {
     if (!actual.is_number()) return false;
-    const double e = expected.get<double>(), a = actual.get<double>();
+    // Two whole numbers compare exactly (a BIGINT id or epoch-ms off by one is a different value);
+    // the tolerance is for the float side of a comparison only.
     if (expected.is_number_integer() && actual.is_number_integer()) {
-      return expected.get<int64_t>() == actual.get<int64_t>() || std::fabs(a - e) <= tolerance * std::max(1.0, std::fabs(e));
+      // (the JSON parser reads a non-negative number as unsigned, a fixture's as signed)
+      const auto negative = [](const nlohmann::json& j) { return !j.is_number_unsigned() && j.get<int64_t>() < 0; };
+      if (negative(expected) || negative(actual)) return expected.get<int64_t>() == actual.get<int64_t>();
+      return expected.get<uint64_t>() == actual.get<uint64_t>();
     }
+    const double e = expected.get<double>(), a = actual.get<double>();
     return std::fabs(a - e) <= tolerance * std::max(1.0, std::fabs(e));
   }
+  const auto id = type ? type->id() : arrow::Type::NA;
   if (expected.is_string()) {
-    if (actual.is_number() ) {  // "NaN" / "Infinity" as Spark writes them
-      return false;
-    }
     if (!actual.is_string()) return false;
     const auto& e = expected.get_ref<const std::string&>();
     const auto& a = actual.get_ref<const std::string&>();
-    return e == a || both_times_equal(e, a);
+    if (e == a) return true;
+    // Different texts of one instant match only in a time column; a STRING column holds text.
+    const bool time = id == arrow::Type::TIMESTAMP || id == arrow::Type::DATE32 || id == arrow::Type::DATE64;
+    return time && both_times_equal(e, a);
   }
   if (expected.is_boolean()) return actual.is_boolean() && actual.get<bool>() == expected.get<bool>();
   if (expected.is_array()) {
     if (!actual.is_array() || actual.size() != expected.size()) return false;
+    const arrow::DataType* element = nullptr;
+    if (id == arrow::Type::LIST || id == arrow::Type::LARGE_LIST || id == arrow::Type::FIXED_SIZE_LIST) {
+      element = static_cast<const arrow::BaseListType&>(*type).value_type().get();
+    }
     for (size_t i = 0; i < expected.size(); ++i) {
-      if (!value_matches(expected[i], actual[i], tolerance)) return false;
+      if (!value_matches(expected[i], actual[i], tolerance, element)) return false;
     }
     return true;
   }
   if (expected.is_object()) {
     if (!actual.is_object()) return false;
+    if (id == arrow::Type::MAP) {  // a map holds exactly its entries: an extra one is a difference
+      if (actual.size() != expected.size()) return false;
+      const auto* item = static_cast<const arrow::MapType&>(*type).item_type().get();
+      for (const auto& [k, v] : expected.items()) {
+        auto it = actual.find(k);
+        if (it == actual.end() || !value_matches(v, *it, tolerance, item)) return false;
+      }
+      return true;
+    }
+    // A struct on the fields named (a null field is left out of the actual row, as to_json does).
+    const auto* st = id == arrow::Type::STRUCT ? static_cast<const arrow::StructType*>(type) : nullptr;
     for (const auto& [k, v] : expected.items()) {
       auto it = actual.find(k);
-      if (!value_matches(v, it == actual.end() ? nlohmann::json(nullptr) : *it, tolerance)) return false;
+      const arrow::DataType* field_type = nullptr;
+      if (st) {
+        if (auto f = st->GetFieldByName(k)) field_type = f->type().get();
+      }
+      if (!value_matches(v, it == actual.end() ? nlohmann::json(nullptr) : *it, tolerance, field_type)) return false;
     }
     return true;
   }
   return expected == actual;
 }
 
-arrow::Result<RowDiff> match_rows(const std::vector<nlohmann::json>& actual, const std::vector<std::string>& columns,
+arrow::Result<RowDiff> match_rows(const std::vector<nlohmann::json>& actual, const arrow::FieldVector& fields,
                                   const FixtureRows& expected, double tolerance, const std::string& table) {
+  std::vector<std::string> columns;
+  std::map<std::string, const arrow::DataType*> types;
+  for (const auto& f : fields) {
+    columns.push_back(f->name());
+    types[f->name()] = f->type().get();
+  }
   const std::set<std::string> known(columns.begin(), columns.end());
   std::vector<std::string> named;  // the columns the expected rows name, in first-seen order
   for (size_t i = 0; i < expected.rows.size(); ++i) {
@@ -136,7 +169,7 @@ arrow::Result<RowDiff> match_rows(const std::vector<nlohmann::json>& actual, con
       bool all = true;
       for (const auto& [k, v] : expected.rows[i].items()) {
         auto it = actual[j].find(k);
-        if (!value_matches(v, it == actual[j].end() ? nlohmann::json(nullptr) : *it, tolerance)) {
+        if (!value_matches(v, it == actual[j].end() ? nlohmann::json(nullptr) : *it, tolerance, types.at(k))) {
           all = false;
           break;
         }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <arrow/result.h>
-#include <arrow/type_fwd.h>
+#include <arrow/type.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -25,14 +25,17 @@ struct RowDiff {
 // binary as text when it is UTF-8, else base64; null columns as null).
 arrow::Result<std::vector<nlohmann::json>> table_rows_as_json(const arrow::Table& table);
 
-// Whether an actual value matches an expected one: null matches a missing or null value;
-// numbers within `tolerance` (relative, absolute below 1); two times equal as instants
-// ("2024-01-01 10:00:00" matches "2024-01-01T10:00:00.000Z"); objects on the keys expected.
-bool value_matches(const nlohmann::json& expected, const nlohmann::json& actual, double tolerance);
+// Whether an actual value of a column of `type` (null: unknown) matches an expected one: null
+// matches a missing or null value; two whole numbers exactly, a float within `tolerance`
+// (relative, absolute below 1); in a TIMESTAMP/DATE column two texts of one instant
+// ("2024-01-01 10:00:00" matches "2024-01-01T10:00:00.000Z"), elsewhere text exactly; a MAP
+// on exactly its entries, a struct on the fields expected.
+bool value_matches(const nlohmann::json& expected, const nlohmann::json& actual, double tolerance,
+                   const arrow::DataType* type = nullptr);
 
 // Matches every expected row to a distinct actual row (first match wins, in order). An
 // expected column the table lacks is an error naming the row's file:line and the columns.
-arrow::Result<RowDiff> match_rows(const std::vector<nlohmann::json>& actual, const std::vector<std::string>& columns,
+arrow::Result<RowDiff> match_rows(const std::vector<nlohmann::json>& actual, const arrow::FieldVector& columns,
                                   const FixtureRows& expected, double tolerance, const std::string& table);
 
 }  // namespace sluice::testing

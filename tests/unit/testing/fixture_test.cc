@@ -112,8 +112,16 @@ INSTANTIATE_TEST_SUITE_P(
                 "case 'c' has batches: put its kafka inside a batch"},
         Refusal{"CountNotANumber", "cases:\n  - name: c\n    expect: {x: {expectations: {e: {passed: many}}}}\n", "passed must be a whole number"},
         Refusal{"NotYaml", "cases: [\n", "bad.yaml:2:1: not valid YAML"},
+        Refusal{"NotUtf8", "cases:\n  - name: c\n    kafka: {t: [{value: \"a\xff\"}]}\n    expect: {x: {rows: 1}}\n",
+                "bad.yaml:3: not valid UTF-8"},
         Refusal{"UnknownTopLevelKey", "tests: []\n", "unknown key 'tests' in a fixture file"}),
     [](const ::testing::TestParamInfo<Refusal>& info) { return std::string(info.param.name); });
+
+arrow::FieldVector int_fields(const std::vector<std::string>& names) {
+  arrow::FieldVector out;
+  for (const auto& n : names) out.push_back(arrow::field(n, arrow::int64()));
+  return out;
+}
 
 FixtureRows rows(std::vector<nlohmann::json> r) {
   FixtureRows out;
@@ -124,7 +132,7 @@ FixtureRows rows(std::vector<nlohmann::json> r) {
 
 TEST(RowMatchTest, OrderInsensitiveOnTheColumnsNamed) {
   std::vector<nlohmann::json> actual = {{{"a", 1}, {"b", "x"}, {"c", 1.5}}, {{"a", 2}, {"b", "y"}, {"c", 2.5}}};
-  auto diff = match_rows(actual, {"a", "b", "c"}, rows({{{"b", "y"}}, {{"b", "x"}, {"a", 1}}}), 1e-9, "t");
+  auto diff = match_rows(actual, int_fields({"a", "b", "c"}), rows({{{"b", "y"}}, {{"b", "x"}, {"a", 1}}}), 1e-9, "t");
   ASSERT_TRUE(diff.ok()) << diff.status().message();
   EXPECT_TRUE(diff->ok()) << diff->text("");
 }
@@ -137,15 +145,57 @@ TEST(RowMatchTest, NumbersWithinTheTolerance) {
   EXPECT_FALSE(value_matches(3, "3", 1e-9));
 }
 
-TEST(RowMatchTest, TimesMatchAsInstants) {
-  EXPECT_TRUE(value_matches("2024-01-01 10:00:00", "2024-01-01T10:00:00.000000Z", 0));
-  EXPECT_TRUE(value_matches("2024-01-01T11:00:00+01:00", "2024-01-01T10:00:00Z", 0));
-  EXPECT_FALSE(value_matches("2024-01-01 10:00:01", "2024-01-01T10:00:00Z", 0));
+TEST(RowMatchTest, WholeNumbersMatchExactly) {
+  // epoch ms one second apart: within a relative 1e-9 of each other, still different values
+  EXPECT_FALSE(value_matches(int64_t{1'704'067'200'000}, int64_t{1'704'067'201'000}, 1e-9));
+  EXPECT_FALSE(value_matches(int64_t{1'704'067'200'000}, nlohmann::json::parse("1704067201000"), 1e-9));
+  EXPECT_TRUE(value_matches(int64_t{1'704'067'200'000}, nlohmann::json::parse("1704067200000"), 1e-9));
+  EXPECT_TRUE(value_matches(int64_t{-3}, int64_t{-3}, 0));
+  EXPECT_FALSE(value_matches(int64_t{-3}, nlohmann::json::parse("3"), 0));
+  EXPECT_TRUE(value_matches(1.5e12, int64_t{1'500'000'000'001}, 1e-9));  // a float: the tolerance
+}
+
+TEST(RowMatchTest, TimesMatchAsInstantsInTimeColumnsOnly) {
+  const auto ts = arrow::timestamp(arrow::TimeUnit::MICRO, "UTC");
+  EXPECT_TRUE(value_matches("2024-01-01 10:00:00", "2024-01-01T10:00:00.000000Z", 0, ts.get()));
+  EXPECT_TRUE(value_matches("2024-01-01T11:00:00+01:00", "2024-01-01T10:00:00Z", 0, ts.get()));
+  EXPECT_FALSE(value_matches("2024-01-01 10:00:01", "2024-01-01T10:00:00Z", 0, ts.get()));
+  EXPECT_TRUE(value_matches("2024-01-01", "2024-01-01", 0, arrow::date32().get()));
+  // a STRING column holds text: another text of the same instant is another value
+  EXPECT_FALSE(value_matches("2024-01-01 12:00:00+02:00", "2024-01-01T10:00:00Z", 0, arrow::utf8().get()));
+  EXPECT_FALSE(value_matches("2024-01-01 12:00:00+02:00", "2024-01-01T10:00:00Z", 0));
+}
+
+TEST(RowMatchTest, MapsMatchOnExactlyTheirEntries) {
+  const auto map = arrow::map(arrow::utf8(), arrow::int64());
+  EXPECT_TRUE(value_matches({{"a", 1}}, {{"a", 1}}, 0, map.get()));
+  EXPECT_FALSE(value_matches({{"a", 1}}, {{"a", 1}, {"b", 2}}, 0, map.get()));
+  EXPECT_FALSE(value_matches({{"a", 1}, {"b", 2}}, {{"a", 1}}, 0, map.get()));
+  // a struct: the fields named
+  const auto st = arrow::struct_({arrow::field("a", arrow::int64()), arrow::field("b", arrow::int64())});
+  EXPECT_TRUE(value_matches({{"a", 1}}, {{"a", 1}, {"b", 2}}, 0, st.get()));
+}
+
+TEST(RowMatchTest, ColumnTypesReachTheValues) {
+  arrow::FieldVector fields = {arrow::field("s", arrow::utf8()),
+                               arrow::field("t", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                               arrow::field("m", arrow::map(arrow::utf8(), arrow::int64()))};
+  std::vector<nlohmann::json> actual = {
+      {{"s", "2024-01-01T10:00:00Z"}, {"t", "2024-01-01T10:00:00.000Z"}, {"m", {{"k", 1}, {"x", 2}}}}};
+  auto as_time = match_rows(actual, fields, rows({{{"t", "2024-01-01 12:00:00+02:00"}}}), 0, "t");
+  ASSERT_TRUE(as_time.ok());
+  EXPECT_TRUE(as_time->ok()) << as_time->text("");
+  auto as_text = match_rows(actual, fields, rows({{{"s", "2024-01-01 12:00:00+02:00"}}}), 0, "t");
+  ASSERT_TRUE(as_text.ok());
+  EXPECT_FALSE(as_text->ok());
+  auto map = match_rows(actual, fields, rows({{{"m", {{"k", 1}}}}}), 0, "t");
+  ASSERT_TRUE(map.ok());
+  EXPECT_FALSE(map->ok());
 }
 
 TEST(RowMatchTest, NullMatchesAMissingValueOnly) {
   std::vector<nlohmann::json> actual = {{{"a", 1}}};  // b null: left out, as to_json does
-  auto diff = match_rows(actual, {"a", "b"}, rows({{{"a", 1}, {"b", nullptr}}}), 0, "t");
+  auto diff = match_rows(actual, int_fields({"a", "b"}), rows({{{"a", 1}, {"b", nullptr}}}), 0, "t");
   ASSERT_TRUE(diff.ok());
   EXPECT_TRUE(diff->ok());
   EXPECT_FALSE(value_matches(nullptr, 0, 0));
@@ -153,7 +203,7 @@ TEST(RowMatchTest, NullMatchesAMissingValueOnly) {
 
 TEST(RowMatchTest, DiffShowsMissingAndUnexpectedRows) {
   std::vector<nlohmann::json> actual = {{{"a", 1}, {"b", "x"}}, {{"a", 3}, {"b", "z"}}};
-  auto diff = match_rows(actual, {"a", "b"}, rows({{{"a", 1}}, {{"a", 2}}}), 0, "t");
+  auto diff = match_rows(actual, int_fields({"a", "b"}), rows({{{"a", 1}}, {{"a", 2}}}), 0, "t");
   ASSERT_TRUE(diff.ok());
   ASSERT_FALSE(diff->ok());
   EXPECT_EQ(diff->text("  "),
@@ -165,13 +215,13 @@ TEST(RowMatchTest, DiffShowsMissingAndUnexpectedRows) {
 
 TEST(RowMatchTest, DuplicatesCountOnce) {
   std::vector<nlohmann::json> actual = {{{"a", 1}}};
-  auto diff = match_rows(actual, {"a"}, rows({{{"a", 1}}, {{"a", 1}}}), 0, "t");
+  auto diff = match_rows(actual, int_fields({"a"}), rows({{{"a", 1}}, {{"a", 1}}}), 0, "t");
   ASSERT_TRUE(diff.ok());
   EXPECT_EQ(diff->missing.size(), 1u);
 }
 
 TEST(RowMatchTest, RefusesAColumnTheTableLacks) {
-  auto diff = match_rows({}, {"a", "b"}, rows({{{"c", 1}}}), 0, "silver");
+  auto diff = match_rows({}, int_fields({"a", "b"}), rows({{{"c", 1}}}), 0, "silver");
   ASSERT_FALSE(diff.ok());
   EXPECT_EQ(diff.status().message(), "f.yaml:1: 'silver' has no column 'c'; its columns: a, b");
 }
@@ -279,6 +329,24 @@ TEST_F(FixtureRunTest, TheTemporaryStorageIsRemoved) {
   if (before) setenv("TMPDIR", saved.c_str(), 1); else unsetenv("TMPDIR");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->passed) << r->failure;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+}
+
+TEST_F(FixtureRunTest, TextThatIsNotUtf8NeverEscapesAndTheStorageIsRemoved) {
+  TempDir tmp;
+  const char* before = std::getenv("TMPDIR");
+  const std::string saved = before ? before : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  // A case built in code (the parser refuses such a file): a given row's text with a bad byte.
+  auto cases = parse_fixture("cases:\n  - name: c\n    tables: {bronze: [{user: x, n: 1}]}\n"
+                             "    expect: {silver: {rows: [{user: x}]}}\n", "t.yaml");
+  ASSERT_TRUE(cases.ok()) << cases.status().message();
+  auto c = cases->at(0);
+  c.batches[0].tables["bronze"].rows[0]["user"] = "x\xff";
+  auto r = run_case(dir_.path(), c);
+  if (before) setenv("TMPDIR", saved.c_str(), 1); else unsetenv("TMPDIR");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FALSE(r->passed);  // the row was written as "x\uFFFD", which is not "x"
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
 }
 
