@@ -79,6 +79,17 @@ def test_a_failing_case_prints_its_diff_and_exits_1(pipeline, tmp_path):
     assert not (pipeline / "data").exists()
 
 
+def test_junit_xml_stays_valid_with_a_file_name_that_is_not_utf8(pipeline, tmp_path):
+    # A file name's bytes reach the case id (the XML classname); XML must be UTF-8 text.
+    os.rename(os.fsencode(pipeline / "tests" / "cases.yaml"), os.fsencode(pipeline / "tests") + b"/c\xff.yaml")
+    junit = tmp_path / "junit.xml"
+    r = subprocess.run([str(SLUICE), "test", str(pipeline), "--junit-xml", str(junit)], capture_output=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")  # raises on bytes that are not UTF-8
+    assert suite.get("tests") == "2"
+    assert {c.get("classname") for c in suite.iter("testcase")} == {"tests/c\ufffd.yaml"}
+
+
 def test_k_selects_and_list_names_the_cases(pipeline):
     r = run_sluice("test", pipeline, "-k", "doubles")
     assert r.returncode == 0 and "1 passed, 0 failed" in r.stdout, r.stdout + r.stderr

@@ -86,9 +86,12 @@ struct IngestOptions {
   // updates only: continuous runs, which set group_members, refuse them). Null: each flow
   // connects to its cluster.
   std::shared_ptr<kafka::RecordSourceFactory> record_sources;
-  // `sluice test`: datasets whose rows the test wrote into their tables before the update;
-  // their flows do not run (the SQL runner reports them as given).
+  // `sluice test`: datasets whose rows the test gives; their flows do not run. The SQL runner
+  // commits `given_rows` (this update's rows, in the dataset's planned schema) as the dataset's
+  // own flow would (its TBLPROPERTIES, partitioning, clustering, comment), creating the table at
+  // its first update even without rows, and reports it as given.
   std::set<std::string> given_datasets;
+  std::map<std::string, std::shared_ptr<arrow::RecordBatch>> given_rows;
   // `sluice test`: sinks do not run (nothing to write to without a broker; the test says so).
   bool run_sinks = true;
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <string_view>
 #include <set>
 #include <sstream>
 
@@ -100,8 +102,88 @@ class Parser {
       if (node.Tag() == "?" && (node.Scalar() == "~" || node.Scalar() == "null")) return std::nullopt;
       return node.Scalar();
     }
-    ARROW_ASSIGN_OR_RAISE(auto json, to_json(node));
-    return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string out;
+    ARROW_RETURN_NOT_OK(json_text(node, out));
+    return out;
+  }
+
+  // Whether `t` is a number as JSON writes it (RFC 8259: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?).
+  static bool is_json_number(std::string_view t) {
+    size_t i = 0;
+    auto digits = [&] {
+      const size_t from = i;
+      while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+      return i > from;
+    };
+    if (i < t.size() && t[i] == '-') ++i;
+    if (i < t.size() && t[i] == '0') {
+      ++i;
+    } else if (!digits()) {
+      return false;
+    }
+    if (i < t.size() && t[i] == '.') {
+      ++i;
+      if (!digits()) return false;
+    }
+    if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+      ++i;
+      if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+      if (!digits()) return false;
+    }
+    return i == t.size();
+  }
+
+  // The JSON text of a record's mapping or sequence payload. A plain scalar that is a JSON
+  // number is written as given (12345678901234567.89 keeps every digit for a DECIMAL(38,2),
+  // 1e999 stays a number; "+5" is YAML's 5); never through a double.
+  arrow::Status json_text(const YAML::Node& node, std::string& out) const {
+    switch (node.Type()) {
+      case YAML::NodeType::Scalar: {
+        const auto& text = node.Scalar();
+        if (node.Tag() == "?") {
+          if (is_json_number(text)) {
+            out += text;
+            return arrow::Status::OK();
+          }
+          if (text.size() > 1 && text[0] == '+' && is_json_number(std::string_view(text).substr(1)) && text[1] != '-') {
+            out += text.substr(1);
+            return arrow::Status::OK();
+          }
+        }
+        ARROW_ASSIGN_OR_RAISE(auto v, to_json(node));  // null, true/false, or a string
+        if (v.is_number()) v = text;  // a number JSON cannot write (0x1F, .5): the text
+        out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return arrow::Status::OK();
+      }
+      case YAML::NodeType::Sequence: {
+        out += '[';
+        bool first = true;
+        for (const auto& item : node) {
+          if (!first) out += ',';
+          first = false;
+          ARROW_RETURN_NOT_OK(json_text(item, out));
+        }
+        out += ']';
+        return arrow::Status::OK();
+      }
+      case YAML::NodeType::Map: {
+        out += '{';
+        bool first = true;
+        for (const auto& kv : node) {
+          if (!kv.first.IsScalar()) return error(kv.first, "keys must be plain names");
+          if (!first) out += ',';
+          first = false;
+          out += nlohmann::json(kv.first.Scalar()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          out += ':';
+          ARROW_RETURN_NOT_OK(json_text(kv.second, out));
+        }
+        out += '}';
+        return arrow::Status::OK();
+      }
+      default:
+        out += "null";
+        return arrow::Status::OK();
+    }
   }
 
   arrow::Result<FixtureRecord> record(const std::string& topic, const YAML::Node& node) const {
@@ -260,6 +342,10 @@ class Parser {
     }
     if (const auto e = node["expect_error"]) {
       if (!e.IsScalar() || e.Scalar().empty()) return error(e, "expect_error must be a text the update's error contains");
+      if (node["expect"]) {  // a failed update changes nothing: what it expects would never be checked
+        return error(node["expect"], "expect: beside expect_error: is never checked (an update that fails commits "
+                                     "nothing); check the tables in a batch before or after it");
+      }
       b.expect_error = e.Scalar();
     }
     return arrow::Status::OK();
@@ -303,7 +389,25 @@ class Parser {
     return c;
   }
 
+  // A key given twice in one mapping (YAML keeps one of them silently) is refused at the second.
+  arrow::Status check_duplicate_keys(const YAML::Node& node) const {
+    if (node.IsSequence()) {
+      for (const auto& item : node) ARROW_RETURN_NOT_OK(check_duplicate_keys(item));
+    } else if (node.IsMap()) {
+      std::map<std::string, std::string> seen;  // key -> where first given
+      for (const auto& kv : node) {
+        if (kv.first.IsScalar()) {
+          auto [it, fresh] = seen.emplace(kv.first.Scalar(), where(kv.first));
+          if (!fresh) return error(kv.first, "key '{}' is given twice in this mapping (first at {})", it->first, it->second);
+        }
+        ARROW_RETURN_NOT_OK(check_duplicate_keys(kv.second));
+      }
+    }
+    return arrow::Status::OK();
+  }
+
   arrow::Result<std::vector<TestCase>> file(const YAML::Node& root) const {
+    ARROW_RETURN_NOT_OK(check_duplicate_keys(root));
     if (!root.IsMap()) return error(root, "a fixture file is a mapping with a 'cases:' list");
     ARROW_RETURN_NOT_OK(check_keys(root, "a fixture file", {"cases"}));
     const auto cases = root["cases"];

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <regex>
 #include <set>
 
 #include "sluice/delta/log_store.h"
@@ -21,6 +23,7 @@
 #include "sluice/format/json_decoder.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/pipeline_config_checked.h"
 #include "sluice/pipeline/pipeline_identity.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
@@ -83,7 +86,8 @@ class CaseRun {
   arrow::Result<CaseResult> run() {
     const auto started = std::chrono::steady_clock::now();
     ARROW_ASSIGN_OR_RAISE(auto storage, TemporaryStorage::make());
-    ARROW_ASSIGN_OR_RAISE(config_, pipeline::load_pipeline_config(dir_));
+    // The storage pipeline.yaml names is checked, never opened (no s3:// request, no metadata lookup).
+    ARROW_ASSIGN_OR_RAISE(config_, pipeline::load_pipeline_config(dir_, pipeline::StorageOpening::kChecked));
     if (!config_.bronze.empty()) {
       return arrow::Status::Invalid(fmt::format("{}: pipeline '{}' lists its tables under 'bronze:'; sluice test runs "
                                                 "pipelines defined in SQL or Python files", case_.file, config_.name));
@@ -104,21 +108,21 @@ class CaseRun {
       for (const auto& [name, _] : graph_.sinks) names.push_back(name);
       result_.notes.push_back(fmt::format("sinks are not run in tests: {}", fmt::join(names, ", ")));
     }
-    std::set<std::string> topics_read;
-    for (const auto& [_, flow] : graph_.flows) {
-      for (const auto& in : flow.inputs) {
-        if (in.kind != pipeline::FlowInput::Kind::kKafka) continue;
-        for (const auto& t : split(in.name)) topics_read.insert(t);
-      }
-    }
-    auto topics = std::make_shared<FixtureTopics>(case_.batches, topics_read);
-
     pipeline::IngestOptions options;
-    options.record_sources = topics;
-    options.run_sinks = false;
     for (const auto& b : case_.batches) {
       for (const auto& [name, _] : b.tables) options.given_datasets.insert(name);
     }
+    std::set<std::string> topics_read;
+    ARROW_RETURN_NOT_OK(check_topics(options.given_datasets, topics_read));
+    auto topics = std::make_shared<FixtureTopics>(case_.batches, topics_read);
+
+    options.record_sources = topics;
+    options.run_sinks = false;
+    // pipeline.yaml's commit: settings, as `sluice run --once` applies them (cli/main.cc).
+    if (config_.commit_max_rows) options.commit_rows = *config_.commit_max_rows;
+    if (config_.commit_max_bytes) options.commit_bytes = *config_.commit_max_bytes;
+    if (config_.commit_handoff_bytes) options.handoff_bytes = *config_.commit_handoff_bytes;
+    if (config_.commit_interval) options.commit_interval = *config_.commit_interval;
     // A given table's rows are not its writer's: its readers read them from its files.
     if (!options.given_datasets.empty()) options.handoff_bytes = 0;
     if (!options.given_datasets.empty()) {
@@ -127,9 +131,10 @@ class CaseRun {
     std::string failures;
     for (size_t i = 0; i < case_.batches.size(); ++i) {
       const auto& batch = case_.batches[i];
+      options.given_rows.clear();  // the runner commits them as the dataset's flow would
       for (const auto& name : options.given_datasets) {
         auto it = batch.tables.find(name);
-        ARROW_RETURN_NOT_OK(write_rows(name, it == batch.tables.end() ? FixtureRows{} : it->second, i == 0));
+        ARROW_ASSIGN_OR_RAISE(options.given_rows[name], given_rows(name, it == batch.tables.end() ? FixtureRows{} : it->second));
       }
       topics->show_batches(i + 1);
       auto reports = pipeline::run_sql_pipeline_once(config_, graph_, options);
@@ -178,6 +183,56 @@ class CaseRun {
     return out;
   }
 
+  // Every record's topic must be read by a flow that runs: a topic no flow reads, or one read
+  // only by the flow of a table the case gives under tables:, would be silently ignored.
+  // `topics_read` gets the topics (names, not patterns) the running flows read.
+  arrow::Status check_topics(const std::set<std::string>& given, std::set<std::string>& topics_read) const {
+    std::vector<std::regex> patterns;
+    std::map<std::string, std::string> given_topics;  // topic -> the given table whose flow reads it
+    for (const auto& [_, flow] : graph_.flows) {
+      for (const auto& in : flow.inputs) {
+        if (in.kind != pipeline::FlowInput::Kind::kKafka) continue;
+        bool pattern = false;
+        if (in.ref) {
+          for (const auto& a : in.ref->args) {
+            if (a->kind == sql::ExprKind::kNamedArg && (a->name == "topic_pattern" || a->name == "subscribePattern")) {
+              pattern = true;
+            }
+          }
+        }
+        if (given.count(flow.target)) {
+          for (const auto& t : split(in.name)) given_topics.emplace(t, flow.target);
+          continue;
+        }
+        if (!pattern) {
+          for (const auto& t : split(in.name)) topics_read.insert(t);
+        } else {
+          try {
+            patterns.emplace_back(in.name);
+          } catch (const std::regex_error&) {  // the planner refuses it with its position
+          }
+        }
+      }
+    }
+    for (const auto& b : case_.batches) {
+      for (const auto& r : b.records) {
+        if (topics_read.count(r.topic)) continue;
+        if (std::any_of(patterns.begin(), patterns.end(), [&](const std::regex& p) { return std::regex_match(r.topic, p); })) {
+          continue;
+        }
+        if (auto g = given_topics.find(r.topic); g != given_topics.end()) {
+          return arrow::Status::Invalid(fmt::format(
+              "{}: records of topic '{}' would never be read: its reader '{}' is given under tables: (its flow does "
+              "not run); give its records or its rows, not both", r.where, r.topic, g->second));
+        }
+        return arrow::Status::Invalid(fmt::format("{}: no flow of pipeline '{}' reads topic '{}'; topics read: {}",
+                                                  r.where, config_.name, r.topic,
+                                                  topics_read.empty() ? std::string("none") : fmt::format("{}", fmt::join(topics_read, ", "))));
+      }
+    }
+    return arrow::Status::OK();
+  }
+
   bool is_stored(const std::string& name) const {
     auto it = graph_.datasets.find(name);
     return it != graph_.datasets.end() && it->second.kind != sql::DatasetKind::kView &&
@@ -212,10 +267,9 @@ class CaseRun {
     return expectations(case_.expect);
   }
 
-  // Appends a given table's rows (converted to its schema) in one commit; the first batch
-  // creates the table even with no rows, so its readers find it.
-  arrow::Status write_rows(const std::string& name, const FixtureRows& rows, bool create) {
-    if (rows.rows.empty() && !create) return arrow::Status::OK();
+  // A given table's rows converted to its schema (every value that does not fit refused,
+  // naming its file:line:col and column).
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> given_rows(const std::string& name, const FixtureRows& rows) {
     auto schema_it = schemas_.find(name);
     if (schema_it == schemas_.end()) {
       return arrow::Status::Invalid(fmt::format("{}: the schema of table '{}' is not known before a run (it is inferred "
@@ -263,18 +317,16 @@ class CaseRun {
       ARROW_ASSIGN_OR_RAISE(auto as_binary, arrow::compute::Cast(*columns[c], arrow::binary()));
       columns[c] = as_binary;
     }
-    batch = arrow::RecordBatch::Make(schema, batch->num_rows(), columns);
-    auto store = std::make_shared<delta::LogStore>(config_.objects, config_.table_path(name).string());
-    ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
-    delta::WriteOptions write;
-    write.table_name = name;
-    write.constraints = exec::sql_constraint_compiler();
-    ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(store, snapshot, *schema, write));
-    ARROW_RETURN_NOT_OK(writer->write(*batch));
-    ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
-    delta::CommitOptions commit;
-    commit.operation = "WRITE";
-    return txn.commit(commit).status();
+    return arrow::RecordBatch::Make(schema, batch->num_rows(), columns);
+  }
+
+  // The CONSTRAINT names a stored dataset declares.
+  std::vector<std::string> constraint_names(const std::string& dataset) const {
+    std::vector<std::string> out;
+    auto it = graph_.datasets.find(dataset);
+    if (it == graph_.datasets.end() || it->second.definition == nullptr) return out;
+    for (const auto& c : it->second.definition->constraints) out.push_back(c.name);
+    return out;
   }
 
   // The rows of a table of the case's storage (none when it was never written).
@@ -335,17 +387,18 @@ class CaseRun {
         out += text;
       }
       for (const auto& [name, counts] : e.expectations) {
-        auto checked = got.checked.find(name);
-        if (checked == got.checked.end()) {
-          std::vector<std::string> names;
-          for (const auto& [n, _] : got.checked) names.push_back(n);
-          return arrow::Status::Invalid(fmt::format("{}: dataset '{}' checked no expectation named '{}'{}", counts.where,
+        // The name is checked against the dataset's definition; an update that checked no row of
+        // it (a quiet batch) counts 0 passed, 0 failed.
+        const auto declared = constraint_names(e.dataset);
+        if (std::find(declared.begin(), declared.end(), name) == declared.end()) {
+          return arrow::Status::Invalid(fmt::format("{}: dataset '{}' has no expectation named '{}'{}", counts.where,
                                                     e.dataset, name,
-                                                    names.empty() ? std::string(" (it checked none)")
-                                                                  : fmt::format("; it checked: {}", fmt::join(names, ", "))));
+                                                    declared.empty() ? std::string(" (it declares none)")
+                                                                     : fmt::format("; it declares: {}", fmt::join(declared, ", "))));
         }
+        auto checked = got.checked.find(name);
         const int64_t failed = got.failed.count(name) ? got.failed.at(name) : 0;
-        const int64_t passed = checked->second - failed;
+        const int64_t passed = (checked == got.checked.end() ? 0 : checked->second) - failed;
         if ((counts.passed && *counts.passed != passed) || (counts.failed && *counts.failed != failed)) {
           out += fmt::format("    {}: expectation '{}': expected {}{}{}, got passed {}, failed {} ({})\n", e.dataset, name,
                              counts.passed ? fmt::format("passed {}", *counts.passed) : "",

@@ -8,6 +8,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
 #include "sluice/testing/fixture_run.h"
 #include "sluice/testing/row_match.h"
 #include "../temp_dir.h"
@@ -45,7 +53,7 @@ TEST(FixtureParseTest, ReadsRecordsTablesBatchesAndExpectations) {
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].topic, "events");
   EXPECT_EQ(recs[0].partition, 1);
-  EXPECT_EQ(*recs[0].value, R"({"n":2,"user":"u1"})");
+  EXPECT_EQ(*recs[0].value, R"({"user":"u1","n":2})");  // as written
   EXPECT_EQ(*recs[0].key, "k1");
   EXPECT_EQ(recs[0].timestamp_ms, 1'704'103'200'000);
   ASSERT_EQ(recs[0].headers.size(), 1u);
@@ -64,6 +72,15 @@ TEST(FixtureParseTest, ReadsRecordsTablesBatchesAndExpectations) {
   EXPECT_EQ(*two.batches[1].records[0].value, "42");
   EXPECT_EQ(two.batches[1].records[0].timestamp_ms, 1000);
   EXPECT_EQ(*two.batches[1].expect_error, "boom");
+}
+
+TEST(FixtureParseTest, RecordNumbersKeepTheirText) {
+  auto cases = parse_fixture("cases:\n  - name: c\n    kafka: {t: [{value: {a: 12345678901234567.89, b: 1e999, c: +5, "
+                             "d: 0x1F, e: '7', f: -0.5e-3, g: [1, true, ~, x]}}]}\n    expect: {x: {rows: 1}}\n",
+                             "n.yaml");
+  ASSERT_TRUE(cases.ok()) << cases.status().message();
+  EXPECT_EQ(*(*cases)[0].batches[0].records[0].value,
+            R"({"a":12345678901234567.89,"b":1e999,"c":5,"d":"0x1F","e":"7","f":-0.5e-3,"g":[1,true,null,"x"]})");
 }
 
 TEST(FixtureParseTest, QuotedScalarsStayText) {
@@ -112,6 +129,16 @@ INSTANTIATE_TEST_SUITE_P(
                 "case 'c' has batches: put its kafka inside a batch"},
         Refusal{"CountNotANumber", "cases:\n  - name: c\n    expect: {x: {expectations: {e: {passed: many}}}}\n", "passed must be a whole number"},
         Refusal{"NotYaml", "cases: [\n", "bad.yaml:2:1: not valid YAML"},
+        Refusal{"ExpectBesideExpectError",
+                "cases:\n  - name: c\n    kafka: {t: [{value: 1}]}\n    expect: {x: {rows: 1}}\n    expect_error: boom\n",
+                "bad.yaml:4:13: expect: beside expect_error: is never checked"},
+        Refusal{"ExpectBesideExpectErrorInABatch",
+                "cases:\n  - name: c\n    batches:\n      - expect: {x: {rows: 1}}\n        expect_error: boom\n",
+                "bad.yaml:4:17: expect: beside expect_error: is never checked"},
+        Refusal{"DuplicateKey", "cases:\n  - name: c\n    expect: {x: {rows: 1}}\n    expect: {x: {rows: 2}}\n",
+                "bad.yaml:4:5: key 'expect' is given twice in this mapping (first at bad.yaml:3:5)"},
+        Refusal{"DuplicateColumn", "cases:\n  - name: c\n    expect: {x: {rows: [{a: 1, a: 2}]}}\n",
+                "bad.yaml:3:32: key 'a' is given twice"},
         Refusal{"NotUtf8", "cases:\n  - name: c\n    kafka: {t: [{value: \"a\xff\"}]}\n    expect: {x: {rows: 1}}\n",
                 "bad.yaml:3: not valid UTF-8"},
         Refusal{"UnknownTopLevelKey", "tests: []\n", "unknown key 'tests' in a fixture file"}),
@@ -348,6 +375,105 @@ TEST_F(FixtureRunTest, TextThatIsNotUtf8NeverEscapesAndTheStorageIsRemoved) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_FALSE(r->passed);  // the row was written as "x\uFFFD", which is not "x"
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+}
+
+// A listening socket on 127.0.0.1 that tells whether anyone connected (the kernel completes a
+// connection into the backlog without accept(), so a non-blocking accept() sees every attempt).
+class CountingListener {
+ public:
+  CountingListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(fd_, 64);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    fcntl(fd_, F_SETFL, O_NONBLOCK);
+  }
+  ~CountingListener() { close(fd_); }
+  int port() const { return port_; }
+  int accepted() {
+    int n = 0;
+    for (int c; (c = accept(fd_, nullptr, nullptr)) >= 0; ++n) close(c);
+    return n;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(FixtureRunTest, AnInferredSchemaIsSampledFromTheFixtureNeverTheBroker) {
+  CountingListener broker;
+  ASSERT_GT(broker.port(), 0);
+  write("pipeline.yaml", fmt::format("name: t\nstorage: ./data\nkafka:\n  default:\n    bootstrap.servers: 127.0.0.1:{}\n",
+                                     broker.port()));
+  write("p.sql",
+        "CREATE OR REFRESH STREAMING TABLE bronze AS SELECT value.* FROM STREAM read_kafka(topic => 'ev', "
+        "value_format => 'json');\n");
+  auto r = run("cases:\n  - name: c\n    kafka: {ev: [{value: {user: a, n: 1}}, {value: {user: b, n: 2}}]}\n"
+               "    expect: {bronze: {rows: [{user: a, n: 1}, {user: b, n: 2}]}}\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+  EXPECT_EQ(broker.accepted(), 0);
+}
+
+TEST_F(FixtureRunTest, AnObjectStoreStorageIsNeverOpened) {
+  CountingListener s3;
+  // No credentials: opening it would look them up (instance metadata) and refuse.
+  write("pipeline.yaml", fmt::format("name: t\nstorage: s3://bucket/p\nstorage_options:\n  aws_endpoint_url: "
+                                     "http://127.0.0.1:{}\n  aws_allow_http: \"true\"\nkafka:\n  default:\n"
+                                     "    bootstrap.servers: 127.0.0.1:1\n",
+                                     s3.port()));
+  auto r = run("cases:\n  - name: c\n    kafka: {ev: [{value: {user: a, n: 1}}]}\n    expect: {bronze: {rows: 1}}\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+  EXPECT_EQ(s3.accepted(), 0);
+}
+
+TEST_F(FixtureRunTest, GivenTablesAreCreatedWithTheirDefinition) {
+  // A given table with the change data feed on, read by table_changes downstream.
+  write("p.sql",
+        "CREATE OR REFRESH STREAMING TABLE bronze PARTITIONED BY (user) TBLPROPERTIES ('delta.enableChangeDataFeed' = "
+        "'true') AS SELECT value.* FROM STREAM read_kafka(topic => 'ev', value_format => 'json', value_schema => "
+        "'user STRING, n BIGINT');\n"
+        "CREATE OR REFRESH STREAMING TABLE changes AS SELECT user, n, _change_type FROM STREAM table_changes('bronze', 0);\n");
+  auto r = run("cases:\n  - name: c\n    tables: {bronze: [{user: x, n: 4}, {user: y, n: 5}]}\n"
+               "    expect: {changes: {rows: [{user: x, n: 4, _change_type: insert}, {user: y, n: 5, _change_type: insert}]}}\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+}
+
+TEST_F(FixtureRunTest, RefusesRecordsNoFlowReads) {
+  auto r = run("cases:\n  - name: c\n    kafka: {evs: [{value: {user: a}}]}\n    expect: {bronze: {rows: 1}}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t.yaml:3:19: no flow of pipeline 't' reads topic 'evs'; topics read: ev"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(FixtureRunTest, RefusesRecordsForTheSourceOfAGivenTable) {
+  auto r = run("cases:\n  - name: c\n    kafka: {ev: [{value: {user: a}}]}\n    tables: {bronze: [{user: x, n: 1}]}\n"
+               "    expect: {silver: {rows: 1}}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("t.yaml:3:18: records of topic 'ev' would never be read: its reader 'bronze' is given"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(FixtureRunTest, AQuietBatchCountsNoExpectationRows) {
+  auto r = run("cases:\n  - name: c\n    batches:\n      - kafka: {ev: []}\n"
+               "        expect: {silver: {expectations: {has_user: {passed: 0, failed: 0}}}}\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->passed) << r->failure;
+  auto unknown = run("cases:\n  - name: c\n    kafka: {ev: []}\n    expect: {silver: {expectations: {has_usr: {passed: 0}}}}\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("t.yaml:4:38: dataset 'silver' has no expectation named 'has_usr'; it declares: has_user"),
+            std::string::npos)
+      << unknown.status().message();
 }
 
 }  // namespace
