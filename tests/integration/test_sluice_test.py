@@ -158,3 +158,17 @@ def test_fixture_path_and_kafka_path_agree(bootstrap, tmp_path, example, fixture
     dataset, spec = next((d, s) for d, s in case["expect"].items() if isinstance(s.get("rows"), list) and s["rows"])
     fewer = {dataset: dict(spec, rows=spec["rows"][1:])}
     assert any("unexpected" in p for p in agreement.check(folder / "data", fewer, renamed))
+
+
+def test_the_agreement_oracle_compares_like_sluice_test(tmp_path):
+    """The Python matcher: whole numbers exactly, maps on exactly their entries, and a side-table
+    count that is not 0 fails when the side table is absent."""
+    m = agreement.matches
+    assert not m(1704067200000, 1704067201000, 1e-9)
+    assert m(1704067200000, 1704067200000, 1e-9)
+    assert m(1.5, 1.5 + 1e-12, 1e-9)
+    assert m({"a": 1}, [("a", 1)], 0) and not m({"a": 1}, [("a", 1), ("b", 2)], 0)
+    (tmp_path / "tables").mkdir()
+    assert agreement.check(tmp_path, {"silver": {"dead_letters": 1}}, {}) == [
+        "silver_dead_letter: 1 rows expected, no such table"]
+    assert agreement.check(tmp_path, {"silver": {"dead_letters": 0}}, {}) == []

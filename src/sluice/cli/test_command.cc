@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sluice/cli/table_commands.h"
+#include "sluice/common/utf8.h"
 #include "sluice/testing/fixture.h"
 #include "sluice/testing/fixture_run.h"
 
@@ -72,7 +73,10 @@ arrow::Result<std::vector<Found>> find_cases(const fs::path& dir) {
   return out;
 }
 
-std::string xml_escape(const std::string& s) {
+// XML text: UTF-8 (a file name's bytes that are not become U+FFFD), markup escaped.
+std::string xml_escape(const std::string& bytes) {
+  std::string scratch;
+  const std::string_view s = sluice::valid_utf8(bytes, &scratch);
   std::string out;
   for (char c : s) {
     switch (c) {
