@@ -341,6 +341,7 @@ int main(int argc, char** argv) {
   sluice::cli::add_forget_command(app, &exit_code);
   sluice::cli::add_status_command(app, &exit_code);
   sluice::cli::add_serve_command(app, &exit_code);
+  sluice::cli::add_test_command(app, &exit_code);
 
   if (auto st = arrow::compute::Initialize(); !st.ok()) return fail(st);
   // `--serve` takes its address only as `--serve=ADDR:PORT`: a bare `--serve` is the default

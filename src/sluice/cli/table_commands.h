@@ -36,4 +36,7 @@ void add_forget_command(CLI::App& app, int* exit_code);
 // `sluice status <dir>` (status_command.cc).
 void add_status_command(CLI::App& app, int* exit_code);
 
+// `sluice test <dir>`: fixture cases without a broker (test_command.cc).
+void add_test_command(CLI::App& app, int* exit_code);
+
 }  // namespace sluice::cli

@@ -16,6 +16,7 @@
 
 #include "sluice/common/strong_types.h"
 #include "sluice/kafka/record_fingerprint.h"
+#include "sluice/kafka/record_source.h"
 #include "sluice/kafka/record_view.h"
 
 struct rd_kafka_message_s;
@@ -28,27 +29,6 @@ class Message;
 }  // namespace RdKafka
 
 namespace sluice::kafka {
-
-// librdkafka properties, passed through as given (bootstrap.servers, security.*, sasl.*, ...).
-using KafkaProperties = std::map<std::string, std::string>;
-
-struct Watermarks {
-  KafkaOffset low;   // first offset still in the log
-  KafkaOffset high;  // offset the next produced record will get
-};
-
-struct PartitionStart {
-  std::string topic;
-  KafkaPartition partition;
-  KafkaOffset offset;
-};
-
-// One partition of one topic.
-struct TopicPartitionId {
-  std::string topic;
-  KafkaPartition partition;
-  auto operator<=>(const TopicPartitionId&) const = default;
-};
 
 enum class RevokeKind { kRevoked, kLost };
 
@@ -63,23 +43,6 @@ class RebalanceListener {
   // Partitions taken away (kRevoked: cleanly, the listener may still commit their work;
   // kLost: another member may already own them). They are released when this returns.
   virtual void on_revoked(const std::vector<TopicPartitionId>& removed, RevokeKind kind) = 0;
-};
-
-// Messages and events (EOF, errors: RecordView::kind) taken from a consumer at once, destroyed
-// with the batch (which must not outlive its consumer); their views are valid until then.
-class PolledMessages {
- public:
-  PolledMessages() = default;
-  PolledMessages(const PolledMessages&) = delete;
-  PolledMessages& operator=(const PolledMessages&) = delete;
-  ~PolledMessages() { clear(); }
-  void clear();
-  const std::vector<RecordView>& records() const { return records_; }
-
- private:
-  friend class Consumer;
-  std::vector<rd_kafka_message_s*> messages_;
-  std::vector<RecordView> records_;  // one per message
 };
 
 // True when a librdkafka error event (code `code`, text `text`) is the broker refusing the
@@ -106,7 +69,7 @@ std::string tls_advice(TlsFailure kind, const KafkaProperties& properties);
 class EventLog;  // collects librdkafka's log/error events (defined in consumer.cc)
 class RebalanceAdapter;  // librdkafka's rebalance callback -> RebalanceListener
 
-class Consumer {
+class Consumer : public RecordSource {
  public:
   // `cluster_name` names the cluster in errors.
   static arrow::Result<std::unique_ptr<Consumer>> make(const std::string& cluster_name,
@@ -123,7 +86,7 @@ class Consumer {
   static arrow::Result<std::unique_ptr<Consumer>> make_record_reader(const std::string& cluster_name,
                                                                      const KafkaProperties& properties,
                                                                      const std::string& group_id);
-  ~Consumer();
+  ~Consumer() override;
 
   // Joins the group for these topics; a name starting with '^' is a regular expression.
   arrow::Status subscribe(const std::vector<std::string>& topics);
@@ -135,33 +98,33 @@ class Consumer {
   arrow::Status add_partitions(const std::vector<PartitionStart>& starts);
   // Assigns an assigned partition anew at `start`: where seek() fails, after librdkafka stopped
   // the partition on an error (an offset out of range).
-  arrow::Status reassign(const PartitionStart& start);
+  arrow::Status reassign(const PartitionStart& start) override;
   // Moves the read position of an assigned partition.
   arrow::Status seek(const PartitionStart& start, std::chrono::milliseconds timeout);
 
   // Names of the cluster's topics (without internal ones such as __consumer_offsets).
-  arrow::Result<std::vector<std::string>> topics(std::chrono::milliseconds timeout);
+  arrow::Result<std::vector<std::string>> topics(std::chrono::milliseconds timeout) override;
   // Per partition, the first offset whose record timestamp is >= the given time (ms since
   // the epoch); the high-water mark when no record is that new.
   arrow::Result<std::map<KafkaPartition, KafkaOffset>> offsets_for_times(
       const std::string& topic, const std::map<KafkaPartition, int64_t>& timestamps_ms,
-      std::chrono::milliseconds timeout);
+      std::chrono::milliseconds timeout) override;
 
   // The partitions of `topic`. Errors name the topic or the unreachable brokers.
   arrow::Result<std::vector<KafkaPartition>> partitions(const std::string& topic,
-                                                        std::chrono::milliseconds timeout);
+                                                        std::chrono::milliseconds timeout) override;
   arrow::Result<Watermarks> watermarks(const std::string& topic, KafkaPartition partition,
-                                       std::chrono::milliseconds timeout);
+                                       std::chrono::milliseconds timeout) override;
   // The watermarks of an assigned partition as the last fetch response told them, without
   // asking the broker; none before the first response. `low` is 0 where it was not told.
   std::optional<Watermarks> cached_watermarks(const std::string& topic, KafkaPartition partition);
-  arrow::Status assign(const std::vector<PartitionStart>& starts);
+  arrow::Status assign(const std::vector<PartitionStart>& starts) override;
   // The fingerprint of the record at exactly each of these offsets; empty for a partition
   // with no record there (compacted away, expired, a transaction marker, past the end).
   // Assigns these partitions and leaves the consumer with no assignment: for a record reader.
   // Waits up to `timeout` for the answers (then a retryable IOError naming the partitions).
   arrow::Result<std::map<TopicPartitionId, std::optional<RecordFingerprint>>> fingerprints_at(
-      const std::vector<PartitionStart>& offsets, std::chrono::milliseconds timeout);
+      const std::vector<PartitionStart>& offsets, std::chrono::milliseconds timeout) override;
   // The next message or event (EOF, error), or null on timeout.
   std::unique_ptr<RdKafka::Message> poll(std::chrono::milliseconds timeout);
   // Up to `max` messages or events into `out` (cleared first): what is queued, else the first
@@ -170,12 +133,12 @@ class Consumer {
   // A batch (max > 1) leaves librdkafka's own position (used when a rebalance resumes a
   // partition) one past any partition-EOF event in it (librdkafka#4844): a group member takes
   // one message at a time, or seeks after each rebalance.
-  void poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out);
+  void poll_batch(std::chrono::milliseconds timeout, size_t max, PolledMessages& out) override;
   // Commits consumer-group offsets (for lag monitoring; not the source of truth).
-  arrow::Status commit_offsets(const std::vector<PartitionStart>& next_offsets);
+  arrow::Status commit_offsets(const std::vector<PartitionStart>& next_offsets) override;
 
   const std::string& bootstrap_servers() const { return bootstrap_; }
-  std::string recent_errors() const;
+  std::string recent_errors() const override;
 
  private:
   Consumer() = default;

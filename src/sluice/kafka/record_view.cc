@@ -55,6 +55,7 @@ RecordView RecordView::of(const rd_kafka_message_s& message, std::string_view to
 }
 
 size_t RecordView::header_count() const {
+  if (plain_headers_ != nullptr) return plain_headers_->size();
   return headers_ == nullptr ? 0 : rd_kafka_header_cnt(headers_);
 }
 
@@ -62,6 +63,10 @@ RecordHeader RecordView::header(size_t i) const {
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
+  if (plain_headers_ != nullptr) {
+    const auto& [key, header_value] = (*plain_headers_)[i];
+    return {key, header_value ? std::optional<std::string_view>(*header_value) : std::nullopt};
+  }
   if (headers_ == nullptr || rd_kafka_header_get_all(headers_, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return {};
   }

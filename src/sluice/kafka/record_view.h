@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "sluice/common/strong_types.h"
 
@@ -53,6 +55,11 @@ class RecordView {
   // librdkafka's description of an event's error (empty for a record).
   std::string error_text() const;
 
+  // Headers held by whoever made the view (a RecordSource that is not librdkafka: fixtures);
+  // must outlive the view. Replaces the message's headers.
+  using PlainHeaders = std::vector<std::pair<std::string, std::optional<std::string>>>;
+  void set_plain_headers(const PlainHeaders* headers) { plain_headers_ = headers; }
+
  private:
   friend class Consumer;
   // The view of `message`, whose topic's name is `topic` (looked up by the caller once per
@@ -62,6 +69,7 @@ class RecordView {
   // The message's parsed headers, null when it has none: looked up in of(), while the
   // message's memory is in cache (a lookup per row when the batch is built missed it).
   const rd_kafka_headers_s* headers_ = nullptr;
+  const PlainHeaders* plain_headers_ = nullptr;
 };
 
 }  // namespace sluice::kafka

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sluice/kafka/consumer.h"
+#include "sluice/kafka/record_source.h"
 
 namespace sluice::kafka {
 
@@ -21,6 +22,11 @@ namespace sluice::kafka {
 arrow::Result<std::vector<std::string>> sample_values(const std::string& cluster_name,
                                                       const KafkaProperties& properties,
                                                       const std::string& group_id, const std::string& topic,
+                                                      int64_t max_records, std::chrono::milliseconds timeout);
+
+// The same, read through `source` (a librdkafka consumer, or `sluice test`'s fixture records,
+// which then never reach a broker).
+arrow::Result<std::vector<std::string>> sample_values(RecordSource& source, const std::string& topic,
                                                       int64_t max_records, std::chrono::milliseconds timeout);
 
 }  // namespace sluice::kafka

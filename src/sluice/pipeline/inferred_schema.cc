@@ -49,8 +49,15 @@ arrow::Result<std::string> SqlPlanner::infer_value_schema(const std::string& flo
     if (!n.ok() || *n <= 0) return invalid("read_kafka schema_sample_records must be a positive number, not '{}'", it->second);
     wanted = *n;
   }
-  ARROW_ASSIGN_OR_RAISE(auto samples, kafka::sample_values(cluster.first, cluster.second, "sluice-" + config_.name,
-                                                           src.name, wanted, options_.metadata_timeout));
+  std::vector<std::string> samples;
+  if (options_.record_sources) {  // sluice test: the fixture's records, through the same sampler
+    ARROW_ASSIGN_OR_RAISE(auto reader, options_.record_sources->reader(cluster.first, cluster.second,
+                                                                       "sluice-" + config_.name));
+    ARROW_ASSIGN_OR_RAISE(samples, kafka::sample_values(*reader, src.name, wanted, options_.metadata_timeout));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(samples, kafka::sample_values(cluster.first, cluster.second, "sluice-" + config_.name,
+                                                        src.name, wanted, options_.metadata_timeout));
+  }
   std::vector<std::string_view> views(samples.begin(), samples.end());
   auto schema = format::infer_json_schema(views);
   if (!schema.ok()) return with_context(schema.status(), fmt::format("topic '{}'", src.name));

@@ -206,13 +206,17 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_ASSIGN_OR_RAISE(owned_commit_, StreamingCommit::make(commit_options()));
       commit_ = owned_commit_.get();
     }
+    if (options_.record_sources && options_.group_members) {
+      return arrow::Status::Invalid(where(), ": records from a record source other than Kafka (sluice test) are read "
+                                    "by triggered updates only");
+    }
     if (table_.group_mode == GroupMode::kSubscribe && options_.group_members) {
       ARROW_RETURN_NOT_OK(run_as_group_member());
     } else if (keeps_reader()) {
       ARROW_RETURN_NOT_OK(run_kept_reader());
     } else {
-      ARROW_ASSIGN_OR_RAISE(owned_consumer_, make_consumer());
-      consumer_ = owned_consumer_.get();
+      ARROW_ASSIGN_OR_RAISE(owned_source_, make_source());
+      source_ = owned_source_.get();
       ARROW_RETURN_NOT_OK(plan_offsets());
       ARROW_RETURN_NOT_OK(consume_and_commit());
     }
@@ -275,7 +279,7 @@ class IngestRun : public kafka::RebalanceListener {
   // The consumer that asks the broker for metadata and offsets: the flow's own, but not a kept
   // reader, whose fetch held open at the end of a partition (fetch.wait.max.ms) the broker
   // answers first on that connection (a plan of 6 idle partitions waited 3 s).
-  kafka::Consumer* asker() const { return asker_ ? asker_ : consumer_; }
+  kafka::RecordSource* asker() const { return asker_ ? asker_ : source_; }
 
   void note_callback_status(const arrow::Status& st) {
     if (!st.ok() && callback_status_.ok()) callback_status_ = st;
@@ -375,14 +379,28 @@ class IngestRun : public kafka::RebalanceListener {
   // The consumer that reads the records check_last_records compares: one beside the flow's (a
   // group member cannot assign at will; in assign mode, the flow's own consumer would wait for
   // the fetch it left open at the end of a partition and refetch what it read ahead).
-  arrow::Result<kafka::Consumer*> probe_consumer() {
-    auto& probe = member_ ? member_->probe : reader_ ? reader_->probe : probe_;
-    if (!probe) {
-      ARROW_ASSIGN_OR_RAISE(probe, kafka::Consumer::make_record_reader(table_.cluster, config_.kafka.at(table_.cluster),
-                                                                       table_.consumer_group(config_.name)));
+  arrow::Result<kafka::RecordSource*> probe_consumer() {
+    if (member_ || reader_) {
+      auto& probe = member_ ? member_->probe : reader_->probe;
+      if (!probe) {
+        ARROW_ASSIGN_OR_RAISE(probe, kafka::Consumer::make_record_reader(table_.cluster, config_.kafka.at(table_.cluster),
+                                                                         table_.consumer_group(config_.name)));
+        ++report_.consumers_created;
+      }
+      return probe.get();
+    }
+    if (!probe_) {
+      if (options_.record_sources) {
+        ARROW_ASSIGN_OR_RAISE(probe_, options_.record_sources->record_reader(
+                                          table_.cluster, config_.kafka.at(table_.cluster),
+                                          table_.consumer_group(config_.name)));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(probe_, kafka::Consumer::make_record_reader(table_.cluster, config_.kafka.at(table_.cluster),
+                                                                          table_.consumer_group(config_.name)));
+      }
       ++report_.consumers_created;
     }
-    return probe.get();
+    return probe_.get();
   }
 
   // The fingerprint this table committed for a partition, read at `next`.
@@ -499,7 +517,7 @@ class IngestRun : public kafka::RebalanceListener {
       if (!snapshot()) return commit();
       return commit_pending();
     }
-    ARROW_RETURN_NOT_OK(consumer_->assign(assignment));
+    ARROW_RETURN_NOT_OK(source_->assign(assignment));
     ARROW_RETURN_NOT_OK(consume());
     return commit_pending();
   }
@@ -522,6 +540,7 @@ class IngestRun : public kafka::RebalanceListener {
     }
     member_ = slot.get();
     consumer_ = member_->consumer.get();
+    source_ = consumer_;
     // While this update runs, rebalances come here. Its read positions outlive it only when
     // it ends cleanly: a failed update may have taken messages from the consumer that it never
     // wrote (an error returned between a poll and its records), so the next one seeks every
@@ -554,6 +573,14 @@ class IngestRun : public kafka::RebalanceListener {
     return arrow::Status::OK();
   }
 
+  // The assign-mode reader of a triggered update: the test's records, or a Kafka consumer.
+  arrow::Result<std::unique_ptr<kafka::RecordSource>> make_source() {
+    if (!options_.record_sources) return make_consumer();
+    ++report_.consumers_created;
+    return options_.record_sources->reader(table_.cluster, config_.kafka.at(table_.cluster),
+                                           table_.consumer_group(config_.name));
+  }
+
   arrow::Result<std::unique_ptr<kafka::Consumer>> make_consumer() {
     ++report_.consumers_created;
     return kafka::Consumer::make(table_.cluster, config_.kafka.at(table_.cluster), table_.consumer_group(config_.name));
@@ -582,6 +609,7 @@ class IngestRun : public kafka::RebalanceListener {
     }
     reader_ = slot.get();
     consumer_ = reader_->consumer.get();
+    source_ = consumer_;
     ARROW_ASSIGN_OR_RAISE(asker_, probe_consumer());
     // Kept again only when this update ends cleanly.
     const auto kept = std::exchange(reader_->positions, {});
@@ -709,7 +737,7 @@ class IngestRun : public kafka::RebalanceListener {
       // A group member takes one message at a time: a rebase (a commit conflict, a rebalance
       // inside the poll) seeks partitions back, and messages taken before it would then be read
       // past the new position; librdkafka drops such stale messages only while they are queued.
-      consumer_->poll_batch(std::chrono::milliseconds(500), group_mode_ ? 1 : kPollBatch, polled_messages);
+      source_->poll_batch(std::chrono::milliseconds(500), group_mode_ ? 1 : kPollBatch, polled_messages);
       ARROW_RETURN_NOT_OK(callback_status_);
       auto now = std::chrono::steady_clock::now();
       if (polled_messages.records().empty()) {
@@ -719,7 +747,7 @@ class IngestRun : public kafka::RebalanceListener {
               "{}: no records from Kafka {} for {} s although partitions are behind "
               "their end offsets ({})",
               where(), selection_.describe(), options_.stall_timeout.count() / 1000,
-              consumer_->recent_errors()));
+              source_->recent_errors()));
         }
         continue;
       }
@@ -823,7 +851,7 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_RETURN_NOT_OK(stage_.drain());
       reset_side_tables(tp);
     }
-    return consumer_->reassign({tp.topic, tp.partition, prog.next});
+    return source_->reassign({tp.topic, tp.partition, prog.next});
   }
 
   void seal_fingerprints() {
@@ -944,7 +972,7 @@ class IngestRun : public kafka::RebalanceListener {
     // Consumer-group offsets follow the Delta commit; they only feed lag monitoring.
     std::vector<kafka::PartitionStart> offsets;
     for (const auto& [tp, prog] : progress_) offsets.push_back({tp.topic, tp.partition, prog.next});
-    if (!offsets.empty()) (void)consumer_->commit_offsets(offsets);
+    if (!offsets.empty()) (void)source_->commit_offsets(offsets);
     return arrow::Status::OK();
   }
 
@@ -952,12 +980,13 @@ class IngestRun : public kafka::RebalanceListener {
   const KafkaFlowSpec& table_;
   IngestOptions options_;
   kafka::TopicSelection selection_;
-  std::unique_ptr<kafka::Consumer> owned_consumer_;  // assign mode: this update's consumer
-  kafka::Consumer* consumer_ = nullptr;              // owned_consumer_ or the group member's
-  std::unique_ptr<kafka::Consumer> probe_;           // assign mode: reads the records to check
+  std::unique_ptr<kafka::RecordSource> owned_source_;  // assign mode: this update's reader
+  kafka::Consumer* consumer_ = nullptr;  // a kept reader's or group member's consumer
+  kafka::RecordSource* source_ = nullptr;  // what the flow reads: owned_source_ or consumer_
+  std::unique_ptr<kafka::RecordSource> probe_;         // assign mode: reads the records to check
   KafkaGroupMembers::Member* member_ = nullptr;      // group mode
   KafkaGroupMembers::Reader* reader_ = nullptr;      // assign mode, kept across updates
-  kafka::Consumer* asker_ = nullptr;                 // reader_: its probe (see asker())
+  kafka::RecordSource* asker_ = nullptr;             // reader_: its probe (see asker())
   bool planned_now_ = false;                         // reader_: this update asked the broker
   bool group_mode_ = false;
   std::map<TopicPartitionId, PartitionProgress> progress_;

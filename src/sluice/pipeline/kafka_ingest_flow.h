@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "sluice/common/strong_types.h"
 #include "sluice/delta/snapshot_cache.h"
 #include "sluice/exec/operator.h"
+#include "sluice/kafka/record_source.h"
 #include "sluice/kafka/source_schema.h"
 #include "sluice/kafka/topic_selection.h"
 #include "sluice/pipeline/dataset_report.h"
@@ -80,6 +82,18 @@ struct IngestOptions {
   // Triggered runs on a terminal (`sluice run --progress`): the flows report rows read and the
   // Kafka backlog there as they go (run_progress.h). Not owned; null: nobody watches.
   RunProgress* progress = nullptr;
+  // `sluice test`: Kafka records come from these sources instead of the clusters (triggered
+  // updates only: continuous runs, which set group_members, refuse them). Null: each flow
+  // connects to its cluster.
+  std::shared_ptr<kafka::RecordSourceFactory> record_sources;
+  // `sluice test`: datasets whose rows the test gives; their flows do not run. The SQL runner
+  // commits `given_rows` (this update's rows, in the dataset's planned schema) as the dataset's
+  // own flow would (its TBLPROPERTIES, partitioning, clustering, comment), creating the table at
+  // its first update even without rows, and reports it as given.
+  std::set<std::string> given_datasets;
+  std::map<std::string, std::shared_ptr<arrow::RecordBatch>> given_rows;
+  // `sluice test`: sinks do not run (nothing to write to without a broker; the test says so).
+  bool run_sinks = true;
 
   bool stopping() const { return stop != nullptr && stop->load(); }
 };

@@ -1,5 +1,6 @@
 // pipeline.yaml parsing and validation.
 #include "sluice/pipeline/pipeline_config.h"
+#include "sluice/pipeline/pipeline_config_checked.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -199,7 +200,7 @@ const std::regex kTopicName("[A-Za-z0-9._-]{1,249}");
 // over the environment (AWS_*; STORAGE_EMULATOR_HOST, GOOGLE_*; AZURE_STORAGE_*). Each option is
 // checked at its own line: a key sluice does not use, or one of another store, is refused there.
 arrow::Status parse_storage(const YAML::Node& root, const std::string& text, const YamlContext& ctx,
-                            PipelineConfig& cfg) {
+                            PipelineConfig& cfg, StorageOpening opening) {
   const auto opts = root["storage_options"];
   if (opts && !opts.IsMap()) {
     return ctx.error(opts, "'storage_options' must be a mapping (aws_region: us-east-1, ...)");
@@ -226,6 +227,11 @@ arrow::Status parse_storage(const YAML::Node& root, const std::string& text, con
       if (!applies.ok()) return ctx.error(kv.first, "{}", applies.message());
       options[key] = std::move(value);
     }
+  }
+  if (opening == StorageOpening::kChecked) {  // checked, never opened: the caller brings its own storage
+    cfg.objects = storage::local_store();
+    cfg.storage.clear();
+    return arrow::Status::OK();
   }
   auto opened = storage::open_location(*location, options);
   if (!opened.ok()) {
@@ -474,7 +480,7 @@ arrow::Result<watch::AlertsConfig> parse_alerts(const YAML::Node& node, const Ya
 }
 
 arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
-                                    const YamlContext& ctx) {
+                                    const YamlContext& ctx, StorageOpening opening) {
   if (!root.IsMap()) return ctx.error(root, "pipeline.yaml must be a mapping of settings");
   ARROW_RETURN_NOT_OK(ctx.check_keys(root, "",
                                      {"name", "storage", "mode", "trigger_interval", "commit", "kafka",
@@ -491,7 +497,7 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   if (root["storage"]) {
     ARROW_ASSIGN_OR_RAISE(storage, ctx.scalar(root["storage"], "storage"));
   }
-  ARROW_RETURN_NOT_OK(parse_storage(root, storage, ctx, cfg));
+  ARROW_RETURN_NOT_OK(parse_storage(root, storage, ctx, cfg, opening));
   if (root["mode"]) {
     ARROW_ASSIGN_OR_RAISE(auto mode, ctx.scalar(root["mode"], "mode"));
     if (mode == "triggered") {
@@ -721,6 +727,10 @@ arrow::Status check_storage_opened(const PipelineConfig& config) {
 }
 
 arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
+  return load_pipeline_config(dir, StorageOpening::kOpened);
+}
+
+arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir, StorageOpening opening) {
   const fs::path file = dir / "pipeline.yaml";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return invalid("{} is not a pipeline folder", dir.string());
@@ -738,7 +748,7 @@ arrow::Result<PipelineConfig> load_pipeline_config(const fs::path& dir) {
   try {
     std::set<NodePlace> checked;
     ARROW_RETURN_NOT_OK(check_duplicate_keys(root, ctx, checked));
-    return parse(root, dir, ctx);
+    return parse(root, dir, ctx, opening);
   } catch (const YAML::Exception& e) {
     return invalid("{}:{}:{}: {}", file.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
   }

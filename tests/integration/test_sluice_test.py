@@ -1,0 +1,174 @@
+"""`sluice test`: the examples' fixture cases pass without a broker; a failing case prints its
+diff and exits 1, a bad fixture exits 2 naming file:line; --junit-xml, -k, --list; the pytest
+plugin; and the agreement check: for a case of every example, the same records produced to the
+real broker and run with `sluice run --once` give the rows the case expects, read by deltalake."""
+import os
+import pathlib
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import fixture_agreement as agreement
+from conftest import ROOT, SLUICE, run_sluice
+
+EXAMPLES = ROOT / "examples"
+
+PIPELINE = """name: t
+storage: ./data
+kafka:
+  default:
+    bootstrap.servers: 127.0.0.1:1
+"""
+SQL = """CREATE OR REFRESH STREAMING TABLE bronze AS SELECT value.* FROM STREAM read_kafka(topic => 'ev',
+  value_format => 'json', value_schema => 'user STRING, n BIGINT');
+CREATE OR REFRESH STREAMING TABLE silver (CONSTRAINT has_user EXPECT (user IS NOT NULL) ON VIOLATION DROP ROW)
+AS SELECT user, n * 2 AS n2 FROM STREAM(bronze);
+"""
+CASES = """cases:
+  - name: doubles
+    kafka: {ev: [{value: {user: a, n: 1}}, {value: {n: 7}}]}
+    expect:
+      silver: {rows: [{user: a, n2: 2}], expectations: {has_user: {passed: 1, failed: 1}}}
+  - name: wrong on purpose
+    kafka: {ev: [{value: {user: a, n: 1}}, {value: {user: b, n: 2}}]}
+    expect:
+      silver: {rows: [{user: a, n2: 2}, {user: c, n2: 4}]}
+"""
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE)
+    (d / "p.sql").write_text(SQL)
+    (d / "tests" / "cases.yaml").write_text(CASES)
+    return d
+
+
+def test_every_example_case_passes():
+    r = run_sluice("test", EXAMPLES, timeout=600)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = run_sluice("test", EXAMPLES, "--list").stdout.split("\n")
+    ran = [line for line in r.stdout.splitlines() if line.startswith("PASS")]
+    assert len(ran) == len([c for c in listed if c]) >= 8
+    for example in ("quickstart", "medallion", "fraud_alerts", "debezium"):
+        assert any(line.startswith(f"PASS  {example}/tests/") for line in ran), example
+    assert "note: sinks are not run in tests: alerts_out" in r.stdout
+
+
+def test_a_failing_case_prints_its_diff_and_exits_1(pipeline, tmp_path):
+    junit = tmp_path / "junit.xml"
+    r = run_sluice("test", pipeline, "--junit-xml", junit)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "PASS  tests/cases.yaml::doubles" in r.stdout
+    assert "FAIL  tests/cases.yaml::wrong on purpose" in r.stdout
+    assert "missing rows (expected, not found): 1" in r.stdout
+    assert '- {"n2":4,"user":"c"}  (' in r.stdout  # the columns the case names, by name
+    assert '+ {"n2":4,"user":"b"}' in r.stdout
+    assert "1 passed, 1 failed, 0 errors" in r.stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["wrong on purpose"]
+    assert "unexpected rows" in failed[0].find("failure").text
+    # The temporary storage is gone: nothing under the pipeline folder either.
+    assert not (pipeline / "data").exists()
+
+
+def test_junit_xml_stays_valid_with_a_file_name_that_is_not_utf8(pipeline, tmp_path):
+    # A file name's bytes reach the case id (the XML classname); XML must be UTF-8 text.
+    os.rename(os.fsencode(pipeline / "tests" / "cases.yaml"), os.fsencode(pipeline / "tests") + b"/c\xff.yaml")
+    junit = tmp_path / "junit.xml"
+    r = subprocess.run([str(SLUICE), "test", str(pipeline), "--junit-xml", str(junit)], capture_output=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")  # raises on bytes that are not UTF-8
+    assert suite.get("tests") == "2"
+    assert {c.get("classname") for c in suite.iter("testcase")} == {"tests/c\ufffd.yaml"}
+
+
+def test_k_selects_and_list_names_the_cases(pipeline):
+    r = run_sluice("test", pipeline, "-k", "doubles")
+    assert r.returncode == 0 and "1 passed, 0 failed" in r.stdout, r.stdout + r.stderr
+    r = run_sluice("test", pipeline, "--list")
+    assert r.stdout.splitlines() == ["tests/cases.yaml::doubles", "tests/cases.yaml::wrong on purpose"]
+    r = run_sluice("test", pipeline, "--case", "tests/cases.yaml::nope")
+    assert r.returncode == 2 and "no case has the id 'tests/cases.yaml::nope'" in r.stderr
+
+
+def test_a_bad_fixture_exits_2_naming_file_and_line(pipeline):
+    (pipeline / "tests" / "cases.yaml").write_text(
+        "cases:\n  - name: c\n    kafka: {ev: [{value: 1}]}\n    expect: {silver: {rows: [{usr: a}]}}\n")
+    r = run_sluice("test", pipeline)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "cases.yaml:4:30: 'silver' has no column 'usr'; its columns: user, n2" in r.stdout
+    (pipeline / "tests" / "cases.yaml").write_text("cases:\n  - name: c\n    kafak: {}\n")
+    r = run_sluice("test", pipeline)
+    assert r.returncode == 2
+    assert "cases.yaml:3:5: unknown key 'kafak' in a case (did you mean 'kafka'?)" in r.stderr
+
+
+def test_pytest_plugin_runs_each_case_as_an_item(pipeline):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), SLUICE_BIN=str(SLUICE))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "sluice.pytest_plugin", "-p", "no:cacheprovider",
+                        "--sluice", str(pipeline), "-v", "--rootdir", str(pipeline)],
+                       capture_output=True, text=True, env=env, cwd=pipeline, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "cases.yaml::doubles PASSED" in out
+    assert "cases.yaml::wrong on purpose FAILED" in out
+    assert '- {"n2":4,"user":"c"}' in out  # the binary's diff is the failure
+    assert "1 failed, 1 passed" in out
+
+
+AGREEMENT_CASES = [
+    ("quickstart", "events.yaml", "typed events, a row without a user dropped, an unknown type counted"),
+    ("medallion", "medallion.yaml", "user events - dead letters, quarantine and revenue per type"),
+    ("fraud_alerts", "alerts.yaml", "a card used four times in five minutes raises one alert when the window closes"),
+    ("debezium", "customers.yaml", "snapshot, update, insert, delete and its tombstone"),
+]
+
+
+@pytest.mark.parametrize("example,fixture,name", AGREEMENT_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(AGREEMENT_CASES)])
+def test_fixture_path_and_kafka_path_agree(bootstrap, tmp_path, example, fixture, name):
+    r = run_sluice("test", EXAMPLES / example, "--case", f"tests/{fixture}::{name}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    case = agreement.load_case(EXAMPLES / example / "tests" / fixture, name)
+    topics = {}  # every topic the file's cases name: the pipeline reads them all
+    for other in agreement.load_cases(EXAMPLES / example / "tests" / fixture):
+        for b in agreement.batches(other):
+            for t in b.get("kafka") or {}:
+                topics.setdefault(t, 1)
+    for b in agreement.batches(case):
+        for t, records in (b.get("kafka") or {}).items():
+            topics[t] = max([topics.get(t, 1)] + [int(x.get("partition", 0)) + 1 for x in records])
+    folder = tmp_path / example
+    renamed = agreement.copy_pipeline(EXAMPLES / example, folder, set(topics))
+    agreement.create_topics(bootstrap, {renamed[t]: topics.get(t, 1) for t in renamed})
+    for b in agreement.batches(case):
+        agreement.produce(bootstrap, b, renamed)
+        run = run_sluice("run", folder, "--once", "--bootstrap-servers", bootstrap)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert agreement.check(folder / "data", b.get("expect"), renamed) == []
+    assert agreement.check(folder / "data", case.get("expect"), renamed) == []
+    # The oracle can fail: one expected row left out of a list is reported as unexpected there.
+    dataset, spec = next((d, s) for d, s in case["expect"].items() if isinstance(s.get("rows"), list) and s["rows"])
+    fewer = {dataset: dict(spec, rows=spec["rows"][1:])}
+    assert any("unexpected" in p for p in agreement.check(folder / "data", fewer, renamed))
+
+
+def test_the_agreement_oracle_compares_like_sluice_test(tmp_path):
+    """The Python matcher: whole numbers exactly, maps on exactly their entries, and a side-table
+    count that is not 0 fails when the side table is absent."""
+    m = agreement.matches
+    assert not m(1704067200000, 1704067201000, 1e-9)
+    assert m(1704067200000, 1704067200000, 1e-9)
+    assert m(1.5, 1.5 + 1e-12, 1e-9)
+    assert m({"a": 1}, [("a", 1)], 0) and not m({"a": 1}, [("a", 1), ("b", 2)], 0)
+    (tmp_path / "tables").mkdir()
+    assert agreement.check(tmp_path, {"silver": {"dead_letters": 1}}, {}) == [
+        "silver_dead_letter: 1 rows expected, no such table"]
+    assert agreement.check(tmp_path, {"silver": {"dead_letters": 0}}, {}) == []
