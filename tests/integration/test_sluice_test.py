@@ -55,7 +55,7 @@ def test_every_example_case_passes():
     listed = run_sluice("test", EXAMPLES, "--list").stdout.split("\n")
     ran = [line for line in r.stdout.splitlines() if line.startswith("PASS")]
     assert len(ran) == len([c for c in listed if c]) >= 8
-    for example in ("quickstart", "medallion", "fraud_alerts", "debezium"):
+    for example in ("quickstart", "medallion", "medallion_python", "fraud_alerts", "debezium"):
         assert any(line.startswith(f"PASS  {example}/tests/") for line in ran), example
     assert "note: sinks are not run in tests: alerts_out" in r.stdout
 
