@@ -197,6 +197,14 @@ def test_a_definer_that_does_not_finish_is_stopped_with_what_it_started(tmp_path
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def test_a_timeout_that_is_not_a_number_is_refused_not_replaced(tmp_path, bootstrap, python_env):
+    pipe = mixed_pipeline(tmp_path, bootstrap, "unused", "import dlt\n")
+    for bad in ("12abc", "0", "-5", "99999999999999999999"):
+        r = run_sluice("validate", pipe, env_extra=dict(python_env, SLUICE_PYTHON_TIMEOUT_MS=bad))
+        assert r.returncode != 0, (bad, r.stdout)
+        assert "SLUICE_PYTHON_TIMEOUT_MS=" in r.stderr and "is not a whole number of milliseconds above 0" in r.stderr, r.stderr
+
+
 def test_libraries_globs_run_the_python_files_they_name(tmp_path, bootstrap, python_env):
     pipe = mixed_pipeline(tmp_path, bootstrap, "unused",
                           "import dlt\n\n\n@dlt.table\ndef py_copy():\n    return dlt.read('base')\n",

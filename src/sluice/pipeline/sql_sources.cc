@@ -21,6 +21,7 @@
 
 #include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
+#include "sluice/common/text.h"
 #include "sluice/sql/generated_source.h"
 
 extern char** environ;
@@ -140,11 +141,16 @@ struct Fd {
 constexpr size_t kMaxDefinerOutput = size_t{64} << 20;
 constexpr size_t kMaxDefinerStderrKept = size_t{64} << 10;
 
-std::chrono::milliseconds definer_timeout() {
+// SLUICE_PYTHON_TIMEOUT_MS, when set, must be a whole number of milliseconds above 0: any other
+// value is refused (not replaced by the default).
+arrow::Result<std::chrono::milliseconds> definer_timeout() {
   if (const char* v = std::getenv("SLUICE_PYTHON_TIMEOUT_MS"); v != nullptr && *v != 0) {
-    char* end = nullptr;
-    const long long ms = std::strtoll(v, &end, 10);
-    if (end != nullptr && *end == 0 && ms > 0) return std::chrono::milliseconds(ms);
+    auto ms = parse_int64(v, "SLUICE_PYTHON_TIMEOUT_MS");
+    if (!ms.ok() || *ms <= 0) {
+      return invalid("SLUICE_PYTHON_TIMEOUT_MS='{}' is not a whole number of milliseconds above 0",
+                     quote_for_error(v));
+    }
+    return std::chrono::milliseconds(*ms);
   }
   return std::chrono::milliseconds(120000);
 }
@@ -519,9 +525,10 @@ arrow::Result<std::vector<sql::SourceFile>> define_python_sources(const Pipeline
   // shadow the package (Python 3.11+ honours this; the definer adds the pipeline folder itself).
   env.push_back("PYTHONSAFEPATH=1");
   const auto secrets = configuration_secrets(config.configuration);
+  ARROW_ASSIGN_OR_RAISE(const auto timeout, definer_timeout());
   ARROW_ASSIGN_OR_RAISE(auto exit, run_subprocess({python, "-m", "sluice._define"}, env,
                                                   request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                                                  definer_timeout()));
+                                                  timeout));
   // What the pipeline's files printed (print() while defining), redacted, before the result;
   // a definer that died without its answer shows the end of its stderr in the error instead.
   const bool answered = exit.signal == 0 && (exit.code == 0 || exit.code == 1) && !exit.out.empty();

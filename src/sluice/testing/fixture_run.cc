@@ -14,6 +14,7 @@
 #include <regex>
 #include <set>
 
+#include "sluice/common/bounded_regex.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
@@ -217,7 +218,7 @@ class CaseRun {
     for (const auto& b : case_.batches) {
       for (const auto& r : b.records) {
         if (topics_read.count(r.topic)) continue;
-        if (std::any_of(patterns.begin(), patterns.end(), [&](const std::regex& p) { return std::regex_match(r.topic, p); })) {
+        if (std::any_of(patterns.begin(), patterns.end(), [&](const std::regex& p) { return regex_match_bounded(r.topic, p); })) {
           continue;
         }
         if (auto g = given_topics.find(r.topic); g != given_topics.end()) {
