@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include <chrono>
+#include <optional>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/format/given_registry.h"
 #include "sluice/format/json_decoder.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
@@ -87,6 +89,14 @@ class CaseRun {
   arrow::Result<CaseResult> run() {
     const auto started = std::chrono::steady_clock::now();
     ARROW_ASSIGN_OR_RAISE(auto storage, TemporaryStorage::make());
+    // schema_registry: the case's schemas stand in for every registry while it runs (plan and
+    // decode alike), so no registry is contacted; without it an Avro source still asks its own.
+    std::optional<format::GivenRegistryScope> registry;
+    if (!case_.schema_registry.empty()) {
+      std::vector<format::GivenRegistrySchema> given;
+      for (const auto& g : case_.schema_registry) given.push_back({g.id, g.subject, g.schema});
+      registry.emplace(std::move(given));
+    }
     // The storage pipeline.yaml names is checked, never opened (no s3:// request, no metadata lookup).
     ARROW_ASSIGN_OR_RAISE(config_, pipeline::load_pipeline_config(dir_, pipeline::StorageOpening::kChecked));
     if (!config_.bronze.empty()) {
@@ -104,6 +114,12 @@ class CaseRun {
     ARROW_ASSIGN_OR_RAISE(graph_, pipeline::build_graph(std::move(sources)));
     ARROW_RETURN_NOT_OK(pipeline::open_pipeline_storage(config_, pipeline::pipeline_layout(config_, &graph_)));
     ARROW_RETURN_NOT_OK(check_names());
+    if (config_.mode == pipeline::Mode::kContinuous) {
+      // The stop rule: each batch is one update that reads every record given so far, as a
+      // continuous run does once the topics hold exactly those records; the case then checks.
+      result_.notes.push_back("pipeline.yaml mode: continuous: each batch runs as one update over the records given "
+                              "so far (a continuous run stopped once they are consumed)");
+    }
     if (!graph_.sinks.empty()) {
       std::vector<std::string> names;
       for (const auto& [name, _] : graph_.sinks) names.push_back(name);
@@ -252,6 +268,11 @@ class CaseRun {
   arrow::Status check_names() const {
     auto known = [&](const std::string& name, const std::string& where, const char* what) -> arrow::Status {
       if (is_stored(name)) return arrow::Status::OK();
+      if (graph_.sinks.count(name)) {
+        return arrow::Status::NotImplemented(fmt::format(
+            "{}: {} '{}' is a sink: sinks do not run in tests (no broker or external table to write to); expect "
+            "the rows of the table or query the sink's flow reads instead", where, what, name));
+      }
       return arrow::Status::Invalid(fmt::format("{}: {} '{}' is not a table of pipeline '{}'{}; its tables: {}", where,
                                                 what, name, config_.name,
                                                 graph_.datasets.count(name) ? " (a view is not stored)" : "",
