@@ -7,6 +7,7 @@ import json
 from deltalake import DeltaTable
 
 from conftest import run_sluice
+from test_serve import get, start, stop
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
 SQL = """
@@ -101,6 +102,16 @@ def test_temporary_tables_are_stored_marked_and_not_listed(tmp_path, bootstrap, 
     assert "temporary_omitted" not in status_all
     table = run_sluice("status", pipe)
     assert "3 temporary table(s) not shown" in table.stdout and "\nstaged " not in table.stdout
+
+    # The server is the operator's view: every dataset, temporary ones flagged (its graph needs them).
+    proc, url = start("serve", pipe, "--listen", "127.0.0.1:0")
+    try:
+        code, _, body = get(url + "/api/datasets")
+        assert code == 200
+        served = {r["name"]: r.get("temporary") for r in json.loads(body)["datasets"]}
+        assert served == {"staged": True, "published": False, "per_key": True, "big_keys": True, "report": False}
+    finally:
+        stop(proc)
 
 
 def test_a_table_property_cannot_contradict_temporary(tmp_path, bootstrap):
