@@ -693,8 +693,8 @@ class DataFrame:
             on = [on]
         on = list(on)
         if not on:
-            raise UnsupportedError("DataFrame.join(other, []): no join condition (a cross join); sluice's SQL has "
-                                   "no CROSS JOIN yet: name the key columns or give a condition")
+            raise UnsupportedError("DataFrame.join(other, []): no join condition; name the key columns, give a "
+                                   "condition, or write a cross join as crossJoin(other)")
         by_name = all(isinstance(o, str) for o in on)
         if not by_name and not all(isinstance(o, Column) for o in on):
             raise TypeError("join: on is column name(s) or Column condition(s), not a mix")
