@@ -231,7 +231,7 @@ def test_avro_with_given_schemas_never_contacts_the_registry(tmp_path):
     assert "PASS" in r.stdout
     # What does not run is said: the sink, and how a continuous pipeline's case runs.
     assert "note: sinks are not run in tests: out" in r.stdout
-    assert "note: pipeline.yaml mode: continuous: each batch runs as one update" in r.stdout
+    assert "note: pipeline.yaml mode: continuous: each batch runs updates over the records given so far" in r.stdout
     readable, _, _ = select.select([listener], [], [], 0)
     assert not readable, "sluice test connected to the schema registry"
     listener.close()
@@ -244,3 +244,29 @@ def test_avro_with_given_schemas_never_contacts_the_registry(tmp_path):
     (d / "tests" / "avro.yaml").write_text(AVRO_CASES + "      out: {rows: 3}\n")
     r = run_sluice("test", d)
     assert r.returncode == 2 and "'out' is a sink: sinks do not run in tests" in r.stdout + r.stderr
+
+
+def test_a_continuous_pipelines_case_runs_until_its_records_are_consumed(tmp_path):
+    """The stop rule: with max_offsets_per_trigger => '1' a continuous run reads one record per
+    update and goes on; the case's batch is done once no record is left, so all three arrive (and
+    the expectation counts are those of every update of the batch)."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE.replace("name: t", "name: t\nmode: continuous"))
+    (d / "p.sql").write_text(SQL.replace("value_format => 'json'", "value_format => 'json', max_offsets_per_trigger => '1'"))
+    (d / "tests" / "c.yaml").write_text("""cases:
+  - name: three records one at a time
+    batches:
+      - kafka: {ev: [{value: {user: a, n: 1}}, {value: {n: 7}}, {value: {user: b, n: 2}}]}
+        expect:
+          silver: {rows: [{user: a, n2: 2}, {user: b, n2: 4}], expectations: {has_user: {passed: 2, failed: 1}}}
+      - kafka: {ev: [{value: {user: c, n: 3}}]}
+    expect:
+      silver: {rows: 3}
+""")
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "until they are consumed" in r.stdout
+    # One record per update (a continuous run's trigger), as many updates as records, then stop.
+    assert "note: batch 1: 3 update(s) until its records were consumed" in r.stdout
+    assert "note: batch 2: 1 update(s) until its records were consumed" in r.stdout
