@@ -96,6 +96,30 @@ PROGRAMS = [
      lambda F, s, d: s.select("k", "id", "x").unionByName(d.select(F.col("mx").alias("x"), "k"),
                                                           allowMissingColumns=True),
      "SELECT k, id, x FROM silver UNION ALL SELECT k, NULL AS id, mx AS x FROM dims"),
+    # Forms sluice's SQL cannot say directly, rendered another way (docs/decisions.md "(pt)").
+    ("union_then_filter", "mv",
+     lambda F, s, d: s.select("k", "x").union(d.select("k", "mx")).filter(F.col("x") > 10)
+     .withColumn("x2", F.col("x") * 2),
+     "SELECT k, x, x * 2 AS x2 FROM silver WHERE x > 10 UNION ALL SELECT k, mx, mx * 2 FROM dims WHERE mx > 10"),
+    ("union_by_name_first_lacks", "mv",
+     lambda F, s, d: d.select("k", F.col("mx").alias("x")).unionByName(s.select("id", "x", "k"),
+                                                                       allowMissingColumns=True),
+     "SELECT k, x, id FROM silver UNION ALL SELECT k, mx, NULL FROM dims"),
+    ("agg_text_having", "mv",
+     lambda F, s, d: s.groupBy("k").agg(F.count("*").alias("n"), F.sum("x").alias("total"))
+     .filter("n > 5 AND total IS NOT NULL"),
+     "SELECT k, count(*) AS n, sum(x) AS total FROM silver GROUP BY k HAVING count(*) > 5 AND sum(x) IS NOT NULL"),
+    ("drop_duplicates_subset", "mv",
+     lambda F, s, d: s.dropDuplicates(["id", "x"]),
+     "SELECT DISTINCT * FROM silver"),
+    ("cross_join", "mv",
+     lambda F, s, d: d.select("k").crossJoin(d.select(F.col("mx").alias("m"))),
+     "SELECT a.k, b.m FROM (SELECT k, 1 AS one FROM dims) a JOIN (SELECT mx AS m, 1 AS one FROM dims) b "
+     "ON a.one = b.one"),
+    # Not run in pyspark ("mvx"): which of a key's rows Spark keeps is unspecified.
+    ("drop_duplicates_first_row", "mvx",
+     lambda F, s, d: s.dropDuplicates(["id", "ts"]),
+     "SELECT DISTINCT ON (id, ts) * FROM silver"),
     ("scalar_functions", "mv",
      lambda F, s, d: s.select(
          "id", F.upper("k").alias("ku"), F.concat(F.col("k"), F.lit("-"), F.col("id").cast("string")).alias("c"),
@@ -149,6 +173,20 @@ PROGRAMS = [
 ]
 
 
+# A union of streams in a Python pipeline: one flow per stream into the table (the definer's
+# rendering); checked against a Python model of the records.
+STREAM_UNION = """
+import dlt
+from pyspark.sql import functions as F
+
+@dlt.table
+def union_of_streams():
+    evens = dlt.read_stream("silver").filter(F.col("id") % 2 == 0).select("id", F.col("x").alias("v"))
+    paid = dlt.read_stream("payments").select(F.col("id").alias("pid"), "paid")
+    return evens.union(paid).filter(F.col("v").isNotNull())
+"""
+
+
 def sluice_frames(kind):
     streaming = kind == "st"
     silver = DataFrame._from_relation("STREAM(silver)" if streaming else "silver", streaming=streaming)
@@ -176,6 +214,7 @@ def run_programs(tmp_path, bootstrap, topic, programs=PROGRAMS):
     folder = write_pipeline(tmp_path / "pipe", f"name: df_equivalence\nstorage: {tmp_path / 'data'}\n"
                                                f"kafka:\n  default: {{bootstrap.servers: \"{bootstrap}\"}}\n")
     (folder / "programs.sql").write_text(pipeline_sql(programs, topic))
+    (folder / "streams.py").write_text(STREAM_UNION)
     result = run_sluice("run", folder, "--once")
     assert result.returncode == 0, result.stderr + "\n" + (folder / "programs.sql").read_text()
     return tmp_path / "data" / "tables"
@@ -240,6 +279,36 @@ def test_stream_dedup_keeps_the_first_row_of_each_key(tables):
     for dup in near:
         first = next(r for r in produced if r["id"] == dup["id"] and r["ts"] == dup["ts"])
         assert first is not dup and kept[dup["id"]] == first["x"]
+
+
+def test_batch_drop_duplicates_keeps_the_first_row_of_each_key(tables):
+    """dropDuplicates(["id", "ts"]) in a materialized view: one row per key, the first produced."""
+    rows = DeltaTable(str(tables / "df_drop_duplicates_first_row")).to_pyarrow_table().to_pylist()
+    keys = [(r["id"], r["ts"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    produced = records()
+    assert len(rows) == len({(r["id"], r["ts"]) for r in produced})
+    kept = {r["id"]: r["x"] for r in rows}
+    for dup in (r for r in produced if r["x"] in (99.5, -1.25)):
+        first = next(r for r in produced if r["id"] == dup["id"] and r["ts"] == dup["ts"])
+        assert first is not dup and kept[dup["id"]] == first["x"]
+
+
+def test_cross_join_pairs_every_row(tables):
+    dims = DeltaTable(str(tables / "dims")).to_pyarrow_table().to_pylist()
+    rows = DeltaTable(str(tables / "df_cross_join")).to_pyarrow_table().to_pylist()
+    assert sorted((r["k"], r["m"]) for r in rows) == sorted((a["k"], b["mx"]) for a in dims for b in dims)
+
+
+def test_a_union_of_streams_is_a_flow_per_stream(tables):
+    """Python's evens.union(paid).filter(...) of two streams: the rows of both, the second's columns
+    taken by position (Spark's union), the filter applied to each."""
+    silver = records()  # silver holds every record, duplicates included
+    expected = [(r["id"], r["x"]) for r in silver if r["id"] % 2 == 0 and r["x"] is not None]
+    expected += [(r["id"], r["x"] * 2) for r in silver if r["id"] % 2 == 0 and r["x"] is not None]
+    rows = DeltaTable(str(tables / "union_of_streams")).to_pyarrow_table().to_pylist()
+    assert list(rows[0]) == ["id", "v"]
+    assert sorted((r["id"], round(r["v"], 9)) for r in rows) == sorted((i, round(v, 9)) for i, v in expected)
 
 
 def test_stream_window_closed_some_windows(tables):

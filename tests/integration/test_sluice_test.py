@@ -172,3 +172,101 @@ def test_the_agreement_oracle_compares_like_sluice_test(tmp_path):
     assert agreement.check(tmp_path, {"silver": {"dead_letters": 1}}, {}) == [
         "silver_dead_letter: 1 rows expected, no such table"]
     assert agreement.check(tmp_path, {"silver": {"dead_letters": 0}}, {}) == []
+
+
+AVRO_SQL = """CREATE OR REFRESH STREAMING TABLE orders AS SELECT value.* FROM STREAM read_kafka(topic => 'orders',
+  value_format => 'avro', schema_registry_url => 'http://127.0.0.1:{port}', schema_registry_subject => 'orders-value');
+CREATE SINK out OPTIONS ('format' => 'delta', 'path' => '/tmp/never-written-by-sluice-test');
+CREATE FLOW to_out AS INSERT INTO out SELECT * FROM STREAM(orders);
+"""
+AVRO_CASES = """cases:
+  - name: avro records with the writer schemas given
+    schema_registry:
+      - {id: 6, schema: {type: record, name: Order, fields: [{name: id, type: long}, {name: amount, type: double}]}}
+      - id: 7
+        subject: orders-value
+        schema:
+          type: record
+          name: Order
+          fields:
+            - {name: id, type: long}
+            - {name: item, type: ["null", string], default: null}
+            - {name: amount, type: double}
+            - {name: at, type: {type: long, logicalType: timestamp-millis}, default: 0}
+    batches:
+      - kafka:
+          orders:
+            - {value: {id: 1, item: pen, amount: 2.5, at: "2024-05-01T10:00:00Z"}, value_schema_id: 7}
+            - {value: {id: 2, amount: 4}, value_schema_id: 7}
+        expect:
+          orders: {rows: 2}
+      - kafka:
+          orders:
+            - {value: {id: 3, amount: 1.25}, value_schema_id: 6}   # an older writer: item from the default
+    expect:
+      orders:
+        rows:
+          - {id: 1, item: pen, amount: 2.5, at: "2024-05-01T10:00:00Z"}
+          - {id: 2, item: null, amount: 4.0, at: "1970-01-01T00:00:00Z"}
+          - {id: 3, item: null, amount: 1.25}
+"""
+
+
+def test_avro_with_given_schemas_never_contacts_the_registry(tmp_path):
+    """The registry URL is a socket that listens but nobody may connect to: the case decodes its
+    records (two writer schemas, the reader by subject) from the schemas the case gives."""
+    import select
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE.replace("name: t", "name: t\nmode: continuous"))
+    (d / "p.sql").write_text(AVRO_SQL.format(port=port))
+    (d / "tests" / "avro.yaml").write_text(AVRO_CASES)
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS" in r.stdout
+    # What does not run is said: the sink, and how a continuous pipeline's case runs.
+    assert "note: sinks are not run in tests: out" in r.stdout
+    assert "note: pipeline.yaml mode: continuous: each batch runs updates over the records given so far" in r.stdout
+    readable, _, _ = select.select([listener], [], [], 0)
+    assert not readable, "sluice test connected to the schema registry"
+    listener.close()
+
+    # A value that does not fit its schema is refused at its line; a sink cannot be expected.
+    (d / "tests" / "avro.yaml").write_text(AVRO_CASES.replace("{id: 3, amount: 1.25}", "{id: 3, amount: cheap}"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "avro.yaml:24:" in r.stdout + r.stderr
+    assert "amount: \"cheap\" is not a number (Avro double)" in r.stdout + r.stderr
+    (d / "tests" / "avro.yaml").write_text(AVRO_CASES + "      out: {rows: 3}\n")
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "'out' is a sink: sinks do not run in tests" in r.stdout + r.stderr
+
+
+def test_a_continuous_pipelines_case_runs_until_its_records_are_consumed(tmp_path):
+    """The stop rule: with max_offsets_per_trigger => '1' a continuous run reads one record per
+    update and goes on; the case's batch is done once no record is left, so all three arrive (and
+    the expectation counts are those of every update of the batch)."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE.replace("name: t", "name: t\nmode: continuous"))
+    (d / "p.sql").write_text(SQL.replace("value_format => 'json'", "value_format => 'json', max_offsets_per_trigger => '1'"))
+    (d / "tests" / "c.yaml").write_text("""cases:
+  - name: three records one at a time
+    batches:
+      - kafka: {ev: [{value: {user: a, n: 1}}, {value: {n: 7}}, {value: {user: b, n: 2}}]}
+        expect:
+          silver: {rows: [{user: a, n2: 2}, {user: b, n2: 4}], expectations: {has_user: {passed: 2, failed: 1}}}
+      - kafka: {ev: [{value: {user: c, n: 3}}]}
+    expect:
+      silver: {rows: 3}
+""")
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "until they are consumed" in r.stdout
+    # One record per update (a continuous run's trigger), as many updates as records, then stop.
+    assert "note: batch 1: 3 update(s) until its records were consumed" in r.stdout
+    assert "note: batch 2: 1 update(s) until its records were consumed" in r.stdout

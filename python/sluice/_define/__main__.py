@@ -90,7 +90,9 @@ def define(request):
                 exc.__sluice_where__ = (entry.file, entry.line)
                 raise
             file = entry.file if entry.file is not None else 0
-            answer[file]["statements"].append({"line": entry.line or 1, "what": entry.what, "sql": sql})
+            # A declaration may make several statements (a union of streams: a flow per stream).
+            for what, text in sql if isinstance(sql, list) else [(entry.what, sql)]:
+                answer[file]["statements"].append({"line": entry.line or 1, "what": what, "sql": text})
         return {"files": answer}, 0
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every error of user code becomes a located error
         index, line = _location(exc, errors.PIPELINE_FILES)

@@ -57,10 +57,6 @@ def _refuse_unsupported(at, what, **options):
                       "configuration reaches the code through spark.conf.get)",
         "path": "tables live under the pipeline's storage (<storage>/tables/<name>); remove path",
         "row_filter": "row filters are not supported",
-        "temporary": "a temporary table (stored but not published) is not supported: every sluice table is "
-                     "published; use @dlt.view for a dataset that is not stored",
-        "private": "private tables are not supported: every sluice table is published; use @dlt.view for a "
-                   "dataset that is not stored",
         "cluster_by_auto": "automatic liquid clustering is not supported; name the columns with cluster_by",
         "once": "once=True (a flow that runs a single time) is not supported",
         "format": "only Delta tables are written; remove format",
@@ -195,6 +191,26 @@ def _query_sql(df):
     return text if isinstance(text, str) else df._to_sql()
 
 
+def _stream_union_sides(df, what):
+    """The sides of a union of streams (None when df is not one). sluice's streaming table takes one
+    source per flow, so, as DLT's @dlt.append_flow does, each side after the first becomes a flow of
+    its own into the same table, inserting by name (the sides renamed to the first's columns)."""
+    if not df.isStreaming or getattr(df, "_union", None) is None or getattr(df, "_branches", None) is None:
+        return None
+    return df._aligned_branches("{}: a union of streams".format(what))
+
+
+def _union_flows(target, first_flow, sides, what):
+    """CREATE FLOW statements for the sides after the first of a union of streams."""
+    out = []
+    for i, side in enumerate(sides[1:], start=2):
+        flow = "{}_union_{}".format(first_flow, i)
+        out.append(("{} (union side {}: flow {})".format(what, i, flow),
+                    "CREATE FLOW {} AS INSERT INTO {} BY NAME {}".format(q.ident(flow), q.ident(target),
+                                                                       side._to_sql())))
+    return out
+
+
 def _check_name(name, what, where):
     if not isinstance(name, str) or not name:
         raise DefinitionError("{}: name must be a non-empty string".format(what), *where)
@@ -202,11 +218,17 @@ def _check_name(name, what, where):
 
 
 def _register_dataset(func, kind, api, name, comment, table_properties, partition_cols, cluster_by, schema,
-                      unsupported):
+                      unsupported, temporary=()):
     where = function_location(func)
     name = _check_name(name or func.__name__, api, where)
     what = "{} {}".format(api, name)
     _refuse_unsupported(where, what, **unsupported)
+    for key, value in temporary:
+        if not isinstance(value, bool) and value is not None:
+            raise DefinitionError("{}: {} must be True or False, not {}".format(what, key, type(value).__name__),
+                                  *where)
+    # temporary=True / private=True: stored, not published (CREATE TEMPORARY ..., sluice catalog --all)
+    temporary = any(value for _, value in temporary)
     if kind == "view":
         for key, value in (("table_properties", table_properties), ("partition_cols", partition_cols),
                            ("cluster_by", cluster_by), ("schema", schema)):
@@ -225,6 +247,11 @@ def _register_dataset(func, kind, api, name, comment, table_properties, partitio
                                       "expectation on the table that reads the view".format(
                                           what, expectations[0][0]), *where)
         df = _call_query(func, what, where)
+        sides = _stream_union_sides(df, what)
+        if sides is not None and kind == "view":
+            raise DefinitionError("{}: a view of a union of streams is not supported (a view is one query, and "
+                                  "sluice reads a union of streams as one flow per stream into a table); define "
+                                  "a table (@dlt.table) instead".format(what), *where)
         if kind == "view":
             kind_word = "TEMPORARY VIEW"
         elif kind == "materialized_view":
@@ -235,11 +262,15 @@ def _register_dataset(func, kind, api, name, comment, table_properties, partitio
             kind_word = "MATERIALIZED VIEW"
         else:  # as DLT decides: a streaming DataFrame makes a streaming table
             kind_word = "STREAMING TABLE" if df.isStreaming else "MATERIALIZED VIEW"
+        if temporary:
+            kind_word = "TEMPORARY " + kind_word
         head = _dataset_head(kind_word, name, comment=comment, table_properties=table_properties,
                              partition_cols=partition_cols, cluster_by=cluster_by, schema=schema,
                              expectations=_expectations_of(func), where=where, what=what)
         if kind == "view":
             head = head.replace("CREATE OR REFRESH TEMPORARY VIEW", "CREATE TEMPORARY VIEW", 1)
+        if sides is not None:
+            return [(what, head + " AS " + sides[0]._to_sql())] + _union_flows(name, name, sides, what)
         return head + " AS " + _query_sql(df)
 
     REGISTRY.add(where[0], where[1], what, build)
@@ -261,14 +292,14 @@ def table(query_function=None, *, name=None, comment=None, spark_conf=None, tabl
     materialized view."""
     return _decorator(query_function, lambda f: _register_dataset(
         f, _kind, _api, name, comment, table_properties, partition_cols, cluster_by, schema,
-        dict(spark_conf=spark_conf, path=path, row_filter=row_filter, temporary=temporary, private=private,
-             cluster_by_auto=cluster_by_auto, format=format)))
+        dict(spark_conf=spark_conf, path=path, row_filter=row_filter, cluster_by_auto=cluster_by_auto, format=format),
+        temporary=(("temporary", temporary), ("private", private))))
 
 
 def view(query_function=None, *, name=None, comment=None, spark_conf=None, _api="@dlt.view"):
     """@dlt.view: a view (inlined where it is read, never stored)."""
     return _decorator(query_function, lambda f: _register_dataset(
-        f, "view", _api, name, comment, None, None, None, None, dict(spark_conf=spark_conf)))
+        f, "view", _api, name, comment, None, None, None, None, dict(spark_conf=spark_conf), temporary=()))
 
 
 def _expect(api, action, constraints):
@@ -376,6 +407,14 @@ def append_flow(target, name=None, comment=None, spark_conf=None, once=False, _a
             head = "CREATE FLOW " + q.ident(flow)
             if comment is not None:
                 head += " COMMENT " + q.string(str(comment))
+            sides = _stream_union_sides(df, what)
+            if sides is not None:
+                if into == "":
+                    raise DefinitionError("{}: a union of streams into a sink is not supported; write one "
+                                          "@dlt.append_flow per stream".format(what), *where)
+                return [(what, "{} AS INSERT INTO {}{} {}".format(head, q.ident(_strip_live(target)), into,
+                                                                 sides[0]._to_sql()))] + \
+                    _union_flows(_strip_live(target), flow, sides, what)
             return "{} AS INSERT INTO {}{} {}".format(head, q.ident(_strip_live(target)), into, _query_sql(df))
 
         REGISTRY.add(where[0], where[1], what, build)

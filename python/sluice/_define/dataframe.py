@@ -16,6 +16,7 @@ import re
 
 from .column import (Column, RenderContext, TooDeepError, UnsupportedError, column_name, interval_sql,
                      name_ref, quote_path, split_name, to_column)
+from .sqltext import replace_names, user_sql
 from .types import quote_identifier
 
 __all__ = ["DataFrame", "GroupedData", "UnsupportedError"]
@@ -59,7 +60,7 @@ _REFUSED = {
     "pivot": "sluice's SQL has no PIVOT", "unpivot": "sluice's SQL has no UNPIVOT", "melt": "sluice's SQL has no UNPIVOT",
     "intersect": "sluice's SQL has no INTERSECT", "intersectAll": "sluice's SQL has no INTERSECT",
     "subtract": "sluice's SQL has no EXCEPT of queries", "exceptAll": "sluice's SQL has no EXCEPT of queries",
-    "crossJoin": "sluice's SQL has no CROSS JOIN yet", "sample": "sluice's SQL has no TABLESAMPLE",
+    "sample": "sluice's SQL has no TABLESAMPLE",
     "randomSplit": "sluice's SQL has no TABLESAMPLE", "explain": "use `sluice graph` or `sluice validate`",
     "createOrReplaceTempView": "define a view with @dlt.view instead",
     "createTempView": "define a view with @dlt.view instead", "rollup": "sluice's SQL has no ROLLUP",
@@ -130,12 +131,14 @@ class _Select:
 class DataFrame:
     """pyspark.sql.DataFrame as a pipeline uses it. Immutable: every method returns a new one."""
 
-    def __init__(self, select, *, streaming, columns, structs=None, union=None, order=None, limit=None):
+    def __init__(self, select, *, streaming, columns, structs=None, union=None, order=None, limit=None,
+                 branches=None):
         self._sel = select
         self._streaming = streaming
         self._columns = list(columns) if columns is not None else None
         self._structs = dict(structs or {})   # lower-cased column name -> its struct's field names
         self._union = union                   # "A UNION ALL B" when this is a union
+        self._branches = branches             # its DataFrames A, B, ... (a step after it goes into each)
         self._order = order or []
         self._limit = limit
         self._id = next(_ids)
@@ -169,7 +172,7 @@ class DataFrame:
 
     def _new(self, select=None, **changes):
         fields = dict(streaming=self._streaming, columns=self._columns, structs=self._structs, union=self._union,
-                      order=self._order, limit=self._limit)
+                      order=self._order, limit=self._limit, branches=self._branches)
         fields.update(changes)
         return DataFrame(select if select is not None else self._sel.copy(), **fields)
 
@@ -199,8 +202,10 @@ class DataFrame:
             self._refuse_after(method)
         if self._union is not None:
             raise UnsupportedError(
-                f"DataFrame.{method} after union: sluice's SQL does not read a UNION ALL as a subquery yet; define "
-                "the union as its own dataset (@dlt.view / @dlt.table) and read that")
+                f"DataFrame.{method} after union: sluice's SQL does not read a UNION ALL as a subquery yet; a "
+                "select/filter/withColumn/drop after a union goes into each side when the columns of every side "
+                "are known (select them by name first); for anything else define the union as its own dataset "
+                "(@dlt.table(temporary=True)) and read that")
         watermark = None
         inner = self
         if self._union is None and self._sel.watermark is not None:
@@ -212,6 +217,34 @@ class DataFrame:
         sel.watermark = watermark
         sel.alias = self._sel.alias if self._union is None else None
         return DataFrame(sel, streaming=self._streaming, columns=self._columns, structs=self._structs)
+
+    def _pushes_into_union(self):
+        return self._union is not None and self._branches is not None and not self._order and self._limit is None
+
+    def _per_branch(self, method, step):
+        """A row-wise step after a union, taken into each side: (A UNION ALL B).filter(c) is
+        A.filter(c) UNION ALL B.filter(c), which sluice's SQL says (it reads no UNION ALL as a
+        subquery)."""
+        return _union_of([step(b) for b in self._aligned_branches(f"DataFrame.{method} after union")])
+
+    def _aligned_branches(self, what):
+        """The sides of this union with the first side's column names (a union is by position: a
+        side whose names differ is renamed to them), so a step or an INSERT BY NAME reads the same
+        column in each. Needs every side's columns."""
+        names = self._branches[0]._columns
+        if names is None or any(b._columns is None for b in self._branches):
+            raise UnsupportedError(
+                f"{what} needs the columns of every side of the union (it applies to each side), which are not "
+                "known while the pipeline is defined; select the columns by name on each side first, e.g. "
+                "a.select('k', 'v').union(b.select('k', 'v'))")
+        aligned = [self._branches[0]]
+        for b in self._branches[1:]:
+            if len(b._columns) != len(names):
+                raise ValueError(f"union: {len(b._columns)} columns {b._columns} against {len(names)} {names}")
+            if [c.lower() for c in b._columns] != [n.lower() for n in names]:
+                b = b.select(*[name_ref(t) if t == n else name_ref(t).alias(n) for t, n in zip(b._columns, names)])
+            aligned.append(b)
+        return aligned
 
     def _projectable(self, method):
         """A DataFrame whose SELECT still has `*` as projection and can take one (else wrapped)."""
@@ -244,6 +277,8 @@ class DataFrame:
         cols = [to_column(c) for c in _flatten(cols)]
         if not cols:
             raise ValueError("DataFrame.select() needs at least one column")
+        if self._pushes_into_union():
+            return self._per_branch("select", lambda b: b.select(*cols))
         stars = any(c._ref is not None and c._alias is None and split_name(c._ref)[-1] == "*" for c in cols)
         if self._sel.aggregated and self._union is None:
             return self._reproject("select", cols)
@@ -449,18 +484,27 @@ class DataFrame:
 
     # -- rows -------------------------------------------------------------------------------------
     def filter(self, condition) -> "DataFrame":
+        if isinstance(condition, str) and self._sel.aggregated and self._union is None and \
+                self._sel.outputs is not None and not (self._order or self._limit is not None or self._sel.distinct):
+            # SQL text after groupBy().agg(): its names are the aggregation's outputs (Spark filters
+            # the aggregated DataFrame); the HAVING says them as the aggregates they name.
+            df = self._new()
+            df._sel.having.append("(" + replace_names(user_sql(condition), self._sel.outputs) + ")")
+            return df
         if isinstance(condition, str):
             condition = Column.sql("(" + condition + ")")
         elif not isinstance(condition, Column):
             raise TypeError(f"filter takes a Column or SQL text, not {condition!r}")
+        if self._pushes_into_union():
+            return self._per_branch("filter", lambda b: b.filter(condition))
         if self._sel.aggregated and self._union is None:
             if self._order or self._limit is not None or self._sel.distinct:
                 self._refuse_after("filter")
             if condition._opaque:
                 raise UnsupportedError(
-                    "DataFrame.filter(SQL text or F.expr) after groupBy().agg(): the condition becomes the HAVING "
-                    "of the aggregation, where the output names in SQL text cannot be replaced by the aggregates "
-                    "they name; write it with Columns, e.g. filter(F.col('n') > 1)")
+                    "DataFrame.filter(F.expr(...)) after groupBy().agg(): the condition becomes the HAVING of the "
+                    "aggregation, where output names inside F.expr text cannot be replaced by the aggregates "
+                    "they name; write it as SQL text, filter('n > 1'), or with Columns, filter(F.col('n') > 1)")
             df = self._new()
             df._sel.having.append(condition._sql(RenderContext(self._sel.ctx.frames, self._sel.outputs or {})))
             return df
@@ -513,9 +557,9 @@ class DataFrame:
             return self.distinct()
         subset = [column_name(c, self._sides(), "dropDuplicates") for c in subset]
         if not self._streaming:
-            raise UnsupportedError(
-                f"DataFrame.dropDuplicates({subset}) on a batch DataFrame: sluice's materialized views have no "
-                "DISTINCT ON yet; dropDuplicates() of every column works")
+            # A materialized view's DISTINCT ON keeps the first row read of each key, whole (Spark
+            # keeps one row per key, which one unspecified).
+            return self._distinct_on("dropDuplicates", subset)
         wm = self._watermark_of("dropDuplicates")
         if not _has(subset, wm):
             raise UnsupportedError(
@@ -586,16 +630,19 @@ class DataFrame:
     def union(self, other: "DataFrame") -> "DataFrame":
         if not isinstance(other, DataFrame):
             raise TypeError(f"union takes a DataFrame, not {other!r}")
-        if self._streaming or other._streaming:
+        if self._streaming != other._streaming:
             raise UnsupportedError(
-                "DataFrame.union of streams: sluice's streaming tables take one source per flow; write one "
-                "@dlt.append_flow per stream into the same streaming table (dlt.create_streaming_table)")
+                "DataFrame.union of a stream and a batch DataFrame: a streaming table's flows each read a "
+                "stream, and a materialized view reads snapshots; read both as streams (dlt.read_stream) or "
+                "both as batch (dlt.read)")
         for side in (self, other):
             if side._order or side._limit is not None:
                 raise UnsupportedError("DataFrame.union of a sorted or limited DataFrame: sluice's SQL does not "
                                        "order or limit inside UNION ALL yet")
-        text = self._render(True) + " UNION ALL " + other._render(True)
-        return DataFrame(_Select("(" + text + ")"), streaming=False, columns=self._columns, union=text)
+        return _union_of(self._union_branches() + other._union_branches())
+
+    def _union_branches(self):
+        return list(self._branches) if self._union is not None and self._branches is not None else [self]
 
     unionAll = union
 
@@ -607,12 +654,22 @@ class DataFrame:
         if (missing_here or missing_there) and not allowMissingColumns:
             raise ValueError(f"unionByName: columns {missing_there or missing_here} are not in both DataFrames "
                              "(allowMissingColumns=True fills them with nulls)")
-        if missing_here:
-            raise UnsupportedError(
-                f"unionByName(allowMissingColumns=True) where this DataFrame lacks {missing_here}: sluice's UNION ALL "
-                "types each column by its first branch, which would be a NULL of no type; add them to this "
-                "DataFrame first, e.g. withColumn(name, F.lit(None).cast('double'))")
         from .functions import lit
+        if missing_here:
+            if missing_there:
+                raise UnsupportedError(
+                    f"unionByName(allowMissingColumns=True) where each side lacks columns ({missing_here} here, "
+                    f"{missing_there} there): sluice's UNION ALL types each column by its first side, where one of "
+                    "them would be a NULL of no type; add the columns to one side first, e.g. "
+                    "withColumn(name, F.lit(None).cast('double'))")
+            # This side lacks columns the other has: the other goes first, so every column is typed by a
+            # side that has it (rows do not depend on the order of a UNION ALL's sides). The columns keep
+            # Spark's order: this side's, then the other's that this one lacks.
+            order = mine + missing_here
+            first = other.select(*[name_ref(_find_name(theirs, c)) if _find_name(theirs, c) == c
+                                   else name_ref(_find_name(theirs, c)).alias(c) for c in order])
+            second = self.select(*[name_ref(c) for c in mine] + [lit(None).alias(c) for c in missing_here])
+            return first.union(second)
         left = self
         order = mine
         right = other.select(*[(name_ref(_find_name(theirs, c)) if _find_name(theirs, c) == c
@@ -624,9 +681,11 @@ class DataFrame:
         if not isinstance(other, DataFrame):
             raise TypeError(f"join takes a DataFrame, not {other!r}")
         kind = (how or "inner").lower().replace(" ", "")
-        if kind == "cross" or on is None:
-            raise UnsupportedError("DataFrame.join without a condition (a cross join): sluice's SQL has no CROSS "
-                                   "JOIN yet")
+        if kind == "cross" or (on is None and kind == "inner"):
+            return self.crossJoin(other)
+        if on is None:
+            raise UnsupportedError(f"DataFrame.join(how={how!r}) without a condition: only an inner join may go "
+                                   "without one (a cross join); give the join's columns or condition")
         if kind not in _JOIN_TYPES:
             raise ValueError(f"join: unknown join type {how!r} (inner, left, right, full, left_semi, left_anti)")
         keyword = _JOIN_TYPES[kind]
@@ -634,8 +693,8 @@ class DataFrame:
             on = [on]
         on = list(on)
         if not on:
-            raise UnsupportedError("DataFrame.join(other, []): no join condition (a cross join); sluice's SQL has "
-                                   "no CROSS JOIN yet: name the key columns or give a condition")
+            raise UnsupportedError("DataFrame.join(other, []): no join condition; name the key columns, give a "
+                                   "condition, or write a cross join as crossJoin(other)")
         by_name = all(isinstance(o, str) for o in on)
         if not by_name and not all(isinstance(o, Column) for o in on):
             raise TypeError("join: on is column name(s) or Column condition(s), not a mix")
@@ -685,6 +744,26 @@ class DataFrame:
         structs = dict(other._structs) if keyword not in ("LEFT SEMI JOIN", "LEFT ANTI JOIN") else {}
         structs.update(self._structs)
         return DataFrame(sel, streaming=self._streaming or other._streaming, columns=columns, structs=structs)
+
+    def crossJoin(self, other: "DataFrame") -> "DataFrame":  # noqa: N802
+        """Every row of this DataFrame with every row of the other. sluice's joins are hash joins on
+        at least one equality, so each side gets the same constant key, joined on and not selected."""
+        if not isinstance(other, DataFrame):
+            raise TypeError(f"crossJoin takes a DataFrame, not {other!r}")
+        if self._streaming and other._streaming:
+            raise UnsupportedError("DataFrame.crossJoin of two streams: a stream-stream join needs an equality "
+                                   "and a time bound between the sides; join on columns")
+        from .functions import lit
+        key = "_sluice_cross"
+        for side in (self, other):
+            if side._columns is not None and _has(side._columns, key):
+                raise UnsupportedError(f"DataFrame.crossJoin: a side has a column named {key}, the name sluice "
+                                       "uses for the join's key")
+        joined = self.withColumn(key, lit(1)).join(other.withColumn(key, lit(1)), key)
+        joined._sel.items = joined._sel.items[1:]  # the key, once: not part of the result
+        if joined._columns is not None:
+            joined._columns = joined._columns[1:]
+        return joined
 
     def _join_operand(self, default_alias, taken, chain):
         """(FROM text with its WATERMARK and alias, frames: DataFrame id -> alias) for a side of a join.
@@ -833,6 +912,15 @@ class GroupedData:
 
     def applyInPandasWithState(self, *args, **kwargs):  # noqa: N802
         raise UnsupportedError("GroupedData.applyInPandasWithState: no Python in the per-record path")
+
+
+def _union_of(branches):
+    """A UNION ALL of DataFrames (each a union side; a union of unions is flattened by the caller).
+    Batch: the text A UNION ALL B. Streams: the definer makes each side a flow into the table (a
+    streaming table takes one source per flow), so the text is only rendered for batch."""
+    text = " UNION ALL ".join(b._render(True) for b in branches)
+    return DataFrame(_Select("(" + text + ")"), streaming=branches[0]._streaming, columns=branches[0]._columns,
+                     union=text, branches=list(branches))
 
 
 def _has(names, name) -> bool:

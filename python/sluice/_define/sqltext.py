@@ -78,3 +78,62 @@ def user_sql(text):
     """SQL text a user wrote, to embed in a one-line statement: a `--` comment in it would
     swallow what follows, so the text then ends with a newline."""
     return text + "\n" if "--" in text else text
+
+
+def replace_names(text, names):
+    """SQL `text` with each bare or backquoted name that is a key of `names` (lower-cased) replaced
+    by `(its SQL)`: a filter's text over an aggregation's outputs becomes its HAVING over the
+    aggregates. Left alone: literals, comments, a name qualified (`t.n`) or qualifying (`n.f`), and
+    a function's name (`count(`)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"":
+            start = i
+            i += 1
+            while i < n and text[i] != c:
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+            out.append(text[start:i])
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end + 1
+            out.append(text[i:end])
+            i = end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(text[i:end])
+            i = end
+        elif c == "`" or c.isalpha() or c == "_":
+            start = i
+            if c == "`":
+                i += 1
+                word = ""
+                while i < n:
+                    if text[i] == "`" and text.startswith("``", i):
+                        word += "`"
+                        i += 2
+                    elif text[i] == "`":
+                        i += 1
+                        break
+                    else:
+                        word += text[i]
+                        i += 1
+            else:
+                while i < n and (text[i].isalnum() or text[i] == "_"):
+                    i += 1
+                word = text[start:i]
+            before = text[:start].rstrip()
+            after = text[i:].lstrip()
+            qualified = before.endswith(".") or after.startswith(".")
+            called = c != "`" and after.startswith("(")
+            key = word.lower()
+            if key in names and not qualified and not called:
+                out.append("(" + names[key] + ")")
+            else:
+                out.append(text[start:i])
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)

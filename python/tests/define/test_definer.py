@@ -244,7 +244,6 @@ def test_a_materialized_view_reading_a_stream_is_refused(definer):
 
 @pytest.mark.parametrize("option, says", [
     ("spark_conf={'spark.sql.shuffle.partitions': '4'}", "Spark settings do not apply"),
-    ("temporary=True", "a temporary table"),
     ("path='/tmp/x'", "tables live under the pipeline's storage"),
     ("row_filter='ROW FILTER f ON (a)'", "row filters are not supported"),
 ])
@@ -258,6 +257,46 @@ def test_settings_sluice_cannot_honour_are_refused_at_the_decorator(definer, opt
     '''.format(option)})
     assert e["line"] == 4 and says in e["message"] and e["message"].startswith("@dlt.table t: ")
     assert "'4'" not in e["message"]  # spark_conf values are not echoed
+
+
+def test_temporary_and_private_tables_become_temporary_datasets(definer):
+    [stmts] = definer.statements({"t.py": '''
+        import dlt
+        from pyspark import pipelines as dp
+
+        @dlt.table(temporary=True, comment="staging")
+        def staged():
+            return dlt.read_stream("raw")
+
+        @dlt.table(private=True)
+        def lookup():
+            return dlt.read("dim")
+
+        @dp.materialized_view(private=True)
+        def dp_lookup():
+            return spark.read.table("dim")
+
+        @dlt.table(temporary=False)
+        def published():
+            return dlt.read("dim")
+    '''})
+    assert [s[2] for s in stmts] == [
+        "CREATE OR REFRESH TEMPORARY STREAMING TABLE staged COMMENT 'staging' AS SELECT * FROM STREAM(raw)",
+        "CREATE OR REFRESH TEMPORARY MATERIALIZED VIEW lookup AS SELECT * FROM dim",
+        "CREATE OR REFRESH TEMPORARY MATERIALIZED VIEW dp_lookup AS SELECT * FROM dim",
+        "CREATE OR REFRESH MATERIALIZED VIEW published AS SELECT * FROM dim",
+    ]
+
+
+def test_temporary_must_be_a_bool(definer):
+    e = definer.error({"t.py": '''
+        import dlt
+
+        @dlt.table(temporary="yes")
+        def t():
+            return dlt.read("a")
+    '''})
+    assert e["line"] == 4 and "temporary must be True or False, not str" in e["message"]
 
 
 def test_an_unknown_keyword_is_a_python_error_at_its_line(definer):
@@ -638,3 +677,45 @@ def test_the_api_surface_goes_through_the_real_parser_and_planner(definer):
     for dataset in ("raw (streaming table)", "per_topic (materialized view)", "latest (streaming table)",
                     "merged (streaming table)", "changes (streaming table)"):
         assert dataset in out, out
+
+
+def test_a_union_of_streams_becomes_one_flow_per_stream(definer):
+    [stmts] = definer.statements({"u.py": '''
+        import dlt
+
+        @dlt.table
+        def both():
+            a = dlt.read_stream("orders_eu").select("id", "amount")
+            b = dlt.read_stream("orders_us").select("order_id", "amount")
+            return a.union(b)
+
+        dlt.create_streaming_table("all_orders")
+
+        @dlt.append_flow(target="all_orders")
+        def feed():
+            a = dlt.read_stream("orders_eu").select("id", "amount")
+            return a.unionByName(dlt.read_stream("orders_us").select("amount", "id")).filter("amount > 0")
+    '''})
+    assert [(line, what, sql) for line, what, sql in stmts] == [
+        (4, "@dlt.table both", "CREATE OR REFRESH STREAMING TABLE both AS SELECT id, amount FROM STREAM(orders_eu)"),
+        (4, "@dlt.table both (union side 2: flow both_union_2)",
+         "CREATE FLOW both_union_2 AS INSERT INTO both BY NAME SELECT order_id AS id, amount FROM STREAM(orders_us)"),
+        (10, "dlt.create_streaming_table all_orders", "CREATE OR REFRESH STREAMING TABLE all_orders"),
+        (12, "@dlt.append_flow feed",
+         "CREATE FLOW feed AS INSERT INTO all_orders BY NAME SELECT * FROM (SELECT id, amount FROM "
+         "STREAM(orders_eu)) WHERE (amount > 0)"),
+        (12, "@dlt.append_flow feed (union side 2: flow feed_union_2)",
+         "CREATE FLOW feed_union_2 AS INSERT INTO all_orders BY NAME SELECT * FROM (SELECT id, amount FROM "
+         "STREAM(orders_us)) WHERE (amount > 0)"),
+    ]
+
+
+def test_a_union_of_streams_whose_columns_are_unknown_is_refused(definer):
+    e = definer.error({"u.py": '''
+        import dlt
+
+        @dlt.table
+        def both():
+            return dlt.read_stream("a").union(dlt.read_stream("b"))
+    '''})
+    assert e["line"] == 4 and "a union of streams needs the columns of every side" in e["message"]

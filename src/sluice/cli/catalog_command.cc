@@ -24,6 +24,7 @@
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
+#include "sluice/sql/temporary_table.h"
 
 namespace sluice::cli {
 
@@ -135,6 +136,13 @@ arrow::Result<json> build_catalog(const pipeline::PipelineConfig& config, const 
     out["inputs"] = inputs;
     std::shared_ptr<arrow::Schema> schema = planned.count(name) ? planned.at(name) : nullptr;
     const bool stored = d.kind == sql::DatasetKind::kStreamingTable || d.kind == sql::DatasetKind::kMaterializedView;
+    {
+      auto props = d.definition ? d.definition->properties : std::map<std::string, std::string>{};
+      if (auto y = config.table_properties.find(name); y != config.table_properties.end()) {
+        for (const auto& [k, v] : y->second) props[k] = v;
+      }
+      out["temporary"] = stored && sql::is_temporary_table(props);
+    }
     if (stored) {
       const auto path = config.table_path(name).string();
       out["path"] = config.objects->display(path);
@@ -184,11 +192,20 @@ arrow::Result<json> build_catalog(const pipeline::PipelineConfig& config, const 
 
 namespace {
 
-arrow::Result<json> build_catalog(const std::string& dir, std::vector<std::string>& warnings) {
+// Without `all`, temporary tables are left out: they are the pipeline's own, not published.
+arrow::Result<json> build_catalog(const std::string& dir, bool all, std::vector<std::string>& warnings) {
   ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
   ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
   ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
-  return sluice::cli::build_catalog(config, graph, warnings);
+  ARROW_ASSIGN_OR_RAISE(auto catalog, sluice::cli::build_catalog(config, graph, warnings));
+  if (!all) {
+    json published = json::array();
+    for (auto& d : catalog["datasets"]) {
+      if (!d.value("temporary", false)) published.push_back(std::move(d));
+    }
+    catalog["datasets"] = std::move(published);
+  }
+  return catalog;
 }
 
 std::string size_text(int64_t bytes) {
@@ -200,7 +217,8 @@ std::string size_text(int64_t bytes) {
 void print_text(const json& catalog) {
   std::cout << "pipeline " << catalog["pipeline"].get<std::string>() << "\n";
   for (const auto& d : catalog["datasets"]) {
-    std::cout << "\n" << d["name"].get<std::string>() << " (" << d["kind"].get<std::string>() << ")";
+    std::cout << "\n" << d["name"].get<std::string>() << " (" << (d.value("temporary", false) ? "temporary " : "")
+              << d["kind"].get<std::string>() << ")";
     if (d["comment"].is_string()) std::cout << ": " << d["comment"].get<std::string>();
     std::cout << "\n";
     if (!d["inputs"].empty()) {
@@ -251,9 +269,11 @@ void add_catalog_command(CLI::App& app, int* exit_code) {
       "catalog", "List a pipeline's datasets: columns, types, comments, tags, lineage, rows, size, freshness");
   c->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();
   c->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  static bool all = false;
+  c->add_flag("--all", all, "Also list temporary tables (CREATE TEMPORARY ..., @dlt.table(temporary=True))");
   c->callback([exit_code] {
     std::vector<std::string> warnings;
-    auto catalog = build_catalog(dir, warnings);
+    auto catalog = build_catalog(dir, all, warnings);
     for (const auto& w : warnings) std::cerr << "sluice: warning: " << w << "\n";
     if (!catalog.ok()) {
       std::cerr << "sluice: error: " << catalog.status().message() << "\n";

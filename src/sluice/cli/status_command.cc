@@ -154,7 +154,7 @@ json run_state(const pipeline::PipelineConfig& config) {
 
 arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
                                          std::vector<std::string>& warnings,
-                                         const arrow::Result<pipeline::SharedEvents>* given) {
+                                         const arrow::Result<pipeline::SharedEvents>* given, TemporaryTables temporary) {
   // Read once: the catalog below is built from this same read.
   arrow::Result<pipeline::SharedEvents> read_here;
   if (!given) read_here = pipeline::read_event_log_shared(config.objects, config.storage);
@@ -200,11 +200,13 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
 
   json rows = json::array();
   bool failed = false;
+  int64_t omitted = 0;
   for (const auto& d : catalog["datasets"]) {
     const auto name = d["name"].get<std::string>();
     bool reads_kafka = false;
     for (const auto& in : d["inputs"]) reads_kafka |= in.get<std::string>().rfind("kafka:", 0) == 0;
-    json row = {{"name", name}, {"kind", d["kind"]}, {"reads_kafka", reads_kafka}};
+    const bool is_temporary = d.value("temporary", false);
+    json row = {{"name", name}, {"kind", d["kind"]}, {"reads_kafka", reads_kafka}, {"temporary", is_temporary}};
     row["last_update"] = d.value("last_update", json());  // the newest commit
     row["last_update_ms"] = d.value("last_update_ms", json());
     row["rows"] = d.value("num_rows", json());
@@ -219,8 +221,15 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
     if (unreadable && stored) row["state"] = "unknown";
     row["active_alerts"] = alerts_of(name);
     failed |= row["state"] == "FAILED";
+    // A temporary table is not published; shown when asked, and always when it failed (the
+    // exit code would otherwise name no culprit).
+    if (is_temporary && temporary == TemporaryTables::kOmit && row["state"] != "FAILED") {
+      ++omitted;
+      continue;
+    }
     rows.push_back(std::move(row));
   }
+  if (omitted > 0) out["temporary_omitted"] = omitted;
   for (const auto& [name, sink] : graph.sinks) {
     json row = {{"name", name}, {"kind", "sink"}, {"reads_kafka", false}, {"last_update", nullptr},
                 {"last_update_ms", nullptr}, {"rows", nullptr}, {"version", nullptr}, {"freshness_seconds", nullptr}};
@@ -240,11 +249,12 @@ arrow::Result<StatusResult> build_status(const pipeline::PipelineConfig& config,
 
 namespace {
 
-arrow::Result<StatusResult> status_of_folder(const std::string& dir, std::vector<std::string>& warnings) {
+arrow::Result<StatusResult> status_of_folder(const std::string& dir, TemporaryTables temporary,
+                                             std::vector<std::string>& warnings) {
   ARROW_ASSIGN_OR_RAISE(auto config, pipeline::load_pipeline_config(dir));
   ARROW_ASSIGN_OR_RAISE(auto files, pipeline::load_sql_sources(config));
   ARROW_ASSIGN_OR_RAISE(auto graph, pipeline::build_graph(std::move(files)));
-  return build_status(config, graph, warnings);
+  return build_status(config, graph, warnings, nullptr, temporary);
 }
 
 // 42 s, 3 min 5 s, 2 h 10 min, 3 d 4 h.
@@ -334,6 +344,10 @@ void print_status_table(const json& status) {
     }
     std::cout << text << "\n";
   }
+  if (status.contains("temporary_omitted")) {
+    std::cout << fmt::format("({} temporary table(s) not shown: sluice status --all)\n",
+                             status["temporary_omitted"].get<int64_t>());
+  }
   for (const auto& row : status["datasets"]) {
     if (row["error"].is_string()) {
       std::cout << fmt::format("{} {} at {}: {}\n", row["name"].get<std::string>(), row["state"].get<std::string>(),
@@ -361,11 +375,13 @@ void add_status_command(CLI::App& app, int* exit_code) {
       "(exit 0 healthy, 1 unreadable, 2 a flow failed)");
   c->add_option("pipeline-dir", dir, "Folder holding pipeline.yaml and .sql files")->required();
   c->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  static bool all = false;
+  c->add_flag("--all", all, "Also show temporary tables (CREATE TEMPORARY ..., @dlt.table(temporary=True))");
   c->callback([exit_code] {
     std::vector<std::string> warnings;
     arrow::Result<StatusResult> status;
     try {
-      status = status_of_folder(dir, warnings);
+      status = status_of_folder(dir, all ? TemporaryTables::kShow : TemporaryTables::kOmit, warnings);
     } catch (const nlohmann::json::exception& e) {  // an event whose details are not of the shape written
       status = arrow::Status::Invalid("the event log holds an event of an unexpected shape: ", e.what());
     }

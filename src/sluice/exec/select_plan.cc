@@ -896,6 +896,56 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
   return run_on(input);
 }
 
+namespace {
+
+// SELECT DISTINCT ON (k, ...) over a snapshot (a materialized view): the first row read of each
+// key, whole (Spark's batch dropDuplicates(subset) keeps one row per key; null keys are equal).
+// The smallest row number per key by Acero's hash aggregate, then those rows in input order.
+arrow::Result<std::shared_ptr<arrow::Table>> first_row_per_key(std::shared_ptr<arrow::Table> table,
+                                                               const std::vector<std::string>& distinct_on,
+                                                               const std::shared_ptr<arrow::Schema>& schema) {
+  ARROW_ASSIGN_OR_RAISE(auto batch, table->CombineChunksToBatch());
+  if (!batch || batch->num_rows() == 0) return table;
+  arrow::Int64Builder numbers;
+  ARROW_RETURN_NOT_OK(numbers.Reserve(batch->num_rows()));
+  for (int64_t i = 0; i < batch->num_rows(); ++i) numbers.UnsafeAppend(i);
+  ARROW_ASSIGN_OR_RAISE(auto row_numbers, numbers.Finish());
+  arrow::FieldVector fields;
+  arrow::ArrayVector columns;
+  std::vector<arrow::FieldRef> keys;
+  for (size_t k = 0; k < distinct_on.size(); ++k) {
+    const int c = batch->schema()->GetFieldIndex(distinct_on[k]);
+    if (c < 0) return arrow::Status::Invalid("DISTINCT ON column '", distinct_on[k], "' is not among the query's columns");
+    fields.push_back(arrow::field(fmt::format("k{}", k), batch->column(c)->type()));
+    columns.push_back(batch->column(c));
+    keys.emplace_back(fmt::format("k{}", k));
+  }
+  fields.push_back(arrow::field("row", arrow::int64()));
+  columns.push_back(row_numbers);
+  auto keyed = arrow::Table::Make(arrow::schema(fields), columns, batch->num_rows());
+  auto min_options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
+  arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
+      {"table_source", arrow::acero::TableSourceNodeOptions(keyed)},
+      {"aggregate", arrow::acero::AggregateNodeOptions({{"hash_min", min_options, "row", "first"}}, keys)},
+  });
+  ARROW_ASSIGN_OR_RAISE(auto firsts, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
+  auto first_rows = firsts->GetColumnByName("first");
+  if (!first_rows) return arrow::Status::Invalid("DISTINCT ON lost its row numbers");
+  std::vector<bool> keep(static_cast<size_t>(batch->num_rows()), false);
+  for (const auto& chunk : first_rows->chunks()) {
+    const auto& rows = static_cast<const arrow::Int64Array&>(*chunk);
+    for (int64_t i = 0; i < rows.length(); ++i) keep[static_cast<size_t>(rows.Value(i))] = true;
+  }
+  arrow::BooleanBuilder mask;
+  ARROW_RETURN_NOT_OK(mask.Reserve(batch->num_rows()));
+  for (bool k : keep) mask.UnsafeAppend(k);
+  ARROW_ASSIGN_OR_RAISE(auto mask_array, mask.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(batch, mask_array));
+  return arrow::Table::FromRecordBatches(schema, {kept.record_batch()});
+}
+
+}  // namespace
+
 arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::shared_ptr<arrow::Table>& input) const {
   ARROW_ASSIGN_OR_RAISE(auto combined, input->CombineChunksToBatch());
   ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
@@ -949,9 +999,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
   }
   ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(output_schema(), {result}));
   if (!distinct_on_.empty()) {
-    return arrow::Status::NotImplemented(
-        "SELECT DISTINCT ON runs in streaming tables (dedup within the watermark); in a materialized view use "
-        "GROUP BY with first()");
+    ARROW_ASSIGN_OR_RAISE(table, first_row_per_key(std::move(table), distinct_on_, output_schema()));
   }
   if (distinct_ && table->num_columns() > 0) {
     // SELECT DISTINCT over a snapshot: group by every column, no aggregates.

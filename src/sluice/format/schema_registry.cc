@@ -6,9 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <optional>
+#include <vector>
 
 #include "sluice/common/secrets.h"
 #include "sluice/common/status.h"
+#include "sluice/format/given_registry.h"
 
 namespace sluice::format {
 
@@ -46,9 +49,37 @@ arrow::Result<RegisteredSchema> parse_schema_response(const std::string& body, c
 
 }  // namespace
 
+namespace {
+
+// given_registry.h: the installed schemas, or none.
+std::mutex given_mutex;
+std::optional<std::vector<GivenRegistrySchema>> given_schemas;  // guarded by given_mutex
+
+std::optional<std::vector<GivenRegistrySchema>> given_registry() {
+  std::lock_guard<std::mutex> lock(given_mutex);
+  return given_schemas;
+}
+
+}  // namespace
+
+void install_given_registry(std::vector<GivenRegistrySchema> schemas) {
+  std::lock_guard<std::mutex> lock(given_mutex);
+  given_schemas = std::move(schemas);
+}
+
+void clear_given_registry() {
+  std::lock_guard<std::mutex> lock(given_mutex);
+  given_schemas.reset();
+}
+
 arrow::Result<std::shared_ptr<SchemaRegistryClient>> SchemaRegistryClient::make(
     const std::string& url, const std::map<std::string, std::string>& properties) {
   std::shared_ptr<SchemaRegistryClient> client(new SchemaRegistryClient());
+  if (auto given = given_registry()) {
+    // A test's schemas stand in for the registry: an offline client, never a request.
+    for (const auto& g : *given) client->add_schema(g.id, g.schema);
+    return client;
+  }
   client->url_ = url;
   const bool https = url.rfind("https://", 0) == 0;
   if (!url.empty()) {
@@ -97,7 +128,13 @@ arrow::Result<std::string> SchemaRegistryClient::get(const std::string& path, co
 arrow::Result<std::string> SchemaRegistryClient::request(const std::string& path, const std::optional<std::string>& body,
                                                          const std::string& what) {
   const char* method = body ? "POST" : "GET";
-  if (url_.empty()) return arrow::Status::KeyError(fmt::format("{}: not found (offline registry client)", what));
+  if (url_.empty()) {
+    if (given_registry()) {
+      return arrow::Status::KeyError(fmt::format("{}: not among the test case's schema_registry: schemas (the "
+                                                 "registry is never asked in a test)", what));
+    }
+    return arrow::Status::KeyError(fmt::format("{}: not found (offline registry client)", what));
+  }
   const std::string full = url_without_password(url_ + path);  // shown in errors
   try {
     httplib::Client http(host_url_);
@@ -169,6 +206,17 @@ arrow::Result<RegisteredSchema> SchemaRegistryClient::schema_by_id(int32_t id) {
 
 arrow::Result<RegisteredSchema> SchemaRegistryClient::latest(const std::string& subject) {
   const std::string what = fmt::format("latest version of subject '{}'", subject);
+  if (url_.empty()) {
+    if (auto given = given_registry()) {  // the highest id given for the subject
+      std::optional<RegisteredSchema> found;
+      for (const auto& g : *given) {
+        if (g.subject == subject && (!found || g.id > found->id)) found = RegisteredSchema{g.id, g.schema};
+      }
+      if (found) return *found;
+      return arrow::Status::KeyError(fmt::format("{}: the test case's schema_registry: gives no schema for subject "
+                                                 "'{}'", what, subject));
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto body, get(fmt::format("/subjects/{}/versions/latest", url_encode(subject)), what));
   ARROW_ASSIGN_OR_RAISE(auto schema, parse_schema_response(body, what, -1));
   if (schema.id < 0) return invalid("{}: the registry's answer has no schema id", what);

@@ -25,6 +25,7 @@
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
 #include "sluice/pipeline/table_retention.h"
+#include "sluice/sql/temporary_table.h"
 #include "sluice/sql/types.h"
 
 namespace sluice::pipeline {
@@ -53,6 +54,31 @@ arrow::Status property_error(const arrow::Status& st, const Dataset& d, const Gr
 // view is recomputed from its inputs, a view is not stored, an APPLY CHANGES target's per-key
 // state would not know the rows are gone) and may delete (not delta.appendOnly). Errors point
 // at the statement, or at pipeline.yaml when the properties are set there.
+// sluice.temporary (sql/temporary_table.h): 'true' or 'false' on a stored table; a view is never
+// published, so the property would mean nothing there.
+arrow::Status check_temporary(const Dataset& d, const Graph& graph, const PipelineConfig& config,
+                              const std::map<std::string, std::string>& properties) {
+  auto it = properties.find(sql::kTemporaryProperty);
+  if (it == properties.end()) return arrow::Status::OK();
+  auto yaml = config.table_properties.find(d.name);
+  const bool from_yaml = yaml != config.table_properties.end() && yaml->second.count(sql::kTemporaryProperty);
+  if (d.kind == sql::DatasetKind::kView || d.kind == sql::DatasetKind::kTemporaryView) {
+    return property_error(arrow::Status::Invalid(fmt::format(
+                              "table property '{}' on view '{}': a view is not stored nor published; remove it",
+                              sql::kTemporaryProperty, d.name)),
+                          d, graph, config, from_yaml);
+  }
+  const auto v = to_lower(it->second);
+  if (v != "true" && v != "false") {
+    return property_error(arrow::Status::Invalid(fmt::format(
+                              "table '{}': '{}' is 'true' (a temporary table: stored, not listed by sluice catalog "
+                              "and status without --all) or 'false', not '{}'",
+                              d.name, sql::kTemporaryProperty, it->second)),
+                          d, graph, config, from_yaml);
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Status check_retention(const Dataset& d, const Graph& graph, const PipelineConfig& config,
                               const std::map<std::string, std::string>& properties, const arrow::Schema* schema) {
   if (!has_retention_properties(properties)) return arrow::Status::OK();
@@ -180,6 +206,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
                                                             schema_lookup(), inline_views, read_kafka_binder()));
     ARROW_RETURN_NOT_OK(check_unique_columns(d, flow, plan));
     ARROW_RETURN_NOT_OK(check_retention(d, graph_, config_, properties(d), plan.output_schema().get()));
+    ARROW_RETURN_NOT_OK(check_temporary(d, graph_, config_, properties(d)));
     views_.emplace(d.name, std::move(plan));
     return arrow::Status::OK();
   }
@@ -191,6 +218,7 @@ arrow::Status SqlPlanner::plan_dataset(const Dataset& d) {
                           yaml != config_.table_properties.end() &&
                               !delta::check_delta_properties(yaml->second, name).ok());
   }
+  ARROW_RETURN_NOT_OK(check_temporary(d, graph_, config_, properties(d)));
   // Every flow into the dataset; the first one (its own query) defines the schema unless
   // the dataset declares its columns.
   std::shared_ptr<arrow::Schema> schema;
@@ -486,11 +514,8 @@ arrow::Status SqlPlanner::check_runnable(const Dataset& d, const Flow& flow, con
           "recomputes from its inputs' snapshots: remove the WATERMARK for a plain DISTINCT"));
     }
     if (auto st = refuse_event_time(plan); !st.ok()) return at(plan.watermark()->loc, st);
-    if (!plan.distinct_on().empty()) {
-      return arrow::Status::NotImplemented(sql::format_error(file, flow.loc,
-          "SELECT DISTINCT ON runs in streaming tables (dedup within the watermark); in a materialized view use "
-          "GROUP BY with first()"));
-    }
+    // SELECT DISTINCT ON in a materialized view keeps the first row read of each key
+    // (SelectPlan::run_on): Spark's batch dropDuplicates(subset).
     return arrow::Status::OK();
   }
   if (d.kind != sql::DatasetKind::kStreamingTable) return arrow::Status::OK();

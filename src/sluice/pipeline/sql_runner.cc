@@ -31,6 +31,7 @@
 #include "sluice/pipeline/streaming_commit.h"
 #include "sluice/pipeline/table_definitions.h"
 #include "sluice/pipeline/table_retention.h"
+#include "sluice/sql/temporary_table.h"
 
 namespace sluice::pipeline {
 
@@ -122,6 +123,8 @@ class SqlRun : public DatasetRunner {
                                                  : d.kind == sql::DatasetKind::kMaterializedView ? "materialized_view"
                                                                                                   : "append"}};
       if (flow.comment) definition["comment"] = *flow.comment;
+      // A temporary table is marked, so readers of the log can leave it out as catalog does.
+      if (sql::is_temporary_table(planner_.properties(d))) definition["temporary"] = true;
       events.add({"flow_definition", "INFO", fmt::format("Flow '{}' is defined as {}.", fname, kind_text(d.kind)),
                   fname, flow.target,
                   {{"flow_definition", std::move(definition)}},

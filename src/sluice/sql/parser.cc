@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "sluice/sql/parser_internal.h"
+#include "sluice/sql/temporary_table.h"
 
 namespace sluice::sql {
 
@@ -51,6 +53,17 @@ arrow::Result<Statement> Parser::statement() {
       ARROW_ASSIGN_OR_RAISE(st.sink, create_sink(start.loc));
       return st;
     }
+    // TEMPORARY / PRIVATE before a table (DLT's CREATE TEMPORARY LIVE TABLE, CREATE OR REFRESH
+    // PRIVATE MATERIALIZED VIEW): stored, not published (sql/temporary_table.h).
+    std::optional<Location> temporary_table;
+    if ((peek().is_keyword("TEMPORARY") || peek().is_keyword("PRIVATE")) &&
+        (peek(1).is_keyword("STREAMING") || peek(1).is_keyword("MATERIALIZED") ||
+         (peek(1).is_keyword("LIVE") && peek(2).is_keyword("TABLE")))) {
+      temporary_table = next().loc;
+    } else if (peek().is_keyword("PRIVATE")) {
+      return error(peek(1), "expected STREAMING TABLE, MATERIALIZED VIEW or LIVE TABLE after PRIVATE (a view is "
+                            "never published: write CREATE TEMPORARY VIEW)");
+    }
     DatasetKind kind;
     if (accept_keyword("STREAMING")) {
       accept_keyword("LIVE");
@@ -79,6 +92,16 @@ arrow::Result<Statement> Parser::statement() {
       return error(peek(), "expected STREAMING TABLE, MATERIALIZED VIEW, VIEW, FLOW or SINK after CREATE");
     }
     ARROW_ASSIGN_OR_RAISE(st.dataset, create_dataset(kind, or_refresh, start.loc));
+    if (temporary_table) {
+      auto& props = st.dataset->properties;
+      if (auto it = props.find(kTemporaryProperty); it != props.end() && !is_temporary_table(props)) {
+        return arrow::Status::Invalid(format_error(
+            file_, *temporary_table,
+            fmt::format("'{}' is a temporary table, but its TBLPROPERTIES set '{}' = '{}': remove the property",
+                        st.dataset->name, kTemporaryProperty, it->second)));
+      }
+      props[kTemporaryProperty] = "true";
+    }
     return st;
   }
   if (accept_keyword("APPLY")) {

@@ -70,6 +70,16 @@ struct FixtureBatch {
   std::string where;
 };
 
+// A schema a case gives in place of the schema registry (schema_registry:): an Avro read_kafka
+// source gets its writer (and, by subject, reader) schemas from these while the case runs and
+// never contacts the registry; records with value_schema_id are Avro-encoded with them.
+struct GivenSchema {
+  int32_t id = 0;
+  std::string subject;  // optional: serves read_kafka's schema_registry_subject
+  std::string schema;   // Avro JSON
+  std::string where;
+};
+
 struct TestCase {
   std::string name;
   std::string file;  // the fixture file, as named to the loader
@@ -77,6 +87,7 @@ struct TestCase {
   std::string id;    // "<file name>::<case name>": what -k and --case match
   std::vector<FixtureBatch> batches;
   std::vector<DatasetExpectation> expect;  // checked after the last update (counts: all updates)
+  std::vector<GivenSchema> schema_registry;
 };
 
 // The cases of one fixture file. `display` names the file in ids and errors. Unknown keys,

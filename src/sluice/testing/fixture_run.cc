@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include <chrono>
+#include <optional>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/format/given_registry.h"
 #include "sluice/format/json_decoder.h"
 #include "sluice/pipeline/graph.h"
 #include "sluice/pipeline/pipeline_config.h"
@@ -80,6 +82,13 @@ void add(Totals& t, const pipeline::DatasetReport& r) {
   t.late += r.rows_late;
 }
 
+// Whether a Kafka flow of the update left records unread (its lag after the update).
+bool backlog(const std::vector<pipeline::DatasetReport>& reports) {
+  return std::any_of(reports.begin(), reports.end(), [](const auto& r) { return r.backlog && *r.backlog > 0; });
+}
+
+constexpr int kMaxUpdatesPerBatch = 10'000;
+
 class CaseRun {
  public:
   CaseRun(const fs::path& dir, const TestCase& c) : dir_(dir), case_(c) {}
@@ -87,6 +96,14 @@ class CaseRun {
   arrow::Result<CaseResult> run() {
     const auto started = std::chrono::steady_clock::now();
     ARROW_ASSIGN_OR_RAISE(auto storage, TemporaryStorage::make());
+    // schema_registry: the case's schemas stand in for every registry while it runs (plan and
+    // decode alike), so no registry is contacted; without it an Avro source still asks its own.
+    std::optional<format::GivenRegistryScope> registry;
+    if (!case_.schema_registry.empty()) {
+      std::vector<format::GivenRegistrySchema> given;
+      for (const auto& g : case_.schema_registry) given.push_back({g.id, g.subject, g.schema});
+      registry.emplace(std::move(given));
+    }
     // The storage pipeline.yaml names is checked, never opened (no s3:// request, no metadata lookup).
     ARROW_ASSIGN_OR_RAISE(config_, pipeline::load_pipeline_config(dir_, pipeline::StorageOpening::kChecked));
     if (!config_.bronze.empty()) {
@@ -104,6 +121,11 @@ class CaseRun {
     ARROW_ASSIGN_OR_RAISE(graph_, pipeline::build_graph(std::move(sources)));
     ARROW_RETURN_NOT_OK(pipeline::open_pipeline_storage(config_, pipeline::pipeline_layout(config_, &graph_)));
     ARROW_RETURN_NOT_OK(check_names());
+    if (config_.mode == pipeline::Mode::kContinuous) {
+      // Each batch runs a continuous run's updates until its records are consumed (below).
+      result_.notes.push_back("pipeline.yaml mode: continuous: each batch runs updates over the records given so far "
+                              "until they are consumed (a continuous run stopped there)");
+    }
     if (!graph_.sinks.empty()) {
       std::vector<std::string> names;
       for (const auto& [name, _] : graph_.sinks) names.push_back(name);
@@ -119,6 +141,9 @@ class CaseRun {
 
     options.record_sources = topics;
     options.run_sinks = false;
+    // A continuous run reads one trigger per update (max_offsets_per_trigger), the case runs
+    // updates until the records are consumed.
+    if (config_.mode == pipeline::Mode::kContinuous) options.trigger_limit = pipeline::TriggerLimit::kOneTrigger;
     // pipeline.yaml's commit: settings, as `sluice run --once` applies them (cli/main.cc).
     if (config_.commit_max_rows) options.commit_rows = *config_.commit_max_rows;
     if (config_.commit_max_bytes) options.commit_bytes = *config_.commit_max_bytes;
@@ -139,6 +164,32 @@ class CaseRun {
       }
       topics->show_batches(i + 1);
       auto reports = pipeline::run_sql_pipeline_once(config_, graph_, options);
+      if (config_.mode == pipeline::Mode::kContinuous && reports.ok()) {
+        // The stop rule of a continuous pipeline's case: updates until every record given so far
+        // is consumed (no Kafka flow reports a backlog), as a continuous run would go on reading
+        // (max_offsets_per_trigger makes several updates of one batch). A given table's rows are
+        // committed once.
+        options.given_rows.clear();
+        int n = 1;
+        for (; backlog(*reports) && reports.ok(); ++n) {
+          if (n >= kMaxUpdatesPerBatch) {
+            reports = arrow::Status::Invalid(fmt::format(
+                "the records of batch {} were not consumed after {} updates", i + 1, kMaxUpdatesPerBatch));
+            break;
+          }
+          auto more = pipeline::run_sql_pipeline_once(config_, graph_, options);
+          if (!more.ok()) {
+            reports = more.status();
+            break;
+          }
+          for (auto& r : *more) reports->push_back(std::move(r));
+          if (!backlog(*more)) {
+            ++n;
+            break;
+          }
+        }
+        result_.notes.push_back(fmt::format("batch {}: {} update(s) until its records were consumed", i + 1, n));
+      }
       const std::string label = case_.batches.size() > 1 ? fmt::format("after batch {} ({}): ", i + 1, batch.where) : "";
       const std::string heading = case_.batches.size() > 1 ? fmt::format("after batch {} ({}):", i + 1, batch.where) : "";
       if (!reports.ok()) {
@@ -252,6 +303,11 @@ class CaseRun {
   arrow::Status check_names() const {
     auto known = [&](const std::string& name, const std::string& where, const char* what) -> arrow::Status {
       if (is_stored(name)) return arrow::Status::OK();
+      if (graph_.sinks.count(name)) {
+        return arrow::Status::NotImplemented(fmt::format(
+            "{}: {} '{}' is a sink: sinks do not run in tests (no broker or external table to write to); expect "
+            "the rows of the table or query the sink's flow reads instead", where, what, name));
+      }
       return arrow::Status::Invalid(fmt::format("{}: {} '{}' is not a table of pipeline '{}'{}; its tables: {}", where,
                                                 what, name, config_.name,
                                                 graph_.datasets.count(name) ? " (a view is not stored)" : "",

@@ -67,9 +67,14 @@ INSTANTIATE_TEST_SUITE_P(
                    kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT DISTINCT id, ts FROM ev WATERMARK ts "
                                        "DELAY OF INTERVAL 1 MINUTE;",
                    "p.sql:3:62: error: WATERMARK with SELECT DISTINCT deduplicates a stream in a streaming table"},
-        ParityCase{"DistinctOnInMaterializedView",
-                   kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m AS SELECT DISTINCT ON (id) id, ts FROM ev;",
-                   "p.sql:3:1: error: SELECT DISTINCT ON runs in streaming tables"},
+        ParityCase{"BadTemporaryProperty",
+                   kBronzeDdl + kEvents + "CREATE MATERIALIZED VIEW m TBLPROPERTIES ('sluice.temporary' = 'maybe') "
+                                       "AS SELECT DISTINCT ON (id) id, ts FROM ev;",
+                   "p.sql:3:26: error: table 'm': 'sluice.temporary' is 'true' (a temporary table"},
+        ParityCase{"TemporaryPropertyOnView",
+                   kBronzeDdl + kEvents + "CREATE VIEW v TBLPROPERTIES ('sluice.temporary' = 'true') AS SELECT id "
+                                       "FROM ev;",
+                   "p.sql:3:13: error: table property 'sluice.temporary' on view 'v'"},
         ParityCase{"BadLateRowsProperty",
                    kBronzeDdl + kEvents + "CREATE STREAMING TABLE w TBLPROPERTIES ('sluice.late_rows' = 'keep') AS "
                                        "SELECT count(*) AS n FROM STREAM(ev) WATERMARK ts DELAY OF INTERVAL 1 MINUTE "

@@ -74,6 +74,54 @@ TEST(FixtureParseTest, ReadsRecordsTablesBatchesAndExpectations) {
   EXPECT_EQ(*two.batches[1].expect_error, "boom");
 }
 
+TEST(FixtureParseTest, EncodesAvroRecordsWithTheCaseSchemas) {
+  auto cases = parse_fixture(R"(cases:
+  - name: avro
+    schema_registry:
+      - {id: 7, subject: s-value, schema: {type: record, name: R, fields: [{name: a, type: long}, {name: s, type: string}, {name: o, type: ["null", int], default: null}]}}
+    kafka:
+      t:
+        - {value: {a: -1, s: hi}, value_schema_id: 7}
+        - {value: {a: 64, s: "", o: 3}, value_schema_id: 7}
+    expect: {x: {rows: 0}}
+)",
+                             "t.yaml");
+  ASSERT_TRUE(cases.ok()) << cases.status().message();
+  const auto& c = (*cases)[0];
+  ASSERT_EQ(c.schema_registry.size(), 1u);
+  EXPECT_EQ(c.schema_registry[0].id, 7);
+  EXPECT_EQ(c.schema_registry[0].subject, "s-value");
+  const auto& recs = c.batches[0].records;
+  ASSERT_EQ(recs.size(), 2u);
+  // Magic 0, id 7 big-endian, then zigzag longs, length-prefixed strings, the union's branch index.
+  EXPECT_EQ(*recs[0].value, std::string("\0\0\0\0\x07\x01\x04hi\x00", 10));
+  EXPECT_EQ(*recs[1].value, std::string("\0\0\0\0\x07\x80\x01\x00\x02\x06", 10));
+}
+
+TEST(FixtureParseTest, RefusesAvroRecordsThatDoNotFitOrNameNoGivenSchema) {
+  const std::string head = R"(cases:
+  - name: avro
+    schema_registry:
+      - {id: 7, schema: {type: record, name: R, fields: [{name: a, type: long}]}}
+    kafka:
+      t:
+)";
+  auto unknown = parse_fixture(head + "        - {value: {a: 1}, value_schema_id: 8}\n    expect: {x: {rows: 0}}\n", "t.yaml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("t.yaml:7:44: value_schema_id 8 is not among the case's schema_registry"),
+            std::string::npos)
+      << unknown.status().message();
+  auto misfit = parse_fixture(head + "        - {value: {a: x}, value_schema_id: 7}\n    expect: {x: {rows: 0}}\n", "t.yaml");
+  ASSERT_FALSE(misfit.ok());
+  EXPECT_NE(misfit.status().message().find("cannot encode the value with schema id 7: a: \"x\" is not a whole number"),
+            std::string::npos)
+      << misfit.status().message();
+  auto extra = parse_fixture(head + "        - {value: {a: 1, b: 2}, value_schema_id: 7}\n    expect: {x: {rows: 0}}\n",
+                             "t.yaml");
+  ASSERT_FALSE(extra.ok());
+  EXPECT_NE(extra.status().message().find("'b' is not a field of record R"), std::string::npos);
+}
+
 TEST(FixtureParseTest, RecordNumbersKeepTheirText) {
   auto cases = parse_fixture("cases:\n  - name: c\n    kafka: {t: [{value: {a: 12345678901234567.89, b: 1e999, c: +5, "
                              "d: 0x1F, e: '7', f: -0.5e-3, g: [1, true, ~, x]}}]}\n    expect: {x: {rows: 1}}\n",
