@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/text.h"
@@ -605,6 +606,7 @@ arrow::Result<OptimizeOutcome> commit_optimize(OptimizeRewrite rewrite) {
   commit.operation_metrics = outcome.metrics;
   // A commit without data changes is checked at snapshot isolation (as Spark records it).
   commit.isolation_level = "SnapshotIsolation";
+  fail_point("optimize_before_commit");  // tests: the new files are written, not committed
   auto committed = txn.commit(commit);
   if (!committed.ok()) {
     if (delta::is_commit_conflict(committed.status())) discard_rewrite(rewrite);
