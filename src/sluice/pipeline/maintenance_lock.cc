@@ -19,10 +19,10 @@ namespace sluice::pipeline {
 
 namespace {
 
-constexpr const char* kLockFile = "_sluice_maintenance.lock";
-constexpr const char* kLeaseDir = "_sluice_maintenance/lease";
+constexpr const char* kMaintenanceLockFile = "_sluice_maintenance.lock";
+constexpr const char* kMaintenanceLeaseDir = "_sluice_maintenance/lease";
 
-nlohmann::json holder_record(const std::string& table, MaintenanceLockMode mode, const std::string& command) {
+nlohmann::json maintenance_record(const std::string& table, MaintenanceLockMode mode, const std::string& command) {
   return nlohmann::json{{"pid", static_cast<int64_t>(::getpid())},
                         {"host", lease::host_name()},
                         {"started_ms", now_millis()},
@@ -32,7 +32,7 @@ nlohmann::json holder_record(const std::string& table, MaintenanceLockMode mode,
 }
 
 // "sluice forget (pid 12, host h)" from a holder record, or `otherwise` when there is none.
-std::string describe_holder(const std::string& record_json, const std::string& otherwise) {
+std::string describe_maintenance_holder(const std::string& record_json, const std::string& otherwise) {
   auto j = nlohmann::json::parse(record_json, nullptr, false);
   if (!j.is_object() || !j.contains("command") || !j["command"].is_string()) return otherwise;
   return fmt::format("`sluice {}` (pid {}, host {})", j["command"].get<std::string>(), j.value("pid", int64_t{0}),
@@ -40,7 +40,7 @@ std::string describe_holder(const std::string& record_json, const std::string& o
 }
 
 // The record an exclusive holder wrote into the lock file, if its process still lives here.
-std::string local_exclusive_holder(int fd) {
+std::string local_exclusive_maintainer(int fd) {
   char buf[4096];
   const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return "";
@@ -52,7 +52,7 @@ std::string local_exclusive_holder(int fd) {
   return text;
 }
 
-arrow::Status refuse(const std::string& table, MaintenanceLockMode mode, const std::string& command,
+arrow::Status refuse_maintenance(const std::string& table, MaintenanceLockMode mode, const std::string& command,
                      const std::string& holder, const std::string& where) {
   if (mode == MaintenanceLockMode::kExclusive) {
     return arrow::Status::Invalid(fmt::format(
@@ -75,7 +75,7 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
                                                                          MaintenanceLockMode mode,
                                                                          const std::string& command) {
   std::unique_ptr<MaintenanceLock> lock(new MaintenanceLock());
-  const auto record = holder_record(table, mode, command);
+  const auto record = maintenance_record(table, mode, command);
   if (!store.is_local()) {
     // No table there (a typo): nothing to protect, and no lease objects left under a wrong
     // prefix; the command says what is missing.
@@ -85,17 +85,17 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
     options.record_json = record.dump();
     options.name = "maintenance lease of table " + table;
     options.stake = "forget never runs beside a rewrite or vacuum of the table";
-    const auto dir = store.table_root() / kLeaseDir;
+    const auto dir = store.table_root() / kMaintenanceLeaseDir;
     LeaseHolder holder;
     ARROW_ASSIGN_OR_RAISE(lock->lease_, RunLease::acquire(store.objects(), dir, options, &holder));
     if (!lock->lease_) {
-      return refuse(table, mode, command,
-                    describe_holder(holder.record_json, "another sluice maintenance command"),
+      return refuse_maintenance(table, mode, command,
+                    describe_maintenance_holder(holder.record_json, "another sluice maintenance command"),
                     store.display(dir));
     }
     return lock;
   }
-  const auto path = store.table_root() / kLockFile;
+  const auto path = store.table_root() / kMaintenanceLockFile;
   lock->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock->fd_ < 0) {
     if (errno == ENOENT) return lock;  // no table folder: the command reports the missing table
@@ -106,15 +106,15 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
       return io_error("table {}: cannot lock {}: {} (sluice keeps forget apart from rewrites with flock(2))", table,
                       path.string(), std::strerror(errno));
     }
-    const auto recorded = local_exclusive_holder(lock->fd_);
+    const auto recorded = local_exclusive_maintainer(lock->fd_);
     std::string holder;
     if (mode == MaintenanceLockMode::kShared) {
-      holder = describe_holder(recorded, "`sluice forget`");
+      holder = describe_maintenance_holder(recorded, "`sluice forget`");
     } else {
       holder = recorded.empty() ? "a `sluice sql` DELETE/UPDATE/MERGE, `table optimize` or `table vacuum`"
-                                : describe_holder(recorded, "another sluice command");
+                                : describe_maintenance_holder(recorded, "another sluice command");
     }
-    return refuse(table, mode, command, holder, path.string());
+    return refuse_maintenance(table, mode, command, holder, path.string());
   }
   if (mode == MaintenanceLockMode::kExclusive) {
     // Named in the refusals of the others (nobody else writes the file while this holds it).
