@@ -10,7 +10,9 @@ table equal to a Python model minus the erased rows; the next run appends new ev
 audit event is in the event log, redacted."""
 import fcntl
 import json
+import os
 import pathlib
+import subprocess
 import time
 import uuid
 
@@ -19,7 +21,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
-from conftest import run_sluice
+from conftest import SLUICE, run_sluice
 from readers import read_deltalake, read_duckdb, read_polars
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
@@ -367,3 +369,77 @@ def test_event_log_scrub_edits_json_strings_only(forgotten):
     r = run_sluice("forget", forgotten["pipe"], "--where", f"user_id = '{literal}'", "--format", "json")
     assert r.returncode == 0, r.stderr
     assert erased_counts() == before
+
+
+def start_paused(point, *args):
+    """Starts sluice with SLUICE_FAILPOINT_PAUSE=point and returns once it says it paused there
+    (it then waits for a line on stdin): no sleep, no timing."""
+    proc = subprocess.Popen([str(SLUICE), *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, SLUICE_FAILPOINT_PAUSE=point))
+    seen = []
+    while True:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if not line:
+            proc.kill()
+            pytest.fail(f"sluice {args[0]} ended before its pause at {point}: {''.join(seen)}")
+        if f"fail point '{point}' paused" in line:
+            return proc, seen
+
+
+def let_go(paused):
+    proc, seen = paused
+    out, err = proc.communicate("\n", timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(seen) + err)
+
+
+def test_forget_and_rewrites_of_a_table_never_run_at_once(tmp_path):
+    """The tables' maintenance lock (no Kafka: a table deltalake wrote, 3 files per partition,
+    the erased user in partition a only). An OPTIMIZE of partition b whose new files are written
+    but not committed makes forget refuse, nothing changed (without the lock, forget's clean-up
+    deleted those files and the OPTIMIZE then committed them: a table naming missing files).
+    While forget runs (paused before its clean-up), `table optimize`, `table vacuum` and a `sluice
+    sql` DELETE are refused, naming it. After both: deltalake reads the table, every file it
+    names exists, no file under the storage holds the value, and every other row is there."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mtlock\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    model = []
+    for part in range(3):
+        batch = [{"user_id": USERS[i % 4], "p": "a" if USERS[i % 4] in (ERASED, "u-7") else "b", "seq": part * 8 + i}
+                 for i in range(8)]
+        write_deltalake(str(table), pa.Table.from_pylist(batch), partition_by=["p"], mode="append")
+        model += batch
+    where = f"user_id = '{ERASED}'"
+
+    optimize = start_paused("optimize_before_commit", "table", "optimize", table, "--where", "p = 'b'")
+    refused = run_sluice("forget", pipe, "--where", where, "--format", "json")
+    assert refused.returncode != 0, refused.stdout
+    assert "table optimize" in refused.stderr and "Nothing was changed" in refused.stderr, refused.stderr
+    assert ERASED not in refused.stderr
+    optimized = let_go(optimize)
+    assert optimized.returncode == 0, optimized.stderr
+    assert "committed OPTIMIZE" in optimized.stdout, optimized.stdout
+
+    forget = start_paused("forget_before_clean_up", "forget", pipe, "--where", where, "--format", "json")
+    during = [run_sluice("table", "optimize", table),
+              run_sluice("table", "vacuum", table, "--retain", "0", "--force"),
+              run_sluice("sql", pipe, "DELETE FROM people WHERE seq = 1")]
+    finished = let_go(forget)
+    for r in during:
+        assert r.returncode != 0, r.stdout
+        assert "`sluice forget`" in r.stderr and "Nothing was changed" in r.stderr, r.stderr
+    assert finished.returncode == 0, finished.stderr
+    report = {t["table"]: t for t in json.loads(finished.stdout)["tables"]}
+    assert report["people"]["rowsErased"] == sum(1 for e in model if e["user_id"] == ERASED)
+
+    dt = DeltaTable(str(table))
+    for uri in dt.file_uris():
+        assert pathlib.Path(uri.removeprefix("file://")).is_file(), f"the table names a missing file {uri}"
+    assert rows(dt.to_pyarrow_table(), ["user_id", "p", "seq"]) == sorted(
+        (e["user_id"], e["p"], e["seq"]) for e in model if e["user_id"] != ERASED)
+    assert storage_hits(pipe / "data") == set()

@@ -7,7 +7,8 @@ pipeline's prefix; after it, no object holds it — every object listed by the s
 reads every table equal to a Python model minus the erased rows, the audit events are in the
 event log, and the next run appends new events once (the reader was moved past the erasure).
 An unreferenced object written after forget started (while it is paused before its clean-up)
-is kept: the start time is on the store's clock and not later than the truth."""
+is kept: the start time is on the store's clock and not later than the truth; a `sluice table
+optimize` tried meanwhile is refused (the table's maintenance lease is forget's)."""
 import io
 import json
 import subprocess
@@ -62,9 +63,11 @@ def put_object(store, key, data):
         store["blobs"].put("lake", key, data)
 
 
-def forget_writing_meanwhile(store, pipe, where, key, data):
+def forget_writing_meanwhile(store, pipe, where, key, data, optimize_uri):
     """Runs forget paused before its clean-up (SLUICE_FAILPOINT_PAUSE): writes `key` then, an
-    object no commit references, as an uncommitted OPTIMIZE or DML would, and lets it go on."""
+    object no commit references, as an uncommitted write of a writer without the maintenance
+    lock (Spark) would, tries `sluice table optimize optimize_uri` (refused: forget holds the
+    table's maintenance lease), and lets forget go on. Returns (forget, the optimize)."""
     proc = subprocess.Popen([str(SLUICE), "forget", str(pipe), "--where", where, "--format", "json"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=clean_env(**store["env"], SLUICE_FAILPOINT_PAUSE="forget_before_clean_up"))
@@ -76,8 +79,9 @@ def forget_writing_meanwhile(store, pipe, where, key, data):
         if "fail point 'forget_before_clean_up' paused" in line:
             break
     put_object(store, key, data)
+    refused = run(store, "table", "optimize", optimize_uri)
     out, err = proc.communicate("\n", timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(seen) + err)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(seen) + err), refused
 
 
 def object_hits(store, prefix, needle=ERASED):
@@ -128,8 +132,11 @@ def test_forget_erases_every_object_under_the_prefix(store, tmp_path, bootstrap,
     sink = io.BytesIO()
     pq.write_table(pa.table({"user_id": ["u-4"], "seq": [0]}), sink)
     late_bytes = sink.getvalue()
-    r = forget_writing_meanwhile(store, pipe, f"user_id = '{ERASED}'", late, late_bytes)
+    r, refused = forget_writing_meanwhile(store, pipe, f"user_id = '{ERASED}'", late, late_bytes,
+                                          f"{store['uri'](prefix)}/tables/ev_bronze")
     assert r.returncode == 0, r.stderr
+    assert refused.returncode != 0 and "`sluice forget`" in refused.stderr, refused.stderr
+    assert "Nothing was changed" in refused.stderr, refused.stderr
     assert late in store["keys"](prefix + "/tables/ev_silver/"), "forget deleted an object written after it started"
     assert ERASED not in r.stdout + r.stderr
     report = json.loads(r.stdout)

@@ -1,16 +1,19 @@
 """sluice's maintenance on a pipeline table that Spark wrote to, and Spark reading what sluice
 rewrote (issue 15's "vice versa"): a Kafka -> bronze -> silver pipeline whose silver has a
-retention policy; between runs Spark (delta-spark, one session) INSERTs into silver (an erased
-user's row, a row older than the retention window, a recent one), DELETEs a row and OPTIMIZEs
-it. Then sluice's retention (the next run), `sluice forget`, `sluice table optimize` and
-`sluice table vacuum` act on that table; after each, Spark and deltalake read it equal to a
-Python model, and Spark appends to what sluice rewrote, which the next sluice run continues.
-The erased value is in no file under the storage folder at the end (test_forget's scan)."""
+retention policy; between runs Spark (delta-spark, one session) turns on deletion vectors and a
+checkpoint every 2 commits (`delta.enableDeletionVectors`, `delta.checkpointInterval`: Spark
+upgrades the protocol to reader 3 / writer 7), INSERTs into silver (an erased user's row, a row
+older than the retention window, a recent one), OPTIMIZEs it and DELETEs rows (kept in their
+files, hidden by a deletion vector; one of them the erased user's), writing its own checkpoint.
+Then sluice's retention (the next run), `sluice forget`, `sluice table optimize` and `sluice
+table vacuum` act on that table; after each, Spark and sluice's own scan (`sluice sql`) read it
+equal to a Python model (the pinned deltalake cannot read deletion vectors), and Spark appends to what sluice rewrote, which the next sluice run continues. The erased
+value is in no file under the storage folder at the end (test_forget's scan)."""
 import datetime as dt
 import json
 
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
 
 from conftest import run_sluice
 from spark_support import spark_session
@@ -55,8 +58,17 @@ def spark_rows(spark, path):
     return sorted(key(r) for r in spark.read.format("delta").load(str(path)).toArrow().to_pylist())
 
 
-def deltalake_rows(path):
-    return sorted(key(r) for r in DeltaTable(str(path)).to_pyarrow_table().to_pylist())
+def sluice_rows(pipe, tmp_path):
+    """silver's rows as sluice's own scan reads them (deletion vectors applied)."""
+    out = tmp_path / "scan.arrow"
+    r = run_sluice("sql", pipe, "SELECT user_id, ts, amount, seq FROM silver", "--output", out)
+    assert r.returncode == 0, r.stderr
+    with pa.memory_map(str(out)) as source:
+        return sorted(key(r) for r in pa.ipc.open_file(source).read_all().to_pylist())
+
+
+def spark_history(spark, path):
+    return [r["operation"] for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()]
 
 
 def run(pipe):
@@ -82,16 +94,25 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
     run(pipe)
     assert spark_rows(spark, silver) == sorted(key(e) for e in model)
 
-    # Spark writes to sluice's table: rows of its own (one erased user's, one past the retention
-    # window), a DELETE and an OPTIMIZE.
+    # Spark writes to sluice's table: deletion vectors and a checkpoint every 2 commits on; rows
+    # of its own (one erased user's, one past the retention window); an OPTIMIZE; then a DELETE
+    # whose rows stay in the compacted file behind a deletion vector (one of them the erased
+    # user's: forget must drop it from the file too).
+    spark.sql(f"ALTER TABLE delta.`{silver}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true', "
+              "'delta.checkpointInterval' = '2')")
     old = {"user_id": "u-4", "ts": NOW - dt.timedelta(days=5), "amount": 1, "seq": 500}
     spark_rows_in = [{"user_id": ERASED, "ts": NOW - dt.timedelta(hours=2), "amount": 2, "seq": 501},
                      {"user_id": "u-7", "ts": NOW - dt.timedelta(hours=3), "amount": 3, "seq": 502}, old]
     spark_insert(spark, silver, spark_rows_in)
-    spark.sql(f"DELETE FROM delta.`{silver}` WHERE seq = 4")
     spark.sql(f"OPTIMIZE delta.`{silver}`")
-    model = [e for e in model if e["seq"] != 4] + spark_rows_in
-    assert deltalake_rows(silver) == sorted(key(e) for e in model)
+    deleted = [e for e in model if e["seq"] in (2, 4)]
+    assert any(e["user_id"] == ERASED for e in deleted)
+    spark.sql(f"DELETE FROM delta.`{silver}` WHERE seq IN (2, 4)")
+    model = [e for e in model if e not in deleted] + spark_rows_in
+    assert list(silver.glob("deletion_vector_*.bin")), "Spark's DELETE wrote no deletion vector"
+    assert list((silver / "_delta_log").glob("*.checkpoint.parquet")), "Spark wrote no checkpoint"
+    assert spark_rows(spark, silver) == sorted(key(e) for e in model)
+    assert sluice_rows(pipe, tmp_path) == sorted(key(e) for e in model)
 
     # sluice's retention (on the next update) deletes Spark's expired row.
     more = events(12, 18)
@@ -100,8 +121,8 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
     model = [e for e in model if e is not old] + more
     want = sorted(key(e) for e in model)
     assert spark_rows(spark, silver) == want
-    assert deltalake_rows(silver) == want
-    history = [h["operation"] for h in DeltaTable(str(silver)).history()]
+    assert sluice_rows(pipe, tmp_path) == want
+    history = spark_history(spark, silver)
     assert "OPTIMIZE" in history and "DELETE" in history
 
     # sluice forget erases the user from bronze and from silver, Spark's row included.
@@ -111,7 +132,7 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
     model = [e for e in model if e["user_id"] != ERASED]
     want = sorted(key(e) for e in model)
     assert spark_rows(spark, silver) == want
-    assert deltalake_rows(silver) == want
+    assert sluice_rows(pipe, tmp_path) == want
     assert storage_hits(data) == set()
 
     # Spark appends to what forget rewrote; sluice optimizes and vacuums it; Spark reads it.
@@ -125,7 +146,7 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
     assert r.returncode == 0, r.stderr
     want = sorted(key(e) for e in model)
     assert spark_rows(spark, silver) == want
-    assert deltalake_rows(silver) == want
+    assert sluice_rows(pipe, tmp_path) == want
 
     # The pipeline continues the table Spark and sluice's maintenance both rewrote.
     last = events(18, 21, users=["u-4", "u-7"])
@@ -133,4 +154,4 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
     run(pipe)
     model += last
     assert spark_rows(spark, silver) == sorted(key(e) for e in model)
-    assert deltalake_rows(silver) == sorted(key(e) for e in model)
+    assert sluice_rows(pipe, tmp_path) == sorted(key(e) for e in model)

@@ -10,6 +10,7 @@
 #include "sluice/common/text.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/dml/optimize.h"
+#include "sluice/pipeline/maintenance_lock.h"
 
 namespace sluice::cli {
 
@@ -29,6 +30,10 @@ arrow::Status run_optimize(const OptimizeArgs& args) {
   options.where = args.where;
   options.zorder_by = args.zorder_by;
   options.target_file_size = args.target_file_size;
+  // Held through the commit and the deletion of its files on a conflict: forget waits for none.
+  ARROW_ASSIGN_OR_RAISE(auto lock, pipeline::MaintenanceLock::acquire(*store, args.path,
+                                                                      pipeline::MaintenanceLockMode::kShared,
+                                                                      "table optimize"));
   ARROW_ASSIGN_OR_RAISE(auto r, dml::optimize_table(store, options));
   const auto metric = [&](const char* key) { return r.metrics.value(key, std::string("0")); };
   if (args.format == "json") {

@@ -17,6 +17,7 @@
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/dml/statement_runner.h"
+#include "sluice/pipeline/maintenance_lock.h"
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/sql/parser.h"
 
@@ -155,6 +156,27 @@ arrow::Status run_sql(const SqlArgs& args) {
       return invalid("{} applies to a query (SELECT); DELETE, UPDATE and MERGE always skip files by their "
                      "condition and report the files they read in their operation metrics: drop it",
                      args.scan_report ? "--scan-report" : "--no-skipping");
+    }
+  }
+  std::unique_ptr<pipeline::MaintenanceLock> lock;
+  {
+    // A DELETE, UPDATE or MERGE holds its target's maintenance lock (shared) from before it reads
+    // the table until its commit, or the deletion of its files, is done: forget is refused
+    // meanwhile, and a running forget refuses it. A query takes none.
+    ARROW_ASSIGN_OR_RAISE(auto command, sql::parse_command(file));
+    const sql::TableRef* target = command.delete_ ? command.delete_->target.get()
+                                  : command.update ? command.update->target.get()
+                                  : command.merge  ? command.merge->target.get()
+                                                   : nullptr;
+    if (target) {
+      auto opened = catalog->open(target->name);
+      if (opened.ok()) {  // else the statement reports the unknown table at its position
+        ARROW_ASSIGN_OR_RAISE(lock, pipeline::MaintenanceLock::acquire(
+                                        *opened->store, opened->name, pipeline::MaintenanceLockMode::kShared,
+                                        fmt::format("sql {}", command.delete_   ? "DELETE"
+                                                              : command.update ? "UPDATE"
+                                                                               : "MERGE")));
+      }
     }
   }
   ARROW_ASSIGN_OR_RAISE(auto result, dml::run_sql_command(file, *catalog, 5,

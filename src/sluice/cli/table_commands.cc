@@ -22,6 +22,7 @@
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/vacuum.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/maintenance_lock.h"
 
 namespace sluice::cli {
 
@@ -456,6 +457,12 @@ arrow::Status vacuum(const VacuumArgs& args) {
   }
   options.mode = args.dry_run ? delta::VacuumMode::kDryRun : delta::VacuumMode::kDelete;
   options.check = args.force ? delta::RetentionCheck::kOff : delta::RetentionCheck::kEnforced;
+  std::unique_ptr<pipeline::MaintenanceLock> lock;  // a dry run deletes nothing: no lock
+  if (!args.dry_run) {
+    ARROW_ASSIGN_OR_RAISE(lock, pipeline::MaintenanceLock::acquire(*store, args.path,
+                                                                   pipeline::MaintenanceLockMode::kShared,
+                                                                   "table vacuum"));
+  }
   ARROW_ASSIGN_OR_RAISE(auto r, delta::vacuum(store, options));
   int64_t files = 0;
   for (const auto& f : r.candidates) files += !f.is_dir;

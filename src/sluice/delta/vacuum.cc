@@ -285,6 +285,43 @@ std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& 
   return out;
 }
 
+arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion decided,
+                                            std::vector<ListedFile>& candidates) {
+  ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
+  const std::string root = store.table_root().string();
+  std::set<std::string> named;
+  auto name = [&](const std::string& encoded) -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto decoded, uri_decode_path(encoded));
+    if (auto rel = vacuum_relative_path(decoded, root)) insert_with_folders(named, *rel);
+    return arrow::Status::OK();
+  };
+  for (const auto v : versions) {
+    if (v.value() <= decided.value()) continue;
+    ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(v));
+    ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.display(store.commit_path(v))));
+    for (const auto& action : actions) {
+      if (const auto* add = std::get_if<Add>(&action)) {
+        ARROW_RETURN_NOT_OK(name(add->path));
+        if (add->deletion_vector) {
+          auto file = deletion_vector_file(add->deletion_vector->storage_type, add->deletion_vector->path_or_inline_dv);
+          if (file.ok() && *file) ARROW_RETURN_NOT_OK(name(**file));
+        }
+      } else if (const auto* other = std::get_if<OtherAction>(&action)) {
+        if (other->kind == "cdc" && other->value.contains("path") && other->value["path"].is_string()) {
+          ARROW_RETURN_NOT_OK(name(other->value["path"].get<std::string>()));
+        }
+      }
+    }
+  }
+  int64_t dropped = 0;
+  std::erase_if(candidates, [&](const ListedFile& f) {
+    const bool keep = named.count(f.path) > 0;
+    dropped += keep && !f.is_dir;
+    return keep;
+  });
+  return dropped;
+}
+
 arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const VacuumOptions& options) {
   const std::string table = store->location();
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::load(*store));
@@ -363,6 +400,17 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
   Transaction start_txn(store, snapshot);
   ARROW_ASSIGN_OR_RAISE(auto started, start_txn.commit(start));
   result.start_version = started.version;
+  // The log read again after the choice: a writer that takes no maintenance lock (Spark) may
+  // have committed a file it wrote before the cut-off since the listing. Kept, not deleted.
+  ARROW_ASSIGN_OR_RAISE(const int64_t named, drop_committed_since(*store, snapshot->version(), result.candidates));
+  if (named > 0) {
+    num_files = 0;
+    result.bytes = 0;
+    for (const auto& f : result.candidates) {
+      result.bytes += f.is_dir ? 0 : f.size;
+      num_files += !f.is_dir;
+    }
+  }
 
   arrow::Status failure;
   // Files first, then folders deepest first (a folder still holding files is left for later).

@@ -59,6 +59,15 @@ std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& 
                                                  const std::set<std::string>& valid,
                                                  int64_t delete_before_millis);
 
+// Removes from `candidates` the files (and the folders above them) that a version committed
+// after `decided` names: an add (with its deletion vector) or a cdc action of any later commit.
+// A writer that takes no maintenance lock (Spark) may commit, between a vacuum's listing and
+// its deletions, a file it wrote before the cut-off; vacuum() calls this after VACUUM START so
+// that such a file is kept. Returns how many files were dropped. A commit landing after this
+// re-read and before the deletion is not seen (README "Privacy" says what remains).
+arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion decided,
+                                            std::vector<ListedFile>& candidates);
+
 enum class VacuumMode { kDelete, kDryRun };
 // Spark's spark.databricks.delta.retentionDurationCheck.enabled: a window shorter than the
 // table's delta.deletedFileRetentionDuration is refused unless the check is off (--force).

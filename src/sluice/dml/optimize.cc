@@ -3,6 +3,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/io/memory.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/text.h"
@@ -28,6 +30,7 @@
 #include "sluice/exec/constraint_checker.h"
 #include "sluice/exec/expression_binder.h"
 #include "sluice/sql/parser.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::dml {
 
@@ -293,6 +296,76 @@ int64_t rows_per_target_file(const std::vector<delta::Add>& bin, int64_t target)
   return static_cast<int64_t>(std::clamp<__int128>(wanted, kMinRowsPerCutFile, std::numeric_limits<int64_t>::max()));
 }
 
+// A store that keeps nothing: the sizing sample below is encoded by the data files' own writer
+// (the same Parquet settings) into memory, its size read and the bytes dropped. Only what
+// DataFileWriter calls is served.
+class SizingStore final : public storage::ObjectStore {
+ public:
+  const char* scheme() const override { return "sizing"; }
+  std::string display(const std::string& path) const override { return "(size estimate) " + path; }
+  arrow::Result<std::vector<storage::ObjectInfo>> list(const std::string&, const std::string&) const override {
+    return arrow::Status::NotImplemented("sizing store");
+  }
+  arrow::Result<std::optional<storage::ObjectInfo>> head(const std::string&) const override {
+    return arrow::Status::NotImplemented("sizing store");
+  }
+  arrow::Result<std::string> read(const std::string&) const override {
+    return arrow::Status::NotImplemented("sizing store");
+  }
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> open_input(const std::string&) const override {
+    return arrow::Status::NotImplemented("sizing store");
+  }
+  arrow::Result<std::shared_ptr<arrow::io::OutputStream>> open_output(const std::string&) override {
+    return arrow::io::BufferOutputStream::Create(64 * 1024);
+  }
+  arrow::Status finish_output(const std::string&, arrow::io::OutputStream& out) override { return out.Close(); }
+  arrow::Result<storage::PutResult> put_if_absent(const std::string&, const std::string&) override {
+    return arrow::Status::NotImplemented("sizing store");
+  }
+  arrow::Status put(const std::string&, const std::string&) override {
+    return arrow::Status::NotImplemented("sizing store");
+  }
+  arrow::Status remove(const std::string&) override { return arrow::Status::OK(); }
+};
+
+// The most rows the sizing sample encodes (its bytes are held in memory meanwhile).
+constexpr int64_t kMaxSizingRows = 256 * 1024;
+
+// The rows a file of about `target` bytes holds, measured on the rows themselves: the first rows
+// of `rows` (as many as `estimate` says one file takes, at most kMaxSizingRows) encoded as a data
+// file is, in memory. The inputs' bytes per row (rows_per_target_file) overstate it when they are
+// many small files (a footer, page headers and a dictionary per column chunk each) and when the
+// sort makes the rows compress better; the sample has the output's own overhead and order.
+arrow::Result<int64_t> measured_rows_per_file(const arrow::Table& rows, const std::vector<std::string>& partition_columns,
+                                              const delta::DataFileOptions& file_options, int64_t estimate,
+                                              int64_t target) {
+  const int64_t sample_rows = std::min({rows.num_rows(), std::max(estimate, kMinRowsPerCutFile), kMaxSizingRows});
+  std::shared_ptr<arrow::Table> sample = rows.Slice(0, sample_rows);
+  // Data files hold no partition columns (their values are in the log).
+  for (const auto& column : partition_columns) {
+    const int i = sample->schema()->GetFieldIndex(column);
+    if (i < 0) continue;
+    ARROW_ASSIGN_OR_RAISE(sample, sample->RemoveColumn(i));
+  }
+  delta::DataFileOptions options = file_options;
+  options.max_rows_per_file = 0;
+  options.target_file_bytes = std::numeric_limits<int64_t>::max();
+  ARROW_ASSIGN_OR_RAISE(auto writer, delta::DataFileWriter::make(std::make_shared<SizingStore>(), "sizing", "",
+                                                                 sample->schema(), options));
+  arrow::TableBatchReader reader(*sample);
+  reader.set_chunksize(64 * 1024);
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader.ReadNext(&batch));
+    if (!batch) break;
+    ARROW_RETURN_NOT_OK(writer->write(*batch));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto add, writer->close());
+  if (add.size <= 0) return estimate;
+  const __int128 wanted = (static_cast<__int128>(target) * sample_rows + add.size - 1) / add.size;
+  return static_cast<int64_t>(std::clamp<__int128>(wanted, kMinRowsPerCutFile, std::numeric_limits<int64_t>::max()));
+}
+
 // Rewrites one bin: its rows (deletion vectors applied) into new files of the target size,
 // along the curve of `order` when it has columns.
 arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
@@ -312,8 +385,17 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
   options.file.row_group_bytes = std::min(options.file.row_group_bytes, sizes.max_file_size);
   options.file.max_rows_per_file = rows_per_target_file(bin, sizes.max_file_size);
   options.file.parallel_files = 1;  // one file at a time keeps the rows' order in the files
-  ARROW_ASSIGN_OR_RAISE(auto writer, delta::TableWriter::make(target.store, target.snapshot,
-                                                              *target.snapshot->schema(), options));
+  int64_t bin_bytes = 0;
+  for (const auto& f : bin) bin_bytes += std::max<int64_t>(f.size, 0);
+  // A sorted bin is cut by rows measured on its sorted rows (measured_rows_per_file), so its
+  // writer opens once they are known; a compaction bin (at most a target of input) is one file.
+  std::unique_ptr<delta::TableWriter> writer;
+  auto open_writer = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(writer, delta::TableWriter::make(target.store, target.snapshot, *target.snapshot->schema(),
+                                                           options));
+    return arrow::Status::OK();
+  };
+  if (!sorted_output) ARROW_RETURN_NOT_OK(open_writer());
   auto written = [&]() -> arrow::Status {
     arrow::RecordBatchVector batches;
     for (const auto& file : bin) {
@@ -343,6 +425,13 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
     ARROW_ASSIGN_OR_RAISE(auto index_array, indices.Finish());
     ARROW_ASSIGN_OR_RAISE(auto sorted, cp::Take(table, index_array));
     table.reset();
+    if (bin_bytes > sizes.max_file_size && sorted.table()->num_rows() > kMinRowsPerCutFile) {
+      ARROW_ASSIGN_OR_RAISE(options.file.max_rows_per_file,
+                            measured_rows_per_file(*sorted.table(), target.snapshot->metadata().partition_columns,
+                                                   options.file, options.file.max_rows_per_file,
+                                                   sizes.max_file_size));
+    }
+    ARROW_RETURN_NOT_OK(open_writer());
     arrow::TableBatchReader reader(*sorted.table());
     reader.set_chunksize(64 * 1024);
     while (true) {
@@ -355,7 +444,7 @@ arrow::Result<std::vector<delta::Add>> rewrite_bin(const DmlTarget& target,
     return arrow::Status::OK();
   }();
   if (!written.ok()) {
-    writer->abort();
+    if (writer) writer->abort();
     return written;
   }
   ARROW_ASSIGN_OR_RAISE(auto txn, writer->finish());
@@ -605,6 +694,7 @@ arrow::Result<OptimizeOutcome> commit_optimize(OptimizeRewrite rewrite) {
   commit.operation_metrics = outcome.metrics;
   // A commit without data changes is checked at snapshot isolation (as Spark records it).
   commit.isolation_level = "SnapshotIsolation";
+  fail_point("optimize_before_commit");  // tests: the new files are written, not committed
   auto committed = txn.commit(commit);
   if (!committed.ok()) {
     if (delta::is_commit_conflict(committed.status())) discard_rewrite(rewrite);

@@ -32,6 +32,7 @@
 #include "sluice/dml/table_rewrite.h"
 #include "sluice/exec/expression_binder.h"
 #include "sluice/pipeline/event_log.h"
+#include "sluice/pipeline/maintenance_lock.h"
 #include "sluice/pipeline/run_lock.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/state_store.h"
@@ -58,6 +59,9 @@ namespace {
 namespace cp = arrow::compute;
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// Tries of one table's erasure when a writer without the maintenance lock commits meanwhile.
+constexpr int kEraseAttempts = 5;
 
 // Where the rows of a batch match: true, false, or (decoded value) null where the value did not
 // decode, then matched by its bytes holding one of the string literals.
@@ -235,6 +239,21 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
 
   std::vector<std::string> warnings;
   ARROW_ASSIGN_OR_RAISE(auto tables, list_tables(config, graph));
+  // Every table's maintenance lock, exclusively, until the clean-up is done: no `sluice sql` DML,
+  // `table optimize` or `table vacuum` runs on them meanwhile (their new files could hold the
+  // rows erased, or be deleted by the clean-up before they commit them); one already running
+  // makes forget refuse, nothing changed. The snapshots are read again once locked.
+  std::vector<std::unique_ptr<MaintenanceLock>> locks;
+  for (auto& t : tables) {
+    auto lock = MaintenanceLock::acquire(*t.store, t.name, MaintenanceLockMode::kExclusive, "forget");
+    if (!lock.ok()) {
+      return arrow::Status(lock.status().code(),
+                           fmt::format("forget on pipeline '{}' is refused: {}", config.name, lock.status().message()));
+    }
+    locks.push_back(std::move(*lock));
+    ARROW_ASSIGN_OR_RAISE(t.snapshot, delta::Snapshot::load(*t.store));
+    t.report.version_before = t.snapshot->version().value();
+  }
   ARROW_RETURN_NOT_OK(plan_tables(tables, p, config, graph, warnings));
   std::vector<std::string> unmatched;
   bool any = false;
@@ -302,7 +321,20 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
   ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "STARTED", 0, warnings));
   for (auto& t : tables) {
     if (!carries(t)) continue;
-    if (auto st = erase(t, p); !st.ok()) {
+    // A writer that takes no maintenance lock (Spark, deltalake) may commit meanwhile: Delta's
+    // conflict check fails the erasure when it removed or added files the erasure read, and the
+    // erasure is then tried again from the new snapshot (its own new files deleted first).
+    for (int attempt = 1;; ++attempt) {
+      auto st = erase(t, p);
+      if (st.ok()) break;
+      if (delta::is_commit_conflict(st) && attempt < kEraseAttempts) {
+        auto again = delta::Snapshot::load(*t.store);
+        if (again.ok()) {
+          t.snapshot = std::move(*again);
+          continue;
+        }
+        st = again.status();
+      }
       (void)audit(config, update_id, p, tables, "FAILED", 0, warnings);
       return st;
     }

@@ -89,7 +89,7 @@ std::string scrub(std::string text, const Predicate& p) {
 
 arrow::Status scrubbed(const arrow::Status& st, const Predicate& p) {
   if (st.ok()) return st;
-  return arrow::Status(st.code(), scrub(st.message(), p));
+  return arrow::Status(st.code(), scrub(st.message(), p), st.detail());  // a conflict stays one
 }
 
 namespace {

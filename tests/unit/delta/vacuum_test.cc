@@ -241,6 +241,33 @@ TEST_F(VacuumTest, DeletesUnreferencedOldFilesAndKeepsWhatVersionsInTheWindowNee
   EXPECT_EQ(latest()->num_files(), 1u);
 }
 
+TEST_F(VacuumTest, KeepsAFileACommitNamedAfterItsChoice) {
+  // A writer without the maintenance lock (Spark) commits an old file it wrote between a
+  // vacuum's listing and its deletions: the re-read of the log keeps it.
+  create();
+  const int64_t day = 24 * kHour;
+  write_file("live.parquet", 30 * day);
+  write_file("p=1/late_commit.parquet", 30 * day);
+  write_file("stray.parquet", 30 * day);
+  commit_add("live.parquet");
+  VacuumOptions dry;
+  dry.mode = VacuumMode::kDryRun;
+  auto planned = vacuum(store_, dry);
+  ASSERT_TRUE(planned.ok()) << planned.status().ToString();
+  std::vector<ListedFile> candidates = planned->candidates;
+  ASSERT_EQ(candidates.size(), 2u);  // p=1/late_commit.parquet, stray.parquet
+  commit_add("p%3D1/late_commit.parquet");
+  auto dropped = drop_committed_since(*store_, planned->read_version, candidates);
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  EXPECT_EQ(*dropped, 1);
+  ASSERT_EQ(candidates.size(), 1u);
+  EXPECT_EQ(candidates[0].path, "stray.parquet");
+  // Nothing committed after the choice: nothing dropped.
+  auto none = drop_committed_since(*store_, latest()->version(), candidates);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+}
+
 TEST_F(VacuumTest, KeepsTheDeletionVectorsOfLiveFilesAndUnexpiredTombstones) {
   create();
   const int64_t day = 24 * kHour;
