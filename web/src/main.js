@@ -17,6 +17,7 @@ const state = {
   lastEventId: null,
   renders: 0,          // graph renders
   chartUpdates: 0,     // chart data updates from live events
+  kpiUpdates: 0,       // KPI charts redrawn after their dataset committed
   liveHandled: 0,      // live events handled (in arrival order, one after another)
   errors: [],          // failed requests, shown and kept for the tests
 };
@@ -164,7 +165,12 @@ function renderGraph(container) {
 function graphView(view) {
   const box = el('div', { id: 'graph', class: 'panel' });
   const table = el('table', { id: 'datasets' });
-  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table));
+  const kpiBox = el('div', { id: 'graph-kpis' });
+  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table), kpiBox);
+  // The KPI charts under the graph when pipeline.yaml has some (all of them on #/kpis).
+  let kpis = {};
+  api('/api/kpis').then(({ kpis: list }) => (list.length ? kpiPanels(kpiBox) : {}))
+    .then((k) => { kpis = k; }).catch((err) => showError(kpiBox, err));
   const draw = () => {
     renderGraph(box);
     const rows = Object.values(state.datasets).map((d) => el('tr', {},
@@ -178,7 +184,12 @@ function graphView(view) {
       .map((h) => el('th', { text: h }))), ...rows);
   };
   draw();
-  return { onEvent: (e) => { if (addProgressSeen(e)) draw(); } };
+  return {
+    async onEvent(e) {
+      if (addProgressSeen(e)) draw();
+      if (kpis.onEvent) await kpis.onEvent(e);
+    },
+  };
 }
 
 // --- charts ---------------------------------------------------------------------------------
@@ -326,6 +337,79 @@ async function datasetView(view, name) {
   };
 }
 
+// --- business KPIs ---------------------------------------------------------------------------
+
+// A chart of a KPI (pipeline.yaml serve.kpis): its columns as /api/kpis/<name> reads them from the
+// materialized view's latest snapshot; x on a time, number or category axis, a line or bars.
+function kpiChart(parent, kpi, series) {
+  const panel = el('div', { class: 'panel chart kpi', 'data-kpi': kpi.name, 'data-title': kpi.title });
+  parent.append(panel);
+  const colours = ['#2f6fd1', '#2e9d57', '#d98c1a', '#d33c3c', '#7a4fb5', '#1aa3a3'];
+  let labels = [];  // category axis: the x strings, charted at 0, 1, 2...
+  const toPlot = (s) => {
+    if (s.axis !== 'category') return s.data.length ? s.data : [[], ...kpi.y.map(() => [])];
+    labels = s.data[0] || [];
+    return [labels.map((_, i) => i), ...s.data.slice(1)];
+  };
+  const bars = kpi.kind === 'bar' ? uPlot.paths.bars({ size: [0.6, 60] }) : undefined;
+  const opts = {
+    title: kpi.title, width: Math.max(380, panel.clientWidth - 20), height: 240,
+    scales: { x: { time: series.axis === 'time' } },
+    axes: [series.axis === 'category' ? { values: (u, ticks) => ticks.map((t) => labels[t] ?? '') } : {}, { size: 70 }],
+    series: [{ label: kpi.x }, ...kpi.y.map((label, i) => ({
+      label, stroke: colours[i % colours.length], width: 1.5, spanGaps: true,
+      fill: bars ? colours[i % colours.length] + '99' : undefined, paths: bars,
+      points: { show: !bars, size: 4 } }))],
+  };
+  const shown = (s, data) => {
+    panel.dataset.points = String(data[0].length);
+    panel.dataset.version = s.version == null ? '' : String(s.version);
+    panel.dataset.truncated = String(!!s.truncated);
+    panel.xs = s.data[0] || [];
+    panel.ys = s.data.slice(1);
+  };
+  const data = toPlot(series);
+  const plot = new uPlot(opts, data, panel);
+  shown(series, data);
+  return { update(next) { const d = toPlot(next); plot.setData(d); shown(next, d); } };
+}
+
+// Every KPI's chart in `box`; each is read again when its dataset commits (a COMPLETED
+// flow_progress event of it arrives on the live stream).
+async function kpiPanels(box) {
+  const { kpis } = await api('/api/kpis');
+  if (!kpis.length) {
+    box.append(el('p', { class: 'panel muted', text: 'No KPIs: list them in pipeline.yaml under serve.kpis '
+                                                    + '(name, dataset: a materialized view, x, y: [columns]).' }));
+    return {};
+  }
+  const charts = el('div', { class: 'charts', id: 'kpis' });
+  box.append(charts);
+  const drawn = {};
+  for (const kpi of kpis) {
+    try {
+      drawn[kpi.name] = { kpi, chart: kpiChart(charts, kpi, await api(`/api/kpis/${encodeURIComponent(kpi.name)}`)) };
+    } catch (err) {
+      showError(charts, err);
+    }
+  }
+  return {
+    async onEvent(e) {
+      if (e.event_type !== 'flow_progress' || flowProgress(e).status !== 'COMPLETED') return;
+      for (const { kpi, chart: c } of Object.values(drawn)) {
+        if (kpi.dataset !== e.dataset) continue;
+        c.update(await api(`/api/kpis/${encodeURIComponent(kpi.name)}`));
+        state.kpiUpdates += 1;
+      }
+    },
+  };
+}
+
+async function kpisView(view) {
+  view.replaceChildren(el('h2', { text: 'Business KPIs' }));
+  return kpiPanels(view);
+}
+
 // --- SLA ------------------------------------------------------------------------------------
 
 async function slaView(view) {
@@ -375,6 +459,7 @@ async function route() {
   try {
     if (hash.startsWith('/dataset/')) current = await datasetView(view, decodeURIComponent(hash.slice(9)));
     else if (hash === '/sla') current = await slaView(view);
+    else if (hash === '/kpis') current = await kpisView(view);
     else current = graphView(view);
   } catch (err) {
     showError(view, err);
@@ -405,7 +490,7 @@ async function handleLive(e) {
     lastRefresh = Date.now();
     await refreshDatasets().catch(() => {});
   }
-  if (current.onEvent) current.onEvent(e);
+  if (current.onEvent) await current.onEvent(e);
   state.liveHandled += 1;
 }
 
