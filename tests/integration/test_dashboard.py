@@ -218,6 +218,11 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                          "Number(document.querySelector('#graph .edge[data-to=orders_bronze]').dataset.rate) > 0",
                          "new events received and the edge rate shown")
         if os.environ.get("SLUICE_DASHBOARD_SCREENSHOT"):
+            # Tall enough for the KPI panel under the graph and its table (docs/dashboard.png).
+            browser.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=1250,
+                         deviceScaleFactor=1, mobile=False)
+            browser.wait_for("document.querySelector('#graph-kpis .kpi[data-kpi=buckets]')?.dataset.version",
+                             "the KPI panel under the graph")
             browser.screenshot(tmp_path / "graph-live.png")
             shutil.copy(tmp_path / "graph-live.png", os.environ["SLUICE_DASHBOARD_SCREENSHOT"])
 

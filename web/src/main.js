@@ -239,9 +239,10 @@ function progressCharts(events) {
   const index = new Map(events.map((e, i) => [e, i]));
   return {
     throughput: columns(events, [(e) => m(e).processed_rows_per_second, (e) => m(e).num_output_rows]),
-    latency: columns(events, [(e) => flowProgress(e).duration_ms]),
+    latency: columns(events, [(e) => flowProgress(e).duration_ms, (e) => (flowProgress(e).commits || {}).max_duration_ms]),
     freshness: columns(events, [(e) => stale[index.get(e)],
-                                (e) => (m(e).watermark_micros ? (e.timestamp_ms - m(e).watermark_micros / 1000) / 1000 : null)]),
+                                (e) => (m(e).watermark_micros ? (e.timestamp_ms - m(e).watermark_micros / 1000) / 1000 : null),
+                                (e) => (m(e).end_to_end_latency_max_ms != null ? m(e).end_to_end_latency_max_ms / 1000 : null)]),
     backlog: columns(events, [(e) => m(e).backlog_records]),
   };
 }
@@ -295,8 +296,9 @@ async function datasetView(view, name) {
   const c = progressCharts(events);
   const plots = {
     throughput: chart(charts, 'Throughput', ['rows read/s', 'rows written per update'], c.throughput, 'rows'),
-    latency: chart(charts, 'Update latency', ['duration (ms)'], c.latency, 'ms'),
-    freshness: chart(charts, 'Freshness', ['staleness before commit (s)', 'event-time lag (s)'], c.freshness, 's'),
+    latency: chart(charts, 'Update latency', ['update (ms)', 'longest commit (ms)'], c.latency, 'ms'),
+    freshness: chart(charts, 'Freshness', ['staleness before commit (s)', 'event-time lag (s)',
+                                           'end-to-end, oldest record (s)'], c.freshness, 's'),
     backlog: chart(charts, 'Kafka backlog', ['records behind'], c.backlog, 'records'),
   };
   const ex = expectationColumns(expectationRows(events));
