@@ -219,7 +219,7 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                          "new events received and the edge rate shown")
         if os.environ.get("SLUICE_DASHBOARD_SCREENSHOT"):
             # Tall enough for the KPI panel under the graph and its table (docs/dashboard.png).
-            browser.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=1250,
+            browser.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=800,
                          deviceScaleFactor=1, mobile=False)
             browser.wait_for("document.querySelector('#graph-kpis .kpi[data-kpi=buckets]')?.dataset.version",
                              "the KPI panel under the graph")

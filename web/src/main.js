@@ -353,15 +353,24 @@ function kpiChart(parent, kpi, series) {
     labels = s.data[0] || [];
     return [labels.map((_, i) => i), ...s.data.slice(1)];
   };
-  const bars = kpi.kind === 'bar' ? uPlot.paths.bars({ size: [0.6, 60] }) : undefined;
+  // Bars side by side when there are two y columns; a second y column has its own scale and
+  // axis on the right (revenue and order counts differ by orders of magnitude).
+  const barKind = kpi.kind === 'bar';
+  const bars = (i) => (barKind ? uPlot.paths.bars({ size: [kpi.y.length > 1 ? 0.4 : 0.6, 60],
+                                                     align: kpi.y.length === 2 ? (i === 0 ? -1 : 1) : 0 }) : undefined);
+  const scaleOf = (i) => (i === 0 ? 'y' : 'y2');
+  const timeAxis = series.axis === 'time';
   const opts = {
     title: kpi.title, width: Math.max(380, panel.clientWidth - 20), height: 240,
-    scales: { x: { time: series.axis === 'time' } },
-    axes: [series.axis === 'category' ? { values: (u, ticks) => ticks.map((t) => labels[t] ?? '') } : {}, { size: 70 }],
+    scales: { x: { time: timeAxis, ...(barKind && !timeAxis ? { range: (u, min, max) => [min - 0.6, max + 0.6] } : {}) } },
+    axes: [series.axis === 'category'
+      ? { values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? labels[t] ?? '' : '')) } : {},
+    { scale: 'y', size: 70, label: kpi.y[0] },
+    ...(kpi.y.length > 1 ? [{ scale: 'y2', side: 1, size: 70, grid: { show: false }, label: kpi.y.slice(1).join(', ') }] : [])],
     series: [{ label: kpi.x }, ...kpi.y.map((label, i) => ({
-      label, stroke: colours[i % colours.length], width: 1.5, spanGaps: true,
-      fill: bars ? colours[i % colours.length] + '99' : undefined, paths: bars,
-      points: { show: !bars, size: 4 } }))],
+      label, scale: scaleOf(i), stroke: colours[i % colours.length], width: 1.5, spanGaps: true,
+      fill: barKind ? colours[i % colours.length] + '99' : undefined, paths: bars(i),
+      points: { show: !barKind, size: 4 } }))],
   };
   const shown = (s, data) => {
     panel.dataset.points = String(data[0].length);
