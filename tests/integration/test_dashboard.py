@@ -3,7 +3,9 @@ DevTools protocol over --remote-debugging-pipe (JSON messages on fds 3/4: no Web
 no extra Python package): the page loads with no console error or uncaught exception, the graph
 shows every dataset `/api/datasets` lists, its edge rates and a dataset page's charts follow the
 events a continuous `sluice run --serve` appends while more Kafka records arrive, the SLA view
-compares pipeline.yaml's freshness targets with the status, and the test takes screenshots (in
+compares pipeline.yaml's freshness targets with the status, the KPI panel draws a materialized
+view's columns (serve.kpis) as deltalake reads them and redraws when it commits, and the test
+takes screenshots (in
 its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
 docs/dashboard.png)."""
 import base64
@@ -16,6 +18,7 @@ import threading
 import time
 
 import pytest
+from deltalake import DeltaTable
 
 from test_serve import get, start, stop
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
@@ -33,6 +36,8 @@ CREATE OR REFRESH STREAMING TABLE orders (
   SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS e FROM STREAM(orders_bronze));
 
 CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS amount FROM orders;
+
+CREATE MATERIALIZED VIEW by_bucket AS SELECT id % 5 AS bucket, count(*) AS n, sum(amount) AS amount FROM orders GROUP BY 1;
 """
 
 
@@ -167,7 +172,9 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
     topic = new_topic(1)
     pipe = kafka_pipeline(tmp_path, "shop", bootstrap,
                           extra="mode: continuous\ntrigger_interval: 100ms\n"
-                                "serve:\n  freshness_targets: {orders: 10 minutes, totals: 1 ms}\n")
+                                "serve:\n  freshness_targets: {orders: 10 minutes, totals: 1 ms}\n"
+                                "  kpis:\n    - {name: buckets, title: Orders by bucket, dataset: by_bucket, x: bucket, "
+                                "y: [n, amount], kind: bar}\n")
     (pipe / "p.sql").write_text(SQL.format(topic=topic))
     produce_values(bootstrap, topic, records(0, 30))
     proc, url = start("run", pipe, "--serve=127.0.0.1:0")
@@ -190,14 +197,15 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         browser.navigate(url + "/")
         status = json.loads(get(url + "/api/datasets")[2])
         datasets = sorted(d["name"] for d in status["datasets"])
-        assert datasets == ["orders", "orders_bronze", "totals"]
+        assert datasets == ["by_bucket", "orders", "orders_bronze", "totals"]
         shown = browser.wait_for("document.querySelector('#graph svg')?.dataset.datasets", "the graph drawn")
         assert sorted(shown.split(",")) == datasets
         # Every dataset is a node, with the Kafka topic it reads; an edge per input.
         nodes = browser.evaluate("[...document.querySelectorAll('#graph .node')].map(n => n.dataset.name)")
         assert sorted(nodes) == sorted(datasets + [f"kafka:{topic}"])
         edges = browser.evaluate("[...document.querySelectorAll('#graph .edge')].map(e => e.dataset.from + '>' + e.dataset.to)")
-        assert sorted(edges) == sorted([f"kafka:{topic}>orders_bronze", "orders_bronze>orders", "orders>totals"])
+        assert sorted(edges) == sorted([f"kafka:{topic}>orders_bronze", "orders_bronze>orders", "orders>totals",
+                                        "orders>by_bucket"])
         browser.wait_for("!!document.querySelector('#live.on')", "the live stream open")
         graph_png = browser.screenshot(tmp_path / "graph.png")
 
@@ -210,6 +218,11 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                          "Number(document.querySelector('#graph .edge[data-to=orders_bronze]').dataset.rate) > 0",
                          "new events received and the edge rate shown")
         if os.environ.get("SLUICE_DASHBOARD_SCREENSHOT"):
+            # Tall enough for the KPI panel under the graph and its table (docs/dashboard.png).
+            browser.call("Emulation.setDeviceMetricsOverride", session=True, width=1280, height=800,
+                         deviceScaleFactor=1, mobile=False)
+            browser.wait_for("document.querySelector('#graph-kpis .kpi[data-kpi=buckets]')?.dataset.version",
+                             "the KPI panel under the graph")
             browser.screenshot(tmp_path / "graph-live.png")
             shutil.copy(tmp_path / "graph-live.png", os.environ["SLUICE_DASHBOARD_SCREENSHOT"])
 
@@ -243,6 +256,33 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert browser.evaluate("document.querySelector('.chart[data-title=Throughput]').xs"
                                 ".every((x, i, xs) => i == 0 || xs[i - 1] <= x)") is True
         browser.screenshot(tmp_path / "dataset.png")
+
+        # The KPI panel: the points drawn are by_bucket's rows as deltalake reads the version the
+        # panel shows; a new commit of by_bucket redraws it with the new version's rows.
+        def bucket_rows(version):
+            rows = DeltaTable(str(pipe / "data" / "tables" / "by_bucket"), version=version).to_pyarrow_table().to_pylist()
+            rows = sorted((r for r in rows if r["bucket"] is not None), key=lambda r: r["bucket"])  # no x: not charted
+            return [[r["bucket"] for r in rows], [r["n"] for r in rows], [r["amount"] for r in rows]]
+
+        def panel():
+            return browser.evaluate("(() => { const p = document.querySelector('.kpi[data-kpi=buckets]'); return p && "
+                                    "{version: p.dataset.version, points: Number(p.dataset.points), xs: p.xs, ys: p.ys,"
+                                    " canvas: !!p.querySelector('canvas')}; })()")
+
+        browser.navigate(url + "/#/kpis")
+        browser.wait_for("document.querySelector('.kpi[data-kpi=buckets]')?.dataset.version", "the KPI panel drawn")
+        first = panel()
+        assert first["canvas"] and first["points"] == len(first["xs"]) >= 1
+        assert [first["xs"], *first["ys"]] == bucket_rows(int(first["version"]))
+        kpi_updates = browser.evaluate("window.sluice.kpiUpdates")
+        produce_values(bootstrap, topic, records(90, 15))
+        browser.wait_for(f"window.sluice.kpiUpdates > {kpi_updates} && "
+                         f"Number(document.querySelector('.kpi[data-kpi=buckets]').dataset.version) > {first['version']}",
+                         "the KPI panel redrawn after by_bucket committed")
+        later = panel()
+        assert [later["xs"], *later["ys"]] == bucket_rows(int(later["version"]))
+        assert sum(later["ys"][0]) > sum(first["ys"][0])
+        browser.screenshot(tmp_path / "kpis.png")
 
         # SLA: orders' 10-minute target is met; totals' 1 ms target cannot be.
         browser.navigate(url + "/#/sla")

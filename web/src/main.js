@@ -17,6 +17,7 @@ const state = {
   lastEventId: null,
   renders: 0,          // graph renders
   chartUpdates: 0,     // chart data updates from live events
+  kpiUpdates: 0,       // KPI charts redrawn after their dataset committed
   liveHandled: 0,      // live events handled (in arrival order, one after another)
   errors: [],          // failed requests, shown and kept for the tests
 };
@@ -164,7 +165,12 @@ function renderGraph(container) {
 function graphView(view) {
   const box = el('div', { id: 'graph', class: 'panel' });
   const table = el('table', { id: 'datasets' });
-  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table));
+  const kpiBox = el('div', { id: 'graph-kpis' });
+  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table), kpiBox);
+  // The KPI charts under the graph when pipeline.yaml has some (all of them on #/kpis).
+  let kpis = {};
+  api('/api/kpis').then(({ kpis: list }) => (list.length ? kpiPanels(kpiBox) : {}))
+    .then((k) => { kpis = k; }).catch((err) => showError(kpiBox, err));
   const draw = () => {
     renderGraph(box);
     const rows = Object.values(state.datasets).map((d) => el('tr', {},
@@ -178,7 +184,12 @@ function graphView(view) {
       .map((h) => el('th', { text: h }))), ...rows);
   };
   draw();
-  return { onEvent: (e) => { if (addProgressSeen(e)) draw(); } };
+  return {
+    async onEvent(e) {
+      if (addProgressSeen(e)) draw();
+      if (kpis.onEvent) await kpis.onEvent(e);
+    },
+  };
 }
 
 // --- charts ---------------------------------------------------------------------------------
@@ -228,9 +239,10 @@ function progressCharts(events) {
   const index = new Map(events.map((e, i) => [e, i]));
   return {
     throughput: columns(events, [(e) => m(e).processed_rows_per_second, (e) => m(e).num_output_rows]),
-    latency: columns(events, [(e) => flowProgress(e).duration_ms]),
+    latency: columns(events, [(e) => flowProgress(e).duration_ms, (e) => (flowProgress(e).commits || {}).max_duration_ms]),
     freshness: columns(events, [(e) => stale[index.get(e)],
-                                (e) => (m(e).watermark_micros ? (e.timestamp_ms - m(e).watermark_micros / 1000) / 1000 : null)]),
+                                (e) => (m(e).watermark_micros ? (e.timestamp_ms - m(e).watermark_micros / 1000) / 1000 : null),
+                                (e) => (m(e).end_to_end_latency_max_ms != null ? m(e).end_to_end_latency_max_ms / 1000 : null)]),
     backlog: columns(events, [(e) => m(e).backlog_records]),
   };
 }
@@ -284,8 +296,9 @@ async function datasetView(view, name) {
   const c = progressCharts(events);
   const plots = {
     throughput: chart(charts, 'Throughput', ['rows read/s', 'rows written per update'], c.throughput, 'rows'),
-    latency: chart(charts, 'Update latency', ['duration (ms)'], c.latency, 'ms'),
-    freshness: chart(charts, 'Freshness', ['staleness before commit (s)', 'event-time lag (s)'], c.freshness, 's'),
+    latency: chart(charts, 'Update latency', ['update (ms)', 'longest commit (ms)'], c.latency, 'ms'),
+    freshness: chart(charts, 'Freshness', ['staleness before commit (s)', 'event-time lag (s)',
+                                           'end-to-end, oldest record (s)'], c.freshness, 's'),
     backlog: chart(charts, 'Kafka backlog', ['records behind'], c.backlog, 'records'),
   };
   const ex = expectationColumns(expectationRows(events));
@@ -324,6 +337,88 @@ async function datasetView(view, name) {
       state.chartUpdates += 1;
     },
   };
+}
+
+// --- business KPIs ---------------------------------------------------------------------------
+
+// A chart of a KPI (pipeline.yaml serve.kpis): its columns as /api/kpis/<name> reads them from the
+// materialized view's latest snapshot; x on a time, number or category axis, a line or bars.
+function kpiChart(parent, kpi, series) {
+  const panel = el('div', { class: 'panel chart kpi', 'data-kpi': kpi.name, 'data-title': kpi.title });
+  parent.append(panel);
+  const colours = ['#2f6fd1', '#2e9d57', '#d98c1a', '#d33c3c', '#7a4fb5', '#1aa3a3'];
+  let labels = [];  // category axis: the x strings, charted at 0, 1, 2...
+  const toPlot = (s) => {
+    if (s.axis !== 'category') return s.data.length ? s.data : [[], ...kpi.y.map(() => [])];
+    labels = s.data[0] || [];
+    return [labels.map((_, i) => i), ...s.data.slice(1)];
+  };
+  // Bars side by side when there are two y columns; a second y column has its own scale and
+  // axis on the right (revenue and order counts differ by orders of magnitude).
+  const barKind = kpi.kind === 'bar';
+  const bars = (i) => (barKind ? uPlot.paths.bars({ size: [kpi.y.length > 1 ? 0.4 : 0.6, 60],
+                                                     align: kpi.y.length === 2 ? (i === 0 ? -1 : 1) : 0 }) : undefined);
+  const scaleOf = (i) => (i === 0 ? 'y' : 'y2');
+  const timeAxis = series.axis === 'time';
+  const opts = {
+    title: kpi.title, width: Math.max(380, panel.clientWidth - 20), height: 240,
+    scales: { x: { time: timeAxis, ...(barKind && !timeAxis ? { range: (u, min, max) => [min - 0.6, max + 0.6] } : {}) } },
+    axes: [series.axis === 'category'
+      ? { values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? labels[t] ?? '' : '')) } : {},
+    { scale: 'y', size: 70, label: kpi.y[0] },
+    ...(kpi.y.length > 1 ? [{ scale: 'y2', side: 1, size: 70, grid: { show: false }, label: kpi.y.slice(1).join(', ') }] : [])],
+    series: [{ label: kpi.x }, ...kpi.y.map((label, i) => ({
+      label, scale: scaleOf(i), stroke: colours[i % colours.length], width: 1.5, spanGaps: true,
+      fill: barKind ? colours[i % colours.length] + '99' : undefined, paths: bars(i),
+      points: { show: !barKind, size: 4 } }))],
+  };
+  const shown = (s, data) => {
+    panel.dataset.points = String(data[0].length);
+    panel.dataset.version = s.version == null ? '' : String(s.version);
+    panel.dataset.truncated = String(!!s.truncated);
+    panel.xs = s.data[0] || [];
+    panel.ys = s.data.slice(1);
+  };
+  const data = toPlot(series);
+  const plot = new uPlot(opts, data, panel);
+  shown(series, data);
+  return { update(next) { const d = toPlot(next); plot.setData(d); shown(next, d); } };
+}
+
+// Every KPI's chart in `box`; each is read again when its dataset commits (a COMPLETED
+// flow_progress event of it arrives on the live stream).
+async function kpiPanels(box) {
+  const { kpis } = await api('/api/kpis');
+  if (!kpis.length) {
+    box.append(el('p', { class: 'panel muted', text: 'No KPIs: list them in pipeline.yaml under serve.kpis '
+                                                    + '(name, dataset: a materialized view, x, y: [columns]).' }));
+    return {};
+  }
+  const charts = el('div', { class: 'charts', id: 'kpis' });
+  box.append(charts);
+  const drawn = {};
+  for (const kpi of kpis) {
+    try {
+      drawn[kpi.name] = { kpi, chart: kpiChart(charts, kpi, await api(`/api/kpis/${encodeURIComponent(kpi.name)}`)) };
+    } catch (err) {
+      showError(charts, err);
+    }
+  }
+  return {
+    async onEvent(e) {
+      if (e.event_type !== 'flow_progress' || flowProgress(e).status !== 'COMPLETED') return;
+      for (const { kpi, chart: c } of Object.values(drawn)) {
+        if (kpi.dataset !== e.dataset) continue;
+        c.update(await api(`/api/kpis/${encodeURIComponent(kpi.name)}`));
+        state.kpiUpdates += 1;
+      }
+    },
+  };
+}
+
+async function kpisView(view) {
+  view.replaceChildren(el('h2', { text: 'Business KPIs' }));
+  return kpiPanels(view);
 }
 
 // --- SLA ------------------------------------------------------------------------------------
@@ -375,6 +470,7 @@ async function route() {
   try {
     if (hash.startsWith('/dataset/')) current = await datasetView(view, decodeURIComponent(hash.slice(9)));
     else if (hash === '/sla') current = await slaView(view);
+    else if (hash === '/kpis') current = await kpisView(view);
     else current = graphView(view);
   } catch (err) {
     showError(view, err);
@@ -405,7 +501,7 @@ async function handleLive(e) {
     lastRefresh = Date.now();
     await refreshDatasets().catch(() => {});
   }
-  if (current.onEvent) current.onEvent(e);
+  if (current.onEvent) await current.onEvent(e);
   state.liveHandled += 1;
 }
 

@@ -69,6 +69,10 @@ int validate(const std::string& dir, bool infer_schemas) {
     return 1;
   }
   const auto* schemas = &report->schemas;
+  if (auto kpis = check_kpis(config, *graph, schemas); !kpis.ok()) {
+    std::cerr << "sluice: " << kpis.message() << "\n";
+    return 1;
+  }
   std::cout << fmt::format("{} datasets, {} flows, in dependency order:\n", graph->datasets.size(),
                            graph->flows.size());
   for (const auto& name : graph->order) {

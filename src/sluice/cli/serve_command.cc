@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
 
 #include <csignal>
@@ -14,7 +15,9 @@
 #include "sluice/cli/status_report.h"
 #include "sluice/cli/table_commands.h"
 #include "sluice/pipeline/event_log.h"
+#include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
+#include "sluice/server/kpi_series.h"
 
 namespace sluice::cli {
 
@@ -52,6 +55,11 @@ class ServeReader : public server::PipelineReader {
 
   arrow::Result<pipeline::AppendedEvents> appended_since(int64_t first_version) const override {
     return events_->appended_since(first_version);
+  }
+
+  arrow::Result<nlohmann::json> kpi_series(const pipeline::KpiConfig& kpi) const override {
+    delta::LogStore store(config_.objects, config_.table_path(kpi.dataset).string());
+    return server::read_kpi_series(kpi, store);
   }
 
  private:
@@ -100,6 +108,44 @@ arrow::Status check_freshness_targets(const pipeline::PipelineConfig& config, co
   return arrow::Status::OK();
 }
 
+arrow::Status check_kpis(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
+                         const std::map<std::string, std::shared_ptr<arrow::Schema>>* schemas) {
+  for (const auto& kpi : config.serve_kpis) {
+    auto it = graph.datasets.find(kpi.dataset);
+    if (it == graph.datasets.end()) {
+      std::vector<std::string> views;
+      for (const auto& [name, d] : graph.datasets) {
+        if (d.kind == sql::DatasetKind::kMaterializedView) views.push_back(name);
+      }
+      return arrow::Status::Invalid(fmt::format(
+          "{}: KPI '{}' charts dataset '{}', which pipeline '{}' does not define; its materialized views: {}", kpi.where,
+          kpi.name, kpi.dataset, config.name, views.empty() ? std::string("none") : fmt::format("{}", fmt::join(views, ", "))));
+    }
+    switch (it->second.kind) {
+      case sql::DatasetKind::kMaterializedView: break;
+      case sql::DatasetKind::kStreamingTable:
+        return arrow::Status::Invalid(fmt::format(
+            "{}: KPI '{}' charts '{}', a streaming table: a KPI charts a materialized view (a streaming table grows with "
+            "every record, so charting it means reading all of it); define a materialized view that aggregates it "
+            "(CREATE MATERIALIZED VIEW ... AS SELECT ... FROM {} GROUP BY ...) and chart that",
+            kpi.where, kpi.name, kpi.dataset, kpi.dataset));
+      case sql::DatasetKind::kView:
+      case sql::DatasetKind::kTemporaryView:
+        return arrow::Status::Invalid(fmt::format(
+            "{}: KPI '{}' charts '{}', a view: a view is not stored (it is computed where it is read), so there is no "
+            "table to chart; make it a materialized view",
+            kpi.where, kpi.name, kpi.dataset));
+    }
+    if (schemas) {
+      auto schema = schemas->find(kpi.dataset);
+      if (schema != schemas->end() && schema->second) {
+        ARROW_RETURN_NOT_OK(server::check_kpi_columns(kpi, *schema->second).status());
+      }
+    }
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::unique_ptr<server::HttpServer>> start_pipeline_server(const pipeline::PipelineConfig& config,
                                                                          const std::string& listen,
                                                                          const std::optional<std::string>& token,
@@ -118,6 +164,13 @@ arrow::Result<std::unique_ptr<server::HttpServer>> start_pipeline_server(const p
   ARROW_RETURN_NOT_OK(check_freshness_targets(config, graph));
   for (const auto& [name, target] : config.serve_freshness_targets) {
     options.api.freshness_targets_seconds[name] = static_cast<double>(target.count()) / 1000.0;
+  }
+  if (!config.serve_kpis.empty()) {
+    // The views' columns as the SQL defines them (no broker is contacted: schemas inferred at a
+    // first run and not frozen yet stay unchecked here, and are checked when read).
+    ARROW_ASSIGN_OR_RAISE(auto schemas, pipeline::check_sql_pipeline(config, graph));
+    ARROW_RETURN_NOT_OK(check_kpis(config, graph, &schemas));
+    options.api.kpis = config.serve_kpis;
   }
   auto reader = std::make_shared<ServeReader>(config, std::move(graph), run_started_micros.has_value());
   ARROW_ASSIGN_OR_RAISE(auto server, server::HttpServer::Start(std::move(options), std::move(reader)));

@@ -4,6 +4,7 @@
 
 #include <arrow/result.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,13 @@ constexpr const char* kServeTokenVariable = "SLUICE_SERVE_TOKEN";
 // streaming table or materialized view; a view has no freshness). Checked by `sluice validate`
 // and at server start.
 arrow::Status check_freshness_targets(const pipeline::PipelineConfig& config, const pipeline::Graph& graph);
+
+// serve.kpis against the graph: each names a materialized view of the pipeline (a streaming
+// table grows without bound and a view is not stored: both refused, saying why), and, where
+// `schemas` has the view's schema, columns that fit (server/kpi_series.h check_kpi_columns).
+// Checked by `sluice validate` and at server start; errors name the KPI's pipeline.yaml place.
+arrow::Status check_kpis(const pipeline::PipelineConfig& config, const pipeline::Graph& graph,
+                         const std::map<std::string, std::shared_ptr<arrow::Schema>>* schemas);
 
 // Starts the server of a pipeline on `listen` ("ADDR:PORT"); the token is `token` if given,
 // else $SLUICE_SERVE_TOKEN if set. `run_started_micros` is set when the pipeline runs in this

@@ -1,5 +1,7 @@
 // The bronze flow: Kafka topic -> Delta table, exactly once.
 #include "sluice/pipeline/kafka_ingest_flow.h"
+
+#include "sluice/pipeline/commit_timings.h"
 #include "sluice/pipeline/run_progress.h"
 
 #include <arrow/record_batch.h>
@@ -746,6 +748,10 @@ class IngestRun : public kafka::RebalanceListener {
         }
         last_progress = now;
         ARROW_RETURN_NOT_OK(builder_.append(rec));
+        if (rec.timestamp_ms >= 0) {  // for the end-to-end latency of the commit that makes it visible
+          pending_oldest_ms_ = std::min(pending_oldest_ms_.value_or(rec.timestamp_ms), rec.timestamp_ms);
+          pending_newest_ms_ = std::max(pending_newest_ms_.value_or(rec.timestamp_ms), rec.timestamp_ms);
+        }
         it->second.next = rec.offset.next();
         it->second.unsealed = &rec;
         it->second.read = true;
@@ -889,6 +895,12 @@ class IngestRun : public kafka::RebalanceListener {
     parameters["epochId"] = std::to_string(epoch_++);
     auto result = commit_->commit(progress, parameters);
     if (!result.ok()) return with_context(result.status(), where());
+    if (pending_oldest_ms_ && rows > 0) {
+      commit_timings().record_kafka_visible(config_.table_path(table_.table).string(), now_millis(),
+                                            *pending_oldest_ms_, *pending_newest_ms_);
+    }
+    pending_oldest_ms_.reset();
+    pending_newest_ms_.reset();
     if (!result->checkpoint_status.ok()) {
       std::fprintf(stderr, "sluice: warning: %s: checkpoint failed: %s\n", where().c_str(),
                    result->checkpoint_status.message().c_str());
@@ -941,6 +953,8 @@ class IngestRun : public kafka::RebalanceListener {
   std::string query_id_;
   int64_t epoch_ = 0;
   kafka::KafkaRecordBatchBuilder builder_;
+  // The Kafka timestamps of the oldest and newest record read since the last commit.
+  std::optional<int64_t> pending_oldest_ms_, pending_newest_ms_;
   std::unique_ptr<StreamingCommit> owned_commit_;  // when the spec gives none
   StreamingCommit* commit_ = nullptr;              // the spec's or owned_commit_; holds the writer
   // After the commit (and its writer): destroyed first, its last job may still write.

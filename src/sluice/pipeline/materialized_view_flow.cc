@@ -178,6 +178,9 @@ arrow::Status FlowRunner::run_materialized(const Dataset& d, DatasetReport& repo
   report.rows_written = writer->rows_written();
   ARROW_ASSIGN_OR_RAISE(auto result, commit->commit(progress));
   report.version = result.version.value();
+  // An incremental view's state: the bytes of the partials it saved with this commit (what it
+  // keeps to refresh without reading its input again); a full refresh keeps none.
+  if (report.state_rows && commit->state_file_bytes() > 0) report.state_bytes = commit->state_file_bytes();
   return arrow::Status::OK();
 }
 

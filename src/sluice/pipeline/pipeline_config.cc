@@ -270,6 +270,67 @@ arrow::Result<std::vector<std::string>> parse_names(const YAML::Node& node, cons
   return out;
 }
 
+// serve.kpis: [{name, dataset, x, y, kind, limit, title}]: the shape is checked here, the
+// dataset and its columns against the graph and schemas (sluice validate, the server's start).
+arrow::Result<std::vector<KpiConfig>> parse_kpis(const YAML::Node& node, const YamlContext& ctx) {
+  if (!node.IsSequence()) {
+    return ctx.error(node, "serve.kpis must be a list of charts, e.g. [{{name: revenue, dataset: daily_revenue, "
+                           "x: day, y: [revenue, orders]}}]");
+  }
+  std::vector<KpiConfig> out;
+  for (const auto& item : node) {
+    if (!item.IsMap()) return ctx.error(item, "each serve.kpis entry must be a mapping (name, dataset, x, y, kind, limit, title)");
+    ARROW_RETURN_NOT_OK(ctx.check_keys(item, "serve.kpis[]", {"name", "title", "dataset", "x", "y", "kind", "limit"}));
+    KpiConfig k;
+    k.where = ctx.where(item.Mark());
+    for (const char* required : {"name", "dataset", "x", "y"}) {
+      if (!item[required]) return ctx.error(item, "serve.kpis entry needs '{}' (name, dataset, x, y)", required);
+    }
+    ARROW_ASSIGN_OR_RAISE(k.name, ctx.scalar(item["name"], "serve.kpis[].name"));
+    if (!regex_match_bounded(k.name, std::regex("[A-Za-z0-9_.-]{1,128}"))) {
+      return ctx.error(item["name"], "KPI name '{}' may only use letters, digits, '_', '-', '.' (it is part of a URL)",
+                       quote_for_error(k.name));
+    }
+    for (const auto& other : out) {
+      if (other.name == k.name) return ctx.error(item["name"], "KPI '{}' is defined twice (first at {})", k.name, other.where);
+    }
+    k.title = k.name;
+    if (item["title"]) {
+      ARROW_ASSIGN_OR_RAISE(k.title, ctx.scalar(item["title"], "serve.kpis[].title"));
+    }
+    ARROW_ASSIGN_OR_RAISE(k.dataset, ctx.scalar(item["dataset"], "serve.kpis[].dataset"));
+    ARROW_ASSIGN_OR_RAISE(k.x, ctx.scalar(item["x"], "serve.kpis[].x"));
+    ARROW_ASSIGN_OR_RAISE(k.y, parse_names(item["y"], ctx, "serve.kpis[].y"));
+    if (k.y.empty()) return ctx.error(item["y"], "KPI '{}': y must name at least one column", k.name);
+    for (size_t i = 0; i < k.y.size(); ++i) {
+      if (k.y[i] == k.x || std::find(k.y.begin(), k.y.begin() + static_cast<std::ptrdiff_t>(i), k.y[i]) != k.y.begin() + static_cast<std::ptrdiff_t>(i)) {
+        return ctx.error(item["y"], "KPI '{}': column '{}' is named twice among x and y", k.name, k.y[i]);
+      }
+    }
+    if (item["kind"]) {
+      ARROW_ASSIGN_OR_RAISE(auto kind, ctx.scalar(item["kind"], "serve.kpis[].kind"));
+      if (kind == "line") {
+        k.kind = KpiConfig::Kind::kLine;
+      } else if (kind == "bar") {
+        k.kind = KpiConfig::Kind::kBar;
+      } else {
+        return ctx.error(item["kind"], "KPI '{}': kind must be line or bar, not '{}'", k.name, quote_for_error(kind));
+      }
+    }
+    if (item["limit"]) {
+      ARROW_ASSIGN_OR_RAISE(auto text, ctx.scalar(item["limit"], "serve.kpis[].limit"));
+      auto n = parse_int64(text, "limit");
+      if (!n.ok() || *n < 1 || *n > 10000) {
+        return ctx.error(item["limit"], "KPI '{}': limit must be a whole number from 1 to 10000 (rows charted), not '{}'",
+                         k.name, quote_for_error(text));
+      }
+      k.limit = *n;
+    }
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
 // alerts: {destinations: {name: {webhook|command|kafka: {...}}}, rules: [{name, <condition>: value,
 // datasets, expectation, notify}]} (README "Alerts"). A webhook URL is secret (a Slack webhook's
 // token is its path): no error shows it, only its scheme and host.
@@ -545,8 +606,11 @@ arrow::Result<PipelineConfig> parse(const YAML::Node& root, const fs::path& dir,
   }
   // serve: {cpu_price_per_hour: P}: what the server's cost metric prices a CPU hour at.
   if (const auto serve = root["serve"]) {
-    if (!serve.IsMap()) return ctx.error(serve, "'serve' must be a mapping (cpu_price_per_hour, freshness_targets)");
-    ARROW_RETURN_NOT_OK(ctx.check_keys(serve, "serve", {"cpu_price_per_hour", "freshness_targets"}));
+    if (!serve.IsMap()) return ctx.error(serve, "'serve' must be a mapping (cpu_price_per_hour, freshness_targets, kpis)");
+    ARROW_RETURN_NOT_OK(ctx.check_keys(serve, "serve", {"cpu_price_per_hour", "freshness_targets", "kpis"}));
+    if (const auto kpis = serve["kpis"]) {
+      ARROW_ASSIGN_OR_RAISE(cfg.serve_kpis, parse_kpis(kpis, ctx));
+    }
     if (const auto targets = serve["freshness_targets"]) {
       if (!targets.IsMap()) {
         return ctx.error(targets, "serve.freshness_targets must map dataset names to durations, e.g. {{orders: 5 minutes}}");

@@ -31,6 +31,20 @@ struct BronzeTableConfig {
   std::string comment;
 };
 
+// One chart of the dashboard's business-KPI panel (`serve: {kpis: [...]}`, README "The
+// dashboard"): columns of a materialized view, `x` against each of `y`, from its latest snapshot.
+struct KpiConfig {
+  enum class Kind { kLine, kBar };
+  std::string name;     // letters, digits, _-. ; unique; /api/kpis/<name>
+  std::string title;    // shown over the chart; default: name
+  std::string dataset;  // a materialized view of the pipeline (checked against the graph)
+  std::string x;        // an orderable column: date, timestamp, number or string
+  std::vector<std::string> y;  // numeric columns, at least one
+  Kind kind = Kind::kLine;
+  int64_t limit = 500;  // at most this many rows (the greatest x) are charted
+  std::string where;    // pipeline.yaml:line:col of the entry, for errors
+};
+
 struct PipelineConfig {
   std::string name;  // display name: may change; progress is keyed by `id`
   // The stable id kept in the storage; set by open_pipeline_storage() before anything runs
@@ -61,6 +75,8 @@ struct PipelineConfig {
   // dataset's freshness with its target (a dataset the pipeline does not define is refused when
   // the server starts, where the graph is known).
   std::map<std::string, std::chrono::milliseconds> serve_freshness_targets;
+  // `serve: {kpis: [{name, dataset, x, y, kind, limit, title}]}`: the dashboard's KPI panel.
+  std::vector<KpiConfig> serve_kpis;
   // `alerts:` (rules and destinations; README "Alerts"); empty when the section is absent.
   watch::AlertsConfig alerts;
 

@@ -24,6 +24,7 @@
 #include "sluice/pipeline/kafka_sink_flow.h"
 #include "sluice/pipeline/kafka_options.h"
 #include "sluice/pipeline/read_kafka_binding.h"
+#include "sluice/pipeline/commit_timings.h"
 #include "sluice/pipeline/run_alerts.h"
 #include "sluice/pipeline/run_progress.h"
 #include "sluice/pipeline/scheduler.h"
@@ -353,6 +354,8 @@ class SqlRun : public DatasetRunner {
     report.kind = kind_text(d.kind);
     const auto started = std::chrono::steady_clock::now();
     const int64_t started_ms = now_millis();
+    const std::string table_key = config_.table_path(name).string();
+    commit_timings().take(table_key);  // what an earlier, unfinished update left is not this one's
     auto st = d.kind == sql::DatasetKind::kStreamingTable ? flows_.run_streaming(d, report)
                                                                 : flows_.run_materialized(d, report);
     // The table's retention policy, after its flows committed this update's rows.
@@ -384,6 +387,19 @@ class SqlRun : public DatasetRunner {
                                {"start_time_ms", started_ms},
                                {"end_time_ms", now_millis()}};
     if (report.backlog) progress["metrics"]["backlog_records"] = *report.backlog;
+    // Additive (kp): every commit of the table this update, and for Kafka flows how long the
+    // records waited between Kafka and the commit that made them visible.
+    const auto timings = commit_timings().take(table_key);
+    if (timings.commits > 0) {
+      progress["commits"] = {{"num_commits", timings.commits},
+                             {"total_duration_ms", static_cast<double>(timings.total_micros) / 1000.0},
+                             {"max_duration_ms", static_cast<double>(timings.max_micros) / 1000.0}};
+    }
+    if (timings.end_to_end_max_ms) {
+      progress["metrics"]["end_to_end_latency_max_ms"] = *timings.end_to_end_max_ms;
+      progress["metrics"]["end_to_end_latency_min_ms"] = *timings.end_to_end_min_ms;
+      progress["metrics"]["newest_kafka_timestamp_ms"] = *timings.newest_kafka_timestamp_ms;
+    }
     if (retention) {
       progress["retention"] = {{"cutoff", retention->cutoff},
                                {"committed", retention->committed},
@@ -415,6 +431,7 @@ class SqlRun : public DatasetRunner {
     if (report.refresh_mode) {  // materialized views
       progress["refresh"] = {{"mode", *report.refresh_mode}, {"reason", report.refresh_reason}};
       if (report.state_rows) progress["metrics"]["state_rows"] = *report.state_rows;
+      if (report.state_bytes) progress["metrics"]["state_bytes"] = *report.state_bytes;
     } else if (report.state_rows) {  // windowed flows
       progress["metrics"]["num_late_rows"] = report.rows_late;
       if (report.rows_duplicate) progress["metrics"]["num_duplicate_rows"] = report.rows_duplicate;

@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <chrono>
+
 #include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/delta/table.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/commit_timings.h"
 
 namespace sluice::pipeline {
 
@@ -176,6 +179,7 @@ arrow::Result<delta::TableWriter*> StreamingCommit::writer() {
 arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress& progress,
                                                            const nlohmann::json& operation_parameters) {
   ARROW_RETURN_NOT_OK(writer().status());
+  const auto started = std::chrono::steady_clock::now();
   auto writer = std::move(writer_);
   struct Release {  // the gate, once this commit landed or failed
     TableGate::Hold& hold;
@@ -252,6 +256,9 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
   if (options_.gate) options_.gate->committed(snapshot_);
   rows_committed_ += rows;
   if (rows == published_rows_) landed.version = result->version.value();
+  commit_timings().record_commit(
+      options_.table_path.string(),
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count());
   return result;
 }
 

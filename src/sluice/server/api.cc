@@ -11,6 +11,7 @@
 #include "sluice/common/json_fields.h"
 #include "sluice/common/text.h"
 #include "sluice/common/time_text.h"
+#include "sluice/server/kpi_series.h"
 #include "sluice/server/pipeline_metrics.h"
 
 namespace sluice::server {
@@ -225,21 +226,43 @@ ApiResponse graph_endpoint(const json& catalog, const json& status) {
   return json_response(200, {{"nodes", nodes}, {"edges", edges}});
 }
 
+// /api/kpis: the KPIs configured; /api/kpis/<name>: one KPI's points, read from its table now.
+ApiResponse kpis_endpoint(const PipelineReader& reader, const ApiOptions& options, const std::string& path) {
+  if (path == "/api/kpis") {
+    json list = json::array();
+    for (const auto& k : options.kpis) list.push_back(kpi_json(k));
+    return json_response(200, {{"kpis", list}});
+  }
+  const auto name = path.substr(std::string("/api/kpis/").size());
+  for (const auto& k : options.kpis) {
+    if (k.name != name) continue;
+    auto series = reader.kpi_series(k);
+    if (!series.ok()) return error_response(500, series.status().message());
+    return json_response(200, *series);
+  }
+  std::string known;
+  for (const auto& k : options.kpis) known += (known.empty() ? "" : ", ") + k.name;
+  return error_response(404, fmt::format("no KPI '{}' in pipeline.yaml serve.kpis{}", quote_for_error(name),
+                                         known.empty() ? std::string(" (none is configured)") : "; configured: " + known));
+}
+
 ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const ApiRequest& request) {
   const auto& path = request.path;
   static const std::set<std::string> kNoParams;
   const bool known = path == "/api/stream" || path == "/api/graph" || path == "/api/pipeline" || path == "/api/datasets" || path.rfind("/api/datasets/", 0) == 0 ||
                      path == "/api/flows" || path == "/api/events" || path == "/api/expectations" ||
+                     path == "/api/kpis" || path.rfind("/api/kpis/", 0) == 0 ||
                      path == "/metrics" || path == "/api" || path == "/api/";
   if (!known) {
     return error_response(404, fmt::format("no such path '{}'; the API: /api/pipeline, /api/datasets, "
-                                           "/api/datasets/<name>, /api/graph, /api/flows, /api/events, /api/expectations, /api/stream, "
-                                           "/metrics",
+                                           "/api/datasets/<name>, /api/graph, /api/flows, /api/events, /api/expectations, /api/kpis, "
+                                           "/api/kpis/<name>, /api/stream, /metrics",
                                            quote_for_error(path)));
   }
   if (path == "/api" || path == "/api/") {
     return json_response(200, {{"endpoints", {"/api/pipeline", "/api/datasets", "/api/datasets/<name>", "/api/graph", "/api/flows",
-                                              "/api/events", "/api/expectations", "/api/stream", "/metrics"}}});
+                                              "/api/events", "/api/expectations", "/api/kpis", "/api/kpis/<name>",
+                                              "/api/stream", "/metrics"}}});
   }
   if (path != "/api/events" && path != "/api/expectations") {
     auto p = check_params(request, kNoParams);
@@ -248,6 +271,7 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
   if (path == "/api/stream") {  // http_server.cc answers a stream; here only when asked directly
     return error_response(400, "/api/stream is a server-sent event stream: ask with Accept: text/event-stream");
   }
+  if (path == "/api/kpis" || path.rfind("/api/kpis/", 0) == 0) return kpis_endpoint(reader, options, path);
   // Read once for the whole request: the status and the catalog are built from this same read.
   auto view = reader.event_log();
   if (!view.ok()) return error_response(500, view.status().message());

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sluice/pipeline/event_log.h"
+#include "sluice/pipeline/pipeline_config.h"
 
 namespace sluice::server {
 
@@ -49,12 +50,15 @@ class PipelineReader {
   // What the commits from `first_version` on appended (EventLogCache::appended_since), for
   // /api/stream, polled by every live stream.
   virtual arrow::Result<pipeline::AppendedEvents> appended_since(int64_t first_version) const = 0;
+  // A KPI's points from its table's latest snapshot (kpi_series.h read_kpi_series).
+  virtual arrow::Result<nlohmann::json> kpi_series(const pipeline::KpiConfig& kpi) const = 0;
 };
 
 struct ApiOptions {
   std::optional<double> cpu_price_per_hour;   // pipeline.yaml serve.cpu_price_per_hour
   std::optional<int64_t> run_started_micros;  // set when the pipeline runs in this process
   std::map<std::string, double> freshness_targets_seconds;  // pipeline.yaml serve.freshness_targets
+  std::vector<pipeline::KpiConfig> kpis;                    // pipeline.yaml serve.kpis, checked
 };
 
 // Answers one request: 200 with JSON or metrics text, 404 (unknown path or dataset), 400 (a bad

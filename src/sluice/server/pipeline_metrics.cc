@@ -67,10 +67,26 @@ constexpr FamilySpec kFamilies[] = {
     {"sluice_watermark_timestamp_seconds", MetricType::kGauge,
      "Event-time watermark of a windowed flow as recorded in its latest progress event, seconds since the epoch"},
     {"sluice_event_time_lag_seconds", MetricType::kGauge,
-     "Now minus the flow's recorded watermark: how far event time trails the clock"},
+     "Now minus the flow's recorded watermark: how far event time trails the clock; for a flow without a "
+     "watermark that reads Kafka, now minus the newest Kafka record timestamp it committed"},
+    {"sluice_flow_commits_total", MetricType::kCounter,
+     "Delta commits of the flow's table (each through the streaming commit protocol), summed over its updates"},
+    {"sluice_flow_commit_duration_seconds_total", MetricType::kCounter,
+     "Wall time of those commits (data files closed, side tables, state, the Delta commit) summed; divided by "
+     "sluice_flow_commits_total it is the mean commit latency"},
+    {"sluice_flow_last_commit_duration_max_seconds", MetricType::kGauge,
+     "The longest commit of the latest update that committed"},
+    {"sluice_end_to_end_latency_max_seconds", MetricType::kGauge,
+     "Kafka flows, latest update that committed records: the greatest, over its commits, of the commit's end minus "
+     "the Kafka timestamp of the oldest record it made visible"},
+    {"sluice_end_to_end_latency_min_seconds", MetricType::kGauge,
+     "Kafka flows, latest update that committed records: the least, over its commits, of the commit's end minus "
+     "the Kafka timestamp of the newest record it made visible"},
     {"sluice_state_rows", MetricType::kGauge,
      "Rows of an operator's state (open windows, materialized-view aggregates) as recorded in the latest progress"},
-    {"sluice_state_bytes", MetricType::kGauge, "Bytes of a windowed flow's state as recorded in the latest progress"},
+    {"sluice_state_bytes", MetricType::kGauge,
+     "Bytes of an operator's state as recorded in the latest progress: a windowed flow's open windows, an "
+     "incremental materialized view's saved partial aggregates"},
     {"sluice_table_version", MetricType::kGauge, "Latest committed Delta version of the table"},
     {"sluice_table_rows", MetricType::kGauge, "Rows in the table's latest snapshot (from the add actions' stats)"},
     {"sluice_table_files", MetricType::kGauge, "Data files in the table's latest snapshot"},
@@ -102,6 +118,10 @@ struct FlowTotals {
   const pipeline::StoredEvent* lag = nullptr;        // latest that recorded Kafka lag
   const pipeline::StoredEvent* watermark = nullptr;  // latest that recorded a watermark
   const pipeline::StoredEvent* state = nullptr;      // latest that recorded state size
+  const pipeline::StoredEvent* commits = nullptr;    // latest that recorded commit timings
+  const pipeline::StoredEvent* kafka_time = nullptr;  // latest that recorded end-to-end latency
+  double commit_count = 0, commit_seconds = 0;
+  bool has_commits = false;
   std::map<std::string, std::pair<double, double>> expectations;  // name -> passed, failed
 };
 
@@ -150,6 +170,13 @@ std::map<std::pair<std::string, std::string>, FlowTotals> flow_totals(const std:
     if (m.is_object() && (m.contains("kafka_lag") || m.contains("backlog_records"))) t.lag = &e;
     if (m.is_object() && m.contains("watermark_micros")) t.watermark = &e;
     if (m.is_object() && (m.contains("state_rows") || m.contains("state_bytes"))) t.state = &e;
+    if (m.is_object() && m.contains("end_to_end_latency_max_ms")) t.kafka_time = &e;
+    if (p.contains("commits") && p["commits"].is_object()) {  // recorded since kp; older events have none
+      t.has_commits = true;
+      t.commits = &e;
+      t.commit_count += number_or(p["commits"], "num_commits", 0);
+      t.commit_seconds += number_or(p["commits"], "total_duration_ms", 0) / 1000.0;
+    }
     const json& quality = p.contains("data_quality") ? p["data_quality"] : json();
     if (quality.is_object() && quality.contains("expectations") && quality["expectations"].is_array()) {
       for (const auto& x : quality["expectations"]) {
@@ -223,6 +250,25 @@ arrow::Status flow_metrics(Writer& w, const std::vector<pipeline::StoredEvent>& 
         ARROW_RETURN_NOT_OK(w.add("sluice_watermark_timestamp_seconds", labels, static_cast<double>(watermark) / 1e6));
         ARROW_RETURN_NOT_OK(
             w.add("sluice_event_time_lag_seconds", labels, static_cast<double>(now_micros - watermark) / 1e6));
+      }
+    }
+    if (t.has_commits) {
+      ARROW_RETURN_NOT_OK(w.add("sluice_flow_commits_total", labels, t.commit_count));
+      ARROW_RETURN_NOT_OK(w.add("sluice_flow_commit_duration_seconds_total", labels, t.commit_seconds));
+      ARROW_RETURN_NOT_OK(w.add("sluice_flow_last_commit_duration_max_seconds", labels,
+                                number_or(flow_progress_of(*t.commits)["commits"], "max_duration_ms", 0) / 1000.0));
+    }
+    if (t.kafka_time) {
+      const auto& m = flow_progress_of(*t.kafka_time)["metrics"];
+      ARROW_RETURN_NOT_OK(w.add("sluice_end_to_end_latency_max_seconds", labels,
+                                number_or(m, "end_to_end_latency_max_ms", 0) / 1000.0));
+      ARROW_RETURN_NOT_OK(w.add("sluice_end_to_end_latency_min_seconds", labels,
+                                number_or(m, "end_to_end_latency_min_ms", 0) / 1000.0));
+      // Event time of a flow without a watermark: the Kafka timestamps of what it committed.
+      if (!t.watermark && m.contains("newest_kafka_timestamp_ms") && m["newest_kafka_timestamp_ms"].is_number()) {
+        const double newest_micros = m["newest_kafka_timestamp_ms"].get<double>() * 1000.0;
+        ARROW_RETURN_NOT_OK(w.add("sluice_event_time_lag_seconds", labels,
+                                  (static_cast<double>(now_micros) - newest_micros) / 1e6));
       }
     }
     if (t.state) {

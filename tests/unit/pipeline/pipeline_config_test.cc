@@ -67,7 +67,7 @@ TEST_F(PipelineConfigTest, ServeTakesACpuPriceAndRefusesOtherKeys) {
   auto unknown = load("name: p\nserve:\n  listen: 0.0.0.0:80\n");
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().message(),
-            file() + ":3:3: unknown key 'serve.listen'; allowed here: cpu_price_per_hour, freshness_targets");
+            file() + ":3:3: unknown key 'serve.listen'; allowed here: cpu_price_per_hour, freshness_targets, kpis");
   auto negative = load("name: p\nserve: {cpu_price_per_hour: -1}\n");
   ASSERT_FALSE(negative.ok());
   EXPECT_NE(negative.status().message().find("serve.cpu_price_per_hour must be a non-negative number"),

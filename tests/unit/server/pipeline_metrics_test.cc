@@ -173,6 +173,9 @@ class EmptyReader : public PipelineReader {
   }
   arrow::Result<pipeline::EventLogView> event_log() const override { return pipeline::EventLogView{}; }
   arrow::Result<pipeline::AppendedEvents> appended_since(int64_t) const override { return pipeline::AppendedEvents{}; }
+  arrow::Result<nlohmann::json> kpi_series(const pipeline::KpiConfig&) const override {
+    return nlohmann::json::object();
+  }
 };
 
 TEST(HttpServer, StopRightAfterStartReturns) {
@@ -186,6 +189,53 @@ TEST(HttpServer, StopRightAfterStartReturns) {
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     (*server)->stop();
   }
+}
+
+}  // namespace
+}  // namespace sluice::server
+
+namespace sluice::server {
+namespace {
+
+TEST(PipelineMetrics, CommitLatencyEndToEndLatencyAndEventTimeLagFromProgress) {
+  // An event written before kp (no "commits", no end-to-end fields) still reads, counting nothing.
+  std::vector<pipeline::StoredEvent> events = {
+      progress(1'000'000, "bronze", {{"status", "COMPLETED"}, {"metrics", {{"num_input_rows", 1}}}}),
+      progress(2'000'000, "bronze",
+               {{"status", "COMPLETED"},
+                {"commits", {{"num_commits", 3}, {"total_duration_ms", 120.0}, {"max_duration_ms", 80.0}}},
+                {"metrics", {{"num_input_rows", 9}, {"end_to_end_latency_max_ms", 4500},
+                             {"end_to_end_latency_min_ms", 250}, {"newest_kafka_timestamp_ms", 7'000}}}}),
+      progress(3'000'000, "bronze",
+               {{"status", "COMPLETED"},
+                {"commits", {{"num_commits", 1}, {"total_duration_ms", 30.0}, {"max_duration_ms", 30.0}}},
+                {"metrics", {{"num_input_rows", 0}}}}),
+      // A windowed flow: its event-time lag is the watermark's, not the Kafka timestamps'.
+      progress(3'000'000, "windows",
+               {{"status", "COMPLETED"},
+                {"metrics", {{"watermark_micros", 4'000'000}, {"end_to_end_latency_max_ms", 10},
+                             {"end_to_end_latency_min_ms", 5}, {"newest_kafka_timestamp_ms", 9'000}}}}),
+  };
+  const json status = {{"pipeline", "p"},
+                       {"healthy", true},
+                       {"datasets", json::array({json{{"name", "bronze"}}, json{{"name", "windows"}}})}};
+  MetricsInputs in;
+  in.status = &status;
+  in.events = &events;
+  in.now_micros = 10'000'000;
+  auto text = pipeline_metrics_text(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  const std::string labels = "pipeline=\"p\",dataset=\"bronze\",flow=\"bronze\"";
+  EXPECT_TRUE(has_line(*text, "sluice_flow_commits_total{" + labels + "} 4")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_commit_duration_seconds_total{" + labels + "} 0.15")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_last_commit_duration_max_seconds{" + labels + "} 0.03")) << *text;
+  // From the latest update that committed Kafka records (the one before the last).
+  EXPECT_TRUE(has_line(*text, "sluice_end_to_end_latency_max_seconds{" + labels + "} 4.5")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_end_to_end_latency_min_seconds{" + labels + "} 0.25")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_event_time_lag_seconds{" + labels + "} 3")) << *text;  // 10 s - 7 s
+  const std::string windows = "pipeline=\"p\",dataset=\"windows\",flow=\"windows\"";
+  EXPECT_TRUE(has_line(*text, "sluice_event_time_lag_seconds{" + windows + "} 6")) << *text;  // 10 s - 4 s
+  EXPECT_EQ(text->find("sluice_flow_commits_total{" + windows), std::string::npos);
 }
 
 }  // namespace
