@@ -833,8 +833,9 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
               // so it merges (streaming windows, incremental views) as count does.
               function = "hash_count";
               type = arrow::int64();
-              input.expr = cp::call("if_else", {input.expr, cp::literal(true),
-                                                cp::literal(arrow::MakeNullScalar(arrow::boolean()))});
+              ARROW_ASSIGN_OR_RAISE(input.expr, cp::call("if_else", {input.expr, cp::literal(true),
+                                                                     cp::literal(arrow::MakeNullScalar(arrow::boolean()))})
+                                                    .Bind(*schema));
             } else {
               // NULLs skipped; a group of only NULLs gives NULL (Spark's bool_and / bool_or).
               function = fname == "bool_and" || fname == "every" ? "hash_all" : "hash_any";

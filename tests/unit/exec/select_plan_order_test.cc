@@ -126,6 +126,7 @@ std::vector<std::string> generated(const std::string& query, std::string* names 
   if (!table.ok()) return {};
   auto batch = *(*table)->CombineChunksToBatch();
   if (names) {
+    names->clear();
     for (const auto& f : batch->schema()->fields()) *names += (names->empty() ? "" : ",") + f->name();
   }
   std::vector<std::string> rows;
