@@ -50,6 +50,8 @@ TS = [
 ]
 ARR = [[1, 2, 3], [None, 5], None, [], [7], [5, 5], [1], [0, -1], [2, None], [9, 8, 7, 6]]
 M = [[("a", 1)], [], None, [("k", 7), ("j", 8)], [("a", 2)], [("x", None)], [("é", 3)], [], [("a", 0)], [("b", 1)]]
+STS = [[{"a": 1, "b": "x"}, None], [], None, [{"a": None, "b": "ü"}], [{"a": 2, "b": ""}, {"a": 3, "b": None}],
+       [None], [{"a": -1, "b": "日本"}], [], [{"a": 0, "b": "z"}], [{"a": 9, "b": "y"}]]
 ST = [{"a": 1, "b": "x"}, {"a": None, "b": 'q"uote'}, None, {"a": -5, "b": None}, {"a": 0, "b": ""},
       {"a": 2, "b": "ü\n"}, {"a": None, "b": None}, {"a": 7, "b": "tab\t"}, {"a": 8, "b": "/"}, {"a": 9, "b": "z"}]
 
@@ -64,6 +66,7 @@ def make_table():
         "arr": pa.array(ARR, pa.list_(pa.int32())),
         "m": pa.array(M, pa.map_(pa.string(), pa.int32())),
         "st": pa.array(ST, pa.struct([("a", pa.int32()), ("b", pa.string())])),
+        "sts": pa.array(STS, pa.list_(pa.struct([("a", pa.int32()), ("b", pa.string())]))),
     })
 
 
@@ -121,6 +124,38 @@ FAMILIES = {
         "ns = n", "ns < n", "n >= ns", "ns = d", "n IN (ns, '7')", "n BETWEEN ns AND '100'", "ns <=> n",
     ],
 }
+
+# Generators make rows, so each is a query over the table `t` (a Delta table for `sluice sql`, a
+# view of the same rows for Spark), compared as a multiset of rows; the key names the generator.
+GENERATORS = [
+    ("explode", "SELECT n, explode(arr) FROM t"),
+    ("explode", "SELECT n, explode(m) FROM t"),
+    ("explode", "SELECT s, x FROM t LATERAL VIEW explode(arr) v AS x WHERE x > 1"),
+    ("explode", "SELECT n, x, key, value FROM t LATERAL VIEW explode(arr) a AS x LATERAL VIEW explode(m) b"),
+    ("explode", "SELECT key, count(*) AS c, sum(value) AS total FROM t LATERAL VIEW explode(m) b GROUP BY key"),
+    ("explode_outer", "SELECT explode_outer(arr) AS x, s FROM t"),
+    ("explode_outer", "SELECT explode_outer(m) AS (k, v), s FROM t"),
+    ("explode_outer", "SELECT n, y FROM t LATERAL VIEW OUTER explode(arr) v AS y"),
+    ("posexplode", "SELECT n, posexplode(arr) AS (p, x) FROM t"),
+    ("posexplode", "SELECT posexplode(m), n FROM t"),
+    ("posexplode_outer", "SELECT posexplode_outer(arr), n FROM t"),
+    ("posexplode_outer", "SELECT n, v.pos, v.x FROM t LATERAL VIEW OUTER posexplode(arr) v AS pos, x"),
+    ("inline", "SELECT n, inline(sts) FROM t"),
+    ("inline", "SELECT s, b FROM t LATERAL VIEW inline(sts) v WHERE a > 0"),
+    ("inline_outer", "SELECT inline_outer(sts), n FROM t"),
+]
+
+# Aggregates outside the scalar registry, in GROUP BY and without keys, compared the same way.
+AGGREGATE_QUERIES = [
+    ("count_if", "SELECT n % 3 AS g, count_if(n > 0) AS c, count_if(d > 1) AS e FROM t GROUP BY n % 3"),
+    ("count_if", "SELECT count_if(s LIKE '%o%') AS c FROM t"),
+    ("bool_and", "SELECT n % 3 AS g, bool_and(n > 0) AS c, bool_and(d > 1e12) AS e FROM t GROUP BY n % 3"),
+    ("bool_or", "SELECT n % 3 AS g, bool_or(n > 0) AS c, bool_or(d > 1e12) AS e FROM t GROUP BY n % 3"),
+    ("every", "SELECT every(n > -1000) AS c FROM t"),
+    ("some", "SELECT n % 2 AS g, some(d < 0) AS c FROM t GROUP BY n % 2"),
+    ("any", "SELECT n % 2 AS g, any(s = '') AS c FROM t GROUP BY n % 2"),
+    ("any_value", "SELECT n > 0 AS g, any_value(n > 0) AS c FROM t GROUP BY n > 0"),
+]
 
 # expression -> why sluice's result differs from Spark's on purpose (docs/functions.md shows it).
 KNOWN_DIFFERENCES = {}
@@ -233,9 +268,60 @@ def record(results, family, expr, status, note=""):
         entry["notes"].append(note)
 
 
+def sluice_query(tmp_path, table_dir, query, name):
+    out = tmp_path / f"{name}.arrow"
+    result = subprocess.run([str(SLUICE), "sql", str(table_dir), query, "--output", str(out)], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        return None, result.stderr
+    return ipc.open_file(out).read_all(), None
+
+
+def compare_generators(tmp_path, spark_frame):
+    """Each generator and aggregate query's rows (as a multiset) and column types against Spark's."""
+    from deltalake import write_deltalake
+
+    table_dir = tmp_path / "t"
+    write_deltalake(str(table_dir), make_table())
+    spark_frame.createOrReplaceTempView("t")
+    outcomes = []
+    for i, (name, query) in enumerate(GENERATORS + AGGREGATE_QUERIES):
+        ours, error = sluice_query(tmp_path, table_dir, query, f"gen{i}")
+        theirs = spark_frame.sparkSession.sql(query).toArrow()
+        problems = []
+        if ours is None:
+            problems.append(f"sluice failed: {error.strip()}")
+        else:
+            if ours.column_names != theirs.column_names:
+                problems.append(f"columns {ours.column_names} vs Spark's {theirs.column_names}")
+            types = [type_name(c.type) for c in ours.columns]
+            their_types = [type_name(c.type) for c in theirs.columns]
+            if types != their_types:
+                problems.append(f"types {types} vs Spark's {their_types}")
+            got = sorted(ours.to_pylist(), key=repr)
+            want = sorted(theirs.to_pylist(), key=repr)
+            if len(got) != len(want):
+                problems.append(f"{len(got)} rows vs Spark's {len(want)}")
+            else:
+                for a, b in zip(got, want):
+                    if not all(same_value(a[k], b[k]) for k in b if k in a):
+                        problems.append(f"row {a!r} vs Spark's {b!r}")
+                        break
+        outcomes.append((name, query, problems))
+    return outcomes
+
+
 def test_functions_match_spark(tmp_path, spark_frame):
     results = {}
     unexpected = []
+    for name, query, problems in compare_generators(tmp_path, spark_frame):
+        family = "generator" if any(name == g for g, _ in GENERATORS) else "aggregate"
+        entry = results.setdefault(name, {"family": family, "status": "same", "exprs": [], "notes": []})
+        entry["exprs"].append(query)
+        if problems:
+            entry["status"] = "differs"
+            entry["notes"].append("; ".join(problems))
+            unexpected.append(f"{query}: " + "; ".join(problems))
     for family, exprs in FAMILIES.items():
         outcomes = compare_family(tmp_path, spark_frame, family, exprs)
         for expr, problems in outcomes.items():

@@ -1,10 +1,86 @@
-// Project/filter and stream-static join operators (row_operators.h).
+// Project/filter (with generators) and stream-static join operators (row_operators.h).
 #include "sluice/exec/row_operators.h"
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 
 namespace sluice::exec {
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> expand_generator(const GeneratorSpec& generator,
+                                                                    const std::shared_ptr<arrow::Schema>& output,
+                                                                    const arrow::ArrayVector& columns, int64_t rows,
+                                                                    std::shared_ptr<arrow::Array>* row_ids) {
+  const auto& argument = columns[generator.argument];
+  if (argument->type_id() != arrow::Type::LIST && argument->type_id() != arrow::Type::MAP) {
+    return arrow::Status::TypeError("a generator needs an ARRAY or MAP, not ", argument->type()->ToString());
+  }
+  // MapArray is a ListArray of struct<key, value>: both read through the list's offsets.
+  const auto& list = static_cast<const arrow::ListArray&>(*argument);
+  int64_t total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t n = list.IsNull(i) ? 0 : list.value_length(i);
+    total += n == 0 && generator.outer ? 1 : n;
+  }
+  arrow::Int64Builder parents, elements;
+  arrow::Int32Builder positions;
+  ARROW_RETURN_NOT_OK(parents.Reserve(total));
+  ARROW_RETURN_NOT_OK(elements.Reserve(total));
+  ARROW_RETURN_NOT_OK(positions.Reserve(total));
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t n = list.IsNull(i) ? 0 : list.value_length(i);
+    if (n == 0 && generator.outer) {
+      parents.UnsafeAppend(i);
+      elements.UnsafeAppendNull();
+      positions.UnsafeAppendNull();
+      continue;
+    }
+    const int64_t first = list.value_offset(i);
+    for (int32_t j = 0; j < n; ++j) {
+      parents.UnsafeAppend(i);
+      elements.UnsafeAppend(first + j);
+      positions.UnsafeAppend(j);
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto parent_rows, parents.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto element_rows, elements.Finish());
+  arrow::ArrayVector generated;
+  if (generator.kind == GeneratorSpec::Kind::kPosExplode) {
+    ARROW_ASSIGN_OR_RAISE(auto pos, positions.Finish());
+    generated.push_back(std::move(pos));
+  }
+  auto take_elements = [&](const std::shared_ptr<arrow::Array>& values) -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(values, element_rows));  // a NULL index: a NULL
+    generated.push_back(taken.make_array());
+    return arrow::Status::OK();
+  };
+  if (generator.map || generator.kind == GeneratorSpec::Kind::kInline) {
+    // A map's key and value, or an inlined struct's fields (a NULL struct: NULLs, as in Spark).
+    const auto& entries = static_cast<const arrow::StructArray&>(*list.values());
+    for (int f = 0; f < entries.num_fields(); ++f) {
+      ARROW_ASSIGN_OR_RAISE(auto field, entries.GetFlattenedField(f));
+      ARROW_RETURN_NOT_OK(take_elements(field));
+    }
+  } else {
+    ARROW_RETURN_NOT_OK(take_elements(list.values()));
+  }
+  if (generated.size() != generator.width) {
+    return arrow::Status::Invalid("a generator gave ", generated.size(), " columns where its plan has ", generator.width);
+  }
+  arrow::ArrayVector out;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (c == generator.argument) {
+      out.insert(out.end(), generated.begin(), generated.end());
+      continue;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(columns[c], parent_rows));
+    out.push_back(taken.make_array());
+  }
+  if (row_ids && *row_ids) {
+    ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(*row_ids, parent_rows));
+    *row_ids = taken.make_array();
+  }
+  return arrow::RecordBatch::Make(output, total, std::move(out));
+}
 
 arrow::Result<OperatorBatch> ProjectFilterOperator::push(OperatorBatch batch) {
   std::shared_ptr<arrow::Array> input_rows;

@@ -4,6 +4,7 @@
 #include "sluice/exec/json_functions.h"
 #include "sluice/exec/select_plan_join_spec.h"
 #include "sluice/exec/functions/batch_clock.h"
+#include "sluice/exec/row_operators.h"
 
 #include <arrow/acero/exec_plan.h>
 #include <arrow/acero/options.h>
@@ -61,7 +62,9 @@ SelectPlan::InlineLookup cte_lookup(std::shared_ptr<const std::vector<const sql:
 bool is_aggregate_call(const Expr& e) {
   if (e.kind != ExprKind::kFunction) return false;
   static const std::set<std::string> kAggs = {"count", "sum", "avg", "mean", "min", "max", "first",
-                                              "last", "stddev", "stddev_samp", "approx_count_distinct"};
+                                              "last", "stddev", "stddev_samp", "approx_count_distinct",
+                                              "count_if", "bool_and", "every", "bool_or", "some", "any",
+                                              "any_value"};
   return kAggs.count(to_lower(e.name)) > 0;
 }
 
@@ -109,6 +112,81 @@ std::string item_name(const sql::SelectItem& item, const BoundExpression& bound)
   return sql::to_string(*item.expr);
 }
 
+// explode, posexplode, inline and their _outer forms: what each generates.
+struct GeneratorKind {
+  GeneratorSpec::Kind kind;
+  bool outer;
+};
+
+std::optional<GeneratorKind> generator_kind(const Expr& e) {
+  if (e.kind != ExprKind::kFunction) return std::nullopt;
+  using K = GeneratorSpec::Kind;
+  static const std::map<std::string, GeneratorKind> kKinds = {
+      {"explode", {K::kExplode, false}},       {"explode_outer", {K::kExplode, true}},
+      {"posexplode", {K::kPosExplode, false}}, {"posexplode_outer", {K::kPosExplode, true}},
+      {"inline", {K::kInline, false}},         {"inline_outer", {K::kInline, true}}};
+  auto it = kKinds.find(to_lower(e.name));
+  if (it == kKinds.end()) return std::nullopt;
+  return it->second;
+}
+
+struct BoundGenerator {
+  GeneratorSpec spec;  // argument: set by the caller, which places it among the projections
+  BoundExpression argument;
+  arrow::FieldVector fields;
+};
+
+// A generator call bound over `binder`'s schema: its argument and the columns it gives, named
+// `names` (empty: Spark's names, pos / col / key, value / the struct's fields).
+arrow::Result<BoundGenerator> bind_generator(const Expr& call, bool outer, const std::vector<std::string>& names,
+                                             const ExpressionBinder& binder, const sql::SourceFile& file) {
+  auto fail = [&](sql::Location at, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, at, message));
+  };
+  const GeneratorKind kind = *generator_kind(call);
+  const std::string name = to_lower(call.name);
+  if (call.args.size() != 1 || call.args[0]->kind == ExprKind::kNamedArg || call.args[0]->kind == ExprKind::kStar ||
+      call.distinct) {
+    return fail(call.loc, fmt::format("{} takes one argument (an ARRAY{})", name,
+                                      kind.kind == GeneratorSpec::Kind::kInline ? " of STRUCTs" : " or a MAP"));
+  }
+  BoundGenerator g;
+  ARROW_ASSIGN_OR_RAISE(g.argument, binder.bind(*call.args[0]));
+  g.spec.kind = kind.kind;
+  g.spec.outer = outer || kind.outer;
+  const arrow::DataType& t = *g.argument.type;
+  arrow::FieldVector columns;
+  if (kind.kind == GeneratorSpec::Kind::kPosExplode) columns.push_back(arrow::field("pos", arrow::int32()));
+  if (t.id() == arrow::Type::MAP && kind.kind != GeneratorSpec::Kind::kInline) {
+    const auto& map = static_cast<const arrow::MapType&>(t);
+    g.spec.map = true;
+    columns.push_back(arrow::field("key", map.key_type()));
+    columns.push_back(arrow::field("value", map.item_type()));
+  } else if (t.id() == arrow::Type::LIST && kind.kind != GeneratorSpec::Kind::kInline) {
+    columns.push_back(arrow::field("col", static_cast<const arrow::ListType&>(t).value_type()));
+  } else if (t.id() == arrow::Type::LIST &&
+             static_cast<const arrow::ListType&>(t).value_type()->id() == arrow::Type::STRUCT) {
+    for (const auto& f : static_cast<const arrow::ListType&>(t).value_type()->fields()) {
+      columns.push_back(arrow::field(f->name(), f->type()));
+    }
+  } else {
+    return fail(call.args[0]->loc, fmt::format("{} needs an ARRAY{}, not {}", name,
+                                               kind.kind == GeneratorSpec::Kind::kInline ? " of STRUCTs" : " or a MAP",
+                                               sql::sql_type_name(t)));
+  }
+  if (!names.empty() && names.size() != columns.size()) {
+    std::string defaults;
+    for (const auto& c : columns) defaults += (defaults.empty() ? "" : ", ") + c->name();
+    return fail(call.loc, fmt::format("{} gives {} column{} ({}) but AS names {}: name each of them, as Spark requires",
+                                      name, columns.size(), columns.size() == 1 ? "" : "s", defaults, names.size()));
+  }
+  for (size_t c = 0; c < columns.size(); ++c) {
+    g.fields.push_back(names.empty() ? columns[c] : columns[c]->WithName(names[c]));
+  }
+  g.spec.width = g.fields.size();
+  return g;
+}
+
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
                                                              std::shared_ptr<arrow::Array>* row_ids = nullptr) {
   const ScopedBatchTime batch_time;  // current_timestamp() is one instant for the whole batch
@@ -126,6 +204,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage,
     ARROW_ASSIGN_OR_RAISE(auto column, evaluate(p, *batch));
     columns.push_back(std::move(column));
   }
+  if (stage.generator) return expand_generator(*stage.generator, stage.output, columns, batch->num_rows(), row_ids);
   return arrow::RecordBatch::Make(stage.output, batch->num_rows(), std::move(columns));
 }
 
@@ -384,7 +463,7 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   auto star = std::make_unique<Expr>();
   star->kind = ExprKind::kStar;
   star->loc = ref.loc;
-  sel.items.push_back({std::move(star), ""});
+  sel.items.push_back({std::move(star), "", {}});
   auto copy = std::make_unique<sql::TableRef>();
   copy->kind = ref.kind;
   copy->loc = ref.loc;
@@ -499,6 +578,39 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
   }
+  for (const auto& view : s.lateral_views) {
+    // FROM t LATERAL VIEW g(x) v AS c: a stage of t's columns then g's, run before WHERE (which
+    // may read c).
+    if (!generator_kind(*view.generator)) {
+      return fail(view.generator->loc,
+                  fmt::format("LATERAL VIEW takes a generator (explode, explode_outer, posexplode, posexplode_outer, "
+                              "inline, inline_outer), not {}",
+                              view.generator->name));
+    }
+    ExpressionBinder view_binder(file, schema, qualifiers);
+    ARROW_ASSIGN_OR_RAISE(auto g, bind_generator(*view.generator, view.outer, view.columns, view_binder, file));
+    Stage stage;
+    arrow::FieldVector fields = schema->fields();
+    for (const auto& f : schema->fields()) {
+      ARROW_ASSIGN_OR_RAISE(auto b, view_binder.bind(*column(f->name(), view.loc)));
+      stage.projections.push_back(std::move(b));
+    }
+    g.spec.argument = stage.projections.size();
+    stage.projections.push_back(std::move(g.argument));
+    for (const auto& f : g.fields) {
+      if (schema->GetFieldIndex(f->name()) >= 0) {
+        return fail(view.loc, fmt::format("LATERAL VIEW column '{}' has the name of a column it is joined to, which "
+                                          "sluice does not tell apart: name it otherwise (... AS other_name)",
+                                          f->name()));
+      }
+      fields.push_back(f);
+    }
+    stage.generator = g.spec;
+    stage.output = arrow::schema(fields);
+    schema = stage.output;
+    plan.stages_.push_back(std::move(stage));
+    if (!view.table_alias.empty()) qualifiers.insert(view.table_alias);
+  }
   ExpressionBinder binder(file, schema, qualifiers);
   if (from.watermark) {
     // Type-checked now; the event-time runtime executes it.
@@ -524,6 +636,17 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   }
   bool aggregate = !s.group_by.empty() || (s.having != nullptr);
   for (const auto& item : s.items) aggregate = aggregate || contains_aggregate(*item.expr);
+  for (const auto& item : s.items) {
+    if (aggregate && generator_kind(*item.expr)) {
+      return fail(item.expr->loc, fmt::format("{} in a SELECT that aggregates is not supported yet: generate the rows "
+                                              "in a subquery or a LATERAL VIEW, then aggregate them",
+                                              to_lower(item.expr->name)));
+    }
+    if (!item.aliases.empty() && !generator_kind(*item.expr)) {
+      return fail(item.expr->loc, "AS (a, b, ...) names the columns of a generator (explode, posexplode, inline); "
+                                  "this item is not one: give it one name");
+    }
+  }
 
   auto identity = [&](Stage& st) -> arrow::Status {
     for (const auto& f : schema->fields()) {
@@ -582,13 +705,30 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         }
         continue;
       }
+      if (generator_kind(*item.expr)) {
+        if (stage.generator) {
+          return fail(item.expr->loc, "only one generator is allowed per SELECT, as in Spark: put the other in a "
+                                      "LATERAL VIEW (FROM t LATERAL VIEW explode(a) v AS x)");
+        }
+        std::vector<std::string> names = item.aliases;
+        if (!item.alias.empty()) names = {item.alias};
+        ARROW_ASSIGN_OR_RAISE(auto g, bind_generator(*item.expr, false, names, binder, file));
+        g.spec.argument = stage.projections.size();
+        stage.projections.push_back(std::move(g.argument));
+        for (const auto& f : g.fields) {
+          fields.push_back(f);
+          plan.output_locations_.push_back(item.expr->loc);
+        }
+        stage.generator = g.spec;
+        continue;
+      }
       ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*item.expr));
       fields.push_back(arrow::field(item_name(item, b), b.type));
       stage.projections.push_back(std::move(b));
       plan.output_locations_.push_back(item.expr->loc);
     }
     stage.output = arrow::schema(fields);
-    if (!plan.stages_.empty() && !from.watermark) {
+    if (!plan.stages_.empty() && !from.watermark && !plan.stages_.back().generator) {
       // This stage (and a WATERMARK on it, hence none) is the only reader of the one before:
       // a from_json there decodes only the struct fields read here (docs/decisions.md).
       std::vector<const cp::Expression*> readers;
@@ -683,6 +823,27 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
           } else if (fname == "avg" || fname == "mean") {
             function = "hash_mean";
             type = t->id() == arrow::Type::DECIMAL128 ? t : arrow::float64();
+          } else if (fname == "count_if" || fname == "bool_and" || fname == "every" || fname == "bool_or" ||
+                     fname == "some" || fname == "any") {
+            if (t->id() != arrow::Type::BOOL) {
+              return fail(e.args[0]->loc, fmt::format("{} needs a BOOLEAN, not {}", fname, sql::sql_type_name(*t)));
+            }
+            if (fname == "count_if") {
+              // The rows where it is true: a count of the non-NULL values of if_else(x, true, NULL),
+              // so it merges (streaming windows, incremental views) as count does.
+              function = "hash_count";
+              type = arrow::int64();
+              ARROW_ASSIGN_OR_RAISE(input.expr, cp::call("if_else", {input.expr, cp::literal(true),
+                                                                     cp::literal(arrow::MakeNullScalar(arrow::boolean()))})
+                                                    .Bind(*schema));
+            } else {
+              // NULLs skipped; a group of only NULLs gives NULL (Spark's bool_and / bool_or).
+              function = fname == "bool_and" || fname == "every" ? "hash_all" : "hash_any";
+              type = arrow::boolean();
+            }
+          } else if (fname == "any_value") {
+            function = "hash_first";  // some value of the group (Spark's is nondeterministic too)
+            type = t;
           } else if (fname == "stddev" || fname == "stddev_samp") {
             function = "hash_stddev";
             type = arrow::float64();

@@ -54,10 +54,43 @@ struct WatermarkSpec {
   sql::Location loc;
 };
 
+// A generator of a stage (explode, posexplode, inline and their _outer forms, in the select
+// list or a LATERAL VIEW): after the projections, each row is repeated once per element of the
+// array or map projection `argument` gives, whose place in the output the generator's `width`
+// columns take (pos, col / key, value / a struct's fields). Stateless: it runs inside the row
+// stages, so streaming tables (ProjectFilterOperator) and materialized views both run it.
+struct GeneratorSpec {
+  enum class Kind { kExplode, kPosExplode, kInline };
+  Kind kind = Kind::kExplode;
+  bool outer = false;    // a row whose array is NULL or empty gives one row of NULLs
+  size_t argument = 0;   // the projection holding the array or map
+  size_t width = 1;      // the columns it gives
+  bool map = false;      // the argument is a MAP (key, value) rather than an ARRAY
+};
+
 struct Stage {
   std::optional<BoundExpression> where;
   std::vector<BoundExpression> projections;
   std::shared_ptr<arrow::Schema> output;
+  std::optional<GeneratorSpec> generator;
+
+  // Which projection output column `c` comes from (a generated column: the generator's
+  // argument), and whether it is one of the generator's columns.
+  size_t projection_of(size_t c) const {
+    if (!generator || c < generator->argument) return c;
+    return c < generator->argument + generator->width ? generator->argument : c - generator->width + 1;
+  }
+  bool generated(size_t c) const {
+    return generator && c >= generator->argument && c < generator->argument + generator->width;
+  }
+  // One value per output column from one per projection.
+  template <typename T>
+  std::vector<T> per_output_column(std::vector<T> per_projection) const {
+    if (!generator) return per_projection;
+    std::vector<T> out;
+    for (size_t c = 0; c < output->fields().size(); ++c) out.push_back(per_projection[projection_of(c)]);
+    return out;
+  }
 };
 
 // GROUP BY window(ts, size[, slide]) or session_window(ts, gap): the group key that is an

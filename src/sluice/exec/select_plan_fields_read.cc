@@ -81,8 +81,12 @@ format::FieldSelection SelectPlan::source_fields_read() const {
     read.use = FieldSelection::Use::kSome;
     read.fields.assign(input->num_fields(), FieldSelection{});
     if (stage.where && !mark_reads(stage.where->expr, *input, read)) return FieldSelection::whole();
+    const FieldSelection whole = FieldSelection::whole();
     for (size_t c = 0; c < stage.projections.size(); ++c) {
-      const FieldSelection& out = used.use == FieldSelection::Use::kSome ? used.fields[c] : used;
+      // A generator's argument is read whole: its elements' count makes the rows.
+      const size_t g = stage.generator ? stage.generator->argument : SIZE_MAX;
+      const size_t o = c <= g ? c : c + stage.generator->width - 1;  // its output column
+      const FieldSelection& out = c == g ? whole : used.use == FieldSelection::Use::kSome ? used.fields[o] : used;
       if (!out.read()) continue;
       const auto& expr = stage.projections[c].expr;
       auto path = path_of(expr);

@@ -106,6 +106,11 @@ std::vector<std::map<std::string, SelectPlan::Derivation>> SelectPlan::column_de
   for (size_t s = first_stage; s < row_stages; ++s) {
     std::vector<Derivations> next;
     for (const auto& p : stages_[s].projections) next.push_back(derive(p.expr, *input, current, Derivation::kDirect));
+    next = stages_[s].per_output_column(std::move(next));
+    for (size_t c = 0; c < next.size(); ++c) {
+      if (!stages_[s].generated(c)) continue;
+      for (auto& [name, how] : next[c]) how = std::min(how, Derivation::kDerived);  // an element, not the array
+    }
     current = std::move(next);
     input = stages_[s].output;
   }
@@ -167,7 +172,7 @@ std::vector<std::set<std::string>> SelectPlan::lineage() const {
       }
       next.push_back(std::move(sources));
     }
-    current = std::move(next);
+    current = stages_[s].per_output_column(std::move(next));
     input = stages_[s].output;
   }
   if (!aggregate_) return current.size() == out.size() ? current : out;

@@ -592,7 +592,7 @@ arrow::Result<std::shared_ptr<arrow::Schema>> SqlPlanner::check_apply_changes(
   auto star = std::make_unique<sql::Expr>();
   star->kind = sql::ExprKind::kStar;
   star->loc = ac.loc;
-  sel.items.push_back({std::move(star), ""});
+  sel.items.push_back({std::move(star), "", {}});
   auto source = std::make_unique<sql::TableRef>();
   source->kind = ac.source->kind;
   source->loc = ac.source->loc;

@@ -127,8 +127,15 @@ std::string select_text(const Select& s) {
   for (const auto& item : s.items) {
     out += " " + to_string(*item.expr);
     if (!item.alias.empty()) out += " (as " + item.alias + ")";
+    if (!item.aliases.empty()) out += " (as " + join_parts(item.aliases, " ") + ")";
   }
   if (s.from) out += " (from " + table_ref(*s.from) + ")";
+  for (const auto& v : s.lateral_views) {
+    out += fmt::format(" (lateral-view{} {}", v.outer ? " outer" : "", to_string(*v.generator));
+    if (!v.table_alias.empty()) out += " " + v.table_alias;
+    if (!v.columns.empty()) out += " (as " + join_parts(v.columns, " ") + ")";
+    out += ")";
+  }
   if (s.where) out += " (where " + to_string(*s.where) + ")";
   if (!s.group_by.empty()) {
     out += " (group-by";

@@ -85,6 +85,18 @@ struct TableRef {
 struct SelectItem {
   ExprPtr expr;
   std::string alias;
+  // SELECT posexplode(a) AS (p, x): the names of a generator's columns (alias stays empty).
+  std::vector<std::string> aliases;
+};
+
+// FROM t LATERAL VIEW [OUTER] explode(a) v AS x[, y]: a generator's rows joined to the row they
+// came from (Hive's syntax, kept by Spark and DLT).
+struct LateralView {
+  Location loc;
+  bool outer = false;
+  ExprPtr generator;               // a kFunction: explode, posexplode, inline, ...
+  std::string table_alias;         // v (may be empty)
+  std::vector<std::string> columns;  // x, y (empty: the generator's default names)
 };
 
 struct OrderItem {
@@ -99,6 +111,7 @@ struct Select {
   std::vector<ExprPtr> distinct_on;  // SELECT DISTINCT ON (a, b) ...
   std::vector<SelectItem> items;
   std::unique_ptr<TableRef> from;  // null: SELECT without FROM
+  std::vector<LateralView> lateral_views;  // applied in order, after FROM, before WHERE
   ExprPtr where;
   std::vector<ExprPtr> group_by;
   ExprPtr having;

@@ -620,7 +620,15 @@ arrow::Result<Select> Parser::select() {
     SelectItem item;
     ARROW_ASSIGN_OR_RAISE(item.expr, expression());
     if (accept_keyword("AS")) {
-      ARROW_ASSIGN_OR_RAISE(item.alias, any_identifier("an alias"));
+      if (accept_op("(")) {  // a generator's columns: posexplode(a) AS (p, x)
+        do {
+          ARROW_ASSIGN_OR_RAISE(auto name, any_identifier("a column name"));
+          item.aliases.push_back(std::move(name));
+        } while (accept_op(","));
+        ARROW_RETURN_NOT_OK(expect_op(")"));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(item.alias, any_identifier("an alias"));
+      }
     } else if (is_identifier(peek())) {
       item.alias = next().text;
     }
@@ -628,6 +636,24 @@ arrow::Result<Select> Parser::select() {
   } while (accept_op(","));
   if (accept_keyword("FROM")) {
     ARROW_ASSIGN_OR_RAISE(s.from, table_expression());
+    while (peek().is_keyword("LATERAL")) {
+      LateralView view;
+      view.loc = next().loc;
+      ARROW_RETURN_NOT_OK(expect_keyword("VIEW"));
+      view.outer = accept_keyword("OUTER");
+      if (!is_identifier(peek()) || !peek(1).is_op("(")) {
+        return error(peek(), "expected a generator call after LATERAL VIEW (explode(...), posexplode(...), inline(...))");
+      }
+      ARROW_ASSIGN_OR_RAISE(view.generator, primary());
+      if (is_identifier(peek()) && !peek().is_keyword("AS")) view.table_alias = next().text;
+      if (accept_keyword("AS")) {
+        do {
+          ARROW_ASSIGN_OR_RAISE(auto name, any_identifier("a column name"));
+          view.columns.push_back(std::move(name));
+        } while (accept_op(","));
+      }
+      s.lateral_views.push_back(std::move(view));
+    }
   }
   if (accept_keyword("WHERE")) {
     ARROW_ASSIGN_OR_RAISE(s.where, expression());

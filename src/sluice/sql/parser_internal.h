@@ -26,7 +26,7 @@ inline const std::set<std::string> kReserved = {
     "CASE",   "CLUSTER", "COLUMNS", "COMMENT", "CONSTRAINT", "CROSS", "DELAY",   "DESC",
     "DISTINCT", "ELSE",  "END",   "EXCEPT",   "EXISTS",  "FROM",      "FULL",    "GROUP",
     "HAVING", "IGNORE",  "ILIKE", "IN",       "INNER",   "INTERSECT", "IS",      "JOIN",
-    "KEYS",   "LEFT",    "LIKE",  "LIMIT",    "NATURAL", "NOT",       "NULLS",   "ON",
+    "KEYS",   "LATERAL", "LEFT",    "LIKE",  "LIMIT",    "NATURAL", "NOT",       "NULLS",   "ON",
     "OR",     "ORDER",   "OUTER", "PARTITIONED", "REGEXP", "RIGHT",   "RLIKE",   "SELECT",
     "SEMI",   "SEQUENCE", "STORED", "TBLPROPERTIES", "THEN", "UNION", "USING",   "WATERMARK",
     "WHEN",   "WHERE",   "WITH",  "LOCATION", "TRACK"};

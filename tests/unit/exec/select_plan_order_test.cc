@@ -1,7 +1,9 @@
 // SelectPlan's query shapes: ORDER BY ... NULLS FIRST / NULLS LAST place nulls as written (Spark's
 // default otherwise: first when ascending, last when descending); t.* EXCEPT over a join; what a
-// FROM subquery may hold.
+// FROM subquery may hold; generators (explode, posexplode, inline, LATERAL VIEW) and what they refuse;
+// count_if and the boolean aggregates.
 #include <arrow/api.h>
+#include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -9,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/exec/row_operators.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/sql/parser.h"
 
@@ -80,6 +83,147 @@ TEST(SelectPlanShapeTest, UnionAllInAFromSubqueryIsRefused) {
   ASSERT_FALSE(cte.ok());
   EXPECT_NE(cte.status().message().find("'both' holds UNION ALL; reading it inline is not supported yet"),
             std::string::npos);
+}
+
+// Generators: a table of arrays, maps and arrays of structs, with a NULL and an empty one.
+std::shared_ptr<arrow::Schema> generator_schema() {
+  return arrow::schema({arrow::field("id", arrow::int64()), arrow::field("arr", arrow::list(arrow::int32())),
+                        arrow::field("m", arrow::map(arrow::utf8(), arrow::int32())),
+                        arrow::field("sts", arrow::list(arrow::struct_({arrow::field("a", arrow::int32()),
+                                                                        arrow::field("b", arrow::utf8())})))});
+}
+
+std::shared_ptr<arrow::RecordBatch> generator_rows() {
+  auto schema = generator_schema();
+  auto column = [&](int i, const char* json) {
+    return *arrow::json::ArrayFromJSONString(schema->field(i)->type(), json);
+  };
+  return arrow::RecordBatch::Make(
+      schema, 3,
+      {column(0, "[1, 2, 3]"), column(1, "[[10, null, 30], [], null]"),
+       column(2, R"([[["k", 1], ["é", null]], null, []])"),
+       column(3, R"([[{"a": 1, "b": "x"}, null], null, [{"a": null, "b": ""}]])")});
+}
+
+arrow::Result<SelectPlan> generator_plan(const std::string& query) {
+  sql::SourceFile file{"q.sql", "CREATE MATERIALIZED VIEW m AS " + query + ";"};
+  ARROW_ASSIGN_OR_RAISE(auto statements, sql::parse_statements(file));
+  return SelectPlan::make(*statements[0].dataset->query, file,
+                          [&](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> {
+                            return generator_schema();
+                          });
+}
+
+// The query's rows, one "v|v|..." string each, and its schema's names.
+std::vector<std::string> generated(const std::string& query, std::string* names = nullptr) {
+  auto plan = generator_plan(query);
+  EXPECT_TRUE(plan.ok()) << plan.status().message();
+  if (!plan.ok()) return {};
+  auto table = plan->run([](const PlanSource&) -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    return arrow::Table::FromRecordBatches({generator_rows()});
+  });
+  EXPECT_TRUE(table.ok()) << table.status().message();
+  if (!table.ok()) return {};
+  auto batch = *(*table)->CombineChunksToBatch();
+  if (names) {
+    names->clear();
+    for (const auto& f : batch->schema()->fields()) *names += (names->empty() ? "" : ",") + f->name();
+  }
+  std::vector<std::string> rows;
+  for (int64_t r = 0; r < batch->num_rows(); ++r) {
+    std::string row;
+    for (const auto& c : batch->columns()) row += (row.empty() ? "" : "|") + (*c->GetScalar(r))->ToString();
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+using Rows = std::vector<std::string>;
+
+TEST(GeneratorTest, ExplodeGivesARowPerElementAndNoneForNullOrEmpty) {
+  std::string names;
+  EXPECT_EQ(generated("SELECT id, explode(arr) FROM t", &names), (Rows{"1|10", "1|null", "1|30"}));
+  EXPECT_EQ(names, "id,col");
+  EXPECT_EQ(generated("SELECT explode_outer(arr) AS x, id FROM t", &names),
+            (Rows{"10|1", "null|1", "30|1", "null|2", "null|3"}));
+  EXPECT_EQ(names, "x,id");
+}
+
+TEST(GeneratorTest, PosexplodeNumbersFromZeroAndMapsGiveKeyAndValue) {
+  std::string names;
+  EXPECT_EQ(generated("SELECT id, posexplode(arr) AS (p, x) FROM t", &names), (Rows{"1|0|10", "1|1|null", "1|2|30"}));
+  EXPECT_EQ(names, "id,p,x");
+  EXPECT_EQ(generated("SELECT id, explode(m) FROM t", &names), (Rows{"1|k|1", "1|é|null"}));
+  EXPECT_EQ(names, "id,key,value");
+  EXPECT_EQ(generated("SELECT posexplode_outer(m), id FROM t", &names),
+            (Rows{"0|k|1|1", "1|é|null|1", "null|null|null|2", "null|null|null|3"}));
+  EXPECT_EQ(names, "pos,key,value,id");
+}
+
+TEST(GeneratorTest, InlineGivesTheStructsFieldsAndNullsForANullStruct) {
+  std::string names;
+  EXPECT_EQ(generated("SELECT id, inline(sts) FROM t", &names), (Rows{"1|1|x", "1|null|null", "3|null|"}));
+  EXPECT_EQ(names, "id,a,b");
+  EXPECT_EQ(generated("SELECT inline_outer(sts) AS (a2, b2), id FROM t"),
+            (Rows{"1|x|1", "null|null|1", "null|null|2", "null||3"}));
+}
+
+TEST(GeneratorTest, LateralViewRowsAreFilteredByWhereAndChain) {
+  std::string names;
+  EXPECT_EQ(generated("SELECT id, v.x FROM t LATERAL VIEW explode(arr) v AS x WHERE x > 10", &names), (Rows{"1|30"}));
+  EXPECT_EQ(names, "id,x");
+  EXPECT_EQ(generated("SELECT id, x FROM t LATERAL VIEW OUTER explode(arr) v AS x WHERE id > 1"),
+            (Rows{"2|null", "3|null"}));
+  // Two views: every element of one with every entry of the other, per row.
+  EXPECT_EQ(generated("SELECT id, x, key FROM t LATERAL VIEW explode(arr) a AS x LATERAL VIEW explode(m) b "
+                      "WHERE x IS NOT NULL"),
+            (Rows{"1|10|k", "1|10|é", "1|30|k", "1|30|é"}));
+  EXPECT_EQ(generated("SELECT * FROM t LATERAL VIEW posexplode(arr) p WHERE pos = 2", &names).size(), 1u);
+  EXPECT_EQ(names, "id,arr,m,sts,pos,col");
+}
+
+// Each generated row keeps the source row it came from (a streaming flow's lineage).
+TEST(GeneratorTest, RowStagesGiveEachGeneratedRowItsInputRow) {
+  auto plan = generator_plan("SELECT explode_outer(arr) FROM t WHERE id > 1 OR id = 1");
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  std::shared_ptr<arrow::Array> input_rows;
+  auto rows = plan->apply_row_stages(*generator_rows(), &input_rows);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  EXPECT_EQ((*rows)->num_rows(), 5);
+  EXPECT_EQ(input_rows->ToString(), (*arrow::json::ArrayFromJSONString(arrow::int64(), "[0, 0, 0, 1, 2]"))->ToString());
+}
+
+TEST(GeneratorTest, WhatSparkRefusesIsRefusedWithWhereAndWhy) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"SELECT explode(arr), explode(m) FROM t", "q.sql:1:52: error: only one generator is allowed per SELECT"},
+      {"SELECT 1 + explode(arr) FROM t", "explode is a generator: it makes rows"},
+      {"SELECT id FROM t WHERE explode(arr) > 1", "explode is a generator"},
+      {"SELECT id, explode(arr) FROM t GROUP BY id", "explode in a SELECT that aggregates is not supported yet"},
+      {"SELECT posexplode(arr) AS x FROM t", "posexplode gives 2 columns (pos, col) but AS names 1"},
+      {"SELECT explode(id) FROM t", "explode needs an ARRAY or a MAP, not BIGINT"},
+      {"SELECT inline(arr) FROM t", "inline needs an ARRAY of STRUCTs, not ARRAY<INT>"},
+      {"SELECT id FROM t LATERAL VIEW explode(arr) v AS id", "LATERAL VIEW column 'id' has the name of a column"},
+      {"SELECT id FROM t LATERAL VIEW upper(arr) v AS x", "LATERAL VIEW takes a generator"},
+      {"SELECT id AS (a, b) FROM t", "AS (a, b, ...) names the columns of a generator"},
+  };
+  for (const auto& [query, message] : cases) {
+    auto plan = generator_plan(query);
+    ASSERT_FALSE(plan.ok()) << query;
+    EXPECT_NE(plan.status().message().find(message), std::string::npos) << query << ": " << plan.status().message();
+  }
+}
+
+// count_if, bool_and / every, bool_or / some / any, any_value in a GROUP BY: NULLs skipped, a
+// group of only NULLs gives NULL (count_if: 0).
+TEST(AggregateTest, CountIfAndBooleanAggregatesSkipNulls) {
+  EXPECT_EQ(generated("SELECT id > 1 AS g, count_if(x > 10) AS c, bool_and(x > 10) AS a, every(x > 0) AS e, "
+                      "bool_or(x > 10) AS o, some(x > 100) AS s, any(x IS NULL) AS n FROM t "
+                      "LATERAL VIEW OUTER explode(arr) v AS x GROUP BY id > 1 ORDER BY g"),
+            (Rows{"false|1|false|true|true|false|true", "true|0|null|null|null|null|true"}));
+  EXPECT_EQ(generated("SELECT count_if(id > 1) AS c, any_value(id > 5) AS v FROM t"), (Rows{"2|false"}));
+  auto wrong = generator_plan("SELECT count_if(id) FROM t");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("count_if needs a BOOLEAN, not BIGINT"), std::string::npos);
 }
 
 }  // namespace

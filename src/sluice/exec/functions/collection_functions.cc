@@ -1,6 +1,8 @@
 // Collection functions over arrays, maps and structs: size, element_at, get, array_contains,
-// struct, named_struct. Array indices are 1-based as in Spark; element_at out of bounds is an
-// error (ANSI), try_element_at and get give NULL.
+// struct, named_struct; and the generators' catalog entries (explode, posexplode, inline: rows,
+// not values, planned by select_plan.cc and run by row_operators.cc, kept here beside the
+// collections they take apart). Array indices are 1-based as in Spark; element_at out of bounds
+// is an error (ANSI), try_element_at and get give NULL.
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 #include <fmt/format.h>
@@ -209,7 +211,27 @@ arrow::Result<BoundExpression> bind_size(const FunctionCall& c) {
   return c.call(function, c.expressions());
 }
 
+// A generator reached by the scalar binder is nested in an expression (the planner takes a
+// whole select item or a LATERAL VIEW before binding): refused, as Spark does.
+arrow::Result<BoundExpression> bind_nested_generator(const FunctionCall& c) {
+  return c.error(fmt::format("{} is a generator: it makes rows, so it may only be a whole item of the select list "
+                             "(SELECT {}(...) AS ...) or a LATERAL VIEW, not part of an expression or clause "
+                             "(Spark refuses it there too)",
+                             c.name(), c.name()));
+}
+
 }  // namespace collection_family
+
+void register_generator_functions(FunctionRegistry& r) {
+  using collection_family::bind_nested_generator;
+  const std::string arrays = "rows: col (ARRAY) or key, value (MAP)";
+  r.add({"explode", {}, 1, 1, "generator", arrays, bind_nested_generator, ""});
+  r.add({"explode_outer", {}, 1, 1, "generator", arrays, bind_nested_generator, ""});
+  r.add({"posexplode", {}, 1, 1, "generator", "rows: pos INT, then " + arrays.substr(6), bind_nested_generator, ""});
+  r.add({"posexplode_outer", {}, 1, 1, "generator", "rows: pos INT, then " + arrays.substr(6), bind_nested_generator, ""});
+  r.add({"inline", {}, 1, 1, "generator", "rows: the fields of ARRAY<STRUCT>", bind_nested_generator, ""});
+  r.add({"inline_outer", {}, 1, 1, "generator", "rows: the fields of ARRAY<STRUCT>", bind_nested_generator, ""});
+}
 
 void register_collection_functions(FunctionRegistry& r) {
   using namespace collection_family;  // NOLINT: this file's own helpers

@@ -141,6 +141,7 @@ const FunctionRegistry& FunctionRegistry::instance() {
     register_collection_functions(r);
     register_json_functions(r);
     register_hash_functions(r);
+    register_generator_functions(r);
     return r;
   }();
   return registry;

@@ -63,7 +63,7 @@ struct FunctionDef {
   std::vector<std::string> aliases;  // other spellings binding the same way
   int min_args = 0;
   int max_args = 0;                  // kVariadic: any number
-  std::string family;                // string, datetime, math, conditional, collection, json, hash
+  std::string family;                // string, datetime, math, conditional, collection, json, hash, generator
   std::string returns;               // the result type rule, for docs/functions.md
   FunctionBinder bind;               // arity is checked before it runs
   std::string differs;               // an intended difference from Spark 4 (ANSI), "" when none
@@ -99,5 +99,7 @@ void register_conditional_functions(FunctionRegistry& registry);
 void register_collection_functions(FunctionRegistry& registry);
 void register_json_functions(FunctionRegistry& registry);
 void register_hash_functions(FunctionRegistry& registry);
+// explode, posexplode, inline (and _outer): catalog entries only (collection_functions.cc).
+void register_generator_functions(FunctionRegistry& registry);
 
 }  // namespace sluice::exec
