@@ -106,7 +106,8 @@ class AvroEncoder {
       }
       case format::AvroKind::kRecord: {
         if (!v.is_object()) return misfit("a mapping");
-        for (const auto& [key, _] : v.items()) {
+        for (const auto& item : v.items()) {
+          const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
           if (std::none_of(n.fields.begin(), n.fields.end(), [&](const auto& f) { return f.name == key; })) {
             return arrow::Status::Invalid(fmt::format("{}: '{}' is not a field of record {}", path.empty() ? "the value"
                                                                                                             : path,
