@@ -398,8 +398,9 @@ def test_forget_and_rewrites_of_a_table_never_run_at_once(tmp_path):
     the erased user in partition a only). An OPTIMIZE of partition b whose new files are written
     but not committed makes forget refuse, nothing changed (without the lock, forget's clean-up
     deleted those files and the OPTIMIZE then committed them: a table naming missing files).
-    While forget runs (paused before its clean-up), `table optimize`, `table vacuum` and a `sluice
-    sql` DELETE are refused, naming it. After both: deltalake reads the table, every file it
+    While forget runs (paused before its clean-up), `table optimize`, `table vacuum`, `table append`,
+    a `sluice sql` DELETE and a vacuum of the event log are refused, naming it; a folder that is no
+    table gets no lock file. After both: deltalake reads the table, every file it
     names exists, no file under the storage holds the value, and every other row is there."""
     from deltalake import write_deltalake
     import pyarrow as pa
@@ -425,10 +426,18 @@ def test_forget_and_rewrites_of_a_table_never_run_at_once(tmp_path):
     assert optimized.returncode == 0, optimized.stderr
     assert "committed OPTIMIZE" in optimized.stdout, optimized.stdout
 
+    not_a_table = run_sluice("table", "optimize", pipe / "data")
+    assert not_a_table.returncode != 0 and "is not a Delta table" in not_a_table.stderr, not_a_table.stderr
+    assert not (pipe / "data" / "_sluice_maintenance.lock").exists()  # no lock file left outside a table
+
+    extra = tmp_path / "extra.parquet"
+    pq.write_table(pa.Table.from_pylist([{"user_id": "u-4", "p": "b", "seq": 99}]), extra)
     forget = start_paused("forget_before_clean_up", "forget", pipe, "--where", where, "--format", "json")
     during = [run_sluice("table", "optimize", table),
               run_sluice("table", "vacuum", table, "--retain", "0", "--force"),
-              run_sluice("sql", pipe, "DELETE FROM people WHERE seq = 1")]
+              run_sluice("sql", pipe, "DELETE FROM people WHERE seq = 1"),
+              run_sluice("table", "append", table, extra),
+              run_sluice("table", "vacuum", pipe / "data" / "system" / "event_log", "--retain", "0", "--force")]
     finished = let_go(forget)
     for r in during:
         assert r.returncode != 0, r.stdout
@@ -443,3 +452,36 @@ def test_forget_and_rewrites_of_a_table_never_run_at_once(tmp_path):
     assert rows(dt.to_pyarrow_table(), ["user_id", "p", "seq"]) == sorted(
         (e["user_id"], e["p"], e["seq"]) for e in model if e["user_id"] != ERASED)
     assert storage_hits(pipe / "data") == set()
+
+
+def test_forget_fails_before_its_log_cut_when_an_upstream_was_appended_meanwhile(forgotten):
+    """A writer that takes no lock (deltalake) appends a bronze row while forget is paused
+    before its clean-up: forget must not move silver's progress past that commit (silver would
+    never read it, and the log cut would delete it). It fails, naming the tables, with bronze's
+    log uncut; a run reads the row into silver; forget run again finishes."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe, tables = forgotten["pipe"], forgotten["tables"]
+    bronze, silver = tables / "events_bronze", tables / "events_silver"
+    current = DeltaTable(str(bronze)).to_pyarrow_table()
+    row = current.slice(0, 1).to_pylist()[0]
+    row["value"] = json.dumps({"user_id": "u-4", "kind": "view", "amount": 5, "seq": 9009}).encode()
+    appended = pa.Table.from_pylist([row], schema=current.schema)
+
+    forget = start_paused("forget_before_clean_up", "forget", pipe, "--where", "user_id = 'u-13'")
+    write_deltalake(str(bronze), appended, mode="append")
+    appended_version = DeltaTable(str(bronze)).version()
+    failed = let_go(forget)
+    assert failed.returncode != 0, failed.stdout
+    assert "table events_silver cannot be moved past the erasure of events_bronze" in failed.stderr, failed.stderr
+    assert "u-13" not in failed.stderr
+    assert (bronze / "_delta_log" / f"{appended_version:020d}.json").is_file()  # not cut
+
+    run_once(pipe)
+    assert [r["seq"] for r in read_deltalake(silver).to_pylist()].count(9009) == 1
+    finished = run_sluice("forget", pipe, "--where", "user_id = 'u-13'")
+    assert finished.returncode == 0, finished.stderr
+    assert storage_hits(forgotten["data"], "u-13") == set()
+    seqs = [r["seq"] for r in read_deltalake(silver).to_pylist()]
+    assert seqs.count(9009) == 1 and not any(r["user_id"] == "u-13" for r in read_deltalake(silver).to_pylist())

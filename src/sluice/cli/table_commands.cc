@@ -331,6 +331,14 @@ struct AppendArgs {
 arrow::Status append(const AppendArgs& args) {
   ARROW_ASSIGN_OR_RAISE(auto store, delta::LogStore::open(args.path));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
+  // Shared, as every other writer of sluice: forget (exclusive) never runs beside an append
+  // (its clean-up would delete the new files, or its readers' move skip the new rows).
+  std::unique_ptr<pipeline::MaintenanceLock> lock;
+  if (snapshot) {
+    ARROW_ASSIGN_OR_RAISE(lock, pipeline::MaintenanceLock::acquire(*store, args.path,
+                                                                   pipeline::MaintenanceLockMode::kShared,
+                                                                   "table append"));
+  }
   delta::WriteOptions options;
   options.constraints = exec::sql_constraint_compiler();  // CHECK constraints on every write
   options.mode = args.mode == "overwrite" ? delta::WriteMode::kOverwrite : delta::WriteMode::kAppend;

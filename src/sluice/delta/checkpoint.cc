@@ -22,6 +22,7 @@
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/snapshot.h"
 #include "sluice/delta/vacuum.h"
 
@@ -314,6 +315,10 @@ arrow::Status write_checkpoint(const LogStore& store, const Snapshot& snapshot, 
   auto put = store.objects()->put_if_absent(final_path.string(), (*bytes)->ToString());
   if (!put.ok()) return io_failure(put.status(), "cannot write checkpoint", store.display(final_path));
 
+  // Never moved back: a writer checkpointing an older snapshot leaves a newer hint in place.
+  if (auto hinted = read_last_checkpoint(store); hinted && *hinted > snapshot.version().value()) {
+    return arrow::Status::OK();
+  }
   json last = {{"version", snapshot.version().value()},
                {"size", table->num_rows()},
                {"sizeInBytes", size_bytes},

@@ -1,12 +1,16 @@
 // Optimistic Delta commits.
 #include "sluice/delta/transaction.h"
 
+#include <algorithm>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "sluice/common/ids.h"
 #include "sluice/delta/checkpoint.h"
 #include "sluice/delta/data_file_writer.h"
 #include "sluice/delta/log_cleanup.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/table_features.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -20,6 +24,26 @@ class CommitConflictDetail : public arrow::StatusDetail {
   const char* type_id() const override { return "sluice::delta::commit_conflict"; }
   std::string ToString() const override { return "commit conflict"; }
 };
+
+// Why version `v` is not a slot the log continues from, or an empty string: its predecessor
+// must be in the log (commit or checkpoint). A log cut with zero retention (sluice forget)
+// deletes the commits before its checkpoint, so a put-if-absent into a deleted slot succeeds
+// although the slot lies behind the table and no reader replays it; Delta (delta-rs: "Invalid
+// table version") refuses that write, and so does sluice. (A checkpoint newer than `v` alone
+// proves nothing: a concurrent writer may have committed after `v` and checkpointed.)
+arrow::Result<std::string> stale_slot(const LogStore& store, DeltaVersion v) {
+  const int64_t version = v.value();
+  if (version == 0) return std::string();
+  const DeltaVersion before(version - 1);
+  ARROW_ASSIGN_OR_RAISE(auto listing, list_log(store, before));
+  const bool has_before = std::find(listing.commits.begin(), listing.commits.end(), before) != listing.commits.end() ||
+                          listing.checkpoints.count(before) > 0;
+  if (has_before) return std::string();
+  std::string newest = "none";
+  if (!listing.checkpoints.empty()) newest = std::to_string(listing.checkpoints.rbegin()->first.value());
+  return fmt::format("version {} is no longer in its log (a log cut deleted it; newest checkpoint: {})", version - 1,
+                     newest);
+}
 
 }  // namespace
 
@@ -264,11 +288,34 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
   ARROW_RETURN_NOT_OK(check_writable());
   const int64_t read_version = read_snapshot_ ? read_snapshot_->version().value() : -1;
   DeltaVersion attempt_version(read_version + 1);
+  const auto refuse_stale = [&](const std::string& why, DeltaVersion v) {
+    remove_data_files(*store_->objects(), store_->table_root(), adds_);
+    discarded_ = true;
+    return invalid("cannot commit version {} to {}: this write read version {}, but {}; nothing was committed (its {} "
+                   "new data file(s) were removed): write again from the table's latest version",
+                   v.value(), store_->location(), read_version, why, adds_.size());
+  };
+  if (read_snapshot_) {
+    // The version read must still be reachable (a forget's log cut may have deleted it).
+    ARROW_ASSIGN_OR_RAISE(auto why, stale_slot(*store_, attempt_version));
+    if (!why.empty()) return refuse_stale(why, attempt_version);
+  }
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
     const std::string content = serialize_commit(actions_for_commit(options, read_version));
     auto put = store_->put_commit_if_absent(attempt_version, content);
     if (!put.ok()) return discard_after_failed_put(put.status(), attempt_version, content);
-    if (*put == PutResult::kWritten) return finish_commit(attempt_version, attempt);
+    if (*put == PutResult::kWritten) {
+      // Checked again once written: the cut may have come between the check and the put, and
+      // then the commit sits in a deleted slot that no reader replays. It is taken back.
+      if (attempt_version.value() > 0) {
+        ARROW_ASSIGN_OR_RAISE(auto why, stale_slot(*store_, attempt_version));
+        if (!why.empty()) {
+          (void)store_->objects()->remove(store_->commit_path(attempt_version).string());
+          return refuse_stale(why, attempt_version);
+        }
+      }
+      return finish_commit(attempt_version, attempt);
+    }
     // Lost the race: check what won, then try the next version.
     ARROW_ASSIGN_OR_RAISE(auto text, store_->read_commit(attempt_version));
     ARROW_ASSIGN_OR_RAISE(auto winning,

@@ -64,7 +64,9 @@ std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& 
 // A writer that takes no maintenance lock (Spark) may commit, between a vacuum's listing and
 // its deletions, a file it wrote before the cut-off; vacuum() calls this after VACUUM START so
 // that such a file is kept. Returns how many files were dropped. A commit landing after this
-// re-read and before the deletion is not seen (README "Privacy" says what remains).
+// re-read is not seen: one that names a deleted file (any time after its deletion; under
+// forget, up to that table's log cut) leaves the table naming a missing file (README
+// "Privacy" (a) says what remains).
 arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion decided,
                                             std::vector<ListedFile>& candidates);
 

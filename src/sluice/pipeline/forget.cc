@@ -319,6 +319,18 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
   const std::string update_id = random_uuid();
   // Recorded before the first erasure: a forget that fails or is killed during it leaves a trace.
   ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "STARTED", 0, warnings));
+  {
+    // The event log too (its texts are scrubbed, its files vacuumed and its log cut): no `table
+    // optimize|vacuum|append` of system/event_log meanwhile. Taken once the audit event made
+    // sure it exists (a lock on a missing table is none).
+    auto lock = MaintenanceLock::acquire(*event_log, "system/event_log", MaintenanceLockMode::kExclusive, "forget");
+    if (!lock.ok()) {
+      (void)audit(config, update_id, p, tables, "FAILED", 0, warnings);
+      return arrow::Status(lock.status().code(),
+                           fmt::format("forget on pipeline '{}' is refused: {}", config.name, lock.status().message()));
+    }
+    locks.push_back(std::move(*lock));
+  }
   for (auto& t : tables) {
     if (!carries(t)) continue;
     // A writer that takes no maintenance lock (Spark, deltalake) may commit meanwhile: Delta's
@@ -349,6 +361,9 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
     if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name, started_millis));
   }
   for (auto& t : tables) {
+    if (!is_view(t, graph) && is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables, false));
+  }
+  for (auto& t : tables) {
     if (is_view(t, graph)) {
       // A materialized view recomputes from its inputs; its stored partial aggregates (keyed
       // by its groups) are a cache that could hold the value, and an incremental refresh would
@@ -361,7 +376,7 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
       ARROW_RETURN_NOT_OK(remove_state(t));
       continue;
     }
-    if (is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables));
+    if (is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables, true));
   }
   fail_point("forget_before_log_cut");
   for (auto& t : tables) {

@@ -114,19 +114,38 @@ arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTable
 
 // Moves the streaming readers of erased tables past the erasure and its clean-up: their
 // progress on the upstream becomes the version its log will start at, in one commit without
-// data. They had read everything before the erasure (check_readers_caught_up), and nothing
-// after it is data, so nothing is skipped; without this they would ask for deleted commits.
-arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables) {
+// data. They had read everything before the erasure (check_readers_caught_up), and what lies
+// between their progress and the checkpoint is checked again to hold no data (a lockless writer
+// may have appended meanwhile: then forget fails before any log cut); without this they would
+// ask for deleted commits.
+arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables, bool move) {
   auto snapshot = delta::Snapshot::load(*reader.store);
   if (!snapshot.ok()) return with_context(snapshot.status(), "table " + reader.name);
   std::vector<std::pair<std::string, int64_t>> moves;
   for (const auto& up : tables) {
     if (!carries(up) || up.name == reader.name || up.report.version_after < 0) continue;
     for (const auto& [app_id, version] : progress_on(**snapshot, up.snapshot->metadata().id)) {
-      if (version >= 0 && version < up.report.version_after) moves.emplace_back(app_id, up.report.version_after);
+      if (version < 0 || version >= up.report.version_after) continue;
+      // Checked again here, not only before the erasure: a writer that takes no maintenance
+      // lock (deltalake, Spark) may have appended since; moving past its commit would skip
+      // its rows and the log cut would delete it. Only forget's own commits (no data change)
+      // may lie between.
+      auto pending = delta::added_files_between(*up.store, DeltaVersion(version), DeltaVersion(up.report.version_after),
+                                                delta::ChangePolicy::kFail);
+      if (!pending.ok() || !pending->empty()) {
+        return invalid("table {} cannot be moved past the erasure of {}: a commit between its progress (version {}) "
+                       "and the clean-up's checkpoint (version {}) was not forget's own ({}); another writer "
+                       "changed {} while forget ran. The log of {} was not cut. Run the pipeline once (so {} reads "
+                       "that commit), then run forget again",
+                       reader.name, up.name, version, up.report.version_after,
+                       pending.ok() ? fmt::format("version {} added data", pending->front().version.value())
+                                    : std::string(pending.status().message()),
+                       up.name, up.name, reader.name);
+      }
+      moves.emplace_back(app_id, up.report.version_after);
     }
   }
-  if (moves.empty()) return arrow::Status::OK();
+  if (moves.empty() || !move) return arrow::Status::OK();
   // The reader's operator state (windows, dedup, joins, APPLY CHANGES) is labelled with the
   // progress of the commit it belongs to: saved again under the moved progress (same content)
   // before the commit that moves it, else the next run finds no state for its progress.

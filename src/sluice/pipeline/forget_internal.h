@@ -77,7 +77,9 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
                                     const std::string& name, int64_t started_millis);
 arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
                       const std::string& name);
-arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables);
+// move=false: only checks that nothing but forget's own commits lies past each reader's
+// progress (run for every reader before any is moved).
+arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables, bool move);
 arrow::Result<int64_t> scrub_event_log(const std::shared_ptr<delta::LogStore>& store, const Predicate& p);
 arrow::Status remove_state(const Table& t);
 arrow::Result<int64_t> start_time(const PipelineConfig& config);

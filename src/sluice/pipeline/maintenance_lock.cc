@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
@@ -96,6 +97,13 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
     return lock;
   }
   const auto path = store.table_root() / kMaintenanceLockFile;
+  std::error_code ec;
+  if (!std::filesystem::exists(store.table_root(), ec)) return lock;  // the command reports the missing table
+  if (!std::filesystem::is_directory(store.log_dir(), ec)) {
+    // No lock file left in a folder that is not a table (a typo, a parent folder).
+    return invalid("table {}: {} is not a Delta table (it has no _delta_log/); `sluice {}` refused, nothing changed",
+                   table, store.table_root().string(), command);
+  }
   lock->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock->fd_ < 0) {
     if (errno == ENOENT) return lock;  // no table folder: the command reports the missing table

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "../temp_dir.h"
+#include "sluice/delta/checkpoint.h"
+#include "sluice/delta/log_segment.h"
 #include "sluice/delta/table.h"
 
 namespace sluice::delta {
@@ -88,6 +90,48 @@ TEST_F(TransactionTest, BlindAppendsRetryPastALostRace) {
   EXPECT_EQ(result->version, DeltaVersion(2));
   EXPECT_EQ(result->attempts, 2);
   EXPECT_EQ(latest()->files().size(), 2u);
+}
+
+TEST_F(TransactionTest, AWriteWhoseReadVersionALogCutDeletedIsRefused) {
+  // As sluice forget leaves a table: a checkpoint at the latest version and every commit before
+  // it deleted. A writer that read version 1 before the cut would put into the deleted slot 2
+  // (put-if-absent succeeds there) and no reader would ever replay it.
+  create_table();
+  Transaction append(store_, latest());
+  append.add_file(file("a"));
+  ASSERT_TRUE(append.commit({}).ok());
+  auto stale = latest();  // version 1
+  for (const char* name : {"b", "c"}) {
+    Transaction other(store_, latest());
+    other.add_file(file(name));
+    ASSERT_TRUE(other.commit({}).ok());
+  }
+  ASSERT_TRUE(write_checkpoint(*store_, *latest()).ok());
+  for (int v = 0; v < 3; ++v) std::filesystem::remove(store_->commit_path(DeltaVersion(v)));
+  Transaction late(store_, stale);
+  late.add_file(file("late"));
+  auto result = late.commit({});
+  ASSERT_FALSE(result.ok()) << "committed version " << result->version.value();
+  EXPECT_NE(result.status().message().find("version 1 is no longer in its log"), std::string::npos)
+      << result.status().message();
+  EXPECT_FALSE(std::filesystem::exists(store_->commit_path(DeltaVersion(2))));
+  auto now = latest();
+  EXPECT_EQ(now->version(), DeltaVersion(3));
+  EXPECT_EQ(now->files().size(), 3u);
+}
+
+TEST_F(TransactionTest, AnOlderCheckpointNeverMovesLastCheckpointBack) {
+  create_table();
+  Transaction append(store_, latest());
+  append.add_file(file("a"));
+  ASSERT_TRUE(append.commit({}).ok());
+  auto older = latest();  // version 1
+  Transaction other(store_, latest());
+  other.add_file(file("b"));
+  ASSERT_TRUE(other.commit({}).ok());
+  ASSERT_TRUE(write_checkpoint(*store_, *latest()).ok());
+  ASSERT_TRUE(write_checkpoint(*store_, *older).ok());
+  EXPECT_EQ(read_last_checkpoint(*store_), 2);
 }
 
 TEST_F(TransactionTest, SameAppIdCommittedConcurrentlyIsAConflict) {
