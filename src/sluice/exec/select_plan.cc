@@ -433,8 +433,14 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
                                             "yet: store it as a materialized view or table and read that",
                                             name));
         }
-        if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
-          return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
+        // As for a FROM subquery, below: inlining keeps only the source and the row stages, so a
+        // DISTINCT / DISTINCT ON of the read query would be dropped; refused instead.
+        if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() ||
+            inner.limit_) {
+          return fail(from.loc, fmt::format("'{}' aggregates, deduplicates (DISTINCT / DISTINCT ON), orders or "
+                                            "limits; reading it inline is not supported yet: store it as a "
+                                            "materialized view or table and read that",
+                                            name));
         }
         plan.source_ = inner.source_;
         plan.join_ = inner.join_;

@@ -82,5 +82,19 @@ TEST(SelectPlanShapeTest, UnionAllInAFromSubqueryIsRefused) {
             std::string::npos);
 }
 
+// A view or CTE read inline keeps only its source and row stages: its DISTINCT or DISTINCT ON
+// would be lost, so reading it inline is refused (as a FROM subquery holding them is).
+TEST(SelectPlanShapeTest, DistinctInAnInlinedQueryIsRefused) {
+  for (const char* q : {"WITH d AS (SELECT DISTINCT ON (k) k, a FROM t) SELECT * FROM d",
+                        "WITH d AS (SELECT DISTINCT k FROM t) SELECT k FROM d"}) {
+    auto plan = shape_plan(q);
+    ASSERT_FALSE(plan.ok()) << q;
+    EXPECT_NE(plan.status().message().find("'d' aggregates, deduplicates (DISTINCT / DISTINCT ON)"),
+              std::string::npos)
+        << plan.status().message();
+  }
+  ASSERT_TRUE(shape_plan("WITH d AS (SELECT k, a FROM t WHERE a > 1) SELECT * FROM d").ok());
+}
+
 }  // namespace
 }  // namespace sluice::exec
