@@ -96,5 +96,17 @@ TEST(SelectPlanShapeTest, DistinctInAnInlinedQueryIsRefused) {
   ASSERT_TRUE(shape_plan("WITH d AS (SELECT k, a FROM t WHERE a > 1) SELECT * FROM d").ok());
 }
 
+// UNION ALL types a numeric column by Spark's wider type of its branches: t.a (bigint) with
+// u.b (double) is double, so u's 2.5 is not truncated to t's bigint (unionByName with missing
+// columns puts the other side first, which made that order matter).
+TEST(SelectPlanShapeTest, UnionAllWidensNumericColumns) {
+  auto plan = shape_plan("SELECT k, a FROM t UNION ALL SELECT k, b FROM u");
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_EQ(plan->output_schema()->ToString(), "k: string\na: double");
+  auto swapped = shape_plan("SELECT k, b FROM u UNION ALL SELECT k, a FROM t");
+  ASSERT_TRUE(swapped.ok()) << swapped.status().message();
+  EXPECT_EQ(swapped->output_schema()->ToString(), "k: string\nb: double");
+}
+
 }  // namespace
 }  // namespace sluice::exec
