@@ -270,3 +270,24 @@ def test_a_continuous_pipelines_case_runs_until_its_records_are_consumed(tmp_pat
     # One record per update (a continuous run's trigger), as many updates as records, then stop.
     assert "note: batch 1: 3 update(s) until its records were consumed" in r.stdout
     assert "note: batch 2: 1 update(s) until its records were consumed" in r.stdout
+
+
+def test_a_continuous_case_stops_at_the_flows_ending_offsets(tmp_path):
+    """ending_offsets below the records given: the flow never reads past them, so the backlog is
+    measured to them and the case stops when they are read (it ran update after update before,
+    the backlog being measured to the high-water mark)."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE.replace("name: t", "name: t\nmode: continuous"))
+    (d / "p.sql").write_text(SQL.replace(
+        "value_format => 'json'",
+        "value_format => 'json', max_offsets_per_trigger => '1', ending_offsets => '{\"ev\": {\"0\": 2}}'"))
+    (d / "tests" / "c.yaml").write_text("""cases:
+  - name: two of four records
+    kafka: {ev: [{value: {user: a, n: 1}}, {value: {user: b, n: 2}}, {value: {user: c, n: 3}}, {value: {user: d, n: 4}}]}
+    expect:
+      silver: {rows: [{user: a, n2: 2}, {user: b, n2: 4}]}
+""")
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "note: batch 1: 2 update(s) until its records were consumed" in r.stdout, r.stdout

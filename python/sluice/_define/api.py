@@ -3,6 +3,7 @@ pipelines as dp`), each call mapped onto the SQL sluice already has: CREATE OR R
 STREAMING TABLE / MATERIALIZED VIEW / TEMPORARY VIEW, CONSTRAINT ... EXPECT, CREATE FLOW ...
 INSERT INTO, AUTO CDC, CREATE SINK. What sluice cannot honour is refused, naming the .py line."""
 import inspect
+import re
 
 from . import sqltext as q
 from .errors import DefinitionError, caller_location, function_location
@@ -200,11 +201,30 @@ def _stream_union_sides(df, what):
     return df._aligned_branches("{}: a union of streams".format(what))
 
 
+_SIDE_TOPIC = re.compile(r"\b(?:topic|subscribe|subscribepattern)\s*=>\s*'((?:[^']|'')*)'", re.IGNORECASE)
+_SIDE_TABLE = re.compile(r"\bSTREAM\s*\(\s*([^()\s]+)\s*\)", re.IGNORECASE)
+
+
+def _side_source(sql):
+    """What a union side reads, for its flow's name: the Kafka topic, else the table; None if neither."""
+    m = _SIDE_TOPIC.search(sql) or _SIDE_TABLE.search(sql)
+    if not m:
+        return None
+    return re.sub(r"[^A-Za-z0-9_]+", "_", m.group(1).replace("`", "")).strip("_").lower() or None
+
+
 def _union_flows(target, first_flow, sides, what):
-    """CREATE FLOW statements for the sides after the first of a union of streams."""
+    """CREATE FLOW statements for the sides after the first of a union of streams. Each is named
+    after what it reads (`<flow>_from_<topic or table>`), not its position, so that adding or
+    reordering sides keeps each flow's name and so its progress (ids include the flow name); sides
+    reading the same source are numbered in the order written (`..._2`)."""
     out = []
+    seen = {}
     for i, side in enumerate(sides[1:], start=2):
-        flow = "{}_union_{}".format(first_flow, i)
+        source = _side_source(side._to_sql())
+        base = "{}_from_{}".format(first_flow, source) if source else "{}_union_{}".format(first_flow, i)
+        seen[base] = seen.get(base, 0) + 1
+        flow = base if seen[base] == 1 else "{}_{}".format(base, seen[base])
         out.append(("{} (union side {}: flow {})".format(what, i, flow),
                     "CREATE FLOW {} AS INSERT INTO {} BY NAME {}".format(q.ident(flow), q.ident(target),
                                                                        side._to_sql())))

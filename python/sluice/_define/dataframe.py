@@ -22,6 +22,9 @@ from .types import quote_identifier
 __all__ = ["DataFrame", "GroupedData", "UnsupportedError"]
 
 _ids = itertools.count(1)
+# Words that make an SQL-text column not row-wise (kept out of the sides of a union).
+_NOT_ROW_WISE = re.compile(r"\b(over|explode|explode_outer|posexplode|posexplode_outer|inline|inline_outer|stack|"
+                           r"distinct)\b", re.IGNORECASE)
 _COSTLY = re.compile(r"\b(from_json|to_json|get_json_object|json_extract_path_text|regexp_\w+|rlike|split|"
                      r"sha\w*|md5|xxhash64)\s*\(", re.IGNORECASE)
 
@@ -221,10 +224,23 @@ class DataFrame:
     def _pushes_into_union(self):
         return self._union is not None and self._branches is not None and not self._order and self._limit is None
 
-    def _per_branch(self, method, step):
+    def _per_branch(self, method, step, cols=()):
         """A row-wise step after a union, taken into each side: (A UNION ALL B).filter(c) is
         A.filter(c) UNION ALL B.filter(c), which sluice's SQL says (it reads no UNION ALL as a
-        subquery)."""
+        subquery). Only a row-wise step distributes so: an aggregate (sum over the union is not the
+        sum of each side's sums, nor a row per side), a window function, a generator or a DISTINCT
+        would give another result per side, so those are refused."""
+        for c in cols:
+            text = None
+            if c._opaque:
+                text = c._sql(self._branches[0]._ctx()) if self._branches else None
+            if c._aggregate or (text is not None and _NOT_ROW_WISE.search(text)):
+                raise UnsupportedError(
+                    f"DataFrame.{method}({c!r}) after union: the column is not row-wise (an aggregate, window "
+                    "function, generator or DISTINCT), so it cannot go into each side of the union as sluice "
+                    "does for steps after a union (it would give one result per side); define the union as its "
+                    "own dataset (@dlt.table(temporary=True) or @dlt.view) and aggregate that, or aggregate "
+                    "each side with groupBy and combine")
         return _union_of([step(b) for b in self._aligned_branches(f"DataFrame.{method} after union")])
 
     def _aligned_branches(self, what):
@@ -278,7 +294,7 @@ class DataFrame:
         if not cols:
             raise ValueError("DataFrame.select() needs at least one column")
         if self._pushes_into_union():
-            return self._per_branch("select", lambda b: b.select(*cols))
+            return self._per_branch("select", lambda b: b.select(*cols), cols)
         stars = any(c._ref is not None and c._alias is None and split_name(c._ref)[-1] == "*" for c in cols)
         if self._sel.aggregated and self._union is None:
             return self._reproject("select", cols)
@@ -496,7 +512,7 @@ class DataFrame:
         elif not isinstance(condition, Column):
             raise TypeError(f"filter takes a Column or SQL text, not {condition!r}")
         if self._pushes_into_union():
-            return self._per_branch("filter", lambda b: b.filter(condition))
+            return self._per_branch("filter", lambda b: b.filter(condition), [condition])
         if self._sel.aggregated and self._union is None:
             if self._order or self._limit is not None or self._sel.distinct:
                 self._refuse_after("filter")

@@ -237,6 +237,21 @@ def test_a_row_step_after_a_union_goes_into_each_side():
         a.union(c).distinct()
 
 
+def test_a_step_after_a_union_that_is_not_row_wise_is_refused():
+    # pyspark: a.union(b).select(F.sum("v")) is one row, the sum over both sides; taken into each
+    # side it would be a row per side (review finding: {6},{6} for {12}).
+    a, c = table("a", ["k", "v"]), table("c", ["k", "v"])
+    for step in (lambda u: u.select(F.sum("v")), lambda u: u.select(F.count("*").alias("n")),
+                 lambda u: u.select(F.expr("max(v) AS m")), lambda u: u.withColumn("s", F.sum("v")),
+                 lambda u: u.select(F.expr("row_number() OVER (ORDER BY v) AS r")),
+                 lambda u: u.select(F.expr("count(DISTINCT v) AS d")),
+                 lambda u: u.filter("v > 1 AND k IN (SELECT DISTINCT k FROM z)")):
+        with pytest.raises(UnsupportedError, match="not row-wise"):
+            step(a.union(c))
+    assert a.union(c).select((F.col("v") + 1).alias("w"))._to_sql() == \
+        "SELECT (v + 1) AS w FROM a UNION ALL SELECT (v + 1) AS w FROM c"
+
+
 def test_a_union_of_streams_keeps_its_sides_for_the_definer():
     s1 = stream(["k", "ts"])
     s2 = DataFrame._from_relation("STREAM(other)", streaming=True, columns=["key", "ts"])

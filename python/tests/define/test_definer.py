@@ -698,16 +698,39 @@ def test_a_union_of_streams_becomes_one_flow_per_stream(definer):
     '''})
     assert [(line, what, sql) for line, what, sql in stmts] == [
         (4, "@dlt.table both", "CREATE OR REFRESH STREAMING TABLE both AS SELECT id, amount FROM STREAM(orders_eu)"),
-        (4, "@dlt.table both (union side 2: flow both_union_2)",
-         "CREATE FLOW both_union_2 AS INSERT INTO both BY NAME SELECT order_id AS id, amount FROM STREAM(orders_us)"),
+        (4, "@dlt.table both (union side 2: flow both_from_orders_us)",
+         "CREATE FLOW both_from_orders_us AS INSERT INTO both BY NAME SELECT order_id AS id, amount FROM STREAM(orders_us)"),
         (10, "dlt.create_streaming_table all_orders", "CREATE OR REFRESH STREAMING TABLE all_orders"),
         (12, "@dlt.append_flow feed",
          "CREATE FLOW feed AS INSERT INTO all_orders BY NAME SELECT * FROM (SELECT id, amount FROM "
          "STREAM(orders_eu)) WHERE (amount > 0)"),
-        (12, "@dlt.append_flow feed (union side 2: flow feed_union_2)",
-         "CREATE FLOW feed_union_2 AS INSERT INTO all_orders BY NAME SELECT * FROM (SELECT id, amount FROM "
+        (12, "@dlt.append_flow feed (union side 2: flow feed_from_orders_us)",
+         "CREATE FLOW feed_from_orders_us AS INSERT INTO all_orders BY NAME SELECT * FROM (SELECT id, amount FROM "
          "STREAM(orders_us)) WHERE (amount > 0)"),
     ]
+
+
+def test_union_side_flows_are_named_by_their_source_not_their_position(definer):
+    # Progress ids include the flow name: a side keeps its flow when sides are added or reordered.
+    def flows(order):
+        [stmts] = definer.statements({"u.py": '''
+        import dlt
+
+        @dlt.table
+        def both():
+            s = {"eu": dlt.read_stream("orders_eu"), "us": dlt.read_stream("orders_us"),
+                 "k": spark.readStream.format("kafka").option("subscribe", "ev.raw").load()}
+            sides = [s[n].selectExpr("CAST(1 AS BIGINT) AS id") for n in %r]
+            out = sides[0]
+            for x in sides[1:]:
+                out = out.union(x)
+            return out
+        ''' % (order,)})
+        return [what.split("flow ")[-1].rstrip(")") for _, what, _ in stmts[1:]]
+
+    assert flows(["eu", "us", "k"]) == ["both_from_orders_us", "both_from_ev_raw"]
+    assert flows(["eu", "k", "us"]) == ["both_from_ev_raw", "both_from_orders_us"]
+    assert flows(["eu", "us", "us"]) == ["both_from_orders_us", "both_from_orders_us_2"]
 
 
 def test_a_union_of_streams_whose_columns_are_unknown_is_refused(definer):

@@ -485,6 +485,21 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
   return plan;
 }
 
+namespace {
+// Spark's numeric precedence (byte < short < int < long < float < double); 0: not such a type.
+int numeric_rank(const arrow::DataType& t) {
+  switch (t.id()) {
+    case arrow::Type::INT8: return 1;
+    case arrow::Type::INT16: return 2;
+    case arrow::Type::INT32: return 3;
+    case arrow::Type::INT64: return 4;
+    case arrow::Type::FLOAT: return 5;
+    case arrow::Type::DOUBLE: return 6;
+    default: return 0;
+  }
+}
+}  // namespace
+
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
                                                   const SchemaLookup& schema_of, const InlineLookup& lookup,
                                                   const TableFunctionBinder& bind_function) {
@@ -512,8 +527,14 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
                                             "yet: store it as a materialized view or table and read that",
                                             name));
         }
-        if (inner.aggregates() || !inner.order_by_.empty() || inner.limit_) {
-          return fail(from.loc, fmt::format("'{}' aggregates, orders or limits; reading it inline is not supported yet", name));
+        // As for a FROM subquery, below: inlining keeps only the source and the row stages, so a
+        // DISTINCT / DISTINCT ON of the read query would be dropped; refused instead.
+        if (inner.aggregates() || inner.distinct_ || !inner.distinct_on_.empty() || !inner.order_by_.empty() ||
+            inner.limit_) {
+          return fail(from.loc, fmt::format("'{}' aggregates, deduplicates (DISTINCT / DISTINCT ON), orders or "
+                                            "limits; reading it inline is not supported yet: store it as a "
+                                            "materialized view or table and read that",
+                                            name));
         }
         plan.source_ = inner.source_;
         plan.join_ = inner.join_;
@@ -974,7 +995,18 @@ arrow::Result<SelectPlan> SelectPlan::make(const sql::Query& query, const sql::S
     plan.source_ = plan.union_.front().source_;
     plan.output_locations_ = plan.union_.front().output_locations_;
     Stage output;
-    output.output = plan.union_.front().output_schema();
+    // Named by the first branch; a numeric column typed by Spark's wider type of the branches'
+    // (int and double: double), so no branch's values are truncated into the first's type.
+    arrow::FieldVector fields = plan.union_.front().output_schema()->fields();
+    for (size_t b = 1; b < plan.union_.size(); ++b) {
+      const auto& mine = plan.union_[b].output_schema();
+      for (size_t c = 0; c < fields.size(); ++c) {
+        const int have = numeric_rank(*fields[c]->type());
+        const int other = numeric_rank(*mine->field(static_cast<int>(c))->type());
+        if (have > 0 && other > have) fields[c] = fields[c]->WithType(mine->field(static_cast<int>(c))->type());
+      }
+    }
+    output.output = arrow::schema(fields);
     plan.stages_.push_back(std::move(output));
   }
   // ORDER BY over the output columns (names or positions), LIMIT.

@@ -51,6 +51,10 @@ std::optional<std::string> incremental_blocker(const exec::SelectPlan& plan) {
   if (plan.unions()) return "the query has UNION ALL";
   if (plan.joins()) return "the query joins several inputs";
   if (plan.source().change_feed) return "the query reads a change feed (table_changes)";
+  // The merged partial aggregates know nothing of which row DISTINCT ON kept, nor of rows a DISTINCT
+  // over the output folded: such views are recomputed whole.
+  if (!plan.distinct_on().empty()) return "the query has DISTINCT ON";
+  if (plan.distinct()) return "the query has DISTINCT";
   if (!plan.aggregates()) return "the query has no GROUP BY aggregation";
   const auto& agg = *plan.aggregate_spec();
   if (agg.window) return "the query groups by an event-time window";

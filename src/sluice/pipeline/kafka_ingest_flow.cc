@@ -48,6 +48,8 @@ struct PartitionProgress {
   // batch ends or a commit comes, so only one record per partition and batch is hashed.
   const kafka::RecordView* unsealed = nullptr;
   bool read = false;  // a record of it was read since it was planned
+  // The flow's end before max_offsets_per_trigger cut this trigger's `end` (limit_trigger).
+  std::optional<KafkaOffset> flow_end = std::nullopt;
   bool done() const { return next >= end; }
 };
 
@@ -172,7 +174,14 @@ class IngestRun : public kafka::RebalanceListener {
     }
     report_.table_version = snapshot() ? snapshot()->version().value() : -1;
     for (const auto& [tp, prog] : progress_) {
-      const int64_t lag = std::max<int64_t>(0, prog.high.value() - prog.next.value());
+      // The backlog is what this flow still has to read: up to the high-water mark, or to its
+      // ending offsets/timestamp when those stop it before (records past them it never reads; a
+      // `sluice test` continuous case stops on no backlog).
+      KafkaOffset stop = prog.high;
+      if (end_rule(table_, tp.topic, tp.partition).kind != EndRule::Kind::kHighWaterMark) {
+        stop = std::min(stop, prog.flow_end.value_or(prog.end));
+      }
+      const int64_t lag = std::max<int64_t>(0, stop.value() - prog.next.value());
       report_.backlog += lag;
       report_.kafka_lag.push_back({tp.topic, tp.partition.value(), prog.next.value(), prog.high.value(), lag});
     }
@@ -438,6 +447,7 @@ class IngestRun : public kafka::RebalanceListener {
     const int64_t budget = *table_.max_offsets_per_trigger;
     if (total_lag <= budget) return;
     for (auto& [tp, prog] : progress_) {
+      prog.flow_end = prog.end;
       int64_t lag = prog.end.value() - prog.next.value();
       int64_t share = static_cast<int64_t>(static_cast<double>(budget) * lag / total_lag);
       prog.end = KafkaOffset(prog.next.value() + std::max<int64_t>(share, lag > 0 ? 1 : 0));

@@ -87,6 +87,13 @@ bool backlog(const std::vector<pipeline::DatasetReport>& reports) {
   return std::any_of(reports.begin(), reports.end(), [](const auto& r) { return r.backlog && *r.backlog > 0; });
 }
 
+// The records still to read (to each flow's end: high-water mark or ending offsets) after an update.
+int64_t backlog_total(const std::vector<pipeline::DatasetReport>& reports) {
+  int64_t total = 0;
+  for (const auto& r : reports) total += r.backlog.value_or(0);
+  return total;
+}
+
 constexpr int kMaxUpdatesPerBatch = 10'000;
 
 class CaseRun {
@@ -171,6 +178,7 @@ class CaseRun {
         // committed once.
         options.given_rows.clear();
         int n = 1;
+        int64_t last_backlog = backlog_total(*reports);  // after the last update
         for (; backlog(*reports) && reports.ok(); ++n) {
           if (n >= kMaxUpdatesPerBatch) {
             reports = arrow::Status::Invalid(fmt::format(
@@ -182,6 +190,15 @@ class CaseRun {
             reports = more.status();
             break;
           }
+          if (backlog(*more) && backlog_total(*more) >= last_backlog) {
+            // An update that reads nothing of the backlog will not read it on the next either.
+            reports = arrow::Status::Invalid(fmt::format(
+                "the records of batch {} were not consumed: update {} made no progress ({} record(s) still "
+                "to read before the flows' ends)",
+                i + 1, n + 1, backlog_total(*more)));
+            break;
+          }
+          last_backlog = backlog_total(*more);
           for (auto& r : *more) reports->push_back(std::move(r));
           if (!backlog(*more)) {
             ++n;

@@ -226,5 +226,31 @@ TEST(AggregateTest, CountIfAndBooleanAggregatesSkipNulls) {
   EXPECT_NE(wrong.status().message().find("count_if needs a BOOLEAN, not BIGINT"), std::string::npos);
 }
 
+// A view or CTE read inline keeps only its source and row stages: its DISTINCT or DISTINCT ON
+// would be lost, so reading it inline is refused (as a FROM subquery holding them is).
+TEST(SelectPlanShapeTest, DistinctInAnInlinedQueryIsRefused) {
+  for (const char* q : {"WITH d AS (SELECT DISTINCT ON (k) k, a FROM t) SELECT * FROM d",
+                        "WITH d AS (SELECT DISTINCT k FROM t) SELECT k FROM d"}) {
+    auto plan = shape_plan(q);
+    ASSERT_FALSE(plan.ok()) << q;
+    EXPECT_NE(plan.status().message().find("'d' aggregates, deduplicates (DISTINCT / DISTINCT ON)"),
+              std::string::npos)
+        << plan.status().message();
+  }
+  ASSERT_TRUE(shape_plan("WITH d AS (SELECT k, a FROM t WHERE a > 1) SELECT * FROM d").ok());
+}
+
+// UNION ALL types a numeric column by Spark's wider type of its branches: t.a (bigint) with
+// u.b (double) is double, so u's 2.5 is not truncated to t's bigint (unionByName with missing
+// columns puts the other side first, which made that order matter).
+TEST(SelectPlanShapeTest, UnionAllWidensNumericColumns) {
+  auto plan = shape_plan("SELECT k, a FROM t UNION ALL SELECT k, b FROM u");
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_EQ(plan->output_schema()->ToString(), "k: string\na: double");
+  auto swapped = shape_plan("SELECT k, b FROM u UNION ALL SELECT k, a FROM t");
+  ASSERT_TRUE(swapped.ok()) << swapped.status().message();
+  EXPECT_EQ(swapped->output_schema()->ToString(), "k: string\nb: double");
+}
+
 }  // namespace
 }  // namespace sluice::exec
