@@ -3,8 +3,23 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/byte_size.h>
 
 namespace sluice::exec {
+
+namespace {
+
+// Bytes one copied column may take in a generator's output batch (Arrow's 32-bit offsets
+// overflow at 2 GiB).
+constexpr int64_t kMaxGeneratedColumnBytes = int64_t{1} << 30;
+
+// The rows a generator makes from row i of `list` (0 for a NULL or empty one; 1 when outer).
+int64_t list_array_length(const arrow::ListArray& list, int64_t i, bool outer) {
+  const int64_t n = list.IsNull(i) ? 0 : list.value_length(i);
+  return n == 0 && outer ? 1 : n;
+}
+
+}  // namespace
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> expand_generator(const GeneratorSpec& generator,
                                                                     const std::shared_ptr<arrow::Schema>& output,
@@ -65,6 +80,38 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> expand_generator(const Genera
   }
   if (generated.size() != generator.width) {
     return arrow::Status::Invalid("a generator gave ", generated.size(), " columns where its plan has ", generator.width);
+  }
+  // Every copied column's value is repeated once per generated row: a bound on the bytes that
+  // makes, so that a huge record is refused with its reason, not a Take overflow after gigabytes.
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (c == generator.argument) continue;
+    const auto& col = *columns[c];
+    const bool binary = col.type_id() == arrow::Type::STRING || col.type_id() == arrow::Type::BINARY;
+    const bool nested = col.type_id() == arrow::Type::LIST || col.type_id() == arrow::Type::MAP;
+    if (!binary && !nested) continue;
+    // A list's bytes: its share of its values' buffers (an estimate).
+    double per_element = 0;
+    if (nested) {
+      const auto& values = *static_cast<const arrow::ListArray&>(col).values();
+      per_element = values.length() > 0
+                        ? static_cast<double>(arrow::util::TotalBufferSize(*values.data())) / values.length()
+                        : 0;
+    }
+    double bytes = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t n = list_array_length(list, i, generator.outer);
+      if (n == 0 || col.IsNull(i)) continue;
+      const double size = binary ? static_cast<const arrow::BinaryArray&>(col).value_length(i)
+                                 : per_element * static_cast<const arrow::ListArray&>(col).value_length(i);
+      bytes += size * static_cast<double>(n);
+    }
+    if (bytes > static_cast<double>(kMaxGeneratedColumnBytes)) {
+      const size_t position = c < generator.argument ? c : c + generator.width - 1;
+      return arrow::Status::CapacityError(
+          "a generator would copy column '", output->field(static_cast<int>(position))->name(), "' once per generated row (",
+          static_cast<int64_t>(bytes / (1 << 20)), " MiB in this batch), more than sluice's bound of ",
+          kMaxGeneratedColumnBytes >> 20, " MiB: select fewer or smaller columns beside the generator");
+    }
   }
   arrow::ArrayVector out;
   for (size_t c = 0; c < columns.size(); ++c) {

@@ -636,7 +636,7 @@ arrow::Result<Select> Parser::select() {
   } while (accept_op(","));
   if (accept_keyword("FROM")) {
     ARROW_ASSIGN_OR_RAISE(s.from, table_expression());
-    while (peek().is_keyword("LATERAL")) {
+    while (lateral_view_ahead()) {
       LateralView view;
       view.loc = next().loc;
       ARROW_RETURN_NOT_OK(expect_keyword("VIEW"));
@@ -645,7 +645,7 @@ arrow::Result<Select> Parser::select() {
         return error(peek(), "expected a generator call after LATERAL VIEW (explode(...), posexplode(...), inline(...))");
       }
       ARROW_ASSIGN_OR_RAISE(view.generator, primary());
-      if (is_identifier(peek()) && !peek().is_keyword("AS")) view.table_alias = next().text;
+      if (is_identifier(peek()) && !peek().is_keyword("AS") && !lateral_view_ahead()) view.table_alias = next().text;
       if (accept_keyword("AS")) {
         do {
           ARROW_ASSIGN_OR_RAISE(auto name, any_identifier("a column name"));
@@ -748,7 +748,7 @@ arrow::Result<std::unique_ptr<TableRef>> Parser::table_primary() {
       ref->watermark = std::move(w);
     } else if (ref->alias.empty() && accept_keyword("AS")) {
       ARROW_ASSIGN_OR_RAISE(ref->alias, any_identifier("an alias"));
-    } else if (ref->alias.empty() && is_identifier(peek())) {
+    } else if (ref->alias.empty() && is_identifier(peek()) && !lateral_view_ahead()) {
       ref->alias = next().text;
     }
   }

@@ -26,7 +26,7 @@ inline const std::set<std::string> kReserved = {
     "CASE",   "CLUSTER", "COLUMNS", "COMMENT", "CONSTRAINT", "CROSS", "DELAY",   "DESC",
     "DISTINCT", "ELSE",  "END",   "EXCEPT",   "EXISTS",  "FROM",      "FULL",    "GROUP",
     "HAVING", "IGNORE",  "ILIKE", "IN",       "INNER",   "INTERSECT", "IS",      "JOIN",
-    "KEYS",   "LATERAL", "LEFT",    "LIKE",  "LIMIT",    "NATURAL", "NOT",       "NULLS",   "ON",
+    "KEYS",   "LEFT",    "LIKE",  "LIMIT",    "NATURAL", "NOT",       "NULLS",   "ON",
     "OR",     "ORDER",   "OUTER", "PARTITIONED", "REGEXP", "RIGHT",   "RLIKE",   "SELECT",
     "SEMI",   "SEQUENCE", "STORED", "TBLPROPERTIES", "THEN", "UNION", "USING",   "WATERMARK",
     "WHEN",   "WHERE",   "WITH",  "LOCATION", "TRACK"};
@@ -131,6 +131,9 @@ class Parser {
     if (accept_op(op)) return arrow::Status::OK();
     return error(peek(), fmt::format("expected '{}'", op));
   }
+  // LATERAL is not reserved (SELECT lateral FROM t is valid, as in Spark): LATERAL VIEW is told
+  // apart by the next token.
+  bool lateral_view_ahead() const { return peek().is_keyword("LATERAL") && peek(1).is_keyword("VIEW"); }
   bool is_identifier(const Token& t) const {
     return t.kind == TokenKind::kQuotedIdentifier ||
            (t.kind == TokenKind::kIdentifier && !kReserved.count(upper(t.text)));

@@ -205,12 +205,104 @@ TEST(GeneratorTest, WhatSparkRefusesIsRefusedWithWhereAndWhy) {
       {"SELECT id FROM t LATERAL VIEW explode(arr) v AS id", "LATERAL VIEW column 'id' has the name of a column"},
       {"SELECT id FROM t LATERAL VIEW upper(arr) v AS x", "LATERAL VIEW takes a generator"},
       {"SELECT id AS (a, b) FROM t", "AS (a, b, ...) names the columns of a generator"},
+      // Names compare ignoring case (Spark's); v.x names the view's columns only.
+      {"SELECT ID FROM t LATERAL VIEW explode(arr) v AS Id", "LATERAL VIEW column 'Id' has the name of a column"},
+      {"SELECT v.id FROM t LATERAL VIEW explode(arr) v AS x", "q.sql:1:38: error: LATERAL VIEW v has no column 'id'"},
+      {"SELECT id, any_value(arr) FROM t GROUP BY id", "any_value over ARRAY<INT> is not supported yet"},
+      {"SELECT id, first(m) FROM t GROUP BY id", "first over MAP<STRING, INT> is not supported yet"},
+      {"SELECT id, last(sts[0]) FROM t GROUP BY id", "last over STRUCT<"},
+      {"SELECT any_value(CAST(id AS DECIMAL(10, 2))) FROM t", "any_value over DECIMAL(10"},
   };
   for (const auto& [query, message] : cases) {
     auto plan = generator_plan(query);
     ASSERT_FALSE(plan.ok()) << query;
     EXPECT_NE(plan.status().message().find(message), std::string::npos) << query << ": " << plan.status().message();
   }
+}
+
+// LATERAL stays a non-reserved word (Spark's): a column or alias may be called lateral;
+// LATERAL VIEW is told apart by its next word.
+TEST(GeneratorTest, LateralIsNotReserved) {
+  sql::SourceFile file{"q.sql", "CREATE MATERIALIZED VIEW m AS SELECT lateral FROM t;"};
+  auto statements = sql::parse_statements(file);
+  ASSERT_TRUE(statements.ok()) << statements.status().message();
+  auto schema = arrow::schema({arrow::field("lateral", arrow::int64())});
+  auto plan = SelectPlan::make(*(*statements)[0].dataset->query, file,
+                               [&](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return schema; });
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_EQ(plan->output_schema()->field(0)->name(), "lateral");
+  EXPECT_EQ(generated("SELECT lateral.id, x FROM t lateral LATERAL VIEW explode(arr) v AS x WHERE x > 10"),
+            (Rows{"1|30"}));
+}
+
+// The view stage keeps a column only a WATERMARK reads (the pruning of the expansion's columns).
+TEST(GeneratorTest, LateralViewKeepsTheWatermarkColumn) {
+  sql::SourceFile file{"q.sql", "CREATE MATERIALIZED VIEW m AS SELECT x FROM STREAM(t) WATERMARK ts DELAY OF "
+                                "INTERVAL 1 MINUTE LATERAL VIEW explode(tags) v AS x;"};
+  auto statements = sql::parse_statements(file);
+  ASSERT_TRUE(statements.ok()) << statements.status().message();
+  auto schema = arrow::schema({arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC")),
+                               arrow::field("tags", arrow::list(arrow::int32()))});
+  auto plan = SelectPlan::make(*(*statements)[0].dataset->query, file,
+                               [&](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return schema; });
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+}
+
+// One record with a large array: the expansion copies only the FROM columns a later clause reads
+// (never the array itself unless selected), so its memory is the array's size, not its square
+// (2,000 strings of 100 bytes copied once per element was 400 MB; 5,000 overflowed Take).
+TEST(GeneratorTest, ALargeArrayIsNotCopiedOncePerElement) {
+  constexpr int kElements = 2000;
+  auto schema = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("tags", arrow::list(arrow::utf8()))});
+  arrow::ListBuilder tags(arrow::default_memory_pool(), std::make_shared<arrow::StringBuilder>());
+  auto& strings = static_cast<arrow::StringBuilder&>(*tags.value_builder());
+  ASSERT_TRUE(tags.Append().ok());
+  for (int i = 0; i < kElements; ++i) ASSERT_TRUE(strings.Append(std::string(96, 'a') + std::to_string(1000 + i)).ok());
+  auto id = *arrow::json::ArrayFromJSONString(arrow::int64(), "[7]");
+  auto batch = arrow::RecordBatch::Make(schema, 1, {id, *tags.Finish()});
+  for (const std::string query : {"SELECT id, x FROM t LATERAL VIEW explode(tags) v AS x",
+                                  "SELECT id, explode(tags) AS x FROM t",
+                                  "SELECT id, p, x FROM t LATERAL VIEW posexplode(tags) v AS p, x WHERE p >= 0"}) {
+    sql::SourceFile file{"q.sql", "CREATE MATERIALIZED VIEW m AS " + query + ";"};
+    auto statements = sql::parse_statements(file);
+    ASSERT_TRUE(statements.ok()) << statements.status().message();
+    auto plan = SelectPlan::make(*(*statements)[0].dataset->query, file,
+                                 [&](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return schema; });
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    const int64_t before = arrow::default_memory_pool()->bytes_allocated();
+    auto rows = plan->apply_row_stages(*batch, nullptr);
+    ASSERT_TRUE(rows.ok()) << query << ": " << rows.status().message();
+    ASSERT_EQ((*rows)->num_rows(), kElements) << query;
+    const auto& x = static_cast<const arrow::StringArray&>(*(*rows)->GetColumnByName("x"));
+    EXPECT_EQ(x.GetString(kElements - 1), std::string(96, 'a') + std::to_string(1000 + kElements - 1)) << query;
+    EXPECT_EQ((*rows)->GetColumnByName("id")->null_count(), 0) << query;
+    // Held by the result: the elements once (about 200 KB) and the ids, not 2,000 arrays.
+    EXPECT_LT(arrow::default_memory_pool()->bytes_allocated() - before, 4 << 20) << query;
+    EXPECT_LT(arrow::default_memory_pool()->max_memory(), 64 << 20) << query;
+  }
+}
+
+// A selected column copied once per element past a bound (1 GiB in a batch) is refused with its
+// name before any copy (it overflowed Arrow's Take after gigabytes).
+TEST(GeneratorTest, ACopiedColumnPastTheBoundIsRefusedByName) {
+  auto schema = arrow::schema({arrow::field("payload", arrow::utf8()), arrow::field("n", arrow::list(arrow::int32()))});
+  arrow::StringBuilder payload;
+  ASSERT_TRUE(payload.Append(std::string(2 << 20, 'p')).ok());
+  arrow::ListBuilder n(arrow::default_memory_pool(), std::make_shared<arrow::Int32Builder>());
+  ASSERT_TRUE(n.Append().ok());
+  for (int i = 0; i < 600; ++i) ASSERT_TRUE(static_cast<arrow::Int32Builder&>(*n.value_builder()).Append(i).ok());
+  auto batch = arrow::RecordBatch::Make(schema, 1, {*payload.Finish(), *n.Finish()});
+  sql::SourceFile file{"q.sql", "CREATE MATERIALIZED VIEW m AS SELECT payload, x FROM t LATERAL VIEW explode(n) v AS x;"};
+  auto statements = sql::parse_statements(file);
+  ASSERT_TRUE(statements.ok()) << statements.status().message();
+  auto plan = SelectPlan::make(*(*statements)[0].dataset->query, file,
+                               [&](const std::string&) -> arrow::Result<std::shared_ptr<arrow::Schema>> { return schema; });
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  auto rows = plan->apply_row_stages(*batch, nullptr);
+  ASSERT_FALSE(rows.ok());
+  EXPECT_NE(rows.status().message().find("a generator would copy column 'payload' once per generated row (1200 MiB"),
+            std::string::npos)
+      << rows.status().message();
 }
 
 // count_if, bool_and / every, bool_or / some / any, any_value in a GROUP BY: NULLs skipped, a
