@@ -6,6 +6,7 @@ panel is checked in a browser by test_dashboard.py."""
 import datetime
 import json
 
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from conftest import run_sluice
@@ -47,6 +48,8 @@ def test_validate_and_serve_refuse_a_kpi_that_cannot_be_charted_naming_its_line(
         ("{name: a, dataset: daily, x: day, y: n, kind: pie}", "kind must be line or bar, not 'pie'"),
         ("{name: a, dataset: daily, x: day, y: n, limit: 0}", "limit must be a whole number from 1 to 10000"),
         ("{name: 'a/b', dataset: daily, x: day, y: n}", "KPI name 'a/b' may only use"),
+        ("{name: '.', dataset: daily, x: day, y: n}", "KPI name '.' may only use"),
+        ("{name: '..', dataset: daily, x: day, y: n}", "must start with a letter, digit or '_'"),
         ("{name: a, dataset: daily, x: day, y: [n, day]}", "column 'day' is named twice among x and y"),
         ("{name: a, dataset: daily, y: n}", "serve.kpis entry needs 'x'"),
     ]
@@ -83,6 +86,7 @@ def test_kpi_api_answers_the_views_columns_as_deltalake_reads_them(tmp_path, boo
     pipe, _ = kpi_pipeline(tmp_path, bootstrap, [
         "{name: revenue, title: Daily revenue, dataset: daily, x: day, y: [revenue, n], limit: 5}",
         "{name: regions, dataset: by_region, x: region, y: revenue, kind: bar}",
+        "{name: orders, dataset: daily, x: day, y: n}",
     ], topic=topic)
     # Before any run: the KPI is listed, its table not written yet.
     proc, url = start("serve", pipe, "--listen", "127.0.0.1:0")
@@ -105,7 +109,9 @@ def test_kpi_api_answers_the_views_columns_as_deltalake_reads_them(tmp_path, boo
             {"name": "revenue", "title": "Daily revenue", "dataset": "daily", "x": "day", "y": ["revenue", "n"],
              "kind": "line", "limit": 5},
             {"name": "regions", "title": "regions", "dataset": "by_region", "x": "region", "y": ["revenue"],
-             "kind": "bar", "limit": 500}]
+             "kind": "bar", "limit": 500},
+            {"name": "orders", "title": "orders", "dataset": "daily", "x": "day", "y": ["n"], "kind": "line",
+             "limit": 500}]
 
         # The oracle: deltalake's read of the view, rows with a day, sorted by it, the last 5.
         table = DeltaTable(str(pipe / "data" / "tables" / "daily"))
@@ -128,8 +134,23 @@ def test_kpi_api_answers_the_views_columns_as_deltalake_reads_them(tmp_path, boo
         assert kpi["axis"] == "category" and kpi["truncated"] is False
         assert kpi["data"] == [sorted(regions), [regions[r] for r in sorted(regions)]]
 
+        # Only x's and y's column chunks are decoded (not revenue's): their compressed bytes as
+        # pyarrow reads them from the files' footers.
+        code, _, body = get(url + "/api/kpis/orders")
+        kpi = json.loads(body)
+        assert kpi["x_utc"] is True and kpi["data"][1] == [r["n"] for r in rows]
+        read = total = 0
+        for f in table.file_uris():
+            meta = pq.ParquetFile(f.removeprefix("file://")).metadata
+            for g in range(meta.num_row_groups):
+                for c in range(meta.num_columns):
+                    chunk = meta.row_group(g).column(c)
+                    total += chunk.total_compressed_size
+                    read += chunk.total_compressed_size if chunk.path_in_schema in ("day", "n") else 0
+        assert (kpi["column_bytes_read"], kpi["column_bytes_total"]) == (read, total) and 0 < read < total
+
         code, _, body = get(url + "/api/kpis/nope")
-        assert code == 404 and "configured: revenue, regions" in json.loads(body)["error"]
+        assert code == 404 and "configured: revenue, regions, orders" in json.loads(body)["error"]
         code, _, body = get(url + "/api/kpis?limit=3")
         assert code == 400 and "unknown parameter 'limit'" in json.loads(body)["error"]
     finally:

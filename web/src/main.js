@@ -187,7 +187,7 @@ function graphView(view) {
   return {
     async onEvent(e) {
       if (addProgressSeen(e)) draw();
-      if (kpis.onEvent) await kpis.onEvent(e);
+      if (kpis.onEvent) kpis.onEvent(e);  // starts a read, does not wait for it
     },
   };
 }
@@ -362,6 +362,8 @@ function kpiChart(parent, kpi, series) {
   const timeAxis = series.axis === 'time';
   const opts = {
     title: kpi.title, width: Math.max(380, panel.clientWidth - 20), height: 240,
+    // A DATE or TIMESTAMP_NTZ x is shown as written (UTC), a TIMESTAMP in the browser's zone.
+    ...(series.x_utc ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC') } : {}),
     scales: { x: { time: timeAxis, ...(barKind && !timeAxis ? { range: (u, min, max) => [min - 0.6, max + 0.6] } : {}) } },
     axes: [series.axis === 'category'
       ? { values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? labels[t] ?? '' : '')) } : {},
@@ -399,18 +401,47 @@ async function kpiPanels(box) {
   const drawn = {};
   for (const kpi of kpis) {
     try {
-      drawn[kpi.name] = { kpi, chart: kpiChart(charts, kpi, await api(`/api/kpis/${encodeURIComponent(kpi.name)}`)) };
+      const series = await api(`/api/kpis/${encodeURIComponent(kpi.name)}`);
+      drawn[kpi.name] = { kpi, chart: kpiChart(charts, kpi, series), version: series.version,
+                          inFlight: false, dirty: false };
     } catch (err) {
       showError(charts, err);
     }
   }
+  // One read in flight per KPI; a commit arriving meanwhile marks it dirty (read once more when
+  // the read ends, however many commits came). Not awaited by the live queue.
+  const refresh = (entry) => {
+    if (entry.inFlight) {
+      entry.dirty = true;
+      return;
+    }
+    entry.inFlight = true;
+    (async () => {
+      try {
+        do {
+          entry.dirty = false;
+          const next = await api(`/api/kpis/${encodeURIComponent(entry.kpi.name)}`);
+          if (next.version !== entry.version) {
+            entry.chart.update(next);
+            entry.version = next.version;
+            state.kpiUpdates += 1;
+          }
+        } while (entry.dirty);
+      } catch (err) {
+        console.warn(`KPI ${entry.kpi.name}: ${err.message}`);
+      } finally {
+        entry.inFlight = false;
+      }
+    })();
+  };
   return {
-    async onEvent(e) {
+    onEvent(e) {
       if (e.event_type !== 'flow_progress' || flowProgress(e).status !== 'COMPLETED') return;
-      for (const { kpi, chart: c } of Object.values(drawn)) {
-        if (kpi.dataset !== e.dataset) continue;
-        c.update(await api(`/api/kpis/${encodeURIComponent(kpi.name)}`));
-        state.kpiUpdates += 1;
+      const version = flowProgress(e).table_version;
+      for (const entry of Object.values(drawn)) {
+        if (entry.kpi.dataset !== e.dataset) continue;
+        if (version != null && version === entry.version) continue;  // the table did not change
+        refresh(entry);
       }
     },
   };

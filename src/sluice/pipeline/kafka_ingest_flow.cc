@@ -865,6 +865,9 @@ class IngestRun : public kafka::RebalanceListener {
     if (builder_.num_rows() > 0) (void)builder_.finish();
     commit_->abort();
     uncommitted_rows_ = uncommitted_bytes_ = 0;
+    // The dropped rows' Kafka timestamps are not those of the next commit's rows.
+    pending_oldest_ms_.reset();
+    pending_newest_ms_.reset();
   }
 
   // The protocol of a flow whose caller gave none: the target only.
@@ -904,8 +907,18 @@ class IngestRun : public kafka::RebalanceListener {
     parameters["queryId"] = query_id_;
     parameters["epochId"] = std::to_string(epoch_++);
     auto result = commit_->commit(progress, parameters);
-    if (!result.ok()) return with_context(result.status(), where());
-    if (pending_oldest_ms_ && rows > 0) {
+    if (!result.ok()) {
+      // Its rows are re-read (a retry, a rebase) or the update fails: their timestamps are
+      // gathered again when read again.
+      pending_oldest_ms_.reset();
+      pending_newest_ms_.reset();
+      return with_context(result.status(), where());
+    }
+    // Only for a chain without state: a window, dedup or join holds rows back across commits
+    // (a commit makes older records' results visible, not those read since the last one), so
+    // its flow records no end-to-end latency (README, Metrics).
+    const bool stateless = !table_.operators || !table_.operators->stateful();
+    if (pending_oldest_ms_ && rows > 0 && stateless) {
       commit_timings().record_kafka_visible(config_.table_path(table_.table).string(), now_millis(),
                                             *pending_oldest_ms_, *pending_newest_ms_);
     }

@@ -287,8 +287,8 @@ arrow::Result<std::vector<KpiConfig>> parse_kpis(const YAML::Node& node, const Y
       if (!item[required]) return ctx.error(item, "serve.kpis entry needs '{}' (name, dataset, x, y)", required);
     }
     ARROW_ASSIGN_OR_RAISE(k.name, ctx.scalar(item["name"], "serve.kpis[].name"));
-    if (!regex_match_bounded(k.name, std::regex("[A-Za-z0-9_.-]{1,128}"))) {
-      return ctx.error(item["name"], "KPI name '{}' may only use letters, digits, '_', '-', '.' (it is part of a URL)",
+    if (!regex_match_bounded(k.name, std::regex("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"))) {
+      return ctx.error(item["name"], "KPI name '{}' may only use letters, digits, '_', '-', '.', and must start with a letter, digit or '_' (it is part of a URL)",
                        quote_for_error(k.name));
     }
     for (const auto& other : out) {
@@ -420,7 +420,7 @@ arrow::Result<watch::AlertRule> parse_alert_rule(const YAML::Node& node, const Y
   rule.where = ctx.where(node.Mark());
   if (!node["name"]) return ctx.error(node, "alert rule needs 'name'");
   ARROW_ASSIGN_OR_RAISE(rule.name, ctx.scalar(node["name"], "alerts.rules[].name"));
-  if (!regex_match_bounded(rule.name, std::regex("[A-Za-z0-9_.-]{1,128}"))) {
+  if (!regex_match_bounded(rule.name, std::regex("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"))) {
     return ctx.error(node["name"], "alert rule name '{}' may only use letters, digits, '_', '-', '.'",
                      quote_for_error(rule.name));
   }
@@ -511,7 +511,7 @@ arrow::Result<watch::AlertsConfig> parse_alerts(const YAML::Node& node, const Ya
     if (!dests.IsMap()) return ctx.error(dests, "alerts.destinations must map names to destinations");
     for (const auto& kv : dests) {
       const auto name = kv.first.as<std::string>();
-      if (!regex_match_bounded(name, std::regex("[A-Za-z0-9_.-]{1,128}"))) {
+      if (!regex_match_bounded(name, std::regex("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"))) {
         return ctx.error(kv.first, "alert destination name '{}' may only use letters, digits, '_', '-', '.'",
                          quote_for_error(name));
       }

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "sluice/common/text.h"
+#include "sluice/delta/column_bytes.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
 #include "sluice/sql/types.h"
@@ -176,6 +177,8 @@ arrow::Result<json> read_kpi_series(const pipeline::KpiConfig& kpi, const delta:
     out["rows"] = 0;
     out["rows_read"] = 0;
     out["null_x_rows"] = 0;
+    out["column_bytes_read"] = 0;
+    out["column_bytes_total"] = 0;
     out["truncated"] = false;
     return out;
   }
@@ -191,6 +194,7 @@ arrow::Result<json> read_kpi_series(const pipeline::KpiConfig& kpi, const delta:
   std::vector<std::shared_ptr<arrow::RecordBatch>> buffered;
   int64_t buffered_rows = 0, rows_read = 0, null_x = 0;
   std::shared_ptr<arrow::Table> kept;  // the greatest `limit` rows seen so far
+  delta::ColumnBytes bytes;            // column chunks decoded: only x's and y's
   auto compact = [&]() -> arrow::Status {
     if (kept) {
       ARROW_ASSIGN_OR_RAISE(auto batches, arrow::TableBatchReader(*kept).ToRecordBatches());
@@ -203,7 +207,7 @@ arrow::Result<json> read_kpi_series(const pipeline::KpiConfig& kpi, const delta:
     return arrow::Status::OK();
   };
   for (const auto& file : snapshot->files()) {
-    ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_data_file(store, schema, partitions, file));
+    ARROW_ASSIGN_OR_RAISE(auto reader, delta::open_data_file_counting(store, schema, partitions, file, &bytes));
     while (true) {
       std::shared_ptr<arrow::RecordBatch> batch;
       ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
@@ -226,6 +230,14 @@ arrow::Result<json> read_kpi_series(const pipeline::KpiConfig& kpi, const delta:
   ARROW_ASSIGN_OR_RAISE(auto rows, greatest(kept, kpi.x, kpi.limit, cp::SortOrder::Ascending));
   out["version"] = snapshot->version().value();
   out["axis"] = axis_name(axis);
+  // A date or a timestamp without a time zone is charted as written (UTC), a timestamp with
+  // one in the browser's zone.
+  {
+    const auto& xt = snapshot->schema()->GetFieldByName(kpi.x)->type();
+    const bool zoned = xt->id() == arrow::Type::TIMESTAMP &&
+                       !static_cast<const arrow::TimestampType&>(*xt).timezone().empty();
+    out["x_utc"] = axis == KpiAxis::kTime && !zoned;
+  }
   out["data"] = json::array();
   for (int i = 0; i < rows->num_columns(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto values, column_json(rows->column(i)));
@@ -234,6 +246,8 @@ arrow::Result<json> read_kpi_series(const pipeline::KpiConfig& kpi, const delta:
   out["rows"] = rows->num_rows();
   out["rows_read"] = rows_read;
   out["null_x_rows"] = null_x;
+  out["column_bytes_read"] = bytes.read;
+  out["column_bytes_total"] = bytes.total;
   out["truncated"] = rows_read - null_x > rows->num_rows();
   return out;
 }
