@@ -123,3 +123,21 @@ def test_a_table_property_cannot_contradict_temporary(tmp_path, bootstrap):
     assert result.returncode != 0
     assert "a.sql:2:26: error: table 'm'" in result.stderr and "'sluice.temporary' is 'true'" in result.stderr \
         and "not 'maybe'" in result.stderr
+
+
+def test_pipeline_yaml_cannot_publish_a_table_declared_temporary(tmp_path, bootstrap):
+    # pipeline.yaml's properties win over the statement's: a 'false' there would have silently
+    # published a table its statement declares TEMPORARY (session 23 review). 'true' is harmless.
+    for value, refused in (("false", True), ("true", False)):
+        pipe = kafka_pipeline(tmp_path / value, "temp_yaml", bootstrap,
+                              extra=f"tables:\n  m:\n    properties: {{sluice.temporary: \"{value}\"}}\n")
+        (pipe / "a.sql").write_text(
+            "CREATE OR REFRESH STREAMING TABLE s AS SELECT * FROM STREAM read_kafka(topic => 'x');\n"
+            "CREATE TEMPORARY MATERIALIZED VIEW m AS SELECT * FROM s;\n")
+        result = run_sluice("validate", pipe)
+        if refused:
+            assert result.returncode != 0
+            assert "pipeline.yaml" in result.stderr and "declared TEMPORARY" in result.stderr \
+                and "'sluice.temporary' to 'false'" in result.stderr, result.stderr
+        else:
+            assert result.returncode == 0, result.stderr

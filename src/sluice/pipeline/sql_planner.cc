@@ -69,6 +69,16 @@ arrow::Status check_temporary(const Dataset& d, const Graph& graph, const Pipeli
                           d, graph, config, from_yaml);
   }
   const auto v = to_lower(it->second);
+  // A statement declared TEMPORARY (or PRIVATE) carries 'true'; pipeline.yaml's properties win
+  // over the statement's, so a 'false' there would silently publish it: refused, as 'false'
+  // beside TEMPORARY in TBLPROPERTIES is.
+  if (from_yaml && d.definition && sql::is_temporary_table(d.definition->properties) && v != "true") {
+    return property_error(arrow::Status::Invalid(fmt::format(
+                              "table '{}' is declared TEMPORARY, and pipeline.yaml sets '{}' to '{}': drop TEMPORARY "
+                              "from its statement to publish it, or the property from pipeline.yaml",
+                              d.name, sql::kTemporaryProperty, it->second)),
+                          d, graph, config, from_yaml);
+  }
   if (v != "true" && v != "false") {
     return property_error(arrow::Status::Invalid(fmt::format(
                               "table '{}': '{}' is 'true' (a temporary table: stored, not listed by sluice catalog "
