@@ -142,6 +142,12 @@ _SCALAR_FUNCTIONS = (
     ('sha2', 1, 2, ()),
     ('sha256', 1, 1, ()),
     ('xxhash64', 1, -1, ()),
+    ('explode', 1, 1, ()),
+    ('explode_outer', 1, 1, ()),
+    ('posexplode', 1, 1, ()),
+    ('posexplode_outer', 1, 1, ()),
+    ('inline', 1, 1, ()),
+    ('inline_outer', 1, 1, ()),
 )
 # END GENERATED
 
@@ -512,9 +518,6 @@ for _n in ("col", "column", "lit", "expr", "when", "asc", "desc", "asc_nulls_fir
 _WHY = {
     "udf": "Python UDFs would put Python in the per-record path; sluice runs SQL only",
     "pandas_udf": "Python UDFs would put Python in the per-record path; sluice runs SQL only",
-    "explode": "sluice's SQL has no generators (explode, posexplode, inline)",
-    "explode_outer": "sluice's SQL has no generators (explode, posexplode, inline)",
-    "posexplode": "sluice's SQL has no generators (explode, posexplode, inline)",
     "collect_list": "sluice's SQL has no collect_list aggregate yet",
     "collect_set": "sluice's SQL has no collect_set aggregate yet",
     "row_number": "sluice's SQL has no window functions over partitions (OVER)",

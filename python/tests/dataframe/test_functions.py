@@ -88,7 +88,6 @@ def test_from_json_takes_a_ddl_string_or_a_struct_type_and_knows_its_fields():
     (lambda: F.first("a", ignorenulls=True), "does not skip nulls"),
     (lambda: F.countDistinct("a", "b"), "takes one column"),
     (lambda: F.collect_list("a"), "collect_list"),
-    (lambda: F.explode("a"), "no generators"),
     (lambda: F.udf(lambda x: x), "per-record path"),
     (lambda: F.percentile_approx("a", 0.5), "does not implement percentile_approx"),
     (lambda: F.upper("a", "b"), "upper\\(\\) takes 1 argument"),
