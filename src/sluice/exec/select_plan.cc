@@ -539,6 +539,89 @@ int numeric_rank(const arrow::DataType& t) {
     default: return 0;
   }
 }
+
+// The LATERAL VIEWs of `s`, each a stage after FROM (its columns, then the generator's). Kept
+// out of make_select, whose frame every nested subquery, CTE or view read inline repeats: ASan
+// gives each local its own stack slot, and with these in that frame the planner's 128 levels no
+// longer fit the 4 MiB thread of SqlLimitsTest.NestedSubqueriesAtAndBeyondTheLimit.
+[[gnu::noinline]] arrow::Status plan_lateral_views(const sql::Select& s, const sql::SourceFile& file,
+                                                   std::shared_ptr<arrow::Schema>& schema,
+                                                   std::set<std::string>& qualifiers,
+                                                   const std::optional<std::set<std::string>>& read_after_from,
+                                                   std::vector<Stage>& stages) {
+  auto fail = [&](sql::Location at, const std::string& message) {
+    return arrow::Status::Invalid(sql::format_error(file, at, message));
+  };
+  for (size_t view_index = 0; view_index < s.lateral_views.size(); ++view_index) {
+    const auto& view = s.lateral_views[view_index];
+    // The columns read after this view: the SELECT's and the later views' arguments (not its own).
+    auto read_after_view = read_after_from;
+    for (size_t later = view_index + 1; read_after_view && later < s.lateral_views.size(); ++later) {
+      if (!collect_column_names(*s.lateral_views[later].generator, *read_after_view)) read_after_view.reset();
+    }
+    // FROM t LATERAL VIEW g(x) v AS c: a stage of t's columns then g's, run before WHERE (which
+    // may read c).
+    if (!generator_kind(*view.generator)) {
+      return fail(view.generator->loc,
+                  fmt::format("LATERAL VIEW takes a generator (explode, explode_outer, posexplode, posexplode_outer, "
+                              "inline, inline_outer), not {}",
+                              view.generator->name));
+    }
+    ExpressionBinder view_binder(file, schema, qualifiers);
+    ARROW_ASSIGN_OR_RAISE(auto g, bind_generator(*view.generator, view.outer, view.columns, view_binder, file));
+    Stage stage;
+    arrow::FieldVector fields;
+    for (const auto& f : g.fields) {
+      for (const auto& existing : schema->fields()) {
+        if (to_lower(existing->name()) == to_lower(f->name())) {
+          return fail(view.loc, fmt::format("LATERAL VIEW column '{}' has the name of a column it is joined to "
+                                            "('{}'; names are compared ignoring case), which sluice does not tell "
+                                            "apart: name it otherwise (... AS other_name)",
+                                            f->name(), existing->name()));
+        }
+      }
+    }
+    // Only the FROM columns a later clause reads go through the expansion (each is copied once
+    // per generated row).
+    for (const auto& f : schema->fields()) {
+      if (read_after_view && !read_after_view->count(to_lower(f->name()))) continue;
+      ARROW_ASSIGN_OR_RAISE(auto b, view_binder.bind(*column(f->name(), view.loc)));
+      stage.projections.push_back(std::move(b));
+      fields.push_back(f);
+    }
+    g.spec.argument = stage.projections.size();
+    stage.projections.push_back(std::move(g.argument));
+    for (const auto& f : g.fields) fields.push_back(f);
+    stage.generator = g.spec;
+    // v.x names a column of the view v only (the binder treats qualifiers loosely: v.id would
+    // read t.id).
+    if (!view.table_alias.empty()) {
+      std::vector<const Expr*> refs;
+      for (const auto& item : s.items) collect_columns(*item.expr, refs);
+      for (const auto* e : {s.where.get(), s.having.get()}) {
+        if (e) collect_columns(*e, refs);
+      }
+      for (const auto& e : s.group_by) collect_columns(*e, refs);
+      for (const auto& v : s.lateral_views) collect_columns(*v.generator, refs);
+      for (const auto* ref : refs) {
+        if (ref->parts.size() < 2 || to_lower(ref->parts[0]) != to_lower(view.table_alias)) continue;
+        bool found = false;
+        for (const auto& f : g.fields) found = found || to_lower(f->name()) == to_lower(ref->parts[1]);
+        if (!found) {
+          std::string names;
+          for (const auto& f : g.fields) names += (names.empty() ? "" : ", ") + f->name();
+          return fail(ref->loc, fmt::format("LATERAL VIEW {} has no column '{}' (its columns: {})", view.table_alias,
+                                            ref->parts[1], names));
+        }
+      }
+    }
+    stage.output = arrow::schema(fields);
+    schema = stage.output;
+    stages.push_back(std::move(stage));
+    if (!view.table_alias.empty()) qualifiers.insert(view.table_alias);
+  }
+  return arrow::Status::OK();
+}
 }  // namespace
 
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
@@ -644,74 +727,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   if (read_after_from && from.watermark && !collect_column_names(*from.watermark->column, *read_after_from)) {
     read_after_from.reset();
   }
-  for (size_t view_index = 0; view_index < s.lateral_views.size(); ++view_index) {
-    const auto& view = s.lateral_views[view_index];
-    // The columns read after this view: the SELECT's and the later views' arguments (not its own).
-    auto read_after_view = read_after_from;
-    for (size_t later = view_index + 1; read_after_view && later < s.lateral_views.size(); ++later) {
-      if (!collect_column_names(*s.lateral_views[later].generator, *read_after_view)) read_after_view.reset();
-    }
-    // FROM t LATERAL VIEW g(x) v AS c: a stage of t's columns then g's, run before WHERE (which
-    // may read c).
-    if (!generator_kind(*view.generator)) {
-      return fail(view.generator->loc,
-                  fmt::format("LATERAL VIEW takes a generator (explode, explode_outer, posexplode, posexplode_outer, "
-                              "inline, inline_outer), not {}",
-                              view.generator->name));
-    }
-    ExpressionBinder view_binder(file, schema, qualifiers);
-    ARROW_ASSIGN_OR_RAISE(auto g, bind_generator(*view.generator, view.outer, view.columns, view_binder, file));
-    Stage stage;
-    arrow::FieldVector fields;
-    for (const auto& f : g.fields) {
-      for (const auto& existing : schema->fields()) {
-        if (to_lower(existing->name()) == to_lower(f->name())) {
-          return fail(view.loc, fmt::format("LATERAL VIEW column '{}' has the name of a column it is joined to "
-                                            "('{}'; names are compared ignoring case), which sluice does not tell "
-                                            "apart: name it otherwise (... AS other_name)",
-                                            f->name(), existing->name()));
-        }
-      }
-    }
-    // Only the FROM columns a later clause reads go through the expansion (each is copied once
-    // per generated row).
-    for (const auto& f : schema->fields()) {
-      if (read_after_view && !read_after_view->count(to_lower(f->name()))) continue;
-      ARROW_ASSIGN_OR_RAISE(auto b, view_binder.bind(*column(f->name(), view.loc)));
-      stage.projections.push_back(std::move(b));
-      fields.push_back(f);
-    }
-    g.spec.argument = stage.projections.size();
-    stage.projections.push_back(std::move(g.argument));
-    for (const auto& f : g.fields) fields.push_back(f);
-    stage.generator = g.spec;
-    // v.x names a column of the view v only (the binder treats qualifiers loosely: v.id would
-    // read t.id).
-    if (!view.table_alias.empty()) {
-      std::vector<const Expr*> refs;
-      for (const auto& item : s.items) collect_columns(*item.expr, refs);
-      for (const auto* e : {s.where.get(), s.having.get()}) {
-        if (e) collect_columns(*e, refs);
-      }
-      for (const auto& e : s.group_by) collect_columns(*e, refs);
-      for (const auto& v : s.lateral_views) collect_columns(*v.generator, refs);
-      for (const auto* ref : refs) {
-        if (ref->parts.size() < 2 || to_lower(ref->parts[0]) != to_lower(view.table_alias)) continue;
-        bool found = false;
-        for (const auto& f : g.fields) found = found || to_lower(f->name()) == to_lower(ref->parts[1]);
-        if (!found) {
-          std::string names;
-          for (const auto& f : g.fields) names += (names.empty() ? "" : ", ") + f->name();
-          return fail(ref->loc, fmt::format("LATERAL VIEW {} has no column '{}' (its columns: {})", view.table_alias,
-                                            ref->parts[1], names));
-        }
-      }
-    }
-    stage.output = arrow::schema(fields);
-    schema = stage.output;
-    plan.stages_.push_back(std::move(stage));
-    if (!view.table_alias.empty()) qualifiers.insert(view.table_alias);
-  }
+  ARROW_RETURN_NOT_OK(plan_lateral_views(s, file, schema, qualifiers, read_after_from, plan.stages_));
   ExpressionBinder binder(file, schema, qualifiers);
   if (from.watermark) {
     // Type-checked now; the event-time runtime executes it.
