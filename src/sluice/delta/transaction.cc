@@ -295,19 +295,18 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
                    "new data file(s) were removed): write again from the table's latest version",
                    v.value(), store_->location(), read_version, why, adds_.size());
   };
-  if (read_snapshot_) {
-    // The version read must still be reachable (a forget's log cut may have deleted it).
-    ARROW_ASSIGN_OR_RAISE(auto why, stale_slot(*store_, attempt_version));
-    if (!why.empty()) return refuse_stale(why, attempt_version);
-  }
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
     const std::string content = serialize_commit(actions_for_commit(options, read_version));
     auto put = store_->put_commit_if_absent(attempt_version, content);
     if (!put.ok()) return discard_after_failed_put(put.status(), attempt_version, content);
     if (*put == PutResult::kWritten) {
-      // Checked again once written: the cut may have come between the check and the put, and
-      // then the commit sits in a deleted slot that no reader replays. It is taken back.
-      if (attempt_version.value() > 0) {
+      // A log cut (forget's) may have deleted the version read before the put, and then the
+      // commit sits in a deleted slot that no reader replays: taken back. A cut only deletes
+      // what lies before a checkpoint whose _last_checkpoint it wrote first (that hint never
+      // moves back), so the log is listed only when the hint reaches this version: one GET per
+      // commit otherwise, the log's listings per commit unchanged.
+      const auto hinted = attempt_version.value() > 0 ? read_last_checkpoint(*store_) : std::nullopt;
+      if (hinted && *hinted >= attempt_version.value()) {
         ARROW_ASSIGN_OR_RAISE(auto why, stale_slot(*store_, attempt_version));
         if (!why.empty()) {
           (void)store_->objects()->remove(store_->commit_path(attempt_version).string());

@@ -36,7 +36,7 @@ class CommitTimingsRegistry {
     t.total_micros += micros;
     t.max_micros = std::max(t.max_micros, micros);
   }
-  void record_kafka_visible(const std::string& table, int64_t commit_end_ms, int64_t oldest_ms, int64_t newest_ms) {
+  void note_kafka_visible(const std::string& table, int64_t commit_end_ms, int64_t oldest_ms, int64_t newest_ms) {
     std::lock_guard lock(mutex_);
     auto& t = by_table_[table];
     t.end_to_end_max_ms = std::max(t.end_to_end_max_ms.value_or(INT64_MIN), commit_end_ms - oldest_ms);

@@ -919,7 +919,7 @@ class IngestRun : public kafka::RebalanceListener {
     // its flow records no end-to-end latency (README, Metrics).
     const bool stateless = !table_.operators || !table_.operators->stateful();
     if (pending_oldest_ms_ && rows > 0 && stateless) {
-      commit_timings().record_kafka_visible(config_.table_path(table_.table).string(), now_millis(),
+      commit_timings().note_kafka_visible(config_.table_path(table_.table).string(), now_millis(),
                                             *pending_oldest_ms_, *pending_newest_ms_);
     }
     pending_oldest_ms_.reset();

@@ -22,6 +22,7 @@ namespace {
 
 constexpr const char* kMaintenanceLockFile = "_sluice_maintenance.lock";
 constexpr const char* kMaintenanceLeaseDir = "_sluice_maintenance/lease";
+constexpr const char* kMaintenanceMembersDir = "_sluice_maintenance/members";
 
 nlohmann::json maintenance_record(const std::string& table, MaintenanceLockMode mode, const std::string& command) {
   return nlohmann::json{{"pid", static_cast<int64_t>(::getpid())},
@@ -85,14 +86,29 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
     RunLeaseOptions options;
     options.record_json = record.dump();
     options.name = "maintenance lease of table " + table;
-    options.stake = "forget never runs beside a rewrite or vacuum of the table";
-    const auto dir = store.table_root() / kMaintenanceLeaseDir;
+    options.stake = "forget never runs beside a write, rewrite or vacuum of the table";
+    const auto lease_dir = store.table_root() / kMaintenanceLeaseDir;
+    const auto members_dir = store.table_root() / kMaintenanceMembersDir;
     LeaseHolder holder;
-    ARROW_ASSIGN_OR_RAISE(lock->lease_, RunLease::acquire(store.objects(), dir, options, &holder));
+    if (mode == MaintenanceLockMode::kShared) {
+      // A member (run_member.h): a heartbeat, then a join generation in the lease's chain; of
+      // it and a forget starting at once exactly one goes on. Members never exclude each other.
+      ARROW_ASSIGN_OR_RAISE(lock->member_,
+                            RunMember::join(store.objects(), lease_dir, members_dir, options, &holder));
+      if (lock->member_) return lock;
+      return refuse_maintenance(table, mode, command,
+                                describe_maintenance_holder(holder.record_json, "`sluice forget`"),
+                                store.display(lease_dir));
+    }
+    options.excluded_by = [objects = store.objects(), members_dir]() -> arrow::Result<std::string> {
+      ARROW_ASSIGN_OR_RAISE(auto live, RunMember::live(*objects, members_dir));
+      return live.empty() ? std::string() : live.front();
+    };
+    ARROW_ASSIGN_OR_RAISE(lock->lease_, RunLease::acquire(store.objects(), lease_dir, options, &holder));
     if (!lock->lease_) {
       return refuse_maintenance(table, mode, command,
                     describe_maintenance_holder(holder.record_json, "another sluice maintenance command"),
-                    store.display(dir));
+                    store.display(lease_dir));
     }
     return lock;
   }
@@ -137,6 +153,7 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
 MaintenanceLock::~MaintenanceLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock; a stale record names a process that is gone
   lease_.reset();              // releases the lease (its destructor writes a released generation)
+  member_.reset();             // deletes the member's heartbeat
 }
 
 }  // namespace sluice::pipeline

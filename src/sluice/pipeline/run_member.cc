@@ -43,6 +43,7 @@ arrow::Result<std::unique_ptr<RunMember>> RunMember::join(std::shared_ptr<storag
   member->lease_dir_ = std::move(lease_dir);
   member->ttl_ = RunLease::ttl(options);
   member->record_json_ = std::move(options.record_json);
+  const std::string name = options.name == "run lease" ? "scale-out" : options.name;
   auto& store = *member->objects_;
   // The heartbeat before the join: an exclusive run that reads the chain after the join finds
   // it (and one that read the chain before it loses the race for the generation, below).
@@ -83,9 +84,9 @@ arrow::Result<std::unique_ptr<RunMember>> RunMember::join(std::shared_ptr<storag
     return member;
   }
   return arrow::Status::IOError(fmt::format(
-      "cannot join the scale-out on {}: the run lease chain moved on {} times while this worker tried (other runs "
-      "starting at the same moment); start it again",
-      store.display(member->lease_dir_.string()), kJoinAttempts));
+      "cannot join the {} on {}: its chain moved on {} times while this process tried (others starting at the "
+      "same moment); start it again",
+      name, store.display(member->lease_dir_.string()), kJoinAttempts));
 }
 
 arrow::Result<std::vector<std::string>> RunMember::live(storage::ObjectStore& objects, const fs::path& members_dir) {
