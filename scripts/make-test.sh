@@ -7,7 +7,8 @@
 #
 #   set-up -> clang build of build-fuzz/sluice -> quick suite (broker on P+10) -------------------------|
 #                                              |-> long suite (broker on P) -------------------------------|-> fuzz-ci
-#                                              \-> rest of build-fuzz (nice 19) -> python/tests -> ctest --|
+#                                              \-> rest of build-fuzz (nice 19) -> python/tests -> unit
+#                                                   tests (2 shards) -> ctest (the rest) ----------------|
 #
 # The quick suite: every integration test not marked slow, but the modules LONG_SUITE_MODULES
 # (tests/integration/conftest.py `--suite`); the long suite: the slow tests and those modules.
@@ -83,8 +84,12 @@ rm -f .run/test-*.status
       -q -p no:cacheprovider -p no:sluice --durations=5 > .run/python-tests.log 2>&1 || status=1
     tail -n 8 .run/python-tests.log
     [ $status -eq 0 ] || { cat .run/python-tests.log; echo "[test] python/tests FAILED (.run/python-tests.log)"; }
-    phase "python/tests done, ctest starts"
-    if ! (cd build-fuzz && ctest --output-on-failure --timeout 600 -j2) > .run/asan-ctest.log 2>&1; then
+    phase "python/tests done, unit tests start"
+    # The unit tests in two gtest shards (one process each, not one per test: "CI time (8)"),
+    # then ctest's other entries (fuzz corpora, module boundaries).
+    bash scripts/unit-shards.sh build-fuzz 2 || { status=1; echo "[test] unit tests FAILED (.run/unit-shard-*.log)"; }
+    phase "unit tests done, ctest (fuzz corpora, boundaries) starts"
+    if ! (cd build-fuzz && ctest --output-on-failure --timeout 600 -j2 -LE unit) > .run/asan-ctest.log 2>&1; then
       status=1
       grep -E '^ *[0-9]+ - |Failed|\*\*\*' .run/asan-ctest.log | tail -n 40; echo "[test] ctest FAILED (.run/asan-ctest.log)"
     fi
