@@ -26,12 +26,9 @@ KAFKA_PORT = int(os.environ.get("SLUICE_TEST_KAFKA_PORT", "19092"))
 # balances the two processes: modules whose time goes to process starts, leases' ttls and
 # object-store servers, or that run no sluice (test_kafka_script), and the modules whose tests
 # not marked slow use Spark (so one Spark JVM starts in `make test`, not one per suite).
-# (Session 23: the long suite summed ~1,470 s of test time against the quick one's ~900 s, so
-# test_pipeline_on_azure_and_gcs, test_forget_object_store and test_scale_out_s3 went to the
-# quick suite, their slow tests staying in the long one: ~1,100 s and ~1,260 s.)
 # `--suite all` (the default) runs all.
-LONG_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py",
-                      "test_pipeline_on_s3.py",
+LONG_SUITE_MODULES = ("test_kafka_script.py", "test_scale_out.py", "test_scale_out_s3.py",
+                      "test_pipeline_on_s3.py", "test_pipeline_on_azure_and_gcs.py", "test_forget_object_store.py",
                       # Spark in tests not marked slow:
                       "test_catalog.py", "test_change_data_feed_write.py", "test_change_feed.py",
                       "test_delta_constraints_interop.py", "test_dml.py", "test_spark_functions.py",
