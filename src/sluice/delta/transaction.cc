@@ -5,6 +5,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "sluice/common/ids.h"
 #include "sluice/delta/checkpoint.h"
@@ -43,6 +44,22 @@ arrow::Result<std::string> stale_slot(const LogStore& store, DeltaVersion v) {
   if (!listing.checkpoints.empty()) newest = std::to_string(listing.checkpoints.rbegin()->first.value());
   return fmt::format("version {} is no longer in its log (a log cut deleted it; newest checkpoint: {})", version - 1,
                      newest);
+}
+
+// Whether a log cut may have reached version `v`: a cut only deletes what lies before a
+// checkpoint whose _last_checkpoint it wrote first (forget_cleanup.cc; the hint never moves
+// back), so a hint below `v` rules it out. A hint that is there but cannot be read or parsed
+// rules nothing out (the caller lists the log); an absent one means no checkpoint, no cut.
+arrow::Result<bool> cut_may_reach(const LogStore& store, DeltaVersion v) {
+  const auto path = (store.log_dir() / "_last_checkpoint").string();
+  auto text = store.objects()->read(path);
+  if (!text.ok()) {
+    auto info = store.objects()->head(path);
+    return !(info.ok() && !info->has_value());
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("version") || !j["version"].is_number_integer()) return true;
+  return j["version"].get<int64_t>() >= v.value();
 }
 
 }  // namespace
@@ -295,18 +312,30 @@ arrow::Result<CommitResult> Transaction::commit(const CommitOptions& options) {
                    "new data file(s) were removed): write again from the table's latest version",
                    v.value(), store_->location(), read_version, why, adds_.size());
   };
+  if (read_snapshot_ && attempt_version.value() > 0) {
+    // Before the put too: two writers that read a version a cut then deleted would otherwise
+    // stack on each other's commits in deleted slots (the second finds the first's commit as
+    // its predecessor before the first takes it back).
+    ARROW_ASSIGN_OR_RAISE(const bool reached, cut_may_reach(*store_, attempt_version));
+    if (reached) {
+      ARROW_ASSIGN_OR_RAISE(auto why, stale_slot(*store_, attempt_version));
+      if (!why.empty()) return refuse_stale(why, attempt_version);
+    }
+  }
   for (int attempt = 1; attempt <= options.max_attempts; ++attempt) {
     const std::string content = serialize_commit(actions_for_commit(options, read_version));
     auto put = store_->put_commit_if_absent(attempt_version, content);
     if (!put.ok()) return discard_after_failed_put(put.status(), attempt_version, content);
     if (*put == PutResult::kWritten) {
       // A log cut (forget's) may have deleted the version read before the put, and then the
-      // commit sits in a deleted slot that no reader replays: taken back. A cut only deletes
-      // what lies before a checkpoint whose _last_checkpoint it wrote first (that hint never
-      // moves back), so the log is listed only when the hint reaches this version: one GET per
-      // commit otherwise, the log's listings per commit unchanged.
-      const auto hinted = attempt_version.value() > 0 ? read_last_checkpoint(*store_) : std::nullopt;
-      if (hinted && *hinted >= attempt_version.value()) {
+      // commit sits in a deleted slot that no reader replays: taken back. The log is listed
+      // only when a cut may have reached this version (cut_may_reach): a GET per check
+      // otherwise, the log's listings per commit unchanged.
+      bool reached = false;
+      if (attempt_version.value() > 0) {
+        ARROW_ASSIGN_OR_RAISE(reached, cut_may_reach(*store_, attempt_version));
+      }
+      if (reached) {
         ARROW_ASSIGN_OR_RAISE(auto why, stale_slot(*store_, attempt_version));
         if (!why.empty()) {
           (void)store_->objects()->remove(store_->commit_path(attempt_version).string());

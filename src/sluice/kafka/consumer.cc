@@ -669,7 +669,11 @@ arrow::Result<Watermarks> Consumer::watermarks(const std::string& topic, KafkaPa
   if (code != RdKafka::ERR_NO_ERROR) {
     auto status = io_error("cannot read offsets of Kafka {}[{}] on cluster '{}': {}", topic,
                            partition.value(), cluster_name_, RdKafka::err2str(code));
-    return is_unreachable(code) ? mark_retryable(status) : status;
+    // The partition came from the topic's metadata (Kafka never removes one), so "unknown
+    // partition" here is metadata in flux (a fenced broker, a leader election) or a topic
+    // deleted since: retried, and the next attempt lists the topic again and names a deleted
+    // one as such. It stopped continuous runs under a struggling broker before.
+    return is_unreachable(code) || code == RdKafka::ERR__UNKNOWN_PARTITION ? mark_retryable(status) : status;
   }
   note_cluster_reached(bootstrap_);
   return Watermarks{KafkaOffset(low), KafkaOffset(high)};

@@ -92,7 +92,8 @@ arrow::Result<std::unique_ptr<MaintenanceLock>> MaintenanceLock::acquire(const d
     LeaseHolder holder;
     if (mode == MaintenanceLockMode::kShared) {
       // A member (run_member.h): a heartbeat, then a join generation in the lease's chain; of
-      // it and a forget starting at once exactly one goes on. Members never exclude each other.
+      // it and a forget starting at once at most one goes on (in a close race both may be refused).
+      // Members never exclude each other.
       ARROW_ASSIGN_OR_RAISE(lock->member_,
                             RunMember::join(store.objects(), lease_dir, members_dir, options, &holder));
       if (lock->member_) return lock;

@@ -12,6 +12,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <random>
+#include <thread>
 
 #include "sluice/common/ids.h"
 #include "sluice/common/json_fields.h"
@@ -25,6 +28,12 @@ namespace {
 
 constexpr int kJoinAttempts = 16;
 constexpr int64_t kForgetAfterMs = 3'600'000;  // a heartbeat this long past its ttl is deleted
+
+// A number in [0, n), different per process and call (the joins' back-off).
+int64_t random_below(int64_t n) {
+  thread_local std::minstd_rand engine(static_cast<unsigned>(std::hash<std::string>{}(random_uuid())));
+  return n <= 0 ? 0 : static_cast<int64_t>(engine() % static_cast<uint64_t>(n));
+}
 
 }  // namespace
 
@@ -43,7 +52,10 @@ arrow::Result<std::unique_ptr<RunMember>> RunMember::join(std::shared_ptr<storag
   member->lease_dir_ = std::move(lease_dir);
   member->ttl_ = RunLease::ttl(options);
   member->record_json_ = std::move(options.record_json);
-  const std::string name = options.name == "run lease" ? "scale-out" : options.name;
+  member->scale_out_ = options.name == RunLeaseOptions().name;
+  member->name_ = options.name;
+  member->stake_ = options.stake;
+  const std::string name = member->scale_out_ ? "scale-out" : options.name;
   auto& store = *member->objects_;
   // The heartbeat before the join: an exclusive run that reads the chain after the join finds
   // it (and one that read the chain before it loses the race for the generation, below).
@@ -77,7 +89,12 @@ arrow::Result<std::unique_ptr<RunMember>> RunMember::join(std::shared_ptr<storag
     join["scale_out_since"] = since;
     ARROW_ASSIGN_OR_RAISE(auto put,
                           store.put_if_absent(lease::generation_path(member->lease_dir_, next), join.dump() + "\n"));
-    if (put == storage::PutResult::kAlreadyExists) continue;  // another process wrote it first: read what it is
+    if (put == storage::PutResult::kAlreadyExists) {
+      // Another process wrote it first: read what it is, after a pause that spreads the
+      // processes joining at once (up to 10 ms times the attempts so far, at random).
+      std::this_thread::sleep_for(std::chrono::milliseconds(random_below(10 * (attempt + 1))));
+      continue;
+    }
     for (int64_t g : gens) (void)store.remove(lease::generation_path(member->lease_dir_, g));  // superseded
     member->since_ = since;
     member->renewer_ = std::thread([raw = member.get()] { raw->renew_loop(); });
@@ -96,11 +113,14 @@ arrow::Result<std::vector<std::string>> RunMember::live(storage::ObjectStore& ob
   for (const auto& object : listed) {
     if (fs::path(object.name).extension() != ".json") continue;
     const auto path = (members_dir / object.name).string();
-    auto text = objects.read(path);
-    if (!text.ok()) continue;  // deleted since the listing: a clean exit
+    // A heartbeat that cannot be read is not taken for gone (a 5xx, a timeout): only one the
+    // store says is absent (deleted since the listing: a clean exit) is skipped; otherwise the
+    // caller (an exclusive run, forget) is refused rather than run beside a live member.
+    ARROW_ASSIGN_OR_RAISE(auto text, lease::read_generation(objects, path));
+    if (!text) continue;
     const auto record = nlohmann::json::parse(*text, nullptr, false);
     if (lease::writer_may_live(*text)) {
-      found.emplace_back(field_or(record, "started_ms", int64_t{0}), std::move(*text));
+      found.emplace_back(field_or(record, "started_ms", int64_t{0}), *text);
       continue;
     }
     const auto pid = field_or(record, "pid", int64_t{0});
@@ -149,28 +169,44 @@ void RunMember::renew_loop() {
       auto ours = chain_is_ours();
       failure = ours.status();
       if (ours.ok() && !*ours) {
-        std::fprintf(stderr,
-                     "sluice: error: an exclusive sluice run took the storage's run lease in %s after this scale-out "
-                     "worker did not renew its heartbeat for longer than its %lld ms ttl (stopped, or cut off from "
-                     "the store); this worker ends now so that it never writes beside that run. Committed data is "
-                     "safe\n",
-                     objects_->display(lease_dir_.string()).c_str(), static_cast<long long>(ttl_.count()));
+        if (stopping()) return;  // the holder is done (its destructor runs): nothing left to stop
+        if (scale_out_) {
+          std::fprintf(stderr,
+                       "sluice: error: an exclusive sluice run took the storage's run lease in %s after this scale-out "
+                       "worker did not renew its heartbeat for longer than its %lld ms ttl (stopped, or cut off from "
+                       "the store); this worker ends now so that it never writes beside that run. Committed data is "
+                       "safe\n",
+                       objects_->display(lease_dir_.string()).c_str(), static_cast<long long>(ttl_.count()));
+        } else {
+          std::fprintf(stderr,
+                       "sluice: error: another process took the %s in %s after this process did not renew its "
+                       "heartbeat for longer than its %lld ms ttl (stopped, or cut off from the store); this "
+                       "process ends now (%s). What it committed before is safe\n",
+                       name_.c_str(), objects_->display(lease_dir_.string()).c_str(),
+                       static_cast<long long>(ttl_.count()), stake_.c_str());
+        }
         std::_Exit(75);
       }
     }
     if (failure.ok()) {
       renewed_ms_ = started;
     } else if (now_millis() + every.count() >= renewed_ms_ + ttl_.count()) {
+      if (stopping()) return;
       std::fprintf(stderr,
-                   "sluice: error: cannot renew this scale-out worker's heartbeat %s within its %lld ms ttl (%s); an "
-                   "exclusive run may start when it expires, so this worker ends now. Committed data is safe; start "
-                   "it again when the store is reachable\n",
-                   objects_->display(heartbeat_path_).c_str(), static_cast<long long>(ttl_.count()),
-                   failure.message().c_str());
+                   "sluice: error: cannot renew the heartbeat %s (%s) within its %lld ms ttl (%s); another process "
+                   "may take the lease when it expires, so this process ends now. What it committed before is "
+                   "safe; start it again when the store is reachable\n",
+                   objects_->display(heartbeat_path_).c_str(), scale_out_ ? "a scale-out worker's" : name_.c_str(),
+                   static_cast<long long>(ttl_.count()), failure.message().c_str());
       std::_Exit(75);
     }
     lock.lock();
   }
+}
+
+bool RunMember::stopping() {
+  std::lock_guard lock(mutex_);
+  return stop_;
 }
 
 RunMember::~RunMember() {

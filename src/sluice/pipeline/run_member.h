@@ -54,6 +54,7 @@ class RunMember {
  private:
   RunMember() = default;
   void renew_loop();
+  bool stopping();  // the destructor has begun: a loss found now ends nothing
   std::string heartbeat_text() const;
   // Whether the chain still shows this worker's scale-out: nothing but joins since it began.
   arrow::Result<bool> chain_is_ours() const;
@@ -63,6 +64,9 @@ class RunMember {
   std::string heartbeat_path_;
   std::chrono::milliseconds ttl_{0};
   std::string record_json_;
+  bool scale_out_ = true;  // a `sluice run` worker (the run lease), else another holder (a maintenance lock)
+  std::string name_;       // the lease's name and stake (RunLeaseOptions), for messages
+  std::string stake_;
   int64_t since_ = -1;
   int64_t renewed_ms_ = 0;        // renew thread only after join
   std::mutex mutex_;              // guards stop_

@@ -120,6 +120,36 @@ TEST_F(TransactionTest, AWriteWhoseReadVersionALogCutDeletedIsRefused) {
   EXPECT_EQ(now->files().size(), 3u);
 }
 
+TEST_F(TransactionTest, TwoWritesWhoseReadVersionALogCutDeletedNeverStackOnEachOther) {
+  // Two writers read version 1 before a cut to checkpoint 5. The first put into the deleted slot
+  // 2 (its commit is still there: it has not taken it back yet). The second must not take that
+  // commit for slot 3's predecessor: before it checked only after its put, it lost the race at
+  // 2, put into the deleted slot 3, found 2 there and stayed, never replayed.
+  create_table();
+  Transaction append(store_, latest());
+  append.add_file(file("a"));
+  ASSERT_TRUE(append.commit({}).ok());
+  auto stale = latest();  // version 1
+  for (const char* name : {"b", "c", "d", "e"}) {
+    Transaction other(store_, latest());
+    other.add_file(file(name));
+    ASSERT_TRUE(other.commit({}).ok());
+  }
+  ASSERT_EQ(latest()->version(), DeltaVersion(5));
+  ASSERT_TRUE(write_checkpoint(*store_, *latest()).ok());
+  auto zombie = store_->read_commit(DeltaVersion(2));  // as the first writer's blind append
+  ASSERT_TRUE(zombie.ok());
+  for (int v = 0; v < 5; ++v) std::filesystem::remove(store_->commit_path(DeltaVersion(v)));
+  ASSERT_EQ(store_->put_commit_if_absent(DeltaVersion(2), *zombie).ValueOrDie(), PutResult::kWritten);
+  Transaction late(store_, stale);
+  late.add_file(file("late"));
+  auto result = late.commit({});
+  ASSERT_FALSE(result.ok()) << "committed version " << result->version.value();
+  EXPECT_NE(result.status().message().find("version 1 is no longer in its log"), std::string::npos)
+      << result.status().message();
+  EXPECT_FALSE(std::filesystem::exists(store_->commit_path(DeltaVersion(3))));
+}
+
 TEST_F(TransactionTest, AnOlderCheckpointNeverMovesLastCheckpointBack) {
   create_table();
   Transaction append(store_, latest());

@@ -148,6 +148,31 @@ TEST_F(RunMemberTest, AGenerationDeletedByAConcurrentJoinIsListedAgainNotAFailed
   GTEST_FLAG_SET(death_test_style, style);
 }
 
+TEST_F(RunMemberTest, AHeartbeatThatCannotBeReadIsNotTakenForGone) {
+  // A failed read of a live member's heartbeat (a 5xx) is an error for whoever asks (an
+  // exclusive run, forget), not "deleted since the listing": before, live() skipped it and the
+  // exclusive one went on beside the member.
+  LeaseHolder holder;
+  auto member = RunMember::join(store_, lease_dir_, members_dir_, options(), &holder);
+  ASSERT_TRUE(member.ok() && *member != nullptr) << member.status().ToString();
+  auto listed = store_->list(members_dir_.string(), "");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  const auto heartbeat = (members_dir_ / listed->front().name).string();
+  store_->fail_reads_of = heartbeat;
+  auto live = RunMember::live(*store_, members_dir_);
+  ASSERT_FALSE(live.ok()) << "a heartbeat that could not be read was taken for gone";
+  EXPECT_NE(live.status().message().find(heartbeat), std::string::npos) << live.status().ToString();
+  store_->fail_reads_of.clear();
+  live = RunMember::live(*store_, members_dir_);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(live->size(), 1u);
+  member->reset();
+  live = RunMember::live(*store_, members_dir_);
+  ASSERT_TRUE(live.ok());
+  EXPECT_TRUE(live->empty());  // deleted on a clean exit: absent, skipped
+}
+
 // The same read in RunLease::acquire (an exclusive run, a leader attempt): a generation that
 // cannot be read may hold the lease, so it is an error, never "gone: take the next one".
 using RunLeaseReadTest = RunMemberTest;
