@@ -182,6 +182,13 @@ def test_the_agreement_oracle_compares_like_sluice_test(tmp_path):
     assert agreement.check(tmp_path, {"silver": {"dead_letters": 1}}, {}) == [
         "silver_dead_letter: 1 rows expected, no such table"]
     assert agreement.check(tmp_path, {"silver": {"dead_letters": 0}}, {}) == []
+    # A sink record's `partition: null` is any partition (the partitioner picks one at random for
+    # a record without a key); a number is that partition.
+    got = {"topic": "o", "partition": 2, "key": None, "value": '{"n":1}', "headers": []}
+    r = agreement._record_matches
+    assert r({"partition": None, "key": None, "value": {"n": 1}}, got, 0)
+    assert r({"partition": 2, "value": {"n": 1}}, got, 0) and not r({"partition": 1, "value": {"n": 1}}, got, 0)
+    assert not r({"partition": None, "value": {"n": 2}}, got, 0)
 
 
 AVRO_SQL = """CREATE OR REFRESH STREAMING TABLE orders AS SELECT value.* FROM STREAM read_kafka(topic => 'orders',
