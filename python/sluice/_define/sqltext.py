@@ -86,6 +86,10 @@ _TYPED_LITERALS = {"DATE", "TIMESTAMP", "TIMESTAMP_NTZ"}
 _INTERVAL_UNITS = {
     "YEAR", "YEARS", "MONTH", "MONTHS", "WEEK", "WEEKS", "DAY", "DAYS", "HOUR", "HOURS", "MINUTE", "MINUTES",
     "SECOND", "SECONDS", "MILLISECOND", "MILLISECONDS", "MICROSECOND", "MICROSECONDS"}
+# The types whose name takes parameters (src/sluice/sql/types.cc): <...> after ARRAY/MAP/STRUCT,
+# (...) after a DECIMAL's or a string type's name; after any other a `<` or `(` is not the type's.
+_ANGLE_TYPES = {"ARRAY", "MAP", "STRUCT"}
+_PAREN_TYPES = {"DECIMAL", "DEC", "NUMERIC", "STRING", "VARCHAR", "CHAR", "TEXT"}
 _OPS = ("<=>", "=>", "<>", "!=", "<=", ">=", "||", "::")
 _NUMBER_SUFFIXES = "LlDdFfSsYy"
 
@@ -97,7 +101,7 @@ def _is_word_char(c):
 def _tokens(text):
     """SQL `text` as sluice's lexer splits it (src/sluice/sql/lexer.cc): a list of (kind, raw text,
     value) with kind one of space (also comments), string, quoted (a backquoted name; value is the
-    name), number, word, op. The raw texts put together are `text`."""
+    name), number, word, op, param (`${...}`). The raw texts put together are `text`."""
     out, i, n = [], 0, len(text)
     while i < n:
         c, start = text[i], i
@@ -130,6 +134,10 @@ def _tokens(text):
                     value += text[i]
                     i += 1
             out.append(("quoted" if c == "`" else "string", text[start:i], value))
+        elif text.startswith("${", i):  # a parameter, one token to its `}`
+            end = text.find("}", i)
+            i = n if end < 0 else end + 1
+            out.append(("param", text[start:i], None))
         elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
             while i < n and text[i].isdigit():
                 i += 1
@@ -178,25 +186,23 @@ def _not_columns(tokens):
         if not kind(j, "word"):
             return j
         skip.add(j)
+        name = tokens[j][1].upper()
         j += 1
-        while j < k:
-            if kind(j, "op", "<") or kind(j, "op", "("):  # ARRAY<...>, STRUCT<a: INT>, DECIMAL(10, 2)
-                depth = 0
-                while j < k:
-                    if kind(j, "op", "<") or kind(j, "op", "("):
-                        depth += 1
-                    elif kind(j, "op", ">") or kind(j, "op", ")"):
-                        depth -= 1
-                    elif kind(j, "word") or kind(j, "quoted"):
-                        skip.add(j)
-                    j += 1
-                    if depth == 0:
-                        break
-            elif word(j, "WITH", "WITHOUT", "TIME", "ZONE", "LOCAL"):
-                skip.add(j)
+        if (name in _ANGLE_TYPES and kind(j, "op", "<")) or (name in _PAREN_TYPES and kind(j, "op", "(")):
+            depth = 0  # ARRAY<...>, STRUCT<a: INT>, DECIMAL(10, 2)
+            while j < k:
+                if kind(j, "op", "<") or kind(j, "op", "("):
+                    depth += 1
+                elif kind(j, "op", ">") or kind(j, "op", ")"):
+                    depth -= 1
+                elif kind(j, "word") or kind(j, "quoted"):
+                    skip.add(j)
                 j += 1
-            else:
-                break
+                if depth == 0:
+                    break
+        while name.startswith("TIMESTAMP") and word(j, "WITH", "WITHOUT", "TIME", "ZONE", "LOCAL"):
+            skip.add(j)
+            j += 1
         return j
 
     casts = []  # paren depth of each CAST( open around the position
@@ -251,8 +257,9 @@ def replace_names(text, names):
     """SQL `text` with each column reference to a key of `names` (lower-cased; bare or backquoted)
     replaced by `(its SQL)`: a filter's text over an aggregation's outputs becomes its HAVING over
     the aggregates. The text is split as sluice's lexer splits it and only what its parser reads as
-    a column is replaced: not literals or comments, not a name qualified (`t.n`) or qualifying
-    (`n.f`), a function's name (`count(`) or a named argument (`n =>`), nor a word that is part of
+    a column is replaced: not literals, comments or parameters (`${n}`), not a name qualified (`t.n`)
+    or qualifying (`n.f`), a JSON path's field (`p:n`), a function's name (`count(`) or a named
+    argument (`n =>`), nor a word that is part of
     a typed literal (`DATE '2024-01-01'`), an interval (`INTERVAL 1 HOUR`), a CAST's type or
     EXTRACT's field, whatever outputs are named so."""
     tokens = _tokens(text)
@@ -270,7 +277,8 @@ def replace_names(text, names):
             qualified = (before is not None and before[1] == ".") or (after is not None and after[1] == ".")
             called = t[0] == "word" and after is not None and after[1] == "("
             named_arg = after is not None and after[1] == "=>"
-            replace = not (qualified or called or named_arg)
+            json_field = before is not None and before[0] == "op" and before[1] == ":"  # p:n reads field n of p
+            replace = not (qualified or called or named_arg or json_field)
         out.append("(" + names[t[2].lower()] + ")" if replace else t[1])
         j += 1
     return "".join(out)

@@ -288,6 +288,25 @@ def test_having_text_replaces_only_column_references_to_outputs_named_like_keywo
         "AND (max(d)) + INTERVAL 1 DAY 2 HOURS > (max(d)) AND (count(*))::date IS NULL)")
 
 
+def test_having_text_after_a_cast_type_reads_a_comparison_as_a_comparison():
+    """After `::` only ARRAY/MAP/STRUCT take `<...>` and only DECIMAL/CHAR/VARCHAR-style types take
+    `(...)`: `hour::bigint < 10` is a comparison, so the outputs after it are still replaced (st)."""
+    df = table().groupBy("k").agg(F.max("d").alias("date"), F.count("*").alias("hour"))
+    assert df.filter("hour::bigint < 10 AND date > DATE '2024-01-01'")._to_sql().endswith(
+        "HAVING ((count(*))::bigint < 10 AND (max(d)) > DATE '2024-01-01')")
+    assert df.filter("hour::ARRAY<STRUCT<date: DECIMAL(10, 2)>> IS NULL AND hour::decimal(5, 1) > date")._to_sql(
+        ).endswith("HAVING ((count(*))::ARRAY<STRUCT<date: DECIMAL(10, 2)>> IS NULL AND (count(*))::decimal(5, 1) > (max(d)))")
+
+
+def test_having_text_leaves_a_json_path_field_and_a_parameter_alone():
+    """`p:n` reads field n of JSON text p (a word after a single `:` is not a column), and `${n}` is
+    one parameter token, as src/sluice/sql/lexer.cc reads them (st)."""
+    from sluice._define.sqltext import _tokens
+    df = table().groupBy("k").agg(F.first("p").alias("p"), F.count("*").alias("n"))
+    assert df.filter("p:n = '1' AND n > ${n}")._to_sql().endswith("HAVING ((first(p)):n = '1' AND (count(*)) > ${n})")
+    assert [t[0] for t in _tokens("${a b}x")] == ["param", "word"]
+
+
 def test_having_text_tokens_follow_sluices_lexer():
     from sluice._define.sqltext import _tokens
     text = "a1.b >= 1.5e3L -- c\n AND `x``y` = 'it''s' /* d */ OR \"q\" <=> 'a\\'b'"
