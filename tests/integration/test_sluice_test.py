@@ -57,7 +57,7 @@ def test_every_example_case_passes():
     assert len(ran) == len([c for c in listed if c]) >= 8
     for example in ("quickstart", "medallion", "medallion_python", "fraud_alerts", "debezium"):
         assert any(line.startswith(f"PASS  {example}/tests/") for line in ran), example
-    assert "sinks are not run" not in r.stdout  # fraud_alerts' case checks the records its sink sends
+    assert "is not run in tests" not in r.stdout  # fraud_alerts' case checks the records its sink sends
 
 
 def test_a_failing_case_prints_its_diff_and_exits_1(pipeline, tmp_path):
@@ -330,6 +330,67 @@ def test_kafka_sink_records_are_what_the_sink_sends(tmp_path):
     (d / "tests" / "sink.yaml").write_text(cases.replace("sinks: {out: {rows: 1}}", "sinks: {ev: {rows: 1}}"))
     r = run_sluice("test", d)
     assert r.returncode == 2 and "expected sink 'ev' is not a sink of pipeline 't' (it is a table" in r.stdout + r.stderr
+    # sink_partitions names the topic of a Kafka sink: a typo, or a sink's name, is refused at its key.
+    (d / "tests" / "sink.yaml").write_text(cases.replace("{outgoing: 4}", "{outgoin: 4}"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert ("sink.yaml:3:23: sink_partitions: 'outgoin' is not the topic of a Kafka sink of pipeline 't' (did you "
+            "mean 'outgoing'?); the topics its sinks write: outgoing") in r.stdout + r.stderr
+    (d / "tests" / "sink.yaml").write_text(cases.replace("{outgoing: 4}", "{outgoing: 4, out: 2}"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "sink.yaml:3:36: sink_partitions: 'out' is not the topic of a Kafka sink of pipeline " \
+        "'t' ('out' is a sink's name: its topic is 'outgoing')" in r.stdout + r.stderr
+
+
+AVRO_SINK_SQL = SQL + """CREATE SINK av OPTIONS (format => 'kafka', topic => 'avro-out', value_format => 'avro',
+  schema_registry_url => 'http://127.0.0.1:1');
+CREATE FLOW to_av AS INSERT INTO av SELECT * FROM STREAM(silver);
+"""
+
+
+def test_an_avro_kafka_sink_is_not_run_and_says_so(tmp_path):
+    """An Avro Kafka sink would register its schema: a case runs without it and notes so; a case
+    that expects its records, or sets its topic's partitions, is refused (exit 2)."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE)
+    (d / "p.sql").write_text(AVRO_SINK_SQL)
+    case = CASES.split("  - name: wrong on purpose")[0]
+    (d / "tests" / "c.yaml").write_text(case)
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("sink 'av' is not run in tests: its values are Avro (value_format => 'avro'), whose schema a test cannot "
+            "register") in r.stdout
+    (d / "tests" / "c.yaml").write_text(case + "      sinks: {av: {rows: 1}}\n")
+    r = run_sluice("test", d)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "c.yaml:6:15: sink 'av' is not run in tests: its values are Avro" in r.stdout + r.stderr
+    (d / "tests" / "c.yaml").write_text(case.replace("    kafka:", "    sink_partitions: {avro-out: 2}\n    kafka:"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "c.yaml:3:23: sink_partitions: topic 'avro-out' is written by sink 'av', whose " \
+        "values are Avro: it is not run in tests" in r.stdout + r.stderr
+
+
+def test_a_delta_sink_inside_the_pipelines_storage_is_refused_as_in_a_real_run(tmp_path):
+    """The case plans against pipeline.yaml's storage (./data), as sluice validate and sluice run do,
+    and writes the sink's table into its temporary storage only."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE)
+    sql = SQL + "CREATE SINK ds OPTIONS (format => 'delta', path => './data/dsink');\n" \
+        "CREATE FLOW to_ds AS INSERT INTO ds SELECT * FROM STREAM(silver);\n"
+    (d / "p.sql").write_text(sql)
+    (d / "tests" / "c.yaml").write_text(CASES.split("  - name: wrong on purpose")[0])
+    refusal = "sink 'ds': path './data/dsink' is inside the pipeline's storage"
+    v = run_sluice("validate", d)
+    assert v.returncode != 0 and refusal in v.stdout + v.stderr, v.stdout + v.stderr
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and refusal in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "p.sql:5:" in r.stdout + r.stderr
+    (d / "p.sql").write_text(sql.replace("./data/dsink", "./dsink"))
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (d / "dsink").exists() and not (d / "data").exists()
 
 
 def test_a_continuous_pipelines_case_runs_until_its_records_are_consumed(tmp_path):

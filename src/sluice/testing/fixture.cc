@@ -602,6 +602,7 @@ class Parser {
         ARROW_ASSIGN_OR_RAISE(auto n, integer(kv.second, "a partition count"));
         if (n < 1 || n > 100000) return error(kv.second, "a topic has 1 to 100000 partitions, not {}", n);
         c.sink_partitions[kv.first.Scalar()] = static_cast<int32_t>(n);
+        c.sink_partitions_where[kv.first.Scalar()] = where(kv.first);  // checked against the sinks' topics when it runs
       }
     }
     if (const auto batches = node["batches"]) {

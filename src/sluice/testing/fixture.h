@@ -90,6 +90,7 @@ struct TestCase {
   std::vector<DatasetExpectation> expect;  // checked after the last update (counts: all updates)
   std::vector<GivenSchema> schema_registry;
   std::map<std::string, int32_t> sink_partitions;  // sink_partitions: topic -> partitions (default 1)
+  std::map<std::string, std::string> sink_partitions_where;  // topic -> file:line:col of its key
 };
 
 // The cases of one fixture file. `display` names the file in ids and errors. Unknown keys,

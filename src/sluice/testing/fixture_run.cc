@@ -18,6 +18,7 @@
 #include <arrow/util/base64.h>
 
 #include "sluice/common/bounded_regex.h"
+#include "sluice/common/text.h"
 #include "sluice/common/utf8.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
@@ -32,6 +33,7 @@
 #include "sluice/pipeline/pipeline_config_checked.h"
 #include "sluice/pipeline/pipeline_identity.h"
 #include "sluice/pipeline/sink_capture.h"
+#include "sluice/pipeline/sink_options.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
 #include "sluice/storage/object_store.h"
@@ -121,6 +123,9 @@ class CaseRun {
       return arrow::Status::Invalid(fmt::format("{}: pipeline '{}' lists its tables under 'bronze:'; sluice test runs "
                                                 "pipelines defined in SQL or Python files", case_.file, config_.name));
     }
+    // pipeline.yaml's own storage, for the checks a real run makes while planning (a Delta sink's
+    // path outside it): the case plans against it and redirects only where things are written.
+    const pipeline::PipelineConfig declared = config_;
     // The case's own storage, on the local disk whatever pipeline.yaml says; its sinks write
     // beside it (a Kafka sink's records to memory, a Delta sink's table to <tmp>/sinks/<sink>).
     config_.storage = storage.path() / "pipeline";
@@ -134,6 +139,7 @@ class CaseRun {
     }
     ARROW_ASSIGN_OR_RAISE(auto sources, pipeline::load_sql_sources(config_));
     ARROW_ASSIGN_OR_RAISE(graph_, pipeline::build_graph(std::move(sources)));
+    ARROW_RETURN_NOT_OK(check_sinks(declared));
     ARROW_RETURN_NOT_OK(pipeline::open_pipeline_storage(config_, pipeline::pipeline_layout(config_, &graph_)));
     ARROW_RETURN_NOT_OK(check_names());
     if (config_.mode == pipeline::Mode::kContinuous) {
@@ -256,6 +262,50 @@ class CaseRun {
       start = end + 1;
     }
     return out;
+  }
+
+  // The sinks as a real run plans them: a Delta sink's path is checked against pipeline.yaml's
+  // own storage (not the case's temporary one) when that is a local folder (an object-store
+  // storage is not opened in tests, so its overlap with a sink's URI is left to sluice validate).
+  // Each sink_partitions key must be the topic of a Kafka sink that runs in the case.
+  arrow::Status check_sinks(const pipeline::PipelineConfig& declared) const {
+    std::vector<std::string> topics;               // of the Kafka sinks that run
+    std::map<std::string, std::string> avro;       // topic -> Avro sink (not run in tests)
+    std::map<std::string, std::string> topic_of;   // Kafka sink -> its topic
+    for (const auto& [name, sink] : graph_.sinks) {
+      const auto& file = graph_.files[sink.file];
+      ARROW_ASSIGN_OR_RAISE(auto format, pipeline::sink_format(sink, file));
+      if (format == pipeline::SinkFormat::kDelta) {
+        if (!declared.storage.empty()) ARROW_RETURN_NOT_OK(pipeline::delta_sink_spec(sink, file, declared).status());
+        continue;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto spec, pipeline::kafka_sink_spec(sink, file, config_));
+      topic_of[name] = spec.topic;
+      if (spec.value_format == pipeline::KafkaSinkSpec::ValueFormat::kAvro) {
+        avro.emplace(spec.topic, name);
+      } else {
+        topics.push_back(spec.topic);
+      }
+    }
+    for (const auto& [topic, _] : case_.sink_partitions) {
+      if (std::find(topics.begin(), topics.end(), topic) != topics.end()) continue;
+      const auto at = case_.sink_partitions_where.count(topic) ? case_.sink_partitions_where.at(topic) : case_.file;
+      if (auto a = avro.find(topic); a != avro.end()) {
+        return arrow::Status::Invalid(fmt::format(
+            "{}: sink_partitions: topic '{}' is written by sink '{}', whose values are Avro: it is not run in tests, "
+            "so its partitions would be ignored; remove the key", at, topic, a->second));
+      }
+      std::string hint;
+      if (auto s = topic_of.find(topic); s != topic_of.end()) {
+        hint = fmt::format(" ('{}' is a sink's name: its topic is '{}')", topic, s->second);
+      } else if (auto near = closest_match(topic, topics); !near.empty()) {
+        hint = fmt::format(" (did you mean '{}'?)", near);
+      }
+      return arrow::Status::Invalid(fmt::format(
+          "{}: sink_partitions: '{}' is not the topic of a Kafka sink of pipeline '{}'{}; the topics its sinks write: {}",
+          at, topic, config_.name, hint, topics.empty() ? std::string("none") : fmt::format("{}", fmt::join(topics, ", "))));
+    }
+    return arrow::Status::OK();
   }
 
   // Every record's topic must be read by a flow that runs: a topic no flow reads, or one read

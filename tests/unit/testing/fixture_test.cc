@@ -90,6 +90,7 @@ TEST(FixtureParseTest, ReadsSinkExpectationsAndSinkPartitions) {
   ASSERT_TRUE(cases.ok()) << cases.status().message();
   const auto& c = (*cases)[0];
   EXPECT_EQ(c.sink_partitions.at("alerts"), 3);
+  EXPECT_EQ(c.sink_partitions_where.at("alerts"), "t.yaml:3:23");  // where a key that is no sink's topic is refused
   ASSERT_EQ(c.expect.size(), 3u);
   EXPECT_FALSE(c.expect[0].sink);
   EXPECT_TRUE(c.expect[1].sink && c.expect[2].sink);
