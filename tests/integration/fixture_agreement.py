@@ -15,7 +15,7 @@ import time
 import uuid
 
 import yaml
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
@@ -161,12 +161,119 @@ def table_rows(storage: pathlib.Path, table: str) -> list[dict]:
     return DeltaTable(str(path)).to_pyarrow_table().to_pylist()
 
 
+def sinks(folder: pathlib.Path) -> dict[str, dict]:
+    """The pipeline's sinks (CREATE SINK name OPTIONS (...)): name -> {"format", "topic" or "path"},
+    ${...} from pipeline.yaml's configuration substituted."""
+    config = (yaml.safe_load((folder / "pipeline.yaml").read_text()) or {}).get("configuration") or {}
+    out = {}
+    for sql in folder.glob("*.sql"):
+        text = re.sub(r"\$\{(\w+)\}", lambda m: str(config.get(m.group(1), m.group(0))), sql.read_text())
+        for name, options in re.findall(r"CREATE\s+SINK\s+(\w+)\s+OPTIONS\s*\((.*?)\);", text, re.S | re.I):
+            given = dict(re.findall(r"'?(\w+)'?\s*=>\s*'([^']*)'", options))
+            out[name] = given
+    return out
+
+
+def sink_records(bootstrap: str, topic: str) -> list[dict]:
+    """Every committed record of `topic` (read_committed, from the start to the high-water marks) as
+    {topic, partition, key, value, headers}."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"agree-{uuid.uuid4().hex[:8]}",
+                         "isolation.level": "read_committed", "enable.auto.commit": False})
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    ends = {}
+    for p in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high > low:
+            ends[p] = high
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    out = []
+    deadline = time.monotonic() + 30
+    while ends:
+        assert time.monotonic() < deadline, f"records of {topic} up to {ends} not read after 30 s"
+        m = consumer.poll(0.2)
+        if m is not None:
+            if m.error():
+                raise RuntimeError(m.error())
+            headers = m.headers() or []
+            out.append({"topic": topic, "partition": m.partition(),
+                        "key": None if m.key() is None else m.key().decode(), "value": m.value().decode(),
+                        "headers": [(k, None if v is None else v.decode()) for k, v in headers]})
+        # A transaction's commit marker takes a partition's last offset: it ends when the position
+        # (past records and markers) reaches the high-water mark.
+        for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+            if tp.offset >= ends[tp.partition]:
+                del ends[tp.partition]
+    consumer.close()
+    return out
+
+
+def _record_matches(want: dict, got: dict, tol: float) -> bool:
+    """A sink's record against an expected one: a mapping value is the record's JSON with exactly
+    its fields, text the value's text; headers as a mapping or a list of {key, value}; `partition: null`
+    any partition (sluice test's capture leaves it null where the partitioner picks one at random)."""
+    for k, v in want.items():
+        if k == "partition" and v is None:
+            continue
+        if k == "value" and isinstance(v, (dict, list)):
+            actual = json.loads(got["value"])
+            if isinstance(v, dict) and (not isinstance(actual, dict) or actual.keys() != v.keys()):
+                return False
+            if not matches(v, actual, tol):
+                return False
+        elif k == "headers":
+            want_h = sorted((h["key"], h.get("value")) for h in v) if isinstance(v, list) else sorted(v.items())
+            if want_h != sorted(got["headers"]):
+                return False
+        elif not matches(v, got.get(k), tol):
+            return False
+    return True
+
+
+def check_sinks(folder: pathlib.Path, bootstrap: str, expect: dict, renamed: dict[str, str]) -> list[str]:
+    """What differs between what the sinks sent and `expect: sinks:`: a Kafka sink's committed records
+    on the broker, a Delta sink's table read with deltalake."""
+    problems = []
+    declared = sinks(folder)
+    for sink, spec in ((expect or {}).get("sinks") or {}).items():
+        tol = float(spec.get("tolerance", 1e-9))
+        options = declared[sink]
+        if options.get("format") == "kafka":
+            got = sink_records(bootstrap, options["topic"])
+            want_rows = spec["rows"]
+            if isinstance(want_rows, list):
+                want_rows = [dict(r, topic=renamed.get(r["topic"], r["topic"])) if "topic" in r else r
+                             for r in want_rows]
+            match = _record_matches
+        else:
+            path = pathlib.Path(options["path"])
+            path = path if path.is_absolute() else folder / path
+            got = DeltaTable(str(path)).to_pyarrow_table().to_pylist() if (path / "_delta_log").exists() else []
+            want_rows = spec["rows"]
+            match = (lambda w, g, t: all(matches(v, g.get(k), t) for k, v in w.items()))
+        if isinstance(want_rows, int):
+            if len(got) != want_rows:
+                problems.append(f"sink {sink}: {want_rows} rows expected, {len(got)} sent")
+            continue
+        unused = list(got)
+        for row in want_rows:
+            hit = next((a for a in unused if match(row, a, tol)), None)
+            if hit is None:
+                problems.append(f"sink {sink}: missing {row}")
+            else:
+                unused.remove(hit)
+        problems += [f"sink {sink}: unexpected {row}" for row in unused]
+    return problems
+
+
 def check(storage: pathlib.Path, expect: dict, renamed: dict[str, str]) -> list[str]:
     """What differs between the tables and the rows (or counts) `expect` states; [] when all hold.
     A `topic` column expected is the broker's name of the fixture's topic (`renamed`).
-    Expectation counts are left to `sluice test`: deltalake reads rows, not the event log."""
+    Expectation counts are left to `sluice test`: deltalake reads rows, not the event log; what
+    sinks sent is check_sinks'."""
     problems = []
     for dataset, spec in (expect or {}).items():
+        if dataset == "sinks":
+            continue
         tol = float(spec.get("tolerance", 1e-9))
         for key, table in (("rows", dataset), ("dead_letters", f"{dataset}_dead_letter"),
                            ("quarantine", f"{dataset}_quarantine"), ("late", f"{dataset}_late")):

@@ -167,6 +167,12 @@ PROGRAMS = [
      "SELECT a.id, a.ts, b.paid, b.paid_ts FROM STREAM(silver) WATERMARK ts DELAY OF INTERVAL 10 SECONDS a "
      "LEFT JOIN STREAM(payments) WATERMARK paid_ts DELAY OF INTERVAL 10 SECONDS b "
      "ON a.id = b.id AND b.paid_ts BETWEEN a.ts AND a.ts + INTERVAL 30 SECONDS"),
+    # A batch DataFrame cross-joined with a stream: the stream goes left (sluice's stream-static join),
+    # the columns keep Spark's order (st).
+    ("static_cross_join_stream", "st",
+     lambda F, s, d: d.select(F.col("mx").alias("m")).crossJoin(s.select("id", "x")),
+     "SELECT b.m, a.id, a.x FROM (SELECT id, x, 1 AS one FROM STREAM(silver)) a "
+     "JOIN (SELECT mx AS m, 1 AS one FROM dims) b ON a.one = b.one"),
     ("stream_static_join", "st",
      lambda F, s, d: s.join(d, "k").select("id", "k", (F.col("x") / F.col("mx")).alias("share")),
      "SELECT s.id, s.k, s.x / d.mx AS share FROM STREAM(silver) s JOIN dims d ON s.k = d.k"),

@@ -57,7 +57,7 @@ def test_every_example_case_passes():
     assert len(ran) == len([c for c in listed if c]) >= 8
     for example in ("quickstart", "medallion", "medallion_python", "fraud_alerts", "debezium"):
         assert any(line.startswith(f"PASS  {example}/tests/") for line in ran), example
-    assert "note: sinks are not run in tests: alerts_out" in r.stdout
+    assert "is not run in tests" not in r.stdout  # fraud_alerts' case checks the records its sink sends
 
 
 def test_a_failing_case_prints_its_diff_and_exits_1(pipeline, tmp_path):
@@ -145,15 +145,25 @@ def test_fixture_path_and_kafka_path_agree(bootstrap, tmp_path, example, fixture
     for b in agreement.batches(case):
         for t, records in (b.get("kafka") or {}).items():
             topics[t] = max([topics.get(t, 1)] + [int(x.get("partition", 0)) + 1 for x in records])
+    sink_partitions = case.get("sink_partitions") or {}
     folder = tmp_path / example
     renamed = agreement.copy_pipeline(EXAMPLES / example, folder, set(topics))
-    agreement.create_topics(bootstrap, {renamed[t]: topics.get(t, 1) for t in renamed})
+    agreement.create_topics(bootstrap, {renamed[t]: sink_partitions.get(t, topics.get(t, 1)) for t in renamed})
     for b in agreement.batches(case):
         agreement.produce(bootstrap, b, renamed)
         run = run_sluice("run", folder, "--once", "--bootstrap-servers", bootstrap)
         assert run.returncode == 0, run.stdout + run.stderr
         assert agreement.check(folder / "data", b.get("expect"), renamed) == []
+        # What the real sink put on the broker is what the fixture's capture holds.
+        assert agreement.check_sinks(folder, bootstrap, b.get("expect"), renamed) == []
     assert agreement.check(folder / "data", case.get("expect"), renamed) == []
+    assert agreement.check_sinks(folder, bootstrap, case.get("expect"), renamed) == []
+    if (case.get("expect") or {}).get("sinks"):  # and that oracle can fail: a record's partition moved
+        sink, spec = next(iter(case["expect"]["sinks"].items()))
+        moved = [dict(r, partition=(r["partition"] + 1) % sink_partitions.get(r["topic"], 1) if
+                      sink_partitions.get(r["topic"], 1) > 1 else r["partition"] + 1) for r in spec["rows"]]
+        assert any("missing" in p for p in agreement.check_sinks(folder, bootstrap, {"sinks": {sink: {"rows": moved}}},
+                                                                  renamed))
     # The oracle can fail: one expected row left out of a list is reported as unexpected there.
     dataset, spec = next((d, s) for d, s in case["expect"].items() if isinstance(s.get("rows"), list) and s["rows"])
     fewer = {dataset: dict(spec, rows=spec["rows"][1:])}
@@ -172,6 +182,13 @@ def test_the_agreement_oracle_compares_like_sluice_test(tmp_path):
     assert agreement.check(tmp_path, {"silver": {"dead_letters": 1}}, {}) == [
         "silver_dead_letter: 1 rows expected, no such table"]
     assert agreement.check(tmp_path, {"silver": {"dead_letters": 0}}, {}) == []
+    # A sink record's `partition: null` is any partition (the partitioner picks one at random for
+    # a record without a key); a number is that partition.
+    got = {"topic": "o", "partition": 2, "key": None, "value": '{"n":1}', "headers": []}
+    r = agreement._record_matches
+    assert r({"partition": None, "key": None, "value": {"n": 1}}, got, 0)
+    assert r({"partition": 2, "value": {"n": 1}}, got, 0) and not r({"partition": 1, "value": {"n": 1}}, got, 0)
+    assert not r({"partition": None, "value": {"n": 2}}, got, 0)
 
 
 AVRO_SQL = """CREATE OR REFRESH STREAMING TABLE orders AS SELECT value.* FROM STREAM read_kafka(topic => 'orders',
@@ -229,9 +246,8 @@ def test_avro_with_given_schemas_never_contacts_the_registry(tmp_path):
     r = run_sluice("test", d)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS" in r.stdout
-    # What does not run is said: the sink, and how a continuous pipeline's case runs.
-    assert "note: sinks are not run in tests: out" in r.stdout
-    assert not os.path.exists("/tmp/never-written-by-sluice-test"), "sluice test ran the Delta sink"
+    # The Delta sink runs into the case's storage, never to its path; how a continuous case runs is said.
+    assert not os.path.exists("/tmp/never-written-by-sluice-test"), "sluice test wrote the Delta sink's path"
     assert "note: pipeline.yaml mode: continuous: each batch runs updates over the records given so far" in r.stdout
     readable, _, _ = select.select([listener], [], [], 0)
     assert not readable, "sluice test connected to the schema registry"
@@ -244,7 +260,137 @@ def test_avro_with_given_schemas_never_contacts_the_registry(tmp_path):
     assert "amount: \"cheap\" is not a number (Avro double)" in r.stdout + r.stderr
     (d / "tests" / "avro.yaml").write_text(AVRO_CASES + "      out: {rows: 3}\n")
     r = run_sluice("test", d)
-    assert r.returncode == 2 and "'out' is a sink: sinks do not run in tests" in r.stdout + r.stderr
+    assert r.returncode == 2 and "'out' is a sink: expect what it sent under expect: sinks: out:" in r.stdout + r.stderr
+    # Under sinks: the Delta sink's rows, read from its table in the case's storage.
+    (d / "tests" / "avro.yaml").write_text(AVRO_CASES + "      sinks: {out: {rows: [{id: 1, item: pen}, {id: 2}, {id: 3}]}}\n")
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not os.path.exists("/tmp/never-written-by-sluice-test")
+
+
+SINK_SQL = """CREATE OR REFRESH STREAMING TABLE ev AS SELECT value.*, headers FROM STREAM read_kafka(topic => 'ev',
+  value_format => 'json', value_schema => 'user STRING, n BIGINT, at TIMESTAMP');
+CREATE OR REFRESH STREAMING TABLE other AS SELECT value FROM STREAM read_kafka(topic => 'other');
+CREATE SINK out OPTIONS (format => 'kafka', topic => 'outgoing', key => 'user', headers => 'headers');
+CREATE FLOW to_out AS INSERT INTO out SELECT user, n * 10 AS n10, at, headers FROM STREAM(ev) WHERE n > 0;
+CREATE SINK quiet OPTIONS (format => 'kafka', topic => 'outgoing');
+CREATE FLOW to_quiet AS INSERT INTO quiet SELECT * FROM STREAM(other);
+"""
+SINK_CASES = """cases:
+  - name: records as the sink sends them
+    sink_partitions: {outgoing: 4}
+    batches:
+      - kafka:
+          ev:
+            - {value: {user: ann, n: 1, at: "2024-05-01T10:00:00Z"}, headers: {trace: t1}}
+            - {value: {user: bob, n: 0}}
+        expect:
+          sinks: {out: {rows: 1}}
+      - kafka:
+          ev:
+            - {value: {n: 2}, headers: [{key: h, value: a}, {key: h, value: b}]}
+    expect:
+      sinks:
+        out:
+          rows:
+            - {topic: outgoing, partition: %(ann)d, key: ann, headers: {trace: t1},
+               value: {user: ann, n10: 10, at: "2024-05-01T10:00:00.000Z"}}
+            - {key: null, partition: null, value: '{"n10":20}', headers: [{key: h, value: a}, {key: h, value: b}]}
+"""
+
+
+def test_kafka_sink_records_are_what_the_sink_sends(tmp_path):
+    """A Kafka sink runs in a case through its own flow code; its records (key, JSON value, headers,
+    the partition librdkafka's consistent_random partitioner gives the key) are compared, the diff
+    names them, and a sink whose upstream the case never feeds is refused naming it."""
+    import zlib
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE)
+    (d / "p.sql").write_text(SINK_SQL)
+    cases = SINK_CASES % {"ann": zlib.crc32(b"ann") % 4}
+    (d / "tests" / "sink.yaml").write_text(cases)
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # One value changed: the diff shows the record the sink sent.
+    (d / "tests" / "sink.yaml").write_text(cases.replace("n10: 10,", "n10: 11,"))
+    r = run_sluice("test", d)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "    sink out (" in r.stdout and "missing rows (expected, not found): 1" in r.stdout
+    assert '"value":{"at":"2024-05-01T10:00:00.000Z","n10":10,"user":"ann"}' in r.stdout
+    # A value's fields are all of them: a mapping naming fewer is a difference.
+    (d / "tests" / "sink.yaml").write_text(cases.replace(', at: "2024-05-01T10:00:00.000Z"}', "}"))
+    assert run_sluice("test", d).returncode == 1
+    # quiet reads `other`, which the case gives no record of.
+    (d / "tests" / "sink.yaml").write_text(cases.replace("    expect:\n      sinks:\n", "    expect:\n      sinks:\n"
+                                                         "        quiet: {rows: 0}\n"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "sink 'quiet' reads 'other', which this case never runs" in r.stdout + r.stderr
+    (d / "tests" / "sink.yaml").write_text(cases.replace("sinks: {out: {rows: 1}}", "sinks: {ev: {rows: 1}}"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "expected sink 'ev' is not a sink of pipeline 't' (it is a table" in r.stdout + r.stderr
+    # sink_partitions names the topic of a Kafka sink: a typo, or a sink's name, is refused at its key.
+    (d / "tests" / "sink.yaml").write_text(cases.replace("{outgoing: 4}", "{outgoin: 4}"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert ("sink.yaml:3:23: sink_partitions: 'outgoin' is not the topic of a Kafka sink of pipeline 't' (did you "
+            "mean 'outgoing'?); the topics its sinks write: outgoing") in r.stdout + r.stderr
+    (d / "tests" / "sink.yaml").write_text(cases.replace("{outgoing: 4}", "{outgoing: 4, out: 2}"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "sink.yaml:3:36: sink_partitions: 'out' is not the topic of a Kafka sink of pipeline " \
+        "'t' ('out' is a sink's name: its topic is 'outgoing')" in r.stdout + r.stderr
+
+
+AVRO_SINK_SQL = SQL + """CREATE SINK av OPTIONS (format => 'kafka', topic => 'avro-out', value_format => 'avro',
+  schema_registry_url => 'http://127.0.0.1:1');
+CREATE FLOW to_av AS INSERT INTO av SELECT * FROM STREAM(silver);
+"""
+
+
+def test_an_avro_kafka_sink_is_not_run_and_says_so(tmp_path):
+    """An Avro Kafka sink would register its schema: a case runs without it and notes so; a case
+    that expects its records, or sets its topic's partitions, is refused (exit 2)."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE)
+    (d / "p.sql").write_text(AVRO_SINK_SQL)
+    case = CASES.split("  - name: wrong on purpose")[0]
+    (d / "tests" / "c.yaml").write_text(case)
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("sink 'av' is not run in tests: its values are Avro (value_format => 'avro'), whose schema a test cannot "
+            "register") in r.stdout
+    (d / "tests" / "c.yaml").write_text(case + "      sinks: {av: {rows: 1}}\n")
+    r = run_sluice("test", d)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "c.yaml:6:15: sink 'av' is not run in tests: its values are Avro" in r.stdout + r.stderr
+    (d / "tests" / "c.yaml").write_text(case.replace("    kafka:", "    sink_partitions: {avro-out: 2}\n    kafka:"))
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and "c.yaml:3:23: sink_partitions: topic 'avro-out' is written by sink 'av', whose " \
+        "values are Avro: it is not run in tests" in r.stdout + r.stderr
+
+
+def test_a_delta_sink_inside_the_pipelines_storage_is_refused_as_in_a_real_run(tmp_path):
+    """The case plans against pipeline.yaml's storage (./data), as sluice validate and sluice run do,
+    and writes the sink's table into its temporary storage only."""
+    d = tmp_path / "p"
+    (d / "tests").mkdir(parents=True)
+    (d / "pipeline.yaml").write_text(PIPELINE)
+    sql = SQL + "CREATE SINK ds OPTIONS (format => 'delta', path => './data/dsink');\n" \
+        "CREATE FLOW to_ds AS INSERT INTO ds SELECT * FROM STREAM(silver);\n"
+    (d / "p.sql").write_text(sql)
+    (d / "tests" / "c.yaml").write_text(CASES.split("  - name: wrong on purpose")[0])
+    refusal = "sink 'ds': path './data/dsink' is inside the pipeline's storage"
+    v = run_sluice("validate", d)
+    assert v.returncode != 0 and refusal in v.stdout + v.stderr, v.stdout + v.stderr
+    r = run_sluice("test", d)
+    assert r.returncode == 2 and refusal in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "p.sql:5:" in r.stdout + r.stderr
+    (d / "p.sql").write_text(sql.replace("./data/dsink", "./dsink"))
+    r = run_sluice("test", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (d / "dsink").exists() and not (d / "data").exists()
 
 
 def test_a_continuous_pipelines_case_runs_until_its_records_are_consumed(tmp_path):

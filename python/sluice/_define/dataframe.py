@@ -769,6 +769,16 @@ class DataFrame:
         if self._streaming and other._streaming:
             raise UnsupportedError("DataFrame.crossJoin of two streams: a stream-stream join needs an equality "
                                    "and a time bound between the sides; join on columns")
+        if other._streaming and not self._streaming:
+            # sluice's stream-static join reads the stream on the left (its rows probe the static
+            # side). A cross join is symmetric, so the stream goes first and the columns are put back
+            # in Spark's order, this side's then the other's.
+            swapped = other.crossJoin(self)
+            stream_items, static_items = swapped._sel.items
+            swapped._sel.items = [static_items, stream_items]
+            swapped._columns = (list(self._columns) + list(other._columns)
+                                if self._columns is not None and other._columns is not None else None)
+            return swapped
         from .functions import lit
         key = "_sluice_cross"
         for side in (self, other):

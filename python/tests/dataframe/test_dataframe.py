@@ -272,6 +272,65 @@ def test_a_sql_text_filter_after_an_aggregation_is_its_having():
         df.filter(F.expr("n > 1"))
 
 
+def test_having_text_replaces_only_column_references_to_outputs_named_like_keywords():
+    """Outputs named date, hour and interval: the words of a typed literal, an interval, a CAST's type
+    and EXTRACT's field are not the outputs, nor is a name inside a string literal (st)."""
+    df = table().groupBy("k").agg(F.max("d").alias("date"), F.count("*").alias("hour"), F.sum("x").alias("interval"))
+    having = df.filter("date > DATE '2024-01-01' AND hour > 1 AND date < TIMESTAMP '2024-02-01 00:00:00' "
+                       "- INTERVAL 1 HOUR AND `interval` > INTERVAL '2' HOUR AND k <> 'date hour' "
+                       "AND CAST(hour AS DATE) IS NOT NULL AND EXTRACT(HOUR FROM date) = hour "
+                       "AND date + INTERVAL 1 DAY 2 HOURS > date AND hour::date IS NULL")._to_sql()
+    assert having == (
+        "SELECT k, max(d) AS `date`, count(*) AS hour, sum(x) AS `interval` FROM events GROUP BY k HAVING ("
+        "(max(d)) > DATE '2024-01-01' AND (count(*)) > 1 AND (max(d)) < TIMESTAMP '2024-02-01 00:00:00' "
+        "- INTERVAL 1 HOUR AND (sum(x)) > INTERVAL '2' HOUR AND (k) <> 'date hour' "
+        "AND CAST((count(*)) AS DATE) IS NOT NULL AND EXTRACT(HOUR FROM (max(d))) = (count(*)) "
+        "AND (max(d)) + INTERVAL 1 DAY 2 HOURS > (max(d)) AND (count(*))::date IS NULL)")
+
+
+def test_having_text_after_a_cast_type_reads_a_comparison_as_a_comparison():
+    """After `::` only ARRAY/MAP/STRUCT take `<...>` and only DECIMAL/CHAR/VARCHAR-style types take
+    `(...)`: `hour::bigint < 10` is a comparison, so the outputs after it are still replaced (st)."""
+    df = table().groupBy("k").agg(F.max("d").alias("date"), F.count("*").alias("hour"))
+    assert df.filter("hour::bigint < 10 AND date > DATE '2024-01-01'")._to_sql().endswith(
+        "HAVING ((count(*))::bigint < 10 AND (max(d)) > DATE '2024-01-01')")
+    assert df.filter("hour::ARRAY<STRUCT<date: DECIMAL(10, 2)>> IS NULL AND hour::decimal(5, 1) > date")._to_sql(
+        ).endswith("HAVING ((count(*))::ARRAY<STRUCT<date: DECIMAL(10, 2)>> IS NULL AND (count(*))::decimal(5, 1) > (max(d)))")
+
+
+def test_having_text_leaves_a_json_path_field_and_a_parameter_alone():
+    """`p:n` reads field n of JSON text p (a word after a single `:` is not a column), and `${n}` is
+    one parameter token, as src/sluice/sql/lexer.cc reads them (st)."""
+    from sluice._define.sqltext import _tokens
+    df = table().groupBy("k").agg(F.first("p").alias("p"), F.count("*").alias("n"))
+    assert df.filter("p:n = '1' AND n > ${n}")._to_sql().endswith("HAVING ((first(p)):n = '1' AND (count(*)) > ${n})")
+    assert [t[0] for t in _tokens("${a b}x")] == ["param", "word"]
+
+
+def test_having_text_tokens_follow_sluices_lexer():
+    from sluice._define.sqltext import _tokens
+    text = "a1.b >= 1.5e3L -- c\n AND `x``y` = 'it''s' /* d */ OR \"q\" <=> 'a\\'b'"
+    tokens = _tokens(text)
+    assert "".join(t[1] for t in tokens) == text
+    assert [(k, v) for k, _, v in tokens if k != "space"] == [
+        ("word", "a1"), ("op", "."), ("word", "b"), ("op", ">="), ("number", None), ("word", "AND"),
+        ("quoted", "x`y"), ("op", "="), ("string", "it's"), ("word", "OR"), ("string", "q"), ("op", "<=>"),
+        ("string", "a'b")]
+
+
+def test_a_batch_cross_join_with_a_stream_puts_the_stream_first_and_keeps_sparks_column_order():
+    s = stream(["id", "x"])
+    d = table("dims", ["k"])
+    joined = d.crossJoin(s)
+    assert joined._to_sql() == (
+        "SELECT _r.* EXCEPT (_sluice_cross), _l.* EXCEPT (_sluice_cross) FROM (SELECT id, x, 1 AS _sluice_cross "
+        "FROM STREAM(events)) AS _l JOIN (SELECT k, 1 AS _sluice_cross FROM dims) AS _r ON _l._sluice_cross = "
+        "_r._sluice_cross")
+    assert joined.columns == ["k", "id", "x"] and joined.isStreaming
+    assert d.join(s)._to_sql() == joined._to_sql() == d.join(s, how="cross")._to_sql()
+    assert table("dims").crossJoin(stream())._columns is None
+
+
 @pytest.mark.parametrize("method", ["collect", "count", "fillna", "repartition", "schema", "write", "toPandas"])
 def test_methods_that_do_not_define_a_dataset_are_refused_by_name(method):
     with pytest.raises(UnsupportedError, match=f"DataFrame.{method}:"):

@@ -60,6 +60,11 @@ def programs():
          .drop(known_users.user_id).withColumn("price.eur", F.lit(Decimal("19.99"))).withColumn("one", F.lit(1))
          .selectExpr("user_id", "amount + 1 AS a1", "`price.eur`", "n").select("user_id", (F.col("a1") * 10).alias("a10"),
                                                                             "`price.eur`", "n")),
+        # Outputs named like SQL keywords in a SQL-text filter after agg (its HAVING, st).
+        ("MATERIALIZED VIEW", "keyword_outputs", DataFrame._from_relation("events", streaming=False).groupBy("kind")
+         .agg(F.max("day").alias("date"), F.count("*").alias("hour"), F.sum("amount").alias("interval"))
+         .filter("date > DATE '2024-01-01' - INTERVAL 1 DAY AND hour > 1 AND `interval` > 0 AND kind <> 'date hour' "
+                 "AND date < CAST('2030-01-01' AS DATE) AND date + INTERVAL 1 HOUR 30 MINUTES > date")),
     ]
 
 
@@ -78,3 +83,4 @@ def test_rendered_sql_plans_in_sluice(tmp_path):
            "n BIGINT, big BOOLEAN" in out
     assert "typed (streaming table) <- kafka:typed (stream)\n      date STRING, long DOUBLE\n" in out
     assert "user_id STRING, a10 DOUBLE, price.eur DECIMAL(4,2), n BIGINT\n" in out
+    assert "kind STRING, date DATE, hour BIGINT, interval DOUBLE\n" in out

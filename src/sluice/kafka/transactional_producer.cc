@@ -166,6 +166,34 @@ struct TransactionalProducer::Impl {
   }
 };
 
+arrow::Result<std::optional<int32_t>> partition_for_key(const KafkaProperties& properties,
+                                                        std::optional<std::string_view> key, int32_t partitions) {
+  if (partitions <= 1) return std::optional<int32_t>(0);
+  auto it = properties.find("partitioner");
+  const std::string name = it == properties.end() ? "consistent_random" : it->second;
+  // librdkafka's CONFIGURATION.md: consistent_random partitions empty and null keys at random,
+  // murmur2_random and fnv1a_random only null keys; the others hash a null key as empty.
+  const bool empty = !key || key->empty();
+  if (name == "random" || (name == "consistent_random" && empty) ||
+      ((name == "murmur2_random" || name == "fnv1a_random") && !key)) {
+    return std::optional<int32_t>();
+  }
+  const void* data = key ? static_cast<const void*>(key->data()) : nullptr;
+  const size_t size = key ? key->size() : 0;
+  // The hashing partitioners read only the key (not the topic handle, which a test has none of).
+  if (name == "consistent" || name == "consistent_random") {
+    return std::optional<int32_t>(rd_kafka_msg_partitioner_consistent(nullptr, data, size, partitions, nullptr, nullptr));
+  }
+  if (name == "murmur2" || name == "murmur2_random") {
+    return std::optional<int32_t>(rd_kafka_msg_partitioner_murmur2(nullptr, data, size, partitions, nullptr, nullptr));
+  }
+  if (name == "fnv1a" || name == "fnv1a_random") {
+    return std::optional<int32_t>(rd_kafka_msg_partitioner_fnv1a(nullptr, data, size, partitions, nullptr, nullptr));
+  }
+  return invalid("unknown Kafka partitioner '{}' (librdkafka's: random, consistent, consistent_random, murmur2, "
+                 "murmur2_random, fnv1a, fnv1a_random)", name);
+}
+
 TransactionalProducer::TransactionalProducer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 TransactionalProducer::~TransactionalProducer() = default;

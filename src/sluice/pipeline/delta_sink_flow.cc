@@ -12,6 +12,7 @@
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/snapshot.h"
+#include "sluice/pipeline/sink_capture.h"
 #include "sluice/pipeline/sink_files.h"
 #include "sluice/pipeline/streaming_commit.h"
 
@@ -75,7 +76,12 @@ arrow::Status check_sink_table_schema(const DeltaSinkSpec& spec, const std::stri
 arrow::Status DeltaSinks::run(const Sink& sink, DatasetReport& report) const {
   report.dataset = sink.name;
   report.kind = "sink";
-  const auto& spec = planner_.delta_sink_specs().at(sink.name);
+  auto spec = planner_.delta_sink_specs().at(sink.name);
+  if (auto* capture = active_sink_capture()) {
+    // sluice test: the table goes to the case's temporary storage, never to the sink's path.
+    spec.objects = storage::local_store();
+    spec.root = capture->delta_table(sink.name).string();
+  }
   for (const auto& flow : sink.flows) {
     auto st = run_flow(spec, flow, report);
     if (!st.ok()) return with_context(st, fmt::format("sink '{}', flow '{}'", sink.name, flow));

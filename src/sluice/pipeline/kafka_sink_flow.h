@@ -38,7 +38,7 @@ class KafkaSinks {
   // A flow's producer and the progress its last transaction committed (continuous runs need
   // not ask the cluster for it again while the producer lives).
   struct FlowState {
-    std::unique_ptr<kafka::TransactionalProducer> producer;
+    std::unique_ptr<kafka::TransactionalOutput> producer;  // a cluster's, or a test's capture
     std::optional<kafka::CommittedProgress> committed;
     int32_t schema_id = -1;  // value_format => 'avro': the value schema's id in the registry
   };

@@ -454,6 +454,26 @@ class Parser {
     for (const auto& kv : node) {
       const auto dataset = kv.first.Scalar();
       const auto& spec = kv.second;
+      if (dataset == "sinks") {  // what the pipeline's sinks sent: sinks: {<sink>: {rows: ...}}
+        if (!spec.IsMap()) return error(spec, "expect.sinks must be a mapping of sink: {{rows: [...]}}");
+        for (const auto& s : spec) {
+          const auto what = fmt::format("expect.sinks.{}", s.first.Scalar());
+          ARROW_RETURN_NOT_OK(check_keys(s.second, what, {"rows", "tolerance"}));
+          DatasetExpectation d;
+          d.dataset = s.first.Scalar();
+          d.sink = true;
+          d.where = where(s.first);
+          if (const auto t = s.second["tolerance"]) {
+            auto v = t.IsScalar() ? parse_double(t.Scalar(), "tolerance") : arrow::Result<double>(arrow::Status::Invalid(""));
+            if (!v.ok() || *v < 0) return error(t, "tolerance must be a number >= 0 (e.g. 1e-6)");
+            d.tolerance = *v;
+          }
+          if (!s.second["rows"]) return error(s.first, "{} expects nothing: give rows (a list, or a count)", what);
+          ARROW_ASSIGN_OR_RAISE(d.rows, rows_or_count(s.second["rows"], what + ".rows"));
+          out.push_back(std::move(d));
+        }
+        continue;
+      }
       const auto what = fmt::format("expect.{}", dataset);
       ARROW_RETURN_NOT_OK(check_keys(spec, what, {"rows", "tolerance", "expectations", "dead_letters", "quarantine", "late"}));
       DatasetExpectation d;
@@ -537,7 +557,7 @@ class Parser {
 
   arrow::Result<TestCase> test_case(const YAML::Node& node) const {
     ARROW_RETURN_NOT_OK(check_keys(node, "a case", {"name", "description", "kafka", "tables", "batches", "expect",
-                                                    "expect_error", "schema_registry"}));
+                                                    "expect_error", "schema_registry", "sink_partitions"}));
     TestCase c;
     c.file = file_;
     c.line = node.Mark().line + 1;
@@ -574,6 +594,15 @@ class Parser {
         if (!parsed.ok()) return error(schema, "not an Avro schema: {}", parsed.status().message());
         avro_[g.id] = *parsed;
         c.schema_registry.push_back(std::move(g));
+      }
+    }
+    if (const auto parts = node["sink_partitions"]) {  // a sink topic's partitions (default 1)
+      if (!parts.IsMap()) return error(parts, "sink_partitions must be a mapping of topic: partition count");
+      for (const auto& kv : parts) {
+        ARROW_ASSIGN_OR_RAISE(auto n, integer(kv.second, "a partition count"));
+        if (n < 1 || n > 100000) return error(kv.second, "a topic has 1 to 100000 partitions, not {}", n);
+        c.sink_partitions[kv.first.Scalar()] = static_cast<int32_t>(n);
+        c.sink_partitions_where[kv.first.Scalar()] = where(kv.first);  // checked against the sinks' topics when it runs
       }
     }
     if (const auto batches = node["batches"]) {

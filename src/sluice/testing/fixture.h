@@ -51,7 +51,8 @@ struct ExpectationCounts {
 
 // What one dataset must hold after a batch (or after the case).
 struct DatasetExpectation {
-  std::string dataset;
+  std::string dataset;  // or the sink's name (expect: sinks: <name>: ...)
+  bool sink = false;    // a sink: what it sent (a Kafka sink's records, a Delta sink's rows); only `rows`
   std::string where;
   double tolerance = 1e-9;  // relative (absolute below 1) difference allowed between numbers
   std::optional<RowsExpectation> rows;
@@ -88,6 +89,8 @@ struct TestCase {
   std::vector<FixtureBatch> batches;
   std::vector<DatasetExpectation> expect;  // checked after the last update (counts: all updates)
   std::vector<GivenSchema> schema_registry;
+  std::map<std::string, int32_t> sink_partitions;  // sink_partitions: topic -> partitions (default 1)
+  std::map<std::string, std::string> sink_partitions_where;  // topic -> file:line:col of its key
 };
 
 // The cases of one fixture file. `display` names the file in ids and errors. Unknown keys,

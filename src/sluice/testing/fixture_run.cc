@@ -15,7 +15,11 @@
 #include <regex>
 #include <set>
 
+#include <arrow/util/base64.h>
+
 #include "sluice/common/bounded_regex.h"
+#include "sluice/common/text.h"
+#include "sluice/common/utf8.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
@@ -28,6 +32,8 @@
 #include "sluice/pipeline/pipeline_config.h"
 #include "sluice/pipeline/pipeline_config_checked.h"
 #include "sluice/pipeline/pipeline_identity.h"
+#include "sluice/pipeline/sink_capture.h"
+#include "sluice/pipeline/sink_options.h"
 #include "sluice/pipeline/sql_runner.h"
 #include "sluice/pipeline/sql_sources.h"
 #include "sluice/storage/object_store.h"
@@ -117,26 +123,29 @@ class CaseRun {
       return arrow::Status::Invalid(fmt::format("{}: pipeline '{}' lists its tables under 'bronze:'; sluice test runs "
                                                 "pipelines defined in SQL or Python files", case_.file, config_.name));
     }
-    // The case's own storage, on the local disk whatever pipeline.yaml says.
-    config_.storage = storage.path();
+    // pipeline.yaml's own storage, for the checks a real run makes while planning (a Delta sink's
+    // path outside it): the case plans against it and redirects only where things are written.
+    const pipeline::PipelineConfig declared = config_;
+    // The case's own storage, on the local disk whatever pipeline.yaml says; its sinks write
+    // beside it (a Kafka sink's records to memory, a Delta sink's table to <tmp>/sinks/<sink>).
+    config_.storage = storage.path() / "pipeline";
     config_.objects = storage::local_store();
+    pipeline::SinkCapture capture(storage.path() / "sinks", case_.sink_partitions);
+    pipeline::SinkCaptureScope capturing(capture);
+    capture_ = &capture;
     if (!config_.alerts.rules.empty()) {
       result_.notes.push_back("alerts are not evaluated in tests");
       config_.alerts.rules.clear();
     }
     ARROW_ASSIGN_OR_RAISE(auto sources, pipeline::load_sql_sources(config_));
     ARROW_ASSIGN_OR_RAISE(graph_, pipeline::build_graph(std::move(sources)));
+    ARROW_RETURN_NOT_OK(check_sinks(declared));
     ARROW_RETURN_NOT_OK(pipeline::open_pipeline_storage(config_, pipeline::pipeline_layout(config_, &graph_)));
     ARROW_RETURN_NOT_OK(check_names());
     if (config_.mode == pipeline::Mode::kContinuous) {
       // Each batch runs a continuous run's updates until its records are consumed (below).
       result_.notes.push_back("pipeline.yaml mode: continuous: each batch runs updates over the records given so far "
                               "until they are consumed (a continuous run stopped there)");
-    }
-    if (!graph_.sinks.empty()) {
-      std::vector<std::string> names;
-      for (const auto& [name, _] : graph_.sinks) names.push_back(name);
-      result_.notes.push_back(fmt::format("sinks are not run in tests: {}", fmt::join(names, ", ")));
     }
     pipeline::IngestOptions options;
     for (const auto& b : case_.batches) {
@@ -147,7 +156,7 @@ class CaseRun {
     auto topics = std::make_shared<FixtureTopics>(case_.batches, topics_read);
 
     options.record_sources = topics;
-    options.run_sinks = false;
+    options.run_sinks = true;  // into the capture installed above
     // A continuous run reads one trigger per update (max_offsets_per_trigger), the case runs
     // updates until the records are consumed.
     if (config_.mode == pipeline::Mode::kContinuous) options.trigger_limit = pipeline::TriggerLimit::kOneTrigger;
@@ -230,6 +239,9 @@ class CaseRun {
       ARROW_ASSIGN_OR_RAISE(auto text, check(case_.expect, totals_));
       failures += text;
     }
+    for (const auto& [sink, why] : capture.not_run()) {
+      result_.notes.push_back(fmt::format("sink '{}' is not run in tests: {}", sink, why));
+    }
     result_.passed = failures.empty();
     result_.failure = failures;
     result_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -250,6 +262,50 @@ class CaseRun {
       start = end + 1;
     }
     return out;
+  }
+
+  // The sinks as a real run plans them: a Delta sink's path is checked against pipeline.yaml's
+  // own storage (not the case's temporary one) when that is a local folder (an object-store
+  // storage is not opened in tests, so its overlap with a sink's URI is left to sluice validate).
+  // Each sink_partitions key must be the topic of a Kafka sink that runs in the case.
+  arrow::Status check_sinks(const pipeline::PipelineConfig& declared) const {
+    std::vector<std::string> topics;               // of the Kafka sinks that run
+    std::map<std::string, std::string> avro;       // topic -> Avro sink (not run in tests)
+    std::map<std::string, std::string> topic_of;   // Kafka sink -> its topic
+    for (const auto& [name, sink] : graph_.sinks) {
+      const auto& file = graph_.files[sink.file];
+      ARROW_ASSIGN_OR_RAISE(auto format, pipeline::sink_format(sink, file));
+      if (format == pipeline::SinkFormat::kDelta) {
+        if (!declared.storage.empty()) ARROW_RETURN_NOT_OK(pipeline::delta_sink_spec(sink, file, declared).status());
+        continue;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto spec, pipeline::kafka_sink_spec(sink, file, config_));
+      topic_of[name] = spec.topic;
+      if (spec.value_format == pipeline::KafkaSinkSpec::ValueFormat::kAvro) {
+        avro.emplace(spec.topic, name);
+      } else {
+        topics.push_back(spec.topic);
+      }
+    }
+    for (const auto& [topic, _] : case_.sink_partitions) {
+      if (std::find(topics.begin(), topics.end(), topic) != topics.end()) continue;
+      const auto at = case_.sink_partitions_where.count(topic) ? case_.sink_partitions_where.at(topic) : case_.file;
+      if (auto a = avro.find(topic); a != avro.end()) {
+        return arrow::Status::Invalid(fmt::format(
+            "{}: sink_partitions: topic '{}' is written by sink '{}', whose values are Avro: it is not run in tests, "
+            "so its partitions would be ignored; remove the key", at, topic, a->second));
+      }
+      std::string hint;
+      if (auto s = topic_of.find(topic); s != topic_of.end()) {
+        hint = fmt::format(" ('{}' is a sink's name: its topic is '{}')", topic, s->second);
+      } else if (auto near = closest_match(topic, topics); !near.empty()) {
+        hint = fmt::format(" (did you mean '{}'?)", near);
+      }
+      return arrow::Status::Invalid(fmt::format(
+          "{}: sink_partitions: '{}' is not the topic of a Kafka sink of pipeline '{}'{}; the topics its sinks write: {}",
+          at, topic, config_.name, hint, topics.empty() ? std::string("none") : fmt::format("{}", fmt::join(topics, ", "))));
+    }
+    return arrow::Status::OK();
   }
 
   // Every record's topic must be read by a flow that runs: a topic no flow reads, or one read
@@ -318,12 +374,12 @@ class CaseRun {
 
   // Every dataset the case names must be a stored dataset of the pipeline.
   arrow::Status check_names() const {
+    const auto fed = fed_datasets();
     auto known = [&](const std::string& name, const std::string& where, const char* what) -> arrow::Status {
       if (is_stored(name)) return arrow::Status::OK();
       if (graph_.sinks.count(name)) {
-        return arrow::Status::NotImplemented(fmt::format(
-            "{}: {} '{}' is a sink: sinks do not run in tests (no broker or external table to write to); expect "
-            "the rows of the table or query the sink's flow reads instead", where, what, name));
+        return arrow::Status::Invalid(fmt::format(
+            "{}: {} '{}' is a sink: expect what it sent under expect: sinks: {}: {{rows: [...]}}", where, what, name, name));
       }
       return arrow::Status::Invalid(fmt::format("{}: {} '{}' is not a table of pipeline '{}'{}; its tables: {}", where,
                                                 what, name, config_.name,
@@ -331,7 +387,13 @@ class CaseRun {
                                                 stored_names()));
     };
     auto expectations = [&](const std::vector<DatasetExpectation>& list) -> arrow::Status {
-      for (const auto& e : list) ARROW_RETURN_NOT_OK(known(e.dataset, e.where, "expected dataset"));
+      for (const auto& e : list) {
+        if (e.sink) {
+          ARROW_RETURN_NOT_OK(known_sink(e, fed));
+        } else {
+          ARROW_RETURN_NOT_OK(known(e.dataset, e.where, "expected dataset"));
+        }
+      }
       return arrow::Status::OK();
     };
     for (const auto& b : case_.batches) {
@@ -339,6 +401,82 @@ class CaseRun {
       ARROW_RETURN_NOT_OK(expectations(b.expect));
     }
     return expectations(case_.expect);
+  }
+
+  // An expected sink is a sink of the pipeline whose upstream the case feeds: records of a topic a
+  // flow before it reads, or rows of a table before it (else it can only ever send nothing).
+  arrow::Status known_sink(const DatasetExpectation& e, const std::set<std::string>& fed) const {
+    auto sink = graph_.sinks.find(e.dataset);
+    if (sink == graph_.sinks.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, _] : graph_.sinks) names.push_back(name);
+      return arrow::Status::Invalid(fmt::format("{}: expected sink '{}' is not a sink of pipeline '{}'{}; its sinks: {}",
+                                                e.where, e.dataset, config_.name,
+                                                is_stored(e.dataset) ? " (it is a table: expect it outside sinks:)" : "",
+                                                names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "))));
+    }
+    std::vector<std::string> upstream;
+    for (const auto& f : sink->second.flows) {
+      auto flow = graph_.flows.find(f);
+      if (flow == graph_.flows.end()) return arrow::Status::OK();  // nothing known: not refused
+      for (const auto& in : flow->second.inputs) {
+        if (in.kind != pipeline::FlowInput::Kind::kDataset) continue;
+        if (fed.count(in.name)) return arrow::Status::OK();
+        upstream.push_back(in.name);
+      }
+    }
+    return arrow::Status::Invalid(fmt::format(
+        "{}: sink '{}' reads {}, which this case never runs: no record it gives reaches it through the pipeline's "
+        "flows, nor rows under tables: (give records of a topic it is fed from, or rows of a table before it)",
+        e.where, e.dataset, upstream.empty() ? std::string("nothing") : fmt::format("'{}'", fmt::join(upstream, "', '"))));
+  }
+
+  // The datasets the case's inputs reach: tables given rows, readers of a topic it gives records
+  // of, and everything downstream of those. A view (whose inputs the graph does not list) counts
+  // as reached, so only a sink that certainly gets nothing is refused.
+  std::set<std::string> fed_datasets() const {
+    std::set<std::string> topics;
+    for (const auto& b : case_.batches) {
+      for (const auto& r : b.records) topics.insert(r.topic);
+    }
+    std::set<std::string> fed;
+    for (const auto& b : case_.batches) {
+      for (const auto& [name, _] : b.tables) fed.insert(name);
+    }
+    for (const auto& name : graph_.order) {
+      auto found = graph_.datasets.find(name);
+      if (found == graph_.datasets.end() || found->second.flows.empty()) {
+        fed.insert(name);  // a view: its inputs are not known here
+        continue;
+      }
+      for (const auto& f : found->second.flows) {
+        auto flow = graph_.flows.find(f);
+        if (flow == graph_.flows.end()) continue;
+        for (const auto& in : flow->second.inputs) {
+          bool reached = false;
+          if (in.kind == pipeline::FlowInput::Kind::kDataset) {
+            auto ds = graph_.datasets.find(in.name);
+            reached = fed.count(in.name) || ds == graph_.datasets.end();
+          } else {
+            bool pattern = false;
+            if (in.ref) {
+              for (const auto& a : in.ref->args) {
+                if (a->kind == sql::ExprKind::kNamedArg && (a->name == "topic_pattern" || a->name == "subscribePattern")) {
+                  pattern = true;
+                }
+              }
+            }
+            if (pattern) {
+              reached = !topics.empty();  // which topics match is the planner's business
+            } else {
+              for (const auto& t : split(in.name)) reached = reached || topics.count(t);
+            }
+          }
+          if (reached) fed.insert(name);
+        }
+      }
+    }
+    return fed;
   }
 
   // A given table's rows converted to its schema (every value that does not fit refused,
@@ -437,6 +575,93 @@ class CaseRun {
     return fmt::format("    {} ({}):\n{}", table, e.where, diff.text("      "));
   }
 
+  // What a sink sent against what the case expects: a Kafka sink's records as
+  // {topic, partition, key, value, headers}, a Delta sink's table rows.
+  arrow::Result<std::string> check_sink(const DatasetExpectation& e) const {
+    const auto not_run = capture_->not_run();
+    if (auto why = not_run.find(e.dataset); why != not_run.end()) {
+      return arrow::Status::NotImplemented(fmt::format("{}: sink '{}' is not run in tests: {}", e.where, e.dataset,
+                                                       why->second));
+    }
+    const auto& expected = *e.rows;
+    std::vector<nlohmann::json> rows;
+    arrow::FieldVector columns;
+    const std::string label = fmt::format("sink {}", e.dataset);
+    const auto records = capture_->kafka_records(e.dataset);
+    if (records) {
+      // A value is its JSON (a mapping expected compares on exactly its fields) and its text
+      // (`value_text`: what a value expected as text compares with, byte for byte).
+      auto bytes = [](const std::string& b) {
+        return is_valid_utf8(b) ? nlohmann::json(b) : nlohmann::json(arrow::util::base64_encode(b));
+      };
+      for (const auto& r : *records) {
+        nlohmann::json row;
+        row["topic"] = r.topic;
+        row["partition"] = r.partition ? nlohmann::json(*r.partition) : nlohmann::json(nullptr);
+        row["key"] = r.key ? bytes(*r.key) : nlohmann::json(nullptr);
+        auto parsed = nlohmann::json::parse(r.value, nullptr, false);
+        row["value"] = parsed.is_discarded() ? bytes(r.value) : parsed;
+        row["value_text"] = bytes(r.value);
+        std::set<std::string> names;
+        for (const auto& h : r.headers) names.insert(h.first);
+        nlohmann::json headers = names.size() == r.headers.size() ? nlohmann::json::object() : nlohmann::json::array();
+        for (const auto& [k, v] : r.headers) {
+          auto value = v ? bytes(*v) : nlohmann::json(nullptr);
+          if (headers.is_object()) {
+            headers[k] = value;
+          } else {
+            headers.push_back({{"key", k}, {"value", value}});
+          }
+        }
+        row["headers"] = headers;
+        rows.push_back(std::move(row));
+      }
+      columns = {arrow::field("topic", arrow::utf8()), arrow::field("partition", arrow::int32()),
+                 arrow::field("key", arrow::utf8()), arrow::field("value", arrow::map(arrow::utf8(), arrow::utf8())),
+                 arrow::field("headers", arrow::map(arrow::utf8(), arrow::utf8())),
+                 arrow::field("value_text", arrow::utf8())};
+    } else {
+      delta::LogStore store(storage::local_store(), capture_->delta_table(e.dataset).string());
+      ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(store));
+      if (snapshot) {
+        ARROW_ASSIGN_OR_RAISE(auto table, delta::scan_table(store, *snapshot));
+        ARROW_ASSIGN_OR_RAISE(rows, table_rows_as_json(*table));
+        columns = table->schema()->fields();
+      } else if (expected.rows && !expected.rows->rows.empty()) {
+        return fmt::format("    {}: it sent nothing ({} rows expected, {})\n", label, expected.rows->rows.size(),
+                           expected.where);
+      }
+    }
+    if (expected.count) {
+      if (static_cast<int64_t>(rows.size()) == *expected.count) return std::string();
+      return fmt::format("    {}: {} rows expected ({}), {} sent\n", label, *expected.count, expected.where, rows.size());
+    }
+    // Headers written as a list of {key, value} with distinct names compare as the mapping; a
+    // Kafka value written as text compares with the record's text.
+    FixtureRows want = *expected.rows;
+    for (auto& r : want.rows) {
+      if (auto v = r.find("value"); records && v != r.end() && v->is_string() && !r.contains("value_text")) {
+        r["value_text"] = *v;
+        r.erase("value");
+      }
+      auto h = r.find("headers");
+      if (h == r.end() || !h->is_array()) continue;
+      nlohmann::json as_map = nlohmann::json::object();
+      for (const auto& item : *h) {
+        if (!item.is_object() || !item.contains("key") || !item["key"].is_string() ||
+            as_map.contains(item["key"].get<std::string>())) {
+          as_map = nullptr;
+          break;
+        }
+        as_map[item["key"].get<std::string>()] = item.contains("value") ? item["value"] : nlohmann::json(nullptr);
+      }
+      if (!as_map.is_null()) *h = as_map;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto diff, match_rows(rows, columns, want, e.tolerance, label));
+    if (diff.ok()) return std::string();
+    return fmt::format("    {} ({}):\n{}", label, e.where, diff.text("      "));
+  }
+
   arrow::Result<std::string> check(const std::vector<DatasetExpectation>& list,
                                    const std::map<std::string, Totals>& totals) const {
     std::string out;
@@ -444,6 +669,11 @@ class CaseRun {
     for (const auto& e : list) {
       auto t = totals.find(e.dataset);
       const Totals& got = t == totals.end() ? kNone : t->second;
+      if (e.sink) {
+        ARROW_ASSIGN_OR_RAISE(auto text, check_sink(e));
+        out += text;
+        continue;
+      }
       if (e.rows) {
         ARROW_ASSIGN_OR_RAISE(auto text, check_rows(e.dataset, *e.rows, e.tolerance, std::nullopt));
         out += text;
@@ -491,6 +721,7 @@ class CaseRun {
   std::map<std::string, std::shared_ptr<arrow::Schema>> schemas_;
   std::map<std::string, Totals> totals_;
   CaseResult result_;
+  pipeline::SinkCapture* capture_ = nullptr;  // the case's, while run() runs
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "sluice/kafka/transactional_producer.h"
 #include "sluice/testing/fixture_run.h"
 #include "sluice/testing/row_match.h"
 #include "../temp_dir.h"
@@ -72,6 +73,66 @@ TEST(FixtureParseTest, ReadsRecordsTablesBatchesAndExpectations) {
   EXPECT_EQ(*two.batches[1].records[0].value, "42");
   EXPECT_EQ(two.batches[1].records[0].timestamp_ms, 1000);
   EXPECT_EQ(*two.batches[1].expect_error, "boom");
+}
+
+TEST(FixtureParseTest, ReadsSinkExpectationsAndSinkPartitions) {
+  auto cases = parse_fixture(R"(cases:
+  - name: sinks
+    sink_partitions: {alerts: 3}
+    kafka: {events: [{value: {n: 1}}]}
+    expect:
+      silver: {rows: 1}
+      sinks:
+        out: {rows: [{key: k, partition: 2}], tolerance: 0.5}
+        quiet: {rows: 0}
+)",
+                             "t.yaml");
+  ASSERT_TRUE(cases.ok()) << cases.status().message();
+  const auto& c = (*cases)[0];
+  EXPECT_EQ(c.sink_partitions.at("alerts"), 3);
+  EXPECT_EQ(c.sink_partitions_where.at("alerts"), "t.yaml:3:23");  // where a key that is no sink's topic is refused
+  ASSERT_EQ(c.expect.size(), 3u);
+  EXPECT_FALSE(c.expect[0].sink);
+  EXPECT_TRUE(c.expect[1].sink && c.expect[2].sink);
+  EXPECT_EQ(c.expect[1].dataset, "out");
+  EXPECT_EQ(c.expect[1].tolerance, 0.5);
+  EXPECT_EQ(c.expect[1].rows->rows->rows.at(0)["partition"], 2);
+  EXPECT_EQ(*c.expect[2].rows->count, 0);
+  auto refused = [](const std::string& expect) {
+    auto r = parse_fixture("cases:\n  - name: x\n    kafka: {e: [{value: 1}]}\n    expect:\n      sinks: " + expect + "\n",
+                           "t.yaml");
+    return r.ok() ? std::string() : r.status().message();
+  };
+  EXPECT_NE(refused("{out: {rows: 1, late: 2}}").find("unknown key 'late' in expect.sinks.out"), std::string::npos);
+  EXPECT_NE(refused("{out: {tolerance: 1}}").find("expect.sinks.out expects nothing"), std::string::npos);
+  EXPECT_NE(refused("[out]").find("expect.sinks must be a mapping"), std::string::npos);
+  auto zero = parse_fixture("cases:\n  - name: x\n    sink_partitions: {a: 0}\n    expect: {s: {rows: 1}}\n", "t.yaml");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("t.yaml:3:"), std::string::npos) << zero.status().message();
+}
+
+// librdkafka's partitioners, as a Kafka sink's records get their partition in sluice test: CRC32
+// (zlib's) of the key for consistent*, none where the partitioner chooses at random.
+TEST(SinkPartitionTest, FollowsTheConfiguredPartitioner) {
+  auto partition = [](kafka::KafkaProperties p, std::optional<std::string_view> key, int32_t n) {
+    auto r = kafka::partition_for_key(p, key, n);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : std::optional<int32_t>(-1);
+  };
+  EXPECT_EQ(partition({}, "c1", 4), 1);   // zlib.crc32(b"c1") % 4
+  EXPECT_EQ(partition({}, "ann", 7), 5);  // zlib.crc32(b"ann") % 7
+  EXPECT_EQ(partition({}, std::nullopt, 4), std::nullopt);  // consistent_random: no key, random
+  EXPECT_EQ(partition({}, "", 4), std::nullopt);            // ... and an empty one
+  EXPECT_EQ(partition({}, std::nullopt, 1), 0);             // one partition: no choice
+  EXPECT_EQ(partition({{"partitioner", "consistent"}}, std::nullopt, 4), 0);  // CRC32 of nothing
+  EXPECT_EQ(partition({{"partitioner", "random"}}, "c1", 4), std::nullopt);
+  EXPECT_EQ(partition({{"partitioner", "murmur2_random"}}, std::nullopt, 4), std::nullopt);
+  auto m = partition({{"partitioner", "murmur2_random"}}, "", 4);  // an empty key is hashed here
+  EXPECT_TRUE(m.has_value() && *m >= 0 && *m < 4);
+  EXPECT_EQ(partition({{"partitioner", "murmur2"}}, "c1", 4), partition({{"partitioner", "murmur2_random"}}, "c1", 4));
+  auto bad = kafka::partition_for_key({{"partitioner", "sticky"}}, "c1", 4);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown Kafka partitioner 'sticky'"), std::string::npos);
 }
 
 TEST(FixtureParseTest, EncodesAvroRecordsWithTheCaseSchemas) {
