@@ -73,7 +73,7 @@ std::optional<std::string> alert_rule_problem(const watch::AlertsConfig& config,
       }
       if (has(targets.sinks, d) &&
           (rule.kind == RuleKind::kFreshnessAbove || rule.kind == RuleKind::kSchemaDrift ||
-           rule.kind == RuleKind::kExpectationPassRateBelow)) {
+           rule.kind == RuleKind::kExpectationPassRateBelow || rule.kind == RuleKind::kRescuedRateAbove)) {
         return fmt::format("{}: alert rule '{}': {} cannot be evaluated on sink '{}' (a sink has no {}); sinks take "
                            "flow_failed, kafka_lag_above and throughput_below",
                            rule.where, rule.name, kind, d,
@@ -174,6 +174,12 @@ void RunAlerts::after_update(const std::string& dataset, const std::string& flow
   o.rows_per_second = metrics.value("processed_rows_per_second", 0.0);
   if (metrics.contains("backlog_records") && metrics["backlog_records"].is_number()) {
     o.backlog_records = metrics["backlog_records"].get<int64_t>();
+  }
+  // Additive (rs): Kafka flows whose table has `_rescued_data`.
+  if (progress.contains("rescued_data") && progress["rescued_data"].is_object()) {
+    const auto& r = progress["rescued_data"];
+    o.rescue_rows_written = r.value("num_rows", int64_t{0});
+    o.rescued_rows = r.value("num_rescued_rows", int64_t{0});
   }
   const auto quality = progress.value("data_quality", json::object());
   for (const auto& e : quality.value("expectations", json::array())) {

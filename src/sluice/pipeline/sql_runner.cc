@@ -400,6 +400,21 @@ class SqlRun : public DatasetRunner {
       progress["metrics"]["end_to_end_latency_min_ms"] = *timings.end_to_end_min_ms;
       progress["metrics"]["newest_kafka_timestamp_ms"] = *timings.newest_kafka_timestamp_ms;
     }
+    // Additive (rs): Kafka flows whose table has `_rescued_data`: the rows written and how many of
+    // them rescued something; and the columns this update's commits changed (schema drift).
+    if (timings.rescue_rows_written) {
+      const int64_t rows = *timings.rescue_rows_written;
+      progress["rescued_data"] = {{"num_rows", rows},
+                                  {"num_rescued_rows", timings.rescued_rows},
+                                  {"rescued_rate", rows > 0 ? nlohmann::json(static_cast<double>(timings.rescued_rows) /
+                                                                             static_cast<double>(rows))
+                                                            : nlohmann::json(nullptr)}};
+    }
+    if (!timings.columns_added.empty() || !timings.columns_removed.empty() || !timings.types_changed.empty()) {
+      progress["schema_change"] = {{"columns_added", timings.columns_added},
+                                   {"columns_removed", timings.columns_removed},
+                                   {"types_changed", timings.types_changed}};
+    }
     if (retention) {
       progress["retention"] = {{"cutoff", retention->cutoff},
                                {"committed", retention->committed},

@@ -8,6 +8,7 @@
 
 #include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
+#include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
 #include "sluice/exec/constraint_checker.h"
 #include "sluice/pipeline/commit_timings.h"
@@ -176,6 +177,30 @@ arrow::Result<delta::TableWriter*> StreamingCommit::writer() {
   return writer_.get();
 }
 
+// The columns this commit changed (a query whose schema evolved), for the update's flow_progress
+// `schema_change` (commit_timings.h). A table's first commit changes nothing: it is created.
+static void note_commit_schema_change(const std::string& table, const delta::Snapshot* before, const delta::Snapshot& after) {
+  if (before == nullptr || before->schema()->Equals(*after.schema())) return;
+  std::vector<std::string> added, removed, retyped;
+  const auto& old_schema = *before->schema();
+  const auto& new_schema = *after.schema();
+  for (const auto& f : new_schema.fields()) {
+    const auto was = old_schema.GetFieldByName(f->name());
+    if (!was) {
+      added.push_back(f->name() + " " + delta::delta_type_name(*f->type()));
+    } else if (!was->type()->Equals(*f->type())) {
+      retyped.push_back(fmt::format("{}: {} -> {}", f->name(), delta::delta_type_name(*was->type()),
+                                    delta::delta_type_name(*f->type())));
+    }
+  }
+  for (const auto& f : old_schema.fields()) {
+    if (!new_schema.GetFieldByName(f->name())) removed.push_back(f->name());
+  }
+  if (added.empty() && removed.empty() && retyped.empty()) return;  // nullability or metadata only
+  commit_timings().note_schema_change(table, std::move(added), std::move(removed),
+                                      std::move(retyped));
+}
+
 arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress& progress,
                                                            const nlohmann::json& operation_parameters) {
   ARROW_RETURN_NOT_OK(writer().status());
@@ -251,6 +276,7 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
     writer->abort();
     return result.status();
   }
+  note_commit_schema_change(options_.table_path.string(), snapshot_.get(), *result->snapshot);
   snapshot_ = result->snapshot;
   if (options_.snapshots) options_.snapshots->remember(*store_, snapshot_);
   if (options_.gate) options_.gate->committed(snapshot_);

@@ -24,6 +24,7 @@ enum class RuleKind {
   kKafkaLagAbove,             // backlog_records an update left above a count
   kThroughputBelow,           // rows read per second of an update below a rate
   kSchemaDrift,               // the table's columns or their types changed
+  kRescuedRateAbove,          // rows of an update with `_rescued_data` over rows written, above a fraction
 };
 
 // The rule's key in pipeline.yaml and in the `alert` event ("freshness_above", ...).
@@ -97,6 +98,10 @@ struct DatasetObservation {
   std::vector<ExpectationCount> expectations;
   std::optional<int64_t> last_commit_ms;  // newest commit or refresh; unset: never written
   std::optional<SchemaChange> schema_change;  // unset: not looked at in this observation
+  // Kafka flows whose table has `_rescued_data`: rows written this update and how many of them
+  // rescued something (non-NULL); unset for other datasets (flow_progress `rescued_data`).
+  std::optional<int64_t> rescue_rows_written;
+  int64_t rescued_rows = 0;
 };
 
 // A condition evaluated: holds or not, with the figure it compared.

@@ -86,6 +86,27 @@ TEST(PipelineMetrics, OnlyDatasetsThePipelineDefinesNowHaveSeries) {
   EXPECT_EQ(text->find("dataset=\"gone\""), std::string::npos) << *text;
 }
 
+TEST(PipelineMetrics, RescuedRowsAreSummedOnlyWhereRecorded) {
+  // An event written before rs has no rescued_data; a table without the column never has one.
+  std::vector<pipeline::StoredEvent> events = {
+      progress(1'000'000, "b", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 9}}}}),
+      progress(2'000'000, "b", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 20}}},
+                                {"rescued_data", {{"num_rows", 20}, {"num_rescued_rows", 5}, {"rescued_rate", 0.25}}}}),
+      progress(3'000'000, "b", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 4}}},
+                                {"rescued_data", {{"num_rows", 4}, {"num_rescued_rows", 2}, {"rescued_rate", 0.5}}}}),
+      progress(3'000'000, "s", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 4}}}}),
+  };
+  const json status = {{"pipeline", "p"}, {"healthy", true}, {"datasets", {{{"name", "b"}}, {{"name", "s"}}}}};
+  MetricsInputs in;
+  in.status = &status;
+  in.events = &events;
+  in.now_micros = 10'000'000;
+  auto text = pipeline_metrics_text(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_TRUE(has_line(*text, "sluice_rescued_rows_total{pipeline=\"p\",dataset=\"b\",flow=\"b\"} 7")) << *text;
+  EXPECT_EQ(text->find("sluice_rescued_rows_total{pipeline=\"p\",dataset=\"s\""), std::string::npos) << *text;
+}
+
 TEST(PipelineMetrics, TablesWatermarkStateAndCost) {
   std::vector<pipeline::StoredEvent> events = {
       progress(5'000'000, "w", {{"status", "COMPLETED"},

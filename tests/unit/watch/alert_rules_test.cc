@@ -160,6 +160,26 @@ TEST(AlertRules, SchemaDriftHoldsWhenColumnsChanged) {
   EXPECT_EQ(v->detail, "added amount double; type changed id: int32 -> int64");
 }
 
+TEST(AlertRules, RescuedRateHoldsAboveItsThresholdNotAtIt) {
+  const auto r = rule("rescued", RuleKind::kRescuedRateAbove, 0.25);
+  auto o = update("COMPLETED");
+  EXPECT_FALSE(evaluate(r, o));  // a table without _rescued_data: not evaluated
+  o.rescue_rows_written = 0;
+  EXPECT_FALSE(evaluate(r, o));  // nothing written: says nothing
+  o.rescue_rows_written = 20;
+  o.rescued_rows = 5;
+  auto at = evaluate(r, o);
+  ASSERT_TRUE(at);
+  EXPECT_FALSE(at->holds);  // 0.25 is not above 0.25
+  EXPECT_DOUBLE_EQ(*at->value, 0.25);
+  o.rescued_rows = 6;
+  auto above = evaluate(r, o);
+  EXPECT_TRUE(above->holds);
+  EXPECT_EQ(above->detail, "6 of 20 rows written rescued data");
+  o.status = "FAILED";
+  EXPECT_FALSE(evaluate(r, o));
+}
+
 TEST(AlertTracker, FiresOnceWhileAConditionHoldsThenResolves) {
   AlertsConfig config;
   auto r = rule("lag", RuleKind::kKafkaLagAbove, 10);
