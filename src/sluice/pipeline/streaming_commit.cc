@@ -177,28 +177,33 @@ arrow::Result<delta::TableWriter*> StreamingCommit::writer() {
   return writer_.get();
 }
 
-// The columns this commit changed (a query whose schema evolved), for the update's flow_progress
-// `schema_change` (commit_timings.h). A table's first commit changes nothing: it is created.
+ColumnChanges column_changes(const arrow::Schema& before, const arrow::Schema& after) {
+  ColumnChanges out;
+  for (const auto& f : after.fields()) {
+    const auto was = before.GetFieldByName(f->name());
+    if (!was) {
+      out.added.push_back(f->name() + " " + delta::delta_type_name(*f->type()));
+      continue;
+    }
+    // Delta type names, not arrow::DataType::Equals: that compares nested fields' nullability
+    // too, which would show a nullability change as a retyping to the same name.
+    const auto from = delta::delta_type_name(*was->type()), to = delta::delta_type_name(*f->type());
+    if (from != to) out.retyped.push_back(fmt::format("{}: {} -> {}", f->name(), from, to));
+  }
+  for (const auto& f : before.fields()) {
+    if (!after.GetFieldByName(f->name())) out.removed.push_back(f->name());
+  }
+  return out;
+}
+
+// The columns this commit changed, for the update's flow_progress `schema_change`
+// (commit_timings.h). A table's first commit changes nothing: it is created.
 static void note_commit_schema_change(const std::string& table, const delta::Snapshot* before, const delta::Snapshot& after) {
   if (before == nullptr || before->schema()->Equals(*after.schema())) return;
-  std::vector<std::string> added, removed, retyped;
-  const auto& old_schema = *before->schema();
-  const auto& new_schema = *after.schema();
-  for (const auto& f : new_schema.fields()) {
-    const auto was = old_schema.GetFieldByName(f->name());
-    if (!was) {
-      added.push_back(f->name() + " " + delta::delta_type_name(*f->type()));
-    } else if (!was->type()->Equals(*f->type())) {
-      retyped.push_back(fmt::format("{}: {} -> {}", f->name(), delta::delta_type_name(*was->type()),
-                                    delta::delta_type_name(*f->type())));
-    }
-  }
-  for (const auto& f : old_schema.fields()) {
-    if (!new_schema.GetFieldByName(f->name())) removed.push_back(f->name());
-  }
-  if (added.empty() && removed.empty() && retyped.empty()) return;  // nullability or metadata only
-  commit_timings().note_schema_change(table, std::move(added), std::move(removed),
-                                      std::move(retyped));
+  auto changes = column_changes(*before->schema(), *after.schema());
+  if (changes.empty()) return;  // nullability or metadata only
+  commit_timings().note_schema_change(table, std::move(changes.added), std::move(changes.removed),
+                                      std::move(changes.retyped));
 }
 
 arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress& progress,
