@@ -133,3 +133,54 @@ def test_rescued_rate_rule_is_checked_at_its_line(tmp_path, bootstrap):
     r = run_sluice("validate", pipe)
     assert r.returncode == 1 and "pipeline.yaml:7:" in r.stderr and \
         "rescued_rate_above is a fraction from 0 to below 1" in r.stderr, r.stderr
+
+
+RULE_ON = "alerts:\n  rules:\n    - {{name: r, rescued_rate_above: 0.1, datasets: [{}]}}\n"
+NO_COLUMN = "no Kafka flow writes a `_rescued_data` column to '{}', so rescued_rate_above cannot fire on it"
+
+
+def test_rescued_rate_rule_is_refused_where_no_kafka_flow_writes_the_column(tmp_path, bootstrap, new_topic):
+    """Refused where it could never be evaluated: a table without the column, and one that has it
+    from its upstream table (no Kafka flow counts its rows). A schema inferred at the first run
+    is not known to `validate`: checked when the run has planned, before anything is written."""
+    copy = "CREATE OR REFRESH STREAMING TABLE copy AS SELECT * FROM STREAM(orders);\n"
+    for dataset in ["amounts", "copy"]:
+        pipe = kafka_pipeline(tmp_path / dataset, "rescue_where", bootstrap, extra=RULE_ON.format(dataset))
+        (pipe / "p.sql").write_text(SQL.format(topic="t", extra="") + copy)
+        r = run_sluice("validate", pipe)
+        assert r.returncode == 1 and "pipeline.yaml:7:" in r.stderr and NO_COLUMN.format(dataset) in r.stderr, r.stderr
+    topic = new_topic(1)
+    produce_values(bootstrap, topic, records(0, 4, {1}))
+    pipe = kafka_pipeline(tmp_path / "inferred", "rescue_inferred", bootstrap, extra=RULE_ON.format("copy"))
+    (pipe / "p.sql").write_text(f"""CREATE OR REFRESH STREAMING TABLE orders
+AS SELECT value.*, _rescued_data FROM STREAM read_kafka(topic => '{topic}', value_format => 'json');
+""" + copy)
+    r = run_sluice("validate", pipe)
+    assert r.returncode == 0 and "not checked" in r.stdout + r.stderr, r.stdout + r.stderr
+    r = run_sluice("run", pipe, timeout=180)
+    assert r.returncode == 1 and "pipeline.yaml:7:" in r.stderr and NO_COLUMN.format("copy") in r.stderr, r.stderr
+    assert not (pipe / "data" / "tables" / "orders").exists()
+
+
+def test_a_firing_rescued_rate_alert_resolves_when_no_kafka_flow_writes_its_column(tmp_path, bootstrap, new_topic):
+    """A rule covering every dataset fires on two tables; the next run's SQL no longer defines
+    one of them: its alert resolves at start (it could never be evaluated again), the other's
+    stays firing (its idle update is not evaluated)."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "rescue_gone", bootstrap,
+                          extra="alerts:\n  rules:\n    - {name: r, rescued_rate_above: 0.1}\n")
+    table = """CREATE OR REFRESH STREAMING TABLE {name} AS SELECT value.*, _rescued_data
+FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema => 'id BIGINT, amount DOUBLE');
+"""
+    (pipe / "p.sql").write_text(table.format(name="a", topic=topic) + table.format(name="b", topic=topic))
+    produce_values(bootstrap, topic, records(0, 4, {1}))  # 1 of 4
+    ran = run_sluice("run", pipe, timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    (pipe / "p.sql").write_text(table.format(name="a", topic=topic))
+    ran = run_sluice("run", pipe, timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    got = [(e["details"]["alert"]["dataset"], e["details"]["alert"]["state"], e["details"]["alert"]["value"])
+           for e in event_log(pipe) if e["event_type"] == "alert"]
+    assert sorted(got[:2]) == [("a", "FIRING", 0.25), ("b", "FIRING", 0.25)] and got[2:] == [("b", "RESOLVED", None)]
+    resolved = [e for e in event_log(pipe) if e["event_type"] == "alert"][2]
+    assert "no Kafka flow writes a `_rescued_data` column to this dataset any more" in resolved["message"], resolved

@@ -79,11 +79,24 @@ std::optional<std::string> alert_rule_problem(const watch::AlertsConfig& config,
                            rule.where, rule.name, kind, d,
                            rule.kind == RuleKind::kExpectationPassRateBelow ? "expectations" : "Delta table");
       }
+      if (rule.kind == RuleKind::kRescuedRateAbove && !targets.rescued.count(d) && !targets.unplanned.count(d)) {
+        return fmt::format("{}: alert rule '{}': no Kafka flow writes a `_rescued_data` column to '{}', so "
+                           "rescued_rate_above cannot fire on it; it counts the rows of read_kafka flows "
+                           "(value_format json or avro) that select `_rescued_data`",
+                           rule.where, rule.name, d);
+      }
       if (rule.kind == RuleKind::kExpectationPassRateBelow && !rule.expectation && expectations_of(d).empty()) {
         return fmt::format("{}: alert rule '{}': dataset '{}' defines no expectation (CONSTRAINT ... EXPECT), so "
                            "expectation_pass_rate_below cannot fire on it",
                            rule.where, rule.name, d);
       }
+    }
+    if (rule.kind == RuleKind::kRescuedRateAbove && rule.datasets.empty() && targets.rescued.empty() &&
+        targets.unplanned.empty()) {
+      return fmt::format("{}: alert rule '{}': no Kafka flow of the pipeline writes a `_rescued_data` column, so "
+                         "rescued_rate_above cannot fire; it counts the rows of read_kafka flows (value_format json "
+                         "or avro) that select `_rescued_data`",
+                         rule.where, rule.name);
     }
     if (rule.expectation) {
       // The expectation must be one that a dataset the rule covers defines.
@@ -125,7 +138,16 @@ arrow::Result<std::unique_ptr<RunAlerts>> RunAlerts::make(const PipelineConfig& 
     std::fprintf(stderr, "sluice: warning: alerts: could not read which alerts are firing from the event log (%s); "
                          "a condition that still holds is announced again\n", firing.status().message().c_str());
   } else {
-    out->record(out->tracker_->restore(*firing, now_millis()));
+    // A firing rescued-rate alert of a dataset no Kafka flow writes `_rescued_data` to any more
+    // (its query changed) could never resolve: resolved now, as one of a removed rule.
+    auto evaluable = [&targets](const watch::AlertRule& rule, const std::string& dataset) -> std::optional<std::string> {
+      if (rule.kind != watch::RuleKind::kRescuedRateAbove || targets.rescued.count(dataset) ||
+          targets.unplanned.count(dataset)) {
+        return std::nullopt;
+      }
+      return std::string("no Kafka flow writes a `_rescued_data` column to this dataset any more");
+    };
+    out->record(out->tracker_->restore(*firing, now_millis(), evaluable));
   }
   // The schema before this update (before table definitions are applied): a change by the update
   // is drift.

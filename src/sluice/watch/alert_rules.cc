@@ -210,15 +210,20 @@ AlertTransition AlertTracker::transition(const AlertRule& rule, const DatasetObs
   return t;
 }
 
-std::vector<AlertTransition> AlertTracker::restore(const std::vector<RestoredAlert>& firing, int64_t now_ms) {
+std::vector<AlertTransition> AlertTracker::restore(const std::vector<RestoredAlert>& firing, int64_t now_ms,
+                                                   const NotEvaluable& not_evaluable) {
   std::vector<AlertTransition> out;
   for (const auto& f : firing) {
     auto rule = std::find_if(config_.rules.begin(), config_.rules.end(), [&](const AlertRule& r) {
       return r.name == f.rule && rule_kind_name(r.kind) == f.condition;
     });
+    std::optional<std::string> why_not;
     if (rule != config_.rules.end() && rule->applies_to(f.dataset)) {
-      active_[{f.rule, f.dataset}] = Active{f.since_ms};
-      continue;
+      if (not_evaluable) why_not = not_evaluable(*rule, f.dataset);
+      if (!why_not) {
+        active_[{f.rule, f.dataset}] = Active{f.since_ms};
+        continue;
+      }
     }
     AlertTransition t;
     t.pipeline = pipeline_;
@@ -227,11 +232,11 @@ std::vector<AlertTransition> AlertTracker::restore(const std::vector<RestoredAle
     t.dataset = f.dataset;
     t.flow = f.flow;
     t.state = AlertState::kResolved;
-    t.detail = "the rule is no longer configured for this dataset";
+    t.detail = why_not.value_or("the rule is no longer configured for this dataset");
     t.at_ms = now_ms;
     t.since_ms = f.since_ms;
-    t.message = fmt::format("[sluice {}] alert '{}' RESOLVED on '{}': {} (pipeline.yaml changed)", pipeline_, f.rule,
-                            f.dataset, t.detail);
+    t.message = fmt::format("[sluice {}] alert '{}' RESOLVED on '{}': {} ({} changed)", pipeline_, f.rule,
+                            f.dataset, t.detail, why_not ? "the pipeline's SQL" : "pipeline.yaml");
     out.push_back(std::move(t));
   }
   return out;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -158,7 +159,11 @@ class AlertTracker {
   // Restores what the event log says is firing. Returns a RESOLVED transition for each firing
   // alert whose rule is no longer configured (or no longer covers the dataset), so it does not
   // stay active forever.
-  std::vector<AlertTransition> restore(const std::vector<RestoredAlert>& firing, int64_t now_ms);
+  // `not_evaluable`, when given, says why a configured rule can no longer be evaluated on a
+  // dataset (nullopt: it can); such an alert is resolved too, with that reason.
+  using NotEvaluable = std::function<std::optional<std::string>(const AlertRule&, const std::string& dataset)>;
+  std::vector<AlertTransition> restore(const std::vector<RestoredAlert>& firing, int64_t now_ms,
+                                       const NotEvaluable& not_evaluable = {});
 
   // Evaluates every rule covering the observed dataset; returns what changed: a FIRING when a
   // condition begins to hold, a RESOLVED when it stops. A condition that keeps holding returns

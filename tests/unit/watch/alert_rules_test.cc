@@ -249,6 +249,60 @@ TEST(AlertTracker, RestoredFiringAlertsAreNotAnnouncedAgainAndRemovedRulesResolv
   EXPECT_EQ(ok[0].since_ms, 500);
 }
 
+TEST(AlertTracker, ARestoredAlertTheRuleCanNoLongerEvaluateResolves) {
+  AlertsConfig config;
+  config.rules = {rule("rescued", RuleKind::kRescuedRateAbove, 0.1)};  // every dataset
+  AlertTracker tracker(config, "shop");
+  auto not_evaluable = [](const AlertRule& r, const std::string& dataset) -> std::optional<std::string> {
+    if (r.kind == RuleKind::kRescuedRateAbove && dataset != "bronze") return std::string("no _rescued_data here");
+    return std::nullopt;
+  };
+  auto resolved = tracker.restore({{"rescued", "bronze", "bronze", "rescued_rate_above", 500},
+                                   {"rescued", "orders", "orders", "rescued_rate_above", 400}},
+                                  9000, not_evaluable);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0].dataset, "orders");
+  EXPECT_EQ(resolved[0].state, AlertState::kResolved);
+  EXPECT_EQ(resolved[0].since_ms, 400);
+  EXPECT_EQ(resolved[0].detail, "no _rescued_data here");
+  EXPECT_NE(resolved[0].message.find("RESOLVED on 'orders': no _rescued_data here (the pipeline's SQL changed)"),
+            std::string::npos) << resolved[0].message;
+  EXPECT_TRUE(tracker.firing("rescued", "bronze"));
+  EXPECT_FALSE(tracker.firing("rescued", "orders"));
+}
+
+TEST(AlertRules, RescuedRateNeedsAKafkaFlowWritingTheColumn) {
+  pipeline::AlertTargets targets;
+  targets.tables = {"bronze", "copy", "silver", "later"};
+  targets.rescued = {"bronze"};
+  targets.unplanned = {"later"};  // an inferred schema not sampled yet: checked at run start
+  auto problem = [&](std::vector<std::string> datasets, const pipeline::AlertTargets& t) {
+    AlertsConfig config;
+    auto r = rule("x", RuleKind::kRescuedRateAbove, 0.1);
+    r.datasets = std::move(datasets);
+    r.where = "pipeline.yaml:7:5";
+    config.rules = {r};
+    return pipeline::alert_rule_problem(config, t);
+  };
+  // `copy` reads bronze (SELECT * FROM STREAM(bronze)): it has the column but no Kafka flow counts it.
+  EXPECT_EQ(problem({"bronze", "copy"}, targets),
+            "pipeline.yaml:7:5: alert rule 'x': no Kafka flow writes a `_rescued_data` column to 'copy', so "
+            "rescued_rate_above cannot fire on it; it counts the rows of read_kafka flows (value_format json or "
+            "avro) that select `_rescued_data`");
+  EXPECT_TRUE(problem({"silver"}, targets));
+  EXPECT_FALSE(problem({"bronze"}, targets));
+  EXPECT_FALSE(problem({"later"}, targets));
+  EXPECT_FALSE(problem({}, targets));
+  auto none = targets;
+  none.rescued.clear();
+  EXPECT_FALSE(problem({}, none));  // `later` may have it
+  none.unplanned.clear();
+  EXPECT_EQ(problem({}, none),
+            "pipeline.yaml:7:5: alert rule 'x': no Kafka flow of the pipeline writes a `_rescued_data` column, so "
+            "rescued_rate_above cannot fire; it counts the rows of read_kafka flows (value_format json or avro) "
+            "that select `_rescued_data`");
+}
+
 TEST(AlertRules, WebhookUrlsAreShownWithoutTheirToken) {
   EXPECT_EQ(webhook_display("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/<redacted>");
   EXPECT_EQ(webhook_display("http://user:pw@127.0.0.1:8080/x?token=1"), "http://<redacted>@127.0.0.1:8080/<redacted>");
