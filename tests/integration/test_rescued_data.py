@@ -116,9 +116,12 @@ def test_rescued_rows_are_counted_served_exported_and_alerted(tmp_path, bootstra
     versions = [e["details"]["flow_progress"]["table_version"] for e in orders]
     assert [(h["table_version"], h["rows_written"], h["rescued_rows"], h["rescued_rate"]) for h in history] == [
         (versions[0], 20, 5, 0.25), (versions[1], 12, 0, 0.0)]
-    assert view_history[-1]["columns_added"] == ["amount double"] and view_history[-1]["rescued_rows"] is None
+    assert view_history[-1]["columns_added"] == ["amount double"] and view_history[-1]["status"] == "COMPLETED"
+    # Tables without the column: the rescued fields are there, null (README).
+    assert [view_history[-1][k] for k in ("rescued_rows", "rescue_rows_written", "rescued_rate")] == [None] * 3
     metrics = parse_metrics(text)
     assert metric(metrics, "sluice_rescued_rows_total", pipeline="rescue", dataset="orders", flow="orders") == 5
+    assert metric(metrics, "sluice_rescue_rows_written_total", pipeline="rescue", dataset="orders", flow="orders") == 32
     assert not [k for k in metrics if k[0] == "sluice_rescued_rows_total" and ("dataset", "amounts") in k[1]]
     if shutil.which("promtool") is None:
         pytest.skip("promtool is not installed (Debian package prometheus; scripts/setup.sh installs it)")
@@ -184,3 +187,42 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema 
     assert sorted(got[:2]) == [("a", "FIRING", 0.25), ("b", "FIRING", 0.25)] and got[2:] == [("b", "RESOLVED", None)]
     resolved = [e for e in event_log(pipe) if e["event_type"] == "alert"][2]
     assert "no Kafka flow writes a `_rescued_data` column to this dataset any more" in resolved["message"], resolved
+
+
+def test_a_failed_update_keeps_what_its_landed_commits_rescued(tmp_path, bootstrap, new_topic):
+    """An update whose first commit lands and whose second fails (an expectation that fails the
+    update): the event keeps the landed commit's rows in rescued_data although the failed
+    report's num_output_rows does not; the API lists the FAILED update and /metrics exports the
+    rate's denominator. Checked against the table read by deltalake."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "rescue_failed", bootstrap, extra="commit: {max_rows: 4}\n")
+    (pipe / "p.sql").write_text(f"""CREATE OR REFRESH STREAMING TABLE orders (
+  CONSTRAINT small EXPECT (id < 100) ON VIOLATION FAIL UPDATE
+) AS SELECT value.*, _rescued_data FROM STREAM read_kafka(topic => '{topic}', value_format => 'json',
+                                                          value_schema => 'id BIGINT, amount DOUBLE');
+""")
+    batch = records(0, 8, {1, 2, 5})
+    batch[6]["id"] = 106  # the second commit (offsets 4-7) fails the update
+    produce_values(bootstrap, topic, batch)
+    ran = run_sluice("run", pipe, timeout=180)
+    assert ran.returncode == 1 and "expectation 'small'" in ran.stderr, ran.stderr
+    rows = DeltaTable(str(pipe / "data" / "tables" / "orders")).to_pyarrow_table().to_pylist()
+    assert sorted(r["id"] for r in rows) == [0, 1, 2, 3]
+    landed = sum(r["_rescued_data"] is not None for r in rows)
+    assert landed == python_rescued(batch[:4]) == 2
+    [update] = progress(event_log(pipe), "orders")
+    p = update["details"]["flow_progress"]
+    assert p["status"] == "FAILED" and p["rescued_data"] == {"num_rows": 4, "num_rescued_rows": 2, "rescued_rate": 0.5}
+    proc, url = start("serve", pipe, "--listen", "127.0.0.1:0")
+    try:
+        code, _, body = get(url + "/api/schema_history?dataset=orders")
+        assert code == 200, body
+        code, _, text = get(url + "/metrics")
+        assert code == 200
+    finally:
+        assert stop(proc) == 0
+    [h] = json.loads(body)["schema_history"]
+    assert (h["status"], h["rescued_rows"], h["rescue_rows_written"], h["rescued_rate"]) == ("FAILED", 2, 4, 0.5)
+    metrics = parse_metrics(text)
+    assert metric(metrics, "sluice_rescue_rows_written_total", dataset="orders") == 4
+    assert metric(metrics, "sluice_rescued_rows_total", dataset="orders") == 2

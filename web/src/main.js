@@ -270,14 +270,20 @@ function expectationRows(events) {
 }
 
 // A point of the schema history (as /api/schema_history gives it) from a live progress event:
-// COMPLETED updates that committed rows or changed columns; null for others.
+// COMPLETED updates that committed rows or changed columns, FAILED ones whose landed commits
+// changed columns or wrote rows with a _rescued_data column; null for others.
 function schemaHistoryRow(e) {
   const p = flowProgress(e);
   const change = p.schema_change || null;
   const written = (p.metrics || {}).num_output_rows || 0;
-  if (p.status !== 'COMPLETED' || (written <= 0 && !change)) return null;
   const r = p.rescued_data || null;
+  if (p.status === 'FAILED') {
+    if (!change && !(r && r.num_rows > 0)) return null;
+  } else if (p.status !== 'COMPLETED' || (written <= 0 && !change)) {
+    return null;
+  }
   return {
+    status: p.status, rescue_rows_written: r ? r.num_rows : null,
     timestamp: e.timestamp, timestamp_ms: e.timestamp_ms, table_version: p.table_version, rows_written: written,
     columns_added: (change && change.columns_added) || [], columns_removed: (change && change.columns_removed) || [],
     types_changed: (change && change.types_changed) || [],

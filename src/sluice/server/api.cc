@@ -180,10 +180,11 @@ ApiResponse expectations_endpoint(const ApiRequest& request, const std::vector<p
 }
 
 // Schema history per update (rs): each COMPLETED update that committed rows or changed the
-// table's columns: its table version and time, the columns its commits added, removed or
-// retyped, and for Kafka flows whose table has `_rescued_data` the rows written and how many of
-// them rescued something. Events written before these fields existed show empty changes and null
-// rescued counts.
+// table's columns, and each FAILED one whose landed commits changed columns or wrote rows to a
+// table with `_rescued_data` (its commits before the failure stay in the table): its status,
+// table version and time, the columns its commits added, removed or retyped, and for Kafka flows
+// whose table has `_rescued_data` the rows written and how many of them rescued something.
+// Events written before these fields existed show empty changes and null rescued counts.
 ApiResponse schema_history_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events) {
   auto p = check_params(request, {"dataset", "limit"});
   if (p.error) return error_response(400, *p.error);
@@ -201,15 +202,24 @@ ApiResponse schema_history_endpoint(const ApiRequest& request, const std::vector
   for (const auto& e : events) {
     if (!is_update(e) || (p.values.count("dataset") && p.values.at("dataset") != e.dataset)) continue;
     const auto& progress = flow_progress_of(e);
-    if (field_or(progress, "status", "") != "COMPLETED") continue;
+    const std::string status = field_or(progress, "status", "");
+    if (status != "COMPLETED" && status != "FAILED") continue;
     const json change = progress.value("schema_change", json());
     const json rescued = progress.value("rescued_data", json());
     const json metrics = progress.value("metrics", json::object());
     const int64_t written = metrics.is_object() ? field_or(metrics, "num_output_rows", int64_t{0}) : 0;
-    if (written <= 0 && !change.is_object()) continue;  // nothing committed: no point of the history
+    const int64_t rescue_written = rescued.is_object() ? field_or(rescued, "num_rows", int64_t{0}) : 0;
+    if (status == "FAILED") {
+      // A failed update's report of rows is dropped (num_output_rows omits its landed commits);
+      // what those commits did is in schema_change and rescued_data.
+      if (rescue_written <= 0 && !change.is_object()) continue;
+    } else if (written <= 0 && !change.is_object()) {
+      continue;  // nothing committed: no point of the history
+    }
     json row = {{"dataset", e.dataset},
                 {"flow", e.flow},
                 {"update_id", e.update_id},
+                {"status", status},
                 {"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
                 {"timestamp_ms", e.timestamp_micros / 1000},
                 {"table_version", progress.value("table_version", json())},
@@ -218,13 +228,13 @@ ApiResponse schema_history_endpoint(const ApiRequest& request, const std::vector
                 {"columns_removed", strings(change, "columns_removed")},
                 {"types_changed", strings(change, "types_changed")},
                 {"rescued_rows", nullptr},
+                {"rescue_rows_written", nullptr},
                 {"rescued_rate", nullptr}};
     if (rescued.is_object()) {
-      const int64_t checked = field_or(rescued, "num_rows", int64_t{0});
       const int64_t n = field_or(rescued, "num_rescued_rows", int64_t{0});
       row["rescued_rows"] = n;
-      row["rescue_rows_written"] = checked;
-      if (checked > 0) row["rescued_rate"] = static_cast<double>(n) / static_cast<double>(checked);
+      row["rescue_rows_written"] = rescue_written;
+      if (rescue_written > 0) row["rescued_rate"] = static_cast<double>(n) / static_cast<double>(rescue_written);
     }
     rows.push_back(std::move(row));
   }
