@@ -51,7 +51,7 @@ def python_rescued(batch):
 
 def progress(events, dataset):
     return [e for e in events if e["event_type"] == "flow_progress" and e["origin"]["dataset_name"] == dataset
-            and e["details"]["flow_progress"].get("status")]
+            and e["details"].get("flow_progress", {}).get("status")]  # not a full refresh's reset
 
 
 def alerts(events):
@@ -226,3 +226,26 @@ def test_a_failed_update_keeps_what_its_landed_commits_rescued(tmp_path, bootstr
     metrics = parse_metrics(text)
     assert metric(metrics, "sluice_rescue_rows_written_total", dataset="orders") == 4
     assert metric(metrics, "sluice_rescued_rows_total", dataset="orders") == 2
+
+
+def test_full_refresh_records_the_columns_its_reset_commit_changed(tmp_path, bootstrap, new_topic):
+    """--full-refresh of a table whose query gained a column: the reset commit adds it, and the
+    update's flow_progress says so (the flow's own commits then see no change)."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "rescue_refresh", bootstrap)
+    sql = """CREATE OR REFRESH STREAMING TABLE t TBLPROPERTIES ('pipelines.reset.allowed' = 'true')
+AS SELECT {columns} FROM STREAM read_kafka(topic => '{topic}', value_format => 'json',
+                                           value_schema => 'id BIGINT, amount DOUBLE');
+"""
+    (pipe / "p.sql").write_text(sql.format(columns="value.id", topic=topic))
+    produce_values(bootstrap, topic, records(0, 3, set()))
+    ran = run_sluice("run", pipe, timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    (pipe / "p.sql").write_text(sql.format(columns="value.id, value.amount", topic=topic))
+    ran = run_sluice("run", pipe, "--full-refresh", "t", timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    updates = progress(event_log(pipe), "t")
+    assert "schema_change" not in updates[0]["details"]["flow_progress"]
+    assert updates[1]["details"]["flow_progress"]["schema_change"] == {
+        "columns_added": ["amount double"], "columns_removed": [], "types_changed": []}
+    assert [f.name for f in DeltaTable(str(pipe / "data" / "tables" / "t")).schema().fields] == ["id", "amount"]

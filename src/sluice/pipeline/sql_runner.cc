@@ -118,7 +118,7 @@ class SqlRun : public DatasetRunner {
     // After planning: whether a dataset has `_rescued_data` from a Kafka flow (rescued_rate_above)
     // is known only once its schema is (an inferred one is sampled by plan_all).
     ARROW_ASSIGN_OR_RAISE(alerts_, make_alerts(events));
-    ARROW_RETURN_NOT_OK(full_refresh(planner_, events));
+    ARROW_RETURN_NOT_OK(full_refresh(planner_, events, &refresh_changes_));
     ARROW_RETURN_NOT_OK(apply_table_definitions(planner_, events));
     for (const auto& [fname, flow] : graph_.flows) {
       nlohmann::json inputs = nlohmann::json::array();
@@ -371,6 +371,14 @@ class SqlRun : public DatasetRunner {
     const int64_t started_ms = now_millis();
     const std::string table_key = config_.table_path(name).string();
     commit_timings().take(table_key);  // what an earlier, unfinished update left is not this one's
+    {  // the columns --full-refresh's reset commit changed are this update's (its first run of the dataset)
+      std::lock_guard lock(refresh_changes_mutex_);
+      if (auto it = refresh_changes_.find(name); it != refresh_changes_.end()) {
+        commit_timings().note_schema_change(table_key, std::move(it->second.added), std::move(it->second.removed),
+                                            std::move(it->second.retyped));
+        refresh_changes_.erase(it);
+      }
+    }
     auto st = d.kind == sql::DatasetKind::kStreamingTable ? flows_.run_streaming(d, report)
                                                                 : flows_.run_materialized(d, report);
     // The table's retention policy, after its flows committed this update's rows.
@@ -557,6 +565,10 @@ class SqlRun : public DatasetRunner {
   std::unique_ptr<TableMaintenance> maintenance_;   // set once the update is planned
   EventLog* events_ = nullptr;                     // the update's, set while it runs
   std::unique_ptr<RunAlerts> alerts_;              // the update's, when pipeline.yaml has rules
+  // The columns --full-refresh's reset commits changed, by dataset, until its flow_progress
+  // takes them; datasets run on the scheduler's threads.
+  std::mutex refresh_changes_mutex_;
+  std::map<std::string, ColumnChanges> refresh_changes_;
 };
 
 }  // namespace
