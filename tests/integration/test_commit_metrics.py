@@ -164,8 +164,8 @@ def test_a_commit_that_fails_forgets_the_kafka_timestamps_of_its_rows(tmp_path, 
     topic = new_topic(1)
     pipe = kafka_pipeline(tmp_path, "kpf", bootstrap, extra="mode: continuous\ntrigger_interval: 100ms\n"
                                                              "commit: {max_rows: 4}\n")
-    sql = """CREATE OR REFRESH STREAMING TABLE t AS SELECT value.* FROM STREAM read_kafka(topic => '{topic}',
-      value_format => 'json', value_schema => 'id BIGINT'{extra});"""
+    sql = """CREATE OR REFRESH STREAMING TABLE t AS SELECT value.*, _rescued_data FROM STREAM read_kafka(
+      topic => '{topic}', value_format => 'json', value_schema => 'id BIGINT'{extra});"""
     (pipe / "p.sql").write_text(sql.format(topic=topic, extra=""))
     produce_values(bootstrap, topic, [{"id": i} for i in range(3)])  # offsets 0-2
     ran = run_sluice("run", pipe, "--once", timeout=180)
@@ -183,12 +183,13 @@ def test_a_commit_that_fails_forgets_the_kafka_timestamps_of_its_rows(tmp_path, 
     hour_ago = int(time.time() * 1000) - 3_600_000
     producer = Producer({"bootstrap.servers": bootstrap})
     # Offsets 3-7, an hour old: the lost commit takes 3-6. Offset 3 cannot be decoded: a dead
-    # letter makes that commit commit its side table first, where the fail point pauses.
+    # letter makes that commit commit its side table first, where the fail point pauses. Offsets
+    # 4 and 5 rescue a field: counted only if the lost commit's counts leaked into the next one.
     for i in range(3, 8):
-        value = b'{"id": broken' if i == 3 else json.dumps({"id": i}).encode()
+        value = b'{"id": broken' if i == 3 else json.dumps({"id": i, **({"x": i} if i in (4, 5) else {})}).encode()
         producer.produce(topic, value=value, timestamp=hour_ago + i)
-    for i in range(8, 13):  # offsets 8-12, now
-        producer.produce(topic, value=json.dumps({"id": i}).encode())
+    for i in range(8, 13):  # offsets 8-12, now; offset 10 rescues a field
+        producer.produce(topic, value=json.dumps({"id": i, **({"x": i} if i == 10 else {})}).encode())
     assert producer.flush(60) == 0
     fresh = kafka_timestamps(bootstrap, topic, 13)[8:]
 
@@ -231,3 +232,7 @@ def test_a_commit_that_fails_forgets_the_kafka_timestamps_of_its_rows(tmp_path, 
     assert m["newest_kafka_timestamp_ms"] == max(fresh)
     # Every record committed was produced just now: no wait near the hour-old ones' age.
     assert 0 <= m["end_to_end_latency_max_ms"] < 1_800_000, m
+    # The rescued counts are those of the rows committed (8-12, of them offset 10), as the table says.
+    rows = DeltaTable(str(log.parent)).to_pyarrow_table().to_pylist()
+    assert [r["id"] for r in rows if r["_rescued_data"] is not None] == [10]
+    assert update["rescued_data"] == {"num_rows": 5, "num_rescued_rows": 1, "rescued_rate": 0.2}, update

@@ -320,6 +320,7 @@ function schemaHistoryPanel(parent, rows) {
       let i = rows.length;
       while (i > 0 && rows[i - 1].timestamp_ms > row.timestamp_ms) i -= 1;
       rows.splice(i, 0, row);
+      if (rows.length > MAX_PROGRESS) rows.shift();  // as /api/schema_history's default limit
       plot.update(data());
       drawTable();
     },
