@@ -207,7 +207,7 @@ function chart(parent, title, seriesNames, data, yLabel) {
   };
   const plot = new uPlot(opts, data, panel);
   // The x values drawn, for the browser test (uPlot needs them sorted, or it cuts points off).
-  const shown = (d) => { panel.dataset.points = String(d[0].length); panel.xs = d[0]; };
+  const shown = (d) => { panel.dataset.points = String(d[0].length); panel.xs = d[0]; panel.ys = d.slice(1); };
   shown(data);
   return { update(next) { plot.setData(next); shown(next); } };
 }
@@ -269,15 +269,74 @@ function expectationRows(events) {
   return rows;
 }
 
+// A point of the schema history (as /api/schema_history gives it) from a live progress event:
+// COMPLETED updates that committed rows or changed columns, FAILED ones whose landed commits
+// changed columns or wrote rows with a _rescued_data column; null for others.
+function schemaHistoryRow(e) {
+  const p = flowProgress(e);
+  const change = p.schema_change || null;
+  const written = (p.metrics || {}).num_output_rows || 0;
+  const r = p.rescued_data || null;
+  if (p.status === 'FAILED') {
+    if (!change && !(r && r.num_rows > 0)) return null;
+  } else if (p.status !== 'COMPLETED' || (written <= 0 && !change)) {
+    return null;
+  }
+  return {
+    status: p.status, rescue_rows_written: r ? r.num_rows : null,
+    timestamp: e.timestamp, timestamp_ms: e.timestamp_ms, table_version: p.table_version, rows_written: written,
+    columns_added: (change && change.columns_added) || [], columns_removed: (change && change.columns_removed) || [],
+    types_changed: (change && change.types_changed) || [],
+    rescued_rows: r ? r.num_rescued_rows : null,
+    rescued_rate: r && r.num_rows > 0 ? r.num_rescued_rows / r.num_rows : null,
+  };
+}
+
+// The rescued-data rate per update, in % (a chart); the updates that changed columns (a table).
+function schemaHistoryPanel(parent, rows) {
+  const panel = el('div', { class: 'panel', id: 'schema-history' }, el('h3', { text: 'Schema history' }));
+  parent.append(panel);
+  const charts = el('div', { class: 'charts' });
+  const table = el('table', { id: 'schema-changes' });
+  panel.append(charts, table);
+  const data = () => [rows.map((r) => r.timestamp_ms / 1000), rows.map((r) => (r.rescued_rate == null ? null : r.rescued_rate * 100))];
+  const rescued = rows.some((r) => r.rescued_rows != null);
+  const plot = chart(charts, 'Rescued-data rate', ['rows with _rescued_data (%)'], data(), '%');
+  const drawTable = () => {
+    const changed = rows.filter((r) => r.columns_added.length || r.columns_removed.length || r.types_changed.length);
+    table.replaceChildren(el('tr', {}, ...['version', 'time', 'columns added', 'columns removed', 'types changed',
+                                           'rescued rows'].map((h) => el('th', { text: h }))),
+      ...changed.map((r) => el('tr', { 'data-version': String(r.table_version) },
+        el('td', { text: String(r.table_version) }), el('td', { text: r.timestamp }),
+        el('td', { text: r.columns_added.join(', ') || '-' }), el('td', { text: r.columns_removed.join(', ') || '-' }),
+        el('td', { text: r.types_changed.join(', ') || '-' }),
+        el('td', { text: r.rescued_rows == null ? '-' : `${r.rescued_rows} (${(r.rescued_rate * 100).toFixed(1)} %)` }))));
+    if (!changed.length) table.append(el('tr', {}, el('td', { class: 'muted', text: 'No column changed in these updates.' })));
+  };
+  drawTable();
+  if (!rescued) charts.append(el('p', { class: 'muted', text: 'No _rescued_data column: the rate is recorded for Kafka flows decoding JSON or Avro with rescue.' }));
+  return {
+    add(row) {
+      let i = rows.length;
+      while (i > 0 && rows[i - 1].timestamp_ms > row.timestamp_ms) i -= 1;
+      rows.splice(i, 0, row);
+      if (rows.length > MAX_PROGRESS) rows.shift();  // as /api/schema_history's default limit
+      plot.update(data());
+      drawTable();
+    },
+  };
+}
+
 async function datasetView(view, name) {
   view.replaceChildren(el('h2', { text: name }), el('p', { class: 'muted', text: 'loading…' }));
   const q = encodeURIComponent(name);
-  let detail, progress, failures;
+  let detail, progress, failures, schemaHistory;
   try {
-    [detail, progress, failures] = await Promise.all([
+    [detail, progress, failures, schemaHistory] = await Promise.all([
       api(`/api/datasets/${q}`),
       api(`/api/events?dataset=${q}&type=flow_progress&limit=1000`),
       api(`/api/events?dataset=${q}&level=ERROR&limit=20`),
+      api(`/api/schema_history?dataset=${q}`),
     ]);
   } catch (err) {
     view.replaceChildren(el('h2', { text: name }));
@@ -314,6 +373,7 @@ async function datasetView(view, name) {
   const partitions = (detail.partition_columns || []).join(', ');
   view.append(el('div', { class: 'panel' }, el('h3', { text: 'Schema' }), columnsTable,
                  el('p', { class: 'muted', text: partitions ? `partitioned by ${partitions}` : 'not partitioned' })));
+  const history = schemaHistoryPanel(view, schemaHistory.schema_history);
   const errorsBox = el('div', { class: 'panel', id: 'errors' }, el('h3', { text: 'Recent errors' }));
   const addError = (e) => {
     const details = e.details && (e.details.flow_progress || {}).error ? e.details.flow_progress.error : e.details && e.details.error;
@@ -331,6 +391,8 @@ async function datasetView(view, name) {
       if (e.level === 'ERROR') addError(e);
       if (!(e.event_type === 'flow_progress' && flowProgress(e).status)) return;
       insertByTime(events, e);
+      const row = schemaHistoryRow(e);
+      if (row) history.add(row);
       const next = progressCharts(events);
       for (const k of Object.keys(plots)) plots[k].update(next[k]);
       if (quality) quality.update(expectationColumns(expectationRows(events)).data);

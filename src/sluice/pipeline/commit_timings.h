@@ -1,6 +1,7 @@
-// What the commits of a table took during one update, for its flow_progress event: the
+// What the commits of a table took and did during one update, for its flow_progress event: the
 // streaming commit protocol records each commit's wall time (streaming_commit.cc), a Kafka flow
-// the Kafka timestamps of the records each commit made visible (kafka_ingest_flow.cc), and the
+// the Kafka timestamps of the records each commit made visible and the rows it wrote with
+// `_rescued_data` (kafka_ingest_flow.cc), and the
 // SQL runner takes them when the dataset's update ends (sql_runner.cc). A process-wide registry
 // keyed by table path, so no flow has to carry them through its report.
 // Thread-safe: flows of several datasets commit at once (continuous runs); `mutex_` guards `by_table_`.
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sluice::pipeline {
 
@@ -25,6 +27,13 @@ struct CommitTimings {
   std::optional<int64_t> end_to_end_max_ms;
   std::optional<int64_t> end_to_end_min_ms;
   std::optional<int64_t> newest_kafka_timestamp_ms;  // of the records committed
+  // Kafka flows whose table has a `_rescued_data` column: rows their commits wrote, and how many
+  // of them hold something there (non-NULL). Unset for other tables.
+  std::optional<int64_t> rescue_rows_written;
+  int64_t rescued_rows = 0;
+  // Commits that changed the table's columns (a schema evolved by a changed query): each as
+  // "name type" added, "name" removed, "name: from -> to" retyped, against the schema before.
+  std::vector<std::string> columns_added, columns_removed, types_changed;
 };
 
 class CommitTimingsRegistry {
@@ -42,6 +51,20 @@ class CommitTimingsRegistry {
     t.end_to_end_max_ms = std::max(t.end_to_end_max_ms.value_or(INT64_MIN), commit_end_ms - oldest_ms);
     t.end_to_end_min_ms = std::min(t.end_to_end_min_ms.value_or(INT64_MAX), commit_end_ms - newest_ms);
     t.newest_kafka_timestamp_ms = std::max(t.newest_kafka_timestamp_ms.value_or(INT64_MIN), newest_ms);
+  }
+  void note_rescued(const std::string& table, int64_t rows_written, int64_t rescued) {
+    std::lock_guard lock(mutex_);
+    auto& t = by_table_[table];
+    t.rescue_rows_written = t.rescue_rows_written.value_or(0) + rows_written;
+    t.rescued_rows += rescued;
+  }
+  void note_schema_change(const std::string& table, std::vector<std::string> added, std::vector<std::string> removed,
+                          std::vector<std::string> retyped) {
+    std::lock_guard lock(mutex_);
+    auto& t = by_table_[table];
+    t.columns_added.insert(t.columns_added.end(), added.begin(), added.end());
+    t.columns_removed.insert(t.columns_removed.end(), removed.begin(), removed.end());
+    t.types_changed.insert(t.types_changed.end(), retyped.begin(), retyped.end());
   }
   // What was recorded for `table` since the last take, and forgets it.
   CommitTimings take(const std::string& table) {

@@ -15,14 +15,17 @@
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/exec/constraint_checker.h"
+#include "sluice/pipeline/streaming_commit.h"
 
 namespace sluice::pipeline {
 
 namespace {
 
 // Empties a table and its progress (every txn set to -1, "nothing read") in one commit; the
-// new version, or none when the table does not exist.
-arrow::Result<std::optional<int64_t>> reset_table(const SqlPlanner& planner, const std::string& table) {
+// new version, or none when the table does not exist. `changes`: the columns that commit
+// changed (the planned schema merged in).
+arrow::Result<std::optional<int64_t>> reset_table(const SqlPlanner& planner, const std::string& table,
+                                                  ColumnChanges* changes) {
   auto store = std::make_shared<delta::LogStore>(planner.config().objects, planner.config().table_path(table).string());
   ARROW_ASSIGN_OR_RAISE(auto snapshot, delta::load_latest_if_exists(*store));
   if (!snapshot) return std::nullopt;
@@ -37,6 +40,7 @@ arrow::Result<std::optional<int64_t>> reset_table(const SqlPlanner& planner, con
   delta::CommitOptions co;
   co.operation = "FULL REFRESH";
   ARROW_ASSIGN_OR_RAISE(auto result, txn.commit(co));
+  if (result.snapshot) *changes = column_changes(*snapshot->schema(), *result.snapshot->schema());
   return result.version.value();
 }
 
@@ -47,7 +51,8 @@ arrow::Result<std::optional<int64_t>> reset_table(const SqlPlanner& planner, con
 // reprocesses them from their sources. A table read straight from Kafka keeps its history
 // unless its `pipelines.reset.allowed` property is true: Kafka retention may have dropped
 // what it holds.
-arrow::Status full_refresh(const SqlPlanner& planner, EventLog& events) {
+arrow::Status full_refresh(const SqlPlanner& planner, EventLog& events,
+                           std::map<std::string, ColumnChanges>* column_changes_by_table) {
   if (planner.options().full_refresh.empty()) return arrow::Status::OK();
   std::vector<std::string> names = planner.options().full_refresh;
   if (names.size() == 1 && names[0] == "*") {
@@ -93,8 +98,10 @@ arrow::Status full_refresh(const SqlPlanner& planner, EventLog& events) {
     }
     // Its quarantine, dead letters and late rows go with it: they hold rows of the same progress.
     for (const auto& table : {name + "_quarantine", name + "_dead_letter", name + "_late", name}) {
-      ARROW_ASSIGN_OR_RAISE(auto version, reset_table(planner, table));
+      ColumnChanges changes;
+      ARROW_ASSIGN_OR_RAISE(auto version, reset_table(planner, table, &changes));
       if (!version) continue;
+      if (table == name && !changes.empty() && column_changes_by_table) (*column_changes_by_table)[name] = std::move(changes);
       events.add({"flow_progress", "INFO", fmt::format("Table '{}' was reset for a full refresh.", table),
                   d.flows.empty() ? name : d.flows[0], table,
                   {{"full_refresh", {{"table_version", *version}}}}, 0});

@@ -23,6 +23,7 @@
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
 #include "sluice/delta/transaction.h"
+#include "sluice/format/payload_decoder.h"
 #include "sluice/kafka/consumer.h"
 #include "sluice/kafka/record_fingerprint.h"
 #include "sluice/kafka/source_schema.h"
@@ -149,6 +150,8 @@ class IngestRun : public kafka::RebalanceListener {
         query_id_(random_uuid()),
         builder_(table.headers) {
     report_.table = table.table;
+    // Only a table with the column (a decoded JSON/Avro value with rescue) counts rescued rows.
+    counts_rescued_ = table.output_schema && table.output_schema->GetFieldIndex(format::kRescuedDataColumn) >= 0;
     report_.topic = selection_.is_pattern() ? selection_.pattern : fmt::format("{}", fmt::join(selection_.topics, ","));
   }
 
@@ -173,6 +176,8 @@ class IngestRun : public kafka::RebalanceListener {
       ARROW_RETURN_NOT_OK(consume_and_commit());
     }
     report_.table_version = snapshot() ? snapshot()->version().value() : -1;
+    // Present (0 of 0) also for an update that wrote nothing: the table has the column.
+    if (counts_rescued_) commit_timings().note_rescued(config_.table_path(table_.table).string(), 0, 0);
     for (const auto& [tp, prog] : progress_) {
       // The backlog is what this flow still has to read: up to the high-water mark, or to its
       // ending offsets/timestamp when those stop it before (records past them it never reads; a
@@ -681,6 +686,11 @@ class IngestRun : public kafka::RebalanceListener {
         rows = std::move(out.rows);
       }
       ARROW_RETURN_NOT_OK(writer->write(*rows));
+      if (counts_rescued_) {  // the rows this commit writes that put something in `_rescued_data`
+        const int rescued = rows->schema()->GetFieldIndex(format::kRescuedDataColumn);
+        pending_rescue_rows_ += rows->num_rows();
+        if (rescued >= 0) pending_rescued_ += rows->num_rows() - rows->column(rescued)->null_count();
+      }
       commit_->publish(rows);  // to the flow reading this table in process, if any
       return arrow::Status::OK();
     });
@@ -868,6 +878,7 @@ class IngestRun : public kafka::RebalanceListener {
     // The dropped rows' Kafka timestamps are not those of the next commit's rows.
     pending_oldest_ms_.reset();
     pending_newest_ms_.reset();
+    pending_rescue_rows_ = pending_rescued_ = 0;
   }
 
   // The protocol of a flow whose caller gave none: the target only.
@@ -912,6 +923,7 @@ class IngestRun : public kafka::RebalanceListener {
       // gathered again when read again.
       pending_oldest_ms_.reset();
       pending_newest_ms_.reset();
+      pending_rescue_rows_ = pending_rescued_ = 0;
       return with_context(result.status(), where());
     }
     // Only for a chain without state: a window, dedup or join holds rows back across commits
@@ -924,6 +936,10 @@ class IngestRun : public kafka::RebalanceListener {
     }
     pending_oldest_ms_.reset();
     pending_newest_ms_.reset();
+    if (counts_rescued_ && pending_rescue_rows_ > 0) {
+      commit_timings().note_rescued(config_.table_path(table_.table).string(), pending_rescue_rows_, pending_rescued_);
+    }
+    pending_rescue_rows_ = pending_rescued_ = 0;
     if (!result->checkpoint_status.ok()) {
       std::fprintf(stderr, "sluice: warning: %s: checkpoint failed: %s\n", where().c_str(),
                    result->checkpoint_status.message().c_str());
@@ -978,6 +994,10 @@ class IngestRun : public kafka::RebalanceListener {
   kafka::KafkaRecordBatchBuilder builder_;
   // The Kafka timestamps of the oldest and newest record read since the last commit.
   std::optional<int64_t> pending_oldest_ms_, pending_newest_ms_;
+  // Rows written since the last commit, and those of them with a non-NULL `_rescued_data`:
+  // added on the stage's thread, read and reset on this one after the stage drained.
+  bool counts_rescued_ = false;
+  int64_t pending_rescue_rows_ = 0, pending_rescued_ = 0;
   std::unique_ptr<StreamingCommit> owned_commit_;  // when the spec gives none
   StreamingCommit* commit_ = nullptr;              // the spec's or owned_commit_; holds the writer
   // After the commit (and its writer): destroyed first, its last job may still write.

@@ -411,7 +411,8 @@ arrow::Result<watch::AlertRule> parse_alert_rule(const YAML::Node& node, const Y
       {"expectation_pass_rate_below", RuleKind::kExpectationPassRateBelow},
       {"kafka_lag_above", RuleKind::kKafkaLagAbove},
       {"throughput_below", RuleKind::kThroughputBelow},
-      {"schema_drift", RuleKind::kSchemaDrift}};
+      {"schema_drift", RuleKind::kSchemaDrift},
+      {"rescued_rate_above", RuleKind::kRescuedRateAbove}};
   if (!node.IsMap()) return ctx.error(node, "each alert rule must be a mapping (name, a condition, notify)");
   std::vector<std::string> allowed = {"name", "datasets", "expectation", "notify"};
   for (const auto& [key, kind] : kConditions) allowed.push_back(key);
@@ -464,6 +465,16 @@ arrow::Result<watch::AlertRule> parse_alert_rule(const YAML::Node& node, const Y
         rule.threshold = *v;
         break;
       }
+      case RuleKind::kRescuedRateAbove: {
+        // Fires when the rate is above the fraction: 1 could never be passed, so it is refused.
+        auto v = parse_double(text, key);
+        if (!v.ok() || !(*v >= 0) || !(*v < 1)) {
+          return ctx.error(at, "{}: rescued_rate_above is a fraction from 0 to below 1 (0.01 = 1 % of the rows "
+                               "written), not '{}'", path, quote_for_error(text));
+        }
+        rule.threshold = *v;
+        break;
+      }
       case RuleKind::kKafkaLagAbove:
       case RuleKind::kThroughputBelow: {
         auto v = parse_double(text, key);
@@ -478,7 +489,7 @@ arrow::Result<watch::AlertRule> parse_alert_rule(const YAML::Node& node, const Y
   }
   if (condition.empty()) {
     return ctx.error(node, "{} needs a condition: one of flow_failed, freshness_above, expectation_pass_rate_below, "
-                           "kafka_lag_above, throughput_below, schema_drift", path);
+                           "kafka_lag_above, throughput_below, schema_drift, rescued_rate_above", path);
   }
   if (node["expectation"]) {
     if (rule.kind != RuleKind::kExpectationPassRateBelow) {

@@ -73,17 +73,30 @@ std::optional<std::string> alert_rule_problem(const watch::AlertsConfig& config,
       }
       if (has(targets.sinks, d) &&
           (rule.kind == RuleKind::kFreshnessAbove || rule.kind == RuleKind::kSchemaDrift ||
-           rule.kind == RuleKind::kExpectationPassRateBelow)) {
+           rule.kind == RuleKind::kExpectationPassRateBelow || rule.kind == RuleKind::kRescuedRateAbove)) {
         return fmt::format("{}: alert rule '{}': {} cannot be evaluated on sink '{}' (a sink has no {}); sinks take "
                            "flow_failed, kafka_lag_above and throughput_below",
                            rule.where, rule.name, kind, d,
                            rule.kind == RuleKind::kExpectationPassRateBelow ? "expectations" : "Delta table");
+      }
+      if (rule.kind == RuleKind::kRescuedRateAbove && !targets.rescued.count(d) && !targets.unplanned.count(d)) {
+        return fmt::format("{}: alert rule '{}': no Kafka flow writes a `_rescued_data` column to '{}', so "
+                           "rescued_rate_above cannot fire on it; it counts the rows of read_kafka flows "
+                           "(value_format json or avro) that select `_rescued_data`",
+                           rule.where, rule.name, d);
       }
       if (rule.kind == RuleKind::kExpectationPassRateBelow && !rule.expectation && expectations_of(d).empty()) {
         return fmt::format("{}: alert rule '{}': dataset '{}' defines no expectation (CONSTRAINT ... EXPECT), so "
                            "expectation_pass_rate_below cannot fire on it",
                            rule.where, rule.name, d);
       }
+    }
+    if (rule.kind == RuleKind::kRescuedRateAbove && rule.datasets.empty() && targets.rescued.empty() &&
+        targets.unplanned.empty()) {
+      return fmt::format("{}: alert rule '{}': no Kafka flow of the pipeline writes a `_rescued_data` column, so "
+                         "rescued_rate_above cannot fire; it counts the rows of read_kafka flows (value_format json "
+                         "or avro) that select `_rescued_data`",
+                         rule.where, rule.name);
     }
     if (rule.expectation) {
       // The expectation must be one that a dataset the rule covers defines.
@@ -125,7 +138,16 @@ arrow::Result<std::unique_ptr<RunAlerts>> RunAlerts::make(const PipelineConfig& 
     std::fprintf(stderr, "sluice: warning: alerts: could not read which alerts are firing from the event log (%s); "
                          "a condition that still holds is announced again\n", firing.status().message().c_str());
   } else {
-    out->record(out->tracker_->restore(*firing, now_millis()));
+    // A firing rescued-rate alert of a dataset no Kafka flow writes `_rescued_data` to any more
+    // (its query changed) could never resolve: resolved now, as one of a removed rule.
+    auto evaluable = [&targets](const watch::AlertRule& rule, const std::string& dataset) -> std::optional<std::string> {
+      if (rule.kind != watch::RuleKind::kRescuedRateAbove || targets.rescued.count(dataset) ||
+          targets.unplanned.count(dataset)) {
+        return std::nullopt;
+      }
+      return std::string("no Kafka flow writes a `_rescued_data` column to this dataset any more");
+    };
+    out->record(out->tracker_->restore(*firing, now_millis(), evaluable));
   }
   // The schema before this update (before table definitions are applied): a change by the update
   // is drift.
@@ -174,6 +196,12 @@ void RunAlerts::after_update(const std::string& dataset, const std::string& flow
   o.rows_per_second = metrics.value("processed_rows_per_second", 0.0);
   if (metrics.contains("backlog_records") && metrics["backlog_records"].is_number()) {
     o.backlog_records = metrics["backlog_records"].get<int64_t>();
+  }
+  // Additive (rs): Kafka flows whose table has `_rescued_data`.
+  if (progress.contains("rescued_data") && progress["rescued_data"].is_object()) {
+    const auto& r = progress["rescued_data"];
+    o.rescue_rows_written = r.value("num_rows", int64_t{0});
+    o.rescued_rows = r.value("num_rescued_rows", int64_t{0});
   }
   const auto quality = progress.value("data_quality", json::object());
   for (const auto& e : quality.value("expectations", json::array())) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,11 +30,20 @@ namespace sluice::pipeline {
 struct AlertTargets {
   std::vector<std::string> tables, sinks, views;
   std::map<std::string, std::vector<std::string>> expectations;  // by dataset
+  // Streaming tables a Kafka flow writes `_rescued_data` to (its planned output has the column):
+  // where rescued_rate_above can fire.
+  std::set<std::string> rescued;
+  // Datasets whose schema is not known yet (an inferred Kafka value schema not sampled: validate
+  // without --infer-schemas; or a dataset reading one): rescued_rate_above on them is checked at
+  // run start, once planning sampled it.
+  std::set<std::string> unplanned;
 };
 
 // The first rule that could never fire, as an error naming its place in pipeline.yaml: a dataset
 // the pipeline does not define, a view, freshness, drift or pass rate of a sink, a pass rate of a
-// dataset without expectations, an `expectation:` that no dataset the rule covers defines.
+// dataset without expectations, an `expectation:` that no dataset the rule covers defines, a
+// rescued rate of a dataset no Kafka flow writes `_rescued_data` to (or, for a rule covering
+// every dataset, of a pipeline where none has one).
 std::optional<std::string> alert_rule_problem(const watch::AlertsConfig& config, const AlertTargets& targets);
 
 // Thread-safe: datasets report from the scheduler's threads.

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "sluice/common/ids.h"
@@ -15,6 +17,7 @@
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/table_definition.h"
 #include "sluice/exec/select_plan.h"
+#include "sluice/format/payload_decoder.h"
 #include "sluice/pipeline/auto_compaction.h"
 #include "sluice/pipeline/commit_channel.h"
 #include "sluice/pipeline/event_log.h"
@@ -38,12 +41,24 @@ namespace sluice::pipeline {
 
 namespace {
 
-// What alert rules can be evaluated on (run_alerts.h).
-AlertTargets alert_targets(const Graph& graph) {
+// What alert rules can be evaluated on (run_alerts.h), once `planner` planned the pipeline.
+AlertTargets alert_targets(const Graph& graph, const SqlPlanner& planner) {
   AlertTargets out;
   for (const auto& [name, d] : graph.datasets) {
     const bool stored = d.kind == sql::DatasetKind::kStreamingTable || d.kind == sql::DatasetKind::kMaterializedView;
     (stored ? out.tables : out.views).push_back(name);
+    if (planner.not_checked().count(name)) out.unplanned.insert(name);
+    // rescued_rate_above: a flow that runs as a Kafka flow (run_kafka_source: not APPLY CHANGES,
+    // not a stream-stream join) whose planned output has `_rescued_data` counts the rescued rows.
+    for (const auto& f : d.flows) {
+      auto plan = planner.flow_plans().find(f);
+      if (d.kind != sql::DatasetKind::kStreamingTable || graph.flows.at(f).apply_changes ||
+          plan == planner.flow_plans().end() || (plan->second.joins() && !plan->second.streams_on_left_only()) ||
+          SqlPlanner::streaming_source(plan->second).kind != exec::PlanSource::Kind::kKafka) {
+        continue;
+      }
+      if (plan->second.output_schema()->GetFieldIndex(format::kRescuedDataColumn) >= 0) out.rescued.insert(name);
+    }
     if (d.definition == nullptr) continue;
     for (const auto& c : d.definition->constraints) out.expectations[name].push_back(c.name);
   }
@@ -73,10 +88,7 @@ class SqlRun : public DatasetRunner {
                 {{"mode", continuous ? "continuous" : "triggered"}}, 0});
     continuous_ = continuous;
     const auto requests_before = config_.objects->requests();
-    auto result = [&]() -> arrow::Result<std::vector<DatasetReport>> {
-      ARROW_ASSIGN_OR_RAISE(alerts_, make_alerts(events));
-      return run_logged(events);
-    }();
+    auto result = run_logged(events);
     if (result.ok()) {
       nlohmann::json progress = {{"state", "COMPLETED"}};
       // An object store's requests in this update (the event log's own commit not included),
@@ -103,7 +115,10 @@ class SqlRun : public DatasetRunner {
   arrow::Result<std::vector<DatasetReport>> run_logged(EventLog& events) {
     ARROW_RETURN_NOT_OK(forget_inferred_schemas(planner_));
     ARROW_RETURN_NOT_OK(planner_.plan_all());
-    ARROW_RETURN_NOT_OK(full_refresh(planner_, events));
+    // After planning: whether a dataset has `_rescued_data` from a Kafka flow (rescued_rate_above)
+    // is known only once its schema is (an inferred one is sampled by plan_all).
+    ARROW_ASSIGN_OR_RAISE(alerts_, make_alerts(events));
+    ARROW_RETURN_NOT_OK(full_refresh(planner_, events, &refresh_changes_));
     ARROW_RETURN_NOT_OK(apply_table_definitions(planner_, events));
     for (const auto& [fname, flow] : graph_.flows) {
       nlohmann::json inputs = nlohmann::json::array();
@@ -256,7 +271,7 @@ class SqlRun : public DatasetRunner {
   // The update's alerts (run_alerts.h); null without rules in pipeline.yaml.
   arrow::Result<std::unique_ptr<RunAlerts>> make_alerts(EventLog& events) {
     if (config_.alerts.rules.empty()) return nullptr;
-    return RunAlerts::make(config_, alert_targets(graph_), options_.snapshots, events);
+    return RunAlerts::make(config_, alert_targets(graph_, planner_), options_.snapshots, events);
   }
 
   // The stored datasets (views are inlined, never stored), upstream first.
@@ -356,6 +371,14 @@ class SqlRun : public DatasetRunner {
     const int64_t started_ms = now_millis();
     const std::string table_key = config_.table_path(name).string();
     commit_timings().take(table_key);  // what an earlier, unfinished update left is not this one's
+    {  // the columns --full-refresh's reset commit changed are this update's (its first run of the dataset)
+      std::lock_guard lock(refresh_changes_mutex_);
+      if (auto it = refresh_changes_.find(name); it != refresh_changes_.end()) {
+        commit_timings().note_schema_change(table_key, std::move(it->second.added), std::move(it->second.removed),
+                                            std::move(it->second.retyped));
+        refresh_changes_.erase(it);
+      }
+    }
     auto st = d.kind == sql::DatasetKind::kStreamingTable ? flows_.run_streaming(d, report)
                                                                 : flows_.run_materialized(d, report);
     // The table's retention policy, after its flows committed this update's rows.
@@ -399,6 +422,21 @@ class SqlRun : public DatasetRunner {
       progress["metrics"]["end_to_end_latency_max_ms"] = *timings.end_to_end_max_ms;
       progress["metrics"]["end_to_end_latency_min_ms"] = *timings.end_to_end_min_ms;
       progress["metrics"]["newest_kafka_timestamp_ms"] = *timings.newest_kafka_timestamp_ms;
+    }
+    // Additive (rs): Kafka flows whose table has `_rescued_data`: the rows written and how many of
+    // them rescued something; and the columns this update's commits changed (schema drift).
+    if (timings.rescue_rows_written) {
+      const int64_t rows = *timings.rescue_rows_written;
+      progress["rescued_data"] = {{"num_rows", rows},
+                                  {"num_rescued_rows", timings.rescued_rows},
+                                  {"rescued_rate", rows > 0 ? nlohmann::json(static_cast<double>(timings.rescued_rows) /
+                                                                             static_cast<double>(rows))
+                                                            : nlohmann::json(nullptr)}};
+    }
+    if (!timings.columns_added.empty() || !timings.columns_removed.empty() || !timings.types_changed.empty()) {
+      progress["schema_change"] = {{"columns_added", timings.columns_added},
+                                   {"columns_removed", timings.columns_removed},
+                                   {"types_changed", timings.types_changed}};
     }
     if (retention) {
       progress["retention"] = {{"cutoff", retention->cutoff},
@@ -527,6 +565,10 @@ class SqlRun : public DatasetRunner {
   std::unique_ptr<TableMaintenance> maintenance_;   // set once the update is planned
   EventLog* events_ = nullptr;                     // the update's, set while it runs
   std::unique_ptr<RunAlerts> alerts_;              // the update's, when pipeline.yaml has rules
+  // The columns --full-refresh's reset commits changed, by dataset, until its flow_progress
+  // takes them; datasets run on the scheduler's threads.
+  std::mutex refresh_changes_mutex_;
+  std::map<std::string, ColumnChanges> refresh_changes_;
 };
 
 }  // namespace
@@ -551,7 +593,7 @@ arrow::Result<ValidateReport> validate_sql_pipeline(const PipelineConfig& config
                                                     SchemaInference inference) {
   SqlPlanner run(config, graph, {}, inference);
   ARROW_RETURN_NOT_OK(run.plan_all());
-  if (auto problem = alert_rule_problem(config.alerts, alert_targets(graph))) return invalid("{}", *problem);
+  if (auto problem = alert_rule_problem(config.alerts, alert_targets(graph, run))) return invalid("{}", *problem);
   ValidateReport out;
   for (const auto& [name, schema] : run.schemas()) out.schemas[name] = schema;
   for (const auto& [name, plan] : run.views()) out.schemas[name] = plan.output_schema();

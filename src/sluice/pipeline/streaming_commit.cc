@@ -8,6 +8,7 @@
 
 #include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
+#include "sluice/delta/schema.h"
 #include "sluice/delta/table.h"
 #include "sluice/exec/constraint_checker.h"
 #include "sluice/pipeline/commit_timings.h"
@@ -176,6 +177,35 @@ arrow::Result<delta::TableWriter*> StreamingCommit::writer() {
   return writer_.get();
 }
 
+ColumnChanges column_changes(const arrow::Schema& before, const arrow::Schema& after) {
+  ColumnChanges out;
+  for (const auto& f : after.fields()) {
+    const auto was = before.GetFieldByName(f->name());
+    if (!was) {
+      out.added.push_back(f->name() + " " + delta::delta_type_name(*f->type()));
+      continue;
+    }
+    // Delta type names, not arrow::DataType::Equals: that compares nested fields' nullability
+    // too, which would show a nullability change as a retyping to the same name.
+    const auto from = delta::delta_type_name(*was->type()), to = delta::delta_type_name(*f->type());
+    if (from != to) out.retyped.push_back(fmt::format("{}: {} -> {}", f->name(), from, to));
+  }
+  for (const auto& f : before.fields()) {
+    if (!after.GetFieldByName(f->name())) out.removed.push_back(f->name());
+  }
+  return out;
+}
+
+// The columns this commit changed, for the update's flow_progress `schema_change`
+// (commit_timings.h). A table's first commit changes nothing: it is created.
+static void note_commit_schema_change(const std::string& table, const delta::Snapshot* before, const delta::Snapshot& after) {
+  if (before == nullptr || before->schema()->Equals(*after.schema())) return;
+  auto changes = column_changes(*before->schema(), *after.schema());
+  if (changes.empty()) return;  // nullability or metadata only
+  commit_timings().note_schema_change(table, std::move(changes.added), std::move(changes.removed),
+                                      std::move(changes.retyped));
+}
+
 arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress& progress,
                                                            const nlohmann::json& operation_parameters) {
   ARROW_RETURN_NOT_OK(writer().status());
@@ -251,6 +281,7 @@ arrow::Result<delta::CommitResult> StreamingCommit::commit(const SourceProgress&
     writer->abort();
     return result.status();
   }
+  note_commit_schema_change(options_.table_path.string(), snapshot_.get(), *result->snapshot);
   snapshot_ = result->snapshot;
   if (options_.snapshots) options_.snapshots->remember(*store_, snapshot_);
   if (options_.gate) options_.gate->committed(snapshot_);

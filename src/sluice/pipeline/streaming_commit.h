@@ -143,6 +143,15 @@ struct StreamingCommitOptions {
   TableGate* gate = nullptr;
 };
 
+// The columns `after` has changed against `before` (a query whose schema evolved, a
+// --full-refresh): "name type" added, "name" removed, "name: from -> to" retyped, compared by
+// their Delta type names, so a change of nullability (nested too) or metadata alone is none.
+struct ColumnChanges {
+  std::vector<std::string> added, removed, retyped;
+  bool empty() const { return added.empty() && removed.empty() && retyped.empty(); }
+};
+ColumnChanges column_changes(const arrow::Schema& before, const arrow::Schema& after);
+
 class StreamingCommit {
  public:
   // Opens the target (its latest snapshot, none for a new table).

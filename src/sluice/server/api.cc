@@ -179,6 +179,70 @@ ApiResponse expectations_endpoint(const ApiRequest& request, const std::vector<p
   return json_response(200, {{"expectations", rows}, {"truncated", truncated}});
 }
 
+// Schema history per update (rs): each COMPLETED update that committed rows or changed the
+// table's columns, and each FAILED one whose landed commits changed columns or wrote rows to a
+// table with `_rescued_data` (its commits before the failure stay in the table): its status,
+// table version and time, the columns its commits added, removed or retyped, and for Kafka flows
+// whose table has `_rescued_data` the rows written and how many of them rescued something.
+// Events written before these fields existed show empty changes and null rescued counts.
+ApiResponse schema_history_endpoint(const ApiRequest& request, const std::vector<pipeline::StoredEvent>& events) {
+  auto p = check_params(request, {"dataset", "limit"});
+  if (p.error) return error_response(400, *p.error);
+  auto limit = int_param(p, "limit", kDefaultExpectationLimit, 1, kMaxExpectationLimit);
+  if (!limit.ok()) return error_response(400, limit.status().message());
+  auto strings = [](const json& change, const char* key) {
+    json out = json::array();
+    if (!change.is_object() || !change.contains(key) || !change[key].is_array()) return out;
+    for (const auto& v : change[key]) {
+      if (v.is_string()) out.push_back(v);
+    }
+    return out;
+  };
+  json rows = json::array();
+  for (const auto& e : events) {
+    if (!is_update(e) || (p.values.count("dataset") && p.values.at("dataset") != e.dataset)) continue;
+    const auto& progress = flow_progress_of(e);
+    const std::string status = field_or(progress, "status", "");
+    if (status != "COMPLETED" && status != "FAILED") continue;
+    const json change = progress.value("schema_change", json());
+    const json rescued = progress.value("rescued_data", json());
+    const json metrics = progress.value("metrics", json::object());
+    const int64_t written = metrics.is_object() ? field_or(metrics, "num_output_rows", int64_t{0}) : 0;
+    const int64_t rescue_written = rescued.is_object() ? field_or(rescued, "num_rows", int64_t{0}) : 0;
+    if (status == "FAILED") {
+      // A failed update's report of rows is dropped (num_output_rows omits its landed commits);
+      // what those commits did is in schema_change and rescued_data.
+      if (rescue_written <= 0 && !change.is_object()) continue;
+    } else if (written <= 0 && !change.is_object()) {
+      continue;  // nothing committed: no point of the history
+    }
+    json row = {{"dataset", e.dataset},
+                {"flow", e.flow},
+                {"update_id", e.update_id},
+                {"status", status},
+                {"timestamp", format_timestamp_micros(e.timestamp_micros, true, false)},
+                {"timestamp_ms", e.timestamp_micros / 1000},
+                {"table_version", progress.value("table_version", json())},
+                {"rows_written", written},
+                {"columns_added", strings(change, "columns_added")},
+                {"columns_removed", strings(change, "columns_removed")},
+                {"types_changed", strings(change, "types_changed")},
+                {"rescued_rows", nullptr},
+                {"rescue_rows_written", nullptr},
+                {"rescued_rate", nullptr}};
+    if (rescued.is_object()) {
+      const int64_t n = field_or(rescued, "num_rescued_rows", int64_t{0});
+      row["rescued_rows"] = n;
+      row["rescue_rows_written"] = rescue_written;
+      if (rescue_written > 0) row["rescued_rate"] = static_cast<double>(n) / static_cast<double>(rescue_written);
+    }
+    rows.push_back(std::move(row));
+  }
+  const bool truncated = rows.size() > static_cast<size_t>(*limit);
+  if (truncated) rows.erase(rows.begin(), rows.end() - *limit);  // the newest
+  return json_response(200, {{"schema_history", rows}, {"truncated", truncated}});
+}
+
 ApiResponse dataset_endpoint(const std::string& name, const json& status, const json& catalog,
                              const std::vector<pipeline::StoredEvent>& events) {
   json out;
@@ -251,20 +315,20 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
   static const std::set<std::string> kNoParams;
   const bool known = path == "/api/stream" || path == "/api/graph" || path == "/api/pipeline" || path == "/api/datasets" || path.rfind("/api/datasets/", 0) == 0 ||
                      path == "/api/flows" || path == "/api/events" || path == "/api/expectations" ||
-                     path == "/api/kpis" || path.rfind("/api/kpis/", 0) == 0 ||
+                     path == "/api/schema_history" || path == "/api/kpis" || path.rfind("/api/kpis/", 0) == 0 ||
                      path == "/metrics" || path == "/api" || path == "/api/";
   if (!known) {
     return error_response(404, fmt::format("no such path '{}'; the API: /api/pipeline, /api/datasets, "
-                                           "/api/datasets/<name>, /api/graph, /api/flows, /api/events, /api/expectations, /api/kpis, "
+                                           "/api/datasets/<name>, /api/graph, /api/flows, /api/events, /api/expectations, /api/schema_history, /api/kpis, "
                                            "/api/kpis/<name>, /api/stream, /metrics",
                                            quote_for_error(path)));
   }
   if (path == "/api" || path == "/api/") {
     return json_response(200, {{"endpoints", {"/api/pipeline", "/api/datasets", "/api/datasets/<name>", "/api/graph", "/api/flows",
-                                              "/api/events", "/api/expectations", "/api/kpis", "/api/kpis/<name>",
+                                              "/api/events", "/api/expectations", "/api/schema_history", "/api/kpis", "/api/kpis/<name>",
                                               "/api/stream", "/metrics"}}});
   }
-  if (path != "/api/events" && path != "/api/expectations") {
+  if (path != "/api/events" && path != "/api/expectations" && path != "/api/schema_history") {
     auto p = check_params(request, kNoParams);
     if (p.error) return error_response(400, *p.error);
   }
@@ -281,6 +345,7 @@ ApiResponse route(const PipelineReader& reader, const ApiOptions& options, const
   if (path == "/api/flows") return flows_endpoint(events);
   if (path == "/api/events") return events_endpoint(request, events, view->version);
   if (path == "/api/expectations") return expectations_endpoint(request, events);
+  if (path == "/api/schema_history") return schema_history_endpoint(request, events);
   json catalog;
   auto status = reader.status(&catalog, arrow::Result<pipeline::SharedEvents>(view->events));
   if (!status.ok()) return error_response(500, status.status().message());

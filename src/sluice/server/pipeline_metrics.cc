@@ -43,6 +43,12 @@ constexpr FamilySpec kFamilies[] = {
      "Rows written to the <table>_quarantine side table, summed over the flow's updates"},
     {"sluice_flow_dead_lettered_rows_total", MetricType::kCounter,
      "Records that could not be decoded, written to <table>_dead_letter, summed over the flow's updates"},
+    {"sluice_rescued_rows_total", MetricType::kCounter,
+     "Rows a Kafka flow wrote whose _rescued_data column is not NULL (fields that did not fit the schema), "
+     "summed over its updates; only for tables with that column"},
+    {"sluice_rescue_rows_written_total", MetricType::kCounter,
+     "Rows a Kafka flow wrote to a table with a _rescued_data column, summed over its updates (failed ones "
+     "included: their landed commits count); the denominator of the rescued-data rate"},
     {"sluice_flow_late_rows_total", MetricType::kCounter,
      "Rows behind the watermark, dropped by an event-time operator, summed over the flow's updates"},
     {"sluice_flow_update_duration_seconds_total", MetricType::kCounter,
@@ -114,6 +120,8 @@ struct FlowTotals {
   std::map<std::string, double> updates;  // by status
   double input = 0, output = 0, dropped = 0, quarantined = 0, dead_lettered = 0, late = 0, duration = 0;
   bool has_quarantine = false, has_dead_letter = false, has_late = false;
+  double rescued = 0, rescue_written = 0;
+  bool has_rescued = false;  // recorded since rs, by Kafka flows whose table has _rescued_data
   const pipeline::StoredEvent* latest = nullptr;
   const pipeline::StoredEvent* lag = nullptr;        // latest that recorded Kafka lag
   const pipeline::StoredEvent* watermark = nullptr;  // latest that recorded a watermark
@@ -171,6 +179,11 @@ std::map<std::pair<std::string, std::string>, FlowTotals> flow_totals(const std:
     if (m.is_object() && m.contains("watermark_micros")) t.watermark = &e;
     if (m.is_object() && (m.contains("state_rows") || m.contains("state_bytes"))) t.state = &e;
     if (m.is_object() && m.contains("end_to_end_latency_max_ms")) t.kafka_time = &e;
+    if (p.contains("rescued_data") && p["rescued_data"].is_object()) {
+      t.has_rescued = true;
+      t.rescued += number_or(p["rescued_data"], "num_rescued_rows", 0);
+      t.rescue_written += number_or(p["rescued_data"], "num_rows", 0);
+    }
     if (p.contains("commits") && p["commits"].is_object()) {  // recorded since kp; older events have none
       t.has_commits = true;
       t.commits = &e;
@@ -216,6 +229,10 @@ arrow::Status flow_metrics(Writer& w, const std::vector<pipeline::StoredEvent>& 
     if (t.has_quarantine) ARROW_RETURN_NOT_OK(w.add("sluice_flow_quarantined_rows_total", labels, t.quarantined));
     if (t.has_dead_letter) ARROW_RETURN_NOT_OK(w.add("sluice_flow_dead_lettered_rows_total", labels, t.dead_lettered));
     if (t.has_late) ARROW_RETURN_NOT_OK(w.add("sluice_flow_late_rows_total", labels, t.late));
+    if (t.has_rescued) {
+      ARROW_RETURN_NOT_OK(w.add("sluice_rescued_rows_total", labels, t.rescued));
+      ARROW_RETURN_NOT_OK(w.add("sluice_rescue_rows_written_total", labels, t.rescue_written));
+    }
     ARROW_RETURN_NOT_OK(w.add("sluice_flow_update_duration_seconds_total", labels, t.duration));
     const auto& latest = flow_progress_of(*t.latest);
     ARROW_RETURN_NOT_OK(w.add("sluice_flow_last_update_duration_seconds", labels, number_or(latest, "duration_ms", 0) / 1000.0));

@@ -20,6 +20,7 @@ const char* unit_of(RuleKind kind) {
     case RuleKind::kExpectationPassRateBelow: return "fraction";
     case RuleKind::kKafkaLagAbove: return "records";
     case RuleKind::kThroughputBelow: return "rows/s";
+    case RuleKind::kRescuedRateAbove: return "fraction";
     case RuleKind::kFlowFailed:
     case RuleKind::kSchemaDrift: return "";
   }
@@ -46,6 +47,8 @@ std::string condition_text(RuleKind kind, AlertState state, const std::optional<
       return fmt::format("throughput {:.1f} rows/s {} {:.4g}", v, firing ? "<" : ">=", threshold);
     case RuleKind::kSchemaDrift:
       return firing ? fmt::format("the schema changed: {}", detail) : "the schema is unchanged since the last update";
+    case RuleKind::kRescuedRateAbove:
+      return fmt::format("rescued-data rate {:.4g} {} {:.4g} ({})", v, firing ? ">" : "<=", threshold, detail);
   }
   return "";
 }
@@ -71,6 +74,7 @@ const char* rule_kind_name(RuleKind kind) {
     case RuleKind::kKafkaLagAbove: return "kafka_lag_above";
     case RuleKind::kThroughputBelow: return "throughput_below";
     case RuleKind::kSchemaDrift: return "schema_drift";
+    case RuleKind::kRescuedRateAbove: return "rescued_rate_above";
   }
   return "";
 }
@@ -148,6 +152,13 @@ std::optional<Verdict> evaluate(const AlertRule& rule, const DatasetObservation&
     case RuleKind::kSchemaDrift:
       if (!completed || !o.schema_change) return std::nullopt;
       return Verdict{!o.schema_change->empty(), std::nullopt, o.schema_change->describe()};
+    case RuleKind::kRescuedRateAbove: {
+      // Only updates that wrote rows to a table with `_rescued_data`: an idle one tells nothing.
+      if (!completed || !o.rescue_rows_written || *o.rescue_rows_written <= 0) return std::nullopt;
+      const double rate = static_cast<double>(o.rescued_rows) / static_cast<double>(*o.rescue_rows_written);
+      return Verdict{rate > rule.threshold, rate,
+                     fmt::format("{} of {} rows written rescued data", o.rescued_rows, *o.rescue_rows_written)};
+    }
   }
   return std::nullopt;
 }
@@ -199,15 +210,20 @@ AlertTransition AlertTracker::transition(const AlertRule& rule, const DatasetObs
   return t;
 }
 
-std::vector<AlertTransition> AlertTracker::restore(const std::vector<RestoredAlert>& firing, int64_t now_ms) {
+std::vector<AlertTransition> AlertTracker::restore(const std::vector<RestoredAlert>& firing, int64_t now_ms,
+                                                   const NotEvaluable& not_evaluable) {
   std::vector<AlertTransition> out;
   for (const auto& f : firing) {
     auto rule = std::find_if(config_.rules.begin(), config_.rules.end(), [&](const AlertRule& r) {
       return r.name == f.rule && rule_kind_name(r.kind) == f.condition;
     });
+    std::optional<std::string> why_not;
     if (rule != config_.rules.end() && rule->applies_to(f.dataset)) {
-      active_[{f.rule, f.dataset}] = Active{f.since_ms};
-      continue;
+      if (not_evaluable) why_not = not_evaluable(*rule, f.dataset);
+      if (!why_not) {
+        active_[{f.rule, f.dataset}] = Active{f.since_ms};
+        continue;
+      }
     }
     AlertTransition t;
     t.pipeline = pipeline_;
@@ -216,11 +232,11 @@ std::vector<AlertTransition> AlertTracker::restore(const std::vector<RestoredAle
     t.dataset = f.dataset;
     t.flow = f.flow;
     t.state = AlertState::kResolved;
-    t.detail = "the rule is no longer configured for this dataset";
+    t.detail = why_not.value_or("the rule is no longer configured for this dataset");
     t.at_ms = now_ms;
     t.since_ms = f.since_ms;
-    t.message = fmt::format("[sluice {}] alert '{}' RESOLVED on '{}': {} (pipeline.yaml changed)", pipeline_, f.rule,
-                            f.dataset, t.detail);
+    t.message = fmt::format("[sluice {}] alert '{}' RESOLVED on '{}': {} ({} changed)", pipeline_, f.rule,
+                            f.dataset, t.detail, why_not ? "the pipeline's SQL" : "pipeline.yaml");
     out.push_back(std::move(t));
   }
   return out;

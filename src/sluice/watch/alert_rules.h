@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@ enum class RuleKind {
   kKafkaLagAbove,             // backlog_records an update left above a count
   kThroughputBelow,           // rows read per second of an update below a rate
   kSchemaDrift,               // the table's columns or their types changed
+  kRescuedRateAbove,          // rows of an update with `_rescued_data` over rows written, above a fraction
 };
 
 // The rule's key in pipeline.yaml and in the `alert` event ("freshness_above", ...).
@@ -97,6 +99,10 @@ struct DatasetObservation {
   std::vector<ExpectationCount> expectations;
   std::optional<int64_t> last_commit_ms;  // newest commit or refresh; unset: never written
   std::optional<SchemaChange> schema_change;  // unset: not looked at in this observation
+  // Kafka flows whose table has `_rescued_data`: rows written this update and how many of them
+  // rescued something (non-NULL); unset for other datasets (flow_progress `rescued_data`).
+  std::optional<int64_t> rescue_rows_written;
+  int64_t rescued_rows = 0;
 };
 
 // A condition evaluated: holds or not, with the figure it compared.
@@ -153,7 +159,11 @@ class AlertTracker {
   // Restores what the event log says is firing. Returns a RESOLVED transition for each firing
   // alert whose rule is no longer configured (or no longer covers the dataset), so it does not
   // stay active forever.
-  std::vector<AlertTransition> restore(const std::vector<RestoredAlert>& firing, int64_t now_ms);
+  // `not_evaluable`, when given, says why a configured rule can no longer be evaluated on a
+  // dataset (nullopt: it can); such an alert is resolved too, with that reason.
+  using NotEvaluable = std::function<std::optional<std::string>(const AlertRule&, const std::string& dataset)>;
+  std::vector<AlertTransition> restore(const std::vector<RestoredAlert>& firing, int64_t now_ms,
+                                       const NotEvaluable& not_evaluable = {});
 
   // Evaluates every rule covering the observed dataset; returns what changed: a FIRING when a
   // condition begins to hold, a RESOLVED when it stops. A condition that keeps holding returns

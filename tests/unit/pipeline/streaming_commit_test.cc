@@ -380,6 +380,25 @@ TEST_F(StreamingCommitTest, StateInPartsRestoresEveryPartOrRefusesAMissingOne) {
   EXPECT_NE(st.message().find("full refresh"), std::string::npos) << st.message();
 }
 
+TEST(ColumnChanges, NullabilityAloneIsNoChangeNestedOrNot) {
+  auto point = [](bool nullable) {
+    return arrow::struct_({arrow::field("x", arrow::int32(), nullable), arrow::field("y", arrow::utf8())});
+  };
+  const arrow::Schema before({arrow::field("id", arrow::int64(), false), arrow::field("p", point(false)),
+                              arrow::field("tags", arrow::list(arrow::field("item", arrow::utf8(), false)))});
+  const arrow::Schema after({arrow::field("id", arrow::int64(), true), arrow::field("p", point(true)),
+                             arrow::field("tags", arrow::list(arrow::field("item", arrow::utf8(), true)))});
+  ASSERT_FALSE(before.Equals(after));
+  EXPECT_TRUE(column_changes(before, after).empty());
+  // A real change beside it is still seen, named in Delta types.
+  const arrow::Schema changed({arrow::field("id", arrow::utf8()), arrow::field("p", point(true)),
+                               arrow::field("n", arrow::float64())});
+  const auto c = column_changes(before, changed);
+  EXPECT_EQ(c.added, (std::vector<std::string>{"n double"}));
+  EXPECT_EQ(c.removed, (std::vector<std::string>{"tags"}));
+  EXPECT_EQ(c.retyped, (std::vector<std::string>{"id: long -> string"}));
+}
+
 TEST_F(StreamingCommitTest, ReloadDropsWhatWasNotCommittedAndSeesAnotherWritersCommit) {
   auto c = open();
   ASSERT_TRUE(c->commit(kafka_at(*c, 1)).ok());

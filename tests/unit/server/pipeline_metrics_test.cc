@@ -86,6 +86,34 @@ TEST(PipelineMetrics, OnlyDatasetsThePipelineDefinesNowHaveSeries) {
   EXPECT_EQ(text->find("dataset=\"gone\""), std::string::npos) << *text;
 }
 
+TEST(PipelineMetrics, RescuedRowsAreSummedOnlyWhereRecorded) {
+  // An event written before rs has no rescued_data; a table without the column never has one.
+  std::vector<pipeline::StoredEvent> events = {
+      progress(1'000'000, "b", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 9}}}}),
+      progress(2'000'000, "b", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 20}}},
+                                {"rescued_data", {{"num_rows", 20}, {"num_rescued_rows", 5}, {"rescued_rate", 0.25}}}}),
+      progress(3'000'000, "b", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 4}}},
+                                {"rescued_data", {{"num_rows", 4}, {"num_rescued_rows", 2}, {"rescued_rate", 0.5}}}}),
+      // A FAILED update whose first commit landed: its report was dropped (num_output_rows 0), the
+      // rows that commit wrote are counted in rescued_data.
+      progress(3'500'000, "b", {{"status", "FAILED"}, {"metrics", {{"num_output_rows", 0}}},
+                                {"rescued_data", {{"num_rows", 6}, {"num_rescued_rows", 3}, {"rescued_rate", 0.5}}}}),
+      progress(3'000'000, "s", {{"status", "COMPLETED"}, {"metrics", {{"num_output_rows", 4}}}}),
+  };
+  const json status = {{"pipeline", "p"}, {"healthy", true}, {"datasets", {{{"name", "b"}}, {{"name", "s"}}}}};
+  MetricsInputs in;
+  in.status = &status;
+  in.events = &events;
+  in.now_micros = 10'000'000;
+  auto text = pipeline_metrics_text(in);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_TRUE(has_line(*text, "sluice_rescued_rows_total{pipeline=\"p\",dataset=\"b\",flow=\"b\"} 10")) << *text;
+  // The rate's denominator: rows the Kafka flow wrote to the table (not num_output_rows: 33).
+  EXPECT_TRUE(has_line(*text, "sluice_rescue_rows_written_total{pipeline=\"p\",dataset=\"b\",flow=\"b\"} 30")) << *text;
+  EXPECT_EQ(text->find("sluice_rescued_rows_total{pipeline=\"p\",dataset=\"s\""), std::string::npos) << *text;
+  EXPECT_EQ(text->find("sluice_rescue_rows_written_total{pipeline=\"p\",dataset=\"s\""), std::string::npos) << *text;
+}
+
 TEST(PipelineMetrics, TablesWatermarkStateAndCost) {
   std::vector<pipeline::StoredEvent> events = {
       progress(5'000'000, "w", {{"status", "COMPLETED"},

@@ -160,6 +160,26 @@ TEST(AlertRules, SchemaDriftHoldsWhenColumnsChanged) {
   EXPECT_EQ(v->detail, "added amount double; type changed id: int32 -> int64");
 }
 
+TEST(AlertRules, RescuedRateHoldsAboveItsThresholdNotAtIt) {
+  const auto r = rule("rescued", RuleKind::kRescuedRateAbove, 0.25);
+  auto o = update("COMPLETED");
+  EXPECT_FALSE(evaluate(r, o));  // a table without _rescued_data: not evaluated
+  o.rescue_rows_written = 0;
+  EXPECT_FALSE(evaluate(r, o));  // nothing written: says nothing
+  o.rescue_rows_written = 20;
+  o.rescued_rows = 5;
+  auto at = evaluate(r, o);
+  ASSERT_TRUE(at);
+  EXPECT_FALSE(at->holds);  // 0.25 is not above 0.25
+  EXPECT_DOUBLE_EQ(*at->value, 0.25);
+  o.rescued_rows = 6;
+  auto above = evaluate(r, o);
+  EXPECT_TRUE(above->holds);
+  EXPECT_EQ(above->detail, "6 of 20 rows written rescued data");
+  o.status = "FAILED";
+  EXPECT_FALSE(evaluate(r, o));
+}
+
 TEST(AlertTracker, FiresOnceWhileAConditionHoldsThenResolves) {
   AlertsConfig config;
   auto r = rule("lag", RuleKind::kKafkaLagAbove, 10);
@@ -227,6 +247,60 @@ TEST(AlertTracker, RestoredFiringAlertsAreNotAnnouncedAgainAndRemovedRulesResolv
   auto ok = tracker.observe(update("COMPLETED"));
   ASSERT_EQ(ok.size(), 1u);
   EXPECT_EQ(ok[0].since_ms, 500);
+}
+
+TEST(AlertTracker, ARestoredAlertTheRuleCanNoLongerEvaluateResolves) {
+  AlertsConfig config;
+  config.rules = {rule("rescued", RuleKind::kRescuedRateAbove, 0.1)};  // every dataset
+  AlertTracker tracker(config, "shop");
+  auto not_evaluable = [](const AlertRule& r, const std::string& dataset) -> std::optional<std::string> {
+    if (r.kind == RuleKind::kRescuedRateAbove && dataset != "bronze") return std::string("no _rescued_data here");
+    return std::nullopt;
+  };
+  auto resolved = tracker.restore({{"rescued", "bronze", "bronze", "rescued_rate_above", 500},
+                                   {"rescued", "orders", "orders", "rescued_rate_above", 400}},
+                                  9000, not_evaluable);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0].dataset, "orders");
+  EXPECT_EQ(resolved[0].state, AlertState::kResolved);
+  EXPECT_EQ(resolved[0].since_ms, 400);
+  EXPECT_EQ(resolved[0].detail, "no _rescued_data here");
+  EXPECT_NE(resolved[0].message.find("RESOLVED on 'orders': no _rescued_data here (the pipeline's SQL changed)"),
+            std::string::npos) << resolved[0].message;
+  EXPECT_TRUE(tracker.firing("rescued", "bronze"));
+  EXPECT_FALSE(tracker.firing("rescued", "orders"));
+}
+
+TEST(AlertRules, RescuedRateNeedsAKafkaFlowWritingTheColumn) {
+  pipeline::AlertTargets targets;
+  targets.tables = {"bronze", "copy", "silver", "later"};
+  targets.rescued = {"bronze"};
+  targets.unplanned = {"later"};  // an inferred schema not sampled yet: checked at run start
+  auto problem = [&](std::vector<std::string> datasets, const pipeline::AlertTargets& t) {
+    AlertsConfig config;
+    auto r = rule("x", RuleKind::kRescuedRateAbove, 0.1);
+    r.datasets = std::move(datasets);
+    r.where = "pipeline.yaml:7:5";
+    config.rules = {r};
+    return pipeline::alert_rule_problem(config, t);
+  };
+  // `copy` reads bronze (SELECT * FROM STREAM(bronze)): it has the column but no Kafka flow counts it.
+  EXPECT_EQ(problem({"bronze", "copy"}, targets),
+            "pipeline.yaml:7:5: alert rule 'x': no Kafka flow writes a `_rescued_data` column to 'copy', so "
+            "rescued_rate_above cannot fire on it; it counts the rows of read_kafka flows (value_format json or "
+            "avro) that select `_rescued_data`");
+  EXPECT_TRUE(problem({"silver"}, targets));
+  EXPECT_FALSE(problem({"bronze"}, targets));
+  EXPECT_FALSE(problem({"later"}, targets));
+  EXPECT_FALSE(problem({}, targets));
+  auto none = targets;
+  none.rescued.clear();
+  EXPECT_FALSE(problem({}, none));  // `later` may have it
+  none.unplanned.clear();
+  EXPECT_EQ(problem({}, none),
+            "pipeline.yaml:7:5: alert rule 'x': no Kafka flow of the pipeline writes a `_rescued_data` column, so "
+            "rescued_rate_above cannot fire; it counts the rows of read_kafka flows (value_format json or avro) "
+            "that select `_rescued_data`");
 }
 
 TEST(AlertRules, WebhookUrlsAreShownWithoutTheirToken) {
