@@ -4,6 +4,7 @@
 #include "sluice/exec/json_functions.h"
 #include "sluice/exec/select_plan_join_spec.h"
 #include "sluice/exec/functions/batch_clock.h"
+#include "sluice/exec/generators.h"
 #include "sluice/exec/row_operators.h"
 
 #include <arrow/acero/exec_plan.h>
@@ -24,44 +25,6 @@ namespace sluice::exec {
 namespace cp = arrow::compute;
 using sql::Expr;
 using sql::ExprKind;
-
-namespace {
-
-// The names a SELECT's expressions may read (every part of a column reference, lower-cased), so
-// that a LATERAL VIEW stage carries only those FROM columns: copying an exploded array once per
-// element made one 5,000-element record a 2.5 GB batch. false: a * or a subquery (reads all).
-bool collect_column_names(const Expr& e, std::set<std::string>& names) {
-  if (e.kind == ExprKind::kStar || e.query) return false;
-  if (e.kind == ExprKind::kColumn) {
-    for (const auto& p : e.parts) names.insert(to_lower(p));
-  }
-  bool all = true;
-  for (const auto& a : e.args) {
-    if (a && !collect_column_names(*a, names)) all = false;
-  }
-  return all;
-}
-
-// The column references (kColumn) in e, outside subqueries.
-void collect_columns(const Expr& e, std::vector<const Expr*>& out) {
-  if (e.kind == ExprKind::kColumn) out.push_back(&e);
-  for (const auto& a : e.args) {
-    if (a) collect_columns(*a, out);
-  }
-}
-
-std::optional<std::set<std::string>> columns_read_after_from(const sql::Select& s) {
-  std::set<std::string> names;
-  auto add = [&](const sql::ExprPtr& e) { return !e || collect_column_names(*e, names); };
-  bool ok = add(s.where) && add(s.having);
-  for (const auto& item : s.items) ok = ok && add(item.expr);
-  for (const auto& e : s.group_by) ok = ok && add(e);
-  for (const auto& e : s.distinct_on) ok = ok && add(e);
-  if (!ok) return std::nullopt;
-  return names;
-}
-
-}  // namespace
 
 namespace {
 
@@ -151,81 +114,6 @@ std::string item_name(const sql::SelectItem& item, const BoundExpression& bound)
   if (!item.alias.empty()) return item.alias;
   if (item.expr->kind == ExprKind::kColumn || item.expr->kind == ExprKind::kField) return bound.name;
   return sql::to_string(*item.expr);
-}
-
-// explode, posexplode, inline and their _outer forms: what each generates.
-struct GeneratorKind {
-  GeneratorSpec::Kind kind;
-  bool outer;
-};
-
-std::optional<GeneratorKind> generator_kind(const Expr& e) {
-  if (e.kind != ExprKind::kFunction) return std::nullopt;
-  using K = GeneratorSpec::Kind;
-  static const std::map<std::string, GeneratorKind> kKinds = {
-      {"explode", {K::kExplode, false}},       {"explode_outer", {K::kExplode, true}},
-      {"posexplode", {K::kPosExplode, false}}, {"posexplode_outer", {K::kPosExplode, true}},
-      {"inline", {K::kInline, false}},         {"inline_outer", {K::kInline, true}}};
-  auto it = kKinds.find(to_lower(e.name));
-  if (it == kKinds.end()) return std::nullopt;
-  return it->second;
-}
-
-struct BoundGenerator {
-  GeneratorSpec spec;  // argument: set by the caller, which places it among the projections
-  BoundExpression argument;
-  arrow::FieldVector fields;
-};
-
-// A generator call bound over `binder`'s schema: its argument and the columns it gives, named
-// `names` (empty: Spark's names, pos / col / key, value / the struct's fields).
-arrow::Result<BoundGenerator> bind_generator(const Expr& call, bool outer, const std::vector<std::string>& names,
-                                             const ExpressionBinder& binder, const sql::SourceFile& file) {
-  auto fail = [&](sql::Location at, const std::string& message) {
-    return arrow::Status::Invalid(sql::format_error(file, at, message));
-  };
-  const GeneratorKind kind = *generator_kind(call);
-  const std::string name = to_lower(call.name);
-  if (call.args.size() != 1 || call.args[0]->kind == ExprKind::kNamedArg || call.args[0]->kind == ExprKind::kStar ||
-      call.distinct) {
-    return fail(call.loc, fmt::format("{} takes one argument (an ARRAY{})", name,
-                                      kind.kind == GeneratorSpec::Kind::kInline ? " of STRUCTs" : " or a MAP"));
-  }
-  BoundGenerator g;
-  ARROW_ASSIGN_OR_RAISE(g.argument, binder.bind(*call.args[0]));
-  g.spec.kind = kind.kind;
-  g.spec.outer = outer || kind.outer;
-  const arrow::DataType& t = *g.argument.type;
-  arrow::FieldVector columns;
-  if (kind.kind == GeneratorSpec::Kind::kPosExplode) columns.push_back(arrow::field("pos", arrow::int32()));
-  if (t.id() == arrow::Type::MAP && kind.kind != GeneratorSpec::Kind::kInline) {
-    const auto& map = static_cast<const arrow::MapType&>(t);
-    g.spec.map = true;
-    columns.push_back(arrow::field("key", map.key_type()));
-    columns.push_back(arrow::field("value", map.item_type()));
-  } else if (t.id() == arrow::Type::LIST && kind.kind != GeneratorSpec::Kind::kInline) {
-    columns.push_back(arrow::field("col", static_cast<const arrow::ListType&>(t).value_type()));
-  } else if (t.id() == arrow::Type::LIST &&
-             static_cast<const arrow::ListType&>(t).value_type()->id() == arrow::Type::STRUCT) {
-    for (const auto& f : static_cast<const arrow::ListType&>(t).value_type()->fields()) {
-      columns.push_back(arrow::field(f->name(), f->type()));
-    }
-  } else {
-    return fail(call.args[0]->loc, fmt::format("{} needs an ARRAY{}, not {}", name,
-                                               kind.kind == GeneratorSpec::Kind::kInline ? " of STRUCTs" : " or a MAP",
-                                               sql::sql_type_name(t)));
-  }
-  if (!names.empty() && names.size() != columns.size()) {
-    std::string defaults;
-    for (const auto& c : columns) defaults += (defaults.empty() ? "" : ", ") + c->name();
-    return fail(call.loc, fmt::format("{} gives {} column{} ({}) but AS names {}: name each of them, as Spark requires",
-                                      name, columns.size(), columns.size() == 1 ? "" : "s", defaults, names.size()));
-  }
-  for (size_t c = 0; c < columns.size(); ++c) {
-    g.fields.push_back(names.empty() ? columns[c] : columns[c]->WithName(names[c]));
-  }
-  g.spec.width = g.fields.size();
-  return g;
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
@@ -540,88 +428,6 @@ int numeric_rank(const arrow::DataType& t) {
   }
 }
 
-// The LATERAL VIEWs of `s`, each a stage after FROM (its columns, then the generator's). Kept
-// out of make_select, whose frame every nested subquery, CTE or view read inline repeats: ASan
-// gives each local its own stack slot, and with these in that frame the planner's 128 levels no
-// longer fit the 4 MiB thread of SqlLimitsTest.NestedSubqueriesAtAndBeyondTheLimit.
-[[gnu::noinline]] arrow::Status plan_lateral_views(const sql::Select& s, const sql::SourceFile& file,
-                                                   std::shared_ptr<arrow::Schema>& schema,
-                                                   std::set<std::string>& qualifiers,
-                                                   const std::optional<std::set<std::string>>& read_after_from,
-                                                   std::vector<Stage>& stages) {
-  auto fail = [&](sql::Location at, const std::string& message) {
-    return arrow::Status::Invalid(sql::format_error(file, at, message));
-  };
-  for (size_t view_index = 0; view_index < s.lateral_views.size(); ++view_index) {
-    const auto& view = s.lateral_views[view_index];
-    // The columns read after this view: the SELECT's and the later views' arguments (not its own).
-    auto read_after_view = read_after_from;
-    for (size_t later = view_index + 1; read_after_view && later < s.lateral_views.size(); ++later) {
-      if (!collect_column_names(*s.lateral_views[later].generator, *read_after_view)) read_after_view.reset();
-    }
-    // FROM t LATERAL VIEW g(x) v AS c: a stage of t's columns then g's, run before WHERE (which
-    // may read c).
-    if (!generator_kind(*view.generator)) {
-      return fail(view.generator->loc,
-                  fmt::format("LATERAL VIEW takes a generator (explode, explode_outer, posexplode, posexplode_outer, "
-                              "inline, inline_outer), not {}",
-                              view.generator->name));
-    }
-    ExpressionBinder view_binder(file, schema, qualifiers);
-    ARROW_ASSIGN_OR_RAISE(auto g, bind_generator(*view.generator, view.outer, view.columns, view_binder, file));
-    Stage stage;
-    arrow::FieldVector fields;
-    for (const auto& f : g.fields) {
-      for (const auto& existing : schema->fields()) {
-        if (to_lower(existing->name()) == to_lower(f->name())) {
-          return fail(view.loc, fmt::format("LATERAL VIEW column '{}' has the name of a column it is joined to "
-                                            "('{}'; names are compared ignoring case), which sluice does not tell "
-                                            "apart: name it otherwise (... AS other_name)",
-                                            f->name(), existing->name()));
-        }
-      }
-    }
-    // Only the FROM columns a later clause reads go through the expansion (each is copied once
-    // per generated row).
-    for (const auto& f : schema->fields()) {
-      if (read_after_view && !read_after_view->count(to_lower(f->name()))) continue;
-      ARROW_ASSIGN_OR_RAISE(auto b, view_binder.bind(*column(f->name(), view.loc)));
-      stage.projections.push_back(std::move(b));
-      fields.push_back(f);
-    }
-    g.spec.argument = stage.projections.size();
-    stage.projections.push_back(std::move(g.argument));
-    for (const auto& f : g.fields) fields.push_back(f);
-    stage.generator = g.spec;
-    // v.x names a column of the view v only (the binder treats qualifiers loosely: v.id would
-    // read t.id).
-    if (!view.table_alias.empty()) {
-      std::vector<const Expr*> refs;
-      for (const auto& item : s.items) collect_columns(*item.expr, refs);
-      for (const auto* e : {s.where.get(), s.having.get()}) {
-        if (e) collect_columns(*e, refs);
-      }
-      for (const auto& e : s.group_by) collect_columns(*e, refs);
-      for (const auto& v : s.lateral_views) collect_columns(*v.generator, refs);
-      for (const auto* ref : refs) {
-        if (ref->parts.size() < 2 || to_lower(ref->parts[0]) != to_lower(view.table_alias)) continue;
-        bool found = false;
-        for (const auto& f : g.fields) found = found || to_lower(f->name()) == to_lower(ref->parts[1]);
-        if (!found) {
-          std::string names;
-          for (const auto& f : g.fields) names += (names.empty() ? "" : ", ") + f->name();
-          return fail(ref->loc, fmt::format("LATERAL VIEW {} has no column '{}' (its columns: {})", view.table_alias,
-                                            ref->parts[1], names));
-        }
-      }
-    }
-    stage.output = arrow::schema(fields);
-    schema = stage.output;
-    stages.push_back(std::move(stage));
-    if (!view.table_alias.empty()) qualifiers.insert(view.table_alias);
-  }
-  return arrow::Status::OK();
-}
 }  // namespace
 
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
@@ -723,11 +529,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
   }
-  auto read_after_from = columns_read_after_from(s);
-  if (read_after_from && from.watermark && !collect_column_names(*from.watermark->column, *read_after_from)) {
-    read_after_from.reset();
-  }
-  ARROW_RETURN_NOT_OK(plan_lateral_views(s, file, schema, qualifiers, read_after_from, plan.stages_));
+  ARROW_RETURN_NOT_OK(plan_lateral_views(s, file, schema, qualifiers, plan.stages_));
   ExpressionBinder binder(file, schema, qualifiers);
   if (from.watermark) {
     // Type-checked now; the event-time runtime executes it.
@@ -754,12 +556,12 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   bool aggregate = !s.group_by.empty() || (s.having != nullptr);
   for (const auto& item : s.items) aggregate = aggregate || contains_aggregate(*item.expr);
   for (const auto& item : s.items) {
-    if (aggregate && generator_kind(*item.expr)) {
+    if (aggregate && is_generator_call(*item.expr)) {
       return fail(item.expr->loc, fmt::format("{} in a SELECT that aggregates is not supported yet: generate the rows "
                                               "in a subquery or a LATERAL VIEW, then aggregate them",
                                               to_lower(item.expr->name)));
     }
-    if (!item.aliases.empty() && !generator_kind(*item.expr)) {
+    if (!item.aliases.empty() && !is_generator_call(*item.expr)) {
       return fail(item.expr->loc, "AS (a, b, ...) names the columns of a generator (explode, posexplode, inline); "
                                   "this item is not one: give it one name");
     }
@@ -822,7 +624,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         }
         continue;
       }
-      if (generator_kind(*item.expr)) {
+      if (is_generator_call(*item.expr)) {
         if (stage.generator) {
           return fail(item.expr->loc, "only one generator is allowed per SELECT, as in Spark: put the other in a "
                                       "LATERAL VIEW (FROM t LATERAL VIEW explode(a) v AS x)");

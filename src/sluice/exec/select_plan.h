@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sluice/exec/expression_binder.h"
+#include "sluice/exec/generators.h"
 #include "sluice/format/field_selection.h"
 #include "sluice/sql/ast.h"
 
@@ -52,20 +53,6 @@ struct WatermarkSpec {
   std::string column;
   int64_t delay_micros = 0;
   sql::Location loc;
-};
-
-// A generator of a stage (explode, posexplode, inline and their _outer forms, in the select
-// list or a LATERAL VIEW): after the projections, each row is repeated once per element of the
-// array or map projection `argument` gives, whose place in the output the generator's `width`
-// columns take (pos, col / key, value / a struct's fields). Stateless: it runs inside the row
-// stages, so streaming tables (ProjectFilterOperator) and materialized views both run it.
-struct GeneratorSpec {
-  enum class Kind { kExplode, kPosExplode, kInline };
-  Kind kind = Kind::kExplode;
-  bool outer = false;    // a row whose array is NULL or empty gives one row of NULLs
-  size_t argument = 0;   // the projection holding the array or map
-  size_t width = 1;      // the columns it gives
-  bool map = false;      // the argument is a MAP (key, value) rather than an ARRAY
 };
 
 struct Stage {
