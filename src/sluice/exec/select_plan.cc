@@ -68,7 +68,8 @@ bool is_aggregate_call(const Expr& e) {
   static const std::set<std::string> kAggs = {"count", "sum", "avg", "mean", "min", "max", "first",
                                               "last", "stddev", "stddev_samp", "approx_count_distinct",
                                               "count_if", "bool_and", "every", "bool_or", "some", "any",
-                                              "any_value"};
+                                              "any_value", "collect_list", "collect_set", "max_by", "min_by",
+                                              "percentile_approx", "approx_percentile"};
   return kAggs.count(to_lower(e.name)) > 0;
 }
 
@@ -152,7 +153,9 @@ std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool group
         function.find("min") != std::string::npos || function.find("max") != std::string::npos) {
       options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
     }
-    if (function == "count_all" || function == "hash_count_all") {
+    if (list_aggregate(agg, a)) {  // each group's row numbers, finished by finish_list_aggregate
+      aggregates.emplace_back("hash_list", nullptr, arrow::FieldRef("__row"), fmt::format("__a{}", a));
+    } else if (function == "count_all" || function == "hash_count_all") {
       aggregates.emplace_back(function, std::move(options), std::vector<arrow::FieldRef>{}, fmt::format("__a{}", a));
     } else {
       aggregates.emplace_back(function, std::move(options), arrow::FieldRef(fmt::format("__in{}", a)), fmt::format("__a{}", a));
@@ -415,6 +418,32 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
 }
 
 namespace {
+// A list aggregate call (list_aggregates.h) bound, or refused where sluice cannot run it yet:
+// over a stream without an event-time window (only a window's state keeps the rows) and
+// without GROUP BY. Kept out of make_select's frame, as plan_lateral_views is.
+[[gnu::noinline]] arrow::Result<BoundListAggregate> bind_list_call(const Expr& e, const ExpressionBinder& binder,
+                                                                   const arrow::Schema& schema,
+                                                                   const sql::SourceFile& file,
+                                                                   const std::vector<PlanSource>& sources,
+                                                                   bool no_group_by, bool windowed) {
+  const std::string name = to_lower(e.name);
+  for (const auto& source : sources) {
+    if (source.streaming && !windowed) {
+      return arrow::Status::Invalid(sql::format_error(
+          file, e.loc,
+          fmt::format("{} over a stream is supported only in a windowed aggregation (GROUP BY window(ts, ...) "
+                      "with a WATERMARK), whose state keeps the window's rows; or compute it in a materialized "
+                      "view that reads the table",
+                      name)));
+    }
+  }
+  if (no_group_by) {
+    return arrow::Status::Invalid(sql::format_error(
+        file, e.loc, fmt::format("{} without GROUP BY is not supported yet: add GROUP BY keys", name)));
+  }
+  return bind_list_aggregate(e, binder, schema, file);
+}
+
 // Spark's numeric precedence (byte < short < int < long < float < double); 0: not such a type.
 int numeric_rank(const arrow::DataType& t) {
   switch (t.id()) {
@@ -719,7 +748,18 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         std::shared_ptr<arrow::DataType> type;
         BoundExpression input;
         bool star = e.args.size() == 1 && e.args[0]->kind == ExprKind::kStar;
-        if (fname == "count" && (star || e.args.empty())) {
+        std::optional<ListAggregate> list;
+        if (is_list_aggregate(fname)) {
+          for (const auto& a : e.args) {
+            if (contains_aggregate(*a)) return fail(a->loc, "aggregates cannot be nested");
+          }
+          ARROW_ASSIGN_OR_RAISE(auto bound, bind_list_call(e, binder, *schema, file, plan.sources(), s.group_by.empty(),
+                                                                agg.window.has_value()));
+          function = "hash_list";
+          type = bound.type;
+          input = std::move(bound.input);
+          list = std::move(bound.aggregate);
+        } else if (fname == "count" && (star || e.args.empty())) {
           function = "hash_count_all";
           type = arrow::int64();
         } else {
@@ -792,6 +832,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         }
         const std::string name = fmt::format("__a{}", agg.functions.size());
         agg.functions.push_back(function);
+        agg.list_aggregates.push_back(std::move(list));
         if (function == "hash_count_all") {
           ARROW_ASSIGN_OR_RAISE(input, binder.bind(*column(schema->field(0)->name(), e.loc)));
         }
@@ -1055,6 +1096,16 @@ arrow::Result<std::shared_ptr<arrow::Table>> first_row_per_key(std::shared_ptr<a
 
 }  // namespace
 
+namespace {
+// 0, 1, ..., rows - 1.
+arrow::Result<std::shared_ptr<arrow::Array>> row_number_array(int64_t rows) {
+  arrow::Int64Builder builder;
+  ARROW_RETURN_NOT_OK(builder.Reserve(rows));
+  for (int64_t r = 0; r < rows; ++r) builder.UnsafeAppend(r);
+  return builder.Finish();
+}
+}  // namespace
+
 arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::shared_ptr<arrow::Table>& input) const {
   ARROW_ASSIGN_OR_RAISE(auto combined, input->CombineChunksToBatch());
   ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
@@ -1075,6 +1126,13 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
       fields.push_back(arrow::field(fmt::format("__in{}", a), c->type()));
       columns.push_back(c);
     }
+    bool lists = false;
+    for (size_t a = 0; a < agg.functions.size(); ++a) lists = lists || list_aggregate(agg, a);
+    if (lists) {  // the row numbers the list aggregates group
+      ARROW_ASSIGN_OR_RAISE(auto row_numbers, row_number_array(rows->num_rows()));
+      fields.push_back(arrow::field("__row", arrow::int64()));
+      columns.push_back(std::move(row_numbers));
+    }
     auto aggregates = acero_aggregates(agg, !keys.empty());
     auto pre = arrow::Table::Make(arrow::schema(fields), columns, rows->num_rows());
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
@@ -1083,6 +1141,22 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
     });
     ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
     ARROW_ASSIGN_OR_RAISE(auto grouped_batch, grouped_table->CombineChunksToBatch());
+    for (size_t a = 0; grouped_batch && a < agg.functions.size(); ++a) {
+      const ListAggregate* list = list_aggregate(agg, a);
+      if (!list) continue;
+      const auto name = fmt::format("__a{}", a);
+      const int at = grouped_batch->schema()->GetFieldIndex(name);
+      if (at < 0) return arrow::Status::Invalid("aggregation lost column ", name);
+      const auto& field = agg.grouped_schema->GetFieldByName(name);
+      std::shared_ptr<arrow::Array> finished;
+      if (grouped_batch->num_rows() == 0) {
+        ARROW_ASSIGN_OR_RAISE(finished, arrow::MakeEmptyArray(field->type()));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(finished, finish_list_aggregate(*list, *grouped_batch->column(at),
+                                                              columns[keys.size() + a], field->type()));
+      }
+      ARROW_ASSIGN_OR_RAISE(grouped_batch, grouped_batch->SetColumn(at, field, std::move(finished)));
+    }
     arrow::ArrayVector ordered;
     for (const auto& f : agg.grouped_schema->fields()) {
       auto c = grouped_batch->GetColumnByName(f->name());

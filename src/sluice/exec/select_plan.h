@@ -20,6 +20,7 @@
 
 #include "sluice/exec/expression_binder.h"
 #include "sluice/exec/generators.h"
+#include "sluice/exec/list_aggregates.h"
 #include "sluice/format/field_selection.h"
 #include "sluice/sql/ast.h"
 
@@ -95,6 +96,9 @@ struct WindowKeySpec {
 struct AggregateSpec {
   std::vector<BoundExpression> key_inputs;      // evaluated on the last stage's output
   std::vector<std::string> functions;           // Arrow hash_* function per aggregate
+  // Per aggregate: collect_list, max_by, percentile_approx, ... (list_aggregates.h), whose
+  // function is hash_list over the row numbers (__row), finished by finish_list_aggregate.
+  std::vector<std::optional<ListAggregate>> list_aggregates;
   std::vector<BoundExpression> aggregate_inputs;
   std::vector<BoundExpression> outputs;         // SELECT items over (keys..., aggregates...)
   std::optional<BoundExpression> having;
@@ -105,6 +109,11 @@ struct AggregateSpec {
 // The Acero aggregates (named __a<i>, reading columns __in<i>) computing `spec`'s functions;
 // `grouped` is false for an aggregation without keys.
 std::vector<arrow::compute::Aggregate> acero_aggregates(const AggregateSpec& spec, bool grouped);
+
+// Whether aggregate `a` of `spec` is a list aggregate (list_aggregates.h).
+inline const ListAggregate* list_aggregate(const AggregateSpec& spec, size_t a) {
+  return a < spec.list_aggregates.size() && spec.list_aggregates[a] ? &*spec.list_aggregates[a] : nullptr;
+}
 
 struct JoinSpec;
 

@@ -1,7 +1,8 @@
 // SelectPlan's query shapes: ORDER BY ... NULLS FIRST / NULLS LAST place nulls as written (Spark's
 // default otherwise: first when ascending, last when descending); t.* EXCEPT over a join; what a
 // FROM subquery may hold; generators (explode, posexplode, inline, LATERAL VIEW) and what they refuse;
-// count_if and the boolean aggregates.
+// count_if and the boolean aggregates; the list aggregates (collect_list, collect_set, max_by,
+// min_by, percentile_approx) and what they refuse.
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/exec/list_aggregates.h"
 #include "sluice/exec/row_operators.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/sql/parser.h"
@@ -316,6 +318,128 @@ TEST(AggregateTest, CountIfAndBooleanAggregatesSkipNulls) {
   auto wrong = generator_plan("SELECT count_if(id) FROM t");
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("count_if needs a BOOLEAN, not BIGINT"), std::string::npos);
+}
+
+// A value as the list-aggregate tests print it: lists as [a,b], nulls as null.
+std::string rendered(const arrow::Scalar& v) {
+  if (!v.is_valid) return "null";
+  if (v.type->id() == arrow::Type::LIST) {
+    const auto& list = *static_cast<const arrow::ListScalar&>(v).value;
+    std::string out = "[";
+    for (int64_t i = 0; i < list.length(); ++i) out += (i ? "," : "") + rendered(**list.GetScalar(i));
+    return out + "]";
+  }
+  return v.ToString();
+}
+
+std::vector<std::string> rendered_rows(const std::string& query) {
+  auto plan = generator_plan(query);
+  EXPECT_TRUE(plan.ok()) << plan.status().message();
+  if (!plan.ok()) return {};
+  auto table = plan->run([](const PlanSource&) -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    return arrow::Table::FromRecordBatches({generator_rows()});
+  });
+  EXPECT_TRUE(table.ok()) << table.status().message();
+  if (!table.ok()) return {};
+  auto batch = *(*table)->CombineChunksToBatch();
+  std::vector<std::string> rows;
+  for (int64_t r = 0; r < batch->num_rows(); ++r) {
+    std::string row;
+    for (const auto& c : batch->columns()) row += (row.empty() ? "" : "|") + rendered(**c->GetScalar(r));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+ListAggregate list_aggregate_of(ListAggregate::Kind kind, const std::string& name, std::vector<double> percentages = {},
+                                bool array_result = false) {
+  ListAggregate a;
+  a.kind = kind;
+  a.name = name;
+  a.percentages = std::move(percentages);
+  a.array_result = array_result;
+  return a;
+}
+
+// The rows of LATERAL VIEW OUTER explode(arr): (1, 10), (1, NULL), (1, 30), (2, NULL), (3, NULL).
+constexpr const char* kExploded = " FROM t LATERAL VIEW OUTER explode(arr) v AS x ";
+
+// collect_list skips NULLs (a group of NULLs: an empty array), in arrival order; collect_set
+// keeps each value once.
+TEST(ListAggregateTest, CollectSkipsNullsAndSetsKeepEachValueOnce) {
+  EXPECT_EQ(rendered_rows(std::string("SELECT id, collect_list(x) AS l, collect_set(x % 20) AS s, "
+                                      "size(collect_list(x)) AS n") +
+                          kExploded + "GROUP BY id ORDER BY id"),
+            (Rows{"1|[10,30]|[10]|2", "2|[]|[]|0", "3|[]|[]|0"}));
+  // Nested values too (Acero's hash_list takes none): each row's whole array.
+  EXPECT_EQ(rendered_rows("SELECT id > 1 AS g, collect_list(arr) AS l FROM t GROUP BY id > 1 ORDER BY g"),
+            (Rows{"false|[[10,null,30]]", "true|[[]]"}));
+}
+
+// max_by / min_by: the value of the first row with the greatest / least ordering; rows whose
+// ordering is NULL are skipped, and a group with no ordering gives NULL.
+TEST(ListAggregateTest, MaxByAndMinByTakeTheFirstExtremeAndSkipNullOrderings) {
+  auto rows = *arrow::json::ArrayFromJSONString(arrow::list(arrow::int64()), "[[0, 1, 2, 3], [4], [5, 6]]");
+  auto type = arrow::struct_({arrow::field("value", arrow::utf8()), arrow::field("ord", arrow::int64())});
+  auto input = *arrow::json::ArrayFromJSONString(
+      type, R"([["a", 1], ["b", 3], ["c", 3], ["d", null], ["e", null], ["f", 2], ["g", 2]])");
+  const ListAggregate max_by = list_aggregate_of(ListAggregate::Kind::kMaxBy, "max_by");
+  const ListAggregate min_by = list_aggregate_of(ListAggregate::Kind::kMinBy, "min_by");
+  auto greatest = finish_list_aggregate(max_by, *rows, input, arrow::utf8());
+  ASSERT_TRUE(greatest.ok()) << greatest.status().message();
+  EXPECT_TRUE((*greatest)->Equals(*arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["b", null, "f"])")))
+      << (*greatest)->ToString();
+  auto least = finish_list_aggregate(min_by, *rows, input, arrow::utf8());
+  ASSERT_TRUE(least.ok()) << least.status().message();
+  EXPECT_TRUE((*least)->Equals(*arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["a", null, "f"])")))
+      << (*least)->ToString();
+  EXPECT_EQ(rendered_rows(std::string("SELECT id, max_by(x, -x) AS hi, min_by(id, x) AS lo") + kExploded +
+                          "GROUP BY id ORDER BY id"),
+            (Rows{"1|10|1", "2|null|null", "3|null|null"}));
+}
+
+// percentile_approx is exact: the value at rank ceil(p * n) of the n non-NULL values (p = 0: the
+// least), within Spark's error bound for any accuracy; NULL for a group of NULLs.
+TEST(ListAggregateTest, PercentileApproxIsTheValueAtRankCeilPN) {
+  auto rows = *arrow::json::ArrayFromJSONString(arrow::list(arrow::int64()), "[[0, 1, 2, 3, 4, 5], [6]]");
+  auto input = *arrow::json::ArrayFromJSONString(arrow::float64(), "[5, 1, null, 3, 2, 4, null]");
+  const ListAggregate p = list_aggregate_of(ListAggregate::Kind::kPercentile, "percentile_approx", {0.0, 0.5, 1.0, 0.25}, true);
+  auto out = finish_list_aggregate(p, *rows, input, arrow::list(arrow::float64()));
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_TRUE((*out)->Equals(*arrow::json::ArrayFromJSONString(arrow::list(arrow::float64()), "[[1, 3, 5, 2], null]")))
+      << (*out)->ToString();
+  const ListAggregate median = list_aggregate_of(ListAggregate::Kind::kPercentile, "approx_percentile", {0.5});
+  auto one = finish_list_aggregate(median, *rows, input, arrow::float64());
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_TRUE((*one)->Equals(*arrow::json::ArrayFromJSONString(arrow::float64(), "[3, null]"))) << (*one)->ToString();
+  EXPECT_EQ(rendered_rows(std::string("SELECT id, percentile_approx(x, 0.5) AS m, approx_percentile(x, array(0, 1), "
+                                      "100) AS r") +
+                          kExploded + "GROUP BY id ORDER BY id"),
+            (Rows{"1|10|[10,30]", "2|null|null", "3|null|null"}));
+}
+
+// What sluice cannot run yet is refused with the call's position, not run wrong.
+TEST(ListAggregateTest, RefusedWhereSluiceCannotRunThem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"SELECT id, collect_list(id) FROM STREAM(t) GROUP BY id",
+       "q.sql:1:42: error: collect_list over a stream is supported only in a windowed aggregation"},
+      {"SELECT collect_set(id) FROM t", "collect_set without GROUP BY is not supported yet"},
+      {"SELECT id, collect_set(arr) FROM t GROUP BY id", "collect_set over ARRAY<INT> is not supported yet"},
+      {"SELECT id, max_by(id, m) FROM t GROUP BY id", "max_by orders by a value that sorts"},
+      {"SELECT id, min_by(id) FROM t GROUP BY id", "min_by takes two arguments"},
+      {"SELECT id, collect_list(DISTINCT id) FROM t GROUP BY id", "collect_list(DISTINCT ...) is not supported"},
+      {"SELECT id, percentile_approx(id, 1.5) FROM t GROUP BY id", "percentage must be a constant number between"},
+      {"SELECT id, percentile_approx(id, id) FROM t GROUP BY id", "percentage must be a constant number between"},
+      {"SELECT id, percentile_approx(id, 0.5, 0) FROM t GROUP BY id", "accuracy must be a constant whole number"},
+      {"SELECT id, percentile_approx(m, 0.5) FROM t GROUP BY id", "percentile_approx needs numbers, dates or "
+                                                                   "timestamps, not MAP<STRING, INT>"},
+      {"SELECT id, collect_list(count(id)) FROM t GROUP BY id", "aggregates cannot be nested"},
+  };
+  for (const auto& [query, message] : cases) {
+    auto plan = generator_plan(query);
+    ASSERT_FALSE(plan.ok()) << query;
+    EXPECT_NE(plan.status().message().find(message), std::string::npos) << query << ": " << plan.status().message();
+  }
 }
 
 // A view or CTE read inline keeps only its source and row stages: its DISTINCT or DISTINCT ON
