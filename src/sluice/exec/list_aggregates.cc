@@ -16,14 +16,14 @@ namespace sluice::exec {
 
 namespace {
 
-using Kind = ListAggregate::Kind;
+using ListKind = ListAggregate::Kind;
 
-std::optional<Kind> list_aggregate_kind(const std::string& name) {
-  if (name == "collect_list") return Kind::kCollectList;
-  if (name == "collect_set") return Kind::kCollectSet;
-  if (name == "max_by") return Kind::kMaxBy;
-  if (name == "min_by") return Kind::kMinBy;
-  if (name == "percentile_approx" || name == "approx_percentile") return Kind::kPercentile;
+std::optional<ListKind> list_aggregate_kind(const std::string& name) {
+  if (name == "collect_list") return ListKind::kCollectList;
+  if (name == "collect_set") return ListKind::kCollectSet;
+  if (name == "max_by") return ListKind::kMaxBy;
+  if (name == "min_by") return ListKind::kMinBy;
+  if (name == "percentile_approx" || name == "approx_percentile") return ListKind::kPercentile;
   return std::nullopt;
 }
 
@@ -91,7 +91,7 @@ arrow::Result<BoundListAggregate> bind_list_aggregate(const sql::Expr& call, con
   out.aggregate.name = to_lower(call.name);
   out.aggregate.kind = *list_aggregate_kind(out.aggregate.name);
   const auto& name = out.aggregate.name;
-  const Kind kind = out.aggregate.kind;
+  const ListKind kind = out.aggregate.kind;
   if (call.distinct) return fail(call.loc, fmt::format("{}(DISTINCT ...) is not supported", name));
   for (const auto& a : call.args) {
     if (a->kind == sql::ExprKind::kStar || a->kind == sql::ExprKind::kNamedArg) {
@@ -99,23 +99,23 @@ arrow::Result<BoundListAggregate> bind_list_aggregate(const sql::Expr& call, con
     }
   }
   const size_t arity = call.args.size();
-  if ((kind == Kind::kCollectList || kind == Kind::kCollectSet) && arity != 1) {
+  if ((kind == ListKind::kCollectList || kind == ListKind::kCollectSet) && arity != 1) {
     return fail(call.loc, fmt::format("{} takes one argument", name));
   }
-  if ((kind == Kind::kMaxBy || kind == Kind::kMinBy) && arity != 2) {
+  if ((kind == ListKind::kMaxBy || kind == ListKind::kMinBy) && arity != 2) {
     return fail(call.loc, fmt::format("{} takes two arguments (the value, the ordering)", name));
   }
-  if (kind == Kind::kPercentile && arity != 2 && arity != 3) {
+  if (kind == ListKind::kPercentile && arity != 2 && arity != 3) {
     return fail(call.loc, fmt::format("{} takes two or three arguments (column, percentage[, accuracy])", name));
   }
   ARROW_ASSIGN_OR_RAISE(auto value, binder.bind(*call.args[0]));
   const auto& t = value.type;
   switch (kind) {
-    case Kind::kCollectList:
+    case ListKind::kCollectList:
       out.input = std::move(value);
       out.type = arrow::list(t);
       break;
-    case Kind::kCollectSet:
+    case ListKind::kCollectSet:
       if (!orderable(*t)) {
         return fail(call.args[0]->loc, fmt::format("collect_set over {} is not supported yet (numbers, strings, "
                                                    "binary, booleans, decimals, dates and timestamps are)",
@@ -124,8 +124,8 @@ arrow::Result<BoundListAggregate> bind_list_aggregate(const sql::Expr& call, con
       out.input = std::move(value);
       out.type = arrow::list(t);
       break;
-    case Kind::kMaxBy:
-    case Kind::kMinBy: {
+    case ListKind::kMaxBy:
+    case ListKind::kMinBy: {
       ARROW_ASSIGN_OR_RAISE(auto ord, binder.bind(*call.args[1]));
       if (!orderable(*ord.type)) {
         return fail(call.args[1]->loc, fmt::format("{} orders by a value that sorts (a number, string, boolean, "
@@ -142,7 +142,7 @@ arrow::Result<BoundListAggregate> bind_list_aggregate(const sql::Expr& call, con
                                 .Bind(schema));
       break;
     }
-    case Kind::kPercentile: {
+    case ListKind::kPercentile: {
       if (!arrow::is_integer(t->id()) && !arrow::is_floating(t->id()) && t->id() != arrow::Type::DECIMAL128 &&
           t->id() != arrow::Type::DATE32 && t->id() != arrow::Type::TIMESTAMP) {
         return fail(call.args[0]->loc, fmt::format("{} needs numbers, dates or timestamps, not {}", name,
@@ -208,7 +208,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
   std::vector<int32_t> offsets = {0};
   std::vector<bool> valid;
   switch (aggregate.kind) {
-    case Kind::kCollectList: {
+    case ListKind::kCollectList: {
       // NULLs skipped (Spark's collect_list); a group of NULLs gives an empty array.
       for (int64_t g = 0; g < groups; ++g) {
         ARROW_RETURN_NOT_OK(take.Reserve(rows.IsNull(g) ? 0 : rows.value_length(g)));
@@ -220,7 +220,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
       }
       break;
     }
-    case Kind::kCollectSet: {
+    case ListKind::kCollectSet: {
       // The first row of each distinct non-NULL value, in arrival order (Spark's order is
       // unspecified).
       ARROW_ASSIGN_OR_RAISE(auto ranks, dense_ranks(input));
@@ -236,14 +236,14 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
       }
       break;
     }
-    case Kind::kMaxBy:
-    case Kind::kMinBy: {
+    case ListKind::kMaxBy:
+    case ListKind::kMinBy: {
       // The value of the first row (arrival order) with the greatest (least) non-NULL ordering;
       // NULL when every ordering is NULL.
       const auto& pair = static_cast<const arrow::StructArray&>(*input);
       ARROW_ASSIGN_OR_RAISE(auto ord, pair.GetFlattenedField(1));
       ARROW_ASSIGN_OR_RAISE(auto ranks, dense_ranks(ord));
-      const bool max = aggregate.kind == Kind::kMaxBy;
+      const bool max = aggregate.kind == ListKind::kMaxBy;
       ARROW_RETURN_NOT_OK(take.Reserve(groups));
       for (int64_t g = 0; g < groups; ++g) {
         int64_t best = -1;
@@ -262,7 +262,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
       ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(values, indices));
       return taken.make_array();
     }
-    case Kind::kPercentile: {
+    case ListKind::kPercentile: {
       // Exact: the value at rank ceil(p * n) of the group's n non-NULL values (1-based; p = 0:
       // the least), within any accuracy's error bound (Spark's is n / accuracy ranks).
       ARROW_ASSIGN_OR_RAISE(auto ranks, dense_ranks(input));
