@@ -109,7 +109,7 @@ arrow::Result<BoundListAggregate> bind_list_aggregate(const sql::Expr& call, con
     return fail(call.loc, fmt::format("{} takes two or three arguments (column, percentage[, accuracy])", name));
   }
   ARROW_ASSIGN_OR_RAISE(auto value, binder.bind(*call.args[0]));
-  const auto& t = value.type;
+  const std::shared_ptr<arrow::DataType> t = value.type;  // a copy: value is moved below
   switch (kind) {
     case ListKind::kCollectList:
       out.input = std::move(value);
