@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_set>
 
 #include "sluice/common/text.h"
 #include "sluice/sql/types.h"
@@ -222,19 +221,36 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
     }
     case ListKind::kCollectSet: {
       // The first row of each distinct non-NULL value, in arrival order (Spark's order is
-      // unspecified).
+      // unspecified). One dense rank for all groups, then `last_group[rank]`: the last group
+      // that took that value. Groups come one after another, so a value is new to group g iff
+      // its entry is not g: O(rows), no per-group reset, no node per value.
       ARROW_ASSIGN_OR_RAISE(auto ranks, dense_ranks(input));
-      std::unordered_set<uint64_t> seen;
+      uint64_t top = 0;
+      for (int64_t r = 0; r < ranks->length(); ++r) top = std::max(top, ranks->Value(r));
+      std::vector<int64_t> last_group(static_cast<size_t>(top) + 1, -1);
       for (int64_t g = 0; g < groups; ++g) {
-        seen.clear();
         ARROW_RETURN_NOT_OK(take.Reserve(rows.IsNull(g) ? 0 : rows.value_length(g)));
         group_rows(g, [&](int64_t r) {
-          if (input->IsValid(r) && seen.insert(ranks->Value(r)).second) take.UnsafeAppend(r);
+          if (!input->IsValid(r)) return;
+          int64_t& last = last_group[static_cast<size_t>(ranks->Value(r))];
+          if (last == g) return;
+          last = g;
+          take.UnsafeAppend(r);
         });
         offsets.push_back(static_cast<int32_t>(take.length()));
         valid.push_back(true);
       }
-      break;
+      ARROW_ASSIGN_OR_RAISE(auto indices, take.Finish());
+      ARROW_ASSIGN_OR_RAISE(auto taken, arrow::compute::Take(input, indices));
+      auto values = taken.make_array();
+      if (values->type_id() == arrow::Type::FLOAT || values->type_id() == arrow::Type::DOUBLE) {
+        // -0.0 and 0.0 rank equal; Spark 4 normalises the one kept to 0.0 (NaN stays NaN):
+        // x + 0.0 is 0.0 for both zeros and x for every other value.
+        ARROW_ASSIGN_OR_RAISE(auto zero, arrow::MakeScalar(values->type(), 0));
+        ARROW_ASSIGN_OR_RAISE(auto sum, arrow::compute::CallFunction("add", {values, zero}));
+        values = sum.make_array();
+      }
+      return as_lists(offsets, valid, values, type);
     }
     case ListKind::kMaxBy:
     case ListKind::kMinBy: {

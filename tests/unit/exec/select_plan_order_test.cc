@@ -7,8 +7,10 @@
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -396,6 +398,92 @@ TEST(ListAggregateTest, MaxByAndMinByTakeTheFirstExtremeAndSkipNullOrderings) {
   EXPECT_EQ(rendered_rows(std::string("SELECT id, max_by(x, -x) AS hi, min_by(id, x) AS lo") + kExploded +
                           "GROUP BY id ORDER BY id"),
             (Rows{"1|10|1", "2|null|null", "3|null|null"}));
+}
+
+// collect_set over one group of many distinct values beside many small groups (the shape that
+// made a per-group hash-set reset cost the big group's size for every group): each group keeps
+// the first row of each distinct non-NULL value, in arrival order, checked against a std::set
+// model. Rows of the groups interleave; neighbouring groups share values; NULL values and a NULL
+// row list (no rows) are among them.
+TEST(ListAggregateTest, CollectSetOverOneHugeGroupBesideManySmallOnesMatchesAModel) {
+  constexpr int64_t kBig = 100'000;  // distinct values of group 0
+  constexpr int64_t kSmall = 20'000;  // groups of 4 rows after it
+  std::vector<std::vector<int64_t>> group_rows(kSmall + 1);
+  arrow::Int64Builder values;
+  uint64_t seed = 42;
+  auto next = [&] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 33; };
+  int64_t row = 0;
+  auto add = [&](size_t g, std::optional<int64_t> v) {
+    group_rows[g].push_back(row++);
+    ASSERT_TRUE((v ? values.Append(*v) : values.AppendNull()).ok());
+  };
+  for (int64_t i = 0; i < kBig; ++i) {
+    add(0, i % 7 == 3 ? std::nullopt : std::optional<int64_t>(static_cast<int64_t>(next() % (kBig * 2))));
+    if (i % 5 == 0 && i / 5 < kSmall) {  // a small group's rows among the big one's
+      const size_t g = static_cast<size_t>(i / 5) + 1;
+      const auto v = static_cast<int64_t>(g % 5);  // neighbouring groups share values
+      add(g, v);
+      add(g, static_cast<int64_t>(next() % 3));
+      add(g, v);
+      add(g, g % 3 == 0 ? std::nullopt : std::optional<int64_t>(v + 1));
+    }
+  }
+  std::shared_ptr<arrow::Array> input = *values.Finish();
+  arrow::ListBuilder lists(arrow::default_memory_pool(), std::make_shared<arrow::Int64Builder>());
+  auto& items = static_cast<arrow::Int64Builder&>(*lists.value_builder());
+  for (size_t g = 0; g < group_rows.size(); ++g) {
+    if (g == 7) {  // no rows at all: an empty set
+      ASSERT_TRUE(lists.AppendNull().ok());
+      continue;
+    }
+    ASSERT_TRUE(lists.Append().ok());
+    ASSERT_TRUE(items.AppendValues(group_rows[g]).ok());
+  }
+  std::shared_ptr<arrow::Array> rows = *lists.Finish();
+  const ListAggregate set = list_aggregate_of(ListAggregate::Kind::kCollectSet, "collect_set");
+  auto out = finish_list_aggregate(set, *rows, input, arrow::list(arrow::int64()));
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  ASSERT_EQ((*out)->length(), static_cast<int64_t>(group_rows.size()));
+  const auto& sets = static_cast<const arrow::ListArray&>(**out);
+  const auto& got = static_cast<const arrow::Int64Array&>(*sets.values());
+  const auto& in = static_cast<const arrow::Int64Array&>(*input);
+  int64_t big_size = 0;
+  for (size_t g = 0; g < group_rows.size(); ++g) {
+    std::vector<int64_t> want;
+    std::set<int64_t> seen;
+    if (g != 7) {
+      for (int64_t r : group_rows[g]) {
+        if (in.IsValid(r) && seen.insert(in.Value(r)).second) want.push_back(in.Value(r));
+      }
+    }
+    const auto gi = static_cast<int64_t>(g);
+    ASSERT_TRUE(sets.IsValid(gi)) << "group " << g;
+    std::vector<int64_t> have;
+    for (int64_t i = sets.value_offset(gi); i < sets.value_offset(gi + 1); ++i) have.push_back(got.Value(i));
+    ASSERT_EQ(have, want) << "group " << g;
+    if (g == 0) big_size = static_cast<int64_t>(have.size());
+  }
+  EXPECT_GT(big_size, kBig / 2);  // the model's shape: one group of many distinct values
+}
+
+// collect_set keeps -0.0 and 0.0 once, as 0.0 (Spark 4 normalises the zero); NaN stays NaN.
+TEST(ListAggregateTest, CollectSetKeepsOneZeroAndNormalisesIt) {
+  auto rows = *arrow::json::ArrayFromJSONString(arrow::list(arrow::int64()), "[[0, 1, 2, 3], [4, 5]]");
+  arrow::DoubleBuilder b;
+  ASSERT_TRUE(b.AppendValues({-0.0, 1.5, 0.0, -0.0, 2.0, std::nan("")}).ok());
+  std::shared_ptr<arrow::Array> input = *b.Finish();
+  const ListAggregate set = list_aggregate_of(ListAggregate::Kind::kCollectSet, "collect_set");
+  auto out = finish_list_aggregate(set, *rows, input, arrow::list(arrow::float64()));
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  const auto& sets = static_cast<const arrow::ListArray&>(**out);
+  const auto& v = static_cast<const arrow::DoubleArray&>(*sets.values());
+  ASSERT_EQ(sets.value_length(0), 2);
+  EXPECT_EQ(v.Value(0), 0.0);
+  EXPECT_FALSE(std::signbit(v.Value(0)));
+  EXPECT_EQ(v.Value(1), 1.5);
+  ASSERT_EQ(sets.value_length(1), 2);
+  EXPECT_EQ(v.Value(2), 2.0);
+  EXPECT_TRUE(std::isnan(v.Value(3)));
 }
 
 // percentile_approx is exact: the value at rank ceil(p * n) of the n non-NULL values (p = 0: the
