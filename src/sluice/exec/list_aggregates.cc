@@ -254,8 +254,9 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
     }
     case ListKind::kMaxBy:
     case ListKind::kMinBy: {
-      // The value of the first row (arrival order) with the greatest (least) non-NULL ordering;
-      // NULL when every ordering is NULL.
+      // The value of the last row (arrival order) with the greatest (least) non-NULL ordering,
+      // as Spark's MaxMinBy, which replaces its buffer unless the old ordering is strictly
+      // greater (less); NULL when every ordering is NULL.
       const auto& pair = static_cast<const arrow::StructArray&>(*input);
       ARROW_ASSIGN_OR_RAISE(auto ord, pair.GetFlattenedField(1));
       ARROW_ASSIGN_OR_RAISE(auto ranks, dense_ranks(ord));
@@ -265,7 +266,7 @@ arrow::Result<std::shared_ptr<arrow::Array>> finish_list_aggregate(const ListAgg
         int64_t best = -1;
         group_rows(g, [&](int64_t r) {
           if (!ord->IsValid(r)) return;
-          if (best < 0 || (max ? ranks->Value(r) > ranks->Value(best) : ranks->Value(r) < ranks->Value(best))) best = r;
+          if (best < 0 || (max ? ranks->Value(r) >= ranks->Value(best) : ranks->Value(r) <= ranks->Value(best))) best = r;
         });
         if (best < 0) {
           take.UnsafeAppendNull();
