@@ -7,6 +7,7 @@
 #include <arrow/acero/options.h>
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -693,11 +694,9 @@ int64_t WindowAggregate::state_rows() const {
 int64_t WindowAggregate::state_bytes() const {
   int64_t bytes = 0;
   for (const auto& [start, groups] : windows_) bytes += groups->bytes();
-  auto add = [&](const arrow::ArrayData& d) {
-    for (const auto& buffer : d.buffers) {
-      if (buffer) bytes += buffer->size();
-    }
-  };
+  // Every buffer of the rows kept, children included (a struct's or list's values: max_by's
+  // (value, ordering) pairs, collect_list over arrays).
+  auto add = [&](const arrow::ArrayData& d) { bytes += arrow::util::TotalBufferSize(d); };
   if (state_.open_rows) {
     for (const auto& column : state_.open_rows->columns()) {
       for (const auto& chunk : column->chunks()) add(*chunk->data());

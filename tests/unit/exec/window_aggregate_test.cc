@@ -287,6 +287,22 @@ TEST_F(WindowAggregateTest, ListAggregatesFinishEachClosedWindowFromItsRows) {
             (std::vector<std::string>{"a,4,2,7,4,4,7"}));
 }
 
+// state_bytes counts every buffer of the rows a list aggregate keeps, children included: here
+// max_by's (value, ordering) struct, whose strings live in a child array (a count of the top-level
+// buffers saw only the struct's validity bitmap).
+TEST_F(WindowAggregateTest, StateBytesCountsTheNestedValuesAListAggregateKeeps) {
+  auto p = plan("SELECT max_by(k, v) AS hi FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 0 MINUTES "
+                "GROUP BY window(ts, '5 minutes')");
+  auto op = make_op(p, 0);
+  constexpr int64_t kKeyBytes = 4096;
+  std::vector<Event> events;
+  for (int64_t i = 0; i < 4; ++i) events.push_back({std::string(kKeyBytes, static_cast<char>('a' + i)), i, i});
+  EXPECT_TRUE(feed(*op, events).empty());  // the window [0, 5) stays open: its rows are kept
+  EXPECT_EQ(op->state_rows(), 4);
+  EXPECT_GE(op->state_bytes(), 4 * kKeyBytes);
+  EXPECT_LT(op->state_bytes(), 4 * kKeyBytes + 16 * 1024);
+}
+
 TEST_F(WindowAggregateTest, ListAggregateStateRoundTripContinuesExactly) {
   const std::vector<Event> events = {{"a", 0, 1}, {"b", 3, 2}, {"a", 9, 3}, {"a", 2, 4}, {"b", 8, 5},
                                      {"a", 14, 6}, {"a", 7, 7}, {"b", 13, 8}, {"a", 21, 9}, {"b", 30, 1}};
