@@ -444,6 +444,45 @@ namespace {
   return bind_list_aggregate(e, binder, schema, file);
 }
 
+// SELECT DISTINCT (every output column) and DISTINCT ON (its columns) over snapshots group rows
+// by Acero's hash aggregate, whose keys cannot be ARRAY, MAP or STRUCT values: refused here, at
+// the column, rather than at run time with no position. A stream's dedup (StreamDedup) checks
+// its own key types. Kept out of make_select's frame.
+[[gnu::noinline]] arrow::Status check_distinct_keys(const sql::Select& s, const SelectPlan& plan,
+                                                    const sql::SourceFile& file) {
+  if (!s.distinct && s.distinct_on.empty()) return arrow::Status::OK();
+  for (const auto& source : plan.sources()) {
+    if (source.streaming) return arrow::Status::OK();
+  }
+  const auto& out = plan.output_schema();
+  auto nested = [](const arrow::DataType& t) {
+    return t.id() == arrow::Type::LIST || t.id() == arrow::Type::LARGE_LIST || t.id() == arrow::Type::FIXED_SIZE_LIST ||
+           t.id() == arrow::Type::MAP || t.id() == arrow::Type::STRUCT;
+  };
+  auto refuse = [&](sql::Location at, const arrow::Field& f, const char* what) {
+    return arrow::Status::NotImplemented(sql::format_error(
+        file, at,
+        fmt::format("{} cannot compare column '{}' of type {} yet (ARRAY, MAP and STRUCT values are not "
+                    "supported as its keys): leave it out, or compare a scalar made from it (to_json({}))",
+                    what, f.name(), sql::sql_type_name(*f.type()), f.name())));
+  };
+  if (!s.distinct_on.empty()) {
+    for (size_t k = 0; k < s.distinct_on.size() && k < plan.distinct_on().size(); ++k) {
+      const auto& f = out->GetFieldByName(plan.distinct_on()[k]);
+      if (f && nested(*f->type())) return refuse(s.distinct_on[k]->loc, *f, "SELECT DISTINCT ON");
+    }
+    return arrow::Status::OK();
+  }
+  const auto& locations = plan.output_locations();
+  for (int c = 0; c < out->num_fields(); ++c) {
+    const auto& f = out->field(c);
+    if (!nested(*f->type())) continue;
+    const bool located = locations.size() == static_cast<size_t>(out->num_fields());
+    return refuse(located ? locations[static_cast<size_t>(c)] : s.loc, *f, "SELECT DISTINCT");
+  }
+  return arrow::Status::OK();
+}
+
 // Spark's numeric precedence (byte < short < int < long < float < double); 0: not such a type.
 int numeric_rank(const arrow::DataType& t) {
   switch (t.id()) {
@@ -904,6 +943,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     }
     plan.distinct_on_.push_back(out->field(found)->name());
   }
+  ARROW_RETURN_NOT_OK(check_distinct_keys(s, plan, file));
   return plan;
 }
 
@@ -1184,8 +1224,10 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
   if (!distinct_on_.empty()) {
     ARROW_ASSIGN_OR_RAISE(table, first_row_per_key(std::move(table), distinct_on_, output_schema()));
   }
-  if (distinct_ && table->num_columns() > 0) {
-    // SELECT DISTINCT over a snapshot: group by every column, no aggregates.
+  if (distinct_ && distinct_on_.empty() && table->num_columns() > 0) {
+    // SELECT DISTINCT over a snapshot: group by every column, no aggregates. (DISTINCT ON's rows
+    // are distinct already: one per key. Grouping them again by every column failed on a
+    // nested column that is not a key.)
     std::vector<arrow::FieldRef> keys;
     for (const auto& f : table->schema()->fields()) keys.emplace_back(f->name());
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
