@@ -29,7 +29,19 @@ SLUICE = pathlib.Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
 
 # Bound outside the scalar registry: aggregates (exec/select_plan.cc) and CAST syntax.
 AGGREGATES = {"count", "sum", "avg", "mean", "min", "max", "first", "last", "stddev", "stddev_samp",
-              "approx_count_distinct", "count_if", "bool_and", "bool_or", "every", "some", "any", "any_value"}
+              "approx_count_distinct", "count_if", "bool_and", "bool_or", "every", "some", "any", "any_value",
+              "collect_list", "collect_set", "max_by", "min_by", "percentile_approx", "approx_percentile"}
+# Where an aggregate runs, when not everywhere ("GROUP BY and windows").
+AGGREGATE_WHERE = {n: "GROUP BY of materialized views (refreshed fully) and of streaming windows (the window "
+                      "keeps its rows); refused over a stream without a window and without GROUP BY"
+                   for n in ("collect_list", "collect_set", "max_by", "min_by", "percentile_approx",
+                             "approx_percentile")}
+for n in ("percentile_approx", "approx_percentile"):
+    AGGREGATE_WHERE[n] = ("exact: the value at rank ceil(p * n) of the group's n values, within Spark's error "
+                          "bound (n / accuracy ranks), and compared with Spark within that bound; "
+                          + AGGREGATE_WHERE[n])
+for n in ("collect_list", "collect_set"):
+    AGGREGATE_WHERE[n] = "order unspecified, as in Spark (compared as a multiset); " + AGGREGATE_WHERE[n]
 SYNTAX = {"cast": "CAST(x AS type)", "try_cast": "TRY_CAST(x AS type)"}
 
 
@@ -87,10 +99,11 @@ def main():
             if tested:
                 key = "supported" if tested["status"] == "same" else "differs"
                 status = "supported" if key == "supported" else "differs: " + "; ".join(tested["notes"])
-                rows.append((name, status, "aggregate", "", "", "GROUP BY and windows"))
+                rows.append((name, status, "aggregate", "", "", AGGREGATE_WHERE.get(name, "GROUP BY and windows")))
             else:
                 key = "untested"
-                rows.append((name, "supported, not compared with Spark yet", "aggregate", "", "", "GROUP BY and windows"))
+                rows.append((name, "supported, not compared with Spark yet", "aggregate", "", "",
+                             AGGREGATE_WHERE.get(name, "GROUP BY and windows")))
         elif name in SYNTAX:
             counts["untested"] += 1
             rows.append((name, "supported, not compared with Spark yet", "syntax", "", "", SYNTAX[name]))

@@ -155,6 +155,30 @@ AGGREGATE_QUERIES = [
     ("some", "SELECT n % 2 AS g, some(d < 0) AS c FROM t GROUP BY n % 2"),
     ("any", "SELECT n % 2 AS g, any(s = '') AS c FROM t GROUP BY n % 2"),
     ("any_value", "SELECT n > 0 AS g, any_value(n > 0) AS c FROM t GROUP BY n > 0"),
+    # The list aggregates. Spark leaves the order of collect_list / collect_set unspecified (it
+    # depends on the shuffle): compared as multisets ("unordered"). With ties, max_by / min_by
+    # keep the last tied row read (Spark's MaxMinBy replaces its buffer unless the old ordering
+    # is strictly greater / less); Spark reads `t` in one partition, in the table's row order, so
+    # the tie query compares exact values.
+    ("collect_list", "SELECT n % 3 AS g, collect_list(s) AS a, collect_list(ts) AS b, collect_list(d) AS c "
+                     "FROM t GROUP BY n % 3", "unordered"),
+    ("collect_list", "SELECT n > 0 AS g, collect_list(arr) AS a, collect_list(st) AS b FROM t GROUP BY n > 0",
+     "unordered"),
+    ("collect_set", "SELECT n % 2 AS g, collect_set(s) AS a, collect_set(n % 2) AS b, collect_set(d) AS c, "
+                    "collect_set(CAST(ts AS DATE)) AS e FROM t GROUP BY n % 2", "unordered"),
+    # -0.0 and 0.0 are one value, kept as 0.0 by Spark 4 (a group's first such row is -0.0 here);
+    # "signed": floats compared by repr too, since the tolerant comparison takes -0.0 for 0.0.
+    ("collect_set", "SELECT n > 0 AS g, collect_set(IF(n % 2 = 1, CAST('-0.0' AS DOUBLE), CAST('0.0' AS DOUBLE))) "
+                    "AS z FROM t GROUP BY n > 0", "signed"),
+    ("max_by", "SELECT n % 3 AS g, max_by(s, n) AS a, max_by(ts, d) AS b, max_by(n, s) AS c, max_by(arr, ts) AS e "
+               "FROM t GROUP BY n % 3"),
+    ("max_by", "SELECT n > 0 AS g, max_by(n, n % 2 = 0) AS a, max_by(s, n % 2 = 1) AS b FROM t GROUP BY n > 0"),
+    ("min_by", "SELECT n > 0 AS g, min_by(n, n % 2 = 0) AS a, min_by(d, n IS NOT NULL) AS b FROM t GROUP BY n > 0"),
+    ("min_by", "SELECT n % 3 AS g, min_by(s, d) AS a, min_by(st, ts) AS b, min_by(d, s) AS c FROM t GROUP BY n % 3"),
+    ("percentile_approx", "SELECT n % 3 AS g, percentile_approx(d, 0.5) AS a, percentile_approx(n, array(0.1, 0.9), "
+                          "100) AS b, percentile_approx(ts, 0.25, 1000) AS c FROM t GROUP BY n % 3", "percentile"),
+    ("approx_percentile", "SELECT n > 0 AS g, approx_percentile(d, array(0.0, 0.5, 1.0)) AS a FROM t GROUP BY n > 0",
+     "percentile"),
 ]
 
 # expression -> why sluice's result differs from Spark's on purpose (docs/functions.md shows it).
@@ -277,15 +301,62 @@ def sluice_query(tmp_path, table_dir, query, name):
     return ipc.open_file(out).read_all(), None
 
 
+def unordered(value):
+    """A list cell as a multiset (sorted by repr), recursively over the row's cells."""
+    if isinstance(value, dict):
+        return {k: unordered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted(value, key=repr)
+    return value
+
+
+def percentile_problems(query, ours, theirs):
+    """percentile_approx within Spark's documented error: each value's rank among its group's
+    sorted non-NULL values is at most ceil(n / accuracy) (at least 1) from ceil(p * n). Both
+    sluice's (exact) and Spark's (Greenwald-Khanna) values are checked against that model."""
+    key = "n % 3" if "GROUP BY n % 3" in query else "n > 0"
+    rows = make_table().to_pylist()
+
+    def group_of(r):
+        if r["n"] is None:
+            return None
+        return int(math.fmod(r["n"], 3)) if key == "n % 3" else r["n"] > 0
+
+    calls = re.findall(r"(?:percentile_approx|approx_percentile)\((\w+), (array\([^)]*\)|[0-9.]+)(?:, (\d+))?\) AS (\w+)",
+                       query)
+    problems = []
+    for table, who in ((ours, "sluice"), (theirs, "Spark")):
+        for out in table.to_pylist():
+            members = [r for r in rows if group_of(r) == out["g"]]
+            for column, percentages, accuracy, alias in calls:
+                values = sorted(r[column] for r in members if r[column] is not None)
+                ps = [float(p) for p in re.findall(r"[0-9.]+", percentages)]
+                got = out[alias] if percentages.startswith("array") else [out[alias]]
+                if not values:
+                    if out[alias] is not None:
+                        problems.append(f"{who}: {alias} of group {out['g']} is {out[alias]!r}, not NULL")
+                    continue
+                tolerance = max(1, math.ceil(len(values) / int(accuracy or 10000)))
+                for p, v in zip(ps, got):
+                    target = min(max(math.ceil(p * len(values)), 1), len(values))
+                    ranks = [i + 1 for i, x in enumerate(values) if same_value(x, v)]
+                    if not ranks or min(abs(r - target) for r in ranks) > tolerance:
+                        problems.append(f"{who}: {alias}({p}) of group {out['g']} is {v!r}, not within {tolerance} "
+                                        f"rank(s) of rank {target} of {values!r}")
+    return problems
+
+
 def compare_generators(tmp_path, spark_frame):
     """Each generator and aggregate query's rows (as a multiset) and column types against Spark's."""
     from deltalake import write_deltalake
 
     table_dir = tmp_path / "t"
     write_deltalake(str(table_dir), make_table())
-    spark_frame.createOrReplaceTempView("t")
+    # One partition, in the table's row order (as sluice reads its one file): max_by / min_by's
+    # ties resolve the same way in both.
+    spark_frame.coalesce(1).createOrReplaceTempView("t")
     outcomes = []
-    for i, (name, query) in enumerate(GENERATORS + AGGREGATE_QUERIES):
+    for i, (name, query, *how) in enumerate(GENERATORS + AGGREGATE_QUERIES):
         ours, error = sluice_query(tmp_path, table_dir, query, f"gen{i}")
         theirs = spark_frame.sparkSession.sql(query).toArrow()
         problems = []
@@ -298,8 +369,16 @@ def compare_generators(tmp_path, spark_frame):
             their_types = [type_name(c.type) for c in theirs.columns]
             if types != their_types:
                 problems.append(f"types {types} vs Spark's {their_types}")
-            got = sorted(ours.to_pylist(), key=repr)
-            want = sorted(theirs.to_pylist(), key=repr)
+            got, want = ours.to_pylist(), theirs.to_pylist()
+            if how == ["unordered"]:
+                got, want = [unordered(r) for r in got], [unordered(r) for r in want]
+            if how == ["percentile"]:  # values within the error bound, not equal to Spark's
+                problems += percentile_problems(query, ours, theirs)
+                got = [{"g": r["g"]} for r in got]
+                want = [{"g": r["g"]} for r in want]
+            got, want = sorted(got, key=repr), sorted(want, key=repr)
+            if how == ["signed"] and repr(got) != repr(want):  # -0.0 is not 0.0 here
+                problems.append(f"rows {got!r} vs Spark's {want!r} (signed zeros)")
             if len(got) != len(want):
                 problems.append(f"{len(got)} rows vs Spark's {len(want)}")
             else:
@@ -315,7 +394,7 @@ def test_functions_match_spark(tmp_path, spark_frame):
     results = {}
     unexpected = []
     for name, query, problems in compare_generators(tmp_path, spark_frame):
-        family = "generator" if any(name == g for g, _ in GENERATORS) else "aggregate"
+        family = "generator" if any(name == g[0] for g in GENERATORS) else "aggregate"
         entry = results.setdefault(name, {"family": family, "status": "same", "exprs": [], "notes": []})
         entry["exprs"].append(query)
         if problems:

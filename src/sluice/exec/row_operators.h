@@ -15,16 +15,6 @@
 
 namespace sluice::exec {
 
-// A stage's generator run over its projected `columns` (one per projection, `rows` rows): each
-// row repeated once per element of the generator's argument (none for a NULL or empty one, or
-// one row of NULLs for an _outer generator), the generated columns in the argument's place, as
-// `output` (the stage's schema) says. `row_ids`, when given, is taken along (each output row's
-// input row).
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> expand_generator(const GeneratorSpec& generator,
-                                                                    const std::shared_ptr<arrow::Schema>& output,
-                                                                    const arrow::ArrayVector& columns, int64_t rows,
-                                                                    std::shared_ptr<arrow::Array>* row_ids);
-
 // SELECT ... FROM ... WHERE over one batch (SelectPlan::apply_row_stages); keeps each row's
 // source row.
 class ProjectFilterOperator : public BatchOperator {

@@ -4,6 +4,7 @@
 #include "sluice/exec/json_functions.h"
 #include "sluice/exec/select_plan_join_spec.h"
 #include "sluice/exec/functions/batch_clock.h"
+#include "sluice/exec/generators.h"
 #include "sluice/exec/row_operators.h"
 
 #include <arrow/acero/exec_plan.h>
@@ -24,44 +25,6 @@ namespace sluice::exec {
 namespace cp = arrow::compute;
 using sql::Expr;
 using sql::ExprKind;
-
-namespace {
-
-// The names a SELECT's expressions may read (every part of a column reference, lower-cased), so
-// that a LATERAL VIEW stage carries only those FROM columns: copying an exploded array once per
-// element made one 5,000-element record a 2.5 GB batch. false: a * or a subquery (reads all).
-bool collect_column_names(const Expr& e, std::set<std::string>& names) {
-  if (e.kind == ExprKind::kStar || e.query) return false;
-  if (e.kind == ExprKind::kColumn) {
-    for (const auto& p : e.parts) names.insert(to_lower(p));
-  }
-  bool all = true;
-  for (const auto& a : e.args) {
-    if (a && !collect_column_names(*a, names)) all = false;
-  }
-  return all;
-}
-
-// The column references (kColumn) in e, outside subqueries.
-void collect_columns(const Expr& e, std::vector<const Expr*>& out) {
-  if (e.kind == ExprKind::kColumn) out.push_back(&e);
-  for (const auto& a : e.args) {
-    if (a) collect_columns(*a, out);
-  }
-}
-
-std::optional<std::set<std::string>> columns_read_after_from(const sql::Select& s) {
-  std::set<std::string> names;
-  auto add = [&](const sql::ExprPtr& e) { return !e || collect_column_names(*e, names); };
-  bool ok = add(s.where) && add(s.having);
-  for (const auto& item : s.items) ok = ok && add(item.expr);
-  for (const auto& e : s.group_by) ok = ok && add(e);
-  for (const auto& e : s.distinct_on) ok = ok && add(e);
-  if (!ok) return std::nullopt;
-  return names;
-}
-
-}  // namespace
 
 namespace {
 
@@ -105,7 +68,8 @@ bool is_aggregate_call(const Expr& e) {
   static const std::set<std::string> kAggs = {"count", "sum", "avg", "mean", "min", "max", "first",
                                               "last", "stddev", "stddev_samp", "approx_count_distinct",
                                               "count_if", "bool_and", "every", "bool_or", "some", "any",
-                                              "any_value"};
+                                              "any_value", "collect_list", "collect_set", "max_by", "min_by",
+                                              "percentile_approx", "approx_percentile"};
   return kAggs.count(to_lower(e.name)) > 0;
 }
 
@@ -153,81 +117,6 @@ std::string item_name(const sql::SelectItem& item, const BoundExpression& bound)
   return sql::to_string(*item.expr);
 }
 
-// explode, posexplode, inline and their _outer forms: what each generates.
-struct GeneratorKind {
-  GeneratorSpec::Kind kind;
-  bool outer;
-};
-
-std::optional<GeneratorKind> generator_kind(const Expr& e) {
-  if (e.kind != ExprKind::kFunction) return std::nullopt;
-  using K = GeneratorSpec::Kind;
-  static const std::map<std::string, GeneratorKind> kKinds = {
-      {"explode", {K::kExplode, false}},       {"explode_outer", {K::kExplode, true}},
-      {"posexplode", {K::kPosExplode, false}}, {"posexplode_outer", {K::kPosExplode, true}},
-      {"inline", {K::kInline, false}},         {"inline_outer", {K::kInline, true}}};
-  auto it = kKinds.find(to_lower(e.name));
-  if (it == kKinds.end()) return std::nullopt;
-  return it->second;
-}
-
-struct BoundGenerator {
-  GeneratorSpec spec;  // argument: set by the caller, which places it among the projections
-  BoundExpression argument;
-  arrow::FieldVector fields;
-};
-
-// A generator call bound over `binder`'s schema: its argument and the columns it gives, named
-// `names` (empty: Spark's names, pos / col / key, value / the struct's fields).
-arrow::Result<BoundGenerator> bind_generator(const Expr& call, bool outer, const std::vector<std::string>& names,
-                                             const ExpressionBinder& binder, const sql::SourceFile& file) {
-  auto fail = [&](sql::Location at, const std::string& message) {
-    return arrow::Status::Invalid(sql::format_error(file, at, message));
-  };
-  const GeneratorKind kind = *generator_kind(call);
-  const std::string name = to_lower(call.name);
-  if (call.args.size() != 1 || call.args[0]->kind == ExprKind::kNamedArg || call.args[0]->kind == ExprKind::kStar ||
-      call.distinct) {
-    return fail(call.loc, fmt::format("{} takes one argument (an ARRAY{})", name,
-                                      kind.kind == GeneratorSpec::Kind::kInline ? " of STRUCTs" : " or a MAP"));
-  }
-  BoundGenerator g;
-  ARROW_ASSIGN_OR_RAISE(g.argument, binder.bind(*call.args[0]));
-  g.spec.kind = kind.kind;
-  g.spec.outer = outer || kind.outer;
-  const arrow::DataType& t = *g.argument.type;
-  arrow::FieldVector columns;
-  if (kind.kind == GeneratorSpec::Kind::kPosExplode) columns.push_back(arrow::field("pos", arrow::int32()));
-  if (t.id() == arrow::Type::MAP && kind.kind != GeneratorSpec::Kind::kInline) {
-    const auto& map = static_cast<const arrow::MapType&>(t);
-    g.spec.map = true;
-    columns.push_back(arrow::field("key", map.key_type()));
-    columns.push_back(arrow::field("value", map.item_type()));
-  } else if (t.id() == arrow::Type::LIST && kind.kind != GeneratorSpec::Kind::kInline) {
-    columns.push_back(arrow::field("col", static_cast<const arrow::ListType&>(t).value_type()));
-  } else if (t.id() == arrow::Type::LIST &&
-             static_cast<const arrow::ListType&>(t).value_type()->id() == arrow::Type::STRUCT) {
-    for (const auto& f : static_cast<const arrow::ListType&>(t).value_type()->fields()) {
-      columns.push_back(arrow::field(f->name(), f->type()));
-    }
-  } else {
-    return fail(call.args[0]->loc, fmt::format("{} needs an ARRAY{}, not {}", name,
-                                               kind.kind == GeneratorSpec::Kind::kInline ? " of STRUCTs" : " or a MAP",
-                                               sql::sql_type_name(t)));
-  }
-  if (!names.empty() && names.size() != columns.size()) {
-    std::string defaults;
-    for (const auto& c : columns) defaults += (defaults.empty() ? "" : ", ") + c->name();
-    return fail(call.loc, fmt::format("{} gives {} column{} ({}) but AS names {}: name each of them, as Spark requires",
-                                      name, columns.size(), columns.size() == 1 ? "" : "s", defaults, names.size()));
-  }
-  for (size_t c = 0; c < columns.size(); ++c) {
-    g.fields.push_back(names.empty() ? columns[c] : columns[c]->WithName(names[c]));
-  }
-  g.spec.width = g.fields.size();
-  return g;
-}
-
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
                                                              std::shared_ptr<arrow::Array>* row_ids = nullptr) {
   const ScopedBatchTime batch_time;  // current_timestamp() is one instant for the whole batch
@@ -264,7 +153,9 @@ std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool group
         function.find("min") != std::string::npos || function.find("max") != std::string::npos) {
       options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
     }
-    if (function == "count_all" || function == "hash_count_all") {
+    if (list_aggregate(agg, a)) {  // each group's row numbers, finished by finish_list_aggregate
+      aggregates.emplace_back("hash_list", nullptr, arrow::FieldRef("__row"), fmt::format("__a{}", a));
+    } else if (function == "count_all" || function == "hash_count_all") {
       aggregates.emplace_back(function, std::move(options), std::vector<arrow::FieldRef>{}, fmt::format("__a{}", a));
     } else {
       aggregates.emplace_back(function, std::move(options), arrow::FieldRef(fmt::format("__in{}", a)), fmt::format("__a{}", a));
@@ -527,6 +418,71 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
 }
 
 namespace {
+// A list aggregate call (list_aggregates.h) bound, or refused where sluice cannot run it yet:
+// over a stream without an event-time window (only a window's state keeps the rows) and
+// without GROUP BY. Kept out of make_select's frame, as plan_lateral_views is.
+[[gnu::noinline]] arrow::Result<BoundListAggregate> bind_list_call(const Expr& e, const ExpressionBinder& binder,
+                                                                   const arrow::Schema& schema,
+                                                                   const sql::SourceFile& file,
+                                                                   const std::vector<PlanSource>& sources,
+                                                                   bool no_group_by, bool windowed) {
+  const std::string name = to_lower(e.name);
+  for (const auto& source : sources) {
+    if (source.streaming && !windowed) {
+      return arrow::Status::Invalid(sql::format_error(
+          file, e.loc,
+          fmt::format("{} over a stream is supported only in a windowed aggregation (GROUP BY window(ts, ...) "
+                      "with a WATERMARK), whose state keeps the window's rows; or compute it in a materialized "
+                      "view that reads the table",
+                      name)));
+    }
+  }
+  if (no_group_by) {
+    return arrow::Status::Invalid(sql::format_error(
+        file, e.loc, fmt::format("{} without GROUP BY is not supported yet: add GROUP BY keys", name)));
+  }
+  return bind_list_aggregate(e, binder, schema, file);
+}
+
+// SELECT DISTINCT (every output column) and DISTINCT ON (its columns) over snapshots group rows
+// by Acero's hash aggregate, whose keys cannot be ARRAY, MAP or STRUCT values: refused here, at
+// the column, rather than at run time with no position. A stream's dedup (StreamDedup) checks
+// its own key types. Kept out of make_select's frame.
+[[gnu::noinline]] arrow::Status check_distinct_keys(const sql::Select& s, const SelectPlan& plan,
+                                                    const sql::SourceFile& file) {
+  if (!s.distinct && s.distinct_on.empty()) return arrow::Status::OK();
+  for (const auto& source : plan.sources()) {
+    if (source.streaming) return arrow::Status::OK();
+  }
+  const auto& out = plan.output_schema();
+  auto nested = [](const arrow::DataType& t) {
+    return t.id() == arrow::Type::LIST || t.id() == arrow::Type::LARGE_LIST || t.id() == arrow::Type::FIXED_SIZE_LIST ||
+           t.id() == arrow::Type::MAP || t.id() == arrow::Type::STRUCT;
+  };
+  auto refuse = [&](sql::Location at, const arrow::Field& f, const char* what) {
+    return arrow::Status::NotImplemented(sql::format_error(
+        file, at,
+        fmt::format("{} cannot compare column '{}' of type {} yet (ARRAY, MAP and STRUCT values are not "
+                    "supported as its keys): leave it out, or compare a scalar made from it (to_json({}))",
+                    what, f.name(), sql::sql_type_name(*f.type()), f.name())));
+  };
+  if (!s.distinct_on.empty()) {
+    for (size_t k = 0; k < s.distinct_on.size() && k < plan.distinct_on().size(); ++k) {
+      const auto& f = out->GetFieldByName(plan.distinct_on()[k]);
+      if (f && nested(*f->type())) return refuse(s.distinct_on[k]->loc, *f, "SELECT DISTINCT ON");
+    }
+    return arrow::Status::OK();
+  }
+  const auto& locations = plan.output_locations();
+  for (int c = 0; c < out->num_fields(); ++c) {
+    const auto& f = out->field(c);
+    if (!nested(*f->type())) continue;
+    const bool located = locations.size() == static_cast<size_t>(out->num_fields());
+    return refuse(located ? locations[static_cast<size_t>(c)] : s.loc, *f, "SELECT DISTINCT");
+  }
+  return arrow::Status::OK();
+}
+
 // Spark's numeric precedence (byte < short < int < long < float < double); 0: not such a type.
 int numeric_rank(const arrow::DataType& t) {
   switch (t.id()) {
@@ -540,88 +496,6 @@ int numeric_rank(const arrow::DataType& t) {
   }
 }
 
-// The LATERAL VIEWs of `s`, each a stage after FROM (its columns, then the generator's). Kept
-// out of make_select, whose frame every nested subquery, CTE or view read inline repeats: ASan
-// gives each local its own stack slot, and with these in that frame the planner's 128 levels no
-// longer fit the 4 MiB thread of SqlLimitsTest.NestedSubqueriesAtAndBeyondTheLimit.
-[[gnu::noinline]] arrow::Status plan_lateral_views(const sql::Select& s, const sql::SourceFile& file,
-                                                   std::shared_ptr<arrow::Schema>& schema,
-                                                   std::set<std::string>& qualifiers,
-                                                   const std::optional<std::set<std::string>>& read_after_from,
-                                                   std::vector<Stage>& stages) {
-  auto fail = [&](sql::Location at, const std::string& message) {
-    return arrow::Status::Invalid(sql::format_error(file, at, message));
-  };
-  for (size_t view_index = 0; view_index < s.lateral_views.size(); ++view_index) {
-    const auto& view = s.lateral_views[view_index];
-    // The columns read after this view: the SELECT's and the later views' arguments (not its own).
-    auto read_after_view = read_after_from;
-    for (size_t later = view_index + 1; read_after_view && later < s.lateral_views.size(); ++later) {
-      if (!collect_column_names(*s.lateral_views[later].generator, *read_after_view)) read_after_view.reset();
-    }
-    // FROM t LATERAL VIEW g(x) v AS c: a stage of t's columns then g's, run before WHERE (which
-    // may read c).
-    if (!generator_kind(*view.generator)) {
-      return fail(view.generator->loc,
-                  fmt::format("LATERAL VIEW takes a generator (explode, explode_outer, posexplode, posexplode_outer, "
-                              "inline, inline_outer), not {}",
-                              view.generator->name));
-    }
-    ExpressionBinder view_binder(file, schema, qualifiers);
-    ARROW_ASSIGN_OR_RAISE(auto g, bind_generator(*view.generator, view.outer, view.columns, view_binder, file));
-    Stage stage;
-    arrow::FieldVector fields;
-    for (const auto& f : g.fields) {
-      for (const auto& existing : schema->fields()) {
-        if (to_lower(existing->name()) == to_lower(f->name())) {
-          return fail(view.loc, fmt::format("LATERAL VIEW column '{}' has the name of a column it is joined to "
-                                            "('{}'; names are compared ignoring case), which sluice does not tell "
-                                            "apart: name it otherwise (... AS other_name)",
-                                            f->name(), existing->name()));
-        }
-      }
-    }
-    // Only the FROM columns a later clause reads go through the expansion (each is copied once
-    // per generated row).
-    for (const auto& f : schema->fields()) {
-      if (read_after_view && !read_after_view->count(to_lower(f->name()))) continue;
-      ARROW_ASSIGN_OR_RAISE(auto b, view_binder.bind(*column(f->name(), view.loc)));
-      stage.projections.push_back(std::move(b));
-      fields.push_back(f);
-    }
-    g.spec.argument = stage.projections.size();
-    stage.projections.push_back(std::move(g.argument));
-    for (const auto& f : g.fields) fields.push_back(f);
-    stage.generator = g.spec;
-    // v.x names a column of the view v only (the binder treats qualifiers loosely: v.id would
-    // read t.id).
-    if (!view.table_alias.empty()) {
-      std::vector<const Expr*> refs;
-      for (const auto& item : s.items) collect_columns(*item.expr, refs);
-      for (const auto* e : {s.where.get(), s.having.get()}) {
-        if (e) collect_columns(*e, refs);
-      }
-      for (const auto& e : s.group_by) collect_columns(*e, refs);
-      for (const auto& v : s.lateral_views) collect_columns(*v.generator, refs);
-      for (const auto* ref : refs) {
-        if (ref->parts.size() < 2 || to_lower(ref->parts[0]) != to_lower(view.table_alias)) continue;
-        bool found = false;
-        for (const auto& f : g.fields) found = found || to_lower(f->name()) == to_lower(ref->parts[1]);
-        if (!found) {
-          std::string names;
-          for (const auto& f : g.fields) names += (names.empty() ? "" : ", ") + f->name();
-          return fail(ref->loc, fmt::format("LATERAL VIEW {} has no column '{}' (its columns: {})", view.table_alias,
-                                            ref->parts[1], names));
-        }
-      }
-    }
-    stage.output = arrow::schema(fields);
-    schema = stage.output;
-    stages.push_back(std::move(stage));
-    if (!view.table_alias.empty()) qualifiers.insert(view.table_alias);
-  }
-  return arrow::Status::OK();
-}
 }  // namespace
 
 arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sql::SourceFile& file,
@@ -723,11 +597,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
       break;
     }
   }
-  auto read_after_from = columns_read_after_from(s);
-  if (read_after_from && from.watermark && !collect_column_names(*from.watermark->column, *read_after_from)) {
-    read_after_from.reset();
-  }
-  ARROW_RETURN_NOT_OK(plan_lateral_views(s, file, schema, qualifiers, read_after_from, plan.stages_));
+  ARROW_RETURN_NOT_OK(plan_lateral_views(s, file, schema, qualifiers, plan.stages_));
   ExpressionBinder binder(file, schema, qualifiers);
   if (from.watermark) {
     // Type-checked now; the event-time runtime executes it.
@@ -754,12 +624,12 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   bool aggregate = !s.group_by.empty() || (s.having != nullptr);
   for (const auto& item : s.items) aggregate = aggregate || contains_aggregate(*item.expr);
   for (const auto& item : s.items) {
-    if (aggregate && generator_kind(*item.expr)) {
+    if (aggregate && is_generator_call(*item.expr)) {
       return fail(item.expr->loc, fmt::format("{} in a SELECT that aggregates is not supported yet: generate the rows "
                                               "in a subquery or a LATERAL VIEW, then aggregate them",
                                               to_lower(item.expr->name)));
     }
-    if (!item.aliases.empty() && !generator_kind(*item.expr)) {
+    if (!item.aliases.empty() && !is_generator_call(*item.expr)) {
       return fail(item.expr->loc, "AS (a, b, ...) names the columns of a generator (explode, posexplode, inline); "
                                   "this item is not one: give it one name");
     }
@@ -822,7 +692,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         }
         continue;
       }
-      if (generator_kind(*item.expr)) {
+      if (is_generator_call(*item.expr)) {
         if (stage.generator) {
           return fail(item.expr->loc, "only one generator is allowed per SELECT, as in Spark: put the other in a "
                                       "LATERAL VIEW (FROM t LATERAL VIEW explode(a) v AS x)");
@@ -917,7 +787,18 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         std::shared_ptr<arrow::DataType> type;
         BoundExpression input;
         bool star = e.args.size() == 1 && e.args[0]->kind == ExprKind::kStar;
-        if (fname == "count" && (star || e.args.empty())) {
+        std::optional<ListAggregate> list;
+        if (is_list_aggregate(fname)) {
+          for (const auto& a : e.args) {
+            if (contains_aggregate(*a)) return fail(a->loc, "aggregates cannot be nested");
+          }
+          ARROW_ASSIGN_OR_RAISE(auto bound, bind_list_call(e, binder, *schema, file, plan.sources(), s.group_by.empty(),
+                                                                agg.window.has_value()));
+          function = "hash_list";
+          type = bound.type;
+          input = std::move(bound.input);
+          list = std::move(bound.aggregate);
+        } else if (fname == "count" && (star || e.args.empty())) {
           function = "hash_count_all";
           type = arrow::int64();
         } else {
@@ -990,6 +871,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
         }
         const std::string name = fmt::format("__a{}", agg.functions.size());
         agg.functions.push_back(function);
+        agg.list_aggregates.push_back(std::move(list));
         if (function == "hash_count_all") {
           ARROW_ASSIGN_OR_RAISE(input, binder.bind(*column(schema->field(0)->name(), e.loc)));
         }
@@ -1061,6 +943,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
     }
     plan.distinct_on_.push_back(out->field(found)->name());
   }
+  ARROW_RETURN_NOT_OK(check_distinct_keys(s, plan, file));
   return plan;
 }
 
@@ -1253,6 +1136,16 @@ arrow::Result<std::shared_ptr<arrow::Table>> first_row_per_key(std::shared_ptr<a
 
 }  // namespace
 
+namespace {
+// 0, 1, ..., rows - 1.
+arrow::Result<std::shared_ptr<arrow::Array>> row_number_array(int64_t rows) {
+  arrow::Int64Builder builder;
+  ARROW_RETURN_NOT_OK(builder.Reserve(rows));
+  for (int64_t r = 0; r < rows; ++r) builder.UnsafeAppend(r);
+  return builder.Finish();
+}
+}  // namespace
+
 arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::shared_ptr<arrow::Table>& input) const {
   ARROW_ASSIGN_OR_RAISE(auto combined, input->CombineChunksToBatch());
   ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
@@ -1273,6 +1166,13 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
       fields.push_back(arrow::field(fmt::format("__in{}", a), c->type()));
       columns.push_back(c);
     }
+    bool lists = false;
+    for (size_t a = 0; a < agg.functions.size(); ++a) lists = lists || list_aggregate(agg, a);
+    if (lists) {  // the row numbers the list aggregates group
+      ARROW_ASSIGN_OR_RAISE(auto row_numbers, row_number_array(rows->num_rows()));
+      fields.push_back(arrow::field("__row", arrow::int64()));
+      columns.push_back(std::move(row_numbers));
+    }
     auto aggregates = acero_aggregates(agg, !keys.empty());
     auto pre = arrow::Table::Make(arrow::schema(fields), columns, rows->num_rows());
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
@@ -1281,6 +1181,22 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
     });
     ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
     ARROW_ASSIGN_OR_RAISE(auto grouped_batch, grouped_table->CombineChunksToBatch());
+    for (size_t a = 0; grouped_batch && a < agg.functions.size(); ++a) {
+      const ListAggregate* list = list_aggregate(agg, a);
+      if (!list) continue;
+      const auto name = fmt::format("__a{}", a);
+      const int at = grouped_batch->schema()->GetFieldIndex(name);
+      if (at < 0) return arrow::Status::Invalid("aggregation lost column ", name);
+      const auto& field = agg.grouped_schema->GetFieldByName(name);
+      std::shared_ptr<arrow::Array> finished;
+      if (grouped_batch->num_rows() == 0) {
+        ARROW_ASSIGN_OR_RAISE(finished, arrow::MakeEmptyArray(field->type()));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(finished, finish_list_aggregate(*list, *grouped_batch->column(at),
+                                                              columns[keys.size() + a], field->type()));
+      }
+      ARROW_ASSIGN_OR_RAISE(grouped_batch, grouped_batch->SetColumn(at, field, std::move(finished)));
+    }
     arrow::ArrayVector ordered;
     for (const auto& f : agg.grouped_schema->fields()) {
       auto c = grouped_batch->GetColumnByName(f->name());
@@ -1308,8 +1224,10 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::share
   if (!distinct_on_.empty()) {
     ARROW_ASSIGN_OR_RAISE(table, first_row_per_key(std::move(table), distinct_on_, output_schema()));
   }
-  if (distinct_ && table->num_columns() > 0) {
-    // SELECT DISTINCT over a snapshot: group by every column, no aggregates.
+  if (distinct_ && distinct_on_.empty() && table->num_columns() > 0) {
+    // SELECT DISTINCT over a snapshot: group by every column, no aggregates. (DISTINCT ON's rows
+    // are distinct already: one per key. Grouping them again by every column failed on a
+    // nested column that is not a key.)
     std::vector<arrow::FieldRef> keys;
     for (const auto& f : table->schema()->fields()) keys.emplace_back(f->name());
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({

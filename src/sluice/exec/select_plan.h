@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "sluice/exec/expression_binder.h"
+#include "sluice/exec/generators.h"
+#include "sluice/exec/list_aggregates.h"
 #include "sluice/format/field_selection.h"
 #include "sluice/sql/ast.h"
 
@@ -52,20 +54,6 @@ struct WatermarkSpec {
   std::string column;
   int64_t delay_micros = 0;
   sql::Location loc;
-};
-
-// A generator of a stage (explode, posexplode, inline and their _outer forms, in the select
-// list or a LATERAL VIEW): after the projections, each row is repeated once per element of the
-// array or map projection `argument` gives, whose place in the output the generator's `width`
-// columns take (pos, col / key, value / a struct's fields). Stateless: it runs inside the row
-// stages, so streaming tables (ProjectFilterOperator) and materialized views both run it.
-struct GeneratorSpec {
-  enum class Kind { kExplode, kPosExplode, kInline };
-  Kind kind = Kind::kExplode;
-  bool outer = false;    // a row whose array is NULL or empty gives one row of NULLs
-  size_t argument = 0;   // the projection holding the array or map
-  size_t width = 1;      // the columns it gives
-  bool map = false;      // the argument is a MAP (key, value) rather than an ARRAY
 };
 
 struct Stage {
@@ -108,6 +96,9 @@ struct WindowKeySpec {
 struct AggregateSpec {
   std::vector<BoundExpression> key_inputs;      // evaluated on the last stage's output
   std::vector<std::string> functions;           // Arrow hash_* function per aggregate
+  // Per aggregate: collect_list, max_by, percentile_approx, ... (list_aggregates.h), whose
+  // function is hash_list over the row numbers (__row), finished by finish_list_aggregate.
+  std::vector<std::optional<ListAggregate>> list_aggregates;
   std::vector<BoundExpression> aggregate_inputs;
   std::vector<BoundExpression> outputs;         // SELECT items over (keys..., aggregates...)
   std::optional<BoundExpression> having;
@@ -118,6 +109,11 @@ struct AggregateSpec {
 // The Acero aggregates (named __a<i>, reading columns __in<i>) computing `spec`'s functions;
 // `grouped` is false for an aggregation without keys.
 std::vector<arrow::compute::Aggregate> acero_aggregates(const AggregateSpec& spec, bool grouped);
+
+// Whether aggregate `a` of `spec` is a list aggregate (list_aggregates.h).
+inline const ListAggregate* list_aggregate(const AggregateSpec& spec, size_t a) {
+  return a < spec.list_aggregates.size() && spec.list_aggregates[a] ? &*spec.list_aggregates[a] : nullptr;
+}
 
 struct JoinSpec;
 

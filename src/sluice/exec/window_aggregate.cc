@@ -7,6 +7,7 @@
 #include <arrow/acero/options.h>
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/util/byte_size.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -331,13 +332,40 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WindowAggregate::finalize(
     for (size_t k = 0; k < agg_.key_inputs.size(); ++k) {
       if (k != w.key_index) keys.emplace_back(fmt::format("__k{}", k));
     }
-    ARROW_ASSIGN_OR_RAISE(auto closed_table, arrow::Table::FromRecordBatches(closed->schema(), {closed}));
+    // The list aggregates (collect_list, max_by, ...) group the buffered rows' numbers.
+    bool lists = false;
+    for (size_t a = 0; a < agg_.functions.size(); ++a) lists = lists || list_aggregate(agg_, a);
+    std::shared_ptr<arrow::RecordBatch> numbered = closed;
+    if (lists) {
+      arrow::Int64Builder rows;
+      ARROW_RETURN_NOT_OK(rows.Reserve(closed->num_rows()));
+      for (int64_t r = 0; r < closed->num_rows(); ++r) rows.UnsafeAppend(r);
+      ARROW_ASSIGN_OR_RAISE(auto row_numbers, rows.Finish());
+      ARROW_ASSIGN_OR_RAISE(numbered, closed->AddColumn(closed->num_columns(), "__row", row_numbers));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto closed_table, arrow::Table::FromRecordBatches(numbered->schema(), {numbered}));
     arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
         {"table_source", arrow::acero::TableSourceNodeOptions(closed_table)},
         {"aggregate", arrow::acero::AggregateNodeOptions(acero_aggregates(agg_, true), keys)},
     });
     ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
     ARROW_ASSIGN_OR_RAISE(g, grouped_table->CombineChunksToBatch());
+    for (size_t a = 0; g && a < agg_.functions.size(); ++a) {
+      const ListAggregate* list = list_aggregate(agg_, a);
+      if (!list) continue;
+      const auto name = fmt::format("__a{}", a);
+      const int at = g->schema()->GetFieldIndex(name);
+      auto input = closed->GetColumnByName(fmt::format("__in{}", a));
+      if (at < 0 || !input) return invalid("window aggregation lost column {}", name);
+      const auto& field = agg_.grouped_schema->GetFieldByName(name);
+      std::shared_ptr<arrow::Array> finished;
+      if (g->num_rows() == 0) {
+        ARROW_ASSIGN_OR_RAISE(finished, arrow::MakeEmptyArray(field->type()));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(finished, finish_list_aggregate(*list, *g->column(at), input, field->type()));
+      }
+      ARROW_ASSIGN_OR_RAISE(g, g->SetColumn(at, field, std::move(finished)));
+    }
   }
   if (!g) return arrow::RecordBatch::MakeEmpty(output_schema_);
 
@@ -666,11 +694,9 @@ int64_t WindowAggregate::state_rows() const {
 int64_t WindowAggregate::state_bytes() const {
   int64_t bytes = 0;
   for (const auto& [start, groups] : windows_) bytes += groups->bytes();
-  auto add = [&](const arrow::ArrayData& d) {
-    for (const auto& buffer : d.buffers) {
-      if (buffer) bytes += buffer->size();
-    }
-  };
+  // Every buffer of the rows kept, children included (a struct's or list's values: max_by's
+  // (value, ordering) pairs, collect_list over arrays).
+  auto add = [&](const arrow::ArrayData& d) { bytes += arrow::util::TotalBufferSize(d); };
   if (state_.open_rows) {
     for (const auto& column : state_.open_rows->columns()) {
       for (const auto& chunk : column->chunks()) add(*chunk->data());

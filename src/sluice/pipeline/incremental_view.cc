@@ -62,6 +62,9 @@ std::optional<std::string> incremental_blocker(const exec::SelectPlan& plan) {
   for (size_t a = 0; a < agg.functions.size(); ++a) {
     const auto& f = agg.functions[a];
     const bool decimal = agg.aggregate_inputs[a].type->id() == arrow::Type::DECIMAL128;
+    if (const auto* list = exec::list_aggregate(agg, a)) {
+      return fmt::format("{} keeps every row of a group (no partial aggregate to merge)", list->name);
+    }
     if (f == "hash_count_distinct") return "count(DISTINCT) does not merge from partial aggregates";
     if (f == "hash_stddev") return "stddev does not merge from partial aggregates";
     if (f == "hash_first" || f == "hash_last") return "first/last depend on the order rows were read in";

@@ -1,16 +1,21 @@
 // SelectPlan's query shapes: ORDER BY ... NULLS FIRST / NULLS LAST place nulls as written (Spark's
 // default otherwise: first when ascending, last when descending); t.* EXCEPT over a join; what a
 // FROM subquery may hold; generators (explode, posexplode, inline, LATERAL VIEW) and what they refuse;
-// count_if and the boolean aggregates.
+// count_if and the boolean aggregates; the list aggregates (collect_list, collect_set, max_by,
+// min_by, percentile_approx) and what they refuse.
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "sluice/exec/list_aggregates.h"
 #include "sluice/exec/row_operators.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/sql/parser.h"
@@ -316,6 +321,239 @@ TEST(AggregateTest, CountIfAndBooleanAggregatesSkipNulls) {
   auto wrong = generator_plan("SELECT count_if(id) FROM t");
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("count_if needs a BOOLEAN, not BIGINT"), std::string::npos);
+}
+
+// A value as the list-aggregate tests print it: lists as [a,b], nulls as null.
+std::string rendered(const arrow::Scalar& v) {
+  if (!v.is_valid) return "null";
+  if (v.type->id() == arrow::Type::LIST) {
+    const auto& list = *static_cast<const arrow::ListScalar&>(v).value;
+    std::string out = "[";
+    for (int64_t i = 0; i < list.length(); ++i) out += (i ? "," : "") + rendered(**list.GetScalar(i));
+    return out + "]";
+  }
+  return v.ToString();
+}
+
+std::vector<std::string> rendered_rows(const std::string& query) {
+  auto plan = generator_plan(query);
+  EXPECT_TRUE(plan.ok()) << plan.status().message();
+  if (!plan.ok()) return {};
+  auto table = plan->run([](const PlanSource&) -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    return arrow::Table::FromRecordBatches({generator_rows()});
+  });
+  EXPECT_TRUE(table.ok()) << table.status().message();
+  if (!table.ok()) return {};
+  auto batch = *(*table)->CombineChunksToBatch();
+  std::vector<std::string> rows;
+  for (int64_t r = 0; r < batch->num_rows(); ++r) {
+    std::string row;
+    for (const auto& c : batch->columns()) row += (row.empty() ? "" : "|") + rendered(**c->GetScalar(r));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+ListAggregate list_aggregate_of(ListAggregate::Kind kind, const std::string& name, std::vector<double> percentages = {},
+                                bool array_result = false) {
+  ListAggregate a;
+  a.kind = kind;
+  a.name = name;
+  a.percentages = std::move(percentages);
+  a.array_result = array_result;
+  return a;
+}
+
+// The rows of LATERAL VIEW OUTER explode(arr): (1, 10), (1, NULL), (1, 30), (2, NULL), (3, NULL).
+constexpr const char* kExploded = " FROM t LATERAL VIEW OUTER explode(arr) v AS x ";
+
+// collect_list skips NULLs (a group of NULLs: an empty array), in arrival order; collect_set
+// keeps each value once.
+TEST(ListAggregateTest, CollectSkipsNullsAndSetsKeepEachValueOnce) {
+  EXPECT_EQ(rendered_rows(std::string("SELECT id, collect_list(x) AS l, collect_set(x % 20) AS s, "
+                                      "size(collect_list(x)) AS n") +
+                          kExploded + "GROUP BY id ORDER BY id"),
+            (Rows{"1|[10,30]|[10]|2", "2|[]|[]|0", "3|[]|[]|0"}));
+  // Nested values too (Acero's hash_list takes none): each row's whole array.
+  EXPECT_EQ(rendered_rows("SELECT id > 1 AS g, collect_list(arr) AS l FROM t GROUP BY id > 1 ORDER BY g"),
+            (Rows{"false|[[10,null,30]]", "true|[[]]"}));
+}
+
+// max_by / min_by: the value of the last row read with the greatest / least ordering (Spark's
+// MaxMinBy keeps its buffer only when the old ordering is strictly greater / less); rows whose
+// ordering is NULL are skipped, and a group with no ordering gives NULL.
+TEST(ListAggregateTest, MaxByAndMinByTakeTheLastExtremeAndSkipNullOrderings) {
+  auto rows = *arrow::json::ArrayFromJSONString(arrow::list(arrow::int64()), "[[0, 1, 2, 3], [4], [5, 6]]");
+  auto type = arrow::struct_({arrow::field("value", arrow::utf8()), arrow::field("ord", arrow::int64())});
+  auto input = *arrow::json::ArrayFromJSONString(
+      type, R"([["a", 1], ["b", 3], ["c", 3], ["d", null], ["e", null], ["f", 2], ["g", 2]])");
+  const ListAggregate max_by = list_aggregate_of(ListAggregate::Kind::kMaxBy, "max_by");
+  const ListAggregate min_by = list_aggregate_of(ListAggregate::Kind::kMinBy, "min_by");
+  auto greatest = finish_list_aggregate(max_by, *rows, input, arrow::utf8());
+  ASSERT_TRUE(greatest.ok()) << greatest.status().message();
+  EXPECT_TRUE((*greatest)->Equals(*arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["c", null, "g"])")))
+      << (*greatest)->ToString();
+  auto least = finish_list_aggregate(min_by, *rows, input, arrow::utf8());
+  ASSERT_TRUE(least.ok()) << least.status().message();
+  EXPECT_TRUE((*least)->Equals(*arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["a", null, "g"])")))
+      << (*least)->ToString();
+  EXPECT_EQ(rendered_rows(std::string("SELECT id, max_by(x, -x) AS hi, min_by(id, x) AS lo") + kExploded +
+                          "GROUP BY id ORDER BY id"),
+            (Rows{"1|10|1", "2|null|null", "3|null|null"}));
+}
+
+// collect_set over one group of many distinct values beside many small groups (the shape that
+// made a per-group hash-set reset cost the big group's size for every group): each group keeps
+// the first row of each distinct non-NULL value, in arrival order, checked against a std::set
+// model. Rows of the groups interleave; neighbouring groups share values; NULL values and a NULL
+// row list (no rows) are among them.
+TEST(ListAggregateTest, CollectSetOverOneHugeGroupBesideManySmallOnesMatchesAModel) {
+  constexpr int64_t kBig = 100'000;  // distinct values of group 0
+  constexpr int64_t kSmall = 20'000;  // groups of 4 rows after it
+  std::vector<std::vector<int64_t>> group_rows(kSmall + 1);
+  arrow::Int64Builder values;
+  uint64_t seed = 42;
+  auto next = [&] { return seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 33; };
+  int64_t row = 0;
+  auto add = [&](size_t g, std::optional<int64_t> v) {
+    group_rows[g].push_back(row++);
+    ASSERT_TRUE((v ? values.Append(*v) : values.AppendNull()).ok());
+  };
+  for (int64_t i = 0; i < kBig; ++i) {
+    add(0, i % 7 == 3 ? std::nullopt : std::optional<int64_t>(static_cast<int64_t>(next() % (kBig * 2))));
+    if (i % 5 == 0 && i / 5 < kSmall) {  // a small group's rows among the big one's
+      const size_t g = static_cast<size_t>(i / 5) + 1;
+      const auto v = static_cast<int64_t>(g % 5);  // neighbouring groups share values
+      add(g, v);
+      add(g, static_cast<int64_t>(next() % 3));
+      add(g, v);
+      add(g, g % 3 == 0 ? std::nullopt : std::optional<int64_t>(v + 1));
+    }
+  }
+  std::shared_ptr<arrow::Array> input = *values.Finish();
+  arrow::ListBuilder lists(arrow::default_memory_pool(), std::make_shared<arrow::Int64Builder>());
+  auto& items = static_cast<arrow::Int64Builder&>(*lists.value_builder());
+  for (size_t g = 0; g < group_rows.size(); ++g) {
+    if (g == 7) {  // no rows at all: an empty set
+      ASSERT_TRUE(lists.AppendNull().ok());
+      continue;
+    }
+    ASSERT_TRUE(lists.Append().ok());
+    ASSERT_TRUE(items.AppendValues(group_rows[g]).ok());
+  }
+  std::shared_ptr<arrow::Array> rows = *lists.Finish();
+  const ListAggregate set = list_aggregate_of(ListAggregate::Kind::kCollectSet, "collect_set");
+  auto out = finish_list_aggregate(set, *rows, input, arrow::list(arrow::int64()));
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  ASSERT_EQ((*out)->length(), static_cast<int64_t>(group_rows.size()));
+  const auto& sets = static_cast<const arrow::ListArray&>(**out);
+  const auto& got = static_cast<const arrow::Int64Array&>(*sets.values());
+  const auto& in = static_cast<const arrow::Int64Array&>(*input);
+  int64_t big_size = 0;
+  for (size_t g = 0; g < group_rows.size(); ++g) {
+    std::vector<int64_t> want;
+    std::set<int64_t> seen;
+    if (g != 7) {
+      for (int64_t r : group_rows[g]) {
+        if (in.IsValid(r) && seen.insert(in.Value(r)).second) want.push_back(in.Value(r));
+      }
+    }
+    const auto gi = static_cast<int64_t>(g);
+    ASSERT_TRUE(sets.IsValid(gi)) << "group " << g;
+    std::vector<int64_t> have;
+    for (int64_t i = sets.value_offset(gi); i < sets.value_offset(gi + 1); ++i) have.push_back(got.Value(i));
+    ASSERT_EQ(have, want) << "group " << g;
+    if (g == 0) big_size = static_cast<int64_t>(have.size());
+  }
+  EXPECT_GT(big_size, kBig / 2);  // the model's shape: one group of many distinct values
+}
+
+// collect_set keeps -0.0 and 0.0 once, as 0.0 (Spark 4 normalises the zero); NaN stays NaN.
+TEST(ListAggregateTest, CollectSetKeepsOneZeroAndNormalisesIt) {
+  auto rows = *arrow::json::ArrayFromJSONString(arrow::list(arrow::int64()), "[[0, 1, 2, 3], [4, 5]]");
+  arrow::DoubleBuilder b;
+  ASSERT_TRUE(b.AppendValues({-0.0, 1.5, 0.0, -0.0, 2.0, std::nan("")}).ok());
+  std::shared_ptr<arrow::Array> input = *b.Finish();
+  const ListAggregate set = list_aggregate_of(ListAggregate::Kind::kCollectSet, "collect_set");
+  auto out = finish_list_aggregate(set, *rows, input, arrow::list(arrow::float64()));
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  const auto& sets = static_cast<const arrow::ListArray&>(**out);
+  const auto& v = static_cast<const arrow::DoubleArray&>(*sets.values());
+  ASSERT_EQ(sets.value_length(0), 2);
+  EXPECT_EQ(v.Value(0), 0.0);
+  EXPECT_FALSE(std::signbit(v.Value(0)));
+  EXPECT_EQ(v.Value(1), 1.5);
+  ASSERT_EQ(sets.value_length(1), 2);
+  EXPECT_EQ(v.Value(2), 2.0);
+  EXPECT_TRUE(std::isnan(v.Value(3)));
+}
+
+// percentile_approx is exact: the value at rank ceil(p * n) of the n non-NULL values (p = 0: the
+// least), within Spark's error bound for any accuracy; NULL for a group of NULLs.
+TEST(ListAggregateTest, PercentileApproxIsTheValueAtRankCeilPN) {
+  auto rows = *arrow::json::ArrayFromJSONString(arrow::list(arrow::int64()), "[[0, 1, 2, 3, 4, 5], [6]]");
+  auto input = *arrow::json::ArrayFromJSONString(arrow::float64(), "[5, 1, null, 3, 2, 4, null]");
+  const ListAggregate p = list_aggregate_of(ListAggregate::Kind::kPercentile, "percentile_approx", {0.0, 0.5, 1.0, 0.25}, true);
+  auto out = finish_list_aggregate(p, *rows, input, arrow::list(arrow::float64()));
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_TRUE((*out)->Equals(*arrow::json::ArrayFromJSONString(arrow::list(arrow::float64()), "[[1, 3, 5, 2], null]")))
+      << (*out)->ToString();
+  const ListAggregate median = list_aggregate_of(ListAggregate::Kind::kPercentile, "approx_percentile", {0.5});
+  auto one = finish_list_aggregate(median, *rows, input, arrow::float64());
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_TRUE((*one)->Equals(*arrow::json::ArrayFromJSONString(arrow::float64(), "[3, null]"))) << (*one)->ToString();
+  EXPECT_EQ(rendered_rows(std::string("SELECT id, percentile_approx(x, 0.5) AS m, approx_percentile(x, array(0, 1), "
+                                      "100) AS r") +
+                          kExploded + "GROUP BY id ORDER BY id"),
+            (Rows{"1|10|[10,30]", "2|null|null", "3|null|null"}));
+}
+
+// What sluice cannot run yet is refused with the call's position, not run wrong.
+TEST(ListAggregateTest, RefusedWhereSluiceCannotRunThem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"SELECT id, collect_list(id) FROM STREAM(t) GROUP BY id",
+       "q.sql:1:42: error: collect_list over a stream is supported only in a windowed aggregation"},
+      {"SELECT collect_set(id) FROM t", "collect_set without GROUP BY is not supported yet"},
+      {"SELECT id, collect_set(arr) FROM t GROUP BY id", "collect_set over ARRAY<INT> is not supported yet"},
+      {"SELECT id, max_by(id, m) FROM t GROUP BY id", "max_by orders by a value that sorts"},
+      {"SELECT id, min_by(id) FROM t GROUP BY id", "min_by takes two arguments"},
+      {"SELECT id, collect_list(DISTINCT id) FROM t GROUP BY id", "collect_list(DISTINCT ...) is not supported"},
+      {"SELECT id, percentile_approx(id, 1.5) FROM t GROUP BY id", "percentage must be a constant number between"},
+      {"SELECT id, percentile_approx(id, id) FROM t GROUP BY id", "percentage must be a constant number between"},
+      {"SELECT id, percentile_approx(id, 0.5, 0) FROM t GROUP BY id", "accuracy must be a constant whole number"},
+      {"SELECT id, percentile_approx(m, 0.5) FROM t GROUP BY id", "percentile_approx needs numbers, dates or "
+                                                                   "timestamps, not MAP<STRING, INT>"},
+      {"SELECT id, collect_list(count(id)) FROM t GROUP BY id", "aggregates cannot be nested"},
+  };
+  for (const auto& [query, message] : cases) {
+    auto plan = generator_plan(query);
+    ASSERT_FALSE(plan.ok()) << query;
+    EXPECT_NE(plan.status().message().find(message), std::string::npos) << query << ": " << plan.status().message();
+  }
+}
+
+// SELECT DISTINCT over ARRAY, MAP or STRUCT columns (and DISTINCT ON such a column) is refused
+// at planning, at the column, naming it: Acero's grouping takes no such keys, and the run failed
+// with no position. DISTINCT ON a scalar beside a nested column still plans.
+TEST(SelectPlanShapeTest, DistinctOverNestedColumnsIsRefusedAtTheColumn) {
+  constexpr size_t kPrefix = sizeof("CREATE MATERIALIZED VIEW m AS ") - 1;
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"SELECT DISTINCT id, collect_list(id) AS l FROM t GROUP BY id", "collect_list(id)",
+       "SELECT DISTINCT cannot compare column 'l' of type ARRAY<BIGINT> yet"},
+      {"SELECT DISTINCT id, arr FROM t", "arr", "column 'arr' of type ARRAY<INT>"},
+      {"SELECT DISTINCT m FROM t", "m FROM", "column 'm' of type MAP<STRING, INT>"},
+      {"SELECT DISTINCT named_struct('a', id) AS s FROM t", "named_struct", "column 's' of type STRUCT<"},
+      {"SELECT DISTINCT ON (arr) id, arr FROM t", "arr)", "SELECT DISTINCT ON cannot compare column 'arr'"},
+  };
+  for (const auto& [query, at, message] : cases) {
+    auto plan = generator_plan(query);
+    ASSERT_FALSE(plan.ok()) << query;
+    const std::string where = "q.sql:1:" + std::to_string(kPrefix + query.find(at) + 1) + ": error: ";
+    EXPECT_NE(plan.status().message().find(where), std::string::npos) << query << ": " << plan.status().message();
+    EXPECT_NE(plan.status().message().find(message), std::string::npos) << query << ": " << plan.status().message();
+  }
+  EXPECT_EQ(generated("SELECT DISTINCT ON (id) id, arr FROM t WHERE id < 3 ORDER BY id").size(), 2u);
+  EXPECT_EQ(generated("SELECT DISTINCT id > 1 AS g FROM t ORDER BY g").size(), 2u);
 }
 
 // A view or CTE read inline keeps only its source and row stages: its DISTINCT or DISTINCT ON

@@ -274,6 +274,63 @@ TEST_F(WindowAggregateTest, StateSnapshotRoundTripContinuesExactly) {
   std::filesystem::remove_all(dir);
 }
 
+// collect_list, collect_set, max_by, min_by, percentile_approx keep no partial: the window keeps
+// its rows (in the state snapshot) and finishes them when it closes.
+TEST_F(WindowAggregateTest, ListAggregatesFinishEachClosedWindowFromItsRows) {
+  auto p = plan("SELECT k, size(collect_list(v)) AS n, size(collect_set(v % 2)) AS s, max_by(v, minute(ts)) AS hi, "
+                "min_by(v, minute(ts)) AS lo, percentile_approx(v, 0.5) AS med, "
+                "element_at(approx_percentile(v, array(0.0, 1.0), 100), 2) AS top FROM STREAM(src) "
+                "WATERMARK ts DELAY OF INTERVAL 0 MINUTES GROUP BY k, window(ts, '5 minutes')");
+  auto op = make_op(p, 0);
+  EXPECT_FALSE(op->merges_partials());
+  EXPECT_EQ(feed(*op, {{"a", 0, 4}, {"a", 1, 2}, {"a", 2, 4}, {"a", 3, 7}, {"z", 7, 0}}),
+            (std::vector<std::string>{"a,4,2,7,4,4,7"}));
+}
+
+// state_bytes counts every buffer of the rows a list aggregate keeps, children included: here
+// max_by's (value, ordering) struct, whose strings live in a child array (a count of the top-level
+// buffers saw only the struct's validity bitmap).
+TEST_F(WindowAggregateTest, StateBytesCountsTheNestedValuesAListAggregateKeeps) {
+  auto p = plan("SELECT max_by(k, v) AS hi FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 0 MINUTES "
+                "GROUP BY window(ts, '5 minutes')");
+  auto op = make_op(p, 0);
+  constexpr int64_t kKeyBytes = 4096;
+  std::vector<Event> events;
+  for (int64_t i = 0; i < 4; ++i) events.push_back({std::string(kKeyBytes, static_cast<char>('a' + i)), i, i});
+  EXPECT_TRUE(feed(*op, events).empty());  // the window [0, 5) stays open: its rows are kept
+  EXPECT_EQ(op->state_rows(), 4);
+  EXPECT_GE(op->state_bytes(), 4 * kKeyBytes);
+  EXPECT_LT(op->state_bytes(), 4 * kKeyBytes + 16 * 1024);
+}
+
+TEST_F(WindowAggregateTest, ListAggregateStateRoundTripContinuesExactly) {
+  const std::vector<Event> events = {{"a", 0, 1}, {"b", 3, 2}, {"a", 9, 3}, {"a", 2, 4}, {"b", 8, 5},
+                                     {"a", 14, 6}, {"a", 7, 7}, {"b", 13, 8}, {"a", 21, 9}, {"b", 30, 1}};
+  auto p = plan("SELECT k, window.start AS ws, size(collect_list(v)) AS n, size(collect_set(v)) AS d, "
+                "max_by(v, minute(ts)) AS hi, min_by(k, v) AS lo, percentile_approx(v, 0.5) AS med FROM STREAM(src) "
+                "WATERMARK ts DELAY OF INTERVAL 1 MINUTE GROUP BY k, window(ts, '5 minutes')");
+  auto whole = make_op(p, 3);
+  auto expected = feed(*whole, events);
+  ASSERT_FALSE(expected.empty());
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice_list_state_test_" + std::to_string(::getpid()));
+  for (size_t cut = 1; cut < events.size(); ++cut) {
+    std::filesystem::remove_all(dir);
+    auto before = make_op(p, 3);
+    auto first = feed(*before, {events.begin(), events.begin() + cut});
+    pipeline::StateStore store(dir);
+    const pipeline::TxnVersions progress = {{"p/f/topic/0", static_cast<int64_t>(cut)}};
+    ASSERT_TRUE(store.save(progress, before->state().ValueOrDie()).ok());
+    pipeline::StateStore reopened(dir);
+    auto loaded = reopened.load(progress);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    ASSERT_TRUE(loaded->has_value());
+    auto after = make_op(p, 3);
+    ASSERT_TRUE(after->restore(std::move(**loaded)).ok());
+    EXPECT_EQ(concat(first, feed(*after, {events.begin() + cut, events.end()})), expected) << "cut at " << cut;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(WindowAggregateTest, SessionsMergeEventsWithinTheGapAndCloseWhenTheWatermarkPassesTheirEnd) {
   auto p = plan("SELECT k, session_window.start AS ss, session_window.end AS se, count(*) AS n, sum(v) AS s "
                 "FROM STREAM(src) WATERMARK ts DELAY OF INTERVAL 3 MINUTES GROUP BY k, session_window(ts, '4 minutes')");

@@ -76,6 +76,8 @@ TEST_F(IncrementalViewTest, QueriesThatDoNotMergeSayWhy) {
             "the query aggregates without GROUP BY keys");
   EXPECT_EQ(incremental_blocker(plan("SELECT k, stddev(x) AS d FROM src GROUP BY k")).value_or(""),
             "stddev does not merge from partial aggregates");
+  EXPECT_EQ(incremental_blocker(plan("SELECT k, collect_list(x) AS l FROM src GROUP BY k")).value_or(""),
+            "collect_list keeps every row of a group (no partial aggregate to merge)");
   // Which row DISTINCT ON keeps is not in the partials: the view refreshes fully.
   EXPECT_EQ(incremental_blocker(plan("SELECT DISTINCT ON (n) k, count(*) AS n FROM src GROUP BY k")).value_or(""),
             "the query has DISTINCT ON");
