@@ -51,15 +51,10 @@ arrow::Result<std::string> stale_slot(const LogStore& store, DeltaVersion v) {
 // back), so a hint below `v` rules it out. A hint that is there but cannot be read or parsed
 // rules nothing out (the caller lists the log); an absent one means no checkpoint, no cut.
 arrow::Result<bool> cut_may_reach(const LogStore& store, DeltaVersion v) {
-  const auto path = (store.log_dir() / "_last_checkpoint").string();
-  auto text = store.objects()->read(path);
-  if (!text.ok()) {
-    auto info = store.objects()->head(path);
-    return !(info.ok() && !info->has_value());
-  }
-  auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("version") || !j["version"].is_number_integer()) return true;
-  return j["version"].get<int64_t>() >= v.value();
+  if (const auto hinted = read_last_checkpoint(store)) return *hinted >= v.value();
+  // No hint read: absent (no checkpoint, no cut), or there but unreadable or unparsable.
+  auto info = store.objects()->head((store.log_dir() / "_last_checkpoint").string());
+  return !(info.ok() && !info->has_value());
 }
 
 }  // namespace
