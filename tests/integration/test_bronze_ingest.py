@@ -1,14 +1,17 @@
 """Walking skeleton: Kafka topic -> bronze Delta table, exactly once across runs, checked
 with deltalake and DuckDB against what was produced."""
 import json
+import os
 import random
+import signal
+import subprocess
 import time
 
 import pytest
 from confluent_kafka import Producer
 from deltalake import DeltaTable
 
-from conftest import duckdb_connection, run_sluice, write_pipeline
+from conftest import SLUICE, duckdb_connection, run_sluice, write_pipeline
 
 
 def record_hash(timestamp_ms, key, value):
@@ -169,6 +172,40 @@ def test_two_runs_write_every_record_exactly_once(tmp_path, bootstrap, new_topic
     third = run_sluice("run", pipe, "--once")
     assert third.returncode == 0, third.stderr
     assert DeltaTable(str(table)).version() == version
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_sigterm_before_the_first_update_stops_the_run_cleanly(tmp_path, bootstrap, new_topic, continuous):
+    """A SIGTERM that comes after the run took its run lock and before its first update ends the
+    run as one during an update does (exit 0, "stopped", the lock released by the process itself),
+    not by the signal's default action (the object stores' lease was then left to expire, and a
+    second run refused until then). The run pauses at the `run_after_lock` fail point while the
+    test signals it: no sleep, no timing."""
+    topic = new_topic(1)
+    pipe = bronze_pipeline(tmp_path, bootstrap, topic)
+    if continuous:
+        (pipe / "pipeline.yaml").write_text((pipe / "pipeline.yaml").read_text() + "mode: continuous\n")
+    produce(bootstrap, topic, 10, seed=3, partitions=1)
+    args = [str(SLUICE), "run", str(pipe)] + ([] if continuous else ["--once"])
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, SLUICE_FAILPOINT_PAUSE="run_after_lock"))
+    seen = []
+    while "fail point 'run_after_lock' paused" not in (seen[-1] if seen else ""):
+        line = proc.stderr.readline()
+        if not line:
+            proc.kill()
+            pytest.fail(f"sluice run ended before its pause: {''.join(seen)}")
+        seen.append(line)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate("\n", timeout=120)
+    assert proc.returncode == 0, (proc.returncode, "".join(seen) + err)
+    assert "sluice: stopped before the first update" in out
+    # Nothing was read: the table was not written. The next run reads all 10 records.
+    table = pipe / "data" / "tables" / "events_bronze"
+    assert not (table / "_delta_log").exists() or DeltaTable(str(table)).to_pyarrow_table().num_rows == 0
+    again = run_sluice("run", pipe, "--once")
+    assert again.returncode == 0, again.stderr
+    assert DeltaTable(str(table)).to_pyarrow_table().num_rows == 10
 
 
 def test_payload_and_offset_are_written_without_a_parquet_dictionary(tmp_path, bootstrap, new_topic):

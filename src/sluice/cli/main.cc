@@ -18,6 +18,7 @@
 #include "sluice/cli/progress_display.h"
 #include "sluice/cli/serve_command.h"
 #include "sluice/cli/table_commands.h"
+#include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/pipeline/pipeline_config.h"
@@ -150,8 +151,22 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
         "alerts); remove 'alerts:' or run a single process (a read_kafka without group_mode => 'subscribe', or --once)",
         config->alerts.rules.front().where)));
   }
+  // stdout may be a pipe whose reader has gone (the demo's filter, `| head`): a run must still
+  // stop cleanly and commit what it read rather than die of SIGPIPE in a print. Writes to it then
+  // fail (EPIPE) and std::cout drops the rest; the tables and the event log are unaffected.
+  std::signal(SIGPIPE, SIG_IGN);
+  // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read. Set
+  // before the run lock is taken: a signal between taking it and the first update must release
+  // it (an object store's lease would otherwise be left to expire) rather than kill the process.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   auto lock = sluice::pipeline::RunLock::acquire(*config, lock_mode, command);
   if (!lock.ok()) return fail(lock.status());
+  sluice::fail_point("run_after_lock");
+  if (g_stop) {
+    std::cout << "sluice: stopped before the first update\n";
+    return 0;
+  }
   if (auto st = sluice::pipeline::open_pipeline_storage(
           *config, sluice::pipeline::pipeline_layout(*config, graph ? &*graph : nullptr));
       !st.ok()) {
@@ -218,13 +233,6 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     options.full_refresh.clear();  // only the first update resets
     return arrow::Status::OK();
   };
-  // stdout may be a pipe whose reader has gone (the demo's filter, `| head`): a run must still
-  // stop cleanly and commit what it read rather than die of SIGPIPE in a print. Writes to it then
-  // fail (EPIPE) and std::cout drops the rest; the tables and the event log are unaffected.
-  std::signal(SIGPIPE, SIG_IGN);
-  // SIGINT/SIGTERM end the run cleanly: the update in progress commits what it has read.
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   if (!continuous) {
     const auto update_started = std::chrono::steady_clock::now();
     if (display) display->start();

@@ -2,6 +2,7 @@
 #include "sluice/exec/select_plan.h"
 #include "sluice/exec/table_changes_binding.h"
 #include "sluice/exec/json_functions.h"
+#include "sluice/exec/select_plan_internal.h"
 #include "sluice/exec/select_plan_join_spec.h"
 #include "sluice/exec/functions/batch_clock.h"
 #include "sluice/exec/generators.h"
@@ -25,6 +26,10 @@ namespace sluice::exec {
 namespace cp = arrow::compute;
 using sql::Expr;
 using sql::ExprKind;
+using plan_detail::clone;
+using plan_detail::column;
+using plan_detail::contains_aggregate;
+using plan_detail::is_aggregate_call;
 
 namespace {
 
@@ -62,6 +67,38 @@ SelectPlan::InlineLookup cte_lookup(std::shared_ptr<const std::vector<const sql:
     return outer ? outer(n) : std::nullopt;
   };
 }
+
+// The Spark-like name of an unaliased select item.
+std::string item_name(const sql::SelectItem& item, const BoundExpression& bound) {
+  if (!item.alias.empty()) return item.alias;
+  if (item.expr->kind == ExprKind::kColumn || item.expr->kind == ExprKind::kField) return bound.name;
+  return sql::to_string(*item.expr);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
+                                                             std::shared_ptr<arrow::Array>* row_ids = nullptr) {
+  const ScopedBatchTime batch_time;  // current_timestamp() is one instant for the whole batch
+  if (stage.where) {
+    ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*stage.where, *batch));
+    ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
+    batch = filtered.record_batch();
+    if (row_ids) {
+      ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(*row_ids, mask));
+      *row_ids = kept.make_array();
+    }
+  }
+  arrow::ArrayVector columns;
+  for (const auto& p : stage.projections) {
+    ARROW_ASSIGN_OR_RAISE(auto column, evaluate(p, *batch));
+    columns.push_back(std::move(column));
+  }
+  if (stage.generator) return expand_generator(*stage.generator, stage.output, columns, batch->num_rows(), row_ids);
+  return arrow::RecordBatch::Make(stage.output, batch->num_rows(), std::move(columns));
+}
+
+}  // namespace
+
+namespace plan_detail {
 
 bool is_aggregate_call(const Expr& e) {
   if (e.kind != ExprKind::kFunction) return false;
@@ -110,35 +147,7 @@ sql::ExprPtr column(const std::string& name, sql::Location loc) {
   return c;
 }
 
-// The Spark-like name of an unaliased select item.
-std::string item_name(const sql::SelectItem& item, const BoundExpression& bound) {
-  if (!item.alias.empty()) return item.alias;
-  if (item.expr->kind == ExprKind::kColumn || item.expr->kind == ExprKind::kField) return bound.name;
-  return sql::to_string(*item.expr);
-}
-
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> run_stage(const Stage& stage, std::shared_ptr<arrow::RecordBatch> batch,
-                                                             std::shared_ptr<arrow::Array>* row_ids = nullptr) {
-  const ScopedBatchTime batch_time;  // current_timestamp() is one instant for the whole batch
-  if (stage.where) {
-    ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*stage.where, *batch));
-    ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
-    batch = filtered.record_batch();
-    if (row_ids) {
-      ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(*row_ids, mask));
-      *row_ids = kept.make_array();
-    }
-  }
-  arrow::ArrayVector columns;
-  for (const auto& p : stage.projections) {
-    ARROW_ASSIGN_OR_RAISE(auto column, evaluate(p, *batch));
-    columns.push_back(std::move(column));
-  }
-  if (stage.generator) return expand_generator(*stage.generator, stage.output, columns, batch->num_rows(), row_ids);
-  return arrow::RecordBatch::Make(stage.output, batch->num_rows(), std::move(columns));
-}
-
-}  // namespace
+}  // namespace plan_detail
 
 std::vector<cp::Aggregate> acero_aggregates(const AggregateSpec& agg, bool grouped) {
   std::vector<cp::Aggregate> aggregates;
@@ -418,32 +427,6 @@ arrow::Result<SelectPlan> SelectPlan::make_relation(const sql::TableRef& ref, co
 }
 
 namespace {
-// A list aggregate call (list_aggregates.h) bound, or refused where sluice cannot run it yet:
-// over a stream without an event-time window (only a window's state keeps the rows) and
-// without GROUP BY. Kept out of make_select's frame, as plan_lateral_views is.
-[[gnu::noinline]] arrow::Result<BoundListAggregate> bind_list_call(const Expr& e, const ExpressionBinder& binder,
-                                                                   const arrow::Schema& schema,
-                                                                   const sql::SourceFile& file,
-                                                                   const std::vector<PlanSource>& sources,
-                                                                   bool no_group_by, bool windowed) {
-  const std::string name = to_lower(e.name);
-  for (const auto& source : sources) {
-    if (source.streaming && !windowed) {
-      return arrow::Status::Invalid(sql::format_error(
-          file, e.loc,
-          fmt::format("{} over a stream is supported only in a windowed aggregation (GROUP BY window(ts, ...) "
-                      "with a WATERMARK), whose state keeps the window's rows; or compute it in a materialized "
-                      "view that reads the table",
-                      name)));
-    }
-  }
-  if (no_group_by) {
-    return arrow::Status::Invalid(sql::format_error(
-        file, e.loc, fmt::format("{} without GROUP BY is not supported yet: add GROUP BY keys", name)));
-  }
-  return bind_list_aggregate(e, binder, schema, file);
-}
-
 // SELECT DISTINCT (every output column) and DISTINCT ON (its columns) over snapshots group rows
 // by Acero's hash aggregate, whose keys cannot be ARRAY, MAP or STRUCT values: refused here, at
 // the column, rather than at run time with no position. A stream's dedup (StreamDedup) checks
@@ -730,203 +713,7 @@ arrow::Result<SelectPlan> SelectPlan::make_select(const sql::Select& s, const sq
   } else {
     ARROW_RETURN_NOT_OK(identity(stage));
     plan.stages_.push_back(std::move(stage));
-    AggregateSpec agg;
-    std::vector<std::string> key_texts;
-    arrow::FieldVector grouped;
-    for (size_t k = 0; k < s.group_by.size(); ++k) {
-      const Expr* key = s.group_by[k].get();
-      if (key->kind == ExprKind::kLiteral && key->literal_type == "integer") {
-        const auto ordinal = parse_int64(key->value, "position").ValueOr(0);
-        if (ordinal < 1 || static_cast<size_t>(ordinal) > s.items.size()) {
-          return fail(key->loc, "GROUP BY position is out of range");
-        }
-        key = s.items[ordinal - 1].expr.get();
-      }
-      if (contains_aggregate(*key)) return fail(key->loc, "GROUP BY cannot use an aggregate");
-      ARROW_ASSIGN_OR_RAISE(auto b, binder.bind(*key));
-      key_texts.push_back(sql::to_string(*key));
-      if (key->kind == ExprKind::kFunction && to_lower(key->name) == "window" && !agg.window &&
-          (key->args.size() == 2 || key->args.size() == 3)) {
-        // Event-time window key: streaming tables assign rows to windows themselves.
-        WindowKeySpec w;
-        w.key_index = k;
-        w.loc = key->loc;
-        ARROW_ASSIGN_OR_RAISE(w.time, binder.bind(*key->args[0]));
-        ARROW_ASSIGN_OR_RAISE(w.size_micros, interval_micros(key->args[1]->value));
-        w.slide_micros = w.size_micros;
-        if (key->args.size() == 3) {
-          ARROW_ASSIGN_OR_RAISE(w.slide_micros, interval_micros(key->args[2]->value));
-          if (w.slide_micros > w.size_micros) {
-            return fail(key->args[2]->loc, "a window's slide may not be longer than its duration");
-          }
-        }
-        agg.window = std::move(w);
-      } else if (key->kind == ExprKind::kFunction && to_lower(key->name) == "session_window" && !agg.window &&
-                 key->args.size() == 2) {
-        // Session windows: events of a key less than `gap` apart, merged as they arrive.
-        WindowKeySpec w;
-        w.key_index = k;
-        w.loc = key->loc;
-        ARROW_ASSIGN_OR_RAISE(w.time, binder.bind(*key->args[0]));
-        ARROW_ASSIGN_OR_RAISE(w.gap_micros, interval_micros(key->args[1]->value));
-        agg.window = std::move(w);
-      }
-      grouped.push_back(arrow::field(fmt::format("__k{}", k), b.type));
-      agg.key_inputs.push_back(std::move(b));
-    }
-    // Replace aggregate calls and group keys by columns of the grouped relation.
-    std::vector<std::pair<std::string, std::shared_ptr<arrow::Field>>> agg_fields;
-    std::function<arrow::Result<sql::ExprPtr>(const Expr&)> rewrite = [&](const Expr& e) -> arrow::Result<sql::ExprPtr> {
-      std::string text = sql::to_string(e);
-      for (size_t k = 0; k < key_texts.size(); ++k) {
-        if (key_texts[k] == text) return column(fmt::format("__k{}", k), e.loc);
-      }
-      if (is_aggregate_call(e)) {
-        const std::string fname = to_lower(e.name);
-        std::string function;
-        std::shared_ptr<arrow::DataType> type;
-        BoundExpression input;
-        bool star = e.args.size() == 1 && e.args[0]->kind == ExprKind::kStar;
-        std::optional<ListAggregate> list;
-        if (is_list_aggregate(fname)) {
-          for (const auto& a : e.args) {
-            if (contains_aggregate(*a)) return fail(a->loc, "aggregates cannot be nested");
-          }
-          ARROW_ASSIGN_OR_RAISE(auto bound, bind_list_call(e, binder, *schema, file, plan.sources(), s.group_by.empty(),
-                                                                agg.window.has_value()));
-          function = "hash_list";
-          type = bound.type;
-          input = std::move(bound.input);
-          list = std::move(bound.aggregate);
-        } else if (fname == "count" && (star || e.args.empty())) {
-          function = "hash_count_all";
-          type = arrow::int64();
-        } else {
-          if (e.args.size() != 1) return fail(e.loc, fmt::format("{} takes one argument", e.name));
-          if (contains_aggregate(*e.args[0])) return fail(e.args[0]->loc, "aggregates cannot be nested");
-          ARROW_ASSIGN_OR_RAISE(input, binder.bind(*e.args[0]));
-          const auto& t = input.type;
-          if (fname == "count") {
-            function = e.distinct ? "hash_count_distinct" : "hash_count";
-            type = arrow::int64();
-          } else if (fname == "approx_count_distinct") {
-            function = "hash_count_distinct";  // exact: within any approximation's error bound
-            type = arrow::int64();
-          } else if (fname == "sum") {
-            if (!arrow::is_integer(t->id()) && !arrow::is_floating(t->id()) && t->id() != arrow::Type::DECIMAL128) {
-              return fail(e.loc, fmt::format("sum needs numbers, not {}", sql::sql_type_name(*t)));
-            }
-            function = "hash_sum";
-            type = arrow::is_integer(t->id()) ? arrow::int64() : arrow::is_floating(t->id()) ? arrow::float64() : t;
-          } else if (fname == "avg" || fname == "mean") {
-            function = "hash_mean";
-            type = t->id() == arrow::Type::DECIMAL128 ? t : arrow::float64();
-          } else if (fname == "count_if" || fname == "bool_and" || fname == "every" || fname == "bool_or" ||
-                     fname == "some" || fname == "any") {
-            if (t->id() != arrow::Type::BOOL) {
-              return fail(e.args[0]->loc, fmt::format("{} needs a BOOLEAN, not {}", fname, sql::sql_type_name(*t)));
-            }
-            if (fname == "count_if") {
-              // The rows where it is true: a count of the non-NULL values of if_else(x, true, NULL),
-              // so it merges (streaming windows, incremental views) as count does.
-              function = "hash_count";
-              type = arrow::int64();
-              ARROW_ASSIGN_OR_RAISE(input.expr, cp::call("if_else", {input.expr, cp::literal(true),
-                                                                     cp::literal(arrow::MakeNullScalar(arrow::boolean()))})
-                                                    .Bind(*schema));
-            } else {
-              // NULLs skipped; a group of only NULLs gives NULL (Spark's bool_and / bool_or).
-              function = fname == "bool_and" || fname == "every" ? "hash_all" : "hash_any";
-              type = arrow::boolean();
-            }
-          } else if (fname == "any_value") {
-            function = "hash_first";  // some value of the group (Spark's is nondeterministic too)
-            type = t;
-          } else if (fname == "stddev" || fname == "stddev_samp") {
-            function = "hash_stddev";
-            type = arrow::float64();
-          } else {
-            function = "hash_" + (fname == "first" || fname == "last" ? fname : fname);
-            type = t;
-          }
-          if (function == "hash_first" || function == "hash_last") {
-            // Arrow's hash_first / hash_last have no kernel for these: refused now, not after a
-            // streaming window has buffered its rows.
-            switch (t->id()) {
-              case arrow::Type::DECIMAL128:
-              case arrow::Type::DECIMAL256:
-              case arrow::Type::LIST:
-              case arrow::Type::LARGE_LIST:
-              case arrow::Type::FIXED_SIZE_LIST:
-              case arrow::Type::MAP:
-              case arrow::Type::STRUCT:
-                return fail(e.args[0]->loc, fmt::format("{} over {} is not supported yet (numbers, strings, "
-                                                        "booleans, dates and timestamps are)",
-                                                        fname, sql::sql_type_name(*t)));
-              default:
-                break;
-            }
-          }
-          if (e.distinct && fname != "count") return fail(e.loc, fmt::format("{}(DISTINCT ...) is not supported yet", e.name));
-        }
-        const std::string name = fmt::format("__a{}", agg.functions.size());
-        agg.functions.push_back(function);
-        agg.list_aggregates.push_back(std::move(list));
-        if (function == "hash_count_all") {
-          ARROW_ASSIGN_OR_RAISE(input, binder.bind(*column(schema->field(0)->name(), e.loc)));
-        }
-        agg.aggregate_inputs.push_back(input);
-        agg_fields.emplace_back(name, arrow::field(name, type));
-        return column(name, e.loc);
-      }
-      if (agg.window && e.kind == ExprKind::kColumn && e.parts.size() == 2 &&
-          to_lower(e.parts[0]) == (agg.window->gap_micros > 0 ? "session_window" : "window")) {
-        // window.start / window.end of the GROUP BY window (session_window.start / .end).
-        auto field = std::make_unique<Expr>();
-        field->kind = ExprKind::kField;
-        field->loc = e.loc;
-        field->name = to_lower(e.parts[1]);
-        field->args.push_back(column(fmt::format("__k{}", agg.window->key_index), e.loc));
-        return field;
-      }
-      if (e.kind == ExprKind::kColumn) {
-        return fail(e.loc, fmt::format("'{}' must be in GROUP BY or inside an aggregate", text));
-      }
-      auto copy = clone(e);
-      copy->args.clear();
-      for (const auto& a : e.args) {
-        ARROW_ASSIGN_OR_RAISE(auto r, rewrite(*a));
-        copy->args.push_back(std::move(r));
-      }
-      return copy;
-    };
-    std::vector<std::pair<sql::ExprPtr, std::string>> outputs;
-    for (const auto& item : s.items) {
-      if (item.expr->kind == ExprKind::kStar) return fail(item.expr->loc, "SELECT * cannot be used with GROUP BY");
-      ARROW_ASSIGN_OR_RAISE(auto r, rewrite(*item.expr));
-      outputs.emplace_back(std::move(r), item.alias.empty() ? (item.expr->kind == ExprKind::kColumn ? item.expr->parts.back() : sql::to_string(*item.expr)) : item.alias);
-    }
-    sql::ExprPtr having;
-    if (s.having) {
-      ARROW_ASSIGN_OR_RAISE(having, rewrite(*s.having));
-    }
-    for (const auto& [n, f] : agg_fields) grouped.push_back(f);
-    agg.grouped_schema = arrow::schema(grouped);
-    ExpressionBinder post(file, agg.grouped_schema);
-    arrow::FieldVector out_fields;
-    for (const auto& item : s.items) plan.output_locations_.push_back(item.expr->loc);
-    for (const auto& [expr, name] : outputs) {
-      ARROW_ASSIGN_OR_RAISE(auto b, post.bind(*expr));
-      out_fields.push_back(arrow::field(name, b.type));
-      agg.outputs.push_back(std::move(b));
-    }
-    if (having) {
-      ARROW_ASSIGN_OR_RAISE(agg.having, post.bind(*having));
-    }
-    Stage out;
-    out.output = arrow::schema(out_fields);
-    plan.aggregate_ = std::move(agg);
-    plan.stages_.push_back(std::move(out));  // placeholder holding the output schema
+    ARROW_RETURN_NOT_OK(plan_aggregation(s, file, binder, schema, plan));
   }
   for (const auto& on : s.distinct_on) {
     // DISTINCT ON (c, ...): selected columns, by their output names.
@@ -1084,186 +871,6 @@ arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run(const Reader& read)
     ARROW_ASSIGN_OR_RAISE(input, read(source_));
   }
   return run_on(input);
-}
-
-namespace {
-
-// SELECT DISTINCT ON (k, ...) over a snapshot (a materialized view): the first row read of each
-// key, whole (Spark's batch dropDuplicates(subset) keeps one row per key; null keys are equal).
-// The smallest row number per key by Acero's hash aggregate, then those rows in input order.
-arrow::Result<std::shared_ptr<arrow::Table>> first_row_per_key(std::shared_ptr<arrow::Table> table,
-                                                               const std::vector<std::string>& distinct_on,
-                                                               const std::shared_ptr<arrow::Schema>& schema) {
-  ARROW_ASSIGN_OR_RAISE(auto batch, table->CombineChunksToBatch());
-  if (!batch || batch->num_rows() == 0) return table;
-  arrow::Int64Builder numbers;
-  ARROW_RETURN_NOT_OK(numbers.Reserve(batch->num_rows()));
-  for (int64_t i = 0; i < batch->num_rows(); ++i) numbers.UnsafeAppend(i);
-  ARROW_ASSIGN_OR_RAISE(auto row_numbers, numbers.Finish());
-  arrow::FieldVector fields;
-  arrow::ArrayVector columns;
-  std::vector<arrow::FieldRef> keys;
-  for (size_t k = 0; k < distinct_on.size(); ++k) {
-    const int c = batch->schema()->GetFieldIndex(distinct_on[k]);
-    if (c < 0) return arrow::Status::Invalid("DISTINCT ON column '", distinct_on[k], "' is not among the query's columns");
-    fields.push_back(arrow::field(fmt::format("k{}", k), batch->column(c)->type()));
-    columns.push_back(batch->column(c));
-    keys.emplace_back(fmt::format("k{}", k));
-  }
-  fields.push_back(arrow::field("row", arrow::int64()));
-  columns.push_back(row_numbers);
-  auto keyed = arrow::Table::Make(arrow::schema(fields), columns, batch->num_rows());
-  auto min_options = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/1);
-  arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
-      {"table_source", arrow::acero::TableSourceNodeOptions(keyed)},
-      {"aggregate", arrow::acero::AggregateNodeOptions({{"hash_min", min_options, "row", "first"}}, keys)},
-  });
-  ARROW_ASSIGN_OR_RAISE(auto firsts, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
-  auto first_rows = firsts->GetColumnByName("first");
-  if (!first_rows) return arrow::Status::Invalid("DISTINCT ON lost its row numbers");
-  std::vector<bool> keep(static_cast<size_t>(batch->num_rows()), false);
-  for (const auto& chunk : first_rows->chunks()) {
-    const auto& rows = static_cast<const arrow::Int64Array&>(*chunk);
-    for (int64_t i = 0; i < rows.length(); ++i) keep[static_cast<size_t>(rows.Value(i))] = true;
-  }
-  arrow::BooleanBuilder mask;
-  ARROW_RETURN_NOT_OK(mask.Reserve(batch->num_rows()));
-  for (bool k : keep) mask.UnsafeAppend(k);
-  ARROW_ASSIGN_OR_RAISE(auto mask_array, mask.Finish());
-  ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(batch, mask_array));
-  return arrow::Table::FromRecordBatches(schema, {kept.record_batch()});
-}
-
-}  // namespace
-
-namespace {
-// 0, 1, ..., rows - 1.
-arrow::Result<std::shared_ptr<arrow::Array>> row_number_array(int64_t rows) {
-  arrow::Int64Builder builder;
-  ARROW_RETURN_NOT_OK(builder.Reserve(rows));
-  for (int64_t r = 0; r < rows; ++r) builder.UnsafeAppend(r);
-  return builder.Finish();
-}
-}  // namespace
-
-arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::run_on(const std::shared_ptr<arrow::Table>& input) const {
-  ARROW_ASSIGN_OR_RAISE(auto combined, input->CombineChunksToBatch());
-  ARROW_ASSIGN_OR_RAISE(auto rows, apply_row_stages(*combined));
-  std::shared_ptr<arrow::RecordBatch> result = rows;
-  if (aggregate_) {
-    const auto& agg = *aggregate_;
-    arrow::FieldVector fields;
-    arrow::ArrayVector columns;
-    std::vector<arrow::FieldRef> keys;
-    for (size_t k = 0; k < agg.key_inputs.size(); ++k) {
-      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(agg.key_inputs[k], *rows));
-      fields.push_back(arrow::field(fmt::format("__k{}", k), c->type()));
-      columns.push_back(c);
-      keys.emplace_back(fmt::format("__k{}", k));
-    }
-    for (size_t a = 0; a < agg.functions.size(); ++a) {
-      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(agg.aggregate_inputs[a], *rows));
-      fields.push_back(arrow::field(fmt::format("__in{}", a), c->type()));
-      columns.push_back(c);
-    }
-    bool lists = false;
-    for (size_t a = 0; a < agg.functions.size(); ++a) lists = lists || list_aggregate(agg, a);
-    if (lists) {  // the row numbers the list aggregates group
-      ARROW_ASSIGN_OR_RAISE(auto row_numbers, row_number_array(rows->num_rows()));
-      fields.push_back(arrow::field("__row", arrow::int64()));
-      columns.push_back(std::move(row_numbers));
-    }
-    auto aggregates = acero_aggregates(agg, !keys.empty());
-    auto pre = arrow::Table::Make(arrow::schema(fields), columns, rows->num_rows());
-    arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
-        {"table_source", arrow::acero::TableSourceNodeOptions(pre)},
-        {"aggregate", arrow::acero::AggregateNodeOptions(aggregates, keys)},
-    });
-    ARROW_ASSIGN_OR_RAISE(auto grouped_table, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
-    ARROW_ASSIGN_OR_RAISE(auto grouped_batch, grouped_table->CombineChunksToBatch());
-    for (size_t a = 0; grouped_batch && a < agg.functions.size(); ++a) {
-      const ListAggregate* list = list_aggregate(agg, a);
-      if (!list) continue;
-      const auto name = fmt::format("__a{}", a);
-      const int at = grouped_batch->schema()->GetFieldIndex(name);
-      if (at < 0) return arrow::Status::Invalid("aggregation lost column ", name);
-      const auto& field = agg.grouped_schema->GetFieldByName(name);
-      std::shared_ptr<arrow::Array> finished;
-      if (grouped_batch->num_rows() == 0) {
-        ARROW_ASSIGN_OR_RAISE(finished, arrow::MakeEmptyArray(field->type()));
-      } else {
-        ARROW_ASSIGN_OR_RAISE(finished, finish_list_aggregate(*list, *grouped_batch->column(at),
-                                                              columns[keys.size() + a], field->type()));
-      }
-      ARROW_ASSIGN_OR_RAISE(grouped_batch, grouped_batch->SetColumn(at, field, std::move(finished)));
-    }
-    arrow::ArrayVector ordered;
-    for (const auto& f : agg.grouped_schema->fields()) {
-      auto c = grouped_batch->GetColumnByName(f->name());
-      if (!c) return arrow::Status::Invalid("aggregation lost column ", f->name());
-      if (!c->type()->Equals(*f->type())) {
-        ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*c, f->type()));
-        c = cast;
-      }
-      ordered.push_back(c);
-    }
-    auto grouped = arrow::RecordBatch::Make(agg.grouped_schema, grouped_batch->num_rows(), ordered);
-    if (agg.having) {
-      ARROW_ASSIGN_OR_RAISE(auto mask, evaluate(*agg.having, *grouped));
-      ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(grouped, mask));
-      grouped = filtered.record_batch();
-    }
-    arrow::ArrayVector outs;
-    for (const auto& o : agg.outputs) {
-      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(o, *grouped));
-      outs.push_back(c);
-    }
-    result = arrow::RecordBatch::Make(output_schema(), grouped->num_rows(), outs);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(output_schema(), {result}));
-  if (!distinct_on_.empty()) {
-    ARROW_ASSIGN_OR_RAISE(table, first_row_per_key(std::move(table), distinct_on_, output_schema()));
-  }
-  if (distinct_ && distinct_on_.empty() && table->num_columns() > 0) {
-    // SELECT DISTINCT over a snapshot: group by every column, no aggregates. (DISTINCT ON's rows
-    // are distinct already: one per key. Grouping them again by every column failed on a
-    // nested column that is not a key.)
-    std::vector<arrow::FieldRef> keys;
-    for (const auto& f : table->schema()->fields()) keys.emplace_back(f->name());
-    arrow::acero::Declaration declaration = arrow::acero::Declaration::Sequence({
-        {"table_source", arrow::acero::TableSourceNodeOptions(table)},
-        {"aggregate", arrow::acero::AggregateNodeOptions({}, keys)},
-    });
-    ARROW_ASSIGN_OR_RAISE(auto distinct, arrow::acero::DeclarationToTable(std::move(declaration), /*use_threads=*/false));
-    ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(output_schema(), {}));
-    ARROW_ASSIGN_OR_RAISE(auto batch, distinct->CombineChunksToBatch());
-    if (batch) table = arrow::Table::Make(output_schema(), batch->columns(), batch->num_rows());
-  }
-  return order_and_limit(std::move(table));
-}
-
-arrow::Result<std::shared_ptr<arrow::Table>> SelectPlan::order_and_limit(std::shared_ptr<arrow::Table> table) const {
-  if (order_by_.empty() && !limit_) return table;
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatch> result, table->CombineChunksToBatch());
-  if (!order_by_.empty()) {
-    arrow::FieldVector fields;
-    arrow::ArrayVector columns;
-    std::vector<cp::SortKey> sort_keys;
-    for (size_t i = 0; i < order_by_.size(); ++i) {
-      ARROW_ASSIGN_OR_RAISE(auto c, evaluate(order_by_[i].first, *result));
-      fields.push_back(arrow::field(fmt::format("o{}", i), c->type()));
-      columns.push_back(c);
-      const bool asc = order_by_[i].second;
-      sort_keys.emplace_back(fmt::format("o{}", i), asc ? cp::SortOrder::Ascending : cp::SortOrder::Descending,
-                             nulls_first_[i] ? cp::NullPlacement::AtStart : cp::NullPlacement::AtEnd);
-    }
-    auto keys = arrow::RecordBatch::Make(arrow::schema(fields), result->num_rows(), columns);
-    ARROW_ASSIGN_OR_RAISE(auto indices, cp::SortIndices(arrow::Datum(keys), cp::SortOptions(sort_keys)));
-    ARROW_ASSIGN_OR_RAISE(auto taken, cp::Take(result, indices));
-    result = taken.record_batch();
-  }
-  if (limit_ && result->num_rows() > *limit_) result = result->Slice(0, *limit_);
-  return arrow::Table::FromRecordBatches(output_schema(), {result});
 }
 
 }  // namespace sluice::exec

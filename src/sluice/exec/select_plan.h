@@ -230,6 +230,12 @@ class SelectPlan {
   static arrow::Result<SelectPlan> make_select(const sql::Select& select, const sql::SourceFile& file,
                                                const SchemaLookup& schema_of, const InlineLookup& inline_of,
                                                const TableFunctionBinder& bind_function);
+  // The grouped half of a SELECT that aggregates (select_plan_aggregate.cc): its GROUP BY keys
+  // (event-time window keys among them), aggregate calls, HAVING and outputs over the grouped
+  // relation, appended to `plan` after the stage that reads `schema`.
+  static arrow::Status plan_aggregation(const sql::Select& select, const sql::SourceFile& file,
+                                        const ExpressionBinder& binder, const std::shared_ptr<arrow::Schema>& schema,
+                                        SelectPlan& plan);
   // One FROM item whose columns are named "qualifier.column" (a side of a join).
   static arrow::Result<SelectPlan> make_relation(const sql::TableRef& ref, const sql::SourceFile& file,
                                                  const SchemaLookup& schema_of, const InlineLookup& inline_of,

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <random>
 #include <thread>
 
 #include "sluice/common/ids.h"
@@ -28,12 +27,6 @@ namespace {
 
 constexpr int kJoinAttempts = 16;
 constexpr int64_t kForgetAfterMs = 3'600'000;  // a heartbeat this long past its ttl is deleted
-
-// A number in [0, n), different per process and call (the joins' back-off).
-int64_t random_below(int64_t n) {
-  thread_local std::minstd_rand engine(static_cast<unsigned>(std::hash<std::string>{}(random_uuid())));
-  return n <= 0 ? 0 : static_cast<int64_t>(engine() % static_cast<uint64_t>(n));
-}
 
 }  // namespace
 
