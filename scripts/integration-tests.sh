@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 export KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-19092}
 export SLUICE_TEST_KAFKA_PORT=$KAFKA_PORT
 trap 'scripts/kafka.sh stop' EXIT
+# What sluice's main() sets before executing itself again (src/sluice/cli/main.cc
+# purge_freed_memory_at_once): set here, no sluice the tests start executes itself twice (the
+# same settings, one start-up less each; docs/decisions.md "CI time (9)"). A value the caller set
+# is kept; test_install.py tests the exec with an environment of its own.
+export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY:-0} MIMALLOC_ALLOW_THP=${MIMALLOC_ALLOW_THP:-0}
 # TLS, SASL and mutual-TLS listeners too (KAFKA_PORT+2..+5) for tests/integration/test_kafka_security.py.
 KAFKA_SECURE=1 scripts/kafka.sh start --fresh
 # Brokers the tests start (outage, test_kafka_script) take ports relative to KAFKA_PORT: a
