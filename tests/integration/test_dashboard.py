@@ -2,11 +2,12 @@
 DevTools protocol over --remote-debugging-pipe (JSON messages on fds 3/4: no WebSocket client,
 no extra Python package): the page loads with no console error or uncaught exception, the graph
 shows every dataset `/api/datasets` lists, its edge rates and a dataset page's charts follow the
-events a continuous `sluice run --serve` appends while more Kafka records arrive, the SLA view
-compares pipeline.yaml's freshness targets with the status, the KPI panel draws a materialized
-view's columns (serve.kpis) as deltalake reads them and redraws when it commits, and the test
-takes screenshots (in
-its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
+events a continuous `sluice run --serve` appends while more Kafka records arrive, node colours
+are the flows' latest status, the alerts panel and the datasets table show the alert events and
+the rules firing as the API has them (an alert that fires while the page is open among them),
+the SLA view compares pipeline.yaml's freshness targets with the status, the KPI panel draws a
+materialized view's columns (serve.kpis) as deltalake reads them and redraws when it commits,
+and the test takes screenshots (in its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
 docs/dashboard.png)."""
 import base64
 import json
@@ -32,7 +33,8 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema 
 
 CREATE OR REFRESH STREAMING TABLE orders (
   CONSTRAINT has_id EXPECT (id IS NOT NULL) ON VIOLATION DROP ROW,
-  CONSTRAINT small EXPECT (amount < 1000)
+  CONSTRAINT small EXPECT (amount < 1000),
+  CONSTRAINT early EXPECT (id IS NULL OR id < 30)
 ) AS SELECT id, amount FROM STREAM(orders_bronze);
 
 CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS amount FROM orders;
@@ -176,7 +178,14 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                           extra="mode: continuous\ntrigger_interval: 100ms\n"
                                 "serve:\n  freshness_targets: {orders: 10 minutes, totals: 1 ms}\n"
                                 "  kpis:\n    - {name: buckets, title: Orders by bucket, dataset: by_bucket, x: bucket, "
-                                "y: [n, amount], kind: bar}\n")
+                                "y: [n, amount], kind: bar}\n"
+                                # `quality` fires on the first records (some amounts reach 1000);
+                                # `late_ids` only once ids from 30 on arrive, while the page is open.
+                                "alerts:\n  rules:\n"
+                                "    - {name: quality, expectation_pass_rate_below: 0.99, expectation: small, "
+                                "datasets: [orders]}\n"
+                                "    - {name: late_ids, expectation_pass_rate_below: 1, expectation: early, "
+                                "datasets: [orders]}\n")
     (pipe / "p.sql").write_text(SQL.format(topic=topic))
     produce_values(bootstrap, topic, records(0, 30))
     proc, url = start("run", pipe, "--serve=127.0.0.1:0")
@@ -227,6 +236,36 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                              "the KPI panel under the graph")
             browser.screenshot(tmp_path / "graph-live.png")
             shutil.copy(tmp_path / "graph-live.png", os.environ["SLUICE_DASHBOARD_SCREENSHOT"])
+
+        # Node colours: each dataset's node has the status of its flow's latest update (/api/flows).
+        flows = {f["dataset"]: f["status"] for f in json.loads(get(url + "/api/flows")[2])["flows"]}
+        nodes = browser.evaluate("Object.fromEntries([...document.querySelectorAll('#graph .node')].map(n => "
+                                 "[n.dataset.name, [n.dataset.state, n.querySelector('rect').getAttribute('fill')]]))")
+        assert {name: nodes[name][0] for name in datasets} == {name: flows[name] for name in datasets} and \
+            set(flows.values()) == {"COMPLETED"}
+        assert {nodes[name][1] for name in datasets} == {"#2e9d57"}  # the COMPLETED green
+
+        # Alerts on the graph page: the panel lists the alert events /api/events has (FIRING and
+        # RESOLVED, `late_ids` among them, which came on the live stream after the page loaded),
+        # and the datasets table the rules firing now as /api/datasets' active_alerts says. The
+        # page fetches the API in the same expression, so both are compared at one moment.
+        browser.wait_for("""(async () => {
+            const page = await (await fetch('/api/events?type=alert&limit=20')).json();
+            const api = page.events.map(e => [e.id, e.details.alert.state, e.details.alert.rule, e.dataset].join('|')).sort();
+            const shown = [...document.querySelectorAll('#alert-events tr[data-id]')]
+              .map(r => [r.dataset.id, r.dataset.state, r.dataset.rule, r.dataset.dataset].join('|')).sort();
+            const status = await (await fetch('/api/datasets')).json();
+            const firing = status.datasets.map(d => d.name + ':' + (d.active_alerts || []).map(a => a.rule).join(',')).sort();
+            const cells = [...document.querySelectorAll('#datasets tr[data-dataset]')]
+              .map(r => r.dataset.dataset + ':' + r.querySelector('td.alerts').dataset.alerts).sort();
+            return api.some(a => a.includes('|FIRING|late_ids|orders')) && JSON.stringify(api) == JSON.stringify(shown)
+              && JSON.stringify(firing) == JSON.stringify(cells);
+        })()""", "the alert events and the firing rules shown as the API has them")
+        alerts = json.loads(get(url + "/api/events?type=alert&limit=20")[2])["events"]
+        assert {(a["details"]["alert"]["rule"], a["details"]["alert"]["state"]) for a in alerts} >= \
+            {("quality", "FIRING"), ("late_ids", "FIRING")}
+        assert browser.evaluate("window.sluice.alertsReceived") > 0  # late_ids came live
+        browser.screenshot(tmp_path / "alerts.png")
 
         # The dataset page: its charts hold one point per progress event, and grow with new ones.
         def progress_events():
