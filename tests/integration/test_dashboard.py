@@ -298,6 +298,26 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert browser.evaluate("document.querySelector('.chart[data-title=Throughput]').xs"
                                 ".every((x, i, xs) => i == 0 || xs[i - 1] <= x)") is True
         browser.screenshot(tmp_path / "dataset.png")
+        # The latency chart's points are the events' durations, the pass-rate chart's each
+        # expectation's passed / checked records of the event at that time (the API's events).
+        drawn = browser.evaluate("(() => { const c = t => document.querySelector(`.chart[data-title=\"${t}\"]`); "
+                                 "return {lx: c('Update latency').xs, ly: c('Update latency').ys[0], "
+                                 "qx: c('Expectation pass rate').xs, qy: c('Expectation pass rate').ys}; })()")
+        code, _, body = get(url + "/api/events?dataset=orders&type=flow_progress&limit=1000")
+        updates = [e for e in json.loads(body)["events"] if e["details"]["flow_progress"].get("status")]
+        durations = {e["timestamp_ms"] / 1000: e["details"]["flow_progress"]["duration_ms"] for e in updates}
+        assert drawn["lx"] and all(y == durations[x] for x, y in zip(drawn["lx"], drawn["ly"]))
+        rates = {}
+        for e in updates:
+            if e["timestamp_ms"] / 1000 not in drawn["qx"]:
+                continue  # arrived after the chart was read
+            for x in e["details"]["flow_progress"]["data_quality"]["expectations"]:
+                total = x["passed_records"] + x["failed_records"]
+                if total:
+                    rates.setdefault(x["name"], {})[e["timestamp_ms"] / 1000] = x["passed_records"] / total * 100
+        shown_rates = [{x: y for x, y in zip(drawn["qx"], ys) if y is not None} for ys in drawn["qy"]]
+        assert sorted(map(sorted, map(dict.items, shown_rates))) == sorted(map(sorted, map(dict.items, rates.values())))
+        assert len(rates) == 3  # has_id, small, early
 
         # The KPI panel: the points drawn are by_bucket's rows as deltalake reads the version the
         # panel shows; a new commit of by_bucket redraws it with the new version's rows.
