@@ -5,6 +5,7 @@ shows every dataset `/api/datasets` lists, its edge rates and a dataset page's c
 events a continuous `sluice run --serve` appends while more Kafka records arrive, node colours
 are the flows' latest status, the alerts panel and the datasets table show the alert events and
 the rules firing as the API has them (an alert that fires while the page is open among them),
+a dataset page lists its failed update's error with its context stack,
 the SLA view compares pipeline.yaml's freshness targets with the status, the KPI panel draws a
 materialized view's columns (serve.kpis) as deltalake reads them and redraws when it commits,
 and the test takes screenshots (in its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
@@ -21,6 +22,7 @@ import time
 import pytest
 from deltalake import DeltaTable
 
+from conftest import run_sluice
 from test_serve import get, start, stop
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
@@ -40,6 +42,12 @@ CREATE OR REFRESH STREAMING TABLE orders (
 CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS amount FROM orders;
 
 CREATE MATERIALIZED VIEW by_bucket AS SELECT id % 5 AS bucket, count(*) AS n, sum(amount) AS amount FROM orders GROUP BY 1;
+"""
+
+STRICT = """
+CREATE OR REFRESH STREAMING TABLE strict (
+  CONSTRAINT tiny EXPECT (amount < {limit}) ON VIOLATION FAIL UPDATE
+) AS SELECT id, amount FROM STREAM(orders_bronze);
 """
 
 
@@ -186,8 +194,14 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                                 "datasets: [orders]}\n"
                                 "    - {name: late_ids, expectation_pass_rate_below: 1, expectation: early, "
                                 "datasets: [orders]}\n")
-    (pipe / "p.sql").write_text(SQL.format(topic=topic))
     produce_values(bootstrap, topic, records(0, 30))
+    # A triggered run first, in which strict's FAIL UPDATE expectation fails (amounts reach 1,000):
+    # its error is what strict's page shows under "Recent errors"; the continuous run (a looser
+    # limit) then completes strict.
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(limit=1000))
+    failed = run_sluice("run", pipe, "--once")
+    assert failed.returncode != 0 and "tiny" in failed.stderr, failed.stderr
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(limit=2000))
     proc, url = start("run", pipe, "--serve=127.0.0.1:0")
     # A continuous run prints a line per update: read them, or the pipe fills and the run blocks.
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
@@ -208,7 +222,7 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         browser.navigate(url + "/")
         status = json.loads(get(url + "/api/datasets")[2])
         datasets = sorted(d["name"] for d in status["datasets"])
-        assert datasets == ["by_bucket", "orders", "orders_bronze", "totals"]
+        assert datasets == ["by_bucket", "orders", "orders_bronze", "strict", "totals"]
         shown = browser.wait_for("document.querySelector('#graph svg')?.dataset.datasets", "the graph drawn")
         assert sorted(shown.split(",")) == datasets
         # Every dataset is a node, with the Kafka topic it reads; an edge per input.
@@ -216,7 +230,7 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert sorted(nodes) == sorted(datasets + [f"kafka:{topic}"])
         edges = browser.evaluate("[...document.querySelectorAll('#graph .edge')].map(e => e.dataset.from + '>' + e.dataset.to)")
         assert sorted(edges) == sorted([f"kafka:{topic}>orders_bronze", "orders_bronze>orders", "orders>totals",
-                                        "orders>by_bucket"])
+                                        "orders>by_bucket", "orders_bronze>strict"])
         browser.wait_for("!!document.querySelector('#live.on')", "the live stream open")
         graph_png = browser.screenshot(tmp_path / "graph.png")
 
@@ -370,6 +384,22 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert drawn == pytest.approx([h["rescued_rate"] * 100 for h in history])
         assert any(v > 0 for v in drawn)
         browser.screenshot(tmp_path / "schema-history.png")
+
+        # Recent errors: strict's page lists the triggered run's FAILED update, newest first, with
+        # its message and its error's context (the stack of pipeline, dataset, flow) as
+        # /api/events has them.
+        code, _, body = get(url + "/api/events?dataset=strict&level=ERROR&limit=20")
+        errors = json.loads(body)["events"]
+        assert code == 200 and errors and "tiny" in errors[-1]["message"]
+        browser.navigate(url + "/#/dataset/strict")
+        browser.wait_for(f"document.querySelectorAll('#errors .error-entry').length == {len(errors)}",
+                         "strict's recent errors")
+        entry = browser.evaluate("(() => { const e = document.querySelector('#errors .error-entry'); return "
+                                 "{text: e.firstChild.textContent, context: JSON.parse(e.querySelector('pre').textContent)}; })()")
+        assert entry["text"] == f"{errors[-1]['timestamp']} {errors[-1]['message']}"
+        assert entry["context"] == errors[-1]["details"]["flow_progress"]["error"]
+        assert any("dataset 'strict'" in line for line in entry["context"]["exceptions"][0]["stack"])
+        browser.screenshot(tmp_path / "errors.png")
 
         # SLA: orders' 10-minute target is met; totals' 1 ms target cannot be.
         browser.navigate(url + "/#/sla")
