@@ -5,7 +5,8 @@ shows every dataset `/api/datasets` lists, its edge rates and a dataset page's c
 events a continuous `sluice run --serve` appends while more Kafka records arrive, node colours
 are the flows' latest status, the alerts panel and the datasets table show the alert events and
 the rules firing as the API has them (an alert that fires while the page is open among them),
-a dataset page lists its failed update's error with its context stack,
+a dataset page lists its failed update's error with its context stack and its schema history
+the columns an update added,
 the SLA view compares pipeline.yaml's freshness targets with the status, the KPI panel draws a
 materialized view's columns (serve.kpis) as deltalake reads them and redraws when it commits,
 and the test takes screenshots (in its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
@@ -198,7 +199,11 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
     # A triggered run first, in which strict's FAIL UPDATE expectation fails (amounts reach 1,000):
     # its error is what strict's page shows under "Recent errors"; the continuous run (a looser
     # limit) then completes strict.
-    (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(limit=1000))
+    # totals has one column less there: the continuous run's first update of it adds `amount`
+    # (a schema change its page's schema history shows).
+    narrow = SQL.format(topic=topic).replace("count(*) AS n, sum(amount) AS amount FROM orders;", "count(*) AS n FROM orders;")
+    assert narrow != SQL.format(topic=topic)
+    (pipe / "p.sql").write_text(narrow + STRICT.format(limit=1000))
     failed = run_sluice("run", pipe, "--once")
     assert failed.returncode != 0 and "tiny" in failed.stderr, failed.stderr
     (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(limit=2000))
@@ -400,6 +405,16 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert entry["context"] == errors[-1]["details"]["flow_progress"]["error"]
         assert any("dataset 'strict'" in line for line in entry["context"]["exceptions"][0]["stack"])
         browser.screenshot(tmp_path / "errors.png")
+
+        # Schema drift: totals' page lists the update that added `amount` as /api/schema_history has it.
+        code, _, body = get(url + "/api/schema_history?dataset=totals")
+        changed = [h for h in json.loads(body)["schema_history"]
+                   if h["columns_added"] or h["columns_removed"] or h["types_changed"]]
+        assert code == 200 and [h["columns_added"] for h in changed] == [["amount double"]]
+        browser.navigate(url + "/#/dataset/totals")
+        browser.wait_for("document.querySelectorAll('#schema-changes tr[data-version]').length == 1", "totals' schema change")
+        cells = browser.evaluate("[...document.querySelectorAll('#schema-changes tr[data-version] td')].map(c => c.textContent)")
+        assert cells[0] == str(changed[0]["table_version"]) and cells[2:5] == ["amount double", "-", "-"]
 
         # SLA: orders' 10-minute target is met; totals' 1 ms target cannot be.
         browser.navigate(url + "/#/sla")
