@@ -295,3 +295,64 @@ def test_schema_drift_fires_when_a_view_gains_a_column_and_resolves_after(tmp_pa
     third = run_sluice("run", pipe, "--once")
     assert third.returncode == 0, third.stderr
     assert [a["state"] for a in alert_events(pipe)] == ["FIRING", "RESOLVED"]
+
+
+STRICT = """
+CREATE OR REFRESH STREAMING TABLE strict (
+  CONSTRAINT tiny EXPECT (amount < {limit}) ON VIOLATION FAIL UPDATE
+) AS SELECT e.id, e.amount FROM (
+  SELECT from_json(CAST(value AS STRING), 'id BIGINT, amount DOUBLE') AS e FROM STREAM read_kafka(topic => '{topic}'));
+"""
+
+
+def test_a_failed_flow_and_a_slow_one_fire_on_what_their_progress_events_record(tmp_path, bootstrap, new_topic):
+    """flow_failed and throughput_below end to end (their evaluation is unit-tested): the run maps
+    a FAILED flow_progress event and its rows/s to the rules, the figure compared is the one the
+    event log holds (read with deltalake), a failure that repeats in the next run is not announced
+    again, and the next COMPLETED update resolves it."""
+    topic = new_topic(1)
+    pipe = kafka_pipeline(tmp_path, "failing", bootstrap, extra="""alerts:
+  rules:
+    - {name: failed, flow_failed: true, datasets: [strict]}
+    - {name: slow, throughput_below: 1000000000, datasets: [orders]}
+""")
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(topic=topic, limit=50))
+    produce_values(bootstrap, topic, [{"id": i, "amount": 10.0 * i} for i in range(10)])  # 50 and up fail `tiny`
+
+    def progress(dataset):
+        rows = DeltaTable(str(pipe / "data" / "system" / "event_log")).to_pyarrow_table().to_pylist()
+        rows.sort(key=lambda r: (r["timestamp"], r["sequence"]["seq"]))
+        return [json.loads(r["details"])["flow_progress"] for r in rows
+                if r["event_type"] == "flow_progress" and r["origin"]["dataset_name"] == dataset]
+
+    first = run_sluice("run", pipe, "--once")
+    assert first.returncode != 0 and "tiny" in first.stderr  # strict FAILED; orders COMPLETED
+    fired = {a["rule"]: a for a in alert_events(pipe)}
+    assert set(fired) == {"failed", "slow"} and {a["state"] for a in fired.values()} == {"FIRING"}
+    failed_update = progress("strict")[-1]
+    assert failed_update["status"] == "FAILED"
+    assert fired["failed"]["dataset"] == "strict" and fired["failed"]["value"] is None
+    error_line = failed_update["error"]["message"].splitlines()[0]
+    assert "tiny" in error_line and len(error_line) < 499  # not cut (the cut is unit-tested)
+    assert fired["failed"]["detail"] == error_line
+    orders = progress("orders")[-1]
+    assert orders["status"] == "COMPLETED" and orders["metrics"]["num_input_rows"] == 10
+    assert fired["slow"]["dataset"] == "orders" and fired["slow"]["unit"] == "rows/s"
+    assert fired["slow"]["value"] == orders["metrics"]["processed_rows_per_second"] > 0
+    assert fired["slow"]["threshold"] == 1000000000
+
+    # The same records fail strict again (its failed update committed nothing): still FIRING, not
+    # announced twice; orders read nothing (idle is not slow): its alert stays as it was.
+    second = run_sluice("run", pipe, "--once")
+    assert second.returncode != 0
+    assert progress("strict")[-1]["status"] == "FAILED"
+    assert [(a["rule"], a["state"]) for a in alert_events(pipe)] == [(r, "FIRING") for r in fired]
+
+    # A looser expectation: strict COMPLETES and its alert resolves.
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(topic=topic, limit=1000))
+    third = run_sluice("run", pipe, "--once")
+    assert third.returncode == 0, third.stderr
+    assert progress("strict")[-1]["status"] == "COMPLETED"
+    assert [(a["rule"], a["state"]) for a in alert_events(pipe)] == \
+        [(r, "FIRING") for r in fired] + [("failed", "RESOLVED")]
+    assert DeltaTable(str(pipe / "data" / "tables" / "strict")).to_pyarrow_table().num_rows == 10

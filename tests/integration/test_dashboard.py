@@ -2,11 +2,14 @@
 DevTools protocol over --remote-debugging-pipe (JSON messages on fds 3/4: no WebSocket client,
 no extra Python package): the page loads with no console error or uncaught exception, the graph
 shows every dataset `/api/datasets` lists, its edge rates and a dataset page's charts follow the
-events a continuous `sluice run --serve` appends while more Kafka records arrive, the SLA view
-compares pipeline.yaml's freshness targets with the status, the KPI panel draws a materialized
-view's columns (serve.kpis) as deltalake reads them and redraws when it commits, and the test
-takes screenshots (in
-its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
+events a continuous `sluice run --serve` appends while more Kafka records arrive, node colours
+are the flows' latest status, the alerts panel and the datasets table show the alert events and
+the rules firing as the API has them (an alert that fires while the page is open among them),
+a dataset page lists its failed update's error with its context stack and its schema history
+the columns an update added,
+the SLA view compares pipeline.yaml's freshness targets with the status, the KPI panel draws a
+materialized view's columns (serve.kpis) as deltalake reads them and redraws when it commits,
+and the test takes screenshots (in its tmp dir; SLUICE_DASHBOARD_SCREENSHOT=<path> also writes the graph's there, as for
 docs/dashboard.png)."""
 import base64
 import json
@@ -20,6 +23,7 @@ import time
 import pytest
 from deltalake import DeltaTable
 
+from conftest import run_sluice
 from test_serve import get, start, stop
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
 
@@ -32,12 +36,19 @@ FROM STREAM read_kafka(topic => '{topic}', value_format => 'json', value_schema 
 
 CREATE OR REFRESH STREAMING TABLE orders (
   CONSTRAINT has_id EXPECT (id IS NOT NULL) ON VIOLATION DROP ROW,
-  CONSTRAINT small EXPECT (amount < 1000)
+  CONSTRAINT small EXPECT (amount < 1000),
+  CONSTRAINT early EXPECT (id IS NULL OR id < 30)
 ) AS SELECT id, amount FROM STREAM(orders_bronze);
 
 CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS amount FROM orders;
 
 CREATE MATERIALIZED VIEW by_bucket AS SELECT id % 5 AS bucket, count(*) AS n, sum(amount) AS amount FROM orders GROUP BY 1;
+"""
+
+STRICT = """
+CREATE OR REFRESH STREAMING TABLE strict (
+  CONSTRAINT tiny EXPECT (amount < {limit}) ON VIOLATION FAIL UPDATE
+) AS SELECT id, amount FROM STREAM(orders_bronze);
 """
 
 
@@ -176,9 +187,26 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                           extra="mode: continuous\ntrigger_interval: 100ms\n"
                                 "serve:\n  freshness_targets: {orders: 10 minutes, totals: 1 ms}\n"
                                 "  kpis:\n    - {name: buckets, title: Orders by bucket, dataset: by_bucket, x: bucket, "
-                                "y: [n, amount], kind: bar}\n")
-    (pipe / "p.sql").write_text(SQL.format(topic=topic))
+                                "y: [n, amount], kind: bar}\n"
+                                # `quality` fires on the first records (some amounts reach 1000);
+                                # `late_ids` only once ids from 30 on arrive, while the page is open.
+                                "alerts:\n  rules:\n"
+                                "    - {name: quality, expectation_pass_rate_below: 0.99, expectation: small, "
+                                "datasets: [orders]}\n"
+                                "    - {name: late_ids, expectation_pass_rate_below: 1, expectation: early, "
+                                "datasets: [orders]}\n")
     produce_values(bootstrap, topic, records(0, 30))
+    # A triggered run first, in which strict's FAIL UPDATE expectation fails (amounts reach 1,000):
+    # its error is what strict's page shows under "Recent errors"; the continuous run (a looser
+    # limit) then completes strict.
+    # totals has one column less there: the continuous run's first update of it adds `amount`
+    # (a schema change its page's schema history shows).
+    narrow = SQL.format(topic=topic).replace("count(*) AS n, sum(amount) AS amount FROM orders;", "count(*) AS n FROM orders;")
+    assert narrow != SQL.format(topic=topic)
+    (pipe / "p.sql").write_text(narrow + STRICT.format(limit=1000))
+    failed = run_sluice("run", pipe, "--once")
+    assert failed.returncode != 0 and "tiny" in failed.stderr, failed.stderr
+    (pipe / "p.sql").write_text(SQL.format(topic=topic) + STRICT.format(limit=2000))
     proc, url = start("run", pipe, "--serve=127.0.0.1:0")
     # A continuous run prints a line per update: read them, or the pipe fills and the run blocks.
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
@@ -199,7 +227,7 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         browser.navigate(url + "/")
         status = json.loads(get(url + "/api/datasets")[2])
         datasets = sorted(d["name"] for d in status["datasets"])
-        assert datasets == ["by_bucket", "orders", "orders_bronze", "totals"]
+        assert datasets == ["by_bucket", "orders", "orders_bronze", "strict", "totals"]
         shown = browser.wait_for("document.querySelector('#graph svg')?.dataset.datasets", "the graph drawn")
         assert sorted(shown.split(",")) == datasets
         # Every dataset is a node, with the Kafka topic it reads; an edge per input.
@@ -207,7 +235,7 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert sorted(nodes) == sorted(datasets + [f"kafka:{topic}"])
         edges = browser.evaluate("[...document.querySelectorAll('#graph .edge')].map(e => e.dataset.from + '>' + e.dataset.to)")
         assert sorted(edges) == sorted([f"kafka:{topic}>orders_bronze", "orders_bronze>orders", "orders>totals",
-                                        "orders>by_bucket"])
+                                        "orders>by_bucket", "orders_bronze>strict"])
         browser.wait_for("!!document.querySelector('#live.on')", "the live stream open")
         graph_png = browser.screenshot(tmp_path / "graph.png")
 
@@ -227,6 +255,36 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
                              "the KPI panel under the graph")
             browser.screenshot(tmp_path / "graph-live.png")
             shutil.copy(tmp_path / "graph-live.png", os.environ["SLUICE_DASHBOARD_SCREENSHOT"])
+
+        # Node colours: each dataset's node has the status of its flow's latest update (/api/flows).
+        flows = {f["dataset"]: f["status"] for f in json.loads(get(url + "/api/flows")[2])["flows"]}
+        nodes = browser.evaluate("Object.fromEntries([...document.querySelectorAll('#graph .node')].map(n => "
+                                 "[n.dataset.name, [n.dataset.state, n.querySelector('rect').getAttribute('fill')]]))")
+        assert {name: nodes[name][0] for name in datasets} == {name: flows[name] for name in datasets} and \
+            set(flows.values()) == {"COMPLETED"}
+        assert {nodes[name][1] for name in datasets} == {"#2e9d57"}  # the COMPLETED green
+
+        # Alerts on the graph page: the panel lists the alert events /api/events has (FIRING and
+        # RESOLVED, `late_ids` among them, which came on the live stream after the page loaded),
+        # and the datasets table the rules firing now as /api/datasets' active_alerts says. The
+        # page fetches the API in the same expression, so both are compared at one moment.
+        browser.wait_for("""(async () => {
+            const page = await (await fetch('/api/events?type=alert&limit=20')).json();
+            const api = page.events.map(e => [e.id, e.details.alert.state, e.details.alert.rule, e.dataset].join('|')).sort();
+            const shown = [...document.querySelectorAll('#alert-events tr[data-id]')]
+              .map(r => [r.dataset.id, r.dataset.state, r.dataset.rule, r.dataset.dataset].join('|')).sort();
+            const status = await (await fetch('/api/datasets')).json();
+            const firing = status.datasets.map(d => d.name + ':' + (d.active_alerts || []).map(a => a.rule).join(',')).sort();
+            const cells = [...document.querySelectorAll('#datasets tr[data-dataset]')]
+              .map(r => r.dataset.dataset + ':' + r.querySelector('td.alerts').dataset.alerts).sort();
+            return api.some(a => a.includes('|FIRING|late_ids|orders')) && JSON.stringify(api) == JSON.stringify(shown)
+              && JSON.stringify(firing) == JSON.stringify(cells);
+        })()""", "the alert events and the firing rules shown as the API has them")
+        alerts = json.loads(get(url + "/api/events?type=alert&limit=20")[2])["events"]
+        assert {(a["details"]["alert"]["rule"], a["details"]["alert"]["state"]) for a in alerts} >= \
+            {("quality", "FIRING"), ("late_ids", "FIRING")}
+        assert browser.evaluate("window.sluice.alertsReceived") > 0  # late_ids came live
+        browser.screenshot(tmp_path / "alerts.png")
 
         # The dataset page: its charts hold one point per progress event, and grow with new ones.
         def progress_events():
@@ -259,6 +317,26 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert browser.evaluate("document.querySelector('.chart[data-title=Throughput]').xs"
                                 ".every((x, i, xs) => i == 0 || xs[i - 1] <= x)") is True
         browser.screenshot(tmp_path / "dataset.png")
+        # The latency chart's points are the events' durations, the pass-rate chart's each
+        # expectation's passed / checked records of the event at that time (the API's events).
+        drawn = browser.evaluate("(() => { const c = t => document.querySelector(`.chart[data-title=\"${t}\"]`); "
+                                 "return {lx: c('Update latency').xs, ly: c('Update latency').ys[0], "
+                                 "qx: c('Expectation pass rate').xs, qy: c('Expectation pass rate').ys}; })()")
+        code, _, body = get(url + "/api/events?dataset=orders&type=flow_progress&limit=1000")
+        updates = [e for e in json.loads(body)["events"] if e["details"]["flow_progress"].get("status")]
+        durations = {e["timestamp_ms"] / 1000: e["details"]["flow_progress"]["duration_ms"] for e in updates}
+        assert drawn["lx"] and all(y == durations[x] for x, y in zip(drawn["lx"], drawn["ly"]))
+        rates = {}
+        for e in updates:
+            if e["timestamp_ms"] / 1000 not in drawn["qx"]:
+                continue  # arrived after the chart was read
+            for x in e["details"]["flow_progress"]["data_quality"]["expectations"]:
+                total = x["passed_records"] + x["failed_records"]
+                if total:
+                    rates.setdefault(x["name"], {})[e["timestamp_ms"] / 1000] = x["passed_records"] / total * 100
+        shown_rates = [{x: y for x, y in zip(drawn["qx"], ys) if y is not None} for ys in drawn["qy"]]
+        assert sorted(map(sorted, map(dict.items, shown_rates))) == sorted(map(sorted, map(dict.items, rates.values())))
+        assert len(rates) == 3  # has_id, small, early
 
         # The KPI panel: the points drawn are by_bucket's rows as deltalake reads the version the
         # panel shows; a new commit of by_bucket redraws it with the new version's rows.
@@ -311,6 +389,32 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
         assert drawn == pytest.approx([h["rescued_rate"] * 100 for h in history])
         assert any(v > 0 for v in drawn)
         browser.screenshot(tmp_path / "schema-history.png")
+
+        # Recent errors: strict's page lists the triggered run's FAILED update, newest first, with
+        # its message and its error's context (the stack of pipeline, dataset, flow) as
+        # /api/events has them.
+        code, _, body = get(url + "/api/events?dataset=strict&level=ERROR&limit=20")
+        errors = json.loads(body)["events"]
+        assert code == 200 and errors and "tiny" in errors[-1]["message"]
+        browser.navigate(url + "/#/dataset/strict")
+        browser.wait_for(f"document.querySelectorAll('#errors .error-entry').length == {len(errors)}",
+                         "strict's recent errors")
+        entry = browser.evaluate("(() => { const e = document.querySelector('#errors .error-entry'); return "
+                                 "{text: e.firstChild.textContent, context: JSON.parse(e.querySelector('pre').textContent)}; })()")
+        assert entry["text"] == f"{errors[-1]['timestamp']} {errors[-1]['message']}"
+        assert entry["context"] == errors[-1]["details"]["flow_progress"]["error"]
+        assert any("dataset 'strict'" in line for line in entry["context"]["exceptions"][0]["stack"])
+        browser.screenshot(tmp_path / "errors.png")
+
+        # Schema drift: totals' page lists the update that added `amount` as /api/schema_history has it.
+        code, _, body = get(url + "/api/schema_history?dataset=totals")
+        changed = [h for h in json.loads(body)["schema_history"]
+                   if h["columns_added"] or h["columns_removed"] or h["types_changed"]]
+        assert code == 200 and [h["columns_added"] for h in changed] == [["amount double"]]
+        browser.navigate(url + "/#/dataset/totals")
+        browser.wait_for("document.querySelectorAll('#schema-changes tr[data-version]').length == 1", "totals' schema change")
+        cells = browser.evaluate("[...document.querySelectorAll('#schema-changes tr[data-version] td')].map(c => c.textContent)")
+        assert cells[0] == str(changed[0]["table_version"]) and cells[2:5] == ["amount double", "-", "-"]
 
         # SLA: orders' 10-minute target is met; totals' 1 ms target cannot be.
         browser.navigate(url + "/#/sla")

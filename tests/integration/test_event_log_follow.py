@@ -4,7 +4,6 @@ cleanly on SIGTERM; flow_progress reports the Kafka backlog left after an update
 import json
 import signal
 import subprocess
-import time
 
 from conftest import SLUICE, run_sluice
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
@@ -17,19 +16,18 @@ def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
         f"CREATE OR REFRESH STREAMING TABLE raw AS SELECT * FROM STREAM "
         f"read_kafka(topic => '{topic}', max_offsets_per_trigger => 100);")
     produce_values(bootstrap, topic, [b"x"] * 250, partitions=2)
+    assert run_sluice("run", pipe, "--once").returncode == 0
     follower = subprocess.Popen([str(SLUICE), "events", str(pipe), "--follow", "--format", "json",
                                  "--type", "flow_progress"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)  # the follower waits for the log to appear; nothing to wait on from here
-        for more in (0, 100, 50):
+        # The first update's event is in the log the follower read at its start: once it printed
+        # it, the next two updates commit after that read, so only following can print them
+        # (readline returns when a line comes; pytest-timeout ends a follower that never prints).
+        seen = [json.loads(follower.stdout.readline())]
+        for more in (100, 50):
             produce_values(bootstrap, topic, [b"y"] * more, partitions=2)
             assert run_sluice("run", pipe, "--once").returncode == 0
-        deadline = time.monotonic() + 30
-        seen = []
-        while len(seen) < 3 and time.monotonic() < deadline:
-            line = follower.stdout.readline()
-            if line:
-                seen.append(json.loads(line))
+            seen.append(json.loads(follower.stdout.readline()))
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=10) == 0
     finally:

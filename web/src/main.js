@@ -18,6 +18,7 @@ const state = {
   renders: 0,          // graph renders
   chartUpdates: 0,     // chart data updates from live events
   kpiUpdates: 0,       // KPI charts redrawn after their dataset committed
+  alertsReceived: 0,   // alert events that arrived on the live stream
   liveHandled: 0,      // live events handled (in arrival order, one after another)
   errors: [],          // failed requests, shown and kept for the tests
 };
@@ -162,30 +163,74 @@ function renderGraph(container) {
   state.renders += 1;
 }
 
+// The alert events (README "Alerts": each FIRING and RESOLVED of a rule on a dataset), newest
+// first: the latest ALERTS_SHOWN from /api/events, then each one the live stream brings.
+const ALERTS_SHOWN = 20;
+
+function alertsPanel(box) {
+  const table = el('table', { id: 'alert-events' });
+  const ids = new Set();
+  const rows = [];
+  const draw = () => {
+    table.replaceChildren(el('tr', {}, ...['time', 'state', 'rule', 'dataset', 'message'].map((h) => el('th', { text: h }))),
+                          ...rows.slice(0, ALERTS_SHOWN));
+  };
+  const add = (e) => {
+    if (e.event_type !== 'alert' || ids.has(e.id)) return false;
+    ids.add(e.id);
+    const a = (e.details && e.details.alert) || {};
+    const row = el('tr', { 'data-id': e.id, 'data-state': a.state || '', 'data-rule': a.rule || '',
+                           'data-dataset': a.dataset || e.dataset || '' },
+      el('td', { text: e.timestamp }),
+      el('td', {}, el('span', { class: `state ${a.state === 'FIRING' ? 'FAILED' : 'COMPLETED'}`, text: a.state || '' })),
+      el('td', { text: a.rule || '' }), el('td', { text: a.dataset || e.dataset || '' }), el('td', { text: e.message }));
+    let i = 0;  // newest first, by time (a later commit may hold an older event)
+    while (i < rows.length && rows[i].timestampMs > e.timestamp_ms) i += 1;
+    row.timestampMs = e.timestamp_ms;
+    rows.splice(i, 0, row);
+    return true;
+  };
+  box.replaceChildren(el('h3', { text: 'Alerts' }), table);
+  draw();
+  api(`/api/events?type=alert&limit=${ALERTS_SHOWN}`)
+    .then((page) => { page.events.forEach(add); draw(); box.dataset.loaded = 'true'; })
+    .catch((err) => showError(box, err));
+  return { onEvent(e) { if (add(e)) draw(); } };
+}
+
 function graphView(view) {
   const box = el('div', { id: 'graph', class: 'panel' });
   const table = el('table', { id: 'datasets' });
   const kpiBox = el('div', { id: 'graph-kpis' });
-  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table), kpiBox);
+  const alertsBox = el('div', { id: 'alerts', class: 'panel' });
+  view.replaceChildren(el('h2', { text: 'Datasets' }), box, el('div', { class: 'panel' }, table), alertsBox, kpiBox);
+  const alerts = alertsPanel(alertsBox);
   // The KPI charts under the graph when pipeline.yaml has some (all of them on #/kpis).
   let kpis = {};
   api('/api/kpis').then(({ kpis: list }) => (list.length ? kpiPanels(kpiBox) : {}))
     .then((k) => { kpis = k; }).catch((err) => showError(kpiBox, err));
   const draw = () => {
     renderGraph(box);
-    const rows = Object.values(state.datasets).map((d) => el('tr', {},
-      el('td', {}, el('a', { href: `#/dataset/${encodeURIComponent(d.name)}`, text: d.name })),
-      el('td', { text: d.kind }),
-      el('td', {}, el('span', { class: `state ${latestStatus(d.name)}`, text: latestStatus(d.name) })),
-      el('td', { text: d.rows == null ? '-' : String(d.rows) }),
-      el('td', { text: seconds(d.freshness_seconds) }),
-      el('td', { text: d.kafka_lag == null ? '-' : String(d.kafka_lag) })));
-    table.replaceChildren(el('tr', {}, ...['dataset', 'kind', 'state', 'rows', 'freshness', 'kafka lag']
+    const rows = Object.values(state.datasets).map((d) => {
+      // The rules firing on it now (`active_alerts` of /api/datasets, as `sluice status` lists them).
+      const firing = (d.active_alerts || []).map((a) => a.rule);
+      return el('tr', { 'data-dataset': d.name },
+        el('td', {}, el('a', { href: `#/dataset/${encodeURIComponent(d.name)}`, text: d.name })),
+        el('td', { text: d.kind }),
+        el('td', {}, el('span', { class: `state ${latestStatus(d.name)}`, text: latestStatus(d.name) })),
+        el('td', { text: d.rows == null ? '-' : String(d.rows) }),
+        el('td', { text: seconds(d.freshness_seconds) }),
+        el('td', { text: d.kafka_lag == null ? '-' : String(d.kafka_lag) }),
+        el('td', { class: 'alerts', 'data-alerts': firing.join(',') },
+           firing.length ? el('span', { class: 'state FAILED', text: firing.join(', ') }) : '-'));
+    });
+    table.replaceChildren(el('tr', {}, ...['dataset', 'kind', 'state', 'rows', 'freshness', 'kafka lag', 'alerts firing']
       .map((h) => el('th', { text: h }))), ...rows);
   };
   draw();
   return {
     async onEvent(e) {
+      if (e.event_type === 'alert') { alerts.onEvent(e); draw(); }
       if (addProgressSeen(e)) draw();
       if (kpis.onEvent) kpis.onEvent(e);  // starts a read, does not wait for it
     },
@@ -584,14 +629,15 @@ function onLive(e) {
 
 async function handleLive(e) {
   if (e.event_type === 'flow_progress' && seen.has(e.id)) return;  // already in the history
+  if (e.event_type === 'alert') state.alertsReceived += 1;
   addProgress(e);
   if (e.event_type === 'update_progress' && e.details && e.details.update_progress) {
     document.getElementById('pipeline-state').textContent = e.details.update_progress.state || '';
   }
   // Rows and freshness come from the tables: read again when a dataset committed, at most once
   // a second (a continuous run reports every trigger interval).
-  if (e.event_type === 'flow_progress' && Date.now() - lastRefresh >= 1000) {
-    lastRefresh = Date.now();
+  if ((e.event_type === 'flow_progress' && Date.now() - lastRefresh >= 1000) || e.event_type === 'alert') {
+    lastRefresh = Date.now();  // an alert (rare) changes a dataset's active alerts: always read again
     await refreshDatasets().catch(() => {});
   }
   if (current.onEvent) await current.onEvent(e);

@@ -200,6 +200,31 @@ TEST(ProgressDisplayTest, EveryReportReachesTheObserverAfterItsChange) {
   EXPECT_EQ(seen, (std::vector<int64_t>{0, 300, 200, 250}));
 }
 
+TEST(ProgressDisplayTest, TheRateIsOverTheLastSecondsAndTheEtaIsTheBacklogLeftAtIt) {
+  // Frames at chosen instants (no clock read, no sleep): the rate is the rows read between the
+  // frame kept as the window's start and now; the ETA the backlog left over that rate.
+  RunProgress progress;
+  progress.started("bronze");
+  progress.add_backlog("bronze", 10'000);
+  progress.add_read("bronze", 2'000);
+  ProgressDisplay display(progress, -1, "demo");
+  const auto t0 = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  display.lines(t0, 200);
+  progress.add_read("bronze", 3'000);  // 3,000 rows in the next 2 s
+  auto lines = display.lines(t0 + std::chrono::seconds(2), 200);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find("bronze  [##########----------]  50%  5,000 of 10,000 rows  1,500 rows/s  ETA 3.3s"),
+            std::string::npos)
+      << lines[1];
+  // 4 s later, 1,000 more: the window moved past t0 (3 s), so the rate is 1,000 / 4 s, not the
+  // 6,000 rows since the start over 16 s.
+  progress.add_read("bronze", 1'000);
+  lines = display.lines(t0 + std::chrono::seconds(6), 200);
+  EXPECT_NE(lines[1].find("bronze  [############--------]  60%  6,000 of 10,000 rows  250 rows/s  ETA 16.0s"),
+            std::string::npos)
+      << lines[1];
+}
+
 TEST(ProgressDisplayTest, GroupsThousands) {
   EXPECT_EQ(group_thousands(0), "0");
   EXPECT_EQ(group_thousands(999), "999");

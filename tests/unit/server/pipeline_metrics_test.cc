@@ -31,13 +31,14 @@ TEST(PipelineMetrics, CountersSumEveryUpdateAndGaugesTakeTheLatest) {
                {{"status", "COMPLETED"},
                 {"duration_ms", 500},
                 {"metrics", {{"num_input_rows", 10}, {"num_output_rows", 9}, {"num_dropped_rows", 1},
-                             {"backlog_records", 7},
+                             {"num_dead_letter_rows", 2}, {"backlog_records", 7},
                              {"kafka_lag", {{{"topic", "t\"x"}, {"partition", 0}, {"lag", 7}}}}}},
                 {"data_quality", {{"expectations", {{{"name", "ok"}, {"passed_records", 9}, {"failed_records", 1}}}}}}}),
       progress(2'000'000, "bronze",
                {{"status", "FAILED"},
                 {"duration_ms", 250},
-                {"metrics", {{"num_input_rows", 5}, {"num_output_rows", 0}, {"num_dropped_rows", 0}}},
+                {"metrics", {{"num_input_rows", 5}, {"num_output_rows", 0}, {"num_dropped_rows", 0},
+                             {"num_dead_letter_rows", 1}}},
                 {"data_quality", {{"expectations", {{{"name", "ok"}, {"passed_records", 4}, {"failed_records", 1}}}}}}}),
       progress(3'000'000, "bronze", {{"reset", true}}),  // a full refresh's reset: no status, not an update
   };
@@ -53,10 +54,13 @@ TEST(PipelineMetrics, CountersSumEveryUpdateAndGaugesTakeTheLatest) {
   EXPECT_TRUE(has_line(*text, "sluice_flow_input_rows_total{" + labels + "} 15")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_output_rows_total{" + labels + "} 9")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_dropped_rows_total{" + labels + "} 1")) << *text;
+  // The key sql_runner writes (metrics.num_dead_letter_rows), summed over every update.
+  EXPECT_TRUE(has_line(*text, "sluice_flow_dead_lettered_rows_total{" + labels + "} 3")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_updates_total{" + labels + ",status=\"COMPLETED\"} 1")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_updates_total{" + labels + ",status=\"FAILED\"} 1")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_update_duration_seconds_total{" + labels + "} 0.75")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_last_update_duration_seconds{" + labels + "} 0.25")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_flow_last_update_timestamp_seconds{" + labels + "} 2")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_flow_failed{" + labels + "} 1")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_expectation_passed_records_total{" + labels + ",expectation=\"ok\"} 13")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_expectation_failed_records_total{" + labels + ",expectation=\"ok\"} 2")) << *text;
@@ -144,10 +148,13 @@ TEST(PipelineMetrics, TablesWatermarkStateAndCost) {
   EXPECT_TRUE(has_line(*text, "sluice_table_version{pipeline=\"p\",dataset=\"w\"} 3")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_table_rows{pipeline=\"p\",dataset=\"w\"} 5")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_table_size_bytes{pipeline=\"p\",dataset=\"w\"} 1000")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_table_files{pipeline=\"p\",dataset=\"w\"} 2")) << *text;
+  EXPECT_TRUE(has_line(*text, "sluice_table_last_commit_timestamp_seconds{pipeline=\"p\",dataset=\"w\"} 6")) << *text;
   EXPECT_TRUE(has_line(*text, "sluice_table_freshness_seconds{pipeline=\"p\",dataset=\"w\"} 4")) << *text;
   EXPECT_EQ(text->find("dataset=\"v\""), std::string::npos) << "a view has no table";
   EXPECT_TRUE(has_line(*text, "process_cpu_seconds_total 36")) << *text;
   EXPECT_TRUE(has_line(*text, "process_resident_memory_bytes 1048576")) << *text;
+  EXPECT_TRUE(has_line(*text, "process_start_time_seconds 1")) << *text;
   // 36 CPU seconds at 2 per hour = 0.02, over 2 million records: 0.01 per million.
   EXPECT_TRUE(has_line(*text, "sluice_cost_per_million_records{pipeline=\"p\"} 0.01")) << *text;
 }
