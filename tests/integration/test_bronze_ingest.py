@@ -174,13 +174,15 @@ def test_two_runs_write_every_record_exactly_once(tmp_path, bootstrap, new_topic
     assert DeltaTable(str(table)).version() == version
 
 
-@pytest.mark.parametrize("continuous", [False, True])
-def test_sigterm_before_the_first_update_stops_the_run_cleanly(tmp_path, bootstrap, new_topic, continuous):
+@pytest.mark.parametrize("continuous,point", [(False, "run_after_lock"), (True, "run_after_lock"),
+                                              (False, "run_before_first_update"), (True, "run_before_first_update")])
+def test_sigterm_before_the_first_update_stops_the_run_cleanly(tmp_path, bootstrap, new_topic, continuous, point):
     """A SIGTERM that comes after the run took its run lock and before its first update ends the
     run as one during an update does (exit 0, "stopped", the lock released by the process itself),
     not by the signal's default action (the object stores' lease was then left to expire, and a
-    second run refused until then). The run pauses at the `run_after_lock` fail point while the
-    test signals it: no sleep, no timing."""
+    second run refused until then). The run pauses at a fail point while the test signals it
+    (`run_after_lock`: the lock just taken; `run_before_first_update`: the storage opened, the
+    server started): no sleep, no timing."""
     topic = new_topic(1)
     pipe = bronze_pipeline(tmp_path, bootstrap, topic)
     if continuous:
@@ -188,9 +190,9 @@ def test_sigterm_before_the_first_update_stops_the_run_cleanly(tmp_path, bootstr
     produce(bootstrap, topic, 10, seed=3, partitions=1)
     args = [str(SLUICE), "run", str(pipe)] + ([] if continuous else ["--once"])
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, SLUICE_FAILPOINT_PAUSE="run_after_lock"))
+                            env=dict(os.environ, SLUICE_FAILPOINT_PAUSE=point))
     seen = []
-    while "fail point 'run_after_lock' paused" not in (seen[-1] if seen else ""):
+    while f"fail point '{point}' paused" not in (seen[-1] if seen else ""):
         line = proc.stderr.readline()
         if not line:
             proc.kill()
@@ -206,6 +208,32 @@ def test_sigterm_before_the_first_update_stops_the_run_cleanly(tmp_path, bootstr
     again = run_sluice("run", pipe, "--once")
     assert again.returncode == 0, again.stderr
     assert DeltaTable(str(table)).to_pyarrow_table().num_rows == 10
+
+
+def test_a_second_signal_ends_the_run_at_once(tmp_path, bootstrap, new_topic):
+    """The first SIGTERM asks for a clean stop; a second signal takes its default action at once
+    (a run waiting on a store that does not answer must still end on a second Ctrl-C). The run
+    pauses at `run_after_lock`, gets SIGTERM then SIGINT (two kinds, so the kernel cannot merge
+    them into one pending signal) and dies of the SIGINT; the next run reads every record once."""
+    topic = new_topic(1)
+    pipe = bronze_pipeline(tmp_path, bootstrap, topic)
+    produce(bootstrap, topic, 10, seed=4, partitions=1)
+    proc = subprocess.Popen([str(SLUICE), "run", str(pipe), "--once"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, SLUICE_FAILPOINT_PAUSE="run_after_lock"))
+    seen = []
+    while "fail point 'run_after_lock' paused" not in (seen[-1] if seen else ""):
+        line = proc.stderr.readline()
+        if not line:
+            proc.kill()
+            pytest.fail(f"sluice run ended before its pause: {''.join(seen)}")
+        seen.append(line)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)  # stdin stays open, no line sent: only the second signal can end the pause
+    assert proc.returncode == -signal.SIGINT, proc.returncode
+    again = run_sluice("run", pipe, "--once")
+    assert again.returncode == 0, again.stderr
+    assert DeltaTable(str(pipe / "data" / "tables" / "events_bronze")).to_pyarrow_table().num_rows == 10
 
 
 def test_payload_and_offset_are_written_without_a_parquet_dictionary(tmp_path, bootstrap, new_topic):

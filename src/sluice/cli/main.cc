@@ -33,7 +33,16 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop = true; }
+// The first SIGINT/SIGTERM asks the run to stop cleanly (the update in progress commits what it
+// has read); a second one takes the signal's default action at once, as a second Ctrl-C does in
+// Spark: a run waiting on a store that does not answer (curl's 120 s per request) still ends, and
+// what it has not committed is read again by the next run (exactly once: a kill is a crash).
+void on_signal(int sig) {
+  if (g_stop.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
 
 // Arrow's default pool (mimalloc, inside libarrow) keeps freed pages resident for its purge
 // delay (10 ms) and purges them only when it next runs through its arenas: with bronze and
@@ -233,6 +242,11 @@ int run_command(const std::string& dir, bool once, const std::string& bootstrap_
     options.full_refresh.clear();  // only the first update resets
     return arrow::Status::OK();
   };
+  sluice::fail_point("run_before_first_update");
+  if (g_stop) {  // a signal while the storage was opened or the server started
+    std::cout << "sluice: stopped before the first update\n";
+    return 0;
+  }
   if (!continuous) {
     const auto update_started = std::chrono::steady_clock::now();
     if (display) display->start();
