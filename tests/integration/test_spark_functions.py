@@ -227,7 +227,7 @@ ERRORS = {
     "elt(CAST(n AS INT), s, ns)": "elt index out of range", "url_decode(concat(s, '%G'))": "a broken %-escape",
     "split_part(s, ',', 0)": "part number 0", "bit_get(n, 64)": "bit position past the width",
     "int(d)": "a DOUBLE past INT's range", "tinyint(n)": "a BIGINT past TINYINT's range",
-    "encode(s, 'EBCDIC-X')": "an unknown charset", "conv('99999999999999999999', 10, 16)": "a number past 64 bits",
+    "encode(s, 'EBCDIC-X')": "an unknown charset", "CAST(d AS INT)": "a DOUBLE past INT's range (wrapped before)", "conv('99999999999999999999', 10, 16)": "a number past 64 bits",
 }
 
 
