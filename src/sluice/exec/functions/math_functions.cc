@@ -158,6 +158,17 @@ arrow::Result<BoundExpression> bind_div(const FunctionCall& c) {
   return c.call("divide_checked", {cast_to(c.expression(0), arrow::int64()), cast_to(c.expression(1), arrow::int64())});
 }
 
+// `kernel`(x, n) for a count n in [0, width): in two steps of at most width / 2 each, because
+// Arrow's signed shifts return x unchanged for a count of width - 1 (they compare it with
+// numeric_limits<T>::digits, 63 for BIGINT), where Java shifts by 63.
+cp::Expression shift_in_two(const std::string& kernel, const cp::Expression& x, const cp::Expression& n,
+                            const std::shared_ptr<arrow::DataType>& type) {
+  auto half = cast_to(int_literal(int_bits(*type) / 2), type);
+  auto first = cp::call("min_element_wise", {n, half});
+  auto rest = cp::call("subtract", {n, first});
+  return cp::call(kernel, {cp::call(kernel, {x, first}), rest});
+}
+
 // Java's shifts: the shift count is taken modulo the width (31 or 63); TINYINT/SMALLINT shift as INT.
 arrow::Result<BoundExpression> bind_shift(const FunctionCall& c) {
   ARROW_RETURN_NOT_OK(need_integers(c, 0, 2));
@@ -165,8 +176,9 @@ arrow::Result<BoundExpression> bind_shift(const FunctionCall& c) {
   const int64_t mask = int_bits(*type) - 1;
   auto x = cast_to(c.expression(0), type);
   auto n = cast_to(cp::call("bit_wise_and", {cast_to(c.expression(1), arrow::int64()), int_literal(mask)}), type);
-  if (c.name() == "shiftleft") return c.call("shift_left", {x, n});
-  if (c.name() == "shiftright") return c.call("shift_right", {x, n});
+  auto as_type = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(type));
+  if (c.name() == "shiftleft") return c.call("cast", {shift_in_two("shift_left", x, n, type)}, as_type);
+  if (c.name() == "shiftright") return c.call("cast", {shift_in_two("shift_right", x, n, type)}, as_type);
   // shiftrightunsigned: shift the bits as unsigned, then read them back as signed.
   auto utype = int_bits(*type) == 64 ? arrow::uint64() : arrow::uint32();
   auto wrap = [](std::shared_ptr<arrow::DataType> to) {
@@ -189,7 +201,7 @@ arrow::Result<BoundExpression> bind_bit_get(const FunctionCall& c) {
                                      sql::sql_type_name(c.type(0))));
   }
   auto x = cast_to(c.expression(0), arrow::int64());
-  auto bit = cp::call("bit_wise_and", {cp::call("shift_right", {x, int_literal(pos)}), int_literal(1)});
+  auto bit = cp::call("bit_wise_and", {shift_in_two("shift_right", x, int_literal(pos), arrow::int64()), int_literal(1)});
   return c.call("cast", {bit}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int8())));
 }
 
@@ -218,10 +230,9 @@ arrow::Result<RowResult> hypot_row(const LiteralArgs&, double x, double y, doubl
   return RowResult::kValue;
 }
 
-arrow::Result<RowResult> bit_count_row(const LiteralArgs& args, int64_t x, int32_t& out) {
-  const int64_t bits = args.ints[0];
-  const uint64_t mask = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
-  out = std::popcount(static_cast<uint64_t>(x) & mask);
+// Spark's BitwiseCount: the bits of the value widened to BIGINT (an INT -2 has 63).
+arrow::Result<RowResult> bit_count_row(const LiteralArgs&, int64_t x, int32_t& out) {
+  out = std::popcount(static_cast<uint64_t>(x));
   return RowResult::kValue;
 }
 
@@ -235,11 +246,14 @@ arrow::Result<RowResult> bin_row(const LiteralArgs&, int64_t x, std::string& out
   return RowResult::kValue;
 }
 
-// Spark's NumberConverter (conv): the digits up to the first that is not one of `from`'s, as an
+// Spark's NumberConverter (conv), of the text without leading and trailing spaces: the digits up to the first that is not one of `from`'s, as an
 // unsigned 64-bit number ("-" negates it), written in base |to| (signed when to < 0). ANSI: a
 // number past 64 bits is an error.
 arrow::Result<RowResult> conv_row(const LiteralArgs& args, std::string_view text, std::string& out) {
   const int64_t from = args.ints[0], to = args.ints[1];
+  // Spark trims spaces first (UTF8String.trim).
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
   if (from < 2 || from > 36 || std::abs(to) < 2 || std::abs(to) > 36 || text.empty()) return RowResult::kNull;
   bool negative = text[0] == '-';
   uint64_t v = 0;
@@ -429,9 +443,7 @@ void register_math_functions(FunctionRegistry& r) {
          [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
            if (c.type(0).id() == arrow::Type::BOOL) return c.call("cast", {c.expression(0)}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::int32())));
            ARROW_RETURN_NOT_OK(need_integers(c, 0, 1));
-           LiteralArgs args;
-           args.ints = {c.type(0).id() == arrow::Type::NA ? 64 : int_bits(c.type(0))};
-           ARROW_ASSIGN_OR_RAISE(auto function, row_function("bit_count", args, {arrow::int64()}, arrow::int32(),
+           ARROW_ASSIGN_OR_RAISE(auto function, row_function("bit_count", {}, {arrow::int64()}, arrow::int32(),
                                                              unary_row_exec<arrow::Int32Type, int64_t, bit_count_row>));
            return c.call(function, {cast_to(c.expression(0), arrow::int64())});
          }, ""});
