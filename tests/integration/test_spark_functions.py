@@ -81,19 +81,49 @@ FAMILIES = {
         "lpad(s, 8, '*')", "rpad(s, 8, '*')", "lpad(s, 3, '✓')", "startswith(s, 'he')", "endswith(s, 'd')",
         "contains(s, 'l')", "regexp_like(s, '^h')", "s rlike 'o.w'", "repeat(s, 2)", "base64(s)",
         "unbase64(base64(s))", "space(2)",
+        # (fa)
+        "btrim(s)", "btrim(s, 'hd ')", "ascii(s)", "chr(n)", "char(n + 200)", "elt(CAST(abs(n) % 3 + 1 AS INT), s, ns, 'z')",
+        "find_in_set(s, 'a,b,,c,hello world,12')", "find_in_set('b', s)", "levenshtein(s, 'hello')",
+        "levenshtein(s, ns, 3)", "soundex(s)", "soundex('Tymczak')", "overlay(s, '__', 2)", "overlay(s, ns, 3, 1)",
+        "overlay(s, '✓', 1, 0)", "substring_index(s, ',', 2)", "substring_index(s, ',', -1)",
+        "substring_index(s, 'l', 1)", "translate(s, 'lo', '01')", "translate(s, 'éö ', 'eo')", "split_part(s, ',', 2)",
+        "split_part(s, ' ', -1)", "split_part(s, ',', 10)", "luhn_check(ns)", "luhn_check('79927398713')",
+        "url_encode(s)", "url_decode(url_encode(s))", "url_decode(s)", "try_url_decode(concat(s, '%G'))",
+        "regexp_count(s, 'l')", "regexp_count(s, '[a-z]+')", "regexp_substr(s, '[a-z]+')", "regexp_substr(s, 'z+')",
+        "is_valid_utf8(s)", "make_valid_utf8(s)", "validate_utf8(s)", "try_validate_utf8(s)", "encode(s, 'UTF-8')",
+        "decode(encode(s, 'utf-8'), 'UTF-8')", "format_number(d, 2)", "format_number(n, 0)", "format_number(d, 0)",
+        "format_number(n, 3)",
     ],
-    "hash": ["md5(s)", "sha1(s)", "sha2(s, 256)", "sha2(s, 512)", "xxhash64(s, n)", "xxhash64(d)"],
+    "hash": ["md5(s)", "sha1(s)", "sha2(s, 256)", "sha2(s, 512)", "xxhash64(s, n)", "xxhash64(d)",
+             # (fa)
+             "crc32(s)", "hex(s)", "hex(n)", "unhex(hex(s))", "unhex(ns)"],
     "math": [
         "abs(n)", "negative(n)", "positive(d)", "sqrt(d)", "ln(d)", "log10(d)", "log2(d)", "log(2, d)", "log(d)",
         "log1p(d)", "exp(n)", "sign(d)", "signum(n)", "sin(d)", "cos(d)", "tan(d)", "asin(d)", "acos(d)", "atan(d)",
         "atan2(d, n)", "sinh(d)", "cosh(n)", "tanh(d)", "asinh(d)", "floor(d)", "ceil(d)", "ceiling(n)", "floor(n)",
         "round(d)", "round(d, 1)", "round(n, -1)", "bround(d)", "bround(d, 1)", "pow(n, 2)", "power(d, 0.5)",
         "degrees(d)", "radians(d)", "pi()", "e()", "greatest(n, 5)", "least(n, 5, -1)", "greatest(d, n)",
+        # (fa)
+        "acosh(d)", "atanh(d)", "expm1(d)", "cbrt(d)", "cbrt(n)", "hypot(d, n)", "cot(d)", "csc(d)", "sec(d)", "rint(d)",
+        "isnan(d)", "isnan(sqrt(d))", "factorial(CAST(n % 25 AS INT))", "mod(n, 3)", "mod(d, 2)", "pmod(n, 3)",
+        "pmod(n, -3)", "pmod(d, 2)", "div(n, 3)", "div(n, -4)", "shiftleft(n, 3)", "shiftleft(CAST(n AS INT), 33)",
+        "shiftright(n, 2)", "shiftrightunsigned(n, 60)", "shiftrightunsigned(CAST(n AS INT), 1)", "bit_get(n, 0)",
+        "getbit(n, 63)", "bit_count(n)", "bit_count(CAST(n AS INT))", "bin(n)", "conv(ns, 10, 2)", "conv(s, 36, 10)",
+        "conv(ns, 10, -16)", "conv(CAST(n AS STRING), 10, 16)", "try_add(n, 9223372036854775000)",
+        "try_subtract(n, 9223372036854775000)", "try_multiply(n, 10000000000000)", "try_add(d, n)",
+        "try_add(CAST(n AS INT), 2147483647)", "try_divide(n, 0)", "try_divide(n, n)", "try_divide(d, 2)",
+        "try_mod(n, 0)", "try_mod(n, 7)",
     ],
     "conditional": [
         "coalesce(s, 'z')", "coalesce(n, d)", "nvl(n, 0)", "ifnull(s, '')", "nvl2(s, 'a', 'b')", "nvl2(n, n, -1)",
         "nullif(n, 0)", "if(n > 0, 'pos', 'neg')", "if(s = '', 1, 2)", "isnull(s)", "isnotnull(n)",
         "equal_null(n, 0)", "nanvl(d, 0.0)", "zeroifnull(n)", "nullifzero(n)",
+    ],
+    # (fa) the functions named after types, and typeof
+    "conversion": [
+        "typeof(n)", "typeof(s)", "typeof(arr)", "typeof(m)", "typeof(st)", "typeof(ts)", "typeof(d)", "bigint(d)",
+        "int(n)", "smallint(n % 1000)", "tinyint(n % 100)", "double(n)", "float(d)", "boolean(n)", "string(n)",
+        "string(s)", "decimal(n)", "binary(s)",
     ],
     "datetime": [
         "year(ts)", "quarter(ts)", "month(ts)", "day(ts)", "dayofmonth(ts)", "dayofweek(ts)", "weekday(ts)",
@@ -192,6 +222,12 @@ ERRORS = {
     "unbase64(concat(s, '='))": "text that is not base64",
     "s = 1": "a string that is not a number compared with one",
     "abs(n - 9223372036854775807 - 2)": "integer overflow",
+    # (fa)
+    "mod(n, 0)": "division by zero", "pmod(n, 0)": "division by zero", "div(n, 0)": "division by zero",
+    "elt(CAST(n AS INT), s, ns)": "elt index out of range", "url_decode(concat(s, '%G'))": "a broken %-escape",
+    "split_part(s, ',', 0)": "part number 0", "bit_get(n, 64)": "bit position past the width",
+    "int(d)": "a DOUBLE past INT's range", "tinyint(n)": "a BIGINT past TINYINT's range",
+    "encode(s, 'EBCDIC-X')": "an unknown charset", "CAST(d AS INT)": "a DOUBLE past INT's range (wrapped before)", "conv('99999999999999999999', 10, 16)": "a number past 64 bits",
 }
 
 

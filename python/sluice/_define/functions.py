@@ -48,6 +48,30 @@ _SCALAR_FUNCTIONS = (
     ('space', 1, 1, ()),
     ('base64', 1, 1, ()),
     ('unbase64', 1, 1, ()),
+    ('btrim', 1, 2, ()),
+    ('ascii', 1, 1, ()),
+    ('chr', 1, 1, ('char',)),
+    ('elt', 2, -1, ()),
+    ('find_in_set', 2, 2, ()),
+    ('levenshtein', 2, 3, ()),
+    ('soundex', 1, 1, ()),
+    ('overlay', 3, 4, ()),
+    ('substring_index', 3, 3, ()),
+    ('translate', 3, 3, ()),
+    ('split_part', 3, 3, ()),
+    ('luhn_check', 1, 1, ()),
+    ('url_encode', 1, 1, ()),
+    ('url_decode', 1, 1, ()),
+    ('try_url_decode', 1, 1, ()),
+    ('regexp_count', 2, 2, ()),
+    ('regexp_substr', 2, 2, ()),
+    ('is_valid_utf8', 1, 1, ()),
+    ('make_valid_utf8', 1, 1, ()),
+    ('validate_utf8', 1, 1, ()),
+    ('try_validate_utf8', 1, 1, ()),
+    ('encode', 2, 2, ()),
+    ('decode', 2, 2, ()),
+    ('format_number', 2, 2, ()),
     ('abs', 1, 1, ()),
     ('negative', 1, 1, ()),
     ('positive', 1, 1, ()),
@@ -81,6 +105,32 @@ _SCALAR_FUNCTIONS = (
     ('pow', 2, 2, ('power',)),
     ('greatest', 2, -1, ()),
     ('least', 2, -1, ()),
+    ('acosh', 1, 1, ()),
+    ('atanh', 1, 1, ()),
+    ('expm1', 1, 1, ()),
+    ('cbrt', 1, 1, ()),
+    ('hypot', 2, 2, ()),
+    ('cot', 1, 1, ()),
+    ('csc', 1, 1, ()),
+    ('sec', 1, 1, ()),
+    ('rint', 1, 1, ()),
+    ('isnan', 1, 1, ()),
+    ('factorial', 1, 1, ()),
+    ('mod', 2, 2, ()),
+    ('pmod', 2, 2, ()),
+    ('try_mod', 2, 2, ()),
+    ('div', 2, 2, ()),
+    ('try_add', 2, 2, ()),
+    ('try_subtract', 2, 2, ()),
+    ('try_multiply', 2, 2, ()),
+    ('try_divide', 2, 2, ()),
+    ('shiftleft', 2, 2, ()),
+    ('shiftright', 2, 2, ()),
+    ('shiftrightunsigned', 2, 2, ()),
+    ('bit_get', 2, 2, ('getbit',)),
+    ('bit_count', 1, 1, ()),
+    ('bin', 1, 1, ()),
+    ('conv', 3, 3, ()),
     ('year', 1, 1, ()),
     ('quarter', 1, 1, ()),
     ('month', 1, 1, ()),
@@ -127,6 +177,17 @@ _SCALAR_FUNCTIONS = (
     ('nanvl', 2, 2, ()),
     ('zeroifnull', 1, 1, ()),
     ('nullifzero', 1, 1, ()),
+    ('typeof', 1, 1, ()),
+    ('bigint', 1, 1, ()),
+    ('int', 1, 1, ()),
+    ('smallint', 1, 1, ()),
+    ('tinyint', 1, 1, ()),
+    ('double', 1, 1, ()),
+    ('float', 1, 1, ()),
+    ('boolean', 1, 1, ()),
+    ('string', 1, 1, ()),
+    ('decimal', 1, 1, ()),
+    ('binary', 1, 1, ()),
     ('size', 1, 1, ('cardinality', 'array_size')),
     ('element_at', 2, 2, ()),
     ('try_element_at', 2, 2, ()),
@@ -142,6 +203,9 @@ _SCALAR_FUNCTIONS = (
     ('sha2', 1, 2, ()),
     ('sha256', 1, 1, ()),
     ('xxhash64', 1, -1, ()),
+    ('crc32', 1, 1, ()),
+    ('hex', 1, 1, ()),
+    ('unhex', 1, 1, ()),
     ('explode', 1, 1, ()),
     ('explode_outer', 1, 1, ()),
     ('posexplode', 1, 1, ()),
@@ -205,9 +269,15 @@ def _generated(name, sql_name, min_args, max_args):
     return function
 
 
+# SQL's type-named casts (int(x), string(x), ...) are not pyspark functions: reachable as F.int,
+# but kept out of `from ... import *`, where `int` and `float` would hide Python's.
+_NOT_STARRED = frozenset(("if", "int", "float", "bigint", "smallint", "tinyint", "double", "boolean", "string",
+                          "decimal", "binary"))
+
+
 def _export(name, fn):
     globals()[name] = fn
-    if name.isidentifier() and name not in ("if",):
+    if name.isidentifier() and name not in _NOT_STARRED:
         __all__.append(name)
 
 
@@ -286,9 +356,9 @@ def broadcast(df):
 
 # -- aggregates --------------------------------------------------------------------------------
 def count(col) -> Column:
-    if isinstance(col, str) and col == "*":
+    if isinstance(col, _builtins.str) and col == "*":
         return Column.sql("count(*)", aggregate=True, opaque=False)
-    if isinstance(col, int) and not isinstance(col, bool):
+    if isinstance(col, _builtins.int) and not isinstance(col, _builtins.bool):
         return Column.sql("count(*)", aggregate=True, opaque=False)  # count(1): Spark counts every row
     return _call("count", [to_column(col)], aggregate=True)
 
@@ -391,7 +461,7 @@ def from_json(col, schema, options=None) -> Column:
         ddl, fields = schema._schema_ddl(), schema.names
     elif isinstance(schema, DataType):
         ddl = type_ddl(schema)
-    elif isinstance(schema, str):
+    elif isinstance(schema, _builtins.str):
         text = schema.strip()
         inner = _re.fullmatch(r"(?is)struct\s*<(.*)>", text)
         ddl = type_ddl(text)

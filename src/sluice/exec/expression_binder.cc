@@ -513,9 +513,16 @@ arrow::Result<BoundExpression> ExpressionBinder::bind_node(const Expr& e) const 
       // Spark truncates fractions (DOUBLE -> INT) and sub-day time (TIMESTAMP -> DATE); an
       // out-of-range value is still an error.
       auto options = std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(*target));
-      options->allow_float_truncate = true;
       options->allow_time_truncate = true;
-      ARROW_ASSIGN_OR_RAISE(auto cast, cast_expr(arg.expr, *arg.type, *target, options));
+      auto from = arg.expr;
+      if (arrow::is_floating(arg.type->id()) && arrow::is_integer((*target)->id())) {
+        // Truncate first, then a safe cast checks the range: Arrow's allow_float_truncate also
+        // let 1e10 -> INT wrap to -2147483648 where ANSI Spark errors.
+        from = cp::call("trunc", {from});
+      } else {
+        options->allow_float_truncate = true;
+      }
+      ARROW_ASSIGN_OR_RAISE(auto cast, cast_expr(from, *arg.type, *target, options));
       const auto* call = cast.call();
       return make_call(e, call->function_name, call->arguments, call->options);
     }

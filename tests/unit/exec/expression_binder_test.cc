@@ -318,6 +318,75 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"n IN ('3', '0')", boolean(), "[true, false, null, true]"},
                       Case{"n BETWEEN '-2' AND '0'", boolean(), "[false, true, null, true]"}));
 
+// (fa) The expected values are Java's and Spark's documented results, worked out by hand: HALF_EVEN
+// on exact binary ties (DecimalFormat), conv's unsigned 64-bit wrap, distances in characters.
+INSTANTIATE_TEST_SUITE_P(
+    FormatAndConvert, FunctionResultTest,
+    ::testing::Values(
+        Case{"format_number(d, 2)", utf8(), R"(["1.50", "10,000,000,000.00", null, "-0.00"])"},
+        Case{"format_number(d + CAST(1.125 AS DOUBLE), 2)", utf8(), R"(["2.62", "10,000,000,001.12", null, "1.12"])"},
+        Case{"format_number(n * 1000000, 1)", utf8(), R"(["3,000,000.0", "-2,000,000.0", null, "0.0"])"},
+        Case{"format_number(n, -1)", utf8(), R"([null, null, null, null])"},
+        Case{"conv('-10', 10, 16)", utf8(), R"(["FFFFFFFFFFFFFFF6", "FFFFFFFFFFFFFFF6", "FFFFFFFFFFFFFFF6", "FFFFFFFFFFFFFFF6"])"},
+        Case{"conv('18446744073709551615', 10, -10)", utf8(), R"(["-1", "-1", "-1", "-1"])"},
+        Case{"conv(s, 36, 10)", utf8(), R"(["29234652", "17", null, null])"},  // stops at ' ' and 'é'
+        Case{"conv('zz', 36, 2)", utf8(), R"(["10100001111", "10100001111", "10100001111", "10100001111"])"},
+        Case{"conv('1', 10, 37)", utf8(), R"([null, null, null, null])"},
+        Case{"hex(n)", utf8(), R"(["3", "FFFFFFFFFFFFFFFE", null, "0"])"},
+        Case{"bin(n)", utf8(), R"(["11", "1111111111111111111111111111111111111111111111111111111111111110", null, "0"])"},
+        Case{"bit_count(n)", i32(), "[2, 63, null, 0]"},
+        Case{"shiftrightunsigned(n, 1)", i64(), "[1, 9223372036854775807, null, 0]"},
+        Case{"shiftleft(n, 65)", i64(), "[6, -4, null, 0]"},  // Java masks the count to 0..63
+        // A count of 63 shifts (Arrow's signed shifts alone would return x unchanged).
+        Case{"shiftleft(n, 63)", i64(), "[-9223372036854775808, 0, null, 0]"},
+        Case{"shiftright(n, 63)", i64(), "[0, -1, null, 0]"},
+        Case{"getbit(n, 63) + bit_get(n, 1)", arrow::int8(), "[1, 2, null, 0]"},
+        Case{"bit_count(CAST(n AS INT))", i32(), "[2, 63, null, 0]"},  // widened to BIGINT, as Spark
+        Case{"conv('  12  ', 10, 2)", utf8(), R"(["1100", "1100", "1100", "1100"])"},  // spaces trimmed
+        Case{"try_multiply(n, 4611686018427387904)", i64(), "[null, -9223372036854775808, null, 0]"},
+        Case{"pmod(n - 5, 3)", i64(), "[1, 2, null, 1]"},
+        Case{"factorial(CAST(n AS INT))", i64(), "[6, null, null, 1]"},
+        Case{"bigint(d / 4)", i64(), "[0, 2500000000, null, 0]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    TextRows, FunctionResultTest,
+    ::testing::Values(
+        Case{"levenshtein(s, 'hallo wörld')", i32(), "[2, 3, null, 11]"},  // characters, not bytes
+        Case{"levenshtein(s, 'hallo wörld', 2)", i32(), "[2, -1, null, -1]"},
+        Case{"soundex('Ashcraft') || soundex('Pfister') || soundex('Robert') || soundex('1a')", utf8(),
+             R"(["A261P236R1631a", "A261P236R1631a", "A261P236R1631a", "A261P236R1631a"])"},
+        Case{"ascii(s) + ascii('✓')", i32(), "[10107, 10107, null, 10003]"},
+        Case{"chr(n + 250)", utf8(), R"(["ý", "ø", null, "ú"])"},
+        Case{"url_encode(s)", utf8(), R"(["hello+world", "h%C3%A9llo+w%C3%B6rld+%E2%9C%93", null, ""])"},
+        Case{"url_decode('a+b%2Cc%e2%9c%93')", utf8(), R"(["a b,c✓", "a b,c✓", "a b,c✓", "a b,c✓"])"},
+        Case{"try_url_decode('%E2%9C%93%')", utf8(), R"([null, null, null, null])"},
+        Case{"substring_index('a.b.c', '.', -2) || substring_index('a.b.c', '.', 5)", utf8(),
+             R"(["b.ca.b.c", "b.ca.b.c", "b.ca.b.c", "b.ca.b.c"])"},
+        Case{"translate(s, 'öl✓', 'ol')", utf8(), R"(["hello world", "héllo world ", null, ""])"},
+        Case{"overlay(s, 'XY', 2, 3)", utf8(), R"(["hXYo world", "hXYo wörld ✓", null, "XY"])"},
+        Case{"split_part(s, 'l', -2)", utf8(), R"(["o wor", "o wör", null, ""])"},
+        Case{"find_in_set('', ',a') + find_in_set('a,', 'a,b')", i32(), "[1, 1, 1, 1]"},
+        Case{"luhn_check('79927398713') AND NOT luhn_check('7992 7398713')", boolean(), "[true, true, true, true]"},
+        Case{"typeof(st) || typeof(m) || typeof(decimal(n))", utf8(),
+             R"j(["struct<a:int,b:string>map<string,int>decimal(10,0)", "struct<a:int,b:string>map<string,int>decimal(10,0)", "struct<a:int,b:string>map<string,int>decimal(10,0)", "struct<a:int,b:string>map<string,int>decimal(10,0)"])j"}));
+
+TEST(FunctionErrorTest, AnsiErrorsOfTheFaFunctionsNameTheProblem) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"url_decode(concat(s, '%G1'))", "CANNOT_DECODE_URL"},
+      {"conv('99999999999999999999', 10, 16)", "overflows 64 bits"},
+      {"mod(n, 0)", "divide by zero"},
+      {"int(d * 1e10)", "truncated converting to int32"},
+      {"split_part(s, ',', 0)", "INVALID_INDEX_OF_ZERO"},
+      {"encode(s, 'latin1')", "sluice supports UTF-8 only"},
+      {"bit_get(n, 64)", "outside [0, 64)"},
+  };
+  for (const auto& [expr, message] : cases) {
+    auto got = evaluate_text(expr);
+    ASSERT_FALSE(got.status.ok()) << expr;
+    EXPECT_NE(got.status.message().find(message), std::string::npos) << expr << ": " << got.status.ToString();
+  }
+}
+
 TEST(FunctionErrorTest, ElementAtOutOfBoundsIsAnErrorUnderAnsi) {
   auto got = evaluate_text("element_at(arr, 3)");
   ASSERT_FALSE(got.status.ok());
