@@ -233,6 +233,9 @@ void register_generator_functions(FunctionRegistry& r) {
   r.add({"inline_outer", {}, 1, 1, "generator", "rows: the fields of ARRAY<STRUCT>", bind_nested_generator, ""});
 }
 
+// array_functions.cc: array(...), array_distinct, sort_array, map_keys, ... (compiled on its own).
+void register_array_functions(FunctionRegistry& r);
+
 void register_collection_functions(FunctionRegistry& r) {
   using namespace collection_family;  // NOLINT: this file's own helpers
   r.add({"size", {"cardinality", "array_size"}, 1, 1, "collection", "INT", bind_size, ""});
@@ -260,6 +263,7 @@ void register_collection_functions(FunctionRegistry& r) {
            }
            return c.call("make_struct", values, std::make_shared<cp::MakeStructOptions>(names));
          }, "names must be literals"});
+  register_array_functions(r);
 }
 
 }  // namespace sluice::exec
