@@ -432,9 +432,12 @@ arrow::Status make_array_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch,
     ARROW_ASSIGN_OR_RAISE(auto arg, argument_array(batch, i));
     args.push_back(arg);
   }
-  ARROW_ASSIGN_OR_RAISE(auto all, arrow::Concatenate(args));
   const auto type = out_type_of(ctx);
   const bool map = type->id() == arrow::Type::MAP;
+  std::shared_ptr<arrow::Array> all;
+  if (!map) {
+    ARROW_ASSIGN_OR_RAISE(all, arrow::Concatenate(args));
+  }
   ListByTake result(batch.length);
   std::vector<int64_t> seen;
   std::shared_ptr<arrow::UInt32Array> ids;
@@ -777,13 +780,52 @@ arrow::Result<cp::Expression> coerce(const FunctionCall& c, size_t i, const std:
   return cast_to(c.expression(i), target);
 }
 
-// The arguments' common type, as coalesce resolves it (Spark's widening for the usual types).
+int integer_width(arrow::Type::type id) {
+  switch (id) {
+    case arrow::Type::INT8: return 1;
+    case arrow::Type::INT16: return 2;
+    case arrow::Type::INT32: return 3;
+    case arrow::Type::INT64: return 4;
+    default: return 0;
+  }
+}
+
+// The wider of two types as Spark widens them: NULL takes the other type, integers the widest,
+// integers with floating point DOUBLE, maps key and value apart; nullptr when none.
+std::shared_ptr<arrow::DataType> wider(const std::shared_ptr<arrow::DataType>& a, const std::shared_ptr<arrow::DataType>& b) {
+  if (a->Equals(*b) || b->id() == arrow::Type::NA) return a;
+  if (a->id() == arrow::Type::NA) return b;
+  if (integer_width(a->id()) && integer_width(b->id())) return integer_width(a->id()) >= integer_width(b->id()) ? a : b;
+  const auto numeric = [](const arrow::DataType& t) { return integer_width(t.id()) || arrow::is_floating(t.id()); };
+  if (numeric(*a) && numeric(*b)) return arrow::float64();
+  if (a->id() == arrow::Type::MAP && b->id() == arrow::Type::MAP) {
+    const auto& x = static_cast<const arrow::MapType&>(*a);
+    const auto& y = static_cast<const arrow::MapType&>(*b);
+    auto key = wider(x.key_type(), y.key_type());
+    auto value = wider(x.item_type(), y.item_type());
+    if (key && value) return arrow::map(key, value);
+  }
+  if (a->id() == arrow::Type::LIST && b->id() == arrow::Type::LIST) {
+    auto element = wider(static_cast<const arrow::ListType&>(*a).value_type(), static_cast<const arrow::ListType&>(*b).value_type());
+    if (element) return arrow::list(element);
+  }
+  return nullptr;
+}
+
+// The arguments' common type (wider, pairwise; other mixes as coalesce resolves them).
 arrow::Result<std::shared_ptr<arrow::DataType>> common_type(const FunctionCall& c, const std::vector<size_t>& which) {
-  std::vector<cp::Expression> args;
-  for (size_t i : which) args.push_back(c.expression(i));
-  if (args.size() == 1) return c.arg(which[0]).type;
-  ARROW_ASSIGN_OR_RAISE(auto merged, c.call("coalesce", args));
-  return merged.type;
+  std::shared_ptr<arrow::DataType> type = arrow::null();
+  for (size_t i : which) {
+    auto next = wider(type, c.arg(i).type);
+    if (!next) {
+      std::vector<cp::Expression> args;
+      for (size_t j : which) args.push_back(c.expression(j));
+      ARROW_ASSIGN_OR_RAISE(auto merged, c.call("coalesce", args));
+      return merged.type;
+    }
+    type = next;
+  }
+  return type;
 }
 
 // Hash-grouped element types: the ones Arrow's Grouper keys on.
@@ -902,15 +944,20 @@ arrow::Result<BoundExpression> bind_map_from_entries(const FunctionCall& c) {
 }
 
 arrow::Result<BoundExpression> bind_map_concat(const FunctionCall& c) {
-  for (size_t i = 0; i < c.size(); ++i) ARROW_RETURN_NOT_OK(need_map(c, i));
-  const auto type = c.arg(0).type;
+  std::shared_ptr<arrow::DataType> type = c.arg(0).type;
+  for (size_t i = 0; i < c.size(); ++i) {
+    ARROW_RETURN_NOT_OK(need_map(c, i));
+    auto next = wider(type, c.arg(i).type);
+    if (!next) {
+      return c.error_at(i, fmt::format("map_concat needs maps of one type: {} does not widen to {}",
+                                       sql::sql_type_name(c.type(i)), sql::sql_type_name(*type)));
+    }
+    type = next;
+  }
   std::vector<cp::Expression> args;
   for (size_t i = 0; i < c.size(); ++i) {
-    if (!c.type(i).Equals(*type)) {
-      return c.error_at(i, fmt::format("map_concat needs maps of one type: {} is not {}", sql::sql_type_name(c.type(i)),
-                                       sql::sql_type_name(*type)));
-    }
-    args.push_back(c.expression(i));
+    ARROW_ASSIGN_OR_RAISE(auto arg, coerce(c, i, type));
+    args.push_back(arg);
   }
   return call_op(c, Op::kMapConcat, type, std::move(args));
 }

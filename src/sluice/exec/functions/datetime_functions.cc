@@ -559,7 +559,7 @@ void register_datetime_functions(FunctionRegistry& r) {
            [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
              auto days = cast_to(cast_to(c.expression(0), arrow::date32()), arrow::int32());
              auto n = cast_to(c.expression(1), arrow::int32());
-             ARROW_ASSIGN_OR_RAISE(auto sum, c.call(c.name() == "date_add" ? "add_checked" : "subtract_checked", {days, n}));
+             ARROW_ASSIGN_OR_RAISE(auto sum, c.call(c.name() == "date_sub" ? "subtract_checked" : "add_checked", {days, n}));
              return c.call("cast", {sum.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
            }, ""});
   }
