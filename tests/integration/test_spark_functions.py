@@ -120,6 +120,9 @@ FAMILIES = {
         "dayname(CAST(ts AS DATE))", "trunc(ts, 'MM')", "trunc(CAST(ts AS DATE), 'week')", "trunc(ts, 'YEAR')",
         "trunc(ts, 'quarter')", "current_timezone()", "date_diff(CAST(ts AS DATE), DATE'2024-01-01')",
         "dateadd(CAST(ts AS DATE), 3)", "to_unix_timestamp(ts)", "to_timestamp_ltz(ts)",
+        "make_timestamp_ltz(2024, 3, 10, 2, 30, 0)", "make_timestamp_ntz(1969, 12, 31, 23, 59, 59.999999)",
+        "try_make_timestamp(2024, 2, CAST(n % 40 AS INT), 1, 2, 3)", "try_make_timestamp_ntz(2023, 2, 29, 0, 0, 0)",
+        "to_timestamp_ntz(ts)", "to_timestamp_ntz(CAST(ts AS DATE))",
     ],
     "collection": [
         "size(arr)", "size(m)", "cardinality(arr)", "array_size(arr)", "element_at(m, 'a')", "try_element_at(arr, 2)",
@@ -142,7 +145,7 @@ FAMILIES = {
         # (fb) maps
         "map_keys(m)", "map_values(m)", "map_entries(m)", "map_contains_key(m, 'a')", "map_contains_key(m, 'é')",
         "map('k', n, 'ü', 2)", "map(1, s)", "map_from_arrays(array(1, 2), array(s, 'x'))",
-"map_from_entries(array(struct(1, 'a'), struct(2, s)))",
+"map_from_entries(array(struct(1, 'a'), struct(2, coalesce(s, ''))))", "array(struct(n, 'a'), struct(n, ''))",
         "map_from_entries(array(named_struct('k', coalesce(s, '?'), 'v', n)))", "map_concat(m, map('zz', 9))",
         "map_concat(m, map('q', n))",
     ],

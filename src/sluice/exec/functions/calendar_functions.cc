@@ -170,9 +170,28 @@ arrow::Status make_date_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::
   });
 }
 
+struct MakeTimestampState : cp::KernelState {
+  bool null_on_error = false;  // try_make_timestamp*
+};
+
+// The microseconds of one make_timestamp row, or an error naming the invalid field.
+arrow::Result<int64_t> timestamp_micros(const std::vector<Ints>& args, const arrow::Decimal128Array& seconds, int64_t r) {
+  ARROW_ASSIGN_OR_RAISE(auto days, civil_days(args[0][r], args[1][r], args[2][r], "make_timestamp", r));
+  const int64_t hour = args[3][r], minute = args[4][r];
+  const int64_t micros = static_cast<int64_t>(arrow::Decimal128(seconds.GetValue(r)).low_bits());
+  if (hour < 0 || hour > 23) return invalid("make_timestamp: hour {} in row {} is not 0 to 23", hour, r);
+  if (minute < 0 || minute > 59) return invalid("make_timestamp: minute {} in row {} is not 0 to 59", minute, r);
+  if (micros < 0 || micros > 60'000'000 || (micros > 59'999'999 && micros != 60'000'000)) {
+    return invalid("make_timestamp: the seconds in row {} are not 0 to 59.999999 (or exactly 60)", r);
+  }
+  return days * kMicrosPerDay + hour * 3'600'000'000 + minute * 60'000'000 + micros;
+}
+
 // make_timestamp(year, month, day, hour, min, sec): sec is DECIMAL(16,6), its unscaled value the
 // microseconds; 60 with no fraction is the next minute (Spark, for PostgreSQL compatibility).
-arrow::Status make_timestamp_exec(cp::KernelContext*, const cp::ExecSpan& batch, cp::ExecResult* out) {
+// try_make_timestamp gives NULL where make_timestamp fails.
+arrow::Status make_timestamp_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, cp::ExecResult* out) {
+  const bool null_on_error = static_cast<const MakeTimestampState*>(ctx->kernel()->data.get())->null_on_error;
   std::vector<Ints> args;
   for (int i = 0; i < 5; ++i) {
     ARROW_ASSIGN_OR_RAISE(auto a, ints(batch, i));
@@ -189,15 +208,13 @@ arrow::Status make_timestamp_exec(cp::KernelContext*, const cp::ExecSpan& batch,
       builder.UnsafeAppendNull();
       continue;
     }
-    ARROW_ASSIGN_OR_RAISE(auto days, civil_days(args[0][r], args[1][r], args[2][r], "make_timestamp", r));
-    const int64_t hour = args[3][r], minute = args[4][r];
-    const int64_t micros = static_cast<int64_t>(arrow::Decimal128(seconds.GetValue(r)).low_bits());
-    if (hour < 0 || hour > 23) return invalid("make_timestamp: hour {} in row {} is not 0 to 23", hour, r);
-    if (minute < 0 || minute > 59) return invalid("make_timestamp: minute {} in row {} is not 0 to 59", minute, r);
-    if (micros < 0 || micros > 60'000'000 || (micros > 59'999'999 && micros != 60'000'000)) {
-      return invalid("make_timestamp: the seconds in row {} are not 0 to 59.999999 (or exactly 60)", r);
+    auto micros = timestamp_micros(args, seconds, r);
+    if (!micros.ok() && null_on_error) {
+      builder.UnsafeAppendNull();
+      continue;
     }
-    builder.UnsafeAppend(days * kMicrosPerDay + hour * 3'600'000'000 + minute * 60'000'000 + micros);
+    ARROW_RETURN_NOT_OK(micros.status());
+    builder.UnsafeAppend(*micros);
   }
   ARROW_ASSIGN_OR_RAISE(auto result, builder.Finish());
   out->value = result->data();
@@ -305,8 +322,17 @@ arrow::Result<BoundExpression> bind_make_timestamp(const FunctionCall& c) {
     return c.error_at(5, fmt::format("make_timestamp's seconds must be a number, not {}", sql::sql_type_name(c.type(5))));
   }
   args.push_back(cast_to(c.expression(5), arrow::decimal128(16, 6)));
-  ARROW_ASSIGN_OR_RAISE(auto f, kernel_function("sluice_make_timestamp", 6, timestamp_type(), make_timestamp_exec));
-  return c.call(f, std::move(args));
+  const bool try_ = c.name().rfind("try_", 0) == 0;
+  auto state = std::make_shared<MakeTimestampState>();
+  state->null_on_error = try_;
+  ARROW_ASSIGN_OR_RAISE(auto f, kernel_function(try_ ? "sluice_try_make_timestamp" : "sluice_make_timestamp", 6,
+                                                timestamp_type(), make_timestamp_exec, state));
+  ARROW_ASSIGN_OR_RAISE(auto bound, c.call(f, std::move(args)));
+  // The _ntz forms: the same wall clock as TIMESTAMP_NTZ (the session time zone is UTC).
+  if (c.name().size() > 4 && c.name().substr(c.name().size() - 4) == "_ntz") {
+    return c.call("cast", {bound.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::timestamp(arrow::TimeUnit::MICRO))));
+  }
+  return bound;
 }
 
 // dayname / monthname: English three-letter names, as Spark 4 ('Mon', 'Jan').
@@ -341,7 +367,15 @@ void register_calendar_functions(FunctionRegistry& r) {
   r.add({"months_between", {}, 2, 3, "datetime", "DOUBLE", bind_months_between, "roundOff must be a literal"});
   r.add({"next_day", {}, 2, 2, "datetime", "DATE", bind_next_day, "the day of the week must be a literal"});
   r.add({"make_date", {}, 3, 3, "datetime", "DATE", bind_make_date, ""});
-  r.add({"make_timestamp", {}, 6, 6, "datetime", "TIMESTAMP", bind_make_timestamp, "no time zone argument"});
+  r.add({"make_timestamp", {"make_timestamp_ltz"}, 6, 6, "datetime", "TIMESTAMP", bind_make_timestamp, "no time zone argument"});
+  r.add({"make_timestamp_ntz", {}, 6, 6, "datetime", "TIMESTAMP_NTZ", bind_make_timestamp, ""});
+  r.add({"try_make_timestamp", {}, 6, 6, "datetime", "TIMESTAMP", bind_make_timestamp, "no time zone argument"});
+  r.add({"try_make_timestamp_ntz", {}, 6, 6, "datetime", "TIMESTAMP_NTZ", bind_make_timestamp, ""});
+  r.add({"to_timestamp_ntz", {}, 1, 1, "datetime", "TIMESTAMP_NTZ",
+         [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
+           ARROW_ASSIGN_OR_RAISE(auto ts, datetime_family::as_timestamp(c, 0));
+           return c.call("cast", {ts}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::timestamp(arrow::TimeUnit::MICRO))));
+         }, "no format argument"});
   r.add({"dayname", {}, 1, 1, "datetime", "STRING", [](const FunctionCall& c) { return bind_name(c, "%a"); }, ""});
   r.add({"monthname", {}, 1, 1, "datetime", "STRING", [](const FunctionCall& c) { return bind_name(c, "%b"); }, ""});
   r.add({"trunc", {}, 2, 2, "datetime", "DATE", bind_trunc, "an unknown unit is an error where Spark gives NULL"});

@@ -248,7 +248,11 @@ void register_collection_functions(FunctionRegistry& r) {
   r.add({"struct", {}, 0, kVariadic, "collection", "STRUCT",
          [](const FunctionCall& c) {
            std::vector<std::string> names;
-           for (size_t i = 0; i < c.size(); ++i) names.push_back(c.arg(i).name.empty() ? "col" + std::to_string(i + 1) : c.arg(i).name);
+           // Spark's CreateStruct: a column keeps its name, any other expression is colN.
+           for (size_t i = 0; i < c.size(); ++i) {
+             const bool column = i < c.expr().args.size() && c.expr().args[i]->kind == sql::ExprKind::kColumn;
+             names.push_back(!column || c.arg(i).name.empty() ? "col" + std::to_string(i + 1) : c.arg(i).name);
+           }
            return c.call("make_struct", c.expressions(), std::make_shared<cp::MakeStructOptions>(names));
          }, ""});
   r.add({"named_struct", {}, 0, kVariadic, "collection", "STRUCT",
