@@ -73,6 +73,7 @@ TEST(CalendarFunctionTest, InvalidFieldsAreErrorsAsUnderAnsi) {
   expect_error("make_date(2024, 13, 1)", "month 13");
   expect_error("make_timestamp(2024, 1, 1, 0, 0, 60.5)", "exactly 60");
   expect_rows("make_timestamp(1969, 12, 31, 23, 59, 60)", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), "[0, 0, 0]");
+  expect_rows("try_make_timestamp(2023, 2, 29, 0, 0, 0)", arrow::timestamp(arrow::TimeUnit::MICRO, "UTC"), "[null, null, null]");
   expect_error("next_day(d, 'funday')", "not a day of the week");
   expect_error("trunc(d, 'hour')", "not a trunc unit");
 }
