@@ -233,6 +233,9 @@ void register_generator_functions(FunctionRegistry& r) {
   r.add({"inline_outer", {}, 1, 1, "generator", "rows: the fields of ARRAY<STRUCT>", bind_nested_generator, ""});
 }
 
+// array_functions.cc: array(...), array_distinct, sort_array, map_keys, ... (compiled on its own).
+void register_array_functions(FunctionRegistry& r);
+
 void register_collection_functions(FunctionRegistry& r) {
   using namespace collection_family;  // NOLINT: this file's own helpers
   r.add({"size", {"cardinality", "array_size"}, 1, 1, "collection", "INT", bind_size, ""});
@@ -245,7 +248,11 @@ void register_collection_functions(FunctionRegistry& r) {
   r.add({"struct", {}, 0, kVariadic, "collection", "STRUCT",
          [](const FunctionCall& c) {
            std::vector<std::string> names;
-           for (size_t i = 0; i < c.size(); ++i) names.push_back(c.arg(i).name.empty() ? "col" + std::to_string(i + 1) : c.arg(i).name);
+           // Spark's CreateStruct: a column keeps its name, any other expression is colN.
+           for (size_t i = 0; i < c.size(); ++i) {
+             const bool column = i < c.expr().args.size() && c.expr().args[i]->kind == sql::ExprKind::kColumn;
+             names.push_back(!column || c.arg(i).name.empty() ? "col" + std::to_string(i + 1) : c.arg(i).name);
+           }
            return c.call("make_struct", c.expressions(), std::make_shared<cp::MakeStructOptions>(names));
          }, ""});
   r.add({"named_struct", {}, 0, kVariadic, "collection", "STRUCT",
@@ -260,6 +267,7 @@ void register_collection_functions(FunctionRegistry& r) {
            }
            return c.call("make_struct", values, std::make_shared<cp::MakeStructOptions>(names));
          }, "names must be literals"});
+  register_array_functions(r);
 }
 
 }  // namespace sluice::exec

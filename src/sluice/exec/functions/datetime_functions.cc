@@ -11,6 +11,7 @@
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/exec/functions/batch_clock.h"
+#include "sluice/exec/functions/civil_date.h"
 #include "sluice/exec/functions/function_helpers.h"
 #include "sluice/exec/functions/function_registry.h"
 #include "sluice/exec/json_functions.h"
@@ -42,37 +43,11 @@ ScopedBatchTime::~ScopedBatchTime() {
 
 namespace datetime_family {
 
-constexpr int64_t kMicrosPerDay = 86'400'000'000;
-
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-struct CivilDate {
-  int64_t year;
-  int month;  // 1..12
-  int day;    // 1..31
-};
-
-// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian, as Spark 3+).
-CivilDate civil_from_days(int64_t z) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  const int m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  return {yoe + era * 400 + (m <= 2), m, d};
-}
-
-int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
+using civil::CivilDate;
+using civil::civil_from_days;
+using civil::days_from_civil;
+using civil::floor_div;
+using civil::kMicrosPerDay;
 
 // ---- current_timestamp / current_date -------------------------------------------------------
 
@@ -525,6 +500,9 @@ arrow::Result<BoundExpression> bind_timestamp_to_epoch(const FunctionCall& c, in
 
 }  // namespace datetime_family
 
+// calendar_functions.cc: add_months, months_between, make_date, ... (compiled on its own).
+void register_calendar_functions(FunctionRegistry& r);
+
 void register_datetime_functions(FunctionRegistry& r) {
   using namespace datetime_family;  // NOLINT: this file's own helpers
   add_field(r, "year", {}, Field::kYear);
@@ -566,25 +544,26 @@ void register_datetime_functions(FunctionRegistry& r) {
            }
            return c.call("cast", c.expressions(), to_date);
          }, "no format argument; text that is not yyyy-MM-dd gives NULL"});
-  r.add({"to_timestamp", {}, 1, 1, "datetime", "TIMESTAMP",
+  r.add({"to_timestamp", {"to_timestamp_ltz"}, 1, 1, "datetime", "TIMESTAMP",
          [](const FunctionCall& c) {
            return c.call("cast", c.expressions(), std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(timestamp_type())));
          }, "no format argument"});
-  r.add({"datediff", {}, 2, 2, "datetime", "INT",
+  r.add({"datediff", {"date_diff"}, 2, 2, "datetime", "INT",
          [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
            ARROW_ASSIGN_OR_RAISE(auto d, c.call("days_between", {c.expression(1), c.expression(0)}));
            return as_int(c, d.expr);
          }, ""});
   for (const char* name : {"date_add", "date_sub"}) {
-    r.add({name, {}, 2, 2, "datetime", "DATE",
+    r.add({name, std::string(name) == "date_add" ? std::vector<std::string>{"dateadd"} : std::vector<std::string>{}, 2, 2,
+           "datetime", "DATE",
            [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
              auto days = cast_to(cast_to(c.expression(0), arrow::date32()), arrow::int32());
              auto n = cast_to(c.expression(1), arrow::int32());
-             ARROW_ASSIGN_OR_RAISE(auto sum, c.call(c.name() == "date_add" ? "add_checked" : "subtract_checked", {days, n}));
+             ARROW_ASSIGN_OR_RAISE(auto sum, c.call(c.name() == "date_sub" ? "subtract_checked" : "add_checked", {days, n}));
              return c.call("cast", {sum.expr}, std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(arrow::date32())));
            }, ""});
   }
-  r.add({"unix_timestamp", {}, 1, 1, "datetime", "BIGINT",
+  r.add({"unix_timestamp", {"to_unix_timestamp"}, 1, 1, "datetime", "BIGINT",
          [](const FunctionCall& c) -> arrow::Result<BoundExpression> {
            auto micros = cast_to(cast_to(c.expression(0), timestamp_type()), arrow::int64());
            // Whole seconds truncated toward zero, as Spark (micros / 1e6 on a long): -1 us is 0,
@@ -620,6 +599,7 @@ void register_datetime_functions(FunctionRegistry& r) {
          }, ""});
   r.add({"window", {}, 2, 4, "datetime", "STRUCT<start, end>", bind_window, "sliding windows type-check but run only in event-time operators"});
   r.add({"session_window", {}, 2, 2, "datetime", "STRUCT<start, end>", bind_window, "runs only in event-time operators"});
+  register_calendar_functions(r);
 }
 
 }  // namespace sluice::exec
