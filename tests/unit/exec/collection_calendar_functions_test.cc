@@ -91,6 +91,21 @@ TEST(SequenceFunctionTest, BoundsStepsAndTheSizeLimit) {
   expect_error("sequence(1.5, 3)", "integers only");
 }
 
+// Hostile sizes are refused before anything is reserved (review of fb: sequence(1, 2000000000)
+// reserved 16 GB; array_repeat over rows filled gigabytes): at most 2^26 elements per batch's
+// results together, and the offsets never wrap. The three-row batch asks for 3 x 30,000,000.
+TEST(SequenceFunctionTest, ABatchsResultsAreCappedBeforeTheyAreAllocated) {
+  expect_error("sequence(1, 2000000000)", "sluice's limit of 67108864 elements for one batch's results together");
+  expect_error("sequence(1, 30000000)", "sluice's limit of 67108864");
+  expect_error("array_repeat('x', 30000000)", "more than 67108864 elements together");
+  expect_error("array_repeat(1, 1100000000)", "more than 67108864 elements together");
+  // Steps past int64 in i * step (3 * 2^62) come out as stepping by addition does.
+  expect_rows("sequence(-9223372036854775807, 9223372036854775807, 4611686018427387904)", arrow::list(arrow::int64()),
+              "[[-9223372036854775807, -4611686018427387903, 1, 4611686018427387905]," 
+              " [-9223372036854775807, -4611686018427387903, 1, 4611686018427387905],"
+              " [-9223372036854775807, -4611686018427387903, 1, 4611686018427387905]]");
+}
+
 TEST(ArraySortFunctionTest, NullsFirstAscendingLastDescendingAndLastInArraySort) {
   const auto ints = arrow::list(arrow::int32());
   expect_rows("sort_array(arr)", ints, "[[null, 1, 2, 3], [], null]");

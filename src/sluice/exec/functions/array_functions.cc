@@ -24,6 +24,12 @@ namespace array_family {
 
 // Spark's limit on the elements of one array (ByteArrayMethods.MAX_ROUNDED_ARRAY_LENGTH).
 constexpr int64_t kMaxArrayLength = 2147483632;
+// sluice's own limit on the elements of one batch's result column (all its rows' arrays together;
+// Spark has none beyond the per-array one): checked before anything is reserved or appended, so a
+// hostile `sequence(1, 2000000000)` or `array_repeat(x, 1000000000)` is an error naming the
+// limit, not gigabytes allocated and the process killed; it also keeps the int32 list offsets from
+// wrapping. 2^26 elements: 512 MiB of 64-bit values at most. docs/decisions.md (fb review).
+constexpr int64_t kMaxBatchElements = int64_t{1} << 26;
 
 // A list result assembled row by row as positions into one values array, then taken in one go.
 class ListByTake {
@@ -34,15 +40,11 @@ class ListByTake {
     valid_.reserve(static_cast<size_t>(rows));
   }
   arrow::Status add(int64_t position) {
-    if (++count_ > kMaxArrayLength) {
-      return invalid("the result array would have more than {} elements (Spark's limit)", kMaxArrayLength);
-    }
+    ARROW_RETURN_NOT_OK(check_size());
     return take_.Append(position);
   }
   arrow::Status add_null() {
-    if (++count_ > kMaxArrayLength) {
-      return invalid("the result array would have more than {} elements (Spark's limit)", kMaxArrayLength);
-    }
+    ARROW_RETURN_NOT_OK(check_size());
     return take_.AppendNull();
   }
   void end_row() {
@@ -61,6 +63,16 @@ class ListByTake {
                                                       const std::shared_ptr<arrow::Array>& values);
 
  private:
+  arrow::Status check_size() {
+    if (++count_ > kMaxArrayLength) {
+      return invalid("the result array would have more than {} elements (Spark's limit)", kMaxArrayLength);
+    }
+    if (take_.length() >= kMaxBatchElements) {
+      return invalid("the result arrays of one batch would have more than {} elements together (sluice's limit "
+                     "per batch of rows)", kMaxBatchElements);
+    }
+    return arrow::Status::OK();
+  }
   arrow::Int64Builder take_;
   std::vector<int32_t> offsets_;
   std::vector<bool> valid_;
@@ -679,12 +691,19 @@ arrow::Status sequence_exec(cp::KernelContext* ctx, const cp::ExecSpan& batch, c
                                      : static_cast<uint64_t>(from) - static_cast<uint64_t>(to);
     const uint64_t stride = by < 0 ? uint64_t{0} - static_cast<uint64_t>(by) : static_cast<uint64_t>(by);
     const uint64_t count = by == 0 ? 1 : span / stride + 1;
-    if (count > static_cast<uint64_t>(kMaxArrayLength) ||
-        values.length() + static_cast<int64_t>(count) > std::numeric_limits<int32_t>::max()) {
+    if (count > static_cast<uint64_t>(kMaxArrayLength)) {
       return invalid("sequence: row {} would have {} elements, more than Spark's limit of {}", r, count, kMaxArrayLength);
     }
+    if (count > static_cast<uint64_t>(kMaxBatchElements - values.length())) {
+      return invalid("sequence: row {} would have {} elements, past sluice's limit of {} elements for one batch's "
+                     "results together", r, count, kMaxBatchElements);
+    }
     ARROW_RETURN_NOT_OK(values.Reserve(static_cast<int64_t>(count)));
-    for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) values.UnsafeAppend(from + i * by);
+    // Stepped in unsigned arithmetic (wraps, as the result does when it fits): i * by may overflow int64.
+    uint64_t next = static_cast<uint64_t>(from);
+    for (int64_t i = 0; i < static_cast<int64_t>(count); ++i, next += static_cast<uint64_t>(by)) {
+      values.UnsafeAppend(static_cast<int64_t>(next));
+    }
     offsets.push_back(static_cast<int32_t>(values.length()));
     valid.push_back(true);
   }
