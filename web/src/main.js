@@ -661,7 +661,8 @@ function onLive(e) {
 // them (a commit's progress, an alert) marks them stale; they are read once the events that came
 // together are handled (the queue drained), and at most once a second (a continuous run reports
 // every trigger interval): 200 alerts arriving together cost one read and one redraw, not 200.
-// A stale mark always gets its read: a timer brings it when the last one was under a second ago.
+// A stale mark always gets its read: a timer brings it when the last one was under a second ago
+// (a read that failed is tried again at the next batch's end).
 let datasetsStale = false;
 let lastRefresh = 0;
 let refreshTimer = null;
