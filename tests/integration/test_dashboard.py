@@ -212,16 +212,26 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     browser = None
     try:
-        def written(dataset):
+        # The continuous run's own first records: strict's rows that the triggered run failed to
+        # write, in flow_progress events of the continuous run's update (its id from /api/pipeline
+        # once that says RUNNING; the triggered run's update ended FAILED).
+        def continuous_update():
+            pipeline = json.loads(get(url + "/api/pipeline")[2])
+            return pipeline["update_id"] if pipeline["state"] == "RUNNING" else None
+
+        def written(dataset, update_id):
             code, _, body = get(url + f"/api/events?dataset={dataset}&type=flow_progress&limit=1000")
             assert code == 200
             return sum(e["details"]["flow_progress"]["metrics"]["num_output_rows"] for e in json.loads(body)["events"]
-                       if "metrics" in e["details"]["flow_progress"])
+                       if e["update_id"] == update_id and "metrics" in e["details"]["flow_progress"])
 
         deadline = time.monotonic() + 60
-        while written("orders") < sum(r["id"] is not None for r in records(0, 30)):
-            assert time.monotonic() < deadline, "the run did not write the first records"
+        update = None
+        while update is None or written("strict", update) < len(records(0, 30)):
+            assert time.monotonic() < deadline, "the continuous run did not write strict's first records"
             time.sleep(0.2)  # a poll interval, not a synchronisation
+            update = update or continuous_update()
+        assert written("strict", update) == len(records(0, 30))
 
         browser = Browser(tmp_path / "chromium-profile")
         browser.navigate(url + "/")
@@ -266,8 +276,9 @@ def test_dashboard_shows_the_graph_charts_and_sla_and_follows_new_events(tmp_pat
 
         # Alerts on the graph page: the panel lists the alert events /api/events has (FIRING and
         # RESOLVED, `late_ids` among them, which came on the live stream after the page loaded),
-        # and the datasets table the rules firing now as /api/datasets' active_alerts says. The
-        # page fetches the API in the same expression, so both are compared at one moment.
+        # and the datasets table the rules firing now as /api/datasets' active_alerts says. The two
+        # fetches and the page's own reads are not one moment (the run goes on; the page reads
+        # /api/datasets once per batch of live events), so wait_for retries until they agree.
         browser.wait_for("""(async () => {
             const page = await (await fetch('/api/events?type=alert&limit=20')).json();
             const api = page.events.map(e => [e.id, e.details.alert.state, e.details.alert.rule, e.dataset].join('|')).sort();

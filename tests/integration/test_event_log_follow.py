@@ -2,11 +2,29 @@
 cleanly on SIGTERM; flow_progress reports the Kafka backlog left after an update, none after a
 --once update even when max_offsets_per_trigger splits it into triggers."""
 import json
+import os
+import select
 import signal
 import subprocess
+import time
 
 from conftest import SLUICE, run_sluice
 from test_sql_pipeline_e2e import kafka_pipeline, produce_values
+
+
+def next_line(proc, deadline_s=60):
+    """The process's next stdout line (its stdout unbuffered bytes); fails, naming what it got,
+    when none ends within deadline_s: a follower that stopped following would otherwise hang the
+    test until the suite's timeout. One byte a read, so nothing past the line is taken."""
+    line = b""
+    end = time.monotonic() + deadline_s
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, end - time.monotonic()))
+        assert ready, f"no line from {proc.args[:3]} in {deadline_s} s (got {line!r})"
+        byte = os.read(proc.stdout.fileno(), 1)
+        assert byte, f"{proc.args[:3]} closed its output (got {line!r}, exit {proc.poll()})"
+        line += byte
+    return line.decode()
 
 
 def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
@@ -18,16 +36,16 @@ def test_follow_prints_new_updates_and_backlog(tmp_path, bootstrap, new_topic):
     produce_values(bootstrap, topic, [b"x"] * 250, partitions=2)
     assert run_sluice("run", pipe, "--once").returncode == 0
     follower = subprocess.Popen([str(SLUICE), "events", str(pipe), "--follow", "--format", "json",
-                                 "--type", "flow_progress"], stdout=subprocess.PIPE, text=True)
+                                 "--type", "flow_progress"], stdout=subprocess.PIPE, bufsize=0)
     try:
         # The first update's event is in the log the follower read at its start: once it printed
         # it, the next two updates commit after that read, so only following can print them
-        # (readline returns when a line comes; pytest-timeout ends a follower that never prints).
-        seen = [json.loads(follower.stdout.readline())]
+        # (next_line returns when a line comes and fails after 60 s without one).
+        seen = [json.loads(next_line(follower))]
         for more in (100, 50):
             produce_values(bootstrap, topic, [b"y"] * more, partitions=2)
             assert run_sluice("run", pipe, "--once").returncode == 0
-            seen.append(json.loads(follower.stdout.readline()))
+            seen.append(json.loads(next_line(follower)))
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=10) == 0
     finally:

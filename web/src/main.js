@@ -169,25 +169,31 @@ const ALERTS_SHOWN = 20;
 
 function alertsPanel(box) {
   const table = el('table', { id: 'alert-events' });
-  const ids = new Set();
-  const rows = [];
+  const ids = new Set();  // of the rows kept: a duplicate of one of them is not added again
+  const rows = [];        // newest first, at most ALERTS_SHOWN
+  let changed = false;
   const draw = () => {
+    changed = false;
     table.replaceChildren(el('tr', {}, ...['time', 'state', 'rule', 'dataset', 'message'].map((h) => el('th', { text: h }))),
-                          ...rows.slice(0, ALERTS_SHOWN));
+                          ...rows);
   };
+  // Whether the event was kept (an alert, not shown yet, among the newest ALERTS_SHOWN).
   const add = (e) => {
     if (e.event_type !== 'alert' || ids.has(e.id)) return false;
-    ids.add(e.id);
     const a = (e.details && e.details.alert) || {};
+    let i = 0;  // newest first, by time (a later commit may hold an older event)
+    while (i < rows.length && rows[i].timestampMs > e.timestamp_ms) i += 1;
+    if (i >= ALERTS_SHOWN) return false;
     const row = el('tr', { 'data-id': e.id, 'data-state': a.state || '', 'data-rule': a.rule || '',
                            'data-dataset': a.dataset || e.dataset || '' },
       el('td', { text: e.timestamp }),
       el('td', {}, el('span', { class: `state ${a.state === 'FIRING' ? 'FAILED' : 'COMPLETED'}`, text: a.state || '' })),
       el('td', { text: a.rule || '' }), el('td', { text: a.dataset || e.dataset || '' }), el('td', { text: e.message }));
-    let i = 0;  // newest first, by time (a later commit may hold an older event)
-    while (i < rows.length && rows[i].timestampMs > e.timestamp_ms) i += 1;
     row.timestampMs = e.timestamp_ms;
+    row.eventId = e.id;
     rows.splice(i, 0, row);
+    ids.add(e.id);
+    for (const dropped of rows.splice(ALERTS_SHOWN)) ids.delete(dropped.eventId);
     return true;
   };
   box.replaceChildren(el('h3', { text: 'Alerts' }), table);
@@ -195,7 +201,8 @@ function alertsPanel(box) {
   api(`/api/events?type=alert&limit=${ALERTS_SHOWN}`)
     .then((page) => { page.events.forEach(add); draw(); box.dataset.loaded = 'true'; })
     .catch((err) => showError(box, err));
-  return { onEvent(e) { if (add(e)) draw(); } };
+  // A live alert is added at once; the table is redrawn once per batch of live events.
+  return { onEvent(e) { if (add(e)) changed = true; }, redraw() { if (changed) draw(); } };
 }
 
 function graphView(view) {
@@ -228,11 +235,18 @@ function graphView(view) {
       .map((h) => el('th', { text: h }))), ...rows);
   };
   draw();
+  // The graph and table are laid out again once per batch of live events (redraw), not per event.
+  let stale = false;
   return {
-    async onEvent(e) {
-      if (e.event_type === 'alert') { alerts.onEvent(e); draw(); }
-      if (addProgressSeen(e)) draw();
+    onEvent(e) {
+      if (e.event_type === 'alert') { alerts.onEvent(e); stale = true; }
+      if (addProgressSeen(e)) stale = true;
       if (kpis.onEvent) kpis.onEvent(e);  // starts a read, does not wait for it
+    },
+    redraw(datasetsRead) {
+      alerts.redraw();
+      if (stale || datasetsRead) draw();
+      stale = false;
     },
   };
 }
@@ -588,7 +602,11 @@ async function slaView(view) {
     }
   };
   draw();
-  return { onEvent: (e) => { if (addProgressSeen(e)) draw(); } };
+  let stale = false;
+  return {
+    onEvent: (e) => { if (addProgressSeen(e)) stale = true; },
+    redraw: (datasetsRead) => { if (stale || datasetsRead) draw(); stale = false; },
+  };
 }
 
 // --- wiring ---------------------------------------------------------------------------------
@@ -616,15 +634,58 @@ async function route() {
   }
 }
 
-let lastRefresh = 0;
 // Every live event is handled in arrival order, after the ones before it: one chain, so an event
 // that waits for /api/datasets never lets the events behind it overtake it.
 let liveQueue = Promise.resolve();
+let pending = 0;  // live events queued and not handled yet
+
+function enqueue(task) {
+  liveQueue = liveQueue.then(task).catch((err) => console.warn(`live event: ${err.message}`));
+}
 
 function onLive(e) {
   state.eventsReceived += 1;
   state.lastEventId = e.stream_id;
-  liveQueue = liveQueue.then(() => handleLive(e)).catch((err) => console.warn(`live event: ${err.message}`));
+  pending += 1;
+  enqueue(async () => {
+    try {
+      await handleLive(e);
+    } finally {
+      pending -= 1;
+    }
+    if (pending === 0) await endOfBatch();
+  });
+}
+
+// Rows, freshness and the firing alerts come from /api/datasets. A live event that may change
+// them (a commit's progress, an alert) marks them stale; they are read once the events that came
+// together are handled (the queue drained), and at most once a second (a continuous run reports
+// every trigger interval): 200 alerts arriving together cost one read and one redraw, not 200.
+// A stale mark always gets its read: a timer brings it when the last one was under a second ago
+// (a read that failed is tried again at the next batch's end).
+let datasetsStale = false;
+let lastRefresh = 0;
+let refreshTimer = null;
+
+async function endOfBatch() {
+  let datasetsRead = false;
+  if (datasetsStale) {
+    const wait = lastRefresh + 1000 - Date.now();
+    if (wait > 0) {
+      if (!refreshTimer) {
+        refreshTimer = setTimeout(() => {
+          refreshTimer = null;
+          // Behind the events queued meanwhile; the last of them ends their batch and reads.
+          enqueue(() => (pending === 0 ? endOfBatch() : undefined));
+        }, wait);
+      }
+    } else {
+      datasetsStale = false;
+      lastRefresh = Date.now();
+      datasetsRead = await refreshDatasets().then(() => true, () => { datasetsStale = true; return false; });
+    }
+  }
+  if (current.redraw) current.redraw(datasetsRead);
 }
 
 async function handleLive(e) {
@@ -634,12 +695,7 @@ async function handleLive(e) {
   if (e.event_type === 'update_progress' && e.details && e.details.update_progress) {
     document.getElementById('pipeline-state').textContent = e.details.update_progress.state || '';
   }
-  // Rows and freshness come from the tables: read again when a dataset committed, at most once
-  // a second (a continuous run reports every trigger interval).
-  if ((e.event_type === 'flow_progress' && Date.now() - lastRefresh >= 1000) || e.event_type === 'alert') {
-    lastRefresh = Date.now();  // an alert (rare) changes a dataset's active alerts: always read again
-    await refreshDatasets().catch(() => {});
-  }
+  if (e.event_type === 'flow_progress' || e.event_type === 'alert') datasetsStale = true;
   if (current.onEvent) await current.onEvent(e);
   state.liveHandled += 1;
 }
