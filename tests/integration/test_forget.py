@@ -485,3 +485,43 @@ def test_forget_fails_before_its_log_cut_when_an_upstream_was_appended_meanwhile
     assert storage_hits(forgotten["data"], "u-13") == set()
     seqs = [r["seq"] for r in read_deltalake(silver).to_pylist()]
     assert seqs.count(9009) == 1 and not any(r["user_id"] == "u-13" for r in read_deltalake(silver).to_pylist())
+
+
+def test_forget_stops_before_the_log_cut_on_a_commit_after_its_last_check(tmp_path):
+    """No Kafka: a table deltalake wrote. A writer without a lock (deltalake) commits while forget
+    is paused right before its log cut, after its clean-up's last read of the log: that commit
+    could name a file the clean-up deleted, so forget stops with the log whole (every commit still
+    there, the erased rows gone), naming the version and its operation in the error and in a
+    FAILED audit event. Run again, forget cuts the log; no file holds the value."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mccut\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    batch = [{"user_id": USERS[i % 4], "seq": i} for i in range(8)]
+    write_deltalake(str(table), pa.Table.from_pylist(batch), mode="append")
+    where = f"user_id = '{ERASED}'"
+
+    forget = start_paused("forget_before_log_cut", "forget", pipe, "--where", where)
+    write_deltalake(str(table), pa.Table.from_pylist([{"user_id": "u-4", "seq": 100}]), mode="append")
+    foreign = DeltaTable(str(table)).version()
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"people was not cut: version {foreign} (operation 'WRITE'" in stopped.stderr, stopped.stderr
+    assert ERASED not in stopped.stderr
+    log = table / "_delta_log"
+    assert all((log / f"{v:020d}.json").is_file() for v in range(foreign + 1))  # nothing cut
+    assert ERASED not in {r["user_id"] for r in read_deltalake(table).to_pylist()}
+    failed = [r for r in read_deltalake(pipe / "data" / "system" / "event_log").to_pylist()
+              if r["event_type"] == "forget" and '"FAILED"' in (r["details"] or "")]
+    assert len(failed) == 1 and f"version {foreign}" in failed[0]["details"], failed
+
+    finished = run_sluice("forget", pipe, "--where", where)
+    assert finished.returncode == 0, finished.stderr
+    assert not (log / f"{0:020d}.json").exists()
+    assert storage_hits(pipe / "data") == set()
+    assert sorted(r["seq"] for r in read_deltalake(table).to_pylist()) == sorted(
+        [e["seq"] for e in batch if e["user_id"] != ERASED] + [100])
+

@@ -358,7 +358,7 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
   // Clean-up in three passes, each safe to interrupt (a re-run finishes it): files and a fresh
   // checkpoint; streaming readers moved to that checkpoint; the log before it deleted.
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name, started_millis));
+    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name, started_millis, t.cut_check));
   }
   for (auto& t : tables) {
     if (!is_view(t, graph) && is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables, false));
@@ -380,11 +380,22 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
   }
   fail_point("forget_before_log_cut");
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(cut_log(t.store, t.report, t.name));
+    if (!carries(t)) continue;
+    if (auto st = cut_log(t.store, t.report, t.name, t.cut_check); !st.ok()) {
+      // The rows are erased; the log (and the commits that may quote the value) stays until a
+      // re-run cuts it. Recorded, so the audit trail says why forget did not complete.
+      const arrow::Status said = scrubbed(st, p);
+      std::vector<std::string> with_why = warnings;
+      with_why.push_back("the clean-up stopped before the log cut of table " + t.name + ": " + said.message());
+      (void)audit(config, update_id, p, tables, "FAILED", scrubbed_rows, with_why);
+      return said;
+    }
   }
   ForgetTableReport event_log_report;
-  ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(event_log, event_log_report, "event_log", started_millis));
-  ARROW_RETURN_NOT_OK(cut_log(event_log, event_log_report, "event_log"));
+  delta::LogCutCheck event_log_check;
+  ARROW_RETURN_NOT_OK(
+      vacuum_and_checkpoint(event_log, event_log_report, "event_log", started_millis, event_log_check));
+  ARROW_RETURN_NOT_OK(cut_log(event_log, event_log_report, "event_log", event_log_check));
   ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "COMPLETED", scrubbed_rows, warnings));
 
   ForgetReport report;
