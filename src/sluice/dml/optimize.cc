@@ -296,8 +296,31 @@ int64_t rows_per_target_file(const std::vector<delta::Add>& bin, int64_t target)
   return static_cast<int64_t>(std::clamp<__int128>(wanted, kMinRowsPerCutFile, std::numeric_limits<int64_t>::max()));
 }
 
+// An output stream that keeps only how many bytes went through it: the sizing sample's file is
+// never held (a BufferOutputStream held up to one target file, 1 GiB by default, in memory).
+// Parquet's writer needs only Write, Tell and Close of its sink.
+class CountingOutputStream final : public arrow::io::OutputStream {
+ public:
+  arrow::Status Close() override {
+    closed_ = true;
+    return arrow::Status::OK();
+  }
+  bool closed() const override { return closed_; }
+  arrow::Result<int64_t> Tell() const override { return bytes_; }
+  arrow::Status Write(const void*, int64_t nbytes) override {
+    if (closed_) return arrow::Status::Invalid("write to a closed counting stream");
+    bytes_ += nbytes;
+    return arrow::Status::OK();
+  }
+  using arrow::io::OutputStream::Write;
+
+ private:
+  int64_t bytes_ = 0;
+  bool closed_ = false;
+};
+
 // A store that keeps nothing: the sizing sample below is encoded by the data files' own writer
-// (the same Parquet settings) into memory, its size read and the bytes dropped. Only what
+// (the same Parquet settings) into a stream that counts its bytes and drops them. Only what
 // DataFileWriter calls is served.
 class SizingStore final : public storage::ObjectStore {
  public:
@@ -316,7 +339,7 @@ class SizingStore final : public storage::ObjectStore {
     return arrow::Status::NotImplemented("sizing store");
   }
   arrow::Result<std::shared_ptr<arrow::io::OutputStream>> open_output(const std::string&) override {
-    return arrow::io::BufferOutputStream::Create(64 * 1024);
+    return std::make_shared<CountingOutputStream>();
   }
   arrow::Status finish_output(const std::string&, arrow::io::OutputStream& out) override { return out.Close(); }
   arrow::Result<storage::PutResult> put_if_absent(const std::string&, const std::string&) override {
@@ -328,7 +351,14 @@ class SizingStore final : public storage::ObjectStore {
   arrow::Status remove(const std::string&) override { return arrow::Status::OK(); }
 };
 
-// The most rows the sizing sample encodes (its bytes are held in memory meanwhile).
+}  // namespace
+
+std::shared_ptr<storage::ObjectStore> sizing_store() { return std::make_shared<SizingStore>(); }
+
+namespace {
+
+// The most rows the sizing sample encodes (its input rows are a slice of the sorted bin; the
+// writer holds one row group of them encoded until it is flushed, then only counts).
 constexpr int64_t kMaxSizingRows = 256 * 1024;
 
 // The rows a file of about `target` bytes holds, measured on the rows themselves: the first rows
@@ -350,7 +380,7 @@ arrow::Result<int64_t> measured_rows_per_file(const arrow::Table& rows, const st
   delta::DataFileOptions options = file_options;
   options.max_rows_per_file = 0;
   options.target_file_bytes = std::numeric_limits<int64_t>::max();
-  ARROW_ASSIGN_OR_RAISE(auto writer, delta::DataFileWriter::make(std::make_shared<SizingStore>(), "sizing", "",
+  ARROW_ASSIGN_OR_RAISE(auto writer, delta::DataFileWriter::make(sizing_store(), "sizing", "",
                                                                  sample->schema(), options));
   arrow::TableBatchReader reader(*sample);
   reader.set_chunksize(64 * 1024);

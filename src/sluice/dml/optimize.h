@@ -18,6 +18,7 @@
 #include "sluice/delta/actions.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/snapshot.h"
+#include "sluice/storage/object_store.h"
 
 namespace sluice::dml {
 
@@ -105,5 +106,9 @@ void discard_rewrite(const OptimizeRewrite& rewrite);
 // delta::is_commit_conflict() and its new files deleted (nothing committed: run it again).
 arrow::Result<OptimizeOutcome> optimize_table(std::shared_ptr<delta::LogStore> store,
                                               const OptimizeOptions& options);
+
+// The store a sorted bin's size sample is written to (rows per file measured on the output):
+// its output streams count the bytes written and keep none. Declared for its test.
+std::shared_ptr<storage::ObjectStore> sizing_store();
 
 }  // namespace sluice::dml

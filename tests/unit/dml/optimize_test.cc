@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "../temp_dir.h"
+#include "sluice/delta/data_file_writer.h"
 #include "sluice/delta/scan.h"
 #include "sluice/delta/table.h"
 #include "sluice/delta/table_writer.h"
@@ -391,6 +392,47 @@ TEST_F(OptimizeTest, AnInputFileRemovedConcurrentlyFailsTheOptimize) {
     parquet += e.path().extension() == ".parquet";
   }
   EXPECT_EQ(parquet, 2);  // the two written (the DELETE removed one file without rewriting it)
+}
+
+// The size sample of a sorted bin (rows per file measured on the output) is encoded through
+// sizing_store(): its streams count bytes and keep none. Before, a BufferOutputStream held the
+// sample's file, up to one target file, in memory.
+TEST(SizingStoreTest, CountsTheBytesOfA64MiBFileWithoutHoldingThem) {
+  auto store = sizing_store();
+  auto* pool = arrow::default_memory_pool();
+  const int64_t before = pool->bytes_allocated();
+  auto out = store->open_output("sizing/part-0.parquet").ValueOrDie();
+  const std::string chunk(1 << 20, 'x');
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(out->Write(chunk.data(), static_cast<int64_t>(chunk.size())).ok());
+  EXPECT_EQ(out->Tell().ValueOrDie(), int64_t{64} << 20);
+  // Far below the 64 MiB written (a buffer would hold all of it).
+  EXPECT_LT(pool->bytes_allocated() - before, int64_t{1} << 20);
+  ASSERT_TRUE(store->finish_output("sizing/part-0.parquet", *out).ok());
+  EXPECT_TRUE(out->closed());
+}
+
+TEST(SizingStoreTest, MeasuresTheSizeTheSameFileHasOnDisk) {
+  // The sample's size is what the real file's would be: the cut sizes stay as they were.
+  sluice::testing::TempDir dir;
+  arrow::Int64Builder id;
+  arrow::StringBuilder name;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_TRUE(id.Append(static_cast<int64_t>(rng() % 1000000)).ok());
+    ASSERT_TRUE(name.Append(fmt::format("user-{}", rng() % 5000)).ok());
+  }
+  auto schema = arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8())});
+  auto batch = arrow::RecordBatch::Make(schema, 20000, {*id.Finish(), *name.Finish()});
+  delta::DataFileOptions options;
+  auto sized = delta::DataFileWriter::make(sizing_store(), "sizing", "", schema, options).ValueOrDie();
+  ASSERT_TRUE(sized->write(*batch).ok());
+  const auto counted = sized->close().ValueOrDie();
+  auto real = delta::DataFileWriter::make(dir.path(), "", schema, options).ValueOrDie();
+  ASSERT_TRUE(real->write(*batch).ok());
+  const auto written = real->close().ValueOrDie();
+  EXPECT_GT(counted.size, 0);
+  EXPECT_EQ(counted.size, written.size);
+  EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(dir.path() / written.path)), written.size);
 }
 
 }  // namespace
