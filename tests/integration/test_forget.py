@@ -525,3 +525,58 @@ def test_forget_stops_before_the_log_cut_on_a_commit_after_its_last_check(tmp_pa
     assert sorted(r["seq"] for r in read_deltalake(table).to_pylist()) == sorted(
         [e["seq"] for e in batch if e["user_id"] != ERASED] + [100])
 
+
+def test_apply_changes_lineage_follows_columns_and_a_narrowed_list_never_hides_a_stored_column(tmp_path, bootstrap):
+    """APPLY CHANGES targets take the lineage of their COLUMNS list. A target whose list excludes
+    the predicate's column (and everything derived from it) does not carry it; an SCD2 target's
+    __START_AT/__END_AT come from the column SEQUENCE BY reads (`meta.ts`: column meta). The
+    review's reproduction: `email_key` (derived from `email`) written under a wider COLUMNS list,
+    the list then narrowed with no full refresh: the stored column has no lineage entry, so it
+    counts as unknown provenance and forget refuses, naming it, rather than calling the table
+    "not carried" and leaving the value readable."""
+    topic = make_topic(bootstrap)
+    pipe = kafka_pipeline(tmp_path, "mclineage", bootstrap)
+
+    def sql(keyed_columns):
+        return f"""
+CREATE OR REFRESH STREAMING TABLE raw
+AS SELECT * FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');
+CREATE OR REFRESH STREAMING TABLE people
+AS SELECT e.id, e.email, e.ts
+FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, email STRING, ts BIGINT') AS e FROM STREAM(raw));
+CREATE OR REFRESH STREAMING TABLE cdc
+AS SELECT id, email, lower(email) AS email_key, ts, named_struct('ts', ts) AS meta FROM STREAM(people);
+CREATE OR REFRESH STREAMING TABLE keyed;
+APPLY CHANGES INTO keyed FROM STREAM(cdc) KEYS (id) SEQUENCE BY ts COLUMNS {keyed_columns} STORED AS SCD TYPE 1;
+CREATE OR REFRESH STREAMING TABLE narrow;
+APPLY CHANGES INTO narrow FROM STREAM(cdc) KEYS (id) SEQUENCE BY meta.ts COLUMNS id, ts STORED AS SCD TYPE 2;
+"""
+    (pipe / "p.sql").write_text(sql("id, email_key, ts"))
+    produce_values(bootstrap, topic, [{"id": i, "email": f"Person{i}@Example.com", "ts": i} for i in range(4)])
+    run_once(pipe)
+    r = run_sluice("forget", pipe, "--where", "email = 'Person1@Example.com'", "--format", "json")
+    assert r.returncode == 1, r.stdout  # keyed's email_key derives from email
+    assert "column email_key <- cdc.email_key derives from the predicate's columns" in r.stderr, r.stderr
+    assert "Person1" not in r.stderr
+
+    # The list narrowed, no full refresh: keyed still stores email_key, now without lineage.
+    (pipe / "p.sql").write_text(sql("id, ts"))
+    tables = pipe / "data" / "tables"
+    assert "email_key" in DeltaTable(str(tables / "keyed")).schema().to_pyarrow().names
+    versions = {t.name: DeltaTable(str(t)).version() for t in tables.iterdir()}
+    r = run_sluice("forget", pipe, "--where", "email = 'Person1@Example.com'", "--format", "json")
+    assert r.returncode == 1, r.stdout
+    assert "keyed: column email_key of the stored table has no lineage in the current definition of keyed" in r.stderr, r.stderr
+    assert "Person1" not in r.stderr
+    assert {t.name: DeltaTable(str(t)).version() for t in tables.iterdir()} == versions  # nothing changed
+    assert "person1@example.com" in {row["email_key"] for row in read_deltalake(tables / "keyed").to_pylist()}
+
+    # With --allow-partial the tables that can be matched are erased and keyed is listed as left.
+    r = run_sluice("forget", pipe, "--where", "email = 'Person1@Example.com'", "--allow-partial", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    report = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
+    # narrow's columns (id, ts, and __START_AT/__END_AT from meta, never from a column `ts`) all
+    # have lineage, none from email: not carried.
+    assert report["narrow"]["match"] == "not carried", report["narrow"]
+    assert report["keyed"]["match"] == "cannot be matched", report["keyed"]
+    assert report["cdc"]["match"] == "columns" and report["cdc"]["rowsErased"] == 1, report["cdc"]
