@@ -96,8 +96,9 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
 
     # Spark writes to sluice's table: deletion vectors and a checkpoint every 2 commits on; rows
     # of its own (one erased user's, one past the retention window); an OPTIMIZE; then a DELETE
-    # whose rows stay in the compacted file behind a deletion vector (one of them the erased
-    # user's: forget must drop it from the file too).
+    # whose rows stay in the compacted file behind a deletion vector: every row of the erased
+    # user, so that file holds the user only in rows its vector hides (no visible match). forget
+    # must still rewrite it and its vacuum delete it: the byte search below finds it otherwise.
     spark.sql(f"ALTER TABLE delta.`{silver}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true', "
               "'delta.checkpointInterval' = '2')")
     old = {"user_id": "u-4", "ts": NOW - dt.timedelta(days=5), "amount": 1, "seq": 500}
@@ -105,10 +106,13 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
                      {"user_id": "u-7", "ts": NOW - dt.timedelta(hours=3), "amount": 3, "seq": 502}, old]
     spark_insert(spark, silver, spark_rows_in)
     spark.sql(f"OPTIMIZE delta.`{silver}`")
-    deleted = [e for e in model if e["seq"] in (2, 4)]
-    assert any(e["user_id"] == ERASED for e in deleted)
-    spark.sql(f"DELETE FROM delta.`{silver}` WHERE seq IN (2, 4)")
-    model = [e for e in model if e not in deleted] + spark_rows_in
+    model = model + spark_rows_in
+    deleted = [e for e in model if e["seq"] in (2, 4) or e["user_id"] == ERASED]
+    spark.sql(f"DELETE FROM delta.`{silver}` WHERE seq IN (2, 4) OR user_id = '{ERASED}'")
+    model = [e for e in model if e not in deleted]
+    assert ERASED in {e["user_id"] for e in deleted} and ERASED not in {e["user_id"] for e in model}
+    # One file: the compacted one, the erased user's rows in it hidden by the vector only.
+    assert spark.sql(f"DESCRIBE DETAIL delta.`{silver}`").collect()[0]["numFiles"] == 1
     assert list(silver.glob("deletion_vector_*.bin")), "Spark's DELETE wrote no deletion vector"
     assert list((silver / "_delta_log").glob("*.checkpoint.parquet")), "Spark wrote no checkpoint"
     assert spark_rows(spark, silver) == sorted(key(e) for e in model)
@@ -125,7 +129,8 @@ def test_sluice_maintains_what_spark_wrote_and_spark_reads_it(tmp_path, bootstra
     history = spark_history(spark, silver)
     assert "OPTIMIZE" in history and "DELETE" in history
 
-    # sluice forget erases the user from bronze and from silver, Spark's row included.
+    # sluice forget erases the user from bronze and from silver: the rows the last run added, and
+    # the ones only Spark's vector hid in the compacted file (rewritten, the old file vacuumed).
     assert storage_hits(data)
     r = run_sluice("forget", pipe, "--where", f"user_id = '{ERASED}'", "--format", "json")
     assert r.returncode == 0, r.stderr
