@@ -1,6 +1,7 @@
 // OPTIMIZE (dml/optimize.h): bin-packing per partition, the partition predicate, Z-order keys,
 // Spark's commit shape (OPTIMIZE, dataChange=false) and conflicts with concurrent commits.
 #include <arrow/api.h>
+#include <arrow/io/interfaces.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
