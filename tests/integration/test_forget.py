@@ -526,6 +526,67 @@ def test_forget_stops_before_the_log_cut_on_a_commit_after_its_last_check(tmp_pa
         [e["seq"] for e in batch if e["user_id"] != ERASED] + [100])
 
 
+def next_pause(paused, point):
+    """Lets a paused sluice go on and returns once it pauses at `point` again."""
+    proc, seen = paused
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    while True:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if not line:
+            proc.kill()
+            pytest.fail(f"sluice ended before its next pause at {point}: {''.join(seen)}")
+        if f"fail point '{point}' paused" in line:
+            return paused
+
+
+def foreign_commit(table, actions):
+    """Writes the next commit of `table` as a writer without a lock would (Spark's engineInfo)."""
+    version = DeltaTable(str(table)).version() + 1
+    info = {"commitInfo": {"operation": "WRITE", "engineInfo": "Apache-Spark/3.5.1 Delta-Lake/3.2.0",
+                           "timestamp": int(time.time() * 1000)}}
+    text = "".join(json.dumps(a) + "\n" for a in [info, *actions])
+    (table / "_delta_log" / f"{version:020d}.json").write_text(text)
+    return version
+
+
+def test_forget_on_a_partitioned_table_checks_commits_between_its_two_vacuum_passes(tmp_path):
+    """No Kafka. On a partitioned table forget vacuums twice (the second pass deletes the partition
+    folders the first emptied). A lockless writer's file, written before forget started, is deleted
+    by the first pass; the writer commits it while the second pass runs. The second pass checks
+    only its own deletions: the log cut must still stop on that commit (before: the cut deleted
+    every earlier commit and deltalake failed on the missing file), leaving the log whole."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mcparts\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    batch = [{"user_id": USERS[i % 4], "seq": i, "part": "ab"[i % 2]} for i in range(12)]
+    write_deltalake(str(table), pa.Table.from_pylist(batch), mode="append", partition_by=["part"])
+    stray = table / "part=a" / "stray-spark.parquet"
+    pq.write_table(pa.Table.from_pylist([{"user_id": "u-7", "seq": 99}]), stray)
+    an_hour_ago = time.time() - 3600  # written before forget started: the first pass deletes it
+    os.utime(stray, (an_hour_ago, an_hour_ago))
+    size = stray.stat().st_size
+    where = f"user_id = '{ERASED}'"
+
+    forget = start_paused("vacuum_after_choice", "forget", pipe, "--where", where)  # people, first pass
+    next_pause(forget, "vacuum_after_choice")  # people, second pass: the stray file is gone
+    assert not stray.exists()
+    foreign = foreign_commit(table, [{"add": {"path": "part=a/stray-spark.parquet", "partitionValues": {"part": "a"},
+                                              "size": size, "modificationTime": int(an_hour_ago * 1000),
+                                              "dataChange": True}}])
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"people was not cut: version {foreign} (operation 'WRITE' by Apache-Spark" in stopped.stderr, stopped.stderr
+    assert ERASED not in stopped.stderr
+    log = table / "_delta_log"
+    assert all((log / f"{v:020d}.json").is_file() for v in range(foreign + 1))  # nothing cut: RESTORE can undo it
+
+
 def test_apply_changes_lineage_follows_columns_and_a_narrowed_list_never_hides_a_stored_column(tmp_path, bootstrap):
     """APPLY CHANGES targets take the lineage of their COLUMNS list. A target whose list excludes
     the predicate's column (and everything derived from it) does not carry it; an SCD2 target's

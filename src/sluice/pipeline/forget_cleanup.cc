@@ -66,12 +66,10 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
   auto vacuumed = delta::vacuum(store, options);
   if (!vacuumed.ok()) return context(vacuumed.status());
   report.files_deleted += vacuumed->deleted_files;
-  // What the log cut compares with: vacuum's last read after its deletions, and its own END.
-  auto note_checked = [&check](const delta::VacuumResult& v) {
-    if (v.checked_through) check.checked_through = *v.checked_through;
-    if (v.end_version) check.own.insert(v.end_version->value());
-  };
-  note_checked(*vacuumed);
+  // What the log cut compares with: the first pass's last read after its deletions, and its
+  // own END. Only that read checked the commits against every file the clean-up deleted.
+  if (vacuumed->checked_through) check.checked_through = *vacuumed->checked_through;
+  if (vacuumed->end_version) check.own.insert(vacuumed->end_version->value());
   bool deleted_a_file = false;
   for (const auto& f : vacuumed->candidates) deleted_a_file = deleted_a_file || !f.is_dir;
   auto latest = delta::Snapshot::load(*store);
@@ -81,7 +79,11 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
     auto again = delta::vacuum(store, options);
     if (!again.ok()) return context(again.status());
     report.files_deleted += again->deleted_files;
-    note_checked(*again);
+    // The second pass checks commits against its own deletions only: one landing between the
+    // passes may name a file the first pass deleted. Its checked_through is not taken; its START
+    // and END count as forget's own, so any other commit since the first pass's read stops the cut.
+    if (again->start_version) check.own.insert(again->start_version->value());
+    if (again->end_version) check.own.insert(again->end_version->value());
     latest = delta::Snapshot::load(*store);
     if (!latest.ok()) return context(latest.status());
   }
