@@ -587,6 +587,67 @@ def test_forget_on_a_partitioned_table_checks_commits_between_its_two_vacuum_pas
     assert all((log / f"{v:020d}.json").is_file() for v in range(foreign + 1))  # nothing cut: RESTORE can undo it
 
 
+def test_a_stopped_log_cut_still_cuts_the_other_tables_and_the_event_log(tmp_path):
+    """No Kafka: two tables deltalake wrote. deltalake appends to the first (alpha) while forget
+    is paused before its log cuts: alpha's cut stops with its log whole, but people's log and the
+    event log (vacuumed, its log cut) are still cleaned before forget fails naming alpha, with a
+    FAILED audit event (before: forget returned at alpha's stop, leaving both whole)."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mcrest\nstorage: ./data\n")
+    tables = pipe / "data" / "tables"
+    batch = [{"user_id": USERS[i % 4], "seq": i} for i in range(8)]
+    for name in ("alpha", "people"):
+        write_deltalake(str(tables / name), pa.Table.from_pylist(batch), mode="append")
+    where = f"user_id = '{ERASED}'"
+
+    forget = start_paused("forget_before_log_cut", "forget", pipe, "--where", where)
+    write_deltalake(str(tables / "alpha"), pa.Table.from_pylist([{"user_id": "u-4", "seq": 100}]), mode="append")
+    foreign = DeltaTable(str(tables / "alpha")).version()
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"alpha was not cut: version {foreign} (operation 'WRITE'" in stopped.stderr, stopped.stderr
+    assert "people was not cut" not in stopped.stderr
+    first = f"{0:020d}.json"
+    assert all((tables / "alpha" / "_delta_log" / f"{v:020d}.json").is_file() for v in range(foreign + 1))
+    assert not (tables / "people" / "_delta_log" / first).exists()
+    event_log = pipe / "data" / "system" / "event_log"
+    assert not (event_log / "_delta_log" / first).exists()
+    assert storage_hits(tables / "people") == set() and storage_hits(event_log) == set()
+    failed = [r for r in read_deltalake(event_log).to_pylist()
+              if r["event_type"] == "forget" and '"FAILED"' in (r["details"] or "")]
+    assert len(failed) == 1 and f"alpha was not cut: version {foreign}" in failed[0]["details"], failed
+
+
+def test_a_stopped_log_cut_of_the_event_log_is_audited(tmp_path):
+    """No Kafka. A commit lands on the event log while forget is paused right before the event
+    log's own log cut (the second `log_cleanup_before_cut`, after people's): that cut stops, and
+    forget fails with a FAILED audit event naming it, as a table's stop does (before: none)."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mcevlog\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    write_deltalake(str(table), pa.Table.from_pylist([{"user_id": USERS[i % 4], "seq": i} for i in range(8)]))
+    event_log = pipe / "data" / "system" / "event_log"
+
+    forget = start_paused("log_cleanup_before_cut", "forget", pipe, "--where", f"user_id = '{ERASED}'")  # people
+    next_pause(forget, "log_cleanup_before_cut")  # the event log
+    foreign = foreign_commit(event_log, [])
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"event_log was not cut: version {foreign}" in stopped.stderr, stopped.stderr
+    assert not (table / "_delta_log" / f"{0:020d}.json").exists()
+    failed = [r for r in read_deltalake(event_log).to_pylist()
+              if r["event_type"] == "forget" and '"FAILED"' in (r["details"] or "")]
+    assert len(failed) == 1 and f"event_log was not cut: version {foreign}" in failed[0]["details"], failed
+
+
 def test_apply_changes_lineage_follows_columns_and_a_narrowed_list_never_hides_a_stored_column(tmp_path, bootstrap):
     """APPLY CHANGES targets take the lineage of their COLUMNS list. A target whose list excludes
     the predicate's column (and everything derived from it) does not carry it; an SCD2 target's
