@@ -485,3 +485,220 @@ def test_forget_fails_before_its_log_cut_when_an_upstream_was_appended_meanwhile
     assert storage_hits(forgotten["data"], "u-13") == set()
     seqs = [r["seq"] for r in read_deltalake(silver).to_pylist()]
     assert seqs.count(9009) == 1 and not any(r["user_id"] == "u-13" for r in read_deltalake(silver).to_pylist())
+
+
+def test_forget_stops_before_the_log_cut_on_a_commit_after_its_last_check(tmp_path):
+    """No Kafka: a table deltalake wrote. A writer without a lock (deltalake) commits while forget
+    is paused right before its log cut, after its clean-up's last read of the log: that commit
+    could name a file the clean-up deleted, so forget stops with the log whole (every commit still
+    there, the erased rows gone), naming the version and its operation in the error and in a
+    FAILED audit event. Run again, forget cuts the log; no file holds the value."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mccut\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    batch = [{"user_id": USERS[i % 4], "seq": i} for i in range(8)]
+    write_deltalake(str(table), pa.Table.from_pylist(batch), mode="append")
+    where = f"user_id = '{ERASED}'"
+
+    forget = start_paused("forget_before_log_cut", "forget", pipe, "--where", where)
+    write_deltalake(str(table), pa.Table.from_pylist([{"user_id": "u-4", "seq": 100}]), mode="append")
+    foreign = DeltaTable(str(table)).version()
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"people was not cut: version {foreign} (operation 'WRITE'" in stopped.stderr, stopped.stderr
+    assert ERASED not in stopped.stderr
+    log = table / "_delta_log"
+    assert all((log / f"{v:020d}.json").is_file() for v in range(foreign + 1))  # nothing cut
+    assert ERASED not in {r["user_id"] for r in read_deltalake(table).to_pylist()}
+    failed = [r for r in read_deltalake(pipe / "data" / "system" / "event_log").to_pylist()
+              if r["event_type"] == "forget" and '"FAILED"' in (r["details"] or "")]
+    assert len(failed) == 1 and f"version {foreign}" in failed[0]["details"], failed
+
+    finished = run_sluice("forget", pipe, "--where", where)
+    assert finished.returncode == 0, finished.stderr
+    assert not (log / f"{0:020d}.json").exists()
+    assert storage_hits(pipe / "data") == set()
+    assert sorted(r["seq"] for r in read_deltalake(table).to_pylist()) == sorted(
+        [e["seq"] for e in batch if e["user_id"] != ERASED] + [100])
+
+
+def next_pause(paused, point):
+    """Lets a paused sluice go on and returns once it pauses at `point` again."""
+    proc, seen = paused
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    while True:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if not line:
+            proc.kill()
+            pytest.fail(f"sluice ended before its next pause at {point}: {''.join(seen)}")
+        if f"fail point '{point}' paused" in line:
+            return paused
+
+
+def foreign_commit(table, actions):
+    """Writes the next commit of `table` as a writer without a lock would (Spark's engineInfo)."""
+    version = DeltaTable(str(table)).version() + 1
+    info = {"commitInfo": {"operation": "WRITE", "engineInfo": "Apache-Spark/3.5.1 Delta-Lake/3.2.0",
+                           "timestamp": int(time.time() * 1000)}}
+    text = "".join(json.dumps(a) + "\n" for a in [info, *actions])
+    (table / "_delta_log" / f"{version:020d}.json").write_text(text)
+    return version
+
+
+def test_forget_on_a_partitioned_table_checks_commits_between_its_two_vacuum_passes(tmp_path):
+    """No Kafka. On a partitioned table forget vacuums twice (the second pass deletes the partition
+    folders the first emptied). A lockless writer's file, written before forget started, is deleted
+    by the first pass; the writer commits it while the second pass runs. The second pass checks
+    only its own deletions: the log cut must still stop on that commit (before: the cut deleted
+    every earlier commit and deltalake failed on the missing file), leaving the log whole."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mcparts\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    batch = [{"user_id": USERS[i % 4], "seq": i, "part": "ab"[i % 2]} for i in range(12)]
+    write_deltalake(str(table), pa.Table.from_pylist(batch), mode="append", partition_by=["part"])
+    stray = table / "part=a" / "stray-spark.parquet"
+    pq.write_table(pa.Table.from_pylist([{"user_id": "u-7", "seq": 99}]), stray)
+    an_hour_ago = time.time() - 3600  # written before forget started: the first pass deletes it
+    os.utime(stray, (an_hour_ago, an_hour_ago))
+    size = stray.stat().st_size
+    where = f"user_id = '{ERASED}'"
+
+    forget = start_paused("vacuum_after_choice", "forget", pipe, "--where", where)  # people, first pass
+    next_pause(forget, "vacuum_after_choice")  # people, second pass: the stray file is gone
+    assert not stray.exists()
+    foreign = foreign_commit(table, [{"add": {"path": "part=a/stray-spark.parquet", "partitionValues": {"part": "a"},
+                                              "size": size, "modificationTime": int(an_hour_ago * 1000),
+                                              "dataChange": True}}])
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"people was not cut: version {foreign} (operation 'WRITE' by Apache-Spark" in stopped.stderr, stopped.stderr
+    assert ERASED not in stopped.stderr
+    log = table / "_delta_log"
+    assert all((log / f"{v:020d}.json").is_file() for v in range(foreign + 1))  # nothing cut: RESTORE can undo it
+
+
+def test_a_stopped_log_cut_still_cuts_the_other_tables_and_the_event_log(tmp_path):
+    """No Kafka: two tables deltalake wrote. deltalake appends to the first (alpha) while forget
+    is paused before its log cuts: alpha's cut stops with its log whole, but people's log and the
+    event log (vacuumed, its log cut) are still cleaned before forget fails naming alpha, with a
+    FAILED audit event (before: forget returned at alpha's stop, leaving both whole)."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mcrest\nstorage: ./data\n")
+    tables = pipe / "data" / "tables"
+    batch = [{"user_id": USERS[i % 4], "seq": i} for i in range(8)]
+    for name in ("alpha", "people"):
+        write_deltalake(str(tables / name), pa.Table.from_pylist(batch), mode="append")
+    where = f"user_id = '{ERASED}'"
+
+    forget = start_paused("forget_before_log_cut", "forget", pipe, "--where", where)
+    write_deltalake(str(tables / "alpha"), pa.Table.from_pylist([{"user_id": "u-4", "seq": 100}]), mode="append")
+    foreign = DeltaTable(str(tables / "alpha")).version()
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"alpha was not cut: version {foreign} (operation 'WRITE'" in stopped.stderr, stopped.stderr
+    assert "people was not cut" not in stopped.stderr
+    first = f"{0:020d}.json"
+    assert all((tables / "alpha" / "_delta_log" / f"{v:020d}.json").is_file() for v in range(foreign + 1))
+    assert not (tables / "people" / "_delta_log" / first).exists()
+    event_log = pipe / "data" / "system" / "event_log"
+    assert not (event_log / "_delta_log" / first).exists()
+    assert storage_hits(tables / "people") == set() and storage_hits(event_log) == set()
+    failed = [r for r in read_deltalake(event_log).to_pylist()
+              if r["event_type"] == "forget" and '"FAILED"' in (r["details"] or "")]
+    assert len(failed) == 1 and f"alpha was not cut: version {foreign}" in failed[0]["details"], failed
+
+
+def test_a_stopped_log_cut_of_the_event_log_is_audited(tmp_path):
+    """No Kafka. A commit lands on the event log while forget is paused right before the event
+    log's own log cut (the second `log_cleanup_before_cut`, after people's): that cut stops, and
+    forget fails with a FAILED audit event naming it, as a table's stop does (before: none)."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "pipeline.yaml").write_text("name: mcevlog\nstorage: ./data\n")
+    table = pipe / "data" / "tables" / "people"
+    write_deltalake(str(table), pa.Table.from_pylist([{"user_id": USERS[i % 4], "seq": i} for i in range(8)]))
+    event_log = pipe / "data" / "system" / "event_log"
+
+    forget = start_paused("log_cleanup_before_cut", "forget", pipe, "--where", f"user_id = '{ERASED}'")  # people
+    next_pause(forget, "log_cleanup_before_cut")  # the event log
+    foreign = foreign_commit(event_log, [])
+    stopped = let_go(forget)
+    assert stopped.returncode != 0, stopped.stdout
+    assert f"event_log was not cut: version {foreign}" in stopped.stderr, stopped.stderr
+    assert not (table / "_delta_log" / f"{0:020d}.json").exists()
+    failed = [r for r in read_deltalake(event_log).to_pylist()
+              if r["event_type"] == "forget" and '"FAILED"' in (r["details"] or "")]
+    assert len(failed) == 1 and f"event_log was not cut: version {foreign}" in failed[0]["details"], failed
+
+
+def test_apply_changes_lineage_follows_columns_and_a_narrowed_list_never_hides_a_stored_column(tmp_path, bootstrap):
+    """APPLY CHANGES targets take the lineage of their COLUMNS list. A target whose list excludes
+    the predicate's column (and everything derived from it) does not carry it; an SCD2 target's
+    __START_AT/__END_AT come from the column SEQUENCE BY reads (`meta.ts`: column meta). The
+    review's reproduction: `email_key` (derived from `email`) written under a wider COLUMNS list,
+    the list then narrowed with no full refresh: the stored column has no lineage entry, so it
+    counts as unknown provenance and forget refuses, naming it, rather than calling the table
+    "not carried" and leaving the value readable."""
+    topic = make_topic(bootstrap)
+    pipe = kafka_pipeline(tmp_path, "mclineage", bootstrap)
+
+    def sql(keyed_columns):
+        return f"""
+CREATE OR REFRESH STREAMING TABLE raw
+AS SELECT * FROM STREAM read_kafka(topic => '{topic}', starting_offsets => 'earliest');
+CREATE OR REFRESH STREAMING TABLE people
+AS SELECT e.id, e.email, e.ts
+FROM (SELECT from_json(CAST(value AS STRING), 'id BIGINT, email STRING, ts BIGINT') AS e FROM STREAM(raw));
+CREATE OR REFRESH STREAMING TABLE cdc
+AS SELECT id, email, lower(email) AS email_key, ts, named_struct('ts', ts) AS meta FROM STREAM(people);
+CREATE OR REFRESH STREAMING TABLE keyed;
+APPLY CHANGES INTO keyed FROM STREAM(cdc) KEYS (id) SEQUENCE BY ts COLUMNS {keyed_columns} STORED AS SCD TYPE 1;
+CREATE OR REFRESH STREAMING TABLE narrow;
+APPLY CHANGES INTO narrow FROM STREAM(cdc) KEYS (id) SEQUENCE BY meta.ts COLUMNS id, ts STORED AS SCD TYPE 2;
+"""
+    (pipe / "p.sql").write_text(sql("id, email_key, ts"))
+    produce_values(bootstrap, topic, [{"id": i, "email": f"Person{i}@Example.com", "ts": i} for i in range(4)])
+    run_once(pipe)
+    r = run_sluice("forget", pipe, "--where", "email = 'Person1@Example.com'", "--format", "json")
+    assert r.returncode == 1, r.stdout  # keyed's email_key derives from email
+    assert "column email_key <- cdc.email_key derives from the predicate's columns" in r.stderr, r.stderr
+    assert "Person1" not in r.stderr
+
+    # The list narrowed, no full refresh: keyed still stores email_key, now without lineage.
+    (pipe / "p.sql").write_text(sql("id, ts"))
+    tables = pipe / "data" / "tables"
+    assert "email_key" in [f.name for f in DeltaTable(str(tables / "keyed")).schema().fields]
+    versions = {t.name: DeltaTable(str(t)).version() for t in tables.iterdir()}
+    r = run_sluice("forget", pipe, "--where", "email = 'Person1@Example.com'", "--format", "json")
+    assert r.returncode == 1, r.stdout
+    assert "keyed: column email_key of the stored table has no lineage in the current definition of keyed" in r.stderr, r.stderr
+    assert "Person1" not in r.stderr
+    assert {t.name: DeltaTable(str(t)).version() for t in tables.iterdir()} == versions  # nothing changed
+    assert "person1@example.com" in {row["email_key"] for row in read_deltalake(tables / "keyed").to_pylist()}
+
+    # With --allow-partial the tables that can be matched are erased and keyed is listed as left.
+    r = run_sluice("forget", pipe, "--where", "email = 'Person1@Example.com'", "--allow-partial", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    report = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
+    # narrow's columns (id, ts, and __START_AT/__END_AT from meta, never from a column `ts`) all
+    # have lineage, none from email: not carried.
+    assert report["narrow"]["match"] == "not carried", report["narrow"]
+    assert report["keyed"]["match"] == "cannot be matched", report["keyed"]
+    assert report["cdc"]["match"] == "columns" and report["cdc"]["rowsErased"] == 1, report["cdc"]

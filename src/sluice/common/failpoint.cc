@@ -5,9 +5,53 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 
 namespace sluice {
+
+namespace {
+
+// The in-process actions (FailPointAction). Guarded by actions_mutex; `action_count` lets a
+// point with none registered (every point outside unit tests) skip the mutex.
+std::mutex actions_mutex;
+std::atomic<int> action_count{0};
+
+std::map<std::string, std::shared_ptr<std::function<void()>>>& actions() {
+  static std::map<std::string, std::shared_ptr<std::function<void()>>> registered;
+  return registered;
+}
+
+void run_action(const char* name) {
+  if (action_count.load(std::memory_order_acquire) == 0) return;
+  std::shared_ptr<std::function<void()>> action;
+  {
+    std::lock_guard<std::mutex> lock(actions_mutex);
+    auto it = actions().find(name);
+    if (it == actions().end()) return;
+    action = it->second;
+  }
+  (*action)();  // outside the mutex: the action may reach other fail points
+}
+
+}  // namespace
+
+FailPointAction::FailPointAction(std::string name, std::function<void()> action) : name_(std::move(name)) {
+  std::lock_guard<std::mutex> lock(actions_mutex);
+  actions()[name_] = std::make_shared<std::function<void()>>(std::move(action));
+  action_count.store(static_cast<int>(actions().size()), std::memory_order_release);
+}
+
+FailPointAction::~FailPointAction() {
+  std::lock_guard<std::mutex> lock(actions_mutex);
+  actions().erase(name_);
+  action_count.store(static_cast<int>(actions().size()), std::memory_order_release);
+}
 
 bool fail_point_armed(const char* name) {
   static const char* armed = std::getenv("SLUICE_FAILPOINT");
@@ -15,6 +59,7 @@ bool fail_point_armed(const char* name) {
 }
 
 void fail_point(const char* name) {
+  run_action(name);
   static const char* paused = std::getenv("SLUICE_FAILPOINT_PAUSE");
   if (paused != nullptr && std::strcmp(paused, name) == 0) {
     // The test acts (writes an object, ...) while the process waits, then sends a line.

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "sluice/common/failpoint.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
 #include "sluice/delta/log_segment.h"
@@ -43,10 +44,40 @@ arrow::Result<int64_t> object_mtime_millis(const LogStore& store, const storage:
   return info ? info->mtime_nanos / 1'000'000 : INT64_MIN;
 }
 
+// With a LogCutCheck: the log listed again; a commit after the check that is not the caller's
+// own stops the cut (see the header).
+arrow::Status check_no_foreign_commit(const LogStore& store, const LogCutCheck& check) {
+  fail_point("log_cleanup_before_cut");  // tests: another writer commits after the last check
+  ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
+  for (const auto v : versions) {
+    if (v.value() <= check.checked_through.value() || check.own.count(v.value())) continue;
+    std::string operation = "operation unknown";
+    if (auto text = store.read_commit(v); text.ok()) {
+      if (auto actions = parse_commit(*text, store.display(store.commit_path(v))); actions.ok()) {
+        for (const auto& a : *actions) {
+          const auto* info = std::get_if<CommitInfo>(&a);
+          if (!info || !info->value.contains("operation") || !info->value["operation"].is_string()) continue;
+          operation = fmt::format("operation '{}'", info->value["operation"].get<std::string>());
+          if (info->value.contains("engineInfo") && info->value["engineInfo"].is_string()) {
+            operation += " by " + info->value["engineInfo"].get<std::string>();
+          }
+        }
+      }
+    }
+    return arrow::Status::Invalid(fmt::format(
+        "the log of {} was not cut: version {} ({}) was committed by another writer after the clean-up's last "
+        "check (version {}); the log and its commits stay whole. If that commit names a file the clean-up "
+        "deleted, the table is unreadable until it is restored (RESTORE to version {}); then run the command "
+        "again",
+        store.location(), v.value(), operation, check.checked_through.value(), v.value() - 1));
+  }
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 arrow::Result<LogCleanupResult> cleanup_expired_logs(const LogStore& store, const Metadata& metadata,
-                                                     int64_t now_millis) {
+                                                     int64_t now_millis, const LogCutCheck* check) {
   LogCleanupResult result;
   auto enabled = metadata.configuration.find("delta.enableExpiredLogCleanup");
   if (enabled != metadata.configuration.end() && to_lower(enabled->second) == "false") return result;
@@ -109,6 +140,7 @@ arrow::Result<LogCleanupResult> cleanup_expired_logs(const LogStore& store, cons
   }
   std::stable_sort(doomed.begin(), doomed.end(),
                    [](const Doomed& a, const Doomed& b) { return a.version < b.version; });
+  if (check && !doomed.empty()) ARROW_RETURN_NOT_OK(check_no_foreign_commit(store, *check));
   for (const auto& d : doomed) {
     const std::string path = (store.log_dir() / d.object->name).string();
     auto st = store.objects()->remove(path);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 
+#include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
 #include "sluice/common/status.h"
 #include "sluice/common/text.h"
@@ -285,18 +286,31 @@ std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& 
   return out;
 }
 
-arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion decided,
-                                            std::vector<ListedFile>& candidates) {
+namespace {
+
+// The paths (relative to the root, with the folders above them) that the commits after `decided`
+// name, each with the first version naming it: adds with their deletion vectors, cdc files.
+// `newest` is set to the newest version listed.
+arrow::Result<std::map<std::string, int64_t>> named_since(const LogStore& store, DeltaVersion decided,
+                                                          DeltaVersion& newest) {
   ARROW_ASSIGN_OR_RAISE(auto versions, store.list_commits());
   const std::string root = store.table_root().string();
-  std::set<std::string> named;
+  std::map<std::string, int64_t> named;
+  newest = decided;
+  int64_t version = 0;
   auto name = [&](const std::string& encoded) -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto decoded, uri_decode_path(encoded));
-    if (auto rel = vacuum_relative_path(decoded, root)) insert_with_folders(named, *rel);
+    if (auto rel = vacuum_relative_path(decoded, root)) {
+      std::set<std::string> with_folders;
+      insert_with_folders(with_folders, *rel);
+      for (const auto& p : with_folders) named.emplace(p, version);
+    }
     return arrow::Status::OK();
   };
   for (const auto v : versions) {
+    if (v.value() > newest.value()) newest = v;
     if (v.value() <= decided.value()) continue;
+    version = v.value();
     ARROW_ASSIGN_OR_RAISE(auto text, store.read_commit(v));
     ARROW_ASSIGN_OR_RAISE(auto actions, parse_commit(text, store.display(store.commit_path(v))));
     for (const auto& action : actions) {
@@ -313,6 +327,16 @@ arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion 
       }
     }
   }
+  return named;
+}
+
+}  // namespace
+
+arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion decided,
+                                            std::vector<ListedFile>& candidates, DeltaVersion* newest_read) {
+  DeltaVersion newest{0};
+  ARROW_ASSIGN_OR_RAISE(auto named, named_since(store, decided, newest));
+  if (newest_read) *newest_read = newest;
   int64_t dropped = 0;
   std::erase_if(candidates, [&](const ListedFile& f) {
     const bool keep = named.count(f.path) > 0;
@@ -385,6 +409,7 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
     num_files += !f.is_dir;
   }
   if (options.mode == VacuumMode::kDryRun) return result;
+  fail_point("vacuum_after_choice");  // tests: another writer commits one of the candidates
 
   // Spark's VacuumStart / VacuumEnd operations, commitInfo only; values as strings, as Spark
   // serializes them.
@@ -402,7 +427,9 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
   result.start_version = started.version;
   // The log read again after the choice: a writer that takes no maintenance lock (Spark) may
   // have committed a file it wrote before the cut-off since the listing. Kept, not deleted.
-  ARROW_ASSIGN_OR_RAISE(const int64_t named, drop_committed_since(*store, snapshot->version(), result.candidates));
+  DeltaVersion rechecked{0};
+  ARROW_ASSIGN_OR_RAISE(const int64_t named,
+                        drop_committed_since(*store, snapshot->version(), result.candidates, &rechecked));
   if (named > 0) {
     num_files = 0;
     result.bytes = 0;
@@ -411,6 +438,8 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
       num_files += !f.is_dir;
     }
   }
+
+  fail_point("vacuum_before_delete");  // tests: a commit after the re-read
 
   arrow::Status failure;
   // Files first, then folders deepest first (a folder still holding files is left for later).
@@ -439,14 +468,37 @@ arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const
     }
   }
 
+  // Once more after the deletions: a commit that landed after the re-read and names a file
+  // just deleted cannot be undone here (Delta has no lock a lockless writer would honour), but
+  // it is not left unsaid: the vacuum fails naming the version and the file.
+  DeltaVersion checked{0};
+  arrow::Status lost;
+  auto late = named_since(*store, rechecked, checked);
+  if (!late.ok()) {
+    if (failure.ok()) failure = with_context(late.status(), "reading the log after the deletions");
+  } else {
+    for (const auto& f : result.candidates) {
+      auto it = late->find(f.path);
+      if (f.is_dir || it == late->end() || !lost.ok()) continue;
+      lost = arrow::Status::Invalid(fmt::format(
+          "version {} of {}, committed by another writer while vacuum deleted files, names {}, which this vacuum "
+          "deleted (it was unreferenced and older than the retention when chosen): that version now names a "
+          "missing file. Undo it (RESTORE the table to version {}) or write the file again; a writer that commits "
+          "files older than the retention must not run beside a vacuum",
+          it->second, table, f.path, it->second - 1));
+    }
+    result.checked_through = checked;
+  }
+
   CommitOptions end;
   end.operation = "VACUUM END";
-  end.operation_parameters = {{"status", failure.ok() ? "COMPLETED" : "FAILED"}};
+  end.operation_parameters = {{"status", failure.ok() && lost.ok() ? "COMPLETED" : "FAILED"}};
   end.operation_metrics = {{"numDeletedFiles", std::to_string(result.deleted_files)},
                            {"numVacuumedDirectories", std::to_string(result.deleted_dirs)}};
   Transaction end_txn(store, started.snapshot);
   ARROW_ASSIGN_OR_RAISE(auto ended, end_txn.commit(end));
   result.end_version = ended.version;
+  if (!lost.ok()) return with_context(lost, fmt::format("vacuum of {}", table));
   if (!failure.ok()) {
     return with_context(failure, fmt::format("vacuum of {} (deleted {} of {} files; run it again)", table,
                                              result.deleted_files, num_files));

@@ -63,12 +63,14 @@ std::vector<ListedFile> select_vacuum_candidates(const std::vector<ListedFile>& 
 // after `decided` names: an add (with its deletion vector) or a cdc action of any later commit.
 // A writer that takes no maintenance lock (Spark) may commit, between a vacuum's listing and
 // its deletions, a file it wrote before the cut-off; vacuum() calls this after VACUUM START so
-// that such a file is kept. Returns how many files were dropped. A commit landing after this
-// re-read is not seen: one that names a deleted file (any time after its deletion; under
-// forget, up to that table's log cut) leaves the table naming a missing file (README
-// "Privacy" (a) says what remains).
+// that such a file is kept. Returns how many files were dropped; `newest_read` (when given) is
+// set to the newest version the re-read saw. A commit landing after this re-read is not seen
+// here: one that names a file vacuum then deletes leaves the table naming a missing file;
+// vacuum() reads the log once more after its deletions and fails naming it (README "Privacy"
+// (a) says what remains).
 arrow::Result<int64_t> drop_committed_since(const LogStore& store, DeltaVersion decided,
-                                            std::vector<ListedFile>& candidates);
+                                            std::vector<ListedFile>& candidates,
+                                            DeltaVersion* newest_read = nullptr);
 
 enum class VacuumMode { kDelete, kDryRun };
 // Spark's spark.databricks.delta.retentionDurationCheck.enabled: a window shorter than the
@@ -99,12 +101,18 @@ struct VacuumResult {
   int64_t deleted_dirs = 0;
   std::optional<DeltaVersion> start_version;  // the VACUUM START and END commits (none: dry run)
   std::optional<DeltaVersion> end_version;
+  // The newest version the last read of the log after the deletions saw (none: dry run): every
+  // commit up to it was checked not to name a deleted file. A log cut after this vacuum (forget)
+  // stops when a commit other than VACUUM END landed after it (log_cleanup.h LogCutCheck).
+  std::optional<DeltaVersion> checked_through;
 };
 
 // VACUUM of the table at `store` (a local folder, or S3, GCS or Azure through one recursive
 // listing): checks the protocol (vacuumProtocolCheck asks for reader and writer checks), the
 // window, lists the table, then either returns the candidates (dry run) or commits VACUUM
-// START, deletes them, and commits VACUUM END, as Spark does. The deletion vectors of live
+// START, deletes them, and commits VACUUM END, as Spark does. Fail points (tests):
+// "vacuum_after_choice" once the candidates are chosen, "vacuum_before_delete" after the log's
+// re-read (drop_committed_since), right before the first deletion. The deletion vectors of live
 // files and unexpired tombstones are kept, orphaned ones go. _delta_log is never touched (log
 // cleanup is log_cleanup.h's).
 arrow::Result<VacuumResult> vacuum(const std::shared_ptr<LogStore>& store, const VacuumOptions& options);

@@ -297,7 +297,8 @@ int64_t rows_per_target_file(const std::vector<delta::Add>& bin, int64_t target)
 }
 
 // An output stream that keeps only how many bytes went through it: the sizing sample's file is
-// never held (a BufferOutputStream held up to one target file, 1 GiB by default, in memory).
+// not kept (a BufferOutputStream held up to one target file, 1 GiB by default, in memory); the
+// Parquet writer itself still holds at most one row group's pages before writing them here.
 // Parquet's writer needs only Write, Tell and Close of its sink.
 class CountingOutputStream final : public arrow::io::OutputStream {
  public:

@@ -358,7 +358,7 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
   // Clean-up in three passes, each safe to interrupt (a re-run finishes it): files and a fresh
   // checkpoint; streaming readers moved to that checkpoint; the log before it deleted.
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name, started_millis));
+    if (carries(t)) ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(t.store, t.report, t.name, started_millis, t.cut_check));
   }
   for (auto& t : tables) {
     if (!is_view(t, graph) && is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables, false));
@@ -379,12 +379,33 @@ arrow::Result<ForgetReport> run(const PipelineConfig& config, const Graph* graph
     if (is_streaming_reader(t, graph)) ARROW_RETURN_NOT_OK(advance_readers(t, tables, true));
   }
   fail_point("forget_before_log_cut");
+  // A stopped cut (another writer committed after the clean-up's last check) stops that table's
+  // only: the other tables' logs and the event log (vacuumed, its log cut: the files its scrub
+  // replaced still quote the value) are cleaned, then forget fails naming every stop.
+  std::vector<std::string> stopped;
   for (auto& t : tables) {
-    if (carries(t)) ARROW_RETURN_NOT_OK(cut_log(t.store, t.report, t.name));
+    if (!carries(t)) continue;
+    if (auto st = cut_log(t.store, t.report, t.name, t.cut_check); !st.ok()) {
+      stopped.push_back("the clean-up stopped before the log cut of table " + t.name + ": " + scrubbed(st, p).message());
+    }
   }
   ForgetTableReport event_log_report;
-  ARROW_RETURN_NOT_OK(vacuum_and_checkpoint(event_log, event_log_report, "event_log", started_millis));
-  ARROW_RETURN_NOT_OK(cut_log(event_log, event_log_report, "event_log"));
+  delta::LogCutCheck event_log_check;
+  auto event_log_cleaned =
+      vacuum_and_checkpoint(event_log, event_log_report, "event_log", started_millis, event_log_check);
+  if (event_log_cleaned.ok()) event_log_cleaned = cut_log(event_log, event_log_report, "event_log", event_log_check);
+  if (!event_log_cleaned.ok()) {
+    stopped.push_back("the clean-up of the event log stopped: " + scrubbed(event_log_cleaned, p).message());
+  }
+  if (!stopped.empty()) {
+    // The rows are erased; a log not cut (and the commits that may quote the value) stays until a
+    // re-run cuts it. Recorded, so the audit trail says why forget did not complete.
+    std::vector<std::string> with_why = warnings;
+    with_why.insert(with_why.end(), stopped.begin(), stopped.end());
+    (void)audit(config, update_id, p, tables, "FAILED", scrubbed_rows, with_why);
+    return invalid("forget on pipeline '{}': the rows are erased but {}. Run forget again to finish",
+                   config.name, fmt::join(stopped, "; "));
+  }
   ARROW_RETURN_NOT_OK(audit(config, update_id, p, tables, "COMPLETED", scrubbed_rows, warnings));
 
   ForgetReport report;

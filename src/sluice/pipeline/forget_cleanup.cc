@@ -51,7 +51,7 @@ using nlohmann::json;
 // erasure and earlier statements replaced, change data, orphaned deletion vectors), then writes
 // a checkpoint at the latest version: the version the log will start at (cut_log).
 arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
-                                    const std::string& name, int64_t started_millis) {
+                                    const std::string& name, int64_t started_millis, delta::LogCutCheck& check) {
   auto context = [&](const arrow::Status& st) { return with_context(st, "clean-up of table " + name); };
   delta::VacuumOptions options;
   options.retain_millis = 0;
@@ -66,6 +66,10 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
   auto vacuumed = delta::vacuum(store, options);
   if (!vacuumed.ok()) return context(vacuumed.status());
   report.files_deleted += vacuumed->deleted_files;
+  // What the log cut compares with: the first pass's last read after its deletions, and its
+  // own END. Only that read checked the commits against every file the clean-up deleted.
+  if (vacuumed->checked_through) check.checked_through = *vacuumed->checked_through;
+  if (vacuumed->end_version) check.own.insert(vacuumed->end_version->value());
   bool deleted_a_file = false;
   for (const auto& f : vacuumed->candidates) deleted_a_file = deleted_a_file || !f.is_dir;
   auto latest = delta::Snapshot::load(*store);
@@ -75,6 +79,11 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
     auto again = delta::vacuum(store, options);
     if (!again.ok()) return context(again.status());
     report.files_deleted += again->deleted_files;
+    // The second pass checks commits against its own deletions only: one landing between the
+    // passes may name a file the first pass deleted. Its checked_through is not taken; its START
+    // and END count as forget's own, so any other commit since the first pass's read stops the cut.
+    if (again->start_version) check.own.insert(again->start_version->value());
+    if (again->end_version) check.own.insert(again->end_version->value());
     latest = delta::Snapshot::load(*store);
     if (!latest.ok()) return context(latest.status());
   }
@@ -87,7 +96,7 @@ arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& stor
 // commitInfo may quote the value, older checkpoints and checksums (time travel to before the
 // erasure goes with them). Log cleanup with a copy of the metadata whose retentions are 0.
 arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
-                      const std::string& name) {
+                      const std::string& name, const delta::LogCutCheck& check) {
   auto context = [&](const arrow::Status& st) { return with_context(st, "log clean-up of table " + name); };
   auto latest = delta::Snapshot::load(*store);
   if (!latest.ok()) return context(latest.status());
@@ -103,7 +112,9 @@ arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTable
   int64_t newest = 0;
   for (const auto& o : *listed) newest = std::max(newest, o.mtime_nanos / 1'000'000);
   const int64_t cut_off = std::max(now_millis() + 60'000, newest + 1);
-  auto cleaned = delta::cleanup_expired_logs(*store, expire_all, cut_off);
+  // Listed again right before the cut: a commit by another writer since the clean-up's last
+  // check stops it with the log whole (the commit may name a file the clean-up deleted).
+  auto cleaned = delta::cleanup_expired_logs(*store, expire_all, cut_off, &check);
   if (!cleaned.ok()) return context(cleaned.status());
   if (!cleaned->kept_from || cleaned->kept_from->value() < report.version_after) {
     return context(invalid("the log could not be cut at the fresh checkpoint (version {})", report.version_after));
@@ -172,6 +183,7 @@ arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables, b
   options.operation_parameters = {{"outputMode", "Append"}, {"sluice.forget", "readers moved past the erasure"}};
   auto committed = txn.commit(options);
   if (!committed.ok()) return with_context(committed.status(), "table " + reader.name);
+  reader.cut_check.own.insert(committed->version.value());
   return arrow::Status::OK();
 }
 

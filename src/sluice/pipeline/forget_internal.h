@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/delta/log_cleanup.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/snapshot.h"
 #include "sluice/exec/expression_binder.h"
@@ -51,6 +52,9 @@ struct Table {
   std::optional<exec::BoundExpression> decoded_condition;
   std::shared_ptr<arrow::Schema> decoded_schema;
   std::string decode_text;
+  // What the clean-up has read of its log since its deletions, and the commits it made since:
+  // the log cut stops on any other commit (a lockless writer's, which may name a deleted file).
+  delta::LogCutCheck cut_check;
 };
 
 // --- forget_tables.cc
@@ -74,9 +78,9 @@ arrow::Status check_readers_caught_up(const std::vector<Table>& tables, const Pi
 
 // --- forget_cleanup.cc
 arrow::Status vacuum_and_checkpoint(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
-                                    const std::string& name, int64_t started_millis);
+                                    const std::string& name, int64_t started_millis, delta::LogCutCheck& check);
 arrow::Status cut_log(const std::shared_ptr<delta::LogStore>& store, ForgetTableReport& report,
-                      const std::string& name);
+                      const std::string& name, const delta::LogCutCheck& check);
 // move=false: only checks that nothing but forget's own commits lies past each reader's
 // progress (run for every reader before any is moved).
 arrow::Status advance_readers(Table& reader, const std::vector<Table>& tables, bool move);

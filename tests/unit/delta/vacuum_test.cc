@@ -3,13 +3,16 @@
 #include "sluice/delta/vacuum.h"
 
 #include <arrow/api.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/time.h>
 
 #include <fstream>
 
 #include "../temp_dir.h"
+#include "sluice/common/failpoint.h"
 #include "sluice/common/ids.h"
+#include "sluice/delta/checkpoint.h"
 #include "sluice/delta/deletion_vector.h"
 #include "sluice/delta/log_cleanup.h"
 #include "sluice/delta/table.h"
@@ -266,6 +269,83 @@ TEST_F(VacuumTest, KeepsAFileACommitNamedAfterItsChoice) {
   auto none = drop_committed_since(*store_, latest()->version(), candidates);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(*none, 0);
+}
+
+// Through vacuum() itself: another writer (Spark, no maintenance lock) commits a file vacuum
+// chose to delete, after the choice and before the re-read of the log: the file is kept.
+TEST_F(VacuumTest, KeepsAFileAnotherWriterCommitsBeforeItsReRead) {
+  create();
+  const int64_t day = 24 * kHour;
+  write_file("live.parquet", 30 * day);
+  write_file("late.parquet", 30 * day);
+  write_file("stray.parquet", 30 * day);
+  commit_add("live.parquet");
+  FailPointAction inject("vacuum_after_choice", [&] { commit_add("late.parquet"); });
+  auto done = vacuum(store_, VacuumOptions{});
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_TRUE(fs::exists(root_ / "late.parquet"));
+  EXPECT_FALSE(fs::exists(root_ / "stray.parquet"));
+  EXPECT_EQ(done->deleted_files, 1);
+  EXPECT_EQ(latest()->num_files(), 2u);
+  ASSERT_TRUE(done->checked_through && done->start_version);
+  EXPECT_GE(done->checked_through->value(), done->start_version->value());
+}
+
+// The same commit landing after the last re-read, during the deletions, is NOT guaranteed
+// against (Delta has no lock a lockless writer honours): the file is deleted and the version
+// names a missing file. The vacuum reads the log once more after its deletions and fails,
+// naming the version and the file (VACUUM END says FAILED), rather than reporting success.
+TEST_F(VacuumTest, AFileCommittedAfterItsLastReReadIsDeletedAndTheVacuumSaysSo) {
+  create();
+  const int64_t day = 24 * kHour;
+  write_file("live.parquet", 30 * day);
+  write_file("late.parquet", 30 * day);
+  commit_add("live.parquet");
+  int64_t injected = -1;
+  FailPointAction inject("vacuum_before_delete", [&] {
+    commit_add("late.parquet");
+    injected = latest()->version().value();
+  });
+  auto done = vacuum(store_, VacuumOptions{});
+  ASSERT_FALSE(done.ok());
+  EXPECT_FALSE(fs::exists(root_ / "late.parquet")) << "deleted: the window after the re-read stays open";
+  const std::string message(done.status().message());
+  EXPECT_NE(message.find(fmt::format("version {} of", injected)), std::string::npos) << message;
+  EXPECT_NE(message.find("names late.parquet, which this vacuum deleted"), std::string::npos) << message;
+  const auto end = latest()->version();
+  EXPECT_EQ(operation_of(end), "VACUUM END");
+  EXPECT_NE(store_->read_commit(end)->find(R"("status":"FAILED")"), std::string::npos);
+}
+
+// forget's log cut, after its vacuum deleted files: a commit by another writer after the last
+// check (which may name a deleted file) stops the cut with the whole log kept; the caller's own
+// commits since do not.
+TEST_F(VacuumTest, ALogCutWithACheckStopsOnAnotherWritersCommitAfterIt) {
+  create();
+  for (int i = 1; i <= 3; ++i) commit_add("f" + std::to_string(i) + ".parquet");  // versions 1..3
+  ASSERT_TRUE(write_checkpoint(*store_, *latest()).ok());
+  Metadata expire_all = latest()->metadata();
+  expire_all.configuration["delta.logRetentionDuration"] = "interval 0 seconds";
+  expire_all.configuration["delta.checkpointRetentionDuration"] = "interval 0 seconds";
+  LogCutCheck check;
+  check.checked_through = DeltaVersion(2);
+  check.own = {3};  // e.g. VACUUM END
+  {
+    FailPointAction inject("log_cleanup_before_cut", [&] { commit_add("late.parquet"); });  // version 4
+    auto stopped = cleanup_expired_logs(*store_, expire_all, now_millis() + 60'000, &check);
+    ASSERT_FALSE(stopped.ok());
+    const std::string message(stopped.status().message());
+    EXPECT_NE(message.find("was not cut: version 4 (operation "), std::string::npos) << message;
+    EXPECT_NE(message.find("last check (version 2)"), std::string::npos) << message;
+    for (int v = 0; v <= 4; ++v) EXPECT_TRUE(fs::exists(store_->commit_path(DeltaVersion(v)))) << v;
+  }
+  // Once that commit was checked, the log is cut.
+  check.checked_through = DeltaVersion(4);
+  auto cut = cleanup_expired_logs(*store_, expire_all, now_millis() + 60'000, &check);
+  ASSERT_TRUE(cut.ok()) << cut.status().ToString();
+  EXPECT_EQ(cut->kept_from, DeltaVersion(3));
+  EXPECT_FALSE(fs::exists(store_->commit_path(DeltaVersion(2))));
+  EXPECT_EQ(latest()->num_files(), 4u);
 }
 
 TEST_F(VacuumTest, KeepsTheDeletionVectorsOfLiveFilesAndUnexpiredTombstones) {
