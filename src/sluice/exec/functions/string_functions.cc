@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "sluice/common/status.h"
+#include "sluice/common/utf8.h"
 #include "sluice/exec/functions/function_helpers.h"
 #include "sluice/exec/functions/function_registry.h"
 #include "sluice/exec/functions/row_kernels.h"
@@ -568,7 +569,7 @@ arrow::Result<RowResult> url_decode_row(const LiteralArgs& args, std::string_vie
       const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
       if (hi < 0 || lo < 0) {
         if (!args.ints.empty() && args.ints[0] == 1) return RowResult::kNull;
-        return arrow::Status::Invalid(fmt::format("url_decode: '{}' has a broken %-escape at byte {} (CANNOT_DECODE_URL)", s, i));
+        return arrow::Status::Invalid(fmt::format("url_decode: a value has a broken %-escape at byte {} (CANNOT_DECODE_URL)", i));
       }
       bytes += static_cast<char>(hi * 16 + lo);
       i += 2;
@@ -576,45 +577,33 @@ arrow::Result<RowResult> url_decode_row(const LiteralArgs& args, std::string_vie
       bytes += s[i];
     }
   }
-  if (arrow::util::ValidateUTF8(bytes)) {
+  // Each maximal invalid subpart becomes U+FFFD, as Java's decoder (and Spark) do. (Arrow's
+  // ValidateUTF8 needs InitializeUTF8() first and accepted everything without it: review of fa.)
+  if (sluice::is_valid_utf8(bytes)) {
     out = std::move(bytes);
-    return RowResult::kValue;
-  }
-  for (size_t i = 0; i < bytes.size();) {
-    auto [cp, n] = code_point_at(bytes, i);
-    if (arrow::util::ValidateUTF8(std::string_view(bytes).substr(i, n))) {
-      out.append(bytes, i, n);
-    } else {
-      out += "\xEF\xBF\xBD";
-    }
-    i += n;
+  } else {
+    out.clear();
+    sluice::append_valid_utf8(bytes, &out);
   }
   return RowResult::kValue;
 }
 
 // is_valid_utf8 / make_valid_utf8 / validate_utf8 / try_validate_utf8 (args.ints[0]: which).
 arrow::Result<RowResult> is_valid_utf8_row(const LiteralArgs&, std::string_view s, bool& out) {
-  out = arrow::util::ValidateUTF8(s);
+  out = sluice::is_valid_utf8(s);
   return RowResult::kValue;
 }
 
 arrow::Result<RowResult> valid_utf8_row(const LiteralArgs& args, std::string_view s, std::string& out) {
-  if (arrow::util::ValidateUTF8(s)) {
+  if (sluice::is_valid_utf8(s)) {
     out = s;
     return RowResult::kValue;
   }
   const int64_t mode = args.ints[0];  // 0 make valid, 1 error, 2 NULL
   if (mode == 2) return RowResult::kNull;
   if (mode == 1) return arrow::Status::Invalid("validate_utf8: a value is not valid UTF-8 (INVALID_UTF8_STRING)");
-  for (size_t i = 0; i < s.size();) {
-    auto [cp, n] = code_point_at(s, i);
-    if (arrow::util::ValidateUTF8(s.substr(i, n))) {
-      out.append(s.substr(i, n));
-    } else {
-      out += "\xEF\xBF\xBD";
-    }
-    i += n;
-  }
+  out.clear();
+  sluice::append_valid_utf8(s, &out);
   return RowResult::kValue;
 }
 
