@@ -280,8 +280,8 @@ arrow::Status plan_tables(std::vector<Table>& tables, const Predicate& p, const 
   // "<dataset>.<column>" holding or derived from a predicate column, upstream first.
   std::set<std::string> tainted;
   // dataset -> its tainted columns with their sources, for messages. Lineage can name a column the
-  // stored table lacks (a column added to the definition, not written yet): only the columns the
-  // table really has count below; a stored column lineage does not name counts as unknown.
+  // stored table lacks (an APPLY CHANGES target's COLUMNS list keeps fewer than its source has):
+  // only the columns the table really has count below.
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> derived_columns;
   if (graph) {
     for (const auto& name : graph->order) {
@@ -352,29 +352,6 @@ arrow::Status plan_tables(std::vector<Table>& tables, const Predicate& p, const 
       r.how = fmt::format("column {} derives from the predicate's columns, but the table lacks {}",
                           stored_derived->second, fmt::join(p.columns, ", "));
       continue;
-    }
-    // A stored column the current definition gives no lineage (an earlier, wider definition
-    // wrote it: a COLUMNS list narrowed, a column dropped from the query, with no full refresh)
-    // has unknown provenance: it may hold the value, so the table is never skipped as "not
-    // carried" (refused unless --allow-partial; a full refresh rewrites it from the definition).
-    if (auto it = lineage.find(t.name); it != lineage.end()) {
-      const std::string* unknown = nullptr;
-      for (const auto& f : schema->fields()) {
-        const bool known = std::any_of(it->second.begin(), it->second.end(),
-                                       [&](const auto& c) { return c.first == f->name(); });
-        if (!known) {
-          unknown = &f->name();
-          break;
-        }
-      }
-      if (unknown) {
-        r.match = ForgetMatch::kUnmatched;
-        r.how = fmt::format("column {} of the stored table has no lineage in the current definition of {} (an "
-                            "earlier definition wrote it; a full refresh of {} rewrites the table from the current "
-                            "one) and may hold the value, but the table lacks {}",
-                            *unknown, t.name, t.name, fmt::join(p.columns, ", "));
-        continue;
-      }
     }
     r.match = ForgetMatch::kNotCarried;
     r.how = fmt::format("no column is or derives from {}", fmt::join(p.columns, ", "));

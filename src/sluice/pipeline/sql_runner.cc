@@ -4,10 +4,8 @@
 #include "sluice/pipeline/sql_runner.h"
 
 #include <arrow/api.h>
-#include <arrow/compute/expression.h>
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -18,7 +16,6 @@
 #include "sluice/common/status.h"
 #include "sluice/delta/log_store.h"
 #include "sluice/delta/table_definition.h"
-#include "sluice/exec/expression_binder.h"
 #include "sluice/exec/select_plan.h"
 #include "sluice/format/payload_decoder.h"
 #include "sluice/pipeline/auto_compaction.h"
@@ -629,49 +626,6 @@ arrow::Result<std::map<std::string, std::shared_ptr<arrow::Schema>>> check_sql_p
 
 namespace sluice::pipeline {
 
-namespace {
-
-// The lineage of an APPLY CHANGES target: the columns its COLUMNS list keeps (the keys always;
-// `* EXCEPT (...)` the others), each from the source column of its name, and for SCD type 2
-// __START_AT and __END_AT from the top-level source columns SEQUENCE BY reads (`meta.ts` reads
-// column `meta`, never a column named `ts`). `changes` is the plan of the source's rows.
-arrow::Result<std::vector<std::pair<std::string, std::set<std::string>>>> apply_changes_lineage(
-    const sql::ApplyChanges& ac, const sql::SourceFile& file, const exec::SelectPlan& changes) {
-  const auto lineage = changes.lineage();
-  const auto& schema = changes.output_schema();
-  auto listed = [](const std::vector<std::string>& list, const std::string& n) {
-    return std::find(list.begin(), list.end(), n) != list.end();
-  };
-  std::vector<std::pair<std::string, std::set<std::string>>> out;
-  for (int i = 0; i < schema->num_fields(); ++i) {
-    const auto& n = schema->field(i)->name();
-    if (!ac.columns.empty() && !listed(ac.columns, n) && !listed(ac.keys, n)) continue;
-    if (listed(ac.except_columns, n)) continue;
-    out.emplace_back(n, lineage[i]);
-  }
-  if (ac.scd_type == 2) {
-    exec::ExpressionBinder binder(file, schema);
-    ARROW_ASSIGN_OR_RAISE(auto sequence, binder.bind(*ac.sequence_by));
-    std::set<std::string> from;
-    for (const auto& ref : arrow::compute::FieldsInExpression(sequence.expr)) {
-      const arrow::FieldRef* top = &ref;
-      if (const auto* nested = ref.nested_refs(); nested && !nested->empty()) top = &nested->front();
-      int index = -1;
-      if (const auto* name = top->name()) {
-        index = schema->GetFieldIndex(*name);
-      } else if (const auto* path = top->field_path(); path && !path->indices().empty()) {
-        index = path->indices().front();
-      }
-      if (index >= 0 && index < static_cast<int>(lineage.size())) from.insert(lineage[index].begin(), lineage[index].end());
-    }
-    out.emplace_back("__START_AT", from);
-    out.emplace_back("__END_AT", std::move(from));
-  }
-  return out;
-}
-
-}  // namespace
-
 arrow::Result<std::map<std::string, std::vector<std::pair<std::string, std::set<std::string>>>>>
 sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
   SqlPlanner run(config, graph, {}, SchemaInference::kFrozenOnly);  // never contacts a broker
@@ -701,23 +655,7 @@ sql_pipeline_lineage(const PipelineConfig& config, const Graph& graph) {
       continue;
     }
     for (const auto& f : d.flows) {
-      if (!run.flow_plans().count(f)) continue;
-      const Flow& flow = graph.flows.at(f);
-      if (!flow.apply_changes) {
-        add(name, run.flow_plans().at(f));
-        continue;
-      }
-      ARROW_ASSIGN_OR_RAISE(auto columns, apply_changes_lineage(*flow.apply_changes, graph.files.at(flow.file),
-                                                                run.flow_plans().at(f)));
-      auto& known = out[name];
-      for (auto& [column, sources] : columns) {
-        auto it = std::find_if(known.begin(), known.end(), [&](const auto& c) { return c.first == column; });
-        if (it == known.end()) {
-          known.emplace_back(column, std::move(sources));
-        } else {
-          it->second.insert(sources.begin(), sources.end());
-        }
-      }
+      if (run.flow_plans().count(f)) add(name, run.flow_plans().at(f));
     }
   }
   return out;
