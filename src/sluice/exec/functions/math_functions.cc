@@ -409,8 +409,9 @@ void register_math_functions(FunctionRegistry& r) {
                                                              binary_row_exec<arrow::DoubleType, double, hypot_row>));
            return c.call(function, {as_double(c, 0), as_double(c, 1)});
          }, ""});
-  for (const auto& [name, kernel] : {std::pair{"cot", "tan"}, std::pair{"csc", "sin"}, std::pair{"sec", "cos"}}) {
-    r.add({name, {}, 1, 1, "math", "DOUBLE",
+  for (const auto& reciprocal : {std::pair{"cot", "tan"}, std::pair{"csc", "sin"}, std::pair{"sec", "cos"}}) {
+    const char* kernel = reciprocal.second;  // not a structured binding: clang 14 cannot capture one
+    r.add({reciprocal.first, {}, 1, 1, "math", "DOUBLE",
            [kernel](const FunctionCall& c) {
              return c.call("divide", {literal_of(arrow::MakeScalar(1.0)), cp::call(kernel, {as_double(c, 0)})});
            }, ""});
