@@ -42,7 +42,7 @@ void expect_rows(const std::string& text, const std::shared_ptr<arrow::DataType>
 
 void expect_error(const std::string& text, const std::string& part) {
   auto got = fb_eval(text);
-  ASSERT_FALSE(got.ok()) << text << " gave " << (*got)->ToString();
+  ASSERT_FALSE(got.ok()) << text << " gave " << (*got)->length() << " rows of " << (*got)->type()->ToString();
   EXPECT_NE(got.status().message().find(part), std::string::npos) << got.status().ToString();
 }
 
@@ -93,11 +93,13 @@ TEST(SequenceFunctionTest, BoundsStepsAndTheSizeLimit) {
 
 // Hostile sizes are refused before anything is reserved (review of fb: sequence(1, 2000000000)
 // reserved 16 GB; array_repeat over rows filled gigabytes): at most 2^26 elements per batch's
-// results together, and the offsets never wrap. The three-row batch asks for 3 x 30,000,000.
+// results together, and the offsets never wrap. Arguments that read a column are computed per
+// row (literal-only calls are folded to one value): rows 1 and 2 (n = 5, -3) ask for 40,000,000
+// elements each, together past the cap, so the second row is refused before its reservation.
 TEST(SequenceFunctionTest, ABatchsResultsAreCappedBeforeTheyAreAllocated) {
   expect_error("sequence(1, 2000000000)", "sluice's limit of 67108864 elements for one batch's results together");
-  expect_error("sequence(1, 30000000)", "sluice's limit of 67108864");
-  expect_error("array_repeat('x', 30000000)", "more than 67108864 elements together");
+  expect_error("sequence(1, 40000000 + n * 0)", "row 1 would have 40000000 elements, past sluice's limit of 67108864");
+  expect_error("array_repeat(n, 40000000)", "more than 67108864 elements together");
   expect_error("array_repeat(1, 1100000000)", "more than 67108864 elements together");
   // Steps past int64 in i * step (3 * 2^62) come out as stepping by addition does.
   expect_rows("sequence(-9223372036854775807, 9223372036854775807, 4611686018427387904)", arrow::list(arrow::int64()),
